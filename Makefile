@@ -1,0 +1,49 @@
+# amsm: two commands for a fresh machine.
+#   make run   set up, then start the embedded default (Temporal dev server, lab, worker)
+#   make test  set up, then ruff, mypy and the whole pytest suite
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint typecheck pytest setup odbc clean bench
+
+setup: $(STAMP) odbc
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "amsm: $(PYTHON) is required (Python 3.11)"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+# The DSM driver needs unixODBC and Debian's SQLite3 ODBC driver (the lab's DSMs).
+odbc:
+	@if odbcinst -q -d 2>/dev/null | grep -q '^\[SQLite3\]'; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "amsm: installing unixodbc and libsqliteodbc"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq unixodbc libsqliteodbc >/dev/null; \
+	else \
+	  echo "amsm: the SQLite3 ODBC driver is missing; run: sudo apt-get install unixodbc libsqliteodbc"; exit 1; \
+	fi
+
+run: setup
+	$(BIN)/python -m workers.embedded
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+pytest: setup
+	$(BIN)/pytest -q -p no:cacheprovider
+
+test: setup lint typecheck pytest
+
+bench: setup
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

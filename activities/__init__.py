@@ -1,0 +1,1 @@
+"""Activities: thin functions over the drivers. They act; workflows decide."""

@@ -1,0 +1,389 @@
+"""The activities: one thin function per device operation the workflows need.
+
+An instance holds the inventory and resolves credentials on the worker; inputs
+and results carry host names and sentences, never a secret.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TypeVar
+
+from temporalio import activity
+
+from activities.drivers import devices as dev
+from activities.drivers.credentials import CredentialStore
+from activities.drivers.dsm import DsmDriver
+from activities.drivers.errors import CommandFailed, DeviceError, Unreachable
+from activities.drivers.host import HostDriver
+from activities.drivers.ssh import SshHostDriver
+from activities.models import (
+    BrowseInput,
+    BrowseSwitchInput,
+    ClientInput,
+    ClientRebootInput,
+    DsmModeInput,
+    PairRef,
+    SideInput,
+    StepResult,
+)
+from activities.support import device_activity, translate_errors
+from inventory.models import SIDES, BrowseComponent, Host, Inventory, Side, Timing, other
+from inventory.status import (
+    AllSyncStatus,
+    BrowseStatus,
+    ClientStatus,
+    InSyncStatus,
+    PairStatus,
+    SmartBinsStatus,
+)
+
+T = TypeVar("T")
+
+
+class DeviceActivities:
+    def __init__(self, inventory: Inventory, inventory_path: str | Path) -> None:
+        self.inv = inventory
+        self.creds = CredentialStore(inventory, inventory_path)
+        self._probe_limit = asyncio.Semaphore(64)
+
+    # -- wiring --------------------------------------------------------------------------
+    def host(self, host: Host) -> HostDriver:
+        t = self.inv.timing
+        return SshHostDriver(
+            host,
+            self.creds.resolve(host.credentials),
+            self.creds.known_hosts,
+            connect_timeout=t.connect_timeout,
+            timeout=t.operation_timeout,
+        )
+
+    def dsm(self, side: Side) -> DsmDriver:
+        d = self.inv.sides[side].dsm
+        secret = self.creds.resolve(d.credentials) if d.credentials else None
+        return DsmDriver(d, side, secret, timeout=self.inv.timing.connect_timeout)
+
+    def _check_pair(self, pair: str) -> None:
+        if pair != self.inv.pair:
+            raise CommandFailed(
+                "worker", f"this worker serves pair {self.inv.pair!r}, not {pair!r}"
+            )
+
+    def _components(self, names: list[str] | None) -> list[BrowseComponent]:
+        if names is None:
+            return list(self.inv.browse)
+        known = {b.name: b for b in self.inv.browse}
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise CommandFailed(
+                "worker",
+                f"unknown Browse component(s) {', '.join(unknown)}; known: {', '.join(known)}",
+            )
+        return [known[n] for n in names]
+
+    async def _limited(self, coro: Awaitable[T]) -> T:
+        async with self._probe_limit:
+            return await coro
+
+    # -- probes ------------------------------------------------------------------------------
+    @activity.defn(name="get_timing")
+    async def get_timing(self, inp: PairRef) -> Timing:
+        """The worker's timing settings, so workflows size their timeouts from the inventory."""
+        self._check_pair(inp.pair)
+        return self.inv.timing
+
+    @activity.defn(name="probe_pair")
+    @translate_errors
+    async def probe_pair(self, inp: PairRef) -> PairStatus:
+        """Read every device of the pair in parallel. Unreachable devices are reported, not raised."""
+        self._check_pair(inp.pair)
+        inv = self.inv
+
+        async def smartbins(side: Side, i: int) -> SmartBinsStatus:
+            s = inv.sides[side].smartbins[i]
+            st = SmartBinsStatus(host=s.host, side=side, pseudo_host=s.pseudo_host)
+            try:
+                st.running, st.mode = await dev.smartbins_facts(self.host(s), inv.devices)
+            except DeviceError as e:
+                st.reachable, st.error = False, str(e)
+            return st
+
+        async def browse(c: BrowseComponent) -> BrowseStatus:
+            st = BrowseStatus(name=c.name, role=c.role, host=c.host.host)
+            try:
+                f = await dev.browse_facts(self.host(c.host), c, inv)
+                st.services, st.side, st.running = f.services, f.side, f.running
+            except DeviceError as e:
+                st.reachable, st.error = False, str(e)
+            return st
+
+        async def client(i: int) -> ClientStatus:
+            c = inv.clients[i]
+            try:
+                return await dev.client_facts(self.host(c), c, inv)
+            except DeviceError as e:
+                return ClientStatus(host=c.host, kind=c.kind, status="unreachable", error=str(e))
+
+        async def insync() -> InSyncStatus:
+            cp = inv.control_point
+            st = InSyncStatus(host=cp.host)
+            try:
+                st.running, st.main = await dev.insync_facts(self.host(cp), inv.devices)
+            except DeviceError as e:
+                st.reachable, st.error = False, str(e)
+            return st
+
+        async def allsync(side: Side) -> tuple[Side, bool | None, str | None]:
+            nas = inv.sides[side].nas.cifs
+            try:
+                return (
+                    side,
+                    await dev.process_running(self.host(nas), inv.devices.allsync_process),
+                    None,
+                )
+            except DeviceError as e:
+                return side, None, str(e)
+
+        dsm_x, dsm_y = await asyncio.gather(*(asyncio.to_thread(self.dsm(s).status) for s in SIDES))
+        sb = [
+            self._limited(smartbins(side, i))
+            for side in SIDES
+            for i in range(len(inv.sides[side].smartbins))
+        ]
+        results = await asyncio.gather(
+            asyncio.gather(*sb),
+            asyncio.gather(*(self._limited(browse(c)) for c in inv.browse)),
+            asyncio.gather(*(self._limited(client(i)) for i in range(len(inv.clients)))),
+            insync(),
+            asyncio.gather(*(allsync(s) for s in SIDES)),
+        )
+        sb_st, browse_st, client_st, insync_st, allsync_raw = results
+        allsync_st = AllSyncStatus(
+            running_on=[s for s, running, _ in allsync_raw if running],
+            errors={inv.sides[s].nas.cifs.host: err for s, _, err in allsync_raw if err},
+        )
+        return PairStatus(
+            pair=inv.pair,
+            read_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            dsm={"X": dsm_x, "Y": dsm_y},
+            smartbins=list(sb_st),
+            browse=list(browse_st),
+            clients=list(client_st),
+            insync=insync_st,
+            allsync=allsync_st,
+        )
+
+    # -- DSM -------------------------------------------------------------------------------
+    async def _wait(self, what: str, check: Callable[[], Awaitable[bool]], host: str) -> None:
+        deadline = time.monotonic() + self.inv.timing.replication_timeout
+        while not await check():
+            if time.monotonic() > deadline:
+                raise CommandFailed(
+                    host, f"{what}: not reached within {self.inv.timing.replication_timeout:.0f} s"
+                )
+            await asyncio.sleep(min(0.5, self.inv.timing.poll_interval))
+
+    @activity.defn(name="dsm_stop_replication")
+    @device_activity
+    async def dsm_stop_replication(self, inp: SideInput) -> StepResult:
+        """Stop replication on the side's DSM and wait until both DSMs report it stopped."""
+        self._check_pair(inp.pair)
+        me, peer = self.dsm(inp.side), self.dsm(other(inp.side))
+        msg = await asyncio.to_thread(me.stop_replication)
+
+        async def both_stopped() -> bool:
+            a, b = await asyncio.gather(asyncio.to_thread(me.read), asyncio.to_thread(peer.read))
+            return a.replication != "running" and b.replication != "running"
+
+        await self._wait("both DSMs report replication stopped", both_stopped, peer.name)
+        return StepResult(message=f"{msg}; {peer.name} reports stopped too")
+
+    @activity.defn(name="dsm_set_mode")
+    @device_activity
+    async def dsm_set_mode(self, inp: DsmModeInput) -> StepResult:
+        self._check_pair(inp.pair)
+        return StepResult(message=await asyncio.to_thread(self.dsm(inp.side).set_mode, inp.mode))
+
+    @activity.defn(name="dsm_start_replication")
+    @device_activity
+    async def dsm_start_replication(self, inp: SideInput) -> StepResult:
+        """Start replication from the side's DSM; wait until the peer runs as replication backup."""
+        self._check_pair(inp.pair)
+        me, peer = self.dsm(inp.side), self.dsm(other(inp.side))
+        msg = await asyncio.to_thread(me.start_replication, peer)
+
+        async def peer_backup() -> bool:
+            a, b = await asyncio.gather(asyncio.to_thread(me.read), asyncio.to_thread(peer.read))
+            if a.replication == "failed":
+                raise CommandFailed(me.name, "replication failed")
+            return b.replication == "running" and b.role == "backup"
+
+        await self._wait(f"{peer.name} running as replication backup", peer_backup, peer.name)
+        a, b = await asyncio.gather(asyncio.to_thread(me.read), asyncio.to_thread(peer.read))
+        return StepResult(
+            message=f"{msg}; asset counts {me.name} {a.asset_count}, {peer.name} {b.asset_count}"
+        )
+
+    # -- SmartBins ---------------------------------------------------------------------------
+    @activity.defn(name="smartbins_set_main")
+    @device_activity
+    async def smartbins_set_main(self, inp: SideInput) -> StepResult:
+        """Every SmartBins server of the side: stop, normal mode, start."""
+        self._check_pair(inp.pair)
+        servers = self.inv.sides[inp.side].smartbins
+        msgs = await asyncio.gather(
+            *(dev.smartbins_set(self.host(s), self.inv.devices, "Normal", True) for s in servers)
+        )
+        return StepResult(message=f"SmartBins on {inp.side} main", details=list(msgs))
+
+    @activity.defn(name="smartbins_set_backup")
+    @device_activity
+    async def smartbins_set_backup(self, inp: SideInput) -> StepResult:
+        """All stopped; the side's PseudoSmartBins host in pseudo mode and started."""
+        self._check_pair(inp.pair)
+        servers = self.inv.sides[inp.side].smartbins
+        # Stop the others first so two servers never run in pseudo mode together.
+        msgs = list(
+            await asyncio.gather(
+                *(
+                    dev.smartbins_set(self.host(s), self.inv.devices, "Normal", False)
+                    for s in servers
+                    if not s.pseudo_host
+                )
+            )
+        )
+        pseudo = self.inv.sides[inp.side].pseudo_host
+        msgs.append(await dev.smartbins_set(self.host(pseudo), self.inv.devices, "Pseudo", True))
+        return StepResult(
+            message=f"SmartBins on {inp.side} backup (pseudo on {pseudo.host})", details=msgs
+        )
+
+    # -- Browse ----------------------------------------------------------------------------
+    @activity.defn(name="browse_stop")
+    @device_activity
+    async def browse_stop(self, inp: BrowseInput) -> StepResult:
+        self._check_pair(inp.pair)
+        comps = self._components(inp.components)
+        msgs = await asyncio.gather(*(dev.browse_stop(self.host(c.host), c) for c in comps))
+        return StepResult(message=f"{len(comps)} Browse component(s) stopped", details=list(msgs))
+
+    @activity.defn(name="browse_switch")
+    @device_activity
+    async def browse_switch(self, inp: BrowseSwitchInput) -> StepResult:
+        """Swap config files of stopped components so they point at `to`; does not start them."""
+        self._check_pair(inp.pair)
+        comps = self._components(inp.components)
+        msgs = await asyncio.gather(
+            *(dev.browse_switch(self.host(c.host), c, self.inv, inp.to) for c in comps)
+        )
+        return StepResult(
+            message=f"{len(comps)} Browse component(s) point at {inp.to}", details=list(msgs)
+        )
+
+    @activity.defn(name="browse_start")
+    @device_activity
+    async def browse_start(self, inp: BrowseInput) -> StepResult:
+        self._check_pair(inp.pair)
+        comps = self._components(inp.components)
+        msgs = await asyncio.gather(*(dev.browse_start(self.host(c.host), c) for c in comps))
+        sides = await asyncio.gather(
+            *(dev.browse_facts(self.host(c.host), c, self.inv) for c in comps)
+        )
+        on = {f.side for f in sides}
+        where = f"Active on {on.pop()}" if len(on) == 1 else "pointing at mixed sides"
+        return StepResult(
+            message=f"{len(comps)} Browse component(s) started, {where}", details=list(msgs)
+        )
+
+    # -- InSync ----------------------------------------------------------------------------
+    @activity.defn(name="insync_set_main")
+    @device_activity
+    async def insync_set_main(self, inp: SideInput) -> StepResult:
+        self._check_pair(inp.pair)
+        cp = self.inv.control_point
+        return StepResult(
+            message=await dev.insync_set_main(self.host(cp), self.inv.devices, inp.side)
+        )
+
+    # -- clients ----------------------------------------------------------------------------
+    @activity.defn(name="client_prepare")
+    @device_activity
+    async def client_prepare(self, inp: ClientInput) -> StepResult:
+        """Stop Aurora, point iSCSI and the DSM at `to` (no reboot yet)."""
+        self._check_pair(inp.pair)
+        c = self.inv.client(inp.host)
+        return StepResult(message=await dev.client_prepare(self.host(c), c, self.inv, inp.to))
+
+    @activity.defn(name="client_reboot")
+    @translate_errors
+    async def client_reboot(self, inp: ClientRebootInput) -> StepResult:
+        """Restart the client and wait until it is back with a later boot time.
+
+        Resumable: the boot time before the restart and whether the restart was
+        sent are kept in the heartbeat details, so a retry after a worker crash
+        neither reboots twice nor waits for a reboot that never happened.
+        """
+        self._check_pair(inp.pair)
+        c = self.inv.client(inp.host)
+        drv = self.host(c)
+        t = self.inv.timing
+        started = time.monotonic()
+        prior = activity.info().heartbeat_details
+        before: float
+        sent = False
+        if prior:
+            before, sent = float(prior[0]), bool(prior[1])
+        else:
+            before = (await dev.boot_time(drv)).timestamp()
+        activity.heartbeat(before, sent)
+        deadline = started + t.reboot_timeout
+        while True:
+            try:
+                now_boot = (await dev.boot_time(drv)).timestamp()
+                if now_boot > before:
+                    took = time.monotonic() - started
+                    return StepResult(message=f"{c.host} restarted ({inp.round}/2) in {took:.1f} s")
+                if not sent:
+                    try:
+                        await drv.run_one(dev.ps.restart_computer())
+                    except Unreachable:
+                        pass  # the connection can drop as the host goes down
+                    sent = True
+            except Unreachable:
+                pass  # down while it reboots
+            activity.heartbeat(before, sent)
+            if time.monotonic() > deadline:
+                raise CommandFailed(
+                    c.host,
+                    f"did not come back within {t.reboot_timeout:.0f} s of restart {inp.round}/2",
+                )
+            await asyncio.sleep(t.poll_interval)
+
+    @activity.defn(name="client_verify")
+    @device_activity
+    async def client_verify(self, inp: ClientInput) -> StepResult:
+        self._check_pair(inp.pair)
+        c = self.inv.client(inp.host)
+        return StepResult(message=await dev.client_verify(self.host(c), c, self.inv, inp.to))
+
+    def all(self) -> list[Callable[..., object]]:
+        return [
+            self.get_timing,
+            self.probe_pair,
+            self.dsm_stop_replication,
+            self.dsm_set_mode,
+            self.dsm_start_replication,
+            self.smartbins_set_main,
+            self.smartbins_set_backup,
+            self.browse_stop,
+            self.browse_switch,
+            self.browse_start,
+            self.insync_set_main,
+            self.client_prepare,
+            self.client_reboot,
+            self.client_verify,
+        ]

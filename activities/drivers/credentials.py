@@ -1,0 +1,57 @@
+"""Resolve a credentials *reference* from the inventory into a secret, on the worker only."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from inventory.load import resolve_path
+from inventory.models import Inventory
+
+
+@dataclass(frozen=True)
+class Secret:
+    username: str
+    key_file: Path | None
+    password: str | None
+
+    def __repr__(self) -> str:  # never print the password
+        return f"Secret(username={self.username!r}, key_file={self.key_file!s})"
+
+
+class CredentialError(Exception):
+    pass
+
+
+class CredentialStore:
+    def __init__(self, inventory: Inventory, inventory_path: str | Path) -> None:
+        self._inventory = inventory
+        self._path = inventory_path
+
+    def resolve(self, ref: str) -> Secret:
+        cred = self._inventory.credentials.get(ref)
+        if cred is None:
+            raise CredentialError(f"credentials {ref!r} are not defined in the inventory")
+        key = resolve_path(self._path, cred.key_file) if cred.key_file else None
+        password: str | None = None
+        if cred.password_file:
+            pf = resolve_path(self._path, cred.password_file)
+            try:
+                password = pf.read_text(encoding="utf-8").strip()
+            except OSError as e:
+                raise CredentialError(
+                    f"credentials {ref!r}: cannot read {pf}: {e.strerror}"
+                ) from None
+        elif cred.password_env:
+            password = os.environ.get(cred.password_env)
+            if password is None:
+                raise CredentialError(
+                    f"credentials {ref!r}: environment variable {cred.password_env} is not set "
+                    "on the worker"
+                )
+        return Secret(cred.username, key, password)
+
+    @property
+    def known_hosts(self) -> Path:
+        return resolve_path(self._path, self._inventory.known_hosts)

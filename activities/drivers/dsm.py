@@ -1,0 +1,152 @@
+"""DSM driver on pyodbc: read the database server's mode and replication, change them.
+
+pyodbc blocks, so activities call these methods in a thread. Every operation reads
+the DSM first and does nothing when it is already in the wanted state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import pyodbc
+
+from activities.drivers.credentials import Secret
+from activities.drivers.dsm_profiles import PROFILES, DsmProfile
+from activities.drivers.errors import (
+    RULE_REPLICATION_FROM_MAIN,
+    RULE_REPLICATION_PEER_BACKUP,
+    AuthenticationFailed,
+    CommandFailed,
+    InterlockRefused,
+    Unreachable,
+)
+from inventory.models import Dsm, Side
+from inventory.status import DsmStatus
+
+# SQLSTATE classes: 08 = connection, 28 = authorization, HYT = timeouts.
+_UNREACHABLE_STATES = ("08", "HYT00", "HYT01", "IM")
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class DsmDriver:
+    def __init__(self, dsm: Dsm, side: Side, secret: Secret | None, timeout: float) -> None:
+        self.dsm = dsm
+        self.side = side
+        self.name = dsm.host
+        self.profile: DsmProfile = PROFILES[dsm.profile]
+        self._secret = secret
+        self._timeout = timeout
+
+    # -- connection ---------------------------------------------------------------------
+    def _conn_str(self) -> str:
+        parts = [self.dsm.odbc.rstrip(";")]
+        if self.profile.connect_options:
+            parts.append(self.profile.connect_options)
+        if self._secret is not None and self._secret.password is not None:
+            parts.append(f"UID={self._secret.username};PWD={{{self._secret.password}}}")
+        return ";".join(parts)
+
+    def _translate(self, e: pyodbc.Error) -> Exception:
+        state = str(e.args[0]) if e.args else ""
+        text = str(e.args[1]) if len(e.args) > 1 else str(e)
+        if self._secret is not None and self._secret.password:
+            text = text.replace(self._secret.password, "***")
+        if state.startswith("28"):
+            return AuthenticationFailed(self.name, f"login refused: {text}")
+        if state.startswith(_UNREACHABLE_STATES) or isinstance(e, pyodbc.InterfaceError):
+            return Unreachable(self.name, f"no answer over ODBC ({state}): {text}")
+        return CommandFailed(self.name, f"SQL failed ({state})", text)
+
+    @contextmanager
+    def _cursor(self) -> Iterator[Any]:
+        try:
+            conn = pyodbc.connect(self._conn_str(), autocommit=True, timeout=int(self._timeout))
+        except pyodbc.Error as e:
+            raise self._translate(e) from None
+        try:
+            cur = conn.cursor()
+            yield cur
+        except pyodbc.Error as e:
+            raise self._translate(e) from None
+        finally:
+            conn.close()
+
+    # -- facts ------------------------------------------------------------------------------
+    def read(self) -> DsmStatus:
+        """Mode, replication and asset count. Raises Unreachable when the DSM does not answer."""
+        with self._cursor() as cur:
+            row = cur.execute(self.profile.status).fetchone()
+            if row is None:
+                raise CommandFailed(self.name, "the DSM has no mode row")
+            count = cur.execute(self.profile.asset_count).fetchone()[0]
+        mode, since, replication, role = row
+        return DsmStatus(
+            host=self.name,
+            side=self.side,
+            mode=mode,
+            mode_since=since,
+            replication=replication,
+            role=role,
+            asset_count=int(count),
+        )
+
+    def status(self) -> DsmStatus:
+        """Like read(), but a DSM that does not answer is a status, not an error."""
+        try:
+            return self.read()
+        except (Unreachable, AuthenticationFailed, CommandFailed) as e:
+            return DsmStatus(host=self.name, side=self.side, reachable=False, error=str(e))
+
+    # -- operations -------------------------------------------------------------------------
+    def set_mode(self, mode: Literal["main", "backup"]) -> str:
+        """Set the DSM to main or backup mode; no-op when it already is."""
+        before = self.read()
+        if before.mode == mode:
+            return f"DSM {self.name} is already {mode}"
+        with self._cursor() as cur:
+            cur.execute(self.profile.set_mode, mode, _now())
+        after = self.read()
+        if after.mode != mode:
+            raise CommandFailed(self.name, f"set {mode} did not take: the DSM reports {after.mode}")
+        return f"DSM {self.name} set to {mode}"
+
+    def start_replication(self, peer: DsmDriver) -> str:
+        """Start replication FROM this DSM.
+
+        Refused unless this DSM is main and the peer is backup: replication
+        overwrites the peer's database, and must never run in split mode.
+        """
+        me, other = self.read(), peer.read()
+        if me.mode != "main":
+            raise InterlockRefused(
+                self.name,
+                RULE_REPLICATION_FROM_MAIN,
+                f"replication starts only from a main DSM; {self.name} is {me.mode}",
+            )
+        if other.mode != "backup":
+            raise InterlockRefused(
+                self.name,
+                RULE_REPLICATION_PEER_BACKUP,
+                f"the peer DSM {peer.name} is {other.mode}; replication would overwrite a "
+                "main database (split mode)",
+            )
+        if me.replication == "running" and me.role == "master":
+            return f"replication already runs from DSM {self.name}"
+        with self._cursor() as cur:
+            cur.execute(self.profile.start_replication, _now())
+        return f"replication started from DSM {self.name} to {peer.name}"
+
+    def stop_replication(self) -> str:
+        """Stop replication on this DSM; the peer's replication processes follow."""
+        me = self.read()
+        if me.replication == "stopped":
+            return f"replication is already stopped on DSM {self.name}"
+        with self._cursor() as cur:
+            cur.execute(self.profile.stop_replication, _now())
+        return f"replication stopped on DSM {self.name}"

@@ -1,0 +1,60 @@
+"""One small error tree for every device, whatever the library underneath.
+
+Library exceptions (asyncssh, OSError, pyodbc) are translated at the driver
+boundary, so activities and workflows only ever see these.
+"""
+
+from __future__ import annotations
+
+
+class DeviceError(Exception):
+    """A device operation did not succeed. `retryable` says whether trying again can help."""
+
+    retryable = False
+    kind = "DeviceError"
+
+    def __init__(self, host: str, message: str) -> None:
+        self.host = host
+        self.message = message
+        super().__init__(f"{host}: {message}")
+
+
+class Unreachable(DeviceError):
+    """No answer: connection refused or timed out, host rebooting. Worth retrying."""
+
+    retryable = True
+    kind = "Unreachable"
+
+
+class AuthenticationFailed(DeviceError):
+    """Credentials refused, or the host key does not match known_hosts."""
+
+    kind = "AuthenticationFailed"
+
+
+class InterlockRefused(DeviceError):
+    """A safety rule refused the operation before anything was changed."""
+
+    kind = "InterlockRefused"
+
+    def __init__(self, host: str, rule: str, message: str) -> None:
+        self.rule = rule
+        super().__init__(host, f"refused by rule '{rule}': {message}")
+
+
+class CommandFailed(DeviceError):
+    """The device ran the command and reported an error; `output` is its own text."""
+
+    kind = "CommandFailed"
+
+    def __init__(self, host: str, message: str, output: str = "") -> None:
+        self.output = output
+        super().__init__(host, message + (f": {output.strip()}" if output.strip() else ""))
+
+
+# Interlock rule names, shown to operators and named in refusals.
+RULE_REPLICATION_FROM_MAIN = "replication-only-from-main"
+RULE_REPLICATION_PEER_BACKUP = "replication-only-to-backup-peer"
+RULE_INSYNC_STOPPED = "insync-direction-only-while-stopped"
+RULE_BROWSE_STOPPED = "browse-switch-only-stopped"
+RULE_CLIENT_BRIDGE = "client-switch-needs-bridge"

@@ -1,0 +1,82 @@
+"""What every activity shares: error translation and heartbeating."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import ParamSpec, TypeVar
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.drivers.credentials import CredentialError
+from activities.drivers.errors import CommandFailed, DeviceError, InterlockRefused
+from activities.drivers.powershell import UnsafeValue
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def to_application_error(e: Exception) -> ApplicationError:
+    if isinstance(e, DeviceError):
+        details = {"host": e.host, "kind": e.kind}
+        if isinstance(e, InterlockRefused):
+            details["rule"] = e.rule
+        return ApplicationError(str(e), details, type=e.kind, non_retryable=not e.retryable)
+    if isinstance(e, CredentialError | UnsafeValue):
+        return ApplicationError(str(e), type="ConfigurationError", non_retryable=True)
+    if isinstance(e, ValueError | KeyError):
+        # The device answered something the driver does not understand.
+        return ApplicationError(
+            f"unexpected answer from the device: {e}", type=CommandFailed.kind, non_retryable=True
+        )
+    return ApplicationError(str(e), type=type(e).__name__, non_retryable=False)
+
+
+def translate_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """Translate driver errors into ApplicationErrors that say whether to retry."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await fn(*args, **kwargs)
+        except (DeviceError, CredentialError, UnsafeValue, ValueError, KeyError) as e:
+            err = to_application_error(e)
+            activity.logger.warning("%s failed: %s", activity.info().activity_type, err.message)
+            raise err from None
+
+    return wrapper
+
+
+def device_activity(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """translate_errors, and heartbeat in the background while the operation runs."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        async with heartbeating():
+            return await fn(*args, **kwargs)
+
+    return translate_errors(wrapper)
+
+
+@asynccontextmanager
+async def heartbeating() -> AsyncIterator[None]:
+    """Heartbeat in the background so a dead worker is noticed within the heartbeat timeout."""
+    info = activity.info()
+    timeout = info.heartbeat_timeout.total_seconds() if info.heartbeat_timeout else 0
+    if not timeout:
+        yield
+        return
+
+    async def beat() -> None:
+        while True:
+            activity.heartbeat()
+            await asyncio.sleep(max(0.2, timeout / 3))
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()

@@ -1,0 +1,1 @@
+"""The amsm CLI: asks Temporal; never touches a device."""

@@ -1,0 +1,172 @@
+"""amsm: start, watch and signal the pair's workflows. Talks to Temporal only."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from inventory.load import InventoryError, load_inventory
+from inventory.models import Inventory
+
+DEFAULT_INVENTORY = "var/lab/inventory.yaml"
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+
+class CliError(Exception):
+    """An expected failure: printed as one clear message, never a traceback."""
+
+    def __init__(self, message: str, code: int = EXIT_FAIL) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def default_operator() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no login name in some containers
+        return os.environ.get("USER", "operator")
+
+
+def inventory_path(args: argparse.Namespace) -> str:
+    return args.inventory or os.environ.get("AMSM_INVENTORY") or DEFAULT_INVENTORY
+
+
+def load(args: argparse.Namespace) -> Inventory:
+    path = inventory_path(args)
+    if not Path(path).exists():
+        raise CliError(
+            f"no inventory at {path}: pass --inventory FILE or set AMSM_INVENTORY "
+            "(the embedded default, `make run`, creates var/lab/inventory.yaml)",
+            EXIT_USAGE,
+        )
+    try:
+        return load_inventory(path)
+    except InventoryError as e:
+        raise CliError(e.explain(), EXIT_USAGE) from None
+
+
+def emit(args: argparse.Namespace, data: dict[str, Any], text: str) -> None:
+    if getattr(args, "json", False):
+        print(json.dumps(data, indent=None, default=str))
+    else:
+        print(text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="amsm",
+        description="Aurora Mirrored System Manager: switch, split and restore a mirrored K2 pair.",
+    )
+    p.add_argument("--inventory", help="inventory YAML (env AMSM_INVENTORY; default %(default)s)")
+    p.add_argument(
+        "--address",
+        default=os.environ.get("TEMPORAL_ADDRESS", "localhost:7233"),
+        help="Temporal frontend (env TEMPORAL_ADDRESS; default %(default)s)",
+    )
+    p.add_argument("--namespace", default=os.environ.get("TEMPORAL_NAMESPACE", "default"))
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    s = sub.add_parser("status", help="show the pair like the manual's console")
+    s.add_argument("--json", action="store_true", help="print one JSON object")
+
+    s = sub.add_parser("start", help="start a workflow on the pair")
+    kinds = s.add_subparsers(dest="kind", metavar="WORKFLOW")
+    k = kinds.add_parser("switch", help="switch the pair: the other side becomes main")
+    k.add_argument("--to", required=True, type=str.upper, choices=["X", "Y"], help="new main side")
+    k.add_argument("--operator", default=default_operator())
+    k.add_argument("--json", action="store_true")
+    k.add_argument("--no-wait", action="store_true", help="do not wait for the precondition check")
+
+    s = sub.add_parser("show", help="show a run's checklist")
+    s.add_argument("run", metavar="RUN", help="run id (or a unique prefix, or 'current')")
+    s.add_argument("--json", action="store_true")
+
+    for verb, what in (("confirm", "tick a manual step"), ("approve", "pass a gate")):
+        s = sub.add_parser(verb, help=what)
+        s.add_argument("run", metavar="RUN")
+        s.add_argument("step", metavar="STEP")
+        s.add_argument("--note", default=None)
+        s.add_argument("--operator", default=default_operator())
+        s.add_argument("--json", action="store_true")
+
+    s = sub.add_parser("inventory", help="inventory tools")
+    inv = s.add_subparsers(dest="inv_command", metavar="ACTION")
+    c = inv.add_parser("check", help="validate an inventory file and explain every problem")
+    c.add_argument("file", metavar="FILE")
+
+    s = sub.add_parser("worker", help="run a worker for the inventory's pair")
+
+    s = sub.add_parser("lab", help="the simulated pair")
+    lab = s.add_subparsers(dest="lab_command", metavar="ACTION")
+    c = lab.add_parser("init", help="create a lab: inventory, keys, devices (mirrored, X main)")
+    c.add_argument("--dir", required=True)
+    c.add_argument("--editors", type=int, default=2)
+    c.add_argument("--ingest", type=int, default=1)
+    c.add_argument("--smartbins", type=int, default=1, help="SmartBins servers per side")
+    c.add_argument("--reboot-seconds", type=float, default=5.0)
+    c.add_argument("--force", action="store_true", help="overwrite an existing lab")
+    c = lab.add_parser("serve", help="serve the lab's devices (SSH per host, DSM files)")
+    c.add_argument("--dir", required=True)
+    for tool in ("insync", "allsync"):
+        c = lab.add_parser(tool, help=f"the operator's hands: start or stop {tool} in the lab")
+        c.add_argument("action", choices=["start", "stop"])
+        c.add_argument("--dir", required=True)
+        if tool == "allsync":
+            c.add_argument("--side", required=True, type=str.upper, choices=["X", "Y"])
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return dispatch(parser, args)
+    except CliError as e:
+        print(f"amsm: {e}", file=sys.stderr)
+        return e.code
+    except KeyboardInterrupt:
+        return 130
+
+
+def dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    from client import commands
+
+    if args.command == "inventory":
+        if args.inv_command != "check":
+            parser.parse_args(["inventory", "--help"])
+        return commands.inventory_check(args.file)
+    if args.command == "lab":
+        return commands.lab(args)
+    if args.command == "worker":
+        from workers.worker import main as worker_main
+
+        path = inventory_path(args)
+        load(args)  # explain a bad inventory before connecting
+        worker_main(path, args.address, args.namespace)
+        return EXIT_OK
+    if args.command == "start" and not args.kind:
+        parser.parse_args(["start", "--help"])
+    inv = load(args)
+    return asyncio.run(commands.run_temporal_command(args, inv))
+
+
+def entry() -> None:
+    """Console script. Exits without interpreter finalisation: the Temporal SDK's
+    native runtime threads can abort a finalising interpreter (PyGILState_Release)."""
+    rc = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(rc)
+
+
+if __name__ == "__main__":
+    entry()

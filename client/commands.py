@@ -1,0 +1,307 @@
+"""The commands behind `amsm`. Each Temporal command is an async function over a Client,
+so tests drive exactly the CLI's code path."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
+
+from client.cli import EXIT_FAIL, EXIT_OK, EXIT_USAGE, CliError, emit
+from client.render import render_checklist, render_status
+from inventory.load import InventoryError, load_inventory
+from inventory.models import Inventory, other
+from inventory.status import PairStatus
+from workflows.models import Checklist, OperatorSignal, StatusInput, SwitchInput
+
+UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+KINDS = {"switch": "SwitchWorkflow"}
+
+
+# -- connecting -------------------------------------------------------------------------------
+async def connect(address: str, namespace: str) -> Client:
+    from workers.worker import connect as _connect
+
+    try:
+        return await asyncio.wait_for(_connect(address, namespace), timeout=10)
+    except (RuntimeError, TimeoutError, OSError) as e:
+        raise CliError(
+            f"cannot reach Temporal at {address} ({str(e).splitlines()[0] if str(e) else 'timeout'}); "
+            "is `make run` (or your Temporal server) running? Use --address or TEMPORAL_ADDRESS."
+        ) from None
+
+
+async def run_temporal_command(args: argparse.Namespace, inv: Inventory) -> int:
+    client = await connect(args.address, args.namespace)
+    return await run_command(client, args, inv)
+
+
+async def run_command(client: Client, args: argparse.Namespace, inv: Inventory) -> int:
+    cmd = args.command
+    if cmd == "status":
+        return await status(client, inv, args)
+    if cmd == "start":
+        return await start(client, inv, args)
+    if cmd == "show":
+        return await show(client, inv, args)
+    if cmd in ("confirm", "approve"):
+        return await signal(client, inv, args, cmd)
+    raise CliError(f"unknown command {cmd}", EXIT_USAGE)
+
+
+# -- status ---------------------------------------------------------------------------------
+async def read_status(client: Client, inv: Inventory) -> PairStatus:
+    try:
+        return await client.execute_workflow(
+            "pair-status",
+            StatusInput(pair=inv.pair),
+            id=f"{inv.workflow_id}-status-{uuid.uuid4().hex[:12]}",
+            task_queue=inv.queue,
+            result_type=PairStatus,
+            execution_timeout=timedelta(seconds=60),
+        )
+    except Exception as e:  # WorkflowFailureError, timeouts: say what happened
+        raise CliError(f"status of pair {inv.pair} could not be read: {_cause(e)}") from None
+
+
+async def status(client: Client, inv: Inventory, args: argparse.Namespace) -> int:
+    st = await read_status(client, inv)
+    emit(args, st.to_json(), render_status(st))
+    return EXIT_OK
+
+
+# -- runs -----------------------------------------------------------------------------------
+def _cause(e: BaseException) -> str:
+    while getattr(e, "cause", None) is not None or e.__cause__ is not None:
+        e = getattr(e, "cause", None) or e.__cause__  # type: ignore[assignment]
+    return getattr(e, "message", None) or str(e)
+
+
+async def resolve_run(client: Client, inv: Inventory, run: str) -> WorkflowHandle[Any, Any]:
+    """RUN is a run id, a unique prefix of one, or 'current' (the pair's latest run)."""
+    wid = inv.workflow_id
+    if run in ("current", "latest", "-"):
+        return client.get_workflow_handle(wid)
+    if UUID_RE.match(run):
+        return client.get_workflow_handle(wid, run_id=run)
+    if not re.fullmatch(r"[0-9a-f-]{4,36}", run):
+        raise CliError(
+            f"RUN {run!r} is not a run id: give the id printed by `amsm start`, "
+            "a unique prefix of at least 4 characters, or 'current'",
+            EXIT_USAGE,
+        )
+    matches = []
+    async for w in client.list_workflows(f"WorkflowId = '{wid}'"):
+        if w.run_id.startswith(run):
+            matches.append(w.run_id)
+    if not matches:
+        raise CliError(f"no run of pair {inv.pair} starts with {run!r}", EXIT_USAGE)
+    if len(matches) > 1:
+        raise CliError(f"{run!r} matches {len(matches)} runs; give more characters", EXIT_USAGE)
+    return client.get_workflow_handle(wid, run_id=matches[0])
+
+
+STATE_OF = {
+    WorkflowExecutionStatus.COMPLETED: "completed",
+    WorkflowExecutionStatus.FAILED: "failed",
+    WorkflowExecutionStatus.TIMED_OUT: "failed",
+    WorkflowExecutionStatus.TERMINATED: "aborted",
+    WorkflowExecutionStatus.CANCELED: "aborted",
+}
+
+
+async def fetch_checklist(handle: WorkflowHandle[Any, Any]) -> Checklist:
+    try:
+        desc = await handle.describe()
+    except RPCError as e:
+        raise CliError(
+            f"no such run: {handle.run_id or handle.id} ({e.message})", EXIT_USAGE
+        ) from None
+    checklist: Checklist | None = None
+    try:
+        checklist = await asyncio.wait_for(
+            handle.query("progress", result_type=Checklist), timeout=15
+        )
+    except Exception:
+        if desc.status == WorkflowExecutionStatus.COMPLETED:
+            checklist = Checklist.model_validate(await handle.result())
+    if checklist is None:
+        raise CliError(
+            f"run {desc.run_id} ({desc.workflow_type}) is {desc.status.name.lower() if desc.status else '?'}"
+            " and its checklist cannot be read: is a worker running for the pair?"
+        )
+    checklist.run_id = desc.run_id
+    if desc.status in STATE_OF:
+        closed = STATE_OF[desc.status]
+        if checklist.state in ("running", "awaiting-operator") or closed != "completed":
+            checklist.state = closed  # type: ignore[assignment]
+    return checklist
+
+
+async def show(client: Client, inv: Inventory, args: argparse.Namespace) -> int:
+    c = await fetch_checklist(await resolve_run(client, inv, args.run))
+    emit(args, c.model_dump(mode="json"), render_checklist(c))
+    return EXIT_OK
+
+
+# -- start ----------------------------------------------------------------------------------
+async def running_run(client: Client, inv: Inventory) -> str:
+    """One line about the run that holds the pair, for a refusal."""
+    try:
+        desc = await client.get_workflow_handle(inv.workflow_id).describe()
+    except RPCError:
+        return f"workflow {inv.workflow_id}"
+    return (
+        f"run {desc.run_id} ({desc.workflow_type}, started {desc.start_time:%Y-%m-%d %H:%M:%S} UTC)"
+    )
+
+
+async def start(client: Client, inv: Inventory, args: argparse.Namespace) -> int:
+    if args.kind != "switch":
+        raise CliError(f"unknown workflow {args.kind!r}; available: switch", EXIT_USAGE)
+    inp = SwitchInput(pair=inv.pair, to=args.to, initiator=args.operator)
+    try:
+        handle = await client.start_workflow(
+            "switch",
+            inp,
+            id=inv.workflow_id,
+            task_queue=inv.queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            memo={
+                "kind": "switch",
+                "direction": f"{other(args.to)}->{args.to}",
+                "initiator": args.operator,
+            },
+        )
+    except WorkflowAlreadyStartedError:
+        raise CliError(
+            f"refused: only one workflow runs on pair {inv.pair} at a time, and "
+            f"{await running_run(client, inv)} is running. See it with `amsm show current`."
+        ) from None
+    run_id = handle.result_run_id or ""
+    if not args.no_wait:
+        refused = await wait_for_precondition(client, inv, run_id)
+        if refused:
+            emit(args, {"run_id": run_id, "refused": refused}, f"amsm: {refused}")
+            return EXIT_FAIL
+    emit(
+        args,
+        {"run_id": run_id},
+        f"started switch {other(args.to)} -> {args.to} on pair {inv.pair}\n"
+        f"run: {run_id}\n"
+        f"follow it: amsm show {run_id}",
+    )
+    return EXIT_OK
+
+
+async def wait_for_precondition(
+    client: Client, inv: Inventory, run_id: str, timeout: float = 60
+) -> str | None:
+    """Wait until the workflow has read the devices; return the refusal, if any."""
+    handle = client.get_workflow_handle(inv.workflow_id, run_id=run_id)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        desc = await handle.describe()
+        if desc.status == WorkflowExecutionStatus.FAILED:
+            try:
+                await handle.result()
+            except Exception as e:
+                return _cause(e)
+        try:
+            c = await handle.query("progress", result_type=Checklist)
+        except Exception:
+            c = None
+        if c is not None and (c.state == "failed" or any(s.status != "pending" for s in c.steps)):
+            return c.message if c.state == "failed" else None
+        await asyncio.sleep(0.3)
+    return None
+
+
+# -- confirm / approve ----------------------------------------------------------------------
+async def signal(client: Client, inv: Inventory, args: argparse.Namespace, verb: str) -> int:
+    handle = await resolve_run(client, inv, args.run)
+    before = await fetch_checklist(handle)
+    want = "awaiting-approval" if verb == "approve" else "awaiting-confirmation"
+    try:
+        step = before.step(args.step)
+    except KeyError:
+        ids = ", ".join(s.id for s in before.steps)
+        raise CliError(
+            f"run {before.run_id} has no step {args.step!r}; steps: {ids}", EXIT_USAGE
+        ) from None
+    if before.state not in ("running", "awaiting-operator"):
+        raise CliError(f"run {before.run_id} is {before.state}; nothing to {verb}")
+    if step.status != want:
+        hint = ""
+        if step.kind == "gate" and verb == "confirm":
+            hint = f" (it is a gate: amsm approve {before.run_id} {step.id})"
+        elif step.kind == "manual" and verb == "approve":
+            hint = f" (it is a manual step: amsm confirm {before.run_id} {step.id})"
+        elif before.awaiting:
+            hint = f"; the run waits for {before.awaiting[0].id}"
+        raise CliError(f"step {step.id} is {step.status}, not {want}{hint}")
+    sig = OperatorSignal(step=args.step, operator=args.operator, note=args.note)
+    await handle.signal(verb, sig)
+    # Wait until the workflow has taken it, so the operator sees the effect.
+    after = before
+    for _ in range(50):
+        after = await fetch_checklist(handle)
+        if after.step(args.step).status != want or len(after.rejected) > len(before.rejected):
+            break
+        await asyncio.sleep(0.1)
+    if len(after.rejected) > len(before.rejected):
+        raise CliError(f"the workflow rejected it: {after.rejected[-1].reason}")
+    nxt = after.awaiting[0].id if after.awaiting else None
+    past = {"confirm": "confirmed", "approve": "approved"}[verb]
+    text = f"{past} {args.step} on run {after.run_id} as {args.operator}"
+    if nxt:
+        text += f"\nnow waiting for: {nxt}"
+    emit(
+        args,
+        {"run_id": after.run_id, "step": args.step, "status": after.step(args.step).status},
+        text,
+    )
+    return EXIT_OK
+
+
+# -- local commands (no Temporal) -------------------------------------------------------------------
+def inventory_check(path: str) -> int:
+    try:
+        inv = load_inventory(path)
+    except InventoryError as e:
+        print(e.explain())
+        return EXIT_FAIL
+    n_hosts = len(inv.all_hosts())
+    print(
+        f"{path}: ok: pair {inv.pair}, {n_hosts} hosts, {len(inv.clients)} switchable clients, "
+        f"{len(inv.browse)} Browse components"
+    )
+    return EXIT_OK
+
+
+def lab(args: argparse.Namespace) -> int:
+    from lab import cli as lab_cli
+
+    if not args.lab_command:
+        raise CliError("amsm lab: choose init, serve, insync or allsync", EXIT_USAGE)
+    if args.lab_command == "init":
+        return lab_cli.cmd_init(args)
+    if args.lab_command == "serve":
+        return lab_cli.cmd_serve(args)
+    args.app = args.lab_command
+    return lab_cli.cmd_hands(args)
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, default=str)

@@ -1,0 +1,357 @@
+"""The pair and its hosts, as an operator writes them in inventory.yaml.
+
+Nothing here is secret: a host names a *reference* to its credentials, and the
+worker resolves the reference (a key file, a password file or an environment
+variable) when it connects. The inventory can therefore be read by the CLI and
+shown in the Web UI without leaking anything.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Side = Literal["X", "Y"]
+SIDES: tuple[Side, Side] = ("X", "Y")
+
+# Windows host names (NetBIOS/DNS labels): letters, digits, hyphen, dot.
+HOSTNAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,62})$")
+# Names that end up quoted inside PowerShell or SQL: a conservative set.
+SAFE_NAME_RE = re.compile(r"^[A-Za-z0-9 _.()-]{1,128}$")
+WINDOWS_PATH_RE = re.compile(r"^[A-Za-z]:\\[A-Za-z0-9 _.()\\-]*$")
+REGISTRY_PATH_RE = re.compile(r"^HKLM:\\[A-Za-z0-9 _.\\-]+$")
+IQN_RE = re.compile(r"^(iqn|eui|naa)\.[A-Za-z0-9.:_-]{1,200}$")
+
+
+def other(side: Side) -> Side:
+    return "Y" if side == "X" else "X"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check(pattern: re.Pattern[str], what: str, value: str) -> str:
+    if not pattern.match(value):
+        raise ValueError(f"{value!r} is not a valid {what}")
+    return value
+
+
+class Credential(_Strict):
+    """How the worker authenticates; never the secret itself.
+
+    `key_file` and `password_file` are paths (relative to the inventory file),
+    `password_env` the name of an environment variable on the worker.
+    """
+
+    username: str = "Administrator"
+    key_file: str | None = None
+    password_file: str | None = None
+    password_env: str | None = None
+
+    @field_validator("username")
+    @classmethod
+    def _username(cls, v: str) -> str:
+        return _check(SAFE_NAME_RE, "user name (letters, digits, space, _ . ( ) -)", v)
+
+
+class Host(_Strict):
+    """A Windows host reached over SSH (OpenSSH for Windows) running PowerShell."""
+
+    host: str = Field(description="the host's name, as the operator knows it")
+    address: str = Field(description="IP address or DNS name to connect to")
+    port: int = Field(22, ge=1, le=65535)
+    transport: Literal["ssh"] = "ssh"
+    credentials: str = Field(description="name of an entry under `credentials:`")
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, v: str) -> str:
+        return _check(HOSTNAME_RE, "host name (letters, digits, '-' and '.')", v)
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, v: str) -> str:
+        return _check(HOSTNAME_RE, "address (IPv4 or DNS name)", v)
+
+
+class SmartBinsServer(Host):
+    pseudo_host: bool = Field(False, description="this side's PseudoSmartBins host")
+
+
+class Dsm(_Strict):
+    """An Aurora database server, reached over ODBC."""
+
+    host: str
+    profile: Literal["lab", "sqlserver"] = "lab"
+    odbc: str = Field(
+        description="ODBC connection string without credentials, e.g. "
+        "'Driver=SQLite3;Database=dsm-x.db' or "
+        "'Driver={ODBC Driver 18 for SQL Server};Server=dsm-x;Database=Aurora'"
+    )
+    credentials: str | None = None
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, v: str) -> str:
+        return _check(HOSTNAME_RE, "host name", v)
+
+    @field_validator("odbc")
+    @classmethod
+    def _odbc(cls, v: str) -> str:
+        if re.search(r"(?i)\b(pwd|password|uid)\s*=", v):
+            raise ValueError(
+                "the ODBC string must not hold credentials; name them under `credentials:`"
+            )
+        return v
+
+
+class NasHeads(_Strict):
+    cifs: Host = Field(description="CIFS NAS head (runs AllSync when its side is main)")
+    ftp: Host = Field(description="FTP NAS head (used by InSync)")
+
+
+class SideConfig(_Strict):
+    dsm: Dsm
+    smartbins: list[SmartBinsServer] = Field(min_length=1)
+    nas: NasHeads
+    bridge: Host = Field(description="bridge K2 server the iSCSI clients connect to")
+    iscsi_target: str = Field(description="iSCSI target name (IQN) of this side's V: volume")
+    marker: str | None = Field(
+        None,
+        description="text that identifies this side inside Browse config files "
+        "(default: the DSM's host name)",
+    )
+
+    @field_validator("iscsi_target")
+    @classmethod
+    def _iqn(cls, v: str) -> str:
+        return _check(IQN_RE, "iSCSI target name (iqn.…)", v)
+
+    @model_validator(mode="after")
+    def _one_pseudo(self) -> SideConfig:
+        pseudo = [s.host for s in self.smartbins if s.pseudo_host]
+        if len(pseudo) != 1:
+            raise ValueError(
+                f"exactly one SmartBins server per side must be the PseudoSmartBins host "
+                f"(pseudo_host: true); found {len(pseudo)}"
+                + (f": {', '.join(pseudo)}" if pseudo else "")
+            )
+        return self
+
+    @property
+    def side_marker(self) -> str:
+        return self.marker or self.dsm.host
+
+    @property
+    def pseudo_host(self) -> SmartBinsServer:
+        return next(s for s in self.smartbins if s.pseudo_host)
+
+
+class BrowseComponent(_Strict):
+    """A MediaFrame/MDI host: its services and the config files it swaps."""
+
+    name: str
+    role: Literal["mediaframe", "k2-mdi", "news-mdi", "ftp-mdi", "archive-mdi", "nearline-mdi"]
+    host: Host
+    services: list[str] = Field(min_length=1)
+    config_dir: str = r"C:\Thomson\MediaFrame\Configuration"
+    config_files: list[str] = Field(
+        min_length=1, description="active file names, e.g. K2_MDI_Service.exe.config"
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return _check(HOSTNAME_RE, "component name", v)
+
+    @field_validator("services")
+    @classmethod
+    def _services(cls, v: list[str]) -> list[str]:
+        return [_check(SAFE_NAME_RE, "service name", s) for s in v]
+
+    @field_validator("config_dir")
+    @classmethod
+    def _dir(cls, v: str) -> str:
+        return _check(WINDOWS_PATH_RE, "Windows folder (C:\\...)", v)
+
+    @field_validator("config_files")
+    @classmethod
+    def _files(cls, v: list[str]) -> list[str]:
+        out = []
+        for f in v:
+            _check(SAFE_NAME_RE, "config file name", f)
+            if not f.endswith(".exe.config") or f.endswith(".backup.exe.config"):
+                raise ValueError(
+                    f"{f!r}: name the active file (…something.exe.config); "
+                    "its twin …something.backup.exe.config is derived"
+                )
+            out.append(f)
+        return out
+
+
+class SwitchableClient(Host):
+    kind: Literal["edit", "ingest", "other"] = "edit"
+
+
+class ControlPoint(Host):
+    pass
+
+
+class DeviceSettings(_Strict):
+    """Names on the real devices that the public documentation does not pin down.
+
+    Each has a default that the lab uses; a site sets its own (README, "Device settings").
+    """
+
+    smartbins_service: str = "SmartBins"
+    smartbins_registry: str = r"HKLM:\SOFTWARE\GVG\SmartBins"
+    smartbins_mode_value: str = "Mode"
+    insync_process: str = "K2InSync"
+    insync_registry: str = r"HKLM:\SOFTWARE\GVG\InSync"
+    insync_direction_value: str = "MasterSystem"
+    insync_cfg_dir: str = "C:\\"
+    allsync_process: str = "AllSync"
+    aurora_processes: list[str] = Field(default_factory=lambda: ["AuroraEdit", "AuroraIngest"])
+    aurora_registry: str = r"HKLM:\SOFTWARE\GVG\Aurora"
+    aurora_dsm_value: str = "DsmServer"
+    iscsi_port: int = 3260
+
+    @field_validator(
+        "smartbins_service",
+        "smartbins_mode_value",
+        "insync_process",
+        "insync_direction_value",
+        "allsync_process",
+        "aurora_dsm_value",
+    )
+    @classmethod
+    def _safe(cls, v: str) -> str:
+        return _check(SAFE_NAME_RE, "name", v)
+
+    @field_validator("aurora_processes")
+    @classmethod
+    def _procs(cls, v: list[str]) -> list[str]:
+        return [_check(SAFE_NAME_RE, "process name", p) for p in v]
+
+    @field_validator("smartbins_registry", "insync_registry", "aurora_registry")
+    @classmethod
+    def _reg(cls, v: str) -> str:
+        return _check(REGISTRY_PATH_RE, "registry path (HKLM:\\...)", v)
+
+    @field_validator("insync_cfg_dir")
+    @classmethod
+    def _cfgdir(cls, v: str) -> str:
+        return _check(WINDOWS_PATH_RE, "Windows folder (C:\\...)", v)
+
+
+class Timing(_Strict):
+    """How long the service waits for devices. Seconds."""
+
+    reboot_timeout: float = Field(900, gt=0, description="one client reboot, down and up")
+    poll_interval: float = Field(2.0, gt=0)
+    heartbeat_timeout: float = Field(30, gt=0)
+    operation_timeout: float = Field(120, gt=0, description="one device operation")
+    replication_timeout: float = Field(120, gt=0, description="replication to report a state")
+    connect_timeout: float = Field(10, gt=0)
+    max_attempts: int = Field(5, ge=1, description="tries for an unreachable device")
+    max_parallel_clients: int = Field(50, ge=1, le=500)
+
+
+class Inventory(_Strict):
+    pair: str = Field(description="the pair's name; part of every workflow id")
+    task_queue: str | None = None
+    known_hosts: str = Field(description="known_hosts file that verifies every host key")
+    credentials: dict[str, Credential]
+    sides: dict[Side, SideConfig]
+    control_point: ControlPoint
+    browse: list[BrowseComponent] = Field(min_length=1)
+    clients: list[SwitchableClient] = Field(default_factory=list)
+    devices: DeviceSettings = Field(default_factory=DeviceSettings)
+    timing: Timing = Field(default_factory=Timing)
+
+    @field_validator("pair")
+    @classmethod
+    def _pair(cls, v: str) -> str:
+        return _check(re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$"), "pair name (a-z, 0-9, -)", v)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Inventory:
+        if set(self.sides) != {"X", "Y"}:
+            raise ValueError("`sides` must define both X and Y")
+        seen: dict[str, tuple[str, Host]] = {}
+        problems: list[str] = []
+        for where, host in self.all_hosts():
+            key = host.host.lower()
+            if key in seen:
+                first, earlier = seen[key]
+                # Several Browse components may live on one host: same host, same entry.
+                if earlier.model_dump() != host.model_dump():
+                    problems.append(
+                        f"host {host.host!r} appears twice with different settings "
+                        f"({first} and {where})"
+                    )
+                continue
+            seen[key] = (where, host)
+            if host.credentials not in self.credentials:
+                problems.append(
+                    f"{where}: credentials {host.credentials!r} is not defined under "
+                    f"`credentials:` (defined: {', '.join(sorted(self.credentials)) or 'none'})"
+                )
+        for side in SIDES:
+            dsm = self.sides[side].dsm
+            if dsm.credentials is not None and dsm.credentials not in self.credentials:
+                problems.append(f"sides.{side}.dsm: credentials {dsm.credentials!r} is not defined")
+        names = [b.name for b in self.browse]
+        if len(set(names)) != len(names):
+            problems.append("browse: component names must be unique")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    # -- lookups -----------------------------------------------------------------
+    @property
+    def queue(self) -> str:
+        return self.task_queue or f"amsm-{self.pair}"
+
+    @property
+    def workflow_id(self) -> str:
+        """The one id under which every big workflow of this pair runs."""
+        return f"amsm-{self.pair}"
+
+    def all_hosts(self) -> list[tuple[str, Host]]:
+        out: list[tuple[str, Host]] = []
+        for side in SIDES:
+            s = self.sides[side]
+            out += [(f"sides.{side}.smartbins[{i}]", h) for i, h in enumerate(s.smartbins)]
+            out += [(f"sides.{side}.nas.cifs", s.nas.cifs), (f"sides.{side}.nas.ftp", s.nas.ftp)]
+            out.append((f"sides.{side}.bridge", s.bridge))
+        out.append(("control_point", self.control_point))
+        out += [(f"browse[{i}].host", b.host) for i, b in enumerate(self.browse)]
+        out += [(f"clients[{i}]", c) for i, c in enumerate(self.clients)]
+        return out
+
+    def host(self, name: str) -> Host:
+        for _, h in self.all_hosts():
+            if h.host.lower() == name.lower():
+                return h
+        raise KeyError(name)
+
+    def client(self, name: str) -> SwitchableClient:
+        for c in self.clients:
+            if c.host.lower() == name.lower():
+                return c
+        raise KeyError(name)
+
+    def side_of_marker(self, text: str) -> Side | None:
+        """Which side a Browse config file points at, from its content."""
+        found = [s for s in SIDES if self.sides[s].side_marker.lower() in text.lower()]
+        return found[0] if len(found) == 1 else None
+
+    def side_of_target(self, iqn: str) -> Side | None:
+        for s in SIDES:
+            if self.sides[s].iscsi_target.lower() == iqn.lower():
+                return s
+        return None

@@ -1,0 +1,168 @@
+"""The lab's DSMs (Aurora database servers): SQLite files, and the replicator.
+
+The worker reaches `DIR/dsm-x.db` and `DIR/dsm-y.db` through unixODBC's SQLite3
+driver, exactly as it would reach SQL Server; the lab only creates the files and,
+inside `amsm lab serve`, plays SQL Server's replication between them.
+
+Replication rules (one pass every 0.25 s, `replicate_once`):
+- a DSM that runs replication as *master* fails it (`failed`) when it is not main or
+  its peer is main too (never replicate from a backup, never in split mode);
+  otherwise its peer runs replication as *backup*, and the peer's assets become an
+  exact copy of the master's (overwrite, never merge);
+- a DSM that runs replication as *backup* whose peer is not (running, master)
+  stops (`stopped`, role `none`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("amsm.lab.dsm")
+
+SCHEMA = """
+CREATE TABLE dsm (id INTEGER PRIMARY KEY CHECK (id = 1), host TEXT NOT NULL,
+  mode TEXT NOT NULL CHECK (mode IN ('main','backup')), mode_since TEXT NOT NULL,
+  replication TEXT NOT NULL CHECK (replication IN ('running','stopped','failed')),
+  replication_role TEXT NOT NULL CHECK (replication_role IN ('master','backup','none')),
+  replication_since TEXT);
+CREATE TABLE assets (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, created TEXT NOT NULL);
+"""
+
+BUSY_TIMEOUT_SECONDS = 10.0
+REPLICATION_INTERVAL_SECONDS = 0.25
+INITIAL_ASSETS = 120
+
+
+def iso_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def dsm_path(directory: str | Path, side: str) -> Path:
+    return Path(directory).resolve() / f"dsm-{side.lower()}.db"
+
+
+def initial_assets(count: int = INITIAL_ASSETS) -> list[tuple[int, str, str]]:
+    """The same (id, name, created) rows on both DSMs of a fresh lab."""
+    return [(i, f"asset-{i:04d}", "2024-01-01T00:00:00Z") for i in range(1, count + 1)]
+
+
+def create_dsm(
+    path: str | Path,
+    host: str,
+    mode: str,
+    replication: str,
+    role: str,
+    assets: list[tuple[int, str, str]],
+) -> None:
+    """Create one DSM database file; refuses (sqlite3.Error) if the file holds tables."""
+    now = iso_now()
+    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
+    try:
+        # WAL: the worker reads through ODBC while the replicator writes.
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.executescript(SCHEMA)
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute(
+            "INSERT INTO dsm (id, host, mode, mode_since, replication, replication_role, "
+            "replication_since) VALUES (1, ?, ?, ?, ?, ?, ?)",
+            (host, mode, now, replication, role, now),
+        )
+        conn.executemany("INSERT INTO assets (id, name, created) VALUES (?, ?, ?)", assets)
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+
+
+def _row(conn: sqlite3.Connection, schema: str) -> dict[str, Any]:
+    cur = conn.execute(
+        f"SELECT host, mode, replication, replication_role FROM {schema}.dsm WHERE id = 1"
+    )
+    row = cur.fetchone()
+    if row is None:
+        raise sqlite3.DatabaseError(f"{schema}: the dsm table has no row")
+    return dict(zip(("host", "mode", "replication", "role"), row, strict=True))
+
+
+def _assets(conn: sqlite3.Connection, schema: str) -> list[tuple[Any, ...]]:
+    return conn.execute(f"SELECT id, name, created FROM {schema}.assets ORDER BY id").fetchall()
+
+
+def _set_replication(conn: sqlite3.Connection, schema: str, state: str, role: str) -> None:
+    conn.execute(
+        f"UPDATE {schema}.dsm SET replication = ?, replication_role = ?, "
+        "replication_since = ? WHERE id = 1",
+        (state, role, iso_now()),
+    )
+
+
+def replicate_once(x_path: str | Path, y_path: str | Path) -> list[str]:
+    """One replication pass over the two DSM files; returns what changed, as sentences."""
+    conn = sqlite3.connect(x_path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
+    changes: list[str] = []
+    try:
+        conn.execute("ATTACH DATABASE ? AS y", (str(y_path),))
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            dsms = {"main": _row(conn, "main"), "y": _row(conn, "y")}
+            peer_of = {"main": "y", "y": "main"}
+            for schema, me in dsms.items():
+                if me["replication"] != "running" or me["role"] != "master":
+                    continue
+                peer_schema = peer_of[schema]
+                peer = dsms[peer_schema]
+                if me["mode"] != "main" or peer["mode"] == "main":
+                    _set_replication(conn, schema, "failed", "master")
+                    me["replication"] = "failed"
+                    changes.append(
+                        f"replication failed on {me['host']} (mode {me['mode']}, "
+                        f"peer {peer['host']} {peer['mode']})"
+                    )
+                    continue
+                if peer["replication"] != "running" or peer["role"] != "backup":
+                    _set_replication(conn, peer_schema, "running", "backup")
+                    peer["replication"], peer["role"] = "running", "backup"
+                    changes.append(f"{peer['host']} replicates as backup of {me['host']}")
+                source = _assets(conn, schema)
+                if source != _assets(conn, peer_schema):
+                    conn.execute(f"DELETE FROM {peer_schema}.assets")
+                    conn.executemany(
+                        f"INSERT INTO {peer_schema}.assets (id, name, created) VALUES (?, ?, ?)",
+                        source,
+                    )
+                    changes.append(
+                        f"{len(source)} assets copied from {me['host']} to {peer['host']}"
+                    )
+            for schema, me in dsms.items():
+                if me["replication"] != "running" or me["role"] != "backup":
+                    continue
+                peer = dsms[peer_of[schema]]
+                if peer["replication"] != "running" or peer["role"] != "master":
+                    _set_replication(conn, schema, "stopped", "none")
+                    changes.append(f"replication stopped on {me['host']} (no master)")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+    return changes
+
+
+async def run_replicator(
+    directory: str | Path, interval: float = REPLICATION_INTERVAL_SECONDS
+) -> None:
+    """Replicate every `interval` seconds until cancelled; a failed pass is logged, not fatal."""
+    x_path, y_path = dsm_path(directory, "X"), dsm_path(directory, "Y")
+    while True:
+        try:
+            for change in await asyncio.to_thread(replicate_once, x_path, y_path):
+                log.info("%s", change)
+        except sqlite3.Error as e:
+            # The worker may hold a lock longer than the busy timeout; try next pass.
+            log.warning("replication pass failed: %s", e)
+        await asyncio.sleep(interval)

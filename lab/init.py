@@ -1,0 +1,352 @@
+"""`amsm lab init`: a fresh lab directory, mirrored with X main.
+
+Writes, under DIR:
+- `inventory.yaml`: a valid `Inventory` (pair `lab`), every host on 127.0.0.1 with
+  its own free port, credentials `lab-admin` = `keys/id_ed25519`;
+- `keys/id_ed25519` (+ `.pub`): the worker's client key, the only key the hosts accept;
+- `keys/hosts/<host>.key`: one SSH host key per host, and `known_hosts` listing them;
+- `lab.db`: the devices' state; `dsm-x.db`, `dsm-y.db`: the DSMs.
+
+Refuses a directory that already holds an inventory.yaml unless `force=True`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import time
+from pathlib import Path, PureWindowsPath
+from typing import Any
+
+import asyncssh
+import yaml
+
+from inventory.load import InventoryError, parse_inventory
+from inventory.models import SIDES, DeviceSettings, Side
+from lab import LabError
+from lab.dsm import create_dsm, dsm_path, initial_assets
+from lab.state import DB_NAME, LabState
+
+PAIR = "lab"
+ADDRESS = "127.0.0.1"
+CREDENTIALS = "lab-admin"
+CLIENT_KEY = "keys/id_ed25519"
+HOST_KEY_DIR = "keys/hosts"
+KNOWN_HOSTS = "known_hosts"
+INVENTORY = "inventory.yaml"
+CONTROL_POINT = "cp-01"
+CONFIG_DIR = r"C:\Thomson\MediaFrame\Configuration"
+
+# (component name, role, host, services, active config files)
+BROWSE: list[tuple[str, str, str, list[str], list[str]]] = [
+    (
+        "mediaframe",
+        "mediaframe",
+        "browse-srv",
+        ["GV Asset Manager", "GV Ask", "GV Metadata"],
+        ["MediaFrame.exe.config"],
+    ),
+    ("k2-mdi", "k2-mdi", "mdi-k2", ["GV K2 MDI"], ["K2_MDI_Service.exe.config"]),
+    ("news-mdi", "news-mdi", "mdi-news", ["News MDI"], ["News_MDI_Service.exe.config"]),
+    ("ftp-mdi-1", "ftp-mdi", "mdi-ftp1", ["GV FTP MDI"], ["FTP_MDI.exe.config"]),
+    ("ftp-mdi-2", "ftp-mdi", "mdi-ftp2", ["GV FTP MDI"], ["FTP_MDI.exe.config"]),
+]
+
+VOLUME_FILES = [
+    r"V:\VibrantAVIFiles\News\clip-001.vmf",
+    r"V:\VibrantAVIFiles\News\clip-002.vmf",
+    r"V:\VibrantAVIFiles\News\clip-003.vmf",
+    r"V:\VibrantAVIFiles\Sports\clip-001.vmf",
+    r"V:\PDR\News\clip-001.gxf",
+]
+
+
+def iqn(side: Side) -> str:
+    return f"iqn.1999-06.com.grassvalley:k2-{side.lower()}"
+
+
+def browse_config(base: str, side: Side) -> str:
+    """A Browse config file pointing at `side` (it names that side's DSM, never the other)."""
+    s = side.lower()
+    return (
+        f'<configuration><appSettings><add key="DsmServer" value="dsm-{s}" />'
+        f'<add key="K2System" value="k2-{s}" /><add key="Service" value="{base}" />'
+        "</appSettings></configuration>\n"
+    )
+
+
+def insync_cfg(master: Side) -> str:
+    slave = "Y" if master == "X" else "X"
+    return (
+        f"[InSync]\nDirection=OneWay\nMode=Event\nMaster={master}\nSlave={slave}\n"
+        f"Source=\\\\nas-ftp-{master.lower()}:10000\\V\n"
+        f"Target=\\\\nas-ftp-{slave.lower()}:10000\\V\n"
+    )
+
+
+def _media_content(path: str) -> str:
+    p = PureWindowsPath(path)
+    return f"{p.suffix.lstrip('.')} {p.parent.name}/{p.name}\n"
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct free TCP ports on 127.0.0.1 (bound together, then released)."""
+    socks: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind((ADDRESS, 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def _host_doc(name: str, kind: str, side: Side | None, port: int, boot_ms: int) -> dict[str, Any]:
+    return {
+        "name": name,
+        "kind": kind,
+        "side": side,
+        "address": ADDRESS,
+        "port": port,
+        "services": {},
+        "processes": [],
+        "autostart": [],
+        "registry": {},
+        "files": {},
+        "mounted_v": None,
+        "boot_time": boot_ms,
+        "down_until": None,
+    }
+
+
+def _remove_old(d: Path) -> None:
+    for name in (DB_NAME, "dsm-x.db", "dsm-y.db"):
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            (d / f"{name}{suffix}").unlink(missing_ok=True)
+    shutil.rmtree(d / HOST_KEY_DIR, ignore_errors=True)
+
+
+def init_lab(
+    directory: str | Path,
+    editors: int = 2,
+    ingest: int = 1,
+    smartbins: int = 1,
+    reboot_seconds: float = 5.0,
+    force: bool = False,
+) -> Path:
+    """Create a lab in `directory`; return the path of its inventory.yaml.
+
+    Refuses (LabError) an existing inventory.yaml without `force`, a path that is
+    a file, a directory name an ODBC string cannot hold, and nonsensical counts.
+    """
+    if editors < 0 or ingest < 0 or smartbins < 1:
+        raise LabError("a lab needs at least one SmartBins server per side and no negative counts")
+    if not reboot_seconds > 0:
+        raise LabError("reboot_seconds must be positive")
+    d = Path(directory).expanduser().resolve()
+    if d.exists() and not d.is_dir():
+        raise LabError(f"{d} exists and is not a directory")
+    if any(c in str(d) for c in ";{}\n"):
+        raise LabError(f"{d}: a lab directory name cannot hold ';', braces or newlines (ODBC)")
+    inventory_path = d / INVENTORY
+    if inventory_path.exists() and not force:
+        raise LabError(f"{d} already holds a lab ({INVENTORY}); use --force to replace it")
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        _remove_old(d)
+        return _write_lab(d, editors, ingest, smartbins, reboot_seconds)
+    except OSError as e:
+        raise LabError(f"cannot write the lab in {d}: {e.strerror or e}") from None
+
+
+def _write_lab(d: Path, editors: int, ingest: int, smartbins: int, reboot_seconds: float) -> Path:
+    devices = DeviceSettings()
+    boot_ms = int(time.time() * 1000)
+
+    # Names first, then one port each.
+    side_hosts: dict[Side, dict[str, Any]] = {}
+    names: list[str] = []
+    for side in SIDES:
+        s = side.lower()
+        info: dict[str, Any] = {
+            "smartbins": [f"sb-{s}{i}" for i in range(1, smartbins + 1)],
+            "nas_cifs": f"nas-cifs-{s}",
+            "nas_ftp": f"nas-ftp-{s}",
+            "bridge": f"bridge-{s}",
+            "dsm": f"dsm-{s}",
+            "iqn": iqn(side),
+        }
+        side_hosts[side] = info
+        names += [*info["smartbins"], info["nas_cifs"], info["nas_ftp"], info["bridge"]]
+    names.append(CONTROL_POINT)
+    names += [b[2] for b in BROWSE]
+    clients = [(f"ED-{i:02d}", "edit") for i in range(1, editors + 1)]
+    clients += [(f"IN-{i:02d}", "ingest") for i in range(1, ingest + 1)]
+    names += [c[0] for c in clients]
+    ports = dict(zip(names, free_ports(len(names)), strict=True))
+
+    def host_entry(name: str, **extra: Any) -> dict[str, Any]:
+        return {
+            "host": name,
+            "address": ADDRESS,
+            "port": ports[name],
+            "credentials": CREDENTIALS,
+            **extra,
+        }
+
+    # -- device state ------------------------------------------------------------------
+    docs: list[dict[str, Any]] = []
+    for side in SIDES:
+        info = side_hosts[side]
+        for i, name in enumerate(info["smartbins"]):
+            doc = _host_doc(name, "smartbins", side, ports[name], boot_ms)
+            pseudo = side == "Y" and i == 0
+            running = side == "X" or pseudo
+            doc["services"][devices.smartbins_service] = "Running" if running else "Stopped"
+            doc["registry"][devices.smartbins_registry] = {
+                devices.smartbins_mode_value: "Pseudo" if pseudo else "Normal"
+            }
+            docs.append(doc)
+        cifs = _host_doc(info["nas_cifs"], "nas-cifs", side, ports[info["nas_cifs"]], boot_ms)
+        if side == "X":
+            cifs["processes"].append(devices.allsync_process)
+        ftp = _host_doc(info["nas_ftp"], "nas-ftp", side, ports[info["nas_ftp"]], boot_ms)
+        ftp["services"]["K2FTP"] = "Running"
+        bridge = _host_doc(info["bridge"], "bridge", side, ports[info["bridge"]], boot_ms)
+        docs += [cifs, ftp, bridge]
+
+    cp = _host_doc(CONTROL_POINT, "control-point", None, ports[CONTROL_POINT], boot_ms)
+    cp["processes"].append(devices.insync_process)
+    cp["registry"][devices.insync_registry] = {devices.insync_direction_value: "X"}
+    cfg_dir = devices.insync_cfg_dir.rstrip("\\") + "\\"
+    cp["files"][cfg_dir + "InsyncXtoY.cfg"] = insync_cfg("X")
+    cp["files"][cfg_dir + "InsyncYtoX.cfg"] = insync_cfg("Y")
+    cp["files"][cfg_dir + "Insync.cfg"] = insync_cfg("X")
+    docs.append(cp)
+
+    for _, _, host, services, files in BROWSE:
+        doc = _host_doc(host, "browse", None, ports[host], boot_ms)
+        doc["services"] = {svc: "Running" for svc in services}
+        for f in files:
+            base = f.removesuffix(".exe.config")
+            doc["files"][f"{CONFIG_DIR}\\{f}"] = browse_config(base, "X")
+            doc["files"][f"{CONFIG_DIR}\\{base}.backup.exe.config"] = browse_config(base, "Y")
+        docs.append(doc)
+
+    for name, kind in clients:
+        doc = _host_doc(name, "client", None, ports[name], boot_ms)
+        process = "AuroraEdit" if kind == "edit" else "AuroraIngest"
+        doc["client_kind"] = kind
+        doc["processes"] = [process]
+        doc["autostart"] = [process]
+        doc["registry"][devices.aurora_registry] = {devices.aurora_dsm_value: "dsm-x"}
+        doc["iscsi"] = {
+            "sessions": [iqn("X")],
+            "persistent": [{"iqn": iqn("X"), "portal": side_hosts["X"]["bridge"]}],
+        }
+        doc["mounted_v"] = "X"
+        docs.append(doc)
+
+    topology = {
+        "pair": PAIR,
+        "control_point": CONTROL_POINT,
+        "sides": side_hosts,
+        "devices": devices.model_dump(),
+    }
+    volume = {path: _media_content(path) for path in VOLUME_FILES}
+    LabState(d).create(topology, reboot_seconds, docs, {side: dict(volume) for side in SIDES})
+
+    # -- DSMs ------------------------------------------------------------------------------
+    assets = initial_assets()
+    create_dsm(dsm_path(d, "X"), "dsm-x", "main", "running", "master", assets)
+    create_dsm(dsm_path(d, "Y"), "dsm-y", "backup", "running", "backup", assets)
+
+    # -- keys ---------------------------------------------------------------------------------
+    (d / HOST_KEY_DIR).mkdir(parents=True, exist_ok=True)
+    client_key = asyncssh.generate_private_key("ssh-ed25519", comment="amsm-lab worker")
+    client_key.write_private_key(str(d / CLIENT_KEY))
+    os.chmod(d / CLIENT_KEY, 0o600)
+    client_key.write_public_key(str(d / f"{CLIENT_KEY}.pub"))
+    known: list[str] = []
+    for name in names:
+        key = asyncssh.generate_private_key("ssh-ed25519", comment=name)
+        key_path = d / HOST_KEY_DIR / f"{name}.key"
+        key.write_private_key(str(key_path))
+        os.chmod(key_path, 0o600)
+        public = key.export_public_key("openssh").decode("ascii").split()
+        known.append(f"[{ADDRESS}]:{ports[name]} {public[0]} {public[1]}\n")
+    (d / KNOWN_HOSTS).write_text("".join(known), encoding="ascii")
+
+    # -- inventory (last: its presence marks a complete lab) -------------------------------------
+    text = _inventory_yaml(d, side_hosts, ports, host_entry, clients, reboot_seconds)
+    try:
+        parse_inventory(text, str(d / INVENTORY))
+    except InventoryError as e:
+        # A bug in this file, not an operator error: say exactly what is wrong.
+        raise LabError(f"lab init wrote an invalid inventory: {e.explain()}") from None
+    (d / INVENTORY).write_text(text, encoding="utf-8")
+    return d / INVENTORY
+
+
+def timing(reboot_seconds: float) -> dict[str, float]:
+    """Timeouts scaled to the lab's reboot time, so tests wait seconds, not minutes."""
+    return {
+        "reboot_timeout": max(30.0, 20 * reboot_seconds),
+        "poll_interval": min(2.0, max(0.1, reboot_seconds / 4)),
+        "heartbeat_timeout": 10.0,
+        "operation_timeout": 60.0,
+        "replication_timeout": 30.0,
+    }
+
+
+def _inventory_yaml(
+    d: Path,
+    side_hosts: dict[Side, dict[str, Any]],
+    ports: dict[str, int],
+    host_entry: Any,
+    clients: list[tuple[str, str]],
+    reboot_seconds: float,
+) -> str:
+    sides: dict[str, Any] = {}
+    for side in SIDES:
+        info = side_hosts[side]
+        sides[side] = {
+            "dsm": {
+                "host": info["dsm"],
+                "profile": "lab",
+                "odbc": f"Driver=SQLite3;Database={dsm_path(d, side)};Timeout=5000",
+            },
+            "smartbins": [
+                host_entry(name, pseudo_host=(i == 0)) for i, name in enumerate(info["smartbins"])
+            ],
+            "nas": {"cifs": host_entry(info["nas_cifs"]), "ftp": host_entry(info["nas_ftp"])},
+            "bridge": host_entry(info["bridge"]),
+            "iscsi_target": info["iqn"],
+        }
+    data = {
+        "pair": PAIR,
+        "known_hosts": KNOWN_HOSTS,
+        "credentials": {CREDENTIALS: {"username": "Administrator", "key_file": CLIENT_KEY}},
+        "sides": sides,
+        "control_point": host_entry(CONTROL_POINT),
+        "browse": [
+            {
+                "name": name,
+                "role": role,
+                "host": host_entry(host),
+                "services": services,
+                "config_files": files,
+            }
+            for name, role, host, services, files in BROWSE
+        ],
+        "clients": [host_entry(name, kind=kind) for name, kind in clients],
+        "timing": timing(reboot_seconds),
+    }
+    header = (
+        "# The lab's pair, written by `amsm lab init`. Every host is a simulated Windows\n"
+        "# host served by `amsm lab serve` over SSH on 127.0.0.1; the DSMs are SQLite files.\n"
+    )
+    return header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True)

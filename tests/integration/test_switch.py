@@ -1,0 +1,142 @@
+"""The switch X -> Y and back on a lab, through the CLI's code path, with a real dev server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+from pathlib import Path
+
+from temporalio.client import Client, WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from tests.conftest import TEMPORAL, cli, cli_json, running_worker
+from tests.integration.driving import drive
+from workers.worker import WORKFLOWS
+
+EXPECTED_X_TO_Y = [
+    "stop-replication", "dsm-x-backup", "stop-browse", "switch-browse", "stop-insync",
+    "stop-allsync", "insync-y-main", "smartbins-x-backup", "dsm-y-main", "smartbins-y-main",
+    "switch-clients", "check-projects", "start-browse", "verify-y", "approve-overwrite",
+    "start-replication", "start-insync", "start-allsync",
+]  # fmt: skip
+
+
+def assert_mirrored(status: dict, main: str, clients: int) -> None:
+    assert status["mode"] == "mirrored", status["reason"]
+    assert status["main"] == main
+    backup = "Y" if main == "X" else "X"
+    assert status["dsm"][main]["mode"] == "main"
+    assert status["dsm"][backup]["mode"] == "backup"
+    assert status["dsm"][main]["replication"] == "running"
+    assert status["dsm"][main]["asset_count"] == status["dsm"][backup]["asset_count"]
+    assert status["browse"]["active_on"] == main
+    assert status["insync"] == {**status["insync"], "main": main, "running": True}
+    assert status["allsync"]["running_on"] == [main]
+    assert [c["side"] for c in status["clients"]] == [main] * clients
+    assert all(c["status"] == "online" for c in status["clients"])
+    sb = {s["host"]: s for s in status["smartbins"]}
+    for s in sb.values():
+        if s["side"] == main:
+            assert (s["running"], s["mode"]) == (True, "Normal"), s
+        elif s["pseudo_host"]:
+            assert (s["running"], s["mode"]) == (True, "Pseudo"), s
+        else:
+            assert s["running"] is False, s
+
+
+async def test_switch_to_y_and_back(client: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
+    lab = await lab_factory(editors=2, ingest=1)
+    async with running_worker(client, lab):
+        assert_mirrored(await cli_json(client, lab, "status"), "X", 3)
+
+        started = await cli_json(client, lab, "start", "switch", "--to", "Y")
+        run_id = started["run_id"]
+        shown = await cli_json(client, lab, "show", run_id)
+        assert shown["workflow"] == "switch" and shown["run_id"] == run_id
+        assert [s["id"] for s in shown["steps"]] == EXPECTED_X_TO_Y
+        assert {s["kind"] for s in shown["steps"]} == {"auto", "manual", "gate"}
+
+        # A second start while this one runs is refused with the running one's id.
+        rc, out = await cli(client, lab, "start", "switch", "--to", "Y")
+        assert rc == 1 and run_id in out and "only one workflow" in out
+
+        # A confirmation for a step that is not waiting is refused at once, with the reason.
+        rc, out = await cli(client, lab, "confirm", run_id, "check-projects")
+        assert rc == 1 and "check-projects is pending" in out
+
+        # The same confirmation works through `temporal workflow signal` (what the Web UI sends).
+        async def temporal_cli_signal(verb: str, step: str) -> None:
+            payload = json.dumps({"step": step, "operator": "ui-user", "note": "from the UI"})
+            cmd = [
+                str(TEMPORAL), "workflow", "signal", "--address", lab.address,
+                "--workflow-id", lab.inventory.workflow_id, "--run-id", run_id,
+                "--name", verb, "--input", payload,
+            ]  # fmt: skip
+            r = await asyncio.to_thread(subprocess.run, cmd, capture_output=True, text=True)
+            assert r.returncode == 0, r.stderr
+
+        shown = await drive(
+            client, lab, run_id, "Y",
+            until=lambda s: s["steps"][4]["status"] == "awaiting-confirmation",
+        )  # fmt: skip
+        from tests.integration.driving import hands_for
+
+        hands_for(lab, "stop-insync", "Y")
+        await temporal_cli_signal("confirm", "stop-insync")
+
+        final = await drive(client, lab, run_id, "Y")
+        assert final["state"] == "completed", final
+        assert all(s["status"] == "done" for s in final["steps"]), final["steps"]
+        insync = next(s for s in final["steps"] if s["id"] == "stop-insync")
+        assert (insync["operator"], insync["note"]) == ("ui-user", "from the UI")
+        gate = next(s for s in final["steps"] if s["id"] == "approve-overwrite")
+        assert gate["operator"] == "tester"
+        clients = next(s for s in final["steps"] if s["id"] == "switch-clients")["clients"]
+        assert sorted(c["host"] for c in clients) == ["ED-01", "ED-02", "IN-01"]
+        assert all(c["status"] == "done" for c in clients)
+
+        assert_mirrored(await cli_json(client, lab, "status"), "Y", 3)
+
+        # Text views an operator reads.
+        rc, text = await cli(client, lab, "show", run_id[:8])
+        assert rc == 0 and "state: completed" in text and "switch-clients" in text
+        rc, text = await cli(client, lab, "status")
+        assert rc == 0 and "MIRRORED, Y main" in text and "Active on Y" in text
+
+        # The history of this run replays against the current workflow code.
+        history = await client.get_workflow_handle(
+            lab.inventory.workflow_id, run_id=run_id
+        ).fetch_history()
+        await Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter).replay_workflow(
+            history
+        )
+        record_history(history, "switch-x-to-y.json")
+        child = await client.get_workflow_handle(
+            f"{lab.inventory.workflow_id}-{run_id[:8]}-ED-01"
+        ).fetch_history()
+        await Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter).replay_workflow(
+            child
+        )
+        record_history(child, "client-switch-ed-01.json")
+
+        # A switch to the side that is already main is refused, with what was found.
+        rc, out = await cli(client, lab, "start", "switch", "--to", "Y")
+        assert rc == 1 and "Y is already main" in out
+
+        # And back.
+        run_back = (await cli_json(client, lab, "start", "switch", "--to", "X"))["run_id"]
+        final = await drive(client, lab, run_back, "X")
+        assert final["state"] == "completed", final
+        assert [s["id"] for s in final["steps"]][1] == "dsm-y-backup"
+        assert_mirrored(await cli_json(client, lab, "status"), "X", 3)
+
+
+def record_history(history: WorkflowHistory, name: str) -> None:
+    """AMSM_RECORD_HISTORIES=DIR keeps the history for tests/histories/."""
+    out = os.environ.get("AMSM_RECORD_HISTORIES")
+    if out:
+        Path(out).mkdir(parents=True, exist_ok=True)
+        (Path(out) / name).write_text(history.to_json())

@@ -1,0 +1,102 @@
+"""Inventory validation: a good file loads; every problem is explained with its field path."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from client.cli import main
+from inventory.load import InventoryError, load_inventory, parse_inventory
+
+DATA = Path(__file__).parent / "data" / "inventory.yaml"
+
+
+def good() -> dict:
+    return yaml.safe_load(DATA.read_text())
+
+
+def problems(data: object) -> list[str]:
+    with pytest.raises(InventoryError) as e:
+        parse_inventory(yaml.safe_dump(data), "inv.yaml")
+    return e.value.problems
+
+
+def test_good_inventory_loads() -> None:
+    inv = load_inventory(DATA)
+    assert inv.pair == "demo"
+    assert inv.sides["X"].pseudo_host.host == "sb-x1"
+    assert inv.workflow_id == "amsm-demo" and inv.queue == "amsm-demo"
+    # Two Browse components on one host is one host, not a duplicate.
+    assert inv.host("mdi-01").address == "10.0.0.40"
+    assert inv.side_of_target("IQN.1999-06.com.grassvalley:k2-y") == "Y"
+    assert inv.side_of_marker('<add key="DsmServer" value="dsm-y" />') == "Y"
+
+
+def test_missing_and_unknown_fields_name_their_path() -> None:
+    d = good()
+    del d["sides"]["Y"]["bridge"]
+    d["control_point"]["colour"] = "red"
+    found = problems(d)
+    assert "sides.Y.bridge: required field is missing" in found
+    assert any(p.startswith("control_point.colour: unknown field") for p in found)
+
+
+def test_bad_values_say_what_is_allowed() -> None:
+    d = good()
+    d["clients"][0]["host"] = "ED 01; rm"
+    d["clients"][1]["kind"] = "robot"
+    d["sides"]["X"]["dsm"]["profile"] = "oracle"
+    found = problems(d)
+    assert any(p.startswith("clients[0].host:") and "not a valid host name" in p for p in found)
+    assert any(p.startswith("clients[1].kind:") and "'edit'" in p for p in found)
+    assert any(p.startswith("sides.X.dsm.profile:") and "'sqlserver'" in p for p in found)
+
+
+def test_exactly_one_pseudo_host_per_side() -> None:
+    d = good()
+    d["sides"]["X"]["smartbins"][1]["pseudo_host"] = True
+    found = problems(d)
+    assert any(
+        "sides.X" in p and "exactly one SmartBins server" in p and "sb-x2" in p for p in found
+    )
+
+
+def test_credentials_must_be_references_not_secrets() -> None:
+    d = good()
+    d["sides"]["X"]["dsm"]["odbc"] += ";PWD=hunter2"
+    found = problems(d)
+    assert any(
+        p.startswith("sides.X.dsm.odbc:") and "must not hold credentials" in p for p in found
+    )
+    # Cross-field rules run once every field is valid on its own.
+    d = good()
+    d["clients"][0]["credentials"] = "nobody"
+    assert any("clients[0]: credentials 'nobody' is not defined" in p for p in problems(d))
+
+
+def test_duplicate_host_with_other_settings_is_refused() -> None:
+    d = good()
+    d["clients"][1]["host"] = "ED-01"
+    assert any("'ED-01' appears twice" in p for p in problems(d))
+
+
+def test_yaml_syntax_error_has_line_and_column(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("pair: demo\nsides: [\n")
+    with pytest.raises(InventoryError) as e:
+        load_inventory(bad)
+    assert "line" in e.value.problems[0] and "not valid YAML" in e.value.problems[0]
+
+
+def test_inventory_check_command_exit_codes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["inventory", "check", str(DATA)]) == 0
+    assert "ok: pair demo" in capsys.readouterr().out
+    bad = tmp_path / "inv.yaml"
+    bad.write_text("pair: Demo!\n")
+    assert main(["inventory", "check", str(bad)]) == 1
+    out = capsys.readouterr().out
+    assert f"{bad}: " in out and "pair:" in out and "Traceback" not in out
+    assert main(["inventory", "check", str(tmp_path / "missing.yaml")]) == 1
+    assert "file not found" in capsys.readouterr().out

@@ -1,0 +1,388 @@
+"""The lab's PowerShell subset: every builder runs, everything else is refused loudly."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from activities.drivers import powershell as ps
+from lab.init import init_lab, iqn
+from lab.powershell import UNSUPPORTED, ScriptResult, Unsupported, parse_script, tokenize
+from lab.state import LabState
+
+SB = r"HKLM:\SOFTWARE\GVG\SmartBins"
+INSYNC = r"HKLM:\SOFTWARE\GVG\InSync"
+CFG = r"C:\Thomson\MediaFrame\Configuration"
+CLIP = r"V:\VibrantAVIFiles\News\clip-001.vmf"
+HOSTILE = [
+    "a'; Stop-Computer; '",
+    "a\u2019; Stop-Computer; \u2018",
+    "$(Stop-Computer)",
+    "`whoami`",
+    'say "hi"',
+    "x & y | z ; w",
+    "$env:PATH",
+]
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("lab-template")
+    init_lab(d, editors=2, ingest=1, smartbins=2, reboot_seconds=0.3)
+    return d
+
+
+@pytest.fixture
+def lab(template: Path, tmp_path: Path) -> LabState:
+    """A fresh copy of the initial lab for each test (init once, copy is faster)."""
+    d = tmp_path / "lab"
+    shutil.copytree(template, d)
+    return LabState(d)
+
+
+def run(lab: LabState, host: str, *statements: str) -> ScriptResult:
+    return lab.run_script(host, ps.script(*statements))
+
+
+def doc(lab: LabState, host: str) -> dict:
+    return lab.read()[1][host]
+
+
+def every_builder(v: str) -> list[str]:
+    """One statement from every builder, with `v` wherever a value goes."""
+    return [
+        ps.get_services([v, v]),
+        ps.start_service(v),
+        ps.stop_service(v),
+        ps.get_process(v),
+        ps.stop_process(v),
+        ps.get_registry(f"HKLM:\\SOFTWARE\\{v}", ["Mode", "Other"]),
+        ps.set_registry(f"HKLM:\\SOFTWARE\\{v}", v, v),
+        ps.copy_file(f"C:\\{v}", f"C:\\{v}.bak"),
+        ps.rename_file(f"C:\\{v}", "b.txt"),
+        ps.test_path(f"V:\\{v}"),
+        ps.get_content(f"C:\\{v}"),
+        ps.file_hash(f"C:\\{v}"),
+        ps.restart_computer(),
+        ps.boot_info(),
+        ps.iscsi_sessions(),
+        ps.iscsi_disconnect(v),
+        ps.iscsi_connect(v, v),
+        ps.test_port(v, 3260),
+    ]
+
+
+# -- parsing --------------------------------------------------------------------------------
+@pytest.mark.parametrize("value", ["SmartBins", "GV K2 MDI", "a.b-c_(1)", *HOSTILE])
+def test_every_builder_parses_and_values_stay_literal(value: str) -> None:
+    statements = parse_script(ps.script(*every_builder(value)))
+    assert statements[0].commands is None  # the preamble
+    assert len(statements) == len(every_builder(value)) + 1
+    get_services = statements[1].commands
+    assert get_services is not None
+    assert get_services[0].args["Name"] == [value, value]
+    set_registry = statements[7].commands
+    assert set_registry is not None and set_registry[0].args["Value"] == value
+
+
+def test_quote_characters_are_all_quotes_and_doubling_escapes() -> None:
+    raw = tokenize("Start-Service -Name \u2018it\u2019\u2019s\u2019")[0]
+    assert raw.tokens[-1].kind == "string" and raw.tokens[-1].value == "it\u2019s"
+
+
+def test_semicolon_separates_statements() -> None:
+    statements = parse_script("$ErrorActionPreference = 'Stop'; Test-Path -LiteralPath 'C:\\'")
+    assert len(statements) == 2
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "Invoke-Expression 'x'",
+        "iex 'x'",
+        'Get-Service -Name "SmartBins" | Select-Object Name,Status | ConvertTo-Json -Compress',
+        "Get-Service -Name $(Stop-Computer) | Select-Object Name,Status | ConvertTo-Json -Compress",
+        "Start-Service -Name $name",
+        "Start-Service -Name $env:COMPUTERNAME",
+        "Start-Service -Name 'a' -Bogus",
+        "Start-Service -Name 'a' -Name 'b'",
+        "Start-Service -Name SmartBins",
+        "Start-Service -Name 'a','b'",
+        "Start-Service 'SmartBins'",
+        "Stop-Service -Name 'SmartBins'",
+        "Stop-Process -Name 'AllSync' -Force",
+        "Disconnect-IscsiTarget -NodeAddress 'x'",
+        "Disconnect-IscsiTarget -NodeAddress 'x' -Confirm",
+        "Get-Service -Name 'a' | ConvertTo-Json -Compress",
+        "Get-Service -Name 'a' | Select-Object Name,Status | ConvertTo-Json",
+        "Get-Service -Name 'a' | Select-Object Name,Status,Path | ConvertTo-Json -Compress",
+        "Get-Service -Name 'a' | Select-Object Name,Status | Out-File 'C:\\x'",
+        "Test-Path -LiteralPath 'C:\\' | ConvertTo-Json -Compress",
+        "Restart-Computer -Force | Stop-Computer",
+        "Stop-Computer -Force",
+        "Test-NetConnection -ComputerName 'h' -Port 'x' -InformationLevel Quiet",
+        "Get-FileHash -LiteralPath 'C:\\x' -Algorithm MD5 | Select-Object Hash | ConvertTo-Json -Compress",
+        "Start-Service -Name 'a' `\n",
+        "Start-Service -Name 'a' & calc",
+        "& 'Start-Service' -Name 'a'",
+        "Start-Service -Name 'a' # comment",
+        "Start-Service -Name ('a')",
+        "Start-Service -Name 'unterminated",
+        "$ErrorActionPreference = 'Continue'",
+        "$x = 'Stop'",
+        "Start-Service -Name 'a' > C:\\out.txt",
+        "Start-Service -Name 'a' | | ConvertTo-Json -Compress",
+        "Start-Service -Name 'a'x",
+        "Select-Object Name",
+        "ConvertTo-Json -Compress",
+        "Get-IscsiSession -Name 'x' | Select-Object TargetNodeAddress | ConvertTo-Json -Compress",
+    ],
+)
+def test_anything_outside_the_subset_is_refused(lab: LabState, statement: str) -> None:
+    with pytest.raises(Unsupported):
+        parse_script(ps.script(statement))
+    result = lab.run_script("sb-x1", ps.script(statement))
+    assert result.exit_status == 1 and result.stdout == ""
+    assert result.stderr.startswith(UNSUPPORTED)
+
+
+def test_refusal_names_the_statement_and_runs_nothing(lab: LabState) -> None:
+    result = lab.run_script(
+        "sb-x1", ps.script(ps.stop_service("SmartBins"), "Invoke-Expression 'Stop-Computer'")
+    )
+    assert result.exit_status == 1
+    assert result.stderr.splitlines()[0] == f"{UNSUPPORTED}Invoke-Expression 'Stop-Computer'"
+    # The whole script was refused: the first statement did not run either.
+    assert doc(lab, "sb-x1")["services"]["SmartBins"] == "Running"
+
+
+def test_a_script_must_begin_with_the_preamble(lab: LabState) -> None:
+    result = lab.run_script("sb-x1", ps.stop_service("SmartBins"))
+    assert result.exit_status == 1 and result.stderr.startswith(UNSUPPORTED)
+    assert doc(lab, "sb-x1")["services"]["SmartBins"] == "Running"
+
+
+# -- services and processes ------------------------------------------------------------------
+def test_get_services_one_object_or_a_list(lab: LabState) -> None:
+    one = run(lab, "browse-srv", ps.get_services(["GV Ask"]))
+    assert one.exit_status == 0 and one.stderr == ""
+    assert json.loads(one.stdout) == {"Name": "GV Ask", "Status": 4}
+    several = run(lab, "browse-srv", ps.get_services(["gv ask", "GV Metadata"]))
+    assert json.loads(several.stdout) == [
+        {"Name": "GV Ask", "Status": 4},
+        {"Name": "GV Metadata", "Status": 4},
+    ]
+
+
+def test_start_and_stop_service_print_empty_lines(lab: LabState) -> None:
+    result = run(
+        lab,
+        "sb-y2",
+        ps.get_services(["SmartBins"]),
+        ps.start_service("SmartBins"),
+        ps.get_services(["SmartBins"]),
+        ps.stop_service("SmartBins"),
+        ps.get_services(["SmartBins"]),
+    )
+    assert result.exit_status == 0
+    lines = result.stdout.split("\n")
+    assert lines == [
+        '{"Name":"SmartBins","Status":1}',
+        "",
+        '{"Name":"SmartBins","Status":4}',
+        "",
+        '{"Name":"SmartBins","Status":1}',
+        "",
+    ]
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_unknown_service_stops_the_script_and_keeps_earlier_output(
+    lab: LabState, name: str
+) -> None:
+    result = run(
+        lab,
+        "sb-x1",
+        ps.test_path("C:\\"),
+        ps.get_services([name]),
+        ps.stop_service("SmartBins"),
+    )
+    assert result.exit_status == 1
+    assert result.stdout == "True\n"
+    assert f"Cannot find any service with service name '{name}'." in result.stderr
+    assert doc(lab, "sb-x1")["services"]["SmartBins"] == "Running"
+
+
+def test_processes(lab: LabState) -> None:
+    result = run(lab, "nas-cifs-x", ps.get_process("AllSync"), ps.get_process("Nope"))
+    first, second = result.stdout.split("\n")[:2]
+    assert json.loads(first)["Name"] == "AllSync" and isinstance(json.loads(first)["Id"], int)
+    assert second == ""
+    result = run(lab, "nas-cifs-x", ps.stop_process("AllSync"), ps.stop_process("AllSync"))
+    assert result.exit_status == 0 and result.stdout == "\n\n"
+    assert run(lab, "nas-cifs-x", ps.get_process("AllSync")).stdout == "\n"
+
+
+# -- registry and files -------------------------------------------------------------------------
+def test_registry(lab: LabState) -> None:
+    got = run(lab, "sb-y1", ps.get_registry(SB, ["Mode", "Missing"]))
+    assert json.loads(got.stdout) == {"Mode": "Pseudo", "Missing": None}
+    hostile = "$(Stop-Computer)'; x"
+    assert run(lab, "sb-y1", ps.set_registry(SB, "Mode", hostile)).exit_status == 0
+    assert json.loads(run(lab, "sb-y1", ps.get_registry(SB, ["Mode"])).stdout) == {"Mode": hostile}
+    missing = run(lab, "sb-y1", ps.set_registry(r"HKLM:\SOFTWARE\Nope", "Mode", "x"))
+    assert missing.exit_status == 1
+    assert r"Cannot find path 'HKLM:\SOFTWARE\Nope' because it does not exist." in missing.stderr
+
+
+def test_insync_direction_files(lab: LabState) -> None:
+    got = run(
+        lab,
+        "cp-01",
+        ps.get_registry(INSYNC, ["MasterSystem"]),
+        ps.copy_file(r"C:\InsyncYtoX.cfg", r"C:\Insync.cfg"),
+        ps.file_hash(r"C:\Insync.cfg"),
+        ps.file_hash(r"C:\InsyncYtoX.cfg"),
+        ps.get_content(r"c:\INSYNC.CFG"),
+    )
+    assert got.exit_status == 0, got.stderr
+    lines = got.stdout.split("\n")
+    assert json.loads(lines[0]) == {"MasterSystem": "X"}
+    assert lines[2] == lines[3]
+    content = json.loads(lines[4])
+    assert "Master=Y" in content
+    expected = hashlib.sha256(content.encode()).hexdigest().upper()
+    assert json.loads(lines[2]) == {"Hash": expected}
+
+
+def test_browse_swap_by_renames(lab: LabState) -> None:
+    active = rf"{CFG}\K2_MDI_Service.exe.config"
+    backup = rf"{CFG}\K2_MDI_Service.backup.exe.config"
+    assert "dsm-x" in json.loads(run(lab, "mdi-k2", ps.get_content(active)).stdout)
+    clash = run(lab, "mdi-k2", ps.rename_file(active, "K2_MDI_Service.backup.exe.config"))
+    assert clash.exit_status == 1 and "already exists" in clash.stderr
+    swap = run(
+        lab,
+        "mdi-k2",
+        ps.rename_file(active, "K2_MDI_Service.tmp.exe.config"),
+        ps.rename_file(backup, "K2_MDI_Service.exe.config"),
+        ps.rename_file(rf"{CFG}\K2_MDI_Service.tmp.exe.config", "K2_MDI_Service.backup.exe.config"),
+        ps.get_content(active),
+        ps.get_content(backup),
+    )
+    assert swap.exit_status == 0, swap.stderr
+    lines = swap.stdout.split("\n")
+    assert "dsm-y" in json.loads(lines[3]) and "dsm-x" not in json.loads(lines[3])
+    assert "dsm-x" in json.loads(lines[4])
+    missing = run(lab, "mdi-k2", ps.rename_file(rf"{CFG}\Nope.exe.config", "x.exe.config"))
+    assert missing.exit_status == 1 and "does not exist" in missing.stderr
+
+
+def test_test_path_and_missing_files(lab: LabState) -> None:
+    got = run(
+        lab,
+        "cp-01",
+        ps.test_path("C:\\"),
+        ps.test_path(r"C:\Insync.cfg"),
+        ps.test_path(r"C:\Nope.cfg"),
+        ps.test_path("V:\\"),
+    )
+    assert got.stdout == "True\nTrue\nFalse\nFalse\n"
+    missing = run(lab, "cp-01", ps.get_content(r"C:\Nope.cfg"))
+    assert missing.exit_status == 1
+    assert r"Cannot find path 'C:\Nope.cfg' because it does not exist." in missing.stderr
+
+
+def test_volumes_are_per_side_and_shared(lab: LabState) -> None:
+    for host in ("ED-01", "sb-x1", "nas-cifs-x", "sb-y2", "nas-ftp-y"):
+        got = run(lab, host, ps.test_path("V:\\"), ps.test_path(r"V:\VibrantAVIFiles"))
+        assert got.stdout == "True\nTrue\n", host
+    assert (
+        run(lab, "ED-01", ps.copy_file(CLIP, r"V:\VibrantAVIFiles\News\new.vmf")).exit_status == 0
+    )
+    # The other X hosts see the new file on X's volume; Y's volume does not have it.
+    assert run(lab, "sb-x2", ps.test_path(r"v:\vibrantavifiles\news\NEW.vmf")).stdout == "True\n"
+    assert run(lab, "sb-y1", ps.test_path(r"V:\VibrantAVIFiles\News\new.vmf")).stdout == "False\n"
+    same = run(lab, "sb-x1", ps.file_hash(CLIP)).stdout
+    assert same == run(lab, "sb-y1", ps.file_hash(CLIP)).stdout
+    nodrive = run(lab, "cp-01", ps.get_content(CLIP))
+    assert nodrive.exit_status == 1 and "A drive with the name 'V' does not exist" in nodrive.stderr
+
+
+# -- the machine ------------------------------------------------------------------------------------
+def test_restart_marks_the_host_down(lab: LabState) -> None:
+    result = run(lab, "ED-01", ps.restart_computer())
+    assert result.exit_status == 0 and result.stdout == "\n" and result.reboot
+    assert doc(lab, "ED-01")["down_until"] is not None
+    again = run(lab, "ED-01", ps.boot_info())
+    assert again.exit_status == 1 and "restarting" in again.stderr
+
+
+def test_boot_info(lab: LabState) -> None:
+    got = json.loads(run(lab, "ED-02", ps.boot_info()).stdout)
+    assert got["CSName"] == "ED-02"
+    assert ps.parse_datetime(got["LastBootUpTime"]).year >= 2024
+
+
+def test_iscsi_switch_without_reboot_unmounts_v(lab: LabState) -> None:
+    sessions = run(lab, "ED-01", ps.iscsi_sessions())
+    assert json.loads(sessions.stdout) == {"TargetNodeAddress": iqn("X"), "IsConnected": True}
+    wrong_portal = run(lab, "ED-01", ps.iscsi_connect(iqn("Y"), "bridge-x"))
+    assert wrong_portal.exit_status == 1
+    assert "Connect-IscsiTarget : The target portal could not be reached." in wrong_portal.stderr
+    assert run(lab, "ED-01", ps.iscsi_disconnect(iqn("Y"))).exit_status == 1
+    switched = run(
+        lab,
+        "ED-01",
+        ps.iscsi_disconnect(iqn("X")),
+        ps.test_path("V:\\"),
+        ps.iscsi_connect(iqn("Y"), "bridge-y"),
+        ps.iscsi_sessions(),
+        ps.test_path("V:\\"),
+    )
+    assert switched.exit_status == 0, switched.stderr
+    assert switched.stdout.split("\n")[:5] == [
+        "",
+        "False",
+        "",
+        json.dumps({"TargetNodeAddress": iqn("Y"), "IsConnected": True}, separators=(",", ":")),
+        "False",  # V: is mounted at boot only
+    ]
+    d = doc(lab, "ED-01")
+    assert d["iscsi"]["persistent"] == [{"iqn": iqn("Y"), "portal": "bridge-y"}]
+    twice = run(lab, "ED-01", ps.iscsi_connect(iqn("Y"), "bridge-y"))
+    assert twice.exit_status == 1 and "already been logged in" in twice.stderr
+
+
+def test_connect_needs_the_bridge_up(lab: LabState) -> None:
+    assert run(lab, "bridge-y", ps.restart_computer()).reboot
+    assert run(lab, "ED-02", ps.iscsi_disconnect(iqn("X"))).exit_status == 0
+    down = run(lab, "ED-02", ps.iscsi_connect(iqn("Y"), "127.0.0.1"))
+    assert down.exit_status == 1 and "could not be reached" in down.stderr
+    assert run(lab, "ED-02", ps.iscsi_connect(iqn("X"), "127.0.0.1")).exit_status == 0
+
+
+def test_test_net_connection(lab: LabState) -> None:
+    got = run(
+        lab,
+        "ED-01",
+        ps.test_port("BRIDGE-Y", 3260),
+        ps.test_port("sb-y1", 3260),
+        ps.test_port("sb-y1", 22),
+        ps.test_port("nowhere", 22),
+        ps.test_port("a'; Stop-Computer; '", 3260),
+    )
+    assert got.stdout == "True\nFalse\nTrue\nFalse\nFalse\n"
+    run(lab, "bridge-y", ps.restart_computer())
+    assert run(lab, "ED-01", ps.test_port("bridge-y", 3260)).stdout == "False\n"
+
+
+def test_unknown_host_is_refused(lab: LabState) -> None:
+    from lab import LabError
+
+    with pytest.raises(LabError):
+        run(lab, "nope", ps.boot_info())

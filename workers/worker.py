@@ -1,0 +1,67 @@
+"""The worker: the pair's workflows and device activities on the pair's task queue."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Worker
+
+from activities.devices import DeviceActivities
+from inventory.load import load_inventory
+from inventory.models import Inventory
+from workflows.client_switch import ClientSwitchWorkflow
+from workflows.status import PairStatusWorkflow
+from workflows.switch import SwitchWorkflow
+
+WORKFLOWS = [SwitchWorkflow, ClientSwitchWorkflow, PairStatusWorkflow]
+
+# Reboot waits hold an activity slot each; a large facility reboots hundreds at once.
+MAX_CONCURRENT_ACTIVITIES = 1000
+
+
+def build_worker(
+    client: Client, inventory: Inventory, inventory_path: str | Path, task_queue: str | None = None
+) -> Worker:
+    acts = DeviceActivities(inventory, inventory_path)
+    return Worker(
+        client,
+        task_queue=task_queue or inventory.queue,
+        workflows=WORKFLOWS,
+        activities=acts.all(),
+        max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
+    )
+
+
+async def connect(address: str, namespace: str = "default") -> Client:
+    return await Client.connect(
+        address, namespace=namespace, data_converter=pydantic_data_converter
+    )
+
+
+async def run_worker(inventory_path: str | Path, address: str, namespace: str = "default") -> None:
+    inventory = load_inventory(inventory_path)
+    client = await connect(address, namespace)
+    worker = build_worker(client, inventory, inventory_path)
+    logging.getLogger("amsm").info(
+        "worker for pair %s on task queue %s (Temporal %s)",
+        inventory.pair,
+        inventory.queue,
+        address,
+    )
+    print(
+        f"worker: serving pair '{inventory.pair}' on task queue '{inventory.queue}' at {address}",
+        flush=True,
+    )
+    await worker.run()
+
+
+def main(inventory_path: str, address: str, namespace: str = "default") -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        asyncio.run(run_worker(inventory_path, address, namespace))
+    except KeyboardInterrupt:
+        pass

@@ -1,0 +1,1 @@
+"""Workflows decide: the checklist engine, one file per workflow kind, the per-client child."""
