@@ -182,6 +182,7 @@ async def start(client: Client, inv: Inventory, args: argparse.Namespace) -> int
                 "direction": f"{other(args.to)}->{args.to}",
                 "initiator": args.operator,
             },
+            static_summary=f"switch {other(args.to)} -> {args.to} on pair {inv.pair}, by {args.operator}",
         )
     except WorkflowAlreadyStartedError:
         raise CliError(

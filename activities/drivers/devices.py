@@ -203,9 +203,9 @@ async def browse_switch(drv: HostDriver, comp: BrowseComponent, inv: Inventory, 
     Refused unless every service of the component is stopped. A swap that was
     interrupted half-way (the temporary name exists) is completed first.
     """
-    facts = await browse_facts(drv, comp, inv)
-    if not facts.stopped:
-        running = [s.name for s in facts.services if s.status != "Stopped"]
+    svc = await services(drv, comp.services)
+    running = [n for n in comp.services if svc.get(n) != "Stopped"]
+    if running:
         raise InterlockRefused(
             drv.name,
             RULE_BROWSE_STOPPED,
@@ -234,7 +234,8 @@ async def browse_switch(drv: HostDriver, comp: BrowseComponent, inv: Inventory, 
                 drv.name,
                 f"{comp.name}: expected both {f} and {_twin(f)} in {comp.config_dir}",
             )
-        if facts.file_sides.get(f) == to:
+        content = ps.parse_json_string(await drv.run_one(ps.get_content(active)))
+        if inv.side_of_marker(content) == to:
             continue
         await drv.run(
             ps.rename_file(active, _tmp(f)),

@@ -68,7 +68,11 @@ class DsmDriver:
         try:
             conn = pyodbc.connect(self._conn_str(), autocommit=True, timeout=int(self._timeout))
         except pyodbc.Error as e:
-            raise self._translate(e) from None
+            err = self._translate(e)
+            # Any failure to connect that is not a refused login is a DSM that does not answer.
+            if isinstance(err, CommandFailed):
+                err = Unreachable(self.name, f"cannot connect over ODBC: {err.output or err}")
+            raise err from None
         try:
             cur = conn.cursor()
             yield cur

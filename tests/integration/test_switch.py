@@ -8,6 +8,7 @@ import os
 import subprocess
 from pathlib import Path
 
+from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import Client, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
@@ -83,6 +84,13 @@ async def test_switch_to_y_and_back(client: Client, lab_factory) -> None:  # typ
             until=lambda s: s["steps"][4]["status"] == "awaiting-confirmation",
         )  # fmt: skip
         from tests.integration.driving import hands_for
+
+        # The Web UI's view: the checklist as the workflow's current details.
+        meta = await client.get_workflow_handle(lab.inventory.workflow_id, run_id=run_id).query(
+            "__temporal_workflow_metadata", result_type=WorkflowMetadata
+        )
+        assert "**Waiting for the operator:** `stop-insync`" in meta.current_details
+        assert "| [x] | 1 | `stop-replication` | auto | done |" in meta.current_details
 
         hands_for(lab, "stop-insync", "Y")
         await temporal_cli_signal("confirm", "stop-insync")

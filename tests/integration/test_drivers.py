@@ -1,0 +1,152 @@
+"""Each driver against a lab device, over the real protocols (SSH, ODBC)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from pathlib import Path
+
+import asyncssh
+import pytest
+
+from activities.devices import DeviceActivities
+from activities.drivers import devices as dev
+from activities.drivers import powershell as ps
+from activities.drivers.credentials import Secret
+from activities.drivers.errors import (
+    RULE_BROWSE_STOPPED,
+    RULE_INSYNC_STOPPED,
+    RULE_REPLICATION_FROM_MAIN,
+    RULE_REPLICATION_PEER_BACKUP,
+    AuthenticationFailed,
+    CommandFailed,
+    InterlockRefused,
+    Unreachable,
+)
+from activities.drivers.ssh import SshHostDriver
+from tests.conftest import Lab
+
+
+@pytest.fixture
+async def lab(lab_factory) -> Lab:  # type: ignore[no-untyped-def]
+    return await lab_factory(editors=1, ingest=0)
+
+
+def acts(lab: Lab) -> DeviceActivities:
+    return DeviceActivities(lab.inventory, lab.inventory_path)
+
+
+async def test_ssh_reads_facts_and_refuses_unknown_service(lab: Lab) -> None:
+    a = acts(lab)
+    sb = lab.inventory.sides["X"].smartbins[0]
+    assert await dev.smartbins_facts(a.host(sb), lab.inventory.devices) == (True, "Normal")
+    with pytest.raises(CommandFailed) as e:
+        await a.host(sb).run(ps.get_services(["NoSuchService"]))
+    assert e.value.host == sb.host and "NoSuchService" in str(e.value)
+
+
+async def test_ssh_wrong_key_is_authentication_failed_naming_the_host(
+    lab: Lab, tmp_path: Path
+) -> None:
+    a = acts(lab)
+    cp = lab.inventory.control_point
+    other_key = tmp_path / "other"
+    asyncssh.generate_private_key("ssh-ed25519").write_private_key(str(other_key))
+    drv = SshHostDriver(cp, Secret("Administrator", other_key, None), a.creds.known_hosts, 5, 10)
+    with pytest.raises(AuthenticationFailed) as e:
+        await drv.run(ps.boot_info())
+    assert e.value.host == "cp-01" and "refused" in str(e.value)
+
+
+async def test_ssh_unknown_host_key_is_refused(lab: Lab, tmp_path: Path) -> None:
+    a = acts(lab)
+    cp = lab.inventory.control_point
+    fake = asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode().strip()
+    kh = tmp_path / "known_hosts"
+    kh.write_text(f"[127.0.0.1]:{cp.port} {fake}\n")
+    drv = SshHostDriver(cp, a.creds.resolve(cp.credentials), kh, 5, 10)
+    with pytest.raises(AuthenticationFailed) as e:
+        await drv.run(ps.boot_info())
+    assert "host key not verified" in str(e.value)
+
+
+async def test_ssh_closed_port_is_unreachable(lab: Lab) -> None:
+    a = acts(lab)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cp = lab.inventory.control_point.model_copy(update={"port": port})
+    drv = SshHostDriver(cp, a.creds.resolve(cp.credentials), a.creds.known_hosts, 2, 5)
+    with pytest.raises(Unreachable) as e:
+        await drv.run(ps.boot_info())
+    assert e.value.retryable and f"127.0.0.1:{port}" in str(e.value)
+
+
+async def test_browse_switch_interlock_and_interrupted_swap(lab: Lab) -> None:
+    a = acts(lab)
+    comp = next(b for b in lab.inventory.browse if b.role == "k2-mdi")
+    drv = a.host(comp.host)
+    with pytest.raises(InterlockRefused) as e:
+        await dev.browse_switch(drv, comp, lab.inventory, "Y")
+    assert e.value.rule == RULE_BROWSE_STOPPED and "GV K2 MDI" in str(e.value)
+    assert "stopped" in await dev.browse_stop(drv, comp)
+    assert "already stopped" in await dev.browse_stop(drv, comp)
+    # Simulate a worker that died after the first rename of the swap.
+    folder, f = comp.config_dir, comp.config_files[0]
+    await drv.run(
+        ps.rename_file(f"{folder}\\{f}", f.replace(".exe.config", ".amsm-swap.exe.config"))
+    )
+    msg = await dev.browse_switch(drv, comp, lab.inventory, "Y")
+    assert "interrupted swap completed" in msg
+    facts = await dev.browse_facts(drv, comp, lab.inventory)
+    assert facts.side == "Y" and facts.stopped
+    assert "already points at Y" in await dev.browse_switch(drv, comp, lab.inventory, "Y")
+    assert "switched to X" in await dev.browse_switch(drv, comp, lab.inventory, "X")
+
+
+async def test_insync_direction_only_while_stopped(lab: Lab) -> None:
+    from lab.hands import set_insync
+
+    a = acts(lab)
+    drv = a.host(lab.inventory.control_point)
+    d = lab.inventory.devices
+    assert "already copies X -> Y" in await dev.insync_set_main(drv, d, "X")
+    with pytest.raises(InterlockRefused) as e:
+        await dev.insync_set_main(drv, d, "Y")
+    assert e.value.rule == RULE_INSYNC_STOPPED
+    set_insync(lab.dir, running=False)
+    assert "set to copy Y -> X" in await dev.insync_set_main(drv, d, "Y")
+    assert await dev.insync_facts(drv, d) == (False, "Y")
+
+
+async def test_dsm_driver_modes_and_replication_interlocks(lab: Lab) -> None:
+    a = acts(lab)
+    x, y = a.dsm("X"), a.dsm("Y")
+    st = await asyncio.to_thread(x.read)
+    assert (st.mode, st.replication, st.role) == ("main", "running", "master")
+    assert st.asset_count and st.asset_count > 0
+    assert "already main" in await asyncio.to_thread(x.set_mode, "main")
+    # From a backup DSM: refused.
+    with pytest.raises(InterlockRefused) as e:
+        await asyncio.to_thread(y.start_replication, x)
+    assert e.value.rule == RULE_REPLICATION_FROM_MAIN
+    # Split (both main): refused, the backup database would be overwritten.
+    await asyncio.to_thread(x.stop_replication)
+    await asyncio.to_thread(y.set_mode, "main")
+    with pytest.raises(InterlockRefused) as e:
+        await asyncio.to_thread(x.start_replication, y)
+    assert e.value.rule == RULE_REPLICATION_PEER_BACKUP and "split" in str(e.value)
+    assert "already stopped" in await asyncio.to_thread(x.stop_replication)
+
+
+async def test_dsm_that_does_not_answer(lab: Lab) -> None:
+    a = acts(lab)
+    d = lab.inventory.sides["X"].dsm
+    gone = d.model_copy(update={"odbc": d.odbc.replace("dsm-x.db", "missing.db")})
+    drv = a.dsm("X")
+    drv.dsm = gone
+    st = await asyncio.to_thread(drv.status)
+    assert not st.reachable and st.state_text == "Not Responding" and "dsm-x" in (st.error or "")
+    with pytest.raises(Unreachable) as e:
+        await asyncio.to_thread(drv.read)
+    assert e.value.retryable
