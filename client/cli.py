@@ -162,9 +162,12 @@ def dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 def entry() -> None:
     """Console script. Exits without interpreter finalisation: the Temporal SDK's
     native runtime threads can abort a finalising interpreter (PyGILState_Release)."""
-    rc = main()
-    sys.stdout.flush()
-    sys.stderr.flush()
+    try:
+        rc = main()
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BrokenPipeError:  # `amsm status | head`
+        rc = 0
     os._exit(rc)
 
 

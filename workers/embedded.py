@@ -54,7 +54,15 @@ def port_in_use(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> int:
+    # Ctrl-C or a plain `kill` stop everything cleanly, even when started from a
+    # shell that ignores SIGINT for background jobs.
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     VAR.mkdir(exist_ok=True)
     port = int(ADDRESS)
     if port_in_use(port):

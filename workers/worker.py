@@ -61,6 +61,7 @@ async def run_worker(inventory_path: str | Path, address: str, namespace: str = 
 
 def main(inventory_path: str, address: str, namespace: str = "default") -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("asyncssh").setLevel(logging.WARNING)  # one line per connection otherwise
     try:
         asyncio.run(run_worker(inventory_path, address, namespace))
     except KeyboardInterrupt:
