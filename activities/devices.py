@@ -22,14 +22,21 @@ from activities.drivers.errors import CommandFailed, DeviceError, Unreachable
 from activities.drivers.host import HostDriver
 from activities.drivers.ssh import SshHostDriver
 from activities.models import (
+    AllSyncState,
+    AssetCounts,
     BrowseInput,
     BrowseSwitchInput,
     ClientInput,
     ClientRebootInput,
     DsmModeInput,
+    InSyncState,
+    OrphanInput,
+    Orphans,
     PairRef,
+    PurgeInput,
     SideInput,
     StepResult,
+    SyncInput,
 )
 from activities.support import device_activity, translate_errors
 from inventory.models import SIDES, BrowseComponent, Host, Inventory, Side, Timing, other
@@ -263,40 +270,66 @@ class DeviceActivities:
         )
 
     # -- Browse ----------------------------------------------------------------------------
+    async def _browse_stop(self, comps: list[BrowseComponent]) -> StepResult:
+        msgs = await asyncio.gather(*(dev.browse_stop(self.host(c.host), c) for c in comps))
+        return StepResult(message=f"{len(comps)} Browse component(s) stopped", details=list(msgs))
+
+    async def _browse_switch(self, comps: list[BrowseComponent], to: Side) -> StepResult:
+        msgs = await asyncio.gather(
+            *(dev.browse_switch(self.host(c.host), c, self.inv, to) for c in comps)
+        )
+        return StepResult(
+            message=f"{len(comps)} Browse component(s) point at {to}", details=list(msgs)
+        )
+
+    async def _browse_start(self, comps: list[BrowseComponent]) -> StepResult:
+        msgs = await asyncio.gather(*(dev.browse_start(self.host(c.host), c) for c in comps))
+        facts = await asyncio.gather(
+            *(dev.browse_facts(self.host(c.host), c, self.inv) for c in comps)
+        )
+        on = {f.side for f in facts}
+        where = f"Active on {on.pop()}" if len(on) == 1 else "pointing at mixed sides"
+        return StepResult(
+            message=f"{len(comps)} Browse component(s) started, {where}", details=list(msgs)
+        )
+
     @activity.defn(name="browse_stop")
     @device_activity
     async def browse_stop(self, inp: BrowseInput) -> StepResult:
         self._check_pair(inp.pair)
-        comps = self._components(inp.components)
-        msgs = await asyncio.gather(*(dev.browse_stop(self.host(c.host), c) for c in comps))
-        return StepResult(message=f"{len(comps)} Browse component(s) stopped", details=list(msgs))
+        return await self._browse_stop(self._components(inp.components))
 
     @activity.defn(name="browse_switch")
     @device_activity
     async def browse_switch(self, inp: BrowseSwitchInput) -> StepResult:
         """Swap config files of stopped components so they point at `to`; does not start them."""
         self._check_pair(inp.pair)
-        comps = self._components(inp.components)
-        msgs = await asyncio.gather(
-            *(dev.browse_switch(self.host(c.host), c, self.inv, inp.to) for c in comps)
-        )
-        return StepResult(
-            message=f"{len(comps)} Browse component(s) point at {inp.to}", details=list(msgs)
-        )
+        return await self._browse_switch(self._components(inp.components), inp.to)
 
     @activity.defn(name="browse_start")
     @device_activity
     async def browse_start(self, inp: BrowseInput) -> StepResult:
         self._check_pair(inp.pair)
+        return await self._browse_start(self._components(inp.components))
+
+    @activity.defn(name="browse_move")
+    @device_activity
+    async def browse_move(self, inp: BrowseSwitchInput) -> StepResult:
+        """Make Browse Active on `to`: stop, switch, start; nothing when it already is."""
+        self._check_pair(inp.pair)
         comps = self._components(inp.components)
-        msgs = await asyncio.gather(*(dev.browse_start(self.host(c.host), c) for c in comps))
-        sides = await asyncio.gather(
+        facts = await asyncio.gather(
             *(dev.browse_facts(self.host(c.host), c, self.inv) for c in comps)
         )
-        on = {f.side for f in sides}
-        where = f"Active on {on.pop()}" if len(on) == 1 else "pointing at mixed sides"
+        if all(f.side == inp.to and f.running for f in facts):
+            return StepResult(message=f"Browse already Active on {inp.to}")
+        steps = [
+            await self._browse_stop(comps),
+            await self._browse_switch(comps, inp.to),
+            await self._browse_start(comps),
+        ]
         return StepResult(
-            message=f"{len(comps)} Browse component(s) started, {where}", details=list(msgs)
+            message=f"Browse moved: {steps[-1].message}", details=[x.message for x in steps]
         )
 
     # -- InSync ----------------------------------------------------------------------------
@@ -308,6 +341,80 @@ class DeviceActivities:
         return StepResult(
             message=await dev.insync_set_main(self.host(cp), self.inv.devices, inp.side)
         )
+
+    @activity.defn(name="insync_state")
+    @device_activity
+    async def insync_state(self, inp: PairRef) -> InSyncState:
+        """Whether InSync runs on the Control Point PC, and its direction."""
+        self._check_pair(inp.pair)
+        cp = self.inv.control_point
+        running, main = await dev.insync_facts(self.host(cp), self.inv.devices)
+        return InSyncState(host=cp.host, running=running, main=main)
+
+    @activity.defn(name="allsync_state")
+    @device_activity
+    async def allsync_state(self, inp: SideInput) -> AllSyncState:
+        """Whether AllSync runs on the side's CIFS NAS head."""
+        self._check_pair(inp.pair)
+        nas = self.inv.sides[inp.side].nas.cifs
+        running = await dev.process_running(self.host(nas), self.inv.devices.allsync_process)
+        return AllSyncState(host=nas.host, side=inp.side, running=running)
+
+    # -- media -------------------------------------------------------------------------------
+    async def _clips(self, side: Side) -> set[str]:
+        return await dev.master_clips(self.host(self.inv.sides[side].pseudo_host))
+
+    @activity.defn(name="find_orphans")
+    @device_activity
+    async def find_orphans(self, inp: OrphanInput) -> Orphans:
+        """Master clips on the other side's volume that the main side does not have."""
+        self._check_pair(inp.pair)
+        o = other(inp.main)
+        on_main, on_other = await asyncio.gather(self._clips(inp.main), self._clips(o))
+        main_lower = {c.lower() for c in on_main}
+        orphans = sorted(c for c in on_other if c.lower() not in main_lower)
+        return Orphans(
+            main=inp.main, other=o, host=self.inv.sides[o].pseudo_host.host, clips=orphans
+        )
+
+    @activity.defn(name="purge_orphans")
+    @device_activity
+    async def purge_orphans(self, inp: PurgeInput) -> StepResult:
+        """Delete the listed orphans on the other side's volume only (driver interlock)."""
+        self._check_pair(inp.pair)
+        o = other(inp.main)
+        on_main = await self._clips(inp.main)
+        host = self.inv.sides[o].pseudo_host
+        msg = await dev.purge_orphans(self.host(host), o, inp.main, inp.clips, on_main)
+        return StepResult(message=msg)
+
+    @activity.defn(name="dsm_asset_counts")
+    @device_activity
+    async def dsm_asset_counts(self, inp: PairRef) -> AssetCounts:
+        self._check_pair(inp.pair)
+        st = await asyncio.gather(*(asyncio.to_thread(self.dsm(s).status) for s in SIDES))
+        return AssetCounts(counts={d.host: d.asset_count for d in st})
+
+    @activity.defn(name="dsm_wait_in_sync")
+    @device_activity
+    async def dsm_wait_in_sync(self, inp: SyncInput) -> StepResult:
+        """Wait until the peer's asset count is within `tolerance` of the main DSM's."""
+        self._check_pair(inp.pair)
+        me, peer = self.dsm(inp.side), self.dsm(other(inp.side))
+        seen: dict[str, int | None] = {}
+
+        async def in_sync() -> bool:
+            a, b = await asyncio.gather(asyncio.to_thread(me.read), asyncio.to_thread(peer.read))
+            seen.update({me.name: a.asset_count, peer.name: b.asset_count})
+            if a.replication == "failed":
+                raise CommandFailed(me.name, "replication failed")
+            return abs((a.asset_count or 0) - (b.asset_count or 0)) <= inp.tolerance
+
+        try:
+            await self._wait("asset counts agree", in_sync, peer.name)
+        except CommandFailed as e:
+            raise CommandFailed(e.host, f"{e.message}; last counts {seen}") from None
+        return StepResult(message=f"asset counts agree within {inp.tolerance}: {seen}")
 
     # -- clients ----------------------------------------------------------------------------
     @activity.defn(name="client_prepare")
@@ -386,4 +493,11 @@ class DeviceActivities:
             self.client_prepare,
             self.client_reboot,
             self.client_verify,
+            self.browse_move,
+            self.insync_state,
+            self.allsync_state,
+            self.find_orphans,
+            self.purge_orphans,
+            self.dsm_asset_counts,
+            self.dsm_wait_in_sync,
         ]

@@ -52,3 +52,45 @@ class StepResult(BaseModel):
 
     message: str
     details: list[str] = []
+
+
+class InSyncState(BaseModel):
+    host: str
+    running: bool
+    main: Side | None = None
+
+
+class AllSyncState(BaseModel):
+    host: str
+    side: Side
+    running: bool
+
+
+class OrphanInput(BaseModel):
+    pair: str
+    main: Side
+
+
+class Orphans(BaseModel):
+    """Master clips (.vmf) in the other side's SmartBins folders that the main side lacks."""
+
+    main: Side
+    other: Side
+    host: str
+    clips: list[str]  # paths relative to V:\\VibrantAVIFiles, e.g. News\\clip-9.vmf
+
+
+class PurgeInput(BaseModel):
+    pair: str
+    main: Side
+    clips: list[str]
+
+
+class SyncInput(BaseModel):
+    pair: str
+    side: Side
+    tolerance: int = 0
+
+
+class AssetCounts(BaseModel):
+    counts: dict[str, int | None]

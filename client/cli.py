@@ -77,11 +77,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("start", help="start a workflow on the pair")
     kinds = s.add_subparsers(dest="kind", metavar="WORKFLOW")
+    side = {"type": str.upper, "choices": ["X", "Y"]}
     k = kinds.add_parser("switch", help="switch the pair: the other side becomes main")
-    k.add_argument("--to", required=True, type=str.upper, choices=["X", "Y"], help="new main side")
-    k.add_argument("--operator", default=default_operator())
-    k.add_argument("--json", action="store_true")
-    k.add_argument("--no-wait", action="store_true", help="do not wait for the precondition check")
+    k.add_argument("--to", required=True, help="new main side", **side)  # type: ignore[arg-type]
+    k = kinds.add_parser("split", help="split the pair: --main stays main, the other runs alone")
+    k.add_argument("--main", required=True, help="the side that stays main", **side)  # type: ignore[arg-type]
+    k = kinds.add_parser("split-switch", help="switch in stages, pilot clients first")
+    k.add_argument("--to", required=True, help="new main side", **side)  # type: ignore[arg-type]
+    k.add_argument(
+        "--pilot", action="append", required=True, metavar="HOST", help="a pilot client (repeat)"
+    )
+    k = kinds.add_parser("restore", help="restore mirroring after a split, --main as main")
+    k.add_argument("--main", required=True, help="the side whose material wins", **side)  # type: ignore[arg-type]
+    k.add_argument(
+        "--tolerance", type=int, default=0, help="asset counts may differ by this much (default 0)"
+    )
+    for k in kinds.choices.values():
+        k.add_argument("--operator", default=default_operator())
+        k.add_argument("--json", action="store_true")
+        k.add_argument(
+            "--no-wait", action="store_true", help="do not wait for the precondition check"
+        )
 
     s = sub.add_parser("show", help="show a run's checklist")
     s.add_argument("run", metavar="RUN", help="run id (or a unique prefix, or 'current')")
@@ -94,6 +110,30 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--note", default=None)
         s.add_argument("--operator", default=default_operator())
         s.add_argument("--json", action="store_true")
+        if verb == "confirm":
+            s.add_argument(
+                "--client",
+                action="append",
+                metavar="HOST",
+                help="for move-editors: a client to move to the other side (repeat)",
+            )
+
+    for verb, what in (
+        ("retry", "try a failed step again (for switch-clients: only the failed clients)"),
+        ("skip", "leave a failed or waiting step (or one client) behind, with a reason"),
+    ):
+        s = sub.add_parser(verb, help=what)
+        s.add_argument("run", metavar="RUN")
+        s.add_argument("step", metavar="STEP")
+        s.add_argument("--client", metavar="HOST", help="only this client of the step")
+        s.add_argument("--reason", required=(verb == "skip"), default=None)
+        s.add_argument("--operator", default=default_operator())
+        s.add_argument("--json", action="store_true")
+    s = sub.add_parser("abort", help="stop the run at the next safe point, with a reason")
+    s.add_argument("run", metavar="RUN")
+    s.add_argument("--reason", required=True)
+    s.add_argument("--operator", default=default_operator())
+    s.add_argument("--json", action="store_true")
 
     s = sub.add_parser("inventory", help="inventory tools")
     inv = s.add_subparsers(dest="inv_command", metavar="ACTION")

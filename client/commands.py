@@ -11,6 +11,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+from pydantic import BaseModel
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -21,7 +22,16 @@ from client.render import render_checklist, render_status
 from inventory.load import InventoryError, load_inventory
 from inventory.models import Inventory, other
 from inventory.status import PairStatus
-from workflows.models import Checklist, OperatorSignal, StatusInput, SwitchInput
+from workflows.models import (
+    Checklist,
+    Decision,
+    OperatorSignal,
+    RestoreInput,
+    SplitInput,
+    SplitSwitchInput,
+    StatusInput,
+    SwitchInput,
+)
 
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 KINDS = {"switch": "SwitchWorkflow"}
@@ -55,6 +65,8 @@ async def run_command(client: Client, args: argparse.Namespace, inv: Inventory) 
         return await show(client, inv, args)
     if cmd in ("confirm", "approve"):
         return await signal(client, inv, args, cmd)
+    if cmd in ("retry", "skip", "abort"):
+        return await decide(client, inv, args, cmd)
     raise CliError(f"unknown command {cmd}", EXIT_USAGE)
 
 
@@ -165,24 +177,46 @@ async def running_run(client: Client, inv: Inventory) -> str:
     )
 
 
+def workflow_input(inv: Inventory, args: argparse.Namespace) -> tuple[BaseModel, str]:
+    """The workflow's input and a one-line description of what it will do."""
+    who = args.operator
+    if args.kind == "switch":
+        return SwitchInput(pair=inv.pair, to=args.to, initiator=who), (
+            f"switch {other(args.to)} -> {args.to}"
+        )
+    if args.kind == "split":
+        return SplitInput(pair=inv.pair, main=args.main, initiator=who), (
+            f"split, {args.main} stays main"
+        )
+    if args.kind == "split-switch":
+        pilots = list(dict.fromkeys(args.pilot))
+        return SplitSwitchInput(pair=inv.pair, to=args.to, pilots=pilots, initiator=who), (
+            f"split-switch {other(args.to)} -> {args.to}, pilots {', '.join(pilots)}"
+        )
+    if args.kind == "restore":
+        if args.tolerance < 0:
+            raise CliError("--tolerance must be 0 or more", EXIT_USAGE)
+        return RestoreInput(
+            pair=inv.pair, main=args.main, initiator=who, asset_tolerance=args.tolerance
+        ), f"restore with {args.main} main"
+    raise CliError(
+        f"unknown workflow {args.kind!r}; available: switch, split, split-switch, restore",
+        EXIT_USAGE,
+    )
+
+
 async def start(client: Client, inv: Inventory, args: argparse.Namespace) -> int:
-    if args.kind != "switch":
-        raise CliError(f"unknown workflow {args.kind!r}; available: switch", EXIT_USAGE)
-    inp = SwitchInput(pair=inv.pair, to=args.to, initiator=args.operator)
+    inp, what = workflow_input(inv, args)
     try:
         handle = await client.start_workflow(
-            "switch",
+            args.kind,
             inp,
             id=inv.workflow_id,
             task_queue=inv.queue,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-            memo={
-                "kind": "switch",
-                "direction": f"{other(args.to)}->{args.to}",
-                "initiator": args.operator,
-            },
-            static_summary=f"switch {other(args.to)} -> {args.to} on pair {inv.pair}, by {args.operator}",
+            memo={"kind": args.kind, "what": what, "initiator": args.operator},
+            static_summary=f"{what} on pair {inv.pair}, by {args.operator}",
         )
     except WorkflowAlreadyStartedError:
         raise CliError(
@@ -198,9 +232,7 @@ async def start(client: Client, inv: Inventory, args: argparse.Namespace) -> int
     emit(
         args,
         {"run_id": run_id},
-        f"started switch {other(args.to)} -> {args.to} on pair {inv.pair}\n"
-        f"run: {run_id}\n"
-        f"follow it: amsm show {run_id}",
+        f"started {what} on pair {inv.pair}\nrun: {run_id}\nfollow it: amsm show {run_id}",
     )
     return EXIT_OK
 
@@ -252,7 +284,12 @@ async def signal(client: Client, inv: Inventory, args: argparse.Namespace, verb:
         elif before.awaiting:
             hint = f"; the run waits for {before.awaiting[0].id}"
         raise CliError(f"step {step.id} is {step.status}, not {want}{hint}")
-    sig = OperatorSignal(step=args.step, operator=args.operator, note=args.note)
+    sig = OperatorSignal(
+        step=args.step,
+        operator=args.operator,
+        note=args.note,
+        clients=getattr(args, "client", None),
+    )
     await handle.signal(verb, sig)
     # Wait until the workflow has taken it, so the operator sees the effect.
     after = before
@@ -271,6 +308,73 @@ async def signal(client: Client, inv: Inventory, args: argparse.Namespace, verb:
     emit(
         args,
         {"run_id": after.run_id, "step": args.step, "status": after.step(args.step).status},
+        text,
+    )
+    return EXIT_OK
+
+
+async def decide(client: Client, inv: Inventory, args: argparse.Namespace, action: str) -> int:
+    """retry / skip a failed step or client, or abort the run: the `decide` signal."""
+    handle = await resolve_run(client, inv, args.run)
+    before = await fetch_checklist(handle)
+    if before.state not in ("running", "awaiting-operator"):
+        raise CliError(f"run {before.run_id} is {before.state}; nothing to {action}")
+    step_id = getattr(args, "step", "") or ""
+    client_host = getattr(args, "client", None)
+    if action != "abort":
+        try:
+            step = before.step(step_id)
+        except KeyError:
+            ids = ", ".join(s.id for s in before.steps)
+            raise CliError(
+                f"run {before.run_id} has no step {step_id!r}; steps: {ids}", EXIT_USAGE
+            ) from None
+        failed = [c.host for c in step.failed_clients]
+        if client_host and client_host.lower() not in {h.lower() for h in failed}:
+            raise CliError(
+                f"{client_host} is not a failed client of {step.id} "
+                f"(failed: {', '.join(failed) or 'none'})"
+            )
+        can_skip_waiting = action == "skip" and step.status in (
+            "awaiting-confirmation",
+            "awaiting-approval",
+        )
+        if step.status != "failed" and not failed and not can_skip_waiting:
+            raise CliError(
+                f"step {step.id} is {step.status}; only a failed step "
+                + ("or one awaiting the operator " if action == "skip" else "")
+                + f"can be {'retried' if action == 'retry' else 'skipped'}"
+            )
+        if client_host:
+            client_host = next(h for h in failed if h.lower() == client_host.lower())
+    d = Decision(
+        step=step_id,
+        action=action,  # type: ignore[arg-type]
+        operator=args.operator,
+        reason=args.reason,
+        client=client_host,
+    )
+    await handle.signal("decide", d)
+    after = before
+    for _ in range(50):
+        after = await fetch_checklist(handle)
+        if len(after.decisions) > len(before.decisions) or len(after.rejected) > len(
+            before.rejected
+        ):
+            break
+        await asyncio.sleep(0.1)
+    if len(after.rejected) > len(before.rejected):
+        raise CliError(f"the workflow rejected it: {after.rejected[-1].reason}")
+    target = f"{step_id} {client_host}" if client_host else step_id
+    text = {
+        "retry": f"retrying {target} on run {after.run_id}",
+        "skip": f"skipped {target} on run {after.run_id}: {args.reason}",
+        "abort": f"aborting run {after.run_id}: in-flight client switches finish first; "
+        f"see `amsm show {after.run_id}`",
+    }[action]
+    emit(
+        args,
+        {"run_id": after.run_id, "action": action, "step": step_id, "client": client_host},
         text,
     )
     return EXIT_OK

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from inventory.models import SIDES, Side
 from inventory.status import PairStatus
-from workflows.checklist import STATUS_MARK
+from workflows.checklist import STATUS_MARK, next_action
 from workflows.models import Checklist
 
 LED = {True: "●", False: "○", None: "?"}
@@ -88,23 +88,36 @@ def render_checklist(c: Checklist) -> str:
         by = f"  by {s.operator}" if s.operator else ""
         note = f"  note: {s.note}" if s.note else ""
         out.append(f"{STATUS_MARK[s.status]} {n:2} {s.id:{width}}  {s.kind:6} {s.status}{by}{note}")
-        if s.error:
+        if s.error and s.status == "failed":
             out.append(f"{'':8}error: {s.error}")
-        elif s.message and s.status == "done":
+        elif s.message and s.status != "pending":
             out.append(f"{'':8}{s.message}")
         if s.clients:
-            pending = s.pending_clients
             done = sum(1 for x in s.clients if x.status == "done")
-            out.append(f"{'':8}clients: {done} done, {pending} pending, {len(s.clients)} in all")
+            out.append(
+                f"{'':8}clients: {done} done, {s.pending_clients} pending, "
+                f"{len(s.failed_clients)} failed, {len(s.clients)} in all"
+            )
             for x in s.clients:
                 if x.status == "failed":
                     out.append(f"{'':10}{x.host}: failed: {x.error}")
+                elif x.status == "skipped":
+                    out.append(f"{'':10}{x.host}: {x.message}")
     waiting = c.awaiting
-    if waiting:
+    if waiting and c.state in ("running", "awaiting-operator"):
         s = waiting[0]
-        verb = "approve" if s.kind == "gate" else "confirm"
-        out += ["", f"Waiting for you: {s.title}.", f"  when done: amsm {verb} {c.run_id} {s.id}"]
+        what = s.title if s.status != "failed" and not s.failed_clients else f"{s.id} failed"
+        out += ["", f"Waiting for you: {what}.", f"  next: {next_action(c)}"]
+    if c.decisions:
+        out += ["", "Decisions:"]
+        out += [
+            f"  {d.at} {d.action} {d.step}{' ' + d.client if d.client else ''} by {d.operator}"
+            + (f": {d.reason}" if d.reason else "")
+            for d in c.decisions
+        ]
     if c.rejected:
         out += ["", "Rejected signals:"]
         out += [f"  {r.at} {r.signal} {r.step} by {r.operator}: {r.reason}" for r in c.rejected]
+    if c.final_state:
+        out += ["", "Where the devices ended up:"] + [f"  {x}" for x in c.final_state]
     return "\n".join(out)

@@ -14,10 +14,20 @@ from activities.devices import DeviceActivities
 from inventory.load import load_inventory
 from inventory.models import Inventory
 from workflows.client_switch import ClientSwitchWorkflow
+from workflows.restore import RestoreWorkflow
+from workflows.split import SplitWorkflow
+from workflows.split_switch import SplitSwitchWorkflow
 from workflows.status import PairStatusWorkflow
 from workflows.switch import SwitchWorkflow
 
-WORKFLOWS = [SwitchWorkflow, ClientSwitchWorkflow, PairStatusWorkflow]
+WORKFLOWS = [
+    SwitchWorkflow,
+    SplitWorkflow,
+    SplitSwitchWorkflow,
+    RestoreWorkflow,
+    ClientSwitchWorkflow,
+    PairStatusWorkflow,
+]
 
 # Reboot waits hold an activity slot each; a large facility reboots hundreds at once.
 MAX_CONCURRENT_ACTIVITIES = 1000

@@ -1,35 +1,47 @@
-"""What every big workflow of a pair shares: the checklist, its signals and its query."""
+"""What every big workflow of a pair shares: the checklist, its signals, its query, and the
+steps that several workflows use (client switches, verified manual steps, abort)."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 from temporalio.workflow import ChildWorkflowCancellationType, ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities.models import PairRef, StepResult
-    from inventory.models import Side, Timing
+    from activities.models import (
+        AllSyncState,
+        InSyncState,
+        PairRef,
+        SideInput,
+        StepResult,
+    )
+    from inventory.models import Side, Timing, other
     from inventory.status import PairStatus
     from workflows.activity_options import BOOTSTRAP, device_op
-    from workflows.checklist import StepRunner
+    from workflows.checklist import Aborted, StepRunner
     from workflows.client_switch import ClientSwitchWorkflow
     from workflows.models import (
         Checklist,
         ClientProgress,
         ClientSwitchInput,
+        Decision,
         OperatorSignal,
         StepState,
     )
 
 
 class PairWorkflow:
-    """Signals `confirm` and `approve`, query `progress`; subclasses walk their steps."""
+    """Signals `confirm`, `approve`, `decide`; query `progress`; subclasses walk their steps."""
 
     runner: StepRunner | None = None
     timing: Timing
     pair: str
+
+    def __init__(self) -> None:
+        self._early: list[tuple[str, OperatorSignal | Decision]] = []
 
     @workflow.signal
     def confirm(self, sig: OperatorSignal) -> None:
@@ -39,12 +51,19 @@ class PairWorkflow:
     def approve(self, sig: OperatorSignal) -> None:
         self._signal("approve", sig)
 
-    def _signal(self, kind: str, sig: OperatorSignal) -> None:
+    @workflow.signal
+    def decide(self, d: Decision) -> None:
+        self._signal("decide", d)
+
+    def _signal(self, kind: str, payload: OperatorSignal | Decision) -> None:
         if self.runner is None:
             # A signal can arrive before run() has built the checklist; keep it for later.
-            self._early.append((kind, sig))
+            self._early.append((kind, payload))
             return
-        self.runner.on_signal(kind, sig)
+        if isinstance(payload, Decision):
+            self.runner.on_decision(payload)
+        else:
+            self.runner.on_signal(kind, payload)
 
     @workflow.query
     def progress(self) -> Checklist | None:
@@ -52,11 +71,56 @@ class PairWorkflow:
 
     def _start_runner(self, runner: StepRunner) -> None:
         self.runner = runner
-        for kind, sig in getattr(self, "_early", []):
-            runner.on_signal(kind, sig)
+        for kind, payload in self._early:
+            self._signal(kind, payload)
 
-    def __init__(self) -> None:
-        self._early: list[tuple[str, OperatorSignal]] = []
+    @property
+    def steps(self) -> StepRunner:
+        assert self.runner is not None
+        return self.runner
+
+    # -- the frame every workflow runs in ----------------------------------------------------
+    async def walk(self, body: Callable[[], Awaitable[str]]) -> Checklist:
+        """Run the steps; on abort, let in-flight work finish and report where devices are."""
+        try:
+            message = await body()
+        except Aborted:
+            self.steps.aborted(await self.where_devices_are())
+            return self.steps.checklist
+        self.steps.complete(message)
+        return self.steps.checklist
+
+    async def where_devices_are(self) -> list[str]:
+        try:
+            st = await self.probe()
+        except Exception as e:  # the devices may be what failed; say so instead
+            return [f"the devices could not be read: {e}"]
+        mode, main, reason = st.derived
+        out = [f"pair: {mode}" + (f", {main} main" if main else "") + f" ({reason})"]
+        for side in ("X", "Y"):
+            d = st.dsm[side]  # type: ignore[index]
+            out.append(
+                f"DSM {d.host}: {d.mode or 'not responding'}, replication {d.replication_text}"
+            )
+        out.append(
+            "Browse: "
+            + (
+                f"Active on {st.browse_active_on}"
+                if st.browse_active_on
+                else "not active on one side"
+            )
+        )  # noqa: E501
+        for s in ("X", "Y"):
+            hosts = [c.host for c in st.clients if c.side == s]
+            out.append(f"clients on {s}: {', '.join(hosts) or 'none'}")
+        lost = [f"{c.host} ({c.status})" for c in st.clients if c.side is None]
+        if lost:
+            out.append(f"clients with no side: {', '.join(lost)}")
+        out.append(
+            f"InSync: {'running' if st.insync.running else 'stopped'}, main {st.insync.main}; "
+            f"AllSync on: {', '.join(st.allsync.running_on) or 'nowhere'}"
+        )
+        return out
 
     # -- activities every workflow uses ----------------------------------------------------
     async def bootstrap(self, pair: str) -> PairStatus:
@@ -77,46 +141,130 @@ class PairWorkflow:
         )
         return r.message
 
+    def auto(self, activity: str, arg: object) -> Callable[[StepState], Awaitable[str]]:
+        async def action(_: StepState) -> str:
+            return await self.act(activity, arg)
+
+        return action
+
+    def refuse(self, what: str, why: str) -> None:
+        self.steps.fail(f"{what} refused: {why}")
+        raise ApplicationError(
+            f"{what} refused: {why}", type="PreconditionFailed", non_retryable=True
+        )
+
+    def require_mirrored(self, status: PairStatus, main: Side, what: str) -> None:
+        mode, current, reason = status.derived
+        if mode == "mirrored" and current == main:
+            return
+        if mode == "mirrored":
+            self.refuse(what, f"{current} is main, not {main} (mirrored, {current} main)")
+        self.refuse(what, f"the pair must be mirrored with {main} main; found {mode}: {reason}")
+
+    # -- verified manual steps ---------------------------------------------------------------
+    def verify_insync(self, running: bool) -> Callable[[StepState], Awaitable[str | None]]:
+        async def check(_: StepState) -> str | None:
+            st = await workflow.execute_activity(
+                "insync_state",
+                PairRef(pair=self.pair),
+                result_type=InSyncState,
+                **device_op(self.timing),
+            )
+            if st.running == running:
+                return None
+            return f"InSync is {'stopped' if not st.running else 'still running'} on {st.host}"
+
+        return check
+
+    def verify_allsync(
+        self, side: Side, running: bool
+    ) -> Callable[[StepState], Awaitable[str | None]]:
+        async def check(_: StepState) -> str | None:
+            st = await workflow.execute_activity(
+                "allsync_state", SideInput(pair=self.pair, side=side), result_type=AllSyncState,
+                **device_op(self.timing),
+            )  # fmt: skip
+            if st.running == running:
+                return None
+            return f"AllSync is {'still running' if st.running else 'not running'} on {st.host}"
+
+        return check
+
+    # -- client switches -------------------------------------------------------------------------
     async def switch_clients(self, step: StepState, hosts: list[str], to: Side) -> str:
-        """Switch the clients in parallel, one child workflow each, at most N at a time."""
-        assert self.runner is not None
-        step.clients = [ClientProgress(host=h) for h in hosts]
-        self.runner.publish()
+        """Switch clients in parallel, one child workflow each, at most N at a time.
+
+        A client that fails waits for its own decision (retry or skip) while the
+        others go on; after an abort no new client starts, and those in flight finish.
+        """
+        runner = self.steps
+        step.clients = [ClientProgress(host=h, to=to) for h in hosts]
+        runner.publish()
         if not hosts:
             return "no clients to switch"
+        return await self.move_clients(step, step.clients)
+
+    async def move_clients(self, step: StepState, clients: list[ClientProgress]) -> str:
+        runner = self.steps
         limit = asyncio.Semaphore(self.timing.max_parallel_clients)
         info = workflow.info()
 
         async def one(cp: ClientProgress) -> None:
-            async with limit:
-                cp.status = "switching"
-                assert self.runner is not None
-                self.runner.publish()
-                result = await workflow.execute_child_workflow(
-                    ClientSwitchWorkflow.run,
-                    ClientSwitchInput(pair=self.pair, host=cp.host, to=to, timing=self.timing),
-                    # From the pair, not workflow_id, so a history replays under any id.
-                    id=f"amsm-{self.pair}-{info.run_id[:8]}-{cp.host}",
-                    # A client switch that has started is never cancelled half-way.
-                    parent_close_policy=ParentClosePolicy.ABANDON,
-                    cancellation_type=ChildWorkflowCancellationType.ABANDON,
-                )
-                cp.status = "done" if result.ok else "failed"
+            while True:
+                async with limit:
+                    if runner.abort is not None:
+                        return
+                    cp.status, cp.error = "switching", None
+                    cp.attempts += 1
+                    runner.publish()
+                    suffix = f"-{cp.attempts}" if cp.attempts > 1 else ""
+                    assert cp.to is not None
+                    result = await workflow.execute_child_workflow(
+                        ClientSwitchWorkflow.run,
+                        ClientSwitchInput(
+                            pair=self.pair, host=cp.host, to=cp.to, timing=self.timing
+                        ),
+                        # From the pair, not workflow_id, so a history replays under any id.
+                        id=f"amsm-{self.pair}-{info.run_id[:8]}-{cp.host}{suffix}",
+                        # A client switch that has started is never cancelled half-way.
+                        parent_close_policy=ParentClosePolicy.ABANDON,
+                        cancellation_type=ChildWorkflowCancellationType.ABANDON,
+                    )
                 cp.seconds = result.seconds
                 if result.ok:
-                    cp.message = result.message
-                else:
-                    cp.error = result.message
-                self.runner.publish()
+                    cp.status, cp.message = "done", result.message
+                    runner.publish()
+                    return
+                cp.status, cp.error = "failed", result.message
+                try:
+                    d = await runner.decision_for(f"{step.id}/{cp.host}")
+                except Aborted:
+                    return
+                if d.action == "skip":
+                    cp.status, cp.message = "skipped", f"skipped by {d.operator}: {d.reason}"
+                    runner.publish()
+                    return
 
-        await asyncio.gather(*(one(cp) for cp in step.clients))
-        failed = [c for c in step.clients if c.status == "failed"]
-        if failed:
-            raise ApplicationError(
-                f"{len(failed)} of {len(hosts)} client(s) failed: "
-                + "; ".join(f"{c.host}: {c.error}" for c in failed),
-                type="ClientSwitchFailed",
-                non_retryable=True,
-            )
-        slowest = max((c.seconds or 0) for c in step.clients)
-        return f"{len(hosts)} client(s) switched to {to} (slowest {slowest:.1f} s)"
+        await asyncio.gather(*(one(cp) for cp in clients))
+        runner.check_abort()
+        done = [c for c in clients if c.status == "done"]
+        skipped = [c for c in clients if c.status == "skipped"]
+        slowest = max((c.seconds or 0) for c in done) if done else 0
+        msg = f"{len(done)} client(s) switched (slowest {slowest:.1f} s)"
+        if skipped:
+            msg += f"; left behind on purpose: {', '.join(c.host for c in skipped)}"
+        return msg
+
+    def clients_on(
+        self, status: PairStatus, side: Side, exclude: list[str] | None = None
+    ) -> list[str]:
+        skip = {h.lower() for h in exclude or []}
+        return [c.host for c in status.clients if c.side == side and c.host.lower() not in skip]
+
+    def unknown_clients(self, status: PairStatus) -> str:
+        lost = [f"{c.host} ({c.status})" for c in status.clients if c.side is None]
+        return f"; not switched (side unknown): {', '.join(lost)}" if lost else ""
+
+    @staticmethod
+    def other(side: Side) -> Side:
+        return other(side)

@@ -1,21 +1,34 @@
 """The checklist engine shared by every big workflow.
 
 A workflow walks its step table in order. An auto step runs an action; a manual
-step waits for `confirm`; a gate waits for `approve`. Every signal is recorded
-with the operator and note, and a signal that does not fit (unknown step, a step
-not awaiting it, the wrong kind) is rejected and shown in the checklist rather
-than crashing the workflow. After each change the markdown checklist goes to
-`workflow.set_current_details`, which the Web UI shows.
+step waits for `confirm` (and, where the service can observe the effect, checks
+it); a gate waits for `approve`. A step that fails after its retries waits for the
+operator's `decide`: retry, skip (with a reason), or abort the run.
+
+Every signal is recorded with the operator and note or reason; a signal that does
+not fit (unknown step, a step not awaiting it, the wrong kind, a skip without a
+reason) is rejected and shown in the checklist rather than crashing the workflow.
+After each change the markdown checklist goes to `workflow.set_current_details`,
+which the Web UI shows.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
-from workflows.models import Checklist, OperatorSignal, RejectedSignal, StepDef, StepState
+from workflows.models import (
+    Checklist,
+    Decision,
+    DecisionRecord,
+    OperatorSignal,
+    RejectedSignal,
+    StepDef,
+    StepState,
+)
 
 STATUS_MARK = {
     "pending": "[ ]",
@@ -26,9 +39,46 @@ STATUS_MARK = {
     "failed": "[F]",
     "skipped": "[-]",
 }
+TEXT_ITEMS = 10  # items shown in text views; all of them are in --json
 
 
-def render_markdown(c: Checklist) -> str:
+class Aborted(Exception):
+    """The operator aborted the run; raised at the next safe point."""
+
+
+def waited(since: str | None, now: str) -> str:
+    """How long a step has waited, as 'N d N h N min'."""
+    if not since:
+        return ""
+    from datetime import datetime
+
+    secs = int((datetime.fromisoformat(now) - datetime.fromisoformat(since)).total_seconds())
+    d, rem = divmod(max(0, secs), 86400)
+    h, rem = divmod(rem, 3600)
+    m = rem // 60
+    parts = [f"{d} d"] * bool(d) + [f"{h} h"] * bool(h) + [f"{m} min"]
+    return " ".join(parts)
+
+
+def next_action(c: Checklist) -> str | None:
+    """The one thing the operator should do now, as a command line."""
+    for s in c.awaiting:
+        run = c.run_id or "RUN"
+        if s.status == "awaiting-approval":
+            return f"amsm approve {run} {s.id}"
+        if s.status == "awaiting-confirmation":
+            return f"amsm confirm {run} {s.id}"
+        failed = [x.host for x in s.failed_clients]
+        if failed:
+            return (
+                f"amsm retry {run} {s.id}  (or: amsm skip {run} {s.id} --client {failed[0]} "
+                "--reason ...)"
+            )
+        return f"amsm retry {run} {s.id}  (or: amsm skip {run} {s.id} --reason ...)"
+    return None
+
+
+def render_markdown(c: Checklist, now: str | None = None) -> str:
     """The checklist as markdown for the Web UI's current details."""
     lines = [f"## {c.title}", "", f"**State:** {c.state}  ", f"**Initiator:** {c.initiator}"]
     if c.message:
@@ -36,19 +86,25 @@ def render_markdown(c: Checklist) -> str:
     waiting = c.awaiting
     if waiting:
         s = waiting[0]
-        verb = "approve" if s.kind == "gate" else "confirm"
+        signal = "approve" if s.status == "awaiting-approval" else "confirm"
+        if s.status == "failed" or s.failed_clients:
+            signal = "decide"
+            payload = f'{{"step": "{s.id}", "action": "retry", "operator": "NAME"}}'
+        else:
+            payload = f'{{"step": "{s.id}", "operator": "NAME"}}'
+        how_long = waited(s.waiting_since, now) if now else ""
         lines += [
             "",
-            f"**Waiting for the operator:** `{s.id}`: {s.title}. "
-            f'Send signal `{verb}` with input `{{"step": "{s.id}", "operator": "NAME"}}` '
-            f"or run `amsm {verb} {c.run_id or 'RUN'} {s.id}`.",
+            f"**Waiting for the operator:** `{s.id}`: {s.title}"
+            + (f" (waiting {how_long})" if how_long else "")
+            + f". Send signal `{signal}` with input `{payload}` or run `{next_action(c)}`.",
         ]
     lines += ["", "| | # | step | kind | status | by | note |", "|---|---|---|---|---|---|---|"]
     for i, s in enumerate(c.steps, 1):
         status: str = s.status
         if s.clients:
             done = sum(1 for x in s.clients if x.status == "done")
-            failed = sum(1 for x in s.clients if x.status == "failed")
+            failed = len(s.failed_clients)
             status += f" ({done}/{len(s.clients)} done, {s.pending_clients} pending"
             status += f", {failed} failed)" if failed else ")"
         note = s.note or s.error or s.message or ""
@@ -56,9 +112,21 @@ def render_markdown(c: Checklist) -> str:
             f"| {STATUS_MARK[s.status]} | {i} | `{s.id}` | {s.kind} | {status} | "
             f"{s.operator or ''} | {note.replace('|', '/')} |"
         )
+    for s in c.steps:
+        for x in s.failed_clients:
+            lines.append(f"\n- `{s.id}` client **{x.host}** failed: {x.error}")
+    if c.decisions:
+        lines += ["", "**Decisions:**"]
+        lines += [
+            f"- {d.at} {d.action} `{d.step}`{' ' + d.client if d.client else ''} by "
+            f"{d.operator}: {d.reason or ''}"
+            for d in c.decisions
+        ]
     if c.rejected:
         lines += ["", "**Rejected signals:**"]
         lines += [f"- {r.at} {r.signal} `{r.step}` by {r.operator}: {r.reason}" for r in c.rejected]
+    if c.final_state:
+        lines += ["", "**Where the devices ended up:**"] + [f"- {x}" for x in c.final_state]
     return "\n".join(lines)
 
 
@@ -90,6 +158,9 @@ class StepRunner:
             steps=[StepState(id=s.id, kind=s.kind, title=s.title) for s in steps],
         )
         self._signals: dict[str, OperatorSignal] = {}
+        self._decisions: dict[str, Decision] = {}  # key: step or step/client
+        self.last_signal: dict[str, OperatorSignal] = {}  # the confirmation each step took
+        self.abort: Decision | None = None
         self.publish()
 
     # -- helpers --------------------------------------------------------------------------
@@ -101,74 +172,213 @@ class StepRunner:
         c = self.checklist
         if c.state in ("running", "awaiting-operator"):
             c.state = "awaiting-operator" if c.awaiting else "running"
-        workflow.set_current_details(render_markdown(c))
+        workflow.set_current_details(render_markdown(c, self.now()))
+
+    def _reject(self, signal: str, step: str, operator: str, reason: str) -> None:
+        self.checklist.rejected.append(
+            RejectedSignal(
+                at=self.now(), signal=signal, step=step, operator=operator, reason=reason
+            )
+        )
+        workflow.logger.warning("rejected %s %s by %s: %s", signal, step, operator, reason)
+        self.publish()
 
     # -- signals ------------------------------------------------------------------------------
     def on_signal(self, kind: str, sig: OperatorSignal) -> None:
         """Accept a confirm/approve for the step that awaits it; reject anything else visibly."""
         want = {"confirm": "awaiting-confirmation", "approve": "awaiting-approval"}[kind]
-        reason: str | None = None
         try:
             step = self.checklist.step(sig.step)
         except KeyError:
-            step = None
-            reason = f"no step {sig.step!r} in this workflow"
-        if step is not None:
-            if step.status == want:
-                self._signals[step.id] = sig
-                workflow.logger.info("%s %s by %s", kind, step.id, sig.operator)
+            self._reject(kind, sig.step, sig.operator, f"no step {sig.step!r} in this workflow")
+            return
+        if step.status == want and step.id not in self._signals:
+            self._signals[step.id] = sig
+            workflow.logger.info("%s %s by %s", kind, step.id, sig.operator)
+            return
+        if step.kind == "auto":
+            reason = f"{step.id} is automatic; it cannot be {kind}ed"
+        elif kind == "confirm" and step.kind == "gate":
+            reason = f"{step.id} is a gate: use approve"
+        elif kind == "approve" and step.kind == "manual":
+            reason = f"{step.id} is a manual step: use confirm"
+        else:
+            reason = f"{step.id} is {step.status}, not {want}"
+        self._reject(kind, sig.step, sig.operator, reason)
+
+    def on_decision(self, d: Decision) -> None:
+        """retry / skip a failed step or client, skip a waiting manual step, or abort the run."""
+        if d.action in ("skip", "abort") and not (d.reason or "").strip():
+            self._reject("decide", d.step, d.operator, f"{d.action} needs a reason")
+            return
+        if d.action == "abort":
+            if self.abort is None:
+                self.abort = d
+                self._record(d)
+                self.publish()
+            return
+        try:
+            step = self.checklist.step(d.step)
+        except KeyError:
+            self._reject("decide", d.step, d.operator, f"no step {d.step!r} in this workflow")
+            return
+        if step.clients is not None and (d.client or step.failed_clients):
+            targets = [c for c in step.failed_clients if d.client in (None, c.host)]
+            if not targets:
+                failed = ", ".join(c.host for c in step.failed_clients) or "none"
+                self._reject(
+                    "decide", d.step, d.operator,
+                    f"no failed client {d.client or ''} in {step.id} (failed: {failed})".replace("  ", " "),
+                )  # fmt: skip
                 return
-            if step.kind == "auto":
-                reason = f"{step.id} is automatic; it cannot be {kind}ed"
-            elif kind == "confirm" and step.kind == "gate":
-                reason = f"{step.id} is a gate: use approve"
-            elif kind == "approve" and step.kind == "manual":
-                reason = f"{step.id} is a manual step: use confirm"
-            else:
-                reason = f"{step.id} is {step.status}, not {want}"
-        self.checklist.rejected.append(
-            RejectedSignal(
+            for c in targets:
+                self._decisions[f"{step.id}/{c.host}"] = d
+            self._record(d)
+            return
+        waiting_manual = step.status in ("awaiting-confirmation", "awaiting-approval")
+        if step.status == "failed" or (d.action == "skip" and waiting_manual):
+            if step.id in self._decisions:
+                self._reject("decide", d.step, d.operator, f"{step.id} already has a decision")
+                return
+            self._decisions[step.id] = d
+            self._record(d)
+            return
+        self._reject(
+            "decide", d.step, d.operator,
+            f"{step.id} is {step.status}; only a failed step can be retried or skipped",
+        )  # fmt: skip
+
+    def _record(self, d: Decision) -> None:
+        self.checklist.decisions.append(
+            DecisionRecord(
                 at=self.now(),
-                signal=kind,
-                step=sig.step,
-                operator=sig.operator,
-                reason=reason or "",
-            )
+                step=d.step,
+                action=d.action,
+                operator=d.operator,
+                reason=d.reason,
+                client=d.client,
+            )  # fmt: skip
         )
-        workflow.logger.warning("rejected %s %s by %s: %s", kind, sig.step, sig.operator, reason)
+        workflow.logger.info("decide %s %s %s by %s", d.action, d.step, d.client or "", d.operator)
         self.publish()
+
+    # -- waiting ---------------------------------------------------------------------------------
+    async def wait(
+        self, ready: Callable[[], bool], step: StepState | None = None, remind: float = 0
+    ) -> None:
+        """Wait for `ready` or an abort; refresh the reminder of how long it has waited."""
+        while True:
+            cond = lambda: ready() or self.abort is not None  # noqa: E731
+            if remind > 0:
+                try:
+                    await workflow.wait_condition(cond, timeout=timedelta(seconds=remind))
+                except TimeoutError:
+                    self.publish()
+                    continue
+            else:
+                await workflow.wait_condition(cond)
+            break
+        if not ready() and self.abort is not None:
+            raise Aborted()
+
+    def check_abort(self) -> None:
+        if self.abort is not None:
+            raise Aborted()
+
+    async def decision_for(self, key: str) -> Decision:
+        self.publish()
+        await self.wait(lambda: key in self._decisions)
+        return self._decisions.pop(key)
 
     # -- steps -----------------------------------------------------------------------------------
     async def run(
-        self, step_id: str, action: Callable[[StepState], Awaitable[str]] | None = None
-    ) -> None:
+        self,
+        step_id: str,
+        action: Callable[[StepState], Awaitable[str]] | None = None,
+        verify: Callable[[StepState], Awaitable[str | None]] | None = None,
+        remind: float = 0,
+    ) -> StepState:
+        """Walk one step. `action` for auto steps (and after a confirm, if given); `verify`
+        checks a manual step's observable effect and returns what was seen when it disagrees."""
+        self.check_abort()
         step = self.checklist.step(step_id)
         step.started_at = self.now()
         if step.kind == "auto":
             assert action is not None, f"auto step {step_id} needs an action"
+            await self._run_auto(step, action)
+        else:
+            await self._run_manual(step, action, verify, remind)
+        if step.status != "skipped":
+            step.status = "done"
+        step.ended_at = self.now()
+        self.publish()
+        return step
+
+    async def _run_auto(
+        self, step: StepState, action: Callable[[StepState], Awaitable[str]]
+    ) -> None:
+        while True:
             step.status = "running"
+            step.error = None
             self.publish()
             try:
                 step.message = await action(step)
+                return
             except (ActivityError, ChildWorkflowError, ApplicationError) as e:
                 step.status = "failed"
                 step.error = describe_failure(e)
-                step.ended_at = self.now()
-                self.fail(f"step {step.id} failed: {step.error}")
-                raise ApplicationError(
-                    f"step {step.id} failed: {step.error}", type="StepFailed", non_retryable=True
-                ) from None
-        else:
+                step.waiting_since = self.now()
+            d = await self.decision_for(step.id)
+            step.waiting_since = None
+            if d.action == "skip":
+                self.skip(step, d)
+                return
+
+    async def _run_manual(
+        self,
+        step: StepState,
+        action: Callable[[StepState], Awaitable[str]] | None,
+        verify: Callable[[StepState], Awaitable[str | None]] | None,
+        remind: float,
+    ) -> None:
+        while True:
             step.status = "awaiting-approval" if step.kind == "gate" else "awaiting-confirmation"
+            step.waiting_since = self.now()
             self.publish()
-            await workflow.wait_condition(lambda: step_id in self._signals)
-            sig = self._signals[step_id]
+            await self.wait(
+                lambda: step.id in self._signals or step.id in self._decisions, step, remind
+            )
+            step.waiting_since = None
+            if step.id in self._decisions:
+                self.skip(step, self._decisions.pop(step.id))
+                return
+            sig = self._signals.pop(step.id)
+            self.last_signal[step.id] = sig
             step.operator, step.note = sig.operator, sig.note
+            if verify is not None:
+                step.status, step.message = "running", "confirmed; checking the device"
+                self.publish()
+                seen = await verify(step)
+                if seen is not None:
+                    step.message = f"confirmed but not verified: {seen}"
+                    continue
+                step.message = "confirmed and verified"
             if action is not None:
                 step.message = await action(step)
-        step.status = "done"
-        step.ended_at = self.now()
+            return
+
+    def pass_over(self, step_id: str, note: str) -> None:
+        """A step that has nothing to do in this run (e.g. no orphans to purge)."""
+        step = self.checklist.step(step_id)
+        step.status = "skipped"
+        step.note = note
+        step.started_at = step.ended_at = self.now()
         self.publish()
+
+    def skip(self, step: StepState, d: Decision) -> None:
+        step.status = "skipped"
+        step.operator = d.operator
+        step.note = f"skipped: {d.reason}"
 
     def fail(self, message: str) -> None:
         self.checklist.state = "failed"
@@ -180,4 +390,18 @@ class StepRunner:
         self.checklist.state = "completed"
         self.checklist.message = message
         self.checklist.ended_at = self.now()
+        self.publish()
+
+    def aborted(self, final_state: list[str]) -> None:
+        d = self.abort
+        c = self.checklist
+        c.state = "aborted"
+        c.message = f"aborted by {d.operator if d else '?'}: {d.reason if d else ''}"
+        c.final_state = final_state
+        c.ended_at = self.now()
+        for s in c.steps:
+            if s.status in ("awaiting-confirmation", "awaiting-approval", "running", "failed"):
+                s.status = "skipped"
+                s.note = (s.note + "; " if s.note else "") + "not done: run aborted"
+                s.waiting_since = None
         self.publish()

@@ -22,17 +22,75 @@ RunState = Literal["running", "awaiting-operator", "completed", "aborted", "fail
 
 
 class OperatorSignal(BaseModel):
-    """Payload of `confirm` and `approve`: {"step": ..., "operator": ..., "note": ...}."""
+    """Payload of `confirm` and `approve`: {"step": ..., "operator": ..., "note": ...}.
+
+    `clients` answers a step that asks which clients to act on (split's move-editors).
+    """
 
     step: str
     operator: str = "unknown"
     note: str | None = None
+    clients: list[str] | None = None
+
+
+DecisionAction = Literal["retry", "skip", "abort"]
+
+
+class Decision(BaseModel):
+    """Payload of `decide`: what to do about a failed step (or a failed client of one).
+
+    {"step": "switch-clients", "action": "skip", "operator": "jo", "reason": "...",
+     "client": "ED-03"}. `skip` and `abort` need a reason; `abort` needs no step.
+    """
+
+    step: str = ""
+    action: DecisionAction
+    operator: str = "unknown"
+    reason: str | None = None
+    client: str | None = None
+
+
+class DecisionRecord(BaseModel):
+    at: str
+    step: str
+    action: DecisionAction
+    operator: str
+    reason: str | None = None
+    client: str | None = None
 
 
 class SwitchInput(BaseModel):
     pair: str
     to: Side
     initiator: str = "unknown"
+
+
+class SplitInput(BaseModel):
+    """split: `main` stays main, the other side becomes independent."""
+
+    pair: str
+    main: Side
+    initiator: str = "unknown"
+
+
+class SplitSwitchInput(BaseModel):
+    """split-switch: `to` becomes main in stages, the pilots first."""
+
+    pair: str
+    to: Side
+    pilots: list[str]
+    initiator: str = "unknown"
+    # How often the current details are refreshed while verify-pilots waits (seconds).
+    reminder_interval: float = 3600
+
+
+class RestoreInput(BaseModel):
+    """restore: rejoin a split pair with `main` as the main side."""
+
+    pair: str
+    main: Side
+    initiator: str = "unknown"
+    asset_tolerance: int = 0
 
 
 class StatusInput(BaseModel):
@@ -47,10 +105,12 @@ class StepDef(BaseModel):
 
 class ClientProgress(BaseModel):
     host: str
-    status: Literal["pending", "switching", "done", "failed"] = "pending"
+    status: Literal["pending", "switching", "done", "failed", "skipped"] = "pending"
     message: str | None = None
     error: str | None = None
     seconds: float | None = None
+    attempts: int = 0
+    to: Side | None = None
 
 
 class StepState(BaseModel):
@@ -65,10 +125,23 @@ class StepState(BaseModel):
     message: str | None = None
     error: str | None = None
     clients: list[ClientProgress] | None = None
+    # What the step found, in full (e.g. the orphan clips a restore would purge).
+    items: list[str] | None = None
+    waiting_since: str | None = None
 
     @property
     def pending_clients(self) -> int:
         return sum(1 for c in self.clients or [] if c.status in ("pending", "switching"))
+
+    @property
+    def failed_clients(self) -> list[ClientProgress]:
+        return [c for c in self.clients or [] if c.status == "failed"]
+
+    @property
+    def needs_operator(self) -> bool:
+        return self.status in ("awaiting-confirmation", "awaiting-approval", "failed") or bool(
+            self.failed_clients
+        )
 
 
 class RejectedSignal(BaseModel):
@@ -92,6 +165,9 @@ class Checklist(BaseModel):
     message: str | None = None
     steps: list[StepState] = Field(default_factory=list)
     rejected: list[RejectedSignal] = Field(default_factory=list)
+    decisions: list[DecisionRecord] = Field(default_factory=list)
+    # Where every device ended up, when a run was aborted.
+    final_state: list[str] | None = None
 
     def step(self, step_id: str) -> StepState:
         for s in self.steps:
@@ -101,7 +177,8 @@ class Checklist(BaseModel):
 
     @property
     def awaiting(self) -> list[StepState]:
-        return [s for s in self.steps if s.status in ("awaiting-confirmation", "awaiting-approval")]
+        """Steps that wait for a person: a confirmation, an approval, or a decision."""
+        return [s for s in self.steps if s.needs_operator]
 
 
 class ClientSwitchInput(BaseModel):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.models import BrowseInput, BrowseSwitchInput, DsmModeInput, SideInput
@@ -12,6 +11,9 @@ with workflow.unsafe.imports_passed_through():
     from workflows.checklist import StepRunner
     from workflows.models import Checklist, StepState, SwitchInput
     from workflows.steps import switch_steps
+
+# Runs started before manual steps were verified replay without the checks.
+VERIFY_PATCH = "verify-manual-steps"
 
 
 @workflow.defn(name="switch")
@@ -26,69 +28,55 @@ class SwitchWorkflow(PairWorkflow):
         a = other(b)
         la, lb = a.lower(), b.lower()
         pair = inp.pair
-        runner = StepRunner(
-            "switch", pair, f"Switch {a} -> {b} ({pair})", inp.initiator, switch_steps(a, b)
-        )
-        self._start_runner(runner)
-
-        status = await self.bootstrap(pair)
-        mode, main, reason = status.derived
-        if mode != "mirrored" or main != a:
-            if mode == "mirrored" and main == b:
-                why = f"{b} is already main (mirrored, {b} main)"
-            else:
-                why = f"the pair must be mirrored with {a} main; found {mode}: {reason}"
-            runner.fail(f"switch to {b} refused: {why}")
-            raise ApplicationError(
-                f"switch to {b} refused: {why}", type="PreconditionFailed", non_retryable=True
+        self._start_runner(
+            StepRunner(
+                "switch", pair, f"Switch {a} -> {b} ({pair})", inp.initiator, switch_steps(a, b)
             )
-        to_move = [c.host for c in status.clients if c.side == a]
-        skipped = [f"{c.host} ({c.status})" for c in status.clients if c.side is None]
-
-        async def do(activity: str, arg: object) -> str:
-            return await self.act(activity, arg)
-
-        def auto(activity: str, arg: object):  # type: ignore[no-untyped-def]
-            async def action(_: StepState) -> str:
-                return await do(activity, arg)
-
-            return action
+        )
+        status = await self.bootstrap(pair)
+        if status.derived[:2] == ("mirrored", b):
+            self.refuse(f"switch to {b}", f"{b} is already main (mirrored, {b} main)")
+        self.require_mirrored(status, a, f"switch to {b}")
+        to_move = self.clients_on(status, a)
+        unknown = self.unknown_clients(status)
+        verified = workflow.patched(VERIFY_PATCH)
+        run, auto = self.steps.run, self.auto
 
         async def clients(step: StepState) -> str:
-            msg = await self.switch_clients(step, to_move, b)
-            if skipped:
-                msg += f"; not switched (side unknown): {', '.join(skipped)}"
-            return msg
+            return await self.switch_clients(step, to_move, b) + unknown
 
-        await runner.run(
-            "stop-replication", auto("dsm_stop_replication", SideInput(pair=pair, side=a))
-        )
-        await runner.run(
-            f"dsm-{la}-backup", auto("dsm_set_mode", DsmModeInput(pair=pair, side=a, mode="backup"))
-        )
-        await runner.run("stop-browse", auto("browse_stop", BrowseInput(pair=pair)))
-        await runner.run("switch-browse", auto("browse_switch", BrowseSwitchInput(pair=pair, to=b)))
-        await runner.run("stop-insync")
-        await runner.run("stop-allsync")
-        await runner.run(f"insync-{lb}-main", auto("insync_set_main", SideInput(pair=pair, side=b)))
-        await runner.run(
-            f"smartbins-{la}-backup", auto("smartbins_set_backup", SideInput(pair=pair, side=a))
-        )
-        await runner.run(
-            f"dsm-{lb}-main", auto("dsm_set_mode", DsmModeInput(pair=pair, side=b, mode="main"))
-        )
-        await runner.run(
-            f"smartbins-{lb}-main", auto("smartbins_set_main", SideInput(pair=pair, side=b))
-        )
-        await runner.run("switch-clients", clients)
-        await runner.run("check-projects")
-        await runner.run("start-browse", auto("browse_start", BrowseInput(pair=pair)))
-        await runner.run(f"verify-{lb}")
-        await runner.run("approve-overwrite")
-        await runner.run(
-            "start-replication", auto("dsm_start_replication", SideInput(pair=pair, side=b))
-        )
-        await runner.run("start-insync")
-        await runner.run("start-allsync")
-        runner.complete(f"switch complete: mirrored, {b} main")
-        return runner.checklist
+        async def body() -> str:
+            await run(
+                "stop-replication", auto("dsm_stop_replication", SideInput(pair=pair, side=a))
+            )
+            await run(
+                f"dsm-{la}-backup",
+                auto("dsm_set_mode", DsmModeInput(pair=pair, side=a, mode="backup")),
+            )
+            await run("stop-browse", auto("browse_stop", BrowseInput(pair=pair)))
+            await run("switch-browse", auto("browse_switch", BrowseSwitchInput(pair=pair, to=b)))
+            await run("stop-insync", verify=self.verify_insync(False) if verified else None)
+            await run("stop-allsync", verify=self.verify_allsync(a, False) if verified else None)
+            await run(f"insync-{lb}-main", auto("insync_set_main", SideInput(pair=pair, side=b)))
+            await run(
+                f"smartbins-{la}-backup", auto("smartbins_set_backup", SideInput(pair=pair, side=a))
+            )
+            await run(
+                f"dsm-{lb}-main", auto("dsm_set_mode", DsmModeInput(pair=pair, side=b, mode="main"))
+            )
+            await run(
+                f"smartbins-{lb}-main", auto("smartbins_set_main", SideInput(pair=pair, side=b))
+            )
+            await run("switch-clients", clients)
+            await run("check-projects")
+            await run("start-browse", auto("browse_start", BrowseInput(pair=pair)))
+            await run(f"verify-{lb}")
+            await run("approve-overwrite")
+            await run(
+                "start-replication", auto("dsm_start_replication", SideInput(pair=pair, side=b))
+            )
+            await run("start-insync", verify=self.verify_insync(True) if verified else None)
+            await run("start-allsync", verify=self.verify_allsync(b, True) if verified else None)
+            return f"switch complete: mirrored, {b} main"
+
+        return await self.walk(body)

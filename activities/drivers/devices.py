@@ -7,6 +7,7 @@ layer, so no caller can bypass them.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -16,6 +17,7 @@ from activities.drivers.errors import (
     RULE_BROWSE_STOPPED,
     RULE_CLIENT_BRIDGE,
     RULE_INSYNC_STOPPED,
+    RULE_PURGE_BACKUP_ONLY,
     CommandFailed,
     InterlockRefused,
 )
@@ -333,3 +335,66 @@ async def client_verify(drv: HostDriver, client: SwitchableClient, inv: Inventor
             f"(side {st.side or 'unknown'}, {st.status})",
         )
     return f"{client.host} sees {to}'s V: volume"
+
+
+# -- media: master clips and orphans ------------------------------------------------------------
+CLIP_ROOT = "V:\\VibrantAVIFiles"
+_CLIP_RE = re.compile(r"^[A-Za-z0-9 _.()-]+(\\[A-Za-z0-9 _.()-]+)*\.vmf$")
+
+
+def _clip_ok(clip: str) -> bool:
+    return bool(_CLIP_RE.match(clip)) and ".." not in clip.split("\\")
+
+
+async def master_clips(drv: HostDriver) -> set[str]:
+    """Master clips (.vmf folders) under V:\\VibrantAVIFiles, relative to it."""
+    line = await drv.run_one(ps.list_folders(CLIP_ROOT, "*.vmf"))
+    prefix = CLIP_ROOT.lower() + "\\"
+    out = set()
+    for item in ps.parse_json_list(line):
+        full = str(item.get("FullName", ""))
+        if full.lower().startswith(prefix):
+            out.add(full[len(prefix) :])
+    return out
+
+
+async def purge_orphans(
+    drv: HostDriver, host_side: Side, main: Side, clips: list[str], on_main: set[str]
+) -> str:
+    """Delete orphan master clips on the backup side's volume.
+
+    Refused outright on the main side's volume, for a clip that exists on the main
+    side (it is not an orphan), and for any name outside V:\\VibrantAVIFiles.
+    """
+    if host_side == main:
+        raise InterlockRefused(
+            drv.name,
+            RULE_PURGE_BACKUP_ONLY,
+            f"orphans are deleted only on the backup side's volume; {drv.name} is on {main}, "
+            "the main side",
+        )
+    bad = [c for c in clips if not _clip_ok(c)]
+    if bad:
+        raise InterlockRefused(
+            drv.name, RULE_PURGE_BACKUP_ONLY, f"not a master clip path: {', '.join(bad)}"
+        )
+    main_lower = {c.lower() for c in on_main}
+    protected = [c for c in clips if c.lower() in main_lower]
+    if protected:
+        raise InterlockRefused(
+            drv.name,
+            RULE_PURGE_BACKUP_ONLY,
+            f"exists on the main side, so not an orphan: {', '.join(protected)}",
+        )
+    present = await master_clips(drv)
+    present_lower = {c.lower() for c in present}
+    todo = [c for c in clips if c.lower() in present_lower]
+    if todo:
+        await drv.run(*[ps.remove_tree(f"{CLIP_ROOT}\\{c}") for c in todo])
+    left = {c.lower() for c in await master_clips(drv)} & {c.lower() for c in todo}
+    if left:
+        raise CommandFailed(drv.name, f"still present after delete: {', '.join(sorted(left))}")
+    gone = len(clips) - len(todo)
+    return f"{len(todo)} orphan clip(s) deleted on {drv.name} ({host_side})" + (
+        f"; {gone} already gone" if gone else ""
+    )

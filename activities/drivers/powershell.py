@@ -131,6 +131,18 @@ def file_hash(path: str) -> str:
     return f"Get-FileHash -LiteralPath {q(path)} -Algorithm SHA256 | Select-Object Hash | {JSON}"
 
 
+def list_folders(path: str, pattern: str) -> str:
+    """Folders below `path` whose name matches `pattern` (an Aurora master clip is a folder)."""
+    return (
+        f"Get-ChildItem -LiteralPath {q(path)} -Recurse -Directory -Filter {q(pattern)} | "
+        f"Select-Object FullName | {JSON}"
+    )
+
+
+def remove_tree(path: str) -> str:
+    return f"Remove-Item -LiteralPath {q(path)} -Recurse -Force"
+
+
 # -- the machine ---------------------------------------------------------------------
 def restart_computer() -> str:
     return "Restart-Computer -Force"

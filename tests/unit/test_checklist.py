@@ -67,14 +67,29 @@ def test_markdown_for_the_web_ui() -> None:
     assert "| [x] | 1 | `stop-replication` | auto | done |" in md
     assert "| [x] | 5 | `stop-insync` | manual | done | jo | closed InSync |" in md
     assert "running (1/3 done, 1 pending, 1 failed)" in md
-    assert "**Waiting for the operator:** `check-projects`" in md
-    assert '{"step": "check-projects", "operator": "NAME"}' in md
+    # A failed client needs a decision first; its payload is a `decide` signal.
+    assert "**Waiting for the operator:** `switch-clients`" in md
+    assert '{"step": "switch-clients", "action": "retry", "operator": "NAME"}' in md
+    assert "client **IN-01** failed: IN-01: no answer" in md
     assert "confirm `nope` by al: no step 'nope'" in md
+
+
+def test_markdown_names_the_manual_step_and_how_long_it_waited() -> None:
+    c = sample()
+    c.steps[10].clients[2].status = "done"  # type: ignore[index]
+    c.steps[10].status = "done"
+    c.steps[11].waiting_since = "2026-11-23T10:00:00+00:00"
+    md = render_markdown(c, now="2026-11-25T12:30:00+00:00")
+    assert "**Waiting for the operator:** `check-projects`" in md
+    assert "(waiting 2 d 2 h 30 min)" in md
+    assert '{"step": "check-projects", "operator": "NAME"}' in md
+    assert "amsm confirm abc-123 check-projects" in md
 
 
 def test_terminal_checklist() -> None:
     text = render_checklist(sample())
     assert "[x]  5 stop-insync" in text and "by jo  note: closed InSync" in text
-    assert "clients: 1 done, 1 pending, 3 in all" in text
+    assert "clients: 1 done, 1 pending, 1 failed, 3 in all" in text
     assert "IN-01: failed: IN-01: no answer" in text
-    assert "amsm confirm abc-123 check-projects" in text
+    assert "next: amsm retry abc-123 switch-clients" in text
+    assert "--client IN-01 --reason" in text

@@ -1,0 +1,120 @@
+"""restore: rejoin a split pair with M as main (manual chapter 7), protecting M's material."""
+
+from __future__ import annotations
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from activities.models import (
+        AssetCounts,
+        BrowseSwitchInput,
+        DsmModeInput,
+        OrphanInput,
+        Orphans,
+        PairRef,
+        PurgeInput,
+        SideInput,
+        SyncInput,
+    )
+    from inventory.models import other
+    from workflows.activity_options import device_op
+    from workflows.base import PairWorkflow
+    from workflows.checklist import TEXT_ITEMS, StepRunner
+    from workflows.models import Checklist, RestoreInput, StepState
+    from workflows.steps import restore_steps
+
+
+def listing(items: list[str]) -> str:
+    shown = ", ".join(items[:TEXT_ITEMS])
+    return shown + (f" (+{len(items) - TEXT_ITEMS} more)" if len(items) > TEXT_ITEMS else "")
+
+
+@workflow.defn(name="restore")
+class RestoreWorkflow(PairWorkflow):
+    @workflow.init
+    def __init__(self, inp: RestoreInput) -> None:
+        super().__init__()
+
+    @workflow.run
+    async def run(self, inp: RestoreInput) -> Checklist:
+        m = inp.main
+        o = other(m)
+        lm, lo = m.lower(), o.lower()
+        pair = inp.pair
+        title = f"Restore mirroring with {m} main ({pair})"
+        self._start_runner(StepRunner("restore", pair, title, inp.initiator, restore_steps(m, o)))
+        status = await self.bootstrap(pair)
+        mode, _, reason = status.derived
+        if mode != "split":
+            self.refuse(f"restore with {m} main", f"the pair must be split; found {mode}: {reason}")
+        run, auto = self.steps.run, self.auto
+        orphans: list[str] = []
+
+        async def find(step: StepState) -> str:
+            found = await workflow.execute_activity(
+                "find_orphans", OrphanInput(pair=pair, main=m), result_type=Orphans,
+                **device_op(self.timing),
+            )  # fmt: skip
+            orphans[:] = found.clips
+            step.items = list(found.clips)
+            if not found.clips:
+                return f"no orphan master clips on {o}"
+            return f"{len(found.clips)} orphan master clip(s) on {o} ({found.host}): {listing(found.clips)}"
+
+        async def purge(step: StepState) -> str:
+            step.items = list(orphans)
+            return await self.act("purge_orphans", PurgeInput(pair=pair, main=m, clips=orphans))
+
+        async def replicate(step: StepState) -> str:
+            started = await self.act("dsm_start_replication", SideInput(pair=pair, side=m))
+            synced = await self.act(
+                "dsm_wait_in_sync", SyncInput(pair=pair, side=m, tolerance=inp.asset_tolerance)
+            )
+            return f"{started}; {synced}"
+
+        async def clients(step: StepState) -> str:
+            now = await self.probe()
+            return await self.switch_clients(
+                step, self.clients_on(now, o), m
+            ) + self.unknown_clients(now)
+
+        async def body() -> str:
+            await run("find-orphans", find)
+            if orphans:
+                gate = self.steps.checklist.step("approve-purge")
+                gate.items = list(orphans)
+                gate.message = (
+                    f"{len(orphans)} clip(s) will be deleted on {o} only: {listing(orphans)}"
+                )
+                await run("approve-purge")
+                await run("purge-orphans", purge)
+            else:
+                self.steps.pass_over("approve-purge", "no orphans: nothing to approve")
+                self.steps.pass_over("purge-orphans", "no orphans: nothing to delete")
+            await run(
+                f"smartbins-{lo}-backup", auto("smartbins_set_backup", SideInput(pair=pair, side=o))
+            )
+            await run("switch-clients", clients)
+            await run(
+                f"dsm-{lo}-backup",
+                auto("dsm_set_mode", DsmModeInput(pair=pair, side=o, mode="backup")),
+            )
+            counts = await workflow.execute_activity(
+                "dsm_asset_counts",
+                PairRef(pair=pair),
+                result_type=AssetCounts,
+                **device_op(self.timing),
+            )
+            gate = self.steps.checklist.step("approve-overwrite")
+            gate.message = "asset counts now: " + ", ".join(
+                f"{h} {n}" for h, n in counts.counts.items()
+            )
+            await run("approve-overwrite")
+            await run("start-replication", replicate)
+            await run(f"insync-{lm}-main", auto("insync_set_main", SideInput(pair=pair, side=m)))
+            await run("start-insync", verify=self.verify_insync(True))
+            await run("start-allsync", verify=self.verify_allsync(m, True))
+            await run(f"browse-to-{lm}", auto("browse_move", BrowseSwitchInput(pair=pair, to=m)))
+            return f"restore complete: mirrored, {m} main"
+
+        return await self.walk(body)

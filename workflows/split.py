@@ -1,0 +1,79 @@
+"""split: A stays main, B becomes independent (manual chapter 6). Browse stays on A."""
+
+from __future__ import annotations
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from activities.models import DsmModeInput, SideInput
+    from inventory.models import other
+    from workflows.base import PairWorkflow
+    from workflows.checklist import StepRunner
+    from workflows.models import Checklist, ClientProgress, SplitInput, StepState
+    from workflows.steps import split_steps
+
+
+@workflow.defn(name="split")
+class SplitWorkflow(PairWorkflow):
+    @workflow.init
+    def __init__(self, inp: SplitInput) -> None:
+        super().__init__()
+
+    @workflow.run
+    async def run(self, inp: SplitInput) -> Checklist:
+        a = inp.main
+        b = other(a)
+        lb = b.lower()
+        pair = inp.pair
+        self._start_runner(
+            StepRunner(
+                "split",
+                pair,
+                f"Split: {a} stays main, {b} independent ({pair})",
+                inp.initiator,
+                split_steps(a, b),
+            )
+        )
+        status = await self.bootstrap(pair)
+        self.require_mirrored(status, a, f"split with {a} main")
+        run, auto = self.steps.run, self.auto
+        known = {c.host.lower(): c for c in status.clients}
+
+        async def move(step: StepState) -> str:
+            sig = self.steps.last_signal.get(step.id)
+            names = (sig.clients if sig else None) or []
+            good = [n for n in names if n.lower() in known]
+            bad = [n for n in names if n.lower() not in known]
+            msg = await self._move(step, good, known) if good else "no clients moved"
+            return msg + (f"; not moved, unknown client(s): {', '.join(bad)}" if bad else "")
+
+        async def body() -> str:
+            await run(
+                "stop-replication", auto("dsm_stop_replication", SideInput(pair=pair, side=a))
+            )
+            await run("stop-insync", verify=self.verify_insync(False))
+            await run("stop-allsync", verify=self.verify_allsync(a, False))
+            await run(
+                f"dsm-{lb}-main", auto("dsm_set_mode", DsmModeInput(pair=pair, side=b, mode="main"))
+            )
+            await run(
+                f"smartbins-{lb}-main", auto("smartbins_set_main", SideInput(pair=pair, side=b))
+            )
+            await run("move-editors", action=move)
+            return f"split complete: {a} and {b} both main, each on its own"
+
+        return await self.walk(body)
+
+    async def _move(self, step: StepState, names: list[str], known: dict) -> str:  # type: ignore[type-arg]
+        """Each named client goes to the side it is not on now."""
+        clients = []
+        for n in names:
+            c = known[n.lower()]
+            if c.side is None:
+                continue
+            clients.append(ClientProgress(host=c.host, to=other(c.side)))
+        step.clients = clients
+        self.steps.publish()
+        if not clients:
+            return "no clients moved"
+        return await self.move_clients(step, clients)
