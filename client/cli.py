@@ -153,6 +153,19 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--force", action="store_true", help="overwrite an existing lab")
     c = lab.add_parser("serve", help="serve the lab's devices (SSH per host, DSM files)")
     c.add_argument("--dir", required=True)
+    c = lab.add_parser("fault", help="set or clear a fault on a lab host or DSM")
+    c.add_argument("target", metavar="HOST|DSM")
+    c.add_argument(
+        "kind",
+        choices=["unreachable", "no-reboot", "slow-reboot", "replication-fails", "clear"],
+    )
+    c.add_argument("seconds", type=float, nargs="?", help="for slow-reboot")
+    c.add_argument("--dir", required=True)
+    c = lab.add_parser("ingest", help="record a clip on one side (files on V:, an asset)")
+    c.add_argument("--side", required=True, type=str.upper, choices=["X", "Y"])
+    c.add_argument("--clip", required=True)
+    c.add_argument("--bin", default="News", help="the SmartBin (default %(default)s)")
+    c.add_argument("--dir", required=True)
     for tool in ("insync", "allsync"):
         c = lab.add_parser(tool, help=f"the operator's hands: start or stop {tool} in the lab")
         c.add_argument("action", choices=["start", "stop"])

@@ -404,6 +404,10 @@ def lab(args: argparse.Namespace) -> int:
         return lab_cli.cmd_init(args)
     if args.lab_command == "serve":
         return lab_cli.cmd_serve(args)
+    if args.lab_command == "fault":
+        return lab_cli.cmd_fault(args)
+    if args.lab_command == "ingest":
+        return lab_cli.cmd_ingest(args)
     args.app = args.lab_command
     return lab_cli.cmd_hands(args)
 

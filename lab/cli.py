@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
 
 from lab import LabError
 
@@ -90,32 +89,23 @@ def cmd_hands(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_lab_commands(subparsers: Any) -> argparse.ArgumentParser:
-    """Add `lab` with `init`, `serve` and `hands` to the main CLI's sub-parsers.
+def cmd_fault(args: argparse.Namespace) -> int:
+    """Set or clear a fault on a lab host or DSM (the running lab picks it up)."""
+    from lab.faults import set_fault
 
-    Each sub-command sets `func` to the command function; the caller runs
-    `sys.exit(args.func(args))`.
-    """
-    lab = subparsers.add_parser("lab", help="the simulated pair (lab)")
-    sub = lab.add_subparsers(dest="lab_command", required=True)
+    try:
+        print(set_fault(args.dir, args.target, args.kind, args.seconds))
+    except LabError as e:
+        return _fail("fault", str(e))
+    return 0
 
-    p = sub.add_parser("init", help="create a lab directory (mirrored, X main)")
-    p.add_argument("--dir", default=DEFAULT_DIR, help=f"the lab directory (default {DEFAULT_DIR})")
-    p.add_argument("--editors", type=int, default=2, help="Aurora Edit clients (ED-01..)")
-    p.add_argument("--ingest", type=int, default=1, help="Aurora Ingest clients (IN-01..)")
-    p.add_argument("--smartbins", type=int, default=1, help="SmartBins servers per side")
-    p.add_argument("--reboot-seconds", type=float, default=5.0, help="how long a reboot takes")
-    p.add_argument("--force", action="store_true", help="replace an existing lab")
-    p.set_defaults(func=cmd_init)
 
-    p = sub.add_parser("serve", help="serve every lab host over SSH until Ctrl-C")
-    p.add_argument("--dir", default=DEFAULT_DIR, help=f"the lab directory (default {DEFAULT_DIR})")
-    p.set_defaults(func=cmd_serve)
+def cmd_ingest(args: argparse.Namespace) -> int:
+    """Record a clip on one side (its files on V:, an asset in that side's DSM)."""
+    from lab.media import ingest
 
-    p = sub.add_parser("hands", help="do a manual step at a lab device")
-    p.add_argument("app", choices=["insync", "allsync"])
-    p.add_argument("action", choices=["start", "stop"])
-    p.add_argument("--side", choices=["X", "Y", "x", "y"], help="AllSync's side")
-    p.add_argument("--dir", default=DEFAULT_DIR, help=f"the lab directory (default {DEFAULT_DIR})")
-    p.set_defaults(func=cmd_hands)
-    return lab
+    try:
+        print(ingest(args.dir, args.side, args.clip, args.bin))
+    except LabError as e:
+        return _fail("ingest", str(e))
+    return 0

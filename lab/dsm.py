@@ -100,8 +100,13 @@ def _set_replication(conn: sqlite3.Connection, schema: str, state: str, role: st
     )
 
 
-def replicate_once(x_path: str | Path, y_path: str | Path) -> list[str]:
-    """One replication pass over the two DSM files; returns what changed, as sentences."""
+def replicate_once(
+    x_path: str | Path, y_path: str | Path, failing: frozenset[str] = frozenset()
+) -> list[str]:
+    """One replication pass over the two DSM files; returns what changed, as sentences.
+
+    `failing`: DSM hosts with the lab fault `replication-fails`.
+    """
     conn = sqlite3.connect(x_path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
     changes: list[str] = []
     try:
@@ -115,6 +120,12 @@ def replicate_once(x_path: str | Path, y_path: str | Path) -> list[str]:
                     continue
                 peer_schema = peer_of[schema]
                 peer = dsms[peer_schema]
+                if me["host"] in failing:
+                    if me["replication"] != "failed":
+                        _set_replication(conn, schema, "failed", "master")
+                        changes.append(f"replication failed on {me['host']} (lab fault)")
+                    me["replication"] = "failed"
+                    continue
                 if me["mode"] != "main" or peer["mode"] == "main":
                     _set_replication(conn, schema, "failed", "master")
                     me["replication"] = "failed"
@@ -157,10 +168,19 @@ async def run_replicator(
     directory: str | Path, interval: float = REPLICATION_INTERVAL_SECONDS
 ) -> None:
     """Replicate every `interval` seconds until cancelled; a failed pass is logged, not fatal."""
+    from lab.faults import read_dsm_faults
+    from lab.state import LabState
+
     x_path, y_path = dsm_path(directory, "X"), dsm_path(directory, "Y")
+    state = LabState(directory)
     while True:
         try:
-            for change in await asyncio.to_thread(replicate_once, x_path, y_path):
+            failing = frozenset(
+                h
+                for h, f in (await asyncio.to_thread(read_dsm_faults, state)).items()
+                if f == "replication-fails"
+            )
+            for change in await asyncio.to_thread(replicate_once, x_path, y_path, failing):
                 log.info("%s", change)
         except sqlite3.Error as e:
             # The worker may hold a lock longer than the busy timeout; try next pass.

@@ -26,6 +26,7 @@ from inventory.load import InventoryError, parse_inventory
 from inventory.models import SIDES, DeviceSettings, Side
 from lab import LabError
 from lab.dsm import create_dsm, dsm_path, initial_assets
+from lab.media import clip_paths
 from lab.state import DB_NAME, LabState
 
 PAIR = "lab"
@@ -53,12 +54,16 @@ BROWSE: list[tuple[str, str, str, list[str], list[str]]] = [
     ("ftp-mdi-2", "ftp-mdi", "mdi-ftp2", ["GV FTP MDI"], ["FTP_MDI.exe.config"]),
 ]
 
-VOLUME_FILES = [
-    r"V:\VibrantAVIFiles\News\clip-001.vmf",
-    r"V:\VibrantAVIFiles\News\clip-002.vmf",
-    r"V:\VibrantAVIFiles\News\clip-003.vmf",
-    r"V:\VibrantAVIFiles\Sports\clip-001.vmf",
-    r"V:\PDR\News\clip-001.gxf",
+# Master clips in SmartBins folders (an Aurora master clip is a folder), and WIP projects.
+VOLUME_CLIPS = [
+    ("News", "clip-001"),
+    ("News", "clip-002"),
+    ("News", "clip-003"),
+    ("Sports", "clip-001"),
+]
+VOLUME_FILES = [path for smartbin, clip in VOLUME_CLIPS for path in clip_paths(smartbin, clip)] + [
+    r"V:\WIP\Projects\evening-news.proj",
+    r"V:\WIP\Projects\sports-desk.proj",
 ]
 
 

@@ -28,6 +28,7 @@ nothing on stdout and `<Cmdlet> : <message>` on stderr; the script exits 1.
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import re
@@ -277,6 +278,20 @@ CMDLETS: dict[str, CmdletSpec] = {
             {"LiteralPath": _TEXT, "Algorithm": Param("choice", ("SHA256",))},
             properties=("Hash", "Algorithm", "Path"),
         ),
+        _spec(
+            "Get-ChildItem",
+            {
+                "LiteralPath": _TEXT,
+                "Recurse": Param("switch"),
+                "Directory": Param("switch"),
+                "Filter": _TEXT,
+            },
+            properties=("FullName", "Name"),
+        ),
+        _spec(
+            "Remove-Item",
+            {"LiteralPath": _TEXT, "Recurse": Param("switch"), "Force": Param("switch")},
+        ),
         _spec("Restart-Computer", {"Force": Param("switch")}),
         _spec(
             "Get-CimInstance",
@@ -314,6 +329,7 @@ PIPELINES: dict[str, tuple[str, ...]] = {
     "Get-FileHash": _SELECT_TO_JSON,
     "Get-CimInstance": _SELECT_TO_JSON,
     "Get-IscsiSession": _SELECT_TO_JSON,
+    "Get-ChildItem": _SELECT_TO_JSON,
     "Get-Content": ("ConvertTo-Json",),
     **{
         name: ()
@@ -325,6 +341,7 @@ PIPELINES: dict[str, tuple[str, ...]] = {
             "Copy-Item",
             "Rename-Item",
             "Test-Path",
+            "Remove-Item",
             "Restart-Computer",
             "Disconnect-IscsiTarget",
             "Connect-IscsiTarget",
@@ -536,6 +553,14 @@ class World(Protocol):
 
     def volume_has_folder(self, side: str, folder: str) -> bool: ...
 
+    def volume_list(self, side: str, folder: str) -> list[str]:
+        """Paths of the files below `folder` on the side's volume."""
+        ...
+
+    def volume_delete_tree(self, side: str, folder: str) -> int:
+        """Delete every file below `folder`; returns how many."""
+        ...
+
 
 @dataclass
 class ScriptResult:
@@ -607,6 +632,8 @@ class Interpreter:
             "Test-Path": self._test_path,
             "Get-Content": self._get_content,
             "Get-FileHash": self._get_file_hash,
+            "Get-ChildItem": self._get_child_item,
+            "Remove-Item": self._remove_item,
             "Restart-Computer": self._restart_computer,
             "Get-CimInstance": self._get_cim_instance,
             "Get-IscsiSession": self._get_iscsi_session,
@@ -823,6 +850,42 @@ class Interpreter:
         content = self._file_content("Get-FileHash", path)
         digest = hashlib.sha256(content.encode("utf-8")).hexdigest().upper()
         return self._select(commands, [{"Algorithm": "SHA256", "Hash": digest, "Path": path}])
+
+    def _get_child_item(self, commands: tuple[Command, ...]) -> str:
+        """Folders below a V: folder whose name matches the filter (the lab lists folders only)."""
+        args = commands[0].args
+        root = self._path("Get-ChildItem", args["LiteralPath"])
+        if root[0] not in "vV":
+            raise CmdletError("Get-ChildItem", "the lab lists folders on V: only")
+        side = self._volume_side("Get-ChildItem")
+        if not self._is_folder(root):
+            raise _not_found("Get-ChildItem", root)
+        base = root.rstrip("\\")
+        folders: dict[str, str] = {}
+        for path in self.world.volume_list(side, root):
+            parts = path[len(base) + 1 :].split("\\")[:-1]  # the folders between root and file
+            for depth in range(1, len(parts) + 1):
+                full = base + "\\" + "\\".join(parts[:depth])
+                folders.setdefault(full.lower(), full)
+        pattern = str(args["Filter"]).lower()
+        found = [
+            {"FullName": full, "Name": _split(full)[1]}
+            for _, full in sorted(folders.items())
+            if fnmatch.fnmatchcase(_split(full)[1].lower(), pattern)
+        ]
+        return self._select(commands, found)
+
+    def _remove_item(self, commands: tuple[Command, ...]) -> str:
+        path = self._path("Remove-Item", commands[0].args["LiteralPath"])
+        if path[0] in "vV":
+            side = self._volume_side("Remove-Item")
+            if self._is_folder(path):
+                self.world.volume_delete_tree(side, path)
+                return ""
+        if self._read("Remove-Item", path) is None:
+            raise _not_found("Remove-Item", path)
+        self._delete("Remove-Item", path)
+        return ""
 
     # -- the machine ------------------------------------------------------------------------------
     def _restart_computer(self, commands: tuple[Command, ...]) -> str:

@@ -26,6 +26,7 @@ from inventory.load import InventoryError, load_inventory
 from lab import LabError
 from lab.dsm import run_replicator
 from lab.init import CLIENT_KEY, HOST_KEY_DIR, INVENTORY
+from lab.media import sync_once
 from lab.ssh import HostServer, load_authorized_keys, load_host_key
 from lab.state import LabState
 
@@ -34,6 +35,7 @@ log = logging.getLogger("amsm.lab.serve")
 SUPERVISE_INTERVAL_SECONDS = 0.05
 # A listener that failed to open (port taken) is retried this often, logged once.
 RETRY_LISTEN_SECONDS = 5.0
+MEDIA_SYNC_SECONDS = 0.5
 
 
 def _raise_file_limit() -> None:
@@ -142,6 +144,17 @@ class _Supervisor:
             await asyncio.sleep(SUPERVISE_INTERVAL_SECONDS)
 
 
+async def run_media_sync(state: LabState, interval: float = MEDIA_SYNC_SECONDS) -> None:
+    """InSync and AllSync at work while they run (lab.media); a failed pass is logged."""
+    while True:
+        try:
+            for change in await asyncio.to_thread(sync_once, state):
+                log.info("%s", change)
+        except Exception:
+            log.exception("media sync pass failed")
+        await asyncio.sleep(interval)
+
+
 async def serve_lab(directory: str | Path, ready: asyncio.Event | None = None) -> None:
     """Serve the lab in `directory` until cancelled; set `ready` once every host listens.
 
@@ -170,6 +183,7 @@ async def serve_lab(directory: str | Path, ready: asyncio.Event | None = None) -
                 ) from None
         tasks.append(asyncio.create_task(run_replicator(d), name="lab-replicator"))
         tasks.append(asyncio.create_task(supervisor.run(), name="lab-supervisor"))
+        tasks.append(asyncio.create_task(run_media_sync(state), name="lab-media-sync"))
         print(f"lab: serving {len(servers)} hosts for pair '{pair}' from {d}", flush=True)
         if ready is not None:
             ready.set()

@@ -155,6 +155,21 @@ class Txn:
         ).fetchone()
         return row is not None
 
+    def volume_list(self, side: str, folder: str) -> list[str]:
+        low, high = _folder_range(folder)
+        rows = self.conn.execute(
+            "SELECT path FROM volumes WHERE side = ? AND key >= ? AND key < ? ORDER BY key",
+            (side, low, high),
+        )
+        return [str(p) for (p,) in rows]
+
+    def volume_delete_tree(self, side: str, folder: str) -> int:
+        low, high = _folder_range(folder)
+        cur = self.conn.execute(
+            "DELETE FROM volumes WHERE side = ? AND key >= ? AND key < ?", (side, low, high)
+        )
+        return int(cur.rowcount)
+
     def volume_files(self, side: str) -> dict[str, str]:
         rows = self.conn.execute(
             "SELECT path, content FROM volumes WHERE side = ? ORDER BY key", (side,)
@@ -170,6 +185,8 @@ def boot(txn: Txn, doc: dict[str, Any]) -> None:
     real host; here the next reboot tries again).
     """
     doc["down_until"] = None
+    if doc.pop("resume_without_boot", False):
+        return  # the network came back; the machine never went down
     doc["boot_time"] = int(txn.now() * 1000)
     doc["processes"] = list(doc.get("autostart", []))
     iscsi = doc.get("iscsi")
@@ -188,6 +205,20 @@ def boot(txn: Txn, doc: dict[str, Any]) -> None:
         mounted = mounted or side
     iscsi["sessions"] = sessions
     doc["mounted_v"] = mounted
+
+
+# A host that will not come back by itself (a fault) is "down until" far in the future.
+NEVER = 4102444800.0  # 2100-01-01
+
+
+def reboot_time(doc: dict[str, Any], default: float) -> float:
+    """How long a restart takes on this host: its fault, if any, decides."""
+    fault = doc.get("fault") or {}
+    if fault.get("kind") == "no-reboot":
+        return NEVER
+    if fault.get("kind") == "slow-reboot":
+        return float(fault.get("seconds", default))
+    return default
 
 
 class LabState:
@@ -278,7 +309,7 @@ class LabState:
                 return ScriptResult("", f"amsm-lab: {name} is restarting\n", 1)
             result = run_script(script, doc, txn)
             if result.reboot:
-                doc["down_until"] = txn.now() + txn.reboot_seconds
+                doc["down_until"] = txn.now() + reboot_time(doc, txn.reboot_seconds)
                 if on_reboot is not None:
                     on_reboot()
             return result

@@ -13,17 +13,29 @@ from lab.hands import set_allsync, set_insync
 from tests.conftest import Lab, cli, cli_json
 
 
-def hands_for(lab: Lab, step: str, to: Side) -> None:
-    """What the operator does at the device before ticking a manual step."""
-    a = other(to)
+def hands_for(lab: Lab, step: str, to: Side, stop_allsync_on: Side | None = None) -> None:
+    """What the operator does at the device before ticking a manual step.
+
+    `to` is the side that is main at the end of the run: AllSync starts on its NAS
+    head, and stops on the other side's (or on `stop_allsync_on`).
+    """
     if step == "stop-insync":
         set_insync(lab.dir, running=False)
     elif step == "start-insync":
         set_insync(lab.dir, running=True)
     elif step == "stop-allsync":
-        set_allsync(lab.dir, a, running=False)
+        set_allsync(lab.dir, stop_allsync_on or other(to), running=False)
     elif step == "start-allsync":
         set_allsync(lab.dir, to, running=True)
+
+
+def waiting_step(shown: dict) -> dict | None:
+    for s in shown["steps"]:
+        if s["status"] in ("awaiting-confirmation", "awaiting-approval", "failed"):
+            return s
+        if any(c["status"] == "failed" for c in s.get("clients") or []):
+            return s
+    return None
 
 
 async def drive(
@@ -34,30 +46,29 @@ async def drive(
     until: Callable[[dict], bool] | None = None,
     timeout: float = 120,
     signal: Callable[[str, str], Awaitable[None]] | None = None,
+    extra: dict[str, list[str]] | None = None,
+    stop_allsync_on: Side | None = None,
 ) -> dict:
-    """Confirm/approve every step the run waits for, until it ends (or `until` holds)."""
+    """Confirm/approve every step the run waits for, until it ends (or `until` holds).
+
+    A failed step is not decided here: the run is returned to the caller.
+    """
     deadline = time.monotonic() + timeout
+    shown: dict = {}
     while time.monotonic() < deadline:
         shown = await cli_json(client, lab, "show", run_id)
         if until is not None and until(shown):
             return shown
         if shown["state"] not in ("running", "awaiting-operator"):
             return shown
-        waiting = [
-            s
-            for s in shown["steps"]
-            if s["status"] in ("awaiting-confirmation", "awaiting-approval")
-        ]
-        if waiting:
-            step = waiting[0]
+        step = waiting_step(shown)
+        if step is not None and step["status"] in ("awaiting-confirmation", "awaiting-approval"):
             verb = "approve" if step["kind"] == "gate" else "confirm"
-            hands_for(lab, step["id"], to)
+            hands_for(lab, step["id"], to, stop_allsync_on)
             if signal is not None:
                 await signal(verb, step["id"])
             else:
-                rc, out = await cli(
-                    client,
-                    lab,
+                args = [
                     verb,
                     run_id,
                     step["id"],
@@ -65,8 +76,12 @@ async def drive(
                     "tester",
                     "--note",
                     f"did {step['id']}",
-                )
+                ]
+                args += (extra or {}).get(step["id"], [])
+                rc, out = await cli(client, lab, *args)
                 assert rc == 0, out
+        elif step is not None:
+            return shown  # failed: the caller decides
         else:
             await asyncio.sleep(0.2)
     raise AssertionError(f"run {run_id} did not finish within {timeout} s: {shown}")

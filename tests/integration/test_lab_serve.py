@@ -176,7 +176,10 @@ async def test_client_switch_to_y_mounts_y_after_reboot(served: Served) -> None:
         ps.test_path("V:\\"),
         ps.iscsi_sessions(),
         ps.get_registry(aurora, ["DsmServer"]),
-        ps.copy_file(r"V:\VibrantAVIFiles\News\clip-001.vmf", r"V:\VibrantAVIFiles\News\ed02.vmf"),
+        ps.copy_file(
+            r"V:\VibrantAVIFiles\News\clip-001.vmf\clip-001.vid",
+            r"V:\VibrantAVIFiles\News\ed02.vid",
+        ),
     )
     assert seen.exit_status == 0, seen.stderr
     lines = seen.stdout.split("\n")
@@ -186,7 +189,7 @@ async def test_client_switch_to_y_mounts_y_after_reboot(served: Served) -> None:
     _, docs = LabState(served.dir).read()
     assert docs["ED-02"]["mounted_v"] == "Y"
     # The copy landed on Y's volume, which Y's SmartBins servers see and X's do not.
-    ed02 = r"V:\VibrantAVIFiles\News\ed02.vmf"
+    ed02 = r"V:\VibrantAVIFiles\News\ed02.vid"
     assert (await served.run("sb-y1", ps.test_path(ed02))).stdout == "True\n"
     assert (await served.run("sb-x1", ps.test_path(ed02))).stdout == "False\n"
 

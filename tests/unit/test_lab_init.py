@@ -10,7 +10,7 @@ import pytest
 
 from inventory.load import load_inventory
 from lab import LabError
-from lab.cli import add_lab_commands, cmd_hands, cmd_init, cmd_serve
+from lab.cli import cmd_serve
 from lab.dsm import replicate_once
 from lab.hands import set_allsync, set_insync
 from lab.init import init_lab, iqn
@@ -200,19 +200,24 @@ def test_hands(fresh: Path) -> None:
 
 
 def test_cli_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    parser = argparse.ArgumentParser(prog="amsm")
-    add_lab_commands(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["lab", "init", "--dir", str(tmp_path), "--editors", "1"])
-    assert args.func(args) == 0
+    from client.cli import main
+
+    d = str(tmp_path)
+    assert main(["lab", "init", "--dir", d, "--editors", "1"]) == 0
     assert "created a mirrored pair" in capsys.readouterr().out
-    assert cmd_init(args) == 1
+    assert main(["lab", "init", "--dir", d]) == 1
     err = capsys.readouterr().err
     assert "already holds a lab" in err and "Traceback" not in err
-    args = parser.parse_args(["lab", "hands", "insync", "stop", "--dir", str(tmp_path)])
-    assert cmd_hands(args) == 0
+    assert main(["lab", "insync", "stop", "--dir", d]) == 0
     assert capsys.readouterr().out.strip() == "InSync stopped on cp-01"
-    args = parser.parse_args(["lab", "hands", "allsync", "start", "--dir", str(tmp_path)])
-    assert cmd_hands(args) == 1 and "--side" in capsys.readouterr().err
+    assert main(["lab", "fault", "ED-01", "slow-reboot", "2", "--dir", d]) == 0
+    assert capsys.readouterr().out.strip() == "ED-01: restarts take 2 s"
+    assert main(["lab", "fault", "nobody", "unreachable", "--dir", d]) == 1
+    assert "no lab host or DSM named 'nobody'" in capsys.readouterr().err
+    assert main(["lab", "fault", "dsm-x", "no-reboot", "--dir", d]) == 1
+    assert "a DSM fault is one of replication-fails, clear" in capsys.readouterr().err
+    assert main(["lab", "ingest", "--side", "Y", "--clip", "bad/name", "--dir", d]) == 1
+    assert "clip name 'bad/name'" in capsys.readouterr().err
     missing = argparse.Namespace(dir=str(tmp_path / "nowhere"))
     assert cmd_serve(missing) == 1
     assert "holds no lab" in capsys.readouterr().err

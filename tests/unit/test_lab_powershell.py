@@ -17,7 +17,7 @@ from lab.state import LabState
 SB = r"HKLM:\SOFTWARE\GVG\SmartBins"
 INSYNC = r"HKLM:\SOFTWARE\GVG\InSync"
 CFG = r"C:\Thomson\MediaFrame\Configuration"
-CLIP = r"V:\VibrantAVIFiles\News\clip-001.vmf"
+CLIP = r"V:\VibrantAVIFiles\News\clip-001.vmf\clip-001.vid"
 HOSTILE = [
     "a'; Stop-Computer; '",
     "a\u2019; Stop-Computer; \u2018",
@@ -302,11 +302,11 @@ def test_volumes_are_per_side_and_shared(lab: LabState) -> None:
         got = run(lab, host, ps.test_path("V:\\"), ps.test_path(r"V:\VibrantAVIFiles"))
         assert got.stdout == "True\nTrue\n", host
     assert (
-        run(lab, "ED-01", ps.copy_file(CLIP, r"V:\VibrantAVIFiles\News\new.vmf")).exit_status == 0
+        run(lab, "ED-01", ps.copy_file(CLIP, r"V:\VibrantAVIFiles\News\new.vid")).exit_status == 0
     )
     # The other X hosts see the new file on X's volume; Y's volume does not have it.
-    assert run(lab, "sb-x2", ps.test_path(r"v:\vibrantavifiles\news\NEW.vmf")).stdout == "True\n"
-    assert run(lab, "sb-y1", ps.test_path(r"V:\VibrantAVIFiles\News\new.vmf")).stdout == "False\n"
+    assert run(lab, "sb-x2", ps.test_path(r"v:\vibrantavifiles\news\NEW.VID")).stdout == "True\n"
+    assert run(lab, "sb-y1", ps.test_path(r"V:\VibrantAVIFiles\News\new.vid")).stdout == "False\n"
     same = run(lab, "sb-x1", ps.file_hash(CLIP)).stdout
     assert same == run(lab, "sb-y1", ps.file_hash(CLIP)).stdout
     nodrive = run(lab, "cp-01", ps.get_content(CLIP))

@@ -1,0 +1,94 @@
+"""Faults a test or a demo can set on the running lab, and clear again.
+
+Host faults live in the host's document (`fault`), DSM faults in lab.db's meta
+table (`dsm_faults`); `amsm lab serve` picks both up within a fraction of a second.
+
+- `unreachable`: the host's port closes as if its network were cut; `clear` brings it
+  back without a reboot.
+- `no-reboot`: the next restart never comes back (until `clear`, which boots it).
+- `slow-reboot S`: restarts take S seconds.
+- DSM `replication-fails`: replication from that DSM turns `failed` while it is set.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from lab import LabError
+from lab.state import NEVER, LabState, Txn
+
+HOST_FAULTS = ("unreachable", "no-reboot", "slow-reboot", "clear")
+DSM_FAULTS = ("replication-fails", "clear")
+
+
+def dsm_faults(txn: Txn) -> dict[str, str]:
+    row = txn.conn.execute("SELECT value FROM meta WHERE key = 'dsm_faults'").fetchone()
+    return dict(json.loads(row[0])) if row else {}
+
+
+def read_dsm_faults(state: LabState) -> dict[str, str]:
+    conn = state.connect()
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'dsm_faults'").fetchone()
+    finally:
+        conn.close()
+    return dict(json.loads(row[0])) if row else {}
+
+
+def set_fault(directory: str | Path, target: str, kind: str, seconds: float | None = None) -> str:
+    """Set or clear a fault on a lab host or DSM; returns a sentence."""
+    state = LabState(directory)
+    with state.transaction() as txn:
+        dsms = {
+            str(info["dsm"]).lower(): str(info["dsm"]) for info in txn.topology["sides"].values()
+        }
+        if target.lower() in dsms:
+            return _dsm_fault(txn, dsms[target.lower()], kind)
+        doc = txn.host(target)
+        if doc is None:
+            known = ", ".join(sorted(dsms.values()))
+            raise LabError(f"no lab host or DSM named {target!r} (DSMs: {known})")
+        return _host_fault(txn, doc, kind, seconds)
+
+
+def _dsm_fault(txn: Txn, dsm: str, kind: str) -> str:
+    if kind not in DSM_FAULTS:
+        raise LabError(f"a DSM fault is one of {', '.join(DSM_FAULTS)}, not {kind!r}")
+    faults = dsm_faults(txn)
+    if kind == "clear":
+        faults.pop(dsm, None)
+    else:
+        faults[dsm] = kind
+    txn.conn.execute(
+        "INSERT OR REPLACE INTO meta (key, value) VALUES ('dsm_faults', ?)", (json.dumps(faults),)
+    )
+    return f"{dsm}: " + ("faults cleared" if kind == "clear" else f"{kind} set")
+
+
+def _host_fault(txn: Txn, doc: dict[str, Any], kind: str, seconds: float | None) -> str:
+    name = doc["name"]
+    if kind not in HOST_FAULTS:
+        raise LabError(f"a host fault is one of {', '.join(HOST_FAULTS)}, not {kind!r}")
+    fault = doc.get("fault") or {}
+    if kind == "clear":
+        doc["fault"] = None
+        until = doc.get("down_until")
+        if fault.get("kind") == "unreachable" and until is not None and until >= NEVER:
+            doc["down_until"] = txn.now()
+            doc["resume_without_boot"] = not fault.get("was_down")
+        elif until is not None and until >= NEVER:
+            doc["down_until"] = txn.now()  # a restart that hung: it boots now
+        return f"{name}: faults cleared"
+    if kind == "slow-reboot":
+        if seconds is None or seconds <= 0:
+            raise LabError("slow-reboot needs SECONDS greater than 0")
+        doc["fault"] = {"kind": kind, "seconds": float(seconds)}
+        return f"{name}: restarts take {seconds:g} s"
+    if kind == "unreachable":
+        doc["fault"] = {"kind": kind, "was_down": doc.get("down_until") is not None}
+        doc["down_until"] = NEVER
+        return f"{name}: unreachable (its port is closed)"
+    doc["fault"] = {"kind": kind}
+    return f"{name}: the next restart will not come back"

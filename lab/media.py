@@ -1,0 +1,112 @@
+"""Material on the lab's V: volumes, and the two file-mirroring tools that move it.
+
+An Aurora master clip is a folder `V:\\VibrantAVIFiles\\<SmartBin>\\<clip>.vmf` holding
+.vid/.tc/.pcm/.idx files that point at the K2 essence under `V:\\PDR\\<SmartBin>`.
+While K2 InSync runs on the Control Point PC it copies clips from the master side to
+the other (One Way, Event: new and changed clips propagate; clips that exist only on
+the slave are left alone, which is why a restore must purge orphans). While AllSync
+runs on a side's CIFS NAS head it mirrors `V:\\WIP` 1:1 to the other side.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from lab import LabError
+from lab.state import LabState, Txn
+
+CLIP_ROOT = "V:\\VibrantAVIFiles"
+PDR_ROOT = "V:\\PDR"
+WIP_ROOT = "V:\\WIP"
+CLIP_PARTS = (".vid", ".tc", ".pcm", ".idx")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.()-]{0,63}$")
+
+
+def clip_paths(smartbin: str, clip: str) -> list[str]:
+    """Every file of one master clip and its essence."""
+    folder = f"{CLIP_ROOT}\\{smartbin}\\{clip}.vmf"
+    return [f"{folder}\\{clip}{ext}" for ext in CLIP_PARTS] + [
+        f"{PDR_ROOT}\\{smartbin}\\{clip}.gxf"
+    ]
+
+
+def ingest(directory: str | Path, side: str, clip: str, smartbin: str = "News") -> str:
+    """Record a new clip on one side: its files on that side's V:, an asset in its DSM."""
+    side = side.upper()
+    if side not in ("X", "Y"):
+        raise LabError(f"side must be X or Y, not {side!r}")
+    for what, name in (("clip", clip), ("SmartBin", smartbin)):
+        if not _NAME.match(name) or name.endswith(".vmf"):
+            raise LabError(f"{what} name {name!r}: use letters, digits, space, _ . ( ) -")
+    state = LabState(directory)
+    paths = clip_paths(smartbin, clip)
+    with state.transaction() as txn:
+        if txn.volume_read(side, paths[0]) is not None:
+            raise LabError(f"{smartbin}\\{clip} already exists on {side}")
+        for p in paths:
+            txn.volume_write(side, p, f"{clip} recorded on {side}\n")
+    from lab.dsm import dsm_path, iso_now
+
+    conn = sqlite3.connect(dsm_path(directory, side), timeout=10, isolation_level=None)
+    try:
+        conn.execute(
+            "INSERT OR IGNORE INTO assets (name, created) VALUES (?, ?)",
+            (f"{smartbin}/{clip}", iso_now()),
+        )
+    finally:
+        conn.close()
+    return f"recorded {smartbin}\\{clip} on {side} ({len(paths)} files, one asset)"
+
+
+def _running(txn: Txn, host: str | None, process: str) -> bool:
+    doc = txn.host(host) if host else None
+    if doc is None or doc.get("down_until") is not None:
+        return False
+    return any(p.lower() == process.lower() for p in doc.get("processes", []))
+
+
+def _copy(txn: Txn, src: str, dst: str, roots: tuple[str, ...], mirror: bool) -> int:
+    """Copy files under `roots` from side src to dst; `mirror` also deletes extras."""
+    changed = 0
+    for root in roots:
+        have = {p.lower(): p for p in txn.volume_list(dst, root)}
+        for path in txn.volume_list(src, root):
+            content = txn.volume_read(src, path) or ""
+            if txn.volume_read(dst, path) != content:
+                txn.volume_write(dst, path, content)
+                changed += 1
+            have.pop(path.lower(), None)
+        if mirror:
+            for path in have.values():
+                txn.volume_delete(dst, path)
+                changed += 1
+    return changed
+
+
+def sync_once(state: LabState) -> list[str]:
+    """One pass of InSync and AllSync; returns what they did, as sentences."""
+    out: list[str] = []
+    with state.transaction() as txn:
+        topo: dict[str, Any] = txn.topology
+        dev = topo["devices"]
+        cp = txn.host(topo["control_point"])
+        if cp is not None and _running(txn, topo["control_point"], dev["insync_process"]):
+            master = (cp.get("registry", {}).get(dev["insync_registry"]) or {}).get(
+                dev["insync_direction_value"]
+            )
+            if master in ("X", "Y"):
+                other = "Y" if master == "X" else "X"
+                n = _copy(txn, master, other, (CLIP_ROOT, PDR_ROOT), mirror=False)
+                if n:
+                    out.append(f"InSync copied {n} file(s) {master} -> {other}")
+        for side in ("X", "Y"):
+            cifs = topo["sides"][side].get("nas_cifs")
+            if _running(txn, cifs, dev["allsync_process"]):
+                other = "Y" if side == "X" else "X"
+                n = _copy(txn, side, other, (WIP_ROOT,), mirror=True)
+                if n:
+                    out.append(f"AllSync mirrored {n} WIP file(s) {side} -> {other}")
+    return out
