@@ -1,0 +1,221 @@
+"""Restore with real orphans; failed client switches decided per client; lab faults."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import pytest
+import yaml
+from temporalio.client import Client
+
+from activities.devices import DeviceActivities
+from activities.drivers import devices as dev
+from activities.drivers.errors import RULE_PURGE_BACKUP_ONLY, InterlockRefused
+from inventory.load import load_inventory
+from lab.faults import set_fault
+from lab.media import ingest
+from lab.state import LabState
+from tests.conftest import Lab, cli, cli_json, running_worker
+from tests.integration.driving import drive
+
+
+def step(shown: dict, step_id: str) -> dict:
+    return next(s for s in shown["steps"] if s["id"] == step_id)
+
+
+def volume(lab: Lab, side: str) -> dict[str, str]:
+    with LabState(lab.dir).transaction() as txn:
+        return txn.volume_files(side)
+
+
+def clips(lab: Lab, side: str) -> set[str]:
+    return {
+        p.split("\\")[2] + "\\" + p.split("\\")[3]
+        for p in volume(lab, side)
+        if p.lower().startswith("v:\\vibrantavifiles\\")
+    }
+
+
+def retime(lab: Lab, **timing: float) -> None:
+    data = yaml.safe_load(lab.inventory_path.read_text())
+    data["timing"].update(timing)
+    lab.inventory_path.write_text(yaml.safe_dump(data, sort_keys=False))
+    lab.inventory = load_inventory(lab.inventory_path)
+
+
+async def wait_for(check, what: str, timeout: float = 30) -> None:  # type: ignore[no-untyped-def]
+    for _ in range(int(timeout / 0.1)):
+        if await check():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"not reached within {timeout} s: {what}")
+
+
+async def test_restore_purges_real_orphans_on_the_backup_side_only(
+    client: Client, lab_factory
+) -> None:  # type: ignore[no-untyped-def]
+    lab = await lab_factory(editors=1, ingest=0)
+    async with running_worker(client, lab):
+        run = (await cli_json(client, lab, "start", "split", "--main", "X"))["run_id"]
+        assert (await drive(client, lab, run, "X", stop_allsync_on="X"))["state"] == "completed"
+
+        # While split, each side records on its own.
+        ingest(lab.dir, "X", "x-only", "News")
+        for i in range(12):
+            ingest(lab.dir, "Y", f"y-only-{i:02d}", "Sports")
+        x_before = volume(lab, "X")
+        assert "News\\x-only.vmf" in clips(lab, "X") and "News\\x-only.vmf" not in clips(lab, "Y")
+
+        # The purge never runs on the main side's volume: the driver refuses it.
+        a = DeviceActivities(lab.inventory, lab.inventory_path)
+        with pytest.raises(InterlockRefused) as e:
+            await dev.purge_orphans(
+                a.host(lab.inventory.sides["X"].pseudo_host), "X", "X", ["News\\x-only.vmf"], set()
+            )
+        assert e.value.rule == RULE_PURGE_BACKUP_ONLY
+
+        run = (await cli_json(client, lab, "start", "restore", "--main", "X"))["run_id"]
+        shown = await drive(
+            client,
+            lab,
+            run,
+            "X",
+            until=lambda s: step(s, "approve-purge")["status"] == "awaiting-approval",
+        )
+        orphans = [f"Sports\\y-only-{i:02d}.vmf" for i in range(12)]
+        assert step(shown, "find-orphans")["items"] == orphans
+        gate = step(shown, "approve-purge")
+        assert gate["items"] == orphans  # all of them in --json
+        assert (
+            "12 clip(s) will be deleted on Y only" in gate["message"]
+            and "(+2 more)" in gate["message"]
+        )
+        rc, text = await cli(client, lab, "show", run)
+        assert "Sports\\y-only-09.vmf" in text and "Sports\\y-only-10.vmf" not in text
+
+        final = await drive(client, lab, run, "X")
+        assert final["state"] == "completed", final
+        assert "12 orphan clip(s) deleted on sb-y1 (Y)" in step(final, "purge-orphans")["message"]
+
+        # X's files are untouched; Y lost its orphans and, once InSync runs X -> Y again,
+        # gets what X recorded while split.
+        assert {k: v for k, v in volume(lab, "X").items() if k in x_before} == x_before
+
+        async def y_caught_up() -> bool:
+            return "News\\x-only.vmf" in clips(lab, "Y")
+
+        await wait_for(y_caught_up, "InSync copies X's new clip to Y")
+        assert not any(c.startswith("Sports\\y-only") for c in clips(lab, "Y"))
+        status = await cli_json(client, lab, "status")
+        assert (status["mode"], status["main"]) == ("mirrored", "X")
+        assert status["dsm"]["X"]["asset_count"] == status["dsm"]["Y"]["asset_count"]
+
+
+async def test_failed_client_is_retried_or_skipped_on_its_own(client: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
+    lab = await lab_factory(editors=3, ingest=0, reboot_seconds=0.3)
+    retime(lab, reboot_timeout=3, max_attempts=1)
+    set_fault(lab.dir, "ED-02", "no-reboot")
+    set_fault(lab.dir, "ED-03", "no-reboot")
+    async with running_worker(client, lab):
+        run = (await cli_json(client, lab, "start", "switch", "--to", "Y"))["run_id"]
+
+        def two_failed(s: dict) -> bool:
+            cl = step(s, "switch-clients").get("clients") or []
+            return sum(c["status"] == "failed" for c in cl) == 2
+
+        shown = await drive(client, lab, run, "Y", until=two_failed)
+        by_host = {c["host"]: c for c in step(shown, "switch-clients")["clients"]}
+        assert by_host["ED-01"]["status"] == "done"  # one editor does not hold the others
+        assert "did not come back" in by_host["ED-02"]["error"]
+        assert shown["state"] == "awaiting-operator"
+        rc, text = await cli(client, lab, "show", run)
+        assert f"amsm retry {run} switch-clients" in text and "ED-02: failed" in text
+
+        rc, out = await cli(
+            client, lab, "skip", run, "switch-clients", "--client", "ED-01", "--reason", "x"
+        )
+        assert rc == 1 and "not a failed client" in out
+        # ED-03 stays behind on purpose; ED-02's reboot is fixed and retried.
+        rc, out = await cli(
+            client,
+            lab,
+            "skip",
+            run,
+            "switch-clients",
+            "--client",
+            "ED-03",
+            "--reason",
+            "broken PSU",
+            "--operator",
+            "jo",
+        )
+        assert rc == 0, out
+        set_fault(lab.dir, "ED-02", "clear")
+        rc, out = await cli(client, lab, "retry", run, "switch-clients")
+        assert rc == 0, out
+
+        final = await drive(client, lab, run, "Y")
+        assert final["state"] == "completed", final
+        by_host = {c["host"]: c for c in step(final, "switch-clients")["clients"]}
+        assert by_host["ED-02"]["status"] == "done" and by_host["ED-02"]["attempts"] == 2
+        assert (
+            by_host["ED-03"]["status"] == "skipped" and "broken PSU" in by_host["ED-03"]["message"]
+        )
+        assert "left behind on purpose: ED-03" in step(final, "switch-clients")["message"]
+        assert [(d["action"], d["client"]) for d in final["decisions"]] == [
+            ("skip", "ED-03"),
+            ("retry", None),
+        ]
+
+
+async def test_failed_step_waits_then_retry_succeeds(client: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
+    lab = await lab_factory(editors=1, ingest=0)
+    retime(lab, max_attempts=2, replication_timeout=2)
+    async with running_worker(client, lab):
+        set_fault(lab.dir, "dsm-y", "replication-fails")
+        # Drive a switch to its end: replication from Y fails, the run waits for a decision.
+        run = (await cli_json(client, lab, "start", "switch", "--to", "Y"))["run_id"]
+        shown = await drive(
+            client,
+            lab,
+            run,
+            "Y",
+            until=lambda s: step(s, "start-replication")["status"] == "failed",
+        )
+        s = step(shown, "start-replication")
+        assert "replication failed" in s["error"] and shown["state"] == "awaiting-operator"
+        set_fault(lab.dir, "dsm-y", "clear")
+        # The failed master must be stopped before it starts again: the activity is idempotent.
+        rc, out = await cli(client, lab, "retry", run, "start-replication")
+        assert rc == 0, out
+        final = await drive(client, lab, run, "Y")
+        assert final["state"] == "completed", final
+        assert [d["action"] for d in final["decisions"]] == ["retry"]
+
+
+async def test_unreachable_fault_closes_the_port_and_clear_reopens_without_a_reboot(
+    lab_factory,
+) -> None:  # type: ignore[no-untyped-def]
+    lab = await lab_factory(editors=1, ingest=0)
+    a = DeviceActivities(lab.inventory, lab.inventory_path)
+    ed = lab.inventory.client("ED-01")
+    boot = await dev.boot_time(a.host(ed))
+
+    def port_open() -> bool:
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", ed.port)) == 0
+
+    set_fault(lab.dir, "ED-01", "unreachable")
+
+    async def closed() -> bool:
+        return not port_open()
+
+    await wait_for(closed, "port closed")
+    set_fault(lab.dir, "ED-01", "clear")
+
+    async def opened() -> bool:
+        return port_open()
+
+    await wait_for(opened, "port open again")
+    assert await dev.boot_time(a.host(ed)) == boot
