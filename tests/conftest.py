@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 import yaml
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
@@ -155,3 +155,17 @@ async def cli_json(client: Client, lab: Lab, *argv: str) -> dict:
     rc, out = await cli(client, lab, *argv, "--json")
     assert rc == 0, out
     return json.loads(out)
+
+
+async def record_run(client: Client, lab: Lab, run_id: str, name: str) -> None:
+    """AMSM_RECORD_HISTORIES=DIR keeps a finished run's history for tests/histories/."""
+    if os.environ.get("AMSM_RECORD_HISTORIES"):
+        handle = client.get_workflow_handle(lab.inventory.workflow_id, run_id=run_id)
+        record_history(await handle.fetch_history(), name)
+
+
+def record_history(history: WorkflowHistory, name: str) -> None:
+    out = os.environ.get("AMSM_RECORD_HISTORIES")
+    if out:
+        Path(out).mkdir(parents=True, exist_ok=True)
+        (Path(out) / name).write_text(history.to_json())

@@ -16,7 +16,7 @@ from inventory.load import load_inventory
 from lab.faults import set_fault
 from lab.media import ingest
 from lab.state import LabState
-from tests.conftest import Lab, cli, cli_json, running_worker
+from tests.conftest import Lab, cli, cli_json, record_run, running_worker
 from tests.integration.driving import drive
 
 
@@ -97,6 +97,7 @@ async def test_restore_purges_real_orphans_on_the_backup_side_only(
         final = await drive(client, lab, run, "X")
         assert final["state"] == "completed", final
         assert "12 orphan clip(s) deleted on sb-y1 (Y)" in step(final, "purge-orphans")["message"]
+        await record_run(client, lab, run, "restore-with-orphans-main-x.json")
 
         # X's files are untouched; Y lost its orphans and, once InSync runs X -> Y again,
         # gets what X recorded while split.
@@ -167,6 +168,7 @@ async def test_failed_client_is_retried_or_skipped_on_its_own(client: Client, la
             ("skip", "ED-03"),
             ("retry", None),
         ]
+        await record_run(client, lab, run, "switch-with-client-decisions.json")
 
 
 async def test_failed_step_waits_then_retry_succeeds(client: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]

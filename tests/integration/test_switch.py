@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
-from pathlib import Path
 
 from temporalio.api.sdk.v1 import WorkflowMetadata
-from temporalio.client import Client, WorkflowHistory
+from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from tests.conftest import TEMPORAL, cli, cli_json, running_worker
+from tests.conftest import TEMPORAL, cli, cli_json, record_history, running_worker
 from tests.integration.driving import drive
 from workers.worker import WORKFLOWS
 
@@ -140,11 +138,3 @@ async def test_switch_to_y_and_back(client: Client, lab_factory) -> None:  # typ
         assert final["state"] == "completed", final
         assert [s["id"] for s in final["steps"]][1] == "dsm-y-backup"
         assert_mirrored(await cli_json(client, lab, "status"), "X", 3)
-
-
-def record_history(history: WorkflowHistory, name: str) -> None:
-    """AMSM_RECORD_HISTORIES=DIR keeps the history for tests/histories/."""
-    out = os.environ.get("AMSM_RECORD_HISTORIES")
-    if out:
-        Path(out).mkdir(parents=True, exist_ok=True)
-        (Path(out) / name).write_text(history.to_json())

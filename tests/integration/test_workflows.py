@@ -9,7 +9,7 @@ from temporalio.client import Client
 
 from inventory.load import load_inventory
 from lab.hands import set_insync
-from tests.conftest import Lab, cli, cli_json, running_worker
+from tests.conftest import Lab, cli, cli_json, record_run, running_worker
 from tests.integration.driving import drive
 
 
@@ -40,6 +40,7 @@ async def test_split_and_restore_both_ways(client: Client, lab_factory) -> None:
             "smartbins-y-main", "move-editors",
         ]  # fmt: skip
         assert [c["host"] for c in step(final, "move-editors")["clients"]] == ["ED-02"]
+        await record_run(client, lab, run, "split-main-x.json")
         status = await cli_json(client, lab, "status")
         assert status["mode"] == "split" and status["main"] is None
         assert sides(status) == {"ED-01": "X", "ED-02": "Y", "IN-01": "X"}
@@ -55,6 +56,7 @@ async def test_split_and_restore_both_ways(client: Client, lab_factory) -> None:
         final = await drive(client, lab, run, "Y")
         assert final["state"] == "completed", final
         assert step(final, "approve-purge")["status"] == "skipped"  # no orphans in this lab
+        await record_run(client, lab, run, "restore-main-y.json")
         assert "asset counts now" in step(final, "approve-overwrite")["message"]
         assert "agree" in step(final, "start-replication")["message"]
         status = await cli_json(client, lab, "status")
@@ -102,6 +104,7 @@ async def test_split_switch_both_ways(client: Client, lab_factory) -> None:  # t
             "ED-02",
             "IN-01",
         ]
+        await record_run(client, lab, run, "split-switch-x-to-y.json")
         status = await cli_json(client, lab, "status")
         assert (status["mode"], status["main"]) == ("mirrored", "Y")
         assert set(sides(status).values()) == {"Y"} and status["browse"]["active_on"] == "Y"
