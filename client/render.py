@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from inventory.models import SIDES, Side
 from inventory.status import PairStatus
-from workflows.checklist import STATUS_MARK, next_action
+from workflows.checklist import STATUS_MARK, next_action, waited
 from workflows.models import Checklist
 
 LED = {True: "●", False: "○", None: "?"}
@@ -107,7 +109,9 @@ def render_checklist(c: Checklist) -> str:
     if waiting and c.state in ("running", "awaiting-operator"):
         s = waiting[0]
         what = s.title if s.status != "failed" and not s.failed_clients else f"{s.id} failed"
-        out += ["", f"Waiting for you: {what}.", f"  next: {next_action(c)}"]
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        how_long = f" (waiting {waited(s.waiting_since, now)})" if s.waiting_since else ""
+        out += ["", f"Waiting for you: {what}{how_long}.", f"  next: {next_action(c)}"]
     if c.decisions:
         out += ["", "Decisions:"]
         out += [

@@ -15,7 +15,7 @@ which the Web UI shows.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
@@ -50,8 +50,6 @@ def waited(since: str | None, now: str) -> str:
     """How long a step has waited, as 'N d N h N min'."""
     if not since:
         return ""
-    from datetime import datetime
-
     secs = int((datetime.fromisoformat(now) - datetime.fromisoformat(since)).total_seconds())
     d, rem = divmod(max(0, secs), 86400)
     h, rem = divmod(rem, 3600)
