@@ -387,7 +387,9 @@ def inventory_check(path: str) -> int:
     except InventoryError as e:
         print(e.explain())
         return EXIT_FAIL
-    n_hosts = len(inv.all_hosts())
+    n_hosts = len({h.host.lower() for _, h in inv.all_hosts()})
+    for w in inv.warnings():
+        print(f"warning: {w}")
     print(
         f"{path}: ok: pair {inv.pair}, {n_hosts} hosts, {len(inv.clients)} switchable clients, "
         f"{len(inv.browse)} Browse components"

@@ -57,14 +57,45 @@ class Credential(_Strict):
         return _check(SAFE_NAME_RE, "user name (letters, digits, space, _ . ( ) -)", v)
 
 
+class WinRm(_Strict):
+    """How to reach a host over WS-Management. Secure by default: HTTPS, certificate
+    validated against `ca_file`; plain HTTP only with `allow_http: true`."""
+
+    scheme: Literal["https", "http"] = "https"
+    port: int | None = Field(None, ge=1, le=65535, description="default 5986 (https), 5985 (http)")
+    auth: Literal["ntlm", "kerberos", "credssp", "basic"] = "ntlm"
+    ca_file: str | None = Field(
+        None, description="CA bundle that signs the host's certificate (default: system store)"
+    )
+    allow_http: bool = False
+
+    @model_validator(mode="after")
+    def _http_is_explicit(self) -> WinRm:
+        if self.scheme == "http" and not self.allow_http:
+            raise ValueError(
+                "plain HTTP sends PowerShell and credentials unprotected; set "
+                "`allow_http: true` for this host to mean it, or use scheme https"
+            )
+        return self
+
+    @property
+    def endpoint_port(self) -> int:
+        return self.port or (5986 if self.scheme == "https" else 5985)
+
+
 class Host(_Strict):
-    """A Windows host reached over SSH (OpenSSH for Windows) running PowerShell."""
+    """A Windows host running PowerShell, reached over SSH (OpenSSH for Windows) or WinRM."""
 
     host: str = Field(description="the host's name, as the operator knows it")
     address: str = Field(description="IP address or DNS name to connect to")
-    port: int = Field(22, ge=1, le=65535)
-    transport: Literal["ssh"] = "ssh"
+    port: int = Field(22, ge=1, le=65535, description="the SSH port")
+    transport: Literal["ssh", "winrm"] = "ssh"
+    winrm: WinRm | None = Field(None, description="WinRM settings (transport: winrm)")
     credentials: str = Field(description="name of an entry under `credentials:`")
+
+    @property
+    def winrm_settings(self) -> WinRm:
+        return self.winrm or WinRm()
 
     @field_validator("host")
     @classmethod
@@ -310,6 +341,21 @@ class Inventory(_Strict):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def warnings(self) -> list[str]:
+        """What is allowed but unwise; `amsm inventory check` prints these."""
+        out = []
+        seen = set()
+        for where, h in self.all_hosts():
+            if h.host in seen:
+                continue
+            seen.add(h.host)
+            if h.transport == "winrm" and h.winrm_settings.scheme == "http":
+                out.append(
+                    f"{where} ({h.host}): WinRM over plain HTTP (allow_http: true); "
+                    "PowerShell and credentials cross the network unprotected"
+                )
+        return out
 
     # -- lookups -----------------------------------------------------------------
     @property

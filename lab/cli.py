@@ -1,8 +1,8 @@
 """`amsm lab ...` commands, for the main CLI to wire in.
 
-`add_lab_commands(subparsers)` adds `lab init`, `lab serve` and `lab hands` to an
-argparse sub-parser set; each command function takes the parsed Namespace, prints
-a short sentence and returns the process exit status (0 ok, 1 refused). Expected
+The main CLI builds the argparse sub-commands; each command function here takes
+the parsed Namespace, prints a short sentence and returns the process exit status
+(0 ok, 1 refused). Expected
 problems (an existing lab, a missing directory, a bad side) print one line on
 stderr, never a traceback.
 

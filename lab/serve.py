@@ -32,7 +32,7 @@ from lab.state import LabState
 
 log = logging.getLogger("amsm.lab.serve")
 
-SUPERVISE_INTERVAL_SECONDS = 0.05
+SUPERVISE_INTERVAL_SECONDS = 0.1
 # A listener that failed to open (port taken) is retried this often, logged once.
 RETRY_LISTEN_SECONDS = 5.0
 MEDIA_SYNC_SECONDS = 0.5
@@ -196,6 +196,7 @@ async def serve_lab(directory: str | Path, ready: asyncio.Event | None = None) -
                 await task
         for server in servers.values():
             await server.stop()
+        state.close()
 
 
 def main_serve(directory: str | Path) -> None:

@@ -16,6 +16,7 @@ host's open connections are dropped right after. `lab.serve` boots it again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from pathlib import Path
 
@@ -148,10 +149,13 @@ class HostServer:
     async def _handle(self, process: asyncssh.SSHServerProcess[str]) -> None:
         try:
             await self._exec(process)
+        except (BrokenPipeError, ConnectionError, asyncssh.Error):
+            pass  # the client went away; what the script did is committed anyway
         except Exception:
             log.exception("%s: the lab failed to run a command", self.name)
-            process.stderr.write("amsm-lab: internal error in the lab (see its log)\n")
-            process.exit(1)
+            with contextlib.suppress(Exception):
+                process.stderr.write("amsm-lab: internal error in the lab (see its log)\n")
+                process.exit(1)
 
     async def _exec(self, process: asyncssh.SSHServerProcess[str]) -> None:
         script = None if process.subsystem is not None else script_of(process.command)

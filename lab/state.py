@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -222,12 +223,24 @@ def reboot_time(doc: dict[str, Any], default: float) -> float:
 
 
 class LabState:
-    """Handle on `DIR/lab.db`. Cheap to create; each call opens its own connection,
-    so it is safe from any thread."""
+    """Handle on `DIR/lab.db`, safe from any thread.
+
+    Each transaction opens its own connection; only down_hosts() keeps one (for
+    the serve loop's frequent polling), released by close().
+    """
 
     def __init__(self, directory: str | Path) -> None:
         self.dir = Path(directory).resolve()
         self.db = self.dir / DB_NAME
+        # The serve loop polls down_hosts() ten times a second: keep one connection.
+        self._reader: sqlite3.Connection | None = None
+        self._reader_lock = threading.Lock()
+
+    def close(self) -> None:
+        with self._reader_lock:
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
 
     def connect(self) -> sqlite3.Connection:
         if not self.db.exists():
@@ -316,13 +329,12 @@ class LabState:
 
     def down_hosts(self) -> dict[str, float]:
         """{host name: down_until} of every host that is down."""
-        conn = self.connect()
-        try:
-            rows = conn.execute(
+        with self._reader_lock:
+            if self._reader is None:
+                self._reader = self.connect()
+            rows = self._reader.execute(
                 "SELECT name, down_until FROM hosts WHERE down_until IS NOT NULL"
             ).fetchall()
-        finally:
-            conn.close()
         return {str(n): float(u) for n, u in rows}
 
     def boot_due(self, names: list[str]) -> list[str]:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -147,10 +150,13 @@ async def test_other_keys_and_unknown_host_keys_are_refused(served: Served, tmp_
 
 async def test_reboot_closes_the_port_then_the_host_comes_back(served: Served) -> None:
     before = json.loads((await served.run("ED-01", ps.boot_info())).stdout)
+    bystander = await served.connect("ED-01")
     restart = await served.run("ED-01", ps.restart_computer())
     assert restart.exit_status == 0 and restart.stdout == "\n"
     with pytest.raises(OSError):
         await served.run("ED-01", ps.boot_info())
+    # A session that was open when the host went down is cut.
+    await asyncio.wait_for(bystander.wait_closed(), 5)
     after = json.loads((await served.wait_up("ED-01")).stdout)
     assert after["CSName"] == "ED-01"
     assert ps.parse_datetime(after["LastBootUpTime"]) > ps.parse_datetime(before["LastBootUpTime"])
@@ -228,3 +234,26 @@ async def test_a_pending_boot_finishes_when_serve_starts(tmp_path: Path) -> None
         # A second serve on the same lab is refused: its ports are taken.
         with pytest.raises(LabError, match="is taken"):
             await serve_lab(tmp_path)
+
+
+def test_main_serve_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    init_lab(tmp_path, editors=1, ingest=0, reboot_seconds=REBOOT_SECONDS)
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", f"from lab.serve import main_serve; main_serve({str(tmp_path)!r})"],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        assert first.startswith("lab: serving 15 hosts for pair 'lab' from ")
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0
+    assert out == "lab: stopped\n" and "Traceback" not in err

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -87,6 +89,47 @@ def test_every_builder_parses_and_values_stay_literal(value: str) -> None:
     assert get_services[0].args["Name"] == [value, value]
     set_registry = statements[7].commands
     assert set_registry is not None and set_registry[0].args["Value"] == value
+
+
+NOT_BUILDERS = {"q", "qlist", "script", "encoded_command", "decode_command"}
+
+
+def all_builders() -> list[Callable[..., str]]:
+    """Every statement builder the drivers module defines, found by introspection."""
+    return [
+        f
+        for name, f in vars(ps).items()
+        if inspect.isfunction(f)
+        and f.__module__ == ps.__name__
+        and not name.startswith(("_", "parse_"))
+        and name not in NOT_BUILDERS
+    ]
+
+
+def sample_call(f: Callable[..., str], v: str) -> str:
+    args: list[object] = []
+    for p in inspect.signature(f).parameters.values():
+        annotation = str(p.annotation)
+        if f is ps.get_registry and p.name == "names":
+            args.append(["Mode", "Other"])  # property names are bare words
+        elif "Sequence" in annotation:
+            args.append([v, v])
+        elif annotation == "int":
+            args.append(3260)
+        elif p.name == "new_name":
+            args.append(v.replace("\\", "_"))
+        else:
+            args.append(v)
+    return f(*args)
+
+
+@pytest.mark.parametrize("value", ["SmartBins", *HOSTILE])
+@pytest.mark.parametrize("builder", all_builders(), ids=lambda f: f.__name__)
+def test_every_builder_in_the_drivers_module_is_understood(
+    builder: Callable[..., str], value: str
+) -> None:
+    statements = parse_script(ps.script(sample_call(builder, value)))
+    assert len(statements) == 2 and statements[1].commands is not None
 
 
 def test_quote_characters_are_all_quotes_and_doubling_escapes() -> None:
