@@ -21,25 +21,39 @@ from activities.drivers.dsm import DsmDriver
 from activities.drivers.errors import CommandFailed, DeviceError, Unreachable
 from activities.drivers.host import HostDriver
 from activities.drivers.ssh import SshHostDriver
+from activities.drivers.winrm import WinRmHostDriver
 from activities.models import (
     AllSyncState,
     AssetCounts,
     BrowseInput,
     BrowseSwitchInput,
+    Capabilities,
     ClientInput,
     ClientRebootInput,
     DsmModeInput,
+    HostInput,
     InSyncState,
     OrphanInput,
     Orphans,
     PairRef,
     PurgeInput,
+    RunInput,
     SideInput,
+    SideRunInput,
     StepResult,
     SyncInput,
 )
 from activities.support import device_activity, translate_errors
-from inventory.models import SIDES, BrowseComponent, Host, Inventory, Side, Timing, other
+from inventory.models import (
+    SIDES,
+    BrowseComponent,
+    Host,
+    Inventory,
+    Side,
+    SwitchableClient,
+    Timing,
+    other,
+)
 from inventory.status import (
     AllSyncStatus,
     BrowseStatus,
@@ -61,6 +75,15 @@ class DeviceActivities:
     # -- wiring --------------------------------------------------------------------------
     def host(self, host: Host) -> HostDriver:
         t = self.inv.timing
+        if host.transport == "winrm":
+            ca = host.winrm_settings.ca_file
+            return WinRmHostDriver(
+                host,
+                self.creds.resolve(host.credentials),
+                self.creds.resolve_file(ca) if ca else None,
+                connect_timeout=t.connect_timeout,
+                timeout=t.operation_timeout,
+            )
         return SshHostDriver(
             host,
             self.creds.resolve(host.credentials),
@@ -80,7 +103,30 @@ class DeviceActivities:
                 "worker", f"this worker serves pair {self.inv.pair!r}, not {pair!r}"
             )
 
-    def _components(self, names: list[str] | None) -> list[BrowseComponent]:
+    def _client(self, name: str) -> SwitchableClient:
+        try:
+            return self.inv.client(name)
+        except KeyError:
+            raise CommandFailed(
+                "worker", f"{name} is not a switchable client in the inventory"
+            ) from None
+
+    def _components(
+        self, names: list[str] | None, hosts: list[str] | None = None
+    ) -> list[BrowseComponent]:
+        if hosts:
+            by_host = [
+                b for b in self.inv.browse if b.host.host.lower() in {h.lower() for h in hosts}
+            ]
+            found = {b.host.host.lower() for b in by_host}
+            unknown = [h for h in hosts if h.lower() not in found]
+            if unknown:
+                on = sorted({b.host.host for b in self.inv.browse})
+                raise CommandFailed(
+                    "worker",
+                    f"no Browse component on {', '.join(unknown)}; Browse hosts: {', '.join(on)}",
+                )
+            return by_host
         if names is None:
             return list(self.inv.browse)
         known = {b.name: b for b in self.inv.browse}
@@ -297,27 +343,27 @@ class DeviceActivities:
     @device_activity
     async def browse_stop(self, inp: BrowseInput) -> StepResult:
         self._check_pair(inp.pair)
-        return await self._browse_stop(self._components(inp.components))
+        return await self._browse_stop(self._components(inp.components, inp.hosts))
 
     @activity.defn(name="browse_switch")
     @device_activity
     async def browse_switch(self, inp: BrowseSwitchInput) -> StepResult:
         """Swap config files of stopped components so they point at `to`; does not start them."""
         self._check_pair(inp.pair)
-        return await self._browse_switch(self._components(inp.components), inp.to)
+        return await self._browse_switch(self._components(inp.components, inp.hosts), inp.to)
 
     @activity.defn(name="browse_start")
     @device_activity
     async def browse_start(self, inp: BrowseInput) -> StepResult:
         self._check_pair(inp.pair)
-        return await self._browse_start(self._components(inp.components))
+        return await self._browse_start(self._components(inp.components, inp.hosts))
 
     @activity.defn(name="browse_move")
     @device_activity
     async def browse_move(self, inp: BrowseSwitchInput) -> StepResult:
         """Make Browse Active on `to`: stop, switch, start; nothing when it already is."""
         self._check_pair(inp.pair)
-        comps = self._components(inp.components)
+        comps = self._components(inp.components, inp.hosts)
         facts = await asyncio.gather(
             *(dev.browse_facts(self.host(c.host), c, self.inv) for c in comps)
         )
@@ -422,21 +468,17 @@ class DeviceActivities:
     async def client_prepare(self, inp: ClientInput) -> StepResult:
         """Stop Aurora, point iSCSI and the DSM at `to` (no reboot yet)."""
         self._check_pair(inp.pair)
-        c = self.inv.client(inp.host)
+        c = self._client(inp.host)
         return StepResult(message=await dev.client_prepare(self.host(c), c, self.inv, inp.to))
 
-    @activity.defn(name="client_reboot")
-    @translate_errors
-    async def client_reboot(self, inp: ClientRebootInput) -> StepResult:
-        """Restart the client and wait until it is back with a later boot time.
+    async def _reboot(self, h: Host, what: str) -> StepResult:
+        """Restart a host and wait until it is back with a later boot time.
 
         Resumable: the boot time before the restart and whether the restart was
         sent are kept in the heartbeat details, so a retry after a worker crash
         neither reboots twice nor waits for a reboot that never happened.
         """
-        self._check_pair(inp.pair)
-        c = self.inv.client(inp.host)
-        drv = self.host(c)
+        drv = self.host(h)
         t = self.inv.timing
         started = time.monotonic()
         prior = activity.info().heartbeat_details
@@ -453,7 +495,7 @@ class DeviceActivities:
                 now_boot = (await dev.boot_time(drv)).timestamp()
                 if now_boot > before:
                     took = time.monotonic() - started
-                    return StepResult(message=f"{c.host} restarted ({inp.round}/2) in {took:.1f} s")
+                    return StepResult(message=f"{h.host} restarted{what} in {took:.1f} s")
                 if not sent:
                     try:
                         await drv.run_one(dev.ps.restart_computer())
@@ -465,16 +507,78 @@ class DeviceActivities:
             activity.heartbeat(before, sent)
             if time.monotonic() > deadline:
                 raise CommandFailed(
-                    c.host,
-                    f"did not come back within {t.reboot_timeout:.0f} s of restart {inp.round}/2",
+                    h.host, f"did not come back within {t.reboot_timeout:.0f} s of restart{what}"
                 )
             await asyncio.sleep(t.poll_interval)
+
+    @activity.defn(name="client_reboot")
+    @translate_errors
+    async def client_reboot(self, inp: ClientRebootInput) -> StepResult:
+        """Restart a client (round 1 or 2 of its switch) and wait until it is back."""
+        self._check_pair(inp.pair)
+        return await self._reboot(self._client(inp.host), f" ({inp.round}/2)")
+
+    @activity.defn(name="reboot_host")
+    @translate_errors
+    async def reboot_host(self, inp: HostInput) -> StepResult:
+        """Force a reboot of any host of the pair and wait until it is back."""
+        self._check_pair(inp.pair)
+        try:
+            h = self.inv.host(inp.host)
+        except KeyError:
+            raise CommandFailed("worker", f"no host {inp.host!r} in the inventory") from None
+        return await self._reboot(h, "")
+
+    # -- InSync / AllSync through their services ---------------------------------------------
+    @activity.defn(name="get_capabilities")
+    async def get_capabilities(self, inp: PairRef) -> Capabilities:
+        """What the inventory lets the service do itself (which manual steps it automates)."""
+        self._check_pair(inp.pair)
+        d = self.inv.devices
+        return Capabilities(
+            insync_service=d.insync_service is not None,
+            allsync_service=d.allsync_service is not None,
+        )
+
+    @activity.defn(name="insync_run")
+    @device_activity
+    async def insync_run(self, inp: RunInput) -> StepResult:
+        """Start or stop InSync through its service (only when the inventory names it)."""
+        self._check_pair(inp.pair)
+        d = self.inv.devices
+        if d.insync_service is None:
+            raise CommandFailed(
+                "worker", "InSync is started and stopped by hand here (no devices.insync_service)"
+            )
+        drv = self.host(self.inv.control_point)
+        return StepResult(
+            message=await dev.tool_set(
+                drv, "InSync", d.insync_service, d.insync_process, inp.running
+            )
+        )
+
+    @activity.defn(name="allsync_run")
+    @device_activity
+    async def allsync_run(self, inp: SideRunInput) -> StepResult:
+        """Start or stop AllSync on the side's CIFS NAS head through its service."""
+        self._check_pair(inp.pair)
+        d = self.inv.devices
+        if d.allsync_service is None:
+            raise CommandFailed(
+                "worker", "AllSync is started and stopped by hand here (no devices.allsync_service)"
+            )
+        drv = self.host(self.inv.sides[inp.side].nas.cifs)
+        return StepResult(
+            message=await dev.tool_set(
+                drv, "AllSync", d.allsync_service, d.allsync_process, inp.running
+            )
+        )
 
     @activity.defn(name="client_verify")
     @device_activity
     async def client_verify(self, inp: ClientInput) -> StepResult:
         self._check_pair(inp.pair)
-        c = self.inv.client(inp.host)
+        c = self._client(inp.host)
         return StepResult(message=await dev.client_verify(self.host(c), c, self.inv, inp.to))
 
     def all(self) -> list[Callable[..., object]]:
@@ -492,6 +596,10 @@ class DeviceActivities:
             self.insync_set_main,
             self.client_prepare,
             self.client_reboot,
+            self.reboot_host,
+            self.get_capabilities,
+            self.insync_run,
+            self.allsync_run,
             self.client_verify,
             self.browse_move,
             self.insync_state,

@@ -27,12 +27,14 @@ class DsmModeInput(BaseModel):
 class BrowseInput(BaseModel):
     pair: str
     components: list[str] | None = None  # None = all
+    hosts: list[str] | None = None  # or the components on these hosts
 
 
 class BrowseSwitchInput(BaseModel):
     pair: str
     to: Side
     components: list[str] | None = None
+    hosts: list[str] | None = None
 
 
 class ClientInput(BaseModel):
@@ -94,3 +96,26 @@ class SyncInput(BaseModel):
 
 class AssetCounts(BaseModel):
     counts: dict[str, int | None]
+
+
+class HostInput(BaseModel):
+    pair: str
+    host: str
+
+
+class RunInput(BaseModel):
+    pair: str
+    running: bool
+
+
+class SideRunInput(BaseModel):
+    pair: str
+    side: Side
+    running: bool
+
+
+class Capabilities(BaseModel):
+    """Which manual steps the inventory lets the service do itself."""
+
+    insync_service: bool = False
+    allsync_service: bool = False

@@ -135,6 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--operator", default=default_operator())
     s.add_argument("--json", action="store_true")
 
+    add_controls(sub)
+
     s = sub.add_parser("inventory", help="inventory tools")
     inv = s.add_subparsers(dest="inv_command", metavar="ACTION")
     c = inv.add_parser("check", help="validate an inventory file and explain every problem")
@@ -175,6 +177,77 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+CONTROL_GROUPS = ("dsm", "replication", "smartbins", "browse", "clients", "insync", "allsync")
+SIDE_ARG = {"type": str.upper, "choices": ["X", "Y"], "metavar": "SIDE"}
+
+
+def add_controls(sub: Any) -> None:
+    """The console's Status and Control buttons: each runs a short durable workflow."""
+
+    def control(parent: Any, name: str, help: str, control: str, side: str = "") -> Any:
+        p = parent.add_parser(name, help=help)
+        p.set_defaults(control=control, side=None, hosts=[])
+        if side == "positional":
+            p.add_argument("side", **SIDE_ARG)
+        elif side == "to":
+            p.add_argument("--to", dest="side", required=True, **SIDE_ARG)
+        p.add_argument("--operator", default=default_operator())
+        p.add_argument("--json", action="store_true")
+        return p
+
+    g = sub.add_parser("dsm", help="DSM: set main / set backup").add_subparsers(dest="action")
+    control(g, "set-main", "set SIDE's DSM to main", "dsm-set-main", "positional")
+    control(g, "set-backup", "set SIDE's DSM to backup", "dsm-set-backup", "positional")
+    g = sub.add_parser("replication", help="start / stop replication").add_subparsers(dest="action")
+    control(
+        g, "start", "start replication from SIDE's (main) DSM", "replication-start", "positional"
+    )
+    control(g, "stop", "stop replication on SIDE's DSM", "replication-stop", "positional")
+    g = sub.add_parser("smartbins", help="SmartBins main / backup").add_subparsers(dest="action")
+    control(
+        g,
+        "set-main",
+        "every SmartBins server of SIDE in normal mode",
+        "smartbins-set-main",
+        "positional",
+    )
+    control(
+        g,
+        "set-backup",
+        "SIDE's SmartBins to backup (pseudo host)",
+        "smartbins-set-backup",
+        "positional",
+    )
+    g = sub.add_parser("browse", help="stop / start / switch Browse components").add_subparsers(
+        dest="action"
+    )
+    for verb in ("stop", "start"):
+        p = control(g, verb, f"{verb} Browse components (all, or those on HOSTs)", f"browse-{verb}")
+        p.add_argument("hosts", nargs="*", metavar="HOST")
+    p = control(g, "switch", "switch stopped Browse components to a side", "browse-switch", "to")
+    p.add_argument("hosts", nargs="*", metavar="HOST")
+    g = sub.add_parser("clients", help="switch clients").add_subparsers(dest="action")
+    p = control(g, "switch", "switch these clients to a side, in parallel", "clients-switch", "to")
+    p.add_argument("hosts", nargs="+", metavar="HOST")
+    g = sub.add_parser("insync", help="InSync direction, start / stop").add_subparsers(
+        dest="action"
+    )
+    control(
+        g,
+        "set-main",
+        "InSync copies from SIDE (InSync must be stopped)",
+        "insync-set-main",
+        "positional",
+    )
+    control(g, "start", "start InSync (needs devices.insync_service)", "insync-start")
+    control(g, "stop", "stop InSync (needs devices.insync_service)", "insync-stop")
+    g = sub.add_parser("allsync", help="start / stop AllSync").add_subparsers(dest="action")
+    control(g, "start", "start AllSync on SIDE's CIFS NAS head", "allsync-start", "positional")
+    control(g, "stop", "stop AllSync on SIDE's CIFS NAS head", "allsync-stop", "positional")
+    p = control(sub, "reboot", "force a reboot and wait until the host is back", "reboot")
+    p.add_argument("hosts", nargs="+", metavar="HOST")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -208,6 +281,8 @@ def dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         return EXIT_OK
     if args.command == "start" and not args.kind:
         parser.parse_args(["start", "--help"])
+    if args.command in CONTROL_GROUPS and not getattr(args, "control", None):
+        parser.parse_args([args.command, "--help"])
     inv = load(args)
     return asyncio.run(commands.run_temporal_command(args, inv))
 

@@ -22,6 +22,7 @@ from client.render import render_checklist, render_status
 from inventory.load import InventoryError, load_inventory
 from inventory.models import Inventory, other
 from inventory.status import PairStatus
+from workflows.control import ControlInput, ControlResult
 from workflows.models import (
     Checklist,
     Decision,
@@ -67,6 +68,8 @@ async def run_command(client: Client, args: argparse.Namespace, inv: Inventory) 
         return await signal(client, inv, args, cmd)
     if cmd in ("retry", "skip", "abort"):
         return await decide(client, inv, args, cmd)
+    if getattr(args, "control", None):
+        return await control(client, inv, args)
     raise CliError(f"unknown command {cmd}", EXIT_USAGE)
 
 
@@ -377,6 +380,60 @@ async def decide(client: Client, inv: Inventory, args: argparse.Namespace, actio
         {"run_id": after.run_id, "action": action, "step": step_id, "client": client_host},
         text,
     )
+    return EXIT_OK
+
+
+def check_hosts(inv: Inventory, args: argparse.Namespace) -> list[str]:
+    """The HOSTs of a control, as the inventory spells them; unknown ones are a usage error."""
+    if args.control == "clients-switch":
+        pool = {c.host.lower(): c.host for c in inv.clients}
+        what = "switchable clients"
+    elif args.control.startswith("browse-"):
+        pool = {b.host.host.lower(): b.host.host for b in inv.browse}
+        what = "Browse hosts"
+    else:
+        pool = {h.host.lower(): h.host for _, h in inv.all_hosts()}
+        what = "hosts"
+    unknown = [h for h in args.hosts if h.lower() not in pool]
+    if unknown:
+        raise CliError(
+            f"not among the {what} of pair {inv.pair}: {', '.join(unknown)} "
+            f"(known: {', '.join(sorted(pool.values()))})",
+            EXIT_USAGE,
+        )
+    return list(dict.fromkeys(pool[h.lower()] for h in args.hosts))
+
+
+async def control(client: Client, inv: Inventory, args: argparse.Namespace) -> int:
+    """Run one console control as a short workflow and wait for its sentence."""
+    inp = ControlInput(
+        pair=inv.pair,
+        control=args.control,
+        operator=args.operator,
+        side=args.side,
+        hosts=check_hosts(inv, args),
+    )
+    try:
+        handle = await client.start_workflow(
+            "control",
+            inp,
+            id=f"{inv.workflow_id}-control",
+            task_queue=inv.queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            result_type=ControlResult,
+            static_summary=f"{args.control} {args.side or ''} {' '.join(inp.hosts)} by {args.operator}",
+        )
+    except WorkflowAlreadyStartedError:
+        raise CliError(
+            f"refused: another control is running on pair {inv.pair}; one at a time"
+        ) from None
+    try:
+        result = await handle.result()
+    except Exception as e:
+        raise CliError(_cause(e)) from None
+    text = result.message + "".join(f"\n  {d}" for d in result.details)
+    emit(args, {"run_id": handle.result_run_id, **result.model_dump(mode="json")}, text)
     return EXIT_OK
 
 

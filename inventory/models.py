@@ -245,6 +245,9 @@ class DeviceSettings(_Strict):
     insync_direction_value: str = "MasterSystem"
     insync_cfg_dir: str = "C:\\"
     allsync_process: str = "AllSync"
+    # When set, the service that runs the tool: its start/stop steps become automatic.
+    insync_service: str | None = None
+    allsync_service: str | None = None
     aurora_processes: list[str] = Field(default_factory=lambda: ["AuroraEdit", "AuroraIngest"])
     aurora_registry: str = r"HKLM:\SOFTWARE\GVG\Aurora"
     aurora_dsm_value: str = "DsmServer"
@@ -261,6 +264,11 @@ class DeviceSettings(_Strict):
     @classmethod
     def _safe(cls, v: str) -> str:
         return _check(SAFE_NAME_RE, "name", v)
+
+    @field_validator("insync_service", "allsync_service")
+    @classmethod
+    def _service(cls, v: str | None) -> str | None:
+        return None if v is None else _check(SAFE_NAME_RE, "service name", v)
 
     @field_validator("aurora_processes")
     @classmethod

@@ -2,10 +2,17 @@
 
 Writes, under DIR:
 - `inventory.yaml`: a valid `Inventory` (pair `lab`), every host on 127.0.0.1 with
-  its own free port, credentials `lab-admin` = `keys/id_ed25519`;
+  its own free port, credentials `lab-admin` = `keys/id_ed25519`; the transports are
+  mixed (`winrm_plan`): the control point, the MediaFrame server, Y's SmartBins
+  servers and every second client use `transport: winrm` (own port, credentials
+  `lab-winrm`), most over HTTPS, the MediaFrame server over plain HTTP;
 - `keys/id_ed25519` (+ `.pub`): the worker's client key, the only key the hosts accept;
 - `keys/hosts/<host>.key`: one SSH host key per host, and `known_hosts` listing them;
+- `winrm-ca.pem` and `keys/winrm/<host>.pem|.key`: the lab CA and each host's
+  WinRM server certificate; `secrets/winrm-password`: the WinRM password (0600);
 - `lab.db`: the devices' state; `dsm-x.db`, `dsm-y.db`: the DSMs.
+
+Every host keeps its SSH listener; the inventory says which transport the worker uses.
 
 Refuses a directory that already holds an inventory.yaml unless `force=True`.
 """
@@ -28,10 +35,12 @@ from lab import LabError
 from lab.dsm import create_dsm, dsm_path, initial_assets
 from lab.media import clip_paths
 from lab.state import DB_NAME, LabState
+from lab.winrm import CA_FILE, CERT_DIR, PASSWORD_FILE, write_password, write_pki
 
 PAIR = "lab"
 ADDRESS = "127.0.0.1"
 CREDENTIALS = "lab-admin"
+WINRM_CREDENTIALS = "lab-winrm"
 CLIENT_KEY = "keys/id_ed25519"
 HOST_KEY_DIR = "keys/hosts"
 KNOWN_HOSTS = "known_hosts"
@@ -90,6 +99,26 @@ def insync_cfg(master: Side) -> str:
     )
 
 
+def winrm_plan(side_hosts: dict[Side, dict[str, Any]], clients: list[str]) -> dict[str, Any]:
+    """Which hosts the worker reaches over WinRM, and how (the rest use SSH).
+
+    The control point, the MediaFrame server, Y's SmartBins servers and every second
+    client: HTTPS (lab CA) with NTLM or Basic, and the MediaFrame server over plain
+    HTTP with Basic, so a switch drives both transports and every WinRM flavour.
+    """
+    https_ntlm = {"scheme": "https", "auth": "ntlm", "ca_file": CA_FILE}
+    https_basic = {"scheme": "https", "auth": "basic", "ca_file": CA_FILE}
+    http_basic = {"scheme": "http", "auth": "basic", "allow_http": True}
+    mediaframe = next(host for _, role, host, _, _ in BROWSE if role == "mediaframe")
+    plan: dict[str, Any] = {CONTROL_POINT: https_ntlm, mediaframe: http_basic}
+    for i, name in enumerate(side_hosts["Y"]["smartbins"]):
+        plan[name] = https_basic if i % 2 == 0 else https_ntlm
+    for i, name in enumerate(clients):
+        if i % 2 == 1:
+            plan[name] = https_ntlm if i % 4 == 1 else https_basic
+    return plan
+
+
 def _media_content(path: str) -> str:
     p = PureWindowsPath(path)
     return f"{p.suffix.lstrip('.')} {p.parent.name}/{p.name}\n"
@@ -132,6 +161,7 @@ def _remove_old(d: Path) -> None:
         for suffix in ("", "-wal", "-shm", "-journal"):
             (d / f"{name}{suffix}").unlink(missing_ok=True)
     shutil.rmtree(d / HOST_KEY_DIR, ignore_errors=True)
+    shutil.rmtree(d / CERT_DIR, ignore_errors=True)
 
 
 def init_lab(
@@ -191,16 +221,20 @@ def _write_lab(d: Path, editors: int, ingest: int, smartbins: int, reboot_second
     clients = [(f"ED-{i:02d}", "edit") for i in range(1, editors + 1)]
     clients += [(f"IN-{i:02d}", "ingest") for i in range(1, ingest + 1)]
     names += [c[0] for c in clients]
-    ports = dict(zip(names, free_ports(len(names)), strict=True))
+    plan = winrm_plan(side_hosts, [c[0] for c in clients])
+    all_ports = free_ports(len(names) + len(plan))
+    ports = dict(zip(names, all_ports[: len(names)], strict=True))
+    winrm_ports = dict(zip(plan, all_ports[len(names) :], strict=True))
 
     def host_entry(name: str, **extra: Any) -> dict[str, Any]:
-        return {
-            "host": name,
-            "address": ADDRESS,
-            "port": ports[name],
-            "credentials": CREDENTIALS,
-            **extra,
-        }
+        entry: dict[str, Any] = {"host": name, "address": ADDRESS, "port": ports[name]}
+        if name in plan:
+            entry["transport"] = "winrm"
+            entry["winrm"] = {**plan[name], "port": winrm_ports[name]}
+            entry["credentials"] = WINRM_CREDENTIALS
+        else:
+            entry["credentials"] = CREDENTIALS
+        return {**entry, **extra}
 
     # -- device state ------------------------------------------------------------------
     docs: list[dict[str, Any]] = []
@@ -284,6 +318,8 @@ def _write_lab(d: Path, editors: int, ingest: int, smartbins: int, reboot_second
         public = key.export_public_key("openssh").decode("ascii").split()
         known.append(f"[{ADDRESS}]:{ports[name]} {public[0]} {public[1]}\n")
     (d / KNOWN_HOSTS).write_text("".join(known), encoding="ascii")
+    write_pki(d, names, ADDRESS)
+    write_password(d)
 
     # -- inventory (last: its presence marks a complete lab) -------------------------------------
     text = _inventory_yaml(d, side_hosts, ports, host_entry, clients, reboot_seconds)
@@ -334,7 +370,10 @@ def _inventory_yaml(
     data = {
         "pair": PAIR,
         "known_hosts": KNOWN_HOSTS,
-        "credentials": {CREDENTIALS: {"username": "Administrator", "key_file": CLIENT_KEY}},
+        "credentials": {
+            CREDENTIALS: {"username": "Administrator", "key_file": CLIENT_KEY},
+            WINRM_CREDENTIALS: {"username": "Administrator", "password_file": PASSWORD_FILE},
+        },
         "sides": sides,
         "control_point": host_entry(CONTROL_POINT),
         "browse": [
@@ -352,6 +391,8 @@ def _inventory_yaml(
     }
     header = (
         "# The lab's pair, written by `amsm lab init`. Every host is a simulated Windows\n"
-        "# host served by `amsm lab serve` over SSH on 127.0.0.1; the DSMs are SQLite files.\n"
+        "# host served by `amsm lab serve` on 127.0.0.1 over SSH, and over WinRM where it\n"
+        "# says `transport: winrm` (HTTPS with the lab CA, or plain HTTP where it allows\n"
+        "# it); the DSMs are SQLite files.\n"
     )
     return header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True)

@@ -684,12 +684,26 @@ class Interpreter:
     def _start_service(self, commands: tuple[Command, ...]) -> str:
         actual = self._service("Start-Service", commands[0].args["Name"])
         self.host["services"][actual] = "Running"
+        self._service_process(actual, running=True)
         return ""
 
     def _stop_service(self, commands: tuple[Command, ...]) -> str:
         actual = self._service("Stop-Service", commands[0].args["Name"])
         self.host["services"][actual] = "Stopped"
+        self._service_process(actual, running=False)
         return ""
+
+    def _service_process(self, service: str, running: bool) -> None:
+        """A service that runs a program (AllSync's scheduler): the process follows it."""
+        process = (self.host.get("service_processes") or {}).get(service)
+        if process is None:
+            return
+        procs: list[str] = self.host.setdefault("processes", [])
+        present = any(p.lower() == process.lower() for p in procs)
+        if running and not present:
+            procs.append(process)
+        elif not running and present:
+            self.host["processes"] = [p for p in procs if p.lower() != process.lower()]
 
     def _get_process(self, commands: tuple[Command, ...]) -> str:
         name = commands[0].args["Name"].lower()

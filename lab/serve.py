@@ -1,4 +1,5 @@
-"""`amsm lab serve`: every lab host's SSH server, reboots, and the DSM replicator.
+"""`amsm lab serve`: every lab host's SSH server (and WinRM listener where the
+inventory uses WinRM), reboots, and the DSM replicator.
 
 The serve loop keeps the listeners in step with lab.db: a host whose `down_until`
 is set is not listening; once that time has passed it boots (new boot time, V:
@@ -29,6 +30,7 @@ from lab.init import CLIENT_KEY, HOST_KEY_DIR, INVENTORY
 from lab.media import sync_once
 from lab.ssh import HostServer, load_authorized_keys, load_host_key
 from lab.state import LabState
+from lab.winrm import USERNAME, Users, WinRmServer, read_password, winrm_server, write_ntlm_users
 
 log = logging.getLogger("amsm.lab.serve")
 
@@ -65,6 +67,7 @@ def _servers(where: str | Path) -> tuple[LabState, str, dict[str, HostServer]]:
     except (OSError, ValueError) as e:
         raise LabError(f"cannot read the lab's client key {pub}: {e}") from None
     servers: dict[str, HostServer] = {}
+    users: Users | None = None
     for _, host in inventory.all_hosts():
         key = host.host.lower()
         if key in servers:
@@ -77,8 +80,28 @@ def _servers(where: str | Path) -> tuple[LabState, str, dict[str, HostServer]]:
             host_key = load_host_key(key_path)
         except (OSError, ValueError) as e:
             raise LabError(f"cannot read the host key {key_path}: {e}") from None
-        servers[key] = HostServer(name, host.port, host_key, authorized, state)
+        web: WinRmServer | None = None
+        if host.transport == "winrm":
+            users = users or _winrm_users(directory)
+            w = host.winrm_settings
+            try:
+                web = winrm_server(directory, name, w.endpoint_port, w.scheme, state, users)
+            except (OSError, ValueError) as e:
+                raise LabError(
+                    f"{name}: cannot set up its WinRM listener ({e}); run `amsm lab init`"
+                ) from None
+        servers[key] = HostServer(name, host.port, host_key, authorized, state, web)
     return state, inventory.pair, servers
+
+
+def _winrm_users(directory: Path) -> Users:
+    """The lab's WinRM logon: its password file, and an NTLM user file derived from it."""
+    try:
+        password = read_password(directory)
+        ntlm = write_ntlm_users(directory, password)
+    except OSError as e:
+        raise LabError(f"cannot read the lab's WinRM password: {e}; run `amsm lab init`") from None
+    return Users(USERNAME, password, ntlm)
 
 
 class _Supervisor:
@@ -129,7 +152,7 @@ class _Supervisor:
             await server.start()
         except OSError as e:
             if failed is None:
-                log.error("%s: cannot listen on port %d: %s", server.name, server.port, e)
+                log.error("%s: cannot listen on ports %s: %s", server.name, server.ports, e)
             self._failed_at[server.name] = time.monotonic()
         else:
             self._failed_at.pop(server.name, None)
@@ -177,8 +200,9 @@ async def serve_lab(directory: str | Path, ready: asyncio.Event | None = None) -
             try:
                 await server.start()
             except OSError as e:
+                ports = ", ".join(str(p) for p in server.ports)
                 raise LabError(
-                    f"{server.name}: port {server.port} on 127.0.0.1 is taken ({e.strerror}); "
+                    f"{server.name}: a port of {ports} on 127.0.0.1 is taken ({e.strerror}); "
                     "is another `amsm lab serve` running on this lab?"
                 ) from None
         tasks.append(asyncio.create_task(run_replicator(d), name="lab-replicator"))

@@ -11,6 +11,10 @@ What a host accepts, and nothing more:
 A `Restart-Computer` takes the host down once the command has returned: the
 listener closes (connections are refused) before the exit status is sent, and the
 host's open connections are dropped right after. `lab.serve` boots it again.
+
+A host the inventory reaches over WinRM also has a WS-Management listener
+(`lab.winrm.WinRmServer`); the HostServer starts and stops both together, so a
+reboot or a fault takes the whole host off the network whichever transport ran it.
 """
 
 from __future__ import annotations
@@ -18,12 +22,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import asyncssh
 
 from activities.drivers.powershell import decode_command, encoded_command
 from lab.state import LabState
+
+if TYPE_CHECKING:
+    from lab.winrm import WinRmServer
 
 log = logging.getLogger("amsm.lab.ssh")
 
@@ -78,7 +87,8 @@ class _HostSSHServer(asyncssh.SSHServer):
 
 
 class HostServer:
-    """The SSH listener of one lab host; start() and stop() may be called repeatedly."""
+    """The listeners of one lab host (SSH, and WinRM when the inventory uses it);
+    start() and stop() may be called repeatedly and act on both."""
 
     def __init__(
         self,
@@ -87,6 +97,7 @@ class HostServer:
         host_key: asyncssh.SSHKey,
         authorized_keys: asyncssh.SSHAuthorizedKeys,
         state: LabState,
+        winrm: WinRmServer | None = None,
     ) -> None:
         self.name = name
         self.port = port
@@ -99,18 +110,36 @@ class HostServer:
         self.restarting = False
         self._acceptor: asyncssh.SSHAcceptor | None = None
         self._lock = asyncio.Lock()
+        self.winrm = winrm
+        if winrm is not None:
+            winrm.host = self
+
+    @property
+    def ports(self) -> list[int]:
+        return [self.port] + ([self.winrm.port] if self.winrm is not None else [])
 
     @property
     def listening(self) -> bool:
-        return self._acceptor is not None
+        """Every listener of the host is open."""
+        return self._acceptor is not None and (self.winrm is None or self.winrm.listening)
 
     async def start(self) -> bool:
-        """Listen on 127.0.0.1:port unless restarting; OSError if the port is taken."""
+        """Listen on 127.0.0.1 (SSH port, and WinRM port) unless restarting; OSError if a
+        port is taken. WinRM opens first, so an open SSH port means the host is up."""
         async with self._lock:
-            if self._acceptor is not None:
+            if self.listening:
                 return True
             if self.restarting:
                 return False
+            if self.winrm is not None and not self.winrm.listening:
+                try:
+                    await self.winrm.start()
+                except OSError as e:
+                    raise OSError(
+                        e.errno, f"WinRM port {self.winrm.port}: {e.strerror or e}"
+                    ) from None
+            if self._acceptor is not None:
+                return True
             self._acceptor = await asyncssh.create_server(
                 lambda: _HostSSHServer(self),
                 BIND_ADDRESS,
@@ -135,14 +164,31 @@ class HostServer:
         """Stop listening (new connections are refused); optionally drop open ones."""
         async with self._lock:
             acceptor, self._acceptor = self._acceptor, None
+            if self.winrm is not None:
+                self.winrm.close_listener()
             if acceptor is not None:
                 acceptor.close()
                 await acceptor.wait_closed()
         if drop_connections:
             for conn in list(self.connections):
                 conn.close()
+            if self.winrm is not None:
+                self.winrm.drop_connections()
 
-    def _mark_restarting(self) -> None:
+    def doomed_connections(self) -> Callable[[], None]:
+        """A function that closes the host's connections open now (SSH and WinRM)."""
+        ssh = set(self.connections)
+        web = self.winrm.snapshot() if self.winrm is not None else None
+
+        def close() -> None:
+            for conn in ssh:
+                conn.close()
+            if web is not None:
+                web()
+
+        return close
+
+    def mark_restarting(self) -> None:
         # Runs in the worker thread, inside the transaction; a bool store is atomic.
         self.restarting = True
 
@@ -165,7 +211,7 @@ class HostServer:
             return
         try:
             result = await asyncio.to_thread(
-                self.state.run_script, self.name, script, self._mark_restarting
+                self.state.run_script, self.name, script, self.mark_restarting
             )
         except BaseException:
             self.restarting = False  # the reboot, if any, was rolled back
@@ -179,15 +225,14 @@ class HostServer:
             return
         # Close the listener first, so that a client that has seen the exit status
         # can no longer connect: the host is down from then on.
-        doomed = set(self.connections)
+        close_doomed = self.doomed_connections()
         await self.stop(drop_connections=False)
         process.exit(result.exit_status)
         try:
             await asyncio.wait_for(process.wait_closed(), REPLY_GRACE_SECONDS)
         except TimeoutError:
             pass
-        for conn in doomed:
-            conn.close()
+        close_doomed()
         log.info("%s: restarting", self.name)
 
 

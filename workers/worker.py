@@ -11,9 +11,11 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
 from activities.devices import DeviceActivities
+from activities.pair import PairActivities
 from inventory.load import load_inventory
 from inventory.models import Inventory
 from workflows.client_switch import ClientSwitchWorkflow
+from workflows.control import ControlWorkflow
 from workflows.restore import RestoreWorkflow
 from workflows.split import SplitWorkflow
 from workflows.split_switch import SplitSwitchWorkflow
@@ -27,6 +29,7 @@ WORKFLOWS = [
     RestoreWorkflow,
     ClientSwitchWorkflow,
     PairStatusWorkflow,
+    ControlWorkflow,
 ]
 
 # Reboot waits hold an activity slot each; a large facility reboots hundreds at once.
@@ -37,11 +40,12 @@ def build_worker(
     client: Client, inventory: Inventory, inventory_path: str | Path, task_queue: str | None = None
 ) -> Worker:
     acts = DeviceActivities(inventory, inventory_path)
+    pair = PairActivities(client, inventory)
     return Worker(
         client,
         task_queue=task_queue or inventory.queue,
         workflows=WORKFLOWS,
-        activities=acts.all(),
+        activities=[*acts.all(), pair.pair_run_state],
         max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
     )
 

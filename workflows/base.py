@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
@@ -13,9 +14,12 @@ from temporalio.workflow import ChildWorkflowCancellationType, ParentClosePolicy
 with workflow.unsafe.imports_passed_through():
     from activities.models import (
         AllSyncState,
+        Capabilities,
         InSyncState,
         PairRef,
+        RunInput,
         SideInput,
+        SideRunInput,
         StepResult,
     )
     from inventory.models import Side, Timing, other
@@ -33,12 +37,17 @@ with workflow.unsafe.imports_passed_through():
     )
 
 
+# Runs started before InSync/AllSync steps could be automated replay without the check.
+AUTOMATE_PATCH = "automate-sync-steps"
+
+
 class PairWorkflow:
     """Signals `confirm`, `approve`, `decide`; query `progress`; subclasses walk their steps."""
 
     runner: StepRunner | None = None
     timing: Timing
     pair: str
+    caps: Capabilities = Capabilities()
 
     def __init__(self) -> None:
         self._early: list[tuple[str, OperatorSignal | Decision]] = []
@@ -128,6 +137,10 @@ class PairWorkflow:
         self.timing = await workflow.execute_activity(
             "get_timing", PairRef(pair=pair), result_type=Timing, **BOOTSTRAP
         )
+        if workflow.patched(AUTOMATE_PATCH):
+            self.caps = await workflow.execute_activity(
+                "get_capabilities", PairRef(pair=pair), result_type=Capabilities, **BOOTSTRAP
+            )
         return await self.probe()
 
     async def probe(self) -> PairStatus:
@@ -160,6 +173,19 @@ class PairWorkflow:
         if mode == "mirrored":
             self.refuse(what, f"{current} is main, not {main} (mirrored, {current} main)")
         self.refuse(what, f"the pair must be mirrored with {main} main; found {mode}: {reason}")
+
+    # -- InSync / AllSync steps: automatic where the inventory names the service, else
+    # manual and verified --------------------------------------------------------------------
+    def insync_step(self, running: bool) -> dict[str, Any]:
+        if self.caps.insync_service:
+            return {"automatic": self.auto("insync_run", RunInput(pair=self.pair, running=running))}
+        return {"verify": self.verify_insync(running)}
+
+    def allsync_step(self, side: Side, running: bool) -> dict[str, Any]:
+        if self.caps.allsync_service:
+            arg = SideRunInput(pair=self.pair, side=side, running=running)
+            return {"automatic": self.auto("allsync_run", arg)}
+        return {"verify": self.verify_allsync(side, running)}
 
     # -- verified manual steps ---------------------------------------------------------------
     def verify_insync(self, running: bool) -> Callable[[StepState], Awaitable[str | None]]:

@@ -295,13 +295,18 @@ class StepRunner:
         action: Callable[[StepState], Awaitable[str]] | None = None,
         verify: Callable[[StepState], Awaitable[str | None]] | None = None,
         remind: float = 0,
+        automatic: Callable[[StepState], Awaitable[str]] | None = None,
     ) -> StepState:
         """Walk one step. `action` for auto steps (and after a confirm, if given); `verify`
-        checks a manual step's observable effect and returns what was seen when it disagrees."""
+        checks a manual step's observable effect and returns what was seen when it disagrees;
+        `automatic` does a manual step for the operator where the inventory says how."""
         self.check_abort()
         step = self.checklist.step(step_id)
         step.started_at = self.now()
-        if step.kind == "auto":
+        if automatic is not None:
+            step.operator = "amsm (automatic)"
+            await self._run_auto(step, automatic)
+        elif step.kind == "auto":
             assert action is not None, f"auto step {step_id} needs an action"
             await self._run_auto(step, action)
         else:

@@ -112,8 +112,8 @@ class RestoreWorkflow(PairWorkflow):
             await run("approve-overwrite")
             await run("start-replication", replicate)
             await run(f"insync-{lm}-main", auto("insync_set_main", SideInput(pair=pair, side=m)))
-            await run("start-insync", verify=self.verify_insync(True))
-            await run("start-allsync", verify=self.verify_allsync(m, True))
+            await run("start-insync", **self.insync_step(True))
+            await run("start-allsync", **self.allsync_step(m, True))
             await run(f"browse-to-{lm}", auto("browse_move", BrowseSwitchInput(pair=pair, to=m)))
             return f"restore complete: mirrored, {m} main"
 

@@ -51,8 +51,8 @@ class SplitWorkflow(PairWorkflow):
             await run(
                 "stop-replication", auto("dsm_stop_replication", SideInput(pair=pair, side=a))
             )
-            await run("stop-insync", verify=self.verify_insync(False))
-            await run("stop-allsync", verify=self.verify_allsync(a, False))
+            await run("stop-insync", **self.insync_step(False))
+            await run("stop-allsync", **self.allsync_step(a, False))
             await run(
                 f"dsm-{lb}-main", auto("dsm_set_mode", DsmModeInput(pair=pair, side=b, mode="main"))
             )

@@ -59,8 +59,8 @@ class SplitSwitchWorkflow(PairWorkflow):
             await run(
                 "stop-replication", auto("dsm_stop_replication", SideInput(pair=pair, side=a))
             )
-            await run("stop-insync", verify=self.verify_insync(False))
-            await run("stop-allsync", verify=self.verify_allsync(a, False))
+            await run("stop-insync", **self.insync_step(False))
+            await run("stop-allsync", **self.allsync_step(a, False))
             await run(
                 f"dsm-{lb}-main", auto("dsm_set_mode", DsmModeInput(pair=pair, side=b, mode="main"))
             )
@@ -85,8 +85,8 @@ class SplitSwitchWorkflow(PairWorkflow):
                 "start-replication", auto("dsm_start_replication", SideInput(pair=pair, side=b))
             )
             await run(f"insync-{lb}-main", auto("insync_set_main", SideInput(pair=pair, side=b)))
-            await run("start-insync", verify=self.verify_insync(True))
-            await run("start-allsync", verify=self.verify_allsync(b, True))
+            await run("start-insync", **self.insync_step(True))
+            await run("start-allsync", **self.allsync_step(b, True))
             await run("start-browse", auto("browse_start", BrowseInput(pair=pair)))
             return f"split-switch complete: mirrored, {b} main"
 

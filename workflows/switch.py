@@ -55,8 +55,8 @@ class SwitchWorkflow(PairWorkflow):
             )
             await run("stop-browse", auto("browse_stop", BrowseInput(pair=pair)))
             await run("switch-browse", auto("browse_switch", BrowseSwitchInput(pair=pair, to=b)))
-            await run("stop-insync", verify=self.verify_insync(False) if verified else None)
-            await run("stop-allsync", verify=self.verify_allsync(a, False) if verified else None)
+            await run("stop-insync", **(self.insync_step(False) if verified else {}))
+            await run("stop-allsync", **(self.allsync_step(a, False) if verified else {}))
             await run(f"insync-{lb}-main", auto("insync_set_main", SideInput(pair=pair, side=b)))
             await run(
                 f"smartbins-{la}-backup", auto("smartbins_set_backup", SideInput(pair=pair, side=a))
@@ -75,8 +75,8 @@ class SwitchWorkflow(PairWorkflow):
             await run(
                 "start-replication", auto("dsm_start_replication", SideInput(pair=pair, side=b))
             )
-            await run("start-insync", verify=self.verify_insync(True) if verified else None)
-            await run("start-allsync", verify=self.verify_allsync(b, True) if verified else None)
+            await run("start-insync", **(self.insync_step(True) if verified else {}))
+            await run("start-allsync", **(self.allsync_step(b, True) if verified else {}))
             return f"switch complete: mirrored, {b} main"
 
         return await self.walk(body)

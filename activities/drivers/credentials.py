@@ -52,6 +52,10 @@ class CredentialStore:
                 )
         return Secret(cred.username, key, password)
 
+    def resolve_file(self, value: str) -> Path:
+        """A path written in the inventory (e.g. a WinRM `ca_file`), relative to its file."""
+        return resolve_path(self._path, value)
+
     @property
     def known_hosts(self) -> Path:
         return resolve_path(self._path, self._inventory.known_hosts)

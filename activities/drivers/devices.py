@@ -256,6 +256,20 @@ async def browse_switch(drv: HostDriver, comp: BrowseComponent, inv: Inventory, 
     return f"Browse {comp.name} switched to {to} ({', '.join(swapped)})"
 
 
+async def tool_set(drv: HostDriver, label: str, service: str, process: str, running: bool) -> str:
+    """Start or stop InSync/AllSync through the service that runs it; no-op when it already is.
+
+    Checked by the process, which is what the tool's own work depends on.
+    """
+    if await process_running(drv, process) == running:
+        return f"{label} already {'running' if running else 'stopped'} on {drv.name}"
+    await drv.run(ps.start_service(service) if running else ps.stop_service(service))
+    if await process_running(drv, process) != running:
+        state = "is not running" if running else "still runs"
+        raise CommandFailed(drv.name, f"{label}: service {service} changed but {process} {state}")
+    return f"{label} {'started' if running else 'stopped'} on {drv.name} (service {service})"
+
+
 def insync_template(dev: DeviceSettings, main: Side) -> str:
     name = "InsyncXtoY.cfg" if main == "X" else "InsyncYtoX.cfg"
     return _join(dev.insync_cfg_dir, name)

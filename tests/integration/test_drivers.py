@@ -60,7 +60,7 @@ async def test_ssh_wrong_key_is_authentication_failed_naming_the_host(
 
 async def test_ssh_unknown_host_key_is_refused(lab: Lab, tmp_path: Path) -> None:
     a = acts(lab)
-    cp = lab.inventory.control_point
+    cp = lab.inventory.sides["X"].bridge  # an SSH host
     fake = asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode().strip()
     kh = tmp_path / "known_hosts"
     kh.write_text(f"[127.0.0.1]:{cp.port} {fake}\n")
@@ -75,7 +75,7 @@ async def test_ssh_closed_port_is_unreachable(lab: Lab) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    cp = lab.inventory.control_point.model_copy(update={"port": port})
+    cp = lab.inventory.sides["X"].bridge.model_copy(update={"port": port})
     drv = SshHostDriver(cp, a.creds.resolve(cp.credentials), a.creds.known_hosts, 2, 5)
     with pytest.raises(Unreachable) as e:
         await drv.run(ps.boot_info())

@@ -1,0 +1,242 @@
+"""WinRM transport (WS-Management) on pywinrm: the same PowerShell as over SSH.
+
+One call is one WinRS shell: Create, Command (`powershell.exe` with exactly the
+arguments of `encoded_command()`), Receive until the command is Done, Signal
+terminate, Delete. pywinrm is synchronous (requests); each call runs in a thread
+of this module's own pool, so a slow host never starves the event loop's
+default executor.
+
+Security: the server certificate is always validated (against the host's
+`ca_file` when the inventory names one); plain HTTP only where the inventory
+says `allow_http: true`. The password is handed to pywinrm and nowhere else:
+never logged, never part of an error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import requests.exceptions
+import winrm.transport
+from winrm.exceptions import (
+    InvalidCredentialsError,
+    WinRMError,
+    WinRMOperationTimeoutError,
+    WinRMTransportError,
+    WSManFaultError,
+)
+from winrm.protocol import Protocol
+
+from activities.drivers import powershell as ps
+from activities.drivers.credentials import Secret
+from activities.drivers.errors import AuthenticationFailed, CommandFailed, Unreachable
+from activities.drivers.host import ExecResult, HostDriver
+from inventory.models import Host
+
+log = logging.getLogger("amsm.winrm")
+
+COMMAND = "powershell.exe"
+# The longest a single Receive waits on the host before answering "still running"
+# (WS-Management OperationTimeout); the driver asks again until its own deadline.
+MAX_OPERATION_TIMEOUT_SECONDS = 20
+# Threads for pywinrm calls: as many hosts as the worker may drive at once.
+_POOL = ThreadPoolExecutor(max_workers=64, thread_name_prefix="amsm-winrm")
+
+
+def command_arguments(script_text: str) -> list[str]:
+    """`encoded_command()` split after `powershell.exe`: the WinRS Command's arguments."""
+    line = ps.encoded_command(script_text)
+    head, _, rest = line.partition(" ")
+    assert head == COMMAND
+    return rest.split(" ")
+
+
+def pywinrm_transport(scheme: str, auth: str) -> str:
+    """pywinrm's name for the auth: Basic over HTTP is its `plaintext`."""
+    if auth == "basic":
+        return "plaintext" if scheme == "http" else "basic"
+    return auth
+
+
+def endpoint(host: Host) -> str:
+    w = host.winrm_settings
+    return f"{w.scheme}://{host.address}:{w.endpoint_port}/wsman"
+
+
+class _Cancelled(Exception):
+    """The caller gave up (its deadline passed); stop asking the host."""
+
+
+class WinRmHostDriver(HostDriver):
+    def __init__(
+        self,
+        host: Host,
+        secret: Secret,
+        ca_file: Path | None,
+        connect_timeout: float,
+        timeout: float,
+    ) -> None:
+        super().__init__(host, timeout)
+        settings = host.winrm_settings
+        if secret.password is None:
+            raise AuthenticationFailed(
+                host.host,
+                "WinRM needs password credentials (password_file or password_env); "
+                f"credentials {host.credentials!r} have none",
+            )
+        if settings.auth == "kerberos" and not winrm.transport.HAVE_KERBEROS:
+            raise AuthenticationFailed(
+                host.host, "WinRM auth kerberos needs pykerberos on the worker (not installed)"
+            )
+        if settings.auth == "credssp" and not winrm.transport.HAVE_CREDSSP:
+            raise AuthenticationFailed(
+                host.host, "WinRM auth credssp needs requests-credssp on the worker (not installed)"
+            )
+        self._secret = secret
+        self._ca_file = ca_file
+        self._connect_timeout = connect_timeout
+        self.endpoint = endpoint(host)
+
+    # -- the protocol, in a worker thread ---------------------------------------------------
+    def _protocol(self) -> Protocol:
+        w = self.host.winrm_settings
+        operation = max(1, min(MAX_OPERATION_TIMEOUT_SECONDS, math.ceil(self.timeout)))
+        read = operation + max(5, math.ceil(self._connect_timeout))
+        p = Protocol(
+            self.endpoint,
+            transport=pywinrm_transport(w.scheme, w.auth),  # type: ignore[arg-type]
+            username=self._secret.username,
+            password=self._secret.password,
+            server_cert_validation="validate",
+            ca_trust_path=str(self._ca_file) if self._ca_file else None,  # type: ignore[arg-type]
+            read_timeout_sec=read,
+            operation_timeout_sec=operation,
+            proxy=None,
+        )
+        # requests takes (connect, read): a dead address fails after connect_timeout,
+        # a Receive may wait on the host up to the operation timeout.
+        p.transport.read_timeout_sec = (self._connect_timeout, read)  # type: ignore[assignment]
+        return p
+
+    def _run_sync(
+        self, script_text: str, deadline: float, cancelled: threading.Event
+    ) -> ExecResult:
+        p = self._protocol()
+        try:
+            shell_id = p.open_shell(codepage=65001, noprofile=True)
+        except BaseException:
+            p.transport.close_session()
+            raise
+        command_id: str | None = None
+        result: ExecResult | None = None
+        try:
+            command_id = p.run_command(
+                shell_id, COMMAND, command_arguments(script_text), skip_cmd_shell=True
+            )
+            out: list[bytes] = []
+            err: list[bytes] = []
+            done, status = False, -1
+            while not done:
+                if cancelled.is_set() or time.monotonic() > deadline:
+                    raise _Cancelled
+                try:
+                    o, e, status, done = p.get_command_output_raw(shell_id, command_id)
+                except WinRMOperationTimeoutError:
+                    continue  # still running: ask again
+                out.append(o)
+                err.append(e)
+            result = ExecResult(
+                status,
+                b"".join(out).decode("utf-8", errors="replace"),
+                b"".join(err).decode("utf-8", errors="replace"),
+            )
+            return result
+        finally:
+            # Always clean up; once the output is in, a failed cleanup changes nothing
+            # (a Restart-Computer may take the host down right after its answer).
+            try:
+                if command_id is not None:
+                    p.cleanup_command(shell_id, command_id)
+            except Exception as e:  # noqa: BLE001
+                log.debug("%s: WinRM Signal failed: %s", self.name, type(e).__name__)
+            finally:
+                try:
+                    p.close_shell(shell_id)
+                except Exception as e:  # noqa: BLE001
+                    log.debug("%s: WinRM Delete failed: %s", self.name, type(e).__name__)
+
+    # -- HostDriver ---------------------------------------------------------------------------
+    async def _execute(self, script_text: str) -> ExecResult:
+        loop = asyncio.get_running_loop()
+        cancelled = threading.Event()
+        deadline = time.monotonic() + self.timeout
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await loop.run_in_executor(
+                    _POOL, self._run_sync, script_text, deadline, cancelled
+                )
+        except (TimeoutError, _Cancelled):
+            raise Unreachable(self.name, f"no answer within {self.timeout:.0f} s") from None
+        except Exception as e:
+            raise self._translate(e) from None
+        finally:
+            cancelled.set()
+
+    def _translate(self, e: Exception) -> Exception:
+        h = self.name
+        w = self.host.winrm_settings
+        where = f"{self.host.address}:{w.endpoint_port}"
+        if isinstance(e, requests.exceptions.SSLError):
+            trust = str(self._ca_file) if self._ca_file else "the default CA bundle"
+            return AuthenticationFailed(
+                h, f"certificate of {h} not trusted by {trust}: {_root_cause(e)}"
+            )
+        if isinstance(e, (requests.exceptions.ConnectionError, requests.exceptions.Timeout)):
+            return Unreachable(h, f"cannot connect to {where} ({_root_cause(e)})")
+        if isinstance(e, InvalidCredentialsError):
+            return AuthenticationFailed(
+                h, f"user {self._secret.username!r} was refused ({w.auth} over {w.scheme})"
+            )
+        if isinstance(e, PermissionError):  # requests_ntlm: no NTLM challenge
+            return AuthenticationFailed(
+                h, f"user {self._secret.username!r} was refused: {w.auth} not offered ({e})"
+            )
+        if isinstance(e, WSManFaultError):
+            code = e.wsman_fault_code if e.wsman_fault_code is not None else e.fault_subcode
+            return CommandFailed(h, f"WS-Management fault {code}", e.reason)
+        if isinstance(e, WinRMTransportError):
+            return CommandFailed(
+                h, f"WS-Management answered HTTP {e.code}", str(e.response_text)[:500]
+            )
+        if isinstance(e, WinRMError):
+            return CommandFailed(h, f"WinRM: {e}")
+        if isinstance(e, OSError):
+            return Unreachable(h, f"cannot connect to {where} ({e.strerror or e})")
+        return CommandFailed(h, f"unexpected WS-Management answer ({type(e).__name__}: {e})")
+
+
+def _root_cause(e: BaseException) -> str:
+    """The innermost reason requests/urllib3 wrap (e.g. the OpenSSL verify error)."""
+    seen: list[Any] = []
+    cur: Any = e
+    while cur is not None and cur not in seen:
+        seen.append(cur)
+        nxt = getattr(cur, "reason", None)
+        if isinstance(nxt, BaseException):
+            cur = nxt
+            continue
+        args = getattr(cur, "args", ())
+        inner = next((a for a in args if isinstance(a, BaseException)), None)
+        cur = inner
+    text = str(seen[-1])
+    errno_at = text.find("[Errno")
+    if errno_at >= 0:  # urllib3: "HTTPConnection(...): Failed to establish ...: [Errno 111] ..."
+        text = text[errno_at:]
+    return text if len(text) < 300 else text[:300] + "…"

@@ -1,0 +1,48 @@
+"""Activities about the pair's runs (not its devices): is a big workflow running, and
+is it waiting on a failed step? Used by the console controls' interlock."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+from temporalio import activity
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.service import RPCError
+
+from activities.models import PairRef
+from inventory.models import Inventory
+from workflows.models import Checklist
+
+
+class PairRunState(BaseModel):
+    running: bool
+    run_id: str | None = None
+    workflow: str | None = None
+    current_step: str | None = None
+    failed_steps: list[str] = []
+
+
+class PairActivities:
+    def __init__(self, client: Client, inventory: Inventory) -> None:
+        self.client = client
+        self.inv = inventory
+
+    @activity.defn(name="pair_run_state")
+    async def pair_run_state(self, inp: PairRef) -> PairRunState:
+        """The pair's big workflow, if one runs, and which of its steps wait on a failure."""
+        handle = self.client.get_workflow_handle(self.inv.workflow_id)
+        try:
+            desc = await handle.describe()
+        except RPCError:
+            return PairRunState(running=False)
+        if desc.status != WorkflowExecutionStatus.RUNNING:
+            return PairRunState(running=False)
+        state = PairRunState(running=True, run_id=desc.run_id, workflow=desc.workflow_type)
+        try:
+            c = await handle.query("progress", result_type=Checklist)
+        except Exception:
+            return state  # it runs; what it waits for is unknown, so nothing counts as mending
+        if c is not None:
+            state.failed_steps = [s.id for s in c.steps if s.status == "failed" or s.failed_clients]
+            active = [s.id for s in c.steps if s.status not in ("pending", "done", "skipped")]
+            state.current_step = active[0] if active else None
+        return state

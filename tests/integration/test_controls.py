@@ -1,0 +1,161 @@
+"""The console controls, each a short durable workflow, on the lab; their interlocks."""
+
+from __future__ import annotations
+
+import asyncio
+
+import yaml
+from temporalio.client import Client
+
+from inventory.load import load_inventory
+from lab.faults import set_fault
+from lab.state import LabState
+from tests.conftest import Lab, cli, cli_json, running_worker
+from tests.integration.driving import drive
+
+ALLSYNC_SERVICE = "AllSync Scheduler"
+
+
+def enable_allsync_service(lab: Lab) -> None:
+    """Give the lab's CIFS NAS heads an AllSync service and tell the inventory its name."""
+    with LabState(lab.dir).transaction() as txn:
+        for side in ("X", "Y"):
+            doc = txn.require_host(f"nas-cifs-{side.lower()}")
+            running = "AllSync" in doc.get("processes", [])
+            doc.setdefault("services", {})[ALLSYNC_SERVICE] = "Running" if running else "Stopped"
+            doc["service_processes"] = {ALLSYNC_SERVICE: "AllSync"}
+    data = yaml.safe_load(lab.inventory_path.read_text())
+    data.setdefault("devices", {})["allsync_service"] = ALLSYNC_SERVICE
+    lab.inventory_path.write_text(yaml.safe_dump(data, sort_keys=False))
+    lab.inventory = load_inventory(lab.inventory_path)
+
+
+def step(shown: dict, step_id: str) -> dict:
+    return next(s for s in shown["steps"] if s["id"] == step_id)
+
+
+async def ok(client: Client, lab: Lab, *argv: str) -> dict:
+    return await cli_json(client, lab, *argv, "--operator", "ctl-op")
+
+
+async def refused(client: Client, lab: Lab, *argv: str) -> str:
+    rc, out = await cli(client, lab, *argv)
+    assert rc != 0, out
+    return out
+
+
+async def test_every_control_on_the_lab(client: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
+    lab = await lab_factory(editors=2, ingest=0)
+    enable_allsync_service(lab)
+    async with running_worker(client, lab):
+        # Interlocks answer through the controls too, naming the rule.
+        out = await refused(client, lab, "replication", "start", "Y")
+        assert "replication-only-from-main" in out and "dsm-y is backup" in out
+        out = await refused(client, lab, "insync", "set-main", "Y")
+        assert "insync-direction-only-while-stopped" in out
+        out = await refused(client, lab, "insync", "stop")
+        assert "started and stopped by hand here" in out
+        out = await refused(client, lab, "browse", "switch", "--to", "Y", "browse-srv")
+        assert "browse-switch-only-stopped" in out
+        out = await refused(client, lab, "clients", "switch", "--to", "Y", "ED-99")
+        assert "not among the switchable clients" in out
+
+        r = await ok(client, lab, "browse", "stop", "mdi-k2")
+        assert r["message"] == "1 Browse component(s) stopped" and r["operator"] == "ctl-op"
+        r = await ok(client, lab, "browse", "switch", "--to", "Y", "mdi-k2")
+        assert "point at Y" in r["message"]
+        status = await cli_json(client, lab, "status")
+        k2 = next(b for b in status["browse"]["components"] if b["host"] == "mdi-k2")
+        assert (
+            k2["side"] == "Y" and k2["running"] is False and status["browse"]["active_on"] is None
+        )
+        await ok(client, lab, "browse", "switch", "--to", "X", "mdi-k2")
+        r = await ok(client, lab, "browse", "start")
+        assert "Active on X" in r["message"]
+
+        r = await ok(client, lab, "reboot", "ED-01")
+        assert r["message"].startswith("ED-01 restarted in")
+        r = await ok(client, lab, "clients", "switch", "--to", "Y", "ED-01")
+        assert r["message"] == "1 client(s) switched to Y"
+        status = await cli_json(client, lab, "status")
+        assert {c["host"]: c["side"] for c in status["clients"]} == {"ED-01": "Y", "ED-02": "X"}
+        await ok(client, lab, "clients", "switch", "--to", "X", "ED-01")
+
+        r = await ok(client, lab, "allsync", "stop", "X")
+        assert r["message"] == f"AllSync stopped on nas-cifs-x (service {ALLSYNC_SERVICE})"
+        assert "already stopped" in (await ok(client, lab, "allsync", "stop", "X"))["message"]
+
+        # The whole switch by hand, button by button.
+        await ok(client, lab, "replication", "stop", "X")
+        await ok(client, lab, "dsm", "set-backup", "X")
+        await ok(client, lab, "smartbins", "set-backup", "X")
+        await ok(client, lab, "dsm", "set-main", "Y")
+        await ok(client, lab, "smartbins", "set-main", "Y")
+        r = await ok(client, lab, "replication", "start", "Y")
+        assert "replication started from DSM dsm-y" in r["message"]
+        await ok(client, lab, "allsync", "start", "Y")
+        status = await cli_json(client, lab, "status")
+        assert (status["mode"], status["main"]) == ("mirrored", "Y")
+        assert status["allsync"]["running_on"] == ["Y"]
+        sb = {s["host"]: (s["running"], s["mode"]) for s in status["smartbins"]}
+        assert sb["sb-y1"] == (True, "Normal") and sb["sb-x1"] == (True, "Pseudo")
+
+
+async def test_controls_refused_while_a_run_goes_on_unless_they_mend_it(
+    client: Client, lab_factory
+) -> None:  # type: ignore[no-untyped-def]
+    lab = await lab_factory(editors=1, ingest=0)
+    enable_allsync_service(lab)
+    data = yaml.safe_load(lab.inventory_path.read_text())
+    data["timing"].update(max_attempts=1, replication_timeout=2)
+    lab.inventory_path.write_text(yaml.safe_dump(data, sort_keys=False))
+    lab.inventory = load_inventory(lab.inventory_path)
+    async with running_worker(client, lab):
+        set_fault(lab.dir, "dsm-y", "replication-fails")
+        run = (await cli_json(client, lab, "start", "switch", "--to", "Y"))["run_id"]
+        shown = await drive(
+            client,
+            lab,
+            run,
+            "Y",
+            until=lambda s: step(s, "stop-insync")["status"] == "awaiting-confirmation",
+        )
+        # AllSync's steps are automatic here: the inventory names its service.
+        out = await refused(client, lab, "dsm", "set-main", "Y")
+        assert f"the switch run {run} is running" in out and "it is at stop-insync" in out
+
+        shown = await drive(
+            client,
+            lab,
+            run,
+            "Y",
+            until=lambda s: step(s, "start-replication")["status"] == "failed",
+        )
+        assert step(shown, "stop-allsync")["operator"] == "amsm (automatic)"
+        assert "AllSync stopped on nas-cifs-x" in step(shown, "stop-allsync")["message"]
+        # Waiting on a failed DSM step: a browse control does not mend it, a DSM control does.
+        out = await refused(client, lab, "browse", "stop")
+        assert "waits on failed step(s) start-replication, which browse-stop does not mend" in out
+        set_fault(lab.dir, "dsm-y", "clear")
+        r = await ok(client, lab, "replication", "start", "Y")
+        assert "replication" in r["message"]
+        rc, out = await cli(client, lab, "retry", run, "start-replication")
+        assert rc == 0, out
+        final = await drive(client, lab, run, "Y")
+        assert final["state"] == "completed", final
+        assert "already runs" in step(final, "start-replication")["message"]
+        assert step(final, "start-allsync")["operator"] == "amsm (automatic)"
+        status = await cli_json(client, lab, "status")
+        assert (status["mode"], status["main"]) == ("mirrored", "Y")
+        assert status["allsync"]["running_on"] == ["Y"]
+
+
+async def test_one_control_at_a_time(client: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
+    lab = await lab_factory(editors=1, ingest=0, reboot_seconds=1.5)
+    async with running_worker(client, lab):
+        first = asyncio.create_task(cli(client, lab, "reboot", "ED-01"))
+        await asyncio.sleep(0.8)
+        out = await refused(client, lab, "reboot", "sb-x1")
+        assert "another control is running" in out
+        rc, out = await first
+        assert rc == 0 and "ED-01 restarted" in out

@@ -1,0 +1,224 @@
+"""The manual's Status and Control buttons, each a short durable workflow.
+
+One control runs at a time per pair (workflow id amsm-<pair>-control). A control
+is refused while a big workflow runs on the pair, unless that workflow waits on a
+failed step this control can mend (a DSM control for a DSM step, a client switch
+for switch-clients, ...). The operator is recorded in the input and the result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Literal
+
+from pydantic import BaseModel
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.workflow import ChildWorkflowCancellationType, ParentClosePolicy
+
+with workflow.unsafe.imports_passed_through():
+    from activities.models import (
+        BrowseInput,
+        BrowseSwitchInput,
+        DsmModeInput,
+        HostInput,
+        PairRef,
+        RunInput,
+        SideInput,
+        SideRunInput,
+        StepResult,
+    )
+    from activities.pair import PairRunState
+    from inventory.models import Side, Timing
+    from workflows.activity_options import BOOTSTRAP, device_op, reboot_op
+    from workflows.checklist import describe_failure
+    from workflows.client_switch import ClientSwitchWorkflow
+    from workflows.models import ClientSwitchInput
+
+Control = Literal[
+    "dsm-set-main",
+    "dsm-set-backup",
+    "replication-start",
+    "replication-stop",
+    "smartbins-set-main",
+    "smartbins-set-backup",
+    "browse-stop",
+    "browse-start",
+    "browse-switch",
+    "clients-switch",
+    "insync-set-main",
+    "insync-start",
+    "insync-stop",
+    "allsync-start",
+    "allsync-stop",
+    "reboot",
+]
+
+# Which failed steps of a big workflow each family of controls may mend.
+_DSM = ("stop-replication", "start-replication", "dsm-")
+_CLIENTS = ("switch-clients", "switch-pilots", "move-editors")
+MENDS: dict[str, tuple[str, ...]] = {
+    "dsm": _DSM,
+    "replication": _DSM,
+    "smartbins": ("smartbins-",),
+    "browse": ("stop-browse", "switch-browse", "start-browse", "browse-to-"),
+    "clients": _CLIENTS,
+    "insync-set-main": ("insync-",),
+    "insync": ("stop-insync", "start-insync"),
+    "allsync": ("stop-allsync", "start-allsync"),
+    "reboot": _CLIENTS,
+}
+
+
+def mends(control: str) -> tuple[str, ...]:
+    if control in MENDS:
+        return MENDS[control]
+    return MENDS[control.split("-")[0]]
+
+
+class ControlInput(BaseModel):
+    pair: str
+    control: Control
+    operator: str
+    side: Side | None = None
+    hosts: list[str] = []
+
+
+class ControlResult(BaseModel):
+    control: str
+    operator: str
+    message: str
+    details: list[str] = []
+
+
+def needs_side(inp: ControlInput) -> Side:
+    if inp.side is None:
+        raise ApplicationError(f"{inp.control} needs a side", type="BadInput", non_retryable=True)
+    return inp.side
+
+
+@workflow.defn(name="control")
+class ControlWorkflow:
+    @workflow.run
+    async def run(self, inp: ControlInput) -> ControlResult:
+        state = await workflow.execute_activity(
+            "pair_run_state", PairRef(pair=inp.pair), result_type=PairRunState, **BOOTSTRAP
+        )
+        if state.running:
+            allowed = mends(inp.control)
+            mendable = [s for s in state.failed_steps if s.startswith(allowed)]
+            if not mendable:
+                waits = (
+                    f"it waits on failed step(s) {', '.join(state.failed_steps)}, which "
+                    f"{inp.control} does not mend"
+                    if state.failed_steps
+                    else f"it is at {state.current_step or 'its start'}"
+                )
+                raise ApplicationError(
+                    f"{inp.control} refused: the {state.workflow} run {state.run_id} is running "
+                    f"on pair {inp.pair} and {waits}. Controls run alongside a workflow only "
+                    f"to mend a failed step ({inp.control} mends: {', '.join(allowed)}*).",
+                    type="Refused",
+                    non_retryable=True,
+                )
+            workflow.logger.info("%s by %s mends %s", inp.control, inp.operator, mendable)
+        timing = await workflow.execute_activity(
+            "get_timing", PairRef(pair=inp.pair), result_type=Timing, **BOOTSTRAP
+        )
+        try:
+            r = await self._act(inp, timing)
+        except ActivityError as e:
+            raise ApplicationError(
+                f"{inp.control} failed: {describe_failure(e)}",
+                type="ControlFailed",
+                non_retryable=True,
+            ) from None
+        workflow.set_current_details(f"**{inp.control}** by {inp.operator}: {r.message}")
+        return ControlResult(
+            control=inp.control, operator=inp.operator, message=r.message, details=r.details
+        )
+
+    async def _act(self, inp: ControlInput, timing: Timing) -> StepResult:
+        pair, c = inp.pair, inp.control
+        ops = device_op(timing)
+
+        async def do(activity: str, arg: object, **opts: object) -> StepResult:
+            return await workflow.execute_activity(
+                activity, arg, result_type=StepResult, **(opts or ops)
+            )
+
+        if c in ("dsm-set-main", "dsm-set-backup"):
+            mode: Literal["main", "backup"] = "main" if c == "dsm-set-main" else "backup"
+            return await do(
+                "dsm_set_mode", DsmModeInput(pair=pair, side=needs_side(inp), mode=mode)
+            )
+        if c == "replication-start":
+            return await do("dsm_start_replication", SideInput(pair=pair, side=needs_side(inp)))
+        if c == "replication-stop":
+            return await do("dsm_stop_replication", SideInput(pair=pair, side=needs_side(inp)))
+        if c == "smartbins-set-main":
+            return await do("smartbins_set_main", SideInput(pair=pair, side=needs_side(inp)))
+        if c == "smartbins-set-backup":
+            return await do("smartbins_set_backup", SideInput(pair=pair, side=needs_side(inp)))
+        hosts = inp.hosts or None
+        if c == "browse-stop":
+            return await do("browse_stop", BrowseInput(pair=pair, hosts=hosts))
+        if c == "browse-start":
+            return await do("browse_start", BrowseInput(pair=pair, hosts=hosts))
+        if c == "browse-switch":
+            return await do(
+                "browse_switch", BrowseSwitchInput(pair=pair, to=needs_side(inp), hosts=hosts)
+            )
+        if c == "insync-set-main":
+            return await do("insync_set_main", SideInput(pair=pair, side=needs_side(inp)))
+        if c in ("insync-start", "insync-stop"):
+            return await do("insync_run", RunInput(pair=pair, running=c == "insync-start"))
+        if c in ("allsync-start", "allsync-stop"):
+            return await do(
+                "allsync_run",
+                SideRunInput(pair=pair, side=needs_side(inp), running=c == "allsync-start"),
+            )
+        if c == "reboot":
+            results = await asyncio.gather(
+                *(
+                    do("reboot_host", HostInput(pair=pair, host=h), **reboot_op(timing))
+                    for h in inp.hosts
+                )
+            )
+            return StepResult(message="; ".join(r.message for r in results))
+        if c == "clients-switch":
+            return await self._switch_clients(inp, timing)
+        raise ApplicationError(f"unknown control {c}", type="BadInput", non_retryable=True)
+
+    async def _switch_clients(self, inp: ControlInput, timing: Timing) -> StepResult:
+        to = needs_side(inp)
+        info = workflow.info()
+        results = await asyncio.gather(
+            *(
+                workflow.execute_child_workflow(
+                    ClientSwitchWorkflow.run,
+                    ClientSwitchInput(pair=inp.pair, host=h, to=to, timing=timing),
+                    id=f"amsm-{inp.pair}-control-{info.run_id[:8]}-{h}",
+                    parent_close_policy=ParentClosePolicy.ABANDON,
+                    cancellation_type=ChildWorkflowCancellationType.ABANDON,
+                )
+                for h in inp.hosts
+            )
+        )
+        failed = [r for r in results if not r.ok]
+        if failed:
+            raise ApplicationError(
+                "client switch failed: "
+                + "; ".join(f"{r.host} {r.message}" for r in failed)
+                + (
+                    f" ({len(results) - len(failed)} others switched)"
+                    if len(results) > len(failed)
+                    else ""
+                ),
+                type="ControlFailed",
+                non_retryable=True,
+            )
+        return StepResult(
+            message=f"{len(results)} client(s) switched to {to}",
+            details=[r.message for r in results],
+        )
