@@ -74,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("status", help="show the pair like the manual's console")
     s.add_argument("--json", action="store_true", help="print one JSON object")
+    s.add_argument("--watch", action="store_true", help="refresh in place until Ctrl-C")
+    s.add_argument("--interval", type=float, default=5.0, help="seconds between reads (--watch)")
 
     s = sub.add_parser("start", help="start a workflow on the pair")
     kinds = s.add_subparsers(dest="kind", metavar="WORKFLOW")
@@ -98,6 +100,22 @@ def build_parser() -> argparse.ArgumentParser:
         k.add_argument(
             "--no-wait", action="store_true", help="do not wait for the precondition check"
         )
+
+    s = sub.add_parser("runs", help="list the pair's runs (newest first)")
+    s.add_argument("--kind", choices=["switch", "split", "split-switch", "restore", "control"])
+    s.add_argument(
+        "--state", choices=["running", "awaiting-operator", "completed", "aborted", "failed"]
+    )
+    s.add_argument("--operator", help="who started them")
+    s.add_argument("--limit", type=int, default=20)
+    s.add_argument("--json", action="store_true")
+
+    s = sub.add_parser("watch", help="follow a run's checklist live")
+    s.add_argument("run", metavar="RUN", nargs="?", default="current")
+    s.add_argument(
+        "--follow", action="store_true", help="keep going when the run waits for the operator"
+    )
+    s.add_argument("--interval", type=float, default=1.0)
 
     s = sub.add_parser("show", help="show a run's checklist")
     s.add_argument("run", metavar="RUN", help="run id (or a unique prefix, or 'current')")

@@ -7,13 +7,19 @@ import argparse
 import asyncio
 import json
 import re
+import sys
 import uuid
 from datetime import timedelta
 from typing import Any
 
 from pydantic import BaseModel
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
@@ -22,6 +28,8 @@ from client.render import render_checklist, render_status
 from inventory.load import InventoryError, load_inventory
 from inventory.models import Inventory, other
 from inventory.status import PairStatus
+from workflows import search
+from workflows.checklist import next_action
 from workflows.control import ControlInput, ControlResult
 from workflows.models import (
     Checklist,
@@ -58,6 +66,14 @@ async def run_temporal_command(args: argparse.Namespace, inv: Inventory) -> int:
 
 async def run_command(client: Client, args: argparse.Namespace, inv: Inventory) -> int:
     cmd = args.command
+    if cmd not in ("show", "watch") and not getattr(args, "json", False):
+        await notice_waiting_run(client, inv)
+    if cmd == "runs":
+        return await runs(client, inv, args)
+    if cmd == "watch":
+        from client.watch import watch
+
+        return await watch(client, inv, args)
     if cmd == "status":
         return await status(client, inv, args)
     if cmd == "start":
@@ -71,6 +87,27 @@ async def run_command(client: Client, args: argparse.Namespace, inv: Inventory) 
     if getattr(args, "control", None):
         return await control(client, inv, args)
     raise CliError(f"unknown command {cmd}", EXIT_USAGE)
+
+
+async def notice_waiting_run(client: Client, inv: Inventory) -> None:
+    """One line on stderr when a run on the pair waits for the operator (as the 2008 tool
+    said on relaunch which workflow was unfinished)."""
+    handle = client.get_workflow_handle(inv.workflow_id)
+    try:
+        desc = await handle.describe()
+        if desc.status != WorkflowExecutionStatus.RUNNING:
+            return
+        c = await asyncio.wait_for(handle.query("progress", result_type=Checklist), timeout=3)
+    except Exception:
+        return  # no run, or no worker to answer: the command itself will say what matters
+    if c is None or not c.awaiting:
+        return
+    c.run_id = desc.run_id
+    s = c.awaiting[0]
+    print(
+        f"note: the {c.workflow} run {desc.run_id} waits for you at {s.id}: {next_action(c)}",
+        file=sys.stderr,
+    )
 
 
 # -- status ---------------------------------------------------------------------------------
@@ -89,6 +126,10 @@ async def read_status(client: Client, inv: Inventory) -> PairStatus:
 
 
 async def status(client: Client, inv: Inventory, args: argparse.Namespace) -> int:
+    if getattr(args, "watch", False):
+        from client.watch import watch_status
+
+        return await watch_status(client, inv, args)
     st = await read_status(client, inv)
     emit(args, st.to_json(), render_status(st))
     return EXIT_OK
@@ -168,6 +209,60 @@ async def show(client: Client, inv: Inventory, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# -- runs -----------------------------------------------------------------------------------
+SAFE_VALUE = re.compile(r"^[A-Za-z0-9_.@ -]{1,64}$")
+
+
+async def runs(client: Client, inv: Inventory, args: argparse.Namespace) -> int:
+    """Runs of the pair from Temporal's visibility (search attributes), newest first."""
+    query = [f"{search.PAIR.name} = '{inv.pair}'"]
+    if args.kind:
+        query.append(f"{search.KIND.name} = '{args.kind}'")
+    if args.state:
+        query.append(f"{search.STATE.name} = '{args.state}'")
+    if args.operator:
+        if not SAFE_VALUE.match(args.operator):
+            raise CliError(
+                f"--operator {args.operator!r}: letters, digits, _ . @ - and space", EXIT_USAGE
+            )
+        query.append(f"{search.INITIATOR.name} = '{args.operator}'")
+    rows = []
+    async for w in client.list_workflows(" AND ".join(query), limit=args.limit):
+        sa = w.typed_search_attributes
+        state = sa.get(search.STATE) or "running"
+        if w.status in STATE_OF and state in ("running", "awaiting-operator"):
+            state = STATE_OF[w.status]
+        end = w.close_time
+        rows.append(
+            {
+                "run_id": w.run_id,
+                "workflow_id": w.id,
+                "kind": sa.get(search.KIND) or w.workflow_type,
+                "state": state,
+                "initiator": sa.get(search.INITIATOR),
+                "start": w.start_time.isoformat(timespec="seconds") if w.start_time else None,
+                "end": end.isoformat(timespec="seconds") if end else None,
+                "duration_s": round((end - w.start_time).total_seconds(), 1)
+                if end and w.start_time
+                else None,
+            }
+        )
+    if getattr(args, "json", False):
+        print(json.dumps({"pair": inv.pair, "runs": rows}))
+        return EXIT_OK
+    if not rows:
+        print(f"no runs of pair {inv.pair} match")
+        return EXIT_OK
+    print(f"{'run':36}  {'kind':12} {'state':17} {'initiator':12} {'start':25} duration")
+    for r in rows:
+        dur = f"{r['duration_s']:.0f} s" if r["duration_s"] is not None else "-"
+        print(
+            f"{r['run_id']:36}  {r['kind']:12} {r['state']:17} {r['initiator'] or '-':12} "
+            f"{r['start'] or '-':25} {dur}"
+        )
+    return EXIT_OK
+
+
 # -- start ----------------------------------------------------------------------------------
 async def running_run(client: Client, inv: Inventory) -> str:
     """One line about the run that holds the pair, for a refusal."""
@@ -177,6 +272,17 @@ async def running_run(client: Client, inv: Inventory) -> str:
         return f"workflow {inv.workflow_id}"
     return (
         f"run {desc.run_id} ({desc.workflow_type}, started {desc.start_time:%Y-%m-%d %H:%M:%S} UTC)"
+    )
+
+
+def index(inv: Inventory, kind: str, initiator: str) -> TypedSearchAttributes:
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(search.PAIR, inv.pair),
+            SearchAttributePair(search.KIND, kind),
+            SearchAttributePair(search.INITIATOR, initiator),
+            SearchAttributePair(search.STATE, "running"),
+        ]
     )
 
 
@@ -219,6 +325,7 @@ async def start(client: Client, inv: Inventory, args: argparse.Namespace) -> int
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
             memo={"kind": args.kind, "what": what, "initiator": args.operator},
+            search_attributes=index(inv, args.kind, args.operator),
             static_summary=f"{what} on pair {inv.pair}, by {args.operator}",
         )
     except WorkflowAlreadyStartedError:
@@ -422,6 +529,7 @@ async def control(client: Client, inv: Inventory, args: argparse.Namespace) -> i
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
             result_type=ControlResult,
+            search_attributes=index(inv, "control", args.operator),
             static_summary=f"{args.control} {args.side or ''} {' '.join(inp.hosts)} by {args.operator}",
         )
     except WorkflowAlreadyStartedError:

@@ -25,6 +25,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from inventory.load import load_inventory
 from inventory.models import Inventory
+from workflows import search
 
 BIN = Path(sys.executable).parent
 TEMPORAL = BIN / "temporal"
@@ -38,6 +39,7 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
         data_converter=pydantic_data_converter,
         ui=False,
         dev_server_log_level="error",
+        search_attributes=search.ALL,
     )
     try:
         yield env
@@ -141,14 +143,14 @@ async def cli(client: Client, lab: Lab, *argv: str) -> tuple[int, str]:
     from client.commands import run_command
 
     args = build_parser().parse_args(["--inventory", str(lab.inventory_path), *argv])
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
             rc = await run_command(client, args, lab.inventory)
         except CliError as e:
             print(f"amsm: {e}")
             rc = e.code
-    return rc, out.getvalue()
+    return rc, out.getvalue() + err.getvalue()
 
 
 async def cli_json(client: Client, lab: Lab, *argv: str) -> dict:

@@ -15,6 +15,8 @@ import sys
 import time
 from pathlib import Path
 
+from workflows import search
+
 VAR = Path("var")
 LAB = VAR / "lab"
 ADDRESS = os.environ.get("AMSM_TEMPORAL_PORT", "7233")
@@ -119,6 +121,7 @@ def main() -> int:
                 UI_PORT,
                 "--log-level",
                 "error",
+                *search.server_flags(),
             ],
             start_new_session=True,
         )

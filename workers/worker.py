@@ -6,6 +6,7 @@ import asyncio
 import logging
 from pathlib import Path
 
+from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
@@ -14,6 +15,7 @@ from activities.devices import DeviceActivities
 from activities.pair import PairActivities
 from inventory.load import load_inventory
 from inventory.models import Inventory
+from workflows import search
 from workflows.client_switch import ClientSwitchWorkflow
 from workflows.control import ControlWorkflow
 from workflows.restore import RestoreWorkflow
@@ -56,9 +58,29 @@ async def connect(address: str, namespace: str = "default") -> Client:
     )
 
 
+async def missing_search_attributes(client: Client, namespace: str) -> list[str]:
+    resp = await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=namespace)
+    )
+    have = set(resp.custom_attributes) | set(resp.system_attributes)
+    return [k.name for k in search.ALL if k.name not in have]
+
+
 async def run_worker(inventory_path: str | Path, address: str, namespace: str = "default") -> None:
     inventory = load_inventory(inventory_path)
     client = await connect(address, namespace)
+    missing = await missing_search_attributes(client, namespace)
+    if missing:
+        # Without them every workflow task would fail; say so once, at start.
+        cmds = "; ".join(
+            f"temporal operator search-attribute create --namespace {namespace} "
+            f"--name {n} --type Keyword"
+            for n in missing
+        )
+        raise SystemExit(
+            f"worker: search attributes missing on {address}: {', '.join(missing)}. "
+            f"Register them: {cmds}"
+        )
     worker = build_worker(client, inventory, inventory_path)
     logging.getLogger("amsm").info(
         "worker for pair %s on task queue %s (Temporal %s)",

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
+from workflows import search
 from workflows.models import (
     Checklist,
     Decision,
@@ -159,6 +160,7 @@ class StepRunner:
         self._decisions: dict[str, Decision] = {}  # key: step or step/client
         self.last_signal: dict[str, OperatorSignal] = {}  # the confirmation each step took
         self.abort: Decision | None = None
+        self._indexed_state = "running"  # the client sets AmsmState=running at start
         self.publish()
 
     # -- helpers --------------------------------------------------------------------------
@@ -171,6 +173,10 @@ class StepRunner:
         if c.state in ("running", "awaiting-operator"):
             c.state = "awaiting-operator" if c.awaiting else "running"
         workflow.set_current_details(render_markdown(c, self.now()))
+        if c.state != self._indexed_state and workflow.patched(search.STATE_PATCH):
+            # Only on a change of state: one command per transition, not per update.
+            workflow.upsert_search_attributes([search.STATE.value_set(c.state)])
+            self._indexed_state = c.state
 
     def _reject(self, signal: str, step: str, operator: str, reason: str) -> None:
         self.checklist.rejected.append(

@@ -1,0 +1,127 @@
+"""Live views in the terminal: `amsm watch RUN` and `amsm status --watch` (rich)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from datetime import UTC, datetime
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+from temporalio.client import Client
+
+from client.commands import fetch_checklist, read_status, resolve_run
+from client.render import render_status
+from inventory.models import Inventory
+from workflows.checklist import STATUS_MARK, next_action, waited
+from workflows.models import Checklist, StepState
+
+STYLE = {
+    "done": "green",
+    "running": "yellow",
+    "failed": "bold red",
+    "awaiting-confirmation": "bold cyan",
+    "awaiting-approval": "bold magenta",
+    "skipped": "dim",
+    "pending": "dim",
+}
+
+
+def _elapsed(s: StepState, now: str) -> str:
+    if not s.started_at:
+        return ""
+    return waited(s.started_at, s.ended_at or now)
+
+
+async def client_stages(client: Client, c: Checklist) -> dict[str, str]:
+    """Each switching client's stage, asked of its child workflow (at most 50 at once)."""
+    limit = asyncio.Semaphore(50)
+    out: dict[str, str] = {}
+
+    async def one(host: str, attempts: int) -> None:
+        suffix = f"-{attempts}" if attempts > 1 else ""
+        wid = f"amsm-{c.pair}-{c.run_id[:8]}-{host}{suffix}"
+        async with limit:
+            try:
+                out[host] = await asyncio.wait_for(
+                    client.get_workflow_handle(wid).query("current_stage", result_type=str), 5
+                )
+            except Exception:
+                out[host] = "switching"
+
+    await asyncio.gather(
+        *(
+            one(x.host, x.attempts)
+            for s in c.steps
+            for x in s.clients or []
+            if x.status == "switching"
+        )
+    )
+    return out
+
+
+def render_watch(c: Checklist, stages: dict[str, str]) -> Group:
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    head = Text(f"{c.title}   run {c.run_id}\n", style="bold")
+    head.append(f"state: {c.state}   initiator: {c.initiator}   started {c.started_at}")
+    table = Table(box=None, pad_edge=False, show_header=True, header_style="bold")
+    for col in ("", "#", "step", "kind", "status", "time", "by / note"):
+        table.add_column(col)
+    for n, s in enumerate(c.steps, 1):
+        status: str = s.status
+        if s.clients:
+            done = sum(1 for x in s.clients if x.status == "done")
+            status += f" ({done}/{len(s.clients)} done, {s.pending_clients} pending)"
+        note = " ".join(x for x in (s.operator or "", s.note or s.error or "") if x)
+        table.add_row(
+            STATUS_MARK[s.status], str(n), s.id, s.kind,
+            Text(status, style=STYLE.get(s.status, "")), _elapsed(s, now), note,
+        )  # fmt: skip
+    parts: list[object] = [head, table]
+    for s in c.steps:
+        if not s.clients or s.status == "pending":
+            continue
+        ct = Table(title=f"{s.id}: clients", box=None, header_style="bold", title_justify="left")
+        for col in ("client", "stage", "time", "error"):
+            ct.add_column(col)
+        for x in s.clients:
+            stage = stages.get(x.host, x.status) if x.status == "switching" else x.status
+            took = f"{x.seconds:.1f} s" if x.seconds is not None else ""
+            ct.add_row(x.host, Text(stage, style=STYLE.get(x.status, "")), took, x.error or "")
+        parts.append(ct)
+    action = next_action(c)
+    if action and c.state in ("running", "awaiting-operator"):
+        parts.append(Text(f"\nWaiting for you. Next: {action}", style="bold cyan"))
+    return Group(*parts)  # type: ignore[arg-type]
+
+
+async def watch(client: Client, inv: Inventory, args: argparse.Namespace) -> int:
+    handle = await resolve_run(client, inv, args.run)
+    console = Console()
+    c = await fetch_checklist(handle)
+    with Live(render_watch(c, {}), console=console, refresh_per_second=4) as live:
+        while True:
+            c = await fetch_checklist(handle)
+            live.update(render_watch(c, await client_stages(client, c)))
+            if c.state not in ("running", "awaiting-operator"):
+                break
+            if c.state == "awaiting-operator" and not args.follow:
+                break
+            await asyncio.sleep(args.interval)
+    if c.state == "awaiting-operator":
+        console.print(f"The run waits for you: {next_action(c)}", soft_wrap=True)
+        return 0
+    console.print(f"The run ended: {c.state}. {c.message or ''}", soft_wrap=True)
+    return 0 if c.state == "completed" else 1
+
+
+async def watch_status(client: Client, inv: Inventory, args: argparse.Namespace) -> int:
+    console = Console()
+    st = await read_status(client, inv)
+    with Live(Text(render_status(st)), console=console, refresh_per_second=1) as live:
+        while True:
+            await asyncio.sleep(args.interval)
+            st = await read_status(client, inv)
+            live.update(Text(render_status(st)))

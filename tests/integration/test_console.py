@@ -1,0 +1,68 @@
+"""Live views, the one-line notice of a waiting run, and `runs` from visibility."""
+
+from __future__ import annotations
+
+import json
+
+from temporalio.client import Client
+
+from tests.conftest import cli, cli_json, running_worker
+from tests.integration.driving import drive
+
+
+def step(shown: dict, step_id: str) -> dict:
+    return next(s for s in shown["steps"] if s["id"] == step_id)
+
+
+async def test_watch_notice_and_runs(client: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
+    lab = await lab_factory(editors=1, ingest=0)
+    async with running_worker(client, lab):
+        run = (await cli_json(client, lab, "start", "switch", "--to", "Y", "--operator", "ann"))[
+            "run_id"
+        ]
+        await drive(
+            client,
+            lab,
+            run,
+            "Y",
+            until=lambda s: step(s, "stop-insync")["status"] == "awaiting-confirmation",
+        )
+
+        # Every command says, in one line, that a run waits for the operator.
+        rc, out = await cli(client, lab, "status")
+        assert rc == 0
+        assert (
+            f"note: the switch run {run} waits for you at stop-insync: amsm confirm {run} stop-insync"
+            in out
+        )
+
+        # watch stops when the run needs the operator and says what to type.
+        rc, out = await cli(client, lab, "watch", run, "--interval", "0.2")
+        assert rc == 0 and f"The run waits for you: amsm confirm {run} stop-insync" in out
+        assert "stop-replication" in out and "dsm-x-backup" in out
+
+        rows = (await cli_json(client, lab, "runs"))["runs"]
+        assert [(r["run_id"], r["kind"], r["initiator"]) for r in rows][0] == (run, "switch", "ann")
+        assert rows[0]["state"] == "awaiting-operator"
+
+        final = await drive(client, lab, run, "Y")
+        assert final["state"] == "completed"
+        await cli_json(client, lab, "dsm", "set-main", "Y", "--operator", "bob")  # a control run
+
+        rc, out = await cli(client, lab, "watch", run)
+        assert rc == 0 and "The run ended: completed" in out and "switch-clients: clients" in out
+
+        done = (await cli_json(client, lab, "runs", "--kind", "switch", "--state", "completed"))[
+            "runs"
+        ]
+        assert [r["run_id"] for r in done] == [run] and done[0]["duration_s"] > 0
+        controls = (await cli_json(client, lab, "runs", "--kind", "control"))["runs"]
+        assert [r["initiator"] for r in controls] == ["bob"]
+        assert (await cli_json(client, lab, "runs", "--operator", "nobody"))["runs"] == []
+        rc, out = await cli(client, lab, "runs")
+        assert rc == 0 and "switch" in out and "control" in out and "ann" in out
+        rc, out = await cli(client, lab, "runs", "--operator", "x'; drop")
+        assert rc == 2 and "--operator" in out
+        assert (
+            json.loads((await cli(client, lab, "runs", "--json"))[1])["pair"] == lab.inventory.pair
+        )
