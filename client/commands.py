@@ -13,7 +13,12 @@ from datetime import timedelta
 from typing import Any
 
 from pydantic import BaseModel
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
@@ -400,7 +405,7 @@ async def signal(client: Client, inv: Inventory, args: argparse.Namespace, verb:
         note=args.note,
         clients=getattr(args, "client", None),
     )
-    await handle.signal(verb, sig)
+    await send_update(handle, f"{verb}-step", sig)
     # Wait until the workflow has taken it, so the operator sees the effect.
     after = before
     for _ in range(50):
@@ -421,6 +426,19 @@ async def signal(client: Client, inv: Inventory, args: argparse.Namespace, verb:
         text,
     )
     return EXIT_OK
+
+
+async def send_update(handle: WorkflowHandle[Any, Any], name: str, arg: BaseModel) -> None:
+    """An Update: the workflow's validator answers at once when it refuses."""
+    try:
+        await asyncio.wait_for(handle.execute_update(name, arg, result_type=str), timeout=30)
+    except WorkflowUpdateFailedError as e:
+        raise CliError(f"the workflow refused it: {_cause(e)}") from None
+    except TimeoutError:
+        raise CliError(
+            "no answer within 30 s: is a worker running for the pair? (the request may still "
+            "be delivered when one starts)"
+        ) from None
 
 
 async def decide(client: Client, inv: Inventory, args: argparse.Namespace, action: str) -> int:
@@ -464,7 +482,7 @@ async def decide(client: Client, inv: Inventory, args: argparse.Namespace, actio
         reason=args.reason,
         client=client_host,
     )
-    await handle.signal("decide", d)
+    await send_update(handle, "decide-step", d)
     after = before
     for _ in range(50):
         after = await fetch_checklist(handle)

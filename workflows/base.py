@@ -7,7 +7,9 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from pydantic import ValidationError
 from temporalio import workflow
+from temporalio.common import RawValue
 from temporalio.exceptions import ApplicationError
 from temporalio.workflow import ChildWorkflowCancellationType, ParentClosePolicy
 
@@ -52,17 +54,41 @@ class PairWorkflow:
     def __init__(self) -> None:
         self._early: list[tuple[str, OperatorSignal | Decision]] = []
 
-    @workflow.signal
-    def confirm(self, sig: OperatorSignal) -> None:
-        self._signal("confirm", sig)
+    # Signals take raw payloads so that a malformed one (from the Web UI, say) is rejected
+    # visibly in the checklist instead of being dropped by the data converter.
+    @workflow.signal(name="confirm")
+    def confirm(self, raw: RawValue) -> None:
+        self._raw("confirm", raw)
 
-    @workflow.signal
-    def approve(self, sig: OperatorSignal) -> None:
-        self._signal("approve", sig)
+    @workflow.signal(name="approve")
+    def approve(self, raw: RawValue) -> None:
+        self._raw("approve", raw)
 
-    @workflow.signal
-    def decide(self, d: Decision) -> None:
-        self._signal("decide", d)
+    @workflow.signal(name="decide")
+    def decide(self, raw: RawValue) -> None:
+        self._raw("decide", raw)
+
+    def _raw(self, kind: str, raw: RawValue) -> None:
+        try:
+            data = workflow.payload_converter().from_payload(raw.payload, dict)
+            model = Decision if kind == "decide" else OperatorSignal
+            payload = model.model_validate(data)
+        except Exception as e:
+            self._malformed(kind, raw, e)
+            return
+        self._signal(kind, payload)
+
+    def _malformed(self, kind: str, raw: RawValue, e: Exception) -> None:
+        what = str(e).splitlines()[0][:200]
+        if isinstance(e, ValidationError):
+            what = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or 'payload'}: {err['msg']}"
+                for err in e.errors()
+            )[:300]
+        if self.runner is None:
+            workflow.logger.warning("malformed %s payload before start: %s", kind, what)
+            return
+        self.runner.reject(kind, "?", "?", f"malformed payload: {what}")
 
     def _signal(self, kind: str, payload: OperatorSignal | Decision) -> None:
         if self.runner is None:
@@ -73,6 +99,42 @@ class PairWorkflow:
             self.runner.on_decision(payload)
         else:
             self.runner.on_signal(kind, payload)
+
+    # Updates back the CLI: the same effect as the signals, but a refusal comes back at
+    # once (the validator runs before anything is written to the history).
+    @workflow.update(name="confirm-step")
+    def confirm_step(self, sig: OperatorSignal) -> str:
+        self._signal("confirm", sig)
+        return "accepted"
+
+    @confirm_step.validator
+    def _check_confirm(self, sig: OperatorSignal) -> None:
+        self._validate(lambda r: r.check_signal("confirm", sig))
+
+    @workflow.update(name="approve-step")
+    def approve_step(self, sig: OperatorSignal) -> str:
+        self._signal("approve", sig)
+        return "accepted"
+
+    @approve_step.validator
+    def _check_approve(self, sig: OperatorSignal) -> None:
+        self._validate(lambda r: r.check_signal("approve", sig))
+
+    @workflow.update(name="decide-step")
+    def decide_step(self, d: Decision) -> str:
+        self._signal("decide", d)
+        return "accepted"
+
+    @decide_step.validator
+    def _check_decide(self, d: Decision) -> None:
+        self._validate(lambda r: r.check_decision(d))
+
+    def _validate(self, check: Callable[[StepRunner], str | None]) -> None:
+        if self.runner is None:
+            raise ValueError("the run is still starting; try again in a moment")
+        reason = check(self.runner)
+        if reason is not None:
+            raise ValueError(reason)
 
     @workflow.query
     def progress(self) -> Checklist | None:

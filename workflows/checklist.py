@@ -178,7 +178,7 @@ class StepRunner:
             workflow.upsert_search_attributes([search.STATE.value_set(c.state)])
             self._indexed_state = c.state
 
-    def _reject(self, signal: str, step: str, operator: str, reason: str) -> None:
+    def reject(self, signal: str, step: str, operator: str, reason: str) -> None:
         self.checklist.rejected.append(
             RejectedSignal(
                 at=self.now(), signal=signal, step=step, operator=operator, reason=reason
@@ -188,69 +188,74 @@ class StepRunner:
         self.publish()
 
     # -- signals ------------------------------------------------------------------------------
-    def on_signal(self, kind: str, sig: OperatorSignal) -> None:
-        """Accept a confirm/approve for the step that awaits it; reject anything else visibly."""
+    def check_signal(self, kind: str, sig: OperatorSignal) -> str | None:
+        """Why a confirm/approve would be rejected now, or None when it fits."""
         want = {"confirm": "awaiting-confirmation", "approve": "awaiting-approval"}[kind]
         try:
             step = self.checklist.step(sig.step)
         except KeyError:
-            self._reject(kind, sig.step, sig.operator, f"no step {sig.step!r} in this workflow")
-            return
+            return f"no step {sig.step!r} in this workflow"
         if step.status == want and step.id not in self._signals:
-            self._signals[step.id] = sig
-            workflow.logger.info("%s %s by %s", kind, step.id, sig.operator)
-            return
+            return None
         if step.kind == "auto":
-            reason = f"{step.id} is automatic; it cannot be {kind}ed"
-        elif kind == "confirm" and step.kind == "gate":
-            reason = f"{step.id} is a gate: use approve"
-        elif kind == "approve" and step.kind == "manual":
-            reason = f"{step.id} is a manual step: use confirm"
-        else:
-            reason = f"{step.id} is {step.status}, not {want}"
-        self._reject(kind, sig.step, sig.operator, reason)
+            return f"{step.id} is automatic; it cannot be {kind}ed"
+        if kind == "confirm" and step.kind == "gate":
+            return f"{step.id} is a gate: use approve"
+        if kind == "approve" and step.kind == "manual":
+            return f"{step.id} is a manual step: use confirm"
+        return f"{step.id} is {step.status}, not {want}"
+
+    def on_signal(self, kind: str, sig: OperatorSignal) -> None:
+        """Accept a confirm/approve for the step that awaits it; reject anything else visibly."""
+        reason = self.check_signal(kind, sig)
+        if reason is not None:
+            self.reject(kind, sig.step, sig.operator, reason)
+            return
+        self._signals[sig.step] = sig
+        workflow.logger.info("%s %s by %s", kind, sig.step, sig.operator)
+
+    def check_decision(self, d: Decision) -> str | None:
+        """Why a decision would be rejected now, or None when it fits."""
+        if d.action in ("skip", "abort") and not (d.reason or "").strip():
+            return f"{d.action} needs a reason"
+        if d.action == "abort":
+            return None
+        try:
+            step = self.checklist.step(d.step)
+        except KeyError:
+            return f"no step {d.step!r} in this workflow"
+        if step.clients is not None and (d.client or step.failed_clients):
+            if not [c for c in step.failed_clients if d.client in (None, c.host)]:
+                failed = ", ".join(c.host for c in step.failed_clients) or "none"
+                who = f"client {d.client}" if d.client else "client"
+                return f"no failed {who} in {step.id} (failed: {failed})"
+            return None
+        waiting_manual = step.status in ("awaiting-confirmation", "awaiting-approval")
+        if step.status == "failed" or (d.action == "skip" and waiting_manual):
+            if step.id in self._decisions:
+                return f"{step.id} already has a decision"
+            return None
+        return f"{step.id} is {step.status}; only a failed step can be retried or skipped"
 
     def on_decision(self, d: Decision) -> None:
         """retry / skip a failed step or client, skip a waiting manual step, or abort the run."""
-        if d.action in ("skip", "abort") and not (d.reason or "").strip():
-            self._reject("decide", d.step, d.operator, f"{d.action} needs a reason")
+        reason = self.check_decision(d)
+        if reason is not None:
+            self.reject("decide", d.step, d.operator, reason)
             return
         if d.action == "abort":
             if self.abort is None:
                 self.abort = d
                 self._record(d)
-                self.publish()
             return
-        try:
-            step = self.checklist.step(d.step)
-        except KeyError:
-            self._reject("decide", d.step, d.operator, f"no step {d.step!r} in this workflow")
-            return
+        step = self.checklist.step(d.step)
         if step.clients is not None and (d.client or step.failed_clients):
-            targets = [c for c in step.failed_clients if d.client in (None, c.host)]
-            if not targets:
-                failed = ", ".join(c.host for c in step.failed_clients) or "none"
-                self._reject(
-                    "decide", d.step, d.operator,
-                    f"no failed client {d.client or ''} in {step.id} (failed: {failed})".replace("  ", " "),
-                )  # fmt: skip
-                return
-            for c in targets:
-                self._decisions[f"{step.id}/{c.host}"] = d
-            self._record(d)
-            return
-        waiting_manual = step.status in ("awaiting-confirmation", "awaiting-approval")
-        if step.status == "failed" or (d.action == "skip" and waiting_manual):
-            if step.id in self._decisions:
-                self._reject("decide", d.step, d.operator, f"{step.id} already has a decision")
-                return
+            for c in step.failed_clients:
+                if d.client in (None, c.host):
+                    self._decisions[f"{step.id}/{c.host}"] = d
+        else:
             self._decisions[step.id] = d
-            self._record(d)
-            return
-        self._reject(
-            "decide", d.step, d.operator,
-            f"{step.id} is {step.status}; only a failed step can be retried or skipped",
-        )  # fmt: skip
+        self._record(d)
 
     def _record(self, d: Decision) -> None:
         self.checklist.decisions.append(

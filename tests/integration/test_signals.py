@@ -1,0 +1,88 @@
+"""Signals that do not fit are rejected visibly; Updates refuse at once."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+
+import pytest
+from temporalio.client import Client, WorkflowUpdateFailedError
+
+from tests.conftest import TEMPORAL, Lab, cli_json, running_worker
+from tests.integration.driving import drive
+from workflows.models import Decision, OperatorSignal
+
+
+def step(shown: dict, step_id: str) -> dict:
+    return next(s for s in shown["steps"] if s["id"] == step_id)
+
+
+async def temporal_signal(lab: Lab, run: str, name: str, payload: str) -> None:
+    cmd = [
+        str(TEMPORAL), "workflow", "signal", "--address", lab.address,
+        "--workflow-id", lab.inventory.workflow_id, "--run-id", run,
+        "--name", name, "--input", payload,
+    ]  # fmt: skip
+    r = await asyncio.to_thread(subprocess.run, cmd, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+
+async def test_bad_signals_are_rejected_visibly_and_updates_refuse_at_once(
+    client: Client, lab_factory
+) -> None:  # type: ignore[no-untyped-def]
+    lab = await lab_factory(editors=1, ingest=0)
+    async with running_worker(client, lab):
+        run = (await cli_json(client, lab, "start", "switch", "--to", "Y"))["run_id"]
+        await drive(
+            client,
+            lab,
+            run,
+            "Y",
+            until=lambda s: step(s, "stop-insync")["status"] == "awaiting-confirmation",
+        )
+
+        await temporal_signal(lab, run, "confirm", json.dumps({"stp": "stop-insync"}))
+        await temporal_signal(lab, run, "confirm", json.dumps({"step": "nope", "operator": "ui"}))
+        await temporal_signal(
+            lab, run, "approve", json.dumps({"step": "stop-insync", "operator": "ui"})
+        )
+        await temporal_signal(
+            lab, run, "decide", json.dumps({"step": "stop-insync", "action": "explode"})
+        )
+        await temporal_signal(
+            lab, run, "decide", json.dumps({"step": "stop-insync", "action": "skip"})
+        )
+        for _ in range(50):
+            shown = await cli_json(client, lab, "show", run)
+            if len(shown["rejected"]) == 5:
+                break
+            await asyncio.sleep(0.1)
+        reasons = [r["reason"] for r in shown["rejected"]]
+        assert reasons[0].startswith("malformed payload: step: Field required")
+        assert reasons[1] == "no step 'nope' in this workflow"
+        assert reasons[2] == "stop-insync is a manual step: use confirm"
+        assert reasons[3].startswith(
+            "malformed payload: action: Input should be 'retry', 'skip' or 'abort'"
+        )
+        assert reasons[4] == "skip needs a reason"
+        assert shown["state"] == "awaiting-operator"  # the workflow goes on
+        assert step(shown, "stop-insync")["status"] == "awaiting-confirmation"
+
+        handle = client.get_workflow_handle(lab.inventory.workflow_id, run_id=run)
+        with pytest.raises(WorkflowUpdateFailedError) as e:
+            await handle.execute_update("confirm-step", OperatorSignal(step="check-projects"))
+        assert "check-projects is pending, not awaiting-confirmation" in str(e.value.cause)
+        with pytest.raises(WorkflowUpdateFailedError) as e:
+            await handle.execute_update("decide-step", Decision(step="", action="abort"))
+        assert "abort needs a reason" in str(e.value.cause)
+        # A refused update leaves nothing behind; an accepted one takes effect.
+        assert len((await cli_json(client, lab, "show", run))["rejected"]) == 5
+        await handle.execute_update(
+            "decide-step", Decision(action="abort", reason="drill", operator="t")
+        )
+        for _ in range(100):
+            if (await cli_json(client, lab, "show", run))["state"] == "aborted":
+                break
+            await asyncio.sleep(0.1)
+        assert (await cli_json(client, lab, "show", run))["state"] == "aborted"
