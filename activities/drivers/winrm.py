@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import ssl
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -135,7 +136,6 @@ class WinRmHostDriver(HostDriver):
             p.transport.close_session()
             raise
         command_id: str | None = None
-        result: ExecResult | None = None
         try:
             command_id = p.run_command(
                 shell_id, COMMAND, command_arguments(script_text), skip_cmd_shell=True
@@ -152,24 +152,23 @@ class WinRmHostDriver(HostDriver):
                     continue  # still running: ask again
                 out.append(o)
                 err.append(e)
-            result = ExecResult(
+            return ExecResult(
                 status,
                 b"".join(out).decode("utf-8", errors="replace"),
                 b"".join(err).decode("utf-8", errors="replace"),
             )
-            return result
         finally:
             # Always clean up; once the output is in, a failed cleanup changes nothing
             # (a Restart-Computer may take the host down right after its answer).
             try:
                 if command_id is not None:
                     p.cleanup_command(shell_id, command_id)
-            except Exception as e:  # noqa: BLE001
+            except Exception as e:
                 log.debug("%s: WinRM Signal failed: %s", self.name, type(e).__name__)
             finally:
                 try:
                     p.close_shell(shell_id)
-                except Exception as e:  # noqa: BLE001
+                except Exception as e:
                     log.debug("%s: WinRM Delete failed: %s", self.name, type(e).__name__)
 
     # -- HostDriver ---------------------------------------------------------------------------
@@ -193,11 +192,16 @@ class WinRmHostDriver(HostDriver):
         h = self.name
         w = self.host.winrm_settings
         where = f"{self.host.address}:{w.endpoint_port}"
-        if isinstance(e, requests.exceptions.SSLError):
+        if isinstance(e, requests.exceptions.SSLError) and _certificate_refused(e):
             trust = str(self._ca_file) if self._ca_file else "the default CA bundle"
             return AuthenticationFailed(
                 h, f"certificate of {h} not trusted by {trust}: {_root_cause(e)}"
             )
+        if isinstance(e, requests.exceptions.SSLError):
+            if any(isinstance(x, (ssl.SSLEOFError, ConnectionError)) for x in _chain(e)):
+                # cut mid-handshake (a host going down): worth another try
+                return Unreachable(h, f"TLS handshake with {where} cut ({_root_cause(e)})")
+            return AuthenticationFailed(h, f"TLS with {where} failed: {_root_cause(e)}")
         if isinstance(e, (requests.exceptions.ConnectionError, requests.exceptions.Timeout)):
             return Unreachable(h, f"cannot connect to {where} ({_root_cause(e)})")
         if isinstance(e, InvalidCredentialsError):
@@ -222,20 +226,29 @@ class WinRmHostDriver(HostDriver):
         return CommandFailed(h, f"unexpected WS-Management answer ({type(e).__name__}: {e})")
 
 
-def _root_cause(e: BaseException) -> str:
-    """The innermost reason requests/urllib3 wrap (e.g. the OpenSSL verify error)."""
-    seen: list[Any] = []
+def _chain(e: BaseException) -> list[BaseException]:
+    """`e` and the exceptions requests/urllib3 wrap inside it, outermost first."""
+    seen: list[BaseException] = []
     cur: Any = e
-    while cur is not None and cur not in seen:
+    while isinstance(cur, BaseException) and cur not in seen:
         seen.append(cur)
         nxt = getattr(cur, "reason", None)
-        if isinstance(nxt, BaseException):
-            cur = nxt
-            continue
-        args = getattr(cur, "args", ())
-        inner = next((a for a in args if isinstance(a, BaseException)), None)
-        cur = inner
-    text = str(seen[-1])
+        if not isinstance(nxt, BaseException):
+            nxt = next((a for a in cur.args if isinstance(a, BaseException)), None)
+        cur = nxt if nxt is not None else cur.__cause__ or cur.__context__
+    return seen
+
+
+def _certificate_refused(e: BaseException) -> bool:
+    return any(
+        isinstance(x, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(x)
+        for x in _chain(e)
+    )
+
+
+def _root_cause(e: BaseException) -> str:
+    """The innermost reason requests/urllib3 wrap (e.g. the OpenSSL verify error)."""
+    text = str(_chain(e)[-1])
     errno_at = text.find("[Errno")
     if errno_at >= 0:  # urllib3: "HTTPConnection(...): Failed to establish ...: [Errno 111] ..."
         text = text[errno_at:]
