@@ -70,6 +70,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="Temporal frontend (env TEMPORAL_ADDRESS; default %(default)s)",
     )
     p.add_argument("--namespace", default=os.environ.get("TEMPORAL_NAMESPACE", "default"))
+    env = os.environ.get
+    t = p.add_argument_group("connection security (the API key is read from TEMPORAL_API_KEY)")
+    t.add_argument("--tls", action="store_true", default=bool(env("TEMPORAL_TLS")), help="use TLS")
+    t.add_argument("--tls-ca", default=env("TEMPORAL_TLS_CA"), metavar="FILE", help="server CA")
+    t.add_argument(
+        "--tls-cert", default=env("TEMPORAL_TLS_CERT"), metavar="FILE", help="client cert (mTLS)"
+    )
+    t.add_argument(
+        "--tls-key", default=env("TEMPORAL_TLS_KEY"), metavar="FILE", help="client key (mTLS)"
+    )
+    t.add_argument("--tls-server-name", default=env("TEMPORAL_TLS_SERVER_NAME"), metavar="NAME")
+    t.add_argument(
+        "--codec-key-file",
+        default=env("AMSM_CODEC_KEY_FILE"),
+        metavar="FILE",
+        help="encrypt payloads (AES-GCM; KEY_ID:BASE64 lines, first is current)",
+    )
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     s = sub.add_parser("status", help="show the pair like the manual's console")
@@ -161,6 +178,18 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("file", metavar="FILE")
 
     s = sub.add_parser("worker", help="run a worker for the inventory's pair")
+
+    s = sub.add_parser(
+        "codec-server", help="decrypt payloads for the Temporal Web UI (needs --codec-key-file)"
+    )
+    s.add_argument("--bind", default="127.0.0.1", help="address to listen on (default %(default)s)")
+    s.add_argument("--port", type=int, default=8081)
+    s.add_argument(
+        "--ui-origin",
+        action="append",
+        default=None,
+        help="Web UI origin allowed by CORS (default http://localhost:8233; repeat for more)",
+    )
 
     s = sub.add_parser("lab", help="the simulated pair")
     lab = s.add_subparsers(dest="lab_command", metavar="ACTION")
@@ -290,12 +319,16 @@ def dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         return commands.inventory_check(args.file)
     if args.command == "lab":
         return commands.lab(args)
+    if args.command == "codec-server":
+        return codec_server(args)
     if args.command == "worker":
         from workers.worker import main as worker_main
 
         path = inventory_path(args)
         load(args)  # explain a bad inventory before connecting
-        worker_main(path, args.address, args.namespace)
+        from client.commands import connection
+
+        worker_main(path, connection(args))
         return EXIT_OK
     if args.command == "start" and not args.kind:
         parser.parse_args(["start", "--help"])
@@ -303,6 +336,38 @@ def dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         parser.parse_args([args.command, "--help"])
     inv = load(args)
     return asyncio.run(commands.run_temporal_command(args, inv))
+
+
+def codec_server(args: argparse.Namespace) -> int:
+    from workers.codec import CodecConfigError, load_codec
+    from workers.codec_server import serve
+
+    try:
+        codec = load_codec(args.codec_key_file)
+    except CodecConfigError as e:
+        raise CliError(str(e), EXIT_USAGE) from None
+    if codec is None:
+        raise CliError(
+            "no key: pass --codec-key-file FILE or set AMSM_CODEC_KEY_FILE / AMSM_CODEC_KEY",
+            EXIT_USAGE,
+        )
+    origins = args.ui_origin or ["http://localhost:8233"]
+    try:
+        server = serve(codec, args.bind, args.port, origins)
+    except OSError as e:
+        raise CliError(f"cannot listen on {args.bind}:{args.port}: {e.strerror}") from None
+    if args.bind not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: listening on {args.bind}: whoever reaches it can decrypt payloads")
+    print(
+        f"codec server on http://{args.bind}:{args.port} (current key {codec.current}); "
+        f"in the Web UI set the codec endpoint to it. Allowed origins: {', '.join(origins)}",
+        flush=True,
+    )
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    return EXIT_OK
 
 
 def entry() -> None:

@@ -33,6 +33,7 @@ from client.render import render_checklist, render_status
 from inventory.load import InventoryError, load_inventory
 from inventory.models import Inventory, other
 from inventory.status import PairStatus
+from workers.worker import Connection, ConnectionConfigError
 from workflows import search
 from workflows.checklist import next_action
 from workflows.control import ControlInput, ControlResult
@@ -52,20 +53,38 @@ KINDS = {"switch": "SwitchWorkflow"}
 
 
 # -- connecting -------------------------------------------------------------------------------
-async def connect(address: str, namespace: str) -> Client:
+def connection(args: argparse.Namespace) -> Connection:
+    return Connection(
+        address=args.address,
+        namespace=args.namespace,
+        tls=args.tls,
+        tls_ca=args.tls_ca,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        tls_server_name=args.tls_server_name,
+        codec_key_file=args.codec_key_file,
+    )
+
+
+async def connect(conn: Connection) -> Client:
     from workers.worker import connect as _connect
 
     try:
-        return await asyncio.wait_for(_connect(address, namespace), timeout=10)
+        return await asyncio.wait_for(_connect(conn), timeout=10)
+    except ConnectionConfigError as e:
+        raise CliError(str(e), EXIT_USAGE) from None
     except (RuntimeError, TimeoutError, OSError) as e:
+        first = str(e).splitlines()[0] if str(e) else "timeout"
         raise CliError(
-            f"cannot reach Temporal at {address} ({str(e).splitlines()[0] if str(e) else 'timeout'}); "
-            "is `make run` (or your Temporal server) running? Use --address or TEMPORAL_ADDRESS."
+            f"cannot reach Temporal at {conn.address} ({first}); "
+            "is `make run` (or your Temporal server) running? Use --address or TEMPORAL_ADDRESS"
+            + ("; check the TLS options" if conn.tls_config() else "")
+            + "."
         ) from None
 
 
 async def run_temporal_command(args: argparse.Namespace, inv: Inventory) -> int:
-    client = await connect(args.address, args.namespace)
+    client = await connect(connection(args))
     return await run_command(client, args, inv)
 
 

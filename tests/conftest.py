@@ -159,11 +159,33 @@ async def cli_json(client: Client, lab: Lab, *argv: str) -> dict:
     return json.loads(out)
 
 
+def lab_secrets(lab: Lab) -> list[str]:
+    """Every secret the lab inventory refers to: passwords, and the lines of private keys."""
+    out = []
+    for path in [*(lab.dir / "secrets").glob("*"), *(lab.dir / "keys").rglob("*")]:
+        if path.is_file() and not path.name.endswith((".pub", ".pem", ".crt")):
+            text = path.read_text(errors="replace")
+            out += [line for line in text.splitlines() if len(line) >= 16 and "-----" not in line]
+            if len(text.strip()) >= 8 and "\n" not in text.strip():
+                out.append(text.strip())
+    return out
+
+
+def assert_no_secrets(lab: Lab, history: WorkflowHistory) -> None:
+    text = history.to_json()
+    secrets = lab_secrets(lab)
+    assert secrets, "the lab has no secrets to look for"
+    leaked = [s[:6] + "..." for s in secrets if s in text]
+    assert not leaked, f"secrets in the history of {history.workflow_id}: {leaked}"
+
+
 async def record_run(client: Client, lab: Lab, run_id: str, name: str) -> None:
-    """AMSM_RECORD_HISTORIES=DIR keeps a finished run's history for tests/histories/."""
-    if os.environ.get("AMSM_RECORD_HISTORIES"):
-        handle = client.get_workflow_handle(lab.inventory.workflow_id, run_id=run_id)
-        record_history(await handle.fetch_history(), name)
+    """Check a finished run's history for secrets; with AMSM_RECORD_HISTORIES=DIR keep it
+    for tests/histories/."""
+    handle = client.get_workflow_handle(lab.inventory.workflow_id, run_id=run_id)
+    history = await handle.fetch_history()
+    assert_no_secrets(lab, history)
+    record_history(history, name)
 
 
 def record_history(history: WorkflowHistory, name: str) -> None:

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import TLSConfig
 from temporalio.worker import Worker
 
 from activities.devices import DeviceActivities
 from activities.pair import PairActivities
 from inventory.load import load_inventory
 from inventory.models import Inventory
+from workers.codec import CodecConfigError, data_converter, load_codec
 from workflows import search
 from workflows.client_switch import ClientSwitchWorkflow
 from workflows.control import ControlWorkflow
@@ -52,9 +55,62 @@ def build_worker(
     )
 
 
-async def connect(address: str, namespace: str = "default") -> Client:
+@dataclass
+class Connection:
+    """How to reach Temporal: address, namespace, TLS / mutual TLS, API key, payload codec.
+
+    The API key is read from the environment (TEMPORAL_API_KEY), never from a flag, so it
+    stays out of shell histories and process lists.
+    """
+
+    address: str = "localhost:7233"
+    namespace: str = "default"
+    tls: bool = False
+    tls_ca: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_server_name: str | None = None
+    codec_key_file: str | None = None
+
+    def tls_config(self) -> TLSConfig | bool:
+        if not (self.tls or self.tls_ca or self.tls_cert):
+            return False
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ConnectionConfigError("mutual TLS needs both --tls-cert and --tls-key")
+
+        def read(path: str | None, what: str) -> bytes | None:
+            if path is None:
+                return None
+            try:
+                return Path(path).read_bytes()
+            except OSError as e:
+                raise ConnectionConfigError(f"{what} {path}: {e.strerror}") from None
+
+        return TLSConfig(
+            server_root_ca_cert=read(self.tls_ca, "TLS CA file"),
+            client_cert=read(self.tls_cert, "TLS client certificate"),
+            client_private_key=read(self.tls_key, "TLS client key"),
+            domain=self.tls_server_name,
+        )
+
+
+class ConnectionConfigError(Exception):
+    pass
+
+
+async def connect(conn: Connection | str, namespace: str = "default") -> Client:
+    if isinstance(conn, str):
+        conn = Connection(address=conn, namespace=namespace)
+    try:
+        codec = load_codec(conn.codec_key_file)
+    except CodecConfigError as e:
+        raise ConnectionConfigError(str(e)) from None
     return await Client.connect(
-        address, namespace=namespace, data_converter=pydantic_data_converter
+        conn.address,
+        namespace=conn.namespace,
+        tls=conn.tls_config(),
+        api_key=os.environ.get("TEMPORAL_API_KEY") or None,
+        data_converter=data_converter(codec),
     )
 
 
@@ -66,9 +122,10 @@ async def missing_search_attributes(client: Client, namespace: str) -> list[str]
     return [k.name for k in search.ALL if k.name not in have]
 
 
-async def run_worker(inventory_path: str | Path, address: str, namespace: str = "default") -> None:
+async def run_worker(inventory_path: str | Path, conn: Connection) -> None:
     inventory = load_inventory(inventory_path)
-    client = await connect(address, namespace)
+    client = await connect(conn)
+    address, namespace = conn.address, conn.namespace
     missing = await missing_search_attributes(client, namespace)
     if missing:
         # Without them every workflow task would fail; say so once, at start.
@@ -95,10 +152,10 @@ async def run_worker(inventory_path: str | Path, address: str, namespace: str = 
     await worker.run()
 
 
-def main(inventory_path: str, address: str, namespace: str = "default") -> None:
+def main(inventory_path: str, conn: Connection) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("asyncssh").setLevel(logging.WARNING)  # one line per connection otherwise
     try:
-        asyncio.run(run_worker(inventory_path, address, namespace))
+        asyncio.run(run_worker(inventory_path, conn))
     except KeyboardInterrupt:
         pass

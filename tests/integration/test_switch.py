@@ -11,7 +11,14 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from tests.conftest import TEMPORAL, cli, cli_json, record_history, running_worker
+from tests.conftest import (
+    TEMPORAL,
+    assert_no_secrets,
+    cli,
+    cli_json,
+    record_history,
+    running_worker,
+)
 from tests.integration.driving import drive
 from workers.worker import WORKFLOWS
 
@@ -119,6 +126,7 @@ async def test_switch_to_y_and_back(client: Client, lab_factory) -> None:  # typ
         await Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter).replay_workflow(
             history
         )
+        assert_no_secrets(lab, history)
         record_history(history, "switch-x-to-y.json")
         child = await client.get_workflow_handle(
             f"{lab.inventory.workflow_id}-{run_id[:8]}-ED-01"
@@ -126,6 +134,7 @@ async def test_switch_to_y_and_back(client: Client, lab_factory) -> None:  # typ
         await Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter).replay_workflow(
             child
         )
+        assert_no_secrets(lab, child)
         record_history(child, "client-switch-ed-01.json")
 
         # A switch to the side that is already main is refused, with what was found.

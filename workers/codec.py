@@ -1,0 +1,130 @@
+"""Optional payload encryption: AES-256-GCM over every payload, failure attributes too.
+
+Keys come from a key file (AMSM_CODEC_KEY_FILE) with one `KEY_ID:BASE64_KEY` per line,
+the first line the current key, later lines older keys kept for decoding (rotation);
+or from AMSM_CODEC_KEY (base64) with AMSM_CODEC_KEY_ID. Worker and CLI use the same
+converter, so histories in Temporal hold only ciphertext; `amsm codec-server` lets the
+Web UI show them (README, "Encrypted payloads").
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from temporalio.api.common.v1 import Payload
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import (
+    DataConverter,
+    DefaultFailureConverterWithEncodedAttributes,
+    PayloadCodec,
+)
+
+ENCODING = b"binary/encrypted"
+KEY_ID_META = "encryption-key-id"
+_KEY_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+class CodecConfigError(Exception):
+    """The key configuration cannot be used; the message says what and where."""
+
+
+class AesGcmCodec(PayloadCodec):
+    def __init__(self, keys: dict[str, bytes], current: str) -> None:
+        if current not in keys:
+            raise CodecConfigError(f"current key id {current!r} has no key")
+        for kid, key in keys.items():
+            if len(key) != 32:
+                raise CodecConfigError(f"key {kid!r} is {len(key)} bytes; AES-256 needs 32")
+        self._aead = {kid: AESGCM(key) for kid, key in keys.items()}
+        self.current = current
+
+    async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        out = []
+        for p in payloads:
+            nonce = os.urandom(12)
+            data = self._aead[self.current].encrypt(
+                nonce, p.SerializeToString(), self.current.encode()
+            )
+            out.append(
+                Payload(
+                    metadata={"encoding": ENCODING, KEY_ID_META: self.current.encode()},
+                    data=nonce + data,
+                )
+            )
+        return out
+
+    async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        out = []
+        for p in payloads:
+            if p.metadata.get("encoding") != ENCODING:
+                out.append(p)  # written before encryption was turned on
+                continue
+            kid = p.metadata.get(KEY_ID_META, b"").decode()
+            aead = self._aead.get(kid)
+            if aead is None:
+                raise ValueError(
+                    f"payload encrypted with key id {kid!r}, which is not in the key file "
+                    f"(known: {', '.join(sorted(self._aead))})"
+                )
+            out.append(Payload.FromString(aead.decrypt(p.data[:12], p.data[12:], kid.encode())))
+        return out
+
+
+def _key(text: str, where: str) -> bytes:
+    try:
+        return base64.b64decode(text.strip(), validate=True)
+    except ValueError:
+        raise CodecConfigError(f"{where}: the key is not valid base64") from None
+
+
+def load_codec(key_file: str | None = None) -> AesGcmCodec | None:
+    """The codec configured by flag or environment, or None (no encryption)."""
+    key_file = key_file or os.environ.get("AMSM_CODEC_KEY_FILE")
+    if key_file:
+        path = Path(key_file)
+        try:
+            lines = [
+                x.strip()
+                for x in path.read_text().splitlines()
+                if x.strip() and not x.startswith("#")
+            ]
+        except OSError as e:
+            raise CodecConfigError(f"{path}: cannot read the key file ({e.strerror})") from None
+        keys: dict[str, bytes] = {}
+        for n, line in enumerate(lines, 1):
+            kid, sep, b64 = line.partition(":")
+            if not sep or not _KEY_ID.match(kid):
+                raise CodecConfigError(f"{path}, line {n}: expected KEY_ID:BASE64_KEY")
+            keys[kid] = _key(b64, f"{path}, line {n}")
+        if not keys:
+            raise CodecConfigError(f"{path}: no keys")
+        return AesGcmCodec(keys, next(iter(keys)))
+    env_key = os.environ.get("AMSM_CODEC_KEY")
+    if env_key:
+        kid = os.environ.get("AMSM_CODEC_KEY_ID", "default")
+        if not _KEY_ID.match(kid):
+            raise CodecConfigError(f"AMSM_CODEC_KEY_ID {kid!r}: letters, digits, _ . -")
+        return AesGcmCodec({kid: _key(env_key, "AMSM_CODEC_KEY")}, kid)
+    return None
+
+
+def new_key_line(key_id: str) -> str:
+    return f"{key_id}:{base64.b64encode(os.urandom(32)).decode()}"
+
+
+def data_converter(codec: PayloadCodec | None) -> DataConverter:
+    """The pydantic converter, with the codec and encoded failure attributes when given."""
+    if codec is None:
+        return pydantic_data_converter
+    return dataclasses.replace(
+        pydantic_data_converter,
+        payload_codec=codec,
+        # Failure messages carry device errors (host names, paths): encrypt them too.
+        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
+    )
