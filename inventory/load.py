@@ -52,9 +52,29 @@ def explain_validation(err: ValidationError) -> list[str]:
     return problems
 
 
+MAX_BYTES = 1_000_000
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """safe_load without anchors and aliases: a few lines of aliases can expand into
+    gigabytes (the 'billion laughs'), and an inventory never needs them."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.events.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None, None, "YAML aliases (*name) are not allowed in an inventory", event.start_mark
+            )
+        return super().compose_node(parent, index)
+
+
 def parse_inventory(text: str, path: str = "<inventory>") -> Inventory:
+    if len(text) > MAX_BYTES:
+        raise InventoryError(
+            path, [f"(file): larger than {MAX_BYTES} bytes; is it the right file?"]
+        )
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""

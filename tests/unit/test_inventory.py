@@ -100,3 +100,13 @@ def test_inventory_check_command_exit_codes(
     assert f"{bad}: " in out and "pair:" in out and "Traceback" not in out
     assert main(["inventory", "check", str(tmp_path / "missing.yaml")]) == 1
     assert "file not found" in capsys.readouterr().out
+
+
+def test_yaml_aliases_and_huge_files_are_refused() -> None:
+    bomb = "a: &a [x, x]\nb: &b [*a, *a]\nc: [*b, *b]\n"
+    with pytest.raises(InventoryError) as e:
+        parse_inventory(bomb, "bomb.yaml")
+    assert "aliases (*name) are not allowed" in e.value.problems[0]
+    with pytest.raises(InventoryError) as e:
+        parse_inventory("#" * 1_000_001, "big.yaml")
+    assert "larger than 1000000 bytes" in e.value.problems[0]
