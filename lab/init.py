@@ -20,6 +20,7 @@ Refuses a directory that already holds an inventory.yaml unless `force=True`.
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import socket
 import time
@@ -124,18 +125,29 @@ def _media_content(path: str) -> str:
     return f"{p.suffix.lstrip('.')} {p.parent.name}/{p.name}\n"
 
 
+# Lab ports come from below the kernel's ephemeral range (32768-60999 on Linux), so an
+# outgoing connection can never take a port between `lab init` and `lab serve`.
+PORT_RANGE = (20000, 32000)
+
+
 def free_ports(count: int) -> list[int]:
-    """`count` distinct free TCP ports on 127.0.0.1 (bound together, then released)."""
-    socks: list[socket.socket] = []
-    try:
-        for _ in range(count):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind((ADDRESS, 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
+    """`count` distinct free TCP ports on 127.0.0.1, outside the ephemeral range."""
+    rng = random.SystemRandom()
+    chosen: list[int] = []
+    candidates = list(range(*PORT_RANGE))
+    rng.shuffle(candidates)
+    for port in candidates:
+        if len(chosen) == count:
+            break
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((ADDRESS, port))
+            except OSError:
+                continue
+        chosen.append(port)
+    if len(chosen) < count:
+        raise LabError(f"only {len(chosen)} free ports in {PORT_RANGE}; {count} needed")
+    return chosen
 
 
 def _host_doc(name: str, kind: str, side: Side | None, port: int, boot_ms: int) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from lab import LabError
-from lab.powershell import ScriptResult, is_up, run_script
+from lab.powershell import ScriptResult, is_up, parse_script, run_script
 
 DB_NAME = "lab.db"
 BUSY_TIMEOUT_SECONDS = 30.0
@@ -222,6 +222,20 @@ def reboot_time(doc: dict[str, Any], default: float) -> float:
     return default
 
 
+# Cmdlets that change a device; the journal records each one that succeeded.
+CHANGES = frozenset(
+    {
+        "Start-Service", "Stop-Service", "Stop-Process", "Set-ItemProperty", "Copy-Item",
+        "Rename-Item", "Remove-Item", "Restart-Computer", "Disconnect-IscsiTarget",
+        "Connect-IscsiTarget",
+    }
+)  # fmt: skip
+JOURNAL_TABLE = (
+    "CREATE TABLE IF NOT EXISTS journal (id INTEGER PRIMARY KEY, ts REAL NOT NULL, "
+    "host TEXT NOT NULL, cmdlet TEXT NOT NULL, statement TEXT NOT NULL)"
+)
+
+
 class LabState:
     """Handle on `DIR/lab.db`, safe from any thread.
 
@@ -321,11 +335,34 @@ class LabState:
             if not is_up(doc):
                 return ScriptResult("", f"amsm-lab: {name} is restarting\n", 1)
             result = run_script(script, doc, txn)
+            if result.exit_status == 0:
+                self._journal(txn, name, script)
             if result.reboot:
                 doc["down_until"] = txn.now() + reboot_time(doc, txn.reboot_seconds)
                 if on_reboot is not None:
                     on_reboot()
             return result
+
+    def _journal(self, txn: Txn, name: str, script: str) -> None:
+        """Record every statement that changed the device (for the crash tests: no
+        operation that is not idempotent may ever run twice)."""
+        rows = [
+            (txn.now(), name, st.commands[0].name, st.text)
+            for st in parse_script(script)
+            if st.commands is not None and st.commands[0].name in CHANGES
+        ]
+        if rows:
+            txn.conn.execute(JOURNAL_TABLE)
+            txn.conn.executemany(
+                "INSERT INTO journal (ts, host, cmdlet, statement) VALUES (?, ?, ?, ?)", rows
+            )
+
+    def journal(self) -> list[tuple[float, str, str, str]]:
+        """(time, host, cmdlet, statement) of every change, oldest first."""
+        with self.transaction() as txn:
+            txn.conn.execute(JOURNAL_TABLE)
+            rows = txn.conn.execute("SELECT ts, host, cmdlet, statement FROM journal ORDER BY id")
+            return [(float(a), str(b), str(c), str(d)) for a, b, c, d in rows]
 
     def down_hosts(self) -> dict[str, float]:
         """{host name: down_until} of every host that is down."""
