@@ -1,0 +1,76 @@
+"""Stop the embedded Temporal server mid-run, start it again on the same SQLite file:
+the run resumes where it was."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+import subprocess
+from pathlib import Path
+
+from temporalio.client import Client
+
+from tests.conftest import AMSM, TEMPORAL, Lab, cli_json
+from tests.integration.driving import drive
+from workers.worker import connect
+from workflows import search
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def start_server(db: Path, port: int) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        [
+            str(TEMPORAL), "server", "start-dev", "--headless", "--db-filename", str(db),
+            "--ip", "127.0.0.1", "--port", str(port), "--log-level", "error",
+            *search.server_flags(),
+        ],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    for _ in range(300):
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return proc
+        await asyncio.sleep(0.1)
+    raise RuntimeError("the dev server did not start")
+
+
+async def test_run_resumes_after_the_server_restarts(lab_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    lab: Lab = await lab_factory(editors=1, ingest=0)
+    port = free_port()
+    db = tmp_path / "temporal.db"
+    server = await start_server(db, port)
+    lab.address = f"127.0.0.1:{port}"
+    worker = subprocess.Popen(
+        [str(AMSM), "worker"], env=lab.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        client: Client = await connect(lab.address)
+        run = (await cli_json(client, lab, "start", "switch", "--to", "Y"))["run_id"]
+
+        def at(step_id: str, status: str):  # type: ignore[no-untyped-def]
+            return lambda s: next(x for x in s["steps"] if x["id"] == step_id)["status"] == status
+
+        await drive(client, lab, run, "Y", until=at("check-projects", "awaiting-confirmation"))
+
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+        server = await start_server(db, port)
+        client = await connect(lab.address)
+        shown = await cli_json(client, lab, "show", run)
+        assert shown["state"] == "awaiting-operator"
+        assert next(x for x in shown["steps"] if x["id"] == "switch-clients")["status"] == "done"
+        final = await drive(client, lab, run, "Y", timeout=120)
+        assert final["state"] == "completed", final
+        status = await cli_json(client, lab, "status")
+        assert (status["mode"], status["main"]) == ("mirrored", "Y")
+    finally:
+        worker.terminate()
+        worker.wait(timeout=15)
+        server.terminate()
+        server.wait(timeout=30)
