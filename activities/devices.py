@@ -538,6 +538,7 @@ class DeviceActivities:
         return Capabilities(
             insync_service=d.insync_service is not None,
             allsync_service=d.allsync_service is not None,
+            operators=[o.lower() for o in self.inv.operators],
         )
 
     @activity.defn(name="insync_run")

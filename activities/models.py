@@ -119,3 +119,5 @@ class Capabilities(BaseModel):
 
     insync_service: bool = False
     allsync_service: bool = False
+    # Who may act (empty: anyone). Older histories have no such field: anyone.
+    operators: list[str] = []

@@ -27,6 +27,10 @@ class CliError(Exception):
 
 
 def default_operator() -> str:
+    """Who is acting: AMSM_OPERATOR, else the login name. Only as strong as the Temporal
+    deployment's own authentication (README, "Who may act")."""
+    if os.environ.get("AMSM_OPERATOR"):
+        return os.environ["AMSM_OPERATOR"]
     try:
         return getpass.getuser()
     except Exception:  # no login name in some containers

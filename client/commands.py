@@ -88,8 +88,20 @@ async def run_temporal_command(args: argparse.Namespace, inv: Inventory) -> int:
     return await run_command(client, args, inv)
 
 
+READ_COMMANDS = ("status", "show", "runs", "watch")
+
+
 async def run_command(client: Client, args: argparse.Namespace, inv: Inventory) -> int:
     cmd = args.command
+    if cmd in READ_COMMANDS:
+        from client.cli import default_operator
+
+        who = default_operator()
+        if not inv.may_read(who):
+            raise CliError(
+                f"{who} is neither an operator nor a viewer of pair {inv.pair} "
+                "(inventory `operators:` / `viewers:`; set AMSM_OPERATOR to act as another name)"
+            )
     if cmd not in ("show", "watch") and not getattr(args, "json", False):
         await notice_waiting_run(client, inv)
     if cmd == "runs":
@@ -450,7 +462,9 @@ async def signal(client: Client, inv: Inventory, args: argparse.Namespace, verb:
 async def send_update(handle: WorkflowHandle[Any, Any], name: str, arg: BaseModel) -> None:
     """An Update: the workflow's validator answers at once when it refuses."""
     try:
-        await asyncio.wait_for(handle.execute_update(name, arg, result_type=str), timeout=30)
+        answer = await asyncio.wait_for(
+            handle.execute_update(name, arg, result_type=str), timeout=30
+        )
     except WorkflowUpdateFailedError as e:
         raise CliError(f"the workflow refused it: {_cause(e)}") from None
     except TimeoutError:
@@ -458,6 +472,9 @@ async def send_update(handle: WorkflowHandle[Any, Any], name: str, arg: BaseMode
             "no answer within 30 s: is a worker running for the pair? (the request may still "
             "be delivered when one starts)"
         ) from None
+    if answer.startswith("refused: "):
+        # Recorded in the run's checklist under "Rejected signals".
+        raise CliError(f"the workflow refused it: {answer.removeprefix('refused: ')}")
 
 
 async def decide(client: Client, inv: Inventory, args: argparse.Namespace, action: str) -> int:

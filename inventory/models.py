@@ -310,6 +310,24 @@ class Inventory(_Strict):
     clients: list[SwitchableClient] = Field(default_factory=list)
     devices: DeviceSettings = Field(default_factory=DeviceSettings)
     timing: Timing = Field(default_factory=Timing)
+    operators: list[str] = Field(
+        default_factory=list,
+        description="who may start, confirm, approve, decide and use the controls",
+    )
+    viewers: list[str] = Field(default_factory=list, description="who may read only")
+
+    @field_validator("operators", "viewers")
+    @classmethod
+    def _names(cls, v: list[str]) -> list[str]:
+        return [_check(SAFE_NAME_RE, "user name", n) for n in v]
+
+    def may_act(self, who: str) -> bool:
+        return not self.operators or who.lower() in {o.lower() for o in self.operators}
+
+    def may_read(self, who: str) -> bool:
+        if not (self.operators or self.viewers):
+            return True
+        return who.lower() in {n.lower() for n in [*self.operators, *self.viewers]}
 
     @field_validator("pair")
     @classmethod
@@ -353,6 +371,8 @@ class Inventory(_Strict):
     def warnings(self) -> list[str]:
         """What is allowed but unwise; `amsm inventory check` prints these."""
         out = []
+        if not self.operators:
+            out.append("no `operators:` listed: anyone who can reach Temporal may act on this pair")
         seen = set()
         for where, h in self.all_hosts():
             if h.host in seen:

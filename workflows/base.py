@@ -90,22 +90,22 @@ class PairWorkflow:
             return
         self.runner.reject(kind, "?", "?", f"malformed payload: {what}")
 
-    def _signal(self, kind: str, payload: OperatorSignal | Decision) -> None:
+    def _signal(self, kind: str, payload: OperatorSignal | Decision) -> str | None:
+        """Hand a signal to the checklist; returns the reason when it is rejected."""
         if self.runner is None:
             # A signal can arrive before run() has built the checklist; keep it for later.
             self._early.append((kind, payload))
-            return
+            return None
         if isinstance(payload, Decision):
-            self.runner.on_decision(payload)
-        else:
-            self.runner.on_signal(kind, payload)
+            return self.runner.on_decision(payload)
+        return self.runner.on_signal(kind, payload)
 
     # Updates back the CLI: the same effect as the signals, but a refusal comes back at
     # once (the validator runs before anything is written to the history).
     @workflow.update(name="confirm-step")
     def confirm_step(self, sig: OperatorSignal) -> str:
-        self._signal("confirm", sig)
-        return "accepted"
+        reason = self._signal("confirm", sig)
+        return f"refused: {reason}" if reason else "accepted"
 
     @confirm_step.validator
     def _check_confirm(self, sig: OperatorSignal) -> None:
@@ -113,8 +113,8 @@ class PairWorkflow:
 
     @workflow.update(name="approve-step")
     def approve_step(self, sig: OperatorSignal) -> str:
-        self._signal("approve", sig)
-        return "accepted"
+        reason = self._signal("approve", sig)
+        return f"refused: {reason}" if reason else "accepted"
 
     @approve_step.validator
     def _check_approve(self, sig: OperatorSignal) -> None:
@@ -122,8 +122,8 @@ class PairWorkflow:
 
     @workflow.update(name="decide-step")
     def decide_step(self, d: Decision) -> str:
-        self._signal("decide", d)
-        return "accepted"
+        reason = self._signal("decide", d)
+        return f"refused: {reason}" if reason else "accepted"
 
     @decide_step.validator
     def _check_decide(self, d: Decision) -> None:
@@ -203,6 +203,14 @@ class PairWorkflow:
             self.caps = await workflow.execute_activity(
                 "get_capabilities", PairRef(pair=pair), result_type=Capabilities, **BOOTSTRAP
             )
+            if self.runner is not None:
+                self.runner.operators = set(self.caps.operators)
+                # Who started the run must be an operator; the refusal stays in the history.
+                who = self.runner.checklist.initiator
+                if self.runner.not_operator(who):
+                    self.refuse(
+                        self.runner.checklist.workflow, f"{who} is not an operator of pair {pair}"
+                    )
         return await self.probe()
 
     async def probe(self) -> PairStatus:

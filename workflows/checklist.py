@@ -159,6 +159,7 @@ class StepRunner:
         self._signals: dict[str, OperatorSignal] = {}
         self._decisions: dict[str, Decision] = {}  # key: step or step/client
         self.last_signal: dict[str, OperatorSignal] = {}  # the confirmation each step took
+        self.operators: set[str] = set()  # who may act; empty: anyone
         self.abort: Decision | None = None
         self._indexed_state = "running"  # the client sets AmsmState=running at start
         self.publish()
@@ -205,14 +206,21 @@ class StepRunner:
             return f"{step.id} is a manual step: use confirm"
         return f"{step.id} is {step.status}, not {want}"
 
-    def on_signal(self, kind: str, sig: OperatorSignal) -> None:
-        """Accept a confirm/approve for the step that awaits it; reject anything else visibly."""
-        reason = self.check_signal(kind, sig)
+    def not_operator(self, who: str) -> str | None:
+        if self.operators and who.lower() not in self.operators:
+            return f"{who} is not an operator of this pair"
+        return None
+
+    def on_signal(self, kind: str, sig: OperatorSignal) -> str | None:
+        """Accept a confirm/approve for the step that awaits it; reject anything else
+        visibly. Returns the reason of a rejection."""
+        reason = self.not_operator(sig.operator) or self.check_signal(kind, sig)
         if reason is not None:
             self.reject(kind, sig.step, sig.operator, reason)
-            return
+            return reason
         self._signals[sig.step] = sig
         workflow.logger.info("%s %s by %s", kind, sig.step, sig.operator)
+        return None
 
     def check_decision(self, d: Decision) -> str | None:
         """Why a decision would be rejected now, or None when it fits."""
@@ -237,17 +245,18 @@ class StepRunner:
             return None
         return f"{step.id} is {step.status}; only a failed step can be retried or skipped"
 
-    def on_decision(self, d: Decision) -> None:
-        """retry / skip a failed step or client, skip a waiting manual step, or abort the run."""
-        reason = self.check_decision(d)
+    def on_decision(self, d: Decision) -> str | None:
+        """retry / skip a failed step or client, skip a waiting manual step, or abort the run.
+        Returns the reason of a rejection."""
+        reason = self.not_operator(d.operator) or self.check_decision(d)
         if reason is not None:
             self.reject("decide", d.step, d.operator, reason)
-            return
+            return reason
         if d.action == "abort":
             if self.abort is None:
                 self.abort = d
                 self._record(d)
-            return
+            return None
         step = self.checklist.step(d.step)
         if step.clients is not None and (d.client or step.failed_clients):
             for c in step.failed_clients:
@@ -256,6 +265,7 @@ class StepRunner:
         else:
             self._decisions[step.id] = d
         self._record(d)
+        return None
 
     def _record(self, d: Decision) -> None:
         self.checklist.decisions.append(

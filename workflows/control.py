@@ -20,6 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.models import (
         BrowseInput,
         BrowseSwitchInput,
+        Capabilities,
         DsmModeInput,
         HostInput,
         PairRef,
@@ -101,6 +102,15 @@ def needs_side(inp: ControlInput) -> Side:
 class ControlWorkflow:
     @workflow.run
     async def run(self, inp: ControlInput) -> ControlResult:
+        caps = await workflow.execute_activity(
+            "get_capabilities", PairRef(pair=inp.pair), result_type=Capabilities, **BOOTSTRAP
+        )
+        if caps.operators and inp.operator.lower() not in caps.operators:
+            raise ApplicationError(
+                f"{inp.control} refused: {inp.operator} is not an operator of pair {inp.pair}",
+                type="Refused",
+                non_retryable=True,
+            )
         state = await workflow.execute_activity(
             "pair_run_state", PairRef(pair=inp.pair), result_type=PairRunState, **BOOTSTRAP
         )

@@ -1,0 +1,69 @@
+"""Who may act: operators act, viewers read, everyone else is refused; refusals are
+recorded in the run."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import yaml
+from temporalio.client import Client
+
+from inventory.load import load_inventory
+from tests.conftest import Lab, cli, cli_json, running_worker
+from tests.integration.driving import drive
+
+
+def step(shown: dict, step_id: str) -> dict:
+    return next(s for s in shown["steps"] if s["id"] == step_id)
+
+
+async def test_operators_act_viewers_read_others_are_refused(
+    client: Client,
+    lab_factory,
+    monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
+) -> None:
+    lab: Lab = await lab_factory(editors=1, ingest=0)
+    data = yaml.safe_load(lab.inventory_path.read_text())
+    data.update(operators=["ann"], viewers=["vic"])
+    lab.inventory_path.write_text(yaml.safe_dump(data, sort_keys=False))
+    lab.inventory = load_inventory(lab.inventory_path)
+    async with running_worker(client, lab):
+        monkeypatch.setenv("AMSM_OPERATOR", "vic")
+        assert (await cli_json(client, lab, "status"))["mode"] == "mirrored"  # a viewer reads
+        # A viewer's start is refused by the workflow itself, so the refusal is on record.
+        rc, out = await cli(client, lab, "start", "switch", "--to", "Y", "--operator", "vic")
+        assert rc == 1 and "vic is not an operator of pair" in out
+        rows = (await cli_json(client, lab, "runs", "--operator", "vic"))["runs"]
+        assert [r["state"] for r in rows] == ["failed"]
+        rc, out = await cli(client, lab, "dsm", "set-main", "Y", "--operator", "vic")
+        assert rc == 1 and "dsm-set-main refused: vic is not an operator" in out
+
+        monkeypatch.setenv("AMSM_OPERATOR", "mallory")
+        rc, out = await cli(client, lab, "status")
+        assert rc == 1 and "mallory is neither an operator nor a viewer" in out
+
+        monkeypatch.setenv("AMSM_OPERATOR", "ann")
+        run = (await cli_json(client, lab, "start", "switch", "--to", "Y", "--operator", "ann"))[
+            "run_id"
+        ]
+        await drive(
+            client,
+            lab,
+            run,
+            "Y",
+            until=lambda s: step(s, "stop-insync")["status"] == "awaiting-confirmation",
+        )
+        rc, out = await cli(client, lab, "confirm", run, "stop-insync", "--operator", "vic")
+        assert rc == 1 and "vic is not an operator of this pair" in out
+        shown = await cli_json(client, lab, "show", run)
+        assert [(r["operator"], r["reason"]) for r in shown["rejected"]] == [
+            ("vic", "vic is not an operator of this pair")
+        ]
+        assert step(shown, "stop-insync")["status"] == "awaiting-confirmation"
+        rc, out = await cli(client, lab, "abort", run, "--reason", "test over", "--operator", "ann")
+        assert rc == 0, out
+        for _ in range(100):
+            if (await cli_json(client, lab, "show", run))["state"] == "aborted":
+                break
+            await asyncio.sleep(0.1)
