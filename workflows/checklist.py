@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
@@ -41,6 +42,10 @@ STATUS_MARK = {
     "skipped": "[-]",
 }
 TEXT_ITEMS = 10  # items shown in text views; all of them are in --json
+
+
+T = TypeVar("T")
+SKIPPED = object()  # what _attempt returns when the operator skipped the step
 
 
 class Aborted(Exception):
@@ -382,14 +387,39 @@ class StepRunner:
             if verify is not None:
                 step.status, step.message = "running", "confirmed; checking the device"
                 self.publish()
-                seen = await verify(step)
-                if seen is not None:
-                    step.message = f"confirmed but not verified: {seen}"
+                checked = await self._attempt(step, verify)
+                if checked is SKIPPED:
+                    return
+                if checked is not None:
+                    step.message = f"confirmed but not verified: {checked}"
                     continue
                 step.message = "confirmed and verified"
             if action is not None:
-                step.message = await action(step)
+                done = await self._attempt(step, action)
+                if done is SKIPPED:
+                    return
+                step.message = str(done)
             return
+
+    async def _attempt(
+        self, step: StepState, fn: Callable[[StepState], Awaitable[T]]
+    ) -> T | object:
+        """Run what follows a confirmation; when the device cannot be reached or refuses,
+        the step turns failed and waits for retry or skip like any failed step.
+        Returns SKIPPED when the operator skipped it."""
+        while True:
+            try:
+                return await fn(step)
+            except (ActivityError, ChildWorkflowError, ApplicationError) as e:
+                step.status, step.error = "failed", describe_failure(e)
+                step.waiting_since = self.now()
+            d = await self.decision_for(step.id)
+            step.waiting_since, step.error = None, None
+            if d.action == "skip":
+                self.skip(step, d)
+                return SKIPPED
+            step.status = "running"
+            self.publish()
 
     def pass_over(self, step_id: str, note: str) -> None:
         """A step that has nothing to do in this run (e.g. no orphans to purge)."""

@@ -227,3 +227,42 @@ async def test_unreachable_fault_closes_the_port_and_clear_reopens_without_a_reb
 
     await wait_for(opened, "port open again")
     assert await dev.boot_time(a.host(ed)) == boot
+
+
+async def test_nas_head_down_while_a_manual_step_is_verified(client: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
+    from lab.hands import set_allsync, set_insync
+
+    lab = await lab_factory(editors=1, ingest=0)
+    retime(lab, max_attempts=2)
+    async with running_worker(client, lab):
+        run = (await cli_json(client, lab, "start", "switch", "--to", "Y"))["run_id"]
+        await drive(
+            client,
+            lab,
+            run,
+            "Y",
+            until=lambda s: step(s, "stop-allsync")["status"] == "awaiting-confirmation",
+        )
+        set_insync(lab.dir, running=False)
+        set_allsync(lab.dir, "X", running=False)
+        set_fault(lab.dir, "nas-cifs-x", "unreachable")
+        rc, out = await cli(client, lab, "confirm", run, "stop-allsync")
+        assert rc == 0, out
+        for _ in range(200):
+            shown = await cli_json(client, lab, "show", run)
+            if step(shown, "stop-allsync")["status"] == "failed":
+                break
+            await asyncio.sleep(0.1)
+        s = step(shown, "stop-allsync")
+        # Bounded retries, then the run waits and says why, naming the host.
+        assert s["status"] == "failed" and "nas-cifs-x" in s["error"], s
+        assert shown["state"] == "awaiting-operator"
+        set_fault(lab.dir, "nas-cifs-x", "clear")
+        rc, out = await cli(client, lab, "retry", run, "stop-allsync")
+        assert rc == 0, out
+        shown = await drive(
+            client, lab, run, "Y", until=lambda s: step(s, "stop-allsync")["status"] == "done"
+        )
+        assert step(shown, "stop-allsync")["message"] == "confirmed and verified"
+        rc, out = await cli(client, lab, "abort", run, "--reason", "test over")
+        assert rc == 0, out
