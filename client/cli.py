@@ -11,6 +11,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from client.history_cli import (
+    HISTORY_COMMANDS,
+    add_history_commands,
+    needs_server,
+    run_history_command,
+)
 from inventory.load import InventoryError, load_inventory
 from inventory.models import Inventory
 
@@ -175,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
 
     add_controls(sub)
+    add_history_commands(sub)
 
     s = sub.add_parser("inventory", help="inventory tools")
     inv = s.add_subparsers(dest="inv_command", metavar="ACTION")
@@ -338,6 +345,8 @@ def dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         parser.parse_args(["start", "--help"])
     if args.command in CONTROL_GROUPS and not getattr(args, "control", None):
         parser.parse_args([args.command, "--help"])
+    if args.command in HISTORY_COMMANDS and not needs_server(args):
+        return asyncio.run(run_history_command(None, None, args))
     inv = load(args)
     return asyncio.run(commands.run_temporal_command(args, inv))
 

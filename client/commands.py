@@ -29,6 +29,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from client.cli import EXIT_FAIL, EXIT_OK, EXIT_USAGE, CliError, emit
+from client.history_cli import HISTORY_COMMANDS, run_history_command
 from client.render import render_checklist, render_status
 from inventory.load import InventoryError, load_inventory
 from inventory.models import Inventory, other
@@ -93,6 +94,8 @@ READ_COMMANDS = ("status", "show", "runs", "watch")
 
 async def run_command(client: Client, args: argparse.Namespace, inv: Inventory) -> int:
     cmd = args.command
+    if cmd in HISTORY_COMMANDS:
+        return await run_history_command(client, inv, args)
     if cmd in READ_COMMANDS:
         from client.cli import default_operator
 

@@ -40,9 +40,7 @@ async def client_stages(client: Client, c: Checklist) -> dict[str, str]:
     limit = asyncio.Semaphore(50)
     out: dict[str, str] = {}
 
-    async def one(host: str, attempts: int) -> None:
-        suffix = f"-{attempts}" if attempts > 1 else ""
-        wid = f"amsm-{c.pair}-{c.run_id[:8]}-{host}{suffix}"
+    async def one(host: str, wid: str) -> None:
         async with limit:
             try:
                 out[host] = await asyncio.wait_for(
@@ -53,10 +51,10 @@ async def client_stages(client: Client, c: Checklist) -> dict[str, str]:
 
     await asyncio.gather(
         *(
-            one(x.host, x.attempts)
+            one(x.host, x.workflow_id)
             for s in c.steps
             for x in s.clients or []
-            if x.status == "switching"
+            if x.status == "switching" and x.workflow_id
         )
     )
     return out

@@ -41,6 +41,12 @@ with workflow.unsafe.imports_passed_through():
 
 # Runs started before InSync/AllSync steps could be automated replay without the check.
 AUTOMATE_PATCH = "automate-sync-steps"
+# Runs started before child ids took the random end of the run id replay with its start.
+CHILD_ID_PATCH = "child-id-random-tag"
+
+
+def run_tag(run_id: str) -> str:
+    return run_id.replace("-", "")[-12:]
 
 
 class PairWorkflow:
@@ -304,6 +310,9 @@ class PairWorkflow:
         runner = self.steps
         limit = asyncio.Semaphore(self.timing.max_parallel_clients)
         info = workflow.info()
+        # Run ids are uuid7: their first characters are a timestamp shared by runs started
+        # within a minute; the last ones are random. Older runs replay with the prefix.
+        tag = run_tag(info.run_id) if workflow.patched(CHILD_ID_PATCH) else info.run_id[:8]
 
         async def one(cp: ClientProgress) -> None:
             while True:
@@ -315,13 +324,14 @@ class PairWorkflow:
                     runner.publish()
                     suffix = f"-{cp.attempts}" if cp.attempts > 1 else ""
                     assert cp.to is not None
+                    # From the pair, not workflow_id, so a history replays under any id.
+                    cp.workflow_id = f"amsm-{self.pair}-{tag}-{cp.host}{suffix}"
                     result = await workflow.execute_child_workflow(
                         ClientSwitchWorkflow.run,
                         ClientSwitchInput(
                             pair=self.pair, host=cp.host, to=cp.to, timing=self.timing
                         ),
-                        # From the pair, not workflow_id, so a history replays under any id.
-                        id=f"amsm-{self.pair}-{info.run_id[:8]}-{cp.host}{suffix}",
+                        id=cp.workflow_id,
                         # A client switch that has started is never cancelled half-way.
                         parent_close_policy=ParentClosePolicy.ABANDON,
                         cancellation_type=ChildWorkflowCancellationType.ABANDON,

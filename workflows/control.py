@@ -208,7 +208,7 @@ class ControlWorkflow:
                 workflow.execute_child_workflow(
                     ClientSwitchWorkflow.run,
                     ClientSwitchInput(pair=inp.pair, host=h, to=to, timing=timing),
-                    id=f"amsm-{inp.pair}-control-{info.run_id[:8]}-{h}",
+                    id=f"amsm-{inp.pair}-control-{info.run_id.replace('-', '')[-12:]}-{h}",
                     parent_close_policy=ParentClosePolicy.ABANDON,
                     cancellation_type=ChildWorkflowCancellationType.ABANDON,
                 )

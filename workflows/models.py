@@ -111,6 +111,7 @@ class ClientProgress(BaseModel):
     seconds: float | None = None
     attempts: int = 0
     to: Side | None = None
+    workflow_id: str | None = None  # the child workflow of the latest attempt
 
 
 class StepState(BaseModel):

@@ -128,9 +128,11 @@ async def test_switch_to_y_and_back(client: Client, lab_factory) -> None:  # typ
         )
         assert_no_secrets(lab, history)
         record_history(history, "switch-x-to-y.json")
-        child = await client.get_workflow_handle(
-            f"{lab.inventory.workflow_id}-{run_id[:8]}-ED-01"
-        ).fetch_history()
+        ed01 = next(
+            c for s in final["steps"] for c in s.get("clients") or [] if c["host"] == "ED-01"
+        )
+        assert ed01["workflow_id"].startswith(f"{lab.inventory.workflow_id}-")
+        child = await client.get_workflow_handle(ed01["workflow_id"]).fetch_history()
         await Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter).replay_workflow(
             child
         )

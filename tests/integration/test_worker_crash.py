@@ -19,9 +19,19 @@ def start_worker(lab: Lab) -> subprocess.Popen[bytes]:
 
 
 async def child_stages(client: Client, lab: Lab, run_id: str, hosts: list[str]) -> dict[str, str]:
+    shown = await cli_json(client, lab, "show", run_id)
+    ids = {
+        c["host"]: c["workflow_id"]
+        for s in shown["steps"]
+        for c in s.get("clients") or []
+        if c.get("workflow_id")
+    }
     stages = {}
     for h in hosts:
-        handle = client.get_workflow_handle(f"{lab.inventory.workflow_id}-{run_id[:8]}-{h}")
+        if h not in ids:
+            stages[h] = "not started"
+            continue
+        handle = client.get_workflow_handle(ids[h])
         try:
             stages[h] = await handle.query("current_stage", result_type=str)
         except Exception:

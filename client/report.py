@@ -1,0 +1,1066 @@
+"""The run report a shift lead files after a switch, and the step timeline.
+
+`build_report` turns a `RunHistory` (client/history.py) into a `Report`: the summary
+(workflow, direction, initiator, start, end, duration, result, the time until the new
+main side was serving), each step (start, end, duration, outcome, who confirmed,
+approved or skipped it and their note or reason), each client (outcome, switch time),
+decisions, rejected signals, errors and warnings, and the event timeline.
+`render_markdown`, `render_html` and `render_timeline` print it.
+
+Times are the history's own event times (UTC); a step starts and ends when the workflow
+saw it start and end (the clock of the workflow task, which is what the checklist
+records to the second). Outcomes, notes and messages come from the run's checklist when
+the run completed (the workflow's result) and are otherwise reconstructed from the events.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from client.history import (
+    AUTOMATIC,
+    Reconstruction,
+    RunHistory,
+    SignalRecord,
+    StepTrack,
+    TimelineEntry,
+    check_against_checklist,
+    direction,
+    reconstruct,
+)
+from inventory.models import other
+from workflows.models import Checklist, StepState
+
+
+class ClientRow(BaseModel):
+    host: str
+    step: str
+    to: str | None = None
+    status: str
+    attempts: int = 0
+    # The client's own switch time: the last attempt, as the client switch measured it.
+    seconds: float | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    message: str | None = None
+    error: str | None = None
+    earlier_errors: list[str] = Field(default_factory=list)
+
+
+class StepRow(BaseModel):
+    n: int
+    id: str
+    kind: str
+    title: str
+    status: str
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    seconds: float | None = None
+    # How the step got its outcome: confirmed, approved, skipped, automatic, passed over,
+    # failed, waiting, not done (aborted), or "" for the service's own steps.
+    how: str = ""
+    operator: str | None = None
+    note: str | None = None
+    reason: str | None = None  # a skip's reason
+    message: str | None = None
+    error: str | None = None
+    retried_by: list[str] = Field(default_factory=list)
+    items: list[str] | None = None
+    clients: list[ClientRow] | None = None
+
+    @property
+    def by(self) -> str:
+        if self.how in ("confirmed", "approved", "skipped") and self.operator:
+            return f"{self.how} by {self.operator}"
+        if self.how == "automatic":
+            return "amsm (automatic)"
+        return self.how
+
+
+class DecisionRow(BaseModel):
+    at: datetime
+    event_id: int
+    action: str
+    step: str
+    client: str | None = None
+    operator: str
+    reason: str | None = None
+    verdict: str
+    via: str = ""
+
+
+class RejectedRow(BaseModel):
+    at: datetime | None = None
+    event_id: int | None = None
+    signal: str
+    step: str
+    operator: str
+    reason: str
+
+
+class Issue(BaseModel):
+    at: datetime | None = None
+    event_id: int | None = None
+    step: str = ""
+    text: str
+
+
+class Serving(BaseModel):
+    """From the run's start until the new main side was serving."""
+
+    seconds: float | None = None
+    hms: str | None = None
+    basis: str
+    reached_at: datetime | None = None
+
+
+class Report(BaseModel):
+    source: str
+    workflow_type: str
+    workflow_id: str
+    run_id: str
+    pair: str = ""
+    title: str
+    direction: str = ""
+    initiator: str = "unknown"
+    status: str  # how the run ended in Temporal: completed, failed, terminated, running...
+    state: str  # the checklist's state: completed, aborted, failed, awaiting-operator...
+    result: str = ""
+    started_at: datetime
+    ended_at: datetime | None = None
+    seconds: float
+    serving: Serving
+    steps: list[StepRow] = Field(default_factory=list)
+    clients: list[ClientRow] = Field(default_factory=list)
+    decisions: list[DecisionRow] = Field(default_factory=list)
+    rejected: list[RejectedRow] = Field(default_factory=list)
+    errors: list[Issue] = Field(default_factory=list)
+    warnings: list[Issue] = Field(default_factory=list)
+    final_state: list[str] | None = None
+    from_checklist: bool = False
+    approximate: list[str] = Field(default_factory=list)
+    consistency: list[str] = Field(default_factory=list)
+    timeline: list[TimelineEntry] = Field(default_factory=list)
+    event_count: int = 0
+    patches: list[str] = Field(default_factory=list)
+    # Operator actions that came as updates (the CLI) rather than signals.
+    updates: int = 0
+
+    def step(self, step_id: str) -> StepRow:
+        for s in self.steps:
+            if s.id == step_id:
+                return s
+        raise KeyError(step_id)
+
+    def client(self, host: str) -> ClientRow:
+        for c in self.clients:
+            if c.host.lower() == host.lower():
+                return c
+        raise KeyError(host)
+
+
+# -- formatting helpers ------------------------------------------------------------------------
+def hms(seconds: float) -> str:
+    """h:mm:ss, rounded to the second."""
+    total = int(round(seconds))
+    h, rem = divmod(total, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}"
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    if seconds < 1:
+        return f"{seconds:.2f} s"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    return hms(seconds)
+
+
+def stamp(ts: datetime | None) -> str:
+    """Full date and time, UTC, to the millisecond."""
+    if ts is None:
+        return ""
+    return ts.strftime("%Y-%m-%d %H:%M:%S.") + f"{ts.microsecond // 1000:03d} UTC"
+
+
+def clock(ts: datetime | None, ref: datetime | None = None) -> str:
+    """Time of day to a tenth of a second; with the date when it is not `ref`'s day."""
+    if ts is None:
+        return ""
+    text = ts.strftime("%H:%M:%S.") + str(ts.microsecond // 100000)
+    if ref is not None and ts.date() != ref.date():
+        text = ts.strftime("%Y-%m-%d ") + text
+    return text
+
+
+# -- building the report ---------------------------------------------------------------------
+def build_report(run: RunHistory, rec: Reconstruction | None = None) -> Report:
+    rec = rec or reconstruct(run)
+    c = run.checklist
+    inp = run.input if isinstance(run.input, dict) else {}
+    initiator = (c.initiator if c else None) or inp.get("initiator") or "unknown"
+    if initiator == "unknown" and run.memo.get("initiator"):
+        initiator = str(run.memo["initiator"])
+    report = Report(
+        source=run.source,
+        workflow_type=run.workflow_type,
+        workflow_id=(c.workflow_id if c and c.workflow_id else run.workflow_id),
+        run_id=run.run_id,
+        pair=(c.pair if c else None) or str(inp.get("pair") or ""),
+        title=(c.title if c else None) or _title(run),
+        direction=direction(run.workflow_type, run.input),
+        initiator=initiator,
+        status=run.status,
+        state=c.state if c else rec.state,
+        result=_result(run, rec),
+        started_at=run.started_at,
+        ended_at=run.ended_at,
+        seconds=run.seconds,
+        serving=Serving(basis=""),
+        from_checklist=c is not None,
+        event_count=run.event_count,
+        patches=run.patches,
+        updates=sum(1 for s in run.signals if s.channel == "update"),
+        timeline=rec.entries,
+        final_state=c.final_state if c else None,
+    )
+    report.steps = _steps(run, rec, c)
+    report.clients = [cl for s in report.steps for cl in s.clients or []]
+    report.clients += _child_only_clients(run)
+    report.decisions = _decisions(run)
+    report.rejected = _rejected(run, c)
+    report.serving = serving_time(run, report.steps)
+    report.approximate = list(rec.approximate)
+    if c is None and rec.steps:
+        report.approximate.insert(
+            0,
+            f"the run {_ended_how(run)}, so there is no checklist result: step outcomes are "
+            "reconstructed from the events, and activities are mapped to steps by their type "
+            "(approximate)",
+        )
+    elif c is None and not rec.steps and run.workflow_type in ("switch", "split-switch"):
+        report.approximate.append("no step table for this run's input")
+    if c is not None:
+        report.consistency = check_against_checklist(rec, c)
+    report.errors, report.warnings = _issues(run, rec, report)
+    return report
+
+
+def _title(run: RunHistory) -> str:
+    what = direction(run.workflow_type, run.input)
+    return f"{run.workflow_type}{' ' + what if what else ''}"
+
+
+def _ended_how(run: RunHistory) -> str:
+    return {
+        "running": "had not ended when the history was read",
+        "failed": "failed",
+        "terminated": "was terminated",
+        "canceled": "was canceled",
+        "timed-out": "timed out",
+        "continued-as-new": "continued as new",
+        "completed": "completed without a checklist",
+    }.get(run.status, run.status)
+
+
+def _result(run: RunHistory, rec: Reconstruction) -> str:
+    c = run.checklist
+    if run.status == "completed" and c is not None:
+        return f"{c.state}: {c.message}" if c.message else c.state
+    if run.status == "completed":
+        if isinstance(run.result, dict) and "ok" in run.result:
+            ok = "ok" if run.result.get("ok") else "failed"
+            return f"completed, {ok}: {run.result.get('message', '')}".rstrip(": ")
+        return "completed" + (" (aborted)" if rec.abort else "")
+    if run.status == "running":
+        return f"not ended when the history was read ({rec.state})"
+    return f"{run.status}: {run.close_message}" if run.close_message else run.status
+
+
+def _how(step: StepState | StepTrack, passed_over: bool) -> tuple[str, str | None]:
+    """(how, reason) for a step's outcome."""
+    note = step.note or ""
+    if step.status == "skipped":
+        if "not done: run aborted" in note:
+            return "not done (aborted)", None
+        if note.startswith("skipped: "):
+            return "skipped", note[len("skipped: ") :]
+        if passed_over or not step.operator:
+            return "passed over", None
+        return "skipped", None
+    if step.status == "done":
+        if step.operator == AUTOMATIC:
+            return "automatic", None
+        return {"manual": "confirmed", "gate": "approved"}.get(step.kind, ""), None
+    if step.status == "failed":
+        return "failed", None
+    if step.status.startswith("awaiting"):
+        return "waiting for " + step.status.split("-", 1)[1], None
+    return "", None
+
+
+def _steps(run: RunHistory, rec: Reconstruction, c: Checklist | None) -> list[StepRow]:
+    tracks = {s.id: s for s in rec.steps}
+    retries: dict[str, list[str]] = {}
+    for sig in run.signals:
+        if sig.name == "decide" and sig.action == "retry" and sig.verdict == "accepted":
+            who = f"{sig.operator} at {clock(sig.at)}" + (f" ({sig.client})" if sig.client else "")
+            retries.setdefault(sig.step, []).append(who)
+    rows: list[StepRow] = []
+    source: list[StepState | StepTrack] = list(c.steps) if c is not None else list(rec.steps)
+    for n, s in enumerate(source, 1):
+        t = tracks.get(s.id)
+        how, reason = _how(s, bool(t and t.passed_over))
+        row = StepRow(
+            n=n,
+            id=s.id,
+            kind=s.kind,
+            title=s.title,
+            status=s.status,
+            started_at=t.started_at if t else None,
+            ended_at=t.ended_at if t else None,
+            seconds=t.seconds if t else None,
+            how=how,
+            operator=s.operator,
+            note=s.note,
+            reason=reason,
+            message=s.message,
+            error=s.error,
+            retried_by=retries.get(s.id, []),
+            items=getattr(s, "items", None),
+        )
+        if s.status == "pending":
+            row.started_at = row.ended_at = row.seconds = None
+        row.clients = _client_rows(s, t)
+        rows.append(row)
+    return rows
+
+
+def _client_rows(s: StepState | StepTrack, t: StepTrack | None) -> list[ClientRow] | None:
+    if s.clients is None:
+        return None
+    out: list[ClientRow] = []
+    for cp in s.clients:
+        ct = t.client(cp.host) if t is not None else None
+        earlier = list(ct.earlier_errors) if ct else []
+        if cp.status == "failed" and earlier and earlier[-1] == cp.error:
+            earlier = earlier[:-1]
+        if cp.status == "skipped" and earlier and earlier[-1] == cp.error:
+            earlier = earlier[:-1]
+        out.append(
+            ClientRow(
+                host=cp.host,
+                step=s.id,
+                to=cp.to,
+                status=cp.status,
+                attempts=cp.attempts or (ct.attempts if ct else 0),
+                seconds=cp.seconds,
+                started_at=ct.started_at if ct else None,
+                ended_at=ct.ended_at if ct else None,
+                message=cp.message,
+                error=cp.error,
+                earlier_errors=earlier,
+            )
+        )
+    return out
+
+
+def _child_only_clients(run: RunHistory) -> list[ClientRow]:
+    """A client-switch run itself: its one client."""
+    if run.workflow_type != "client-switch" or not isinstance(run.result, dict):
+        return []
+    r, inp = run.result, run.input if isinstance(run.input, dict) else {}
+    ok = bool(r.get("ok"))
+    return [
+        ClientRow(
+            host=str(r.get("host") or inp.get("host") or "?"),
+            step="(this run)",
+            to=inp.get("to"),
+            status="done" if ok else "failed",
+            attempts=1,
+            seconds=r.get("seconds"),
+            started_at=run.started_at,
+            ended_at=run.ended_at,
+            message=r.get("message") if ok else None,
+            error=None if ok else r.get("message"),
+        )
+    ]
+
+
+def _decisions(run: RunHistory) -> list[DecisionRow]:
+    return [
+        DecisionRow(
+            at=sig.at,
+            event_id=sig.event_id,
+            action=sig.action or "?",
+            step=sig.step,
+            client=sig.client,
+            operator=sig.operator,
+            reason=sig.reason,
+            verdict=sig.verdict,
+            via=sig.via,
+        )
+        for sig in run.signals
+        if sig.name == "decide" and sig.verdict in ("accepted", "ignored")
+    ]
+
+
+def _rejected(run: RunHistory, c: Checklist | None) -> list[RejectedRow]:
+    judged = [s for s in run.signals if s.verdict == "rejected"]
+    if c is None:
+        return [
+            RejectedRow(
+                at=s.at,
+                event_id=s.event_id,
+                signal=s.name,
+                step=s.step,
+                operator=s.operator,
+                reason=s.rejection or "",
+            )
+            for s in judged
+        ]
+    # The checklist's own list (the engine's reasons), with the signal's event when it matches.
+    rows = []
+    pool: list[SignalRecord] = list(judged)
+    for r in c.rejected:
+        match = next(
+            (s for s in pool if (s.name, s.step, s.operator) == (r.signal, r.step, r.operator)),
+            None,
+        )
+        if match is not None:
+            pool.remove(match)
+        rows.append(
+            RejectedRow(
+                at=match.at if match else _parse_ts(r.at),
+                event_id=match.event_id if match else None,
+                signal=r.signal,
+                step=r.step,
+                operator=r.operator,
+                reason=r.reason,
+            )
+        )
+    return rows
+
+
+def _parse_ts(text: str | None) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text) if text else None
+    except ValueError:
+        return None
+
+
+def serving_time(run: RunHistory, steps: list[StepRow]) -> Serving:
+    """From the run's start until the new main's DSM was main and the clients had moved."""
+    inp = run.input if isinstance(run.input, dict) else {}
+    wt = run.workflow_type
+    need: list[str]
+    if wt in ("switch", "split-switch") and inp.get("to") in ("X", "Y"):
+        b = inp["to"]
+        need = [f"dsm-{b.lower()}-main", "switch-clients"]
+        basis = f"until {b}'s DSM was main (dsm-{b.lower()}-main done) and the clients had moved (switch-clients done)"
+    elif wt == "split" and inp.get("main") in ("X", "Y"):
+        b = other(inp["main"])
+        need = [f"dsm-{b.lower()}-main", "move-editors"]
+        basis = (
+            f"split has no switch-clients step: until {b}'s DSM was main (dsm-{b.lower()}-main "
+            "done) and the named editors had moved (move-editors done)"
+        )
+    elif wt == "restore" and inp.get("main") in ("X", "Y"):
+        m = inp["main"]
+        need = ["switch-clients"]
+        basis = (
+            f"restore keeps {m}'s DSM main throughout (it has no dsm-{m.lower()}-main step): "
+            f"until the clients had moved to {m} (switch-clients done)"
+        )
+    else:
+        return Serving(basis=f"not applicable: a {wt} run does not change the main side")
+    by_id = {s.id: s for s in steps}
+    times: list[datetime] = []
+    missing: list[str] = []
+    for step_id in need:
+        s = by_id.get(step_id)
+        if s is None:
+            missing.append(f"{step_id} is not a step of this run")
+        elif s.status != "done" or s.ended_at is None:
+            what = s.status + (f" ({s.reason})" if s.reason else "")
+            missing.append(f"{step_id} is {what}")
+        else:
+            times.append(s.ended_at)
+    if missing:
+        return Serving(basis=f"not reached: {'; '.join(missing)}; measured {basis}")
+    reached = max(times)
+    secs = (reached - run.started_at).total_seconds()
+    parts = [
+        f"{sid} done at +{(by_id[sid].ended_at - run.started_at).total_seconds():.1f} s"  # type: ignore[operator]
+        for sid in need
+    ]
+    left = [c.host for sid in need for c in by_id[sid].clients or [] if c.status != "done"]
+    text = f"from the run's start {basis}: {', '.join(parts)}"
+    if left:
+        text += f"; not on the new side: {', '.join(left)}"
+    return Serving(seconds=secs, hms=hms(secs), basis=text, reached_at=reached)
+
+
+def _issues(
+    run: RunHistory, rec: Reconstruction, report: Report
+) -> tuple[list[Issue], list[Issue]]:
+    errors: list[Issue] = []
+    warnings: list[Issue] = []
+    for e in rec.entries:
+        if e.level == "error":
+            errors.append(Issue(at=e.at, event_id=e.event_id, step=e.step, text=e.text))
+        elif e.level == "warning":
+            warnings.append(Issue(at=e.at, event_id=e.event_id, step=e.step, text=e.text))
+    for s in report.steps:
+        if s.status == "failed":
+            errors.append(
+                Issue(step=s.id, text=f"step {s.id} is failed: {s.error or 'no error text'}")
+            )
+        elif s.how == "skipped":
+            warnings.append(
+                Issue(
+                    at=s.ended_at,
+                    step=s.id,
+                    text=f"step {s.id} skipped by {s.operator}: {s.reason or s.note or ''}",
+                )
+            )
+        elif s.how == "not done (aborted)":
+            warnings.append(Issue(step=s.id, text=f"step {s.id} not done: the run was aborted"))
+        elif s.status.startswith("awaiting"):
+            warnings.append(Issue(step=s.id, text=f"step {s.id} is {s.status}"))
+        for cl in s.clients or []:
+            if cl.status == "failed":
+                errors.append(Issue(step=s.id, text=f"client {cl.host} is failed: {cl.error}"))
+            elif cl.status == "skipped":
+                warnings.append(
+                    Issue(step=s.id, text=f"client {cl.host} left behind: {cl.message or ''}")
+                )
+        if s.message and "not switched (side unknown)" in s.message:
+            warnings.append(Issue(step=s.id, text=s.message.split("; ", 1)[-1]))
+    if run.status == "running":
+        warnings.append(Issue(text="the run had not ended when this history was read"))
+    judged = {s.event_id for s in run.signals if s.verdict == "rejected"}
+    for x in report.rejected:  # those the events did not show as rejected (none, normally)
+        if x.event_id is None or x.event_id not in judged:
+            warnings.append(
+                Issue(at=x.at, step=x.step, text=f"{x.signal} {x.step} by {x.operator} "
+                      f"rejected: {x.reason}")
+            )  # fmt: skip
+    for w in run.decode_warnings:
+        warnings.append(Issue(text=w))
+    for m in report.consistency:
+        warnings.append(Issue(text=f"the checklist and the events disagree: {m}"))
+    return errors, warnings
+
+
+# -- markdown --------------------------------------------------------------------------------
+def md(text: Any) -> str:
+    """Text for a markdown table cell: one line, no pipes, no HTML."""
+    s = "" if text is None else str(text)
+    s = re.sub(r"\\(?=[!-/:-@\[-`{-~])", r"\\\\", s)  # a backslash before punctuation
+    s = s.replace("|", "\\|").replace("*", "\\*").replace("`", "\\`")
+    return s.replace("<", "&lt;").replace("\r", " ").replace("\n", " ")
+
+
+def _table(head: list[str], rows: list[list[Any]]) -> list[str]:
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    out += ["| " + " | ".join(md(c) for c in r) + " |" for r in rows]
+    return out
+
+
+def summary_rows(r: Report) -> list[tuple[str, str]]:
+    serving = (
+        f"{r.serving.seconds:.1f} s ({r.serving.hms}); {r.serving.basis}"
+        if r.serving.seconds is not None
+        else r.serving.basis
+    )
+    end = stamp(r.ended_at) if r.ended_at else "not ended when the history was read"
+    rows = [
+        ("Workflow", f"{r.workflow_type}" + (f", {r.direction}" if r.direction else "")),
+        ("Pair", f"{r.pair} (workflow id {r.workflow_id})" if r.pair else r.workflow_id),
+        ("Run", r.run_id),
+        ("Initiator", r.initiator),
+        ("Started", stamp(r.started_at)),
+        ("Ended", end),
+        ("Duration", f"{duration(r.seconds)} ({hms(r.seconds)})"),
+        ("Result", r.result),
+        ("New main side serving after", serving),
+        ("Errors / warnings", f"{len(r.errors)} / {len(r.warnings)}"),
+    ]
+    if r.final_state:
+        rows.append(("Devices at the end", "; ".join(r.final_state)))
+    return rows
+
+
+def _step_cells(r: Report, s: StepRow) -> list[Any]:
+    note = s.reason if s.how == "skipped" and s.reason else s.note
+    result = s.error if s.status == "failed" else s.message
+    if s.error and s.status != "failed" and s.error not in (result or ""):
+        result = f"{result + '; ' if result else ''}error: {s.error}"
+    if s.retried_by:
+        result = f"{result + '; ' if result else ''}retried by {', '.join(s.retried_by)}"
+    return [
+        s.n,
+        s.id,
+        s.kind,
+        s.status,
+        clock(s.started_at, r.started_at),
+        clock(s.ended_at, r.started_at),
+        duration(s.seconds),
+        s.by,
+        note or "",
+        result or "",
+    ]
+
+
+STEP_HEAD = ["#", "step", "kind", "outcome", "start", "end", "duration", "by", "note / reason"]
+STEP_HEAD += ["result / error"]
+CLIENT_HEAD = ["client", "step", "to", "outcome", "attempts", "switch time", "started", "ended"]
+CLIENT_HEAD += ["message / error"]
+
+
+def _client_cells(r: Report, c: ClientRow) -> list[Any]:
+    text = (c.message if c.status == "done" else c.error or c.message) or ""
+    if c.status == "skipped" and c.error:
+        text = f"{c.message}; error: {c.error}"
+    if c.earlier_errors:
+        text += "; earlier attempt(s): " + "; ".join(c.earlier_errors)
+    return [
+        c.host,
+        c.step,
+        c.to or "",
+        c.status,
+        c.attempts,
+        duration(c.seconds),
+        clock(c.started_at, r.started_at),
+        clock(c.ended_at, r.started_at),
+        text,
+    ]
+
+
+def _event_cells(r: Report, e: TimelineEntry) -> list[Any]:
+    return [
+        clock(e.at, r.started_at),
+        f"+{(e.at - r.started_at).total_seconds():.1f}",
+        e.event_id,
+        e.step,
+        e.text,
+    ]
+
+
+def render_markdown(r: Report) -> str:
+    out = [f"# Run report: {md(r.title)}", ""]
+    out += _table(["", ""], [[k, v] for k, v in summary_rows(r)])
+    out += ["", "## Steps", ""]
+    if r.steps:
+        out += _table(STEP_HEAD, [_step_cells(r, s) for s in r.steps])
+        for s in r.steps:
+            if s.items:
+                out += ["", f"Items of `{s.id}` ({len(s.items)}):", ""]
+                out += [f"- {md(i)}" for i in s.items]
+    else:
+        out.append("_This run has no checklist steps._")
+    out += ["", "## Clients", ""]
+    if r.clients:
+        out += _table(CLIENT_HEAD, [_client_cells(r, c) for c in r.clients])
+    else:
+        out.append("_No client switched in this run._")
+    out += ["", "## Decisions", ""]
+    if r.decisions:
+        out += _table(
+            ["time", "decision", "step", "client", "by", "reason", "taken"],
+            [
+                [clock(d.at, r.started_at), d.action, d.step, d.client or "", d.operator]
+                + [d.reason or "", d.verdict]
+                for d in r.decisions
+            ],
+        )
+    else:
+        out.append("_None._")
+    out += ["", "## Rejected signals", ""]
+    if r.rejected:
+        out += _table(
+            ["time", "signal", "step", "by", "reason"],
+            [
+                [clock(x.at, r.started_at), x.signal, x.step, x.operator, x.reason]
+                for x in r.rejected
+            ],
+        )
+    else:
+        out.append("_None._")
+    out += ["", "## Errors and warnings", ""]
+    for title, issues in (("Errors", r.errors), ("Warnings", r.warnings)):
+        out.append(f"**{title}:**" + (" none." if not issues else ""))
+        out += [f"- {_issue_text(r, i)}" for i in issues]
+        out.append("")
+    if r.final_state:
+        out += ["## Where the devices ended up", ""] + [f"- {md(x)}" for x in r.final_state]
+        out.append("")
+    out += ["## Event timeline", ""]
+    out += _table(["time", "+s", "event", "step", "what"], [_event_cells(r, e) for e in r.timeline])
+    out += ["", "## How this report was made", ""]
+    out += [f"- {md(x)}" for x in provenance(r)]
+    return "\n".join(out) + "\n"
+
+
+def _issue_text(r: Report, i: Issue) -> str:
+    where = " ".join(
+        x
+        for x in (
+            clock(i.at, r.started_at) if i.at else "",
+            f"(event {i.event_id})" if i.event_id else "",
+            f"`{i.step}`" if i.step and not i.step.startswith("(") else "",
+        )
+        if x
+    )
+    return (where + ": " if where else "") + md(i.text)
+
+
+def provenance(r: Report) -> list[str]:
+    lines = [
+        f"Built from the workflow history alone ({r.event_count} events, {r.source}); "
+        "no query and no worker, so it reads the same for a run that ended long ago.",
+        "Times are the history's event times in UTC; a step's start and end are the clock of "
+        "the workflow task that started and ended it.",
+    ]
+    if r.from_checklist:
+        lines.append(
+            "Step outcomes, operators, notes and messages are the run's own checklist (its "
+            "result); the events were checked against it"
+            + (" and agree." if not r.consistency else f": {len(r.consistency)} disagreement(s).")
+        )
+    if r.updates:
+        lines.append(
+            "Confirmations and decisions sent by `amsm` are updates: the workflow checks them "
+            "first, and one it refuses never reaches the history (the CLI said so at once). "
+            "Refused signals are recorded, and listed above."
+        )
+    lines += [f"Approximate: {a}" for a in r.approximate]
+    if r.patches:
+        lines.append(f"Workflow versions (patches) in this run: {', '.join(r.patches)}")
+    return lines
+
+
+# -- HTML ----------------------------------------------------------------------------------
+CSS = """
+:root { --ink: #1b1f24; --mute: #5b6570; --line: #d4d9de; --ok: #1a7f37; --warn: #9a6700;
+  --bad: #cf222e; --bg: #f6f8fa; }
+* { box-sizing: border-box; }
+body { font: 13px/1.45 -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; color: var(--ink);
+  margin: 24px auto; max-width: 1200px; padding: 0 16px; }
+h1 { font-size: 20px; margin: 0 0 12px; }
+h2 { font-size: 15px; margin: 22px 0 8px; padding-bottom: 3px; border-bottom: 2px solid var(--ink); }
+table { border-collapse: collapse; width: 100%; margin: 4px 0 8px; }
+th, td { border: 1px solid var(--line); padding: 3px 6px; text-align: left; vertical-align: top; }
+th { background: var(--bg); font-weight: 600; white-space: nowrap; }
+td.num, td.time { white-space: nowrap; font-variant-numeric: tabular-nums; }
+table.summary th { width: 14em; }
+code, .id { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 12px; }
+.st { display: inline-block; padding: 0 6px; border-radius: 8px; border: 1px solid currentColor;
+  font-size: 11px; white-space: nowrap; }
+.st-done, .st-completed { color: var(--ok); }
+.st-skipped, .st-aborted, .st-awaiting-confirmation, .st-awaiting-approval,
+.st-awaiting-operator, .st-running, .st-switching, .st-pending { color: var(--warn); }
+.st-failed, .st-terminated, .st-timed-out, .st-canceled { color: var(--bad); }
+.lvl-error td { background: #ffebe9; }
+.lvl-warning td { background: #fff8c5; }
+ul.issues li.error::marker { color: var(--bad); }
+ul.issues li.warning::marker { color: var(--warn); }
+.none { color: var(--mute); font-style: italic; }
+.small { color: var(--mute); font-size: 11px; }
+table.events td { font-size: 12px; }
+@page { size: A4 landscape; margin: 12mm; }
+@media print {
+  body { margin: 0; max-width: none; padding: 0; font-size: 10px; }
+  h2 { break-after: avoid; page-break-after: avoid; }
+  table { page-break-inside: auto; }
+  tr, li { break-inside: avoid; page-break-inside: avoid; }
+  thead { display: table-header-group; }
+  th { background: #eee !important; -webkit-print-color-adjust: exact; print-color-adjust: exact; }
+  .lvl-error td, .lvl-warning td { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
+  a { color: inherit; text-decoration: none; }
+  section.timeline { break-before: page; page-break-before: always; }
+}
+"""
+
+
+def h(text: Any) -> str:
+    return html.escape("" if text is None else str(text), quote=True)
+
+
+def _status(text: str) -> str:
+    cls = "".join(ch if ch.isalnum() or ch == "-" else "-" for ch in text)
+    return f'<span class="st st-{h(cls)}">{h(text)}</span>'
+
+
+def _html_table(
+    head: list[str], rows: list[list[str]], cls: str = "", row_cls: list[str] | None = None
+) -> str:
+    thead = "".join(f"<th>{h(x)}</th>" for x in head)
+    body = []
+    for i, r in enumerate(rows):
+        rc = f' class="{h(row_cls[i])}"' if row_cls and row_cls[i] else ""
+        body.append(f"<tr{rc}>" + "".join(r) + "</tr>")
+    klass = f' class="{h(cls)}"' if cls else ""
+    return f"<table{klass}><thead><tr>{thead}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _td(text: Any, cls: str = "") -> str:
+    klass = f' class="{cls}"' if cls else ""
+    return f"<td{klass}>{h(text)}</td>"
+
+
+def render_html(r: Report) -> str:
+    """One self-contained HTML file: inline CSS, no scripts, no external assets."""
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>Run report: {h(r.title)} ({h(r.run_id)})</title>",
+        f"<style>{CSS}</style></head><body>",
+        f"<h1>Run report: {h(r.title)}</h1>",
+    ]
+    rows = []
+    for k, v in summary_rows(r):
+        if k == "Result":
+            rest = v.removeprefix(f"{r.state}: ").removeprefix(r.state)
+            cell = _status(r.state) + (" " + h(rest) if rest else "")
+        else:
+            cell = h(v)
+        rows.append(f"<tr><th>{h(k)}</th><td>{cell}</td></tr>")
+    parts.append(
+        f'<section class="summary"><table class="summary">{"".join(rows)}</table></section>'
+    )
+
+    parts.append('<section class="steps"><h2>Steps</h2>')
+    if r.steps:
+        srows, scls = [], []
+        for s in r.steps:
+            cells = _step_cells(r, s)
+            srows.append(
+                [
+                    _td(cells[0], "num"),
+                    f'<td class="id">{h(s.id)}<div class="small">{h(s.title)}</div></td>',
+                    _td(s.kind),
+                    f"<td>{_status(s.status)}</td>",
+                    _td(cells[4], "time"),
+                    _td(cells[5], "time"),
+                    _td(cells[6], "num"),
+                    _td(cells[7]),
+                    _td(cells[8]),
+                    _td(cells[9]),
+                ]
+            )
+            scls.append("lvl-error" if s.status == "failed" else "")
+        parts.append(_html_table(STEP_HEAD, srows, "steps", scls))
+        for s in r.steps:
+            if s.items:
+                items = "".join(f"<li>{h(i)}</li>" for i in s.items)
+                parts.append(
+                    f'<p>Items of <code>{h(s.id)}</code> ({len(s.items)}):</p><ul class="items">{items}</ul>'
+                )
+    else:
+        parts.append('<p class="none">This run has no checklist steps.</p>')
+    parts.append("</section>")
+
+    parts.append('<section class="clients"><h2>Clients</h2>')
+    if r.clients:
+        crows, ccls = [], []
+        for c in r.clients:
+            cells = _client_cells(r, c)
+            crows.append(
+                [
+                    _td(c.host, "id"),
+                    _td(c.step, "id"),
+                    _td(c.to or ""),
+                    f"<td>{_status(c.status)}</td>",
+                    _td(c.attempts, "num"),
+                    _td(cells[5], "num"),
+                    _td(cells[6], "time"),
+                    _td(cells[7], "time"),
+                    _td(cells[8]),
+                ]
+            )
+            ccls.append({"failed": "lvl-error", "skipped": "lvl-warning"}.get(c.status, ""))
+        parts.append(_html_table(CLIENT_HEAD, crows, "clients", ccls))
+    else:
+        parts.append('<p class="none">No client switched in this run.</p>')
+    parts.append("</section>")
+
+    parts.append('<section class="decisions"><h2>Decisions</h2>')
+    if r.decisions:
+        drows = [
+            [
+                _td(clock(d.at, r.started_at), "time"),
+                _td(d.action),
+                _td(d.step, "id"),
+                _td(d.client or "", "id"),
+                _td(d.operator),
+                _td(d.reason or ""),
+                _td(d.verdict),
+            ]
+            for d in r.decisions
+        ]
+        head = ["time", "decision", "step", "client", "by", "reason", "taken"]
+        parts.append(_html_table(head, drows, "decisions"))
+    else:
+        parts.append('<p class="none">None.</p>')
+    parts.append("</section>")
+
+    parts.append('<section class="rejected"><h2>Rejected signals</h2>')
+    if r.rejected:
+        rrows = [
+            [
+                _td(clock(x.at, r.started_at), "time"),
+                _td(x.signal),
+                _td(x.step, "id"),
+                _td(x.operator),
+                _td(x.reason),
+            ]
+            for x in r.rejected
+        ]
+        parts.append(_html_table(["time", "signal", "step", "by", "reason"], rrows, "rejected"))
+    else:
+        parts.append('<p class="none">None.</p>')
+    parts.append("</section>")
+
+    parts.append('<section class="issues"><h2>Errors and warnings</h2>')
+    for title, issues, level in (
+        ("Errors", r.errors, "error"),
+        ("Warnings", r.warnings, "warning"),
+    ):
+        if not issues:
+            parts.append(f'<p><strong>{title}:</strong> <span class="none">none.</span></p>')
+            continue
+        items = "".join(f'<li class="{level}">{h(_issue_plain(r, i))}</li>' for i in issues)
+        parts.append(f'<p><strong>{title}:</strong></p><ul class="issues">{items}</ul>')
+    parts.append("</section>")
+
+    if r.final_state:
+        items = "".join(f"<li>{h(x)}</li>" for x in r.final_state)
+        parts.append(f"<section><h2>Where the devices ended up</h2><ul>{items}</ul></section>")
+
+    parts.append('<section class="timeline"><h2>Event timeline</h2>')
+    erows = [
+        [
+            _td(clock(e.at, r.started_at), "time"),
+            _td(f"+{(e.at - r.started_at).total_seconds():.1f}", "num"),
+            _td(e.event_id, "num"),
+            _td(e.step, "id"),
+            _td(e.text),
+        ]
+        for e in r.timeline
+    ]
+    ecls = [f"lvl-{e.level}" if e.level != "info" else "" for e in r.timeline]
+    parts.append(_html_table(["time", "+s", "event", "step", "what"], erows, "events", ecls))
+    parts.append("</section>")
+
+    items = "".join(f"<li>{h(x)}</li>" for x in provenance(r))
+    parts.append(f'<section class="provenance"><h2>How this report was made</h2><ul>{items}</ul>')
+    parts.append("</section></body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def _issue_plain(r: Report, i: Issue) -> str:
+    where = " ".join(
+        x
+        for x in (
+            clock(i.at, r.started_at) if i.at else "",
+            f"(event {i.event_id})" if i.event_id else "",
+            i.step if i.step and not i.step.startswith("(") else "",
+        )
+        if x
+    )
+    return (where + ": " if where else "") + i.text
+
+
+# -- the timeline for a terminal ------------------------------------------------------------
+def render_timeline(r: Report) -> str:
+    """`amsm replay --timeline`: what ran when, what failed with what error, who decided what."""
+    out = [
+        f"{r.title}   run {r.run_id}",
+        f"{r.workflow_type} by {r.initiator}; started {stamp(r.started_at)}; "
+        + (
+            f"ended {stamp(r.ended_at)} after {duration(r.seconds)}"
+            if r.ended_at
+            else f"not ended when read ({duration(r.seconds)} so far)"
+        ),
+        f"result: {r.result}",
+    ]
+    if r.serving.seconds is not None:
+        out.append(f"new main side serving after {r.serving.seconds:.1f} s ({r.serving.hms})")
+    for a in r.approximate:
+        out.append(f"note: approximate: {a}")
+    for m in r.consistency:
+        out.append(f"note: the checklist and the events disagree: {m}")
+    if r.steps:
+        out += ["", "Steps"]
+        width = max(len(s.id) for s in r.steps)
+        for s in r.steps:
+            by = s.by
+            note = s.reason if s.how == "skipped" and s.reason else s.note
+            tail = f"  {by}" if by else ""
+            tail += f': "{note}"' if note else ""
+            out.append(
+                f"  {s.n:2} {s.id:{width}}  {s.status:21} {clock(s.started_at, r.started_at):12} "
+                f"{clock(s.ended_at, r.started_at):12} {duration(s.seconds):>8}{tail}".rstrip()
+            )
+            if s.error and (s.status == "failed" or s.how == "skipped"):
+                out.append(f"{'':6}error: {s.error}")
+            elif s.message and s.status not in ("pending",):
+                out.append(f"{'':6}{s.message}")
+            for r_ in s.retried_by:
+                out.append(f"{'':6}retried by {r_}")
+            for c in s.clients or []:
+                what = c.message if c.status == "done" else (c.error or c.message or "")
+                if c.status == "skipped":
+                    what = f"{c.message}" + (f" (error: {c.error})" if c.error else "")
+                extra = f", {c.attempts} attempts" if c.attempts > 1 else ""
+                out.append(f"{'':6}{c.host}: {c.status}{extra}: {what}")
+    if r.decisions:
+        out += ["", "Decisions"]
+        for d in r.decisions:
+            target = f"{d.step} {d.client}" if d.client else d.step
+            out.append(
+                f"  {clock(d.at, r.started_at)}  {d.action} {target} by {d.operator}"
+                + (f": {d.reason}" if d.reason else "")
+                + ("" if d.verdict == "accepted" else f" ({d.verdict})")
+            )
+    if r.rejected:
+        out += ["", "Rejected signals"]
+        out += [
+            f"  {clock(x.at, r.started_at)}  {x.signal} {x.step} by {x.operator}: {x.reason}"
+            for x in r.rejected
+        ]
+    out += ["", "Events"]
+    width = max((len(e.step) for e in r.timeline), default=8)
+    for e in r.timeline:
+        mark = {"error": "!", "warning": "~"}.get(e.level, " ")
+        rel = f"+{(e.at - r.started_at).total_seconds():.1f}"
+        out.append(
+            f"  {mark} {clock(e.at, r.started_at):12} {rel:>8}  {e.event_id:>5}  "
+            f"{e.step:{width}}  {e.text}"
+        )
+    return "\n".join(out) + "\n"
+
+
+def steps_for_show(r: Report) -> list[dict[str, Any]]:
+    """The steps as `amsm show --json` lists them (for comparing the two)."""
+    keys = ("id", "kind", "status", "title", "operator", "note", "message", "error")
+    out = []
+    for s in r.steps:
+        d: dict[str, Any] = {k: getattr(s, k) for k in keys}
+        d["clients"] = (
+            [{"host": c.host, "status": c.status, "attempts": c.attempts} for c in s.clients]
+            if s.clients is not None
+            else None
+        )
+        out.append(d)
+    return out

@@ -1,0 +1,262 @@
+"""Reports, exports and replays of real lab runs: a switch with a failed client and a
+skipped step, and runs that did not complete (refused, terminated). One lab, one test:
+the switch is the slow part, the other runs take a second."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+
+import yaml
+from temporalio.client import Client
+
+from client.cli import default_operator
+from client.history import load_history_file, parse_history, reconstruct, step_table
+from inventory.load import load_inventory
+from lab.faults import set_fault
+from tests.conftest import Lab, cli, cli_json, running_worker
+from tests.integration.driving import drive
+from tests.unit.test_history_replay import amsm
+from workflows.models import OperatorSignal
+
+
+def step(shown: dict, step_id: str) -> dict:
+    return next(s for s in shown["steps"] if s["id"] == step_id)
+
+
+def retime(lab: Lab, **timing: float) -> None:
+    data = yaml.safe_load(lab.inventory_path.read_text())
+    data["timing"].update(timing)
+    lab.inventory_path.write_text(yaml.safe_dump(data, sort_keys=False))
+    lab.inventory = load_inventory(lab.inventory_path)
+
+
+def when(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def same_as_show(steps: list[dict], shown: dict) -> None:
+    """The steps read from the history say what `amsm show --json` says."""
+    keys = ("id", "kind", "status", "title", "operator", "note", "message", "error")
+    assert len(steps) == len(shown["steps"])
+    for got, want in zip(steps, shown["steps"], strict=True):
+        assert {k: got[k] for k in keys} == {k: want[k] for k in keys}, want["id"]
+        clients = [(c["host"], c["status"], c["attempts"]) for c in want.get("clients") or []]
+        assert [(c["host"], c["status"], c["attempts"]) for c in got["clients"] or []] == clients
+
+
+async def test_report_export_replay_and_timeline_of_a_lab_switch(
+    client: Client, lab_factory, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    lab = await lab_factory(editors=2, ingest=0, reboot_seconds=0.3)
+    retime(lab, reboot_timeout=1.5, max_attempts=1, replication_timeout=1)
+    set_fault(lab.dir, "ED-02", "no-reboot")
+    set_fault(lab.dir, "dsm-y", "replication-fails")
+    async with running_worker(client, lab):
+        run = (await cli_json(client, lab, "start", "switch", "--to", "Y"))["run_id"]
+        await drive(
+            client,
+            lab,
+            run,
+            "Y",
+            until=lambda s: step(s, "stop-insync")["status"] == "awaiting-confirmation",
+        )
+        handle = client.get_workflow_handle(lab.inventory.workflow_id, run_id=run)
+        # A signal that does not fit, as the Web UI could send it: rejected and recorded.
+        await handle.signal("approve", OperatorSignal(step="stop-insync", operator="mallory"))
+        shown = await drive(client, lab, run, "Y")
+        failed = [c for c in step(shown, "switch-clients")["clients"] if c["status"] == "failed"]
+        assert [c["host"] for c in failed] == ["ED-02"], shown
+        rc, out = await cli(
+            client, lab, "skip", run, "switch-clients", "--client", "ED-02",
+            "--reason", "PSU dead, swap tomorrow", "--operator", "jo",
+        )  # fmt: skip
+        assert rc == 0, out
+        shown = await drive(client, lab, run, "Y")
+        assert step(shown, "start-replication")["status"] == "failed", shown
+        rc, out = await cli(
+            client, lab, "skip", run, "start-replication",
+            "--reason", "replication started by hand from the console", "--operator", "lead",
+        )  # fmt: skip
+        assert rc == 0, out
+        shown = await drive(client, lab, run, "Y")
+        assert shown["state"] == "completed", shown
+        assert [r["reason"] for r in shown["rejected"]] == [
+            "stop-insync is a manual step: use confirm"
+        ]
+
+        # Two runs that do not complete: one refused (Y is main now), one terminated while
+        # it waits for the operator. First mend what the skipped step left undone.
+        set_fault(lab.dir, "dsm-y", "clear")
+        rc, out = await cli(client, lab, "replication", "start", "Y")
+        assert rc == 0, out
+        rc, out = await cli(client, lab, "start", "switch", "--to", "Y", "--json")
+        assert rc == 1
+        refused = json.loads(out)["run_id"]
+        back = (await cli_json(client, lab, "start", "switch", "--to", "X"))["run_id"]
+        await drive(
+            client,
+            lab,
+            back,
+            "X",
+            until=lambda s: step(s, "stop-insync")["status"] == "awaiting-confirmation",
+        )
+        await client.get_workflow_handle(lab.inventory.workflow_id, run_id=back).terminate(
+            reason="maintenance window closed"
+        )
+
+    # No worker from here on: everything below reads the history alone.
+    rc, out = await amsm("report", run, "--json", client=client, inv=lab.inventory)
+    assert rc == 0, out
+    r = json.loads(out)
+
+    # -- the summary, field by field
+    assert (r["workflow_type"], r["direction"]) == ("switch", "X -> Y")
+    assert r["initiator"] == default_operator()  # `amsm start` records who started it
+    assert (r["run_id"], r["workflow_id"], r["pair"]) == (
+        run,
+        lab.inventory.workflow_id,
+        lab.inventory.pair,
+    )
+    assert (r["status"], r["state"]) == ("completed", "completed")
+    assert r["result"] == "completed: switch complete: mirrored, Y main"
+    started, ended = when(r["started_at"]), when(r["ended_at"])
+    assert shown["steps"][0]["started_at"] >= started.isoformat(timespec="seconds")
+    assert abs(r["seconds"] - (ended - started).total_seconds()) < 1e-6
+    assert r["from_checklist"] and r["consistency"] == [] and r["approximate"] == []
+
+    # -- each step: times from the events that agree with the checklist to the second
+    assert len(r["steps"]) == 18
+    for got, want in zip(r["steps"], shown["steps"], strict=True):
+        assert got["status"] == want["status"], want["id"]
+        if want["started_at"]:
+            assert got["started_at"][:19] == want["started_at"][:19]
+            assert got["ended_at"][:19] == want["ended_at"][:19]
+            assert got["seconds"] >= 0
+    insync = next(s for s in r["steps"] if s["id"] == "stop-insync")
+    assert (insync["how"], insync["operator"], insync["note"]) == (
+        "confirmed",
+        "tester",
+        "did stop-insync",
+    )
+    gate = next(s for s in r["steps"] if s["id"] == "approve-overwrite")
+    assert (gate["how"], gate["operator"]) == ("approved", "tester")
+    repl = next(s for s in r["steps"] if s["id"] == "start-replication")
+    assert (repl["status"], repl["how"], repl["operator"], repl["reason"]) == (
+        "skipped",
+        "skipped",
+        "lead",
+        "replication started by hand from the console",
+    )
+    assert "replication failed" in repl["error"]
+
+    # -- each client: outcome and switch time
+    clients = {c["host"]: c for c in r["clients"]}
+    assert clients["ED-01"]["status"] == "done" and 0 < clients["ED-01"]["seconds"] < 30
+    ed2 = clients["ED-02"]
+    assert (ed2["status"], ed2["attempts"], ed2["message"]) == (
+        "skipped",
+        1,
+        "skipped by jo: PSU dead, swap tomorrow",
+    )
+    assert "did not come back within" in ed2["error"]
+    assert ed2["seconds"] >= 1.5
+
+    # -- decisions, rejected signals, errors and warnings
+    assert [(d["action"], d["step"], d["client"], d["operator"], d["reason"]) for d in r["decisions"]] == [
+        ("skip", "switch-clients", "ED-02", "jo", "PSU dead, swap tomorrow"),
+        ("skip", "start-replication", None, "lead", "replication started by hand from the console"),
+    ]  # fmt: skip
+    assert [(x["signal"], x["step"], x["operator"]) for x in r["rejected"]] == [
+        ("approve", "stop-insync", "mallory")
+    ]
+    errors = " / ".join(e["text"] for e in r["errors"])
+    assert "ED-02: client switch failed" in errors and "did not come back" in errors
+    assert "dsm_start_replication failed" in errors and "replication failed" in errors
+    warnings = [w["text"] for w in r["warnings"]]
+    assert "client ED-02 left behind: skipped by jo: PSU dead, swap tomorrow" in warnings
+    assert (
+        "step start-replication skipped by lead: replication started by hand from the console"
+        in warnings
+    )
+
+    # -- time until Y was serving: dsm-y-main and switch-clients done
+    ends = {s["id"]: when(s["ended_at"]) for s in r["steps"] if s["ended_at"]}
+    serving = (max(ends["dsm-y-main"], ends["switch-clients"]) - started).total_seconds()
+    assert r["serving"]["seconds"] == serving and serving > 1.5  # ED-02's reboot wait
+    assert r["serving"]["hms"] == f"0:00:{round(serving):02d}"
+
+    # -- the HTML file, and markdown to stdout
+    page = tmp_path / "report.html"
+    prefix = run[:23]  # a unique prefix, as `amsm show` takes it
+    rc, out = await amsm("report", prefix, "-o", str(page), client=client, inv=lab.inventory)
+    assert rc == 0 and out.startswith(f"wrote {page}: html report of switch run {run}")
+    html = page.read_text()
+    assert "PSU dead, swap tomorrow" in html and "@media print" in html
+    rc, md = await amsm("report", run, client=client, inv=lab.inventory)
+    assert rc == 0 and "| 16 | start-replication | auto | skipped |" in md
+
+    # -- export, then replay the exported history against today's code
+    exported = tmp_path / "run.json"
+    rc, out = await amsm("history", "export", run, "-o", str(exported), client=client, inv=lab.inventory)  # fmt: skip
+    assert rc == 0 and out.startswith(f"exported run {run} (switch, ")
+    history = await handle.fetch_history()
+    assert json.loads(exported.read_text()) == json.loads(history.to_json())
+    rc, out = await amsm("replay", str(exported))
+    assert (rc, out.strip()) == (0, f"{exported}: ok (switch, {len(history.events)} events)")
+
+    # -- the same report from the file, as it would read a year from now
+    rc, out = await amsm("report", str(exported), "--json")
+    from_file = json.loads(out)
+    assert {k: v for k, v in from_file.items() if k != "source"} == {
+        k: v for k, v in r.items() if k != "source"
+    }
+
+    # -- the timeline of the exported history matches `show`
+    rc, out = await amsm("replay", "--timeline", str(exported), "--json")
+    assert rc == 0
+    same_as_show(json.loads(out)["steps"], shown)
+    rc, text = await amsm("replay", "--timeline", str(exported))
+    assert "skip start-replication by lead: replication started by hand from the console" in text
+    assert "dsm_start_replication failed" in text and "replication failed" in text
+    # and the events alone (no checklist result) reconstruct what `show` says
+    run_h = parse_history(load_history_file(exported))
+    rec = reconstruct(run_h, step_table("switch", run_h.input))
+    for got, want in zip(rec.steps, shown["steps"], strict=True):
+        assert (got.status, got.operator, got.note, got.error) == (
+            want["status"],
+            want["operator"],
+            want["note"],
+            want["error"],
+        ), want["id"]
+
+    # -- a refused run: failed before any step
+    rc, out = await amsm("report", refused, "--json", client=client, inv=lab.inventory)
+    assert rc == 0, out
+    r = json.loads(out)
+    assert (r["status"], r["state"]) == ("failed", "failed")
+    assert r["result"] == "failed: switch to Y refused: Y is already main (mirrored, Y main)"
+    assert [s["status"] for s in r["steps"]] == ["pending"] * 18
+    assert r["serving"]["seconds"] is None
+    assert r["serving"]["basis"].startswith("not reached: dsm-y-main is pending")
+    assert r["errors"][-1]["text"].startswith("run failed: switch to Y refused")
+
+    # -- a terminated run: the steps so far, reconstructed from the events
+    rc, out = await amsm("report", "current", "--json", client=client, inv=lab.inventory)
+    r = json.loads(out)
+    assert r["run_id"] == back
+    assert (r["status"], r["state"]) == ("terminated", "aborted")
+    assert "terminated" in r["result"] and "maintenance window closed" in r["result"]
+    assert not r["from_checklist"]
+    assert "reconstructed from the events" in r["approximate"][0]
+    status = {s["id"]: s["status"] for s in r["steps"]}
+    assert [status[k] for k in ("stop-replication", "switch-browse", "stop-insync")] == [
+        "done",
+        "done",
+        "awaiting-confirmation",
+    ]
+    assert status["start-allsync"] == "pending"
+
+    rc, out = await amsm("report", "0000", client=client, inv=lab.inventory)
+    assert rc == 2 and out.startswith("amsm: no run of pair")

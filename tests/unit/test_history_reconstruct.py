@@ -1,0 +1,464 @@
+"""Reading runs from their histories alone: the committed histories, and histories of runs
+that did not complete (cut short, terminated, a failed step), built from them."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from client.history import (
+    HistoryError,
+    RunHistory,
+    check_against_checklist,
+    history_from_json,
+    load_history_file,
+    parse_history,
+    reconstruct,
+    step_table,
+)
+
+HISTORIES = Path(__file__).parents[1] / "histories"
+ALL = sorted(HISTORIES.glob("*.json"))
+CHECKLIST_RUNS = [p for p in ALL if not p.name.startswith("client-switch")]
+
+
+# -- helpers for building histories (also used by the report tests) ---------------------------
+def events_of(name: str) -> list[dict[str, Any]]:
+    return json.loads((HISTORIES / name).read_text())["events"]
+
+
+def until(events: list[dict[str, Any]], last: int) -> list[dict[str, Any]]:
+    return [e for e in events if int(e["eventId"]) <= last]
+
+
+def event(events: list[dict[str, Any]], event_id: int) -> dict[str, Any]:
+    return next(e for e in events if int(e["eventId"]) == event_id)
+
+
+def payload(value: Any) -> dict[str, Any]:
+    return {
+        "metadata": {"encoding": base64.b64encode(b"json/plain").decode()},
+        "data": base64.b64encode(json.dumps(value).encode()).decode(),
+    }
+
+
+def decoded(p: dict[str, Any]) -> Any:
+    return json.loads(base64.b64decode(p["data"]))
+
+
+def signal(eid: int, at: str, name: str, value: Any, identity: str = "4242@ops") -> dict[str, Any]:
+    return {
+        "eventId": str(eid),
+        "eventTime": at,
+        "eventType": "EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED",
+        "workflowExecutionSignaledEventAttributes": {
+            "signalName": name,
+            "input": {"payloads": [payload(value)]},
+            "identity": identity,
+        },
+    }
+
+
+def run_of(events: list[dict[str, Any]], name: str = "synthetic.json") -> RunHistory:
+    return parse_history(history_from_json({"events": events}, name), name)
+
+
+def committed(name: str) -> RunHistory:
+    return parse_history(load_history_file(HISTORIES / name), name)
+
+
+# -- the committed histories --------------------------------------------------------------------
+@pytest.mark.parametrize("path", ALL, ids=[p.name for p in ALL])
+def test_every_committed_history_reads(path: Path) -> None:
+    run = parse_history(load_history_file(path), path.name)
+    assert run.status == "completed" and run.ended_at is not None
+    assert run.run_id and run.event_count == len(json.loads(path.read_text())["events"])
+    assert run.ended_at > run.started_at
+    rec = reconstruct(run)
+    assert rec.approximate == []
+    if run.workflow_type != "client-switch":
+        assert run.checklist is not None
+        # The events and the engine's own record agree, to the second.
+        assert check_against_checklist(rec, run.checklist) == []
+
+
+@pytest.mark.parametrize("path", CHECKLIST_RUNS, ids=[p.name for p in CHECKLIST_RUNS])
+def test_events_alone_give_the_checklist(path: Path) -> None:
+    """Without the result (today's step table, events only) the walk finds what the
+    engine recorded: status, who, note, error and every client's outcome."""
+    run = parse_history(load_history_file(path), path.name)
+    assert run.checklist is not None
+    rec = reconstruct(run, step_table(run.workflow_type, run.input))
+    assert [s.id for s in rec.steps] == [s.id for s in run.checklist.steps]
+    for want, got in zip(run.checklist.steps, rec.steps, strict=True):
+        assert (got.status, got.operator, got.note, got.error) == (
+            want.status,
+            want.operator,
+            want.note,
+            want.error,
+        ), want.id
+        assert [(c.host, c.status) for c in got.clients or []] == [
+            (c.host, c.status) for c in want.clients or []
+        ]
+        if want.started_at:
+            assert got.started_at is not None
+            assert got.started_at.isoformat(timespec="seconds") == want.started_at
+    assert rec.state == run.checklist.state
+
+
+def test_a_switch_read_from_its_events() -> None:
+    run = committed("switch-with-client-decisions.json")
+    assert run.workflow_type == "switch" and run.input["to"] == "Y"
+    assert run.patches == ["verify-manual-steps"]
+    types = [a.type for a in run.activities]
+    assert types[:2] == ["get_timing", "probe_pair"] and "dsm_start_replication" in types
+    # Signals carry who and what; decisions their reason and client.
+    decide = [s for s in run.signals if s.name == "decide"]
+    assert [(s.action, s.client, s.operator, s.reason) for s in decide] == [
+        ("skip", "ED-03", "jo", "broken PSU"),
+        ("retry", None, "root", None),
+    ]
+    # Four child workflows: ED-02's second attempt has its own id.
+    assert [c.workflow_id.rsplit("-", 2)[-2:] for c in run.children][-1] == ["02", "2"]
+    failed = {c.host: c.error for c in run.children if c.ok is False}
+    assert set(failed) == {"ED-02", "ED-03"}
+    assert "did not come back within 3 s" in (failed["ED-03"] or "")
+    rec = reconstruct(run)
+    clients = {c.host: c for c in rec.step("switch-clients").clients or []}
+    assert clients["ED-02"].attempts == 2 and clients["ED-02"].status == "done"
+    assert clients["ED-02"].earlier_errors and clients["ED-03"].status == "skipped"
+    # Every step's times come from the history, in order, each ending where the next starts.
+    steps = rec.steps
+    for a, b in zip(steps, steps[1:], strict=False):
+        assert a.ended_at is not None and b.started_at is not None
+        assert a.started_at is not None and a.started_at <= a.ended_at <= b.started_at
+    assert steps[0].started_at is not None and steps[0].started_at > run.started_at
+    assert steps[-1].ended_at is not None and steps[-1].ended_at <= (run.ended_at or run.started_at)
+
+
+def test_a_signal_from_the_temporal_cli_says_so() -> None:
+    run = committed("switch-x-to-y.json")
+    first = run.signals[0]
+    assert (first.step, first.operator, first.via) == ("stop-insync", "ui-user", "temporal CLI")
+
+
+# -- runs that did not complete -------------------------------------------------------------
+def test_a_run_still_running_when_exported() -> None:
+    """Cut after both client switches failed: the run waits for a decision."""
+    run = run_of(until(events_of("switch-with-client-decisions.json"), 107))
+    assert run.status == "running" and run.checklist is None and run.ended_at is None
+    rec = reconstruct(run)
+    assert rec.state == "awaiting-operator"
+    s = rec.step("switch-clients")
+    assert s.status == "running"
+    assert {c.host: c.status for c in s.clients or []} == {
+        "ED-01": "done",
+        "ED-02": "failed",
+        "ED-03": "failed",
+    }
+    assert rec.step("dsm-y-main").status == "done"
+    assert [x.status for x in rec.steps[11:]] == ["pending"] * 7
+
+
+def test_a_terminated_run() -> None:
+    events = until(events_of("switch-with-client-decisions.json"), 107)
+    events.append(
+        {
+            "eventId": "108",
+            "eventTime": "2026-11-25T09:38:10.5Z",
+            "eventType": "EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED",
+            "workflowExecutionTerminatedEventAttributes": {
+                "reason": "lab torn down",
+                "identity": "admin@ops",
+            },
+        }
+    )
+    run = run_of(events)
+    assert run.status == "terminated"
+    assert run.close_message == "terminated by admin@ops: lab torn down"
+    rec = reconstruct(run)
+    assert rec.state == "aborted"
+    assert rec.entries[-1].text == "run terminated: terminated by admin@ops: lab torn down"
+
+
+def failed_replication(skip: bool = False) -> list[dict[str, Any]]:
+    """switch-x-to-y with start-replication failing (and, if `skip`, skipped by the lead)."""
+    events = until(events_of("switch-x-to-y.json"), 131)
+    done = event(events, 128)
+    assert event(events, 126)["activityTaskScheduledEventAttributes"]["activityType"] == {
+        "name": "dsm_start_replication"
+    }
+    failed = {
+        "eventId": "128",
+        "eventTime": done["eventTime"],
+        "eventType": "EVENT_TYPE_ACTIVITY_TASK_FAILED",
+        "activityTaskFailedEventAttributes": {
+            "failure": {
+                "message": "dsm-y: replication failed; last counts {'dsm-y': 120, 'dsm-x': 0}",
+                "applicationFailureInfo": {"type": "ReplicationFailed"},
+            },
+            "scheduledEventId": "126",
+            "startedEventId": "127",
+            "retryState": "RETRY_STATE_MAXIMUM_ATTEMPTS_REACHED",
+        },
+    }
+    events[events.index(done)] = failed
+    if skip:
+        events.append(
+            signal(
+                132,
+                "2026-11-25T09:38:35Z",
+                "decide",
+                {
+                    "step": "start-replication",
+                    "action": "skip",
+                    "operator": "lead",
+                    "reason": "started by hand from the console",
+                },
+            )
+        )
+    return events
+
+
+def test_a_failed_step_has_the_device_error() -> None:
+    run = run_of(failed_replication())
+    call = next(a for a in run.activities if a.type == "dsm_start_replication")
+    assert call.outcome == "failed" and call.error_type == "ReplicationFailed"
+    assert call.error == "dsm-y: replication failed; last counts {'dsm-y': 120, 'dsm-x': 0}"
+    rec = reconstruct(run)
+    s = rec.step("start-replication")
+    assert (s.status, s.error) == ("failed", call.error)
+    assert s.ended_at is None  # a failed step has not ended: it waits for a decision
+    assert rec.state == "awaiting-operator"
+    errors = [e for e in rec.entries if e.level == "error"]
+    assert [e.step for e in errors] == ["start-replication"] and call.error in errors[0].text
+
+
+def test_a_skipped_step_records_who_and_why() -> None:
+    rec = reconstruct(run_of(failed_replication(skip=True)))
+    s = rec.step("start-replication")
+    assert (s.status, s.operator, s.note) == (
+        "skipped",
+        "lead",
+        "skipped: started by hand from the console",
+    )
+    assert s.error and s.ended_at is not None
+    # start-insync is now waiting for its confirmation.
+    assert rec.step("start-insync").status == "awaiting-confirmation"
+
+
+def test_signals_that_do_not_fit_are_judged_rejected_as_the_engine_would() -> None:
+    events = until(events_of("switch-with-client-decisions.json"), 107)
+    at = "2026-11-25T09:38:10.01Z"
+    for n, (name, value) in enumerate(
+        [
+            ("confirm", {"step": "check-projects", "operator": "eve"}),
+            ("approve", {"step": "stop-insync", "operator": "eve"}),
+            ("confirm", {"step": "approve-overwrite", "operator": "eve"}),
+            ("confirm", {"step": "no-such-step", "operator": "eve"}),
+            ("decide", {"step": "switch-clients", "action": "skip", "operator": "eve"}),
+            (
+                "decide",
+                {"step": "switch-clients", "action": "skip", "client": "ED-01"}
+                | {"operator": "eve", "reason": "x"},
+            ),
+            ("decide", {"step": "dsm-x-backup", "action": "retry", "operator": "eve"}),
+            (
+                "decide",
+                {"step": "switch-clients", "action": "skip", "client": "ED-03"}
+                | {"operator": "jo", "reason": "broken PSU"},
+            ),
+        ],
+        start=108,
+    ):
+        events.append(signal(n, at, name, value))
+    run = run_of(events)
+    rec = reconstruct(run)
+    verdicts = [(s.verdict, s.rejection) for s in run.signals if s.event_id >= 108]
+    assert verdicts == [
+        ("rejected", "check-projects is pending, not awaiting-confirmation"),
+        ("rejected", "stop-insync is a manual step: use confirm"),
+        ("rejected", "approve-overwrite is a gate: use approve"),
+        ("rejected", "no step 'no-such-step' in this workflow"),
+        ("rejected", "skip needs a reason"),
+        ("rejected", "no failed client ED-01 in switch-clients (failed: ED-02, ED-03)"),
+        ("rejected", "dsm-x-backup is done; only a failed step can be retried or skipped"),
+        ("accepted", None),
+    ]
+    clients = {c.host: c for c in rec.step("switch-clients").clients or []}
+    assert clients["ED-03"].status == "skipped"
+    assert clients["ED-03"].message == "skipped by jo: broken PSU"
+    warned = [e.text for e in rec.entries if e.level == "warning"]
+    assert len(warned) == 7 and all("REJECTED" in w for w in warned)
+
+
+def test_an_abort_ends_the_run_aborted() -> None:
+    events = until(events_of("switch-with-client-decisions.json"), 107)
+    events.append(
+        signal(
+            108,
+            "2026-11-25T09:38:10.0Z",
+            "decide",
+            {"action": "abort", "operator": "lead", "reason": "rollback window closed"},
+        )
+    )
+    events.append(
+        signal(
+            109,
+            "2026-11-25T09:38:10.1Z",
+            "decide",
+            {"action": "abort", "operator": "other", "reason": "twice"},
+        )
+    )
+    events.append(
+        {
+            "eventId": "110",
+            "eventTime": "2026-11-25T09:38:11Z",
+            "eventType": "EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED",
+            "workflowExecutionCompletedEventAttributes": {"result": {"payloads": []}},
+        }
+    )
+    run = run_of(events)
+    rec = reconstruct(run)
+    assert rec.state == "aborted" and rec.abort is not None and rec.abort.operator == "lead"
+    assert [s.verdict for s in run.signals if s.event_id >= 108] == ["accepted", "ignored"]
+    s = rec.step("switch-clients")
+    assert s.status == "skipped" and s.note == "not done: run aborted"
+
+
+# -- histories that cannot be read ------------------------------------------------------------
+def test_unreadable_histories_say_what_and_where(tmp_path: Path) -> None:
+    cases = {
+        "missing.json": None,
+        "text.json": "not json",
+        "list.json": "[1, 2]",
+        "empty.json": '{"events": []}',
+        "nostart.json": json.dumps({"events": [event(events_of("switch-x-to-y.json"), 5)]}),
+    }
+    want = {
+        "missing.json": "no such file",
+        "text.json": "not JSON (line 1",
+        "list.json": "not a workflow history (expected an object with 'events'",
+        "empty.json": "the history has no events",
+        "nostart.json": "the first event is not WorkflowExecutionStarted",
+    }
+    for name, text in cases.items():
+        p = tmp_path / name
+        if text is not None:
+            p.write_text(text)
+        with pytest.raises(HistoryError) as e:
+            load_history_file(p)
+        assert str(e.value).startswith(f"{p}") and want[name] in str(e.value), str(e.value)
+        assert "\n" not in str(e.value) and e.value.code == 2
+
+
+# -- updates (what `amsm confirm/approve/skip/retry` send) and malformed signals -------------
+def as_updates(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The same run, with every operator signal sent as the CLI sends it now: an update,
+    handled by the workflow task right after it (as the signal was)."""
+    names = {"confirm": "confirm-step", "approve": "approve-step", "decide": "decide-step"}
+    out = []
+    for e in events:
+        attrs = e.get("workflowExecutionSignaledEventAttributes")
+        if not attrs:
+            out.append(e)
+            continue
+        out.append(
+            {
+                "eventId": e["eventId"],
+                "eventTime": e["eventTime"],
+                "eventType": "EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED",
+                "workflowExecutionUpdateAcceptedEventAttributes": {
+                    "protocolInstanceId": f"u{e['eventId']}",
+                    "acceptedRequestMessageId": f"u{e['eventId']}/request",
+                    "acceptedRequestSequencingEventId": str(int(e["eventId"]) + 1),
+                    "acceptedRequest": {
+                        "meta": {"updateId": f"u{e['eventId']}", "identity": "4242@ops"},
+                        "input": {"name": names[attrs["signalName"]], "args": attrs["input"]},
+                    },
+                },
+            }
+        )
+    return out
+
+
+def test_updates_are_read_like_signals() -> None:
+    run = run_of(as_updates(events_of("switch-with-client-decisions.json")))
+    assert run.checklist is not None
+    assert {s.channel for s in run.signals} == {"update"}
+    assert [s.name for s in run.signals][:2] == ["confirm", "confirm"]
+    rec = reconstruct(run)
+    assert check_against_checklist(rec, run.checklist) == [] and rec.approximate == []
+    assert all(s.verdict == "accepted" for s in run.signals)
+
+
+def test_a_malformed_signal_is_rejected_as_the_engine_does() -> None:
+    events = until(events_of("switch-with-client-decisions.json"), 107)
+    events.append(signal(108, "2026-11-25T09:38:10Z", "confirm", {"operator": "ui"}))
+    events.append(signal(109, "2026-11-25T09:38:10Z", "decide", "retry please"))
+    run = run_of(events)
+    reconstruct(run)
+    bad = [s for s in run.signals if s.event_id >= 108]
+    assert [(s.verdict, s.step, s.operator, s.rejection) for s in bad] == [
+        ("rejected", "?", "?", "malformed payload: step: Field required"),
+        ("rejected", "?", "?", "malformed payload: payload: Input should be a valid dictionary"),
+    ]
+
+
+def test_only_the_pairs_operators_may_act() -> None:
+    """When the inventory names the operators (get_capabilities), anyone else is refused,
+    by signal (recorded as rejected) or by update (the workflow answers 'refused: ...')."""
+    events = until(events_of("switch-with-client-decisions.json"), 107)
+    scheduled, done = event(events, 5), event(events, 7)
+    scheduled["activityTaskScheduledEventAttributes"]["activityType"]["name"] = "get_capabilities"
+    caps = {"insync_service": False, "allsync_service": False, "operators": ["tester", "jo"]}
+    done["activityTaskCompletedEventAttributes"]["result"]["payloads"] = [payload(caps)]
+    at = "2026-11-25T09:38:10Z"
+    skip = {"step": "switch-clients", "action": "skip", "client": "ED-03", "reason": "PSU"}
+    events.append(signal(108, at, "decide", skip | {"operator": "eve"}))
+    events += [
+        {
+            "eventId": "109",
+            "eventTime": at,
+            "eventType": "EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED",
+            "workflowExecutionUpdateAcceptedEventAttributes": {
+                "acceptedRequestSequencingEventId": "105",
+                "acceptedRequest": {
+                    "meta": {"updateId": "u1", "identity": "1@cli"},
+                    "input": {
+                        "name": "decide-step",
+                        "args": {"payloads": [payload(skip | {"operator": "mallory"})]},
+                    },
+                },
+            },
+        },
+        {
+            "eventId": "110",
+            "eventTime": at,
+            "eventType": "EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED",
+            "workflowExecutionUpdateCompletedEventAttributes": {
+                "meta": {"updateId": "u1"},
+                "outcome": {
+                    "success": {
+                        "payloads": [payload("refused: mallory is not an operator of this pair")]
+                    }
+                },
+            },
+        },
+    ]
+    events.append(signal(111, at, "decide", skip | {"operator": "JO"}))
+    run = run_of(events)
+    rec = reconstruct(run)
+    late = [s for s in run.signals if s.event_id >= 108]
+    assert [(s.operator, s.channel, s.verdict, s.rejection) for s in late] == [
+        ("eve", "signal", "rejected", "eve is not an operator of this pair"),
+        ("mallory", "update", "rejected", "mallory is not an operator of this pair"),
+        ("JO", "signal", "accepted", None),
+    ]
+    assert rec.approximate == []
+    clients = {c.host: c.status for c in rec.step("switch-clients").clients or []}
+    assert clients["ED-03"] == "skipped"
