@@ -1,8 +1,10 @@
 """Committed histories replay against the current workflow code (no server needed).
 
 A change that would break running workflows fails here; make such changes with
-workflow.patched and keep the old history. Record new ones with
-`AMSM_RECORD_HISTORIES=tests/histories pytest tests/integration/test_switch.py`.
+workflow.patched and keep the old history. `tests/histories/v1/` holds histories
+recorded before the patches (verify-manual-steps, automate-sync-steps,
+state-search-attribute, child-id-random-tag); `tests/histories/` the current code's.
+Record new ones with `AMSM_RECORD_HISTORIES=tests/histories pytest tests/integration`.
 """
 
 from pathlib import Path
@@ -14,14 +16,21 @@ from temporalio.worker import Replayer
 
 from workers.worker import WORKFLOWS
 
-HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
+ROOT = Path(__file__).parent / "histories"
+HISTORIES = sorted(ROOT.rglob("*.json"))
 
 
-def test_there_are_histories_to_replay() -> None:
-    assert any(p.name.startswith("switch-") for p in HISTORIES)
+KINDS = ("switch-", "split-main", "split-switch-", "restore-", "client-switch-")
 
 
-@pytest.mark.parametrize("path", HISTORIES, ids=[p.name for p in HISTORIES])
+@pytest.mark.parametrize("where", [ROOT, ROOT / "v1"], ids=["current", "v1"])
+def test_there_is_a_history_of_every_workflow_kind(where: Path) -> None:
+    names = [p.name for p in where.glob("*.json")]
+    for kind in KINDS:
+        assert any(n.startswith(kind) for n in names), (where, kind)
+
+
+@pytest.mark.parametrize("path", HISTORIES, ids=[str(p.relative_to(ROOT)) for p in HISTORIES])
 async def test_history_replays(path: Path) -> None:
     history = WorkflowHistory.from_json(path.stem, path.read_text())
     result = await Replayer(
