@@ -173,30 +173,28 @@ async def smartbins_set(
     return f"SmartBins on {drv.name} " + (f"running in {mode.lower()} mode" if run else "stopped")
 
 
-async def browse_stop(drv: HostDriver, comp: BrowseComponent) -> str:
+async def _browse_services(drv: HostDriver, comp: BrowseComponent, run: bool) -> str:
+    """Start or stop every service of a Browse component; no-op for those already there."""
+    want = "Running" if run else "Stopped"
+    verb = "started" if run else "stopped"
     svc = await services(drv, comp.services)
-    running = [n for n in comp.services if svc.get(n) != "Stopped"]
-    if not running:
-        return f"Browse {comp.name} already stopped"
-    await drv.run(*[ps.stop_service(n) for n in running])
+    todo = [n for n in comp.services if svc.get(n) != want]
+    if not todo:
+        return f"Browse {comp.name} already {'running' if run else 'stopped'}"
+    await drv.run(*[(ps.start_service if run else ps.stop_service)(n) for n in todo])
     svc = await services(drv, comp.services)
-    still = [n for n in comp.services if svc.get(n) != "Stopped"]
+    still = [n for n in comp.services if svc.get(n) != want]
     if still:
-        raise CommandFailed(drv.name, f"services still running: {', '.join(still)}")
-    return f"Browse {comp.name} stopped ({', '.join(running)})"
+        raise CommandFailed(drv.name, f"services not {verb}: {', '.join(still)}")
+    return f"Browse {comp.name} {verb} ({', '.join(todo)})"
+
+
+async def browse_stop(drv: HostDriver, comp: BrowseComponent) -> str:
+    return await _browse_services(drv, comp, run=False)
 
 
 async def browse_start(drv: HostDriver, comp: BrowseComponent) -> str:
-    svc = await services(drv, comp.services)
-    stopped = [n for n in comp.services if svc.get(n) != "Running"]
-    if not stopped:
-        return f"Browse {comp.name} already running"
-    await drv.run(*[ps.start_service(n) for n in stopped])
-    svc = await services(drv, comp.services)
-    still = [n for n in comp.services if svc.get(n) != "Running"]
-    if still:
-        raise CommandFailed(drv.name, f"services did not start: {', '.join(still)}")
-    return f"Browse {comp.name} started"
+    return await _browse_services(drv, comp, run=True)
 
 
 async def browse_switch(drv: HostDriver, comp: BrowseComponent, inv: Inventory, to: Side) -> str:
