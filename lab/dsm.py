@@ -175,6 +175,11 @@ async def run_replicator(
     state = LabState(directory)
     while True:
         try:
+            if not (x_path.exists() and y_path.exists()):
+                # A DSM that does not answer (lab fault): nothing replicates meanwhile,
+                # and connecting would create an empty database in its place.
+                await asyncio.sleep(interval)
+                continue
             failing = frozenset(
                 h
                 for h, f in (await asyncio.to_thread(read_dsm_faults, state)).items()

@@ -8,19 +8,24 @@ table (`dsm_faults`); `amsm lab serve` picks both up within a fraction of a seco
 - `no-reboot`: the next restart never comes back (until `clear`, which boots it).
 - `slow-reboot S`: restarts take S seconds.
 - DSM `replication-fails`: replication from that DSM turns `failed` while it is set.
+- DSM `unreachable`: the DSM stops answering (its database file is taken away until
+  `clear`), so every ODBC connection to it fails.
 """
 
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
 from lab import LabError
+from lab.dsm import dsm_path
 from lab.state import NEVER, LabState, Txn
 
 HOST_FAULTS = ("unreachable", "no-reboot", "slow-reboot", "clear")
-DSM_FAULTS = ("replication-fails", "clear")
+DSM_FAULTS = ("replication-fails", "unreachable", "clear")
+_DB_SUFFIXES = ("", "-wal", "-shm")
 
 
 def dsm_faults(txn: Txn) -> dict[str, str]:
@@ -45,7 +50,12 @@ def set_fault(directory: str | Path, target: str, kind: str, seconds: float | No
             str(info["dsm"]).lower(): str(info["dsm"]) for info in txn.topology["sides"].values()
         }
         if target.lower() in dsms:
-            return _dsm_fault(txn, dsms[target.lower()], kind)
+            side = next(
+                s
+                for s, info in txn.topology["sides"].items()
+                if str(info["dsm"]).lower() == target.lower()
+            )
+            return _dsm_fault(txn, dsms[target.lower()], kind, dsm_path(directory, side))
         doc = txn.host(target)
         if doc is None:
             known = ", ".join(sorted(dsms.values()))
@@ -53,10 +63,14 @@ def set_fault(directory: str | Path, target: str, kind: str, seconds: float | No
         return _host_fault(txn, doc, kind, seconds)
 
 
-def _dsm_fault(txn: Txn, dsm: str, kind: str) -> str:
+def _dsm_fault(txn: Txn, dsm: str, kind: str, db: Path) -> str:
     if kind not in DSM_FAULTS:
         raise LabError(f"a DSM fault is one of {', '.join(DSM_FAULTS)}, not {kind!r}")
     faults = dsm_faults(txn)
+    if kind == "unreachable":
+        _take_away(db)
+    elif kind == "clear" and faults.get(dsm) == "unreachable":
+        _bring_back(db)
     if kind == "clear":
         faults.pop(dsm, None)
     else:
@@ -65,6 +79,28 @@ def _dsm_fault(txn: Txn, dsm: str, kind: str) -> str:
         "INSERT OR REPLACE INTO meta (key, value) VALUES ('dsm_faults', ?)", (json.dumps(faults),)
     )
     return f"{dsm}: " + ("faults cleared" if kind == "clear" else f"{kind} set")
+
+
+def _take_away(db: Path) -> None:
+    """Move the DSM's files aside (WAL folded in first), so connections fail."""
+    if not db.exists():
+        return
+    conn = sqlite3.connect(db, timeout=10)
+    try:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        conn.close()
+    for suffix in _DB_SUFFIXES:
+        part = Path(f"{db}{suffix}")
+        if part.exists():
+            part.rename(f"{db}{suffix}.down")
+
+
+def _bring_back(db: Path) -> None:
+    for suffix in _DB_SUFFIXES:
+        part = Path(f"{db}{suffix}.down")
+        if part.exists():
+            part.rename(f"{db}{suffix}")
 
 
 def _host_fault(txn: Txn, doc: dict[str, Any], kind: str, seconds: float | None) -> str:

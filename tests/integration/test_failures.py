@@ -266,3 +266,37 @@ async def test_nas_head_down_while_a_manual_step_is_verified(client: Client, lab
         assert step(shown, "stop-allsync")["message"] == "confirmed and verified"
         rc, out = await cli(client, lab, "abort", run, "--reason", "test over")
         assert rc == 0, out
+
+
+async def test_dsm_that_stops_answering_mid_switch(client: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
+    lab = await lab_factory(editors=1, ingest=0)
+    retime(lab, max_attempts=2)
+    async with running_worker(client, lab):
+        run = (await cli_json(client, lab, "start", "switch", "--to", "Y"))["run_id"]
+        await drive(
+            client,
+            lab,
+            run,
+            "Y",
+            until=lambda s: step(s, "approve-overwrite")["status"] == "awaiting-approval",
+        )
+        set_fault(lab.dir, "dsm-y", "unreachable")
+        status = await cli_json(client, lab, "status")
+        assert status["dsm"]["Y"]["state"] == "Not Responding" and status["mode"] == "inconsistent"
+        shown = await drive(
+            client,
+            lab,
+            run,
+            "Y",
+            until=lambda s: step(s, "start-replication")["status"] == "failed",
+            timeout=60,
+        )
+        s = step(shown, "start-replication")
+        assert s["error"].startswith("dsm-y: ") and "ODBC" in s["error"], s
+        set_fault(lab.dir, "dsm-y", "clear")
+        rc, out = await cli(client, lab, "retry", run, "start-replication")
+        assert rc == 0, out
+        final = await drive(client, lab, run, "Y")
+        assert final["state"] == "completed", final
+        status = await cli_json(client, lab, "status")
+        assert (status["mode"], status["main"]) == ("mirrored", "Y")
