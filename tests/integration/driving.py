@@ -29,6 +29,10 @@ def hands_for(lab: Lab, step: str, to: Side, stop_allsync_on: Side | None = None
         set_allsync(lab.dir, to, running=True)
 
 
+def step(shown: dict, step_id: str) -> dict:
+    return next(s for s in shown["steps"] if s["id"] == step_id)
+
+
 def waiting_step(shown: dict) -> dict | None:
     for s in shown["steps"]:
         if s["status"] in ("awaiting-confirmation", "awaiting-approval", "failed"):

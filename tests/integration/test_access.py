@@ -11,11 +11,7 @@ from temporalio.client import Client
 
 from inventory.load import load_inventory
 from tests.conftest import Lab, cli, cli_json, running_worker
-from tests.integration.driving import drive
-
-
-def step(shown: dict, step_id: str) -> dict:
-    return next(s for s in shown["steps"] if s["id"] == step_id)
+from tests.integration.driving import drive, step
 
 
 async def test_operators_act_viewers_read_others_are_refused(

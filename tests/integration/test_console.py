@@ -7,11 +7,7 @@ import json
 from temporalio.client import Client
 
 from tests.conftest import cli, cli_json, running_worker
-from tests.integration.driving import drive
-
-
-def step(shown: dict, step_id: str) -> dict:
-    return next(s for s in shown["steps"] if s["id"] == step_id)
+from tests.integration.driving import drive, step
 
 
 async def test_watch_notice_and_runs(client: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]

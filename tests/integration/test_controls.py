@@ -11,7 +11,7 @@ from inventory.load import load_inventory
 from lab.faults import set_fault
 from lab.state import LabState
 from tests.conftest import Lab, cli, cli_json, running_worker
-from tests.integration.driving import drive
+from tests.integration.driving import drive, step
 
 ALLSYNC_SERVICE = "AllSync Scheduler"
 
@@ -28,10 +28,6 @@ def enable_allsync_service(lab: Lab) -> None:
     data.setdefault("devices", {})["allsync_service"] = ALLSYNC_SERVICE
     lab.inventory_path.write_text(yaml.safe_dump(data, sort_keys=False))
     lab.inventory = load_inventory(lab.inventory_path)
-
-
-def step(shown: dict, step_id: str) -> dict:
-    return next(s for s in shown["steps"] if s["id"] == step_id)
 
 
 async def ok(client: Client, lab: Lab, *argv: str) -> dict:

@@ -17,11 +17,7 @@ from lab.faults import set_fault
 from lab.media import ingest
 from lab.state import LabState
 from tests.conftest import Lab, cli, cli_json, record_run, running_worker
-from tests.integration.driving import drive
-
-
-def step(shown: dict, step_id: str) -> dict:
-    return next(s for s in shown["steps"] if s["id"] == step_id)
+from tests.integration.driving import drive, step
 
 
 def volume(lab: Lab, side: str) -> dict[str, str]:

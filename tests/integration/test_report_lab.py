@@ -16,13 +16,9 @@ from client.history import load_history_file, parse_history, reconstruct, step_t
 from inventory.load import load_inventory
 from lab.faults import set_fault
 from tests.conftest import Lab, cli, cli_json, running_worker
-from tests.integration.driving import drive
+from tests.integration.driving import drive, step
 from tests.unit.test_history_replay import amsm
 from workflows.models import OperatorSignal
-
-
-def step(shown: dict, step_id: str) -> dict:
-    return next(s for s in shown["steps"] if s["id"] == step_id)
 
 
 def retime(lab: Lab, **timing: float) -> None:

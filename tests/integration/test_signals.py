@@ -10,12 +10,8 @@ import pytest
 from temporalio.client import Client, WorkflowUpdateFailedError
 
 from tests.conftest import TEMPORAL, Lab, cli_json, running_worker
-from tests.integration.driving import drive
+from tests.integration.driving import drive, step
 from workflows.models import Decision, OperatorSignal
-
-
-def step(shown: dict, step_id: str) -> dict:
-    return next(s for s in shown["steps"] if s["id"] == step_id)
 
 
 async def temporal_signal(lab: Lab, run: str, name: str, payload: str) -> None:

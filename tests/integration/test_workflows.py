@@ -10,11 +10,7 @@ from temporalio.client import Client
 from inventory.load import load_inventory
 from lab.hands import set_insync
 from tests.conftest import Lab, cli, cli_json, record_run, running_worker
-from tests.integration.driving import drive
-
-
-def step(shown: dict, step_id: str) -> dict:
-    return next(s for s in shown["steps"] if s["id"] == step_id)
+from tests.integration.driving import drive, step
 
 
 def sides(status: dict) -> dict[str, str | None]:

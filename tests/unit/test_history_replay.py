@@ -27,7 +27,8 @@ from workflows.client_switch import ClientSwitchWorkflow
 from workflows.models import Checklist, ClientProgress, ClientSwitchInput, StepState, SwitchInput
 from workflows.switch import SwitchWorkflow
 
-HISTORIES = Path(__file__).parents[1] / "histories"
+# The histories these tests were written against (recorded before four patches).
+HISTORIES = Path(__file__).parents[1] / "histories" / "v1"
 
 
 def parser() -> argparse.ArgumentParser:
