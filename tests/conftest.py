@@ -62,6 +62,20 @@ class Lab:
     proc: subprocess.Popen[bytes]
     address: str
 
+    def edit_inventory(self, **fields: Any) -> None:
+        """Change the lab's inventory (`timing` and `devices` are merged) and reload it."""
+        data = yaml.safe_load(self.inventory_path.read_text())
+        for key, value in fields.items():
+            if key in ("timing", "devices"):
+                data.setdefault(key, {}).update(value)
+            else:
+                data[key] = value
+        self.inventory_path.write_text(yaml.safe_dump(data, sort_keys=False))
+        self.inventory = load_inventory(self.inventory_path)
+
+    def retime(self, **timing: float) -> None:
+        self.edit_inventory(timing=timing)
+
     @property
     def env(self) -> dict[str, str]:
         return {

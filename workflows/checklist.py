@@ -287,9 +287,7 @@ class StepRunner:
         self.publish()
 
     # -- waiting ---------------------------------------------------------------------------------
-    async def wait(
-        self, ready: Callable[[], bool], step: StepState | None = None, remind: float = 0
-    ) -> None:
+    async def wait(self, ready: Callable[[], bool], remind: float = 0) -> None:
         """Wait for `ready` or an abort; refresh the reminder of how long it has waited."""
         while True:
             cond = lambda: ready() or self.abort is not None  # noqa: E731
@@ -374,9 +372,7 @@ class StepRunner:
             step.status = "awaiting-approval" if step.kind == "gate" else "awaiting-confirmation"
             step.waiting_since = self.now()
             self.publish()
-            await self.wait(
-                lambda: step.id in self._signals or step.id in self._decisions, step, remind
-            )
+            await self.wait(lambda: step.id in self._signals or step.id in self._decisions, remind)
             step.waiting_since = None
             if step.id in self._decisions:
                 self.skip(step, self._decisions.pop(step.id))

@@ -6,10 +6,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-import yaml
 from temporalio.client import Client
 
-from inventory.load import load_inventory
 from tests.conftest import Lab, cli, cli_json, running_worker
 from tests.integration.driving import drive, step
 
@@ -20,10 +18,7 @@ async def test_operators_act_viewers_read_others_are_refused(
     monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
 ) -> None:
     lab: Lab = await lab_factory(editors=1, ingest=0)
-    data = yaml.safe_load(lab.inventory_path.read_text())
-    data.update(operators=["ann"], viewers=["vic"])
-    lab.inventory_path.write_text(yaml.safe_dump(data, sort_keys=False))
-    lab.inventory = load_inventory(lab.inventory_path)
+    lab.edit_inventory(operators=["ann"], viewers=["vic"])
     async with running_worker(client, lab):
         monkeypatch.setenv("AMSM_OPERATOR", "vic")
         assert (await cli_json(client, lab, "status"))["mode"] == "mirrored"  # a viewer reads

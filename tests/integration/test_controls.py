@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-import yaml
 from temporalio.client import Client
 
-from inventory.load import load_inventory
 from lab.faults import set_fault
 from lab.state import LabState
 from tests.conftest import Lab, cli, cli_json, running_worker
@@ -24,10 +22,7 @@ def enable_allsync_service(lab: Lab) -> None:
             running = "AllSync" in doc.get("processes", [])
             doc.setdefault("services", {})[ALLSYNC_SERVICE] = "Running" if running else "Stopped"
             doc["service_processes"] = {ALLSYNC_SERVICE: "AllSync"}
-    data = yaml.safe_load(lab.inventory_path.read_text())
-    data.setdefault("devices", {})["allsync_service"] = ALLSYNC_SERVICE
-    lab.inventory_path.write_text(yaml.safe_dump(data, sort_keys=False))
-    lab.inventory = load_inventory(lab.inventory_path)
+    lab.edit_inventory(devices={"allsync_service": ALLSYNC_SERVICE})
 
 
 async def ok(client: Client, lab: Lab, *argv: str) -> dict:
@@ -102,10 +97,7 @@ async def test_controls_refused_while_a_run_goes_on_unless_they_mend_it(
 ) -> None:  # type: ignore[no-untyped-def]
     lab = await lab_factory(editors=1, ingest=0)
     enable_allsync_service(lab)
-    data = yaml.safe_load(lab.inventory_path.read_text())
-    data["timing"].update(max_attempts=1, replication_timeout=2)
-    lab.inventory_path.write_text(yaml.safe_dump(data, sort_keys=False))
-    lab.inventory = load_inventory(lab.inventory_path)
+    lab.retime(max_attempts=1, replication_timeout=2)
     async with running_worker(client, lab):
         set_fault(lab.dir, "dsm-y", "replication-fails")
         run = (await cli_json(client, lab, "start", "switch", "--to", "Y"))["run_id"]

@@ -20,10 +20,8 @@ import subprocess
 import time
 from collections import Counter
 
-import yaml
 from temporalio.client import Client
 
-from inventory.load import load_inventory
 from lab.state import LabState
 from tests.conftest import AMSM, Lab, cli_json
 from tests.integration.driving import drive
@@ -81,10 +79,7 @@ def changes_since(lab: Lab, since: int) -> list[tuple[str, str, str]]:
 
 
 async def run_trials(client: Client, lab: Lab, seed: int, trials: int) -> None:
-    data = yaml.safe_load(lab.inventory_path.read_text())
-    data["timing"].update(heartbeat_timeout=1.5, max_attempts=30)
-    lab.inventory_path.write_text(yaml.safe_dump(data, sort_keys=False))
-    lab.inventory = load_inventory(lab.inventory_path)
+    lab.retime(heartbeat_timeout=1.5, max_attempts=30)
     rng = random.Random(seed)
     workers = Workers(lab)
     workers.start()

@@ -6,13 +6,11 @@ import asyncio
 import socket
 
 import pytest
-import yaml
 from temporalio.client import Client
 
 from activities.devices import DeviceActivities
 from activities.drivers import devices as dev
 from activities.drivers.errors import RULE_PURGE_BACKUP_ONLY, InterlockRefused
-from inventory.load import load_inventory
 from lab.faults import set_fault
 from lab.media import ingest
 from lab.state import LabState
@@ -31,13 +29,6 @@ def clips(lab: Lab, side: str) -> set[str]:
         for p in volume(lab, side)
         if p.lower().startswith("v:\\vibrantavifiles\\")
     }
-
-
-def retime(lab: Lab, **timing: float) -> None:
-    data = yaml.safe_load(lab.inventory_path.read_text())
-    data["timing"].update(timing)
-    lab.inventory_path.write_text(yaml.safe_dump(data, sort_keys=False))
-    lab.inventory = load_inventory(lab.inventory_path)
 
 
 async def wait_for(check, what: str, timeout: float = 30) -> None:  # type: ignore[no-untyped-def]
@@ -111,7 +102,7 @@ async def test_restore_purges_real_orphans_on_the_backup_side_only(
 
 async def test_failed_client_is_retried_or_skipped_on_its_own(client: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
     lab = await lab_factory(editors=3, ingest=0, reboot_seconds=0.3)
-    retime(lab, reboot_timeout=3, max_attempts=1)
+    lab.retime(reboot_timeout=3, max_attempts=1)
     set_fault(lab.dir, "ED-02", "no-reboot")
     set_fault(lab.dir, "ED-03", "no-reboot")
     async with running_worker(client, lab):
@@ -175,7 +166,7 @@ async def test_failed_client_is_retried_or_skipped_on_its_own(client: Client, la
 
 async def test_failed_step_waits_then_retry_succeeds(client: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
     lab = await lab_factory(editors=1, ingest=0)
-    retime(lab, max_attempts=2, replication_timeout=2)
+    lab.retime(max_attempts=2, replication_timeout=2)
     async with running_worker(client, lab):
         set_fault(lab.dir, "dsm-y", "replication-fails")
         # Drive a switch to its end: replication from Y fails, the run waits for a decision.
@@ -229,7 +220,7 @@ async def test_nas_head_down_while_a_manual_step_is_verified(client: Client, lab
     from lab.hands import set_allsync, set_insync
 
     lab = await lab_factory(editors=1, ingest=0)
-    retime(lab, max_attempts=2)
+    lab.retime(max_attempts=2)
     async with running_worker(client, lab):
         run = (await cli_json(client, lab, "start", "switch", "--to", "Y"))["run_id"]
         await drive(
@@ -266,7 +257,7 @@ async def test_nas_head_down_while_a_manual_step_is_verified(client: Client, lab
 
 async def test_dsm_that_stops_answering_mid_switch(client: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
     lab = await lab_factory(editors=1, ingest=0)
-    retime(lab, max_attempts=2)
+    lab.retime(max_attempts=2)
     async with running_worker(client, lab):
         run = (await cli_json(client, lab, "start", "switch", "--to", "Y"))["run_id"]
         await drive(

@@ -8,24 +8,15 @@ import json
 from datetime import datetime
 from pathlib import Path
 
-import yaml
 from temporalio.client import Client
 
 from client.cli import default_operator
 from client.history import load_history_file, parse_history, reconstruct, step_table
-from inventory.load import load_inventory
 from lab.faults import set_fault
-from tests.conftest import Lab, cli, cli_json, running_worker
+from tests.conftest import cli, cli_json, running_worker
 from tests.integration.driving import drive, step
 from tests.unit.test_history_replay import amsm
 from workflows.models import OperatorSignal
-
-
-def retime(lab: Lab, **timing: float) -> None:
-    data = yaml.safe_load(lab.inventory_path.read_text())
-    data["timing"].update(timing)
-    lab.inventory_path.write_text(yaml.safe_dump(data, sort_keys=False))
-    lab.inventory = load_inventory(lab.inventory_path)
 
 
 def when(text: str) -> datetime:
@@ -46,7 +37,7 @@ async def test_report_export_replay_and_timeline_of_a_lab_switch(
     client: Client, lab_factory, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
     lab = await lab_factory(editors=2, ingest=0, reboot_seconds=0.3)
-    retime(lab, reboot_timeout=1.5, max_attempts=1, replication_timeout=1)
+    lab.retime(reboot_timeout=1.5, max_attempts=1, replication_timeout=1)
     set_fault(lab.dir, "ED-02", "no-reboot")
     set_fault(lab.dir, "dsm-y", "replication-fails")
     async with running_worker(client, lab):

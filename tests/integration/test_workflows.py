@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-import yaml
 from temporalio.client import Client
 
-from inventory.load import load_inventory
 from lab.hands import set_insync
 from tests.conftest import Lab, cli, cli_json, record_run, running_worker
 from tests.integration.driving import drive, step
@@ -198,10 +196,7 @@ async def test_abort_during_client_switches_leaves_no_client_half_done(
 ) -> None:  # type: ignore[no-untyped-def]
     lab: Lab = await lab_factory(editors=3, ingest=1, reboot_seconds=1.0)
     # One client at a time, so an abort finds clients in flight and clients not started.
-    data = yaml.safe_load(lab.inventory_path.read_text())
-    data["timing"]["max_parallel_clients"] = 1
-    lab.inventory_path.write_text(yaml.safe_dump(data, sort_keys=False))
-    lab.inventory = load_inventory(lab.inventory_path)
+    lab.retime(max_parallel_clients=1)
     async with running_worker(client, lab):
         run = (await cli_json(client, lab, "start", "switch", "--to", "Y"))["run_id"]
         await drive(
