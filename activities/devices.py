@@ -472,7 +472,11 @@ class DeviceActivities:
         return StepResult(message=await dev.client_prepare(self.host(c), c, self.inv, inp.to))
 
     async def _reboot(self, h: Host, what: str) -> StepResult:
-        """Restart a host and wait until it is back with a later boot time.
+        """Restart a host and wait until it is back, with a later boot time, for good.
+
+        Back means up with the same boot for `timing.settle_time`: a host in a boot
+        loop (a third boot seen since the restart) fails at once, naming the host, so
+        the operator decides instead of the retries hiding it.
 
         Resumable: the boot time before the restart and whether the restart was
         sent are kept in the heartbeat details, so a retry after a worker crash
@@ -490,13 +494,26 @@ class DeviceActivities:
             before = (await dev.boot_time(drv)).timestamp()
         activity.heartbeat(before, sent)
         deadline = started + t.reboot_timeout
+        boots: list[float] = []  # boot times seen since the restart
+        up_since = 0.0
         while True:
             try:
                 now_boot = (await dev.boot_time(drv)).timestamp()
                 if now_boot > before:
-                    took = time.monotonic() - started
-                    return StepResult(message=f"{h.host} restarted{what} in {took:.1f} s")
-                if not sent:
+                    if not boots or boots[-1] != now_boot:
+                        boots.append(now_boot)
+                        up_since = time.monotonic()
+                        if len(boots) >= 3:
+                            raise CommandFailed(
+                                h.host,
+                                f"keeps restarting by itself after the restart{what}: "
+                                f"{len(boots)} boots in {time.monotonic() - started:.0f} s, "
+                                f"none stayed up {t.settle_time:g} s (a boot loop?)",
+                            )
+                    if time.monotonic() - up_since >= t.settle_time:
+                        took = up_since - started
+                        return StepResult(message=f"{h.host} restarted{what} in {took:.1f} s")
+                elif not sent:
                     try:
                         await drv.run_one(dev.ps.restart_computer())
                     except Unreachable:
@@ -506,6 +523,12 @@ class DeviceActivities:
                 pass  # down while it reboots
             activity.heartbeat(before, sent)
             if time.monotonic() > deadline:
+                if boots:
+                    raise CommandFailed(
+                        h.host,
+                        f"came back after the restart{what} but did not stay up "
+                        f"{t.settle_time:g} s within {t.reboot_timeout:.0f} s",
+                    )
                 raise CommandFailed(
                     h.host, f"did not come back within {t.reboot_timeout:.0f} s of restart{what}"
                 )

@@ -217,9 +217,21 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("target", metavar="HOST|DSM")
     c.add_argument(
         "kind",
-        choices=["unreachable", "no-reboot", "slow-reboot", "replication-fails", "clear"],
+        choices=[
+            "unreachable",
+            "no-reboot",
+            "slow-reboot",
+            "flapping",
+            "replication-fails",
+            "clear",
+        ],
     )
-    c.add_argument("seconds", type=float, nargs="?", help="for slow-reboot")
+    c.add_argument(
+        "seconds",
+        type=float,
+        nargs="?",
+        help="slow-reboot: how long a restart takes; flapping: how long each boot lasts",
+    )
     c.add_argument("--dir", required=True)
     c = lab.add_parser("ingest", help="record a clip on one side (files on V:, an asset)")
     c.add_argument("--side", required=True, type=str.upper, choices=["X", "Y"])

@@ -291,6 +291,11 @@ class Timing(_Strict):
 
     reboot_timeout: float = Field(900, gt=0, description="one client reboot, down and up")
     poll_interval: float = Field(2.0, gt=0)
+    settle_time: float = Field(
+        20,
+        ge=0,
+        description="a restarted host counts as back once it has stayed up this long",
+    )
     heartbeat_timeout: float = Field(30, gt=0)
     operation_timeout: float = Field(120, gt=0, description="one device operation")
     replication_timeout: float = Field(120, gt=0, description="replication to report a state")

@@ -7,6 +7,8 @@ table (`dsm_faults`); `amsm lab serve` picks both up within a fraction of a seco
   back without a reboot.
 - `no-reboot`: the next restart never comes back (until `clear`, which boots it).
 - `slow-reboot S`: restarts take S seconds.
+- `flapping S`: a boot loop from the next restart on: every boot lasts S seconds (default
+  1), then the host restarts by itself, until `clear`.
 - DSM `replication-fails`: replication from that DSM turns `failed` while it is set.
 - DSM `unreachable`: the DSM stops answering (its database file is taken away until
   `clear`), so every ODBC connection to it fails.
@@ -23,7 +25,7 @@ from lab import LabError
 from lab.dsm import dsm_path
 from lab.state import NEVER, LabState, Txn
 
-HOST_FAULTS = ("unreachable", "no-reboot", "slow-reboot", "clear")
+HOST_FAULTS = ("unreachable", "no-reboot", "slow-reboot", "flapping", "clear")
 DSM_FAULTS = ("replication-fails", "unreachable", "clear")
 _DB_SUFFIXES = ("", "-wal", "-shm")
 
@@ -110,6 +112,9 @@ def _host_fault(txn: Txn, doc: dict[str, Any], kind: str, seconds: float | None)
     fault = doc.get("fault") or {}
     if kind == "clear":
         doc["fault"] = None
+        crashes = txn.crashes()
+        if crashes.pop(str(name).lower(), None) is not None:
+            txn.set_crashes(crashes)
         until = doc.get("down_until")
         if fault.get("kind") == "unreachable" and until is not None and until >= NEVER:
             doc["down_until"] = txn.now()
@@ -122,6 +127,12 @@ def _host_fault(txn: Txn, doc: dict[str, Any], kind: str, seconds: float | None)
             raise LabError("slow-reboot needs SECONDS greater than 0")
         doc["fault"] = {"kind": kind, "seconds": float(seconds)}
         return f"{name}: restarts take {seconds:g} s"
+    if kind == "flapping":
+        up = 1.0 if seconds is None else seconds
+        if up <= 0:
+            raise LabError("flapping needs SECONDS (how long each boot lasts) greater than 0")
+        doc["fault"] = {"kind": kind, "seconds": float(up)}
+        return f"{name}: from its next restart on, every boot lasts {up:g} s (a boot loop)"
     if kind == "unreachable":
         doc["fault"] = {"kind": kind, "was_down": doc.get("down_until") is not None}
         doc["down_until"] = NEVER

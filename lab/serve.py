@@ -117,6 +117,8 @@ class _Supervisor:
         self._failed_at: dict[str, float] = {}
 
     async def step(self) -> None:
+        for name in await asyncio.to_thread(self.state.crash_due):
+            log.info("%s: restarts by itself (boot loop)", name)
         down = {n.lower(): u for n, u in (await asyncio.to_thread(self.state.down_hosts)).items()}
         now = time.time()
         due: list[str] = []

@@ -86,6 +86,16 @@ class Txn:
     def reboot_seconds(self) -> float:
         return float(self.meta("reboot_seconds"))
 
+    def crashes(self) -> dict[str, float]:
+        """{host key: when it restarts by itself} of the hosts in a boot loop."""
+        row = self.conn.execute("SELECT value FROM meta WHERE key = 'crashes'").fetchone()
+        return {str(k): float(v) for k, v in json.loads(row[0]).items()} if row else {}
+
+    def set_crashes(self, crashes: dict[str, float]) -> None:
+        self.conn.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('crashes', ?)", (json.dumps(crashes),)
+        )
+
     # -- hosts ------------------------------------------------------------------------------
     def now(self) -> float:
         return self._now
@@ -189,6 +199,12 @@ def boot(txn: Txn, doc: dict[str, Any]) -> None:
     if doc.pop("resume_without_boot", False):
         return  # the network came back; the machine never went down
     doc["boot_time"] = int(txn.now() * 1000)
+    fault = doc.get("fault") or {}
+    if fault.get("kind") == "flapping":
+        # A boot loop: this boot does not last; the serve loop restarts it when due.
+        crashes = txn.crashes()
+        crashes[str(doc["name"]).lower()] = txn.now() + float(fault.get("seconds", 1.0))
+        txn.set_crashes(crashes)
     doc["processes"] = list(doc.get("autostart", []))
     iscsi = doc.get("iscsi")
     if iscsi is None:
@@ -373,6 +389,33 @@ class LabState:
                 "SELECT name, down_until FROM hosts WHERE down_until IS NOT NULL"
             ).fetchall()
         return {str(n): float(u) for n, u in rows}
+
+    def crash_due(self) -> list[str]:
+        """Restart the hosts of a boot loop whose time is up; returns their names.
+
+        A cheap read first: the serve loop calls this every round.
+        """
+        with self._reader_lock:
+            if self._reader is None:
+                self._reader = self.connect()
+            row = self._reader.execute("SELECT value FROM meta WHERE key = 'crashes'").fetchone()
+        if row is None or not any(float(t) <= time.time() for t in json.loads(row[0]).values()):
+            return []
+        crashed: list[str] = []
+        with self.transaction() as txn:
+            crashes = txn.crashes()
+            for key, when in list(crashes.items()):
+                if when > txn.now():
+                    continue
+                del crashes[key]
+                doc = txn.host(key)
+                fault = (doc or {}).get("fault") or {}
+                if doc is None or fault.get("kind") != "flapping" or doc.get("down_until"):
+                    continue
+                doc["down_until"] = txn.now() + reboot_time(doc, txn.reboot_seconds)
+                crashed.append(str(doc["name"]))
+            txn.set_crashes(crashes)
+        return crashed
 
     def boot_due(self, names: list[str]) -> list[str]:
         """Boot those of `names` whose reboot time has passed, in one transaction.

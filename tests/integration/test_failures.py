@@ -287,3 +287,44 @@ async def test_dsm_that_stops_answering_mid_switch(client: Client, lab_factory) 
         assert final["state"] == "completed", final
         status = await cli_json(client, lab, "status")
         assert (status["mode"], status["main"]) == ("mirrored", "Y")
+
+
+async def test_client_in_a_boot_loop_fails_with_its_reason_and_a_retry_after_clear_succeeds(
+    client: Client, lab_factory
+) -> None:  # type: ignore[no-untyped-def]
+    lab = await lab_factory(editors=2, ingest=0, reboot_seconds=0.3)
+    lab.retime(settle_time=1.5)
+    # From its next restart on, every boot of ED-02 lasts 0.4 s: shorter than the settle time.
+    assert "boot loop" in set_fault(lab.dir, "ED-02", "flapping", 0.4)
+    async with running_worker(client, lab):
+        run = (await cli_json(client, lab, "start", "switch", "--to", "Y"))["run_id"]
+        await drive(
+            client, lab, run, "Y", until=lambda s: step(s, "switch-clients")["status"] != "pending"
+        )
+        for _ in range(300):
+            shown = await cli_json(client, lab, "show", run)
+            by_host = {c["host"]: c for c in step(shown, "switch-clients").get("clients") or []}
+            if by_host.get("ED-02", {}).get("status") == "failed" and (
+                by_host.get("ED-01", {}).get("status") == "done"
+            ):
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError(f"ED-02 did not fail: {step(shown, 'switch-clients')}")
+        # Not stuck and not retried blindly: the run waits and its checklist says why.
+        error = by_host["ED-02"]["error"] or ""
+        assert "ED-02: keeps restarting by itself after the restart (1/2)" in error, error
+        assert "boot loop" in error and by_host["ED-02"]["attempts"] == 1
+        assert shown["state"] == "awaiting-operator"
+        rc, text = await cli(client, lab, "show", run)
+        assert "ED-02: failed" in text and "keeps restarting" in text, text
+
+        set_fault(lab.dir, "ED-02", "clear")
+        rc, out = await cli(client, lab, "retry", run, "switch-clients")
+        assert rc == 0, out
+        final = await drive(client, lab, run, "Y")
+        assert final["state"] == "completed", final
+        by_host = {c["host"]: c for c in step(final, "switch-clients")["clients"]}
+        assert by_host["ED-02"]["status"] == "done" and by_host["ED-02"]["attempts"] == 2
+        status = await cli_json(client, lab, "status")
+        assert (status["mode"], status["main"]) == ("mirrored", "Y")
