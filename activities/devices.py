@@ -497,6 +497,7 @@ class DeviceActivities:
         boots: list[float] = []  # boot times seen since the restart
         up_since = 0.0
         while True:
+            settling = False
             try:
                 now_boot = (await dev.boot_time(drv)).timestamp()
                 if now_boot > before:
@@ -507,12 +508,13 @@ class DeviceActivities:
                             raise CommandFailed(
                                 h.host,
                                 f"keeps restarting by itself after the restart{what}: "
-                                f"{len(boots)} boots in {time.monotonic() - started:.0f} s, "
+                                f"{len(boots)} boots seen in {time.monotonic() - started:.0f} s, "
                                 f"none stayed up {t.settle_time:g} s (a boot loop?)",
                             )
                     if time.monotonic() - up_since >= t.settle_time:
                         took = up_since - started
                         return StepResult(message=f"{h.host} restarted{what} in {took:.1f} s")
+                    settling = True
                 elif not sent:
                     try:
                         await drv.run_one(dev.ps.restart_computer())
@@ -532,7 +534,13 @@ class DeviceActivities:
                 raise CommandFailed(
                     h.host, f"did not come back within {t.reboot_timeout:.0f} s of restart{what}"
                 )
-            await asyncio.sleep(t.poll_interval)
+            delay = t.poll_interval
+            if settling:
+                # Up and settling: one look when the settle time is over (a boot in
+                # between shows as a later boot time), heartbeating on the way.
+                left = up_since + t.settle_time - time.monotonic()
+                delay = max(delay, min(left, t.heartbeat_timeout / 3))
+            await asyncio.sleep(delay)
 
     @activity.defn(name="client_reboot")
     @translate_errors

@@ -53,3 +53,24 @@ def set_allsync(directory: str | Path, side: str, running: bool) -> str:
         host = topo["sides"][side]["nas_cifs"]
         process = topo["devices"]["allsync_process"]
         return _set_process(txn, host, process, "AllSync", running)
+
+
+def do_manual_step(
+    directory: str | Path, step: str, to: str, stop_allsync_on: str | None = None
+) -> str:
+    """What the operator does at the device before ticking a manual step.
+
+    `to` is the side that is main at the end of the run: AllSync starts on its NAS
+    head, and stops on the other side's (or on `stop_allsync_on`). Steps with nothing
+    to do at a device (gates, other manual steps) return an empty sentence.
+    """
+    other = {"X": "Y", "Y": "X"}[to.upper()]
+    if step == "stop-insync":
+        return set_insync(directory, running=False)
+    if step == "start-insync":
+        return set_insync(directory, running=True)
+    if step == "stop-allsync":
+        return set_allsync(directory, stop_allsync_on or other, running=False)
+    if step == "start-allsync":
+        return set_allsync(directory, to, running=True)
+    return ""

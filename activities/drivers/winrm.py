@@ -49,6 +49,54 @@ COMMAND = "powershell.exe"
 MAX_OPERATION_TIMEOUT_SECONDS = 20
 # Threads for pywinrm calls: as many hosts as the worker may drive at once.
 _POOL = ThreadPoolExecutor(max_workers=64, thread_name_prefix="amsm-winrm")
+# A session (its keep-alive HTTPS connection, authenticated once for NTLM) is reused
+# for the next command to the same host when it has been idle no longer than this.
+SESSION_IDLE_SECONDS = 30.0
+SESSIONS_PER_HOST = 8
+
+
+class _Sessions:
+    """Idle pywinrm Protocols by endpoint and credentials, for reuse.
+
+    Without it every command pays a TCP and TLS handshake and, for NTLM, a full
+    authentication: most of a worker's CPU when hundreds of clients switch at once.
+    A connection the host closed (a restart) is noticed by urllib3, which opens a new
+    one, so a reused session never answers for a host that went down.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._idle: dict[tuple[Any, ...], list[tuple[float, Protocol]]] = {}
+
+    def take(self, key: tuple[Any, ...]) -> Protocol | None:
+        now = time.monotonic()
+        with self._lock:
+            entries = self._idle.get(key, [])
+            fresh = [(at, p) for at, p in entries if now - at <= SESSION_IDLE_SECONDS]
+            stale = [p for at, p in entries if now - at > SESSION_IDLE_SECONDS]
+            found = fresh.pop()[1] if fresh else None
+            self._idle[key] = fresh
+        for p in stale:
+            _close(p)
+        return found
+
+    def give(self, key: tuple[Any, ...], p: Protocol) -> None:
+        with self._lock:
+            entries = self._idle.setdefault(key, [])
+            if len(entries) < SESSIONS_PER_HOST:
+                entries.append((time.monotonic(), p))
+                return
+        _close(p)
+
+
+def _close(p: Protocol) -> None:
+    try:
+        p.transport.close_session()
+    except Exception as e:  # closing a dead connection: nothing to keep
+        log.debug("WinRM session close failed: %s", type(e).__name__)
+
+
+_SESSIONS = _Sessions()
 
 
 def command_arguments(script_text: str) -> list[str]:
@@ -126,16 +174,43 @@ class WinRmHostDriver(HostDriver):
         p.transport.read_timeout_sec = (self._connect_timeout, read)  # type: ignore[assignment]
         return p
 
+    def _session_key(self) -> tuple[Any, ...]:
+        w = self.host.winrm_settings
+        s = self._secret
+        return (
+            self.endpoint,
+            w.scheme,
+            w.auth,
+            s.username,
+            s.password,
+            str(self._ca_file),
+            self.timeout,
+            self._connect_timeout,
+        )
+
     def _run_sync(
         self, script_text: str, deadline: float, cancelled: threading.Event
     ) -> ExecResult:
-        p = self._protocol()
+        key = self._session_key()
+        p = _SESSIONS.take(key) or self._protocol()
         try:
-            shell_id = p.open_shell(codepage=65001, noprofile=True)
+            result = self._run_in(p, script_text, deadline, cancelled)
         except BaseException:
-            p.transport.close_session()
+            _close(p)
             raise
+        if result[1]:
+            _SESSIONS.give(key, p)
+        else:
+            _close(p)
+        return result[0]
+
+    def _run_in(
+        self, p: Protocol, script_text: str, deadline: float, cancelled: threading.Event
+    ) -> tuple[ExecResult, bool]:
+        """Run the script in a new shell of `p`; (its result, whether `p` is fit for reuse)."""
+        shell_id = p.open_shell(codepage=65001, noprofile=True)
         command_id: str | None = None
+        clean = True
         try:
             command_id = p.run_command(
                 shell_id, COMMAND, command_arguments(script_text), skip_cmd_shell=True
@@ -152,7 +227,7 @@ class WinRmHostDriver(HostDriver):
                     continue  # still running: ask again
                 out.append(o)
                 err.append(e)
-            return ExecResult(
+            result = ExecResult(
                 status,
                 b"".join(out).decode("utf-8", errors="replace"),
                 b"".join(err).decode("utf-8", errors="replace"),
@@ -164,12 +239,15 @@ class WinRmHostDriver(HostDriver):
                 if command_id is not None:
                     p.cleanup_command(shell_id, command_id)
             except Exception as e:
+                clean = False
                 log.debug("%s: WinRM Signal failed: %s", self.name, type(e).__name__)
             finally:
                 try:
                     p.close_shell(shell_id)
                 except Exception as e:
+                    clean = False
                     log.debug("%s: WinRM Delete failed: %s", self.name, type(e).__name__)
+        return result, clean
 
     # -- HostDriver ---------------------------------------------------------------------------
     async def _execute(self, script_text: str) -> ExecResult:

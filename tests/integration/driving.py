@@ -8,25 +8,14 @@ from collections.abc import Awaitable, Callable
 
 from temporalio.client import Client
 
-from inventory.models import Side, other
-from lab.hands import set_allsync, set_insync
+from inventory.models import Side
+from lab.hands import do_manual_step
 from tests.conftest import Lab, cli, cli_json
 
 
 def hands_for(lab: Lab, step: str, to: Side, stop_allsync_on: Side | None = None) -> None:
-    """What the operator does at the device before ticking a manual step.
-
-    `to` is the side that is main at the end of the run: AllSync starts on its NAS
-    head, and stops on the other side's (or on `stop_allsync_on`).
-    """
-    if step == "stop-insync":
-        set_insync(lab.dir, running=False)
-    elif step == "start-insync":
-        set_insync(lab.dir, running=True)
-    elif step == "stop-allsync":
-        set_allsync(lab.dir, stop_allsync_on or other(to), running=False)
-    elif step == "start-allsync":
-        set_allsync(lab.dir, to, running=True)
+    """What the operator does at the device before ticking a manual step."""
+    do_manual_step(lab.dir, step, to, stop_allsync_on)
 
 
 def step(shown: dict, step_id: str) -> dict:

@@ -1,0 +1,77 @@
+"""The benchmark's operator: starts a run and ticks its manual steps, like a person would.
+
+Every command goes through the CLI's own code path (`client.commands.run_command`),
+in this process, so the figures include what an operator's `amsm confirm` costs.
+The lab's hands do the manual work first (InSync and AllSync stopped or started).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from temporalio.client import Client
+
+from bench.stack import BenchError, LabUnderTest
+from client.cli import CliError, build_parser
+from client.commands import run_command
+from lab.hands import do_manual_step
+
+
+async def amsm(client: Client, lab: LabUnderTest, *argv: str) -> str:
+    """One `amsm` command in process; its output, or BenchError with it."""
+    args = build_parser().parse_args(["--inventory", str(lab.inventory_path), *argv])
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        try:
+            rc = await run_command(client, args, lab.inventory)
+        except CliError as e:
+            raise BenchError(f"amsm {' '.join(argv)}: {e}") from None
+    if rc != 0:
+        raise BenchError(f"amsm {' '.join(argv)} exited {rc}: {out.getvalue().strip()}")
+    return out.getvalue()
+
+
+@dataclass
+class Drive:
+    run_id: str
+    final: dict[str, Any] = field(default_factory=dict)
+    # step id -> when the operator sent its confirm/approve (this machine's clock, UTC)
+    sent: dict[str, datetime] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+async def switch(client: Client, lab: LabUnderTest, to: str, timeout: float) -> Drive:
+    """Start a switch to `to` and drive it to its end; BenchError when it does not end well."""
+    started = time.monotonic()
+    out = await amsm(client, lab, "start", "switch", "--to", to, "--operator", "bench", "--json")
+    drive = Drive(run_id=json.loads(out)["run_id"])
+    while True:
+        if time.monotonic() - started > timeout:
+            raise BenchError(f"run {drive.run_id} did not end within {timeout:.0f} s")
+        shown = json.loads(await amsm(client, lab, "show", drive.run_id, "--json"))
+        if shown["state"] not in ("running", "awaiting-operator"):
+            drive.final, drive.seconds = shown, time.monotonic() - started
+            if shown["state"] != "completed":
+                raise BenchError(f"run {drive.run_id} ended {shown['state']}")
+            return drive
+        for s in shown["steps"]:
+            failed = [c["host"] for c in s.get("clients") or [] if c["status"] == "failed"]
+            if s["status"] == "failed" or failed:
+                raise BenchError(
+                    f"run {drive.run_id}: step {s['id']} failed: {s.get('error') or failed}"
+                )
+            if s["status"] in ("awaiting-confirmation", "awaiting-approval"):
+                verb = "approve" if s["status"] == "awaiting-approval" else "confirm"
+                do_manual_step(lab.dir, s["id"], to)
+                drive.sent[s["id"]] = datetime.now(UTC)
+                await amsm(client, lab, verb, drive.run_id, s["id"], "--operator", "bench")
+                break
+        else:
+            await asyncio.sleep(0.2)

@@ -1,0 +1,72 @@
+"""The reduced benchmark (N = 50, short reboots): every figure is there and plausible.
+
+The real numbers come from `make bench`; this checks that the benchmark runs end to
+end on a clean machine and measures what it says, not how fast this machine is.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.timeout(600)
+def test_reduced_benchmark_writes_every_figure(tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--clients",
+            "1,50",
+            "--reboot",
+            "0.5",
+            "--status-devices",
+            "60",
+            "--name",
+            "ci",
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=580,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads((out / "ci.json").read_text())
+    assert result["reboot_seconds"] == 0.5 and result["machine"]["cpus"]
+    one, fifty = result["sizes"]
+    assert (one["clients"], fifty["clients"]) == (1, 50)
+    assert fifty["clients_switched"] == 50 and one["clients_switched"] == 1
+    for r in (one, fifty):
+        # A switch of clients takes at least two lab reboots; the step at least one client.
+        assert r["client_seconds_median"] >= 2 * 0.5
+        assert r["step_seconds"] >= r["client_seconds_min"]
+        assert r["ratio"] == pytest.approx(r["step_seconds"] / r["client_seconds_median"], 1e-2)
+        assert 1.0 <= r["projected_ratio"] <= r["ratio"]
+        assert r["overhead_ms"]["count"] >= 5 and r["overhead_ms"]["median"] is not None
+        assert r["confirm_to_activity_ms"]["count"] >= 2
+        assert 0 < r["confirm_to_activity_ms"]["median"] < 60_000
+        assert r["parent_events"] > 50 and r["largest_child_events"] > 5
+        assert r["worker_peak_mb"] > 20
+        assert set(r["cpu_seconds"]) == {"temporal", "lab", "worker"}
+    assert one["marginal_ms"] is None
+    expected = (fifty["step_seconds"] - one["step_seconds"]) / 49 * 1000
+    assert fifty["marginal_ms"] == pytest.approx(expected, abs=0.2)
+    status = result["status"]
+    assert status["devices"] == 60 and len(status["runs"]) == 6
+    assert 0 < status["median_seconds"] <= status["max_seconds"]
+    goals = {g["goal"]: g for g in result["goals"]}
+    assert len(goals) == 6
+    assert goals["ratio at N = 100"]["met"] is None  # not measured at these sizes
+    assert goals["parent history at N = 50"]["value"] == fifty["parent_events"]
+    table = (out / "ci.md").read_text()
+    assert "| 50 |" in table and "`amsm status` on 60 devices" in table
