@@ -189,6 +189,18 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("file", metavar="FILE")
 
     s = sub.add_parser("worker", help="run a worker for the inventory's pair")
+    s.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        default=os.environ.get("AMSM_LOG_FORMAT") or "text",
+        help="json: one object per line with run id, step and host (env AMSM_LOG_FORMAT)",
+    )
+    s.add_argument(
+        "--metrics",
+        default=os.environ.get("AMSM_METRICS") or None,
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics on http://HOST:PORT/metrics (env AMSM_METRICS)",
+    )
 
     s = sub.add_parser(
         "codec-server", help="decrypt payloads for the Temporal Web UI (needs --codec-key-file)"
@@ -351,8 +363,7 @@ def dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         load(args)  # explain a bad inventory before connecting
         from client.commands import connection
 
-        worker_main(path, connection(args))
-        return EXIT_OK
+        return worker_main(path, connection(args), log_format=args.log_format, metrics=args.metrics)
     if args.command == "start" and not args.kind:
         parser.parse_args(["start", "--help"])
     if args.command in CONTROL_GROUPS and not getattr(args, "control", None):

@@ -46,7 +46,14 @@ from workflows.models import (
     StepDef,
     StepStatus,
 )
-from workflows.steps import restore_steps, split_steps, split_switch_steps, switch_steps
+from workflows.steps import (
+    VERIFY_ACTIVITIES,
+    restore_steps,
+    split_steps,
+    split_switch_steps,
+    steps_for_activity,
+    switch_steps,
+)
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -62,7 +69,6 @@ STATE_OF_STATUS = {
 }
 BOOTSTRAP_ACTIVITIES = ("get_timing", "get_capabilities", "probe_pair")
 CLIENT_STEPS = ("switch-clients", "switch-pilots", "move-editors")
-VERIFY_ACTIVITIES = {"insync_state": "InSync", "allsync_state": "AllSync"}
 # Activities the engine runs between two steps (restore reads the asset counts for the
 # approve-overwrite gate's message before the gate starts).
 BETWEEN_STEPS = ("dsm_asset_counts",)
@@ -884,39 +890,7 @@ class Reconstruction(BaseModel):
 
 def activity_steps(call: ActivityCall) -> list[str]:
     """The steps an activity can belong to (the engine's step table, by activity)."""
-    inp = call.input if isinstance(call.input, dict) else {}
-    side = str(inp.get("side") or "").lower()
-    running = inp.get("running")
-    t = call.type
-    if t == "dsm_set_mode":
-        return [f"dsm-{side}-{inp.get('mode')}"]
-    per_side = {
-        "insync_set_main": "insync-{}-main",
-        "smartbins_set_backup": "smartbins-{}-backup",
-        "smartbins_set_main": "smartbins-{}-main",
-    }
-    if t in per_side:
-        return [per_side[t].format(side)]
-    if t == "browse_move":
-        return [f"browse-to-{str(inp.get('to') or '').lower()}"]
-    if t in ("insync_run", "allsync_run"):
-        tool = t.split("_")[0]
-        return [f"{'start' if running else 'stop'}-{tool}"]
-    if t in VERIFY_ACTIVITIES:
-        tool = t.split("_")[0]
-        return [f"stop-{tool}", f"start-{tool}"]
-    return {
-        "dsm_stop_replication": ["stop-replication"],
-        "dsm_start_replication": ["start-replication"],
-        "dsm_wait_in_sync": ["start-replication"],
-        "browse_stop": ["stop-browse"],
-        "browse_switch": ["switch-browse"],
-        "browse_start": ["start-browse"],
-        "find_orphans": ["find-orphans"],
-        "purge_orphans": ["purge-orphans"],
-        # restore and split-switch read the pair again before they move the clients
-        "probe_pair": ["switch-clients"],
-    }.get(t, [])
+    return steps_for_activity(call.type, call.input if isinstance(call.input, dict) else {})
 
 
 def reconstruct(run: RunHistory, defs: list[StepDef] | None = None) -> Reconstruction:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sys
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import Client
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import TLSConfig
 from temporalio.worker import Worker
 
@@ -19,6 +21,8 @@ from activities.pair import PairActivities
 from inventory.load import load_inventory
 from inventory.models import Inventory
 from workers.codec import CodecConfigError, data_converter, load_codec
+from workers.interceptors import RunContextInterceptor
+from workers.logs import setup_logging
 from workflows import search
 from workflows.client_switch import ClientSwitchWorkflow
 from workflows.control import ControlWorkflow
@@ -52,6 +56,7 @@ def build_worker(
         task_queue=task_queue or inventory.queue,
         workflows=WORKFLOWS,
         activities=[*acts.all(), pair.pair_run_state],
+        interceptors=[RunContextInterceptor()],
         max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
         # If this worker dies, its runs' next tasks go to another worker after 2 s
         # instead of the default 10 s.
@@ -102,7 +107,9 @@ class ConnectionConfigError(Exception):
     pass
 
 
-async def connect(conn: Connection | str, namespace: str = "default") -> Client:
+async def connect(
+    conn: Connection | str, namespace: str = "default", runtime: Runtime | None = None
+) -> Client:
     if isinstance(conn, str):
         conn = Connection(address=conn, namespace=namespace)
     try:
@@ -115,6 +122,7 @@ async def connect(conn: Connection | str, namespace: str = "default") -> Client:
         tls=conn.tls_config(),
         api_key=os.environ.get("TEMPORAL_API_KEY") or None,
         data_converter=data_converter(codec),
+        runtime=runtime,
     )
 
 
@@ -126,9 +134,20 @@ async def missing_search_attributes(client: Client, namespace: str) -> list[str]
     return [k.name for k in search.ALL if k.name not in have]
 
 
-async def run_worker(inventory_path: str | Path, conn: Connection) -> None:
+def metrics_runtime(bind: str) -> Runtime:
+    """A runtime whose metrics (the SDK's and amsm's) are served for Prometheus."""
+    host, _, port = bind.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConnectionConfigError(f"--metrics takes HOST:PORT, like 127.0.0.1:9464, not {bind!r}")
+    return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=bind)))
+
+
+async def run_worker(
+    inventory_path: str | Path, conn: Connection, metrics: str | None = None
+) -> None:
     inventory = load_inventory(inventory_path)
-    client = await connect(conn)
+    runtime = metrics_runtime(metrics) if metrics else None
+    client = await connect(conn, runtime=runtime)
     address, namespace = conn.address, conn.namespace
     missing = await missing_search_attributes(client, namespace)
     if missing:
@@ -150,16 +169,26 @@ async def run_worker(inventory_path: str | Path, conn: Connection) -> None:
         address,
     )
     print(
-        f"worker: serving pair '{inventory.pair}' on task queue '{inventory.queue}' at {address}",
+        f"worker: serving pair '{inventory.pair}' on task queue '{inventory.queue}' at {address}"
+        + (f"; metrics on http://{metrics}/metrics" if metrics else ""),
         flush=True,
     )
     await worker.run()
 
 
-def main(inventory_path: str, conn: Connection) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("asyncssh").setLevel(logging.WARNING)  # one line per connection otherwise
+def main(
+    inventory_path: str, conn: Connection, log_format: str = "text", metrics: str | None = None
+) -> int:
     try:
-        asyncio.run(run_worker(inventory_path, conn))
+        setup_logging(log_format)
+    except ValueError as e:
+        print(f"amsm worker: {e} (--log-format or AMSM_LOG_FORMAT)", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(run_worker(inventory_path, conn, metrics))
     except KeyboardInterrupt:
         pass
+    except ConnectionConfigError as e:
+        print(f"amsm worker: {e}", file=sys.stderr)
+        return 2
+    return 0

@@ -190,7 +190,9 @@ class StepRunner:
                 at=self.now(), signal=signal, step=step, operator=operator, reason=reason
             )
         )
-        workflow.logger.warning("rejected %s %s by %s: %s", signal, step, operator, reason)
+        workflow.logger.warning(
+            "rejected %s %s by %s: %s", signal, step, operator, reason, extra={"step": step}
+        )
         self.publish()
 
     # -- signals ------------------------------------------------------------------------------
@@ -224,7 +226,7 @@ class StepRunner:
             self.reject(kind, sig.step, sig.operator, reason)
             return reason
         self._signals[sig.step] = sig
-        workflow.logger.info("%s %s by %s", kind, sig.step, sig.operator)
+        workflow.logger.info("%s %s by %s", kind, sig.step, sig.operator, extra={"step": sig.step})
         return None
 
     def check_decision(self, d: Decision) -> str | None:
@@ -283,7 +285,14 @@ class StepRunner:
                 client=d.client,
             )  # fmt: skip
         )
-        workflow.logger.info("decide %s %s %s by %s", d.action, d.step, d.client or "", d.operator)
+        workflow.logger.info(
+            "decide %s %s %s by %s",
+            d.action,
+            d.step,
+            d.client or "",
+            d.operator,
+            extra={"step": d.step, "host": d.client},
+        )
         self.publish()
 
     # -- waiting ---------------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from inventory.models import Side
 from workflows.models import StepDef
 
@@ -106,3 +108,44 @@ def restore_steps(m: Side, o: Side) -> list[StepDef]:
         (f"browse-to-{lm}", "auto", f"Browse Active on {m} (stop, switch, start if it is not)"),
     ]
     return [StepDef(id=i, kind=k, title=t) for i, k, t in rows]  # type: ignore[arg-type]
+
+
+# The activities that verify a manual step, and the tool each one reads.
+VERIFY_ACTIVITIES = {"insync_state": "InSync", "allsync_state": "AllSync"}
+
+
+def steps_for_activity(activity_type: str, inp: dict[str, Any]) -> list[str]:
+    """The steps an activity can belong to, from its type and input (the step table,
+    read backwards): for reports rebuilt from histories and for the worker's logs."""
+    side = str(inp.get("side") or "").lower()
+    running = inp.get("running")
+    t = activity_type
+    if t == "dsm_set_mode":
+        return [f"dsm-{side}-{inp.get('mode')}"]
+    per_side = {
+        "insync_set_main": "insync-{}-main",
+        "smartbins_set_backup": "smartbins-{}-backup",
+        "smartbins_set_main": "smartbins-{}-main",
+    }
+    if t in per_side:
+        return [per_side[t].format(side)]
+    if t == "browse_move":
+        return [f"browse-to-{str(inp.get('to') or '').lower()}"]
+    if t in ("insync_run", "allsync_run"):
+        tool = t.split("_")[0]
+        return [f"{'start' if running else 'stop'}-{tool}"]
+    if t in VERIFY_ACTIVITIES:
+        tool = t.split("_")[0]
+        return [f"stop-{tool}", f"start-{tool}"]
+    return {
+        "dsm_stop_replication": ["stop-replication"],
+        "dsm_start_replication": ["start-replication"],
+        "dsm_wait_in_sync": ["start-replication"],
+        "browse_stop": ["stop-browse"],
+        "browse_switch": ["switch-browse"],
+        "browse_start": ["start-browse"],
+        "find_orphans": ["find-orphans"],
+        "purge_orphans": ["purge-orphans"],
+        # restore and split-switch read the pair again before they move the clients
+        "probe_pair": ["switch-clients"],
+    }.get(t, [])
