@@ -11,12 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from client.history_cli import (
-    HISTORY_COMMANDS,
-    add_history_commands,
-    needs_server,
-    run_history_command,
-)
+from client.history_args import HISTORY_COMMANDS, add_history_commands, needs_server
 from inventory.load import InventoryError, load_inventory
 from inventory.models import Inventory
 
@@ -369,6 +364,8 @@ def dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if args.command in CONTROL_GROUPS and not getattr(args, "control", None):
         parser.parse_args([args.command, "--help"])
     if args.command in HISTORY_COMMANDS and not needs_server(args):
+        from client.history_cli import run_history_command
+
         return asyncio.run(run_history_command(None, None, args))
     inv = load(args)
     return asyncio.run(commands.run_temporal_command(args, inv))

@@ -29,12 +29,12 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from client.cli import EXIT_FAIL, EXIT_OK, EXIT_USAGE, CliError, emit
-from client.history_cli import HISTORY_COMMANDS, run_history_command
+from client.history_args import HISTORY_COMMANDS
 from client.render import render_checklist, render_status
 from inventory.load import InventoryError, load_inventory
 from inventory.models import Inventory, other
 from inventory.status import PairStatus
-from workers.worker import Connection, ConnectionConfigError
+from workers.connection import Connection, ConnectionConfigError
 from workflows import search
 from workflows.checklist import next_action
 from workflows.control import ControlInput, ControlResult
@@ -68,7 +68,7 @@ def connection(args: argparse.Namespace) -> Connection:
 
 
 async def connect(conn: Connection) -> Client:
-    from workers.worker import connect as _connect
+    from workers.connection import connect as _connect
 
     try:
         return await asyncio.wait_for(_connect(conn), timeout=10)
@@ -95,6 +95,8 @@ READ_COMMANDS = ("status", "show", "runs", "watch")
 async def run_command(client: Client, args: argparse.Namespace, inv: Inventory) -> int:
     cmd = args.command
     if cmd in HISTORY_COMMANDS:
+        from client.history_cli import run_history_command
+
         return await run_history_command(client, inv, args)
     if cmd in READ_COMMANDS:
         from client.cli import default_operator

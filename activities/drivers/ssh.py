@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import time
+import weakref
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import asyncssh
 
@@ -23,6 +26,62 @@ def _known_hosts(path: str, mtime: float) -> asyncssh.SSHKnownHosts:
 @lru_cache(maxsize=16)
 def _client_key(path: str, mtime: float) -> asyncssh.SSHKey:
     return asyncssh.read_private_key(path)
+
+
+# An open connection is reused for the next command to the same host while it has been
+# idle no longer than this: hundreds of clients polled during their restarts would
+# otherwise pay a key exchange and a public-key login for every command.
+CONNECTION_IDLE_SECONDS = 30.0
+_Key = tuple[str, int, str, str]
+
+
+class _Connections:
+    """Open SSH connections by host, per event loop (a connection belongs to its loop).
+
+    A connection the host closed (a restart) is noticed (`is_closed`) and replaced; one
+    that no longer opens a channel is dropped and the command goes over a new one, so
+    a command never runs twice. Keepalives close a connection to a host that vanished.
+    """
+
+    def __init__(self) -> None:
+        self._by_loop: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, dict[_Key, tuple[asyncssh.SSHClientConnection, float]]
+        ] = weakref.WeakKeyDictionary()
+
+    def _table(self) -> dict[_Key, tuple[asyncssh.SSHClientConnection, float]]:
+        loop = asyncio.get_running_loop()
+        table = self._by_loop.get(loop)
+        if table is None:
+            table = self._by_loop[loop] = {}
+        return table
+
+    def get(self, key: _Key) -> asyncssh.SSHClientConnection | None:
+        table = self._table()
+        now = time.monotonic()
+        for k, (conn, used) in list(table.items()):
+            if conn.is_closed() or now - used > CONNECTION_IDLE_SECONDS:
+                del table[k]
+                conn.close()
+        entry = table.get(key)
+        if entry is None:
+            return None
+        table[key] = (entry[0], now)
+        return entry[0]
+
+    def put(self, key: _Key, conn: asyncssh.SSHClientConnection) -> None:
+        old = self._table().get(key)
+        self._table()[key] = (conn, time.monotonic())
+        if old is not None and old[0] is not conn:
+            old[0].close()
+
+    def drop(self, key: _Key, conn: asyncssh.SSHClientConnection) -> None:
+        table = self._table()
+        if key in table and table[key][0] is conn:
+            del table[key]
+        conn.close()
+
+
+_CONNECTIONS = _Connections()
 
 
 class SshHostDriver(HostDriver):
@@ -52,9 +111,22 @@ class SshHostDriver(HostDriver):
             key = _client_key(str(key_file), key_file.stat().st_mtime)
         except (OSError, asyncssh.Error, ValueError) as e:
             raise AuthenticationFailed(h.host, f"cannot read key or known_hosts: {e}") from None
+        pool_key: _Key = (h.address, h.port, self._secret.username, str(key_file))
+        command = ps.encoded_command(script_text)
         try:
             async with asyncio.timeout(self.timeout):
-                async with asyncssh.connect(
+                reused = _CONNECTIONS.get(pool_key)
+                if reused is not None:
+                    try:
+                        async with asyncio.timeout(self._connect_timeout):
+                            process = await reused.create_process(command)
+                    except (asyncssh.ChannelOpenError, asyncssh.Error, OSError, TimeoutError):
+                        # The channel never opened, so the command never ran: a new one.
+                        _CONNECTIONS.drop(pool_key, reused)
+                    else:
+                        r = await self._finish(process)
+                        return self._result(r)
+                conn = await asyncssh.connect(
                     h.address,
                     h.port,
                     username=self._secret.username,
@@ -65,8 +137,15 @@ class SshHostDriver(HostDriver):
                     agent_path=None,
                     password=None,
                     kbdint_auth=False,
-                ) as conn:
-                    r = await conn.run(ps.encoded_command(script_text), check=False)
+                    keepalive_interval=10,
+                    keepalive_count_max=3,
+                )
+                _CONNECTIONS.put(pool_key, conn)
+                try:
+                    r = await conn.run(command, check=False)
+                except BaseException:
+                    _CONNECTIONS.drop(pool_key, conn)
+                    raise
         except asyncssh.HostKeyNotVerifiable as e:
             raise AuthenticationFailed(
                 h.host, f"host key not verified against {self._known_hosts}: {e.reason}"
@@ -80,6 +159,17 @@ class SshHostDriver(HostDriver):
         except (OSError, asyncssh.ConnectionLost, asyncssh.DisconnectError) as e:
             why = getattr(e, "strerror", None) or getattr(e, "reason", None) or str(e)
             raise Unreachable(h.host, f"cannot connect to {h.address}:{h.port} ({why})") from None
+        return self._result(r)
+
+    @staticmethod
+    async def _finish(process: asyncssh.SSHClientProcess[Any]) -> asyncssh.SSHCompletedProcess:
+        try:
+            return await process.wait(check=False)
+        finally:
+            process.close()
+
+    @staticmethod
+    def _result(r: asyncssh.SSHCompletedProcess) -> ExecResult:
         out = r.stdout if isinstance(r.stdout, str) else (r.stdout or b"").decode()
         err = r.stderr if isinstance(r.stderr, str) else (r.stderr or b"").decode()
         status = r.exit_status if r.exit_status is not None else -1
