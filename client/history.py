@@ -39,6 +39,8 @@ from temporalio.converter import PayloadCodec
 from inventory.models import Side, other
 from workflows.models import (
     Checklist,
+    ClientBatchInput,
+    ClientBatchResult,
     ClientSwitchInput,
     ClientSwitchResult,
     Decision,
@@ -519,7 +521,8 @@ def _parse(history: WorkflowHistory, source: str) -> RunHistory:
         event_count=len(events),
     )
     acts: dict[int, ActivityCall] = {}
-    children: dict[int, ChildCall] = {}
+    # A client-batch child stands for several clients: one ChildCall per client.
+    children: dict[int, list[ChildCall]] = {}
     timers: dict[str, TimerRecord] = {}
     started_wft: dict[int, datetime] = {}
     wft_of_scheduled: dict[int, int] = {}  # WorkflowTaskScheduled id -> its Started id
@@ -564,23 +567,32 @@ def _parse(history: WorkflowHistory, source: str) -> RunHistory:
         elif kind == "start_child_workflow_execution_initiated_event_attributes":
             c = e.start_child_workflow_execution_initiated_event_attributes
             inp = decode_value(c.input)
-            cs = as_model(inp, ClientSwitchInput)
-            children[e.event_id] = ChildCall(
-                initiated_event=e.event_id,
-                workflow_id=c.workflow_id,
-                workflow_type=c.workflow_type.name,
-                input=inp,
-                host=cs.host if cs else None,
-                to=cs.to if cs else None,
-                initiated_at=at,
-            )
-            run.children.append(children[e.event_id])
+            batch = as_model(inp, ClientBatchInput) if isinstance(inp, dict) else None
+            targets: list[tuple[str | None, Side | None]]
+            if batch is not None and "clients" in inp:
+                targets = [(t.host, t.to) for t in batch.clients]
+            else:
+                cs = as_model(inp, ClientSwitchInput)
+                targets = [(cs.host, cs.to) if cs else (None, None)]
+            calls = [
+                ChildCall(
+                    initiated_event=e.event_id,
+                    workflow_id=c.workflow_id,
+                    workflow_type=c.workflow_type.name,
+                    input=inp,
+                    host=host,
+                    to=to,
+                    initiated_at=at,
+                )
+                for host, to in targets
+            ]
+            children[e.event_id] = calls
+            run.children.extend(calls)
         elif kind is not None and kind.startswith("child_workflow_execution_"):
             _child_event(e, kind, at, children)
         elif kind == "start_child_workflow_execution_failed_event_attributes":
             f = e.start_child_workflow_execution_failed_event_attributes
-            ch = children.get(f.initiated_event_id)
-            if ch is not None:
+            for ch in children.get(f.initiated_event_id, []):
                 ch.outcome, ch.ended_at, ch.end_event = "not-started", at, e.event_id
                 ch.error = f"the child workflow could not start ({_enum_name(f.cause)})"
         elif kind == "workflow_execution_signaled_event_attributes":
@@ -646,29 +658,42 @@ def _activity_end(e: HistoryEvent, kind: str, at: datetime, acts: dict[int, Acti
         call.error, call.error_type = failure_text(attrs.failure), failure_type(attrs.failure)
 
 
-def _child_event(e: HistoryEvent, kind: str, at: datetime, children: dict[int, ChildCall]) -> None:
+def _child_event(
+    e: HistoryEvent, kind: str, at: datetime, children: dict[int, list[ChildCall]]
+) -> None:
     attrs = getattr(e, kind)
-    ch = children.get(attrs.initiated_event_id)
-    if ch is None:
-        return
+    calls = children.get(attrs.initiated_event_id, [])
     if kind == "child_workflow_execution_started_event_attributes":
-        ch.started_at, ch.run_id = at, attrs.workflow_execution.run_id
+        for ch in calls:
+            ch.started_at, ch.run_id = at, attrs.workflow_execution.run_id
         return
-    ch.ended_at, ch.end_event = at, e.event_id
-    if kind == "child_workflow_execution_completed_event_attributes":
-        ch.outcome, ch.result = "completed", decode_value(attrs.result)
-        r = as_model(ch.result, ClientSwitchResult)
-        if r is not None:
-            ch.ok, ch.message, ch.seconds = r.ok, r.message, r.seconds
-            ch.error = None if r.ok else r.message
-    elif kind == "child_workflow_execution_failed_event_attributes":
-        ch.outcome, ch.ok, ch.error = "failed", False, failure_text(attrs.failure)
-    elif kind == "child_workflow_execution_timed_out_event_attributes":
-        ch.outcome, ch.ok, ch.error = "timed-out", False, "the client switch timed out"
-    elif kind == "child_workflow_execution_canceled_event_attributes":
-        ch.outcome, ch.ok, ch.error = "canceled", False, "the client switch was canceled"
-    elif kind == "child_workflow_execution_terminated_event_attributes":
-        ch.outcome, ch.ok, ch.error = "terminated", False, "the client switch was terminated"
+    result = (
+        decode_value(attrs.result)
+        if kind == "child_workflow_execution_completed_event_attributes"
+        else None
+    )
+    batch = as_model(result, ClientBatchResult) if isinstance(result, dict) else None
+    by_host = {r.host.lower(): r for r in batch.results} if batch else {}
+    for ch in calls:
+        ch.ended_at, ch.end_event = at, e.event_id
+        if kind == "child_workflow_execution_completed_event_attributes":
+            ch.outcome, ch.result = "completed", result
+            r = (
+                by_host.get((ch.host or "").lower())
+                if batch
+                else as_model(result, ClientSwitchResult)
+            )
+            if r is not None:
+                ch.ok, ch.message, ch.seconds = r.ok, r.message, r.seconds
+                ch.error = None if r.ok else r.message
+        elif kind == "child_workflow_execution_failed_event_attributes":
+            ch.outcome, ch.ok, ch.error = "failed", False, failure_text(attrs.failure)
+        elif kind == "child_workflow_execution_timed_out_event_attributes":
+            ch.outcome, ch.ok, ch.error = "timed-out", False, "the client switch timed out"
+        elif kind == "child_workflow_execution_canceled_event_attributes":
+            ch.outcome, ch.ok, ch.error = "canceled", False, "the client switch was canceled"
+        elif kind == "child_workflow_execution_terminated_event_attributes":
+            ch.outcome, ch.ok, ch.error = "terminated", False, "the client switch was terminated"
 
 
 UPDATE_SIGNALS = {"confirm-step": "confirm", "approve-step": "approve", "decide-step": "decide"}

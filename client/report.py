@@ -373,25 +373,41 @@ def _client_rows(s: StepState | StepTrack, t: StepTrack | None) -> list[ClientRo
 
 
 def _child_only_clients(run: RunHistory) -> list[ClientRow]:
-    """A client-switch run itself: its one client."""
-    if run.workflow_type != "client-switch" or not isinstance(run.result, dict):
+    """A client-switch run itself (its one client), or a client-batch run (each client)."""
+    if not isinstance(run.result, dict):
         return []
-    r, inp = run.result, run.input if isinstance(run.input, dict) else {}
-    ok = bool(r.get("ok"))
-    return [
-        ClientRow(
-            host=str(r.get("host") or inp.get("host") or "?"),
-            step="(this run)",
-            to=inp.get("to"),
-            status="done" if ok else "failed",
-            attempts=1,
-            seconds=r.get("seconds"),
-            started_at=run.started_at,
-            ended_at=run.ended_at,
-            message=r.get("message") if ok else None,
-            error=None if ok else r.get("message"),
+    inp = run.input if isinstance(run.input, dict) else {}
+    if run.workflow_type == "client-switch":
+        results = [run.result]
+        to_of = {str(inp.get("host") or "").lower(): inp.get("to")}
+    elif run.workflow_type == "client-batch":
+        results = [r for r in run.result.get("results") or [] if isinstance(r, dict)]
+        to_of = {
+            str(c.get("host") or "").lower(): c.get("to")
+            for c in inp.get("clients") or []
+            if isinstance(c, dict)
+        }
+    else:
+        return []
+    rows = []
+    for r in results:
+        ok = bool(r.get("ok"))
+        host = str(r.get("host") or inp.get("host") or "?")
+        rows.append(
+            ClientRow(
+                host=host,
+                step="(this run)",
+                to=to_of.get(host.lower()),
+                status="done" if ok else "failed",
+                attempts=1,
+                seconds=r.get("seconds"),
+                started_at=run.started_at,
+                ended_at=run.ended_at,
+                message=r.get("message") if ok else None,
+                error=None if ok else r.get("message"),
+            )
         )
-    ]
+    return rows
 
 
 def _decisions(run: RunHistory) -> list[DecisionRow]:

@@ -36,27 +36,39 @@ def _elapsed(s: StepState, now: str) -> str:
 
 
 async def client_stages(client: Client, c: Checklist) -> dict[str, str]:
-    """Each switching client's stage, asked of its child workflow (at most 50 at once)."""
+    """Each switching client's stage, asked of its child workflow (at most 50 at once).
+
+    A `client-batch` child answers for all its clients at once (`client_stages`); a
+    `client-switch` child of an older run for its one client (`current_stage`).
+    """
     limit = asyncio.Semaphore(50)
     out: dict[str, str] = {}
+    by_child: dict[str, list[str]] = {}
+    for s in c.steps:
+        for x in s.clients or []:
+            if x.status == "switching" and x.workflow_id:
+                by_child.setdefault(x.workflow_id, []).append(x.host)
 
-    async def one(host: str, wid: str) -> None:
+    async def one(wid: str, hosts: list[str]) -> None:
         async with limit:
+            handle = client.get_workflow_handle(wid)
             try:
-                out[host] = await asyncio.wait_for(
-                    client.get_workflow_handle(wid).query("current_stage", result_type=str), 5
+                stages = await asyncio.wait_for(
+                    handle.query("client_stages", result_type=dict[str, str]), 5
                 )
+                for h in hosts:
+                    out[h] = stages.get(h, "switching")
+                return
             except Exception:
-                out[host] = "switching"
+                pass
+            try:
+                stage = await asyncio.wait_for(handle.query("current_stage", result_type=str), 5)
+            except Exception:
+                stage = "switching"
+            for h in hosts:
+                out[h] = stage
 
-    await asyncio.gather(
-        *(
-            one(x.host, x.workflow_id)
-            for s in c.steps
-            for x in s.clients or []
-            if x.status == "switching" and x.workflow_id
-        )
-    )
+    await asyncio.gather(*(one(w, hs) for w, hs in by_child.items()))
     return out
 
 

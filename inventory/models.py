@@ -302,6 +302,9 @@ class Timing(_Strict):
     connect_timeout: float = Field(10, gt=0)
     max_attempts: int = Field(5, ge=1, description="tries for an unreachable device")
     max_parallel_clients: int = Field(50, ge=1, le=500)
+    client_batch_size: int = Field(
+        25, ge=1, le=100, description="clients switched by one child workflow"
+    )
 
 
 class Inventory(_Strict):

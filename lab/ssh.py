@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 import asyncssh
 
 from activities.drivers.powershell import decode_command, encoded_command
-from lab.state import LabState
+from lab.state import HostDown, LabState
 
 if TYPE_CHECKING:
     from lab.winrm import WinRmServer
@@ -213,6 +213,9 @@ class HostServer:
             result = await asyncio.to_thread(
                 self.state.run_script, self.name, script, self.mark_restarting
             )
+        except HostDown:
+            self.doomed_connections()()  # down: its connections go with it
+            return
         except BaseException:
             self.restarting = False  # the reboot, if any, was rolled back
             raise

@@ -224,6 +224,10 @@ def boot(txn: Txn, doc: dict[str, Any]) -> None:
     doc["mounted_v"] = mounted
 
 
+class HostDown(LabError):
+    """A command reached a host that is down (a session that raced its going down)."""
+
+
 # A host that will not come back by itself (a fault) is "down until" far in the future.
 NEVER = 4102444800.0  # 2100-01-01
 
@@ -341,15 +345,16 @@ class LabState:
     ) -> ScriptResult:
         """Run a PowerShell script on host `name` in one transaction.
 
-        A host that is down refuses (its listener should be closed already; this
-        covers a session that raced the reboot). After Restart-Computer the host
+        A host that is down raises HostDown (its listener should be closed already;
+        this covers a session that raced the reboot): the server then drops the
+        host's connections, as a host going down does. After Restart-Computer the host
         is marked down for `reboot_seconds` from now, and `on_reboot` is called
         before that commits.
         """
         with self.transaction() as txn:
             doc = txn.require_host(name)
             if not is_up(doc):
-                return ScriptResult("", f"amsm-lab: {name} is restarting\n", 1)
+                raise HostDown(f"{name} is down")
             result = run_script(script, doc, txn)
             if result.exit_status == 0:
                 self._journal(txn, name, script)

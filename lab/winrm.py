@@ -56,7 +56,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from lab.powershell import ScriptResult
 from lab.ssh import BIND_ADDRESS, REFUSED, REPLY_GRACE_SECONDS, script_of
-from lab.state import LabState
+from lab.state import HostDown, LabState
 
 if TYPE_CHECKING:
     from lab.ssh import HostServer
@@ -723,6 +723,9 @@ class WinRmServer:
             result = await asyncio.to_thread(
                 self.state.run_script, self.name, script, host.mark_restarting
             )
+        except HostDown:
+            host.doomed_connections()()  # down: its connections go with it
+            return
         except Exception:
             host.restarting = False  # the reboot, if any, was rolled back
             log.exception("%s: the lab failed to run a command", self.name)

@@ -3,7 +3,9 @@
 A change that would break running workflows fails here; make such changes with
 workflow.patched and keep the old history. `tests/histories/v1/` holds histories
 recorded before the patches (verify-manual-steps, automate-sync-steps,
-state-search-attribute, child-id-random-tag); `tests/histories/` the current code's.
+state-search-attribute, child-id-random-tag); `v2/` those recorded before
+client-batches (one client-switch child per client); `tests/histories/` the current
+code's (client-batch children).
 Record new ones with `AMSM_RECORD_HISTORIES=tests/histories pytest tests/integration`.
 """
 
@@ -20,13 +22,15 @@ ROOT = Path(__file__).parent / "histories"
 HISTORIES = sorted(ROOT.rglob("*.json"))
 
 
-KINDS = ("switch-", "split-main", "split-switch-", "restore-", "client-switch-")
+KINDS = ("switch-", "split-main", "split-switch-", "restore-")
+CHILD = {"current": "client-batch-", "v1": "client-switch-", "v2": "client-switch-"}
 
 
-@pytest.mark.parametrize("where", [ROOT, ROOT / "v1"], ids=["current", "v1"])
-def test_there_is_a_history_of_every_workflow_kind(where: Path) -> None:
+@pytest.mark.parametrize("name", ["current", "v1", "v2"])
+def test_there_is_a_history_of_every_workflow_kind(name: str) -> None:
+    where = ROOT if name == "current" else ROOT / name
     names = [p.name for p in where.glob("*.json")]
-    for kind in KINDS:
+    for kind in (*KINDS, CHILD[name]):
         assert any(n.startswith(kind) for n in names), (where, kind)
 
 

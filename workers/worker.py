@@ -25,7 +25,7 @@ from workers.connection import (  # noqa: F401 - Connection and connect, re-expo
 from workers.interceptors import RunContextInterceptor
 from workers.logs import setup_logging
 from workflows import search
-from workflows.client_switch import ClientSwitchWorkflow
+from workflows.client_switch import ClientBatchWorkflow, ClientSwitchWorkflow
 from workflows.control import ControlWorkflow
 from workflows.restore import RestoreWorkflow
 from workflows.split import SplitWorkflow
@@ -39,6 +39,7 @@ WORKFLOWS = [
     SplitSwitchWorkflow,
     RestoreWorkflow,
     ClientSwitchWorkflow,
+    ClientBatchWorkflow,
     PairStatusWorkflow,
     ControlWorkflow,
 ]

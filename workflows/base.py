@@ -28,11 +28,14 @@ with workflow.unsafe.imports_passed_through():
     from inventory.status import PairStatus
     from workflows.activity_options import BOOTSTRAP, device_op
     from workflows.checklist import Aborted, StepRunner
-    from workflows.client_switch import ClientSwitchWorkflow
+    from workflows.client_switch import ClientBatchWorkflow, ClientSwitchWorkflow
     from workflows.models import (
         Checklist,
+        ClientBatchInput,
         ClientProgress,
         ClientSwitchInput,
+        ClientSwitchResult,
+        ClientTarget,
         Decision,
         OperatorSignal,
         StepState,
@@ -43,6 +46,8 @@ with workflow.unsafe.imports_passed_through():
 AUTOMATE_PATCH = "automate-sync-steps"
 # Runs started before child ids took the random end of the run id replay with its start.
 CHILD_ID_PATCH = "child-id-random-tag"
+# Runs started before clients were switched in batches replay with one child per client.
+BATCH_PATCH = "client-batches"
 
 
 def run_tag(run_id: str) -> str:
@@ -307,12 +312,87 @@ class PairWorkflow:
         return await self.move_clients(step, step.clients)
 
     async def move_clients(self, step: StepState, clients: list[ClientProgress]) -> str:
-        runner = self.steps
-        limit = asyncio.Semaphore(self.timing.max_parallel_clients)
         info = workflow.info()
         # Run ids are uuid7: their first characters are a timestamp shared by runs started
         # within a minute; the last ones are random. Older runs replay with the prefix.
         tag = run_tag(info.run_id) if workflow.patched(CHILD_ID_PATCH) else info.run_id[:8]
+        if workflow.patched(BATCH_PATCH):
+            await self._move_in_batches(step, clients, tag)
+        else:
+            await self._move_one_by_one(step, clients, tag)
+        self.steps.check_abort()
+        done = [c for c in clients if c.status == "done"]
+        skipped = [c for c in clients if c.status == "skipped"]
+        slowest = max((c.seconds or 0) for c in done) if done else 0
+        msg = f"{len(done)} client(s) switched (slowest {slowest:.1f} s)"
+        if skipped:
+            msg += f"; left behind on purpose: {', '.join(c.host for c in skipped)}"
+        return msg
+
+    async def _move_in_batches(
+        self, step: StepState, clients: list[ClientProgress], tag: str
+    ) -> None:
+        """One `client-batch` child per `client_batch_size` clients, at most
+        `max_parallel_clients` clients switching at once. A failed client waits for its
+        own decision; a retry switches it alone, in a batch of one."""
+        runner = self.steps
+        size = min(self.timing.client_batch_size, self.timing.max_parallel_clients)
+        limit = asyncio.Semaphore(max(1, self.timing.max_parallel_clients // size))
+
+        async def batch(group: list[ClientProgress], wid: str) -> None:
+            async with limit:
+                if runner.abort is not None:
+                    return
+                for cp in group:
+                    cp.status, cp.error = "switching", None
+                    cp.attempts += 1
+                    cp.workflow_id = wid
+                runner.publish()
+                result = await workflow.execute_child_workflow(
+                    ClientBatchWorkflow.run,
+                    ClientBatchInput(
+                        pair=self.pair,
+                        clients=[ClientTarget(host=cp.host, to=cp.to) for cp in group if cp.to],
+                        timing=self.timing,
+                    ),
+                    id=wid,
+                    # A client switch that has started is never cancelled half-way.
+                    parent_close_policy=ParentClosePolicy.ABANDON,
+                    cancellation_type=ChildWorkflowCancellationType.ABANDON,
+                )
+            by_host = {r.host: r for r in result.results}
+            await asyncio.gather(*(settle(cp, by_host.get(cp.host)) for cp in group))
+
+        async def settle(cp: ClientProgress, r: ClientSwitchResult | None) -> None:
+            if r is None:  # cannot happen: every client of a batch has a result
+                r = ClientSwitchResult(host=cp.host, ok=False, message="no result", seconds=0)
+            cp.seconds = r.seconds
+            if r.ok:
+                cp.status, cp.message = "done", r.message
+                runner.publish()
+                return
+            cp.status, cp.error = "failed", r.message
+            try:
+                d = await runner.decision_for(f"{step.id}/{cp.host}")
+            except Aborted:
+                return
+            if d.action == "skip":
+                cp.status, cp.message = "skipped", f"skipped by {d.operator}: {d.reason}"
+                runner.publish()
+                return
+            await batch([cp], f"amsm-{self.pair}-{tag}-{cp.host}-{cp.attempts + 1}")
+
+        groups = [clients[i : i + size] for i in range(0, len(clients), size)]
+        await asyncio.gather(
+            *(batch(g, f"amsm-{self.pair}-{tag}-{step.id}-{n}") for n, g in enumerate(groups, 1))
+        )
+
+    async def _move_one_by_one(
+        self, step: StepState, clients: list[ClientProgress], tag: str
+    ) -> None:
+        """Before the `client-batches` patch: one `client-switch` child per client."""
+        runner = self.steps
+        limit = asyncio.Semaphore(self.timing.max_parallel_clients)
 
         async def one(cp: ClientProgress) -> None:
             while True:
@@ -352,14 +432,6 @@ class PairWorkflow:
                     return
 
         await asyncio.gather(*(one(cp) for cp in clients))
-        runner.check_abort()
-        done = [c for c in clients if c.status == "done"]
-        skipped = [c for c in clients if c.status == "skipped"]
-        slowest = max((c.seconds or 0) for c in done) if done else 0
-        msg = f"{len(done)} client(s) switched (slowest {slowest:.1f} s)"
-        if skipped:
-            msg += f"; left behind on purpose: {', '.join(c.host for c in skipped)}"
-        return msg
 
     def clients_on(
         self, status: PairStatus, side: Side, exclude: list[str] | None = None

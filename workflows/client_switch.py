@@ -1,20 +1,75 @@
-"""One client's switch to the other side: a child workflow that is never cancelled half-way.
+"""Client switches: stop Aurora and reconfigure -> restart 1/2 -> restart 2/2 -> verify V:.
 
-stop Aurora and reconfigure -> restart 1/2 -> restart 2/2 -> verify V:.
-Four activities; the reboot waits happen inside heartbeating activities, so the
-child's history stays small whatever the reboot time.
+Four activities per client; the reboot waits happen inside heartbeating activities,
+so a history stays small whatever the reboot time. Two child workflows run them,
+and neither is ever cancelled half-way:
+
+- `client-batch`: up to `timing.client_batch_size` clients, each on its own (one
+  client's failure does not touch the others). The engine uses it since the
+  `client-batches` patch: a child workflow costs the server far more than an
+  activity, so one child per client made a 500-client switch wait on child starts.
+- `client-switch`: one client; runs that started before the patch replay with it.
 """
 
 from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.models import ClientInput, ClientRebootInput, StepResult
+    from inventory.models import Side, Timing
     from workflows.activity_options import device_op, reboot_op
     from workflows.checklist import describe_failure
-    from workflows.models import ClientSwitchInput, ClientSwitchResult
+    from workflows.models import (
+        ClientBatchInput,
+        ClientBatchResult,
+        ClientSwitchInput,
+        ClientSwitchResult,
+    )
+
+
+async def switch_one(
+    pair: str, host: str, to: Side, timing: Timing, stage: Callable[[str], None]
+) -> ClientSwitchResult:
+    """One client's switch; `stage` hears each stage as it starts."""
+    start = workflow.now()
+    client = ClientInput(pair=pair, host=host, to=to)
+    current = "reconfiguring"
+    try:
+        stage(current)
+        await workflow.execute_activity(
+            "client_prepare", client, result_type=StepResult, **device_op(timing)
+        )
+        for n in (1, 2):
+            current = f"rebooting {n}/2"
+            stage(current)
+            await workflow.execute_activity(
+                "client_reboot",
+                ClientRebootInput(pair=pair, host=host, round=n),
+                result_type=StepResult,
+                **reboot_op(timing),
+            )
+        current = "verifying"
+        stage(current)
+        await workflow.execute_activity(
+            "client_verify", client, result_type=StepResult, **device_op(timing)
+        )
+    except ActivityError as e:
+        took = (workflow.now() - start).total_seconds()
+        why = describe_failure(e)
+        stage(f"failed: {why}")
+        return ClientSwitchResult(
+            host=host, ok=False, message=f"during {current}: {why}", seconds=took
+        )
+    took = (workflow.now() - start).total_seconds()
+    stage("done")
+    return ClientSwitchResult(
+        host=host, ok=True, message=f"{host} switched to {to} in {took:.1f} s", seconds=took
+    )
 
 
 @workflow.defn(name="client-switch")
@@ -32,37 +87,39 @@ class ClientSwitchWorkflow:
 
     @workflow.run
     async def run(self, inp: ClientSwitchInput) -> ClientSwitchResult:
-        start = workflow.now()
-        client = ClientInput(pair=inp.pair, host=inp.host, to=inp.to)
-        try:
-            self._set("reconfiguring", inp.host)
-            await workflow.execute_activity(
-                "client_prepare", client, result_type=StepResult, **device_op(inp.timing)
-            )
-            for n in (1, 2):
-                self._set(f"rebooting {n}/2", inp.host)
-                await workflow.execute_activity(
-                    "client_reboot",
-                    ClientRebootInput(pair=inp.pair, host=inp.host, round=n),
-                    result_type=StepResult,
-                    **reboot_op(inp.timing),
-                )
-            self._set("verifying", inp.host)
-            await workflow.execute_activity(
-                "client_verify", client, result_type=StepResult, **device_op(inp.timing)
-            )
-        except ActivityError as e:
-            took = (workflow.now() - start).total_seconds()
-            why, stage = describe_failure(e), self.stage
-            self._set(f"failed: {why}", inp.host)
-            return ClientSwitchResult(
-                host=inp.host, ok=False, message=f"during {stage}: {why}", seconds=took
-            )
-        took = (workflow.now() - start).total_seconds()
-        self._set("done", inp.host)
-        return ClientSwitchResult(
-            host=inp.host,
-            ok=True,
-            message=f"{inp.host} switched to {inp.to} in {took:.1f} s",
-            seconds=took,
+        return await switch_one(
+            inp.pair, inp.host, inp.to, inp.timing, lambda s: self._set(s, inp.host)
         )
+
+
+@workflow.defn(name="client-batch")
+class ClientBatchWorkflow:
+    def __init__(self) -> None:
+        self.stages: dict[str, str] = {}
+
+    @workflow.query
+    def client_stages(self) -> dict[str, str]:
+        """Each client's stage: reconfiguring, rebooting 1/2, ..., done, failed: why."""
+        return dict(self.stages)
+
+    def _set(self, host: str, stage: str) -> None:
+        self.stages[host] = stage
+        workflow.set_current_details("\n".join(f"- **{h}**: {s}" for h, s in self.stages.items()))
+
+    def _reporter(self, host: str) -> Callable[[str], None]:
+        def report(stage: str) -> None:
+            self._set(host, stage)
+
+        return report
+
+    @workflow.run
+    async def run(self, inp: ClientBatchInput) -> ClientBatchResult:
+        for c in inp.clients:
+            self.stages[c.host] = "pending"
+        results = await asyncio.gather(
+            *(
+                switch_one(inp.pair, c.host, c.to, inp.timing, self._reporter(c.host))
+                for c in inp.clients
+            )
+        )
+        return ClientBatchResult(results=list(results))

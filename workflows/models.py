@@ -194,3 +194,20 @@ class ClientSwitchResult(BaseModel):
     ok: bool
     message: str
     seconds: float
+
+
+class ClientTarget(BaseModel):
+    host: str
+    to: Side
+
+
+class ClientBatchInput(BaseModel):
+    """Several clients' switches in one child workflow: each client on its own."""
+
+    pair: str
+    clients: list[ClientTarget]
+    timing: Timing
+
+
+class ClientBatchResult(BaseModel):
+    results: list[ClientSwitchResult]

@@ -137,7 +137,7 @@ async def test_switch_to_y_and_back(client: Client, lab_factory) -> None:  # typ
             child
         )
         assert_no_secrets(lab, child)
-        record_history(child, "client-switch-ed-01.json")
+        record_history(child, "client-batch-switch-clients-1.json")
 
         # A switch to the side that is already main is refused, with what was found.
         rc, out = await cli(client, lab, "start", "switch", "--to", "Y")
