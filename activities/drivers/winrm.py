@@ -47,6 +47,8 @@ COMMAND = "powershell.exe"
 # The longest a single Receive waits on the host before answering "still running"
 # (WS-Management OperationTimeout); the driver asks again until its own deadline.
 MAX_OPERATION_TIMEOUT_SECONDS = 20
+# WS-Management's "the shell was not found on the server" (ERROR_WSMAN_SHELL_NOT_FOUND).
+SHELL_NOT_FOUND = 2150858843
 # Threads for pywinrm calls: as many hosts as the worker may drive at once.
 _POOL = ThreadPoolExecutor(max_workers=64, thread_name_prefix="amsm-winrm")
 # A session (its keep-alive HTTPS connection, authenticated once for NTLM) is reused
@@ -290,6 +292,9 @@ class WinRmHostDriver(HostDriver):
             return AuthenticationFailed(
                 h, f"user {self._secret.username!r} was refused: {w.auth} not offered ({e})"
             )
+        if isinstance(e, WSManFaultError) and e.wsman_fault_code == SHELL_NOT_FOUND:
+            # The shell went with a restart between two requests: worth another try.
+            return Unreachable(h, f"{where} lost the command's shell (the host restarted?)")
         if isinstance(e, WSManFaultError):
             code = e.wsman_fault_code if e.wsman_fault_code is not None else e.fault_subcode
             return CommandFailed(h, f"WS-Management fault {code}", e.reason)

@@ -82,7 +82,8 @@ async def test_json_logs_name_run_step_and_host_and_metrics_count_activities(
     assert failed, lines
     f = failed[0]
     assert f["host"] == "ED-01" and f["step"] == "client-switch: restart 1/2", f
-    assert f["run_id"] and f["workflow_id"].endswith("-ED-01") and f["level"] == "WARNING", f
+    assert f["run_id"] and f["workflow_id"].endswith("-switch-clients-1"), f
+    assert f["workflow_type"] == "client-batch" and f["level"] == "WARNING", f
     assert "did not come back" in f["msg"] and "{'activity_id'" not in f["msg"], f
     # Workflow lines carry their run; a confirmation names its step.
     confirms = [x for x in lines if x.get("workflow_type") == "switch" and "confirm" in x["msg"]]

@@ -8,8 +8,10 @@ import subprocess
 
 from temporalio.client import Client
 
+from client.watch import client_stages
 from tests.conftest import AMSM, Lab, cli, cli_json
 from tests.integration.driving import drive
+from workflows.models import Checklist
 
 
 def start_worker(lab: Lab) -> subprocess.Popen[bytes]:
@@ -19,24 +21,10 @@ def start_worker(lab: Lab) -> subprocess.Popen[bytes]:
 
 
 async def child_stages(client: Client, lab: Lab, run_id: str, hosts: list[str]) -> dict[str, str]:
+    """Each client's stage, asked of its child workflow as `amsm watch` asks it."""
     shown = await cli_json(client, lab, "show", run_id)
-    ids = {
-        c["host"]: c["workflow_id"]
-        for s in shown["steps"]
-        for c in s.get("clients") or []
-        if c.get("workflow_id")
-    }
-    stages = {}
-    for h in hosts:
-        if h not in ids:
-            stages[h] = "not started"
-            continue
-        handle = client.get_workflow_handle(ids[h])
-        try:
-            stages[h] = await handle.query("current_stage", result_type=str)
-        except Exception:
-            stages[h] = "unknown"
-    return stages
+    asked = await client_stages(client, Checklist.model_validate(shown))
+    return {h: asked.get(h, "not switching") for h in hosts}
 
 
 async def test_killed_worker_mid_client_switch(client: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
