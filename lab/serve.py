@@ -131,7 +131,12 @@ class _Supervisor:
                 # Marked down in lab.db by someone else: the host goes down now.
                 server.restarting = True
                 stops.append(server.stop())
-            elif until <= now and not server.listening:
+            elif until <= now and server.listening:
+                # A restart whose session went away before it closed the listener (its
+                # handler was cancelled while the restart committed): down it goes now,
+                # and it boots on the next round.
+                stops.append(server.stop())
+            elif until <= now:
                 due.append(server.name)
         await asyncio.gather(*stops)
         booted = set()

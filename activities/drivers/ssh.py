@@ -125,7 +125,7 @@ class SshHostDriver(HostDriver):
                         _CONNECTIONS.drop(pool_key, reused)
                     else:
                         r = await self._finish(process)
-                        return self._result(r)
+                        return self._result(r)  # Unreachable when it was cut
                 conn = await asyncssh.connect(
                     h.address,
                     h.port,
@@ -168,8 +168,11 @@ class SshHostDriver(HostDriver):
         finally:
             process.close()
 
-    @staticmethod
-    def _result(r: asyncssh.SSHCompletedProcess) -> ExecResult:
+    def _result(self, r: asyncssh.SSHCompletedProcess) -> ExecResult:
+        if r.exit_status is None and r.exit_signal is None:
+            # The connection closed before the command said how it ended: the host went
+            # down under it (a restart). Whether it ran is for the caller to read again.
+            raise Unreachable(self.name, "the connection closed before the command finished")
         out = r.stdout if isinstance(r.stdout, str) else (r.stdout or b"").decode()
         err = r.stderr if isinstance(r.stderr, str) else (r.stderr or b"").decode()
         status = r.exit_status if r.exit_status is not None else -1
