@@ -191,6 +191,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="json: one object per line with run id, step and host (env AMSM_LOG_FORMAT)",
     )
     s.add_argument(
+        "--site",
+        choices=["X", "Y"],
+        type=str.upper,
+        default=None,
+        help="serve only the activities of side X's (or Y's) devices, plus the pair's "
+        "workflows: one worker per site, inside its network (default: both sides)",
+    )
+    s.add_argument(
         "--metrics",
         default=os.environ.get("AMSM_METRICS") or None,
         metavar="HOST:PORT",
@@ -358,7 +366,13 @@ def dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         load(args)  # explain a bad inventory before connecting
         from client.commands import connection
 
-        return worker_main(path, connection(args), log_format=args.log_format, metrics=args.metrics)
+        return worker_main(
+            path,
+            connection(args),
+            log_format=args.log_format,
+            metrics=args.metrics,
+            site=args.site,
+        )
     if args.command == "start" and not args.kind:
         parser.parse_args(["start", "--help"])
     if args.command in CONTROL_GROUPS and not getattr(args, "control", None):

@@ -307,6 +307,12 @@ class Timing(_Strict):
     )
 
 
+def site_queue(queue: str, side: Side) -> str:
+    """Side `side`'s task queue next to the pair's queue `queue`: a site worker
+    (`amsm worker --site X`) serves it from inside that site's network."""
+    return f"{queue}-site-{side.lower()}"
+
+
 class Inventory(_Strict):
     pair: str = Field(description="the pair's name; part of every workflow id")
     task_queue: str | None = None
@@ -397,6 +403,10 @@ class Inventory(_Strict):
     @property
     def queue(self) -> str:
         return self.task_queue or f"amsm-{self.pair}"
+
+    def site_queue(self, side: Side) -> str:
+        """The task queue of the activities that act on `side`'s devices."""
+        return site_queue(self.queue, side)
 
     @property
     def workflow_id(self) -> str:

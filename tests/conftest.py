@@ -146,10 +146,11 @@ async def lab_factory(
 
 @contextlib.asynccontextmanager
 async def running_worker(client: Client, lab: Lab) -> AsyncIterator[None]:
-    from workers.worker import build_worker
+    from workers.worker import build_workers
 
-    worker = build_worker(client, lab.inventory, lab.inventory_path)
-    async with worker:
+    # The pair's queue and both site queues, as `amsm worker` without --site.
+    main, x, y = build_workers(client, lab.inventory, lab.inventory_path)
+    async with main, x, y:
         yield
 
 

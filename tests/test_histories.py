@@ -4,8 +4,9 @@ A change that would break running workflows fails here; make such changes with
 workflow.patched and keep the old history. `tests/histories/v1/` holds histories
 recorded before the patches (verify-manual-steps, automate-sync-steps,
 state-search-attribute, child-id-random-tag); `v2/` those recorded before
-client-batches (one client-switch child per client); `tests/histories/` the current
-code's (client-batch children).
+client-batches (one client-switch child per client); `v3/` those recorded before
+site-queues (every activity on the pair's queue); `tests/histories/` the current
+code's (client-batch children, sided activities on their site's queue).
 Record new ones with `AMSM_RECORD_HISTORIES=tests/histories pytest tests/integration`.
 """
 
@@ -23,10 +24,15 @@ HISTORIES = sorted(ROOT.rglob("*.json"))
 
 
 KINDS = ("switch-", "split-main", "split-switch-", "restore-")
-CHILD = {"current": "client-batch-", "v1": "client-switch-", "v2": "client-switch-"}
+CHILD = {
+    "current": "client-batch-",
+    "v1": "client-switch-",
+    "v2": "client-switch-",
+    "v3": "client-batch-",
+}
 
 
-@pytest.mark.parametrize("name", ["current", "v1", "v2"])
+@pytest.mark.parametrize("name", ["current", "v1", "v2", "v3"])
 def test_there_is_a_history_of_every_workflow_kind(name: str) -> None:
     where = ROOT if name == "current" else ROOT / name
     names = [p.name for p in where.glob("*.json")]

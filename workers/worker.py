@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import sys
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import Client
@@ -15,7 +19,7 @@ from temporalio.worker import Worker
 from activities.devices import DeviceActivities
 from activities.pair import PairActivities
 from inventory.load import load_inventory
-from inventory.models import Inventory
+from inventory.models import SIDES, Inventory, Side, site_queue
 from workers.connection import (  # noqa: F401 - Connection and connect, re-exported
     Connection,
     ConnectionConfigError,
@@ -51,19 +55,45 @@ MAX_CONCURRENT_ACTIVITIES = 1000
 def build_worker(
     client: Client, inventory: Inventory, inventory_path: str | Path, task_queue: str | None = None
 ) -> Worker:
+    """The pair's workflows and every activity, on the pair's queue (or `task_queue`)."""
+    return build_workers(client, inventory, inventory_path, sites=[], task_queue=task_queue)[0]
+
+
+def build_workers(
+    client: Client,
+    inventory: Inventory,
+    inventory_path: str | Path,
+    sites: Sequence[Side] = SIDES,
+    task_queue: str | None = None,
+    identity: str | None = None,
+) -> list[Worker]:
+    """The pair's queue (workflows, and the activities that act on no one side) and the
+    site queues of `sites` (the activities that act on that side's devices)."""
     acts = DeviceActivities(inventory, inventory_path)
     pair = PairActivities(client, inventory)
-    return Worker(
-        client,
-        task_queue=task_queue or inventory.queue,
-        workflows=WORKFLOWS,
-        activities=[*acts.all(), pair.pair_run_state],
-        interceptors=[RunContextInterceptor()],
-        max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
-        # If this worker dies, its runs' next tasks go to another worker after 2 s
-        # instead of the default 10 s.
-        sticky_queue_schedule_to_start_timeout=timedelta(seconds=2),
-    )
+    activities = [*acts.all(), pair.pair_run_state]
+    common: dict[str, Any] = {
+        "activities": activities,
+        "interceptors": [RunContextInterceptor()],
+        "max_concurrent_activities": MAX_CONCURRENT_ACTIVITIES,
+    }
+    if identity:
+        common["identity"] = identity
+    main_queue = task_queue or inventory.queue
+    workers = [
+        Worker(
+            client,
+            task_queue=main_queue,
+            workflows=WORKFLOWS,
+            # If this worker dies, its runs' next tasks go to another worker after 2 s
+            # instead of the default 10 s.
+            sticky_queue_schedule_to_start_timeout=timedelta(seconds=2),
+            **common,
+        )
+    ]
+    for side in sites:
+        workers.append(Worker(client, task_queue=site_queue(main_queue, side), **common))
+    return workers
 
 
 async def missing_search_attributes(client: Client, namespace: str) -> list[str]:
@@ -75,7 +105,10 @@ async def missing_search_attributes(client: Client, namespace: str) -> list[str]
 
 
 async def run_worker(
-    inventory_path: str | Path, conn: Connection, metrics: str | None = None
+    inventory_path: str | Path,
+    conn: Connection,
+    metrics: str | None = None,
+    site: Side | None = None,
 ) -> None:
     inventory = load_inventory(inventory_path)
     runtime = metrics_runtime(metrics) if metrics else None
@@ -93,23 +126,32 @@ async def run_worker(
             f"worker: search attributes missing on {address}: {', '.join(missing)}. "
             f"Register them: {cmds}"
         )
-    worker = build_worker(client, inventory, inventory_path)
+    sites: list[Side] = [site] if site else list(SIDES)
+    who = f"amsm-worker{'-site-' + site if site else ''}-{os.getpid()}@{socket.gethostname()}"
+    workers = build_workers(client, inventory, inventory_path, sites=sites, identity=who)
+    queues = [inventory.queue, *(inventory.site_queue(s) for s in sites)]
     logging.getLogger("amsm").info(
-        "worker for pair %s on task queue %s (Temporal %s)",
+        "worker %s for pair %s on task queues %s (Temporal %s)",
+        who,
         inventory.pair,
-        inventory.queue,
+        ", ".join(queues),
         address,
     )
     print(
-        f"worker: serving pair '{inventory.pair}' on task queue '{inventory.queue}' at {address}"
+        f"worker: serving pair '{inventory.pair}' on task queues {', '.join(queues)} at {address}"
+        + (f" for site {site}" if site else "")
         + (f"; metrics on http://{metrics}/metrics" if metrics else ""),
         flush=True,
     )
-    await worker.run()
+    await asyncio.gather(*(w.run() for w in workers))
 
 
 def main(
-    inventory_path: str, conn: Connection, log_format: str = "text", metrics: str | None = None
+    inventory_path: str,
+    conn: Connection,
+    log_format: str = "text",
+    metrics: str | None = None,
+    site: Side | None = None,
 ) -> int:
     try:
         setup_logging(log_format)
@@ -117,7 +159,7 @@ def main(
         print(f"amsm worker: {e} (--log-format or AMSM_LOG_FORMAT)", file=sys.stderr)
         return 2
     try:
-        asyncio.run(run_worker(inventory_path, conn, metrics))
+        asyncio.run(run_worker(inventory_path, conn, metrics, site))
     except KeyboardInterrupt:
         pass
     except ConnectionConfigError as e:

@@ -40,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
         OperatorSignal,
         StepState,
     )
+    from workflows.routing import on_site
 
 
 # Runs started before InSync/AllSync steps could be automated replay without the check.
@@ -231,7 +232,7 @@ class PairWorkflow:
 
     async def act(self, activity: str, arg: object) -> str:
         r = await workflow.execute_activity(
-            activity, arg, result_type=StepResult, **device_op(self.timing)
+            activity, arg, result_type=StepResult, **device_op(self.timing), **on_site(arg)
         )
         return r.message
 
@@ -287,9 +288,10 @@ class PairWorkflow:
         self, side: Side, running: bool
     ) -> Callable[[StepState], Awaitable[str | None]]:
         async def check(_: StepState) -> str | None:
+            where = SideInput(pair=self.pair, side=side)
             st = await workflow.execute_activity(
-                "allsync_state", SideInput(pair=self.pair, side=side), result_type=AllSyncState,
-                **device_op(self.timing),
+                "allsync_state", where, result_type=AllSyncState,
+                **device_op(self.timing), **on_site(where),
             )  # fmt: skip
             if st.running == running:
                 return None

@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.checklist import describe_failure
     from workflows.client_switch import ClientSwitchWorkflow
     from workflows.models import ClientSwitchInput
+    from workflows.routing import on_site
 
 Control = Literal[
     "dsm-set-main",
@@ -154,7 +155,7 @@ class ControlWorkflow:
 
         async def do(activity: str, arg: object, **opts: object) -> StepResult:
             return await workflow.execute_activity(
-                activity, arg, result_type=StepResult, **(opts or ops)
+                activity, arg, result_type=StepResult, **(opts or ops), **on_site(arg)
             )
 
         if c in ("dsm-set-main", "dsm-set-backup"):
