@@ -1,4 +1,5 @@
-"""The worker: the pair's workflows and device activities on the pair's task queue."""
+"""The worker: the pair's workflows and device activities, on the pair's task queue and
+the site queues (`--site X` serves one side's; without it, both)."""
 
 from __future__ import annotations
 
@@ -50,13 +51,6 @@ WORKFLOWS = [
 
 # Reboot waits hold an activity slot each; a large facility reboots hundreds at once.
 MAX_CONCURRENT_ACTIVITIES = 1000
-
-
-def build_worker(
-    client: Client, inventory: Inventory, inventory_path: str | Path, task_queue: str | None = None
-) -> Worker:
-    """The pair's workflows and every activity, on the pair's queue (or `task_queue`)."""
-    return build_workers(client, inventory, inventory_path, sites=[], task_queue=task_queue)[0]
 
 
 def build_workers(

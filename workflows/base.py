@@ -368,21 +368,8 @@ class PairWorkflow:
         async def settle(cp: ClientProgress, r: ClientSwitchResult | None) -> None:
             if r is None:  # cannot happen: every client of a batch has a result
                 r = ClientSwitchResult(host=cp.host, ok=False, message="no result", seconds=0)
-            cp.seconds = r.seconds
-            if r.ok:
-                cp.status, cp.message = "done", r.message
-                runner.publish()
-                return
-            cp.status, cp.error = "failed", r.message
-            try:
-                d = await runner.decision_for(f"{step.id}/{cp.host}")
-            except Aborted:
-                return
-            if d.action == "skip":
-                cp.status, cp.message = "skipped", f"skipped by {d.operator}: {d.reason}"
-                runner.publish()
-                return
-            await batch([cp], f"amsm-{self.pair}-{tag}-{cp.host}-{cp.attempts + 1}")
+            if await self._retry_wanted(step, cp, r):
+                await batch([cp], f"amsm-{self.pair}-{tag}-{cp.host}-{cp.attempts + 1}")
 
         groups = [clients[i : i + size] for i in range(0, len(clients), size)]
         await asyncio.gather(
@@ -418,22 +405,32 @@ class PairWorkflow:
                         parent_close_policy=ParentClosePolicy.ABANDON,
                         cancellation_type=ChildWorkflowCancellationType.ABANDON,
                     )
-                cp.seconds = result.seconds
-                if result.ok:
-                    cp.status, cp.message = "done", result.message
-                    runner.publish()
-                    return
-                cp.status, cp.error = "failed", result.message
-                try:
-                    d = await runner.decision_for(f"{step.id}/{cp.host}")
-                except Aborted:
-                    return
-                if d.action == "skip":
-                    cp.status, cp.message = "skipped", f"skipped by {d.operator}: {d.reason}"
-                    runner.publish()
+                if not await self._retry_wanted(step, cp, result):
                     return
 
         await asyncio.gather(*(one(cp) for cp in clients))
+
+    async def _retry_wanted(
+        self, step: StepState, cp: ClientProgress, r: ClientSwitchResult
+    ) -> bool:
+        """Record a client's result; a failed one waits for its own decision. True when
+        the operator asked for it to be switched again."""
+        runner = self.steps
+        cp.seconds = r.seconds
+        if r.ok:
+            cp.status, cp.message = "done", r.message
+            runner.publish()
+            return False
+        cp.status, cp.error = "failed", r.message
+        try:
+            d = await runner.decision_for(f"{step.id}/{cp.host}")
+        except Aborted:
+            return False
+        if d.action == "skip":
+            cp.status, cp.message = "skipped", f"skipped by {d.operator}: {d.reason}"
+            runner.publish()
+            return False
+        return True
 
     def clients_on(
         self, status: PairStatus, side: Side, exclude: list[str] | None = None
