@@ -85,6 +85,13 @@ class Lab:
         }
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nobody listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def _wait_ports(ports: list[int], proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
     import time
 

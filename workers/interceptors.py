@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from temporalio import activity
+from temporalio.common import MetricCounter, MetricHistogramFloat
 from temporalio.worker import (
     ActivityInboundInterceptor,
     ExecuteActivityInput,
@@ -45,11 +46,29 @@ def step_and_host(activity_type: str, arg: Any) -> tuple[str | None, str | None]
 
 
 class _Inbound(ActivityInboundInterceptor):
+    def __init__(self, next: ActivityInboundInterceptor) -> None:
+        super().__init__(next)
+        self._metrics: tuple[MetricCounter, MetricHistogramFloat] | None = None
+
+    def _instruments(self) -> tuple[MetricCounter, MetricHistogramFloat]:
+        """Created once, on the first activity (the meter is the worker's runtime's)."""
+        if self._metrics is None:
+            meter = activity.metric_meter()
+            self._metrics = (
+                meter.create_counter(
+                    "amsm_activities", "activities run by this worker, by type and outcome"
+                ),
+                meter.create_histogram_float(
+                    "amsm_activity_seconds", "how long each activity ran", "s"
+                ),
+            )
+        return self._metrics
+
     async def execute_activity(self, input: ExecuteActivityInput) -> Any:
         info = activity.info()
         step, host = step_and_host(info.activity_type, input.args[0] if input.args else None)
         tokens = (CURRENT_STEP.set(step), CURRENT_HOST.set(host))
-        meter = activity.metric_meter()
+        counter, seconds = self._instruments()
         attrs = {"activity": info.activity_type}
         started = time.monotonic()
         outcome = "failed"
@@ -58,12 +77,8 @@ class _Inbound(ActivityInboundInterceptor):
             outcome = "completed"
             return result
         finally:
-            meter.create_counter(
-                "amsm_activities", "activities run by this worker, by type and outcome"
-            ).add(1, {**attrs, "outcome": outcome})
-            meter.create_histogram_float(
-                "amsm_activity_seconds", "how long each activity ran", "s"
-            ).record(time.monotonic() - started, attrs)
+            counter.add(1, {**attrs, "outcome": outcome})
+            seconds.record(time.monotonic() - started, attrs)
             CURRENT_STEP.reset(tokens[0])
             CURRENT_HOST.reset(tokens[1])
 

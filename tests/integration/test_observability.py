@@ -5,21 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import socket
 import subprocess
 import urllib.request
 
 from temporalio.client import Client
 
 from lab.faults import set_fault
-from tests.conftest import AMSM, cli, cli_json
+from tests.conftest import AMSM, cli, cli_json, free_port
 from tests.integration.driving import drive, step
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def scrape(port: int) -> str:

@@ -11,16 +11,10 @@ from pathlib import Path
 
 from temporalio.client import Client
 
-from tests.conftest import AMSM, TEMPORAL, Lab, cli_json
+from tests.conftest import AMSM, TEMPORAL, Lab, cli_json, free_port
 from tests.integration.driving import drive
 from workers.worker import connect
 from workflows import search
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def start_server(db: Path, port: int) -> subprocess.Popen[bytes]:
