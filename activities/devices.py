@@ -298,7 +298,10 @@ class DeviceActivities:
     async def smartbins_set_backup(self, inp: SideInput) -> StepResult:
         """All stopped; the side's PseudoSmartBins host in pseudo mode and started."""
         self._check_pair(inp.pair)
-        servers = self.inv.sides[inp.side].smartbins
+        return await self.smartbins_backup(inp.side)
+
+    async def smartbins_backup(self, side: Side) -> StepResult:
+        servers = self.inv.sides[side].smartbins
         # Stop the others first so two servers never run in pseudo mode together.
         msgs = list(
             await asyncio.gather(
@@ -309,10 +312,10 @@ class DeviceActivities:
                 )
             )
         )
-        pseudo = self.inv.sides[inp.side].pseudo_host
+        pseudo = self.inv.sides[side].pseudo_host
         msgs.append(await dev.smartbins_set(self.host(pseudo), self.inv.devices, "Pseudo", True))
         return StepResult(
-            message=f"SmartBins on {inp.side} backup (pseudo on {pseudo.host})", details=msgs
+            message=f"SmartBins on {side} backup (pseudo on {pseudo.host})", details=msgs
         )
 
     # -- Browse ----------------------------------------------------------------------------

@@ -104,6 +104,12 @@ def build_parser() -> argparse.ArgumentParser:
     side = {"type": str.upper, "choices": ["X", "Y"]}
     k = kinds.add_parser("switch", help="switch the pair: the other side becomes main")
     k.add_argument("--to", required=True, help="new main side", **side)  # type: ignore[arg-type]
+    k.add_argument(
+        "--unplanned",
+        action="store_true",
+        help="the main side is lost (down or unreachable): switch without it (needs --reason)",
+    )
+    k.add_argument("--reason", help="why the switch is unplanned (recorded)")
     k = kinds.add_parser("split", help="split the pair: --main stays main, the other runs alone")
     k.add_argument("--main", required=True, help="the side that stays main", **side)  # type: ignore[arg-type]
     k = kinds.add_parser("split-switch", help="switch in stages, pilot clients first")
@@ -169,6 +175,16 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--reason", required=(verb == "skip"), default=None)
         s.add_argument("--operator", default=default_operator())
         s.add_argument("--json", action="store_true")
+    s = sub.add_parser(
+        "fence", help="the fence an unplanned switch left on the lost side: show or end it"
+    )
+    s.set_defaults(fence_action=None)
+    s.add_argument("--json", action="store_true")
+    f = s.add_subparsers(dest="fence_action", metavar="ACTION")
+    e = f.add_parser("end", help="end the fence by hand (the lost side stays as it is)")
+    e.add_argument("--reason", required=True)
+    e.add_argument("--operator", default=default_operator())
+    e.add_argument("--json", action="store_true")
     s = sub.add_parser("abort", help="stop the run at the next safe point, with a reason")
     s.add_argument("run", metavar="RUN")
     s.add_argument("--reason", required=True)
@@ -228,10 +244,20 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--force", action="store_true", help="overwrite an existing lab")
     c = lab.add_parser("serve", help="serve the lab's devices (SSH per host, DSM files)")
     c.add_argument("--dir", required=True)
-    c = lab.add_parser("fault", help="set or clear a fault on a lab host or DSM")
-    c.add_argument("target", metavar="HOST|DSM")
+    c = lab.add_parser(
+        "fault",
+        help="set or clear a fault on a lab host or DSM, or take a whole side down",
+        usage="amsm lab fault HOST|DSM KIND [SECONDS] --dir DIR\n"
+        "       amsm lab fault --side X|Y down|up --dir DIR",
+    )
+    c.add_argument(
+        "target",
+        metavar="HOST|DSM",
+        help="the host or DSM; with --side, the side fault: down or up",
+    )
     c.add_argument(
         "kind",
+        nargs="?",
         choices=[
             "unreachable",
             "no-reboot",
@@ -240,6 +266,12 @@ def build_parser() -> argparse.ArgumentParser:
             "replication-fails",
             "clear",
         ],
+    )
+    c.add_argument(
+        "--side",
+        type=str.upper,
+        choices=["X", "Y"],
+        help="the whole side: its DSM, SmartBins, NAS heads and bridge (down|up)",
     )
     c.add_argument(
         "seconds",

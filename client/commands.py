@@ -125,6 +125,10 @@ async def run_command(client: Client, args: argparse.Namespace, inv: Inventory) 
         return await signal(client, inv, args, cmd)
     if cmd in ("retry", "skip", "abort"):
         return await decide(client, inv, args, cmd)
+    if cmd == "fence":
+        from client.fence import fence_command
+
+        return await fence_command(client, inv, args)
     if getattr(args, "control", None):
         return await control(client, inv, args)
     raise CliError(f"unknown command {cmd}", EXIT_USAGE)
@@ -246,7 +250,14 @@ async def fetch_checklist(handle: WorkflowHandle[Any, Any]) -> Checklist:
 
 async def show(client: Client, inv: Inventory, args: argparse.Namespace) -> int:
     c = await fetch_checklist(await resolve_run(client, inv, args.run))
-    emit(args, c.model_dump(mode="json"), render_checklist(c))
+    data, text = c.model_dump(mode="json"), render_checklist(c)
+    if c.fence is not None:
+        from client.fence import read_fence, render_fence
+
+        view = await read_fence(client, inv.pair, c.fence)
+        data["fence_state"] = view.model_dump(mode="json") if view else None
+        text += "\n\n" + (render_fence(view) if view else f"fence {c.fence.workflow_id}: not found")
+    emit(args, data, text)
     return EXIT_OK
 
 
@@ -331,9 +342,18 @@ def workflow_input(inv: Inventory, args: argparse.Namespace) -> tuple[BaseModel,
     """The workflow's input and a one-line description of what it will do."""
     who = args.operator
     if args.kind == "switch":
-        return SwitchInput(pair=inv.pair, to=args.to, initiator=who), (
-            f"switch {other(args.to)} -> {args.to}"
-        )
+        reason = (args.reason or "").strip() or None
+        if args.unplanned and reason is None:
+            raise CliError(
+                'an unplanned switch needs a reason: --unplanned --reason "X lost: ..."',
+                EXIT_USAGE,
+            )
+        if reason and not args.unplanned:
+            raise CliError("--reason goes with --unplanned (a planned switch has none)", EXIT_USAGE)
+        how = "unplanned switch" if args.unplanned else "switch"
+        return SwitchInput(
+            pair=inv.pair, to=args.to, initiator=who, unplanned=args.unplanned, reason=reason
+        ), f"{how} {other(args.to)} -> {args.to}"
     if args.kind == "split":
         return SplitInput(pair=inv.pair, main=args.main, initiator=who), (
             f"split, {args.main} stays main"

@@ -305,6 +305,12 @@ class Timing(_Strict):
     client_batch_size: int = Field(
         25, ge=1, le=100, description="clients switched by one child workflow"
     )
+    lost_side_timeout: float = Field(
+        15, gt=0, description="unplanned switch: the one try at a device of the lost side"
+    )
+    fence_max_interval: float = Field(
+        60, gt=0, description="fencing: the longest wait between two tries at the lost side"
+    )
 
 
 def site_queue(queue: str, side: Side) -> str:

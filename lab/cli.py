@@ -91,10 +91,22 @@ def cmd_hands(args: argparse.Namespace) -> int:
 
 def cmd_fault(args: argparse.Namespace) -> int:
     """Set or clear a fault on a lab host or DSM (the running lab picks it up)."""
-    from lab.faults import set_fault
+    from lab.faults import set_fault, set_side_fault
 
+    side = getattr(args, "side", None)
     try:
-        print(set_fault(args.dir, args.target, args.kind, args.seconds))
+        if side:
+            if args.kind is not None or args.seconds is not None:
+                return _fail("fault", "with --side, say only down or up: --side X down")
+            print(set_side_fault(args.dir, side, args.target))
+        elif args.kind is None:
+            return _fail(
+                "fault",
+                f"say which fault for {args.target}: unreachable, no-reboot, "
+                "slow-reboot S, flapping [S], replication-fails or clear",
+            )
+        else:
+            print(set_fault(args.dir, args.target, args.kind, args.seconds))
     except LabError as e:
         return _fail("fault", str(e))
     return 0

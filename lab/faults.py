@@ -12,6 +12,10 @@ table (`dsm_faults`); `amsm lab serve` picks both up within a fraction of a seco
 - DSM `replication-fails`: replication from that DSM turns `failed` while it is set.
 - DSM `unreachable`: the DSM stops answering (its database file is taken away until
   `clear`), so every ODBC connection to it fails.
+- side `down` (`amsm lab fault --side X down`): the whole side is lost at once, as in a
+  power cut or a fire: its DSM, SmartBins servers, NAS heads and bridge K2 server stop
+  answering. `up` brings them all back as they were (their faults cleared). Clients,
+  Browse and the Control Point are shared by both sides and keep answering.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from lab.dsm import dsm_path
 from lab.state import NEVER, LabState, Txn
 
 HOST_FAULTS = ("unreachable", "no-reboot", "slow-reboot", "flapping", "clear")
+SIDE_FAULTS = ("down", "up")
 DSM_FAULTS = ("replication-fails", "unreachable", "clear")
 _DB_SUFFIXES = ("", "-wal", "-shm")
 
@@ -63,6 +68,34 @@ def set_fault(directory: str | Path, target: str, kind: str, seconds: float | No
             known = ", ".join(sorted(dsms.values()))
             raise LabError(f"no lab host or DSM named {target!r} (DSMs: {known})")
         return _host_fault(txn, doc, kind, seconds)
+
+
+def side_hosts(txn: Txn, side: str) -> list[str]:
+    """The hosts that belong to one side (not the shared clients, Browse, Control Point)."""
+    info = txn.topology["sides"][side]
+    return [*info["smartbins"], info["nas_cifs"], info["nas_ftp"], info["bridge"]]
+
+
+def set_side_fault(directory: str | Path, side: str, kind: str) -> str:
+    """Take a whole side down (`down`) or bring it back (`up`); returns a sentence."""
+    side = side.upper()
+    if side not in ("X", "Y"):
+        raise LabError(f"a side is X or Y, not {side!r}")
+    if kind not in SIDE_FAULTS:
+        raise LabError(f"a side fault is one of {', '.join(SIDE_FAULTS)}, not {kind!r}")
+    state = LabState(directory)
+    with state.transaction() as txn:
+        hosts = side_hosts(txn, side)
+        for name in hosts:
+            doc = txn.require_host(name)
+            _host_fault(txn, doc, "unreachable" if kind == "down" else "clear", None)
+        dsm = str(txn.topology["sides"][side]["dsm"])
+        fault = "unreachable" if kind == "down" else "clear"
+        _dsm_fault(txn, dsm, fault, dsm_path(directory, side))
+    listed = ", ".join([dsm, *hosts])
+    if kind == "down":
+        return f"side {side} down: {listed} do not answer (bring it back: --side {side} up)"
+    return f"side {side} up: {listed} answer again"
 
 
 def _dsm_fault(txn: Txn, dsm: str, kind: str, db: Path) -> str:

@@ -353,6 +353,8 @@ def timing(reboot_seconds: float) -> dict[str, float]:
         "heartbeat_timeout": 10.0,
         "operation_timeout": 60.0,
         "replication_timeout": 30.0,
+        "lost_side_timeout": 5.0,
+        "fence_max_interval": 2.0,
     }
 
 

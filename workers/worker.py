@@ -18,6 +18,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.devices import DeviceActivities
+from activities.lost_side import LostSideActivities
 from activities.pair import PairActivities
 from inventory.load import load_inventory
 from inventory.models import SIDES, Inventory, Side, site_queue
@@ -32,6 +33,7 @@ from workers.logs import setup_logging
 from workflows import search
 from workflows.client_switch import ClientBatchWorkflow, ClientSwitchWorkflow
 from workflows.control import ControlWorkflow
+from workflows.fence import FenceWorkflow
 from workflows.restore import RestoreWorkflow
 from workflows.split import SplitWorkflow
 from workflows.split_switch import SplitSwitchWorkflow
@@ -47,6 +49,7 @@ WORKFLOWS = [
     ClientBatchWorkflow,
     PairStatusWorkflow,
     ControlWorkflow,
+    FenceWorkflow,
 ]
 
 # Reboot waits hold an activity slot each; a large facility reboots hundreds at once.
@@ -65,7 +68,7 @@ def build_workers(
     site queues of `sites` (the activities that act on that side's devices)."""
     acts = DeviceActivities(inventory, inventory_path)
     pair = PairActivities(client, inventory)
-    activities = [*acts.all(), pair.pair_run_state]
+    activities = [*acts.all(), *LostSideActivities(acts).all(), pair.pair_run_state]
     common: dict[str, Any] = {
         "activities": activities,
         "interceptors": [RunContextInterceptor()],

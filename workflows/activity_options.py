@@ -47,3 +47,29 @@ BOOTSTRAP: dict[str, Any] = {
     "start_to_close_timeout": timedelta(seconds=60),
     "retry_policy": RetryPolicy(maximum_attempts=3),
 }
+
+
+def lost_side_try(timing: Timing) -> dict[str, Any]:
+    """An unplanned switch's one try at a device of the lost side: one attempt, and a
+    time limit that also covers waiting for a worker (a site worker may be lost too)."""
+    limit = timedelta(seconds=timing.lost_side_timeout)
+    return {
+        "start_to_close_timeout": limit,
+        "schedule_to_close_timeout": limit * 2,
+        "retry_policy": RetryPolicy(maximum_attempts=1),
+    }
+
+
+def fence_tries(timing: Timing) -> dict[str, Any]:
+    """The fence's tries at the lost side: unlimited, with backoff up to
+    `fence_max_interval`. The server retries; the history holds one activity whatever
+    the number of tries."""
+    return {
+        "start_to_close_timeout": timedelta(seconds=timing.operation_timeout),
+        "retry_policy": RetryPolicy(
+            initial_interval=timedelta(seconds=1),
+            backoff_coefficient=2.0,
+            maximum_interval=timedelta(seconds=max(1.0, timing.fence_max_interval)),
+            maximum_attempts=0,
+        ),
+    }

@@ -60,9 +60,14 @@ class DecisionRecord(BaseModel):
 
 
 class SwitchInput(BaseModel):
+    """switch: `to` becomes main. `unplanned`: the other side is lost (down or unreachable);
+    `reason` says why, and is required then."""
+
     pair: str
     to: Side
     initiator: str = "unknown"
+    unplanned: bool = False
+    reason: str | None = None
 
 
 class SplitInput(BaseModel):
@@ -145,6 +150,46 @@ class StepState(BaseModel):
         )
 
 
+class FenceRef(BaseModel):
+    """Where to find a fencing workflow: `amsm fence` reads its state from there."""
+
+    workflow_id: str
+    run_id: str
+    side: Side
+
+
+FenceStatus = Literal["waiting", "fenced", "ended"]
+
+
+class FenceInput(BaseModel):
+    pair: str
+    side: Side  # the lost side, to be fenced the moment it answers
+    reason: str
+    started_by: str  # the operator of the unplanned switch
+    switch_run_id: str = ""
+
+
+class FenceEnd(BaseModel):
+    """Payload of the fence's `end` update: an operator ends the fencing by hand."""
+
+    operator: str = "unknown"
+    reason: str
+
+
+class FenceState(BaseModel):
+    pair: str
+    side: Side
+    status: FenceStatus = "waiting"
+    reason: str = ""
+    started_by: str = ""
+    switch_run_id: str = ""
+    started_at: str | None = None
+    ended_at: str | None = None
+    message: str | None = None
+    details: list[str] = Field(default_factory=list)
+    ended_by: str | None = None
+
+
 class RejectedSignal(BaseModel):
     at: str
     signal: str
@@ -169,6 +214,9 @@ class Checklist(BaseModel):
     decisions: list[DecisionRecord] = Field(default_factory=list)
     # Where every device ended up, when a run was aborted.
     final_state: list[str] | None = None
+    # An unplanned switch: why, and the fencing workflow it started for the lost side.
+    unplanned_reason: str | None = None
+    fence: FenceRef | None = None
 
     def step(self, step_id: str) -> StepState:
         for s in self.steps:

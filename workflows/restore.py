@@ -16,12 +16,26 @@ with workflow.unsafe.imports_passed_through():
         SideInput,
         SyncInput,
     )
-    from inventory.models import other
+    from inventory.models import Side, other
+    from inventory.status import PairStatus
     from workflows.activity_options import device_op
     from workflows.base import PairWorkflow
     from workflows.checklist import TEXT_ITEMS, StepRunner
     from workflows.models import Checklist, RestoreInput, StepState
     from workflows.steps import restore_steps
+
+
+# Runs started before a fenced pair could be restored replay with the split-only check.
+FENCED_PATCH = "restore-after-fence"
+
+
+def fenced(status: PairStatus, main: Side) -> bool:
+    """After an unplanned switch to `main` and the fence: `main`'s DSM main, the other's
+    backup, and no replication running on either (nothing copies over anything yet)."""
+    m, o = status.dsm[main], status.dsm[other(main)]
+    return (
+        m.mode == "main" and o.mode == "backup" and "running" not in (m.replication, o.replication)
+    )
 
 
 def listing(items: list[str]) -> str:
@@ -45,8 +59,12 @@ class RestoreWorkflow(PairWorkflow):
         self._start_runner(StepRunner("restore", pair, title, inp.initiator, restore_steps(m, o)))
         status = await self.bootstrap(pair)
         mode, _, reason = status.derived
-        if mode != "split":
-            self.refuse(f"restore with {m} main", f"the pair must be split; found {mode}: {reason}")
+        if mode != "split" and not (fenced(status, m) and workflow.patched(FENCED_PATCH)):
+            self.refuse(
+                f"restore with {m} main",
+                f"the pair must be split (or {m} main with {o} fenced after an unplanned "
+                f"switch); found {mode}: {reason}",
+            )
         run, auto = self.steps.run, self.auto
         orphans: list[str] = []
 

@@ -1,4 +1,5 @@
-"""switch: A main -> B main, the 18 steps of manual chapter 4."""
+"""switch: A main -> B main, the 18 steps of manual chapter 4 (and, with `unplanned`,
+the same steps when A is lost: workflows/unplanned.py)."""
 
 from __future__ import annotations
 
@@ -7,17 +8,17 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from activities.models import BrowseInput, BrowseSwitchInput, DsmModeInput, SideInput
     from inventory.models import other
-    from workflows.base import PairWorkflow
     from workflows.checklist import StepRunner
     from workflows.models import Checklist, StepState, SwitchInput
     from workflows.steps import switch_steps
+    from workflows.unplanned import UnplannedSwitch, lost_side_advice
 
 # Runs started before manual steps were verified replay without the checks.
 VERIFY_PATCH = "verify-manual-steps"
 
 
 @workflow.defn(name="switch")
-class SwitchWorkflow(PairWorkflow):
+class SwitchWorkflow(UnplannedSwitch):
     @workflow.init
     def __init__(self, inp: SwitchInput) -> None:
         super().__init__()
@@ -34,8 +35,13 @@ class SwitchWorkflow(PairWorkflow):
             )
         )
         status = await self.bootstrap(pair)
+        if inp.unplanned:
+            return await self.unplanned(inp, status)
         if status.derived[:2] == ("mirrored", b):
             self.refuse(f"switch to {b}", f"{b} is already main (mirrored, {b} main)")
+        lost = lost_side_advice(status, a, b)
+        if lost:
+            self.refuse(f"switch to {b}", lost)
         self.require_mirrored(status, a, f"switch to {b}")
         to_move = self.clients_on(status, a)
         unknown = self.unknown_clients(status)

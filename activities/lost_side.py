@@ -1,0 +1,77 @@
+"""Activities for a side that is lost (down or unreachable): the unplanned switch and
+the fence that keeps the lost side from coming back as a second main.
+
+`dsm_stop_own_replication` stops one DSM's own replication processes without waiting
+for its peer (the peer is the lost side). `fence_side` puts the lost side's DSM and
+SmartBins in backup mode (and stops AllSync on its NAS head where the inventory names
+the service); it fails, retryable, as long as the side does not answer, so the fencing
+workflow's retry policy is the backoff, and the history does not grow per try.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.devices import DeviceActivities
+from activities.drivers import devices as dev
+from activities.drivers.errors import DeviceError
+from activities.models import SideInput, StepResult
+from activities.support import device_activity
+
+
+class LostSideActivities:
+    def __init__(self, devices: DeviceActivities) -> None:
+        self.d = devices
+
+    @activity.defn(name="dsm_stop_own_replication")
+    @device_activity
+    async def dsm_stop_own_replication(self, inp: SideInput) -> StepResult:
+        """Stop replication on this side's DSM only; its peer is not asked (it is lost)."""
+        self.d._check_pair(inp.pair)
+        me = self.d.dsm(inp.side)
+        return StepResult(message=await asyncio.to_thread(me.stop_replication))
+
+    @activity.defn(name="fence_side")
+    async def fence_side(self, inp: SideInput) -> StepResult:
+        """Fence the side: stop its DSM's replication, DSM to backup, SmartBins to backup,
+        AllSync stopped (when automated). Idempotent; every failure is retryable."""
+        self.d._check_pair(inp.pair)
+        try:
+            return await self._fence(inp)
+        except (DeviceError, OSError) as e:
+            host = getattr(e, "host", "")
+            activity.logger.info("fence %s: not yet: %s", inp.side, e)
+            raise ApplicationError(
+                f"{inp.side} not fenced yet: {e}",
+                {"host": host},
+                type="SideLost",
+                non_retryable=False,
+            ) from None
+
+    async def _fence(self, inp: SideInput) -> StepResult:
+        side = inp.side
+        me = self.d.dsm(side)
+        done: list[str] = []
+        st = await asyncio.to_thread(me.read)  # Unreachable while the side is down
+        if st.replication != "stopped":
+            done.append(await asyncio.to_thread(me.stop_replication))
+        done.append(await asyncio.to_thread(me.set_mode, "backup"))
+        sb = await self.d.smartbins_backup(side)
+        done += sb.details
+        inv = self.d.inv
+        if inv.devices.allsync_service is not None:
+            drv = self.d.host(inv.sides[side].nas.cifs)
+            done.append(
+                await dev.tool_set(
+                    drv, "AllSync", inv.devices.allsync_service, inv.devices.allsync_process, False
+                )
+            )
+        return StepResult(
+            message=f"{side} fenced: DSM {me.name} backup, SmartBins on {side} backup", details=done
+        )
+
+    def all(self) -> list[object]:
+        return [self.dsm_stop_own_replication, self.fence_side]

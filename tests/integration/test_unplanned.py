@@ -1,0 +1,122 @@
+"""The night X is lost: an unplanned switch to Y, the fence, and the restore with Y main.
+
+On the lab, end to end: the whole side X goes down (`lab fault --side X down`); a
+planned switch is refused with advice; the unplanned switch skips X's steps as `side
+lost`, switches the editors that answer and lists the one that does not, and ends
+split-brained on purpose without starting replication; the fence keeps trying without
+growing its history and fences X within a bounded time once X is back; the editor left
+behind is switched with the console control; the restore with Y main shows the clip
+only X has before X is overwritten, and the pair ends mirrored with Y main.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from temporalio.client import Client
+
+from client.cli import EXIT_USAGE
+from lab.faults import set_fault, set_side_fault
+from lab.hands import set_insync
+from lab.media import ingest
+from tests.conftest import cli, cli_json, running_worker
+from tests.integration.driving import drive, step
+from workflows.unplanned import NOT_UNPLANNED
+
+LOST_STEPS = ("stop-replication", "dsm-x-backup", "stop-allsync", "smartbins-x-backup")
+REASON = "X lost: power cut in hall X"
+
+
+async def fence_view(client: Client, lab) -> dict:  # type: ignore[no-untyped-def]
+    return (await cli_json(client, lab, "fence"))["fence"]
+
+
+async def test_the_night_x_is_lost(client: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
+    lab = await lab_factory(editors=2, ingest=0)
+    timing = lab.inventory.timing
+    async with running_worker(client, lab):
+        # A clip recorded on X just before the fire, InSync stopped: only X has it.
+        set_insync(lab.dir, running=False)
+        ingest(lab.dir, "X", "late-news")
+        out = set_side_fault(lab.dir, "X", "down")
+        assert "side X down" in out and "dsm-x" in out
+        set_fault(lab.dir, "ED-02", "unreachable")
+
+        rc, out = await cli(client, lab, "start", "switch", "--to", "Y", "--operator", "night")
+        assert rc != 0, out
+        assert "X does not answer (DSM dsm-x" in out and "--unplanned --reason" in out, out
+        rc, out = await cli(client, lab, "start", "switch", "--to", "Y", "--unplanned")
+        assert rc == EXIT_USAGE and "needs a reason" in out, out
+
+        started = await cli_json(
+            client, lab, "start", "switch", "--to", "Y", "--unplanned", "--reason", REASON,
+            "--operator", "night",
+        )  # fmt: skip
+        shown = await drive(client, lab, started["run_id"], "Y", timeout=150)
+        assert shown["state"] == "completed", shown
+        assert shown["unplanned_reason"] == REASON
+        for sid in LOST_STEPS:
+            s = step(shown, sid)
+            assert s["status"] == "skipped", s
+            assert s["note"].startswith("skipped: side lost: "), s
+        assert "on Y: replication stopped on DSM dsm-y" in step(shown, "stop-replication")["note"]
+        for sid in NOT_UNPLANNED:
+            s = step(shown, sid)
+            assert s["status"] == "skipped" and "restore --main Y" in s["note"], s
+        for sid in ("dsm-y-main", "smartbins-y-main", "switch-browse", "start-browse"):
+            assert step(shown, sid)["status"] == "done", step(shown, sid)
+        clients = {c["host"]: c["status"] for c in step(shown, "switch-clients")["clients"]}
+        assert clients == {"ED-01": "done"}, clients
+        assert "not switched (did not answer): ED-02" in step(shown, "switch-clients")["message"]
+        msg = shown["message"]
+        assert "split-brained on purpose" in msg and "amsm start restore --main Y" in msg, msg
+        assert "amsm clients switch --to Y ED-02" in msg, msg
+
+        # The fence waits for X: the server retries, the history does not grow.
+        assert shown["fence_state"]["state"]["status"] == "waiting", shown["fence_state"]
+        fence = await fence_view(client, lab)
+        handle = client.get_workflow_handle(fence["workflow_id"], run_id=fence["run_id"])
+        events = len((await handle.fetch_history()).events)
+        tries = fence["tries"]
+        await asyncio.sleep(2 * timing.fence_max_interval + 1)
+        fence = await fence_view(client, lab)
+        assert fence["tries"] > tries and "not fenced yet" in (fence["last_error"] or ""), fence
+        assert len((await handle.fetch_history()).events) == events
+        status = await cli_json(client, lab, "status")
+        assert status["dsm"]["Y"]["mode"] == "main" and not status["dsm"]["X"]["reachable"]
+
+        # X comes back: fenced within the bound (one backoff interval and one try).
+        set_side_fault(lab.dir, "X", "up")
+        began = time.monotonic()
+        bound = timing.fence_max_interval + timing.lost_side_timeout + 5
+        while fence["state"]["status"] == "waiting":
+            assert time.monotonic() - began < bound, f"not fenced within {bound} s: {fence}"
+            await asyncio.sleep(0.3)
+            fence = await fence_view(client, lab)
+        assert fence["state"]["status"] == "fenced", fence
+        status = await cli_json(client, lab, "status")
+        assert status["dsm"]["X"]["mode"] == "backup", status["dsm"]["X"]
+        assert status["dsm"]["X"]["replication"] != "running"
+        assert status["dsm"]["Y"]["mode"] == "main"
+        assert [s["mode"] for s in status["smartbins"] if s["side"] == "X" and s["running"]] == [
+            "Pseudo"
+        ], status["smartbins"]
+
+        # The editor left behind comes back and is switched with the console control.
+        set_fault(lab.dir, "ED-02", "clear")
+        r = await cli_json(client, lab, "clients", "switch", "--to", "Y", "ED-02")
+        assert "1 client(s) switched to Y" in r["message"], r
+
+        # Restore with Y main: it shows what X alone has before X is overwritten.
+        started = await cli_json(client, lab, "start", "restore", "--main", "Y")
+        shown = await drive(client, lab, started["run_id"], "Y", timeout=150)
+        assert shown["state"] == "completed", shown
+        found = step(shown, "find-orphans")
+        assert any("late-news" in c for c in found["items"] or []), found
+        status = await cli_json(client, lab, "status")
+        assert (status["mode"], status["main"]) == ("mirrored", "Y"), status
+
+        # Ending a fence that is over is refused with what it did.
+        rc, out = await cli(client, lab, "fence", "end", "--reason", "done")
+        assert rc != 0 and "not running" in out and "X fenced" in out, out

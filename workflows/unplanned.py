@@ -1,0 +1,212 @@
+"""The unplanned switch: the main side A is lost (down or unreachable), B takes over.
+
+The same 18 steps as a planned switch, with three differences:
+- steps that act on the lost side (stop replication on A, A's DSM and SmartBins to
+  backup, AllSync on A's NAS head) are tried once with `timing.lost_side_timeout`; a
+  failure is recorded as `skipped: side lost` with the device's error, not a stop, and
+  starts the fence (workflows/fence.py) that fences A the moment it answers again;
+- clients that answer are switched; the ones that do not are listed, to be switched
+  later with `amsm clients switch`;
+- replication, InSync and AllSync are not started: A may hold changes B never got. The
+  run ends with the pair split-brained on purpose, and the next step is a restore with
+  B main, once A is back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
+from temporalio.workflow import ParentClosePolicy
+
+with workflow.unsafe.imports_passed_through():
+    from activities.models import (
+        AllSyncState,
+        BrowseInput,
+        BrowseSwitchInput,
+        DsmModeInput,
+        SideInput,
+        SideRunInput,
+        StepResult,
+    )
+    from inventory.models import Side, other
+    from inventory.status import PairStatus
+    from workflows.activity_options import lost_side_try
+    from workflows.base import PairWorkflow
+    from workflows.checklist import describe_failure
+    from workflows.fence import FenceWorkflow, fence_workflow_id
+    from workflows.models import Checklist, FenceInput, FenceRef, StepState, SwitchInput
+    from workflows.routing import on_site
+
+# The steps an unplanned switch does not do, and why.
+NOT_UNPLANNED = ("approve-overwrite", "start-replication", "start-insync", "start-allsync")
+
+
+def lost_side_advice(status: PairStatus, side: Side, to: Side) -> str | None:
+    """Why `side` counts as lost for a planned switch (its DSM does not answer), with
+    the command for an unplanned switch; None when it answers."""
+    d = status.dsm[side]
+    if d.reachable and d.mode is not None:
+        return None
+    return (
+        f"{side} does not answer (DSM {d.host}: {d.error or 'not responding'}). A planned "
+        f"switch needs both sides. If {side} is lost, switch without it: "
+        f'amsm start switch --to {to} --unplanned --reason "..."'
+    )
+
+
+class UnplannedSwitch(PairWorkflow):
+    """The unplanned variant of SwitchWorkflow's run."""
+
+    target: Side = "Y"
+
+    async def unplanned(self, inp: SwitchInput, status: PairStatus) -> Checklist:
+        b = self.target = inp.to
+        a = other(b)
+        la, lb = a.lower(), b.lower()
+        pair = inp.pair
+        what = f"unplanned switch to {b}"
+        c = self.steps.checklist
+        c.title = f"Unplanned switch {a} -> {b} ({pair}): {a} lost"
+        c.unplanned_reason = inp.reason
+        if not (inp.reason or "").strip():
+            self.refuse(what, "an unplanned switch needs a reason (--reason)")
+        d = status.dsm[b]
+        if not d.reachable or d.mode is None:
+            self.refuse(what, f"{b} must answer, and DSM {d.host} does not: {d.error}")
+        if status.derived[:2] == ("mirrored", b):
+            self.refuse(what, f"{b} is already main (mirrored, {b} main)")
+        not_now = (
+            f"not in an unplanned switch: {a}'s database and media may hold changes {b} "
+            f"never got. When {a} is back: amsm start restore --main {b}"
+        )
+        for step_id in NOT_UNPLANNED:
+            self.steps.pass_over(step_id, not_now)
+        run, auto = self.steps.run, self.auto
+        left: list[str] = []  # clients that did not answer
+
+        async def stop_replication(step: StepState) -> str:
+            msg = await self.on_lost("dsm_stop_replication", SideInput(pair=pair, side=a))(step)
+            if step.status == "skipped":
+                own = await self.act("dsm_stop_own_replication", SideInput(pair=pair, side=b))
+                step.note = f"{step.note}; on {b}: {own}"
+            return msg
+
+        async def allsync_off(step: StepState) -> str:
+            if self.caps.allsync_service:
+                arg = SideRunInput(pair=pair, side=a, running=False)
+                return await self.on_lost("allsync_run", arg)(step)
+            where = SideInput(pair=pair, side=a)
+            try:
+                st = await workflow.execute_activity(
+                    "allsync_state", where, result_type=AllSyncState,
+                    **lost_side_try(self.timing), **on_site(where),
+                )  # fmt: skip
+            except ActivityError as e:
+                return await self.side_lost(step, describe_failure(e))
+            if st.running:
+                raise ApplicationError(
+                    f"AllSync still runs on {st.host}: stop it by hand, then retry this step",
+                    type="CommandFailed",
+                    non_retryable=True,
+                )
+            return f"AllSync is not running on {st.host}"
+
+        async def clients(step: StepState) -> str:
+            now = await self.probe()
+            left[:] = [f"{x.host} ({x.status})" for x in now.clients if x.side is None]
+            msg = await self.switch_clients(step, self.clients_on(now, a), b)
+            if left:
+                msg += f"; not switched (did not answer): {', '.join(left)}"
+            return msg
+
+        async def body() -> str:
+            await run("stop-replication", stop_replication)
+            await run(
+                f"dsm-{la}-backup",
+                self.on_lost("dsm_set_mode", DsmModeInput(pair=pair, side=a, mode="backup")),
+            )
+            await run("stop-browse", auto("browse_stop", BrowseInput(pair=pair)))
+            await run("switch-browse", auto("browse_switch", BrowseSwitchInput(pair=pair, to=b)))
+            await run("stop-insync", **self.insync_step(False))
+            await run("stop-allsync", automatic=allsync_off)
+            await run(f"insync-{lb}-main", auto("insync_set_main", SideInput(pair=pair, side=b)))
+            await run(
+                f"smartbins-{la}-backup",
+                self.on_lost("smartbins_set_backup", SideInput(pair=pair, side=a)),
+            )
+            await run(
+                f"dsm-{lb}-main", auto("dsm_set_mode", DsmModeInput(pair=pair, side=b, mode="main"))
+            )
+            await run(
+                f"smartbins-{lb}-main", auto("smartbins_set_main", SideInput(pair=pair, side=b))
+            )
+            await run("switch-clients", clients)
+            await run("check-projects")
+            await run("start-browse", auto("browse_start", BrowseInput(pair=pair)))
+            await run(f"verify-{lb}")
+            msg = (
+                f"unplanned switch done: {b} main. The pair is split-brained on purpose: "
+                f"{a}'s database may hold changes {b} never got, so replication, InSync and "
+                f"AllSync were not started."
+            )
+            if c.fence is not None:
+                msg += f" {a} is fenced the moment it answers (amsm fence)."
+            if left:
+                hosts = " ".join(h.split(" ")[0] for h in left)
+                msg += f" Not switched: {', '.join(left)}; later: amsm clients switch --to {b} {hosts}."
+            return msg + f" When {a} is back: amsm start restore --main {b}"
+
+        return await self.walk(body)
+
+    # -- the lost side ---------------------------------------------------------------------
+    def on_lost(self, activity: str, arg: object) -> Callable[[StepState], Awaitable[str]]:
+        """An action on the lost side: one try; a failure skips the step, not the run."""
+
+        async def action(step: StepState) -> str:
+            try:
+                r = await workflow.execute_activity(
+                    activity, arg, result_type=StepResult,
+                    **lost_side_try(self.timing), **on_site(arg),
+                )  # fmt: skip
+            except ActivityError as e:
+                return await self.side_lost(step, describe_failure(e))
+            return r.message
+
+        return action
+
+    async def side_lost(self, step: StepState, error: str) -> str:
+        step.status = "skipped"
+        step.note = f"skipped: side lost: {error}"
+        workflow.logger.warning(
+            "%s skipped, side lost: %s", step.id, error, extra={"step": step.id}
+        )
+        await self.start_fence()
+        return "not done: the side is lost"
+
+    async def start_fence(self) -> None:
+        c = self.steps.checklist
+        if c.fence is not None:
+            return
+        lost: Side = other(self.target)
+        fid = fence_workflow_id(self.pair)
+        try:
+            handle = await workflow.start_child_workflow(
+                FenceWorkflow.run,
+                FenceInput(
+                    pair=self.pair,
+                    side=lost,
+                    reason=c.unplanned_reason or "",
+                    started_by=c.initiator,
+                    switch_run_id=c.run_id,
+                ),
+                id=fid,
+                # The fence outlives the switch: it waits for the lost side to come back.
+                parent_close_policy=ParentClosePolicy.ABANDON,
+            )
+            run_id = handle.first_execution_run_id or ""
+        except WorkflowAlreadyStartedError:
+            run_id = ""  # an earlier fence still waits; it fences the same side
+        c.fence = FenceRef(workflow_id=fid, run_id=run_id, side=lost)
+        self.steps.publish()
