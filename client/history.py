@@ -49,7 +49,9 @@ from workflows.models import (
     StepStatus,
 )
 from workflows.steps import (
+    NOT_UNPLANNED,
     VERIFY_ACTIVITIES,
+    lost_side_steps,
     restore_steps,
     split_steps,
     split_switch_steps,
@@ -949,6 +951,7 @@ class _Walk:
         self.bootstrap_done = False  # the first probe of the pair has come back
         self.operators: set[str] = set()  # who may act (get_capabilities); empty: anyone
         self.labels: dict[int, str] = {}  # activity scheduled event -> its timeline label
+        self.lost: set[str] = set()  # unplanned switch: steps skipped, their side lost
 
     # -- helpers -------------------------------------------------------------------------
     @property
@@ -1137,16 +1140,26 @@ class _Walk:
         self.progress(when)
         if a.type == "probe_pair" and not self.started:
             self.bootstrap_done = True
+            self.pass_over_unplanned(when)
         if a.type == "get_capabilities" and isinstance(a.result, dict):
             self.operators = {str(x).lower() for x in a.result.get("operators") or []}
         if a.step is None:
             return
         s = self.steps[self.index[a.step]]
         s.events.append(a.end_event)
+        if a.outcome in ("failed", "timed-out") and self.on_lost_side(a, s):
+            s.status, s.note = "skipped", f"skipped: side lost: {a.error}"
+            self.lost.add(s.id)
+            self.finish(s, when)
+            return
         if a.outcome in ("failed", "timed-out"):
             s.status, s.error = "failed", a.error
             return
         if a.outcome != "completed":
+            return
+        if s.id in self.lost:  # stop-replication: the surviving side's own processes
+            s.status = "skipped"
+            s.note = f"{s.note}; on {a.input.get('side')}: {summarize(a.result)}"
             return
         if a.type in VERIFY_ACTIVITIES and isinstance(a.result, dict):
             want = s.id.startswith("start-")
@@ -1179,6 +1192,41 @@ class _Walk:
         if a.type == "find_orphans" and isinstance(a.result, dict) and not a.result.get("clips"):
             self.pass_over(when)
 
+    # -- unplanned switches (workflows/unplanned.py) ------------------------------------------
+    @property
+    def unplanned(self) -> dict[str, Any] | None:
+        inp = self.run.input
+        if self.run.workflow_type == "switch" and isinstance(inp, dict) and inp.get("unplanned"):
+            return inp
+        return None
+
+    def pass_over_unplanned(self, when: datetime) -> None:
+        """The steps an unplanned switch does not do are passed over once it has read the pair."""
+        inp = self.unplanned
+        if inp is None:
+            return
+        to = str(inp.get("to"))
+        for step_id in NOT_UNPLANNED:
+            j = self.index.get(step_id)
+            if j is None or self.steps[j].status != "pending":
+                continue
+            s = self.steps[j]
+            s.status, s.passed_over = "skipped", True
+            s.note = (
+                f"not in an unplanned switch: {other(to)}'s database and media may hold "  # type: ignore[arg-type]
+                f"changes {to} never got. When {other(to)} is back: amsm start restore "  # type: ignore[arg-type]
+                f"--main {to}"
+            )
+            s.started_at = s.ended_at = when
+
+    def on_lost_side(self, a: ActivityCall, s: StepTrack) -> bool:
+        """In an unplanned switch, a failed one-try at the lost side skips its step."""
+        inp = self.unplanned
+        if inp is None or not isinstance(a.input, dict):
+            return False
+        lost = other(str(inp.get("to")))  # type: ignore[arg-type]
+        return a.input.get("side") == lost and s.id in lost_side_steps(lost)
+
     def pass_over(self, when: datetime) -> None:
         """restore with no orphans: the engine passes over the purge gate and the purge."""
         for step_id, why in NO_ORPHANS:
@@ -1191,6 +1239,16 @@ class _Walk:
             self.p = max(self.p, j)
 
     def on_child(self, c: ChildCall) -> None:
+        if c.workflow_type == "fence":
+            side = c.input.get("side") if isinstance(c.input, dict) else "?"
+            self.note(
+                c.initiated_at,
+                c.initiated_event,
+                self.cur.id if self.cur else "(run)",
+                f"fence on {side} started ({c.workflow_id}): it fences {side} the moment it "
+                "answers again",
+            )
+            return
         host = c.host or c.workflow_id
         j = self.find(list(CLIENT_STEPS))
         cur = self.cur
@@ -1220,6 +1278,8 @@ class _Walk:
 
     def on_child_end(self, c: ChildCall) -> None:
         assert c.end_event is not None and c.ended_at is not None
+        if c.workflow_type == "fence":
+            return  # the fence outlives the switch; its end is not in this history
         self.inflight.pop(c.initiated_event, None)
         host = c.host or c.workflow_id
         took = (c.ended_at - c.initiated_at).total_seconds()

@@ -141,6 +141,9 @@ class Report(BaseModel):
     rejected: list[RejectedRow] = Field(default_factory=list)
     errors: list[Issue] = Field(default_factory=list)
     warnings: list[Issue] = Field(default_factory=list)
+    # An unplanned switch: why (required at the start), and the fence it left.
+    unplanned_reason: str | None = None
+    fence: str | None = None
     final_state: list[str] | None = None
     from_checklist: bool = False
     approximate: list[str] = Field(default_factory=list)
@@ -205,7 +208,9 @@ def build_report(run: RunHistory, rec: Reconstruction | None = None) -> Report:
     rec = rec or reconstruct(run)
     c = run.checklist
     inp = run.input if isinstance(run.input, dict) else {}
-    initiator = (c.initiator if c else None) or inp.get("initiator") or "unknown"
+    initiator = (
+        (c.initiator if c else None) or inp.get("initiator") or inp.get("started_by") or "unknown"
+    )
     if initiator == "unknown" and run.memo.get("initiator"):
         initiator = str(run.memo["initiator"])
     report = Report(
@@ -230,6 +235,9 @@ def build_report(run: RunHistory, rec: Reconstruction | None = None) -> Report:
         updates=sum(1 for s in run.signals if s.channel == "update"),
         timeline=rec.entries,
         final_state=c.final_state if c else None,
+        unplanned_reason=(c.unplanned_reason if c else None)
+        or (str(inp.get("reason") or "") if inp.get("unplanned") else None),
+        fence=(f"{c.fence.workflow_id} (run {c.fence.run_id})" if c and c.fence else None),
     )
     report.steps = _steps(run, rec, c)
     report.clients = [cl for s in report.steps for cl in s.clients or []]
@@ -275,6 +283,8 @@ def _result(run: RunHistory, rec: Reconstruction) -> str:
     if run.status == "completed" and c is not None:
         return f"{c.state}: {c.message}" if c.message else c.state
     if run.status == "completed":
+        if run.workflow_type == "fence" and isinstance(run.result, dict):
+            return f"{run.result.get('status')}: {run.result.get('message')}"
         if isinstance(run.result, dict) and "ok" in run.result:
             ok = "ok" if run.result.get("ok") else "failed"
             return f"completed, {ok}: {run.result.get('message', '')}".rstrip(": ")
@@ -544,7 +554,9 @@ def _issues(
                 Issue(
                     at=s.ended_at,
                     step=s.id,
-                    text=f"step {s.id} skipped by {s.operator}: {s.reason or s.note or ''}",
+                    text=f"step {s.id} skipped"
+                    + (f" by {s.operator}" if s.operator else "")
+                    + f": {s.reason or s.note or ''}",
                 )
             )
         elif s.how == "not done (aborted)":
@@ -603,6 +615,8 @@ def summary_rows(r: Report) -> list[tuple[str, str]]:
         ("Pair", f"{r.pair} (workflow id {r.workflow_id})" if r.pair else r.workflow_id),
         ("Run", r.run_id),
         ("Initiator", r.initiator),
+        *([("Unplanned", f"yes: {r.unplanned_reason}")] if r.unplanned_reason else []),
+        *([("Fence on the lost side", r.fence)] if r.fence else []),
         ("Started", stamp(r.started_at)),
         ("Ended", end),
         ("Duration", f"{duration(r.seconds)} ({hms(r.seconds)})"),

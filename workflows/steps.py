@@ -42,6 +42,16 @@ def switch_steps(a: Side, b: Side) -> list[StepDef]:
     return [StepDef(id=i, kind=k, title=t) for i, k, t in rows]  # type: ignore[arg-type]
 
 
+# An unplanned switch (workflows/unplanned.py): the steps it does not do, and the steps
+# that act on the lost side A (tried once; a failure skips them as "side lost").
+NOT_UNPLANNED = ("approve-overwrite", "start-replication", "start-insync", "start-allsync")
+
+
+def lost_side_steps(a: Side) -> tuple[str, ...]:
+    la = a.lower()
+    return ("stop-replication", f"dsm-{la}-backup", "stop-allsync", f"smartbins-{la}-backup")
+
+
 def split_switch_steps(a: Side, b: Side) -> list[StepDef]:
     """split-switch (A main -> B main in stages, pilots first), manual chapter 5."""
     la, lb = a.lower(), b.lower()
@@ -139,6 +149,7 @@ def steps_for_activity(activity_type: str, inp: dict[str, Any]) -> list[str]:
         return [f"stop-{tool}", f"start-{tool}"]
     return {
         "dsm_stop_replication": ["stop-replication"],
+        "dsm_stop_own_replication": ["stop-replication"],
         "dsm_start_replication": ["start-replication"],
         "dsm_wait_in_sync": ["start-replication"],
         "browse_stop": ["stop-browse"],

@@ -38,9 +38,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.fence import FenceWorkflow, fence_workflow_id
     from workflows.models import Checklist, FenceInput, FenceRef, StepState, SwitchInput
     from workflows.routing import on_site
-
-# The steps an unplanned switch does not do, and why.
-NOT_UNPLANNED = ("approve-overwrite", "start-replication", "start-insync", "start-allsync")
+    from workflows.steps import NOT_UNPLANNED
 
 
 def lost_side_advice(status: PairStatus, side: Side, to: Side) -> str | None:

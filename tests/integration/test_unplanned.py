@@ -14,14 +14,16 @@ from __future__ import annotations
 import asyncio
 import time
 
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus
 
 from client.cli import EXIT_USAGE
 from lab.faults import set_fault, set_side_fault
 from lab.hands import set_insync
 from lab.media import ingest
-from tests.conftest import cli, cli_json, running_worker
+from tests.conftest import cli, cli_json, record_history, record_run, running_worker
 from tests.integration.driving import drive, step
+from workflows.fence import fence_workflow_id
+from workflows.models import FenceInput
 from workflows.unplanned import NOT_UNPLANNED
 
 LOST_STEPS = ("stop-replication", "dsm-x-backup", "stop-allsync", "smartbins-x-backup")
@@ -53,7 +55,8 @@ async def test_the_night_x_is_lost(client: Client, lab_factory) -> None:  # type
             client, lab, "start", "switch", "--to", "Y", "--unplanned", "--reason", REASON,
             "--operator", "night",
         )  # fmt: skip
-        shown = await drive(client, lab, started["run_id"], "Y", timeout=150)
+        switch_run = started["run_id"]
+        shown = await drive(client, lab, switch_run, "Y", timeout=150)
         assert shown["state"] == "completed", shown
         assert shown["unplanned_reason"] == REASON
         for sid in LOST_STEPS:
@@ -120,3 +123,41 @@ async def test_the_night_x_is_lost(client: Client, lab_factory) -> None:  # type
         # Ending a fence that is over is refused with what it did.
         rc, out = await cli(client, lab, "fence", "end", "--reason", "done")
         assert rc != 0 and "not running" in out and "X fenced" in out, out
+
+        # The run report says it was unplanned, why, and which steps the lost side skipped.
+        rc, out = await cli(client, lab, "report", switch_run)
+        assert rc == 0, out
+        assert f"yes: {REASON}" in out and "side lost" in out and "amsm-" in out, out
+        await record_run(client, lab, switch_run, "unplanned-switch.json")
+        await record_run(client, lab, started["run_id"], "restore-after-unplanned.json")
+        record_history(await handle.fetch_history(), "fence.json")
+
+
+async def test_an_operator_ends_a_fence_by_hand(client: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
+    lab = await lab_factory(editors=1, ingest=0)
+    async with running_worker(client, lab):
+        rc, out = await cli(client, lab, "fence")
+        assert rc == 0 and "no fence has run" in out, out
+        set_side_fault(lab.dir, "X", "down")
+        handle = await client.start_workflow(
+            "fence",
+            FenceInput(pair=lab.inventory.pair, side="X", reason="test", started_by="night"),
+            id=fence_workflow_id(lab.inventory.pair),
+            task_queue=lab.inventory.queue,
+        )
+        fence = await fence_view(client, lab)
+        while fence["tries"] < 2:
+            await asyncio.sleep(0.3)
+            fence = await fence_view(client, lab)
+        rc, out = await cli(client, lab, "fence", "end", "--reason", " ")
+        assert rc != 0 and "needs a reason" in out, out
+        r = await cli_json(
+            client, lab, "fence", "end", "--reason", "X is rebuilt from scratch", "--operator", "jo"
+        )
+        st = r["fence"]["state"]
+        assert st["status"] == "ended" and st["ended_by"] == "jo", st
+        assert "X is rebuilt from scratch" in st["message"] and "X not fenced" in st["message"]
+        assert (await handle.describe()).status == WorkflowExecutionStatus.COMPLETED
+        set_side_fault(lab.dir, "X", "up")
+        status = await cli_json(client, lab, "status")
+        assert status["dsm"]["X"]["mode"] == "main", "an ended fence must not touch X"
