@@ -572,12 +572,16 @@ def check_hosts(inv: Inventory, args: argparse.Namespace) -> list[str]:
 
 async def control(client: Client, inv: Inventory, args: argparse.Namespace) -> int:
     """Run one console control as a short workflow and wait for its sentence."""
+    from client.rules import control_overrides
+
+    overrides = control_overrides(args)
     inp = ControlInput(
         pair=inv.pair,
         control=args.control,
         operator=args.operator,
         side=args.side,
         hosts=check_hosts(inv, args),
+        overrides=overrides,
     )
     try:
         handle = await client.start_workflow(
@@ -589,7 +593,8 @@ async def control(client: Client, inv: Inventory, args: argparse.Namespace) -> i
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
             result_type=ControlResult,
             search_attributes=index(inv, "control", args.operator),
-            static_summary=f"{args.control} {args.side or ''} {' '.join(inp.hosts)} by {args.operator}",
+            static_summary=f"{args.control} {args.side or ''} {' '.join(inp.hosts)} by {args.operator}"
+            + "".join(f", overriding {o.rule}" for o in overrides),
         )
     except WorkflowAlreadyStartedError:
         raise CliError(
@@ -600,6 +605,7 @@ async def control(client: Client, inv: Inventory, args: argparse.Namespace) -> i
     except Exception as e:
         raise CliError(_cause(e)) from None
     text = result.message + "".join(f"\n  {d}" for d in result.details)
+    text += "".join(f"\n  {o.sentence()}" for o in result.overrides)
     emit(args, {"run_id": handle.result_run_id, **result.model_dump(mode="json")}, text)
     return EXIT_OK
 
