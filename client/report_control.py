@@ -72,7 +72,7 @@ def control_title(run: RunHistory) -> str:
 def control_result(run: RunHistory) -> str | None:
     """The control's own sentence when it completed."""
     result = run.result if isinstance(run.result, dict) else {}
-    if run.status == "completed" and result.get("message"):
+    if is_control(run) and run.status == "completed" and result.get("message"):
         return f"completed: {result['message']}"
     return None
 
