@@ -1,4 +1,4 @@
-"""What a console control's run report adds: its title, operator, answer, and the
+"""What a console control's run report adds: its operator, its answer, and the
 break-glass overrides (rule, operator, reason, used or not needed).
 
 A control's history holds the overrides twice: asked for in its input, recorded in its
@@ -58,15 +58,6 @@ def override_rows(run: RunHistory) -> list[OverrideRow]:
         )
         for o in asked
     ]
-
-
-def control_title(run: RunHistory) -> str:
-    inp = run.input if isinstance(run.input, dict) else {}
-    words = [str(inp.get("control", "control"))]
-    if inp.get("side"):
-        words.append(str(inp["side"]))
-    words += [str(h) for h in inp.get("hosts") or []]
-    return "control " + " ".join(words)
 
 
 def control_result(run: RunHistory) -> str | None:
