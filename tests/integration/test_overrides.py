@@ -14,7 +14,14 @@ from temporalio.exceptions import ApplicationError
 from client.history import parse_history
 from inventory.rules import BY_NAME, RULES
 from lab.state import LabState
-from tests.conftest import Lab, cli, cli_json, running_worker
+from tests.conftest import (
+    Lab,
+    assert_no_secrets,
+    cli,
+    cli_json,
+    record_history,
+    running_worker,
+)
 from tests.integration.driving import drive, step
 from workflows.control import ControlInput, ControlResult
 from workflows.overrides import Override
@@ -115,7 +122,10 @@ async def test_overrides_on_the_lab(client: Client, lab_factory) -> None:  # typ
         rc, text = await cli(client, lab, "report", run_id)
         assert rc == 0 and "## Overrides" in text and "browse-switch-only-stopped" in text, text
         handle = client.get_workflow_handle(f"{lab.inventory.workflow_id}-control", run_id=run_id)
-        hist = parse_history(await handle.fetch_history())
+        history = await handle.fetch_history()
+        assert_no_secrets(lab, history)
+        record_history(history, "control-browse-switch-override.json")
+        hist = parse_history(history)
         assert hist.input["overrides"] == [
             {"rule": "browse-switch-only-stopped", "reason": "test browse-switch-only-stopped"}
         ]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +15,8 @@ from activities.drivers.errors import InterlockRefused
 from activities.drivers.interlocks import Overrides
 from activities.models import ForcedRule
 from client.cli import EXIT_FAIL, EXIT_OK, EXIT_USAGE, main
+from client.history_cli import report_of_file
+from client.report import render_html, render_markdown
 from inventory import rules
 from inventory.rules import BY_NAME, OVERRIDABLE, RULES, override_refusal
 from workflows.overrides import Override, override_problem, records
@@ -177,3 +180,26 @@ def test_override_problem_and_records() -> None:
     assert recs[0].sentence() == (
         "override of browse-switch-only-stopped by ann (hung): used: forced mdi-k2: running"
     )
+
+
+# -- a control's report, from its committed history (no server) -------------------------------
+CONTROL_HISTORY = Path(__file__).parents[1] / "histories" / "control-browse-switch-override.json"
+
+
+async def test_the_report_of_a_control_lists_its_overrides() -> None:
+    report = await report_of_file(str(CONTROL_HISTORY))
+    assert report.workflow_type == "control" and report.initiator == "ann"
+    assert report.title == "control browse-switch Y mdi-k2"
+    assert report.result == "completed: 1 Browse component(s) point at Y"
+    [o] = report.overrides
+    assert (o.rule, o.operator, o.reason, o.used) == (
+        "browse-switch-only-stopped",
+        "ann",
+        "test browse-switch-only-stopped",
+        True,
+    )
+    md = render_markdown(report)
+    assert "## Overrides" in md and "| browse-switch-only-stopped | ann |" in md
+    html = render_html(report)
+    assert '<section class="overrides"><h2>Overrides</h2>' in html
+    assert "browse-switch-only-stopped" in html
