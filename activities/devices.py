@@ -20,6 +20,7 @@ from activities.drivers.credentials import CredentialStore
 from activities.drivers.dsm import DsmDriver
 from activities.drivers.errors import CommandFailed, DeviceError, Unreachable
 from activities.drivers.host import HostDriver
+from activities.drivers.interlocks import Overrides
 from activities.drivers.ssh import SshHostDriver
 from activities.drivers.winrm import WinRmHostDriver
 from activities.models import (
@@ -31,6 +32,7 @@ from activities.models import (
     ClientInput,
     ClientRebootInput,
     DsmModeInput,
+    ForcedRule,
     HostInput,
     InSyncState,
     OrphanInput,
@@ -64,6 +66,13 @@ from inventory.status import (
 )
 
 T = TypeVar("T")
+
+
+def forced(ov: Overrides) -> list[ForcedRule]:
+    """The interlocks an operation forced, for its result (and so the history)."""
+    for f in ov.forced:
+        activity.logger.warning("%s: rule %s overridden: %s", f.host, f.rule, f.refusal)
+    return [ForcedRule(rule=f.rule, host=f.host, refusal=f.refusal) for f in ov.forced]
 
 
 class DeviceActivities:
@@ -267,7 +276,7 @@ class DeviceActivities:
         """Start replication from the side's DSM; wait until the peer runs as replication backup."""
         self._check_pair(inp.pair)
         me, peer = self.dsm(inp.side), self.dsm(other(inp.side))
-        msg = await asyncio.to_thread(me.start_replication, peer)
+        msg = await asyncio.to_thread(me.start_replication, peer, Overrides.of(inp.overrides))
 
         async def peer_backup() -> bool:
             a, b = await asyncio.gather(asyncio.to_thread(me.read), asyncio.to_thread(peer.read))
@@ -323,12 +332,17 @@ class DeviceActivities:
         msgs = await asyncio.gather(*(dev.browse_stop(self.host(c.host), c) for c in comps))
         return StepResult(message=f"{len(comps)} Browse component(s) stopped", details=list(msgs))
 
-    async def _browse_switch(self, comps: list[BrowseComponent], to: Side) -> StepResult:
+    async def _browse_switch(
+        self, comps: list[BrowseComponent], to: Side, overrides: list[str] | None = None
+    ) -> StepResult:
+        ov = Overrides.of(overrides)
         msgs = await asyncio.gather(
-            *(dev.browse_switch(self.host(c.host), c, self.inv, to) for c in comps)
+            *(dev.browse_switch(self.host(c.host), c, self.inv, to, ov) for c in comps)
         )
         return StepResult(
-            message=f"{len(comps)} Browse component(s) point at {to}", details=list(msgs)
+            message=f"{len(comps)} Browse component(s) point at {to}",
+            details=list(msgs),
+            forced=forced(ov),
         )
 
     async def _browse_start(self, comps: list[BrowseComponent]) -> StepResult:
@@ -353,7 +367,8 @@ class DeviceActivities:
     async def browse_switch(self, inp: BrowseSwitchInput) -> StepResult:
         """Swap config files of stopped components so they point at `to`; does not start them."""
         self._check_pair(inp.pair)
-        return await self._browse_switch(self._components(inp.components, inp.hosts), inp.to)
+        comps = self._components(inp.components, inp.hosts)
+        return await self._browse_switch(comps, inp.to, inp.overrides)
 
     @activity.defn(name="browse_start")
     @device_activity
@@ -387,9 +402,9 @@ class DeviceActivities:
     async def insync_set_main(self, inp: SideInput) -> StepResult:
         self._check_pair(inp.pair)
         cp = self.inv.control_point
-        return StepResult(
-            message=await dev.insync_set_main(self.host(cp), self.inv.devices, inp.side)
-        )
+        ov = Overrides.of(inp.overrides)
+        msg = await dev.insync_set_main(self.host(cp), self.inv.devices, inp.side, ov)
+        return StepResult(message=msg, forced=forced(ov))
 
     @activity.defn(name="insync_state")
     @device_activity
@@ -472,7 +487,9 @@ class DeviceActivities:
         """Stop Aurora, point iSCSI and the DSM at `to` (no reboot yet)."""
         self._check_pair(inp.pair)
         c = self._client(inp.host)
-        return StepResult(message=await dev.client_prepare(self.host(c), c, self.inv, inp.to))
+        ov = Overrides.of(inp.overrides)
+        msg = await dev.client_prepare(self.host(c), c, self.inv, inp.to, ov)
+        return StepResult(message=msg, forced=forced(ov))
 
     async def _reboot(self, h: Host, what: str) -> StepResult:
         """Restart a host and wait until it is back, with a later boot time, for good.

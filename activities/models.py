@@ -16,6 +16,9 @@ class PairRef(BaseModel):
 class SideInput(BaseModel):
     pair: str
     side: Side
+    # Rules the operator overrode (break-glass, inventory/rules.py); the driver forces
+    # only those that may be overridden. Older histories have no such field.
+    overrides: list[str] = []
 
 
 class DsmModeInput(BaseModel):
@@ -35,12 +38,14 @@ class BrowseSwitchInput(BaseModel):
     to: Side
     components: list[str] | None = None
     hosts: list[str] | None = None
+    overrides: list[str] = []
 
 
 class ClientInput(BaseModel):
     pair: str
     host: str
     to: Side
+    overrides: list[str] = []
 
 
 class ClientRebootInput(BaseModel):
@@ -49,11 +54,20 @@ class ClientRebootInput(BaseModel):
     round: int  # 1 or 2: a client restarts twice
 
 
+class ForcedRule(BaseModel):
+    """An interlock that refused and was forced by the operator's override."""
+
+    rule: str
+    host: str
+    refusal: str  # what the interlock said
+
+
 class StepResult(BaseModel):
     """What an activity did, as sentences a person can read."""
 
     message: str
     details: list[str] = []
+    forced: list[ForcedRule] = []
 
 
 class InSyncState(BaseModel):

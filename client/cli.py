@@ -194,6 +194,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_controls(sub)
     add_history_commands(sub)
 
+    s = sub.add_parser(
+        "rules", help="every interlock: what it protects, whether it can be overridden"
+    )
+    s.add_argument("--json", action="store_true")
+
     s = sub.add_parser("inventory", help="inventory tools")
     inv = s.add_subparsers(dest="inv_command", metavar="ACTION")
     c = inv.add_parser("check", help="validate an inventory file and explain every problem")
@@ -310,6 +315,15 @@ def add_controls(sub: Any) -> None:
             p.add_argument("--to", dest="side", required=True, **SIDE_ARG)
         p.add_argument("--operator", default=default_operator())
         p.add_argument("--json", action="store_true")
+        p.add_argument(
+            "--override",
+            dest="overrides",
+            action="append",
+            default=[],
+            metavar="RULE",
+            help="break-glass: force this rule (repeat; `amsm rules` lists those allowed)",
+        )
+        p.add_argument("--reason", metavar="TEXT", help="why the rules are forced (required)")
         return p
 
     g = sub.add_parser("dsm", help="DSM: set main / set backup").add_subparsers(dest="action")
@@ -391,6 +405,10 @@ def dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         return commands.lab(args)
     if args.command == "codec-server":
         return codec_server(args)
+    if args.command == "rules":
+        from client.rules import rules_command
+
+        return rules_command(args)
     if args.command == "worker":
         from workers.worker import main as worker_main
 
@@ -409,6 +427,10 @@ def dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         parser.parse_args(["start", "--help"])
     if args.command in CONTROL_GROUPS and not getattr(args, "control", None):
         parser.parse_args([args.command, "--help"])
+    if getattr(args, "control", None):
+        from client.rules import control_overrides
+
+        control_overrides(args)  # a bad override is refused before anything connects
     if args.command in HISTORY_COMMANDS and not needs_server(args):
         from client.history_cli import run_history_command
 

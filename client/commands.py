@@ -187,12 +187,22 @@ def _cause(e: BaseException) -> str:
     return getattr(e, "message", None) or str(e)
 
 
-async def resolve_run(client: Client, inv: Inventory, run: str) -> WorkflowHandle[Any, Any]:
-    """RUN is a run id, a unique prefix of one, or 'current' (the pair's latest run)."""
+async def resolve_run(
+    client: Client, inv: Inventory, run: str, controls: bool = False
+) -> WorkflowHandle[Any, Any]:
+    """RUN is a run id, a unique prefix of one, or 'current' (the pair's latest run).
+
+    `controls`: a console control's run (workflow id amsm-<pair>-control) counts too,
+    for the commands that read any run's history (report, history export).
+    """
     wid = inv.workflow_id
+    wids = [wid, f"{wid}-control"] if controls else [wid]
     if run in ("current", "latest", "-"):
         return client.get_workflow_handle(wid)
     if UUID_RE.match(run):
+        if controls and not await _has_run(client, wid, run):
+            if await _has_run(client, wids[1], run):
+                return client.get_workflow_handle(wids[1], run_id=run)
         return client.get_workflow_handle(wid, run_id=run)
     if not re.fullmatch(r"[0-9a-f-]{4,36}", run):
         raise CliError(
@@ -200,15 +210,24 @@ async def resolve_run(client: Client, inv: Inventory, run: str) -> WorkflowHandl
             "a unique prefix of at least 4 characters, or 'current'",
             EXIT_USAGE,
         )
-    matches = []
-    async for w in client.list_workflows(f"WorkflowId = '{wid}'"):
+    matches: list[tuple[str, str]] = []
+    query = " OR ".join(f"WorkflowId = '{w}'" for w in wids)
+    async for w in client.list_workflows(query):
         if w.run_id.startswith(run):
-            matches.append(w.run_id)
+            matches.append((w.id, w.run_id))
     if not matches:
         raise CliError(f"no run of pair {inv.pair} starts with {run!r}", EXIT_USAGE)
     if len(matches) > 1:
         raise CliError(f"{run!r} matches {len(matches)} runs; give more characters", EXIT_USAGE)
-    return client.get_workflow_handle(wid, run_id=matches[0])
+    return client.get_workflow_handle(matches[0][0], run_id=matches[0][1])
+
+
+async def _has_run(client: Client, wid: str, run_id: str) -> bool:
+    try:
+        await client.get_workflow_handle(wid, run_id=run_id).describe()
+    except RPCError:
+        return False
+    return True
 
 
 STATE_OF = {
@@ -592,12 +611,16 @@ def check_hosts(inv: Inventory, args: argparse.Namespace) -> list[str]:
 
 async def control(client: Client, inv: Inventory, args: argparse.Namespace) -> int:
     """Run one console control as a short workflow and wait for its sentence."""
+    from client.rules import control_overrides
+
+    overrides = control_overrides(args)
     inp = ControlInput(
         pair=inv.pair,
         control=args.control,
         operator=args.operator,
         side=args.side,
         hosts=check_hosts(inv, args),
+        overrides=overrides,
     )
     try:
         handle = await client.start_workflow(
@@ -609,7 +632,8 @@ async def control(client: Client, inv: Inventory, args: argparse.Namespace) -> i
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
             result_type=ControlResult,
             search_attributes=index(inv, "control", args.operator),
-            static_summary=f"{args.control} {args.side or ''} {' '.join(inp.hosts)} by {args.operator}",
+            static_summary=f"{args.control} {args.side or ''} {' '.join(inp.hosts)} by {args.operator}"
+            + "".join(f", overriding {o.rule}" for o in overrides),
         )
     except WorkflowAlreadyStartedError:
         raise CliError(
@@ -620,6 +644,7 @@ async def control(client: Client, inv: Inventory, args: argparse.Namespace) -> i
     except Exception as e:
         raise CliError(_cause(e)) from None
     text = result.message + "".join(f"\n  {d}" for d in result.details)
+    text += "".join(f"\n  {o.sentence()}" for o in result.overrides)
     emit(args, {"run_id": handle.result_run_id, **result.model_dump(mode="json")}, text)
     return EXIT_OK
 

@@ -840,6 +840,9 @@ def direction(workflow_type: str, inp: Any) -> str:
         return f"{main} main (rejoin {other(main)})"
     if workflow_type == "client-switch" and to in ("X", "Y"):
         return f"{inp.get('host', '?')} to {to}"
+    if workflow_type == "control" and inp.get("control"):
+        words = [str(inp["control"]), str(inp.get("side") or "")]
+        return " ".join(w for w in [*words, *map(str, inp.get("hosts") or [])] if w)
     return ""
 
 
@@ -1069,7 +1072,8 @@ class _Walk:
     def _start_text(self) -> str:
         run = self.run
         inp = run.input if isinstance(run.input, dict) else {}
-        who = inp.get("initiator") or run.memo.get("initiator") or "unknown"
+        # A control's input names its operator.
+        who = inp.get("initiator") or inp.get("operator") or run.memo.get("initiator") or "unknown"
         what = direction(run.workflow_type, run.input)
         return f"{run.workflow_type} started{' (' + what + ')' if what else ''} by {who}"
 

@@ -128,7 +128,7 @@ async def fetch_history(client: Any, inv: Any, run: str) -> WorkflowHistory:
     from client.cli import CliError
     from client.commands import resolve_run
 
-    handle = await resolve_run(client, inv, run)
+    handle = await resolve_run(client, inv, run, controls=True)
     try:
         history = await handle.fetch_history()
     except RPCError as e:

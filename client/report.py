@@ -33,6 +33,14 @@ from client.history import (
     direction,
     reconstruct,
 )
+from client.report_control import (
+    OVERRIDE_HEAD,
+    OverrideRow,
+    control_result,
+    is_control,
+    override_rows,
+    used_text,
+)
 from inventory.models import other
 from workflows.models import Checklist, StepState
 
@@ -153,6 +161,8 @@ class Report(BaseModel):
     patches: list[str] = Field(default_factory=list)
     # Operator actions that came as updates (the CLI) rather than signals.
     updates: int = 0
+    # Break-glass overrides (console controls): rule, operator, reason, used or not.
+    overrides: list[OverrideRow] = Field(default_factory=list)
 
     def step(self, step_id: str) -> StepRow:
         for s in self.steps:
@@ -211,6 +221,8 @@ def build_report(run: RunHistory, rec: Reconstruction | None = None) -> Report:
     initiator = (
         (c.initiator if c else None) or inp.get("initiator") or inp.get("started_by") or "unknown"
     )
+    if is_control(run) and inp.get("operator"):
+        initiator = str(inp["operator"])
     if initiator == "unknown" and run.memo.get("initiator"):
         initiator = str(run.memo["initiator"])
     report = Report(
@@ -224,7 +236,7 @@ def build_report(run: RunHistory, rec: Reconstruction | None = None) -> Report:
         initiator=initiator,
         status=run.status,
         state=c.state if c else rec.state,
-        result=_result(run, rec),
+        result=control_result(run) or _result(run, rec),
         started_at=run.started_at,
         ended_at=run.ended_at,
         seconds=run.seconds,
@@ -238,6 +250,7 @@ def build_report(run: RunHistory, rec: Reconstruction | None = None) -> Report:
         unplanned_reason=(c.unplanned_reason if c else None)
         or (str(inp.get("reason") or "") if inp.get("unplanned") else None),
         fence=(f"{c.fence.workflow_id} (run {c.fence.run_id})" if c and c.fence else None),
+        overrides=override_rows(run) if is_control(run) else [],
     )
     report.steps = _steps(run, rec, c)
     report.clients = [cl for s in report.steps for cl in s.clients or []]
@@ -688,6 +701,12 @@ def _event_cells(r: Report, e: TimelineEntry) -> list[Any]:
 def render_markdown(r: Report) -> str:
     out = [f"# Run report: {md(r.title)}", ""]
     out += _table(["", ""], [[k, v] for k, v in summary_rows(r)])
+    if r.workflow_type == "control" or r.overrides:
+        out += ["", "## Overrides", ""]
+        if r.overrides:
+            out += _table(OVERRIDE_HEAD, [_override_cells(o) for o in r.overrides])
+        else:
+            out.append("_None: every rule held._")
     out += ["", "## Steps", ""]
     if r.steps:
         out += _table(STEP_HEAD, [_step_cells(r, s) for s in r.steps])
@@ -738,6 +757,10 @@ def render_markdown(r: Report) -> str:
     out += ["", "## How this report was made", ""]
     out += [f"- {md(x)}" for x in provenance(r)]
     return "\n".join(out) + "\n"
+
+
+def _override_cells(o: OverrideRow) -> list[Any]:
+    return [o.rule, o.operator, o.reason, used_text(o), o.outcome]
 
 
 def _issue_text(r: Report, i: Issue) -> str:
@@ -868,6 +891,15 @@ def render_html(r: Report) -> str:
     parts.append(
         f'<section class="summary"><table class="summary">{"".join(rows)}</table></section>'
     )
+    if r.workflow_type == "control" or r.overrides:
+        parts.append('<section class="overrides"><h2>Overrides</h2>')
+        if r.overrides:
+            orows = [[_td(x) for x in _override_cells(o)] for o in r.overrides]
+            ocls = ["lvl-warning" if o.used else "" for o in r.overrides]
+            parts.append(_html_table(OVERRIDE_HEAD, orows, "overrides", ocls))
+        else:
+            parts.append('<p class="none">None: every rule held.</p>')
+        parts.append("</section>")
 
     parts.append('<section class="steps"><h2>Steps</h2>')
     if r.steps:

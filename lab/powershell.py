@@ -969,6 +969,10 @@ class Interpreter:
         other = self.world.host(args["ComputerName"])
         if other is None or not is_up(other):
             return "False"
+        if other.get("probe_blocked"):
+            # A firewall that drops the probe, not the protocol: iSCSI still connects
+            # (what an operator forces with --override client-switch-needs-bridge).
+            return "False"
         if args["Port"] == ISCSI_PORT and other.get("kind") != "bridge":
             return "False"
         return "True"

@@ -20,7 +20,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.models import ClientInput, ClientRebootInput, StepResult
+    from activities.models import ClientInput, ClientRebootInput, ForcedRule, StepResult
     from inventory.models import Side, Timing
     from workflows.activity_options import device_op, reboot_op
     from workflows.checklist import describe_failure
@@ -33,17 +33,25 @@ with workflow.unsafe.imports_passed_through():
 
 
 async def switch_one(
-    pair: str, host: str, to: Side, timing: Timing, stage: Callable[[str], None]
+    pair: str,
+    host: str,
+    to: Side,
+    timing: Timing,
+    stage: Callable[[str], None],
+    overrides: list[str] | None = None,
 ) -> ClientSwitchResult:
-    """One client's switch; `stage` hears each stage as it starts."""
+    """One client's switch; `stage` hears each stage as it starts. `overrides`: rules the
+    operator overrode (a console control's break-glass), passed to the reconfiguration."""
     start = workflow.now()
-    client = ClientInput(pair=pair, host=host, to=to)
+    client = ClientInput(pair=pair, host=host, to=to, overrides=overrides or [])
     current = "reconfiguring"
+    forced: list[ForcedRule] = []
     try:
         stage(current)
-        await workflow.execute_activity(
+        prepared = await workflow.execute_activity(
             "client_prepare", client, result_type=StepResult, **device_op(timing)
         )
+        forced = prepared.forced
         for n in (1, 2):
             current = f"rebooting {n}/2"
             stage(current)
@@ -63,12 +71,16 @@ async def switch_one(
         why = describe_failure(e)
         stage(f"failed: {why}")
         return ClientSwitchResult(
-            host=host, ok=False, message=f"during {current}: {why}", seconds=took
+            host=host, ok=False, message=f"during {current}: {why}", seconds=took, forced=forced
         )
     took = (workflow.now() - start).total_seconds()
     stage("done")
     return ClientSwitchResult(
-        host=host, ok=True, message=f"{host} switched to {to} in {took:.1f} s", seconds=took
+        host=host,
+        ok=True,
+        message=f"{host} switched to {to} in {took:.1f} s",
+        seconds=took,
+        forced=forced,
     )
 
 
@@ -88,7 +100,7 @@ class ClientSwitchWorkflow:
     @workflow.run
     async def run(self, inp: ClientSwitchInput) -> ClientSwitchResult:
         return await switch_one(
-            inp.pair, inp.host, inp.to, inp.timing, lambda s: self._set(s, inp.host)
+            inp.pair, inp.host, inp.to, inp.timing, lambda s: self._set(s, inp.host), inp.overrides
         )
 
 

@@ -3,7 +3,13 @@
 One control runs at a time per pair (workflow id amsm-<pair>-control). A control
 is refused while a big workflow runs on the pair, unless that workflow waits on a
 failed step this control can mend (a DSM control for a DSM step, a client switch
-for switch-clients, ...). The operator is recorded in the input and the result.
+for switch-clients, ...): rule `control-alongside-run`. The operator is recorded in
+the input and the result.
+
+Break-glass: the input may name rules to override, each with a reason
+(workflows/overrides.py). Absolute or unknown rules are refused here whoever started
+the control; the overridable ones are passed to the activities that can hit them, and
+the result records each override and whether it was needed.
 """
 
 from __future__ import annotations
@@ -31,10 +37,12 @@ with workflow.unsafe.imports_passed_through():
     )
     from activities.pair import PairRunState
     from inventory.models import Side, Timing
+    from inventory.rules import RULE_CONTROL_ALONGSIDE_RUN
     from workflows.activity_options import BOOTSTRAP, device_op, reboot_op
     from workflows.checklist import describe_failure
     from workflows.client_switch import ClientSwitchWorkflow
     from workflows.models import ClientSwitchInput
+    from workflows.overrides import Override, OverrideRecord, override_problem, records
     from workflows.routing import on_site
 
 Control = Literal[
@@ -84,6 +92,7 @@ class ControlInput(BaseModel):
     operator: str
     side: Side | None = None
     hosts: list[str] = []
+    overrides: list[Override] = []  # break-glass; the operator is the control's
 
 
 class ControlResult(BaseModel):
@@ -91,6 +100,7 @@ class ControlResult(BaseModel):
     operator: str
     message: str
     details: list[str] = []
+    overrides: list[OverrideRecord] = []
 
 
 def needs_side(inp: ControlInput) -> Side:
@@ -112,9 +122,21 @@ class ControlWorkflow:
                 type="Refused",
                 non_retryable=True,
             )
+        problem = override_problem(inp.overrides)
+        if problem:
+            raise ApplicationError(
+                f"{inp.control} refused: {problem}", type="Refused", non_retryable=True
+            )
+        forcing = {o.rule for o in inp.overrides}
+        if inp.overrides:
+            workflow.set_current_details(
+                f"**{inp.control}** by {inp.operator}, overriding "
+                + ", ".join(f"`{o.rule}` ({o.reason})" for o in inp.overrides)
+            )
         state = await workflow.execute_activity(
             "pair_run_state", PairRef(pair=inp.pair), result_type=PairRunState, **BOOTSTRAP
         )
+        alongside: str | None = None
         if state.running:
             allowed = mends(inp.control)
             mendable = [s for s in state.failed_steps if s.startswith(allowed)]
@@ -125,14 +147,28 @@ class ControlWorkflow:
                     if state.failed_steps
                     else f"it is at {state.current_step or 'its start'}"
                 )
-                raise ApplicationError(
-                    f"{inp.control} refused: the {state.workflow} run {state.run_id} is running "
-                    f"on pair {inp.pair} and {waits}. Controls run alongside a workflow only "
-                    f"to mend a failed step ({inp.control} mends: {', '.join(allowed)}*).",
-                    type="Refused",
-                    non_retryable=True,
+                refusal = (
+                    f"the {state.workflow} run {state.run_id} is running on pair {inp.pair} "
+                    f"and {waits}"
                 )
-            workflow.logger.info("%s by %s mends %s", inp.control, inp.operator, mendable)
+                if RULE_CONTROL_ALONGSIDE_RUN not in forcing:
+                    raise ApplicationError(
+                        f"{inp.control} refused by rule '{RULE_CONTROL_ALONGSIDE_RUN}': "
+                        f"{refusal}. Controls run alongside a workflow only to mend a failed "
+                        f"step ({inp.control} mends: {', '.join(allowed)}*).",
+                        type="Refused",
+                        non_retryable=True,
+                    )
+                alongside = refusal
+                workflow.logger.warning(
+                    "%s by %s: rule %s overridden: %s",
+                    inp.control,
+                    inp.operator,
+                    RULE_CONTROL_ALONGSIDE_RUN,
+                    refusal,
+                )
+            else:
+                workflow.logger.info("%s by %s mends %s", inp.control, inp.operator, mendable)
         timing = await workflow.execute_activity(
             "get_timing", PairRef(pair=inp.pair), result_type=Timing, **BOOTSTRAP
         )
@@ -144,14 +180,26 @@ class ControlWorkflow:
                 type="ControlFailed",
                 non_retryable=True,
             ) from None
-        workflow.set_current_details(f"**{inp.control}** by {inp.operator}: {r.message}")
+        recs = records(inp.overrides, inp.operator, r.forced, alongside)
+        workflow.set_current_details(
+            f"**{inp.control}** by {inp.operator}: {r.message}"
+            + "".join(f"\n- {x.sentence()}" for x in recs)
+        )
+        details = list(r.details)
+        if alongside is not None:
+            details.append(f"rule '{RULE_CONTROL_ALONGSIDE_RUN}' overridden: {alongside}")
         return ControlResult(
-            control=inp.control, operator=inp.operator, message=r.message, details=r.details
+            control=inp.control,
+            operator=inp.operator,
+            message=r.message,
+            details=details,
+            overrides=recs,
         )
 
     async def _act(self, inp: ControlInput, timing: Timing) -> StepResult:
         pair, c = inp.pair, inp.control
         ops = device_op(timing)
+        forcing = [o.rule for o in inp.overrides]
 
         async def do(activity: str, arg: object, **opts: object) -> StepResult:
             return await workflow.execute_activity(
@@ -164,7 +212,10 @@ class ControlWorkflow:
                 "dsm_set_mode", DsmModeInput(pair=pair, side=needs_side(inp), mode=mode)
             )
         if c == "replication-start":
-            return await do("dsm_start_replication", SideInput(pair=pair, side=needs_side(inp)))
+            return await do(
+                "dsm_start_replication",
+                SideInput(pair=pair, side=needs_side(inp), overrides=forcing),
+            )
         if c == "replication-stop":
             return await do("dsm_stop_replication", SideInput(pair=pair, side=needs_side(inp)))
         if c == "smartbins-set-main":
@@ -178,10 +229,13 @@ class ControlWorkflow:
             return await do("browse_start", BrowseInput(pair=pair, hosts=hosts))
         if c == "browse-switch":
             return await do(
-                "browse_switch", BrowseSwitchInput(pair=pair, to=needs_side(inp), hosts=hosts)
+                "browse_switch",
+                BrowseSwitchInput(pair=pair, to=needs_side(inp), hosts=hosts, overrides=forcing),
             )
         if c == "insync-set-main":
-            return await do("insync_set_main", SideInput(pair=pair, side=needs_side(inp)))
+            return await do(
+                "insync_set_main", SideInput(pair=pair, side=needs_side(inp), overrides=forcing)
+            )
         if c in ("insync-start", "insync-stop"):
             return await do("insync_run", RunInput(pair=pair, running=c == "insync-start"))
         if c in ("allsync-start", "allsync-stop"):
@@ -208,7 +262,13 @@ class ControlWorkflow:
             *(
                 workflow.execute_child_workflow(
                     ClientSwitchWorkflow.run,
-                    ClientSwitchInput(pair=inp.pair, host=h, to=to, timing=timing),
+                    ClientSwitchInput(
+                        pair=inp.pair,
+                        host=h,
+                        to=to,
+                        timing=timing,
+                        overrides=[o.rule for o in inp.overrides],
+                    ),
                     id=f"amsm-{inp.pair}-control-{info.run_id.replace('-', '')[-12:]}-{h}",
                     parent_close_policy=ParentClosePolicy.ABANDON,
                     cancellation_type=ChildWorkflowCancellationType.ABANDON,
@@ -229,7 +289,10 @@ class ControlWorkflow:
                 type="ControlFailed",
                 non_retryable=True,
             )
+        forced = [f for r in results for f in r.forced]
         return StepResult(
             message=f"{len(results)} client(s) switched to {to}",
-            details=[r.message for r in results],
+            details=[r.message for r in results]
+            + [f"{f.host}: rule '{f.rule}' overridden: {f.refusal}" for f in forced],
+            forced=forced,
         )

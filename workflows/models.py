@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from activities.models import ForcedRule
 from inventory.models import Side, Timing
 
 StepKind = Literal["auto", "manual", "gate"]
@@ -235,6 +236,8 @@ class ClientSwitchInput(BaseModel):
     host: str
     to: Side
     timing: Timing
+    # Rules the operator overrode for this switch (a console control's --override).
+    overrides: list[str] = []
 
 
 class ClientSwitchResult(BaseModel):
@@ -242,6 +245,7 @@ class ClientSwitchResult(BaseModel):
     ok: bool
     message: str
     seconds: float
+    forced: list[ForcedRule] = []  # interlocks forced by an override
 
 
 class ClientTarget(BaseModel):

@@ -22,6 +22,7 @@ from activities.drivers.errors import (
     InterlockRefused,
 )
 from activities.drivers.host import HostDriver
+from activities.drivers.interlocks import Overrides, with_forced
 from inventory.models import (
     SIDES,
     BrowseComponent,
@@ -197,19 +198,30 @@ async def browse_start(drv: HostDriver, comp: BrowseComponent) -> str:
     return await _browse_services(drv, comp, run=True)
 
 
-async def browse_switch(drv: HostDriver, comp: BrowseComponent, inv: Inventory, to: Side) -> str:
+async def browse_switch(
+    drv: HostDriver,
+    comp: BrowseComponent,
+    inv: Inventory,
+    to: Side,
+    overrides: Overrides | None = None,
+) -> str:
     """Swap each config file with its twin so the component points at `to`.
 
-    Refused unless every service of the component is stopped. A swap that was
-    interrupted half-way (the temporary name exists) is completed first.
+    Refused unless every service of the component is stopped (overridable: the files
+    are then swapped under the running services, which read them at their next
+    start). A swap that was interrupted half-way (the temporary name exists) is
+    completed first.
     """
+    ov = overrides or Overrides()
     svc = await services(drv, comp.services)
     running = [n for n in comp.services if svc.get(n) != "Stopped"]
+    forced = None
     if running:
-        raise InterlockRefused(
+        forced = ov.refuse(
             drv.name,
             RULE_BROWSE_STOPPED,
             f"Browse {comp.name} switches only when stopped; running: {', '.join(running)}",
+            f"Browse {comp.name} was running ({', '.join(running)})",
         )
     swapped = []
     for f in comp.config_files:
@@ -250,8 +262,8 @@ async def browse_switch(drv: HostDriver, comp: BrowseComponent, inv: Inventory, 
             f"Browse {comp.name} does not point at {to} after the swap (files: {after.file_sides})",
         )
     if not swapped:
-        return f"Browse {comp.name} already points at {to}"
-    return f"Browse {comp.name} switched to {to} ({', '.join(swapped)})"
+        return with_forced(f"Browse {comp.name} already points at {to}", forced)
+    return with_forced(f"Browse {comp.name} switched to {to} ({', '.join(swapped)})", forced)
 
 
 async def tool_set(drv: HostDriver, label: str, service: str, process: str, running: bool) -> str:
@@ -273,8 +285,11 @@ def insync_template(dev: DeviceSettings, main: Side) -> str:
     return _join(dev.insync_cfg_dir, name)
 
 
-async def insync_set_main(drv: HostDriver, dev: DeviceSettings, main: Side) -> str:
-    """Set the InSync direction main -> other. Refused while InSync runs."""
+async def insync_set_main(
+    drv: HostDriver, dev: DeviceSettings, main: Side, overrides: Overrides | None = None
+) -> str:
+    """Set the InSync direction main -> other. Refused while InSync runs (overridable)."""
+    ov = overrides or Overrides()
     running, current = await insync_facts(drv, dev)
     target = _join(dev.insync_cfg_dir, "Insync.cfg")
     template = insync_template(dev, main)
@@ -284,12 +299,14 @@ async def insync_set_main(drv: HostDriver, dev: DeviceSettings, main: Side) -> s
     )
     if current == main and same_cfg:
         return f"InSync on {drv.name} already copies {main} -> {other(main)}"
+    forced = None
     if running:
-        raise InterlockRefused(
+        forced = ov.refuse(
             drv.name,
             RULE_INSYNC_STOPPED,
             f"the InSync direction changes only while InSync is stopped; "
             f"{dev.insync_process} is running",
+            f"InSync ({dev.insync_process}) was running",
         )
     await drv.run(
         ps.set_registry(dev.insync_registry, dev.insync_direction_value, main),
@@ -299,17 +316,23 @@ async def insync_set_main(drv: HostDriver, dev: DeviceSettings, main: Side) -> s
     h_target, h_template = await drv.run(ps.file_hash(target), ps.file_hash(template))
     if current != main or h_target != h_template:
         raise CommandFailed(drv.name, f"InSync direction did not take (registry says {current})")
-    return f"InSync on {drv.name} set to copy {main} -> {other(main)}"
+    return with_forced(f"InSync on {drv.name} set to copy {main} -> {other(main)}", forced)
 
 
 async def client_prepare(
-    drv: HostDriver, client: SwitchableClient, inv: Inventory, to: Side
+    drv: HostDriver,
+    client: SwitchableClient,
+    inv: Inventory,
+    to: Side,
+    overrides: Overrides | None = None,
 ) -> str:
     """Stop the Aurora software, move the iSCSI initiator and the DSM pointer to `to`.
 
-    Refused when the client cannot reach `to`'s bridge K2 server. No-op when the
-    client is already configured for `to`.
+    Refused when the client cannot reach `to`'s bridge K2 server (overridable: the
+    probe may be blocked where iSCSI is not). No-op when the client is already
+    configured for `to`.
     """
+    ov = overrides or Overrides()
     dev = inv.devices
     target = inv.sides[to]
     sess_line, reg_line = await drv.run(
@@ -320,12 +343,14 @@ async def client_prepare(
     if sessions == [target.iscsi_target] and dsm_host == target.dsm.host:
         return f"{client.host} is already configured for {to}"
     reachable = ps.parse_bool(await drv.run_one(ps.test_port(target.bridge.host, dev.iscsi_port)))
+    forced = None
     if not reachable:
-        raise InterlockRefused(
+        forced = ov.refuse(
             drv.name,
             RULE_CLIENT_BRIDGE,
             f"{client.host} cannot reach {to}'s bridge K2 server {target.bridge.host} "
             f"on port {dev.iscsi_port}",
+            f"{client.host} did not reach {target.bridge.host} on port {dev.iscsi_port}",
         )
     stmts = [ps.stop_process(p) for p in dev.aurora_processes]
     stmts += [ps.iscsi_disconnect(t) for t in sessions if t != target.iscsi_target]
@@ -333,8 +358,9 @@ async def client_prepare(
         stmts.append(ps.iscsi_connect(target.iscsi_target, target.bridge.host))
     stmts.append(ps.set_registry(dev.aurora_registry, dev.aurora_dsm_value, target.dsm.host))
     await drv.run(*stmts)
-    return (
-        f"{client.host} reconfigured for {to} (iSCSI {target.iscsi_target}, DSM {target.dsm.host})"
+    return with_forced(
+        f"{client.host} reconfigured for {to} (iSCSI {target.iscsi_target}, DSM {target.dsm.host})",
+        forced,
     )
 
 

@@ -20,9 +20,9 @@ from activities.drivers.errors import (
     RULE_REPLICATION_PEER_BACKUP,
     AuthenticationFailed,
     CommandFailed,
-    InterlockRefused,
     Unreachable,
 )
+from activities.drivers.interlocks import Overrides
 from inventory.models import Dsm, Side
 from inventory.status import DsmStatus
 
@@ -120,25 +120,29 @@ class DsmDriver:
             raise CommandFailed(self.name, f"set {mode} did not take: the DSM reports {after.mode}")
         return f"DSM {self.name} set to {mode}"
 
-    def start_replication(self, peer: DsmDriver) -> str:
+    def start_replication(self, peer: DsmDriver, overrides: Overrides | None = None) -> str:
         """Start replication FROM this DSM.
 
         Refused unless this DSM is main and the peer is backup: replication
-        overwrites the peer's database, and must never run in split mode.
+        overwrites the peer's database, and must never run in split mode. Both rules
+        are absolute: naming them in `overrides` changes nothing.
         """
+        ov = overrides or Overrides()
         me, other = self.read(), peer.read()
         if me.mode != "main":
-            raise InterlockRefused(
+            ov.refuse(
                 self.name,
                 RULE_REPLICATION_FROM_MAIN,
                 f"replication starts only from a main DSM; {self.name} is {me.mode}",
+                f"DSM {self.name} was {me.mode}",
             )
         if other.mode != "backup":
-            raise InterlockRefused(
+            ov.refuse(
                 self.name,
                 RULE_REPLICATION_PEER_BACKUP,
                 f"the peer DSM {peer.name} is {other.mode}; replication would overwrite a "
                 "main database (split mode)",
+                f"the peer DSM {peer.name} was {other.mode}",
             )
         if me.replication == "running" and me.role == "master":
             return f"replication already runs from DSM {self.name}"

@@ -6,6 +6,31 @@ boundary, so activities and workflows only ever see these.
 
 from __future__ import annotations
 
+# Interlock rule names, shown to operators and named in refusals (inventory/rules.py
+# holds every rule: what it protects and whether it may be overridden).
+from inventory.rules import (
+    RULE_BROWSE_STOPPED,
+    RULE_CLIENT_BRIDGE,
+    RULE_INSYNC_STOPPED,
+    RULE_PURGE_BACKUP_ONLY,
+    RULE_REPLICATION_FROM_MAIN,
+    RULE_REPLICATION_PEER_BACKUP,
+)
+
+__all__ = [
+    "RULE_BROWSE_STOPPED",
+    "RULE_CLIENT_BRIDGE",
+    "RULE_INSYNC_STOPPED",
+    "RULE_PURGE_BACKUP_ONLY",
+    "RULE_REPLICATION_FROM_MAIN",
+    "RULE_REPLICATION_PEER_BACKUP",
+    "AuthenticationFailed",
+    "CommandFailed",
+    "DeviceError",
+    "InterlockRefused",
+    "Unreachable",
+]
+
 
 class DeviceError(Exception):
     """A device operation did not succeed. `retryable` says whether trying again can help."""
@@ -50,12 +75,3 @@ class CommandFailed(DeviceError):
     def __init__(self, host: str, message: str, output: str = "") -> None:
         self.output = output
         super().__init__(host, message + (f": {output.strip()}" if output.strip() else ""))
-
-
-# Interlock rule names, shown to operators and named in refusals.
-RULE_REPLICATION_FROM_MAIN = "replication-only-from-main"
-RULE_REPLICATION_PEER_BACKUP = "replication-only-to-backup-peer"
-RULE_INSYNC_STOPPED = "insync-direction-only-while-stopped"
-RULE_BROWSE_STOPPED = "browse-switch-only-stopped"
-RULE_CLIENT_BRIDGE = "client-switch-needs-bridge"
-RULE_PURGE_BACKUP_ONLY = "purge-only-on-backup-volume"
