@@ -149,6 +149,10 @@ async def test_an_operator_ends_a_fence_by_hand(client: Client, lab_factory) -> 
         while fence["tries"] < 2:
             await asyncio.sleep(0.3)
             fence = await fence_view(client, lab)
+        # While it waits, no run may make X main (the fence would undo it).
+        for argv in (("switch", "--to", "X"), ("split", "--main", "Y")):
+            rc, out = await cli(client, lab, "start", *argv)
+            assert rc != 0 and "the fence on X" in out and "amsm fence end" in out, out
         rc, out = await cli(client, lab, "fence", "end", "--reason", " ")
         assert rc != 0 and "needs a reason" in out, out
         r = await cli_json(
