@@ -82,6 +82,8 @@ def render_checklist(c: Checklist) -> str:
         out[-1] += f"   started {c.started_at}"
     if c.ended_at:
         out[-1] += f"   ended {c.ended_at}"
+    if c.unplanned_reason:
+        out.append(f"unplanned: {c.unplanned_reason}")
     if c.message:
         out.append(c.message)
     out.append("")

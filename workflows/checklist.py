@@ -85,6 +85,15 @@ def next_action(c: Checklist) -> str | None:
 def render_markdown(c: Checklist, now: str | None = None) -> str:
     """The checklist as markdown for the Web UI's current details."""
     lines = [f"## {c.title}", "", f"**State:** {c.state}  ", f"**Initiator:** {c.initiator}"]
+    if c.unplanned_reason:
+        lines[-1] += "  "
+        lines.append(f"**Unplanned:** {c.unplanned_reason}")
+    if c.fence:
+        lines[-1] += "  "
+        lines.append(
+            f"**Fence on {c.fence.side}:** workflow `{c.fence.workflow_id}` (its page, or "
+            "`amsm fence`, says whether it still waits)"
+        )
     if c.message:
         lines += ["", c.message]
     waiting = c.awaiting
