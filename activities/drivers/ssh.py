@@ -47,6 +47,7 @@ class _Connections:
         self._by_loop: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, dict[_Key, tuple[asyncssh.SSHClientConnection, float]]
         ] = weakref.WeakKeyDictionary()
+        self._swept = 0.0
 
     def _table(self) -> dict[_Key, tuple[asyncssh.SSHClientConnection, float]]:
         loop = asyncio.get_running_loop()
@@ -58,12 +59,18 @@ class _Connections:
     def get(self, key: _Key) -> asyncssh.SSHClientConnection | None:
         table = self._table()
         now = time.monotonic()
-        for k, (conn, used) in list(table.items()):
-            if conn.is_closed() or now - used > CONNECTION_IDLE_SECONDS:
-                del table[k]
-                conn.close()
+        if now - self._swept > 1.0:  # idle ones out, at most once a second
+            self._swept = now
+            for k, (conn, used) in list(table.items()):
+                if conn.is_closed() or now - used > CONNECTION_IDLE_SECONDS:
+                    del table[k]
+                    conn.close()
         entry = table.get(key)
         if entry is None:
+            return None
+        if entry[0].is_closed() or now - entry[1] > CONNECTION_IDLE_SECONDS:
+            del table[key]
+            entry[0].close()
             return None
         table[key] = (entry[0], now)
         return entry[0]
@@ -104,13 +111,8 @@ class SshHostDriver(HostDriver):
 
     async def _execute(self, script_text: str) -> ExecResult:
         h = self.host
-        try:
-            kh = _known_hosts(str(self._known_hosts), self._known_hosts.stat().st_mtime)
-            key_file = self._secret.key_file
-            assert key_file is not None
-            key = _client_key(str(key_file), key_file.stat().st_mtime)
-        except (OSError, asyncssh.Error, ValueError) as e:
-            raise AuthenticationFailed(h.host, f"cannot read key or known_hosts: {e}") from None
+        key_file = self._secret.key_file
+        assert key_file is not None
         pool_key: _Key = (h.address, h.port, self._secret.username, str(key_file))
         command = ps.encoded_command(script_text)
         try:
@@ -126,6 +128,15 @@ class SshHostDriver(HostDriver):
                     else:
                         r = await self._finish(process)
                         return self._result(r)  # Unreachable when it was cut
+                # Key and known_hosts are read for a new connection only (and again
+                # when their files change).
+                try:
+                    kh = _known_hosts(str(self._known_hosts), self._known_hosts.stat().st_mtime)
+                    key = _client_key(str(key_file), key_file.stat().st_mtime)
+                except (OSError, asyncssh.Error, ValueError) as e:
+                    raise AuthenticationFailed(
+                        h.host, f"cannot read key or known_hosts: {e}"
+                    ) from None
                 conn = await asyncssh.connect(
                     h.address,
                     h.port,

@@ -213,13 +213,14 @@ class WinRmHostDriver(HostDriver):
         shell_id = p.open_shell(codepage=65001, noprofile=True)
         command_id: str | None = None
         clean = True
+        done = False
         try:
             command_id = p.run_command(
                 shell_id, COMMAND, command_arguments(script_text), skip_cmd_shell=True
             )
             out: list[bytes] = []
             err: list[bytes] = []
-            done, status = False, -1
+            status = -1
             while not done:
                 if cancelled.is_set() or time.monotonic() > deadline:
                     raise _Cancelled
@@ -236,16 +237,18 @@ class WinRmHostDriver(HostDriver):
             )
         finally:
             # Always clean up; once the output is in, a failed cleanup changes nothing
-            # (a Restart-Computer may take the host down right after its answer).
+            # (a Restart-Computer may take the host down right after its answer). A
+            # command that is done needs no terminate Signal: deleting its shell is enough.
             try:
-                if command_id is not None:
+                if command_id is not None and not done:
                     p.cleanup_command(shell_id, command_id)
             except Exception as e:
                 clean = False
                 log.debug("%s: WinRM Signal failed: %s", self.name, type(e).__name__)
             finally:
                 try:
-                    p.close_shell(shell_id)
+                    # Keep the HTTP session (and its authenticated connection) for reuse.
+                    p.close_shell(shell_id, close_session=False)
                 except Exception as e:
                     clean = False
                     log.debug("%s: WinRM Delete failed: %s", self.name, type(e).__name__)
