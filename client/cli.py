@@ -130,7 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
         )
 
     s = sub.add_parser("runs", help="list the pair's runs (newest first)")
-    s.add_argument("--kind", choices=["switch", "split", "split-switch", "restore", "control"])
+    s.add_argument(
+        "--kind", choices=["switch", "split", "split-switch", "restore", "control", "fence"]
+    )
     s.add_argument(
         "--state", choices=["running", "awaiting-operator", "completed", "aborted", "failed"]
     )

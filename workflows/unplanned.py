@@ -17,7 +17,15 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    WorkflowAlreadyStartedError,
+)
+from temporalio.exceptions import (
+    TimeoutError as ActivityTimeout,
+)
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
@@ -32,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from inventory.models import Side, other
     from inventory.status import PairStatus
+    from workflows import search
     from workflows.activity_options import lost_side_try
     from workflows.base import PairWorkflow
     from workflows.checklist import describe_failure
@@ -102,7 +111,7 @@ class UnplannedSwitch(PairWorkflow):
                     **lost_side_try(self.timing), **on_site(where),
                 )  # fmt: skip
             except ActivityError as e:
-                return await self.side_lost(step, describe_failure(e))
+                return await self.side_lost(step, self.why_lost(e))
             if st.running:
                 raise ApplicationError(
                     f"AllSync still runs on {st.host}: stop it by hand, then retry this step",
@@ -169,10 +178,15 @@ class UnplannedSwitch(PairWorkflow):
                     **lost_side_try(self.timing), **on_site(arg),
                 )  # fmt: skip
             except ActivityError as e:
-                return await self.side_lost(step, describe_failure(e))
+                return await self.side_lost(step, self.why_lost(e))
             return r.message
 
         return action
+
+    def why_lost(self, e: ActivityError) -> str:
+        if isinstance(e.cause, ActivityTimeout):
+            return f"no answer within {self.timing.lost_side_timeout:g} s ({e.cause.message})"
+        return describe_failure(e)
 
     async def side_lost(self, step: StepState, error: str) -> str:
         step.status = "skipped"
@@ -202,6 +216,15 @@ class UnplannedSwitch(PairWorkflow):
                 id=fid,
                 # The fence outlives the switch: it waits for the lost side to come back.
                 parent_close_policy=ParentClosePolicy.ABANDON,
+                # Listed by `amsm runs --kind fence`.
+                search_attributes=TypedSearchAttributes(
+                    [
+                        SearchAttributePair(search.PAIR, self.pair),
+                        SearchAttributePair(search.KIND, "fence"),
+                        SearchAttributePair(search.INITIATOR, c.initiator),
+                        SearchAttributePair(search.STATE, "running"),
+                    ]
+                ),
             )
             run_id = handle.first_execution_run_id or ""
         except WorkflowAlreadyStartedError:

@@ -120,6 +120,12 @@ async def test_the_night_x_is_lost(client: Client, lab_factory) -> None:  # type
         status = await cli_json(client, lab, "status")
         assert (status["mode"], status["main"]) == ("mirrored", "Y"), status
 
+        # The fence is listed with the pair's runs.
+        listed = await cli_json(client, lab, "runs", "--kind", "fence")
+        assert [(r["kind"], r["state"], r["initiator"]) for r in listed["runs"]] == [
+            ("fence", "completed", "night")
+        ], listed
+
         # Ending a fence that is over is refused with what it did.
         rc, out = await cli(client, lab, "fence", "end", "--reason", "done")
         assert rc != 0 and "not running" in out and "X fenced" in out, out
@@ -165,3 +171,31 @@ async def test_an_operator_ends_a_fence_by_hand(client: Client, lab_factory) -> 
         set_side_fault(lab.dir, "X", "up")
         status = await cli_json(client, lab, "status")
         assert status["dsm"]["X"]["mode"] == "main", "an ended fence must not touch X"
+
+
+async def test_a_lost_site_without_its_worker_does_not_hold_the_switch(  # type: ignore[no-untyped-def]
+    client: Client, lab_factory
+) -> None:
+    """Site X lost with its site worker: X's steps wait for no worker longer than the
+    lost-side time limit; they are skipped, and Y's steps run on Y's worker."""
+    from workers.worker import build_workers
+
+    lab = await lab_factory(editors=1, ingest=0)
+    lab.retime(lost_side_timeout=1)
+    set_side_fault(lab.dir, "X", "down")
+    main, site_y = build_workers(client, lab.inventory, lab.inventory_path, sites=("Y",))
+    async with main, site_y:
+        started = await cli_json(
+            client, lab, "start", "switch", "--to", "Y", "--unplanned", "--reason", REASON
+        )
+        shown = await drive(client, lab, started["run_id"], "Y", timeout=90)
+        assert shown["state"] == "completed", shown
+        for sid in LOST_STEPS:
+            s = step(shown, sid)
+            assert s["status"] == "skipped", s
+            assert "side lost: no answer within 1 s" in s["note"], s
+        assert step(shown, "dsm-y-main")["status"] == "done"
+        fence = await fence_view(client, lab)
+        assert fence["state"]["status"] == "waiting" and fence["tries"] <= 1, fence
+        r = await cli_json(client, lab, "fence", "end", "--reason", "site X is rebuilt")
+        assert r["fence"]["state"]["status"] == "ended", r
