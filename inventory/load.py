@@ -63,9 +63,30 @@ class _NoAliasLoader(yaml.SafeLoader):
         if self.check_event(yaml.events.AliasEvent):
             event = self.peek_event()
             raise yaml.composer.ComposerError(
-                None, None, "YAML aliases (*name) are not allowed in an inventory", event.start_mark
+                None,
+                None,
+                "YAML aliases (*name) are not allowed in an inventory",
+                event.start_mark,  # type: ignore[arg-type]
             )
         return super().compose_node(parent, index)
+
+
+def _load_yaml(text: str) -> Any:
+    """The inventory's YAML, without aliases. With libyaml (the C parser; the pure-Python
+    one took 0.6 s of every `amsm` command on a 200-device inventory), the events are
+    checked for aliases first, then the text is loaded."""
+    fast = getattr(yaml, "CSafeLoader", None)
+    if fast is None:
+        return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 (a SafeLoader subclass)
+    for event in yaml.parse(text, Loader=fast):
+        if isinstance(event, yaml.AliasEvent):
+            raise yaml.composer.ComposerError(
+                None,
+                None,
+                "YAML aliases (*name) are not allowed in an inventory",
+                event.start_mark,  # type: ignore[arg-type]
+            )
+    return yaml.load(text, Loader=fast)  # noqa: S506 (libyaml's safe loader)
 
 
 def parse_inventory(text: str, path: str = "<inventory>") -> Inventory:
@@ -74,7 +95,7 @@ def parse_inventory(text: str, path: str = "<inventory>") -> Inventory:
             path, [f"(file): larger than {MAX_BYTES} bytes; is it the right file?"]
         )
     try:
-        data = yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 (a SafeLoader subclass)
+        data = _load_yaml(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
