@@ -176,7 +176,20 @@ async def status(client: Client, inv: Inventory, args: argparse.Namespace) -> in
 
         return await watch_status(client, inv, args)
     st = await read_status(client, inv)
-    emit(args, st.to_json(), render_status(st))
+    data, text = st.to_json(), render_status(st)
+    # A fence that still waits on a lost side is part of the pair's state (a side that
+    # answers again goes to backup at once).
+    from client.fence import read_fence, render_fence
+
+    try:
+        view = await read_fence(client, inv.pair)
+    except CliError:
+        view = None
+    waiting = view if view is not None and view.state.status == "waiting" else None
+    data["fence"] = waiting.model_dump(mode="json") if waiting else None
+    if waiting:
+        text += "\n\n" + render_fence(waiting)
+    emit(args, data, text)
     return EXIT_OK
 
 

@@ -88,6 +88,9 @@ async def test_the_night_x_is_lost(client: Client, lab_factory) -> None:  # type
         assert len((await handle.fetch_history()).events) == events
         status = await cli_json(client, lab, "status")
         assert status["dsm"]["Y"]["mode"] == "main" and not status["dsm"]["X"]["reachable"]
+        assert status["fence"]["state"]["status"] == "waiting", status["fence"]
+        rc, out = await cli(client, lab, "status")
+        assert rc == 0 and "Fence on X" in out and "waiting" in out, out
 
         # X comes back: fenced within the bound (one backoff interval and one try).
         set_side_fault(lab.dir, "X", "up")
@@ -101,7 +104,7 @@ async def test_the_night_x_is_lost(client: Client, lab_factory) -> None:  # type
         status = await cli_json(client, lab, "status")
         assert status["dsm"]["X"]["mode"] == "backup", status["dsm"]["X"]
         assert status["dsm"]["X"]["replication"] != "running"
-        assert status["dsm"]["Y"]["mode"] == "main"
+        assert status["dsm"]["Y"]["mode"] == "main" and status["fence"] is None
         assert [s["mode"] for s in status["smartbins"] if s["side"] == "X" and s["running"]] == [
             "Pseudo"
         ], status["smartbins"]
