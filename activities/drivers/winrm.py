@@ -21,6 +21,7 @@ import ssl
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,16 +50,50 @@ COMMAND = "powershell.exe"
 MAX_OPERATION_TIMEOUT_SECONDS = 20
 # WS-Management's "the shell was not found on the server" (ERROR_WSMAN_SHELL_NOT_FOUND).
 SHELL_NOT_FOUND = 2150858843
+# A script that restarts the host: its shell is deleted right after its answer.
+RESTART = ps.restart_computer()
 # Threads for pywinrm calls: as many hosts as the worker may drive at once.
 _POOL = ThreadPoolExecutor(max_workers=64, thread_name_prefix="amsm-winrm")
 # A session (its keep-alive HTTPS connection, authenticated once for NTLM) is reused
 # for the next command to the same host when it has been idle no longer than this.
 SESSION_IDLE_SECONDS = 30.0
 SESSIONS_PER_HOST = 8
+# A session keeps its shell for the next commands (Command + Receive each, instead of
+# Create + Command + Receive + Delete), for at most this many commands and this long;
+# then the shell is deleted and a new one created, so the host frees what its commands
+# held. A restart's shell is always deleted (the host goes down after its answer).
+SHELL_COMMANDS = 10
+SHELL_MAX_AGE_SECONDS = 60.0
+
+
+@dataclass
+class _Session:
+    """A pywinrm Protocol (its HTTP session) and the shell it keeps open, if any."""
+
+    p: Protocol
+    shell: str | None = None
+    shell_at: float = 0.0
+    commands: int = 0
+
+    def delete_shell(self) -> bool:
+        """Delete the kept shell; False when the host did not answer."""
+        shell, self.shell = self.shell, None
+        if shell is None:
+            return True
+        try:
+            self.p.close_shell(shell, close_session=False)
+        except Exception as e:
+            log.debug("WinRM Delete failed: %s", type(e).__name__)
+            return False
+        return True
+
+    def close(self) -> None:
+        self.delete_shell()
+        _close(self.p)
 
 
 class _Sessions:
-    """Idle pywinrm Protocols by endpoint and credentials, for reuse.
+    """Idle sessions by endpoint and credentials, for reuse.
 
     Without it every command pays a TCP and TLS handshake and, for NTLM, a full
     authentication: most of a worker's CPU when hundreds of clients switch at once.
@@ -68,27 +103,27 @@ class _Sessions:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._idle: dict[tuple[Any, ...], list[tuple[float, Protocol]]] = {}
+        self._idle: dict[tuple[Any, ...], list[tuple[float, _Session]]] = {}
 
-    def take(self, key: tuple[Any, ...]) -> Protocol | None:
+    def take(self, key: tuple[Any, ...]) -> _Session | None:
         now = time.monotonic()
         with self._lock:
             entries = self._idle.get(key, [])
-            fresh = [(at, p) for at, p in entries if now - at <= SESSION_IDLE_SECONDS]
-            stale = [p for at, p in entries if now - at > SESSION_IDLE_SECONDS]
+            fresh = [(at, s) for at, s in entries if now - at <= SESSION_IDLE_SECONDS]
+            stale = [s for at, s in entries if now - at > SESSION_IDLE_SECONDS]
             found = fresh.pop()[1] if fresh else None
             self._idle[key] = fresh
-        for p in stale:
-            _close(p)
+        for s in stale:
+            s.close()
         return found
 
-    def give(self, key: tuple[Any, ...], p: Protocol) -> None:
+    def give(self, key: tuple[Any, ...], s: _Session) -> None:
         with self._lock:
             entries = self._idle.setdefault(key, [])
             if len(entries) < SESSIONS_PER_HOST:
-                entries.append((time.monotonic(), p))
+                entries.append((time.monotonic(), s))
                 return
-        _close(p)
+        s.close()
 
 
 def _close(p: Protocol) -> None:
@@ -194,30 +229,59 @@ class WinRmHostDriver(HostDriver):
         self, script_text: str, deadline: float, cancelled: threading.Event
     ) -> ExecResult:
         key = self._session_key()
-        p = _SESSIONS.take(key) or self._protocol()
+        s = _SESSIONS.take(key) or _Session(self._protocol())
         try:
-            result = self._run_in(p, script_text, deadline, cancelled)
+            result = self._run_in(s, script_text, deadline, cancelled)
         except BaseException:
-            _close(p)
+            s.close()
             raise
         if result[1]:
-            _SESSIONS.give(key, p)
+            _SESSIONS.give(key, s)
         else:
-            _close(p)
+            s.close()
         return result[0]
 
+    def _open_shell(self, s: _Session) -> str:
+        if s.shell is not None:
+            s.delete_shell()
+        s.shell = s.p.open_shell(codepage=65001, noprofile=True)
+        s.shell_at, s.commands = time.monotonic(), 0
+        return s.shell
+
+    def _start(self, s: _Session, script_text: str) -> tuple[str, str]:
+        """Start the command in the session's shell (a new one when it has none, or has
+        served its turn); (shell id, command id)."""
+        kept = s.shell is not None
+        if not kept or s.commands >= SHELL_COMMANDS:
+            kept = False
+        elif time.monotonic() - s.shell_at > SHELL_MAX_AGE_SECONDS:
+            kept = False
+        shell = s.shell if kept and s.shell is not None else self._open_shell(s)
+        args = command_arguments(script_text)
+        try:
+            command_id = s.p.run_command(shell, COMMAND, args, skip_cmd_shell=True)
+        except WSManFaultError as e:
+            if not (kept and e.wsman_fault_code == SHELL_NOT_FOUND):
+                raise
+            # The kept shell is gone (a restart, the host's own idle timeout): the
+            # command never started, so it goes to a new shell.
+            s.shell = None
+            shell = self._open_shell(s)
+            command_id = s.p.run_command(shell, COMMAND, args, skip_cmd_shell=True)
+        s.commands += 1
+        return shell, command_id
+
     def _run_in(
-        self, p: Protocol, script_text: str, deadline: float, cancelled: threading.Event
+        self, s: _Session, script_text: str, deadline: float, cancelled: threading.Event
     ) -> tuple[ExecResult, bool]:
-        """Run the script in a new shell of `p`; (its result, whether `p` is fit for reuse)."""
-        shell_id = p.open_shell(codepage=65001, noprofile=True)
+        """Run the script in the session's shell; (its result, whether the session is fit
+        for reuse)."""
+        p = s.p
         command_id: str | None = None
         clean = True
         done = False
+        shell_id, command_id = self._start(s, script_text)
         try:
-            command_id = p.run_command(
-                shell_id, COMMAND, command_arguments(script_text), skip_cmd_shell=True
-            )
             out: list[bytes] = []
             err: list[bytes] = []
             status = -1
@@ -238,7 +302,8 @@ class WinRmHostDriver(HostDriver):
         finally:
             # Always clean up; once the output is in, a failed cleanup changes nothing
             # (a Restart-Computer may take the host down right after its answer). A
-            # command that is done needs no terminate Signal: deleting its shell is enough.
+            # command that is done needs no terminate Signal: the host frees it with its
+            # shell, deleted after at most SHELL_COMMANDS commands.
             try:
                 if command_id is not None and not done:
                     p.cleanup_command(shell_id, command_id)
@@ -246,12 +311,10 @@ class WinRmHostDriver(HostDriver):
                 clean = False
                 log.debug("%s: WinRM Signal failed: %s", self.name, type(e).__name__)
             finally:
-                try:
-                    # Keep the HTTP session (and its authenticated connection) for reuse.
-                    p.close_shell(shell_id, close_session=False)
-                except Exception as e:
-                    clean = False
-                    log.debug("%s: WinRM Delete failed: %s", self.name, type(e).__name__)
+                # The shell stays for the next command, unless the command did not end
+                # well or restarts the host.
+                if not done or RESTART in script_text:
+                    clean = s.delete_shell() and clean
         return result, clean
 
     # -- HostDriver ---------------------------------------------------------------------------
