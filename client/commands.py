@@ -36,8 +36,6 @@ from inventory.models import Inventory, other
 from inventory.status import PairStatus
 from workers.connection import Connection, ConnectionConfigError
 from workflows import search
-from workflows.checklist import next_action
-from workflows.control import ControlInput, ControlResult
 from workflows.models import (
     Checklist,
     Decision,
@@ -147,6 +145,8 @@ async def notice_waiting_run(client: Client, inv: Inventory) -> None:
         return  # no run, or no worker to answer: the command itself will say what matters
     if c is None or not c.awaiting:
         return
+    from workflows.checklist import next_action
+
     c.run_id = desc.run_id
     s = c.awaiting[0]
     print(
@@ -645,6 +645,7 @@ def check_hosts(inv: Inventory, args: argparse.Namespace) -> list[str]:
 async def control(client: Client, inv: Inventory, args: argparse.Namespace) -> int:
     """Run one console control as a short workflow and wait for its sentence."""
     from client.rules import control_overrides
+    from workflows.control import ControlInput, ControlResult
 
     overrides = control_overrides(args)
     inp = ControlInput(

@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 
 from inventory.models import SIDES, Side
 from inventory.status import PairStatus
-from workflows.checklist import STATUS_MARK, next_action, waited
 from workflows.models import Checklist
 
 LED = {True: "●", False: "○", None: "?"}
@@ -77,6 +76,10 @@ def render_status(st: PairStatus) -> str:
 
 
 def render_checklist(c: Checklist) -> str:
+    # Imported here: the checklist engine pulls in the workflow SDK, which `amsm status`
+    # does not need (every command pays for its imports at start).
+    from workflows.checklist import STATUS_MARK, next_action, waited
+
     out = [f"{c.title}   run {c.run_id}", f"state: {c.state}   initiator: {c.initiator}"]
     if c.started_at:
         out[-1] += f"   started {c.started_at}"
