@@ -114,7 +114,9 @@ class _Sessions:
             found = fresh.pop()[1] if fresh else None
             self._idle[key] = fresh
         for s in stale:
-            s.close()
+            # Closed here only: asking an idle host to delete the shell could wait on a
+            # host that went away; the host drops an idle shell by itself.
+            _close(s.p)
         return found
 
     def give(self, key: tuple[Any, ...], s: _Session) -> None:

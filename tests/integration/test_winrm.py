@@ -163,6 +163,33 @@ async def test_closed_port_and_unreachable_fault_are_unreachable(lab: Lab) -> No
     assert await dev.boot_time(drv) == boot
 
 
+async def test_a_kept_shell_the_host_lost_is_replaced_before_the_command(
+    lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a = acts(lab)
+    cp = lab.inventory.control_point
+    drv = a.host(cp)
+    opened: list[str] = []
+    open_shell = WinRmHostDriver._open_shell
+
+    def spy(self: WinRmHostDriver, s: object) -> str:
+        opened.append(self.name)
+        return open_shell(self, s)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(WinRmHostDriver, "_open_shell", spy)
+    boot = await dev.boot_time(drv)
+    assert await dev.boot_time(drv) == boot
+    assert opened == ["cp-01"], "the second command should reuse the first one's shell"
+    # The host loses its network for a moment: its connections and shells are gone.
+    web_port = cp.winrm_settings.endpoint_port
+    set_fault(lab.dir, "cp-01", "unreachable")
+    await wait_until(lambda: not port_open(web_port), "port closed")
+    set_fault(lab.dir, "cp-01", "clear")
+    await wait_until(lambda: port_open(web_port), "port open again")
+    assert await dev.boot_time(drv) == boot
+    assert opened == ["cp-01", "cp-01"], "the lost shell is replaced, the command runs once"
+
+
 async def test_reboot_over_winrm_takes_both_ports_down_and_back(lab: Lab) -> None:
     a = acts(lab)
     ed = next(c for c in lab.inventory.clients if c.transport == "winrm")
