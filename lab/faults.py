@@ -88,6 +88,8 @@ def set_side_fault(directory: str | Path, side: str, kind: str) -> str:
         hosts = side_hosts(txn, side)
         for name in hosts:
             doc = txn.require_host(name)
+            if kind == "down" and (doc.get("fault") or {}).get("kind") == "unreachable":
+                continue  # down already: saying it twice changes nothing
             _host_fault(txn, doc, "unreachable" if kind == "down" else "clear", None)
         dsm = str(txn.topology["sides"][side]["dsm"])
         fault = "unreachable" if kind == "down" else "clear"

@@ -95,6 +95,9 @@ def test_a_lab_side_goes_down_and_comes_back(tmp_path: Path) -> None:
             assert (doc["fault"]["kind"], doc["down_until"]) == ("unreachable", NEVER), h
         assert txn.require_host("ED-01").get("fault") is None  # clients are shared
         assert txn.require_host(inv.sides["Y"].bridge.host).get("fault") is None
+    set_side_fault(tmp_path, "X", "down")  # twice: the same as once
+    with LabState(tmp_path).transaction() as txn:
+        assert all(txn.require_host(h)["fault"]["was_down"] is False for h in x_hosts)
     assert set_side_fault(tmp_path, "X", "up").startswith("side X up: dsm-x")
     assert dsm_path(tmp_path, "X").exists()
     with LabState(tmp_path).transaction() as txn:
