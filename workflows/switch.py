@@ -8,10 +8,11 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from activities.models import BrowseInput, BrowseSwitchInput, DsmModeInput, SideInput
     from inventory.models import other
+    from inventory.status import PairStatus
     from workflows.checklist import StepRunner
     from workflows.models import Checklist, StepState, SwitchInput
     from workflows.steps import switch_steps
-    from workflows.unplanned import UnplannedSwitch, lost_side_advice
+    from workflows.unplanned import SwitchPlan, UnplannedSwitch, lost_side_advice
 
 # Runs started before manual steps were verified replay without the checks.
 VERIFY_PATCH = "verify-manual-steps"
@@ -35,8 +36,36 @@ class SwitchWorkflow(UnplannedSwitch):
             )
         )
         status = await self.bootstrap(pair)
-        if inp.unplanned:
-            return await self.unplanned(inp, status)
+        plan = self.unplanned_plan(inp, status) if inp.unplanned else self.planned(inp, status)
+        run, auto = self.steps.run, self.auto
+
+        async def body() -> str:
+            await run("stop-replication", plan.stop_replication)
+            await run(f"dsm-{la}-backup", plan.dsm_a_backup)
+            await run("stop-browse", auto("browse_stop", BrowseInput(pair=pair)))
+            await run("switch-browse", auto("browse_switch", BrowseSwitchInput(pair=pair, to=b)))
+            await run("stop-insync", **plan.stop_insync)
+            await run("stop-allsync", **plan.stop_allsync)
+            await run(f"insync-{lb}-main", auto("insync_set_main", SideInput(pair=pair, side=b)))
+            await run(f"smartbins-{la}-backup", plan.smartbins_a_backup)
+            await run(
+                f"dsm-{lb}-main", auto("dsm_set_mode", DsmModeInput(pair=pair, side=b, mode="main"))
+            )
+            await run(
+                f"smartbins-{lb}-main", auto("smartbins_set_main", SideInput(pair=pair, side=b))
+            )
+            await run("switch-clients", plan.clients)
+            await run("check-projects")
+            await run("start-browse", auto("browse_start", BrowseInput(pair=pair)))
+            await run(f"verify-{lb}")
+            return await plan.finish()
+
+        return await self.walk(body)
+
+    def planned(self, inp: SwitchInput, status: PairStatus) -> SwitchPlan:
+        b = inp.to
+        a = other(b)
+        pair = inp.pair
         if status.derived[:2] == ("mirrored", b):
             self.refuse(f"switch to {b}", f"{b} is already main (mirrored, {b} main)")
         lost = lost_side_advice(status, a, b)
@@ -51,32 +80,7 @@ class SwitchWorkflow(UnplannedSwitch):
         async def clients(step: StepState) -> str:
             return await self.switch_clients(step, to_move, b) + unknown
 
-        async def body() -> str:
-            await run(
-                "stop-replication", auto("dsm_stop_replication", SideInput(pair=pair, side=a))
-            )
-            await run(
-                f"dsm-{la}-backup",
-                auto("dsm_set_mode", DsmModeInput(pair=pair, side=a, mode="backup")),
-            )
-            await run("stop-browse", auto("browse_stop", BrowseInput(pair=pair)))
-            await run("switch-browse", auto("browse_switch", BrowseSwitchInput(pair=pair, to=b)))
-            await run("stop-insync", **(self.insync_step(False) if verified else {}))
-            await run("stop-allsync", **(self.allsync_step(a, False) if verified else {}))
-            await run(f"insync-{lb}-main", auto("insync_set_main", SideInput(pair=pair, side=b)))
-            await run(
-                f"smartbins-{la}-backup", auto("smartbins_set_backup", SideInput(pair=pair, side=a))
-            )
-            await run(
-                f"dsm-{lb}-main", auto("dsm_set_mode", DsmModeInput(pair=pair, side=b, mode="main"))
-            )
-            await run(
-                f"smartbins-{lb}-main", auto("smartbins_set_main", SideInput(pair=pair, side=b))
-            )
-            await run("switch-clients", clients)
-            await run("check-projects")
-            await run("start-browse", auto("browse_start", BrowseInput(pair=pair)))
-            await run(f"verify-{lb}")
+        async def finish() -> str:
             await run("approve-overwrite")
             await run(
                 "start-replication", auto("dsm_start_replication", SideInput(pair=pair, side=b))
@@ -85,4 +89,12 @@ class SwitchWorkflow(UnplannedSwitch):
             await run("start-allsync", **(self.allsync_step(b, True) if verified else {}))
             return f"switch complete: mirrored, {b} main"
 
-        return await self.walk(body)
+        return SwitchPlan(
+            stop_replication=auto("dsm_stop_replication", SideInput(pair=pair, side=a)),
+            dsm_a_backup=auto("dsm_set_mode", DsmModeInput(pair=pair, side=a, mode="backup")),
+            stop_insync=self.insync_step(False) if verified else {},
+            stop_allsync=self.allsync_step(a, False) if verified else {},
+            smartbins_a_backup=auto("smartbins_set_backup", SideInput(pair=pair, side=a)),
+            clients=clients,
+            finish=finish,
+        )

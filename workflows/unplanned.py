@@ -15,6 +15,8 @@ The same 18 steps as a planned switch, with three differences:
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
@@ -31,8 +33,6 @@ from temporalio.workflow import ParentClosePolicy
 with workflow.unsafe.imports_passed_through():
     from activities.models import (
         AllSyncState,
-        BrowseInput,
-        BrowseSwitchInput,
         DsmModeInput,
         SideInput,
         SideRunInput,
@@ -45,7 +45,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.base import PairWorkflow
     from workflows.checklist import describe_failure
     from workflows.fence import FenceWorkflow, fence_workflow_id
-    from workflows.models import Checklist, FenceInput, FenceRef, StepState, SwitchInput
+    from workflows.models import FenceInput, FenceRef, StepState, SwitchInput
     from workflows.routing import on_site
     from workflows.steps import NOT_UNPLANNED
 
@@ -63,15 +63,34 @@ def lost_side_advice(status: PairStatus, side: Side, to: Side) -> str | None:
     )
 
 
+Action = Callable[[StepState], Awaitable[str]]
+
+
+@dataclass
+class SwitchPlan:
+    """What a planned and an unplanned switch do differently. The order of the steps,
+    and the steps on the new main side and the shared hosts, are the switch's own
+    (SwitchWorkflow.run)."""
+
+    stop_replication: Action
+    dsm_a_backup: Action
+    stop_insync: dict[str, Any]  # runner.run's keyword arguments for the manual step
+    stop_allsync: dict[str, Any]
+    smartbins_a_backup: Action
+    clients: Action
+    finish: Callable[[], Awaitable[str]]  # the steps after verify-{b}, and the run's message
+
+
 class UnplannedSwitch(PairWorkflow):
     """The unplanned variant of SwitchWorkflow's run."""
 
     target: Side = "Y"
 
-    async def unplanned(self, inp: SwitchInput, status: PairStatus) -> Checklist:
+    def unplanned_plan(self, inp: SwitchInput, status: PairStatus) -> SwitchPlan:
+        """Refuse what an unplanned switch cannot do, pass over the steps it does not do,
+        and say how it does the others."""
         b = self.target = inp.to
         a = other(b)
-        la, lb = a.lower(), b.lower()
         pair = inp.pair
         what = f"unplanned switch to {b}"
         c = self.steps.checklist
@@ -90,7 +109,6 @@ class UnplannedSwitch(PairWorkflow):
         )
         for step_id in NOT_UNPLANNED:
             self.steps.pass_over(step_id, not_now)
-        run, auto = self.steps.run, self.auto
         left: list[str] = []  # clients that did not answer
 
         async def stop_replication(step: StepState) -> str:
@@ -128,31 +146,7 @@ class UnplannedSwitch(PairWorkflow):
                 msg += f"; not switched (did not answer): {', '.join(left)}"
             return msg
 
-        async def body() -> str:
-            await run("stop-replication", stop_replication)
-            await run(
-                f"dsm-{la}-backup",
-                self.on_lost("dsm_set_mode", DsmModeInput(pair=pair, side=a, mode="backup")),
-            )
-            await run("stop-browse", auto("browse_stop", BrowseInput(pair=pair)))
-            await run("switch-browse", auto("browse_switch", BrowseSwitchInput(pair=pair, to=b)))
-            await run("stop-insync", **self.insync_step(False))
-            await run("stop-allsync", automatic=allsync_off)
-            await run(f"insync-{lb}-main", auto("insync_set_main", SideInput(pair=pair, side=b)))
-            await run(
-                f"smartbins-{la}-backup",
-                self.on_lost("smartbins_set_backup", SideInput(pair=pair, side=a)),
-            )
-            await run(
-                f"dsm-{lb}-main", auto("dsm_set_mode", DsmModeInput(pair=pair, side=b, mode="main"))
-            )
-            await run(
-                f"smartbins-{lb}-main", auto("smartbins_set_main", SideInput(pair=pair, side=b))
-            )
-            await run("switch-clients", clients)
-            await run("check-projects")
-            await run("start-browse", auto("browse_start", BrowseInput(pair=pair)))
-            await run(f"verify-{lb}")
+        async def finish() -> str:
             msg = (
                 f"unplanned switch done: {b} main. The pair is split-brained on purpose: "
                 f"{a}'s database may hold changes {b} never got, so replication, InSync and "
@@ -165,7 +159,17 @@ class UnplannedSwitch(PairWorkflow):
                 msg += f" Not switched: {', '.join(left)}; later: amsm clients switch --to {b} {hosts}."
             return msg + f" When {a} is back: amsm start restore --main {b}"
 
-        return await self.walk(body)
+        return SwitchPlan(
+            stop_replication=stop_replication,
+            dsm_a_backup=self.on_lost(
+                "dsm_set_mode", DsmModeInput(pair=pair, side=a, mode="backup")
+            ),
+            stop_insync=self.insync_step(False),
+            stop_allsync={"automatic": allsync_off},
+            smartbins_a_backup=self.on_lost("smartbins_set_backup", SideInput(pair=pair, side=a)),
+            clients=clients,
+            finish=finish,
+        )
 
     # -- the lost side ---------------------------------------------------------------------
     def on_lost(self, activity: str, arg: object) -> Callable[[StepState], Awaitable[str]]:
