@@ -78,3 +78,19 @@ async def drive(
         else:
             await asyncio.sleep(0.2)
     raise AssertionError(f"run {run_id} did not finish within {timeout} s: {shown}")
+
+
+async def switch_waiting_at_stop_insync(
+    client: Client, lab: Lab, to: Side = "Y", *start: str
+) -> tuple[str, dict]:
+    """Start a switch to `to` (`start`: more `amsm start switch` arguments) and drive it
+    to its first manual step, `stop-insync`, awaiting confirmation: (run id, checklist)."""
+    run = (await cli_json(client, lab, "start", "switch", "--to", to, *start))["run_id"]
+    shown = await drive(
+        client,
+        lab,
+        run,
+        to,
+        until=lambda s: step(s, "stop-insync")["status"] == "awaiting-confirmation",
+    )
+    return run, shown

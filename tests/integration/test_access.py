@@ -9,7 +9,7 @@ import pytest
 from temporalio.client import Client
 
 from tests.conftest import Lab, cli, cli_json, running_worker
-from tests.integration.driving import drive, step
+from tests.integration.driving import step, switch_waiting_at_stop_insync
 
 
 async def test_operators_act_viewers_read_others_are_refused(
@@ -35,16 +35,7 @@ async def test_operators_act_viewers_read_others_are_refused(
         assert rc == 1 and "mallory is neither an operator nor a viewer" in out
 
         monkeypatch.setenv("AMSM_OPERATOR", "ann")
-        run = (await cli_json(client, lab, "start", "switch", "--to", "Y", "--operator", "ann"))[
-            "run_id"
-        ]
-        await drive(
-            client,
-            lab,
-            run,
-            "Y",
-            until=lambda s: step(s, "stop-insync")["status"] == "awaiting-confirmation",
-        )
+        run, _ = await switch_waiting_at_stop_insync(client, lab, "Y", "--operator", "ann")
         rc, out = await cli(client, lab, "confirm", run, "stop-insync", "--operator", "vic")
         assert rc == 1 and "vic is not an operator of this pair" in out
         shown = await cli_json(client, lab, "show", run)

@@ -7,22 +7,13 @@ import json
 from temporalio.client import Client
 
 from tests.conftest import cli, cli_json, running_worker
-from tests.integration.driving import drive, step
+from tests.integration.driving import drive, switch_waiting_at_stop_insync
 
 
 async def test_watch_notice_and_runs(client: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
     lab = await lab_factory(editors=1, ingest=0)
     async with running_worker(client, lab):
-        run = (await cli_json(client, lab, "start", "switch", "--to", "Y", "--operator", "ann"))[
-            "run_id"
-        ]
-        await drive(
-            client,
-            lab,
-            run,
-            "Y",
-            until=lambda s: step(s, "stop-insync")["status"] == "awaiting-confirmation",
-        )
+        run, _ = await switch_waiting_at_stop_insync(client, lab, "Y", "--operator", "ann")
 
         # Every command says, in one line, that a run waits for the operator.
         rc, out = await cli(client, lab, "status")

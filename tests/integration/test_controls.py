@@ -9,7 +9,7 @@ from temporalio.client import Client
 from lab.faults import set_fault
 from lab.state import LabState
 from tests.conftest import Lab, cli, cli_json, running_worker
-from tests.integration.driving import drive, step
+from tests.integration.driving import drive, step, switch_waiting_at_stop_insync
 
 ALLSYNC_SERVICE = "AllSync Scheduler"
 
@@ -100,14 +100,7 @@ async def test_controls_refused_while_a_run_goes_on_unless_they_mend_it(
     lab.retime(max_attempts=1, replication_timeout=2)
     async with running_worker(client, lab):
         set_fault(lab.dir, "dsm-y", "replication-fails")
-        run = (await cli_json(client, lab, "start", "switch", "--to", "Y"))["run_id"]
-        shown = await drive(
-            client,
-            lab,
-            run,
-            "Y",
-            until=lambda s: step(s, "stop-insync")["status"] == "awaiting-confirmation",
-        )
+        run, shown = await switch_waiting_at_stop_insync(client, lab, "Y")
         # AllSync's steps are automatic here: the inventory names its service.
         out = await refused(client, lab, "dsm", "set-main", "Y")
         assert f"the switch run {run} is running" in out and "it is at stop-insync" in out

@@ -22,7 +22,7 @@ from tests.conftest import (
     record_history,
     running_worker,
 )
-from tests.integration.driving import drive, step
+from tests.integration.driving import switch_waiting_at_stop_insync
 from workflows.control import ControlInput, ControlResult
 from workflows.overrides import Override
 
@@ -169,14 +169,7 @@ async def test_overrides_on_the_lab(client: Client, lab_factory) -> None:  # typ
         assert rec["outcome"] == "not needed: the rule did not refuse"
 
         # -- control-alongside-run: a control while a switch waits at a manual step --------
-        run = (await cli_json(client, lab, "start", "switch", "--to", "Y"))["run_id"]
-        await drive(
-            client,
-            lab,
-            run,
-            "Y",
-            until=lambda s: step(s, "stop-insync")["status"] == "awaiting-confirmation",
-        )
+        run, _ = await switch_waiting_at_stop_insync(client, lab, "Y")
         # dsm-x-backup is done by now, so `dsm set-backup X` changes nothing.
         out = await refused(client, lab, "dsm", "set-backup", "X")
         assert "refused by rule 'control-alongside-run'" in out and run in out, out

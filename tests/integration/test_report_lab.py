@@ -13,8 +13,8 @@ from temporalio.client import Client
 from client.cli import default_operator
 from client.history import load_history_file, parse_history, reconstruct, step_table
 from lab.faults import set_fault
-from tests.conftest import cli, cli_json, running_worker
-from tests.integration.driving import drive, step
+from tests.conftest import cli, running_worker
+from tests.integration.driving import drive, step, switch_waiting_at_stop_insync
 from tests.unit.test_history_replay import amsm
 from workflows.models import OperatorSignal
 
@@ -41,14 +41,7 @@ async def test_report_export_replay_and_timeline_of_a_lab_switch(
     set_fault(lab.dir, "ED-02", "no-reboot")
     set_fault(lab.dir, "dsm-y", "replication-fails")
     async with running_worker(client, lab):
-        run = (await cli_json(client, lab, "start", "switch", "--to", "Y"))["run_id"]
-        await drive(
-            client,
-            lab,
-            run,
-            "Y",
-            until=lambda s: step(s, "stop-insync")["status"] == "awaiting-confirmation",
-        )
+        run, _ = await switch_waiting_at_stop_insync(client, lab, "Y")
         handle = client.get_workflow_handle(lab.inventory.workflow_id, run_id=run)
         # A signal that does not fit, as the Web UI could send it: rejected and recorded.
         await handle.signal("approve", OperatorSignal(step="stop-insync", operator="mallory"))
@@ -81,14 +74,7 @@ async def test_report_export_replay_and_timeline_of_a_lab_switch(
         rc, out = await cli(client, lab, "start", "switch", "--to", "Y", "--json")
         assert rc == 1
         refused = json.loads(out)["run_id"]
-        back = (await cli_json(client, lab, "start", "switch", "--to", "X"))["run_id"]
-        await drive(
-            client,
-            lab,
-            back,
-            "X",
-            until=lambda s: step(s, "stop-insync")["status"] == "awaiting-confirmation",
-        )
+        back, _ = await switch_waiting_at_stop_insync(client, lab, "X")
         await client.get_workflow_handle(lab.inventory.workflow_id, run_id=back).terminate(
             reason="maintenance window closed"
         )

@@ -10,7 +10,7 @@ import pytest
 from temporalio.client import Client, WorkflowUpdateFailedError
 
 from tests.conftest import TEMPORAL, Lab, cli_json, running_worker
-from tests.integration.driving import drive, step
+from tests.integration.driving import step, switch_waiting_at_stop_insync
 from workflows.models import Decision, OperatorSignal
 
 
@@ -29,14 +29,7 @@ async def test_bad_signals_are_rejected_visibly_and_updates_refuse_at_once(
 ) -> None:  # type: ignore[no-untyped-def]
     lab = await lab_factory(editors=1, ingest=0)
     async with running_worker(client, lab):
-        run = (await cli_json(client, lab, "start", "switch", "--to", "Y"))["run_id"]
-        await drive(
-            client,
-            lab,
-            run,
-            "Y",
-            until=lambda s: step(s, "stop-insync")["status"] == "awaiting-confirmation",
-        )
+        run, _ = await switch_waiting_at_stop_insync(client, lab, "Y")
 
         await temporal_signal(lab, run, "confirm", json.dumps({"stp": "stop-insync"}))
         await temporal_signal(lab, run, "confirm", json.dumps({"step": "nope", "operator": "ui"}))

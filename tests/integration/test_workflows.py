@@ -8,7 +8,7 @@ from temporalio.client import Client
 
 from lab.hands import set_insync
 from tests.conftest import Lab, cli, cli_json, record_run, running_worker
-from tests.integration.driving import drive, step
+from tests.integration.driving import drive, step, switch_waiting_at_stop_insync
 
 
 def sides(status: dict) -> dict[str, str | None]:
@@ -116,14 +116,7 @@ async def test_split_switch_both_ways(client: Client, lab_factory) -> None:  # t
 async def test_unverified_confirmation_skip_and_abort(client: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
     lab = await lab_factory(editors=1, ingest=0)
     async with running_worker(client, lab):
-        run = (await cli_json(client, lab, "start", "switch", "--to", "Y"))["run_id"]
-        await drive(
-            client,
-            lab,
-            run,
-            "Y",
-            until=lambda s: step(s, "stop-insync")["status"] == "awaiting-confirmation",
-        )
+        run, _ = await switch_waiting_at_stop_insync(client, lab, "Y")
         # Confirmed, but InSync still runs: the service sees it and waits again.
         rc, out = await cli(client, lab, "confirm", run, "stop-insync", "--operator", "jo")
         assert rc == 0, out
