@@ -252,6 +252,10 @@ STATE_OF = {
 }
 
 
+# How long `show`, `confirm` and the others wait for a worker to answer the checklist.
+CHECKLIST_WAIT_SECONDS = 20.0
+
+
 async def fetch_checklist(handle: WorkflowHandle[Any, Any]) -> Checklist:
     try:
         desc = await handle.describe()
@@ -260,17 +264,31 @@ async def fetch_checklist(handle: WorkflowHandle[Any, Any]) -> Checklist:
             f"no such run: {handle.run_id or handle.id} ({e.message})", EXIT_USAGE
         ) from None
     checklist: Checklist | None = None
-    try:
-        checklist = await asyncio.wait_for(
-            handle.query("progress", result_type=Checklist), timeout=15
-        )
-    except Exception:
-        if desc.status == WorkflowExecutionStatus.COMPLETED:
-            checklist = Checklist.model_validate(await handle.result())
+    why = ""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + CHECKLIST_WAIT_SECONDS
+    while True:
+        try:
+            checklist = await asyncio.wait_for(
+                handle.query("progress", result_type=Checklist),
+                timeout=max(1.0, deadline - loop.time()),
+            )
+            break
+        except Exception as e:
+            why = str(e) or type(e).__name__
+            if desc.status == WorkflowExecutionStatus.COMPLETED:
+                checklist = Checklist.model_validate(await handle.result())
+                break
+        # A worker killed or restarting fails a query at once, while the run is
+        # running: its replacement answers a moment later.
+        if desc.status != WorkflowExecutionStatus.RUNNING or loop.time() + 1 > deadline:
+            break
+        await asyncio.sleep(1)
     if checklist is None:
         raise CliError(
             f"run {desc.run_id} ({desc.workflow_type}) is {desc.status.name.lower() if desc.status else '?'}"
             " and its checklist cannot be read: is a worker running for the pair?"
+            + (f" (last answer: {why})" if why else "")
         )
     checklist.run_id = desc.run_id
     if desc.status in STATE_OF:
