@@ -29,6 +29,7 @@ nothing on stdout and `<Cmdlet> : <message>` on stderr; the script exits 1.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import hashlib
 import json
 import re
@@ -518,7 +519,14 @@ def _statement(raw: RawStatement) -> Statement:
 
 def parse_script(src: str) -> list[Statement]:
     """Parse a whole script; raise Unsupported if any statement leaves the subset."""
-    statements = [_statement(raw) for raw in tokenize(src)]
+    return list(_parse_cached(src))
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_cached(src: str) -> tuple[Statement, ...]:
+    # Hundreds of hosts get the same few scripts (a boot-time probe, a restart): each
+    # is parsed once. Statements are frozen; the interpreter only reads their args.
+    statements = tuple(_statement(raw) for raw in tokenize(src))
     if not statements or statements[0].commands is not None:
         first = statements[0].text if statements else "(an empty script)"
         raise Unsupported(first, "a script must begin with $ErrorActionPreference = 'Stop'")

@@ -259,8 +259,8 @@ JOURNAL_TABLE = (
 class LabState:
     """Handle on `DIR/lab.db`, safe from any thread.
 
-    Each transaction opens its own connection; only down_hosts() keeps one (for
-    the serve loop's frequent polling), released by close().
+    Each thread keeps one connection for its transactions, and down_hosts() one
+    more (for the serve loop's frequent polling); close() releases them all.
     """
 
     def __init__(self, directory: str | Path) -> None:
@@ -269,12 +269,36 @@ class LabState:
         # The serve loop polls down_hosts() ten times a second: keep one connection.
         self._reader: sqlite3.Connection | None = None
         self._reader_lock = threading.Lock()
+        # Each thread keeps its transaction connection: opening one per script cost
+        # the lab more than most scripts when hundreds of hosts are busy at once.
+        self._local = threading.local()
+        self._opened: list[tuple[sqlite3.Connection, threading.Lock]] = []
 
     def close(self) -> None:
+        """Close the connections; one that a thread is still using (a script that goes
+        on after its server was cancelled) is left to that thread: closing it under
+        the thread would crash the process."""
         with self._reader_lock:
             if self._reader is not None:
                 self._reader.close()
                 self._reader = None
+            opened, self._opened = self._opened, []
+            self._local = threading.local()
+        for conn, busy in opened:
+            if busy.acquire(blocking=False):
+                try:
+                    conn.close()
+                finally:
+                    busy.release()
+
+    def _thread_connection(self) -> tuple[sqlite3.Connection, threading.Lock]:
+        local = self._local
+        kept: tuple[sqlite3.Connection, threading.Lock] | None = getattr(local, "kept", None)
+        if kept is None:
+            kept = local.kept = (self.connect(), threading.Lock())
+            with self._reader_lock:
+                self._opened.append(kept)
+        return kept
 
     def connect(self) -> sqlite3.Connection:
         if not self.db.exists():
@@ -288,19 +312,23 @@ class LabState:
     @contextmanager
     def transaction(self) -> Iterator[Txn]:
         """BEGIN IMMEDIATE ... COMMIT; rolls back on any exception."""
-        conn = self.connect()
-        try:
+        conn, busy = self._thread_connection()
+        with busy:
             conn.execute("BEGIN IMMEDIATE")
             txn = Txn(conn, time.time())
             try:
                 yield txn
                 txn.flush()
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
-        finally:
-            conn.close()
+            try:
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:  # the kept connection must not stay in this one
+                    conn.execute("ROLLBACK")
+                raise
 
     # -- creation (lab init) ------------------------------------------------------------------
     def create(

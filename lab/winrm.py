@@ -214,12 +214,18 @@ def read_password(directory: Path) -> str:
 
 
 def write_ntlm_users(directory: Path, password: str) -> Path:
-    """The NTLM acceptor's user file (Heimdal format `DOMAIN:USER:PASSWORD`), mode 0600."""
+    """The NTLM acceptor's user file, mode 0600, in the smbpasswd format
+    `USER:UID:LM_HASH:NT_HASH:FLAGS:LCT` with the NT hash only (no LM hash, as Windows
+    keeps it): pyspnego then reads the hash instead of deriving it from the password
+    at every logon (a pure-Python DES for the LM hash)."""
+    from spnego._ntlm_raw.crypto import ntowfv1
+
     path = directory / NTLM_USER_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    nt_hash = ntowfv1(password).hex().upper()
     with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(f":{USERNAME}:{password}\n")
+        f.write(f"{USERNAME}:1000:{'0' * 32}:{nt_hash}:[U]:LCT-00000000\n")
     return path
 
 

@@ -108,6 +108,23 @@ def test_initial_state_is_mirrored_x_main(lab_dir: Path) -> None:
     assert x == y and any(p.startswith("V:\\VibrantAVIFiles\\") for p in x)
 
 
+def test_a_kept_connection_survives_a_failed_transaction(tmp_path: Path) -> None:
+    init_lab(tmp_path, editors=1, ingest=0)
+    state = LabState(tmp_path)
+    try:
+        with pytest.raises(LabError), state.transaction() as txn:
+            txn.require_host("ED-01")["boot_time"] = 1
+            txn.require_host("no-such-host")
+        # Rolled back: the same thread's next transaction works and sees no change.
+        with state.transaction() as txn:
+            assert txn.require_host("ED-01")["boot_time"] != 1
+            txn.require_host("ED-01")["boot_time"] = 2
+        # Committed for every other connection (another process's, say).
+        assert LabState(tmp_path).read()[1]["ED-01"]["boot_time"] == 2
+    finally:
+        state.close()
+
+
 def test_initial_dsms(lab_dir: Path) -> None:
     assert dsm_row(lab_dir, "X") == ("main", "running", "master")
     assert dsm_row(lab_dir, "Y") == ("backup", "running", "backup")
