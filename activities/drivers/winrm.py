@@ -1,10 +1,11 @@
 """WinRM transport (WS-Management) on pywinrm: the same PowerShell as over SSH.
 
-One call is one WinRS shell: Create, Command (`powershell.exe` with exactly the
-arguments of `encoded_command()`), Receive until the command is Done, Signal
-terminate, Delete. pywinrm is synchronous (requests); each call runs in a thread
-of this module's own pool, so a slow host never starves the event loop's
-default executor.
+A call is a Command (`powershell.exe` with exactly the arguments of
+`encoded_command()`) and Receive until it is Done, in a WinRS shell the session
+keeps for the next commands (Create when it has none; Signal terminate and Delete
+only for a command that did not end well; see SHELL_COMMANDS). pywinrm is
+synchronous (requests); each call runs in a thread of this module's own pool, so a
+slow host never starves the event loop's default executor.
 
 Security: the server certificate is always validated (against the host's
 `ca_file` when the inventory names one); plain HTTP only where the inventory
@@ -61,7 +62,7 @@ SESSIONS_PER_HOST = 8
 # A session keeps its shell for the next commands (Command + Receive each, instead of
 # Create + Command + Receive + Delete), for at most this many commands and this long;
 # then the shell is deleted and a new one created, so the host frees what its commands
-# held. A restart's shell is always deleted (the host goes down after its answer).
+# held. A restart's shell is forgotten (the host goes down after its answer).
 SHELL_COMMANDS = 10
 SHELL_MAX_AGE_SECONDS = 60.0
 
@@ -211,6 +212,9 @@ class WinRmHostDriver(HostDriver):
         # requests takes (connect, read): a dead address fails after connect_timeout,
         # a Receive may wait on the host up to the operation timeout.
         p.transport.read_timeout_sec = (self._connect_timeout, read)  # type: ignore[assignment]
+        # No proxy (proxy=None above), so nothing to read from the environment: requests
+        # would otherwise look up proxy variables for every request.
+        p.transport.build_session().trust_env = False
         return p
 
     def _session_key(self) -> tuple[Any, ...]:
@@ -314,9 +318,14 @@ class WinRmHostDriver(HostDriver):
                 log.debug("%s: WinRM Signal failed: %s", self.name, type(e).__name__)
             finally:
                 # The shell stays for the next command, unless the command did not end
-                # well or restarts the host.
-                if not done or RESTART in script_text:
+                # well (deleted) or restarted the host: its shells and connections go
+                # down with it, so the shell is forgotten and the session closed here,
+                # without a Delete the host would not answer.
+                if not done:
                     clean = s.delete_shell() and clean
+                elif RESTART in script_text:
+                    s.shell = None
+                    clean = False
         return result, clean
 
     # -- HostDriver ---------------------------------------------------------------------------
