@@ -335,14 +335,18 @@ async def client_prepare(
     ov = overrides or Overrides()
     dev = inv.devices
     target = inv.sides[to]
-    sess_line, reg_line = await drv.run(
-        ps.iscsi_sessions(), ps.get_registry(dev.aurora_registry, [dev.aurora_dsm_value])
+    # One round trip reads the client and probes the bridge (hundreds of clients
+    # prepare at once; the probe costs the host little when it is not needed).
+    sess_line, reg_line, port_line = await drv.run(
+        ps.iscsi_sessions(),
+        ps.get_registry(dev.aurora_registry, [dev.aurora_dsm_value]),
+        ps.test_port(target.bridge.host, dev.iscsi_port),
     )
     sessions = [str(s.get("TargetNodeAddress")) for s in ps.parse_json_list(sess_line)]
     dsm_host = ps.parse_json_object(reg_line).get(dev.aurora_dsm_value)
     if sessions == [target.iscsi_target] and dsm_host == target.dsm.host:
         return f"{client.host} is already configured for {to}"
-    reachable = ps.parse_bool(await drv.run_one(ps.test_port(target.bridge.host, dev.iscsi_port)))
+    reachable = ps.parse_bool(port_line)
     forced = None
     if not reachable:
         forced = ov.refuse(
