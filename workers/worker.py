@@ -15,7 +15,7 @@ from typing import Any
 
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import PollerBehaviorAutoscaling, Worker
 
 from activities.devices import DeviceActivities
 from activities.lost_side import LostSideActivities
@@ -54,6 +54,10 @@ WORKFLOWS = [
 
 # Reboot waits hold an activity slot each; a large facility reboots hundreds at once.
 MAX_CONCURRENT_ACTIVITIES = 1000
+# Hundreds of client activities are scheduled at once: the pollers scale up to this
+# many (the server tells the worker when a backlog waits), instead of a fixed five.
+ACTIVITY_POLLERS = 40
+WORKFLOW_POLLERS = 10
 
 
 def build_workers(
@@ -73,6 +77,7 @@ def build_workers(
         "activities": activities,
         "interceptors": [RunContextInterceptor()],
         "max_concurrent_activities": MAX_CONCURRENT_ACTIVITIES,
+        "activity_task_poller_behavior": PollerBehaviorAutoscaling(maximum=ACTIVITY_POLLERS),
     }
     if identity:
         common["identity"] = identity
@@ -85,6 +90,9 @@ def build_workers(
             # If this worker dies, its runs' next tasks go to another worker after 2 s
             # instead of the default 10 s.
             sticky_queue_schedule_to_start_timeout=timedelta(seconds=2),
+            # A busy worker must still take its sticky tasks within those 2 s (else
+            # the run's whole history is replayed): pollers scale with the backlog.
+            workflow_task_poller_behavior=PollerBehaviorAutoscaling(maximum=WORKFLOW_POLLERS),
             **common,
         )
     ]
