@@ -45,7 +45,7 @@ from activities.models import (
     StepResult,
     SyncInput,
 )
-from activities.support import device_activity, translate_errors
+from activities.support import device_activity, heartbeating, translate_errors
 from inventory.models import (
     SIDES,
     BrowseComponent,
@@ -491,7 +491,60 @@ class DeviceActivities:
         msg = await dev.client_prepare(self.host(c), c, self.inv, inp.to, ov)
         return StepResult(message=msg, forced=forced(ov))
 
+    @activity.defn(name="client_prepare_restart")
+    @translate_errors
+    async def client_prepare_restart(self, inp: ClientInput) -> StepResult:
+        """Reconfigure a client for `to` (as client_prepare), then restart it (1/2) and
+        wait until it is back: one activity instead of two, since hundreds of clients
+        switch at once. A retry once the restart is under way resumes it and does not
+        reconfigure again (what the reconfiguration said and forced is in the heartbeat
+        details)."""
+        self._check_pair(inp.pair)
+        c = self._client(inp.host)
+        prior = list(activity.info().heartbeat_details)
+        just_read = not prior
+        if not prior:
+            # The boot time before anything else, in the activity's first heartbeat
+            # (the SDK sends the first at once and throttles the others): a retry
+            # then always knows it, so it never restarts the client a second time.
+            before = (await dev.boot_time(self.host(c))).timestamp()
+            activity.heartbeat(before, False)
+            prior = [before, False]
+        if len(prior) >= 4:
+            msg = str(prior[2])
+            done = [ForcedRule.model_validate(f) for f in prior[3]]
+        else:
+            ov = Overrides.of(inp.overrides)
+            async with heartbeating(*prior[:2]):
+                msg = await dev.client_prepare(self.host(c), c, self.inv, inp.to, ov)
+            done = forced(ov)
+        carry = (msg, [f.model_dump(mode="json") for f in done])
+        restarted, _ = await self._restart(c, " (1/2)", carry, prior, just_read)
+        return StepResult(message=f"{msg}; {restarted.message}", forced=done)
+
+    @activity.defn(name="client_restart_verify")
+    @translate_errors
+    async def client_restart_verify(self, inp: ClientInput) -> StepResult:
+        """Restart a client (2/2), wait until it is back, then check that it sees `to`'s
+        V: volume. A retry resumes the restart (it never restarts the client again)."""
+        self._check_pair(inp.pair)
+        c = self._client(inp.host)
+        restarted, details = await self._restart(c, " (2/2)")
+        async with heartbeating(*details):
+            seen = await dev.client_verify(self.host(c), c, self.inv, inp.to)
+        return StepResult(message=f"{restarted.message}; {seen}")
+
     async def _reboot(self, h: Host, what: str) -> StepResult:
+        return (await self._restart(h, what))[0]
+
+    async def _restart(
+        self,
+        h: Host,
+        what: str,
+        carry: tuple[object, ...] = (),
+        resume: list[object] | None = None,
+        just_read: bool = False,
+    ) -> tuple[StepResult, tuple[object, ...]]:
         """Restart a host and wait until it is back, with a later boot time, for good.
 
         Back means up with the same boot for `timing.settle_time`: a host in a boot
@@ -499,27 +552,40 @@ class DeviceActivities:
         the operator decides instead of the retries hiding it.
 
         Resumable: the boot time before the restart and whether the restart was
-        sent are kept in the heartbeat details, so a retry after a worker crash
-        neither reboots twice nor waits for a reboot that never happened.
+        sent are kept in the heartbeat details (followed by `carry`), so a retry
+        after a worker crash neither reboots twice nor waits for a reboot that never
+        happened. `resume`: the (boot time, sent) to start from instead of the prior
+        attempt's heartbeat; `just_read`: that boot time was read by this attempt, with
+        nothing restarted since (the restart goes out at once). Returns the result and the last heartbeat details.
         """
         drv = self.host(h)
         t = self.inv.timing
         started = time.monotonic()
-        prior = activity.info().heartbeat_details
+        prior = activity.info().heartbeat_details if resume is None else resume
         before: float
         sent = False
+        fresh = just_read or not prior
         if prior:
-            before, sent = float(prior[0]), bool(prior[1])
+            before, sent = float(prior[0]), bool(prior[1])  # type: ignore[arg-type]
         else:
             before = (await dev.boot_time(drv)).timestamp()
-        activity.heartbeat(before, sent)
+        activity.heartbeat(before, sent, *carry)
+        # A heartbeat when the details change, else often enough for the timeout: each
+        # call costs the worker's event loop (hundreds of restarts are polled at once),
+        # and the SDK sends at most one per 0.8 x the timeout anyway.
+        hb = activity.info().heartbeat_timeout
+        beat_every = max(0.2, (hb.total_seconds() if hb else t.heartbeat_timeout) / 4)
+        beaten = (time.monotonic(), sent)
         deadline = started + t.reboot_timeout
         boots: list[float] = []  # boot times seen since the restart
         up_since = 0.0
         while True:
             settling = False
             try:
-                now_boot = (await dev.boot_time(drv)).timestamp()
+                # A fresh try has just read the boot time: the restart goes out at once
+                # (one command less per restart; hundreds of clients restart together).
+                now_boot = before if fresh else (await dev.boot_time(drv)).timestamp()
+                fresh = False
                 if now_boot > before:
                     if not boots or boots[-1] != now_boot:
                         boots.append(now_boot)
@@ -533,7 +599,10 @@ class DeviceActivities:
                             )
                     if time.monotonic() - up_since >= t.settle_time:
                         took = up_since - started
-                        return StepResult(message=f"{h.host} restarted{what} in {took:.1f} s")
+                        return (
+                            StepResult(message=f"{h.host} restarted{what} in {took:.1f} s"),
+                            (before, sent, *carry),
+                        )
                     settling = True
                 elif not sent:
                     try:
@@ -543,7 +612,9 @@ class DeviceActivities:
                     sent = True
             except Unreachable:
                 pass  # down while it reboots
-            activity.heartbeat(before, sent)
+            if sent != beaten[1] or time.monotonic() - beaten[0] >= beat_every:
+                activity.heartbeat(before, sent, *carry)
+                beaten = (time.monotonic(), sent)
             if time.monotonic() > deadline:
                 if boots:
                     raise CommandFailed(
@@ -648,6 +719,8 @@ class DeviceActivities:
             self.insync_set_main,
             self.client_prepare,
             self.client_reboot,
+            self.client_prepare_restart,
+            self.client_restart_verify,
             self.reboot_host,
             self.get_capabilities,
             self.insync_run,

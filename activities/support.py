@@ -62,8 +62,9 @@ def device_activity(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
 
 
 @asynccontextmanager
-async def heartbeating() -> AsyncIterator[None]:
-    """Heartbeat in the background so a dead worker is noticed within the heartbeat timeout."""
+async def heartbeating(*details: object) -> AsyncIterator[None]:
+    """Heartbeat in the background so a dead worker is noticed within the heartbeat
+    timeout; with `details`, the ones a retry must resume from (kept, not erased)."""
     info = activity.info()
     timeout = info.heartbeat_timeout.total_seconds() if info.heartbeat_timeout else 0
     if not timeout:
@@ -72,7 +73,7 @@ async def heartbeating() -> AsyncIterator[None]:
 
     async def beat() -> None:
         while True:
-            activity.heartbeat()
+            activity.heartbeat(*details)
             await asyncio.sleep(max(0.2, timeout / 3))
 
     task = asyncio.create_task(beat())

@@ -27,6 +27,8 @@ CLIENT_STAGES = {
     "client_prepare": "client-switch: reconfigure",
     "client_reboot": "client-switch: restart {round}/2",
     "client_verify": "client-switch: verify",
+    "client_prepare_restart": "client-switch: reconfigure, restart 1/2",
+    "client_restart_verify": "client-switch: restart 2/2, verify",
 }
 
 

@@ -43,6 +43,17 @@ def reboot_op(timing: Timing) -> dict[str, Any]:
     }
 
 
+def client_op(timing: Timing) -> dict[str, Any]:
+    """A client's restart with a device operation before or after it."""
+    return {
+        "start_to_close_timeout": timedelta(
+            seconds=timing.reboot_timeout + 2 * timing.operation_timeout
+        ),
+        "heartbeat_timeout": timedelta(seconds=timing.heartbeat_timeout),
+        "retry_policy": retry(timing),
+    }
+
+
 BOOTSTRAP: dict[str, Any] = {
     "start_to_close_timeout": timedelta(seconds=60),
     "retry_policy": RetryPolicy(maximum_attempts=3),

@@ -1,8 +1,12 @@
 """Client switches: stop Aurora and reconfigure -> restart 1/2 -> restart 2/2 -> verify V:.
 
-Four activities per client; the reboot waits happen inside heartbeating activities,
-so a history stays small whatever the reboot time. Two child workflows run them,
-and neither is ever cancelled half-way:
+Two activities per client (since the `client-two-activities` patch; four before):
+`client_prepare_restart` (reconfigure, restart 1/2) and `client_restart_verify`
+(restart 2/2, verify V:). Every activity task costs the server and the worker far
+more than the device work it starts, and hundreds of clients switch at once. The
+reboot waits happen inside heartbeating activities, which resume a restart after a
+worker crash, so a history stays small whatever the reboot time. Two child
+workflows run them, and neither is ever cancelled half-way:
 
 - `client-batch`: up to `timing.client_batch_size` clients, each on its own (one
   client's failure does not touch the others). The engine uses it since the
@@ -22,7 +26,7 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from activities.models import ClientInput, ClientRebootInput, ForcedRule, StepResult
     from inventory.models import Side, Timing
-    from workflows.activity_options import device_op, reboot_op
+    from workflows.activity_options import client_op, device_op, reboot_op
     from workflows.checklist import describe_failure
     from workflows.models import (
         ClientBatchInput,
@@ -30,6 +34,9 @@ with workflow.unsafe.imports_passed_through():
         ClientSwitchInput,
         ClientSwitchResult,
     )
+
+
+TWO_ACTIVITIES_PATCH = "client-two-activities"
 
 
 async def switch_one(
@@ -47,25 +54,38 @@ async def switch_one(
     current = "reconfiguring"
     forced: list[ForcedRule] = []
     try:
-        stage(current)
-        prepared = await workflow.execute_activity(
-            "client_prepare", client, result_type=StepResult, **device_op(timing)
-        )
-        forced = prepared.forced
-        for n in (1, 2):
-            current = f"rebooting {n}/2"
+        if workflow.patched(TWO_ACTIVITIES_PATCH):
+            current = "reconfiguring, rebooting 1/2"
+            stage(current)
+            prepared = await workflow.execute_activity(
+                "client_prepare_restart", client, result_type=StepResult, **client_op(timing)
+            )
+            forced = prepared.forced
+            current = "rebooting 2/2, verifying"
             stage(current)
             await workflow.execute_activity(
-                "client_reboot",
-                ClientRebootInput(pair=pair, host=host, round=n),
-                result_type=StepResult,
-                **reboot_op(timing),
+                "client_restart_verify", client, result_type=StepResult, **client_op(timing)
             )
-        current = "verifying"
-        stage(current)
-        await workflow.execute_activity(
-            "client_verify", client, result_type=StepResult, **device_op(timing)
-        )
+        else:
+            stage(current)
+            prepared = await workflow.execute_activity(
+                "client_prepare", client, result_type=StepResult, **device_op(timing)
+            )
+            forced = prepared.forced
+            for n in (1, 2):
+                current = f"rebooting {n}/2"
+                stage(current)
+                await workflow.execute_activity(
+                    "client_reboot",
+                    ClientRebootInput(pair=pair, host=host, round=n),
+                    result_type=StepResult,
+                    **reboot_op(timing),
+                )
+            current = "verifying"
+            stage(current)
+            await workflow.execute_activity(
+                "client_verify", client, result_type=StepResult, **device_op(timing)
+            )
     except ActivityError as e:
         took = (workflow.now() - start).total_seconds()
         why = describe_failure(e)

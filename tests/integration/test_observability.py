@@ -57,7 +57,7 @@ async def test_json_logs_name_run_step_and_host_and_metrics_count_activities(
         counted = [
             line
             for line in text.splitlines()
-            if line.startswith("amsm_activities") and 'activity="client_reboot"' in line
+            if line.startswith("amsm_activities") and 'activity="client_prepare_restart"' in line
         ]
         assert any('outcome="failed"' in line for line in counted), counted
         assert any(line.startswith("amsm_activity_seconds") for line in text.splitlines())
@@ -71,10 +71,10 @@ async def test_json_logs_name_run_step_and_host_and_metrics_count_activities(
             worker.kill()
     lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
     assert lines, log.read_text()[:2000]
-    failed = [x for x in lines if x.get("activity") == "client_reboot"]
+    failed = [x for x in lines if x.get("activity") == "client_prepare_restart"]
     assert failed, lines
     f = failed[0]
-    assert f["host"] == "ED-01" and f["step"] == "client-switch: restart 1/2", f
+    assert f["host"] == "ED-01" and f["step"] == "client-switch: reconfigure, restart 1/2", f
     assert f["run_id"] and f["workflow_id"].endswith("-switch-clients-1"), f
     assert f["workflow_type"] == "client-batch" and f["level"] == "WARNING", f
     assert "did not come back" in f["msg"] and "{'activity_id'" not in f["msg"], f

@@ -42,10 +42,10 @@ async def test_killed_worker_mid_client_switch(client: Client, lab_factory) -> N
         # Wait until the clients are in their reboots, then kill the worker outright.
         for _ in range(100):
             stages = await child_stages(client, lab, run_id, hosts)
-            if any(s.startswith("rebooting") for s in stages.values()):
+            if any("rebooting" in s for s in stages.values()):
                 break
             await asyncio.sleep(0.1)
-        assert any(s.startswith("rebooting") for s in stages.values()), stages
+        assert any("rebooting" in s for s in stages.values()), stages
         worker.send_signal(signal.SIGKILL)
         worker.wait(timeout=10)
         # With no worker the checklist cannot be read, and the CLI says why.
