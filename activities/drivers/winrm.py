@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import requests.exceptions
+import urllib3.exceptions
 import winrm.transport
 from winrm.exceptions import (
     InvalidCredentialsError,
@@ -41,6 +42,7 @@ from activities.drivers import powershell as ps
 from activities.drivers.credentials import Secret
 from activities.drivers.errors import AuthenticationFailed, CommandFailed, Unreachable
 from activities.drivers.host import ExecResult, HostDriver
+from activities.drivers.winrm_messages import TemplatedProtocol
 from inventory.models import Host
 
 log = logging.getLogger("amsm.winrm")
@@ -198,7 +200,7 @@ class WinRmHostDriver(HostDriver):
         w = self.host.winrm_settings
         operation = max(1, min(MAX_OPERATION_TIMEOUT_SECONDS, math.ceil(self.timeout)))
         read = operation + max(5, math.ceil(self._connect_timeout))
-        p = Protocol(
+        p = TemplatedProtocol(
             self.endpoint,
             transport=pywinrm_transport(w.scheme, w.auth),  # type: ignore[arg-type]
             username=self._secret.username,
@@ -238,8 +240,15 @@ class WinRmHostDriver(HostDriver):
         s = _SESSIONS.take(key) or _Session(self._protocol())
         try:
             result = self._run_in(s, script_text, deadline, cancelled)
-        except BaseException:
-            s.close()
+        except BaseException as e:
+            if _never_connected(e):
+                # Refused (a host restarting): no connection to lose, and the next
+                # poll takes the same session instead of building a new one. Its
+                # shells, if any, went down with the host.
+                s.shell = None
+                _SESSIONS.give(key, s)
+            else:
+                s.close()
             raise
         if result[1]:
             _SESSIONS.give(key, s)
@@ -397,6 +406,13 @@ def _chain(e: BaseException) -> list[BaseException]:
             nxt = next((a for a in cur.args if isinstance(a, BaseException)), None)
         cur = nxt if nxt is not None else cur.__cause__ or cur.__context__
     return seen
+
+
+def _never_connected(e: BaseException) -> bool:
+    """The request failed before any connection was made (refused, no route)."""
+    return isinstance(e, requests.exceptions.ConnectionError) and any(
+        isinstance(x, urllib3.exceptions.NewConnectionError) for x in _chain(e)
+    )
 
 
 def _certificate_refused(e: BaseException) -> bool:
