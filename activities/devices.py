@@ -555,8 +555,9 @@ class DeviceActivities:
         sent are kept in the heartbeat details (followed by `carry`), so a retry
         after a worker crash neither reboots twice nor waits for a reboot that never
         happened. `resume`: the (boot time, sent) to start from instead of the prior
-        attempt's heartbeat; `just_read`: that boot time was read by this attempt, with
-        nothing restarted since (the restart goes out at once). Returns the result and the last heartbeat details.
+        attempt's heartbeat; `just_read`: that boot time was read by this attempt,
+        with nothing restarted since (the restart goes out at once). Returns the
+        result and the last heartbeat details.
         """
         drv = self.host(h)
         t = self.inv.timing

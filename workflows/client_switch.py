@@ -2,8 +2,9 @@
 
 Two activities per client (since the `client-two-activities` patch; four before):
 `client_prepare_restart` (reconfigure, restart 1/2) and `client_restart_verify`
-(restart 2/2, verify V:). Every activity task costs the server and the worker far
-more than the device work it starts, and hundreds of clients switch at once. The
+(restart 2/2, verify V:). An activity task costs the server and the worker about
+10 ms of CPU together (several device commands' worth), and hundreds of clients
+switch at once on the same machines. The
 reboot waits happen inside heartbeating activities, which resume a restart after a
 worker crash, so a history stays small whatever the reboot time. Two child
 workflows run them, and neither is ever cancelled half-way:
