@@ -57,3 +57,13 @@ def test_goals_judge_each_figure_and_say_what_was_not_measured() -> None:
     assert goals["confirm to the next activity starting"]["met"] is False
     assert goals["parent history at N = 100"]["value"] == 200
     assert goals["`amsm status` on 200 devices"]["met"] is False
+
+
+@pytest.mark.parametrize("argv", [["--clients", "0"], ["--activities", "0"], ["--seconds", "-1"]])
+def test_bare_fan_out_refuses_bad_sizes(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bench import bare
+
+    assert bare.main(argv) == 2
+    assert "--clients 1..1000" in capsys.readouterr().err
