@@ -40,6 +40,8 @@ class _Capture(Protocol):
 
     def __init__(self, operation_timeout_sec: int) -> None:  # no transport needed
         self.operation_timeout_sec = operation_timeout_sec
+        self.max_env_sz = Protocol.DEFAULT_MAX_ENV_SIZE
+        self.locale = Protocol.DEFAULT_LOCALE
         self.captured = ""
 
     def send_message(self, message: str) -> bytes:
@@ -148,13 +150,24 @@ class TemplatedProtocol(Protocol):
         skip_cmd_shell: bool = False,
     ) -> str:
         args = [a if isinstance(a, str) else a.decode("utf-8") for a in arguments]
-        message = command_message(
-            self.operation_timeout_sec, shell_id, command, args, console_mode_stdin, skip_cmd_shell
-        )
+        try:
+            message = command_message(
+                self.operation_timeout_sec,
+                shell_id,
+                command,
+                args,
+                console_mode_stdin,
+                skip_cmd_shell,
+            )
+        except Exception:  # a pywinrm whose message cannot be captured: its own way
+            return super().run_command(shell_id, command, args, console_mode_stdin, skip_cmd_shell)
         return parse_command_id(self.send_message(message))
 
     def get_command_output_raw(
         self, shell_id: str, command_id: str
     ) -> tuple[bytes, bytes, int, bool]:
-        message = receive_message(self.operation_timeout_sec, shell_id, command_id)
+        try:
+            message = receive_message(self.operation_timeout_sec, shell_id, command_id)
+        except Exception:  # as above
+            return super().get_command_output_raw(shell_id, command_id)
         return parse_receive(self.send_message(message))

@@ -94,3 +94,18 @@ def receive_reply(streams: list[tuple[str, bytes]], state: str, code: int | None
 def test_receive_answers_are_read_as_pywinrm_reads_them(reply: bytes) -> None:
     p = Sent(20, reply)
     assert wm.parse_receive(reply) == Protocol.get_command_output_raw(p, "S-1", "C-1")
+
+
+def test_a_message_that_cannot_be_captured_goes_pywinrms_own_way(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    class Broken(wm.TemplatedProtocol, Sent):
+        pass
+
+    def cannot(*_: object) -> str:
+        raise RuntimeError("no template")
+
+    monkeypatch.setattr(wm, "command_message", cannot)
+    p = Broken(20, COMMAND_REPLY)
+    assert p.run_command("S-1", "powershell.exe", ["-NoProfile"]) == "C-1"
+    assert "<rsp:Arguments>-NoProfile</rsp:Arguments>" in p.sent
