@@ -319,11 +319,6 @@ class LabState:
             try:
                 yield txn
                 txn.flush()
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-            try:
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:  # the kept connection must not stay in this one

@@ -49,11 +49,11 @@ class _Capture(Protocol):
         return b"<r><CommandId>x</CommandId></r>"
 
 
-def _template(key: tuple[Any, ...], render: Any) -> str:
+def _template(key: tuple[Any, ...], operation_timeout_sec: int, render: Any) -> str:
     with _lock:
         found = _templates.get(key)
     if found is None:
-        capture = _Capture(key[1])
+        capture = _Capture(operation_timeout_sec)
         render(capture)
         found, n = _MESSAGE_ID.subn(f"<a:MessageID>uuid:{_MESSAGE}</a:MessageID>", capture.captured)
         if n != 1:
@@ -76,6 +76,7 @@ def command_message(
     key = ("command", operation_timeout_sec, console_mode_stdin, skip_cmd_shell, bool(args))
     tpl = _template(
         key,
+        operation_timeout_sec,
         lambda p: Protocol.run_command(
             p, _SHELL, _COMMAND, [_ARGUMENTS] if args else [], console_mode_stdin, skip_cmd_shell
         ),
@@ -95,6 +96,7 @@ def receive_message(operation_timeout_sec: int, shell_id: str, command_id: str) 
     """What pywinrm's `get_command_output_raw` sends (a new message id)."""
     tpl = _template(
         ("receive", operation_timeout_sec),
+        operation_timeout_sec,
         lambda p: Protocol.get_command_output_raw(p, _SHELL, _COMMAND_ID),
     )
     return _fill(
