@@ -3,10 +3,13 @@ is it waiting on a failed step? Used by the console controls' interlock."""
 
 from __future__ import annotations
 
+import secrets
+
 from pydantic import BaseModel
 from temporalio import activity
 from temporalio.client import Client, WorkflowExecutionStatus
-from temporalio.service import RPCError
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
 
 from activities.models import PairRef
 from inventory.models import Inventory
@@ -19,6 +22,7 @@ class PairRunState(BaseModel):
     workflow: str | None = None
     current_step: str | None = None
     failed_steps: list[str] = []
+    failed_clients: list[str] = []  # of the failed client steps
 
 
 class PairActivities:
@@ -26,23 +30,37 @@ class PairActivities:
         self.client = client
         self.inv = inventory
 
+    @activity.defn(name="new_tag")
+    async def new_tag(self, inp: PairRef) -> str:
+        """16 random hex digits for a child workflow id, so that no one can take the id
+        before the workflow starts the child."""
+        return secrets.token_hex(8)
+
     @activity.defn(name="pair_run_state")
     async def pair_run_state(self, inp: PairRef) -> PairRunState:
         """The pair's big workflow, if one runs, and which of its steps wait on a failure."""
         handle = self.client.get_workflow_handle(self.inv.workflow_id)
         try:
             desc = await handle.describe()
-        except RPCError:
-            return PairRunState(running=False)
+        except RPCError as e:
+            # Only "not found" means none runs; any other error (the server busy, a
+            # permission) leaves it unknown, and the interlock must not take that for none.
+            if e.status == RPCStatusCode.NOT_FOUND:
+                return PairRunState(running=False)
+            raise ApplicationError(
+                f"cannot tell whether a workflow runs on pair {self.inv.pair}: {e.message}",
+                type="Unreachable",
+            ) from None
         if desc.status != WorkflowExecutionStatus.RUNNING:
             return PairRunState(running=False)
         state = PairRunState(running=True, run_id=desc.run_id, workflow=desc.workflow_type)
         try:
             c = await handle.query("progress", result_type=Checklist)
-        except Exception:
+        except Exception:  # noqa: BLE001
             return state  # it runs; what it waits for is unknown, so nothing counts as mending
         if c is not None:
             state.failed_steps = [s.id for s in c.steps if s.status == "failed" or s.failed_clients]
+            state.failed_clients = [x.host for s in c.steps for x in s.failed_clients]
             active = [s.id for s in c.steps if s.status not in ("pending", "done", "skipped")]
             state.current_step = active[0] if active else None
         return state

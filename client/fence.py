@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowUpdateFailedError
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from client.cli import EXIT_OK, CliError, emit
 from inventory.models import Inventory
@@ -30,14 +30,47 @@ class FenceView(BaseModel):
     next_try: datetime | None = None
 
 
+async def find_fence(client: Client, pair: str) -> tuple[str, str] | None:
+    """The pair's fence: (workflow id, run id), a running one before an ended one; None when
+    no fence has run. What holds the fence's usual id is trusted only if it is a fence: an
+    unplanned switch whose fence id was taken starts its fence under another id."""
+    found: list[tuple[bool, str, str]] = []
+    wid = fence_workflow_id(pair)
+    try:
+        desc = await client.get_workflow_handle(wid).describe()
+        if desc.workflow_type == "fence":
+            found.append((desc.status == WorkflowExecutionStatus.RUNNING, desc.id, desc.run_id))
+    except RPCError as e:
+        if e.status != RPCStatusCode.NOT_FOUND:
+            raise CliError(f"the fence of pair {pair} cannot be read: {e.message}") from None
+    query = f"WorkflowType = 'fence' AND AmsmPair = '{pair}'"
+    try:
+        async for w in client.list_workflows(query, limit=20):
+            found.append((w.status == WorkflowExecutionStatus.RUNNING, w.id, w.run_id))
+    except RPCError as e:
+        raise CliError(f"the fences of pair {pair} cannot be listed: {e.message}") from None
+    if not found:
+        return None
+    running = [f for f in found if f[0]]
+    _, fid, run_id = (running or found)[0]
+    return fid, run_id
+
+
 async def read_fence(client: Client, pair: str, ref: FenceRef | None = None) -> FenceView | None:
     """The fence of `ref` (or the pair's latest fence); None when there is none."""
-    wid = ref.workflow_id if ref else fence_workflow_id(pair)
-    handle = client.get_workflow_handle(wid, run_id=(ref.run_id or None) if ref else None)
+    if ref is None:
+        where = await find_fence(client, pair)
+        if where is None:
+            return None
+        ref = FenceRef(workflow_id=where[0], run_id=where[1], side="X")
+    wid = ref.workflow_id
+    handle = client.get_workflow_handle(wid, run_id=ref.run_id or None)
     try:
         desc = await handle.describe()
-    except RPCError:
-        return None
+    except RPCError as e:
+        if e.status == RPCStatusCode.NOT_FOUND:
+            return None
+        raise CliError(f"the fence {wid} cannot be read: {e.message}") from None
     if desc.status == WorkflowExecutionStatus.COMPLETED:
         state = FenceState.model_validate(await handle.result())
     else:
@@ -93,12 +126,11 @@ async def end_fence(client: Client, inv: Inventory, args: argparse.Namespace) ->
         raise CliError('ending a fence needs a reason: --reason "..."')
     if inv.operators and args.operator.lower() not in {o.lower() for o in inv.operators}:
         raise CliError(f"{args.operator} is not an operator of pair {inv.pair}")
-    wid = fence_workflow_id(inv.pair)
-    handle = client.get_workflow_handle(wid)
-    try:
-        desc = await handle.describe()
-    except RPCError:
-        raise CliError(f"no fence has run on pair {inv.pair}") from None
+    where = await find_fence(client, inv.pair)
+    if where is None:
+        raise CliError(f"no fence has run on pair {inv.pair}")
+    handle = client.get_workflow_handle(where[0], run_id=where[1])
+    desc = await handle.describe()
     if desc.status != WorkflowExecutionStatus.RUNNING:
         view = await read_fence(client, inv.pair)
         what = view.state.message if view else ""

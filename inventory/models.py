@@ -313,6 +313,12 @@ class Timing(_Strict):
     )
 
 
+def pair_workflow_id(pair: str) -> str:
+    """The one id under which every big workflow of pair `pair` runs; its controls run
+    under this id + "-control"."""
+    return f"amsm-{pair}"
+
+
 def site_queue(queue: str, side: Side) -> str:
     """Side `side`'s task queue next to the pair's queue `queue`: a site worker
     (`amsm worker --site X`) serves it from inside that site's network."""
@@ -417,7 +423,7 @@ class Inventory(_Strict):
     @property
     def workflow_id(self) -> str:
         """The one id under which every big workflow of this pair runs."""
-        return f"amsm-{self.pair}"
+        return pair_workflow_id(self.pair)
 
     def all_hosts(self) -> list[tuple[str, Host]]:
         out: list[tuple[str, Host]] = []

@@ -19,6 +19,7 @@ RULE_CLIENT_BRIDGE = "client-switch-needs-bridge"
 RULE_PURGE_BACKUP_ONLY = "purge-only-on-backup-volume"
 RULE_CONTROL_ALONGSIDE_RUN = "control-alongside-run"
 RULE_ONE_WORKFLOW_PER_PAIR = "one-workflow-per-pair"
+RULE_MAIN_NOT_REPLICATED_ONTO = "main-only-when-not-replicated-onto"
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,13 @@ RULES: tuple[Rule, ...] = (
         "DSM driver (activities/drivers/dsm.py start_replication)",
     ),
     Rule(
+        RULE_MAIN_NOT_REPLICATED_ONTO,
+        "a DSM is never made main while replication still copies the other DSM's database "
+        "onto it: the copy would go on overwriting what editors write to the new main",
+        False,
+        "DSM driver (activities/drivers/dsm.py set_mode)",
+    ),
+    Rule(
         RULE_PURGE_BACKUP_ONLY,
         "material is never deleted on the main side's volume, nor a clip the main side has, "
         "nor anything outside V:\\VibrantAVIFiles",
@@ -83,7 +91,9 @@ RULES: tuple[Rule, ...] = (
         RULE_ONE_WORKFLOW_PER_PAIR,
         "two switches, splits or restores never drive the same pair at once",
         False,
-        "Temporal: the fixed workflow id amsm-<pair> with conflict policy fail (amsm start)",
+        "Temporal: the fixed workflow id amsm-<pair> with conflict policy fail (amsm start); "
+        "every run and control refuses to run under any other id (workflows/base.py, "
+        "workflows/control.py)",
     ),
 )
 

@@ -72,7 +72,7 @@ def build_workers(
     site queues of `sites` (the activities that act on that side's devices)."""
     acts = DeviceActivities(inventory, inventory_path)
     pair = PairActivities(client, inventory)
-    activities = [*acts.all(), *LostSideActivities(acts).all(), pair.pair_run_state]
+    activities = [*acts.all(), *LostSideActivities(acts).all(), pair.pair_run_state, pair.new_tag]
     common: dict[str, Any] = {
         "activities": activities,
         "interceptors": [RunContextInterceptor()],

@@ -7,10 +7,9 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from pydantic import ValidationError
 from temporalio import workflow
 from temporalio.common import RawValue
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.workflow import ChildWorkflowCancellationType, ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
@@ -24,11 +23,12 @@ with workflow.unsafe.imports_passed_through():
         SideRunInput,
         StepResult,
     )
-    from inventory.models import Side, Timing, other
+    from inventory.models import Side, Timing, other, pair_workflow_id
     from inventory.status import PairStatus
     from workflows.activity_options import BOOTSTRAP, device_op
     from workflows.checklist import Aborted, StepRunner
     from workflows.client_switch import ClientBatchWorkflow, ClientSwitchWorkflow
+    from workflows.inputs import BadPayload, read
     from workflows.models import (
         Checklist,
         ClientBatchInput,
@@ -41,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
         StepState,
     )
     from workflows.routing import on_site
+    from workflows.shield import despite_cancel
 
 
 # Runs started before InSync/AllSync steps could be automated replay without the check.
@@ -49,10 +50,25 @@ AUTOMATE_PATCH = "automate-sync-steps"
 CHILD_ID_PATCH = "child-id-random-tag"
 # Runs started before clients were switched in batches replay with one child per client.
 BATCH_PATCH = "client-batches"
+# Runs started before child ids took a random tag from an activity (not derived from the
+# run id, which anyone who sees the run can read) replay with the run id's tag.
+RANDOM_IDS_PATCH = "random-child-ids"
+# Runs started before each run checked its own workflow id replay without the check.
+OWN_ID_PATCH = "one-run-per-pair-id"
+# Signals kept while a run starts (before it knows who may act); more are rejected.
+EARLY_KEPT = 50
 
 
 def run_tag(run_id: str) -> str:
     return run_id.replace("-", "")[-12:]
+
+
+async def new_tag(pair: str) -> str:
+    """A random tag for a child workflow id (from an activity: not derived from anything a
+    client can see before the child starts)."""
+    return str(
+        await workflow.execute_activity("new_tag", PairRef(pair=pair), result_type=str, **BOOTSTRAP)
+    )
 
 
 class PairWorkflow:
@@ -64,7 +80,11 @@ class PairWorkflow:
     caps: Capabilities = Capabilities()
 
     def __init__(self) -> None:
+        self._tag: str | None = None
         self._early: list[tuple[str, OperatorSignal | Decision]] = []
+        self._early_rejected: list[tuple[str, str]] = []
+        # Signals wait until the run knows who may act (the capabilities are read).
+        self._ready = False
 
     # Signals take raw payloads so that a malformed one (from the Web UI, say) is rejected
     # visibly in the checklist instead of being dropped by the data converter.
@@ -82,31 +102,29 @@ class PairWorkflow:
 
     def _raw(self, kind: str, raw: RawValue) -> None:
         try:
-            data = workflow.payload_converter().from_payload(raw.payload, dict)
-            model = Decision if kind == "decide" else OperatorSignal
-            payload = model.model_validate(data)
-        except Exception as e:
-            self._malformed(kind, raw, e)
+            payload: OperatorSignal | Decision = (
+                read(Decision, raw) if kind == "decide" else read(OperatorSignal, raw)
+            )
+        except BadPayload as e:
+            self._malformed(kind, str(e))
             return
         self._signal(kind, payload)
 
-    def _malformed(self, kind: str, raw: RawValue, e: Exception) -> None:
-        what = str(e).splitlines()[0][:200]
-        if isinstance(e, ValidationError):
-            what = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']) or 'payload'}: {err['msg']}"
-                for err in e.errors()
-            )[:300]
+    def _malformed(self, kind: str, what: str) -> None:
         if self.runner is None:
-            workflow.logger.warning("malformed %s payload before start: %s", kind, what)
+            self._early_rejected.append((kind, what))
             return
         self.runner.reject(kind, "?", "?", f"malformed payload: {what}")
 
     def _signal(self, kind: str, payload: OperatorSignal | Decision) -> str | None:
         """Hand a signal to the checklist; returns the reason when it is rejected."""
-        if self.runner is None:
-            # A signal can arrive before run() has built the checklist; keep it for later.
-            self._early.append((kind, payload))
+        if self.runner is None or not self._ready:
+            # A signal can arrive before run() has built the checklist, or before it knows
+            # who may act; keep it for then (a bounded number: the rest are rejected).
+            if len(self._early) < EARLY_KEPT:
+                self._early.append((kind, payload))
+            else:
+                self._malformed(kind, "too many signals before the run started")
             return None
         if isinstance(payload, Decision):
             return self.runner.on_decision(payload)
@@ -142,7 +160,7 @@ class PairWorkflow:
         self._validate(lambda r: r.check_decision(d))
 
     def _validate(self, check: Callable[[StepRunner], str | None]) -> None:
-        if self.runner is None:
+        if self.runner is None or not self._ready:
             raise ValueError("the run is still starting; try again in a moment")
         reason = check(self.runner)
         if reason is not None:
@@ -154,7 +172,15 @@ class PairWorkflow:
 
     def _start_runner(self, runner: StepRunner) -> None:
         self.runner = runner
-        for kind, payload in self._early:
+        for kind, what in self._early_rejected:
+            self._malformed(kind, what)
+        self._early_rejected.clear()
+
+    def _open_signals(self) -> None:
+        """The run knows who may act: hand it the signals that came before."""
+        self._ready = True
+        early, self._early = self._early, []
+        for kind, payload in early:
             self._signal(kind, payload)
 
     @property
@@ -164,14 +190,19 @@ class PairWorkflow:
 
     # -- the frame every workflow runs in ----------------------------------------------------
     async def walk(self, body: Callable[[], Awaitable[str]]) -> Checklist:
-        """Run the steps; on abort, let in-flight work finish and report where devices are."""
-        try:
-            message = await body()
-        except Aborted:
-            self.steps.aborted(await self.where_devices_are())
+        """Run the steps; on abort, let in-flight work finish and report where devices are.
+        A cancellation request is an abort (workflows/shield.py)."""
+
+        async def steps() -> Checklist:
+            try:
+                message = await body()
+            except Aborted:
+                self.steps.aborted(await self.where_devices_are())
+                return self.steps.checklist
+            self.steps.complete(message)
             return self.steps.checklist
-        self.steps.complete(message)
-        return self.steps.checklist
+
+        return await despite_cancel(steps(), self.steps.cancel_requested)
 
     async def where_devices_are(self) -> list[str]:
         try:
@@ -208,6 +239,16 @@ class PairWorkflow:
     # -- activities every workflow uses ----------------------------------------------------
     async def bootstrap(self, pair: str) -> PairStatus:
         self.pair = pair
+        own = workflow.info().workflow_id
+        if own != pair_workflow_id(pair) and workflow.patched(OWN_ID_PATCH):
+            # one-workflow-per-pair rests on the id: a run under another id would run its
+            # steps beside the pair's run, and controls would not see it.
+            self._open_signals()
+            self.refuse(
+                self.steps.checklist.workflow,
+                f"rule 'one-workflow-per-pair': the pair's runs use the workflow id "
+                f"{pair_workflow_id(pair)}, not {own}",
+            )
         self.timing = await workflow.execute_activity(
             "get_timing", PairRef(pair=pair), result_type=Timing, **BOOTSTRAP
         )
@@ -220,9 +261,11 @@ class PairWorkflow:
                 # Who started the run must be an operator; the refusal stays in the history.
                 who = self.runner.checklist.initiator
                 if self.runner.not_operator(who):
+                    self._open_signals()
                     self.refuse(
                         self.runner.checklist.workflow, f"{who} is not an operator of pair {pair}"
                     )
+        self._open_signals()
         return await self.probe()
 
     async def probe(self) -> PairStatus:
@@ -313,11 +356,23 @@ class PairWorkflow:
             return "no clients to switch"
         return await self.move_clients(step, step.clients)
 
+    async def child_tag(self) -> str:
+        """The random part of this run's child workflow ids: drawn once by an activity, so
+        that nobody can take a child's id before the run starts it."""
+        if self._tag is None:
+            info = workflow.info()
+            if workflow.patched(RANDOM_IDS_PATCH):
+                self._tag = await new_tag(self.pair)
+            elif workflow.patched(CHILD_ID_PATCH):
+                # Run ids are uuid7: their first characters are a timestamp shared by runs
+                # started within a minute; the last ones are random.
+                self._tag = run_tag(info.run_id)
+            else:
+                self._tag = info.run_id[:8]
+        return self._tag
+
     async def move_clients(self, step: StepState, clients: list[ClientProgress]) -> str:
-        info = workflow.info()
-        # Run ids are uuid7: their first characters are a timestamp shared by runs started
-        # within a minute; the last ones are random. Older runs replay with the prefix.
-        tag = run_tag(info.run_id) if workflow.patched(CHILD_ID_PATCH) else info.run_id[:8]
+        tag = await self.child_tag()
         if workflow.patched(BATCH_PATCH):
             await self._move_in_batches(step, clients, tag)
         else:
@@ -350,18 +405,31 @@ class PairWorkflow:
                     cp.attempts += 1
                     cp.workflow_id = wid
                 runner.publish()
-                result = await workflow.execute_child_workflow(
-                    ClientBatchWorkflow.run,
-                    ClientBatchInput(
-                        pair=self.pair,
-                        clients=[ClientTarget(host=cp.host, to=cp.to) for cp in group if cp.to],
-                        timing=self.timing,
-                    ),
-                    id=wid,
-                    # A client switch that has started is never cancelled half-way.
-                    parent_close_policy=ParentClosePolicy.ABANDON,
-                    cancellation_type=ChildWorkflowCancellationType.ABANDON,
+                arg = ClientBatchInput(
+                    pair=self.pair,
+                    clients=[ClientTarget(host=cp.host, to=cp.to) for cp in group if cp.to],
+                    timing=self.timing,
                 )
+                for tries in range(1, 4):
+                    try:
+                        result = await workflow.execute_child_workflow(
+                            ClientBatchWorkflow.run,
+                            arg,
+                            id=wid,
+                            # A client switch that has started is never cancelled half-way.
+                            parent_close_policy=ParentClosePolicy.ABANDON,
+                            cancellation_type=ChildWorkflowCancellationType.ABANDON,
+                        )
+                        break
+                    except WorkflowAlreadyStartedError:
+                        # Someone holds the id (it cannot have been guessed; it can have been
+                        # read): never trust what runs there, start under a new one.
+                        if tries == 3:
+                            raise
+                        workflow.logger.warning("child id %s is taken; a new one", wid)
+                        wid = f"{wid}-{await new_tag(self.pair)}"
+                        for cp in group:
+                            cp.workflow_id = wid
             by_host = {r.host: r for r in result.results}
             await asyncio.gather(*(settle(cp, by_host.get(cp.host)) for cp in group))
 

@@ -14,6 +14,7 @@ which the Web UI shows.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import TypeVar
@@ -22,6 +23,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
 from workflows import search
+from workflows.limits import MAX_NAME, REJECTED_KEPT, cut
 from workflows.models import (
     Checklist,
     Decision,
@@ -46,6 +48,9 @@ TEXT_ITEMS = 10  # items shown in text views; all of them are in --json
 
 T = TypeVar("T")
 SKIPPED = object()  # what _attempt returns when the operator skipped the step
+
+
+CANCEL_OPERATOR = "temporal (cancel request)"
 
 
 class Aborted(Exception):
@@ -157,8 +162,16 @@ class StepRunner:
     """Holds a run's checklist and walks it."""
 
     def __init__(
-        self, workflow_name: str, pair: str, title: str, initiator: str, steps: list[StepDef]
+        self,
+        workflow_name: str,
+        pair: str,
+        title: str,
+        initiator: str,
+        steps: list[StepDef],
+        gates: dict[str, tuple[str, ...]] | None = None,
     ) -> None:
+        """`gates`: for each gate whose skip is allowed, the steps it guards (a skip
+        passes them over too); any other gate can only be approved."""
         info = workflow.info()
         self.checklist = Checklist(
             workflow=workflow_name,
@@ -176,6 +189,11 @@ class StepRunner:
         self.operators: set[str] = set()  # who may act; empty: anyone
         self.abort: Decision | None = None
         self._indexed_state = "running"  # the client sets AmsmState=running at start
+        self._dirty = True
+        self._render_task = asyncio.get_running_loop().create_task(self._renderer())
+        # Steps that a skipped gate guards: not done, with the reason (key: step id).
+        self._passed_over: dict[str, str] = {}
+        self.gates = dict(gates or {})
         self.publish()
 
     # -- helpers --------------------------------------------------------------------------
@@ -187,22 +205,49 @@ class StepRunner:
         c = self.checklist
         if c.state in ("running", "awaiting-operator"):
             c.state = "awaiting-operator" if c.awaiting else "running"
-        workflow.set_current_details(render_markdown(c, self.now()))
+        self._dirty = True
         if c.state != self._indexed_state and workflow.patched(search.STATE_PATCH):
             # Only on a change of state: one command per transition, not per update.
             workflow.upsert_search_attributes([search.STATE.value_set(c.state)])
             self._indexed_state = c.state
+        if c.state not in ("running", "awaiting-operator"):
+            self.render()
+
+    def render(self) -> None:
+        """The markdown checklist to the Web UI's current details (no history event)."""
+        self._dirty = False
+        workflow.set_current_details(render_markdown(self.checklist, self.now()))
+
+    async def _renderer(self) -> None:
+        # Once per activation at most, however many signals it carried: rendering a
+        # checklist of hundreds of clients for each of 4,000 signals would wedge the task.
+        while True:
+            await workflow.wait_condition(lambda: self._dirty)
+            self.render()
 
     def reject(self, signal: str, step: str, operator: str, reason: str) -> None:
-        self.checklist.rejected.append(
+        """Record a rejected signal: counted, the last few kept (cut short), logged on one
+        line. A storm of them costs a list append each, not a checklist rendering each."""
+        c = self.checklist
+        c.rejected_total += 1
+        c.rejected.append(
             RejectedSignal(
-                at=self.now(), signal=signal, step=step, operator=operator, reason=reason
+                at=self.now(),
+                signal=cut(signal, MAX_NAME),
+                step=cut(step, MAX_NAME),
+                operator=cut(operator, MAX_NAME),
+                reason=cut(reason),
             )
         )
-        workflow.logger.warning(
-            "rejected %s %s by %s: %s", signal, step, operator, reason, extra={"step": step}
-        )
-        self.publish()
+        del c.rejected[:-REJECTED_KEPT]
+        if c.rejected_total <= REJECTED_KEPT or c.rejected_total % 100 == 0:
+            workflow.logger.warning(
+                "rejected %s %s by %s: %s (%d rejected in all)",
+                *(cut(x, 80) for x in (signal, step, operator, reason)),
+                c.rejected_total,
+                extra={"step": cut(step, MAX_NAME)},
+            )
+        self._dirty = True
 
     # -- signals ------------------------------------------------------------------------------
     def check_signal(self, kind: str, sig: OperatorSignal) -> str | None:
@@ -254,6 +299,12 @@ class StepRunner:
                 who = f"client {d.client}" if d.client else "client"
                 return f"no failed {who} in {step.id} (failed: {failed})"
             return None
+        if step.kind == "gate" and d.action == "skip" and step.id not in self.gates:
+            # Only an approval opens a gate; a skip that went on would run what it guards.
+            return (
+                f"{step.id} is a gate: only an approval passes it ({step.title}). Approve it "
+                f"(amsm approve RUN {step.id}) or abort the run"
+            )
         waiting_manual = step.status in ("awaiting-confirmation", "awaiting-approval")
         if step.status == "failed" or (d.action == "skip" and waiting_manual):
             if step.id in self._decisions:
@@ -321,6 +372,19 @@ class StepRunner:
         if not ready() and self.abort is not None:
             raise Aborted()
 
+    def cancel_requested(self) -> None:
+        """A cancellation request (Web UI, temporal CLI) is an abort: in-flight client
+        switches finish, nothing new starts, the checklist ends with where the devices are."""
+        workflow.logger.warning("cancellation requested: treated as an abort")
+        if self.abort is None:
+            d = Decision(
+                action="abort",
+                operator=CANCEL_OPERATOR,
+                reason="cancellation requested in Temporal (Web UI or CLI); treated as an abort",
+            )
+            self.abort = d
+            self._record(d)
+
     def check_abort(self) -> None:
         if self.abort is not None:
             raise Aborted()
@@ -344,6 +408,9 @@ class StepRunner:
         `automatic` does a manual step for the operator where the inventory says how."""
         self.check_abort()
         step = self.checklist.step(step_id)
+        if step_id in self._passed_over:
+            self.pass_over(step_id, self._passed_over.pop(step_id))
+            return step
         step.started_at = self.now()
         if automatic is not None:
             step.operator = "amsm (automatic)"
@@ -447,6 +514,12 @@ class StepRunner:
         step.status = "skipped"
         step.operator = d.operator
         step.note = f"skipped: {d.reason}"
+        for guarded in self.gates.get(step.id, ()):
+            # What a skipped gate guards is not done either (WORKFLOWS.md: only an approval
+            # opens a gate).
+            self._passed_over[guarded] = (
+                f"not done: {step.id} was skipped by {d.operator} ({d.reason})"
+            )
 
     def fail(self, message: str) -> None:
         self.checklist.state = "failed"

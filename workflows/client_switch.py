@@ -22,11 +22,11 @@ import asyncio
 from collections.abc import Callable
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.models import ClientInput, ClientRebootInput, ForcedRule, StepResult
-    from inventory.models import Side, Timing
+    from inventory.models import Side, Timing, pair_workflow_id
     from workflows.activity_options import client_op, device_op, reboot_op
     from workflows.checklist import describe_failure
     from workflows.models import (
@@ -35,9 +35,34 @@ with workflow.unsafe.imports_passed_through():
         ClientSwitchInput,
         ClientSwitchResult,
     )
+    from workflows.shield import despite_cancel
 
 
 TWO_ACTIVITIES_PATCH = "client-two-activities"
+# Client switches started before they checked their parent replay without the check.
+PARENT_PATCH = "client-switch-needs-parent"
+
+
+def require_parent(pair: str, kind: str) -> None:
+    """A client switch runs only as a child of the pair's run or of its control: started
+    by anyone else it would move a client behind the pair's back (and around the
+    operator check, the one-workflow rule and the run's checklist)."""
+    parent = workflow.info().parent
+    run_id = pair_workflow_id(pair)
+    allowed = (run_id, f"{run_id}-control")
+    if (parent is None or parent.workflow_id not in allowed) and workflow.patched(PARENT_PATCH):
+        raise ApplicationError(
+            f"{kind} refused: it runs only as a child of the pair's run ({run_id}) or of its "
+            f"control ({run_id}-control); started "
+            + (f"by {parent.workflow_id}" if parent else "on its own"),
+            type="Refused",
+            non_retryable=True,
+        )
+
+
+def cancel_ignored(hosts: str) -> None:
+    # A client switch that has started is never cancelled half-way.
+    workflow.logger.warning("cancellation requested for %s: the switch goes on to its end", hosts)
 
 
 async def switch_one(
@@ -120,8 +145,17 @@ class ClientSwitchWorkflow:
 
     @workflow.run
     async def run(self, inp: ClientSwitchInput) -> ClientSwitchResult:
-        return await switch_one(
-            inp.pair, inp.host, inp.to, inp.timing, lambda s: self._set(s, inp.host), inp.overrides
+        require_parent(inp.pair, "client-switch")
+        return await despite_cancel(
+            switch_one(
+                inp.pair,
+                inp.host,
+                inp.to,
+                inp.timing,
+                lambda s: self._set(s, inp.host),
+                inp.overrides,
+            ),
+            lambda: cancel_ignored(inp.host),
         )
 
 
@@ -147,12 +181,16 @@ class ClientBatchWorkflow:
 
     @workflow.run
     async def run(self, inp: ClientBatchInput) -> ClientBatchResult:
+        require_parent(inp.pair, "client-batch")
         for c in inp.clients:
             self.stages[c.host] = "pending"
-        results = await asyncio.gather(
-            *(
-                switch_one(inp.pair, c.host, c.to, inp.timing, self._reporter(c.host))
-                for c in inp.clients
-            )
+        results = await despite_cancel(
+            asyncio.gather(
+                *(
+                    switch_one(inp.pair, c.host, c.to, inp.timing, self._reporter(c.host))
+                    for c in inp.clients
+                )
+            ),
+            lambda: cancel_ignored(", ".join(c.host for c in inp.clients)),
         )
         return ClientBatchResult(results=list(results))

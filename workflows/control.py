@@ -15,10 +15,11 @@ the result records each override and whether it was needed.
 from __future__ import annotations
 
 import asyncio
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from temporalio import workflow
+from temporalio.common import RawValue
 from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.workflow import ChildWorkflowCancellationType, ParentClosePolicy
 
@@ -36,14 +37,18 @@ with workflow.unsafe.imports_passed_through():
         StepResult,
     )
     from activities.pair import PairRunState
-    from inventory.models import Side, Timing
+    from inventory.models import Side, Timing, pair_workflow_id
     from inventory.rules import RULE_CONTROL_ALONGSIDE_RUN
     from workflows.activity_options import BOOTSTRAP, device_op, reboot_op
+    from workflows.base import OWN_ID_PATCH, RANDOM_IDS_PATCH, new_tag
     from workflows.checklist import describe_failure
     from workflows.client_switch import ClientSwitchWorkflow
-    from workflows.models import ClientSwitchInput
+    from workflows.inputs import read_input
+    from workflows.limits import MAX_OVERRIDES, Bounded, Name
+    from workflows.models import ClientSwitchInput, Hosts
     from workflows.overrides import Override, OverrideRecord, override_problem, records
     from workflows.routing import on_site
+    from workflows.shield import despite_cancel
 
 Control = Literal[
     "dsm-set-main",
@@ -86,13 +91,14 @@ def mends(control: str) -> tuple[str, ...]:
     return MENDS[control.split("-")[0]]
 
 
-class ControlInput(BaseModel):
-    pair: str
+class ControlInput(Bounded):
+    pair: Name
     control: Control
-    operator: str
+    operator: Name
     side: Side | None = None
-    hosts: list[str] = []
-    overrides: list[Override] = []  # break-glass; the operator is the control's
+    hosts: Hosts = []
+    # break-glass; the operator is the control's
+    overrides: Annotated[list[Override], Field(max_length=MAX_OVERRIDES)] = []
 
 
 class ControlResult(BaseModel):
@@ -112,7 +118,26 @@ def needs_side(inp: ControlInput) -> Side:
 @workflow.defn(name="control")
 class ControlWorkflow:
     @workflow.run
-    async def run(self, inp: ControlInput) -> ControlResult:
+    async def run(self, raw: RawValue) -> ControlResult:
+        inp = read_input(ControlInput, raw, "control")
+        return await despite_cancel(self._run(inp), lambda: self._cancel_requested(inp))
+
+    def _cancel_requested(self, inp: ControlInput) -> None:
+        # A control is short, and what it started on a device is not cut half-way.
+        workflow.logger.warning(
+            "%s: cancellation requested; the control finishes what it started", inp.control
+        )
+
+    async def _run(self, inp: ControlInput) -> ControlResult:
+        own = workflow.info().workflow_id
+        if own != f"{pair_workflow_id(inp.pair)}-control" and workflow.patched(OWN_ID_PATCH):
+            # One control at a time per pair rests on the id.
+            raise ApplicationError(
+                f"{inp.control} refused: the pair's controls run under the workflow id "
+                f"{pair_workflow_id(inp.pair)}-control, not {own}",
+                type="Refused",
+                non_retryable=True,
+            )
         caps = await workflow.execute_activity(
             "get_capabilities", PairRef(pair=inp.pair), result_type=Capabilities, **BOOTSTRAP
         )
@@ -140,6 +165,20 @@ class ControlWorkflow:
         if state.running:
             allowed = mends(inp.control)
             mendable = [s for s in state.failed_steps if s.startswith(allowed)]
+            if mendable and inp.control in ("reboot", "clients-switch"):
+                # It mends a failed client step only for that step's failed clients.
+                strangers = [
+                    h
+                    for h in inp.hosts
+                    if h.lower() not in {c.lower() for c in state.failed_clients}
+                ]
+                if strangers:
+                    mendable = []
+                    state.failed_steps = [
+                        f"{s} (its failed clients: {', '.join(state.failed_clients) or 'none'}; "
+                        f"not {', '.join(strangers)})"
+                        for s in state.failed_steps
+                    ]
             if not mendable:
                 waits = (
                     f"it waits on failed step(s) {', '.join(state.failed_steps)}, which "
@@ -258,6 +297,10 @@ class ControlWorkflow:
     async def _switch_clients(self, inp: ControlInput, timing: Timing) -> StepResult:
         to = needs_side(inp)
         info = workflow.info()
+        if workflow.patched(RANDOM_IDS_PATCH):
+            tag = await new_tag(inp.pair)
+        else:
+            tag = info.run_id.replace("-", "")[-12:]
         results = await asyncio.gather(
             *(
                 workflow.execute_child_workflow(
@@ -269,7 +312,7 @@ class ControlWorkflow:
                         timing=timing,
                         overrides=[o.rule for o in inp.overrides],
                     ),
-                    id=f"amsm-{inp.pair}-control-{info.run_id.replace('-', '')[-12:]}-{h}",
+                    id=f"amsm-{inp.pair}-control-{tag}-{h}",
                     parent_close_policy=ParentClosePolicy.ABANDON,
                     cancellation_type=ChildWorkflowCancellationType.ABANDON,
                 )

@@ -16,15 +16,22 @@ from __future__ import annotations
 import asyncio
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError
+from temporalio.common import RawValue
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.models import PairRef, SideInput, StepResult
+    from activities.models import Capabilities, PairRef, SideInput, StepResult
     from inventory.models import Timing
     from workflows.activity_options import BOOTSTRAP, fence_tries
     from workflows.checklist import describe_failure
+    from workflows.inputs import BadPayload, read, read_input
     from workflows.models import FenceEnd, FenceInput, FenceState
     from workflows.routing import on_site
+    from workflows.shield import despite_cancel
+
+
+# Fences started before a fence checked who started it and who ends it replay without.
+OPERATOR_PATCH = "fence-checks-operator"
 
 
 def fence_workflow_id(pair: str) -> str:
@@ -34,7 +41,11 @@ def fence_workflow_id(pair: str) -> str:
 @workflow.defn(name="fence")
 class FenceWorkflow:
     @workflow.init
-    def __init__(self, inp: FenceInput) -> None:
+    def __init__(self, raw: RawValue) -> None:
+        try:
+            inp = read(FenceInput, raw)
+        except BadPayload:
+            inp = FenceInput(pair="?", side="X", reason="", started_by="?")  # run() refuses
         self._state = FenceState(
             pair=inp.pair,
             side=inp.side,
@@ -43,9 +54,21 @@ class FenceWorkflow:
             switch_run_id=inp.switch_run_id,
         )
         self._end: FenceEnd | None = None
+        self._operators: set[str] | None = None  # None: not read yet
 
     @workflow.run
-    async def run(self, inp: FenceInput) -> FenceState:
+    async def run(self, raw: RawValue) -> FenceState:
+        inp = read_input(FenceInput, raw, "fence")
+        return await despite_cancel(self._run(inp), self._cancel_requested)
+
+    def _cancel_requested(self) -> None:
+        # A cancel carries no operator and no reason; ending a fence needs both.
+        workflow.logger.warning(
+            "fence %s: cancellation requested and ignored; end it with amsm fence end --reason",
+            self._state.side,
+        )
+
+    async def _run(self, inp: FenceInput) -> FenceState:
         st = self._state
         st.started_at = self._now()
         st.message = (
@@ -56,6 +79,22 @@ class FenceWorkflow:
         timing = await workflow.execute_activity(
             "get_timing", PairRef(pair=inp.pair), result_type=Timing, **BOOTSTRAP
         )
+        if workflow.patched(OPERATOR_PATCH):
+            caps = await workflow.execute_activity(
+                "get_capabilities", PairRef(pair=inp.pair), result_type=Capabilities, **BOOTSTRAP
+            )
+            self._operators = set(caps.operators)
+            if self._not_operator(inp.started_by):
+                st.status, st.ended_at = "ended", self._now()
+                st.message = f"refused: {inp.started_by} is not an operator of pair {inp.pair}"
+                self._publish()
+                raise ApplicationError(
+                    f"fence refused: {inp.started_by} is not an operator of pair {inp.pair}",
+                    type="Refused",
+                    non_retryable=True,
+                )
+        else:
+            self._operators = set()
         where = SideInput(pair=inp.pair, side=inp.side)
         attempt = workflow.start_activity(
             "fence_side", where, result_type=StepResult, **fence_tries(timing), **on_site(where)
@@ -89,8 +128,15 @@ class FenceWorkflow:
         self._end = e
         return "accepted"
 
+    def _not_operator(self, who: str) -> bool:
+        return bool(self._operators) and who.lower() not in (self._operators or set())
+
     @end.validator
     def _check_end(self, e: FenceEnd) -> None:
+        if self._operators is None:
+            raise ValueError("the fence is still starting; try again in a moment")
+        if self._not_operator(e.operator):
+            raise ValueError(f"{e.operator} is not an operator of pair {self._state.pair}")
         if not e.reason.strip():
             raise ValueError("ending a fence needs a reason")
         if self._state.status != "waiting":

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from activities.models import ForcedRule
 from inventory.models import Side, Timing
+from workflows.limits import (
+    MAX_CLIENTS,
+    MAX_PILOTS,
+    Bounded,
+    Name,
+    Text,
+    unique_hosts,
+)
+
+# A list of host names from outside: bounded, and each host once (ED-01 is ed-01).
+Hosts = Annotated[list[Name], Field(max_length=MAX_CLIENTS), AfterValidator(unique_hosts)]
 
 StepKind = Literal["auto", "manual", "gate"]
 StepStatus = Literal[
@@ -22,33 +33,33 @@ StepStatus = Literal[
 RunState = Literal["running", "awaiting-operator", "completed", "aborted", "failed"]
 
 
-class OperatorSignal(BaseModel):
+class OperatorSignal(Bounded):
     """Payload of `confirm` and `approve`: {"step": ..., "operator": ..., "note": ...}.
 
     `clients` answers a step that asks which clients to act on (split's move-editors).
     """
 
-    step: str
-    operator: str = "unknown"
-    note: str | None = None
-    clients: list[str] | None = None
+    step: Name
+    operator: Name = "unknown"
+    note: Text | None = None
+    clients: Hosts | None = None
 
 
 DecisionAction = Literal["retry", "skip", "abort"]
 
 
-class Decision(BaseModel):
+class Decision(Bounded):
     """Payload of `decide`: what to do about a failed step (or a failed client of one).
 
     {"step": "switch-clients", "action": "skip", "operator": "jo", "reason": "...",
      "client": "ED-03"}. `skip` and `abort` need a reason; `abort` needs no step.
     """
 
-    step: str = ""
+    step: Text = ""
     action: DecisionAction
-    operator: str = "unknown"
-    reason: str | None = None
-    client: str | None = None
+    operator: Name = "unknown"
+    reason: Text | None = None
+    client: Name | None = None
 
 
 class DecisionRecord(BaseModel):
@@ -60,47 +71,48 @@ class DecisionRecord(BaseModel):
     client: str | None = None
 
 
-class SwitchInput(BaseModel):
+class SwitchInput(Bounded):
     """switch: `to` becomes main. `unplanned`: the other side is lost (down or unreachable);
     `reason` says why, and is required then."""
 
-    pair: str
+    pair: Name
     to: Side
-    initiator: str = "unknown"
+    initiator: Name = "unknown"
     unplanned: bool = False
-    reason: str | None = None
+    reason: Text | None = None
 
 
-class SplitInput(BaseModel):
+class SplitInput(Bounded):
     """split: `main` stays main, the other side becomes independent."""
 
-    pair: str
+    pair: Name
     main: Side
-    initiator: str = "unknown"
+    initiator: Name = "unknown"
 
 
-class SplitSwitchInput(BaseModel):
+class SplitSwitchInput(Bounded):
     """split-switch: `to` becomes main in stages, the pilots first."""
 
-    pair: str
+    pair: Name
     to: Side
-    pilots: list[str]
-    initiator: str = "unknown"
-    # How often the current details are refreshed while verify-pilots waits (seconds).
-    reminder_interval: float = 3600
+    pilots: Annotated[list[Name], Field(max_length=MAX_PILOTS), AfterValidator(unique_hosts)]
+    initiator: Name = "unknown"
+    # How often the current details are refreshed while verify-pilots waits (seconds):
+    # at least a minute (a shorter one grows the history for nothing), at most a day.
+    reminder_interval: float = Field(3600, ge=60, le=86400)
 
 
-class RestoreInput(BaseModel):
+class RestoreInput(Bounded):
     """restore: rejoin a split pair with `main` as the main side."""
 
-    pair: str
+    pair: Name
     main: Side
-    initiator: str = "unknown"
-    asset_tolerance: int = 0
+    initiator: Name = "unknown"
+    asset_tolerance: int = Field(0, ge=0, le=1_000_000)
 
 
-class StatusInput(BaseModel):
-    pair: str
+class StatusInput(Bounded):
+    pair: Name
 
 
 class StepDef(BaseModel):
@@ -162,19 +174,19 @@ class FenceRef(BaseModel):
 FenceStatus = Literal["waiting", "fenced", "ended"]
 
 
-class FenceInput(BaseModel):
-    pair: str
+class FenceInput(Bounded):
+    pair: Name
     side: Side  # the lost side, to be fenced the moment it answers
-    reason: str
-    started_by: str  # the operator of the unplanned switch
-    switch_run_id: str = ""
+    reason: Text
+    started_by: Name  # the operator of the unplanned switch
+    switch_run_id: Text = ""
 
 
-class FenceEnd(BaseModel):
+class FenceEnd(Bounded):
     """Payload of the fence's `end` update: an operator ends the fencing by hand."""
 
-    operator: str = "unknown"
-    reason: str
+    operator: Name = "unknown"
+    reason: Text
 
 
 class FenceState(BaseModel):
@@ -211,7 +223,10 @@ class Checklist(BaseModel):
     ended_at: str | None = None
     message: str | None = None
     steps: list[StepState] = Field(default_factory=list)
+    # The last few rejected signals (workflows/limits.py REJECTED_KEPT), each cut short,
+    # and how many were rejected in all.
     rejected: list[RejectedSignal] = Field(default_factory=list)
+    rejected_total: int = 0
     decisions: list[DecisionRecord] = Field(default_factory=list)
     # Where every device ended up, when a run was aborted.
     final_state: list[str] | None = None
@@ -231,13 +246,13 @@ class Checklist(BaseModel):
         return [s for s in self.steps if s.needs_operator]
 
 
-class ClientSwitchInput(BaseModel):
-    pair: str
-    host: str
+class ClientSwitchInput(Bounded):
+    pair: Name
+    host: Name
     to: Side
     timing: Timing
     # Rules the operator overrode for this switch (a console control's --override).
-    overrides: list[str] = []
+    overrides: Annotated[list[Name], Field(max_length=8)] = []
 
 
 class ClientSwitchResult(BaseModel):
@@ -248,16 +263,16 @@ class ClientSwitchResult(BaseModel):
     forced: list[ForcedRule] = []  # interlocks forced by an override
 
 
-class ClientTarget(BaseModel):
-    host: str
+class ClientTarget(Bounded):
+    host: Name
     to: Side
 
 
-class ClientBatchInput(BaseModel):
+class ClientBatchInput(Bounded):
     """Several clients' switches in one child workflow: each client on its own."""
 
-    pair: str
-    clients: list[ClientTarget]
+    pair: Name
+    clients: Annotated[list[ClientTarget], Field(max_length=MAX_CLIENTS)]
     timing: Timing
 
 

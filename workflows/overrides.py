@@ -14,13 +14,14 @@ from pydantic import BaseModel
 
 from activities.models import ForcedRule
 from inventory.rules import RULE_CONTROL_ALONGSIDE_RUN, override_refusal
+from workflows.limits import Bounded, Name, Text
 
 
-class Override(BaseModel):
+class Override(Bounded):
     """One rule the operator forces for this control, and why."""
 
-    rule: str
-    reason: str
+    rule: Name
+    reason: Text
 
 
 class OverrideRecord(BaseModel):

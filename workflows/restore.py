@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from temporalio import workflow
+from temporalio.common import RawValue
 
 with workflow.unsafe.imports_passed_through():
     from activities.models import (
@@ -21,8 +22,9 @@ with workflow.unsafe.imports_passed_through():
     from workflows.activity_options import device_op
     from workflows.base import PairWorkflow
     from workflows.checklist import TEXT_ITEMS, StepRunner
+    from workflows.inputs import read_input
     from workflows.models import Checklist, RestoreInput, StepState
-    from workflows.steps import restore_steps
+    from workflows.steps import RESTORE_GATES, restore_steps
 
 
 # Runs started before a fenced pair could be restored replay with the split-only check.
@@ -46,17 +48,22 @@ def listing(items: list[str]) -> str:
 @workflow.defn(name="restore")
 class RestoreWorkflow(PairWorkflow):
     @workflow.init
-    def __init__(self, inp: RestoreInput) -> None:
+    def __init__(self, raw: RawValue) -> None:
         super().__init__()
 
     @workflow.run
-    async def run(self, inp: RestoreInput) -> Checklist:
+    async def run(self, raw: RawValue) -> Checklist:
+        inp = read_input(RestoreInput, raw, "restore")
         m = inp.main
         o = other(m)
         lm, lo = m.lower(), o.lower()
         pair = inp.pair
         title = f"Restore mirroring with {m} main ({pair})"
-        self._start_runner(StepRunner("restore", pair, title, inp.initiator, restore_steps(m, o)))
+        self._start_runner(
+            StepRunner(
+                "restore", pair, title, inp.initiator, restore_steps(m, o), gates=RESTORE_GATES
+            )
+        )
         status = await self.bootstrap(pair)
         mode, _, reason = status.derived
         if mode != "split" and not (fenced(status, m) and workflow.patched(FENCED_PATCH)):

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from temporalio import workflow
+from temporalio.common import RawValue
 
 with workflow.unsafe.imports_passed_through():
     from activities.models import DsmModeInput, SideInput
     from inventory.models import other
     from workflows.base import PairWorkflow
     from workflows.checklist import StepRunner
+    from workflows.inputs import read_input
     from workflows.models import Checklist, ClientProgress, SplitInput, StepState
     from workflows.steps import split_steps
 
@@ -16,11 +18,12 @@ with workflow.unsafe.imports_passed_through():
 @workflow.defn(name="split")
 class SplitWorkflow(PairWorkflow):
     @workflow.init
-    def __init__(self, inp: SplitInput) -> None:
+    def __init__(self, raw: RawValue) -> None:
         super().__init__()
 
     @workflow.run
-    async def run(self, inp: SplitInput) -> Checklist:
+    async def run(self, raw: RawValue) -> Checklist:
+        inp = read_input(SplitInput, raw, "split")
         a = inp.main
         b = other(a)
         lb = b.lower()

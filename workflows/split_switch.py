@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from temporalio import workflow
+from temporalio.common import RawValue
 
 with workflow.unsafe.imports_passed_through():
     from activities.models import BrowseInput, BrowseSwitchInput, DsmModeInput, SideInput
     from inventory.models import other
     from workflows.base import PairWorkflow
     from workflows.checklist import StepRunner
+    from workflows.inputs import read_input
     from workflows.models import Checklist, SplitSwitchInput, StepState
     from workflows.steps import split_switch_steps
 
@@ -16,11 +18,12 @@ with workflow.unsafe.imports_passed_through():
 @workflow.defn(name="split-switch")
 class SplitSwitchWorkflow(PairWorkflow):
     @workflow.init
-    def __init__(self, inp: SplitSwitchInput) -> None:
+    def __init__(self, raw: RawValue) -> None:
         super().__init__()
 
     @workflow.run
-    async def run(self, inp: SplitSwitchInput) -> Checklist:
+    async def run(self, raw: RawValue) -> Checklist:
+        inp = read_input(SplitSwitchInput, raw, "split-switch")
         b = inp.to
         a = other(b)
         la, lb = a.lower(), b.lower()

@@ -100,6 +100,12 @@ def split_steps(a: Side, b: Side) -> list[StepDef]:
     return [StepDef(id=i, kind=k, title=t) for i, k, t in rows]  # type: ignore[arg-type]
 
 
+# The gates that may be skipped, and what a skip passes over with them. Skipping
+# approve-purge keeps the orphans (nothing is deleted); approve-overwrite has no such
+# entry anywhere: only an approval passes it.
+RESTORE_GATES: dict[str, tuple[str, ...]] = {"approve-purge": ("purge-orphans",)}
+
+
 def restore_steps(m: Side, o: Side) -> list[StepDef]:
     """restore (rejoin with M main, O the other side), manual chapter 7."""
     lm, lo = m.lower(), o.lower()

@@ -4,12 +4,14 @@ the same steps when A is lost: workflows/unplanned.py)."""
 from __future__ import annotations
 
 from temporalio import workflow
+from temporalio.common import RawValue
 
 with workflow.unsafe.imports_passed_through():
     from activities.models import BrowseInput, BrowseSwitchInput, DsmModeInput, SideInput
     from inventory.models import other
     from inventory.status import PairStatus
     from workflows.checklist import StepRunner
+    from workflows.inputs import read_input
     from workflows.models import Checklist, StepState, SwitchInput
     from workflows.steps import switch_steps
     from workflows.unplanned import SwitchPlan, UnplannedSwitch, lost_side_advice
@@ -21,11 +23,12 @@ VERIFY_PATCH = "verify-manual-steps"
 @workflow.defn(name="switch")
 class SwitchWorkflow(UnplannedSwitch):
     @workflow.init
-    def __init__(self, inp: SwitchInput) -> None:
+    def __init__(self, raw: RawValue) -> None:
         super().__init__()
 
     @workflow.run
-    async def run(self, inp: SwitchInput) -> Checklist:
+    async def run(self, raw: RawValue) -> Checklist:
+        inp = read_input(SwitchInput, raw, "switch")
         b = inp.to
         a = other(b)
         la, lb = a.lower(), b.lower()

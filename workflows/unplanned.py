@@ -44,10 +44,14 @@ with workflow.unsafe.imports_passed_through():
     from workflows.activity_options import lost_side_try
     from workflows.base import PairWorkflow
     from workflows.checklist import describe_failure
-    from workflows.fence import FenceWorkflow, fence_workflow_id
-    from workflows.models import FenceInput, FenceRef, StepState, SwitchInput
+    from workflows.fence import fence_workflow_id
+    from workflows.models import FenceInput, FenceRef, FenceState, StepState, SwitchInput
     from workflows.routing import on_site
     from workflows.steps import NOT_UNPLANNED
+
+
+# Runs started before a taken fence id was replaced by a new one replay trusting it.
+FENCE_ID_PATCH = "fence-own-id"
 
 
 def lost_side_advice(status: PairStatus, side: Side, to: Side) -> str | None:
@@ -207,31 +211,44 @@ class UnplannedSwitch(PairWorkflow):
             return
         lost: Side = other(self.target)
         fid = fence_workflow_id(self.pair)
-        try:
-            handle = await workflow.start_child_workflow(
-                FenceWorkflow.run,
-                FenceInput(
-                    pair=self.pair,
-                    side=lost,
-                    reason=c.unplanned_reason or "",
-                    started_by=c.initiator,
-                    switch_run_id=c.run_id,
-                ),
-                id=fid,
-                # The fence outlives the switch: it waits for the lost side to come back.
-                parent_close_policy=ParentClosePolicy.ABANDON,
-                # Listed by `amsm runs --kind fence`.
-                search_attributes=TypedSearchAttributes(
-                    [
-                        SearchAttributePair(search.PAIR, self.pair),
-                        SearchAttributePair(search.KIND, "fence"),
-                        SearchAttributePair(search.INITIATOR, c.initiator),
-                        SearchAttributePair(search.STATE, "running"),
-                    ]
-                ),
-            )
-            run_id = handle.first_execution_run_id or ""
-        except WorkflowAlreadyStartedError:
-            run_id = ""  # an earlier fence still waits; it fences the same side
+        arg = FenceInput(
+            pair=self.pair,
+            side=lost,
+            reason=c.unplanned_reason or "",
+            started_by=c.initiator,
+            switch_run_id=c.run_id,
+        )
+        run_id = ""
+        for tries in range(1, 4):
+            try:
+                handle = await workflow.start_child_workflow(
+                    "fence",
+                    arg,
+                    id=fid,
+                    result_type=FenceState,
+                    # The fence outlives the switch: it waits for the lost side to come back.
+                    parent_close_policy=ParentClosePolicy.ABANDON,
+                    # Listed by `amsm runs --kind fence`, and found by `amsm fence`.
+                    search_attributes=TypedSearchAttributes(
+                        [
+                            SearchAttributePair(search.PAIR, self.pair),
+                            SearchAttributePair(search.KIND, "fence"),
+                            SearchAttributePair(search.INITIATOR, c.initiator),
+                            SearchAttributePair(search.STATE, "running"),
+                        ]
+                    ),
+                )
+                run_id = handle.first_execution_run_id or ""
+                break
+            except WorkflowAlreadyStartedError:
+                if not workflow.patched(FENCE_ID_PATCH):
+                    break  # older runs trusted an earlier fence under the id
+                # Something holds the fence's id: an earlier fence, or anything anyone
+                # started under it. Never trust it; this run's own fence goes under a new id
+                # (fencing twice is harmless: every step of it reads the device first).
+                if tries == 3:
+                    raise
+                workflow.logger.warning("fence id %s is taken; starting under a new one", fid)
+                fid = f"{fence_workflow_id(self.pair)}-{await self.child_tag()}-{tries}"
         c.fence = FenceRef(workflow_id=fid, run_id=run_id, side=lost)
         self.steps.publish()

@@ -16,10 +16,12 @@ import pyodbc
 from activities.drivers.credentials import Secret
 from activities.drivers.dsm_profiles import PROFILES, DsmProfile
 from activities.drivers.errors import (
+    RULE_MAIN_NOT_REPLICATED_ONTO,
     RULE_REPLICATION_FROM_MAIN,
     RULE_REPLICATION_PEER_BACKUP,
     AuthenticationFailed,
     CommandFailed,
+    InterlockRefused,
     Unreachable,
 )
 from activities.drivers.interlocks import Overrides
@@ -109,10 +111,23 @@ class DsmDriver:
 
     # -- operations -------------------------------------------------------------------------
     def set_mode(self, mode: Literal["main", "backup"]) -> str:
-        """Set the DSM to main or backup mode; no-op when it already is."""
+        """Set the DSM to main or backup mode; no-op when it already is.
+
+        Making it main is refused (absolutely) while replication still copies the peer's
+        database onto it: rule main-only-when-not-replicated-onto.
+        """
         before = self.read()
         if before.mode == mode:
             return f"DSM {self.name} is already {mode}"
+        copying = before.replication == "running" and before.role != "master"
+        if mode == "main" and (copying or before.replication is None):
+            raise InterlockRefused(
+                self.name,
+                RULE_MAIN_NOT_REPLICATED_ONTO,
+                f"replication still copies onto DSM {self.name} (replication "
+                f"{before.replication}, {before.role or 'no role'}); stop it first "
+                "(amsm replication stop)",
+            )
         with self._cursor() as cur:
             cur.execute(self.profile.set_mode, mode, _now())
         after = self.read()

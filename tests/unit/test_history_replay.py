@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from temporalio import workflow
+from temporalio.common import RawValue
 
 from activities.models import PairRef
 from client.history_cli import (
@@ -24,6 +25,7 @@ from client.history_cli import (
 )
 from workers.worker import WORKFLOWS
 from workflows.client_switch import ClientSwitchWorkflow
+from workflows.inputs import read
 from workflows.models import Checklist, ClientProgress, ClientSwitchInput, StepState, SwitchInput
 from workflows.switch import SwitchWorkflow
 
@@ -63,15 +65,16 @@ class SwitchWithAnAuditActivity(SwitchWorkflow):
     """An extra activity before anything else: every old switch history breaks at event 5."""
 
     @workflow.init
-    def __init__(self, inp: SwitchInput) -> None:
-        super().__init__(inp)
+    def __init__(self, raw: RawValue) -> None:
+        super().__init__(raw)
 
     @workflow.run
-    async def run(self, inp: SwitchInput) -> Checklist:
+    async def run(self, raw: RawValue) -> Checklist:
+        inp = read(SwitchInput, raw)
         await workflow.execute_activity(
             "audit_log", PairRef(pair=inp.pair), start_to_close_timeout=timedelta(seconds=5)
         )
-        return await super().run(inp)
+        return await super().run(raw)
 
 
 @workflow.defn(name="switch", sandboxed=False)
@@ -79,12 +82,12 @@ class SwitchWithOtherChildIds(SwitchWorkflow):
     """Client switches under a different child workflow id."""
 
     @workflow.init
-    def __init__(self, inp: SwitchInput) -> None:
-        super().__init__(inp)
+    def __init__(self, raw: RawValue) -> None:
+        super().__init__(raw)
 
     @workflow.run
-    async def run(self, inp: SwitchInput) -> Checklist:
-        return await super().run(inp)
+    async def run(self, raw: RawValue) -> Checklist:
+        return await super().run(raw)
 
     async def move_clients(self, step: StepState, clients: list[ClientProgress]) -> str:
         for cp in clients:

@@ -32,6 +32,7 @@ ABSOLUTE_RULES = {
     "replication-only-to-backup-peer",
     "purge-only-on-backup-volume",
     "one-workflow-per-pair",
+    "main-only-when-not-replicated-onto",
 }
 
 

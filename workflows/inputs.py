@@ -1,0 +1,76 @@
+"""Reading a payload that comes from outside (a workflow input, a signal) into its model.
+
+The workflows that anyone can start, and the signals anyone can send, take raw payloads
+and read them here, so that a payload that is too big, is not JSON, does not fit the
+model or could not be decrypted is refused with a sentence, instead of failing the
+workflow task again and again (a run that never starts, or that stalls until a reset).
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from temporalio import workflow
+from temporalio.api.common.v1 import Payload
+from temporalio.common import RawValue
+from temporalio.exceptions import ApplicationError
+
+from workflows.limits import MAX_PAYLOAD_BYTES, cut
+
+M = TypeVar("M", bound=BaseModel)
+
+# What the payload codec leaves in place of a payload it could not decode (encrypted
+# with another key, cut short, or plaintext where the worker wants encryption): the
+# metadata key says why, and the data is empty.
+UNDECODABLE = "amsm-undecodable"
+
+
+class BadPayload(ValueError):
+    """A payload that cannot be read into its model; the message says why, briefly."""
+
+
+def _summary(e: ValidationError) -> str:
+    parts = []
+    for err in e.errors()[:5]:
+        where = ".".join(str(p) for p in err["loc"]) or "payload"
+        parts.append(f"{where}: {err['msg']}")
+    more = len(e.errors()) - 5
+    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
+
+
+def undecodable(payload: Payload) -> str | None:
+    why = payload.metadata.get(UNDECODABLE)
+    return why.decode("utf-8", "replace") if why is not None else None
+
+
+def read(model: type[M], raw: RawValue) -> M:
+    """The payload as `model`, or BadPayload saying what is wrong (never the payload)."""
+    payload = raw.payload
+    why = undecodable(payload)
+    if why is not None:
+        raise BadPayload(f"payload could not be decoded: {cut(why)}")
+    size = len(payload.data)
+    if size > MAX_PAYLOAD_BYTES:
+        raise BadPayload(f"payload of {size} bytes is over the limit of {MAX_PAYLOAD_BYTES}")
+    try:
+        data: Any = workflow.payload_converter().from_payload(payload, dict)
+    except Exception as e:
+        first = (str(e).splitlines() or [type(e).__name__])[0]
+        raise BadPayload(f"not a JSON object: {cut(first)}") from None
+    if not isinstance(data, dict):
+        raise BadPayload(f"expected a JSON object, got {type(data).__name__}")
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        raise BadPayload(cut(_summary(e), 400)) from None
+
+
+def read_input(model: type[M], raw: RawValue, what: str) -> M:
+    """A workflow's input; a bad one fails the run at once, saying why."""
+    try:
+        return read(model, raw)
+    except BadPayload as e:
+        raise ApplicationError(
+            f"{what} refused: bad input: {e}", type="BadInput", non_retryable=True
+        ) from None

@@ -1,0 +1,64 @@
+"""Bounds on everything that reaches a workflow from outside: workflow inputs, signals,
+updates and control inputs (the README's "Limits" table states them).
+
+Anyone who can reach the Temporal frontend can send any payload, so no field is
+unbounded: a name is short and on one line, a note or reason is a paragraph on one
+line, a list has a ceiling. A payload over `MAX_PAYLOAD_BYTES` is refused before it is
+decoded, and no rejected payload is ever stored whole (the checklist keeps a count of
+rejected signals and the last few, each truncated).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, StringConstraints
+
+# A name: operator, step id, rule, host. DNS allows 253 characters for a host name.
+MAX_NAME = 253
+# A note, a reason.
+MAX_TEXT = 1000
+# Clients in one list (a split's move-editors, a control's hosts); pilots of a split-switch.
+MAX_CLIENTS = 1000
+MAX_PILOTS = 100
+# Break-glass overrides on one control (there are 8 rules; each may appear once).
+MAX_OVERRIDES = 8
+# A signal's, an update's or a workflow input's encoded payload.
+MAX_PAYLOAD_BYTES = 64 * 1024
+# Rejected signals kept whole in the checklist (the total is counted), and the length
+# each kept text is cut to.
+REJECTED_KEPT = 20
+REJECTED_TEXT = 200
+
+# No control character (newline, carriage return, escape, ...): a name or a note cannot
+# forge a log line or a row of the Web UI's checklist.
+_ONE_LINE = r"^[^\x00-\x1f\x7f]*$"
+
+Name = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME, pattern=_ONE_LINE)]
+Text = Annotated[str, StringConstraints(max_length=MAX_TEXT, pattern=_ONE_LINE)]
+
+
+class Bounded(BaseModel):
+    """A message from outside: unknown fields are refused (an older worker must not
+    silently drop a field it does not know, such as `overrides`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def cut(text: str, limit: int = REJECTED_TEXT) -> str:
+    """`text` on one line and at most `limit` characters: for what is kept of a payload
+    that was refused."""
+    flat = "".join(c if c.isprintable() else " " for c in str(text))
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def unique_hosts(hosts: list[str]) -> list[str]:
+    """Host names without repeats, compared without regard to case (ED-01 is ed-01),
+    in their first spelling and order."""
+    seen: set[str] = set()
+    out = []
+    for h in hosts:
+        if h.lower() not in seen:
+            seen.add(h.lower())
+            out.append(h)
+    return out
