@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from client.history_args import HISTORY_COMMANDS, add_history_commands, needs_server
 from inventory.load import InventoryError, load_inventory
 from inventory.models import Inventory
@@ -394,6 +396,22 @@ def main(argv: list[str] | None = None) -> int:
         return e.code
     except KeyboardInterrupt:
         return 130
+
+
+# The model's field where the command line's flag has another name.
+FLAG_OF = {"initiator": "operator", "clients": "client", "hosts": "host"}
+
+
+def bad_arguments(e: ValidationError) -> str:
+    parts = []
+    for err in e.errors()[:5]:
+        field = str(err["loc"][0]) if err["loc"] else "input"
+        where = "--" + FLAG_OF.get(field, field).replace("_", "-")
+        msg = err["msg"]
+        if err["type"] == "string_pattern_mismatch":
+            msg = "must be one line, without control characters"
+        parts.append(f"{where}: {msg}")
+    return "bad input: " + "; ".join(parts) + " (limits: README, 'Limits')"
 
 
 def dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:

@@ -12,7 +12,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
@@ -28,7 +28,7 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
-from client.cli import EXIT_FAIL, EXIT_OK, EXIT_USAGE, CliError, emit
+from client.cli import EXIT_FAIL, EXIT_OK, EXIT_USAGE, CliError, bad_arguments, emit
 from client.history_args import HISTORY_COMMANDS
 from client.render import render_checklist, render_status
 from inventory.load import InventoryError, load_inventory
@@ -91,6 +91,14 @@ READ_COMMANDS = ("status", "show", "runs", "watch")
 
 
 async def run_command(client: Client, args: argparse.Namespace, inv: Inventory) -> int:
+    try:
+        return await _run_command(client, args, inv)
+    except ValidationError as e:
+        # An argument outside the limits every workflow enforces (README "Limits").
+        raise CliError(bad_arguments(e), EXIT_USAGE) from None
+
+
+async def _run_command(client: Client, args: argparse.Namespace, inv: Inventory) -> int:
     cmd = args.command
     if cmd in HISTORY_COMMANDS:
         from client.history_cli import run_history_command
@@ -106,7 +114,7 @@ async def run_command(client: Client, args: argparse.Namespace, inv: Inventory) 
                 "(inventory `operators:` / `viewers:`; set AMSM_OPERATOR to act as another name)"
             )
     if cmd not in ("show", "watch") and not getattr(args, "json", False):
-        await notice_waiting_run(client, inv)
+        await notice_waiting_run(client, inv, args)
     if cmd == "runs":
         return await runs(client, inv, args)
     if cmd == "watch":
@@ -132,9 +140,10 @@ async def run_command(client: Client, args: argparse.Namespace, inv: Inventory) 
     raise CliError(f"unknown command {cmd}", EXIT_USAGE)
 
 
-async def notice_waiting_run(client: Client, inv: Inventory) -> None:
+async def notice_waiting_run(client: Client, inv: Inventory, args: argparse.Namespace) -> None:
     """One line on stderr when a run on the pair waits for the operator (as the 2008 tool
-    said on relaunch which workflow was unfinished)."""
+    said on relaunch which workflow was unfinished), unless this command acts on the very
+    step that waits."""
     handle = client.get_workflow_handle(inv.workflow_id)
     try:
         desc = await handle.describe()
@@ -149,6 +158,13 @@ async def notice_waiting_run(client: Client, inv: Inventory) -> None:
 
     c.run_id = desc.run_id
     s = c.awaiting[0]
+    if args.command in ("confirm", "approve", "retry", "skip") and getattr(args, "step", None) in (
+        s.id,
+        None,
+    ):
+        return
+    if args.command == "abort":
+        return
     print(
         f"note: the {c.workflow} run {desc.run_id} waits for you at {s.id}: {next_action(c)}",
         file=sys.stderr,

@@ -289,27 +289,39 @@ class DeviceSettings(_Strict):
 class Timing(_Strict):
     """How long the service waits for devices. Seconds."""
 
-    reboot_timeout: float = Field(900, gt=0, description="one client reboot, down and up")
-    poll_interval: float = Field(2.0, gt=0)
+    reboot_timeout: float = Field(900, ge=1, le=86400, description="one client reboot, down and up")
+    poll_interval: float = Field(2.0, ge=0.1, le=600)
     settle_time: float = Field(
         20,
         ge=0,
+        le=3600,
         description="a restarted host counts as back once it has stayed up this long",
     )
-    heartbeat_timeout: float = Field(30, gt=0)
-    operation_timeout: float = Field(120, gt=0, description="one device operation")
-    replication_timeout: float = Field(120, gt=0, description="replication to report a state")
-    connect_timeout: float = Field(10, gt=0)
-    max_attempts: int = Field(5, ge=1, description="tries for an unreachable device")
-    max_parallel_clients: int = Field(50, ge=1, le=500)
+    heartbeat_timeout: float = Field(30, ge=1, le=3600)
+    operation_timeout: float = Field(120, ge=1, le=86400, description="one device operation")
+    replication_timeout: float = Field(
+        120, ge=1, le=7 * 86400, description="replication to report a state"
+    )
+    connect_timeout: float = Field(10, ge=0.1, le=600)
+    max_attempts: int = Field(5, ge=1, le=100, description="tries for an unreachable device")
+    max_parallel_clients: int | None = Field(
+        None,
+        ge=1,
+        le=5000,
+        description="at most this many clients switch at once towards one side (where its "
+        "bridges need a limit); none: every client at once, as the manual does",
+    )
     client_batch_size: int = Field(
         25, ge=1, le=100, description="clients switched by one child workflow"
     )
     lost_side_timeout: float = Field(
-        15, gt=0, description="unplanned switch: the one try at a device of the lost side"
+        15, ge=1, le=3600, description="unplanned switch: the one try at a device of the lost side"
     )
     fence_max_interval: float = Field(
-        60, gt=0, description="fencing: the longest wait between two tries at the lost side"
+        60,
+        ge=1,
+        le=86400,
+        description="fencing: the longest wait between two tries at the lost side",
     )
 
 
@@ -365,19 +377,37 @@ class Inventory(_Strict):
         if set(self.sides) != {"X", "Y"}:
             raise ValueError("`sides` must define both X and Y")
         seen: dict[str, tuple[str, Host]] = {}
+        at: dict[tuple[str, int], tuple[str, str]] = {}  # address, port -> where, host
         problems: list[str] = []
         for where, host in self.all_hosts():
+            # Host names are compared without regard to case (Windows and DNS do so):
+            # ED-01 and ed-01 are one machine, and listing it twice would restart it twice
+            # as often.
             key = host.host.lower()
             if key in seen:
                 first, earlier = seen[key]
+                if not (first.startswith("browse[") and where.startswith("browse[")):
+                    problems.append(
+                        f"host {host.host!r} appears twice ({first} and {where}); name each "
+                        "host once (names are compared without regard to case)"
+                    )
                 # Several Browse components may live on one host: same host, same entry.
-                if earlier.model_dump() != host.model_dump():
+                elif earlier.model_dump() != host.model_dump():
                     problems.append(
                         f"host {host.host!r} appears twice with different settings "
                         f"({first} and {where})"
                     )
                 continue
             seen[key] = (where, host)
+            port = host.port
+            addr = (host.address.lower(), port)
+            if addr in at:
+                first, other_host = at[addr]
+                problems.append(
+                    f"{where} ({host.host}) and {first} ({other_host}) have the same address "
+                    f"{host.address}:{port}; each host has its own"
+                )
+            at[addr] = (where, host.host)
             if host.credentials not in self.credentials:
                 problems.append(
                     f"{where}: credentials {host.credentials!r} is not defined under "
@@ -387,6 +417,16 @@ class Inventory(_Strict):
             dsm = self.sides[side].dsm
             if dsm.credentials is not None and dsm.credentials not in self.credentials:
                 problems.append(f"sides.{side}.dsm: credentials {dsm.credentials!r} is not defined")
+        x, y = self.sides["X"], self.sides["Y"]
+        for what, a, b in (
+            ("DSM", x.dsm.host, y.dsm.host),
+            ("bridge", x.bridge.host, y.bridge.host),
+            ("iSCSI target", x.iscsi_target, y.iscsi_target),
+        ):
+            if a.lower() == b.lower():
+                problems.append(
+                    f"sides.X and sides.Y name the same {what} {a!r}; each side has its own"
+                )
         names = [b.name for b in self.browse]
         if len(set(names)) != len(names):
             problems.append("browse: component names must be unique")

@@ -389,15 +389,17 @@ class PairWorkflow:
     async def _move_in_batches(
         self, step: StepState, clients: list[ClientProgress], tag: str
     ) -> None:
-        """One `client-batch` child per `client_batch_size` clients, at most
-        `max_parallel_clients` clients switching at once. A failed client waits for its
-        own decision; a retry switches it alone, in a batch of one."""
+        """One `client-batch` child per `client_batch_size` clients, every client at once
+        unless the inventory sets `max_parallel_clients` (a limit per side the clients go
+        to, where that side's bridges need one). A failed client waits for its own
+        decision; a retry switches it alone, in a batch of one."""
         runner = self.steps
-        size = min(self.timing.client_batch_size, self.timing.max_parallel_clients)
-        limit = asyncio.Semaphore(max(1, self.timing.max_parallel_clients // size))
+        most = self.timing.max_parallel_clients or len(clients) or 1
+        size = min(self.timing.client_batch_size, most)
+        limits = {side: asyncio.Semaphore(max(1, most // size)) for side in ("X", "Y")}
 
         async def batch(group: list[ClientProgress], wid: str) -> None:
-            async with limit:
+            async with limits[group[0].to or "X"]:
                 if runner.abort is not None:
                     return
                 for cp in group:
@@ -439,7 +441,14 @@ class PairWorkflow:
             if await self._retry_wanted(step, cp, r):
                 await batch([cp], f"amsm-{self.pair}-{tag}-{cp.host}-{cp.attempts + 1}")
 
-        groups = [clients[i : i + size] for i in range(0, len(clients), size)]
+        # A batch goes to one side (a split's move-editors sends clients both ways).
+        sides = list(dict.fromkeys(cp.to for cp in clients))
+        groups = [
+            part[i : i + size]
+            for side in sides
+            for part in [[cp for cp in clients if cp.to == side]]
+            for i in range(0, len(part), size)
+        ]
         await asyncio.gather(
             *(batch(g, f"amsm-{self.pair}-{tag}-{step.id}-{n}") for n, g in enumerate(groups, 1))
         )
@@ -449,7 +458,7 @@ class PairWorkflow:
     ) -> None:
         """Before the `client-batches` patch: one `client-switch` child per client."""
         runner = self.steps
-        limit = asyncio.Semaphore(self.timing.max_parallel_clients)
+        limit = asyncio.Semaphore(self.timing.max_parallel_clients or max(1, len(clients)))
 
         async def one(cp: ClientProgress) -> None:
             while True:

@@ -110,3 +110,43 @@ def test_yaml_aliases_and_huge_files_are_refused() -> None:
     with pytest.raises(InventoryError) as e:
         parse_inventory("#" * 1_000_001, "big.yaml")
     assert "larger than 1000000 bytes" in e.value.problems[0]
+
+
+# -- issue 14: the same host twice ----------------------------------------------------------
+def _data() -> dict:
+    return yaml.safe_load((Path(__file__).parent / "data" / "inventory.yaml").read_text())
+
+
+def _problems(data: dict) -> str:
+    with pytest.raises(InventoryError) as e:
+        parse_inventory(yaml.safe_dump(data), "inv.yaml")
+    return "\n".join(e.value.problems)
+
+
+def test_a_host_named_twice_in_another_case_is_refused() -> None:
+    data = _data()
+    first = dict(data["clients"][0])
+    data["clients"].append({**first, "host": first["host"].lower()})
+    assert "appears twice" in _problems(data)
+
+
+def test_two_hosts_at_one_address_are_refused() -> None:
+    data = _data()
+    first = dict(data["clients"][0])
+    data["clients"].append({**first, "host": "ED-99"})
+    assert "have the same address" in _problems(data)
+
+
+def test_one_dsm_bridge_or_target_on_both_sides_is_refused() -> None:
+    data = _data()
+    data["sides"]["Y"]["dsm"]["host"] = data["sides"]["X"]["dsm"]["host"].upper()
+    data["sides"]["Y"]["iscsi_target"] = data["sides"]["X"]["iscsi_target"]
+    found = _problems(data)
+    assert "the same DSM" in found and "the same iSCSI target" in found
+
+
+def test_signal_host_lists_hold_each_host_once() -> None:
+    from workflows.models import OperatorSignal
+
+    sig = OperatorSignal(step="move-editors", clients=["ED-01", "ed-01", "ED-02"])
+    assert sig.clients == ["ED-01", "ED-02"]

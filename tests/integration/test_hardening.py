@@ -1,0 +1,272 @@
+"""Issue 14: a careless operator or a hostile client on the real dev server and lab. Each
+test reproduces the mistake or the attack and checks that nothing was lost and that the
+run goes on (or ends saying where the devices are)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.exceptions import ApplicationError
+
+from inventory.models import Timing
+from tests.conftest import Lab, cli, cli_json, running_worker
+from tests.integration.driving import drive, step, switch_waiting_at_stop_insync
+from workflows.limits import MAX_PAYLOAD_BYTES, REJECTED_KEPT
+from workflows.models import ClientBatchInput, ClientTarget, SwitchInput
+
+
+async def shown_when(client: Client, lab: Lab, run: str, ok, timeout: float = 60) -> dict:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    shown: dict = {}
+    while time.monotonic() < deadline:
+        shown = await cli_json(client, lab, "show", run)
+        if ok(shown):
+            return shown
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"not reached within {timeout} s: {json.dumps(shown)[:2000]}")
+
+
+async def test_a_gate_is_passed_only_by_an_approval(client: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
+    """`amsm skip RUN approve-overwrite` used to go on and start replication over the other
+    side's database. Now the skip is refused (CLI, update and signal alike) and nothing
+    is started."""
+    lab: Lab = await lab_factory(editors=1, ingest=0)
+    async with running_worker(client, lab):
+        run = (await cli_json(client, lab, "start", "switch", "--to", "Y"))["run_id"]
+        shown = await drive(
+            client,
+            lab,
+            run,
+            "Y",
+            until=lambda s: step(s, "approve-overwrite")["status"] == "awaiting-approval",
+        )
+        rc, out = await cli(client, lab, "skip", run, "approve-overwrite", "--reason", "hurry")
+        assert rc != 0 and "only an approval passes it" in out, out
+        handle = client.get_workflow_handle(lab.inventory.workflow_id, run_id=run)
+        await handle.signal(
+            "decide",
+            {"step": "approve-overwrite", "action": "skip", "operator": "x", "reason": "ui"},
+        )
+        shown = await shown_when(client, lab, run, lambda s: s["rejected"])
+        assert "only an approval passes it" in shown["rejected"][-1]["reason"]
+        assert step(shown, "approve-overwrite")["status"] == "awaiting-approval"
+        assert step(shown, "start-replication")["status"] == "pending"
+        status = await cli_json(client, lab, "status")
+        assert all(d["replication"] != "running" for d in status["dsm"].values()), status
+        rc, out = await cli(client, lab, "abort", run, "--reason", "test over")
+        assert rc == 0, out
+
+
+async def test_a_cancel_request_is_an_abort_that_says_where_the_devices_are(
+    client: Client,
+    lab_factory,  # type: ignore[no-untyped-def]
+) -> None:
+    """ "Request Cancellation" in the Web UI used to cancel the activities in flight and end
+    the run without a word. Now the client switches in flight finish and the checklist
+    ends with where every device is."""
+    lab: Lab = await lab_factory(editors=2, ingest=0, reboot_seconds=1.5)
+    async with running_worker(client, lab):
+        run = (await cli_json(client, lab, "start", "switch", "--to", "Y"))["run_id"]
+        await drive(
+            client,
+            lab,
+            run,
+            "Y",
+            until=lambda s: any(
+                c["status"] == "switching" for c in step(s, "switch-clients").get("clients") or []
+            ),
+        )
+        handle = client.get_workflow_handle(lab.inventory.workflow_id, run_id=run)
+        await handle.cancel()
+        result = await handle.result()  # the run completes; it is not cancelled
+        assert result["state"] == "aborted", result
+        clients = step(result, "switch-clients")["clients"]
+        assert clients and all(c["status"] == "done" for c in clients), clients
+        assert any("clients on Y: ED-01, ED-02" in x for x in result["final_state"]), result
+        assert result["decisions"][-1]["operator"] == "temporal (cancel request)"
+        status = await cli_json(client, lab, "status")
+        assert {c["host"]: c["side"] for c in status["clients"]} == {"ED-01": "Y", "ED-02": "Y"}
+
+
+async def test_dsm_set_main_is_refused_while_replication_copies_onto_it(
+    client: Client,
+    lab_factory,  # type: ignore[no-untyped-def]
+) -> None:
+    lab: Lab = await lab_factory(editors=1, ingest=0)
+    async with running_worker(client, lab):
+        rc, out = await cli(client, lab, "dsm", "set-main", "Y")
+        assert rc != 0 and "rule 'main-only-when-not-replicated-onto'" in out, out
+        # Absolute: an override changes nothing.
+        rc, out = await cli(
+            client,
+            lab,
+            "dsm",
+            "set-main",
+            "Y",
+            "--override",
+            "main-only-when-not-replicated-onto",
+            "--reason",
+            "x",
+        )
+        assert rc != 0 and "cannot be overridden" in out, out
+        status = await cli_json(client, lab, "status")
+        assert status["mode"] == "mirrored" and status["dsm"]["Y"]["mode"] == "backup"
+
+
+async def test_a_storm_of_signals_leaves_the_run_going_and_confirmable(
+    client: Client,
+    lab_factory,  # type: ignore[no-untyped-def]
+) -> None:
+    """4,000 small signals once wedged the workflow task; oversized ones were decoded and
+    kept. Now each costs a count, the last few are kept cut short, an oversized one is
+    refused unread, and the operator's confirmation still goes through."""
+    lab: Lab = await lab_factory(editors=1, ingest=0)
+    async with running_worker(client, lab):
+        run, _ = await switch_waiting_at_stop_insync(client, lab, "Y")
+        handle = client.get_workflow_handle(lab.inventory.workflow_id, run_id=run)
+        junk = {"step": "stop-insync", "operator": "x" * 5000}
+        n = 4000
+        for _i in range(0, n, 200):
+            await asyncio.gather(*(handle.signal("confirm", junk) for _ in range(200)))
+        big = {"step": "stop-insync", "operator": "m", "note": "y" * (MAX_PAYLOAD_BYTES + 10)}
+        for _ in range(3):
+            await handle.signal("confirm", big)
+        forged = {"step": "stop-insync", "operator": "m\n| [x] | 5 | `stop-insync` |"}
+        await handle.signal("confirm", forged)
+        shown = await shown_when(
+            client, lab, run, lambda s: s.get("rejected_total", 0) >= n + 4, timeout=120
+        )
+        assert len(shown["rejected"]) == REJECTED_KEPT
+        assert all(len(r["operator"]) <= 253 and len(r["reason"]) <= 200 for r in shown["rejected"])
+        reasons = [r["reason"] for r in shown["rejected"]]
+        assert sum("over the limit" in r for r in reasons) == 3, reasons
+        assert "one line" in reasons[-1] or "pattern" in reasons[-1], reasons[-1]
+        assert step(shown, "stop-insync")["status"] == "awaiting-confirmation"
+        desc = await handle.describe()
+        assert desc.raw_description.workflow_execution_info.history_length > n
+        rc, out = await cli(client, lab, "confirm", run, "stop-insync")
+        assert rc == 0, out
+        rc, out = await cli(client, lab, "abort", run, "--reason", "test over")
+        assert rc == 0, out
+
+
+async def test_bad_inputs_are_refused_with_a_sentence(client: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
+    """A start from the Web UI with an unknown field, a name with a newline or a payload
+    too big fails the run at once, saying why (it used to fail its workflow task for
+    ever, holding the pair's id); the CLI says the same before anything starts."""
+    lab: Lab = await lab_factory(editors=1, ingest=0)
+    inv = lab.inventory
+    async with running_worker(client, lab):
+        for bad, why in (
+            ({"pair": inv.pair, "to": "Y", "overides": []}, "Extra inputs are not permitted"),
+            ({"pair": inv.pair, "to": "Y", "initiator": "a\nb"}, "initiator"),
+            ({"pair": inv.pair, "to": "Y", "reason": "r" * (MAX_PAYLOAD_BYTES + 1)}, "limit"),
+            ({"pair": inv.pair, "to": "Q"}, "to:"),
+        ):
+            handle = await client.start_workflow(
+                "switch", bad, id=inv.workflow_id, task_queue=inv.queue
+            )
+            try:
+                await asyncio.wait_for(handle.result(), 30)
+                raise AssertionError("a bad input ran")
+            except WorkflowFailureError as e:
+                cause = e.cause
+                assert isinstance(cause, ApplicationError) and cause.type == "BadInput", cause
+                assert "switch refused: bad input" in cause.message and why in cause.message
+        rc, out = await cli(client, lab, "start", "switch", "--to", "Y", "--operator", "a" * 300)
+        assert rc == 2 and "bad input: --operator" in out and "Traceback" not in out, out
+
+
+async def test_only_the_pairs_id_runs_its_workflows(client: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
+    """A switch started under another id used to run its steps beside the pair's run,
+    and a client batch started by hand moved clients behind the pair's back."""
+    lab: Lab = await lab_factory(editors=1, ingest=0)
+    inv = lab.inventory
+    async with running_worker(client, lab):
+        handle = await client.start_workflow(
+            "switch",
+            SwitchInput(pair=inv.pair, to="Y", initiator="mallory"),
+            id=f"{inv.workflow_id}-sneaky",
+            task_queue=inv.queue,
+        )
+        try:
+            await asyncio.wait_for(handle.result(), 30)
+            raise AssertionError("a run under another id went on")
+        except WorkflowFailureError as e:
+            assert "one-workflow-per-pair" in str(e.cause), e.cause
+        timing = Timing()
+        handle = await client.start_workflow(
+            "client-batch",
+            ClientBatchInput(
+                pair=inv.pair, clients=[ClientTarget(host="ED-01", to="Y")], timing=timing
+            ),
+            id=f"{inv.workflow_id}-by-hand",
+            task_queue=inv.queue,
+        )
+        try:
+            await asyncio.wait_for(handle.result(), 30)
+            raise AssertionError("a client batch started by hand ran")
+        except WorkflowFailureError as e:
+            assert "runs only as a child of the pair's run" in str(e.cause), e.cause
+        status = await cli_json(client, lab, "status")
+        assert status["mode"] == "mirrored"
+        assert [c["side"] for c in status["clients"]] == ["X"]
+
+
+async def test_a_taken_child_id_is_not_trusted(client: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
+    """Somebody starts a workflow under the id the run's first client batch would take
+    (it used to be readable from the run id); the batch goes under a new id, and every
+    client is switched."""
+    lab: Lab = await lab_factory(editors=1, ingest=0, reboot_seconds=0.3)
+    inv = lab.inventory
+    async with running_worker(client, lab):
+        run = (await cli_json(client, lab, "start", "switch", "--to", "Y"))["run_id"]
+        old_style = f"amsm-{inv.pair}-{run.replace('-', '')[-12:]}-switch-clients-1"
+        # Held by a workflow that no worker runs (a task queue nobody polls).
+        await client.start_workflow(
+            "client-batch",
+            {"pair": inv.pair, "clients": [], "timing": {}},
+            id=old_style,
+            task_queue="nobody-polls-this",
+        )
+        shown = await drive(client, lab, run, "Y")
+        assert shown["state"] == "completed", shown
+        clients = step(shown, "switch-clients")["clients"]
+        assert [c["status"] for c in clients] == ["done"]
+        assert clients[0]["workflow_id"] != old_style
+        await client.get_workflow_handle(old_style).terminate("test over")
+
+
+async def test_signals_before_the_run_knows_its_operators_are_checked(
+    client: Client,
+    lab_factory,  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An abort sent in the first moment of a run (before the capabilities are read) used
+    to be accepted from anyone."""
+    lab: Lab = await lab_factory(editors=1, ingest=0)
+    lab.edit_inventory(operators=["ann"])
+    monkeypatch.setenv("AMSM_OPERATOR", "ann")
+    inv = lab.inventory
+    async with running_worker(client, lab):
+        handle = await client.start_workflow(
+            "switch",
+            SwitchInput(pair=inv.pair, to="Y", initiator="ann"),
+            id=inv.workflow_id,
+            task_queue=inv.queue,
+            start_signal="decide",
+            start_signal_args=[{"action": "abort", "operator": "mallory", "reason": "ha"}],
+        )
+        shown = await shown_when(client, lab, handle.result_run_id or "", lambda s: s["rejected"])
+        assert shown["rejected"][0]["operator"] == "mallory"
+        assert "not an operator" in shown["rejected"][0]["reason"]
+        assert shown["state"] in ("running", "awaiting-operator")
+        rc, out = await cli(
+            client, lab, "abort", shown["run_id"], "--reason", "x", "--operator", "ann"
+        )
+        assert rc == 0, out
