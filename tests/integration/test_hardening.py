@@ -9,7 +9,6 @@ import json
 import time
 
 import pytest
-
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 
