@@ -1,12 +1,13 @@
 # amsm: two commands for a fresh machine.
 #   make run   set up, then start the embedded default (Temporal dev server, lab, worker)
 #   make test  set up, then ruff, mypy and the whole pytest suite
+#   make test-unit  the fast loop: ruff, mypy, unit tests and history replay
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest setup odbc clean bench
+.PHONY: run test test-unit lint typecheck pytest setup odbc clean bench
 
 setup: $(STAMP) odbc
 
@@ -41,6 +42,10 @@ pytest: setup
 	$(BIN)/pytest -q -p no:cacheprovider
 
 test: setup lint typecheck pytest
+
+# The fast loop: lint, types, unit tests and history replay (no dev server, no lab).
+test-unit: setup lint typecheck
+	$(BIN)/pytest -q -p no:cacheprovider tests/unit tests/test_histories.py
 
 bench: setup
 	$(BIN)/python -m bench $(BENCH_ARGS)
