@@ -13,7 +13,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.models import PairRef
 from inventory.models import Inventory
-from workflows.models import Checklist
+from workflows.models import Checklist, FenceState
 
 
 class PairRunState(BaseModel):
@@ -35,6 +35,38 @@ class PairActivities:
         """16 random hex digits for a child workflow id, so that no one can take the id
         before the workflow starts the child."""
         return secrets.token_hex(8)
+
+    @activity.defn(name="fences_waiting")
+    async def fences_waiting(self, inp: PairRef) -> list[str]:
+        """The sides that a running fence of the pair still waits to put in backup (the
+        fence's own state). A fence that cannot be read counts as waiting on both sides:
+        making a side main under a fence that fences it the moment it answers would
+        undo the run."""
+        pair = self.inv.pair
+        ids: dict[str, None] = {}
+        try:
+            desc = await self.client.get_workflow_handle(f"{self.inv.workflow_id}-fence").describe()
+            if desc.workflow_type == "fence" and desc.status == WorkflowExecutionStatus.RUNNING:
+                ids[desc.id] = None
+        except RPCError as e:
+            if e.status != RPCStatusCode.NOT_FOUND:
+                raise ApplicationError(
+                    f"the fence of pair {pair} cannot be read: {e.message}"
+                ) from None
+        query = f"WorkflowType = 'fence' AND AmsmPair = '{pair}' AND ExecutionStatus = 'Running'"
+        async for w in self.client.list_workflows(query, limit=20):
+            ids[w.id] = None
+        sides: set[str] = set()
+        for wid in ids:
+            try:
+                st = await self.client.get_workflow_handle(wid).query(
+                    "state", result_type=FenceState
+                )
+            except Exception:  # noqa: BLE001
+                return ["X", "Y"]
+            if st.status == "waiting":
+                sides.add(st.side)
+        return sorted(sides)
 
     @activity.defn(name="pair_run_state")
     async def pair_run_state(self, inp: PairRef) -> PairRunState:

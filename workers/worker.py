@@ -72,7 +72,13 @@ def build_workers(
     site queues of `sites` (the activities that act on that side's devices)."""
     acts = DeviceActivities(inventory, inventory_path)
     pair = PairActivities(client, inventory)
-    activities = [*acts.all(), *LostSideActivities(acts).all(), pair.pair_run_state, pair.new_tag]
+    activities = [
+        *acts.all(),
+        *LostSideActivities(acts).all(),
+        pair.pair_run_state,
+        pair.new_tag,
+        pair.fences_waiting,
+    ]
     common: dict[str, Any] = {
         "activities": activities,
         "interceptors": [RunContextInterceptor()],

@@ -55,6 +55,8 @@ BATCH_PATCH = "client-batches"
 RANDOM_IDS_PATCH = "random-child-ids"
 # Runs started before each run checked its own workflow id replay without the check.
 OWN_ID_PATCH = "one-run-per-pair-id"
+# Runs started before they checked for a waiting fence themselves replay without it.
+FENCE_CHECK_PATCH = "fence-check-in-run"
 # Signals kept while a run starts (before it knows who may act); more are rejected.
 EARLY_KEPT = 50
 
@@ -237,7 +239,9 @@ class PairWorkflow:
         return out
 
     # -- activities every workflow uses ----------------------------------------------------
-    async def bootstrap(self, pair: str) -> PairStatus:
+    async def bootstrap(self, pair: str, makes_main: tuple[Side, ...] = ()) -> PairStatus:
+        """Read the timing, who may act and the pair. `makes_main`: the sides this run makes
+        main, refused while a fence still waits to put one of them in backup."""
         self.pair = pair
         own = workflow.info().workflow_id
         if own != pair_workflow_id(pair) and workflow.patched(OWN_ID_PATCH):
@@ -266,6 +270,18 @@ class PairWorkflow:
                         self.runner.checklist.workflow, f"{who} is not an operator of pair {pair}"
                     )
         self._open_signals()
+        if makes_main and workflow.patched(FENCE_CHECK_PATCH):
+            waiting = await workflow.execute_activity(
+                "fences_waiting", PairRef(pair=pair), result_type=list[str], **BOOTSTRAP
+            )
+            under = [s for s in makes_main if s in waiting]
+            if under:
+                self.refuse(
+                    self.steps.checklist.workflow,
+                    f"the fence on {under[0]} still waits to put {under[0]}'s DSM and SmartBins "
+                    f"in backup; making {under[0]} main now would be undone the moment it "
+                    'answers. End the fence first: amsm fence end --reason "..."',
+                )
         return await self.probe()
 
     async def probe(self) -> PairStatus:
@@ -499,10 +515,15 @@ class PairWorkflow:
             runner.publish()
             return False
         cp.status, cp.error = "failed", r.message
+        if not step.pending_clients:
+            # Every client has finished and one failed: the step waits on the operator.
+            step.status = "failed"
         try:
             d = await runner.decision_for(f"{step.id}/{cp.host}")
         except Aborted:
             return False
+        if step.status == "failed":
+            step.status = "running"
         if d.action == "skip":
             cp.status, cp.message = "skipped", f"skipped by {d.operator}: {d.reason}"
             runner.publish()

@@ -64,7 +64,7 @@ class RestoreWorkflow(PairWorkflow):
                 "restore", pair, title, inp.initiator, restore_steps(m, o), gates=RESTORE_GATES
             )
         )
-        status = await self.bootstrap(pair)
+        status = await self.bootstrap(pair, (m,))
         mode, _, reason = status.derived
         if mode != "split" and not (fenced(status, m) and workflow.patched(FENCED_PATCH)):
             self.refuse(

@@ -37,7 +37,7 @@ class SplitWorkflow(PairWorkflow):
                 split_steps(a, b),
             )
         )
-        status = await self.bootstrap(pair)
+        status = await self.bootstrap(pair, ("X", "Y"))
         self.require_mirrored(status, a, f"split with {a} main")
         run, auto = self.steps.run, self.auto
         known = {c.host.lower(): c for c in status.clients}

@@ -32,7 +32,7 @@ class SplitSwitchWorkflow(PairWorkflow):
         self._start_runner(
             StepRunner("split-switch", pair, title, inp.initiator, split_switch_steps(a, b))
         )
-        status = await self.bootstrap(pair)
+        status = await self.bootstrap(pair, (b,))
         self.require_mirrored(status, a, f"split-switch to {b}")
         by_name = {c.host.lower(): c for c in status.clients}
         unknown = [p for p in inp.pilots if p.lower() not in by_name]

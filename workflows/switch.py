@@ -38,7 +38,7 @@ class SwitchWorkflow(UnplannedSwitch):
                 "switch", pair, f"Switch {a} -> {b} ({pair})", inp.initiator, switch_steps(a, b)
             )
         )
-        status = await self.bootstrap(pair)
+        status = await self.bootstrap(pair, (b,))
         plan = self.unplanned_plan(inp, status) if inp.unplanned else self.planned(inp, status)
         run, auto = self.steps.run, self.auto
 

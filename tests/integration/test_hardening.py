@@ -269,3 +269,36 @@ async def test_signals_before_the_run_knows_its_operators_are_checked(
             client, lab, "abort", shown["run_id"], "--reason", "x", "--operator", "ann"
         )
         assert rc == 0, out
+
+
+async def test_a_start_without_the_cli_keeps_the_fence_check(client: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
+    """The CLI refused to make main a side a fence still waits on; a start from the Web UI
+    went around it. The run itself refuses now."""
+    from lab.faults import set_side_fault
+    from workflows.fence import fence_workflow_id
+    from workflows.models import FenceInput, SplitInput
+
+    lab: Lab = await lab_factory(editors=1, ingest=0)
+    inv = lab.inventory
+    async with running_worker(client, lab):
+        set_side_fault(lab.dir, "X", "down")
+        fence = await client.start_workflow(
+            "fence",
+            FenceInput(pair=inv.pair, side="X", reason="test", started_by="night"),
+            id=fence_workflow_id(inv.pair),
+            task_queue=inv.queue,
+        )
+        await asyncio.sleep(1)
+        for kind, arg in (
+            ("switch", SwitchInput(pair=inv.pair, to="X")),
+            ("split", SplitInput(pair=inv.pair, main="Y")),
+        ):
+            handle = await client.start_workflow(
+                kind, arg, id=inv.workflow_id, task_queue=inv.queue
+            )
+            try:
+                await asyncio.wait_for(handle.result(), 30)
+                raise AssertionError(f"{kind} ran under a waiting fence")
+            except WorkflowFailureError as e:
+                assert "the fence on X still waits" in str(e.cause), e.cause
+        await fence.terminate("test over")
