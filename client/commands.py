@@ -13,6 +13,8 @@ from datetime import timedelta
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.workflowservice.v1 import GetWorkflowExecutionHistoryReverseRequest
 from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
@@ -219,6 +221,44 @@ def _cause(e: BaseException) -> str:
 async def resolve_run(
     client: Client, inv: Inventory, run: str, controls: bool = False
 ) -> WorkflowHandle[Any, Any]:
+    """RUN as a handle; a run that continued as new leads to the run it continued as."""
+    handle = await _resolve_run(client, inv, run, controls)
+    return await follow_continuation(client, handle)
+
+
+async def follow_continuation(
+    client: Client, handle: WorkflowHandle[Any, Any]
+) -> WorkflowHandle[Any, Any]:
+    """A run that waited long continued as new (workflows/checklist.py): the checklist
+    lives on in the run it continued as. Follows the chain to its last run."""
+    for _ in range(1000):
+        if not handle.run_id:
+            return handle
+        try:
+            desc = await handle.describe()
+        except RPCError:
+            return handle  # fetch_checklist says what is wrong
+        if desc.status != WorkflowExecutionStatus.CONTINUED_AS_NEW:
+            return handle
+        req = GetWorkflowExecutionHistoryReverseRequest(
+            namespace=client.namespace,
+            execution=WorkflowExecution(workflow_id=handle.id, run_id=handle.run_id),
+            maximum_page_size=1,
+        )
+        page = await client.workflow_service.get_workflow_execution_history_reverse(req)
+        last = page.history.events[0] if page.history.events else None
+        if last is None or not last.HasField(
+            "workflow_execution_continued_as_new_event_attributes"
+        ):
+            return handle
+        new_run = last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
+        handle = client.get_workflow_handle(handle.id, run_id=new_run)
+    return handle
+
+
+async def _resolve_run(
+    client: Client, inv: Inventory, run: str, controls: bool = False
+) -> WorkflowHandle[Any, Any]:
     """RUN is a run id, a unique prefix of one, or 'current' (the pair's latest run).
 
     `controls`: a console control's run (workflow id amsm-<pair>-control) counts too,
@@ -346,6 +386,8 @@ async def runs(client: Client, inv: Inventory, args: argparse.Namespace) -> int:
         query.append(f"{search.INITIATOR.name} = '{args.operator}'")
     rows = []
     async for w in client.list_workflows(" AND ".join(query), limit=args.limit):
+        if w.status == WorkflowExecutionStatus.CONTINUED_AS_NEW:
+            continue  # one run in the rows: the newest of a chain that continued as new
         sa = w.typed_search_attributes
         state = sa.get(search.STATE) or "running"
         if w.status in STATE_OF and state in ("running", "awaiting-operator"):

@@ -317,6 +317,13 @@ class Timing(_Strict):
     lost_side_timeout: float = Field(
         15, ge=1, le=3600, description="unplanned switch: the one try at a device of the lost side"
     )
+    continue_after_events: int = Field(
+        10_000,
+        ge=200,
+        le=40_000,
+        description="a run that waits (a manual step, the fence) continues as new past this "
+        "many history events (the server's limit is 51,200)",
+    )
     fence_max_interval: float = Field(
         60,
         ge=1,

@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.common import RawValue
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
@@ -80,6 +81,7 @@ class PairWorkflow:
     timing: Timing
     pair: str
     caps: Capabilities = Capabilities()
+    resuming = False  # this run continues an earlier one (continue-as-new)
 
     def __init__(self) -> None:
         self._tag: str | None = None
@@ -172,8 +174,17 @@ class PairWorkflow:
     def progress(self) -> Checklist | None:
         return self.runner.checklist if self.runner else None
 
-    def _start_runner(self, runner: StepRunner) -> None:
+    def _start_runner(self, runner: StepRunner, inp: BaseModel | None = None) -> None:
+        """`inp`: the run's input; a run waiting long continues as new with it and its
+        checklist (`resume`), and a run that is such a continuation goes on where it was."""
         self.runner = runner
+        if inp is not None:
+            self.resuming = getattr(inp, "resume", None) is not None
+
+            def again() -> None:
+                workflow.continue_as_new(inp.model_copy(update={"resume": runner.checklist}))
+
+            runner.continue_as_new = again
         for kind, what in self._early_rejected:
             self._malformed(kind, what)
         self._early_rejected.clear()
@@ -256,6 +267,8 @@ class PairWorkflow:
         self.timing = await workflow.execute_activity(
             "get_timing", PairRef(pair=pair), result_type=Timing, **BOOTSTRAP
         )
+        if self.runner is not None:
+            self.runner.continue_after_events = self.timing.continue_after_events
         if workflow.patched(AUTOMATE_PATCH):
             self.caps = await workflow.execute_activity(
                 "get_capabilities", PairRef(pair=pair), result_type=Capabilities, **BOOTSTRAP
@@ -270,7 +283,7 @@ class PairWorkflow:
                         self.runner.checklist.workflow, f"{who} is not an operator of pair {pair}"
                     )
         self._open_signals()
-        if makes_main and workflow.patched(FENCE_CHECK_PATCH):
+        if makes_main and not self.resuming and workflow.patched(FENCE_CHECK_PATCH):
             waiting = await workflow.execute_activity(
                 "fences_waiting", PairRef(pair=pair), result_type=list[str], **BOOTSTRAP
             )
@@ -302,6 +315,11 @@ class PairWorkflow:
         return action
 
     def refuse(self, what: str, why: str) -> None:
+        if self.resuming:
+            # The continuation of a run whose preconditions held when it started: the
+            # pair is half-way through it now, which is not a reason to stop.
+            workflow.logger.info("continued run: precondition not checked again: %s", why)
+            return
         self.steps.fail(f"{what} refused: {why}")
         raise ApplicationError(
             f"{what} refused: {why}", type="PreconditionFailed", non_retryable=True

@@ -23,7 +23,13 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
 from workflows import search
-from workflows.limits import MAX_NAME, REJECTED_KEPT, cut
+from workflows.limits import (
+    CONTINUE_AFTER_BYTES,
+    CONTINUE_AFTER_EVENTS,
+    MAX_NAME,
+    REJECTED_KEPT,
+    cut,
+)
 from workflows.models import (
     Checklist,
     Decision,
@@ -51,6 +57,8 @@ SKIPPED = object()  # what _attempt returns when the operator skipped the step
 
 
 CANCEL_OPERATOR = "temporal (cancel request)"
+# Runs started before a waiting run could continue as new replay without it.
+CONTINUE_PATCH = "continue-as-new-while-waiting"
 
 
 class Aborted(Exception):
@@ -169,20 +177,28 @@ class StepRunner:
         initiator: str,
         steps: list[StepDef],
         gates: dict[str, tuple[str, ...]] | None = None,
+        resume: Checklist | None = None,
     ) -> None:
         """`gates`: for each gate whose skip is allowed, the steps it guards (a skip
-        passes them over too); any other gate can only be approved."""
+        passes them over too); any other gate can only be approved. `resume`: the
+        checklist a run continued as new with; the walk goes on where it was."""
         info = workflow.info()
-        self.checklist = Checklist(
-            workflow=workflow_name,
-            pair=pair,
-            title=title,
-            run_id=info.run_id,
-            workflow_id=info.workflow_id,
-            initiator=initiator,
-            started_at=self.now(),
-            steps=[StepState(id=s.id, kind=s.kind, title=s.title) for s in steps],
-        )
+        if resume is not None:
+            self.checklist = resume.model_copy(deep=True)
+            self.checklist.first_run_id = resume.first_run_id or resume.run_id
+            self.checklist.continued += 1
+            self.checklist.run_id, self.checklist.workflow_id = info.run_id, info.workflow_id
+        else:
+            self.checklist = Checklist(
+                workflow=workflow_name,
+                pair=pair,
+                title=title,
+                run_id=info.run_id,
+                workflow_id=info.workflow_id,
+                initiator=initiator,
+                started_at=self.now(),
+                steps=[StepState(id=s.id, kind=s.kind, title=s.title) for s in steps],
+            )
         self._signals: dict[str, OperatorSignal] = {}
         self._decisions: dict[str, Decision] = {}  # key: step or step/client
         self.last_signal: dict[str, OperatorSignal] = {}  # the confirmation each step took
@@ -191,9 +207,12 @@ class StepRunner:
         self._indexed_state = "running"  # the client sets AmsmState=running at start
         self._dirty = True
         self._render_task = asyncio.get_running_loop().create_task(self._renderer())
-        # Steps that a skipped gate guards: not done, with the reason (key: step id).
-        self._passed_over: dict[str, str] = {}
         self.gates = dict(gates or {})
+        # Set by the workflow: continue as new with the checklist (raises). Runs started
+        # before the patch never continue.
+        self.continue_as_new: Callable[[], None] | None = None
+        self._may_continue = workflow.patched(CONTINUE_PATCH)
+        self.continue_after_events = CONTINUE_AFTER_EVENTS  # the inventory's, once read
         self.publish()
 
     # -- helpers --------------------------------------------------------------------------
@@ -356,10 +375,17 @@ class StepRunner:
         self.publish()
 
     # -- waiting ---------------------------------------------------------------------------------
-    async def wait(self, ready: Callable[[], bool], remind: float = 0) -> None:
-        """Wait for `ready` or an abort; refresh the reminder of how long it has waited."""
+    async def wait(
+        self, ready: Callable[[], bool], remind: float = 0, may_continue: bool = False
+    ) -> None:
+        """Wait for `ready` or an abort; refresh the reminder of how long it has waited.
+        `may_continue`: nothing else is in flight, so when the history has grown the run
+        continues as new from here (a storm of signals cannot fill it)."""
+        again = may_continue and self.continue_as_new is not None and self._may_continue
         while True:
-            cond = lambda: ready() or self.abort is not None  # noqa: E731
+            cond = lambda: (  # noqa: E731
+                ready() or self.abort is not None or (again and self.should_continue())
+            )
             if remind > 0:
                 try:
                     await workflow.wait_condition(cond, timeout=timedelta(seconds=remind))
@@ -371,6 +397,13 @@ class StepRunner:
             break
         if not ready() and self.abort is not None:
             raise Aborted()
+        if not ready() and again and self.should_continue():
+            self.render()
+            workflow.logger.info(
+                "continuing as new after %d events", workflow.info().get_current_history_length()
+            )
+            assert self.continue_as_new is not None
+            self.continue_as_new()
 
     def cancel_requested(self) -> None:
         """A cancellation request (Web UI, temporal CLI) is an abort: in-flight client
@@ -384,6 +417,17 @@ class StepRunner:
             )
             self.abort = d
             self._record(d)
+
+    def should_continue(self) -> bool:
+        """True when the history has grown enough that a waiting run continues as new."""
+        if self.continue_as_new is None or not self._may_continue:
+            return False
+        info = workflow.info()
+        return (
+            info.is_continue_as_new_suggested()
+            or info.get_current_history_length() > self.continue_after_events
+            or info.get_current_history_size() > CONTINUE_AFTER_BYTES
+        )
 
     def check_abort(self) -> None:
         if self.abort is not None:
@@ -408,10 +452,16 @@ class StepRunner:
         `automatic` does a manual step for the operator where the inventory says how."""
         self.check_abort()
         step = self.checklist.step(step_id)
-        if step_id in self._passed_over:
-            self.pass_over(step_id, self._passed_over.pop(step_id))
-            return step
-        step.started_at = self.now()
+        if step.status in ("done", "skipped"):
+            return step  # done before the run continued as new
+        for gate, guarded in self.gates.items():
+            g = self.checklist.step(gate)
+            if step_id in guarded and g.status == "skipped" and g.operator:
+                # What a skipped gate guards is not done either (WORKFLOWS.md: only an
+                # approval opens a gate).
+                self.pass_over(step_id, f"not done: {gate} was {g.note} (by {g.operator})")
+                return step
+        step.started_at = step.started_at or self.now()
         if automatic is not None:
             step.operator = "amsm (automatic)"
             await self._run_auto(step, automatic)
@@ -455,9 +505,13 @@ class StepRunner:
     ) -> None:
         while True:
             step.status = "awaiting-approval" if step.kind == "gate" else "awaiting-confirmation"
-            step.waiting_since = self.now()
+            step.waiting_since = step.waiting_since or self.now()
             self.publish()
-            await self.wait(lambda: step.id in self._signals or step.id in self._decisions, remind)
+            await self.wait(
+                lambda: step.id in self._signals or step.id in self._decisions,
+                remind,
+                may_continue=True,
+            )
             step.waiting_since = None
             if step.id in self._decisions:
                 self.skip(step, self._decisions.pop(step.id))
@@ -514,12 +568,6 @@ class StepRunner:
         step.status = "skipped"
         step.operator = d.operator
         step.note = f"skipped: {d.reason}"
-        for guarded in self.gates.get(step.id, ()):
-            # What a skipped gate guards is not done either (WORKFLOWS.md: only an approval
-            # opens a gate).
-            self._passed_over[guarded] = (
-                f"not done: {step.id} was skipped by {d.operator} ({d.reason})"
-            )
 
     def fail(self, message: str) -> None:
         self.checklist.state = "failed"

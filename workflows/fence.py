@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.activity_options import BOOTSTRAP, fence_tries
     from workflows.checklist import describe_failure
     from workflows.inputs import BadPayload, read, read_input
+    from workflows.limits import CONTINUE_AFTER_BYTES
     from workflows.models import FenceEnd, FenceInput, FenceState
     from workflows.routing import on_site
     from workflows.shield import despite_cancel
@@ -32,6 +33,8 @@ with workflow.unsafe.imports_passed_through():
 
 # Fences started before a fence checked who started it and who ends it replay without.
 OPERATOR_PATCH = "fence-checks-operator"
+# Fences started before a fence could continue as new replay without it.
+CONTINUE_PATCH = "fence-continue-as-new"
 
 
 def fence_workflow_id(pair: str) -> str:
@@ -46,7 +49,7 @@ class FenceWorkflow:
             inp = read(FenceInput, raw)
         except BadPayload:
             inp = FenceInput(pair="?", side="X", reason="", started_by="?")  # run() refuses
-        self._state = FenceState(
+        self._state = inp.resume or FenceState(
             pair=inp.pair,
             side=inp.side,
             reason=inp.reason,
@@ -70,11 +73,12 @@ class FenceWorkflow:
 
     async def _run(self, inp: FenceInput) -> FenceState:
         st = self._state
-        st.started_at = self._now()
-        st.message = (
-            f"waiting for {inp.side} to answer; the moment it does, its DSM and SmartBins "
-            "go to backup"
-        )
+        if inp.resume is None:
+            st.started_at = self._now()
+            st.message = (
+                f"waiting for {inp.side} to answer; the moment it does, its DSM and SmartBins "
+                "go to backup"
+            )
         self._publish()
         timing = await workflow.execute_activity(
             "get_timing", PairRef(pair=inp.pair), result_type=Timing, **BOOTSTRAP
@@ -99,7 +103,29 @@ class FenceWorkflow:
         attempt = workflow.start_activity(
             "fence_side", where, result_type=StepResult, **fence_tries(timing), **on_site(where)
         )
-        await workflow.wait_condition(lambda: attempt.done() or self._end is not None)
+        may_continue = workflow.patched(CONTINUE_PATCH)
+
+        def should_continue() -> bool:
+            # The fence may wait for weeks: whatever arrives (signals nobody handles,
+            # cancel requests), its history stays far below the server's limits.
+            info = workflow.info()
+            return may_continue and (
+                info.is_continue_as_new_suggested()
+                or info.get_current_history_length() > timing.continue_after_events
+                or info.get_current_history_size() > CONTINUE_AFTER_BYTES
+            )
+
+        await workflow.wait_condition(
+            lambda: attempt.done() or self._end is not None or should_continue()
+        )
+        if not attempt.done() and self._end is None:
+            attempt.cancel()
+            try:
+                await attempt
+            except (asyncio.CancelledError, ActivityError):
+                pass
+            if not attempt.done() or attempt.cancelled() or attempt.exception() is not None:
+                workflow.continue_as_new(inp.model_copy(update={"resume": st}))
         if not attempt.done() and self._end is not None:
             attempt.cancel()
             try:

@@ -16,7 +16,7 @@ from temporalio.api.common.v1 import Payload
 from temporalio.common import RawValue
 from temporalio.exceptions import ApplicationError
 
-from workflows.limits import MAX_PAYLOAD_BYTES, cut
+from workflows.limits import MAX_CONTINUED_BYTES, MAX_PAYLOAD_BYTES, cut
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -44,15 +44,15 @@ def undecodable(payload: Payload) -> str | None:
     return why.decode("utf-8", "replace") if why is not None else None
 
 
-def read(model: type[M], raw: RawValue) -> M:
+def read(model: type[M], raw: RawValue, limit: int = MAX_PAYLOAD_BYTES) -> M:
     """The payload as `model`, or BadPayload saying what is wrong (never the payload)."""
     payload = raw.payload
     why = undecodable(payload)
     if why is not None:
         raise BadPayload(f"payload could not be decoded: {cut(why)}")
     size = len(payload.data)
-    if size > MAX_PAYLOAD_BYTES:
-        raise BadPayload(f"payload of {size} bytes is over the limit of {MAX_PAYLOAD_BYTES}")
+    if size > limit:
+        raise BadPayload(f"payload of {size} bytes is over the limit of {limit}")
     try:
         data: Any = workflow.payload_converter().from_payload(payload, dict)
     except Exception as e:
@@ -67,9 +67,15 @@ def read(model: type[M], raw: RawValue) -> M:
 
 
 def read_input(model: type[M], raw: RawValue, what: str) -> M:
-    """A workflow's input; a bad one fails the run at once, saying why."""
+    """A workflow's input; a bad one fails the run at once, saying why. Only a run's own
+    continuation (continue-as-new, which nobody outside can start) may carry `resume`,
+    the state it goes on from, and it may be bigger."""
+    continued = workflow.info().continued_run_id is not None
     try:
-        return read(model, raw)
+        inp = read(model, raw, MAX_CONTINUED_BYTES if continued else MAX_PAYLOAD_BYTES)
+        if getattr(inp, "resume", None) is not None and not continued:
+            raise BadPayload("resume: only a run's own continuation (continue-as-new) has one")
+        return inp
     except BadPayload as e:
         raise ApplicationError(
             f"{what} refused: bad input: {e}", type="BadInput", non_retryable=True

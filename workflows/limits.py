@@ -25,6 +25,13 @@ MAX_PILOTS = 100
 MAX_OVERRIDES = 8
 # A signal's, an update's or a workflow input's encoded payload.
 MAX_PAYLOAD_BYTES = 64 * 1024
+# The input of a run's own continuation (it carries the checklist on): the server's own
+# limit on a payload.
+MAX_CONTINUED_BYTES = 2 * 1024 * 1024
+# A run that waits (a manual step, the fence) continues as new past these, or when the
+# server suggests it: far below the server's limits of 51,200 events and 50 MB.
+CONTINUE_AFTER_EVENTS = 10_000
+CONTINUE_AFTER_BYTES = 10 * 1024 * 1024
 # Rejected signals kept whole in the checklist (the total is counted), and the length
 # each kept text is cut to.
 REJECTED_KEPT = 20

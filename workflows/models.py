@@ -80,6 +80,8 @@ class SwitchInput(Bounded):
     initiator: Name = "unknown"
     unplanned: bool = False
     reason: Text | None = None
+    # Only a run's own continuation (continue-as-new) carries its checklist on.
+    resume: Checklist | None = None
 
 
 class SplitInput(Bounded):
@@ -88,6 +90,8 @@ class SplitInput(Bounded):
     pair: Name
     main: Side
     initiator: Name = "unknown"
+    # Only a run's own continuation (continue-as-new) carries its checklist on.
+    resume: Checklist | None = None
 
 
 class SplitSwitchInput(Bounded):
@@ -100,6 +104,8 @@ class SplitSwitchInput(Bounded):
     # How often the current details are refreshed while verify-pilots waits (seconds):
     # at least a minute (a shorter one grows the history for nothing), at most a day.
     reminder_interval: float = Field(3600, ge=60, le=86400)
+    # Only a run's own continuation (continue-as-new) carries its checklist on.
+    resume: Checklist | None = None
 
 
 class RestoreInput(Bounded):
@@ -109,6 +115,8 @@ class RestoreInput(Bounded):
     main: Side
     initiator: Name = "unknown"
     asset_tolerance: int = Field(0, ge=0, le=1_000_000)
+    # Only a run's own continuation (continue-as-new) carries its checklist on.
+    resume: Checklist | None = None
 
 
 class StatusInput(Bounded):
@@ -180,6 +188,8 @@ class FenceInput(Bounded):
     reason: Text
     started_by: Name  # the operator of the unplanned switch
     switch_run_id: Text = ""
+    # Only the fence's own continuation (continue-as-new) carries its state on.
+    resume: FenceState | None = None
 
 
 class FenceEnd(Bounded):
@@ -233,6 +243,10 @@ class Checklist(BaseModel):
     # An unplanned switch: why, and the fencing workflow it started for the lost side.
     unplanned_reason: str | None = None
     fence: FenceRef | None = None
+    # A run that waits long continues as new (its history stays small): the first run's
+    # id, and how many times it continued.
+    first_run_id: str | None = None
+    continued: int = 0
 
     def step(self, step_id: str) -> StepState:
         for s in self.steps:

@@ -61,8 +61,15 @@ class RestoreWorkflow(PairWorkflow):
         title = f"Restore mirroring with {m} main ({pair})"
         self._start_runner(
             StepRunner(
-                "restore", pair, title, inp.initiator, restore_steps(m, o), gates=RESTORE_GATES
-            )
+                "restore",
+                pair,
+                title,
+                inp.initiator,
+                restore_steps(m, o),
+                gates=RESTORE_GATES,
+                resume=inp.resume,
+            ),
+            inp,
         )
         status = await self.bootstrap(pair, (m,))
         mode, _, reason = status.derived
@@ -73,7 +80,9 @@ class RestoreWorkflow(PairWorkflow):
                 f"switch); found {mode}: {reason}",
             )
         run, auto = self.steps.run, self.auto
-        orphans: list[str] = []
+        # What find-orphans found (from the checklist when the run continued as new).
+        found_step = self.steps.checklist.step("find-orphans")
+        orphans: list[str] = list(found_step.items or []) if found_step.status == "done" else []
 
         async def find(step: StepState) -> str:
             found = await workflow.execute_activity(

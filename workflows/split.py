@@ -35,7 +35,9 @@ class SplitWorkflow(PairWorkflow):
                 f"Split: {a} stays main, {b} independent ({pair})",
                 inp.initiator,
                 split_steps(a, b),
-            )
+                resume=inp.resume,
+            ),
+            inp,
         )
         status = await self.bootstrap(pair, ("X", "Y"))
         self.require_mirrored(status, a, f"split with {a} main")

@@ -30,7 +30,15 @@ class SplitSwitchWorkflow(PairWorkflow):
         pair = inp.pair
         title = f"Split and switch {a} -> {b}, pilots {', '.join(inp.pilots)} ({pair})"
         self._start_runner(
-            StepRunner("split-switch", pair, title, inp.initiator, split_switch_steps(a, b))
+            StepRunner(
+                "split-switch",
+                pair,
+                title,
+                inp.initiator,
+                split_switch_steps(a, b),
+                resume=inp.resume,
+            ),
+            inp,
         )
         status = await self.bootstrap(pair, (b,))
         self.require_mirrored(status, a, f"split-switch to {b}")

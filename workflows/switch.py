@@ -35,8 +35,14 @@ class SwitchWorkflow(UnplannedSwitch):
         pair = inp.pair
         self._start_runner(
             StepRunner(
-                "switch", pair, f"Switch {a} -> {b} ({pair})", inp.initiator, switch_steps(a, b)
-            )
+                "switch",
+                pair,
+                f"Switch {a} -> {b} ({pair})",
+                inp.initiator,
+                switch_steps(a, b),
+                resume=inp.resume,
+            ),
+            inp,
         )
         status = await self.bootstrap(pair, (b,))
         plan = self.unplanned_plan(inp, status) if inp.unplanned else self.planned(inp, status)

@@ -112,8 +112,10 @@ class UnplannedSwitch(PairWorkflow):
             f"never got. When {a} is back: amsm start restore --main {b}"
         )
         for step_id in NOT_UNPLANNED:
-            self.steps.pass_over(step_id, not_now)
-        left: list[str] = []  # clients that did not answer
+            if c.step(step_id).status == "pending":
+                self.steps.pass_over(step_id, not_now)
+        # Clients that did not answer (kept in the step, for a run that continues as new).
+        left: list[str] = list(c.step("switch-clients").items or [])
 
         async def stop_replication(step: StepState) -> str:
             msg = await self.on_lost("dsm_stop_replication", SideInput(pair=pair, side=a))(step)
@@ -145,6 +147,7 @@ class UnplannedSwitch(PairWorkflow):
         async def clients(step: StepState) -> str:
             now = await self.probe()
             left[:] = [f"{x.host} ({x.status})" for x in now.clients if x.side is None]
+            step.items = list(left)
             msg = await self.switch_clients(step, self.clients_on(now, a), b)
             if left:
                 msg += f"; not switched (did not answer): {', '.join(left)}"

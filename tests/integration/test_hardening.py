@@ -123,35 +123,89 @@ async def test_a_storm_of_signals_leaves_the_run_going_and_confirmable(
 ) -> None:
     """4,000 small signals once wedged the workflow task; oversized ones were decoded and
     kept. Now each costs a count, the last few are kept cut short, an oversized one is
-    refused unread, and the operator's confirmation still goes through."""
+    refused unread, the run continues as new while it waits (its history stays small),
+    and the operator's confirmation still goes through."""
     lab: Lab = await lab_factory(editors=1, ingest=0)
+    lab.retime(continue_after_events=1000)
     async with running_worker(client, lab):
         run, _ = await switch_waiting_at_stop_insync(client, lab, "Y")
-        handle = client.get_workflow_handle(lab.inventory.workflow_id, run_id=run)
+        # Signals go to the pair's current run, as the Web UI sends them.
+        handle = client.get_workflow_handle(lab.inventory.workflow_id)
         junk = {"step": "stop-insync", "operator": "x" * 5000}
         n = 4000
-        for _i in range(0, n, 200):
+        for _ in range(0, n, 200):
             await asyncio.gather(*(handle.signal("confirm", junk) for _ in range(200)))
         big = {"step": "stop-insync", "operator": "m", "note": "y" * (MAX_PAYLOAD_BYTES + 10)}
         for _ in range(3):
             await handle.signal("confirm", big)
         forged = {"step": "stop-insync", "operator": "m\n| [x] | 5 | `stop-insync` |"}
         await handle.signal("confirm", forged)
+        # A run cannot continue as new while signals keep arriving (the server refuses
+        # the completion and hands it the new ones): it does once the storm is over.
         shown = await shown_when(
-            client, lab, run, lambda s: s.get("rejected_total", 0) >= n + 4, timeout=120
+            client,
+            lab,
+            run,
+            lambda s: s.get("rejected_total", 0) >= n + 4 and s.get("continued", 0) >= 1,
+            timeout=180,
         )
         assert len(shown["rejected"]) == REJECTED_KEPT
         assert all(len(r["operator"]) <= 253 and len(r["reason"]) <= 200 for r in shown["rejected"])
         reasons = [r["reason"] for r in shown["rejected"]]
         assert sum("over the limit" in r for r in reasons) == 3, reasons
-        assert "one line" in reasons[-1] or "pattern" in reasons[-1], reasons[-1]
+        assert "initiator" not in reasons[-1] and "operator" in reasons[-1], reasons[-1]
         assert step(shown, "stop-insync")["status"] == "awaiting-confirmation"
+        # It continued as new: the same checklist, in a later run with a short history.
+        assert shown["first_run_id"] == run, shown["first_run_id"]
+        assert shown["run_id"] != run
         desc = await handle.describe()
-        assert desc.raw_description.workflow_execution_info.history_length > n
+        assert desc.raw_description.workflow_execution_info.history_length < 2000
         rc, out = await cli(client, lab, "confirm", run, "stop-insync")
         assert rc == 0, out
-        rc, out = await cli(client, lab, "abort", run, "--reason", "test over")
-        assert rc == 0, out
+        shown = await drive(client, lab, shown["run_id"], "Y")
+        assert shown["state"] == "completed", shown
+        assert shown["rejected_total"] >= n + 4
+        runs = (await cli_json(client, lab, "runs", "--kind", "switch"))["runs"]
+        assert [r["state"] for r in runs] == ["completed"], runs  # one row for the chain
+
+
+async def test_the_fence_continues_as_new_whatever_arrives(client: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
+    from lab.faults import set_side_fault
+    from workflows.fence import fence_workflow_id
+    from workflows.models import FenceInput
+
+    lab: Lab = await lab_factory(editors=1, ingest=0)
+    lab.retime(continue_after_events=300)
+    inv = lab.inventory
+    async with running_worker(client, lab):
+        set_side_fault(lab.dir, "X", "down")
+        fence = await client.start_workflow(
+            "fence",
+            FenceInput(pair=inv.pair, side="X", reason="test", started_by="night"),
+            id=fence_workflow_id(inv.pair),
+            task_queue=inv.queue,
+        )
+        first = fence.result_run_id
+        handle = client.get_workflow_handle(fence_workflow_id(inv.pair))
+        for _ in range(0, 1000, 100):
+            await asyncio.gather(*(handle.signal("nonsense", "x" * 100) for _ in range(100)))
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            desc = await handle.describe()
+            if desc.run_id != first and desc.status and desc.status.name == "RUNNING":
+                break
+            await asyncio.sleep(0.3)
+        assert desc.run_id != first, "the fence did not continue as new"
+        view = (await cli_json(client, lab, "fence"))["fence"]
+        assert view["state"]["status"] == "waiting" and view["state"]["reason"] == "test"
+        set_side_fault(lab.dir, "X", "up")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            view = (await cli_json(client, lab, "fence"))["fence"]
+            if view["state"]["status"] == "fenced":
+                break
+            await asyncio.sleep(0.5)
+        assert view["state"]["status"] == "fenced", view
 
 
 async def test_bad_inputs_are_refused_with_a_sentence(client: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
