@@ -60,7 +60,13 @@ _POOL = ThreadPoolExecutor(max_workers=64, thread_name_prefix="amsm-winrm")
 # A session (its keep-alive HTTPS connection, authenticated once for NTLM) is reused
 # for the next command to the same host when it has been idle no longer than this.
 SESSION_IDLE_SECONDS = 30.0
+# At most this many sessions, so shells, per host and credentials in this process, in
+# use or idle; more commands to one host wait for one. A WinRM service allows a user
+# MaxShellsPerUser = 30 shells by default (Microsoft Learn, "Installation and
+# configuration for Windows Remote Management"), so a few workers fit under it.
 SESSIONS_PER_HOST = 8
+# WS-Management's quota fault (ERROR_WSMAN_QUOTA_MAX_SHELLS and its kin).
+QUOTA_FAULT = 2150859174
 # A session keeps its shell for the next commands (Command + Receive each, instead of
 # Create + Command + Receive + Delete), for at most this many commands and this long;
 # then the shell is deleted and a new one created, so the host frees what its commands
@@ -107,6 +113,16 @@ class _Sessions:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._idle: dict[tuple[Any, ...], list[tuple[float, _Session]]] = {}
+        self._slots: dict[tuple[Any, ...], threading.BoundedSemaphore] = {}
+
+    def slot(self, key: tuple[Any, ...]) -> threading.BoundedSemaphore:
+        """Held for as long as a session of `key` is in use: in use plus idle stay at
+        SESSIONS_PER_HOST at most (a new session is made only when none is idle)."""
+        with self._lock:
+            sem = self._slots.get(key)
+            if sem is None:
+                sem = self._slots[key] = threading.BoundedSemaphore(SESSIONS_PER_HOST)
+            return sem
 
     def take(self, key: tuple[Any, ...]) -> _Session | None:
         now = time.monotonic()
@@ -117,9 +133,11 @@ class _Sessions:
             found = fresh.pop()[1] if fresh else None
             self._idle[key] = fresh
         for s in stale:
-            # Closed here only: asking an idle host to delete the shell could wait on a
-            # host that went away; the host drops an idle shell by itself.
-            _close(s.p)
+            # Its shell is deleted, not just forgotten: a shell closed without Delete
+            # lives on the host until its idle timeout (2 h by default) and counts
+            # against MaxShellsPerUser. In the background, so a host that went away
+            # delays no command.
+            _POOL.submit(s.close)
         return found
 
     def give(self, key: tuple[Any, ...], s: _Session) -> None:
@@ -166,6 +184,8 @@ class _Cancelled(Exception):
 
 
 class WinRmHostDriver(HostDriver):
+    transport = "winrm"
+
     def __init__(
         self,
         host: Host,
@@ -237,6 +257,17 @@ class WinRmHostDriver(HostDriver):
         self, script_text: str, deadline: float, cancelled: threading.Event
     ) -> ExecResult:
         key = self._session_key()
+        slot = _SESSIONS.slot(key)
+        if not slot.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            raise _Cancelled
+        try:
+            return self._run_in_slot(key, script_text, deadline, cancelled)
+        finally:
+            slot.release()
+
+    def _run_in_slot(
+        self, key: tuple[Any, ...], script_text: str, deadline: float, cancelled: threading.Event
+    ) -> ExecResult:
         s = _SESSIONS.take(key) or _Session(self._protocol())
         try:
             result = self._run_in(s, script_text, deadline, cancelled)
@@ -309,11 +340,7 @@ class WinRmHostDriver(HostDriver):
                     continue  # still running: ask again
                 out.append(o)
                 err.append(e)
-            result = ExecResult(
-                status,
-                b"".join(out).decode("utf-8", errors="replace"),
-                b"".join(err).decode("utf-8", errors="replace"),
-            )
+            result = ExecResult(status, b"".join(out), b"".join(err))
         finally:
             # Always clean up; once the output is in, a failed cleanup changes nothing
             # (a Restart-Computer may take the host down right after its answer). A
@@ -370,6 +397,14 @@ class WinRmHostDriver(HostDriver):
             return AuthenticationFailed(h, f"TLS with {where} failed: {_root_cause(e)}")
         if isinstance(e, (requests.exceptions.ConnectionError, requests.exceptions.Timeout)):
             return Unreachable(h, f"cannot connect to {where} ({_root_cause(e)})")
+        if isinstance(e, InvalidCredentialsError) and w.scheme == "http" and w.auth == "basic":
+            return AuthenticationFailed(
+                h,
+                f"user {self._secret.username!r} was refused (basic over http): a WinRM "
+                "service refuses Basic over plain HTTP unless its AllowUnencrypted is true, "
+                "and it is false by default; use HTTPS, or NTLM (pywinrm encrypts its "
+                "messages), or set AllowUnencrypted on the host if that is really meant",
+            )
         if isinstance(e, InvalidCredentialsError):
             return AuthenticationFailed(
                 h, f"user {self._secret.username!r} was refused ({w.auth} over {w.scheme})"
@@ -381,6 +416,14 @@ class WinRmHostDriver(HostDriver):
         if isinstance(e, WSManFaultError) and e.wsman_fault_code == SHELL_NOT_FOUND:
             # The shell went with a restart between two requests: worth another try.
             return Unreachable(h, f"{where} lost the command's shell (the host restarted?)")
+        if isinstance(e, WSManFaultError) and e.wsman_fault_code == QUOTA_FAULT:
+            return CommandFailed(
+                h,
+                f"{where} refused a new shell: too many open for user "
+                f"{self._secret.username!r} (MaxShellsPerUser; shells closed without Delete "
+                "count until the host's idle timeout)",
+                e.reason,
+            )
         if isinstance(e, WSManFaultError):
             code = e.wsman_fault_code if e.wsman_fault_code is not None else e.fault_subcode
             return CommandFailed(h, f"WS-Management fault {code}", e.reason)

@@ -245,8 +245,9 @@ async def test_only_encoded_powershell_is_accepted(lab: Lab) -> None:
     ]:
         out, err, status = await asyncio.to_thread(run, command, args)
         assert (out, status) == (b"", 1)
-        assert err == b"amsm-lab: only PowerShell -EncodedCommand is accepted\n"
-    assert await asyncio.to_thread(run, good[0], good[1:]) == (b"True\n", b"", 0)
+        assert err == b"amsm-lab: only PowerShell -EncodedCommand is accepted\r\n"
+    ran = await asyncio.to_thread(run, good[0], good[1:])
+    assert ran == (b"True\r\n#amsm 1/1\r\n", b"", 0)
 
 
 async def test_long_output_comes_in_several_receives(
