@@ -459,3 +459,86 @@ def test_unknown_host_is_refused(lab: LabState) -> None:
 
     with pytest.raises(LabError):
         run(lab, "nope", ps.boot_info())
+
+
+# -- what powershell.exe writes to pipes ---------------------------------------------------------
+def test_the_drivers_script_is_framed_and_reads_back(lab: LabState) -> None:
+    statements = [ps.get_process("Nope"), ps.test_path("V:\\"), ps.get_process("AllSync")]
+    result = lab.run_script("nas-cifs-x", ps.script(*statements))
+    assert result.exit_status == 0 and result.stderr == "" and result.progress == ()
+    stdout, stderr = result.wire()
+    texts = ps.split_output(stdout.decode("utf-8"), 3)
+    assert texts[0] == "" and texts[1] == "True" and json.loads(texts[2])["Name"] == "AllSync"
+    assert stdout.count(b"\r\n") == 5 and stderr == b""
+
+
+def test_output_is_oem_until_the_script_sets_utf8(lab: LabState) -> None:
+    key = r"HKLM:\SOFTWARE\GVG\Aurora"
+    got = run(
+        lab, "ED-01", ps.set_registry(key, "Site", "Genève ☃"), ps.get_registry(key, ["Site"])
+    )
+    stdout, _ = got.wire("cp850")
+    # cp850 has è (0x8a) and no snowman: '?', as WideCharToMultiByte writes it.
+    assert stdout == b'{"Site":"Gen\x8ave ?"}\r\n'
+    utf8 = lab.run_script("ED-01", "\n".join([*ps.PREAMBLE, ps.get_registry(key, ["Site"])]))
+    assert utf8.wire("cp850")[0] == '{"Site":"Genève ☃"}\r\n'.encode()
+
+
+def test_json_escapes_like_windows_powershell(lab: LabState) -> None:
+    key = r"HKLM:\SOFTWARE\GVG\Aurora"
+    got = run(lab, "ED-01", ps.set_registry(key, "Site", "l'<a&b>"), ps.get_registry(key, ["Site"]))
+    assert got.stdout == '{"Site":"l\\u0027\\u003ca\\u0026b\\u003e"}\n'
+
+
+def test_errors_and_progress_go_to_stderr_as_clixml(lab: LabState) -> None:
+    result = lab.run_script(
+        "sb-x1", "\n".join([ps.PREAMBLE[0], ps.test_path("C:\\"), ps.get_services(["No_x0041_pe"])])
+    )
+    assert result.exit_status == 1 and result.progress == ("Preparing modules for first use.",)
+    assert result.stderr.splitlines() == [
+        "Get-Service : Cannot find any service with service name 'No_x0041_pe'.",
+        "At line:3 char:1",
+        f"+ {ps.get_services(['No_x0041_pe'])}",
+        "+ " + "~" * len("Get-Service -Name 'No_x0041_pe'"),
+    ]
+    _, stderr = result.wire()
+    text = stderr.decode("cp850")
+    assert text.startswith('#< CLIXML\r\n<Objs Version="1.1.0.1" xmlns=')
+    assert '<Obj S="progress" RefId="0">' in text
+    assert "service name 'No_x005F_x0041_pe'._x000D__x000A_</S>" in text
+    assert ps.parse_stderr(text).errors == result.stderr.strip()
+    quiet = lab.run_script("sb-x1", ps.script(ps.get_services(["Nope"])))
+    assert quiet.progress == () and ps.parse_stderr(quiet.wire()[1].decode()).errors
+
+
+def test_exit_status_follows_the_last_statement(lab: LabState) -> None:
+    # about_PowerShell_exe: 1 when the last statement's $? is false, even silenced.
+    assert run(lab, "nas-cifs-x", ps.get_process("AllSync")).exit_status == 0
+    assert run(lab, "nas-cifs-x", ps.get_process("Nope")).exit_status == 1
+    assert run(lab, "nas-cifs-x", ps.get_process("Nope"), ps.test_path("C:\\")).exit_status == 0
+    framed = lab.run_script("nas-cifs-x", ps.script(ps.get_process("Nope")))
+    assert framed.exit_status == 0  # the marker is the last statement
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "[Console]::OutputEncoding = [System.Text.Encoding]::Unicode",
+        "[Console]::InputEncoding = [System.Text.Encoding]::UTF8",
+        "[System.IO.File]::Delete('C:\\x')",
+        "$ProgressPreference = 'Stop'",
+        "$ProgressPreference",
+        "'a' 'b'",
+    ],
+)
+def test_settings_outside_the_subset_are_refused(statement: str) -> None:
+    with pytest.raises(Unsupported):
+        parse_script(bare(statement))
+
+
+def test_settings_in_the_spellings_powershell_resolves() -> None:
+    for text in (
+        "[console]::outputencoding = [text.encoding]::utf8",
+        "[System.Console]::OutputEncoding = [System.Text.Encoding]::UTF8",
+    ):
+        assert parse_script(bare(text))[1].setting == ("OutputEncoding", "UTF8")
