@@ -45,6 +45,52 @@ async def test_ssh_reads_facts_and_refuses_unknown_service(lab: Lab) -> None:
     assert e.value.host == sb.host and "NoSuchService" in str(e.value)
 
 
+async def test_ssh_answers_are_read_whole(lab: Lab) -> None:
+    a = acts(lab)
+    inv = lab.inventory
+    nas = inv.sides["Y"].nas.cifs
+    drv = a.host(nas)
+    # AllSync does not run on Y's NAS head: Get-Process prints nothing at all, and the
+    # next statement's answer stays its own.
+    assert await dev.process_running(drv, inv.devices.allsync_process) is False
+    got = await drv.run(ps.get_process(inv.devices.allsync_process), ps.test_path("V:\\"))
+    assert got == ["", "True"]
+    # The error's text, not its CLIXML.
+    with pytest.raises(CommandFailed) as e:
+        await drv.run(ps.test_path("C:\\"), ps.stop_service("NoSuchService"))
+    assert "Stop-Service : Cannot find any service with service name 'NoSuchService'." in str(
+        e.value
+    )
+    assert "CLIXML" not in str(e.value) and "_x000D_" not in str(e.value)
+
+
+async def test_ssh_refuses_a_command_line_cmd_exe_would_refuse(lab: Lab) -> None:
+    a = acts(lab)
+    sb = lab.inventory.sides["X"].smartbins[0]
+    assert sb.transport == "ssh"
+    drv = a.host(sb)
+    many = [ps.test_path(f"V:\\VibrantAVIFiles\\News\\clip-{i:04d}.vmf") for i in range(100)]
+    assert not drv.fits(many) and drv.max_command_length == 8191
+    with pytest.raises(CommandFailed) as e:
+        await drv.run(*many)
+    assert e.value.host == sb.host and f"{ps.command_length(many)} characters" in str(e.value)
+    answers = [t for batch in ps.batches(many, "ssh") for t in await drv.run(*batch)]
+    assert answers == ["False"] * 100
+    # The host itself refuses it as cmd.exe does.
+    raw = await asyncssh.connect(
+        sb.address,
+        sb.port,
+        username="Administrator",
+        client_keys=[str(lab.dir / "keys" / "id_ed25519")],
+        known_hosts=str(lab.dir / "known_hosts"),
+        agent_path=None,
+        config=[],
+    )
+    async with raw:
+        r = await raw.run(ps.encoded_command(ps.script(*many)))
+    assert (r.exit_status, r.stdout, r.stderr) == (1, "", "The command line is too long.\r\n")
+
+
 async def test_ssh_wrong_key_is_authentication_failed_naming_the_host(
     lab: Lab, tmp_path: Path
 ) -> None:
