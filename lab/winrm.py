@@ -4,7 +4,10 @@ What a host accepts, and nothing more (MS-WSMV, the WinRS subset pywinrm speaks)
 - `POST /wsman` over HTTP or HTTPS (TLS with the lab CA's certificate for the host:
   SAN 127.0.0.1 and the host name), on the host's `winrm.port`;
 - Basic authentication with the lab's WinRM user (`Administrator`, password in
-  `secrets/winrm-password`); over HTTPS also NTLM (`Negotiate`/`NTLM` header,
+  `secrets/winrm-password`), over plain HTTP only where the host's document says
+  `winrm: {allow_unencrypted: true}` (a default service's AllowUnencrypted is false
+  and it answers 401, the "credentials rejected" a client then reports); over HTTPS
+  also NTLM (`Negotiate`/`NTLM` header,
   pyspnego's acceptor, channel binding to the server certificate checked); the
   connection stays authenticated after NTLM, as on Windows;
 - the shell actions Create, Command, Receive, Signal and Delete on the `cmd`
@@ -12,7 +15,12 @@ What a host accepts, and nothing more (MS-WSMV, the WinRS subset pywinrm speaks)
   arguments `encoded_command()` writes; anything else ends with exit status 1 and
   `amsm-lab: only PowerShell -EncodedCommand is accepted` on stderr, as over SSH.
   Other actions, unknown shells and bad envelopes get a SOAP fault (HTTP 500) like
-  Windows' own, with its WSManFault code.
+  Windows' own, with its WSManFault code;
+- quotas as a default service has them: MaxShellsPerUser 30 (the 31st Create gets
+  the quota fault), IdleTimeout 180 s (a shell closed without Delete counts until
+  then), a command line of at most 32,766 characters (CreateProcess);
+- output as powershell.exe writes it to pipes, in the shell's console code page
+  (WINRS_CODEPAGE; pywinrm sends 437 unless told) until the script sets UTF-8.
 
 The script runs in `LabState.run_script` when the Command arrives; Receive waits
 for it (up to the request's OperationTimeout, then the "timed out, ask again"
@@ -75,11 +83,11 @@ MAX_REQUEST_BYTES = 512 * 1024
 MAX_HEADER_BYTES = 16 * 1024
 IDLE_SECONDS = 60.0
 MAX_OPERATION_SECONDS = 60.0
-# winrm/config/Winrs defaults (Microsoft Learn, "Installation and configuration for
-# Windows Remote Management"): MaxShellsPerUser 30, IdleTimeout 7,200,000 ms. A shell
-# closed without Delete lives until then and counts against the quota.
+# winrm/config/Winrs defaults (Microsoft Learn, "Quotas for Remote Shells"; MS-WSMV
+# 2.2.4.42 WinrsType): MaxShellsPerUser 30, IdleTimeout 180,000 ms. A shell closed
+# without Delete lives until its idle timeout and counts against the quota until then.
 MAX_SHELLS_PER_USER = 30
-SHELL_IDLE_SECONDS = 7200.0
+SHELL_IDLE_SECONDS = 180.0
 # CreateProcess takes a command line of at most 32,767 characters with its terminating
 # null (Microsoft Learn, CreateProcessW); WinRS (WINRS_SKIP_CMD_SHELL) reports the
 # failure as a fault carrying the Win32 error: 206, ERROR_FILENAME_EXCED_RANGE.

@@ -62,8 +62,8 @@ _POOL = ThreadPoolExecutor(max_workers=64, thread_name_prefix="amsm-winrm")
 SESSION_IDLE_SECONDS = 30.0
 # At most this many sessions, so shells, per host and credentials in this process, in
 # use or idle; more commands to one host wait for one. A WinRM service allows a user
-# MaxShellsPerUser = 30 shells by default (Microsoft Learn, "Installation and
-# configuration for Windows Remote Management"), so a few workers fit under it.
+# MaxShellsPerUser = 30 shells by default (Microsoft Learn, "Quotas for Remote Shells"),
+# so a few workers fit under it.
 SESSIONS_PER_HOST = 8
 # WS-Management's quota fault (ERROR_WSMAN_QUOTA_MAX_SHELLS and its kin).
 QUOTA_FAULT = 2150859174
@@ -134,9 +134,9 @@ class _Sessions:
             self._idle[key] = fresh
         for s in stale:
             # Its shell is deleted, not just forgotten: a shell closed without Delete
-            # lives on the host until its idle timeout (2 h by default) and counts
-            # against MaxShellsPerUser. In the background, so a host that went away
-            # delays no command.
+            # lives on the host until its IdleTimeout (3 min by default, often raised)
+            # and counts against MaxShellsPerUser until then. In the background, so a
+            # host that went away delays no command.
             _POOL.submit(s.close)
         return found
 

@@ -362,7 +362,7 @@ async def test_shells_are_bounded_and_deleted_not_leaked(
         assert got == [["True"]] * 24
         assert 1 <= peak <= drv_winrm.SESSIONS_PER_HOST
         # A session idle too long is dropped with its shell deleted, not just forgotten
-        # (a forgotten one would count against MaxShellsPerUser for two hours).
+        # (a forgotten one would count against MaxShellsPerUser until its IdleTimeout).
         monkeypatch.setattr(drv_winrm, "SESSION_IDLE_SECONDS", 0.0)
         before = set(web.shells)
         assert before
