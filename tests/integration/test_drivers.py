@@ -23,7 +23,9 @@ from activities.drivers.errors import (
     InterlockRefused,
     Unreachable,
 )
+from activities.drivers.host import ExecResult
 from activities.drivers.ssh import SshHostDriver
+from activities.models import PairRef
 from tests.conftest import Lab
 
 
@@ -196,3 +198,28 @@ async def test_dsm_that_does_not_answer(lab: Lab) -> None:
     with pytest.raises(Unreachable) as e:
         await asyncio.to_thread(drv.read)
     assert e.value.retryable
+
+
+async def test_one_unreadable_answer_is_that_hosts_error_not_the_whole_status(
+    lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client whose answer comes back cut (its last marker missing): `amsm status`
+    reports that client, and every other device as usual."""
+    real = SshHostDriver._execute
+
+    async def cut(self: SshHostDriver, script_text: str) -> ExecResult:
+        got = await real(self, script_text)
+        if self.name != "ED-01":
+            return got
+        return ExecResult(got.exit_status, got.stdout.rsplit(b"#amsm", 1)[0], got.stderr)
+
+    monkeypatch.setattr(SshHostDriver, "_execute", cut)
+    a = acts(lab)
+    ed = lab.inventory.clients[0]
+    assert ed.host == "ED-01" and ed.transport == "ssh"
+    status = await a.probe_pair(PairRef(pair=lab.inventory.pair))
+    broken = {c.host: c for c in status.clients}["ED-01"]
+    assert broken.status == "unreachable" and broken.error is not None
+    assert "ED-01" in broken.error and "answer not whole" in broken.error
+    assert status.insync.reachable and status.insync.main == "X"
+    assert all(s.reachable for s in status.smartbins)
