@@ -56,7 +56,13 @@ def read_answer(host: str, statements: int, result: ExecResult) -> list[str]:
     error silenced with -ErrorAction SilentlyContinue (about_PowerShell_exe).
     """
     out = _decode(host, result.stdout, "stdout")
-    err = _decode(host, result.stderr, "stderr")
+    try:
+        err = _decode(host, result.stderr, "stderr")
+    except CommandFailed as e:
+        # Still a failure, but with what can be read of the host's own words (an error
+        # written before the script set UTF-8 is in the console's code page).
+        shown = result.stderr.decode("utf-8", errors="replace")
+        raise CommandFailed(host, e.message, ps.parse_stderr_lenient(shown)) from None
     try:
         stderr = ps.parse_stderr(err)
     except ps.BadOutput as e:

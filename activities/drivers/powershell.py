@@ -214,6 +214,15 @@ class Stderr:
         return "\n".join(t for t in (self.errors, self.other) if t)
 
 
+def parse_stderr_lenient(stderr: str) -> str:
+    """parse_stderr's text, or the stream as it came when it does not parse: for an
+    error message only, never for a decision."""
+    try:
+        return parse_stderr(stderr).text()
+    except BadOutput:
+        return stderr[:500]
+
+
 def parse_stderr(stderr: str) -> Stderr:
     """The plain text of the error records in a CLIXML stderr (progress, verbose and
     warning records dropped); text that is not CLIXML is kept as it came. BadOutput
