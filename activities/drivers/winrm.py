@@ -400,10 +400,11 @@ class WinRmHostDriver(HostDriver):
         if isinstance(e, InvalidCredentialsError) and w.scheme == "http" and w.auth == "basic":
             return AuthenticationFailed(
                 h,
-                f"user {self._secret.username!r} was refused (basic over http): a WinRM "
-                "service refuses Basic over plain HTTP unless its AllowUnencrypted is true, "
-                "and it is false by default; use HTTPS, or NTLM (pywinrm encrypts its "
-                "messages), or set AllowUnencrypted on the host if that is really meant",
+                f"user {self._secret.username!r} was refused (basic over http): a wrong "
+                "password, or, more often, a WinRM service that refuses Basic over plain "
+                "HTTP, as it does unless AllowUnencrypted is true (false by default); use "
+                "HTTPS, or NTLM (pywinrm encrypts its messages), or set AllowUnencrypted "
+                "on the host if that is really meant",
             )
         if isinstance(e, InvalidCredentialsError):
             return AuthenticationFailed(
