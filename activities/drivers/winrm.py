@@ -83,6 +83,9 @@ class _Session:
     shell: str | None = None
     shell_at: float = 0.0
     commands: int = 0
+    # Its last command restarted the host: the session is closed, its shell deleted in
+    # the background (the host may not answer any more).
+    restarted: bool = False
 
     def delete_shell(self) -> bool:
         """Delete the kept shell; False when the host did not answer."""
@@ -283,6 +286,8 @@ class WinRmHostDriver(HostDriver):
             raise
         if result[1]:
             _SESSIONS.give(key, s)
+        elif s.restarted:
+            _POOL.submit(s.close)
         else:
             s.close()
         return result[0]
@@ -354,13 +359,14 @@ class WinRmHostDriver(HostDriver):
                 log.debug("%s: WinRM Signal failed: %s", self.name, type(e).__name__)
             finally:
                 # The shell stays for the next command, unless the command did not end
-                # well (deleted) or restarted the host: its shells and connections go
-                # down with it, so the shell is forgotten and the session closed here,
-                # without a Delete the host would not answer.
+                # well (deleted) or restarted the host. A host going down takes its
+                # shells with it, but one whose restart did not happen (or came late)
+                # would keep the shell until its IdleTimeout: it is deleted in the
+                # background, where a host that no longer answers delays nothing.
                 if not done:
                     clean = s.delete_shell() and clean
                 elif RESTART in script_text:
-                    s.shell = None
+                    s.restarted = True
                     clean = False
         return result, clean
 
