@@ -456,6 +456,13 @@ class Inventory(_Strict):
                     f"{where} ({h.host}): WinRM over plain HTTP (allow_http: true); "
                     "PowerShell and credentials cross the network unprotected"
                 )
+                if h.winrm_settings.auth == "basic":
+                    # winrm/config/service AllowUnencrypted is false on a default service.
+                    out.append(
+                        f"{where} ({h.host}): Basic over HTTP is refused by a default WinRM "
+                        "service (AllowUnencrypted=false) with 'credentials rejected'; the "
+                        "host must set AllowUnencrypted=true, or use HTTPS or NTLM"
+                    )
         return out
 
     # -- lookups -----------------------------------------------------------------

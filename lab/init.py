@@ -300,6 +300,12 @@ def _write_lab(d: Path, editors: int, ingest: int, smartbins: int, reboot_second
         }
         doc["mounted_v"] = "X"
         docs.append(doc)
+    for doc in docs:
+        if plan.get(doc["name"], {}).get("scheme") == "http":
+            # This host's WinRM service was configured to take Basic over HTTP
+            # (winrm set winrm/config/service @{AllowUnencrypted="true"}); a default
+            # one refuses it.
+            doc["winrm"] = {"allow_unencrypted": True}
 
     topology = {
         "pair": PAIR,

@@ -1,10 +1,11 @@
-"""The PowerShell subset a simulated Windows host understands.
+"""The PowerShell subset a simulated Windows host understands, and how powershell.exe
+writes its answer.
 
 The lab accepts exactly the statements that `activities.drivers.powershell` builds
 and refuses everything else *before running any of it*: an unknown cmdlet, an
 unknown or missing parameter, a pipeline shape the builders never produce, a
 double-quoted string, a variable other than `$true`/`$false`, a sub-expression, a
-backtick, `&`, a comment... The refusal is one line on stderr,
+backtick, `&`, a comment... The refusal is a parse error,
 `amsm-lab: unsupported PowerShell: <the statement>`, and exit status 1, so a driver
 that drifts from the subset fails loudly in tests instead of silently "working".
 
@@ -14,16 +15,30 @@ doubled to escape) is text, whatever it contains.
 Grammar::
 
     script    = statement { (NEWLINE | ';') statement }
-    statement = "$ErrorActionPreference = 'Stop'" | command { '|' command }
+    statement = setting | 'single-quoted' | command { '|' command }
+    setting   = "$ErrorActionPreference = 'Stop'"
+              | "$ProgressPreference = 'SilentlyContinue'" | "$ProgressPreference = 'Continue'"
+              | "[Console]::OutputEncoding = [System.Text.Encoding]::UTF8"
     command   = CMDLET { '-Param' [':' value] | value }
     value     = literal { ',' literal }
     literal   = 'single-quoted' | $true | $false | INTEGER | BAREWORD
 
 A script must begin with `$ErrorActionPreference = 'Stop'` (what `script()` writes),
-so the first failing statement ends it. Every other statement prints exactly one
-line (compressed JSON, `True`/`False`, or an empty line when it has nothing to say),
-which keeps output lines aligned with statements. A failing statement prints
-nothing on stdout and `<Cmdlet> : <message>` on stderr; the script exits 1.
+so the first failing statement ends it. What it prints, as powershell.exe does with
+redirected output (`ScriptResult.wire`):
+- a statement prints its output lines; one that has nothing to say prints nothing
+  at all (an empty pipeline into ConvertTo-Json writes nothing: ConvertToJsonCommand
+  writes only in EndProcessing, and only when it received objects); a string
+  statement prints the string;
+- stdout is in the console's OEM code page (cp850 here) unless the script set
+  `[Console]::OutputEncoding` to UTF-8; lines end with CRLF;
+- a failing statement's error goes to stderr as CLIXML (an `<S S="Error">` per line
+  of the error as the console shows it), and so do progress records unless
+  `$ProgressPreference = 'SilentlyContinue'`;
+- the exit status is 1 after a terminating error, else 1 when the last statement's
+  `$?` is false (an error silenced with -ErrorAction SilentlyContinue still makes it
+  false), else 0 (about_PowerShell_exe, -Command: "the exit code is determined by
+  status of the last command").
 """
 
 from __future__ import annotations
@@ -41,6 +56,17 @@ from typing import Any, Literal, Protocol
 QUOTES = "'\u2018\u2019\u201a\u201b"
 UNSUPPORTED = "amsm-lab: unsupported PowerShell: "
 PREAMBLE_VARIABLE = "ErrorActionPreference"
+# The settings a script may make, by variable (lower case): the values understood.
+SETTINGS = {
+    "erroractionpreference": ("ErrorActionPreference", ("Stop",)),
+    "progresspreference": ("ProgressPreference", ("SilentlyContinue", "Continue")),
+}
+# [Console]::OutputEncoding = [System.Text.Encoding]::UTF8, in the spellings PowerShell
+# resolves to the same type and property (type names without System., any case).
+_CONSOLE_TYPES = ("console", "system.console")
+_ENCODING_TYPES = ("text.encoding", "system.text.encoding")
+# The console's OEM code page of a Western European Windows (cp437 in the US).
+OEM_CODEPAGE = "cp850"
 
 # Windows PowerShell 5.1 serialises ServiceControllerStatus as its number.
 SERVICE_STATUS_NUMBER = {"Stopped": 1, "Running": 4}
@@ -70,9 +96,19 @@ class CmdletError(Exception):
         self.message = message
         super().__init__(f"{cmdlet} : {message}")
 
+    def display(self, statement: Statement) -> str:
+        """The error as Windows PowerShell 5.1's console shows it: the message, where it
+        happened, the statement underlined (the lab's statements start a line)."""
+        first = statement.text.split("|", 1)[0].rstrip()
+        return (
+            f"{self}\nAt line:{statement.line} char:1\n+ {statement.text}\n+ {'~' * len(first)}\n"
+        )
+
 
 # -- tokens ----------------------------------------------------------------------------
-TokenKind = Literal["word", "string", "param", "variable", "int", "comma", "pipe", "assign"]
+TokenKind = Literal[
+    "word", "string", "param", "variable", "int", "comma", "pipe", "assign", "static"
+]
 
 
 @dataclass(frozen=True)
@@ -87,12 +123,15 @@ class Token:
 class RawStatement:
     text: str
     tokens: tuple[Token, ...]
+    line: int = 1
 
 
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 _PARAM = re.compile(r"-([A-Za-z][A-Za-z0-9]*)(:?)")
 _VARIABLE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 _INT = re.compile(r"[0-9]+")
+# A static member of a type: [Console]::OutputEncoding
+_STATIC = re.compile(r"\[([A-Za-z][A-Za-z.]*)\]::([A-Za-z][A-Za-z0-9]*)")
 _SPACE = " \t\r"
 _SEPARATORS = "\n;"
 # What may follow a word, number, string or variable without a space.
@@ -116,6 +155,7 @@ def tokenize(src: str) -> list[RawStatement]:
     start = 0
     i = 0
     n = len(src)
+    line = 1
 
     def fail(why: str) -> Unsupported:
         return Unsupported(_statement_text(src, start, i), why)
@@ -130,8 +170,9 @@ def tokenize(src: str) -> list[RawStatement]:
         elif c in _SEPARATORS:
             text = src[start:i].strip()
             if tokens:
-                statements.append(RawStatement(text, tuple(tokens)))
+                statements.append(RawStatement(text, tuple(tokens), line))
             tokens = []
+            line += c == "\n"
             i += 1
             start = i
         elif c in QUOTES:
@@ -154,6 +195,12 @@ def tokenize(src: str) -> list[RawStatement]:
                 raise fail("a quoted string must be followed by a space, ',' or '|'")
             tokens.append(Token("string", "".join(out)))
             i = j
+        elif c == "[":
+            m = _STATIC.match(src, i)
+            if not m or not delimited(m.end(), "="):
+                raise fail("only [Console]::OutputEncoding and [System.Text.Encoding]::UTF8")
+            tokens.append(Token("static", f"{m.group(1)}::{m.group(2)}"))
+            i = m.end()
         elif c == "|":
             tokens.append(Token("pipe", c))
             i += 1
@@ -197,7 +244,7 @@ def tokenize(src: str) -> list[RawStatement]:
         else:
             raise fail(f"character {c!r} outside single quotes")
     if tokens:
-        statements.append(RawStatement(src[start:].strip(), tuple(tokens)))
+        statements.append(RawStatement(src[start:].strip(), tuple(tokens), line))
     return statements
 
 
@@ -364,8 +411,14 @@ class Command:
 @dataclass(frozen=True)
 class Statement:
     text: str
-    # None for the `$ErrorActionPreference = 'Stop'` preamble.
+    # None for a setting or a string statement.
     commands: tuple[Command, ...] | None
+    # A setting: (variable, value), e.g. ("ErrorActionPreference", "Stop"),
+    # ("OutputEncoding", "UTF8").
+    setting: tuple[str, str] | None = None
+    # A string statement: the string it prints.
+    output: str | None = None
+    line: int = 1
 
 
 def _literal(tok: Token, text: str) -> Lit:
@@ -480,20 +533,45 @@ def _command(tokens: tuple[Token, ...], text: str) -> Command:
     return Command(spec.name, bound)
 
 
+def _setting(raw: RawStatement) -> Statement:
+    toks, text = raw.tokens, raw.text
+    if len(toks) != 3 or toks[1].kind != "assign":
+        raise Unsupported(text, "a setting is `$Variable = 'value'`")
+    target, value = toks[0], toks[2]
+    if target.kind == "static":
+        type_name, _, member = target.value.partition("::")
+        v_type, _, v_member = value.value.partition("::")
+        if (
+            type_name.lower() in _CONSOLE_TYPES
+            and member.lower() == "outputencoding"
+            and value.kind == "static"
+            and v_type.lower() in _ENCODING_TYPES
+            and v_member.lower() == "utf8"
+        ):
+            return Statement(text, None, ("OutputEncoding", "UTF8"), line=raw.line)
+        raise Unsupported(
+            text,
+            "the only encoding understood is [Console]::OutputEncoding = [System.Text.Encoding]::UTF8",
+        )
+    known = SETTINGS.get(target.value.lower()) if target.kind == "variable" else None
+    if known is None:
+        raise Unsupported(text, f"the lab has no setting {target.value!r}")
+    name, choices = known
+    if value.kind == "string":
+        for choice in choices:
+            if value.value.lower() == choice.lower():
+                return Statement(text, None, (name, choice), line=raw.line)
+    raise Unsupported(text, f"${name} is only understood as {' or '.join(choices)}")
+
+
 def _statement(raw: RawStatement) -> Statement:
     toks, text = raw.tokens, raw.text
-    if any(t.kind == "variable" and t.value.lower() == PREAMBLE_VARIABLE.lower() for t in toks):
-        if (
-            len(toks) == 3
-            and toks[0].kind == "variable"
-            and toks[1].kind == "assign"
-            and toks[2].kind == "string"
-            and toks[2].value.lower() == "stop"
-        ):
-            return Statement(text, None)
-        raise Unsupported(text, "the only assignment understood is $ErrorActionPreference = 'Stop'")
-    if any(t.kind == "assign" for t in toks):
-        raise Unsupported(text, "the only assignment understood is $ErrorActionPreference = 'Stop'")
+    if any(t.kind == "assign" for t in toks) or (toks and toks[0].kind == "static"):
+        return _setting(raw)
+    if any(t.kind in ("variable", "static") and t.value.lower() in SETTINGS for t in toks):
+        raise Unsupported(text, "a preference variable is only assigned, never read")
+    if len(toks) == 1 and toks[0].kind == "string":
+        return Statement(text, None, output=toks[0].value, line=raw.line)
     parts: list[list[Token]] = [[]]
     for t in toks:
         if t.kind == "pipe":
@@ -514,7 +592,7 @@ def _statement(raw: RawStatement) -> Statement:
             unknown = [p for p in commands[1].args["Property"] if p.lower() not in known]
             if unknown:
                 raise Unsupported(text, f"{first} has no property {', '.join(unknown)} in the lab")
-    return Statement(text, commands)
+    return Statement(text, commands, line=raw.line)
 
 
 def parse_script(src: str) -> list[Statement]:
@@ -527,7 +605,7 @@ def _parse_cached(src: str) -> tuple[Statement, ...]:
     # Hundreds of hosts get the same few scripts (a boot-time probe, a restart): each
     # is parsed once. Statements are frozen; the interpreter only reads their args.
     statements = tuple(_statement(raw) for raw in tokenize(src))
-    if not statements or statements[0].commands is not None:
+    if not statements or statements[0].setting != ("ErrorActionPreference", "Stop"):
         first = statements[0].text if statements else "(an empty script)"
         raise Unsupported(first, "a script must begin with $ErrorActionPreference = 'Stop'")
     return statements
@@ -572,21 +650,98 @@ class World(Protocol):
 
 @dataclass
 class ScriptResult:
+    """What powershell.exe printed: `stdout` as text ('\n' line ends), `stderr` as the
+    console would show its error records (or the transport's own refusal when
+    `clixml` is False); `wire()` gives the bytes a redirected powershell.exe writes."""
+
     stdout: str
     stderr: str
     exit_status: int
     # Restart-Computer ran: the host goes down once the command has returned.
     reboot: bool = False
+    # stderr is PowerShell's (serialised as CLIXML on the wire), not the transport's.
+    clixml: bool = True
+    # Progress records written (their activity), in order.
+    progress: tuple[str, ...] = ()
+    # Where in stdout the script had set UTF-8 output (None: it never did); errors
+    # come after every output line, in the encoding set by then.
+    utf8_from: int | None = None
+
+    def wire(self, codepage: str = OEM_CODEPAGE) -> tuple[bytes, bytes]:
+        """(stdout, stderr) bytes as written to pipes: CRLF line ends, text in the
+        console's `codepage` until the script set UTF-8 (characters the code page
+        lacks become '?', as WideCharToMultiByte's default character), stderr CLIXML."""
+        cut = len(self.stdout) if self.utf8_from is None else self.utf8_from
+        head, tail = self.stdout[:cut], self.stdout[cut:]
+        out = _crlf(head).encode(codepage, errors="replace") + _crlf(tail).encode("utf-8")
+        err_encoding = codepage if self.utf8_from is None else "utf-8"
+        if self.clixml:
+            err = clixml_stderr(self.progress, self.stderr)
+        else:
+            err = _crlf(self.stderr)
+        return out, err.encode(err_encoding, errors="replace")
+
+
+def _crlf(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\n", "\r\n")
+
+
+# -- CLIXML on stderr ---------------------------------------------------------------------------
+# powershell.exe with a redirected stderr and a non-interactive, encoded command writes
+# its error, and progress, records as CLIXML: a `#< CLIXML` line, then one <Objs>
+# document, each line of an error as the console shows it one <S S="Error"> ending in
+# an escaped CRLF (PowerShell/PowerShell issue #5912 shows the shape; progress records
+# are <Obj S="progress"> with a <PR N="Record"> as in ansible/ansible issue #67964).
+# Strings escape what XML cannot carry, and a '_' that would read as an escape, as
+# _xHHHH_ (PowerShell's serializer, engine/serialization.cs).
+CLIXML_HEAD = (
+    '#< CLIXML\r\n<Objs Version="1.1.0.1" xmlns="http://schemas.microsoft.com/powershell/2004/04">'
+)
+_XML_UNSAFE = re.compile(r"[\x00-\x1f\ufffe\uffff]|_(?=x[0-9A-Fa-f]{4}_)")
+
+
+def clixml_string(text: str) -> str:
+    escaped = _XML_UNSAFE.sub(lambda m: f"_x{ord(m.group(0)):04X}_", text)
+    return escaped.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _progress_record(ref: int, activity: str) -> str:
+    types = (
+        '<TN RefId="0"><T>System.Management.Automation.PSCustomObject</T><T>System.Object</T></TN>'
+        if ref == 0
+        else '<TNRef RefId="0" />'
+    )
+    return (
+        f'<Obj S="progress" RefId="{ref}">{types}<MS><I64 N="SourceId">1</I64>'
+        f'<PR N="Record"><AV>{clixml_string(activity)}</AV><AI>0</AI><Nil /><PI>-1</PI>'
+        "<PC>-1</PC><T>Completed</T><SR>-1</SR><SD> </SD></PR></MS></Obj>"
+    )
+
+
+def clixml_stderr(progress: tuple[str, ...], errors: str) -> str:
+    """The stderr powershell.exe writes for these progress records and error text."""
+    if not progress and not errors:
+        return ""
+    parts = [_progress_record(i, a) for i, a in enumerate(progress)]
+    for line in errors.splitlines():
+        parts.append('<S S="Error">' + clixml_string(line + "\r\n") + "</S>")
+    return CLIXML_HEAD + "".join(parts) + "</Objs>"
+
+
+# Windows PowerShell 5.1's ConvertTo-Json serialises with .NET's JavaScriptSerializer:
+# text outside ASCII as it is, and < > & ' as \u escapes (for HTML safety).
+_JSON_HTML = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "'": "\\u0027"}
 
 
 def to_json(value: Any) -> str:
-    """ConvertTo-Json -Compress: one line; an empty pipeline prints an empty line."""
+    """ConvertTo-Json -Compress: one line; an empty pipeline prints nothing ('')."""
     if isinstance(value, list):
         if not value:
             return ""
         if len(value) == 1:
             value = value[0]
-    return json.dumps(value, separators=(",", ":"))
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return "".join(_JSON_HTML.get(c, c) for c in text)
 
 
 def is_up(doc: dict[str, Any]) -> bool:
@@ -622,6 +777,11 @@ class Interpreter:
     host: dict[str, Any]
     world: World
     reboot: bool = False
+    # `$?` of the last statement: False also when its error was silenced.
+    ok: bool = True
+    settings: dict[str, str] = field(default_factory=dict)
+    progress: list[str] = field(default_factory=list)
+    modules_loaded: bool = False
     _handlers: dict[str, Callable[[tuple[Command, ...]], str]] = field(
         default_factory=dict, repr=False
     )
@@ -650,10 +810,23 @@ class Interpreter:
             "Test-NetConnection": self._test_net_connection,
         }
 
-    def run(self, statement: Statement) -> str | None:
-        """One statement's output line (None for the preamble); CmdletError on failure."""
-        if statement.commands is None:
-            return None
+    def run(self, statement: Statement) -> str:
+        """One statement's output ('' when it prints nothing); CmdletError on failure.
+        Sets `ok` to the statement's `$?`."""
+        self.ok = True
+        if statement.setting is not None:
+            name, value = statement.setting
+            self.settings[name] = value
+            return ""
+        if statement.output is not None:
+            return statement.output
+        assert statement.commands is not None
+        if not self.modules_loaded:
+            # The first cmdlet of a module not yet imported loads it, and Windows
+            # PowerShell reports "Preparing modules for first use." as progress.
+            self.modules_loaded = True
+            if self.settings.get("ProgressPreference") != "SilentlyContinue":
+                self.progress.append("Preparing modules for first use.")
         return self._handlers[statement.commands[0].name](statement.commands)
 
     # -- helpers ------------------------------------------------------------------------
@@ -721,11 +894,16 @@ class Interpreter:
             for p in self._process_names()
             if p.lower() == name
         ]
+        # No such process: a non-terminating error, silenced by -ErrorAction
+        # SilentlyContinue, still makes `$?` false (about_Automatic_Variables, $?).
+        self.ok = bool(objects)
         return self._select(commands, objects)
 
     def _stop_process(self, commands: tuple[Command, ...]) -> str:
         name = commands[0].args["Name"].lower()
-        self.host["processes"] = [p for p in self._process_names() if p.lower() != name]
+        procs = self._process_names()
+        self.ok = any(p.lower() == name for p in procs)
+        self.host["processes"] = [p for p in procs if p.lower() != name]
         return ""
 
     # -- registry ------------------------------------------------------------------------------
@@ -989,8 +1167,9 @@ class Interpreter:
 def run_script(src: str, host: dict[str, Any], world: World) -> ScriptResult:
     """Run a whole script on `host` (its document is changed in place).
 
-    Refuses the whole script, running nothing, when any statement is unsupported;
-    stops at the first failing statement and keeps the lines printed before it.
+    Refuses the whole script, running nothing, when any statement is unsupported (a
+    parse error: exit status 1); stops at the first failing statement and keeps the
+    lines printed before it.
     """
     try:
         statements = parse_script(src)
@@ -998,14 +1177,28 @@ def run_script(src: str, host: dict[str, Any], world: World) -> ScriptResult:
         return ScriptResult("", e.stderr(), 1)
     interpreter = Interpreter(host, world)
     lines: list[str] = []
+    utf8_from: int | None = None
+
+    def result(stderr: str, status: int) -> ScriptResult:
+        return ScriptResult(
+            _join(lines),
+            stderr,
+            status,
+            interpreter.reboot,
+            progress=tuple(interpreter.progress),
+            utf8_from=utf8_from,
+        )
+
     for statement in statements:
         try:
-            line = interpreter.run(statement)
+            text = interpreter.run(statement)
         except CmdletError as e:
-            return ScriptResult(_join(lines), f"{e}\n", 1, interpreter.reboot)
-        if line is not None:
-            lines.append(line)
-    return ScriptResult(_join(lines), "", 0, interpreter.reboot)
+            return result(e.display(statement), 1)
+        if text:
+            lines.append(text)
+        if utf8_from is None and interpreter.settings.get("OutputEncoding") == "UTF8":
+            utf8_from = len(_join(lines))
+    return result("", 0 if interpreter.ok else 1)
 
 
 def _join(lines: list[str]) -> str:

@@ -6,6 +6,11 @@ What a host accepts, and nothing more:
 - exec requests whose command is exactly what `encoded_command()` writes; a shell,
   a subsystem (sftp), scp or any other command gets
   `amsm-lab: only PowerShell -EncodedCommand is accepted` and exit status 1;
+- a command line longer than cmd.exe takes (OpenSSH for Windows' default shell:
+  8,191 characters, Microsoft Learn "Command prompt (Cmd.exe) command-line string
+  limitation") gets cmd.exe's "The command line is too long." on stderr, exit 1;
+- output as powershell.exe writes it to pipes (`ScriptResult.wire`: the console's
+  OEM code page unless the script set UTF-8, errors and progress as CLIXML);
 - no PTY, no port, agent or X11 forwarding.
 
 A `Restart-Computer` takes the host down once the command has returned: the
@@ -29,6 +34,7 @@ from typing import TYPE_CHECKING
 import asyncssh
 
 from activities.drivers.powershell import decode_command, encoded_command
+from lab.powershell import OEM_CODEPAGE
 from lab.state import HostDown, LabState
 
 if TYPE_CHECKING:
@@ -37,6 +43,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("amsm.lab.ssh")
 
 REFUSED = "amsm-lab: only PowerShell -EncodedCommand is accepted"
+CMD_MAX_COMMAND_LINE = 8191
+CMD_TOO_LONG = "The command line is too long."
 BIND_ADDRESS = "127.0.0.1"
 # How long a rebooting host waits for its last reply to reach the client.
 REPLY_GRACE_SECONDS = 2.0
@@ -147,7 +155,7 @@ class HostServer:
                 server_host_keys=[self.host_key],
                 authorized_client_keys=self.authorized_keys,
                 process_factory=self._handle,
-                encoding="utf-8",
+                encoding=None,
                 allow_pty=False,
                 agent_forwarding=False,
                 x11_forwarding=False,
@@ -192,7 +200,7 @@ class HostServer:
         # Runs in the worker thread, inside the transaction; a bool store is atomic.
         self.restarting = True
 
-    async def _handle(self, process: asyncssh.SSHServerProcess[str]) -> None:
+    async def _handle(self, process: asyncssh.SSHServerProcess[bytes]) -> None:
         try:
             await self._exec(process)
         except (BrokenPipeError, ConnectionError, asyncssh.Error):
@@ -200,13 +208,17 @@ class HostServer:
         except Exception:
             log.exception("%s: the lab failed to run a command", self.name)
             with contextlib.suppress(Exception):
-                process.stderr.write("amsm-lab: internal error in the lab (see its log)\n")
+                process.stderr.write(b"amsm-lab: internal error in the lab (see its log)\r\n")
                 process.exit(1)
 
-    async def _exec(self, process: asyncssh.SSHServerProcess[str]) -> None:
+    async def _exec(self, process: asyncssh.SSHServerProcess[bytes]) -> None:
+        if process.command is not None and len(process.command) > CMD_MAX_COMMAND_LINE:
+            process.stderr.write(f"{CMD_TOO_LONG}\r\n".encode("ascii"))
+            process.exit(1)
+            return
         script = None if process.subsystem is not None else script_of(process.command)
         if script is None:
-            process.stderr.write(REFUSED + "\n")
+            process.stderr.write(f"{REFUSED}\r\n".encode("ascii"))
             process.exit(1)
             return
         try:
@@ -219,10 +231,11 @@ class HostServer:
         except BaseException:
             self.restarting = False  # the reboot, if any, was rolled back
             raise
-        if result.stdout:
-            process.stdout.write(result.stdout)
-        if result.stderr:
-            process.stderr.write(result.stderr)
+        stdout, stderr = result.wire(OEM_CODEPAGE)
+        if stdout:
+            process.stdout.write(stdout)
+        if stderr:
+            process.stderr.write(stderr)
         if not result.reboot:
             process.exit(result.exit_status)
             return

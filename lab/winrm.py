@@ -4,7 +4,10 @@ What a host accepts, and nothing more (MS-WSMV, the WinRS subset pywinrm speaks)
 - `POST /wsman` over HTTP or HTTPS (TLS with the lab CA's certificate for the host:
   SAN 127.0.0.1 and the host name), on the host's `winrm.port`;
 - Basic authentication with the lab's WinRM user (`Administrator`, password in
-  `secrets/winrm-password`); over HTTPS also NTLM (`Negotiate`/`NTLM` header,
+  `secrets/winrm-password`), over plain HTTP only where the host's document says
+  `winrm: {allow_unencrypted: true}` (a default service's AllowUnencrypted is false
+  and it answers 401, the "credentials rejected" a client then reports); over HTTPS
+  also NTLM (`Negotiate`/`NTLM` header,
   pyspnego's acceptor, channel binding to the server certificate checked); the
   connection stays authenticated after NTLM, as on Windows;
 - the shell actions Create, Command, Receive, Signal and Delete on the `cmd`
@@ -12,7 +15,12 @@ What a host accepts, and nothing more (MS-WSMV, the WinRS subset pywinrm speaks)
   arguments `encoded_command()` writes; anything else ends with exit status 1 and
   `amsm-lab: only PowerShell -EncodedCommand is accepted` on stderr, as over SSH.
   Other actions, unknown shells and bad envelopes get a SOAP fault (HTTP 500) like
-  Windows' own, with its WSManFault code.
+  Windows' own, with its WSManFault code;
+- quotas as a default service has them: MaxShellsPerUser 30 (the 31st Create gets
+  the quota fault), IdleTimeout 180 s (a shell closed without Delete counts until
+  then), a command line of at most 32,766 characters (CreateProcess);
+- output as powershell.exe writes it to pipes, in the shell's console code page
+  (WINRS_CODEPAGE; pywinrm sends 437 unless told) until the script sets UTF-8.
 
 The script runs in `LabState.run_script` when the Command arrives; Receive waits
 for it (up to the request's OperationTimeout, then the "timed out, ask again"
@@ -54,7 +62,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from lab.powershell import ScriptResult
+from lab.powershell import OEM_CODEPAGE, ScriptResult
 from lab.ssh import BIND_ADDRESS, REFUSED, REPLY_GRACE_SECONDS, script_of
 from lab.state import HostDown, LabState
 
@@ -75,8 +83,16 @@ MAX_REQUEST_BYTES = 512 * 1024
 MAX_HEADER_BYTES = 16 * 1024
 IDLE_SECONDS = 60.0
 MAX_OPERATION_SECONDS = 60.0
-MAX_SHELLS = 100
-SHELL_IDLE_SECONDS = 120.0
+# winrm/config/Winrs defaults (Microsoft Learn, "Quotas for Remote Shells"; MS-WSMV
+# 2.2.4.42 WinrsType): MaxShellsPerUser 30, IdleTimeout 180,000 ms. A shell closed
+# without Delete lives until its idle timeout and counts against the quota until then.
+MAX_SHELLS_PER_USER = 30
+SHELL_IDLE_SECONDS = 180.0
+# CreateProcess takes a command line of at most 32,767 characters with its terminating
+# null (Microsoft Learn, CreateProcessW); WinRS (WINRS_SKIP_CMD_SHELL) reports the
+# failure as a fault carrying the Win32 error: 206, ERROR_FILENAME_EXCED_RANGE.
+MAX_COMMAND_LINE = 32766
+FAULT_COMMAND_TOO_LONG = 206
 
 NS = {
     "s": "http://www.w3.org/2003/05/soap-envelope",
@@ -343,6 +359,8 @@ class Request:
     shell_id: str | None
     operation_timeout: float
     body: ET.Element
+    # w:OptionSet of the header (WINRS_CODEPAGE, WINRS_NOPROFILE, ...).
+    options: dict[str, str] = field(default_factory=dict)
 
 
 _DURATION = re.compile(r"^PT(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)S)?$")
@@ -365,6 +383,10 @@ def parse_request(data: bytes) -> Request:
     if root.tag != _tag("s", "Envelope") or header is None or body is None:
         raise Fault("w:InvalidMessage", FAULT_BAD_ENVELOPE, "not a SOAP 1.2 envelope")
     selector = header.find("w:SelectorSet/w:Selector[@Name='ShellId']", NS)
+    options = {
+        str(o.get("Name", "")).upper(): (o.text or "").strip()
+        for o in header.findall("w:OptionSet/w:Option", NS)
+    }
     return Request(
         action=(header.findtext("a:Action", "", NS) or "").strip(),
         message_id=(header.findtext("a:MessageID", None, NS) or "").strip() or None,
@@ -374,6 +396,7 @@ def parse_request(data: bytes) -> Request:
             MAX_OPERATION_SECONDS, _duration(header.findtext("w:OperationTimeout", None, NS), 60)
         ),
         body=body,
+        options=options,
     )
 
 
@@ -386,9 +409,8 @@ class Command:
     stderr: bytes = b""
     exit_status: int = -1
 
-    def finish(self, result: ScriptResult) -> None:
-        self.stdout = result.stdout.encode("utf-8")
-        self.stderr = result.stderr.encode("utf-8")
+    def finish(self, result: ScriptResult, codepage: str) -> None:
+        self.stdout, self.stderr = result.wire(codepage)
         self.exit_status = result.exit_status
         self.done.set()
 
@@ -397,6 +419,9 @@ class Command:
 class Shell:
     id: str
     user: str
+    # The console code page of the shell's processes: WINRS_CODEPAGE from Create
+    # (MS-WSMV 2.2.4.40 / winrs -codepage), else the host's OEM code page.
+    codepage: str = OEM_CODEPAGE
     commands: dict[str, Command] = field(default_factory=dict)
     used: float = field(default_factory=time.monotonic)
     deleted: asyncio.Event = field(default_factory=asyncio.Event)
@@ -435,12 +460,18 @@ class WinRmServer:
         state: LabState,
         users: Users,
         tls: tuple[ssl.SSLContext, bytes] | None,
+        allow_unencrypted: bool = False,
     ) -> None:
         self.name = name
         self.port = port
         self.state = state
         self.users = users
         self.scheme = "https" if tls else "http"
+        # AllowUnencrypted (winrm/config/service), false by default: over HTTP the
+        # service then refuses Basic, whose messages travel unencrypted, with 401.
+        self.allow_unencrypted = allow_unencrypted
+        self.max_shells_per_user = MAX_SHELLS_PER_USER
+        self.shell_idle_seconds = SHELL_IDLE_SECONDS
         self._ssl = tls[0] if tls else None
         self._cert_hash = tls[1] if tls else None
         self.host: HostServer | None = None  # set by HostServer
@@ -566,6 +597,9 @@ class WinRmServer:
         scheme = scheme.lower()
         if scheme == "basic":
             conn.ntlm = None
+            if self._ssl is None and not self.allow_unencrypted:
+                log.info("%s: WinRM Basic over HTTP refused (AllowUnencrypted=false)", self.name)
+                return None, Response(401, headers=self._challenge())
             user = self.users.check_basic(token)
             if user is None:
                 log.info("%s: WinRM Basic logon refused", self.name)
@@ -651,7 +685,7 @@ class WinRmServer:
                 f"{req.resource_uri!r} is not supported by the lab (only {CMD_RESOURCE}).",
             )
         if req.action == ACTION_CREATE:
-            return TRANSFER + "/CreateResponse", self._create(user)
+            return TRANSFER + "/CreateResponse", self._create(user, req.options)
         shell = self._shell(req.shell_id)
         if req.action == ACTION_DELETE:
             self.shells.pop(shell.id, None)
@@ -681,19 +715,23 @@ class WinRmServer:
         shell.used = time.monotonic()
         return shell
 
-    def _create(self, user: str) -> str:
+    def _create(self, user: str, options: dict[str, str]) -> str:
         now = time.monotonic()
         for sid, old in list(self.shells.items()):
-            if now - old.used > SHELL_IDLE_SECONDS:  # a client that died without Delete
+            if now - old.used > self.shell_idle_seconds:  # closed without Delete: expired
                 del self.shells[sid]
-        if len(self.shells) >= MAX_SHELLS:
+        mine = [sh for sh in self.shells.values() if sh.user.lower() == user.lower()]
+        if len(mine) >= self.max_shells_per_user:
+            # ERROR_WSMAN_QUOTA_MAX_SHELLS, in the words of the WinRM service.
             raise Fault(
                 "w:QuotaLimit",
                 FAULT_QUOTA,
-                f"The WS-Management service cannot process the request: {self.name} has "
-                f"{MAX_SHELLS} open shells.",
+                "The WS-Management service cannot process the request. This user is allowed "
+                f"a maximum number of {self.max_shells_per_user} concurrent shells, which has "
+                "been exceeded. Close existing shells or raise the quota for this user.",
             )
-        shell = Shell(str(uuid.uuid4()).upper(), user)
+        codepage = _codepage(options.get("WINRS_CODEPAGE"))
+        shell = Shell(str(uuid.uuid4()).upper(), user, codepage)
         self.shells[shell.id] = shell
         return (
             f"<x:ResourceCreated><a:Address>{self.scheme}://{BIND_ADDRESS}:{self.port}/wsman"
@@ -711,11 +749,19 @@ class WinRmServer:
             raise Fault("w:InvalidMessage", FAULT_BAD_ENVELOPE, "Command without rsp:CommandLine")
         command = (line_el.findtext("rsp:Command", "", NS) or "").strip()
         arguments = [a.text or "" for a in line_el.findall("rsp:Arguments", NS)]
+        line = " ".join([command, *arguments])
+        if len(line) > MAX_COMMAND_LINE:
+            raise Fault(
+                "w:InternalError",
+                FAULT_COMMAND_TOO_LONG,
+                "The filename or extension is too long. ",
+                sender=False,
+            )
         cmd = Command(str(uuid.uuid4()).upper())
         shell.commands[cmd.id] = cmd
-        script = script_of(" ".join([command, *arguments]))
+        script = script_of(line)
         if script is None:
-            cmd.finish(ScriptResult("", REFUSED + "\n", 1))
+            cmd.finish(ScriptResult("", REFUSED + "\n", 1, clixml=False), shell.codepage)
         else:
             task = asyncio.create_task(self._run(shell, cmd, script))
             self._tasks.add(task)
@@ -735,15 +781,16 @@ class WinRmServer:
         except Exception:
             host.restarting = False  # the reboot, if any, was rolled back
             log.exception("%s: the lab failed to run a command", self.name)
-            cmd.finish(ScriptResult("", "amsm-lab: internal error in the lab (see its log)\n", 1))
+            err = "amsm-lab: internal error in the lab (see its log)\n"
+            cmd.finish(ScriptResult("", err, 1, clixml=False), shell.codepage)
             return
         if not result.reboot:
-            cmd.finish(result)
+            cmd.finish(result, shell.codepage)
             return
         # Down first (both listeners), so a client that has seen Done cannot reconnect.
         close_doomed = host.doomed_connections()
         await host.stop(drop_connections=False)
-        cmd.finish(result)
+        cmd.finish(result, shell.codepage)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(shell.deleted.wait(), REPLY_GRACE_SECONDS)
         await asyncio.sleep(0)  # let the Delete answer reach the transport
@@ -801,6 +848,23 @@ class WinRmServer:
         return "<rsp:SignalResponse/>"
 
 
+def _codepage(option: str | None) -> str:
+    """The Python codec of a WINRS_CODEPAGE value (65001 is UTF-8); the OEM code page
+    when none is asked for. A code page Windows would not know is a fault."""
+    if not option:
+        return OEM_CODEPAGE
+    if option.strip() == "65001":
+        return "utf-8"
+    try:
+        codec = f"cp{int(option)}"
+        "".encode(codec)
+    except (ValueError, LookupError):
+        raise Fault(
+            "w:InvalidOptions", FAULT_BAD_ENVELOPE, f"WINRS_CODEPAGE {option!r} is not valid"
+        ) from None
+    return codec
+
+
 def _parse_head(head: bytes) -> tuple[str, str, dict[str, str]] | None:
     try:
         text = head.decode("latin-1")
@@ -822,8 +886,14 @@ def _parse_head(head: bytes) -> tuple[str, str, dict[str, str]] | None:
 
 
 def winrm_server(
-    directory: Path, name: str, port: int, scheme: str, state: LabState, users: Users
+    directory: Path,
+    name: str,
+    port: int,
+    scheme: str,
+    state: LabState,
+    users: Users,
+    allow_unencrypted: bool = False,
 ) -> WinRmServer:
     """The listener a lab host's inventory entry asks for (LabError-free: OSError, ValueError)."""
     tls = server_ssl_context(directory, name) if scheme == "https" else None
-    return WinRmServer(name, port, state, users, tls)
+    return WinRmServer(name, port, state, users, tls, allow_unencrypted)

@@ -21,7 +21,7 @@ from activities.drivers.errors import (
     CommandFailed,
     InterlockRefused,
 )
-from activities.drivers.host import HostDriver
+from activities.drivers.host import HostDriver, reads_answers
 from activities.drivers.interlocks import Overrides, with_forced
 from inventory.models import (
     SIDES,
@@ -36,6 +36,7 @@ from inventory.status import ClientStatus, ServiceState
 
 
 # -- facts ----------------------------------------------------------------------------------
+@reads_answers
 async def services(drv: HostDriver, names: list[str]) -> dict[str, str]:
     line = await drv.run_one(ps.get_services(names))
     return {
@@ -43,13 +44,15 @@ async def services(drv: HostDriver, names: list[str]) -> dict[str, str]:
     }
 
 
+@reads_answers
 async def process_running(drv: HostDriver, name: str) -> bool:
     return bool(ps.parse_json_list(await drv.run_one(ps.get_process(name))))
 
 
+@reads_answers
 async def boot_time(drv: HostDriver) -> datetime:
     info = ps.parse_json_object(await drv.run_one(ps.boot_info()))
-    return ps.parse_datetime(info["LastBootUpTime"])
+    return ps.parse_datetime(ps.prop(info, "LastBootUpTime"))
 
 
 def _twin(active: str) -> str:
@@ -83,6 +86,7 @@ class BrowseFacts:
         return next(iter(sides)) if len(sides) == 1 else None
 
 
+@reads_answers
 async def browse_facts(drv: HostDriver, comp: BrowseComponent, inv: Inventory) -> BrowseFacts:
     stmts = [ps.get_services(comp.services)]
     stmts += [ps.get_content(_join(comp.config_dir, f)) for f in comp.config_files]
@@ -98,6 +102,7 @@ async def browse_facts(drv: HostDriver, comp: BrowseComponent, inv: Inventory) -
     return BrowseFacts(states, file_sides)
 
 
+@reads_answers
 async def smartbins_facts(drv: HostDriver, dev: DeviceSettings) -> tuple[bool, str | None]:
     svc_line, reg_line = await drv.run(
         ps.get_services([dev.smartbins_service]),
@@ -110,6 +115,7 @@ async def smartbins_facts(drv: HostDriver, dev: DeviceSettings) -> tuple[bool, s
     return running, (str(mode) if mode is not None else None)
 
 
+@reads_answers
 async def insync_facts(drv: HostDriver, dev: DeviceSettings) -> tuple[bool, Side | None]:
     proc_line, reg_line = await drv.run(
         ps.get_process(dev.insync_process),
@@ -121,6 +127,7 @@ async def insync_facts(drv: HostDriver, dev: DeviceSettings) -> tuple[bool, Side
     return running, main
 
 
+@reads_answers
 async def client_facts(drv: HostDriver, client: SwitchableClient, inv: Inventory) -> ClientStatus:
     dev = inv.devices
     sess_line, v_line, reg_line = await drv.run(
@@ -150,6 +157,7 @@ async def client_facts(drv: HostDriver, client: SwitchableClient, inv: Inventory
 
 
 # -- operations ----------------------------------------------------------------------------
+@reads_answers
 async def smartbins_set(
     drv: HostDriver, dev: DeviceSettings, mode: Literal["Normal", "Pseudo"], run: bool
 ) -> str:
@@ -198,6 +206,7 @@ async def browse_start(drv: HostDriver, comp: BrowseComponent) -> str:
     return await _browse_services(drv, comp, run=True)
 
 
+@reads_answers
 async def browse_switch(
     drv: HostDriver,
     comp: BrowseComponent,
@@ -285,6 +294,7 @@ def insync_template(dev: DeviceSettings, main: Side) -> str:
     return _join(dev.insync_cfg_dir, name)
 
 
+@reads_answers
 async def insync_set_main(
     drv: HostDriver, dev: DeviceSettings, main: Side, overrides: Overrides | None = None
 ) -> str:
@@ -319,6 +329,7 @@ async def insync_set_main(
     return with_forced(f"InSync on {drv.name} set to copy {main} -> {other(main)}", forced)
 
 
+@reads_answers
 async def client_prepare(
     drv: HostDriver,
     client: SwitchableClient,

@@ -1,11 +1,14 @@
 """The PowerShell the drivers send: one source for every transport.
 
 Each builder returns one *statement*; `script()` joins statements into a script
-that stops at the first error (`$ErrorActionPreference = 'Stop'`). Every
-statement prints at most one line: compressed JSON, `True`/`False`, or nothing.
-That makes the output of a multi-statement script easy to split, and it is the
-exact subset the lab's interpreter accepts (lab/powershell.py), so the drivers
-cannot drift from what the lab understands.
+that stops at the first error (`$ErrorActionPreference = 'Stop'`), writes no
+progress records (`$ProgressPreference`), prints UTF-8 (`[Console]::OutputEncoding`)
+and frames every statement's output between marker lines, so a statement that
+prints nothing (an empty pipeline into ConvertTo-Json prints nothing at all) or
+several lines cannot shift the others: `split_output()` cuts stdout back into one
+text per statement and refuses an answer that is not framed whole. It is the exact
+subset the lab's interpreter accepts (lab/powershell.py), so the drivers cannot
+drift from what the lab understands.
 
 Values are never interpolated into code: every value is a single-quoted
 PowerShell literal (no variable or sub-expression expansion inside '...'),
@@ -17,7 +20,9 @@ from __future__ import annotations
 import base64
 import json
 import re
+import xml.etree.ElementTree as ET
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -58,25 +63,196 @@ def _props(names: Sequence[str]) -> str:
 
 JSON = "ConvertTo-Json -Compress"
 
+# What every script sets before its statements run:
+# - the first failing statement ends the script (its error is terminating);
+# - no progress records on stderr (about_Preference_Variables, $ProgressPreference:
+#   powershell.exe serialises them to a redirected stderr as CLIXML `<Obj S="progress">`);
+# - output in UTF-8 instead of the console's OEM code page (cp437/cp850, localized),
+#   which is what powershell.exe writes to a redirected stdout otherwise.
+PREAMBLE = (
+    "$ErrorActionPreference = 'Stop'",
+    "$ProgressPreference = 'SilentlyContinue'",
+    "[Console]::OutputEncoding = [System.Text.Encoding]::UTF8",
+)
+# The line printed after statement i of n: `#amsm 3/5`. PowerShell prints a string
+# statement as one line; no statement's own output can start with '#' (JSON, True or
+# False), and the count makes a cut answer visible whatever it ends with.
+MARK = "#amsm"
+_MARK_RE = re.compile(r"^#amsm (\d+)/(\d+)$")
+
+
+def _mark(i: int, n: int) -> str:
+    return f"'{MARK} {i}/{n}'"
+
 
 def script(*statements: str) -> str:
-    return "\n".join(["$ErrorActionPreference = 'Stop'", *statements])
+    """The statements as one script: the preamble, then each statement followed by its
+    marker line (see split_output)."""
+    n = len(statements)
+    body: list[str] = []
+    for i, st in enumerate(statements, 1):
+        body += [st, _mark(i, n)]
+    return "\n".join([*PREAMBLE, *body])
+
+
+class BadOutput(ValueError):
+    """An answer that cannot be read whole; the driver reports it as the host's
+    CommandFailed, never as an empty result."""
+
+
+def split_output(stdout: str, n: int) -> list[str]:
+    """One text per statement (its lines joined by '\n', '' when it printed nothing)
+    from the stdout of `script()` with `n` statements. BadOutput unless every marker
+    is there, in order, with nothing after the last."""
+    out: list[str] = []
+    pending: list[str] = []
+    lines = stdout.replace("\r\n", "\n").split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    for line in lines:
+        m = _MARK_RE.match(line)
+        if m is None:
+            if len(out) == n:
+                raise BadOutput(f"output after the last statement: {line[:80]!r}")
+            pending.append(line)
+            continue
+        i, total = int(m.group(1)), int(m.group(2))
+        if total != n or i != len(out) + 1:
+            raise BadOutput(f"statement marker {i}/{total} where {len(out) + 1}/{n} was due")
+        out.append("\n".join(pending))
+        pending = []
+    if len(out) != n:
+        raise BadOutput(f"the answer stops after {len(out)} of {n} statements")
+    return out
+
+
+# -- the command line -------------------------------------------------------------------
+_ARGUMENTS = "-NoProfile -NonInteractive -ExecutionPolicy Bypass -EncodedCommand"
+_PREFIX = f"powershell.exe {_ARGUMENTS} "
+
+# The longest command line a transport carries. OpenSSH for Windows hands an exec
+# request to its default shell, cmd.exe, which refuses more than 8,191 characters
+# ("The command line is too long.", Microsoft Learn: "Command prompt (Cmd.exe)
+# command-line string limitation"). WinRM starts powershell.exe itself (WINRS_SKIP_CMD_SHELL)
+# with CreateProcess, whose lpCommandLine holds at most 32,767 characters including
+# its terminating null (Microsoft Learn: CreateProcessW).
+MAX_COMMAND_LENGTH = {"ssh": 8191, "winrm": 32766}
 
 
 def encoded_command(text: str) -> str:
     """The command line that OpenSSH for Windows runs (default shell cmd.exe)."""
     b64 = base64.b64encode(text.encode("utf-16-le")).decode("ascii")
-    return (
-        f"powershell.exe -NoProfile -NonInteractive -ExecutionPolicy Bypass -EncodedCommand {b64}"
-    )
+    return _PREFIX + b64
+
+
+def command_length(statements: Sequence[str]) -> int:
+    """Characters of the command line that runs `statements` as one script (base64 of
+    UTF-16: 8 characters for every 3 of the script, plus the preamble and markers)."""
+    script_chars = len(script(*statements).encode("utf-16-le"))
+    return len(_PREFIX) + 4 * ((script_chars + 2) // 3)
+
+
+def max_command_length(transport: str) -> int:
+    """The longest command line `transport` ('ssh' or 'winrm') carries to the host."""
+    return MAX_COMMAND_LENGTH[transport]
+
+
+def fits(statements: Sequence[str], transport: str) -> bool:
+    """Whether `statements` go to the host as one script over `transport`; callers
+    with many statements (a purge) send them in batches that fit."""
+    return command_length(statements) <= max_command_length(transport)
+
+
+def batches(statements: Sequence[str], transport: str) -> list[list[str]]:
+    """`statements` in order, cut into as few scripts as fit the transport's limit.
+    UnsafeValue if one statement alone does not fit."""
+    out: list[list[str]] = []
+    for st in statements:
+        if out and fits([*out[-1], st], transport):
+            out[-1].append(st)
+            continue
+        if not fits([st], transport):
+            raise UnsafeValue(
+                f"one statement makes a command line of {command_length([st])} characters, "
+                f"over {transport}'s {max_command_length(transport)}"
+            )
+        out.append([st])
+    return out
 
 
 def decode_command(command: str) -> str:
     """Inverse of encoded_command (used by the lab)."""
-    prefix = "powershell.exe -NoProfile -NonInteractive -ExecutionPolicy Bypass -EncodedCommand "
-    if not command.startswith(prefix):
+    if not command.startswith(_PREFIX):
         raise ValueError("not an amsm PowerShell command line")
-    return base64.b64decode(command[len(prefix) :]).decode("utf-16-le")
+    return base64.b64decode(command[len(_PREFIX) :]).decode("utf-16-le")
+
+
+# -- what powershell.exe writes to a redirected stderr ------------------------------------
+# An encoded, non-interactive powershell.exe whose stderr is not a console writes its
+# error, warning, verbose and progress records there as CLIXML: a `#< CLIXML` line, then
+# one <Objs> document (shape: PowerShell/PowerShell issue #5912; the ConsoleHost writes
+# each line of a record's text as an <S S="Error"> string). Strings escape characters
+# XML cannot carry, and a '_' that would read as an escape, as `_xHHHH_` (PowerShell's
+# serializer, src/System.Management.Automation/engine/serialization.cs).
+CLIXML_HEADER = "#< CLIXML"
+CLIXML_NS = "http://schemas.microsoft.com/powershell/2004/04"
+_ESCAPE = re.compile(r"_x([0-9A-Fa-f]{4})_")
+
+
+def clixml_unescape(text: str) -> str:
+    return _ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), text)
+
+
+@dataclass(frozen=True)
+class Stderr:
+    """stderr read: the error records' text, and anything that was not CLIXML."""
+
+    errors: str
+    other: str
+
+    def text(self) -> str:
+        return "\n".join(t for t in (self.errors, self.other) if t)
+
+
+def parse_stderr_lenient(stderr: str) -> str:
+    """parse_stderr's text, or the stream as it came when it does not parse: for an
+    error message only, never for a decision."""
+    try:
+        return parse_stderr(stderr).text()
+    except BadOutput:
+        return stderr[:500]
+
+
+def parse_stderr(stderr: str) -> Stderr:
+    """The plain text of the error records in a CLIXML stderr (progress, verbose and
+    warning records dropped); text that is not CLIXML is kept as it came. BadOutput
+    for a CLIXML document that does not parse."""
+    text = stderr.lstrip("\ufeff")
+    errors: list[str] = []
+    other: list[str] = []
+    rest = text
+    while rest:
+        at = rest.find(CLIXML_HEADER)
+        if at < 0:
+            other.append(rest)
+            break
+        other.append(rest[:at])
+        rest = rest[at + len(CLIXML_HEADER) :].lstrip("\r\n")
+        end = rest.find("</Objs>")
+        if end < 0:
+            raise BadOutput("a CLIXML error stream without its end")
+        doc, rest = rest[: end + len("</Objs>")], rest[end + len("</Objs>") :]
+        try:
+            root = ET.fromstring(doc)
+        except ET.ParseError as e:
+            raise BadOutput(f"CLIXML error stream that does not parse: {e}") from None
+        for el in root:
+            if el.tag == f"{{{CLIXML_NS}}}S" and el.get("S", "").lower() == "error":
+                errors.append(clixml_unescape(el.text or ""))
+    return Stderr(
+        "".join(errors).replace("\r\n", "\n").strip(),
+        "".join(other).replace("\r\n", "\n").strip(),
+    )
 
 
 # -- services and processes ----------------------------------------------------
@@ -178,42 +354,58 @@ def test_port(host: str, port: int) -> str:
 SERVICE_STATUS = {1: "Stopped", 2: "StartPending", 3: "StopPending", 4: "Running", 7: "Paused"}
 
 
-def parse_json_list(line: str) -> list[dict[str, Any]]:
-    """ConvertTo-Json prints one object for one item, a list for several, nothing for none."""
-    if not line.strip():
+def _json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as e:  # json.JSONDecodeError
+        raise BadOutput(f"not JSON ({e}): {text[:80]!r}") from None
+
+
+def parse_json_list(text: str) -> list[dict[str, Any]]:
+    """ConvertTo-Json prints one object for one item, a list for several, nothing at all
+    for none (its EndProcessing writes only when it received objects). `text` is one
+    statement's whole output (split_output); anything but objects is BadOutput."""
+    if not text.strip():
         return []
-    data = json.loads(line)
+    data = _json(text)
     if isinstance(data, dict):
         return [data]
-    if isinstance(data, list):
-        return [d for d in data if isinstance(d, dict)]
-    raise ValueError(f"expected JSON objects, got {line[:80]!r}")
+    if isinstance(data, list) and all(isinstance(d, dict) for d in data):
+        return data
+    raise BadOutput(f"expected JSON objects, got {text[:80]!r}")
 
 
-def parse_json_object(line: str) -> dict[str, Any]:
-    items = parse_json_list(line)
+def parse_json_object(text: str) -> dict[str, Any]:
+    items = parse_json_list(text)
     if len(items) != 1:
-        raise ValueError(f"expected one JSON object, got {len(items)}")
+        raise BadOutput(f"expected one JSON object, got {len(items)}")
     return items[0]
 
 
-def parse_json_string(line: str) -> str:
+def parse_json_string(text: str) -> str:
     """Get-Content -Raw | ConvertTo-Json: the file's text as one JSON string."""
-    if not line.strip():
+    if not text.strip():
         return ""
-    data = json.loads(line)
+    data = _json(text)
     if isinstance(data, dict) and "value" in data:  # PowerShell 5.1 wraps with NoteProperties
         data = data["value"]
     if not isinstance(data, str):
-        raise ValueError(f"expected a JSON string, got {line[:80]!r}")
+        raise BadOutput(f"expected a JSON string, got {text[:80]!r}")
     return data
 
 
-def parse_bool(line: str) -> bool:
-    v = line.strip()
+def parse_bool(text: str) -> bool:
+    v = text.strip()
     if v not in ("True", "False"):
-        raise ValueError(f"expected True or False, got {v[:80]!r}")
+        raise BadOutput(f"expected True or False, got {v[:80]!r}")
     return v == "True"
+
+
+def prop(obj: dict[str, Any], name: str) -> Any:
+    """A property Select-Object was asked for (it writes every one, null when absent)."""
+    if name not in obj:
+        raise BadOutput(f"no property {name!r} in {sorted(obj)}")
+    return obj[name]
 
 
 def parse_service_status(value: Any) -> str:
@@ -232,7 +424,10 @@ def parse_datetime(value: Any) -> datetime:
         m = _DOTNET_DATE.match(value)
         if m:
             return datetime.fromtimestamp(int(m.group(1)) / 1000, tz=UTC)
-        return datetime.fromisoformat(value)
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            raise BadOutput(f"not a date: {value!r}") from None
     if isinstance(value, dict) and "value" in value:
         return parse_datetime(value["value"])
-    raise ValueError(f"not a date: {value!r}")
+    raise BadOutput(f"not a date: {value!r}")

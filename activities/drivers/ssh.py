@@ -92,6 +92,8 @@ _CONNECTIONS = _Connections()
 
 
 class SshHostDriver(HostDriver):
+    transport = "ssh"
+
     def __init__(
         self,
         host: Host,
@@ -121,7 +123,7 @@ class SshHostDriver(HostDriver):
                 if reused is not None:
                     try:
                         async with asyncio.timeout(self._connect_timeout):
-                            process = await reused.create_process(command)
+                            process = await reused.create_process(command, encoding=None)
                     except (asyncssh.ChannelOpenError, asyncssh.Error, OSError, TimeoutError):
                         # The channel never opened, so the command never ran: a new one.
                         _CONNECTIONS.drop(pool_key, reused)
@@ -153,7 +155,7 @@ class SshHostDriver(HostDriver):
                 )
                 _CONNECTIONS.put(pool_key, conn)
                 try:
-                    r = await conn.run(command, check=False)
+                    r = await conn.run(command, check=False, encoding=None)
                 except BaseException:
                     _CONNECTIONS.drop(pool_key, conn)
                     raise
@@ -184,7 +186,8 @@ class SshHostDriver(HostDriver):
             # The connection closed before the command said how it ended: the host went
             # down under it (a restart). Whether it ran is for the caller to read again.
             raise Unreachable(self.name, "the connection closed before the command finished")
-        out = r.stdout if isinstance(r.stdout, str) else (r.stdout or b"").decode()
-        err = r.stderr if isinstance(r.stderr, str) else (r.stderr or b"").decode()
+        # Bytes (encoding=None): the host driver decodes, and says so when it cannot.
+        out = r.stdout if isinstance(r.stdout, bytes) else str(r.stdout or "").encode()
+        err = r.stderr if isinstance(r.stderr, bytes) else str(r.stderr or "").encode()
         status = r.exit_status if r.exit_status is not None else -1
         return ExecResult(status, out, err)

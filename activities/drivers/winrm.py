@@ -60,7 +60,13 @@ _POOL = ThreadPoolExecutor(max_workers=64, thread_name_prefix="amsm-winrm")
 # A session (its keep-alive HTTPS connection, authenticated once for NTLM) is reused
 # for the next command to the same host when it has been idle no longer than this.
 SESSION_IDLE_SECONDS = 30.0
+# At most this many sessions, so shells, per host and credentials in this process, in
+# use or idle; more commands to one host wait for one. A WinRM service allows a user
+# MaxShellsPerUser = 30 shells by default (Microsoft Learn, "Quotas for Remote Shells"),
+# so a few workers fit under it.
 SESSIONS_PER_HOST = 8
+# WS-Management's quota fault (ERROR_WSMAN_QUOTA_MAX_SHELLS and its kin).
+QUOTA_FAULT = 2150859174
 # A session keeps its shell for the next commands (Command + Receive each, instead of
 # Create + Command + Receive + Delete), for at most this many commands and this long;
 # then the shell is deleted and a new one created, so the host frees what its commands
@@ -77,6 +83,9 @@ class _Session:
     shell: str | None = None
     shell_at: float = 0.0
     commands: int = 0
+    # Its last command restarted the host: the session is closed, its shell deleted in
+    # the background (the host may not answer any more).
+    restarted: bool = False
 
     def delete_shell(self) -> bool:
         """Delete the kept shell; False when the host did not answer."""
@@ -107,6 +116,16 @@ class _Sessions:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._idle: dict[tuple[Any, ...], list[tuple[float, _Session]]] = {}
+        self._slots: dict[tuple[Any, ...], threading.BoundedSemaphore] = {}
+
+    def slot(self, key: tuple[Any, ...]) -> threading.BoundedSemaphore:
+        """Held for as long as a session of `key` is in use: in use plus idle stay at
+        SESSIONS_PER_HOST at most (a new session is made only when none is idle)."""
+        with self._lock:
+            sem = self._slots.get(key)
+            if sem is None:
+                sem = self._slots[key] = threading.BoundedSemaphore(SESSIONS_PER_HOST)
+            return sem
 
     def take(self, key: tuple[Any, ...]) -> _Session | None:
         now = time.monotonic()
@@ -117,9 +136,11 @@ class _Sessions:
             found = fresh.pop()[1] if fresh else None
             self._idle[key] = fresh
         for s in stale:
-            # Closed here only: asking an idle host to delete the shell could wait on a
-            # host that went away; the host drops an idle shell by itself.
-            _close(s.p)
+            # Its shell is deleted, not just forgotten: a shell closed without Delete
+            # lives on the host until its IdleTimeout (3 min by default, often raised)
+            # and counts against MaxShellsPerUser until then. In the background, so a
+            # host that went away delays no command.
+            _POOL.submit(s.close)
         return found
 
     def give(self, key: tuple[Any, ...], s: _Session) -> None:
@@ -166,6 +187,8 @@ class _Cancelled(Exception):
 
 
 class WinRmHostDriver(HostDriver):
+    transport = "winrm"
+
     def __init__(
         self,
         host: Host,
@@ -237,6 +260,17 @@ class WinRmHostDriver(HostDriver):
         self, script_text: str, deadline: float, cancelled: threading.Event
     ) -> ExecResult:
         key = self._session_key()
+        slot = _SESSIONS.slot(key)
+        if not slot.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            raise _Cancelled
+        try:
+            return self._run_in_slot(key, script_text, deadline, cancelled)
+        finally:
+            slot.release()
+
+    def _run_in_slot(
+        self, key: tuple[Any, ...], script_text: str, deadline: float, cancelled: threading.Event
+    ) -> ExecResult:
         s = _SESSIONS.take(key) or _Session(self._protocol())
         try:
             result = self._run_in(s, script_text, deadline, cancelled)
@@ -252,6 +286,8 @@ class WinRmHostDriver(HostDriver):
             raise
         if result[1]:
             _SESSIONS.give(key, s)
+        elif s.restarted:
+            _POOL.submit(s.close)
         else:
             s.close()
         return result[0]
@@ -309,11 +345,7 @@ class WinRmHostDriver(HostDriver):
                     continue  # still running: ask again
                 out.append(o)
                 err.append(e)
-            result = ExecResult(
-                status,
-                b"".join(out).decode("utf-8", errors="replace"),
-                b"".join(err).decode("utf-8", errors="replace"),
-            )
+            result = ExecResult(status, b"".join(out), b"".join(err))
         finally:
             # Always clean up; once the output is in, a failed cleanup changes nothing
             # (a Restart-Computer may take the host down right after its answer). A
@@ -327,13 +359,14 @@ class WinRmHostDriver(HostDriver):
                 log.debug("%s: WinRM Signal failed: %s", self.name, type(e).__name__)
             finally:
                 # The shell stays for the next command, unless the command did not end
-                # well (deleted) or restarted the host: its shells and connections go
-                # down with it, so the shell is forgotten and the session closed here,
-                # without a Delete the host would not answer.
+                # well (deleted) or restarted the host. A host going down takes its
+                # shells with it, but one whose restart did not happen (or came late)
+                # would keep the shell until its IdleTimeout: it is deleted in the
+                # background, where a host that no longer answers delays nothing.
                 if not done:
                     clean = s.delete_shell() and clean
                 elif RESTART in script_text:
-                    s.shell = None
+                    s.restarted = True
                     clean = False
         return result, clean
 
@@ -370,6 +403,15 @@ class WinRmHostDriver(HostDriver):
             return AuthenticationFailed(h, f"TLS with {where} failed: {_root_cause(e)}")
         if isinstance(e, (requests.exceptions.ConnectionError, requests.exceptions.Timeout)):
             return Unreachable(h, f"cannot connect to {where} ({_root_cause(e)})")
+        if isinstance(e, InvalidCredentialsError) and w.scheme == "http" and w.auth == "basic":
+            return AuthenticationFailed(
+                h,
+                f"user {self._secret.username!r} was refused (basic over http): a wrong "
+                "password, or, more often, a WinRM service that refuses Basic over plain "
+                "HTTP, as it does unless AllowUnencrypted is true (false by default); use "
+                "HTTPS, or NTLM (pywinrm encrypts its messages), or set AllowUnencrypted "
+                "on the host if that is really meant",
+            )
         if isinstance(e, InvalidCredentialsError):
             return AuthenticationFailed(
                 h, f"user {self._secret.username!r} was refused ({w.auth} over {w.scheme})"
@@ -381,6 +423,14 @@ class WinRmHostDriver(HostDriver):
         if isinstance(e, WSManFaultError) and e.wsman_fault_code == SHELL_NOT_FOUND:
             # The shell went with a restart between two requests: worth another try.
             return Unreachable(h, f"{where} lost the command's shell (the host restarted?)")
+        if isinstance(e, WSManFaultError) and e.wsman_fault_code == QUOTA_FAULT:
+            return CommandFailed(
+                h,
+                f"{where} refused a new shell: too many open for user "
+                f"{self._secret.username!r} (MaxShellsPerUser; shells closed without Delete "
+                "count until the host's idle timeout)",
+                e.reason,
+            )
         if isinstance(e, WSManFaultError):
             code = e.wsman_fault_code if e.wsman_fault_code is not None else e.fault_subcode
             return CommandFailed(h, f"WS-Management fault {code}", e.reason)

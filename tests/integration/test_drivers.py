@@ -23,7 +23,9 @@ from activities.drivers.errors import (
     InterlockRefused,
     Unreachable,
 )
+from activities.drivers.host import ExecResult
 from activities.drivers.ssh import SshHostDriver
+from activities.models import PairRef
 from tests.conftest import Lab
 
 
@@ -43,6 +45,52 @@ async def test_ssh_reads_facts_and_refuses_unknown_service(lab: Lab) -> None:
     with pytest.raises(CommandFailed) as e:
         await a.host(sb).run(ps.get_services(["NoSuchService"]))
     assert e.value.host == sb.host and "NoSuchService" in str(e.value)
+
+
+async def test_ssh_answers_are_read_whole(lab: Lab) -> None:
+    a = acts(lab)
+    inv = lab.inventory
+    nas = inv.sides["Y"].nas.cifs
+    drv = a.host(nas)
+    # AllSync does not run on Y's NAS head: Get-Process prints nothing at all, and the
+    # next statement's answer stays its own.
+    assert await dev.process_running(drv, inv.devices.allsync_process) is False
+    got = await drv.run(ps.get_process(inv.devices.allsync_process), ps.test_path("V:\\"))
+    assert got == ["", "True"]
+    # The error's text, not its CLIXML.
+    with pytest.raises(CommandFailed) as e:
+        await drv.run(ps.test_path("C:\\"), ps.stop_service("NoSuchService"))
+    assert "Stop-Service : Cannot find any service with service name 'NoSuchService'." in str(
+        e.value
+    )
+    assert "CLIXML" not in str(e.value) and "_x000D_" not in str(e.value)
+
+
+async def test_ssh_refuses_a_command_line_cmd_exe_would_refuse(lab: Lab) -> None:
+    a = acts(lab)
+    sb = lab.inventory.sides["X"].smartbins[0]
+    assert sb.transport == "ssh"
+    drv = a.host(sb)
+    many = [ps.test_path(f"V:\\VibrantAVIFiles\\News\\clip-{i:04d}.vmf") for i in range(100)]
+    assert not drv.fits(many) and drv.max_command_length == 8191
+    with pytest.raises(CommandFailed) as e:
+        await drv.run(*many)
+    assert e.value.host == sb.host and f"{ps.command_length(many)} characters" in str(e.value)
+    answers = [t for batch in ps.batches(many, "ssh") for t in await drv.run(*batch)]
+    assert answers == ["False"] * 100
+    # The host itself refuses it as cmd.exe does.
+    raw = await asyncssh.connect(
+        sb.address,
+        sb.port,
+        username="Administrator",
+        client_keys=[str(lab.dir / "keys" / "id_ed25519")],
+        known_hosts=str(lab.dir / "known_hosts"),
+        agent_path=None,
+        config=[],
+    )
+    async with raw:
+        r = await raw.run(ps.encoded_command(ps.script(*many)))
+    assert (r.exit_status, r.stdout, r.stderr) == (1, "", "The command line is too long.\r\n")
 
 
 async def test_ssh_wrong_key_is_authentication_failed_naming_the_host(
@@ -150,3 +198,28 @@ async def test_dsm_that_does_not_answer(lab: Lab) -> None:
     with pytest.raises(Unreachable) as e:
         await asyncio.to_thread(drv.read)
     assert e.value.retryable
+
+
+async def test_one_unreadable_answer_is_that_hosts_error_not_the_whole_status(
+    lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client whose answer comes back cut (its last marker missing): `amsm status`
+    reports that client, and every other device as usual."""
+    real = SshHostDriver._execute
+
+    async def cut(self: SshHostDriver, script_text: str) -> ExecResult:
+        got = await real(self, script_text)
+        if self.name != "ED-01":
+            return got
+        return ExecResult(got.exit_status, got.stdout.rsplit(b"#amsm", 1)[0], got.stderr)
+
+    monkeypatch.setattr(SshHostDriver, "_execute", cut)
+    a = acts(lab)
+    ed = lab.inventory.clients[0]
+    assert ed.host == "ED-01" and ed.transport == "ssh"
+    status = await a.probe_pair(PairRef(pair=lab.inventory.pair))
+    broken = {c.host: c for c in status.clients}["ED-01"]
+    assert broken.status == "unreachable" and broken.error is not None
+    assert "ED-01" in broken.error and "answer not whole" in broken.error
+    assert status.insync.reachable and status.insync.main == "X"
+    assert all(s.reachable for s in status.smartbins)

@@ -36,7 +36,16 @@ class Out:
 
 
 def out(result: asyncssh.SSHCompletedProcess) -> Out:
-    return Out(str(result.stdout or ""), str(result.stderr or ""), result.exit_status or 0)
+    """The answer as text: CRLF line ends made '\n', a CLIXML stderr made its error text."""
+    stdout = str(result.stdout or "").replace("\r\n", "\n")
+    stderr = ps.parse_stderr(str(result.stderr or "")).text()
+    return Out(stdout, stderr + ("\n" if stderr else ""), result.exit_status or 0)
+
+
+def bare(*statements: str) -> str:
+    """The drivers' preamble and the statements, without the drivers' markers: what
+    PowerShell itself prints for them."""
+    return "\n".join([*ps.PREAMBLE, *statements])
 
 
 @dataclass
@@ -59,7 +68,7 @@ class Served:
     async def run(self, host: str, *statements: str) -> Out:
         conn = await self.connect(host)
         try:
-            result = await conn.run(ps.encoded_command(ps.script(*statements)))
+            result = await conn.run(ps.encoded_command(bare(*statements)))
         finally:
             conn.close()
             await conn.wait_closed()
@@ -104,6 +113,18 @@ async def test_get_services_over_ssh(served: Served) -> None:
     result = await served.run("sb-y2", ps.get_services(["SmartBins"]), ps.test_path("V:\\"))
     assert result.exit_status == 0, result.stderr
     assert result.stdout == '{"Name":"SmartBins","Status":1}\nTrue\n'
+
+
+async def test_output_is_in_the_oem_code_page_unless_the_script_sets_utf8(served: Served) -> None:
+    key = r"HKLM:\SOFTWARE\GVG\Aurora"
+    statements = [ps.set_registry(key, "Site", "Genève"), ps.get_registry(key, ["Site"])]
+    async with await served.connect("ED-03") as conn:
+        no_encoding = "\n".join([*ps.PREAMBLE[:2], *statements])
+        oem = await conn.run(ps.encoded_command(no_encoding), encoding=None)
+        utf8 = await conn.run(ps.encoded_command(bare(*statements)), encoding=None)
+    assert oem.exit_status == 0 and utf8.exit_status == 0
+    assert oem.stdout == '{"Site":"Gen\x8ave"}\r\n'.encode("latin-1")  # cp850: è is 0x8a
+    assert utf8.stdout == '{"Site":"Genève"}\r\n'.encode()
 
 
 async def test_errors_and_refusals_over_ssh(served: Served) -> None:
@@ -152,7 +173,7 @@ async def test_reboot_closes_the_port_then_the_host_comes_back(served: Served) -
     before = json.loads((await served.run("ED-01", ps.boot_info())).stdout)
     bystander = await served.connect("ED-01")
     restart = await served.run("ED-01", ps.restart_computer())
-    assert restart.exit_status == 0 and restart.stdout == "\n"
+    assert restart.exit_status == 0 and restart.stdout == ""
     with pytest.raises(OSError):
         await served.run("ED-01", ps.boot_info())
     # A session that was open when the host went down is cut.

@@ -245,8 +245,9 @@ async def test_only_encoded_powershell_is_accepted(lab: Lab) -> None:
     ]:
         out, err, status = await asyncio.to_thread(run, command, args)
         assert (out, status) == (b"", 1)
-        assert err == b"amsm-lab: only PowerShell -EncodedCommand is accepted\n"
-    assert await asyncio.to_thread(run, good[0], good[1:]) == (b"True\n", b"", 0)
+        assert err == b"amsm-lab: only PowerShell -EncodedCommand is accepted\r\n"
+    ran = await asyncio.to_thread(run, good[0], good[1:])
+    assert ran == (b"True\r\n#amsm 1/1\r\n", b"", 0)
 
 
 async def test_long_output_comes_in_several_receives(
@@ -287,3 +288,192 @@ async def test_long_output_comes_in_several_receives(
         assert receives > 10
     finally:
         await server.stop()
+
+
+async def _own_listener(
+    lab: Lab, host: Host, scheme: str, allow_unencrypted: bool = False
+) -> tuple[HostServer, Host]:
+    """A second WinRM listener for `host`, in this process (its shells can be counted),
+    on the lab's own lab.db; and the host as the inventory would name it there."""
+    a = acts(lab)
+    users = lab_winrm.Users("Administrator", a.creds.resolve(host.credentials).password or "")
+    ssh_port, web_port = closed_port(), closed_port()
+    web = lab_winrm.winrm_server(
+        lab.dir, host.host, web_port, scheme, LabState(lab.dir), users, allow_unencrypted
+    )
+    server = HostServer(
+        host.host,
+        ssh_port,
+        load_host_key(lab.dir / "keys/hosts" / f"{host.host}.key"),
+        load_authorized_keys(lab.dir / "keys/id_ed25519.pub"),
+        web.state,
+        web,
+    )
+    await server.start()
+    w = host.winrm_settings.model_copy(
+        update={"port": web_port, "scheme": scheme, "allow_http": scheme == "http"}
+    )
+    return server, host.model_copy(update={"winrm": w})
+
+
+async def test_basic_over_http_is_refused_unless_the_service_allows_unencrypted(lab: Lab) -> None:
+    """AllowUnencrypted is false on a default WinRM service: Basic over HTTP gets 401."""
+    a = acts(lab)
+    mf = winrm_host(lab, "http", "basic")
+    for allow in (False, True):
+        server, moved = await _own_listener(lab, mf, "http", allow_unencrypted=allow)
+        try:
+            if allow:
+                assert await a.host(moved).run(ps.test_path("C:\\")) == ["True"]
+                continue
+            with pytest.raises(AuthenticationFailed) as e:
+                await a.host(moved).run(ps.test_path("C:\\"))
+            assert e.value.host == mf.host and "AllowUnencrypted" in str(e.value)
+        finally:
+            await server.stop()
+    warnings = lab.inventory.warnings()
+    assert any(mf.host in w and "AllowUnencrypted" in w for w in warnings), warnings
+
+
+async def test_shells_are_bounded_and_deleted_not_leaked(
+    lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import activities.drivers.winrm as drv_winrm
+
+    a = acts(lab)
+    sb = winrm_host(lab, "https", "basic")
+    server, moved = await _own_listener(lab, sb, "https")
+    web = server.winrm
+    assert web is not None and web.max_shells_per_user == 30
+    try:
+        # Many commands at once to one host: never more shells than sessions allowed.
+        drv = a.host(moved)
+        peak = 0
+        original = lab_winrm.WinRmServer._create
+
+        def counting(self, user, options):  # type: ignore[no-untyped-def]
+            nonlocal peak
+            reply = original(self, user, options)
+            peak = max(peak, len(self.shells))
+            return reply
+
+        monkeypatch.setattr(lab_winrm.WinRmServer, "_create", counting)
+        got = await asyncio.gather(*(drv.run(ps.test_path("C:\\")) for _ in range(24)))
+        assert got == [["True"]] * 24
+        assert 1 <= peak <= drv_winrm.SESSIONS_PER_HOST
+        # A session idle too long is dropped with its shell deleted, not just forgotten
+        # (a forgotten one would count against MaxShellsPerUser until its IdleTimeout).
+        monkeypatch.setattr(drv_winrm, "SESSION_IDLE_SECONDS", 0.0)
+        before = set(web.shells)
+        assert before
+        await drv.run(ps.test_path("C:\\"))
+        await wait_until(lambda: not (before & set(web.shells)), "stale shells deleted")
+    finally:
+        await server.stop()
+
+
+async def test_max_shells_per_user_and_the_idle_timeout(lab: Lab) -> None:
+    a = acts(lab)
+    sb = winrm_host(lab, "https", "basic")
+    server, moved = await _own_listener(lab, sb, "https")
+    web = server.winrm
+    assert web is not None
+    secret = a.creds.resolve(sb.credentials)
+    ca = str(a.creds.resolve_file("winrm-ca.pem"))
+    p = Protocol(
+        endpoint(moved),
+        transport="basic",
+        username=secret.username,
+        password=secret.password,
+        ca_trust_path=ca,
+        server_cert_validation="validate",
+    )
+    try:
+        # Shells closed without Delete: they stay, and the 31st is refused.
+        for _ in range(30):
+            await asyncio.to_thread(p.open_shell)
+        with pytest.raises(Exception) as e:
+            await asyncio.to_thread(p.open_shell)
+        assert getattr(e.value, "wsman_fault_code", None) == lab_winrm.FAULT_QUOTA
+        assert "maximum number of 30 concurrent shells" in str(e.value)
+        # The driver says what it is.
+        with pytest.raises(CommandFailed, match="MaxShellsPerUser") as f:
+            await a.host(moved).run(ps.test_path("C:\\"))
+        assert f.value.host == sb.host
+        # Past the service's idle timeout they are gone and count no more.
+        web.shell_idle_seconds = 0.0
+        assert await a.host(moved).run(ps.test_path("C:\\")) == ["True"]
+    finally:
+        await server.stop()
+
+
+async def test_a_command_line_too_long_for_createprocess(lab: Lab) -> None:
+    a = acts(lab)
+    sb = winrm_host(lab, "https", "basic")
+    drv = a.host(sb)
+    many = [ps.test_path(f"C:\\{i:05d}") for i in range(800)]
+    assert not drv.fits(many) and drv.max_command_length == 32766
+    # The driver refuses before sending, naming the host and the length.
+    with pytest.raises(CommandFailed) as e:
+        await drv.run(*many)
+    assert e.value.host == sb.host and str(ps.command_length(many)) in str(e.value)
+    # The host itself: CreateProcess's limit, as a fault on the Command.
+    secret = a.creds.resolve(sb.credentials)
+    p = Protocol(
+        endpoint(sb),
+        transport="basic",
+        username=secret.username,
+        password=secret.password,
+        ca_trust_path=str(a.creds.resolve_file("winrm-ca.pem")),
+        server_cert_validation="validate",
+    )
+    args = ps.encoded_command(ps.script(*many)).split(" ")
+
+    def too_long() -> None:
+        shell = p.open_shell()
+        try:
+            p.run_command(shell, args[0], args[1:], skip_cmd_shell=True)
+        finally:
+            p.close_shell(shell)
+
+    with pytest.raises(Exception) as f:
+        await asyncio.to_thread(too_long)
+    assert getattr(f.value, "wsman_fault_code", None) == lab_winrm.FAULT_COMMAND_TOO_LONG
+    # In batches under the limit, the same statements all run.
+    answers = [await drv.run(*b) for b in ps.batches(many, "winrm")]
+    assert sum(len(x) for x in answers) == 800 and {t for x in answers for t in x} == {"False"}
+
+
+async def test_shell_codepage_decides_the_output_without_the_utf8_setting(lab: Lab) -> None:
+    a = acts(lab)
+    sb = winrm_host(lab, "https", "basic")
+    secret = a.creds.resolve(sb.credentials)
+    p = Protocol(
+        endpoint(sb),
+        transport="basic",
+        username=secret.username,
+        password=secret.password,
+        ca_trust_path=str(a.creds.resolve_file("winrm-ca.pem")),
+        server_cert_validation="validate",
+    )
+    key = r"HKLM:\SOFTWARE\GVG\SmartBins"
+    text = "\n".join(
+        [ps.PREAMBLE[0], ps.set_registry(key, "Site", "Genève"), ps.get_registry(key, ["Site"])]
+    )
+    args = ps.encoded_command(text).split(" ")
+
+    def run(codepage: int | None) -> bytes:
+        shell = p.open_shell(codepage=codepage) if codepage else p.open_shell()
+        try:
+            cid = p.run_command(shell, args[0], args[1:], skip_cmd_shell=True)
+            out, _, status = p.get_command_output(shell, cid)
+            assert status == 0
+            return out
+        finally:
+            p.close_shell(shell)
+
+    assert await asyncio.to_thread(run, 65001) == '{"Site":"Genève"}\r\n'.encode()
+    assert await asyncio.to_thread(run, 850) == '{"Site":"Genève"}\r\n'.encode("cp850")
+    # The driver asks for UTF-8 and reads the name whole.
+    got = await a.host(sb).run(ps.get_registry(key, ["Site"]))
+    assert json.loads(got[0]) == {"Site": "Genève"}

@@ -37,7 +37,8 @@ def files(lab: LabState, side: str) -> dict[str, str]:
 def test_master_clips_are_folders_listed_and_removed(lab: LabState) -> None:
     ingest(lab.dir, "Y", "late-news", "News")
     listed = lab.run_script("sb-y1", ps.script(ps.list_folders("V:\\VibrantAVIFiles", "*.vmf")))
-    names = {o["FullName"] for o in ps.parse_json_list(listed.stdout.strip())}
+    (text,) = ps.split_output(listed.stdout, 1)
+    names = {o["FullName"] for o in ps.parse_json_list(text)}
     assert "V:\\VibrantAVIFiles\\News\\late-news.vmf" in names
     assert "V:\\VibrantAVIFiles\\News" not in names  # a SmartBin folder is not a clip
     gone = lab.run_script(

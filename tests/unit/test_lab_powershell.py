@@ -46,8 +46,14 @@ def lab(template: Path, tmp_path: Path) -> LabState:
     return LabState(d)
 
 
+def bare(*statements: str) -> str:
+    """The statements after `$ErrorActionPreference = 'Stop'` only, without the drivers'
+    markers: what PowerShell itself prints for them."""
+    return "\n".join([ps.PREAMBLE[0], *statements])
+
+
 def run(lab: LabState, host: str, *statements: str) -> ScriptResult:
-    return lab.run_script(host, ps.script(*statements))
+    return lab.run_script(host, bare(*statements))
 
 
 def doc(lab: LabState, host: str) -> dict:
@@ -82,16 +88,36 @@ def every_builder(v: str) -> list[str]:
 @pytest.mark.parametrize("value", ["SmartBins", "GV K2 MDI", "a.b-c_(1)", *HOSTILE])
 def test_every_builder_parses_and_values_stay_literal(value: str) -> None:
     statements = parse_script(ps.script(*every_builder(value)))
-    assert statements[0].commands is None  # the preamble
-    assert len(statements) == len(every_builder(value)) + 1
-    get_services = statements[1].commands
-    assert get_services is not None
+    assert [st.setting for st in statements[: len(ps.PREAMBLE)]] == [
+        ("ErrorActionPreference", "Stop"),
+        ("ProgressPreference", "SilentlyContinue"),
+        ("OutputEncoding", "UTF8"),
+    ]
+    n = len(every_builder(value))
+    markers = [st.output for st in statements if st.output is not None]
+    assert markers == [f"#amsm {i}/{n}" for i in range(1, n + 1)]
+    commands = [st.commands for st in statements if st.commands is not None]
+    assert len(commands) == n
+    get_services = commands[0]
     assert get_services[0].args["Name"] == [value, value]
-    set_registry = statements[7].commands
-    assert set_registry is not None and set_registry[0].args["Value"] == value
+    set_registry = commands[6]
+    assert set_registry[0].args["Value"] == value
 
 
-NOT_BUILDERS = {"q", "qlist", "script", "encoded_command", "decode_command"}
+NOT_BUILDERS = {
+    "q",
+    "qlist",
+    "script",
+    "encoded_command",
+    "decode_command",
+    "split_output",
+    "command_length",
+    "max_command_length",
+    "fits",
+    "batches",
+    "clixml_unescape",
+    "prop",
+}
 
 
 def all_builders() -> list[Callable[..., str]]:
@@ -128,7 +154,7 @@ def sample_call(f: Callable[..., str], v: str) -> str:
 def test_every_builder_in_the_drivers_module_is_understood(
     builder: Callable[..., str], value: str
 ) -> None:
-    statements = parse_script(ps.script(sample_call(builder, value)))
+    statements = parse_script(bare(sample_call(builder, value)))
     assert len(statements) == 2 and statements[1].commands is not None
 
 
@@ -221,7 +247,7 @@ def test_get_services_one_object_or_a_list(lab: LabState) -> None:
     ]
 
 
-def test_start_and_stop_service_print_empty_lines(lab: LabState) -> None:
+def test_start_and_stop_service_print_nothing(lab: LabState) -> None:
     result = run(
         lab,
         "sb-y2",
@@ -232,12 +258,9 @@ def test_start_and_stop_service_print_empty_lines(lab: LabState) -> None:
         ps.get_services(["SmartBins"]),
     )
     assert result.exit_status == 0
-    lines = result.stdout.split("\n")
-    assert lines == [
+    assert result.stdout.split("\n") == [
         '{"Name":"SmartBins","Status":1}',
-        "",
         '{"Name":"SmartBins","Status":4}',
-        "",
         '{"Name":"SmartBins","Status":1}',
         "",
     ]
@@ -261,13 +284,20 @@ def test_unknown_service_stops_the_script_and_keeps_earlier_output(
 
 
 def test_processes(lab: LabState) -> None:
-    result = run(lab, "nas-cifs-x", ps.get_process("AllSync"), ps.get_process("Nope"))
-    first, second = result.stdout.split("\n")[:2]
-    assert json.loads(first)["Name"] == "AllSync" and isinstance(json.loads(first)["Id"], int)
-    assert second == ""
+    result = run(lab, "nas-cifs-x", ps.get_process("Nope"), ps.get_process("AllSync"))
+    (line,) = result.stdout.splitlines()  # no process: ConvertTo-Json prints nothing at all
+    assert json.loads(line)["Name"] == "AllSync" and isinstance(json.loads(line)["Id"], int)
+    assert result.exit_status == 0
+    # The last statement's $? is false (no such process, error silenced): exit status 1,
+    # nothing on stderr (about_PowerShell_exe).
+    missing = run(lab, "nas-cifs-x", ps.get_process("AllSync"), ps.get_process("Nope"))
+    assert (
+        missing.exit_status == 1 and missing.stderr == "" and len(missing.stdout.splitlines()) == 1
+    )
     result = run(lab, "nas-cifs-x", ps.stop_process("AllSync"), ps.stop_process("AllSync"))
-    assert result.exit_status == 0 and result.stdout == "\n\n"
-    assert run(lab, "nas-cifs-x", ps.get_process("AllSync")).stdout == "\n"
+    assert result.exit_status == 1 and result.stdout == "" and result.stderr == ""
+    gone = run(lab, "nas-cifs-x", ps.get_process("AllSync"))
+    assert gone.stdout == "" and gone.exit_status == 1
 
 
 # -- registry and files -------------------------------------------------------------------------
@@ -293,13 +323,13 @@ def test_insync_direction_files(lab: LabState) -> None:
         ps.get_content(r"c:\INSYNC.CFG"),
     )
     assert got.exit_status == 0, got.stderr
-    lines = got.stdout.split("\n")
+    lines = got.stdout.split("\n")  # Copy-Item prints nothing
     assert json.loads(lines[0]) == {"MasterSystem": "X"}
-    assert lines[2] == lines[3]
-    content = json.loads(lines[4])
+    assert lines[1] == lines[2]
+    content = json.loads(lines[3])
     assert "Master=Y" in content
     expected = hashlib.sha256(content.encode()).hexdigest().upper()
-    assert json.loads(lines[2]) == {"Hash": expected}
+    assert json.loads(lines[1]) == {"Hash": expected}
 
 
 def test_browse_swap_by_renames(lab: LabState) -> None:
@@ -318,9 +348,9 @@ def test_browse_swap_by_renames(lab: LabState) -> None:
         ps.get_content(backup),
     )
     assert swap.exit_status == 0, swap.stderr
-    lines = swap.stdout.split("\n")
-    assert "dsm-y" in json.loads(lines[3]) and "dsm-x" not in json.loads(lines[3])
-    assert "dsm-x" in json.loads(lines[4])
+    lines = swap.stdout.split("\n")  # Rename-Item prints nothing
+    assert "dsm-y" in json.loads(lines[0]) and "dsm-x" not in json.loads(lines[0])
+    assert "dsm-x" in json.loads(lines[1])
     missing = run(lab, "mdi-k2", ps.rename_file(rf"{CFG}\Nope.exe.config", "x.exe.config"))
     assert missing.exit_status == 1 and "does not exist" in missing.stderr
 
@@ -359,7 +389,7 @@ def test_volumes_are_per_side_and_shared(lab: LabState) -> None:
 # -- the machine ------------------------------------------------------------------------------------
 def test_restart_marks_the_host_down(lab: LabState) -> None:
     result = run(lab, "ED-01", ps.restart_computer())
-    assert result.exit_status == 0 and result.stdout == "\n" and result.reboot
+    assert result.exit_status == 0 and result.stdout == "" and result.reboot
     assert doc(lab, "ED-01")["down_until"] is not None
     # A command that races the going down finds no host: the server drops the connection.
     with pytest.raises(HostDown, match="ED-01 is down"):
@@ -389,12 +419,11 @@ def test_iscsi_switch_without_reboot_unmounts_v(lab: LabState) -> None:
         ps.test_path("V:\\"),
     )
     assert switched.exit_status == 0, switched.stderr
-    assert switched.stdout.split("\n")[:5] == [
-        "",
+    assert switched.stdout.split("\n") == [
         "False",
-        "",
         json.dumps({"TargetNodeAddress": iqn("Y"), "IsConnected": True}, separators=(",", ":")),
         "False",  # V: is mounted at boot only
+        "",
     ]
     d = doc(lab, "ED-01")
     assert d["iscsi"]["persistent"] == [{"iqn": iqn("Y"), "portal": "bridge-y"}]
@@ -430,3 +459,86 @@ def test_unknown_host_is_refused(lab: LabState) -> None:
 
     with pytest.raises(LabError):
         run(lab, "nope", ps.boot_info())
+
+
+# -- what powershell.exe writes to pipes ---------------------------------------------------------
+def test_the_drivers_script_is_framed_and_reads_back(lab: LabState) -> None:
+    statements = [ps.get_process("Nope"), ps.test_path("V:\\"), ps.get_process("AllSync")]
+    result = lab.run_script("nas-cifs-x", ps.script(*statements))
+    assert result.exit_status == 0 and result.stderr == "" and result.progress == ()
+    stdout, stderr = result.wire()
+    texts = ps.split_output(stdout.decode("utf-8"), 3)
+    assert texts[0] == "" and texts[1] == "True" and json.loads(texts[2])["Name"] == "AllSync"
+    assert stdout.count(b"\r\n") == 5 and stderr == b""
+
+
+def test_output_is_oem_until_the_script_sets_utf8(lab: LabState) -> None:
+    key = r"HKLM:\SOFTWARE\GVG\Aurora"
+    got = run(
+        lab, "ED-01", ps.set_registry(key, "Site", "Genève ☃"), ps.get_registry(key, ["Site"])
+    )
+    stdout, _ = got.wire("cp850")
+    # cp850 has è (0x8a) and no snowman: '?', as WideCharToMultiByte writes it.
+    assert stdout == b'{"Site":"Gen\x8ave ?"}\r\n'
+    utf8 = lab.run_script("ED-01", "\n".join([*ps.PREAMBLE, ps.get_registry(key, ["Site"])]))
+    assert utf8.wire("cp850")[0] == '{"Site":"Genève ☃"}\r\n'.encode()
+
+
+def test_json_escapes_like_windows_powershell(lab: LabState) -> None:
+    key = r"HKLM:\SOFTWARE\GVG\Aurora"
+    got = run(lab, "ED-01", ps.set_registry(key, "Site", "l'<a&b>"), ps.get_registry(key, ["Site"]))
+    assert got.stdout == '{"Site":"l\\u0027\\u003ca\\u0026b\\u003e"}\n'
+
+
+def test_errors_and_progress_go_to_stderr_as_clixml(lab: LabState) -> None:
+    result = lab.run_script(
+        "sb-x1", "\n".join([ps.PREAMBLE[0], ps.test_path("C:\\"), ps.get_services(["No_x0041_pe"])])
+    )
+    assert result.exit_status == 1 and result.progress == ("Preparing modules for first use.",)
+    assert result.stderr.splitlines() == [
+        "Get-Service : Cannot find any service with service name 'No_x0041_pe'.",
+        "At line:3 char:1",
+        f"+ {ps.get_services(['No_x0041_pe'])}",
+        "+ " + "~" * len("Get-Service -Name 'No_x0041_pe'"),
+    ]
+    _, stderr = result.wire()
+    text = stderr.decode("cp850")
+    assert text.startswith('#< CLIXML\r\n<Objs Version="1.1.0.1" xmlns=')
+    assert '<Obj S="progress" RefId="0">' in text
+    assert "service name 'No_x005F_x0041_pe'._x000D__x000A_</S>" in text
+    assert ps.parse_stderr(text).errors == result.stderr.strip()
+    quiet = lab.run_script("sb-x1", ps.script(ps.get_services(["Nope"])))
+    assert quiet.progress == () and ps.parse_stderr(quiet.wire()[1].decode()).errors
+
+
+def test_exit_status_follows_the_last_statement(lab: LabState) -> None:
+    # about_PowerShell_exe: 1 when the last statement's $? is false, even silenced.
+    assert run(lab, "nas-cifs-x", ps.get_process("AllSync")).exit_status == 0
+    assert run(lab, "nas-cifs-x", ps.get_process("Nope")).exit_status == 1
+    assert run(lab, "nas-cifs-x", ps.get_process("Nope"), ps.test_path("C:\\")).exit_status == 0
+    framed = lab.run_script("nas-cifs-x", ps.script(ps.get_process("Nope")))
+    assert framed.exit_status == 0  # the marker is the last statement
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "[Console]::OutputEncoding = [System.Text.Encoding]::Unicode",
+        "[Console]::InputEncoding = [System.Text.Encoding]::UTF8",
+        "[System.IO.File]::Delete('C:\\x')",
+        "$ProgressPreference = 'Stop'",
+        "$ProgressPreference",
+        "'a' 'b'",
+    ],
+)
+def test_settings_outside_the_subset_are_refused(statement: str) -> None:
+    with pytest.raises(Unsupported):
+        parse_script(bare(statement))
+
+
+def test_settings_in_the_spellings_powershell_resolves() -> None:
+    for text in (
+        "[console]::outputencoding = [text.encoding]::utf8",
+        "[System.Console]::OutputEncoding = [System.Text.Encoding]::UTF8",
+    ):
+        assert parse_script(bare(text))[1].setting == ("OutputEncoding", "UTF8")

@@ -34,7 +34,70 @@ def test_encoded_command_round_trip() -> None:
     cmd = ps.encoded_command(text)
     assert cmd.startswith("powershell.exe -NoProfile -NonInteractive")
     assert ps.decode_command(cmd) == text
-    assert text.splitlines()[0] == "$ErrorActionPreference = 'Stop'"
+    assert text.splitlines()[:3] == list(ps.PREAMBLE)
+    assert text.splitlines()[3:] == [
+        ps.get_services(["SmartBins"]),
+        "'#amsm 1/2'",
+        ps.test_path("V:\\"),
+        "'#amsm 2/2'",
+    ]
+
+
+def test_split_output_keeps_each_statement_apart() -> None:
+    out = "\r\n#amsm 1/3\r\nTrue\r\n#amsm 2/3\r\na\r\nb\r\n#amsm 3/3\r\n"
+    assert ps.split_output(out.replace("\r\n#amsm 1/3", "#amsm 1/3"), 3) == ["", "True", "a\nb"]
+    for cut, why in [
+        ("True\r\n#amsm 1/2\r\n", "stops after 1 of 2"),
+        ("#amsm 2/2\r\n", "2/2 where 1/2"),
+        ("#amsm 1/1\r\n#amsm 1/1\r\n", "1/1 where 2/1"),
+        ("#amsm 1/1\r\nextra\r\n", "after the last statement"),
+        ("", "stops after 0 of 1"),
+    ]:
+        n = 2 if "/2" in cut else 1
+        with pytest.raises(ps.BadOutput, match=why):
+            ps.split_output(cut, n)
+
+
+def test_command_length_is_the_length_of_the_command_line() -> None:
+    for statements in (
+        [ps.test_path("V:\\")],
+        [ps.remove_tree(f"V:\\x\\{i}.vmf") for i in range(40)],
+    ):
+        assert ps.command_length(statements) == len(ps.encoded_command(ps.script(*statements)))
+    assert ps.max_command_length("ssh") == 8191 and ps.max_command_length("winrm") == 32766
+
+
+def test_batches_fit_the_transport_and_keep_the_order() -> None:
+    statements = [
+        ps.remove_tree(f"V:\\VibrantAVIFiles\\News\\clip-{i:04d}.vmf") for i in range(400)
+    ]
+    assert not ps.fits(statements, "ssh") and ps.fits(statements[:10], "ssh")
+    for transport in ("ssh", "winrm"):
+        batches = ps.batches(statements, transport)
+        assert [s for b in batches for s in b] == statements
+        assert all(ps.fits(b, transport) for b in batches)
+        assert len(batches) > 1
+    assert len(ps.batches(statements, "ssh")) > len(ps.batches(statements, "winrm"))
+    with pytest.raises(ps.UnsafeValue, match="over ssh's 8191"):
+        ps.batches([ps.test_path("C:\\" + "x" * 4000)], "ssh")
+
+
+def test_clixml_stderr_gives_the_error_text() -> None:
+    err = (
+        '#< CLIXML\r\n<Objs Version="1.1.0.1" xmlns="http://schemas.microsoft.com/powershell/2004/04">'
+        '<Obj S="progress" RefId="0"><MS><PR N="Record"><AV>Preparing modules</AV></PR></MS></Obj>'
+        '<S S="Error">Stop-Service : Cannot stop _x005F_x0041_ &amp; co_x000D__x000A_</S>'
+        '<S S="Error">At line:4 char:1_x000D__x000A_</S><S S="warning">careful</S></Objs>'
+    )
+    got = ps.parse_stderr(err)
+    assert got.errors == "Stop-Service : Cannot stop _x0041_ & co\nAt line:4 char:1"
+    assert ps.parse_stderr("The command line is too long.\r\n").other == (
+        "The command line is too long."
+    )
+    with pytest.raises(ps.BadOutput):
+        ps.parse_stderr(err.replace("</Objs>", ""))
+    with pytest.raises(ps.BadOutput):
+        ps.parse_stderr(err.replace('<S S="Error">', "<S S=Error>", 1))
 
 
 def test_parsers() -> None:
@@ -45,7 +108,11 @@ def test_parsers() -> None:
     )
     assert ps.parse_datetime("/Date(1700000000000)/").year == 2023
     assert ps.parse_bool("True") is True
-    with pytest.raises(ValueError):
+    with pytest.raises(ps.BadOutput):
         ps.parse_bool("yes")
+    with pytest.raises(ps.BadOutput):
+        ps.parse_json_list('[{"a":1},"b"]')  # never filtered down to what parses
+    with pytest.raises(ps.BadOutput):
+        ps.parse_json_list("{not json")
     with pytest.raises(ps.UnsafeValue):
         ps.rename_file("C:\\a", "..\\b")

@@ -1,0 +1,102 @@
+"""The drivers' facts over real answers: tests/facts/<fact>/<case>.json.
+
+Each case holds what a Windows PowerShell 5.1 host answers to the statements a fact
+sends (`command`, in the drivers' own words), as the bytes arrive: `stdout` and
+`stderr` (CLIXML as powershell.exe writes it to a redirected stderr), in
+`stdout_encoding`/`stderr_encoding` (UTF-8 by default), and `exit_code`; and what the fact must make of it (`expected`) or the
+error it must raise (`expected_error`, a part or parts of the CommandFailed text). The driver
+under the fact is a recorded answer, not a transport: the fact's own code and the
+host driver's reading of the answer run as they do against a host.
+(The layout follows pyinfra's tests/facts/.)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from activities.drivers import devices as dev
+from activities.drivers import powershell as ps
+from activities.drivers.errors import CommandFailed
+from activities.drivers.host import ExecResult, HostDriver
+from inventory.load import load_inventory
+from inventory.models import Host, Inventory
+
+FACTS = Path(__file__).resolve().parents[1] / "facts"
+INVENTORY = Path(__file__).resolve().parent / "data" / "inventory.yaml"
+CASES = sorted(FACTS.glob("*/*.json"))
+
+
+class Recorded(HostDriver):
+    """A host that gives the recorded answer, once it was asked exactly the case's
+    statements."""
+
+    transport = "ssh"
+
+    def __init__(self, case: dict[str, Any]) -> None:
+        super().__init__(Host(host="HOST-01", address="192.0.2.1", credentials="admin"), 5)
+        self.case = case
+
+    async def _execute(self, script_text: str) -> ExecResult:
+        assert script_text == ps.script(*self.case["command"]), "the fact sent other statements"
+        encoding = self.case.get("stdout_encoding", "utf-8")
+        return ExecResult(
+            self.case["exit_code"],
+            self.case["stdout"].encode(encoding),
+            self.case["stderr"].encode(self.case.get("stderr_encoding", "utf-8")),
+        )
+
+
+def _inventory() -> Inventory:
+    return load_inventory(INVENTORY)
+
+
+async def _client_facts(drv: HostDriver, args: dict[str, Any]) -> Any:
+    inv = _inventory()
+    st = await dev.client_facts(drv, inv.clients[0], inv)
+    return {"side": st.side, "status": st.status}
+
+
+async def _insync_facts(drv: HostDriver, args: dict[str, Any]) -> Any:
+    inv = _inventory()
+    running, main = await dev.insync_facts(drv, inv.devices)
+    return {"running": running, "main": main}
+
+
+async def _boot_time(drv: HostDriver, args: dict[str, Any]) -> Any:
+    return (await dev.boot_time(drv)).isoformat()
+
+
+FACT: dict[str, Callable[[HostDriver, dict[str, Any]], Awaitable[Any]]] = {
+    "process_running": lambda drv, a: dev.process_running(drv, a["name"]),
+    "services": lambda drv, a: dev.services(drv, a["names"]),
+    "boot_time": _boot_time,
+    "client_facts": _client_facts,
+    "insync_facts": _insync_facts,
+}
+
+
+def test_every_fact_folder_has_a_reader_and_cases() -> None:
+    folders = {p.name for p in FACTS.iterdir() if p.is_dir()}
+    assert folders == set(FACT)
+    assert all(list((FACTS / f).glob("*.json")) for f in folders)
+
+
+@pytest.mark.parametrize("path", CASES, ids=lambda p: f"{p.parent.name}/{p.stem}")
+async def test_fact(path: Path) -> None:
+    case = json.loads(path.read_text(encoding="utf-8"))
+    drv = Recorded(case)
+    read = FACT[path.parent.name]
+    if "expected_error" in case:
+        with pytest.raises(CommandFailed) as e:
+            await read(drv, case.get("args", {}))
+        assert e.value.host == "HOST-01"
+        wanted = case["expected_error"]
+        for part in [wanted] if isinstance(wanted, str) else wanted:
+            assert part in str(e.value)
+        return
+    assert await read(drv, case.get("args", {})) == case["expected"]
