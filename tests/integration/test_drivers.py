@@ -16,6 +16,7 @@ from activities.drivers.credentials import Secret
 from activities.drivers.errors import (
     RULE_BROWSE_STOPPED,
     RULE_INSYNC_STOPPED,
+    RULE_MAIN_NOT_REPLICATED_ONTO,
     RULE_REPLICATION_FROM_MAIN,
     RULE_REPLICATION_PEER_BACKUP,
     AuthenticationFailed,
@@ -178,8 +179,17 @@ async def test_dsm_driver_modes_and_replication_interlocks(lab: Lab) -> None:
     with pytest.raises(InterlockRefused) as e:
         await asyncio.to_thread(y.start_replication, x)
     assert e.value.rule == RULE_REPLICATION_FROM_MAIN
+    # Y main while X's replication still copies onto it: refused (absolute).
+    with pytest.raises(InterlockRefused) as e:
+        await asyncio.to_thread(y.set_mode, "main")
+    assert e.value.rule == RULE_MAIN_NOT_REPLICATED_ONTO
+    assert (await asyncio.to_thread(y.read)).mode == "backup"
     # Split (both main): refused, the backup database would be overwritten.
     await asyncio.to_thread(x.stop_replication)
+    for _ in range(100):  # the backup's replication processes follow the master's
+        if (await asyncio.to_thread(y.read)).replication == "stopped":
+            break
+        await asyncio.sleep(0.1)
     await asyncio.to_thread(y.set_mode, "main")
     with pytest.raises(InterlockRefused) as e:
         await asyncio.to_thread(x.start_replication, y)
