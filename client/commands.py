@@ -731,6 +731,8 @@ def lab(args: argparse.Namespace) -> int:
         return lab_cli.cmd_fault(args)
     if args.lab_command == "ingest":
         return lab_cli.cmd_ingest(args)
+    if args.lab_command == "link":
+        return lab_cli.cmd_link(args)
     args.app = args.lab_command
     return lab_cli.cmd_hands(args)
 

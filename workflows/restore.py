@@ -9,6 +9,7 @@ with workflow.unsafe.imports_passed_through():
         AssetCounts,
         BrowseSwitchInput,
         DsmModeInput,
+        OrphanClip,
         OrphanInput,
         Orphans,
         PairRef,
@@ -67,6 +68,9 @@ class RestoreWorkflow(PairWorkflow):
             )
         run, auto = self.steps.run, self.auto
         orphans: list[str] = []
+        # What each orphan held when found: the approval covers exactly that.
+        records: list[OrphanClip] = []
+        refused: list[str] = []
 
         async def find(step: StepState) -> str:
             found = await workflow.execute_activity(
@@ -74,14 +78,22 @@ class RestoreWorkflow(PairWorkflow):
                 **device_op(self.timing),
             )  # fmt: skip
             orphans[:] = found.clips
+            records[:] = found.found
+            refused[:] = [f"{r.clip} ({r.reason})" for r in found.refused]
             step.items = list(found.clips)
+            kept = f"; {len(refused)} refused, never deleted: {listing(refused)}" if refused else ""
             if not found.clips:
-                return f"no orphan master clips on {o}"
-            return f"{len(found.clips)} orphan master clip(s) on {o} ({found.host}): {listing(found.clips)}"
+                return f"no orphan master clips on {o} to delete" + kept
+            return (
+                f"{len(found.clips)} orphan master clip(s) on {o} ({found.host}): "
+                f"{listing(found.clips)}{kept}"
+            )
 
         async def purge(step: StepState) -> str:
             step.items = list(orphans)
-            return await self.act("purge_orphans", PurgeInput(pair=pair, main=m, clips=orphans))
+            return await self.act(
+                "purge_orphans", PurgeInput(pair=pair, main=m, clips=orphans, found=records)
+            )
 
         async def replicate(step: StepState) -> str:
             started = await self.act("dsm_start_replication", SideInput(pair=pair, side=m))
@@ -101,8 +113,11 @@ class RestoreWorkflow(PairWorkflow):
             if orphans:
                 gate = self.steps.checklist.step("approve-purge")
                 gate.items = list(orphans)
+                size = sum(r.size for r in records)
                 gate.message = (
                     f"{len(orphans)} clip(s) will be deleted on {o} only: {listing(orphans)}"
+                    + (f" ({size:,} bytes; each only if unchanged)" if records else "")
+                    + (f"; {len(refused)} refused, kept: {listing(refused)}" if refused else "")
                 )
                 await run("approve-purge")
                 await run("purge-orphans", purge)

@@ -140,7 +140,40 @@ def list_folders(path: str, pattern: str) -> str:
 
 
 def remove_tree(path: str) -> str:
+    """Windows PowerShell 5.1 follows junctions and symbolic links inside `path` and
+    deletes their targets' contents (PowerShell/PowerShell#621): never for media."""
     return f"Remove-Item -LiteralPath {q(path)} -Recurse -Force"
+
+
+# What each entry of a folder listing reports: Attributes (System.IO.FileAttributes,
+# a number in 5.1's JSON: ReparsePoint 0x400 marks a junction or symbolic link) and
+# LinkType (5.1's types.ps1xml CodeProperty: 'Junction', 'SymbolicLink' or null).
+ENTRY_PROPERTIES = ("Name", "Attributes", "Length", "LastWriteTimeUtc", "LinkType")
+
+
+def count_children(path: str) -> str:
+    """How many entries `path` holds (hidden ones too): always prints {"Count":N}, so an
+    empty folder is known to be empty, not taken from an empty answer."""
+    return (
+        f"Get-ChildItem -LiteralPath {q(path)} -Force | Measure-Object | "
+        f"Select-Object Count | {JSON}"
+    )
+
+
+def list_children(path: str) -> str:
+    """The entries directly in `path` (no -Recurse: nothing below is entered, so no
+    reparse point is ever followed; the caller lists a sub-folder only after seeing
+    that it is not one)."""
+    return (
+        f"Get-ChildItem -LiteralPath {q(path)} -Force | "
+        f"Select-Object {_props(ENTRY_PROPERTIES)} | {JSON}"
+    )
+
+
+def remove_item(path: str) -> str:
+    """Remove one file, or one empty folder: without -Recurse a folder that still has
+    children is not removed (in -NonInteractive mode the confirmation fails)."""
+    return f"Remove-Item -LiteralPath {q(path)} -Force"
 
 
 # -- the machine ---------------------------------------------------------------------
