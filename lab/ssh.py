@@ -43,6 +43,9 @@ REPLY_GRACE_SECONDS = 2.0
 FAST_CIPHERS = ["aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "aes128-ctr", "aes256-ctr"]
 
 
+CMD_LINE_LIMIT = 8191
+
+
 def script_of(command: str | None) -> str | None:
     """The PowerShell script inside an `encoded_command()` line, or None for anything else."""
     if command is None:
@@ -204,6 +207,14 @@ class HostServer:
                 process.exit(1)
 
     async def _exec(self, process: asyncssh.SSHServerProcess[str]) -> None:
+        command = process.command or ""
+        if process.subsystem is None and len(command) > CMD_LINE_LIMIT:
+            # OpenSSH for Windows runs the command through cmd.exe, which refuses a line
+            # over 8,191 characters (Microsoft Learn, "Command prompt (Cmd.exe)
+            # command-line string limitation").
+            process.stderr.write("The command line is too long.\r\n")
+            process.exit(1)
+            return
         script = None if process.subsystem is not None else script_of(process.command)
         if script is None:
             process.stderr.write(REFUSED + "\n")
