@@ -61,3 +61,25 @@ def path_problem(path: str, segments: int | None = None) -> str | None:
 
 def is_windows_name(name: str) -> bool:
     return segment_problem(name) is None
+
+
+# A host name: letters and digits of any script, '-' and '.' between them (NetBIOS
+# and DNS names; a DNS name outside ASCII is sent as IDNA by the resolver), at most 63,
+# beginning and ending with a letter or digit.
+HOST_NAME = re.compile(r"[^\W_](?:(?:[^\W_]|[.-]){0,61}[^\W_])?")
+_DRIVE_FOLDER = re.compile(r"[A-Za-z]:\\(.*)", re.S)
+
+
+def host_name_problem(name: str) -> str | None:
+    if not isinstance(name, str) or not HOST_NAME.fullmatch(name):
+        return "letters and digits (any language), '-' and '.', at most 63"
+    return None
+
+
+def windows_folder_problem(path: str) -> str | None:
+    """Why `path` is not an absolute folder C:\\segment\\... Windows keeps as named."""
+    m = _DRIVE_FOLDER.fullmatch(path) if isinstance(path, str) else None
+    if m is None:
+        return "not an absolute folder (C:\\...)"
+    rest = m.group(1).rstrip("\\")
+    return path_problem(rest) if rest else None

@@ -437,7 +437,7 @@ def _bind_one(spec: CmdletSpec, pname: str, p: Param, v: Value | None, text: str
     if p.kind == "names":
         names = [str(item.value) for item in items]
         if any(item.kind != "word" for item in items) or not all(
-            _PROPERTY_NAME.match(n) for n in names
+            _PROPERTY_NAME.fullmatch(n) for n in names
         ):
             raise Unsupported(text, f"{where} takes bare property names")
         return names
@@ -460,7 +460,7 @@ def _command(tokens: tuple[Token, ...], text: str) -> Command:
     if not tokens:
         raise Unsupported(text, "an empty pipeline element")
     head = tokens[0]
-    if head.kind != "word" or not _CMDLET_NAME.match(head.value):
+    if head.kind != "word" or not _CMDLET_NAME.fullmatch(head.value):
         raise Unsupported(text, f"{head.value!r} is not a cmdlet name")
     spec = CMDLETS.get(head.value.lower())
     if spec is None:

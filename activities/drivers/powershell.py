@@ -51,7 +51,7 @@ _BARE = re.compile(r"^[A-Za-z][A-Za-z0-9]*$")
 
 def _props(names: Sequence[str]) -> str:
     for n in names:
-        if not _BARE.match(n):
+        if not _BARE.fullmatch(n):
             raise UnsafeValue(f"not a property name: {n!r}")
     return ",".join(names)
 
@@ -262,7 +262,7 @@ _DOTNET_DATE = re.compile(r"^/Date\((-?\d+)\)/$")
 def parse_datetime(value: Any) -> datetime:
     """ConvertTo-Json writes DateTime as /Date(ms)/ in 5.1 and ISO 8601 in 7."""
     if isinstance(value, str):
-        m = _DOTNET_DATE.match(value)
+        m = _DOTNET_DATE.fullmatch(value)
         if m:
             return datetime.fromtimestamp(int(m.group(1)) / 1000, tz=UTC)
         return datetime.fromisoformat(value)

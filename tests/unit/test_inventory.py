@@ -110,3 +110,24 @@ def test_yaml_aliases_and_huge_files_are_refused() -> None:
     with pytest.raises(InventoryError) as e:
         parse_inventory("#" * 1_000_001, "big.yaml")
     assert "larger than 1000000 bytes" in e.value.problems[0]
+
+
+def test_names_follow_windows_in_any_language_and_whole() -> None:
+    d = good()
+    d["control_point"]["host"] = "Genève-CP"
+    d["browse"][0]["config_dir"] = "C:\\Programme\\Médias\\Konfiguration"
+    d["browse"][0]["config_files"] = ["Straße_MDI.exe.config"]
+    inv = parse_inventory(yaml.safe_dump(d), "inv.yaml")
+    assert inv.control_point.host == "Genève-CP"
+    for field, value in (
+        (("control_point", "host"), "cp-01\n"),
+        (("control_point", "address"), "10.0.0.5\n"),
+        (("control_point", "credentials"), "admin\n"),
+    ):
+        d = good()
+        d[field[0]][field[1]] = value
+        assert problems(d), (field, value)
+    for config_dir in ("C:\\Thomson.\\x", "C:\\CON\\x", "C:\\ok\n"):
+        d = good()
+        d["browse"][0]["config_dir"] = config_dir
+        assert problems(d), config_dir
