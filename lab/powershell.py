@@ -43,7 +43,9 @@ UNSUPPORTED = "amsm-lab: unsupported PowerShell: "
 PREAMBLE_VARIABLE = "ErrorActionPreference"
 
 # Windows PowerShell 5.1 serialises ServiceControllerStatus as its number.
-SERVICE_STATUS_NUMBER = {"Stopped": 1, "Running": 4}
+SERVICE_STATUS_NUMBER = {"Stopped": 1, "StopPending": 3, "Running": 4}
+# ... and ServiceStartMode (StartType) too.
+START_TYPE_NUMBER = {"Automatic": 2, "Manual": 3, "Disabled": 4}
 
 # What Get-ChildItem's items (FileInfo/DirectoryInfo) offer Select-Object in the lab;
 # LinkType is the CodeProperty that Windows PowerShell 5.1's types.ps1xml adds to
@@ -269,9 +271,16 @@ def _spec(
 CMDLETS: dict[str, CmdletSpec] = {
     s.name.lower(): s
     for s in (
-        _spec("Get-Service", {"Name": Param("texts")}, properties=("Name", "Status")),
+        _spec(
+            "Get-Service",
+            {"Name": Param("texts"), "DependentServices": Param("switch")},
+            properties=("Name", "DisplayName", "Status", "StartType"),
+            sets=(("Name",), ("Name", "DependentServices")),
+        ),
         _spec("Start-Service", {"Name": _TEXT}),
-        _spec("Stop-Service", {"Name": _TEXT, "Force": Param("switch")}),
+        # Always -NoWait: without it Stop-Service waits as long as the service takes,
+        # forever for one stuck in StopPending (Microsoft Learn, Stop-Service -NoWait).
+        _spec("Stop-Service", {"Name": _TEXT, "Force": Param("switch"), "NoWait": Param("switch")}),
         _spec(
             "Get-Process",
             {"Name": _TEXT, "ErrorAction": Param("choice", ("SilentlyContinue",))},
@@ -731,8 +740,12 @@ class Interpreter:
         return to_json(out)
 
     def _service(self, cmdlet: str, name: str) -> str:
-        for actual in self.host.setdefault("services", {}):
+        services = self.host.setdefault("services", {})
+        for actual in services:
             if actual.lower() == name.lower():
+                return str(actual)
+        for actual in services:
+            if str(self._info(actual).get("DisplayName", "")).lower() == name.lower():
                 return str(actual)
         raise CmdletError(cmdlet, f"Cannot find any service with service name '{name}'.")
 
@@ -741,26 +754,71 @@ class Interpreter:
         return procs
 
     # -- services and processes ------------------------------------------------------------
+    # Services: a host document's `services` maps each service's key name to its
+    # status; `service_info` (optional) gives a key name its DisplayName, the key names
+    # of its DependentServices, its StartType, and `stuck` (a service that never
+    # leaves StopPending once asked to stop).
+    def _info(self, key: str) -> dict[str, Any]:
+        info: dict[str, Any] = (self.host.get("service_info") or {}).get(key) or {}
+        return info
+
+    def _service_object(self, key: str) -> dict[str, Any]:
+        status = self.host["services"][key]
+        info = self._info(key)
+        return {
+            "Name": key,
+            "DisplayName": info.get("DisplayName", key),
+            "Status": SERVICE_STATUS_NUMBER.get(status, status),
+            "StartType": START_TYPE_NUMBER[info.get("StartType", "Automatic")],
+        }
+
+    def _dependents(self, key: str) -> list[str]:
+        return [
+            self._service("Get-Service", d) for d in self._info(key).get("DependentServices", [])
+        ]
+
     def _get_service(self, commands: tuple[Command, ...]) -> str:
-        services = self.host.setdefault("services", {})
-        objects = []
-        for name in commands[0].args["Name"]:
-            actual = self._service("Get-Service", name)
-            number = SERVICE_STATUS_NUMBER.get(services[actual], services[actual])
-            objects.append({"Name": actual, "Status": number})
-        return self._select(commands, objects)
+        """Get-Service -Name takes a key name or a display name (without regard to case)
+        and answers with the key name in Name: PowerShell's ServiceBaseCommand
+        (Service.cs) turns a name without wildcards into `new ServiceController(name)`,
+        which .NET resolves by service name or display name. Start-Service and
+        Stop-Service -Name go the same way. -DependentServices answers with the services
+        that depend on it instead."""
+        keys = [self._service("Get-Service", n) for n in commands[0].args["Name"]]
+        if commands[0].args.get("DependentServices"):
+            keys = [d for k in keys for d in self._dependents(k)]
+        return self._select(commands, [self._service_object(k) for k in keys])
 
     def _start_service(self, commands: tuple[Command, ...]) -> str:
         actual = self._service("Start-Service", commands[0].args["Name"])
-        self.host["services"][actual] = "Running"
-        self._service_process(actual, running=True)
+        self._start(actual)
         return ""
 
+    def _start(self, key: str) -> None:
+        # The service controller starts what a service depends on first.
+        for other in list(self.host["services"]):
+            if key in self._dependents(other) and self.host["services"][other] != "Running":
+                self._start(other)
+        self.host["services"][key] = "Running"
+        self._service_process(key, running=True)
+
     def _stop_service(self, commands: tuple[Command, ...]) -> str:
+        """-Force stops the services that depend on it too (Microsoft Learn,
+        Stop-Service -Force: "Forces the cmdlet to stop a service even if that service
+        has dependent services"); -NoWait returns without waiting for the stop."""
         actual = self._service("Stop-Service", commands[0].args["Name"])
-        self.host["services"][actual] = "Stopped"
-        self._service_process(actual, running=False)
+        self._stop(actual)
         return ""
+
+    def _stop(self, key: str) -> None:
+        for dep in self._dependents(key):
+            if self.host["services"][dep] == "Running":
+                self._stop(dep)
+        if self._info(key).get("stuck"):
+            self.host["services"][key] = "StopPending"
+            return
+        self.host["services"][key] = "Stopped"
+        self._service_process(key, running=False)
 
     def _service_process(self, service: str, running: bool) -> None:
         """A service that runs a program (AllSync's scheduler): the process follows it."""

@@ -38,11 +38,81 @@ from inventory.status import ClientStatus, ServiceState
 
 
 # -- facts ----------------------------------------------------------------------------------
+def _by_name(names: list[str], line: str) -> dict[str, dict[str, object]]:
+    """Get-Service's objects by the names asked for: a name may be the key name or the
+    display name (Get-Service -Name accepts both and answers with the key name in
+    Name), compared without regard to case."""
+    objs = ps.parse_json_list(line)
+    out: dict[str, dict[str, object]] = {}
+    for n in names:
+        low = n.lower()
+        for o in objs:
+            if low in (str(o.get("Name", "")).lower(), str(o.get("DisplayName", "")).lower()):
+                out[n] = o
+                break
+    return out
+
+
 async def services(drv: HostDriver, names: list[str]) -> dict[str, str]:
+    """The status of each service, keyed by the name asked for (key or display name)."""
     line = await drv.run_one(ps.get_services(names))
-    return {
-        str(s["Name"]): ps.parse_service_status(s.get("Status")) for s in ps.parse_json_list(line)
-    }
+    return {n: ps.parse_service_status(o.get("Status")) for n, o in _by_name(names, line).items()}
+
+
+# How often a stop that was sent with -NoWait is polled.
+SERVICE_POLL_SECONDS = 0.2
+
+
+async def stop_services(drv: HostDriver, names: list[str]) -> list[str]:
+    """Stop the services and wait at most the driver's timeout for them to stop.
+
+    Stop-Service -Force also stops the services that depend on them; those that were
+    running are returned (key names, not among `names`) so the caller can start them
+    again. Raises CommandFailed naming the services still not stopped at the deadline.
+    """
+    asked = {n.lower() for n in names}
+    dependents: list[str] = []
+    for line in await drv.run(*[ps.get_dependent_services(n) for n in names]):
+        for o in ps.parse_json_list(line):
+            key, display = str(o.get("Name", "")), str(o.get("DisplayName", ""))
+            running = ps.parse_service_status(o.get("Status")) == "Running"
+            mine = key.lower() in asked or display.lower() in asked
+            if running and not mine and key not in dependents:
+                dependents.append(key)
+    await drv.run(*[ps.stop_service(n) for n in names])
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + drv.timeout
+    while True:
+        svc = await services(drv, names)
+        pending = [f"{n} ({svc.get(n, 'Missing')})" for n in names if svc.get(n) != "Stopped"]
+        if not pending:
+            return dependents
+        if loop.time() >= deadline:
+            raise CommandFailed(
+                drv.name, f"services not stopped within {drv.timeout:g} s: {', '.join(pending)}"
+            )
+        await asyncio.sleep(SERVICE_POLL_SECONDS)
+
+
+async def start_services(drv: HostDriver, names: list[str]) -> None:
+    if names:
+        await drv.run(*[ps.start_service(n) for n in names])
+
+
+async def restart_dependents(drv: HostDriver, names: list[str]) -> list[str]:
+    """Start the stopped services that depend on `names` and start automatically (what
+    a Stop-Service -Force of theirs stopped); returns their key names."""
+    todo: list[str] = []
+    for line in await drv.run(*[ps.get_dependent_services(n) for n in names]):
+        for o in ps.parse_json_list(line):
+            key = str(o.get("Name", ""))
+            stopped = ps.parse_service_status(o.get("Status")) == "Stopped"
+            start = o.get("StartType")
+            auto = (ps.START_TYPE.get(start) if isinstance(start, int) else start) == "Automatic"
+            if stopped and auto and key not in todo:
+                todo.append(key)
+    await start_services(drv, todo)
+    return todo
 
 
 async def process_running(drv: HostDriver, name: str) -> bool:
@@ -90,8 +160,8 @@ async def browse_facts(drv: HostDriver, comp: BrowseComponent, inv: Inventory) -
     stmts += [ps.get_content(_join(comp.config_dir, f)) for f in comp.config_files]
     lines = await drv.run(*stmts)
     svc = {
-        str(s["Name"]): ps.parse_service_status(s.get("Status"))
-        for s in ps.parse_json_list(lines[0])
+        n: ps.parse_service_status(o.get("Status"))
+        for n, o in _by_name(comp.services, lines[0]).items()
     }
     file_sides: dict[str, Side | None] = {}
     for f, line in zip(comp.config_files, lines[1:], strict=True):
@@ -105,7 +175,11 @@ async def smartbins_facts(drv: HostDriver, dev: DeviceSettings) -> tuple[bool, s
         ps.get_services([dev.smartbins_service]),
         ps.get_registry(dev.smartbins_registry, [dev.smartbins_mode_value]),
     )
-    svc = ps.parse_json_object(svc_line)
+    svc = _by_name([dev.smartbins_service], svc_line).get(dev.smartbins_service)
+    if svc is None:
+        raise CommandFailed(
+            drv.name, f"no service {dev.smartbins_service!r} in Get-Service's answer"
+        )
     reg = ps.parse_json_object(reg_line)
     running = ps.parse_service_status(svc.get("Status")) == "Running"
     mode = reg.get(dev.smartbins_mode_value)
@@ -160,13 +234,15 @@ async def smartbins_set(
     if running == run and (current == mode or not run):
         state = f"running in {mode.lower()} mode" if run else "stopped"
         return f"SmartBins on {drv.name} already {state}"
-    stmts = []
+    dependents: list[str] = []
     if running:
-        stmts.append(ps.stop_service(dev.smartbins_service))
+        dependents = await stop_services(drv, [dev.smartbins_service])
     if run:
-        stmts.append(ps.set_registry(dev.smartbins_registry, dev.smartbins_mode_value, mode))
-        stmts.append(ps.start_service(dev.smartbins_service))
-    await drv.run(*stmts)
+        await drv.run(
+            ps.set_registry(dev.smartbins_registry, dev.smartbins_mode_value, mode),
+            ps.start_service(dev.smartbins_service),
+        )
+        await start_services(drv, dependents)  # what -Force stopped with it
     running, current = await smartbins_facts(drv, dev)
     if running != run or (run and current != mode):
         raise CommandFailed(
@@ -184,12 +260,18 @@ async def _browse_services(drv: HostDriver, comp: BrowseComponent, run: bool) ->
     todo = [n for n in comp.services if svc.get(n) != want]
     if not todo:
         return f"Browse {comp.name} already {'running' if run else 'stopped'}"
-    await drv.run(*[(ps.start_service if run else ps.stop_service)(n) for n in todo])
+    also: list[str] = []
+    if run:
+        await start_services(drv, todo)
+        also = await restart_dependents(drv, comp.services)
+    else:
+        also = await stop_services(drv, todo)
     svc = await services(drv, comp.services)
     still = [n for n in comp.services if svc.get(n) != want]
     if still:
         raise CommandFailed(drv.name, f"services not {verb}: {', '.join(still)}")
-    return f"Browse {comp.name} {verb} ({', '.join(todo)})"
+    extra = f"; dependent services {verb} too: {', '.join(also)}" if also else ""
+    return f"Browse {comp.name} {verb} ({', '.join(todo)}){extra}"
 
 
 async def browse_stop(drv: HostDriver, comp: BrowseComponent) -> str:
@@ -275,7 +357,10 @@ async def tool_set(drv: HostDriver, label: str, service: str, process: str, runn
     """
     if await process_running(drv, process) == running:
         return f"{label} already {'running' if running else 'stopped'} on {drv.name}"
-    await drv.run(ps.start_service(service) if running else ps.stop_service(service))
+    if running:
+        await start_services(drv, [service])
+    else:
+        await stop_services(drv, [service])
     if await process_running(drv, process) != running:
         state = "is not running" if running else "still runs"
         raise CommandFailed(drv.name, f"{label}: service {service} changed but {process} {state}")

@@ -81,7 +81,16 @@ def decode_command(command: str) -> str:
 
 # -- services and processes ----------------------------------------------------
 def get_services(names: Sequence[str]) -> str:
-    return f"Get-Service -Name {qlist(names)} | Select-Object Name,Status | {JSON}"
+    """Name is the key name even when asked by display name: match either."""
+    return f"Get-Service -Name {qlist(names)} | Select-Object Name,DisplayName,Status | {JSON}"
+
+
+def get_dependent_services(name: str) -> str:
+    """The services that Stop-Service -Force stops along with `name`."""
+    return (
+        f"Get-Service -Name {q(name)} -DependentServices | "
+        f"Select-Object Name,DisplayName,Status,StartType | {JSON}"
+    )
 
 
 def start_service(name: str) -> str:
@@ -89,7 +98,10 @@ def start_service(name: str) -> str:
 
 
 def stop_service(name: str) -> str:
-    return f"Stop-Service -Name {q(name)} -Force"
+    """-NoWait: Stop-Service otherwise waits as long as the service takes to stop, forever
+    for a stuck one (Microsoft Learn, Stop-Service); the caller polls with a deadline.
+    -Force stops the dependent services too: the caller reads them first."""
+    return f"Stop-Service -Name {q(name)} -Force -NoWait"
 
 
 def get_process(name: str) -> str:
@@ -209,6 +221,8 @@ def test_port(host: str, port: int) -> str:
 
 # -- output parsing -------------------------------------------------------------------
 SERVICE_STATUS = {1: "Stopped", 2: "StartPending", 3: "StopPending", 4: "Running", 7: "Paused"}
+# ServiceStartMode as 5.1's ConvertTo-Json writes it.
+START_TYPE = {0: "Boot", 1: "System", 2: "Automatic", 3: "Manual", 4: "Disabled"}
 
 
 def parse_json_list(line: str) -> list[dict[str, Any]]:

@@ -12,31 +12,13 @@ import pytest
 from activities.drivers import devices as dev
 from activities.drivers import powershell as ps
 from activities.drivers.errors import CommandFailed
-from activities.drivers.host import ExecResult, HostDriver
-from inventory.models import Host
+from activities.drivers.host import ExecResult
 from lab.init import init_lab
 from lab.media import ingest, link
 from lab.state import LabState
+from tests.unit.labdriver import LabDriver
 
 ROOT = "V:\\VibrantAVIFiles"
-
-
-class LabDriver(HostDriver):
-    """Runs each script in the lab's interpreter, as the SSH and WinRM servers do, and
-    refuses a command line over cmd.exe's limit as OpenSSH for Windows' cmd.exe does."""
-
-    def __init__(self, lab: LabState, name: str) -> None:
-        super().__init__(Host(host=name, address="127.0.0.1", credentials="lab"), timeout=5)
-        self.lab = lab
-        self.scripts: list[str] = []
-
-    async def _execute(self, script_text: str) -> ExecResult:
-        line = ps.encoded_command(script_text)
-        if len(line) > dev.CMD_LIMIT:
-            return ExecResult(1, "", "The command line is too long.\r\n")
-        self.scripts.append(script_text)
-        r = self.lab.run_script(self.name, script_text)
-        return ExecResult(r.exit_status, r.stdout, r.stderr)
 
 
 @pytest.fixture(scope="module")
