@@ -207,3 +207,41 @@ async def test_an_empty_answer_where_the_count_says_clips_is_an_error(lab: LabSt
     with pytest.raises(CommandFailed) as e:
         await dev.find_orphans(x, Emptied(lab, "sb-y1"))
     assert e.value.host == "sb-y1" and "incomplete" in str(e.value)
+
+
+async def test_a_retry_after_a_partial_purge_deletes_nothing_twice_and_nothing_new(
+    lab: LabState,
+) -> None:
+    x, y = drivers(lab)
+    names = [f"long clip name number {i:02d} " + "z" * 80 for i in range(20)]
+    for n in names:
+        ingest(lab.dir, "Y", n)
+    found = await dev.find_orphans(x, y)
+    assert len(found.records) == 20
+
+    class DiesAfterOneDelete(LabDriver):
+        """The worker dies (or the link drops) after the first batch of deletes."""
+
+        deletes = 0
+
+        async def _execute(self, script_text: str) -> ExecResult:
+            if "Remove-Item" in script_text:
+                if self.deletes:
+                    raise CommandFailed(self.name, "connection lost")
+                self.deletes += 1
+            return await super()._execute(script_text)
+
+    with pytest.raises(CommandFailed):
+        await dev.purge_orphans(DiesAfterOneDelete(lab, "sb-y1"), "Y", "X", found.records, x)
+    first = [st for _, h, c, st in lab.journal() if h == "sb-y1" and c == "Remove-Item"]
+    assert 0 < len(first) < 20 * 5
+    # Meanwhile someone records a new clip on Y: it was never approved.
+    ingest(lab.dir, "Y", "recorded during the retry")
+    out = await dev.purge_orphans(y, "Y", "X", found.records, x)
+    assert len(out.deleted) + len(out.gone) == 20 and not out.refused
+    removes = [st for _, h, c, st in lab.journal() if h == "sb-y1" and c == "Remove-Item"]
+    assert len(removes) == len(set(removes)) == 20 * 5  # each file and folder once
+    assert not any("recorded during the retry" in st for st in removes)
+    assert f"{ROOT}\\News\\recorded during the retry.vmf\\recorded during the retry.vid" in (
+        files(lab, "Y")
+    )
