@@ -245,3 +245,22 @@ async def test_a_retry_after_a_partial_purge_deletes_nothing_twice_and_nothing_n
     assert f"{ROOT}\\News\\recorded during the retry.vmf\\recorded during the retry.vid" in (
         files(lab, "Y")
     )
+
+
+def test_the_lab_lists_links_and_refuses_to_empty_a_folder_without_recurse(lab: LabState) -> None:
+    ingest(lab.dir, "Y", "trap")
+    link(lab.dir, "Y", f"{ROOT}\\News\\trap.vmf\\j", f"{ROOT}\\News\\clip-001.vmf", "SymbolicLink")
+    listed = lab.run_script("sb-y1", ps.script(ps.list_children(f"{ROOT}\\News\\trap.vmf")))
+    by_name = {e["Name"]: e for e in ps.parse_json_list(listed.stdout.strip())}
+    assert by_name["j"]["Attributes"] == 0x410 and by_name["j"]["LinkType"] == "SymbolicLink"
+    assert by_name["trap.vid"]["Attributes"] == 0x20 and by_name["trap.vid"]["LinkType"] is None
+    assert by_name["trap.vid"]["LastWriteTimeUtc"].startswith("/Date(")
+    counted = lab.run_script("sb-y1", ps.script(ps.count_children(f"{ROOT}\\News\\trap.vmf")))
+    assert ps.parse_json_object(counted.stdout.strip()) == {"Count": 5}
+    r = lab.run_script("sb-y1", ps.script(ps.remove_item(f"{ROOT}\\News\\trap.vmf")))
+    assert r.exit_status == 1 and "NonInteractive" in r.stderr
+    # Without -Recurse a link to a non-empty folder is refused like a folder with
+    # children (5.1 enumerates through it); its target is untouched either way.
+    r = lab.run_script("sb-y1", ps.script(ps.remove_item(f"{ROOT}\\News\\trap.vmf\\j")))
+    assert r.exit_status == 1
+    assert f"{ROOT}\\News\\clip-001.vmf\\clip-001.vid" in files(lab, "Y")
