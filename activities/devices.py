@@ -428,9 +428,6 @@ class DeviceActivities:
         return AllSyncState(host=nas.host, side=inp.side, running=running)
 
     # -- media -------------------------------------------------------------------------------
-    async def _clips(self, side: Side) -> set[str]:
-        return await dev.master_clips(self.host(self.inv.sides[side].pseudo_host))
-
     @activity.defn(name="find_orphans")
     @device_activity
     async def find_orphans(self, inp: OrphanInput) -> Orphans:

@@ -717,6 +717,16 @@ async def clip_records(
     return records, refused
 
 
+def _unread_on_main(main: MediaListing, clip: str) -> str | None:
+    """A clip whose SmartBin the main side's listing could not enter (a link, an odd
+    name) cannot be known absent there: refused."""
+    b = clip.split("\\")[0]
+    why = next(
+        (w for k, w in main.refused.items() if "\\" not in k and k.lower() == b.lower()), None
+    )
+    return f"its SmartBin on the main side ({main.host}) was not read: {why}" if why else None
+
+
 def _empty_main(main: MediaListing, other_count: int) -> CommandFailed:
     return CommandFailed(
         main.host,
@@ -735,6 +745,11 @@ async def find_orphans(main_drv: HostDriver, other_drv: HostDriver) -> OrphanFin
     main_lower = set(on_main.clips) | {c.lower() for c in on_main.refused}
     orphans = sorted(c for low, c in on_other.clips.items() if low not in main_lower)
     refused = {c: why for c, why in on_other.refused.items() if c.lower() not in main_lower}
+    for c in orphans:
+        why = _unread_on_main(on_main, c)
+        if why:
+            refused[c] = why
+    orphans = [c for c in orphans if c not in refused]
     if len(orphans) + len(refused) > MAX_ORPHANS:
         raise CommandFailed(
             other_drv.name,
@@ -807,8 +822,12 @@ async def purge_orphans(
         raise _empty_main(on_main, len(todo))
     main_lower = set(on_main.clips) | {c.lower() for c in on_main.refused}
     for low, r in list(todo.items()):
+        why = _unread_on_main(on_main, r.clip)
         if low in main_lower:
             out.refused[r.clip] = "exists on the main side, so not an orphan"
+            del todo[low]
+        elif why:
+            out.refused[r.clip] = why
             del todo[low]
     # Size each batch by the deletes it may send (every approved file and the folder).
     groups = [

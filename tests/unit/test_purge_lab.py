@@ -264,3 +264,19 @@ def test_the_lab_lists_links_and_refuses_to_empty_a_folder_without_recurse(lab: 
     r = lab.run_script("sb-y1", ps.script(ps.remove_item(f"{ROOT}\\News\\trap.vmf\\j")))
     assert r.exit_status == 1
     assert f"{ROOT}\\News\\clip-001.vmf\\clip-001.vid" in files(lab, "Y")
+
+
+async def test_a_main_side_smartbin_that_is_a_link_protects_its_clips(lab: LabState) -> None:
+    x, y = drivers(lab)
+    ingest(lab.dir, "X", "elsewhere", "Archive")  # X's News is a junction to Archive
+    with lab.transaction() as txn:
+        txn.volume_delete_tree("X", f"{ROOT}\\News")
+    link(lab.dir, "X", f"{ROOT}\\News", f"{ROOT}\\Archive")
+    ingest(lab.dir, "Y", "elsewhere", "News")
+    found = await dev.find_orphans(x, y)
+    assert "News\\elsewhere.vmf" not in [r.clip for r in found.records]
+    assert (
+        "its SmartBin on the main side (sb-x1) was not read" in found.refused["News\\elsewhere.vmf"]
+    )
+    out = await dev.purge_orphans(y, "Y", "X", [dev.ClipRecord("News\\clip-001.vmf", ())], x)
+    assert not out.deleted and "was not read" in out.refused["News\\clip-001.vmf"]
