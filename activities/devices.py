@@ -31,14 +31,17 @@ from activities.models import (
     Capabilities,
     ClientInput,
     ClientRebootInput,
+    ClipFile,
     DsmModeInput,
     ForcedRule,
     HostInput,
     InSyncState,
+    OrphanClip,
     OrphanInput,
     Orphans,
     PairRef,
     PurgeInput,
+    RefusedClip,
     RunInput,
     SideInput,
     SideRunInput,
@@ -425,32 +428,66 @@ class DeviceActivities:
         return AllSyncState(host=nas.host, side=inp.side, running=running)
 
     # -- media -------------------------------------------------------------------------------
-    async def _clips(self, side: Side) -> set[str]:
-        return await dev.master_clips(self.host(self.inv.sides[side].pseudo_host))
-
     @activity.defn(name="find_orphans")
     @device_activity
     async def find_orphans(self, inp: OrphanInput) -> Orphans:
-        """Master clips on the other side's volume that the main side does not have."""
+        """Master clips on the other side's volume that the main side does not have, each
+        with the files, sizes and times the approval will cover; clips that cannot be
+        purged safely are listed apart as refused. Fails (naming the host) on a listing
+        that cannot be read whole, and above dev.MAX_ORPHANS clips."""
         self._check_pair(inp.pair)
         o = other(inp.main)
-        on_main, on_other = await asyncio.gather(self._clips(inp.main), self._clips(o))
-        main_lower = {c.lower() for c in on_main}
-        orphans = sorted(c for c in on_other if c.lower() not in main_lower)
+        main_host, other_host = self.inv.sides[inp.main].pseudo_host, self.inv.sides[o].pseudo_host
+        found = await dev.find_orphans(self.host(main_host), self.host(other_host))
         return Orphans(
-            main=inp.main, other=o, host=self.inv.sides[o].pseudo_host.host, clips=orphans
+            main=inp.main,
+            other=o,
+            host=other_host.host,
+            clips=[r.clip for r in found.records],
+            found=[
+                OrphanClip(
+                    clip=r.clip,
+                    size=r.size,
+                    modified=r.modified,
+                    files=[
+                        ClipFile(name=f.name, size=f.size, modified=f.modified) for f in r.files
+                    ],
+                )
+                for r in found.records
+            ],
+            refused=[RefusedClip(clip=c, reason=why) for c, why in sorted(found.refused.items())],
         )
 
     @activity.defn(name="purge_orphans")
     @device_activity
     async def purge_orphans(self, inp: PurgeInput) -> StepResult:
-        """Delete the listed orphans on the other side's volume only (driver interlock)."""
+        """Delete the approved orphans on the other side's volume only (driver interlock),
+        each only while it is still exactly what was approved; the others are named."""
         self._check_pair(inp.pair)
         o = other(inp.main)
-        on_main = await self._clips(inp.main)
+        if {c.lower() for c in inp.clips} != {r.clip.lower() for r in inp.found}:
+            raise CommandFailed(
+                "worker",
+                "the approval does not record what each clip held (a run approved before "
+                "the purge covered content): nothing deleted; start the restore again",
+            )
+        approved = [
+            dev.ClipRecord(r.clip, tuple(dev.ClipFile(f.name, f.size, f.modified) for f in r.files))
+            for r in inp.found
+        ]
         host = self.inv.sides[o].pseudo_host
-        msg = await dev.purge_orphans(self.host(host), o, inp.main, inp.clips, on_main)
-        return StepResult(message=msg)
+        outcome = await dev.purge_orphans(
+            self.host(host),
+            o,
+            inp.main,
+            approved,
+            self.host(self.inv.sides[inp.main].pseudo_host),
+            progress=activity.heartbeat,
+        )
+        details = [f"deleted {c}" for c in outcome.deleted]
+        details += [f"already gone {c}" for c in outcome.gone]
+        details += [f"refused {c}: {why}" for c, why in outcome.refused.items()]
+        return StepResult(message=outcome.message, details=details)
 
     @activity.defn(name="dsm_asset_counts")
     @device_activity

@@ -87,6 +87,26 @@ class OrphanInput(BaseModel):
     main: Side
 
 
+class ClipFile(BaseModel):
+    name: str
+    size: int
+    modified: str  # last write time, UTC, ISO 8601
+
+
+class OrphanClip(BaseModel):
+    """One orphan master clip as find-orphans saw it: what an approval covers."""
+
+    clip: str  # relative to V:\\VibrantAVIFiles, e.g. News\\clip-9.vmf
+    size: int
+    modified: str  # the latest write time of its files
+    files: list[ClipFile]
+
+
+class RefusedClip(BaseModel):
+    clip: str
+    reason: str
+
+
 class Orphans(BaseModel):
     """Master clips (.vmf) in the other side's SmartBins folders that the main side lacks."""
 
@@ -94,12 +114,18 @@ class Orphans(BaseModel):
     other: Side
     host: str
     clips: list[str]  # paths relative to V:\\VibrantAVIFiles, e.g. News\\clip-9.vmf
+    # Each clip's files, sizes and times (older histories: none recorded), and the
+    # clips that cannot be purged safely (never deleted), each with its reason.
+    found: list[OrphanClip] = []
+    refused: list[RefusedClip] = []
 
 
 class PurgeInput(BaseModel):
     pair: str
     main: Side
     clips: list[str]
+    # What was approved, clip by clip (older histories: none; such a purge is refused).
+    found: list[OrphanClip] = []
 
 
 class SyncInput(BaseModel):

@@ -294,6 +294,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--clip", required=True)
     c.add_argument("--bin", default="News", help="the SmartBin (default %(default)s)")
     c.add_argument("--dir", required=True)
+    c = lab.add_parser("link", help="make a junction (or symbolic link) on a side's V:")
+    c.add_argument("--side", required=True, type=str.upper, choices=["X", "Y"])
+    c.add_argument("path", help="where the link is, e.g. V:\\VibrantAVIFiles\\News\\a.vmf\\j")
+    c.add_argument("target", help="the folder it points at, on the same V:")
+    c.add_argument("--kind", choices=["Junction", "SymbolicLink"], default="Junction")
+    c.add_argument("--dir", required=True)
     for tool in ("insync", "allsync"):
         c = lab.add_parser(tool, help=f"the operator's hands: start or stop {tool} in the lab")
         c.add_argument("action", choices=["start", "stop"])

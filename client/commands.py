@@ -268,7 +268,7 @@ async def _resolve_run(
     wids = [wid, f"{wid}-control"] if controls else [wid]
     if run in ("current", "latest", "-"):
         return client.get_workflow_handle(wid)
-    if UUID_RE.match(run):
+    if UUID_RE.fullmatch(run):
         if controls and not await _has_run(client, wid, run):
             if await _has_run(client, wids[1], run):
                 return client.get_workflow_handle(wids[1], run_id=run)
@@ -379,7 +379,7 @@ async def runs(client: Client, inv: Inventory, args: argparse.Namespace) -> int:
     if args.state:
         query.append(f"{search.STATE.name} = '{args.state}'")
     if args.operator:
-        if not SAFE_VALUE.match(args.operator):
+        if not SAFE_VALUE.fullmatch(args.operator):
             raise CliError(
                 f"--operator {args.operator!r}: letters, digits, _ . @ - and space", EXIT_USAGE
             )
@@ -789,6 +789,8 @@ def lab(args: argparse.Namespace) -> int:
         return lab_cli.cmd_fault(args)
     if args.lab_command == "ingest":
         return lab_cli.cmd_ingest(args)
+    if args.lab_command == "link":
+        return lab_cli.cmd_link(args)
     args.app = args.lab_command
     return lab_cli.cmd_hands(args)
 

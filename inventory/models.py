@@ -13,14 +13,16 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from inventory.names import HOST_NAME, segment_problem, windows_folder_problem
+
 Side = Literal["X", "Y"]
 SIDES: tuple[Side, Side] = ("X", "Y")
 
-# Windows host names (NetBIOS/DNS labels): letters, digits, hyphen, dot.
-HOSTNAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,62})$")
+# Windows host names (NetBIOS/DNS labels): letters and digits of any language, hyphen,
+# dot (inventory/names.py: never refused for being outside ASCII).
+HOSTNAME_RE = HOST_NAME
 # Names that end up quoted inside PowerShell or SQL: a conservative set.
 SAFE_NAME_RE = re.compile(r"^[A-Za-z0-9 _.()-]{1,128}$")
-WINDOWS_PATH_RE = re.compile(r"^[A-Za-z]:\\[A-Za-z0-9 _.()\\-]*$")
 REGISTRY_PATH_RE = re.compile(r"^HKLM:\\[A-Za-z0-9 _.\\-]+$")
 IQN_RE = re.compile(r"^(iqn|eui|naa)\.[A-Za-z0-9.:_-]{1,200}$")
 
@@ -34,9 +36,17 @@ class _Strict(BaseModel):
 
 
 def _check(pattern: re.Pattern[str], what: str, value: str) -> str:
-    if not pattern.match(value):
+    # The whole string: `match` with `$` would accept a trailing newline.
+    if not isinstance(value, str) or not pattern.fullmatch(value):
         raise ValueError(f"{value!r} is not a valid {what}")
     return value
+
+
+def _folder(v: str) -> str:
+    why = windows_folder_problem(v)
+    if why:
+        raise ValueError(f"{v!r} is not a valid Windows folder (C:\\...): {why}")
+    return v
 
 
 class Credential(_Strict):
@@ -206,14 +216,16 @@ class BrowseComponent(_Strict):
     @field_validator("config_dir")
     @classmethod
     def _dir(cls, v: str) -> str:
-        return _check(WINDOWS_PATH_RE, "Windows folder (C:\\...)", v)
+        return _folder(v)
 
     @field_validator("config_files")
     @classmethod
     def _files(cls, v: list[str]) -> list[str]:
         out = []
         for f in v:
-            _check(SAFE_NAME_RE, "config file name", f)
+            why = segment_problem(f)
+            if why:
+                raise ValueError(f"{f!r} is not a valid config file name: {why}")
             if not f.endswith(".exe.config") or f.endswith(".backup.exe.config"):
                 raise ValueError(
                     f"{f!r}: name the active file (…something.exe.config); "
@@ -283,7 +295,7 @@ class DeviceSettings(_Strict):
     @field_validator("insync_cfg_dir")
     @classmethod
     def _cfgdir(cls, v: str) -> str:
-        return _check(WINDOWS_PATH_RE, "Windows folder (C:\\...)", v)
+        return _folder(v)
 
 
 class Timing(_Strict):

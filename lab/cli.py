@@ -121,3 +121,14 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     except LabError as e:
         return _fail("ingest", str(e))
     return 0
+
+
+def cmd_link(args: argparse.Namespace) -> int:
+    """Make a junction or directory symbolic link on one side's V: (a reparse point)."""
+    from lab.media import link
+
+    try:
+        print(link(args.dir, args.side, args.path, args.target, args.kind))
+    except LabError as e:
+        return _fail("link", str(e))
+    return 0

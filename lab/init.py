@@ -64,6 +64,16 @@ BROWSE: list[tuple[str, str, str, list[str], list[str]]] = [
     ("ftp-mdi-2", "ftp-mdi", "mdi-ftp2", ["GV FTP MDI"], ["FTP_MDI.exe.config"]),
 ]
 
+# A service that depends on a Browse service (Stop-Service -Force stops it too): the
+# K2 MDI's per-K2 host monitor. (key name, display name)
+BROWSE_DEPENDENTS = {"GV K2 MDI": ("GVK2MDIMonitor", "GV K2 MDI Host Monitor")}
+
+
+def service_key(display: str) -> str:
+    """The lab's key name of a Browse service: its display name without spaces."""
+    return display.replace(" ", "")
+
+
 # Master clips in SmartBins folders (an Aurora master clip is a folder), and WIP projects.
 VOLUME_CLIPS = [
     ("News", "clip-001"),
@@ -280,7 +290,15 @@ def _write_lab(d: Path, editors: int, ingest: int, smartbins: int, reboot_second
 
     for _, _, host, services, files in BROWSE:
         doc = _host_doc(host, "browse", None, ports[host], boot_ms)
-        doc["services"] = {svc: "Running" for svc in services}
+        # The inventory names Browse services as the guides do, by display name; the
+        # key names differ (Get-Service -Name takes either and answers with the key).
+        doc["services"] = {service_key(svc): "Running" for svc in services}
+        doc["service_info"] = {service_key(svc): {"DisplayName": svc} for svc in services}
+        for svc, (dep, display) in BROWSE_DEPENDENTS.items():
+            if svc in services:
+                doc["services"][dep] = "Running"
+                doc["service_info"][dep] = {"DisplayName": display}
+                doc["service_info"][service_key(svc)]["DependentServices"] = [dep]
         for f in files:
             base = f.removesuffix(".exe.config")
             doc["files"][f"{CONFIG_DIR}\\{f}"] = browse_config(base, "X")

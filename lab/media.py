@@ -10,11 +10,11 @@ runs on a side's CIFS NAS head it mirrors `V:\\WIP` 1:1 to the other side.
 
 from __future__ import annotations
 
-import re
 import sqlite3
 from pathlib import Path
 from typing import Any
 
+from inventory.names import segment_problem
 from lab import LabError
 from lab.state import LabState, Txn
 
@@ -22,7 +22,7 @@ CLIP_ROOT = "V:\\VibrantAVIFiles"
 PDR_ROOT = "V:\\PDR"
 WIP_ROOT = "V:\\WIP"
 CLIP_PARTS = (".vid", ".tc", ".pcm", ".idx")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.()-]{0,63}$")
+LINK_TYPES = ("Junction", "SymbolicLink")
 
 
 def clip_paths(smartbin: str, clip: str) -> list[str]:
@@ -39,8 +39,10 @@ def ingest(directory: str | Path, side: str, clip: str, smartbin: str = "News") 
     if side not in ("X", "Y"):
         raise LabError(f"side must be X or Y, not {side!r}")
     for what, name in (("clip", clip), ("SmartBin", smartbin)):
-        if not _NAME.match(name) or name.endswith(".vmf"):
-            raise LabError(f"{what} name {name!r}: use letters, digits, space, _ . ( ) -")
+        # What Windows allows (inventory/names.py), in any language: Genève, Straße.
+        why = segment_problem(name) or segment_problem(name + ".vmf")
+        if why or name.lower().endswith(".vmf") or len(name) > 200:
+            raise LabError(f"{what} name {name!r}: {why or 'at most 200 characters, without .vmf'}")
     state = LabState(directory)
     paths = clip_paths(smartbin, clip)
     with state.transaction() as txn:
@@ -59,6 +61,28 @@ def ingest(directory: str | Path, side: str, clip: str, smartbin: str = "News") 
     finally:
         conn.close()
     return f"recorded {smartbin}\\{clip} on {side} ({len(paths)} files, one asset)"
+
+
+def link(directory: str | Path, side: str, path: str, target: str, kind: str = "Junction") -> str:
+    """Make a junction (or directory symbolic link) at `path` on a side's V: pointing at
+    the folder `target` of the same volume (`mklink /J path target`; a junction can
+    only point at a local volume: Microsoft Learn, "Hard links and junctions")."""
+    side = side.upper()
+    if side not in ("X", "Y"):
+        raise LabError(f"side must be X or Y, not {side!r}")
+    if kind not in LINK_TYPES:
+        raise LabError(f"a link is a Junction or a SymbolicLink, not {kind!r}")
+    for p in (path, target):
+        if not p.lower().startswith("v:\\") or any(segment_problem(x) for x in p[3:].split("\\")):
+            raise LabError(f"{p!r} is not a folder path on V:")
+    state = LabState(directory)
+    with state.transaction() as txn:
+        if not txn.volume_has_folder(side, target):
+            raise LabError(f"{target} does not exist on {side}")
+        if txn.volume_has_folder(side, path) or txn.volume_read(side, path) is not None:
+            raise LabError(f"{path} already exists on {side}")
+        txn.dir_add(side, path, target, kind)
+    return f"{kind.lower()} {path} -> {target} on {side}"
 
 
 def _running(txn: Txn, host: str | None, process: str) -> bool:

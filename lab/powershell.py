@@ -69,7 +69,21 @@ _ENCODING_TYPES = ("text.encoding", "system.text.encoding")
 OEM_CODEPAGE = "cp850"
 
 # Windows PowerShell 5.1 serialises ServiceControllerStatus as its number.
-SERVICE_STATUS_NUMBER = {"Stopped": 1, "Running": 4}
+SERVICE_STATUS_NUMBER = {"Stopped": 1, "StopPending": 3, "Running": 4}
+# ... and ServiceStartMode (StartType) too.
+START_TYPE_NUMBER = {"Automatic": 2, "Manual": 3, "Disabled": 4}
+
+# What Get-ChildItem's items (FileInfo/DirectoryInfo) offer Select-Object in the lab;
+# LinkType is the CodeProperty that Windows PowerShell 5.1's types.ps1xml adds to
+# FileSystemInfo ('Junction', 'SymbolicLink', 'HardLink' or null).
+CHILD_ITEM_PROPERTIES = ("FullName", "Name", "Attributes", "Length", "LastWriteTimeUtc", "LinkType")
+# System.IO.FileAttributes; 5.1's ConvertTo-Json writes an enum as its number.
+ATTR_DIRECTORY, ATTR_ARCHIVE, ATTR_REPARSE_POINT = 0x10, 0x20, 0x400
+# Windows PowerShell 5.1 in -NonInteractive mode cannot ask Remove-Item's question
+# "The item at ... has children and the Recurse parameter was not specified".
+NON_INTERACTIVE = (
+    "Windows PowerShell is in NonInteractive mode. Read and Prompt functionality is not available."
+)
 
 # Hosts that see their own side's V: without an iSCSI initiator of their own.
 SIDE_VOLUME_KINDS = frozenset({"smartbins", "nas-cifs", "nas-ftp", "bridge"})
@@ -280,6 +294,8 @@ class CmdletSpec:
     positional: tuple[str, ...] = ()
     # Properties Select-Object may pick from this cmdlet's output; None: any name.
     properties: tuple[str, ...] | None = ()
+    # The parameter sets the builders write (each exactly); None: every parameter.
+    sets: tuple[frozenset[str], ...] | None = None
 
 
 _TEXT = Param("text")
@@ -290,8 +306,11 @@ def _spec(
     params: dict[str, Param],
     positional: tuple[str, ...] = (),
     properties: tuple[str, ...] | None = (),
+    sets: tuple[tuple[str, ...], ...] | None = None,
 ) -> CmdletSpec:
-    return CmdletSpec(name, params, positional, properties)
+    return CmdletSpec(
+        name, params, positional, properties, tuple(frozenset(x) for x in sets) if sets else None
+    )
 
 
 # Every parameter listed is required: the builders always write all of them, and a
@@ -299,9 +318,16 @@ def _spec(
 CMDLETS: dict[str, CmdletSpec] = {
     s.name.lower(): s
     for s in (
-        _spec("Get-Service", {"Name": Param("texts")}, properties=("Name", "Status")),
+        _spec(
+            "Get-Service",
+            {"Name": Param("texts"), "DependentServices": Param("switch")},
+            properties=("Name", "DisplayName", "Status", "StartType"),
+            sets=(("Name",), ("Name", "DependentServices")),
+        ),
         _spec("Start-Service", {"Name": _TEXT}),
-        _spec("Stop-Service", {"Name": _TEXT, "Force": Param("switch")}),
+        # Always -NoWait: without it Stop-Service waits as long as the service takes,
+        # forever for one stuck in StopPending (Microsoft Learn, Stop-Service -NoWait).
+        _spec("Stop-Service", {"Name": _TEXT, "Force": Param("switch"), "NoWait": Param("switch")}),
         _spec(
             "Get-Process",
             {"Name": _TEXT, "ErrorAction": Param("choice", ("SilentlyContinue",))},
@@ -333,12 +359,16 @@ CMDLETS: dict[str, CmdletSpec] = {
                 "Recurse": Param("switch"),
                 "Directory": Param("switch"),
                 "Filter": _TEXT,
+                "Force": Param("switch"),
             },
-            properties=("FullName", "Name"),
+            properties=CHILD_ITEM_PROPERTIES,
+            sets=(("LiteralPath", "Recurse", "Directory", "Filter"), ("LiteralPath", "Force")),
         ),
+        _spec("Measure-Object", {}, properties=("Count",)),
         _spec(
             "Remove-Item",
             {"LiteralPath": _TEXT, "Recurse": Param("switch"), "Force": Param("switch")},
+            sets=(("LiteralPath", "Recurse", "Force"), ("LiteralPath", "Force")),
         ),
         _spec("Restart-Computer", {"Force": Param("switch")}),
         _spec(
@@ -369,15 +399,15 @@ CMDLETS: dict[str, CmdletSpec] = {
 }
 
 _SELECT_TO_JSON = ("Select-Object", "ConvertTo-Json")
-# The pipelines the builders write, by their first cmdlet.
-PIPELINES: dict[str, tuple[str, ...]] = {
+# The pipelines the builders write, by their first cmdlet (one shape, or several).
+PIPELINES: dict[str, tuple[str, ...] | tuple[tuple[str, ...], ...]] = {
     "Get-Service": _SELECT_TO_JSON,
     "Get-Process": _SELECT_TO_JSON,
     "Get-ItemProperty": _SELECT_TO_JSON,
     "Get-FileHash": _SELECT_TO_JSON,
     "Get-CimInstance": _SELECT_TO_JSON,
     "Get-IscsiSession": _SELECT_TO_JSON,
-    "Get-ChildItem": _SELECT_TO_JSON,
+    "Get-ChildItem": (_SELECT_TO_JSON, ("Measure-Object", *_SELECT_TO_JSON)),
     "Get-Content": ("ConvertTo-Json",),
     **{
         name: ()
@@ -469,7 +499,7 @@ def _bind_one(spec: CmdletSpec, pname: str, p: Param, v: Value | None, text: str
     if p.kind == "names":
         names = [str(item.value) for item in items]
         if any(item.kind != "word" for item in items) or not all(
-            _PROPERTY_NAME.match(n) for n in names
+            _PROPERTY_NAME.fullmatch(n) for n in names
         ):
             raise Unsupported(text, f"{where} takes bare property names")
         return names
@@ -492,7 +522,7 @@ def _command(tokens: tuple[Token, ...], text: str) -> Command:
     if not tokens:
         raise Unsupported(text, "an empty pipeline element")
     head = tokens[0]
-    if head.kind != "word" or not _CMDLET_NAME.match(head.value):
+    if head.kind != "word" or not _CMDLET_NAME.fullmatch(head.value):
         raise Unsupported(text, f"{head.value!r} is not a cmdlet name")
     spec = CMDLETS.get(head.value.lower())
     if spec is None:
@@ -527,6 +557,11 @@ def _command(tokens: tuple[Token, ...], text: str) -> Command:
         if pname in positional:
             positional.remove(pname)
         bound[pname] = _bind_one(spec, pname, p, value, text)
+    if spec.sets is not None:
+        if frozenset(bound) not in spec.sets:
+            shapes = " or ".join(" ".join(f"-{n}" for n in sorted(x)) for x in spec.sets)
+            raise Unsupported(text, f"{spec.name} is only understood with {shapes}")
+        return Command(spec.name, bound)
     missing = [f"-{name}" for name in spec.params if name not in bound]
     if missing:
         raise Unsupported(text, f"{spec.name} without {', '.join(missing)}")
@@ -582,16 +617,23 @@ def _statement(raw: RawStatement) -> Statement:
     first = commands[0].name
     if first not in PIPELINES:
         raise Unsupported(text, f"{first} only appears later in a pipeline")
-    shape = (first, *PIPELINES[first])
-    if tuple(c.name for c in commands) != shape:
-        raise Unsupported(text, f"{first} is only understood as the pipeline {' | '.join(shape)}")
-    if len(commands) > 1 and commands[1].name == "Select-Object":
-        allowed = CMDLETS[first.lower()].properties
+    tails = PIPELINES[first]
+    shapes = [tails] if not tails or isinstance(tails[0], str) else list(tails)
+    names = tuple(c.name for c in commands)
+    if not any(names == (first, *tail) for tail in shapes):
+        wanted = " or ".join(" | ".join((first, *tail)) for tail in shapes)  # type: ignore[arg-type]
+        raise Unsupported(text, f"{first} is only understood as the pipeline {wanted}")
+    for source, command in zip(commands, commands[1:], strict=False):
+        if command.name != "Select-Object":
+            continue
+        allowed = CMDLETS[source.name.lower()].properties
         if allowed is not None:
             known = {p.lower() for p in allowed}
-            unknown = [p for p in commands[1].args["Property"] if p.lower() not in known]
+            unknown = [p for p in command.args["Property"] if p.lower() not in known]
             if unknown:
-                raise Unsupported(text, f"{first} has no property {', '.join(unknown)} in the lab")
+                raise Unsupported(
+                    text, f"{source.name} has no property {', '.join(unknown)} in the lab"
+                )
     return Statement(text, commands, line=raw.line)
 
 
@@ -646,6 +688,20 @@ class World(Protocol):
     def volume_delete_tree(self, side: str, folder: str) -> int:
         """Delete every file below `folder`; returns how many."""
         ...
+
+    def volume_stat(self, side: str, path: str) -> tuple[int, float] | None:
+        """(size, last write time) of a file, or None."""
+        ...
+
+    def volume_dirs(self, side: str, folder: str) -> list[str]:
+        """Recorded folders and links below `folder`."""
+        ...
+
+    def volume_links(self, side: str) -> dict[str, tuple[str, str, str]]:
+        """{lower-cased path: (path, target, link type)} of the side's reparse points."""
+        ...
+
+    def dir_delete(self, side: str, folder: str) -> None: ...
 
 
 @dataclass
@@ -764,6 +820,19 @@ def _not_found(cmdlet: str, path: str) -> CmdletError:
     return CmdletError(cmdlet, f"Cannot find path '{path}' because it does not exist.")
 
 
+def _entry(
+    folder: str, name: str, attrs: int, size: int | None, mtime: float, link: str | None
+) -> dict[str, Any]:
+    return {
+        "FullName": f"{folder}\\{name}",
+        "Name": name,
+        "Attributes": attrs,
+        "Length": size,
+        "_mtime": mtime,
+        "LinkType": link,
+    }
+
+
 def _split(path: str) -> tuple[str, str]:
     """(folder, leaf) of an absolute path without a trailing backslash."""
     folder, _, leaf = path.rpartition("\\")
@@ -801,6 +870,7 @@ class Interpreter:
             "Get-Content": self._get_content,
             "Get-FileHash": self._get_file_hash,
             "Get-ChildItem": self._get_child_item,
+            "Measure-Object": self._unreachable,
             "Remove-Item": self._remove_item,
             "Restart-Computer": self._restart_computer,
             "Get-CimInstance": self._get_cim_instance,
@@ -843,8 +913,12 @@ class Interpreter:
         return to_json(out)
 
     def _service(self, cmdlet: str, name: str) -> str:
-        for actual in self.host.setdefault("services", {}):
+        services = self.host.setdefault("services", {})
+        for actual in services:
             if actual.lower() == name.lower():
+                return str(actual)
+        for actual in services:
+            if str(self._info(actual).get("DisplayName", "")).lower() == name.lower():
                 return str(actual)
         raise CmdletError(cmdlet, f"Cannot find any service with service name '{name}'.")
 
@@ -853,26 +927,71 @@ class Interpreter:
         return procs
 
     # -- services and processes ------------------------------------------------------------
+    # Services: a host document's `services` maps each service's key name to its
+    # status; `service_info` (optional) gives a key name its DisplayName, the key names
+    # of its DependentServices, its StartType, and `stuck` (a service that never
+    # leaves StopPending once asked to stop).
+    def _info(self, key: str) -> dict[str, Any]:
+        info: dict[str, Any] = (self.host.get("service_info") or {}).get(key) or {}
+        return info
+
+    def _service_object(self, key: str) -> dict[str, Any]:
+        status = self.host["services"][key]
+        info = self._info(key)
+        return {
+            "Name": key,
+            "DisplayName": info.get("DisplayName", key),
+            "Status": SERVICE_STATUS_NUMBER.get(status, status),
+            "StartType": START_TYPE_NUMBER[info.get("StartType", "Automatic")],
+        }
+
+    def _dependents(self, key: str) -> list[str]:
+        return [
+            self._service("Get-Service", d) for d in self._info(key).get("DependentServices", [])
+        ]
+
     def _get_service(self, commands: tuple[Command, ...]) -> str:
-        services = self.host.setdefault("services", {})
-        objects = []
-        for name in commands[0].args["Name"]:
-            actual = self._service("Get-Service", name)
-            number = SERVICE_STATUS_NUMBER.get(services[actual], services[actual])
-            objects.append({"Name": actual, "Status": number})
-        return self._select(commands, objects)
+        """Get-Service -Name takes a key name or a display name (without regard to case)
+        and answers with the key name in Name: PowerShell's ServiceBaseCommand
+        (Service.cs) turns a name without wildcards into `new ServiceController(name)`,
+        which .NET resolves by service name or display name. Start-Service and
+        Stop-Service -Name go the same way. -DependentServices answers with the services
+        that depend on it instead."""
+        keys = [self._service("Get-Service", n) for n in commands[0].args["Name"]]
+        if commands[0].args.get("DependentServices"):
+            keys = [d for k in keys for d in self._dependents(k)]
+        return self._select(commands, [self._service_object(k) for k in keys])
 
     def _start_service(self, commands: tuple[Command, ...]) -> str:
         actual = self._service("Start-Service", commands[0].args["Name"])
-        self.host["services"][actual] = "Running"
-        self._service_process(actual, running=True)
+        self._start(actual)
         return ""
 
+    def _start(self, key: str) -> None:
+        # The service controller starts what a service depends on first.
+        for other in list(self.host["services"]):
+            if key in self._dependents(other) and self.host["services"][other] != "Running":
+                self._start(other)
+        self.host["services"][key] = "Running"
+        self._service_process(key, running=True)
+
     def _stop_service(self, commands: tuple[Command, ...]) -> str:
+        """-Force stops the services that depend on it too (Microsoft Learn,
+        Stop-Service -Force: "Forces the cmdlet to stop a service even if that service
+        has dependent services"); -NoWait returns without waiting for the stop."""
         actual = self._service("Stop-Service", commands[0].args["Name"])
-        self.host["services"][actual] = "Stopped"
-        self._service_process(actual, running=False)
+        self._stop(actual)
         return ""
+
+    def _stop(self, key: str) -> None:
+        for dep in self._dependents(key):
+            if self.host["services"][dep] == "Running":
+                self._stop(dep)
+        if self._info(key).get("stuck"):
+            self.host["services"][key] = "StopPending"
+            return
+        self.host["services"][key] = "Stopped"
+        self._service_process(key, running=False)
 
     def _service_process(self, service: str, running: bool) -> None:
         """A service that runs a program (AllSync's scheduler): the process follows it."""
@@ -954,7 +1073,7 @@ class Interpreter:
     def _read(self, cmdlet: str, path: str) -> str | None:
         if path[0] in "vV":
             side = self._volume_side(cmdlet)
-            return self.world.volume_read(side, path)
+            return self.world.volume_read(side, self._resolve(side, path))
         key = self._host_file_key(path)
         return None if key is None else self._files()[key]
 
@@ -964,7 +1083,9 @@ class Interpreter:
             return drive == "C" or (drive == "V" and visible_volume(self.host) is not None)
         if path[0] in "vV":
             side = visible_volume(self.host)
-            return side is not None and self.world.volume_has_folder(side, path)
+            return side is not None and self.world.volume_has_folder(
+                side, self._resolve(side, path)
+            )
         prefix = path.lower() + "\\"
         return any(k.lower().startswith(prefix) for k in self._files())
 
@@ -1051,37 +1172,134 @@ class Interpreter:
         digest = hashlib.sha256(content.encode("utf-8")).hexdigest().upper()
         return self._select(commands, [{"Algorithm": "SHA256", "Hash": digest, "Path": path}])
 
+    # Reparse points (junctions, directory symbolic links) on V:. Windows resolves a
+    # path through them; Windows PowerShell 5.1 follows them both when
+    # `Get-ChildItem -Recurse` descends (PowerShell 6 added -FollowSymlink and stopped
+    # by default: PowerShell/PowerShell#1875) and when `Remove-Item -Recurse` deletes
+    # (the target's contents go: PowerShell/PowerShell#621).
+    def _resolve(self, side: str, path: str) -> str:
+        links = self.world.volume_links(side)
+        for _ in range(32):
+            low = path.lower()
+            hit = next(
+                (k for k in links if low == k or low.startswith(k + "\\")),
+                None,
+            )
+            if hit is None:
+                return path
+            path = links[hit][1] + path[len(hit) :]
+        raise CmdletError(
+            "Get-ChildItem", f"The name of the file cannot be resolved by the system: '{path}'."
+        )
+
+    def _children(self, side: str, folder: str) -> list[dict[str, Any]]:
+        """The entries directly in `folder` (read through any link), as 5.1 shows them."""
+        real = self._resolve(side, folder).rstrip("\\")
+        links = self.world.volume_links(side)
+        shown = folder.rstrip("\\")
+        entries: dict[str, dict[str, Any]] = {}
+        for path in self.world.volume_list(side, real):
+            rest = path[len(real) + 1 :].split("\\")
+            if len(rest) == 1:
+                stat = self.world.volume_stat(side, path)
+                size, mtime = stat if stat else (0, 0.0)
+                entries[rest[0].lower()] = _entry(shown, rest[0], ATTR_ARCHIVE, size, mtime, None)
+            else:
+                d = entries.setdefault(
+                    rest[0].lower(), _entry(shown, rest[0], ATTR_DIRECTORY, None, 0.0, None)
+                )
+                stat = self.world.volume_stat(side, path)
+                if stat and len(rest) == 2:
+                    d["_mtime"] = max(d["_mtime"], stat[1])
+        for path in self.world.volume_dirs(side, real):
+            rest = path[len(real) + 1 :].split("\\")
+            link = links.get(path.lower()) if len(rest) == 1 else None
+            if link is not None:
+                attrs = ATTR_DIRECTORY | ATTR_REPARSE_POINT
+                entries[rest[0].lower()] = _entry(shown, rest[0], attrs, None, 0.0, link[2])
+            else:
+                entries.setdefault(
+                    rest[0].lower(), _entry(shown, rest[0], ATTR_DIRECTORY, None, 0.0, None)
+                )
+        out = []
+        for _, e in sorted(entries.items()):
+            e["LastWriteTimeUtc"] = f"/Date({int(e.pop('_mtime') * 1000)})/"
+            out.append(e)
+        return out
+
     def _get_child_item(self, commands: tuple[Command, ...]) -> str:
-        """Folders below a V: folder whose name matches the filter (the lab lists folders only)."""
+        """A V: folder's entries (-Force), or the folders below it matching a filter
+        (-Recurse -Directory -Filter, descending into links as 5.1 does)."""
         args = commands[0].args
         root = self._path("Get-ChildItem", args["LiteralPath"])
         if root[0] not in "vV":
             raise CmdletError("Get-ChildItem", "the lab lists folders on V: only")
         side = self._volume_side("Get-ChildItem")
-        if not self._is_folder(root):
+        if not self.world.volume_has_folder(side, self._resolve(side, root)):
             raise _not_found("Get-ChildItem", root)
-        base = root.rstrip("\\")
-        folders: dict[str, str] = {}
-        for path in self.world.volume_list(side, root):
-            parts = path[len(base) + 1 :].split("\\")[:-1]  # the folders between root and file
-            for depth in range(1, len(parts) + 1):
-                full = base + "\\" + "\\".join(parts[:depth])
-                folders.setdefault(full.lower(), full)
-        pattern = str(args["Filter"]).lower()
-        found = [
-            {"FullName": full, "Name": _split(full)[1]}
-            for _, full in sorted(folders.items())
-            if fnmatch.fnmatchcase(_split(full)[1].lower(), pattern)
-        ]
+        if "Force" in args:
+            found = self._children(side, root)
+        else:
+            pattern = str(args["Filter"]).lower()
+            found = []
+            todo = [(root.rstrip("\\"), 0)]
+            while todo:
+                folder, depth = todo.pop(0)
+                if depth > 30:
+                    # What following a link loop ends in on Windows.
+                    raise CmdletError(
+                        "Get-ChildItem",
+                        f"The specified path, file name, or both are too long: '{folder}'.",
+                    )
+                for e in self._children(side, folder):
+                    if not e["Attributes"] & ATTR_DIRECTORY:
+                        continue
+                    if fnmatch.fnmatchcase(e["Name"].lower(), pattern):
+                        found.append(e)
+                    todo.append((e["FullName"], depth + 1))
+            found.sort(key=lambda e: e["FullName"].lower())
+        if len(commands) == 4:  # | Measure-Object | Select-Object Count | ConvertTo-Json
+            return self._select(commands[1:], [{"Count": len(found)}])
         return self._select(commands, found)
 
+    def _unreachable(self, commands: tuple[Command, ...]) -> str:
+        raise AssertionError("Measure-Object only appears inside a pipeline")
+
+    def _remove_following(self, side: str, folder: str) -> None:
+        """Remove-Item -Recurse as 5.1 does it: into every link, deleting what it reaches."""
+        for e in self._children(side, folder):
+            if e["Attributes"] & ATTR_DIRECTORY:
+                self._remove_following(side, e["FullName"])
+            else:
+                self.world.volume_delete(side, self._resolve(side, e["FullName"]))
+        links = self.world.volume_links(side)
+        if folder.rstrip("\\").lower() in links:
+            self.world.dir_delete(side, folder)  # the (now emptied) link itself goes last
+        else:
+            real = self._resolve(side, folder)
+            self.world.volume_delete_tree(side, real)
+
     def _remove_item(self, commands: tuple[Command, ...]) -> str:
-        path = self._path("Remove-Item", commands[0].args["LiteralPath"])
+        args = commands[0].args
+        path = self._path("Remove-Item", args["LiteralPath"])
         if path[0] in "vV":
             side = self._volume_side("Remove-Item")
-            if self._is_folder(path):
-                self.world.volume_delete_tree(side, path)
+            real = self._resolve(side, path)
+            is_link = path.rstrip("\\").lower() in self.world.volume_links(side)
+            if is_link or self.world.volume_has_folder(side, real):
+                if args.get("Recurse"):
+                    self._remove_following(side, path)
+                elif self._children(side, path):
+                    raise CmdletError("Remove-Item", NON_INTERACTIVE)
+                else:
+                    # An empty folder, or a link (RemoveDirectory removes a junction
+                    # itself, never its target: Microsoft Learn, RemoveDirectoryW).
+                    self.world.dir_delete(side, path)
                 return ""
+            if self.world.volume_read(side, real) is None:
+                raise _not_found("Remove-Item", path)
+            self.world.volume_delete(side, real)
+            return ""
         if self._read("Remove-Item", path) is None:
             raise _not_found("Remove-Item", path)
         self._delete("Remove-Item", path)

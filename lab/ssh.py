@@ -213,6 +213,9 @@ class HostServer:
 
     async def _exec(self, process: asyncssh.SSHServerProcess[bytes]) -> None:
         if process.command is not None and len(process.command) > CMD_MAX_COMMAND_LINE:
+            # OpenSSH for Windows runs the command through cmd.exe, which refuses a line
+            # over 8,191 characters (Microsoft Learn, "Command prompt (Cmd.exe)
+            # command-line string limitation").
             process.stderr.write(f"{CMD_TOO_LONG}\r\n".encode("ascii"))
             process.exit(1)
             return

@@ -12,8 +12,14 @@ Tables:
   side, services, processes, registry, files, iscsi, mounted_v, boot_time,
   down_until, autostart); `down_until` is mirrored in its own indexed column so the
   serve loop finds rebooting hosts without reading every document;
-- `volumes(side, key, path, content)`: the files of each side's V: volume
-  (`key` is the lower-cased path: Windows paths are case-insensitive).
+- `volumes(side, key, path, content, mtime)`: the files of each side's V: volume
+  (`key` is the lower-cased path: Windows paths are case-insensitive; `mtime` the
+  last write time, seconds since the epoch);
+- `dirs(side, key, path, target, link_type)`: folders that exist on their own (a
+  folder whose files were deleted stays, as on NTFS) and reparse points: a
+  junction or directory symbolic link at `path` whose `target` is another folder of
+  the same volume (`link_type` 'Junction' or 'SymbolicLink'). Any other folder is
+  implied by the files below it.
 """
 
 from __future__ import annotations
@@ -40,8 +46,26 @@ CREATE TABLE IF NOT EXISTS hosts (
 CREATE INDEX IF NOT EXISTS hosts_down ON hosts (down_until) WHERE down_until IS NOT NULL;
 CREATE TABLE IF NOT EXISTS volumes (
   side TEXT NOT NULL, key TEXT NOT NULL, path TEXT NOT NULL, content TEXT NOT NULL,
-  PRIMARY KEY (side, key));
+  mtime REAL NOT NULL DEFAULT 0, PRIMARY KEY (side, key));
+CREATE TABLE IF NOT EXISTS dirs (
+  side TEXT NOT NULL, key TEXT NOT NULL, path TEXT NOT NULL, target TEXT,
+  link_type TEXT, PRIMARY KEY (side, key));
 """
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring a lab.db made before folders, links and write times up to this schema."""
+    cols = {row[1] for row in conn.execute("PRAGMA table_info(volumes)")}
+    try:
+        if "mtime" not in cols:
+            conn.execute("ALTER TABLE volumes ADD COLUMN mtime REAL NOT NULL DEFAULT 0")
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS dirs (side TEXT NOT NULL, key TEXT NOT NULL, "
+            "path TEXT NOT NULL, target TEXT, link_type TEXT, PRIMARY KEY (side, key))"
+        )
+    except sqlite3.OperationalError as e:  # another thread migrated first
+        if "duplicate column" not in str(e):
+            raise
 
 
 def _dump(doc: dict[str, Any]) -> str:
@@ -149,22 +173,38 @@ class Txn:
 
     def volume_write(self, side: str, path: str, content: str) -> None:
         self.conn.execute(
-            "INSERT INTO volumes (side, key, path, content) VALUES (?, ?, ?, ?) "
+            "INSERT INTO volumes (side, key, path, content, mtime) VALUES (?, ?, ?, ?, ?) "
             "ON CONFLICT (side, key) DO UPDATE SET path = excluded.path, "
-            "content = excluded.content",
-            (side, path.lower(), path, content),
+            "content = excluded.content, mtime = excluded.mtime",
+            (side, path.lower(), path, content, self._now),
         )
 
     def volume_delete(self, side: str, path: str) -> None:
-        self.conn.execute("DELETE FROM volumes WHERE side = ? AND key = ?", (side, path.lower()))
+        cur = self.conn.execute(
+            "DELETE FROM volumes WHERE side = ? AND key = ?", (side, path.lower())
+        )
+        if cur.rowcount:
+            # The folder outlives its last file (NTFS has real folders; the lab's are
+            # implied by files unless recorded).
+            folder = path.rpartition("\\")[0]
+            if len(folder) > 2 and not self.volume_has_folder(side, folder):
+                self.dir_add(side, folder)
 
     def volume_has_folder(self, side: str, folder: str) -> bool:
+        key = folder.rstrip("\\").lower()
+        if self.conn.execute(
+            "SELECT 1 FROM dirs WHERE side = ? AND key = ?", (side, key)
+        ).fetchone():
+            return True
         low, high = _folder_range(folder)
-        row = self.conn.execute(
-            "SELECT 1 FROM volumes WHERE side = ? AND key >= ? AND key < ? LIMIT 1",
-            (side, low, high),
-        ).fetchone()
-        return row is not None
+        for table in ("volumes", "dirs"):
+            row = self.conn.execute(
+                f"SELECT 1 FROM {table} WHERE side = ? AND key >= ? AND key < ? LIMIT 1",
+                (side, low, high),
+            ).fetchone()
+            if row is not None:
+                return True
+        return False
 
     def volume_list(self, side: str, folder: str) -> list[str]:
         low, high = _folder_range(folder)
@@ -174,12 +214,56 @@ class Txn:
         )
         return [str(p) for (p,) in rows]
 
+    def volume_stat(self, side: str, path: str) -> tuple[int, float] | None:
+        """(size in bytes as UTF-8, last write time) of a file, or None."""
+        row = self.conn.execute(
+            "SELECT content, mtime FROM volumes WHERE side = ? AND key = ?", (side, path.lower())
+        ).fetchone()
+        return None if row is None else (len(str(row[0]).encode("utf-8")), float(row[1]))
+
     def volume_delete_tree(self, side: str, folder: str) -> int:
         low, high = _folder_range(folder)
         cur = self.conn.execute(
             "DELETE FROM volumes WHERE side = ? AND key >= ? AND key < ?", (side, low, high)
         )
+        self.conn.execute(
+            "DELETE FROM dirs WHERE side = ? AND ((key >= ? AND key < ?) OR key = ?)",
+            (side, low, high, folder.rstrip("\\").lower()),
+        )
         return int(cur.rowcount)
+
+    # -- folders and reparse points -------------------------------------------------------------
+    def dir_add(
+        self, side: str, folder: str, target: str | None = None, link_type: str | None = None
+    ) -> None:
+        self.conn.execute(
+            "INSERT INTO dirs (side, key, path, target, link_type) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (side, key) DO UPDATE SET path = excluded.path, "
+            "target = excluded.target, link_type = excluded.link_type",
+            (side, folder.rstrip("\\").lower(), folder.rstrip("\\"), target, link_type),
+        )
+
+    def dir_delete(self, side: str, folder: str) -> None:
+        self.conn.execute(
+            "DELETE FROM dirs WHERE side = ? AND key = ?", (side, folder.rstrip("\\").lower())
+        )
+
+    def volume_links(self, side: str) -> dict[str, tuple[str, str, str]]:
+        """{lower-cased link path: (path, target, link type)} of the side's reparse points."""
+        rows = self.conn.execute(
+            "SELECT key, path, target, link_type FROM dirs WHERE side = ? AND target IS NOT NULL",
+            (side,),
+        )
+        return {str(k): (str(p), str(t), str(lt)) for k, p, t, lt in rows}
+
+    def volume_dirs(self, side: str, folder: str) -> list[str]:
+        """Recorded folders and links below `folder` (paths)."""
+        low, high = _folder_range(folder)
+        rows = self.conn.execute(
+            "SELECT path FROM dirs WHERE side = ? AND key >= ? AND key < ? ORDER BY key",
+            (side, low, high),
+        )
+        return [str(p) for (p,) in rows]
 
     def volume_files(self, side: str) -> dict[str, str]:
         rows = self.conn.execute(
@@ -307,6 +391,7 @@ class LabState:
             self.db, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False
         )
         conn.execute("PRAGMA synchronous = NORMAL")
+        _migrate(conn)
         return conn
 
     @contextmanager
@@ -351,9 +436,9 @@ class LabState:
                 [(h["name"].lower(), h["name"], h.get("down_until"), _dump(h)) for h in hosts],
             )
             conn.executemany(
-                "INSERT INTO volumes (side, key, path, content) VALUES (?, ?, ?, ?)",
+                "INSERT INTO volumes (side, key, path, content, mtime) VALUES (?, ?, ?, ?, ?)",
                 [
-                    (side, path.lower(), path, content)
+                    (side, path.lower(), path, content, time.time())
                     for side, files in volumes.items()
                     for path, content in files.items()
                 ],

@@ -99,7 +99,7 @@ def load_codec(key_file: str | None = None) -> AesGcmCodec | None:
         keys: dict[str, bytes] = {}
         for n, line in enumerate(lines, 1):
             kid, sep, b64 = line.partition(":")
-            if not sep or not _KEY_ID.match(kid):
+            if not sep or not _KEY_ID.fullmatch(kid):
                 raise CodecConfigError(f"{path}, line {n}: expected KEY_ID:BASE64_KEY")
             keys[kid] = _key(b64, f"{path}, line {n}")
         if not keys:
@@ -108,7 +108,7 @@ def load_codec(key_file: str | None = None) -> AesGcmCodec | None:
     env_key = os.environ.get("AMSM_CODEC_KEY")
     if env_key:
         kid = os.environ.get("AMSM_CODEC_KEY_ID", "default")
-        if not _KEY_ID.match(kid):
+        if not _KEY_ID.fullmatch(kid):
             raise CodecConfigError(f"AMSM_CODEC_KEY_ID {kid!r}: letters, digits, _ . -")
         return AesGcmCodec({kid: _key(env_key, "AMSM_CODEC_KEY")}, kid)
     return None

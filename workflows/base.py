@@ -82,6 +82,8 @@ class PairWorkflow:
     pair: str
     caps: Capabilities = Capabilities()
     resuming = False  # this run continues an earlier one (continue-as-new)
+    # What a run carries on, besides its checklist, when it continues as new.
+    continue_with: Callable[[], dict[str, Any]] | None = None
 
     def __init__(self) -> None:
         self._tag: str | None = None
@@ -182,7 +184,10 @@ class PairWorkflow:
             self.resuming = getattr(inp, "resume", None) is not None
 
             def again() -> None:
-                workflow.continue_as_new(inp.model_copy(update={"resume": runner.checklist}))
+                more = self.continue_with() if self.continue_with else {}
+                workflow.continue_as_new(
+                    inp.model_copy(update={"resume": runner.checklist, **more})
+                )
 
             runner.continue_as_new = again
         for kind, what in self._early_rejected:

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, Field
 
-from activities.models import ForcedRule
+from activities.models import ForcedRule, OrphanClip
 from inventory.models import Side, Timing
 from workflows.limits import (
     MAX_CLIENTS,
@@ -115,6 +115,8 @@ class RestoreInput(Bounded):
     main: Side
     initiator: Name = "unknown"
     asset_tolerance: int = Field(0, ge=0, le=1_000_000)
+    # Only in a continued run: what find-orphans found (the approval covers exactly that).
+    found: list[OrphanClip] = []
     # Only a run's own continuation (continue-as-new) carries its checklist on.
     resume: Checklist | None = None
 

@@ -10,6 +10,7 @@ with workflow.unsafe.imports_passed_through():
         AssetCounts,
         BrowseSwitchInput,
         DsmModeInput,
+        OrphanClip,
         OrphanInput,
         Orphans,
         PairRef,
@@ -80,9 +81,14 @@ class RestoreWorkflow(PairWorkflow):
                 f"switch); found {mode}: {reason}",
             )
         run, auto = self.steps.run, self.auto
-        # What find-orphans found (from the checklist when the run continued as new).
+        # What find-orphans found, and what each orphan held when found (the approval
+        # covers exactly that); from the checklist and the input in a continued run.
         found_step = self.steps.checklist.step("find-orphans")
-        orphans: list[str] = list(found_step.items or []) if found_step.status == "done" else []
+        found_before = found_step.status == "done"
+        orphans: list[str] = list(found_step.items or []) if found_before else []
+        records: list[OrphanClip] = list(inp.found) if found_before else []
+        refused: list[str] = []
+        self.continue_with = lambda: {"found": records}
 
         async def find(step: StepState) -> str:
             found = await workflow.execute_activity(
@@ -90,14 +96,22 @@ class RestoreWorkflow(PairWorkflow):
                 **device_op(self.timing),
             )  # fmt: skip
             orphans[:] = found.clips
+            records[:] = found.found
+            refused[:] = [f"{r.clip} ({r.reason})" for r in found.refused]
             step.items = list(found.clips)
+            kept = f"; {len(refused)} refused, never deleted: {listing(refused)}" if refused else ""
             if not found.clips:
-                return f"no orphan master clips on {o}"
-            return f"{len(found.clips)} orphan master clip(s) on {o} ({found.host}): {listing(found.clips)}"
+                return f"no orphan master clips on {o} to delete" + kept
+            return (
+                f"{len(found.clips)} orphan master clip(s) on {o} ({found.host}): "
+                f"{listing(found.clips)}{kept}"
+            )
 
         async def purge(step: StepState) -> str:
             step.items = list(orphans)
-            return await self.act("purge_orphans", PurgeInput(pair=pair, main=m, clips=orphans))
+            return await self.act(
+                "purge_orphans", PurgeInput(pair=pair, main=m, clips=orphans, found=records)
+            )
 
         async def replicate(step: StepState) -> str:
             started = await self.act("dsm_start_replication", SideInput(pair=pair, side=m))
@@ -117,8 +131,11 @@ class RestoreWorkflow(PairWorkflow):
             if orphans:
                 gate = self.steps.checklist.step("approve-purge")
                 gate.items = list(orphans)
+                size = sum(r.size for r in records)
                 gate.message = (
                     f"{len(orphans)} clip(s) will be deleted on {o} only: {listing(orphans)}"
+                    + (f" ({size:,} bytes; each only if unchanged)" if records else "")
+                    + (f"; {len(refused)} refused, kept: {listing(refused)}" if refused else "")
                 )
                 await run("approve-purge")
                 await run("purge-orphans", purge)

@@ -7,8 +7,9 @@ layer, so no caller can bypass them.
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
@@ -32,16 +33,87 @@ from inventory.models import (
     SwitchableClient,
     other,
 )
+from inventory.names import path_problem, segment_problem
 from inventory.status import ClientStatus, ServiceState
 
 
 # -- facts ----------------------------------------------------------------------------------
+def _by_name(names: list[str], line: str) -> dict[str, dict[str, object]]:
+    """Get-Service's objects by the names asked for: a name may be the key name or the
+    display name (Get-Service -Name accepts both and answers with the key name in
+    Name), compared without regard to case."""
+    objs = ps.parse_json_list(line)
+    out: dict[str, dict[str, object]] = {}
+    for n in names:
+        low = n.lower()
+        for o in objs:
+            if low in (str(o.get("Name", "")).lower(), str(o.get("DisplayName", "")).lower()):
+                out[n] = o
+                break
+    return out
+
+
 @reads_answers
 async def services(drv: HostDriver, names: list[str]) -> dict[str, str]:
+    """The status of each service, keyed by the name asked for (key or display name)."""
     line = await drv.run_one(ps.get_services(names))
-    return {
-        str(s["Name"]): ps.parse_service_status(s.get("Status")) for s in ps.parse_json_list(line)
-    }
+    return {n: ps.parse_service_status(o.get("Status")) for n, o in _by_name(names, line).items()}
+
+
+# How often a stop that was sent with -NoWait is polled.
+SERVICE_POLL_SECONDS = 0.2
+
+
+async def stop_services(drv: HostDriver, names: list[str]) -> list[str]:
+    """Stop the services and wait at most the driver's timeout for them to stop.
+
+    Stop-Service -Force also stops the services that depend on them; those that were
+    running are returned (key names, not among `names`) so the caller can start them
+    again. Raises CommandFailed naming the services still not stopped at the deadline.
+    """
+    asked = {n.lower() for n in names}
+    dependents: list[str] = []
+    for line in await drv.run(*[ps.get_dependent_services(n) for n in names]):
+        for o in ps.parse_json_list(line):
+            key, display = str(o.get("Name", "")), str(o.get("DisplayName", ""))
+            running = ps.parse_service_status(o.get("Status")) == "Running"
+            mine = key.lower() in asked or display.lower() in asked
+            if running and not mine and key not in dependents:
+                dependents.append(key)
+    await drv.run(*[ps.stop_service(n) for n in names])
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + drv.timeout
+    while True:
+        svc = await services(drv, names)
+        pending = [f"{n} ({svc.get(n, 'Missing')})" for n in names if svc.get(n) != "Stopped"]
+        if not pending:
+            return dependents
+        if loop.time() >= deadline:
+            raise CommandFailed(
+                drv.name, f"services not stopped within {drv.timeout:g} s: {', '.join(pending)}"
+            )
+        await asyncio.sleep(SERVICE_POLL_SECONDS)
+
+
+async def start_services(drv: HostDriver, names: list[str]) -> None:
+    if names:
+        await drv.run(*[ps.start_service(n) for n in names])
+
+
+async def restart_dependents(drv: HostDriver, names: list[str]) -> list[str]:
+    """Start the stopped services that depend on `names` and start automatically (what
+    a Stop-Service -Force of theirs stopped); returns their key names."""
+    todo: list[str] = []
+    for line in await drv.run(*[ps.get_dependent_services(n) for n in names]):
+        for o in ps.parse_json_list(line):
+            key = str(o.get("Name", ""))
+            stopped = ps.parse_service_status(o.get("Status")) == "Stopped"
+            start = o.get("StartType")
+            auto = (ps.START_TYPE.get(start) if isinstance(start, int) else start) == "Automatic"
+            if stopped and auto and key not in todo:
+                todo.append(key)
+    await start_services(drv, todo)
+    return todo
 
 
 @reads_answers
@@ -92,8 +164,8 @@ async def browse_facts(drv: HostDriver, comp: BrowseComponent, inv: Inventory) -
     stmts += [ps.get_content(_join(comp.config_dir, f)) for f in comp.config_files]
     lines = await drv.run(*stmts)
     svc = {
-        str(s["Name"]): ps.parse_service_status(s.get("Status"))
-        for s in ps.parse_json_list(lines[0])
+        n: ps.parse_service_status(o.get("Status"))
+        for n, o in _by_name(comp.services, lines[0]).items()
     }
     file_sides: dict[str, Side | None] = {}
     for f, line in zip(comp.config_files, lines[1:], strict=True):
@@ -108,7 +180,11 @@ async def smartbins_facts(drv: HostDriver, dev: DeviceSettings) -> tuple[bool, s
         ps.get_services([dev.smartbins_service]),
         ps.get_registry(dev.smartbins_registry, [dev.smartbins_mode_value]),
     )
-    svc = ps.parse_json_object(svc_line)
+    svc = _by_name([dev.smartbins_service], svc_line).get(dev.smartbins_service)
+    if svc is None:
+        raise CommandFailed(
+            drv.name, f"no service {dev.smartbins_service!r} in Get-Service's answer"
+        )
     reg = ps.parse_json_object(reg_line)
     running = ps.parse_service_status(svc.get("Status")) == "Running"
     mode = reg.get(dev.smartbins_mode_value)
@@ -166,13 +242,15 @@ async def smartbins_set(
     if running == run and (current == mode or not run):
         state = f"running in {mode.lower()} mode" if run else "stopped"
         return f"SmartBins on {drv.name} already {state}"
-    stmts = []
+    dependents: list[str] = []
     if running:
-        stmts.append(ps.stop_service(dev.smartbins_service))
+        dependents = await stop_services(drv, [dev.smartbins_service])
     if run:
-        stmts.append(ps.set_registry(dev.smartbins_registry, dev.smartbins_mode_value, mode))
-        stmts.append(ps.start_service(dev.smartbins_service))
-    await drv.run(*stmts)
+        await drv.run(
+            ps.set_registry(dev.smartbins_registry, dev.smartbins_mode_value, mode),
+            ps.start_service(dev.smartbins_service),
+        )
+        await start_services(drv, dependents)  # what -Force stopped with it
     running, current = await smartbins_facts(drv, dev)
     if running != run or (run and current != mode):
         raise CommandFailed(
@@ -190,12 +268,18 @@ async def _browse_services(drv: HostDriver, comp: BrowseComponent, run: bool) ->
     todo = [n for n in comp.services if svc.get(n) != want]
     if not todo:
         return f"Browse {comp.name} already {'running' if run else 'stopped'}"
-    await drv.run(*[(ps.start_service if run else ps.stop_service)(n) for n in todo])
+    also: list[str] = []
+    if run:
+        await start_services(drv, todo)
+        also = await restart_dependents(drv, comp.services)
+    else:
+        also = await stop_services(drv, todo)
     svc = await services(drv, comp.services)
     still = [n for n in comp.services if svc.get(n) != want]
     if still:
         raise CommandFailed(drv.name, f"services not {verb}: {', '.join(still)}")
-    return f"Browse {comp.name} {verb} ({', '.join(todo)})"
+    extra = f"; dependent services {verb} too: {', '.join(also)}" if also else ""
+    return f"Browse {comp.name} {verb} ({', '.join(todo)}){extra}"
 
 
 async def browse_stop(drv: HostDriver, comp: BrowseComponent) -> str:
@@ -282,7 +366,10 @@ async def tool_set(drv: HostDriver, label: str, service: str, process: str, runn
     """
     if await process_running(drv, process) == running:
         return f"{label} already {'running' if running else 'stopped'} on {drv.name}"
-    await drv.run(ps.start_service(service) if running else ps.stop_service(service))
+    if running:
+        await start_services(drv, [service])
+    else:
+        await stop_services(drv, [service])
     if await process_running(drv, process) != running:
         state = "is not running" if running else "still runs"
         raise CommandFailed(drv.name, f"{label}: service {service} changed but {process} {state}")
@@ -392,32 +479,332 @@ async def client_verify(drv: HostDriver, client: SwitchableClient, inv: Inventor
 
 # -- media: master clips and orphans ------------------------------------------------------------
 CLIP_ROOT = "V:\\VibrantAVIFiles"
-_CLIP_RE = re.compile(r"^[A-Za-z0-9 _.()-]+(\\[A-Za-z0-9 _.()-]+)*\.vmf$")
+# One restore lists, records and purges at most this many clips (results stay small).
+MAX_ORPHANS = 200
+MAX_CLIP_FILES = 32
+ATTR_DIRECTORY, ATTR_REPARSE_POINT = 0x10, 0x400
 
 
-def _clip_ok(clip: str) -> bool:
-    return bool(_CLIP_RE.match(clip)) and ".." not in clip.split("\\")
+@dataclass(frozen=True)
+class ClipFile:
+    name: str
+    size: int
+    modified: str  # last write time, UTC, ISO 8601
 
 
-async def master_clips(drv: HostDriver) -> set[str]:
-    """Master clips (.vmf folders) under V:\\VibrantAVIFiles, relative to it."""
-    line = await drv.run_one(ps.list_folders(CLIP_ROOT, "*.vmf"))
-    prefix = CLIP_ROOT.lower() + "\\"
-    out = set()
-    for item in ps.parse_json_list(line):
-        full = str(item.get("FullName", ""))
-        if full.lower().startswith(prefix):
-            out.add(full[len(prefix) :])
+@dataclass(frozen=True)
+class ClipRecord:
+    """What one master clip folder held when it was listed."""
+
+    clip: str  # relative to V:\\VibrantAVIFiles: <SmartBin>\\<clip>.vmf
+    files: tuple[ClipFile, ...]
+
+    @property
+    def size(self) -> int:
+        return sum(f.size for f in self.files)
+
+    @property
+    def modified(self) -> str:
+        return max((f.modified for f in self.files), default="")
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    attributes: int
+    size: int | None
+    modified: str
+    link_type: str | None
+
+    @property
+    def is_link(self) -> bool:
+        return bool(self.attributes & ATTR_REPARSE_POINT) or self.link_type is not None
+
+    @property
+    def is_dir(self) -> bool:
+        return bool(self.attributes & ATTR_DIRECTORY)
+
+
+@dataclass
+class MediaListing:
+    host: str
+    clips: dict[str, str] = field(default_factory=dict)  # lower-cased -> clip
+    refused: dict[str, str] = field(default_factory=dict)  # clip or folder -> why
+
+
+@dataclass
+class OrphanFinding:
+    records: list[ClipRecord]
+    refused: dict[str, str]
+
+
+@dataclass
+class PurgeOutcome:
+    host: str
+    side: Side
+    deleted: list[str] = field(default_factory=list)
+    gone: list[str] = field(default_factory=list)
+    refused: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def message(self) -> str:
+        msg = f"{len(self.deleted)} orphan clip(s) deleted on {self.host} ({self.side})"
+        if self.gone:
+            msg += f"; {len(self.gone)} already gone"
+        if self.refused:
+            shown = ", ".join(f"{c} ({why})" for c, why in list(self.refused.items())[:10])
+            more = len(self.refused) - 10
+            msg += f"; {len(self.refused)} refused, not deleted: {shown}"
+            msg += f" (+{more} more)" if more > 0 else ""
+        return msg
+
+
+def clip_problem(clip: str) -> str | None:
+    r"""Why `clip` is not a master clip path <SmartBin>\<name>.vmf Windows keeps as named."""
+    why = path_problem(clip, segments=2)
+    if why:
+        return why
+    if not clip.lower().endswith(".vmf") or len(clip.rsplit("\\", 1)[1]) <= 4:
+        return "not a .vmf master clip"
+    return None
+
+
+def _batches(groups: list[list[str]], limit: int) -> list[list[list[str]]]:
+    """Pack groups of statements (each kept whole, in order) into scripts whose command
+    line the transport carries (`limit`: ps.max_command_length, 8,191 for cmd.exe)."""
+    out: list[list[list[str]]] = []
+    current: list[list[str]] = []
+    for group in groups:
+        trial = [*current, group]
+        if ps.command_length([st for g in trial for st in g]) <= limit:
+            current = trial
+            continue
+        if not current:
+            raise ps.UnsafeValue(f"one statement group is longer than the {limit}-character limit")
+        out.append(current)
+        current = [group]
+        if ps.command_length(group) > limit:
+            raise ps.UnsafeValue(f"one statement group is longer than the {limit}-character limit")
+    if current:
+        out.append(current)
     return out
 
 
-async def purge_orphans(
-    drv: HostDriver, host_side: Side, main: Side, clips: list[str], on_main: set[str]
-) -> str:
-    """Delete orphan master clips on the backup side's volume.
+async def _run_groups(drv: HostDriver, groups: list[list[str]]) -> list[list[str]]:
+    """Run groups of statements in as few scripts as fit the command line; one output
+    list per group."""
+    out: list[list[str]] = []
+    for batch in _batches(groups, drv.max_command_length):
+        lines = await drv.run(*[st for g in batch for st in g])
+        i = 0
+        for g in batch:
+            out.append(lines[i : i + len(g)])
+            i += len(g)
+    return out
 
-    Refused outright on the main side's volume, for a clip that exists on the main
-    side (it is not an orphan), and for any name outside V:\\VibrantAVIFiles.
+
+def _entry(drv: HostDriver, folder: str, item: dict[str, object]) -> Entry:
+    name, attrs = item.get("Name"), item.get("Attributes")
+    if not isinstance(name, str) or not isinstance(attrs, int):
+        raise CommandFailed(drv.name, f"undecodable entry in the listing of {folder}")
+    size = item.get("Length")
+    modified = item.get("LastWriteTimeUtc")
+    link = item.get("LinkType")
+    return Entry(
+        name=name,
+        attributes=attrs,
+        size=size if isinstance(size, int) else None,
+        modified=ps.parse_datetime(modified).isoformat() if modified is not None else "",
+        link_type=str(link) if link else None,
+    )
+
+
+async def _folders(drv: HostDriver, folders: list[str]) -> dict[str, list[Entry]]:
+    """The entries of each folder, each listing checked against its count: an answer that
+    is empty or cannot be decoded while the folder holds entries is an error naming the
+    host, never "nothing there"."""
+    outs = await _run_groups(drv, [[ps.count_children(f), ps.list_children(f)] for f in folders])
+    result: dict[str, list[Entry]] = {}
+    for folder, (count_line, list_line) in zip(folders, outs, strict=True):
+        try:
+            count = ps.parse_json_object(count_line).get("Count")
+            items = ps.parse_json_list(list_line)
+            if not isinstance(count, int):
+                raise ValueError("no count")
+            entries = [_entry(drv, folder, item) for item in items]
+        except (ValueError, TypeError, KeyError) as e:
+            raise CommandFailed(
+                drv.name, f"the listing of {folder} could not be read whole ({e})"
+            ) from None
+        if len(entries) != count:
+            raise CommandFailed(
+                drv.name,
+                f"the listing of {folder} is incomplete: {count} entries counted, "
+                f"{len(entries)} listed",
+            )
+        result[folder] = entries
+    return result
+
+
+def _full(clip: str) -> str:
+    return f"{CLIP_ROOT}\\{clip}"
+
+
+async def media_listing(drv: HostDriver) -> MediaListing:
+    r"""The master clips V:\VibrantAVIFiles\<SmartBin>\<clip>.vmf, two levels listed one
+    at a time: a SmartBin or clip folder that is a junction or symbolic link is
+    reported (refused), never entered; so is a name Windows would not keep as is."""
+    out = MediaListing(drv.name)
+    root = (await _folders(drv, [CLIP_ROOT]))[CLIP_ROOT]
+    bins = []
+    for e in root:
+        if not e.is_dir:
+            continue
+        why = segment_problem(e.name)
+        if e.is_link:
+            out.refused[e.name] = f"a {e.link_type or 'reparse point'}: not followed"
+        elif why:
+            out.refused[e.name] = why
+        else:
+            bins.append(e.name)
+    listed = await _folders(drv, [_full(b) for b in bins])
+    for b in bins:
+        for e in listed[_full(b)]:
+            # "clip.vmf." is what Windows would open as "clip.vmf": refuse it, not skip it.
+            if not (e.is_dir and e.name.rstrip(". ").lower().endswith(".vmf")):
+                continue
+            clip = f"{b}\\{e.name}"
+            why = clip_problem(clip)
+            if e.is_link:
+                out.refused[clip] = f"a {e.link_type or 'reparse point'}: not followed"
+            elif why:
+                out.refused[clip] = why
+            else:
+                out.clips[clip.lower()] = clip
+    return out
+
+
+async def master_clips(drv: HostDriver) -> set[str]:
+    """Master clips (.vmf folders) under V:\\VibrantAVIFiles, relative to it, odd ones too."""
+    listing = await media_listing(drv)
+    return set(listing.clips.values()) | {c for c in listing.refused if "\\" in c}
+
+
+def _record(clip: str, entries: list[Entry]) -> ClipRecord | str:
+    """The record of one clip folder, or why it is refused."""
+    links = [e.name for e in entries if e.is_link]
+    if links:
+        return f"holds a reparse point {links[0]!r} (junction or link): not followed"
+    folders = [e.name for e in entries if e.is_dir]
+    if folders:
+        return f"holds a folder {folders[0]!r}"
+    if len(entries) > MAX_CLIP_FILES:
+        return f"holds {len(entries)} files, more than {MAX_CLIP_FILES}"
+    for e in entries:
+        why = segment_problem(e.name)
+        if why:
+            return f"file {e.name!r}: {why}"
+    files = tuple(
+        sorted((ClipFile(e.name, e.size or 0, e.modified) for e in entries), key=lambda f: f.name)
+    )
+    return ClipRecord(clip, files)
+
+
+async def clip_records(
+    drv: HostDriver, clips: list[str]
+) -> tuple[list[ClipRecord], dict[str, str]]:
+    listed = await _folders(drv, [_full(c) for c in clips])
+    records: list[ClipRecord] = []
+    refused: dict[str, str] = {}
+    for c in clips:
+        r = _record(c, listed[_full(c)])
+        if isinstance(r, str):
+            refused[c] = r
+        else:
+            records.append(r)
+    return records, refused
+
+
+def _unread_on_main(main: MediaListing, clip: str) -> str | None:
+    """A clip whose SmartBin the main side's listing could not enter (a link, an odd
+    name) cannot be known absent there: refused."""
+    b = clip.split("\\")[0]
+    why = next(
+        (w for k, w in main.refused.items() if "\\" not in k and k.lower() == b.lower()), None
+    )
+    return f"its SmartBin on the main side ({main.host}) was not read: {why}" if why else None
+
+
+def _empty_main(main: MediaListing, other_count: int) -> CommandFailed:
+    return CommandFailed(
+        main.host,
+        f"{CLIP_ROOT} on {main.host} (the main side) lists no master clips while the other "
+        f"side holds {other_count}: refusing to take every clip for an orphan",
+    )
+
+
+async def find_orphans(main_drv: HostDriver, other_drv: HostDriver) -> OrphanFinding:
+    """The master clips on the other side that the main side lacks, each with its files,
+    sizes and write times (what an approval covers). A clip the purge could not delete
+    safely (an odd name, a reparse point, a sub-folder) is refused, by name."""
+    on_main, on_other = await asyncio.gather(media_listing(main_drv), media_listing(other_drv))
+    if on_other.clips and not on_main.clips and not on_main.refused:
+        raise _empty_main(on_main, len(on_other.clips))
+    main_lower = set(on_main.clips) | {c.lower() for c in on_main.refused}
+    orphans = sorted(c for low, c in on_other.clips.items() if low not in main_lower)
+    refused = {c: why for c, why in on_other.refused.items() if c.lower() not in main_lower}
+    for c in orphans:
+        why = _unread_on_main(on_main, c)
+        if why:
+            refused[c] = why
+    orphans = [c for c in orphans if c not in refused]
+    if len(orphans) + len(refused) > MAX_ORPHANS:
+        raise CommandFailed(
+            other_drv.name,
+            f"{len(orphans) + len(refused)} orphan master clips on {other_drv.name}: one restore "
+            f"handles at most {MAX_ORPHANS}; remove or keep some by hand first",
+        )
+    records, unsafe = await clip_records(other_drv, orphans)
+    return OrphanFinding(records, {**refused, **unsafe})
+
+
+def _changes(approved: ClipRecord, entries: list[Entry]) -> str | None:
+    """Why the clip folder is no longer what was approved (None: unchanged, or only some
+    of its approved files already deleted by an earlier attempt)."""
+    now = _record(approved.clip, entries)
+    if isinstance(now, str):
+        return f"changed since approval: {now}"
+    was = {f.name.lower(): f for f in approved.files}
+    for f in now.files:
+        old = was.get(f.name.lower())
+        if old is None:
+            return f"changed since approval: new file {f.name!r}"
+        if (old.size, old.modified) != (f.size, f.modified):
+            return (
+                f"changed since approval: {f.name!r} {old.size} bytes {old.modified} -> "
+                f"{f.size} bytes {f.modified}"
+            )
+    return None
+
+
+async def purge_orphans(
+    drv: HostDriver,
+    host_side: Side,
+    main: Side,
+    approved: list[ClipRecord],
+    main_drv: HostDriver,
+    progress: Callable[[str], object] | None = None,
+) -> PurgeOutcome:
+    """Delete approved orphan master clips on the backup side's volume, in batches that
+    each fit one command line.
+
+    Refused outright on the main side's volume, above MAX_ORPHANS, and when the main
+    side's listing is empty. Per clip, re-checked at deletion: absent on the main side
+    (else refused: not an orphan), a plain folder on this side holding exactly the
+    approved files, unchanged (else refused: changed since approval), a name Windows
+    keeps as is; refused clips are named in the outcome and the others still go. Files
+    are removed one by one and then the empty folder, never with -Recurse (5.1 follows
+    reparse points). A retry deletes what is still present and unchanged, nothing else.
     """
     if host_side == main:
         raise InterlockRefused(
@@ -426,28 +813,100 @@ async def purge_orphans(
             f"orphans are deleted only on the backup side's volume; {drv.name} is on {main}, "
             "the main side",
         )
-    bad = [c for c in clips if not _clip_ok(c)]
-    if bad:
-        raise InterlockRefused(
-            drv.name, RULE_PURGE_BACKUP_ONLY, f"not a master clip path: {', '.join(bad)}"
+    if len(approved) > MAX_ORPHANS:
+        raise CommandFailed(
+            drv.name, f"{len(approved)} clips approved: one purge deletes at most {MAX_ORPHANS}"
         )
-    main_lower = {c.lower() for c in on_main}
-    protected = [c for c in clips if c.lower() in main_lower]
-    if protected:
-        raise InterlockRefused(
-            drv.name,
-            RULE_PURGE_BACKUP_ONLY,
-            f"exists on the main side, so not an orphan: {', '.join(protected)}",
-        )
-    present = await master_clips(drv)
-    present_lower = {c.lower() for c in present}
-    todo = [c for c in clips if c.lower() in present_lower]
-    if todo:
-        await drv.run(*[ps.remove_tree(f"{CLIP_ROOT}\\{c}") for c in todo])
-    left = {c.lower() for c in await master_clips(drv)} & {c.lower() for c in todo}
-    if left:
-        raise CommandFailed(drv.name, f"still present after delete: {', '.join(sorted(left))}")
-    gone = len(clips) - len(todo)
-    return f"{len(todo)} orphan clip(s) deleted on {drv.name} ({host_side})" + (
-        f"; {gone} already gone" if gone else ""
+    out = PurgeOutcome(drv.name, host_side)
+    todo: dict[str, ClipRecord] = {}
+    for r in approved:
+        why = clip_problem(r.clip)
+        if why:
+            out.refused[r.clip] = why
+        elif r.clip.lower() not in todo:
+            todo[r.clip.lower()] = r
+    on_main = await media_listing(main_drv)
+    if todo and not on_main.clips and not on_main.refused:
+        raise _empty_main(on_main, len(todo))
+    main_lower = set(on_main.clips) | {c.lower() for c in on_main.refused}
+    for low, r in list(todo.items()):
+        why = _unread_on_main(on_main, r.clip)
+        if low in main_lower:
+            out.refused[r.clip] = "exists on the main side, so not an orphan"
+            del todo[low]
+        elif why:
+            out.refused[r.clip] = why
+            del todo[low]
+    # Size each batch by the deletes it may send (every approved file and the folder).
+    groups = [
+        [ps.remove_item(_full(r.clip) + "\\" + f.name) for f in r.files]
+        + [ps.remove_item(_full(r.clip))]
+        for r in todo.values()
+    ]
+    records = list(todo.values())
+    done = 0
+    for batch in _batches(groups, drv.max_command_length):
+        clips = records[done : done + len(batch)]
+        done += len(batch)
+        await _purge_batch(drv, main_drv, clips, out)
+        if progress is not None:
+            progress(f"purged {done}/{len(records)} approved clip(s) on {drv.name}")
+    left = await media_listing(drv)
+    still = [c for c in out.deleted if c.lower() in left.clips or c in left.refused]
+    if still:
+        raise CommandFailed(drv.name, f"still present after delete: {', '.join(still)}")
+    return out
+
+
+async def _purge_batch(
+    drv: HostDriver, main_drv: HostDriver, clips: list[ClipRecord], out: PurgeOutcome
+) -> None:
+    # Where the clips are now, on this side: their SmartBins, then their folders.
+    root = {e.name.lower(): e for e in (await _folders(drv, [CLIP_ROOT]))[CLIP_ROOT]}
+    bins = sorted({c.clip.split("\\")[0] for c in clips}, key=str.lower)
+    present_bins = []
+    for b in bins:
+        e = root.get(b.lower())
+        if e is not None and e.is_dir and not e.is_link:
+            present_bins.append(b)
+    in_bins = await _folders(drv, [_full(b) for b in present_bins])
+    folders: list[ClipRecord] = []
+    for c in clips:
+        b, name = c.clip.split("\\")
+        e = None
+        if b in present_bins:
+            e = next((x for x in in_bins[_full(b)] if x.name.lower() == name.lower()), None)
+        if e is None:
+            if root.get(b.lower()) is not None and root[b.lower()].is_link:
+                out.refused[c.clip] = "its SmartBin folder is now a reparse point: not followed"
+            else:
+                out.gone.append(c.clip)
+        elif e.is_link or not e.is_dir:
+            out.refused[c.clip] = "changed since approval: no longer a plain folder"
+        else:
+            folders.append(c)
+    contents = await _folders(drv, [_full(c.clip) for c in folders])
+    # Absent on the main side at deletion (Test-Path follows links: anything there counts).
+    main_lines = await _run_groups(
+        main_drv,
+        [[ps.test_path(CLIP_ROOT)], *[[ps.test_path(_full(c.clip))] for c in folders]],
     )
+    if folders and not ps.parse_bool(main_lines[0][0]):
+        raise CommandFailed(main_drv.name, f"{CLIP_ROOT} is not readable on the main side")
+    stmts: list[str] = []
+    deleting: list[str] = []
+    for c, line in zip(folders, main_lines[1:], strict=True):
+        if ps.parse_bool(line[0]):
+            out.refused[c.clip] = "exists on the main side, so not an orphan"
+            continue
+        entries = contents[_full(c.clip)]
+        why = _changes(c, entries)
+        if why:
+            out.refused[c.clip] = why
+            continue
+        stmts += [ps.remove_item(_full(c.clip) + "\\" + e.name) for e in entries]
+        stmts.append(ps.remove_item(_full(c.clip)))
+        deleting.append(c.clip)
+    if stmts:
+        await drv.run(*stmts)
+    out.deleted += deleting

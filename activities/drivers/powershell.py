@@ -56,7 +56,7 @@ _BARE = re.compile(r"^[A-Za-z][A-Za-z0-9]*$")
 
 def _props(names: Sequence[str]) -> str:
     for n in names:
-        if not _BARE.match(n):
+        if not _BARE.fullmatch(n):
             raise UnsafeValue(f"not a property name: {n!r}")
     return ",".join(names)
 
@@ -257,7 +257,16 @@ def parse_stderr(stderr: str) -> Stderr:
 
 # -- services and processes ----------------------------------------------------
 def get_services(names: Sequence[str]) -> str:
-    return f"Get-Service -Name {qlist(names)} | Select-Object Name,Status | {JSON}"
+    """Name is the key name even when asked by display name: match either."""
+    return f"Get-Service -Name {qlist(names)} | Select-Object Name,DisplayName,Status | {JSON}"
+
+
+def get_dependent_services(name: str) -> str:
+    """The services that Stop-Service -Force stops along with `name`."""
+    return (
+        f"Get-Service -Name {q(name)} -DependentServices | "
+        f"Select-Object Name,DisplayName,Status,StartType | {JSON}"
+    )
 
 
 def start_service(name: str) -> str:
@@ -265,7 +274,10 @@ def start_service(name: str) -> str:
 
 
 def stop_service(name: str) -> str:
-    return f"Stop-Service -Name {q(name)} -Force"
+    """-NoWait: Stop-Service otherwise waits as long as the service takes to stop, forever
+    for a stuck one (Microsoft Learn, Stop-Service); the caller polls with a deadline.
+    -Force stops the dependent services too: the caller reads them first."""
+    return f"Stop-Service -Name {q(name)} -Force -NoWait"
 
 
 def get_process(name: str) -> str:
@@ -316,7 +328,40 @@ def list_folders(path: str, pattern: str) -> str:
 
 
 def remove_tree(path: str) -> str:
+    """Windows PowerShell 5.1 follows junctions and symbolic links inside `path` and
+    deletes their targets' contents (PowerShell/PowerShell#621): never for media."""
     return f"Remove-Item -LiteralPath {q(path)} -Recurse -Force"
+
+
+# What each entry of a folder listing reports: Attributes (System.IO.FileAttributes,
+# a number in 5.1's JSON: ReparsePoint 0x400 marks a junction or symbolic link) and
+# LinkType (5.1's types.ps1xml CodeProperty: 'Junction', 'SymbolicLink' or null).
+ENTRY_PROPERTIES = ("Name", "Attributes", "Length", "LastWriteTimeUtc", "LinkType")
+
+
+def count_children(path: str) -> str:
+    """How many entries `path` holds (hidden ones too): always prints {"Count":N}, so an
+    empty folder is known to be empty, not taken from an empty answer."""
+    return (
+        f"Get-ChildItem -LiteralPath {q(path)} -Force | Measure-Object | "
+        f"Select-Object Count | {JSON}"
+    )
+
+
+def list_children(path: str) -> str:
+    """The entries directly in `path` (no -Recurse: nothing below is entered, so no
+    reparse point is ever followed; the caller lists a sub-folder only after seeing
+    that it is not one)."""
+    return (
+        f"Get-ChildItem -LiteralPath {q(path)} -Force | "
+        f"Select-Object {_props(ENTRY_PROPERTIES)} | {JSON}"
+    )
+
+
+def remove_item(path: str) -> str:
+    """Remove one file, or one empty folder: without -Recurse a folder that still has
+    children is not removed (in -NonInteractive mode the confirmation fails)."""
+    return f"Remove-Item -LiteralPath {q(path)} -Force"
 
 
 # -- the machine ---------------------------------------------------------------------
@@ -352,6 +397,8 @@ def test_port(host: str, port: int) -> str:
 
 # -- output parsing -------------------------------------------------------------------
 SERVICE_STATUS = {1: "Stopped", 2: "StartPending", 3: "StopPending", 4: "Running", 7: "Paused"}
+# ServiceStartMode as 5.1's ConvertTo-Json writes it.
+START_TYPE = {0: "Boot", 1: "System", 2: "Automatic", 3: "Manual", 4: "Disabled"}
 
 
 def _json(text: str) -> Any:
@@ -421,7 +468,7 @@ _DOTNET_DATE = re.compile(r"^/Date\((-?\d+)\)/$")
 def parse_datetime(value: Any) -> datetime:
     """ConvertTo-Json writes DateTime as /Date(ms)/ in 5.1 and ISO 8601 in 7."""
     if isinstance(value, str):
-        m = _DOTNET_DATE.match(value)
+        m = _DOTNET_DATE.fullmatch(value)
         if m:
             return datetime.fromtimestamp(int(m.group(1)) / 1000, tz=UTC)
         try:

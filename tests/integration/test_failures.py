@@ -67,8 +67,9 @@ async def test_restore_purges_real_orphans_on_the_backup_side_only(
         # The purge never runs on the main side's volume: the driver refuses it.
         a = DeviceActivities(lab.inventory, lab.inventory_path)
         with pytest.raises(InterlockRefused) as e:
+            x_host = a.host(lab.inventory.sides["X"].pseudo_host)
             await dev.purge_orphans(
-                a.host(lab.inventory.sides["X"].pseudo_host), "X", "X", ["News\\x-only.vmf"], set()
+                x_host, "X", "X", [dev.ClipRecord("News\\x-only.vmf", ())], x_host
             )
         assert e.value.rule == RULE_PURGE_BACKUP_ONLY
 

@@ -10,7 +10,7 @@ import yaml
 from activities.devices import DeviceActivities
 from activities.drivers import devices as dev
 from activities.drivers import powershell as ps
-from activities.drivers.errors import RULE_PURGE_BACKUP_ONLY, CommandFailed, InterlockRefused
+from activities.drivers.errors import CommandFailed
 from inventory.load import InventoryError, parse_inventory
 from tests.conftest import Lab
 
@@ -52,16 +52,19 @@ async def test_hostile_clip_names_never_reach_a_delete(lab_factory) -> None:  # 
     lab: Lab = await lab_factory(editors=1, ingest=0)
     a = DeviceActivities(lab.inventory, lab.inventory_path)
     drv = a.host(lab.inventory.sides["Y"].pseudo_host)
+    main = a.host(lab.inventory.sides["X"].pseudo_host)
     before = await dev.master_clips(drv)
-    for clip in (
+    hostile = [
         "..\\..\\PDR",
         "News\\..\\..\\x.vmf",
         "News\\clip.vmf'; Remove-Item V:\\ -Recurse; '",
         "News",
-    ):
-        with pytest.raises(InterlockRefused) as e:
-            await dev.purge_orphans(drv, "Y", "X", [clip], set())
-        assert e.value.rule == RULE_PURGE_BACKUP_ONLY
+        "News\\clip-001.vmf\n",
+        "News\\NUL.vmf",
+    ]
+    # Each is refused on its own (named in the outcome); nothing reaches a delete.
+    out = await dev.purge_orphans(drv, "Y", "X", [dev.ClipRecord(c, ()) for c in hostile], main)
+    assert set(out.refused) == set(hostile) and not out.deleted
     assert await dev.master_clips(drv) == before
 
 

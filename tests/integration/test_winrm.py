@@ -284,7 +284,11 @@ async def test_long_output_comes_in_several_receives(
         )
         lines = await a.host(moved).run(ps.boot_info(), ps.get_services(["SmartBins"]))
         assert json.loads(lines[0])["CSName"] == sb.host
-        assert json.loads(lines[1]) == {"Name": "SmartBins", "Status": 4}
+        assert json.loads(lines[1]) == {
+            "Name": "SmartBins",
+            "DisplayName": "SmartBins",
+            "Status": 4,
+        }
         assert receives > 10
     finally:
         await server.stop()

@@ -150,3 +150,24 @@ def test_signal_host_lists_hold_each_host_once() -> None:
 
     sig = OperatorSignal(step="move-editors", clients=["ED-01", "ed-01", "ED-02"])
     assert sig.clients == ["ED-01", "ED-02"]
+
+
+def test_names_follow_windows_in_any_language_and_whole() -> None:
+    d = good()
+    d["control_point"]["host"] = "Genève-CP"
+    d["browse"][0]["config_dir"] = "C:\\Programme\\Médias\\Konfiguration"
+    d["browse"][0]["config_files"] = ["Straße_MDI.exe.config"]
+    inv = parse_inventory(yaml.safe_dump(d), "inv.yaml")
+    assert inv.control_point.host == "Genève-CP"
+    for field, value in (
+        (("control_point", "host"), "cp-01\n"),
+        (("control_point", "address"), "10.0.0.5\n"),
+        (("control_point", "credentials"), "admin\n"),
+    ):
+        d = good()
+        d[field[0]][field[1]] = value
+        assert problems(d), (field, value)
+    for config_dir in ("C:\\Thomson.\\x", "C:\\CON\\x", "C:\\ok\n"):
+        d = good()
+        d["browse"][0]["config_dir"] = config_dir
+        assert problems(d), config_dir

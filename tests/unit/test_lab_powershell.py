@@ -239,11 +239,12 @@ def test_a_script_must_begin_with_the_preamble(lab: LabState) -> None:
 def test_get_services_one_object_or_a_list(lab: LabState) -> None:
     one = run(lab, "browse-srv", ps.get_services(["GV Ask"]))
     assert one.exit_status == 0 and one.stderr == ""
-    assert json.loads(one.stdout) == {"Name": "GV Ask", "Status": 4}
-    several = run(lab, "browse-srv", ps.get_services(["gv ask", "GV Metadata"]))
+    # Asked by display name, answered with the key name (and the display name selected).
+    assert json.loads(one.stdout) == {"Name": "GVAsk", "DisplayName": "GV Ask", "Status": 4}
+    several = run(lab, "browse-srv", ps.get_services(["gv ask", "GVMetadata"]))
     assert json.loads(several.stdout) == [
-        {"Name": "GV Ask", "Status": 4},
-        {"Name": "GV Metadata", "Status": 4},
+        {"Name": "GVAsk", "DisplayName": "GV Ask", "Status": 4},
+        {"Name": "GVMetadata", "DisplayName": "GV Metadata", "Status": 4},
     ]
 
 
@@ -259,9 +260,9 @@ def test_start_and_stop_service_print_nothing(lab: LabState) -> None:
     )
     assert result.exit_status == 0
     assert result.stdout.split("\n") == [
-        '{"Name":"SmartBins","Status":1}',
-        '{"Name":"SmartBins","Status":4}',
-        '{"Name":"SmartBins","Status":1}',
+        '{"Name":"SmartBins","DisplayName":"SmartBins","Status":1}',
+        '{"Name":"SmartBins","DisplayName":"SmartBins","Status":4}',
+        '{"Name":"SmartBins","DisplayName":"SmartBins","Status":1}',
         "",
     ]
 

@@ -1,0 +1,30 @@
+"""A host driver that runs scripts in the lab's interpreter on lab.db, without a transport."""
+
+from __future__ import annotations
+
+from activities.drivers import powershell as ps
+from activities.drivers.host import ExecResult, HostDriver
+from inventory.models import Host
+from lab.powershell import OEM_CODEPAGE
+from lab.state import LabState
+
+
+class LabDriver(HostDriver):
+    """Runs each script in the lab's interpreter, as the SSH and WinRM servers do, and
+    refuses a command line over cmd.exe's limit as OpenSSH for Windows' cmd.exe does."""
+
+    transport = "ssh"
+
+    def __init__(self, lab: LabState, name: str, timeout: float = 5) -> None:
+        super().__init__(Host(host=name, address="127.0.0.1", credentials="lab"), timeout)
+        self.lab = lab
+        self.scripts: list[str] = []
+
+    async def _execute(self, script_text: str) -> ExecResult:
+        line = ps.encoded_command(script_text)
+        if len(line) > ps.max_command_length("ssh"):
+            return ExecResult(1, b"", b"The command line is too long.\r\n")
+        self.scripts.append(script_text)
+        r = self.lab.run_script(self.name, script_text)
+        out, err = r.wire(OEM_CODEPAGE)  # as the lab's SSH server writes them
+        return ExecResult(r.exit_status, out, err)
