@@ -100,6 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="print one JSON object")
     s.add_argument("--watch", action="store_true", help="refresh in place until Ctrl-C")
     s.add_argument("--interval", type=float, default=5.0, help="seconds between reads (--watch)")
+    s.add_argument(
+        "--cached",
+        action="store_true",
+        help="what the pair's watch last read (a query; what viewers always get)",
+    )
 
     s = sub.add_parser("start", help="start a workflow on the pair")
     kinds = s.add_subparsers(dest="kind", metavar="WORKFLOW")

@@ -48,6 +48,7 @@ from workflows.models import (
     StatusInput,
     SwitchInput,
 )
+from workflows.watch import WatchView, watch_workflow_id
 
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 KINDS = {"switch": "SwitchWorkflow"}
@@ -188,13 +189,50 @@ async def read_status(client: Client, inv: Inventory) -> PairStatus:
         raise CliError(f"status of pair {inv.pair} could not be read: {_cause(e)}") from None
 
 
+async def read_watched_status(client: Client, inv: Inventory) -> tuple[PairStatus, str]:
+    """The pair's status as its watch last read it (a query: no right to start a workflow
+    needed), and a line saying when."""
+    handle = client.get_workflow_handle(watch_workflow_id(inv.workflow_id))
+    try:
+        view = await asyncio.wait_for(handle.query("status", result_type=WatchView), 20)
+    except Exception as e:
+        raise CliError(
+            f"status of pair {inv.pair} could not be read from its watch "
+            f"({watch_workflow_id(inv.workflow_id)}; the pair's worker starts it): {_cause(e)}"
+        ) from None
+    if view.status is None:
+        raise CliError(
+            f"the watch of pair {inv.pair} has not read the devices yet"
+            + (f": {view.error}" if view.error else "; try again in a moment")
+        )
+    when = f"as the pair's watch read it at {view.read_at}"
+    if view.error:
+        when += f"; its latest read, at {view.error_at}, failed: {view.error}"
+    return view.status, when
+
+
+async def current_status(
+    client: Client, inv: Inventory, args: argparse.Namespace
+) -> tuple[PairStatus, str | None]:
+    """Whoever may act reads the devices now (a short workflow); a viewer, who may not
+    start workflows, reads what the pair's watch last read (a query), and is told when."""
+    from client.cli import default_operator
+
+    if getattr(args, "cached", False) or not inv.may_act(default_operator()):
+        return await read_watched_status(client, inv)
+    return await read_status(client, inv), None
+
+
 async def status(client: Client, inv: Inventory, args: argparse.Namespace) -> int:
     if getattr(args, "watch", False):
         from client.watch import watch_status
 
         return await watch_status(client, inv, args)
-    st = await read_status(client, inv)
+    st, when = await current_status(client, inv, args)
     data, text = st.to_json(), render_status(st)
+    if when:
+        data["read"] = when
+        text = f"{text}\n\n({when})"
     # A fence that still waits on a lost side is part of the pair's state (a side that
     # answers again goes to backup at once).
     from client.fence import read_fence, render_fence

@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 from temporalio.client import Client
 
-from client.commands import fetch_checklist, read_status, resolve_run
+from client.commands import current_status, fetch_checklist, resolve_run
 from client.render import render_status
 from inventory.models import Inventory
 from workflows.checklist import STATUS_MARK, next_action, waited
@@ -129,9 +129,10 @@ async def watch(client: Client, inv: Inventory, args: argparse.Namespace) -> int
 
 async def watch_status(client: Client, inv: Inventory, args: argparse.Namespace) -> int:
     console = Console()
-    st = await read_status(client, inv)
-    with Live(Text(render_status(st)), console=console, refresh_per_second=1) as live:
+    st, when = await current_status(client, inv, args)
+    shown = render_status(st) + (f"\n\n({when})" if when else "")
+    with Live(Text(shown), console=console, refresh_per_second=1) as live:
         while True:
             await asyncio.sleep(args.interval)
-            st = await read_status(client, inv)
-            live.update(Text(render_status(st)))
+            st, when = await current_status(client, inv, args)
+            live.update(Text(render_status(st) + (f"\n\n({when})" if when else "")))

@@ -329,6 +329,12 @@ class Timing(_Strict):
     lost_side_timeout: float = Field(
         15, ge=1, le=3600, description="unplanned switch: the one try at a device of the lost side"
     )
+    status_interval: float = Field(
+        15,
+        ge=1,
+        le=3600,
+        description="how often the pair's watch reads every device (amsm status for viewers)",
+    )
     continue_after_events: int = Field(
         10_000,
         ge=200,

@@ -15,6 +15,7 @@ from typing import Any
 
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import Client
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.worker import PollerBehaviorAutoscaling, Worker
 
 from activities.devices import DeviceActivities
@@ -39,6 +40,7 @@ from workflows.split import SplitWorkflow
 from workflows.split_switch import SplitSwitchWorkflow
 from workflows.status import PairStatusWorkflow
 from workflows.switch import SwitchWorkflow
+from workflows.watch import PairWatchWorkflow, WatchInput, watch_workflow_id
 
 WORKFLOWS = [
     SwitchWorkflow,
@@ -48,6 +50,7 @@ WORKFLOWS = [
     ClientSwitchWorkflow,
     ClientBatchWorkflow,
     PairStatusWorkflow,
+    PairWatchWorkflow,
     ControlWorkflow,
     FenceWorkflow,
 ]
@@ -107,6 +110,18 @@ def build_workers(
     return workers
 
 
+async def start_watch(client: Client, inventory: Inventory) -> None:
+    """The pair's status watch (workflows/watch.py), unless it already runs."""
+    await client.start_workflow(
+        "pair-watch",
+        WatchInput(pair=inventory.pair),
+        id=watch_workflow_id(inventory.workflow_id),
+        task_queue=inventory.queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+    )
+
+
 async def missing_search_attributes(client: Client, namespace: str) -> list[str]:
     resp = await client.operator_service.list_search_attributes(
         ListSearchAttributesRequest(namespace=namespace)
@@ -154,6 +169,8 @@ async def run_worker(
         + (f"; metrics on http://{metrics}/metrics" if metrics else ""),
         flush=True,
     )
+    if site is None:
+        await start_watch(client, inventory)
     await asyncio.gather(*(w.run() for w in workers))
 
 

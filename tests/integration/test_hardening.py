@@ -356,3 +356,38 @@ async def test_a_start_without_the_cli_keeps_the_fence_check(client: Client, lab
             except WorkflowFailureError as e:
                 assert "the fence on X still waits" in str(e.cause), e.cause
         await fence.terminate("test over")
+
+
+async def test_a_viewer_reads_the_pair_without_starting_a_workflow(
+    client: Client,
+    lab_factory,  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`amsm status` started a workflow, so reading needed the right to write. A viewer
+    now reads the pair's watch with a query (a read in Temporal's authorizer)."""
+    from workers.worker import start_watch
+
+    lab: Lab = await lab_factory(editors=1, ingest=0)
+    lab.edit_inventory(operators=["ann"], viewers=["vic"])
+    inv = lab.inventory
+    monkeypatch.setenv("AMSM_OPERATOR", "vic")
+    async with running_worker(client, lab):
+        rc, out = await cli(client, lab, "status")
+        assert rc == 1 and "could not be read from its watch" in out, out
+        await start_watch(client, inv)
+        await start_watch(client, inv)  # a second worker's start finds it running
+        deadline = time.monotonic() + 30
+        while True:
+            rc, out = await cli(client, lab, "status", "--json")
+            if rc == 0 or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.3)
+        assert rc == 0, out
+        data = json.loads(out)
+        assert data["mode"] == "mirrored" and "as the pair's watch read it at" in data["read"]
+        query = f"WorkflowType = 'pair-status' AND WorkflowId STARTS_WITH '{inv.workflow_id}'"
+        assert [w async for w in client.list_workflows(query)] == []
+        monkeypatch.setenv("AMSM_OPERATOR", "ann")
+        assert (await cli_json(client, lab, "status"))["mode"] == "mirrored"  # read now
+        assert len([w async for w in client.list_workflows(query)]) == 1
+        await client.get_workflow_handle(f"{inv.workflow_id}-watch").terminate("test over")
