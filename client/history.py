@@ -71,7 +71,7 @@ STATE_OF_STATUS = {
     "terminated": "aborted",
     "canceled": "aborted",
 }
-BOOTSTRAP_ACTIVITIES = ("get_timing", "get_capabilities", "probe_pair")
+BOOTSTRAP_ACTIVITIES = ("get_timing", "get_capabilities", "probe_pair", "fences_waiting")
 CLIENT_STEPS = ("switch-clients", "switch-pilots", "move-editors")
 # Activities the engine runs between two steps (restore reads the asset counts for the
 # approve-overwrite gate's message before the gate starts).

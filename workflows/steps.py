@@ -165,4 +165,6 @@ def steps_for_activity(activity_type: str, inp: dict[str, Any]) -> list[str]:
         "purge_orphans": ["purge-orphans"],
         # restore and split-switch read the pair again before they move the clients
         "probe_pair": ["switch-clients"],
+        # the random tag of the child workflow ids, drawn as the first clients move
+        "new_tag": ["switch-clients", "switch-pilots", "move-editors"],
     }.get(t, [])

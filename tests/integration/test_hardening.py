@@ -189,7 +189,7 @@ async def test_the_fence_continues_as_new_whatever_arrives(client: Client, lab_f
         handle = client.get_workflow_handle(fence_workflow_id(inv.pair))
         for _ in range(0, 1000, 100):
             await asyncio.gather(*(handle.signal("nonsense", "x" * 100) for _ in range(100)))
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             desc = await handle.describe()
             if desc.run_id != first and desc.status and desc.status.name == "RUNNING":

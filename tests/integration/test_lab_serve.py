@@ -112,7 +112,7 @@ async def served(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Serv
 async def test_get_services_over_ssh(served: Served) -> None:
     result = await served.run("sb-y2", ps.get_services(["SmartBins"]), ps.test_path("V:\\"))
     assert result.exit_status == 0, result.stderr
-    assert result.stdout == '{"Name":"SmartBins","Status":1}\nTrue\n'
+    assert result.stdout == '{"Name":"SmartBins","DisplayName":"SmartBins","Status":1}\nTrue\n'
 
 
 async def test_output_is_in_the_oem_code_page_unless_the_script_sets_utf8(served: Served) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from temporalio.client import Client
 
-from activities.drivers import devices as dev
 from activities.drivers import powershell as ps
 from lab.media import ingest, link
 from lab.state import LabState
@@ -44,8 +43,9 @@ async def test_restore_purges_exactly_what_was_approved(client: Client, lab_fact
         link(lab.dir, "X", f"{ROOT}\\News\\piège.vmf\\lien", f"{ROOT}\\News\\précieux.vmf")
         with LabState(lab.dir).transaction() as txn:  # made over SMB: Windows keeps the dot
             txn.volume_write("X", f"{ROOT}\\News\\point final.vmf.\\point final.vid", "odd\n")
-        one_line = ps.encoded_command(ps.script(*[ps.remove_item(f"{ROOT}\\{c}") for c in orphans]))
-        assert len(one_line) > dev.CMD_LIMIT  # more than one command line can carry
+        one_line = [ps.remove_item(f"{ROOT}\\{c}") for c in orphans]
+        # more than one command line can carry
+        assert ps.command_length(one_line) > ps.max_command_length("ssh")
         precious = {p: c for p, c in volume(lab, "X").items() if "précieux" in p}
         assert len(precious) == 5  # four clip files and the essence
 
