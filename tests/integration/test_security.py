@@ -47,7 +47,7 @@ async def test_encrypted_payloads_and_the_codec_server(
     # The codec server turns them back for the Web UI, with CORS for the UI's origin only.
     codec = load_codec(str(keys))
     assert codec is not None
-    server = serve(codec, "127.0.0.1", 0, ["http://localhost:8233"])
+    server = serve(codec, "127.0.0.1", 0, ["http://localhost:8233"], token="t" * 32)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         started = next(
@@ -58,7 +58,7 @@ async def test_encrypted_payloads_and_the_codec_server(
 
         body = json_format.MessageToJson(payloads).encode()
         req = urllib.request.Request(
-            f"http://127.0.0.1:{server.server_port}/decode", data=body, method="POST",
+            f"http://127.0.0.1:{server.server_port}/{'t' * 32}/decode", data=body, method="POST",
             headers={"Content-Type": "application/json", "Origin": "http://localhost:8233"},
         )  # fmt: skip
         with urllib.request.urlopen(req, timeout=10) as resp:
