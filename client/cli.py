@@ -492,7 +492,7 @@ def codec_server(args: argparse.Namespace) -> int:
     hosts = allowed_host_names(args.bind, args.allow_host or [])
     try:
         server = serve(
-            codec,
+            codec.reader(),  # shows plaintext payloads as they are; a worker refuses them
             args.bind,
             args.port,
             origins,

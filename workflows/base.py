@@ -40,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
         OperatorSignal,
         StepState,
     )
+    from workflows.payloads import is_undecodable
     from workflows.routing import on_site
 
 
@@ -97,10 +98,14 @@ class PairWorkflow:
                 f"{'.'.join(str(p) for p in err['loc']) or 'payload'}: {err['msg']}"
                 for err in e.errors()
             )[:300]
+        if is_undecodable(e):  # the codec's marker (workflows/payloads.py): a fixed text
+            what = e.message
         if self.runner is None:
             workflow.logger.warning("malformed %s payload before start: %s", kind, what)
             return
-        self.runner.reject(kind, "?", "?", f"malformed payload: {what}")
+        self.runner.reject(
+            kind, "?", "?", what if is_undecodable(e) else f"malformed payload: {what}"
+        )
 
     def _signal(self, kind: str, payload: OperatorSignal | Decision) -> str | None:
         """Hand a signal to the checklist; returns the reason when it is rejected."""
