@@ -84,9 +84,10 @@ class AesGcmCodec(PayloadCodec):
         return out
 
     async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
-        return [self._decode(p) for p in payloads]
+        return [self.decode_one(p) for p in payloads]
 
-    def _decode(self, p: Payload) -> Payload:
+    def decode_one(self, p: Payload) -> Payload:
+        """One payload decrypted, or the marker in its place (never raises)."""
         if p.metadata.get("encoding") != ENCODING:
             return p if self.accept_plaintext else payload_marker("not-encrypted")
         try:
