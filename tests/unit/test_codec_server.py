@@ -228,3 +228,22 @@ def test_token_sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert load_token(None) == (TOKEN, False)
     with pytest.raises(ValueError, match="needs a token"):
         serve(AesGcmCodec({"k": os.urandom(32)}, "k"), "127.0.0.1", 0, [UI], token="")
+
+
+def test_the_command_refuses_a_bad_token_file_clearly(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from client.cli import main
+    from workers.codec import new_key_line
+
+    keys = tmp_path / "keys"
+    keys.write_text(new_key_line("k1") + "\n")
+    bad = tmp_path / "token"
+    bad.write_text("short\n")
+    rc = main(["--codec-key-file", str(keys), "codec-server", "--token-file", str(bad)])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"amsm: {bad}: the token must be at least 16 characters")
+    assert "short" not in err
+    rc = main(["--codec-key-file", str(keys), "codec-server", "--max-body", "10"])
+    assert rc == 2 and "--max-body: at least 1024 bytes" in capsys.readouterr().err
