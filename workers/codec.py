@@ -104,9 +104,13 @@ class AesGcmCodec(PayloadCodec):
         except InvalidTag:
             return payload_marker("bad-ciphertext")
         try:
-            return Payload.FromString(plain)
+            inner = Payload.FromString(plain)
         except DecodeError:
             return payload_marker("not-a-payload")
+        # Encrypted twice: no converter reads that, and the SDK would fail the task.
+        return (
+            payload_marker("not-a-payload") if inner.metadata.get("encoding") == ENCODING else inner
+        )
 
 
 def _key(text: str, where: str) -> bytes:

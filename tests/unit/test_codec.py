@@ -63,6 +63,8 @@ async def test_what_cannot_be_decrypted_becomes_a_marker_never_an_exception() ->
         data=nonce + AESGCM(key).encrypt(nonce, b"\xff\xff\xff not a protobuf", b"k1"),
     )
     assert await wrong.decode([enc]) == [marker("bad-ciphertext")]
+    [twice] = await codec.encode([enc])
+    assert await codec.decode([twice]) == [marker("not-a-payload")]
     got = await codec.decode([truncated, flipped, tiny, bad_kid, not_proto, enc])
     assert got[:5] == [
         marker("bad-ciphertext"),
