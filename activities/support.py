@@ -27,6 +27,13 @@ def to_application_error(e: Exception) -> ApplicationError:
         return ApplicationError(str(e), details, type=e.kind, non_retryable=not e.retryable)
     if isinstance(e, CredentialError | UnsafeValue):
         return ApplicationError(str(e), type="ConfigurationError", non_retryable=True)
+    if isinstance(e, UnicodeError):
+        # Its text quotes the offending character and position: it may be a secret's.
+        return ApplicationError(
+            f"a text could not be encoded or decoded ({type(e).__name__})",
+            type="ConfigurationError",
+            non_retryable=True,
+        )
     if isinstance(e, ValueError | KeyError):
         # The device answered something the driver does not understand.
         return ApplicationError(

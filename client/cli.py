@@ -246,6 +246,28 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="Web UI origin allowed by CORS (default http://localhost:8233; repeat for more)",
     )
+    s.add_argument(
+        "--token-file",
+        default=None,
+        metavar="FILE",
+        help="the token every request must carry (env AMSM_CODEC_TOKEN_FILE or "
+        "AMSM_CODEC_TOKEN; default: a random one for this run, printed once)",
+    )
+    s.add_argument(
+        "--allow-host",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="a Host name the server answers to besides localhost, 127.0.0.1, ::1 and "
+        "--bind (repeat for more); any other Host is refused (DNS rebinding)",
+    )
+    s.add_argument(
+        "--max-body",
+        type=int,
+        default=None,
+        metavar="BYTES",
+        help="largest request body accepted (default 8 MiB)",
+    )
 
     s = sub.add_parser("lab", help="the simulated pair")
     lab = s.add_subparsers(dest="lab_command", metavar="ACTION")
@@ -472,7 +494,13 @@ def dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 
 def codec_server(args: argparse.Namespace) -> int:
     from workers.codec import CodecConfigError, load_codec
-    from workers.codec_server import serve
+    from workers.codec_server import (
+        DEFAULT_MAX_BODY,
+        TokenError,
+        allowed_host_names,
+        load_token,
+        serve,
+    )
 
     try:
         codec = load_codec(args.codec_key_file)
@@ -485,14 +513,33 @@ def codec_server(args: argparse.Namespace) -> int:
         )
     origins = args.ui_origin or ["http://localhost:8233"]
     try:
-        server = serve(codec, args.bind, args.port, origins)
+        token, generated = load_token(args.token_file)
+    except TokenError as e:
+        raise CliError(str(e), EXIT_USAGE) from None
+    if args.max_body is not None and args.max_body < 1024:
+        raise CliError("--max-body: at least 1024 bytes", EXIT_USAGE)
+    hosts = allowed_host_names(args.bind, args.allow_host or [])
+    try:
+        server = serve(
+            codec.reader(),  # shows plaintext payloads as they are; a worker refuses them
+            args.bind,
+            args.port,
+            origins,
+            token=token,
+            allowed_hosts=hosts,
+            max_body=args.max_body or DEFAULT_MAX_BODY,
+        )
     except OSError as e:
         raise CliError(f"cannot listen on {args.bind}:{args.port}: {e.strerror}") from None
     if args.bind not in ("127.0.0.1", "localhost", "::1"):
-        print(f"warning: listening on {args.bind}: whoever reaches it can decrypt payloads")
+        print(f"warning: listening on {args.bind}: whoever has the token can decrypt payloads")
+    base = f"http://{args.bind}:{args.port}"
+    shown = token if generated else "TOKEN"
     print(
-        f"codec server on http://{args.bind}:{args.port} (current key {codec.current}); "
-        f"in the Web UI set the codec endpoint to it. Allowed origins: {', '.join(origins)}",
+        f"codec server on {base} (current key {codec.current}). Web UI codec endpoint: "
+        f"{base}/{shown}/ ; temporal CLI: --codec-endpoint {base} --codec-auth "
+        f"'Bearer {shown}'. Allowed origins: {', '.join(origins)}; hosts: {', '.join(hosts)}"
+        + ("; the token was generated for this run" if generated else ""),
         flush=True,
     )
     try:

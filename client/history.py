@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -48,6 +49,8 @@ from workflows.models import (
     StepDef,
     StepStatus,
 )
+from workflows.payloads import REASONS
+from workflows.payloads import reason as undecodable_reason
 from workflows.steps import (
     NOT_UNPLANNED,
     VERIFY_ACTIVITIES,
@@ -436,6 +439,26 @@ async def decode_history(history: WorkflowHistory, codec: PayloadCodec | None) -
     return WorkflowHistory(history.workflow_id, events)
 
 
+async def _decrypt(codec: PayloadCodec, payloads: list[Payload]) -> list[Payload]:
+    """Encrypted payloads decoded, the others as they are (a history is read, not acted
+    on: search attributes are never encrypted, and a run may predate the key). One the
+    codec could not decode (its marker, workflows/payloads.py) raises, in a fixed text."""
+    out = []
+    for p in payloads:
+        if p.metadata.get("encoding") != ENCRYPTED:
+            out.append(p)
+            continue
+        [d] = await codec.decode([p])
+        why = undecodable_reason(d)
+        if why is not None:
+            kid = p.metadata.get("encryption-key-id", b"").decode(errors="replace")
+            if why == REASONS["unknown-key"] and re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", kid):
+                why = f"payload encrypted with key id {kid!r}, which is not in the key file"
+            raise ValueError(why)
+        out.append(d)
+    return out
+
+
 async def _decode(msg: Message, codec: PayloadCodec) -> None:
     for field, value in msg.ListFields():
         mt = field.message_type
@@ -445,20 +468,20 @@ async def _decode(msg: Message, codec: PayloadCodec) -> None:
             value_type = mt.fields_by_name["value"].message_type
             for key in list(value.keys()):
                 if value_type is not None and value_type.full_name == PAYLOAD:
-                    value[key].CopyFrom((await codec.decode([value[key]]))[0])
+                    value[key].CopyFrom((await _decrypt(codec, [value[key]]))[0])
                 elif value_type is not None:
                     await _decode(value[key], codec)
         elif mt.full_name == PAYLOADS:
-            decoded = await codec.decode(list(value.payloads))
+            decoded = await _decrypt(codec, list(value.payloads))
             del value.payloads[:]
             value.payloads.extend(decoded)
         elif mt.full_name == PAYLOAD:
             if field.is_repeated:
-                decoded = await codec.decode(list(value))
+                decoded = await _decrypt(codec, list(value))
                 del value[:]
                 value.extend(decoded)
             else:
-                value.CopyFrom((await codec.decode([value]))[0])
+                value.CopyFrom((await _decrypt(codec, [value]))[0])
         elif field.is_repeated:
             for item in value:
                 await _decode(item, codec)

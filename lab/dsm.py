@@ -11,12 +11,20 @@ Replication rules (one pass every 0.25 s, `replicate_once`):
   exact copy of the master's (overwrite, never merge);
 - a DSM that runs replication as *backup* whose peer is not (running, master)
   stops (`stopped`, role `none`).
+
+Logins: SQLite has none, and the SQLite3 ODBC driver ignores UID and PWD, so the lab
+cannot refuse a wrong DSM password. It still gives its DSMs one (`DSM_USER`, the
+password in `secrets/dsm-password`, credentials `lab-dsm` in the inventory) so that the
+worker sends it exactly as it would to SQL Server and the tests can look for it in
+every history and log; what the lab cannot prove is that a wrong one is refused.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import secrets
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,6 +41,8 @@ CREATE TABLE dsm (id INTEGER PRIMARY KEY CHECK (id = 1), host TEXT NOT NULL,
 CREATE TABLE assets (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, created TEXT NOT NULL);
 """
 
+DSM_USER = "amsm"
+DSM_PASSWORD_FILE = "secrets/dsm-password"
 BUSY_TIMEOUT_SECONDS = 10.0
 REPLICATION_INTERVAL_SECONDS = 0.25
 INITIAL_ASSETS = 120
@@ -44,6 +54,17 @@ def iso_now() -> str:
 
 def dsm_path(directory: str | Path, side: str) -> Path:
     return Path(directory).resolve() / f"dsm-{side.lower()}.db"
+
+
+def write_dsm_password(directory: Path) -> None:
+    """A fresh random DSM password (mode 0600). URL-safe base64: no `;`, `{` or `}`,
+    which the SQLite3 ODBC driver would misread (activities/drivers/dsm_profiles.py)."""
+    path = directory / DSM_PASSWORD_FILE
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as f:
+        f.write(secrets.token_urlsafe(24) + "\n")
 
 
 def initial_assets(count: int = INITIAL_ASSETS) -> list[tuple[int, str, str]]:

@@ -10,6 +10,8 @@ Writes, under DIR:
 - `keys/hosts/<host>.key`: one SSH host key per host, and `known_hosts` listing them;
 - `winrm-ca.pem` and `keys/winrm/<host>.pem|.key`: the lab CA and each host's
   WinRM server certificate; `secrets/winrm-password`: the WinRM password (0600);
+- `secrets/dsm-password`: the DSMs' password (credentials `lab-dsm`; 0600), which the
+  SQLite3 ODBC driver cannot check (lab/dsm.py, "Logins");
 - `lab.db`: the devices' state; `dsm-x.db`, `dsm-y.db`: the DSMs.
 
 Every host keeps its SSH listener; the inventory says which transport the worker uses.
@@ -33,7 +35,14 @@ import yaml
 from inventory.load import InventoryError, parse_inventory
 from inventory.models import SIDES, DeviceSettings, Side
 from lab import LabError
-from lab.dsm import create_dsm, dsm_path, initial_assets
+from lab.dsm import (
+    DSM_PASSWORD_FILE,
+    DSM_USER,
+    create_dsm,
+    dsm_path,
+    initial_assets,
+    write_dsm_password,
+)
 from lab.media import clip_paths
 from lab.state import DB_NAME, LabState
 from lab.winrm import CA_FILE, CERT_DIR, PASSWORD_FILE, write_password, write_pki
@@ -42,6 +51,7 @@ PAIR = "lab"
 ADDRESS = "127.0.0.1"
 CREDENTIALS = "lab-admin"
 WINRM_CREDENTIALS = "lab-winrm"
+DSM_CREDENTIALS = "lab-dsm"
 CLIENT_KEY = "keys/id_ed25519"
 HOST_KEY_DIR = "keys/hosts"
 KNOWN_HOSTS = "known_hosts"
@@ -356,6 +366,7 @@ def _write_lab(d: Path, editors: int, ingest: int, smartbins: int, reboot_second
     (d / KNOWN_HOSTS).write_text("".join(known), encoding="ascii")
     write_pki(d, names, ADDRESS)
     write_password(d)
+    write_dsm_password(d)
 
     # -- inventory (last: its presence marks a complete lab) -------------------------------------
     text = _inventory_yaml(d, side_hosts, ports, host_entry, clients, reboot_seconds)
@@ -398,6 +409,7 @@ def _inventory_yaml(
                 "host": info["dsm"],
                 "profile": "lab",
                 "odbc": f"Driver=SQLite3;Database={dsm_path(d, side)};Timeout=5000",
+                "credentials": DSM_CREDENTIALS,
             },
             "smartbins": [
                 host_entry(name, pseudo_host=(i == 0)) for i, name in enumerate(info["smartbins"])
@@ -412,6 +424,7 @@ def _inventory_yaml(
         "credentials": {
             CREDENTIALS: {"username": "Administrator", "key_file": CLIENT_KEY},
             WINRM_CREDENTIALS: {"username": "Administrator", "password_file": PASSWORD_FILE},
+            DSM_CREDENTIALS: {"username": DSM_USER, "password_file": DSM_PASSWORD_FILE},
         },
         "sides": sides,
         "control_point": host_entry(CONTROL_POINT),

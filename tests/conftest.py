@@ -7,13 +7,14 @@ import contextlib
 import contextvars
 import io
 import json
+import logging
 import os
 import signal
 import socket
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from inventory.load import load_inventory
 from inventory.models import Inventory
+from tests.support import secret_scan as scan
+from tests.support.secret_scan import Decrypt
 from workflows import search
 
 BIN = Path(sys.executable).parent
@@ -229,12 +232,63 @@ def lab_secrets(lab: Lab) -> list[str]:
     return out
 
 
-def assert_no_secrets(lab: Lab, history: WorkflowHistory) -> None:
-    text = history.to_json()
+def assert_no_secrets(lab: Lab, history: WorkflowHistory, decrypt: Decrypt | None = None) -> None:
+    """No secret of the lab in any text of the history, every payload decoded (and
+    decrypted with `decrypt`, the worker's codec, when its payloads are encrypted)."""
     secrets = lab_secrets(lab)
     assert secrets, "the lab has no secrets to look for"
-    leaked = [s[:6] + "..." for s in secrets if s in text]
-    assert not leaked, f"secrets in the history of {history.workflow_id}: {leaked}"
+    found = [t for e in history.events for t in scan.texts(e, decrypt)]
+    bad = scan.leaked(secrets, found)
+    assert not bad, f"secrets in the history of {history.workflow_id}: {bad}"
+
+
+async def assert_no_secrets_in_pair(
+    client: Client, lab: Lab, decrypt: Decrypt | None = None
+) -> dict[str, int]:
+    """assert_no_secrets for every workflow on the lab's task queue (runs, children,
+    the fence, controls, status), and their descriptions (memo, search attributes, the
+    heartbeat details of pending activities). Returns how many of each kind it read."""
+    kinds: dict[str, int] = {}
+    secrets = lab_secrets(lab)
+    async for wf in client.list_workflows(f"TaskQueue = '{lab.inventory.task_queue}'"):
+        handle = client.get_workflow_handle(wf.id, run_id=wf.run_id)
+        assert_no_secrets(lab, await handle.fetch_history(), decrypt)
+        desc = await handle.describe()
+        bad = scan.leaked(secrets, scan.texts(desc.raw_description, decrypt))
+        assert not bad, f"secrets in the description of {wf.id}: {bad}"
+        kinds[wf.workflow_type] = kinds.get(wf.workflow_type, 0) + 1
+    return kinds
+
+
+@contextlib.contextmanager
+def worker_logs() -> Iterator[list[str]]:
+    """Every log line of this process (the in-process worker's), as the worker writes
+    them with --log-format json (exceptions included), at its level (INFO)."""
+    from workers.logs import JsonFormatter
+
+    lines: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(self.format(record))
+
+    handler = Keep(logging.INFO)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(min(level or logging.INFO, logging.INFO))
+    try:
+        yield lines
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+
+
+def assert_no_secrets_in_logs(lab: Lab, lines: list[str]) -> None:
+    assert lines, "no log lines were captured"
+    bad = scan.leaked(lab_secrets(lab), lines)
+    assert not bad, f"secrets in the worker's log: {bad}"
 
 
 async def record_run(client: Client, lab: Lab, run_id: str, name: str) -> None:

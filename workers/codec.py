@@ -16,17 +16,23 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from google.protobuf.message import DecodeError
 from temporalio.api.common.v1 import Payload
-from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.contrib.pydantic import PydanticPayloadConverter
 from temporalio.converter import (
     DataConverter,
     DefaultFailureConverterWithEncodedAttributes,
     PayloadCodec,
 )
 
+from workflows.payloads import UndecodablePayloadConverter
+from workflows.payloads import marker as payload_marker
+
 ENCODING = b"binary/encrypted"
 KEY_ID_META = "encryption-key-id"
+_NONCE, _TAG = 12, 16  # AES-GCM: 96-bit nonce, 128-bit tag
 _KEY_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
@@ -35,14 +41,32 @@ class CodecConfigError(Exception):
 
 
 class AesGcmCodec(PayloadCodec):
-    def __init__(self, keys: dict[str, bytes], current: str) -> None:
+    """Encrypts every payload with the current key; decrypts with any key of the file.
+
+    Decoding never raises (workflows/payloads.py says why): a payload that cannot be
+    decrypted, and one that is not encrypted at all, is replaced by a marker that the
+    data converter refuses with a fixed reason. `accept_plaintext=True` lets plaintext
+    through instead, for readers only (the codec server's /decode, history files):
+    never for a worker, or anyone who can reach Temporal could pass a payload off as
+    one written with the key.
+    """
+
+    def __init__(
+        self, keys: dict[str, bytes], current: str, *, accept_plaintext: bool = False
+    ) -> None:
         if current not in keys:
             raise CodecConfigError(f"current key id {current!r} has no key")
         for kid, key in keys.items():
             if len(key) != 32:
                 raise CodecConfigError(f"key {kid!r} is {len(key)} bytes; AES-256 needs 32")
+        self._keys = dict(keys)
         self._aead = {kid: AESGCM(key) for kid, key in keys.items()}
         self.current = current
+        self.accept_plaintext = accept_plaintext
+
+    def reader(self) -> AesGcmCodec:
+        """The same keys, letting plaintext through (for reading, never for a worker)."""
+        return AesGcmCodec(self._keys, self.current, accept_plaintext=True)
 
     async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
         out = []
@@ -60,20 +84,33 @@ class AesGcmCodec(PayloadCodec):
         return out
 
     async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
-        out = []
-        for p in payloads:
-            if p.metadata.get("encoding") != ENCODING:
-                out.append(p)  # written before encryption was turned on
-                continue
-            kid = p.metadata.get(KEY_ID_META, b"").decode()
-            aead = self._aead.get(kid)
-            if aead is None:
-                raise ValueError(
-                    f"payload encrypted with key id {kid!r}, which is not in the key file "
-                    f"(known: {', '.join(sorted(self._aead))})"
-                )
-            out.append(Payload.FromString(aead.decrypt(p.data[:12], p.data[12:], kid.encode())))
-        return out
+        return [self.decode_one(p) for p in payloads]
+
+    def decode_one(self, p: Payload) -> Payload:
+        """One payload decrypted, or the marker in its place (never raises)."""
+        if p.metadata.get("encoding") != ENCODING:
+            return p if self.accept_plaintext else payload_marker("not-encrypted")
+        try:
+            kid = p.metadata.get(KEY_ID_META, b"").decode("ascii")
+        except UnicodeDecodeError:
+            return payload_marker("unknown-key")
+        aead = self._aead.get(kid)
+        if aead is None:
+            return payload_marker("unknown-key")
+        if len(p.data) < _NONCE + _TAG:
+            return payload_marker("bad-ciphertext")
+        try:
+            plain = aead.decrypt(p.data[:_NONCE], p.data[_NONCE:], kid.encode())
+        except InvalidTag:
+            return payload_marker("bad-ciphertext")
+        try:
+            inner = Payload.FromString(plain)
+        except DecodeError:
+            return payload_marker("not-a-payload")
+        # Encrypted twice: no converter reads that, and the SDK would fail the task.
+        return (
+            payload_marker("not-a-payload") if inner.metadata.get("encoding") == ENCODING else inner
+        )
 
 
 def _key(text: str, where: str) -> bytes:
@@ -118,12 +155,22 @@ def new_key_line(key_id: str) -> str:
     return f"{key_id}:{base64.b64encode(os.urandom(32)).decode()}"
 
 
+class AmsmPayloadConverter(PydanticPayloadConverter):
+    """Pydantic JSON, and the codec's marker for a payload it could not decode, which
+    it refuses to turn into a value (workflows/payloads.py)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._set_converters(*self.converters.values(), UndecodablePayloadConverter())
+
+
 def data_converter(codec: PayloadCodec | None) -> DataConverter:
     """The pydantic converter, with the codec and encoded failure attributes when given."""
+    base = DataConverter(payload_converter_class=AmsmPayloadConverter)
     if codec is None:
-        return pydantic_data_converter
+        return base
     return dataclasses.replace(
-        pydantic_data_converter,
+        base,
         payload_codec=codec,
         # Failure messages carry device errors (host names, paths): encrypt them too.
         failure_converter_class=DefaultFailureConverterWithEncodedAttributes,

@@ -4,7 +4,7 @@ steps that several workflows use (client switches, verified manual steps, abort)
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from pydantic import BaseModel
@@ -30,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.checklist import Aborted, StepRunner
     from workflows.client_switch import ClientBatchWorkflow, ClientSwitchWorkflow
     from workflows.inputs import BadPayload, read
+    from workflows.limits import cut
     from workflows.models import (
         Checklist,
         ClientBatchInput,
@@ -106,13 +107,23 @@ class PairWorkflow:
     def decide(self, raw: RawValue) -> None:
         self._raw("decide", raw)
 
+    @workflow.signal(dynamic=True)
+    def _other_signal(self, name: str, args: Sequence[RawValue]) -> None:
+        # Any other signal is rejected like a malformed one (counted, the last few kept):
+        # without a handler the SDK would keep them all in memory, and a run that only
+        # receives them would not look at its conditions (nor continue as new).
+        self._malformed(
+            name, f"unknown signal {cut(name, 60)!r}: this run takes confirm, approve and decide"
+        )
+
     def _raw(self, kind: str, raw: RawValue) -> None:
         try:
             payload: OperatorSignal | Decision = (
                 read(Decision, raw) if kind == "decide" else read(OperatorSignal, raw)
             )
         except BadPayload as e:
-            self._malformed(kind, str(e))
+            # An undecodable payload (workflows/payloads.py) says so in its own fixed text.
+            self._malformed(kind, str(e) if e.undecodable else f"malformed payload: {e}")
             return
         self._signal(kind, payload)
 
@@ -120,7 +131,7 @@ class PairWorkflow:
         if self.runner is None:
             self._early_rejected.append((kind, what))
             return
-        self.runner.reject(kind, "?", "?", f"malformed payload: {what}")
+        self.runner.reject(kind, "?", "?", what)
 
     def _signal(self, kind: str, payload: OperatorSignal | Decision) -> str | None:
         """Hand a signal to the checklist; returns the reason when it is rejected."""

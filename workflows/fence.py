@@ -14,6 +14,7 @@ what it waits for or what it did.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 from temporalio import workflow
 from temporalio.common import RawValue
@@ -25,7 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.activity_options import BOOTSTRAP, fence_tries
     from workflows.checklist import describe_failure
     from workflows.inputs import BadPayload, read, read_input
-    from workflows.limits import CONTINUE_AFTER_BYTES
+    from workflows.limits import CONTINUE_AFTER_BYTES, cut
     from workflows.models import FenceEnd, FenceInput, FenceState
     from workflows.routing import on_site
     from workflows.shield import despite_cancel
@@ -58,6 +59,7 @@ class FenceWorkflow:
         )
         self._end: FenceEnd | None = None
         self._operators: set[str] | None = None  # None: not read yet
+        self._ignored = 0  # signals, which the fence does not take
 
     @workflow.run
     async def run(self, raw: RawValue) -> FenceState:
@@ -148,6 +150,17 @@ class FenceWorkflow:
     @workflow.query(name="state")
     def state(self) -> FenceState:
         return self._state
+
+    @workflow.signal(dynamic=True)
+    def _any_signal(self, name: str, args: Sequence[RawValue]) -> None:
+        # The fence takes no signal. Without a handler the SDK would keep every one in
+        # memory, and a run that only receives them never looks at its conditions (so
+        # it would not continue as new however long its history grew).
+        self._ignored += 1
+        if self._ignored <= 10 or self._ignored % 1000 == 0:
+            workflow.logger.warning(
+                "fence: signal %s ignored (%d so far)", cut(name, 80), self._ignored
+            )
 
     @workflow.update(name="end")
     def end(self, e: FenceEnd) -> str:

@@ -12,22 +12,22 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from temporalio import workflow
-from temporalio.api.common.v1 import Payload
 from temporalio.common import RawValue
 from temporalio.exceptions import ApplicationError
 
+from workflows import payloads
 from workflows.limits import MAX_CONTINUED_BYTES, MAX_PAYLOAD_BYTES, cut
 
 M = TypeVar("M", bound=BaseModel)
 
-# What the payload codec leaves in place of a payload it could not decode (encrypted
-# with another key, cut short, or plaintext where the worker wants encryption): the
-# metadata key says why, and the data is empty.
-UNDECODABLE = "amsm-undecodable"
-
 
 class BadPayload(ValueError):
-    """A payload that cannot be read into its model; the message says why, briefly."""
+    """A payload that cannot be read into its model; the message says why, briefly.
+    `undecodable`: the codec could not decrypt it (workflows/payloads.py)."""
+
+    def __init__(self, message: str, undecodable: bool = False) -> None:
+        super().__init__(message)
+        self.undecodable = undecodable
 
 
 def _summary(e: ValidationError) -> str:
@@ -39,17 +39,12 @@ def _summary(e: ValidationError) -> str:
     return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
 
 
-def undecodable(payload: Payload) -> str | None:
-    why = payload.metadata.get(UNDECODABLE)
-    return why.decode("utf-8", "replace") if why is not None else None
-
-
 def read(model: type[M], raw: RawValue, limit: int = MAX_PAYLOAD_BYTES) -> M:
     """The payload as `model`, or BadPayload saying what is wrong (never the payload)."""
     payload = raw.payload
-    why = undecodable(payload)
+    why = payloads.reason(payload)  # what the codec left of a payload it could not decrypt
     if why is not None:
-        raise BadPayload(f"payload could not be decoded: {cut(why)}")
+        raise BadPayload(f"payload could not be decrypted: {why}", undecodable=True)
     size = len(payload.data)
     if size > limit:
         raise BadPayload(f"payload of {size} bytes is over the limit of {limit}")

@@ -27,7 +27,16 @@ class Secret:
 
 
 class CredentialError(Exception):
-    pass
+    """A reference that cannot be resolved. The text is fixed by this module: never a
+    library's message, which can quote secret material."""
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class CredentialStore:
@@ -56,10 +65,17 @@ class CredentialStore:
         if cred.password_file:
             pf = resolve_path(self._path, cred.password_file)
             try:
-                password = pf.read_text(encoding="utf-8").strip()
+                raw = pf.read_bytes()
             except OSError as e:
                 raise CredentialError(
                     f"credentials {ref!r}: cannot read {pf}: {e.strerror}"
+                ) from None
+            try:
+                password = raw.decode("utf-8").strip()
+            except UnicodeDecodeError:
+                # Fixed text: the decoder's own message names a byte of the password.
+                raise CredentialError(
+                    f"credentials {ref!r}: {pf} is not UTF-8 text; write the password in UTF-8"
                 ) from None
         elif cred.password_env:
             password = os.environ.get(cred.password_env)
@@ -68,6 +84,14 @@ class CredentialStore:
                     f"credentials {ref!r}: environment variable {cred.password_env} is not set "
                     "on the worker"
                 )
+            if not _is_utf8(password):
+                # os.environ keeps undecodable bytes as lone surrogates (PEP 383).
+                raise CredentialError(
+                    f"credentials {ref!r}: environment variable {cred.password_env} is not "
+                    "UTF-8 text"
+                )
+        if password is not None and "\x00" in password:
+            raise CredentialError(f"credentials {ref!r}: the password holds a NUL character")
         return Secret(cred.username, key, password)
 
     def resolve_file(self, value: str) -> Path:

@@ -32,6 +32,19 @@ from inventory.status import DsmStatus
 _UNREACHABLE_STATES = ("08", "HYT00", "HYT01", "IM")
 
 
+def odbc_value(value: str) -> str:
+    """`value` as one ODBC connection-string value: always in braces, `}` doubled.
+
+    [MS-ODBCSTR] 2.1.2 (learn.microsoft.com/en-us/openspecs/sql_server_protocols/ms-odbcstr/
+    55953f0e-2d30-4ad4-8e56-b4207e491409): a braced value is `{` *(nonRCB / "}}") `}`, so a
+    value holding `;` or starting with `{` must be braced and a `}` in it doubled; NUL
+    (%x00) is in no form of a value. Refused with a fixed text (never the value).
+    """
+    if "\x00" in value:
+        raise ValueError("an ODBC connection-string value cannot hold a NUL character")
+    return "{" + value.replace("}", "}}") + "}"
+
+
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -51,16 +64,32 @@ class DsmDriver:
         if self.profile.connect_options:
             parts.append(self.profile.connect_options)
         if self._secret is not None and self._secret.password is not None:
-            parts.append(f"UID={self._secret.username};PWD={{{self._secret.password}}}")
+            user, password = self._secret.username, self._secret.password
+            if not self.profile.braces_honoured and ";" in user + password:
+                raise AuthenticationFailed(
+                    self.name,
+                    f"the user name or password holds a ';', which the {self.profile.name} "
+                    "profile's ODBC driver would read as the end of the value",
+                )
+            try:
+                uid, pwd = odbc_value(user), odbc_value(password)
+            except ValueError:
+                raise AuthenticationFailed(
+                    self.name, "the user name or password holds a NUL character"
+                ) from None
+            parts.append(f"UID={uid};PWD={pwd}")
         return ";".join(parts)
 
     def _translate(self, e: pyodbc.Error) -> Exception:
         state = str(e.args[0]) if e.args else ""
+        if state.startswith("28"):
+            # A fixed text: a driver's message about a login may quote what it was sent.
+            user = self._secret.username if self._secret is not None else "(none)"
+            return AuthenticationFailed(self.name, f"login refused ({state}) for user {user!r}")
         text = str(e.args[1]) if len(e.args) > 1 else str(e)
         if self._secret is not None and self._secret.password:
-            text = text.replace(self._secret.password, "***")
-        if state.startswith("28"):
-            return AuthenticationFailed(self.name, f"login refused: {text}")
+            for form in {self._secret.password, odbc_value(self._secret.password)}:
+                text = text.replace(form, "***")
         if state.startswith(_UNREACHABLE_STATES) or isinstance(e, pyodbc.InterfaceError):
             return Unreachable(self.name, f"no answer over ODBC ({state}): {text}")
         return CommandFailed(self.name, f"SQL failed ({state})", text)

@@ -27,6 +27,9 @@ class DsmProfile:
     stop_replication: str
     # extra connection-string options
     connect_options: str = ""
+    # Whether the ODBC driver parses braced values as [MS-ODBCSTR] says. When it does
+    # not, a `;` in a credential could add a keyword, and such a credential is refused.
+    braces_honoured: bool = True
 
 
 LAB = DsmProfile(
@@ -44,6 +47,10 @@ LAB = DsmProfile(
     ),
     # A missing database file is a DSM that does not answer, not a new empty DSM.
     connect_options="NoCreat=1",
+    # Debian's SQLite3 ODBC driver (sqliteodbc) looks its keywords up in the raw string:
+    # `PWD={x}};JournalMode=DELETE;{}` switches the journal mode (tried: unixODBC 2.3.11,
+    # libsqliteodbc 0.9998). It has no logins and ignores UID and PWD.
+    braces_honoured=False,
 )
 
 SQLSERVER = DsmProfile(

@@ -205,6 +205,14 @@ class WinRmHostDriver(HostDriver):
                 "WinRM needs password credentials (password_file or password_env); "
                 f"credentials {host.credentials!r} have none",
             )
+        if settings.auth == "basic" and not (_latin1(secret.username) and _latin1(secret.password)):
+            # requests encodes Basic credentials as Latin-1 (requests.auth._basic_auth_str);
+            # its UnicodeEncodeError would quote a character of the password and its place.
+            raise AuthenticationFailed(
+                host.host,
+                f"credentials {host.credentials!r} cannot be sent with WinRM Basic auth: the "
+                "user name or password has characters outside Latin-1 (use auth: ntlm)",
+            )
         if settings.auth == "kerberos" and not winrm.transport.HAVE_KERBEROS:
             raise AuthenticationFailed(
                 host.host, "WinRM auth kerberos needs pykerberos on the worker (not installed)"
@@ -440,9 +448,25 @@ class WinRmHostDriver(HostDriver):
             )
         if isinstance(e, WinRMError):
             return CommandFailed(h, f"WinRM: {e}")
+        if isinstance(e, UnicodeError):
+            # Encoding the credentials (or a message) failed; the codec's own text would
+            # quote a character of the password and its position: a fixed text instead.
+            return AuthenticationFailed(
+                h,
+                f"user {self._secret.username!r}: the credentials could not be encoded for "
+                f"{w.auth} over {w.scheme}",
+            )
         if isinstance(e, OSError):
             return Unreachable(h, f"cannot connect to {where} ({e.strerror or e})")
         return CommandFailed(h, f"unexpected WS-Management answer ({type(e).__name__}: {e})")
+
+
+def _latin1(text: str | None) -> bool:
+    try:
+        (text or "").encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _chain(e: BaseException) -> list[BaseException]:

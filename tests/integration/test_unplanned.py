@@ -20,7 +20,14 @@ from client.cli import EXIT_USAGE
 from lab.faults import set_fault, set_side_fault
 from lab.hands import set_insync
 from lab.media import ingest
-from tests.conftest import cli, cli_json, record_history, record_run, running_worker
+from tests.conftest import (
+    assert_no_secrets_in_pair,
+    cli,
+    cli_json,
+    record_history,
+    record_run,
+    running_worker,
+)
 from tests.integration.driving import drive, step
 from workflows.fence import fence_workflow_id
 from workflows.models import FenceInput
@@ -140,6 +147,10 @@ async def test_the_night_x_is_lost(client: Client, lab_factory) -> None:  # type
         await record_run(client, lab, switch_run, "unplanned-switch.json")
         await record_run(client, lab, started["run_id"], "restore-after-unplanned.json")
         record_history(await handle.fetch_history(), "fence.json")
+        # Every history of the night, every payload decoded: the fence, the clients'
+        # children, the console control, status, the restore.
+        kinds = await assert_no_secrets_in_pair(client, lab)
+        assert {"switch", "fence", "restore", "control", "client-batch"} <= set(kinds), kinds
 
 
 async def test_an_operator_ends_a_fence_by_hand(client: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
