@@ -13,7 +13,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.worker import PollerBehaviorAutoscaling, Worker
@@ -23,6 +26,7 @@ from activities.lost_side import LostSideActivities
 from activities.pair import PairActivities
 from inventory.load import load_inventory
 from inventory.models import SIDES, Inventory, Side, site_queue
+from workers import version
 from workers.connection import (  # noqa: F401 - Connection and connect, re-exported
     Connection,
     ConnectionConfigError,
@@ -122,6 +126,19 @@ async def start_watch(client: Client, inventory: Inventory) -> None:
     )
 
 
+async def other_builds(client: Client, namespace: str, queue: str) -> list[str]:
+    """Pollers of `queue` seen lately that run another build than this worker."""
+    seen: list[str] = []
+    for kind in (TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW, TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY):
+        resp = await client.workflow_service.describe_task_queue(
+            DescribeTaskQueueRequest(
+                namespace=namespace, task_queue=TaskQueue(name=queue), task_queue_type=kind
+            )
+        )
+        seen += [p.identity for p in resp.pollers]
+    return sorted(set(version.others(seen)))
+
+
 async def missing_search_attributes(client: Client, namespace: str) -> list[str]:
     resp = await client.operator_service.list_search_attributes(
         ListSearchAttributesRequest(namespace=namespace)
@@ -153,7 +170,10 @@ async def run_worker(
             f"Register them: {cmds}"
         )
     sites: list[Side] = [site] if site else list(SIDES)
-    who = f"amsm-worker{'-site-' + site if site else ''}-{os.getpid()}@{socket.gethostname()}"
+    who = (
+        f"amsm-worker{'-site-' + site if site else ''}-{os.getpid()}@{socket.gethostname()}"
+        f"{version.tag()}"
+    )
     workers = build_workers(client, inventory, inventory_path, sites=sites, identity=who)
     queues = [inventory.queue, *(inventory.site_queue(s) for s in sites)]
     logging.getLogger("amsm").info(
@@ -169,6 +189,17 @@ async def run_worker(
         + (f"; metrics on http://{metrics}/metrics" if metrics else ""),
         flush=True,
     )
+    for q in queues:
+        mixed = await other_builds(client, namespace, q)
+        if mixed:
+            msg = (
+                f"worker: WARNING: task queue {q} is also served by code of another build "
+                f"({', '.join(mixed)}; this is build {version.build_id()}). Workers of two "
+                "codes on one queue take each other's runs; stop the other, or give this "
+                "one its own task_queue (README, 'Upgrading workers')."
+            )
+            logging.getLogger("amsm").warning(msg)
+            print(msg, file=sys.stderr, flush=True)
     if site is None:
         await start_watch(client, inventory)
     await asyncio.gather(*(w.run() for w in workers))

@@ -391,3 +391,25 @@ async def test_a_viewer_reads_the_pair_without_starting_a_workflow(
         assert (await cli_json(client, lab, "status"))["mode"] == "mirrored"  # read now
         assert len([w async for w in client.list_workflows(query)]) == 1
         await client.get_workflow_handle(f"{inv.workflow_id}-watch").terminate("test over")
+
+
+async def test_a_worker_of_another_build_on_the_queue_is_named(client: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
+    """Workers of two codes on one queue would take each other's runs unnoticed."""
+    from workers import version
+    from workers.worker import build_workers, other_builds
+
+    lab: Lab = await lab_factory(editors=1, ingest=0)
+    inv = lab.inventory
+    assert version.build_of(f"w-1@h{version.tag()}") == version.build_id()
+    assert version.others([f"a{version.tag()}", "old-amsm@h", "b@build-000000000000"]) == [
+        "old-amsm@h",
+        "b@build-000000000000",
+    ]
+    old = build_workers(client, inv, lab.inventory_path, identity="w-old@h@build-000000000000")
+    async with old[0], old[1], old[2]:
+        deadline = time.monotonic() + 30
+        mixed: list[str] = []
+        while not mixed and time.monotonic() < deadline:
+            mixed = await other_builds(client, "default", inv.queue)
+            await asyncio.sleep(0.5)
+        assert mixed == ["w-old@h@build-000000000000"], mixed
