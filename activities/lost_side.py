@@ -20,6 +20,7 @@ from activities.drivers import devices as dev
 from activities.drivers.errors import DeviceError
 from activities.models import SideInput, StepResult
 from activities.support import device_activity
+from inventory.models import other
 
 
 class LostSideActivities:
@@ -56,6 +57,17 @@ class LostSideActivities:
         me = self.d.dsm(side)
         done: list[str] = []
         st = await asyncio.to_thread(me.read)  # Unreachable while the side is down
+        # Fencing puts `side` in backup: that is only right while the other side is main
+        # (an unplanned switch made it so). A fence started against the one main side
+        # of a healthy pair would leave it with no main: refuse, for good.
+        peer = await asyncio.to_thread(self.d.dsm(other(side)).read)
+        if peer.mode != "main":
+            raise ApplicationError(
+                f"{side} not fenced: the other side's DSM {peer.host} is {peer.mode}, not main; "
+                f"putting {side} in backup would leave the pair with no main",
+                type="Refused",
+                non_retryable=True,
+            )
         if st.replication != "stopped":
             done.append(await asyncio.to_thread(me.stop_replication))
         done.append(await asyncio.to_thread(me.set_mode, "backup"))

@@ -4,12 +4,14 @@ recorded in the run."""
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 from temporalio.client import Client
 
 from tests.conftest import Lab, cli, cli_json, running_worker
 from tests.integration.driving import step, switch_waiting_at_stop_insync
+from workers.worker import start_watch
 
 
 async def test_operators_act_viewers_read_others_are_refused(
@@ -20,8 +22,14 @@ async def test_operators_act_viewers_read_others_are_refused(
     lab: Lab = await lab_factory(editors=1, ingest=0)
     lab.edit_inventory(operators=["ann"], viewers=["vic"])
     async with running_worker(client, lab):
+        await start_watch(client, lab.inventory)  # as `amsm worker` does
         monkeypatch.setenv("AMSM_OPERATOR", "vic")
-        assert (await cli_json(client, lab, "status"))["mode"] == "mirrored"  # a viewer reads
+        for _ in range(100):  # a viewer reads what the pair's watch read (a query)
+            rc, out = await cli(client, lab, "status", "--json")
+            if rc == 0:
+                break
+            await asyncio.sleep(0.2)
+        assert rc == 0 and json.loads(out)["mode"] == "mirrored", out
         # A viewer's start is refused by the workflow itself, so the refusal is on record.
         rc, out = await cli(client, lab, "start", "switch", "--to", "Y", "--operator", "vic")
         assert rc == 1 and "vic is not an operator of pair" in out
@@ -49,3 +57,4 @@ async def test_operators_act_viewers_read_others_are_refused(
             if (await cli_json(client, lab, "show", run))["state"] == "aborted":
                 break
             await asyncio.sleep(0.1)
+        await client.get_workflow_handle(f"{lab.inventory.workflow_id}-watch").terminate("done")
