@@ -418,3 +418,62 @@ async def test_a_worker_of_another_build_on_the_queue_is_named(client: Client, l
             mixed = await other_builds(client, "default", inv.queue)
             await asyncio.sleep(0.5)
         assert mixed == ["w-old@h@build-000000000000"], mixed
+
+
+async def test_the_same_client_named_twice_is_switched_once(client: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
+    """`confirm move-editors --client ED-01 --client ed-01` rebooted ED-01 four times."""
+    from lab.state import LabState
+
+    lab: Lab = await lab_factory(editors=1, ingest=0)
+    async with running_worker(client, lab):
+        run = (await cli_json(client, lab, "start", "split", "--main", "X"))["run_id"]
+        extra = {"move-editors": ["--client", "ED-01", "--client", "ed-01"]}
+        shown = await drive(client, lab, run, "Y", extra=extra)
+        assert shown["state"] == "completed", shown
+        assert [c["host"] for c in step(shown, "move-editors")["clients"]] == ["ED-01"]
+        restarts = [h for _, h, cmd, _ in LabState(lab.dir).journal() if cmd == "Restart-Computer"]
+        assert restarts == ["ED-01", "ED-01"], restarts  # a client switch restarts twice
+
+
+async def test_the_fence_checks_who_starts_and_who_ends_it(client: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
+    from temporalio.client import WorkflowUpdateFailedError
+
+    from lab.faults import set_side_fault
+    from workflows.fence import fence_workflow_id
+    from workflows.models import FenceEnd, FenceInput
+
+    lab: Lab = await lab_factory(editors=1, ingest=0)
+    lab.edit_inventory(operators=["ann"])
+    inv = lab.inventory
+    async with running_worker(client, lab):
+        set_side_fault(lab.dir, "X", "down")
+        handle = await client.start_workflow(
+            "fence",
+            FenceInput(pair=inv.pair, side="X", reason="by hand", started_by="mallory"),
+            id=fence_workflow_id(inv.pair),
+            task_queue=inv.queue,
+        )
+        try:
+            await asyncio.wait_for(handle.result(), 30)
+            raise AssertionError("a fence started by a non-operator ran")
+        except WorkflowFailureError as e:
+            assert "mallory is not an operator" in str(e.cause), e.cause
+        handle = await client.start_workflow(
+            "fence",
+            FenceInput(pair=inv.pair, side="X", reason="by hand", started_by="ann"),
+            id=fence_workflow_id(inv.pair),
+            task_queue=inv.queue,
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                await handle.execute_update("end", FenceEnd(operator="mallory", reason="mine"))
+                raise AssertionError("a non-operator ended the fence")
+            except WorkflowUpdateFailedError as e:
+                if "still starting" in str(e.cause) and time.monotonic() < deadline:
+                    await asyncio.sleep(0.2)
+                    continue
+                assert "mallory is not an operator" in str(e.cause), e.cause
+                break
+        await handle.execute_update("end", FenceEnd(operator="ann", reason="X rebuilt"))
+        assert (await handle.result())["status"] == "ended"
