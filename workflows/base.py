@@ -129,7 +129,9 @@ class PairWorkflow:
 
     def _malformed(self, kind: str, what: str) -> None:
         if self.runner is None:
-            self._early_rejected.append((kind, what))
+            # Before the checklist exists (the start's own activation): kept, bounded.
+            if len(self._early_rejected) < EARLY_KEPT:
+                self._early_rejected.append((kind, what))
             return
         self.runner.reject(kind, "?", "?", what)
 
