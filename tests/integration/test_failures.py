@@ -326,6 +326,8 @@ async def test_client_in_a_boot_loop_fails_with_its_reason_and_a_retry_after_cle
         assert "ED-02: keeps restarting by itself after the restart (1/2)" in error, error
         assert "boot loop" in error and by_host["ED-02"]["attempts"] == 1
         assert shown["state"] == "awaiting-operator"
+        # Every client has finished and one failed: the step reads failed, not running.
+        assert step(shown, "switch-clients")["status"] == "failed", step(shown, "switch-clients")
         rc, text = await cli(client, lab, "show", run)
         assert "ED-02: failed" in text and "keeps restarting" in text, text
 
