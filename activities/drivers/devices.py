@@ -569,32 +569,11 @@ def clip_problem(clip: str) -> str | None:
     return None
 
 
-def _batches(groups: list[list[str]], limit: int) -> list[list[list[str]]]:
-    """Pack groups of statements (each kept whole, in order) into scripts whose command
-    line the transport carries (`limit`: ps.max_command_length, 8,191 for cmd.exe)."""
-    out: list[list[list[str]]] = []
-    current: list[list[str]] = []
-    for group in groups:
-        trial = [*current, group]
-        if ps.command_length([st for g in trial for st in g]) <= limit:
-            current = trial
-            continue
-        if not current:
-            raise ps.UnsafeValue(f"one statement group is longer than the {limit}-character limit")
-        out.append(current)
-        current = [group]
-        if ps.command_length(group) > limit:
-            raise ps.UnsafeValue(f"one statement group is longer than the {limit}-character limit")
-    if current:
-        out.append(current)
-    return out
-
-
 async def _run_groups(drv: HostDriver, groups: list[list[str]]) -> list[list[str]]:
     """Run groups of statements in as few scripts as fit the command line; one output
     list per group."""
     out: list[list[str]] = []
-    for batch in _batches(groups, drv.max_command_length):
+    for batch in ps.batch_groups(groups, drv.transport):
         lines = await drv.run(*[st for g in batch for st in g])
         i = 0
         for g in batch:
@@ -845,7 +824,7 @@ async def purge_orphans(
     ]
     records = list(todo.values())
     done = 0
-    for batch in _batches(groups, drv.max_command_length):
+    for batch in ps.batch_groups(groups, drv.transport):
         clips = records[done : done + len(batch)]
         done += len(batch)
         await _purge_batch(drv, main_drv, clips, out)

@@ -163,21 +163,27 @@ def fits(statements: Sequence[str], transport: str) -> bool:
     return command_length(statements) <= max_command_length(transport)
 
 
-def batches(statements: Sequence[str], transport: str) -> list[list[str]]:
-    """`statements` in order, cut into as few scripts as fit the transport's limit.
-    UnsafeValue if one statement alone does not fit."""
-    out: list[list[str]] = []
-    for st in statements:
-        if out and fits([*out[-1], st], transport):
-            out[-1].append(st)
+def batch_groups(groups: Sequence[Sequence[str]], transport: str) -> list[list[list[str]]]:
+    """Groups of statements, each kept whole and in order, packed into as few scripts as
+    fit the transport's command line. UnsafeValue if one group alone does not fit."""
+    out: list[list[list[str]]] = []
+    for group in groups:
+        g = list(group)
+        if out and fits([st for done in out[-1] for st in done] + g, transport):
+            out[-1].append(g)
             continue
-        if not fits([st], transport):
+        if not fits(g, transport):
             raise UnsafeValue(
-                f"one statement makes a command line of {command_length([st])} characters, "
+                f"{len(g)} statement(s) make a command line of {command_length(g)} characters, "
                 f"over {transport}'s {max_command_length(transport)}"
             )
-        out.append([st])
+        out.append([g])
     return out
+
+
+def batches(statements: Sequence[str], transport: str) -> list[list[str]]:
+    """`statements` in order, cut into as few scripts as fit the transport's limit."""
+    return [[st for g in b for st in g] for b in batch_groups([[s] for s in statements], transport)]
 
 
 def decode_command(command: str) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -33,17 +32,10 @@ HOSTILE = [
 
 @pytest.fixture(scope="module")
 def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A bigger pair than the unit tests' default (tests/unit/conftest.py)."""
     d = tmp_path_factory.mktemp("lab-template")
     init_lab(d, editors=2, ingest=1, smartbins=2, reboot_seconds=0.3)
     return d
-
-
-@pytest.fixture
-def lab(template: Path, tmp_path: Path) -> LabState:
-    """A fresh copy of the initial lab for each test (init once, copy is faster)."""
-    d = tmp_path / "lab"
-    shutil.copytree(template, d)
-    return LabState(d)
 
 
 def bare(*statements: str) -> str:
@@ -115,6 +107,7 @@ NOT_BUILDERS = {
     "max_command_length",
     "fits",
     "batches",
+    "batch_groups",
     "clixml_unescape",
     "prop",
 }
