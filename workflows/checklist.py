@@ -24,11 +24,11 @@ from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflow
 
 from workflows import search
 from workflows.limits import (
-    CONTINUE_AFTER_BYTES,
     CONTINUE_AFTER_EVENTS,
     MAX_NAME,
     REJECTED_KEPT,
     cut,
+    history_is_long,
 )
 from workflows.models import (
     Checklist,
@@ -422,12 +422,7 @@ class StepRunner:
         """True when the history has grown enough that a waiting run continues as new."""
         if self.continue_as_new is None or not self._may_continue:
             return False
-        info = workflow.info()
-        return (
-            info.is_continue_as_new_suggested()
-            or info.get_current_history_length() > self.continue_after_events
-            or info.get_current_history_size() > CONTINUE_AFTER_BYTES
-        )
+        return history_is_long(self.continue_after_events)
 
     def check_abort(self) -> None:
         if self.abort is not None:

@@ -26,7 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.activity_options import BOOTSTRAP, fence_tries
     from workflows.checklist import describe_failure
     from workflows.inputs import BadPayload, read, read_input
-    from workflows.limits import CONTINUE_AFTER_BYTES, cut
+    from workflows.limits import cut, history_is_long
     from workflows.models import FenceEnd, FenceInput, FenceState
     from workflows.routing import on_site
     from workflows.shield import despite_cancel
@@ -110,12 +110,7 @@ class FenceWorkflow:
         def should_continue() -> bool:
             # The fence may wait for weeks: whatever arrives (signals nobody handles,
             # cancel requests), its history stays far below the server's limits.
-            info = workflow.info()
-            return may_continue and (
-                info.is_continue_as_new_suggested()
-                or info.get_current_history_length() > timing.continue_after_events
-                or info.get_current_history_size() > CONTINUE_AFTER_BYTES
-            )
+            return may_continue and history_is_long(timing.continue_after_events)
 
         await workflow.wait_condition(
             lambda: attempt.done() or self._end is not None or should_continue()

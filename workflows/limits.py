@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, StringConstraints
+from temporalio import workflow
 
 # A name: operator, step id, rule, host. DNS allows 253 characters for a host name.
 MAX_NAME = 253
@@ -69,3 +70,14 @@ def unique_hosts(hosts: list[str]) -> list[str]:
             seen.add(h.lower())
             out.append(h)
     return out
+
+
+def history_is_long(events: int) -> bool:
+    """In a workflow: its history has passed `events` (timing.continue_after_events) or
+    CONTINUE_AFTER_BYTES, or the server suggests continuing as new."""
+    info = workflow.info()
+    return (
+        info.is_continue_as_new_suggested()
+        or info.get_current_history_length() > events
+        or info.get_current_history_size() > CONTINUE_AFTER_BYTES
+    )

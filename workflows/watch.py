@@ -21,7 +21,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.activity_options import BOOTSTRAP
     from workflows.checklist import describe_failure
     from workflows.inputs import read_input
-    from workflows.limits import CONTINUE_AFTER_BYTES, Bounded, Name
+    from workflows.limits import Bounded, Name, history_is_long
 
 
 def watch_workflow_id(pair_workflow_id: str) -> str:
@@ -77,11 +77,6 @@ class PairWatchWorkflow:
                 f"**{inp.pair}**: read {self._view.read_at}"
                 + (f"; last try failed at {self._view.error_at}" if self._view.error else "")
             )
-            info = workflow.info()
-            if (
-                info.is_continue_as_new_suggested()
-                or info.get_current_history_length() > timing.continue_after_events
-                or info.get_current_history_size() > CONTINUE_AFTER_BYTES
-            ):
+            if history_is_long(timing.continue_after_events):
                 workflow.continue_as_new(WatchInput(pair=inp.pair, last=self._view))
             await workflow.sleep(timing.status_interval)
