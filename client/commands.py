@@ -523,9 +523,8 @@ def workflow_input(inv: Inventory, args: argparse.Namespace) -> tuple[BaseModel,
 
 async def start(client: Client, inv: Inventory, args: argparse.Namespace) -> int:
     inp, what = workflow_input(inv, args)
-    # The sides the run makes main: a split makes both main.
-    mains = ("X", "Y") if args.kind == "split" else (getattr(args, "to", None) or args.main,)
-    await refuse_main_under_fence(client, inv, mains)
+    # A run that would make main a side a fence still waits on is refused by the run
+    # itself (workflows/base.py bootstrap), whoever starts it.
     try:
         handle = await client.start_workflow(
             args.kind,
@@ -555,23 +554,6 @@ async def start(client: Client, inv: Inventory, args: argparse.Namespace) -> int
         f"started {what} on pair {inv.pair}\nrun: {run_id}\nfollow it: amsm show {run_id}",
     )
     return EXIT_OK
-
-
-async def refuse_main_under_fence(client: Client, inv: Inventory, mains: tuple[str, ...]) -> None:
-    """A side that a fence still waits to put in backup must not be made main: the fence
-    would fence it the moment it answers."""
-    from client.fence import read_fence
-
-    view = await read_fence(client, inv.pair)
-    if view is None or view.state.status != "waiting" or view.state.side not in mains:
-        return
-    main = view.state.side
-    raise CliError(
-        f"refused: the fence on {main} ({view.workflow_id}) still waits to put {main}'s DSM "
-        f"and SmartBins in backup the moment {main} answers; a run that makes {main} main "
-        f"would be undone by it. See it with `amsm fence`; if {main} is to be main, end it "
-        'first: amsm fence end --reason "..."'
-    )
 
 
 async def wait_for_precondition(
