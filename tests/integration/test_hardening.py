@@ -9,14 +9,26 @@ import json
 import time
 
 import pytest
-from temporalio.client import Client, WorkflowFailureError
+from temporalio.client import Client, WorkflowFailureError, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
-from inventory.models import Timing
+from inventory.models import Inventory, Timing
+from lab.faults import set_side_fault
+from lab.state import LabState
 from tests.conftest import Lab, cli, cli_json, running_worker
 from tests.integration.driving import drive, step, switch_waiting_at_stop_insync
+from workers import version
+from workers.worker import build_workers, other_builds, start_watch
+from workflows.fence import fence_workflow_id
 from workflows.limits import MAX_PAYLOAD_BYTES, REJECTED_KEPT
-from workflows.models import ClientBatchInput, ClientTarget, SwitchInput
+from workflows.models import (
+    ClientBatchInput,
+    ClientTarget,
+    FenceEnd,
+    FenceInput,
+    SplitInput,
+    SwitchInput,
+)
 
 
 async def shown_when(client: Client, lab: Lab, run: str, ok, timeout: float = 60) -> dict:  # type: ignore[no-untyped-def]
@@ -28,6 +40,27 @@ async def shown_when(client: Client, lab: Lab, run: str, ok, timeout: float = 60
             return shown
         await asyncio.sleep(0.2)
     raise AssertionError(f"not reached within {timeout} s: {json.dumps(shown)[:2000]}")
+
+
+async def start_fence(client: Client, inv: Inventory, started_by: str, reason: str = "test"):  # type: ignore[no-untyped-def]
+    """A fence on X started by hand (as anyone who reaches Temporal can), under its id."""
+    return await client.start_workflow(
+        "fence",
+        FenceInput(pair=inv.pair, side="X", reason=reason, started_by=started_by),
+        id=fence_workflow_id(inv.pair),
+        task_queue=inv.queue,
+    )
+
+
+async def refused_with(handle, text: str) -> ApplicationError:  # type: ignore[no-untyped-def]
+    """The run ends failed at once, its cause naming `text`."""
+    try:
+        await asyncio.wait_for(handle.result(), 30)
+    except WorkflowFailureError as e:
+        assert isinstance(e.cause, ApplicationError), e.cause
+        assert text in e.cause.message, e.cause.message
+        return e.cause
+    raise AssertionError(f"the run went on; expected a refusal naming {text!r}")
 
 
 async def test_a_gate_is_passed_only_by_an_approval(client: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
@@ -170,21 +203,13 @@ async def test_a_storm_of_signals_leaves_the_run_going_and_confirmable(
 
 
 async def test_the_fence_continues_as_new_whatever_arrives(client: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
-    from lab.faults import set_side_fault
-    from workflows.fence import fence_workflow_id
-    from workflows.models import FenceInput
 
     lab: Lab = await lab_factory(editors=1, ingest=0)
     lab.retime(continue_after_events=300)
     inv = lab.inventory
     async with running_worker(client, lab):
         set_side_fault(lab.dir, "X", "down")
-        fence = await client.start_workflow(
-            "fence",
-            FenceInput(pair=inv.pair, side="X", reason="test", started_by="night"),
-            id=fence_workflow_id(inv.pair),
-            task_queue=inv.queue,
-        )
+        fence = await start_fence(client, inv, "night")
         first = fence.result_run_id
         handle = client.get_workflow_handle(fence_workflow_id(inv.pair))
         for _ in range(0, 1000, 100):
@@ -229,13 +254,8 @@ async def test_bad_inputs_are_refused_with_a_sentence(client: Client, lab_factor
             handle = await client.start_workflow(
                 "switch", bad, id=inv.workflow_id, task_queue=inv.queue
             )
-            try:
-                await asyncio.wait_for(handle.result(), 30)
-                raise AssertionError("a bad input ran")
-            except WorkflowFailureError as e:
-                cause = e.cause
-                assert isinstance(cause, ApplicationError) and cause.type == "BadInput", cause
-                assert "switch refused: bad input" in cause.message and why in cause.message
+            cause = await refused_with(handle, "switch refused: bad input")
+            assert cause.type == "BadInput" and why in cause.message, cause
         rc, out = await cli(client, lab, "start", "switch", "--to", "Y", "--operator", "a" * 300)
         assert rc == 2 and "bad input: --operator" in out and "Traceback" not in out, out
 
@@ -252,11 +272,7 @@ async def test_only_the_pairs_id_runs_its_workflows(client: Client, lab_factory)
             id=f"{inv.workflow_id}-sneaky",
             task_queue=inv.queue,
         )
-        try:
-            await asyncio.wait_for(handle.result(), 30)
-            raise AssertionError("a run under another id went on")
-        except WorkflowFailureError as e:
-            assert "one-workflow-per-pair" in str(e.cause), e.cause
+        await refused_with(handle, "one-workflow-per-pair")
         timing = Timing()
         handle = await client.start_workflow(
             "client-batch",
@@ -266,11 +282,7 @@ async def test_only_the_pairs_id_runs_its_workflows(client: Client, lab_factory)
             id=f"{inv.workflow_id}-by-hand",
             task_queue=inv.queue,
         )
-        try:
-            await asyncio.wait_for(handle.result(), 30)
-            raise AssertionError("a client batch started by hand ran")
-        except WorkflowFailureError as e:
-            assert "runs only as a child of the pair's run" in str(e.cause), e.cause
+        await refused_with(handle, "runs only as a child of the pair's run")
         status = await cli_json(client, lab, "status")
         assert status["mode"] == "mirrored"
         assert [c["side"] for c in status["clients"]] == ["X"]
@@ -333,20 +345,12 @@ async def test_signals_before_the_run_knows_its_operators_are_checked(
 async def test_a_start_without_the_cli_keeps_the_fence_check(client: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
     """The CLI refused to make main a side a fence still waits on; a start from the Web UI
     went around it. The run itself refuses now."""
-    from lab.faults import set_side_fault
-    from workflows.fence import fence_workflow_id
-    from workflows.models import FenceInput, SplitInput
 
     lab: Lab = await lab_factory(editors=1, ingest=0)
     inv = lab.inventory
     async with running_worker(client, lab):
         set_side_fault(lab.dir, "X", "down")
-        fence = await client.start_workflow(
-            "fence",
-            FenceInput(pair=inv.pair, side="X", reason="test", started_by="night"),
-            id=fence_workflow_id(inv.pair),
-            task_queue=inv.queue,
-        )
+        fence = await start_fence(client, inv, "night")
         await asyncio.sleep(1)
         for kind, arg in (
             ("switch", SwitchInput(pair=inv.pair, to="X")),
@@ -355,11 +359,7 @@ async def test_a_start_without_the_cli_keeps_the_fence_check(client: Client, lab
             handle = await client.start_workflow(
                 kind, arg, id=inv.workflow_id, task_queue=inv.queue
             )
-            try:
-                await asyncio.wait_for(handle.result(), 30)
-                raise AssertionError(f"{kind} ran under a waiting fence")
-            except WorkflowFailureError as e:
-                assert "the fence on X still waits" in str(e.cause), e.cause
+            await refused_with(handle, "the fence on X still waits")
         await fence.terminate("test over")
 
 
@@ -370,8 +370,6 @@ async def test_a_viewer_reads_the_pair_without_starting_a_workflow(
 ) -> None:
     """`amsm status` started a workflow, so reading needed the right to write. A viewer
     now reads the pair's watch with a query (a read in Temporal's authorizer)."""
-    from workers.worker import start_watch
-
     lab: Lab = await lab_factory(editors=1, ingest=0)
     lab.edit_inventory(operators=["ann"], viewers=["vic"])
     inv = lab.inventory
@@ -400,9 +398,6 @@ async def test_a_viewer_reads_the_pair_without_starting_a_workflow(
 
 async def test_a_worker_of_another_build_on_the_queue_is_named(client: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
     """Workers of two codes on one queue would take each other's runs unnoticed."""
-    from workers import version
-    from workers.worker import build_workers, other_builds
-
     lab: Lab = await lab_factory(editors=1, ingest=0)
     inv = lab.inventory
     assert version.build_of(f"w-1@h{version.tag()}") == version.build_id()
@@ -422,8 +417,6 @@ async def test_a_worker_of_another_build_on_the_queue_is_named(client: Client, l
 
 async def test_the_same_client_named_twice_is_switched_once(client: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
     """`confirm move-editors --client ED-01 --client ed-01` rebooted ED-01 four times."""
-    from lab.state import LabState
-
     lab: Lab = await lab_factory(editors=1, ingest=0)
     async with running_worker(client, lab):
         run = (await cli_json(client, lab, "start", "split", "--main", "X"))["run_id"]
@@ -436,34 +429,15 @@ async def test_the_same_client_named_twice_is_switched_once(client: Client, lab_
 
 
 async def test_the_fence_checks_who_starts_and_who_ends_it(client: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
-    from temporalio.client import WorkflowUpdateFailedError
-
-    from lab.faults import set_side_fault
-    from workflows.fence import fence_workflow_id
-    from workflows.models import FenceEnd, FenceInput
 
     lab: Lab = await lab_factory(editors=1, ingest=0)
     lab.edit_inventory(operators=["ann"])
     inv = lab.inventory
     async with running_worker(client, lab):
         set_side_fault(lab.dir, "X", "down")
-        handle = await client.start_workflow(
-            "fence",
-            FenceInput(pair=inv.pair, side="X", reason="by hand", started_by="mallory"),
-            id=fence_workflow_id(inv.pair),
-            task_queue=inv.queue,
-        )
-        try:
-            await asyncio.wait_for(handle.result(), 30)
-            raise AssertionError("a fence started by a non-operator ran")
-        except WorkflowFailureError as e:
-            assert "mallory is not an operator" in str(e.cause), e.cause
-        handle = await client.start_workflow(
-            "fence",
-            FenceInput(pair=inv.pair, side="X", reason="by hand", started_by="ann"),
-            id=fence_workflow_id(inv.pair),
-            task_queue=inv.queue,
-        )
+        handle = await start_fence(client, inv, "mallory", "by hand")
+        await refused_with(handle, "mallory is not an operator")
+        handle = await start_fence(client, inv, "ann", "by hand")
         deadline = time.monotonic() + 30
         while True:
             try:

@@ -1,8 +1,6 @@
 """Lab media (clips as folders, InSync and AllSync copying) and faults, on lab.db directly."""
 
-import shutil
 import time
-from pathlib import Path
 
 import pytest
 
@@ -10,23 +8,8 @@ from activities.drivers import powershell as ps
 from lab import LabError
 from lab.faults import read_dsm_faults, set_fault
 from lab.hands import set_allsync
-from lab.init import init_lab
 from lab.media import ingest, sync_once
 from lab.state import NEVER, LabState
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    d = tmp_path_factory.mktemp("lab-template")
-    init_lab(d, editors=1, ingest=0, smartbins=1, reboot_seconds=0.3)
-    return d
-
-
-@pytest.fixture
-def lab(template: Path, tmp_path: Path) -> LabState:
-    d = tmp_path / "lab"
-    shutil.copytree(template, d)
-    return LabState(d)
 
 
 def files(lab: LabState, side: str) -> dict[str, str]:

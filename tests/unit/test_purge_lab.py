@@ -4,35 +4,17 @@ command-line limit, names as Windows allows them. Over SSH/WinRM: tests/integrat
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 import pytest
 
 from activities.drivers import devices as dev
 from activities.drivers import powershell as ps
 from activities.drivers.errors import CommandFailed
 from activities.drivers.host import ExecResult
-from lab.init import init_lab
 from lab.media import ingest, link
 from lab.state import LabState
 from tests.unit.labdriver import LabDriver
 
 ROOT = "V:\\VibrantAVIFiles"
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    d = tmp_path_factory.mktemp("lab-template")
-    init_lab(d, editors=1, ingest=0, smartbins=1, reboot_seconds=0.3)
-    return d
-
-
-@pytest.fixture
-def lab(template: Path, tmp_path: Path) -> LabState:
-    d = tmp_path / "lab"
-    shutil.copytree(template, d)
-    return LabState(d)
 
 
 def files(lab: LabState, side: str) -> dict[str, str]:

@@ -4,32 +4,15 @@ again afterwards), and a stop that never completes bounded by the driver's timeo
 
 from __future__ import annotations
 
-import shutil
 import time
-from pathlib import Path
 
 import pytest
 
 from activities.drivers import devices as dev
 from activities.drivers.errors import CommandFailed
 from inventory.load import load_inventory
-from lab.init import init_lab
 from lab.state import LabState
 from tests.unit.labdriver import LabDriver
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    d = tmp_path_factory.mktemp("lab-template")
-    init_lab(d, editors=1, ingest=0, smartbins=1, reboot_seconds=0.3)
-    return d
-
-
-@pytest.fixture
-def lab(template: Path, tmp_path: Path) -> LabState:
-    d = tmp_path / "lab"
-    shutil.copytree(template, d)
-    return LabState(d)
 
 
 def status(lab: LabState, host: str) -> dict[str, str]:
