@@ -541,10 +541,10 @@ class DeviceActivities:
         prior = list(activity.info().heartbeat_details)
         just_read = not prior
         if not prior:
-            # The boot time before anything else, in the activity's first heartbeat
-            # (the SDK sends the first at once and throttles the others): a retry
-            # then always knows it, so it never restarts the client a second time.
-            before = (await dev.boot_time(self.host(c))).timestamp()
+            # The boot before anything else, in the activity's first heartbeat (the SDK
+            # sends the first at once and throttles the others): a retry then always
+            # knows it, so it never restarts the client a second time.
+            before = (await dev.boot(self.host(c))).latest
             activity.heartbeat(before, False)
             prior = [before, False]
         if len(prior) >= 4:
@@ -557,19 +557,22 @@ class DeviceActivities:
             done = forced(ov)
         carry = (msg, [f.model_dump(mode="json") for f in done])
         restarted, _ = await self._restart(c, " (1/2)", carry, prior, just_read)
-        return StepResult(message=f"{msg}; {restarted.message}", forced=done)
+        return StepResult(
+            message=f"{msg}; {restarted.message}", forced=done, booted=restarted.booted
+        )
 
     @activity.defn(name="client_restart_verify")
     @translate_errors
     async def client_restart_verify(self, inp: ClientInput) -> StepResult:
         """Restart a client (2/2), wait until it is back, then check that it sees `to`'s
-        V: volume. A retry resumes the restart (it never restarts the client again)."""
+        V: volume. A retry resumes the restart (it never restarts the client again, also
+        when the attempt that sent the restart could not record it: `inp.booted`)."""
         self._check_pair(inp.pair)
         c = self._client(inp.host)
-        restarted, details = await self._restart(c, " (2/2)")
+        restarted, details = await self._restart(c, " (2/2)", booted=inp.booted)
         async with heartbeating(*details):
             seen = await dev.client_verify(self.host(c), c, self.inv, inp.to)
-        return StepResult(message=f"{restarted.message}; {seen}")
+        return StepResult(message=f"{restarted.message}; {seen}", booted=restarted.booted)
 
     async def _reboot(self, h: Host, what: str) -> StepResult:
         return (await self._restart(h, what))[0]
@@ -581,23 +584,29 @@ class DeviceActivities:
         carry: tuple[object, ...] = (),
         resume: list[object] | None = None,
         just_read: bool = False,
+        booted: float | None = None,
     ) -> tuple[StepResult, tuple[object, ...]]:
-        """Restart a host and wait until it is back, with a later boot time, for good.
+        """Restart a host and wait until it is back, with a later boot, for good.
 
-        Back means up with the same boot for `timing.settle_time`: a host in a boot
-        loop (a third boot seen since the restart) fails at once, naming the host, so
-        the operator decides instead of the retries hiding it.
+        A boot is told by the host's uptime, never by its clock (dev.Boot: a clock
+        stepped forward would fake a boot, one stepped back would hide it). Back means
+        up with the same boot for `timing.settle_time`: a host in a boot loop (a third
+        boot seen since the restart) fails at once, naming the host, so the operator
+        decides instead of the retries hiding it.
 
-        Resumable: the boot time before the restart and whether the restart was
-        sent are kept in the heartbeat details (followed by `carry`), so a retry
-        after a worker crash neither reboots twice nor waits for a reboot that never
-        happened. `resume`: the (boot time, sent) to start from instead of the prior
-        attempt's heartbeat; `just_read`: that boot time was read by this attempt,
-        with nothing restarted since (the restart goes out at once). Returns the
+        Resumable: the boot before the restart and whether the restart was sent are
+        kept in the heartbeat details (followed by `carry`), so a retry after a worker
+        crash neither reboots twice nor waits for a reboot that never happened.
+        `resume`: the (boot, sent) to start from instead of the prior attempt's
+        heartbeat; `just_read`: that boot was read by this attempt, with nothing
+        restarted since (the restart goes out at once); `booted`: the host's last boot
+        the caller knows of, so that a later one counts as this restart done when no
+        heartbeat says so (the first heartbeat can be lost with the worker). Returns the
         result and the last heartbeat details.
         """
         drv = self.host(h)
         t = self.inv.timing
+        tol = t.boot_tolerance
         started = time.monotonic()
         prior = activity.info().heartbeat_details if resume is None else resume
         before: float
@@ -606,7 +615,12 @@ class DeviceActivities:
         if prior:
             before, sent = float(prior[0]), bool(prior[1])  # type: ignore[arg-type]
         else:
-            before = (await dev.boot_time(drv)).timestamp()
+            now = await dev.boot(drv)
+            before = now.latest
+            if booted is not None and now.after(booted, tol):
+                # Booted since the boot the caller knows of: this restart went out
+                # and the attempt that sent it was lost before it could say so.
+                before, sent, fresh = booted, True, False
         activity.heartbeat(before, sent, *carry)
         # A heartbeat when the details change, else often enough for the timeout: each
         # call costs the worker's event loop (hundreds of restarts are polled at once),
@@ -615,18 +629,18 @@ class DeviceActivities:
         beat_every = max(0.2, (hb.total_seconds() if hb else t.heartbeat_timeout) / 4)
         beaten = (time.monotonic(), sent)
         deadline = started + t.reboot_timeout
-        boots: list[float] = []  # boot times seen since the restart
+        boots: list[float] = []  # the boots seen since the restart (their latest moments)
         up_since = 0.0
         while True:
             settling = False
             try:
-                # A fresh try has just read the boot time: the restart goes out at once
-                # (one command less per restart; hundreds of clients restart together).
-                now_boot = before if fresh else (await dev.boot_time(drv)).timestamp()
+                # A fresh try has just read the boot: the restart goes out at once (one
+                # command less per restart; hundreds of clients restart together).
+                seen = None if fresh else await dev.boot(drv)
                 fresh = False
-                if now_boot > before:
-                    if not boots or boots[-1] != now_boot:
-                        boots.append(now_boot)
+                if seen is not None and seen.after(before, tol):
+                    if not boots or seen.after(boots[-1], tol):
+                        boots.append(seen.latest)
                         up_since = time.monotonic()
                         if len(boots) >= 3:
                             raise CommandFailed(
@@ -638,7 +652,10 @@ class DeviceActivities:
                     if time.monotonic() - up_since >= t.settle_time:
                         took = up_since - started
                         return (
-                            StepResult(message=f"{h.host} restarted{what} in {took:.1f} s"),
+                            StepResult(
+                                message=f"{h.host} restarted{what} in {took:.1f} s",
+                                booted=boots[-1],
+                            ),
                             (before, sent, *carry),
                         )
                     settling = True
@@ -666,7 +683,7 @@ class DeviceActivities:
             delay = t.poll_interval
             if settling:
                 # Up and settling: one look when the settle time is over (a boot in
-                # between shows as a later boot time), heartbeating on the way.
+                # between shows as a later boot), heartbeating on the way.
                 left = up_since + t.settle_time - time.monotonic()
                 delay = max(delay, min(left, t.heartbeat_timeout / 3))
             await asyncio.sleep(delay)

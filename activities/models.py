@@ -46,6 +46,10 @@ class ClientInput(BaseModel):
     host: str
     to: Side
     overrides: list[str] = []
+    # The restart 2/2 only: when the client's boot after the restart 1/2 happened (the
+    # latest it can have been, seconds since the epoch on the worker's clock). A boot
+    # later than that is the restart 2/2 done, even when no heartbeat recorded it.
+    booted: float | None = None
 
 
 class ClientRebootInput(BaseModel):
@@ -68,6 +72,8 @@ class StepResult(BaseModel):
     message: str
     details: list[str] = []
     forced: list[ForcedRule] = []
+    # A restart: when the host's new boot happened (as ClientInput.booted).
+    booted: float | None = None
 
 
 class InSyncState(BaseModel):

@@ -299,6 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
             "no-reboot",
             "slow-reboot",
             "flapping",
+            "clock-step",
             "replication-fails",
             "clear",
         ],
@@ -313,7 +314,8 @@ def build_parser() -> argparse.ArgumentParser:
         "seconds",
         type=float,
         nargs="?",
-        help="slow-reboot: how long a restart takes; flapping: how long each boot lasts",
+        help="slow-reboot: how long a restart takes; flapping: how long each boot lasts; "
+        "clock-step: how far the host's clock jumps (negative: back)",
     )
     c.add_argument("--dir", required=True)
     c = lab.add_parser("ingest", help="record a clip on one side (files on V:, an asset)")

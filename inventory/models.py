@@ -309,6 +309,13 @@ class Timing(_Strict):
         le=3600,
         description="a restarted host counts as back once it has stayed up this long",
     )
+    boot_tolerance: float = Field(
+        2.0,
+        ge=0,
+        le=60,
+        description="two readings of one host's boot may disagree by this much beyond their "
+        "round trips (the clocks of one worker and the next); a restart is a later boot",
+    )
     heartbeat_timeout: float = Field(30, ge=1, le=3600)
     operation_timeout: float = Field(120, ge=1, le=86400, description="one device operation")
     replication_timeout: float = Field(

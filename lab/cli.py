@@ -103,7 +103,7 @@ def cmd_fault(args: argparse.Namespace) -> int:
             return _fail(
                 "fault",
                 f"say which fault for {args.target}: unreachable, no-reboot, "
-                "slow-reboot S, flapping [S], replication-fails or clear",
+                "slow-reboot S, flapping [S], clock-step S, replication-fails or clear",
             )
         else:
             print(set_fault(args.dir, args.target, args.kind, args.seconds))

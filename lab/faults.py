@@ -9,6 +9,9 @@ table (`dsm_faults`); `amsm lab serve` picks both up within a fraction of a seco
 - `slow-reboot S`: restarts take S seconds.
 - `flapping S`: a boot loop from the next restart on: every boot lasts S seconds (default
   1), then the host restarts by itself, until `clear`.
+- `clock-step S`: the host's clock jumps by S seconds (negative: back), as when an
+  operator or a time server sets it; its boot time moves with it (Windows does so), its
+  uptime does not. Stays until another step (`clear` leaves the clock as it is).
 - DSM `replication-fails`: replication from that DSM turns `failed` while it is set.
 - DSM `unreachable`: the DSM stops answering (its database file is taken away until
   `clear`), so every ODBC connection to it fails.
@@ -29,7 +32,7 @@ from lab import LabError
 from lab.dsm import dsm_path
 from lab.state import NEVER, LabState, Txn
 
-HOST_FAULTS = ("unreachable", "no-reboot", "slow-reboot", "flapping", "clear")
+HOST_FAULTS = ("unreachable", "no-reboot", "slow-reboot", "flapping", "clock-step", "clear")
 SIDE_FAULTS = ("down", "up")
 DSM_FAULTS = ("replication-fails", "unreachable", "clear")
 _DB_SUFFIXES = ("", "-wal", "-shm")
@@ -157,6 +160,12 @@ def _host_fault(txn: Txn, doc: dict[str, Any], kind: str, seconds: float | None)
         elif until is not None and until >= NEVER:
             doc["down_until"] = txn.now()  # a restart that hung: it boots now
         return f"{name}: faults cleared"
+    if kind == "clock-step":
+        if seconds is None or seconds == 0:
+            raise LabError("clock-step needs SECONDS, the step (negative: back), not 0")
+        # Not a fault of the host's own: a clear leaves its clock where it was set.
+        doc["clock_offset"] = float(doc.get("clock_offset", 0)) + float(seconds)
+        return f"{name}: clock stepped {seconds:+g} s (now {doc['clock_offset']:+g} s off)"
     if kind == "slow-reboot":
         if seconds is None or seconds <= 0:
             raise LabError("slow-reboot needs SECONDS greater than 0")

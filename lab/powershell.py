@@ -374,7 +374,7 @@ CMDLETS: dict[str, CmdletSpec] = {
         _spec(
             "Get-CimInstance",
             {"ClassName": Param("choice", ("Win32_OperatingSystem",))},
-            properties=("CSName", "LastBootUpTime"),
+            properties=("CSName", "LastBootUpTime", "LocalDateTime"),
         ),
         _spec("Get-IscsiSession", {}, properties=("TargetNodeAddress", "IsConnected")),
         _spec(
@@ -1311,8 +1311,20 @@ class Interpreter:
         return ""
 
     def _get_cim_instance(self, commands: tuple[Command, ...]) -> str:
-        boot_ms = int(self.host.get("boot_time", 0))
-        obj = {"CSName": self.host["name"], "LastBootUpTime": f"/Date({boot_ms})/"}
+        # `boot_time` is when the host booted on the lab's clock; `clock_offset` how far
+        # the host's own clock is off (`amsm lab fault HOST clock-step S`). Windows moves
+        # the boot time with the clock when the clock is set (ReactOS ntoskrnl
+        # KeSetSystemTime: `KeBootTime.QuadPart += DeltaTime.QuadPart`), so both
+        # properties of Win32_OperatingSystem carry the offset and their difference,
+        # the uptime, does not.
+        offset_ms = int(float(self.host.get("clock_offset", 0)) * 1000)
+        boot_ms = int(self.host.get("boot_time", 0)) + offset_ms
+        now_ms = int(self.world.now() * 1000) + offset_ms
+        obj = {
+            "CSName": self.host["name"],
+            "LastBootUpTime": f"/Date({boot_ms})/",
+            "LocalDateTime": f"/Date({now_ms})/",
+        }
         return self._select(commands, [obj])
 
     def _iscsi(self) -> dict[str, Any]:

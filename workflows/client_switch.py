@@ -89,8 +89,11 @@ async def switch_one(
             forced = prepared.forced
             current = "rebooting 2/2, verifying"
             stage(current)
+            # The boot after restart 1/2 goes with 2/2: a boot later than it is restart
+            # 2/2 done, also when its first heartbeat was lost with a worker.
+            restart2 = client.model_copy(update={"booted": prepared.booted})
             await workflow.execute_activity(
-                "client_restart_verify", client, result_type=StepResult, **client_op(timing)
+                "client_restart_verify", restart2, result_type=StepResult, **client_op(timing)
             )
         else:
             stage(current)

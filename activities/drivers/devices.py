@@ -8,9 +8,9 @@ layer, so no caller can bypass them.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Literal
 
 from activities.drivers import powershell as ps
@@ -122,9 +122,36 @@ async def process_running(drv: HostDriver, name: str) -> bool:
 
 
 @reads_answers
-async def boot_time(drv: HostDriver) -> datetime:
+async def uptime(drv: HostDriver) -> float:
+    """Seconds since the host booted: its time now minus its boot time, both read in one
+    instance, so a step of the host's clock (which moves both) does not change it."""
     info = ps.parse_json_object(await drv.run_one(ps.boot_info()))
-    return ps.parse_datetime(ps.prop(info, "LastBootUpTime"))
+    booted = ps.parse_datetime(ps.prop(info, "LastBootUpTime"))
+    now = ps.parse_datetime(ps.prop(info, "LocalDateTime"))
+    seconds = (now - booted).total_seconds()
+    if seconds < 0:
+        raise ps.BadOutput(f"booted after its own time now ({booted} > {now})")
+    return seconds
+
+
+@dataclass(frozen=True)
+class Boot:
+    """When a host booted, on the worker's clock: between `earliest` and `latest`, the
+    round trip of the reading (the host's clock plays no part: its uptime does)."""
+
+    earliest: float
+    latest: float
+
+    def after(self, moment: float, tolerance: float) -> bool:
+        """A boot later than the one that happened at or before `moment`: later by more
+        than `tolerance` (worker clocks, one worker and the next, may disagree a little)."""
+        return self.earliest > moment + tolerance
+
+
+async def boot(drv: HostDriver) -> Boot:
+    sent = time.time()
+    up = await uptime(drv)
+    return Boot(earliest=sent - up, latest=time.time() - up)
 
 
 def _twin(active: str) -> str:

@@ -376,9 +376,13 @@ def restart_computer() -> str:
 
 
 def boot_info() -> str:
+    """The boot time and the host's time now, from one instance: their difference is the
+    uptime, which a step of the host's clock does not change (Windows moves the boot time
+    with the clock: ReactOS ntoskrnl KeSetSystemTime, `KeBootTime += DeltaTime`; PowerShell's
+    GetUptimeCommand.cs: the boot moment is now minus the uptime)."""
     return (
         "Get-CimInstance -ClassName Win32_OperatingSystem | "
-        f"Select-Object CSName,LastBootUpTime | {JSON}"
+        f"Select-Object CSName,LastBootUpTime,LocalDateTime | {JSON}"
     )
 
 

@@ -22,8 +22,12 @@ from activities.devices import DeviceActivities
 from activities.drivers import devices as dev
 from activities.drivers.errors import Unreachable
 from activities.models import ClientInput, StepResult
+from lab.faults import set_fault
 from lab.state import LabState
 from tests.conftest import Lab
+
+# The lab's boot tolerance (lab.init.timing): one clock for the lab and the worker.
+TOLERANCE = 0.5 / 4
 
 
 @pytest.fixture
@@ -41,10 +45,12 @@ async def die_then_retry(
     dies_when: Callable[[tuple[Any, ...]], bool],
     lose_last: bool = False,
     before_retry: Callable[[tuple[Any, ...]], Awaitable[None]] | None = None,
+    lose_all: bool = False,
 ) -> tuple[StepResult, tuple[Any, ...]]:
     """Run `fn` until a heartbeat matches `dies_when`, kill it there, and run it again
     with that heartbeat's details (the worker died before it sent more); with
-    `lose_last`, with them as they were before the restart went out (sent = False)."""
+    `lose_last`, with them as they were before the restart went out (sent = False);
+    with `lose_all`, with none (not even the first heartbeat reached the server)."""
     killed: list[tuple[Any, ...]] = []
     first = ActivityEnvironment()
     task: asyncio.Task[StepResult] | None = None
@@ -66,7 +72,8 @@ async def die_then_retry(
     if before_retry is not None:
         await before_retry(killed[0])
     second = ActivityEnvironment()
-    second.info = dataclasses.replace(second.info, attempt=2, heartbeat_details=list(killed[0]))
+    details = [] if lose_all else list(killed[0])
+    second.info = dataclasses.replace(second.info, attempt=2, heartbeat_details=details)
     return await second.run(fn, inp), killed[0]
 
 
@@ -120,7 +127,7 @@ async def test_a_restart_whose_heartbeat_was_lost_is_not_sent_again(lab: Lab) ->
         # once. Retry once it is up again, so a second restart would reach it.
         for _ in range(200):
             with contextlib.suppress(Unreachable):
-                if (await dev.boot_time(drv)).timestamp() > details[0]:
+                if (await dev.boot(drv)).after(details[0], TOLERANCE):
                     return
             await asyncio.sleep(0.05)
         raise AssertionError("the client did not come back")
@@ -128,5 +135,81 @@ async def test_a_restart_whose_heartbeat_was_lost_is_not_sent_again(lab: Lab) ->
     result, _ = await die_then_retry(
         acts.client_restart_verify, inp, lambda d: d[1] is True, True, back_up
     )
+    assert "restarted (2/2)" in result.message
+    assert changes(lab, ed.host, mark)["Restart-Computer"] == 1
+
+
+async def test_a_lost_first_heartbeat_does_not_restart_a_third_time(lab: Lab) -> None:
+    """Restart 2/2 sent, then the worker died before any heartbeat reached the server:
+    the retry knows nothing of it but the boot after restart 1/2 (`booted`, from the
+    workflow), sees a later boot and does not restart the client a third time."""
+    acts = DeviceActivities(lab.inventory, lab.inventory_path)
+    ed = lab.inventory.clients[0]
+    inp = ClientInput(pair=lab.inventory.pair, host=ed.host, to="Y")
+    first = await ActivityEnvironment().run(acts.client_prepare_restart, inp)
+    assert first.booted is not None
+    drv = acts.host(ed)
+
+    async def back_up(details: tuple[Any, ...]) -> None:
+        for _ in range(200):
+            with contextlib.suppress(Unreachable):
+                if (await dev.boot(drv)).after(details[0], TOLERANCE):
+                    return
+            await asyncio.sleep(0.05)
+        raise AssertionError("the client did not come back")
+
+    mark = len(LabState(lab.dir).journal())
+    carried = inp.model_copy(update={"booted": first.booted})
+    result, _ = await die_then_retry(
+        acts.client_restart_verify, carried, lambda d: d[1] is True, False, back_up, True
+    )
+    assert "restarted (2/2)" in result.message and "sees Y's V: volume" in result.message
+    assert changes(lab, ed.host, mark)["Restart-Computer"] == 1
+    # Without what the workflow carries, the same loss restarts it once more.
+    mark = len(LabState(lab.dir).journal())
+    await die_then_retry(
+        acts.client_restart_verify, inp, lambda d: d[1] is True, False, back_up, True
+    )
+    assert changes(lab, ed.host, mark)["Restart-Computer"] == 2
+
+
+async def test_a_clock_stepped_back_does_not_hide_the_restart(lab: Lab) -> None:
+    """The client's clock goes back an hour once the restart is sent (a time server
+    corrects it): the boot it comes back with is still a new boot (its uptime says
+    so), not one an hour older than the boot before the restart."""
+    acts = DeviceActivities(lab.inventory, lab.inventory_path)
+    ed = lab.inventory.clients[0]
+    inp = ClientInput(pair=lab.inventory.pair, host=ed.host, to="X")
+    env = ActivityEnvironment()
+    stepped: list[bool] = []
+
+    def heartbeat(*details: Any) -> None:
+        if details[1] is True and not stepped:
+            stepped.append(True)
+            set_fault(lab.dir, ed.host, "clock-step", -3600)
+
+    env.on_heartbeat = heartbeat
+    mark = len(LabState(lab.dir).journal())
+    result = await asyncio.wait_for(env.run(acts.client_restart_verify, inp), 20)
+    assert stepped and "restarted (2/2)" in result.message, result.message
+    assert changes(lab, ed.host, mark)["Restart-Computer"] == 1
+
+
+async def test_a_clock_stepped_forward_does_not_fake_a_restart(lab: Lab) -> None:
+    """The worker died before the restart went out, and the client's clock then jumped
+    an hour ahead (its boot time with it): the retry does not take that for the
+    restart, it restarts the client."""
+    acts = DeviceActivities(lab.inventory, lab.inventory_path)
+    ed = lab.inventory.clients[0]
+    inp = ClientInput(pair=lab.inventory.pair, host=ed.host, to="X")
+    mark = len(LabState(lab.dir).journal())
+
+    async def step(details: tuple[Any, ...]) -> None:
+        set_fault(lab.dir, ed.host, "clock-step", 3600)
+
+    result, beat = await die_then_retry(
+        acts.client_restart_verify, inp, lambda d: d[1] is False, before_retry=step
+    )
+    assert beat[1] is False
     assert "restarted (2/2)" in result.message
     assert changes(lab, ed.host, mark)["Restart-Computer"] == 1

@@ -67,14 +67,14 @@ async def _insync_facts(drv: HostDriver, args: dict[str, Any]) -> Any:
     return {"running": running, "main": main}
 
 
-async def _boot_time(drv: HostDriver, args: dict[str, Any]) -> Any:
-    return (await dev.boot_time(drv)).isoformat()
+async def _uptime(drv: HostDriver, args: dict[str, Any]) -> Any:
+    return await dev.uptime(drv)
 
 
 FACT: dict[str, Callable[[HostDriver, dict[str, Any]], Awaitable[Any]]] = {
     "process_running": lambda drv, a: dev.process_running(drv, a["name"]),
     "services": lambda drv, a: dev.services(drv, a["names"]),
-    "boot_time": _boot_time,
+    "uptime": _uptime,
     "client_facts": _client_facts,
     "insync_facts": _insync_facts,
 }
