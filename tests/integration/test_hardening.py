@@ -451,3 +451,72 @@ async def test_the_fence_checks_who_starts_and_who_ends_it(client: Client, lab_f
                 break
         await handle.execute_update("end", FenceEnd(operator="ann", reason="X rebuilt"))
         assert (await handle.result())["status"] == "ended"
+
+
+async def test_a_server_that_cannot_answer_is_not_taken_for_no_run(  # type: ignore[no-untyped-def]
+    lab_factory, tmp_path
+) -> None:
+    """Item 10: only "not found" means no run on the pair. A frontend that stopped
+    answering (a dev server of its own, stopped under a connected client) leaves it
+    unknown, and the interlocks built on pair_run_state refuse instead of allowing a
+    control beside a run."""
+    from temporalio.testing import ActivityEnvironment
+
+    from activities.models import PairRef
+    from activities.pair import PairActivities
+    from tests.conftest import free_port
+    from tests.integration.test_server_restart import start_server
+
+    lab: Lab = await lab_factory(editors=1, ingest=0)
+    port = free_port()
+    server = await start_server(tmp_path / "t.db", port)
+    try:
+        client = await Client.connect(f"127.0.0.1:{port}")
+        acts = PairActivities(client, lab.inventory)
+        ref = PairRef(pair=lab.inventory.pair)
+        assert not (await ActivityEnvironment().run(acts.pair_run_state, ref)).running
+    finally:
+        server.terminate()
+        server.wait(30)
+    with pytest.raises(ApplicationError) as e:
+        await asyncio.wait_for(ActivityEnvironment().run(acts.pair_run_state, ref), 120)
+    assert e.value.type == "Unreachable", e.value
+    assert f"cannot tell whether a workflow runs on pair {lab.inventory.pair}" in str(e.value)
+
+
+async def test_a_taken_fence_id_does_not_skip_the_fence(client: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
+    """Item 8: a workflow that is not a fence holds the fence's usual id when X is lost.
+    The unplanned switch does not take it for its fence: it starts the fence under
+    another id, `amsm fence` finds that one, and X is fenced once it is back."""
+    lab: Lab = await lab_factory(editors=1, ingest=0)
+    inv = lab.inventory
+    taken = fence_workflow_id(inv.pair)
+    await client.start_workflow(
+        "client-batch",
+        {"pair": inv.pair, "clients": [], "timing": {}},
+        id=taken,
+        task_queue="nobody-polls-this",
+    )
+    try:
+        async with running_worker(client, lab):
+            set_side_fault(lab.dir, "X", "down")
+            started = await cli_json(
+                client, lab, "start", "switch", "--to", "Y", "--unplanned",
+                "--reason", "X lost: test of a taken fence id",
+            )  # fmt: skip
+            shown = await drive(client, lab, started["run_id"], "Y", timeout=150)
+            assert shown["state"] == "completed", shown
+            fence = (await cli_json(client, lab, "fence"))["fence"]
+            assert fence["workflow_id"] != taken and fence["workflow_id"].startswith(taken)
+            assert fence["state"]["status"] == "waiting", fence
+            set_side_fault(lab.dir, "X", "up")
+            deadline = time.monotonic() + 60
+            while fence["state"]["status"] == "waiting":
+                assert time.monotonic() < deadline, fence
+                await asyncio.sleep(0.3)
+                fence = (await cli_json(client, lab, "fence"))["fence"]
+            assert fence["state"]["status"] == "fenced", fence
+            status = await cli_json(client, lab, "status")
+            assert status["dsm"]["X"]["mode"] == "backup", status["dsm"]["X"]
+    finally:
+        await client.get_workflow_handle(taken).terminate("test over")
