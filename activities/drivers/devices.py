@@ -537,14 +537,9 @@ async def client_prepare(
     logged_in = any(s.connected for s in mine)
     persistent = any(s.persistent for s in mine)
     stale = [s for s in others if s.persistent]
-    if (
-        logged_in
-        and persistent
-        and not stale
-        and not [s for s in others if s.connected]
-        and dsm_host == target.dsm.host
-        and servers_ok
-    ):
+    # An old session that is no longer persistent is what a prepared client has until
+    # its restart ends it: already configured.
+    if logged_in and persistent and not stale and dsm_host == target.dsm.host and servers_ok:
         return f"{client.host} is already configured for {to}"
     forced = None
     if not logged_in and not reachable:
