@@ -522,6 +522,20 @@ class Inventory(_Strict):
         out = []
         if not self.operators:
             out.append("no `operators:` listed: anyone who can reach Temporal may act on this pair")
+        for side in SIDES:
+            s = self.sides[side]
+            if not s.iscsi_portals:
+                out.append(
+                    f"sides.{side}: no iscsi_portals; clients use the bridge's address "
+                    f"{s.bridge.address} as {side}'s iSCSI portal (right only where that "
+                    "address is on the media network)"
+                )
+            if s.fsnameservers is None:
+                out.append(
+                    f"sides.{side}: no fsnameservers; amsm neither sets nor checks which "
+                    f"K2 file system a client switched to {side} mounts as V: (README, "
+                    '"A client switch")'
+                )
         seen = set()
         for where, h in self.all_hosts():
             if h.host in seen:
