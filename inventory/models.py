@@ -160,6 +160,16 @@ class SideConfig(_Strict):
     nas: NasHeads
     bridge: Host = Field(description="bridge K2 server the iSCSI clients connect to")
     iscsi_target: str = Field(description="iSCSI target name (IQN) of this side's V: volume")
+    iscsi_portals: list[str] = Field(
+        default_factory=list,
+        description="the bridge's iSCSI portal address(es) on this side's media network "
+        "(IPv4 or DNS name; port: devices.iscsi_port); default: the bridge's address",
+    )
+    fsnameservers: list[str] | None = Field(
+        None,
+        description="what a client's SNFS fsnameservers file lists to mount this side's V: "
+        "(the side's file system / metadata servers); unset: amsm neither sets nor checks it",
+    )
     marker: str | None = Field(
         None,
         description="text that identifies this side inside Browse config files "
@@ -170,6 +180,27 @@ class SideConfig(_Strict):
     @classmethod
     def _iqn(cls, v: str) -> str:
         return _check(IQN_RE, "iSCSI target name (iqn.…)", v)
+
+    @field_validator("iscsi_portals")
+    @classmethod
+    def _portals(cls, v: list[str]) -> list[str]:
+        for p in v:
+            # The port is `devices.iscsi_port` for every portal.
+            _check(HOSTNAME_RE, "iSCSI portal address (IPv4 or DNS name)", p)
+        if len({p.lower() for p in v}) != len(v):
+            raise ValueError("an iSCSI portal is listed twice")
+        return v
+
+    @field_validator("fsnameservers")
+    @classmethod
+    def _nameservers(cls, v: list[str] | None) -> list[str] | None:
+        if v is None:
+            return None
+        if not v:
+            raise ValueError("fsnameservers lists at least one name server (or is left out)")
+        for n in v:
+            _check(HOSTNAME_RE, "SNFS name server (IPv4 or DNS name)", n)
+        return v
 
     @model_validator(mode="after")
     def _one_pseudo(self) -> SideConfig:
@@ -185,6 +216,14 @@ class SideConfig(_Strict):
     @property
     def side_marker(self) -> str:
         return self.marker or self.dsm.host
+
+    @property
+    def portals(self) -> list[str]:
+        """The addresses a client registers as target portals for this side: the
+        bridge's iSCSI address(es) on the media network. Without `iscsi_portals`, the
+        bridge's own address (what inventories before it meant: correct only where the
+        bridge's control address also carries iSCSI)."""
+        return list(self.iscsi_portals) or [self.bridge.address]
 
     @property
     def pseudo_host(self) -> SmartBinsServer:
@@ -264,6 +303,10 @@ class DeviceSettings(_Strict):
     aurora_registry: str = r"HKLM:\SOFTWARE\GVG\Aurora"
     aurora_dsm_value: str = "DsmServer"
     iscsi_port: int = 3260
+    # StorNext's name-server list on a client (K2-FACTS.md: generic StorNext on Windows;
+    # the K2 client's path may differ, *uncertain*): used only where a side names its
+    # `fsnameservers`.
+    snfs_nameservers_file: str = r"C:\Program Files\StorNext\config\fsnameservers"
 
     @field_validator(
         "smartbins_service",
@@ -296,6 +339,15 @@ class DeviceSettings(_Strict):
     @classmethod
     def _cfgdir(cls, v: str) -> str:
         return _folder(v)
+
+    @field_validator("snfs_nameservers_file")
+    @classmethod
+    def _nsfile(cls, v: str) -> str:
+        folder, _, name = v.rpartition("\\")
+        _folder(folder + "\\")
+        if segment_problem(name):
+            raise ValueError(f"{v!r} is not a valid Windows file path: {segment_problem(name)}")
+        return v
 
 
 class Timing(_Strict):
@@ -459,6 +511,12 @@ class Inventory(_Strict):
                 problems.append(
                     f"sides.X and sides.Y name the same {what} {a!r}; each side has its own"
                 )
+        shared = {p.lower() for p in x.portals} & {p.lower() for p in y.portals}
+        if shared:
+            problems.append(
+                f"sides.X and sides.Y name the same iSCSI portal {', '.join(sorted(shared))}; "
+                "each side's bridge has its own address on its media network"
+            )
         names = [b.name for b in self.browse]
         if len(set(names)) != len(names):
             problems.append("browse: component names must be unique")
@@ -471,6 +529,20 @@ class Inventory(_Strict):
         out = []
         if not self.operators:
             out.append("no `operators:` listed: anyone who can reach Temporal may act on this pair")
+        for side in SIDES:
+            s = self.sides[side]
+            if not s.iscsi_portals:
+                out.append(
+                    f"sides.{side}: no iscsi_portals; clients use the bridge's address "
+                    f"{s.bridge.address} as {side}'s iSCSI portal (right only where that "
+                    "address is on the media network)"
+                )
+            if s.fsnameservers is None:
+                out.append(
+                    f"sides.{side}: no fsnameservers; amsm neither sets nor checks which "
+                    f"K2 file system a client switched to {side} mounts as V: (README, "
+                    '"A client switch")'
+                )
         seen = set()
         for where, h in self.all_hosts():
             if h.host in seen:

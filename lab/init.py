@@ -44,6 +44,7 @@ from lab.dsm import (
     write_dsm_password,
 )
 from lab.media import clip_paths
+from lab.powershell import new_session
 from lab.state import DB_NAME, LabState
 from lab.winrm import CA_FILE, CERT_DIR, PASSWORD_FILE, write_password, write_pki
 
@@ -245,6 +246,12 @@ def _write_lab(d: Path, editors: int, ingest: int, smartbins: int, reboot_second
             "bridge": f"bridge-{s}",
             "dsm": f"dsm-{s}",
             "iqn": iqn(side),
+            # The bridge's address on the side's own media network (TEST-NET-2, never
+            # routed): what clients register as the iSCSI portal.
+            "portals": [f"198.51.100.{31 if side == 'X' else 131}"],
+            # The side's SNFS name server (the bridge is also the file system manager,
+            # as on a basic K2 SAN): what a client's fsnameservers file lists.
+            "fsnameservers": [f"bridge-{s}"],
         }
         side_hosts[side] = info
         names += [*info["smartbins"], info["nas_cifs"], info["nas_ftp"], info["bridge"]]
@@ -322,10 +329,17 @@ def _write_lab(d: Path, editors: int, ingest: int, smartbins: int, reboot_second
         doc["processes"] = [process]
         doc["autostart"] = [process]
         doc["registry"][devices.aurora_registry] = {devices.aurora_dsm_value: "dsm-x"}
+        x_portal = side_hosts["X"]["portals"][0]
         doc["iscsi"] = {
-            "sessions": [iqn("X")],
-            "persistent": [{"iqn": iqn("X"), "portal": side_hosts["X"]["bridge"]}],
+            "portals": [x_portal],
+            "discovered": [iqn("X")],
+            "sessions": [],
+            "persistent": [{"iqn": iqn("X"), "portal": x_portal}],
         }
+        new_session(doc, iqn("X"), x_portal, persistent=True)
+        doc["files"][devices.snfs_nameservers_file] = "".join(
+            f"{n}\n" for n in side_hosts["X"]["fsnameservers"]
+        )
         doc["mounted_v"] = "X"
         docs.append(doc)
     for doc in docs:
@@ -419,6 +433,8 @@ def _inventory_yaml(
             "nas": {"cifs": host_entry(info["nas_cifs"]), "ftp": host_entry(info["nas_ftp"])},
             "bridge": host_entry(info["bridge"]),
             "iscsi_target": info["iqn"],
+            "iscsi_portals": info["portals"],
+            "fsnameservers": info["fsnameservers"],
         }
     data = {
         "pair": PAIR,

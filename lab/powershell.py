@@ -88,6 +88,18 @@ NON_INTERACTIVE = (
 # Hosts that see their own side's V: without an iSCSI initiator of their own.
 SIDE_VOLUME_KINDS = frozenset({"smartbins", "nas-cifs", "nas-ftp", "bridge"})
 ISCSI_PORT = 3260
+SESSION_PROPERTIES = ("TargetNodeAddress", "IsConnected", "IsPersistent", "SessionIdentifier")
+# The iSCSI module (learn.microsoft.com/powershell/module/iscsi) came with Windows 8 and
+# Windows Server 2012 (its first reference is the wps.620 docset: NT 6.2). A host
+# document's `windows` (NT version, default "10.0") older than that has none of them.
+ISCSI_MODULE_SINCE = (6, 2)
+ISCSI_MODULE = frozenset(
+    {
+        "Get-IscsiSession", "Get-IscsiTargetPortal", "New-IscsiTargetPortal",
+        "Update-IscsiTargetPortal", "Connect-IscsiTarget", "Disconnect-IscsiTarget",
+        "Register-IscsiSession", "Unregister-IscsiSession",
+    }
+)  # fmt: skip
 
 
 class Unsupported(Exception):
@@ -376,15 +388,49 @@ CMDLETS: dict[str, CmdletSpec] = {
             {"ClassName": Param("choice", ("Win32_OperatingSystem",))},
             properties=("CSName", "LastBootUpTime", "LocalDateTime"),
         ),
-        _spec("Get-IscsiSession", {}, properties=("TargetNodeAddress", "IsConnected")),
+        _spec(
+            "Get-Command",
+            {"Name": Param("texts"), "ErrorAction": Param("choice", ("SilentlyContinue",))},
+            properties=("Name",),
+        ),
+        _spec("Get-IscsiSession", {}, properties=SESSION_PROPERTIES),
+        _spec(
+            "Get-IscsiTargetPortal",
+            {},
+            properties=("TargetPortalAddress", "TargetPortalPortNumber"),
+        ),
+        _spec(
+            "New-IscsiTargetPortal",
+            {"TargetPortalAddress": _TEXT, "TargetPortalPortNumber": Param("int")},
+        ),
+        _spec(
+            "Update-IscsiTargetPortal",
+            {"TargetPortalAddress": _TEXT, "TargetPortalPortNumber": Param("int")},
+        ),
         _spec(
             "Disconnect-IscsiTarget",
             {"NodeAddress": _TEXT, "Confirm": Param("switch", switch_value=False)},
         ),
         _spec(
             "Connect-IscsiTarget",
-            {"NodeAddress": _TEXT, "TargetPortalAddress": _TEXT, "IsPersistent": Param("bool")},
+            {
+                "NodeAddress": _TEXT,
+                "TargetPortalAddress": _TEXT,
+                "TargetPortalPortNumber": Param("int"),
+                "IsPersistent": Param("bool"),
+            },
         ),
+        _spec("Register-IscsiSession", {"SessionIdentifier": _TEXT}),
+        _spec("Unregister-IscsiSession", {"SessionIdentifier": _TEXT}),
+        _spec(
+            "Set-Content",
+            {
+                "LiteralPath": _TEXT,
+                "Value": Param("texts"),
+                "Encoding": Param("choice", ("ASCII",)),
+            },
+        ),
+        _spec("Out-Null", {}),
         _spec(
             "Test-NetConnection",
             {
@@ -398,6 +444,7 @@ CMDLETS: dict[str, CmdletSpec] = {
     )
 }
 
+CMDLETS_BY_NAME = tuple(s.name for s in CMDLETS.values())
 _SELECT_TO_JSON = ("Select-Object", "ConvertTo-Json")
 # The pipelines the builders write, by their first cmdlet (one shape, or several).
 PIPELINES: dict[str, tuple[str, ...] | tuple[tuple[str, ...], ...]] = {
@@ -407,6 +454,13 @@ PIPELINES: dict[str, tuple[str, ...] | tuple[tuple[str, ...], ...]] = {
     "Get-FileHash": _SELECT_TO_JSON,
     "Get-CimInstance": _SELECT_TO_JSON,
     "Get-IscsiSession": _SELECT_TO_JSON,
+    "Get-IscsiTargetPortal": _SELECT_TO_JSON,
+    "Get-Command": _SELECT_TO_JSON,
+    # New-IscsiTargetPortal and Connect-IscsiTarget print the object they made (an
+    # MSFT_iSCSITargetPortal, an MSFT_iSCSISession); the lab takes Connect-IscsiTarget
+    # alone too, and prints the session as the console's list view does.
+    "New-IscsiTargetPortal": ("Out-Null",),
+    "Connect-IscsiTarget": ((), ("Out-Null",)),
     "Get-ChildItem": (_SELECT_TO_JSON, ("Measure-Object", *_SELECT_TO_JSON)),
     "Get-Content": ("ConvertTo-Json",),
     **{
@@ -422,7 +476,10 @@ PIPELINES: dict[str, tuple[str, ...] | tuple[tuple[str, ...], ...]] = {
             "Remove-Item",
             "Restart-Computer",
             "Disconnect-IscsiTarget",
-            "Connect-IscsiTarget",
+            "Update-IscsiTargetPortal",
+            "Register-IscsiSession",
+            "Unregister-IscsiSession",
+            "Set-Content",
             "Test-NetConnection",
         )
     },
@@ -673,6 +730,14 @@ class World(Protocol):
         """The side's bridge host document."""
         ...
 
+    def portals(self, side: str) -> list[str]:
+        """The side's iSCSI portal addresses (its bridge on the media network)."""
+        ...
+
+    def iqn(self, side: str) -> str:
+        """The iSCSI target name of the side's V: volume."""
+        ...
+
     def volume_read(self, side: str, path: str) -> str | None: ...
 
     def volume_write(self, side: str, path: str, content: str) -> None: ...
@@ -839,6 +904,58 @@ def _split(path: str) -> tuple[str, str]:
     return (folder + "\\" if len(folder) == 2 else folder), leaf
 
 
+def has_iscsi_module(doc: dict[str, Any]) -> bool:
+    major, _, minor = str(doc.get("windows", "10.0")).partition(".")
+    return (int(major), int(minor or 0)) >= ISCSI_MODULE_SINCE
+
+
+def iscsi_doc(doc: dict[str, Any]) -> dict[str, Any]:
+    iscsi: dict[str, Any] = doc.setdefault("iscsi", {})
+    for key in ("portals", "discovered", "sessions", "persistent"):
+        iscsi.setdefault(key, [])
+    return iscsi
+
+
+def new_session(doc: dict[str, Any], iqn: str, portal: str, persistent: bool) -> dict[str, Any]:
+    """A session in the identifier's shape Get-IscsiSession shows
+    (`fffffa800d008430-4000013700000001`: initiator, then a counter)."""
+    iscsi = iscsi_doc(doc)
+    iscsi["counter"] = int(iscsi.get("counter", 0)) + 1
+    base = zlib.crc32(str(doc["name"]).lower().encode()) & 0xFFFFFFFF
+    session = {
+        "iqn": iqn,
+        "portal": portal,
+        "id": f"ffffe000{base:08x}-40000137{iscsi['counter']:08x}",
+        "persistent": persistent,
+    }
+    iscsi["sessions"].append(session)
+    return session
+
+
+def portal_side(world: World, portal: str) -> str | None:
+    """The side whose bridge answers at this iSCSI portal address."""
+    for side in ("X", "Y"):
+        if portal.lower() in (p.lower() for p in world.portals(side)):
+            return side
+    return None
+
+
+def _no_cim(cls: str, key: str, value: str) -> str:
+    # How the iSCSI module's CDXML cmdlets report an object that is not there.
+    return (
+        f"No matching {cls} objects found by CIM query for instances of the "
+        f"ROOT/Microsoft/Windows/Storage/{cls} class on the CIM server: SELECT * FROM "
+        f"{cls} WHERE (({key} LIKE '{value}')). Verify query parameters and retry."
+    )
+
+
+def _list_view(obj: dict[str, Any]) -> str:
+    """An object as the console's list view prints it (Format-List)."""
+    width = max(len(k) for k in obj)
+    lines = [""] + [f"{k.ljust(width)} : {v}" for k, v in obj.items()] + [""]
+    return "\n".join(lines)
+
+
 @dataclass
 class Interpreter:
     """Runs parsed statements against one host's document and its world."""
@@ -874,9 +991,16 @@ class Interpreter:
             "Remove-Item": self._remove_item,
             "Restart-Computer": self._restart_computer,
             "Get-CimInstance": self._get_cim_instance,
+            "Get-Command": self._get_command,
             "Get-IscsiSession": self._get_iscsi_session,
+            "Get-IscsiTargetPortal": self._get_iscsi_portal,
+            "New-IscsiTargetPortal": self._new_iscsi_portal,
+            "Update-IscsiTargetPortal": self._update_iscsi_portal,
             "Disconnect-IscsiTarget": self._disconnect_iscsi,
             "Connect-IscsiTarget": self._connect_iscsi,
+            "Register-IscsiSession": self._register_iscsi,
+            "Unregister-IscsiSession": self._unregister_iscsi,
+            "Set-Content": self._set_content,
             "Test-NetConnection": self._test_net_connection,
         }
 
@@ -891,6 +1015,16 @@ class Interpreter:
         if statement.output is not None:
             return statement.output
         assert statement.commands is not None
+        first = statement.commands[0].name
+        if first in ISCSI_MODULE and not has_iscsi_module(self.host):
+            # about_Command_Precedence: a name that is no command is a
+            # CommandNotFoundException, which ends the script under 'Stop'.
+            raise CmdletError(
+                first,
+                f"The term '{first}' is not recognized as the name of a cmdlet, function, "
+                "script file, or operable program. Check the spelling of the name, or if a "
+                "path was included, verify that the path is correct and try again.",
+            )
         if not self.modules_loaded:
             # The first cmdlet of a module not yet imported loads it, and Windows
             # PowerShell reports "Preparing modules for first use." as progress.
@@ -1327,69 +1461,204 @@ class Interpreter:
         }
         return self._select(commands, [obj])
 
+    # -- iSCSI ------------------------------------------------------------------------------------
+    # A client document's `iscsi`: `portals` (registered target portals, kept across
+    # boots, as the initiator keeps them), `discovered` (targets found through them),
+    # `sessions` ({iqn, portal, id, persistent}) and `persistent` (the logins the
+    # initiator makes again at every boot: {iqn, portal}). See lab/state.py `boot`.
     def _iscsi(self) -> dict[str, Any]:
-        iscsi: dict[str, Any] = self.host.setdefault("iscsi", {})
-        iscsi.setdefault("sessions", [])
-        iscsi.setdefault("persistent", [])
-        return iscsi
+        return iscsi_doc(self.host)
+
+    def _get_command(self, commands: tuple[Command, ...]) -> str:
+        """Get-Command -Name: the commands that exist; a missing one is a non-terminating
+        error (silenced here) that still makes `$?` false."""
+        names: list[str] = commands[0].args["Name"]
+        known = {n.lower(): n for n in CMDLETS_BY_NAME}
+        found = [
+            {"Name": known[n.lower()]}
+            for n in names
+            if n.lower() in known
+            and (known[n.lower()] not in ISCSI_MODULE or has_iscsi_module(self.host))
+        ]
+        self.ok = len(found) == len(names)
+        return self._select(commands, found)
 
     def _get_iscsi_session(self, commands: tuple[Command, ...]) -> str:
         objects = [
-            {"TargetNodeAddress": iqn, "IsConnected": True} for iqn in self._iscsi()["sessions"]
+            {
+                "TargetNodeAddress": s["iqn"],
+                "IsConnected": True,
+                "IsPersistent": bool(s.get("persistent")),
+                "SessionIdentifier": s["id"],
+            }
+            for s in self._iscsi()["sessions"]
         ]
         return self._select(commands, objects)
 
+    def _get_iscsi_portal(self, commands: tuple[Command, ...]) -> str:
+        objects = [
+            {"TargetPortalAddress": p, "TargetPortalPortNumber": ISCSI_PORT}
+            for p in self._iscsi()["portals"]
+        ]
+        return self._select(commands, objects)
+
+    def _discover(self, cmdlet: str, portal: str, port: int) -> None:
+        """SendTargets to a portal: its targets become discovered; a portal nobody
+        answers at fails the cmdlet (RefreshIScsiSendTargetPortal, Microsoft Learn)."""
+        side = portal_side(self.world, portal)
+        bridge = self.world.bridge(side) if side else None
+        if port != ISCSI_PORT or bridge is None or not is_up(bridge):
+            raise CmdletError(cmdlet, "Connection Failed.")
+        iqn = self.world.iqn(side) if side else None
+        found: list[str] = self._iscsi()["discovered"]
+        if iqn and iqn.lower() not in (d.lower() for d in found):
+            found.append(iqn)
+
+    def _new_iscsi_portal(self, commands: tuple[Command, ...]) -> str:
+        """New-IscsiTargetPortal registers the portal and discovers its targets
+        (learn.microsoft.com/powershell/module/iscsi/new-iscsitargetportal); it prints
+        the MSFT_iSCSITargetPortal it made (the drivers drop it into Out-Null)."""
+        args = commands[0].args
+        portal: str = args["TargetPortalAddress"]
+        iscsi = self._iscsi()
+        if portal.lower() in (p.lower() for p in iscsi["portals"]):
+            # Strict: the drivers add only an absent portal (they read the list first).
+            raise CmdletError("New-IscsiTargetPortal", "The target portal already exists.")
+        self._discover("New-IscsiTargetPortal", portal, args["TargetPortalPortNumber"])
+        iscsi["portals"].append(portal)
+        return ""
+
+    def _update_iscsi_portal(self, commands: tuple[Command, ...]) -> str:
+        """Update-IscsiTargetPortal discovers a registered portal's targets again
+        (learn.microsoft.com/powershell/module/iscsi/update-iscsitargetportal)."""
+        args = commands[0].args
+        portal: str = args["TargetPortalAddress"]
+        if portal.lower() not in (p.lower() for p in self._iscsi()["portals"]):
+            raise CmdletError(
+                "Update-IscsiTargetPortal",
+                _no_cim("MSFT_iSCSITargetPortal", "TargetPortalAddress", portal),
+            )
+        self._discover("Update-IscsiTargetPortal", portal, args["TargetPortalPortNumber"])
+        return ""
+
+    def _session(self, cmdlet: str, session_id: str) -> dict[str, Any]:
+        for s in self._iscsi()["sessions"]:
+            if str(s["id"]).lower() == session_id.lower():
+                session: dict[str, Any] = s
+                return session
+        raise CmdletError(cmdlet, _no_cim("MSFT_iSCSISession", "SessionIdentifier", session_id))
+
+    def _register_iscsi(self, commands: tuple[Command, ...]) -> str:
+        """Register-IscsiSession: the session's login is made again at every boot
+        (learn.microsoft.com/powershell/module/iscsi/register-iscsisession)."""
+        s = self._session("Register-IscsiSession", commands[0].args["SessionIdentifier"])
+        s["persistent"] = True
+        self._iscsi()["persistent"].append({"iqn": s["iqn"], "portal": s["portal"]})
+        return ""
+
+    def _unregister_iscsi(self, commands: tuple[Command, ...]) -> str:
+        """Unregister-IscsiSession removes the session's persistent login, "to prevent
+        it from automatically reconnection on restart"; the session itself stays
+        (learn.microsoft.com/powershell/module/iscsi/unregister-iscsisession)."""
+        s = self._session("Unregister-IscsiSession", commands[0].args["SessionIdentifier"])
+        s["persistent"] = False
+        iscsi = self._iscsi()
+        iscsi["persistent"] = [
+            p for p in iscsi["persistent"] if str(p.get("iqn", "")).lower() != s["iqn"].lower()
+        ]
+        return ""
+
     def _disconnect_iscsi(self, commands: tuple[Command, ...]) -> str:
+        """Disconnect-IscsiTarget ends the sessions to the target but leaves a
+        persistent login registered: the initiator logs in again at the next boot (only
+        Unregister-IscsiSession removes it; learn.microsoft.com/powershell/module/iscsi/
+        disconnect-iscsitarget). A session whose disks are in use cannot be logged out
+        (LogoutIScsiTarget, Microsoft Learn: the service first makes sure every device
+        of the session can be removed): SNFS holds them while V: is mounted from them."""
         iqn: str = commands[0].args["NodeAddress"]
         iscsi = self._iscsi()
-        if not any(s.lower() == iqn.lower() for s in iscsi["sessions"]):
+        if not any(s["iqn"].lower() == iqn.lower() for s in iscsi["sessions"]):
             raise CmdletError(
                 "Disconnect-IscsiTarget", f"No iSCSI session to target '{iqn}' exists."
             )
-        iscsi["sessions"] = [s for s in iscsi["sessions"] if s.lower() != iqn.lower()]
-        iscsi["persistent"] = [
-            p for p in iscsi["persistent"] if str(p.get("iqn", "")).lower() != iqn.lower()
-        ]
         side = self.world.target_side(iqn)
         if side is not None and self.host.get("mounted_v") == side:
-            self.host["mounted_v"] = None
+            raise CmdletError(
+                "Disconnect-IscsiTarget",
+                "The session cannot be logged out since a device on that session is "
+                "currently being used.",
+            )
+        iscsi["sessions"] = [s for s in iscsi["sessions"] if s["iqn"].lower() != iqn.lower()]
         return ""
 
-    def _portal_matches(self, portal: str, bridge: dict[str, Any]) -> bool:
-        names = {str(bridge["name"]).lower(), str(bridge.get("address", "")).lower()}
-        forms = set(names)
-        forms |= {f"{n}:{ISCSI_PORT}" for n in names}
-        forms.add(f"{bridge.get('address', '')}:{bridge.get('port', '')}".lower())
-        return portal.lower() in forms
-
     def _connect_iscsi(self, commands: tuple[Command, ...]) -> str:
+        """Connect-IscsiTarget -NodeAddress logs in to a target the initiator has
+        discovered through a registered portal (New-IscsiTargetPortal; LoginIScsiTarget:
+        "The target must already exist in the list of discovered targets"), through a
+        portal that serves it; -IsPersistent $true registers the login for every boot.
+        It prints the MSFT_iSCSISession it made
+        (learn.microsoft.com/powershell/module/iscsi/connect-iscsitarget)."""
         args = commands[0].args
         iqn: str = args["NodeAddress"]
         portal: str = args["TargetPortalAddress"]
+        iscsi = self._iscsi()
+        if iqn.lower() not in (d.lower() for d in iscsi["discovered"]):
+            raise CmdletError(
+                "Connect-IscsiTarget",
+                "The target name is not found or is marked as hidden from login.",
+            )
         side = self.world.target_side(iqn)
         bridge = self.world.bridge(side) if side else None
-        if bridge is None or not is_up(bridge) or not self._portal_matches(portal, bridge):
+        if (
+            bridge is None
+            or not is_up(bridge)
+            or args["TargetPortalPortNumber"] != ISCSI_PORT
+            or portal_side(self.world, portal) != side
+        ):
             raise CmdletError("Connect-IscsiTarget", "The target portal could not be reached.")
-        iscsi = self._iscsi()
-        if any(s.lower() == iqn.lower() for s in iscsi["sessions"]):
+        if any(s["iqn"].lower() == iqn.lower() for s in iscsi["sessions"]):
             raise CmdletError(
                 "Connect-IscsiTarget", "The target has already been logged in via an iSCSI session."
             )
-        iscsi["sessions"].append(iqn)
+        session = new_session(self.host, iqn, portal, bool(args["IsPersistent"]))
         if args["IsPersistent"]:
             iscsi["persistent"].append({"iqn": iqn, "portal": portal})
+        if len(commands) > 1:
+            return ""  # | Out-Null
+        return _list_view(
+            {
+                "AuthenticationType": "NONE",
+                "InitiatorNodeAddress": f"iqn.1991-05.com.microsoft:{str(self.host['name']).lower()}",
+                "IsConnected": True,
+                "IsPersistent": session["persistent"],
+                "NumberOfConnections": 1,
+                "SessionIdentifier": session["id"],
+                "TargetNodeAddress": iqn,
+            }
+        )
+
+    def _set_content(self, commands: tuple[Command, ...]) -> str:
+        args = commands[0].args
+        path = self._path("Set-Content", args["LiteralPath"])
+        if path[0] in "vV":
+            raise CmdletError("Set-Content", "The lab writes host files only with Set-Content.")
+        self._write("Set-Content", path, "".join(v + "\n" for v in args["Value"]))
         return ""
 
     def _test_net_connection(self, commands: tuple[Command, ...]) -> str:
         args = commands[0].args
-        other = self.world.host(args["ComputerName"])
+        # A bridge answers iSCSI at its portal addresses on the media network.
+        side = portal_side(self.world, args["ComputerName"])
+        other = self.world.bridge(side) if side else self.world.host(args["ComputerName"])
         if other is None or not is_up(other):
             return "False"
         if other.get("probe_blocked"):
             # A firewall that drops the probe, not the protocol: iSCSI still connects
             # (what an operator forces with --override client-switch-needs-bridge).
             return "False"
-        if args["Port"] == ISCSI_PORT and other.get("kind") != "bridge":
+        if args["Port"] == ISCSI_PORT and side is None:
+            # The bridge's iSCSI target listens on the media network only (K2-FACTS.md:
+            # its own subnet); its control-network name does not answer on 3260.
             return "False"
         return "True"
 

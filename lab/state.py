@@ -34,7 +34,15 @@ from pathlib import Path
 from typing import Any
 
 from lab import LabError
-from lab.powershell import ScriptResult, is_up, parse_script, run_script
+from lab.powershell import (
+    ScriptResult,
+    is_up,
+    iscsi_doc,
+    new_session,
+    parse_script,
+    portal_side,
+    run_script,
+)
 
 DB_NAME = "lab.db"
 BUSY_TIMEOUT_SECONDS = 30.0
@@ -164,6 +172,17 @@ class Txn:
         info = self.topology["sides"].get(side)
         return self.host(info["bridge"]) if info else None
 
+    def portals(self, side: str) -> list[str]:
+        info = self.topology["sides"].get(side) or {}
+        return [str(p) for p in info.get("portals", [])]
+
+    def iqn(self, side: str) -> str:
+        return str(self.topology["sides"][side]["iqn"])
+
+    def fsnameservers(self, side: str) -> list[str]:
+        info = self.topology["sides"].get(side) or {}
+        return [str(n) for n in info.get("fsnameservers", [])]
+
     # -- volumes -------------------------------------------------------------------------------
     def volume_read(self, side: str, path: str) -> str | None:
         row = self.conn.execute(
@@ -273,12 +292,8 @@ class Txn:
 
 
 def boot(txn: Txn, doc: dict[str, Any]) -> None:
-    """The host comes up: new boot time, autostart processes, V: from persistent targets.
-
-    V: is mounted from the first persistent iSCSI target whose bridge is up; a
-    target whose bridge is down gets no session (the initiator keeps retrying on a
-    real host; here the next reboot tries again).
-    """
+    """The host comes up: new boot time, autostart processes, iSCSI logins and V:
+    (iscsi_boot)."""
     doc["down_until"] = None
     if doc.pop("resume_without_boot", False):
         return  # the network came back; the machine never went down
@@ -290,22 +305,59 @@ def boot(txn: Txn, doc: dict[str, Any]) -> None:
         crashes[str(doc["name"]).lower()] = txn.now() + float(fault.get("seconds", 1.0))
         txn.set_crashes(crashes)
     doc["processes"] = list(doc.get("autostart", []))
-    iscsi = doc.get("iscsi")
-    if iscsi is None:
-        return
-    sessions: list[str] = []
-    mounted: str | None = None
-    for target in iscsi.get("persistent", []):
-        iqn = str(target.get("iqn", ""))
+    if doc.get("iscsi") is not None:
+        iscsi_boot(txn, doc)
+
+
+def iscsi_boot(txn: Txn, doc: dict[str, Any]) -> None:
+    """The initiator and SNFS at boot.
+
+    The initiator discovers the targets of every registered portal that answers, then
+    logs in again to every persistent login (Microsoft Learn, Register-IscsiSession:
+    "Once an iSCSI session is registered, it automatically attempts to reconnect on
+    restart"); sessions that were not persistent are gone. A login whose portal does not
+    answer gets no session (a real initiator keeps retrying; here the next boot tries
+    again). SNFS then mounts V: from the file system its fsnameservers file names, and
+    only if the disks of that file system are there: the side whose name servers the
+    file lists, over a session to that side's target (StorNext: a SAN client mounts a
+    file system only when it sees all its disks).
+    """
+    iscsi = iscsi_doc(doc)
+    discovered: list[str] = []
+    for portal in iscsi["portals"]:
+        side = portal_side(txn, portal)
+        bridge = txn.bridge(side) if side else None
+        if side and bridge is not None and is_up(bridge) and txn.iqn(side) not in discovered:
+            discovered.append(txn.iqn(side))
+    iscsi["discovered"] = discovered
+    iscsi["sessions"] = []
+    for login in iscsi["persistent"]:
+        iqn, portal = str(login.get("iqn", "")), str(login.get("portal", ""))
         side = txn.target_side(iqn)
         bridge = txn.bridge(side) if side else None
-        if bridge is None or not is_up(bridge):
+        if side is None or bridge is None or not is_up(bridge) or portal_side(txn, portal) != side:
             continue
-        if iqn.lower() not in (s.lower() for s in sessions):
-            sessions.append(iqn)
-        mounted = mounted or side
-    iscsi["sessions"] = sessions
-    doc["mounted_v"] = mounted
+        if iqn.lower() not in (s["iqn"].lower() for s in iscsi["sessions"]):
+            new_session(doc, iqn, portal, persistent=True)
+    doc["mounted_v"] = snfs_mount(txn, doc)
+
+
+def snfs_mount(txn: Txn, doc: dict[str, Any]) -> str | None:
+    """Which side's V: the SNFS client mounts: the side its fsnameservers file lists,
+    when a session to that side's target is up."""
+    path = str(txn.topology.get("devices", {}).get("snfs_nameservers_file", ""))
+    files: dict[str, str] = doc.get("files") or {}
+    text = next((v for k, v in files.items() if k.lower() == path.lower()), None)
+    if text is None:
+        return None
+    listed = [ln.split("#", 1)[0].strip().lower() for ln in text.splitlines()]
+    listed = [n for n in listed if n]
+    connected = {s["iqn"].lower() for s in iscsi_doc(doc)["sessions"]}
+    for side in ("X", "Y"):
+        servers = [n.lower() for n in txn.fsnameservers(side)]
+        if servers and listed == servers and txn.iqn(side).lower() in connected:
+            return side
+    return None
 
 
 class HostDown(LabError):
@@ -331,7 +383,8 @@ CHANGES = frozenset(
     {
         "Start-Service", "Stop-Service", "Stop-Process", "Set-ItemProperty", "Copy-Item",
         "Rename-Item", "Remove-Item", "Restart-Computer", "Disconnect-IscsiTarget",
-        "Connect-IscsiTarget",
+        "Connect-IscsiTarget", "New-IscsiTargetPortal", "Update-IscsiTargetPortal",
+        "Register-IscsiSession", "Unregister-IscsiSession", "Set-Content",
     }
 )  # fmt: skip
 JOURNAL_TABLE = (

@@ -230,10 +230,71 @@ async def insync_facts(drv: HostDriver, dev: DeviceSettings) -> tuple[bool, Side
     return running, main
 
 
+ISCSI_NEEDS = "the iSCSI PowerShell module (Windows 8 / Windows Server 2012 or later)"
+
+
+async def _iscsi_run(drv: HostDriver, *statements: str) -> list[str]:
+    """drv.run for a script that uses the iSCSI cmdlets. When it fails, ask the host
+    whether it has them at all: a client older than Windows 8 / Server 2012 has no
+    iSCSI module, and the operator must read that, with the host's name, rather than
+    PowerShell's "not recognized as the name of a cmdlet". Costs nothing when it works."""
+    try:
+        return await drv.run(*statements)
+    except CommandFailed as failed:
+        try:
+            present = await drv.run_one(ps.get_commands(ps.ISCSI_CMDLETS))
+            names = {str(o.get("Name", "")).lower() for o in ps.parse_json_list(present)}
+        except (CommandFailed, ps.BadOutput):
+            raise failed from None
+        missing = [c for c in ps.ISCSI_CMDLETS if c.lower() not in names]
+        if missing:
+            raise CommandFailed(
+                drv.name,
+                f"{drv.name} has no {', '.join(missing)}: a switchable client needs {ISCSI_NEEDS}",
+            ) from None
+        raise
+
+
+def _nameservers(text: str) -> list[str]:
+    """The name servers an fsnameservers file lists: one per line; blank lines and
+    '#' comments ignored (StorNext's fsnameservers(4))."""
+    out = []
+    for line in text.replace("\r\n", "\n").split("\n"):
+        entry = line.split("#", 1)[0].strip()
+        if entry:
+            out.append(entry)
+    return out
+
+
+def _same_servers(listed: list[str], wanted: list[str]) -> bool:
+    return [n.lower() for n in listed] == [n.lower() for n in wanted]
+
+
+@dataclass(frozen=True)
+class IscsiSession:
+    target: str
+    connected: bool
+    persistent: bool
+    session_id: str
+
+
+def _sessions(line: str) -> list[IscsiSession]:
+    return [
+        IscsiSession(
+            str(ps.prop(o, "TargetNodeAddress")),
+            ps.prop(o, "IsConnected") in (True, "True"),
+            ps.prop(o, "IsPersistent") in (True, "True"),
+            str(ps.prop(o, "SessionIdentifier")),
+        )
+        for o in ps.parse_json_list(line)
+    ]
+
+
 @reads_answers
 async def client_facts(drv: HostDriver, client: SwitchableClient, inv: Inventory) -> ClientStatus:
     dev = inv.devices
-    sess_line, v_line, reg_line = await drv.run(
+    sess_line, v_line, reg_line = await _iscsi_run(
+        drv,
         ps.iscsi_sessions(),
         ps.test_path("V:\\"),
         ps.get_registry(dev.aurora_registry, [dev.aurora_dsm_value]),
@@ -451,55 +512,130 @@ async def client_prepare(
     to: Side,
     overrides: Overrides | None = None,
 ) -> str:
-    """Stop the Aurora software, move the iSCSI initiator and the DSM pointer to `to`.
+    """Stop the Aurora software and make the client log in to `to`'s iSCSI target, mount
+    `to`'s V: and use `to`'s DSM from its next boot on (the switch then restarts it).
 
-    Refused when the client cannot reach `to`'s bridge K2 server (overridable: the
-    probe may be blocked where iSCSI is not). No-op when the client is already
-    configured for `to`.
+    iSCSI: registers `to`'s portal(s) if absent (New-IscsiTargetPortal discovers the
+    targets behind them; a registered one is discovered again), logs in to `to`'s target
+    persistently, and removes the persistent login of every other target
+    (Unregister-IscsiSession) so it is not logged in again at boot. The old session is
+    not logged out here: Windows refuses to log out a session whose disks are in use
+    (LogoutIScsiTarget), and SNFS holds them while V: is mounted; the restart ends it.
+    Other portals stay registered: a discovered target without a login mounts nothing.
+    SNFS: where the inventory names `to`'s `fsnameservers`, writes them to the client's
+    fsnameservers file (what "mount backup K2 storage" is: the SNFS client mounts the
+    file system its name servers offer, at boot).
+
+    Refused when the client cannot reach a portal of `to` (overridable: the probe may
+    be blocked where iSCSI is not), and when the client has no iSCSI cmdlets (named).
+    No-op when the client is already configured for `to`.
     """
     ov = overrides or Overrides()
     dev = inv.devices
     target = inv.sides[to]
-    # One round trip reads the client and probes the bridge (hundreds of clients
-    # prepare at once; the probe costs the host little when it is not needed).
-    sess_line, reg_line, port_line = await drv.run(
-        ps.iscsi_sessions(),
+    iqn = target.iscsi_target
+    portals = target.portals
+    reads = [
+        ps.iscsi_session_details(),
+        ps.iscsi_portals(),
         ps.get_registry(dev.aurora_registry, [dev.aurora_dsm_value]),
-        ps.test_port(target.bridge.host, dev.iscsi_port),
-    )
-    sessions = [str(s.get("TargetNodeAddress")) for s in ps.parse_json_list(sess_line)]
-    dsm_host = ps.parse_json_object(reg_line).get(dev.aurora_dsm_value)
-    if sessions == [target.iscsi_target] and dsm_host == target.dsm.host:
+        # One round trip reads the client and probes the portals (hundreds of clients
+        # prepare at once; the probe costs the host little when it is not needed).
+        *[ps.test_port(p, dev.iscsi_port) for p in portals],
+    ]
+    if target.fsnameservers is not None:
+        reads.append(ps.get_content(dev.snfs_nameservers_file))
+    answers = await _iscsi_run(drv, *reads)
+    sessions = _sessions(answers[0])
+    registered = {
+        str(ps.prop(o, "TargetPortalAddress")).lower() for o in ps.parse_json_list(answers[1])
+    }
+    dsm_host = ps.parse_json_object(answers[2]).get(dev.aurora_dsm_value)
+    reachable = [
+        p for p, a in zip(portals, answers[3 : 3 + len(portals)], strict=True) if ps.parse_bool(a)
+    ]
+    servers_ok = True
+    if target.fsnameservers is not None:
+        listed = _nameservers(ps.parse_json_string(answers[-1]))
+        servers_ok = _same_servers(listed, target.fsnameservers)
+
+    mine = [s for s in sessions if s.target.lower() == iqn.lower()]
+    others = [s for s in sessions if s.target.lower() != iqn.lower()]
+    logged_in = any(s.connected for s in mine)
+    persistent = any(s.persistent for s in mine)
+    stale = [s for s in others if s.persistent]
+    # An old session that is no longer persistent is what a prepared client has until
+    # its restart ends it: already configured.
+    if logged_in and persistent and not stale and dsm_host == target.dsm.host and servers_ok:
         return f"{client.host} is already configured for {to}"
-    reachable = ps.parse_bool(port_line)
     forced = None
-    if not reachable:
+    if not logged_in and not reachable:
         forced = ov.refuse(
             drv.name,
             RULE_CLIENT_BRIDGE,
             f"{client.host} cannot reach {to}'s bridge K2 server {target.bridge.host} "
-            f"on port {dev.iscsi_port}",
-            f"{client.host} did not reach {target.bridge.host} on port {dev.iscsi_port}",
+            f"at its iSCSI portal {', '.join(portals)} on port {dev.iscsi_port}",
+            f"{client.host} did not reach {', '.join(portals)} on port {dev.iscsi_port}",
         )
     stmts = [ps.stop_process(p) for p in dev.aurora_processes]
-    stmts += [ps.iscsi_disconnect(t) for t in sessions if t != target.iscsi_target]
-    if target.iscsi_target not in sessions:
-        stmts.append(ps.iscsi_connect(target.iscsi_target, target.bridge.host))
+    if not logged_in:
+        for p in portals:
+            if p.lower() in registered:
+                stmts.append(ps.iscsi_refresh_portal(p, dev.iscsi_port))
+            else:
+                stmts.append(ps.iscsi_add_portal(p, dev.iscsi_port))
+        stmts.append(ps.iscsi_connect(iqn, (reachable or portals)[0], dev.iscsi_port))
+    elif not persistent:
+        stmts.append(ps.iscsi_register(next(s for s in mine if s.connected).session_id))
+    stmts += [ps.iscsi_unregister(s.session_id) for s in stale]
+    if target.fsnameservers is not None and not servers_ok:
+        stmts.append(ps.set_content(dev.snfs_nameservers_file, target.fsnameservers))
     stmts.append(ps.set_registry(dev.aurora_registry, dev.aurora_dsm_value, target.dsm.host))
-    await drv.run(*stmts)
+    await _iscsi_run(drv, *stmts)
     return with_forced(
-        f"{client.host} reconfigured for {to} (iSCSI {target.iscsi_target}, DSM {target.dsm.host})",
+        f"{client.host} reconfigured for {to} (iSCSI {iqn} via {', '.join(portals)}, "
+        f"DSM {target.dsm.host})",
         forced,
     )
 
 
+@reads_answers
 async def client_verify(drv: HostDriver, client: SwitchableClient, inv: Inventory, to: Side) -> str:
-    st = await client_facts(drv, client, inv)
-    if st.side != to or st.status != "online":
+    """Check that the client, after its restarts, sees `to`'s V: volume: logged in to
+    `to`'s target (persistently) and to no other, V: present, and, where the inventory
+    names `to`'s `fsnameservers`, its fsnameservers file listing exactly them. K2's V:
+    is an SNFS file system over the target's disks, not a partition of one disk: the
+    SNFS client mounts it only when it sees the file system's disks, so with only
+    `to`'s target logged in and `to`'s name servers listed, a V: that is there is
+    `to`'s. Raises CommandFailed naming what is wrong."""
+    dev = inv.devices
+    target = inv.sides[to]
+    reads = [ps.iscsi_session_details(), ps.test_path("V:\\")]
+    if target.fsnameservers is not None:
+        reads.append(ps.get_content(dev.snfs_nameservers_file))
+    answers = await _iscsi_run(drv, *reads)
+    sessions = [s for s in _sessions(answers[0]) if s.connected]
+    problems = []
+    mine = [s for s in sessions if s.target.lower() == target.iscsi_target.lower()]
+    if not mine:
+        problems.append(f"no iSCSI session to {to}'s target {target.iscsi_target}")
+    elif not any(s.persistent for s in mine):
+        problems.append(f"its session to {target.iscsi_target} is not persistent")
+    for s in sessions:
+        if s.target.lower() != target.iscsi_target.lower():
+            problems.append(f"still logged in to {s.target}")
+    if target.fsnameservers is not None:
+        listed = _nameservers(ps.parse_json_string(answers[2]))
+        if not _same_servers(listed, target.fsnameservers):
+            problems.append(
+                f"{dev.snfs_nameservers_file} lists {', '.join(listed) or 'nothing'}, "
+                f"not {to}'s {', '.join(target.fsnameservers)}"
+            )
+    if not ps.parse_bool(answers[1]):
+        problems.append("no V: drive")
+    if problems:
         raise CommandFailed(
-            drv.name,
-            f"{client.host} does not see {to}'s V: volume "
-            f"(side {st.side or 'unknown'}, {st.status})",
+            drv.name, f"{client.host} does not see {to}'s V: volume: {'; '.join(problems)}"
         )
     return f"{client.host} sees {to}'s V: volume"
 

@@ -386,19 +386,92 @@ def boot_info() -> str:
     )
 
 
+# -- iSCSI (the iSCSI module: Windows 8 / Windows Server 2012 and later) -----------------
+# The cmdlets a client switch needs; a client without them is refused by name.
+ISCSI_CMDLETS = (
+    "Get-IscsiSession",
+    "Get-IscsiTargetPortal",
+    "New-IscsiTargetPortal",
+    "Update-IscsiTargetPortal",
+    "Connect-IscsiTarget",
+    "Register-IscsiSession",
+    "Unregister-IscsiSession",
+)
+SESSION_PROPERTIES = ("TargetNodeAddress", "IsConnected", "IsPersistent", "SessionIdentifier")
+
+
+def get_commands(names: Sequence[str]) -> str:
+    """Those of `names` the host has: Get-Command of a missing one is a non-terminating
+    error, silenced here, so the answer lists exactly the cmdlets present."""
+    return (
+        f"Get-Command -Name {qlist(names)} -ErrorAction SilentlyContinue | "
+        f"Select-Object Name | {JSON}"
+    )
+
+
 def iscsi_sessions() -> str:
     return f"Get-IscsiSession | Select-Object TargetNodeAddress,IsConnected | {JSON}"
+
+
+def iscsi_session_details() -> str:
+    """Each session with whether it is persistent and its identifier (what
+    Register-/Unregister-IscsiSession take)."""
+    return f"Get-IscsiSession | Select-Object {_props(SESSION_PROPERTIES)} | {JSON}"
+
+
+def iscsi_portals() -> str:
+    return (
+        f"Get-IscsiTargetPortal | Select-Object TargetPortalAddress,TargetPortalPortNumber | {JSON}"
+    )
+
+
+def iscsi_add_portal(address: str, port: int) -> str:
+    """Register a target portal; the initiator discovers its targets (SendTargets) at
+    once and at every boot. It prints the MSFT_iSCSITargetPortal: dropped, so that only
+    the marker follows."""
+    return (
+        f"New-IscsiTargetPortal -TargetPortalAddress {q(address)} "
+        f"-TargetPortalPortNumber {int(port)} | Out-Null"
+    )
+
+
+def iscsi_refresh_portal(address: str, port: int) -> str:
+    """Discover a registered portal's targets again (RefreshIScsiSendTargetPortal):
+    Update-IscsiTarget only refreshes targets already connected."""
+    return (
+        f"Update-IscsiTargetPortal -TargetPortalAddress {q(address)} "
+        f"-TargetPortalPortNumber {int(port)}"
+    )
+
+
+def iscsi_connect(iqn: str, portal: str, port: int = 3260) -> str:
+    """Log in to a target discovered through a registered portal, persistently (the
+    initiator logs in again at every boot). Connect-IscsiTarget prints the new
+    MSFT_iSCSISession as a list of properties: dropped, so that only the marker follows."""
+    return (
+        f"Connect-IscsiTarget -NodeAddress {q(iqn)} -TargetPortalAddress {q(portal)} "
+        f"-TargetPortalPortNumber {int(port)} -IsPersistent $true | Out-Null"
+    )
+
+
+def iscsi_register(session_id: str) -> str:
+    """Make a connected session persistent."""
+    return f"Register-IscsiSession -SessionIdentifier {q(session_id)}"
+
+
+def iscsi_unregister(session_id: str) -> str:
+    """Remove a session's persistent login, so it is not logged in again at boot (the
+    only way: Disconnect-IscsiTarget ends the session but leaves the login registered)."""
+    return f"Unregister-IscsiSession -SessionIdentifier {q(session_id)}"
 
 
 def iscsi_disconnect(iqn: str) -> str:
     return f"Disconnect-IscsiTarget -NodeAddress {q(iqn)} -Confirm:$false"
 
 
-def iscsi_connect(iqn: str, portal: str) -> str:
-    return (
-        f"Connect-IscsiTarget -NodeAddress {q(iqn)} -TargetPortalAddress {q(portal)} "
-        "-IsPersistent $true"
-    )
+def set_content(path: str, lines: Sequence[str]) -> str:
+    """Write `lines` as the whole text file (ASCII, CRLF), replacing it."""
+    return f"Set-Content -LiteralPath {q(path)} -Value {qlist(lines)} -Encoding ASCII"
 
 
 def test_port(host: str, port: int) -> str:

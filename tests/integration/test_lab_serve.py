@@ -188,11 +188,17 @@ async def test_reboot_closes_the_port_then_the_host_comes_back(served: Served) -
 
 async def test_client_switch_to_y_mounts_y_after_reboot(served: Served) -> None:
     aurora = r"HKLM:\SOFTWARE\GVG\Aurora"
+    y = served.inventory.sides["Y"]
+    (old,) = ps.parse_json_list((await served.run("ED-02", ps.iscsi_session_details())).stdout)
+    # What client_prepare sends: the old session stays until the restart (its disks are
+    # in use by SNFS), only its persistent login goes.
     step = await served.run(
         "ED-02",
         ps.stop_process("AuroraEdit"),
-        ps.iscsi_disconnect(iqn("X")),
-        ps.iscsi_connect(iqn("Y"), "bridge-y"),
+        ps.iscsi_add_portal(y.portals[0], 3260),
+        ps.iscsi_connect(iqn("Y"), y.portals[0]),
+        ps.iscsi_unregister(old["SessionIdentifier"]),
+        ps.set_content(served.inventory.devices.snfs_nameservers_file, y.fsnameservers or []),
         ps.set_registry(aurora, "DsmServer", "dsm-y"),
         ps.restart_computer(),
     )

@@ -33,21 +33,26 @@ CASES = sorted(FACTS.glob("*/*.json"))
 
 class Recorded(HostDriver):
     """A host that gives the recorded answer, once it was asked exactly the case's
-    statements."""
+    statements; a case whose fact asks again (`then`: further exchanges of the same
+    shape, in order) answers each in turn, and every one must be asked."""
 
     transport = "ssh"
 
     def __init__(self, case: dict[str, Any]) -> None:
         super().__init__(Host(host="HOST-01", address="192.0.2.1", credentials="admin"), 5)
-        self.case = case
+        self.exchanges = [case, *case.get("then", [])]
+        self.asked = 0
 
     async def _execute(self, script_text: str) -> ExecResult:
-        assert script_text == ps.script(*self.case["command"]), "the fact sent other statements"
-        encoding = self.case.get("stdout_encoding", "utf-8")
+        assert self.asked < len(self.exchanges), "the fact asked more than the case holds"
+        case = self.exchanges[self.asked]
+        self.asked += 1
+        assert script_text == ps.script(*case["command"]), "the fact sent other statements"
+        encoding = case.get("stdout_encoding", "utf-8")
         return ExecResult(
-            self.case["exit_code"],
-            self.case["stdout"].encode(encoding),
-            self.case["stderr"].encode(self.case.get("stderr_encoding", "utf-8")),
+            case["exit_code"],
+            case["stdout"].encode(encoding),
+            case["stderr"].encode(case.get("stderr_encoding", "utf-8")),
         )
 
 
@@ -59,6 +64,11 @@ async def _client_facts(drv: HostDriver, args: dict[str, Any]) -> Any:
     inv = _inventory()
     st = await dev.client_facts(drv, inv.clients[0], inv)
     return {"side": st.side, "status": st.status}
+
+
+async def _client_verify(drv: HostDriver, args: dict[str, Any]) -> Any:
+    inv = _inventory()
+    return await dev.client_verify(drv, inv.clients[0], inv, args["to"])
 
 
 async def _insync_facts(drv: HostDriver, args: dict[str, Any]) -> Any:
@@ -76,6 +86,7 @@ FACT: dict[str, Callable[[HostDriver, dict[str, Any]], Awaitable[Any]]] = {
     "services": lambda drv, a: dev.services(drv, a["names"]),
     "uptime": _uptime,
     "client_facts": _client_facts,
+    "client_verify": _client_verify,
     "insync_facts": _insync_facts,
 }
 
@@ -98,5 +109,7 @@ async def test_fact(path: Path) -> None:
         wanted = case["expected_error"]
         for part in [wanted] if isinstance(wanted, str) else wanted:
             assert part in str(e.value)
+        assert drv.asked == len(drv.exchanges), "the fact did not ask every exchange"
         return
     assert await read(drv, case.get("args", {})) == case["expected"]
+    assert drv.asked == len(drv.exchanges), "the fact did not ask every exchange"

@@ -171,3 +171,37 @@ def test_names_follow_windows_in_any_language_and_whole() -> None:
         d = good()
         d["browse"][0]["config_dir"] = config_dir
         assert problems(d), config_dir
+
+
+def test_iscsi_portals_default_to_the_bridge_and_are_one_sides_only() -> None:
+    inv = parse_inventory(yaml.safe_dump(_data()), "inv.yaml")
+    assert inv.sides["X"].portals == [inv.sides["X"].bridge.address]  # older inventories
+    assert inv.sides["Y"].portals == ["192.168.20.31", "192.168.21.31"]
+    assert inv.sides["Y"].fsnameservers == ["10.2.0.31"] and inv.sides["X"].fsnameservers is None
+    warned = inv.warnings()
+    assert any("sides.X: no iscsi_portals" in w for w in warned)
+    assert any("sides.X: no fsnameservers" in w for w in warned)
+    assert not any(w.startswith("sides.Y") for w in warned)
+    data = _data()
+    data["sides"]["X"]["iscsi_portals"] = ["192.168.21.31"]
+    assert "the same iSCSI portal 192.168.21.31" in _problems(data)
+    data = _data()
+    data["sides"]["X"]["iscsi_portals"] = [data["sides"]["Y"]["bridge"]["address"]]
+    data["sides"]["Y"]["iscsi_portals"] = []  # Y's default: its bridge's address
+    assert "the same iSCSI portal" in _problems(data)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "why"),
+    [
+        ("iscsi_portals", ["10.0.0.1", "10.0.0.1"], "listed twice"),
+        ("iscsi_portals", ["10.0.0.1:3260"], "not a valid iSCSI portal address"),
+        ("iscsi_portals", ["a'b"], "not a valid iSCSI portal address"),
+        ("fsnameservers", [], "at least one name server"),
+        ("fsnameservers", ["fsm 1"], "not a valid SNFS name server"),
+    ],
+)
+def test_iscsi_portals_and_name_servers_are_checked(field: str, value: list, why: str) -> None:
+    data = _data()
+    data["sides"]["Y"][field] = value
+    assert why in _problems(data)

@@ -70,6 +70,7 @@ def test_keys_and_known_hosts(lab_dir: Path) -> None:
 
 def test_initial_state_is_mirrored_x_main(lab_dir: Path) -> None:
     _, docs = LabState(lab_dir).read()
+    inv = load_inventory(lab_dir / "inventory.yaml")
     assert docs["sb-x1"]["services"] == {"SmartBins": "Running"}
     assert docs["sb-x2"]["registry"][r"HKLM:\SOFTWARE\GVG\SmartBins"] == {"Mode": "Normal"}
     assert docs["sb-y1"]["services"] == {"SmartBins": "Running"}
@@ -98,10 +99,12 @@ def test_initial_state_is_mirrored_x_main(lab_dir: Path) -> None:
     ed = docs["ED-01"]
     assert ed["processes"] == ["AuroraEdit"] and docs["IN-02"]["processes"] == ["AuroraIngest"]
     assert ed["registry"][r"HKLM:\SOFTWARE\GVG\Aurora"] == {"DsmServer": "dsm-x"}
-    assert ed["iscsi"] == {
-        "sessions": [iqn("X")],
-        "persistent": [{"iqn": iqn("X"), "portal": "bridge-x"}],
-    }
+    x_portal = inv.sides["X"].portals[0]
+    assert x_portal != inv.sides["X"].bridge.address  # the media network, not control
+    assert ed["iscsi"]["portals"] == [x_portal] and ed["iscsi"]["discovered"] == [iqn("X")]
+    assert [(s["iqn"], s["persistent"]) for s in ed["iscsi"]["sessions"]] == [(iqn("X"), True)]
+    assert ed["iscsi"]["persistent"] == [{"iqn": iqn("X"), "portal": x_portal}]
+    assert ed["files"][inv.devices.snfs_nameservers_file] == "bridge-x\n"
     assert ed["mounted_v"] == "X"
     with LabState(lab_dir).transaction() as txn:
         x, y = txn.volume_files("X"), txn.volume_files("Y")

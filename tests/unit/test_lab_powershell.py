@@ -70,8 +70,16 @@ def every_builder(v: str) -> list[str]:
         ps.restart_computer(),
         ps.boot_info(),
         ps.iscsi_sessions(),
+        ps.iscsi_session_details(),
+        ps.iscsi_portals(),
+        ps.iscsi_add_portal(v, 3260),
+        ps.iscsi_refresh_portal(v, 3260),
         ps.iscsi_disconnect(v),
         ps.iscsi_connect(v, v),
+        ps.iscsi_register(v),
+        ps.iscsi_unregister(v),
+        ps.get_commands([v, v]),
+        ps.set_content(f"C:\\{v}", [v, v]),
         ps.test_port(v, 3260),
     ]
 
@@ -396,56 +404,160 @@ def test_boot_info(lab: LabState) -> None:
     assert ps.parse_datetime(got["LastBootUpTime"]).year >= 2024
 
 
-def test_iscsi_switch_without_reboot_unmounts_v(lab: LabState) -> None:
-    sessions = run(lab, "ED-01", ps.iscsi_sessions())
-    assert json.loads(sessions.stdout) == {"TargetNodeAddress": iqn("X"), "IsConnected": True}
-    wrong_portal = run(lab, "ED-01", ps.iscsi_connect(iqn("Y"), "bridge-x"))
-    assert wrong_portal.exit_status == 1
-    assert "Connect-IscsiTarget : The target portal could not be reached." in wrong_portal.stderr
-    assert run(lab, "ED-01", ps.iscsi_disconnect(iqn("Y"))).exit_status == 1
+X_PORTAL, Y_PORTAL = "198.51.100.31", "198.51.100.131"
+NAMESERVERS = r"C:\Program Files\StorNext\config\fsnameservers"
+
+
+def sessions(lab: LabState, host: str) -> list[dict]:
+    out = run(lab, host, ps.iscsi_session_details()).stdout
+    return ps.parse_json_list(out)
+
+
+def test_connect_needs_a_target_discovered_through_a_registered_portal(lab: LabState) -> None:
+    # learn.microsoft.com/powershell/module/iscsi/connect-iscsitarget: the target must
+    # have been discovered (New-IscsiTargetPortal) before it can be logged in to.
+    undiscovered = run(lab, "ED-01", ps.iscsi_connect(iqn("Y"), Y_PORTAL))
+    assert undiscovered.exit_status == 1
+    assert "The target name is not found or is marked as hidden from login." in undiscovered.stderr
+    # The bridge's name is not its iSCSI portal: nothing answers SendTargets there.
+    by_name = run(lab, "ED-01", ps.iscsi_add_portal("bridge-y", 3260))
+    assert by_name.exit_status == 1 and "Connection Failed." in by_name.stderr
+    added = run(
+        lab,
+        "ED-01",
+        ps.iscsi_add_portal(Y_PORTAL, 3260),
+        ps.iscsi_portals(),
+        ps.iscsi_connect(iqn("Y"), X_PORTAL),
+    )
+    assert added.exit_status == 1 and "could not be reached" in added.stderr  # X's portal
+    assert json.loads(added.stdout.split("\n")[0]) == [
+        {"TargetPortalAddress": X_PORTAL, "TargetPortalPortNumber": 3260},
+        {"TargetPortalAddress": Y_PORTAL, "TargetPortalPortNumber": 3260},
+    ]
+    again = run(lab, "ED-01", ps.iscsi_add_portal(Y_PORTAL, 3260))
+    assert again.exit_status == 1 and "already exists" in again.stderr
+    assert run(lab, "ED-01", ps.iscsi_refresh_portal(Y_PORTAL, 3260)).exit_status == 0
+
+
+def test_connect_prints_the_session_object_unless_dropped(lab: LabState) -> None:
+    assert run(lab, "ED-01", ps.iscsi_add_portal(Y_PORTAL, 3260)).exit_status == 0
+    bare_connect = ps.iscsi_connect(iqn("Y"), Y_PORTAL).removesuffix(" | Out-Null")
+    shown = run(lab, "ED-01", bare_connect)
+    assert shown.exit_status == 0, shown.stderr
+    # The MSFT_iSCSISession as the console's list view shows it: several lines.
+    assert f"TargetNodeAddress    : {iqn('Y')}" in shown.stdout
+    assert "IsPersistent         : True" in shown.stdout and shown.stdout.count("\n") > 5
+    # The drivers' framing survives it: each statement's lines stay its own.
+    framed = lab.run_script(
+        "ED-02", ps.script(ps.iscsi_add_portal(Y_PORTAL, 3260), bare_connect, ps.test_path("V:\\"))
+    )
+    texts = ps.split_output(framed.stdout, 3)
+    assert texts[0] == "" and "SessionIdentifier" in texts[1] and texts[2] == "True"
+    dropped = run(
+        lab, "IN-01", ps.iscsi_add_portal(Y_PORTAL, 3260), ps.iscsi_connect(iqn("Y"), Y_PORTAL)
+    )
+    assert dropped.exit_status == 0 and dropped.stdout == ""
+    twice = run(lab, "IN-01", ps.iscsi_connect(iqn("Y"), Y_PORTAL))
+    assert twice.exit_status == 1 and "already been logged in" in twice.stderr
+
+
+def test_disconnect_leaves_the_persistent_login_and_it_comes_back_at_boot(lab: LabState) -> None:
+    ed = doc(lab, "ED-01")
+    # V: is mounted from X's disks: Windows will not log the session out.
+    busy = run(lab, "ED-01", ps.iscsi_disconnect(iqn("X")))
+    assert busy.exit_status == 1 and "currently being used" in busy.stderr
+    with lab.transaction() as txn:
+        txn.require_host("ED-01")["mounted_v"] = None  # as if SNFS had let go
+    assert run(lab, "ED-01", ps.iscsi_disconnect(iqn("X"))).exit_status == 0
+    assert sessions(lab, "ED-01") == []
+    assert doc(lab, "ED-01")["iscsi"]["persistent"] == ed["iscsi"]["persistent"]
+    reboot(lab, "ED-01")
+    back = sessions(lab, "ED-01")
+    assert [(s["TargetNodeAddress"], s["IsPersistent"]) for s in back] == [(iqn("X"), True)]
+    assert doc(lab, "ED-01")["mounted_v"] == "X"
+
+
+def reboot(lab: LabState, host: str) -> None:
+    assert run(lab, host, ps.restart_computer()).reboot
+    with lab.transaction() as txn:
+        txn.require_host(host)["down_until"] = txn.now()
+    assert lab.boot_due([host]) == [host]
+
+
+def test_unregister_keeps_the_session_until_the_reboot_ends_it(lab: LabState) -> None:
+    (x,) = sessions(lab, "ED-01")
+    gone = run(lab, "ED-01", ps.iscsi_unregister("ffffe000-nope"))
+    assert gone.exit_status == 1 and "No matching MSFT_iSCSISession objects" in gone.stderr
     switched = run(
         lab,
         "ED-01",
-        ps.iscsi_disconnect(iqn("X")),
-        ps.test_path("V:\\"),
-        ps.iscsi_connect(iqn("Y"), "bridge-y"),
-        ps.iscsi_sessions(),
-        ps.test_path("V:\\"),
+        ps.iscsi_add_portal(Y_PORTAL, 3260),
+        ps.iscsi_connect(iqn("Y"), Y_PORTAL),
+        ps.iscsi_unregister(x["SessionIdentifier"]),
+        ps.set_content(NAMESERVERS, ["bridge-y"]),
     )
     assert switched.exit_status == 0, switched.stderr
-    assert switched.stdout.split("\n") == [
-        "False",
-        json.dumps({"TargetNodeAddress": iqn("Y"), "IsConnected": True}, separators=(",", ":")),
-        "False",  # V: is mounted at boot only
-        "",
-    ]
-    d = doc(lab, "ED-01")
-    assert d["iscsi"]["persistent"] == [{"iqn": iqn("Y"), "portal": "bridge-y"}]
-    twice = run(lab, "ED-01", ps.iscsi_connect(iqn("Y"), "bridge-y"))
-    assert twice.exit_status == 1 and "already been logged in" in twice.stderr
+    now = {s["TargetNodeAddress"]: s["IsPersistent"] for s in sessions(lab, "ED-01")}
+    assert now == {iqn("X"): False, iqn("Y"): True}
+    assert doc(lab, "ED-01")["mounted_v"] == "X"  # SNFS mounts at boot only
+    reboot(lab, "ED-01")
+    assert [s["TargetNodeAddress"] for s in sessions(lab, "ED-01")] == [iqn("Y")]
+    assert doc(lab, "ED-01")["mounted_v"] == "Y"
+
+
+def test_v_follows_the_name_servers_and_needs_the_sides_disks(lab: LabState) -> None:
+    # iSCSI on Y, but the fsnameservers file still names X's server: X's file system
+    # has no disks here, so SNFS mounts nothing.
+    (x,) = sessions(lab, "ED-01")
+    run(
+        lab,
+        "ED-01",
+        ps.iscsi_add_portal(Y_PORTAL, 3260),
+        ps.iscsi_connect(iqn("Y"), Y_PORTAL),
+        ps.iscsi_unregister(x["SessionIdentifier"]),
+    )
+    reboot(lab, "ED-01")
+    assert doc(lab, "ED-01")["mounted_v"] is None
+    assert run(lab, "ED-01", ps.test_path("V:\\")).stdout == "False\n"
+    run(lab, "ED-01", ps.set_content(NAMESERVERS, ["bridge-y"]))
+    reboot(lab, "ED-01")
+    assert doc(lab, "ED-01")["mounted_v"] == "Y"
+
+
+def test_a_client_older_than_windows_8_has_no_iscsi_cmdlets(lab: LabState) -> None:
+    with lab.transaction() as txn:
+        txn.require_host("ED-02")["windows"] = "6.1"  # Windows 7
+    got = run(lab, "ED-02", ps.iscsi_sessions())
+    assert got.exit_status == 1
+    assert "The term 'Get-IscsiSession' is not recognized as the name of a cmdlet" in got.stderr
+    asked = run(lab, "ED-02", ps.get_commands(["Get-IscsiSession", "Test-Path"]))
+    # Get-Command lists what exists; the missing one's silenced error makes $? false.
+    assert asked.stdout == '{"Name":"Test-Path"}\n' and asked.exit_status == 1
+    full = run(lab, "ED-01", ps.get_commands(["Get-IscsiSession", "Connect-IscsiTarget"]))
+    assert full.exit_status == 0 and len(json.loads(full.stdout)) == 2
 
 
 def test_connect_needs_the_bridge_up(lab: LabState) -> None:
     assert run(lab, "bridge-y", ps.restart_computer()).reboot
-    assert run(lab, "ED-02", ps.iscsi_disconnect(iqn("X"))).exit_status == 0
-    down = run(lab, "ED-02", ps.iscsi_connect(iqn("Y"), "127.0.0.1"))
-    assert down.exit_status == 1 and "could not be reached" in down.stderr
-    assert run(lab, "ED-02", ps.iscsi_connect(iqn("X"), "127.0.0.1")).exit_status == 0
+    down = run(lab, "ED-02", ps.iscsi_add_portal(Y_PORTAL, 3260))
+    assert down.exit_status == 1 and "Connection Failed." in down.stderr
+    assert run(lab, "ED-02", ps.iscsi_refresh_portal(X_PORTAL, 3260)).exit_status == 0
 
 
 def test_test_net_connection(lab: LabState) -> None:
     got = run(
         lab,
         "ED-01",
-        ps.test_port("BRIDGE-Y", 3260),
+        ps.test_port(Y_PORTAL, 3260),
+        ps.test_port("BRIDGE-Y", 3260),  # its control-network name: no iSCSI there
         ps.test_port("sb-y1", 3260),
         ps.test_port("sb-y1", 22),
         ps.test_port("nowhere", 22),
         ps.test_port("a'; Stop-Computer; '", 3260),
     )
-    assert got.stdout == "True\nFalse\nTrue\nFalse\nFalse\n"
+    assert got.stdout == "True\nFalse\nFalse\nTrue\nFalse\nFalse\n"
     run(lab, "bridge-y", ps.restart_computer())
-    assert run(lab, "ED-01", ps.test_port("bridge-y", 3260)).stdout == "False\n"
+    assert run(lab, "ED-01", ps.test_port(Y_PORTAL, 3260)).stdout == "False\n"
 
 
 def test_unknown_host_is_refused(lab: LabState) -> None:
