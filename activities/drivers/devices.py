@@ -64,6 +64,7 @@ async def services(drv: HostDriver, names: list[str]) -> dict[str, str]:
 SERVICE_POLL_SECONDS = 0.2
 
 
+@reads_answers
 async def stop_services(drv: HostDriver, names: list[str]) -> list[str]:
     """Stop the services and wait at most the driver's timeout for them to stop.
 
@@ -100,6 +101,7 @@ async def start_services(drv: HostDriver, names: list[str]) -> None:
         await drv.run(*[ps.start_service(n) for n in names])
 
 
+@reads_answers
 async def restart_dependents(drv: HostDriver, names: list[str]) -> list[str]:
     """Start the stopped services that depend on `names` and start automatically (what
     a Stop-Service -Force of theirs stopped); returns their key names."""
@@ -348,6 +350,7 @@ async def smartbins_set(
     return f"SmartBins on {drv.name} " + (f"running in {mode.lower()} mode" if run else "stopped")
 
 
+@reads_answers
 async def _browse_services(drv: HostDriver, comp: BrowseComponent, run: bool) -> str:
     """Start or stop every service of a Browse component; no-op for those already there."""
     want = "Running" if run else "Stopped"
@@ -447,6 +450,7 @@ async def browse_switch(
     return with_forced(f"Browse {comp.name} switched to {to} ({', '.join(swapped)})", forced)
 
 
+@reads_answers
 async def tool_set(drv: HostDriver, label: str, service: str, process: str, running: bool) -> str:
     """Start or stop InSync/AllSync through the service that runs it; no-op when it already is.
 
@@ -792,6 +796,7 @@ def _full(clip: str) -> str:
     return f"{CLIP_ROOT}\\{clip}"
 
 
+@reads_answers
 async def media_listing(drv: HostDriver) -> MediaListing:
     r"""The master clips V:\VibrantAVIFiles\<SmartBin>\<clip>.vmf, two levels listed one
     at a time: a SmartBin or clip folder that is a junction or symbolic link is
@@ -826,6 +831,7 @@ async def media_listing(drv: HostDriver) -> MediaListing:
     return out
 
 
+@reads_answers
 async def master_clips(drv: HostDriver) -> set[str]:
     """Master clips (.vmf folders) under V:\\VibrantAVIFiles, relative to it, odd ones too."""
     listing = await media_listing(drv)
@@ -852,6 +858,7 @@ def _record(clip: str, entries: list[Entry]) -> ClipRecord | str:
     return ClipRecord(clip, files)
 
 
+@reads_answers
 async def clip_records(
     drv: HostDriver, clips: list[str]
 ) -> tuple[list[ClipRecord], dict[str, str]]:
@@ -1000,6 +1007,7 @@ async def purge_orphans(
     return out
 
 
+@reads_answers
 async def _purge_batch(
     drv: HostDriver, main_drv: HostDriver, clips: list[ClipRecord], out: PurgeOutcome
 ) -> None:

@@ -28,12 +28,12 @@ def iscsi(lab: Lab, host: str) -> dict:
 
 async def restart(drv: HostDriver) -> None:
     """Restart the host and wait until it has booted again."""
-    before = await dev.boot_time(drv)
+    before = await dev.boot(drv)
     await drv.run(ps.restart_computer())
     for _ in range(200):
         await asyncio.sleep(0.1)
         try:
-            if await dev.boot_time(drv) > before:
+            if (await dev.boot(drv)).after(before.latest, 0.05):
                 return
         except Exception:  # down: the lab's port is closed while it reboots
             continue

@@ -84,6 +84,7 @@ async def _uptime(drv: HostDriver, args: dict[str, Any]) -> Any:
 FACT: dict[str, Callable[[HostDriver, dict[str, Any]], Awaitable[Any]]] = {
     "process_running": lambda drv, a: dev.process_running(drv, a["name"]),
     "services": lambda drv, a: dev.services(drv, a["names"]),
+    "restart_dependents": lambda drv, a: dev.restart_dependents(drv, a["names"]),
     "uptime": _uptime,
     "client_facts": _client_facts,
     "client_verify": _client_verify,
