@@ -255,10 +255,11 @@ class DeviceActivities:
     @activity.defn(name="dsm_stop_replication")
     @device_activity
     async def dsm_stop_replication(self, inp: SideInput) -> StepResult:
-        """Stop replication on the side's DSM and wait until both DSMs report it stopped."""
+        """Stop replication on the side's DSM and its peer's backup replication; wait until
+        both DSMs report it stopped, each read from itself."""
         self._check_pair(inp.pair)
         me, peer = self.dsm(inp.side), self.dsm(other(inp.side))
-        msg = await asyncio.to_thread(me.stop_replication)
+        msg = await asyncio.to_thread(me.stop_replication, peer)
 
         async def both_stopped() -> bool:
             a, b = await asyncio.gather(asyncio.to_thread(me.read), asyncio.to_thread(peer.read))
@@ -276,16 +277,28 @@ class DeviceActivities:
     @activity.defn(name="dsm_start_replication")
     @device_activity
     async def dsm_start_replication(self, inp: SideInput) -> StepResult:
-        """Start replication from the side's DSM; wait until the peer runs as replication backup."""
+        """Start replication from the side's DSM (its master, then the peer's backup); wait
+        until the peer itself reports running as replication backup."""
         self._check_pair(inp.pair)
         me, peer = self.dsm(inp.side), self.dsm(other(inp.side))
         msg = await asyncio.to_thread(me.start_replication, peer, Overrides.of(inp.overrides))
 
+        settle = self.inv.timing.replication_settle
+        held_since: float | None = None
+
         async def peer_backup() -> bool:
+            nonlocal held_since
             a, b = await asyncio.gather(asyncio.to_thread(me.read), asyncio.to_thread(peer.read))
             if a.replication == "failed":
                 raise CommandFailed(me.name, "replication failed")
-            return b.replication == "running" and b.role == "backup"
+            both = (a.replication, a.role, b.replication, b.role)
+            if both != ("running", "master", "running", "backup"):
+                held_since = None
+                return False
+            # Each DSM's job reports running the moment it starts; one that fails in
+            # its first step has to be seen failing, so the state must hold a while.
+            held_since = time.monotonic() if held_since is None else held_since
+            return time.monotonic() - held_since >= settle
 
         await self._wait(f"{peer.name} running as replication backup", peer_backup, peer.name)
         a, b = await asyncio.gather(asyncio.to_thread(me.read), asyncio.to_thread(peer.read))

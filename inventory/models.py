@@ -122,6 +122,54 @@ class SmartBinsServer(Host):
     pseudo_host: bool = Field(False, description="this side's PseudoSmartBins host")
 
 
+# A regular T-SQL identifier, ASCII only (it is written into the statement, bracketed):
+# `Assets` or `dbo.Assets`.
+SQL_TABLE_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}(\.[A-Za-z_][A-Za-z0-9_]{0,127})?")
+
+
+class SqlServerDsm(_Strict):
+    """What the `sqlserver` profile expects on one DSM (README, "A SQL Server DSM").
+
+    The Aurora schema and its replication are not public: these are the names a site
+    gives the SQL Server Agent jobs and the table amsm reads, with this project's
+    defaults. Job names travel as bound parameters, never inside the statement.
+    """
+
+    master_job: str = Field(
+        "AuroraReplication",
+        description="Agent job on this DSM that runs while it replicates FROM itself",
+    )
+    backup_job: str = Field(
+        "AuroraReplicationBackup",
+        description="Agent job on this DSM that runs while it receives replication",
+    )
+    asset_table: str = Field("dbo.Assets", description="table whose rows are the assets")
+
+    @field_validator("master_job", "backup_job")
+    @classmethod
+    def _job(cls, v: str) -> str:
+        # sysname: nvarchar(128). Control characters and outer blanks are refused: a
+        # name an operator cannot see is a name nobody can check in msdb.
+        if not 1 <= len(v) <= 128 or v != v.strip() or any(ord(c) < 32 for c in v):
+            raise ValueError(
+                f"{v!r} is not a valid SQL Server Agent job name (1-128 characters, "
+                "no control characters, no leading or trailing blank)"
+            )
+        return v
+
+    @field_validator("asset_table")
+    @classmethod
+    def _table(cls, v: str) -> str:
+        return _check(SQL_TABLE_RE, "table name (Table or schema.Table, ASCII identifiers)", v)
+
+    @model_validator(mode="after")
+    def _two_jobs(self) -> SqlServerDsm:
+        # msdb compares job names without regard to case (its default collation).
+        if self.master_job.casefold() == self.backup_job.casefold():
+            raise ValueError("master_job and backup_job must be two different jobs")
+        return self
+
+
 class Dsm(_Strict):
     """An Aurora database server, reached over ODBC."""
 
@@ -133,6 +181,21 @@ class Dsm(_Strict):
         "'Driver={ODBC Driver 18 for SQL Server};Server=dsm-x;Database=Aurora'"
     )
     credentials: str | None = None
+    sqlserver: SqlServerDsm | None = Field(
+        None, description="jobs and tables of a `sqlserver` DSM (defaults when absent)"
+    )
+
+    @model_validator(mode="after")
+    def _settings_match_profile(self) -> Dsm:
+        if self.sqlserver is not None and self.profile != "sqlserver":
+            raise ValueError(
+                f"`sqlserver:` settings are for profile sqlserver; this DSM is {self.profile}"
+            )
+        return self
+
+    @property
+    def sqlserver_settings(self) -> SqlServerDsm:
+        return self.sqlserver or SqlServerDsm()
 
     @field_validator("host")
     @classmethod
@@ -372,6 +435,13 @@ class Timing(_Strict):
     operation_timeout: float = Field(120, ge=1, le=86400, description="one device operation")
     replication_timeout: float = Field(
         120, ge=1, le=7 * 86400, description="replication to report a state"
+    )
+    replication_settle: float = Field(
+        1,
+        ge=0,
+        le=3600,
+        description="how long a started replication must hold (master and backup both "
+        "running) before the start counts: a job that fails in its first step ran a moment",
     )
     connect_timeout: float = Field(10, ge=0.1, le=600)
     max_attempts: int = Field(5, ge=1, le=100, description="tries for an unreachable device")

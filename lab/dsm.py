@@ -7,8 +7,12 @@ inside `amsm lab serve`, plays SQL Server's replication between them.
 Replication rules (one pass every 0.25 s, `replicate_once`):
 - a DSM that runs replication as *master* fails it (`failed`) when it is not main or
   its peer is main too (never replicate from a backup, never in split mode);
-  otherwise its peer runs replication as *backup*, and the peer's assets become an
+  otherwise, while its peer runs replication as *backup*, the peer's assets become an
   exact copy of the master's (overwrite, never merge);
+- a DSM runs as backup only when told so itself (the worker's `join_as_backup`, over that
+  DSM's own connection), as a SQL Server DSM runs its own backup job (README, "A SQL
+  Server DSM"): nothing in the lab makes the peer of a master a backup behind the
+  worker's back, so a driver that forgot to start the peer fails here too;
 - a DSM that runs replication as *backup* whose peer is not (running, master)
   stops (`stopped`, role `none`).
 
@@ -156,9 +160,7 @@ def replicate_once(
                     )
                     continue
                 if peer["replication"] != "running" or peer["role"] != "backup":
-                    _set_replication(conn, peer_schema, "running", "backup")
-                    peer["replication"], peer["role"] = "running", "backup"
-                    changes.append(f"{peer['host']} replicates as backup of {me['host']}")
+                    continue  # the backup side has not joined (yet)
                 source = _assets(conn, schema)
                 if source != _assets(conn, peer_schema):
                     conn.execute(f"DELETE FROM {peer_schema}.assets")

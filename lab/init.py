@@ -424,7 +424,9 @@ def _inventory_yaml(
             "dsm": {
                 "host": info["dsm"],
                 "profile": "lab",
-                "odbc": f"Driver=SQLite3;Database={dsm_path(d, side)};Timeout=5000",
+                # No busy timeout here: the driver bounds every query itself (`Timeout=`,
+                # activities/drivers/dsm_profiles.py).
+                "odbc": f"Driver=SQLite3;Database={dsm_path(d, side)}",
                 "credentials": DSM_CREDENTIALS,
             },
             "smartbins": [

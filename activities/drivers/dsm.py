@@ -1,20 +1,36 @@
 """DSM driver on pyodbc: read the database server's mode and replication, change them.
 
 pyodbc blocks, so activities call these methods in a thread. Every operation reads
-the DSM first and does nothing when it is already in the wanted state.
+the DSM first and does nothing when it is already in the wanted state. Each DSM is read
+and changed over its own connection only: a DSM's role comes from that DSM.
+
+Every statement is bounded (the driver's `timeout`: the login timeout, and the query
+timeout where the ODBC driver honours it, else the profile's own bound), every result
+set of a statement is read, and every server error surfaces as an error of the tree
+naming the DSM, with the server's number and text.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import math
+import re
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 import pyodbc
 
 from activities.drivers.credentials import Secret
-from activities.drivers.dsm_profiles import PROFILES, DsmProfile
+from activities.drivers.dsm_profiles import (
+    DsmProfile,
+    ProfileError,
+    Replicating,
+    Row,
+    profile_for,
+)
 from activities.drivers.errors import (
     RULE_MAIN_NOT_REPLICATED_ONTO,
     RULE_REPLICATION_FROM_MAIN,
@@ -30,6 +46,18 @@ from inventory.status import DsmStatus
 
 # SQLSTATE classes: 08 = connection, 28 = authorization, HYT = timeouts.
 _UNREACHABLE_STATES = ("08", "HYT00", "HYT01", "IM")
+# How often a started job is looked at until it reports running.
+_CONFIRM_INTERVAL = 0.2
+
+# pyodbc's text of an ODBC error: `[SQLSTATE] text (native error) (SQLFunction)`, further
+# diagnostic records appended as `; [SQLSTATE] text (native error)` (pyodbc
+# src/errors.cpp, GetErrorFromHandle).
+_PYODBC_ERROR = re.compile(
+    r"\[(?P<state>[0-9A-Z]{5})\] (?P<text>.*?) \((?P<native>-?\d+)\) \((?P<func>SQL\w+)\)",
+    re.S,
+)
+# pyodbc's header of a message (Cursor.messages): `[SQLSTATE] (native error)`.
+_PYODBC_MESSAGE = re.compile(r"\[(?P<state>[0-9A-Z]{5})\] \((?P<native>-?\d+)\)")
 
 
 def odbc_value(value: str) -> str:
@@ -49,20 +77,99 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def whole_seconds(timeout: float) -> int:
+    """ODBC timeouts are whole seconds and 0 means none: never round a bound down to 0."""
+    return max(1, math.ceil(timeout))
+
+
+@dataclass(frozen=True)
+class ServerError:
+    """One error as the server said it: SQLSTATE, its native number, its text."""
+
+    state: str
+    native: int | None
+    text: str
+
+    @classmethod
+    def of(cls, e: pyodbc.Error) -> ServerError:
+        state = str(e.args[0]) if e.args else ""
+        raw = str(e.args[1]) if len(e.args) > 1 else str(e)
+        m = _PYODBC_ERROR.match(raw)
+        if m is None:
+            return cls(state, None, raw)
+        rest = raw[m.end() :]
+        return cls(m["state"], int(m["native"]), m["text"] + rest)
+
+
+class _Message(Exception):
+    """An error the server sent as a message (SQL_SUCCESS_WITH_INFO), not as a failure."""
+
+    def __init__(self, error: ServerError) -> None:
+        self.error = error
+
+
+def _check_messages(messages: list[tuple[str, str | bytes]] | None) -> None:
+    # ODBC: a statement of a batch that fails while the batch goes on may come back as
+    # SQL_SUCCESS_WITH_INFO (Microsoft Learn, "Multiple Results"); pyodbc then raises
+    # nothing and keeps the diagnostic in Cursor.messages. Class 01 is a warning or
+    # information (PRINT, "Job ... started successfully."); anything else is an error.
+    for header, text in messages or ():
+        m = _PYODBC_MESSAGE.match(header)
+        state = m["state"] if m else header
+        if not state.startswith("01"):
+            native = int(m["native"]) if m else None
+            raise _Message(ServerError(state, native, str(text)))
+
+
+class _Session:
+    """One DSM connection's cursor, read strictly (profiles' `Sql`)."""
+
+    def __init__(self, cursor: Any) -> None:
+        self._cur = cursor
+
+    def _results(self, statement: str, params: tuple[Any, ...]) -> tuple[list[Any], int]:
+        cur = self._cur
+        cur.execute(statement, *params)
+        count = cur.rowcount
+        sets: list[Any] = []
+        # Every result set, to the end: an error of a later statement of the batch
+        # (sp_start_job's after a SELECT or a row count) is raised only by the
+        # SQLMoreResults that reaches it (pyodbc raises it from nextset(); pyodbc
+        # issues #128, #739).
+        while True:
+            _check_messages(cur.messages)
+            sets.append([tuple(r) for r in cur.fetchall()] if cur.description else None)
+            if not cur.nextset():
+                break
+        return sets, count
+
+    def query(self, statement: str, *params: Any) -> list[Row]:
+        sets, _ = self._results(statement, params)
+        found = [s for s in sets if s is not None]
+        if len(found) != 1:
+            raise ProfileError(f"expected one result set, got {len(found)}")
+        return found[0]
+
+    def execute(self, statement: str, *params: Any) -> int:
+        sets, count = self._results(statement, params)
+        if any(s is not None for s in sets):
+            raise ProfileError("a statement that returns no rows returned some")
+        return int(count)
+
+
 class DsmDriver:
     def __init__(self, dsm: Dsm, side: Side, secret: Secret | None, timeout: float) -> None:
         self.dsm = dsm
         self.side = side
         self.name = dsm.host
-        self.profile: DsmProfile = PROFILES[dsm.profile]
+        self.profile: DsmProfile = profile_for(dsm)
         self._secret = secret
         self._timeout = timeout
 
     # -- connection ---------------------------------------------------------------------
     def _conn_str(self) -> str:
-        parts = [self.dsm.odbc.rstrip(";")]
-        if self.profile.connect_options:
-            parts.append(self.profile.connect_options)
+        before, after = self.profile.connect_options(self._timeout)
+        parts = [p for p in (before, self.dsm.odbc.rstrip(";"), after) if p]
         if self._secret is not None and self._secret.password is not None:
             user, password = self._secret.username, self._secret.password
             if not self.profile.braces_honoured and ";" in user + password:
@@ -80,24 +187,33 @@ class DsmDriver:
             parts.append(f"UID={uid};PWD={pwd}")
         return ";".join(parts)
 
-    def _translate(self, e: pyodbc.Error) -> Exception:
-        state = str(e.args[0]) if e.args else ""
-        if state.startswith("28"):
-            # A fixed text: a driver's message about a login may quote what it was sent.
-            user = self._secret.username if self._secret is not None else "(none)"
-            return AuthenticationFailed(self.name, f"login refused ({state}) for user {user!r}")
-        text = str(e.args[1]) if len(e.args) > 1 else str(e)
+    def _redact(self, text: str) -> str:
         if self._secret is not None and self._secret.password:
             for form in {self._secret.password, odbc_value(self._secret.password)}:
                 text = text.replace(form, "***")
-        if state.startswith(_UNREACHABLE_STATES) or isinstance(e, pyodbc.InterfaceError):
-            return Unreachable(self.name, f"no answer over ODBC ({state}): {text}")
-        return CommandFailed(self.name, f"SQL failed ({state})", text)
+        return text
+
+    def _server_error(self, err: ServerError, unreachable: bool = False) -> Exception:
+        number = f" {err.native}" if err.native is not None else ""
+        what = f"{self.profile.server} error{number} (SQLSTATE {err.state or 'none'})"
+        text = self._redact(err.text)
+        if unreachable or err.state.startswith(_UNREACHABLE_STATES):
+            return Unreachable(self.name, f"no answer over ODBC: {what}: {text}")
+        return CommandFailed(self.name, what, text)
+
+    def _translate(self, e: pyodbc.Error) -> Exception:
+        err = ServerError.of(e)
+        if err.state.startswith("28"):
+            # A fixed text: a driver's message about a login may quote what it was sent.
+            user = self._secret.username if self._secret is not None else "(none)"
+            return AuthenticationFailed(self.name, f"login refused ({err.state}) for user {user!r}")
+        return self._server_error(err, unreachable=isinstance(e, pyodbc.InterfaceError))
 
     @contextmanager
-    def _cursor(self) -> Iterator[Any]:
+    def _session(self) -> Iterator[_Session]:
+        bound = whole_seconds(self._timeout)
         try:
-            conn = pyodbc.connect(self._conn_str(), autocommit=True, timeout=int(self._timeout))
+            conn = pyodbc.connect(self._conn_str(), autocommit=True, timeout=bound)
         except pyodbc.Error as e:
             err = self._translate(e)
             # Any failure to connect that is not a refused login is a DSM that does not answer.
@@ -105,31 +221,40 @@ class DsmDriver:
                 err = Unreachable(self.name, f"cannot connect over ODBC: {err.output or err}")
             raise err from None
         try:
-            cur = conn.cursor()
-            yield cur
+            # SQL_ATTR_QUERY_TIMEOUT of every statement on this connection (pyodbc
+            # Connection.timeout); an expired one is SQLSTATE HYT00.
+            conn.timeout = bound
+            yield _Session(conn.cursor())
         except pyodbc.Error as e:
             raise self._translate(e) from None
+        except _Message as m:
+            raise self._server_error(m.error) from None
+        except ProfileError as e:
+            raise CommandFailed(self.name, f"the DSM's answer does not read whole: {e}") from None
         finally:
             conn.close()
 
     # -- facts ------------------------------------------------------------------------------
     def read(self) -> DsmStatus:
-        """Mode, replication and asset count. Raises Unreachable when the DSM does not answer."""
-        with self._cursor() as cur:
-            row = cur.execute(self.profile.status).fetchone()
-            if row is None:
-                raise CommandFailed(self.name, "the DSM has no mode row")
-            count = cur.execute(self.profile.asset_count).fetchone()[0]
-        mode, since, replication, role = row
+        """Mode, replication and asset count, from this DSM itself. Raises Unreachable when
+        it does not answer, CommandFailed when an answer cannot be read whole."""
+        with self._session() as sql:
+            mode, since = self.profile.read_mode(sql)
+            rep = self.profile.read_replication(sql)
+            count = self.profile.asset_count(sql)
         return DsmStatus(
             host=self.name,
             side=self.side,
             mode=mode,
             mode_since=since,
-            replication=replication,
-            role=role,
-            asset_count=int(count),
+            replication=rep.state,
+            role=rep.role,
+            asset_count=count,
         )
+
+    def replicating(self) -> Replicating:
+        with self._session() as sql:
+            return self.profile.read_replication(sql)
 
     def status(self) -> DsmStatus:
         """Like read(), but a DSM that does not answer is a status, not an error."""
@@ -157,15 +282,57 @@ class DsmDriver:
                 f"{before.replication}, {before.role or 'no role'}); stop it first "
                 "(amsm replication stop)",
             )
-        with self._cursor() as cur:
-            cur.execute(self.profile.set_mode, mode, _now())
+        with self._session() as sql:
+            changed = self.profile.set_mode(sql, mode, _now())
+        if changed != 1:
+            raise CommandFailed(
+                self.name, f"set {mode} changed {changed} mode rows, not the DSM's one"
+            )
         after = self.read()
         if after.mode != mode:
             raise CommandFailed(self.name, f"set {mode} did not take: the DSM reports {after.mode}")
         return f"DSM {self.name} set to {mode}"
 
+    def _confirm(self, what: str, reached: Callable[[Replicating], bool]) -> None:
+        # sp_start_job and sp_stop_job only ask the Agent (Microsoft Learn: "Instructs SQL
+        # Server Agent to ..."); the job runs or ends a moment later. Bounded.
+        deadline = time.monotonic() + self._timeout
+        while True:
+            now = self.replicating()
+            if reached(now):
+                return
+            if time.monotonic() > deadline:
+                raise CommandFailed(
+                    self.name,
+                    f"{what}: not reached within {self._timeout:g} s (replication "
+                    f"{now.state}, role {now.role})",
+                )
+            time.sleep(_CONFIRM_INTERVAL)
+
+    def _start(self, role: Literal["master", "backup"]) -> None:
+        with self._session() as sql:
+            self.profile.start(sql, role, _now())
+        self._confirm(
+            f"DSM {self.name} running as replication {role}",
+            lambda r: r == Replicating("running", role),
+        )
+
+    def join_as_backup(self) -> str:
+        """Make this DSM receive replication (its own backup job); no-op when it does.
+        Called by the master's start_replication, which checked the interlocks."""
+        now = self.replicating()
+        if now == Replicating("running", "backup"):
+            return f"{self.name} already runs as replication backup"
+        if now.state == "running":
+            raise CommandFailed(
+                self.name, f"DSM {self.name} runs replication as {now.role}, not as backup"
+            )
+        self._start("backup")
+        return f"{self.name} runs as replication backup"
+
     def start_replication(self, peer: DsmDriver, overrides: Overrides | None = None) -> str:
-        """Start replication FROM this DSM.
+        """Start replication FROM this DSM: its master job, then the peer's backup job,
+        each on its own DSM.
 
         Refused unless this DSM is main and the peer is backup: replication
         overwrites the peer's database, and must never run in split mode. Both rules
@@ -188,17 +355,46 @@ class DsmDriver:
                 "main database (split mode)",
                 f"the peer DSM {peer.name} was {other.mode}",
             )
-        if me.replication == "running" and me.role == "master":
-            return f"replication already runs from DSM {self.name}"
-        with self._cursor() as cur:
-            cur.execute(self.profile.start_replication, _now())
-        return f"replication started from DSM {self.name} to {peer.name}"
+        running = me.replication == "running"
+        if running and me.role != "master":
+            raise CommandFailed(
+                self.name, f"DSM {self.name} runs replication as {me.role}; stop it first"
+            )
+        if not running:
+            self._start("master")
+        joined = peer.join_as_backup()
+        if running:
+            return f"replication already runs from DSM {self.name}; {joined}"
+        return f"replication started from DSM {self.name} to {peer.name}; {joined}"
 
-    def stop_replication(self) -> str:
-        """Stop replication on this DSM; the peer's replication processes follow."""
-        me = self.read()
-        if me.replication == "stopped":
-            return f"replication is already stopped on DSM {self.name}"
-        with self._cursor() as cur:
-            cur.execute(self.profile.stop_replication, _now())
-        return f"replication stopped on DSM {self.name}"
+    def _stop(self, role: Literal["master", "backup"]) -> None:
+        try:
+            with self._session() as sql:
+                self.profile.stop(sql, role, _now())
+        except CommandFailed:
+            # It may have ended between the read and the stop (SQL Server refuses to stop
+            # a job that is not running, error 22022): that is the state wanted.
+            if self.replicating().state == "running":
+                raise
+        # Not waited for here: the Agent lets the running step finish first (Microsoft
+        # Learn, sp_stop_job), which can outlast a query; the activity waits for it.
+
+    def stop_replication(self, peer: DsmDriver | None = None) -> str:
+        """Stop replication on this DSM and, given its peer, the peer's backup
+        replication too (the manual: stopping on the main stops the backup's processes).
+        Without a peer (it is lost), only this DSM's own."""
+        me = self.replicating()
+        done: list[str] = []
+        if me.state == "running":
+            self._stop("backup" if me.role == "backup" else "master")
+            done.append(f"replication stopped on DSM {self.name}")
+        elif me.state == "failed":
+            done.append(f"replication is not running on DSM {self.name} (its last run failed)")
+        else:
+            done.append(f"replication is already stopped on DSM {self.name}")
+        if peer is not None and me.role != "backup":
+            theirs = peer.replicating()
+            if theirs == Replicating("running", "backup"):
+                peer._stop("backup")
+                done.append(f"and on its backup {peer.name}")
+        return " ".join(done)

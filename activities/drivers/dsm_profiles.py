@@ -1,84 +1,318 @@
-"""The SQL each kind of DSM understands, one named profile per kind.
+"""What each kind of DSM understands, one profile per kind: the SQL, and how its answers
+read as a DSM's mode and replication.
 
 `lab`: the simulator's SQLite databases (lab/dsm.py owns the schema).
-`sqlserver`: T-SQL for an Aurora DSM on SQL Server 2005+, where replication is a
-SQL Server Agent job. The Aurora schema is not public: the job name and the mode
-table are this project's assumption (README, "Device settings"); the statements
-have not been run against a real DSM.
+`sqlserver`: T-SQL for an Aurora DSM on SQL Server 2005+, where replication is two SQL
+Server Agent jobs per DSM (README, "A SQL Server DSM"): the *master job* runs on the DSM
+that replicates from itself, the *backup job* on the DSM that receives. Each DSM's role is
+read from its own msdb, never from its peer. The Aurora schema is not public: the job
+names, the mode table and the asset table are settings (inventory `dsm.sqlserver`), and
+the statements have been parsed (tests/unit/test_dsm_sqlserver.py, sqlglot's T-SQL
+dialect) but **not run against a real SQL Server**.
+
+A profile only builds statements and reads rows; the driver (activities/drivers/dsm.py)
+runs them, reads every result set and turns every server error into the error tree.
 """
 
 from __future__ import annotations
 
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from inventory.models import Dsm, SqlServerDsm
+
+Replication = Literal["running", "stopped", "failed"]
+Role = Literal["master", "backup", "none"]
+Mode = Literal["main", "backup"]
+Row = tuple[Any, ...]
+
+
+class ProfileError(Exception):
+    """An answer that does not read as the profile expects; the driver names the host."""
+
+
+class Sql(Protocol):
+    """The driver's way of running one statement on one DSM."""
+
+    def query(self, statement: str, *params: Any) -> list[Row]:
+        """Exactly one result set, its rows (every later result set read and checked)."""
+        ...
+
+    def execute(self, statement: str, *params: Any) -> int:
+        """No result set expected; the row count."""
+        ...
 
 
 @dataclass(frozen=True)
-class DsmProfile:
+class Replicating:
+    state: Replication
+    role: Role
+
+
+def _one_row(rows: list[Row], what: str, width: int) -> Row:
+    if len(rows) != 1:
+        raise ProfileError(f"{what}: expected exactly one row, got {len(rows)}")
+    if len(rows[0]) != width:
+        raise ProfileError(f"{what}: expected {width} columns, got {len(rows[0])}")
+    return rows[0]
+
+
+def read_mode(rows: list[Row]) -> tuple[Mode, str]:
+    mode, since = _one_row(rows, "the mode row", 2)
+    if mode not in ("main", "backup"):
+        raise ProfileError(f"the mode row says {mode!r}, neither 'main' nor 'backup'")
+    return mode, str(since or "")
+
+
+def read_count(rows: list[Row]) -> int:
+    (count,) = _one_row(rows, "the asset count", 1)
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise ProfileError(f"the asset count is {count!r}, not a count")
+    return count
+
+
+class DsmProfile(ABC):
     name: str
-    # -> one row: mode, mode_since, replication, role
-    status: str
-    # -> one row: count
-    asset_count: str
-    # params: mode, since
-    set_mode: str
-    # params: since
-    start_replication: str
-    # params: since
-    stop_replication: str
-    # extra connection-string options
-    connect_options: str = ""
+    # Whose error numbers the driver reports ("SQL Server error 22022").
+    server: str
     # Whether the ODBC driver parses braced values as [MS-ODBCSTR] says. When it does
     # not, a `;` in a credential could add a keyword, and such a credential is refused.
     braces_honoured: bool = True
 
+    @abstractmethod
+    def connect_options(self, timeout: float) -> tuple[str, str]:
+        """(before, after) the inventory's ODBC string: options the profile needs."""
 
-LAB = DsmProfile(
-    name="lab",
-    status="SELECT mode, mode_since, replication, replication_role FROM dsm WHERE id = 1",
-    asset_count="SELECT COUNT(*) FROM assets",
-    set_mode="UPDATE dsm SET mode = ?, mode_since = ? WHERE id = 1",
-    start_replication=(
-        "UPDATE dsm SET replication = 'running', replication_role = 'master', "
-        "replication_since = ? WHERE id = 1"
-    ),
-    stop_replication=(
-        "UPDATE dsm SET replication = 'stopped', replication_role = 'none', "
-        "replication_since = ? WHERE id = 1"
-    ),
-    # A missing database file is a DSM that does not answer, not a new empty DSM.
-    connect_options="NoCreat=1",
+    @abstractmethod
+    def read_mode(self, sql: Sql) -> tuple[Mode, str]: ...
+
+    @abstractmethod
+    def read_replication(self, sql: Sql) -> Replicating: ...
+
+    @abstractmethod
+    def asset_count(self, sql: Sql) -> int: ...
+
+    @abstractmethod
+    def set_mode(self, sql: Sql, mode: Mode, since: str) -> int:
+        """Set the mode; the number of mode rows changed (the driver wants exactly 1)."""
+
+    @abstractmethod
+    def start(self, sql: Sql, role: Literal["master", "backup"], since: str) -> None:
+        """Start this DSM's replication in `role` (the driver checked it is not running)."""
+
+    @abstractmethod
+    def stop(self, sql: Sql, role: Literal["master", "backup"], since: str) -> None:
+        """Stop this DSM's replication that runs in `role`."""
+
+
+class LabProfile(DsmProfile):
+    """The lab's DSM: one `dsm` row holds its mode and its replication state and role."""
+
+    name = "lab"
+    server = "SQLite"
     # Debian's SQLite3 ODBC driver (sqliteodbc) looks its keywords up in the raw string:
     # `PWD={x}};JournalMode=DELETE;{}` switches the journal mode (tried: unixODBC 2.3.11,
     # libsqliteodbc 0.9998). It has no logins and ignores UID and PWD.
-    braces_honoured=False,
-)
+    braces_honoured = False
 
-SQLSERVER = DsmProfile(
-    name="sqlserver",
-    status=(
-        "SELECT m.Mode, CONVERT(varchar(19), m.ModeSince, 126), "
-        "CASE WHEN ja.start_execution_date IS NOT NULL AND ja.stop_execution_date IS NULL "
-        "THEN 'running' WHEN h.run_status = 0 THEN 'failed' ELSE 'stopped' END, "
-        "m.ReplicationRole "
-        "FROM dbo.AmsmDsmMode AS m "
-        "LEFT JOIN msdb.dbo.sysjobs AS j ON j.name = N'AuroraReplication' "
-        "OUTER APPLY (SELECT TOP 1 a.start_execution_date, a.stop_execution_date "
-        "  FROM msdb.dbo.sysjobactivity AS a WHERE a.job_id = j.job_id "
-        "  ORDER BY a.session_id DESC) AS ja "
-        "OUTER APPLY (SELECT TOP 1 run_status FROM msdb.dbo.sysjobhistory AS jh "
-        "  WHERE jh.job_id = j.job_id AND jh.step_id = 0 "
-        "  ORDER BY jh.instance_id DESC) AS h"
-    ),
-    asset_count="SELECT COUNT(*) FROM dbo.Assets",
-    set_mode="UPDATE dbo.AmsmDsmMode SET Mode = ?, ModeSince = ?",
-    start_replication=(
-        "UPDATE dbo.AmsmDsmMode SET ReplicationRole = 'master', ReplicationSince = ?; "
-        "EXEC msdb.dbo.sp_start_job @job_name = N'AuroraReplication'"
-    ),
-    stop_replication=(
-        "UPDATE dbo.AmsmDsmMode SET ReplicationRole = 'none', ReplicationSince = ?; "
-        "EXEC msdb.dbo.sp_stop_job @job_name = N'AuroraReplication'"
-    ),
-)
+    STATUS = "SELECT mode, mode_since, replication, replication_role FROM dsm WHERE id = 1"
+    ASSETS = "SELECT COUNT(*) FROM assets"
+    SET_MODE = "UPDATE dsm SET mode = ?, mode_since = ? WHERE id = 1"
+    SET_REPLICATION = (
+        "UPDATE dsm SET replication = ?, replication_role = ?, replication_since = ? WHERE id = 1"
+    )
 
-PROFILES = {p.name: p for p in (LAB, SQLSERVER)}
+    def connect_options(self, timeout: float) -> tuple[str, str]:
+        # sqliteodbc ignores SQL_ATTR_QUERY_TIMEOUT (tried: a query on a locked file with
+        # pyodbc's `timeout = 2` waited 200 s); its bound is the busy timeout `Timeout=`
+        # (ms), and of a keyword given twice it takes the first: so ours goes first.
+        # NoCreat: a missing database file is a DSM that does not answer, not a new one.
+        return f"Timeout={math.ceil(timeout * 1000)}", "NoCreat=1"
+
+    def _row(self, sql: Sql) -> Row:
+        return _one_row(sql.query(self.STATUS), "the dsm row", 4)
+
+    def read_mode(self, sql: Sql) -> tuple[Mode, str]:
+        return read_mode([self._row(sql)[:2]])
+
+    def read_replication(self, sql: Sql) -> Replicating:
+        replication, role = self._row(sql)[2:]
+        if replication not in ("running", "stopped", "failed") or role not in (
+            "master",
+            "backup",
+            "none",
+        ):
+            raise ProfileError(f"replication {replication!r} as {role!r} is not a state")
+        return Replicating(replication, role)
+
+    def asset_count(self, sql: Sql) -> int:
+        return read_count(sql.query(self.ASSETS))
+
+    def set_mode(self, sql: Sql, mode: Mode, since: str) -> int:
+        return sql.execute(self.SET_MODE, mode, since)
+
+    def start(self, sql: Sql, role: Literal["master", "backup"], since: str) -> None:
+        sql.execute(self.SET_REPLICATION, "running", role, since)
+
+    def stop(self, sql: Sql, role: Literal["master", "backup"], since: str) -> None:
+        sql.execute(self.SET_REPLICATION, "stopped", "none", since)
+
+
+@dataclass(frozen=True)
+class JobState:
+    """One SQL Server Agent job as msdb reports it."""
+
+    name: str
+    running: bool
+    # sysjobhistory.run_status of its last finished run (step_id 0, the job outcome):
+    # 0 failed, 1 succeeded, 2 retry, 3 canceled (sp_stop_job); None: never ran.
+    last_status: int | None
+    last_instance: int | None
+
+
+JOB_FAILED = 0
+
+
+def job_states(rows: list[Row], wanted: Sequence[str]) -> dict[str, JobState]:
+    """The rows of SqlServerProfile.JOBS by wanted name; a wanted job missing is an error."""
+    found: dict[str, JobState] = {}
+    for row in rows:
+        if len(row) != 4:
+            raise ProfileError(f"a job row has {len(row)} columns, not 4")
+        name, running, status, instance = row
+        if not isinstance(name, str) or running not in (0, 1):
+            raise ProfileError(f"the job row {row!r} does not read as a job")
+        key = name.casefold()
+        if key in found:
+            raise ProfileError(f"msdb names the job {name!r} twice")
+        found[key] = JobState(name, bool(running), status, instance)
+    missing = [w for w in wanted if w.casefold() not in found]
+    if missing:
+        raise ProfileError(
+            "no SQL Server Agent job "
+            + ", ".join(repr(m) for m in missing)
+            + " in msdb (README, 'A SQL Server DSM')"
+        )
+    return {w: found[w.casefold()] for w in wanted}
+
+
+def replication_of(master: JobState, backup: JobState) -> Replicating:
+    """A DSM's replication from its own two jobs: the one that runs gives the role; when
+    neither runs, the outcome of the one that finished last (a failure stays visible
+    until replication is started or stopped again, as the manual's "Replication failed")."""
+    if master.running and backup.running:
+        raise ProfileError(
+            f"both {master.name!r} and {backup.name!r} run: a DSM is master or backup, not both"
+        )
+    if master.running:
+        return Replicating("running", "master")
+    if backup.running:
+        return Replicating("running", "backup")
+    ran = [j for j in (master, backup) if j.last_instance is not None]
+    if not ran:
+        return Replicating("stopped", "none")
+    last = max(ran, key=lambda j: j.last_instance or 0)
+    if last.last_status == JOB_FAILED:
+        return Replicating("failed", "master" if last is master else "backup")
+    return Replicating("stopped", "none")
+
+
+def bracketed(table: str) -> str:
+    """`dbo.Assets` as `[dbo].[Assets]` (the inventory allows only regular identifiers,
+    so no `]` needs doubling)."""
+    return ".".join(f"[{part}]" for part in table.split("."))
+
+
+class SqlServerProfile(DsmProfile):
+    """An Aurora DSM on SQL Server 2005+ (T-SQL valid on 2005: no THROW, no SYSUTCDATETIME)."""
+
+    name = "sqlserver"
+    server = "SQL Server"
+
+    MODE = "SELECT Mode, CONVERT(varchar(19), ModeSince, 126) FROM dbo.AmsmDsmMode"
+    # The DSM's own clock says since when: GETUTCDATE() (SQL Server 2005).
+    SET_MODE = "UPDATE dbo.AmsmDsmMode SET Mode = ?, ModeSince = GETUTCDATE()"
+    # Running = a row of the Agent's current session with a start and no stop
+    # (Microsoft Learn, dbo.sysjobactivity, its example; each Agent start opens a new
+    # session, so a run cut short by an Agent restart does not count as running).
+    # Outcome = the last job-outcome row (step_id 0) of dbo.sysjobhistory.
+    JOBS = (
+        "SELECT j.name, "
+        "CASE WHEN a.start_execution_date IS NOT NULL AND a.stop_execution_date IS NULL "
+        "THEN 1 ELSE 0 END, h.run_status, h.instance_id "
+        "FROM msdb.dbo.sysjobs AS j "
+        "OUTER APPLY (SELECT TOP 1 ja.start_execution_date, ja.stop_execution_date "
+        "FROM msdb.dbo.sysjobactivity AS ja WHERE ja.job_id = j.job_id "
+        "AND ja.session_id = (SELECT MAX(s.session_id) FROM msdb.dbo.sysjobactivity AS s) "
+        "ORDER BY ja.start_execution_date DESC) AS a "
+        "OUTER APPLY (SELECT TOP 1 jh.run_status, jh.instance_id "
+        "FROM msdb.dbo.sysjobhistory AS jh WHERE jh.job_id = j.job_id AND jh.step_id = 0 "
+        "ORDER BY jh.instance_id DESC) AS h "
+        "WHERE j.name IN (?, ?)"
+    )
+    # sp_start_job / sp_stop_job return 0 (success) or 1 (failure) (Microsoft Learn,
+    # "Return Code Values"); their errors (e.g. 22022, the job already running or not
+    # running) may come after other results of the batch, which the driver reads all.
+    # NOCOUNT: no row counts of the procedures' own statements in between.
+    START_JOB = (
+        "SET NOCOUNT ON; DECLARE @rc int; "
+        "EXEC @rc = msdb.dbo.sp_start_job @job_name = ?; SELECT @rc AS rc"
+    )
+    STOP_JOB = (
+        "SET NOCOUNT ON; DECLARE @rc int; "
+        "EXEC @rc = msdb.dbo.sp_stop_job @job_name = ?; SELECT @rc AS rc"
+    )
+
+    def __init__(self, settings: SqlServerDsm) -> None:
+        self.settings = settings
+        self.assets = f"SELECT COUNT(*) FROM {bracketed(settings.asset_table)}"
+
+    def statements(self) -> list[str]:
+        """Every statement this profile sends (the unit tests parse each one)."""
+        return [self.MODE, self.SET_MODE, self.JOBS, self.START_JOB, self.STOP_JOB, self.assets]
+
+    def connect_options(self, timeout: float) -> tuple[str, str]:
+        # The query timeout is pyodbc's `Connection.timeout` (SQL_ATTR_QUERY_TIMEOUT),
+        # which Microsoft's ODBC driver honours; nothing to add to the string.
+        return "", ""
+
+    def _jobs(self, sql: Sql) -> dict[str, JobState]:
+        s = self.settings
+        wanted = (s.master_job, s.backup_job)
+        return job_states(sql.query(self.JOBS, *wanted), wanted)
+
+    def read_mode(self, sql: Sql) -> tuple[Mode, str]:
+        return read_mode(sql.query(self.MODE))
+
+    def read_replication(self, sql: Sql) -> Replicating:
+        jobs = self._jobs(sql)
+        return replication_of(jobs[self.settings.master_job], jobs[self.settings.backup_job])
+
+    def asset_count(self, sql: Sql) -> int:
+        return read_count(sql.query(self.assets))
+
+    def set_mode(self, sql: Sql, mode: Mode, since: str) -> int:
+        return sql.execute(self.SET_MODE, mode)
+
+    def _job(self, role: Literal["master", "backup"]) -> str:
+        return self.settings.master_job if role == "master" else self.settings.backup_job
+
+    def _run(self, sql: Sql, statement: str, job: str, what: str) -> None:
+        (rc,) = _one_row(sql.query(statement, job), f"{what} {job!r}", 1)
+        if rc != 0:
+            raise ProfileError(f"{what} {job!r} returned {rc!r} (1 = failure)")
+
+    def start(self, sql: Sql, role: Literal["master", "backup"], since: str) -> None:
+        self._run(sql, self.START_JOB, self._job(role), "sp_start_job")
+
+    def stop(self, sql: Sql, role: Literal["master", "backup"], since: str) -> None:
+        self._run(sql, self.STOP_JOB, self._job(role), "sp_stop_job")
+
+
+def profile_for(dsm: Dsm) -> DsmProfile:
+    if dsm.profile == "sqlserver":
+        return SqlServerProfile(dsm.sqlserver_settings)
+    return LabProfile()

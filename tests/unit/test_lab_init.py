@@ -51,7 +51,7 @@ def test_inventory_is_valid_and_complete(lab_dir: Path) -> None:
     assert inv.sides["X"].pseudo_host.host == "sb-x1"
     assert inv.sides["Y"].iscsi_target == iqn("Y")
     odbc = inv.sides["X"].dsm.odbc
-    assert odbc == f"Driver=SQLite3;Database={lab_dir.resolve()}/dsm-x.db;Timeout=5000"
+    assert odbc == f"Driver=SQLite3;Database={lab_dir.resolve()}/dsm-x.db"
     assert inv.credentials["lab-admin"].key_file == "keys/id_ed25519"
     assert inv.timing.reboot_timeout == 30 and inv.timing.poll_interval == pytest.approx(0.1)
     k2 = next(b for b in inv.browse if b.role == "k2-mdi")
@@ -191,7 +191,7 @@ def test_replication_fails_in_split_mode_and_from_a_backup(fresh: Path) -> None:
     assert dsm_row(fresh, "Y") == ("main", "stopped", "none")
 
 
-def test_replication_starts_the_backup_side(fresh: Path) -> None:
+def test_the_master_copies_only_onto_a_backup_that_runs_as_backup_itself(fresh: Path) -> None:
     with dsm(fresh, "X") as x:
         x.execute(
             "UPDATE dsm SET mode = 'backup', replication = 'stopped', replication_role = 'none'"
@@ -201,6 +201,12 @@ def test_replication_starts_the_backup_side(fresh: Path) -> None:
             "UPDATE dsm SET mode = 'main', replication = 'running', replication_role = 'master'"
         )
         y.execute("DELETE FROM assets WHERE id > 100")
+    # Nothing makes X a backup but X itself (a SQL Server DSM's own backup job).
+    assert repl(fresh) == []
+    assert dsm_row(fresh, "X") == ("backup", "stopped", "none")
+    assert len(asset_names(fresh, "X")) == 120
+    with dsm(fresh, "X") as x:
+        x.execute("UPDATE dsm SET replication = 'running', replication_role = 'backup'")
     repl(fresh)
     assert dsm_row(fresh, "X") == ("backup", "running", "backup")
     assert len(asset_names(fresh, "X")) == 100

@@ -1,0 +1,296 @@
+"""The `sqlserver` DSM profile where no SQL Server runs: its T-SQL parsed by a real T-SQL
+parser (sqlglot's tsql dialect), its reading of msdb's answers, the driver's reading of
+pyodbc's errors and messages, and the inventory's settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyodbc
+import pytest
+import sqlglot
+from pydantic import ValidationError
+from sqlglot import exp
+from sqlglot.errors import ErrorLevel, ParseError
+
+from activities.drivers.credentials import Secret
+from activities.drivers.dsm import (
+    DsmDriver,
+    ServerError,
+    _check_messages,
+    _Message,
+    _Session,
+    whole_seconds,
+)
+from activities.drivers.dsm_profiles import (
+    ProfileError,
+    Replicating,
+    SqlServerProfile,
+    job_states,
+    replication_of,
+)
+from activities.drivers.errors import AuthenticationFailed, CommandFailed, Unreachable
+from inventory.models import Dsm, SqlServerDsm
+
+ODBC = "Driver={ODBC Driver 18 for SQL Server};Server=dsm-x;Database=Aurora"
+
+
+def parse_tsql(sql: str) -> list[exp.Expression]:
+    """Parsed strictly: a syntax error raises, and nothing may fall back to sqlglot's
+    opaque `Command` (which it uses for statements it does not understand)."""
+    trees = [t for t in sqlglot.parse(sql, read="tsql", error_level=ErrorLevel.RAISE) if t]
+    assert trees, sql
+    for tree in trees:
+        assert not isinstance(tree, exp.Command), f"not understood as T-SQL: {tree.sql()}"
+    return trees
+
+
+def placeholders(trees: list[exp.Expression]) -> int:
+    return sum(len(list(t.find_all(exp.Placeholder))) for t in trees)
+
+
+def test_the_parser_is_strict() -> None:
+    with pytest.raises(ParseError):
+        parse_tsql("SELECT Mode FROM WHERE")
+    with pytest.raises(ParseError):
+        parse_tsql("UPDATE dbo.AmsmDsmMode SET Mode = ? ModeSince = 1")
+
+
+@pytest.mark.parametrize(
+    ("statement", "kinds", "params"),
+    [
+        (SqlServerProfile.MODE, [exp.Select], 0),
+        (SqlServerProfile.SET_MODE, [exp.Update], 1),
+        (SqlServerProfile.JOBS, [exp.Select], 2),
+        (SqlServerProfile.START_JOB, [exp.Set, exp.Declare, exp.Execute, exp.Select], 1),
+        (SqlServerProfile.STOP_JOB, [exp.Set, exp.Declare, exp.Execute, exp.Select], 1),
+    ],
+)
+def test_every_statement_parses_as_tsql(
+    statement: str, kinds: list[type[exp.Expression]], params: int
+) -> None:
+    trees = parse_tsql(statement)
+    assert [type(t) for t in trees] == kinds
+    # The driver binds exactly this many values: a `?` too many or too few fails on a
+    # real server only.
+    assert placeholders(trees) == params
+
+
+def test_the_profile_sends_only_parsed_statements() -> None:
+    profile = SqlServerProfile(SqlServerDsm(asset_table="Aurora.MasterClips"))
+    assert profile.assets == "SELECT COUNT(*) FROM [Aurora].[MasterClips]"
+    for statement in profile.statements():
+        parse_tsql(statement)
+
+
+def test_the_jobs_are_the_agents_own_and_named_by_parameter() -> None:
+    (tree,) = parse_tsql(SqlServerProfile.JOBS)
+    tables = {f"{t.catalog}.{t.db}.{t.name}" for t in tree.find_all(exp.Table)}
+    assert tables == {
+        "msdb.dbo.sysjobs",
+        "msdb.dbo.sysjobactivity",
+        "msdb.dbo.sysjobhistory",
+    }
+    # Only the Agent's current session counts (Microsoft Learn, dbo.sysjobactivity).
+    assert "MAX(s.session_id)" in tree.sql(dialect="tsql")
+    for statement in (SqlServerProfile.START_JOB, SqlServerProfile.STOP_JOB):
+        ex = next(t for t in parse_tsql(statement) if isinstance(t, exp.Execute))
+        assert ex.this.sql(dialect="tsql").lower() in (
+            "msdb.dbo.sp_start_job",
+            "msdb.dbo.sp_stop_job",
+        )
+        # The return code is read: 1 is failure even when no error came with it.
+        assert ex.args.get("return_status") is not None
+
+
+# -- msdb's answers ----------------------------------------------------------------------
+def job(name: str, running: bool = False, status: int | None = None, at: int | None = None) -> Any:
+    return (name, int(running), status, at)
+
+
+WANTED = ("AuroraReplication", "AuroraReplicationBackup")
+
+
+def states(*rows: Any) -> Replicating:
+    jobs = job_states(list(rows), WANTED)
+    return replication_of(jobs[WANTED[0]], jobs[WANTED[1]])
+
+
+def test_a_dsms_role_is_the_job_that_runs_on_it() -> None:
+    assert states(job("AuroraReplication", True), job("AuroraReplicationBackup")) == Replicating(
+        "running", "master"
+    )
+    assert states(job("AuroraReplication"), job("AuroraReplicationBackup", True)) == Replicating(
+        "running", "backup"
+    )
+    # msdb compares names without regard to case: so does the profile.
+    assert states(job("aurorareplication", True), job("AURORAREPLICATIONBACKUP")).role == "master"
+
+
+def test_without_a_running_job_the_last_outcome_counts() -> None:
+    never = states(job("AuroraReplication"), job("AuroraReplicationBackup"))
+    assert never == Replicating("stopped", "none")
+    failed = states(job("AuroraReplication", status=0, at=7), job("AuroraReplicationBackup"))
+    assert failed == Replicating("failed", "master")
+    # Canceled by sp_stop_job (3) after an older failure: stopped.
+    canceled = states(
+        job("AuroraReplication", status=0, at=7), job("AuroraReplicationBackup", status=3, at=9)
+    )
+    assert canceled == Replicating("stopped", "none")
+    assert states(
+        job("AuroraReplication", status=1, at=3), job("AuroraReplicationBackup", status=0, at=4)
+    ) == Replicating("failed", "backup")
+
+
+def test_answers_that_do_not_read_whole_are_errors() -> None:
+    with pytest.raises(ProfileError, match="'AuroraReplicationBackup'"):
+        states(job("AuroraReplication", True))
+    with pytest.raises(ProfileError, match="not both"):
+        states(job("AuroraReplication", True), job("AuroraReplicationBackup", True))
+    with pytest.raises(ProfileError, match="twice"):
+        states(job("AuroraReplication"), job("auroraREPLICATION"), job("AuroraReplicationBackup"))
+    with pytest.raises(ProfileError, match="columns"):
+        states(("AuroraReplication", 1), job("AuroraReplicationBackup"))
+
+
+def test_start_and_stop_read_the_return_code() -> None:
+    class Answers:
+        def __init__(self, rows: list[Any]) -> None:
+            self.rows = rows
+
+        def query(self, statement: str, *params: Any) -> list[Any]:
+            assert statement == SqlServerProfile.START_JOB and params == ("AuroraReplication",)
+            return self.rows
+
+        def execute(self, statement: str, *params: Any) -> int:
+            raise AssertionError("no result-less statement here")
+
+    profile = SqlServerProfile(SqlServerDsm())
+    profile.start(Answers([(0,)]), "master", "")
+    with pytest.raises(ProfileError, match="returned 1"):
+        profile.start(Answers([(1,)]), "master", "")
+    with pytest.raises(ProfileError, match="exactly one row"):
+        profile.start(Answers([]), "master", "")
+
+
+# -- pyodbc's errors and messages ------------------------------------------------------------
+AGENT_ERROR = (
+    "[42000] [Microsoft][ODBC Driver 18 for SQL Server][SQL Server]SQLServerAgent Error: "
+    "Request to run job AuroraReplication (from User amsm) refused because the job is "
+    "already running from a request by User amsm. (22022) (SQLMoreResults)"
+)
+
+
+def driver(profile: str = "sqlserver", password: str = "s3cret") -> DsmDriver:
+    odbc = ODBC if profile == "sqlserver" else "Driver=SQLite3;Database=/nonexistent/x.db"
+    dsm = Dsm(host="dsm-x", profile=profile, odbc=odbc)  # type: ignore[arg-type]
+    return DsmDriver(dsm, "X", Secret("amsm", None, password), timeout=5)
+
+
+def test_a_server_error_keeps_its_number_and_text() -> None:
+    err = ServerError.of(pyodbc.ProgrammingError("42000", AGENT_ERROR))
+    assert (err.state, err.native) == ("42000", 22022)
+    assert err.text.endswith("already running from a request by User amsm.")
+    got = driver()._translate(pyodbc.ProgrammingError("42000", AGENT_ERROR))
+    assert isinstance(got, CommandFailed) and got.host == "dsm-x"
+    assert str(got).startswith("dsm-x: SQL Server error 22022 (SQLSTATE 42000): [Microsoft]")
+    # Further diagnostic records stay in the text.
+    two = AGENT_ERROR + "; [01000] [Microsoft][SQL Server]Job step canceled. (0)"
+    assert "Job step canceled. (0)" in ServerError.of(pyodbc.Error("42000", two)).text
+
+
+def test_a_query_timeout_is_a_dsm_that_does_not_answer() -> None:
+    e = pyodbc.OperationalError(
+        "HYT00",
+        "[HYT00] [Microsoft][ODBC Driver 18 for SQL Server]Query timeout expired (0) "
+        "(SQLExecDirectW)",
+    )
+    got = driver()._translate(e)
+    assert isinstance(got, Unreachable) and got.retryable
+    assert "SQL Server error 0 (SQLSTATE HYT00)" in str(got) and "Query timeout expired" in str(got)
+
+
+def test_a_password_in_a_server_text_is_hidden() -> None:
+    e = pyodbc.Error("42000", "[42000] near PWD={s3cret}: syntax error (102) (SQLExecDirectW)")
+    got = driver()._translate(e)
+    assert "s3cret" not in str(got) and "***" in str(got) and "error 102" in str(got)
+    login = driver()._translate(pyodbc.Error("28000", "[28000] Login failed s3cret (18456)"))
+    assert isinstance(login, AuthenticationFailed) and "s3cret" not in str(login)
+
+
+def test_an_error_sent_as_a_message_is_an_error() -> None:
+    # "Job 'AuroraReplication' started successfully." is information (class 01).
+    _check_messages([("[01000] (0)", "[Microsoft][SQL Server]Job 'x' started successfully.")])
+    _check_messages(None)
+    with pytest.raises(_Message) as m:
+        _check_messages([("[01000] (0)", "fine"), ("[42000] (14262)", "The specified job")])
+    assert (m.value.error.state, m.value.error.native) == ("42000", 14262)
+
+
+class Cursor:
+    """A cursor as pyodbc gives it for a batch whose later statement fails: the error
+    comes from nextset() (pyodbc issues #128, #739); pure logic of the driver's loop."""
+
+    def __init__(self, sets: list[list[tuple[Any, ...]] | None], fail_at: int | None) -> None:
+        self.sets, self.fail_at, self.at = sets, fail_at, 0
+        self.messages: list[tuple[str, str]] | None = None
+        self.rowcount = -1
+
+    def execute(self, statement: str, *params: Any) -> Cursor:
+        return self
+
+    @property
+    def description(self) -> Any:
+        return None if self.sets[self.at] is None else [("rc",)]
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        return self.sets[self.at] or []
+
+    def nextset(self) -> bool:
+        self.at += 1
+        if self.at == self.fail_at:
+            raise pyodbc.ProgrammingError("42000", AGENT_ERROR)
+        return self.at < len(self.sets)
+
+
+def test_every_result_set_is_read_so_a_later_error_is_not_lost() -> None:
+    assert _Session(Cursor([None, [(0,)]], None)).query("x") == [(0,)]
+    with pytest.raises(pyodbc.ProgrammingError):
+        _Session(Cursor([[(0,)], None], fail_at=1)).query("x")
+    with pytest.raises(ProfileError, match="one result set, got 2"):
+        _Session(Cursor([[(0,)], [(1,)]], None)).query("x")
+    with pytest.raises(ProfileError, match="returned some"):
+        _Session(Cursor([[(0,)]], None)).execute("x")
+
+
+def test_odbc_timeouts_are_never_rounded_down_to_none() -> None:
+    assert whole_seconds(0.1) == 1 and whole_seconds(10) == 10 and whole_seconds(2.5) == 3
+
+
+# -- the inventory -----------------------------------------------------------------------------
+def test_sqlserver_settings_default_and_are_refused_when_wrong() -> None:
+    d = Dsm(host="dsm-x", profile="sqlserver", odbc=ODBC)
+    assert d.sqlserver_settings == SqlServerDsm()
+    assert d.sqlserver_settings.master_job == "AuroraReplication"
+    custom = Dsm.model_validate(
+        {
+            "host": "dsm-x",
+            "profile": "sqlserver",
+            "odbc": ODBC,
+            "sqlserver": {"master_job": "Réplication Aurora", "asset_table": "dbo.Clips"},
+        }
+    )
+    assert custom.sqlserver_settings.master_job == "Réplication Aurora"
+    bad: list[dict[str, Any]] = [
+        {"profile": "lab", "sqlserver": {}},
+        {"sqlserver": {"master_job": "x", "backup_job": "X"}},
+        {"sqlserver": {"master_job": "job\n"}},
+        {"sqlserver": {"master_job": ""}},
+        {"sqlserver": {"asset_table": "dbo.Assets; DROP TABLE x"}},
+        {"sqlserver": {"asset_table": "[dbo].[Assets]"}},
+        {"sqlserver": {"backup": "x"}},
+    ]
+    for extra in bad:
+        data = {"host": "dsm-x", "profile": "sqlserver", "odbc": ODBC} | extra
+        with pytest.raises(ValidationError):
+            Dsm.model_validate(data)
