@@ -52,6 +52,13 @@ class ClientInput(BaseModel):
     booted: float | None = None
 
 
+class BatchRef(BaseModel):
+    """A client batch started by an earlier run of the pair's workflow."""
+
+    pair: str
+    workflow_id: str
+
+
 class ClientRebootInput(BaseModel):
     pair: str
     host: str

@@ -3,6 +3,7 @@ is it waiting on a failed step? Used by the console controls' interlock."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 
 from pydantic import BaseModel
@@ -11,9 +12,9 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.models import PairRef
+from activities.models import BatchRef, PairRef
 from inventory.models import Inventory
-from workflows.models import Checklist, FenceState
+from workflows.models import Checklist, ClientBatchResult, FenceState
 
 
 class PairRunState(BaseModel):
@@ -35,6 +36,38 @@ class PairActivities:
         """16 random hex digits for a child workflow id, so that no one can take the id
         before the workflow starts the child."""
         return secrets.token_hex(8)
+
+    @activity.defn(name="client_batch_result")
+    async def client_batch_result(self, inp: BatchRef) -> ClientBatchResult:
+        """Wait for a client batch that an earlier run of the pair's workflow started (the
+        run continued as new while its clients switched) and return its result. Only a
+        `client-batch` whose parent is the pair's run counts: what else holds the id is
+        not trusted."""
+        if inp.pair != self.inv.pair:
+            raise ApplicationError(f"this worker serves pair {self.inv.pair}, not {inp.pair}")
+        handle = self.client.get_workflow_handle(inp.workflow_id)
+        desc = await handle.describe()
+        if desc.workflow_type != "client-batch" or desc.parent_id != self.inv.workflow_id:
+            raise ApplicationError(
+                f"{inp.workflow_id} is not a client batch of pair {self.inv.pair}'s run "
+                f"({desc.workflow_type}, started by {desc.parent_id or 'no workflow'})",
+                non_retryable=True,
+            )
+        # Pinned to the run described: what ran under the id before or after is not it.
+        pinned = self.client.get_workflow_handle(
+            inp.workflow_id, run_id=desc.run_id, result_type=ClientBatchResult
+        )
+        waiting = asyncio.ensure_future(pinned.result(follow_runs=False))
+        hb = activity.info().heartbeat_timeout
+        every = max(0.5, (hb.total_seconds() if hb else 30) / 3)
+        try:
+            while True:
+                done, _ = await asyncio.wait({waiting}, timeout=every)
+                if done:
+                    return waiting.result()
+                activity.heartbeat()
+        finally:
+            waiting.cancel()
 
     @activity.defn(name="fences_waiting")
     async def fences_waiting(self, inp: PairRef) -> list[str]:

@@ -85,6 +85,7 @@ def build_workers(
         pair.pair_run_state,
         pair.new_tag,
         pair.fences_waiting,
+        pair.client_batch_result,
     ]
     common: dict[str, Any] = {
         "activities": activities,

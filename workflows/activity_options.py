@@ -54,6 +54,17 @@ def client_op(timing: Timing) -> dict[str, Any]:
     }
 
 
+def batch_wait(timing: Timing) -> dict[str, Any]:
+    """Waiting for a client batch an earlier run started: as long as its clients' two
+    activities can take with every retry, heartbeating while it waits."""
+    one = timing.reboot_timeout + 2 * timing.operation_timeout
+    return {
+        "start_to_close_timeout": timedelta(seconds=2 * timing.max_attempts * one + 600),
+        "heartbeat_timeout": timedelta(seconds=timing.heartbeat_timeout),
+        "retry_policy": retry(timing),
+    }
+
+
 BOOTSTRAP: dict[str, Any] = {
     "start_to_close_timeout": timedelta(seconds=60),
     "retry_policy": RetryPolicy(maximum_attempts=3),

@@ -10,12 +10,13 @@ from typing import Any
 from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.common import RawValue
-from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
 from temporalio.workflow import ChildWorkflowCancellationType, ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.models import (
         AllSyncState,
+        BatchRef,
         Capabilities,
         InSyncState,
         PairRef,
@@ -26,14 +27,15 @@ with workflow.unsafe.imports_passed_through():
     )
     from inventory.models import Side, Timing, other, pair_workflow_id
     from inventory.status import PairStatus
-    from workflows.activity_options import BOOTSTRAP, device_op
-    from workflows.checklist import Aborted, StepRunner
+    from workflows.activity_options import BOOTSTRAP, batch_wait, device_op
+    from workflows.checklist import Aborted, StepRunner, describe_failure
     from workflows.client_switch import ClientBatchWorkflow, ClientSwitchWorkflow
     from workflows.inputs import BadPayload, read
     from workflows.limits import cut
     from workflows.models import (
         Checklist,
         ClientBatchInput,
+        ClientBatchResult,
         ClientProgress,
         ClientSwitchInput,
         ClientSwitchResult,
@@ -52,6 +54,10 @@ AUTOMATE_PATCH = "automate-sync-steps"
 CHILD_ID_PATCH = "child-id-random-tag"
 # Runs started before clients were switched in batches replay with one child per client.
 BATCH_PATCH = "client-batches"
+# Runs started before a run could continue as new while its clients switch (a storm of
+# signals during the switches) replay without the watch, and rebuild a retried step's
+# clients.
+CLIENTS_CONTINUE_PATCH = "continue-during-client-switches"
 # Runs started before child ids took a random tag from an activity (not derived from the
 # run id, which anyone who sees the run can read) replay with the run id's tag.
 RANDOM_IDS_PATCH = "random-child-ids"
@@ -402,9 +408,12 @@ class PairWorkflow:
         others go on; after an abort no new client starts, and those in flight finish.
         """
         runner = self.steps
-        step.clients = [ClientProgress(host=h, to=to) for h in hosts]
+        if step.clients is None or not workflow.patched(CLIENTS_CONTINUE_PATCH):
+            step.clients = [ClientProgress(host=h, to=to) for h in hosts]
+        # else: carried over from the run before this one (or a retry of the step): the
+        # clients go on from where they were, none is switched twice.
         runner.publish()
-        if not hosts:
+        if not step.clients:
             return "no clients to switch"
         return await self.move_clients(step, step.clients)
 
@@ -444,13 +453,23 @@ class PairWorkflow:
         """One `client-batch` child per `client_batch_size` clients, every client at once
         unless the inventory sets `max_parallel_clients` (a limit per side the clients go
         to, where that side's bridges need one). A failed client waits for its own
-        decision; a retry switches it alone, in a batch of one."""
+        decision; a retry switches it alone, in a batch of one.
+
+        While the clients switch, signals still arrive, and the server keeps each one it
+        accepts: when the history has grown, the run continues as new here, once no
+        batch is being started and nothing waits to be read. The batches go on (they are
+        abandoned, never cancelled) and the next run, given this step's clients, follows
+        each batch still switching (`client_batch_result`), waits again for the failed
+        ones' decisions, and starts only the clients that had not started."""
         runner = self.steps
+        may_continue = workflow.patched(CLIENTS_CONTINUE_PATCH)
         most = self.timing.max_parallel_clients or len(clients) or 1
         size = min(self.timing.client_batch_size, most)
         limits = {side: asyncio.Semaphore(max(1, most // size)) for side in ("X", "Y")}
+        starting = 0  # batches whose child is being started: the run does not continue then
 
         async def batch(group: list[ClientProgress], wid: str) -> None:
+            nonlocal starting
             async with limits[group[0].to or "X"]:
                 if runner.abort is not None:
                     return
@@ -464,28 +483,57 @@ class PairWorkflow:
                     clients=[ClientTarget(host=cp.host, to=cp.to) for cp in group if cp.to],
                     timing=self.timing,
                 )
-                for tries in range(1, 4):
-                    try:
-                        result = await workflow.execute_child_workflow(
-                            ClientBatchWorkflow.run,
-                            arg,
-                            id=wid,
-                            # A client switch that has started is never cancelled half-way.
-                            parent_close_policy=ParentClosePolicy.ABANDON,
-                            cancellation_type=ChildWorkflowCancellationType.ABANDON,
-                        )
-                        break
-                    except WorkflowAlreadyStartedError:
-                        # Someone holds the id (it cannot have been guessed; it can have been
-                        # read): never trust what runs there, start under a new one.
-                        if tries == 3:
-                            raise
-                        workflow.logger.warning("child id %s is taken; a new one", wid)
-                        wid = f"{wid}-{await new_tag(self.pair)}"
-                        for cp in group:
-                            cp.workflow_id = wid
-            by_host = {r.host: r for r in result.results}
-            await asyncio.gather(*(settle(cp, by_host.get(cp.host)) for cp in group))
+                starting += 1
+                try:
+                    for tries in range(1, 4):
+                        try:
+                            handle = await workflow.start_child_workflow(
+                                ClientBatchWorkflow.run,
+                                arg,
+                                id=wid,
+                                # A client switch that has started is never cancelled
+                                # half-way, nor ended by the run continuing as new.
+                                parent_close_policy=ParentClosePolicy.ABANDON,
+                                cancellation_type=ChildWorkflowCancellationType.ABANDON,
+                            )
+                            break
+                        except WorkflowAlreadyStartedError:
+                            # Someone holds the id (it cannot have been guessed; it can have
+                            # been read): never trust what runs there, start under a new one.
+                            if tries == 3:
+                                raise
+                            workflow.logger.warning("child id %s is taken; a new one", wid)
+                            wid = f"{wid}-{await new_tag(self.pair)}"
+                            for cp in group:
+                                cp.workflow_id = wid
+                finally:
+                    starting -= 1
+                result = await handle
+            await settle_all(group, result)
+
+        async def follow(group: list[ClientProgress], wid: str) -> None:
+            """A batch an earlier run of this workflow started and that may still run."""
+            async with limits[group[0].to or "X"]:
+                try:
+                    result = await workflow.execute_activity(
+                        "client_batch_result",
+                        BatchRef(pair=self.pair, workflow_id=wid),
+                        result_type=ClientBatchResult,
+                        **batch_wait(self.timing),
+                    )
+                except ActivityError as e:
+                    why = f"its switch ({wid}) could not be followed: {describe_failure(e)}"
+                    result = ClientBatchResult(
+                        results=[
+                            ClientSwitchResult(host=cp.host, ok=False, message=why, seconds=0)
+                            for cp in group
+                        ]
+                    )
+            await settle_all(group, result)
+
+        async def settle_all(group: list[ClientProgress], result: ClientBatchResult) -> None:
+            by_host = {r.host.lower(): r for r in result.results}
+            await asyncio.gather(*(settle(cp, by_host.get(cp.host.lower())) for cp in group))
 
         async def settle(cp: ClientProgress, r: ClientSwitchResult | None) -> None:
             if r is None:  # cannot happen: every client of a batch has a result
@@ -493,17 +541,52 @@ class PairWorkflow:
             if await self._retry_wanted(step, cp, r):
                 await batch([cp], f"amsm-{self.pair}-{tag}-{cp.host}-{cp.attempts + 1}")
 
+        work: list[Awaitable[None]] = []
+        todo = clients
+        if may_continue:
+            # A step carried over from the run before: each client from where it was.
+            todo = [
+                c
+                for c in clients
+                if c.status == "pending"
+                or (c.status not in ("done", "skipped") and not c.workflow_id)
+            ]
+            following: dict[str, list[ClientProgress]] = {}
+            for cp in clients:
+                if cp.status == "switching" and cp.workflow_id:
+                    following.setdefault(cp.workflow_id, []).append(cp)
+                elif cp.status == "failed" and cp.workflow_id:
+                    failed = ClientSwitchResult(
+                        host=cp.host, ok=False, message=cp.error or "failed", seconds=0
+                    )
+                    work.append(settle(cp, failed))
+            work += [follow(g, wid) for wid, g in following.items()]
         # A batch goes to one side (a split's move-editors sends clients both ways).
-        sides = list(dict.fromkeys(cp.to for cp in clients))
+        sides = list(dict.fromkeys(cp.to for cp in todo))
         groups = [
             part[i : i + size]
             for side in sides
-            for part in [[cp for cp in clients if cp.to == side]]
+            for part in [[cp for cp in todo if cp.to == side]]
             for i in range(0, len(part), size)
         ]
-        await asyncio.gather(
-            *(batch(g, f"amsm-{self.pair}-{tag}-{step.id}-{n}") for n, g in enumerate(groups, 1))
-        )
+        # (A run that continued as new draws a new tag: its ids are new too.)
+        work += [batch(g, f"amsm-{self.pair}-{tag}-{step.id}-{n}") for n, g in enumerate(groups, 1)]
+        all_done = asyncio.ensure_future(asyncio.gather(*work))
+        if may_continue and runner.continue_as_new is not None:
+            await workflow.wait_condition(
+                lambda: (
+                    all_done.done()
+                    or (starting == 0 and runner.quiet() and runner.should_continue())
+                )
+            )
+            if not all_done.done():
+                runner.render()
+                workflow.logger.info(
+                    "continuing as new after %d events while clients switch",
+                    workflow.info().get_current_history_length(),
+                )
+                runner.continue_as_new()
+        await all_done
 
     async def _move_one_by_one(
         self, step: StepState, clients: list[ClientProgress], tag: str

@@ -424,6 +424,11 @@ class StepRunner:
             return False
         return history_is_long(self.continue_after_events)
 
+    def quiet(self) -> bool:
+        """Nothing accepted and not yet acted on (a decision, a confirmation, an abort):
+        the run can continue as new without leaving it behind."""
+        return self.abort is None and not self._decisions and not self._signals
+
     def check_abort(self) -> None:
         if self.abort is not None:
             raise Aborted()

@@ -8,7 +8,7 @@ from temporalio.common import RawValue
 with workflow.unsafe.imports_passed_through():
     from activities.models import DsmModeInput, SideInput
     from inventory.models import other
-    from workflows.base import PairWorkflow
+    from workflows.base import CLIENTS_CONTINUE_PATCH, PairWorkflow
     from workflows.checklist import StepRunner
     from workflows.inputs import read_input
     from workflows.models import Checklist, ClientProgress, SplitInput, StepState
@@ -70,7 +70,13 @@ class SplitWorkflow(PairWorkflow):
         return await self.walk(body)
 
     async def _move(self, step: StepState, names: list[str], known: dict) -> str:  # type: ignore[type-arg]
-        """Each named client goes to the side it is not on now."""
+        """Each named client goes to the side it is not on now (or, when the step was
+        carried over from the run before this one, on from where it was)."""
+        if step.clients is not None and workflow.patched(CLIENTS_CONTINUE_PATCH):
+            self.steps.publish()
+            return (
+                await self.move_clients(step, step.clients) if step.clients else "no clients moved"
+            )
         clients = []
         for n in names:
             c = known[n.lower()]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections import Counter
 
 import pytest
 from temporalio.client import Client, WorkflowFailureError, WorkflowUpdateFailedError
@@ -520,3 +521,107 @@ async def test_a_taken_fence_id_does_not_skip_the_fence(client: Client, lab_fact
             assert status["dsm"]["X"]["mode"] == "backup", status["dsm"]["X"]
     finally:
         await client.get_workflow_handle(taken).terminate("test over")
+
+
+async def test_large_signals_while_clients_switch_leave_the_run_going(  # type: ignore[no-untyped-def]
+    client: Client, lab_factory
+) -> None:
+    """Item 6: 30 signals of 1.8 MB once got the run terminated by the server (its 50 MB
+    history limit) in the middle of an automatic step. Arriving while the clients
+    switch, they now make the run continue as new there, as often as it takes: the
+    client batches go on, the next run follows them, and every client is switched
+    exactly once."""
+    lab: Lab = await lab_factory(editors=2, ingest=0, reboot_seconds=3)
+    async with running_worker(client, lab):
+        run, _ = await switch_waiting_at_stop_insync(client, lab, "Y")
+        mark = len(LabState(lab.dir).journal())
+        await drive(
+            client,
+            lab,
+            run,
+            "Y",
+            until=lambda s: any(
+                c["status"] == "switching" for c in step(s, "switch-clients").get("clients") or []
+            ),
+        )
+        handle = client.get_workflow_handle(lab.inventory.workflow_id)
+        big = {"step": "switch-clients", "operator": "m", "note": "y" * 1_800_000}
+        # A script that keeps sending: one every 0.3 s, 54 MB in all, more than the
+        # server keeps for one run. (A burst faster than the run can answer is stored
+        # before any workflow code runs: README, "Limits".)
+        for _ in range(30):
+            await handle.signal("confirm", big)
+            await asyncio.sleep(0.3)
+        shown = await shown_when(
+            client,
+            lab,
+            run,
+            lambda s: s.get("continued", 0) >= 1 and step(s, "switch-clients")["status"] == "done",
+            180,
+        )
+        shown = await drive(client, lab, shown["run_id"], "Y")
+        assert shown["state"] == "completed", shown["message"]
+        assert shown["first_run_id"] == run and shown["run_id"] != run
+        clients = step(shown, "switch-clients")["clients"]
+        assert [(c["status"], c["attempts"]) for c in clients] == [("done", 1), ("done", 1)]
+        restarts = Counter(
+            h for _, h, c, _ in LabState(lab.dir).journal()[mark:] if c == "Restart-Computer"
+        )
+        assert restarts == {"ED-01": 2, "ED-02": 2}, restarts
+        assert shown["rejected_total"] >= 30
+        status = await cli_json(client, lab, "status")
+        assert (status["mode"], status["main"]) == ("mirrored", "Y"), status
+
+
+async def test_a_run_continued_while_clients_switch_keeps_each_clients_decision(  # type: ignore[no-untyped-def]
+    client: Client, lab_factory
+) -> None:
+    """The run continues as new while one client still switches and another has failed
+    and waits for its decision: the next run follows the first to its end, and the
+    operator's retry of the failed one, sent to the run as it was shown, switches it."""
+    from lab.faults import set_fault
+    from tests.integration.test_failures import host_up, wait_for
+
+    lab: Lab = await lab_factory(editors=2, ingest=0, reboot_seconds=2)
+    lab.retime(reboot_timeout=8, max_attempts=1)
+    set_fault(lab.dir, "ED-01", "slow-reboot", 5)
+    set_fault(lab.dir, "ED-02", "no-reboot")
+    async with running_worker(client, lab):
+        run, _ = await switch_waiting_at_stop_insync(client, lab, "Y")
+        await drive(
+            client,
+            lab,
+            run,
+            "Y",
+            until=lambda s: any(
+                c["status"] == "failed" for c in step(s, "switch-clients").get("clients") or []
+            ),
+        )
+        handle = client.get_workflow_handle(lab.inventory.workflow_id)
+        big = {"step": "switch-clients", "operator": "m", "note": "y" * 1_800_000}
+        for _ in range(12):
+            await handle.signal("confirm", big)
+            await asyncio.sleep(0.3)
+        shown = await shown_when(
+            client,
+            lab,
+            run,
+            lambda s: (
+                s.get("continued", 0) >= 1
+                and [c["status"] for c in step(s, "switch-clients")["clients"]]
+                == ["done", "failed"]
+            ),
+            120,
+        )
+        assert shown["run_id"] != run
+        set_fault(lab.dir, "ED-02", "clear")
+        await wait_for(host_up(lab, "ED-02"), "ED-02 back up")
+        rc, out = await cli(client, lab, "retry", run, "switch-clients", "--client", "ED-02")
+        assert rc == 0, out
+        final = await drive(client, lab, shown["run_id"], "Y")
+        assert final["state"] == "completed", final["message"]
+        clients = step(final, "switch-clients")["clients"]
+        assert [(c["host"], c["status"], c["attempts"]) for c in clients] == [
+            ("ED-01", "done", 1),
+            ("ED-02", "done", 2),
+        ], clients
