@@ -19,8 +19,9 @@ from typing import Any
 from temporalio.client import Client
 
 from bench.stack import BenchError, LabUnderTest
-from client.cli import CliError, build_parser
+from client.cli import build_parser
 from client.commands import run_command
+from client.session import CliError
 from lab.hands import do_manual_step
 
 

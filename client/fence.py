@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from client.cli import EXIT_OK, CliError, emit
+from client.session import EXIT_OK, CliError, emit
 from inventory.models import Inventory
 from workflows.fence import fence_workflow_id
 from workflows.models import FenceEnd, FenceRef, FenceState

@@ -41,6 +41,8 @@ from client.history import (
     readable,
 )
 from client.report import Report, build_report, render_html, render_markdown, render_timeline
+from client.runs import resolve_run
+from client.session import CliError
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2  # as client.cli
 
@@ -57,8 +59,6 @@ async def run_history_command(client: Any, inv: Any, args: argparse.Namespace) -
     """Run `report`, `history export` or `replay`. `client` (a temporalio Client) and `inv`
     (the Inventory) may be None for the commands that need no server."""
     from temporalio.service import RPCError
-
-    from client.cli import CliError
 
     try:
         if args.command == "replay":
@@ -86,7 +86,6 @@ async def run_history_command(client: Any, inv: Any, args: argparse.Namespace) -
 
 
 def _need_server(client: Any, inv: Any, what: str) -> None:
-    from client.cli import CliError
 
     if client is None or inv is None:
         raise CliError(f"{what} reads the run from Temporal: it needs the server and the inventory")
@@ -124,9 +123,6 @@ def write_output(path: str | None, text: str) -> str | None:
 # -- fetching a run's history from Temporal ---------------------------------------------------
 async def fetch_history(client: Any, inv: Any, run: str) -> WorkflowHistory:
     from temporalio.service import RPCError
-
-    from client.cli import CliError
-    from client.commands import resolve_run
 
     handle = await resolve_run(client, inv, run, controls=True)
     try:
@@ -326,23 +322,6 @@ async def replay_paths(
             if failure is not None:
                 await explain(replayer, out, history, failure)
     return outcomes
-
-
-async def replay_history(replayer: Any, history: WorkflowHistory, name: str) -> ReplayOutcome:
-    """Replay one history; on failure, name the event and the mismatch."""
-    started = history.events[0].workflow_execution_started_event_attributes
-    out = ReplayOutcome(
-        file=name,
-        ok=True,
-        workflow_type=started.workflow_type.name,
-        run_id=history.run_id,
-        events=len(history.events),
-    )
-    with quiet_sdk_logs():
-        result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
-        if result.replay_failure is not None:
-            await explain(replayer, out, history, result.replay_failure)
-    return out
 
 
 async def explain(

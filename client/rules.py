@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from client.cli import EXIT_FAIL, EXIT_OK, EXIT_USAGE, CliError
+from client.session import EXIT_FAIL, EXIT_OK, EXIT_USAGE, CliError
 from inventory.rules import BY_NAME, OVERRIDABLE, RULES
 from workflows.overrides import Override
 

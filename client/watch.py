@@ -12,8 +12,8 @@ from rich.table import Table
 from rich.text import Text
 from temporalio.client import Client
 
-from client.commands import current_status, fetch_checklist, resolve_run
 from client.render import render_status
+from client.runs import current_status, fetch_checklist, resolve_run
 from inventory.models import Inventory
 from workflows.checklist import STATUS_MARK, next_action, waited
 from workflows.models import Checklist, StepState

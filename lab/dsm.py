@@ -34,6 +34,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from lab.state import LabState, read_dsm_faults
+
 log = logging.getLogger("amsm.lab.dsm")
 
 SCHEMA = """
@@ -191,9 +193,6 @@ async def run_replicator(
     directory: str | Path, interval: float = REPLICATION_INTERVAL_SECONDS
 ) -> None:
     """Replicate every `interval` seconds until cancelled; a failed pass is logged, not fatal."""
-    from lab.faults import read_dsm_faults
-    from lab.state import LabState
-
     x_path, y_path = dsm_path(directory, "X"), dsm_path(directory, "Y")
     state = LabState(directory)
     while True:

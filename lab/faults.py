@@ -30,26 +30,12 @@ from typing import Any
 
 from lab import LabError
 from lab.dsm import dsm_path
-from lab.state import NEVER, LabState, Txn
+from lab.state import NEVER, LabState, Txn, dsm_faults
 
 HOST_FAULTS = ("unreachable", "no-reboot", "slow-reboot", "flapping", "clock-step", "clear")
 SIDE_FAULTS = ("down", "up")
 DSM_FAULTS = ("replication-fails", "unreachable", "clear")
 _DB_SUFFIXES = ("", "-wal", "-shm")
-
-
-def dsm_faults(txn: Txn) -> dict[str, str]:
-    row = txn.conn.execute("SELECT value FROM meta WHERE key = 'dsm_faults'").fetchone()
-    return dict(json.loads(row[0])) if row else {}
-
-
-def read_dsm_faults(state: LabState) -> dict[str, str]:
-    conn = state.connect()
-    try:
-        row = conn.execute("SELECT value FROM meta WHERE key = 'dsm_faults'").fetchone()
-    finally:
-        conn.close()
-    return dict(json.loads(row[0])) if row else {}
 
 
 def set_fault(directory: str | Path, target: str, kind: str, seconds: float | None = None) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 
 from inventory.names import segment_problem
 from lab import LabError
+from lab.dsm import dsm_path, iso_now
 from lab.state import LabState, Txn
 
 CLIP_ROOT = "V:\\VibrantAVIFiles"
@@ -50,8 +51,6 @@ def ingest(directory: str | Path, side: str, clip: str, smartbin: str = "News") 
             raise LabError(f"{smartbin}\\{clip} already exists on {side}")
         for p in paths:
             txn.volume_write(side, p, f"{clip} recorded on {side}\n")
-    from lab.dsm import dsm_path, iso_now
-
     conn = sqlite3.connect(dsm_path(directory, side), timeout=10, isolation_level=None)
     try:
         conn.execute(

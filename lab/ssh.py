@@ -33,34 +33,18 @@ from typing import TYPE_CHECKING
 
 import asyncssh
 
-from activities.drivers.powershell import decode_command, encoded_command
+from lab.host import BIND_ADDRESS, REFUSED, go_down, run_script, script_of
 from lab.powershell import OEM_CODEPAGE
-from lab.state import HostDown, LabState
+from lab.state import LabState
 
 if TYPE_CHECKING:
     from lab.winrm import WinRmServer
 
 log = logging.getLogger("amsm.lab.ssh")
 
-REFUSED = "amsm-lab: only PowerShell -EncodedCommand is accepted"
 CMD_MAX_COMMAND_LINE = 8191
 CMD_TOO_LONG = "The command line is too long."
-BIND_ADDRESS = "127.0.0.1"
-# How long a rebooting host waits for its last reply to reach the client.
-REPLY_GRACE_SECONDS = 2.0
 FAST_CIPHERS = ["aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "aes128-ctr", "aes256-ctr"]
-
-
-def script_of(command: str | None) -> str | None:
-    """The PowerShell script inside an `encoded_command()` line, or None for anything else."""
-    if command is None:
-        return None
-    try:
-        script = decode_command(command)
-    except (ValueError, UnicodeDecodeError):
-        return None
-    # base64 decoding skips stray characters; only the builder's exact line is accepted.
-    return script if encoded_command(script) == command else None
 
 
 class _HostSSHServer(asyncssh.SSHServer):
@@ -224,16 +208,9 @@ class HostServer:
             process.stderr.write(f"{REFUSED}\r\n".encode("ascii"))
             process.exit(1)
             return
-        try:
-            result = await asyncio.to_thread(
-                self.state.run_script, self.name, script, self.mark_restarting
-            )
-        except HostDown:
-            self.doomed_connections()()  # down: its connections go with it
-            return
-        except BaseException:
-            self.restarting = False  # the reboot, if any, was rolled back
-            raise
+        result = await run_script(self, script)
+        if result is None:
+            return  # down
         stdout, stderr = result.wire(OEM_CODEPAGE)
         if stdout:
             process.stdout.write(stdout)
@@ -242,17 +219,7 @@ class HostServer:
         if not result.reboot:
             process.exit(result.exit_status)
             return
-        # Close the listener first, so that a client that has seen the exit status
-        # can no longer connect: the host is down from then on.
-        close_doomed = self.doomed_connections()
-        await self.stop(drop_connections=False)
-        process.exit(result.exit_status)
-        try:
-            await asyncio.wait_for(process.wait_closed(), REPLY_GRACE_SECONDS)
-        except TimeoutError:
-            pass
-        close_doomed()
-        log.info("%s: restarting", self.name)
+        await go_down(self, lambda: process.exit(result.exit_status), process.wait_closed())
 
 
 def load_host_key(path: Path) -> asyncssh.SSHKey:

@@ -608,3 +608,18 @@ class LabState:
             topology = dict(txn.topology)
             docs = {n: dict(txn.require_host(n)) for n in txn.host_names()}
         return topology, docs
+
+
+# -- DSM faults (lab.faults sets them, lab.dsm's replicator reads them) -------------------
+def dsm_faults(txn: Txn) -> dict[str, str]:
+    row = txn.conn.execute("SELECT value FROM meta WHERE key = 'dsm_faults'").fetchone()
+    return dict(json.loads(row[0])) if row else {}
+
+
+def read_dsm_faults(state: LabState) -> dict[str, str]:
+    conn = state.connect()
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'dsm_faults'").fetchone()
+    finally:
+        conn.close()
+    return dict(json.loads(row[0])) if row else {}

@@ -54,7 +54,6 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 from xml.sax.saxutils import escape, quoteattr
 
 from cryptography import x509
@@ -62,12 +61,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from lab.host import BIND_ADDRESS, REFUSED, Host, go_down, run_script, script_of
 from lab.powershell import OEM_CODEPAGE, ScriptResult
-from lab.ssh import BIND_ADDRESS, REFUSED, REPLY_GRACE_SECONDS, script_of
-from lab.state import HostDown, LabState
-
-if TYPE_CHECKING:
-    from lab.ssh import HostServer
+from lab.state import LabState
 
 log = logging.getLogger("amsm.lab.winrm")
 
@@ -474,7 +470,7 @@ class WinRmServer:
         self.shell_idle_seconds = SHELL_IDLE_SECONDS
         self._ssl = tls[0] if tls else None
         self._cert_hash = tls[1] if tls else None
-        self.host: HostServer | None = None  # set by HostServer
+        self.host: Host | None = None  # set by lab.ssh.HostServer
         self.shells: dict[str, Shell] = {}
         self._server: asyncio.Server | None = None
         self._connections: set[_Connection] = set()
@@ -772,30 +768,18 @@ class WinRmServer:
         host = self.host
         assert host is not None
         try:
-            result = await asyncio.to_thread(
-                self.state.run_script, self.name, script, host.mark_restarting
-            )
-        except HostDown:
-            host.doomed_connections()()  # down: its connections go with it
-            return
+            result = await run_script(host, script)
         except Exception:
-            host.restarting = False  # the reboot, if any, was rolled back
             log.exception("%s: the lab failed to run a command", self.name)
             err = "amsm-lab: internal error in the lab (see its log)\n"
             cmd.finish(ScriptResult("", err, 1, clixml=False), shell.codepage)
             return
+        if result is None:
+            return  # down
         if not result.reboot:
             cmd.finish(result, shell.codepage)
             return
-        # Down first (both listeners), so a client that has seen Done cannot reconnect.
-        close_doomed = host.doomed_connections()
-        await host.stop(drop_connections=False)
-        cmd.finish(result, shell.codepage)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(shell.deleted.wait(), REPLY_GRACE_SECONDS)
-        await asyncio.sleep(0)  # let the Delete answer reach the transport
-        close_doomed()
-        log.info("%s: restarting", self.name)
+        await go_down(host, lambda: cmd.finish(result, shell.codepage), shell.deleted.wait())
 
     async def _receive(self, shell: Shell, req: Request) -> str:
         stream = req.body.find("rsp:Receive/rsp:DesiredStream", NS)

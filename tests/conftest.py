@@ -166,8 +166,9 @@ async def running_worker(client: Client, lab: Lab) -> AsyncIterator[None]:
 
 async def cli(client: Client, lab: Lab, *argv: str) -> tuple[int, str]:
     """Run an `amsm` command through the CLI's own code path, in process."""
-    from client.cli import CliError, build_parser
+    from client.cli import build_parser
     from client.commands import run_command
+    from client.session import CliError
 
     args = build_parser().parse_args(["--inventory", str(lab.inventory_path), *argv])
     out, err = io.StringIO(), io.StringIO()

@@ -25,7 +25,7 @@ with workflow.unsafe.imports_passed_through():
         SideRunInput,
         StepResult,
     )
-    from inventory.models import Side, Timing, other, pair_workflow_id
+    from inventory.models import Side, Timing, pair_workflow_id
     from inventory.status import PairStatus
     from workflows.activity_options import BOOTSTRAP, batch_wait, device_op
     from workflows.checklist import Aborted, StepRunner, describe_failure
@@ -658,7 +658,3 @@ class PairWorkflow:
     def unknown_clients(self, status: PairStatus) -> str:
         lost = [f"{c.host} ({c.status})" for c in status.clients if c.side is None]
         return f"; not switched (side unknown): {', '.join(lost)}" if lost else ""
-
-    @staticmethod
-    def other(side: Side) -> Side:
-        return other(side)

@@ -16,6 +16,7 @@ from lab.media import ingest
 from lab.state import LabState
 from tests.conftest import Lab, cli, cli_json, record_run, running_worker
 from tests.integration.driving import drive, step
+from tests.support.waiting import host_up, wait_for
 
 
 def volume(lab: Lab, side: str) -> dict[str, str]:
@@ -29,24 +30,6 @@ def clips(lab: Lab, side: str) -> set[str]:
         for p in volume(lab, side)
         if p.lower().startswith("v:\\vibrantavifiles\\")
     }
-
-
-def host_up(lab: Lab, host: str):  # type: ignore[no-untyped-def]
-    port = lab.inventory.client(host).port
-
-    async def check() -> bool:
-        with socket.socket() as s:
-            return s.connect_ex(("127.0.0.1", port)) == 0
-
-    return check
-
-
-async def wait_for(check, what: str, timeout: float = 30) -> None:  # type: ignore[no-untyped-def]
-    for _ in range(int(timeout / 0.1)):
-        if await check():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"not reached within {timeout} s: {what}")
 
 
 async def test_restore_purges_real_orphans_on_the_backup_side_only(

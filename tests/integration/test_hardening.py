@@ -466,7 +466,7 @@ async def test_a_server_that_cannot_answer_is_not_taken_for_no_run(  # type: ign
     from activities.models import PairRef
     from activities.pair import PairActivities
     from tests.conftest import free_port
-    from tests.integration.test_server_restart import start_server
+    from tests.support.servers import start_server
 
     lab: Lab = await lab_factory(editors=1, ingest=0)
     port = free_port()
@@ -580,7 +580,7 @@ async def test_a_run_continued_while_clients_switch_keeps_each_clients_decision(
     and waits for its decision: the next run follows the first to its end, and the
     operator's retry of the failed one, sent to the run as it was shown, switches it."""
     from lab.faults import set_fault
-    from tests.integration.test_failures import host_up, wait_for
+    from tests.support.waiting import host_up, wait_for
 
     lab: Lab = await lab_factory(editors=2, ingest=0, reboot_seconds=2)
     lab.retime(reboot_timeout=8, max_attempts=1)

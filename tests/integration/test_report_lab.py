@@ -10,12 +10,12 @@ from pathlib import Path
 
 from temporalio.client import Client
 
-from client.cli import default_operator
 from client.history import load_history_file, parse_history, reconstruct, step_table
+from client.session import default_operator
 from lab.faults import set_fault
 from tests.conftest import cli, running_worker
 from tests.integration.driving import drive, step, switch_waiting_at_stop_insync
-from tests.unit.test_history_replay import amsm
+from tests.support.history_cli import amsm
 from workflows.models import OperatorSignal
 
 

@@ -16,7 +16,7 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from client.cli import build_parser
-from client.commands import connection
+from client.runs import connection
 from tests.conftest import (
     Lab,
     assert_no_secrets,
@@ -162,8 +162,8 @@ async def test_tls_against_a_plain_server_fails_clearly(
     lab_factory,  # type: ignore[no-untyped-def]
 ) -> None:
     lab: Lab = await lab_factory(editors=1, ingest=0)
-    from client.cli import CliError
-    from client.commands import connect as cli_connect
+    from client.runs import connect as cli_connect
+    from client.session import CliError
 
     args = build_parser().parse_args(
         ["--inventory", str(lab.inventory_path), "--address", lab.address, "--tls", "status"]

@@ -3,35 +3,16 @@ the run resumes where it was."""
 
 from __future__ import annotations
 
-import asyncio
 import signal
-import socket
 import subprocess
 from pathlib import Path
 
 from temporalio.client import Client
 
-from tests.conftest import AMSM, TEMPORAL, Lab, cli_json, free_port
+from tests.conftest import AMSM, Lab, cli_json, free_port
 from tests.integration.driving import drive
+from tests.support.servers import start_server
 from workers.worker import connect
-from workflows import search
-
-
-async def start_server(db: Path, port: int) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        [
-            str(TEMPORAL), "server", "start-dev", "--headless", "--db-filename", str(db),
-            "--ip", "127.0.0.1", "--port", str(port), "--log-level", "error",
-            *search.server_flags(),
-        ],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    for _ in range(300):
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return proc
-        await asyncio.sleep(0.1)
-    raise RuntimeError("the dev server did not start")
 
 
 async def test_run_resumes_after_the_server_restarts(lab_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

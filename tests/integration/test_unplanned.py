@@ -16,7 +16,7 @@ import time
 
 from temporalio.client import Client, WorkflowExecutionStatus
 
-from client.cli import EXIT_USAGE
+from client.session import EXIT_USAGE
 from lab.faults import set_fault, set_side_fault
 from lab.hands import set_insync
 from lab.media import ingest

@@ -27,8 +27,8 @@ from client.history import (
 )
 from client.history_cli import replay_paths
 from client.report import build_report, render_markdown
-from tests.unit.test_history_reconstruct import HISTORIES, failed_replication
-from tests.unit.test_history_replay import amsm
+from tests.support.histories import HISTORIES, failed_replication
+from tests.support.history_cli import amsm
 from workers.codec import AesGcmCodec
 
 KEY = os.urandom(32)
@@ -135,7 +135,7 @@ async def test_replay_paths_with_the_codec(tmp_path: Path) -> None:
 
 
 def test_parser_has_the_codec_option() -> None:
-    from tests.unit.test_history_replay import parser
+    from tests.support.history_cli import parser
 
     args = parser().parse_args(["--codec-key-file", "k", "replay", "x.json"])
     assert isinstance(args, argparse.Namespace) and args.codec_key_file == "k"

@@ -3,7 +3,6 @@ that did not complete (cut short, terminated, a failed step), built from them.""
 
 from __future__ import annotations
 
-import base64
 import json
 from pathlib import Path
 from typing import Any
@@ -12,64 +11,26 @@ import pytest
 
 from client.history import (
     HistoryError,
-    RunHistory,
     check_against_checklist,
-    history_from_json,
     load_history_file,
     parse_history,
     reconstruct,
     step_table,
 )
+from tests.support.histories import (
+    HISTORIES,
+    committed,
+    event,
+    events_of,
+    failed_replication,
+    payload,
+    run_of,
+    signal,
+    until,
+)
 
-# The histories these tests were written against (recorded before four patches).
-HISTORIES = Path(__file__).parents[1] / "histories" / "v1"
 ALL = sorted(HISTORIES.glob("*.json"))
 CHECKLIST_RUNS = [p for p in ALL if not p.name.startswith("client-switch")]
-
-
-# -- helpers for building histories (also used by the report tests) ---------------------------
-def events_of(name: str) -> list[dict[str, Any]]:
-    return json.loads((HISTORIES / name).read_text())["events"]
-
-
-def until(events: list[dict[str, Any]], last: int) -> list[dict[str, Any]]:
-    return [e for e in events if int(e["eventId"]) <= last]
-
-
-def event(events: list[dict[str, Any]], event_id: int) -> dict[str, Any]:
-    return next(e for e in events if int(e["eventId"]) == event_id)
-
-
-def payload(value: Any) -> dict[str, Any]:
-    return {
-        "metadata": {"encoding": base64.b64encode(b"json/plain").decode()},
-        "data": base64.b64encode(json.dumps(value).encode()).decode(),
-    }
-
-
-def decoded(p: dict[str, Any]) -> Any:
-    return json.loads(base64.b64decode(p["data"]))
-
-
-def signal(eid: int, at: str, name: str, value: Any, identity: str = "4242@ops") -> dict[str, Any]:
-    return {
-        "eventId": str(eid),
-        "eventTime": at,
-        "eventType": "EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED",
-        "workflowExecutionSignaledEventAttributes": {
-            "signalName": name,
-            "input": {"payloads": [payload(value)]},
-            "identity": identity,
-        },
-    }
-
-
-def run_of(events: list[dict[str, Any]], name: str = "synthetic.json") -> RunHistory:
-    return parse_history(history_from_json({"events": events}, name), name)
-
-
-def committed(name: str) -> RunHistory:
-    return parse_history(load_history_file(HISTORIES / name), name)
 
 
 # -- the committed histories --------------------------------------------------------------------
@@ -184,45 +145,6 @@ def test_a_terminated_run() -> None:
     rec = reconstruct(run)
     assert rec.state == "aborted"
     assert rec.entries[-1].text == "run terminated: terminated by admin@ops: lab torn down"
-
-
-def failed_replication(skip: bool = False) -> list[dict[str, Any]]:
-    """switch-x-to-y with start-replication failing (and, if `skip`, skipped by the lead)."""
-    events = until(events_of("switch-x-to-y.json"), 131)
-    done = event(events, 128)
-    assert event(events, 126)["activityTaskScheduledEventAttributes"]["activityType"] == {
-        "name": "dsm_start_replication"
-    }
-    failed = {
-        "eventId": "128",
-        "eventTime": done["eventTime"],
-        "eventType": "EVENT_TYPE_ACTIVITY_TASK_FAILED",
-        "activityTaskFailedEventAttributes": {
-            "failure": {
-                "message": "dsm-y: replication failed; last counts {'dsm-y': 120, 'dsm-x': 0}",
-                "applicationFailureInfo": {"type": "ReplicationFailed"},
-            },
-            "scheduledEventId": "126",
-            "startedEventId": "127",
-            "retryState": "RETRY_STATE_MAXIMUM_ATTEMPTS_REACHED",
-        },
-    }
-    events[events.index(done)] = failed
-    if skip:
-        events.append(
-            signal(
-                132,
-                "2026-11-25T09:38:35Z",
-                "decide",
-                {
-                    "step": "start-replication",
-                    "action": "skip",
-                    "operator": "lead",
-                    "reason": "started by hand from the console",
-                },
-            )
-        )
-    return events
 
 
 def test_a_failed_step_has_the_device_error() -> None:

@@ -3,10 +3,7 @@ worker's data converter; a history that no longer replays is named with its even
 
 from __future__ import annotations
 
-import argparse
 import base64
-import contextlib
-import io
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -18,11 +15,10 @@ from temporalio.common import RawValue
 from activities.models import PairRef
 from client.history_cli import (
     HISTORY_COMMANDS,
-    add_history_commands,
     needs_server,
     replay_paths,
-    run_history_command,
 )
+from tests.support.history_cli import amsm, parser
 from workers.worker import WORKFLOWS
 from workflows.client_switch import ClientSwitchWorkflow
 from workflows.inputs import read
@@ -31,32 +27,6 @@ from workflows.switch import SwitchWorkflow
 
 # The histories these tests were written against (recorded before four patches).
 HISTORIES = Path(__file__).parents[1] / "histories" / "v1"
-
-
-def parser() -> argparse.ArgumentParser:
-    """The CLI's parser with the history commands (whether or not cli.py adds them yet)."""
-    from client.cli import build_parser
-
-    p = build_parser()
-    sub = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction))
-    if "report" not in sub.choices:
-        add_history_commands(sub)
-    return p
-
-
-async def amsm(*argv: str, client: Any = None, inv: Any = None) -> tuple[int, str]:
-    """Run a history command through the CLI's parser, as `amsm` would (one-line errors)."""
-    from client.cli import CliError
-
-    args = parser().parse_args(list(argv))
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        try:
-            rc = await run_history_command(client, inv, args)
-        except CliError as e:
-            print(f"amsm: {e}")
-            rc = e.code
-    return rc, out.getvalue()
 
 
 # -- workflows changed after the histories were recorded -----------------------------------

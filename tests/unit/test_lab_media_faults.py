@@ -6,10 +6,10 @@ import pytest
 
 from activities.drivers import powershell as ps
 from lab import LabError
-from lab.faults import read_dsm_faults, set_fault
+from lab.faults import set_fault
 from lab.hands import set_allsync
 from lab.media import ingest, sync_once
-from lab.state import NEVER, LabState
+from lab.state import NEVER, LabState, read_dsm_faults
 
 
 def files(lab: LabState, side: str) -> dict[str, str]:

@@ -18,7 +18,7 @@ from client.report import (
     render_markdown,
     steps_for_show,
 )
-from tests.unit.test_history_reconstruct import (
+from tests.support.histories import (
     HISTORIES,
     committed,
     events_of,
@@ -28,7 +28,7 @@ from tests.unit.test_history_reconstruct import (
     signal,
     until,
 )
-from tests.unit.test_history_replay import amsm
+from tests.support.history_cli import amsm
 
 
 def report_of(name: str) -> Report:

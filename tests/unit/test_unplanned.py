@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from client.cli import EXIT_USAGE, CliError
 from client.commands import workflow_input
 from client.fence import FenceView, render_fence
+from client.session import EXIT_USAGE, CliError
 from inventory.load import load_inventory
 from inventory.status import AllSyncStatus, DsmStatus, InSyncStatus, PairStatus
 from lab import LabError

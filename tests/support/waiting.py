@@ -1,0 +1,26 @@
+"""Waiting in tests for what a lab host does: its port open again, a condition met."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+from tests.conftest import Lab
+
+
+def host_up(lab: Lab, host: str):  # type: ignore[no-untyped-def]
+    port = lab.inventory.client(host).port
+
+    async def check() -> bool:
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", port)) == 0
+
+    return check
+
+
+async def wait_for(check, what: str, timeout: float = 30) -> None:  # type: ignore[no-untyped-def]
+    for _ in range(int(timeout / 0.1)):
+        if await check():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"not reached within {timeout} s: {what}")
