@@ -17,7 +17,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from client.session import EXIT_OK, CliError, emit
 from inventory.models import Inventory
-from workflows.fence import fence_workflow_id
+from workers.pair import FenceLookupError, fences_of
 from workflows.models import FenceEnd, FenceRef, FenceState
 
 
@@ -34,21 +34,10 @@ async def find_fence(client: Client, pair: str) -> tuple[str, str] | None:
     """The pair's fence: (workflow id, run id), a running one before an ended one; None when
     no fence has run. What holds the fence's usual id is trusted only if it is a fence: an
     unplanned switch whose fence id was taken starts its fence under another id."""
-    found: list[tuple[bool, str, str]] = []
-    wid = fence_workflow_id(pair)
     try:
-        desc = await client.get_workflow_handle(wid).describe()
-        if desc.workflow_type == "fence":
-            found.append((desc.status == WorkflowExecutionStatus.RUNNING, desc.id, desc.run_id))
-    except RPCError as e:
-        if e.status != RPCStatusCode.NOT_FOUND:
-            raise CliError(f"the fence of pair {pair} cannot be read: {e.message}") from None
-    query = f"WorkflowType = 'fence' AND AmsmPair = '{pair}'"
-    try:
-        async for w in client.list_workflows(query, limit=20):
-            found.append((w.status == WorkflowExecutionStatus.RUNNING, w.id, w.run_id))
-    except RPCError as e:
-        raise CliError(f"the fences of pair {pair} cannot be listed: {e.message}") from None
+        found = await fences_of(client, pair)
+    except FenceLookupError as e:
+        raise CliError(str(e)) from None
     if not found:
         return None
     running = [f for f in found if f[0]]

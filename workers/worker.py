@@ -23,7 +23,6 @@ from temporalio.worker import PollerBehaviorAutoscaling, Worker
 
 from activities.devices import DeviceActivities
 from activities.lost_side import LostSideActivities
-from activities.pair import PairActivities
 from inventory.load import load_inventory
 from inventory.models import SIDES, Inventory, Side, site_queue
 from workers import version
@@ -35,6 +34,7 @@ from workers.connection import (  # noqa: F401 - Connection and connect, re-expo
 )
 from workers.interceptors import RunContextInterceptor
 from workers.logs import setup_logging
+from workers.pair import PairActivities
 from workflows import search
 from workflows.client_switch import ClientBatchWorkflow, ClientSwitchWorkflow
 from workflows.control import ControlWorkflow

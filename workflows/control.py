@@ -36,7 +36,6 @@ with workflow.unsafe.imports_passed_through():
         SideRunInput,
         StepResult,
     )
-    from activities.pair import PairRunState
     from inventory.models import Side, Timing, pair_workflow_id
     from inventory.rules import RULE_CONTROL_ALONGSIDE_RUN
     from workflows.activity_options import BOOTSTRAP, device_op, reboot_op
@@ -45,7 +44,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.client_switch import ClientSwitchWorkflow
     from workflows.inputs import read_input
     from workflows.limits import MAX_OVERRIDES, Bounded, Name
-    from workflows.models import ClientSwitchInput, Hosts
+    from workflows.models import ClientSwitchInput, Hosts, PairRunState
     from workflows.overrides import Override, OverrideRecord, override_problem, records
     from workflows.routing import on_site
     from workflows.shield import despite_cancel

@@ -294,3 +294,12 @@ class ClientBatchInput(Bounded):
 
 class ClientBatchResult(BaseModel):
     results: list[ClientSwitchResult]
+
+
+class PairRunState(BaseModel):
+    running: bool
+    run_id: str | None = None
+    workflow: str | None = None
+    current_step: str | None = None
+    failed_steps: list[str] = []
+    failed_clients: list[str] = []  # of the failed client steps

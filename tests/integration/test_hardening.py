@@ -18,6 +18,7 @@ from lab.faults import set_side_fault
 from lab.state import LabState
 from tests.conftest import Lab, cli, cli_json, running_worker
 from tests.integration.driving import drive, step, switch_waiting_at_stop_insync
+from tests.support.waiting import host_up, side_down, wait_for
 from workers import version
 from workers.worker import build_workers, other_builds, start_watch
 from workflows.fence import fence_workflow_id
@@ -210,6 +211,8 @@ async def test_the_fence_continues_as_new_whatever_arrives(client: Client, lab_f
     inv = lab.inventory
     async with running_worker(client, lab):
         set_side_fault(lab.dir, "X", "down")
+        # Down before the fence's first try: X up and main would end it at once.
+        await wait_for(side_down(lab, "X"), "side X down")
         fence = await start_fence(client, inv, "night")
         first = fence.result_run_id
         handle = client.get_workflow_handle(fence_workflow_id(inv.pair))
@@ -351,6 +354,7 @@ async def test_a_start_without_the_cli_keeps_the_fence_check(client: Client, lab
     inv = lab.inventory
     async with running_worker(client, lab):
         set_side_fault(lab.dir, "X", "down")
+        await wait_for(side_down(lab, "X"), "side X down")
         fence = await start_fence(client, inv, "night")
         await asyncio.sleep(1)
         for kind, arg in (
@@ -436,6 +440,7 @@ async def test_the_fence_checks_who_starts_and_who_ends_it(client: Client, lab_f
     inv = lab.inventory
     async with running_worker(client, lab):
         set_side_fault(lab.dir, "X", "down")
+        await wait_for(side_down(lab, "X"), "side X down")
         handle = await start_fence(client, inv, "mallory", "by hand")
         await refused_with(handle, "mallory is not an operator")
         handle = await start_fence(client, inv, "ann", "by hand")
@@ -464,9 +469,9 @@ async def test_a_server_that_cannot_answer_is_not_taken_for_no_run(  # type: ign
     from temporalio.testing import ActivityEnvironment
 
     from activities.models import PairRef
-    from activities.pair import PairActivities
     from tests.conftest import free_port
     from tests.support.servers import start_server
+    from workers.pair import PairActivities
 
     lab: Lab = await lab_factory(editors=1, ingest=0)
     port = free_port()
@@ -580,7 +585,6 @@ async def test_a_run_continued_while_clients_switch_keeps_each_clients_decision(
     and waits for its decision: the next run follows the first to its end, and the
     operator's retry of the failed one, sent to the run as it was shown, switches it."""
     from lab.faults import set_fault
-    from tests.support.waiting import host_up, wait_for
 
     lab: Lab = await lab_factory(editors=2, ingest=0, reboot_seconds=2)
     lab.retime(reboot_timeout=8, max_attempts=1)

@@ -24,3 +24,19 @@ async def wait_for(check, what: str, timeout: float = 30) -> None:  # type: igno
             return
         await asyncio.sleep(0.1)
     raise AssertionError(f"not reached within {timeout} s: {what}")
+
+
+def side_down(lab: Lab, side: str):  # type: ignore[no-untyped-def]
+    """True once every host of `side` (SmartBins, NAS heads, bridge) refuses connections:
+    `amsm lab serve` applies `lab fault --side S down` within a fraction of a second."""
+    s = lab.inventory.sides[side]  # type: ignore[index]
+    ports = [h.port for h in (*s.smartbins, s.nas.cifs, s.nas.ftp, s.bridge)]
+
+    async def check() -> bool:
+        for port in ports:
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    return False
+        return True
+
+    return check

@@ -1,12 +1,13 @@
-"""Activities about the pair's runs (not its devices): is a big workflow running, and
-is it waiting on a failed step? Used by the console controls' interlock."""
+"""Activities about the pair's runs, not its devices, run by the pair's worker over its
+own connection to Temporal: is a big workflow running and is it waiting on a failed step
+(the console controls' interlock), is a fence waiting, a random tag for a child's id,
+and the result of a client batch an earlier run started."""
 
 from __future__ import annotations
 
 import asyncio
 import secrets
 
-from pydantic import BaseModel
 from temporalio import activity
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.exceptions import ApplicationError
@@ -14,16 +15,41 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.models import BatchRef, PairRef
 from inventory.models import Inventory
-from workflows.models import Checklist, ClientBatchResult, FenceState
+from workflows.fence import fence_workflow_id
+from workflows.models import Checklist, ClientBatchResult, FenceState, PairRunState
 
 
-class PairRunState(BaseModel):
-    running: bool
-    run_id: str | None = None
-    workflow: str | None = None
-    current_step: str | None = None
-    failed_steps: list[str] = []
-    failed_clients: list[str] = []  # of the failed client steps
+class FenceLookupError(Exception):
+    """The pair's fences could not be read or listed (the sentence says which)."""
+
+
+async def fences_of(
+    client: Client, pair: str, running: bool = False
+) -> list[tuple[bool, str, str]]:
+    """The pair's fences as (running, workflow id, run id), the one under the fence's usual
+    id first; `running`: only those still running. What holds the usual id counts only if
+    it is a fence: an unplanned switch whose fence id was taken starts its fence under
+    another id. Only "not found" means no fence there; any other error is raised."""
+    found: list[tuple[bool, str, str]] = []
+    try:
+        desc = await client.get_workflow_handle(fence_workflow_id(pair)).describe()
+        is_running = desc.status == WorkflowExecutionStatus.RUNNING
+        if desc.workflow_type == "fence" and (is_running or not running):
+            found.append((is_running, desc.id, desc.run_id))
+    except RPCError as e:
+        if e.status != RPCStatusCode.NOT_FOUND:
+            raise FenceLookupError(
+                f"the fence of pair {pair} cannot be read: {e.message}"
+            ) from None
+    query = f"WorkflowType = 'fence' AND AmsmPair = '{pair}'"
+    if running:
+        query += " AND ExecutionStatus = 'Running'"
+    try:
+        async for w in client.list_workflows(query, limit=20):
+            found.append((w.status == WorkflowExecutionStatus.RUNNING, w.id, w.run_id))
+    except RPCError as e:
+        raise FenceLookupError(f"the fences of pair {pair} cannot be listed: {e.message}") from None
+    return found
 
 
 class PairActivities:
@@ -75,20 +101,11 @@ class PairActivities:
         fence's own state). A fence that cannot be read counts as waiting on both sides:
         making a side main under a fence that fences it the moment it answers would
         undo the run."""
-        pair = self.inv.pair
-        ids: dict[str, None] = {}
         try:
-            desc = await self.client.get_workflow_handle(f"{self.inv.workflow_id}-fence").describe()
-            if desc.workflow_type == "fence" and desc.status == WorkflowExecutionStatus.RUNNING:
-                ids[desc.id] = None
-        except RPCError as e:
-            if e.status != RPCStatusCode.NOT_FOUND:
-                raise ApplicationError(
-                    f"the fence of pair {pair} cannot be read: {e.message}"
-                ) from None
-        query = f"WorkflowType = 'fence' AND AmsmPair = '{pair}' AND ExecutionStatus = 'Running'"
-        async for w in self.client.list_workflows(query, limit=20):
-            ids[w.id] = None
+            found = await fences_of(self.client, self.inv.pair, running=True)
+        except FenceLookupError as e:
+            raise ApplicationError(str(e)) from None
+        ids = dict.fromkeys(wid for _, wid, _ in found)
         sides: set[str] = set()
         for wid in ids:
             try:
