@@ -9,8 +9,10 @@ import json
 import pytest
 from temporalio.client import Client
 
-from tests.conftest import Lab, cli, cli_json, running_worker
-from tests.integration.driving import step, switch_waiting_at_stop_insync
+from tests.support.cli import cli, cli_json
+from tests.support.driving import step, switch_waiting_at_stop_insync
+from tests.support.lab import Lab
+from tests.support.worker import running_worker
 from workers.worker import start_watch
 
 

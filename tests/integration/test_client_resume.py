@@ -24,7 +24,7 @@ from activities.drivers.errors import Unreachable
 from activities.models import ClientInput, StepResult
 from lab.faults import set_fault
 from lab.state import LabState
-from tests.conftest import Lab
+from tests.support.lab import Lab
 
 # The lab's boot tolerance (lab.init.timing): one clock for the lab and the worker.
 TOLERANCE = 0.5 / 4

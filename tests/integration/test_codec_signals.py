@@ -17,8 +17,10 @@ from temporalio.common import RawValue
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
-from tests.conftest import Lab, cli, cli_json, running_worker
-from tests.integration.driving import hands_for, step, switch_waiting_at_stop_insync
+from tests.support.cli import cli, cli_json
+from tests.support.driving import hands_for, step, switch_waiting_at_stop_insync
+from tests.support.lab import Lab
+from tests.support.worker import running_worker
 from workers.codec import AesGcmCodec, new_key_line
 from workers.worker import Connection, connect
 from workflows.models import OperatorSignal

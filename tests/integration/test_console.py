@@ -6,8 +6,9 @@ import json
 
 from temporalio.client import Client
 
-from tests.conftest import cli, cli_json, running_worker
-from tests.integration.driving import drive, switch_waiting_at_stop_insync
+from tests.support.cli import cli, cli_json
+from tests.support.driving import drive, switch_waiting_at_stop_insync
+from tests.support.worker import running_worker
 
 
 async def test_watch_notice_and_runs(client: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]

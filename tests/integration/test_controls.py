@@ -8,8 +8,10 @@ from temporalio.client import Client
 
 from lab.faults import set_fault
 from lab.state import LabState
-from tests.conftest import Lab, cli, cli_json, running_worker
-from tests.integration.driving import drive, step, switch_waiting_at_stop_insync
+from tests.support.cli import cli, cli_json
+from tests.support.driving import drive, step, switch_waiting_at_stop_insync
+from tests.support.lab import Lab
+from tests.support.worker import running_worker
 
 ALLSYNC_SERVICE = "AllSync Scheduler"
 

@@ -23,8 +23,9 @@ from collections import Counter
 from temporalio.client import Client
 
 from lab.state import LabState
-from tests.conftest import AMSM, Lab, cli_json
-from tests.integration.driving import drive
+from tests.support.cli import cli_json
+from tests.support.driving import drive
+from tests.support.lab import AMSM, Lab
 
 SEED = int(os.environ.get("AMSM_CRASH_SEED", "20261125"))
 TRIALS = int(os.environ.get("AMSM_CRASH_TRIALS", "20"))

@@ -27,7 +27,7 @@ from activities.drivers.errors import (
 from activities.drivers.host import ExecResult
 from activities.drivers.ssh import SshHostDriver
 from activities.models import PairRef
-from tests.conftest import Lab
+from tests.support.lab import Lab
 
 
 @pytest.fixture

@@ -14,9 +14,12 @@ from activities.drivers.errors import RULE_PURGE_BACKUP_ONLY, InterlockRefused
 from lab.faults import set_fault
 from lab.media import ingest
 from lab.state import LabState
-from tests.conftest import Lab, cli, cli_json, record_run, running_worker
-from tests.integration.driving import drive, step
+from tests.support.cli import cli, cli_json
+from tests.support.driving import drive, step
+from tests.support.lab import Lab
+from tests.support.secrets import record_run
 from tests.support.waiting import host_up, wait_for
+from tests.support.worker import running_worker
 
 
 def volume(lab: Lab, side: str) -> dict[str, str]:

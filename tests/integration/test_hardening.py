@@ -16,9 +16,11 @@ from temporalio.exceptions import ApplicationError
 from inventory.models import Inventory, Timing
 from lab.faults import set_side_fault
 from lab.state import LabState
-from tests.conftest import Lab, cli, cli_json, running_worker
-from tests.integration.driving import drive, step, switch_waiting_at_stop_insync
+from tests.support.cli import cli, cli_json
+from tests.support.driving import drive, step, switch_waiting_at_stop_insync
+from tests.support.lab import Lab
 from tests.support.waiting import host_up, side_down, wait_for
+from tests.support.worker import running_worker
 from workers import version
 from workers.worker import build_workers, other_builds, start_watch
 from workflows.fence import fence_workflow_id
@@ -469,7 +471,7 @@ async def test_a_server_that_cannot_answer_is_not_taken_for_no_run(  # type: ign
     from temporalio.testing import ActivityEnvironment
 
     from activities.models import PairRef
-    from tests.conftest import free_port
+    from tests.support.lab import free_port
     from tests.support.servers import start_server
     from workers.pair import PairActivities
 

@@ -12,7 +12,7 @@ from activities.drivers import devices as dev
 from activities.drivers import powershell as ps
 from activities.drivers.errors import CommandFailed
 from inventory.load import InventoryError, parse_inventory
-from tests.conftest import Lab
+from tests.support.lab import Lab
 
 HOSTILE = [
     "a'; Restart-Computer -Force; '",

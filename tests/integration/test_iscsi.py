@@ -14,7 +14,7 @@ from activities.drivers.errors import CommandFailed
 from activities.drivers.host import HostDriver
 from lab.init import iqn
 from lab.state import LabState
-from tests.conftest import Lab
+from tests.support.lab import Lab
 
 
 @pytest.fixture

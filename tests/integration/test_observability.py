@@ -11,8 +11,9 @@ import urllib.request
 from temporalio.client import Client
 
 from lab.faults import set_fault
-from tests.conftest import AMSM, cli, cli_json, free_port
-from tests.integration.driving import drive, step
+from tests.support.cli import cli, cli_json
+from tests.support.driving import drive, step
+from tests.support.lab import AMSM, free_port
 
 
 def scrape(port: int) -> str:

@@ -14,15 +14,11 @@ from temporalio.exceptions import ApplicationError
 from client.history import parse_history
 from inventory.rules import BY_NAME, RULES
 from lab.state import LabState
-from tests.conftest import (
-    Lab,
-    assert_no_secrets,
-    cli,
-    cli_json,
-    record_history,
-    running_worker,
-)
-from tests.integration.driving import switch_waiting_at_stop_insync
+from tests.support.cli import cli, cli_json
+from tests.support.driving import switch_waiting_at_stop_insync
+from tests.support.lab import Lab
+from tests.support.secrets import assert_no_secrets, record_history
+from tests.support.worker import running_worker
 from workflows.control import ControlInput, ControlResult
 from workflows.overrides import Override
 

@@ -9,8 +9,10 @@ from temporalio.client import Client
 from activities.drivers import powershell as ps
 from lab.media import ingest, link
 from lab.state import LabState
-from tests.conftest import Lab, cli, cli_json, running_worker
-from tests.integration.driving import drive, step
+from tests.support.cli import cli, cli_json
+from tests.support.driving import drive, step
+from tests.support.lab import Lab
+from tests.support.worker import running_worker
 
 ROOT = "V:\\VibrantAVIFiles"
 

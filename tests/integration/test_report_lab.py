@@ -13,9 +13,10 @@ from temporalio.client import Client
 from client.history import load_history_file, parse_history, reconstruct, step_table
 from client.session import default_operator
 from lab.faults import set_fault
-from tests.conftest import cli, running_worker
-from tests.integration.driving import drive, step, switch_waiting_at_stop_insync
+from tests.support.cli import cli
+from tests.support.driving import drive, step, switch_waiting_at_stop_insync
 from tests.support.history_cli import amsm
+from tests.support.worker import running_worker
 from workflows.models import OperatorSignal
 
 

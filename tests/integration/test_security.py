@@ -17,18 +17,17 @@ from temporalio.testing import WorkflowEnvironment
 
 from client.cli import build_parser
 from client.runs import connection
-from tests.conftest import (
-    Lab,
+from tests.support.cli import cli, cli_json
+from tests.support.driving import drive
+from tests.support.lab import Lab
+from tests.support.secrets import (
     assert_no_secrets,
     assert_no_secrets_in_logs,
     assert_no_secrets_in_pair,
-    cli,
-    cli_json,
     lab_secrets,
-    running_worker,
     worker_logs,
 )
-from tests.integration.driving import drive
+from tests.support.worker import running_worker
 from workers.codec import load_codec, new_key_line
 from workers.codec_server import serve
 from workers.worker import Connection, connect

@@ -9,8 +9,9 @@ from pathlib import Path
 
 from temporalio.client import Client
 
-from tests.conftest import AMSM, Lab, cli_json, free_port
-from tests.integration.driving import drive
+from tests.support.cli import cli_json
+from tests.support.driving import drive
+from tests.support.lab import AMSM, Lab, free_port
 from tests.support.servers import start_server
 from workers.worker import connect
 

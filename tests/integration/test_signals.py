@@ -9,8 +9,10 @@ import subprocess
 import pytest
 from temporalio.client import Client, WorkflowUpdateFailedError
 
-from tests.conftest import TEMPORAL, Lab, cli_json, running_worker
-from tests.integration.driving import step, switch_waiting_at_stop_insync
+from tests.support.cli import cli_json
+from tests.support.driving import step, switch_waiting_at_stop_insync
+from tests.support.lab import TEMPORAL, Lab
+from tests.support.worker import running_worker
 from workflows.models import Decision, OperatorSignal
 
 

@@ -10,8 +10,9 @@ from temporalio.client import Client
 
 from client.history import decode_value
 from inventory.models import site_queue
-from tests.conftest import AMSM, Lab, cli_json
-from tests.integration.driving import drive
+from tests.support.cli import cli_json
+from tests.support.driving import drive
+from tests.support.lab import AMSM, Lab
 
 
 def site_worker(lab: Lab, site: str) -> subprocess.Popen[bytes]:

@@ -11,15 +11,11 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from tests.conftest import (
-    TEMPORAL,
-    assert_no_secrets,
-    cli,
-    cli_json,
-    record_history,
-    running_worker,
-)
-from tests.integration.driving import drive
+from tests.support.cli import cli, cli_json
+from tests.support.driving import drive
+from tests.support.lab import TEMPORAL
+from tests.support.secrets import assert_no_secrets, record_history
+from tests.support.worker import running_worker
 from workers.worker import WORKFLOWS
 
 EXPECTED_X_TO_Y = [
@@ -88,7 +84,7 @@ async def test_switch_to_y_and_back(client: Client, lab_factory) -> None:  # typ
             client, lab, run_id, "Y",
             until=lambda s: s["steps"][4]["status"] == "awaiting-confirmation",
         )  # fmt: skip
-        from tests.integration.driving import hands_for
+        from tests.support.driving import hands_for
 
         # The Web UI's view: the checklist as the workflow's current details.
         meta = await client.get_workflow_handle(lab.inventory.workflow_id, run_id=run_id).query(

@@ -20,15 +20,10 @@ from client.session import EXIT_USAGE
 from lab.faults import set_fault, set_side_fault
 from lab.hands import set_insync
 from lab.media import ingest
-from tests.conftest import (
-    assert_no_secrets_in_pair,
-    cli,
-    cli_json,
-    record_history,
-    record_run,
-    running_worker,
-)
-from tests.integration.driving import drive, step
+from tests.support.cli import cli, cli_json
+from tests.support.driving import drive, step
+from tests.support.secrets import assert_no_secrets_in_pair, record_history, record_run
+from tests.support.worker import running_worker
 from workflows.fence import fence_workflow_id
 from workflows.models import FenceInput
 from workflows.unplanned import NOT_UNPLANNED

@@ -28,7 +28,7 @@ from lab import winrm as lab_winrm
 from lab.faults import set_fault
 from lab.ssh import HostServer, load_authorized_keys, load_host_key
 from lab.state import LabState
-from tests.conftest import Lab
+from tests.support.lab import Lab
 
 
 @pytest.fixture

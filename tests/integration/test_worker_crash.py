@@ -9,8 +9,9 @@ import subprocess
 from temporalio.client import Client
 
 from client.watch import client_stages
-from tests.conftest import AMSM, Lab, cli, cli_json
-from tests.integration.driving import drive
+from tests.support.cli import cli, cli_json
+from tests.support.driving import drive
+from tests.support.lab import AMSM, Lab
 from workflows.models import Checklist
 
 

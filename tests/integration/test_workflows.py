@@ -7,8 +7,11 @@ import asyncio
 from temporalio.client import Client
 
 from lab.hands import set_insync
-from tests.conftest import Lab, cli, cli_json, record_run, running_worker
-from tests.integration.driving import drive, step, switch_waiting_at_stop_insync
+from tests.support.cli import cli, cli_json
+from tests.support.driving import drive, step, switch_waiting_at_stop_insync
+from tests.support.lab import Lab
+from tests.support.secrets import record_run
+from tests.support.worker import running_worker
 
 
 def sides(status: dict) -> dict[str, str | None]:

@@ -7,7 +7,7 @@ import socket
 import subprocess
 from pathlib import Path
 
-from tests.conftest import TEMPORAL
+from tests.support.lab import TEMPORAL
 from workflows import search
 
 

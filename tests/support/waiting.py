@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 
-from tests.conftest import Lab
+from tests.support.lab import Lab
 
 
 def host_up(lab: Lab, host: str):  # type: ignore[no-untyped-def]

@@ -10,7 +10,8 @@ from temporalio.client import Client
 
 from inventory.models import Side
 from lab.hands import do_manual_step
-from tests.conftest import Lab, cli, cli_json
+from tests.support.cli import cli, cli_json
+from tests.support.lab import Lab
 
 
 def hands_for(lab: Lab, step: str, to: Side, stop_allsync_on: Side | None = None) -> None:
