@@ -508,6 +508,7 @@ async def test_a_taken_fence_id_does_not_skip_the_fence(client: Client, lab_fact
     try:
         async with running_worker(client, lab):
             set_side_fault(lab.dir, "X", "down")
+            await wait_for(side_down(lab, "X"), "side X down")
             started = await cli_json(
                 client, lab, "start", "switch", "--to", "Y", "--unplanned",
                 "--reason", "X lost: test of a taken fence id",

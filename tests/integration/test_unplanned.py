@@ -23,6 +23,7 @@ from lab.media import ingest
 from tests.support.cli import cli, cli_json
 from tests.support.driving import drive, step
 from tests.support.secrets import assert_no_secrets_in_pair, record_history, record_run
+from tests.support.waiting import side_down, wait_for
 from tests.support.worker import running_worker
 from workflows.fence import fence_workflow_id
 from workflows.models import FenceInput
@@ -45,6 +46,7 @@ async def test_the_night_x_is_lost(client: Client, lab_factory) -> None:  # type
         ingest(lab.dir, "X", "late-news")
         out = set_side_fault(lab.dir, "X", "down")
         assert "side X down" in out and "dsm-x" in out
+        await wait_for(side_down(lab, "X"), "side X down")
         set_fault(lab.dir, "ED-02", "unreachable")
 
         rc, out = await cli(client, lab, "start", "switch", "--to", "Y", "--operator", "night")
@@ -154,6 +156,7 @@ async def test_an_operator_ends_a_fence_by_hand(client: Client, lab_factory) -> 
         rc, out = await cli(client, lab, "fence")
         assert rc == 0 and "no fence has run" in out, out
         set_side_fault(lab.dir, "X", "down")
+        await wait_for(side_down(lab, "X"), "side X down")
         handle = await client.start_workflow(
             "fence",
             FenceInput(pair=lab.inventory.pair, side="X", reason="test", started_by="night"),
@@ -192,6 +195,7 @@ async def test_a_lost_site_without_its_worker_does_not_hold_the_switch(  # type:
     lab = await lab_factory(editors=1, ingest=0)
     lab.retime(lost_side_timeout=1)
     set_side_fault(lab.dir, "X", "down")
+    await wait_for(side_down(lab, "X"), "side X down")
     main, site_y = build_workers(client, lab.inventory, lab.inventory_path, sites=("Y",))
     async with main, site_y:
         started = await cli_json(
