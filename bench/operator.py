@@ -63,7 +63,11 @@ async def switch(client: Client, lab: LabUnderTest, to: str, timeout: float) -> 
                 raise BenchError(f"run {drive.run_id} ended {shown['state']}")
             return drive
         for s in shown["steps"]:
-            failed = [c["host"] for c in s.get("clients") or [] if c["status"] == "failed"]
+            failed = [
+                f"{c['host']}: {c.get('error')}"
+                for c in s.get("clients") or []
+                if c["status"] == "failed"
+            ]
             if s["status"] == "failed" or failed:
                 raise BenchError(
                     f"run {drive.run_id}: step {s['id']} failed: {s.get('error') or failed}"

@@ -91,6 +91,20 @@ class _Connections:
 _CONNECTIONS = _Connections()
 
 
+# What asyncssh raises when a channel cannot be opened on a connection, including its
+# internal assertions when the connection closes under the opening (channel.py:
+# `assert self._conn is not None`, `self._session.session_started()` on None; seen with
+# asyncssh 2.x while a host restarts): the command never started.
+_CHANNEL_NOT_OPENED: tuple[type[BaseException], ...] = (
+    asyncssh.ChannelOpenError,
+    asyncssh.Error,
+    OSError,
+    AssertionError,
+    AttributeError,
+)
+_REUSE_FAILED: tuple[type[BaseException], ...] = (*_CHANNEL_NOT_OPENED, TimeoutError)
+
+
 class SshHostDriver(HostDriver):
     transport = "ssh"
 
@@ -124,7 +138,7 @@ class SshHostDriver(HostDriver):
                     try:
                         async with asyncio.timeout(self._connect_timeout):
                             process = await reused.create_process(command, encoding=None)
-                    except (asyncssh.ChannelOpenError, asyncssh.Error, OSError, TimeoutError):
+                    except _REUSE_FAILED:
                         # The channel never opened, so the command never ran: a new one.
                         _CONNECTIONS.drop(pool_key, reused)
                     else:
@@ -155,7 +169,19 @@ class SshHostDriver(HostDriver):
                 )
                 _CONNECTIONS.put(pool_key, conn)
                 try:
-                    r = await conn.run(command, check=False, encoding=None)
+                    process = await conn.create_process(command, encoding=None)
+                except _CHANNEL_NOT_OPENED as e:
+                    # Connected, but the host went away before the command started (a
+                    # restart under way): it never ran.
+                    _CONNECTIONS.drop(pool_key, conn)
+                    raise Unreachable(
+                        h.host, f"the connection closed before the command started ({e!r})"
+                    ) from None
+                except BaseException:
+                    _CONNECTIONS.drop(pool_key, conn)
+                    raise
+                try:
+                    r = await self._finish(process)
                 except BaseException:
                     _CONNECTIONS.drop(pool_key, conn)
                     raise
@@ -186,6 +212,12 @@ class SshHostDriver(HostDriver):
             # The connection closed before the command said how it ended: the host went
             # down under it (a restart). Whether it ran is for the caller to read again.
             raise Unreachable(self.name, "the connection closed before the command finished")
+        if r.exit_status == 0 and not r.stdout and not r.stderr:
+            # powershell.exe running a ps.script() always prints its markers, so not one
+            # byte is not an answer: seen when a connection is torn down by a restart
+            # while another command runs on it (asyncssh then reports the status of a
+            # channel that never carried output). The host went away under the command.
+            raise Unreachable(self.name, "the host answered nothing at all (going down?)")
         # Bytes (encoding=None): the host driver decodes, and says so when it cannot.
         out = r.stdout if isinstance(r.stdout, bytes) else str(r.stdout or "").encode()
         err = r.stderr if isinstance(r.stderr, bytes) else str(r.stderr or "").encode()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 from pathlib import Path
 
@@ -233,3 +234,39 @@ async def test_one_unreadable_answer_is_that_hosts_error_not_the_whole_status(
     assert "ED-01" in broken.error and "answer not whole" in broken.error
     assert status.insync.reachable and status.insync.main == "X"
     assert all(s.reachable for s in status.smartbins)
+
+
+async def test_commands_beside_a_restart_are_unreachable_never_garbage(lab: Lab) -> None:
+    """A host restarting while other commands run on the same SSH connection (the pair's
+    watch reads a client while its switch restarts it): each of those commands either
+    answers whole or is Unreachable (read again later), never an unreadable answer and
+    never a raw asyncssh error. At 500 clients a switch once failed a client with
+    "PowerShell exited with 0; answer not whole" here."""
+    ed = lab.inventory.clients[0]
+    drv = acts(lab).host(ed)
+    seen: dict[str, int] = {}
+    stop = False
+
+    async def read_boot() -> None:
+        while not stop:
+            try:
+                await dev.uptime(drv)
+                kind = "answered"
+            except Unreachable:
+                kind = "unreachable"
+            except Exception as e:  # noqa: BLE001 - what must not happen is counted
+                kind = f"{type(e).__name__}: {e}"
+            seen[kind] = seen.get(kind, 0) + 1
+            await asyncio.sleep(0)
+
+    readers = [asyncio.create_task(read_boot()) for _ in range(6)]
+    try:
+        for _ in range(6):
+            with contextlib.suppress(Unreachable):
+                await drv.run_one(ps.restart_computer())
+            await asyncio.sleep(1.0)
+    finally:
+        stop = True
+        await asyncio.gather(*readers)
+    assert set(seen) <= {"answered", "unreachable"}, seen
+    assert seen.get("answered") and seen.get("unreachable"), seen
