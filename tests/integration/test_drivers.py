@@ -236,13 +236,18 @@ async def test_one_unreadable_answer_is_that_hosts_error_not_the_whole_status(
     assert all(s.reachable for s in status.smartbins)
 
 
-async def test_commands_beside_a_restart_are_unreachable_never_garbage(lab: Lab) -> None:
+@pytest.mark.parametrize("transport", ["ssh", "winrm"])
+async def test_commands_beside_a_restart_are_unreachable_never_garbage(
+    lab_factory,  # type: ignore[no-untyped-def]
+    transport: str,
+) -> None:
     """A host restarting while other commands run on the same SSH connection (the pair's
     watch reads a client while its switch restarts it): each of those commands either
     answers whole or is Unreachable (read again later), never an unreadable answer and
     never a raw asyncssh error. At 500 clients a switch once failed a client with
     "PowerShell exited with 0; answer not whole" here."""
-    ed = lab.inventory.clients[0]
+    lab: Lab = await lab_factory(editors=2, ingest=0)
+    ed = next(c for c in lab.inventory.clients if c.transport == transport)
     drv = acts(lab).host(ed)
     seen: dict[str, int] = {}
     stop = False
