@@ -673,10 +673,7 @@ class DeviceActivities:
                         )
                     settling = True
                 elif not sent:
-                    try:
-                        await drv.run_one(dev.ps.restart_computer())
-                    except Unreachable:
-                        pass  # the connection can drop as the host goes down
+                    await dev.restart(drv)
                     sent = True
             except Unreachable:
                 pass  # down while it reboots

@@ -8,6 +8,7 @@ layer, so no caller can bypass them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from activities.drivers.errors import (
     RULE_PURGE_BACKUP_ONLY,
     CommandFailed,
     InterlockRefused,
+    Unreachable,
 )
 from activities.drivers.host import HostDriver, reads_answers
 from activities.drivers.interlocks import Overrides, with_forced
@@ -134,6 +136,14 @@ async def uptime(drv: HostDriver) -> float:
     if seconds < 0:
         raise ps.BadOutput(f"booted after its own time now ({booted} > {now})")
     return seconds
+
+
+async def restart(drv: HostDriver) -> None:
+    """Send the host a restart (Restart-Computer -Force). Sent is all it says: the
+    connection can drop as the host goes down, so an Unreachable here is not a failure;
+    whether the host restarted is read from its boot (`boot`)."""
+    with contextlib.suppress(Unreachable):
+        await drv.run_one(ps.restart_computer())
 
 
 @dataclass(frozen=True)
