@@ -27,13 +27,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import secrets
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from lab import write_random_secret
 from lab.state import LabState, read_dsm_faults
 
 log = logging.getLogger("amsm.lab.dsm")
@@ -63,14 +62,9 @@ def dsm_path(directory: str | Path, side: str) -> Path:
 
 
 def write_dsm_password(directory: Path) -> None:
-    """A fresh random DSM password (mode 0600). URL-safe base64: no `;`, `{` or `}`,
-    which the SQLite3 ODBC driver would misread (activities/drivers/dsm_profiles.py)."""
-    path = directory / DSM_PASSWORD_FILE
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    path.unlink(missing_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="ascii") as f:
-        f.write(secrets.token_urlsafe(24) + "\n")
+    """A fresh random DSM password (no `;`, `{` or `}`, which the SQLite3 ODBC driver
+    would misread: activities/drivers/dsm_profiles.py)."""
+    write_random_secret(directory / DSM_PASSWORD_FILE)
 
 
 def initial_assets(count: int = INITIAL_ASSETS) -> list[tuple[int, str, str]]:

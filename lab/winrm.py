@@ -61,6 +61,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from lab import write_random_secret
 from lab.host import BIND_ADDRESS, REFUSED, Host, go_down, run_script, script_of
 from lab.powershell import OEM_CODEPAGE, ScriptResult
 from lab.state import LabState
@@ -212,13 +213,8 @@ def cert_paths(directory: Path, host: str) -> tuple[Path, Path]:
 
 
 def write_password(directory: Path) -> None:
-    """A fresh random WinRM password (mode 0600); no ':' so it fits an NTLM user file."""
-    path = directory / PASSWORD_FILE
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    path.unlink(missing_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="ascii") as f:
-        f.write(secrets.token_urlsafe(24) + "\n")
+    """A fresh random WinRM password (no ':', so it fits an NTLM user file)."""
+    write_random_secret(directory / PASSWORD_FILE)
 
 
 def read_password(directory: Path) -> str:

@@ -22,6 +22,7 @@ from activities.devices import DeviceActivities
 from activities.drivers import devices as dev
 from activities.drivers.errors import Unreachable
 from activities.models import ClientInput, StepResult
+from inventory.models import SwitchableClient
 from lab.faults import set_fault
 from lab.state import LabState
 from tests.support.lab import Lab
@@ -77,6 +78,25 @@ async def die_then_retry(
     return await second.run(fn, inp), killed[0]
 
 
+def back_up(
+    acts: DeviceActivities, ed: SwitchableClient
+) -> Callable[[tuple[Any, ...]], Awaitable[None]]:
+    """Before the retry: wait until the client has booted since the boot in the killed
+    attempt's heartbeat. A real host goes down a while after Restart-Computer answers;
+    the lab's at once: retrying once it is up again lets a second restart reach it."""
+    drv = acts.host(ed)
+
+    async def wait(details: tuple[Any, ...]) -> None:
+        for _ in range(200):
+            with contextlib.suppress(Unreachable):
+                if (await dev.boot(drv)).after(details[0], TOLERANCE):
+                    return
+            await asyncio.sleep(0.05)
+        raise AssertionError("the client did not come back")
+
+    return wait
+
+
 async def test_a_client_restarted_then_killed_is_not_restarted_again(lab: Lab) -> None:
     acts = DeviceActivities(lab.inventory, lab.inventory_path)
     ed = lab.inventory.clients[0]
@@ -120,20 +140,8 @@ async def test_a_restart_whose_heartbeat_was_lost_is_not_sent_again(lab: Lab) ->
     # The SDK throttles heartbeats: the worker can die after the restart went out but
     # before the heartbeat that says so reached the server. The retry then has
     # (boot time, not sent) and must find the client restarted, not restart it again.
-    drv = acts.host(ed)
-
-    async def back_up(details: tuple[Any, ...]) -> None:
-        # A real host goes down a while after Restart-Computer answers; the lab's at
-        # once. Retry once it is up again, so a second restart would reach it.
-        for _ in range(200):
-            with contextlib.suppress(Unreachable):
-                if (await dev.boot(drv)).after(details[0], TOLERANCE):
-                    return
-            await asyncio.sleep(0.05)
-        raise AssertionError("the client did not come back")
-
     result, _ = await die_then_retry(
-        acts.client_restart_verify, inp, lambda d: d[1] is True, True, back_up
+        acts.client_restart_verify, inp, lambda d: d[1] is True, True, back_up(acts, ed)
     )
     assert "restarted (2/2)" in result.message
     assert changes(lab, ed.host, mark)["Restart-Computer"] == 1
@@ -148,28 +156,18 @@ async def test_a_lost_first_heartbeat_does_not_restart_a_third_time(lab: Lab) ->
     inp = ClientInput(pair=lab.inventory.pair, host=ed.host, to="Y")
     first = await ActivityEnvironment().run(acts.client_prepare_restart, inp)
     assert first.booted is not None
-    drv = acts.host(ed)
-
-    async def back_up(details: tuple[Any, ...]) -> None:
-        for _ in range(200):
-            with contextlib.suppress(Unreachable):
-                if (await dev.boot(drv)).after(details[0], TOLERANCE):
-                    return
-            await asyncio.sleep(0.05)
-        raise AssertionError("the client did not come back")
+    up = back_up(acts, ed)
 
     mark = len(LabState(lab.dir).journal())
     carried = inp.model_copy(update={"booted": first.booted})
     result, _ = await die_then_retry(
-        acts.client_restart_verify, carried, lambda d: d[1] is True, False, back_up, True
+        acts.client_restart_verify, carried, lambda d: d[1] is True, False, up, True
     )
     assert "restarted (2/2)" in result.message and "sees Y's V: volume" in result.message
     assert changes(lab, ed.host, mark)["Restart-Computer"] == 1
     # Without what the workflow carries, the same loss restarts it once more.
     mark = len(LabState(lab.dir).journal())
-    await die_then_retry(
-        acts.client_restart_verify, inp, lambda d: d[1] is True, False, back_up, True
-    )
+    await die_then_retry(acts.client_restart_verify, inp, lambda d: d[1] is True, False, up, True)
     assert changes(lab, ed.host, mark)["Restart-Computer"] == 2
 
 

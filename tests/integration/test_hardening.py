@@ -46,6 +46,24 @@ async def shown_when(client: Client, lab: Lab, run: str, ok, timeout: float = 60
     raise AssertionError(f"not reached within {timeout} s: {json.dumps(shown)[:2000]}")
 
 
+def a_client_is(status: str):  # type: ignore[no-untyped-def]
+    """`drive`'s stop: some client of switch-clients has `status`."""
+    return lambda s: any(
+        c["status"] == status for c in step(s, "switch-clients").get("clients") or []
+    )
+
+
+async def send_large_signals(client: Client, inv: Inventory, count: int) -> None:
+    """`count` signals of 1.8 MB to the pair's current run, one every 0.3 s: a script
+    that keeps sending (a burst faster than the run can answer is stored before any
+    workflow code runs: README, "Limits")."""
+    handle = client.get_workflow_handle(inv.workflow_id)
+    big = {"step": "switch-clients", "operator": "m", "note": "y" * 1_800_000}
+    for _ in range(count):
+        await handle.signal("confirm", big)
+        await asyncio.sleep(0.3)
+
+
 async def start_fence(client: Client, inv: Inventory, started_by: str, reason: str = "test"):  # type: ignore[no-untyped-def]
     """A fence on X started by hand (as anyone who reaches Temporal can), under its id."""
     return await client.start_workflow(
@@ -543,23 +561,9 @@ async def test_large_signals_while_clients_switch_leave_the_run_going(  # type: 
     async with running_worker(client, lab):
         run, _ = await switch_waiting_at_stop_insync(client, lab, "Y")
         mark = len(LabState(lab.dir).journal())
-        await drive(
-            client,
-            lab,
-            run,
-            "Y",
-            until=lambda s: any(
-                c["status"] == "switching" for c in step(s, "switch-clients").get("clients") or []
-            ),
-        )
-        handle = client.get_workflow_handle(lab.inventory.workflow_id)
-        big = {"step": "switch-clients", "operator": "m", "note": "y" * 1_800_000}
-        # A script that keeps sending: one every 0.3 s, 54 MB in all, more than the
-        # server keeps for one run. (A burst faster than the run can answer is stored
-        # before any workflow code runs: README, "Limits".)
-        for _ in range(30):
-            await handle.signal("confirm", big)
-            await asyncio.sleep(0.3)
+        await drive(client, lab, run, "Y", until=a_client_is("switching"))
+        # 54 MB in all, more than the server keeps for one run.
+        await send_large_signals(client, lab.inventory, 30)
         shown = await shown_when(
             client,
             lab,
@@ -595,20 +599,8 @@ async def test_a_run_continued_while_clients_switch_keeps_each_clients_decision(
     set_fault(lab.dir, "ED-02", "no-reboot")
     async with running_worker(client, lab):
         run, _ = await switch_waiting_at_stop_insync(client, lab, "Y")
-        await drive(
-            client,
-            lab,
-            run,
-            "Y",
-            until=lambda s: any(
-                c["status"] == "failed" for c in step(s, "switch-clients").get("clients") or []
-            ),
-        )
-        handle = client.get_workflow_handle(lab.inventory.workflow_id)
-        big = {"step": "switch-clients", "operator": "m", "note": "y" * 1_800_000}
-        for _ in range(12):
-            await handle.signal("confirm", big)
-            await asyncio.sleep(0.3)
+        await drive(client, lab, run, "Y", until=a_client_is("failed"))
+        await send_large_signals(client, lab.inventory, 12)
         shown = await shown_when(
             client,
             lab,

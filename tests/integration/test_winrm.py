@@ -50,6 +50,22 @@ def winrm_host(lab: Lab, scheme: str, auth: str) -> Host:
     )
 
 
+def basic_protocol(lab: Lab, host: Host, at: Host | None = None) -> Protocol:
+    """A pywinrm Protocol to `host` (or to `at`, its listener moved) with Basic over HTTPS,
+    the lab CA validating the certificate: the WS-Management wire without the driver."""
+    a = acts(lab)
+    secret = a.creds.resolve(host.credentials)
+    return Protocol(
+        endpoint(at or host),
+        transport="basic",
+        username=secret.username,
+        password=secret.password,
+        ca_trust_path=str(a.creds.resolve_file("winrm-ca.pem")),
+        server_cert_validation="validate",
+        proxy=None,
+    )
+
+
 def closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -213,18 +229,8 @@ async def test_reboot_over_winrm_takes_both_ports_down_and_back(lab: Lab) -> Non
 
 
 async def test_only_encoded_powershell_is_accepted(lab: Lab) -> None:
-    a = acts(lab)
     sb = winrm_host(lab, "https", "basic")
-    secret = a.creds.resolve(sb.credentials)
-    p = Protocol(
-        endpoint(sb),
-        transport="basic",
-        username=secret.username,
-        password=secret.password,
-        server_cert_validation="validate",
-        ca_trust_path=str(a.creds.resolve_file("winrm-ca.pem")),
-        proxy=None,
-    )
+    p = basic_protocol(lab, sb)
 
     def run(command: str, args: list[str]) -> tuple[bytes, bytes, int]:
         shell = p.open_shell()
@@ -382,16 +388,7 @@ async def test_max_shells_per_user_and_the_idle_timeout(lab: Lab) -> None:
     server, moved = await _own_listener(lab, sb, "https")
     web = server.winrm
     assert web is not None
-    secret = a.creds.resolve(sb.credentials)
-    ca = str(a.creds.resolve_file("winrm-ca.pem"))
-    p = Protocol(
-        endpoint(moved),
-        transport="basic",
-        username=secret.username,
-        password=secret.password,
-        ca_trust_path=ca,
-        server_cert_validation="validate",
-    )
+    p = basic_protocol(lab, sb, moved)
     try:
         # Shells closed without Delete: they stay, and the 31st is refused.
         for _ in range(30):
@@ -422,15 +419,7 @@ async def test_a_command_line_too_long_for_createprocess(lab: Lab) -> None:
         await drv.run(*many)
     assert e.value.host == sb.host and str(ps.command_length(many)) in str(e.value)
     # The host itself: CreateProcess's limit, as a fault on the Command.
-    secret = a.creds.resolve(sb.credentials)
-    p = Protocol(
-        endpoint(sb),
-        transport="basic",
-        username=secret.username,
-        password=secret.password,
-        ca_trust_path=str(a.creds.resolve_file("winrm-ca.pem")),
-        server_cert_validation="validate",
-    )
+    p = basic_protocol(lab, sb)
     args = ps.encoded_command(ps.script(*many)).split(" ")
 
     def too_long() -> None:
@@ -451,15 +440,7 @@ async def test_a_command_line_too_long_for_createprocess(lab: Lab) -> None:
 async def test_shell_codepage_decides_the_output_without_the_utf8_setting(lab: Lab) -> None:
     a = acts(lab)
     sb = winrm_host(lab, "https", "basic")
-    secret = a.creds.resolve(sb.credentials)
-    p = Protocol(
-        endpoint(sb),
-        transport="basic",
-        username=secret.username,
-        password=secret.password,
-        ca_trust_path=str(a.creds.resolve_file("winrm-ca.pem")),
-        server_cert_validation="validate",
-    )
+    p = basic_protocol(lab, sb)
     key = r"HKLM:\SOFTWARE\GVG\SmartBins"
     text = "\n".join(
         [ps.PREAMBLE[0], ps.set_registry(key, "Site", "Genève"), ps.get_registry(key, ["Site"])]
