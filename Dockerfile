@@ -10,6 +10,7 @@ COPY inventory inventory
 COPY activities activities
 COPY workflows workflows
 COPY workers workers
+COPY wire wire
 COPY client client
 COPY lab lab
 RUN pip install --no-cache-dir .

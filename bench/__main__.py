@@ -31,7 +31,7 @@ from typing import Any
 from bench import figures, report
 from bench.operator import switch
 from bench.stack import BenchError, LabUnderTest, TemporalServer, WorkerProcess, cpu_seconds
-from client.history import parse_history
+from records.history import parse_history
 from workers.embedded import amsm_binary
 
 # Infrastructure of a lab pair besides its clients: per side 1 SmartBins, 2 NAS heads,

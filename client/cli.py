@@ -426,7 +426,7 @@ def dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 
 
 def codec_server(args: argparse.Namespace) -> int:
-    from workers.codec import CodecConfigError, load_codec
+    from wire.codec import CodecConfigError, load_codec
     from workers.codec_server import (
         DEFAULT_MAX_BODY,
         TokenError,

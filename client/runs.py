@@ -18,7 +18,7 @@ from temporalio.service import RPCError
 from client.session import EXIT_USAGE, CliError, default_operator
 from inventory.models import Inventory
 from inventory.status import PairStatus
-from workers.connection import Connection, ConnectionConfigError
+from wire.connection import Connection, ConnectionConfigError
 from workflows.models import Checklist, StatusInput
 from workflows.watch import WatchView, watch_workflow_id
 
@@ -40,7 +40,7 @@ def connection(args: argparse.Namespace) -> Connection:
 
 
 async def connect(conn: Connection) -> Client:
-    from workers.connection import connect as _connect
+    from wire.connection import connect as _connect
 
     try:
         return await asyncio.wait_for(_connect(conn), timeout=10)

@@ -25,13 +25,13 @@ from activities.devices import DeviceActivities
 from activities.lost_side import LostSideActivities
 from inventory.load import load_inventory
 from inventory.models import SIDES, Inventory, Side, site_queue
-from workers import version
-from workers.connection import (  # noqa: F401 - Connection and connect, re-exported
+from wire.connection import (  # noqa: F401 - Connection and connect, re-exported
     Connection,
     ConnectionConfigError,
     connect,
     metrics_runtime,
 )
+from workers import version
 from workers.interceptors import RunContextInterceptor
 from workers.logs import setup_logging
 from workers.pair import PairActivities

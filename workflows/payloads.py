@@ -1,6 +1,6 @@
 """A payload the worker could not decrypt, as the workflows see it.
 
-The payload codec (workers/codec.py) never raises while decoding: an exception there
+The payload codec (wire/codec.py) never raises while decoding: an exception there
 fails the whole workflow task, and Temporal retries it for ever, so one bad signal
 would stall a run until a reset. It puts this marker in the payload's place instead:
 JSON `{"amsm_undecodable": CODE}` with its own encoding, CODE one of `REASONS` (a fixed

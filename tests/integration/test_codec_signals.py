@@ -21,7 +21,7 @@ from tests.support.cli import cli, cli_json
 from tests.support.driving import hands_for, step, switch_waiting_at_stop_insync
 from tests.support.lab import Lab
 from tests.support.worker import running_worker
-from workers.codec import AesGcmCodec, new_key_line
+from wire.codec import AesGcmCodec, new_key_line
 from workers.worker import Connection, connect
 from workflows.models import OperatorSignal
 

@@ -11,9 +11,9 @@ import pytest
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 
-from client.history import parse_history
 from inventory.rules import BY_NAME, RULES
 from lab.state import LabState
+from records.history import parse_history
 from tests.support.cli import cli, cli_json
 from tests.support.driving import switch_waiting_at_stop_insync
 from tests.support.lab import Lab

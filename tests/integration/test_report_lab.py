@@ -10,9 +10,9 @@ from pathlib import Path
 
 from temporalio.client import Client
 
-from client.history import load_history_file, parse_history, reconstruct, step_table
 from client.session import default_operator
 from lab.faults import set_fault
+from records.history import load_history_file, parse_history, reconstruct, step_table
 from tests.support.cli import cli
 from tests.support.driving import drive, step, switch_waiting_at_stop_insync
 from tests.support.history_cli import amsm

@@ -28,7 +28,7 @@ from tests.support.secrets import (
     worker_logs,
 )
 from tests.support.worker import running_worker
-from workers.codec import load_codec, new_key_line
+from wire.codec import load_codec, new_key_line
 from workers.codec_server import serve
 from workers.worker import Connection, connect
 from workflows.models import StatusInput

@@ -8,8 +8,8 @@ import subprocess
 
 from temporalio.client import Client
 
-from client.history import decode_value
 from inventory.models import site_queue
+from records.history import decode_value
 from tests.support.cli import cli_json
 from tests.support.driving import drive
 from tests.support.lab import AMSM, Lab

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from client.history import RunHistory, history_from_json, load_history_file, parse_history
+from records.history import RunHistory, history_from_json, load_history_file, parse_history
 
 # The histories these tests were written against (recorded before four patches).
 HISTORIES = Path(__file__).parents[1] / "histories" / "v1"

@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from temporalio.api.common.v1 import Payload
 from temporalio.exceptions import ApplicationError
 
-from workers.codec import AesGcmCodec, CodecConfigError, data_converter, load_codec, new_key_line
+from wire.codec import AesGcmCodec, CodecConfigError, data_converter, load_codec, new_key_line
 from workflows.payloads import marker
 
 

@@ -19,7 +19,7 @@ import pytest
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload, Payloads
 
-from workers.codec import AesGcmCodec
+from wire.codec import AesGcmCodec
 from workers.codec_server import TokenError, load_token, serve
 
 UI = "http://localhost:8233"
@@ -234,7 +234,7 @@ def test_the_command_refuses_a_bad_token_file_clearly(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from client.cli import main
-    from workers.codec import new_key_line
+    from wire.codec import new_key_line
 
     keys = tmp_path / "keys"
     keys.write_text(new_key_line("k1") + "\n")

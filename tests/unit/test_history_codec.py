@@ -1,4 +1,4 @@
-"""Histories whose payloads are encrypted (workers/codec.py): read with the key, a clear
+"""Histories whose payloads are encrypted (wire/codec.py): read with the key, a clear
 one-line error without it."""
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from temporalio.api.common.v1 import Payload
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from client.history import (
+from client.history_cli import replay_paths
+from records.history import (
     HistoryError,
     decode_history,
     encryption_keys,
@@ -25,11 +26,10 @@ from client.history import (
     parse_history,
     readable,
 )
-from client.history_cli import replay_paths
-from client.report import build_report, render_markdown
+from records.report import build_report, render_markdown
 from tests.support.histories import HISTORIES, failed_replication
 from tests.support.history_cli import amsm
-from workers.codec import AesGcmCodec
+from wire.codec import AesGcmCodec
 
 KEY = os.urandom(32)
 

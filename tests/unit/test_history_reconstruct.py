@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from client.history import (
+from records.history import (
     HistoryError,
     check_against_checklist,
     load_history_file,

@@ -9,7 +9,7 @@ from datetime import datetime
 from html.parser import HTMLParser
 from pathlib import Path
 
-from client.report import (
+from records.report import (
     Report,
     build_report,
     duration,

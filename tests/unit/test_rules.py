@@ -16,10 +16,10 @@ from activities.drivers.interlocks import Overrides
 from activities.models import ForcedRule
 from client.cli import main
 from client.history_cli import report_of_file
-from client.report import render_html, render_markdown
 from client.session import EXIT_FAIL, EXIT_OK, EXIT_USAGE
 from inventory import rules
 from inventory.rules import BY_NAME, OVERRIDABLE, RULES, override_refusal
+from records.report import render_html, render_markdown
 from workflows.overrides import Override, override_problem, records
 
 OVERRIDABLE_RULES = {

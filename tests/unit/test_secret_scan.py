@@ -15,7 +15,7 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import WorkflowHistory
 
 from tests.support import secret_scan as scan
-from workers.codec import AesGcmCodec
+from wire.codec import AesGcmCodec
 
 SECRET = "Zq8-lab-dsm-password-4711xyz"
 

@@ -390,7 +390,7 @@ def load_history_file(path: str | Path) -> WorkflowHistory:
     return history_from_json(data, p.stem, str(p))
 
 
-# -- encrypted payloads (workers/codec.py) ----------------------------------------------------
+# -- encrypted payloads (wire/codec.py) ----------------------------------------------------
 PAYLOAD = "temporal.api.common.v1.Payload"
 PAYLOADS = "temporal.api.common.v1.Payloads"
 FAILURE = "temporal.api.failure.v1.Failure"

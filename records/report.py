@@ -1,6 +1,6 @@
 """The run report a shift lead files after a switch, and the step timeline.
 
-`build_report` turns a `RunHistory` (client/history.py) into a `Report`: the summary
+`build_report` turns a `RunHistory` (records/history.py) into a `Report`: the summary
 (workflow, direction, initiator, start, end, duration, result, the time until the new
 main side was serving), each step (start, end, duration, outcome, who confirmed,
 approved or skipped it and their note or reason), each client (outcome, switch time),
@@ -22,7 +22,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from client.history import (
+from inventory.models import other
+from records.history import (
     AUTOMATIC,
     Reconstruction,
     RunHistory,
@@ -33,7 +34,7 @@ from client.history import (
     direction,
     reconstruct,
 )
-from client.report_control import (
+from records.report_control import (
     OVERRIDE_HEAD,
     OverrideRow,
     control_result,
@@ -41,7 +42,6 @@ from client.report_control import (
     override_rows,
     used_text,
 )
-from inventory.models import other
 from workflows.models import Checklist, StepState
 
 

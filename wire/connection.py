@@ -13,7 +13,7 @@ from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import TLSConfig
 
-from workers.codec import CodecConfigError, data_converter, load_codec
+from wire.codec import CodecConfigError, data_converter, load_codec
 
 
 @dataclass

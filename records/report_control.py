@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from client.history import RunHistory
+from records.history import RunHistory
 from workflows.overrides import Override, OverrideRecord
 
 
