@@ -6,10 +6,41 @@ import argparse
 import asyncio
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from client.history_args import HISTORY_COMMANDS, add_history_commands, needs_server
 from client.session import EXIT_OK, EXIT_USAGE, CliError, default_operator, inventory_path, load
+from workflows.kinds import KINDS, OTHER_KINDS
+
+
+def _switch_options(k: argparse.ArgumentParser) -> None:
+    k.add_argument(
+        "--unplanned",
+        action="store_true",
+        help="the main side is lost (down or unreachable): switch without it (needs --reason)",
+    )
+    k.add_argument("--reason", help="why the switch is unplanned (recorded)")
+
+
+def _split_switch_options(k: argparse.ArgumentParser) -> None:
+    k.add_argument(
+        "--pilot", action="append", required=True, metavar="HOST", help="a pilot client (repeat)"
+    )
+
+
+def _restore_options(k: argparse.ArgumentParser) -> None:
+    k.add_argument(
+        "--tolerance", type=int, default=0, help="asset counts may differ by this much (default 0)"
+    )
+
+
+# What `amsm start KIND` takes besides its side (workflows/kinds.py has the rest).
+START_OPTIONS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
+    "switch": _switch_options,
+    "split-switch": _split_switch_options,
+    "restore": _restore_options,
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,26 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("start", help="start a workflow on the pair")
     kinds = s.add_subparsers(dest="kind", metavar="WORKFLOW")
     side = {"type": str.upper, "choices": ["X", "Y"]}
-    k = kinds.add_parser("switch", help="switch the pair: the other side becomes main")
-    k.add_argument("--to", required=True, help="new main side", **side)  # type: ignore[arg-type]
-    k.add_argument(
-        "--unplanned",
-        action="store_true",
-        help="the main side is lost (down or unreachable): switch without it (needs --reason)",
-    )
-    k.add_argument("--reason", help="why the switch is unplanned (recorded)")
-    k = kinds.add_parser("split", help="split the pair: --main stays main, the other runs alone")
-    k.add_argument("--main", required=True, help="the side that stays main", **side)  # type: ignore[arg-type]
-    k = kinds.add_parser("split-switch", help="switch in stages, pilot clients first")
-    k.add_argument("--to", required=True, help="new main side", **side)  # type: ignore[arg-type]
-    k.add_argument(
-        "--pilot", action="append", required=True, metavar="HOST", help="a pilot client (repeat)"
-    )
-    k = kinds.add_parser("restore", help="restore mirroring after a split, --main as main")
-    k.add_argument("--main", required=True, help="the side whose material wins", **side)  # type: ignore[arg-type]
-    k.add_argument(
-        "--tolerance", type=int, default=0, help="asset counts may differ by this much (default 0)"
-    )
+    for kind in KINDS.values():
+        k = kinds.add_parser(kind.name, help=kind.help)
+        k.add_argument(f"--{kind.side}", required=True, help=kind.side_help, **side)  # type: ignore[arg-type]
+        START_OPTIONS.get(kind.name, lambda _: None)(k)
     for k in kinds.choices.values():
         k.add_argument("--operator", default=default_operator())
         k.add_argument("--json", action="store_true")
@@ -84,9 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
 
     s = sub.add_parser("runs", help="list the pair's runs (newest first)")
-    s.add_argument(
-        "--kind", choices=["switch", "split", "split-switch", "restore", "control", "fence"]
-    )
+    s.add_argument("--kind", choices=[*KINDS, *OTHER_KINDS])
     s.add_argument(
         "--state", choices=["running", "awaiting-operator", "completed", "aborted", "failed"]
     )

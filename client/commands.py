@@ -52,6 +52,7 @@ from client.watch import watch, watch_status
 from inventory.load import InventoryError, load_inventory
 from inventory.models import Inventory, other
 from workflows import search
+from workflows.kinds import KINDS
 from workflows.models import (
     Checklist,
     Decision,
@@ -293,7 +294,7 @@ def workflow_input(inv: Inventory, args: argparse.Namespace) -> tuple[BaseModel,
             pair=inv.pair, main=args.main, initiator=who, asset_tolerance=args.tolerance
         ), f"restore with {args.main} main"
     raise CliError(
-        f"unknown workflow {args.kind!r}; available: switch, split, split-switch, restore",
+        f"unknown workflow {args.kind!r}; available: {', '.join(KINDS)}",
         EXIT_USAGE,
     )
 

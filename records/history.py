@@ -21,7 +21,6 @@ from __future__ import annotations
 import bisect
 import json
 import re
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -38,6 +37,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import PayloadCodec
 
 from inventory.models import Side, other
+from workflows.kinds import KINDS
 from workflows.models import (
     Checklist,
     ClientBatchInput,
@@ -55,11 +55,7 @@ from workflows.steps import (
     NOT_UNPLANNED,
     VERIFY_ACTIVITIES,
     lost_side_steps,
-    restore_steps,
-    split_steps,
-    split_switch_steps,
     steps_for_activity,
-    switch_steps,
 )
 
 T = TypeVar("T", bound=BaseModel)
@@ -829,38 +825,23 @@ def _close(run: RunHistory, e: HistoryEvent, kind: str, at: datetime) -> None:
 
 
 # -- what the run was: its step table and direction -----------------------------------------
-STEP_TABLES: dict[str, tuple[str, Callable[[Side, Side], list[StepDef]]]] = {
-    # workflow type: (the input field naming the side, the table as f(main before, other))
-    "switch": ("to", lambda a, b: switch_steps(a, b)),
-    "split-switch": ("to", lambda a, b: split_switch_steps(a, b)),
-    "split": ("main", lambda m, o: split_steps(m, o)),
-    "restore": ("main", lambda m, o: restore_steps(m, o)),
-}
-
-
 def step_table(workflow_type: str, inp: Any) -> list[StepDef]:
     """Today's step table for the run's workflow and input (empty when unknown)."""
-    if workflow_type not in STEP_TABLES or not isinstance(inp, dict):
+    kind = KINDS.get(workflow_type)
+    if kind is None or not isinstance(inp, dict) or inp.get(kind.side) not in ("X", "Y"):
         return []
-    field, table = STEP_TABLES[workflow_type]
-    side = inp.get(field)
-    if side not in ("X", "Y"):
-        return []
-    # switch tables take (old main, new main); split/restore take (main, other)
-    return table(other(side), side) if field == "to" else table(side, other(side))
+    return kind.steps(inp[kind.side])
 
 
 def direction(workflow_type: str, inp: Any) -> str:
     """The run's direction in the manual's words."""
     if not isinstance(inp, dict):
         return ""
-    to, main = inp.get("to"), inp.get("main")
-    if workflow_type in ("switch", "split-switch") and to in ("X", "Y"):
-        return f"{other(to)} -> {to}"
-    if workflow_type == "split" and main in ("X", "Y"):
-        return f"{main} stays main, {other(main)} independent"
-    if workflow_type == "restore" and main in ("X", "Y"):
-        return f"{main} main (rejoin {other(main)})"
+    kind = KINDS.get(workflow_type)
+    if kind is not None:
+        side = inp.get(kind.side)
+        return kind.direction(*kind.sides(side)) if side in ("X", "Y") else ""
+    to = inp.get("to")
     if workflow_type == "client-switch" and to in ("X", "Y"):
         return f"{inp.get('host', '?')} to {to}"
     if workflow_type == "control" and inp.get("control"):

@@ -96,7 +96,7 @@ def make_replayer(workflows: Sequence[type] | None = None, codec: Any = None) ->
     from wire.codec import data_converter
 
     if workflows is None:
-        from workers.worker import WORKFLOWS
+        from workflows.registry import WORKFLOWS
 
         workflows = WORKFLOWS
     return Replayer(
@@ -107,7 +107,7 @@ def make_replayer(workflows: Sequence[type] | None = None, codec: Any = None) ->
 async def replay_paths(
     paths: Sequence[str | Path], workflows: Sequence[type] | None = None, codec: Any = None
 ) -> list[ReplayOutcome]:
-    """Replay each history file against `workflows` (default: the worker's WORKFLOWS), all
+    """Replay each history file against `workflows` (default: every workflow the worker runs), all
     in one replay worker; a failure is then located by `locate_mismatch`."""
     replayer = make_replayer(workflows, codec)
     outcomes: list[ReplayOutcome] = []

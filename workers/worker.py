@@ -36,28 +36,8 @@ from workers.interceptors import RunContextInterceptor
 from workers.logs import setup_logging
 from workers.pair import PairActivities
 from workflows import search
-from workflows.client_switch import ClientBatchWorkflow, ClientSwitchWorkflow
-from workflows.control import ControlWorkflow
-from workflows.fence import FenceWorkflow
-from workflows.restore import RestoreWorkflow
-from workflows.split import SplitWorkflow
-from workflows.split_switch import SplitSwitchWorkflow
-from workflows.status import PairStatusWorkflow
-from workflows.switch import SwitchWorkflow
-from workflows.watch import PairWatchWorkflow, WatchInput, watch_workflow_id
-
-WORKFLOWS = [
-    SwitchWorkflow,
-    SplitWorkflow,
-    SplitSwitchWorkflow,
-    RestoreWorkflow,
-    ClientSwitchWorkflow,
-    ClientBatchWorkflow,
-    PairStatusWorkflow,
-    PairWatchWorkflow,
-    ControlWorkflow,
-    FenceWorkflow,
-]
+from workflows.registry import WORKFLOWS
+from workflows.watch import WatchInput, watch_workflow_id
 
 # Reboot waits hold an activity slot each; a large facility reboots hundreds at once.
 MAX_CONCURRENT_ACTIVITIES = 1000

@@ -24,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.base import PairWorkflow
     from workflows.checklist import TEXT_ITEMS, StepRunner
     from workflows.inputs import read_input
+    from workflows.kinds import KINDS
     from workflows.models import Checklist, RestoreInput, StepState
     from workflows.steps import RESTORE_GATES, restore_steps
 
@@ -59,7 +60,7 @@ class RestoreWorkflow(PairWorkflow):
         o = other(m)
         lm, lo = m.lower(), o.lower()
         pair = inp.pair
-        title = f"Restore mirroring with {m} main ({pair})"
+        title = KINDS["restore"].title(m, o, inp)
         self._start_runner(
             StepRunner(
                 "restore",

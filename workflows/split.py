@@ -11,6 +11,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.base import CLIENTS_CONTINUE_PATCH, PairWorkflow
     from workflows.checklist import StepRunner
     from workflows.inputs import read_input
+    from workflows.kinds import KINDS
     from workflows.models import Checklist, ClientProgress, SplitInput, StepState
     from workflows.steps import split_steps
 
@@ -32,7 +33,7 @@ class SplitWorkflow(PairWorkflow):
             StepRunner(
                 "split",
                 pair,
-                f"Split: {a} stays main, {b} independent ({pair})",
+                KINDS["split"].title(a, b, inp),
                 inp.initiator,
                 split_steps(a, b),
                 resume=inp.resume,

@@ -11,6 +11,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.base import PairWorkflow
     from workflows.checklist import StepRunner
     from workflows.inputs import read_input
+    from workflows.kinds import KINDS
     from workflows.models import Checklist, SplitSwitchInput, StepState
     from workflows.steps import split_switch_steps
 
@@ -28,7 +29,7 @@ class SplitSwitchWorkflow(PairWorkflow):
         a = other(b)
         la, lb = a.lower(), b.lower()
         pair = inp.pair
-        title = f"Split and switch {a} -> {b}, pilots {', '.join(inp.pilots)} ({pair})"
+        title = KINDS["split-switch"].title(a, b, inp)
         self._start_runner(
             StepRunner(
                 "split-switch",

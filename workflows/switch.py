@@ -12,6 +12,7 @@ with workflow.unsafe.imports_passed_through():
     from inventory.status import PairStatus
     from workflows.checklist import StepRunner
     from workflows.inputs import read_input
+    from workflows.kinds import KINDS
     from workflows.models import Checklist, StepState, SwitchInput
     from workflows.steps import switch_steps
     from workflows.unplanned import SwitchPlan, UnplannedSwitch, lost_side_advice
@@ -37,7 +38,7 @@ class SwitchWorkflow(UnplannedSwitch):
             StepRunner(
                 "switch",
                 pair,
-                f"Switch {a} -> {b} ({pair})",
+                KINDS["switch"].title(a, b, inp),
                 inp.initiator,
                 switch_steps(a, b),
                 resume=inp.resume,

@@ -16,7 +16,7 @@ from tests.support.driving import drive
 from tests.support.lab import TEMPORAL
 from tests.support.secrets import assert_no_secrets, record_history
 from tests.support.worker import running_worker
-from workers.worker import WORKFLOWS
+from workflows.registry import WORKFLOWS
 
 EXPECTED_X_TO_Y = [
     "stop-replication", "dsm-x-backup", "stop-browse", "switch-browse", "stop-insync",

@@ -16,7 +16,6 @@ from temporalio.api.common.v1 import Payload
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from client.history_cli import replay_paths
 from records.history import (
     HistoryError,
     decode_history,
@@ -26,6 +25,7 @@ from records.history import (
     parse_history,
     readable,
 )
+from records.replay import replay_paths
 from records.report import build_report, render_markdown
 from tests.support.histories import HISTORIES, failed_replication
 from tests.support.history_cli import amsm

@@ -13,16 +13,13 @@ from temporalio import workflow
 from temporalio.common import RawValue
 
 from activities.models import PairRef
-from client.history_cli import (
-    HISTORY_COMMANDS,
-    needs_server,
-    replay_paths,
-)
+from client.history_cli import HISTORY_COMMANDS, needs_server
+from records.replay import replay_paths
 from tests.support.history_cli import amsm, parser
-from workers.worker import WORKFLOWS
 from workflows.client_switch import ClientSwitchWorkflow
 from workflows.inputs import read
 from workflows.models import Checklist, ClientProgress, ClientSwitchInput, StepState, SwitchInput
+from workflows.registry import WORKFLOWS
 from workflows.switch import SwitchWorkflow
 
 # The histories these tests were written against (recorded before four patches).
