@@ -37,6 +37,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import PayloadCodec
 
 from inventory.models import Side, other
+from workflows import outcomes
 from workflows.kinds import KINDS
 from workflows.models import (
     Checklist,
@@ -49,6 +50,7 @@ from workflows.models import (
     StepDef,
     StepStatus,
 )
+from workflows.outcomes import Outcome
 from workflows.payloads import REASONS
 from workflows.payloads import reason as undecodable_reason
 from workflows.steps import (
@@ -75,12 +77,6 @@ CLIENT_STEPS = ("switch-clients", "switch-pilots", "move-editors")
 # Activities the engine runs between two steps (restore reads the asset counts for the
 # approve-overwrite gate's message before the gate starts).
 BETWEEN_STEPS = ("dsm_asset_counts",)
-# Steps restore passes over when find-orphans finds nothing (RestoreWorkflow.body).
-NO_ORPHANS = (
-    ("approve-purge", "no orphans: nothing to approve"),
-    ("purge-orphans", "no orphans: nothing to delete"),
-)
-AUTOMATIC = "amsm (automatic)"
 
 
 class HistoryError(Exception):
@@ -879,6 +875,9 @@ class StepTrack(BaseModel):
     error: str | None = None
     automatic: bool = False
     passed_over: bool = False
+    # As the engine records them (workflows/outcomes.py), from what the events show.
+    outcome: Outcome | None = None
+    reason: str | None = None
     clients: list[ClientTrack] | None = None
     events: list[int] = Field(default_factory=list)
     # Signals that reached this step and were taken: confirmations and decisions.
@@ -1009,7 +1008,7 @@ class _Walk:
         for k in range(self.p + 1, j):
             s = self.steps[k]
             if s.status == "pending":
-                s.status, s.passed_over = "skipped", True
+                s.status, s.passed_over, s.outcome = "skipped", True, "passed-over"
                 s.started_at = s.ended_at = start
                 s.note = "passed over: no events for this step"
                 self.out.approximate.append(
@@ -1108,7 +1107,7 @@ class _Walk:
                 if s.status in ("failed", "pending", "awaiting-confirmation", "awaiting-approval"):
                     self.messages[s.id] = []
                 if a.type in ("insync_run", "allsync_run"):
-                    s.automatic, s.operator = True, AUTOMATIC
+                    s.automatic, s.operator = True, outcomes.AUTOMATIC
                 s.status, s.error = "running", None
                 s.events.append(a.scheduled_event)
                 self.inflight[a.scheduled_event] = s.id
@@ -1156,7 +1155,9 @@ class _Walk:
         s = self.steps[self.index[a.step]]
         s.events.append(a.end_event)
         if a.outcome in ("failed", "timed-out") and self.on_lost_side(a, s):
-            s.status, s.note = "skipped", f"skipped: side lost: {a.error}"
+            s.status, s.outcome = "skipped", "side-lost"
+            s.reason = outcomes.side_lost_reason(a.error or "")
+            s.note = outcomes.skipped_note(s.reason)
             self.lost.add(s.id)
             self.finish(s, when)
             return
@@ -1167,27 +1168,27 @@ class _Walk:
             return
         if s.id in self.lost:  # stop-replication: the surviving side's own processes
             s.status = "skipped"
-            s.note = f"{s.note}; on {a.input.get('side')}: {summarize(a.result)}"
+            also = f"; on {a.input.get('side')}: {summarize(a.result)}"
+            s.note, s.reason = f"{s.note}{also}", f"{s.reason}{also}"
             return
         if a.type in VERIFY_ACTIVITIES and isinstance(a.result, dict):
-            want = s.id.startswith("start-")
-            if bool(a.result.get("running")) == want:
-                s.status, s.message = "done", "confirmed and verified"
+            running, host = bool(a.result.get("running")), str(a.result.get("host", "?"))
+            seen = outcomes.tool_seen(
+                VERIFY_ACTIVITIES[a.type], s.id.startswith("start-"), running, host
+            )
+            if seen is None:
+                s.status, s.message, s.outcome = "done", outcomes.VERIFIED, "verified"
                 self.finish(s, when)
             else:
-                tool, host = VERIFY_ACTIVITIES[a.type], a.result.get("host", "?")
-                if a.type == "insync_state":
-                    seen = "stopped" if not a.result.get("running") else "still running"
-                else:
-                    seen = "still running" if a.result.get("running") else "not running"
                 s.status = "awaiting-confirmation"
-                s.message = f"confirmed but not verified: {tool} is {seen} on {host}"
+                s.message = outcomes.not_verified(seen)
                 self.note(a.ended_at, a.end_event, s.id, f"{s.id}: {s.message}", "warning")
             return
         if s.id in CLIENT_STEPS and a.type == "probe_pair":
             # the clients step read the pair; the children (if any) come next
             if not self.busy(s) and not s.clients:
-                s.status, s.message, s.clients = "done", "no clients to switch", []
+                s.status, s.message, s.clients = "done", outcomes.NO_CLIENTS, []
+                s.outcome = "done"
                 self.finish(s, when)
             return
         msg = summarize(a.result)
@@ -1196,6 +1197,7 @@ class _Walk:
             s.message = "; ".join(self.messages[s.id])
         if not self.busy(s) and s.clients is None:
             s.status = "done"
+            s.outcome = "automatic" if s.automatic else "done"
             self.finish(s, when)
         if a.type == "find_orphans" and isinstance(a.result, dict) and not a.result.get("clips"):
             self.pass_over(when)
@@ -1219,12 +1221,8 @@ class _Walk:
             if j is None or self.steps[j].status != "pending":
                 continue
             s = self.steps[j]
-            s.status, s.passed_over = "skipped", True
-            s.note = (
-                f"not in an unplanned switch: {other(to)}'s database and media may hold "  # type: ignore[arg-type]
-                f"changes {to} never got. When {other(to)} is back: amsm start restore "  # type: ignore[arg-type]
-                f"--main {to}"
-            )
+            s.status, s.passed_over, s.outcome = "skipped", True, "passed-over"
+            s.note = outcomes.not_unplanned_note(other(to), to)  # type: ignore[arg-type]
             s.started_at = s.ended_at = when
 
     def on_lost_side(self, a: ActivityCall, s: StepTrack) -> bool:
@@ -1237,12 +1235,12 @@ class _Walk:
 
     def pass_over(self, when: datetime) -> None:
         """restore with no orphans: the engine passes over the purge gate and the purge."""
-        for step_id, why in NO_ORPHANS:
+        for step_id, why in outcomes.NO_ORPHANS.items():
             j = self.index.get(step_id)
             if j is None or self.steps[j].status != "pending":
                 continue
             s = self.steps[j]
-            s.status, s.note, s.passed_over = "skipped", why, True
+            s.status, s.note, s.passed_over, s.outcome = "skipped", why, True, "passed-over"
             s.started_at = s.ended_at = when
             self.p = max(self.p, j)
 
@@ -1324,13 +1322,11 @@ class _Walk:
         clients = s.clients or []
         if self.busy(s) or any(c.status in ("switching", "failed") for c in clients):
             return
-        done = [c for c in clients if c.status == "done"]
-        skipped = [c for c in clients if c.status == "skipped"]
-        slowest = max((c.seconds or 0) for c in done) if done else 0
-        msg = f"{len(done)} client(s) switched (slowest {slowest:.1f} s)"
-        if skipped:
-            msg += f"; left behind on purpose: {', '.join(c.host for c in skipped)}"
-        s.message, s.status = msg, "done"
+        s.message = outcomes.clients_switched(
+            [c.seconds or 0 for c in clients if c.status == "done"],
+            [c.host for c in clients if c.status == "skipped"],
+        )
+        s.status, s.outcome = "done", "done"
         self.finish(s, when)
 
     def on_signal(self, sig: SignalRecord) -> None:
@@ -1398,7 +1394,7 @@ class _Walk:
         sig.verdict = "accepted"
         s = self.enter(j, sig.event_id, sig.at, f"{kind} {sig.step}")
         s.operator, s.note = sig.operator, sig.note
-        s.status = "done"
+        s.status, s.outcome = "done", "approved" if s.kind == "gate" else "confirmed"
         s.events.append(sig.event_id)
         s.signals.append(sig.event_id)
         self.progress(self.seen(sig))
@@ -1432,7 +1428,10 @@ class _Walk:
             sig.verdict = "accepted"
             for c in targets:
                 if action == "skip":
-                    c.status, c.message = "skipped", f"skipped by {sig.operator}: {sig.reason}"
+                    c.status, c.message = (
+                        "skipped",
+                        outcomes.client_skipped(sig.operator, sig.reason),
+                    )
                 else:
                     c.status = "switching"  # the engine starts it again right away
             s.events.append(sig.event_id)
@@ -1448,7 +1447,12 @@ class _Walk:
             s.signals.append(sig.event_id)
             self.progress(self.seen(sig))
             if action == "skip":
-                s.status, s.operator, s.note = "skipped", sig.operator, f"skipped: {sig.reason}"
+                s.status, s.operator, s.note = (
+                    "skipped",
+                    sig.operator,
+                    outcomes.skipped_note(sig.reason),
+                )
+                s.outcome, s.reason = "skipped", sig.reason
                 self.finish(s, self.seen(sig))
             else:
                 s.status = "running"
@@ -1467,8 +1471,8 @@ class _Walk:
                         "running",
                         "failed",
                     ):
-                        s.status = "skipped"
-                        s.note = (s.note + "; " if s.note else "") + "not done: run aborted"
+                        s.status, s.outcome = "skipped", "aborted"
+                        s.note = outcomes.aborted_note(s.note)
             else:
                 self.out.state = "completed"
             nxt = self.p + 1

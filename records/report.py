@@ -24,7 +24,6 @@ from pydantic import BaseModel, Field
 
 from inventory.models import other
 from records.history import (
-    AUTOMATIC,
     Reconstruction,
     RunHistory,
     SignalRecord,
@@ -42,6 +41,7 @@ from records.report_control import (
     override_rows,
     used_text,
 )
+from workflows import outcomes
 from workflows.models import Checklist, StepState
 
 
@@ -307,28 +307,6 @@ def _result(run: RunHistory, rec: Reconstruction) -> str:
     return f"{run.status}: {run.close_message}" if run.close_message else run.status
 
 
-def _how(step: StepState | StepTrack, passed_over: bool) -> tuple[str, str | None]:
-    """(how, reason) for a step's outcome."""
-    note = step.note or ""
-    if step.status == "skipped":
-        if "not done: run aborted" in note:
-            return "not done (aborted)", None
-        if note.startswith("skipped: "):
-            return "skipped", note[len("skipped: ") :]
-        if passed_over or not step.operator:
-            return "passed over", None
-        return "skipped", None
-    if step.status == "done":
-        if step.operator == AUTOMATIC:
-            return "automatic", None
-        return {"manual": "confirmed", "gate": "approved"}.get(step.kind, ""), None
-    if step.status == "failed":
-        return "failed", None
-    if step.status.startswith("awaiting"):
-        return "waiting for " + step.status.split("-", 1)[1], None
-    return "", None
-
-
 def _steps(run: RunHistory, rec: Reconstruction, c: Checklist | None) -> list[StepRow]:
     tracks = {s.id: s for s in rec.steps}
     retries: dict[str, list[str]] = {}
@@ -340,7 +318,7 @@ def _steps(run: RunHistory, rec: Reconstruction, c: Checklist | None) -> list[St
     source: list[StepState | StepTrack] = list(c.steps) if c is not None else list(rec.steps)
     for n, s in enumerate(source, 1):
         t = tracks.get(s.id)
-        how, reason = _how(s, bool(t and t.passed_over))
+        how, reason = outcomes.how(s, bool(t and t.passed_over))
         row = StepRow(
             n=n,
             id=s.id,

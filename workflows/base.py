@@ -27,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from inventory.models import Side, Timing, pair_workflow_id
     from inventory.status import PairStatus
+    from workflows import outcomes
     from workflows.activity_options import BOOTSTRAP, batch_wait, device_op
     from workflows.checklist import Aborted, StepRunner, describe_failure
     from workflows.client_switch import ClientBatchWorkflow, ClientSwitchWorkflow
@@ -379,9 +380,7 @@ class PairWorkflow:
                 result_type=InSyncState,
                 **device_op(self.timing),
             )
-            if st.running == running:
-                return None
-            return f"InSync is {'stopped' if not st.running else 'still running'} on {st.host}"
+            return outcomes.tool_seen("InSync", running, st.running, st.host)
 
         return check
 
@@ -394,9 +393,7 @@ class PairWorkflow:
                 "allsync_state", where, result_type=AllSyncState,
                 **device_op(self.timing), **on_site(where),
             )  # fmt: skip
-            if st.running == running:
-                return None
-            return f"AllSync is {'still running' if st.running else 'not running'} on {st.host}"
+            return outcomes.tool_seen("AllSync", running, st.running, st.host)
 
         return check
 
@@ -414,7 +411,7 @@ class PairWorkflow:
         # clients go on from where they were, none is switched twice.
         runner.publish()
         if not step.clients:
-            return "no clients to switch"
+            return outcomes.NO_CLIENTS
         return await self.move_clients(step, step.clients)
 
     async def child_tag(self) -> str:
@@ -439,13 +436,10 @@ class PairWorkflow:
         else:
             await self._move_one_by_one(step, clients, tag)
         self.steps.check_abort()
-        done = [c for c in clients if c.status == "done"]
-        skipped = [c for c in clients if c.status == "skipped"]
-        slowest = max((c.seconds or 0) for c in done) if done else 0
-        msg = f"{len(done)} client(s) switched (slowest {slowest:.1f} s)"
-        if skipped:
-            msg += f"; left behind on purpose: {', '.join(c.host for c in skipped)}"
-        return msg
+        return outcomes.clients_switched(
+            [c.seconds or 0 for c in clients if c.status == "done"],
+            [c.host for c in clients if c.status == "skipped"],
+        )
 
     async def _move_in_batches(
         self, step: StepState, clients: list[ClientProgress], tag: str
@@ -644,7 +638,7 @@ class PairWorkflow:
         if step.status == "failed":
             step.status = "running"
         if d.action == "skip":
-            cp.status, cp.message = "skipped", f"skipped by {d.operator}: {d.reason}"
+            cp.status, cp.message = "skipped", outcomes.client_skipped(d.operator, d.reason)
             runner.publish()
             return False
         return True

@@ -22,7 +22,7 @@ from typing import TypeVar
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
-from workflows import search
+from workflows import outcomes, search
 from workflows.limits import (
     CONTINUE_AFTER_EVENTS,
     MAX_NAME,
@@ -459,11 +459,11 @@ class StepRunner:
             if step_id in guarded and g.status == "skipped" and g.operator:
                 # What a skipped gate guards is not done either (WORKFLOWS.md: only an
                 # approval opens a gate).
-                self.pass_over(step_id, f"not done: {gate} was {g.note} (by {g.operator})")
+                self.pass_over(step_id, outcomes.guarded_note(gate, g.note, g.operator))
                 return step
         step.started_at = step.started_at or self.now()
         if automatic is not None:
-            step.operator = "amsm (automatic)"
+            step.operator = outcomes.AUTOMATIC
             await self._run_auto(step, automatic)
         elif step.kind == "auto":
             assert action is not None, f"auto step {step_id} needs an action"
@@ -472,6 +472,12 @@ class StepRunner:
             await self._run_manual(step, action, verify, remind)
         if step.status != "skipped":
             step.status = "done"
+            if automatic is not None:
+                step.outcome = "automatic"
+            elif step.kind == "auto":
+                step.outcome = "done"
+            elif step.outcome is None:  # "verified" when its check agreed
+                step.outcome = "approved" if step.kind == "gate" else "confirmed"
         step.ended_at = self.now()
         self.publish()
         return step
@@ -520,15 +526,15 @@ class StepRunner:
             self.last_signal[step.id] = sig
             step.operator, step.note = sig.operator, sig.note
             if verify is not None:
-                step.status, step.message = "running", "confirmed; checking the device"
+                step.status, step.message = "running", outcomes.CHECKING
                 self.publish()
                 checked = await self._attempt(step, verify)
                 if checked is SKIPPED:
                     return
                 if checked is not None:
-                    step.message = f"confirmed but not verified: {checked}"
+                    step.message = outcomes.not_verified(str(checked))
                     continue
-                step.message = "confirmed and verified"
+                step.message, step.outcome = outcomes.VERIFIED, "verified"
             if action is not None:
                 done = await self._attempt(step, action)
                 if done is SKIPPED:
@@ -557,17 +563,18 @@ class StepRunner:
             self.publish()
 
     def pass_over(self, step_id: str, note: str) -> None:
-        """A step that has nothing to do in this run (e.g. no orphans to purge)."""
+        """A step that has nothing to do in this run (e.g. no orphans to purge); `note`
+        says why (workflows/outcomes.py)."""
         step = self.checklist.step(step_id)
-        step.status = "skipped"
+        step.status, step.outcome = "skipped", "passed-over"
         step.note = note
         step.started_at = step.ended_at = self.now()
         self.publish()
 
     def skip(self, step: StepState, d: Decision) -> None:
-        step.status = "skipped"
+        step.status, step.outcome, step.reason = "skipped", "skipped", d.reason
         step.operator = d.operator
-        step.note = f"skipped: {d.reason}"
+        step.note = outcomes.skipped_note(d.reason)
 
     def fail(self, message: str) -> None:
         self.checklist.state = "failed"
@@ -585,12 +592,12 @@ class StepRunner:
         d = self.abort
         c = self.checklist
         c.state = "aborted"
-        c.message = f"aborted by {d.operator if d else '?'}: {d.reason if d else ''}"
+        c.message = outcomes.aborted_message(d.operator if d else "?", d.reason if d else "")
         c.final_state = final_state
         c.ended_at = self.now()
         for s in c.steps:
             if s.status in ("awaiting-confirmation", "awaiting-approval", "running", "failed"):
-                s.status = "skipped"
-                s.note = (s.note + "; " if s.note else "") + "not done: run aborted"
+                s.status, s.outcome = "skipped", "aborted"
+                s.note = outcomes.aborted_note(s.note)
                 s.waiting_since = None
         self.publish()

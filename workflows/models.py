@@ -16,6 +16,7 @@ from workflows.limits import (
     Text,
     unique_hosts,
 )
+from workflows.outcomes import Outcome
 
 # A list of host names from outside: bounded, and each host once (ED-01 is ed-01).
 Hosts = Annotated[list[Name], Field(max_length=MAX_CLIENTS), AfterValidator(unique_hosts)]
@@ -157,6 +158,10 @@ class StepState(BaseModel):
     # What the step found, in full (e.g. the orphan clips a restore would purge).
     items: list[str] | None = None
     waiting_since: str | None = None
+    # What happened to it, as data (workflows/outcomes.py makes the words from it): set
+    # when the step is done or skipped. `reason`: a skip's, or why the side was lost.
+    outcome: Outcome | None = None
+    reason: str | None = None
 
     @property
     def pending_clients(self) -> int:

@@ -20,6 +20,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from inventory.models import Side, other
     from inventory.status import PairStatus
+    from workflows import outcomes
     from workflows.activity_options import device_op
     from workflows.base import PairWorkflow
     from workflows.checklist import TEXT_ITEMS, StepRunner
@@ -141,8 +142,8 @@ class RestoreWorkflow(PairWorkflow):
                 await run("approve-purge")
                 await run("purge-orphans", purge)
             else:
-                self.steps.pass_over("approve-purge", "no orphans: nothing to approve")
-                self.steps.pass_over("purge-orphans", "no orphans: nothing to delete")
+                for step_id, why in outcomes.NO_ORPHANS.items():
+                    self.steps.pass_over(step_id, why)
             await run(
                 f"smartbins-{lo}-backup", auto("smartbins_set_backup", SideInput(pair=pair, side=o))
             )

@@ -40,7 +40,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from inventory.models import Side, other
     from inventory.status import PairStatus
-    from workflows import search
+    from workflows import outcomes, search
     from workflows.activity_options import lost_side_try
     from workflows.base import PairWorkflow
     from workflows.checklist import describe_failure
@@ -107,10 +107,7 @@ class UnplannedSwitch(PairWorkflow):
             self.refuse(what, f"{b} must answer, and DSM {d.host} does not: {d.error}")
         if status.derived[:2] == ("mirrored", b):
             self.refuse(what, f"{b} is already main (mirrored, {b} main)")
-        not_now = (
-            f"not in an unplanned switch: {a}'s database and media may hold changes {b} "
-            f"never got. When {a} is back: amsm start restore --main {b}"
-        )
+        not_now = outcomes.not_unplanned_note(a, b)
         for step_id in NOT_UNPLANNED:
             if c.step(step_id).status == "pending":
                 self.steps.pass_over(step_id, not_now)
@@ -122,6 +119,7 @@ class UnplannedSwitch(PairWorkflow):
             if step.status == "skipped":
                 own = await self.act("dsm_stop_own_replication", SideInput(pair=pair, side=b))
                 step.note = f"{step.note}; on {b}: {own}"
+                step.reason = f"{step.reason}; on {b}: {own}"
             return msg
 
         async def allsync_off(step: StepState) -> str:
@@ -200,8 +198,9 @@ class UnplannedSwitch(PairWorkflow):
         return describe_failure(e)
 
     async def side_lost(self, step: StepState, error: str) -> str:
-        step.status = "skipped"
-        step.note = f"skipped: side lost: {error}"
+        step.status, step.outcome = "skipped", "side-lost"
+        step.reason = outcomes.side_lost_reason(error)
+        step.note = outcomes.skipped_note(step.reason)
         workflow.logger.warning(
             "%s skipped, side lost: %s", step.id, error, extra={"step": step.id}
         )
