@@ -130,7 +130,7 @@ async def notice_waiting_run(client: Client, inv: Inventory, args: argparse.Name
         return  # no run, or no worker to answer: the command itself will say what matters
     if c is None or not c.awaiting:
         return
-    from workflows.checklist import next_action
+    from workflows.view import next_action
 
     c.run_id = desc.run_id
     s = c.awaiting[0]

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from inventory.models import SIDES, Side
 from inventory.status import PairStatus
-from workflows.models import Checklist
+from workflows.view import render_text
 
 LED = {True: "●", False: "○", None: "?"}
 
@@ -75,58 +73,5 @@ def render_status(st: PairStatus) -> str:
     return "\n".join(out)
 
 
-def render_checklist(c: Checklist) -> str:
-    # Imported here: the checklist engine pulls in the workflow SDK, which `amsm status`
-    # does not need (every command pays for its imports at start).
-    from workflows.checklist import STATUS_MARK, next_action, waited
-
-    out = [f"{c.title}   run {c.run_id}", f"state: {c.state}   initiator: {c.initiator}"]
-    if c.started_at:
-        out[-1] += f"   started {c.started_at}"
-    if c.ended_at:
-        out[-1] += f"   ended {c.ended_at}"
-    if c.unplanned_reason:
-        out.append(f"unplanned: {c.unplanned_reason}")
-    if c.message:
-        out.append(c.message)
-    out.append("")
-    width = max(len(s.id) for s in c.steps) if c.steps else 10
-    for n, s in enumerate(c.steps, 1):
-        by = f"  by {s.operator}" if s.operator else ""
-        note = f"  note: {s.note}" if s.note else ""
-        out.append(f"{STATUS_MARK[s.status]} {n:2} {s.id:{width}}  {s.kind:6} {s.status}{by}{note}")
-        if s.error and s.status == "failed":
-            out.append(f"{'':8}error: {s.error}")
-        elif s.message and s.status != "pending":
-            out.append(f"{'':8}{s.message}")
-        if s.clients:
-            done = sum(1 for x in s.clients if x.status == "done")
-            out.append(
-                f"{'':8}clients: {done} done, {s.pending_clients} pending, "
-                f"{len(s.failed_clients)} failed, {len(s.clients)} in all"
-            )
-            for x in s.clients:
-                if x.status == "failed":
-                    out.append(f"{'':10}{x.host}: failed: {x.error}")
-                elif x.status == "skipped":
-                    out.append(f"{'':10}{x.host}: {x.message}")
-    waiting = c.awaiting
-    if waiting and c.state in ("running", "awaiting-operator"):
-        s = waiting[0]
-        what = s.title if s.status != "failed" and not s.failed_clients else f"{s.id} failed"
-        now = datetime.now(UTC).isoformat(timespec="seconds")
-        how_long = f" (waiting {waited(s.waiting_since, now)})" if s.waiting_since else ""
-        out += ["", f"Waiting for you: {what}{how_long}.", f"  next: {next_action(c)}"]
-    if c.decisions:
-        out += ["", "Decisions:"]
-        out += [
-            f"  {d.at} {d.action} {d.step}{' ' + d.client if d.client else ''} by {d.operator}"
-            + (f": {d.reason}" if d.reason else "")
-            for d in c.decisions
-        ]
-    if c.rejected:
-        out += ["", "Rejected signals:"]
-        out += [f"  {r.at} {r.signal} {r.step} by {r.operator}: {r.reason}" for r in c.rejected]
-    if c.final_state:
-        out += ["", "Where the devices ended up:"] + [f"  {x}" for x in c.final_state]
-    return "\n".join(out)
+# The checklist's terminal view lives beside its Web UI view (workflows/view.py).
+render_checklist = render_text

@@ -15,8 +15,8 @@ from temporalio.client import Client
 from client.render import render_status
 from client.runs import current_status, fetch_checklist, resolve_run
 from inventory.models import Inventory
-from workflows.checklist import STATUS_MARK, next_action, waited
 from workflows.models import Checklist, StepState
+from workflows.view import STATUS_MARK, next_action, waited
 
 STYLE = {
     "done": "green",

@@ -38,6 +38,7 @@ from temporalio.converter import PayloadCodec
 
 from inventory.models import Side, other
 from workflows import outcomes
+from workflows.checklist import STEP_RECORDS
 from workflows.kinds import KINDS
 from workflows.models import (
     Checklist,
@@ -48,6 +49,7 @@ from workflows.models import (
     Decision,
     OperatorSignal,
     StepDef,
+    StepRecord,
     StepStatus,
 )
 from workflows.outcomes import Outcome
@@ -318,6 +320,8 @@ class RunHistory(BaseModel):
     children: list[ChildCall] = Field(default_factory=list)
     signals: list[SignalRecord] = Field(default_factory=list)
     timers: list[TimerRecord] = Field(default_factory=list)
+    # Each step's changes as the engine recorded them (runs since `record-step-outcomes`).
+    step_records: list[StepRecord] = Field(default_factory=list)
     patches: list[str] = Field(default_factory=list)
     decode_warnings: list[str] = Field(default_factory=list)
     # Workflow tasks that completed: (WorkflowTaskStarted event id, its time). The
@@ -557,6 +561,10 @@ def _parse(history: WorkflowHistory, source: str) -> RunHistory:
             sid = e.workflow_task_completed_event_attributes.started_event_id
             if sid in started_wft:
                 run.task_starts.append((sid, started_wft[sid]))
+        elif kind == "workflow_properties_modified_event_attributes":
+            fields = e.workflow_properties_modified_event_attributes.upserted_memo.fields
+            if STEP_RECORDS in fields:
+                _step_records(run, e.event_id, decode_payload(fields[STEP_RECORDS]))
         elif kind == "activity_task_scheduled_event_attributes":
             a = e.activity_task_scheduled_event_attributes
             acts[e.event_id] = ActivityCall(
@@ -651,6 +659,17 @@ def _parse(history: WorkflowHistory, source: str) -> RunHistory:
         elif kind is not None and kind.startswith("workflow_execution_") and _closes(kind):
             _close(run, e, kind, at)
     return run
+
+
+def _step_records(run: RunHistory, event_id: int, value: Any) -> None:
+    """The records of one upsert; one that does not read is a warning, not a guess."""
+    for item in value if isinstance(value, list) else [value]:
+        try:
+            rec = StepRecord.model_validate({**item, "event_id": event_id})
+        except (TypeError, ValidationError) as e:
+            run.decode_warnings.append(f"event {event_id}: a step record does not read: {e}")
+            continue
+        run.step_records.append(rec)
 
 
 def _enum_name(value: Any) -> str:
@@ -875,9 +894,11 @@ class StepTrack(BaseModel):
     error: str | None = None
     automatic: bool = False
     passed_over: bool = False
-    # As the engine records them (workflows/outcomes.py), from what the events show.
+    # As the engine records them (workflows/outcomes.py): from its records where the
+    # history has them (`recorded`), else from what the events show.
     outcome: Outcome | None = None
     reason: str | None = None
+    recorded: bool = False
     clients: list[ClientTrack] | None = None
     events: list[int] = Field(default_factory=list)
     # Signals that reached this step and were taken: confirmations and decisions.
@@ -895,6 +916,12 @@ class StepTrack(BaseModel):
     @property
     def failed_clients(self) -> list[ClientTrack]:
         return [c for c in self.clients or [] if c.status == "failed"]
+
+    @property
+    def needs_operator(self) -> bool:
+        return self.status in ("awaiting-confirmation", "awaiting-approval", "failed") or bool(
+            self.failed_clients
+        )
 
 
 class TimelineEntry(BaseModel):
@@ -939,7 +966,35 @@ def reconstruct(run: RunHistory, defs: list[StepDef] | None = None) -> Reconstru
             defs = step_table(run.workflow_type, run.input)
     rec = _Walk(run, defs).walk()
     rec.signals = run.signals
+    if run.step_records:
+        _as_recorded(run, rec)
     return rec
+
+
+def _as_recorded(run: RunHistory, rec: Reconstruction) -> None:
+    """Each step as the engine recorded it (a run since `record-step-outcomes`): its
+    status, outcome, who and the texts, and when it started and ended by the engine's own
+    clock. The walk still maps the events to steps for the timeline and follows each
+    client from its child workflow."""
+    by_id = {s.id: s for s in rec.steps}
+    for r in run.step_records:
+        s = by_id.get(r.step)
+        if s is None:
+            rec.approximate.append(f"event {r.event_id} records a step {r.step!r} not in the table")
+            continue
+        s.status, s.outcome, s.reason, s.operator = r.status, r.outcome, r.reason, r.operator
+        s.note, s.message, s.error = r.note, r.message, r.error
+        s.passed_over = r.outcome == "passed-over"
+        at = datetime.fromisoformat(r.at)
+        if r.status == "pending":
+            s.started_at = s.ended_at = None
+        elif r.status in ("done", "skipped"):
+            s.started_at, s.ended_at = (s.started_at if s.recorded else None) or at, at
+        elif not s.recorded or s.ended_at is not None:
+            s.started_at, s.ended_at = at, None  # started (again, after a retry)
+        s.recorded = True
+    if run.status != "completed" and run.status not in STATE_OF_STATUS:
+        rec.state = "awaiting-operator" if any(s.needs_operator for s in rec.steps) else "running"
 
 
 class _Walk:

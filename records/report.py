@@ -10,7 +10,8 @@ decisions, rejected signals, errors and warnings, and the event timeline.
 Times are the history's own event times (UTC); a step starts and ends when the workflow
 saw it start and end (the clock of the workflow task, which is what the checklist
 records to the second). Outcomes, notes and messages come from the run's checklist when
-the run completed (the workflow's result) and are otherwise reconstructed from the events.
+the run completed (the workflow's result), else from the step records the engine kept in
+the history, and for runs older than those records reconstructed from the events.
 """
 
 from __future__ import annotations
@@ -259,7 +260,14 @@ def build_report(run: RunHistory, rec: Reconstruction | None = None) -> Report:
     report.rejected = _rejected(run, c)
     report.serving = serving_time(run, report.steps)
     report.approximate = list(rec.approximate)
-    if c is None and rec.steps:
+    if c is None and rec.steps and run.step_records:
+        report.approximate.insert(
+            0,
+            f"the run {_ended_how(run)}, so there is no checklist result: step outcomes are "
+            "those the engine recorded in the history; activities and timeline entries are "
+            "mapped to steps by their type (approximate)",
+        )
+    elif c is None and rec.steps:
         report.approximate.insert(
             0,
             f"the run {_ended_how(run)}, so there is no checklist result: step outcomes are "

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import TypeVar
 
 from temporalio import workflow
@@ -37,20 +37,10 @@ from workflows.models import (
     OperatorSignal,
     RejectedSignal,
     StepDef,
+    StepRecord,
     StepState,
 )
-
-STATUS_MARK = {
-    "pending": "[ ]",
-    "running": "[~]",
-    "awaiting-confirmation": "[?]",
-    "awaiting-approval": "[!]",
-    "done": "[x]",
-    "failed": "[F]",
-    "skipped": "[-]",
-}
-TEXT_ITEMS = 10  # items shown in text views; all of them are in --json
-
+from workflows.view import render_markdown
 
 T = TypeVar("T")
 SKIPPED = object()  # what _attempt returns when the operator skipped the step
@@ -59,101 +49,34 @@ SKIPPED = object()  # what _attempt returns when the operator skipped the step
 CANCEL_OPERATOR = "temporal (cancel request)"
 # Runs started before a waiting run could continue as new replay without it.
 CONTINUE_PATCH = "continue-as-new-while-waiting"
+# Runs started before each step's changes were recorded in the history replay without them.
+RECORD_PATCH = "record-step-outcomes"
+# The memo field each record goes to: the history keeps every upsert as an event
+# (WorkflowPropertiesModified), so a run that never finishes still says what each step
+# became, as data (records/history.py reads them back).
+STEP_RECORDS = "amsm-steps"
+RECORD_TEXT = 2000  # a record's texts are cut to this: the checklist has them whole
+
+
+def step_record(s: StepState, at: str) -> dict[str, object]:
+    """What the history keeps of a step when it changes (models.StepRecord)."""
+    texts = {
+        f: v if len(v) <= RECORD_TEXT else v[: RECORD_TEXT - 1] + "…"
+        for f in ("reason", "note", "message", "error")
+        if (v := getattr(s, f))
+    }
+    rec = StepRecord(
+        step=s.id, at=at, status=s.status, outcome=s.outcome, operator=s.operator, **texts
+    )
+    return rec.model_dump(mode="json", exclude_none=True)
+
+
+def _recorded_as(s: StepState) -> tuple[object, ...]:
+    return (s.status, s.outcome, s.reason, s.operator, s.note, s.message, s.error)
 
 
 class Aborted(Exception):
     """The operator aborted the run; raised at the next safe point."""
-
-
-def waited(since: str | None, now: str) -> str:
-    """How long a step has waited, as 'N d N h N min'."""
-    if not since:
-        return ""
-    secs = int((datetime.fromisoformat(now) - datetime.fromisoformat(since)).total_seconds())
-    d, rem = divmod(max(0, secs), 86400)
-    h, rem = divmod(rem, 3600)
-    m = rem // 60
-    parts = [f"{d} d"] * bool(d) + [f"{h} h"] * bool(h) + [f"{m} min"]
-    return " ".join(parts)
-
-
-def next_action(c: Checklist) -> str | None:
-    """The one thing the operator should do now, as a command line."""
-    for s in c.awaiting:
-        run = c.run_id or "RUN"
-        if s.status == "awaiting-approval":
-            return f"amsm approve {run} {s.id}"
-        if s.status == "awaiting-confirmation":
-            return f"amsm confirm {run} {s.id}"
-        failed = [x.host for x in s.failed_clients]
-        if failed:
-            return (
-                f"amsm retry {run} {s.id}  (or: amsm skip {run} {s.id} --client {failed[0]} "
-                "--reason ...)"
-            )
-        return f"amsm retry {run} {s.id}  (or: amsm skip {run} {s.id} --reason ...)"
-    return None
-
-
-def render_markdown(c: Checklist, now: str | None = None) -> str:
-    """The checklist as markdown for the Web UI's current details."""
-    lines = [f"## {c.title}", "", f"**State:** {c.state}  ", f"**Initiator:** {c.initiator}"]
-    if c.unplanned_reason:
-        lines[-1] += "  "
-        lines.append(f"**Unplanned:** {c.unplanned_reason}")
-    if c.fence:
-        lines[-1] += "  "
-        lines.append(
-            f"**Fence on {c.fence.side}:** workflow `{c.fence.workflow_id}` (its page, or "
-            "`amsm fence`, says whether it still waits)"
-        )
-    if c.message:
-        lines += ["", c.message]
-    waiting = c.awaiting
-    if waiting:
-        s = waiting[0]
-        signal = "approve" if s.status == "awaiting-approval" else "confirm"
-        if s.status == "failed" or s.failed_clients:
-            signal = "decide"
-            payload = f'{{"step": "{s.id}", "action": "retry", "operator": "NAME"}}'
-        else:
-            payload = f'{{"step": "{s.id}", "operator": "NAME"}}'
-        how_long = waited(s.waiting_since, now) if now else ""
-        lines += [
-            "",
-            f"**Waiting for the operator:** `{s.id}`: {s.title}"
-            + (f" (waiting {how_long})" if how_long else "")
-            + f". Send signal `{signal}` with input `{payload}` or run `{next_action(c)}`.",
-        ]
-    lines += ["", "| | # | step | kind | status | by | note |", "|---|---|---|---|---|---|---|"]
-    for i, s in enumerate(c.steps, 1):
-        status: str = s.status
-        if s.clients:
-            done = sum(1 for x in s.clients if x.status == "done")
-            failed = len(s.failed_clients)
-            status += f" ({done}/{len(s.clients)} done, {s.pending_clients} pending"
-            status += f", {failed} failed)" if failed else ")"
-        note = s.note or s.error or s.message or ""
-        lines.append(
-            f"| {STATUS_MARK[s.status]} | {i} | `{s.id}` | {s.kind} | {status} | "
-            f"{s.operator or ''} | {note.replace('|', '/')} |"
-        )
-    for s in c.steps:
-        for x in s.failed_clients:
-            lines.append(f"\n- `{s.id}` client **{x.host}** failed: {x.error}")
-    if c.decisions:
-        lines += ["", "**Decisions:**"]
-        lines += [
-            f"- {d.at} {d.action} `{d.step}`{' ' + d.client if d.client else ''} by "
-            f"{d.operator}: {d.reason or ''}"
-            for d in c.decisions
-        ]
-    if c.rejected:
-        lines += ["", "**Rejected signals:**"]
-        lines += [f"- {r.at} {r.signal} `{r.step}` by {r.operator}: {r.reason}" for r in c.rejected]
-    if c.final_state:
-        lines += ["", "**Where the devices ended up:**"] + [f"- {x}" for x in c.final_state]
-    return "\n".join(lines)
 
 
 def describe_failure(e: BaseException) -> str:
@@ -213,6 +136,9 @@ class StepRunner:
         self.continue_as_new: Callable[[], None] | None = None
         self._may_continue = workflow.patched(CONTINUE_PATCH)
         self.continue_after_events = CONTINUE_AFTER_EVENTS  # the inventory's, once read
+        # What the history last recorded of each step (a continued run: its checklist).
+        self._records = workflow.patched(RECORD_PATCH)
+        self._recorded = {s.id: _recorded_as(s) for s in self.checklist.steps}
         self.publish()
 
     # -- helpers --------------------------------------------------------------------------
@@ -225,12 +151,24 @@ class StepRunner:
         if c.state in ("running", "awaiting-operator"):
             c.state = "awaiting-operator" if c.awaiting else "running"
         self._dirty = True
+        if self._records:
+            self._record_steps()
         if c.state != self._indexed_state and workflow.patched(search.STATE_PATCH):
             # Only on a change of state: one command per transition, not per update.
             workflow.upsert_search_attributes([search.STATE.value_set(c.state)])
             self._indexed_state = c.state
         if c.state not in ("running", "awaiting-operator"):
             self.render()
+
+    def _record_steps(self) -> None:
+        """One memo upsert with the steps that changed since the last one (none: no event)."""
+        changed = [s for s in self.checklist.steps if _recorded_as(s) != self._recorded[s.id]]
+        if not changed:
+            return
+        at = self.now()
+        workflow.upsert_memo({STEP_RECORDS: [step_record(s, at) for s in changed]})
+        for s in changed:
+            self._recorded[s.id] = _recorded_as(s)
 
     def render(self) -> None:
         """The markdown checklist to the Web UI's current details (no history event)."""

@@ -178,6 +178,23 @@ class StepState(BaseModel):
         )
 
 
+class StepRecord(BaseModel):
+    """What the history keeps of a step each time it changes (workflows/checklist.py
+    `STEP_RECORDS`): its state as data, with the texts the checklist shows cut short.
+    `event_id`: the event that keeps it, set when a history is read (records/history.py)."""
+
+    step: str
+    at: str
+    status: StepStatus
+    outcome: Outcome | None = None
+    reason: str | None = None
+    operator: str | None = None
+    note: str | None = None
+    message: str | None = None
+    error: str | None = None
+    event_id: int | None = None
+
+
 class FenceRef(BaseModel):
     """Where to find a fencing workflow: `amsm fence` reads its state from there."""
 

@@ -23,11 +23,12 @@ with workflow.unsafe.imports_passed_through():
     from workflows import outcomes
     from workflows.activity_options import device_op
     from workflows.base import PairWorkflow
-    from workflows.checklist import TEXT_ITEMS, StepRunner
+    from workflows.checklist import StepRunner
     from workflows.inputs import read_input
     from workflows.kinds import KINDS
     from workflows.models import Checklist, RestoreInput, StepState
     from workflows.steps import RESTORE_GATES, restore_steps
+    from workflows.view import TEXT_ITEMS
 
 
 # Runs started before a fenced pair could be restored replay with the split-only check.

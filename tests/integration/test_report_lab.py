@@ -10,6 +10,7 @@ from pathlib import Path
 
 from temporalio.client import Client
 
+from client.runs import fetch_checklist
 from client.session import default_operator
 from lab.faults import set_fault
 from records.history import load_history_file, parse_history, reconstruct, step_table
@@ -76,9 +77,9 @@ async def test_report_export_replay_and_timeline_of_a_lab_switch(
         assert rc == 1
         refused = json.loads(out)["run_id"]
         back, _ = await switch_waiting_at_stop_insync(client, lab, "X")
-        await client.get_workflow_handle(lab.inventory.workflow_id, run_id=back).terminate(
-            reason="maintenance window closed"
-        )
+        back_handle = client.get_workflow_handle(lab.inventory.workflow_id, run_id=back)
+        before_end = await fetch_checklist(back_handle)
+        await back_handle.terminate(reason="maintenance window closed")
 
     # No worker from here on: everything below reads the history alone.
     rc, out = await amsm("report", run, "--json", client=client, inv=lab.inventory)
@@ -223,7 +224,7 @@ async def test_report_export_replay_and_timeline_of_a_lab_switch(
     assert (r["status"], r["state"]) == ("terminated", "aborted")
     assert "terminated" in r["result"] and "maintenance window closed" in r["result"]
     assert not r["from_checklist"]
-    assert "reconstructed from the events" in r["approximate"][0]
+    assert "those the engine recorded in the history" in r["approximate"][0]
     status = {s["id"]: s["status"] for s in r["steps"]}
     assert [status[k] for k in ("stop-replication", "switch-browse", "stop-insync")] == [
         "done",
@@ -231,6 +232,29 @@ async def test_report_export_replay_and_timeline_of_a_lab_switch(
         "awaiting-confirmation",
     ]
     assert status["start-allsync"] == "pending"
+    # Each step as the engine recorded it in the history (the memo's step records): what
+    # its checklist said the moment before it was terminated, to the second.
+    for got, want in zip(r["steps"], before_end.steps, strict=True):
+        assert (got["status"], got["operator"], got["note"], got["message"]) == (
+            want.status, want.operator, want.note, want.message,
+        ), want.id  # fmt: skip
+        for mine, theirs in (
+            (got["started_at"], want.started_at),
+            (got["ended_at"], want.ended_at),
+        ):
+            assert (mine and mine[:19]) == (theirs and theirs[:19]), want.id
+    history = parse_history(
+        await client.get_workflow_handle(lab.inventory.workflow_id, run_id=back).fetch_history()
+    )
+    recorded = [(x.step, x.status, x.outcome) for x in history.step_records]
+    assert ("stop-replication", "done", "done") in recorded
+    assert ("stop-insync", "awaiting-confirmation", None) in recorded
+    # The reconstruction reads those records, not what the events suggest.
+    mark = next(x for x in history.step_records if x.step == "switch-browse" and x.status == "done")
+    mark.message, mark.outcome = "as recorded", "skipped"
+    mark.status, mark.reason = "skipped", "the record says so"
+    browse = reconstruct(history).step("switch-browse")
+    assert (browse.status, browse.outcome, browse.message) == ("skipped", "skipped", "as recorded")
 
     rc, out = await amsm("report", "0000", client=client, inv=lab.inventory)
     assert rc == 2 and out.startswith("amsm: no run of pair")

@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 
 from client.render import render_checklist
-from workflows.checklist import render_markdown
 from workflows.models import Checklist, ClientProgress, RejectedSignal, StepState
 from workflows.steps import switch_steps
+from workflows.view import render_markdown
 
 SPEC = Path(__file__).resolve().parents[3] / "shared" / "WORKFLOWS.md"
 

@@ -1,0 +1,167 @@
+"""The checklist drawn, in one place: as the Web UI shows it (markdown, the run's current
+details) and on the terminal (`amsm show`, `amsm watch`). What a step's outcome is called
+comes from workflows/outcomes.py; how long a step has waited and what the operator should
+do next are said once, here. No workflow SDK: the CLI imports it at no cost.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from workflows.models import Checklist
+
+STATUS_MARK = {
+    "pending": "[ ]",
+    "running": "[~]",
+    "awaiting-confirmation": "[?]",
+    "awaiting-approval": "[!]",
+    "done": "[x]",
+    "failed": "[F]",
+    "skipped": "[-]",
+}
+TEXT_ITEMS = 10  # items shown in text views; all of them are in --json
+
+
+def waited(since: str | None, now: str) -> str:
+    """How long a step has waited, as 'N d N h N min'."""
+    if not since:
+        return ""
+    secs = int((datetime.fromisoformat(now) - datetime.fromisoformat(since)).total_seconds())
+    d, rem = divmod(max(0, secs), 86400)
+    h, rem = divmod(rem, 3600)
+    m = rem // 60
+    parts = [f"{d} d"] * bool(d) + [f"{h} h"] * bool(h) + [f"{m} min"]
+    return " ".join(parts)
+
+
+def next_action(c: Checklist) -> str | None:
+    """The one thing the operator should do now, as a command line."""
+    for s in c.awaiting:
+        run = c.run_id or "RUN"
+        if s.status == "awaiting-approval":
+            return f"amsm approve {run} {s.id}"
+        if s.status == "awaiting-confirmation":
+            return f"amsm confirm {run} {s.id}"
+        failed = [x.host for x in s.failed_clients]
+        if failed:
+            return (
+                f"amsm retry {run} {s.id}  (or: amsm skip {run} {s.id} --client {failed[0]} "
+                "--reason ...)"
+            )
+        return f"amsm retry {run} {s.id}  (or: amsm skip {run} {s.id} --reason ...)"
+    return None
+
+
+def render_markdown(c: Checklist, now: str | None = None) -> str:
+    """The checklist as markdown for the Web UI's current details."""
+    lines = [f"## {c.title}", "", f"**State:** {c.state}  ", f"**Initiator:** {c.initiator}"]
+    if c.unplanned_reason:
+        lines[-1] += "  "
+        lines.append(f"**Unplanned:** {c.unplanned_reason}")
+    if c.fence:
+        lines[-1] += "  "
+        lines.append(
+            f"**Fence on {c.fence.side}:** workflow `{c.fence.workflow_id}` (its page, or "
+            "`amsm fence`, says whether it still waits)"
+        )
+    if c.message:
+        lines += ["", c.message]
+    waiting = c.awaiting
+    if waiting:
+        s = waiting[0]
+        signal = "approve" if s.status == "awaiting-approval" else "confirm"
+        if s.status == "failed" or s.failed_clients:
+            signal = "decide"
+            payload = f'{{"step": "{s.id}", "action": "retry", "operator": "NAME"}}'
+        else:
+            payload = f'{{"step": "{s.id}", "operator": "NAME"}}'
+        how_long = waited(s.waiting_since, now) if now else ""
+        lines += [
+            "",
+            f"**Waiting for the operator:** `{s.id}`: {s.title}"
+            + (f" (waiting {how_long})" if how_long else "")
+            + f". Send signal `{signal}` with input `{payload}` or run `{next_action(c)}`.",
+        ]
+    lines += ["", "| | # | step | kind | status | by | note |", "|---|---|---|---|---|---|---|"]
+    for i, s in enumerate(c.steps, 1):
+        status: str = s.status
+        if s.clients:
+            done = sum(1 for x in s.clients if x.status == "done")
+            failed = len(s.failed_clients)
+            status += f" ({done}/{len(s.clients)} done, {s.pending_clients} pending"
+            status += f", {failed} failed)" if failed else ")"
+        note = s.note or s.error or s.message or ""
+        lines.append(
+            f"| {STATUS_MARK[s.status]} | {i} | `{s.id}` | {s.kind} | {status} | "
+            f"{s.operator or ''} | {note.replace('|', '/')} |"
+        )
+    for s in c.steps:
+        for x in s.failed_clients:
+            lines.append(f"\n- `{s.id}` client **{x.host}** failed: {x.error}")
+    if c.decisions:
+        lines += ["", "**Decisions:**"]
+        lines += [
+            f"- {d.at} {d.action} `{d.step}`{' ' + d.client if d.client else ''} by "
+            f"{d.operator}: {d.reason or ''}"
+            for d in c.decisions
+        ]
+    if c.rejected:
+        lines += ["", "**Rejected signals:**"]
+        lines += [f"- {r.at} {r.signal} `{r.step}` by {r.operator}: {r.reason}" for r in c.rejected]
+    if c.final_state:
+        lines += ["", "**Where the devices ended up:**"] + [f"- {x}" for x in c.final_state]
+    return "\n".join(lines)
+
+
+def render_text(c: Checklist) -> str:
+    """The checklist on the terminal (`amsm show`)."""
+    out = [f"{c.title}   run {c.run_id}", f"state: {c.state}   initiator: {c.initiator}"]
+    if c.started_at:
+        out[-1] += f"   started {c.started_at}"
+    if c.ended_at:
+        out[-1] += f"   ended {c.ended_at}"
+    if c.unplanned_reason:
+        out.append(f"unplanned: {c.unplanned_reason}")
+    if c.message:
+        out.append(c.message)
+    out.append("")
+    width = max(len(s.id) for s in c.steps) if c.steps else 10
+    for n, s in enumerate(c.steps, 1):
+        by = f"  by {s.operator}" if s.operator else ""
+        note = f"  note: {s.note}" if s.note else ""
+        out.append(f"{STATUS_MARK[s.status]} {n:2} {s.id:{width}}  {s.kind:6} {s.status}{by}{note}")
+        if s.error and s.status == "failed":
+            out.append(f"{'':8}error: {s.error}")
+        elif s.message and s.status != "pending":
+            out.append(f"{'':8}{s.message}")
+        if s.clients:
+            done = sum(1 for x in s.clients if x.status == "done")
+            out.append(
+                f"{'':8}clients: {done} done, {s.pending_clients} pending, "
+                f"{len(s.failed_clients)} failed, {len(s.clients)} in all"
+            )
+            for x in s.clients:
+                if x.status == "failed":
+                    out.append(f"{'':10}{x.host}: failed: {x.error}")
+                elif x.status == "skipped":
+                    out.append(f"{'':10}{x.host}: {x.message}")
+    waiting = c.awaiting
+    if waiting and c.state in ("running", "awaiting-operator"):
+        s = waiting[0]
+        what = s.title if s.status != "failed" and not s.failed_clients else f"{s.id} failed"
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        how_long = f" (waiting {waited(s.waiting_since, now)})" if s.waiting_since else ""
+        out += ["", f"Waiting for you: {what}{how_long}.", f"  next: {next_action(c)}"]
+    if c.decisions:
+        out += ["", "Decisions:"]
+        out += [
+            f"  {d.at} {d.action} {d.step}{' ' + d.client if d.client else ''} by {d.operator}"
+            + (f": {d.reason}" if d.reason else "")
+            for d in c.decisions
+        ]
+    if c.rejected:
+        out += ["", "Rejected signals:"]
+        out += [f"  {r.at} {r.signal} {r.step} by {r.operator}: {r.reason}" for r in c.rejected]
+    if c.final_state:
+        out += ["", "Where the devices ended up:"] + [f"  {x}" for x in c.final_state]
+    return "\n".join(out)
