@@ -977,6 +977,20 @@ def _as_recorded(run: RunHistory, rec: Reconstruction) -> None:
     clock. The walk still maps the events to steps for the timeline and follows each
     client from its child workflow."""
     by_id = {s.id: s for s in rec.steps}
+    # Where the run started from: a continuation's checklist (its records are in the
+    # histories before), else every step pending.
+    resume = as_model(run.input.get("resume"), Checklist) if isinstance(run.input, dict) else None
+    carried = {s.id: s for s in resume.steps} if resume is not None else {}
+    for t in rec.steps:
+        c = carried.get(t.id)
+        t.status = c.status if c else "pending"
+        t.outcome, t.reason = (c.outcome, c.reason) if c else (None, None)
+        t.operator, t.note = (c.operator, c.note) if c else (None, None)
+        t.message, t.error = (c.message, c.error) if c else (None, None)
+        t.passed_over = t.outcome == "passed-over"
+        t.started_at = datetime.fromisoformat(c.started_at) if c and c.started_at else None
+        t.ended_at = datetime.fromisoformat(c.ended_at) if c and c.ended_at else None
+        t.recorded = c is not None and c.status != "pending"
     for r in run.step_records:
         s = by_id.get(r.step)
         if s is None:
@@ -1075,6 +1089,20 @@ class _Walk:
             s.started_at = start
         return s
 
+    def step_of(self, event_id: int, candidates: list[str]) -> int | None:
+        """The step an activity or child belongs to: where the engine recorded its steps,
+        the one it had in hand when it scheduled the event (the record comes first, in the
+        same workflow task); else the next step that can run it (by its type)."""
+        if not self.run.step_records:
+            return self.find(candidates)
+        in_hand: dict[str, str] = {}
+        for r in self.run.step_records:
+            if r.event_id is not None and r.event_id > event_id:
+                break
+            in_hand[r.step] = r.status
+        busy = [k for k, st in in_hand.items() if st not in ("pending", "done", "skipped")]
+        return self.index.get(busy[-1]) if busy else None
+
     def find(self, candidates: list[str]) -> int | None:
         lo = max(self.p, 0)
         for j in range(lo, len(self.steps)):
@@ -1146,7 +1174,7 @@ class _Walk:
         elif not self.started and a.type in BOOTSTRAP_ACTIVITIES:
             label = "(bootstrap)"
         else:
-            j = self.find(activity_steps(a))
+            j = self.step_of(a.scheduled_event, activity_steps(a))
             if j is not None:
                 s = self.enter(j, a.scheduled_event, a.scheduled_at, a.type)
             elif cur is not None and not self.settled(cur):
@@ -1311,7 +1339,7 @@ class _Walk:
             )
             return
         host = c.host or c.workflow_id
-        j = self.find(list(CLIENT_STEPS))
+        j = self.step_of(c.initiated_event, list(CLIENT_STEPS))
         cur = self.cur
         s: StepTrack | None
         if j is not None:

@@ -225,6 +225,9 @@ async def test_report_export_replay_and_timeline_of_a_lab_switch(
     assert "terminated" in r["result"] and "maintenance window closed" in r["result"]
     assert not r["from_checklist"]
     assert "those the engine recorded in the history" in r["approximate"][0]
+    assert r["approximate"][1:] == []  # every event is on the step the engine had in hand
+    labels = {e["step"] for e in r["timeline"]}
+    assert {"(run)", "(bootstrap)", "stop-replication", "switch-browse"} <= labels, labels
     status = {s["id"]: s["status"] for s in r["steps"]}
     assert [status[k] for k in ("stop-replication", "switch-browse", "stop-insync")] == [
         "done",

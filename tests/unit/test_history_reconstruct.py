@@ -385,3 +385,44 @@ def test_only_the_pairs_operators_may_act() -> None:
     assert rec.approximate == []
     clients = {c.host: c.status for c in rec.step("switch-clients").clients or []}
     assert clients["ED-03"] == "skipped"
+
+
+# -- runs that recorded their steps (the memo's step records) -------------------------------------
+def test_an_activity_is_on_the_step_the_engine_recorded_not_the_one_its_type_suggests() -> None:
+    """`browse_stop` belongs to stop-browse by its type; the engine's records say it ran
+    while start-browse was in hand (as a retry of a Browse step may), so it is there."""
+    from datetime import UTC, datetime
+
+    from records.history import ActivityCall, RunHistory
+    from workflows.models import StepRecord
+
+    t = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    run = RunHistory(
+        source="built",
+        workflow_id="amsm-pair",
+        run_id="r",
+        workflow_type="switch",
+        input={"pair": "pair", "to": "Y", "initiator": "jo"},
+        started_at=t,
+        last_event_at=t,
+        event_count=40,
+        status="terminated",
+        close_message="terminated",
+    )
+    at = t.isoformat()
+    run.step_records = [
+        StepRecord(step="stop-replication", at=at, status="running", event_id=5),
+        StepRecord(step="stop-replication", at=at, status="done", outcome="done", event_id=9),
+        StepRecord(step="start-browse", at=at, status="running", event_id=10),
+    ]
+    run.activities = [
+        ActivityCall(scheduled_event=11, activity_id="1", type="browse_stop", scheduled_at=t)
+    ]
+    rec = reconstruct(run)
+    assert run.activities[0].step == "start-browse"
+    assert rec.step("start-browse").status == "running"
+    assert rec.step("stop-browse").status == "pending"  # the engine never recorded it
+    assert (rec.step("stop-replication").status, rec.step("stop-replication").outcome) == (
+        "done",
+        "done",
+    )
