@@ -38,8 +38,9 @@ from temporalio.converter import PayloadCodec
 
 from inventory.models import Side, other
 from workflows import outcomes
-from workflows.checklist import STEP_RECORDS
+from workflows.checklist import REJECTED_RECORDS, STEP_RECORDS
 from workflows.kinds import KINDS
+from workflows.limits import MAX_NAME, cut
 from workflows.models import (
     Checklist,
     ClientBatchInput,
@@ -48,6 +49,7 @@ from workflows.models import (
     ClientSwitchResult,
     Decision,
     OperatorSignal,
+    RejectedSignal,
     StepDef,
     StepRecord,
     StepStatus,
@@ -320,8 +322,11 @@ class RunHistory(BaseModel):
     children: list[ChildCall] = Field(default_factory=list)
     signals: list[SignalRecord] = Field(default_factory=list)
     timers: list[TimerRecord] = Field(default_factory=list)
-    # Each step's changes as the engine recorded them (runs since `record-step-outcomes`).
+    # Each step's changes as the engine recorded them (runs since `record-step-outcomes`),
+    # and the signals it rejected (with the event that records them).
     step_records: list[StepRecord] = Field(default_factory=list)
+    rejection_records: list[tuple[int, RejectedSignal]] = Field(default_factory=list)
+    rejected_total: int = 0  # as the last rejection record counts them
     patches: list[str] = Field(default_factory=list)
     decode_warnings: list[str] = Field(default_factory=list)
     # Workflow tasks that completed: (WorkflowTaskStarted event id, its time). The
@@ -565,6 +570,8 @@ def _parse(history: WorkflowHistory, source: str) -> RunHistory:
             fields = e.workflow_properties_modified_event_attributes.upserted_memo.fields
             if STEP_RECORDS in fields:
                 _step_records(run, e.event_id, decode_payload(fields[STEP_RECORDS]))
+            if REJECTED_RECORDS in fields:
+                _rejected_records(run, e.event_id, decode_payload(fields[REJECTED_RECORDS]))
         elif kind == "activity_task_scheduled_event_attributes":
             a = e.activity_task_scheduled_event_attributes
             acts[e.event_id] = ActivityCall(
@@ -670,6 +677,20 @@ def _step_records(run: RunHistory, event_id: int, value: Any) -> None:
             run.decode_warnings.append(f"event {event_id}: a step record does not read: {e}")
             continue
         run.step_records.append(rec)
+
+
+def _rejected_records(run: RunHistory, event_id: int, value: Any) -> None:
+    """The signals the engine rejected since its last record: what and why, as it said."""
+    last = value.get("last") if isinstance(value, dict) else None
+    if isinstance(value, dict) and isinstance(value.get("total"), int):
+        run.rejected_total = max(run.rejected_total, value["total"])
+    for item in last if isinstance(last, list) else []:
+        try:
+            rec = RejectedSignal.model_validate(item)
+        except (TypeError, ValidationError) as e:
+            run.decode_warnings.append(f"event {event_id}: a rejection record does not read: {e}")
+            continue
+        run.rejection_records.append((event_id, rec))
 
 
 def _enum_name(value: Any) -> str:
@@ -1027,6 +1048,12 @@ class _Walk:
         self.operators: set[str] = set()  # who may act (get_capabilities); empty: anyone
         self.labels: dict[int, str] = {}  # activity scheduled event -> its timeline label
         self.lost: set[str] = set()  # unplanned switch: steps skipped, their side lost
+        # The rejections the engine recorded, not yet matched to their signal. When it
+        # recorded its steps and every rejection, a signal without one was accepted.
+        self.rejections = list(run.rejection_records)
+        self.verdicts_recorded = bool(run.step_records) and (
+            len(run.rejection_records) == run.rejected_total
+        )
 
     # -- helpers -------------------------------------------------------------------------
     @property
@@ -1412,8 +1439,24 @@ class _Walk:
         s.status, s.outcome = "done", "done"
         self.finish(s, when)
 
+    def recorded_rejection(self, sig: SignalRecord) -> str | None:
+        """The engine's own reason, where it recorded rejecting this signal (the first
+        record after it of the same signal, step and operator)."""
+        step, who = ("?", "?") if sig.malformed is not None else (sig.step, sig.operator)
+        want = (cut(sig.name, MAX_NAME), cut(step, MAX_NAME), cut(who, MAX_NAME))
+        for n, (eid, r) in enumerate(self.rejections):
+            if eid > sig.event_id and (r.signal, r.step, r.operator) == want:
+                del self.rejections[n]
+                return r.reason
+        return None
+
     def on_signal(self, sig: SignalRecord) -> None:
-        if sig.malformed is not None and sig.name in ("confirm", "approve", "decide"):
+        recorded = self.recorded_rejection(sig) if self.rejections else None
+        if recorded is not None:
+            if sig.malformed is not None:
+                sig.step, sig.operator = "?", "?"
+            self.reject(sig, recorded)  # as the engine said it
+        elif sig.malformed is not None and sig.name in ("confirm", "approve", "decide"):
             sig.step, sig.operator = "?", "?"
             self.reject(sig, f"malformed payload: {sig.malformed}")
         elif sig.update_refused is not None:
@@ -1426,6 +1469,13 @@ class _Walk:
             self.on_decide(sig)
         else:
             sig.verdict, sig.rejection = "rejected", f"the workflow has no signal {sig.name!r}"
+        if recorded is None and self.verdicts_recorded and sig.verdict == "rejected":
+            # The engine did not reject it: the events alone misjudged it.
+            self.out.approximate.append(
+                f"signal {sig.name} {sig.step} (event {sig.event_id}) was accepted by the "
+                f"workflow, but the events before it suggest: {sig.rejection}"
+            )
+            sig.verdict, sig.rejection = "accepted", None
         who = f" by {sig.operator}"
         if sig.name == "decide":
             target = f"{sig.step} {sig.client}" if sig.client else sig.step

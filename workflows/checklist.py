@@ -55,6 +55,9 @@ RECORD_PATCH = "record-step-outcomes"
 # (WorkflowPropertiesModified), so a run that never finishes still says what each step
 # became, as data (records/history.py reads them back).
 STEP_RECORDS = "amsm-steps"
+# The same for the signals it rejected: their count, and the ones since the last record
+# (at most REJECTED_KEPT), so that a report need not judge them again.
+REJECTED_RECORDS = "amsm-rejected"
 RECORD_TEXT = 2000  # a record's texts are cut to this: the checklist has them whole
 
 
@@ -139,6 +142,7 @@ class StepRunner:
         # What the history last recorded of each step (a continued run: its checklist).
         self._records = workflow.patched(RECORD_PATCH)
         self._recorded = {s.id: _recorded_as(s) for s in self.checklist.steps}
+        self._rejected_recorded = self.checklist.rejected_total
         self.publish()
 
     # -- helpers --------------------------------------------------------------------------
@@ -152,7 +156,7 @@ class StepRunner:
             c.state = "awaiting-operator" if c.awaiting else "running"
         self._dirty = True
         if self._records:
-            self._record_steps()
+            self._record_changes()
         if c.state != self._indexed_state and workflow.patched(search.STATE_PATCH):
             # Only on a change of state: one command per transition, not per update.
             workflow.upsert_search_attributes([search.STATE.value_set(c.state)])
@@ -160,15 +164,27 @@ class StepRunner:
         if c.state not in ("running", "awaiting-operator"):
             self.render()
 
-    def _record_steps(self) -> None:
-        """One memo upsert with the steps that changed since the last one (none: no event)."""
-        changed = [s for s in self.checklist.steps if _recorded_as(s) != self._recorded[s.id]]
-        if not changed:
-            return
+    def _record_changes(self) -> None:
+        """One memo upsert with what changed since the last one (nothing: no event): the
+        steps and the signals rejected."""
+        c = self.checklist
+        changed = [s for s in c.steps if _recorded_as(s) != self._recorded[s.id]]
+        memo: dict[str, object] = {}
         at = self.now()
-        workflow.upsert_memo({STEP_RECORDS: [step_record(s, at) for s in changed]})
+        if changed:
+            memo[STEP_RECORDS] = [step_record(s, at) for s in changed]
+        if c.rejected_total > self._rejected_recorded:
+            since = min(c.rejected_total - self._rejected_recorded, len(c.rejected))
+            memo[REJECTED_RECORDS] = {
+                "total": c.rejected_total,
+                "last": [r.model_dump(mode="json") for r in c.rejected[len(c.rejected) - since :]],
+            }
+        if not memo:
+            return
+        workflow.upsert_memo(memo)
         for s in changed:
             self._recorded[s.id] = _recorded_as(s)
+        self._rejected_recorded = c.rejected_total
 
     def render(self) -> None:
         """The markdown checklist to the Web UI's current details (no history event)."""
@@ -180,6 +196,8 @@ class StepRunner:
         # checklist of hundreds of clients for each of 4,000 signals would wedge the task.
         while True:
             await workflow.wait_condition(lambda: self._dirty)
+            if self._records:
+                self._record_changes()  # rejected signals: once per activation too
             self.render()
 
     def reject(self, signal: str, step: str, operator: str, reason: str) -> None:

@@ -17,6 +17,7 @@ from records.history import load_history_file, parse_history, reconstruct, step_
 from tests.support.cli import cli
 from tests.support.driving import drive, step, switch_waiting_at_stop_insync
 from tests.support.history_cli import amsm
+from tests.support.waiting import wait_for
 from tests.support.worker import running_worker
 from workflows.models import OperatorSignal
 
@@ -78,6 +79,12 @@ async def test_report_export_replay_and_timeline_of_a_lab_switch(
         refused = json.loads(out)["run_id"]
         back, _ = await switch_waiting_at_stop_insync(client, lab, "X")
         back_handle = client.get_workflow_handle(lab.inventory.workflow_id, run_id=back)
+        await back_handle.signal("confirm", OperatorSignal(step="stop-allsync", operator="tester"))
+
+        async def rejected() -> bool:
+            return (await fetch_checklist(back_handle)).rejected_total == 1
+
+        await wait_for(rejected, "the confirm of a step not waiting is rejected")
         before_end = await fetch_checklist(back_handle)
         await back_handle.terminate(reason="maintenance window closed")
 
@@ -258,6 +265,14 @@ async def test_report_export_replay_and_timeline_of_a_lab_switch(
     mark.status, mark.reason = "skipped", "the record says so"
     browse = reconstruct(history).step("switch-browse")
     assert (browse.status, browse.outcome, browse.message) == ("skipped", "skipped", "as recorded")
+    # The signal it rejected, with the engine's own reason (recorded, not judged again).
+    assert [(x["signal"], x["step"], x["reason"]) for x in r["rejected"]] == [
+        ("confirm", "stop-allsync", before_end.rejected[0].reason)
+    ]
+    assert [r.reason for _, r in history.rejection_records] == [before_end.rejected[0].reason]
+    history.rejection_records[0][1].reason = "as the engine said"
+    judged = [s for s in reconstruct(history).signals if s.verdict == "rejected"]
+    assert [s.rejection for s in judged] == ["as the engine said"]
 
     rc, out = await amsm("report", "0000", client=client, inv=lab.inventory)
     assert rc == 2 and out.startswith("amsm: no run of pair")
