@@ -42,6 +42,7 @@ from workflows.checklist import REJECTED_RECORDS, STEP_RECORDS
 from workflows.kinds import KINDS
 from workflows.limits import MAX_NAME, cut
 from workflows.models import (
+    WAITS_FOR_OPERATOR,
     Checklist,
     ClientBatchInput,
     ClientBatchResult,
@@ -940,9 +941,7 @@ class StepTrack(BaseModel):
 
     @property
     def needs_operator(self) -> bool:
-        return self.status in ("awaiting-confirmation", "awaiting-approval", "failed") or bool(
-            self.failed_clients
-        )
+        return self.status in WAITS_FOR_OPERATOR or bool(self.failed_clients)
 
 
 class TimelineEntry(BaseModel):
@@ -1631,11 +1630,7 @@ class _Walk:
                     s.status = eff  # type: ignore[assignment]
                     if s.started_at is None:
                         s.started_at = self.last_progress or run.last_event_at
-            waiting = any(
-                s.status in ("awaiting-confirmation", "awaiting-approval", "failed")
-                or s.failed_clients
-                for s in self.steps
-            )
+            waiting = any(s.needs_operator for s in self.steps)
             if run.status in STATE_OF_STATUS:
                 self.out.state = STATE_OF_STATUS[run.status]
             else:

@@ -31,6 +31,8 @@ StepStatus = Literal[
     "failed",
     "skipped",
 ]
+# A step in one of these waits for the operator (so does one with a failed client).
+WAITS_FOR_OPERATOR = ("awaiting-confirmation", "awaiting-approval", "failed")
 RunState = Literal["running", "awaiting-operator", "completed", "aborted", "failed"]
 
 
@@ -173,9 +175,7 @@ class StepState(BaseModel):
 
     @property
     def needs_operator(self) -> bool:
-        return self.status in ("awaiting-confirmation", "awaiting-approval", "failed") or bool(
-            self.failed_clients
-        )
+        return self.status in WAITS_FOR_OPERATOR or bool(self.failed_clients)
 
 
 class StepRecord(BaseModel):
