@@ -1,16 +1,18 @@
-"""amsm: start, watch and signal the pair's workflows. Talks to Temporal only."""
+"""amsm: start, watch and signal the pair's workflows. Talks to Temporal only. The
+worker, the lab and the codec server are programs of their own (amsm.py hands them their
+command lines); `amsm --help` lists them too."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from client.history_args import HISTORY_COMMANDS, add_history_commands, needs_server
-from client.session import EXIT_OK, EXIT_USAGE, CliError, default_operator, inventory_path, load
+from client.session import EXIT_USAGE, CliError, default_operator, load
+from wire.options import add_options
 from workflows.kinds import KINDS, OTHER_KINDS
 
 
@@ -43,35 +45,13 @@ START_OPTIONS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(programs: Sequence[tuple[str, str]] = ()) -> argparse.ArgumentParser:
+    """`programs`: (name, help) of the programs `amsm` also starts, for `amsm --help`."""
     p = argparse.ArgumentParser(
         prog="amsm",
         description="Aurora Mirrored System Manager: switch, split and restore a mirrored K2 pair.",
     )
-    p.add_argument("--inventory", help="inventory YAML (env AMSM_INVENTORY; default %(default)s)")
-    p.add_argument(
-        "--address",
-        default=os.environ.get("TEMPORAL_ADDRESS", "localhost:7233"),
-        help="Temporal frontend (env TEMPORAL_ADDRESS; default %(default)s)",
-    )
-    p.add_argument("--namespace", default=os.environ.get("TEMPORAL_NAMESPACE", "default"))
-    env = os.environ.get
-    t = p.add_argument_group("connection security (the API key is read from TEMPORAL_API_KEY)")
-    t.add_argument("--tls", action="store_true", default=bool(env("TEMPORAL_TLS")), help="use TLS")
-    t.add_argument("--tls-ca", default=env("TEMPORAL_TLS_CA"), metavar="FILE", help="server CA")
-    t.add_argument(
-        "--tls-cert", default=env("TEMPORAL_TLS_CERT"), metavar="FILE", help="client cert (mTLS)"
-    )
-    t.add_argument(
-        "--tls-key", default=env("TEMPORAL_TLS_KEY"), metavar="FILE", help="client key (mTLS)"
-    )
-    t.add_argument("--tls-server-name", default=env("TEMPORAL_TLS_SERVER_NAME"), metavar="NAME")
-    t.add_argument(
-        "--codec-key-file",
-        default=env("AMSM_CODEC_KEY_FILE"),
-        metavar="FILE",
-        help="encrypt payloads (AES-GCM; KEY_ID:BASE64 lines, first is current)",
-    )
+    add_options(p)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     s = sub.add_parser("status", help="show the pair like the manual's console")
@@ -172,129 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
     inv = s.add_subparsers(dest="inv_command", metavar="ACTION")
     c = inv.add_parser("check", help="validate an inventory file and explain every problem")
     c.add_argument("file", metavar="FILE")
-
-    s = sub.add_parser("worker", help="run a worker for the inventory's pair")
-    s.add_argument(
-        "--log-format",
-        choices=["text", "json"],
-        default=os.environ.get("AMSM_LOG_FORMAT") or "text",
-        help="json: one object per line with run id, step and host (env AMSM_LOG_FORMAT)",
-    )
-    s.add_argument(
-        "--site",
-        choices=["X", "Y"],
-        type=str.upper,
-        default=None,
-        help="serve only the activities of side X's (or Y's) devices, plus the pair's "
-        "workflows: one worker per site, inside its network (default: both sides)",
-    )
-    s.add_argument(
-        "--metrics",
-        default=os.environ.get("AMSM_METRICS") or None,
-        metavar="HOST:PORT",
-        help="serve Prometheus metrics on http://HOST:PORT/metrics (env AMSM_METRICS)",
-    )
-
-    s = sub.add_parser(
-        "codec-server", help="decrypt payloads for the Temporal Web UI (needs --codec-key-file)"
-    )
-    s.add_argument("--bind", default="127.0.0.1", help="address to listen on (default %(default)s)")
-    s.add_argument("--port", type=int, default=8081)
-    s.add_argument(
-        "--ui-origin",
-        action="append",
-        default=None,
-        help="Web UI origin allowed by CORS (default http://localhost:8233; repeat for more)",
-    )
-    s.add_argument(
-        "--token-file",
-        default=None,
-        metavar="FILE",
-        help="the token every request must carry (env AMSM_CODEC_TOKEN_FILE or "
-        "AMSM_CODEC_TOKEN; default: a random one for this run, printed once)",
-    )
-    s.add_argument(
-        "--allow-host",
-        action="append",
-        default=None,
-        metavar="NAME",
-        help="a Host name the server answers to besides localhost, 127.0.0.1, ::1 and "
-        "--bind (repeat for more); any other Host is refused (DNS rebinding)",
-    )
-    s.add_argument(
-        "--max-body",
-        type=int,
-        default=None,
-        metavar="BYTES",
-        help="largest request body accepted (default 8 MiB)",
-    )
-
-    s = sub.add_parser("lab", help="the simulated pair")
-    lab = s.add_subparsers(dest="lab_command", metavar="ACTION")
-    c = lab.add_parser("init", help="create a lab: inventory, keys, devices (mirrored, X main)")
-    c.add_argument("--dir", required=True)
-    c.add_argument("--editors", type=int, default=2)
-    c.add_argument("--ingest", type=int, default=1)
-    c.add_argument("--smartbins", type=int, default=1, help="SmartBins servers per side")
-    c.add_argument("--reboot-seconds", type=float, default=5.0)
-    c.add_argument("--force", action="store_true", help="overwrite an existing lab")
-    c = lab.add_parser("serve", help="serve the lab's devices (SSH per host, DSM files)")
-    c.add_argument("--dir", required=True)
-    c = lab.add_parser(
-        "fault",
-        help="set or clear a fault on a lab host or DSM, or take a whole side down",
-        usage="amsm lab fault HOST|DSM KIND [SECONDS] --dir DIR\n"
-        "       amsm lab fault --side X|Y down|up --dir DIR",
-    )
-    c.add_argument(
-        "target",
-        metavar="HOST|DSM",
-        help="the host or DSM; with --side, the side fault: down or up",
-    )
-    c.add_argument(
-        "kind",
-        nargs="?",
-        choices=[
-            "unreachable",
-            "no-reboot",
-            "slow-reboot",
-            "flapping",
-            "clock-step",
-            "replication-fails",
-            "clear",
-        ],
-    )
-    c.add_argument(
-        "--side",
-        type=str.upper,
-        choices=["X", "Y"],
-        help="the whole side: its DSM, SmartBins, NAS heads and bridge (down|up)",
-    )
-    c.add_argument(
-        "seconds",
-        type=float,
-        nargs="?",
-        help="slow-reboot: how long a restart takes; flapping: how long each boot lasts; "
-        "clock-step: how far the host's clock jumps (negative: back)",
-    )
-    c.add_argument("--dir", required=True)
-    c = lab.add_parser("ingest", help="record a clip on one side (files on V:, an asset)")
-    c.add_argument("--side", required=True, type=str.upper, choices=["X", "Y"])
-    c.add_argument("--clip", required=True)
-    c.add_argument("--bin", default="News", help="the SmartBin (default %(default)s)")
-    c.add_argument("--dir", required=True)
-    c = lab.add_parser("link", help="make a junction (or symbolic link) on a side's V:")
-    c.add_argument("--side", required=True, type=str.upper, choices=["X", "Y"])
-    c.add_argument("path", help="where the link is, e.g. V:\\VibrantAVIFiles\\News\\a.vmf\\j")
-    c.add_argument("target", help="the folder it points at, on the same V:")
-    c.add_argument("--kind", choices=["Junction", "SymbolicLink"], default="Junction")
-    c.add_argument("--dir", required=True)
-    for tool in ("insync", "allsync"):
-        c = lab.add_parser(tool, help=f"the operator's hands: start or stop {tool} in the lab")
-        c.add_argument("action", choices=["start", "stop"])
-        c.add_argument("--dir", required=True)
-        if tool == "allsync":
-            c.add_argument("--side", required=True, type=str.upper, choices=["X", "Y"])
+    for name, help in programs:
+        sub.add_parser(name, help=help, add_help=False)
     return p
 
 
@@ -378,8 +237,8 @@ def add_controls(sub: Any) -> None:
     p.add_argument("hosts", nargs="+", metavar="HOST")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+def main(argv: list[str] | None = None, programs: Sequence[tuple[str, str]] = ()) -> int:
+    parser = build_parser(programs)
     args = parser.parse_args(argv)
     if not args.command:
         parser.print_help()
@@ -400,28 +259,10 @@ def dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         if args.inv_command != "check":
             parser.parse_args(["inventory", "--help"])
         return commands.inventory_check(args.file)
-    if args.command == "lab":
-        return commands.lab(args)
-    if args.command == "codec-server":
-        return codec_server(args)
     if args.command == "rules":
         from client.rules import rules_command
 
         return rules_command(args)
-    if args.command == "worker":
-        from workers.worker import main as worker_main
-
-        path = inventory_path(args)
-        load(args)  # explain a bad inventory before connecting
-        from client.runs import connection
-
-        return worker_main(
-            path,
-            connection(args),
-            log_format=args.log_format,
-            metrics=args.metrics,
-            site=args.site,
-        )
     if args.command == "start" and not args.kind:
         parser.parse_args(["start", "--help"])
     if args.command in CONTROL_GROUPS and not getattr(args, "control", None):
@@ -436,76 +277,3 @@ def dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         return asyncio.run(run_history_command(None, None, args))
     inv = load(args)
     return asyncio.run(commands.run_temporal_command(args, inv))
-
-
-def codec_server(args: argparse.Namespace) -> int:
-    from wire.codec import CodecConfigError, load_codec
-    from workers.codec_server import (
-        DEFAULT_MAX_BODY,
-        TokenError,
-        allowed_host_names,
-        load_token,
-        serve,
-    )
-
-    try:
-        codec = load_codec(args.codec_key_file)
-    except CodecConfigError as e:
-        raise CliError(str(e), EXIT_USAGE) from None
-    if codec is None:
-        raise CliError(
-            "no key: pass --codec-key-file FILE or set AMSM_CODEC_KEY_FILE / AMSM_CODEC_KEY",
-            EXIT_USAGE,
-        )
-    origins = args.ui_origin or ["http://localhost:8233"]
-    try:
-        token, generated = load_token(args.token_file)
-    except TokenError as e:
-        raise CliError(str(e), EXIT_USAGE) from None
-    if args.max_body is not None and args.max_body < 1024:
-        raise CliError("--max-body: at least 1024 bytes", EXIT_USAGE)
-    hosts = allowed_host_names(args.bind, args.allow_host or [])
-    try:
-        server = serve(
-            codec.reader(),  # shows plaintext payloads as they are; a worker refuses them
-            args.bind,
-            args.port,
-            origins,
-            token=token,
-            allowed_hosts=hosts,
-            max_body=args.max_body or DEFAULT_MAX_BODY,
-        )
-    except OSError as e:
-        raise CliError(f"cannot listen on {args.bind}:{args.port}: {e.strerror}") from None
-    if args.bind not in ("127.0.0.1", "localhost", "::1"):
-        print(f"warning: listening on {args.bind}: whoever has the token can decrypt payloads")
-    base = f"http://{args.bind}:{args.port}"
-    shown = token if generated else "TOKEN"
-    print(
-        f"codec server on {base} (current key {codec.current}). Web UI codec endpoint: "
-        f"{base}/{shown}/ ; temporal CLI: --codec-endpoint {base} --codec-auth "
-        f"'Bearer {shown}'. Allowed origins: {', '.join(origins)}; hosts: {', '.join(hosts)}"
-        + ("; the token was generated for this run" if generated else ""),
-        flush=True,
-    )
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    return EXIT_OK
-
-
-def entry() -> None:
-    """Console script. Exits without interpreter finalisation: the Temporal SDK's
-    native runtime threads can abort a finalising interpreter (PyGILState_Release)."""
-    try:
-        rc = main()
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except BrokenPipeError:  # `amsm status | head`
-        rc = 0
-    os._exit(rc)
-
-
-if __name__ == "__main__":
-    entry()

@@ -573,24 +573,5 @@ def inventory_check(path: str) -> int:
     return EXIT_OK
 
 
-def lab(args: argparse.Namespace) -> int:
-    from lab import cli as lab_cli
-
-    if not args.lab_command:
-        raise CliError("amsm lab: choose init, serve, insync or allsync", EXIT_USAGE)
-    if args.lab_command == "init":
-        return lab_cli.cmd_init(args)
-    if args.lab_command == "serve":
-        return lab_cli.cmd_serve(args)
-    if args.lab_command == "fault":
-        return lab_cli.cmd_fault(args)
-    if args.lab_command == "ingest":
-        return lab_cli.cmd_ingest(args)
-    if args.lab_command == "link":
-        return lab_cli.cmd_link(args)
-    args.app = args.lab_command
-    return lab_cli.cmd_hands(args)
-
-
 def dumps(obj: Any) -> str:
     return json.dumps(obj, default=str)
