@@ -61,6 +61,7 @@ from workflows.models import (
     SplitInput,
     SplitSwitchInput,
     SwitchInput,
+    UpdateResult,
 )
 
 
@@ -414,7 +415,7 @@ async def send_update(handle: WorkflowHandle[Any, Any], name: str, arg: BaseMode
     """An Update: the workflow's validator answers at once when it refuses."""
     try:
         answer = await asyncio.wait_for(
-            handle.execute_update(name, arg, result_type=str), timeout=30
+            handle.execute_update(name, arg, result_type=UpdateResult), timeout=30
         )
     except WorkflowUpdateFailedError as e:
         raise CliError(f"the workflow refused it: {cause(e)}") from None
@@ -423,9 +424,9 @@ async def send_update(handle: WorkflowHandle[Any, Any], name: str, arg: BaseMode
             "no answer within 30 s: is a worker running for the pair? (the request may still "
             "be delivered when one starts)"
         ) from None
-    if answer.startswith("refused: "):
+    if not answer.accepted:
         # Recorded in the run's checklist under "Rejected signals".
-        raise CliError(f"the workflow refused it: {answer.removeprefix('refused: ')}")
+        raise CliError(f"the workflow refused it: {answer.reason}")
 
 
 async def decide(client: Client, inv: Inventory, args: argparse.Namespace, action: str) -> int:
