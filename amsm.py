@@ -59,7 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     name, before, after = split(argv)
     if name is None:
-        from client import cli  # the operator's CLI
+        # Imported here, not above: the worker's image has no client/ (Dockerfile), and
+        # `amsm worker` / `amsm lab` start without loading the CLI's commands.
+        from client import cli
 
         return cli.main(argv, [(n, help) for n, (_, help, _) in PROGRAMS.items()])
     module, _, shared = PROGRAMS[name]
