@@ -5,14 +5,14 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends unixodbc libsqliteodbc \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
-COPY pyproject.toml README.md ./
+# What `amsm worker` imports, and no more: not the operator's CLI (client/), the lab,
+# nor records/ (`python -X importtime -c "import workers.worker"` lists none of them).
+COPY pyproject.toml README.md amsm.py ./
 COPY inventory inventory
 COPY activities activities
 COPY workflows workflows
 COPY workers workers
 COPY wire wire
-COPY client client
-COPY lab lab
 RUN pip install --no-cache-dir .
 USER nobody
 CMD ["amsm", "worker"]

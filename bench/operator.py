@@ -1,6 +1,6 @@
 """The benchmark's operator: starts a run and ticks its manual steps, like a person would.
 
-Every command goes through the CLI's own code path (`client.commands.run_command`),
+Every command goes through the CLI's own code path (`client.cli.run_command`),
 in this process, so the figures include what an operator's `amsm confirm` costs.
 The lab's hands do the manual work first (InSync and AllSync stopped or started).
 """
@@ -19,8 +19,7 @@ from typing import Any
 from temporalio.client import Client
 
 from bench.stack import BenchError, LabUnderTest
-from client.cli import build_parser
-from client.commands import run_command
+from client.cli import build_parser, run_command
 from client.session import CliError
 from lab.hands import do_manual_step
 

@@ -1,7 +1,10 @@
-"""Text views for the terminal: the pair like the manual's console, and a run's checklist."""
+"""Text views that several commands print: the pair like the manual's console (`status`,
+`status --watch`), a run's checklist (`show`) and the pair's fence (`fence`, `status`,
+`show`)."""
 
 from __future__ import annotations
 
+from client.runs import FenceView
 from inventory.models import SIDES, Side
 from inventory.status import PairStatus
 from workflows.view import render_text
@@ -75,3 +78,22 @@ def render_status(st: PairStatus) -> str:
 
 # The checklist's terminal view lives beside its Web UI view (workflows/view.py).
 render_checklist = render_text
+
+
+def render_fence(v: FenceView) -> str:
+    st = v.state
+    head = f"Fence on {st.side} ({v.workflow_id}): {st.status}"
+    lines = [head, f"  {st.message or ''}"]
+    if st.status == "waiting":
+        if v.tries:
+            lines.append(f"  tries: {v.tries}; last answer: {v.last_error or 'none yet'}")
+        if v.next_try:
+            lines.append(f"  next try: {v.next_try:%Y-%m-%d %H:%M:%S} UTC")
+        lines.append('  end it by hand: amsm fence end --reason "..."')
+    for d in st.details:
+        lines.append(f"  - {d}")
+    lines.append(
+        f"  started {st.started_at} by {st.started_by} for: {st.reason}"
+        + (f"; ended {st.ended_at}" if st.ended_at else "")
+    )
+    return "\n".join(lines)

@@ -1,5 +1,6 @@
-"""Reaching Temporal for `amsm`: the connection, the pair's status, and finding a run and
-its checklist (following a run that continued as new)."""
+"""Reaching Temporal for `amsm`: the connection, the pair's status, finding a run and its
+checklist (following a run that continued as new), its history, and the pair's fence.
+Queries and updates are called by reference to the workflow's own method."""
 
 from __future__ import annotations
 
@@ -7,43 +8,48 @@ import argparse
 import asyncio
 import re
 import uuid
-from datetime import timedelta
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
 from typing import Any
 
+from pydantic import BaseModel
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.workflowservice.v1 import GetWorkflowExecutionHistoryReverseRequest
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
-from temporalio.service import RPCError
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowHistory,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.converter import PayloadCodec
+from temporalio.service import RPCError, RPCStatusCode
 
-from client.session import EXIT_USAGE, CliError, default_operator
+from client.session import EXIT_FAIL, EXIT_USAGE, CliError, default_operator
 from inventory.models import Inventory
 from inventory.status import PairStatus
+from records.history import HistoryError
+from wire.codec import CodecConfigError, load_codec
 from wire.connection import Connection, ConnectionConfigError
-from workflows.models import Checklist, StatusInput
-from workflows.watch import WatchView, watch_workflow_id
+from wire.connection import connect as connect_to
+from wire.fences import FenceLookupError, fences_of
+from workflows import search
+from workflows.base import PairWorkflow
+from workflows.fence import FenceWorkflow
+from workflows.models import Checklist, FenceRef, FenceState, StatusInput, UpdateResult
+from workflows.status import PairStatusWorkflow
+from workflows.view import next_action
+from workflows.watch import PairWatchWorkflow, watch_workflow_id
 
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
 # -- connecting -------------------------------------------------------------------------------
-def connection(args: argparse.Namespace) -> Connection:
-    return Connection(
-        address=args.address,
-        namespace=args.namespace,
-        tls=args.tls,
-        tls_ca=args.tls_ca,
-        tls_cert=args.tls_cert,
-        tls_key=args.tls_key,
-        tls_server_name=args.tls_server_name,
-        codec_key_file=args.codec_key_file,
-    )
-
-
 async def connect(conn: Connection) -> Client:
-    from wire.connection import connect as _connect
-
     try:
-        return await asyncio.wait_for(_connect(conn), timeout=10)
+        return await asyncio.wait_for(connect_to(conn), timeout=10)
     except ConnectionConfigError as e:
         raise CliError(str(e), EXIT_USAGE) from None
     except (RuntimeError, TimeoutError, OSError) as e:
@@ -59,11 +65,10 @@ async def connect(conn: Connection) -> Client:
 async def read_status(client: Client, inv: Inventory) -> PairStatus:
     try:
         return await client.execute_workflow(
-            "pair-status",
+            PairStatusWorkflow.run,
             StatusInput(pair=inv.pair),
             id=f"{inv.workflow_id}-status-{uuid.uuid4().hex[:12]}",
             task_queue=inv.queue,
-            result_type=PairStatus,
             execution_timeout=timedelta(seconds=60),
         )
     except Exception as e:  # WorkflowFailureError, timeouts: say what happened
@@ -75,7 +80,7 @@ async def read_watched_status(client: Client, inv: Inventory) -> tuple[PairStatu
     needed), and a line saying when."""
     handle = client.get_workflow_handle(watch_workflow_id(inv.workflow_id))
     try:
-        view = await asyncio.wait_for(handle.query("status", result_type=WatchView), 20)
+        view = await asyncio.wait_for(handle.query(PairWatchWorkflow.status), 20)
     except Exception as e:
         raise CliError(
             f"status of pair {inv.pair} could not be read from its watch "
@@ -216,7 +221,7 @@ async def fetch_checklist(handle: WorkflowHandle[Any, Any]) -> Checklist:
     while True:
         try:
             checklist = await asyncio.wait_for(
-                handle.query("progress", result_type=Checklist),
+                handle.query(PairWorkflow.progress),
                 timeout=max(1.0, deadline - loop.time()),
             )
             break
@@ -242,3 +247,170 @@ async def fetch_checklist(handle: WorkflowHandle[Any, Any]) -> Checklist:
         if checklist.state in ("running", "awaiting-operator") or closed != "completed":
             checklist.state = closed  # type: ignore[assignment]
     return checklist
+
+
+def index(inv: Inventory, kind: str, initiator: str) -> TypedSearchAttributes:
+    """The search attributes of a run `amsm` starts (what `amsm runs` lists by)."""
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(search.PAIR, inv.pair),
+            SearchAttributePair(search.KIND, kind),
+            SearchAttributePair(search.INITIATOR, initiator),
+            SearchAttributePair(search.STATE, "running"),
+        ]
+    )
+
+
+# -- updates ----------------------------------------------------------------------------------
+UPDATE_WAIT_SECONDS = 30.0
+
+
+async def send_update(
+    handle: WorkflowHandle[Any, Any], update: Any, arg: BaseModel, who: str = "the workflow"
+) -> UpdateResult:
+    """Call one of the run's updates (by reference: `PairWorkflow.confirm_step`) and return
+    its answer, given once the run has taken it. A refusal is a CliError saying `who`
+    refused it and why: the validator's (nothing recorded) or the run's own (a
+    non-operator, recorded under "Rejected signals")."""
+    try:
+        result: UpdateResult = await asyncio.wait_for(
+            handle.execute_update(update, arg), timeout=UPDATE_WAIT_SECONDS
+        )
+    except WorkflowUpdateFailedError as e:
+        raise CliError(f"{who} refused it: {cause(e)}") from None
+    except TimeoutError:
+        raise CliError(
+            "no answer within 30 s: is a worker running for the pair? (the request may still "
+            "be delivered when one starts)"
+        ) from None
+    if not result.accepted:
+        raise CliError(f"{who} refused it: {result.reason}")
+    return result
+
+
+async def waiting_note(client: Client, inv: Inventory) -> tuple[str, str] | None:
+    """The step a run on the pair waits on for the operator, and a line saying so (as the
+    2008 tool said on relaunch which workflow was unfinished); None when none waits or no
+    worker answers in time."""
+    handle = client.get_workflow_handle(inv.workflow_id)
+    try:
+        desc = await handle.describe()
+        if desc.status != WorkflowExecutionStatus.RUNNING:
+            return None
+        c = await asyncio.wait_for(handle.query(PairWorkflow.progress), timeout=3)
+    except Exception:
+        return None  # no run, or no worker to answer: the command itself will say what matters
+    if c is None or not c.awaiting:
+        return None
+    c.run_id = desc.run_id
+    s = c.awaiting[0]
+    return (
+        s.id,
+        f"note: the {c.workflow} run {desc.run_id} waits for you at {s.id}: {next_action(c)}",
+    )
+
+
+# -- the fence --------------------------------------------------------------------------------
+class FenceView(BaseModel):
+    workflow_id: str
+    run_id: str
+    state: FenceState
+    tries: int = 0
+    last_error: str | None = None
+    next_try: datetime | None = None
+
+
+async def find_fence(client: Client, pair: str) -> tuple[str, str] | None:
+    """The pair's fence: (workflow id, run id), a running one before an ended one; None when
+    no fence has run. What holds the fence's usual id is trusted only if it is a fence: an
+    unplanned switch whose fence id was taken starts its fence under another id."""
+    try:
+        found = await fences_of(client, pair)
+    except FenceLookupError as e:
+        raise CliError(str(e)) from None
+    if not found:
+        return None
+    running = [f for f in found if f[0]]
+    _, fid, run_id = (running or found)[0]
+    return fid, run_id
+
+
+async def read_fence(client: Client, pair: str, ref: FenceRef | None = None) -> FenceView | None:
+    """The fence of `ref` (or the pair's latest fence); None when there is none.
+
+    The fence's own state comes from its query (or its result, once closed); how often it
+    has tried and what the lost side last answered come from the server's view of its one
+    pending activity, which the server retries without writing to the history."""
+    if ref is None:
+        where = await find_fence(client, pair)
+        if where is None:
+            return None
+        ref = FenceRef(workflow_id=where[0], run_id=where[1], side="X")
+    wid = ref.workflow_id
+    handle = client.get_workflow_handle(wid, run_id=ref.run_id or None)
+    try:
+        desc = await handle.describe()
+    except RPCError as e:
+        if e.status == RPCStatusCode.NOT_FOUND:
+            return None
+        raise CliError(f"the fence {wid} cannot be read: {e.message}") from None
+    if desc.status == WorkflowExecutionStatus.COMPLETED:
+        state = FenceState.model_validate(await handle.result())
+    else:
+        try:
+            state = await handle.query(FenceWorkflow.state)
+        except Exception as e:
+            raise CliError(f"the fence {wid} cannot be read: {e}") from None
+    view = FenceView(workflow_id=wid, run_id=desc.run_id, state=state)
+    for pa in desc.raw_description.pending_activities:
+        view.tries = pa.attempt
+        if pa.HasField("last_failure"):
+            view.last_error = pa.last_failure.message
+        if pa.HasField("next_attempt_schedule_time"):
+            view.next_try = pa.next_attempt_schedule_time.ToDatetime()
+    if desc.status not in (WorkflowExecutionStatus.RUNNING, WorkflowExecutionStatus.COMPLETED):
+        state.status = "ended"
+        state.message = f"the fence workflow is {desc.status.name.lower() if desc.status else '?'}"
+    return view
+
+
+# -- histories --------------------------------------------------------------------------------
+def codec_of(args: argparse.Namespace) -> PayloadCodec | None:
+    """The worker's payload codec (--codec-key-file, AMSM_CODEC_KEY_FILE, AMSM_CODEC_KEY), or
+    None when payloads are not encrypted."""
+    try:
+        return load_codec(getattr(args, "codec_key_file", None))
+    except CodecConfigError as e:
+        raise CliError(str(e), EXIT_USAGE) from None
+
+
+async def fetch_history(client: Client, inv: Inventory, run: str) -> WorkflowHistory:
+    """The history of RUN (as `amsm show` takes it, a console control's run included)."""
+    handle = await resolve_run(client, inv, run, controls=True)
+    try:
+        history = await handle.fetch_history()
+    except RPCError as e:
+        what = f"run {handle.run_id}" if handle.run_id else f"workflow {handle.id}"
+        raise CliError(f"no such run: {what} ({e.message})", EXIT_USAGE) from None
+    if not history.events:
+        raise CliError(f"run {run}: the server returned no events", EXIT_FAIL)
+    return history
+
+
+@contextmanager
+def one_line_errors(command: str) -> Iterator[None]:
+    """What reading or replaying a history raises, as one line: what, where; never a
+    traceback (report, history export, replay)."""
+    try:
+        yield
+    except HistoryError as e:
+        raise CliError(str(e), e.code) from None
+    except CliError:
+        raise
+    except RPCError as e:
+        raise CliError(f"amsm {command}: Temporal refused: {e.message}") from None
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as e:
+        first = str(e).splitlines()[0] if str(e) else ""
+        raise CliError(f"amsm {command}: {type(e).__name__}: {first}".rstrip(": ")) from None

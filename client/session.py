@@ -1,6 +1,6 @@
 """What every command of `amsm` shares: its errors and exit codes, who acts, the
-inventory and the output. Light (no Temporal SDK), so that `amsm --help` and `amsm lab`
-start at once. Every module of `client/` may import it; it imports none of them."""
+inventory (as wire/options.py finds it) and the output. Every module of `client/` may
+import it; it imports none of them."""
 
 from __future__ import annotations
 
@@ -8,15 +8,15 @@ import argparse
 import getpass
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from inventory.load import InventoryError, load_inventory
 from inventory.models import Inventory
+from wire.options import BadInventory, inventory
 
-DEFAULT_INVENTORY = "var/lab/inventory.yaml"
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
 
@@ -39,29 +39,32 @@ def default_operator() -> str:
         return os.environ.get("USER", "operator")
 
 
-def inventory_path(args: argparse.Namespace) -> str:
-    return args.inventory or os.environ.get("AMSM_INVENTORY") or DEFAULT_INVENTORY
-
-
 def load(args: argparse.Namespace) -> Inventory:
-    path = inventory_path(args)
-    if not Path(path).exists():
-        raise CliError(
-            f"no inventory at {path}: pass --inventory FILE or set AMSM_INVENTORY "
-            "(the embedded default, `make run`, creates var/lab/inventory.yaml)",
-            EXIT_USAGE,
-        )
     try:
-        return load_inventory(path)
-    except InventoryError as e:
-        raise CliError(e.explain(), EXIT_USAGE) from None
+        return inventory(args)
+    except BadInventory as e:
+        raise CliError(str(e), EXIT_USAGE) from None
 
 
-def emit(args: argparse.Namespace, data: dict[str, Any], text: str) -> None:
+def emit(args: argparse.Namespace, data: Any, text: str) -> None:
     if getattr(args, "json", False):
         print(json.dumps(data, indent=None, default=str))
     else:
         print(text)
+
+
+def write_output(path: str | None, text: str) -> str | None:
+    """Write `text` to `path` ('-' or None: stdout). Returns the path written, if any."""
+    if path in (None, "-"):
+        sys.stdout.write(text)
+        return None
+    assert path is not None
+    p = Path(path)
+    try:
+        p.write_text(text, encoding="utf-8")
+    except OSError as e:
+        raise CliError(f"{p}: cannot write it ({e.strerror or e})", EXIT_FAIL) from None
+    return str(p)
 
 
 # The model's field where the command line's flag has another name.

@@ -1,8 +1,8 @@
-"""`amsm lab ...` commands, for the main CLI to wire in.
+"""`amsm lab ...`: the lab's own program (`amsm` hands it what follows `lab`).
 
-The main CLI builds the argparse sub-commands; each command function here takes
-the parsed Namespace, prints a short sentence and returns the process exit status
-(0 ok, 1 refused). Expected
+`main(argv)` parses the command line; each command function here takes the parsed
+Namespace, prints a short sentence and returns the process exit status (0 ok, 1
+refused, 2 bad usage). Expected
 problems (an existing lab, a missing directory, a bad side) print one line on
 stderr, never a traceback.
 
@@ -132,3 +132,89 @@ def cmd_link(args: argparse.Namespace) -> int:
     except LabError as e:
         return _fail("link", str(e))
     return 0
+
+
+FAULTS = [
+    "unreachable",
+    "no-reboot",
+    "slow-reboot",
+    "flapping",
+    "clock-step",
+    "replication-fails",
+    "clear",
+]
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="amsm lab", description="the simulated pair")
+    lab = p.add_subparsers(dest="lab_command", metavar="ACTION")
+    c = lab.add_parser("init", help="create a lab: inventory, keys, devices (mirrored, X main)")
+    c.add_argument("--dir", required=True)
+    c.add_argument("--editors", type=int, default=2)
+    c.add_argument("--ingest", type=int, default=1)
+    c.add_argument("--smartbins", type=int, default=1, help="SmartBins servers per side")
+    c.add_argument("--reboot-seconds", type=float, default=5.0)
+    c.add_argument("--force", action="store_true", help="overwrite an existing lab")
+    c.set_defaults(run=cmd_init)
+    c = lab.add_parser("serve", help="serve the lab's devices (SSH per host, DSM files)")
+    c.add_argument("--dir", required=True)
+    c.set_defaults(run=cmd_serve)
+    c = lab.add_parser(
+        "fault",
+        help="set or clear a fault on a lab host or DSM, or take a whole side down",
+        usage="amsm lab fault HOST|DSM KIND [SECONDS] --dir DIR\n"
+        "       amsm lab fault --side X|Y down|up --dir DIR",
+    )
+    c.add_argument(
+        "target",
+        metavar="HOST|DSM",
+        help="the host or DSM; with --side, the side fault: down or up",
+    )
+    c.add_argument("kind", nargs="?", choices=FAULTS)
+    c.add_argument(
+        "--side",
+        type=str.upper,
+        choices=["X", "Y"],
+        help="the whole side: its DSM, SmartBins, NAS heads and bridge (down|up)",
+    )
+    c.add_argument(
+        "seconds",
+        type=float,
+        nargs="?",
+        help="slow-reboot: how long a restart takes; flapping: how long each boot lasts; "
+        "clock-step: how far the host's clock jumps (negative: back)",
+    )
+    c.add_argument("--dir", required=True)
+    c.set_defaults(run=cmd_fault)
+    c = lab.add_parser("ingest", help="record a clip on one side (files on V:, an asset)")
+    c.add_argument("--side", required=True, type=str.upper, choices=["X", "Y"])
+    c.add_argument("--clip", required=True)
+    c.add_argument("--bin", default="News", help="the SmartBin (default %(default)s)")
+    c.add_argument("--dir", required=True)
+    c.set_defaults(run=cmd_ingest)
+    c = lab.add_parser("link", help="make a junction (or symbolic link) on a side's V:")
+    c.add_argument("--side", required=True, type=str.upper, choices=["X", "Y"])
+    c.add_argument("path", help="where the link is, e.g. V:\\VibrantAVIFiles\\News\\a.vmf\\j")
+    c.add_argument("target", help="the folder it points at, on the same V:")
+    c.add_argument("--kind", choices=["Junction", "SymbolicLink"], default="Junction")
+    c.add_argument("--dir", required=True)
+    c.set_defaults(run=cmd_link)
+    for tool in ("insync", "allsync"):
+        c = lab.add_parser(tool, help=f"the operator's hands: start or stop {tool} in the lab")
+        c.add_argument("action", choices=["start", "stop"])
+        c.add_argument("--dir", required=True)
+        if tool == "allsync":
+            c.add_argument("--side", required=True, type=str.upper, choices=["X", "Y"])
+        c.set_defaults(run=cmd_hands, app=tool)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if not args.lab_command:
+        print("amsm: amsm lab: choose init, serve, insync or allsync", file=sys.stderr)
+        return 2
+    try:
+        return int(args.run(args))
+    except KeyboardInterrupt:
+        return 130

@@ -264,7 +264,8 @@ class SignalRecord(BaseModel):
     # handled by the first workflow task after its event.
     task_event: int | None = None
     update_error: str | None = None
-    # The workflow's answer to an update it accepted but then refused ("refused: why").
+    # Why the workflow refused an update it accepted (its UpdateResult's reason; in runs
+    # recorded before, the text "refused: why").
     update_refused: str | None = None
     # Why the payload does not fit (the engine rejects it as malformed).
     malformed: str | None = None
@@ -642,7 +643,10 @@ def _parse(history: WorkflowHistory, source: str) -> RunHistory:
                 upd.update_error = failure_text(done.outcome.failure)
             elif upd is not None:
                 answer = decode_value(done.outcome.success)
-                if isinstance(answer, str) and answer.startswith("refused: "):
+                if isinstance(answer, dict) and answer.get("accepted") is False:
+                    upd.update_refused = str(answer.get("reason") or "")  # an UpdateResult
+                elif isinstance(answer, str) and answer.startswith("refused: "):
+                    # Recorded before updates answered with an UpdateResult.
                     upd.update_refused = answer.removeprefix("refused: ")
         elif kind == "timer_started_event_attributes":
             t = e.timer_started_event_attributes

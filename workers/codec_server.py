@@ -23,6 +23,7 @@ The token never appears in the log: paths are logged with it replaced by `***`.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import hmac
 import json
@@ -37,6 +38,9 @@ from urllib.parse import urlsplit
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payloads
 from temporalio.converter import PayloadCodec
+
+from wire.codec import CodecConfigError, load_codec
+from wire.options import add_options
 
 DEFAULT_MAX_BODY = 8 * 1024 * 1024
 MAX_PAYLOADS = 10_000
@@ -263,3 +267,105 @@ def serve(
     server = ThreadingHTTPServer((bind, port), make_handler(codec, origins, token, hosts, max_body))
     server.daemon_threads = True
     return server
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="amsm codec-server",
+        description="decrypt payloads for the Temporal Web UI (needs --codec-key-file)",
+    )
+    add_options(p)
+    p.add_argument("--bind", default="127.0.0.1", help="address to listen on (default %(default)s)")
+    p.add_argument("--port", type=int, default=8081)
+    p.add_argument(
+        "--ui-origin",
+        action="append",
+        default=None,
+        help="Web UI origin allowed by CORS (default http://localhost:8233; repeat for more)",
+    )
+    p.add_argument(
+        "--token-file",
+        default=None,
+        metavar="FILE",
+        help="the token every request must carry (env AMSM_CODEC_TOKEN_FILE or "
+        "AMSM_CODEC_TOKEN; default: a random one for this run, printed once)",
+    )
+    p.add_argument(
+        "--allow-host",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="a Host name the server answers to besides localhost, 127.0.0.1, ::1 and "
+        "--bind (repeat for more); any other Host is refused (DNS rebinding)",
+    )
+    p.add_argument(
+        "--max-body",
+        type=int,
+        default=None,
+        metavar="BYTES",
+        help="largest request body accepted (default 8 MiB)",
+    )
+    return p
+
+
+class _Refused(Exception):
+    def __init__(self, message: str, code: int = 2) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`amsm [--codec-key-file FILE] codec-server [--bind ...]`: serve until Ctrl-C."""
+    args = parser().parse_args(argv)
+    try:
+        return _run(args)
+    except _Refused as e:
+        print(f"amsm: {e}", file=sys.stderr)
+        return e.code
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        codec = load_codec(args.codec_key_file)
+    except CodecConfigError as e:
+        raise _Refused(str(e)) from None
+    if codec is None:
+        raise _Refused(
+            "no key: pass --codec-key-file FILE or set AMSM_CODEC_KEY_FILE / AMSM_CODEC_KEY"
+        )
+    origins = args.ui_origin or ["http://localhost:8233"]
+    try:
+        token, generated = load_token(args.token_file)
+    except TokenError as e:
+        raise _Refused(str(e)) from None
+    if args.max_body is not None and args.max_body < 1024:
+        raise _Refused("--max-body: at least 1024 bytes")
+    hosts = allowed_host_names(args.bind, args.allow_host or [])
+    try:
+        server = serve(
+            codec.reader(),  # shows plaintext payloads as they are; a worker refuses them
+            args.bind,
+            args.port,
+            origins,
+            token=token,
+            allowed_hosts=hosts,
+            max_body=args.max_body or DEFAULT_MAX_BODY,
+        )
+    except OSError as e:
+        raise _Refused(f"cannot listen on {args.bind}:{args.port}: {e.strerror}", 1) from None
+    if args.bind not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: listening on {args.bind}: whoever has the token can decrypt payloads")
+    base = f"http://{args.bind}:{args.port}"
+    shown = token if generated else "TOKEN"
+    print(
+        f"codec server on {base} (current key {codec.current}). Web UI codec endpoint: "
+        f"{base}/{shown}/ ; temporal CLI: --codec-endpoint {base} --codec-auth "
+        f"'Bearer {shown}'. Allowed origins: {', '.join(origins)}; hosts: {', '.join(hosts)}"
+        + ("; the token was generated for this run" if generated else ""),
+        flush=True,
+    )
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    return 0

@@ -35,7 +35,7 @@ def temporal_binary() -> str:
 
 def amsm_binary() -> list[str]:
     here = Path(sys.executable).parent / "amsm"
-    return [str(here)] if here.exists() else [sys.executable, "-m", "client.cli"]
+    return [str(here)] if here.exists() else [sys.executable, "-m", "amsm"]
 
 
 def wait_port(port: int, proc: subprocess.Popen[bytes], what: str, timeout: float = 60) -> None:

@@ -3,6 +3,7 @@ the site queues (`--site X` serves one side's; without it, both)."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
 import os
@@ -31,6 +32,7 @@ from wire.connection import (  # noqa: F401 - Connection and connect, re-exporte
     connect,
     metrics_runtime,
 )
+from wire.options import BadInventory, add_options, connection, inventory, inventory_path
 from workers import version
 from workers.interceptors import RunContextInterceptor
 from workers.logs import setup_logging
@@ -186,20 +188,50 @@ async def run_worker(
     await asyncio.gather(*(w.run() for w in workers))
 
 
-def main(
-    inventory_path: str,
-    conn: Connection,
-    log_format: str = "text",
-    metrics: str | None = None,
-    site: Side | None = None,
-) -> int:
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="amsm worker", description="run a worker for the inventory's pair"
+    )
+    add_options(p)
+    p.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        default=os.environ.get("AMSM_LOG_FORMAT") or "text",
+        help="json: one object per line with run id, step and host (env AMSM_LOG_FORMAT)",
+    )
+    p.add_argument(
+        "--site",
+        choices=["X", "Y"],
+        type=str.upper,
+        default=None,
+        help="serve only the activities of side X's (or Y's) devices, plus the pair's "
+        "workflows: one worker per site, inside its network (default: both sides)",
+    )
+    p.add_argument(
+        "--metrics",
+        default=os.environ.get("AMSM_METRICS") or None,
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics on http://HOST:PORT/metrics (env AMSM_METRICS)",
+    )
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`amsm worker [--site X|Y] [--log-format json] [--metrics HOST:PORT]`, with the
+    inventory and connection options of every program (wire/options.py)."""
+    args = parser().parse_args(argv)
     try:
-        setup_logging(log_format)
+        inventory(args)  # explain a bad inventory before connecting
+    except BadInventory as e:
+        print(f"amsm: {e}", file=sys.stderr)
+        return 2
+    try:
+        setup_logging(args.log_format)
     except ValueError as e:
         print(f"amsm worker: {e} (--log-format or AMSM_LOG_FORMAT)", file=sys.stderr)
         return 2
     try:
-        asyncio.run(run_worker(inventory_path, conn, metrics, site))
+        asyncio.run(run_worker(inventory_path(args), connection(args), args.metrics, args.site))
     except KeyboardInterrupt:
         pass
     except ConnectionConfigError as e:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from pydantic import BaseModel
 from temporalio import workflow
@@ -44,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
         Decision,
         OperatorSignal,
         StepState,
+        UpdateResult,
     )
     from workflows.routing import on_site
     from workflows.shield import despite_cancel
@@ -66,6 +67,10 @@ RANDOM_IDS_PATCH = "random-child-ids"
 OWN_ID_PATCH = "one-run-per-pair-id"
 # Runs started before they checked for a waiting fence themselves replay without it.
 FENCE_CHECK_PATCH = "fence-check-in-run"
+# Updates of runs started before an update answered once the walk had taken it (with an
+# UpdateResult) answered at once: their answer comes before what the walk then did (a
+# search attribute upserted, an activity scheduled), and they replay so.
+UPDATE_TAKEN_PATCH = "update-answers-once-taken"
 # Signals kept while a run starts (before it knows who may act); more are rejected.
 EARLY_KEPT = 50
 
@@ -80,6 +85,14 @@ async def new_tag(pair: str) -> str:
     return str(
         await workflow.execute_activity("new_tag", PairRef(pair=pair), result_type=str, **BOOTSTRAP)
     )
+
+
+async def handlers_finished() -> None:
+    """Let every update in flight answer before the run ends or continues as new (the SDK
+    would abandon it, and its caller would get no answer). Waits only when one is in
+    flight: a run recorded before updates waited never had one, and replays as it was."""
+    if not workflow.all_handlers_finished():
+        await workflow.wait_condition(workflow.all_handlers_finished)
 
 
 class PairWorkflow:
@@ -156,34 +169,41 @@ class PairWorkflow:
             return self.runner.on_decision(payload)
         return self.runner.on_signal(kind, payload)
 
-    # Updates back the CLI: the same effect as the signals, but a refusal comes back at
-    # once (the validator runs before anything is written to the history).
+    # Updates back the CLI: the same effect as the signals, but what does not fit the run
+    # now is refused at once by the validator (before anything is written to the history),
+    # and the answer comes once the walk has taken the request (workflows/models.py
+    # UpdateResult), so the caller sees its effect without reading the checklist again.
     @workflow.update(name="confirm-step")
-    def confirm_step(self, sig: OperatorSignal) -> str:
-        reason = self._signal("confirm", sig)
-        return f"refused: {reason}" if reason else "accepted"
+    async def confirm_step(self, sig: OperatorSignal) -> UpdateResult:
+        return await self._take("confirm", sig)
 
     @confirm_step.validator
     def _check_confirm(self, sig: OperatorSignal) -> None:
         self._validate(lambda r: r.check_signal("confirm", sig))
 
     @workflow.update(name="approve-step")
-    def approve_step(self, sig: OperatorSignal) -> str:
-        reason = self._signal("approve", sig)
-        return f"refused: {reason}" if reason else "accepted"
+    async def approve_step(self, sig: OperatorSignal) -> UpdateResult:
+        return await self._take("approve", sig)
 
     @approve_step.validator
     def _check_approve(self, sig: OperatorSignal) -> None:
         self._validate(lambda r: r.check_signal("approve", sig))
 
     @workflow.update(name="decide-step")
-    def decide_step(self, d: Decision) -> str:
-        reason = self._signal("decide", d)
-        return f"refused: {reason}" if reason else "accepted"
+    async def decide_step(self, d: Decision) -> UpdateResult:
+        return await self._take("decide", d)
 
     @decide_step.validator
     def _check_decide(self, d: Decision) -> None:
         self._validate(lambda r: r.check_decision(d))
+
+    async def _take(self, kind: str, payload: OperatorSignal | Decision) -> UpdateResult:
+        refused = self._signal(kind, payload)
+        runner = self.runner
+        if refused is None and runner is not None and self._ready:
+            if workflow.patched(UPDATE_TAKEN_PATCH):
+                await workflow.wait_condition(lambda: runner.taken(payload))
+        return self.steps.answer(payload, refused)
 
     def _validate(self, check: Callable[[StepRunner], str | None]) -> None:
         if self.runner is None or not self._ready:
@@ -203,7 +223,8 @@ class PairWorkflow:
         if inp is not None:
             self.resuming = getattr(inp, "resume", None) is not None
 
-            def again() -> None:
+            async def again() -> NoReturn:
+                await handlers_finished()
                 more = self.continue_with() if self.continue_with else {}
                 workflow.continue_as_new(
                     inp.model_copy(update={"resume": runner.checklist, **more})
@@ -240,7 +261,9 @@ class PairWorkflow:
             self.steps.complete(message)
             return self.steps.checklist
 
-        return await despite_cancel(steps(), self.steps.cancel_requested)
+        checklist = await despite_cancel(steps(), self.steps.cancel_requested)
+        await handlers_finished()
+        return checklist
 
     async def where_devices_are(self) -> list[str]:
         try:
@@ -579,7 +602,7 @@ class PairWorkflow:
                     "continuing as new after %d events while clients switch",
                     workflow.info().get_current_history_length(),
                 )
-                runner.continue_as_new()
+                await runner.continue_as_new()
         await all_done
 
     async def _move_one_by_one(

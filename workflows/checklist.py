@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
@@ -39,6 +39,8 @@ from workflows.models import (
     StepDef,
     StepRecord,
     StepState,
+    StepStatus,
+    UpdateResult,
 )
 from workflows.view import render_markdown
 
@@ -134,9 +136,9 @@ class StepRunner:
         self._dirty = True
         self._render_task = asyncio.get_running_loop().create_task(self._renderer())
         self.gates = dict(gates or {})
-        # Set by the workflow: continue as new with the checklist (raises). Runs started
-        # before the patch never continue.
-        self.continue_as_new: Callable[[], None] | None = None
+        # Set by the workflow: continue as new with the checklist (raises, once the update
+        # handlers in flight have answered). Runs started before the patch never continue.
+        self.continue_as_new: Callable[[], Awaitable[NoReturn]] | None = None
         self._may_continue = workflow.patched(CONTINUE_PATCH)
         self.continue_after_events = CONTINUE_AFTER_EVENTS  # the inventory's, once read
         # What the history last recorded of each step (a continued run: its checklist).
@@ -311,6 +313,37 @@ class StepRunner:
         self._record(d)
         return None
 
+    def taken(self, payload: OperatorSignal | Decision) -> bool:
+        """An accepted confirm, approve or decision has been acted on: the walk took it
+        from where it waits (an abort at once: it stops the run at the next safe point),
+        or the run has stopped."""
+        if self.abort is not None or self.checklist.state not in ("running", "awaiting-operator"):
+            return True
+        if isinstance(payload, OperatorSignal):
+            return payload.step not in self._signals
+        if payload.action == "abort":
+            return True
+        prefix = f"{payload.step}/"
+        return payload.step not in self._decisions and not any(
+            k.startswith(prefix) for k in self._decisions
+        )
+
+    def answer(self, payload: OperatorSignal | Decision, refused: str | None) -> UpdateResult:
+        """What an update answers: refused, or the step as the run left it once taken."""
+        c = self.checklist
+        try:
+            status: StepStatus | None = c.step(payload.step).status
+        except KeyError:
+            status = None
+        return UpdateResult(
+            accepted=refused is None,
+            reason=refused,
+            run_id=workflow.info().run_id,
+            step=payload.step,
+            step_status=status,
+            awaiting=c.awaiting[0].id if c.awaiting else None,
+        )
+
     def _record(self, d: Decision) -> None:
         self.checklist.decisions.append(
             DecisionRecord(
@@ -361,7 +394,7 @@ class StepRunner:
                 "continuing as new after %d events", workflow.info().get_current_history_length()
             )
             assert self.continue_as_new is not None
-            self.continue_as_new()
+            await self.continue_as_new()
 
     def cancel_requested(self) -> None:
         """A cancellation request (Web UI, temporal CLI) is an abort: in-flight client

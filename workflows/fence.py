@@ -27,7 +27,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.checklist import describe_failure
     from workflows.inputs import BadPayload, read, read_input
     from workflows.limits import cut, history_is_long
-    from workflows.models import FenceEnd, FenceInput, FenceState
+    from workflows.models import FenceEnd, FenceInput, FenceState, UpdateResult
     from workflows.routing import on_site
     from workflows.shield import despite_cancel
 
@@ -158,9 +158,11 @@ class FenceWorkflow:
             )
 
     @workflow.update(name="end")
-    def end(self, e: FenceEnd) -> str:
+    def end(self, e: FenceEnd) -> UpdateResult:
+        """End the fence by hand: the run stops trying the lost side (`amsm fence end`
+        waits for the fence's result to show where it ended)."""
         self._end = e
-        return "accepted"
+        return UpdateResult(run_id=workflow.info().run_id)
 
     def _not_operator(self, who: str) -> bool:
         return bool(self._operators) and who.lower() not in (self._operators or set())

@@ -74,6 +74,20 @@ class DecisionRecord(BaseModel):
     client: str | None = None
 
 
+class UpdateResult(BaseModel):
+    """What `confirm-step`, `approve-step`, `decide-step` and the fence's `end` answer, once
+    the run has taken the request. What does not fit the run now is refused by the
+    update's validator (nothing is recorded); what fits but comes from someone who may not
+    act is taken and refused here (`accepted` false, `reason`), on record in the run."""
+
+    accepted: bool = True
+    reason: str | None = None
+    run_id: str = ""
+    step: str = ""  # the step it was for ("" for an abort, or a fence's end)
+    step_status: StepStatus | None = None  # that step's status once the run took it
+    awaiting: str | None = None  # the step the run waits on for the operator now
+
+
 class SwitchInput(Bounded):
     """switch: `to` becomes main. `unplanned`: the other side is lost (down or unreachable);
     `reason` says why, and is required then."""

@@ -16,7 +16,6 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from client.cli import build_parser
-from client.runs import connection
 from tests.support.cli import cli, cli_json
 from tests.support.driving import drive
 from tests.support.lab import Lab
@@ -29,6 +28,7 @@ from tests.support.secrets import (
 )
 from tests.support.worker import running_worker
 from wire.codec import load_codec, new_key_line
+from wire.options import connection
 from workers.codec_server import serve
 from workers.worker import Connection, connect
 from workflows.models import StatusInput

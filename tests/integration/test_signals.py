@@ -10,10 +10,11 @@ import pytest
 from temporalio.client import Client, WorkflowUpdateFailedError
 
 from tests.support.cli import cli_json
-from tests.support.driving import step, switch_waiting_at_stop_insync
+from tests.support.driving import hands_for, step, switch_waiting_at_stop_insync
 from tests.support.lab import TEMPORAL, Lab
 from tests.support.worker import running_worker
-from workflows.models import Decision, OperatorSignal
+from workflows.base import PairWorkflow
+from workflows.models import Decision, OperatorSignal, UpdateResult
 
 
 async def temporal_signal(lab: Lab, run: str, name: str, payload: str) -> None:
@@ -77,3 +78,30 @@ async def test_bad_signals_are_rejected_visibly_and_updates_refuse_at_once(
                 break
             await asyncio.sleep(0.1)
         assert (await cli_json(client, lab, "show", run))["state"] == "aborted"
+
+
+async def test_an_update_answers_once_the_run_has_taken_it(client: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
+    """`amsm confirm` prints the step as the run left it on taking the confirmation (here:
+    checking InSync at the device), from the update's own answer."""
+    lab = await lab_factory(editors=1, ingest=0)
+    async with running_worker(client, lab):
+        run, _ = await switch_waiting_at_stop_insync(client, lab, "Y")
+        # InSync still runs: the run takes the confirmation, checks, and waits again.
+        answer = await cli_json(client, lab, "confirm", run, "stop-insync", "--operator", "t")
+        assert answer == {"run_id": run, "step": "stop-insync", "status": "running"}
+        for _ in range(100):
+            shown = await cli_json(client, lab, "show", run)
+            if step(shown, "stop-insync")["status"] == "awaiting-confirmation":
+                break
+            await asyncio.sleep(0.1)
+        assert step(shown, "stop-insync")["message"].startswith("confirmed but not verified")
+
+        hands_for(lab, "stop-insync", "Y")
+        handle = client.get_workflow_handle(lab.inventory.workflow_id, run_id=run)
+        sig = OperatorSignal(step="stop-insync", operator="t")
+        result = await handle.execute_update(PairWorkflow.confirm_step, sig)
+        assert isinstance(result, UpdateResult)
+        assert (result.accepted, result.run_id, result.step_status) == (True, run, "running")
+        abort = Decision(action="abort", reason="test over", operator="t")
+        result = await handle.execute_update(PairWorkflow.decide_step, abort)
+        assert result.accepted and result.reason is None

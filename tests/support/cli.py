@@ -16,8 +16,7 @@ from tests.support.lab import Lab
 
 async def cli(client: Client, lab: Lab, *argv: str) -> tuple[int, str]:
     """Run an `amsm` command through the CLI's own code path, in process."""
-    from client.cli import build_parser
-    from client.commands import run_command
+    from client.cli import build_parser, run_command
     from client.session import CliError
 
     args = build_parser().parse_args(["--inventory", str(lab.inventory_path), *argv])

@@ -1,5 +1,5 @@
-"""The history commands (`amsm report`, `replay`, ...) run through the CLI's own parser, as
-`amsm` runs them, for the tests."""
+"""The history commands (`amsm report`, `replay`, ...) run through the CLI's own parser and
+code path, as `amsm` runs them, for the tests."""
 
 from __future__ import annotations
 
@@ -8,29 +8,22 @@ import contextlib
 import io
 from typing import Any
 
-from client.history_cli import add_history_commands, run_history_command
+from client.cli import build_parser, run_command
+from client.session import CliError
 
 
 def parser() -> argparse.ArgumentParser:
-    """The CLI's parser with the history commands (whether or not cli.py adds them yet)."""
-    from client.cli import build_parser
-
-    p = build_parser()
-    sub = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction))
-    if "report" not in sub.choices:
-        add_history_commands(sub)
-    return p
+    return build_parser()
 
 
 async def amsm(*argv: str, client: Any = None, inv: Any = None) -> tuple[int, str]:
-    """Run a history command through the CLI's parser, as `amsm` would (one-line errors)."""
-    from client.session import CliError
-
+    """Run a history command as `amsm` would (one-line errors). `client` and `inv` may be
+    None for the commands that need no server."""
     args = parser().parse_args(list(argv))
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         try:
-            rc = await run_history_command(client, inv, args)
+            rc = await run_command(client, args, inv)
         except CliError as e:
             print(f"amsm: {e}")
             rc = e.code

@@ -233,7 +233,7 @@ def test_token_sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_the_command_refuses_a_bad_token_file_clearly(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from client.cli import main
+    from amsm import main
     from wire.codec import new_key_line
 
     keys = tmp_path / "keys"

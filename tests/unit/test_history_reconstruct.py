@@ -332,9 +332,19 @@ def test_a_malformed_signal_is_rejected_as_the_engine_does() -> None:
     ]
 
 
-def test_only_the_pairs_operators_may_act() -> None:
+REFUSED = "mallory is not an operator of this pair"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"accepted": False, "reason": REFUSED, "run_id": "r", "step": "switch-clients"},
+        f"refused: {REFUSED}",  # what updates answered before the UpdateResult
+    ],
+)
+def test_only_the_pairs_operators_may_act(answer: object) -> None:
     """When the inventory names the operators (get_capabilities), anyone else is refused,
-    by signal (recorded as rejected) or by update (the workflow answers 'refused: ...')."""
+    by signal (recorded as rejected) or by update (the workflow's UpdateResult says so)."""
     events = until(events_of("switch-with-client-decisions.json"), 107)
     scheduled, done = event(events, 5), event(events, 7)
     scheduled["activityTaskScheduledEventAttributes"]["activityType"]["name"] = "get_capabilities"
@@ -365,11 +375,7 @@ def test_only_the_pairs_operators_may_act() -> None:
             "eventType": "EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED",
             "workflowExecutionUpdateCompletedEventAttributes": {
                 "meta": {"updateId": "u1"},
-                "outcome": {
-                    "success": {
-                        "payloads": [payload("refused: mallory is not an operator of this pair")]
-                    }
-                },
+                "outcome": {"success": {"payloads": [payload(answer)]}},
             },
         },
     ]

@@ -13,7 +13,7 @@ from temporalio import workflow
 from temporalio.common import RawValue
 
 from activities.models import PairRef
-from client.history_cli import HISTORY_COMMANDS, needs_server
+from client.cli import offline
 from records.replay import replay_paths
 from tests.support.history_cli import amsm, parser
 from workflows.client_switch import ClientSwitchWorkflow
@@ -173,12 +173,11 @@ async def test_timeline_from_the_history_alone() -> None:
 
 def test_the_parser_and_which_commands_need_the_server() -> None:
     p = parser()
-    assert set(HISTORY_COMMANDS) == {"report", "history", "replay"}
-    assert not needs_server(p.parse_args(["replay", "x.json"]))
-    assert not needs_server(p.parse_args(["replay", "--timeline", "x.json"]))
-    assert not needs_server(p.parse_args(["report", "old-run.json", "--format", "html"]))
-    assert needs_server(p.parse_args(["report", "current"]))
-    assert needs_server(p.parse_args(["history", "export", "01a2", "-o", "x.json"]))
+    assert offline(p.parse_args(["replay", "x.json"]))
+    assert offline(p.parse_args(["replay", "--timeline", "x.json"]))
+    assert offline(p.parse_args(["report", "old-run.json", "--format", "html"]))
+    assert not offline(p.parse_args(["report", "current"]))
+    assert not offline(p.parse_args(["history", "export", "01a2", "-o", "x.json"]))
     args = p.parse_args(["--inventory", "inv.yaml", "report", "01a2b3", "-o", "r.html"])
     assert (args.inventory, args.run, args.output, args.format) == (
         "inv.yaml",
@@ -188,9 +187,9 @@ def test_the_parser_and_which_commands_need_the_server() -> None:
     )
 
 
-async def test_server_commands_without_a_server_say_so() -> None:
-    rc, out = await amsm("history", "export", "current")
-    assert rc == 1 and out.startswith("amsm: amsm history export reads the run from Temporal")
+async def test_history_without_its_action_says_so() -> None:
+    rc, out = await amsm("history")
+    assert rc == 2 and out.startswith("amsm: amsm history: choose export")
 
 
 def test_payloads_in_the_committed_histories_are_json() -> None:

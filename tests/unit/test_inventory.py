@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from client.cli import main
+from amsm import main
 from inventory.load import InventoryError, load_inventory, parse_inventory
 
 DATA = Path(__file__).parent / "data" / "inventory.yaml"

@@ -226,7 +226,7 @@ def test_hands(fresh: Path) -> None:
 
 
 def test_cli_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from client.cli import main
+    from amsm import main
 
     d = str(tmp_path)
     assert main(["lab", "init", "--dir", d, "--editors", "1"]) == 0

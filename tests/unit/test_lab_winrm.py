@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from activities.drivers import powershell as ps
 from activities.drivers.winrm import command_arguments, pywinrm_transport
-from client.commands import inventory_check
+from client.commands.inventory import check as inventory_check
 from inventory.load import load_inventory
 from lab import winrm as lab_winrm
 from lab.init import init_lab

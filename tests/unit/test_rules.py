@@ -14,8 +14,8 @@ from activities.drivers import errors
 from activities.drivers.errors import InterlockRefused
 from activities.drivers.interlocks import Overrides
 from activities.models import ForcedRule
-from client.cli import main
-from client.history_cli import report_of_file
+from amsm import main
+from client.commands.report import report_of_file
 from client.session import EXIT_FAIL, EXIT_OK, EXIT_USAGE
 from inventory import rules
 from inventory.rules import BY_NAME, OVERRIDABLE, RULES, override_refusal

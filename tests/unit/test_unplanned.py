@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from client.commands import workflow_input
-from client.fence import FenceView, render_fence
+from client.commands.start import workflow_input
+from client.render import render_fence
+from client.runs import FenceView
 from client.session import EXIT_USAGE, CliError
 from inventory.load import load_inventory
 from inventory.status import AllSyncStatus, DsmStatus, InSyncStatus, PairStatus

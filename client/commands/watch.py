@@ -1,10 +1,12 @@
-"""Live views in the terminal: `amsm watch RUN` and `amsm status --watch` (rich)."""
+"""`amsm watch RUN`: follow a run's checklist live in the terminal (rich), each switching
+client's stage asked of its child workflow."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 from datetime import UTC, datetime
+from typing import Any
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -12,9 +14,9 @@ from rich.table import Table
 from rich.text import Text
 from temporalio.client import Client
 
-from client.render import render_status
-from client.runs import current_status, fetch_checklist, resolve_run
+from client.runs import fetch_checklist, resolve_run
 from inventory.models import Inventory
+from workflows.client_switch import ClientBatchWorkflow, ClientSwitchWorkflow
 from workflows.models import Checklist, StepState
 from workflows.view import STATUS_MARK, next_action, waited
 
@@ -27,6 +29,16 @@ STYLE = {
     "skipped": "dim",
     "pending": "dim",
 }
+
+
+def add(sub: Any) -> None:
+    s = sub.add_parser("watch", help="follow a run's checklist live")
+    s.add_argument("run", metavar="RUN", nargs="?", default="current")
+    s.add_argument(
+        "--follow", action="store_true", help="keep going when the run waits for the operator"
+    )
+    s.add_argument("--interval", type=float, default=1.0)
+    s.set_defaults(handler=run, reads=True, notice=False)
 
 
 def _elapsed(s: StepState, now: str) -> str:
@@ -53,16 +65,14 @@ async def client_stages(client: Client, c: Checklist) -> dict[str, str]:
         async with limit:
             handle = client.get_workflow_handle(wid)
             try:
-                stages = await asyncio.wait_for(
-                    handle.query("client_stages", result_type=dict[str, str]), 5
-                )
+                stages = await asyncio.wait_for(handle.query(ClientBatchWorkflow.client_stages), 5)
                 for h in hosts:
                     out[h] = stages.get(h, "switching")
                 return
             except Exception:
                 pass
             try:
-                stage = await asyncio.wait_for(handle.query("current_stage", result_type=str), 5)
+                stage = await asyncio.wait_for(handle.query(ClientSwitchWorkflow.current_stage), 5)
             except Exception:
                 stage = "switching"
             for h in hosts:
@@ -107,7 +117,7 @@ def render_watch(c: Checklist, stages: dict[str, str]) -> Group:
     return Group(*parts)  # type: ignore[arg-type]
 
 
-async def watch(client: Client, inv: Inventory, args: argparse.Namespace) -> int:
+async def run(client: Client, inv: Inventory, args: argparse.Namespace) -> int:
     handle = await resolve_run(client, inv, args.run)
     console = Console()
     c = await fetch_checklist(handle)
@@ -125,14 +135,3 @@ async def watch(client: Client, inv: Inventory, args: argparse.Namespace) -> int
         return 0
     console.print(f"The run ended: {c.state}. {c.message or ''}", soft_wrap=True)
     return 0 if c.state == "completed" else 1
-
-
-async def watch_status(client: Client, inv: Inventory, args: argparse.Namespace) -> int:
-    console = Console()
-    st, when = await current_status(client, inv, args)
-    shown = render_status(st) + (f"\n\n({when})" if when else "")
-    with Live(Text(shown), console=console, refresh_per_second=1) as live:
-        while True:
-            await asyncio.sleep(args.interval)
-            st, when = await current_status(client, inv, args)
-            live.update(Text(render_status(st) + (f"\n\n({when})" if when else "")))

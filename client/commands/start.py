@@ -1,0 +1,175 @@
+"""`amsm start KIND`: start one of the pair's workflows (the table of kinds,
+workflows/kinds.py) and wait until it has read the devices and said whether it goes."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import BaseModel
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
+
+from client.runs import cause, index
+from client.session import EXIT_FAIL, EXIT_OK, EXIT_USAGE, CliError, default_operator, emit
+from inventory.models import Inventory, other
+from workflows.base import PairWorkflow
+from workflows.kinds import KINDS
+from workflows.models import RestoreInput, SplitInput, SplitSwitchInput, SwitchInput
+
+
+def _switch_options(k: argparse.ArgumentParser) -> None:
+    k.add_argument(
+        "--unplanned",
+        action="store_true",
+        help="the main side is lost (down or unreachable): switch without it (needs --reason)",
+    )
+    k.add_argument("--reason", help="why the switch is unplanned (recorded)")
+
+
+def _split_switch_options(k: argparse.ArgumentParser) -> None:
+    k.add_argument(
+        "--pilot", action="append", required=True, metavar="HOST", help="a pilot client (repeat)"
+    )
+
+
+def _restore_options(k: argparse.ArgumentParser) -> None:
+    k.add_argument(
+        "--tolerance", type=int, default=0, help="asset counts may differ by this much (default 0)"
+    )
+
+
+# What `amsm start KIND` takes besides its side (workflows/kinds.py has the rest).
+START_OPTIONS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
+    "switch": _switch_options,
+    "split-switch": _split_switch_options,
+    "restore": _restore_options,
+}
+
+
+def add(sub: Any) -> None:
+    s = sub.add_parser("start", help="start a workflow on the pair")
+    kinds = s.add_subparsers(dest="kind", metavar="WORKFLOW")
+    side = {"type": str.upper, "choices": ["X", "Y"]}
+    for kind in KINDS.values():
+        k = kinds.add_parser(kind.name, help=kind.help)
+        k.add_argument(f"--{kind.side}", required=True, help=kind.side_help, **side)  # type: ignore[arg-type]
+        START_OPTIONS.get(kind.name, lambda _: None)(k)
+    for k in kinds.choices.values():
+        k.add_argument("--operator", default=default_operator())
+        k.add_argument("--json", action="store_true")
+        k.add_argument(
+            "--no-wait", action="store_true", help="do not wait for the precondition check"
+        )
+        k.set_defaults(handler=run)
+
+
+async def running_run(client: Client, inv: Inventory) -> str:
+    """One line about the run that holds the pair, for a refusal."""
+    try:
+        desc = await client.get_workflow_handle(inv.workflow_id).describe()
+    except RPCError:
+        return f"workflow {inv.workflow_id}"
+    return (
+        f"run {desc.run_id} ({desc.workflow_type}, started {desc.start_time:%Y-%m-%d %H:%M:%S} UTC)"
+    )
+
+
+def workflow_input(inv: Inventory, args: argparse.Namespace) -> tuple[BaseModel, str]:
+    """The workflow's input and a one-line description of what it will do."""
+    who = args.operator
+    if args.kind == "switch":
+        reason = (args.reason or "").strip() or None
+        if args.unplanned and reason is None:
+            raise CliError(
+                'an unplanned switch needs a reason: --unplanned --reason "X lost: ..."',
+                EXIT_USAGE,
+            )
+        if reason and not args.unplanned:
+            raise CliError("--reason goes with --unplanned (a planned switch has none)", EXIT_USAGE)
+        how = "unplanned switch" if args.unplanned else "switch"
+        return SwitchInput(
+            pair=inv.pair, to=args.to, initiator=who, unplanned=args.unplanned, reason=reason
+        ), f"{how} {other(args.to)} -> {args.to}"
+    if args.kind == "split":
+        return SplitInput(pair=inv.pair, main=args.main, initiator=who), (
+            f"split, {args.main} stays main"
+        )
+    if args.kind == "split-switch":
+        pilots = list(dict.fromkeys(args.pilot))
+        return SplitSwitchInput(pair=inv.pair, to=args.to, pilots=pilots, initiator=who), (
+            f"split-switch {other(args.to)} -> {args.to}, pilots {', '.join(pilots)}"
+        )
+    if args.kind == "restore":
+        if args.tolerance < 0:
+            raise CliError("--tolerance must be 0 or more", EXIT_USAGE)
+        return RestoreInput(
+            pair=inv.pair, main=args.main, initiator=who, asset_tolerance=args.tolerance
+        ), f"restore with {args.main} main"
+    raise CliError(
+        f"unknown workflow {args.kind!r}; available: {', '.join(KINDS)}",
+        EXIT_USAGE,
+    )
+
+
+async def run(client: Client, inv: Inventory, args: argparse.Namespace) -> int:
+    inp, what = workflow_input(inv, args)
+    # A run that would make main a side a fence still waits on is refused by the run
+    # itself (workflows/base.py bootstrap), whoever starts it.
+    try:
+        handle = await client.start_workflow(
+            args.kind,
+            inp,
+            id=inv.workflow_id,
+            task_queue=inv.queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            memo={"kind": args.kind, "what": what, "initiator": args.operator},
+            search_attributes=index(inv, args.kind, args.operator),
+            static_summary=f"{what} on pair {inv.pair}, by {args.operator}",
+        )
+    except WorkflowAlreadyStartedError:
+        raise CliError(
+            f"refused: only one workflow runs on pair {inv.pair} at a time, and "
+            f"{await running_run(client, inv)} is running. See it with `amsm show current`."
+        ) from None
+    run_id = handle.result_run_id or ""
+    if not args.no_wait:
+        refused = await wait_for_precondition(client, inv, run_id)
+        if refused:
+            emit(args, {"run_id": run_id, "refused": refused}, f"amsm: {refused}")
+            return EXIT_FAIL
+    emit(
+        args,
+        {"run_id": run_id},
+        f"started {what} on pair {inv.pair}\nrun: {run_id}\nfollow it: amsm show {run_id}",
+    )
+    return EXIT_OK
+
+
+async def wait_for_precondition(
+    client: Client, inv: Inventory, run_id: str, timeout: float = 60
+) -> str | None:
+    """Wait until the workflow has read the devices; return the refusal, if any."""
+    handle = client.get_workflow_handle(inv.workflow_id, run_id=run_id)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        desc = await handle.describe()
+        if desc.status == WorkflowExecutionStatus.FAILED:
+            try:
+                await handle.result()
+            except Exception as e:
+                return cause(e)
+        try:
+            c = await handle.query(PairWorkflow.progress)
+        except Exception:
+            c = None
+        if c is not None and (c.state == "failed" or any(s.status != "pending" for s in c.steps)):
+            return c.message if c.state == "failed" else None
+        await asyncio.sleep(0.3)
+    return None

@@ -1,0 +1,63 @@
+"""`amsm status`: the pair like the manual's console, once or live (`--watch`)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from typing import Any
+
+from rich.console import Console
+from rich.live import Live
+from rich.text import Text
+from temporalio.client import Client
+
+from client.render import render_fence, render_status
+from client.runs import current_status, read_fence
+from client.session import EXIT_OK, CliError, emit
+from inventory.models import Inventory
+
+
+def add(sub: Any) -> None:
+    s = sub.add_parser("status", help="show the pair like the manual's console")
+    s.add_argument("--json", action="store_true", help="print one JSON object")
+    s.add_argument("--watch", action="store_true", help="refresh in place until Ctrl-C")
+    s.add_argument("--interval", type=float, default=5.0, help="seconds between reads (--watch)")
+    s.add_argument(
+        "--cached",
+        action="store_true",
+        help="what the pair's watch last read (a query; what viewers always get)",
+    )
+    s.set_defaults(handler=run, reads=True)
+
+
+async def run(client: Client, inv: Inventory, args: argparse.Namespace) -> int:
+    if args.watch:
+        return await watch_status(client, inv, args)
+    st, when = await current_status(client, inv, args)
+    data, text = st.to_json(), render_status(st)
+    if when:
+        data["read"] = when
+        text = f"{text}\n\n({when})"
+    # A fence that still waits on a lost side is part of the pair's state (a side that
+    # answers again goes to backup at once).
+    try:
+        view = await read_fence(client, inv.pair)
+    except CliError:
+        view = None
+    waiting = view if view is not None and view.state.status == "waiting" else None
+    data["fence"] = waiting.model_dump(mode="json") if waiting else None
+    if waiting:
+        text += "\n\n" + render_fence(waiting)
+    emit(args, data, text)
+    return EXIT_OK
+
+
+async def watch_status(client: Client, inv: Inventory, args: argparse.Namespace) -> int:
+    console = Console()
+    st, when = await current_status(client, inv, args)
+    shown = render_status(st) + (f"\n\n({when})" if when else "")
+    with Live(Text(shown), console=console, refresh_per_second=1) as live:
+        while True:
+            await asyncio.sleep(args.interval)
+            st, when = await current_status(client, inv, args)
+            live.update(Text(render_status(st) + (f"\n\n({when})" if when else "")))
