@@ -22,8 +22,8 @@ count starts again at 0 before the server refuses the operator's signals (the CL
 confirm, approve and decide are updates, which the signal count does not include).
 
 Updates have limits of their own, kept at the server's defaults: `history.maxTotalUpdates`
-(2,000 a run; only updates the workflow accepted count, a refused one is neither counted
-nor stored, and the server suggests continuing as new at 90 %, which every waiting run
+(2,000 a run; it counts the updates in flight and those the workflow accepted: a refused
+one is neither counted nor stored, and the server suggests continuing as new at 90 %, which every waiting run
 does) and `history.maxInFlightUpdates` (10 at a time: a refusal answers in milliseconds).
 An accepted update is stored with its header too, so accepted updates are bounded by
 the run itself: each one moves it on (a step confirmed, a decision taken, once).
