@@ -19,7 +19,7 @@ import yaml
 from inventory.load import load_inventory
 from inventory.models import Inventory
 from workers.embedded import amsm_binary, temporal_binary
-from workflows import search
+from workflows import server
 
 
 class BenchError(Exception):
@@ -103,7 +103,7 @@ class TemporalServer:
                 "--headless",
                 "--log-level",
                 "error",
-                *search.server_flags(),
+                *server.dev_server_flags(),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

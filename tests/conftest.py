@@ -19,7 +19,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from inventory.load import load_inventory
 from tests.support.lab import AMSM, TEMPORAL, Lab, wait_ports
-from workflows import search
+from workflows import search, server
 
 
 @pytest_asyncio.fixture(scope="session")
@@ -30,6 +30,8 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
         ui=False,
         dev_server_log_level="error",
         search_attributes=search.ALL,
+        # The limits amsm documents for production (workflows/server.py), not the defaults.
+        dev_server_extra_args=server.limit_flags(),
     )
     try:
         yield env

@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from workflows import search
+from workflows import server
 
 VAR = Path("var")
 LAB = VAR / "lab"
@@ -121,7 +121,7 @@ def main() -> int:
                 UI_PORT,
                 "--log-level",
                 "error",
-                *search.server_flags(),
+                *server.dev_server_flags(),
             ],
             start_new_session=True,
         )

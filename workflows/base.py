@@ -112,6 +112,9 @@ class PairWorkflow:
         self._early_rejected: list[tuple[str, str]] = []
         # Signals wait until the run knows who may act (the capabilities are read).
         self._ready = False
+        # Every signal this execution received (the server counts them too, and refuses
+        # more past history.maximumSignalsPerExecution: the run continues as new first).
+        self.signals_received = 0
 
     # Signals take raw payloads so that a malformed one (from the Web UI, say) is rejected
     # visibly in the checklist instead of being dropped by the data converter.
@@ -132,11 +135,13 @@ class PairWorkflow:
         # Any other signal is rejected like a malformed one (counted, the last few kept):
         # without a handler the SDK would keep them all in memory, and a run that only
         # receives them would not look at its conditions (nor continue as new).
+        self.signals_received += 1
         self._malformed(
             name, f"unknown signal {cut(name, 60)!r}: this run takes confirm, approve and decide"
         )
 
     def _raw(self, kind: str, raw: RawValue) -> None:
+        self.signals_received += 1
         try:
             payload: OperatorSignal | Decision = (
                 read(Decision, raw) if kind == "decide" else read(OperatorSignal, raw)
@@ -220,6 +225,7 @@ class PairWorkflow:
         """`inp`: the run's input; a run waiting long continues as new with it and its
         checklist (`resume`), and a run that is such a continuation goes on where it was."""
         self.runner = runner
+        runner.signals_received = lambda: self.signals_received
         if inp is not None:
             self.resuming = getattr(inp, "resume", None) is not None
 

@@ -25,6 +25,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflow
 from workflows import outcomes, search
 from workflows.limits import (
     CONTINUE_AFTER_EVENTS,
+    CONTINUE_AFTER_SIGNALS,
     MAX_NAME,
     REJECTED_KEPT,
     cut,
@@ -53,6 +54,10 @@ CANCEL_OPERATOR = "temporal (cancel request)"
 CONTINUE_PATCH = "continue-as-new-while-waiting"
 # Runs started before each step's changes were recorded in the history replay without them.
 RECORD_PATCH = "record-step-outcomes"
+# Runs started before a run continued as new once it had received CONTINUE_AFTER_SIGNALS
+# signals (the server refuses a run's signals past history.maximumSignalsPerExecution,
+# workflows/server.py) replay without it.
+SIGNALS_PATCH = "continue-after-signals"
 # The memo field each record goes to: the history keeps every upsert as an event
 # (WorkflowPropertiesModified), so a run that never finishes still says what each step
 # became, as data (records/history.py reads them back).
@@ -141,6 +146,9 @@ class StepRunner:
         self.continue_as_new: Callable[[], Awaitable[NoReturn]] | None = None
         self._may_continue = workflow.patched(CONTINUE_PATCH)
         self.continue_after_events = CONTINUE_AFTER_EVENTS  # the inventory's, once read
+        # How many signals this run (this execution) has received: set by the workflow.
+        self.signals_received: Callable[[], int] = lambda: 0
+        self._counts_signals = workflow.patched(SIGNALS_PATCH)
         # What the history last recorded of each step (a continued run: its checklist).
         self._records = workflow.patched(RECORD_PATCH)
         self._recorded = {s.id: _recorded_as(s) for s in self.checklist.steps}
@@ -391,7 +399,9 @@ class StepRunner:
         if not ready() and again and self.should_continue():
             self.render()
             workflow.logger.info(
-                "continuing as new after %d events", workflow.info().get_current_history_length()
+                "continuing as new after %d events and %d signals",
+                workflow.info().get_current_history_length(),
+                self.signals_received(),
             )
             assert self.continue_as_new is not None
             await self.continue_as_new()
@@ -410,10 +420,13 @@ class StepRunner:
             self._record(d)
 
     def should_continue(self) -> bool:
-        """True when the history has grown enough that a waiting run continues as new."""
+        """True when the history has grown enough that a waiting run continues as new, or
+        when it has received so many signals that the server would soon refuse more."""
         if self.continue_as_new is None or not self._may_continue:
             return False
-        return history_is_long(self.continue_after_events)
+        return history_is_long(self.continue_after_events) or (
+            self._counts_signals and self.signals_received() >= CONTINUE_AFTER_SIGNALS
+        )
 
     def quiet(self) -> bool:
         """Nothing accepted and not yet acted on (a decision, a confirmation, an abort):

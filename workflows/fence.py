@@ -26,7 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.activity_options import BOOTSTRAP, fence_tries
     from workflows.checklist import describe_failure
     from workflows.inputs import BadPayload, read, read_input
-    from workflows.limits import cut, history_is_long
+    from workflows.limits import CONTINUE_AFTER_SIGNALS, cut, history_is_long
     from workflows.models import FenceEnd, FenceInput, FenceState, UpdateResult
     from workflows.routing import on_site
     from workflows.shield import despite_cancel
@@ -36,6 +36,9 @@ with workflow.unsafe.imports_passed_through():
 OPERATOR_PATCH = "fence-checks-operator"
 # Fences started before a fence could continue as new replay without it.
 CONTINUE_PATCH = "fence-continue-as-new"
+# Fences started before a fence continued as new after CONTINUE_AFTER_SIGNALS signals
+# replay without it.
+SIGNALS_PATCH = "fence-continue-after-signals"
 
 
 def fence_workflow_id(pair: str) -> str:
@@ -106,11 +109,16 @@ class FenceWorkflow:
             "fence_side", where, result_type=StepResult, **fence_tries(timing), **on_site(where)
         )
         may_continue = workflow.patched(CONTINUE_PATCH)
+        counts_signals = may_continue and workflow.patched(SIGNALS_PATCH)
 
         def should_continue() -> bool:
             # The fence may wait for weeks: whatever arrives (signals nobody handles,
-            # cancel requests), its history stays far below the server's limits.
-            return may_continue and history_is_long(timing.continue_after_events)
+            # cancel requests), its history stays far below the server's limits, and the
+            # server's count of its signals starts again long before its limit.
+            return may_continue and (
+                history_is_long(timing.continue_after_events)
+                or (counts_signals and self._ignored >= CONTINUE_AFTER_SIGNALS)
+            )
 
         await workflow.wait_condition(
             lambda: attempt.done() or self._end is not None or should_continue()

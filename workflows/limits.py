@@ -15,6 +15,8 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, StringConstraints
 from temporalio import workflow
 
+from workflows import server
+
 # A name: operator, step id, rule, host. DNS allows 253 characters for a host name.
 MAX_NAME = 253
 # A note, a reason.
@@ -27,12 +29,15 @@ MAX_OVERRIDES = 8
 # A signal's, an update's or a workflow input's encoded payload.
 MAX_PAYLOAD_BYTES = 64 * 1024
 # The input of a run's own continuation (it carries the checklist on): the server's own
-# limit on a payload.
-MAX_CONTINUED_BYTES = 2 * 1024 * 1024
+# limit on a payload (workflows/server.py).
+MAX_CONTINUED_BYTES = server.BLOB_SIZE_ERROR
 # A run that waits (a manual step, the fence) continues as new past these, or when the
 # server suggests it: far below the server's limits of 51,200 events and 50 MB.
 CONTINUE_AFTER_EVENTS = 10_000
 CONTINUE_AFTER_BYTES = 10 * 1024 * 1024
+# ... and once it has received this many signals: half of what the server accepts in
+# one run, so the count starts again before the server refuses the operator's.
+CONTINUE_AFTER_SIGNALS = server.MAX_SIGNALS // 2
 # Rejected signals kept whole in the checklist (the total is counted), and the length
 # each kept text is cut to.
 REJECTED_KEPT = 20

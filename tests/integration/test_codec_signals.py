@@ -60,16 +60,17 @@ async def test_undecryptable_signals_are_rejected_and_the_run_goes_on(
         run, _ = await switch_waiting_at_stop_insync(secret, lab, "Y")
         wid = lab.inventory.workflow_id
         confirm = OperatorSignal(step="stop-insync", operator="tester", note="forged")
+        # Each to the pair's current run: the run continues as new after 4 signals.
 
-        await wrong.get_workflow_handle(wid, run_id=run).signal("confirm", confirm)
-        await other.get_workflow_handle(wid, run_id=run).signal("confirm", confirm)
+        await wrong.get_workflow_handle(wid).signal("confirm", confirm)
+        await other.get_workflow_handle(wid).signal("confirm", confirm)
         # A real ciphertext, cut short.
         key_line = keys.read_text().strip()
         codec = AesGcmCodec({"k2026": base64.b64decode(key_line.split(":", 1)[1])}, "k2026")
         [whole] = await codec.encode(secret.data_converter.payload_converter.to_payloads([confirm]))
         truncated = Payload(metadata=dict(whole.metadata), data=whole.data[: len(whole.data) // 2])
         garbage = Payload(metadata=dict(whole.metadata), data=os.urandom(300))
-        handle = plain.get_workflow_handle(wid, run_id=run)
+        handle = plain.get_workflow_handle(wid)
         await handle.signal("confirm", RawValue(truncated))
         await handle.signal("approve", RawValue(garbage))
         # Plaintext, as a Web UI without the codec server (or a script) would send it.
@@ -100,7 +101,7 @@ async def test_undecryptable_signals_are_rejected_and_the_run_goes_on(
         assert isinstance(e.value.cause, ApplicationError)
         assert e.value.cause.type == "UndecodablePayload"
         with pytest.raises(WorkflowUpdateFailedError) as e:
-            await wrong.get_workflow_handle(wid, run_id=run).execute_update("confirm-step", confirm)
+            await wrong.get_workflow_handle(wid).execute_update("confirm-step", confirm)
         assert isinstance(e.value.cause, ApplicationError)
         assert e.value.cause.type == "UndecodablePayload"
 

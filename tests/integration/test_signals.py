@@ -17,11 +17,12 @@ from workflows.base import PairWorkflow
 from workflows.models import Decision, OperatorSignal, UpdateResult
 
 
-async def temporal_signal(lab: Lab, run: str, name: str, payload: str) -> None:
+async def temporal_signal(lab: Lab, name: str, payload: str) -> None:
+    """A signal to the pair's current run (the run continues as new every 4 signals:
+    README "Limits"), as `temporal workflow signal` sends it."""
     cmd = [
         str(TEMPORAL), "workflow", "signal", "--address", lab.address,
-        "--workflow-id", lab.inventory.workflow_id, "--run-id", run,
-        "--name", name, "--input", payload,
+        "--workflow-id", lab.inventory.workflow_id, "--name", name, "--input", payload,
     ]  # fmt: skip
     r = await asyncio.to_thread(subprocess.run, cmd, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
@@ -34,17 +35,13 @@ async def test_bad_signals_are_rejected_visibly_and_updates_refuse_at_once(
     async with running_worker(client, lab):
         run, _ = await switch_waiting_at_stop_insync(client, lab, "Y")
 
-        await temporal_signal(lab, run, "confirm", json.dumps({"stp": "stop-insync"}))
-        await temporal_signal(lab, run, "confirm", json.dumps({"step": "nope", "operator": "ui"}))
+        await temporal_signal(lab, "confirm", json.dumps({"stp": "stop-insync"}))
+        await temporal_signal(lab, "confirm", json.dumps({"step": "nope", "operator": "ui"}))
+        await temporal_signal(lab, "approve", json.dumps({"step": "stop-insync", "operator": "ui"}))
         await temporal_signal(
-            lab, run, "approve", json.dumps({"step": "stop-insync", "operator": "ui"})
+            lab, "decide", json.dumps({"step": "stop-insync", "action": "explode"})
         )
-        await temporal_signal(
-            lab, run, "decide", json.dumps({"step": "stop-insync", "action": "explode"})
-        )
-        await temporal_signal(
-            lab, run, "decide", json.dumps({"step": "stop-insync", "action": "skip"})
-        )
+        await temporal_signal(lab, "decide", json.dumps({"step": "stop-insync", "action": "skip"}))
         for _ in range(50):
             shown = await cli_json(client, lab, "show", run)
             if len(shown["rejected"]) == 5:
@@ -58,10 +55,12 @@ async def test_bad_signals_are_rejected_visibly_and_updates_refuse_at_once(
             "malformed payload: action: Input should be 'retry', 'skip' or 'abort'"
         )
         assert reasons[4] == "skip needs a reason"
+        assert shown["continued"] >= 1  # after its 4th signal (README "Limits")
         assert shown["state"] == "awaiting-operator"  # the workflow goes on
         assert step(shown, "stop-insync")["status"] == "awaiting-confirmation"
 
-        handle = client.get_workflow_handle(lab.inventory.workflow_id, run_id=run)
+        # (to the current run: this one has continued as new after 4 signals)
+        handle = client.get_workflow_handle(lab.inventory.workflow_id)
         with pytest.raises(WorkflowUpdateFailedError) as e:
             await handle.execute_update("confirm-step", OperatorSignal(step="check-projects"))
         assert "check-projects is pending, not awaiting-confirmation" in str(e.value.cause)

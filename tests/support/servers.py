@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 from tests.support.lab import TEMPORAL
-from workflows import search
+from workflows import server
 
 
 async def start_server(db: Path, port: int) -> subprocess.Popen[bytes]:
@@ -16,7 +16,7 @@ async def start_server(db: Path, port: int) -> subprocess.Popen[bytes]:
         [
             str(TEMPORAL), "server", "start-dev", "--headless", "--db-filename", str(db),
             "--ip", "127.0.0.1", "--port", str(port), "--log-level", "error",
-            *search.server_flags(),
+            *server.dev_server_flags(),
         ],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip

@@ -1,0 +1,96 @@
+"""What amsm needs of the Temporal server: its dynamic config limits and the search
+attributes. One home for the values: `dev_server_flags()` is what every dev server amsm
+starts takes (`make run`, the tests, the benchmark), `dynamic_config_yaml()` the file
+docker-compose.yml mounts (`dynamicconfig/amsm.yaml`, checked against this module by
+tests/unit/test_server_limits.py), and README "Limits" states them for a facility's own
+cluster.
+
+No workflow code can refuse a signal: the server stores every signal it accepts before
+a worker sees it, so what one run can be sent is bounded here, on the server:
+
+    signals one run accepts x the biggest one  +  the run's own history  <  history limit
+        MAX_SIGNALS (8)     x  4 MiB            +  12 MiB                =  44 MiB < 50 MiB
+
+The biggest signal is the frontend's gRPC message limit (4 MiB, fixed in the server), not
+`limit.blobSize.error`: the server checks the blob limit against a signal's input only,
+and stores its header and its identity, which it does not limit, with it (a signal with
+a 3 MB header was accepted and stored by the dev server with the blob limit at 256 KiB).
+The run's own history is at most CONTINUE_AFTER_BYTES (10 MiB, workflows/limits.py) at a
+point where it could continue as new, plus one step's results (amsm's largest payload is
+1.2 MB). A run continues as new after half of MAX_SIGNALS (CONTINUE_AFTER_SIGNALS), so the
+count starts again at 0 before the server refuses the operator's signals (the CLI's
+confirm, approve and decide are updates, which the signal count does not include).
+
+Updates have limits of their own, kept at the server's defaults: `history.maxTotalUpdates`
+(2,000 a run; it counts the updates in flight and those the workflow accepted: a refused
+one is neither counted nor stored, and the server suggests continuing as new at 90 %, which every waiting run
+does) and `history.maxInFlightUpdates` (10 at a time: a refusal answers in milliseconds).
+An accepted update is stored with its header too, so accepted updates are bounded by
+the run itself: each one moves it on (a step confirmed, a decision taken, once).
+"""
+
+from __future__ import annotations
+
+from workflows import search
+
+MiB = 1024 * 1024
+
+# The largest request the frontend takes (gRPC's default receive limit, which Temporal
+# does not change): the most one signal event can hold, header and identity included.
+GRPC_MAX_REQUEST = 4 * MiB
+
+# Per payload (an activity's result, a workflow's or continuation's input, a signal's
+# input). amsm's largest, measured with the worker's data converter at 1,000 clients
+# (tests/unit/test_server_limits.py, README "Limits"): a switch's continuation with every
+# client failed 1.21 MB, a pair status 0.86 MB, a control's result 0.74 MB. The limit
+# must stay above them with margin: a continuation refused by the server would fail its
+# workflow task for ever. Temporal's default, pinned; the warning at half of it.
+BLOB_SIZE_ERROR = 2 * MiB
+BLOB_SIZE_WARN = 1 * MiB
+
+# Signals one run (one execution: a continuation starts again at 0) accepts; the server
+# refuses the next ones ("exceeded workflow execution limit for signal events").
+# Temporal's default is 10,000, which at 4 MiB each is 800 times the history limit.
+MAX_SIGNALS = 8
+
+# A run's history: the server terminates a run past HISTORY_SIZE_ERROR. Temporal's
+# defaults, pinned: the bound above rests on them.
+HISTORY_SIZE_ERROR = 50 * MiB
+HISTORY_SIZE_WARN = 10 * MiB
+
+# What a run's history can hold at most before a burst of signals (see above).
+OWN_HISTORY_BOUND = 12 * MiB
+
+DYNAMIC_CONFIG: dict[str, int] = {
+    "limit.blobSize.error": BLOB_SIZE_ERROR,
+    "limit.blobSize.warn": BLOB_SIZE_WARN,
+    "history.maximumSignalsPerExecution": MAX_SIGNALS,
+    "limit.historySize.error": HISTORY_SIZE_ERROR,
+    "limit.historySize.warn": HISTORY_SIZE_WARN,
+}
+
+
+def limit_flags() -> list[str]:
+    """`temporal server start-dev` flags that set DYNAMIC_CONFIG."""
+    out: list[str] = []
+    for key, value in DYNAMIC_CONFIG.items():
+        out += ["--dynamic-config-value", f"{key}={value}"]
+    return out
+
+
+def dev_server_flags() -> list[str]:
+    """Every `temporal server start-dev` flag amsm needs: its limits and search attributes."""
+    return [*limit_flags(), *search.server_flags()]
+
+
+def dynamic_config_yaml() -> str:
+    """DYNAMIC_CONFIG as a Temporal dynamic config file (docker-compose.yml mounts it)."""
+    lines = [
+        "# Temporal dynamic config for amsm: generated from workflows/server.py (README,",
+        '# "Limits"), which says why each value. On a shared cluster, add',
+        "#   constraints: {namespace: <amsm's namespace>}",
+        "# to each value instead of the empty constraints (they then apply to amsm's only).",
+    ]
+    for key, value in DYNAMIC_CONFIG.items():
+        lines += [f"{key}:", f"  - value: {value}", "    constraints: {}"]
+    return "\n".join(lines) + "\n"
