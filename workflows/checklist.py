@@ -275,6 +275,10 @@ class StepRunner:
         if d.action in ("skip", "abort") and not (d.reason or "").strip():
             return f"{d.action} needs a reason"
         if d.action == "abort":
+            # A second abort changes nothing; refused, so that a flood of them (each update
+            # the run accepts is stored whole, header and all) cannot fill the history.
+            if self.abort is not None:
+                return f"the run is already aborting (by {self.abort.operator})"
             return None
         try:
             step = self.checklist.step(d.step)

@@ -79,17 +79,20 @@ async def run(client: Client, inv: Inventory, args: argparse.Namespace) -> int:
         reason=args.reason,
         client=client_host,
     )
-    taken = await send_update(handle, PairWorkflow.decide_step, d)
+    if action == "abort" and any(x.action == "abort" for x in before.decisions):
+        run_id = before.run_id  # already aborting: the run refuses a second abort
+    else:
+        run_id = (await send_update(handle, PairWorkflow.decide_step, d)).run_id
     target = f"{step_id} {client_host}" if client_host else step_id
     text = {
-        "retry": f"retrying {target} on run {taken.run_id}",
-        "skip": f"skipped {target} on run {taken.run_id}: {args.reason}",
-        "abort": f"aborting run {taken.run_id}: in-flight client switches finish first; "
-        f"see `amsm show {taken.run_id}`",
+        "retry": f"retrying {target} on run {run_id}",
+        "skip": f"skipped {target} on run {run_id}: {args.reason}",
+        "abort": f"aborting run {run_id}: in-flight client switches finish first; "
+        f"see `amsm show {run_id}`",
     }[action]
     emit(
         args,
-        {"run_id": taken.run_id, "action": action, "step": step_id, "client": client_host},
+        {"run_id": run_id, "action": action, "step": step_id, "client": client_host},
         text,
     )
     return EXIT_OK

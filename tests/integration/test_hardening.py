@@ -38,11 +38,13 @@ from tests.support.worker import running_worker
 from workers import version
 from workers.worker import build_workers, other_builds, start_watch
 from workflows import server
+from workflows.base import PairWorkflow
 from workflows.fence import fence_workflow_id
 from workflows.limits import MAX_PAYLOAD_BYTES, REJECTED_KEPT
 from workflows.models import (
     ClientBatchInput,
     ClientTarget,
+    Decision,
     FenceEnd,
     FenceInput,
     SplitInput,
@@ -167,6 +169,16 @@ async def test_a_cancel_request_is_an_abort_that_says_where_the_devices_are(
         )
         handle = client.get_workflow_handle(lab.inventory.workflow_id, run_id=run)
         await handle.cancel()
+        await shown_when(client, lab, run, lambda s: s["decisions"])
+        # Aborting already: a second abort is refused before the server stores it (an
+        # accepted update is kept whole, header and all), and `amsm abort` says so calmly.
+        with pytest.raises(WorkflowUpdateFailedError) as e:
+            await handle.execute_update(
+                PairWorkflow.decide_step, Decision(action="abort", reason="again", operator="t")
+            )
+        assert "the run is already aborting (by temporal (cancel request))" in str(e.value.cause)
+        rc, out = await cli(client, lab, "abort", run, "--reason", "again")
+        assert rc == 0 and out.startswith(f"aborting run {run}"), out
         result = await handle.result()  # the run completes; it is not cancelled
         assert result["state"] == "aborted", result
         clients = step(result, "switch-clients")["clients"]
