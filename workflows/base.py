@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, NoReturn
+from typing import Any
 
 from pydantic import BaseModel
 from temporalio import workflow
@@ -32,7 +32,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.checklist import Aborted, StepRunner, describe_failure
     from workflows.client_switch import ClientBatchWorkflow, ClientSwitchWorkflow
     from workflows.inputs import BadPayload, read
-    from workflows.limits import cut
+    from workflows.limits import CODEC_MARGIN, MAX_CONTINUED_BYTES, cut, encoded_size
     from workflows.models import (
         Checklist,
         ClientBatchInput,
@@ -229,12 +229,15 @@ class PairWorkflow:
         if inp is not None:
             self.resuming = getattr(inp, "resume", None) is not None
 
-            async def again() -> NoReturn:
+            async def again() -> None:
                 await handlers_finished()
                 more = self.continue_with() if self.continue_with else {}
-                workflow.continue_as_new(
-                    inp.model_copy(update={"resume": runner.checklist, **more})
-                )
+                new = inp.model_copy(update={"resume": runner.checklist, **more})
+                size = encoded_size(new, workflow.payload_converter())
+                if size > MAX_CONTINUED_BYTES - CODEC_MARGIN:
+                    runner.cannot_continue(size)
+                    return
+                workflow.continue_as_new(new)
 
             runner.continue_as_new = again
         for kind, what in self._early_rejected:

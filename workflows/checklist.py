@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import NoReturn, TypeVar
+from typing import TypeVar
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
@@ -26,6 +26,7 @@ from workflows import outcomes, search
 from workflows.limits import (
     CONTINUE_AFTER_EVENTS,
     CONTINUE_AFTER_SIGNALS,
+    MAX_CONTINUED_BYTES,
     MAX_NAME,
     REJECTED_KEPT,
     cut,
@@ -142,8 +143,9 @@ class StepRunner:
         self._render_task = asyncio.get_running_loop().create_task(self._renderer())
         self.gates = dict(gates or {})
         # Set by the workflow: continue as new with the checklist (raises, once the update
-        # handlers in flight have answered). Runs started before the patch never continue.
-        self.continue_as_new: Callable[[], Awaitable[NoReturn]] | None = None
+        # handlers in flight have answered; returns when the continuation would be too big
+        # to send, see cannot_continue). Runs started before the patch never continue.
+        self.continue_as_new: Callable[[], Awaitable[None]] | None = None
         self._may_continue = workflow.patched(CONTINUE_PATCH)
         self.continue_after_events = CONTINUE_AFTER_EVENTS  # the inventory's, once read
         # How many signals this run (this execution) has received: set by the workflow.
@@ -397,10 +399,10 @@ class StepRunner:
                     continue
             else:
                 await workflow.wait_condition(cond)
-            break
-        if not ready() and self.abort is not None:
-            raise Aborted()
-        if not ready() and again and self.should_continue():
+            if not ready() and self.abort is not None:
+                raise Aborted()
+            if ready() or not (again and self.should_continue()):
+                return
             self.render()
             workflow.logger.info(
                 "continuing as new after %d events and %d signals",
@@ -408,7 +410,20 @@ class StepRunner:
                 self.signals_received(),
             )
             assert self.continue_as_new is not None
+            # Returns only when the continuation would be too big to send: then
+            # should_continue() is false from here on, and the run waits on in this history.
             await self.continue_as_new()
+
+    def cannot_continue(self, size: int) -> None:
+        """The continuation would be bigger than the server takes (it would fail its
+        workflow task for ever): this run stops trying and goes on in one history."""
+        self.continue_as_new = None
+        self.checklist.message = (
+            f"this run cannot continue as new: its checklist is {size:,} bytes, over the "
+            f"{MAX_CONTINUED_BYTES:,} the server takes; it goes on in one history"
+        )
+        workflow.logger.error("cannot continue as new: %d bytes", size)
+        self.publish()
 
     def cancel_requested(self) -> None:
         """A cancellation request (Web UI, temporal CLI) is an abort: in-flight client

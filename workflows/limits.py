@@ -10,10 +10,11 @@ rejected signals and the last few, each truncated).
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, StringConstraints
 from temporalio import workflow
+from temporalio.converter import PayloadConverter
 
 from workflows import server
 
@@ -31,6 +32,9 @@ MAX_PAYLOAD_BYTES = 64 * 1024
 # The input of a run's own continuation (it carries the checklist on): the server's own
 # limit on a payload (workflows/server.py).
 MAX_CONTINUED_BYTES = server.BLOB_SIZE_ERROR
+# What the payload codec adds to a payload (AES-GCM's nonce and tag, the key id: under
+# 100 bytes), with room to spare: a continuation must fit once encrypted too.
+CODEC_MARGIN = 1024
 # A run that waits (a manual step, the fence) continues as new past these, or when the
 # server suggests it: far below the server's limits of 51,200 events and 50 MB.
 CONTINUE_AFTER_EVENTS = 10_000
@@ -86,3 +90,9 @@ def history_is_long(events: int) -> bool:
         or info.get_current_history_length() > events
         or info.get_current_history_size() > CONTINUE_AFTER_BYTES
     )
+
+
+def encoded_size(value: Any, converter: PayloadConverter) -> int:
+    """The bytes `value` takes as a payload (before the codec): what the server measures
+    against its blob limit, less the codec's few bytes."""
+    return converter.to_payloads([value])[0].ByteSize()

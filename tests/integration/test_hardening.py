@@ -741,3 +741,36 @@ async def test_a_run_continued_while_clients_switch_keeps_each_clients_decision(
             ("ED-01", "done", 1),
             ("ED-02", "done", 2),
         ], clients
+
+
+async def test_a_continuation_too_big_to_send_leaves_the_run_going(
+    client: Client,
+    lab_factory,  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A continuation over the server's blob limit would fail its workflow task for ever
+    (the server refuses the command). The run measures it first, stays in its history,
+    says so in the checklist, and is still confirmed. The limit is lowered here to what a
+    small lab's checklist already exceeds."""
+    # The workflows import it once, in the worker (workflows/base.py passes it through).
+    from workflows import base, checklist
+
+    monkeypatch.setattr(base, "MAX_CONTINUED_BYTES", 4000)
+    monkeypatch.setattr(checklist, "MAX_CONTINUED_BYTES", 4000)
+    lab: Lab = await lab_factory(editors=1, ingest=0)
+    async with running_worker(client, lab):
+        run, _ = await switch_waiting_at_stop_insync(client, lab, "Y")
+        handle = client.get_workflow_handle(lab.inventory.workflow_id, run_id=run)
+        for n in range(5):  # past CONTINUE_AFTER_SIGNALS (4), under the server's 8
+            await handle.signal("confirm", {"step": "nope", "operator": f"x{n}"})
+        shown = await shown_when(
+            client, lab, run, lambda s: "cannot continue as new" in (s.get("message") or ""),
+            timeout=15,
+        )
+        assert shown["continued"] == 0 and shown["run_id"] == run, shown
+        assert shown["rejected_total"] == 5
+        hands_for(lab, "stop-insync", "Y")
+        rc, out = await cli(client, lab, "confirm", run, "stop-insync")
+        assert rc == 0, out
+        rc, out = await cli(client, lab, "abort", run, "--reason", "test over")
+        assert rc == 0, out
