@@ -764,7 +764,10 @@ async def test_a_continuation_too_big_to_send_leaves_the_run_going(
         for n in range(5):  # past CONTINUE_AFTER_SIGNALS (4), under the server's 8
             await handle.signal("confirm", {"step": "nope", "operator": f"x{n}"})
         shown = await shown_when(
-            client, lab, run, lambda s: "cannot continue as new" in (s.get("message") or ""),
+            client,
+            lab,
+            run,
+            lambda s: "cannot continue as new" in (s.get("message") or ""),
             timeout=15,
         )
         assert shown["continued"] == 0 and shown["run_id"] == run, shown
