@@ -15,12 +15,23 @@ from typing import TypeVar
 
 from temporalio import activity
 
-from activities.drivers import devices as dev
 from activities.drivers.credentials import CredentialStore
 from activities.drivers.dsm import DsmDriver
 from activities.drivers.errors import CommandFailed, DeviceError, Unreachable
+from activities.drivers.facts import browse as browse_facts
+from activities.drivers.facts import clients as clients_facts
+from activities.drivers.facts import media as media_facts
+from activities.drivers.facts import smartbins as smartbins_facts
+from activities.drivers.facts import sync_tools as sync_tools_facts
+from activities.drivers.facts import windows as windows_facts
 from activities.drivers.host import HostDriver
 from activities.drivers.interlocks import Overrides
+from activities.drivers.operations import browse as browse_ops
+from activities.drivers.operations import clients as clients_ops
+from activities.drivers.operations import media as media_ops
+from activities.drivers.operations import smartbins as smartbins_ops
+from activities.drivers.operations import sync_tools as sync_tools_ops
+from activities.drivers.operations import windows as windows_ops
 from activities.drivers.ssh import SshHostDriver
 from activities.drivers.winrm import WinRmHostDriver
 from activities.models import (
@@ -172,7 +183,9 @@ class DeviceActivities:
             s = inv.sides[side].smartbins[i]
             st = SmartBinsStatus(host=s.host, side=side, pseudo_host=s.pseudo_host)
             try:
-                st.running, st.mode = await dev.smartbins_facts(self.host(s), inv.devices)
+                st.running, st.mode = await smartbins_facts.smartbins_facts(
+                    self.host(s), inv.devices
+                )
             except DeviceError as e:
                 st.reachable, st.error = False, str(e)
             return st
@@ -180,7 +193,7 @@ class DeviceActivities:
         async def browse(c: BrowseComponent) -> BrowseStatus:
             st = BrowseStatus(name=c.name, role=c.role, host=c.host.host)
             try:
-                f = await dev.browse_facts(self.host(c.host), c, inv)
+                f = await browse_facts.browse_facts(self.host(c.host), c, inv)
                 st.services, st.side, st.running = f.services, f.side, f.running
             except DeviceError as e:
                 st.reachable, st.error = False, str(e)
@@ -189,7 +202,7 @@ class DeviceActivities:
         async def client(i: int) -> ClientStatus:
             c = inv.clients[i]
             try:
-                return await dev.client_facts(self.host(c), c, inv)
+                return await clients_facts.client_facts(self.host(c), c, inv)
             except DeviceError as e:
                 return ClientStatus(host=c.host, kind=c.kind, status="unreachable", error=str(e))
 
@@ -197,7 +210,9 @@ class DeviceActivities:
             cp = inv.control_point
             st = InSyncStatus(host=cp.host)
             try:
-                st.running, st.main = await dev.insync_facts(self.host(cp), inv.devices)
+                st.running, st.main = await sync_tools_facts.insync_facts(
+                    self.host(cp), inv.devices
+                )
             except DeviceError as e:
                 st.reachable, st.error = False, str(e)
             return st
@@ -207,7 +222,9 @@ class DeviceActivities:
             try:
                 return (
                     side,
-                    await dev.process_running(self.host(nas), inv.devices.allsync_process),
+                    await windows_facts.process_running(
+                        self.host(nas), inv.devices.allsync_process
+                    ),
                     None,
                 )
             except DeviceError as e:
@@ -314,7 +331,10 @@ class DeviceActivities:
         self._check_pair(inp.pair)
         servers = self.inv.sides[inp.side].smartbins
         msgs = await asyncio.gather(
-            *(dev.smartbins_set(self.host(s), self.inv.devices, "Normal", True) for s in servers)
+            *(
+                smartbins_ops.smartbins_set(self.host(s), self.inv.devices, "Normal", True)
+                for s in servers
+            )
         )
         return StepResult(message=f"SmartBins on {inp.side} main", details=list(msgs))
 
@@ -331,21 +351,23 @@ class DeviceActivities:
         msgs = list(
             await asyncio.gather(
                 *(
-                    dev.smartbins_set(self.host(s), self.inv.devices, "Normal", False)
+                    smartbins_ops.smartbins_set(self.host(s), self.inv.devices, "Normal", False)
                     for s in servers
                     if not s.pseudo_host
                 )
             )
         )
         pseudo = self.inv.sides[side].pseudo_host
-        msgs.append(await dev.smartbins_set(self.host(pseudo), self.inv.devices, "Pseudo", True))
+        msgs.append(
+            await smartbins_ops.smartbins_set(self.host(pseudo), self.inv.devices, "Pseudo", True)
+        )
         return StepResult(
             message=f"SmartBins on {side} backup (pseudo on {pseudo.host})", details=msgs
         )
 
     # -- Browse ----------------------------------------------------------------------------
     async def _browse_stop(self, comps: list[BrowseComponent]) -> StepResult:
-        msgs = await asyncio.gather(*(dev.browse_stop(self.host(c.host), c) for c in comps))
+        msgs = await asyncio.gather(*(browse_ops.browse_stop(self.host(c.host), c) for c in comps))
         return StepResult(message=f"{len(comps)} Browse component(s) stopped", details=list(msgs))
 
     async def _browse_switch(
@@ -353,7 +375,7 @@ class DeviceActivities:
     ) -> StepResult:
         ov = Overrides.of(overrides)
         msgs = await asyncio.gather(
-            *(dev.browse_switch(self.host(c.host), c, self.inv, to, ov) for c in comps)
+            *(browse_ops.browse_switch(self.host(c.host), c, self.inv, to, ov) for c in comps)
         )
         return StepResult(
             message=f"{len(comps)} Browse component(s) point at {to}",
@@ -362,9 +384,9 @@ class DeviceActivities:
         )
 
     async def _browse_start(self, comps: list[BrowseComponent]) -> StepResult:
-        msgs = await asyncio.gather(*(dev.browse_start(self.host(c.host), c) for c in comps))
+        msgs = await asyncio.gather(*(browse_ops.browse_start(self.host(c.host), c) for c in comps))
         facts = await asyncio.gather(
-            *(dev.browse_facts(self.host(c.host), c, self.inv) for c in comps)
+            *(browse_facts.browse_facts(self.host(c.host), c, self.inv) for c in comps)
         )
         on = {f.side for f in facts}
         where = f"Active on {on.pop()}" if len(on) == 1 else "pointing at mixed sides"
@@ -399,7 +421,7 @@ class DeviceActivities:
         self._check_pair(inp.pair)
         comps = self._components(inp.components, inp.hosts)
         facts = await asyncio.gather(
-            *(dev.browse_facts(self.host(c.host), c, self.inv) for c in comps)
+            *(browse_facts.browse_facts(self.host(c.host), c, self.inv) for c in comps)
         )
         if all(f.side == inp.to and f.running for f in facts):
             return StepResult(message=f"Browse already Active on {inp.to}")
@@ -419,7 +441,7 @@ class DeviceActivities:
         self._check_pair(inp.pair)
         cp = self.inv.control_point
         ov = Overrides.of(inp.overrides)
-        msg = await dev.insync_set_main(self.host(cp), self.inv.devices, inp.side, ov)
+        msg = await sync_tools_ops.insync_set_main(self.host(cp), self.inv.devices, inp.side, ov)
         return StepResult(message=msg, forced=forced(ov))
 
     @activity.defn(name="insync_state")
@@ -428,7 +450,7 @@ class DeviceActivities:
         """Whether InSync runs on the Control Point PC, and its direction."""
         self._check_pair(inp.pair)
         cp = self.inv.control_point
-        running, main = await dev.insync_facts(self.host(cp), self.inv.devices)
+        running, main = await sync_tools_facts.insync_facts(self.host(cp), self.inv.devices)
         return InSyncState(host=cp.host, running=running, main=main)
 
     @activity.defn(name="allsync_state")
@@ -437,7 +459,9 @@ class DeviceActivities:
         """Whether AllSync runs on the side's CIFS NAS head."""
         self._check_pair(inp.pair)
         nas = self.inv.sides[inp.side].nas.cifs
-        running = await dev.process_running(self.host(nas), self.inv.devices.allsync_process)
+        running = await windows_facts.process_running(
+            self.host(nas), self.inv.devices.allsync_process
+        )
         return AllSyncState(host=nas.host, side=inp.side, running=running)
 
     # -- media -------------------------------------------------------------------------------
@@ -447,11 +471,11 @@ class DeviceActivities:
         """Master clips on the other side's volume that the main side does not have, each
         with the files, sizes and times the approval will cover; clips that cannot be
         purged safely are listed apart as refused. Fails (naming the host) on a listing
-        that cannot be read whole, and above dev.MAX_ORPHANS clips."""
+        that cannot be read whole, and above media_facts.MAX_ORPHANS clips."""
         self._check_pair(inp.pair)
         o = other(inp.main)
         main_host, other_host = self.inv.sides[inp.main].pseudo_host, self.inv.sides[o].pseudo_host
-        found = await dev.find_orphans(self.host(main_host), self.host(other_host))
+        found = await media_facts.find_orphans(self.host(main_host), self.host(other_host))
         return Orphans(
             main=inp.main,
             other=o,
@@ -485,11 +509,13 @@ class DeviceActivities:
                 "the purge covered content): nothing deleted; start the restore again",
             )
         approved = [
-            dev.ClipRecord(r.clip, tuple(dev.ClipFile(f.name, f.size, f.modified) for f in r.files))
+            media_facts.ClipRecord(
+                r.clip, tuple(media_facts.ClipFile(f.name, f.size, f.modified) for f in r.files)
+            )
             for r in inp.found
         ]
         host = self.inv.sides[o].pseudo_host
-        outcome = await dev.purge_orphans(
+        outcome = await media_ops.purge_orphans(
             self.host(host),
             o,
             inp.main,
@@ -538,7 +564,7 @@ class DeviceActivities:
         self._check_pair(inp.pair)
         c = self._client(inp.host)
         ov = Overrides.of(inp.overrides)
-        msg = await dev.client_prepare(self.host(c), c, self.inv, inp.to, ov)
+        msg = await clients_ops.client_prepare(self.host(c), c, self.inv, inp.to, ov)
         return StepResult(message=msg, forced=forced(ov))
 
     @activity.defn(name="client_prepare_restart")
@@ -557,7 +583,7 @@ class DeviceActivities:
             # The boot before anything else, in the activity's first heartbeat (the SDK
             # sends the first at once and throttles the others): a retry then always
             # knows it, so it never restarts the client a second time.
-            before = (await dev.boot(self.host(c))).latest
+            before = (await windows_facts.boot(self.host(c))).latest
             activity.heartbeat(before, False)
             prior = [before, False]
         if len(prior) >= 4:
@@ -566,7 +592,7 @@ class DeviceActivities:
         else:
             ov = Overrides.of(inp.overrides)
             async with heartbeating(*prior[:2]):
-                msg = await dev.client_prepare(self.host(c), c, self.inv, inp.to, ov)
+                msg = await clients_ops.client_prepare(self.host(c), c, self.inv, inp.to, ov)
             done = forced(ov)
         carry = (msg, [f.model_dump(mode="json") for f in done])
         restarted, _ = await self._restart(c, " (1/2)", carry, prior, just_read)
@@ -584,7 +610,7 @@ class DeviceActivities:
         c = self._client(inp.host)
         restarted, details = await self._restart(c, " (2/2)", booted=inp.booted)
         async with heartbeating(*details):
-            seen = await dev.client_verify(self.host(c), c, self.inv, inp.to)
+            seen = await clients_facts.client_verify(self.host(c), c, self.inv, inp.to)
         return StepResult(message=f"{restarted.message}; {seen}", booted=restarted.booted)
 
     async def _reboot(self, h: Host, what: str) -> StepResult:
@@ -601,7 +627,7 @@ class DeviceActivities:
     ) -> tuple[StepResult, tuple[object, ...]]:
         """Restart a host and wait until it is back, with a later boot, for good.
 
-        A boot is told by the host's uptime, never by its clock (dev.Boot: a clock
+        A boot is told by the host's uptime, never by its clock (windows_facts.Boot: a clock
         stepped forward would fake a boot, one stepped back would hide it). Back means
         up with the same boot for `timing.settle_time`: a host in a boot loop (a third
         boot seen since the restart) fails at once, naming the host, so the operator
@@ -628,7 +654,7 @@ class DeviceActivities:
         if prior:
             before, sent = float(prior[0]), bool(prior[1])  # type: ignore[arg-type]
         else:
-            now = await dev.boot(drv)
+            now = await windows_facts.boot(drv)
             before = now.latest
             if booted is not None and now.after(booted, tol):
                 # Booted since the boot the caller knows of: this restart went out
@@ -649,7 +675,7 @@ class DeviceActivities:
             try:
                 # A fresh try has just read the boot: the restart goes out at once (one
                 # command less per restart; hundreds of clients restart together).
-                seen = None if fresh else await dev.boot(drv)
+                seen = None if fresh else await windows_facts.boot(drv)
                 fresh = False
                 if seen is not None and seen.after(before, tol):
                     if not boots or seen.after(boots[-1], tol):
@@ -673,7 +699,7 @@ class DeviceActivities:
                         )
                     settling = True
                 elif not sent:
-                    await dev.restart(drv)
+                    await windows_ops.restart(drv)
                     sent = True
             except Unreachable:
                 pass  # down while it reboots
@@ -740,7 +766,7 @@ class DeviceActivities:
             )
         drv = self.host(self.inv.control_point)
         return StepResult(
-            message=await dev.tool_set(
+            message=await sync_tools_ops.tool_set(
                 drv, "InSync", d.insync_service, d.insync_process, inp.running
             )
         )
@@ -757,7 +783,7 @@ class DeviceActivities:
             )
         drv = self.host(self.inv.sides[inp.side].nas.cifs)
         return StepResult(
-            message=await dev.tool_set(
+            message=await sync_tools_ops.tool_set(
                 drv, "AllSync", d.allsync_service, d.allsync_process, inp.running
             )
         )
@@ -767,7 +793,9 @@ class DeviceActivities:
     async def client_verify(self, inp: ClientInput) -> StepResult:
         self._check_pair(inp.pair)
         c = self._client(inp.host)
-        return StepResult(message=await dev.client_verify(self.host(c), c, self.inv, inp.to))
+        return StepResult(
+            message=await clients_facts.client_verify(self.host(c), c, self.inv, inp.to)
+        )
 
     def all(self) -> list[Callable[..., object]]:
         return [

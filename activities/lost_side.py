@@ -16,8 +16,8 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.devices import DeviceActivities
-from activities.drivers import devices as dev
 from activities.drivers.errors import DeviceError
+from activities.drivers.operations import sync_tools as sync_tools_ops
 from activities.models import SideInput, StepResult
 from activities.support import device_activity
 from inventory.models import other
@@ -77,7 +77,7 @@ class LostSideActivities:
         if inv.devices.allsync_service is not None:
             drv = self.d.host(inv.sides[side].nas.cifs)
             done.append(
-                await dev.tool_set(
+                await sync_tools_ops.tool_set(
                     drv, "AllSync", inv.devices.allsync_service, inv.devices.allsync_process, False
                 )
             )

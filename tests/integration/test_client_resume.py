@@ -19,8 +19,8 @@ import pytest
 from temporalio.testing import ActivityEnvironment
 
 from activities.devices import DeviceActivities
-from activities.drivers import devices as dev
 from activities.drivers.errors import Unreachable
+from activities.drivers.facts import windows as windows_facts
 from activities.models import ClientInput, StepResult
 from inventory.models import SwitchableClient
 from lab.faults import set_fault
@@ -89,7 +89,7 @@ def back_up(
     async def wait(details: tuple[Any, ...]) -> None:
         for _ in range(200):
             with contextlib.suppress(Unreachable):
-                if (await dev.boot(drv)).after(details[0], TOLERANCE):
+                if (await windows_facts.boot(drv)).after(details[0], TOLERANCE):
                     return
             await asyncio.sleep(0.05)
         raise AssertionError("the client did not come back")
