@@ -1,4 +1,4 @@
-"""What every activity shares: error translation and heartbeating."""
+"""What every activity shares: error translation, heartbeating, the interlocks forced."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ from temporalio.exceptions import ApplicationError
 
 from activities.drivers.credentials import CredentialError
 from activities.drivers.errors import CommandFailed, DeviceError, InterlockRefused
+from activities.drivers.interlocks import Overrides
 from activities.drivers.powershell import UnsafeValue
+from activities.models import ForcedRule
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -88,3 +90,10 @@ async def heartbeating(*details: object) -> AsyncIterator[None]:
         yield
     finally:
         task.cancel()
+
+
+def forced(ov: Overrides) -> list[ForcedRule]:
+    """The interlocks an operation forced, for its result (and so the history)."""
+    for f in ov.forced:
+        activity.logger.warning("%s: rule %s overridden: %s", f.host, f.rule, f.refusal)
+    return [ForcedRule(rule=f.rule, host=f.host, refusal=f.refusal) for f in ov.forced]

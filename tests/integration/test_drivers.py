@@ -10,7 +10,7 @@ from pathlib import Path
 import asyncssh
 import pytest
 
-from activities.devices import DeviceActivities
+from activities.context import DeviceContext
 from activities.drivers import powershell as ps
 from activities.drivers.credentials import Secret
 from activities.drivers.errors import (
@@ -33,6 +33,7 @@ from activities.drivers.operations import browse as browse_ops
 from activities.drivers.operations import sync_tools as sync_tools_ops
 from activities.drivers.ssh import SshHostDriver
 from activities.models import PairRef
+from activities.probe import ProbeActivities
 from tests.support.lab import Lab
 
 
@@ -41,8 +42,8 @@ async def lab(lab_factory) -> Lab:  # type: ignore[no-untyped-def]
     return await lab_factory(editors=1, ingest=0)
 
 
-def acts(lab: Lab) -> DeviceActivities:
-    return DeviceActivities(lab.inventory, lab.inventory_path)
+def acts(lab: Lab) -> DeviceContext:
+    return DeviceContext(lab.inventory, lab.inventory_path)
 
 
 async def test_ssh_reads_facts_and_refuses_unknown_service(lab: Lab) -> None:
@@ -236,7 +237,7 @@ async def test_one_unreadable_answer_is_that_hosts_error_not_the_whole_status(
     a = acts(lab)
     ed = lab.inventory.clients[0]
     assert ed.host == "ED-01" and ed.transport == "ssh"
-    status = await a.probe_pair(PairRef(pair=lab.inventory.pair))
+    status = await ProbeActivities(a).probe_pair(PairRef(pair=lab.inventory.pair))
     broken = {c.host: c for c in status.clients}["ED-01"]
     assert broken.status == "unreachable" and broken.error is not None
     assert "ED-01" in broken.error and "answer not whole" in broken.error

@@ -8,7 +8,7 @@ import socket
 import pytest
 from temporalio.client import Client
 
-from activities.devices import DeviceActivities
+from activities.context import DeviceContext
 from activities.drivers.errors import RULE_PURGE_BACKUP_ONLY, InterlockRefused
 from activities.drivers.facts import media as media_facts
 from activities.drivers.facts import windows as windows_facts
@@ -53,7 +53,7 @@ async def test_restore_purges_real_orphans_on_the_backup_side_only(
         assert "News\\x-only.vmf" in clips(lab, "X") and "News\\x-only.vmf" not in clips(lab, "Y")
 
         # The purge never runs on the main side's volume: the driver refuses it.
-        a = DeviceActivities(lab.inventory, lab.inventory_path)
+        a = DeviceContext(lab.inventory, lab.inventory_path)
         with pytest.raises(InterlockRefused) as e:
             x_host = a.host(lab.inventory.sides["X"].pseudo_host)
             await media_ops.purge_orphans(
@@ -201,7 +201,7 @@ async def test_unreachable_fault_closes_the_port_and_clear_reopens_without_a_reb
     lab_factory,
 ) -> None:  # type: ignore[no-untyped-def]
     lab = await lab_factory(editors=1, ingest=0)
-    a = DeviceActivities(lab.inventory, lab.inventory_path)
+    a = DeviceContext(lab.inventory, lab.inventory_path)
     ed = lab.inventory.client("ED-01")
     boot = await windows_facts.boot(a.host(ed))
 

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 import yaml
 
-from activities.devices import DeviceActivities
+from activities.context import DeviceContext
 from activities.drivers import powershell as ps
 from activities.drivers.errors import CommandFailed
 from activities.drivers.facts import media as media_facts
@@ -29,7 +29,7 @@ HOSTILE = [
 @pytest.mark.parametrize("side", ["X", "Y"])  # sb-x1 over SSH, sb-y1 over WinRM
 async def test_hostile_values_are_passed_literally(lab_factory, side: str) -> None:  # type: ignore[no-untyped-def]
     lab: Lab = await lab_factory(editors=1, ingest=0)
-    a = DeviceActivities(lab.inventory, lab.inventory_path)
+    a = DeviceContext(lab.inventory, lab.inventory_path)
     host = lab.inventory.sides[side].pseudo_host  # type: ignore[index]
     assert host.transport == ("ssh" if side == "X" else "winrm")
     drv = a.host(host)
@@ -54,7 +54,7 @@ async def test_hostile_values_are_passed_literally(lab_factory, side: str) -> No
 
 async def test_hostile_clip_names_never_reach_a_delete(lab_factory) -> None:  # type: ignore[no-untyped-def]
     lab: Lab = await lab_factory(editors=1, ingest=0)
-    a = DeviceActivities(lab.inventory, lab.inventory_path)
+    a = DeviceContext(lab.inventory, lab.inventory_path)
     drv = a.host(lab.inventory.sides["Y"].pseudo_host)
     main = a.host(lab.inventory.sides["X"].pseudo_host)
     before = await media_facts.master_clips(drv)
@@ -76,7 +76,7 @@ async def test_hostile_clip_names_never_reach_a_delete(lab_factory) -> None:  # 
 
 async def test_sql_values_are_bound_parameters(lab_factory) -> None:  # type: ignore[no-untyped-def]
     lab: Lab = await lab_factory(editors=1, ingest=0)
-    d = DeviceActivities(lab.inventory, lab.inventory_path).dsm("Y")
+    d = DeviceContext(lab.inventory, lab.inventory_path).dsm("Y")
     count = (await asyncio.to_thread(d.read)).asset_count
     with pytest.raises(CommandFailed):
         await asyncio.to_thread(d.set_mode, "main'; DELETE FROM assets; --")  # type: ignore[arg-type]

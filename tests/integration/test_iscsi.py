@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from activities.devices import DeviceActivities
+from activities.context import DeviceContext
 from activities.drivers import powershell as ps
 from activities.drivers.errors import CommandFailed
 from activities.drivers.facts import clients as clients_facts
@@ -43,7 +43,7 @@ async def restart(drv: HostDriver) -> None:
 
 
 async def test_switch_leaves_no_persistent_login_for_the_old_side(lab: Lab) -> None:
-    a = DeviceActivities(lab.inventory, lab.inventory_path)
+    a = DeviceContext(lab.inventory, lab.inventory_path)
     inv = lab.inventory
     client = inv.clients[0]
     drv = a.host(client)
@@ -89,7 +89,7 @@ async def test_switch_leaves_no_persistent_login_for_the_old_side(lab: Lab) -> N
 
 
 async def test_a_client_without_the_iscsi_cmdlets_is_refused_by_name(lab: Lab) -> None:
-    a = DeviceActivities(lab.inventory, lab.inventory_path)
+    a = DeviceContext(lab.inventory, lab.inventory_path)
     client = lab.inventory.clients[1]
     with LabState(lab.dir).transaction() as txn:
         txn.require_host(client.host)["windows"] = "6.1"  # Windows 7: no iSCSI module
@@ -108,7 +108,7 @@ async def test_a_client_without_the_iscsi_cmdlets_is_refused_by_name(lab: Lab) -
 
 
 async def test_v_of_the_wrong_side_fails_verify(lab: Lab) -> None:
-    a = DeviceActivities(lab.inventory, lab.inventory_path)
+    a = DeviceContext(lab.inventory, lab.inventory_path)
     inv = lab.inventory
     client = inv.clients[0]
     drv = a.host(client)

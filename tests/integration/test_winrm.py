@@ -17,7 +17,7 @@ import pytest
 from cryptography import x509
 from winrm.protocol import Protocol
 
-from activities.devices import DeviceActivities
+from activities.context import DeviceContext
 from activities.drivers import powershell as ps
 from activities.drivers.credentials import Secret
 from activities.drivers.errors import AuthenticationFailed, CommandFailed, Unreachable
@@ -39,8 +39,8 @@ async def lab(lab_factory) -> Lab:  # type: ignore[no-untyped-def]
     return await lab_factory(editors=2, ingest=0)
 
 
-def acts(lab: Lab) -> DeviceActivities:
-    return DeviceActivities(lab.inventory, lab.inventory_path)
+def acts(lab: Lab) -> DeviceContext:
+    return DeviceContext(lab.inventory, lab.inventory_path)
 
 
 def winrm_host(lab: Lab, scheme: str, auth: str) -> Host:
