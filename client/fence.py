@@ -15,10 +15,11 @@ from pydantic import BaseModel
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.models import FenceState
+from activities.pair import FenceLookupError, fences_of
 from client.session import EXIT_OK, CliError, emit
 from inventory.models import Inventory
-from workers.pair import FenceLookupError, fences_of
-from workflows.models import FenceEnd, FenceRef, FenceState
+from workflows.models import FenceEnd, FenceRef
 
 
 class FenceView(BaseModel):

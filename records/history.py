@@ -37,13 +37,12 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import PayloadCodec
 
+from activities.models import ClientBatchResult, ClientSwitchResult
 from inventory.models import Side, other
 from workflows.models import (
     Checklist,
     ClientBatchInput,
-    ClientBatchResult,
     ClientSwitchInput,
-    ClientSwitchResult,
     Decision,
     OperatorSignal,
     StepDef,

@@ -28,6 +28,7 @@ from activities.context import DeviceContext
 from activities.dsm import DsmActivities
 from activities.lost_side import LostSideActivities
 from activities.media import MediaActivities
+from activities.pair import PairActivities
 from activities.probe import ProbeActivities
 from activities.smartbins import SmartBinsActivities
 from activities.sync_tools import SyncToolActivities
@@ -42,7 +43,6 @@ from wire.connection import (  # noqa: F401 - Connection and connect, re-exporte
 from workers import version
 from workers.interceptors import RunContextInterceptor
 from workers.logs import setup_logging
-from workers.pair import PairActivities
 from workflows import search
 from workflows.client_switch import ClientBatchWorkflow, ClientSwitchWorkflow
 from workflows.control import ControlWorkflow

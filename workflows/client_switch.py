@@ -25,16 +25,18 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.models import ClientInput, ClientRebootInput, ForcedRule, StepResult
+    from activities.models import (
+        ClientBatchResult,
+        ClientInput,
+        ClientRebootInput,
+        ClientSwitchResult,
+        ForcedRule,
+        StepResult,
+    )
     from inventory.models import Side, Timing, pair_workflow_id
     from workflows.activity_options import client_op, device_op, reboot_op
     from workflows.checklist import describe_failure
-    from workflows.models import (
-        ClientBatchInput,
-        ClientBatchResult,
-        ClientSwitchInput,
-        ClientSwitchResult,
-    )
+    from workflows.models import ClientBatchInput, ClientSwitchInput
     from workflows.shield import despite_cancel
 
 

@@ -31,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
         DsmModeInput,
         HostInput,
         PairRef,
+        PairRunState,
         RunInput,
         SideInput,
         SideRunInput,
@@ -44,7 +45,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.client_switch import ClientSwitchWorkflow
     from workflows.inputs import read_input
     from workflows.limits import MAX_OVERRIDES, Bounded, Name
-    from workflows.models import ClientSwitchInput, Hosts, PairRunState
+    from workflows.models import ClientSwitchInput, Hosts
     from workflows.overrides import Override, OverrideRecord, override_problem, records
     from workflows.routing import on_site
     from workflows.shield import despite_cancel

@@ -21,13 +21,13 @@ from temporalio.common import RawValue
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.models import Capabilities, PairRef, SideInput, StepResult
+    from activities.models import Capabilities, FenceState, PairRef, SideInput, StepResult
     from inventory.models import Timing
     from workflows.activity_options import BOOTSTRAP, fence_tries
     from workflows.checklist import describe_failure
     from workflows.inputs import BadPayload, read, read_input
     from workflows.limits import cut, history_is_long
-    from workflows.models import FenceEnd, FenceInput, FenceState
+    from workflows.models import FenceEnd, FenceInput
     from workflows.routing import on_site
     from workflows.shield import despite_cancel
 
@@ -36,10 +36,6 @@ with workflow.unsafe.imports_passed_through():
 OPERATOR_PATCH = "fence-checks-operator"
 # Fences started before a fence could continue as new replay without it.
 CONTINUE_PATCH = "fence-continue-as-new"
-
-
-def fence_workflow_id(pair: str) -> str:
-    return f"amsm-{pair}-fence"
 
 
 @workflow.defn(name="fence")

@@ -34,18 +34,18 @@ with workflow.unsafe.imports_passed_through():
     from activities.models import (
         AllSyncState,
         DsmModeInput,
+        FenceState,
         SideInput,
         SideRunInput,
         StepResult,
     )
-    from inventory.models import Side, other
+    from inventory.models import Side, fence_workflow_id, other
     from inventory.status import PairStatus
     from workflows import search
     from workflows.activity_options import lost_side_try
     from workflows.base import PairWorkflow
     from workflows.checklist import describe_failure
-    from workflows.fence import fence_workflow_id
-    from workflows.models import FenceInput, FenceRef, FenceState, StepState, SwitchInput
+    from workflows.models import FenceInput, FenceRef, StepState, SwitchInput
     from workflows.routing import on_site
     from workflows.steps import NOT_UNPLANNED
 
