@@ -1,7 +1,8 @@
 """Activities about the pair's runs, not its devices, over the worker's own connection to
-Temporal (the client it is given at construction): is a big workflow running and is it waiting on a failed step
-(the console controls' interlock), is a fence waiting, a random tag for a child's id,
-and the result of a client batch an earlier run started."""
+Temporal (the client it is given at construction): is a big workflow running and is it
+waiting on a failed step (the console controls' interlock), is a fence waiting, a random
+tag for a child's id, and the result of a client batch an earlier run started. The fence
+lookup (`fences_of`) serves `amsm fence` too."""
 
 from __future__ import annotations
 

@@ -21,8 +21,9 @@ from temporalio.common import RawValue
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.models import Capabilities, FenceState, PairRef, SideInput, StepResult
-    from inventory.models import Timing
+    from activities.lost_side import LostSideActivities
+    from activities.models import FenceState, PairRef, SideInput
+    from activities.probe import ProbeActivities
     from workflows.activity_options import BOOTSTRAP, fence_tries
     from workflows.checklist import describe_failure
     from workflows.inputs import BadPayload, read, read_input
@@ -78,12 +79,12 @@ class FenceWorkflow:
                 "go to backup"
             )
         self._publish()
-        timing = await workflow.execute_activity(
-            "get_timing", PairRef(pair=inp.pair), result_type=Timing, **BOOTSTRAP
+        timing = await workflow.execute_activity_method(
+            ProbeActivities.get_timing, PairRef(pair=inp.pair), **BOOTSTRAP
         )
         if workflow.patched(OPERATOR_PATCH):
-            caps = await workflow.execute_activity(
-                "get_capabilities", PairRef(pair=inp.pair), result_type=Capabilities, **BOOTSTRAP
+            caps = await workflow.execute_activity_method(
+                ProbeActivities.get_capabilities, PairRef(pair=inp.pair), **BOOTSTRAP
             )
             self._operators = set(caps.operators)
             if self._not_operator(inp.started_by):
@@ -98,8 +99,11 @@ class FenceWorkflow:
         else:
             self._operators = set()
         where = SideInput(pair=inp.pair, side=inp.side)
-        attempt = workflow.start_activity(
-            "fence_side", where, result_type=StepResult, **fence_tries(timing), **on_site(where)
+        attempt = workflow.start_activity_method(
+            LostSideActivities.fence_side,
+            where,
+            **fence_tries(timing),
+            **on_site(where),
         )
         may_continue = workflow.patched(CONTINUE_PATCH)
 
