@@ -7,12 +7,11 @@ import asyncio
 
 from temporalio import activity
 
-from activities.context import FamilyActivities
 from activities.drivers.facts import browse as browse_facts
 from activities.drivers.interlocks import Overrides
 from activities.drivers.operations import browse as browse_ops
 from activities.models import BrowseInput, BrowseSwitchInput, StepResult
-from activities.support import device_activity, forced
+from activities.support import FamilyActivities, device_activity, forced
 from inventory.models import BrowseComponent, Side
 
 

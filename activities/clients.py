@@ -8,7 +8,6 @@ import time
 
 from temporalio import activity
 
-from activities.context import FamilyActivities
 from activities.drivers.errors import CommandFailed, Unreachable
 from activities.drivers.facts import clients as clients_facts
 from activities.drivers.facts import windows as windows_facts
@@ -16,7 +15,13 @@ from activities.drivers.interlocks import Overrides
 from activities.drivers.operations import clients as clients_ops
 from activities.drivers.operations import windows as windows_ops
 from activities.models import ClientInput, ClientRebootInput, ForcedRule, HostInput, StepResult
-from activities.support import device_activity, forced, heartbeating, translate_errors
+from activities.support import (
+    FamilyActivities,
+    device_activity,
+    forced,
+    heartbeating,
+    translate_errors,
+)
 from inventory.models import Host
 
 

@@ -115,11 +115,3 @@ class DeviceContext:
                     host, f"{what}: not reached within {timing.replication_timeout:.0f} s"
                 )
             await asyncio.sleep(min(0.5, timing.poll_interval))
-
-
-class FamilyActivities:
-    """The activities of one device family, over the worker's one shared context."""
-
-    def __init__(self, ctx: DeviceContext) -> None:
-        self.ctx = ctx
-        self.inv = ctx.inv

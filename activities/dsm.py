@@ -8,11 +8,10 @@ import time
 
 from temporalio import activity
 
-from activities.context import FamilyActivities
 from activities.drivers.errors import CommandFailed
 from activities.drivers.interlocks import Overrides
 from activities.models import AssetCounts, DsmModeInput, PairRef, SideInput, StepResult, SyncInput
-from activities.support import device_activity
+from activities.support import FamilyActivities, device_activity
 from inventory.models import SIDES, other
 
 

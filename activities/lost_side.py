@@ -15,12 +15,11 @@ import asyncio
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.context import FamilyActivities
 from activities.drivers.errors import DeviceError
 from activities.drivers.operations import sync_tools as sync_tools_ops
 from activities.models import SideInput, StepResult
 from activities.smartbins import set_backup
-from activities.support import device_activity
+from activities.support import FamilyActivities, device_activity
 from inventory.models import other
 
 

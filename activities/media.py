@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from temporalio import activity
 
-from activities.context import FamilyActivities
 from activities.drivers.errors import CommandFailed
 from activities.drivers.facts import media as media_facts
 from activities.drivers.operations import media as media_ops
@@ -17,7 +16,7 @@ from activities.models import (
     RefusedClip,
     StepResult,
 )
-from activities.support import device_activity
+from activities.support import FamilyActivities, device_activity
 from inventory.models import other
 
 

@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 
 from temporalio import activity
 
-from activities.context import FamilyActivities
 from activities.drivers.errors import DeviceError
 from activities.drivers.facts import browse as browse_facts
 from activities.drivers.facts import clients as clients_facts
@@ -16,7 +15,7 @@ from activities.drivers.facts import smartbins as smartbins_facts
 from activities.drivers.facts import sync_tools as sync_tools_facts
 from activities.drivers.facts import windows as windows_facts
 from activities.models import Capabilities, PairRef
-from activities.support import translate_errors
+from activities.support import FamilyActivities, translate_errors
 from inventory.models import SIDES, BrowseComponent, Side, Timing
 from inventory.status import (
     AllSyncStatus,

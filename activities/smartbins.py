@@ -4,14 +4,17 @@ side's PseudoSmartBins host in pseudo mode)."""
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
 from temporalio import activity
 
-from activities.context import DeviceContext, FamilyActivities
 from activities.drivers.operations import smartbins as smartbins_ops
 from activities.models import SideInput, StepResult
-from activities.support import device_activity
+from activities.support import FamilyActivities, device_activity
 from inventory.models import Side
+
+if TYPE_CHECKING:
+    from activities.context import DeviceContext
 
 
 class SmartBinsActivities(FamilyActivities):

@@ -1,4 +1,5 @@
-"""What every activity shares: error translation, heartbeating, the interlocks forced."""
+"""What every activity shares: the base of a device family's activities, error
+translation, heartbeating, the interlocks forced."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import asyncio
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import ParamSpec, TypeVar
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -17,8 +18,21 @@ from activities.drivers.interlocks import Overrides
 from activities.drivers.powershell import UnsafeValue
 from activities.models import ForcedRule
 
+if TYPE_CHECKING:
+    # Only the worker builds the context (with the SSH, WinRM and ODBC libraries):
+    # workflows, and the CLI through them, import the activities without them.
+    from activities.context import DeviceContext
+
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+class FamilyActivities:
+    """The activities of one device family, over the worker's one shared context."""
+
+    def __init__(self, ctx: DeviceContext) -> None:
+        self.ctx = ctx
+        self.inv = ctx.inv
 
 
 def to_application_error(e: Exception) -> ApplicationError:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from temporalio import activity
 
-from activities.context import FamilyActivities
 from activities.drivers.errors import CommandFailed
 from activities.drivers.facts import sync_tools as sync_tools_facts
 from activities.drivers.facts import windows as windows_facts
@@ -21,7 +20,7 @@ from activities.models import (
     SideRunInput,
     StepResult,
 )
-from activities.support import device_activity, forced
+from activities.support import FamilyActivities, device_activity, forced
 
 
 class SyncToolActivities(FamilyActivities):
