@@ -16,10 +16,10 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.drivers.errors import DeviceError
-from activities.drivers.operations import sync_tools as sync_tools_ops
 from activities.models import SideInput, StepResult
 from activities.smartbins import set_backup
 from activities.support import FamilyActivities, device_activity
+from activities.sync_tools import set_running
 from inventory.models import other
 
 
@@ -70,13 +70,9 @@ class LostSideActivities(FamilyActivities):
         done.append(await asyncio.to_thread(me.set_mode, "backup"))
         sb = await set_backup(self.ctx, side)
         done += sb.details
-        inv = self.inv
-        if inv.devices.allsync_service is not None:
-            drv = self.ctx.host(inv.sides[side].nas.cifs)
+        if self.inv.devices.allsync_service is not None:
             done.append(
-                await sync_tools_ops.tool_set(
-                    drv, "AllSync", inv.devices.allsync_service, inv.devices.allsync_process, False
-                )
+                await set_running(self.ctx, "AllSync", self.inv.sides[side].nas.cifs, False)
             )
         return StepResult(
             message=f"{side} fenced: DSM {me.name} backup, SmartBins on {side} backup", details=done

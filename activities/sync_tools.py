@@ -4,6 +4,8 @@ services where the inventory names them."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Literal
+
 from temporalio import activity
 
 from activities.drivers.errors import CommandFailed
@@ -21,6 +23,10 @@ from activities.models import (
     StepResult,
 )
 from activities.support import FamilyActivities, device_activity, forced
+from inventory.models import Host
+
+if TYPE_CHECKING:
+    from activities.context import DeviceContext
 
 
 class SyncToolActivities(FamilyActivities):
@@ -49,17 +55,8 @@ class SyncToolActivities(FamilyActivities):
     async def insync_run(self, inp: RunInput) -> StepResult:
         """Start or stop InSync through its service (only when the inventory names it)."""
         self.ctx.check_pair(inp.pair)
-        d = self.inv.devices
-        if d.insync_service is None:
-            raise CommandFailed(
-                "worker", "InSync is started and stopped by hand here (no devices.insync_service)"
-            )
-        drv = self.ctx.host(self.inv.control_point)
-        return StepResult(
-            message=await sync_tools_ops.tool_set(
-                drv, "InSync", d.insync_service, d.insync_process, inp.running
-            )
-        )
+        msg = await set_running(self.ctx, "InSync", self.inv.control_point, inp.running)
+        return StepResult(message=msg)
 
     @activity.defn(name="allsync_state")
     @device_activity
@@ -77,14 +74,22 @@ class SyncToolActivities(FamilyActivities):
     async def allsync_run(self, inp: SideRunInput) -> StepResult:
         """Start or stop AllSync on the side's CIFS NAS head through its service."""
         self.ctx.check_pair(inp.pair)
-        d = self.inv.devices
-        if d.allsync_service is None:
-            raise CommandFailed(
-                "worker", "AllSync is started and stopped by hand here (no devices.allsync_service)"
-            )
-        drv = self.ctx.host(self.inv.sides[inp.side].nas.cifs)
-        return StepResult(
-            message=await sync_tools_ops.tool_set(
-                drv, "AllSync", d.allsync_service, d.allsync_process, inp.running
-            )
+        nas = self.inv.sides[inp.side].nas.cifs
+        return StepResult(message=await set_running(self.ctx, "AllSync", nas, inp.running))
+
+
+async def set_running(
+    ctx: DeviceContext, tool: Literal["InSync", "AllSync"], host: Host, running: bool
+) -> str:
+    """Start or stop InSync or AllSync on `host` through the service the inventory names
+    (also the fence's, activities/lost_side.py); refused where it names none."""
+    d = ctx.inv.devices
+    if tool == "InSync":
+        service, process, setting = d.insync_service, d.insync_process, "insync_service"
+    else:
+        service, process, setting = d.allsync_service, d.allsync_process, "allsync_service"
+    if service is None:
+        raise CommandFailed(
+            "worker", f"{tool} is started and stopped by hand here (no devices.{setting})"
         )
+    return await sync_tools_ops.tool_set(ctx.host(host), tool, service, process, running)
