@@ -81,6 +81,8 @@ def activity_methods(*holders: object) -> list[Callable[..., object]]:
     for h in holders:
         for name in dir(type(h)):
             method = getattr(h, name)
+            # The SDK has no public test for "is an activity"; its Worker reads the same
+            # definition that @activity.defn attaches.
             if callable(method) and activity._Definition.from_callable(method) is not None:
                 found.append(method)
     return found
