@@ -15,31 +15,28 @@ import asyncio
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.devices import DeviceActivities
-from activities.drivers import devices as dev
 from activities.drivers.errors import DeviceError
 from activities.models import SideInput, StepResult
-from activities.support import device_activity
+from activities.smartbins import set_backup
+from activities.support import FamilyActivities, device_activity
+from activities.sync_tools import set_running
 from inventory.models import other
 
 
-class LostSideActivities:
-    def __init__(self, devices: DeviceActivities) -> None:
-        self.d = devices
-
+class LostSideActivities(FamilyActivities):
     @activity.defn(name="dsm_stop_own_replication")
     @device_activity
     async def dsm_stop_own_replication(self, inp: SideInput) -> StepResult:
         """Stop replication on this side's DSM only; its peer is not asked (it is lost)."""
-        self.d._check_pair(inp.pair)
-        me = self.d.dsm(inp.side)
+        self.ctx.check_pair(inp.pair)
+        me = self.ctx.dsm(inp.side)
         return StepResult(message=await asyncio.to_thread(me.stop_replication))
 
     @activity.defn(name="fence_side")
     async def fence_side(self, inp: SideInput) -> StepResult:
         """Fence the side: stop its DSM's replication, DSM to backup, SmartBins to backup,
         AllSync stopped (when automated). Idempotent; every failure is retryable."""
-        self.d._check_pair(inp.pair)
+        self.ctx.check_pair(inp.pair)
         try:
             return await self._fence(inp)
         except (DeviceError, OSError) as e:
@@ -54,13 +51,13 @@ class LostSideActivities:
 
     async def _fence(self, inp: SideInput) -> StepResult:
         side = inp.side
-        me = self.d.dsm(side)
+        me = self.ctx.dsm(side)
         done: list[str] = []
         st = await asyncio.to_thread(me.read)  # Unreachable while the side is down
         # Fencing puts `side` in backup: that is only right while the other side is main
         # (an unplanned switch made it so). A fence started against the one main side
         # of a healthy pair would leave it with no main: refuse, for good.
-        peer = await asyncio.to_thread(self.d.dsm(other(side)).read)
+        peer = await asyncio.to_thread(self.ctx.dsm(other(side)).read)
         if peer.mode != "main":
             raise ApplicationError(
                 f"{side} not fenced: the other side's DSM {peer.host} is {peer.mode}, not main; "
@@ -71,19 +68,12 @@ class LostSideActivities:
         if st.replication != "stopped":
             done.append(await asyncio.to_thread(me.stop_replication))
         done.append(await asyncio.to_thread(me.set_mode, "backup"))
-        sb = await self.d.smartbins_backup(side)
+        sb = await set_backup(self.ctx, side)
         done += sb.details
-        inv = self.d.inv
-        if inv.devices.allsync_service is not None:
-            drv = self.d.host(inv.sides[side].nas.cifs)
+        if self.inv.devices.allsync_service is not None:
             done.append(
-                await dev.tool_set(
-                    drv, "AllSync", inv.devices.allsync_service, inv.devices.allsync_process, False
-                )
+                await set_running(self.ctx, "AllSync", self.inv.sides[side].nas.cifs, False)
             )
         return StepResult(
             message=f"{side} fenced: DSM {me.name} backup, SmartBins on {side} backup", details=done
         )
-
-    def all(self) -> list[object]:
-        return [self.dsm_stop_own_replication, self.fence_side]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from inventory.models import Side
 
@@ -174,3 +174,42 @@ class Capabilities(BaseModel):
     allsync_service: bool = False
     # Who may act (empty: anyone). Older histories have no such field: anyone.
     operators: list[str] = []
+
+
+# -- what the pair's activities (activities/pair.py) read of its workflows ----------------
+class ClientSwitchResult(BaseModel):
+    host: str
+    ok: bool
+    message: str
+    seconds: float
+    forced: list[ForcedRule] = []  # interlocks forced by an override
+
+
+class ClientBatchResult(BaseModel):
+    results: list[ClientSwitchResult]
+
+
+class PairRunState(BaseModel):
+    running: bool
+    run_id: str | None = None
+    workflow: str | None = None
+    current_step: str | None = None
+    failed_steps: list[str] = []
+    failed_clients: list[str] = []  # of the failed client steps
+
+
+FenceStatus = Literal["waiting", "fenced", "ended"]
+
+
+class FenceState(BaseModel):
+    pair: str
+    side: Side
+    status: FenceStatus = "waiting"
+    reason: str = ""
+    started_by: str = ""
+    switch_run_id: str = ""
+    started_at: str | None = None
+    ended_at: str | None = None
+    message: str | None = None
+    details: list[str] = Field(default_factory=list)
+    ended_by: str | None = None

@@ -1,4 +1,5 @@
-"""What every activity shares: error translation and heartbeating."""
+"""What every activity shares: the base of a device family's activities, error
+translation, heartbeating, the interlocks forced."""
 
 from __future__ import annotations
 
@@ -6,17 +7,32 @@ import asyncio
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import ParamSpec, TypeVar
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.drivers.credentials import CredentialError
 from activities.drivers.errors import CommandFailed, DeviceError, InterlockRefused
+from activities.drivers.interlocks import Overrides
 from activities.drivers.powershell import UnsafeValue
+from activities.models import ForcedRule
+
+if TYPE_CHECKING:
+    # Only the worker builds the context (with the SSH, WinRM and ODBC libraries):
+    # workflows, and the CLI through them, import the activities without them.
+    from activities.context import DeviceContext
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+class FamilyActivities:
+    """The activities of one device family, over the worker's one shared context."""
+
+    def __init__(self, ctx: DeviceContext) -> None:
+        self.ctx = ctx
+        self.inv = ctx.inv
 
 
 def to_application_error(e: Exception) -> ApplicationError:
@@ -88,3 +104,10 @@ async def heartbeating(*details: object) -> AsyncIterator[None]:
         yield
     finally:
         task.cancel()
+
+
+def forced(ov: Overrides) -> list[ForcedRule]:
+    """The interlocks an operation forced, for its result (and so the history)."""
+    for f in ov.forced:
+        activity.logger.warning("%s: rule %s overridden: %s", f.host, f.rule, f.refusal)
+    return [ForcedRule(rule=f.rule, host=f.host, refusal=f.refusal) for f in ov.forced]

@@ -485,6 +485,11 @@ def pair_workflow_id(pair: str) -> str:
     return f"amsm-{pair}"
 
 
+def fence_workflow_id(pair: str) -> str:
+    """The usual id of pair `pair`'s fence (workflows/fence.py): one fence per pair."""
+    return f"amsm-{pair}-fence"
+
+
 def site_queue(queue: str, side: Side) -> str:
     """Side `side`'s task queue next to the pair's queue `queue`: a site worker
     (`amsm worker --site X`) serves it from inside that site's network."""

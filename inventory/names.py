@@ -45,6 +45,11 @@ def segment_problem(name: str) -> str | None:
     return None
 
 
+def path_join(folder: str, name: str) -> str:
+    """The Windows path of `name` in `folder`."""
+    return folder.rstrip("\\") + "\\" + name
+
+
 def path_problem(path: str, segments: int | None = None) -> str | None:
     """Why a relative path (segments joined by backslash) is not safe, or None."""
     if not isinstance(path, str):

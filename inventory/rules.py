@@ -45,20 +45,21 @@ RULES: tuple[Rule, ...] = (
         RULE_INSYNC_STOPPED,
         "InSync is not re-pointed while it copies, so a copy in progress does not turn round",
         True,
-        "InSync driver on the Control Point PC (activities/drivers/devices.py insync_set_main)",
+        "InSync driver on the Control Point PC "
+        "(activities/drivers/operations/sync_tools.py insync_set_main)",
     ),
     Rule(
         RULE_BROWSE_STOPPED,
         "a Browse component's config files are not swapped under its running services",
         True,
-        "Browse driver (activities/drivers/devices.py browse_switch)",
+        "Browse driver (activities/drivers/operations/browse.py browse_switch)",
     ),
     Rule(
         RULE_CLIENT_BRIDGE,
         "a client is not taken off its volume unless it answers on the new side's bridge "
         "K2 server's iSCSI port",
         True,
-        "client driver (activities/drivers/devices.py client_prepare)",
+        "client driver (activities/drivers/operations/clients.py client_prepare)",
     ),
     Rule(
         RULE_REPLICATION_FROM_MAIN,
@@ -85,7 +86,7 @@ RULES: tuple[Rule, ...] = (
         "material is never deleted on the main side's volume, nor a clip the main side has, "
         "nor anything outside V:\\VibrantAVIFiles",
         False,
-        "media driver (activities/drivers/devices.py purge_orphans)",
+        "media driver (activities/drivers/operations/media.py purge_orphans)",
     ),
     Rule(
         RULE_ONE_WORKFLOW_PER_PAIR,

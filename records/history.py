@@ -36,6 +36,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import PayloadCodec
 
+from activities.models import ClientBatchResult, ClientSwitchResult
 from inventory.models import Side, other
 from workflows import outcomes
 from workflows.checklist import REJECTED_RECORDS, STEP_RECORDS
@@ -45,9 +46,7 @@ from workflows.models import (
     WAITS_FOR_OPERATOR,
     Checklist,
     ClientBatchInput,
-    ClientBatchResult,
     ClientSwitchInput,
-    ClientSwitchResult,
     Decision,
     OperatorSignal,
     RejectedSignal,

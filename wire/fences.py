@@ -6,7 +6,7 @@ from __future__ import annotations
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
-from workflows.fence import fence_workflow_id
+from inventory.models import fence_workflow_id
 
 
 class FenceLookupError(Exception):

@@ -9,11 +9,12 @@ import logging
 import os
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from temporalio import activity
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.api.taskqueue.v1 import TaskQueue
@@ -22,8 +23,16 @@ from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.worker import PollerBehaviorAutoscaling, Worker
 
-from activities.devices import DeviceActivities
+from activities.browse import BrowseActivities
+from activities.clients import ClientActivities
+from activities.context import DeviceContext
+from activities.dsm import DsmActivities
 from activities.lost_side import LostSideActivities
+from activities.media import MediaActivities
+from activities.pair import PairActivities
+from activities.probe import ProbeActivities
+from activities.smartbins import SmartBinsActivities
+from activities.sync_tools import SyncToolActivities
 from inventory.load import load_inventory
 from inventory.models import SIDES, Inventory, Side, site_queue
 from wire.connection import (  # noqa: F401 - Connection and connect, re-exported
@@ -36,7 +45,6 @@ from wire.options import BadInventory, add_options, connection, inventory, inven
 from workers import version
 from workers.interceptors import RunContextInterceptor
 from workers.logs import setup_logging
-from workers.pair import PairActivities
 from workflows import search
 from workflows.registry import WORKFLOWS
 from workflows.watch import WatchInput, watch_workflow_id
@@ -49,6 +57,19 @@ ACTIVITY_POLLERS = 40
 WORKFLOW_POLLERS = 10
 
 
+def activity_methods(*holders: object) -> list[Callable[..., object]]:
+    """Every method of `holders` that is an activity (carries `@activity.defn`)."""
+    found = []
+    for h in holders:
+        for name in dir(type(h)):
+            method = getattr(h, name)
+            # The SDK has no public test for "is an activity"; its Worker reads the same
+            # definition that @activity.defn attaches.
+            if callable(method) and activity._Definition.from_callable(method) is not None:
+                found.append(method)
+    return found
+
+
 def build_workers(
     client: Client,
     inventory: Inventory,
@@ -59,16 +80,20 @@ def build_workers(
 ) -> list[Worker]:
     """The pair's queue (workflows, and the activities that act on no one side) and the
     site queues of `sites` (the activities that act on that side's devices)."""
-    acts = DeviceActivities(inventory, inventory_path)
-    pair = PairActivities(client, inventory)
-    activities = [
-        *acts.all(),
-        *LostSideActivities(acts).all(),
-        pair.pair_run_state,
-        pair.new_tag,
-        pair.fences_waiting,
-        pair.client_batch_result,
-    ]
+    ctx = DeviceContext(inventory, inventory_path)
+    families = (
+        ProbeActivities,
+        DsmActivities,
+        SmartBinsActivities,
+        BrowseActivities,
+        SyncToolActivities,
+        ClientActivities,
+        MediaActivities,
+        LostSideActivities,
+    )
+    activities = activity_methods(
+        *(family(ctx) for family in families), PairActivities(client, inventory)
+    )
     common: dict[str, Any] = {
         "activities": activities,
         "interceptors": [RunContextInterceptor()],

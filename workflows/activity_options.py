@@ -1,13 +1,21 @@
-"""Timeouts and retries for device activities, sized from the inventory's timing."""
+"""Timeouts and retries for device activities, sized from the inventory's timing; and the
+type of a device activity called by reference."""
 
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeAlias, TypeVar
 
 from temporalio.common import RetryPolicy
+from temporalio.types import MethodAsyncSingleParam
 
+from activities.models import StepResult
 from inventory.models import Timing
+
+A = TypeVar("A")
+# A device activity by reference (DsmActivities.dsm_set_mode): its input `A`, its
+# StepResult. A caller passing another input, or a renamed activity, fails the type check.
+DeviceOp: TypeAlias = MethodAsyncSingleParam[Any, A, StepResult]
 
 # Retrying cannot help these: the device refused, or said no.
 NON_RETRYABLE = ["AuthenticationFailed", "InterlockRefused", "CommandFailed", "ConfigurationError"]

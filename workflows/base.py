@@ -15,20 +15,22 @@ from temporalio.workflow import ChildWorkflowCancellationType, ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.models import (
-        AllSyncState,
         BatchRef,
         Capabilities,
-        InSyncState,
+        ClientBatchResult,
+        ClientSwitchResult,
         PairRef,
         RunInput,
         SideInput,
         SideRunInput,
-        StepResult,
     )
+    from activities.pair import PairActivities
+    from activities.probe import ProbeActivities
+    from activities.sync_tools import SyncToolActivities
     from inventory.models import Side, Timing, pair_workflow_id
     from inventory.status import PairStatus
     from workflows import outcomes
-    from workflows.activity_options import BOOTSTRAP, batch_wait, device_op
+    from workflows.activity_options import BOOTSTRAP, A, DeviceOp, batch_wait, device_op
     from workflows.checklist import Aborted, StepRunner, describe_failure
     from workflows.client_switch import ClientBatchWorkflow, ClientSwitchWorkflow
     from workflows.inputs import BadPayload, read
@@ -36,10 +38,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows.models import (
         Checklist,
         ClientBatchInput,
-        ClientBatchResult,
         ClientProgress,
         ClientSwitchInput,
-        ClientSwitchResult,
         ClientTarget,
         Decision,
         OperatorSignal,
@@ -83,7 +83,9 @@ async def new_tag(pair: str) -> str:
     """A random tag for a child workflow id (from an activity: not derived from anything a
     client can see before the child starts)."""
     return str(
-        await workflow.execute_activity("new_tag", PairRef(pair=pair), result_type=str, **BOOTSTRAP)
+        await workflow.execute_activity_method(
+            PairActivities.new_tag, PairRef(pair=pair), **BOOTSTRAP
+        )
     )
 
 
@@ -321,14 +323,14 @@ class PairWorkflow:
                 f"rule 'one-workflow-per-pair': the pair's runs use the workflow id "
                 f"{pair_workflow_id(pair)}, not {own}",
             )
-        self.timing = await workflow.execute_activity(
-            "get_timing", PairRef(pair=pair), result_type=Timing, **BOOTSTRAP
+        self.timing = await workflow.execute_activity_method(
+            ProbeActivities.get_timing, PairRef(pair=pair), **BOOTSTRAP
         )
         if self.runner is not None:
             self.runner.continue_after_events = self.timing.continue_after_events
         if workflow.patched(AUTOMATE_PATCH):
-            self.caps = await workflow.execute_activity(
-                "get_capabilities", PairRef(pair=pair), result_type=Capabilities, **BOOTSTRAP
+            self.caps = await workflow.execute_activity_method(
+                ProbeActivities.get_capabilities, PairRef(pair=pair), **BOOTSTRAP
             )
             if self.runner is not None:
                 self.runner.operators = set(self.caps.operators)
@@ -341,8 +343,8 @@ class PairWorkflow:
                     )
         self._open_signals()
         if makes_main and not self.resuming and workflow.patched(FENCE_CHECK_PATCH):
-            waiting = await workflow.execute_activity(
-                "fences_waiting", PairRef(pair=pair), result_type=list[str], **BOOTSTRAP
+            waiting = await workflow.execute_activity_method(
+                PairActivities.fences_waiting, PairRef(pair=pair), **BOOTSTRAP
             )
             under = [s for s in makes_main if s in waiting]
             if under:
@@ -355,17 +357,17 @@ class PairWorkflow:
         return await self.probe()
 
     async def probe(self) -> PairStatus:
-        return await workflow.execute_activity(
-            "probe_pair", PairRef(pair=self.pair), result_type=PairStatus, **BOOTSTRAP
+        return await workflow.execute_activity_method(
+            ProbeActivities.probe_pair, PairRef(pair=self.pair), **BOOTSTRAP
         )
 
-    async def act(self, activity: str, arg: object) -> str:
-        r = await workflow.execute_activity(
-            activity, arg, result_type=StepResult, **device_op(self.timing), **on_site(arg)
+    async def act(self, activity: DeviceOp[A], arg: A) -> str:
+        r = await workflow.execute_activity_method(
+            activity, arg, **device_op(self.timing), **on_site(arg)
         )
         return r.message
 
-    def auto(self, activity: str, arg: object) -> Callable[[StepState], Awaitable[str]]:
+    def auto(self, activity: DeviceOp[A], arg: A) -> Callable[[StepState], Awaitable[str]]:
         async def action(_: StepState) -> str:
             return await self.act(activity, arg)
 
@@ -394,22 +396,25 @@ class PairWorkflow:
     # manual and verified --------------------------------------------------------------------
     def insync_step(self, running: bool) -> dict[str, Any]:
         if self.caps.insync_service:
-            return {"automatic": self.auto("insync_run", RunInput(pair=self.pair, running=running))}
+            return {
+                "automatic": self.auto(
+                    SyncToolActivities.insync_run, RunInput(pair=self.pair, running=running)
+                )
+            }
         return {"verify": self.verify_insync(running)}
 
     def allsync_step(self, side: Side, running: bool) -> dict[str, Any]:
         if self.caps.allsync_service:
             arg = SideRunInput(pair=self.pair, side=side, running=running)
-            return {"automatic": self.auto("allsync_run", arg)}
+            return {"automatic": self.auto(SyncToolActivities.allsync_run, arg)}
         return {"verify": self.verify_allsync(side, running)}
 
     # -- verified manual steps ---------------------------------------------------------------
     def verify_insync(self, running: bool) -> Callable[[StepState], Awaitable[str | None]]:
         async def check(_: StepState) -> str | None:
-            st = await workflow.execute_activity(
-                "insync_state",
+            st = await workflow.execute_activity_method(
+                SyncToolActivities.insync_state,
                 PairRef(pair=self.pair),
-                result_type=InSyncState,
                 **device_op(self.timing),
             )
             return outcomes.tool_seen("InSync", running, st.running, st.host)
@@ -421,9 +426,8 @@ class PairWorkflow:
     ) -> Callable[[StepState], Awaitable[str | None]]:
         async def check(_: StepState) -> str | None:
             where = SideInput(pair=self.pair, side=side)
-            st = await workflow.execute_activity(
-                "allsync_state", where, result_type=AllSyncState,
-                **device_op(self.timing), **on_site(where),
+            st = await workflow.execute_activity_method(
+                SyncToolActivities.allsync_state, where, **device_op(self.timing), **on_site(where),
             )  # fmt: skip
             return outcomes.tool_seen("AllSync", running, st.running, st.host)
 
@@ -541,10 +545,9 @@ class PairWorkflow:
             """A batch an earlier run of this workflow started and that may still run."""
             async with limits[group[0].to or "X"]:
                 try:
-                    result = await workflow.execute_activity(
-                        "client_batch_result",
+                    result = await workflow.execute_activity_method(
+                        PairActivities.client_batch_result,
                         BatchRef(pair=self.pair, workflow_id=wid),
-                        result_type=ClientBatchResult,
                         **batch_wait(self.timing),
                     )
                 except ActivityError as e:

@@ -25,16 +25,18 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.models import ClientInput, ClientRebootInput, ForcedRule, StepResult
+    from activities.clients import ClientActivities
+    from activities.models import (
+        ClientBatchResult,
+        ClientInput,
+        ClientRebootInput,
+        ClientSwitchResult,
+        ForcedRule,
+    )
     from inventory.models import Side, Timing, pair_workflow_id
     from workflows.activity_options import client_op, device_op, reboot_op
     from workflows.checklist import describe_failure
-    from workflows.models import (
-        ClientBatchInput,
-        ClientBatchResult,
-        ClientSwitchInput,
-        ClientSwitchResult,
-    )
+    from workflows.models import ClientBatchInput, ClientSwitchInput
     from workflows.shield import despite_cancel
 
 
@@ -83,8 +85,8 @@ async def switch_one(
         if workflow.patched(TWO_ACTIVITIES_PATCH):
             current = "reconfiguring, rebooting 1/2"
             stage(current)
-            prepared = await workflow.execute_activity(
-                "client_prepare_restart", client, result_type=StepResult, **client_op(timing)
+            prepared = await workflow.execute_activity_method(
+                ClientActivities.client_prepare_restart, client, **client_op(timing)
             )
             forced = prepared.forced
             current = "rebooting 2/2, verifying"
@@ -92,28 +94,27 @@ async def switch_one(
             # The boot after restart 1/2 goes with 2/2: a boot later than it is restart
             # 2/2 done, also when its first heartbeat was lost with a worker.
             restart2 = client.model_copy(update={"booted": prepared.booted})
-            await workflow.execute_activity(
-                "client_restart_verify", restart2, result_type=StepResult, **client_op(timing)
+            await workflow.execute_activity_method(
+                ClientActivities.client_restart_verify, restart2, **client_op(timing)
             )
         else:
             stage(current)
-            prepared = await workflow.execute_activity(
-                "client_prepare", client, result_type=StepResult, **device_op(timing)
+            prepared = await workflow.execute_activity_method(
+                ClientActivities.client_prepare, client, **device_op(timing)
             )
             forced = prepared.forced
             for n in (1, 2):
                 current = f"rebooting {n}/2"
                 stage(current)
-                await workflow.execute_activity(
-                    "client_reboot",
+                await workflow.execute_activity_method(
+                    ClientActivities.client_reboot,
                     ClientRebootInput(pair=pair, host=host, round=n),
-                    result_type=StepResult,
                     **reboot_op(timing),
                 )
             current = "verifying"
             stage(current)
-            await workflow.execute_activity(
-                "client_verify", client, result_type=StepResult, **device_op(timing)
+            await workflow.execute_activity_method(
+                ClientActivities.client_verify, client, **device_op(timing)
             )
     except ActivityError as e:
         took = (workflow.now() - start).total_seconds()

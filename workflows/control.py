@@ -24,10 +24,12 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.workflow import ChildWorkflowCancellationType, ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
+    from activities.browse import BrowseActivities
+    from activities.clients import ClientActivities
+    from activities.dsm import DsmActivities
     from activities.models import (
         BrowseInput,
         BrowseSwitchInput,
-        Capabilities,
         DsmModeInput,
         HostInput,
         PairRef,
@@ -36,15 +38,19 @@ with workflow.unsafe.imports_passed_through():
         SideRunInput,
         StepResult,
     )
+    from activities.pair import PairActivities
+    from activities.probe import ProbeActivities
+    from activities.smartbins import SmartBinsActivities
+    from activities.sync_tools import SyncToolActivities
     from inventory.models import Side, Timing, pair_workflow_id
     from inventory.rules import RULE_CONTROL_ALONGSIDE_RUN
-    from workflows.activity_options import BOOTSTRAP, device_op, reboot_op
+    from workflows.activity_options import BOOTSTRAP, A, DeviceOp, device_op, reboot_op
     from workflows.base import OWN_ID_PATCH, RANDOM_IDS_PATCH, new_tag
     from workflows.checklist import describe_failure
     from workflows.client_switch import ClientSwitchWorkflow
     from workflows.inputs import read_input
     from workflows.limits import MAX_OVERRIDES, Bounded, Name
-    from workflows.models import ClientSwitchInput, Hosts, PairRunState
+    from workflows.models import ClientSwitchInput, Hosts
     from workflows.overrides import Override, OverrideRecord, override_problem, records
     from workflows.routing import on_site
     from workflows.shield import despite_cancel
@@ -137,8 +143,8 @@ class ControlWorkflow:
                 type="Refused",
                 non_retryable=True,
             )
-        caps = await workflow.execute_activity(
-            "get_capabilities", PairRef(pair=inp.pair), result_type=Capabilities, **BOOTSTRAP
+        caps = await workflow.execute_activity_method(
+            ProbeActivities.get_capabilities, PairRef(pair=inp.pair), **BOOTSTRAP
         )
         if caps.operators and inp.operator.lower() not in caps.operators:
             raise ApplicationError(
@@ -157,8 +163,8 @@ class ControlWorkflow:
                 f"**{inp.control}** by {inp.operator}, overriding "
                 + ", ".join(f"`{o.rule}` ({o.reason})" for o in inp.overrides)
             )
-        state = await workflow.execute_activity(
-            "pair_run_state", PairRef(pair=inp.pair), result_type=PairRunState, **BOOTSTRAP
+        state = await workflow.execute_activity_method(
+            PairActivities.pair_run_state, PairRef(pair=inp.pair), **BOOTSTRAP
         )
         alongside: str | None = None
         if state.running:
@@ -207,8 +213,8 @@ class ControlWorkflow:
                 )
             else:
                 workflow.logger.info("%s by %s mends %s", inp.control, inp.operator, mendable)
-        timing = await workflow.execute_activity(
-            "get_timing", PairRef(pair=inp.pair), result_type=Timing, **BOOTSTRAP
+        timing = await workflow.execute_activity_method(
+            ProbeActivities.get_timing, PairRef(pair=inp.pair), **BOOTSTRAP
         )
         try:
             r = await self._act(inp, timing)
@@ -239,52 +245,65 @@ class ControlWorkflow:
         ops = device_op(timing)
         forcing = [o.rule for o in inp.overrides]
 
-        async def do(activity: str, arg: object, **opts: object) -> StepResult:
-            return await workflow.execute_activity(
-                activity, arg, result_type=StepResult, **(opts or ops), **on_site(arg)
+        async def do(activity: DeviceOp[A], arg: A, **opts: object) -> StepResult:
+            return await workflow.execute_activity_method(
+                activity, arg, **(opts or ops), **on_site(arg)
             )
 
         if c in ("dsm-set-main", "dsm-set-backup"):
             mode: Literal["main", "backup"] = "main" if c == "dsm-set-main" else "backup"
             return await do(
-                "dsm_set_mode", DsmModeInput(pair=pair, side=needs_side(inp), mode=mode)
+                DsmActivities.dsm_set_mode, DsmModeInput(pair=pair, side=needs_side(inp), mode=mode)
             )
         if c == "replication-start":
             return await do(
-                "dsm_start_replication",
+                DsmActivities.dsm_start_replication,
                 SideInput(pair=pair, side=needs_side(inp), overrides=forcing),
             )
         if c == "replication-stop":
-            return await do("dsm_stop_replication", SideInput(pair=pair, side=needs_side(inp)))
+            return await do(
+                DsmActivities.dsm_stop_replication, SideInput(pair=pair, side=needs_side(inp))
+            )
         if c == "smartbins-set-main":
-            return await do("smartbins_set_main", SideInput(pair=pair, side=needs_side(inp)))
+            return await do(
+                SmartBinsActivities.smartbins_set_main, SideInput(pair=pair, side=needs_side(inp))
+            )
         if c == "smartbins-set-backup":
-            return await do("smartbins_set_backup", SideInput(pair=pair, side=needs_side(inp)))
+            return await do(
+                SmartBinsActivities.smartbins_set_backup, SideInput(pair=pair, side=needs_side(inp))
+            )
         hosts = inp.hosts or None
         if c == "browse-stop":
-            return await do("browse_stop", BrowseInput(pair=pair, hosts=hosts))
+            return await do(BrowseActivities.browse_stop, BrowseInput(pair=pair, hosts=hosts))
         if c == "browse-start":
-            return await do("browse_start", BrowseInput(pair=pair, hosts=hosts))
+            return await do(BrowseActivities.browse_start, BrowseInput(pair=pair, hosts=hosts))
         if c == "browse-switch":
             return await do(
-                "browse_switch",
+                BrowseActivities.browse_switch,
                 BrowseSwitchInput(pair=pair, to=needs_side(inp), hosts=hosts, overrides=forcing),
             )
         if c == "insync-set-main":
             return await do(
-                "insync_set_main", SideInput(pair=pair, side=needs_side(inp), overrides=forcing)
+                SyncToolActivities.insync_set_main,
+                SideInput(pair=pair, side=needs_side(inp), overrides=forcing),
             )
         if c in ("insync-start", "insync-stop"):
-            return await do("insync_run", RunInput(pair=pair, running=c == "insync-start"))
+            return await do(
+                SyncToolActivities.insync_run, RunInput(pair=pair, running=c == "insync-start")
+            )
         if c in ("allsync-start", "allsync-stop"):
             return await do(
-                "allsync_run",
+                SyncToolActivities.allsync_run,
                 SideRunInput(pair=pair, side=needs_side(inp), running=c == "allsync-start"),
             )
         if c == "reboot":
             results = await asyncio.gather(
                 *(
-                    do("reboot_host", HostInput(pair=pair, host=h), **reboot_op(timing))
+                    do(
+                        ClientActivities.reboot_host,
+                        HostInput(pair=pair, host=h),
+                        **reboot_op(timing),
+                    )
                     for h in inp.hosts
                 )
             )

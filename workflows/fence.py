@@ -21,13 +21,14 @@ from temporalio.common import RawValue
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.models import Capabilities, PairRef, SideInput, StepResult
-    from inventory.models import Timing
+    from activities.lost_side import LostSideActivities
+    from activities.models import FenceState, PairRef, SideInput
+    from activities.probe import ProbeActivities
     from workflows.activity_options import BOOTSTRAP, fence_tries
     from workflows.checklist import describe_failure
     from workflows.inputs import BadPayload, read, read_input
     from workflows.limits import CONTINUE_AFTER_SIGNALS, cut, history_is_long
-    from workflows.models import FenceEnd, FenceInput, FenceState, UpdateResult
+    from workflows.models import FenceEnd, FenceInput, UpdateResult
     from workflows.routing import on_site
     from workflows.shield import despite_cancel
 
@@ -39,10 +40,6 @@ CONTINUE_PATCH = "fence-continue-as-new"
 # Fences started before a fence continued as new after CONTINUE_AFTER_SIGNALS signals
 # replay without it.
 SIGNALS_PATCH = "fence-continue-after-signals"
-
-
-def fence_workflow_id(pair: str) -> str:
-    return f"amsm-{pair}-fence"
 
 
 @workflow.defn(name="fence")
@@ -85,12 +82,12 @@ class FenceWorkflow:
                 "go to backup"
             )
         self._publish()
-        timing = await workflow.execute_activity(
-            "get_timing", PairRef(pair=inp.pair), result_type=Timing, **BOOTSTRAP
+        timing = await workflow.execute_activity_method(
+            ProbeActivities.get_timing, PairRef(pair=inp.pair), **BOOTSTRAP
         )
         if workflow.patched(OPERATOR_PATCH):
-            caps = await workflow.execute_activity(
-                "get_capabilities", PairRef(pair=inp.pair), result_type=Capabilities, **BOOTSTRAP
+            caps = await workflow.execute_activity_method(
+                ProbeActivities.get_capabilities, PairRef(pair=inp.pair), **BOOTSTRAP
             )
             self._operators = set(caps.operators)
             if self._not_operator(inp.started_by):
@@ -105,8 +102,11 @@ class FenceWorkflow:
         else:
             self._operators = set()
         where = SideInput(pair=inp.pair, side=inp.side)
-        attempt = workflow.start_activity(
-            "fence_side", where, result_type=StepResult, **fence_tries(timing), **on_site(where)
+        attempt = workflow.start_activity_method(
+            LostSideActivities.fence_side,
+            where,
+            **fence_tries(timing),
+            **on_site(where),
         )
         may_continue = workflow.patched(CONTINUE_PATCH)
         counts_signals = may_continue and workflow.patched(SIGNALS_PATCH)

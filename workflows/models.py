@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, Field
 
-from activities.models import ForcedRule, OrphanClip
+from activities.models import FenceState, OrphanClip
 from inventory.models import Side, Timing
 from workflows.limits import (
     MAX_CLIENTS,
@@ -217,9 +217,6 @@ class FenceRef(BaseModel):
     side: Side
 
 
-FenceStatus = Literal["waiting", "fenced", "ended"]
-
-
 class FenceInput(Bounded):
     pair: Name
     side: Side  # the lost side, to be fenced the moment it answers
@@ -235,20 +232,6 @@ class FenceEnd(Bounded):
 
     operator: Name = "unknown"
     reason: Text
-
-
-class FenceState(BaseModel):
-    pair: str
-    side: Side
-    status: FenceStatus = "waiting"
-    reason: str = ""
-    started_by: str = ""
-    switch_run_id: str = ""
-    started_at: str | None = None
-    ended_at: str | None = None
-    message: str | None = None
-    details: list[str] = Field(default_factory=list)
-    ended_by: str | None = None
 
 
 class RejectedSignal(BaseModel):
@@ -307,14 +290,6 @@ class ClientSwitchInput(Bounded):
     overrides: Annotated[list[Name], Field(max_length=8)] = []
 
 
-class ClientSwitchResult(BaseModel):
-    host: str
-    ok: bool
-    message: str
-    seconds: float
-    forced: list[ForcedRule] = []  # interlocks forced by an override
-
-
 class ClientTarget(Bounded):
     host: Name
     to: Side
@@ -326,16 +301,3 @@ class ClientBatchInput(Bounded):
     pair: Name
     clients: Annotated[list[ClientTarget], Field(max_length=MAX_CLIENTS)]
     timing: Timing
-
-
-class ClientBatchResult(BaseModel):
-    results: list[ClientSwitchResult]
-
-
-class PairRunState(BaseModel):
-    running: bool
-    run_id: str | None = None
-    workflow: str | None = None
-    current_step: str | None = None
-    failed_steps: list[str] = []
-    failed_clients: list[str] = []  # of the failed client steps

@@ -6,18 +6,21 @@ from temporalio import workflow
 from temporalio.common import RawValue
 
 with workflow.unsafe.imports_passed_through():
+    from activities.browse import BrowseActivities
+    from activities.dsm import DsmActivities
+    from activities.media import MediaActivities
     from activities.models import (
-        AssetCounts,
         BrowseSwitchInput,
         DsmModeInput,
         OrphanClip,
         OrphanInput,
-        Orphans,
         PairRef,
         PurgeInput,
         SideInput,
         SyncInput,
     )
+    from activities.smartbins import SmartBinsActivities
+    from activities.sync_tools import SyncToolActivities
     from inventory.models import Side, other
     from inventory.status import PairStatus
     from workflows import outcomes
@@ -94,10 +97,11 @@ class RestoreWorkflow(PairWorkflow):
         self.continue_with = lambda: {"found": records}
 
         async def find(step: StepState) -> str:
-            found = await workflow.execute_activity(
-                "find_orphans", OrphanInput(pair=pair, main=m), result_type=Orphans,
+            found = await workflow.execute_activity_method(
+                MediaActivities.find_orphans,
+                OrphanInput(pair=pair, main=m),
                 **device_op(self.timing),
-            )  # fmt: skip
+            )
             orphans[:] = found.clips
             records[:] = found.found
             refused[:] = [f"{r.clip} ({r.reason})" for r in found.refused]
@@ -113,13 +117,17 @@ class RestoreWorkflow(PairWorkflow):
         async def purge(step: StepState) -> str:
             step.items = list(orphans)
             return await self.act(
-                "purge_orphans", PurgeInput(pair=pair, main=m, clips=orphans, found=records)
+                MediaActivities.purge_orphans,
+                PurgeInput(pair=pair, main=m, clips=orphans, found=records),
             )
 
         async def replicate(step: StepState) -> str:
-            started = await self.act("dsm_start_replication", SideInput(pair=pair, side=m))
+            started = await self.act(
+                DsmActivities.dsm_start_replication, SideInput(pair=pair, side=m)
+            )
             synced = await self.act(
-                "dsm_wait_in_sync", SyncInput(pair=pair, side=m, tolerance=inp.asset_tolerance)
+                DsmActivities.dsm_wait_in_sync,
+                SyncInput(pair=pair, side=m, tolerance=inp.asset_tolerance),
             )
             return f"{started}; {synced}"
 
@@ -146,17 +154,17 @@ class RestoreWorkflow(PairWorkflow):
                 for step_id, why in outcomes.NO_ORPHANS.items():
                     self.steps.pass_over(step_id, why)
             await run(
-                f"smartbins-{lo}-backup", auto("smartbins_set_backup", SideInput(pair=pair, side=o))
+                f"smartbins-{lo}-backup",
+                auto(SmartBinsActivities.smartbins_set_backup, SideInput(pair=pair, side=o)),
             )
             await run("switch-clients", clients)
             await run(
                 f"dsm-{lo}-backup",
-                auto("dsm_set_mode", DsmModeInput(pair=pair, side=o, mode="backup")),
+                auto(DsmActivities.dsm_set_mode, DsmModeInput(pair=pair, side=o, mode="backup")),
             )
-            counts = await workflow.execute_activity(
-                "dsm_asset_counts",
+            counts = await workflow.execute_activity_method(
+                DsmActivities.dsm_asset_counts,
                 PairRef(pair=pair),
-                result_type=AssetCounts,
                 **device_op(self.timing),
             )
             gate = self.steps.checklist.step("approve-overwrite")
@@ -165,10 +173,16 @@ class RestoreWorkflow(PairWorkflow):
             )
             await run("approve-overwrite")
             await run("start-replication", replicate)
-            await run(f"insync-{lm}-main", auto("insync_set_main", SideInput(pair=pair, side=m)))
+            await run(
+                f"insync-{lm}-main",
+                auto(SyncToolActivities.insync_set_main, SideInput(pair=pair, side=m)),
+            )
             await run("start-insync", **self.insync_step(True))
             await run("start-allsync", **self.allsync_step(m, True))
-            await run(f"browse-to-{lm}", auto("browse_move", BrowseSwitchInput(pair=pair, to=m)))
+            await run(
+                f"browse-to-{lm}",
+                auto(BrowseActivities.browse_move, BrowseSwitchInput(pair=pair, to=m)),
+            )
             return f"restore complete: mirrored, {m} main"
 
         return await self.walk(body)

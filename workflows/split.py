@@ -6,7 +6,9 @@ from temporalio import workflow
 from temporalio.common import RawValue
 
 with workflow.unsafe.imports_passed_through():
+    from activities.dsm import DsmActivities
     from activities.models import DsmModeInput, SideInput
+    from activities.smartbins import SmartBinsActivities
     from inventory.models import other
     from workflows.base import CLIENTS_CONTINUE_PATCH, PairWorkflow
     from workflows.checklist import StepRunner
@@ -55,15 +57,18 @@ class SplitWorkflow(PairWorkflow):
 
         async def body() -> str:
             await run(
-                "stop-replication", auto("dsm_stop_replication", SideInput(pair=pair, side=a))
+                "stop-replication",
+                auto(DsmActivities.dsm_stop_replication, SideInput(pair=pair, side=a)),
             )
             await run("stop-insync", **self.insync_step(False))
             await run("stop-allsync", **self.allsync_step(a, False))
             await run(
-                f"dsm-{lb}-main", auto("dsm_set_mode", DsmModeInput(pair=pair, side=b, mode="main"))
+                f"dsm-{lb}-main",
+                auto(DsmActivities.dsm_set_mode, DsmModeInput(pair=pair, side=b, mode="main")),
             )
             await run(
-                f"smartbins-{lb}-main", auto("smartbins_set_main", SideInput(pair=pair, side=b))
+                f"smartbins-{lb}-main",
+                auto(SmartBinsActivities.smartbins_set_main, SideInput(pair=pair, side=b)),
             )
             await run("move-editors", action=move)
             return f"split complete: {a} and {b} both main, each on its own"

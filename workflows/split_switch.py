@@ -6,7 +6,11 @@ from temporalio import workflow
 from temporalio.common import RawValue
 
 with workflow.unsafe.imports_passed_through():
+    from activities.browse import BrowseActivities
+    from activities.dsm import DsmActivities
     from activities.models import BrowseInput, BrowseSwitchInput, DsmModeInput, SideInput
+    from activities.smartbins import SmartBinsActivities
+    from activities.sync_tools import SyncToolActivities
     from inventory.models import other
     from workflows.base import PairWorkflow
     from workflows.checklist import StepRunner
@@ -69,37 +73,48 @@ class SplitSwitchWorkflow(PairWorkflow):
 
         async def body() -> str:
             await run(
-                "stop-replication", auto("dsm_stop_replication", SideInput(pair=pair, side=a))
+                "stop-replication",
+                auto(DsmActivities.dsm_stop_replication, SideInput(pair=pair, side=a)),
             )
             await run("stop-insync", **self.insync_step(False))
             await run("stop-allsync", **self.allsync_step(a, False))
             await run(
-                f"dsm-{lb}-main", auto("dsm_set_mode", DsmModeInput(pair=pair, side=b, mode="main"))
+                f"dsm-{lb}-main",
+                auto(DsmActivities.dsm_set_mode, DsmModeInput(pair=pair, side=b, mode="main")),
             )
             await run(
-                f"smartbins-{lb}-main", auto("smartbins_set_main", SideInput(pair=pair, side=b))
+                f"smartbins-{lb}-main",
+                auto(SmartBinsActivities.smartbins_set_main, SideInput(pair=pair, side=b)),
             )
             await run("switch-pilots", switch_pilots)
             # May wait for days; the current details keep saying for how long.
             await run("verify-pilots", remind=inp.reminder_interval)
-            await run("stop-browse", auto("browse_stop", BrowseInput(pair=pair)))
-            await run("switch-browse", auto("browse_switch", BrowseSwitchInput(pair=pair, to=b)))
+            await run("stop-browse", auto(BrowseActivities.browse_stop, BrowseInput(pair=pair)))
             await run(
-                f"dsm-{la}-backup",
-                auto("dsm_set_mode", DsmModeInput(pair=pair, side=a, mode="backup")),
+                "switch-browse",
+                auto(BrowseActivities.browse_switch, BrowseSwitchInput(pair=pair, to=b)),
             )
             await run(
-                f"smartbins-{la}-backup", auto("smartbins_set_backup", SideInput(pair=pair, side=a))
+                f"dsm-{la}-backup",
+                auto(DsmActivities.dsm_set_mode, DsmModeInput(pair=pair, side=a, mode="backup")),
+            )
+            await run(
+                f"smartbins-{la}-backup",
+                auto(SmartBinsActivities.smartbins_set_backup, SideInput(pair=pair, side=a)),
             )
             await run("switch-clients", switch_rest)
             await run("approve-overwrite")
             await run(
-                "start-replication", auto("dsm_start_replication", SideInput(pair=pair, side=b))
+                "start-replication",
+                auto(DsmActivities.dsm_start_replication, SideInput(pair=pair, side=b)),
             )
-            await run(f"insync-{lb}-main", auto("insync_set_main", SideInput(pair=pair, side=b)))
+            await run(
+                f"insync-{lb}-main",
+                auto(SyncToolActivities.insync_set_main, SideInput(pair=pair, side=b)),
+            )
             await run("start-insync", **self.insync_step(True))
             await run("start-allsync", **self.allsync_step(b, True))
-            await run("start-browse", auto("browse_start", BrowseInput(pair=pair)))
+            await run("start-browse", auto(BrowseActivities.browse_start, BrowseInput(pair=pair)))
             return f"split-switch complete: mirrored, {b} main"
 
         return await self.walk(body)

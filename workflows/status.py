@@ -6,6 +6,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from activities.models import PairRef
+    from activities.probe import ProbeActivities
     from inventory.status import PairStatus
     from workflows.activity_options import BOOTSTRAP
     from workflows.models import StatusInput
@@ -15,6 +16,6 @@ with workflow.unsafe.imports_passed_through():
 class PairStatusWorkflow:
     @workflow.run
     async def run(self, inp: StatusInput) -> PairStatus:
-        return await workflow.execute_activity(
-            "probe_pair", PairRef(pair=inp.pair), result_type=PairStatus, **BOOTSTRAP
+        return await workflow.execute_activity_method(
+            ProbeActivities.probe_pair, PairRef(pair=inp.pair), **BOOTSTRAP
         )

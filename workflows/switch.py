@@ -7,7 +7,11 @@ from temporalio import workflow
 from temporalio.common import RawValue
 
 with workflow.unsafe.imports_passed_through():
+    from activities.browse import BrowseActivities
+    from activities.dsm import DsmActivities
     from activities.models import BrowseInput, BrowseSwitchInput, DsmModeInput, SideInput
+    from activities.smartbins import SmartBinsActivities
+    from activities.sync_tools import SyncToolActivities
     from inventory.models import other
     from inventory.status import PairStatus
     from workflows.checklist import StepRunner
@@ -52,21 +56,29 @@ class SwitchWorkflow(UnplannedSwitch):
         async def body() -> str:
             await run("stop-replication", plan.stop_replication)
             await run(f"dsm-{la}-backup", plan.dsm_a_backup)
-            await run("stop-browse", auto("browse_stop", BrowseInput(pair=pair)))
-            await run("switch-browse", auto("browse_switch", BrowseSwitchInput(pair=pair, to=b)))
+            await run("stop-browse", auto(BrowseActivities.browse_stop, BrowseInput(pair=pair)))
+            await run(
+                "switch-browse",
+                auto(BrowseActivities.browse_switch, BrowseSwitchInput(pair=pair, to=b)),
+            )
             await run("stop-insync", **plan.stop_insync)
             await run("stop-allsync", **plan.stop_allsync)
-            await run(f"insync-{lb}-main", auto("insync_set_main", SideInput(pair=pair, side=b)))
+            await run(
+                f"insync-{lb}-main",
+                auto(SyncToolActivities.insync_set_main, SideInput(pair=pair, side=b)),
+            )
             await run(f"smartbins-{la}-backup", plan.smartbins_a_backup)
             await run(
-                f"dsm-{lb}-main", auto("dsm_set_mode", DsmModeInput(pair=pair, side=b, mode="main"))
+                f"dsm-{lb}-main",
+                auto(DsmActivities.dsm_set_mode, DsmModeInput(pair=pair, side=b, mode="main")),
             )
             await run(
-                f"smartbins-{lb}-main", auto("smartbins_set_main", SideInput(pair=pair, side=b))
+                f"smartbins-{lb}-main",
+                auto(SmartBinsActivities.smartbins_set_main, SideInput(pair=pair, side=b)),
             )
             await run("switch-clients", plan.clients)
             await run("check-projects")
-            await run("start-browse", auto("browse_start", BrowseInput(pair=pair)))
+            await run("start-browse", auto(BrowseActivities.browse_start, BrowseInput(pair=pair)))
             await run(f"verify-{lb}")
             return await plan.finish()
 
@@ -93,18 +105,23 @@ class SwitchWorkflow(UnplannedSwitch):
         async def finish() -> str:
             await run("approve-overwrite")
             await run(
-                "start-replication", auto("dsm_start_replication", SideInput(pair=pair, side=b))
+                "start-replication",
+                auto(DsmActivities.dsm_start_replication, SideInput(pair=pair, side=b)),
             )
             await run("start-insync", **(self.insync_step(True) if verified else {}))
             await run("start-allsync", **(self.allsync_step(b, True) if verified else {}))
             return f"switch complete: mirrored, {b} main"
 
         return SwitchPlan(
-            stop_replication=auto("dsm_stop_replication", SideInput(pair=pair, side=a)),
-            dsm_a_backup=auto("dsm_set_mode", DsmModeInput(pair=pair, side=a, mode="backup")),
+            stop_replication=auto(DsmActivities.dsm_stop_replication, SideInput(pair=pair, side=a)),
+            dsm_a_backup=auto(
+                DsmActivities.dsm_set_mode, DsmModeInput(pair=pair, side=a, mode="backup")
+            ),
             stop_insync=self.insync_step(False) if verified else {},
             stop_allsync=self.allsync_step(a, False) if verified else {},
-            smartbins_a_backup=auto("smartbins_set_backup", SideInput(pair=pair, side=a)),
+            smartbins_a_backup=auto(
+                SmartBinsActivities.smartbins_set_backup, SideInput(pair=pair, side=a)
+            ),
             clients=clients,
             finish=finish,
         )

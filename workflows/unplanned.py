@@ -31,21 +31,23 @@ from temporalio.exceptions import (
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
+    from activities.dsm import DsmActivities
+    from activities.lost_side import LostSideActivities
     from activities.models import (
-        AllSyncState,
         DsmModeInput,
+        FenceState,
         SideInput,
         SideRunInput,
-        StepResult,
     )
-    from inventory.models import Side, other
+    from activities.smartbins import SmartBinsActivities
+    from activities.sync_tools import SyncToolActivities
+    from inventory.models import Side, fence_workflow_id, other
     from inventory.status import PairStatus
     from workflows import outcomes, search
-    from workflows.activity_options import lost_side_try
+    from workflows.activity_options import A, DeviceOp, lost_side_try
     from workflows.base import PairWorkflow
     from workflows.checklist import describe_failure
-    from workflows.fence import fence_workflow_id
-    from workflows.models import FenceInput, FenceRef, FenceState, StepState, SwitchInput
+    from workflows.models import FenceInput, FenceRef, StepState, SwitchInput
     from workflows.routing import on_site
     from workflows.steps import NOT_UNPLANNED
 
@@ -115,9 +117,13 @@ class UnplannedSwitch(PairWorkflow):
         left: list[str] = list(c.step("switch-clients").items or [])
 
         async def stop_replication(step: StepState) -> str:
-            msg = await self.on_lost("dsm_stop_replication", SideInput(pair=pair, side=a))(step)
+            msg = await self.on_lost(
+                DsmActivities.dsm_stop_replication, SideInput(pair=pair, side=a)
+            )(step)
             if step.status == "skipped":
-                own = await self.act("dsm_stop_own_replication", SideInput(pair=pair, side=b))
+                own = await self.act(
+                    LostSideActivities.dsm_stop_own_replication, SideInput(pair=pair, side=b)
+                )
                 step.note = f"{step.note}; on {b}: {own}"
                 step.reason = f"{step.reason}; on {b}: {own}"
             return msg
@@ -125,13 +131,15 @@ class UnplannedSwitch(PairWorkflow):
         async def allsync_off(step: StepState) -> str:
             if self.caps.allsync_service:
                 arg = SideRunInput(pair=pair, side=a, running=False)
-                return await self.on_lost("allsync_run", arg)(step)
+                return await self.on_lost(SyncToolActivities.allsync_run, arg)(step)
             where = SideInput(pair=pair, side=a)
             try:
-                st = await workflow.execute_activity(
-                    "allsync_state", where, result_type=AllSyncState,
-                    **lost_side_try(self.timing), **on_site(where),
-                )  # fmt: skip
+                st = await workflow.execute_activity_method(
+                    SyncToolActivities.allsync_state,
+                    where,
+                    **lost_side_try(self.timing),
+                    **on_site(where),
+                )
             except ActivityError as e:
                 return await self.side_lost(step, self.why_lost(e))
             if st.running:
@@ -167,24 +175,25 @@ class UnplannedSwitch(PairWorkflow):
         return SwitchPlan(
             stop_replication=stop_replication,
             dsm_a_backup=self.on_lost(
-                "dsm_set_mode", DsmModeInput(pair=pair, side=a, mode="backup")
+                DsmActivities.dsm_set_mode, DsmModeInput(pair=pair, side=a, mode="backup")
             ),
             stop_insync=self.insync_step(False),
             stop_allsync={"automatic": allsync_off},
-            smartbins_a_backup=self.on_lost("smartbins_set_backup", SideInput(pair=pair, side=a)),
+            smartbins_a_backup=self.on_lost(
+                SmartBinsActivities.smartbins_set_backup, SideInput(pair=pair, side=a)
+            ),
             clients=clients,
             finish=finish,
         )
 
     # -- the lost side ---------------------------------------------------------------------
-    def on_lost(self, activity: str, arg: object) -> Callable[[StepState], Awaitable[str]]:
+    def on_lost(self, activity: DeviceOp[A], arg: A) -> Callable[[StepState], Awaitable[str]]:
         """An action on the lost side: one try; a failure skips the step, not the run."""
 
         async def action(step: StepState) -> str:
             try:
-                r = await workflow.execute_activity(
-                    activity, arg, result_type=StepResult,
-                    **lost_side_try(self.timing), **on_site(arg),
+                r = await workflow.execute_activity_method(
+                    activity, arg, **lost_side_try(self.timing), **on_site(arg),
                 )  # fmt: skip
             except ActivityError as e:
                 return await self.side_lost(step, self.why_lost(e))

@@ -16,7 +16,7 @@ from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.models import PairRef
-    from inventory.models import Timing
+    from activities.probe import ProbeActivities
     from inventory.status import PairStatus
     from workflows.activity_options import BOOTSTRAP
     from workflows.checklist import describe_failure
@@ -61,14 +61,14 @@ class PairWatchWorkflow:
         inp = read_input(WatchInput, raw, "pair-watch")
         if inp.last is not None:
             self._view = inp.last
-        timing = await workflow.execute_activity(
-            "get_timing", PairRef(pair=inp.pair), result_type=Timing, **BOOTSTRAP
+        timing = await workflow.execute_activity_method(
+            ProbeActivities.get_timing, PairRef(pair=inp.pair), **BOOTSTRAP
         )
         while True:
             now = workflow.now().isoformat(timespec="seconds")
             try:
-                st = await workflow.execute_activity(
-                    "probe_pair", PairRef(pair=inp.pair), result_type=PairStatus, **BOOTSTRAP
+                st = await workflow.execute_activity_method(
+                    ProbeActivities.probe_pair, PairRef(pair=inp.pair), **BOOTSTRAP
                 )
                 self._view = WatchView(status=st, read_at=now)
             except ActivityError as e:

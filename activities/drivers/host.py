@@ -124,6 +124,18 @@ class HostDriver(abc.ABC):
     async def run_one(self, statement: str) -> str:
         return (await self.run(statement))[0]
 
+    async def run_groups(self, groups: list[list[str]]) -> list[list[str]]:
+        """Run groups of statements in as few scripts as fit the command line (a group
+        is never cut); one output list per group."""
+        out: list[list[str]] = []
+        for batch in ps.batch_groups(groups, self.transport):
+            lines = await self.run(*[st for g in batch for st in g])
+            i = 0
+            for g in batch:
+                out.append(lines[i : i + len(g)])
+                i += len(g)
+        return out
+
     @abc.abstractmethod
     async def _execute(self, script_text: str) -> ExecResult:
         """Send the script; translate transport errors into the error tree."""

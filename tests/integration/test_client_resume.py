@@ -18,9 +18,10 @@ from typing import Any
 import pytest
 from temporalio.testing import ActivityEnvironment
 
-from activities.devices import DeviceActivities
-from activities.drivers import devices as dev
+from activities.clients import ClientActivities
+from activities.context import DeviceContext
 from activities.drivers.errors import Unreachable
+from activities.drivers.facts import windows as windows_facts
 from activities.models import ClientInput, StepResult
 from inventory.models import SwitchableClient
 from lab.faults import set_fault
@@ -79,17 +80,17 @@ async def die_then_retry(
 
 
 def back_up(
-    acts: DeviceActivities, ed: SwitchableClient
+    acts: ClientActivities, ed: SwitchableClient
 ) -> Callable[[tuple[Any, ...]], Awaitable[None]]:
     """Before the retry: wait until the client has booted since the boot in the killed
     attempt's heartbeat. A real host goes down a while after Restart-Computer answers;
     the lab's at once: retrying once it is up again lets a second restart reach it."""
-    drv = acts.host(ed)
+    drv = acts.ctx.host(ed)
 
     async def wait(details: tuple[Any, ...]) -> None:
         for _ in range(200):
             with contextlib.suppress(Unreachable):
-                if (await dev.boot(drv)).after(details[0], TOLERANCE):
+                if (await windows_facts.boot(drv)).after(details[0], TOLERANCE):
                     return
             await asyncio.sleep(0.05)
         raise AssertionError("the client did not come back")
@@ -98,7 +99,7 @@ def back_up(
 
 
 async def test_a_client_restarted_then_killed_is_not_restarted_again(lab: Lab) -> None:
-    acts = DeviceActivities(lab.inventory, lab.inventory_path)
+    acts = ClientActivities(DeviceContext(lab.inventory, lab.inventory_path))
     ed = lab.inventory.clients[0]
     inp = ClientInput(pair=lab.inventory.pair, host=ed.host, to="Y")
     mark = len(LabState(lab.dir).journal())
@@ -118,7 +119,7 @@ async def test_a_client_restarted_then_killed_is_not_restarted_again(lab: Lab) -
 
 
 async def test_killed_before_the_reconfiguration_ended_starts_it_again(lab: Lab) -> None:
-    acts = DeviceActivities(lab.inventory, lab.inventory_path)
+    acts = ClientActivities(DeviceContext(lab.inventory, lab.inventory_path))
     ed = lab.inventory.clients[0]
     inp = ClientInput(pair=lab.inventory.pair, host=ed.host, to="Y")
     mark = len(LabState(lab.dir).journal())
@@ -132,7 +133,7 @@ async def test_killed_before_the_reconfiguration_ended_starts_it_again(lab: Lab)
 
 
 async def test_a_restart_whose_heartbeat_was_lost_is_not_sent_again(lab: Lab) -> None:
-    acts = DeviceActivities(lab.inventory, lab.inventory_path)
+    acts = ClientActivities(DeviceContext(lab.inventory, lab.inventory_path))
     ed = lab.inventory.clients[0]
     inp = ClientInput(pair=lab.inventory.pair, host=ed.host, to="Y")
     await ActivityEnvironment().run(acts.client_prepare_restart, inp)
@@ -151,7 +152,7 @@ async def test_a_lost_first_heartbeat_does_not_restart_a_third_time(lab: Lab) ->
     """Restart 2/2 sent, then the worker died before any heartbeat reached the server:
     the retry knows nothing of it but the boot after restart 1/2 (`booted`, from the
     workflow), sees a later boot and does not restart the client a third time."""
-    acts = DeviceActivities(lab.inventory, lab.inventory_path)
+    acts = ClientActivities(DeviceContext(lab.inventory, lab.inventory_path))
     ed = lab.inventory.clients[0]
     inp = ClientInput(pair=lab.inventory.pair, host=ed.host, to="Y")
     first = await ActivityEnvironment().run(acts.client_prepare_restart, inp)
@@ -175,7 +176,7 @@ async def test_a_clock_stepped_back_does_not_hide_the_restart(lab: Lab) -> None:
     """The client's clock goes back an hour once the restart is sent (a time server
     corrects it): the boot it comes back with is still a new boot (its uptime says
     so), not one an hour older than the boot before the restart."""
-    acts = DeviceActivities(lab.inventory, lab.inventory_path)
+    acts = ClientActivities(DeviceContext(lab.inventory, lab.inventory_path))
     ed = lab.inventory.clients[0]
     inp = ClientInput(pair=lab.inventory.pair, host=ed.host, to="X")
     env = ActivityEnvironment()
@@ -197,7 +198,7 @@ async def test_a_clock_stepped_forward_does_not_fake_a_restart(lab: Lab) -> None
     """The worker died before the restart went out, and the client's clock then jumped
     an hour ahead (its boot time with it): the retry does not take that for the
     restart, it restarts the client."""
-    acts = DeviceActivities(lab.inventory, lab.inventory_path)
+    acts = ClientActivities(DeviceContext(lab.inventory, lab.inventory_path))
     ed = lab.inventory.clients[0]
     inp = ClientInput(pair=lab.inventory.pair, host=ed.host, to="X")
     mark = len(LabState(lab.dir).journal())

@@ -10,8 +10,7 @@ from pathlib import Path
 import asyncssh
 import pytest
 
-from activities.devices import DeviceActivities
-from activities.drivers import devices as dev
+from activities.context import DeviceContext
 from activities.drivers import powershell as ps
 from activities.drivers.credentials import Secret
 from activities.drivers.errors import (
@@ -25,9 +24,16 @@ from activities.drivers.errors import (
     InterlockRefused,
     Unreachable,
 )
+from activities.drivers.facts import browse as browse_facts
+from activities.drivers.facts import smartbins as smartbins_facts
+from activities.drivers.facts import sync_tools as sync_tools_facts
+from activities.drivers.facts import windows as windows_facts
 from activities.drivers.host import ExecResult
+from activities.drivers.operations import browse as browse_ops
+from activities.drivers.operations import sync_tools as sync_tools_ops
 from activities.drivers.ssh import SshHostDriver
 from activities.models import PairRef
+from activities.probe import ProbeActivities
 from tests.support.lab import Lab
 
 
@@ -36,14 +42,17 @@ async def lab(lab_factory) -> Lab:  # type: ignore[no-untyped-def]
     return await lab_factory(editors=1, ingest=0)
 
 
-def acts(lab: Lab) -> DeviceActivities:
-    return DeviceActivities(lab.inventory, lab.inventory_path)
+def acts(lab: Lab) -> DeviceContext:
+    return DeviceContext(lab.inventory, lab.inventory_path)
 
 
 async def test_ssh_reads_facts_and_refuses_unknown_service(lab: Lab) -> None:
     a = acts(lab)
     sb = lab.inventory.sides["X"].smartbins[0]
-    assert await dev.smartbins_facts(a.host(sb), lab.inventory.devices) == (True, "Normal")
+    assert await smartbins_facts.smartbins_facts(a.host(sb), lab.inventory.devices) == (
+        True,
+        "Normal",
+    )
     with pytest.raises(CommandFailed) as e:
         await a.host(sb).run(ps.get_services(["NoSuchService"]))
     assert e.value.host == sb.host and "NoSuchService" in str(e.value)
@@ -56,7 +65,7 @@ async def test_ssh_answers_are_read_whole(lab: Lab) -> None:
     drv = a.host(nas)
     # AllSync does not run on Y's NAS head: Get-Process prints nothing at all, and the
     # next statement's answer stays its own.
-    assert await dev.process_running(drv, inv.devices.allsync_process) is False
+    assert await windows_facts.process_running(drv, inv.devices.allsync_process) is False
     got = await drv.run(ps.get_process(inv.devices.allsync_process), ps.test_path("V:\\"))
     assert got == ["", "True"]
     # The error's text, not its CLIXML.
@@ -137,21 +146,21 @@ async def test_browse_switch_interlock_and_interrupted_swap(lab: Lab) -> None:
     comp = next(b for b in lab.inventory.browse if b.role == "k2-mdi")
     drv = a.host(comp.host)
     with pytest.raises(InterlockRefused) as e:
-        await dev.browse_switch(drv, comp, lab.inventory, "Y")
+        await browse_ops.browse_switch(drv, comp, lab.inventory, "Y")
     assert e.value.rule == RULE_BROWSE_STOPPED and "GV K2 MDI" in str(e.value)
-    assert "stopped" in await dev.browse_stop(drv, comp)
-    assert "already stopped" in await dev.browse_stop(drv, comp)
+    assert "stopped" in await browse_ops.browse_stop(drv, comp)
+    assert "already stopped" in await browse_ops.browse_stop(drv, comp)
     # Simulate a worker that died after the first rename of the swap.
     folder, f = comp.config_dir, comp.config_files[0]
     await drv.run(
         ps.rename_file(f"{folder}\\{f}", f.replace(".exe.config", ".amsm-swap.exe.config"))
     )
-    msg = await dev.browse_switch(drv, comp, lab.inventory, "Y")
+    msg = await browse_ops.browse_switch(drv, comp, lab.inventory, "Y")
     assert "interrupted swap completed" in msg
-    facts = await dev.browse_facts(drv, comp, lab.inventory)
+    facts = await browse_facts.browse_facts(drv, comp, lab.inventory)
     assert facts.side == "Y" and facts.stopped
-    assert "already points at Y" in await dev.browse_switch(drv, comp, lab.inventory, "Y")
-    assert "switched to X" in await dev.browse_switch(drv, comp, lab.inventory, "X")
+    assert "already points at Y" in await browse_ops.browse_switch(drv, comp, lab.inventory, "Y")
+    assert "switched to X" in await browse_ops.browse_switch(drv, comp, lab.inventory, "X")
 
 
 async def test_insync_direction_only_while_stopped(lab: Lab) -> None:
@@ -160,13 +169,13 @@ async def test_insync_direction_only_while_stopped(lab: Lab) -> None:
     a = acts(lab)
     drv = a.host(lab.inventory.control_point)
     d = lab.inventory.devices
-    assert "already copies X -> Y" in await dev.insync_set_main(drv, d, "X")
+    assert "already copies X -> Y" in await sync_tools_ops.insync_set_main(drv, d, "X")
     with pytest.raises(InterlockRefused) as e:
-        await dev.insync_set_main(drv, d, "Y")
+        await sync_tools_ops.insync_set_main(drv, d, "Y")
     assert e.value.rule == RULE_INSYNC_STOPPED
     set_insync(lab.dir, running=False)
-    assert "set to copy Y -> X" in await dev.insync_set_main(drv, d, "Y")
-    assert await dev.insync_facts(drv, d) == (False, "Y")
+    assert "set to copy Y -> X" in await sync_tools_ops.insync_set_main(drv, d, "Y")
+    assert await sync_tools_facts.insync_facts(drv, d) == (False, "Y")
 
 
 async def test_dsm_driver_modes_and_replication_interlocks(lab: Lab) -> None:
@@ -228,7 +237,7 @@ async def test_one_unreadable_answer_is_that_hosts_error_not_the_whole_status(
     a = acts(lab)
     ed = lab.inventory.clients[0]
     assert ed.host == "ED-01" and ed.transport == "ssh"
-    status = await a.probe_pair(PairRef(pair=lab.inventory.pair))
+    status = await ProbeActivities(a).probe_pair(PairRef(pair=lab.inventory.pair))
     broken = {c.host: c for c in status.clients}["ED-01"]
     assert broken.status == "unreachable" and broken.error is not None
     assert "ED-01" in broken.error and "answer not whole" in broken.error
@@ -255,7 +264,7 @@ async def test_commands_beside_a_restart_are_unreachable_never_garbage(
     async def read_boot() -> None:
         while not stop:
             try:
-                await dev.uptime(drv)
+                await windows_facts.uptime(drv)
                 kind = "answered"
             except Unreachable:
                 kind = "unreachable"

@@ -8,9 +8,11 @@ import socket
 import pytest
 from temporalio.client import Client
 
-from activities.devices import DeviceActivities
-from activities.drivers import devices as dev
+from activities.context import DeviceContext
 from activities.drivers.errors import RULE_PURGE_BACKUP_ONLY, InterlockRefused
+from activities.drivers.facts import media as media_facts
+from activities.drivers.facts import windows as windows_facts
+from activities.drivers.operations import media as media_ops
 from lab.faults import set_fault
 from lab.media import ingest
 from lab.state import LabState
@@ -51,11 +53,11 @@ async def test_restore_purges_real_orphans_on_the_backup_side_only(
         assert "News\\x-only.vmf" in clips(lab, "X") and "News\\x-only.vmf" not in clips(lab, "Y")
 
         # The purge never runs on the main side's volume: the driver refuses it.
-        a = DeviceActivities(lab.inventory, lab.inventory_path)
+        a = DeviceContext(lab.inventory, lab.inventory_path)
         with pytest.raises(InterlockRefused) as e:
             x_host = a.host(lab.inventory.sides["X"].pseudo_host)
-            await dev.purge_orphans(
-                x_host, "X", "X", [dev.ClipRecord("News\\x-only.vmf", ())], x_host
+            await media_ops.purge_orphans(
+                x_host, "X", "X", [media_facts.ClipRecord("News\\x-only.vmf", ())], x_host
             )
         assert e.value.rule == RULE_PURGE_BACKUP_ONLY
 
@@ -199,9 +201,9 @@ async def test_unreachable_fault_closes_the_port_and_clear_reopens_without_a_reb
     lab_factory,
 ) -> None:  # type: ignore[no-untyped-def]
     lab = await lab_factory(editors=1, ingest=0)
-    a = DeviceActivities(lab.inventory, lab.inventory_path)
+    a = DeviceContext(lab.inventory, lab.inventory_path)
     ed = lab.inventory.client("ED-01")
-    boot = await dev.boot(a.host(ed))
+    boot = await windows_facts.boot(a.host(ed))
 
     def port_open() -> bool:
         with socket.socket() as s:
@@ -219,7 +221,7 @@ async def test_unreachable_fault_closes_the_port_and_clear_reopens_without_a_reb
         return port_open()
 
     await wait_for(opened, "port open again")
-    assert not (await dev.boot(a.host(ed))).after(boot.latest, 0.05)
+    assert not (await windows_facts.boot(a.host(ed))).after(boot.latest, 0.05)
 
 
 async def test_nas_head_down_while_a_manual_step_is_verified(client: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]

@@ -18,7 +18,7 @@ from temporalio.client import (
 )
 from temporalio.exceptions import ApplicationError
 
-from inventory.models import Inventory, Timing
+from inventory.models import Inventory, Timing, fence_workflow_id
 from lab.faults import set_side_fault
 from lab.state import LabState
 from tests.support.cli import cli, cli_json
@@ -39,7 +39,6 @@ from workers import version
 from workers.worker import build_workers, other_builds, start_watch
 from workflows import server
 from workflows.base import PairWorkflow
-from workflows.fence import fence_workflow_id
 from workflows.limits import MAX_PAYLOAD_BYTES, REJECTED_KEPT
 from workflows.models import (
     ClientBatchInput,
@@ -605,9 +604,9 @@ async def test_a_server_that_cannot_answer_is_not_taken_for_no_run(  # type: ign
     from temporalio.testing import ActivityEnvironment
 
     from activities.models import PairRef
+    from activities.pair import PairActivities
     from tests.support.lab import free_port
     from tests.support.servers import start_server
-    from workers.pair import PairActivities
 
     lab: Lab = await lab_factory(editors=1, ingest=0)
     port = free_port()

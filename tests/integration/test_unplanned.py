@@ -17,6 +17,7 @@ import time
 from temporalio.client import Client, WorkflowExecutionStatus
 
 from client.session import EXIT_USAGE
+from inventory.models import fence_workflow_id
 from lab.faults import set_fault, set_side_fault
 from lab.hands import set_insync
 from lab.media import ingest
@@ -25,7 +26,6 @@ from tests.support.driving import drive, step
 from tests.support.secrets import assert_no_secrets_in_pair, record_history, record_run
 from tests.support.waiting import side_down, wait_for
 from tests.support.worker import running_worker
-from workflows.fence import fence_workflow_id
 from workflows.models import FenceInput
 from workflows.unplanned import NOT_UNPLANNED
 

@@ -17,11 +17,14 @@ import pytest
 from cryptography import x509
 from winrm.protocol import Protocol
 
-from activities.devices import DeviceActivities
-from activities.drivers import devices as dev
+from activities.context import DeviceContext
 from activities.drivers import powershell as ps
 from activities.drivers.credentials import Secret
 from activities.drivers.errors import AuthenticationFailed, CommandFailed, Unreachable
+from activities.drivers.facts import browse as browse_facts
+from activities.drivers.facts import smartbins as smartbins_facts
+from activities.drivers.facts import sync_tools as sync_tools_facts
+from activities.drivers.facts import windows as windows_facts
 from activities.drivers.winrm import WinRmHostDriver, endpoint
 from inventory.models import Host
 from lab import winrm as lab_winrm
@@ -36,8 +39,8 @@ async def lab(lab_factory) -> Lab:  # type: ignore[no-untyped-def]
     return await lab_factory(editors=2, ingest=0)
 
 
-def acts(lab: Lab) -> DeviceActivities:
-    return DeviceActivities(lab.inventory, lab.inventory_path)
+def acts(lab: Lab) -> DeviceContext:
+    return DeviceContext(lab.inventory, lab.inventory_path)
 
 
 def winrm_host(lab: Lab, scheme: str, auth: str) -> Host:
@@ -89,14 +92,14 @@ async def test_scripts_over_https_and_http_keep_the_devices_errors(lab: Lab) -> 
     drv = a.host(cp)
     assert isinstance(drv, WinRmHostDriver) and drv.endpoint.startswith("https://127.0.0.1:")
     # Facts and a multi-statement script, over HTTPS with NTLM.
-    assert await dev.insync_facts(drv, inv.devices) == (True, "X")
+    assert await sync_tools_facts.insync_facts(drv, inv.devices) == (True, "X")
     lines = await drv.run(ps.boot_info(), ps.test_path("C:\\"), ps.test_path("Q:\\nothing"))
     assert json.loads(lines[0])["CSName"] == "cp-01" and lines[1:] == ["True", "False"]
 
     # Over HTTPS with Basic: a failing statement keeps the device's own error text.
     sb = winrm_host(lab, "https", "basic")
     assert sb.host == "sb-y1"
-    assert await dev.smartbins_facts(a.host(sb), inv.devices) == (True, "Pseudo")
+    assert await smartbins_facts.smartbins_facts(a.host(sb), inv.devices) == (True, "Pseudo")
     with pytest.raises(CommandFailed) as e:
         await a.host(sb).run(ps.test_path("C:\\"), ps.get_services(["NoSuchService"]))
     assert e.value.host == "sb-y1"
@@ -106,7 +109,7 @@ async def test_scripts_over_https_and_http_keep_the_devices_errors(lab: Lab) -> 
     mf = winrm_host(lab, "http", "basic")
     assert mf.host == "browse-srv" and endpoint(mf).startswith("http://")
     comp = next(b for b in inv.browse if b.host.host == mf.host)
-    facts = await dev.browse_facts(a.host(mf), comp, inv)
+    facts = await browse_facts.browse_facts(a.host(mf), comp, inv)
     assert facts.side == "X" and facts.running
 
     # The same PowerShell as over SSH: the lab also serves SSH for this host.
@@ -168,7 +171,7 @@ async def test_closed_port_and_unreachable_fault_are_unreachable(lab: Lab) -> No
 
     # The lab's network fault closes the WinRM port with the SSH port; clear reopens both.
     drv = a.host(cp)
-    boot = await dev.boot(drv)
+    boot = await windows_facts.boot(drv)
     web_port = cp.winrm_settings.endpoint_port
     set_fault(lab.dir, "cp-01", "unreachable")
     await wait_until(lambda: not port_open(web_port) and not port_open(cp.port), "ports closed")
@@ -176,7 +179,7 @@ async def test_closed_port_and_unreachable_fault_are_unreachable(lab: Lab) -> No
         await drv.run(ps.boot_info())
     set_fault(lab.dir, "cp-01", "clear")
     await wait_until(lambda: port_open(web_port) and port_open(cp.port), "ports open again")
-    assert not (await dev.boot(drv)).after(boot.latest, 0.05)
+    assert not (await windows_facts.boot(drv)).after(boot.latest, 0.05)
 
 
 async def test_a_kept_shell_the_host_lost_is_replaced_before_the_command(
@@ -193,8 +196,8 @@ async def test_a_kept_shell_the_host_lost_is_replaced_before_the_command(
         return open_shell(self, s)  # type: ignore[arg-type]
 
     monkeypatch.setattr(WinRmHostDriver, "_open_shell", spy)
-    boot = await dev.boot(drv)
-    assert not (await dev.boot(drv)).after(boot.latest, 0.05)
+    boot = await windows_facts.boot(drv)
+    assert not (await windows_facts.boot(drv)).after(boot.latest, 0.05)
     assert opened == ["cp-01"], "the second command should reuse the first one's shell"
     # The host loses its network for a moment: its connections and shells are gone.
     web_port = cp.winrm_settings.endpoint_port
@@ -202,7 +205,7 @@ async def test_a_kept_shell_the_host_lost_is_replaced_before_the_command(
     await wait_until(lambda: not port_open(web_port), "port closed")
     set_fault(lab.dir, "cp-01", "clear")
     await wait_until(lambda: port_open(web_port), "port open again")
-    assert not (await dev.boot(drv)).after(boot.latest, 0.05)
+    assert not (await windows_facts.boot(drv)).after(boot.latest, 0.05)
     assert opened == ["cp-01", "cp-01"], "the lost shell is replaced, the command runs once"
 
 

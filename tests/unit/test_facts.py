@@ -19,10 +19,13 @@ from typing import Any
 
 import pytest
 
-from activities.drivers import devices as dev
 from activities.drivers import powershell as ps
 from activities.drivers.errors import CommandFailed
+from activities.drivers.facts import clients as clients_facts
+from activities.drivers.facts import sync_tools as sync_tools_facts
+from activities.drivers.facts import windows as windows_facts
 from activities.drivers.host import ExecResult, HostDriver
+from activities.drivers.operations import windows as windows_ops
 from inventory.load import load_inventory
 from inventory.models import Host, Inventory
 
@@ -62,29 +65,29 @@ def _inventory() -> Inventory:
 
 async def _client_facts(drv: HostDriver, args: dict[str, Any]) -> Any:
     inv = _inventory()
-    st = await dev.client_facts(drv, inv.clients[0], inv)
+    st = await clients_facts.client_facts(drv, inv.clients[0], inv)
     return {"side": st.side, "status": st.status}
 
 
 async def _client_verify(drv: HostDriver, args: dict[str, Any]) -> Any:
     inv = _inventory()
-    return await dev.client_verify(drv, inv.clients[0], inv, args["to"])
+    return await clients_facts.client_verify(drv, inv.clients[0], inv, args["to"])
 
 
 async def _insync_facts(drv: HostDriver, args: dict[str, Any]) -> Any:
     inv = _inventory()
-    running, main = await dev.insync_facts(drv, inv.devices)
+    running, main = await sync_tools_facts.insync_facts(drv, inv.devices)
     return {"running": running, "main": main}
 
 
 async def _uptime(drv: HostDriver, args: dict[str, Any]) -> Any:
-    return await dev.uptime(drv)
+    return await windows_facts.uptime(drv)
 
 
 FACT: dict[str, Callable[[HostDriver, dict[str, Any]], Awaitable[Any]]] = {
-    "process_running": lambda drv, a: dev.process_running(drv, a["name"]),
-    "services": lambda drv, a: dev.services(drv, a["names"]),
-    "restart_dependents": lambda drv, a: dev.restart_dependents(drv, a["names"]),
+    "process_running": lambda drv, a: windows_facts.process_running(drv, a["name"]),
+    "services": lambda drv, a: windows_facts.services(drv, a["names"]),
+    "restart_dependents": lambda drv, a: windows_ops.restart_dependents(drv, a["names"]),
     "uptime": _uptime,
     "client_facts": _client_facts,
     "client_verify": _client_verify,

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from activities.drivers.devices import clip_problem
+from activities.drivers.facts.media import clip_problem
 from inventory.names import (
     RESERVED_CHARACTERS,
     host_name_problem,

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import pytest
 
-from activities.drivers import devices as dev
 from activities.drivers import powershell as ps
 from activities.drivers.errors import CommandFailed
+from activities.drivers.facts import media as media_facts
 from activities.drivers.host import ExecResult
+from activities.drivers.operations import media as media_ops
 from lab.media import ingest, link
 from lab.state import LabState
 from tests.unit.labdriver import LabDriver
@@ -33,14 +34,14 @@ async def test_find_and_purge_many_long_non_ascii_names_in_batches(lab: LabState
         ingest(lab.dir, "Y", n, "Sports")
     ingest(lab.dir, "X", "kept on both", "Sports")
     ingest(lab.dir, "Y", "kept on both", "Sports")
-    found = await dev.find_orphans(x, y)
+    found = await media_facts.find_orphans(x, y)
     assert sorted(r.clip for r in found.records) == sorted(f"Sports\\{n}.vmf" for n in names)
     assert not found.refused
     assert all(len(r.files) == 4 and r.size > 0 and r.modified for r in found.records)
     one = [ps.remove_item(f"{ROOT}\\{r.clip}") for r in found.records]
     assert ps.command_length(one) > ps.max_command_length("ssh")  # one line could not carry it
     beats: list[str] = []
-    out = await dev.purge_orphans(y, "Y", "X", found.records, x, progress=beats.append)
+    out = await media_ops.purge_orphans(y, "Y", "X", found.records, x, progress=beats.append)
     assert sorted(out.deleted) == sorted(r.clip for r in found.records) and not out.refused
     assert len(beats) > 2  # several batches, a heartbeat after each
     left = files(lab, "Y")
@@ -48,7 +49,7 @@ async def test_find_and_purge_many_long_non_ascii_names_in_batches(lab: LabState
     assert "V:\\VibrantAVIFiles\\Sports\\kept on both.vmf\\kept on both.vid" in left
     assert any("reportage" in p for p in left if p.startswith("V:\\PDR"))  # essence stays
     # A retry after the purge deletes nothing twice and nothing new.
-    again = await dev.purge_orphans(y, "Y", "X", found.records, x)
+    again = await media_ops.purge_orphans(y, "Y", "X", found.records, x)
     assert not again.deleted and len(again.gone) == 70
 
 
@@ -57,11 +58,11 @@ async def test_a_changed_clip_is_refused_and_the_others_go(lab: LabState) -> Non
     for n in ("a", "b", "c"):
         ingest(lab.dir, "Y", n)
     ingest(lab.dir, "X", "on-x")
-    found = await dev.find_orphans(x, y)
+    found = await media_facts.find_orphans(x, y)
     with lab.transaction() as txn:  # b grows after the approval, c gets a new file
         txn.volume_write("Y", f"{ROOT}\\News\\b.vmf\\b.vid", "a longer recording than before\n")
         txn.volume_write("Y", f"{ROOT}\\News\\c.vmf\\c.new", "later\n")
-    out = await dev.purge_orphans(y, "Y", "X", found.records, x)
+    out = await media_ops.purge_orphans(y, "Y", "X", found.records, x)
     assert out.deleted == ["News\\a.vmf"]
     assert set(out.refused) == {"News\\b.vmf", "News\\c.vmf"}
     assert "changed since approval" in out.refused["News\\b.vmf"]
@@ -75,9 +76,9 @@ async def test_a_clip_recorded_on_main_after_approval_is_kept(lab: LabState) -> 
     x, y = drivers(lab)
     ingest(lab.dir, "Y", "late")
     ingest(lab.dir, "X", "on-x")
-    found = await dev.find_orphans(x, y)
+    found = await media_facts.find_orphans(x, y)
     ingest(lab.dir, "X", "late")  # InSync, or someone, brought it to the main side
-    out = await dev.purge_orphans(y, "Y", "X", found.records, x)
+    out = await media_ops.purge_orphans(y, "Y", "X", found.records, x)
     assert not out.deleted and "exists on the main side" in out.refused["News\\late.vmf"]
     assert f"{ROOT}\\News\\late.vmf\\late.vid" in files(lab, "Y")
 
@@ -90,14 +91,14 @@ async def test_a_junction_inside_a_clip_is_never_followed(lab: LabState) -> None
     ingest(lab.dir, "Y", "plain")
     link(lab.dir, "Y", f"{ROOT}\\News\\trap.vmf\\j", f"{ROOT}\\News\\precious.vmf")
     before = files(lab, "Y")
-    found = await dev.find_orphans(x, y)
+    found = await media_facts.find_orphans(x, y)
     assert [r.clip for r in found.records] == ["News\\plain.vmf"]
     assert "reparse point 'j'" in found.refused["News\\trap.vmf"]
     # Even if a junction appears after the approval, the purge refuses that clip.
     ingest(lab.dir, "Y", "trap2")
-    found2 = await dev.find_orphans(x, y)
+    found2 = await media_facts.find_orphans(x, y)
     link(lab.dir, "Y", f"{ROOT}\\News\\trap2.vmf\\j", f"{ROOT}\\News\\precious.vmf")
-    out = await dev.purge_orphans(y, "Y", "X", found2.records, x)
+    out = await media_ops.purge_orphans(y, "Y", "X", found2.records, x)
     assert "News\\trap2.vmf" in out.refused and "News\\plain.vmf" in out.deleted
     after = files(lab, "Y")
     precious = {p: c for p, c in before.items() if "precious" in p}
@@ -131,18 +132,18 @@ async def test_one_odd_name_refuses_that_clip_alone(lab: LabState) -> None:
     with lab.transaction() as txn:  # made through a \\?\ path, or over SMB: Windows keeps it
         for odd in ("trailing.vmf.", "CON.vmf", "spaced.vmf ", "dotted..vmf"):
             txn.volume_write("Y", f"{ROOT}\\News\\{odd}\\x.vid", "odd\n")
-    found = await dev.find_orphans(x, y)
+    found = await media_facts.find_orphans(x, y)
     assert sorted(r.clip for r in found.records) == ["News\\dotted..vmf", "News\\fine.vmf"]
     assert set(found.refused) == {"News\\trailing.vmf.", "News\\CON.vmf", "News\\spaced.vmf "}
     assert "trailing period" in found.refused["News\\trailing.vmf."]
     assert "reserved device name CON" in found.refused["News\\CON.vmf"]
     found.records.sort(key=lambda r: r.clip)
-    out = await dev.purge_orphans(y, "Y", "X", found.records, x)
+    out = await media_ops.purge_orphans(y, "Y", "X", found.records, x)
     assert out.deleted == ["News\\dotted..vmf", "News\\fine.vmf"]
     # Names that never came from a listing are refused one by one, the rest still go.
-    rec = dev.ClipRecord("News\\CON.vmf", ())
-    bad = dev.ClipRecord("..\\..\\PDR", ())
-    out = await dev.purge_orphans(y, "Y", "X", [rec, bad], x)
+    rec = media_facts.ClipRecord("News\\CON.vmf", ())
+    bad = media_facts.ClipRecord("..\\..\\PDR", ())
+    out = await media_ops.purge_orphans(y, "Y", "X", [rec, bad], x)
     assert set(out.refused) == {"News\\CON.vmf", "..\\..\\PDR"} and not out.deleted
     assert f"{ROOT}\\News\\CON.vmf\\x.vid" in files(lab, "Y")
 
@@ -154,7 +155,7 @@ async def test_an_empty_or_partial_listing_is_an_error_naming_the_host(lab: LabS
         txn.volume_delete_tree("X", ROOT)
         txn.dir_add("X", ROOT)
     with pytest.raises(CommandFailed) as e:
-        await dev.find_orphans(x, y)
+        await media_facts.find_orphans(x, y)
     assert e.value.host == "sb-x1" and "lists no master clips" in str(e.value)
 
     class Truncated(LabDriver):
@@ -165,11 +166,11 @@ async def test_an_empty_or_partial_listing_is_an_error_naming_the_host(lab: LabS
     with lab.transaction() as txn:
         txn.volume_delete_tree("X", ROOT)
     with pytest.raises(CommandFailed) as e:  # no V:\VibrantAVIFiles at all
-        await dev.find_orphans(x, y)
+        await media_facts.find_orphans(x, y)
     assert e.value.host == "sb-x1"
     ingest(lab.dir, "X", "on-x")
     with pytest.raises(CommandFailed) as e:
-        await dev.find_orphans(x, Truncated(lab, "sb-y1"))
+        await media_facts.find_orphans(x, Truncated(lab, "sb-y1"))
     assert e.value.host == "sb-y1"
 
 
@@ -189,7 +190,7 @@ async def test_an_empty_answer_where_the_count_says_clips_is_an_error(lab: LabSt
             return ExecResult(r.exit_status, b"\r\n".join(kept), b"")
 
     with pytest.raises(CommandFailed) as e:
-        await dev.find_orphans(x, Emptied(lab, "sb-y1"))
+        await media_facts.find_orphans(x, Emptied(lab, "sb-y1"))
     assert e.value.host == "sb-y1" and "incomplete" in str(e.value)
 
 
@@ -200,7 +201,7 @@ async def test_a_retry_after_a_partial_purge_deletes_nothing_twice_and_nothing_n
     names = [f"long clip name number {i:02d} " + "z" * 80 for i in range(20)]
     for n in names:
         ingest(lab.dir, "Y", n)
-    found = await dev.find_orphans(x, y)
+    found = await media_facts.find_orphans(x, y)
     assert len(found.records) == 20
 
     class DiesAfterOneDelete(LabDriver):
@@ -216,12 +217,12 @@ async def test_a_retry_after_a_partial_purge_deletes_nothing_twice_and_nothing_n
             return await super()._execute(script_text)
 
     with pytest.raises(CommandFailed):
-        await dev.purge_orphans(DiesAfterOneDelete(lab, "sb-y1"), "Y", "X", found.records, x)
+        await media_ops.purge_orphans(DiesAfterOneDelete(lab, "sb-y1"), "Y", "X", found.records, x)
     first = [st for _, h, c, st in lab.journal() if h == "sb-y1" and c == "Remove-Item"]
     assert 0 < len(first) < 20 * 5
     # Meanwhile someone records a new clip on Y: it was never approved.
     ingest(lab.dir, "Y", "recorded during the retry")
-    out = await dev.purge_orphans(y, "Y", "X", found.records, x)
+    out = await media_ops.purge_orphans(y, "Y", "X", found.records, x)
     assert len(out.deleted) + len(out.gone) == 20 and not out.refused
     removes = [st for _, h, c, st in lab.journal() if h == "sb-y1" and c == "Remove-Item"]
     assert len(removes) == len(set(removes)) == 20 * 5  # each file and folder once
@@ -257,10 +258,12 @@ async def test_a_main_side_smartbin_that_is_a_link_protects_its_clips(lab: LabSt
         txn.volume_delete_tree("X", f"{ROOT}\\News")
     link(lab.dir, "X", f"{ROOT}\\News", f"{ROOT}\\Archive")
     ingest(lab.dir, "Y", "elsewhere", "News")
-    found = await dev.find_orphans(x, y)
+    found = await media_facts.find_orphans(x, y)
     assert "News\\elsewhere.vmf" not in [r.clip for r in found.records]
     assert (
         "its SmartBin on the main side (sb-x1) was not read" in found.refused["News\\elsewhere.vmf"]
     )
-    out = await dev.purge_orphans(y, "Y", "X", [dev.ClipRecord("News\\clip-001.vmf", ())], x)
+    out = await media_ops.purge_orphans(
+        y, "Y", "X", [media_facts.ClipRecord("News\\clip-001.vmf", ())], x
+    )
     assert not out.deleted and "was not read" in out.refused["News\\clip-001.vmf"]

@@ -8,8 +8,10 @@ import time
 
 import pytest
 
-from activities.drivers import devices as dev
 from activities.drivers.errors import CommandFailed
+from activities.drivers.facts import windows as windows_facts
+from activities.drivers.operations import browse as browse_ops
+from activities.drivers.operations import smartbins as smartbins_ops
 from inventory.load import load_inventory
 from lab.state import LabState
 from tests.unit.labdriver import LabDriver
@@ -27,7 +29,7 @@ def k2_mdi(lab: LabState):  # type: ignore[no-untyped-def]
 
 async def test_display_names_match_without_regard_to_case(lab: LabState) -> None:
     drv = LabDriver(lab, "mdi-k2")
-    assert await dev.services(drv, ["gv k2 mdi", "GVK2MDI"]) == {
+    assert await windows_facts.services(drv, ["gv k2 mdi", "GVK2MDI"]) == {
         "gv k2 mdi": "Running",
         "GVK2MDI": "Running",
     }
@@ -37,10 +39,10 @@ async def test_a_stop_stops_dependents_and_the_start_brings_them_back(lab: LabSt
     drv = LabDriver(lab, "mdi-k2")
     comp = k2_mdi(lab)
     assert comp.services == ["GV K2 MDI"]  # the inventory names it by display name
-    msg = await dev.browse_stop(drv, comp)
+    msg = await browse_ops.browse_stop(drv, comp)
     assert status(lab, "mdi-k2") == {"GVK2MDI": "Stopped", "GVK2MDIMonitor": "Stopped"}
     assert "dependent services stopped too: GVK2MDIMonitor" in msg, msg
-    msg = await dev.browse_start(drv, comp)
+    msg = await browse_ops.browse_start(drv, comp)
     assert status(lab, "mdi-k2") == {"GVK2MDI": "Running", "GVK2MDIMonitor": "Running"}
     assert "dependent services started too: GVK2MDIMonitor" in msg, msg
 
@@ -51,7 +53,7 @@ async def test_a_stuck_stop_is_bounded_and_names_the_service(lab: LabState) -> N
     drv = LabDriver(lab, "mdi-k2", timeout=0.6)
     began = time.monotonic()
     with pytest.raises(CommandFailed) as e:
-        await dev.browse_stop(drv, k2_mdi(lab))
+        await browse_ops.browse_stop(drv, k2_mdi(lab))
     assert time.monotonic() - began < 5
     assert "not stopped within 0.6 s: GV K2 MDI (StopPending)" in str(e.value)
 
@@ -66,7 +68,7 @@ async def test_smartbins_restart_brings_its_dependents_back(lab: LabState) -> No
         }
     inv = load_inventory(lab.dir / "inventory.yaml")
     drv = LabDriver(lab, "sb-x1")
-    await dev.smartbins_set(drv, inv.devices, "Pseudo", run=True)
+    await smartbins_ops.smartbins_set(drv, inv.devices, "Pseudo", run=True)
     assert status(lab, "sb-x1") == {"SmartBins": "Running", "SBIndexer": "Running"}
     with lab.transaction() as txn:
         assert txn.require_host("sb-x1")["registry"][inv.devices.smartbins_registry] == {

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from activities.models import FenceState
 from client.commands.start import workflow_input
 from client.render import render_fence
 from client.runs import FenceView
@@ -19,7 +20,6 @@ from lab.dsm import dsm_path
 from lab.faults import set_side_fault
 from lab.init import init_lab
 from lab.state import NEVER, LabState
-from workflows.models import FenceState
 from workflows.restore import fenced
 from workflows.unplanned import lost_side_advice
 

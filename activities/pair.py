@@ -1,22 +1,46 @@
-"""Activities about the pair's runs, not its devices, run by the pair's worker over its
-own connection to Temporal: is a big workflow running and is it waiting on a failed step
-(the console controls' interlock), is a fence waiting, a random tag for a child's id,
-and the result of a client batch an earlier run started."""
+"""Activities about the pair's runs, not its devices, over the worker's own connection to
+Temporal (the client it is given at construction): is a big workflow running and is it
+waiting on a failed step (the console controls' interlock), is a fence waiting, a random
+tag for a child's id, and the result of a client batch an earlier run started. The fence
+lookup (`fences_of`) serves `amsm fence` too."""
 
 from __future__ import annotations
 
 import asyncio
 import secrets
 
+from pydantic import BaseModel
 from temporalio import activity
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.models import BatchRef, PairRef
+from activities.models import BatchRef, ClientBatchResult, FenceState, PairRef, PairRunState
 from inventory.models import Inventory
 from wire.fences import FenceLookupError, fences_of
-from workflows.models import Checklist, ClientBatchResult, FenceState, PairRunState
+
+
+class ClientSeen(BaseModel):
+    host: str
+    status: str
+
+
+class StepSeen(BaseModel):
+    id: str
+    status: str
+    clients: list[ClientSeen] | None = None
+
+    @property
+    def failed_clients(self) -> list[str]:
+        return [c.host for c in self.clients or [] if c.status == "failed"]
+
+
+class RunProgress(BaseModel):
+    """What `pair_run_state` reads of a run's checklist (its query `progress`, the
+    Checklist of workflows/models.py): activities stand below workflows, so they read
+    the few fields they need and ignore the rest."""
+
+    steps: list[StepSeen] = []
 
 
 class PairActivities:
@@ -104,12 +128,12 @@ class PairActivities:
             return PairRunState(running=False)
         state = PairRunState(running=True, run_id=desc.run_id, workflow=desc.workflow_type)
         try:
-            c = await handle.query("progress", result_type=Checklist)
+            c = await handle.query("progress", result_type=RunProgress)
         except Exception:  # noqa: BLE001
             return state  # it runs; what it waits for is unknown, so nothing counts as mending
         if c is not None:
             state.failed_steps = [s.id for s in c.steps if s.status == "failed" or s.failed_clients]
-            state.failed_clients = [x.host for s in c.steps for x in s.failed_clients]
+            state.failed_clients = [h for s in c.steps for h in s.failed_clients]
             active = [s.id for s in c.steps if s.status not in ("pending", "done", "skipped")]
             state.current_step = active[0] if active else None
         return state

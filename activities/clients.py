@@ -1,0 +1,221 @@
+"""The switchable clients: prepared for a side, restarted (resumably, told by their boot),
+verified; and the restart of any host of the pair."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from temporalio import activity
+
+from activities.drivers.errors import CommandFailed, Unreachable
+from activities.drivers.facts import clients as clients_facts
+from activities.drivers.facts import windows as windows_facts
+from activities.drivers.interlocks import Overrides
+from activities.drivers.operations import clients as clients_ops
+from activities.drivers.operations import windows as windows_ops
+from activities.models import ClientInput, ClientRebootInput, ForcedRule, HostInput, StepResult
+from activities.support import (
+    FamilyActivities,
+    device_activity,
+    forced,
+    heartbeating,
+    translate_errors,
+)
+from inventory.models import Host
+
+
+class ClientActivities(FamilyActivities):
+    @activity.defn(name="client_prepare")
+    @device_activity
+    async def client_prepare(self, inp: ClientInput) -> StepResult:
+        """Stop Aurora, point iSCSI and the DSM at `to` (no reboot yet)."""
+        self.ctx.check_pair(inp.pair)
+        c = self.ctx.client(inp.host)
+        ov = Overrides.of(inp.overrides)
+        msg = await clients_ops.client_prepare(self.ctx.host(c), c, self.inv, inp.to, ov)
+        return StepResult(message=msg, forced=forced(ov))
+
+    @activity.defn(name="client_prepare_restart")
+    @translate_errors
+    async def client_prepare_restart(self, inp: ClientInput) -> StepResult:
+        """Reconfigure a client for `to` (as client_prepare), then restart it (1/2) and
+        wait until it is back: one activity instead of two, since hundreds of clients
+        switch at once. A retry once the restart is under way resumes it and does not
+        reconfigure again (what the reconfiguration said and forced is in the heartbeat
+        details)."""
+        self.ctx.check_pair(inp.pair)
+        c = self.ctx.client(inp.host)
+        prior = list(activity.info().heartbeat_details)
+        just_read = not prior
+        if not prior:
+            # The boot before anything else, in the activity's first heartbeat (the SDK
+            # sends the first at once and throttles the others): a retry then always
+            # knows it, so it never restarts the client a second time.
+            before = (await windows_facts.boot(self.ctx.host(c))).latest
+            activity.heartbeat(before, False)
+            prior = [before, False]
+        if len(prior) >= 4:
+            msg = str(prior[2])
+            done = [ForcedRule.model_validate(f) for f in prior[3]]
+        else:
+            ov = Overrides.of(inp.overrides)
+            async with heartbeating(*prior[:2]):
+                msg = await clients_ops.client_prepare(self.ctx.host(c), c, self.inv, inp.to, ov)
+            done = forced(ov)
+        carry = (msg, [f.model_dump(mode="json") for f in done])
+        restarted, _ = await self._restart(c, " (1/2)", carry, prior, just_read)
+        return StepResult(
+            message=f"{msg}; {restarted.message}", forced=done, booted=restarted.booted
+        )
+
+    @activity.defn(name="client_restart_verify")
+    @translate_errors
+    async def client_restart_verify(self, inp: ClientInput) -> StepResult:
+        """Restart a client (2/2), wait until it is back, then check that it sees `to`'s
+        V: volume. A retry resumes the restart (it never restarts the client again, also
+        when the attempt that sent the restart could not record it: `inp.booted`)."""
+        self.ctx.check_pair(inp.pair)
+        c = self.ctx.client(inp.host)
+        restarted, details = await self._restart(c, " (2/2)", booted=inp.booted)
+        async with heartbeating(*details):
+            seen = await clients_facts.client_verify(self.ctx.host(c), c, self.inv, inp.to)
+        return StepResult(message=f"{restarted.message}; {seen}", booted=restarted.booted)
+
+    @activity.defn(name="client_reboot")
+    @translate_errors
+    async def client_reboot(self, inp: ClientRebootInput) -> StepResult:
+        """Restart a client (round 1 or 2 of its switch) and wait until it is back."""
+        self.ctx.check_pair(inp.pair)
+        return await self._reboot(self.ctx.client(inp.host), f" ({inp.round}/2)")
+
+    @activity.defn(name="client_verify")
+    @device_activity
+    async def client_verify(self, inp: ClientInput) -> StepResult:
+        self.ctx.check_pair(inp.pair)
+        c = self.ctx.client(inp.host)
+        return StepResult(
+            message=await clients_facts.client_verify(self.ctx.host(c), c, self.inv, inp.to)
+        )
+
+    @activity.defn(name="reboot_host")
+    @translate_errors
+    async def reboot_host(self, inp: HostInput) -> StepResult:
+        """Force a reboot of any host of the pair and wait until it is back."""
+        self.ctx.check_pair(inp.pair)
+        try:
+            h = self.inv.host(inp.host)
+        except KeyError:
+            raise CommandFailed("worker", f"no host {inp.host!r} in the inventory") from None
+        return await self._reboot(h, "")
+
+    async def _reboot(self, h: Host, what: str) -> StepResult:
+        return (await self._restart(h, what))[0]
+
+    async def _restart(
+        self,
+        h: Host,
+        what: str,
+        carry: tuple[object, ...] = (),
+        resume: list[object] | None = None,
+        just_read: bool = False,
+        booted: float | None = None,
+    ) -> tuple[StepResult, tuple[object, ...]]:
+        """Restart a host and wait until it is back, with a later boot, for good.
+
+        A boot is told by the host's uptime, never by its clock (windows_facts.Boot: a clock
+        stepped forward would fake a boot, one stepped back would hide it). Back means
+        up with the same boot for `timing.settle_time`: a host in a boot loop (a third
+        boot seen since the restart) fails at once, naming the host, so the operator
+        decides instead of the retries hiding it.
+
+        Resumable: the boot before the restart and whether the restart was sent are
+        kept in the heartbeat details (followed by `carry`), so a retry after a worker
+        crash neither reboots twice nor waits for a reboot that never happened.
+        `resume`: the (boot, sent) to start from instead of the prior attempt's
+        heartbeat; `just_read`: that boot was read by this attempt, with nothing
+        restarted since (the restart goes out at once); `booted`: the host's last boot
+        the caller knows of, so that a later one counts as this restart done when no
+        heartbeat says so (the first heartbeat can be lost with the worker). Returns the
+        result and the last heartbeat details.
+        """
+        drv = self.ctx.host(h)
+        t = self.inv.timing
+        tol = t.boot_tolerance
+        started = time.monotonic()
+        prior = activity.info().heartbeat_details if resume is None else resume
+        before: float
+        sent = False
+        fresh = just_read or not prior
+        if prior:
+            before, sent = float(prior[0]), bool(prior[1])  # type: ignore[arg-type]
+        else:
+            now = await windows_facts.boot(drv)
+            before = now.latest
+            if booted is not None and now.after(booted, tol):
+                # Booted since the boot the caller knows of: this restart went out
+                # and the attempt that sent it was lost before it could say so.
+                before, sent, fresh = booted, True, False
+        activity.heartbeat(before, sent, *carry)
+        # A heartbeat when the details change, else often enough for the timeout: each
+        # call costs the worker's event loop (hundreds of restarts are polled at once),
+        # and the SDK sends at most one per 0.8 x the timeout anyway.
+        hb = activity.info().heartbeat_timeout
+        beat_every = max(0.2, (hb.total_seconds() if hb else t.heartbeat_timeout) / 4)
+        beaten = (time.monotonic(), sent)
+        deadline = started + t.reboot_timeout
+        boots: list[float] = []  # the boots seen since the restart (their latest moments)
+        up_since = 0.0
+        while True:
+            settling = False
+            try:
+                # A fresh try has just read the boot: the restart goes out at once (one
+                # command less per restart; hundreds of clients restart together).
+                seen = None if fresh else await windows_facts.boot(drv)
+                fresh = False
+                if seen is not None and seen.after(before, tol):
+                    if not boots or seen.after(boots[-1], tol):
+                        boots.append(seen.latest)
+                        up_since = time.monotonic()
+                        if len(boots) >= 3:
+                            raise CommandFailed(
+                                h.host,
+                                f"keeps restarting by itself after the restart{what}: "
+                                f"{len(boots)} boots seen in {time.monotonic() - started:.0f} s, "
+                                f"none stayed up {t.settle_time:g} s (a boot loop?)",
+                            )
+                    if time.monotonic() - up_since >= t.settle_time:
+                        took = up_since - started
+                        return (
+                            StepResult(
+                                message=f"{h.host} restarted{what} in {took:.1f} s",
+                                booted=boots[-1],
+                            ),
+                            (before, sent, *carry),
+                        )
+                    settling = True
+                elif not sent:
+                    await windows_ops.restart(drv)
+                    sent = True
+            except Unreachable:
+                pass  # down while it reboots
+            if sent != beaten[1] or time.monotonic() - beaten[0] >= beat_every:
+                activity.heartbeat(before, sent, *carry)
+                beaten = (time.monotonic(), sent)
+            if time.monotonic() > deadline:
+                if boots:
+                    raise CommandFailed(
+                        h.host,
+                        f"came back after the restart{what} but did not stay up "
+                        f"{t.settle_time:g} s within {t.reboot_timeout:.0f} s",
+                    )
+                raise CommandFailed(
+                    h.host, f"did not come back within {t.reboot_timeout:.0f} s of restart{what}"
+                )
+            delay = t.poll_interval
+            if settling:
+                # Up and settling: one look when the settle time is over (a boot in
+                # between shows as a later boot), heartbeating on the way.
+                left = up_since + t.settle_time - time.monotonic()
+                delay = max(delay, min(left, t.heartbeat_timeout / 3))
+            await asyncio.sleep(delay)

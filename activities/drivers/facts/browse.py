@@ -1,0 +1,47 @@
+"""Facts of a Browse component: its services' states, and the side its config files point at."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from activities.drivers import powershell as ps
+from activities.drivers.facts.windows import by_name
+from activities.drivers.host import HostDriver, reads_answers
+from inventory.models import BrowseComponent, Inventory, Side
+from inventory.names import path_join
+from inventory.status import ServiceState
+
+
+@dataclass
+class BrowseFacts:
+    services: list[ServiceState]
+    file_sides: dict[str, Side | None]  # active file name -> side it points at
+
+    @property
+    def running(self) -> bool:
+        return all(s.status == "Running" for s in self.services)
+
+    @property
+    def stopped(self) -> bool:
+        return all(s.status == "Stopped" for s in self.services)
+
+    @property
+    def side(self) -> Side | None:
+        sides = set(self.file_sides.values())
+        return next(iter(sides)) if len(sides) == 1 else None
+
+
+@reads_answers
+async def browse_facts(drv: HostDriver, comp: BrowseComponent, inv: Inventory) -> BrowseFacts:
+    stmts = [ps.get_services(comp.services)]
+    stmts += [ps.get_content(path_join(comp.config_dir, f)) for f in comp.config_files]
+    lines = await drv.run(*stmts)
+    svc = {
+        n: ps.parse_service_status(o.get("Status"))
+        for n, o in by_name(comp.services, lines[0]).items()
+    }
+    file_sides: dict[str, Side | None] = {}
+    for f, line in zip(comp.config_files, lines[1:], strict=True):
+        file_sides[f] = inv.side_of_marker(ps.parse_json_string(line))
+    states = [ServiceState(name=n, status=svc.get(n, "Missing")) for n in comp.services]
+    return BrowseFacts(states, file_sides)

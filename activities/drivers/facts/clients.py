@@ -1,0 +1,119 @@
+"""Facts of a switchable client: its iSCSI sessions, its V: volume, the DSM its Aurora
+software uses and the SNFS name servers it lists; `client_verify` checks them against a side."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from activities.drivers import powershell as ps
+from activities.drivers.errors import CommandFailed
+from activities.drivers.host import HostDriver, reads_answers
+from activities.drivers.iscsi import iscsi_run
+from inventory.models import SIDES, Inventory, Side, SwitchableClient
+from inventory.status import ClientStatus
+
+
+def parse_nameservers(text: str) -> list[str]:
+    """The name servers an fsnameservers file lists: one per line; blank lines and
+    '#' comments ignored (StorNext's fsnameservers(4))."""
+    out = []
+    for line in text.replace("\r\n", "\n").split("\n"):
+        entry = line.split("#", 1)[0].strip()
+        if entry:
+            out.append(entry)
+    return out
+
+
+def same_servers(listed: list[str], wanted: list[str]) -> bool:
+    return [n.lower() for n in listed] == [n.lower() for n in wanted]
+
+
+@dataclass(frozen=True)
+class IscsiSession:
+    target: str
+    connected: bool
+    persistent: bool
+    session_id: str
+
+
+def parse_sessions(line: str) -> list[IscsiSession]:
+    return [
+        IscsiSession(
+            str(ps.prop(o, "TargetNodeAddress")),
+            ps.prop(o, "IsConnected") in (True, "True"),
+            ps.prop(o, "IsPersistent") in (True, "True"),
+            str(ps.prop(o, "SessionIdentifier")),
+        )
+        for o in ps.parse_json_list(line)
+    ]
+
+
+@reads_answers
+async def client_facts(drv: HostDriver, client: SwitchableClient, inv: Inventory) -> ClientStatus:
+    dev = inv.devices
+    sess_line, v_line, reg_line = await iscsi_run(
+        drv,
+        ps.iscsi_sessions(),
+        ps.test_path("V:\\"),
+        ps.get_registry(dev.aurora_registry, [dev.aurora_dsm_value]),
+    )
+    sessions = [
+        str(s.get("TargetNodeAddress"))
+        for s in ps.parse_json_list(sess_line)
+        if s.get("IsConnected") in (True, "True")
+    ]
+    sides = {inv.side_of_target(t) for t in sessions} - {None}
+    dsm_host = ps.parse_json_object(reg_line).get(dev.aurora_dsm_value)
+    side: Side | None = None
+    if len(sides) == 1:
+        side = sides.pop()
+    elif not sessions:
+        side = next((s for s in SIDES if inv.sides[s].dsm.host == dsm_host), None)
+    v_visible = ps.parse_bool(v_line)
+    return ClientStatus(
+        host=client.host,
+        kind=client.kind,
+        side=side,
+        status="online" if v_visible else "no-volume",
+    )
+
+
+@reads_answers
+async def client_verify(drv: HostDriver, client: SwitchableClient, inv: Inventory, to: Side) -> str:
+    """Check that the client, after its restarts, sees `to`'s V: volume: logged in to
+    `to`'s target (persistently) and to no other, V: present, and, where the inventory
+    names `to`'s `fsnameservers`, its fsnameservers file listing exactly them. K2's V:
+    is an SNFS file system over the target's disks, not a partition of one disk: the
+    SNFS client mounts it only when it sees the file system's disks, so with only
+    `to`'s target logged in and `to`'s name servers listed, a V: that is there is
+    `to`'s. Raises CommandFailed naming what is wrong."""
+    dev = inv.devices
+    target = inv.sides[to]
+    reads = [ps.iscsi_session_details(), ps.test_path("V:\\")]
+    if target.fsnameservers is not None:
+        reads.append(ps.get_content(dev.snfs_nameservers_file))
+    answers = await iscsi_run(drv, *reads)
+    sessions = [s for s in parse_sessions(answers[0]) if s.connected]
+    problems = []
+    mine = [s for s in sessions if s.target.lower() == target.iscsi_target.lower()]
+    if not mine:
+        problems.append(f"no iSCSI session to {to}'s target {target.iscsi_target}")
+    elif not any(s.persistent for s in mine):
+        problems.append(f"its session to {target.iscsi_target} is not persistent")
+    for s in sessions:
+        if s.target.lower() != target.iscsi_target.lower():
+            problems.append(f"still logged in to {s.target}")
+    if target.fsnameservers is not None:
+        listed = parse_nameservers(ps.parse_json_string(answers[2]))
+        if not same_servers(listed, target.fsnameservers):
+            problems.append(
+                f"{dev.snfs_nameservers_file} lists {', '.join(listed) or 'nothing'}, "
+                f"not {to}'s {', '.join(target.fsnameservers)}"
+            )
+    if not ps.parse_bool(answers[1]):
+        problems.append("no V: drive")
+    if problems:
+        raise CommandFailed(
+            drv.name, f"{client.host} does not see {to}'s V: volume: {'; '.join(problems)}"
+        )
+    return f"{client.host} sees {to}'s V: volume"

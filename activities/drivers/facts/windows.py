@@ -1,0 +1,69 @@
+"""Facts of any Windows host: its services, its processes, and when it booted."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from activities.drivers import powershell as ps
+from activities.drivers.host import HostDriver, reads_answers
+
+
+def by_name(names: list[str], line: str) -> dict[str, dict[str, object]]:
+    """Get-Service's objects by the names asked for: a name may be the key name or the
+    display name (Get-Service -Name accepts both and answers with the key name in
+    Name), compared without regard to case."""
+    objs = ps.parse_json_list(line)
+    out: dict[str, dict[str, object]] = {}
+    for n in names:
+        low = n.lower()
+        for o in objs:
+            if low in (str(o.get("Name", "")).lower(), str(o.get("DisplayName", "")).lower()):
+                out[n] = o
+                break
+    return out
+
+
+@reads_answers
+async def services(drv: HostDriver, names: list[str]) -> dict[str, str]:
+    """The status of each service, keyed by the name asked for (key or display name)."""
+    line = await drv.run_one(ps.get_services(names))
+    return {n: ps.parse_service_status(o.get("Status")) for n, o in by_name(names, line).items()}
+
+
+@reads_answers
+async def process_running(drv: HostDriver, name: str) -> bool:
+    return bool(ps.parse_json_list(await drv.run_one(ps.get_process(name))))
+
+
+@reads_answers
+async def uptime(drv: HostDriver) -> float:
+    """Seconds since the host booted: its time now minus its boot time, both read in one
+    instance, so a step of the host's clock (which moves both) does not change it."""
+    info = ps.parse_json_object(await drv.run_one(ps.boot_info()))
+    booted = ps.parse_datetime(ps.prop(info, "LastBootUpTime"))
+    now = ps.parse_datetime(ps.prop(info, "LocalDateTime"))
+    seconds = (now - booted).total_seconds()
+    if seconds < 0:
+        raise ps.BadOutput(f"booted after its own time now ({booted} > {now})")
+    return seconds
+
+
+@dataclass(frozen=True)
+class Boot:
+    """When a host booted, on the worker's clock: between `earliest` and `latest`, the
+    round trip of the reading (the host's clock plays no part: its uptime does)."""
+
+    earliest: float
+    latest: float
+
+    def after(self, moment: float, tolerance: float) -> bool:
+        """A boot later than the one that happened at or before `moment`: later by more
+        than `tolerance` (worker clocks, one worker and the next, may disagree a little)."""
+        return self.earliest > moment + tolerance
+
+
+async def boot(drv: HostDriver) -> Boot:
+    sent = time.time()
+    up = await uptime(drv)
+    return Boot(earliest=sent - up, latest=time.time() - up)

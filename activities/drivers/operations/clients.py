@@ -1,0 +1,107 @@
+"""Operations on a switchable client: pointing its iSCSI login, its SNFS name servers and
+its Aurora DSM at a side (interlock: only when it reaches that side's bridge)."""
+
+from __future__ import annotations
+
+from activities.drivers import powershell as ps
+from activities.drivers.errors import RULE_CLIENT_BRIDGE
+from activities.drivers.facts.clients import parse_nameservers, parse_sessions, same_servers
+from activities.drivers.host import HostDriver, reads_answers
+from activities.drivers.interlocks import Overrides, with_forced
+from activities.drivers.iscsi import iscsi_run
+from inventory.models import Inventory, Side, SwitchableClient
+
+
+@reads_answers
+async def client_prepare(
+    drv: HostDriver,
+    client: SwitchableClient,
+    inv: Inventory,
+    to: Side,
+    overrides: Overrides | None = None,
+) -> str:
+    """Stop the Aurora software and make the client log in to `to`'s iSCSI target, mount
+    `to`'s V: and use `to`'s DSM from its next boot on (the switch then restarts it).
+
+    iSCSI: registers `to`'s portal(s) if absent (New-IscsiTargetPortal discovers the
+    targets behind them; a registered one is discovered again), logs in to `to`'s target
+    persistently, and removes the persistent login of every other target
+    (Unregister-IscsiSession) so it is not logged in again at boot. The old session is
+    not logged out here: Windows refuses to log out a session whose disks are in use
+    (LogoutIScsiTarget), and SNFS holds them while V: is mounted; the restart ends it.
+    Other portals stay registered: a discovered target without a login mounts nothing.
+    SNFS: where the inventory names `to`'s `fsnameservers`, writes them to the client's
+    fsnameservers file (what "mount backup K2 storage" is: the SNFS client mounts the
+    file system its name servers offer, at boot).
+
+    Refused when the client cannot reach a portal of `to` (overridable: the probe may
+    be blocked where iSCSI is not), and when the client has no iSCSI cmdlets (named).
+    No-op when the client is already configured for `to`.
+    """
+    ov = overrides or Overrides()
+    dev = inv.devices
+    target = inv.sides[to]
+    iqn = target.iscsi_target
+    portals = target.portals
+    reads = [
+        ps.iscsi_session_details(),
+        ps.iscsi_portals(),
+        ps.get_registry(dev.aurora_registry, [dev.aurora_dsm_value]),
+        # One round trip reads the client and probes the portals (hundreds of clients
+        # prepare at once; the probe costs the host little when it is not needed).
+        *[ps.test_port(p, dev.iscsi_port) for p in portals],
+    ]
+    if target.fsnameservers is not None:
+        reads.append(ps.get_content(dev.snfs_nameservers_file))
+    answers = await iscsi_run(drv, *reads)
+    sessions = parse_sessions(answers[0])
+    registered = {
+        str(ps.prop(o, "TargetPortalAddress")).lower() for o in ps.parse_json_list(answers[1])
+    }
+    dsm_host = ps.parse_json_object(answers[2]).get(dev.aurora_dsm_value)
+    reachable = [
+        p for p, a in zip(portals, answers[3 : 3 + len(portals)], strict=True) if ps.parse_bool(a)
+    ]
+    servers_ok = True
+    if target.fsnameservers is not None:
+        listed = parse_nameservers(ps.parse_json_string(answers[-1]))
+        servers_ok = same_servers(listed, target.fsnameservers)
+
+    mine = [s for s in sessions if s.target.lower() == iqn.lower()]
+    others = [s for s in sessions if s.target.lower() != iqn.lower()]
+    logged_in = any(s.connected for s in mine)
+    persistent = any(s.persistent for s in mine)
+    stale = [s for s in others if s.persistent]
+    # An old session that is no longer persistent is what a prepared client has until
+    # its restart ends it: already configured.
+    if logged_in and persistent and not stale and dsm_host == target.dsm.host and servers_ok:
+        return f"{client.host} is already configured for {to}"
+    forced = None
+    if not logged_in and not reachable:
+        forced = ov.refuse(
+            drv.name,
+            RULE_CLIENT_BRIDGE,
+            f"{client.host} cannot reach {to}'s bridge K2 server {target.bridge.host} "
+            f"at its iSCSI portal {', '.join(portals)} on port {dev.iscsi_port}",
+            f"{client.host} did not reach {', '.join(portals)} on port {dev.iscsi_port}",
+        )
+    stmts = [ps.stop_process(p) for p in dev.aurora_processes]
+    if not logged_in:
+        for p in portals:
+            if p.lower() in registered:
+                stmts.append(ps.iscsi_refresh_portal(p, dev.iscsi_port))
+            else:
+                stmts.append(ps.iscsi_add_portal(p, dev.iscsi_port))
+        stmts.append(ps.iscsi_connect(iqn, (reachable or portals)[0], dev.iscsi_port))
+    elif not persistent:
+        stmts.append(ps.iscsi_register(next(s for s in mine if s.connected).session_id))
+    stmts += [ps.iscsi_unregister(s.session_id) for s in stale]
+    if target.fsnameservers is not None and not servers_ok:
+        stmts.append(ps.set_content(dev.snfs_nameservers_file, target.fsnameservers))
+    stmts.append(ps.set_registry(dev.aurora_registry, dev.aurora_dsm_value, target.dsm.host))
+    await iscsi_run(drv, *stmts)
+    return with_forced(
+        f"{client.host} reconfigured for {to} (iSCSI {iqn} via {', '.join(portals)}, "
+        f"DSM {target.dsm.host})",
+        forced,
+    )

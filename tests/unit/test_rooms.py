@@ -1,0 +1,42 @@
+"""What the rooms of the house may import: the CLI, and the workflows it reads, load no
+device library; activities stand below workflows; facts never call operations."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+DEVICE_LIBRARIES = ("asyncssh", "winrm", "pyodbc")
+
+
+def test_the_cli_and_the_workflows_load_no_device_library() -> None:
+    # The workflows import the activity classes to call them by reference (and the CLI
+    # imports workflows); only the worker builds the activities' context
+    # (activities/context.py), which needs the libraries.
+    code = (
+        "import sys, pkgutil, importlib, client, workflows\n"
+        "for pkg in (client, workflows):\n"
+        "    for m in pkgutil.iter_modules(pkg.__path__):\n"
+        "        importlib.import_module(pkg.__name__ + '.' + m.name)\n"
+        f"print(sorted(set(sys.modules) & set({DEVICE_LIBRARIES!r})))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "[]", out.stdout
+
+
+def _imports(folder: Path) -> dict[Path, str]:
+    return {p: p.read_text() for p in folder.rglob("*.py")}
+
+
+def test_activities_import_no_workflow() -> None:
+    for path, text in _imports(ROOT / "activities").items():
+        assert "from workflows" not in text and "import workflows" not in text, path
+
+
+def test_facts_never_call_an_operation() -> None:
+    for path, text in _imports(ROOT / "activities" / "drivers" / "facts").items():
+        assert "drivers.operations" not in text, path
