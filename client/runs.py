@@ -27,6 +27,7 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.converter import PayloadCodec
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.models import FenceState
 from client.session import EXIT_FAIL, EXIT_USAGE, CliError, default_operator
 from inventory.models import Inventory
 from inventory.status import PairStatus
@@ -38,7 +39,7 @@ from wire.fences import FenceLookupError, fences_of
 from workflows import search
 from workflows.base import PairWorkflow
 from workflows.fence import FenceWorkflow
-from workflows.models import Checklist, FenceRef, FenceState, StatusInput, UpdateResult
+from workflows.models import Checklist, FenceRef, StatusInput, UpdateResult
 from workflows.status import PairStatusWorkflow
 from workflows.view import next_action
 from workflows.watch import PairWatchWorkflow, watch_workflow_id
