@@ -39,7 +39,7 @@ from wire.fences import FenceLookupError, fences_of
 from workflows import search
 from workflows.base import PairWorkflow
 from workflows.fence import FenceWorkflow
-from workflows.models import Checklist, FenceRef, StatusInput, UpdateResult
+from workflows.models import STILL_STARTING, Checklist, FenceRef, StatusInput, UpdateResult
 from workflows.status import PairStatusWorkflow
 from workflows.view import next_action
 from workflows.watch import PairWatchWorkflow, watch_workflow_id
@@ -264,6 +264,7 @@ def index(inv: Inventory, kind: str, initiator: str) -> TypedSearchAttributes:
 
 # -- updates ----------------------------------------------------------------------------------
 UPDATE_WAIT_SECONDS = 30.0
+STARTING_WAIT_SECONDS = 10.0  # a run reads who may act within a second or two
 
 
 async def send_update(
@@ -272,13 +273,22 @@ async def send_update(
     """Call one of the run's updates (by reference: `PairWorkflow.confirm_step`) and return
     its answer, given once the run has taken it. A refusal is a CliError saying `who`
     refused it and why: the validator's (nothing recorded) or the run's own (a
-    non-operator, recorded under "Rejected signals")."""
+    non-operator, recorded under "Rejected signals"). A run that is still starting (just
+    started, or just continued as new) is asked again for a few seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + STARTING_WAIT_SECONDS
     try:
-        result: UpdateResult = await asyncio.wait_for(
-            handle.execute_update(update, arg), timeout=UPDATE_WAIT_SECONDS
-        )
-    except WorkflowUpdateFailedError as e:
-        raise CliError(f"{who} refused it: {cause(e)}") from None
+        while True:
+            try:
+                result: UpdateResult = await asyncio.wait_for(
+                    handle.execute_update(update, arg), timeout=UPDATE_WAIT_SECONDS
+                )
+                break
+            except WorkflowUpdateFailedError as e:
+                why = cause(e)
+                if not why.endswith(STILL_STARTING) or loop.time() > deadline:
+                    raise CliError(f"{who} refused it: {why}") from None
+                await asyncio.sleep(0.2)
     except TimeoutError:
         raise CliError(
             "no answer within 30 s: is a worker running for the pair? (the request may still "

@@ -36,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.inputs import BadPayload, read
     from workflows.limits import CODEC_MARGIN, MAX_CONTINUED_BYTES, cut, encoded_size
     from workflows.models import (
+        STILL_STARTING,
         Checklist,
         ClientBatchInput,
         ClientProgress,
@@ -214,7 +215,7 @@ class PairWorkflow:
 
     def _validate(self, check: Callable[[StepRunner], str | None]) -> None:
         if self.runner is None or not self._ready:
-            raise ValueError("the run is still starting; try again in a moment")
+            raise ValueError(f"the run is {STILL_STARTING}")
         reason = check(self.runner)
         if reason is not None:
             raise ValueError(reason)

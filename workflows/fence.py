@@ -28,7 +28,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.checklist import describe_failure
     from workflows.inputs import BadPayload, read, read_input
     from workflows.limits import CONTINUE_AFTER_SIGNALS, cut, history_is_long
-    from workflows.models import FenceEnd, FenceInput, UpdateResult
+    from workflows.models import STILL_STARTING, FenceEnd, FenceInput, UpdateResult
     from workflows.routing import on_site
     from workflows.shield import despite_cancel
 
@@ -178,7 +178,7 @@ class FenceWorkflow:
     @end.validator
     def _check_end(self, e: FenceEnd) -> None:
         if self._operators is None:
-            raise ValueError("the fence is still starting; try again in a moment")
+            raise ValueError(f"the fence is {STILL_STARTING}")
         if self._not_operator(e.operator):
             raise ValueError(f"{e.operator} is not an operator of pair {self._state.pair}")
         if not e.reason.strip():

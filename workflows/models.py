@@ -74,6 +74,11 @@ class DecisionRecord(BaseModel):
     client: str | None = None
 
 
+# How an update's validator refuses while the run has not yet read who may act (a run
+# just started, or just continued as new): the CLI tries again for a few seconds.
+STILL_STARTING = "still starting; try again in a moment"
+
+
 class UpdateResult(BaseModel):
     """What `confirm-step`, `approve-step`, `decide-step` and the fence's `end` answer, once
     the run has taken the request. What does not fit the run now is refused by the
