@@ -38,6 +38,8 @@ from temporalio.converter import PayloadCodec
 
 from activities.models import ClientBatchResult, ClientSwitchResult
 from inventory.models import Side, other
+from wire.payloads import REASONS
+from wire.payloads import reason as undecodable_reason
 from workflows import outcomes
 from workflows.checklist import REJECTED_RECORDS, STEP_RECORDS
 from workflows.kinds import KINDS
@@ -55,8 +57,6 @@ from workflows.models import (
     StepStatus,
 )
 from workflows.outcomes import Outcome
-from workflows.payloads import REASONS
-from workflows.payloads import reason as undecodable_reason
 from workflows.steps import (
     NOT_UNPLANNED,
     VERIFY_ACTIVITIES,
@@ -444,7 +444,7 @@ async def decode_history(history: WorkflowHistory, codec: PayloadCodec | None) -
 async def _decrypt(codec: PayloadCodec, payloads: list[Payload]) -> list[Payload]:
     """Encrypted payloads decoded, the others as they are (a history is read, not acted
     on: search attributes are never encrypted, and a run may predate the key). One the
-    codec could not decode (its marker, workflows/payloads.py) raises, in a fixed text."""
+    codec could not decode (its marker, wire/payloads.py) raises, in a fixed text."""
     out = []
     for p in payloads:
         if p.metadata.get("encoding") != ENCRYPTED:

@@ -27,8 +27,8 @@ from temporalio.converter import (
     PayloadCodec,
 )
 
-from workflows.payloads import UndecodablePayloadConverter
-from workflows.payloads import marker as payload_marker
+from wire.payloads import UndecodablePayloadConverter
+from wire.payloads import marker as payload_marker
 
 ENCODING = b"binary/encrypted"
 KEY_ID_META = "encryption-key-id"
@@ -43,7 +43,7 @@ class CodecConfigError(Exception):
 class AesGcmCodec(PayloadCodec):
     """Encrypts every payload with the current key; decrypts with any key of the file.
 
-    Decoding never raises (workflows/payloads.py says why): a payload that cannot be
+    Decoding never raises (wire/payloads.py says why): a payload that cannot be
     decrypted, and one that is not encrypted at all, is replaced by a marker that the
     data converter refuses with a fixed reason. `accept_plaintext=True` lets plaintext
     through instead, for readers only (the codec server's /decode, history files):
@@ -157,7 +157,7 @@ def new_key_line(key_id: str) -> str:
 
 class AmsmPayloadConverter(PydanticPayloadConverter):
     """Pydantic JSON, and the codec's marker for a payload it could not decode, which
-    it refuses to turn into a value (workflows/payloads.py)."""
+    it refuses to turn into a value (wire/payloads.py)."""
 
     def __init__(self) -> None:
         super().__init__()

@@ -150,7 +150,7 @@ class PairWorkflow:
                 read(Decision, raw) if kind == "decide" else read(OperatorSignal, raw)
             )
         except BadPayload as e:
-            # An undecodable payload (workflows/payloads.py) says so in its own fixed text.
+            # An undecodable payload (wire/payloads.py) says so in its own fixed text.
             self._malformed(kind, str(e) if e.undecodable else f"malformed payload: {e}")
             return
         self._signal(kind, payload)

@@ -15,7 +15,7 @@ from temporalio import workflow
 from temporalio.common import RawValue
 from temporalio.exceptions import ApplicationError
 
-from workflows import payloads
+from wire import payloads
 from workflows.limits import MAX_CONTINUED_BYTES, MAX_PAYLOAD_BYTES, cut
 
 M = TypeVar("M", bound=BaseModel)
@@ -23,7 +23,7 @@ M = TypeVar("M", bound=BaseModel)
 
 class BadPayload(ValueError):
     """A payload that cannot be read into its model; the message says why, briefly.
-    `undecodable`: the codec could not decrypt it (workflows/payloads.py)."""
+    `undecodable`: the codec could not decrypt it (wire/payloads.py)."""
 
     def __init__(self, message: str, undecodable: bool = False) -> None:
         super().__init__(message)

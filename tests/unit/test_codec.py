@@ -11,7 +11,7 @@ from temporalio.api.common.v1 import Payload
 from temporalio.exceptions import ApplicationError
 
 from wire.codec import AesGcmCodec, CodecConfigError, data_converter, load_codec, new_key_line
-from workflows.payloads import marker
+from wire.payloads import marker
 
 
 def payload(text: str) -> Payload:

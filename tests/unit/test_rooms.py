@@ -40,3 +40,11 @@ def test_activities_import_no_workflow() -> None:
 def test_facts_never_call_an_operation() -> None:
     for path, text in _imports(ROOT / "activities" / "drivers" / "facts").items():
         assert "drivers.operations" not in text, path
+
+
+def test_wire_imports_only_the_inventory() -> None:
+    """Every program reaches Temporal through wire/: it stands below all of them."""
+    above = ("workflows", "activities", "workers", "records", "client", "lab")
+    for path, text in _imports(ROOT / "wire").items():
+        for room in above:
+            assert f"from {room}" not in text and f"import {room}" not in text, (path, room)
