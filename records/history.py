@@ -1121,16 +1121,22 @@ class _Walk:
     def step_of(self, event_id: int, candidates: list[str]) -> int | None:
         """The step an activity or child belongs to: where the engine recorded its steps,
         the one it had in hand when it scheduled the event (the record comes first, in the
-        same workflow task); else the next step that can run it (by its type)."""
+        same workflow task): one that runs or waits, or the last one recorded if the event
+        is of its kind (a lost side's step, skipped, then reads the survivor); else the
+        next step that can run it (by its type)."""
         if not self.run.step_records:
             return self.find(candidates)
         in_hand: dict[str, str] = {}
+        last: str | None = None
         for r in self.run.step_records:
             if r.event_id is not None and r.event_id > event_id:
                 break
             in_hand[r.step] = r.status
+            last = r.step if r.status != "pending" else last
         busy = [k for k, st in in_hand.items() if st not in ("pending", "done", "skipped")]
-        return self.index.get(busy[-1]) if busy else None
+        if busy:
+            return self.index.get(busy[-1])
+        return self.index.get(last) if last in candidates else None
 
     def find(self, candidates: list[str]) -> int | None:
         lo = max(self.p, 0)
@@ -1613,6 +1619,7 @@ class _Walk:
             nxt = self.p + 1
             if (
                 self.abort is None
+                and not run.step_records  # else the records say what each step became
                 and nxt < len(self.steps)
                 and run.workflow_type in ("switch", "split", "split-switch", "restore")
                 and self.started

@@ -7,8 +7,10 @@ state-search-attribute, child-id-random-tag); `v2/` those recorded before
 client-batches (one client-switch child per client); `v3/` those recorded before
 site-queues (every activity on the pair's queue); `v4/` a client-batch child recorded
 before client-two-activities (four activities per client; the parents did not change);
-`tests/histories/` the current code's (client-batch children with two activities per
-client, sided activities on their site's queue).
+`v5/` those recorded before record-step-outcomes, update-answers-once-taken and
+continue-after-signals (no step records in the memo, updates answered at once);
+`tests/histories/` the current code's (each step's changes and the rejected signals
+recorded in the memo, updates answered once taken).
 Record new ones with `AMSM_RECORD_HISTORIES=tests/histories pytest tests/integration`.
 """
 
@@ -32,10 +34,11 @@ CHILD = {
     "v2": "client-switch-",
     "v3": "client-batch-",
     "v4": "client-batch-",
+    "v5": "client-batch-",
 }
 
 
-@pytest.mark.parametrize("name", ["current", "v1", "v2", "v3", "v4"])
+@pytest.mark.parametrize("name", ["current", "v1", "v2", "v3", "v4", "v5"])
 def test_there_is_a_history_of_every_workflow_kind(name: str) -> None:
     where = ROOT if name == "current" else ROOT / name
     names = [p.name for p in where.glob("*.json")]

@@ -66,6 +66,9 @@ STEP_RECORDS = "amsm-steps"
 # The same for the signals it rejected: their count, and the ones since the last record
 # (at most REJECTED_KEPT), so that a report need not judge them again.
 REJECTED_RECORDS = "amsm-rejected"
+# Runs started before a confirmed manual step showed "running" while it acts replay with
+# it still awaiting confirmation then (a state change upserts a search attribute).
+RUNNING_PATCH = "manual-step-running-after-confirm"
 RECORD_TEXT = 2000  # a record's texts are cut to this: the checklist has them whole
 
 
@@ -153,6 +156,7 @@ class StepRunner:
         self._counts_signals = workflow.patched(SIGNALS_PATCH)
         # What the history last recorded of each step (a continued run: its checklist).
         self._records = workflow.patched(RECORD_PATCH)
+        self._running_after_confirm = workflow.patched(RUNNING_PATCH)
         self._recorded = {s.id: _recorded_as(s) for s in self.checklist.steps}
         self._rejected_recorded = self.checklist.rejected_total
         self.publish()
@@ -559,6 +563,11 @@ class StepRunner:
                     continue
                 step.message, step.outcome = outcomes.VERIFIED, "verified"
             if action is not None:
+                if self._running_after_confirm:
+                    # Taken: it no longer waits for the operator (nor takes a second
+                    # confirmation) while it acts, e.g. move-editors switching clients.
+                    step.status = "running"
+                    self.publish()
                 done = await self._attempt(step, action)
                 if done is SKIPPED:
                     return
