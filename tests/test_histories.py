@@ -7,8 +7,8 @@ state-search-attribute, child-id-random-tag); `v2/` those recorded before
 client-batches (one client-switch child per client); `v3/` those recorded before
 site-queues (every activity on the pair's queue); `v4/` a client-batch child recorded
 before client-two-activities (four activities per client; the parents did not change);
-`v5/` those recorded before record-step-outcomes, update-answers-once-taken and
-continue-after-signals (no step records in the memo, updates answered at once);
+`v5/` those recorded before record-step-outcomes, update-answers-once-taken,
+continue-after-signals, manual-step-running-after-confirm and continue-while-a-step-failed (no step records in the memo, updates answered at once);
 `tests/histories/` the current code's (each step's changes and the rejected signals
 recorded in the memo, updates answered once taken).
 Record new ones with `AMSM_RECORD_HISTORIES=tests/histories pytest tests/integration`.

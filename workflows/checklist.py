@@ -69,6 +69,9 @@ REJECTED_RECORDS = "amsm-rejected"
 # Runs started before a confirmed manual step showed "running" while it acts replay with
 # it still awaiting confirmation then (a state change upserts a search attribute).
 RUNNING_PATCH = "manual-step-running-after-confirm"
+# Runs started before a failed automatic step could continue as new while it waits for
+# its decision replay without it.
+FAILED_CONTINUE_PATCH = "continue-while-a-step-failed"
 RECORD_TEXT = 2000  # a record's texts are cut to this: the checklist has them whole
 
 
@@ -157,6 +160,7 @@ class StepRunner:
         # What the history last recorded of each step (a continued run: its checklist).
         self._records = workflow.patched(RECORD_PATCH)
         self._running_after_confirm = workflow.patched(RUNNING_PATCH)
+        self._continue_when_failed = workflow.patched(FAILED_CONTINUE_PATCH)
         self._recorded = {s.id: _recorded_as(s) for s in self.checklist.steps}
         self._rejected_recorded = self.checklist.rejected_total
         self.publish()
@@ -460,9 +464,9 @@ class StepRunner:
         if self.abort is not None:
             raise Aborted()
 
-    async def decision_for(self, key: str) -> Decision:
+    async def decision_for(self, key: str, may_continue: bool = False) -> Decision:
         self.publish()
-        await self.wait(lambda: key in self._decisions)
+        await self.wait(lambda: key in self._decisions, may_continue=may_continue)
         return self._decisions.pop(key)
 
     # -- steps -----------------------------------------------------------------------------------
@@ -512,18 +516,25 @@ class StepRunner:
     async def _run_auto(
         self, step: StepState, action: Callable[[StepState], Awaitable[str]]
     ) -> None:
+        # A failed step waits for its decision with nothing in flight: it may continue as
+        # new there (a run can wait days for it), and its continuation waits on for it.
+        waits_across = self._continue_when_failed
+        resumed_failed = waits_across and step.status == "failed"
         while True:
-            step.status = "running"
-            step.error = None
-            self.publish()
-            try:
-                step.message = await action(step)
-                return
-            except (ActivityError, ChildWorkflowError, ApplicationError) as e:
-                step.status = "failed"
-                step.error = describe_failure(e)
-                step.waiting_since = self.now()
-            d = await self.decision_for(step.id)
+            if resumed_failed:
+                resumed_failed = False  # the run before failed it; the decision is next
+            else:
+                step.status = "running"
+                step.error = None
+                self.publish()
+                try:
+                    step.message = await action(step)
+                    return
+                except (ActivityError, ChildWorkflowError, ApplicationError) as e:
+                    step.status = "failed"
+                    step.error = describe_failure(e)
+                    step.waiting_since = self.now()
+            d = await self.decision_for(step.id, may_continue=waits_across)
             step.waiting_since = None
             if d.action == "skip":
                 self.skip(step, d)

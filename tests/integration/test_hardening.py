@@ -19,7 +19,7 @@ from temporalio.client import (
 from temporalio.exceptions import ApplicationError
 
 from inventory.models import Inventory, Timing, fence_workflow_id
-from lab.faults import set_side_fault
+from lab.faults import set_fault, set_side_fault
 from lab.state import LabState
 from tests.support.cli import cli, cli_json
 from tests.support.driving import drive, hands_for, step, switch_waiting_at_stop_insync
@@ -772,3 +772,32 @@ async def test_a_continuation_too_big_to_send_leaves_the_run_going(
         assert rc == 0, out
         rc, out = await cli(client, lab, "abort", run, "--reason", "test over")
         assert rc == 0, out
+
+
+async def test_a_run_waiting_on_a_failed_step_continues_as_new_and_is_retried(
+    client: Client,
+    lab_factory,  # type: ignore[no-untyped-def]
+) -> None:
+    """A failed step can wait days for its decision. It used to be the one wait that never
+    continued as new, so whatever arrived then stayed in one history; now it continues
+    (after 4 signals here), its continuation waits on for the decision, and the retry
+    runs the step again."""
+    lab: Lab = await lab_factory(editors=1, ingest=0)
+    lab.retime(replication_timeout=1)
+    set_fault(lab.dir, "dsm-y", "replication-fails")
+    async with running_worker(client, lab):
+        run = (await cli_json(client, lab, "start", "switch", "--to", "Y"))["run_id"]
+        shown = await drive(client, lab, run, "Y")
+        assert step(shown, "start-replication")["status"] == "failed", shown
+        handle = client.get_workflow_handle(lab.inventory.workflow_id)
+        for n in range(5):
+            await handle.signal("confirm", {"step": "nope", "operator": f"x{n}"})
+        shown = await shown_when(client, lab, run, lambda s: s["continued"] >= 1)
+        assert step(shown, "start-replication")["status"] == "failed", shown
+        assert shown["state"] == "awaiting-operator"
+        set_fault(lab.dir, "dsm-y", "clear")
+        rc, out = await cli(client, lab, "retry", run, "start-replication")
+        assert rc == 0, out
+        shown = await drive(client, lab, run, "Y")
+        assert shown["state"] == "completed", shown["message"]
+        assert step(shown, "start-replication")["outcome"] == "done"
