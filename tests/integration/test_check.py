@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from temporalio.client import Client
 
 from lab.faults import set_fault
 from lab.state import LabState
 from tests.support.cli import cli, cli_json
+from tests.support.driving import switch_waiting_at_stop_insync
 from tests.support.lab import Lab
 from tests.support.worker import running_worker
 
@@ -118,7 +120,56 @@ async def test_check_finds_and_names_what_would_stop_a_switch(client: Client, la
         assert f"pair {lab.inventory.pair}: not ready: " in out
         assert "would stop switch: stop-browse, switch-browse, start-browse" in out
         assert K2_TWIN in out and "Unreachable" in out
-        print(out)
 
         # The check changed nothing on any host.
         assert journal() == before == []
+
+
+async def test_check_beside_a_run_for_viewers_and_without_a_site_worker(
+    client: Client,
+    lab_factory,  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    lab = await lab_factory(editors=1, ingest=0)
+    lab.edit_inventory(operators=["ann"], viewers=["vic"])
+    monkeypatch.setenv("AMSM_OPERATOR", "ann")
+    async with running_worker(client, lab):
+        run, _ = await switch_waiting_at_stop_insync(client, lab, "Y", "--operator", "ann")
+        # A check never takes the pair's one-workflow id: it runs beside the switch.
+        monkeypatch.setenv("AMSM_OPERATOR", "vic")  # a viewer may check
+        rc, out = await cli(client, lab, "check", "--json")
+        assert rc == 0, out
+        assert json.loads(out.splitlines()[0])["ready"] is True
+        pair = lab.inventory.pair
+        checks = [w.id async for w in client.list_workflows("WorkflowType = 'pair-check'")]
+        mine = [i for i in checks if pair in i]
+        assert mine and all(i.startswith(f"{lab.inventory.workflow_id}-check-") for i in mine)
+        shown = await cli_json(client, lab, "show", run)
+        assert shown["state"] == "awaiting-operator"
+
+        monkeypatch.setenv("AMSM_OPERATOR", "mallory")
+        rc, out = await cli(client, lab, "check")
+        assert rc == 1 and "mallory is neither an operator nor a viewer" in out
+        monkeypatch.setenv("AMSM_OPERATOR", "ann")
+        with pytest.raises(SystemExit) as usage:  # argparse: a usage error exits 2
+            await cli(client, lab, "check", "--bogus")
+        assert usage.value.code == 2
+
+    # Fail closed: with no worker for Y's site, Y's hosts are problems, never "ok".
+    from workers.worker import build_workers
+
+    lab.retime(operation_timeout=2)
+    main, x = build_workers(client, lab.inventory, lab.inventory_path, sites=("X",))
+    async with main, x:
+        rc, out = await cli(client, lab, "check", "--json")
+    assert rc == 1, out
+    found = json.loads(out.splitlines()[0])
+    not_picked = "not read: no worker of its queue picked the check up in time"
+    for host in ("dsm-y", "sb-y1", "nas-cifs-y"):
+        assert by(found["problems"], host, ANSWERS_OF[host])["found"] == not_picked
+    for host in ("nas-ftp-y", "bridge-y"):
+        assert by(found["warnings"], host, "host-answers")["found"] == not_picked
+    assert not [p for p in found["problems"] if p["host"].endswith("-x") or "-x" in p["host"]]
+
+
+ANSWERS_OF = {"dsm-y": "dsm-answers", "sb-y1": "smartbins-answers", "nas-cifs-y": "nas-answers"}
