@@ -213,3 +213,61 @@ class FenceState(BaseModel):
     message: str | None = None
     details: list[str] = Field(default_factory=list)
     ended_by: str | None = None
+
+
+# -- the site check (activities/check.py, workflows/check.py) ---------------------------------
+CheckRole = Literal[
+    "dsm", "smartbins", "nas-cifs", "nas-ftp", "bridge", "control-point", "browse", "client"
+]  # fmt: skip
+
+
+# The check that says whether a host of each role answers at all (its row in
+# workflows/checks.py says which steps a host that does not answer would stop).
+ANSWERS: dict[CheckRole, str] = {
+    "dsm": "dsm-answers",
+    "smartbins": "smartbins-answers",
+    "nas-cifs": "nas-answers",
+    "nas-ftp": "host-answers",
+    "bridge": "host-answers",
+    "control-point": "control-point-answers",
+    "browse": "browse-answers",
+    "client": "client-answers",
+}
+
+
+class CheckTarget(BaseModel):
+    """One host to check. `side`: the side it belongs to (its activity runs on that
+    side's site queue), None for the hosts both sides share."""
+
+    pair: str
+    host: str
+    role: CheckRole
+    side: Side | None = None
+
+
+class CheckPlan(BaseModel):
+    targets: list[CheckTarget]
+    # Bounds the activities: one host's reads, and how long a site worker may take to
+    # pick its task up before the host counts as not read.
+    operation_timeout: float
+    connect_timeout: float
+
+
+class Finding(BaseModel):
+    """What one check of one host found wrong: a problem stops the steps the check
+    maps to (workflows/checks.py), a warning is worth knowing."""
+
+    host: str
+    check: str
+    severity: Literal["problem", "warning"]
+    expected: str
+    found: str
+    fix: str
+
+
+class HostCheck(BaseModel):
+    host: str
+    role: CheckRole
+    side: Side | None = None
+    checks: list[str] = Field(default_factory=list)  # the checks that ran
+    findings: list[Finding] = Field(default_factory=list)

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from temporalio.client import Client
 
 from client.commands import (
+    check,
     confirm,
     controls,
     decide,
@@ -38,7 +39,7 @@ from wire.options import add_options, connection
 
 # Every command, in the order `amsm --help` lists them.
 COMMANDS = (
-    status, start, runs, watch, show, confirm, decide, fence, controls,
+    status, check, start, runs, watch, show, confirm, decide, fence, controls,
     report, history, replay, rules, inventory,
 )  # fmt: skip
 

@@ -332,9 +332,13 @@ CMDLETS: dict[str, CmdletSpec] = {
     for s in (
         _spec(
             "Get-Service",
-            {"Name": Param("texts"), "DependentServices": Param("switch")},
+            {
+                "Name": Param("texts"),
+                "DependentServices": Param("switch"),
+                "ErrorAction": Param("choice", ("SilentlyContinue",)),
+            },
             properties=("Name", "DisplayName", "Status", "StartType"),
-            sets=(("Name",), ("Name", "DependentServices")),
+            sets=(("Name",), ("Name", "DependentServices"), ("Name", "ErrorAction")),
         ),
         _spec("Start-Service", {"Name": _TEXT}),
         # Always -NoWait: without it Stop-Service waits as long as the service takes,
@@ -1091,8 +1095,21 @@ class Interpreter:
         which .NET resolves by service name or display name. Start-Service and
         Stop-Service -Name go the same way. -DependentServices answers with the services
         that depend on it instead."""
-        keys = [self._service("Get-Service", n) for n in commands[0].args["Name"]]
-        if commands[0].args.get("DependentServices"):
+        args = commands[0].args
+        if args.get("ErrorAction") == "SilentlyContinue":
+            # A name the host has no service by is a non-terminating error (Microsoft
+            # Learn, Get-Service: "Cannot find any service with service name"),
+            # silenced: the others are answered, and `$?` is false
+            # (about_Automatic_Variables, $?).
+            keys = []
+            for n in args["Name"]:
+                try:
+                    keys.append(self._service("Get-Service", n))
+                except CmdletError:
+                    self.ok = False
+            return self._select(commands, [self._service_object(k) for k in keys])
+        keys = [self._service("Get-Service", n) for n in args["Name"]]
+        if args.get("DependentServices"):
             keys = [d for k in keys for d in self._dependents(k)]
         return self._select(commands, [self._service_object(k) for k in keys])
 

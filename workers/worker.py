@@ -24,6 +24,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.worker import PollerBehaviorAutoscaling, Worker
 
 from activities.browse import BrowseActivities
+from activities.check import CheckActivities
 from activities.clients import ClientActivities
 from activities.context import DeviceContext
 from activities.dsm import DsmActivities
@@ -90,6 +91,7 @@ def build_workers(
         ClientActivities,
         MediaActivities,
         LostSideActivities,
+        CheckActivities,
     )
     activities = activity_methods(
         *(family(ctx) for family in families), PairActivities(client, inventory)

@@ -306,3 +306,13 @@ class ClientBatchInput(Bounded):
     pair: Name
     clients: Annotated[list[ClientTarget], Field(max_length=MAX_CLIENTS)]
     timing: Timing
+
+
+class CheckInput(Bounded):
+    pair: Name
+    initiator: Name = "operator"  # who asked (the CLI checked they may read the pair)
+
+
+class CheckProgress(BaseModel):
+    done: int = 0
+    total: int = 0  # 0 until the workflow knows which hosts it reads

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from workflows.check import PairCheckWorkflow
 from workflows.client_switch import ClientBatchWorkflow, ClientSwitchWorkflow
 from workflows.control import ControlWorkflow
 from workflows.fence import FenceWorkflow
@@ -21,6 +22,7 @@ WORKFLOWS: list[type] = [
     ClientSwitchWorkflow,
     ClientBatchWorkflow,
     PairStatusWorkflow,
+    PairCheckWorkflow,
     PairWatchWorkflow,
     ControlWorkflow,
     FenceWorkflow,

@@ -267,6 +267,15 @@ def get_services(names: Sequence[str]) -> str:
     return f"Get-Service -Name {qlist(names)} | Select-Object Name,DisplayName,Status | {JSON}"
 
 
+def find_services(names: Sequence[str]) -> str:
+    """Those of `names` the host has (a missing one is a non-terminating error, silenced
+    here), with their key and display names: for the site check, which reads what exists."""
+    return (
+        f"Get-Service -Name {qlist(names)} -ErrorAction SilentlyContinue | "
+        f"Select-Object Name,DisplayName,Status | {JSON}"
+    )
+
+
 def get_dependent_services(name: str) -> str:
     """The services that Stop-Service -Force stops along with `name`."""
     return (

@@ -48,3 +48,18 @@ def test_wire_imports_only_the_inventory() -> None:
     for path, text in _imports(ROOT / "wire").items():
         for room in above:
             assert f"from {room}" not in text and f"import {room}" not in text, (path, room)
+
+
+def test_the_site_check_loads_no_operation() -> None:
+    """`amsm check` reads facts only: its activities load, even indirectly, no module that
+    changes a device (activities/drivers/operations/), nor the families that act."""
+    code = (
+        "import sys, activities.check\n"
+        "print(sorted(m for m in sys.modules if m.startswith('activities.drivers.operations')"
+        " or m in ('activities.dsm', 'activities.browse', 'activities.clients',"
+        " 'activities.smartbins', 'activities.sync_tools', 'activities.media')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "[]", out.stdout

@@ -12,6 +12,12 @@ from inventory.names import path_join
 from inventory.status import ServiceState
 
 
+def backup_name(active: str) -> str:
+    """The twin of an active config file: `K2_MDI_Service.exe.config` ->
+    `K2_MDI_Service.backup.exe.config` (K2-FACTS.md, Browse config files)."""
+    return active[: -len(".exe.config")] + ".backup.exe.config"
+
+
 @dataclass
 class BrowseFacts:
     services: list[ServiceState]
@@ -45,3 +51,14 @@ async def browse_facts(drv: HostDriver, comp: BrowseComponent, inv: Inventory) -
         file_sides[f] = inv.side_of_marker(ps.parse_json_string(line))
     states = [ServiceState(name=n, status=svc.get(n, "Missing")) for n in comp.services]
     return BrowseFacts(states, file_sides)
+
+
+@reads_answers
+async def config_files_present(drv: HostDriver, comp: BrowseComponent) -> dict[str, bool]:
+    """Whether each config file of the component and its `.backup` twin exist, by path:
+    a Browse switch swaps the two, so it needs both."""
+    paths = []
+    for f in comp.config_files:
+        paths += [path_join(comp.config_dir, f), path_join(comp.config_dir, backup_name(f))]
+    answers = await drv.run(*[ps.test_path(p) for p in paths])
+    return {p: ps.parse_bool(a) for p, a in zip(paths, answers, strict=True)}

@@ -117,3 +117,25 @@ async def client_verify(drv: HostDriver, client: SwitchableClient, inv: Inventor
             drv.name, f"{client.host} does not see {to}'s V: volume: {'; '.join(problems)}"
         )
     return f"{client.host} sees {to}'s V: volume"
+
+
+@reads_answers
+async def iscsi_cmdlets_missing(drv: HostDriver) -> list[str]:
+    """The iSCSI cmdlets a client switch uses that the host lacks (all of them on a
+    Windows older than 8 / Server 2012, which has no iSCSI module)."""
+    present = await drv.run_one(ps.get_commands(ps.ISCSI_CMDLETS))
+    names = {str(o.get("Name", "")).lower() for o in ps.parse_json_list(present)}
+    return [c for c in ps.ISCSI_CMDLETS if c.lower() not in names]
+
+
+@reads_answers
+async def portals_reachable(drv: HostDriver, portals: list[str], port: int) -> dict[str, bool]:
+    """Whether the client reaches each portal on the iSCSI port (Test-NetConnection),
+    the probe a switch makes before it changes anything."""
+    answers = await drv.run(*[ps.test_port(p, port) for p in portals])
+    return {p: ps.parse_bool(a) for p, a in zip(portals, answers, strict=True)}
+
+
+@reads_answers
+async def volume_present(drv: HostDriver) -> bool:
+    return ps.parse_bool(await drv.run_one(ps.test_path("V:\\")))

@@ -31,6 +31,26 @@ async def services(drv: HostDriver, names: list[str]) -> dict[str, str]:
     return {n: ps.parse_service_status(o.get("Status")) for n, o in by_name(names, line).items()}
 
 
+@dataclass(frozen=True)
+class ServiceName:
+    """A service the host has, as asked for: its key (service) name and display name."""
+
+    key: str
+    display: str
+
+
+@reads_answers
+async def find_services(drv: HostDriver, names: list[str]) -> dict[str, ServiceName | None]:
+    """For each name asked for (key or display name), the service it names, or None when
+    the host has no such service."""
+    found = by_name(names, await drv.run_one(ps.find_services(names)))
+    out: dict[str, ServiceName | None] = {}
+    for n in names:
+        o = found.get(n)
+        out[n] = ServiceName(str(o.get("Name", "")), str(o.get("DisplayName", ""))) if o else None
+    return out
+
+
 @reads_answers
 async def process_running(drv: HostDriver, name: str) -> bool:
     return bool(ps.parse_json_list(await drv.run_one(ps.get_process(name))))
@@ -67,3 +87,24 @@ async def boot(drv: HostDriver) -> Boot:
     sent = time.time()
     up = await uptime(drv)
     return Boot(earliest=sent - up, latest=time.time() - up)
+
+
+@dataclass(frozen=True)
+class HostClock:
+    """The host's clock against the worker's: `skew` seconds ahead (negative: behind),
+    give or take `uncertainty` (half the round trip of the reading)."""
+
+    skew: float
+    uncertainty: float
+
+
+@reads_answers
+async def clock(drv: HostDriver) -> HostClock:
+    """The host's time now (Win32_OperatingSystem.LocalDateTime) against the worker's
+    clock at the middle of the round trip. Reading it is also the plainest proof that
+    the host answers over its transport with its credentials."""
+    sent = time.time()
+    info = ps.parse_json_object(await drv.run_one(ps.boot_info()))
+    received = time.time()
+    host_now = ps.parse_datetime(ps.prop(info, "LocalDateTime")).timestamp()
+    return HostClock(skew=host_now - (sent + received) / 2, uncertainty=(received - sent) / 2)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from activities.drivers import powershell as ps
 from activities.drivers.errors import RULE_BROWSE_STOPPED, CommandFailed
-from activities.drivers.facts.browse import browse_facts
+from activities.drivers.facts.browse import backup_name, browse_facts
 from activities.drivers.facts.windows import services
 from activities.drivers.host import HostDriver, reads_answers
 from activities.drivers.interlocks import Overrides, with_forced
@@ -16,10 +16,6 @@ from activities.drivers.operations.windows import (
 )
 from inventory.models import BrowseComponent, Inventory, Side
 from inventory.names import path_join
-
-
-def _twin(active: str) -> str:
-    return active[: -len(".exe.config")] + ".backup.exe.config"
 
 
 def _tmp(active: str) -> str:
@@ -86,7 +82,7 @@ async def browse_switch(
     swapped = []
     for f in comp.config_files:
         active = path_join(comp.config_dir, f)
-        backup = path_join(comp.config_dir, _twin(f))
+        backup = path_join(comp.config_dir, backup_name(f))
         tmp = path_join(comp.config_dir, _tmp(f))
         has_active, has_backup, has_tmp = (
             ps.parse_bool(x)
@@ -97,14 +93,14 @@ async def browse_switch(
             steps = []
             if not has_active and has_backup:
                 steps.append(ps.rename_file(backup, f))
-            steps.append(ps.rename_file(tmp, _twin(f)))
+            steps.append(ps.rename_file(tmp, backup_name(f)))
             await drv.run(*steps)
             swapped.append(f"{f} (interrupted swap completed)")
             continue
         if not (has_active and has_backup):
             raise CommandFailed(
                 drv.name,
-                f"{comp.name}: expected both {f} and {_twin(f)} in {comp.config_dir}",
+                f"{comp.name}: expected both {f} and {backup_name(f)} in {comp.config_dir}",
             )
         content = ps.parse_json_string(await drv.run_one(ps.get_content(active)))
         if inv.side_of_marker(content) == to:
@@ -112,7 +108,7 @@ async def browse_switch(
         await drv.run(
             ps.rename_file(active, _tmp(f)),
             ps.rename_file(backup, f),
-            ps.rename_file(tmp, _twin(f)),
+            ps.rename_file(tmp, backup_name(f)),
         )
         swapped.append(f)
     after = await browse_facts(drv, comp, inv)

@@ -1,0 +1,155 @@
+"""`amsm check`: the read-only site check. Starts the short `pair-check` workflow (its own
+id, beside any run), shows the hosts read so far while it runs (its `progress` query),
+then the findings grouped by the steps they would stop. Exit 0 when ready, 1 when not."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from temporalio.client import Client, WorkflowHandle
+
+from client.runs import cause
+from client.session import EXIT_FAIL, EXIT_OK, CliError, default_operator, emit
+from inventory.models import Inventory
+from workflows.check import (
+    READS_PER_HOST,
+    CheckFinding,
+    CheckResult,
+    PairCheckWorkflow,
+)
+from workflows.checks import StepRef
+from workflows.models import CheckInput
+
+POLL_SECONDS = 0.5
+
+
+def add(sub: Any) -> None:
+    s = sub.add_parser(
+        "check",
+        help="read every host, change nothing: would the workflows go through?",
+        description="Read every host of the pair (facts only) and name what would stop "
+        "which step of which workflow. Exit 0 when nothing would, 1 otherwise.",
+    )
+    s.add_argument("--json", action="store_true", help="print one JSON object")
+    s.set_defaults(handler=run, reads=True)
+
+
+def check_workflow_id(inv: Inventory) -> str:
+    """Its own id: never the pair's one-workflow id, so it runs beside a switch."""
+    return f"{inv.workflow_id}-check-{uuid.uuid4().hex[:12]}"
+
+
+def time_limit(inv: Inventory) -> float:
+    t = inv.timing
+    return (READS_PER_HOST + 1) * t.operation_timeout + t.connect_timeout + 120
+
+
+async def run(client: Client, inv: Inventory, args: argparse.Namespace) -> int:
+    limit = time_limit(inv)
+    try:
+        handle = await client.start_workflow(
+            PairCheckWorkflow.run,
+            CheckInput(pair=inv.pair, initiator=default_operator()),
+            id=check_workflow_id(inv),
+            task_queue=inv.queue,
+            execution_timeout=timedelta(seconds=limit),
+        )
+    except Exception as e:
+        raise CliError(f"the check of pair {inv.pair} could not start: {cause(e)}") from None
+    result = await follow(handle, inv, quiet=args.json)
+    data = result.model_dump(mode="json")
+    data.pop("pair", None)
+    emit(args, data, render_check(result))
+    return EXIT_OK if result.ready else EXIT_FAIL
+
+
+async def follow(
+    handle: WorkflowHandle[Any, CheckResult], inv: Inventory, quiet: bool
+) -> CheckResult:
+    """The result; meanwhile `hosts read / all` on stderr (rewritten in place on a
+    terminal; elsewhere only the last count, once)."""
+    live = not quiet and sys.stderr.isatty()
+    waiting = asyncio.ensure_future(handle.result())
+    shown = ""
+    try:
+        while True:
+            done, _ = await asyncio.wait({waiting}, timeout=POLL_SECONDS)
+            if done:
+                break
+            line = await progress_line(handle, inv)
+            if live and line and line != shown:
+                print(f"\r{line}", end="", file=sys.stderr, flush=True)
+                shown = line
+        result = waiting.result()
+    except Exception as e:
+        raise CliError(
+            f"the check of pair {inv.pair} ({handle.id}) did not finish: {cause(e)}; "
+            "is the pair's worker running?"
+        ) from None
+    finally:
+        if not waiting.done():
+            waiting.cancel()
+    if not quiet:
+        final = f"checking pair {inv.pair}: {result.hosts}/{result.hosts} hosts read"
+        print(f"\r{final}" if live else final, file=sys.stderr)
+    return result
+
+
+async def progress_line(handle: WorkflowHandle[Any, Any], inv: Inventory) -> str | None:
+    try:
+        p = await handle.query(PairCheckWorkflow.progress)
+    except Exception:
+        return None  # not started yet, or just ended: the next poll says
+    if not p.total:
+        return f"checking pair {inv.pair}: listing its hosts"
+    return f"checking pair {inv.pair}: {p.done}/{p.total} hosts read"
+
+
+# -- the report ---------------------------------------------------------------------------
+def steps_text(steps: list[StepRef]) -> str:
+    if not steps:
+        return "stops no step"
+    by_kind: dict[str, list[str]] = {}
+    for s in steps:
+        by_kind.setdefault(s.kind, []).append(s.step)
+    return "would stop " + "; ".join(f"{k}: {', '.join(ids)}" for k, ids in by_kind.items())
+
+
+def finding_lines(f: CheckFinding) -> list[str]:
+    return [
+        f"    {f.host}  {f.check}",
+        f"      expected: {f.expected}",
+        f"      found:    {f.found}",
+        f"      fix:      {f.fix}",
+    ]
+
+
+def render_check(r: CheckResult) -> str:
+    def count(n: int, word: str) -> str:
+        return f"{n} {word}" + ("" if n == 1 else "s")
+
+    state = "ready" if r.ready else "not ready"
+    head = (
+        f"pair {r.pair}: {state}: {count(len(r.problems), 'problem')}, "
+        f"{count(len(r.warnings), 'warning')} ({count(r.hosts, 'host')} read)"
+    )
+    lines = [head]
+    if r.problems:
+        lines += ["", "Problems"]
+        groups: dict[str, list[CheckFinding]] = {}
+        for f in r.problems:
+            groups.setdefault(steps_text(f.steps), []).append(f)
+        for header, found in groups.items():
+            lines.append(f"  {header}")
+            for f in found:
+                lines += finding_lines(f)
+    if r.warnings:
+        lines += ["", "Warnings"]
+        for f in r.warnings:
+            lines += finding_lines(f)
+    return "\n".join(lines)

@@ -1,0 +1,175 @@
+"""`amsm check` on the lab: a clean pair is ready; faults the check must find and name;
+and the check changes nothing (the lab's journal of device changes stays empty)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from temporalio.client import Client
+
+from lab.faults import set_fault
+from lab.state import LabState
+from tests.support.cli import cli, cli_json
+from tests.support.driving import switch_waiting_at_stop_insync
+from tests.support.lab import Lab
+from tests.support.worker import running_worker
+
+K2_CONFIG = r"C:\Thomson\MediaFrame\Configuration\K2_MDI_Service.exe.config"
+K2_TWIN = r"C:\Thomson\MediaFrame\Configuration\K2_MDI_Service.backup.exe.config"
+
+
+def by(findings: list[dict], host: str, check: str) -> dict:
+    hits = [f for f in findings if f["host"] == host and f["check"] == check]
+    assert len(hits) == 1, (host, check, findings)
+    return hits[0]
+
+
+def break_devices(lab: Lab) -> None:
+    """Faults of the real devices the lab does not have as `amsm lab fault`, set in the
+    hosts' documents."""
+    with LabState(lab.dir).transaction() as txn:
+        # A Browse host whose `.backup` twin is gone (deleted by hand, or never copied
+        # when the host was installed): Test-Path answers False for a missing file
+        # (Microsoft Learn, Test-Path), and a Browse switch would have nothing to swap.
+        mdi = txn.require_host("mdi-k2")
+        del mdi["files"][K2_TWIN]
+        # A SmartBins server whose service was uninstalled: Get-Service -Name of a name
+        # the host has not is a non-terminating error (Microsoft Learn, Get-Service).
+        sb = txn.require_host("sb-x2")
+        del sb["services"][lab.inventory.devices.smartbins_service]
+        # A client on Windows 7 (6.1): no iSCSI module (its first docset: Server 2012).
+        ed = txn.require_host("ED-02")
+        ed["windows"] = "6.1"
+
+
+async def test_check_finds_and_names_what_would_stop_a_switch(client: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
+    lab = await lab_factory(editors=2, ingest=1)
+    # Every host once (the lab's Browse components are on hosts of their own), and the DSMs.
+    hosts = len({h.host for _, h in lab.inventory.all_hosts()}) + 2
+    journal = LabState(lab.dir).journal
+    async with running_worker(client, lab):
+        before = journal()
+        rc, out = await cli(client, lab, "check")
+        assert rc == 0, out
+        assert f"pair {lab.inventory.pair}: ready: 0 problems" in out
+        assert "hosts read" in out
+
+        clean = await cli_json(client, lab, "check", "--json")
+        assert clean["ready"] is True and clean["problems"] == []
+        assert clean["hosts"] == hosts
+        # The lab's inventory names Browse services by display name, as the guides do.
+        shown = by(clean["warnings"], "mdi-k2", "browse-service")
+        assert "GV K2 MDI" in shown["expected"] and "display name" in shown["found"]
+        assert shown["steps"] == []
+
+        break_devices(lab)
+        set_fault(lab.dir, "ED-01", "unreachable")
+        set_fault(lab.dir, "dsm-y", "unreachable")
+        set_fault(lab.dir, "bridge-y", "unreachable")
+        set_fault(lab.dir, "cp-01", "clock-step", 90)
+
+        rc, out = await cli(client, lab, "check", "--json")
+        assert rc == 1, out
+        found = json.loads(out.splitlines()[0])
+        assert found["ready"] is False and found["hosts"] == hosts
+        problems, warnings = found["problems"], found["warnings"]
+        for f in problems + warnings:
+            assert set(f) == {"host", "check", "expected", "found", "fix", "steps"}
+
+        twin = by(problems, "mdi-k2", "browse-config")
+        assert twin["expected"] == K2_TWIN and twin["found"] == "missing"
+        assert {"kind": "switch", "step": "switch-browse"} in twin["steps"]
+        assert {"kind": "restore", "step": "browse-to-x"} in twin["steps"]
+        assert not [f for f in problems if f["expected"] == K2_CONFIG]
+
+        ed1 = by(problems, "ED-01", "client-answers")
+        assert ed1["found"].startswith("Unreachable: ") and "ED-01" in ed1["found"]
+        assert {"kind": "switch", "step": "switch-clients"} in ed1["steps"]
+        assert {"kind": "split-switch", "step": "switch-pilots"} in ed1["steps"]
+
+        dsm = by(problems, "dsm-y", "dsm-answers")
+        assert dsm["found"].startswith("Unreachable: ")
+        steps = {(s["kind"], s["step"]) for s in dsm["steps"]}
+        assert ("switch", "dsm-y-main") in steps and ("switch", "dsm-y-backup") in steps
+        assert ("switch", "dsm-x-backup") not in steps  # X's DSM answers
+
+        sb = by(problems, "sb-x2", "smartbins-service")
+        assert "SmartBins" in sb["expected"] and "no such service" in sb["found"]
+        assert {(s["kind"], s["step"]) for s in sb["steps"]} >= {
+            ("switch", "smartbins-x-backup"),
+            ("switch", "smartbins-x-main"),
+        }
+
+        old = by(problems, "ED-02", "client-iscsi")
+        assert "Connect-IscsiTarget" in old["found"]
+
+        # Y's bridge is down: every client that answers cannot reach Y's portal.
+        for c in ("ED-02", "IN-01"):
+            portal = by(problems, c, "client-portal")
+            assert "Y's iSCSI portal" in portal["expected"]
+        by(warnings, "bridge-y", "host-answers")
+        clock = by(warnings, "cp-01", "clock")
+        assert "ahead of the worker's" in clock["found"]
+
+        # Nothing about the hosts that are fine.
+        assert not [f for f in problems if f["host"] in ("dsm-x", "sb-x1", "mdi-news")]
+
+        rc, out = await cli(client, lab, "check")
+        assert rc == 1
+        assert f"pair {lab.inventory.pair}: not ready: " in out
+        assert "would stop switch: stop-browse, switch-browse, start-browse" in out
+        assert K2_TWIN in out and "Unreachable" in out
+
+        # The check changed nothing on any host.
+        assert journal() == before == []
+
+
+async def test_check_beside_a_run_for_viewers_and_without_a_site_worker(
+    client: Client,
+    lab_factory,  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    lab = await lab_factory(editors=1, ingest=0)
+    lab.edit_inventory(operators=["ann"], viewers=["vic"])
+    monkeypatch.setenv("AMSM_OPERATOR", "ann")
+    async with running_worker(client, lab):
+        run, _ = await switch_waiting_at_stop_insync(client, lab, "Y", "--operator", "ann")
+        # A check never takes the pair's one-workflow id: it runs beside the switch.
+        monkeypatch.setenv("AMSM_OPERATOR", "vic")  # a viewer may check
+        rc, out = await cli(client, lab, "check", "--json")
+        assert rc == 0, out
+        assert json.loads(out.splitlines()[0])["ready"] is True
+        pair = lab.inventory.pair
+        checks = [w.id async for w in client.list_workflows("WorkflowType = 'pair-check'")]
+        mine = [i for i in checks if pair in i]
+        assert mine and all(i.startswith(f"{lab.inventory.workflow_id}-check-") for i in mine)
+        shown = await cli_json(client, lab, "show", run)
+        assert shown["state"] == "awaiting-operator"
+
+        monkeypatch.setenv("AMSM_OPERATOR", "mallory")
+        rc, out = await cli(client, lab, "check")
+        assert rc == 1 and "mallory is neither an operator nor a viewer" in out
+        monkeypatch.setenv("AMSM_OPERATOR", "ann")
+        with pytest.raises(SystemExit) as usage:  # argparse: a usage error exits 2
+            await cli(client, lab, "check", "--bogus")
+        assert usage.value.code == 2
+
+    # Fail closed: with no worker for Y's site, Y's hosts are problems, never "ok".
+    from workers.worker import build_workers
+
+    lab.retime(operation_timeout=2)
+    main, x = build_workers(client, lab.inventory, lab.inventory_path, sites=("X",))
+    async with main, x:
+        rc, out = await cli(client, lab, "check", "--json")
+    assert rc == 1, out
+    found = json.loads(out.splitlines()[0])
+    not_picked = "not read: no worker of its queue picked the check up in time"
+    for host in ("dsm-y", "sb-y1", "nas-cifs-y"):
+        assert by(found["problems"], host, ANSWERS_OF[host])["found"] == not_picked
+    for host in ("nas-ftp-y", "bridge-y"):
+        assert by(found["warnings"], host, "host-answers")["found"] == not_picked
+    assert not [p for p in found["problems"] if p["host"].endswith("-x") or "-x" in p["host"]]
+
+
+ANSWERS_OF = {"dsm-y": "dsm-answers", "sb-y1": "smartbins-answers", "nas-cifs-y": "nas-answers"}
