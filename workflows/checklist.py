@@ -518,8 +518,10 @@ class StepRunner:
     ) -> None:
         # A failed step waits for its decision with nothing in flight: it may continue as
         # new there (a run can wait days for it), and its continuation waits on for it.
+        # (A client step that failed for its clients is not that: its action resumes the
+        # clients, and each failed one waits for its own decision.)
         waits_across = self._continue_when_failed
-        resumed_failed = waits_across and step.status == "failed"
+        resumed_failed = waits_across and step.status == "failed" and not step.failed_clients
         while True:
             if resumed_failed:
                 resumed_failed = False  # the run before failed it; the decision is next
