@@ -1,13 +1,12 @@
 """Text views that several commands print: the pair like the manual's console (`status`,
-`status --watch`), a run's checklist (`show`) and the pair's fence (`fence`, `status`,
-`show`)."""
+`status --watch`) and the pair's fence (`fence`, `status`, `show`). A run's checklist is
+drawn beside its Web UI view, in workflows/view.py."""
 
 from __future__ import annotations
 
 from client.runs import FenceView
 from inventory.models import SIDES, Side
 from inventory.status import PairStatus
-from workflows.view import render_text
 
 LED = {True: "●", False: "○", None: "?"}
 
@@ -74,10 +73,6 @@ def render_status(st: PairStatus) -> str:
     for host, err in st.allsync.errors.items():
         out.append(f"  {host}: {err}")
     return "\n".join(out)
-
-
-# The checklist's terminal view lives beside its Web UI view (workflows/view.py).
-render_checklist = render_text
 
 
 def render_fence(v: FenceView) -> str:

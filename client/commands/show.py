@@ -7,10 +7,11 @@ from typing import Any
 
 from temporalio.client import Client
 
-from client.render import render_checklist, render_fence
+from client.render import render_fence
 from client.runs import fetch_checklist, read_fence, resolve_run
 from client.session import EXIT_OK, emit
 from inventory.models import Inventory
+from workflows.view import render_text
 
 
 def add(sub: Any) -> None:
@@ -22,7 +23,7 @@ def add(sub: Any) -> None:
 
 async def run(client: Client, inv: Inventory, args: argparse.Namespace) -> int:
     c = await fetch_checklist(await resolve_run(client, inv, args.run))
-    data, text = c.model_dump(mode="json"), render_checklist(c)
+    data, text = c.model_dump(mode="json"), render_text(c)
     if c.fence is not None:
         view = await read_fence(client, inv.pair, c.fence)
         data["fence_state"] = view.model_dump(mode="json") if view else None

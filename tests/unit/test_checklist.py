@@ -5,10 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from client.render import render_checklist
 from workflows.models import Checklist, ClientProgress, RejectedSignal, StepState
 from workflows.steps import switch_steps
-from workflows.view import render_markdown
+from workflows.view import render_markdown, render_text
 
 SPEC = Path(__file__).resolve().parents[3] / "shared" / "WORKFLOWS.md"
 
@@ -87,7 +86,7 @@ def test_markdown_names_the_manual_step_and_how_long_it_waited() -> None:
 
 
 def test_terminal_checklist() -> None:
-    text = render_checklist(sample())
+    text = render_text(sample())
     assert "[x]  5 stop-insync" in text and "by jo  note: closed InSync" in text
     assert "clients: 1 done, 1 pending, 1 failed, 3 in all" in text
     assert "IN-01: failed: IN-01: no answer" in text
