@@ -25,8 +25,10 @@ Updates have limits of their own, kept at the server's defaults: `history.maxTot
 (2,000 a run; it counts the updates in flight and those the workflow accepted: a refused
 one is neither counted nor stored, and the server suggests continuing as new at 90 %, which every waiting run
 does) and `history.maxInFlightUpdates` (10 at a time: a refusal answers in milliseconds).
-An accepted update is stored with its header too, so accepted updates are bounded by
-the run itself: each one moves it on (a step confirmed, a decision taken, once).
+An accepted update is stored with its header too. Most move the run on (a step
+confirmed, a decision taken, once; a second abort is refused), but one that its validator
+lets through and the run then refuses (someone who is not an operator, kept for the
+audit) is stored as well: that is not bounded here (README "Not yet"; an authorizer is).
 """
 
 from __future__ import annotations
