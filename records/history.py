@@ -1051,11 +1051,13 @@ class _Walk:
         self.labels: dict[int, str] = {}  # activity scheduled event -> its timeline label
         self.lost: set[str] = set()  # unplanned switch: steps skipped, their side lost
         # The rejections the engine recorded, not yet matched to their signal. When it
-        # recorded its steps and every rejection, a signal without one was accepted.
+        # recorded its steps and every rejection of this run (a continuation's count goes
+        # on from the run before), a signal without one was accepted.
         self.rejections = list(run.rejection_records)
-        self.verdicts_recorded = bool(run.step_records) and (
-            len(run.rejection_records) == run.rejected_total
-        )
+        resume = run.input.get("resume") if isinstance(run.input, dict) else None
+        before = resume.get("rejected_total", 0) if isinstance(resume, dict) else 0
+        since = run.rejected_total - before if run.rejection_records else 0
+        self.verdicts_recorded = bool(run.step_records) and len(run.rejection_records) == since
 
     # -- helpers -------------------------------------------------------------------------
     @property

@@ -4,13 +4,17 @@ that did not complete (cut short, terminated, a failed step), built from them.""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from records.history import (
+    ActivityCall,
     HistoryError,
+    RunHistory,
+    SignalRecord,
     check_against_checklist,
     load_history_file,
     parse_history,
@@ -28,6 +32,7 @@ from tests.support.histories import (
     signal,
     until,
 )
+from workflows.models import RejectedSignal, StepRecord
 
 ALL = sorted(HISTORIES.glob("*.json"))
 CHECKLIST_RUNS = [p for p in ALL if not p.name.startswith("client-switch")]
@@ -397,11 +402,6 @@ def test_only_the_pairs_operators_may_act(answer: object) -> None:
 def test_an_activity_is_on_the_step_the_engine_recorded_not_the_one_its_type_suggests() -> None:
     """`browse_stop` belongs to stop-browse by its type; the engine's records say it ran
     while start-browse was in hand (as a retry of a Browse step may), so it is there."""
-    from datetime import UTC, datetime
-
-    from records.history import ActivityCall, RunHistory
-    from workflows.models import StepRecord
-
     t = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
     run = RunHistory(
         source="built",
@@ -432,3 +432,34 @@ def test_an_activity_is_on_the_step_the_engine_recorded_not_the_one_its_type_sug
         "done",
         "done",
     )
+
+
+def test_a_continuation_takes_its_verdicts_from_its_own_records() -> None:
+    """A continued run's rejection count goes on from the run before (3 here); the one
+    rejection recorded in this run is all of this run's, so a signal the engine recorded
+    no rejection for was accepted, whatever the events alone suggest."""
+    t = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    at = t.isoformat()
+    steps = [
+        {"id": s.id, "kind": s.kind, "title": s.title} for s in step_table("switch", {"to": "Y"})
+    ]
+    resume = {"workflow": "switch", "pair": "p", "title": "t", "steps": steps, "rejected_total": 3}
+    run = RunHistory(
+        source="built", workflow_id="amsm-p", run_id="r", workflow_type="switch",
+        input={"pair": "p", "to": "Y", "initiator": "jo", "resume": resume},
+        started_at=t, last_event_at=t, event_count=30, status="terminated",
+    )  # fmt: skip
+    run.step_records = [StepRecord(step="stop-replication", at=at, status="running", event_id=5)]
+    mallory = RejectedSignal(at=at, signal="confirm", step="nope", operator="m", reason="why")
+    run.rejection_records, run.rejected_total = [(12, mallory)], 4
+    run.signals = [
+        SignalRecord(event_id=10, at=t, name="confirm", step="nope", operator="m"),
+        # The events show stop-replication running, not waiting: the walk alone would
+        # reject this confirmation; the engine recorded no rejection for it.
+        SignalRecord(event_id=11, at=t, name="confirm", step="stop-replication", operator="jo"),
+    ]
+    rec = reconstruct(run)
+    assert [(s.verdict, s.rejection) for s in rec.signals] == [
+        ("rejected", "why"),
+        ("accepted", None),
+    ]
