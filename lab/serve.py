@@ -61,11 +61,6 @@ def _servers(where: str | Path) -> tuple[LabState, str, dict[str, HostServer]]:
         raise LabError(e.explain()) from None
     with state.transaction() as txn:
         known = {n.lower(): n for n in txn.host_names()}
-        unencrypted = {
-            n.lower()
-            for n in txn.host_names()
-            if (txn.require_host(n).get("winrm") or {}).get("allow_unencrypted")
-        }
     pub = directory / f"{CLIENT_KEY}.pub"
     try:
         authorized = load_authorized_keys(pub)
@@ -90,9 +85,7 @@ def _servers(where: str | Path) -> tuple[LabState, str, dict[str, HostServer]]:
             users = users or _winrm_users(directory)
             w = host.winrm_settings
             try:
-                web = winrm_server(
-                    directory, name, w.endpoint_port, w.scheme, state, users, key in unencrypted
-                )
+                web = winrm_server(directory, name, w.endpoint_port, w.scheme, state, users)
             except (OSError, ValueError) as e:
                 raise LabError(
                     f"{name}: cannot set up its WinRM listener ({e}); run `amsm lab init`"

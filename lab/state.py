@@ -39,6 +39,7 @@ from lab.powershell import (
     is_up,
     iscsi_doc,
     new_session,
+    offers,
     parse_script,
     portal_side,
     run_script,
@@ -327,7 +328,13 @@ def iscsi_boot(txn: Txn, doc: dict[str, Any]) -> None:
     for portal in iscsi["portals"]:
         side = portal_side(txn, portal)
         bridge = txn.bridge(side) if side else None
-        if side and bridge is not None and is_up(bridge) and txn.iqn(side) not in discovered:
+        if (
+            side
+            and bridge is not None
+            and is_up(bridge)
+            and offers(bridge, doc)
+            and txn.iqn(side) not in discovered
+        ):
             discovered.append(txn.iqn(side))
     iscsi["discovered"] = discovered
     iscsi["sessions"] = []

@@ -13,7 +13,7 @@ import asyncssh
 
 from activities.drivers import powershell as ps
 from activities.drivers.credentials import Secret
-from activities.drivers.errors import AuthenticationFailed, Unreachable
+from activities.drivers.errors import AuthenticationFailed, HostNotTrusted, Unreachable
 from activities.drivers.host import ExecResult, HostDriver
 from inventory.models import Host
 
@@ -186,8 +186,8 @@ class SshHostDriver(HostDriver):
                     _CONNECTIONS.drop(pool_key, conn)
                     raise
         except asyncssh.HostKeyNotVerifiable as e:
-            raise AuthenticationFailed(
-                h.host, f"host key not verified against {self._known_hosts}: {e.reason}"
+            raise HostNotTrusted(
+                h.host, f"host key not verified against {self._known_hosts}: {e.reason}", "host-key"
             ) from None
         except asyncssh.PermissionDenied as e:
             raise AuthenticationFailed(
