@@ -8,20 +8,19 @@ answer is never "ok"."""
 
 from __future__ import annotations
 
-import asyncio
-
 from temporalio import activity
 
 from activities.checks import hosts
 from activities.checks.browse import browse
 from activities.checks.clients import client
+from activities.checks.dsm import dsm
 from activities.checks.registry import registry
-from activities.checks.report import READ_ERRORS, READ_ONLY_ROLES, Report, not_read
+from activities.checks.report import READ_ERRORS, READ_ONLY_ROLES, Report
 from activities.drivers.facts import windows as windows_facts
 from activities.drivers.host import HostDriver
 from activities.models import ANSWERS, CheckPlan, CheckTarget, HostCheck, PairRef
 from activities.support import FamilyActivities
-from inventory.models import SIDES, Side
+from inventory.models import SIDES
 
 __all__ = ["READ_ONLY_ROLES", "CheckActivities"]
 
@@ -65,7 +64,7 @@ class CheckActivities(FamilyActivities):
         self.ctx.check_pair(inp.pair)
         report = Report(inp)
         if inp.role == "dsm":
-            await self._dsm(inp, report)
+            await dsm(self.ctx, inp.side or "X", report)
             return report.result
         host = self.inv.host(inp.host)
         try:
@@ -101,25 +100,3 @@ class CheckActivities(FamilyActivities):
             await browse(self.ctx.components(None, hosts=[inp.host]), drv, report)
         elif inp.role == "client":
             await client(self.inv, drv, report)
-
-    async def _dsm(self, inp: CheckTarget, report: Report) -> None:
-        side: Side = inp.side or "X"
-        dsm = self.inv.sides[side].dsm
-        try:
-            drv = self.ctx.dsm(side)
-            await asyncio.to_thread(drv.read)
-        except READ_ERRORS as e:
-            jobs = ""
-            if dsm.profile == "sqlserver":
-                ss = dsm.sqlserver_settings
-                jobs = f", its Agent jobs {ss.master_job!r} and {ss.backup_job!r}"
-            report.add(
-                "dsm-answers",
-                f"an answer over ODBC ({dsm.profile}) with its mode, replication{jobs} "
-                "and asset count",
-                not_read(e),
-                "make the DSM reachable and its login valid; on SQL Server see README, "
-                "'A SQL Server DSM' (the jobs, the mode table, the login's rights)",
-            )
-            return
-        report.ran("dsm-answers")

@@ -20,6 +20,9 @@ table (`dsm_faults`); `amsm lab serve` picks both up within a fraction of a seco
   host that never got Windows Management Framework 5.1. A setting too; `powershell 5.1`
   puts it back. Only the version number is modelled (lab/powershell.py).
 - DSM `replication-fails`: replication from that DSM turns `failed` while it is set.
+- DSM `job-missing`: the DSM's master replication job (SQL Server Agent job
+  `AuroraReplication`) is deleted, as from msdb; `clear` creates it again. Its
+  replication cannot be read then, as on SQL Server.
 - DSM `unreachable`: the DSM stops answering (its database file is taken away until
   `clear`), so every ODBC connection to it fails.
 - side `down` (`amsm lab fault --side X down`): the whole side is lost at once, as in a
@@ -36,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from lab import LabError
-from lab.dsm import dsm_path
+from lab.dsm import AGENT_JOBS, dsm_path, set_agent_jobs
 from lab.state import NEVER, LabState, Txn, dsm_faults
 
 HOST_FAULTS = (
@@ -50,7 +53,7 @@ HOST_FAULTS = (
     "clear",
 )
 SIDE_FAULTS = ("down", "up")
-DSM_FAULTS = ("replication-fails", "unreachable", "clear")
+DSM_FAULTS = ("replication-fails", "job-missing", "unreachable", "clear")
 _DB_SUFFIXES = ("", "-wal", "-shm")
 
 
@@ -109,10 +112,16 @@ def _dsm_fault(txn: Txn, dsm: str, kind: str, db: Path) -> str:
     if kind not in DSM_FAULTS:
         raise LabError(f"a DSM fault is one of {', '.join(DSM_FAULTS)}, not {kind!r}")
     faults = dsm_faults(txn)
+    if kind == "job-missing" and not db.exists():
+        raise LabError(f"{dsm} does not answer (unreachable): clear that first")
     if kind == "unreachable":
         _take_away(db)
     elif kind == "clear" and faults.get(dsm) == "unreachable":
         _bring_back(db)
+    if kind == "job-missing":
+        set_agent_jobs(db, AGENT_JOBS[1:])
+    elif kind == "clear" and db.exists():
+        set_agent_jobs(db, AGENT_JOBS)  # whichever fault came last
     if kind == "clear":
         faults.pop(dsm, None)
     else:

@@ -33,6 +33,8 @@ ITS_ROLE = ("{role}",)
 # ITS_ROLE: the steps of the host's role.
 CHECK_STEPS: dict[str, tuple[str, ...]] = {
     "dsm-answers": _DSM,
+    "dsm-job": _DSM,
+    "dsm-permissions": _DSM,
     "smartbins-answers": _SMARTBINS,
     "smartbins-service": _SMARTBINS,
     "smartbins-registry": _SMARTBINS,

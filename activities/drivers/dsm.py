@@ -27,6 +27,7 @@ from activities.drivers.credentials import Secret
 from activities.drivers.dsm_profiles import (
     DsmProfile,
     ProfileError,
+    Readiness,
     Replicating,
     Row,
     profile_for,
@@ -251,6 +252,12 @@ class DsmDriver:
             role=rep.role,
             asset_count=count,
         )
+
+    def readiness(self) -> Readiness:
+        """What the DSM lacks for the steps: its Agent jobs, the login's rights (read
+        only). Raises like read()."""
+        with self._session() as sql:
+            return self.profile.readiness(sql)
 
     def replicating(self) -> Replicating:
         with self._session() as sql:

@@ -228,6 +228,7 @@ async def test_check_finds_registry_quota_basic_powershell_and_targets(
         set_fault(lab.dir, "sb-y1", "shell-quota", 5)
         set_fault(lab.dir, "nas-cifs-x", "powershell", 4.0)
         set_fault(lab.dir, "bridge-x", "powershell", 3.0)
+        set_fault(lab.dir, "dsm-y", "job-missing")
 
         rc, out = await cli(client, lab, "check", "--json")
         assert rc == 1, out
@@ -268,8 +269,16 @@ async def test_check_finds_registry_quota_basic_powershell_and_targets(
         # The others were assigned to Y's bridge; none of them registered Y's portal.
         assert not [f for f in problems if f["check"] == "client-target" and f["host"] != "IN-01"]
 
+        job = by(problems, "dsm-y", "dsm-job")
+        assert "'AuroraReplication'" in job["expected"] and "master_job" in job["expected"]
+        assert ("switch", "dsm-y-main") in steps(job)
+        assert ("switch", "dsm-x-backup") not in steps(job)
+        # Named once, as the job: not also as a DSM that does not answer.
+        assert [f["check"] for f in problems if f["host"] == "dsm-y"] == ["dsm-job"]
+
         # Nothing about the hosts that are fine.
-        assert not [f for f in problems if f["host"] in ("sb-x2", "sb-y2", "ED-01", "ED-02")]
+        fine = ("sb-x2", "sb-y2", "ED-01", "ED-02", "dsm-x")
+        assert not [f for f in problems if f["host"] in fine]
         assert journal() == []
 
 
@@ -310,6 +319,7 @@ async def test_check_names_a_host_key_or_certificate_that_does_not_verify(
     async with running_worker(client, lab):
         rc, out = await cli(client, lab, "check", "--json")
     assert rc == 1, out
+    assert LabState(lab.dir).journal() == []
     found = json.loads(out.splitlines()[0])
     problems = found["problems"]
     hk = by(problems, "sb-x1", "host-key")
