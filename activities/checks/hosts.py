@@ -5,7 +5,7 @@ taken), its PowerShell, its clock, its WinRM service's settings, and its service
 from __future__ import annotations
 
 from activities.checks.report import READ_ERRORS, Report, not_read
-from activities.drivers.errors import AuthenticationFailed, HostNotTrusted
+from activities.drivers.errors import HostNotTrusted, LogonRefused
 from activities.drivers.facts import windows as windows_facts
 from activities.drivers.host import SESSIONS_PER_HOST, HostDriver
 from activities.models import ANSWERS, CheckRole
@@ -57,7 +57,7 @@ def unanswered(inv: Inventory, role: CheckRole, host: Host, report: Report, e: E
             warning=report.read_only,
         )
         return
-    if isinstance(e, AuthenticationFailed) and w is not None and w.auth == "basic":
+    if isinstance(e, LogonRefused) and w is not None and w.auth == "basic":
         over_http = w.scheme == "http"
         report.add(
             "winrm-basic",

@@ -30,6 +30,7 @@ __all__ = [
     "CommandFailed",
     "DeviceError",
     "HostNotTrusted",
+    "LogonRefused",
     "InterlockRefused",
     "Unreachable",
 ]
@@ -58,6 +59,12 @@ class AuthenticationFailed(DeviceError):
     """Credentials refused, or the host key does not match known_hosts."""
 
     kind = "AuthenticationFailed"
+
+
+class LogonRefused(AuthenticationFailed):
+    """The host refused the worker's logon (a 401, SSH's permission denied): wrong
+    credentials, or an authentication the host does not take. An authentication failure
+    like any other (same kind), told apart by the site check."""
 
 
 class HostNotTrusted(AuthenticationFailed):

@@ -13,7 +13,12 @@ import asyncssh
 
 from activities.drivers import powershell as ps
 from activities.drivers.credentials import Secret
-from activities.drivers.errors import AuthenticationFailed, HostNotTrusted, Unreachable
+from activities.drivers.errors import (
+    AuthenticationFailed,
+    HostNotTrusted,
+    LogonRefused,
+    Unreachable,
+)
 from activities.drivers.host import ExecResult, HostDriver
 from inventory.models import Host
 
@@ -190,7 +195,7 @@ class SshHostDriver(HostDriver):
                 h.host, f"host key not verified against {self._known_hosts}: {e.reason}", "host-key"
             ) from None
         except asyncssh.PermissionDenied as e:
-            raise AuthenticationFailed(
+            raise LogonRefused(
                 h.host, f"user {self._secret.username!r} was refused: {e.reason}"
             ) from None
         except TimeoutError:

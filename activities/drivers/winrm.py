@@ -44,6 +44,7 @@ from activities.drivers.errors import (
     AuthenticationFailed,
     CommandFailed,
     HostNotTrusted,
+    LogonRefused,
     Unreachable,
 )
 from activities.drivers.host import SESSIONS_PER_HOST, ExecResult, HostDriver
@@ -414,7 +415,7 @@ class WinRmHostDriver(HostDriver):
         if isinstance(e, (requests.exceptions.ConnectionError, requests.exceptions.Timeout)):
             return Unreachable(h, f"cannot connect to {where} ({_root_cause(e)})")
         if isinstance(e, InvalidCredentialsError) and w.scheme == "http" and w.auth == "basic":
-            return AuthenticationFailed(
+            return LogonRefused(
                 h,
                 f"user {self._secret.username!r} was refused (basic over http): a wrong "
                 "password, or, more often, a WinRM service that refuses Basic over plain "
@@ -423,7 +424,7 @@ class WinRmHostDriver(HostDriver):
                 "on the host if that is really meant",
             )
         if isinstance(e, InvalidCredentialsError):
-            return AuthenticationFailed(
+            return LogonRefused(
                 h, f"user {self._secret.username!r} was refused ({w.auth} over {w.scheme})"
             )
         if isinstance(e, PermissionError):  # requests_ntlm: no NTLM challenge
