@@ -563,6 +563,17 @@ class LabState:
             ).fetchall()
         return {str(n): float(u) for n, u in rows}
 
+    def read_host(self, name: str) -> dict[str, Any] | None:
+        """One host's document as committed now, read without taking the write lock (a
+        listener's settings, read while the hosts' scripts run)."""
+        with self._reader_lock:
+            if self._reader is None:
+                self._reader = self.connect()
+            row = self._reader.execute(
+                "SELECT doc FROM hosts WHERE key = ?", (name.lower(),)
+            ).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
     def crash_due(self) -> list[str]:
         """Restart the hosts of a boot loop whose time is up; returns their names.
 

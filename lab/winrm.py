@@ -481,14 +481,14 @@ class WinRmServer:
 
     async def service_config(self) -> dict[str, Any]:
         """The host document's `winrm` section (read at most every CONFIG_SECONDS, in a
-        thread: lab.db is shared with the serve loop and the hosts' scripts)."""
+        thread, without the write lock: lab.db is shared with the serve loop and the
+        hosts' scripts)."""
         at, config = self._config
         if time.monotonic() - at < CONFIG_SECONDS:
             return config
 
         def read() -> dict[str, Any]:
-            with self.state.transaction() as txn:
-                return dict(service_config(txn.require_host(self.name)))
+            return service_config(self.state.read_host(self.name) or {})
 
         config = await asyncio.to_thread(read)
         self._config = (time.monotonic(), config)
