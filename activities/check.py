@@ -16,6 +16,7 @@ from activities.checks.clients import client
 from activities.checks.dsm import dsm
 from activities.checks.registry import registry
 from activities.checks.report import READ_ERRORS, READ_ONLY_ROLES, Report
+from activities.checks.sync_tools import insync_config
 from activities.drivers.facts import windows as windows_facts
 from activities.drivers.host import HostDriver
 from activities.models import ANSWERS, CheckPlan, CheckTarget, HostCheck, PairRef
@@ -92,10 +93,12 @@ class CheckActivities(FamilyActivities):
             await hosts.services(
                 "allsync-service", drv, [dev.allsync_service], report, "devices.allsync_service"
             )
-        elif inp.role == "control-point" and dev.insync_service is not None:
-            await hosts.services(
-                "insync-service", drv, [dev.insync_service], report, "devices.insync_service"
-            )
+        elif inp.role == "control-point":
+            await insync_config(dev, drv, report)
+            if dev.insync_service is not None:
+                await hosts.services(
+                    "insync-service", drv, [dev.insync_service], report, "devices.insync_service"
+                )
         elif inp.role == "browse":
             await browse(self.ctx.components(None, hosts=[inp.host]), drv, report)
         elif inp.role == "client":

@@ -43,6 +43,7 @@ CHECK_STEPS: dict[str, tuple[str, ...]] = {
     "control-point-answers": _INSYNC,
     "insync-service": _INSYNC,
     "insync-registry": _INSYNC,
+    "insync-config": _INSYNC,
     "browse-answers": _BROWSE,
     "browse-service": _BROWSE,
     "browse-config": _BROWSE,

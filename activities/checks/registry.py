@@ -11,7 +11,7 @@ from activities.drivers.host import HostDriver
 from activities.models import CheckRole
 from inventory.models import DeviceSettings
 
-# The check of each role's registry values, and the settings that name them.
+# The check of each role's registry values.
 REGISTRY_CHECKS: dict[CheckRole, str] = {
     "smartbins": "smartbins-registry",
     "control-point": "insync-registry",
@@ -19,47 +19,54 @@ REGISTRY_CHECKS: dict[CheckRole, str] = {
 }
 
 
-def wanted(role: CheckRole, dev: DeviceSettings) -> tuple[dict[str, list[str]], str]:
-    """{key: [value names]} of a role, and the inventory settings that name them."""
-    if role == "smartbins":
-        return {dev.smartbins_registry: [dev.smartbins_mode_value]}, (
-            "devices.smartbins_registry, devices.smartbins_mode_value"
-        )
-    if role == "control-point":
-        return {dev.insync_registry: [dev.insync_direction_value]}, (
-            "devices.insync_registry, devices.insync_direction_value"
-        )
-    return {dev.aurora_registry: [dev.aurora_dsm_value]}, (
-        "devices.aurora_registry, devices.aurora_dsm_value"
-    )
+def wanted(role: CheckRole, dev: DeviceSettings) -> tuple[str, str, str] | None:
+    """(key, value name, the inventory settings that name them) of a role, if any."""
+    table: dict[CheckRole, tuple[str, str, str]] = {
+        "smartbins": (
+            dev.smartbins_registry,
+            dev.smartbins_mode_value,
+            "devices.smartbins_registry, devices.smartbins_mode_value",
+        ),
+        "control-point": (
+            dev.insync_registry,
+            dev.insync_direction_value,
+            "devices.insync_registry, devices.insync_direction_value",
+        ),
+        "client": (
+            dev.aurora_registry,
+            dev.aurora_dsm_value,
+            "devices.aurora_registry, devices.aurora_dsm_value",
+        ),
+    }
+    return table.get(role)
 
 
 async def registry(role: CheckRole, dev: DeviceSettings, drv: HostDriver, report: Report) -> None:
-    check = REGISTRY_CHECKS.get(role)
-    if check is None:
+    check, what = REGISTRY_CHECKS.get(role), wanted(role, dev)
+    if check is None or what is None:
         return
-    keys, settings = wanted(role, dev)
-    shown = "; ".join(f"{k} {', '.join(v)}" for k, v in keys.items())
+    key, value, settings = what
+    shown = f"{key} {value}"
     try:
-        missing = await windows_facts.registry_values(drv, keys)
+        missing = await windows_facts.registry_values(drv, {key: [value]})
     except READ_ERRORS as e:
         report.add(check, f"the registry values {shown}", not_read(e), "see the host's error")
         return
     report.ran(check)
-    for key, lacking in missing.items():
+    for path, lacking in missing.items():
         if lacking is None:
             report.add(
                 check,
-                f"the registry key {key}",
+                f"the registry key {path}",
                 "no such key",
                 f"install the software that owns it, or name the host's key in the "
                 f"inventory ({settings})",
             )
             continue
-        for value in lacking:
+        for name in lacking:
             report.add(
                 check,
-                f"the value {value!r} under {key}",
+                f"the value {name!r} under {path}",
                 "no such value",
                 f"set it on the host, or name the host's value in the inventory ({settings})",
             )

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from temporalio.client import Client
 
+from activities.drivers.facts.sync_tools import insync_template
 from lab.faults import set_fault
 from lab.state import LabState
 from tests.support.cli import cli, cli_json
@@ -199,6 +200,8 @@ def break_settings(lab: Lab) -> None:
         # (about_Registry_Provider).
         cp = txn.require_host("cp-01")
         del cp["registry"][dev.insync_registry]
+        # ... and without the template for Y as master (Test-Path of a missing file).
+        del cp["files"][insync_template(dev, "Y")]
         # The MediaFrame server's WinRM service set back to refuse unencrypted messages
         # (AllowUnencrypted=false, its default): Basic over HTTP gets 401.
         mf = txn.require_host("browse-srv")
@@ -210,6 +213,9 @@ def break_settings(lab: Lab) -> None:
         bridge["iscsi_clients"] = ["ED-01", "ED-02"]
         ingest = txn.require_host("IN-01")
         ingest["iscsi"]["portals"].append(y.portals[0])
+        # A client whose Aurora software lost its DSM pointer (the value deleted).
+        ed = txn.require_host("ED-02")
+        ed["registry"][dev.aurora_registry] = {}
 
 
 async def test_check_finds_registry_quota_basic_powershell_and_targets(
@@ -244,6 +250,9 @@ async def test_check_finds_registry_quota_basic_powershell_and_targets(
         assert lab.inventory.devices.insync_registry in insync["expected"]
         assert insync["found"] == "no such key"
         assert ("switch", "insync-y-main") in steps(insync)
+        template = by(problems, "cp-01", "insync-config")
+        assert template["expected"].endswith("InsyncYtoX.cfg") and template["found"] == "missing"
+        assert ("switch", "insync-y-main") in steps(template)
 
         quota = by(problems, "sb-y1", "winrm-quota")
         assert "MaxShellsPerUser at least 16" in quota["expected"]
@@ -269,6 +278,11 @@ async def test_check_finds_registry_quota_basic_powershell_and_targets(
         # The others were assigned to Y's bridge; none of them registered Y's portal.
         assert not [f for f in problems if f["check"] == "client-target" and f["host"] != "IN-01"]
 
+        pointer = by(problems, "ED-02", "client-registry")
+        assert f"'{lab.inventory.devices.aurora_dsm_value}'" in pointer["expected"]
+        assert pointer["found"] == "no such value"
+        assert ("switch", "switch-clients") in steps(pointer)
+
         job = by(problems, "dsm-y", "dsm-job")
         assert "'AuroraReplication'" in job["expected"] and "master_job" in job["expected"]
         assert ("switch", "dsm-y-main") in steps(job)
@@ -277,7 +291,7 @@ async def test_check_finds_registry_quota_basic_powershell_and_targets(
         assert [f["check"] for f in problems if f["host"] == "dsm-y"] == ["dsm-job"]
 
         # Nothing about the hosts that are fine.
-        fine = ("sb-x2", "sb-y2", "ED-01", "ED-02", "dsm-x")
+        fine = ("sb-x2", "sb-y2", "ED-01", "dsm-x")
         assert not [f for f in problems if f["host"] in fine]
         assert journal() == []
 

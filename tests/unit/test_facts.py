@@ -109,6 +109,7 @@ FACT: dict[str, Callable[[HostDriver, dict[str, Any]], Awaitable[Any]]] = {
     "winrm_config": _winrm_config,
     "registry_values": lambda drv, a: windows_facts.registry_values(drv, a["keys"]),
     "iscsi_discovery": _iscsi_discovery,
+    "insync_files": lambda drv, a: sync_tools_facts.insync_files_present(drv, _inventory().devices),
 }
 
 
