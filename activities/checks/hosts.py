@@ -39,7 +39,7 @@ def unanswered(inv: Inventory, role: CheckRole, host: Host, report: Report, e: E
     if isinstance(e, HostNotTrusted) and e.what == "host-key":
         report.add(
             "host-key",
-            f"the host key of {where(host)} as {inv.known_hosts} lists it",
+            f"the host key that {inv.known_hosts} lists for [{host.address}]:{host.port}",
             not_read(e),
             "if the host was reinstalled or its key replaced, check the new key on the host "
             "itself and put it in known_hosts; if not, something else answers at that address",
