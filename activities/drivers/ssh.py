@@ -153,11 +153,15 @@ class SshHostDriver(HostDriver):
                 # when their files change).
                 try:
                     kh = _known_hosts(str(self._known_hosts), self._known_hosts.stat().st_mtime)
+                except (OSError, asyncssh.Error, ValueError) as e:
+                    # No host key can be verified without it.
+                    raise HostNotTrusted(
+                        h.host, f"cannot read known_hosts {self._known_hosts}: {e}", "host-key"
+                    ) from None
+                try:
                     key = _client_key(str(key_file), key_file.stat().st_mtime)
                 except (OSError, asyncssh.Error, ValueError) as e:
-                    raise AuthenticationFailed(
-                        h.host, f"cannot read key or known_hosts: {e}"
-                    ) from None
+                    raise AuthenticationFailed(h.host, f"cannot read the key: {e}") from None
                 conn = await asyncssh.connect(
                     h.address,
                     h.port,

@@ -224,6 +224,12 @@ class WinRmHostDriver(HostDriver):
             raise AuthenticationFailed(
                 host.host, "WinRM auth credssp needs requests-credssp on the worker (not installed)"
             )
+        if settings.scheme == "https" and ca_file is not None and not ca_file.is_file():
+            # requests would say "Could not find a suitable TLS CA certificate bundle" as
+            # an OSError, for every command: no certificate can be verified without it.
+            raise HostNotTrusted(
+                host.host, f"cannot read the CA file {ca_file} (winrm.ca_file)", "certificate"
+            )
         self._secret = secret
         self._ca_file = ca_file
         self._connect_timeout = connect_timeout

@@ -328,7 +328,11 @@ async def test_check_names_a_host_key_or_certificate_that_does_not_verify(
     (lab.dir / "other-ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     cp = lab.inventory.control_point.model_dump(exclude_none=True)
     cp["winrm"]["ca_file"] = "other-ca.pem"
-    lab.edit_inventory(control_point=cp)
+    # sb-y2's CA file is not there at all: nothing can verify its certificate.
+    sides = {s: v.model_dump(exclude_none=True) for s, v in lab.inventory.sides.items()}
+    sb_y2 = next(h for h in sides["Y"]["smartbins"] if h["host"] == "sb-y2")
+    sb_y2["winrm"]["ca_file"] = "no-such-ca.pem"
+    lab.edit_inventory(control_point=cp, sides=sides)
 
     async with running_worker(client, lab):
         rc, out = await cli(client, lab, "check", "--json")
@@ -342,5 +346,7 @@ async def test_check_names_a_host_key_or_certificate_that_does_not_verify(
     cert = by(problems, "cp-01", "certificate")
     assert "other-ca.pem" in cert["expected"] and "not trusted" in cert["found"]
     assert {"kind": "switch", "step": "insync-y-main"} in cert["steps"]
-    # Neither is also reported as a host that does not answer.
+    gone = by(problems, "sb-y2", "certificate")
+    assert "cannot read the CA file" in gone["found"] and "no-such-ca.pem" in gone["found"]
+    # None is also reported as a host that does not answer.
     assert not [p for p in problems if p["check"].endswith("-answers")]
