@@ -17,7 +17,6 @@ the history, and for runs older than those records reconstructed from the events
 from __future__ import annotations
 
 import html
-import re
 from datetime import datetime
 from typing import Any
 
@@ -44,6 +43,7 @@ from records.report_control import (
 )
 from workflows import outcomes
 from workflows.models import Checklist, StepState
+from workflows.view import md, md_table
 
 
 class ClientRow(BaseModel):
@@ -81,6 +81,11 @@ class StepRow(BaseModel):
     retried_by: list[str] = Field(default_factory=list)
     items: list[str] | None = None
     clients: list[ClientRow] | None = None
+
+    @property
+    def note_or_reason(self) -> str | None:
+        """What the operator wrote: a skip's reason, else the note."""
+        return self.reason if self.how == "skipped" and self.reason else self.note
 
     @property
     def by(self) -> str:
@@ -588,20 +593,6 @@ def _issues(
 
 
 # -- markdown --------------------------------------------------------------------------------
-def md(text: Any) -> str:
-    """Text for a markdown table cell: one line, no pipes, no HTML."""
-    s = "" if text is None else str(text)
-    s = re.sub(r"\\(?=[!-/:-@\[-`{-~])", r"\\\\", s)  # a backslash before punctuation
-    s = s.replace("|", "\\|").replace("*", "\\*").replace("`", "\\`")
-    return s.replace("<", "&lt;").replace("\r", " ").replace("\n", " ")
-
-
-def _table(head: list[str], rows: list[list[Any]]) -> list[str]:
-    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    out += ["| " + " | ".join(md(c) for c in r) + " |" for r in rows]
-    return out
-
-
 def summary_rows(r: Report) -> list[tuple[str, str]]:
     serving = (
         f"{r.serving.seconds:.1f} s ({r.serving.hms}); {r.serving.basis}"
@@ -629,7 +620,7 @@ def summary_rows(r: Report) -> list[tuple[str, str]]:
 
 
 def _step_cells(r: Report, s: StepRow) -> list[Any]:
-    note = s.reason if s.how == "skipped" and s.reason else s.note
+    note = s.note_or_reason
     result = s.error if s.status == "failed" else s.message
     if s.error and s.status != "failed" and s.error not in (result or ""):
         result = f"{result + '; ' if result else ''}error: {s.error}"
@@ -686,16 +677,16 @@ def _event_cells(r: Report, e: TimelineEntry) -> list[Any]:
 
 def render_markdown(r: Report) -> str:
     out = [f"# Run report: {md(r.title)}", ""]
-    out += _table(["", ""], [[k, v] for k, v in summary_rows(r)])
+    out += md_table(["", ""], [[k, v] for k, v in summary_rows(r)])
     if r.workflow_type == "control" or r.overrides:
         out += ["", "## Overrides", ""]
         if r.overrides:
-            out += _table(OVERRIDE_HEAD, [_override_cells(o) for o in r.overrides])
+            out += md_table(OVERRIDE_HEAD, [_override_cells(o) for o in r.overrides])
         else:
             out.append("_None: every rule held._")
     out += ["", "## Steps", ""]
     if r.steps:
-        out += _table(STEP_HEAD, [_step_cells(r, s) for s in r.steps])
+        out += md_table(STEP_HEAD, [_step_cells(r, s) for s in r.steps])
         for s in r.steps:
             if s.items:
                 out += ["", f"Items of `{s.id}` ({len(s.items)}):", ""]
@@ -704,12 +695,12 @@ def render_markdown(r: Report) -> str:
         out.append("_This run has no checklist steps._")
     out += ["", "## Clients", ""]
     if r.clients:
-        out += _table(CLIENT_HEAD, [_client_cells(r, c) for c in r.clients])
+        out += md_table(CLIENT_HEAD, [_client_cells(r, c) for c in r.clients])
     else:
         out.append("_No client switched in this run._")
     out += ["", "## Decisions", ""]
     if r.decisions:
-        out += _table(
+        out += md_table(
             ["time", "decision", "step", "client", "by", "reason", "taken"],
             [
                 [clock(d.at, r.started_at), d.action, d.step, d.client or "", d.operator]
@@ -721,7 +712,7 @@ def render_markdown(r: Report) -> str:
         out.append("_None._")
     out += ["", "## Rejected signals", ""]
     if r.rejected:
-        out += _table(
+        out += md_table(
             ["time", "signal", "step", "by", "reason"],
             [
                 [clock(x.at, r.started_at), x.signal, x.step, x.operator, x.reason]
@@ -739,7 +730,9 @@ def render_markdown(r: Report) -> str:
         out += ["## Where the devices ended up", ""] + [f"- {md(x)}" for x in r.final_state]
         out.append("")
     out += ["## Event timeline", ""]
-    out += _table(["time", "+s", "event", "step", "what"], [_event_cells(r, e) for e in r.timeline])
+    out += md_table(
+        ["time", "+s", "event", "step", "what"], [_event_cells(r, e) for e in r.timeline]
+    )
     out += ["", "## How this report was made", ""]
     out += [f"- {md(x)}" for x in provenance(r)]
     return "\n".join(out) + "\n"
@@ -1053,7 +1046,7 @@ def render_timeline(r: Report) -> str:
         width = max(len(s.id) for s in r.steps)
         for s in r.steps:
             by = s.by
-            note = s.reason if s.how == "skipped" and s.reason else s.note
+            note = s.note_or_reason
             tail = f"  {by}" if by else ""
             tail += f': "{note}"' if note else ""
             out.append(
