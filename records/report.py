@@ -23,14 +23,12 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from inventory.models import other
-from records.history import (
+from records.history import RunHistory, SignalRecord, direction
+from records.reconstruct import (
     Reconstruction,
-    RunHistory,
-    SignalRecord,
     StepTrack,
     TimelineEntry,
     check_against_checklist,
-    direction,
     reconstruct,
 )
 from records.report_control import (
