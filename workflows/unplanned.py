@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.common import RawValue, SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import (
     ActivityError,
     ApplicationError,
@@ -35,7 +35,6 @@ with workflow.unsafe.imports_passed_through():
     from activities.lost_side import LostSideActivities
     from activities.models import (
         DsmModeInput,
-        FenceState,
         SideInput,
         SideRunInput,
     )
@@ -47,6 +46,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.activity_options import A, DeviceOp, lost_side_try
     from workflows.base import PairWorkflow
     from workflows.checklist import describe_failure
+    from workflows.fence import FenceWorkflow
     from workflows.models import FenceInput, FenceRef, StepState, SwitchInput
     from workflows.routing import on_site
     from workflows.steps import NOT_UNPLANNED
@@ -233,10 +233,11 @@ class UnplannedSwitch(PairWorkflow):
         for tries in range(1, 4):
             try:
                 handle = await workflow.start_child_workflow(
-                    "fence",
-                    arg,
+                    FenceWorkflow.run,
+                    # The fence takes its input raw (it refuses a bad one instead of
+                    # failing its task): the same payload the input makes by itself.
+                    RawValue(workflow.payload_converter().to_payloads([arg])[0]),
                     id=fid,
-                    result_type=FenceState,
                     # The fence outlives the switch: it waits for the lost side to come back.
                     parent_close_policy=ParentClosePolicy.ABANDON,
                     # Listed by `amsm runs --kind fence`, and found by `amsm fence`.
