@@ -42,7 +42,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.sync_tools import SyncToolActivities
     from inventory.models import Side, fence_workflow_id, other
     from inventory.status import PairStatus
-    from workflows import outcomes, search
+    from workflows import outcomes, preconditions, search
     from workflows.activity_options import A, DeviceOp, lost_side_try
     from workflows.base import PairWorkflow
     from workflows.checklist import describe_failure
@@ -54,19 +54,6 @@ with workflow.unsafe.imports_passed_through():
 
 # Runs started before a taken fence id was replaced by a new one replay trusting it.
 FENCE_ID_PATCH = "fence-own-id"
-
-
-def lost_side_advice(status: PairStatus, side: Side, to: Side) -> str | None:
-    """Why `side` counts as lost for a planned switch (its DSM does not answer), with
-    the command for an unplanned switch; None when it answers."""
-    d = status.dsm[side]
-    if d.reachable and d.mode is not None:
-        return None
-    return (
-        f"{side} does not answer (DSM {d.host}: {d.error or 'not responding'}). A planned "
-        f"switch needs both sides. If {side} is lost, switch without it: "
-        f'amsm start switch --to {to} --unplanned --reason "..."'
-    )
 
 
 Action = Callable[[StepState], Awaitable[str]]
@@ -102,13 +89,7 @@ class UnplannedSwitch(PairWorkflow):
         c = self.steps.checklist
         c.title = f"Unplanned switch {a} -> {b} ({pair}): {a} lost"
         c.unplanned_reason = inp.reason
-        if not (inp.reason or "").strip():
-            self.refuse(what, "an unplanned switch needs a reason (--reason)")
-        d = status.dsm[b]
-        if not d.reachable or d.mode is None:
-            self.refuse(what, f"{b} must answer, and DSM {d.host} does not: {d.error}")
-        if status.derived[:2] == ("mirrored", b):
-            self.refuse(what, f"{b} is already main (mirrored, {b} main)")
+        self.require(what, preconditions.unplanned_switch(status, b, inp.reason))
         not_now = outcomes.not_unplanned_note(a, b)
         for step_id in NOT_UNPLANNED:
             if c.step(step_id).status == "pending":
