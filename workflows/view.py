@@ -156,8 +156,9 @@ def render_markdown(c: Checklist, now: str | None = None) -> str:
     return "\n".join(lines)
 
 
-def render_text(c: Checklist) -> str:
-    """The checklist on the terminal (`amsm show`)."""
+def render_text(c: Checklist, under: dict[str, list[str]] | None = None) -> str:
+    """The checklist on the terminal (`amsm show`); `under`: more lines under a step
+    (a dry run's would / refused)."""
     out = [f"{c.title}   run {c.run_id}", f"state: {c.state}   initiator: {c.initiator}"]
     if c.started_at:
         out[-1] += f"   started {c.started_at}"
@@ -173,6 +174,7 @@ def render_text(c: Checklist) -> str:
         by = f"  by {s.operator}" if s.operator else ""
         note = f"  note: {s.note}" if s.note else ""
         out.append(f"{STATUS_MARK[s.status]} {n:2} {s.id:{width}}  {s.kind:6} {s.status}{by}{note}")
+        out += [f"{'':8}{x}" for x in (under or {}).get(s.id, [])]
         if s.error and s.status == "failed":
             out.append(f"{'':8}error: {s.error}")
         elif s.message and s.status != "pending":
