@@ -42,7 +42,8 @@ class DryRunStep(BaseModel):
     id: str
     would: str  # what the step would do, on which hosts, in the operator's words
     refused: Refused | None = None
-    hosts: list[str] = []  # the hosts it would change (or, a manual step, look at)
+    hosts: list[str] = []  # the hosts it would change
+    items: list[str] = []  # a restore's orphans, all of them (the text shows the first few)
 
 
 class DryRunResult(BaseModel):
@@ -145,7 +146,7 @@ class Walk:
             "start-insync": lambda: self.insync_run(True),
             f"insync-{la}-main": lambda: self.insync_main(a),
             f"insync-{lb}-main": lambda: self.insync_main(b),
-            "stop-allsync": lambda: self.allsync_run(a, False),
+            "stop-allsync": lambda: self.allsync_run(a, False, checked=self.unplanned),
             "start-allsync": lambda: self.allsync_run(self.main_after, True),
             "switch-clients": self.switch_clients,
             "switch-pilots": self.switch_pilots,
@@ -377,21 +378,28 @@ class Walk:
                     rule="control-point-answers", why=f"{i.host} does not answer: {i.error}"
                 ),
             )
-        would = f"would set InSync on {i.host} to copy {main} -> {other(main)}"
         if self.sim.insync_main == main:
-            would += " (its registry says so already; the config file is checked)"
+            # The driver does nothing when the registry says so and Insync.cfg is the
+            # template's copy (the file is not read here: it would be then).
+            return DryRunStep(
+                id="",
+                would=f"InSync on {i.host} already copies {main} -> {other(main)} by its "
+                "registry: nothing to do (unless its Insync.cfg is not the template's copy)",
+            )
         no = refusals.insync_direction_running(
             self.facts.insync_process, bool(self.sim.insync_running)
         )
         self.sim.insync_main = main
         return DryRunStep(
             id="",
-            would=would,
+            would=f"would set InSync on {i.host} to copy {main} -> {other(main)}",
             refused=Refused(rule=no.rule, why=no.refusal) if no else None,
             hosts=[i.host],
         )
 
-    def allsync_run(self, side: Side, run: bool) -> DryRunStep:
+    def allsync_run(self, side: Side, run: bool, checked: bool = False) -> DryRunStep:
+        """`checked`: an unplanned switch reads AllSync on the lost side itself, and
+        fails the step while it still runs (it does not wait for the operator)."""
         host = self.facts.nas[side]
         verb = "start" if run else "stop"
         err = self.st.allsync.errors.get(host)
@@ -405,6 +413,9 @@ class Walk:
                 else f"would {verb} AllSync on {host} (its service)"
             )
             hosts = [] if on == run else [host]
+        elif checked:
+            would = f"would check that AllSync is not running on {host} (it is {now} now)"
+            hosts = []
         else:
             would = self._manual(f"{verb} AllSync", host) + f" (it is {now} now)"
             hosts = []
@@ -416,10 +427,12 @@ class Walk:
         f = self.facts
         refused: list[str] = []
         names: list[str] = []
+        unread: list[str] = []
         for h in hosts:
             if h in f.unread:
+                # Fail closed: a client whose reach is not known is not taken as reaching.
                 refused.append(f"{h}: its portals could not be probed: {f.unread[h]}")
-                names.append(h)
+                unread.append(h)
                 continue
             reached = f.reached.get(h, {}).get(to, [])
             no = refusals.client_without_bridge(
@@ -439,12 +452,13 @@ class Walk:
             would += f"; not switched (side unknown): {', '.join(lost)}"
         if names:
             would += f"; refused for {len(names)}: {_names(names)} (cannot reach {to}'s portal)"
+        if unread:
+            would += f"; not probed: {_names(unread)}"
+        rule = refusals.RULE_CLIENT_BRIDGE if names else "client-answers"
         return DryRunStep(
             id="",
             would=would,
-            refused=Refused(rule=refusals.RULE_CLIENT_BRIDGE, why="; ".join(refused))
-            if refused
-            else None,
+            refused=Refused(rule=rule, why="; ".join(refused)) if refused else None,
             hosts=list(hosts),
         )
 
@@ -490,7 +504,7 @@ class Walk:
         )
         if kept:
             would += f"; {len(kept)} refused, never deleted: {listing(kept)}"
-        return DryRunStep(id="", would=would)
+        return DryRunStep(id="", would=would, items=list(found.clips))
 
     def approve_purge(self) -> DryRunStep:
         found = self.facts.orphans
@@ -501,6 +515,7 @@ class Walk:
             id="",
             would=f"would wait for your approval: {len(found.clips)} clip(s) would be deleted "
             f"on {self.b} only: {listing(found.clips)} ({size:,} bytes; each only if unchanged)",
+            items=list(found.clips),
         )
 
     def purge_orphans(self) -> DryRunStep:
@@ -512,6 +527,7 @@ class Walk:
             would=f"would delete {len(found.clips)} clip(s) on {self.b}'s volume ({found.host}), "
             "each only while unchanged since the approval",
             hosts=[found.host],
+            items=list(found.clips),
         )
 
 

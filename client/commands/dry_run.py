@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from temporalio.client import Client
 
 from client.runs import cause
-from client.session import EXIT_FAIL, EXIT_OK, CliError, emit
+from client.session import EXIT_FAIL, EXIT_OK, CliError, default_operator, emit
 from inventory.models import Inventory
 from workflows.dry_run import READS, PairDryRunWorkflow
 from workflows.models import DryRunInput
@@ -33,6 +33,13 @@ def time_limit(inv: Inventory) -> float:
 
 
 async def run(client: Client, inv: Inventory, args: argparse.Namespace, inp: BaseModel) -> int:
+    who = default_operator()
+    if not inv.may_read(who):
+        # It reads every device of the pair: for those who may read it (`amsm status`).
+        raise CliError(
+            f"{who} is neither an operator nor a viewer of pair {inv.pair} "
+            "(inventory `operators:` / `viewers:`; set AMSM_OPERATOR to act as another name)"
+        )
     try:
         result = await client.execute_workflow(
             PairDryRunWorkflow.run,
@@ -52,7 +59,8 @@ async def run(client: Client, inv: Inventory, args: argparse.Namespace, inp: Bas
 
 def dry_run_json(r: DryRunResult) -> dict[str, Any]:
     """The object of `amsm show --json`, with `dry_run`, the run's `refused` and, per
-    step, `would`, `refused` (rule and why, or null) and `hosts`."""
+    step, `would`, `refused` (rule and why, or null), `hosts` and (a restore's orphans)
+    `items`."""
     data = r.checklist.model_dump(mode="json")
     data["dry_run"] = True
     data["refused"] = r.refused
@@ -62,6 +70,8 @@ def dry_run_json(r: DryRunResult) -> dict[str, Any]:
         step["would"] = d.would
         step["refused"] = d.refused.model_dump() if d.refused else None
         step["hosts"] = d.hosts
+        if d.items:
+            step["items"] = d.items
     return data
 
 

@@ -11,6 +11,7 @@ import json
 from temporalio.client import Client
 
 from lab.faults import set_fault
+from lab.media import ingest
 from lab.state import LabState
 from tests.support.cli import cli, cli_json
 from tests.support.driving import drive, step, switch_waiting_at_stop_insync
@@ -114,19 +115,41 @@ async def test_a_dry_run_of_every_kind_changes_nothing_and_a_switch_does_what_it
             changed = {h for _, h, _, _ in journal()} & set(s["hosts"])
             assert changed or set(s["hosts"]) <= DSM_HOSTS, s
 
-        # And the restore, once the pair is split: its orphans and both counts shown.
+        # The split does what its dry run said, on the hosts it named.
         rc, sp2 = await dry(client, lab, "split", "--main", "Y")
         assert rc == 0, sp2
+        seen = len(journal())
         run = (await cli_json(client, lab, "start", "split", "--main", "Y"))["run_id"]
         split = await drive(client, lab, run, "Y", stop_allsync_on="Y")
         assert split["state"] == "completed", split
+        told = {h for s in sp2["steps"] for h in s["hosts"]}
+        assert journaled(lab, seen) == told - DSM_HOSTS == {"sb-x1", "sb-x2"}
+        assert would(sp2, "dsm-x-main")["would"] == "would set DSM dsm-x to main"
+        assert step(split, "dsm-x-main")["message"] == "DSM dsm-x set to main"
+
+        # While split, X records on its own: the restore with Y main would purge it.
+        for name in ("night-1", "night-2"):
+            ingest(lab.dir, "X", name, "News")
         seen = len(journal())
         rc, rs = await dry(client, lab, "restore", "--main", "Y")
         assert rc == 0 and rs["refused"] is None, rs
-        assert "orphan master clip" in would(rs, "find-orphans")["would"]
+        orphans = ["News\\night-1.vmf", "News\\night-2.vmf"]
+        assert would(rs, "find-orphans")["items"] == orphans
+        assert would(rs, "approve-purge")["would"].startswith(
+            "would wait for your approval: 2 clip(s) would be deleted on X only: News\\night-1"
+        )
         assert "asset counts now: dsm-y" in would(rs, "approve-overwrite")["would"]
         assert "asset counts agree within 0" in would(rs, "start-replication")["would"]
-        assert len(journal()) == seen
+        assert len(journal()) == seen  # the dry run changed nothing, not even listed clips
+
+        run = (await cli_json(client, lab, "start", "restore", "--main", "Y"))["run_id"]
+        restored = await drive(client, lab, run, "Y", timeout=180)
+        assert restored["state"] == "completed", restored
+        assert step(restored, "find-orphans")["items"] == orphans
+        assert step(restored, "purge-orphans")["items"] == orphans
+        told = {h for s in rs["steps"] for h in s["hosts"]}
+        assert journaled(lab, seen) == told - DSM_HOSTS
+        assert await dsms(client, lab) != before  # (the real runs did change the DSMs)
 
 
 async def test_a_dry_run_names_what_would_refuse_and_leaves_a_running_switch_alone(
