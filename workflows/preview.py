@@ -29,8 +29,9 @@ from workflows.steps import NOT_UNPLANNED, lost_side_steps
 
 # The rule a precondition of the run refuses by (its sentence says which).
 PRECONDITION = "precondition"
-# Who may start a run (inventory `operators`).
-OPERATOR = "operator"
+# The volumes' listing a restore's find-orphans reads (fails closed: never "no orphans").
+MEDIA_LISTING = "media-listing"
+UNLISTED = "the orphans could not be listed now (see find-orphans)"
 
 
 class Refused(BaseModel):
@@ -213,7 +214,12 @@ class Walk:
                 hosts = [peer.host]
         if self.unplanned:
             would += f"; then stop {b}'s own replication on DSM {peer.host} if {a} is lost"
-        for x in (d, peer) if down is None else (peer,) if self.unplanned else ():
+        # What the step leaves: both stopped; with A lost, B's own replication stopped.
+        if down is None:
+            stopped = [d, peer]
+        else:
+            stopped = [peer] if self.unplanned else []
+        for x in stopped:
             x.replication, x.role = "stopped", "none"
         return DryRunStep(id="", would=would, refused=down, hosts=hosts)
 
@@ -492,7 +498,7 @@ class Walk:
             return DryRunStep(
                 id="",
                 would=f"would list master clips on {o}'s volume that {self.a} lacks",
-                refused=Refused(rule="media-answers", why=why),
+                refused=Refused(rule=MEDIA_LISTING, why=why),
             )
         found = f.orphans
         kept = [f"{r.clip} ({r.reason})" for r in found.refused]
@@ -508,7 +514,9 @@ class Walk:
 
     def approve_purge(self) -> DryRunStep:
         found = self.facts.orphans
-        if found is None or not found.clips:
+        if found is None:
+            return DryRunStep(id="", would=f"would wait for your approval: {UNLISTED}")
+        if not found.clips:
             return DryRunStep(id="", would=outcomes.NO_ORPHANS["approve-purge"])
         size = sum(r.size for r in found.found)
         return DryRunStep(
@@ -520,7 +528,9 @@ class Walk:
 
     def purge_orphans(self) -> DryRunStep:
         found = self.facts.orphans
-        if found is None or not found.clips:
+        if found is None:
+            return DryRunStep(id="", would=f"would delete the approved orphans: {UNLISTED}")
+        if not found.clips:
             return DryRunStep(id="", would=outcomes.NO_ORPHANS["purge-orphans"])
         return DryRunStep(
             id="",

@@ -77,8 +77,10 @@ def dry_run_json(r: DryRunResult) -> dict[str, Any]:
 
 def render_dry_run(r: DryRunResult) -> str:
     under: dict[str, list[str]] = {}
+    passed = {s.id for s in r.checklist.steps if s.status == "skipped"}
     for s in r.steps:
-        lines = [s.would]
+        # A step passed over says why in its note already.
+        lines = [] if s.id in passed else [s.would]
         if s.refused is not None and s.refused.rule != "precondition":
             lines.append(f"REFUSED by {s.refused.rule}: {s.refused.why}")
         under[s.id] = lines

@@ -10,7 +10,7 @@ import json
 
 from temporalio.client import Client
 
-from lab.faults import set_fault
+from lab.faults import set_fault, set_side_fault
 from lab.media import ingest
 from lab.state import LabState
 from tests.support.cli import cli, cli_json
@@ -177,6 +177,17 @@ async def test_a_dry_run_names_what_would_refuse_and_leaves_a_running_switch_alo
         rc, sw = await dry(client, lab, "switch", "--to", "Y")
         assert rc == 1 and "--unplanned" in sw["refused"]
         set_fault(lab.dir, "dsm-x", "clear")
+
+        # X lost: the unplanned switch's dry run tries the lost side's steps, refuses none.
+        set_side_fault(lab.dir, "X", "down")
+        rc, un = await dry(client, lab, "switch", "--to", "Y", "--unplanned", "--reason", "fire")
+        assert rc == 0 and un["refused"] is None, un
+        for s in ("stop-replication", "dsm-x-backup", "smartbins-x-backup", "stop-allsync"):
+            assert would(un, s)["refused"] is None, s
+            assert "; X does not answer now: " in would(un, s)["would"], would(un, s)
+        assert would(un, "dsm-y-main")["would"] == "would set DSM dsm-y to main"
+        assert would(un, "switch-clients")["hosts"] == ["ED-01", "ED-02"]
+        set_side_fault(lab.dir, "X", "up")
         assert LabState(lab.dir).journal() == []
 
         # Beside a running switch: its own id, no lock; the run goes on undisturbed.

@@ -5,7 +5,7 @@ would refuse it, and the run's own refusal in the words `amsm start` uses."""
 from __future__ import annotations
 
 from activities.drivers import refusals
-from activities.models import Capabilities, DryRunFacts
+from activities.models import Capabilities, DryRunFacts, Orphans
 from client.commands.dry_run import dry_run_json, render_dry_run
 from inventory.status import (
     AllSyncStatus,
@@ -144,3 +144,58 @@ def test_a_replication_still_copying_refuses_making_a_dsm_main() -> None:
     assert refusals.insync_direction_running("InSync.exe", True).rule == (  # type: ignore[union-attr]
         "insync-direction-only-while-stopped"
     )
+
+
+def test_an_unplanned_switch_tries_the_lost_side_and_passes_over_what_it_does_not_do() -> None:
+    st = mirrored()
+    st.dsm["X"] = DsmStatus(host="dsm-x", side="X", reachable=False, error="no answer")
+    planned = dry_run("switch", SwitchInput(pair="p", to="Y"), st, facts(), Capabilities(), [])
+    assert planned.refused is not None and "--unplanned --reason" in planned.refused
+    inp = SwitchInput(pair="p", to="Y", unplanned=True, reason="fire")
+    r = dry_run("switch", inp, st, facts(), Capabilities(), [])
+    s = by_id(r)
+    assert r.refused is None and not r.would_refuse
+    assert "X does not answer now: DSM dsm-x does not answer" in s["dsm-x-backup"].would
+    # Y's replication is stopped on its own, so making Y main is not refused.
+    assert s["dsm-y-main"].refused is None
+    passed = [x.id for x in r.checklist.steps if x.status == "skipped"]
+    assert passed == ["approve-overwrite", "start-replication", "start-insync", "start-allsync"]
+    assert "would pass it over" not in render_dry_run(r)  # the note says it once
+    no_reason = SwitchInput(pair="p", to="Y", unplanned=True, reason=" ")
+    r = dry_run("switch", no_reason, st, facts(), Capabilities(), [])
+    assert (
+        r.refused == "unplanned switch to Y refused: an unplanned switch needs a reason (--reason)"
+    )
+
+
+def split() -> PairStatus:
+    st = mirrored()
+    for d in st.dsm.values():
+        d.mode, d.replication, d.role = "main", "stopped", "none"
+    return st
+
+
+def test_a_restore_shows_its_orphans_and_passes_over_the_purge_without_any() -> None:
+    found = facts()
+    found.orphans = Orphans(main="X", other="Y", host="sb-y1", clips=["News\\a.vmf"])
+    r = dry_run("restore", RestoreInput(pair="p", main="X"), split(), found, Capabilities(), [])
+    s = by_id(r)
+    assert r.refused is None and not r.would_refuse
+    assert s["find-orphans"].items == ["News\\a.vmf"]
+    assert s["purge-orphans"].hosts == ["sb-y1"]
+    assert "would be deleted on Y only: News\\a.vmf" in s["approve-purge"].would
+    # Y's DSM to backup before start-replication: the replication interlocks hold.
+    assert s["start-replication"].refused is None
+    none = facts()
+    none.orphans = Orphans(main="X", other="Y", host="sb-y1", clips=[])
+    r = dry_run("restore", RestoreInput(pair="p", main="X"), split(), none, Capabilities(), [])
+    assert [x.id for x in r.checklist.steps if x.status == "skipped"] == [
+        "approve-purge",
+        "purge-orphans",
+    ]
+    unread = facts()
+    unread.orphans_error = "Unreachable: sb-y1: no answer"
+    r = dry_run("restore", RestoreInput(pair="p", main="X"), split(), unread, Capabilities(), [])
+    s = by_id(r)
+    assert s["find-orphans"].refused.rule == "media-listing"  # type: ignore[union-attr]
+    assert "could not be listed now" in s["approve-purge"].would  # never "no orphans"
