@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from temporalio.client import Client
 
 from lab.faults import set_fault, set_side_fault
@@ -155,9 +156,28 @@ async def test_a_dry_run_of_every_kind_changes_nothing_and_a_switch_does_what_it
 async def test_a_dry_run_names_what_would_refuse_and_leaves_a_running_switch_alone(
     client: Client,
     lab_factory,  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     lab = await lab_factory(editors=2, ingest=0)
+    lab.edit_inventory(operators=["ann", "tester"], viewers=["vic"])  # tester: drive()
+    monkeypatch.setenv("AMSM_OPERATOR", "ann")
     async with running_worker(client, lab):
+        # Bad input is a usage error, as for `amsm start` (before anything runs).
+        rc, out = await cli(client, lab, "start", "switch", "--to", "Y", "--unplanned", "--dry-run")
+        assert rc == 2 and "an unplanned switch needs a reason" in out
+        # A viewer may look (their own run would be refused: they are not an operator).
+        monkeypatch.setenv("AMSM_OPERATOR", "vic")
+        rc, seen = await dry(client, lab, "switch", "--to", "Y")
+        assert (
+            rc == 1
+            and seen["refused"]
+            == f"switch refused: vic is not an operator of pair {lab.inventory.pair}"
+        )
+        monkeypatch.setenv("AMSM_OPERATOR", "mallory")
+        rc, out = await cli(client, lab, "start", "switch", "--to", "Y", "--dry-run")
+        assert rc == 1 and "mallory is neither an operator nor a viewer" in out
+        monkeypatch.setenv("AMSM_OPERATOR", "ann")
+
         # Y's bridge is down: no client reaches Y's portal; the client driver would refuse.
         set_fault(lab.dir, "bridge-y", "unreachable")
         rc, sw = await dry(client, lab, "switch", "--to", "Y")
@@ -191,7 +211,7 @@ async def test_a_dry_run_names_what_would_refuse_and_leaves_a_running_switch_alo
         assert LabState(lab.dir).journal() == []
 
         # Beside a running switch: its own id, no lock; the run goes on undisturbed.
-        run, shown = await switch_waiting_at_stop_insync(client, lab, "Y")
+        run, shown = await switch_waiting_at_stop_insync(client, lab, "Y", "--operator", "ann")
         seen = len(LabState(lab.dir).journal())
         rc, beside = await dry(client, lab, "switch", "--to", "Y")
         assert rc == 1 and "the pair must be mirrored with X main" in beside["refused"]
