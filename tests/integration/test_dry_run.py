@@ -17,6 +17,7 @@ from lab.state import LabState
 from tests.support.cli import cli, cli_json
 from tests.support.driving import drive, step, switch_waiting_at_stop_insync
 from tests.support.lab import Lab
+from tests.support.secrets import assert_no_secrets, record_history
 from tests.support.worker import running_worker
 from workflows.kinds import KINDS
 
@@ -27,6 +28,13 @@ async def dry(client: Client, lab: Lab, *argv: str) -> tuple[int, dict]:
     rc, out = await cli(client, lab, "start", *argv, "--dry-run", "--json")
     assert rc in (0, 1), out
     return rc, json.loads(out)
+
+
+async def keep(client: Client, lab: Lab, shown: dict, name: str) -> None:
+    """No secret in the dry run's history; kept for tests/histories/ when recording."""
+    history = await client.get_workflow_handle(shown["workflow_id"]).fetch_history()
+    assert_no_secrets(lab, history)
+    record_history(history, name)
 
 
 async def dsms(client: Client, lab: Lab) -> dict:
@@ -62,6 +70,7 @@ async def test_a_dry_run_of_every_kind_changes_nothing_and_a_switch_does_what_it
         clients = would(sw, "switch-clients")
         assert clients["would"] == "would switch 3 clients: ED-01, ED-02, IN-01 from X to Y"
         assert "dsm-y 120, dsm-x 120" in would(sw, "approve-overwrite")["would"]
+        await keep(client, lab, sw, "dry-run-switch-x-to-y.json")
 
         rc, text = await cli(client, lab, "start", "switch", "--to", "Y", "--dry-run")
         assert rc == 0, text
@@ -142,6 +151,7 @@ async def test_a_dry_run_of_every_kind_changes_nothing_and_a_switch_does_what_it
         assert "asset counts now: dsm-y" in would(rs, "approve-overwrite")["would"]
         assert "asset counts agree within 0" in would(rs, "start-replication")["would"]
         assert len(journal()) == seen  # the dry run changed nothing, not even listed clips
+        await keep(client, lab, rs, "dry-run-restore-with-orphans-main-y.json")
 
         run = (await cli_json(client, lab, "start", "restore", "--main", "Y"))["run_id"]
         restored = await drive(client, lab, run, "Y", timeout=180)
