@@ -96,12 +96,9 @@ def _sim(st: PairStatus) -> Sim:
     )
 
 
-def _names(hosts: list[str]) -> str:
-    return listing(hosts)
-
-
 class Walk:
-    """One dry run: `run(step id)` gives each step's would / refused."""
+    """One dry run: `step(step id)` says what the step would do and what would refuse
+    it, and moves the simulated devices on as the step would leave them."""
 
     def __init__(
         self,
@@ -452,14 +449,14 @@ class Walk:
         if not hosts:
             would = outcomes.NO_CLIENTS
         else:
-            would = f"would switch {len(hosts)} {what}: {_names(hosts)} from {frm} to {to}"
+            would = f"would switch {len(hosts)} {what}: {listing(hosts)} from {frm} to {to}"
         lost = [f"{c.host} ({c.status})" for c in self.st.clients if c.side is None]
         if lost:
             would += f"; not switched (side unknown): {', '.join(lost)}"
         if names:
-            would += f"; refused for {len(names)}: {_names(names)} (cannot reach {to}'s portal)"
+            would += f"; refused for {len(names)}: {listing(names)} (cannot reach {to}'s portal)"
         if unread:
-            would += f"; not probed: {_names(unread)}"
+            would += f"; not probed: {listing(unread)}"
         rule = refusals.RULE_CLIENT_BRIDGE if names else "client-answers"
         return DryRunStep(
             id="",
