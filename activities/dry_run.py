@@ -11,12 +11,14 @@ from temporalio import activity
 
 from activities.check import READ_ERRORS, not_read
 from activities.drivers.errors import DeviceError
+from activities.drivers.facts import browse as browse_facts
 from activities.drivers.facts import clients as clients_facts
 from activities.drivers.facts import media as media_facts
 from activities.media_records import orphans_of
 from activities.models import DryRunFacts, DryRunRead
 from activities.support import FamilyActivities
-from inventory.models import SIDES, Side, SwitchableClient, other
+from inventory.models import SIDES, BrowseComponent, Side, SwitchableClient, other
+from inventory.names import path_join
 
 # A client that does not answer (a connection that closed, a restart) is read again:
 # what a client switch's own retries would give it.
@@ -27,7 +29,8 @@ class DryRunActivities(FamilyActivities):
     @activity.defn(name="dry_run_facts")
     async def dry_run_facts(self, inp: DryRunRead) -> DryRunFacts:
         """Probe every client's reach of both sides' portals (Test-NetConnection, one
-        round trip a client) and, for a restore, list the orphans. A client that cannot
+        round trip a client), look for each Browse config file and its twin (Test-Path)
+        and, for a restore, list the orphans. A client that cannot
         be probed is named with why (fail closed: never taken as reaching)."""
         self.ctx.check_pair(inp.pair)
         inv = self.inv
@@ -57,7 +60,27 @@ class DryRunActivities(FamilyActivities):
             }
             facts.reached[c.host] = by_side
 
-        await asyncio.gather(*(self.ctx.limited(probe(c)) for c in inv.clients))
+        async def twins(comp: BrowseComponent) -> None:
+            try:
+                present = await browse_facts.config_files_present(self.ctx.host(comp.host), comp)
+            except READ_ERRORS as e:
+                facts.browse_config[comp.name] = [f"its config files not read: {not_read(e)}"]
+                return
+            missing = [
+                browse_facts.twin_missing(comp, f)
+                for f in comp.config_files
+                if not (
+                    present[path_join(comp.config_dir, f)]
+                    and present[path_join(comp.config_dir, browse_facts.backup_name(f))]
+                )
+            ]
+            if missing:
+                facts.browse_config[comp.name] = missing
+
+        await asyncio.gather(
+            *(self.ctx.limited(probe(c)) for c in inv.clients),
+            *(self.ctx.limited(twins(b)) for b in inv.browse),
+        )
         if inp.orphans_for is not None:
             m, o = inp.orphans_for, other(inp.orphans_for)
             main_host, other_host = inv.sides[m].pseudo_host, inv.sides[o].pseudo_host

@@ -292,5 +292,8 @@ class DryRunFacts(BaseModel):
     insync_process: str
     reached: dict[str, dict[Side, list[str]]] = {}  # client -> side -> portals reached
     unread: dict[str, str] = {}  # client -> why its portals could not be probed
+    # Browse component -> what a switch of it would fail on (a config file or its twin
+    # missing, or its files not read), in the driver's words.
+    browse_config: dict[str, list[str]] = {}
     orphans: Orphans | None = None
     orphans_error: str | None = None

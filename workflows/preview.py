@@ -29,6 +29,8 @@ from workflows.steps import NOT_UNPLANNED, lost_side_steps
 
 # The rule a precondition of the run refuses by (its sentence says which).
 PRECONDITION = "precondition"
+# A Browse component's config files (the check of `amsm check` that finds it missing).
+BROWSE_CONFIG = "browse-config"
 # The volumes' listing a restore's find-orphans reads (fails closed: never "no orphans").
 MEDIA_LISTING = "media-listing"
 UNLISTED = "the orphans could not be listed now (see find-orphans)"
@@ -319,6 +321,10 @@ class Walk:
             if refused is None and no is not None:
                 refused = Refused(rule=no.rule, why=no.refusal)
             self.sim.browse_side[b.name] = to
+        # The swap needs each config file and its twin (the driver fails without them).
+        broken = [w for b in todo for w in self.facts.browse_config.get(b.name, [])]
+        if refused is None and broken:
+            refused = Refused(rule=BROWSE_CONFIG, why="; ".join(broken))
         if not todo:
             return DryRunStep(
                 id="", would=f"Browse already points at {to}: nothing to do", refused=refused

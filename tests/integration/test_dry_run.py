@@ -22,6 +22,7 @@ from tests.support.worker import running_worker
 from workflows.kinds import KINDS
 
 DSM_HOSTS = {"dsm-x", "dsm-y"}  # changed over ODBC: not in the journal of Windows changes
+K2_TWIN = r"C:\Thomson\MediaFrame\Configuration\K2_MDI_Service.backup.exe.config"
 
 
 async def dry(client: Client, lab: Lab, *argv: str) -> tuple[int, dict]:
@@ -201,6 +202,20 @@ async def test_a_dry_run_names_what_would_refuse_and_leaves_a_running_switch_alo
         assert rc == 1 and "REFUSED by client-switch-needs-bridge: ED-01 cannot" in text
         assert "1 step(s) would be refused." in text
         set_fault(lab.dir, "bridge-y", "clear")
+
+        # A Browse host whose `.backup` twin is gone: the swap would fail on it.
+        with LabState(lab.dir).transaction() as txn:
+            twin = txn.require_host("mdi-k2")["files"].pop(K2_TWIN)
+        rc, sw = await dry(client, lab, "switch", "--to", "Y")
+        assert rc == 1, sw
+        assert [s["id"] for s in sw["steps"] if s["refused"]] == ["switch-browse"]
+        assert would(sw, "switch-browse")["refused"] == {
+            "rule": "browse-config",
+            "why": "k2-mdi: expected both K2_MDI_Service.exe.config and "
+            "K2_MDI_Service.backup.exe.config in C:\\Thomson\\MediaFrame\\Configuration",
+        }
+        with LabState(lab.dir).transaction() as txn:
+            txn.require_host("mdi-k2")["files"][K2_TWIN] = twin
 
         # A DSM that does not answer: a planned switch is refused, with the way out.
         set_fault(lab.dir, "dsm-x", "unreachable")

@@ -199,3 +199,13 @@ def test_a_restore_shows_its_orphans_and_passes_over_the_purge_without_any() -> 
     s = by_id(r)
     assert s["find-orphans"].refused.rule == "media-listing"  # type: ignore[union-attr]
     assert "could not be listed now" in s["approve-purge"].would  # never "no orphans"
+
+
+def test_a_browse_config_file_without_its_twin_refuses_the_browse_switch() -> None:
+    broken = facts()
+    broken.browse_config = {"mediaframe": ["mediaframe: expected both a.exe.config and ..."]}
+    r = dry_run("switch", SwitchInput(pair="p", to="Y"), mirrored(), broken, Capabilities(), [])
+    assert [x.id for x in r.steps if x.refused] == ["switch-browse"]
+    s = by_id(r)["switch-browse"]
+    assert s.refused is not None and s.refused.rule == "browse-config"
+    assert s.refused.why == "mediaframe: expected both a.exe.config and ..."

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from activities.drivers import powershell as ps
 from activities.drivers.errors import CommandFailed
-from activities.drivers.facts.browse import backup_name, browse_facts
+from activities.drivers.facts.browse import backup_name, browse_facts, twin_missing
 from activities.drivers.facts.windows import services
 from activities.drivers.host import HostDriver, reads_answers
 from activities.drivers.interlocks import Overrides, with_forced
@@ -95,10 +95,7 @@ async def browse_switch(
             swapped.append(f"{f} (interrupted swap completed)")
             continue
         if not (has_active and has_backup):
-            raise CommandFailed(
-                drv.name,
-                f"{comp.name}: expected both {f} and {backup_name(f)} in {comp.config_dir}",
-            )
+            raise CommandFailed(drv.name, twin_missing(comp, f))
         content = ps.parse_json_string(await drv.run_one(ps.get_content(active)))
         if inv.side_of_marker(content) == to:
             continue
