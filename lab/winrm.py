@@ -583,6 +583,11 @@ class WinRmServer:
                     return
         except (ConnectionError, ssl.SSLError):
             pass
+        except asyncio.CancelledError:
+            # The lab stopping (Ctrl-C): the connection ends here. Python 3.11's
+            # StreamReaderProtocol logs a handler that ends cancelled as a failed callback,
+            # with a traceback per open connection (CPython gh-113538, fixed in 3.12).
+            pass
         except Exception:
             log.exception("%s: the lab's WinRM listener failed on a request", self.name)
         finally:

@@ -27,6 +27,7 @@ from activities.browse import BrowseActivities
 from activities.check import CheckActivities
 from activities.clients import ClientActivities
 from activities.context import DeviceContext
+from activities.dry_run import DryRunActivities
 from activities.dsm import DsmActivities
 from activities.lost_side import LostSideActivities
 from activities.media import MediaActivities
@@ -92,6 +93,7 @@ def build_workers(
         MediaActivities,
         LostSideActivities,
         CheckActivities,
+        DryRunActivities,
     )
     activities = activity_methods(
         *(family(ctx) for family in families), PairActivities(client, inventory)

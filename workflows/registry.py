@@ -5,6 +5,7 @@ from __future__ import annotations
 from workflows.check import PairCheckWorkflow
 from workflows.client_switch import ClientBatchWorkflow, ClientSwitchWorkflow
 from workflows.control import ControlWorkflow
+from workflows.dry_run import PairDryRunWorkflow
 from workflows.fence import FenceWorkflow
 from workflows.restore import RestoreWorkflow
 from workflows.split import SplitWorkflow
@@ -23,6 +24,7 @@ WORKFLOWS: list[type] = [
     ClientBatchWorkflow,
     PairStatusWorkflow,
     PairCheckWorkflow,
+    PairDryRunWorkflow,
     PairWatchWorkflow,
     ControlWorkflow,
     FenceWorkflow,
