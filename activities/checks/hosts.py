@@ -136,24 +136,25 @@ async def winrm_service(host: Host, drv: HostDriver, report: Report) -> None:
         )
         return
     report.ran("winrm-quota")
+    # (setting, its value, its folder on the WSMan: drive, Windows' default)
     quotas = (
-        ("MaxShellsPerUser", config.max_shells_per_user, r"WSMan:\localhost\Shell"),
+        ("MaxShellsPerUser", config.max_shells_per_user, r"WSMan:\localhost\Shell", 30),
         (
             "MaxConcurrentOperationsPerUser",
             config.max_concurrent_operations_per_user,
             r"WSMan:\localhost\Service",
+            1500,
         ),
     )
-    for name, value, folder in quotas:
+    for name, value, folder, default in quotas:
         if value < SHELLS_NEEDED:
             report.add(
                 "winrm-quota",
                 f"{name} at least {SHELLS_NEEDED} ({SESSIONS_PER_HOST} shells per worker, "
                 f"each running one command; {WORKERS_PER_HOST} site workers)",
                 f"{name} {value}",
-                f"on the host: Set-Item {folder}\\{name} 30 or more (Windows' default "
-                f"for MaxShellsPerUser is 30); beyond {name} the service refuses the "
-                "worker's commands",
+                f"on the host: Set-Item {folder}\\{name} {default} (Windows' default); "
+                f"beyond {name} the service refuses the worker's commands",
                 warning=report.read_only,
             )
     if w.auth != "basic":

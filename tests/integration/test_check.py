@@ -213,6 +213,9 @@ def break_settings(lab: Lab) -> None:
         bridge["iscsi_clients"] = ["ED-01", "ED-02"]
         ingest = txn.require_host("IN-01")
         ingest["iscsi"]["portals"].append(y.portals[0])
+        # A WinRM service whose operations per user were lowered (the lab reports the
+        # setting; it does not count operations).
+        txn.require_host("sb-y2")["winrm"]["max_concurrent_operations_per_user"] = 10
         # A client whose Aurora software lost its DSM pointer (the value deleted).
         ed = txn.require_host("ED-02")
         ed["registry"][dev.aurora_registry] = {}
@@ -259,6 +262,12 @@ async def test_check_finds_registry_quota_basic_powershell_and_targets(
         assert quota["found"] == "MaxShellsPerUser 5"
         assert ("switch", "smartbins-y-main") in steps(quota)
 
+        ops = by(problems, "sb-y2", "winrm-quota")
+        assert ops["found"] == "MaxConcurrentOperationsPerUser 10"
+        assert (
+            "Set-Item WSMan:\\localhost\\Service\\MaxConcurrentOperationsPerUser 1500" in ops["fix"]
+        )
+
         basic = by(problems, "browse-srv", "winrm-basic")
         assert "AllowUnencrypted" in basic["expected"]
         assert basic["found"].startswith("AuthenticationFailed: browse-srv")
@@ -291,7 +300,7 @@ async def test_check_finds_registry_quota_basic_powershell_and_targets(
         assert [f["check"] for f in problems if f["host"] == "dsm-y"] == ["dsm-job"]
 
         # Nothing about the hosts that are fine.
-        fine = ("sb-x2", "sb-y2", "ED-01", "dsm-x")
+        fine = ("sb-x2", "ED-01", "dsm-x")
         assert not [f for f in problems if f["host"] in fine]
         assert journal() == []
 
