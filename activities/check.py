@@ -70,13 +70,13 @@ class CheckActivities(FamilyActivities):
         host = self.inv.host(inp.host)
         try:
             drv = self.ctx.host(host)
-            basics = await windows_facts.basics(drv)
+            version = await windows_facts.powershell_version(drv)
         except READ_ERRORS as e:
             hosts.unanswered(self.inv, inp.role, host, report, e)
             return report.result
         report.ran(ANSWERS[inp.role])
-        hosts.powershell(basics, report)
-        hosts.clock(host, basics.clock, report)
+        hosts.powershell(version, report)
+        await hosts.clock(host, drv, report)
         await hosts.winrm_service(host, drv, report)
         await registry(inp.role, self.inv.devices, drv, report)
         await self._role(inp, drv, report)

@@ -18,7 +18,8 @@ table (`dsm_faults`); `amsm lab serve` picks both up within a fraction of a seco
   leaves it (set 30 again).
 - `powershell V`: the host runs PowerShell V (e.g. 4.0; $PSVersionTable.PSVersion), as a
   host that never got Windows Management Framework 5.1. A setting too; `powershell 5.1`
-  puts it back. Only the version number is modelled (lab/powershell.py).
+  puts it back. It then lacks the cmdlets that came later (lab/powershell.py
+  CMDLET_SINCE); its other differences are not modelled.
 - DSM `replication-fails`: replication from that DSM turns `failed` while it is set.
 - DSM `job-missing`: the DSM's master replication job (SQL Server Agent job
   `AuroraReplication`) is deleted, as from msdb; `clear` creates it again. Its

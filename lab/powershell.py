@@ -104,6 +104,23 @@ ISCSI_MODULE = frozenset(
 )  # fmt: skip
 
 
+# Cmdlets of the subset that came after PowerShell 2.0, by the version that brought them
+# (Microsoft Learn: ConvertTo-Json "was introduced in PowerShell 3.0"; the CimCmdlets
+# module, Get-CimInstance, came with 3.0; Get-FileHash with 4.0). A host whose
+# `powershell` is older has no such command.
+CMDLET_SINCE = {"ConvertTo-Json": (3, 0), "Get-CimInstance": (3, 0), "Get-FileHash": (4, 0)}
+
+
+def not_recognized(name: str) -> str:
+    """about_Command_Precedence: a name that is no command is a CommandNotFoundException,
+    which ends the script under 'Stop'."""
+    return (
+        f"The term '{name}' is not recognized as the name of a cmdlet, function, "
+        "script file, or operable program. Check the spelling of the name, or if a "
+        "path was included, verify that the path is correct and try again."
+    )
+
+
 class Unsupported(Exception):
     """The script leaves the subset; none of it runs."""
 
@@ -949,8 +966,9 @@ def powershell_version(doc: dict[str, Any]) -> tuple[int, int]:
     """The host's $PSVersionTable.PSVersion (major, minor): its document's `powershell`,
     "5.1" by default (Windows PowerShell 5.1 ships with Windows 10 / Server 2016 and is
     installable back to Windows 7 / Server 2008 R2; an older host may run 4.0, 3.0 or 2.0:
-    Microsoft Learn, "Windows PowerShell System Requirements"). Only the number is
-    modelled: the lab does not take away what older versions lack."""
+    Microsoft Learn, "Windows PowerShell System Requirements"). Of what older versions
+    lack, the lab takes away the cmdlets of CMDLET_SINCE; their other differences
+    (parameters, output shapes) are not modelled."""
     major, _, minor = str(doc.get("powershell", "5.1")).partition(".")
     return int(major), int(minor or 0)
 
@@ -1083,14 +1101,11 @@ class Interpreter:
         assert statement.commands is not None
         first = statement.commands[0].name
         if first in ISCSI_MODULE and not has_iscsi_module(self.host):
-            # about_Command_Precedence: a name that is no command is a
-            # CommandNotFoundException, which ends the script under 'Stop'.
-            raise CmdletError(
-                first,
-                f"The term '{first}' is not recognized as the name of a cmdlet, function, "
-                "script file, or operable program. Check the spelling of the name, or if a "
-                "path was included, verify that the path is correct and try again.",
-            )
+            raise CmdletError(first, not_recognized(first))
+        version = powershell_version(self.host)
+        for command in statement.commands:
+            if version < CMDLET_SINCE.get(command.name, (0, 0)):
+                raise CmdletError(command.name, not_recognized(command.name))
         if not self.modules_loaded:
             # The first cmdlet of a module not yet imported loads it, and Windows
             # PowerShell reports "Preparing modules for first use." as progress.
@@ -1587,6 +1602,7 @@ class Interpreter:
             for n in names
             if n.lower() in known
             and (known[n.lower()] not in ISCSI_MODULE or has_iscsi_module(self.host))
+            and powershell_version(self.host) >= CMDLET_SINCE.get(known[n.lower()], (0, 0))
         ]
         self.ok = len(found) == len(names)
         return self._select(commands, found)

@@ -85,11 +85,11 @@ def unanswered(inv: Inventory, role: CheckRole, host: Host, report: Report, e: E
     )
 
 
-def powershell(basics: windows_facts.HostBasics, report: Report) -> None:
+def powershell(version: tuple[int, int], report: Report) -> None:
     report.ran("powershell")
-    if basics.powershell >= POWERSHELL:
+    if version >= POWERSHELL:
         return
-    major, minor = basics.powershell
+    major, minor = version
     report.add(
         "powershell",
         f"Windows PowerShell {POWERSHELL[0]}.{POWERSHELL[1]} or later ($PSVersionTable.PSVersion)",
@@ -100,7 +100,23 @@ def powershell(basics: windows_facts.HostBasics, report: Report) -> None:
     )
 
 
-def clock(host: Host, clock: windows_facts.HostClock, report: Report) -> None:
+async def clock(host: Host, drv: HostDriver, report: Report) -> None:
+    try:
+        read = await windows_facts.clock(drv)
+    except READ_ERRORS as e:
+        # The clock stops no step (a warning at most): its read failing says so too.
+        report.add(
+            "clock",
+            "the host's clock (Win32_OperatingSystem.LocalDateTime)",
+            not_read(e),
+            "see the host's error",
+            warning=True,
+        )
+        return
+    clock_offset(host, read, report)
+
+
+def clock_offset(host: Host, clock: windows_facts.HostClock, report: Report) -> None:
     report.ran("clock")
     off = abs(clock.skew) - clock.uncertainty
     if off <= CLOCK_WARNING:

@@ -237,6 +237,7 @@ async def test_check_finds_registry_quota_basic_powershell_and_targets(
         set_fault(lab.dir, "sb-y1", "shell-quota", 5)
         set_fault(lab.dir, "nas-cifs-x", "powershell", 4.0)
         set_fault(lab.dir, "bridge-x", "powershell", 3.0)
+        set_fault(lab.dir, "sb-x2", "powershell", 2.0)
         set_fault(lab.dir, "dsm-y", "job-missing")
 
         rc, out = await cli(client, lab, "check", "--json")
@@ -277,6 +278,12 @@ async def test_check_finds_registry_quota_basic_powershell_and_targets(
         old = by(problems, "nas-cifs-x", "powershell")
         assert old["found"] == "PowerShell 4.0" and "5.1" in old["expected"]
         assert ("switch", "stop-allsync") in steps(old)
+        # PowerShell 2.0 has no ConvertTo-Json: it still says which PowerShell it runs,
+        # and the reads that need more fail by name.
+        ancient = by(problems, "sb-x2", "powershell")
+        assert ancient["found"] == "PowerShell 2.0"
+        assert "not recognized" in by(problems, "sb-x2", "smartbins-service")["found"]
+        assert not [f for f in problems if f["host"] == "sb-x2" and f["check"].endswith("-answers")]
         # A host no step acts on: a warning.
         assert by(warnings, "bridge-x", "powershell")["found"] == "PowerShell 3.0"
 
@@ -300,7 +307,7 @@ async def test_check_finds_registry_quota_basic_powershell_and_targets(
         assert [f["check"] for f in problems if f["host"] == "dsm-y"] == ["dsm-job"]
 
         # Nothing about the hosts that are fine.
-        fine = ("sb-x2", "ED-01", "dsm-x")
+        fine = ("ED-01", "dsm-x")
         assert not [f for f in problems if f["host"] in fine]
         assert journal() == []
 

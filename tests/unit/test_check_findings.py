@@ -13,7 +13,6 @@ from activities.drivers.errors import (
     LogonRefused,
     Unreachable,
 )
-from activities.drivers.facts.windows import HostBasics, HostClock
 from activities.models import CheckRole, CheckTarget
 from inventory.load import load_inventory
 from inventory.models import Host, WinRm
@@ -54,13 +53,9 @@ def test_a_refused_basic_logon_names_basic_and_nothing_else_does() -> None:
     assert findings("nas-ftp", SSH, down) == [("host-answers", "warning")]
 
 
-def basics(major: int, minor: int) -> HostBasics:
-    return HostBasics(powershell=(major, minor), clock=HostClock(0.0, 0.0))
-
-
 def test_powershell_older_than_5_1_is_a_problem() -> None:
     for version, found in (((5, 1), []), ((7, 4), []), ((5, 0), ["PowerShell 5.0"])):
         report = Report(CheckTarget(pair=INV.pair, host="ED-01", role="client"))
-        hosts.powershell(basics(*version), report)
+        hosts.powershell(version, report)
         assert [f.found for f in report.result.findings] == found
         assert report.result.checks == ["powershell"]

@@ -85,8 +85,8 @@ async def _uptime(drv: HostDriver, args: dict[str, Any]) -> Any:
     return await windows_facts.uptime(drv)
 
 
-async def _basics(drv: HostDriver, args: dict[str, Any]) -> Any:
-    return list((await windows_facts.basics(drv)).powershell)
+async def _powershell_version(drv: HostDriver, args: dict[str, Any]) -> Any:
+    return list(await windows_facts.powershell_version(drv))
 
 
 async def _winrm_config(drv: HostDriver, args: dict[str, Any]) -> Any:
@@ -105,7 +105,7 @@ FACT: dict[str, Callable[[HostDriver, dict[str, Any]], Awaitable[Any]]] = {
     "client_facts": _client_facts,
     "client_verify": _client_verify,
     "insync_facts": _insync_facts,
-    "basics": _basics,
+    "powershell_version": _powershell_version,
     "winrm_config": _winrm_config,
     "registry_values": lambda drv, a: windows_facts.registry_values(drv, a["keys"]),
     "iscsi_discovery": _iscsi_discovery,

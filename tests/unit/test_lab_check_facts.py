@@ -43,6 +43,18 @@ def test_the_powershell_version_prints_as_bare_numbers(lab: LabState) -> None:
             parse_script(f"{ps.PREAMBLE[0]}\n{statement}")
     with pytest.raises(LabError):
         set_fault(lab.dir, "ED-01", "powershell", None)
+    # What came later is not there: on 3.0 Get-FileHash (4.0), on 2.0 ConvertTo-Json and
+    # Get-CimInstance (3.0); the version itself still prints.
+    set_fault(lab.dir, "ED-01", "powershell", 3.0)
+    assert run(lab, "ED-01", ps.boot_info()).exit_status == 0
+    old = run(lab, "ED-01", ps.file_hash(r"C:\Program Files\StorNext\config\fsnameservers"))
+    assert "'Get-FileHash' is not recognized" in old.stderr
+    set_fault(lab.dir, "ED-01", "powershell", 2.0)
+    assert run(lab, "ED-01", *ps.POWERSHELL_VERSION).stdout == "2\n0\n"
+    assert "'Get-CimInstance' is not recognized" in run(lab, "ED-01", ps.boot_info()).stderr
+    listed = run(lab, "ED-01", ps.test_path("C:\\"), ps.get_process("AuroraEdit"))
+    assert "'ConvertTo-Json' is not recognized" in listed.stderr
+    assert listed.stdout == "True\n"
 
 
 def test_test_path_of_registry_keys(lab: LabState) -> None:

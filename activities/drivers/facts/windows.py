@@ -110,27 +110,13 @@ async def clock(drv: HostDriver) -> HostClock:
     return HostClock(skew=host_now - (sent + received) / 2, uncertainty=(received - sent) / 2)
 
 
-@dataclass(frozen=True)
-class HostBasics:
-    """What every Windows host is asked first: its PowerShell and its clock."""
-
-    powershell: tuple[int, int]
-    clock: HostClock
-
-
 @reads_answers
-async def basics(drv: HostDriver) -> HostBasics:
-    """The host's PowerShell version ($PSVersionTable.PSVersion) and its clock against
-    the worker's (see `clock`), in one script: the plainest proof that the host answers
-    over its transport with its credentials."""
-    sent = time.time()
-    major, minor, boot = await drv.run(*ps.POWERSHELL_VERSION, ps.boot_info())
-    received = time.time()
-    host_now = ps.parse_datetime(ps.prop(ps.parse_json_object(boot), "LocalDateTime")).timestamp()
-    return HostBasics(
-        powershell=(ps.parse_version_part(major), ps.parse_version_part(minor)),
-        clock=HostClock(skew=host_now - (sent + received) / 2, uncertainty=(received - sent) / 2),
-    )
+async def powershell_version(drv: HostDriver) -> tuple[int, int]:
+    """The host's PowerShell ($PSVersionTable.PSVersion: major, minor), in a script of its
+    own that any PowerShell from 2.0 on runs: the plainest proof that the host answers
+    over its transport with its credentials, even where it is too old for the rest."""
+    major, minor = await drv.run(*ps.POWERSHELL_VERSION)
+    return ps.parse_version_part(major), ps.parse_version_part(minor)
 
 
 @reads_answers
