@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Console
@@ -11,6 +12,7 @@ from rich.live import Live
 from rich.text import Text
 from temporalio.client import Client
 
+from client.readiness import read_readiness, readiness_line
 from client.render import render_fence, render_status
 from client.runs import current_status, read_fence
 from client.session import EXIT_OK, CliError, emit
@@ -48,6 +50,10 @@ async def run(client: Client, inv: Inventory, args: argparse.Namespace) -> int:
     data["fence"] = waiting.model_dump(mode="json") if waiting else None
     if waiting:
         text += "\n\n" + render_fence(waiting)
+    # The readiness watch's last verdict: one DescribeSchedule, never a failure of status.
+    ready = await read_readiness(client, inv)
+    data["readiness"] = ready.to_json()
+    text += "\n\n" + readiness_line(ready, st, datetime.now(UTC))
     emit(args, data, text)
     return EXIT_OK
 
