@@ -38,6 +38,7 @@ from client.session import EXIT_OK, CliError, default_operator, emit
 from inventory.models import Inventory, readiness_schedule_id
 from wire.schedules import ScheduleGone, change_schedule
 from workflows.readiness import ReadinessWorkflow
+from workflows.server import MAX_SIGNALS
 
 VERBS = ("on", "off", "status")
 
@@ -140,8 +141,17 @@ async def turn_on(client: Client, inv: Inventory, operator: str) -> str:
         # Turned off between the two calls: make it again.
         return await turn_on(client, inv, operator)
     except (RPCError, RuntimeError) as e:
+        why = cause(e)
+        if "limit for signal events" in why:
+            # The server's limit on signals in one run (workflows/server.py) counts every
+            # change of a schedule until its scheduler continues as new.
+            why += (
+                f" (the server takes {MAX_SIGNALS} changes of a schedule at a time; "
+                "`amsm readiness off` then `on` makes it anew, with the new interval, "
+                "and `since` starts again: README, 'The readiness watch')"
+            )
         raise CliError(
-            f"the readiness watch of pair {inv.pair} could not be changed: {cause(e)}"
+            f"the readiness watch of pair {inv.pair} could not be changed: {why}"
         ) from None
     how = "now" if changed else "as it was"
     return f"readiness watch of pair {inv.pair} was on: a check every {every(seconds)} {how}"
