@@ -6,12 +6,12 @@ keeps it (activities/readiness.py); the worker's gauge is set from it."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ChildWorkflowError
+from temporalio.exceptions import ApplicationError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
     from activities.readiness import (
@@ -22,10 +22,12 @@ with workflow.unsafe.imports_passed_through():
         ReadinessRecord,
         carry_since,
     )
-    from inventory.models import pair_workflow_id
+    from inventory.models import pair_workflow_id, readiness_schedule_id
     from workflows.check import CheckResult, PairCheckWorkflow
     from workflows.checklist import describe_failure
     from workflows.models import CheckInput
+
+OWN_ID_PATCH = "readiness-own-id"
 
 RECORD: dict[str, Any] = {
     "start_to_close_timeout": timedelta(seconds=60),
@@ -33,9 +35,28 @@ RECORD: dict[str, Any] = {
 }
 
 
-def verdict_of(result: CheckResult) -> tuple[bool, int, int, int, list[str]]:
-    named = [f"{p.host}: {p.check}" for p in result.problems[:NAMED]]
-    return result.ready, len(result.problems), len(result.warnings), result.hosts, named
+def verdict(
+    result: CheckResult | None, error: str | None, last: Readiness | None, now: datetime
+) -> Readiness:
+    """The check's verdict: its counts and the first problems named, or, for a check that
+    did not run (`error`), not ready with one problem, itself (fail closed); `since`
+    carried on from the verdict before while `ready` stays."""
+    if result is None:
+        ready, problems, warnings, hosts, named = False, 1, 0, 0, []
+    else:
+        ready, problems = result.ready, len(result.problems)
+        warnings, hosts = len(result.warnings), result.hosts
+        named = [f"{p.host}: {p.check}" for p in result.problems[:NAMED]]
+    return Readiness(
+        ready=ready,
+        problems=problems,
+        warnings=warnings,
+        hosts=hosts,
+        named=named,
+        error=error,
+        checked_at=now,
+        since=carry_since(last, ready, now),
+    )
 
 
 @workflow.defn(name="readiness")
@@ -43,10 +64,21 @@ class ReadinessWorkflow:
     @workflow.run
     async def run(self, inp: ReadinessInput) -> Readiness:
         wid = workflow.info().workflow_id
-        # The schedule gives each check the id `amsm-<pair>-readiness-<when it was due>`:
-        # its site check runs as `amsm-<pair>-check-readiness-<when>`, beside any run.
-        prefix = pair_workflow_id(inp.pair)
-        child = f"{prefix}-check-{wid.removeprefix(prefix + '-')}"
+        if not wid.startswith(readiness_schedule_id(inp.pair) + "-") and workflow.patched(
+            OWN_ID_PATCH
+        ):
+            # Only the pair's schedule starts a check whose verdict counts (the gauge).
+            # (The patch marks the refusal only: a history replayed under another id,
+            # as tests/histories are, goes on as recorded.)
+            raise ApplicationError(
+                f"a readiness check of pair {inp.pair} runs only from its schedule "
+                f"{readiness_schedule_id(inp.pair)} (amsm readiness on), not as {wid}",
+                non_retryable=True,
+            )
+        # Its site check runs as `amsm-<pair>-check-readiness-<run id>`, beside any run
+        # (the run id, not the id the schedule gives: a replay keeps the run id).
+        child = f"{pair_workflow_id(inp.pair)}-check-readiness-{workflow.info().run_id}"
+        result: CheckResult | None = None
         error: str | None = None
         try:
             result = await workflow.execute_child_workflow(
@@ -54,32 +86,19 @@ class ReadinessWorkflow:
                 CheckInput(pair=inp.pair, initiator="readiness"),
                 id=child,
             )
-            ready, problems, warnings, hosts, named = verdict_of(result)
         except ChildWorkflowError as e:
-            # Fail closed: a check that did not run says nothing is ready.
             error = describe_failure(e)
-            ready, problems, warnings, hosts, named = False, 1, 0, 0, []
-        now = workflow.now()
         last = await workflow.execute_activity_method(
             ReadinessActivities.last_readiness, inp, **RECORD
         )
-        verdict = Readiness(
-            ready=ready,
-            problems=problems,
-            warnings=warnings,
-            hosts=hosts,
-            named=named,
-            error=error,
-            checked_at=now,
-            since=carry_since(last, ready, now),
-        )
+        found = verdict(result, error, last, workflow.now())
         await workflow.execute_activity_method(
             ReadinessActivities.record_readiness,
-            ReadinessRecord(pair=inp.pair, readiness=verdict),
+            ReadinessRecord(pair=inp.pair, readiness=found),
             **RECORD,
         )
-        state = "ready" if ready else f"not ready: {problems} problem(s)"
+        state = "ready" if found.ready else f"not ready: {found.problems} problem(s)"
         workflow.set_current_details(
-            f"**{inp.pair}**: {state}, since {verdict.since.isoformat(timespec='seconds')}"
+            f"**{inp.pair}**: {state}, since {found.since.isoformat(timespec='seconds')}"
         )
-        return verdict
+        return found

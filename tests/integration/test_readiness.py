@@ -17,14 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowFailureError
 
+from activities.readiness import ReadinessInput
 from inventory.models import readiness_schedule_id
 from lab.faults import set_fault
 from tests.support import secret_scan as scan
 from tests.support.cli import cli, cli_json
 from tests.support.lab import AMSM, Lab, free_port
-from tests.support.secrets import assert_no_secrets, lab_secrets
+from tests.support.secrets import assert_no_secrets_in_pair, lab_secrets, record_history
 
 
 def scrape(port: int) -> str:
@@ -144,12 +145,27 @@ async def test_readiness_watch_in_status_and_metrics(
         assert "ED-01: client-answers" in shown["last"]["named"], shown
         assert "dsm-y: dsm-answers" in shown["last"]["named"], shown
 
-        # No secret in the schedule (the verdict in its input) nor in a check's history.
+        # No secret in the schedule, nor in any run of the pair (the checks and their
+        # site checks among them).
         desc = await schedule.describe()
         assert not scan.leaked(lab_secrets(lab), list(scan.texts(desc.raw_description)))
         ticks = [a.action.workflow_id for a in desc.info.recent_actions]
         assert len(ticks) == 3 and all(t.startswith(f"amsm-{pair}-readiness-") for t in ticks)
-        assert_no_secrets(lab, await client.get_workflow_handle(ticks[-1]).fetch_history())
+        kinds = await assert_no_secrets_in_pair(client, lab)
+        assert kinds["readiness"] == 3 and kinds["pair-check"] >= 3, kinds
+        record_history(
+            await client.get_workflow_handle(ticks[-1]).fetch_history(), "readiness-not-ready.json"
+        )
+
+        # A check started by anyone but the schedule counts for nothing (not the gauge).
+        with pytest.raises(WorkflowFailureError) as refused:
+            await client.execute_workflow(
+                "readiness",
+                ReadinessInput(pair=pair),
+                id=f"mallory-{pair}",
+                task_queue=lab.inventory.queue,
+            )
+        assert "runs only from its schedule" in str(refused.value.cause)
 
         # The verdict lives in the schedule, not in the worker: a new worker goes on
         # from it (still not ready: since stays at the check that turned it).

@@ -9,11 +9,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from activities.readiness import Readiness, carry_since
+from activities.readiness import NAMED, Readiness, carry_since
 from client.readiness import ReadinessView, at, every, readiness_line
 from inventory.load import InventoryError, parse_inventory
 from inventory.models import Timing, readiness_schedule_id
 from inventory.status import AllSyncStatus, DsmStatus, InSyncStatus, PairStatus
+from workflows.check import CheckFinding, CheckResult
+from workflows.readiness import verdict as decide
 
 NOW = datetime(2026, 12, 1, 5, 30, tzinfo=UTC)
 FOUR = datetime(2026, 12, 1, 4, 0, tzinfo=UTC)
@@ -131,3 +133,26 @@ def test_the_interval_defaults_to_an_hour_and_is_bounded() -> None:
         assert any(
             p.startswith("timing.readiness_interval:") and why in p for p in e.value.problems
         )
+
+
+def finding(host: str, check: str) -> CheckFinding:
+    return CheckFinding(host=host, check=check, expected="e", found="f", fix="x", steps=[])
+
+
+def test_the_verdict_of_a_check_and_of_a_check_that_did_not_run() -> None:
+    many = [finding(f"ED-{n:02}", "client-answers") for n in range(NAMED + 2)]
+    result = CheckResult(
+        pair="p", ready=False, problems=many, warnings=[finding("cp", "clock")], hosts=30
+    )
+    v = decide(result, None, verdict(True), NOW)
+    assert (v.ready, v.problems, v.warnings, v.hosts) == (False, NAMED + 2, 1, 30)
+    assert v.named[0] == "ED-00: client-answers" and len(v.named) == NAMED
+    assert v.checked_at == v.since == NOW and v.error is None
+    # Fail closed: a check that did not run is not ready, one problem, its error.
+    failed = decide(None, "check_plan: this worker serves pair 'q'", verdict(False, 3), NOW)
+    assert (failed.ready, failed.problems, failed.since) == (False, 1, FOUR)
+    assert failed.error == "check_plan: this worker serves pair 'q'"
+    clean = decide(
+        CheckResult(pair="p", ready=True, problems=[], warnings=[], hosts=3), None, None, NOW
+    )
+    assert clean.ready and clean.problems == 0 and clean.since == NOW
