@@ -7,8 +7,8 @@ result, kept by the server with its history. The schedule lists its last ten run
 latest verdict is one DescribeSchedule and one result away (`latest_verdict`, read by
 `amsm status` and by the next check). Nothing of it is in a worker: a worker that
 restarts, or another one, reads the same. It is never written into the schedule: every
-change of a schedule is a signal to it, which the server's limit on signals counts
-(workflows/server.py). The verdict holds counts, host and check names and times, never a
+change of a schedule is a signal to it, which the server's limit on signals in one run
+counts (workflows/server.py), and the ends of its checks use that up. The verdict holds counts, host and check names and times, never a
 secret."""
 
 from __future__ import annotations
@@ -47,9 +47,12 @@ class Readiness(BaseModel):
 
 
 class ReadinessInput(BaseModel):
-    """The schedule's action input: the pair, nothing else (a secret has no place here)."""
+    """The schedule's action input: the pair, and the verdict of the schedule it replaced
+    (`amsm readiness on` with a new interval makes it anew), for its first check's
+    `since`. Never a secret."""
 
     pair: str
+    last: Readiness | None = None
 
 
 class ReadinessRecord(BaseModel):
@@ -122,11 +125,12 @@ class ReadinessActivities:
 
     @activity.defn(name="last_readiness")
     async def last_readiness(self, inp: ReadinessInput) -> Readiness | None:
-        """The verdict of the watch's check before this one (None for the first, or when
-        the watch was turned off meanwhile). Reads Temporal only."""
+        """The verdict of the watch's check before this one; for the first check of a
+        schedule, the one it was made with (None for a watch just turned on, or turned
+        off meanwhile). Reads Temporal only."""
         self._mine(inp.pair)
         _, last = await latest_verdict(self.client, inp.pair, but=activity.info().workflow_id)
-        return last
+        return last or inp.last
 
     @activity.defn(name="record_readiness")
     async def record_readiness(self, inp: ReadinessRecord) -> None:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
-from temporalio.client import Client
+from temporalio.client import Client, ScheduleActionStartWorkflow
 from temporalio.service import RPCError
 
 from activities.readiness import Readiness, latest_verdict
@@ -28,7 +28,10 @@ class ReadinessView(BaseModel):
 
     schedule_id: str
     on: bool = False
+    paused: bool = False  # on, but paused from the Web UI or `temporal schedule toggle`
     interval: float | None = None
+    task_queue: str | None = None
+    run_limit: float | None = None  # a check's time limit, seconds
     last: Readiness | None = None
     next_check: datetime | None = None
     error: str | None = None
@@ -50,6 +53,7 @@ class ReadinessView(BaseModel):
             "checked_at": r.checked_at.isoformat() if r else None,
             "since": r.since.isoformat() if r else None,
             "interval": self.interval,
+            "paused": self.paused,
             "error": self.error or (r.error if r else None),
         }
 
@@ -69,10 +73,15 @@ async def read_readiness(client: Client, inv: Inventory) -> ReadinessView:
         )
     if desc is None:
         return ReadinessView(schedule_id=sid)
-    view = ReadinessView(schedule_id=sid, on=True, last=last)
+    view = ReadinessView(schedule_id=sid, on=True, last=last, paused=desc.schedule.state.paused)
     intervals = desc.schedule.spec.intervals
     if intervals:
         view.interval = intervals[0].every.total_seconds()
+    action = desc.schedule.action
+    if isinstance(action, ScheduleActionStartWorkflow):
+        view.task_queue = action.task_queue
+        if action.execution_timeout:
+            view.run_limit = action.execution_timeout.total_seconds()
     if desc.info.next_action_times:
         view.next_check = desc.info.next_action_times[0]
     return view
@@ -122,6 +131,8 @@ def readiness_line(view: ReadinessView, status: PairStatus | None, now: datetime
     else:
         n = f"{r.problems} problem" + ("" if r.problems == 1 else "s")
         line = f"readiness: not ready: {n}, since {at(r.since, now)} (checked {at(r.checked_at, now)}; amsm check names them)"
-    if view.overdue(now):
+    if view.paused:
+        line += "; PAUSED: no check runs (amsm readiness on resumes it)"
+    elif view.overdue(now):
         line += f"; OVERDUE: no check since, though it runs every {every(view.interval or 0)} (is the pair's worker running?)"
     return line

@@ -2,10 +2,9 @@
 runs the site check every `timing.readiness_interval` seconds (workflows/readiness.py)
 and keeps its last verdict for `amsm status` and the worker's metrics.
 
-`on` makes the schedule and runs the first check at once; on a watch already on it sets
-the interval from the inventory again when it differs (the verdicts stay, so does
-`since`), and sends nothing when it does not: every change of a schedule is a signal to
-it, which the server's limit on signals counts (workflows/server.py).
+`on` makes the schedule and runs the first check at once; on a watch already on with
+another interval it makes the schedule anew, carrying its verdict on (`since` stays),
+and leaves it alone otherwise.
 `off` deletes the schedule (a check under way ends on its own). `status` says which, the
 interval and the last verdict."""
 
@@ -15,8 +14,6 @@ import argparse
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from google.protobuf.duration_pb2 import Duration
-from temporalio.api.schedule.v1 import Schedule as ScheduleProto
 from temporalio.client import (
     Client,
     Schedule,
@@ -30,15 +27,12 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.readiness import ReadinessInput
+from activities.readiness import Readiness, ReadinessInput
 from client.commands.check import time_limit
 from client.readiness import ReadinessView, at, every, read_readiness
-from client.runs import cause
 from client.session import EXIT_OK, CliError, default_operator, emit
 from inventory.models import Inventory, readiness_schedule_id
-from wire.schedules import ScheduleGone, change_schedule
 from workflows.readiness import ReadinessWorkflow
-from workflows.server import MAX_SIGNALS
 
 VERBS = ("on", "off", "status")
 
@@ -84,12 +78,13 @@ def run_limit(inv: Inventory) -> timedelta:
     return timedelta(seconds=time_limit(inv) + 120)
 
 
-def schedule_of(inv: Inventory, operator: str) -> Schedule:
+def schedule_of(inv: Inventory, operator: str, last: Readiness | None = None) -> Schedule:
+    """The watch's schedule; `last`: the verdict of the schedule it replaces."""
     interval = timedelta(seconds=inv.timing.readiness_interval)
     return Schedule(
         action=ScheduleActionStartWorkflow(
             ReadinessWorkflow.run,
-            ReadinessInput(pair=inv.pair),
+            ReadinessInput(pair=inv.pair, last=last),
             id=readiness_schedule_id(inv.pair),
             task_queue=inv.queue,
             execution_timeout=run_limit(inv),
@@ -106,55 +101,44 @@ def schedule_of(inv: Inventory, operator: str) -> Schedule:
 
 
 async def turn_on(client: Client, inv: Inventory, operator: str) -> str:
+    """Make the schedule (the first check at once). A watch already on as the inventory
+    says is left alone; one with another interval, queue or time limit, or paused, is
+    made anew with the verdict it had carried in (`since` goes on) and checks at once.
+    Never an update of the schedule: every change of a schedule is a signal to it, which
+    the server's limit on signals in one run counts, and the checks' own ends use them up
+    (README, 'The readiness watch')."""
     sid = readiness_schedule_id(inv.pair)
     seconds = inv.timing.readiness_interval
+    view = await read_readiness(client, inv)
+    if view.error and not view.on:
+        raise CliError(f"the readiness watch of pair {inv.pair}: {view.error}")
+    was = ""
+    if view.on:
+        same = (
+            view.interval == seconds
+            and view.task_queue == inv.queue
+            and view.run_limit == run_limit(inv).total_seconds()
+        )
+        if same and not view.paused:
+            return f"readiness watch of pair {inv.pair} was on: a check every {every(seconds)}"
+        await turn_off(client, inv)
+        was = " (made anew: it was " + (
+            "paused)" if same else f"every {every(view.interval or 0)}, on {view.task_queue})"
+        )
     try:
-        await client.create_schedule(sid, schedule_of(inv, operator), trigger_immediately=True)
-        return (
-            f"readiness watch of pair {inv.pair} on: a check every {every(seconds)}, the first now"
+        await client.create_schedule(
+            sid, schedule_of(inv, operator, view.last), trigger_immediately=True
         )
     except ScheduleAlreadyRunningError:
-        pass
+        # Someone turned it on at the same moment.
+        return f"readiness watch of pair {inv.pair} was on"
     except RPCError as e:
         raise CliError(
             f"the readiness watch of pair {inv.pair} could not start: {e.message}"
         ) from None
-
-    def duration(t: timedelta) -> Duration:
-        d = Duration()
-        d.FromTimedelta(t)
-        return d
-
-    def retime(s: ScheduleProto) -> None:
-        # Only what the inventory says (the interval, the queue, the time limit): the
-        # verdict in the action's input stays, so `since` goes on.
-        del s.spec.interval[:]
-        s.spec.interval.add().interval.CopyFrom(duration(timedelta(seconds=seconds)))
-        start = s.action.start_workflow
-        start.task_queue.name = inv.queue
-        start.workflow_execution_timeout.CopyFrom(duration(run_limit(inv)))
-        s.policies.catchup_window.CopyFrom(duration(timedelta(seconds=seconds)))
-
-    try:
-        changed = await change_schedule(client, sid, retime)
-    except ScheduleGone:
-        # Turned off between the two calls: make it again.
-        return await turn_on(client, inv, operator)
-    except (RPCError, RuntimeError) as e:
-        why = cause(e)
-        if "limit for signal events" in why:
-            # The server's limit on signals in one run (workflows/server.py) counts every
-            # change of a schedule until its scheduler continues as new.
-            why += (
-                f" (the server takes {MAX_SIGNALS} changes of a schedule at a time; "
-                "`amsm readiness off` then `on` makes it anew, with the new interval, "
-                "and `since` starts again: README, 'The readiness watch')"
-            )
-        raise CliError(
-            f"the readiness watch of pair {inv.pair} could not be changed: {why}"
-        ) from None
-    how = "now" if changed else "as it was"
-    return f"readiness watch of pair {inv.pair} was on: a check every {every(seconds)} {how}"
+    return (
+        f"readiness watch of pair {inv.pair} on: a check every {every(seconds)}, the first now{was}"
+    )
 
 
 async def turn_off(client: Client, inv: Inventory) -> str:
@@ -178,6 +162,7 @@ def render(inv: Inventory, view: ReadinessView, now: datetime) -> str:
     lines = [
         f"readiness watch of pair {inv.pair}: on, every {every(view.interval or 0)} "
         f"(schedule {view.schedule_id})"
+        + ("; PAUSED: no check runs (amsm readiness on resumes it)" if view.paused else "")
     ]
     r = view.last
     if r is None:
@@ -198,7 +183,7 @@ def render(inv: Inventory, view: ReadinessView, now: datetime) -> str:
             lines.append(f"    {n}")
         if r.problems > len(r.named) and not r.error:
             lines.append(f"    ... {r.problems - len(r.named)} more: amsm check lists them")
-        if view.overdue(now):
+        if view.overdue(now) and not view.paused:
             lines.append("  OVERDUE: no check for two intervals; is the pair's worker running?")
     if view.next_check:
         lines.append(f"  next check {at(view.next_check, now)}")

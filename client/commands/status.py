@@ -60,10 +60,18 @@ async def run(client: Client, inv: Inventory, args: argparse.Namespace) -> int:
 
 async def watch_status(client: Client, inv: Inventory, args: argparse.Namespace) -> int:
     console = Console()
-    st, when = await current_status(client, inv, args)
-    shown = render_status(st) + (f"\n\n({when})" if when else "")
-    with Live(Text(shown), console=console, refresh_per_second=1) as live:
+
+    async def shown() -> str:
+        st, when = await current_status(client, inv, args)
+        ready = await read_readiness(client, inv)
+        return (
+            render_status(st)
+            + (f"\n\n({when})" if when else "")
+            + "\n\n"
+            + readiness_line(ready, st, datetime.now(UTC))
+        )
+
+    with Live(Text(await shown()), console=console, refresh_per_second=1) as live:
         while True:
             await asyncio.sleep(args.interval)
-            st, when = await current_status(client, inv, args)
-            live.update(Text(render_status(st) + (f"\n\n({when})" if when else "")))
+            live.update(Text(await shown()))

@@ -26,6 +26,7 @@ from tests.support import secret_scan as scan
 from tests.support.cli import cli, cli_json
 from tests.support.lab import AMSM, Lab, free_port
 from tests.support.secrets import assert_no_secrets_in_pair, lab_secrets, record_history
+from workflows.server import MAX_SIGNALS
 
 
 def scrape(port: int) -> str:
@@ -102,8 +103,12 @@ async def test_readiness_watch_in_status_and_metrics(
         assert f"readiness watch of pair {pair} on: a check every 1 h, the first now" in out
 
         # The first check runs at once (not in an hour) and its verdict reaches status.
-        first = await status_until(client, lab, lambda d: (d.get("readiness") or {}).get("ready"))
+        first = await status_until(
+            client, lab, lambda d: (d.get("readiness") or {}).get("checked_at") is not None
+        )
         r = first["readiness"]
+        shown = await cli_json(client, lab, "readiness", "status")
+        assert r["ready"] is True, (shown["last"]["named"], shown["last"]["error"])
         assert r["problems"] == 0 and r["interval"] == 3600 and r["error"] is None
         assert r["since"] == r["checked_at"]
         for key in ("mode", "main", "dsm", "clients", "browse", "fence"):
@@ -114,21 +119,22 @@ async def test_readiness_watch_in_status_and_metrics(
         assert f"readiness: ready for a switch to Y (checked {hhmm})" in text, text
         await gauge_until(port, pair, 0)
 
-        # A second `on` changes the interval and keeps the verdict; a third changes
-        # nothing (and sends nothing).
+        # A second `on` with another interval makes the schedule anew, checks at once
+        # and carries the verdict on (still ready: since stays); a third leaves it alone.
         lab.retime(readiness_interval=7200)
         rc, out = await cli(client, lab, "readiness", "on")
-        assert rc == 0 and "was on: a check every 2 h now" in out, out
-        rc, out = await cli(client, lab, "readiness", "on")
-        assert rc == 0 and "was on: a check every 2 h as it was" in out, out
-        again = await cli_json(client, lab, "status")
-        assert again["readiness"] == {**r, "interval": 7200}
-        schedule = client.get_schedule_handle(readiness_schedule_id(pair))
-        await schedule.trigger()
+        assert rc == 0, out
+        assert "on: a check every 2 h, the first now (made anew: it was every 1 h" in out, out
         again = await status_until(
-            client, lab, lambda d: d["readiness"]["checked_at"] != r["checked_at"]
+            client, lab, lambda d: d["readiness"]["checked_at"] not in (None, r["checked_at"])
         )
-        assert again["readiness"]["since"] == r["since"]  # still ready: since stays
+        assert again["readiness"]["interval"] == 7200 and again["readiness"]["ready"] is True
+        assert again["readiness"]["since"] == r["since"]
+        rc, out = await cli(client, lab, "readiness", "on")
+        assert rc == 0, out
+        assert out.startswith(f"readiness watch of pair {pair} was on: a check every 2 h\n"), out
+        assert (await cli_json(client, lab, "status"))["readiness"] == again["readiness"]
+        schedule = client.get_schedule_handle(readiness_schedule_id(pair))
 
         # A fault, then a check: not ready, and since moves to that check.
         set_fault(lab.dir, "ED-01", "unreachable")
@@ -150,9 +156,9 @@ async def test_readiness_watch_in_status_and_metrics(
         desc = await schedule.describe()
         assert not scan.leaked(lab_secrets(lab), list(scan.texts(desc.raw_description)))
         ticks = [a.action.workflow_id for a in desc.info.recent_actions]
-        assert len(ticks) == 3 and all(t.startswith(f"amsm-{pair}-readiness-") for t in ticks)
+        assert len(ticks) == 2 and all(t.startswith(f"amsm-{pair}-readiness-") for t in ticks)
         kinds = await assert_no_secrets_in_pair(client, lab)
-        assert kinds["readiness"] == 3 and kinds["pair-check"] >= 3, kinds
+        assert kinds["readiness"] == 3 and kinds["pair-check"] >= 3, kinds  # both schedules
         record_history(
             await client.get_workflow_handle(ticks[-1]).fetch_history(), "readiness-not-ready.json"
         )
@@ -177,6 +183,21 @@ async def test_readiness_watch_in_status_and_metrics(
         )
         assert kept["readiness"]["ready"] is False and kept["readiness"]["since"] == b["since"]
         await gauge_until(port, pair, kept["readiness"]["problems"])
+
+        # Paused from the Web UI (or `temporal schedule toggle`): status says so, `on`
+        # resumes it (made anew, at once, since carried on).
+        await schedule.pause(note="maintenance")
+        rc, text = await cli(client, lab, "status")
+        assert "PAUSED: no check runs (amsm readiness on resumes it)" in text, text
+        rc, out = await cli(client, lab, "readiness", "on")
+        assert rc == 0 and "(made anew: it was paused)" in out, out
+        resumed = await status_until(
+            client,
+            lab,
+            lambda d: d["readiness"]["checked_at"] not in (None, kept["readiness"]["checked_at"]),
+        )
+        assert resumed["readiness"]["paused"] is False
+        assert resumed["readiness"]["since"] == b["since"]
 
         rc, out = await cli(client, lab, "readiness", "off")
         assert rc == 0 and f"readiness watch of pair {pair} off" in out, out
@@ -207,3 +228,18 @@ async def test_readiness_refuses_bad_input_and_strangers(
     assert re.search(
         r"off \(amsm readiness on\)", (await cli(client, lab, "readiness", "status"))[1]
     )
+
+    # `on` never changes a schedule in place (every change is a signal to it, and the
+    # server takes MAX_SIGNALS in one run): more changes of the interval than that go
+    # through (no worker runs here: the checks wait, which changes nothing of this).
+    monkeypatch.setenv("AMSM_OPERATOR", "ann")
+    try:
+        for n in range(MAX_SIGNALS + 2):
+            lab.retime(readiness_interval=3600 + 60 * n)
+            rc, out = await cli(client, lab, "readiness", "on")
+            assert rc == 0 and "the first now" in out, (n, out)
+        shown = await cli_json(client, lab, "readiness", "status")
+        assert shown["interval"] == 3600 + 60 * (MAX_SIGNALS + 1)
+    finally:
+        rc, out = await cli(client, lab, "readiness", "off")
+    assert rc == 0 and "off (schedule" in out, out

@@ -92,6 +92,14 @@ def test_the_status_line_names_the_switchs_target_the_count_and_since() -> None:
     assert readiness_line(unread, mirrored_x, NOW) == "readiness: unknown: cannot read s: timeout"
 
 
+def test_a_paused_watch_says_so_instead_of_overdue() -> None:
+    old = on(verdict(True, at=NOW - timedelta(hours=3)))
+    old.paused = True
+    line = readiness_line(old, None, NOW)
+    assert "PAUSED: no check runs (amsm readiness on resumes it)" in line and "OVERDUE" not in line
+    assert old.to_json()["paused"] is True  # type: ignore[index]
+
+
 def test_a_verdict_two_intervals_old_is_overdue() -> None:
     old = verdict(True, at=NOW - timedelta(hours=2, minutes=1))
     assert "OVERDUE" in readiness_line(on(old), None, NOW)
@@ -110,6 +118,7 @@ def test_the_json_object_and_null_when_off() -> None:
         "checked_at": NOW.isoformat(),
         "since": FOUR.isoformat(),
         "interval": 3600,
+        "paused": False,
         "error": None,
     }
     unread = ReadinessView(schedule_id="s", error="cannot read s: timeout").to_json()
