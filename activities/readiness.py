@@ -25,7 +25,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from inventory.models import Inventory, readiness_schedule_id
 
-# Problems named in the verdict (host and check); `amsm check` lists them all.
+# Problems named in the verdict (host, check, what was found); `amsm check` lists them all.
 NAMED = 10
 # How long reading one check's result may take.
 RESULT_SECONDS = 5.0
@@ -40,7 +40,7 @@ class Readiness(BaseModel):
     problems: int
     warnings: int = 0
     hosts: int = 0
-    named: list[str] = []  # the first NAMED problems, "host: check"
+    named: list[str] = []  # the first NAMED problems, "host: check: found"
     error: str | None = None
     checked_at: datetime
     since: datetime

@@ -25,9 +25,12 @@ with workflow.unsafe.imports_passed_through():
     from inventory.models import pair_workflow_id, readiness_schedule_id
     from workflows.check import CheckResult, PairCheckWorkflow
     from workflows.checklist import describe_failure
+    from workflows.limits import cut
     from workflows.models import CheckInput
 
 OWN_ID_PATCH = "readiness-own-id"
+# What a named problem keeps of what the check found.
+FOUND_TEXT = 160
 
 RECORD: dict[str, Any] = {
     "start_to_close_timeout": timedelta(seconds=60),
@@ -46,7 +49,9 @@ def verdict(
     else:
         ready, problems = result.ready, len(result.problems)
         warnings, hosts = len(result.warnings), result.hosts
-        named = [f"{p.host}: {p.check}" for p in result.problems[:NAMED]]
+        named = [
+            f"{p.host}: {p.check}: {cut(p.found, FOUND_TEXT)}" for p in result.problems[:NAMED]
+        ]
     return Readiness(
         ready=ready,
         problems=problems,

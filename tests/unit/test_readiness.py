@@ -155,7 +155,7 @@ def test_the_verdict_of_a_check_and_of_a_check_that_did_not_run() -> None:
     )
     v = decide(result, None, verdict(True), NOW)
     assert (v.ready, v.problems, v.warnings, v.hosts) == (False, NAMED + 2, 1, 30)
-    assert v.named[0] == "ED-00: client-answers" and len(v.named) == NAMED
+    assert v.named[0] == "ED-00: client-answers: f" and len(v.named) == NAMED
     assert v.checked_at == v.since == NOW and v.error is None
     # Fail closed: a check that did not run is not ready, one problem, its error.
     failed = decide(None, "check_plan: this worker serves pair 'q'", verdict(False, 3), NOW)
