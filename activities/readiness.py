@@ -18,7 +18,12 @@ from datetime import datetime
 
 from pydantic import BaseModel
 from temporalio import activity
-from temporalio.client import Client, ScheduleActionExecutionStartWorkflow, ScheduleDescription
+from temporalio.client import (
+    Client,
+    ScheduleActionExecutionStartWorkflow,
+    ScheduleDescription,
+    WorkflowFailureError,
+)
 from temporalio.common import MetricGauge
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
@@ -74,8 +79,9 @@ async def latest_verdict(
     """The pair's readiness schedule (None when the watch is off) and the verdict of its
     newest check that has ended (None before the first), leaving out the run `but` (the
     check that asks). One DescribeSchedule and, usually, one result; a check that did
-    not end with a verdict (timed out, terminated) is passed over for the one before.
-    Raises RPCError (other than not found) and TimeoutError as they come."""
+    not end with a verdict (failed, timed out, terminated) is passed over for the one
+    before. Raises what else goes wrong (RPCError other than not found, a timeout, a
+    result that does not decode: a codec key missing) for the caller to say."""
     try:
         desc = await client.get_schedule_handle(readiness_schedule_id(pair)).describe()
     except RPCError as e:
@@ -102,9 +108,7 @@ async def latest_verdict(
             if e.status == RPCStatusCode.NOT_FOUND:
                 continue  # past the namespace's retention
             raise
-        except TimeoutError:
-            raise
-        except Exception:
+        except WorkflowFailureError:
             continue  # failed, timed out, terminated: no verdict
         if isinstance(verdict, Readiness):
             return desc, verdict
