@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, StringConstraints
 from temporalio import activity
 from temporalio.client import (
     Client,
@@ -28,6 +29,7 @@ from temporalio.common import MetricGauge
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.models import PairRef
 from inventory.models import Inventory, readiness_schedule_id
 
 # Problems named in the verdict (host, check, what was found); `amsm check` lists them all.
@@ -36,28 +38,26 @@ NAMED = 10
 RESULT_SECONDS = 5.0
 
 
+# Bounds of a verdict (it also travels in the schedule's input, README "Limits").
+NAMED_TEXT = 600
+ERROR_TEXT = 1000
+Named = Annotated[str, StringConstraints(max_length=NAMED_TEXT)]
+
+
 class Readiness(BaseModel):
     """One check's verdict. `since`: when `ready` last changed (the first check's time
     when none came before). A check that could not run is not ready, with one problem
     (itself) and its error."""
 
     ready: bool
-    problems: int
-    warnings: int = 0
-    hosts: int = 0
-    named: list[str] = []  # the first NAMED problems, "host: check: found"
-    error: str | None = None
+    problems: int = Field(ge=0)
+    warnings: int = Field(0, ge=0)
+    hosts: int = Field(0, ge=0)
+    # The first NAMED problems, "host: check: found".
+    named: list[Named] = Field(default_factory=list, max_length=NAMED)
+    error: Annotated[str, StringConstraints(max_length=ERROR_TEXT)] | None = None
     checked_at: datetime
     since: datetime
-
-
-class ReadinessInput(BaseModel):
-    """The schedule's action input: the pair, and the verdict of the schedule it replaced
-    (`amsm readiness on` with a new interval makes it anew), for its first check's
-    `since`. Never a secret."""
-
-    pair: str
-    last: Readiness | None = None
 
 
 class ReadinessRecord(BaseModel):
@@ -128,13 +128,12 @@ class ReadinessActivities:
             )
 
     @activity.defn(name="last_readiness")
-    async def last_readiness(self, inp: ReadinessInput) -> Readiness | None:
-        """The verdict of the watch's check before this one; for the first check of a
-        schedule, the one it was made with (None for a watch just turned on, or turned
-        off meanwhile). Reads Temporal only."""
+    async def last_readiness(self, inp: PairRef) -> Readiness | None:
+        """The verdict of the watch's check before this one (None for the first check of
+        a schedule, or when the watch was turned off meanwhile). Reads Temporal only."""
         self._mine(inp.pair)
         _, last = await latest_verdict(self.client, inp.pair, but=activity.info().workflow_id)
-        return last or inp.last
+        return last
 
     @activity.defn(name="record_readiness")
     async def record_readiness(self, inp: ReadinessRecord) -> None:

@@ -14,23 +14,34 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.models import PairRef
     from activities.readiness import (
+        ERROR_TEXT,
         NAMED,
         Readiness,
         ReadinessActivities,
-        ReadinessInput,
         ReadinessRecord,
         carry_since,
     )
     from inventory.models import pair_workflow_id, readiness_schedule_id
     from workflows.check import CheckResult, PairCheckWorkflow
     from workflows.checklist import describe_failure
-    from workflows.limits import cut
+    from workflows.limits import Bounded, Name, cut
     from workflows.models import CheckInput
 
 OWN_ID_PATCH = "readiness-own-id"
 # What a named problem keeps of what the check found.
 FOUND_TEXT = 160
+
+
+class ReadinessInput(Bounded):
+    """The schedule's action input: the pair, and the verdict of the schedule it replaced
+    (`amsm readiness on` with a new interval makes it anew), for its first check's
+    `since`. Never a secret."""
+
+    pair: Name
+    last: Readiness | None = None
+
 
 RECORD: dict[str, Any] = {
     "start_to_close_timeout": timedelta(seconds=60),
@@ -58,7 +69,7 @@ def verdict(
         warnings=warnings,
         hosts=hosts,
         named=named,
-        error=error,
+        error=cut(error, ERROR_TEXT) if error is not None else None,
         checked_at=now,
         since=carry_since(last, ready, now),
     )
@@ -93,9 +104,11 @@ class ReadinessWorkflow:
             )
         except ChildWorkflowError as e:
             error = describe_failure(e)
-        last = await workflow.execute_activity_method(
-            ReadinessActivities.last_readiness, inp, **RECORD
+        before = await workflow.execute_activity_method(
+            ReadinessActivities.last_readiness, PairRef(pair=inp.pair), **RECORD
         )
+        # The first check of a schedule made anew goes on from the verdict it was given.
+        last = before or inp.last
         found = verdict(result, error, last, workflow.now())
         await workflow.execute_activity_method(
             ReadinessActivities.record_readiness,

@@ -27,12 +27,12 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.readiness import Readiness, ReadinessInput
+from activities.readiness import Readiness
 from client.commands.check import time_limit
 from client.readiness import ReadinessView, at, every, read_readiness
 from client.session import EXIT_OK, CliError, default_operator, emit
 from inventory.models import Inventory, readiness_schedule_id
-from workflows.readiness import ReadinessWorkflow
+from workflows.readiness import ReadinessInput, ReadinessWorkflow
 
 VERBS = ("on", "off", "status")
 

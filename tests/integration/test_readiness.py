@@ -19,13 +19,13 @@ from typing import Any
 import pytest
 from temporalio.client import Client, WorkflowFailureError
 
-from activities.readiness import ReadinessInput
 from inventory.models import readiness_schedule_id
 from lab.faults import set_fault
 from tests.support import secret_scan as scan
 from tests.support.cli import cli, cli_json
 from tests.support.lab import AMSM, Lab, free_port
 from tests.support.secrets import assert_no_secrets_in_pair, lab_secrets, record_history
+from workflows.readiness import ReadinessInput
 from workflows.server import MAX_SIGNALS
 
 

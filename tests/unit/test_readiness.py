@@ -8,13 +8,15 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
-from activities.readiness import NAMED, Readiness, carry_since
+from activities.readiness import ERROR_TEXT, NAMED, Readiness, carry_since
 from client.readiness import ReadinessView, at, every, readiness_line
 from inventory.load import InventoryError, parse_inventory
 from inventory.models import Timing, readiness_schedule_id
 from inventory.status import AllSyncStatus, DsmStatus, InSyncStatus, PairStatus
 from workflows.check import CheckFinding, CheckResult
+from workflows.readiness import ReadinessInput
 from workflows.readiness import verdict as decide
 
 NOW = datetime(2026, 12, 1, 5, 30, tzinfo=UTC)
@@ -165,3 +167,12 @@ def test_the_verdict_of_a_check_and_of_a_check_that_did_not_run() -> None:
         CheckResult(pair="p", ready=True, problems=[], warnings=[], hosts=3), None, None, NOW
     )
     assert clean.ready and clean.problems == 0 and clean.since == NOW
+
+
+def test_a_verdict_is_bounded_where_it_travels() -> None:
+    long = decide(None, "x" * 5000, None, NOW)
+    assert long.error is not None and len(long.error) <= ERROR_TEXT
+    with pytest.raises(ValidationError):
+        ReadinessInput(pair="p", last={**verdict(True).model_dump(), "named": ["a"] * (NAMED + 1)})  # type: ignore[arg-type]
+    with pytest.raises(ValidationError):
+        ReadinessInput.model_validate({"pair": "p", "password": "x"})  # unknown fields refused
