@@ -50,7 +50,8 @@ async def run(client: Client, inv: Inventory, args: argparse.Namespace) -> int:
     data["fence"] = waiting.model_dump(mode="json") if waiting else None
     if waiting:
         text += "\n\n" + render_fence(waiting)
-    # The readiness watch's last verdict: one DescribeSchedule, never a failure of status.
+    # The readiness watch and its last verdict (DescribeSchedule and, usually, one result;
+    # 5 s at most): never a failure of status.
     ready = await read_readiness(client, inv)
     data["readiness"] = ready.to_json()
     text += "\n\n" + readiness_line(ready, st, datetime.now(UTC))
