@@ -33,6 +33,7 @@ from activities.lost_side import LostSideActivities
 from activities.media import MediaActivities
 from activities.pair import PairActivities
 from activities.probe import ProbeActivities
+from activities.readiness import ReadinessActivities
 from activities.smartbins import SmartBinsActivities
 from activities.sync_tools import SyncToolActivities
 from inventory.load import load_inventory
@@ -96,7 +97,9 @@ def build_workers(
         DryRunActivities,
     )
     activities = activity_methods(
-        *(family(ctx) for family in families), PairActivities(client, inventory)
+        *(family(ctx) for family in families),
+        PairActivities(client, inventory),
+        ReadinessActivities(client, inventory),
     )
     common: dict[str, Any] = {
         "activities": activities,

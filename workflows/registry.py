@@ -7,6 +7,7 @@ from workflows.client_switch import ClientBatchWorkflow, ClientSwitchWorkflow
 from workflows.control import ControlWorkflow
 from workflows.dry_run import PairDryRunWorkflow
 from workflows.fence import FenceWorkflow
+from workflows.readiness import ReadinessWorkflow
 from workflows.restore import RestoreWorkflow
 from workflows.split import SplitWorkflow
 from workflows.split_switch import SplitSwitchWorkflow
@@ -25,6 +26,7 @@ WORKFLOWS: list[type] = [
     PairStatusWorkflow,
     PairCheckWorkflow,
     PairDryRunWorkflow,
+    ReadinessWorkflow,
     PairWatchWorkflow,
     ControlWorkflow,
     FenceWorkflow,

@@ -80,11 +80,18 @@ class _Connections:
         table[key] = (entry[0], now)
         return entry[0]
 
-    def put(self, key: _Key, conn: asyncssh.SSHClientConnection) -> None:
-        old = self._table().get(key)
-        self._table()[key] = (conn, time.monotonic())
-        if old is not None and old[0] is not conn:
-            old[0].close()
+    def put(self, key: _Key, conn: asyncssh.SSHClientConnection) -> bool:
+        """Pool `conn`, unless another command to the host connected first and its
+        connection is open: that one stays (a command may be running on it: closing it
+        cut that command, "the connection closed before the command finished", seen
+        when the pair's watch and a site check read a host at once), and False says to
+        close `conn` after its own command."""
+        table = self._table()
+        old = table.get(key)
+        if old is not None and old[0] is not conn and not old[0].is_closed():
+            return False
+        table[key] = (conn, time.monotonic())
+        return True
 
     def drop(self, key: _Key, conn: asyncssh.SSHClientConnection) -> None:
         table = self._table()
@@ -176,7 +183,7 @@ class SshHostDriver(HostDriver):
                     keepalive_interval=10,
                     keepalive_count_max=3,
                 )
-                _CONNECTIONS.put(pool_key, conn)
+                pooled = _CONNECTIONS.put(pool_key, conn)
                 try:
                     process = await conn.create_process(command, encoding=None)
                 except _CHANNEL_NOT_OPENED as e:
@@ -194,6 +201,8 @@ class SshHostDriver(HostDriver):
                 except BaseException:
                     _CONNECTIONS.drop(pool_key, conn)
                     raise
+                if not pooled:
+                    conn.close()
         except asyncssh.HostKeyNotVerifiable as e:
             raise HostNotTrusted(
                 h.host, f"host key not verified against {self._known_hosts}: {e.reason}", "host-key"
