@@ -14,6 +14,7 @@ from lab import LabError
 from lab.faults import set_fault
 from lab.init import iqn
 from lab.powershell import WSMAN_NOT_RUNNING, ScriptResult, Unsupported, parse_script
+from lab.serve import _servers
 from lab.state import LabState, boot
 
 SB = r"HKLM:\SOFTWARE\GVG\SmartBins"
@@ -115,3 +116,20 @@ def test_a_bridge_offers_its_target_to_its_assigned_clients_only(lab: LabState) 
     assert run(lab, "ED-01", ps.iscsi_refresh_portal(Y_PORTAL, 3260)).exit_status == 0
     listed = json.loads(run(lab, "ED-01", ps.iscsi_targets()).stdout)
     assert {t["NodeAddress"] for t in listed} == {iqn("X"), iqn("Y")}
+
+
+def test_a_lab_made_before_the_winrm_settings_keeps_its_basic_hosts(lab: LabState) -> None:
+    # As `lab init` wrote the documents before: no `winrm`, but the MediaFrame server's
+    # allow_unencrypted.
+    with lab.transaction() as txn:
+        for name in txn.host_names():
+            doc = txn.require_host(name)
+            if doc.get("winrm") is not None:
+                doc["winrm"] = {"allow_unencrypted": True} if name == "browse-srv" else None
+                if doc["winrm"] is None:
+                    del doc["winrm"]
+    _servers(lab.dir)
+    docs = lab.read()[1]
+    assert docs["browse-srv"]["winrm"] == {"allow_unencrypted": True, "basic": True}
+    assert docs["cp-01"]["winrm"] == {"basic": False, "allow_unencrypted": False}  # NTLM
+    assert "winrm" not in docs["sb-x1"]  # reached over SSH
