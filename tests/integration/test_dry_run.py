@@ -18,6 +18,7 @@ from tests.support.cli import cli, cli_json
 from tests.support.driving import drive, step, switch_waiting_at_stop_insync
 from tests.support.lab import Lab
 from tests.support.secrets import assert_no_secrets, record_history
+from tests.support.waiting import port_open, wait_for
 from tests.support.worker import running_worker
 from workflows.kinds import KINDS
 
@@ -202,6 +203,7 @@ async def test_a_dry_run_names_what_would_refuse_and_leaves_a_running_switch_alo
         assert rc == 1 and "REFUSED by client-switch-needs-bridge: ED-01 cannot" in text
         assert "1 step(s) would be refused." in text
         set_fault(lab.dir, "bridge-y", "clear")
+        await wait_for(port_open(lab.inventory.sides["Y"].bridge.port), "bridge-y listens again")
 
         # A Browse host whose `.backup` twin is gone: the swap would fail on it.
         with LabState(lab.dir).transaction() as txn:
