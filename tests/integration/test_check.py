@@ -28,7 +28,7 @@ K2_TWIN = r"C:\Thomson\MediaFrame\Configuration\K2_MDI_Service.backup.exe.config
 
 def by(findings: list[dict], host: str, check: str) -> dict:
     hits = [f for f in findings if f["host"] == host and f["check"] == check]
-    assert len(hits) == 1, (host, check, findings)
+    assert len(hits) == 1, (host, check, [f for f in findings if f["host"] == host])
     return hits[0]
 
 
