@@ -1,0 +1,235 @@
+"""The web console (`amsm console`) in a real browser (Debian's Chromium through
+Playwright), against a real dev server, worker and lab: log in, read the pair, switch it
+from the page, viewers and forged posts refused, the live view. Screenshots of each page
+go to var/console-shots/."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from temporalio.client import Client
+from temporalio.service import RPCError
+
+from tests.integration.test_switch import EXPECTED_X_TO_Y, assert_mirrored
+from tests.support.cli import cli, cli_json
+from tests.support.console import (
+    api,
+    console_lab,
+    csrf_of,
+    logged_in,
+    shot,
+    typed_for,
+)
+from tests.support.driving import hands_for, switch_waiting_at_stop_insync
+
+WAITING = "tr.step.awaiting-confirmation, tr.step.awaiting-approval"
+
+
+async def test_an_operator_switches_the_pair_from_the_page(client: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
+    lab = await lab_factory(editors=2, ingest=1)
+    pair = lab.inventory.pair
+    async with console_lab(client, lab) as (server, browser):
+        page = await logged_in(browser, server, lab, "operator")
+        assert await page.locator(f"#pair-{pair}").count() == 1
+        await shot(page, "pairs")
+
+        # The strips and groups say what `amsm status --json` says.
+        await page.goto(f"{server.url}/pairs/{pair}")
+        status = await cli_json(client, lab, "status")
+        assert status["mode"] == "mirrored" and status["main"] == "X"
+        assert await page.locator("#strip-X").inner_text() == "X MAIN"
+        assert await page.locator("#strip-X").get_attribute("data-lit") == "true"
+        assert await page.locator("#strip-Y").inner_text() == "Y BACKUP"
+        assert await page.locator("#strip-Y").get_attribute("data-lit") == "false"
+        for side in ("X", "Y"):
+            d = status["dsm"][side]
+            row = page.locator(f"#dsm-{side}")
+            assert await row.get_attribute("data-mode") == d["mode"]
+            assert await row.get_attribute("data-assets") == str(d["asset_count"])
+            assert d["state"] in await row.inner_text()
+        active = status["browse"]["active_on"]
+        assert f"Active on {active}" in await page.locator("#browse h2").inner_text()
+        for c in status["clients"]:
+            row = page.locator(f"#devices-{c['side']} #device-{c['host']}")
+            assert await row.get_attribute("data-status") == c["status"]
+        for s in status["smartbins"]:
+            assert await page.locator(f"#devices-{s['side']} #device-{s['host']}").count() == 1
+        api_status = await api(page, f"/api/pairs/{pair}/status")
+        assert api_status.keys() == status.keys()
+        same = ("mode", "main", "reason", "clients", "smartbins", "insync", "allsync", "fence")
+        assert {k: api_status[k] for k in same} == {k: status[k] for k in same}
+        for side in ("X", "Y"):
+            for k in ("mode", "replication", "role", "asset_count", "state"):
+                assert api_status["dsm"][side][k] == status["dsm"][side][k], (side, k)
+        # The mode allows a switch, a split and a split-switch: one button each.
+        for label in ("Start switch to Y", "Start split with X main", "Start split-switch to Y"):
+            assert await page.get_by_role("button", name=label).count() == 1, label
+        assert await page.get_by_role("button", name="Start restore with X main").count() == 0
+        await shot(page, "pair-mirrored-x")
+
+        # Start, tick every manual step, approve the gate by typing, all from the page.
+        await page.get_by_role("button", name="Start switch to Y").click()
+        await page.wait_for_url(f"{server.url}/pairs/{pair}/run")
+        ids = await page.locator("tr.step").evaluate_all("rows => rows.map(r => r.dataset.step)")
+        assert ids == EXPECTED_X_TO_Y
+        for step_id in ids:
+            assert step_id in await page.locator(f"#step-{step_id}").inner_text()
+        handled: list[str] = []
+        deadline = time.monotonic() + 180
+        while await page.locator("#run-state").inner_text() != "completed":
+            assert time.monotonic() < deadline, await page.locator("#run").inner_text()
+            assert await page.locator("tr.step.failed").count() == 0, await page.content()
+            row = page.locator(WAITING).first
+            step_id = await row.get_attribute("data-step") if await row.count() else None
+            if step_id is None or step_id in handled:
+                await asyncio.sleep(0.1)
+                continue
+            handled.append(step_id)
+            hands_for(lab, step_id, "Y")
+            if await row.get_attribute("data-status") == "awaiting-confirmation":
+                await row.get_by_label("Note").fill(f"did {step_id} from the page")
+                await row.get_by_role("button", name="Confirm").click()
+            else:
+                box = row.get_by_label("Type to approve")
+                placeholder = str(await box.get_attribute("placeholder"))
+                await shot(page, f"run-gate-{step_id}")
+                await box.fill("not the count")
+                await row.get_by_role("button", name="Approve").click()
+                await page.wait_for_load_state()
+                assert "needs its typed confirmation" in await page.locator(".flash").inner_text()
+                row = page.locator(f"#step-{step_id}")
+                box = row.get_by_label("Type to approve")
+                await box.fill(typed_for(placeholder))
+                await row.get_by_role("button", name="Approve").click()
+            await page.wait_for_load_state()
+            flash = page.locator(".flash")
+            assert "error" not in str(await flash.get_attribute("class")), await flash.inner_text()
+            if len(handled) == 1:
+                await shot(page, "run-confirmed-first")
+        assert handled == [
+            "stop-insync", "stop-allsync", "check-projects", "verify-y", "approve-overwrite",
+            "start-insync", "start-allsync",
+        ]  # fmt: skip
+        await shot(page, "run-completed")
+
+        assert_mirrored(await cli_json(client, lab, "status"), "Y", 3)
+        shown = await cli_json(client, lab, "show", "current")
+        for s in shown["steps"]:
+            if s["id"] in handled:
+                assert s["operator"] == "operator", s  # the logged-in user, never a typed name
+        assert {s["note"] for s in shown["steps"] if s["kind"] == "manual"} == {
+            f"did {i} from the page" for i in handled if i != "approve-overwrite"
+        }
+        assert await api(page, f"/api/pairs/{pair}/runs/current") == shown
+
+        # The pair view follows: Y main, and the switch back offered.
+        await page.goto(f"{server.url}/pairs/{pair}")
+        await page.locator("#strip-Y", has_text="Y MAIN").wait_for(timeout=20_000)
+        assert await page.locator("#strip-X").inner_text() == "X BACKUP"
+        await page.get_by_role("button", name="Start switch to X").wait_for()
+        await shot(page, "pair-mirrored-y")
+
+        # The runs page lists it, with its report and its history.
+        await page.goto(f"{server.url}/pairs/{pair}/runs")
+        run_id = shown["run_id"]
+        assert await page.locator(f"#run-{run_id}").count() == 1
+        await shot(page, "runs")
+        report = await page.request.get(f"{server.url}/pairs/{pair}/runs/{run_id}/report.md")
+        assert report.ok and run_id in await report.text()
+        history = await page.request.get(f"{server.url}/pairs/{pair}/runs/{run_id}/history.json")
+        assert history.ok and "workflowExecutionStarted" in (await history.text())[:2000]
+        await page.goto(f"{server.url}/pairs/{pair}/runs/{run_id}/report.html")
+        await shot(page, "report")
+
+
+async def test_a_viewer_has_no_button_and_forged_posts_are_refused(
+    client: Client,
+    lab_factory,  # type: ignore[no-untyped-def]
+) -> None:
+    lab = await lab_factory(editors=1, ingest=0)
+    pair = lab.inventory.pair
+    async with console_lab(client, lab) as (server, browser):
+        anonymous = await (await browser.new_context()).new_page()
+        r = await anonymous.request.get(f"{server.url}/api/pairs/{pair}/status")
+        assert r.status == 401
+        await anonymous.goto(f"{server.url}/pairs/{pair}")
+        assert anonymous.url == f"{server.url}/login"
+        await anonymous.get_by_label("User name").fill("operator")
+        await anonymous.get_by_label("Password").fill("not the password")
+        await anonymous.get_by_role("button", name="Log in").click()
+        assert "wrong user name or password" in await anonymous.locator(".flash").inner_text()
+        await shot(anonymous, "login-refused")
+
+        viewer = await logged_in(browser, server, lab, "viewer")
+        await viewer.goto(f"{server.url}/pairs/{pair}")
+        await viewer.locator("#strip-X", has_text="X MAIN").wait_for()  # sees everything
+        assert await viewer.locator("#dsm-X").count() == 1
+        assert await viewer.locator("main button").count() == 0
+        assert await viewer.locator("main form").count() == 0
+        await shot(viewer, "pair-viewer")
+        assert (await api(viewer, f"/api/pairs/{pair}/status"))["mode"] == "mirrored"
+
+        # A forged start from the viewer's own session (its valid CSRF token) is refused.
+        token = await csrf_of(viewer)
+        r = await viewer.request.post(
+            f"{server.url}/pairs/{pair}/start", form={"csrf": token, "kind": "switch", "side": "Y"}
+        )
+        assert r.status == 403, r.status
+        assert f"viewer is a viewer of pair {pair}" in await r.text()
+        r = await viewer.request.post(
+            f"{server.url}/pairs/{pair}/control",
+            form={"csrf": token, "control": "dsm-set-backup:X"},
+        )
+        assert r.status == 403 and "act on nothing" in await r.text()
+
+        # An operator's post without the CSRF token, or with another session's, is refused.
+        operator = await logged_in(browser, server, lab, "operator")
+        await operator.goto(f"{server.url}/pairs/{pair}")
+        assert await operator.get_by_role("button", name="Start switch to Y").count() == 1
+        for form in (
+            {"kind": "switch", "side": "Y"},
+            {"csrf": token, "kind": "switch", "side": "Y"},
+        ):
+            r = await operator.request.post(f"{server.url}/pairs/{pair}/start", form=form)
+            assert r.status == 403, r.status
+            assert "no valid CSRF token" in await r.text()
+
+        # Nothing of it reached Temporal: the pair never had a run.
+        try:
+            await client.get_workflow_handle(lab.inventory.workflow_id).describe()
+            raise AssertionError("a refused post started a run")
+        except RPCError:
+            pass
+
+
+async def test_two_browsers_see_the_same_step_change_within_a_second(
+    client: Client,
+    lab_factory,  # type: ignore[no-untyped-def]
+) -> None:
+    lab = await lab_factory(editors=1, ingest=0)
+    pair = lab.inventory.pair
+    async with console_lab(client, lab) as (server, browser):
+        run_id, _ = await switch_waiting_at_stop_insync(client, lab)
+        pages = [
+            await logged_in(browser, server, lab, "operator"),
+            await logged_in(browser, server, lab, "viewer"),
+        ]
+        row = "#step-stop-insync[data-status='awaiting-confirmation']"
+        for p in pages:
+            await p.goto(f"{server.url}/pairs/{pair}/run")
+            await p.locator(row).wait_for()
+            # Both are subscribed once the stream has drawn the page at least once.
+            await p.wait_for_function("document.querySelector('[data-live]').dataset.version")
+        await pages[1].locator("#step-stop-insync .would").wait_for()  # the viewer's row
+        hands_for(lab, "stop-insync", "Y")
+        rc, out = await cli(client, lab, "confirm", run_id, "stop-insync", "--note", "from the CLI")
+        assert rc == 0, out
+        taken = time.monotonic()
+        for p in pages:
+            await p.locator("#step-stop-insync[data-status='done']").wait_for(timeout=5_000)
+        took = time.monotonic() - taken
+        assert took < 1.0, f"the step change showed after {took:.2f} s"
+        for p in pages:
+            assert "from the CLI" in await p.locator("#step-stop-insync").inner_text()
+        await shot(pages[1], "run-viewer-live")
