@@ -11,6 +11,7 @@ import time
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from lab.faults import set_fault
 from tests.integration.test_switch import EXPECTED_X_TO_Y, assert_mirrored
 from tests.support.cli import cli, cli_json
 from tests.support.console import (
@@ -21,7 +22,8 @@ from tests.support.console import (
     shot,
     typed_for,
 )
-from tests.support.driving import hands_for, switch_waiting_at_stop_insync
+from tests.support.driving import drive, hands_for, step, switch_waiting_at_stop_insync
+from tests.support.waiting import host_up, wait_for
 
 WAITING = "tr.step.awaiting-confirmation, tr.step.awaiting-approval"
 
@@ -233,3 +235,54 @@ async def test_two_browsers_see_the_same_step_change_within_a_second(
         for p in pages:
             assert "from the CLI" in await p.locator("#step-stop-insync").inner_text()
         await shot(pages[1], "run-viewer-live")
+
+
+async def test_clients_that_do_not_come_back_are_retried_and_skipped_from_their_rows(
+    client: Client,
+    lab_factory,  # type: ignore[no-untyped-def]
+) -> None:
+    lab = await lab_factory(editors=3, ingest=0, reboot_seconds=0.3)
+    lab.retime(reboot_timeout=3, max_attempts=1)
+    set_fault(lab.dir, "ED-02", "no-reboot")
+    set_fault(lab.dir, "ED-03", "no-reboot")
+    pair = lab.inventory.pair
+    async with console_lab(client, lab) as (server, browser):
+        run = (await cli_json(client, lab, "start", "switch", "--to", "Y"))["run_id"]
+        page = await logged_in(browser, server, lab, "operator")
+        await page.goto(f"{server.url}/pairs/{pair}/run")
+
+        def both_failed(s: dict) -> bool:
+            clients = {c["host"]: c["status"] for c in step(s, "switch-clients")["clients"] or []}
+            return clients.get("ED-02") == clients.get("ED-03") == "failed"
+
+        await drive(client, lab, run, "Y", until=both_failed)
+        row = page.locator("#client-switch-clients-ED-03[data-status='failed']")
+        await row.wait_for()
+        assert "did not come back" in await row.inner_text()
+        assert await page.locator("#client-switch-clients-ED-01[data-status='done']").count() == 1
+        assert "2 failed" in await page.locator("#step-switch-clients .clients").inner_text()
+        await shot(page, "run-clients-failed")
+
+        # ED-03 stays behind, with a reason; ED-02 is mended and retried: each from its row.
+        await row.get_by_label("Reason").fill("broken PSU")
+        await row.get_by_role("button", name="Skip").click()
+        await page.wait_for_load_state()
+        assert (
+            "skipped switch-clients ED-03: broken PSU" in await page.locator(".flash").inner_text()
+        )
+        set_fault(lab.dir, "ED-02", "clear")
+        await wait_for(host_up(lab, "ED-02"), "ED-02 back up")
+        await (
+            page.locator("#client-switch-clients-ED-02").get_by_role("button", name="Retry").click()
+        )
+        await page.wait_for_load_state()
+        await page.locator("#client-switch-clients-ED-02[data-status='done']").wait_for(
+            timeout=30_000
+        )
+        await page.locator("#step-check-projects[data-status='awaiting-confirmation']").wait_for()
+        shown = await cli_json(client, lab, "show", run)
+        assert [(d["action"], d["client"], d["operator"]) for d in shown["decisions"]] == [
+            ("skip", "ED-03", "operator"),
+            ("retry", "ED-02", "operator"),
+        ]
+        await shot(page, "run-clients-decided")
