@@ -394,6 +394,8 @@ class Console:
     async def refused(self, request: Request, exc: Exception) -> Response:
         assert isinstance(exc, Refused | CliError)
         status = exc.status if isinstance(exc, Refused) else 400
+        if isinstance(exc, CliError) and str(exc).startswith("no such run"):
+            status = 404
         message = exc.message if isinstance(exc, Refused) else str(exc)
         if request.url.path.startswith("/api/") or request.url.path.endswith("/events"):
             return JSONResponse({"error": message}, status_code=status)

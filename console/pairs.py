@@ -169,6 +169,8 @@ class Hub:
                     return await self.refresh(pair, status=False, fresh=True)
             except TimeoutError:
                 st, when, s_error = snap.status, snap.status_when, "the watch did not answer"
+            if st is not None and snap.status is not None and st.read_at < snap.status.read_at:
+                st, when = snap.status, snap.status_when  # the watch's is older than ours
             seen_s = (st.model_dump_json() if st else "") + (s_error or "")
             if seen_s != snap._seen[1]:
                 snap.status, snap.status_when, snap.status_error = st, when, s_error

@@ -286,3 +286,56 @@ async def test_clients_that_do_not_come_back_are_retried_and_skipped_from_their_
             ("retry", "ED-02", "operator"),
         ]
         await shot(page, "run-clients-decided")
+
+
+async def test_the_console_controls_refuse_with_the_rule_and_break_glass_with_a_reason(
+    client: Client,
+    lab_factory,  # type: ignore[no-untyped-def]
+) -> None:
+    lab = await lab_factory(editors=1, ingest=0)
+    pair = lab.inventory.pair
+    async with console_lab(client, lab) as (server, browser):
+        page = await logged_in(browser, server, lab, "operator")
+        await page.goto(f"{server.url}/pairs/{pair}")
+        flash = page.locator(".flash")
+
+        # An absolute rule: refused with its name, and no override offered for it.
+        await page.locator("#dsm-Y").get_by_role("button", name="Set Main").click()
+        await page.wait_for_load_state()
+        assert "main-only-when-not-replicated-onto" in await flash.inner_text()
+        assert "error" in str(await flash.get_attribute("class"))
+        await shot(page, "pair-control-refused")
+        overrides = page.locator("details.override input[name=override]")
+        offered = await overrides.evaluate_all("boxes => boxes.map(b => b.value)")
+        assert "main-only-when-not-replicated-onto" not in offered
+        assert "insync-direction-only-while-stopped" in offered
+
+        # An overridable one: refused, then forced with a reason, recorded as the operator.
+        await page.get_by_role("button", name="InSync from Y").click()
+        await page.wait_for_load_state()
+        assert "insync-direction-only-while-stopped" in await flash.inner_text()
+        await page.locator("details.override summary").click()
+        await page.get_by_label("insync-direction-only-while-stopped").check()
+        await page.get_by_label("Override reason").fill("drill: direction while running")
+        await page.get_by_role("button", name="InSync from Y").click()
+        await page.wait_for_load_state()
+        said = await flash.inner_text()
+        assert "error" not in str(await flash.get_attribute("class")), said
+        assert "insync-direction-only-while-stopped" in said and "drill" in said, said
+        status = await cli_json(client, lab, "status")
+        assert status["insync"]["main"] == "Y"
+        runs = (await cli_json(client, lab, "runs", "--kind", "control"))["runs"]
+        assert [r["initiator"] for r in runs] == ["operator"] * len(runs) and len(runs) == 3
+
+        # A control that simply acts, and its reading on the page. (AllSync is started by
+        # hand in the lab: no button for it.)
+        assert await page.get_by_role("button", name="Stop AllSync on X").count() == 0
+        await page.locator("#dsm-X").get_by_role("button", name="Stop").click()
+        await page.wait_for_load_state()
+        assert "error" not in str(await flash.get_attribute("class")), await flash.inner_text()
+        assert (await cli_json(client, lab, "status"))["dsm"]["X"]["replication"] == "stopped"
+        await page.get_by_role("button", name="Read the devices now").click()
+        await page.locator("#dsm-X", has_text="stopped").wait_for()
+        await page.locator("#mode", has_text="INCONSISTENT").wait_for()
+        assert await page.get_by_role("button", name="Start switch to Y").count() == 0
+        await shot(page, "pair-after-controls")
