@@ -339,3 +339,39 @@ async def test_the_console_controls_refuse_with_the_rule_and_break_glass_with_a_
         await page.locator("#mode", has_text="INCONSISTENT").wait_for()
         assert await page.get_by_role("button", name="Start switch to Y").count() == 0
         await shot(page, "pair-after-controls")
+
+
+async def test_a_start_that_needs_more_opens_a_form_and_a_run_is_aborted_from_the_page(
+    client: Client,
+    lab_factory,  # type: ignore[no-untyped-def]
+) -> None:
+    lab = await lab_factory(editors=2, ingest=0)
+    pair = lab.inventory.pair
+    async with console_lab(client, lab) as (server, browser):
+        page = await logged_in(browser, server, lab, "operator")
+        await page.goto(f"{server.url}/pairs/{pair}")
+        await page.get_by_role("button", name="Start split-switch to Y").click()
+        await page.wait_for_url(f"{server.url}/pairs/{pair}/start/split-switch?side=Y")
+        await page.get_by_label("ED-01").check()
+        await shot(page, "start-split-switch")
+        await page.get_by_role("button", name="Start split-switch to Y").click()
+        await page.wait_for_url(f"{server.url}/pairs/{pair}/run")
+        assert "pilots ED-01" in await page.locator("#run h1").inner_text()
+        await page.locator("#step-stop-insync[data-status='awaiting-confirmation']").wait_for()
+        # A second start while it runs: the pair view offers none.
+        await page.goto(f"{server.url}/pairs/{pair}")
+        assert "A run holds the pair" in await page.locator("#starts").inner_text()
+        assert await page.locator("#starts button").count() == 0
+
+        await page.goto(f"{server.url}/pairs/{pair}/run")
+        await page.get_by_label("Reason for the abort").fill("drill: abort from the console")
+        await page.get_by_role("button", name="Abort the run").click()
+        await page.wait_for_load_state()
+        assert "aborting run" in await page.locator(".flash").inner_text()
+        await page.locator("#run[data-state='aborted']").wait_for(timeout=30_000)
+        shown = await cli_json(client, lab, "show", "current")
+        assert shown["state"] == "aborted"
+        assert [(d["action"], d["operator"], d["reason"]) for d in shown["decisions"]] == [
+            ("abort", "operator", "drill: abort from the console")
+        ]
+        await shot(page, "run-aborted")
