@@ -12,7 +12,6 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from lab.faults import set_fault
-from tests.integration.test_switch import EXPECTED_X_TO_Y, assert_mirrored
 from tests.support.cli import cli, cli_json
 from tests.support.console import (
     api,
@@ -22,8 +21,15 @@ from tests.support.console import (
     shot,
     typed_for,
 )
-from tests.support.driving import drive, hands_for, step, switch_waiting_at_stop_insync
+from tests.support.driving import (
+    assert_mirrored,
+    drive,
+    hands_for,
+    step,
+    switch_waiting_at_stop_insync,
+)
 from tests.support.waiting import host_up, wait_for
+from workflows.kinds import KINDS
 
 WAITING = "tr.step.awaiting-confirmation, tr.step.awaiting-approval"
 
@@ -74,7 +80,7 @@ async def test_an_operator_switches_the_pair_from_the_page(client: Client, lab_f
         await page.get_by_role("button", name="Start switch to Y").click()
         await page.wait_for_url(f"{server.url}/pairs/{pair}/run")
         ids = await page.locator("tr.step").evaluate_all("rows => rows.map(r => r.dataset.step)")
-        assert ids == EXPECTED_X_TO_Y
+        assert ids == [d.id for d in KINDS["switch"].steps("Y")]
         for step_id in ids:
             assert step_id in await page.locator(f"#step-{step_id}").inner_text()
         handled: list[str] = []
@@ -256,6 +262,7 @@ async def test_clients_that_do_not_come_back_are_retried_and_skipped_from_their_
             return clients.get("ED-02") == clients.get("ED-03") == "failed"
 
         await drive(client, lab, run, "Y", until=both_failed)
+        await page.locator("#client-switch-clients-ED-02[data-status='failed']").wait_for()
         row = page.locator("#client-switch-clients-ED-03[data-status='failed']")
         await row.wait_for()
         assert "did not come back" in await row.inner_text()
