@@ -325,6 +325,22 @@ class Console:
         inv, _ = self.pair_of(request, account)
         return JSONResponse(await show_json(self.hub.client, inv, "current"))
 
+    async def api_live(self, request: Request) -> Response:
+        """The pair's live subscription: how many browsers share its one poller."""
+        account = self.who(request)
+        inv, _ = self.pair_of(request, account)
+        live = self.hub.pairs[inv.pair]
+        running = live.task is not None and not live.task.done()
+        return JSONResponse(
+            {
+                "pair": inv.pair,
+                "subscribers": len(live.subscribers),
+                "pollers": int(running),
+                "reads": live.reads,
+                "version": live.snapshot.version,
+            }
+        )
+
     async def report(self, request: Request) -> Response:
         account = self.who(request)
         inv, _ = self.pair_of(request, account)
@@ -425,6 +441,7 @@ def build_app(console: Console, session_key: str | None = None, tls: bool = Fals
         Route("/pairs/{pair}/events", c.events),
         Route("/api/pairs/{pair}/status", c.api_status),
         Route("/api/pairs/{pair}/runs/current", c.api_current),
+        Route("/api/pairs/{pair}/live", c.api_live),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     middleware = [

@@ -11,7 +11,7 @@ import time
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from lab.faults import set_fault
+from lab.faults import set_fault, set_side_fault
 from tests.support.cli import cli, cli_json
 from tests.support.console import (
     api,
@@ -28,7 +28,7 @@ from tests.support.driving import (
     step,
     switch_waiting_at_stop_insync,
 )
-from tests.support.waiting import host_up, wait_for
+from tests.support.waiting import host_up, side_down, wait_for
 from workflows.kinds import KINDS
 
 WAITING = "tr.step.awaiting-confirmation, tr.step.awaiting-approval"
@@ -230,6 +230,11 @@ async def test_two_browsers_see_the_same_step_change_within_a_second(
             # Both are subscribed once the stream has drawn the page at least once.
             await p.wait_for_function("document.querySelector('[data-live]').dataset.version")
         await pages[1].locator("#step-stop-insync .would").wait_for()  # the viewer's row
+        assert await pages[1].locator("main button").count() == 0
+        assert await pages[0].locator("#step-stop-insync").get_by_role("button").count() == 1
+        # Two browsers, one poller for the pair on the server.
+        live = await api(pages[0], f"/api/pairs/{pair}/live")
+        assert (live["subscribers"], live["pollers"]) == (2, 1), live
         hands_for(lab, "stop-insync", "Y")
         rc, out = await cli(client, lab, "confirm", run_id, "stop-insync", "--note", "from the CLI")
         assert rc == 0, out
@@ -382,3 +387,30 @@ async def test_a_start_that_needs_more_opens_a_form_and_a_run_is_aborted_from_th
             ("abort", "operator", "drill: abort from the console")
         ]
         await shot(page, "run-aborted")
+
+
+async def test_with_the_main_side_lost_the_switch_asks_for_its_unplanned_reason(
+    client: Client,
+    lab_factory,  # type: ignore[no-untyped-def]
+) -> None:
+    lab = await lab_factory(editors=1, ingest=0)
+    pair = lab.inventory.pair
+    async with console_lab(client, lab) as (server, browser):
+        set_side_fault(lab.dir, "X", "down")
+        await wait_for(side_down(lab, "X"), "side X down")
+        page = await logged_in(browser, server, lab, "operator")
+        await page.goto(f"{server.url}/pairs/{pair}")
+        await page.get_by_role("button", name="Read the devices now").click()
+        await page.locator("#strip-X", has_text="X NOT ANSWERING").wait_for(timeout=30_000)
+        assert "INCONSISTENT" in await page.locator("#mode").inner_text()
+        await page.get_by_role("button", name="Start switch to Y").click()
+        await page.wait_for_url(f"{server.url}/pairs/{pair}/start/switch?side=Y")
+        assert "unplanned switch" in await page.locator("main").inner_text()
+        await page.get_by_label("Reason for the unplanned switch").fill("drill: hall X dark")
+        await shot(page, "start-unplanned")
+        await page.get_by_role("button", name="Start switch to Y").click()
+        await page.wait_for_url(f"{server.url}/pairs/{pair}/run")
+        assert "unplanned: drill: hall X dark" in await page.locator("#run").inner_text()
+        shown = await cli_json(client, lab, "show", "current")
+        assert shown["unplanned_reason"] == "drill: hall X dark"
+        assert shown["initiator"] == "operator"
