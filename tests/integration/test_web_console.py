@@ -12,6 +12,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from lab.faults import set_fault, set_side_fault
+from lab.media import ingest
 from tests.support.cli import cli, cli_json
 from tests.support.console import (
     api,
@@ -414,3 +415,48 @@ async def test_with_the_main_side_lost_the_switch_asks_for_its_unplanned_reason(
         shown = await cli_json(client, lab, "show", "current")
         assert shown["unplanned_reason"] == "drill: hall X dark"
         assert shown["initiator"] == "operator"
+
+
+async def test_the_purge_gate_is_approved_by_typing_the_number_of_clips(
+    client: Client,
+    lab_factory,  # type: ignore[no-untyped-def]
+) -> None:
+    lab = await lab_factory(editors=1, ingest=0)
+    pair = lab.inventory.pair
+    async with console_lab(client, lab) as (server, browser):
+        run = (await cli_json(client, lab, "start", "split", "--main", "X"))["run_id"]
+        assert (await drive(client, lab, run, "X", stop_allsync_on="X"))["state"] == "completed"
+        clips = [f"orphan {i}" for i in range(3)]
+        for clip in clips:  # recorded on Y alone while split: a restore with X main drops them
+            ingest(lab.dir, "Y", clip, "News")
+
+        page = await logged_in(browser, server, lab, "operator")
+        await page.goto(f"{server.url}/pairs/{pair}")
+        await page.get_by_role("button", name="Read the devices now").click()
+        await page.locator("#strip-Y", has_text="Y MAIN (split)").wait_for(timeout=20_000)
+        assert await page.locator("#strip-X").get_attribute("data-lit") == "true"  # both green
+        await page.get_by_role("button", name="Start restore with X main").click()
+        await page.wait_for_url(f"{server.url}/pairs/{pair}/run")
+        restore = (await cli_json(client, lab, "show", "current"))["run_id"]
+        await drive(
+            client,
+            lab,
+            restore,
+            "X",
+            until=lambda s: step(s, "approve-purge")["status"] == "awaiting-approval",
+        )
+        row = page.locator("#step-approve-purge[data-status='awaiting-approval']")
+        await row.wait_for()
+        assert "3 item(s)" in await row.inner_text()
+        box = row.get_by_label("Type to approve")
+        placeholder = str(await box.get_attribute("placeholder"))
+        assert placeholder == "type 3: the number of clips to delete"
+        await shot(page, "run-gate-approve-purge")
+        await box.fill(typed_for(placeholder))
+        await row.get_by_role("button", name="Approve").click()
+        await page.wait_for_load_state()
+        assert "approved approve-purge as operator" in await page.locator(".flash").inner_text()
+        final = await drive(client, lab, restore, "X", timeout=120)
+        assert final["state"] == "completed", final
+        assert step(final, "approve-purge")["operator"] == "operator"
+        assert step(final, "purge-orphans")["status"] == "done"
