@@ -17,7 +17,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.service import RPCError
 
 from client.commands.show import show_data
 from client.runs import (
@@ -34,6 +35,7 @@ from workflows.models import Checklist
 
 log = logging.getLogger("amsm.console")
 
+LIVE_STATES = ("running", "awaiting-operator")
 CHECKLIST_EVERY = 0.5  # seconds: a step change shows within a second
 STATUS_EVERY = 2.0  # the watch itself reads the devices every timing.status_interval
 # A poll that takes longer than this is abandoned and tried again at the next tick.
@@ -118,9 +120,7 @@ class Hub:
         changed = False
         live.reads += 1
         try:
-            c: Checklist | None = await asyncio.wait_for(
-                checklist_of(self.client, live.inv), READ_TIMEOUT
-            )
+            c: Checklist | None = await asyncio.wait_for(self._checklist(live), READ_TIMEOUT)
             c_error = None
         except CliError as e:
             c, c_error = None, (None if no_run(e) else str(e))
@@ -181,6 +181,25 @@ class Hub:
             for ev in list(live.subscribers):
                 ev.set()
         return snap
+
+    async def _checklist(self, live: PairLive) -> Checklist:
+        """The current run's checklist. A run that has closed is not asked again once its
+        last checklist is known: a query of a closed run makes the worker replay its whole
+        history, twice a second."""
+        handle = await resolve_run(self.client, live.inv, "current")
+        known = live.snapshot.checklist
+        if known is not None and known.state not in LIVE_STATES:
+            try:
+                desc = await handle.describe()
+            except RPCError:
+                desc = None
+            if (
+                desc is not None
+                and desc.run_id == known.run_id
+                and desc.status != WorkflowExecutionStatus.RUNNING
+            ):
+                return known
+        return await fetch_checklist(handle)
 
     # -- the live subscription ----------------------------------------------------------------
     def subscribe(self, pair: str) -> asyncio.Event:
