@@ -82,7 +82,12 @@ class Gate:
         if self.proxy is not None:
             name = self.proxy.user(request)
             if name:
-                return Account(name=name, hash="")
+                # An account of the file keeps its cap (role: viewer); others are the name.
+                try:
+                    known = self.accounts()._by_name.get(name.lower())
+                except (AccountsError, OSError):
+                    known = None
+                return known or Account(name=name, hash="")
         name = request.session.get("user")
         if not name:
             return None

@@ -16,9 +16,12 @@ from lab.media import ingest
 from tests.support.cli import cli, cli_json
 from tests.support.console import (
     api,
+    chromium,
     console_lab,
+    console_server,
     csrf_of,
     logged_in,
+    password,
     shot,
     typed_for,
 )
@@ -30,6 +33,7 @@ from tests.support.driving import (
     switch_waiting_at_stop_insync,
 )
 from tests.support.waiting import host_up, side_down, wait_for
+from tests.support.worker import running_worker
 from workflows.kinds import KINDS
 
 WAITING = "tr.step.awaiting-confirmation, tr.step.awaiting-approval"
@@ -161,6 +165,11 @@ async def test_a_viewer_has_no_button_and_forged_posts_are_refused(
     async with console_lab(client, lab) as (server, browser):
         anonymous = await (await browser.new_context()).new_page()
         r = await anonymous.request.get(f"{server.url}/api/pairs/{pair}/status")
+        assert r.status == 401
+        # A user header is nobody's word unless the console was told to trust a proxy.
+        r = await anonymous.request.get(
+            f"{server.url}/api/pairs/{pair}/status", headers={"X-Remote-User": "operator"}
+        )
         assert r.status == 401
         await anonymous.goto(f"{server.url}/pairs/{pair}")
         assert anonymous.url == f"{server.url}/login"
@@ -460,3 +469,39 @@ async def test_the_purge_gate_is_approved_by_typing_the_number_of_clips(
         assert final["state"] == "completed", final
         assert step(final, "approve-purge")["operator"] == "operator"
         assert step(final, "purge-orphans")["status"] == "done"
+
+
+async def test_over_tls_the_cookie_is_secure_and_a_trusted_proxys_user_header_logs_in(
+    client: Client,
+    lab_factory,  # type: ignore[no-untyped-def]
+) -> None:
+    lab = await lab_factory(editors=1, ingest=0)
+    pair = lab.inventory.pair
+    cert = sorted((lab.dir / "keys" / "winrm").glob("*.pem"))[0]  # the lab CA's, for 127.0.0.1
+    proxy = ("--proxy-user-header", "X-Remote-User", "--trusted-proxy", "127.0.0.1")
+    tls = ("--cert", str(cert), "--key", str(cert.with_suffix(".key")))
+    async with (
+        running_worker(client, lab),
+        console_server(lab, *tls, *proxy) as server,
+        chromium() as browser,
+    ):
+        assert server.url.startswith("https://")
+        context = await browser.new_context(ignore_https_errors=True)
+        page = await context.new_page()
+        await page.goto(f"{server.url}/login")
+        await page.get_by_label("User name").fill("operator")
+        await page.get_by_label("Password").fill(password(lab, "operator"))
+        await page.get_by_role("button", name="Log in").click()
+        await page.wait_for_url(f"{server.url}/")
+        cookie = next(c for c in await context.cookies() if c["name"] == "amsm_console")
+        assert (cookie["secure"], cookie["httpOnly"], cookie["sameSite"]) == (True, True, "Strict")
+
+        # The proxy (here: 127.0.0.1) says who it is; the accounts file's cap still holds.
+        proxied = await browser.new_context(
+            ignore_https_errors=True, extra_http_headers={"X-Remote-User": "viewer"}
+        )
+        p = await proxied.new_page()
+        await p.goto(f"{server.url}/pairs/{pair}")
+        assert p.url == f"{server.url}/pairs/{pair}"
+        assert "viewer (viewer)" in await p.locator("header .who").inner_text()
+        assert await p.locator("main button").count() == 0

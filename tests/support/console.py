@@ -65,7 +65,8 @@ async def console_server(lab: Lab, *extra: str) -> AsyncIterator[ConsoleServer]:
                         f"amsm console did not listen: {log.read_text()}"
                     ) from None
                 await asyncio.sleep(0.1)
-        yield ConsoleServer(f"http://127.0.0.1:{port}", proc, log)
+        scheme = "https" if "--cert" in extra else "http"
+        yield ConsoleServer(f"{scheme}://127.0.0.1:{port}", proc, log)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGINT)
