@@ -58,9 +58,12 @@ class Accounts:
     def __len__(self) -> int:
         return len(self._by_name)
 
+    def find(self, name: str) -> Account | None:
+        return self._by_name.get(name.strip().lower())
+
     def verify(self, name: str, password: str) -> Account | None:
         """The account when the password is its own; None otherwise (same cost either way)."""
-        account = self._by_name.get(name.strip().lower())
+        account = self.find(name)
         try:
             _HASHER.verify(account.hash if account else _DUMMY, password)
         except (VerifyMismatchError, VerificationError, InvalidHashError):

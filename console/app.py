@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
@@ -33,7 +34,7 @@ from temporalio.converter import PayloadCodec
 
 from client.commands.runs import list_runs
 from client.runs import fetch_history, one_line_errors
-from client.session import CliError
+from client.session import CliError, bad_arguments
 from console import actions, gates, views
 from console.accounts import Account, Role
 from console.auth import CSRF_FIELD, Gate, csrf_ok, csrf_token
@@ -237,8 +238,8 @@ class Console:
             request.session["flash"] = {"kind": "ok", "text": said}
         except CliError as e:
             request.session["flash"] = {"kind": "error", "text": str(e)}
-        except ValueError as e:  # a pydantic bound: the same limits the CLI meets
-            request.session["flash"] = {"kind": "error", "text": f"bad input: {e}"}
+        except ValidationError as e:  # a bound every workflow input keeps, as for the CLI
+            request.session["flash"] = {"kind": "error", "text": bad_arguments(e)}
         await self.hub.refresh(inv.pair, status=False)
         return RedirectResponse(f"/pairs/{quote(inv.pair)}/{where}", 303)
 

@@ -84,7 +84,7 @@ class Gate:
             if name:
                 # An account of the file keeps its cap (role: viewer); others are the name.
                 try:
-                    known = self.accounts()._by_name.get(name.lower())
+                    known = self.accounts().find(name)
                 except (AccountsError, OSError):
                     known = None
                 return known or Account(name=name, hash="")
@@ -92,7 +92,7 @@ class Gate:
         if not name:
             return None
         try:
-            found = self.accounts()._by_name.get(str(name).lower())
+            found = self.accounts().find(str(name))
         except (AccountsError, OSError):
             return None
         return found

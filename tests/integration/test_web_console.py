@@ -245,6 +245,13 @@ async def test_two_browsers_see_the_same_step_change_within_a_second(
         # Two browsers, one poller for the pair on the server.
         live = await api(pages[0], f"/api/pairs/{pair}/live")
         assert (live["subscribers"], live["pollers"]) == (2, 1), live
+        # Bad input in a forged form is a clear refusal, never a traceback.
+        r = await pages[0].request.post(
+            f"{server.url}/pairs/{pair}/run/confirm",
+            form={"csrf": await csrf_of(pages[0]), "step": "stop-insync", "note": "two\nlines"},
+        )
+        assert r.ok and "bad input: --note: must be one line" in await r.text()
+        assert "Traceback" not in await r.text()
         hands_for(lab, "stop-insync", "Y")
         rc, out = await cli(client, lab, "confirm", run_id, "stop-insync", "--note", "from the CLI")
         assert rc == 0, out
