@@ -512,3 +512,34 @@ async def test_over_tls_the_cookie_is_secure_and_a_trusted_proxys_user_header_lo
         assert p.url == f"{server.url}/pairs/{pair}"
         assert "viewer (viewer)" in await p.locator("header .who").inner_text()
         assert await p.locator("main button").count() == 0
+
+
+async def test_one_console_serves_several_pairs_and_lists_each_ones_state(
+    client: Client,
+    lab_factory,  # type: ignore[no-untyped-def]
+) -> None:
+    first, second = await lab_factory(editors=1, ingest=0), await lab_factory(editors=1, ingest=0)
+    second.edit_inventory(operators=["ann"], viewers=["operator"])  # a viewer there
+    inventories = (
+        "--inventory",
+        str(first.inventory_path),
+        "--inventory",
+        str(second.inventory_path),
+    )
+    async with (
+        running_worker(client, first),
+        running_worker(client, second),
+        console_server(first, *inventories) as server,
+        chromium() as browser,
+    ):
+        page = await logged_in(browser, server, first, "operator")
+        for lab, role in ((first, "operator"), (second, "viewer")):
+            row = page.locator(f"#pair-{lab.inventory.pair}")
+            text = await row.inner_text()
+            assert "mirrored, X main" in text and "X MAIN" in text and role in text, text
+        await shot(page, "pairs-several")
+        await page.goto(f"{server.url}/pairs/{second.inventory.pair}")
+        await page.locator("#strip-X", has_text="X MAIN").wait_for()
+        assert await page.locator("main button").count() == 0  # only a viewer of that one
+        await page.goto(f"{server.url}/pairs/{first.inventory.pair}")
+        assert await page.get_by_role("button", name="Start switch to Y").count() == 1
