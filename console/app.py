@@ -338,6 +338,7 @@ class Console:
                 "subscribers": len(live.subscribers),
                 "pollers": int(running),
                 "reads": live.reads,
+                "queries": live.queries,
                 "version": live.snapshot.version,
             }
         )

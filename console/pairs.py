@@ -2,8 +2,9 @@
 --json` and `amsm show current --json`) and the one live subscription per pair.
 
 One poller per pair, shared by every open browser: while anyone watches the pair, it
-reads the current run's checklist (a query) twice a second and the pair's watch (a
-query) every two seconds, and wakes every subscriber when either changed. Browsers
+looks at the current run twice a second (a describe, which the server answers) and asks
+its checklist (a query, which the worker answers) only when its history grew, and reads
+the pair's watch (a query) every two seconds, and wakes every subscriber when either changed. Browsers
 then draw from this snapshot; twenty consoles cost Temporal and the worker what one
 costs. The poller stops when the last browser leaves.
 """
@@ -17,7 +18,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client
 from temporalio.service import RPCError
 
 from client.commands.show import show_data
@@ -32,10 +33,10 @@ from client.session import CliError
 from inventory.models import Inventory
 from inventory.status import PairStatus
 from workflows.models import Checklist
+from workflows.watch import watch_workflow_id
 
 log = logging.getLogger("amsm.console")
 
-LIVE_STATES = ("running", "awaiting-operator")
 CHECKLIST_EVERY = 0.5  # seconds: a step change shows within a second
 STATUS_EVERY = 2.0  # the watch itself reads the devices every timing.status_interval
 # A poll that takes longer than this is abandoned and tried again at the next tick.
@@ -97,6 +98,9 @@ class PairLive:
     subscribers: set[asyncio.Event] = field(default_factory=set)
     task: asyncio.Task[None] | None = None
     reads: int = 0  # Temporal calls made by the poller (the benchmark and tests read it)
+    queries: int = 0  # of which checklist queries the worker answered
+    seen: tuple[str | None, int, Any] | None = None  # (run, history length, status) last asked
+    seen_watch: tuple[str | None, int, Any] | None = None  # the same, of the pair's watch
 
 
 class Hub:
@@ -157,9 +161,7 @@ class Hub:
                     st = await read_status(self.client, live.inv)
                     when = f"read from the devices at {st.read_at}"
                 else:
-                    st, when = await asyncio.wait_for(
-                        read_watched_status(self.client, live.inv), READ_TIMEOUT
-                    )
+                    st, when = await asyncio.wait_for(self._watched(live), READ_TIMEOUT)
                 s_error = None
             except CliError as e:
                 st, when, s_error = snap.status, snap.status_when, str(e)
@@ -183,23 +185,44 @@ class Hub:
         return snap
 
     async def _checklist(self, live: PairLive) -> Checklist:
-        """The current run's checklist. A run that has closed is not asked again once its
-        last checklist is known: a query of a closed run makes the worker replay its whole
-        history, twice a second."""
+        """The current run's checklist, asked of the worker only when the run's history
+        grew (or it is another run): every change of a checklist is written by a workflow
+        task, so an unchanged history length is an unchanged checklist, and the poller
+        costs the worker nothing while a run waits (the length is the server's answer)."""
         handle = await resolve_run(self.client, live.inv, "current")
+        try:
+            desc = await handle.describe()
+        except RPCError:
+            desc = None  # fetch_checklist says what is wrong
+        seen = (desc.run_id, desc.history_length, desc.status) if desc else None
         known = live.snapshot.checklist
-        if known is not None and known.state not in LIVE_STATES:
-            try:
-                desc = await handle.describe()
-            except RPCError:
-                desc = None
-            if (
-                desc is not None
-                and desc.run_id == known.run_id
-                and desc.status != WorkflowExecutionStatus.RUNNING
-            ):
-                return known
-        return await fetch_checklist(handle)
+        if seen is not None and known is not None and live.seen == seen:
+            return known
+        c = await fetch_checklist(handle)
+        live.queries += 1
+        live.seen = seen
+        return c
+
+    async def _watched(self, live: PairLive) -> tuple[PairStatus, str]:
+        """The pair's status as its watch last read it, asked of the worker only when the
+        watch's history grew (it records every reading it makes)."""
+        snap = live.snapshot
+        handle = self.client.get_workflow_handle(watch_workflow_id(live.inv.workflow_id))
+        try:
+            desc = await handle.describe()
+            seen: tuple[str | None, int, Any] | None = (
+                desc.run_id,
+                desc.history_length,
+                desc.status,
+            )
+        except RPCError:
+            seen = None  # read_watched_status says what is wrong
+        if seen is not None and snap.status is not None and live.seen_watch == seen:
+            return snap.status, snap.status_when
+        st, when = await read_watched_status(self.client, live.inv)
+        live.queries += 1
+        live.seen_watch = seen
+        return st, when
 
     # -- the live subscription ----------------------------------------------------------------
     def subscribe(self, pair: str) -> asyncio.Event:
