@@ -17,6 +17,7 @@ from tests.support.cli import cli, cli_json
 from tests.support.console import (
     api,
     chromium,
+    confirm_on_page,
     console_lab,
     console_server,
     csrf_of,
@@ -437,16 +438,25 @@ async def test_the_purge_gate_is_approved_by_typing_the_number_of_clips(
     client: Client,
     lab_factory,  # type: ignore[no-untyped-def]
 ) -> None:
-    lab = await lab_factory(editors=1, ingest=0)
+    lab = await lab_factory(editors=2, ingest=0)
     pair = lab.inventory.pair
     async with console_lab(client, lab) as (server, browser):
-        run = (await cli_json(client, lab, "start", "split", "--main", "X"))["run_id"]
-        assert (await drive(client, lab, run, "X", stop_allsync_on="X"))["state"] == "completed"
+        # The split from the page: ED-02 is named at move-editors and moves to Y.
+        page = await logged_in(browser, server, lab, "operator")
+        await page.goto(f"{server.url}/pairs/{pair}")
+        await page.get_by_role("button", name="Start split with X main").click()
+        await page.wait_for_url(f"{server.url}/pairs/{pair}/run")
+        done = await confirm_on_page(page, lab, "X", stop_allsync_on="X", move=("ED-02",))
+        assert done == ["stop-insync", "stop-allsync", "move-editors"]
+        assert await page.locator("#run-state").inner_text() == "completed"
+        status = await cli_json(client, lab, "status")
+        assert status["mode"] == "split"
+        assert {c["host"]: c["side"] for c in status["clients"]} == {"ED-01": "X", "ED-02": "Y"}
+        await shot(page, "run-split-completed")
         clips = [f"orphan {i}" for i in range(3)]
         for clip in clips:  # recorded on Y alone while split: a restore with X main drops them
             ingest(lab.dir, "Y", clip, "News")
 
-        page = await logged_in(browser, server, lab, "operator")
         await page.goto(f"{server.url}/pairs/{pair}")
         await page.get_by_role("button", name="Read the devices now").click()
         await page.locator("#strip-Y", has_text="Y MAIN (split)").wait_for(timeout=20_000)

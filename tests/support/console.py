@@ -18,6 +18,7 @@ from typing import Any
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 from temporalio.client import Client
 
+from lab.hands import do_manual_step
 from tests.support.lab import AMSM, Lab, free_port
 from tests.support.worker import running_worker
 from workers.worker import start_watch
@@ -129,3 +130,29 @@ async def console_lab(client: Client, lab: Lab) -> AsyncIterator[tuple[ConsoleSe
         await start_watch(client, lab.inventory)
         async with console_server(lab) as server, chromium() as browser:
             yield server, browser
+
+
+async def confirm_on_page(
+    page: Page, lab: Lab, to: str, stop_allsync_on: str | None = None, move: tuple[str, ...] = ()
+) -> list[str]:
+    """Tick every manual step the run on the page waits for (the lab's hands first),
+    ticking `move` at move-editors, until the run ends; the steps confirmed."""
+    done: list[str] = []
+    deadline = time.monotonic() + 120
+    while await page.locator("#run-state").inner_text() in ("running", "awaiting-operator"):
+        assert time.monotonic() < deadline, await page.locator("#run").inner_text()
+        assert await page.locator("tr.step.failed").count() == 0, await page.content()
+        row = page.locator("tr.step.awaiting-confirmation").first
+        step_id = await row.get_attribute("data-step") if await row.count() else None
+        if step_id is None or step_id in done:
+            await asyncio.sleep(0.1)
+            continue
+        done.append(step_id)
+        do_manual_step(lab.dir, step_id, to, stop_allsync_on)
+        for host in move if step_id == "move-editors" else ():
+            await row.get_by_label(host, exact=False).check()
+        await row.get_by_role("button", name="Confirm").click()
+        await page.wait_for_load_state()
+        flash = page.locator(".flash")
+        assert "error" not in str(await flash.get_attribute("class")), await flash.inner_text()
+    return done
