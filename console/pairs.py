@@ -154,23 +154,7 @@ class Hub:
             # read them now.
             fresh = fresh or ended or gate_now
         if status or fresh:
-            live.reads += 1
-            st: PairStatus | None
-            try:
-                if fresh:
-                    st = await read_status(self.client, live.inv)
-                    when = f"read from the devices at {st.read_at}"
-                else:
-                    st, when = await asyncio.wait_for(self._watched(live), READ_TIMEOUT)
-                s_error = None
-            except CliError as e:
-                st, when, s_error = snap.status, snap.status_when, str(e)
-                if st is None and not fresh:
-                    # The watch has not read the devices yet (a worker just started):
-                    # read them now, once, rather than show an empty window.
-                    return await self.refresh(pair, status=False, fresh=True)
-            except TimeoutError:
-                st, when, s_error = snap.status, snap.status_when, "the watch did not answer"
+            st, when, s_error = await self._status(live, fresh)
             if st is not None and snap.status is not None and st.read_at < snap.status.read_at:
                 st, when = snap.status, snap.status_when  # the watch's is older than ours
             seen_s = (st.model_dump_json() if st else "") + (s_error or "")
@@ -202,6 +186,27 @@ class Hub:
         live.queries += 1
         live.seen = seen
         return c
+
+    async def _status(
+        self, live: PairLive, fresh: bool
+    ) -> tuple[PairStatus | None, str, str | None]:
+        """(the pair's status, when it was read, the error of this read). `fresh`: read
+        from the devices now (a short workflow); else the watch's last reading, or the
+        devices once when the watch has none yet (a worker just started)."""
+        snap = live.snapshot
+        live.reads += 1
+        try:
+            if fresh:
+                st = await read_status(self.client, live.inv)
+                return st, f"read from the devices at {st.read_at}", None
+            st, when = await asyncio.wait_for(self._watched(live), READ_TIMEOUT)
+            return st, when, None
+        except CliError as e:
+            if snap.status is None and not fresh:
+                return await self._status(live, fresh=True)
+            return snap.status, snap.status_when, str(e)
+        except TimeoutError:
+            return snap.status, snap.status_when, "the status did not answer within 5 s"
 
     async def _watched(self, live: PairLive) -> tuple[PairStatus, str]:
         """The pair's status as its watch last read it, asked of the worker only when the
