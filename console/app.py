@@ -37,7 +37,7 @@ from client.runs import fetch_history, one_line_errors
 from client.session import CliError, bad_arguments
 from console import actions, gates, views
 from console.accounts import Account, Role
-from console.auth import CSRF_FIELD, Gate, csrf_ok, csrf_token
+from console.auth import CSRF_FIELD, Gate, LoginThrottled, csrf_ok, csrf_token
 from console.pairs import Hub, Snapshot, show_json, status_json
 from inventory.models import Inventory, Side, other
 from records.history import parse_history, readable
@@ -148,7 +148,10 @@ class Console:
         if not csrf_ok(request, form.get(CSRF_FIELD)):
             raise Refused(403, "refused: the login form carries no valid CSRF token (reload it)")
         name, password = str(form.get("username", "")), str(form.get("password", ""))
-        account = await asyncio.to_thread(self.gate.login, name, password)
+        try:
+            account = await asyncio.to_thread(self.gate.login, name, password)
+        except LoginThrottled as e:
+            return self.render("login.html", request, 429, error=str(e), name=name)
         if account is None:
             return self.render(
                 "login.html", request, 401, error="wrong user name or password", name=name

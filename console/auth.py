@@ -13,8 +13,10 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import secrets
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from starlette.requests import Request
 
@@ -22,6 +24,12 @@ from console.accounts import Account, Accounts, AccountsError, Role, load_accoun
 from inventory.models import Inventory
 
 CSRF_FIELD = "csrf"
+
+
+class LoginThrottled(Exception):
+    def __init__(self, wait: float) -> None:
+        super().__init__(f"too many failed logins for this user name; try again in {wait:.0f} s")
+        self.wait = wait
 
 
 @dataclass(frozen=True)
@@ -43,6 +51,29 @@ class ProxyTrust:
         return name or None
 
 
+class Throttle:
+    """At most `limit` failed logins per user name in `window` seconds; then that name is
+    refused until the oldest failure leaves the window (whoever types it: a guesser
+    cannot keep trying, and the person is told how long to wait)."""
+
+    def __init__(self, limit: int = 5, window: float = 300.0, clock: Any = time.monotonic):
+        self.limit, self.window, self.clock = limit, window, clock
+        self._failures: dict[str, list[float]] = {}
+
+    def wait(self, name: str) -> float:
+        """Seconds until `name` may try again (0: now)."""
+        now = self.clock()
+        recent = [t for t in self._failures.get(name.lower(), []) if now - t < self.window]
+        self._failures[name.lower()] = recent
+        return 0.0 if len(recent) < self.limit else self.window - (now - recent[0])
+
+    def failed(self, name: str) -> None:
+        self._failures.setdefault(name.lower(), []).append(self.clock())
+
+    def succeeded(self, name: str) -> None:
+        self._failures.pop(name.lower(), None)
+
+
 class Gate:
     """Decides who a request comes from, and what they may do on each pair."""
 
@@ -51,6 +82,7 @@ class Gate:
         self.proxy = proxy
         self._accounts: Accounts | None = None
         self._mtime = -1.0
+        self.throttle = Throttle()
         if accounts_path:
             self.accounts()  # a bad file is said at start, not at the first login
 
@@ -72,10 +104,19 @@ class Gate:
         return self._accounts
 
     def login(self, name: str, password: str) -> Account | None:
+        """The account, or None; LoginThrottled after too many failures for the name."""
+        wait = self.throttle.wait(name)
+        if wait > 0:
+            raise LoginThrottled(wait)
         try:
-            return self.accounts().verify(name, password)
+            account = self.accounts().verify(name, password)
         except (AccountsError, OSError):
-            return None
+            account = None
+        if account is None:
+            self.throttle.failed(name)
+        else:
+            self.throttle.succeeded(name)
+        return account
 
     def user(self, request: Request) -> Account | None:
         """The logged-in account of this request, or None."""

@@ -1,11 +1,12 @@
-"""A front proxy's user header (console/auth.py): believed only from the proxy."""
+"""Who is at the console (console/auth.py): a front proxy's user header, believed only
+from the proxy; failed logins throttled per user name."""
 
 from __future__ import annotations
 
 import pytest
 from starlette.requests import Request
 
-from console.auth import ProxyTrust, parse_networks
+from console.auth import ProxyTrust, Throttle, parse_networks
 
 
 def request(peer: str, headers: dict[str, str]) -> Request:
@@ -35,3 +36,20 @@ def test_bad_networks_are_named() -> None:
         parse_networks("10.0.0.1,10.0.0.300")
     with pytest.raises(ValueError, match="no address"):
         parse_networks(" , ")
+
+
+def test_failed_logins_for_a_name_are_throttled_then_forgiven() -> None:
+    now = [1000.0]
+    throttle = Throttle(limit=3, window=60, clock=lambda: now[0])
+    for _ in range(3):
+        assert throttle.wait("Ann") == 0
+        throttle.failed("ann")
+    assert throttle.wait("ANN") == 60  # the name, however it is typed
+    assert throttle.wait("bob") == 0  # another name is not held up
+    now[0] += 45
+    assert throttle.wait("ann") == 15
+    now[0] += 15
+    assert throttle.wait("ann") == 0  # the oldest failure left the window
+    throttle.failed("ann")
+    throttle.succeeded("ann")
+    assert throttle.wait("ann") == 0
