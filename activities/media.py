@@ -7,13 +7,11 @@ from temporalio import activity
 from activities.drivers.errors import CommandFailed
 from activities.drivers.facts import media as media_facts
 from activities.drivers.operations import media as media_ops
+from activities.media_records import orphans_of
 from activities.models import (
-    ClipFile,
-    OrphanClip,
     OrphanInput,
     Orphans,
     PurgeInput,
-    RefusedClip,
     StepResult,
 )
 from activities.support import FamilyActivities, device_activity
@@ -32,24 +30,7 @@ class MediaActivities(FamilyActivities):
         o = other(inp.main)
         main_host, other_host = self.inv.sides[inp.main].pseudo_host, self.inv.sides[o].pseudo_host
         found = await media_facts.find_orphans(self.ctx.host(main_host), self.ctx.host(other_host))
-        return Orphans(
-            main=inp.main,
-            other=o,
-            host=other_host.host,
-            clips=[r.clip for r in found.records],
-            found=[
-                OrphanClip(
-                    clip=r.clip,
-                    size=r.size,
-                    modified=r.modified,
-                    files=[
-                        ClipFile(name=f.name, size=f.size, modified=f.modified) for f in r.files
-                    ],
-                )
-                for r in found.records
-            ],
-            refused=[RefusedClip(clip=c, reason=why) for c, why in sorted(found.refused.items())],
-        )
+        return orphans_of(found, inp.main, other_host.host)
 
     @activity.defn(name="purge_orphans")
     @device_activity

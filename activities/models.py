@@ -271,3 +271,29 @@ class HostCheck(BaseModel):
     side: Side | None = None
     checks: list[str] = Field(default_factory=list)  # the checks that ran
     findings: list[Finding] = Field(default_factory=list)
+
+
+class DryRunRead(BaseModel):
+    """What a dry run (`amsm start ... --dry-run`) reads besides the pair's status."""
+
+    pair: str
+    orphans_for: Side | None = None  # a restore with this main: its orphans, as found now
+
+
+class DryRunFacts(BaseModel):
+    """The inventory's names a dry run's sentences need, and what it read: which of
+    each side's iSCSI portals each client reaches now (the probe a client switch makes
+    first), and, for a restore, the orphans find-orphans would find."""
+
+    iscsi_port: int
+    bridges: dict[Side, str]
+    portals: dict[Side, list[str]]
+    nas: dict[Side, str]  # each side's CIFS NAS head (AllSync)
+    insync_process: str
+    reached: dict[str, dict[Side, list[str]]] = {}  # client -> side -> portals reached
+    unread: dict[str, str] = {}  # client -> why its portals could not be probed
+    # Browse component -> what a switch of it would fail on (a config file or its twin
+    # missing, or its files not read), in the driver's words.
+    browse_config: dict[str, list[str]] = {}
+    orphans: Orphans | None = None
+    orphans_error: str | None = None

@@ -10,7 +10,8 @@ import statistics
 from datetime import datetime
 from typing import Any
 
-from records.history import RunHistory, reconstruct
+from records.history import RunHistory
+from records.reconstruct import reconstruct
 
 # Real hardware: a K2 client restart takes about 4.5 minutes, twice per switch.
 REAL_REBOOT_SECONDS = 270.0

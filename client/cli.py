@@ -23,6 +23,7 @@ from client.commands import (
     fence,
     history,
     inventory,
+    readiness,
     replay,
     report,
     rules,
@@ -39,7 +40,7 @@ from wire.options import add_options, connection
 
 # Every command, in the order `amsm --help` lists them.
 COMMANDS = (
-    status, check, start, runs, watch, show, confirm, decide, fence, controls,
+    status, check, readiness, start, runs, watch, show, confirm, decide, fence, controls,
     report, history, replay, rules, inventory,
 )  # fmt: skip
 

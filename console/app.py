@@ -41,7 +41,8 @@ from console.auth import CSRF_FIELD, Gate, LoginThrottled, csrf_ok, csrf_token
 from console.pairs import Hub, Snapshot, show_json, status_json
 from inventory.models import Inventory, Side, other
 from records.history import parse_history, readable
-from records.report import build_report, render_html, render_markdown
+from records.report import build_report
+from records.report_render import render_html, render_markdown
 
 HERE = Path(__file__).parent
 KEEPALIVE_SECONDS = 15.0

@@ -22,6 +22,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from client.commands.show import show_data
+from client.readiness import read_readiness
 from client.runs import (
     fetch_checklist,
     read_fence,
@@ -44,8 +45,10 @@ READ_TIMEOUT = 5.0
 
 
 async def status_json(client: Client, inv: Inventory, act: bool) -> dict[str, Any]:
-    """`amsm status --json` of the pair: read from the devices now by whoever may act; a
-    viewer gets what the pair's watch last read, with `read` saying when (as the CLI)."""
+    """`amsm status --json` of the pair (client/commands/status.py assembles the same:
+    the test compares the two): read from the devices now by whoever may act; a viewer
+    gets what the pair's watch last read, with `read` saying when; the waiting fence and
+    the readiness watch's verdict."""
     if act:
         st, when = await read_status(client, inv), None
     else:
@@ -59,6 +62,7 @@ async def status_json(client: Client, inv: Inventory, act: bool) -> dict[str, An
         view = None
     waiting = view if view is not None and view.state.status == "waiting" else None
     data["fence"] = waiting.model_dump(mode="json") if waiting else None
+    data["readiness"] = (await read_readiness(client, inv)).to_json()
     return data
 
 

@@ -477,6 +477,13 @@ class Timing(_Strict):
         le=86400,
         description="fencing: the longest wait between two tries at the lost side",
     )
+    readiness_interval: float = Field(
+        3600,
+        ge=60,
+        le=7 * 86400,
+        description="the readiness watch (amsm readiness on) runs the site check this often: "
+        "at least every minute, at most a week apart",
+    )
 
 
 def pair_workflow_id(pair: str) -> str:
@@ -488,6 +495,12 @@ def pair_workflow_id(pair: str) -> str:
 def fence_workflow_id(pair: str) -> str:
     """The usual id of pair `pair`'s fence (workflows/fence.py): one fence per pair."""
     return f"amsm-{pair}-fence"
+
+
+def readiness_schedule_id(pair: str) -> str:
+    """The id of pair `pair`'s readiness watch, a Temporal Schedule (amsm readiness on);
+    each check it starts runs under this id and the time it was due."""
+    return f"amsm-{pair}-readiness"
 
 
 def site_queue(queue: str, side: Side) -> str:

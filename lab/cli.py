@@ -120,7 +120,8 @@ def cmd_fault(args: argparse.Namespace) -> int:
             return _fail(
                 "fault",
                 f"say which fault for {args.target}: unreachable, no-reboot, "
-                "slow-reboot S, flapping [S], clock-step S, replication-fails or clear",
+                "slow-reboot S, flapping [S], clock-step S, shell-quota N, powershell V, "
+                "replication-fails, job-missing or clear",
             )
         else:
             print(set_fault(args.dir, args.target, args.kind, args.seconds))
@@ -157,7 +158,10 @@ FAULTS = [
     "slow-reboot",
     "flapping",
     "clock-step",
+    "shell-quota",
+    "powershell",
     "replication-fails",
+    "job-missing",
     "clear",
 ]
 
@@ -205,7 +209,8 @@ def parser() -> argparse.ArgumentParser:
         type=float,
         nargs="?",
         help="slow-reboot: how long a restart takes; flapping: how long each boot lasts; "
-        "clock-step: how far the host's clock jumps (negative: back)",
+        "clock-step: how far the host's clock jumps (negative: back); shell-quota: the "
+        "host's MaxShellsPerUser; powershell: its PowerShell version (4.0)",
     )
     c.add_argument("--dir", required=True)
     c.set_defaults(run=cmd_fault)

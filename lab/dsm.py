@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from inventory.models import SqlServerDsm
 from lab import write_random_secret
 from lab.state import LabState, read_dsm_faults
 
@@ -44,7 +45,14 @@ CREATE TABLE dsm (id INTEGER PRIMARY KEY CHECK (id = 1), host TEXT NOT NULL,
   replication_role TEXT NOT NULL CHECK (replication_role IN ('master','backup','none')),
   replication_since TEXT);
 CREATE TABLE assets (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, created TEXT NOT NULL);
+CREATE TABLE agent_jobs (name TEXT NOT NULL PRIMARY KEY COLLATE NOCASE);
 """
+# The SQL Server Agent jobs a DSM replicates with (README, "A SQL Server DSM"), by their
+# default names: the lab keeps only whether each exists, as msdb.dbo.sysjobs lists the
+# jobs (names compared without regard to case, as msdb's default collation does). A
+# DSM without one cannot say how it replicates (`amsm lab fault DSM job-missing`); the
+# lab's replication itself runs from the `dsm` row.
+AGENT_JOBS = (SqlServerDsm().master_job, SqlServerDsm().backup_job)
 
 DSM_USER = "amsm"
 DSM_PASSWORD_FILE = "secrets/dsm-password"
@@ -94,6 +102,7 @@ def create_dsm(
             (host, mode, now, replication, role, now),
         )
         conn.executemany("INSERT INTO assets (id, name, created) VALUES (?, ?, ?)", assets)
+        conn.executemany("INSERT INTO agent_jobs (name) VALUES (?)", [(j,) for j in AGENT_JOBS])
         conn.execute("COMMIT")
     finally:
         conn.close()
@@ -183,11 +192,30 @@ def replicate_once(
     return changes
 
 
+def migrate_dsm(path: str | Path) -> None:
+    """A DSM file made before the lab kept Agent jobs gets them (both: it had no fault)."""
+    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        known = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'agent_jobs'"
+        ).fetchone()
+        if known is None:
+            conn.execute("CREATE TABLE agent_jobs (name TEXT NOT NULL PRIMARY KEY COLLATE NOCASE)")
+            conn.executemany("INSERT INTO agent_jobs (name) VALUES (?)", [(j,) for j in AGENT_JOBS])
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+
+
 async def run_replicator(
     directory: str | Path, interval: float = REPLICATION_INTERVAL_SECONDS
 ) -> None:
     """Replicate every `interval` seconds until cancelled; a failed pass is logged, not fatal."""
     x_path, y_path = dsm_path(directory, "X"), dsm_path(directory, "Y")
+    for path in (x_path, y_path):
+        if path.exists():
+            await asyncio.to_thread(migrate_dsm, path)
     state = LabState(directory)
     while True:
         try:
@@ -207,3 +235,16 @@ async def run_replicator(
             # The worker may hold a lock longer than the busy timeout; try next pass.
             log.warning("replication pass failed: %s", e)
         await asyncio.sleep(interval)
+
+
+def set_agent_jobs(path: str | Path, jobs: tuple[str, ...]) -> None:
+    """The DSM's Agent jobs become exactly `jobs` (lab faults: a job deleted, restored)."""
+    migrate_dsm(path)
+    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("DELETE FROM agent_jobs")
+        conn.executemany("INSERT INTO agent_jobs (name) VALUES (?)", [(j,) for j in jobs])
+        conn.execute("COMMIT")
+    finally:
+        conn.close()

@@ -1,4 +1,4 @@
-"""Faults a test or a demo can set on the running lab, and clear again.
+r"""Faults a test or a demo can set on the running lab, and clear again.
 
 Host faults live in the host's document (`fault`), DSM faults in lab.db's meta
 table (`dsm_faults`); `amsm lab serve` picks both up within a fraction of a second.
@@ -12,7 +12,18 @@ table (`dsm_faults`); `amsm lab serve` picks both up within a fraction of a seco
 - `clock-step S`: the host's clock jumps by S seconds (negative: back), as when an
   operator or a time server sets it; its boot time moves with it (Windows does so), its
   uptime does not. Stays until another step (`clear` leaves the clock as it is).
+- `shell-quota N`: the host's WinRM service allows a user N shells (MaxShellsPerUser, 30
+  by default), as an administrator's `Set-Item WSMan:\localhost\Shell\MaxShellsPerUser N`
+  sets it; only on a host the worker reaches over WinRM. A setting, like the clock: `clear`
+  leaves it (set 30 again).
+- `powershell V`: the host runs PowerShell V (e.g. 4.0; $PSVersionTable.PSVersion), as a
+  host that never got Windows Management Framework 5.1. A setting too; `powershell 5.1`
+  puts it back. It then lacks the cmdlets that came later (lab/powershell.py
+  CMDLET_SINCE); its other differences are not modelled.
 - DSM `replication-fails`: replication from that DSM turns `failed` while it is set.
+- DSM `job-missing`: the DSM's master replication job (SQL Server Agent job
+  `AuroraReplication`) is deleted, as from msdb; `clear` creates it again. Its
+  replication cannot be read then, as on SQL Server.
 - DSM `unreachable`: the DSM stops answering (its database file is taken away until
   `clear`), so every ODBC connection to it fails.
 - side `down` (`amsm lab fault --side X down`): the whole side is lost at once, as in a
@@ -29,12 +40,21 @@ from pathlib import Path
 from typing import Any
 
 from lab import LabError
-from lab.dsm import dsm_path
+from lab.dsm import AGENT_JOBS, dsm_path, set_agent_jobs
 from lab.state import NEVER, LabState, Txn, dsm_faults
 
-HOST_FAULTS = ("unreachable", "no-reboot", "slow-reboot", "flapping", "clock-step", "clear")
+HOST_FAULTS = (
+    "unreachable",
+    "no-reboot",
+    "slow-reboot",
+    "flapping",
+    "clock-step",
+    "shell-quota",
+    "powershell",
+    "clear",
+)
 SIDE_FAULTS = ("down", "up")
-DSM_FAULTS = ("replication-fails", "unreachable", "clear")
+DSM_FAULTS = ("replication-fails", "job-missing", "unreachable", "clear")
 _DB_SUFFIXES = ("", "-wal", "-shm")
 
 
@@ -93,10 +113,16 @@ def _dsm_fault(txn: Txn, dsm: str, kind: str, db: Path) -> str:
     if kind not in DSM_FAULTS:
         raise LabError(f"a DSM fault is one of {', '.join(DSM_FAULTS)}, not {kind!r}")
     faults = dsm_faults(txn)
+    if kind == "job-missing" and not db.exists():
+        raise LabError(f"{dsm} does not answer (unreachable): clear that first")
     if kind == "unreachable":
         _take_away(db)
     elif kind == "clear" and faults.get(dsm) == "unreachable":
         _bring_back(db)
+    if kind == "job-missing":
+        set_agent_jobs(db, AGENT_JOBS[1:])
+    elif kind == "clear" and db.exists():
+        set_agent_jobs(db, AGENT_JOBS)  # whichever fault came last
     if kind == "clear":
         faults.pop(dsm, None)
     else:
@@ -152,6 +178,21 @@ def _host_fault(txn: Txn, doc: dict[str, Any], kind: str, seconds: float | None)
         # Not a fault of the host's own: a clear leaves its clock where it was set.
         doc["clock_offset"] = float(doc.get("clock_offset", 0)) + float(seconds)
         return f"{name}: clock stepped {seconds:+g} s (now {doc['clock_offset']:+g} s off)"
+    if kind == "shell-quota":
+        if seconds is None or seconds < 1 or seconds != int(seconds):
+            raise LabError(
+                "shell-quota needs N, the shells a user may have (a whole number, 1 or more)"
+            )
+        if doc.get("winrm") is None:
+            raise LabError(f"{name} is not reached over WinRM (no WinRM service settings)")
+        doc["winrm"]["max_shells_per_user"] = int(seconds)
+        return f"{name}: MaxShellsPerUser {int(seconds)}"
+    if kind == "powershell":
+        if seconds is None or not 1 <= seconds < 10:
+            raise LabError("powershell needs the version, e.g. 4.0 or 5.1")
+        version = f"{seconds:.1f}"
+        doc["powershell"] = version
+        return f"{name}: PowerShell {version}"
     if kind == "slow-reboot":
         if seconds is None or seconds <= 0:
             raise LabError("slow-reboot needs SECONDS greater than 0")

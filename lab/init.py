@@ -348,11 +348,18 @@ def _write_lab(d: Path, editors: int, ingest: int, smartbins: int, reboot_second
         doc["mounted_v"] = "X"
         docs.append(doc)
     for doc in docs:
-        if plan.get(doc["name"], {}).get("scheme") == "http":
-            # This host's WinRM service was configured to take Basic over HTTP
-            # (winrm set winrm/config/service @{AllowUnencrypted="true"}); a default
-            # one refuses it.
-            doc["winrm"] = {"allow_unencrypted": True}
+        how = plan.get(doc["name"])
+        if how is None:
+            continue
+        # Its WinRM service listens (the lab reads its WSMan: drive only there), and
+        # was configured for what the worker uses: Basic (winrm set
+        # winrm/config/service/auth @{Basic="true"}) and, over HTTP, unencrypted
+        # messages (winrm set winrm/config/service @{AllowUnencrypted="true"}); a
+        # default service refuses both (lab/winrm.py service_config).
+        doc["winrm"] = {
+            "basic": how["auth"] == "basic",
+            "allow_unencrypted": how["scheme"] == "http",
+        }
 
     topology = {
         "pair": PAIR,

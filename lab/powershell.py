@@ -53,6 +53,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from lab.winrm_config import service_config
+
 QUOTES = "'\u2018\u2019\u201a\u201b"
 UNSUPPORTED = "amsm-lab: unsupported PowerShell: "
 PREAMBLE_VARIABLE = "ErrorActionPreference"
@@ -95,11 +97,28 @@ SESSION_PROPERTIES = ("TargetNodeAddress", "IsConnected", "IsPersistent", "Sessi
 ISCSI_MODULE_SINCE = (6, 2)
 ISCSI_MODULE = frozenset(
     {
-        "Get-IscsiSession", "Get-IscsiTargetPortal", "New-IscsiTargetPortal",
+        "Get-IscsiSession", "Get-IscsiTarget", "Get-IscsiTargetPortal", "New-IscsiTargetPortal",
         "Update-IscsiTargetPortal", "Connect-IscsiTarget", "Disconnect-IscsiTarget",
         "Register-IscsiSession", "Unregister-IscsiSession",
     }
 )  # fmt: skip
+
+
+# Cmdlets of the subset that came after PowerShell 2.0, by the version that brought them
+# (Microsoft Learn: ConvertTo-Json "was introduced in PowerShell 3.0"; the CimCmdlets
+# module, Get-CimInstance, came with 3.0; Get-FileHash with 4.0). A host whose
+# `powershell` is older has no such command.
+CMDLET_SINCE = {"ConvertTo-Json": (3, 0), "Get-CimInstance": (3, 0), "Get-FileHash": (4, 0)}
+
+
+def not_recognized(name: str) -> str:
+    """about_Command_Precedence: a name that is no command is a CommandNotFoundException,
+    which ends the script under 'Stop'."""
+    return (
+        f"The term '{name}' is not recognized as the name of a cmdlet, function, "
+        "script file, or operable program. Check the spelling of the name, or if a "
+        "path was included, verify that the path is correct and try again."
+    )
 
 
 class Unsupported(Exception):
@@ -133,7 +152,7 @@ class CmdletError(Exception):
 
 # -- tokens ----------------------------------------------------------------------------
 TokenKind = Literal[
-    "word", "string", "param", "variable", "int", "comma", "pipe", "assign", "static"
+    "word", "string", "param", "variable", "int", "comma", "pipe", "assign", "static", "psversion"
 ]
 
 
@@ -155,6 +174,8 @@ class RawStatement:
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 _PARAM = re.compile(r"-([A-Za-z][A-Za-z0-9]*)(:?)")
 _VARIABLE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+# The one automatic variable read: a part of $PSVersionTable.PSVersion, printed alone.
+_PSVERSION = re.compile(r"\$PSVersionTable\.PSVersion\.(Major|Minor)", re.I)
 _INT = re.compile(r"[0-9]+")
 # A static member of a type: [Console]::OutputEncoding
 _STATIC = re.compile(r"\[([A-Za-z][A-Za-z.]*)\]::([A-Za-z][A-Za-z0-9]*)")
@@ -236,6 +257,9 @@ def tokenize(src: str) -> list[RawStatement]:
         elif c == "=":
             tokens.append(Token("assign", c))
             i += 1
+        elif c == "$" and (v := _PSVERSION.match(src, i)) is not None and delimited(v.end()):
+            tokens.append(Token("psversion", v.group(1).capitalize()))
+            i = v.end()
         elif c == "$":
             m = _VARIABLE.match(src, i)
             if not m or not delimited(m.end(), "="):
@@ -358,6 +382,8 @@ CMDLETS: dict[str, CmdletSpec] = {
             },
         ),
         _spec("Get-ItemProperty", {"LiteralPath": _TEXT}, properties=None),
+        # Only on the WSMan: drive (the service's settings: WSManConfigLeafElement).
+        _spec("Get-Item", {"LiteralPath": _TEXT}, properties=("Name", "Value", "Type")),
         _spec("Set-ItemProperty", {"LiteralPath": _TEXT, "Name": _TEXT, "Value": _TEXT}),
         _spec("Copy-Item", {"LiteralPath": _TEXT, "Destination": _TEXT, "Force": Param("switch")}),
         _spec("Rename-Item", {"LiteralPath": _TEXT, "NewName": _TEXT}),
@@ -398,6 +424,7 @@ CMDLETS: dict[str, CmdletSpec] = {
             properties=("Name",),
         ),
         _spec("Get-IscsiSession", {}, properties=SESSION_PROPERTIES),
+        _spec("Get-IscsiTarget", {}, properties=("NodeAddress", "IsConnected")),
         _spec(
             "Get-IscsiTargetPortal",
             {},
@@ -455,6 +482,8 @@ PIPELINES: dict[str, tuple[str, ...] | tuple[tuple[str, ...], ...]] = {
     "Get-Service": _SELECT_TO_JSON,
     "Get-Process": _SELECT_TO_JSON,
     "Get-ItemProperty": _SELECT_TO_JSON,
+    "Get-Item": _SELECT_TO_JSON,
+    "Get-IscsiTarget": _SELECT_TO_JSON,
     "Get-FileHash": _SELECT_TO_JSON,
     "Get-CimInstance": _SELECT_TO_JSON,
     "Get-IscsiSession": _SELECT_TO_JSON,
@@ -510,6 +539,8 @@ class Statement:
     # A string statement: the string it prints.
     output: str | None = None
     line: int = 1
+    # A part of $PSVersionTable.PSVersion ('Major' or 'Minor'): the number it prints.
+    psversion: str | None = None
 
 
 def _literal(tok: Token, text: str) -> Lit:
@@ -668,6 +699,10 @@ def _statement(raw: RawStatement) -> Statement:
         raise Unsupported(text, "a preference variable is only assigned, never read")
     if len(toks) == 1 and toks[0].kind == "string":
         return Statement(text, None, output=toks[0].value, line=raw.line)
+    if len(toks) == 1 and toks[0].kind == "psversion":
+        return Statement(text, None, line=raw.line, psversion=toks[0].value)
+    if any(t.kind == "psversion" for t in toks):
+        raise Unsupported(text, "$PSVersionTable.PSVersion.Major/Minor is only printed alone")
     parts: list[list[Token]] = [[]]
     for t in toks:
         if t.kind == "pipe":
@@ -883,6 +918,25 @@ def visible_volume(doc: dict[str, Any]) -> str | None:
 
 
 _ABSOLUTE = re.compile(r"^[A-Za-z]:\\")
+_REGISTRY = re.compile(r"^HKLM:\\", re.I)
+# The WinRM service's settings on the WSMan: drive that the lab answers, by path (lower
+# case): the name Get-Item shows and the key in the host document's `winrm`
+# (lab/winrm.py service_config has the defaults). A WSManConfigLeafElement's Value is
+# text: "30", "true" (Microsoft Learn, about_WSMan_Provider).
+WSMAN_ITEMS = {
+    "wsman:\\localhost\\shell\\maxshellsperuser": ("MaxShellsPerUser", "max_shells_per_user"),
+    "wsman:\\localhost\\service\\maxconcurrentoperationsperuser": (
+        "MaxConcurrentOperationsPerUser",
+        "max_concurrent_operations_per_user",
+    ),
+    "wsman:\\localhost\\service\\allowunencrypted": ("AllowUnencrypted", "allow_unencrypted"),
+    "wsman:\\localhost\\service\\auth\\basic": ("Basic", "basic"),
+}
+# Windows' error for the WSMan: drive when the WinRM service does not run.
+WSMAN_NOT_RUNNING = (
+    "The client cannot connect to the destination specified in the request. Verify that "
+    "the service on the destination is running and is accepting requests."
+)
 
 
 def _not_found(cmdlet: str, path: str) -> CmdletError:
@@ -906,6 +960,17 @@ def _split(path: str) -> tuple[str, str]:
     """(folder, leaf) of an absolute path without a trailing backslash."""
     folder, _, leaf = path.rpartition("\\")
     return (folder + "\\" if len(folder) == 2 else folder), leaf
+
+
+def powershell_version(doc: dict[str, Any]) -> tuple[int, int]:
+    """The host's $PSVersionTable.PSVersion (major, minor): its document's `powershell`,
+    "5.1" by default (Windows PowerShell 5.1 ships with Windows 10 / Server 2016 and is
+    installable back to Windows 7 / Server 2008 R2; an older host may run 4.0, 3.0 or 2.0:
+    Microsoft Learn, "Windows PowerShell System Requirements"). Of what older versions
+    lack, the lab takes away the cmdlets of CMDLET_SINCE; their other differences
+    (parameters, output shapes) are not modelled."""
+    major, _, minor = str(doc.get("powershell", "5.1")).partition(".")
+    return int(major), int(minor or 0)
 
 
 def has_iscsi_module(doc: dict[str, Any]) -> bool:
@@ -934,6 +999,17 @@ def new_session(doc: dict[str, Any], iqn: str, portal: str, persistent: bool) ->
     }
     iscsi["sessions"].append(session)
     return session
+
+
+def offers(bridge: dict[str, Any], client: dict[str, Any]) -> bool:
+    """Whether the bridge's target answers this client's SendTargets. A target returns
+    only the targets the initiator may access (RFC 7143 Appendix C, SendTargets); a K2
+    bridge serves the clients the K2 System Configuration assigned to it (K2-FACTS.md).
+    A bridge document's `iscsi_clients` lists them (absent: every client)."""
+    allowed = bridge.get("iscsi_clients")
+    if allowed is None:
+        return True
+    return str(client.get("name", "")).lower() in {str(a).lower() for a in allowed}
 
 
 def portal_side(world: World, portal: str) -> str | None:
@@ -984,6 +1060,7 @@ class Interpreter:
             "Get-Process": self._get_process,
             "Stop-Process": self._stop_process,
             "Get-ItemProperty": self._get_item_property,
+            "Get-Item": self._get_item,
             "Set-ItemProperty": self._set_item_property,
             "Copy-Item": self._copy_item,
             "Rename-Item": self._rename_item,
@@ -997,6 +1074,7 @@ class Interpreter:
             "Get-CimInstance": self._get_cim_instance,
             "Get-Command": self._get_command,
             "Get-IscsiSession": self._get_iscsi_session,
+            "Get-IscsiTarget": self._get_iscsi_target,
             "Get-IscsiTargetPortal": self._get_iscsi_portal,
             "New-IscsiTargetPortal": self._new_iscsi_portal,
             "Update-IscsiTargetPortal": self._update_iscsi_portal,
@@ -1018,17 +1096,16 @@ class Interpreter:
             return ""
         if statement.output is not None:
             return statement.output
+        if statement.psversion is not None:
+            return str(powershell_version(self.host)[statement.psversion == "Minor"])
         assert statement.commands is not None
         first = statement.commands[0].name
         if first in ISCSI_MODULE and not has_iscsi_module(self.host):
-            # about_Command_Precedence: a name that is no command is a
-            # CommandNotFoundException, which ends the script under 'Stop'.
-            raise CmdletError(
-                first,
-                f"The term '{first}' is not recognized as the name of a cmdlet, function, "
-                "script file, or operable program. Check the spelling of the name, or if a "
-                "path was included, verify that the path is correct and try again.",
-            )
+            raise CmdletError(first, not_recognized(first))
+        version = powershell_version(self.host)
+        for command in statement.commands:
+            if version < CMDLET_SINCE.get(command.name, (0, 0)):
+                raise CmdletError(command.name, not_recognized(command.name))
         if not self.modules_loaded:
             # The first cmdlet of a module not yet imported loads it, and Windows
             # PowerShell reports "Preparing modules for first use." as progress.
@@ -1184,6 +1261,12 @@ class Interpreter:
                 return values
         raise _not_found(cmdlet, path)
 
+    def _key_exists(self, path: str) -> bool:
+        """Test-Path of a registry key: the key, or a key below it, is in the document."""
+        low = path.rstrip("\\").lower()
+        keys = [k.lower() for k in self.host.get("registry") or {}]
+        return any(k == low or k.startswith(low + "\\") for k in keys)
+
     def _get_item_property(self, commands: tuple[Command, ...]) -> str:
         values = self._key("Get-ItemProperty", commands[0].args["LiteralPath"])
         return self._select(commands, [values])
@@ -1196,6 +1279,25 @@ class Interpreter:
                 del values[existing]
         values[args["Name"]] = args["Value"]
         return ""
+
+    def _get_item(self, commands: tuple[Command, ...]) -> str:
+        """Get-Item of a WinRM setting on the WSMan: drive, which is there only while the
+        WinRM service runs (a host document with `winrm`: a host the worker reaches over
+        WinRM)."""
+        path: str = commands[0].args["LiteralPath"]
+        if not path.lower().startswith("wsman:\\"):
+            raise CmdletError(
+                "Get-Item", f"amsm-lab: Get-Item reads only the WSMan: drive, not '{path}'"
+            )
+        if self.host.get("winrm") is None:
+            raise CmdletError("Get-Item", WSMAN_NOT_RUNNING)
+        item = WSMAN_ITEMS.get(path.rstrip("\\").lower())
+        if item is None:
+            raise _not_found("Get-Item", path)
+        name, key = item
+        value = service_config(self.host)[key]
+        text = str(value).lower() if isinstance(value, bool) else str(value)
+        return self._select(commands, [{"Name": name, "Value": text, "Type": "System.String"}])
 
     # -- files -----------------------------------------------------------------------------------
     def _path(self, cmdlet: str, path: str) -> str:
@@ -1309,6 +1411,10 @@ class Interpreter:
 
     def _test_path(self, commands: tuple[Command, ...]) -> str:
         path: str = commands[0].args["LiteralPath"]
+        if _REGISTRY.match(path):
+            # The registry provider's items are keys; a value is no path (Microsoft
+            # Learn, about_Registry_Provider: Test-Path tests keys).
+            return "True" if self._key_exists(path) else "False"
         if not _ABSOLUTE.match(path):
             return "False"
         return "True" if self._exists(self._path("Test-Path", path)) else "False"
@@ -1496,6 +1602,7 @@ class Interpreter:
             for n in names
             if n.lower() in known
             and (known[n.lower()] not in ISCSI_MODULE or has_iscsi_module(self.host))
+            and powershell_version(self.host) >= CMDLET_SINCE.get(known[n.lower()], (0, 0))
         ]
         self.ok = len(found) == len(names)
         return self._select(commands, found)
@@ -1509,6 +1616,16 @@ class Interpreter:
                 "SessionIdentifier": s["id"],
             }
             for s in self._iscsi()["sessions"]
+        ]
+        return self._select(commands, objects)
+
+    def _get_iscsi_target(self, commands: tuple[Command, ...]) -> str:
+        """The targets discovered through the registered portals, logged in to or not
+        (learn.microsoft.com/powershell/module/iscsi/get-iscsitarget)."""
+        iscsi = self._iscsi()
+        connected = {str(s["iqn"]).lower() for s in iscsi["sessions"]}
+        objects = [
+            {"NodeAddress": t, "IsConnected": t.lower() in connected} for t in iscsi["discovered"]
         ]
         return self._select(commands, objects)
 
@@ -1528,7 +1645,7 @@ class Interpreter:
             raise CmdletError(cmdlet, "Connection Failed.")
         iqn = self.world.iqn(side) if side else None
         found: list[str] = self._iscsi()["discovered"]
-        if iqn and iqn.lower() not in (d.lower() for d in found):
+        if iqn and offers(bridge, self.host) and iqn.lower() not in (d.lower() for d in found):
             found.append(iqn)
 
     def _new_iscsi_portal(self, commands: tuple[Command, ...]) -> str:

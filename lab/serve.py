@@ -20,6 +20,7 @@ import resource
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import asyncssh
 
@@ -48,6 +49,17 @@ def _raise_file_limit() -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
 
 
+def migrate_winrm(doc: dict[str, Any], basic: bool) -> None:
+    """A lab made before its hosts' documents held their WinRM service's settings: the
+    service was set up for what `lab init` wrote in the inventory (Basic where it says
+    basic), as `lab init` now records (lab/init.py)."""
+    config = doc.get("winrm")
+    if config is None:
+        doc["winrm"] = config = {}
+    config.setdefault("basic", basic)
+    config.setdefault("allow_unencrypted", False)
+
+
 def _servers(where: str | Path) -> tuple[LabState, str, dict[str, HostServer]]:
     directory = Path(where).expanduser().resolve()
     if not (directory / INVENTORY).is_file():
@@ -61,11 +73,10 @@ def _servers(where: str | Path) -> tuple[LabState, str, dict[str, HostServer]]:
         raise LabError(e.explain()) from None
     with state.transaction() as txn:
         known = {n.lower(): n for n in txn.host_names()}
-        unencrypted = {
-            n.lower()
-            for n in txn.host_names()
-            if (txn.require_host(n).get("winrm") or {}).get("allow_unencrypted")
-        }
+        for _, host in inventory.all_hosts():
+            doc = txn.host(host.host)
+            if host.transport == "winrm" and doc is not None:
+                migrate_winrm(doc, host.winrm_settings.auth == "basic")
     pub = directory / f"{CLIENT_KEY}.pub"
     try:
         authorized = load_authorized_keys(pub)
@@ -90,9 +101,7 @@ def _servers(where: str | Path) -> tuple[LabState, str, dict[str, HostServer]]:
             users = users or _winrm_users(directory)
             w = host.winrm_settings
             try:
-                web = winrm_server(
-                    directory, name, w.endpoint_port, w.scheme, state, users, key in unencrypted
-                )
+                web = winrm_server(directory, name, w.endpoint_port, w.scheme, state, users)
             except (OSError, ValueError) as e:
                 raise LabError(
                     f"{name}: cannot set up its WinRM listener ({e}); run `amsm lab init`"

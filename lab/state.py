@@ -39,6 +39,7 @@ from lab.powershell import (
     is_up,
     iscsi_doc,
     new_session,
+    offers,
     parse_script,
     portal_side,
     run_script,
@@ -327,7 +328,13 @@ def iscsi_boot(txn: Txn, doc: dict[str, Any]) -> None:
     for portal in iscsi["portals"]:
         side = portal_side(txn, portal)
         bridge = txn.bridge(side) if side else None
-        if side and bridge is not None and is_up(bridge) and txn.iqn(side) not in discovered:
+        if (
+            side
+            and bridge is not None
+            and is_up(bridge)
+            and offers(bridge, doc)
+            and txn.iqn(side) not in discovered
+        ):
             discovered.append(txn.iqn(side))
     iscsi["discovered"] = discovered
     iscsi["sessions"] = []
@@ -555,6 +562,17 @@ class LabState:
                 "SELECT name, down_until FROM hosts WHERE down_until IS NOT NULL"
             ).fetchall()
         return {str(n): float(u) for n, u in rows}
+
+    def read_host(self, name: str) -> dict[str, Any] | None:
+        """One host's document as committed now, read without taking the write lock (a
+        listener's settings, read while the hosts' scripts run)."""
+        with self._reader_lock:
+            if self._reader is None:
+                self._reader = self.connect()
+            row = self._reader.execute(
+                "SELECT doc FROM hosts WHERE key = ?", (name.lower(),)
+            ).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
 
     def crash_due(self) -> list[str]:
         """Restart the hosts of a boot loop whose time is up; returns their names.

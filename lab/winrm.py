@@ -4,9 +4,10 @@ What a host accepts, and nothing more (MS-WSMV, the WinRS subset pywinrm speaks)
 - `POST /wsman` over HTTP or HTTPS (TLS with the lab CA's certificate for the host:
   SAN 127.0.0.1 and the host name), on the host's `winrm.port`;
 - Basic authentication with the lab's WinRM user (`Administrator`, password in
-  `secrets/winrm-password`), over plain HTTP only where the host's document says
-  `winrm: {allow_unencrypted: true}` (a default service's AllowUnencrypted is false
-  and it answers 401, the "credentials rejected" a client then reports); over HTTPS
+  `secrets/winrm-password`) only where the host's document says `winrm: {basic: true}`
+  (a default service's Auth/Basic is false), and over plain HTTP only where it also
+  says `allow_unencrypted: true` (a default service's AllowUnencrypted is false); else
+  it answers 401, the "credentials rejected" a client then reports; over HTTPS
   also NTLM (`Negotiate`/`NTLM` header,
   pyspnego's acceptor, channel binding to the server certificate checked); the
   connection stays authenticated after NTLM, as on Windows;
@@ -16,8 +17,9 @@ What a host accepts, and nothing more (MS-WSMV, the WinRS subset pywinrm speaks)
   `amsm-lab: only PowerShell -EncodedCommand is accepted` on stderr, as over SSH.
   Other actions, unknown shells and bad envelopes get a SOAP fault (HTTP 500) like
   Windows' own, with its WSManFault code;
-- quotas as a default service has them: MaxShellsPerUser 30 (the 31st Create gets
-  the quota fault), IdleTimeout 180 s (a shell closed without Delete counts until
+- quotas as a default service has them: MaxShellsPerUser 30 unless the host's
+  document sets `winrm: {max_shells_per_user: N}` (the N+1st Create gets the quota
+  fault), IdleTimeout 180 s (a shell closed without Delete counts until
   then), a command line of at most 32,766 characters (CreateProcess);
 - output as powershell.exe writes it to pipes, in the shell's console code page
   (WINRS_CODEPAGE; pywinrm sends 437 unless told) until the script sets UTF-8.
@@ -54,6 +56,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
 from cryptography import x509
@@ -65,6 +68,7 @@ from lab import write_random_secret
 from lab.host import BIND_ADDRESS, REFUSED, Host, go_down, run_script, script_of
 from lab.powershell import OEM_CODEPAGE, ScriptResult
 from lab.state import LabState
+from lab.winrm_config import MAX_SHELLS_PER_USER, service_config
 
 log = logging.getLogger("amsm.lab.winrm")
 
@@ -83,8 +87,11 @@ MAX_OPERATION_SECONDS = 60.0
 # winrm/config/Winrs defaults (Microsoft Learn, "Quotas for Remote Shells"; MS-WSMV
 # 2.2.4.42 WinrsType): MaxShellsPerUser 30, IdleTimeout 180,000 ms. A shell closed
 # without Delete lives until its idle timeout and counts against the quota until then.
-MAX_SHELLS_PER_USER = 30
 SHELL_IDLE_SECONDS = 180.0
+# How long a listener keeps the service settings it read from the host's document: a
+# change (`amsm lab fault HOST shell-quota N`, a test's edit) applies within this, as
+# Set-Item WSMan:\... applies to the next request on Windows.
+CONFIG_SECONDS = 0.25
 # CreateProcess takes a command line of at most 32,767 characters with its terminating
 # null (Microsoft Learn, CreateProcessW); WinRS (WINRS_SKIP_CMD_SHELL) reports the
 # failure as a fault carrying the Win32 error: 206, ERROR_FILENAME_EXCED_RANGE.
@@ -452,17 +459,17 @@ class WinRmServer:
         state: LabState,
         users: Users,
         tls: tuple[ssl.SSLContext, bytes] | None,
-        allow_unencrypted: bool = False,
+        allow_unencrypted: bool | None = None,
     ) -> None:
         self.name = name
         self.port = port
         self.state = state
         self.users = users
         self.scheme = "https" if tls else "http"
-        # AllowUnencrypted (winrm/config/service), false by default: over HTTP the
-        # service then refuses Basic, whose messages travel unencrypted, with 401.
-        self.allow_unencrypted = allow_unencrypted
-        self.max_shells_per_user = MAX_SHELLS_PER_USER
+        # The service's settings live in the host's document (`winrm`, see
+        # service_config); a test's own listener may fix AllowUnencrypted instead.
+        self._allow_unencrypted = allow_unencrypted
+        self._config: tuple[float, dict[str, Any]] = (-CONFIG_SECONDS, {})
         self.shell_idle_seconds = SHELL_IDLE_SECONDS
         self._ssl = tls[0] if tls else None
         self._cert_hash = tls[1] if tls else None
@@ -471,6 +478,25 @@ class WinRmServer:
         self._server: asyncio.Server | None = None
         self._connections: set[_Connection] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+
+    async def service_config(self) -> dict[str, Any]:
+        """The host document's `winrm` section (read at most every CONFIG_SECONDS, in a
+        thread, without the write lock: lab.db is shared with the serve loop and the
+        hosts' scripts)."""
+        at, config = self._config
+        if time.monotonic() - at < CONFIG_SECONDS:
+            return config
+
+        def read() -> dict[str, Any]:
+            return service_config(self.state.read_host(self.name) or {})
+
+        config = await asyncio.to_thread(read)
+        self._config = (time.monotonic(), config)
+        return config
+
+    @property
+    def max_shells_per_user(self) -> int:
+        return int(self._config[1].get("max_shells_per_user", MAX_SHELLS_PER_USER))
 
     @property
     def ntlm(self) -> bool:
@@ -557,6 +583,11 @@ class WinRmServer:
                     return
         except (ConnectionError, ssl.SSLError):
             pass
+        except asyncio.CancelledError:
+            # The lab stopping (Ctrl-C): the connection ends here. Python 3.11's
+            # StreamReaderProtocol logs a handler that ends cancelled as a failed callback,
+            # with a traceback per open connection (CPython gh-113538, fixed in 3.12).
+            pass
         except Exception:
             log.exception("%s: the lab's WinRM listener failed on a request", self.name)
         finally:
@@ -575,33 +606,44 @@ class WinRmServer:
         with contextlib.suppress(ConnectionError, ssl.SSLError):
             await writer.drain()
 
-    def _challenge(self) -> dict[str, str]:
+    def _challenge(self, config: dict[str, Any] | None = None) -> dict[str, str]:
         offers = ["Negotiate"] if self.ntlm else []
-        offers.append('Basic realm="WSMAN"')
+        if config is None or config.get("basic"):
+            offers.append('Basic realm="WSMAN"')
         return {"WWW-Authenticate": ", ".join(offers)}
 
     def _authenticate(
-        self, conn: _Connection, headers: dict[str, str]
+        self, conn: _Connection, headers: dict[str, str], config: dict[str, Any]
     ) -> tuple[str | None, Response | None]:
         """(user, None) to go on, or (None, the 401 to send)."""
         value = headers.get("authorization", "")
         scheme, _, token = value.partition(" ")
         scheme = scheme.lower()
+        allow_unencrypted = (
+            bool(config.get("allow_unencrypted"))
+            if self._allow_unencrypted is None
+            else self._allow_unencrypted
+        )
         if scheme == "basic":
             conn.ntlm = None
-            if self._ssl is None and not self.allow_unencrypted:
+            if not config.get("basic"):
+                # winrm/config/service/auth Basic is false by default: the service
+                # offers no Basic and refuses it.
+                log.info("%s: WinRM Basic refused (Auth/Basic=false)", self.name)
+                return None, Response(401, headers=self._challenge(config))
+            if self._ssl is None and not allow_unencrypted:
                 log.info("%s: WinRM Basic over HTTP refused (AllowUnencrypted=false)", self.name)
-                return None, Response(401, headers=self._challenge())
+                return None, Response(401, headers=self._challenge(config))
             user = self.users.check_basic(token)
             if user is None:
                 log.info("%s: WinRM Basic logon refused", self.name)
-                return None, Response(401, headers=self._challenge())
+                return None, Response(401, headers=self._challenge(config))
             return user, None
         if scheme in ("negotiate", "ntlm") and self.ntlm:
             return self._ntlm_step(conn, scheme, token)
         if conn.user is not None and not value:
             return conn.user, None
-        return None, Response(401, headers=self._challenge())
+        return None, Response(401, headers=self._challenge(config))
 
     def _ntlm_step(
         self, conn: _Connection, scheme: str, token: str
@@ -616,7 +658,7 @@ class WinRmServer:
             data = base64.b64decode(token.strip(), validate=True)
         except binascii.Error:
             conn.ntlm = None
-            return None, Response(401, headers=self._challenge())
+            return None, Response(401, headers=self._challenge(self._config[1]))
         try:
             with _ntlm_user_file(self.users.ntlm_file):
                 if conn.ntlm is None or getattr(conn.ntlm, "complete", False):
@@ -635,14 +677,14 @@ class WinRmServer:
         except (spnego.exceptions.SpnegoError, ValueError) as e:
             log.info("%s: WinRM NTLM logon refused (%s)", self.name, type(e).__name__)
             conn.ntlm, conn.user = None, None
-            return None, Response(401, headers=self._challenge())
+            return None, Response(401, headers=self._challenge(self._config[1]))
         if not ctx.complete:  # type: ignore[attr-defined]
             reply = base64.b64encode(out or b"").decode("ascii")
             return None, Response(401, headers={"WWW-Authenticate": f"{label} {reply}"})
         user = str(ctx.client_principal or USERNAME)  # type: ignore[attr-defined]
         if user.split("\\")[-1].lower() != self.users.username.lower():
             conn.ntlm, conn.user = None, None
-            return None, Response(401, headers=self._challenge())
+            return None, Response(401, headers=self._challenge(self._config[1]))
         conn.user = user
         conn.ntlm = None
         return user, None
@@ -654,7 +696,7 @@ class WinRmServer:
             return Response(404)
         if method != "POST":
             return Response(405, headers={"Allow": "POST"})
-        user, refusal = self._authenticate(conn, headers)
+        user, refusal = self._authenticate(conn, headers, await self.service_config())
         if refusal is not None:
             return refusal
         assert user is not None
@@ -872,7 +914,7 @@ def winrm_server(
     scheme: str,
     state: LabState,
     users: Users,
-    allow_unencrypted: bool = False,
+    allow_unencrypted: bool | None = None,
 ) -> WinRmServer:
     """The listener a lab host's inventory entry asks for (LabError-free: OSError, ValueError)."""
     tls = server_ssl_context(directory, name) if scheme == "https" else None

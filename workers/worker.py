@@ -27,11 +27,13 @@ from activities.browse import BrowseActivities
 from activities.check import CheckActivities
 from activities.clients import ClientActivities
 from activities.context import DeviceContext
+from activities.dry_run import DryRunActivities
 from activities.dsm import DsmActivities
 from activities.lost_side import LostSideActivities
 from activities.media import MediaActivities
 from activities.pair import PairActivities
 from activities.probe import ProbeActivities
+from activities.readiness import ReadinessActivities
 from activities.smartbins import SmartBinsActivities
 from activities.sync_tools import SyncToolActivities
 from inventory.load import load_inventory
@@ -92,9 +94,12 @@ def build_workers(
         MediaActivities,
         LostSideActivities,
         CheckActivities,
+        DryRunActivities,
     )
     activities = activity_methods(
-        *(family(ctx) for family in families), PairActivities(client, inventory)
+        *(family(ctx) for family in families),
+        PairActivities(client, inventory),
+        ReadinessActivities(client, inventory),
     )
     common: dict[str, Any] = {
         "activities": activities,

@@ -29,7 +29,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.sync_tools import SyncToolActivities
     from inventory.models import Side, Timing, pair_workflow_id
     from inventory.status import PairStatus
-    from workflows import outcomes
+    from workflows import outcomes, preconditions
     from workflows.activity_options import BOOTSTRAP, A, DeviceOp, batch_wait, device_op
     from workflows.checklist import Aborted, StepRunner, describe_failure
     from workflows.client_switch import ClientBatchWorkflow, ClientSwitchWorkflow
@@ -347,14 +347,9 @@ class PairWorkflow:
             waiting = await workflow.execute_activity_method(
                 PairActivities.fences_waiting, PairRef(pair=pair), **BOOTSTRAP
             )
-            under = [s for s in makes_main if s in waiting]
-            if under:
-                self.refuse(
-                    self.steps.checklist.workflow,
-                    f"the fence on {under[0]} still waits to put {under[0]}'s DSM and SmartBins "
-                    f"in backup; making {under[0]} main now would be undone the moment it "
-                    'answers. End the fence first: amsm fence end --reason "..."',
-                )
+            fenced_off = preconditions.under_fence(makes_main, waiting)
+            if fenced_off:
+                self.refuse(self.steps.checklist.workflow, fenced_off)
         return await self.probe()
 
     async def probe(self) -> PairStatus:
@@ -385,13 +380,13 @@ class PairWorkflow:
             f"{what} refused: {why}", type="PreconditionFailed", non_retryable=True
         )
 
+    def require(self, what: str, why: str | None) -> None:
+        """Refuse the run with `why` (workflows/preconditions.py), unless it is None."""
+        if why is not None:
+            self.refuse(what, why)
+
     def require_mirrored(self, status: PairStatus, main: Side, what: str) -> None:
-        mode, current, reason = status.derived
-        if mode == "mirrored" and current == main:
-            return
-        if mode == "mirrored":
-            self.refuse(what, f"{current} is main, not {main} (mirrored, {current} main)")
-        self.refuse(what, f"the pair must be mirrored with {main} main; found {mode}: {reason}")
+        self.require(what, preconditions.not_mirrored(status, main))
 
     # -- InSync / AllSync steps: automatic where the inventory names the service, else
     # manual and verified --------------------------------------------------------------------

@@ -25,9 +25,10 @@ with workflow.unsafe.imports_passed_through():
     from workflows.models import CheckInput, CheckProgress
     from workflows.routing import on_site
 
-# A host's reads: the answers check and up to a few more commands, each bounded by the
-# inventory's operation timeout; the whole activity gets this many of them.
-READS_PER_HOST = 6
+# A host's reads: the answers check and up to a few more commands (a client: its
+# WinRM settings, registry, iSCSI cmdlets, both sides' portals, its targets, V:), each
+# bounded by the inventory's operation timeout; the whole activity gets this many.
+READS_PER_HOST = 10
 
 
 class CheckFinding(BaseModel):
@@ -121,7 +122,7 @@ class PairCheckWorkflow:
                     expected=f.expected,
                     found=f.found,
                     fix=f.fix,
-                    steps=steps_stopped(f.check, r.side) if f.severity == "problem" else [],
+                    steps=steps_stopped(f.check, r.side, r.role) if f.severity == "problem" else [],
                 )
                 (problems if f.severity == "problem" else warnings).append(found)
         return CheckResult(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, Field
 
@@ -316,3 +316,13 @@ class CheckInput(Bounded):
 class CheckProgress(BaseModel):
     done: int = 0
     total: int = 0  # 0 until the workflow knows which hosts it reads
+
+
+class DryRunInput(Bounded):
+    """`amsm start KIND ... --dry-run`: the kind and the input its run would be given."""
+
+    pair: Name
+    kind: Name
+    # The run's input as `amsm start` would send it (its kind's model, workflows/kinds.py
+    # validates it: the models have no tag to tell them apart).
+    input: dict[str, Any]

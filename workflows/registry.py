@@ -5,7 +5,9 @@ from __future__ import annotations
 from workflows.check import PairCheckWorkflow
 from workflows.client_switch import ClientBatchWorkflow, ClientSwitchWorkflow
 from workflows.control import ControlWorkflow
+from workflows.dry_run import PairDryRunWorkflow
 from workflows.fence import FenceWorkflow
+from workflows.readiness import ReadinessWorkflow
 from workflows.restore import RestoreWorkflow
 from workflows.split import SplitWorkflow
 from workflows.split_switch import SplitSwitchWorkflow
@@ -23,6 +25,8 @@ WORKFLOWS: list[type] = [
     ClientBatchWorkflow,
     PairStatusWorkflow,
     PairCheckWorkflow,
+    PairDryRunWorkflow,
+    ReadinessWorkflow,
     PairWatchWorkflow,
     ControlWorkflow,
     FenceWorkflow,

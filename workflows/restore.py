@@ -21,9 +21,8 @@ with workflow.unsafe.imports_passed_through():
     )
     from activities.smartbins import SmartBinsActivities
     from activities.sync_tools import SyncToolActivities
-    from inventory.models import Side, other
-    from inventory.status import PairStatus
-    from workflows import outcomes
+    from inventory.models import other
+    from workflows import outcomes, preconditions
     from workflows.activity_options import device_op
     from workflows.base import PairWorkflow
     from workflows.checklist import StepRunner
@@ -36,15 +35,6 @@ with workflow.unsafe.imports_passed_through():
 
 # Runs started before a fenced pair could be restored replay with the split-only check.
 FENCED_PATCH = "restore-after-fence"
-
-
-def fenced(status: PairStatus, main: Side) -> bool:
-    """After an unplanned switch to `main` and the fence: `main`'s DSM main, the other's
-    backup, and no replication running on either (nothing copies over anything yet)."""
-    m, o = status.dsm[main], status.dsm[other(main)]
-    return (
-        m.mode == "main" and o.mode == "backup" and "running" not in (m.replication, o.replication)
-    )
 
 
 def listing(items: list[str]) -> str:
@@ -79,13 +69,10 @@ class RestoreWorkflow(PairWorkflow):
             inp,
         )
         status = await self.bootstrap(pair, (m,))
-        mode, _, reason = status.derived
-        if mode != "split" and not (fenced(status, m) and workflow.patched(FENCED_PATCH)):
-            self.refuse(
-                f"restore with {m} main",
-                f"the pair must be split (or {m} main with {o} fenced after an unplanned "
-                f"switch); found {mode}: {reason}",
-            )
+        self.require(
+            f"restore with {m} main",
+            preconditions.restore(status, m, lambda: workflow.patched(FENCED_PATCH)),
+        )
         run, auto = self.steps.run, self.auto
         # What find-orphans found, and what each orphan held when found (the approval
         # covers exactly that); from the checklist and the input in a continued run.

@@ -12,6 +12,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.smartbins import SmartBinsActivities
     from activities.sync_tools import SyncToolActivities
     from inventory.models import other
+    from workflows import preconditions
     from workflows.base import PairWorkflow
     from workflows.checklist import StepRunner
     from workflows.inputs import read_input
@@ -46,19 +47,8 @@ class SplitSwitchWorkflow(PairWorkflow):
             inp,
         )
         status = await self.bootstrap(pair, (b,))
-        self.require_mirrored(status, a, f"split-switch to {b}")
+        self.require(f"split-switch to {b}", preconditions.split_switch(status, b, inp.pilots))
         by_name = {c.host.lower(): c for c in status.clients}
-        unknown = [p for p in inp.pilots if p.lower() not in by_name]
-        if not inp.pilots or unknown:
-            self.refuse(
-                f"split-switch to {b}",
-                f"unknown pilot client(s): {', '.join(unknown)}"
-                if unknown
-                else "name at least one pilot",
-            )
-        not_on_a = [p for p in inp.pilots if by_name[p.lower()].side != a]
-        if not_on_a:
-            self.refuse(f"split-switch to {b}", f"pilot(s) not on {a}: {', '.join(not_on_a)}")
         pilots = [by_name[p.lower()].host for p in inp.pilots]
         run, auto = self.steps.run, self.auto
 

@@ -14,12 +14,13 @@ with workflow.unsafe.imports_passed_through():
     from activities.sync_tools import SyncToolActivities
     from inventory.models import other
     from inventory.status import PairStatus
+    from workflows import preconditions
     from workflows.checklist import StepRunner
     from workflows.inputs import read_input
     from workflows.kinds import KINDS
     from workflows.models import Checklist, StepState, SwitchInput
     from workflows.steps import switch_steps
-    from workflows.unplanned import SwitchPlan, UnplannedSwitch, lost_side_advice
+    from workflows.unplanned import SwitchPlan, UnplannedSwitch
 
 # Runs started before manual steps were verified replay without the checks.
 VERIFY_PATCH = "verify-manual-steps"
@@ -88,12 +89,7 @@ class SwitchWorkflow(UnplannedSwitch):
         b = inp.to
         a = other(b)
         pair = inp.pair
-        if status.derived[:2] == ("mirrored", b):
-            self.refuse(f"switch to {b}", f"{b} is already main (mirrored, {b} main)")
-        lost = lost_side_advice(status, a, b)
-        if lost:
-            self.refuse(f"switch to {b}", lost)
-        self.require_mirrored(status, a, f"switch to {b}")
+        self.require(f"switch to {b}", preconditions.planned_switch(status, b))
         to_move = self.clients_on(status, a)
         unknown = self.unknown_clients(status)
         verified = workflow.patched(VERIFY_PATCH)

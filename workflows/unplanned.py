@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.common import RawValue, SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import (
     ActivityError,
     ApplicationError,
@@ -35,7 +35,6 @@ with workflow.unsafe.imports_passed_through():
     from activities.lost_side import LostSideActivities
     from activities.models import (
         DsmModeInput,
-        FenceState,
         SideInput,
         SideRunInput,
     )
@@ -43,10 +42,11 @@ with workflow.unsafe.imports_passed_through():
     from activities.sync_tools import SyncToolActivities
     from inventory.models import Side, fence_workflow_id, other
     from inventory.status import PairStatus
-    from workflows import outcomes, search
+    from workflows import outcomes, preconditions, search
     from workflows.activity_options import A, DeviceOp, lost_side_try
     from workflows.base import PairWorkflow
     from workflows.checklist import describe_failure
+    from workflows.fence import FenceWorkflow
     from workflows.models import FenceInput, FenceRef, StepState, SwitchInput
     from workflows.routing import on_site
     from workflows.steps import NOT_UNPLANNED
@@ -54,19 +54,6 @@ with workflow.unsafe.imports_passed_through():
 
 # Runs started before a taken fence id was replaced by a new one replay trusting it.
 FENCE_ID_PATCH = "fence-own-id"
-
-
-def lost_side_advice(status: PairStatus, side: Side, to: Side) -> str | None:
-    """Why `side` counts as lost for a planned switch (its DSM does not answer), with
-    the command for an unplanned switch; None when it answers."""
-    d = status.dsm[side]
-    if d.reachable and d.mode is not None:
-        return None
-    return (
-        f"{side} does not answer (DSM {d.host}: {d.error or 'not responding'}). A planned "
-        f"switch needs both sides. If {side} is lost, switch without it: "
-        f'amsm start switch --to {to} --unplanned --reason "..."'
-    )
 
 
 Action = Callable[[StepState], Awaitable[str]]
@@ -102,13 +89,7 @@ class UnplannedSwitch(PairWorkflow):
         c = self.steps.checklist
         c.title = f"Unplanned switch {a} -> {b} ({pair}): {a} lost"
         c.unplanned_reason = inp.reason
-        if not (inp.reason or "").strip():
-            self.refuse(what, "an unplanned switch needs a reason (--reason)")
-        d = status.dsm[b]
-        if not d.reachable or d.mode is None:
-            self.refuse(what, f"{b} must answer, and DSM {d.host} does not: {d.error}")
-        if status.derived[:2] == ("mirrored", b):
-            self.refuse(what, f"{b} is already main (mirrored, {b} main)")
+        self.require(what, preconditions.unplanned_switch(status, b, inp.reason))
         not_now = outcomes.not_unplanned_note(a, b)
         for step_id in NOT_UNPLANNED:
             if c.step(step_id).status == "pending":
@@ -233,10 +214,11 @@ class UnplannedSwitch(PairWorkflow):
         for tries in range(1, 4):
             try:
                 handle = await workflow.start_child_workflow(
-                    "fence",
-                    arg,
+                    FenceWorkflow.run,
+                    # The fence takes its input raw (it refuses a bad one instead of
+                    # failing its task): the same payload the input makes by itself.
+                    RawValue(workflow.payload_converter().to_payloads([arg])[0]),
                     id=fid,
-                    result_type=FenceState,
                     # The fence outlives the switch: it waits for the lost side to come back.
                     parent_close_policy=ParentClosePolicy.ABANDON,
                     # Listed by `amsm runs --kind fence`, and found by `amsm fence`.

@@ -1,14 +1,19 @@
 """The checklist drawn, in one place: as the Web UI shows it (markdown, the run's current
 details) and on the terminal (`amsm show`, `amsm watch`). What a step's outcome is called
-comes from workflows/outcomes.py; how long a step has waited and what the operator should
-do next are said once, here. No workflow SDK: the CLI imports it at no cost.
+comes from workflows/outcomes.py; how long a step has waited, what the operator should
+do next, a step's client counts and how text goes into a markdown table are said once,
+here: the run report (records/report.py) draws its tables with the same `md_table`.
+No workflow SDK: the CLI imports it at no cost.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
-from workflows.models import Checklist
+from workflows.models import Checklist, StepState
 
 STATUS_MARK = {
     "pending": "[ ]",
@@ -20,6 +25,43 @@ STATUS_MARK = {
     "skipped": "[-]",
 }
 TEXT_ITEMS = 10  # items shown in text views; all of them are in --json
+
+
+class Markup(str):
+    """A table cell already in markdown (a code span the caller built): not escaped."""
+
+
+def md(text: Any) -> str:
+    """Text for markdown: one line, no table pipes, no emphasis, no code, no HTML (an
+    operator's note or a device's error is shown as written, never as markup)."""
+    s = "" if text is None else str(text)
+    s = re.sub(r"\\(?=[!-/:-@\[-`{-~])", r"\\\\", s)  # a backslash before punctuation
+    s = s.replace("|", "\\|").replace("*", "\\*").replace("`", "\\`")
+    return s.replace("<", "&lt;").replace("\r", " ").replace("\n", " ")
+
+
+def md_table(head: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+    """A markdown table, each cell through `md` unless it is `Markup`."""
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    out += ["| " + " | ".join(_cell(c) for c in r) + " |" for r in rows]
+    return out
+
+
+def _cell(c: Any) -> str:
+    return c if isinstance(c, Markup) else md(c)
+
+
+def code(text: Any) -> Markup:
+    """A code span of text the operator may have typed (a code span escapes nothing, so
+    a backquote or a line break in it would end it)."""
+    s = "" if text is None else str(text)
+    return Markup("`" + s.replace("`", "'").replace("\r", " ").replace("\n", " ") + "`")
+
+
+def client_counts(s: StepState) -> tuple[int, int, int]:
+    """A client step's clients: done, pending and failed."""
+    done = sum(1 for x in s.clients or [] if x.status == "done")
+    return done, s.pending_clients, len(s.failed_clients)
 
 
 def waited(since: str | None, now: str) -> str:
@@ -57,7 +99,7 @@ def render_markdown(c: Checklist, now: str | None = None) -> str:
     lines = [f"## {c.title}", "", f"**State:** {c.state}  ", f"**Initiator:** {c.initiator}"]
     if c.unplanned_reason:
         lines[-1] += "  "
-        lines.append(f"**Unplanned:** {c.unplanned_reason}")
+        lines.append(f"**Unplanned:** {md(c.unplanned_reason)}")
     if c.fence:
         lines[-1] += "  "
         lines.append(
@@ -65,7 +107,7 @@ def render_markdown(c: Checklist, now: str | None = None) -> str:
             "`amsm fence`, says whether it still waits)"
         )
     if c.message:
-        lines += ["", c.message]
+        lines += ["", md(c.message)]
     waiting = c.awaiting
     if waiting:
         s = waiting[0]
@@ -82,39 +124,41 @@ def render_markdown(c: Checklist, now: str | None = None) -> str:
             + (f" (waiting {how_long})" if how_long else "")
             + f". Send signal `{signal}` with input `{payload}` or run `{next_action(c)}`.",
         ]
-    lines += ["", "| | # | step | kind | status | by | note |", "|---|---|---|---|---|---|---|"]
+    rows = []
     for i, s in enumerate(c.steps, 1):
         status: str = s.status
         if s.clients:
-            done = sum(1 for x in s.clients if x.status == "done")
-            failed = len(s.failed_clients)
-            status += f" ({done}/{len(s.clients)} done, {s.pending_clients} pending"
+            done, pending, failed = client_counts(s)
+            status += f" ({done}/{len(s.clients)} done, {pending} pending"
             status += f", {failed} failed)" if failed else ")"
         note = s.note or s.error or s.message or ""
-        lines.append(
-            f"| {STATUS_MARK[s.status]} | {i} | `{s.id}` | {s.kind} | {status} | "
-            f"{s.operator or ''} | {note.replace('|', '/')} |"
-        )
+        rows.append([STATUS_MARK[s.status], i, code(s.id), s.kind, status])
+        rows[-1] += [s.operator or "", note]
+    lines += ["", *md_table(["", "#", "step", "kind", "status", "by", "note"], rows)]
     for s in c.steps:
         for x in s.failed_clients:
-            lines.append(f"\n- `{s.id}` client **{x.host}** failed: {x.error}")
+            lines.append(f"\n- `{s.id}` client **{md(x.host)}** failed: {md(x.error)}")
     if c.decisions:
         lines += ["", "**Decisions:**"]
         lines += [
-            f"- {d.at} {d.action} `{d.step}`{' ' + d.client if d.client else ''} by "
-            f"{d.operator}: {d.reason or ''}"
+            f"- {d.at} {d.action} {code(d.step)}{' ' + md(d.client) if d.client else ''} by "
+            f"{md(d.operator)}: {md(d.reason)}"
             for d in c.decisions
         ]
     if c.rejected:
         lines += ["", "**Rejected signals:**"]
-        lines += [f"- {r.at} {r.signal} `{r.step}` by {r.operator}: {r.reason}" for r in c.rejected]
+        lines += [
+            f"- {r.at} {r.signal} {code(r.step)} by {md(r.operator)}: {md(r.reason)}"
+            for r in c.rejected
+        ]
     if c.final_state:
-        lines += ["", "**Where the devices ended up:**"] + [f"- {x}" for x in c.final_state]
+        lines += ["", "**Where the devices ended up:**"] + [f"- {md(x)}" for x in c.final_state]
     return "\n".join(lines)
 
 
-def render_text(c: Checklist) -> str:
-    """The checklist on the terminal (`amsm show`)."""
+def render_text(c: Checklist, under: dict[str, list[str]] | None = None) -> str:
+    """The checklist on the terminal (`amsm show`); `under`: more lines under a step
+    (a dry run's would / refused)."""
     out = [f"{c.title}   run {c.run_id}", f"state: {c.state}   initiator: {c.initiator}"]
     if c.started_at:
         out[-1] += f"   started {c.started_at}"
@@ -130,15 +174,16 @@ def render_text(c: Checklist) -> str:
         by = f"  by {s.operator}" if s.operator else ""
         note = f"  note: {s.note}" if s.note else ""
         out.append(f"{STATUS_MARK[s.status]} {n:2} {s.id:{width}}  {s.kind:6} {s.status}{by}{note}")
+        out += [f"{'':8}{x}" for x in (under or {}).get(s.id, [])]
         if s.error and s.status == "failed":
             out.append(f"{'':8}error: {s.error}")
         elif s.message and s.status != "pending":
             out.append(f"{'':8}{s.message}")
         if s.clients:
-            done = sum(1 for x in s.clients if x.status == "done")
+            done, pending, failed = client_counts(s)
             out.append(
-                f"{'':8}clients: {done} done, {s.pending_clients} pending, "
-                f"{len(s.failed_clients)} failed, {len(s.clients)} in all"
+                f"{'':8}clients: {done} done, {pending} pending, {failed} failed, "
+                f"{len(s.clients)} in all"
             )
             for x in s.clients:
                 if x.status == "failed":

@@ -27,20 +27,19 @@ from activities.drivers.credentials import Secret
 from activities.drivers.dsm_profiles import (
     DsmProfile,
     ProfileError,
+    Readiness,
     Replicating,
     Row,
     profile_for,
 )
 from activities.drivers.errors import (
-    RULE_MAIN_NOT_REPLICATED_ONTO,
-    RULE_REPLICATION_FROM_MAIN,
-    RULE_REPLICATION_PEER_BACKUP,
     AuthenticationFailed,
     CommandFailed,
     InterlockRefused,
     Unreachable,
 )
 from activities.drivers.interlocks import Overrides
+from activities.drivers.refusals import main_while_replicated_onto, replication_from
 from inventory.models import Dsm, Side
 from inventory.status import DsmStatus
 
@@ -252,6 +251,12 @@ class DsmDriver:
             asset_count=count,
         )
 
+    def readiness(self) -> Readiness:
+        """What the DSM lacks for the steps: its Agent jobs, the login's rights (read
+        only). Raises like read()."""
+        with self._session() as sql:
+            return self.profile.readiness(sql)
+
     def replicating(self) -> Replicating:
         with self._session() as sql:
             return self.profile.read_replication(sql)
@@ -273,15 +278,9 @@ class DsmDriver:
         before = self.read()
         if before.mode == mode:
             return f"DSM {self.name} is already {mode}"
-        copying = before.replication == "running" and before.role != "master"
-        if mode == "main" and (copying or before.replication is None):
-            raise InterlockRefused(
-                self.name,
-                RULE_MAIN_NOT_REPLICATED_ONTO,
-                f"replication still copies onto DSM {self.name} (replication "
-                f"{before.replication}, {before.role or 'no role'}); stop it first "
-                "(amsm replication stop)",
-            )
+        no = main_while_replicated_onto(self.name, before.replication, before.role)
+        if mode == "main" and no is not None:
+            raise InterlockRefused(self.name, no.rule, no.refusal)
         with self._session() as sql:
             changed = self.profile.set_mode(sql, mode, _now())
         if changed != 1:
@@ -340,21 +339,10 @@ class DsmDriver:
         """
         ov = overrides or Overrides()
         me, other = self.read(), peer.read()
-        if me.mode != "main":
-            ov.refuse(
-                self.name,
-                RULE_REPLICATION_FROM_MAIN,
-                f"replication starts only from a main DSM; {self.name} is {me.mode}",
-                f"DSM {self.name} was {me.mode}",
-            )
-        if other.mode != "backup":
-            ov.refuse(
-                self.name,
-                RULE_REPLICATION_PEER_BACKUP,
-                f"the peer DSM {peer.name} is {other.mode}; replication would overwrite a "
-                "main database (split mode)",
-                f"the peer DSM {peer.name} was {other.mode}",
-            )
+        # Both rules are absolute: the first refusal raises, whatever `overrides` names.
+        no = replication_from(self.name, me.mode, peer.name, other.mode)
+        if no is not None:
+            ov.refuse(self.name, no.rule, no.refusal, no.forced)
         running = me.replication == "running"
         if running and me.role != "master":
             raise CommandFailed(

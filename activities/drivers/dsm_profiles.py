@@ -52,6 +52,35 @@ class Replicating:
     role: Role
 
 
+@dataclass(frozen=True)
+class Readiness:
+    """What a DSM lacks that the steps acting on it need: its replication jobs, and the
+    rights of the worker's login (None: the profile cannot tell, as SQLite has no
+    logins)."""
+
+    missing_jobs: list[str]
+    missing_rights: list[str] | None
+
+
+def missing_jobs(rows: list[Row], wanted: Sequence[str]) -> list[str]:
+    """Which of `wanted` the rows of job names lack (compared without regard to case, as
+    msdb's default collation does)."""
+    names = set()
+    for row in rows:
+        if len(row) != 1 or not isinstance(row[0], str):
+            raise ProfileError(f"the job row {row!r} does not read as a job name")
+        names.add(row[0].casefold())
+    return [w for w in wanted if w.casefold() not in names]
+
+
+def no_jobs(missing: Sequence[str]) -> ProfileError:
+    return ProfileError(
+        "no SQL Server Agent job "
+        + ", ".join(repr(m) for m in missing)
+        + " in msdb (README, 'A SQL Server DSM')"
+    )
+
+
 def _one_row(rows: list[Row], what: str, width: int) -> Row:
     if len(rows) != 1:
         raise ProfileError(f"{what}: expected exactly one row, got {len(rows)}")
@@ -96,6 +125,10 @@ class DsmProfile(ABC):
     def asset_count(self, sql: Sql) -> int: ...
 
     @abstractmethod
+    def readiness(self, sql: Sql) -> Readiness:
+        """What the DSM lacks for the steps (read only)."""
+
+    @abstractmethod
     def set_mode(self, sql: Sql, mode: Mode, since: str) -> int:
         """Set the mode; the number of mode rows changed (the driver wants exactly 1)."""
 
@@ -109,7 +142,10 @@ class DsmProfile(ABC):
 
 
 class LabProfile(DsmProfile):
-    """The lab's DSM: one `dsm` row holds its mode and its replication state and role."""
+    """The lab's DSM: one `dsm` row holds its mode and its replication state and role, and
+    `agent_jobs` the Agent jobs it would replicate with (lab/dsm.py): as on SQL Server, a
+    DSM whose job is missing cannot say how it replicates. SQLite has no logins, so the
+    login's rights are not told."""
 
     name = "lab"
     server = "SQLite"
@@ -119,11 +155,22 @@ class LabProfile(DsmProfile):
     braces_honoured = False
 
     STATUS = "SELECT mode, mode_since, replication, replication_role FROM dsm WHERE id = 1"
+    JOBS = "SELECT name FROM agent_jobs"
     ASSETS = "SELECT COUNT(*) FROM assets"
     SET_MODE = "UPDATE dsm SET mode = ?, mode_since = ? WHERE id = 1"
     SET_REPLICATION = (
         "UPDATE dsm SET replication = ?, replication_role = ?, replication_since = ? WHERE id = 1"
     )
+
+    def __init__(self, settings: SqlServerDsm | None = None) -> None:
+        self.settings = settings or SqlServerDsm()
+
+    def _missing_jobs(self, sql: Sql) -> list[str]:
+        s = self.settings
+        return missing_jobs(sql.query(self.JOBS), (s.master_job, s.backup_job))
+
+    def readiness(self, sql: Sql) -> Readiness:
+        return Readiness(missing_jobs=self._missing_jobs(sql), missing_rights=None)
 
     def connect_options(self, timeout: float) -> tuple[str, str]:
         # sqliteodbc ignores SQL_ATTR_QUERY_TIMEOUT (tried: a query on a locked file with
@@ -139,6 +186,9 @@ class LabProfile(DsmProfile):
         return read_mode([self._row(sql)[:2]])
 
     def read_replication(self, sql: Sql) -> Replicating:
+        missing = self._missing_jobs(sql)
+        if missing:
+            raise no_jobs(missing)
         replication, role = self._row(sql)[2:]
         if replication not in ("running", "stopped", "failed") or role not in (
             "master",
@@ -191,11 +241,7 @@ def job_states(rows: list[Row], wanted: Sequence[str]) -> dict[str, JobState]:
         found[key] = JobState(name, bool(running), status, instance)
     missing = [w for w in wanted if w.casefold() not in found]
     if missing:
-        raise ProfileError(
-            "no SQL Server Agent job "
-            + ", ".join(repr(m) for m in missing)
-            + " in msdb (README, 'A SQL Server DSM')"
-        )
+        raise no_jobs(missing)
     return {w: found[w.casefold()] for w in wanted}
 
 
@@ -266,13 +312,65 @@ class SqlServerProfile(DsmProfile):
         "EXEC @rc = msdb.dbo.sp_stop_job @job_name = ?; SELECT @rc AS rc"
     )
 
+    # The site check's reads. The jobs by name (msdb.dbo.sysjobs); whether the login may
+    # start and stop them: members of SQLAgentOperatorRole in msdb start and stop every
+    # local job, SQLAgentUserRole and SQLAgentReaderRole only their own, sysadmin any
+    # (Microsoft Learn, sp_start_job / sp_stop_job, "Permissions"). IS_MEMBER answers for
+    # the current database's roles, so it runs in msdb (sp_executesql of msdb); sysadmin
+    # is no member of the role but may start any job.
+    JOB_NAMES = "SELECT name FROM msdb.dbo.sysjobs WHERE name IN (?, ?)"
+    AGENT_ROLE = (
+        "EXEC msdb.sys.sp_executesql "
+        "N'SELECT IS_SRVROLEMEMBER(N''sysadmin''), IS_MEMBER(N''SQLAgentOperatorRole'')'"
+    )
+
     def __init__(self, settings: SqlServerDsm) -> None:
         self.settings = settings
         self.assets = f"SELECT COUNT(*) FROM {bracketed(settings.asset_table)}"
+        # HAS_PERMS_BY_NAME(securable, 'OBJECT', permission): 1 the login has it, 0 not,
+        # NULL when the securable or permission is not valid (not there, or not visible
+        # to the login); a schema-level securable may have three parts (Microsoft Learn,
+        # HAS_PERMS_BY_NAME, SQL Server 2005 and later).
+        self.rights: list[tuple[str, str]] = [
+            ("msdb.dbo.sysjobs", "SELECT"),
+            ("msdb.dbo.sysjobactivity", "SELECT"),
+            ("msdb.dbo.sysjobhistory", "SELECT"),
+            ("msdb.dbo.sp_start_job", "EXECUTE"),
+            ("msdb.dbo.sp_stop_job", "EXECUTE"),
+            ("dbo.AmsmDsmMode", "SELECT"),
+            ("dbo.AmsmDsmMode", "UPDATE"),
+            (settings.asset_table, "SELECT"),
+        ]
+        self.permissions = "SELECT " + ", ".join(
+            "HAS_PERMS_BY_NAME(?, 'OBJECT', ?)" for _ in self.rights
+        )
 
     def statements(self) -> list[str]:
         """Every statement this profile sends (the unit tests parse each one)."""
-        return [self.MODE, self.SET_MODE, self.JOBS, self.START_JOB, self.STOP_JOB, self.assets]
+        return [
+            self.MODE,
+            self.SET_MODE,
+            self.JOBS,
+            self.START_JOB,
+            self.STOP_JOB,
+            self.assets,
+            self.JOB_NAMES,
+            self.AGENT_ROLE,
+            self.permissions,
+        ]
+
+    def readiness(self, sql: Sql) -> Readiness:
+        s = self.settings
+        wanted = (s.master_job, s.backup_job)
+        jobs = missing_jobs(sql.query(self.JOB_NAMES, *wanted), wanted)
+        return Readiness(
+            missing_jobs=jobs,
+            missing_rights=missing_rights(
+                sql.query(self.AGENT_ROLE),
+                sql.query(self.permissions, *[v for pair in self.rights for v in pair]),
+                self.rights,
+            ),
+        )
 
     def connect_options(self, timeout: float) -> tuple[str, str]:
         # The query timeout is pyodbc's `Connection.timeout` (SQL_ATTR_QUERY_TIMEOUT),
@@ -312,7 +410,35 @@ class SqlServerProfile(DsmProfile):
         self._run(sql, self.STOP_JOB, self._job(role), "sp_stop_job")
 
 
+OPERATOR_ROLE = "membership of SQLAgentOperatorRole in msdb (or sysadmin)"
+
+
+def _flag(value: Any, what: str) -> bool | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or value not in (0, 1):
+        raise ProfileError(f"{what} is {value!r}, not 1, 0 or NULL")
+    return value == 1
+
+
+def missing_rights(
+    role_rows: list[Row], perm_rows: list[Row], rights: Sequence[tuple[str, str]]
+) -> list[str]:
+    """The rights the login lacks, from AGENT_ROLE's row (IS_SRVROLEMEMBER('sysadmin'),
+    IS_MEMBER('SQLAgentOperatorRole')) and the permissions row (one HAS_PERMS_BY_NAME
+    per right, in order). NULL is not a right: not there, or not visible."""
+    sysadmin, operator = _one_row(role_rows, "the Agent role", 2)
+    out: list[str] = []
+    if not (_flag(sysadmin, "IS_SRVROLEMEMBER") or _flag(operator, "IS_MEMBER")):
+        out.append(OPERATOR_ROLE)
+    row = _one_row(perm_rows, "the permissions", len(rights))
+    for (securable, permission), has in zip(rights, row, strict=True):
+        if not _flag(has, f"HAS_PERMS_BY_NAME({securable!r}, {permission!r})"):
+            out.append(f"{permission} on {securable}")
+    return out
+
+
 def profile_for(dsm: Dsm) -> DsmProfile:
     if dsm.profile == "sqlserver":
         return SqlServerProfile(dsm.sqlserver_settings)
-    return LabProfile()
+    return LabProfile(dsm.sqlserver_settings)

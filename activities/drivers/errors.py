@@ -29,6 +29,8 @@ __all__ = [
     "AuthenticationFailed",
     "CommandFailed",
     "DeviceError",
+    "HostNotTrusted",
+    "LogonRefused",
     "InterlockRefused",
     "Unreachable",
 ]
@@ -57,6 +59,22 @@ class AuthenticationFailed(DeviceError):
     """Credentials refused, or the host key does not match known_hosts."""
 
     kind = "AuthenticationFailed"
+
+
+class LogonRefused(AuthenticationFailed):
+    """The host refused the worker's logon (a 401, SSH's permission denied): wrong
+    credentials, or an authentication the host does not take. An authentication failure
+    like any other (same kind), told apart by the site check."""
+
+
+class HostNotTrusted(AuthenticationFailed):
+    """The host's identity did not verify: its SSH host key is not the one in
+    known_hosts, or its WinRM certificate does not verify against the trusted CAs. An
+    authentication failure like any other (same kind), told apart by the site check."""
+
+    def __init__(self, host: str, message: str, what: str) -> None:
+        self.what = what  # "host-key" or "certificate"
+        super().__init__(host, message)
 
 
 class InterlockRefused(DeviceError):

@@ -21,6 +21,13 @@ P = ParamSpec("P")
 R = TypeVar("R")
 Transport = Literal["ssh", "winrm"]
 
+# At most this many WinRM sessions, so shells, per host and credentials in one worker
+# process (activities/drivers/winrm.py); here, below any device library, for the site
+# check to compare with the host's quota. A WinRM service allows a user
+# MaxShellsPerUser = 30 shells by default (Microsoft Learn, "Quotas for Remote
+# Shells"), so a few workers fit under it.
+SESSIONS_PER_HOST = 8
+
 
 @dataclass
 class ExecResult:

@@ -380,6 +380,39 @@ def remove_item(path: str) -> str:
 
 
 # -- the machine ---------------------------------------------------------------------
+# Two statements: $PSVersionTable.PSVersion's major and minor parts, each printed as a
+# bare number: PowerShell 2.0 and
+# later have the variable (about_Automatic_Variables), and printing a number needs no
+# ConvertTo-Json (3.0 and later), so even a host too old for the other statements says
+# which PowerShell it runs.
+POWERSHELL_VERSION = ("$PSVersionTable.PSVersion.Major", "$PSVersionTable.PSVersion.Minor")
+
+
+def parse_version_part(text: str) -> int:
+    v = text.strip()
+    if not v.isascii() or not v.isdigit():
+        raise BadOutput(f"expected a version number, got {v[:80]!r}")
+    return int(v)
+
+
+# The WinRM service's settings the worker depends on, read through the WSMan: drive
+# (Microsoft Learn, "Installation and configuration for Windows Remote Management":
+# winrm/config/Winrs MaxShellsPerUser, default 30; winrm/config/Service
+# MaxConcurrentOperationsPerUser, default 1500, AllowUnencrypted, default false;
+# winrm/config/Service/Auth Basic, default false). Each is a WSManConfigLeafElement
+# whose Value is text.
+WSMAN_SETTINGS = {
+    "MaxShellsPerUser": r"WSMan:\localhost\Shell\MaxShellsPerUser",
+    "MaxConcurrentOperationsPerUser": r"WSMan:\localhost\Service\MaxConcurrentOperationsPerUser",
+    "AllowUnencrypted": r"WSMan:\localhost\Service\AllowUnencrypted",
+    "Basic": r"WSMan:\localhost\Service\Auth\Basic",
+}
+
+
+def wsman_setting(path: str) -> str:
+    return f"Get-Item -LiteralPath {q(path)} | Select-Object Name,Value | {JSON}"
+
+
 def restart_computer() -> str:
     return "Restart-Computer -Force"
 
@@ -426,6 +459,12 @@ def iscsi_session_details() -> str:
     """Each session with whether it is persistent and its identifier (what
     Register-/Unregister-IscsiSession take)."""
     return f"Get-IscsiSession | Select-Object {_props(SESSION_PROPERTIES)} | {JSON}"
+
+
+def iscsi_targets() -> str:
+    """The targets the initiator has discovered through its registered portals
+    (MSFT_iSCSITarget: Get-IscsiTarget lists them whether or not logged in to)."""
+    return f"Get-IscsiTarget | Select-Object NodeAddress,IsConnected | {JSON}"
 
 
 def iscsi_portals() -> str:

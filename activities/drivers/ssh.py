@@ -13,7 +13,12 @@ import asyncssh
 
 from activities.drivers import powershell as ps
 from activities.drivers.credentials import Secret
-from activities.drivers.errors import AuthenticationFailed, Unreachable
+from activities.drivers.errors import (
+    AuthenticationFailed,
+    HostNotTrusted,
+    LogonRefused,
+    Unreachable,
+)
 from activities.drivers.host import ExecResult, HostDriver
 from inventory.models import Host
 
@@ -75,11 +80,18 @@ class _Connections:
         table[key] = (entry[0], now)
         return entry[0]
 
-    def put(self, key: _Key, conn: asyncssh.SSHClientConnection) -> None:
-        old = self._table().get(key)
-        self._table()[key] = (conn, time.monotonic())
-        if old is not None and old[0] is not conn:
-            old[0].close()
+    def put(self, key: _Key, conn: asyncssh.SSHClientConnection) -> bool:
+        """Pool `conn`, unless another command to the host connected first and its
+        connection is open: that one stays (a command may be running on it: closing it
+        cut that command, "the connection closed before the command finished", seen
+        when the pair's watch and a site check read a host at once), and False says to
+        close `conn` after its own command."""
+        table = self._table()
+        old = table.get(key)
+        if old is not None and old[0] is not conn and not old[0].is_closed():
+            return False
+        table[key] = (conn, time.monotonic())
+        return True
 
     def drop(self, key: _Key, conn: asyncssh.SSHClientConnection) -> None:
         table = self._table()
@@ -148,11 +160,15 @@ class SshHostDriver(HostDriver):
                 # when their files change).
                 try:
                     kh = _known_hosts(str(self._known_hosts), self._known_hosts.stat().st_mtime)
+                except (OSError, asyncssh.Error, ValueError) as e:
+                    # No host key can be verified without it.
+                    raise HostNotTrusted(
+                        h.host, f"cannot read known_hosts {self._known_hosts}: {e}", "host-key"
+                    ) from None
+                try:
                     key = _client_key(str(key_file), key_file.stat().st_mtime)
                 except (OSError, asyncssh.Error, ValueError) as e:
-                    raise AuthenticationFailed(
-                        h.host, f"cannot read key or known_hosts: {e}"
-                    ) from None
+                    raise AuthenticationFailed(h.host, f"cannot read the key: {e}") from None
                 conn = await asyncssh.connect(
                     h.address,
                     h.port,
@@ -167,7 +183,7 @@ class SshHostDriver(HostDriver):
                     keepalive_interval=10,
                     keepalive_count_max=3,
                 )
-                _CONNECTIONS.put(pool_key, conn)
+                pooled = _CONNECTIONS.put(pool_key, conn)
                 try:
                     process = await conn.create_process(command, encoding=None)
                 except _CHANNEL_NOT_OPENED as e:
@@ -185,12 +201,14 @@ class SshHostDriver(HostDriver):
                 except BaseException:
                     _CONNECTIONS.drop(pool_key, conn)
                     raise
+                if not pooled:
+                    conn.close()
         except asyncssh.HostKeyNotVerifiable as e:
-            raise AuthenticationFailed(
-                h.host, f"host key not verified against {self._known_hosts}: {e.reason}"
+            raise HostNotTrusted(
+                h.host, f"host key not verified against {self._known_hosts}: {e.reason}", "host-key"
             ) from None
         except asyncssh.PermissionDenied as e:
-            raise AuthenticationFailed(
+            raise LogonRefused(
                 h.host, f"user {self._secret.username!r} was refused: {e.reason}"
             ) from None
         except TimeoutError:

@@ -40,8 +40,14 @@ from winrm.protocol import Protocol
 
 from activities.drivers import powershell as ps
 from activities.drivers.credentials import Secret
-from activities.drivers.errors import AuthenticationFailed, CommandFailed, Unreachable
-from activities.drivers.host import ExecResult, HostDriver
+from activities.drivers.errors import (
+    AuthenticationFailed,
+    CommandFailed,
+    HostNotTrusted,
+    LogonRefused,
+    Unreachable,
+)
+from activities.drivers.host import SESSIONS_PER_HOST, ExecResult, HostDriver
 from activities.drivers.winrm_messages import TemplatedProtocol
 from inventory.models import Host
 
@@ -60,11 +66,8 @@ _POOL = ThreadPoolExecutor(max_workers=64, thread_name_prefix="amsm-winrm")
 # A session (its keep-alive HTTPS connection, authenticated once for NTLM) is reused
 # for the next command to the same host when it has been idle no longer than this.
 SESSION_IDLE_SECONDS = 30.0
-# At most this many sessions, so shells, per host and credentials in this process, in
-# use or idle; more commands to one host wait for one. A WinRM service allows a user
-# MaxShellsPerUser = 30 shells by default (Microsoft Learn, "Quotas for Remote Shells"),
-# so a few workers fit under it.
-SESSIONS_PER_HOST = 8
+# SESSIONS_PER_HOST (host.py): at most this many sessions, so shells, per host and
+# credentials in this process, in use or idle; more commands to one host wait for one.
 # WS-Management's quota fault (ERROR_WSMAN_QUOTA_MAX_SHELLS and its kin).
 QUOTA_FAULT = 2150859174
 # A session keeps its shell for the next commands (Command + Receive each, instead of
@@ -220,6 +223,12 @@ class WinRmHostDriver(HostDriver):
         if settings.auth == "credssp" and not winrm.transport.HAVE_CREDSSP:
             raise AuthenticationFailed(
                 host.host, "WinRM auth credssp needs requests-credssp on the worker (not installed)"
+            )
+        if settings.scheme == "https" and ca_file is not None and not ca_file.is_file():
+            # requests would say "Could not find a suitable TLS CA certificate bundle" as
+            # an OSError, for every command: no certificate can be verified without it.
+            raise HostNotTrusted(
+                host.host, f"cannot read the CA file {ca_file} (winrm.ca_file)", "certificate"
             )
         self._secret = secret
         self._ca_file = ca_file
@@ -401,8 +410,8 @@ class WinRmHostDriver(HostDriver):
         where = f"{self.host.address}:{w.endpoint_port}"
         if isinstance(e, requests.exceptions.SSLError) and _certificate_refused(e):
             trust = str(self._ca_file) if self._ca_file else "the default CA bundle"
-            return AuthenticationFailed(
-                h, f"certificate of {h} not trusted by {trust}: {_root_cause(e)}"
+            return HostNotTrusted(
+                h, f"certificate of {h} not trusted by {trust}: {_root_cause(e)}", "certificate"
             )
         if isinstance(e, requests.exceptions.SSLError):
             if any(isinstance(x, (ssl.SSLEOFError, ConnectionError)) for x in _chain(e)):
@@ -412,7 +421,7 @@ class WinRmHostDriver(HostDriver):
         if isinstance(e, (requests.exceptions.ConnectionError, requests.exceptions.Timeout)):
             return Unreachable(h, f"cannot connect to {where} ({_root_cause(e)})")
         if isinstance(e, InvalidCredentialsError) and w.scheme == "http" and w.auth == "basic":
-            return AuthenticationFailed(
+            return LogonRefused(
                 h,
                 f"user {self._secret.username!r} was refused (basic over http): a wrong "
                 "password, or, more often, a WinRM service that refuses Basic over plain "
@@ -421,7 +430,7 @@ class WinRmHostDriver(HostDriver):
                 "on the host if that is really meant",
             )
         if isinstance(e, InvalidCredentialsError):
-            return AuthenticationFailed(
+            return LogonRefused(
                 h, f"user {self._secret.username!r} was refused ({w.auth} over {w.scheme})"
             )
         if isinstance(e, PermissionError):  # requests_ntlm: no NTLM challenge

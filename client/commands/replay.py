@@ -14,7 +14,7 @@ from client.commands.report import report_of_file
 from client.runs import codec_of, one_line_errors
 from client.session import EXIT_FAIL, EXIT_OK, emit
 from records.replay import expand_paths, replay_paths
-from records.report import render_timeline
+from records.report_render import render_timeline
 
 
 def add(sub: Any) -> None:

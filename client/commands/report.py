@@ -19,7 +19,8 @@ from client.runs import codec_of, fetch_history, one_line_errors
 from client.session import EXIT_OK, emit, write_output
 from inventory.models import Inventory
 from records.history import load_history_file, parse_history, readable
-from records.report import Report, build_report, render_html, render_markdown
+from records.report import Report, build_report
+from records.report_render import render_html, render_markdown
 
 
 def add(sub: Any) -> None:

@@ -14,6 +14,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
+from client.commands import dry_run
 from client.runs import cause, index
 from client.session import EXIT_FAIL, EXIT_OK, EXIT_USAGE, CliError, default_operator, emit
 from inventory.models import Inventory, other
@@ -64,6 +65,13 @@ def add(sub: Any) -> None:
         k.add_argument("--json", action="store_true")
         k.add_argument(
             "--no-wait", action="store_true", help="do not wait for the precondition check"
+        )
+        k.add_argument(
+            "--dry-run",
+            action="store_true",
+            help="change nothing: walk the checklist against the devices as they are now and "
+            "say what each step would do and what would refuse it (exit 0: nothing would be "
+            "refused, 1: something would; it takes no lock and may run beside a run)",
         )
         k.set_defaults(handler=run)
 
@@ -118,6 +126,8 @@ def workflow_input(inv: Inventory, args: argparse.Namespace) -> tuple[BaseModel,
 
 async def run(client: Client, inv: Inventory, args: argparse.Namespace) -> int:
     inp, what = workflow_input(inv, args)
+    if args.dry_run:
+        return await dry_run.run(client, inv, args, inp)
     # A run that would make main a side a fence still waits on is refused by the run
     # itself (workflows/base.py bootstrap), whoever starts it.
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Console
@@ -11,6 +12,7 @@ from rich.live import Live
 from rich.text import Text
 from temporalio.client import Client
 
+from client.readiness import read_readiness, readiness_line
 from client.render import render_fence, render_status
 from client.runs import current_status, read_fence
 from client.session import EXIT_OK, CliError, emit
@@ -48,16 +50,29 @@ async def run(client: Client, inv: Inventory, args: argparse.Namespace) -> int:
     data["fence"] = waiting.model_dump(mode="json") if waiting else None
     if waiting:
         text += "\n\n" + render_fence(waiting)
+    # The readiness watch and its last verdict (DescribeSchedule and, usually, one result;
+    # 5 s at most): never a failure of status.
+    ready = await read_readiness(client, inv)
+    data["readiness"] = ready.to_json()
+    text += "\n\n" + readiness_line(ready, st, datetime.now(UTC))
     emit(args, data, text)
     return EXIT_OK
 
 
 async def watch_status(client: Client, inv: Inventory, args: argparse.Namespace) -> int:
     console = Console()
-    st, when = await current_status(client, inv, args)
-    shown = render_status(st) + (f"\n\n({when})" if when else "")
-    with Live(Text(shown), console=console, refresh_per_second=1) as live:
+
+    async def shown() -> str:
+        st, when = await current_status(client, inv, args)
+        ready = await read_readiness(client, inv)
+        return (
+            render_status(st)
+            + (f"\n\n({when})" if when else "")
+            + "\n\n"
+            + readiness_line(ready, st, datetime.now(UTC))
+        )
+
+    with Live(Text(await shown()), console=console, refresh_per_second=1) as live:
         while True:
             await asyncio.sleep(args.interval)
-            st, when = await current_status(client, inv, args)
-            live.update(Text(render_status(st) + (f"\n\n({when})" if when else "")))
+            live.update(Text(await shown()))

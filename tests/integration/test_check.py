@@ -3,11 +3,18 @@ and the check changes nothing (the lab's journal of device changes stays empty).
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
+import asyncssh
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from temporalio.client import Client
 
+from activities.drivers.facts.sync_tools import insync_template
 from lab.faults import set_fault
 from lab.state import LabState
 from tests.support.cli import cli, cli_json
@@ -173,3 +180,189 @@ async def test_check_beside_a_run_for_viewers_and_without_a_site_worker(
 
 
 ANSWERS_OF = {"dsm-y": "dsm-answers", "sb-y1": "smartbins-answers", "nas-cifs-y": "nas-answers"}
+
+
+def steps(finding: dict) -> set[tuple[str, str]]:
+    return {(s["kind"], s["step"]) for s in finding["steps"]}
+
+
+def break_settings(lab: Lab) -> None:
+    """Faults of the real hosts' settings that `amsm lab fault` has not, set in the hosts'
+    documents (each as the real host would have it)."""
+    dev = lab.inventory.devices
+    y = lab.inventory.sides["Y"]
+    with LabState(lab.dir).transaction() as txn:
+        # A SmartBins server whose mode value was deleted: Get-ItemProperty | Select-Object
+        # writes null for a property the key lacks (Microsoft Learn, Select-Object).
+        sb = txn.require_host("sb-x1")
+        del sb["registry"][dev.smartbins_registry][dev.smartbins_mode_value]
+        # A Control Point without InSync's key: Test-Path of a missing key is False
+        # (about_Registry_Provider).
+        cp = txn.require_host("cp-01")
+        del cp["registry"][dev.insync_registry]
+        # ... and without the template for Y as master (Test-Path of a missing file).
+        del cp["files"][insync_template(dev, "Y")]
+        # The MediaFrame server's WinRM service set back to refuse unencrypted messages
+        # (AllowUnencrypted=false, its default): Basic over HTTP gets 401.
+        mf = txn.require_host("browse-srv")
+        mf["winrm"]["allow_unencrypted"] = False
+        # A client that registered Y's portal, but Y's bridge serves only the other
+        # clients (K2 System Configuration assigns clients to bridges): discovery through
+        # Y's portal found no target for it.
+        bridge = txn.require_host("bridge-y")
+        bridge["iscsi_clients"] = ["ED-01", "ED-02"]
+        ingest = txn.require_host("IN-01")
+        ingest["iscsi"]["portals"].append(y.portals[0])
+        # A WinRM service whose operations per user were lowered (the lab reports the
+        # setting; it does not count operations).
+        txn.require_host("sb-y2")["winrm"]["max_concurrent_operations_per_user"] = 10
+        # A client whose Aurora software lost its DSM pointer (the value deleted).
+        ed = txn.require_host("ED-02")
+        ed["registry"][dev.aurora_registry] = {}
+
+
+async def test_check_finds_registry_quota_basic_powershell_and_targets(
+    client: Client,
+    lab_factory,  # type: ignore[no-untyped-def]
+) -> None:
+    lab = await lab_factory(editors=2, ingest=1)
+    journal = LabState(lab.dir).journal
+    async with running_worker(client, lab):
+        clean = await cli_json(client, lab, "check", "--json")
+        assert clean["ready"] is True and clean["problems"] == []
+        # The new checks add no warning to a clean lab (only the display names).
+        assert {w["check"] for w in clean["warnings"]} == {"browse-service"}, clean["warnings"]
+
+        break_settings(lab)
+        set_fault(lab.dir, "sb-y1", "shell-quota", 5)
+        set_fault(lab.dir, "nas-cifs-x", "powershell", 4.0)
+        set_fault(lab.dir, "bridge-x", "powershell", 3.0)
+        set_fault(lab.dir, "sb-x2", "powershell", 2.0)
+        set_fault(lab.dir, "dsm-y", "job-missing")
+
+        rc, out = await cli(client, lab, "check", "--json")
+        assert rc == 1, out
+        found = json.loads(out.splitlines()[0])
+        problems, warnings = found["problems"], found["warnings"]
+
+        mode = by(problems, "sb-x1", "smartbins-registry")
+        assert "'Mode'" in mode["expected"] and mode["found"] == "no such value"
+        assert ("switch", "smartbins-x-backup") in steps(mode)
+        assert not [s for s in steps(mode) if "-y-" in s[1]]
+
+        insync = by(problems, "cp-01", "insync-registry")
+        assert lab.inventory.devices.insync_registry in insync["expected"]
+        assert insync["found"] == "no such key"
+        assert ("switch", "insync-y-main") in steps(insync)
+        template = by(problems, "cp-01", "insync-config")
+        assert template["expected"].endswith("InsyncYtoX.cfg") and template["found"] == "missing"
+        assert ("switch", "insync-y-main") in steps(template)
+
+        quota = by(problems, "sb-y1", "winrm-quota")
+        assert "MaxShellsPerUser at least 16" in quota["expected"]
+        assert quota["found"] == "MaxShellsPerUser 5"
+        assert ("switch", "smartbins-y-main") in steps(quota)
+
+        ops = by(problems, "sb-y2", "winrm-quota")
+        assert ops["found"] == "MaxConcurrentOperationsPerUser 10"
+        assert (
+            "Set-Item WSMan:\\localhost\\Service\\MaxConcurrentOperationsPerUser 1500" in ops["fix"]
+        )
+
+        basic = by(problems, "browse-srv", "winrm-basic")
+        assert "AllowUnencrypted" in basic["expected"]
+        assert basic["found"].startswith("AuthenticationFailed: browse-srv")
+        assert ("switch", "stop-browse") in steps(basic)
+        assert not [f for f in problems if f["host"] == "browse-srv" and f is not basic]
+
+        old = by(problems, "nas-cifs-x", "powershell")
+        assert old["found"] == "PowerShell 4.0" and "5.1" in old["expected"]
+        assert ("switch", "stop-allsync") in steps(old)
+        # PowerShell 2.0 has no ConvertTo-Json: it still says which PowerShell it runs,
+        # and the reads that need more fail by name.
+        ancient = by(problems, "sb-x2", "powershell")
+        assert ancient["found"] == "PowerShell 2.0"
+        assert "not recognized" in by(problems, "sb-x2", "smartbins-service")["found"]
+        assert not [f for f in problems if f["host"] == "sb-x2" and f["check"].endswith("-answers")]
+        # A host no step acts on: a warning.
+        assert by(warnings, "bridge-x", "powershell")["found"] == "PowerShell 3.0"
+
+        target = by(problems, "IN-01", "client-target")
+        assert lab.inventory.sides["Y"].iscsi_target in target["expected"]
+        assert "does not offer it" in target["found"]
+        assert ("switch", "switch-clients") in steps(target)
+        # The others were assigned to Y's bridge; none of them registered Y's portal.
+        assert not [f for f in problems if f["check"] == "client-target" and f["host"] != "IN-01"]
+
+        pointer = by(problems, "ED-02", "client-registry")
+        assert f"'{lab.inventory.devices.aurora_dsm_value}'" in pointer["expected"]
+        assert pointer["found"] == "no such value"
+        assert ("switch", "switch-clients") in steps(pointer)
+
+        job = by(problems, "dsm-y", "dsm-job")
+        assert "'AuroraReplication'" in job["expected"] and "master_job" in job["expected"]
+        assert ("switch", "dsm-y-main") in steps(job)
+        assert ("switch", "dsm-x-backup") not in steps(job)
+        # Named once, as the job: not also as a DSM that does not answer.
+        assert [f["check"] for f in problems if f["host"] == "dsm-y"] == ["dsm-job"]
+
+        # Nothing about the hosts that are fine.
+        fine = ("ED-01", "dsm-x")
+        assert not [f for f in problems if f["host"] in fine]
+        assert journal() == []
+
+
+async def test_check_names_a_host_key_or_certificate_that_does_not_verify(
+    client: Client,
+    lab_factory,  # type: ignore[no-untyped-def]
+) -> None:
+    lab = await lab_factory(editors=1, ingest=0)
+    # sb-x1 answers with a key known_hosts does not list for it (a reinstalled host, or
+    # another machine at its address): asyncssh refuses it (HostKeyNotVerifiable).
+    known = lab.dir / "known_hosts"
+    sb = lab.inventory.host("sb-x1")
+    other = asyncssh.generate_private_key("ssh-ed25519").export_public_key("openssh").decode()
+    lines = known.read_text().splitlines()
+    mark = f"[{sb.address}]:{sb.port} "
+    lines = [f"{mark}{' '.join(other.split()[:2])}" if ln.startswith(mark) else ln for ln in lines]
+    known.write_text("\n".join(lines) + "\n")
+    # cp-01's certificate checked against a CA that did not issue it.
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "some other CA")])
+    now = dt.datetime.now(dt.UTC)
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    (lab.dir / "other-ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    cp = lab.inventory.control_point.model_dump(exclude_none=True)
+    cp["winrm"]["ca_file"] = "other-ca.pem"
+    # sb-y2's CA file is not there at all: nothing can verify its certificate.
+    sides = {s: v.model_dump(exclude_none=True) for s, v in lab.inventory.sides.items()}
+    sb_y2 = next(h for h in sides["Y"]["smartbins"] if h["host"] == "sb-y2")
+    sb_y2["winrm"]["ca_file"] = "no-such-ca.pem"
+    lab.edit_inventory(control_point=cp, sides=sides)
+
+    async with running_worker(client, lab):
+        rc, out = await cli(client, lab, "check", "--json")
+    assert rc == 1, out
+    assert LabState(lab.dir).journal() == []
+    found = json.loads(out.splitlines()[0])
+    problems = found["problems"]
+    hk = by(problems, "sb-x1", "host-key")
+    assert "known_hosts" in hk["expected"] and hk["found"].startswith("AuthenticationFailed: sb-x1")
+    assert {"kind": "switch", "step": "smartbins-x-main"} in hk["steps"]
+    cert = by(problems, "cp-01", "certificate")
+    assert "other-ca.pem" in cert["expected"] and "not trusted" in cert["found"]
+    assert {"kind": "switch", "step": "insync-y-main"} in cert["steps"]
+    gone = by(problems, "sb-y2", "certificate")
+    assert "cannot read the CA file" in gone["found"] and "no-such-ca.pem" in gone["found"]
+    # None is also reported as a host that does not answer.
+    assert not [p for p in problems if p["check"].endswith("-answers")]

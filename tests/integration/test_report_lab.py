@@ -13,7 +13,8 @@ from temporalio.client import Client
 from client.runs import fetch_checklist
 from client.session import default_operator
 from lab.faults import set_fault
-from records.history import load_history_file, parse_history, reconstruct, step_table
+from records.history import load_history_file, parse_history, step_table
+from records.reconstruct import reconstruct
 from tests.support.cli import cli
 from tests.support.driving import drive, step, switch_waiting_at_stop_insync
 from tests.support.history_cli import amsm

@@ -348,6 +348,28 @@ async def test_basic_over_http_is_refused_unless_the_service_allows_unencrypted(
     assert any(mf.host in w and "AllowUnencrypted" in w for w in warnings), warnings
 
 
+async def test_basic_is_refused_unless_the_service_allows_it(lab: Lab) -> None:
+    """Auth/Basic is false on a default WinRM service (winrm/config/service/auth): Basic
+    gets 401 even over HTTPS; the lab host's document says what its service allows, and
+    a change applies to the next requests (lab/winrm_config.py)."""
+    a = acts(lab)
+    sb = winrm_host(lab, "https", "basic")
+    state = LabState(lab.dir)
+    with state.transaction() as txn:
+        txn.require_host(sb.host)["winrm"]["basic"] = False
+    server, moved = await _own_listener(lab, sb, "https")
+    try:
+        with pytest.raises(AuthenticationFailed) as e:
+            await a.host(moved).run(ps.test_path("C:\\"))
+        assert e.value.host == sb.host
+        with state.transaction() as txn:
+            txn.require_host(sb.host)["winrm"]["basic"] = True
+        await asyncio.sleep(lab_winrm.CONFIG_SECONDS)
+        assert await a.host(moved).run(ps.test_path("C:\\")) == ["True"]
+    finally:
+        await server.stop()
+
+
 async def test_shells_are_bounded_and_deleted_not_leaked(
     lab: Lab, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -9,7 +9,12 @@ from tests.support.lab import Lab
 
 
 def host_up(lab: Lab, host: str):  # type: ignore[no-untyped-def]
-    port = lab.inventory.client(host).port
+    return port_open(lab.inventory.client(host).port)
+
+
+def port_open(port: int):  # type: ignore[no-untyped-def]
+    """True once a lab host listens on `port` again: `amsm lab serve` reopens a port whose
+    fault was cleared on its next round, not at once."""
 
     async def check() -> bool:
         with socket.socket() as s:

@@ -92,3 +92,16 @@ def test_terminal_checklist() -> None:
     assert "IN-01: failed: IN-01: no answer" in text
     assert "next: amsm retry abc-123 switch-clients" in text
     assert "--client IN-01 --reason" in text
+
+
+def test_the_web_ui_shows_an_operators_note_as_written_not_as_markup() -> None:
+    # A note or a device's error with a pipe, a line break or markup stays in its cell:
+    # the same escaping as the run report's tables (workflows/view.py md_table).
+    c = sample()
+    c.steps[4].note = "closed | InSync\n**now** `x`"
+    c.rejected[0].step = "no`pe\nx"
+    md = render_markdown(c)
+    row = next(line for line in md.splitlines() if "`stop-insync`" in line)
+    assert row.endswith("| jo | closed \\| InSync \\*\\*now\\*\\* \\`x\\` |"), row
+    assert row.count(" | ") == 6  # seven cells, none split by the note
+    assert "confirm `no'pe x` by al" in md

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 from activities.drivers.dsm import DsmDriver
+from activities.drivers.dsm_profiles import Readiness
 from activities.drivers.errors import CommandFailed
 from inventory.models import Dsm
-from lab.dsm import create_dsm, initial_assets
+from lab.dsm import AGENT_JOBS, create_dsm, initial_assets, set_agent_jobs
 
 
 def lab_dsm(tmp_path: Path, side: str, mode: str, timeout: float = 5) -> DsmDriver:
@@ -96,3 +97,16 @@ def test_a_statement_error_keeps_the_servers_number(tmp_path: Path) -> None:
         y.set_mode("standby")  # type: ignore[arg-type]
     assert e.value.host == "dsm-y" and "SQLite error 19" in str(e.value)
     assert "CHECK constraint failed" in str(e.value)
+
+
+def test_a_dsm_without_its_job_says_so_and_cannot_tell_its_replication(tmp_path: Path) -> None:
+    x = lab_dsm(tmp_path, "X", "main")
+    assert x.readiness() == Readiness(missing_jobs=[], missing_rights=None)
+    set_agent_jobs(tmp_path / "dsm-x.db", AGENT_JOBS[1:])
+    assert x.readiness().missing_jobs == ["AuroraReplication"]
+    # As on SQL Server: its replication cannot be read without the job.
+    with pytest.raises(CommandFailed, match="no SQL Server Agent job 'AuroraReplication'") as e:
+        x.read()
+    assert e.value.host == "dsm-x"
+    set_agent_jobs(tmp_path / "dsm-x.db", tuple(j.upper() for j in AGENT_JOBS))
+    assert x.read().replication == "stopped"  # msdb compares names without regard to case

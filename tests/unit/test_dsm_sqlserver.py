@@ -23,10 +23,14 @@ from activities.drivers.dsm import (
     whole_seconds,
 )
 from activities.drivers.dsm_profiles import (
+    OPERATOR_ROLE,
     ProfileError,
+    Readiness,
     Replicating,
     SqlServerProfile,
     job_states,
+    missing_jobs,
+    missing_rights,
     replication_of,
 )
 from activities.drivers.errors import AuthenticationFailed, CommandFailed, Unreachable
@@ -64,6 +68,9 @@ def test_the_parser_is_strict() -> None:
         (SqlServerProfile.JOBS, [exp.Select], 2),
         (SqlServerProfile.START_JOB, [exp.Set, exp.Declare, exp.Execute, exp.Select], 1),
         (SqlServerProfile.STOP_JOB, [exp.Set, exp.Declare, exp.Execute, exp.Select], 1),
+        (SqlServerProfile.JOB_NAMES, [exp.Select], 2),
+        (SqlServerProfile.AGENT_ROLE, [exp.ExecuteSql], 0),
+        (SqlServerProfile(SqlServerDsm()).permissions, [exp.Select], 16),
     ],
 )
 def test_every_statement_parses_as_tsql(
@@ -171,6 +178,77 @@ def test_start_and_stop_read_the_return_code() -> None:
         profile.start(Answers([(1,)]), "master", "")
     with pytest.raises(ProfileError, match="exactly one row"):
         profile.start(Answers([]), "master", "")
+
+
+# -- the site check's reads: the jobs and the login's rights --------------------------------
+def test_the_agent_role_is_asked_in_msdb() -> None:
+    (tree,) = parse_tsql(SqlServerProfile.AGENT_ROLE)
+    assert tree.this.sql(dialect="tsql").lower() == "msdb.sys.sp_executesql"
+    # The statement it runs there (its quotes doubled inside N'...') parses too.
+    inner = "SELECT IS_SRVROLEMEMBER(N'sysadmin'), IS_MEMBER(N'SQLAgentOperatorRole')"
+    assert f"N'{inner.replace(chr(39), chr(39) * 2)}'" in SqlServerProfile.AGENT_ROLE
+    (select,) = parse_tsql(inner)
+    assert isinstance(select, exp.Select) and len(select.expressions) == 2
+
+
+def test_missing_jobs_by_name_without_regard_to_case() -> None:
+    assert missing_jobs([("aurorareplication",)], WANTED) == ["AuroraReplicationBackup"]
+    assert missing_jobs([("AuroraReplication",), ("AURORAREPLICATIONBACKUP",)], WANTED) == []
+    with pytest.raises(ProfileError, match="job name"):
+        missing_jobs([("AuroraReplication", 1)], WANTED)
+
+
+RIGHTS = SqlServerProfile(SqlServerDsm()).rights
+
+
+def test_missing_rights_from_the_role_and_the_permissions() -> None:
+    every = [tuple([1] * len(RIGHTS))]
+    assert missing_rights([(0, 1)], every, RIGHTS) == []
+    # sysadmin is no member of the role, and may start any job.
+    assert missing_rights([(1, 0)], every, RIGHTS) == []
+    # SQLAgentUserRole only: its own jobs (the role is missing); NULL is not a right.
+    some = [(1, 1, 1, 1, 1, 0, None, 1)]
+    assert missing_rights([(0, 0)], some, RIGHTS) == [
+        OPERATOR_ROLE,
+        "SELECT on dbo.AmsmDsmMode",
+        "UPDATE on dbo.AmsmDsmMode",
+    ]
+    assert missing_rights([(None, None)], every, RIGHTS) == [OPERATOR_ROLE]
+
+
+def test_rights_that_do_not_read_whole_are_errors() -> None:
+    every = [tuple([1] * len(RIGHTS))]
+    with pytest.raises(ProfileError, match="exactly one row"):
+        missing_rights([], every, RIGHTS)
+    with pytest.raises(ProfileError, match="columns"):
+        missing_rights([(0, 1)], [(1, 1)], RIGHTS)
+    with pytest.raises(ProfileError, match="not 1, 0 or NULL"):
+        missing_rights([(0, 2)], every, RIGHTS)
+    with pytest.raises(ProfileError, match="not 1, 0 or NULL"):
+        missing_rights([(0, 1)], [("yes", *[1] * (len(RIGHTS) - 1))], RIGHTS)
+
+
+def test_readiness_asks_msdb_and_binds_every_name() -> None:
+    profile = SqlServerProfile(SqlServerDsm(asset_table="Aurora.MasterClips"))
+
+    class Answers:
+        def query(self, statement: str, *params: Any) -> list[Any]:
+            if statement == profile.JOB_NAMES:
+                assert params == WANTED
+                return [("AuroraReplication",)]
+            if statement == profile.AGENT_ROLE:
+                return [(0, 1)]
+            assert statement == profile.permissions
+            assert params[-2:] == ("Aurora.MasterClips", "SELECT") and len(params) == 16
+            return [tuple([1] * 7 + [0])]
+
+        def execute(self, statement: str, *params: Any) -> int:
+            raise AssertionError("the check changes nothing")
+
+    assert profile.readiness(Answers()) == Readiness(
+        missing_jobs=["AuroraReplicationBackup"],
+        missing_rights=["SELECT on Aurora.MasterClips"],
+    )
 
 
 # -- pyodbc's errors and messages ------------------------------------------------------------

@@ -12,6 +12,7 @@ host driver's reading of the answer run as they do against a host.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -84,6 +85,18 @@ async def _uptime(drv: HostDriver, args: dict[str, Any]) -> Any:
     return await windows_facts.uptime(drv)
 
 
+async def _powershell_version(drv: HostDriver, args: dict[str, Any]) -> Any:
+    return list(await windows_facts.powershell_version(drv))
+
+
+async def _winrm_config(drv: HostDriver, args: dict[str, Any]) -> Any:
+    return dataclasses.asdict(await windows_facts.winrm_config(drv))
+
+
+async def _iscsi_discovery(drv: HostDriver, args: dict[str, Any]) -> Any:
+    return dataclasses.asdict(await clients_facts.iscsi_discovery(drv))
+
+
 FACT: dict[str, Callable[[HostDriver, dict[str, Any]], Awaitable[Any]]] = {
     "process_running": lambda drv, a: windows_facts.process_running(drv, a["name"]),
     "services": lambda drv, a: windows_facts.services(drv, a["names"]),
@@ -92,6 +105,11 @@ FACT: dict[str, Callable[[HostDriver, dict[str, Any]], Awaitable[Any]]] = {
     "client_facts": _client_facts,
     "client_verify": _client_verify,
     "insync_facts": _insync_facts,
+    "powershell_version": _powershell_version,
+    "winrm_config": _winrm_config,
+    "registry_values": lambda drv, a: windows_facts.registry_values(drv, a["keys"]),
+    "iscsi_discovery": _iscsi_discovery,
+    "insync_files": lambda drv, a: sync_tools_facts.insync_files_present(drv, _inventory().devices),
 }
 
 

@@ -26,7 +26,8 @@ from records.history import (
     readable,
 )
 from records.replay import replay_paths
-from records.report import build_report, render_markdown
+from records.report import build_report
+from records.report_render import render_markdown
 from tests.support.histories import HISTORIES, failed_replication
 from tests.support.history_cli import amsm
 from wire.codec import AesGcmCodec

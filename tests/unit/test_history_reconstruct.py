@@ -15,12 +15,11 @@ from records.history import (
     HistoryError,
     RunHistory,
     SignalRecord,
-    check_against_checklist,
     load_history_file,
     parse_history,
-    reconstruct,
     step_table,
 )
+from records.reconstruct import check_against_checklist, reconstruct
 from tests.support.histories import (
     HISTORIES,
     committed,

@@ -241,7 +241,10 @@ def test_cli_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert main(["lab", "fault", "nobody", "unreachable", "--dir", d]) == 1
     assert "no lab host or DSM named 'nobody'" in capsys.readouterr().err
     assert main(["lab", "fault", "dsm-x", "no-reboot", "--dir", d]) == 1
-    assert "a DSM fault is one of replication-fails, unreachable, clear" in capsys.readouterr().err
+    assert (
+        "a DSM fault is one of replication-fails, job-missing, unreachable, clear"
+        in capsys.readouterr().err
+    )
     assert main(["lab", "ingest", "--side", "Y", "--clip", "bad/name", "--dir", d]) == 1
     assert "clip name 'bad/name'" in capsys.readouterr().err
     missing = argparse.Namespace(dir=str(tmp_path / "nowhere"))

@@ -9,15 +9,8 @@ from datetime import datetime
 from html.parser import HTMLParser
 from pathlib import Path
 
-from records.report import (
-    Report,
-    build_report,
-    duration,
-    hms,
-    render_html,
-    render_markdown,
-    steps_for_show,
-)
+from records.report import Report, build_report, duration, hms, steps_for_show
+from records.report_render import render_html, render_markdown
 from tests.support.histories import (
     HISTORIES,
     committed,

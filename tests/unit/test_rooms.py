@@ -98,3 +98,19 @@ def test_the_console_loads_no_device_library() -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_the_dry_run_loads_no_operation() -> None:
+    """`amsm start ... --dry-run` reads facts only: its activities load no module that
+    changes a device, nor the families that act (it calls the probe, the pair's and its
+    own read-only activities)."""
+    code = (
+        "import sys, activities.dry_run, activities.probe, activities.pair\n"
+        "print(sorted(m for m in sys.modules if m.startswith('activities.drivers.operations')"
+        " or m in ('activities.dsm', 'activities.browse', 'activities.clients',"
+        " 'activities.smartbins', 'activities.sync_tools', 'activities.media')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "[]", out.stdout

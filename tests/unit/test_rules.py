@@ -19,7 +19,7 @@ from client.commands.report import report_of_file
 from client.session import EXIT_FAIL, EXIT_OK, EXIT_USAGE
 from inventory import rules
 from inventory.rules import BY_NAME, OVERRIDABLE, RULES, override_refusal
-from records.report import render_html, render_markdown
+from records.report_render import render_html, render_markdown
 from workflows.overrides import Override, override_problem, records
 
 OVERRIDABLE_RULES = {

@@ -20,8 +20,7 @@ from lab.dsm import dsm_path
 from lab.faults import set_side_fault
 from lab.init import init_lab
 from lab.state import NEVER, LabState
-from workflows.restore import fenced
-from workflows.unplanned import lost_side_advice
+from workflows.preconditions import fenced, lost_side_advice
 
 
 def pair(x: DsmStatus, y: DsmStatus) -> PairStatus:

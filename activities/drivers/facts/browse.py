@@ -18,6 +18,12 @@ def backup_name(active: str) -> str:
     return active[: -len(".exe.config")] + ".backup.exe.config"
 
 
+def twin_missing(comp: BrowseComponent, active: str) -> str:
+    """What a Browse switch says of a config file without its twin (or a twin without
+    its file): it swaps the two, so it needs both."""
+    return f"{comp.name}: expected both {active} and {backup_name(active)} in {comp.config_dir}"
+
+
 @dataclass
 class BrowseFacts:
     services: list[ServiceState]

@@ -139,3 +139,24 @@ async def portals_reachable(drv: HostDriver, portals: list[str], port: int) -> d
 @reads_answers
 async def volume_present(drv: HostDriver) -> bool:
     return ps.parse_bool(await drv.run_one(ps.test_path("V:\\")))
+
+
+@dataclass(frozen=True)
+class IscsiDiscovery:
+    """What a client's initiator knows: its registered target portals and the targets
+    discovered through them."""
+
+    portals: list[str]
+    targets: list[str]
+
+
+@reads_answers
+async def iscsi_discovery(drv: HostDriver) -> IscsiDiscovery:
+    """The registered portals (Get-IscsiTargetPortal) and discovered targets
+    (Get-IscsiTarget). Reads only: discovering anew (New-/Update-IscsiTargetPortal)
+    would change the initiator."""
+    portals, targets = await iscsi_run(drv, ps.iscsi_portals(), ps.iscsi_targets())
+    return IscsiDiscovery(
+        portals=[str(ps.prop(o, "TargetPortalAddress")) for o in ps.parse_json_list(portals)],
+        targets=[str(ps.prop(o, "NodeAddress")) for o in ps.parse_json_list(targets)],
+    )

@@ -108,3 +108,86 @@ async def clock(drv: HostDriver) -> HostClock:
     received = time.time()
     host_now = ps.parse_datetime(ps.prop(info, "LocalDateTime")).timestamp()
     return HostClock(skew=host_now - (sent + received) / 2, uncertainty=(received - sent) / 2)
+
+
+@reads_answers
+async def powershell_version(drv: HostDriver) -> tuple[int, int]:
+    """The host's PowerShell ($PSVersionTable.PSVersion: major, minor), in a script of its
+    own that any PowerShell from 2.0 on runs: the plainest proof that the host answers
+    over its transport with its credentials, even where it is too old for the rest."""
+    major, minor = await drv.run(*ps.POWERSHELL_VERSION)
+    return ps.parse_version_part(major), ps.parse_version_part(minor)
+
+
+@reads_answers
+async def registry_values(
+    drv: HostDriver, keys: dict[str, list[str]]
+) -> dict[str, list[str] | None]:
+    """For each registry key (a PowerShell path, `HKLM:\\...`) the names of the values
+    asked for that it lacks, or None when the key itself is missing. Test-Path answers
+    for keys only (the registry provider's items); Get-ItemProperty | Select-Object
+    writes every property asked for, null for a value the key does not have."""
+    paths = list(keys)
+    present = [ps.parse_bool(a) for a in await drv.run(*[ps.test_path(p) for p in paths])]
+    there = [p for p, ok in zip(paths, present, strict=True) if ok]
+    out: dict[str, list[str] | None] = {p: None for p in paths}
+    if there:
+        answers = await drv.run(*[ps.get_registry(p, keys[p]) for p in there])
+        for p, line in zip(there, answers, strict=True):
+            values = ps.parse_json_object(line)
+            out[p] = [n for n in keys[p] if ps.prop(values, n) is None]
+    return out
+
+
+@dataclass(frozen=True)
+class WinRmConfig:
+    """The host's WinRM service settings that decide whether the worker gets in."""
+
+    max_shells_per_user: int
+    max_concurrent_operations_per_user: int
+    allow_unencrypted: bool
+    basic: bool
+
+
+def _setting(line: str, name: str) -> str:
+    obj = ps.parse_json_object(line)
+    if str(ps.prop(obj, "Name")).lower() != name.lower():
+        raise ps.BadOutput(f"expected the setting {name}, got {obj.get('Name')!r}")
+    value = ps.prop(obj, "Value")
+    if not isinstance(value, str):
+        raise ps.BadOutput(f"{name}: expected text, got {value!r}")
+    return value
+
+
+def parse_winrm_config(answers: list[str]) -> WinRmConfig:
+    names = list(ps.WSMAN_SETTINGS)
+    if len(answers) != len(names):
+        raise ps.BadOutput(f"expected {len(names)} settings, got {len(answers)}")
+    values = {n: _setting(a, n) for n, a in zip(names, answers, strict=True)}
+
+    def number(name: str) -> int:
+        v = values[name].strip()
+        if not v.isascii() or not v.isdigit():
+            raise ps.BadOutput(f"{name}: expected a number, got {v[:40]!r}")
+        return int(v)
+
+    def flag(name: str) -> bool:
+        v = values[name].strip().lower()
+        if v not in ("true", "false"):
+            raise ps.BadOutput(f"{name}: expected true or false, got {v[:40]!r}")
+        return v == "true"
+
+    return WinRmConfig(
+        max_shells_per_user=number("MaxShellsPerUser"),
+        max_concurrent_operations_per_user=number("MaxConcurrentOperationsPerUser"),
+        allow_unencrypted=flag("AllowUnencrypted"),
+        basic=flag("Basic"),
+    )
+
+
+@reads_answers
+async def winrm_config(drv: HostDriver) -> WinRmConfig:
+    """MaxShellsPerUser, MaxConcurrentOperationsPerUser, AllowUnencrypted and Basic of
+    the host's WinRM service, from its WSMan: drive."""
+    answers = await drv.run(*[ps.wsman_setting(p) for p in ps.WSMAN_SETTINGS.values()])
+    return parse_winrm_config(answers)

@@ -4,8 +4,8 @@ config files so it points at the other side (interlock: only while stopped)."""
 from __future__ import annotations
 
 from activities.drivers import powershell as ps
-from activities.drivers.errors import RULE_BROWSE_STOPPED, CommandFailed
-from activities.drivers.facts.browse import backup_name, browse_facts
+from activities.drivers.errors import CommandFailed
+from activities.drivers.facts.browse import backup_name, browse_facts, twin_missing
 from activities.drivers.facts.windows import services
 from activities.drivers.host import HostDriver, reads_answers
 from activities.drivers.interlocks import Overrides, with_forced
@@ -14,6 +14,7 @@ from activities.drivers.operations.windows import (
     start_services,
     stop_services,
 )
+from activities.drivers.refusals import browse_switch_running
 from inventory.models import BrowseComponent, Inventory, Side
 from inventory.names import path_join
 
@@ -72,13 +73,9 @@ async def browse_switch(
     svc = await services(drv, comp.services)
     running = [n for n in comp.services if svc.get(n) != "Stopped"]
     forced = None
-    if running:
-        forced = ov.refuse(
-            drv.name,
-            RULE_BROWSE_STOPPED,
-            f"Browse {comp.name} switches only when stopped; running: {', '.join(running)}",
-            f"Browse {comp.name} was running ({', '.join(running)})",
-        )
+    no = browse_switch_running(comp.name, running)
+    if no is not None:
+        forced = ov.refuse(drv.name, no.rule, no.refusal, no.forced)
     swapped = []
     for f in comp.config_files:
         active = path_join(comp.config_dir, f)
@@ -98,10 +95,7 @@ async def browse_switch(
             swapped.append(f"{f} (interrupted swap completed)")
             continue
         if not (has_active and has_backup):
-            raise CommandFailed(
-                drv.name,
-                f"{comp.name}: expected both {f} and {backup_name(f)} in {comp.config_dir}",
-            )
+            raise CommandFailed(drv.name, twin_missing(comp, f))
         content = ps.parse_json_string(await drv.run_one(ps.get_content(active)))
         if inv.side_of_marker(content) == to:
             continue

@@ -4,11 +4,11 @@ its Aurora DSM at a side (interlock: only when it reaches that side's bridge).""
 from __future__ import annotations
 
 from activities.drivers import powershell as ps
-from activities.drivers.errors import RULE_CLIENT_BRIDGE
 from activities.drivers.facts.clients import parse_nameservers, parse_sessions, same_servers
 from activities.drivers.host import HostDriver, reads_answers
 from activities.drivers.interlocks import Overrides, with_forced
 from activities.drivers.iscsi import iscsi_run
+from activities.drivers.refusals import client_without_bridge
 from inventory.models import Inventory, Side, SwitchableClient
 
 
@@ -77,14 +77,11 @@ async def client_prepare(
     if logged_in and persistent and not stale and dsm_host == target.dsm.host and servers_ok:
         return f"{client.host} is already configured for {to}"
     forced = None
-    if not logged_in and not reachable:
-        forced = ov.refuse(
-            drv.name,
-            RULE_CLIENT_BRIDGE,
-            f"{client.host} cannot reach {to}'s bridge K2 server {target.bridge.host} "
-            f"at its iSCSI portal {', '.join(portals)} on port {dev.iscsi_port}",
-            f"{client.host} did not reach {', '.join(portals)} on port {dev.iscsi_port}",
-        )
+    no = client_without_bridge(
+        client.host, to, target.bridge.host, portals, dev.iscsi_port, reachable
+    )
+    if not logged_in and no is not None:
+        forced = ov.refuse(drv.name, no.rule, no.refusal, no.forced)
     stmts = [ps.stop_process(p) for p in dev.aurora_processes]
     if not logged_in:
         for p in portals:

@@ -4,14 +4,14 @@ services, and the InSync direction (interlock: only while InSync is stopped)."""
 from __future__ import annotations
 
 from activities.drivers import powershell as ps
-from activities.drivers.errors import RULE_INSYNC_STOPPED, CommandFailed
-from activities.drivers.facts.sync_tools import insync_facts
+from activities.drivers.errors import CommandFailed
+from activities.drivers.facts.sync_tools import insync_active_cfg, insync_facts, insync_template
 from activities.drivers.facts.windows import process_running
 from activities.drivers.host import HostDriver, reads_answers
 from activities.drivers.interlocks import Overrides, with_forced
 from activities.drivers.operations.windows import start_services, stop_services
+from activities.drivers.refusals import insync_direction_running
 from inventory.models import DeviceSettings, Side, other
-from inventory.names import path_join
 
 
 @reads_answers
@@ -32,11 +32,6 @@ async def tool_set(drv: HostDriver, label: str, service: str, process: str, runn
     return f"{label} {'started' if running else 'stopped'} on {drv.name} (service {service})"
 
 
-def insync_template(dev: DeviceSettings, main: Side) -> str:
-    name = "InsyncXtoY.cfg" if main == "X" else "InsyncYtoX.cfg"
-    return path_join(dev.insync_cfg_dir, name)
-
-
 @reads_answers
 async def insync_set_main(
     drv: HostDriver, dev: DeviceSettings, main: Side, overrides: Overrides | None = None
@@ -44,7 +39,7 @@ async def insync_set_main(
     """Set the InSync direction main -> other. Refused while InSync runs (overridable)."""
     ov = overrides or Overrides()
     running, current = await insync_facts(drv, dev)
-    target = path_join(dev.insync_cfg_dir, "Insync.cfg")
+    target = insync_active_cfg(dev)
     template = insync_template(dev, main)
     h_target, h_template = await drv.run(ps.file_hash(target), ps.file_hash(template))
     same_cfg = ps.parse_json_object(h_target).get("Hash") == ps.parse_json_object(h_template).get(
@@ -53,14 +48,9 @@ async def insync_set_main(
     if current == main and same_cfg:
         return f"InSync on {drv.name} already copies {main} -> {other(main)}"
     forced = None
-    if running:
-        forced = ov.refuse(
-            drv.name,
-            RULE_INSYNC_STOPPED,
-            f"the InSync direction changes only while InSync is stopped; "
-            f"{dev.insync_process} is running",
-            f"InSync ({dev.insync_process}) was running",
-        )
+    no = insync_direction_running(dev.insync_process, running)
+    if no is not None:
+        forced = ov.refuse(drv.name, no.rule, no.refusal, no.forced)
     await drv.run(
         ps.set_registry(dev.insync_registry, dev.insync_direction_value, main),
         ps.copy_file(template, target),

@@ -1,0 +1,52 @@
+"""One host's findings, built up check by check, and how a failed read is told."""
+
+from __future__ import annotations
+
+from activities.drivers.credentials import CredentialError
+from activities.drivers.errors import DeviceError
+from activities.drivers.powershell import BadOutput, UnsafeValue
+from activities.models import CheckRole, CheckTarget, Finding, HostCheck
+
+# Hosts no step acts on: a finding about one is a warning (amsm status reads them).
+READ_ONLY_ROLES: tuple[CheckRole, ...] = ("nas-ftp", "bridge")
+
+READ_ERRORS = (DeviceError, CredentialError, BadOutput, UnsafeValue, OSError)
+
+
+def not_read(e: Exception) -> str:
+    """What a failed read found, with the error's kind (Unreachable, AuthenticationFailed,
+    CommandFailed, ...), never a secret: the error tree's texts name hosts only."""
+    if isinstance(e, DeviceError):
+        return f"{e.kind}: {e}"
+    if isinstance(e, CredentialError):
+        return f"credentials: {e}"
+    return f"{type(e).__name__}: {e}"
+
+
+class Report:
+    """The findings of one host, built up check by check."""
+
+    def __init__(self, target: CheckTarget) -> None:
+        self.result = HostCheck(host=target.host, role=target.role, side=target.side)
+
+    @property
+    def read_only(self) -> bool:
+        """A host no step acts on: what is wrong with it is a warning."""
+        return self.result.role in READ_ONLY_ROLES
+
+    def ran(self, check: str) -> None:
+        if check not in self.result.checks:
+            self.result.checks.append(check)
+
+    def add(self, check: str, expected: str, found: str, fix: str, warning: bool = False) -> None:
+        self.ran(check)
+        self.result.findings.append(
+            Finding(
+                host=self.result.host,
+                check=check,
+                severity="warning" if warning else "problem",
+                expected=expected,
+                found=found,
+                fix=fix,
+            )
+        )

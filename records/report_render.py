@@ -1,0 +1,524 @@
+"""The run report drawn: markdown (`amsm report`), one self-contained HTML file
+(`amsm report --html`) and the step timeline for a terminal (`amsm replay --timeline`),
+all from the one `Report` that records/report.py builds; markdown tables through the
+same `md_table` as the Web UI's checklist (workflows/view.py).
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+from records.reconstruct import TimelineEntry
+from records.report import (
+    ClientRow,
+    Issue,
+    Report,
+    StepRow,
+    clock,
+    duration,
+    hms,
+    stamp,
+)
+from records.report_control import OVERRIDE_HEAD, OverrideRow, used_text
+from workflows.view import md, md_table
+
+
+# -- markdown --------------------------------------------------------------------------------
+def summary_rows(r: Report) -> list[tuple[str, str]]:
+    serving = (
+        f"{r.serving.seconds:.1f} s ({r.serving.hms}); {r.serving.basis}"
+        if r.serving.seconds is not None
+        else r.serving.basis
+    )
+    end = stamp(r.ended_at) if r.ended_at else "not ended when the history was read"
+    rows = [
+        ("Workflow", f"{r.workflow_type}" + (f", {r.direction}" if r.direction else "")),
+        ("Pair", f"{r.pair} (workflow id {r.workflow_id})" if r.pair else r.workflow_id),
+        ("Run", r.run_id),
+        ("Initiator", r.initiator),
+        *([("Unplanned", f"yes: {r.unplanned_reason}")] if r.unplanned_reason else []),
+        *([("Fence on the lost side", r.fence)] if r.fence else []),
+        ("Started", stamp(r.started_at)),
+        ("Ended", end),
+        ("Duration", f"{duration(r.seconds)} ({hms(r.seconds)})"),
+        ("Result", r.result),
+        ("New main side serving after", serving),
+        ("Errors / warnings", f"{len(r.errors)} / {len(r.warnings)}"),
+    ]
+    if r.final_state:
+        rows.append(("Devices at the end", "; ".join(r.final_state)))
+    return rows
+
+
+def _step_cells(r: Report, s: StepRow) -> list[Any]:
+    note = s.note_or_reason
+    result = s.error if s.status == "failed" else s.message
+    if s.error and s.status != "failed" and s.error not in (result or ""):
+        result = f"{result + '; ' if result else ''}error: {s.error}"
+    if s.retried_by:
+        result = f"{result + '; ' if result else ''}retried by {', '.join(s.retried_by)}"
+    return [
+        s.n,
+        s.id,
+        s.kind,
+        s.status,
+        clock(s.started_at, r.started_at),
+        clock(s.ended_at, r.started_at),
+        duration(s.seconds),
+        s.by,
+        note or "",
+        result or "",
+    ]
+
+
+STEP_HEAD = ["#", "step", "kind", "outcome", "start", "end", "duration", "by", "note / reason"]
+STEP_HEAD += ["result / error"]
+CLIENT_HEAD = ["client", "step", "to", "outcome", "attempts", "switch time", "started", "ended"]
+CLIENT_HEAD += ["message / error"]
+
+
+def _client_cells(r: Report, c: ClientRow) -> list[Any]:
+    text = (c.message if c.status == "done" else c.error or c.message) or ""
+    if c.status == "skipped" and c.error:
+        text = f"{c.message}; error: {c.error}"
+    if c.earlier_errors:
+        text += "; earlier attempt(s): " + "; ".join(c.earlier_errors)
+    return [
+        c.host,
+        c.step,
+        c.to or "",
+        c.status,
+        c.attempts,
+        duration(c.seconds),
+        clock(c.started_at, r.started_at),
+        clock(c.ended_at, r.started_at),
+        text,
+    ]
+
+
+def _event_cells(r: Report, e: TimelineEntry) -> list[Any]:
+    return [
+        clock(e.at, r.started_at),
+        f"+{(e.at - r.started_at).total_seconds():.1f}",
+        e.event_id,
+        e.step,
+        e.text,
+    ]
+
+
+def render_markdown(r: Report) -> str:
+    out = [f"# Run report: {md(r.title)}", ""]
+    out += md_table(["", ""], [[k, v] for k, v in summary_rows(r)])
+    if r.workflow_type == "control" or r.overrides:
+        out += ["", "## Overrides", ""]
+        if r.overrides:
+            out += md_table(OVERRIDE_HEAD, [_override_cells(o) for o in r.overrides])
+        else:
+            out.append("_None: every rule held._")
+    out += ["", "## Steps", ""]
+    if r.steps:
+        out += md_table(STEP_HEAD, [_step_cells(r, s) for s in r.steps])
+        for s in r.steps:
+            if s.items:
+                out += ["", f"Items of `{s.id}` ({len(s.items)}):", ""]
+                out += [f"- {md(i)}" for i in s.items]
+    else:
+        out.append("_This run has no checklist steps._")
+    out += ["", "## Clients", ""]
+    if r.clients:
+        out += md_table(CLIENT_HEAD, [_client_cells(r, c) for c in r.clients])
+    else:
+        out.append("_No client switched in this run._")
+    out += ["", "## Decisions", ""]
+    if r.decisions:
+        out += md_table(
+            ["time", "decision", "step", "client", "by", "reason", "taken"],
+            [
+                [clock(d.at, r.started_at), d.action, d.step, d.client or "", d.operator]
+                + [d.reason or "", d.verdict]
+                for d in r.decisions
+            ],
+        )
+    else:
+        out.append("_None._")
+    out += ["", "## Rejected signals", ""]
+    if r.rejected:
+        out += md_table(
+            ["time", "signal", "step", "by", "reason"],
+            [
+                [clock(x.at, r.started_at), x.signal, x.step, x.operator, x.reason]
+                for x in r.rejected
+            ],
+        )
+    else:
+        out.append("_None._")
+    out += ["", "## Errors and warnings", ""]
+    for title, issues in (("Errors", r.errors), ("Warnings", r.warnings)):
+        out.append(f"**{title}:**" + (" none." if not issues else ""))
+        out += [f"- {_issue_text(r, i)}" for i in issues]
+        out.append("")
+    if r.final_state:
+        out += ["## Where the devices ended up", ""] + [f"- {md(x)}" for x in r.final_state]
+        out.append("")
+    out += ["## Event timeline", ""]
+    out += md_table(
+        ["time", "+s", "event", "step", "what"], [_event_cells(r, e) for e in r.timeline]
+    )
+    out += ["", "## How this report was made", ""]
+    out += [f"- {md(x)}" for x in provenance(r)]
+    return "\n".join(out) + "\n"
+
+
+def _override_cells(o: OverrideRow) -> list[Any]:
+    return [o.rule, o.operator, o.reason, used_text(o), o.outcome]
+
+
+def _issue_text(r: Report, i: Issue) -> str:
+    where = " ".join(
+        x
+        for x in (
+            clock(i.at, r.started_at) if i.at else "",
+            f"(event {i.event_id})" if i.event_id else "",
+            f"`{i.step}`" if i.step and not i.step.startswith("(") else "",
+        )
+        if x
+    )
+    return (where + ": " if where else "") + md(i.text)
+
+
+def provenance(r: Report) -> list[str]:
+    lines = [
+        f"Built from the workflow history alone ({r.event_count} events, {r.source}); "
+        "no query and no worker, so it reads the same for a run that ended long ago.",
+        "Times are the history's event times in UTC; a step's start and end are the clock of "
+        "the workflow task that started and ended it.",
+    ]
+    if r.from_checklist:
+        lines.append(
+            "Step outcomes, operators, notes and messages are the run's own checklist (its "
+            "result); the events were checked against it"
+            + (" and agree." if not r.consistency else f": {len(r.consistency)} disagreement(s).")
+        )
+    if r.updates:
+        lines.append(
+            "Confirmations and decisions sent by `amsm` are updates: the workflow checks them "
+            "first, and one it refuses never reaches the history (the CLI said so at once). "
+            "Refused signals are recorded, and listed above."
+        )
+    lines += [f"Approximate: {a}" for a in r.approximate]
+    if r.patches:
+        lines.append(f"Workflow versions (patches) in this run: {', '.join(r.patches)}")
+    return lines
+
+
+# -- HTML ----------------------------------------------------------------------------------
+CSS = """
+:root { --ink: #1b1f24; --mute: #5b6570; --line: #d4d9de; --ok: #1a7f37; --warn: #9a6700;
+  --bad: #cf222e; --bg: #f6f8fa; }
+* { box-sizing: border-box; }
+body { font: 13px/1.45 -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; color: var(--ink);
+  margin: 24px auto; max-width: 1200px; padding: 0 16px; }
+h1 { font-size: 20px; margin: 0 0 12px; }
+h2 { font-size: 15px; margin: 22px 0 8px; padding-bottom: 3px; border-bottom: 2px solid var(--ink); }
+table { border-collapse: collapse; width: 100%; margin: 4px 0 8px; }
+th, td { border: 1px solid var(--line); padding: 3px 6px; text-align: left; vertical-align: top; }
+th { background: var(--bg); font-weight: 600; white-space: nowrap; }
+td.num, td.time { white-space: nowrap; font-variant-numeric: tabular-nums; }
+table.summary th { width: 14em; }
+code, .id { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 12px; }
+.st { display: inline-block; padding: 0 6px; border-radius: 8px; border: 1px solid currentColor;
+  font-size: 11px; white-space: nowrap; }
+.st-done, .st-completed { color: var(--ok); }
+.st-skipped, .st-aborted, .st-awaiting-confirmation, .st-awaiting-approval,
+.st-awaiting-operator, .st-running, .st-switching, .st-pending { color: var(--warn); }
+.st-failed, .st-terminated, .st-timed-out, .st-canceled { color: var(--bad); }
+.lvl-error td { background: #ffebe9; }
+.lvl-warning td { background: #fff8c5; }
+ul.issues li.error::marker { color: var(--bad); }
+ul.issues li.warning::marker { color: var(--warn); }
+.none { color: var(--mute); font-style: italic; }
+.small { color: var(--mute); font-size: 11px; }
+table.events td { font-size: 12px; }
+@page { size: A4 landscape; margin: 12mm; }
+@media print {
+  body { margin: 0; max-width: none; padding: 0; font-size: 10px; }
+  h2 { break-after: avoid; page-break-after: avoid; }
+  table { page-break-inside: auto; }
+  tr, li { break-inside: avoid; page-break-inside: avoid; }
+  thead { display: table-header-group; }
+  th { background: #eee !important; -webkit-print-color-adjust: exact; print-color-adjust: exact; }
+  .lvl-error td, .lvl-warning td { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
+  a { color: inherit; text-decoration: none; }
+  section.timeline { break-before: page; page-break-before: always; }
+}
+"""
+
+
+def h(text: Any) -> str:
+    return html.escape("" if text is None else str(text), quote=True)
+
+
+def _status(text: str) -> str:
+    cls = "".join(ch if ch.isalnum() or ch == "-" else "-" for ch in text)
+    return f'<span class="st st-{h(cls)}">{h(text)}</span>'
+
+
+def _html_table(
+    head: list[str], rows: list[list[str]], cls: str = "", row_cls: list[str] | None = None
+) -> str:
+    thead = "".join(f"<th>{h(x)}</th>" for x in head)
+    body = []
+    for i, r in enumerate(rows):
+        rc = f' class="{h(row_cls[i])}"' if row_cls and row_cls[i] else ""
+        body.append(f"<tr{rc}>" + "".join(r) + "</tr>")
+    klass = f' class="{h(cls)}"' if cls else ""
+    return f"<table{klass}><thead><tr>{thead}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _td(text: Any, cls: str = "") -> str:
+    klass = f' class="{cls}"' if cls else ""
+    return f"<td{klass}>{h(text)}</td>"
+
+
+def render_html(r: Report) -> str:
+    """One self-contained HTML file: inline CSS, no scripts, no external assets."""
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>Run report: {h(r.title)} ({h(r.run_id)})</title>",
+        f"<style>{CSS}</style></head><body>",
+        f"<h1>Run report: {h(r.title)}</h1>",
+    ]
+    rows = []
+    for k, v in summary_rows(r):
+        if k == "Result":
+            rest = v.removeprefix(f"{r.state}: ").removeprefix(r.state)
+            cell = _status(r.state) + (" " + h(rest) if rest else "")
+        else:
+            cell = h(v)
+        rows.append(f"<tr><th>{h(k)}</th><td>{cell}</td></tr>")
+    parts.append(
+        f'<section class="summary"><table class="summary">{"".join(rows)}</table></section>'
+    )
+    if r.workflow_type == "control" or r.overrides:
+        parts.append('<section class="overrides"><h2>Overrides</h2>')
+        if r.overrides:
+            orows = [[_td(x) for x in _override_cells(o)] for o in r.overrides]
+            ocls = ["lvl-warning" if o.used else "" for o in r.overrides]
+            parts.append(_html_table(OVERRIDE_HEAD, orows, "overrides", ocls))
+        else:
+            parts.append('<p class="none">None: every rule held.</p>')
+        parts.append("</section>")
+
+    parts.append('<section class="steps"><h2>Steps</h2>')
+    if r.steps:
+        srows, scls = [], []
+        for s in r.steps:
+            cells = _step_cells(r, s)
+            srows.append(
+                [
+                    _td(cells[0], "num"),
+                    f'<td class="id">{h(s.id)}<div class="small">{h(s.title)}</div></td>',
+                    _td(s.kind),
+                    f"<td>{_status(s.status)}</td>",
+                    _td(cells[4], "time"),
+                    _td(cells[5], "time"),
+                    _td(cells[6], "num"),
+                    _td(cells[7]),
+                    _td(cells[8]),
+                    _td(cells[9]),
+                ]
+            )
+            scls.append("lvl-error" if s.status == "failed" else "")
+        parts.append(_html_table(STEP_HEAD, srows, "steps", scls))
+        for s in r.steps:
+            if s.items:
+                items = "".join(f"<li>{h(i)}</li>" for i in s.items)
+                parts.append(
+                    f'<p>Items of <code>{h(s.id)}</code> ({len(s.items)}):</p><ul class="items">{items}</ul>'
+                )
+    else:
+        parts.append('<p class="none">This run has no checklist steps.</p>')
+    parts.append("</section>")
+
+    parts.append('<section class="clients"><h2>Clients</h2>')
+    if r.clients:
+        crows, ccls = [], []
+        for c in r.clients:
+            cells = _client_cells(r, c)
+            crows.append(
+                [
+                    _td(c.host, "id"),
+                    _td(c.step, "id"),
+                    _td(c.to or ""),
+                    f"<td>{_status(c.status)}</td>",
+                    _td(c.attempts, "num"),
+                    _td(cells[5], "num"),
+                    _td(cells[6], "time"),
+                    _td(cells[7], "time"),
+                    _td(cells[8]),
+                ]
+            )
+            ccls.append({"failed": "lvl-error", "skipped": "lvl-warning"}.get(c.status, ""))
+        parts.append(_html_table(CLIENT_HEAD, crows, "clients", ccls))
+    else:
+        parts.append('<p class="none">No client switched in this run.</p>')
+    parts.append("</section>")
+
+    parts.append('<section class="decisions"><h2>Decisions</h2>')
+    if r.decisions:
+        drows = [
+            [
+                _td(clock(d.at, r.started_at), "time"),
+                _td(d.action),
+                _td(d.step, "id"),
+                _td(d.client or "", "id"),
+                _td(d.operator),
+                _td(d.reason or ""),
+                _td(d.verdict),
+            ]
+            for d in r.decisions
+        ]
+        head = ["time", "decision", "step", "client", "by", "reason", "taken"]
+        parts.append(_html_table(head, drows, "decisions"))
+    else:
+        parts.append('<p class="none">None.</p>')
+    parts.append("</section>")
+
+    parts.append('<section class="rejected"><h2>Rejected signals</h2>')
+    if r.rejected:
+        rrows = [
+            [
+                _td(clock(x.at, r.started_at), "time"),
+                _td(x.signal),
+                _td(x.step, "id"),
+                _td(x.operator),
+                _td(x.reason),
+            ]
+            for x in r.rejected
+        ]
+        parts.append(_html_table(["time", "signal", "step", "by", "reason"], rrows, "rejected"))
+    else:
+        parts.append('<p class="none">None.</p>')
+    parts.append("</section>")
+
+    parts.append('<section class="issues"><h2>Errors and warnings</h2>')
+    for title, issues, level in (
+        ("Errors", r.errors, "error"),
+        ("Warnings", r.warnings, "warning"),
+    ):
+        if not issues:
+            parts.append(f'<p><strong>{title}:</strong> <span class="none">none.</span></p>')
+            continue
+        items = "".join(f'<li class="{level}">{h(_issue_plain(r, i))}</li>' for i in issues)
+        parts.append(f'<p><strong>{title}:</strong></p><ul class="issues">{items}</ul>')
+    parts.append("</section>")
+
+    if r.final_state:
+        items = "".join(f"<li>{h(x)}</li>" for x in r.final_state)
+        parts.append(f"<section><h2>Where the devices ended up</h2><ul>{items}</ul></section>")
+
+    parts.append('<section class="timeline"><h2>Event timeline</h2>')
+    erows = [
+        [
+            _td(clock(e.at, r.started_at), "time"),
+            _td(f"+{(e.at - r.started_at).total_seconds():.1f}", "num"),
+            _td(e.event_id, "num"),
+            _td(e.step, "id"),
+            _td(e.text),
+        ]
+        for e in r.timeline
+    ]
+    ecls = [f"lvl-{e.level}" if e.level != "info" else "" for e in r.timeline]
+    parts.append(_html_table(["time", "+s", "event", "step", "what"], erows, "events", ecls))
+    parts.append("</section>")
+
+    items = "".join(f"<li>{h(x)}</li>" for x in provenance(r))
+    parts.append(f'<section class="provenance"><h2>How this report was made</h2><ul>{items}</ul>')
+    parts.append("</section></body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def _issue_plain(r: Report, i: Issue) -> str:
+    where = " ".join(
+        x
+        for x in (
+            clock(i.at, r.started_at) if i.at else "",
+            f"(event {i.event_id})" if i.event_id else "",
+            i.step if i.step and not i.step.startswith("(") else "",
+        )
+        if x
+    )
+    return (where + ": " if where else "") + i.text
+
+
+# -- the timeline for a terminal ------------------------------------------------------------
+def render_timeline(r: Report) -> str:
+    """`amsm replay --timeline`: what ran when, what failed with what error, who decided what."""
+    out = [
+        f"{r.title}   run {r.run_id}",
+        f"{r.workflow_type} by {r.initiator}; started {stamp(r.started_at)}; "
+        + (
+            f"ended {stamp(r.ended_at)} after {duration(r.seconds)}"
+            if r.ended_at
+            else f"not ended when read ({duration(r.seconds)} so far)"
+        ),
+        f"result: {r.result}",
+    ]
+    if r.serving.seconds is not None:
+        out.append(f"new main side serving after {r.serving.seconds:.1f} s ({r.serving.hms})")
+    for a in r.approximate:
+        out.append(f"note: approximate: {a}")
+    for m in r.consistency:
+        out.append(f"note: the checklist and the events disagree: {m}")
+    if r.steps:
+        out += ["", "Steps"]
+        width = max(len(s.id) for s in r.steps)
+        for s in r.steps:
+            by = s.by
+            note = s.note_or_reason
+            tail = f"  {by}" if by else ""
+            tail += f': "{note}"' if note else ""
+            out.append(
+                f"  {s.n:2} {s.id:{width}}  {s.status:21} {clock(s.started_at, r.started_at):12} "
+                f"{clock(s.ended_at, r.started_at):12} {duration(s.seconds):>8}{tail}".rstrip()
+            )
+            if s.error and (s.status == "failed" or s.how == "skipped"):
+                out.append(f"{'':6}error: {s.error}")
+            elif s.message and s.status not in ("pending",):
+                out.append(f"{'':6}{s.message}")
+            for r_ in s.retried_by:
+                out.append(f"{'':6}retried by {r_}")
+            for c in s.clients or []:
+                what = c.message if c.status == "done" else (c.error or c.message or "")
+                if c.status == "skipped":
+                    what = f"{c.message}" + (f" (error: {c.error})" if c.error else "")
+                extra = f", {c.attempts} attempts" if c.attempts > 1 else ""
+                out.append(f"{'':6}{c.host}: {c.status}{extra}: {what}")
+    if r.decisions:
+        out += ["", "Decisions"]
+        for d in r.decisions:
+            target = f"{d.step} {d.client}" if d.client else d.step
+            out.append(
+                f"  {clock(d.at, r.started_at)}  {d.action} {target} by {d.operator}"
+                + (f": {d.reason}" if d.reason else "")
+                + ("" if d.verdict == "accepted" else f" ({d.verdict})")
+            )
+    if r.rejected:
+        out += ["", "Rejected signals"]
+        out += [
+            f"  {clock(x.at, r.started_at)}  {x.signal} {x.step} by {x.operator}: {x.reason}"
+            for x in r.rejected
+        ]
+    out += ["", "Events"]
+    width = max((len(e.step) for e in r.timeline), default=8)
+    for e in r.timeline:
+        mark = {"error": "!", "warning": "~"}.get(e.level, " ")
+        rel = f"+{(e.at - r.started_at).total_seconds():.1f}"
+        out.append(
+            f"  {mark} {clock(e.at, r.started_at):12} {rel:>8}  {e.event_id:>5}  "
+            f"{e.step:{width}}  {e.text}"
+        )
+    return "\n".join(out) + "\n"

@@ -1,0 +1,61 @@
+"""How the site check names what stopped a host's first read, and what its host-wide
+reads make of an answer (activities/checks/hosts.py): pure logic over the error tree."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from activities.checks import hosts
+from activities.checks.report import Report
+from activities.drivers.errors import (
+    AuthenticationFailed,
+    HostNotTrusted,
+    LogonRefused,
+    Unreachable,
+)
+from activities.models import CheckRole, CheckTarget
+from inventory.load import load_inventory
+from inventory.models import Host, WinRm
+
+INV = load_inventory(Path(__file__).resolve().parent / "data" / "inventory.yaml")
+SSH = Host(host="sb-x1", address="192.0.2.11", credentials="admin")
+
+
+def winrm(scheme: str, auth: str) -> Host:
+    w = WinRm(scheme=scheme, auth=auth, allow_http=scheme == "http")  # type: ignore[arg-type]
+    return Host(host="mf-01", address="192.0.2.40", credentials="admin", transport="winrm", winrm=w)
+
+
+def findings(role: CheckRole, host: Host, e: Exception) -> list[tuple[str, str]]:
+    report = Report(CheckTarget(pair=INV.pair, host=host.host, role=role))
+    hosts.unanswered(INV, role, host, report, e)
+    return [(f.check, f.severity) for f in report.result.findings]
+
+
+def test_a_host_key_or_certificate_that_does_not_verify_is_named_as_such() -> None:
+    key = HostNotTrusted("sb-x1", "host key not verified", "host-key")
+    assert findings("smartbins", SSH, key) == [("host-key", "problem")]
+    cert = HostNotTrusted("mf-01", "certificate not trusted", "certificate")
+    assert findings("browse", winrm("https", "ntlm"), cert) == [("certificate", "problem")]
+    # On a host no step acts on, a warning.
+    assert findings("bridge", SSH, key) == [("host-key", "warning")]
+
+
+def test_a_refused_basic_logon_names_basic_and_nothing_else_does() -> None:
+    refused = LogonRefused("mf-01", "user 'Administrator' was refused")
+    assert findings("browse", winrm("http", "basic"), refused) == [("winrm-basic", "problem")]
+    assert findings("browse", winrm("https", "ntlm"), refused) == [("browse-answers", "problem")]
+    # Credentials that could not be used at all are no Basic setting of the host's.
+    unusable = AuthenticationFailed("mf-01", "WinRM needs password credentials")
+    assert findings("browse", winrm("http", "basic"), unusable) == [("browse-answers", "problem")]
+    down = Unreachable("sb-x1", "no answer")
+    assert findings("smartbins", SSH, down) == [("smartbins-answers", "problem")]
+    assert findings("nas-ftp", SSH, down) == [("host-answers", "warning")]
+
+
+def test_powershell_older_than_5_1_is_a_problem() -> None:
+    for version, found in (((5, 1), []), ((7, 4), []), ((5, 0), ["PowerShell 5.0"])):
+        report = Report(CheckTarget(pair=INV.pair, host="ED-01", role="client"))
+        hosts.powershell(version, report)
+        assert [f.found for f in report.result.findings] == found
+        assert report.result.checks == ["powershell"]
