@@ -9,13 +9,16 @@ workflows decide."""
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Any
 
+from pydantic import BaseModel
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from client.commands.controls import check_hosts, control_overrides
+from client.commands.dry_run import dry_run_workflow_id, time_limit
 from client.commands.start import running_run, wait_for_precondition, workflow_input
 from client.runs import cause, index, resolve_run, send_update
 from client.session import EXIT_USAGE, CliError
@@ -25,8 +28,10 @@ from inventory.models import Inventory
 from inventory.status import PairStatus
 from workflows.base import PairWorkflow
 from workflows.control import ControlInput, ControlResult
+from workflows.dry_run import PairDryRunWorkflow
 from workflows.kinds import KINDS
-from workflows.models import Decision, OperatorSignal
+from workflows.models import Decision, DryRunInput, OperatorSignal
+from workflows.preview import DryRunResult
 
 # How long a button waits for a control's sentence before saying it still runs.
 CONTROL_WAIT_SECONDS = 15.0
@@ -37,8 +42,8 @@ def _one_line(text: str | None) -> str | None:
     return text or None
 
 
-async def start(client: Client, inv: Inventory, operator: str, form: dict[str, Any]) -> str:
-    """Start a workflow of the pair (as `amsm start KIND ...`); the run id, or a refusal."""
+def start_input(inv: Inventory, operator: str, form: dict[str, Any]) -> tuple[BaseModel, str]:
+    """The workflow's input from a start form, as `amsm start KIND ...` makes it."""
     kind = form.get("kind", "")
     if kind not in KINDS:
         raise CliError(f"unknown workflow {kind!r}; available: {', '.join(KINDS)}", EXIT_USAGE)
@@ -64,7 +69,13 @@ async def start(client: Client, inv: Inventory, operator: str, form: dict[str, A
         dry_run=False,
         json=True,
     )
-    inp, what = workflow_input(inv, args)
+    return workflow_input(inv, args)
+
+
+async def start(client: Client, inv: Inventory, operator: str, form: dict[str, Any]) -> str:
+    """Start a workflow of the pair (as `amsm start KIND ...`); the run id, or a refusal."""
+    kind = form.get("kind", "")
+    inp, what = start_input(inv, operator, form)
     try:
         handle = await client.start_workflow(
             kind,
@@ -87,6 +98,28 @@ async def start(client: Client, inv: Inventory, operator: str, form: dict[str, A
     if refused:
         raise CliError(refused)
     return run_id
+
+
+async def dry_run(
+    client: Client, inv: Inventory, operator: str, form: dict[str, Any]
+) -> DryRunResult:
+    """What the start would do now, changing nothing (as `amsm start KIND ... --dry-run`:
+    the short pair-dry-run workflow, beside any run)."""
+    inp, _ = start_input(inv, operator, form)
+    kind = str(form.get("kind"))
+    try:
+        return await client.execute_workflow(
+            PairDryRunWorkflow.run,
+            DryRunInput(pair=inv.pair, kind=kind, input=inp.model_dump(mode="json")),
+            id=dry_run_workflow_id(inv),
+            task_queue=inv.queue,
+            execution_timeout=timedelta(seconds=time_limit(inv)),
+        )
+    except Exception as e:
+        raise CliError(
+            f"the dry run of {kind} on pair {inv.pair} did not finish: {cause(e)}; "
+            "is the pair's worker running?"
+        ) from None
 
 
 async def tick(

@@ -233,6 +233,26 @@ class Console:
             candidates=candidates,
         )
 
+    async def dry_run_page(self, request: Request) -> Response:
+        """A start's dry run (a read: operators and viewers alike, as the CLI lets them)."""
+        account = self.who(request)
+        inv, role = self.pair_of(request, account)
+        form = {k: v for k, v in request.query_params.items()}
+        form["kind"] = request.path_params["kind"]
+        form["pilots"] = " ".join(request.query_params.getlist("pilots"))
+        result = await actions.dry_run(self.hub.client, inv, account.name, form)
+        refused = {s.id: s.refused for s in result.steps if s.refused}
+        return self.render(
+            "dry-run.html",
+            request,
+            user=account,
+            pair=inv.pair,
+            role=role,
+            result=result,
+            by_id={s.id: s for s in result.steps},
+            refused=refused,
+        )
+
     # -- actions ---------------------------------------------------------------------------------
     async def _act(self, request: Request, where: str, do: Any) -> Response:
         form = await request.form()
@@ -440,6 +460,7 @@ def build_app(console: Console, session_key: str | None = None, tls: bool = Fals
         Route("/pairs/{pair}/runs/{run}/history.json", c.history),
         Route("/pairs/{pair}/start/{kind}", c.start_form, methods=["GET"]),
         Route("/pairs/{pair}/start", c.start, methods=["POST"]),
+        Route("/pairs/{pair}/dry-run/{kind}", c.dry_run_page, methods=["GET"]),
         Route("/pairs/{pair}/run/decide", c.decide, methods=["POST"]),
         Route("/pairs/{pair}/run/{verb}", c.tick, methods=["POST"]),
         Route("/pairs/{pair}/control", c.control, methods=["POST"]),

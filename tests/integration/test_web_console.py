@@ -553,3 +553,35 @@ async def test_one_console_serves_several_pairs_and_lists_each_ones_state(
         assert await page.locator("main button").count() == 0  # only a viewer of that one
         await page.goto(f"{server.url}/pairs/{first.inventory.pair}")
         assert await page.get_by_role("button", name="Start switch to Y").count() == 1
+
+
+async def test_a_dry_run_from_the_page_says_what_each_step_would_do(
+    client: Client,
+    lab_factory,  # type: ignore[no-untyped-def]
+) -> None:
+    lab = await lab_factory(editors=1, ingest=0)
+    pair = lab.inventory.pair
+    async with console_lab(client, lab) as (server, browser):
+        viewer = await logged_in(browser, server, lab, "viewer")  # a read: viewers may
+        await viewer.goto(f"{server.url}/pairs/{pair}")
+        await viewer.get_by_role("link", name="Dry run: switch to Y").click()
+        await viewer.wait_for_url(f"{server.url}/pairs/{pair}/dry-run/switch?side=Y")
+        verdict = await viewer.locator("#dry-run-verdict").inner_text()
+        assert "nothing was changed" in verdict and "No step would be refused" in verdict
+        ids = await viewer.locator("tr.step").evaluate_all("r => r.map(x => x.dataset.step)")
+        assert ids == [d.id for d in KINDS["switch"].steps("Y")]
+        assert "dsm-x" in await viewer.locator("#step-dsm-x-backup").inner_text()
+        await shot(viewer, "dry-run-switch")
+
+        operator = await logged_in(browser, server, lab, "operator")
+        await operator.goto(f"{server.url}/pairs/{pair}/start/split-switch?side=Y")
+        await operator.get_by_label("ED-01").check()
+        await operator.get_by_role("button", name="Dry run").click()
+        await operator.locator("#dry-run-verdict").wait_for()
+        assert "pilots ED-01" in await operator.locator("h1").inner_text()
+        # Nothing started: the pair never had a run.
+        try:
+            await client.get_workflow_handle(lab.inventory.workflow_id).describe()
+            raise AssertionError("a dry run started a run")
+        except RPCError:
+            pass
