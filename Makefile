@@ -7,9 +7,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-unit lint typecheck pytest setup odbc clean bench
+.PHONY: run test test-unit lint typecheck pytest setup odbc chromium clean bench
 
-setup: $(STAMP) odbc
+setup: $(STAMP) odbc chromium
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "amsm: $(PYTHON) is required (Python 3.11)"; exit 1; }
@@ -26,6 +26,16 @@ odbc:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq unixodbc libsqliteodbc >/dev/null; \
 	else \
 	  echo "amsm: the SQLite3 ODBC driver is missing; run: sudo apt-get install unixodbc libsqliteodbc"; exit 1; \
+	fi
+
+# The web console's browser tests drive Debian's Chromium (never `playwright install`).
+chromium:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "amsm: installing chromium (the web console's browser tests)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else \
+	  echo "amsm: Chromium is missing (the web console's browser tests); run: sudo apt-get install chromium"; exit 1; \
 	fi
 
 run: setup

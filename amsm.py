@@ -1,6 +1,6 @@
-"""`amsm`, the one command an operator types. `amsm worker`, `amsm lab ...` and
-`amsm codec-server` are programs of their own, each with its own parser
-(workers/worker.py, lab/cli.py, workers/codec_server.py); every other command is the
+"""`amsm`, the one command an operator types. `amsm worker`, `amsm lab ...`,
+`amsm console` and `amsm codec-server` are programs of their own, each with its own
+parser (workers/worker.py, lab/cli.py, console/main.py, workers/codec_server.py); every other command is the
 operator's CLI (client/cli.py). Only the program asked for is imported: `amsm status`
 does not load the worker's drivers, and the worker does not load the CLI."""
 
@@ -23,6 +23,7 @@ PROGRAMS: dict[str, tuple[str, str, bool]] = {
         True,
     ),
     "lab": ("lab.cli", "the simulated pair", False),
+    "console": ("console.main", "serve the operator console in a browser (web)", True),
 }
 
 

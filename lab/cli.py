@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from lab import LabError
 
@@ -25,6 +26,22 @@ DEFAULT_DIR = "var/lab"
 def _fail(command: str, message: str) -> int:
     print(f"amsm lab {command}: {message}", file=sys.stderr)
     return 1
+
+
+def cmd_console_accounts(args: argparse.Namespace) -> int:
+    """The web console's two lab accounts, with new passwords (a lab made before them)."""
+    from lab.init import CONSOLE_ACCOUNTS, write_console_accounts
+
+    d = Path(args.dir)
+    if not (d / "inventory.yaml").exists():
+        print(f"amsm: {d} holds no lab (amsm lab init --dir {d})", file=sys.stderr)
+        return 2
+    write_console_accounts(d)
+    print(
+        f"console accounts in {d / CONSOLE_ACCOUNTS}; passwords in "
+        f"{d / 'secrets' / 'console-operator'} and {d / 'secrets' / 'console-viewer'}"
+    )
+    return 0
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -160,6 +177,12 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--reboot-seconds", type=float, default=5.0)
     c.add_argument("--force", action="store_true", help="overwrite an existing lab")
     c.set_defaults(run=cmd_init)
+    c = lab.add_parser(
+        "console-accounts",
+        help="(re)write the web console's accounts operator and viewer, new passwords",
+    )
+    c.add_argument("--dir", required=True)
+    c.set_defaults(run=cmd_console_accounts)
     c = lab.add_parser("serve", help="serve the lab's devices (SSH per host, DSM files)")
     c.add_argument("--dir", required=True)
     c.set_defaults(run=cmd_serve)

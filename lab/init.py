@@ -12,6 +12,10 @@ Writes, under DIR:
   WinRM server certificate; `secrets/winrm-password`: the WinRM password (0600);
 - `secrets/dsm-password`: the DSMs' password (credentials `lab-dsm`; 0600), which the
   SQLite3 ODBC driver cannot check (lab/dsm.py, "Logins");
+- `secrets/console-operator`, `secrets/console-viewer`: the passwords of the web
+  console's two accounts, `operator` and `viewer` (0600), whose Argon2 hashes are in
+  `secrets/console-accounts.yaml` (console/accounts.py). The lab's inventory lists no
+  `operators:` (anyone may act, as with the CLI), so `viewer` is capped at viewing there;
 - `lab.db`: the devices' state; `dsm-x.db`, `dsm-y.db`: the DSMs.
 
 Every host keeps its SSH listener; the inventory says which transport the worker uses.
@@ -32,9 +36,10 @@ from typing import Any
 import asyncssh
 import yaml
 
+from console.accounts import write_accounts
 from inventory.load import InventoryError, parse_inventory
 from inventory.models import SIDES, DeviceSettings, Side
-from lab import LabError
+from lab import LabError, write_random_secret
 from lab.dsm import (
     DSM_PASSWORD_FILE,
     DSM_USER,
@@ -388,6 +393,7 @@ def _write_lab(d: Path, editors: int, ingest: int, smartbins: int, reboot_second
     write_pki(d, names, ADDRESS)
     write_password(d)
     write_dsm_password(d)
+    write_console_accounts(d)
 
     # -- inventory (last: its presence marks a complete lab) -------------------------------------
     text = _inventory_yaml(d, side_hosts, ports, host_entry, clients, reboot_seconds)
@@ -398,6 +404,19 @@ def _write_lab(d: Path, editors: int, ingest: int, smartbins: int, reboot_second
         raise LabError(f"lab init wrote an invalid inventory: {e.explain()}") from None
     (d / INVENTORY).write_text(text, encoding="utf-8")
     return d / INVENTORY
+
+
+CONSOLE_ACCOUNTS = "secrets/console-accounts.yaml"
+
+
+def write_console_accounts(d: Path) -> None:
+    """Two console accounts with fresh random passwords: `operator` and `viewer`."""
+    accounts: dict[str, tuple[str, Any]] = {}
+    for name in ("operator", "viewer"):
+        path = d / "secrets" / f"console-{name}"
+        write_random_secret(path)
+        accounts[name] = (path.read_text(encoding="ascii").strip(), name)
+    write_accounts(d / CONSOLE_ACCOUNTS, accounts)
 
 
 def timing(reboot_seconds: float) -> dict[str, float]:

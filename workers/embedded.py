@@ -1,4 +1,5 @@
-"""The embedded default behind `make run`: Temporal dev server, the lab, a worker.
+"""The embedded default behind `make run`: Temporal dev server, the lab, a worker and
+the web console (`amsm console`, a program of its own: nothing here imports it).
 
 The dev server keeps its state in var/temporal.db (SQLite), so runs survive a
 restart; the lab lives in var/lab. Ctrl-C stops all three, worker first.
@@ -21,6 +22,7 @@ VAR = Path("var")
 LAB = VAR / "lab"
 ADDRESS = os.environ.get("AMSM_TEMPORAL_PORT", "7233")
 UI_PORT = os.environ.get("AMSM_UI_PORT", "8233")
+CONSOLE_PORT = os.environ.get("AMSM_CONSOLE_PORT", "8080")
 
 
 def temporal_binary() -> str:
@@ -74,6 +76,13 @@ def main() -> int:
             file=sys.stderr,
         )
         return 1
+    if port_in_use(int(CONSOLE_PORT)):
+        print(
+            f"amsm: port {CONSOLE_PORT} (the web console) is in use. Stop what serves it, or "
+            "set AMSM_CONSOLE_PORT.",
+            file=sys.stderr,
+        )
+        return 1
     amsm = amsm_binary()
     if not (LAB / "inventory.yaml").exists():
         print("amsm: creating the lab in var/lab (mirrored, X main)")
@@ -93,6 +102,8 @@ def main() -> int:
             ],
             check=True,
         )
+    if not (LAB / "secrets" / "console-accounts.yaml").exists():  # a lab made before them
+        subprocess.run([*amsm, "lab", "console-accounts", "--dir", str(LAB)], check=True)
     procs: list[tuple[str, subprocess.Popen[bytes]]] = []
 
     def stop_all(*_: object) -> None:
@@ -135,10 +146,18 @@ def main() -> int:
         procs.append(("lab", lab))
         worker = subprocess.Popen([*amsm, "worker"], env=env, start_new_session=True)
         procs.append(("worker", worker))
-        time.sleep(1.0)
+        console = subprocess.Popen(
+            [*amsm, "console", "--listen", f"127.0.0.1:{CONSOLE_PORT}"],
+            env=env,
+            start_new_session=True,
+        )
+        procs.append(("console", console))
+        wait_port(int(CONSOLE_PORT), console, "the web console")
         print(
             f"""
 amsm is running (Ctrl-C stops it all).
+  web console       http://127.0.0.1:{CONSOLE_PORT}   (user operator, password in {LAB}/secrets/console-operator;
+                                                  viewer: {LAB}/secrets/console-viewer)
   Temporal Web UI   http://localhost:{UI_PORT}
   Temporal server   localhost:{port}   (state in var/temporal.db)
   lab               var/lab            (inventory var/lab/inventory.yaml)
@@ -161,7 +180,7 @@ In another terminal, in this folder:
                     return 1
             time.sleep(0.5)
     except KeyboardInterrupt:
-        print("\namsm: stopping worker, lab and Temporal server")
+        print("\namsm: stopping the console, worker, lab and Temporal server")
         return 0
     finally:
         stop_all()

@@ -18,6 +18,52 @@ from workflows.kinds import KINDS, OTHER_KINDS
 SAFE_VALUE = re.compile(r"^[A-Za-z0-9_.@ -]{1,64}$")
 
 
+async def list_runs(
+    client: Client,
+    inv: Inventory,
+    kind: str | None = None,
+    state: str | None = None,
+    operator: str | None = None,
+    limit: int = 20,
+) -> list[dict[str, Any]]:
+    """The rows of `amsm runs --json` (the web console lists the same)."""
+    query = [f"{search.PAIR.name} = '{inv.pair}'"]
+    if kind:
+        query.append(f"{search.KIND.name} = '{kind}'")
+    if state:
+        query.append(f"{search.STATE.name} = '{state}'")
+    if operator:
+        if not SAFE_VALUE.fullmatch(operator):
+            raise CliError(
+                f"--operator {operator!r}: letters, digits, _ . @ - and space", EXIT_USAGE
+            )
+        query.append(f"{search.INITIATOR.name} = '{operator}'")
+    rows = []
+    async for w in client.list_workflows(" AND ".join(query), limit=limit):
+        if w.status == WorkflowExecutionStatus.CONTINUED_AS_NEW:
+            continue  # one run in the rows: the newest of a chain that continued as new
+        sa = w.typed_search_attributes
+        row_state = sa.get(search.STATE) or "running"
+        if w.status in STATE_OF and row_state in ("running", "awaiting-operator"):
+            row_state = STATE_OF[w.status]
+        end = w.close_time
+        rows.append(
+            {
+                "run_id": w.run_id,
+                "workflow_id": w.id,
+                "kind": sa.get(search.KIND) or w.workflow_type,
+                "state": row_state,
+                "initiator": sa.get(search.INITIATOR),
+                "start": w.start_time.isoformat(timespec="seconds") if w.start_time else None,
+                "end": end.isoformat(timespec="seconds") if end else None,
+                "duration_s": round((end - w.start_time).total_seconds(), 1)
+                if end and w.start_time
+                else None,
+            }
+        )
+    return rows
+
+
 def add(sub: Any) -> None:
     s = sub.add_parser("runs", help="list the pair's runs (newest first)")
     s.add_argument("--kind", choices=[*KINDS, *OTHER_KINDS])
@@ -32,40 +78,7 @@ def add(sub: Any) -> None:
 
 async def run(client: Client, inv: Inventory, args: argparse.Namespace) -> int:
     """Runs of the pair from Temporal's visibility (search attributes), newest first."""
-    query = [f"{search.PAIR.name} = '{inv.pair}'"]
-    if args.kind:
-        query.append(f"{search.KIND.name} = '{args.kind}'")
-    if args.state:
-        query.append(f"{search.STATE.name} = '{args.state}'")
-    if args.operator:
-        if not SAFE_VALUE.fullmatch(args.operator):
-            raise CliError(
-                f"--operator {args.operator!r}: letters, digits, _ . @ - and space", EXIT_USAGE
-            )
-        query.append(f"{search.INITIATOR.name} = '{args.operator}'")
-    rows = []
-    async for w in client.list_workflows(" AND ".join(query), limit=args.limit):
-        if w.status == WorkflowExecutionStatus.CONTINUED_AS_NEW:
-            continue  # one run in the rows: the newest of a chain that continued as new
-        sa = w.typed_search_attributes
-        state = sa.get(search.STATE) or "running"
-        if w.status in STATE_OF and state in ("running", "awaiting-operator"):
-            state = STATE_OF[w.status]
-        end = w.close_time
-        rows.append(
-            {
-                "run_id": w.run_id,
-                "workflow_id": w.id,
-                "kind": sa.get(search.KIND) or w.workflow_type,
-                "state": state,
-                "initiator": sa.get(search.INITIATOR),
-                "start": w.start_time.isoformat(timespec="seconds") if w.start_time else None,
-                "end": end.isoformat(timespec="seconds") if end else None,
-                "duration_s": round((end - w.start_time).total_seconds(), 1)
-                if end and w.start_time
-                else None,
-            }
-        )
+    rows = await list_runs(client, inv, args.kind, args.state, args.operator, args.limit)
     if args.json:
         print(json.dumps({"pair": inv.pair, "runs": rows}))
         return EXIT_OK

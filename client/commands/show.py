@@ -22,11 +22,17 @@ def add(sub: Any) -> None:
 
 
 async def run(client: Client, inv: Inventory, args: argparse.Namespace) -> int:
-    c = await fetch_checklist(await resolve_run(client, inv, args.run))
+    data, text = await show_data(client, inv, args.run)
+    emit(args, data, text)
+    return EXIT_OK
+
+
+async def show_data(client: Client, inv: Inventory, run: str) -> tuple[dict[str, Any], str]:
+    """RUN's `show --json` object and its text (the web console answers the same)."""
+    c = await fetch_checklist(await resolve_run(client, inv, run))
     data, text = c.model_dump(mode="json"), render_text(c)
     if c.fence is not None:
         view = await read_fence(client, inv.pair, c.fence)
         data["fence_state"] = view.model_dump(mode="json") if view else None
         text += "\n\n" + (render_fence(view) if view else f"fence {c.fence.workflow_id}: not found")
-    emit(args, data, text)
-    return EXIT_OK
+    return data, text

@@ -12,7 +12,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from tests.support.cli import cli, cli_json
-from tests.support.driving import drive
+from tests.support.driving import assert_mirrored, drive
 from tests.support.lab import TEMPORAL
 from tests.support.secrets import assert_no_secrets, record_history
 from tests.support.worker import running_worker
@@ -24,29 +24,6 @@ EXPECTED_X_TO_Y = [
     "switch-clients", "check-projects", "start-browse", "verify-y", "approve-overwrite",
     "start-replication", "start-insync", "start-allsync",
 ]  # fmt: skip
-
-
-def assert_mirrored(status: dict, main: str, clients: int) -> None:
-    assert status["mode"] == "mirrored", status["reason"]
-    assert status["main"] == main
-    backup = "Y" if main == "X" else "X"
-    assert status["dsm"][main]["mode"] == "main"
-    assert status["dsm"][backup]["mode"] == "backup"
-    assert status["dsm"][main]["replication"] == "running"
-    assert status["dsm"][main]["asset_count"] == status["dsm"][backup]["asset_count"]
-    assert status["browse"]["active_on"] == main
-    assert status["insync"] == {**status["insync"], "main": main, "running": True}
-    assert status["allsync"]["running_on"] == [main]
-    assert [c["side"] for c in status["clients"]] == [main] * clients
-    assert all(c["status"] == "online" for c in status["clients"])
-    sb = {s["host"]: s for s in status["smartbins"]}
-    for s in sb.values():
-        if s["side"] == main:
-            assert (s["running"], s["mode"]) == (True, "Normal"), s
-        elif s["pseudo_host"]:
-            assert (s["running"], s["mode"]) == (True, "Pseudo"), s
-        else:
-            assert s["running"] is False, s
 
 
 async def test_switch_to_y_and_back(client: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]

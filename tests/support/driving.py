@@ -95,3 +95,27 @@ async def switch_waiting_at_stop_insync(
         until=lambda s: step(s, "stop-insync")["status"] == "awaiting-confirmation",
     )
     return run, shown
+
+
+def assert_mirrored(status: dict, main: str, clients: int) -> None:
+    """`amsm status --json` of a pair mirrored with `main` main, every client on it."""
+    assert status["mode"] == "mirrored", status["reason"]
+    assert status["main"] == main
+    backup = "Y" if main == "X" else "X"
+    assert status["dsm"][main]["mode"] == "main"
+    assert status["dsm"][backup]["mode"] == "backup"
+    assert status["dsm"][main]["replication"] == "running"
+    assert status["dsm"][main]["asset_count"] == status["dsm"][backup]["asset_count"]
+    assert status["browse"]["active_on"] == main
+    assert status["insync"] == {**status["insync"], "main": main, "running": True}
+    assert status["allsync"]["running_on"] == [main]
+    assert [c["side"] for c in status["clients"]] == [main] * clients
+    assert all(c["status"] == "online" for c in status["clients"])
+    sb = {s["host"]: s for s in status["smartbins"]}
+    for s in sb.values():
+        if s["side"] == main:
+            assert (s["running"], s["mode"]) == (True, "Normal"), s
+        elif s["pseudo_host"]:
+            assert (s["running"], s["mode"]) == (True, "Pseudo"), s
+        else:
+            assert s["running"] is False, s

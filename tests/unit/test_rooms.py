@@ -65,6 +65,41 @@ def test_the_site_check_loads_no_operation() -> None:
     assert out.stdout.strip() == "[]", out.stdout
 
 
+def test_no_room_below_the_console_imports_it() -> None:
+    """The web console (console/) is a client like the CLI: the workflows, activities and
+    workers never load it, not even through another module; nor does the CLI."""
+    for room in ("workflows", "activities", "workers", "client", "wire", "records"):
+        for path, text in _imports(ROOT / room).items():
+            assert "from console" not in text and "import console" not in text, path
+    code = (
+        "import sys, pkgutil, importlib, workflows, activities, workers, client\n"
+        "for pkg in (workflows, activities, workers, client):\n"
+        "    for m in pkgutil.iter_modules(pkg.__path__):\n"
+        "        importlib.import_module(pkg.__name__ + '.' + m.name)\n"
+        "print(sorted(m for m in sys.modules if m == 'console' or m.startswith('console.')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_the_console_loads_no_device_library() -> None:
+    """It talks to Temporal only: like the CLI, it loads no device library and not the
+    activities' context (which builds the drivers' connections)."""
+    code = (
+        "import sys, pkgutil, importlib, console\n"
+        "for m in pkgutil.iter_modules(console.__path__):\n"
+        "    importlib.import_module('console.' + m.name)\n"
+        f"print(sorted(m for m in sys.modules if m in {DEVICE_LIBRARIES!r}"
+        " or m == 'activities.context'))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "[]", out.stdout
+
+
 def test_the_dry_run_loads_no_operation() -> None:
     """`amsm start ... --dry-run` reads facts only: its activities load no module that
     changes a device, nor the families that act (it calls the probe, the pair's and its

@@ -1,0 +1,206 @@
+"""`amsm console`: serve the operator console (a program of its own, like `amsm worker`;
+the CLI never imports it).
+
+    amsm console [--listen HOST:PORT] [--inventory FILE ...] [--address HOST:PORT]
+                 [--accounts FILE] [--cert FILE --key FILE]
+                 [--proxy-user-header NAME --trusted-proxy ADDR[,NET...]]
+    amsm console hash-password      # an Argon2id hash for the accounts file
+
+Exit status: 0 stopped, 1 could not serve (Temporal unreachable, a port in use),
+2 bad usage (a bad inventory, accounts file or option)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import os
+import secrets
+import sys
+from pathlib import Path
+
+import uvicorn
+
+from client.runs import connect
+from client.session import EXIT_FAIL, EXIT_OK, EXIT_USAGE, CliError
+from console.accounts import AccountsError, hash_password
+from console.app import Console, build_app
+from console.auth import Gate, ProxyTrust, parse_networks
+from console.pairs import Hub
+from inventory.models import Inventory
+from wire.codec import CodecConfigError, load_codec
+from wire.options import BadInventory, add_options, connection, inventory, inventory_path
+
+DEFAULT_LISTEN = "127.0.0.1:8080"
+ACCOUNTS_NEXT_TO_INVENTORY = Path("secrets") / "console-accounts.yaml"
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="amsm console",
+        description="Serve the operator console: the pair's window in a browser, through "
+        "Temporal only. Repeat --inventory for several pairs.",
+    )
+    add_options(p)
+    p.add_argument(
+        "--listen",
+        default=os.environ.get("AMSM_CONSOLE_LISTEN", DEFAULT_LISTEN),
+        metavar="HOST:PORT",
+        help="where to serve (env AMSM_CONSOLE_LISTEN; default %(default)s)",
+    )
+    p.add_argument(
+        "--accounts",
+        default=os.environ.get("AMSM_CONSOLE_ACCOUNTS"),
+        metavar="FILE",
+        help="the accounts file (env AMSM_CONSOLE_ACCOUNTS; default: secrets/"
+        "console-accounts.yaml beside the first inventory, as `amsm lab init` writes it)",
+    )
+    p.add_argument("--cert", metavar="FILE", help="serve HTTPS with this certificate (PEM)")
+    p.add_argument("--key", metavar="FILE", help="the certificate's private key (PEM)")
+    p.add_argument(
+        "--proxy-user-header",
+        metavar="NAME",
+        help="take the user from this header set by a trusted front proxy (with --trusted-proxy)",
+    )
+    p.add_argument(
+        "--trusted-proxy",
+        metavar="ADDR[,NET...]",
+        help="the proxy addresses whose --proxy-user-header is believed",
+    )
+    p.add_argument(
+        "--session-key-file",
+        metavar="FILE",
+        help="the key that signs session cookies (default: a new one at each start, so a "
+        "restart logs everyone out)",
+    )
+    p.add_argument("command", nargs="?", choices=["hash-password"], help=argparse.SUPPRESS)
+    return p
+
+
+def split_inventories(argv: list[str]) -> tuple[list[str], list[str]]:
+    """Every `--inventory FILE` (repeatable here), and the rest of the command line."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--inventory", action="append", default=[])
+    ns, rest = pre.parse_known_args(argv)
+    return list(ns.inventory), rest
+
+
+def listen_address(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise CliError(f"--listen {text!r}: HOST:PORT, e.g. {DEFAULT_LISTEN}", EXIT_USAGE)
+    return host.strip("[]"), int(port)
+
+
+def load_inventories(args: argparse.Namespace, paths: list[str]) -> list[Inventory]:
+    invs: list[Inventory] = []
+    for path in paths or [None]:  # type: ignore[list-item]
+        args.inventory = path
+        try:
+            inv = inventory(args)
+        except BadInventory as e:
+            raise CliError(str(e), EXIT_USAGE) from None
+        if any(i.pair == inv.pair for i in invs):
+            raise CliError(f"--inventory {path}: pair {inv.pair} is given twice", EXIT_USAGE)
+        invs.append(inv)
+    return invs
+
+
+def accounts_path(args: argparse.Namespace, first_inventory: str | None) -> str:
+    if args.accounts:
+        return str(args.accounts)
+    args.inventory = first_inventory
+    return str(Path(inventory_path(args)).parent / ACCOUNTS_NEXT_TO_INVENTORY)
+
+
+def proxy_of(args: argparse.Namespace) -> ProxyTrust | None:
+    if not args.proxy_user_header and not args.trusted_proxy:
+        return None
+    if not (args.proxy_user_header and args.trusted_proxy):
+        raise CliError(
+            "--proxy-user-header and --trusted-proxy go together (the header is believed "
+            "only from the proxy's addresses)",
+            EXIT_USAGE,
+        )
+    try:
+        return ProxyTrust(args.proxy_user_header, parse_networks(args.trusted_proxy))
+    except ValueError as e:
+        raise CliError(f"--trusted-proxy: {e}", EXIT_USAGE) from None
+
+
+def session_key(args: argparse.Namespace) -> str:
+    if not args.session_key_file:
+        return secrets.token_urlsafe(32)
+    try:
+        key = Path(args.session_key_file).read_text(encoding="utf-8").strip()
+    except OSError as e:
+        raise CliError(
+            f"--session-key-file: cannot read it ({e.strerror or e})", EXIT_USAGE
+        ) from None
+    if len(key) < 32:
+        raise CliError("--session-key-file: the key must be 32 characters or more", EXIT_USAGE)
+    return key
+
+
+async def serve(args: argparse.Namespace, invs: list[Inventory], paths: list[str]) -> int:
+    host, port = listen_address(args.listen)
+    if bool(args.cert) != bool(args.key):
+        raise CliError("--cert and --key go together (HTTPS)", EXIT_USAGE)
+    try:
+        gate = Gate(accounts_path(args, paths[0] if paths else None), proxy_of(args))
+        codec = load_codec(args.codec_key_file)
+    except (AccountsError, OSError) as e:
+        raise CliError(str(e), EXIT_USAGE) from None
+    except CodecConfigError as e:
+        raise CliError(str(e), EXIT_USAGE) from None
+    client = await connect(connection(args))
+    hub = Hub(client, invs)
+    app = build_app(Console(hub, gate, codec), session_key(args), tls=bool(args.cert))
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        ssl_certfile=args.cert,
+        ssl_keyfile=args.key,
+        timeout_graceful_shutdown=2,
+        proxy_headers=False,  # the peer address is the proxy's: --trusted-proxy checks it
+    )
+    server = uvicorn.Server(config)
+    scheme = "https" if args.cert else "http"
+    print(
+        f"amsm console: serving {', '.join(i.pair for i in invs)} on {scheme}://{host}:{port} "
+        f"(accounts {gate.accounts_path})",
+        flush=True,
+    )
+    await server.serve()
+    return EXIT_OK if server.started else EXIT_FAIL
+
+
+def main(argv: list[str]) -> int:
+    paths, rest = split_inventories(argv)
+    args = parser().parse_args(rest)
+    try:
+        if args.command == "hash-password":
+            return print_hash()
+        invs = load_inventories(args, paths)
+        return asyncio.run(serve(args, invs, paths))
+    except CliError as e:
+        print(f"amsm console: {e}", file=sys.stderr)
+        return e.code
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+def print_hash() -> int:
+    """An Argon2id hash of a password typed twice (or one line on stdin), for the file."""
+    if sys.stdin.isatty():
+        first = getpass.getpass("password: ")
+        if first != getpass.getpass("again: "):
+            raise CliError("the two passwords differ", EXIT_USAGE)
+    else:
+        first = sys.stdin.readline().rstrip("\n")
+    if len(first) < 12:
+        raise CliError("a console password needs 12 characters or more", EXIT_USAGE)
+    print(hash_password(first))
+    return EXIT_OK

@@ -1,0 +1,158 @@
+"""The web console of a test: `amsm console` serving a lab's pair in a subprocess, and
+Debian's Chromium driven by Playwright (never `playwright install`: `make chromium`)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+from temporalio.client import Client
+
+from lab.hands import do_manual_step
+from tests.support.lab import AMSM, Lab, free_port
+from tests.support.worker import running_worker
+from workers.worker import start_watch
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+SHOTS = Path(__file__).resolve().parents[2] / "var" / "console-shots"
+
+
+@dataclass
+class ConsoleServer:
+    url: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+
+def password(lab: Lab, account: str) -> str:
+    return (lab.dir / "secrets" / f"console-{account}").read_text().strip()
+
+
+@contextlib.asynccontextmanager
+async def console_server(lab: Lab, *extra: str) -> AsyncIterator[ConsoleServer]:
+    port = free_port()
+    log = lab.dir / f"console-{port}.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [str(AMSM), "console", "--listen", f"127.0.0.1:{port}", *extra],
+            env=lab.env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if proc.poll() is not None:
+                raise AssertionError(f"amsm console exited {proc.returncode}: {log.read_text()}")
+            try:
+                _, w = await asyncio.open_connection("127.0.0.1", port)
+                w.close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise AssertionError(
+                        f"amsm console did not listen: {log.read_text()}"
+                    ) from None
+                await asyncio.sleep(0.1)
+        scheme = "https" if "--cert" in extra else "http"
+        yield ConsoleServer(f"{scheme}://127.0.0.1:{port}", proc, log)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGINT)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+
+
+@contextlib.asynccontextmanager
+async def chromium() -> AsyncIterator[Browser]:
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+async def logged_in(browser: Browser, server: ConsoleServer, lab: Lab, account: str) -> Page:
+    """A page of a new browser context (its own cookies), logged in as `account`."""
+    context: BrowserContext = await browser.new_context()
+    page = await context.new_page()
+    await page.goto(server.url + "/login")
+    await page.get_by_label("User name").fill(account)
+    await page.get_by_label("Password").fill(password(lab, account))
+    await page.get_by_role("button", name="Log in").click()
+    await page.wait_for_url(server.url + "/")
+    return page
+
+
+async def shot(page: Page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+async def csrf_of(page: Page) -> str:
+    """The session's form token, as the page's own forms carry it."""
+    return str(await page.locator("input[name=csrf]").first.get_attribute("value"))
+
+
+def typed_for(placeholder: str) -> str:
+    """What a gate's placeholder says to type ('type 120: the assets of ...')."""
+    m = re.match(r"type (\S+):", placeholder)
+    assert m, placeholder
+    return m.group(1)
+
+
+async def api(page: Page, path: str) -> Any:
+    r = await page.request.get(page.url.split("/", 3)[0] + "//" + page.url.split("/")[2] + path)
+    assert r.ok, (r.status, await r.text())
+    return await r.json()
+
+
+@contextlib.asynccontextmanager
+async def console_lab(client: Client, lab: Lab) -> AsyncIterator[tuple[ConsoleServer, Browser]]:
+    """The lab's worker and status watch (as `amsm worker` runs them), its console, and a
+    browser."""
+    async with running_worker(client, lab):
+        await start_watch(client, lab.inventory)
+        async with console_server(lab) as server, chromium() as browser:
+            yield server, browser
+
+
+async def confirm_on_page(
+    page: Page, lab: Lab, to: str, stop_allsync_on: str | None = None, move: tuple[str, ...] = ()
+) -> list[str]:
+    """Tick every manual step the run on the page waits for (the lab's hands first),
+    ticking `move` at move-editors, until the run ends; the steps confirmed."""
+    done: list[str] = []
+    deadline = time.monotonic() + 120
+    while await page.locator("#run-state").inner_text() in ("running", "awaiting-operator"):
+        assert time.monotonic() < deadline, await page.locator("#run").inner_text()
+        assert await page.locator("tr.step.failed").count() == 0, await page.content()
+        row = page.locator("tr.step.awaiting-confirmation").first
+        step_id = await row.get_attribute("data-step") if await row.count() else None
+        if step_id is None or step_id in done:
+            await asyncio.sleep(0.1)
+            continue
+        done.append(step_id)
+        do_manual_step(lab.dir, step_id, to, stop_allsync_on)
+        for host in move if step_id == "move-editors" else ():
+            await row.get_by_label(host, exact=False).check()
+        await row.get_by_role("button", name="Confirm").click()
+        await page.wait_for_load_state()
+        flash = page.locator(".flash")
+        assert "error" not in str(await flash.get_attribute("class")), await flash.inner_text()
+    return done
