@@ -1196,6 +1196,18 @@ class Interpreter:
         return ""
 
     def _start(self, key: str) -> None:
+        if self.host["services"][key] != "Running" and self._info(key).get("StartType") == (
+            "Disabled"
+        ):
+            # A disabled service does not start, whoever asks (Microsoft Learn,
+            # Start-Service, example "Start a disabled service"; the service controller's
+            # ERROR_SERVICE_DISABLED): Set-Service -StartupType first.
+            name = self._info(key).get("DisplayName", key)
+            raise CmdletError(
+                "Start-Service",
+                f"Service '{name} ({key})' cannot be started due to the following error: "
+                f"Cannot start service {key} on computer '.'.",
+            )
         # The service controller starts what a service depends on first.
         for other in list(self.host["services"]):
             if key in self._dependents(other) and self.host["services"][other] != "Running":

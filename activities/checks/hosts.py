@@ -216,3 +216,12 @@ async def services(
                 "a service name is unambiguous)",
                 warning=True,
             )
+        if svc is not None and svc.start_type == "Disabled":
+            # Stopped for good: the steps that start it again would fail (Start-Service
+            # cannot start a disabled service).
+            report.add(
+                check,
+                f"{what} {name!r} able to start (StartType Automatic or Manual)",
+                "StartType Disabled: Start-Service cannot start it",
+                f"on the host: Set-Service -Name {svc.key} -StartupType Automatic",
+            )

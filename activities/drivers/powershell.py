@@ -272,7 +272,7 @@ def find_services(names: Sequence[str]) -> str:
     here), with their key and display names: for the site check, which reads what exists."""
     return (
         f"Get-Service -Name {qlist(names)} -ErrorAction SilentlyContinue | "
-        f"Select-Object Name,DisplayName,Status | {JSON}"
+        f"Select-Object Name,DisplayName,Status,StartType | {JSON}"
     )
 
 

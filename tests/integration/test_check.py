@@ -45,6 +45,12 @@ def break_devices(lab: Lab) -> None:
         # the host has not is a non-terminating error (Microsoft Learn, Get-Service).
         sb = txn.require_host("sb-x2")
         del sb["services"][lab.inventory.devices.smartbins_service]
+        # One whose service was stopped for good (StartType Disabled): the steps that
+        # start it would fail, as Start-Service does on Windows (Microsoft Learn).
+        svc = lab.inventory.devices.smartbins_service
+        sb1 = txn.require_host("sb-x1")
+        sb1["services"][svc] = "Stopped"
+        sb1.setdefault("service_info", {}).setdefault(svc, {})["StartType"] = "Disabled"
         # A client on Windows 7 (6.1): no iSCSI module (its first docset: Server 2012).
         ed = txn.require_host("ED-02")
         ed["windows"] = "6.1"
@@ -103,6 +109,14 @@ async def test_check_finds_and_names_what_would_stop_a_switch(client: Client, la
 
         sb = by(problems, "sb-x2", "smartbins-service")
         assert "SmartBins" in sb["expected"] and "no such service" in sb["found"]
+        disabled = by(problems, "sb-x1", "smartbins-service")
+        assert disabled["found"] == "StartType Disabled: Start-Service cannot start it"
+        assert (
+            "Set-Service -Name" in disabled["fix"] and "-StartupType Automatic" in disabled["fix"]
+        )
+        assert ("switch", "smartbins-x-backup") in {
+            (s["kind"], s["step"]) for s in disabled["steps"]
+        }
         assert {(s["kind"], s["step"]) for s in sb["steps"]} >= {
             ("switch", "smartbins-x-backup"),
             ("switch", "smartbins-x-main"),

@@ -74,3 +74,23 @@ async def test_smartbins_restart_brings_its_dependents_back(lab: LabState) -> No
         assert txn.require_host("sb-x1")["registry"][inv.devices.smartbins_registry] == {
             inv.devices.smartbins_mode_value: "Pseudo"
         }
+
+
+async def test_a_disabled_service_does_not_start_and_the_fact_says_so(lab: LabState) -> None:
+    # Stopped for good (StartType Disabled): Start-Service refuses, as Windows does
+    # (Microsoft Learn, Start-Service), and the site check's fact reads the StartType.
+    with lab.transaction() as txn:
+        host = txn.require_host("mdi-k2")
+        host["service_info"]["GVK2MDI"]["StartType"] = "Disabled"
+    drv = LabDriver(lab, "mdi-k2")
+    found = await windows_facts.find_services(drv, ["GV K2 MDI", "GVK2MDIMonitor"])
+    assert found["GV K2 MDI"] is not None and found["GV K2 MDI"].start_type == "Disabled"
+    assert found["GVK2MDIMonitor"] is not None
+    assert found["GVK2MDIMonitor"].start_type != "Disabled"
+    await browse_ops.browse_stop(drv, k2_mdi(lab))
+    with pytest.raises(CommandFailed) as e:
+        await browse_ops.browse_start(drv, k2_mdi(lab))
+    assert "cannot be started due to the following error: Cannot start service GVK2MDI" in str(
+        e.value
+    )
+    assert status(lab, "mdi-k2")["GVK2MDI"] == "Stopped"

@@ -37,6 +37,8 @@ class ServiceName:
 
     key: str
     display: str
+    # Automatic, Manual, Disabled, ... (ServiceController.StartType); None when not told.
+    start_type: str | None = None
 
 
 @reads_answers
@@ -47,8 +49,20 @@ async def find_services(drv: HostDriver, names: list[str]) -> dict[str, ServiceN
     out: dict[str, ServiceName | None] = {}
     for n in names:
         o = found.get(n)
-        out[n] = ServiceName(str(o.get("Name", "")), str(o.get("DisplayName", ""))) if o else None
+        if o is None:
+            out[n] = None
+            continue
+        start = o.get("StartType")
+        out[n] = ServiceName(
+            str(o.get("Name", "")),
+            str(o.get("DisplayName", "")),
+            ps.START_TYPE.get(start) if isinstance(start, int) else _text(start),
+        )
     return out
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 @reads_answers
