@@ -17,7 +17,7 @@ from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from client.commands.controls import check_hosts, control_overrides
+from client.commands.controls import start_control
 from client.commands.dry_run import dry_run_workflow_id, time_limit
 from client.commands.start import running_run, wait_for_precondition, workflow_input
 from client.runs import cause, index, resolve_run, send_update
@@ -27,7 +27,6 @@ from console.pairs import checklist_of, namespace
 from inventory.models import Inventory
 from inventory.status import PairStatus
 from workflows.base import PairWorkflow
-from workflows.control import ControlInput, ControlResult
 from workflows.dry_run import PairDryRunWorkflow
 from workflows.kinds import KINDS
 from workflows.models import Decision, DryRunInput, OperatorSignal
@@ -205,32 +204,7 @@ async def control(
         overrides=[o for o in overrides if o],
         reason=_one_line(reason) if overrides else None,
     )
-    ov = control_overrides(args)
-    inp = ControlInput(
-        pair=inv.pair,
-        control=name,  # type: ignore[arg-type]
-        operator=operator,
-        side=args.side,
-        hosts=check_hosts(inv, args),
-        overrides=ov,
-    )
-    try:
-        handle = await client.start_workflow(
-            "control",
-            inp,
-            id=f"{inv.workflow_id}-control",
-            task_queue=inv.queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-            result_type=ControlResult,
-            search_attributes=index(inv, "control", operator),
-            static_summary=f"{name} {args.side or ''} {' '.join(inp.hosts)} by {operator} (console)"
-            + "".join(f", overriding {o.rule}" for o in ov),
-        )
-    except WorkflowAlreadyStartedError:
-        raise CliError(
-            f"refused: another control is running on pair {inv.pair}; one at a time"
-        ) from None
+    handle = await start_control(client, inv, args, operator, via="console")
     try:
         result = await asyncio.wait_for(handle.result(), CONTROL_WAIT_SECONDS)
     except TimeoutError:

@@ -22,10 +22,9 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from client.commands.show import show_data
-from client.readiness import read_readiness
+from client.commands.status import status_view
 from client.runs import (
     fetch_checklist,
-    read_fence,
     read_status,
     read_watched_status,
     resolve_run,
@@ -45,25 +44,14 @@ READ_TIMEOUT = 5.0
 
 
 async def status_json(client: Client, inv: Inventory, act: bool) -> dict[str, Any]:
-    """`amsm status --json` of the pair (client/commands/status.py assembles the same:
-    the test compares the two): read from the devices now by whoever may act; a viewer
-    gets what the pair's watch last read, with `read` saying when; the waiting fence and
-    the readiness watch's verdict."""
+    """`amsm status --json` of the pair (client/commands/status.py's own): read from the
+    devices now by whoever may act; a viewer gets what the pair's watch last read, with
+    `read` saying when; the waiting fence and the readiness watch's verdict."""
     if act:
         st, when = await read_status(client, inv), None
     else:
         st, when = await read_watched_status(client, inv)
-    data = st.to_json()
-    if when:
-        data["read"] = when
-    try:
-        view = await read_fence(client, inv.pair)
-    except CliError:
-        view = None
-    waiting = view if view is not None and view.state.status == "waiting" else None
-    data["fence"] = waiting.model_dump(mode="json") if waiting else None
-    data["readiness"] = (await read_readiness(client, inv)).to_json()
-    return data
+    return (await status_view(client, inv, st, when))[0]
 
 
 async def checklist_of(client: Client, inv: Inventory, run: str = "current") -> Checklist:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
@@ -153,19 +153,23 @@ def check_hosts(inv: Inventory, args: argparse.Namespace) -> list[str]:
     return list(dict.fromkeys(pool[h.lower()] for h in args.hosts))
 
 
-async def run(client: Client, inv: Inventory, args: argparse.Namespace) -> int:
-    """Run one console control as a short workflow and wait for its sentence."""
+async def start_control(
+    client: Client, inv: Inventory, args: argparse.Namespace, operator: str, via: str = ""
+) -> WorkflowHandle[Any, ControlResult]:
+    """Start one console control (`args`: control, side, hosts, overrides, reason) as a
+    short workflow for `operator`, its hosts and overrides checked; the web console starts
+    its controls here too (`via`: said in the run's summary)."""
     overrides = control_overrides(args)
     inp = ControlInput(
         pair=inv.pair,
         control=args.control,
-        operator=args.operator,
+        operator=operator,
         side=args.side,
         hosts=check_hosts(inv, args),
         overrides=overrides,
     )
     try:
-        handle = await client.start_workflow(
+        return await client.start_workflow(
             "control",
             inp,
             id=f"{inv.workflow_id}-control",
@@ -173,14 +177,20 @@ async def run(client: Client, inv: Inventory, args: argparse.Namespace) -> int:
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
             result_type=ControlResult,
-            search_attributes=index(inv, "control", args.operator),
-            static_summary=f"{args.control} {args.side or ''} {' '.join(inp.hosts)} by {args.operator}"
+            search_attributes=index(inv, "control", operator),
+            static_summary=f"{args.control} {args.side or ''} {' '.join(inp.hosts)} by {operator}"
+            + (f" ({via})" if via else "")
             + "".join(f", overriding {o.rule}" for o in overrides),
         )
     except WorkflowAlreadyStartedError:
         raise CliError(
             f"refused: another control is running on pair {inv.pair}; one at a time"
         ) from None
+
+
+async def run(client: Client, inv: Inventory, args: argparse.Namespace) -> int:
+    """Run one console control as a short workflow and wait for its sentence."""
+    handle = await start_control(client, inv, args, args.operator)
     try:
         result = await handle.result()
     except Exception as e:

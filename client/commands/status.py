@@ -17,6 +17,7 @@ from client.render import render_fence, render_status
 from client.runs import current_status, read_fence
 from client.session import EXIT_OK, CliError, emit
 from inventory.models import Inventory
+from inventory.status import PairStatus
 
 
 def add(sub: Any) -> None:
@@ -36,6 +37,17 @@ async def run(client: Client, inv: Inventory, args: argparse.Namespace) -> int:
     if args.watch:
         return await watch_status(client, inv, args)
     st, when = await current_status(client, inv, args)
+    data, text = await status_view(client, inv, st, when)
+    emit(args, data, text)
+    return EXIT_OK
+
+
+async def status_view(
+    client: Client, inv: Inventory, st: PairStatus, when: str | None
+) -> tuple[dict[str, Any], str]:
+    """`amsm status` of a status read (`when`: the watch's reading, and when): its JSON
+    object and its text, the waiting fence and the readiness verdict with them. The web
+    console answers the same JSON (console/pairs.py)."""
     data, text = st.to_json(), render_status(st)
     if when:
         data["read"] = when
@@ -55,8 +67,7 @@ async def run(client: Client, inv: Inventory, args: argparse.Namespace) -> int:
     ready = await read_readiness(client, inv)
     data["readiness"] = ready.to_json()
     text += "\n\n" + readiness_line(ready, st, datetime.now(UTC))
-    emit(args, data, text)
-    return EXIT_OK
+    return data, text
 
 
 async def watch_status(client: Client, inv: Inventory, args: argparse.Namespace) -> int:
