@@ -156,10 +156,13 @@ def render_markdown(c: Checklist, now: str | None = None) -> str:
     return "\n".join(lines)
 
 
-def render_text(c: Checklist, under: dict[str, list[str]] | None = None) -> str:
+def render_text(
+    c: Checklist, under: dict[str, list[str]] | None = None, state: str | None = None
+) -> str:
     """The checklist on the terminal (`amsm show`); `under`: more lines under a step
-    (a dry run's would / refused)."""
-    out = [f"{c.title}   run {c.run_id}", f"state: {c.state}   initiator: {c.initiator}"]
+    (a dry run's would / refused); `state`: said instead of the run's state (a dry run's
+    checklist is of no run)."""
+    out = [f"{c.title}   run {c.run_id}", f"state: {state or c.state}   initiator: {c.initiator}"]
     if c.started_at:
         out[-1] += f"   started {c.started_at}"
     if c.ended_at:

@@ -84,7 +84,7 @@ def render_dry_run(r: DryRunResult) -> str:
         if s.refused is not None and s.refused.rule != "precondition":
             lines.append(f"REFUSED by {s.refused.rule}: {s.refused.why}")
         under[s.id] = lines
-    text = render_text(r.checklist, under)
+    text = render_text(r.checklist, under, state="dry run, nothing changed")
     if r.refused:
         tail = f"DRY RUN: nothing was changed. The run would be refused: {r.refused}"
     else:

@@ -82,7 +82,10 @@ def test_a_clean_switch_says_what_each_step_would_do_and_nothing_refuses() -> No
     assert r.checklist.title.startswith("DRY RUN (nothing changed): Switch X -> Y")
     data = dry_run_json(r)
     assert data["dry_run"] is True and all(x["refused"] is None for x in data["steps"])
-    assert "No step would be refused." in render_dry_run(r)
+    text = render_dry_run(r)
+    assert "No step would be refused." in text
+    # Its state is no run's: never "completed", which reads as a switch done.
+    assert text.splitlines()[1].startswith("state: dry run, nothing changed   initiator: ")
 
 
 def test_a_client_that_cannot_reach_the_portal_refuses_the_client_step_by_its_rule() -> None:
