@@ -107,6 +107,10 @@ def main() -> int:
     procs: list[tuple[str, subprocess.Popen[bytes]]] = []
 
     def stop_all(*_: object) -> None:
+        # A second Ctrl-C while they stop (an impatient operator, or a shell's and a
+        # supervisor's both) must not leave them running, nor print a traceback.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         for name, p in reversed(procs):
             if p.poll() is None:
                 p.send_signal(signal.SIGINT if name != "temporal" else signal.SIGTERM)
