@@ -67,6 +67,10 @@ def test_tiny_console_benchmark_writes_every_figure(tmp_path: Path) -> None:
     for s, to in ((one, "Y"), (two, "X")):
         assert set(s["by_step"]) == manual_steps(to), s
         assert all(0 < v < 30 for v in s["by_step"].values()), s
+        # The run's own changes: the automated steps done after the pages opened (the
+        # run shows on the page only after its workflow task is done: never before).
+        assert any(k.endswith(":done") for k in s["recorded"]), s
+        assert all(0 < v < 30 for v in s["recorded"].values()), s
 
     cpu = result["cpu"]
     assert set(cpu) == {"0", "1", "2"}
@@ -77,6 +81,6 @@ def test_tiny_console_benchmark_writes_every_figure(tmp_path: Path) -> None:
             assert by["reads_per_minute"]["max"] == 0 and by["queries_per_minute"]["max"] == 0
         else:  # one poller, twice a second, however many pages share it
             assert by["reads_per_minute"]["min"] > 30
-    assert len(result["goals"]) == 4
+    assert len(result["goals"]) == 1 + 2 * 2 + 1
     table = (out / "ci.md").read_text()
     assert "`/pairs/console/run`" in table and "| 2 | 7 |" in table
