@@ -503,8 +503,7 @@ def markdown(result: dict[str, Any]) -> str:
         f"CPU over {result['window_seconds']:g} s windows, % of one core "
         "(min / median / max), a switch waiting at a manual step:",
         "",
-        "| open pages | worker | console | Temporal | poller's Temporal calls /min "
-        "| of which worker queries /min |",
+        "| open pages | worker | console | Temporal | poller's reads /min | worker queries /min |",
         "|---:|---:|---:|---:|---:|---:|",
     ]
     for n, by in result["cpu"].items():
@@ -525,7 +524,9 @@ def markdown(result: dict[str, Any]) -> str:
         "page's row leaving its waiting state (the observer's clock; same machine clock). "
         "CPU: user + system time from /proc/PID/stat over each window, as % of one core, "
         "rounds interleaved (0, 1, most pages, then again), 2 s after the pages opened; "
-        "the poller's calls are the console's own counters (`/api/pairs/PAIR/live`).",
+        "the poller's reads (each a few describes the Temporal server answers) and its queries "
+        "(answered by the worker, only when a history grew) are the console's own counters "
+        "(`/api/pairs/PAIR/live`).",
         "",
         "| goal | figure | value | limit | met |",
         "|---|---|---:|---:|---|",
