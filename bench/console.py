@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from playwright.async_api import Browser, BrowserContext, Page
+from playwright.async_api import TimeoutError as PlaywrightTimeout
 from temporalio.client import Client
 
 from bench.__main__ import machine
@@ -548,6 +549,16 @@ def main(argv: list[str] | None = None) -> int:
         result = asyncio.run(main_async(args))
     except BenchError as e:
         print(f"bench.console: {e}", file=sys.stderr)
+        return 1
+    except PlaywrightTimeout as e:
+        where = (
+            f"{args.keep}/console/console.log" if args.keep else "the console's log (--keep DIR)"
+        )
+        first = str(e).splitlines()[0]
+        print(
+            f"bench.console: a page did not show what it waited for ({first}); see {where}",
+            file=sys.stderr,
+        )
         return 1
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
