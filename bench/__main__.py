@@ -30,7 +30,14 @@ from typing import Any
 
 from bench import figures, report
 from bench.operator import switch
-from bench.stack import BenchError, LabUnderTest, TemporalServer, WorkerProcess, cpu_seconds
+from bench.stack import (
+    BenchError,
+    LabUnderTest,
+    TemporalServer,
+    WorkerProcess,
+    cpu_seconds,
+    infrastructure_devices,
+)
 from records.history import parse_history
 from workers.embedded import amsm_binary
 
@@ -172,9 +179,7 @@ async def status_figure(
     client: Any, server: TemporalServer, root: Path, devices: int, reboot: float
 ) -> dict[str, Any]:
     """`amsm status` as an operator types it (a new process each time) on a big pair."""
-    probe = LabUnderTest(root, "sizing", 1, reboot)
-    infra = probe.devices + 2 - 1
-    shutil.rmtree(probe.dir)
+    infra = infrastructure_devices(root, reboot)
     clients = max(1, devices - infra)
     lab = LabUnderTest(root, "status", clients, reboot)
     worker = WorkerProcess(lab, server.address)

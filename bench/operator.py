@@ -12,6 +12,7 @@ import contextlib
 import io
 import json
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -47,11 +48,24 @@ class Drive:
     seconds: float = 0.0
 
 
-async def switch(client: Client, lab: LabUnderTest, to: str, timeout: float) -> Drive:
-    """Start a switch to `to` and drive it to its end; BenchError when it does not end well."""
+async def switch(
+    client: Client,
+    lab: LabUnderTest,
+    to: str,
+    timeout: float,
+    ticked: Callable[[str, str, datetime], Awaitable[None]] | None = None,
+    run_id: str | None = None,
+) -> Drive:
+    """Start a switch to `to` (or take run `run_id`, a switch to `to` already started) and
+    drive it to its end; BenchError when it does not end well. `ticked(run, step, sent)` is
+    awaited after each confirm/approve, before the next look."""
     started = time.monotonic()
-    out = await amsm(client, lab, "start", "switch", "--to", to, "--operator", "bench", "--json")
-    drive = Drive(run_id=json.loads(out)["run_id"])
+    if run_id is None:
+        out = await amsm(
+            client, lab, "start", "switch", "--to", to, "--operator", "bench", "--json"
+        )
+        run_id = str(json.loads(out)["run_id"])
+    drive = Drive(run_id=run_id)
     while True:
         if time.monotonic() - started > timeout:
             raise BenchError(f"run {drive.run_id} did not end within {timeout:.0f} s")
@@ -76,6 +90,8 @@ async def switch(client: Client, lab: LabUnderTest, to: str, timeout: float) -> 
                 do_manual_step(lab.dir, s["id"], to)
                 drive.sent[s["id"]] = datetime.now(UTC)
                 await amsm(client, lab, verb, drive.run_id, s["id"], "--operator", "bench")
+                if ticked is not None:
+                    await ticked(drive.run_id, s["id"], drive.sent[s["id"]])
                 break
         else:
             await asyncio.sleep(0.2)

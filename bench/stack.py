@@ -8,6 +8,7 @@ every protocol hop the service makes in production.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -117,13 +118,22 @@ class TemporalServer:
 
 
 class LabUnderTest:
-    """A lab of `clients` editors, its inventory tuned for the benchmark, served."""
+    """A lab of `clients` switchable clients (`ingest` of them ingest servers, the rest
+    editors), its inventory tuned for the benchmark, served."""
 
-    def __init__(self, root: Path, name: str, clients: int, reboot_seconds: float) -> None:
+    def __init__(
+        self, root: Path, name: str, clients: int, reboot_seconds: float, ingest: int = 0
+    ) -> None:
         from lab.init import init_lab
 
         self.dir = root / name
-        init_lab(self.dir, editors=clients, ingest=0, smartbins=1, reboot_seconds=reboot_seconds)
+        init_lab(
+            self.dir,
+            editors=clients - ingest,
+            ingest=ingest,
+            smartbins=1,
+            reboot_seconds=reboot_seconds,
+        )
         self.inventory_path = self.dir / "inventory.yaml"
         data = yaml.safe_load(self.inventory_path.read_text())
         data["pair"] = name
@@ -155,6 +165,16 @@ class LabUnderTest:
     def stop(self) -> None:
         if self.proc is not None:
             stop(self.proc, signal.SIGTERM)
+
+
+def infrastructure_devices(root: Path, reboot_seconds: float) -> int:
+    """The devices of a lab pair besides its clients (a lab of one client, sized and
+    removed); the devices a benchmark reports count the two sides' pair itself too."""
+    probe = LabUnderTest(root, "sizing", 1, reboot_seconds)
+    try:
+        return probe.devices + 2 - 1
+    finally:
+        shutil.rmtree(probe.dir)
 
 
 class WorkerProcess:
@@ -193,5 +213,39 @@ class WorkerProcess:
 
     def stop(self) -> None:
         self.sample()
+        if self.proc is not None:
+            stop(self.proc, signal.SIGINT)
+
+
+class ConsoleProcess:
+    """`amsm console` serving the lab's pair (its accounts beside the inventory)."""
+
+    def __init__(self, lab: LabUnderTest, address: str) -> None:
+        self.lab = lab
+        self.address = address
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        env = {
+            **os.environ,
+            "AMSM_INVENTORY": str(self.lab.inventory_path),
+            "TEMPORAL_ADDRESS": self.address,
+        }
+        log = open(self.lab.dir / "console.log", "wb")  # noqa: SIM115 - lives with the process
+        self.proc = subprocess.Popen(
+            [*amsm_binary(), "console", "--listen", f"127.0.0.1:{self.port}"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        wait_ports([self.port], self.proc, "amsm console", 60)
+
+    def stop(self) -> None:
         if self.proc is not None:
             stop(self.proc, signal.SIGINT)
