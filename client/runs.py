@@ -268,13 +268,18 @@ STARTING_WAIT_SECONDS = 10.0  # a run reads who may act within a second or two
 
 
 async def send_update(
-    handle: WorkflowHandle[Any, Any], update: Any, arg: BaseModel, who: str = "the workflow"
+    client: Client,
+    handle: WorkflowHandle[Any, Any],
+    update: Any,
+    arg: BaseModel,
+    who: str = "the workflow",
 ) -> UpdateResult:
     """Call one of the run's updates (by reference: `PairWorkflow.confirm_step`) and return
     its answer, given once the run has taken it. A refusal is a CliError saying `who`
     refused it and why: the validator's (nothing recorded) or the run's own (a
     non-operator, recorded under "Rejected signals"). A run that is still starting (just
-    started, or just continued as new) is asked again for a few seconds."""
+    started, or just continued as new) is asked again for a few seconds, and a run that
+    continued as new since it was found is followed to the run it continued as."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + STARTING_WAIT_SECONDS
     try:
@@ -289,6 +294,15 @@ async def send_update(
                 if not why.endswith(STILL_STARTING) or loop.time() > deadline:
                     raise CliError(f"{who} refused it: {why}") from None
                 await asyncio.sleep(0.2)
+            except RPCError as e:
+                # "workflow execution already completed": a burst of signals made the run
+                # continue as new between finding it and asking it; ask the run it became.
+                if e.status != RPCStatusCode.NOT_FOUND or loop.time() > deadline:
+                    raise
+                followed = await follow_continuation(client, handle)
+                if followed.run_id == handle.run_id:
+                    raise
+                handle = followed
     except TimeoutError:
         raise CliError(
             "no answer within 30 s: is a worker running for the pair? (the request may still "

@@ -146,7 +146,7 @@ async def tick(
             raise CliError(why)
     update = PairWorkflow.approve_step if verb == "approve" else PairWorkflow.confirm_step
     sig = OperatorSignal(step=step_id, operator=operator, note=_one_line(note), clients=clients)
-    taken = await send_update(handle, update, sig)
+    taken = await send_update(client, handle, update, sig)
     past = "approved" if verb == "approve" else "confirmed"
     return f"{past} {step_id} as {operator}" + (
         f"; now waiting for {taken.awaiting}" if taken.awaiting else ""
@@ -176,7 +176,7 @@ async def decide(
         reason=reason,
         client=client_host or None,
     )
-    taken = await send_update(handle, PairWorkflow.decide_step, d)
+    taken = await send_update(client, handle, PairWorkflow.decide_step, d)
     target = f"{step_id} {client_host}" if client_host else step_id
     return {
         "retry": f"retrying {target}",

@@ -64,7 +64,7 @@ async def run(client: Client, inv: Inventory, args: argparse.Namespace) -> int:
         note=args.note,
         clients=getattr(args, "client", None),
     )
-    taken = await send_update(handle, UPDATES[verb], sig)
+    taken = await send_update(client, handle, UPDATES[verb], sig)
     past = {"confirm": "confirmed", "approve": "approved"}[verb]
     text = f"{past} {args.step} on run {taken.run_id} as {args.operator}"
     if taken.awaiting:

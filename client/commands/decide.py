@@ -82,7 +82,7 @@ async def run(client: Client, inv: Inventory, args: argparse.Namespace) -> int:
     if action == "abort" and any(x.action == "abort" for x in before.decisions):
         run_id = before.run_id  # already aborting: the run refuses a second abort
     else:
-        run_id = (await send_update(handle, PairWorkflow.decide_step, d)).run_id
+        run_id = (await send_update(client, handle, PairWorkflow.decide_step, d)).run_id
     target = f"{step_id} {client_host}" if client_host else step_id
     text = {
         "retry": f"retrying {target} on run {run_id}",

@@ -54,7 +54,7 @@ async def end(client: Client, inv: Inventory, args: argparse.Namespace) -> int:
         what = view.state.message if view else ""
         raise CliError(f"the fence on pair {inv.pair} is not running: {what}")
     request = FenceEnd(operator=args.operator, reason=args.reason)
-    await send_update(handle, FenceWorkflow.end, request, who="the fence")
+    await send_update(client, handle, FenceWorkflow.end, request, who="the fence")
     await handle.result()
     view = await read_fence(client, inv.pair)
     assert view is not None
