@@ -9,7 +9,6 @@ workflows decide."""
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 from typing import Any
 
 from pydantic import BaseModel
@@ -18,7 +17,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from client.commands.controls import start_control
-from client.commands.dry_run import dry_run_workflow_id, time_limit
+from client.commands.dry_run import execute_dry_run
 from client.commands.start import running_run, wait_for_precondition, workflow_input
 from client.runs import cause, index, resolve_run, send_update
 from client.session import EXIT_USAGE, CliError
@@ -27,9 +26,8 @@ from console.pairs import checklist_of, namespace
 from inventory.models import Inventory
 from inventory.status import PairStatus
 from workflows.base import PairWorkflow
-from workflows.dry_run import PairDryRunWorkflow
 from workflows.kinds import KINDS
-from workflows.models import Decision, DryRunInput, OperatorSignal
+from workflows.models import Decision, OperatorSignal
 from workflows.preview import DryRunResult
 
 # How long a button waits for a control's sentence before saying it still runs.
@@ -105,20 +103,7 @@ async def dry_run(
     """What the start would do now, changing nothing (as `amsm start KIND ... --dry-run`:
     the short pair-dry-run workflow, beside any run)."""
     inp, _ = start_input(inv, operator, form)
-    kind = str(form.get("kind"))
-    try:
-        return await client.execute_workflow(
-            PairDryRunWorkflow.run,
-            DryRunInput(pair=inv.pair, kind=kind, input=inp.model_dump(mode="json")),
-            id=dry_run_workflow_id(inv),
-            task_queue=inv.queue,
-            execution_timeout=timedelta(seconds=time_limit(inv)),
-        )
-    except Exception as e:
-        raise CliError(
-            f"the dry run of {kind} on pair {inv.pair} did not finish: {cause(e)}; "
-            "is the pair's worker running?"
-        ) from None
+    return await execute_dry_run(client, inv, str(form.get("kind")), inp)
 
 
 async def tick(

@@ -32,6 +32,26 @@ def time_limit(inv: Inventory) -> float:
     return (READS + 1) * t.operation_timeout + t.connect_timeout + 180
 
 
+async def execute_dry_run(
+    client: Client, inv: Inventory, kind: str, inp: BaseModel
+) -> DryRunResult:
+    """The pair-dry-run workflow of KIND with the start's input (its own id, beside any
+    run), waited for; the web console's dry runs go here too."""
+    try:
+        return await client.execute_workflow(
+            PairDryRunWorkflow.run,
+            DryRunInput(pair=inv.pair, kind=kind, input=inp.model_dump(mode="json")),
+            id=dry_run_workflow_id(inv),
+            task_queue=inv.queue,
+            execution_timeout=timedelta(seconds=time_limit(inv)),
+        )
+    except Exception as e:
+        raise CliError(
+            f"the dry run of {kind} on pair {inv.pair} did not finish: {cause(e)}; "
+            "is the pair's worker running?"
+        ) from None
+
+
 async def run(client: Client, inv: Inventory, args: argparse.Namespace, inp: BaseModel) -> int:
     who = default_operator()
     if not inv.may_read(who):
@@ -40,19 +60,7 @@ async def run(client: Client, inv: Inventory, args: argparse.Namespace, inp: Bas
             f"{who} is neither an operator nor a viewer of pair {inv.pair} "
             "(inventory `operators:` / `viewers:`; set AMSM_OPERATOR to act as another name)"
         )
-    try:
-        result = await client.execute_workflow(
-            PairDryRunWorkflow.run,
-            DryRunInput(pair=inv.pair, kind=args.kind, input=inp.model_dump(mode="json")),
-            id=dry_run_workflow_id(inv),
-            task_queue=inv.queue,
-            execution_timeout=timedelta(seconds=time_limit(inv)),
-        )
-    except Exception as e:
-        raise CliError(
-            f"the dry run of {args.kind} on pair {inv.pair} did not finish: {cause(e)}; "
-            "is the pair's worker running?"
-        ) from None
+    result = await execute_dry_run(client, inv, args.kind, inp)
     emit(args, dry_run_json(result), render_dry_run(result))
     return EXIT_FAIL if result.would_refuse else EXIT_OK
 
