@@ -92,10 +92,15 @@ async def read_watched_status(client: Client, inv: Inventory) -> tuple[PairStatu
             f"the watch of pair {inv.pair} has not read the devices yet"
             + (f": {view.error}" if view.error else "; try again in a moment")
         )
-    when = f"as the pair's watch read it at {view.read_at}"
-    if view.error:
-        when += f"; its latest read, at {view.error_at}, failed: {view.error}"
-    return view.status, when
+    return view.status, watched_when(view.read_at, view.error, view.error_at)
+
+
+def watched_when(read_at: str | None, error: str | None = None, error_at: str | None = None) -> str:
+    """When the pair's watch read the status it holds (and how its latest try failed)."""
+    when = f"as the pair's watch read it at {read_at}"
+    if error:
+        when += f"; its latest read, at {error_at}, failed: {error}"
+    return when
 
 
 async def current_status(

@@ -116,9 +116,11 @@ async def tick(
     typed: str | None = None,
     status: PairStatus | None = None,
     clients: list[str] | None = None,
+    reading: bool = False,
 ) -> str:
     """Confirm a manual step or approve a gate (the run's confirm-step / approve-step
-    update). A gate is approved only when `typed` is what its row asked for."""
+    update). A gate is approved only when `typed` is what its row asked for (`reading`:
+    the console is reading the counts for it again, so nothing is asked yet)."""
     handle = await resolve_run(client, inv, "current")
     before = await checklist_of(client, inv)
     try:
@@ -126,7 +128,7 @@ async def tick(
     except KeyError:
         raise CliError(f"run {before.run_id} has no step {step_id!r}", EXIT_USAGE) from None
     if verb == "approve":
-        ok, why = typed_ok(step, status, typed, before)
+        ok, why = typed_ok(step, status, typed, before, reading)
         if not ok:
             raise CliError(why)
     update = PairWorkflow.approve_step if verb == "approve" else PairWorkflow.confirm_step

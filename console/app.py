@@ -10,6 +10,7 @@ import contextlib
 import json
 import secrets
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -33,6 +34,7 @@ from starlette.staticfiles import StaticFiles
 from temporalio.converter import PayloadCodec
 
 from client.commands.runs import list_runs
+from client.readiness import readiness_line
 from client.runs import fetch_history, one_line_errors
 from client.session import CliError, bad_arguments
 from console import actions, gates, views
@@ -45,6 +47,8 @@ from records.report import build_report
 from records.report_render import render_html, render_markdown
 
 HERE = Path(__file__).parent
+# Where each stream puts its session's form token into the live part drawn once for all.
+CSRF_SLOT = "csrf-slot-" + secrets.token_hex(8)
 KEEPALIVE_SECONDS = 15.0
 
 
@@ -67,6 +71,7 @@ class Console:
             lstrip_blocks=True,
         )
         self.env.globals.update(stage=views.stage, expected=gates.expected, quote=quote)
+        self._drawn: dict[tuple[str, str, str], tuple[int, str]] = {}
 
     # -- who -------------------------------------------------------------------------------------
     def who(self, request: Request) -> Account:
@@ -131,14 +136,31 @@ class Console:
             "checklist": c,
             "pending": views.pending_by_host(c),
             "overridable": views.overridable(),
+            "readiness": (
+                readiness_line(snap.readiness, st, datetime.now(UTC)) if snap.readiness else None
+            ),
+            "ready": snap.readiness.last.ready if snap.readiness and snap.readiness.last else None,
         }
 
     async def snapshot(self, pair: str) -> Snapshot:
         """The pair as last read; read now when no browser keeps its poller running."""
         live = self.hub.pairs[pair]
-        if live.snapshot.version == 0 or live.task is None or live.task.done():
+        if live.snapshot.version == 0 or not live.following:
             return await self.hub.refresh(pair)
         return live.snapshot
+
+    def drawn(self, inv: Inventory, role: Role, view: str, snap: Snapshot) -> str:
+        """The live part of a page as of the snapshot's version, drawn once for every
+        browser of that pair, view and role (each stream puts its own form token in)."""
+        key = (inv.pair, view, role)
+        cached = self._drawn.get(key)
+        if cached is not None and cached[0] == snap.version:
+            return cached[1]
+        html = self.env.get_template(f"_{view}.html").render(
+            csrf=CSRF_SLOT, **self.pair_context(inv, role, snap)
+        )
+        self._drawn[key] = (snap.version, html)
+        return html
 
     # -- pages -----------------------------------------------------------------------------------
     async def login_page(self, request: Request) -> Response:
@@ -291,6 +313,7 @@ class Console:
                 typed=str(form.get("typed", "")),
                 status=snap.status,
                 clients=[str(c) for c in form.getlist("clients")] or None,
+                reading=snap.reading_counts,
             )
 
         if verb not in ("confirm", "approve"):
@@ -355,7 +378,7 @@ class Console:
         account = self.who(request)
         inv, _ = self.pair_of(request, account)
         live = self.hub.pairs[inv.pair]
-        running = live.task is not None and not live.task.done()
+        running = live.following
         return JSONResponse(
             {
                 "pair": inv.pair,
@@ -410,11 +433,7 @@ class Console:
                     snap = self.hub.pairs[pair].snapshot
                     if snap.version != shown and snap.version > 0:
                         shown = snap.version
-                        html = self.env.get_template(f"_{view}.html").render(
-                            request=request,
-                            csrf=token,
-                            **self.pair_context(inv, role, snap),
-                        )
+                        html = self.drawn(inv, role, view, snap).replace(CSRF_SLOT, token)
                         data = json.dumps({"version": shown, "html": html})
                         yield f"event: update\ndata: {data}\n\n"
                     try:

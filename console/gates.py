@@ -1,7 +1,8 @@
 """What an operator types to pass a gate in the console: proof of having read what the
 gate will overwrite or delete, not a click. `approve-purge`: the number of clips to
 delete; `approve-overwrite`: the asset count of the DSM about to be overwritten, as the
-console last read the pair (it reads the devices again when a gate starts waiting).
+console last read the pair (it reads the devices again when a gate starts waiting, and
+the gate takes no typed count until that reading is in: `reading`).
 Which side is overwritten comes from the run's kind and its step table
 (workflows/kinds.py), never from the page's words. Unknown: the word `overwrite`."""
 
@@ -13,6 +14,7 @@ from workflows.kinds import KINDS
 from workflows.models import Checklist, StepState
 
 FALLBACK = "overwrite"
+READING = ""  # nothing to type yet: the counts are being read again for this gate
 
 
 def overwritten(c: Checklist | None) -> Side | None:
@@ -31,12 +33,15 @@ def overwritten(c: Checklist | None) -> Side | None:
 
 
 def expected(
-    step: StepState, status: PairStatus | None, c: Checklist | None = None
+    step: StepState, status: PairStatus | None, c: Checklist | None = None, reading: bool = False
 ) -> tuple[str, str]:
-    """(the text to type, the sentence saying what it is)."""
+    """(the text to type, the sentence saying what it is); READING while the devices are
+    read again for a gate whose count comes from them."""
     if step.id == "approve-purge":
         n = len(step.items or [])
         return str(n), f"type {n}: the number of clips to delete"
+    if reading:
+        return READING, "reading the asset counts from the DSMs for this gate; a moment"
     b = overwritten(c)
     if status is not None and b is not None and status.dsm[b].asset_count is not None:
         d, m = status.dsm[b], status.dsm[other(b)]
@@ -49,9 +54,15 @@ def expected(
 
 
 def typed_ok(
-    step: StepState, status: PairStatus | None, typed: str | None, c: Checklist | None = None
+    step: StepState,
+    status: PairStatus | None,
+    typed: str | None,
+    c: Checklist | None = None,
+    reading: bool = False,
 ) -> tuple[bool, str]:
-    want, what = expected(step, status, c)
+    want, what = expected(step, status, c, reading)
+    if want == READING:
+        return False, f"not approved: {step.id}: {what}; approve again when it shows the counts"
     if (typed or "").strip().lower() == want.lower():
         return True, ""
     return False, (

@@ -1,12 +1,16 @@
 """The console's view of each pair: what its JSON answers say (the same as `amsm status
 --json` and `amsm show current --json`) and the one live subscription per pair.
 
-One poller per pair, shared by every open browser: while anyone watches the pair, it
-looks at the current run twice a second (a describe, which the server answers) and asks
-its checklist (a query, which the worker answers) only when its history grew, and reads
-the pair's watch (a query) every two seconds, and wakes every subscriber when either changed. Browsers
-then draw from this snapshot; twenty consoles cost Temporal and the worker what one
-costs. The poller stops when the last browser leaves.
+One subscription per pair, shared by every open browser. While anyone watches the pair,
+it follows the current run's history and the pair watch's history as the Temporal server
+writes them (console/follow.py: long polls the server answers when an event is written).
+It asks the worker for the run's checklist (the `progress` query) only after a workflow
+task of the run completed, at most every MIN_QUERY_GAP seconds, and never for the watch's
+readings: each is the result of the watch's activity, read from its history. It reads
+the readiness watch's schedule (the server answers) every READINESS_EVERY seconds. It
+wakes every subscriber when something changed; browsers then draw from this snapshot, so
+twenty consoles cost Temporal and the worker what one costs. It stops when the last
+browser leaves.
 """
 
 from __future__ import annotations
@@ -18,18 +22,21 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError
 
 from client.commands.show import show_data
 from client.commands.status import status_view
+from client.readiness import ReadinessView, read_readiness
 from client.runs import (
     fetch_checklist,
     read_status,
     read_watched_status,
     resolve_run,
+    watched_when,
 )
 from client.session import CliError
+from console.follow import WatchReadings, changes_checklist, pages
 from inventory.models import Inventory
 from inventory.status import PairStatus
 from workflows.models import Checklist
@@ -37,9 +44,16 @@ from workflows.watch import watch_workflow_id
 
 log = logging.getLogger("amsm.console")
 
-CHECKLIST_EVERY = 0.5  # seconds: a step change shows within a second
-STATUS_EVERY = 2.0  # the watch itself reads the devices every timing.status_interval
-# A poll that takes longer than this is abandoned and tried again at the next tick.
+# Seconds. The run's checklist is asked at most this often while its tasks complete (a
+# switch of 184 clients completes several a second): a change shows within a second.
+MIN_QUERY_GAP = 0.3
+# With no run open, how often to look for one (a describe; the console's own starts and
+# ticks look at once).
+IDLE_EVERY = 0.5
+# A watch not started yet (the worker starts it) or a server not answering: look again.
+RETRY_EVERY = 2.0
+READINESS_EVERY = 10.0  # its checks run every timing.readiness_interval (1 h by default)
+# A read that takes longer than this is abandoned and tried again.
 READ_TIMEOUT = 5.0
 
 
@@ -79,8 +93,11 @@ class Snapshot:
     status_error: str | None = None
     checklist: Checklist | None = None
     checklist_error: str | None = None
-    # the checklist's JSON, to tell a change
-    _seen: tuple[str, str] = ("", "")
+    # A gate started waiting and the devices are being read again for its typed count.
+    reading_counts: bool = False
+    readiness: ReadinessView | None = None
+    # the checklist's, the status's and the readiness's JSON, to tell a change
+    _seen: tuple[str, str, str] = ("", "", "")
 
 
 @dataclass
@@ -88,15 +105,25 @@ class PairLive:
     inv: Inventory
     snapshot: Snapshot = field(default_factory=Snapshot)
     subscribers: set[asyncio.Event] = field(default_factory=set)
-    task: asyncio.Task[None] | None = None
-    reads: int = 0  # Temporal calls made by the poller (the benchmark and tests read it)
-    queries: int = 0  # of which checklist queries the worker answered
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    reads: int = 0  # Temporal calls made for the pair (the benchmark and tests read them)
+    queries: int = 0  # of which queries the worker answered
     seen: tuple[str | None, int, Any] | None = None  # (run, history length, status) last asked
     seen_watch: tuple[str | None, int, Any] | None = None  # the same, of the pair's watch
+    # Checklist reads one at a time, so that a later read never loses to an earlier one.
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    dirty: asyncio.Event = field(default_factory=asyncio.Event)  # the run may have changed
+    poke: asyncio.Event = field(default_factory=asyncio.Event)  # look for a new run now
+    fresh_task: asyncio.Task[None] | None = None
+    fresh_again: bool = False  # another fresh read is wanted after the one running
+
+    @property
+    def following(self) -> bool:
+        return any(not t.done() for t in self.tasks)
 
 
 class Hub:
-    """The pairs the console serves, each with its shared poller."""
+    """The pairs the console serves, each with its shared subscription."""
 
     def __init__(self, client: Client, inventories: list[Inventory]) -> None:
         self.client = client
@@ -106,65 +133,36 @@ class Hub:
         live = self.pairs.get(pair)
         return live.inv if live else None
 
-    # -- reading ------------------------------------------------------------------------------
+    # -- reading once -------------------------------------------------------------------------
     async def refresh(self, pair: str, status: bool = True, fresh: bool = False) -> Snapshot:
-        """Read the pair once (its checklist, and its status unless `status` is False) and
-        wake the subscribers if anything changed. `fresh`: the status read from the devices
-        now (a short workflow) instead of the watch's last reading."""
+        """Read the pair once (its checklist, its status unless `status` is False, and its
+        readiness) and wake the subscribers if anything changed. `fresh`: the status read
+        from the devices now (a short workflow) instead of the watch's last reading."""
         live = self.pairs[pair]
-        snap = live.snapshot
-        changed = False
-        live.reads += 1
-        try:
-            c: Checklist | None = await asyncio.wait_for(self._checklist(live), READ_TIMEOUT)
-            c_error = None
-        except CliError as e:
-            c, c_error = None, (None if no_run(e) else str(e))
-        except TimeoutError:
-            c, c_error = snap.checklist, "the checklist did not answer within 5 s"
-        seen_c = c.model_dump_json() if c else (c_error or "")
-        if seen_c != snap._seen[0]:
-            ended = (
-                snap.checklist is not None
-                and c is not None
-                and snap.checklist.run_id == c.run_id
-                and snap.checklist.state != c.state
-                and c.state not in ("running", "awaiting-operator")
-            )
-            waiting_before = {
-                s.id
-                for s in (snap.checklist.steps if snap.checklist else [])
-                if s.status == "awaiting-approval"
-            }
-            gate_now = c is not None and any(
-                s.status == "awaiting-approval" and s.id not in waiting_before for s in c.steps
-            )
-            snap.checklist, snap.checklist_error = c, c_error
-            snap._seen = (seen_c, snap._seen[1])
-            changed = True
-            # A run that ended changed the devices, and a gate shows what it overwrites:
-            # read them now.
-            fresh = fresh or ended or gate_now
+        live.poke.set()
+        await self._read_checklist(live)
         if status or fresh:
-            st, when, s_error = await self._status(live, fresh)
-            if st is not None and snap.status is not None and st.read_at < snap.status.read_at:
-                st, when = snap.status, snap.status_when  # the watch's is older than ours
-            seen_s = (st.model_dump_json() if st else "") + (s_error or "")
-            if seen_s != snap._seen[1]:
-                snap.status, snap.status_when, snap.status_error = st, when, s_error
-                snap._seen = (snap._seen[0], seen_s)
-                changed = True
-        if changed:
-            snap.version += 1
-            for ev in list(live.subscribers):
-                ev.set()
-        return snap
+            self._apply_status(live, *(await self._status(live, fresh)))
+        if status:
+            await self._read_readiness(live)
+        return live.snapshot
+
+    async def _read_checklist(self, live: PairLive) -> None:
+        async with live.lock:
+            live.reads += 1
+            try:
+                c: Checklist | None = await asyncio.wait_for(self._checklist(live), READ_TIMEOUT)
+                c_error = None
+            except CliError as e:
+                c, c_error = None, (None if no_run(e) else str(e))
+            except TimeoutError:
+                c, c_error = live.snapshot.checklist, "the checklist did not answer within 5 s"
+            self._apply_checklist(live, c, c_error)
 
     async def _checklist(self, live: PairLive) -> Checklist:
         """The current run's checklist, asked of the worker only when the run's history
         grew (or it is another run): every change of a checklist is written by a workflow
-        task, so an unchanged history length is an unchanged checklist, and the poller
-        costs the worker nothing while a run waits (the length is the server's answer)."""
+        task, so an unchanged history length is an unchanged checklist."""
         handle = await resolve_run(self.client, live.inv, "current")
         try:
             desc = await handle.describe()
@@ -221,43 +219,203 @@ class Hub:
         live.seen_watch = seen
         return st, when
 
+    async def _read_readiness(self, live: PairLive) -> None:
+        """The readiness watch's schedule and last verdict (the server answers)."""
+        live.reads += 1
+        try:
+            ready = await asyncio.wait_for(read_readiness(self.client, live.inv), READ_TIMEOUT)
+        except TimeoutError:
+            return  # the last verdict stays; the next read tries again
+        snap = live.snapshot
+        seen = ready.model_dump_json()
+        if seen != snap._seen[2]:
+            snap.readiness = ready
+            snap._seen = (snap._seen[0], snap._seen[1], seen)
+            self._wake(live)
+
+    # -- what changed -------------------------------------------------------------------------
+    def _wake(self, live: PairLive) -> None:
+        live.snapshot.version += 1
+        for ev in list(live.subscribers):
+            ev.set()
+
+    def _apply_checklist(self, live: PairLive, c: Checklist | None, c_error: str | None) -> None:
+        snap = live.snapshot
+        seen_c = c.model_dump_json() if c else (c_error or "")
+        if seen_c == snap._seen[0]:
+            return
+        ended = (
+            snap.checklist is not None
+            and c is not None
+            and snap.checklist.run_id == c.run_id
+            and snap.checklist.state != c.state
+            and c.state not in ("running", "awaiting-operator")
+        )
+        waiting_before = {
+            s.id
+            for s in (snap.checklist.steps if snap.checklist else [])
+            if s.status == "awaiting-approval"
+        }
+        gate_now = c is not None and any(
+            s.status == "awaiting-approval" and s.id not in waiting_before for s in c.steps
+        )
+        snap.checklist, snap.checklist_error = c, c_error
+        snap._seen = (seen_c, snap._seen[1], snap._seen[2])
+        # A run that ended changed the devices, and a gate shows what it overwrites: read
+        # them again, once the pages have the change (the gate takes no typed count until
+        # that reading is in).
+        if gate_now:
+            snap.reading_counts = True
+        self._wake(live)
+        if ended or gate_now:
+            self._read_fresh_soon(live)
+
+    def _apply_status(
+        self, live: PairLive, st: PairStatus | None, when: str, s_error: str | None
+    ) -> None:
+        snap = live.snapshot
+        if st is not None and snap.status is not None and st.read_at < snap.status.read_at:
+            st, when = snap.status, snap.status_when  # ours is newer than this one
+        seen_s = (st.model_dump_json() if st else "") + (s_error or "")
+        if seen_s != snap._seen[1]:
+            snap.status, snap.status_when, snap.status_error = st, when, s_error
+            snap._seen = (snap._seen[0], seen_s, snap._seen[2])
+            self._wake(live)
+
+    def _read_fresh_soon(self, live: PairLive) -> None:
+        """Read the devices now (a short workflow), beside the pages' update; one at a
+        time, and once more after it when asked again meanwhile."""
+        if live.fresh_task is not None and not live.fresh_task.done():
+            live.fresh_again = True
+            return
+
+        async def read() -> None:
+            try:
+                while True:
+                    live.fresh_again = False
+                    self._apply_status(live, *(await self._status(live, fresh=True)))
+                    if not live.fresh_again:
+                        break
+            finally:
+                if live.snapshot.reading_counts:
+                    live.snapshot.reading_counts = False
+                    self._wake(live)
+
+        live.fresh_task = asyncio.create_task(read(), name=f"console-fresh-{live.inv.pair}")
+
     # -- the live subscription ----------------------------------------------------------------
     def subscribe(self, pair: str) -> asyncio.Event:
         live = self.pairs[pair]
         ev = asyncio.Event()
         live.subscribers.add(ev)
-        if live.task is None or live.task.done():
-            live.task = asyncio.create_task(self._poll(pair), name=f"console-poll-{pair}")
+        if not live.following:
+            for t in live.tasks:
+                t.cancel()
+            jobs = (self._follow_run, self._ask_checklists, self._follow_watch, self._readiness)
+            live.tasks = [
+                asyncio.create_task(self._forever(live, job), name=f"console-{pair}")
+                for job in jobs
+            ]
         return ev
 
     def unsubscribe(self, pair: str, ev: asyncio.Event) -> None:
         live = self.pairs[pair]
         live.subscribers.discard(ev)
-        if not live.subscribers and live.task is not None:
-            live.task.cancel()
-            live.task = None
+        if not live.subscribers:
+            for t in live.tasks:
+                t.cancel()
+            live.tasks = []
 
-    async def _poll(self, pair: str) -> None:
-        loop = asyncio.get_running_loop()
-        next_status = 0.0
+    async def _forever(self, live: PairLive, job: Any) -> None:
+        """Run `job` until cancelled; a read that failed is tried again (the page says
+        what it saw)."""
         while True:
-            started = loop.time()
             try:
-                await self.refresh(pair, status=started >= next_status)
+                await job(live)
             except asyncio.CancelledError:
                 raise
-            except Exception:  # a poll that failed is tried again; the page says what it saw
-                log.exception("console: reading pair %s failed", pair)
-            if started >= next_status:
-                next_status = started + STATUS_EVERY
-            await asyncio.sleep(max(0.05, CHECKLIST_EVERY - (loop.time() - started)))
+            except Exception:
+                log.exception("console: following pair %s failed", live.inv.pair)
+            await asyncio.sleep(RETRY_EVERY)
+
+    async def _follow_run(self, live: PairLive) -> None:
+        """The pair's current run: its history followed while it is open (each completed
+        workflow task marks the checklist to be asked again); with none open, a describe
+        every IDLE_EVERY seconds (at once when this console acted) finds the next."""
+        handle = self.client.get_workflow_handle(live.inv.workflow_id)
+        while True:
+            live.dirty.set()  # a run found, or one that ended: its checklist
+            live.poke.clear()
+            live.reads += 1
+            try:
+                desc = await handle.describe()
+            except RPCError:
+                desc = None  # no run yet: the checklist read says so
+            if desc is None or desc.status != WorkflowExecutionStatus.RUNNING:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(live.poke.wait(), IDLE_EVERY)
+                continue
+            async for events in pages(self.client, live.inv.workflow_id, desc.run_id):
+                live.reads += 1
+                if changes_checklist(events):
+                    live.dirty.set()
+
+    async def _ask_checklists(self, live: PairLive) -> None:
+        """The checklist, asked whenever the run may have changed, at most every
+        MIN_QUERY_GAP seconds."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await live.dirty.wait()
+            live.dirty.clear()
+            started = loop.time()
+            await self._read_checklist(live)
+            await asyncio.sleep(max(0.0, MIN_QUERY_GAP - (loop.time() - started)))
+
+    async def _follow_watch(self, live: PairLive) -> None:
+        """The pair watch's readings, from its history: its view once by query (the
+        exact words, with the error of a failed try), then each reading as the server
+        writes it; after a failed reading, the view again for the watch's words."""
+        wid = watch_workflow_id(live.inv.workflow_id)
+        handle = self.client.get_workflow_handle(wid)
+        while True:
+            live.reads += 1
+            try:
+                desc = await handle.describe()
+            except RPCError:
+                desc = None
+            if desc is None or desc.status != WorkflowExecutionStatus.RUNNING:
+                # No watch yet (the worker starts it): the devices once, then look again.
+                if live.snapshot.status is None:
+                    self._apply_status(live, *(await self._status(live, fresh=False)))
+                await asyncio.sleep(RETRY_EVERY)
+                continue
+            live.seen_watch = None
+            self._apply_status(live, *(await self._status(live, fresh=False)))
+            known = desc.history_length  # the view holds every reading up to here
+            readings = WatchReadings(self.client.data_converter)
+            async for events in pages(self.client, wid, desc.run_id):
+                live.reads += 1
+                for event_id, reading in await readings.feed(events):
+                    if event_id <= known:
+                        continue
+                    if reading is None:
+                        live.seen_watch = None
+                        self._apply_status(live, *(await self._status(live, fresh=False)))
+                    else:
+                        st, read_at = reading
+                        self._apply_status(live, st, watched_when(read_at), None)
+
+    async def _readiness(self, live: PairLive) -> None:
+        while True:
+            await self._read_readiness(live)
+            await asyncio.sleep(READINESS_EVERY)
 
     async def close(self) -> None:
         for live in self.pairs.values():
-            if live.task is not None:
-                live.task.cancel()
+            for t in [*live.tasks, *([live.fresh_task] if live.fresh_task else [])]:
+                t.cancel()
                 with contextlib.suppress(BaseException):
-                    await live.task
+                    await t
 
 
 def namespace(**kw: Any) -> argparse.Namespace:

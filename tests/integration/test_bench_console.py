@@ -79,8 +79,9 @@ def test_tiny_console_benchmark_writes_every_figure(tmp_path: Path) -> None:
         assert len(by["worker"]["runs"]) == 2 and by["worker"]["min"] >= 0
         if n == "0":  # no page open: no poller asks anything
             assert by["reads_per_minute"]["max"] == 0 and by["queries_per_minute"]["max"] == 0
-        else:  # one poller, twice a second, however many pages share it
-            assert by["reads_per_minute"]["min"] > 30
+        else:  # one subscription however many pages share it: its long polls answer
+            # when the run or the watch writes (or every 20 s), the readiness every 10 s
+            assert by["reads_per_minute"]["min"] > 0
     assert len(result["goals"]) == 1 + 2 * 2 + 1
     table = (out / "ci.md").read_text()
     assert "`/pairs/console/run`" in table and "| 2 | 7 |" in table

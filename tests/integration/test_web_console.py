@@ -21,6 +21,7 @@ from tests.support.console import (
     console_lab,
     console_server,
     csrf_of,
+    gate_placeholder,
     logged_in,
     password,
     shot,
@@ -106,7 +107,7 @@ async def test_an_operator_switches_the_pair_from_the_page(client: Client, lab_f
                 await row.get_by_role("button", name="Confirm").click()
             else:
                 box = row.get_by_label("Type to approve")
-                placeholder = str(await box.get_attribute("placeholder"))
+                placeholder = await gate_placeholder(row)
                 await shot(page, f"run-gate-{step_id}")
                 await box.fill("not the count")
                 await row.get_by_role("button", name="Approve").click()

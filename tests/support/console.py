@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+from playwright.async_api import Browser, BrowserContext, Locator, Page, async_playwright, expect
 from temporalio.client import Client
 
 from lab.hands import do_manual_step
@@ -107,6 +107,14 @@ async def shot(page: Page, name: str) -> None:
 async def csrf_of(page: Page) -> str:
     """The session's form token, as the page's own forms carry it."""
     return str(await page.locator("input[name=csrf]").first.get_attribute("value"))
+
+
+async def gate_placeholder(row: Locator) -> str:
+    """A gate row's "Type to approve" placeholder, once the console has read the counts
+    for it (until then its input is disabled and says it is reading them)."""
+    box = row.get_by_label("Type to approve")
+    await expect(box).to_be_enabled(timeout=30_000)
+    return str(await box.get_attribute("placeholder"))
 
 
 def typed_for(placeholder: str) -> str:

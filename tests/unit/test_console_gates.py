@@ -56,3 +56,15 @@ def test_approve_purge_asks_for_the_number_of_clips() -> None:
     gate.items = ["bin\\a.vmf", "bin\\b.vmf", "bin\\c.vmf"]
     assert expected(gate, None, c) == ("3", "type 3: the number of clips to delete")
     assert typed_ok(gate, None, "3", c)[0] and not typed_ok(gate, None, "2", c)[0]
+
+
+def test_an_overwrite_gate_asks_nothing_while_its_counts_are_read_again() -> None:
+    c = checklist("switch", "Y")
+    gate = c.step("approve-overwrite")
+    want, what = expected(gate, status(118, 120), c, reading=True)
+    assert want == "" and "reading the asset counts" in what
+    ok, why = typed_ok(gate, status(118, 120), "118", c, reading=True)
+    assert not ok and "approve again when it shows the counts" in why
+    # The purge gate's count is its own list: nothing to read again.
+    purge = StepState(id="approve-purge", kind="gate", title="t", items=["a"])
+    assert expected(purge, None, c, reading=True)[0] == "1"

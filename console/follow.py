@@ -1,0 +1,118 @@
+"""Following a workflow's history as the Temporal server writes it: GetWorkflowExecution
+History with `wait_new_event`, a long poll the server answers as soon as an event is
+written (or, empty, when its long-poll interval ends, 20 s by default), so the console
+hears of a change at once and asks nothing of the worker while nothing happens.
+
+Also the pair watch's readings, read from its history: each reading is the result of its
+`probe_pair` activity, written by the server in ActivityTaskCompleted, and the time the
+watch gives it is its workflow task's (workflow.now(): the WorkflowTaskStarted event
+before the activity was scheduled; workflows/watch.py), so the console draws the same
+reading as the watch's `status` query without asking the worker for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from datetime import UTC, timedelta
+
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import HistoryEvent
+from temporalio.api.workflowservice.v1 import GetWorkflowExecutionHistoryRequest
+from temporalio.client import Client
+from temporalio.converter import DataConverter
+
+from inventory.status import PairStatus
+
+# Longer than the server's long-poll interval (frontend history.longPollExpirationInterval,
+# 20 s by default): an empty page then comes back before this gives up.
+LONG_POLL = timedelta(seconds=40)
+
+WATCH_READING = "probe_pair"  # the watch's activity (activities/probe.py)
+
+CLOSED = {
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED,
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED,
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TIMED_OUT,
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED,
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED,
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW,
+}
+
+# An activity that did not complete, and where its attributes are.
+ENDED_BADLY = {
+    EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED: "activity_task_failed_event_attributes",
+    EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT: "activity_task_timed_out_event_attributes",
+    EventType.EVENT_TYPE_ACTIVITY_TASK_CANCELED: "activity_task_canceled_event_attributes",
+}
+
+
+async def pages(client: Client, workflow_id: str, run_id: str) -> AsyncIterator[list[HistoryEvent]]:
+    """The run's history page by page: first what it holds, then each page as the server
+    writes it (empty pages too, when a long poll ends quiet). Ends after the close event."""
+    token = b""
+    while True:
+        resp = await client.workflow_service.get_workflow_execution_history(
+            GetWorkflowExecutionHistoryRequest(
+                namespace=client.namespace,
+                execution=WorkflowExecution(workflow_id=workflow_id, run_id=run_id),
+                next_page_token=token,
+                wait_new_event=True,
+                skip_archival=True,
+            ),
+            retry=True,
+            timeout=LONG_POLL,
+        )
+        events = list(resp.history.events)
+        yield events
+        if not resp.next_page_token or any(e.event_type in CLOSED for e in events):
+            return
+        token = resp.next_page_token
+
+
+def changes_checklist(events: Iterable[HistoryEvent]) -> bool:
+    """Whether these events may have changed what the run's `progress` query answers:
+    a workflow's state changes only in its workflow tasks (each ends in
+    WorkflowTaskCompleted), and at its close. A query asked before that task completes
+    may still answer the state before it, so the other events are not a reason to ask."""
+    return any(
+        e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED or e.event_type in CLOSED
+        for e in events
+    )
+
+
+class WatchReadings:
+    """Reads the pair watch's readings out of its history's events, in order."""
+
+    def __init__(self, converter: DataConverter) -> None:
+        self.converter = converter
+        self._task_started: str | None = None  # workflow.now() of the current task
+        self._scheduled: dict[int, str | None] = {}  # probe_pair's scheduled event: its time
+
+    async def feed(
+        self, events: Iterable[HistoryEvent]
+    ) -> list[tuple[int, tuple[PairStatus, str] | None]]:
+        """The readings among these events, in order: (the event's id, the status with
+        the time the watch gave it), or None for a reading that failed (its words are
+        the watch's own, in its view)."""
+        out: list[tuple[int, tuple[PairStatus, str] | None]] = []
+        for e in events:
+            t = e.event_type
+            if t == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED:
+                when = e.event_time.ToDatetime().replace(tzinfo=UTC)
+                self._task_started = when.isoformat(timespec="seconds")
+            elif t == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+                if e.activity_task_scheduled_event_attributes.activity_type.name == WATCH_READING:
+                    self._scheduled[e.event_id] = self._task_started
+            elif t == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+                a = e.activity_task_completed_event_attributes
+                if a.scheduled_event_id in self._scheduled:
+                    read_at = self._scheduled.pop(a.scheduled_event_id)
+                    (st,) = await self.converter.decode(list(a.result.payloads), [PairStatus])
+                    out.append((e.event_id, (st, read_at or "")))
+            elif t in ENDED_BADLY:
+                scheduled = getattr(e, ENDED_BADLY[t]).scheduled_event_id
+                if scheduled in self._scheduled:
+                    del self._scheduled[scheduled]
+                    out.append((e.event_id, None))
+        return out
