@@ -10,6 +10,9 @@ import re
 import signal
 import subprocess
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,3 +159,40 @@ async def confirm_on_page(
         flash = page.locator(".flash")
         assert "error" not in str(await flash.get_attribute("class")), await flash.inner_text()
     return done
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def http(url: str, cookie: str = "", form: dict[str, str] | None = None) -> tuple[int, Any, str]:
+    """One request without a browser (no redirect followed): status, headers, body."""
+    data = urllib.parse.urlencode(form).encode() if form is not None else None
+    req = urllib.request.Request(url, data=data, headers={"Cookie": cookie} if cookie else {})
+    try:
+        with urllib.request.build_opener(_NoRedirect).open(req, timeout=30) as r:
+            return r.status, r.headers, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, e.read().decode()
+
+
+def session_cookie(headers: Any, cookie: str = "") -> str:
+    """The console's cookie as the response set it (or the one sent, when it set none)."""
+    for value in headers.get_all("Set-Cookie") or []:
+        if value.startswith("amsm_console="):
+            return value.split(";", 1)[0]
+    return cookie
+
+
+def form_login(url: str, name: str, secret: str) -> tuple[int, str]:
+    """Log in through the form, as a browser does (its CSRF token, its cookie): the POST's
+    status and the session cookie."""
+    status, headers, body = http(url + "/login")
+    assert status == 200, (status, body)
+    m = re.search(r'name="csrf" value="([^"]+)"', body)
+    assert m, body
+    cookie = session_cookie(headers)
+    form = {"username": name, "password": secret, "csrf": m.group(1)}
+    status, headers, _ = http(url + "/login", cookie, form)
+    return status, session_cookie(headers, cookie)
