@@ -598,7 +598,7 @@ async def test_a_session_outlives_a_restart_of_the_console(client: Client, lab_f
     assert not key_file.exists()
     async with running_worker(client, lab):
         async with console_server(lab) as server:
-            status, cookie = await asyncio.to_thread(
+            status, cookie, _ = await asyncio.to_thread(
                 form_login, server.url, "operator", password(lab, "operator")
             )
             assert status == 303, status
@@ -623,3 +623,29 @@ async def test_a_session_outlives_a_restart_of_the_console(client: Client, lab_f
         assert done.returncode == 2, (done.returncode, done.stderr)
         assert f"{key_file}: readable by others (mode 644); chmod 600" in done.stderr
         assert "Traceback" not in done.stderr
+
+
+async def test_a_stranger_guessing_from_one_address_does_not_lock_the_operator_out(
+    client: Client,
+    lab_factory,  # type: ignore[no-untyped-def]
+) -> None:
+    lab = await lab_factory(editors=1, ingest=0)
+    secret = password(lab, "operator")
+    async with running_worker(client, lab), console_server(lab) as server:
+        for _ in range(5):  # the stranger, at 127.0.0.2
+            status, _, body = await asyncio.to_thread(
+                form_login, server.url, "operator", "not the password", "127.0.0.2"
+            )
+            assert status == 401 and "wrong user name or password" in body, (status, body)
+        status, _, body = await asyncio.to_thread(
+            form_login, server.url, "operator", secret, "127.0.0.2"
+        )
+        assert status == 429, status
+        assert "too many failed logins for this user name from your address" in body
+        # The operator, at 127.0.0.3, logs in.
+        status, cookie, _ = await asyncio.to_thread(
+            form_login, server.url, "operator", secret, "127.0.0.3"
+        )
+        assert status == 303, status
+        status, _, body = await asyncio.to_thread(http, server.url + "/", cookie, None, "127.0.0.3")
+        assert status == 200 and f"pair-{lab.inventory.pair}" in body

@@ -10,11 +10,10 @@ import re
 import signal
 import subprocess
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from http.client import HTTPConnection
 from pathlib import Path
 from typing import Any
 
@@ -161,20 +160,26 @@ async def confirm_on_page(
     return done
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
-def http(url: str, cookie: str = "", form: dict[str, str] | None = None) -> tuple[int, Any, str]:
-    """One request without a browser (no redirect followed): status, headers, body."""
-    data = urllib.parse.urlencode(form).encode() if form is not None else None
-    req = urllib.request.Request(url, data=data, headers={"Cookie": cookie} if cookie else {})
+def http(
+    url: str, cookie: str = "", form: dict[str, str] | None = None, source: str = ""
+) -> tuple[int, Any, str]:
+    """One plain-HTTP request without a browser (no redirect followed), from the local
+    address `source` when given (127.0.0.2: another client): status, headers, body."""
+    u = urllib.parse.urlsplit(url)
+    conn = HTTPConnection(
+        u.hostname or "", u.port, timeout=30, source_address=(source, 0) if source else None
+    )
+    headers = {"Cookie": cookie} if cookie else {}
+    body = None
+    if form is not None:
+        body = urllib.parse.urlencode(form)
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
     try:
-        with urllib.request.build_opener(_NoRedirect).open(req, timeout=30) as r:
-            return r.status, r.headers, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.headers, e.read().decode()
+        conn.request("POST" if form is not None else "GET", u.path or "/", body, headers)
+        r = conn.getresponse()
+        return r.status, r.headers, r.read().decode()
+    finally:
+        conn.close()
 
 
 def session_cookie(headers: Any, cookie: str = "") -> str:
@@ -185,14 +190,14 @@ def session_cookie(headers: Any, cookie: str = "") -> str:
     return cookie
 
 
-def form_login(url: str, name: str, secret: str) -> tuple[int, str]:
+def form_login(url: str, name: str, secret: str, source: str = "") -> tuple[int, str, str]:
     """Log in through the form, as a browser does (its CSRF token, its cookie): the POST's
-    status and the session cookie."""
-    status, headers, body = http(url + "/login")
+    status, the session cookie and the page."""
+    status, headers, body = http(url + "/login", source=source)
     assert status == 200, (status, body)
     m = re.search(r'name="csrf" value="([^"]+)"', body)
     assert m, body
     cookie = session_cookie(headers)
     form = {"username": name, "password": secret, "csrf": m.group(1)}
-    status, headers, _ = http(url + "/login", cookie, form)
-    return status, session_cookie(headers, cookie)
+    status, headers, body = http(url + "/login", cookie, form, source)
+    return status, session_cookie(headers, cookie), body
