@@ -14,6 +14,7 @@ import hmac
 import ipaddress
 import secrets
 import time
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,9 +28,13 @@ CSRF_FIELD = "csrf"
 
 
 class LoginThrottled(Exception):
-    def __init__(self, wait: float) -> None:
-        super().__init__(f"too many failed logins for this user name; try again in {wait:.0f} s")
+    def __init__(self, wait: float, whole_address: bool = False) -> None:
+        what = "" if whole_address else " for this user name"
+        super().__init__(
+            f"too many failed logins{what} from your address; try again in {wait:.0f} s"
+        )
         self.wait = wait
+        self.whole_address = whole_address
 
 
 @dataclass(frozen=True)
@@ -52,26 +57,73 @@ class ProxyTrust:
 
 
 class Throttle:
-    """At most `limit` failed logins per user name in `window` seconds; then that name is
-    refused until the oldest failure leaves the window (whoever types it: a guesser
-    cannot keep trying, and the person is told how long to wait)."""
+    """Failed logins held back per user name and client address: after `limit` failures
+    for one name from one address within `window` seconds, that name is refused from that
+    address (the operator at another one still logs in) until the oldest of them leaves
+    the window; after `address_limit` failures from one address across all names, that
+    address is refused (no spraying of names). Kept in memory, pruned as failures leave
+    the window, and at most `max_keys` of each kind (the least recently failed go)."""
 
-    def __init__(self, limit: int = 5, window: float = 300.0, clock: Any = time.monotonic):
+    def __init__(
+        self,
+        limit: int = 5,
+        window: float = 300.0,
+        address_limit: int = 20,
+        max_keys: int = 10_000,
+        clock: Any = time.monotonic,
+    ) -> None:
         self.limit, self.window, self.clock = limit, window, clock
-        self._failures: dict[str, list[float]] = {}
+        self.address_limit, self.max_keys = address_limit, max_keys
+        # The last failures of each key, least recently failed key first.
+        self._names: OrderedDict[tuple[str, str], deque[float]] = OrderedDict()
+        self._addresses: OrderedDict[str, deque[float]] = OrderedDict()
 
-    def wait(self, name: str) -> float:
-        """Seconds until `name` may try again (0: now)."""
+    @staticmethod
+    def _name(name: str) -> str:
+        # As the accounts file finds it; no account name is longer than 128 characters.
+        return name.strip().lower()[:129]
+
+    def wait(self, name: str, address: str) -> tuple[float, bool]:
+        """Seconds until `name` may try again from `address` (0: now), and whether it is
+        the whole address that is held back."""
         now = self.clock()
-        recent = [t for t in self._failures.get(name.lower(), []) if now - t < self.window]
-        self._failures[name.lower()] = recent
-        return 0.0 if len(recent) < self.limit else self.window - (now - recent[0])
+        self._prune(now)
+        by_address = self._held(self._addresses.get(address), self.address_limit, now)
+        if by_address > 0:
+            return by_address, True
+        return self._held(self._names.get((self._name(name), address)), self.limit, now), False
 
-    def failed(self, name: str) -> None:
-        self._failures.setdefault(name.lower(), []).append(self.clock())
+    def failed(self, name: str, address: str) -> None:
+        now = self.clock()
+        self._record(self._names, (self._name(name), address), self.limit, now)
+        self._record(self._addresses, address, self.address_limit, now)
+        self._prune(now)
 
-    def succeeded(self, name: str) -> None:
-        self._failures.pop(name.lower(), None)
+    def succeeded(self, name: str, address: str) -> None:
+        """Forget that name's failures from that address (not the address's total)."""
+        self._names.pop((self._name(name), address), None)
+
+    def tracked(self) -> tuple[int, int]:
+        """How many (name, address) and address entries are kept."""
+        return len(self._names), len(self._addresses)
+
+    def _held(self, times: deque[float] | None, limit: int, now: float) -> float:
+        if times is None or len(times) < limit or now - times[0] >= self.window:
+            return 0.0
+        return self.window - (now - times[0])
+
+    @staticmethod
+    def _record(table: OrderedDict[Any, deque[float]], key: Any, limit: int, now: float) -> None:
+        times = table.pop(key, None) or deque(maxlen=limit)  # only the last `limit` count
+        times.append(now)
+        table[key] = times  # last: the most recently failed
+
+    def _prune(self, now: float) -> None:
+        for table in (self._names, self._addresses):
+            while table and (
+                len(table) > self.max_keys or now - next(iter(table.values()))[-1] >= self.window
+            ):
+                table.popitem(last=False)
 
 
 class Gate:
@@ -103,19 +155,20 @@ class Gate:
             self._mtime = mtime
         return self._accounts
 
-    def login(self, name: str, password: str) -> Account | None:
-        """The account, or None; LoginThrottled after too many failures for the name."""
-        wait = self.throttle.wait(name)
+    def login(self, name: str, password: str, address: str) -> Account | None:
+        """The account, or None; LoginThrottled after too many failures for the name from
+        `address` (the peer's: a front proxy's own, for everyone behind it), or from it."""
+        wait, whole_address = self.throttle.wait(name, address)
         if wait > 0:
-            raise LoginThrottled(wait)
+            raise LoginThrottled(wait, whole_address)
         try:
             account = self.accounts().verify(name, password)
         except (AccountsError, OSError):
             account = None
         if account is None:
-            self.throttle.failed(name)
+            self.throttle.failed(name, address)
         else:
-            self.throttle.succeeded(name)
+            self.throttle.succeeded(name, address)
         return account
 
     def user(self, request: Request) -> Account | None:

@@ -2,7 +2,7 @@
 the CLI never imports it).
 
     amsm console [--listen HOST:PORT] [--inventory FILE ...] [--address HOST:PORT]
-                 [--accounts FILE] [--cert FILE --key FILE]
+                 [--accounts FILE] [--cert FILE --key FILE] [--session-key-file FILE]
                  [--proxy-user-header NAME --trusted-proxy ADDR[,NET...]]
     amsm console hash-password      # an Argon2id hash for the accounts file
 
@@ -16,6 +16,7 @@ import asyncio
 import getpass
 import os
 import secrets
+import stat
 import sys
 from pathlib import Path
 
@@ -33,6 +34,8 @@ from wire.options import BadInventory, add_options, connection, inventory, inven
 
 DEFAULT_LISTEN = "127.0.0.1:8080"
 ACCOUNTS_NEXT_TO_INVENTORY = Path("secrets") / "console-accounts.yaml"
+SESSION_KEY_BESIDE_ACCOUNTS = "console-session-key"
+SESSION_KEY_MIN = 32
 
 
 def parser() -> argparse.ArgumentParser:
@@ -70,8 +73,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--session-key-file",
         metavar="FILE",
-        help="the key that signs session cookies (default: a new one at each start, so a "
-        "restart logs everyone out)",
+        help="the key that signs session cookies, 32 characters or more (default: "
+        "console-session-key beside the accounts file, made at the first start, mode 0600; "
+        "a restart keeps everyone logged in)",
     )
     p.add_argument("command", nargs="?", choices=["hash-password"], help=argparse.SUPPRESS)
     return p
@@ -128,17 +132,67 @@ def proxy_of(args: argparse.Namespace) -> ProxyTrust | None:
         raise CliError(f"--trusted-proxy: {e}", EXIT_USAGE) from None
 
 
-def session_key(args: argparse.Namespace) -> str:
+def session_key(args: argparse.Namespace, accounts: str) -> str:
+    """The key that signs session cookies: --session-key-file's, or the one kept beside
+    the accounts file (made at the first start), so a restart logs nobody out."""
     if not args.session_key_file:
-        return secrets.token_urlsafe(32)
+        return kept_session_key(Path(accounts).parent / SESSION_KEY_BESIDE_ACCOUNTS)
     try:
         key = Path(args.session_key_file).read_text(encoding="utf-8").strip()
     except OSError as e:
         raise CliError(
             f"--session-key-file: cannot read it ({e.strerror or e})", EXIT_USAGE
         ) from None
-    if len(key) < 32:
+    if len(key) < SESSION_KEY_MIN:
         raise CliError("--session-key-file: the key must be 32 characters or more", EXIT_USAGE)
+    return key
+
+
+def kept_session_key(path: Path) -> str:
+    """The key in `path`; made there first (random, mode 0600, complete when it appears:
+    written to a file of its own, then linked in place) when there is none. Refused when
+    it is unreadable, shorter than 32 characters or readable by group or others."""
+    where = f"session key file {path}"
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w", encoding="ascii") as f:
+                f.write(secrets.token_urlsafe(32) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+            os.link(tmp, path)  # fails if another console made it first: read that one
+        finally:
+            tmp.unlink(missing_ok=True)
+    except FileExistsError:
+        pass
+    except OSError as e:
+        raise CliError(
+            f"{where}: cannot create it ({e.strerror or e}); let the console write to "
+            f"{path.parent} or pass --session-key-file FILE",
+            EXIT_USAGE,
+        ) from None
+    try:
+        st = path.stat()
+        key = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as e:
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else "not UTF-8 text"
+        raise CliError(
+            f"{where}: cannot read it ({reason}); fix it, or delete it to have a new key "
+            "made (everyone logs in again)",
+            EXIT_USAGE,
+        ) from None
+    if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise CliError(
+            f"{where}: readable by others (mode {stat.S_IMODE(st.st_mode):o}); chmod 600 {path}",
+            EXIT_USAGE,
+        )
+    if len(key) < SESSION_KEY_MIN:
+        raise CliError(
+            f"{where}: the key is {len(key)} characters, 32 or more are needed; delete the "
+            "file to have a new key made (everyone logs in again)",
+            EXIT_USAGE,
+        )
     return key
 
 
@@ -147,15 +201,17 @@ async def serve(args: argparse.Namespace, invs: list[Inventory], paths: list[str
     if bool(args.cert) != bool(args.key):
         raise CliError("--cert and --key go together (HTTPS)", EXIT_USAGE)
     try:
-        gate = Gate(accounts_path(args, paths[0] if paths else None), proxy_of(args))
+        accounts = accounts_path(args, paths[0] if paths else None)
+        gate = Gate(accounts, proxy_of(args))
         codec = load_codec(args.codec_key_file)
     except (AccountsError, OSError) as e:
         raise CliError(str(e), EXIT_USAGE) from None
     except CodecConfigError as e:
         raise CliError(str(e), EXIT_USAGE) from None
+    key = session_key(args, accounts)  # before connecting: a bad key file is a usage error
     client = await connect(connection(args))
     hub = Hub(client, invs)
-    app = build_app(Console(hub, gate, codec), session_key(args), tls=bool(args.cert))
+    app = build_app(Console(hub, gate, codec), key, tls=bool(args.cert))
     config = uvicorn.Config(
         app,
         host=host,

@@ -16,6 +16,8 @@ Writes, under DIR:
   console's two accounts, `operator` and `viewer` (0600), whose Argon2 hashes are in
   `secrets/console-accounts.yaml` (console/accounts.py). The lab's inventory lists no
   `operators:` (anyone may act, as with the CLI), so `viewer` is capped at viewing there;
+  `secrets/console-session-key` (the cookies' signing key) is not written here: the
+  console makes it at its first start (console/main.py);
 - `lab.db`: the devices' state; `dsm-x.db`, `dsm-y.db`: the DSMs.
 
 Every host keeps its SSH listener; the inventory says which transport the worker uses.

@@ -6,6 +6,8 @@ go to var/console-shots/."""
 from __future__ import annotations
 
 import asyncio
+import stat
+import subprocess
 import time
 
 from temporalio.client import Client
@@ -21,7 +23,9 @@ from tests.support.console import (
     console_lab,
     console_server,
     csrf_of,
+    form_login,
     gate_placeholder,
+    http,
     logged_in,
     password,
     shot,
@@ -34,6 +38,7 @@ from tests.support.driving import (
     step,
     switch_waiting_at_stop_insync,
 )
+from tests.support.lab import AMSM
 from tests.support.waiting import host_up, side_down, wait_for
 from tests.support.worker import running_worker
 from workflows.kinds import KINDS
@@ -586,3 +591,62 @@ async def test_a_dry_run_from_the_page_says_what_each_step_would_do(
             raise AssertionError("a dry run started a run")
         except RPCError:
             pass
+
+
+async def test_a_session_outlives_a_restart_of_the_console(client: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
+    lab = await lab_factory(editors=1, ingest=0)
+    key_file = lab.dir / "secrets" / "console-session-key"  # beside the accounts file
+    assert not key_file.exists()
+    async with running_worker(client, lab):
+        async with console_server(lab) as server:
+            status, cookie, _ = await asyncio.to_thread(
+                form_login, server.url, "operator", password(lab, "operator")
+            )
+            assert status == 303, status
+            status, _, body = await asyncio.to_thread(http, server.url + "/", cookie)
+            assert status == 200 and f"pair-{lab.inventory.pair}" in body, (status, body)
+        assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+        key = key_file.read_text()
+        async with console_server(lab) as server:  # a new process, no --session-key-file
+            status, headers, body = await asyncio.to_thread(http, server.url + "/", cookie)
+            assert status == 200, (status, headers.get("Location"), body)
+            assert f"pair-{lab.inventory.pair}" in body and "operator" in body
+        assert key_file.read_text() == key
+        key_file.chmod(0o644)  # readable by others: refused at start, naming the file
+        done = await asyncio.to_thread(
+            subprocess.run,
+            [str(AMSM), "console", "--listen", "127.0.0.1:1"],
+            env=lab.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 2, (done.returncode, done.stderr)
+        assert f"{key_file}: readable by others (mode 644); chmod 600" in done.stderr
+        assert "Traceback" not in done.stderr
+
+
+async def test_a_stranger_guessing_from_one_address_does_not_lock_the_operator_out(
+    client: Client,
+    lab_factory,  # type: ignore[no-untyped-def]
+) -> None:
+    lab = await lab_factory(editors=1, ingest=0)
+    secret = password(lab, "operator")
+    async with running_worker(client, lab), console_server(lab) as server:
+        for _ in range(5):  # the stranger, at 127.0.0.2
+            status, _, body = await asyncio.to_thread(
+                form_login, server.url, "operator", "not the password", "127.0.0.2"
+            )
+            assert status == 401 and "wrong user name or password" in body, (status, body)
+        status, _, body = await asyncio.to_thread(
+            form_login, server.url, "operator", secret, "127.0.0.2"
+        )
+        assert status == 429, status
+        assert "too many failed logins for this user name from your address" in body
+        # The operator, at 127.0.0.3, logs in.
+        status, cookie, _ = await asyncio.to_thread(
+            form_login, server.url, "operator", secret, "127.0.0.3"
+        )
+        assert status == 303, status
+        status, _, body = await asyncio.to_thread(http, server.url + "/", cookie, None, "127.0.0.3")
+        assert status == 200 and f"pair-{lab.inventory.pair}" in body

@@ -10,8 +10,10 @@ import re
 import signal
 import subprocess
 import time
+import urllib.parse
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from http.client import HTTPConnection
 from pathlib import Path
 from typing import Any
 
@@ -164,3 +166,46 @@ async def confirm_on_page(
         flash = page.locator(".flash")
         assert "error" not in str(await flash.get_attribute("class")), await flash.inner_text()
     return done
+
+
+def http(
+    url: str, cookie: str = "", form: dict[str, str] | None = None, source: str = ""
+) -> tuple[int, Any, str]:
+    """One plain-HTTP request without a browser (no redirect followed), from the local
+    address `source` when given (127.0.0.2: another client): status, headers, body."""
+    u = urllib.parse.urlsplit(url)
+    conn = HTTPConnection(
+        u.hostname or "", u.port, timeout=30, source_address=(source, 0) if source else None
+    )
+    headers = {"Cookie": cookie} if cookie else {}
+    body = None
+    if form is not None:
+        body = urllib.parse.urlencode(form)
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
+    try:
+        conn.request("POST" if form is not None else "GET", u.path or "/", body, headers)
+        r = conn.getresponse()
+        return r.status, r.headers, r.read().decode()
+    finally:
+        conn.close()
+
+
+def session_cookie(headers: Any, cookie: str = "") -> str:
+    """The console's cookie as the response set it (or the one sent, when it set none)."""
+    for value in headers.get_all("Set-Cookie") or []:
+        if value.startswith("amsm_console="):
+            return value.split(";", 1)[0]
+    return cookie
+
+
+def form_login(url: str, name: str, secret: str, source: str = "") -> tuple[int, str, str]:
+    """Log in through the form, as a browser does (its CSRF token, its cookie): the POST's
+    status, the session cookie and the page."""
+    status, headers, body = http(url + "/login", source=source)
+    assert status == 200, (status, body)
+    m = re.search(r'name="csrf" value="([^"]+)"', body)
+    assert m, body
+    cookie = session_cookie(headers)
+    form = {"username": name, "password": secret, "csrf": m.group(1)}
+    status, headers, body = http(url + "/login", cookie, form, source)
+    return status, session_cookie(headers, cookie), body

@@ -1,12 +1,13 @@
 """Who is at the console (console/auth.py): a front proxy's user header, believed only
-from the proxy; failed logins throttled per user name."""
+from the proxy; failed logins throttled per user name and address, and per address."""
 
 from __future__ import annotations
 
 import pytest
 from starlette.requests import Request
 
-from console.auth import ProxyTrust, Throttle, parse_networks
+from console.accounts import write_accounts
+from console.auth import Gate, LoginThrottled, ProxyTrust, Throttle, parse_networks
 
 
 def request(peer: str, headers: dict[str, str]) -> Request:
@@ -38,18 +39,89 @@ def test_bad_networks_are_named() -> None:
         parse_networks(" , ")
 
 
-def test_failed_logins_for_a_name_are_throttled_then_forgiven() -> None:
+A, B = "192.0.2.1", "198.51.100.7"
+
+
+def test_failed_logins_for_a_name_from_an_address_are_throttled_then_forgiven() -> None:
     now = [1000.0]
     throttle = Throttle(limit=3, window=60, clock=lambda: now[0])
     for _ in range(3):
-        assert throttle.wait("Ann") == 0
-        throttle.failed("ann")
-    assert throttle.wait("ANN") == 60  # the name, however it is typed
-    assert throttle.wait("bob") == 0  # another name is not held up
+        assert throttle.wait("Ann", A) == (0, False)
+        throttle.failed("ann", A)
+    assert throttle.wait("ANN", A) == (60, False)  # the name, however it is typed
+    assert throttle.wait(" ann ", A) == (60, False)  # as the accounts file finds it
+    assert throttle.wait("bob", A) == (0, False)  # another name is not held up
     now[0] += 45
-    assert throttle.wait("ann") == 15
+    assert throttle.wait("ann", A) == (15, False)
     now[0] += 15
-    assert throttle.wait("ann") == 0  # the oldest failure left the window
-    throttle.failed("ann")
-    throttle.succeeded("ann")
-    assert throttle.wait("ann") == 0
+    assert throttle.wait("ann", A) == (0, False)  # the oldest failure left the window
+    throttle.failed("ann", A)
+    throttle.succeeded("ann", A)
+    assert throttle.wait("ann", A) == (0, False)
+
+
+def test_a_name_held_back_at_one_address_still_logs_in_from_another() -> None:
+    now = [1000.0]
+    throttle = Throttle(limit=5, window=300, clock=lambda: now[0])
+    for _ in range(5):
+        throttle.failed("operator", A)  # a stranger guessing at A
+    assert throttle.wait("operator", A) == (300, False)
+    assert throttle.wait("operator", B) == (0, False)  # the operator at B is not locked out
+    throttle.failed("operator", B)
+    throttle.succeeded("operator", B)  # the operator's success clears B's entry only
+    assert throttle.wait("operator", A) == (300, False)
+    assert throttle.tracked() == (1, 2)
+
+
+def test_one_address_cannot_spray_many_names() -> None:
+    now = [1000.0]
+    throttle = Throttle(limit=5, window=300, address_limit=20, clock=lambda: now[0])
+    for i in range(20):
+        assert throttle.wait(f"user{i}", A) == (0, False)
+        throttle.failed(f"user{i}", A)
+        now[0] += 1
+    assert throttle.wait("someone-else", A) == (280, True)  # the whole address, any name
+    assert throttle.wait("someone-else", B) == (0, False)
+    throttle.succeeded("user19", A)  # a success does not clear the address's total
+    assert throttle.wait("user19", A)[1] is True
+    now[0] = 1300
+    assert throttle.wait("user0", A) == (0, False)  # the first failure left the window
+
+
+def test_the_refusals_say_what_is_held_back_and_for_how_long() -> None:
+    assert str(LoginThrottled(286.6)) == (
+        "too many failed logins for this user name from your address; try again in 287 s"
+    )
+    assert str(LoginThrottled(12.0, whole_address=True)) == (
+        "too many failed logins from your address; try again in 12 s"
+    )
+
+
+def test_the_throttle_forgets_old_failures_and_keeps_a_bounded_number_of_keys() -> None:
+    now = [1000.0]
+    throttle = Throttle(limit=5, window=60, max_keys=100, clock=lambda: now[0])
+    for i in range(50):
+        throttle.failed("ann", f"10.0.0.{i}")
+    assert throttle.tracked() == (50, 50)
+    now[0] += 61
+    throttle.wait("ann", A)  # a look prunes what left the window
+    assert throttle.tracked() == (0, 0)
+    for i in range(250):
+        throttle.failed(f"user{i}", f"10.0.{i // 200}.{i % 200}")
+        now[0] += 0.01
+    assert throttle.tracked() == (100, 100)  # the least recently failed were dropped
+    throttle.failed("user249", "10.0.1.49")
+    assert throttle.wait("user249", "10.0.1.49") == (0, False)  # 2 of 5
+    assert throttle.wait("user0", "10.0.0.0") == (0, False)  # dropped, forgotten
+
+
+def test_the_gate_counts_failures_per_name_and_address(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    accounts = tmp_path / "console-accounts.yaml"
+    write_accounts(accounts, {"operator": ("correct horse battery", "operator")})
+    gate = Gate(str(accounts))
+    for _ in range(5):
+        assert gate.login("operator", "wrong", A) is None
+    with pytest.raises(LoginThrottled, match="for this user name from your address"):
+        gate.login("operator", "correct horse battery", A)
+    account = gate.login("operator", "correct horse battery", B)
+    assert account is not None and account.name == "operator"

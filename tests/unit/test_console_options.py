@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
+import stat
+
 import pytest
 
 from client.session import EXIT_USAGE, CliError
-from console.main import listen_address, main, split_inventories
+from console.main import kept_session_key, listen_address, main, session_key, split_inventories
 from lab.init import init_lab
 
 
@@ -29,3 +32,42 @@ def test_the_same_pair_twice_is_a_usage_error(tmp_path, capsys) -> None:  # type
     inv = str(init_lab(tmp_path / "lab", editors=1, ingest=0))
     assert main(["--inventory", inv, "--inventory", inv]) == EXIT_USAGE
     assert "pair lab is given twice" in capsys.readouterr().err
+
+
+def test_the_session_key_is_kept_beside_the_accounts_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "console-session-key"
+    key = kept_session_key(path)
+    assert len(key) >= 32 and stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert kept_session_key(path) == key  # the next start reads the same one
+    assert [p.name for p in tmp_path.iterdir()] == ["console-session-key"]  # no temp left
+
+
+def test_a_kept_session_key_readable_by_others_or_short_is_refused(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "console-session-key"
+    kept_session_key(path)
+    path.chmod(0o644)
+    with pytest.raises(CliError, match=f"{path}: readable by others .*chmod 600 {path}") as e:
+        kept_session_key(path)
+    assert e.value.code == EXIT_USAGE
+    path.write_text("short\n")
+    path.chmod(0o600)
+    with pytest.raises(CliError, match=f"{path}: the key is 5 characters, 32 or more") as e:
+        kept_session_key(path)
+    assert e.value.code == EXIT_USAGE
+
+
+def test_a_session_key_that_cannot_be_made_is_a_usage_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "missing-dir" / "console-session-key"
+    with pytest.raises(CliError, match=f"{path}: cannot create it .*--session-key-file") as e:
+        kept_session_key(path)
+    assert e.value.code == EXIT_USAGE
+
+
+def test_without_session_key_file_the_key_is_the_one_beside_the_accounts(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    accounts = tmp_path / "console-accounts.yaml"
+    args = argparse.Namespace(session_key_file=None)
+    key = session_key(args, str(accounts))
+    assert (tmp_path / "console-session-key").read_text().strip() == key
+    given = tmp_path / "given"
+    given.write_text("k" * 40)
+    assert session_key(argparse.Namespace(session_key_file=str(given)), str(accounts)) == "k" * 40
