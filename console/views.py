@@ -67,10 +67,7 @@ def precondition(st: PairStatus, kind: str, side: Side, unplanned: bool = False)
     known without its form: a split-switch's pilots may be any client on the side being
     left, an unplanned switch's reason is taken as given."""
     pilots = [c.host for c in st.clients if c.side == other(side)]
-    why = preconditions.of_run(kind, st, side, unplanned, FORM_REASON, pilots)
-    if why and kind == "split-switch" and not pilots:
-        return f"{why} (no client on {other(side)} is known)"
-    return why
+    return preconditions.of_run(kind, st, side, unplanned, FORM_REASON, pilots)
 
 
 def by_mode(st: PairStatus) -> set[tuple[str, Side]]:
@@ -110,6 +107,8 @@ def starts(st: PairStatus | None, busy: bool) -> list[Start]:
                 continue
             why = precondition(st, kind, side)
             offered = (kind, side) in mode_allows or why is None
+            if offered and why and kind == "split-switch":  # mirrored: the pilots refuse
+                why = f"{why} (no client on {other(side)} is known)"
             out.append(Start(label, kind, side, kind == "split-switch", False, why, offered))
     return sorted(out, key=lambda s: not s.offered)
 

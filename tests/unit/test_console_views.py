@@ -103,3 +103,8 @@ def test_the_fenced_pair_is_offered_its_restore_as_the_workflow_accepts_it() -> 
 def test_no_start_while_a_run_holds_the_pair_or_before_a_reading() -> None:
     assert starts(mirrored_x(), busy=True) == []
     assert starts(None, busy=False) == []
+
+
+def test_the_pilots_note_is_only_on_the_offered_split_switch() -> None:
+    got = by_label(starts(mirrored_x(clients=()), busy=False))
+    assert got["Start split-switch to X"].refused == "X is main, not Y (mirrored, X main)"
