@@ -237,7 +237,7 @@ class Console:
             (
                 s
                 for s in views.starts(snap.status, False)
-                if s.kind == kind and s.side == side and s.form
+                if s.kind == kind and s.side == side and s.form and s.offered
             ),
             None,
         )
@@ -254,6 +254,7 @@ class Console:
             can_act=role == "operator",
             start=start,
             candidates=candidates,
+            when=snap.status_when or (snap.status.read_at if snap.status else ""),
         )
 
     async def dry_run_page(self, request: Request) -> Response:

@@ -1,6 +1,6 @@
 """What the console's pages show, derived from the pair's status and checklist as the
 workflows report them (no device read, no prose parsed back): the status strips, the
-start buttons the pair's mode allows, the pending operations per host, the rows of a
+workflows with their preconditions read from the status the console holds, the pending operations per host, the rows of a
 run. The templates (console/templates/) only lay these out."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from typing import Any
 from inventory.models import SIDES, Side, other
 from inventory.rules import OVERRIDABLE
 from inventory.status import PairStatus
+from workflows import preconditions
 from workflows.models import Checklist
 
 LIVE_STATES = ("running", "awaiting-operator")
@@ -30,6 +31,17 @@ class Start:
     side: Side
     form: bool  # needs more (pilots, an unplanned reason) before it starts
     unplanned: bool = False
+    refused: str | None = None  # the precondition's sentence, when it does not hold now
+    offered: bool = True  # a button; False: listed with why (the mode allows it not)
+
+    @property
+    def what(self) -> str:
+        """The run as its refusal names it: 'switch to Y', 'split with X main', ..."""
+        return self.label.removeprefix("Start ")
+
+
+KINDS_SHOWN = ("switch", "split", "split-switch", "restore")
+FORM_REASON = "(the reason the form asks for)"
 
 
 def strips(st: PairStatus | None) -> list[Strip]:
@@ -50,28 +62,55 @@ def strips(st: PairStatus | None) -> list[Strip]:
     return out
 
 
-def starts(st: PairStatus | None, busy: bool) -> list[Start]:
-    """One start per workflow the pair's mode allows (none while a run holds the pair).
-    The workflow reads the devices again and refuses what does not hold."""
-    if st is None or busy:
-        return []
+def precondition(st: PairStatus, kind: str, side: Side, unplanned: bool = False) -> str | None:
+    """The workflow's own precondition (workflows/preconditions.py) on `st`, for what is
+    known without its form: a split-switch's pilots may be any client on the side being
+    left, an unplanned switch's reason is taken as given."""
+    pilots = [c.host for c in st.clients if c.side == other(side)]
+    return preconditions.of_run(kind, st, side, unplanned, FORM_REASON, pilots)
+
+
+def by_mode(st: PairStatus) -> set[tuple[str, Side]]:
+    """The starts the pair's mode allows, (kind, side)."""
     mode, main, _ = st.derived
     if mode == "mirrored" and main is not None:
         b = other(main)
-        return [
-            Start(f"Start switch to {b}", "switch", b, False),
-            Start(f"Start split with {main} main", "split", main, False),
-            Start(f"Start split-switch to {b}", "split-switch", b, True),
-        ]
+        return {("switch", b), ("split", main), ("split-switch", b)}
     if mode == "split":
-        return [Start(f"Start restore with {s} main", "restore", s, False) for s in SIDES]
-    # Inconsistent: a side that does not answer may be lost; the unplanned switch to the
-    # side that answers needs a reason.
-    return [
-        Start(f"Start switch to {s}", "switch", s, True, unplanned=True)
-        for s in SIDES
-        if st.dsm[s].reachable and not st.dsm[other(s)].reachable
-    ]
+        return {("restore", s) for s in SIDES}
+    return set()
+
+
+def unplanned_to(st: PairStatus) -> set[Side]:
+    """Inconsistent with a side that does not answer (it may be lost): the unplanned
+    switch to the side that answers, which needs a reason."""
+    if st.derived[0] != "inconsistent":
+        return set()
+    return {s for s in SIDES if st.dsm[s].reachable and not st.dsm[other(s)].reachable}
+
+
+def starts(st: PairStatus | None, busy: bool) -> list[Start]:
+    """Every workflow of the pair, its precondition read now from `st` (the status the
+    console holds, no device read); none while a run holds the pair. Offered (a button)
+    when the pair's mode allows it or its precondition holds, first; the rest listed
+    with why. The workflow reads the devices again when pressed, and refuses."""
+    if st is None or busy:
+        return []
+    mode_allows, lost = by_mode(st), unplanned_to(st)
+    out = []
+    for kind in KINDS_SHOWN:
+        for side in SIDES:
+            label = f"Start {preconditions.what(kind, side)}"
+            if kind == "switch" and side in lost:
+                why = precondition(st, kind, side, unplanned=True)
+                out.append(Start(label, kind, side, True, True, why))
+                continue
+            why = precondition(st, kind, side)
+            offered = (kind, side) in mode_allows or why is None
+            if offered and why and kind == "split-switch":  # mirrored: the pilots refuse
+                why = f"{why} (no client on {other(side)} is known)"
+            out.append(Start(label, kind, side, kind == "split-switch", False, why, offered))
+    return sorted(out, key=lambda s: not s.offered)
 
 
 def pending_by_host(c: Checklist | None) -> dict[str, int]:

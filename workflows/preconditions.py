@@ -100,6 +100,26 @@ def restore(status: PairStatus, main: Side, fenced_allowed: Callable[[], bool]) 
     return None
 
 
+def of_run(
+    kind: str,
+    status: PairStatus,
+    side: Side,
+    unplanned: bool = False,
+    reason: str | None = None,
+    pilots: Sequence[str] = (),
+    fenced_allowed: Callable[[], bool] = lambda: True,
+) -> str | None:
+    """The precondition of the run KIND with SIDE (the switch's or split-switch's `to`,
+    the split's or restore's `main`): why it would be refused, or None."""
+    if kind == "switch":
+        return unplanned_switch(status, side, reason) if unplanned else planned_switch(status, side)
+    if kind == "split":
+        return not_mirrored(status, side)
+    if kind == "split-switch":
+        return split_switch(status, side, pilots)
+    return restore(status, side, fenced_allowed)
+
+
 def under_fence(makes_main: Sequence[Side], waiting: Sequence[str]) -> str | None:
     """A run that makes main a side that a running fence still waits to put in backup."""
     under = [s for s in makes_main if s in waiting]

@@ -564,19 +564,14 @@ def run_refusal(
     fence = preconditions.under_fence(makes_main, fences_waiting)
     if fence:
         return f"{kind} refused: {fence}"
-    why: str | None
-    if kind == "switch":
-        why = (
-            preconditions.unplanned_switch(status, side, getattr(inp, "reason", None))
-            if unplanned
-            else preconditions.planned_switch(status, side)
-        )
-    elif kind == "split":
-        why = preconditions.not_mirrored(status, side)
-    elif kind == "split-switch":
-        why = preconditions.split_switch(status, side, getattr(inp, "pilots", []))
-    else:
-        why = preconditions.restore(status, side, lambda: True)
+    why = preconditions.of_run(
+        kind,
+        status,
+        side,
+        unplanned,
+        getattr(inp, "reason", None),
+        getattr(inp, "pilots", []),
+    )
     return f"{name} refused: {why}" if why else None
 
 

@@ -86,6 +86,12 @@ async def test_an_operator_switches_the_pair_from_the_page(client: Client, lab_f
         for label in ("Start switch to Y", "Start split with X main", "Start split-switch to Y"):
             assert await page.get_by_role("button", name=label).count() == 1, label
         assert await page.get_by_role("button", name="Start restore with X main").count() == 0
+        # The rest is listed with its precondition's sentence, read from the status shown.
+        starts = await page.locator("#starts").inner_text()
+        assert "switch to X: X is already main (mirrored, X main)" in starts, starts
+        assert "restore with X main: the pair must be split" in starts, starts
+        assert "Preconditions read now from the pair's status" in starts, starts
+        assert await page.locator("#starts button[disabled]").count() == 0
         await shot(page, "pair-mirrored-x")
 
         # Start, tick every manual step, approve the gate by typing, all from the page.
