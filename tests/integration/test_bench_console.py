@@ -32,7 +32,8 @@ def test_tiny_console_benchmark_writes_every_figure(tmp_path: Path) -> None:
             "-m",
             "bench.console",
             *("--devices", "20", "--reboot", "0.3", "--repeat", "2"),
-            *("--pages", "1,2", "--window", "2", "--name", "ci", "--out", str(out)),
+            *("--pages", "1,2", "--window", "2", "--switch-rounds", "1"),
+            *("--name", "ci", "--out", str(out)),
         ],
         cwd=ROOT,
         capture_output=True,
@@ -43,9 +44,12 @@ def test_tiny_console_benchmark_writes_every_figure(tmp_path: Path) -> None:
     result = json.loads((out / "ci.json").read_text())
     assert result["devices"] == 20 and result["machine"]["cpus"]
 
-    pair, run = result["first_page"]
+    pair, run, switching = result["first_page"]
     assert (pair["path"], run["path"]) == ("/pairs/console", "/pairs/console/run")
-    for f in (pair, run):
+    assert (switching["path"], switching["during"]) == ("/pairs/console/run", "switch-clients")
+    # The run page during switch-clients draws a row per client (the lab's 4 or so).
+    assert switching["client_rows"]["min"] >= 2 and run["client_rows"]["max"] == 0
+    for f in (pair, run, switching):
         assert len(f["shown_seconds"]["runs"]) == 2
         # Shown is the later of the load event and the first live update; the server's
         # answer comes before both.
@@ -77,11 +81,18 @@ def test_tiny_console_benchmark_writes_every_figure(tmp_path: Path) -> None:
     for n, by in cpu.items():
         assert set(by) >= {"worker", "console", "temporal", "reads_per_minute"}
         assert len(by["worker"]["runs"]) == 2 and by["worker"]["min"] >= 0
-        if n == "0":  # no page open: no poller asks anything
+        if n == "0":  # no page open: nothing is followed, nothing asked
             assert by["reads_per_minute"]["max"] == 0 and by["queries_per_minute"]["max"] == 0
-        else:  # one subscription however many pages share it: its long polls answer
-            # when the run or the watch writes (or every 20 s), the readiness every 10 s
-            assert by["reads_per_minute"]["min"] > 0
-    assert len(result["goals"]) == 1 + 2 * 2 + 1
+            assert by["subscriptions"]["max"] == 0
+        else:  # one subscription however many pages share it (its long polls answer
+            # when a history is written, so a short window may count none)
+            assert by["subscriptions"]["min"] == by["subscriptions"]["max"] == 1
+    whole = result["switch_cpu"]
+    assert set(whole) == {"0", "2"}
+    for by in whole.values():
+        assert len(by["worker_cpu_seconds"]["runs"]) == 1 and by["worker_cpu_seconds"]["min"] > 0
+        assert by["switch_seconds"]["min"] > 0
+    # first page (waiting), first page (switching), per N two, the two CPU goals
+    assert len(result["goals"]) == 1 + 1 + 2 * 2 + 1 + 1
     table = (out / "ci.md").read_text()
     assert "`/pairs/console/run`" in table and "| 2 | 7 |" in table

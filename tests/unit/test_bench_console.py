@@ -73,27 +73,32 @@ def test_bad_arguments_are_refused_with_a_sentence(capsys: pytest.CaptureFixture
     assert "--devices takes a number from 20 to 1000" in capsys.readouterr().err
 
 
-def test_recorded_changes_from_the_runs_clock_to_the_last_page() -> None:
+def test_recorded_changes_from_the_servers_record_to_the_last_page() -> None:
     since = datetime(2026, 12, 1, 12, 0, 0, tzinfo=UTC)
     steps = [
-        # done before the pages opened: not counted
-        {"id": "early", "kind": "auto", "started_at": "2026-12-01T11:59:00+00:00",
-         "ended_at": "2026-12-01T11:59:59+00:00"},
-        {"id": "auto", "kind": "auto", "started_at": "2026-12-01T12:00:01+00:00",
-         "ended_at": "2026-12-01T12:00:02+00:00"},
-        {"id": "gate", "kind": "gate", "started_at": "2026-12-01T12:00:03+00:00",
-         "ended_at": None},
-        # one page never showed it waiting (two changes within one poll): left out
-        {"id": "man", "kind": "manual", "started_at": "2026-12-01T12:00:04+00:00",
-         "ended_at": None},
-    ]  # fmt: skip
-    t = since.timestamp() * 1000
+        {"id": "early", "kind": "auto"},  # done before the pages opened: not counted
+        {"id": "auto", "kind": "auto"},
+        {"id": "gate", "kind": "gate"},
+        # one page never showed it waiting (two changes within one read): left out
+        {"id": "man", "kind": "manual"},
+        {"id": "unrecorded", "kind": "auto"},  # no record: left out
+    ]
+    s0 = since.timestamp()
+    # When the run's records of each change were written (the server's clock, ms).
+    written = {
+        "early:done": s0 - 1,
+        "auto:done": s0 + 2.2,
+        "gate:awaiting-approval": s0 + 3.05,
+        "man:awaiting-confirmation": s0 + 4.0,
+    }
+    t = s0 * 1000
     pages = [
         {"r:auto:done": t + 2300, "r:gate:awaiting-approval": t + 3400,
-         "r:man:awaiting-confirmation": t + 4100, "r:early:done": t},
-        {"r:auto:done": t + 2600, "r:gate:awaiting-approval": t + 3200},
+         "r:man:awaiting-confirmation": t + 4100, "r:early:done": t, "r:unrecorded:done": t},
+        {"r:auto:done": t + 2600, "r:gate:awaiting-approval": t + 3200, "r:early:done": t,
+         "r:unrecorded:done": t},
     ]  # fmt: skip
-    got = console.recorded_changes("r", steps, pages, since)
+    got = console.recorded_changes("r", steps, pages, since, written)
     assert got.keys() == {"auto:done", "gate:awaiting-approval"}
-    assert got["auto:done"] == pytest.approx(0.6)
-    assert got["gate:awaiting-approval"] == pytest.approx(0.4)
+    assert got["auto:done"] == pytest.approx(0.4)  # the last page, from the record
+    assert got["gate:awaiting-approval"] == pytest.approx(0.35)
