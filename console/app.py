@@ -131,7 +131,7 @@ class Console:
             "st": st,
             "mode": mode,
             "strips": views.strips(st),
-            "starts": views.starts(st, busy),
+            "starts": views.starts(st, busy, snap.fences),
             "busy": busy,
             "checklist": c,
             "pending": views.pending_by_host(c),
@@ -236,7 +236,7 @@ class Console:
         start = next(
             (
                 s
-                for s in views.starts(snap.status, False)
+                for s in views.starts(snap.status, False, snap.fences)
                 if s.kind == kind and s.side == side and s.form and s.offered
             ),
             None,

@@ -3,7 +3,10 @@ History with `wait_new_event`, a long poll the server answers as soon as an even
 written (or, empty, when its long-poll interval ends, 20 s by default), so the console
 hears of a change at once and asks nothing of the worker while nothing happens.
 
-Also the pair watch's readings, read from its history: each reading is the result of its
+Also what a run's steps became, from its history: the run writes every change of a step
+as a record in its memo (workflows/checklist.py STEP_RECORDS; one WorkflowProperties
+Modified event per workflow task), so a step's new status shows before the worker is
+asked for the whole checklist. And the pair watch's readings, read from its history: each reading is the result of its
 `probe_pair` activity, written by the server in ActivityTaskCompleted, and the time the
 watch gives it is its workflow task's (workflow.now(): the WorkflowTaskStarted event
 before the activity was scheduled; workflows/watch.py), so the console draws the same
@@ -23,6 +26,8 @@ from temporalio.client import Client
 from temporalio.converter import DataConverter
 
 from inventory.status import PairStatus
+from workflows.checklist import STEP_RECORDS
+from workflows.models import StepRecord
 
 # Longer than the server's long-poll interval (frontend history.longPollExpirationInterval,
 # 20 s by default): an empty page then comes back before this gives up.
@@ -116,3 +121,24 @@ class WatchReadings:
                     del self._scheduled[scheduled]
                     out.append((e.event_id, None))
         return out
+
+
+async def step_records(
+    converter: DataConverter, events: Iterable[HistoryEvent]
+) -> list[tuple[int, StepRecord]]:
+    """The step records among these events, in order, with the event that keeps them. A
+    record that cannot be read (not this console's key, another shape) is left out: the
+    checklist query says it in full a moment later."""
+    out: list[tuple[int, StepRecord]] = []
+    for e in events:
+        if e.event_type != EventType.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED:
+            continue
+        fields = e.workflow_properties_modified_event_attributes.upserted_memo.fields
+        if STEP_RECORDS not in fields:
+            continue
+        try:
+            (items,) = await converter.decode([fields[STEP_RECORDS]])
+            out.extend((e.event_id, StepRecord.model_validate(i)) for i in items)
+        except Exception:  # noqa: BLE001 (the query is the whole truth; this is a head start)
+            continue
+    return out

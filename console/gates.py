@@ -33,10 +33,17 @@ def overwritten(c: Checklist | None) -> Side | None:
 
 
 def expected(
-    step: StepState, status: PairStatus | None, c: Checklist | None = None, reading: bool = False
+    step: StepState,
+    status: PairStatus | None,
+    c: Checklist | None = None,
+    reading: bool = False,
+    partial: bool = False,
 ) -> tuple[str, str]:
     """(the text to type, the sentence saying what it is); READING while the devices are
-    read again for a gate whose count comes from them."""
+    read again for a gate whose count comes from them, or (`partial`) while the page
+    shows the steps from the run's records and the whole checklist is still to come."""
+    if partial:
+        return READING, "reading the run's checklist for this gate; a moment"
     if step.id == "approve-purge":
         n = len(step.items or [])
         return str(n), f"type {n}: the number of clips to delete"

@@ -30,16 +30,17 @@ from client.commands.status import status_view
 from client.readiness import ReadinessView, read_readiness
 from client.runs import (
     fetch_checklist,
+    read_fence,
     read_status,
     read_watched_status,
     resolve_run,
     watched_when,
 )
 from client.session import CliError
-from console.follow import WatchReadings, changes_checklist, pages
+from console.follow import WatchReadings, changes_checklist, pages, step_records
 from inventory.models import Inventory
 from inventory.status import PairStatus
-from workflows.models import Checklist
+from workflows.models import Checklist, StepRecord
 from workflows.watch import watch_workflow_id
 
 log = logging.getLogger("amsm.console")
@@ -95,8 +96,15 @@ class Snapshot:
     checklist_error: str | None = None
     # A gate started waiting and the devices are being read again for its typed count.
     reading_counts: bool = False
+    # The steps are shown from the run's records (console/follow.py), ahead of the
+    # whole checklist: its clients, items and times are the last read's until it comes.
+    partial: bool = False
     readiness: ReadinessView | None = None
-    # the checklist's, the status's and the readiness's JSON, to tell a change
+    # The sides a running fence still waits to put in backup (both when it cannot be
+    # read, as the workflows count it), and why it could not be read.
+    fences: list[str] = field(default_factory=list)
+    fence_error: str | None = None
+    # the checklist's, the status's and the readiness's and fence's JSON, to tell a change
     _seen: tuple[str, str, str] = ("", "", "")
 
 
@@ -108,6 +116,7 @@ class PairLive:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     reads: int = 0  # Temporal calls made for the pair (the benchmark and tests read them)
     queries: int = 0  # of which queries the worker answered
+    records: int = 0  # step records shown ahead of the worker's answer
     seen: tuple[str | None, int, Any] | None = None  # (run, history length, status) last asked
     seen_watch: tuple[str | None, int, Any] | None = None  # the same, of the pair's watch
     # Checklist reads one at a time, so that a later read never loses to an earlier one.
@@ -116,6 +125,11 @@ class PairLive:
     poke: asyncio.Event = field(default_factory=asyncio.Event)  # look for a new run now
     fresh_task: asyncio.Task[None] | None = None
     fresh_again: bool = False  # another fresh read is wanted after the one running
+    full: Checklist | None = None  # the last checklist the worker answered
+    # The run's step records shown since that answer, with the event that keeps each,
+    # and their run.
+    ahead: list[tuple[int, StepRecord]] = field(default_factory=list)
+    seen_run: str | None = None
 
     @property
     def following(self) -> bool:
@@ -169,7 +183,7 @@ class Hub:
         except RPCError:
             desc = None  # fetch_checklist says what is wrong
         seen = (desc.run_id, desc.history_length, desc.status) if desc else None
-        known = live.snapshot.checklist
+        known = live.full  # the worker's last answer (what the page shows may be ahead)
         if seen is not None and known is not None and live.seen == seen:
             return known
         c = await fetch_checklist(handle)
@@ -220,18 +234,32 @@ class Hub:
         return st, when
 
     async def _read_readiness(self, live: PairLive) -> None:
-        """The readiness watch's schedule and last verdict (the server answers)."""
+        """The readiness watch's schedule and last verdict (the server answers), and the
+        pair's fence if one still waits (visibility; its state by query, only when one
+        runs)."""
         live.reads += 1
+        snap = live.snapshot
+        ready: ReadinessView | None
         try:
             ready = await asyncio.wait_for(read_readiness(self.client, live.inv), READ_TIMEOUT)
         except TimeoutError:
-            return  # the last verdict stays; the next read tries again
-        snap = live.snapshot
-        seen = ready.model_dump_json()
+            ready = snap.readiness  # the last verdict stays; the next read tries again
+        fences, fence_error = await self._fences(live)
+        seen = (ready.model_dump_json() if ready else "") + f"{fences}{fence_error}"
         if seen != snap._seen[2]:
-            snap.readiness = ready
+            snap.readiness, snap.fences, snap.fence_error = ready, fences, fence_error
             snap._seen = (snap._seen[0], snap._seen[1], seen)
             self._wake(live)
+
+    async def _fences(self, live: PairLive) -> tuple[list[str], str | None]:
+        try:
+            view = await asyncio.wait_for(read_fence(self.client, live.inv.pair), READ_TIMEOUT)
+        except (CliError, TimeoutError) as e:
+            # Unread, it counts as waiting on both sides (activities/pair.py fences_waiting).
+            return ["X", "Y"], str(e) or "the fence did not answer within 5 s"
+        if view is None or view.state.status != "waiting":
+            return [], None
+        return [view.state.side], None
 
     # -- what changed -------------------------------------------------------------------------
     def _wake(self, live: PairLive) -> None:
@@ -240,26 +268,36 @@ class Hub:
             ev.set()
 
     def _apply_checklist(self, live: PairLive, c: Checklist | None, c_error: str | None) -> None:
+        """The checklist as the worker answered it (with the records of events after the
+        history it answered for laid on it again: the page never goes back)."""
         snap = live.snapshot
+        before, live.full = live.full, c
+        answered = live.seen[1] if live.seen else 0
+        live.ahead = [
+            (e, r) for e, r in live.ahead if c and c.run_id == live.seen_run and e > answered
+        ]
+        if c is not None and live.ahead:
+            c = c.model_copy(deep=True)
+            for _, rec in live.ahead:
+                take(c, rec)
+        partial = bool(live.ahead)
         seen_c = c.model_dump_json() if c else (c_error or "")
-        if seen_c == snap._seen[0]:
+        if seen_c == snap._seen[0] and partial == snap.partial:
             return
         ended = (
-            snap.checklist is not None
+            before is not None
             and c is not None
-            and snap.checklist.run_id == c.run_id
-            and snap.checklist.state != c.state
+            and before.run_id == c.run_id
+            and before.state != c.state
             and c.state not in ("running", "awaiting-operator")
         )
         waiting_before = {
-            s.id
-            for s in (snap.checklist.steps if snap.checklist else [])
-            if s.status == "awaiting-approval"
+            s.id for s in (before.steps if before else []) if s.status == "awaiting-approval"
         }
         gate_now = c is not None and any(
             s.status == "awaiting-approval" and s.id not in waiting_before for s in c.steps
         )
-        snap.checklist, snap.checklist_error = c, c_error
+        snap.checklist, snap.checklist_error, snap.partial = c, c_error, partial
         snap._seen = (seen_c, snap._seen[1], snap._seen[2])
         # A run that ended changed the devices, and a gate shows what it overwrites: read
         # them again, once the pages have the change (the gate takes no typed count until
@@ -269,6 +307,26 @@ class Hub:
         self._wake(live)
         if ended or gate_now:
             self._read_fresh_soon(live)
+
+    def _apply_records(
+        self, live: PairLive, run_id: str, recs: list[tuple[int, StepRecord]]
+    ) -> None:
+        """The run's step records as they are written, on the checklist shown (of that
+        run), ahead of the worker's answer."""
+        snap = live.snapshot
+        if snap.checklist is None or snap.checklist.run_id != run_id:
+            return  # another run's page: its checklist comes by query
+        c = snap.checklist.model_copy(deep=True)
+        for _, rec in recs:
+            take(c, rec)
+        live.ahead.extend(recs)
+        live.seen_run = run_id
+        live.records += len(recs)
+        seen_c = c.model_dump_json()
+        if seen_c != snap._seen[0]:
+            snap.checklist, snap.partial = c, True
+            snap._seen = (seen_c, snap._seen[1], snap._seen[2])
+            self._wake(live)
 
     def _apply_status(
         self, live: PairLive, st: PairStatus | None, when: str, s_error: str | None
@@ -343,20 +401,27 @@ class Hub:
         workflow task marks the checklist to be asked again); with none open, a describe
         every IDLE_EVERY seconds (at once when this console acted) finds the next."""
         handle = self.client.get_workflow_handle(live.inv.workflow_id)
+        last: tuple[str, Any] | None = None
         while True:
-            live.dirty.set()  # a run found, or one that ended: its checklist
             live.poke.clear()
             live.reads += 1
             try:
                 desc = await handle.describe()
             except RPCError:
                 desc = None  # no run yet: the checklist read says so
+            now = (desc.run_id, desc.status) if desc else None
+            if now != last:  # a run found, another one, or one that ended: its checklist
+                live.dirty.set()
+                last = now
             if desc is None or desc.status != WorkflowExecutionStatus.RUNNING:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(live.poke.wait(), IDLE_EVERY)
                 continue
             async for events in pages(self.client, live.inv.workflow_id, desc.run_id):
                 live.reads += 1
+                recs = await step_records(self.client.data_converter, events)
+                if recs:
+                    self._apply_records(live, desc.run_id, recs)
                 if changes_checklist(events):
                     live.dirty.set()
 
@@ -416,6 +481,15 @@ class Hub:
                 t.cancel()
                 with contextlib.suppress(BaseException):
                     await t
+
+
+def take(c: Checklist, rec: StepRecord) -> None:
+    """A step record on checklist C (a step it does not have is left: the query says)."""
+    try:
+        c.step(rec.step).take(rec)
+    except KeyError:
+        return
+    c.settle_state()
 
 
 def namespace(**kw: Any) -> argparse.Namespace:

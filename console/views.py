@@ -5,6 +5,7 @@ run. The templates (console/templates/) only lay these out."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,9 +90,10 @@ def unplanned_to(st: PairStatus) -> set[Side]:
     return {s for s in SIDES if st.dsm[s].reachable and not st.dsm[other(s)].reachable}
 
 
-def starts(st: PairStatus | None, busy: bool) -> list[Start]:
+def starts(st: PairStatus | None, busy: bool, fences: Sequence[str] = ()) -> list[Start]:
     """Every workflow of the pair, its precondition read now from `st` (the status the
-    console holds, no device read); none while a run holds the pair. Offered (a button)
+    console holds, no device read) and `fences` (the sides a running fence waits on);
+    none while a run holds the pair. Offered (a button)
     when the pair's mode allows it or its precondition holds, first; the rest listed
     with why. The workflow reads the devices again when pressed, and refuses."""
     if st is None or busy:
@@ -101,13 +103,15 @@ def starts(st: PairStatus | None, busy: bool) -> list[Start]:
     for kind in KINDS_SHOWN:
         for side in SIDES:
             label = f"Start {preconditions.what(kind, side)}"
+            # A run may not make main a side a running fence still waits to put in backup.
+            fenced = preconditions.under_fence(preconditions.makes_main(kind, side), fences)
             if kind == "switch" and side in lost:
-                why = precondition(st, kind, side, unplanned=True)
+                why = fenced or precondition(st, kind, side, unplanned=True)
                 out.append(Start(label, kind, side, True, True, why))
                 continue
-            why = precondition(st, kind, side)
+            why = fenced or precondition(st, kind, side)
             offered = (kind, side) in mode_allows or why is None
-            if offered and why and kind == "split-switch":  # mirrored: the pilots refuse
+            if offered and why and not fenced and kind == "split-switch":  # the pilots refuse
                 why = f"{why} (no client on {other(side)} is known)"
             out.append(Start(label, kind, side, kind == "split-switch", False, why, offered))
     return sorted(out, key=lambda s: not s.offered)

@@ -172,8 +172,7 @@ class StepRunner:
 
     def publish(self) -> None:
         c = self.checklist
-        if c.state in ("running", "awaiting-operator"):
-            c.state = "awaiting-operator" if c.awaiting else "running"
+        c.settle_state()
         self._dirty = True
         if self._records:
             self._record_changes()

@@ -196,6 +196,18 @@ class StepState(BaseModel):
     def needs_operator(self) -> bool:
         return self.status in WAITS_FOR_OPERATOR or bool(self.failed_clients)
 
+    def take(self, rec: StepRecord) -> None:
+        """The step as its record says it became (workflows/checklist.py records every
+        change: its status, outcome, operator and texts, those cut at RECORD_TEXT); its
+        times, clients and items are not in the record and stay."""
+        self.status, self.outcome, self.operator = rec.status, rec.outcome, rec.operator
+        self.reason, self.note, self.message, self.error = (
+            rec.reason,
+            rec.note,
+            rec.message,
+            rec.error,
+        )
+
 
 class StepRecord(BaseModel):
     """What the history keeps of a step each time it changes (workflows/checklist.py
@@ -284,6 +296,12 @@ class Checklist(BaseModel):
     def awaiting(self) -> list[StepState]:
         """Steps that wait for a person: a confirmation, an approval, or a decision."""
         return [s for s in self.steps if s.needs_operator]
+
+    def settle_state(self) -> None:
+        """A live run's state from its steps: awaiting-operator while one waits for a
+        person, else running (an ended run keeps its state)."""
+        if self.state in ("running", "awaiting-operator"):
+            self.state = "awaiting-operator" if self.awaiting else "running"
 
 
 class ClientSwitchInput(Bounded):

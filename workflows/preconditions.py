@@ -120,6 +120,12 @@ def of_run(
     return restore(status, side, fenced_allowed)
 
 
+def makes_main(kind: str, side: Side) -> tuple[Side, ...]:
+    """The sides the run KIND with SIDE makes main: both for a split, else SIDE (the
+    switch's or split-switch's `to`, the restore's `main`)."""
+    return ("X", "Y") if kind == "split" else (side,)
+
+
 def under_fence(makes_main: Sequence[Side], waiting: Sequence[str]) -> str | None:
     """A run that makes main a side that a running fence still waits to put in backup."""
     under = [s for s in makes_main if s in waiting]

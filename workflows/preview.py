@@ -560,8 +560,7 @@ def run_refusal(
     ops = set(caps.operators)
     if ops and who.lower() not in ops:
         return f"{kind} refused: {who} is not an operator of pair {status.pair}"
-    makes_main: tuple[Side, ...] = ("X", "Y") if kind == "split" else (side,)
-    fence = preconditions.under_fence(makes_main, fences_waiting)
+    fence = preconditions.under_fence(preconditions.makes_main(kind, side), fences_waiting)
     if fence:
         return f"{kind} refused: {fence}"
     why = preconditions.of_run(

@@ -68,7 +68,7 @@ class RestoreWorkflow(PairWorkflow):
             ),
             inp,
         )
-        status = await self.bootstrap(pair, (m,))
+        status = await self.bootstrap(pair, preconditions.makes_main("restore", m))
         self.require(
             f"restore with {m} main",
             preconditions.restore(status, m, lambda: workflow.patched(FENCED_PATCH)),

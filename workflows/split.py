@@ -10,6 +10,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.models import DsmModeInput, SideInput
     from activities.smartbins import SmartBinsActivities
     from inventory.models import other
+    from workflows import preconditions
     from workflows.base import CLIENTS_CONTINUE_PATCH, PairWorkflow
     from workflows.checklist import StepRunner
     from workflows.inputs import read_input
@@ -42,7 +43,7 @@ class SplitWorkflow(PairWorkflow):
             ),
             inp,
         )
-        status = await self.bootstrap(pair, ("X", "Y"))
+        status = await self.bootstrap(pair, preconditions.makes_main("split", a))
         self.require_mirrored(status, a, f"split with {a} main")
         run, auto = self.steps.run, self.auto
         known = {c.host.lower(): c for c in status.clients}

@@ -46,7 +46,7 @@ class SplitSwitchWorkflow(PairWorkflow):
             ),
             inp,
         )
-        status = await self.bootstrap(pair, (b,))
+        status = await self.bootstrap(pair, preconditions.makes_main("split-switch", b))
         self.require(f"split-switch to {b}", preconditions.split_switch(status, b, inp.pilots))
         by_name = {c.host.lower(): c for c in status.clients}
         pilots = [by_name[p.lower()].host for p in inp.pilots]

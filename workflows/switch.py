@@ -50,7 +50,7 @@ class SwitchWorkflow(UnplannedSwitch):
             ),
             inp,
         )
-        status = await self.bootstrap(pair, (b,))
+        status = await self.bootstrap(pair, preconditions.makes_main("switch", b))
         plan = self.unplanned_plan(inp, status) if inp.unplanned else self.planned(inp, status)
         run, auto = self.steps.run, self.auto
 

@@ -73,6 +73,13 @@ async def test_one_subscription_reads_the_watch_from_its_history_and_the_run_as_
                 5,
             )
             assert live.snapshot.version > before and wake.is_set()
+            # The step's new status came from the run's own record (its memo, in the
+            # history) ahead of the worker's answer, which then replaced it whole.
+            assert live.records > 0
+            await until("the worker's answer", lambda: not live.snapshot.partial, 5)
+            c = live.snapshot.checklist
+            assert c is not None and c == live.full
+            assert c.step("stop-insync").operator == "ann" and c.step("stop-insync").ended_at
         finally:
             hub.unsubscribe(lab.inventory.pair, wake)
             await hub.close()

@@ -444,6 +444,11 @@ async def test_with_the_main_side_lost_the_switch_asks_for_its_unplanned_reason(
         shown = await cli_json(client, lab, "show", "current")
         assert shown["unplanned_reason"] == "drill: hall X dark"
         assert shown["initiator"] == "operator"
+        # The step on lost X was skipped and the fence started: the pair view says so.
+        await page.goto(f"{server.url}/pairs/{pair}")
+        fence = page.locator("#fence", has_text="fence: waits to put X in backup")
+        await fence.wait_for(timeout=30_000)
+        await shot(page, "pair-fence-waiting")
 
 
 async def test_the_purge_gate_is_approved_by_typing_the_number_of_clips(
@@ -565,6 +570,16 @@ async def test_one_console_serves_several_pairs_and_lists_each_ones_state(
         assert await page.locator("main button").count() == 0  # only a viewer of that one
         await page.goto(f"{server.url}/pairs/{first.inventory.pair}")
         assert await page.get_by_role("button", name="Start switch to Y").count() == 1
+        # The readiness watch's verdict, as `amsm status` ends with it.
+        await page.locator("#readiness", has_text="readiness: off").wait_for()
+        rc, out = await cli(client, first, "readiness", "on")
+        assert rc == 0, out
+        try:
+            line = page.locator("#readiness", has_text="readiness: ready for a switch to Y")
+            await line.wait_for(timeout=90_000)
+            await shot(page, "pair-readiness")
+        finally:
+            await cli(client, first, "readiness", "off")
 
 
 async def test_a_dry_run_from_the_page_says_what_each_step_would_do(

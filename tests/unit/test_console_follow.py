@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 
-from console.follow import WatchReadings, changes_checklist
+from console.follow import WatchReadings, changes_checklist, step_records
 from tests.unit.test_console_gates import status
 from wire.codec import data_converter
 
@@ -102,3 +102,38 @@ def test_only_a_completed_workflow_task_or_the_close_may_change_a_checklist() ->
     )
     assert changes_checklist([event(10, EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED)])
     assert changes_checklist([event(10, EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW)])
+
+
+async def test_step_records_are_read_from_the_runs_memo_events() -> None:
+    conv = data_converter(None)
+    recs = [
+        {"step": "stop-insync", "at": "2026-12-01T10:00:00.250+00:00", "status": "done",
+         "outcome": "done", "operator": "ann", "note": "stopped by hand"},
+        {"step": "insync-y-main", "at": "2026-12-01T10:00:00.250+00:00", "status": "running"},
+    ]  # fmt: skip
+    (payload,) = await conv.encode([recs])
+    (other,) = await conv.encode([{"total": 1, "last": []}])
+    (bad,) = await conv.encode([["not a record"]])
+    events = [
+        event(20, EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED),
+        event(
+            21,
+            EventType.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED,
+            workflow_properties_modified_event_attributes={
+                "upserted_memo": {"fields": {"amsm-steps": payload, "amsm-rejected": other}}
+            },
+        ),
+        event(
+            22,
+            EventType.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED,
+            workflow_properties_modified_event_attributes={
+                "upserted_memo": {"fields": {"amsm-steps": bad}}
+            },
+        ),
+    ]
+    got = await step_records(conv, events)
+    assert [(e, r.step, r.status) for e, r in got] == [
+        (21, "stop-insync", "done"),
+        (21, "insync-y-main", "running"),
+    ]
+    assert got[0][1].operator == "ann" and got[0][1].note == "stopped by hand"

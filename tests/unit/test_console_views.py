@@ -108,3 +108,24 @@ def test_no_start_while_a_run_holds_the_pair_or_before_a_reading() -> None:
 def test_the_pilots_note_is_only_on_the_offered_split_switch() -> None:
     got = by_label(starts(mirrored_x(clients=()), busy=False))
     assert got["Start split-switch to X"].refused == "X is main, not Y (mirrored, X main)"
+
+
+def test_a_run_that_would_make_a_fenced_side_main_is_refused_with_the_fences_words() -> None:
+    # A fence waits to put X in backup: the restore with Y main is still offered; one with
+    # X main, or a split (it makes both main), would be undone the moment X answers.
+    ss = by_label(starts(pair(dsm("X", "backup"), dsm("Y", "main")), busy=False, fences=["X"]))
+    assert (
+        ss["Start restore with Y main"].offered and ss["Start restore with Y main"].refused is None
+    )
+    fenced = ss["Start restore with X main"].refused
+    assert fenced is not None and fenced.startswith("the fence on X still waits")
+    mirrored = by_label(starts(mirrored_x(), busy=False, fences=["X"]))
+    assert mirrored["Start switch to Y"].refused is None  # makes Y main: not fenced
+    split = mirrored["Start split with X main"]
+    assert split.offered and split.refused is not None and "the fence on X" in split.refused
+    # A fence that cannot be read counts as waiting on both sides: nothing is offered as
+    # safe (the buttons the mode allows stay, disabled, with the fence's words).
+    unread = starts(mirrored_x(), busy=False, fences=["X", "Y"])
+    assert all(s.refused for s in unread)
+    pilots = by_label(unread)["Start split-switch to Y"].refused
+    assert pilots is not None and "no client" not in pilots  # the fence's words only
