@@ -4,10 +4,12 @@
 One subscription per pair, shared by every open browser. While anyone watches the pair,
 it follows the current run's history and the pair watch's history as the Temporal server
 writes them (console/follow.py: long polls the server answers when an event is written).
-It asks the worker for the run's checklist (the `progress` query) only after a workflow
-task of the run completed, at most every MIN_QUERY_GAP seconds, and never for the watch's
-readings: each is the result of the watch's activity, read from its history. It reads
-the readiness watch's schedule (the server answers) every READINESS_EVERY seconds. It
+A step's change shows from the run's own record of it (its memo, in the history) the
+moment it is written; the worker is asked for the whole checklist (the `progress` query)
+only after a workflow task of the run completed, at most every MIN_QUERY_GAP seconds, and
+never for the watch's readings: each is the result of the watch's activity, read from its
+history. It reads the readiness watch's schedule and a waiting fence (the server
+answers) every READINESS_EVERY seconds. It
 wakes every subscriber when something changed; browsers then draw from this snapshot, so
 twenty consoles cost Temporal and the worker what one costs. It stops when the last
 browser leaves.
@@ -46,8 +48,10 @@ from workflows.watch import watch_workflow_id
 log = logging.getLogger("amsm.console")
 
 # Seconds. The run's checklist is asked at most this often while its tasks complete (a
-# switch of 184 clients completes several a second): a change shows within a second.
-MIN_QUERY_GAP = 0.3
+# switch of 184 clients completes several a second, each answer is every client's stage):
+# a client's stage shows within about a second; a step's change shows at once, from its
+# record.
+MIN_QUERY_GAP = 0.5
 # With no run open, how often to look for one (a describe; the console's own starts and
 # ticks look at once).
 IDLE_EVERY = 0.5
@@ -170,7 +174,7 @@ class Hub:
             except CliError as e:
                 c, c_error = None, (None if no_run(e) else str(e))
             except TimeoutError:
-                c, c_error = live.snapshot.checklist, "the checklist did not answer within 5 s"
+                c, c_error = live.full, "the checklist did not answer within 5 s"
             self._apply_checklist(live, c, c_error)
 
     async def _checklist(self, live: PairLive) -> Checklist:

@@ -1,6 +1,7 @@
 // amsm console: the live view. One EventSource per page; the server sends the page's
-// live part drawn anew whenever the pair changed (console/pairs.py: one poller per pair,
-// shared by every browser). What a person is typing survives the redraw.
+// live part drawn anew whenever the pair changed (console/pairs.py: one subscription per
+// pair, shared by every browser), laid on what the page shows so that only what changed
+// is redrawn. What a person is typing survives the redraw.
 (function () {
   "use strict";
   var url = document.body.getAttribute("data-events");
@@ -42,11 +43,41 @@
     state.open.forEach(function (i) { if (all[i]) { all[i].open = true; } });
   }
 
+  // The new drawing laid on the old one: what did not change is left as it is (a table
+  // of 184 clients where one client moved redraws one row, not the table), what did is
+  // replaced at the first element that differs in kind, id or children.
+  function morph(old, neu) {
+    if (old.isEqualNode(neu)) { return; }
+    if (old.nodeType !== 1 || old.nodeName !== neu.nodeName || old.id !== neu.id ||
+        old.childNodes.length !== neu.childNodes.length) {
+      if (old.nodeType === 3 && neu.nodeType === 3) { old.nodeValue = neu.nodeValue; return; }
+      old.parentNode.replaceChild(neu, old);
+      return;
+    }
+    Array.prototype.slice.call(old.attributes).forEach(function (a) {
+      if (!neu.hasAttribute(a.name)) { old.removeAttribute(a.name); }
+    });
+    Array.prototype.slice.call(neu.attributes).forEach(function (a) {
+      if (old.getAttribute(a.name) !== a.value) { old.setAttribute(a.name, a.value); }
+    });
+    var was = Array.prototype.slice.call(old.childNodes);
+    var now = Array.prototype.slice.call(neu.childNodes);
+    for (var i = 0; i < was.length; i++) { morph(was[i], now[i]); }
+  }
+
   var source = new EventSource(url);
   source.addEventListener("update", function (ev) {
     var data = JSON.parse(ev.data);
     var state = keep();
-    live.innerHTML = data.html;
+    var next = live.cloneNode(false);
+    next.innerHTML = data.html;
+    if (next.childNodes.length === live.childNodes.length) {
+      var was = Array.prototype.slice.call(live.childNodes);
+      var now = Array.prototype.slice.call(next.childNodes);
+      for (var i = 0; i < was.length; i++) { morph(was[i], now[i]); }
+    } else {
+      live.innerHTML = data.html;
+    }
     live.setAttribute("data-version", data.version);
     restore(state);
   });
