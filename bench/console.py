@@ -517,25 +517,26 @@ def goals(result: dict[str, Any]) -> list[dict[str, Any]]:
             round(max(vals), 3) if vals else None,
             GOALS["step_change_seconds"],
         )
-    cpu = result["cpu"]
-    most = str(max(int(k) for k in cpu))
-    none = cpu["0"]["worker"]["median"]
-    many = cpu[most]["worker"]["median"]
+
+    def increase(by_pages: dict[str, Any], key: str) -> tuple[str, float | None]:
+        """The most pages measured, and the median's increase with them over none."""
+        most = str(max(int(k) for k in by_pages))
+        none, many = by_pages["0"][key]["median"], by_pages[most][key]["median"]
+        return most, round(many / none - 1, 3) if none else None
+
+    most, more = increase(result["cpu"], "worker")
     judge(
         f"worker CPU with {most} pages open vs none",
         "median % of a core, increase over none",
-        round(many / none - 1, 3) if none else None,
+        more,
         GOALS["worker_cpu_increase"],
     )
-    whole = result.get("switch_cpu")
-    if whole:
-        most = str(max(int(k) for k in whole))
-        none = whole["0"]["worker_cpu_seconds"]["median"]
-        many = whole[most]["worker_cpu_seconds"]["median"]
+    if result.get("switch_cpu"):
+        most, more = increase(result["switch_cpu"], "worker_cpu_seconds")
         judge(
             f"worker CPU over a whole switch with {most} pages open vs none",
             "median CPU s per switch, increase over none",
-            round(many / none - 1, 3) if none else None,
+            more,
             GOALS["worker_cpu_increase"],
         )
     return out
