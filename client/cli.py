@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 from temporalio.client import Client
+from temporalio.service import RPCError
 
 from client.commands import (
     check,
@@ -34,7 +35,14 @@ from client.commands import (
     watch,
 )
 from client.runs import connect, waiting_note
-from client.session import EXIT_USAGE, CliError, bad_arguments, default_operator, load
+from client.session import (
+    EXIT_USAGE,
+    CliError,
+    bad_arguments,
+    default_operator,
+    load,
+    server_refused,
+)
 from inventory.models import Inventory
 from wire.options import add_options, connection
 
@@ -117,6 +125,10 @@ async def run_command(client: Client, args: argparse.Namespace, inv: Inventory) 
     except ValidationError as e:
         # An argument outside the limits every workflow enforces (README "Limits").
         raise CliError(bad_arguments(e), EXIT_USAGE) from None
+    except RPCError as e:
+        # A refusal no command explains itself (the server busy, the run closing as it was
+        # asked): what the server said, never a traceback.
+        raise CliError(server_refused(e)) from None
 
 
 async def notice_waiting_run(client: Client, inv: Inventory, args: argparse.Namespace) -> None:

@@ -302,11 +302,16 @@ async def send_update(
             except RPCError as e:
                 # "workflow execution already completed": a burst of signals made the run
                 # continue as new between finding it and asking it; ask the run it became.
-                if e.status != RPCStatusCode.NOT_FOUND or loop.time() > deadline:
+                # "workflow is closing" (RESOURCE_EXHAUSTED): it is continuing as new right
+                # now; the server refuses updates until the new run exists, so ask again.
+                closing = e.status == RPCStatusCode.RESOURCE_EXHAUSTED and "closing" in str(e)
+                if not (closing or e.status == RPCStatusCode.NOT_FOUND) or loop.time() > deadline:
                     raise
                 followed = await follow_continuation(client, handle)
                 if followed.run_id == handle.run_id:
-                    raise
+                    if not closing:
+                        raise
+                    await asyncio.sleep(0.2)
                 handle = followed
     except TimeoutError:
         raise CliError(

@@ -28,6 +28,17 @@ class CliError(Exception):
         self.code = code
 
 
+def server_refused(e: Exception) -> str:
+    """A refusal of the Temporal server that no command explains itself (busy, the run
+    closing just as it was asked), said in one line."""
+    status = getattr(getattr(e, "status", None), "name", "error")
+    message = getattr(e, "message", str(e))
+    return (
+        f"the Temporal server refused a request ({status}: {message}); "
+        "`amsm show current` says where the pair stands, then try again"
+    )
+
+
 def default_operator() -> str:
     """Who is acting: AMSM_OPERATOR, else the login name. Only as strong as the Temporal
     deployment's own authentication (README, "Who may act")."""

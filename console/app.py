@@ -32,11 +32,12 @@ from starlette.responses import (
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from temporalio.converter import PayloadCodec
+from temporalio.service import RPCError
 
 from client.commands.runs import list_runs
 from client.readiness import readiness_line
 from client.runs import fetch_history, one_line_errors
-from client.session import CliError, bad_arguments
+from client.session import CliError, bad_arguments, server_refused
 from console import actions, gates, views
 from console.accounts import Account, Role
 from console.auth import CSRF_FIELD, Gate, LoginThrottled, csrf_ok, csrf_token
@@ -288,6 +289,8 @@ class Console:
             request.session["flash"] = {"kind": "error", "text": str(e)}
         except ValidationError as e:  # a bound every workflow input keeps, as for the CLI
             request.session["flash"] = {"kind": "error", "text": bad_arguments(e)}
+        except RPCError as e:  # the server busy, or the run closing as it was asked
+            request.session["flash"] = {"kind": "error", "text": server_refused(e)}
         await self.hub.refresh(inv.pair, status=False)
         return RedirectResponse(f"/pairs/{quote(inv.pair)}/{where}", 303)
 
