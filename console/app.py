@@ -173,7 +173,7 @@ class Console:
             raise Refused(403, "refused: the login form carries no valid CSRF token (reload it)")
         name, password = str(form.get("username", "")), str(form.get("password", ""))
         try:
-            address = request.client.host if request.client else ""  # a proxy's: its own
+            address = self.gate.address(request)  # behind a trusted proxy, the client's
             account = await asyncio.to_thread(self.gate.login, name, password, address)
         except LoginThrottled as e:
             return self.render("login.html", request, 429, error=str(e), name=name)

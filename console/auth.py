@@ -39,21 +39,70 @@ class LoginThrottled(Exception):
 
 @dataclass(frozen=True)
 class ProxyTrust:
-    """Take the user from `header` of requests coming from `networks` only."""
+    """What is believed of requests whose peer is one of `networks` (the front proxies):
+    the user from `header` when one is configured, and the client's address from
+    `X-Forwarded-For`."""
 
-    header: str
+    header: str | None
     networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
 
-    def user(self, request: Request) -> str | None:
-        peer = request.client.host if request.client else ""
+    def _trusted(self, address: str) -> bool:
         try:
-            addr = ipaddress.ip_address(peer)
+            addr = ipaddress.ip_address(address)
         except ValueError:
-            return None
-        if not any(addr in n for n in self.networks):
+            return False
+        return any(addr in n for n in self.networks)
+
+    def user(self, request: Request) -> str | None:
+        if self.header is None or not self._trusted(peer_of(request)):
             return None
         name = (request.headers.get(self.header) or "").strip()
         return name or None
+
+    def client_address(self, request: Request) -> str:
+        """The address a login is counted under: the peer's, or, from a trusted proxy, the
+        rightmost `X-Forwarded-For` entry that is not a trusted proxy itself. Entries are
+        appended by each proxy (nginx `$proxy_add_x_forwarded_for`), so only those right
+        of the first untrusted one were written by proxies; whatever a client put there
+        sits to its left and is never read (MDN, X-Forwarded-For: "Selecting an IP
+        address", the rightmost-trusted method)."""
+        peer = peer_of(request)
+        if not self._trusted(peer):
+            return peer
+        # Every X-Forwarded-For field, in order: several are one comma-separated list
+        # (RFC 9110 5.3).
+        entries = [
+            e.strip()
+            for field in request.headers.getlist("x-forwarded-for")
+            for e in field.split(",")
+        ]
+        for entry in reversed(entries):
+            address = _bare_address(entry)
+            if address is None:
+                # Not an address (a proxy's "unknown", garbage): nothing left of it can
+                # be told from a client's own words; count it as the proxy's.
+                return peer
+            if not self._trusted(address):
+                return address
+        return peer  # none, or every entry a trusted proxy: the proxy's own
+
+
+def peer_of(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+def _bare_address(entry: str) -> str | None:
+    """`entry` as an address without a port ("192.0.2.1:4711", "[2001:db8::1]:80"), in its
+    canonical form; None when it is none."""
+    text = entry.strip()
+    if text.startswith("["):
+        text = text[1 : text.find("]")] if "]" in text else ""
+    elif text.count(":") == 1:
+        text = text.split(":", 1)[0]
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return None
 
 
 class Throttle:
@@ -157,7 +206,7 @@ class Gate:
 
     def login(self, name: str, password: str, address: str) -> Account | None:
         """The account, or None; LoginThrottled after too many failures for the name from
-        `address` (the peer's: a front proxy's own, for everyone behind it), or from it."""
+        `address` (Gate.address), or from it."""
         wait, whole_address = self.throttle.wait(name, address)
         if wait > 0:
             raise LoginThrottled(wait, whole_address)
@@ -170,6 +219,10 @@ class Gate:
         else:
             self.throttle.succeeded(name, address)
         return account
+
+    def address(self, request: Request) -> str:
+        """The client address failed logins are counted under (ProxyTrust.client_address)."""
+        return self.proxy.client_address(request) if self.proxy else peer_of(request)
 
     def user(self, request: Request) -> Account | None:
         """The logged-in account of this request, or None."""

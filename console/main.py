@@ -3,7 +3,7 @@ the CLI never imports it).
 
     amsm console [--listen HOST:PORT] [--inventory FILE ...] [--address HOST:PORT]
                  [--accounts FILE] [--cert FILE --key FILE] [--session-key-file FILE]
-                 [--proxy-user-header NAME --trusted-proxy ADDR[,NET...]]
+                 [--trusted-proxy ADDR[,NET...] [--proxy-user-header NAME]]
     amsm console hash-password      # an Argon2id hash for the accounts file
 
 Exit status: 0 stopped, 1 could not serve (Temporal unreachable, a port in use),
@@ -63,12 +63,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--proxy-user-header",
         metavar="NAME",
-        help="take the user from this header set by a trusted front proxy (with --trusted-proxy)",
+        help="take the user from this header set by a trusted front proxy (needs --trusted-proxy)",
     )
     p.add_argument(
         "--trusted-proxy",
         metavar="ADDR[,NET...]",
-        help="the proxy addresses whose --proxy-user-header is believed",
+        help="the front proxies' addresses: their X-Forwarded-For (for the login throttle) "
+        "and --proxy-user-header are believed",
     )
     p.add_argument(
         "--session-key-file",
@@ -118,16 +119,16 @@ def accounts_path(args: argparse.Namespace, first_inventory: str | None) -> str:
 
 
 def proxy_of(args: argparse.Namespace) -> ProxyTrust | None:
-    if not args.proxy_user_header and not args.trusted_proxy:
-        return None
-    if not (args.proxy_user_header and args.trusted_proxy):
+    if args.proxy_user_header and not args.trusted_proxy:
         raise CliError(
-            "--proxy-user-header and --trusted-proxy go together (the header is believed "
-            "only from the proxy's addresses)",
+            "--proxy-user-header needs --trusted-proxy (the header is believed only from "
+            "the proxy's addresses)",
             EXIT_USAGE,
         )
+    if not args.trusted_proxy:
+        return None
     try:
-        return ProxyTrust(args.proxy_user_header, parse_networks(args.trusted_proxy))
+        return ProxyTrust(args.proxy_user_header or None, parse_networks(args.trusted_proxy))
     except ValueError as e:
         raise CliError(f"--trusted-proxy: {e}", EXIT_USAGE) from None
 

@@ -1,5 +1,6 @@
-"""Who is at the console (console/auth.py): a front proxy's user header, believed only
-from the proxy; failed logins throttled per user name and address, and per address."""
+"""Who is at the console (console/auth.py): a front proxy's user header and its
+X-Forwarded-For, believed only from the proxy; failed logins throttled per user name and
+address, and per address."""
 
 from __future__ import annotations
 
@@ -10,13 +11,14 @@ from console.accounts import write_accounts
 from console.auth import Gate, LoginThrottled, ProxyTrust, Throttle, parse_networks
 
 
-def request(peer: str, headers: dict[str, str]) -> Request:
+def request(peer: str, headers: dict[str, str] | list[tuple[str, str]]) -> Request:
+    pairs = headers.items() if isinstance(headers, dict) else headers
     return Request(
         {
             "type": "http",
             "method": "GET",
             "path": "/",
-            "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+            "headers": [(k.lower().encode(), v.encode()) for k, v in pairs],
             "client": (peer, 50000),
         }
     )
@@ -30,6 +32,55 @@ def test_the_header_counts_only_from_a_trusted_address() -> None:
     assert trust.user(request("10.0.0.5", {"X-Forwarded-For": "10.0.0.5"})) is None
     assert trust.user(request("10.0.0.5", {"X-Remote-User": ""})) is None
     assert trust.user(request("not-an-address", {"X-Remote-User": "ann"})) is None
+
+
+def test_without_a_header_only_the_forwarded_address_is_believed() -> None:
+    trust = ProxyTrust(None, parse_networks("10.0.0.5"))
+    assert trust.user(request("10.0.0.5", {"X-Remote-User": "ann"})) is None
+    assert trust.client_address(request("10.0.0.5", {"X-Forwarded-For": A})) == A
+
+
+def test_the_login_address_is_the_rightmost_forwarded_one_not_a_proxy() -> None:
+    trust = ProxyTrust("X-Remote-User", parse_networks("10.0.0.5, 192.168.7.0/24"))
+
+    def address(peer: str, *xff: str) -> str:
+        return trust.client_address(request(peer, [("X-Forwarded-For", f) for f in xff]))
+
+    assert address("10.0.0.5", A) == A
+    # What a client writes itself is to the left of what the proxy appended.
+    assert address("10.0.0.5", f"{B}, {A}") == A
+    # Proxies in front of the proxy are passed over, across several fields too.
+    assert address("10.0.0.5", f"{B}, {A}", "192.168.7.3") == A
+    assert address("10.0.0.5", f"{A}:51234") == A
+    assert address("10.0.0.5", "[2001:DB8::1]:443") == "2001:db8::1"
+    # Nothing usable: the proxy's own address, as before.
+    assert address("10.0.0.5") == "10.0.0.5"
+    assert address("10.0.0.5", "192.168.7.3") == "10.0.0.5"
+    assert address("10.0.0.5", f"{B}, unknown") == "10.0.0.5"
+    assert address("10.0.0.5", "") == "10.0.0.5"
+    # From anyone else the header is not read at all.
+    assert address(B, A) == B
+    assert address("10.0.0.6", A) == "10.0.0.6"
+
+
+def test_strangers_behind_a_trusted_proxy_do_not_lock_each_other_out(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    accounts = tmp_path / "console-accounts.yaml"
+    write_accounts(accounts, {"operator": ("correct horse battery", "operator")})
+    gate = Gate(str(accounts), ProxyTrust(None, parse_networks("10.0.0.5")))
+    stranger = request("10.0.0.5", {"X-Forwarded-For": f"{A}, {B}"})
+    for n in range(30):
+        try:
+            gate.login(f"guess{n}", "wrong", gate.address(stranger))
+        except LoginThrottled as e:
+            assert e.whole_address and n == 20
+            break
+    operator = request("10.0.0.5", {"X-Forwarded-For": A})
+    assert gate.address(stranger) == B and gate.address(operator) == A
+    account = gate.login("operator", "correct horse battery", gate.address(operator))
+    assert account is not None and account.name == "operator"
+    # Without --trusted-proxy, everyone behind the proxy is the proxy.
+    plain = Gate(str(accounts))
+    assert plain.address(stranger) == plain.address(operator) == "10.0.0.5"
 
 
 def test_bad_networks_are_named() -> None:

@@ -8,7 +8,15 @@ import stat
 import pytest
 
 from client.session import EXIT_USAGE, CliError
-from console.main import kept_session_key, listen_address, main, session_key, split_inventories
+from console.main import (
+    parser,
+    kept_session_key,
+    listen_address,
+    main,
+    proxy_of,
+    session_key,
+    split_inventories,
+)
 from lab.init import init_lab
 
 
@@ -71,3 +79,19 @@ def test_without_session_key_file_the_key_is_the_one_beside_the_accounts(tmp_pat
     given = tmp_path / "given"
     given.write_text("k" * 40)
     assert session_key(argparse.Namespace(session_key_file=str(given)), str(accounts)) == "k" * 40
+
+
+def test_a_trusted_proxy_alone_is_believed_for_addresses_and_a_header_needs_one() -> None:
+    def parsed(*argv: str) -> argparse.Namespace:
+        return parser().parse_args(list(argv))
+
+    assert proxy_of(parsed()) is None
+    alone = proxy_of(parsed("--trusted-proxy", "10.0.0.5"))
+    assert alone is not None and alone.header is None
+    both = proxy_of(parsed("--trusted-proxy", "10.0.0.5", "--proxy-user-header", "X-User"))
+    assert both is not None and both.header == "X-User"
+    with pytest.raises(CliError, match="--proxy-user-header needs --trusted-proxy") as e:
+        proxy_of(parsed("--proxy-user-header", "X-User"))
+    assert e.value.code == EXIT_USAGE
+    with pytest.raises(CliError, match="--trusted-proxy: '10.0.0.300' is not an address"):
+        proxy_of(parsed("--trusted-proxy", "10.0.0.300"))
