@@ -9,10 +9,10 @@ import pytest
 
 from client.session import EXIT_USAGE, CliError
 from console.main import (
-    parser,
     kept_session_key,
     listen_address,
     main,
+    parser,
     proxy_of,
     session_key,
     split_inventories,
