@@ -156,13 +156,33 @@ def _media_content(path: str) -> str:
 # Lab ports come from below the kernel's ephemeral range (32768-60999 on Linux), so an
 # outgoing connection can never take a port between `lab init` and `lab serve`.
 PORT_RANGE = (20000, 32000)
+PORTS_VARIABLE = "AMSM_LAB_PORTS"  # LOW-HIGH: labs made side by side kept apart
+
+
+def port_range() -> tuple[int, int]:
+    """PORT_RANGE, or the part of it AMSM_LAB_PORTS names (e.g. `20000-25999`), so that
+    labs made at the same moment by different processes (the tests on several cores)
+    never choose the same free port before either serves it."""
+    text = os.environ.get(PORTS_VARIABLE, "").strip()
+    if not text:
+        return PORT_RANGE
+    low, sep, high = text.partition("-")
+    if sep and low.strip().isdigit() and high.strip().isdigit():
+        lo, hi = int(low), int(high) + 1
+        if PORT_RANGE[0] <= lo < hi <= PORT_RANGE[1]:
+            return lo, hi
+    raise LabError(
+        f"{PORTS_VARIABLE}={text!r}: LOW-HIGH within {PORT_RANGE[0]}-{PORT_RANGE[1] - 1} "
+        "(below the kernel's ephemeral ports), e.g. 20000-25999"
+    )
 
 
 def free_ports(count: int) -> list[int]:
     """`count` distinct free TCP ports on 127.0.0.1, outside the ephemeral range."""
     rng = random.SystemRandom()
     chosen: list[int] = []
-    candidates = list(range(*PORT_RANGE))
+    where = port_range()
+    candidates = list(range(*where))
     rng.shuffle(candidates)
     for port in candidates:
         if len(chosen) == count:
@@ -174,7 +194,9 @@ def free_ports(count: int) -> list[int]:
                 continue
         chosen.append(port)
     if len(chosen) < count:
-        raise LabError(f"only {len(chosen)} free ports in {PORT_RANGE}; {count} needed")
+        raise LabError(
+            f"only {len(chosen)} free ports in {where[0]}-{where[1] - 1}; {count} needed"
+        )
     return chosen
 
 

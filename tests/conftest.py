@@ -4,6 +4,7 @@ What the tests share besides fixtures lives in tests/support/."""
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import subprocess
 import uuid
@@ -18,8 +19,24 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from inventory.load import load_inventory
+from lab.init import PORT_RANGE, PORTS_VARIABLE
 from tests.support.lab import AMSM, TEMPORAL, Lab, wait_ports
 from workflows import search, server
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (`make test` runs on every core), each test process makes its
+    labs from its own slice of the lab's ports (lab/init.py AMSM_LAB_PORTS, inherited by
+    the `amsm lab init` a test runs), so labs made at the same moment never pick the
+    same free port."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    if not worker.startswith("gw") or count < 2:
+        return
+    low, high = PORT_RANGE
+    size = (high - low) // count
+    start = low + int(worker[2:]) * size
+    os.environ[PORTS_VARIABLE] = f"{start}-{start + size - 1}"
 
 
 @pytest_asyncio.fixture(scope="session")

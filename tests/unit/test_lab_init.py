@@ -13,7 +13,7 @@ from lab import LabError
 from lab.cli import cmd_serve
 from lab.dsm import replicate_once
 from lab.hands import set_allsync, set_insync
-from lab.init import init_lab, iqn
+from lab.init import PORTS_VARIABLE, free_ports, init_lab, iqn, port_range
 from lab.state import LabState
 
 
@@ -250,3 +250,18 @@ def test_cli_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     missing = argparse.Namespace(dir=str(tmp_path / "nowhere"))
     assert cmd_serve(missing) == 1
     assert "holds no lab" in capsys.readouterr().err
+
+
+def test_labs_take_their_ports_from_the_slice_they_are_given(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(PORTS_VARIABLE, "21000-21049")
+    assert port_range() == (21000, 21050)
+    ports = free_ports(20)
+    assert len(set(ports)) == 20 and all(21000 <= p <= 21049 for p in ports)
+    with pytest.raises(LabError, match="only .* free ports in 21000-21049; 60 needed"):
+        free_ports(60)
+    for bad in ("21000", "x-y", "19000-21000", "25000-24000", "30000-40000"):
+        monkeypatch.setenv(PORTS_VARIABLE, bad)
+        with pytest.raises(LabError, match=f"{PORTS_VARIABLE}=.*LOW-HIGH within 20000-31999"):
+            port_range()
