@@ -272,6 +272,11 @@ UPDATE_WAIT_SECONDS = 30.0
 STARTING_WAIT_SECONDS = 10.0  # a run reads who may act within a second or two
 
 
+def busy(e: RPCError) -> bool:
+    """The server refused an update because the run has one in flight already."""
+    return e.status == RPCStatusCode.RESOURCE_EXHAUSTED and "in-flight updates" in str(e)
+
+
 async def send_update(
     client: Client,
     handle: WorkflowHandle[Any, Any],
@@ -283,8 +288,9 @@ async def send_update(
     its answer, given once the run has taken it. A refusal is a CliError saying `who`
     refused it and why: the validator's (nothing recorded) or the run's own (a
     non-operator, recorded under "Rejected signals"). A run that is still starting (just
-    started, or just continued as new) is asked again for a few seconds, and a run that
-    continued as new since it was found is followed to the run it continued as."""
+    started, or just continued as new), busy with another update, or closing as it
+    continues as new is asked again for a few seconds, and a run that continued as new
+    since it was found is followed to the run it continued as."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + STARTING_WAIT_SECONDS
     try:
@@ -305,6 +311,12 @@ async def send_update(
                 # "workflow is closing" (RESOURCE_EXHAUSTED): it is continuing as new right
                 # now; the server refuses updates until the new run exists, so ask again.
                 closing = e.status == RPCStatusCode.RESOURCE_EXHAUSTED and "closing" in str(e)
+                if busy(e) and loop.time() <= deadline:
+                    # Another update is in flight (the run takes one at a time:
+                    # workflows/server.py MAX_IN_FLIGHT_UPDATES); it is answered in
+                    # milliseconds.
+                    await asyncio.sleep(0.1)
+                    continue
                 if not (closing or e.status == RPCStatusCode.NOT_FOUND) or loop.time() > deadline:
                     raise
                 followed = await follow_continuation(client, handle)

@@ -21,10 +21,19 @@ point where it could continue as new, plus one step's results (amsm's largest pa
 count starts again at 0 before the server refuses the operator's signals (the CLI's
 confirm, approve and decide are updates, which the signal count does not include).
 
-Updates have limits of their own, kept at the server's defaults: `history.maxTotalUpdates`
-(2,000 a run; it counts the updates in flight and those the workflow accepted: a refused
-one is neither counted nor stored, and the server suggests continuing as new at 90 %, which every waiting run
-does) and `history.maxInFlightUpdates` (10 at a time: a refusal answers in milliseconds).
+Updates have limits of their own: `history.maxTotalUpdates` (2,000 a run, the server's
+default; it counts the updates in flight and those the workflow accepted: a refused one is
+neither counted nor stored, and the server suggests continuing as new at 90 %, which every
+waiting run does) and `history.maxInFlightUpdates`, MAX_IN_FLIGHT_UPDATES (1; Temporal's
+default is 10). The worker answers every update it is handed in its workflow task's
+completion, and that answer carries the request back, header and identity included
+(the server limits neither, up to the frontend's 4 MiB). Ten updates of 1.9 MB headers
+at once, each refused by its validator, made one completion of 19 MB, over the frontend's
+message limit, and the server terminated the run (tests/integration/test_hardening.py).
+One at a time, a completion carries at most one request of at most 4 MiB: the worker
+fails the task when that is too much for it, the server drops that update after a few
+seconds, and the run goes on. The CLI and the console ask again while another update is
+in flight (client/runs.py `send_update`); each one is answered in milliseconds.
 An accepted update is stored with its header too. Most move the run on (a step
 confirmed, a decision taken, once; a second abort is refused), but one that its validator
 lets through and the run then refuses (someone who is not an operator, kept for the
@@ -63,12 +72,17 @@ HISTORY_SIZE_WARN = 10 * MiB
 # What a run's history can hold at most before a burst of signals (see above).
 OWN_HISTORY_BOUND = 12 * MiB
 
+# Updates one run takes at a time (see above); the server refuses the others with
+# "limit on number of concurrent in-flight updates has been reached".
+MAX_IN_FLIGHT_UPDATES = 1
+
 DYNAMIC_CONFIG: dict[str, int] = {
     "limit.blobSize.error": BLOB_SIZE_ERROR,
     "limit.blobSize.warn": BLOB_SIZE_WARN,
     "history.maximumSignalsPerExecution": MAX_SIGNALS,
     "limit.historySize.error": HISTORY_SIZE_ERROR,
     "limit.historySize.warn": HISTORY_SIZE_WARN,
+    "history.maxInFlightUpdates": MAX_IN_FLIGHT_UPDATES,
 }
 
 

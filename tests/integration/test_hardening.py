@@ -26,12 +26,14 @@ from tests.support.driving import drive, hands_for, step, switch_waiting_at_stop
 from tests.support.lab import Lab
 from tests.support.signals import (
     BLOB_LIMIT,
+    IN_FLIGHT_LIMIT,
     SIGNALS_LIMIT,
     Sent,
     runs_kept,
     send_signals,
     send_with_header,
     signal_until_accepted,
+    update_with_header,
 )
 from tests.support.waiting import host_up, side_down, wait_for
 from tests.support.worker import running_worker
@@ -330,6 +332,43 @@ async def test_signals_with_headers_up_to_the_frontends_limit_leave_the_run_goin
         shown = await shown_when(
             client, lab, run, lambda s: step(s, "stop-insync")["status"] == "done"
         )
+        rc, out = await cli(client, lab, "abort", run, "--reason", "test over")
+        assert rc == 0, out
+
+
+async def test_updates_with_large_headers_at_once_leave_the_run_going(
+    client: Client,
+    lab_factory,  # type: ignore[no-untyped-def]
+) -> None:
+    """The worker answers each update with its request, header included, in its workflow
+    task's completion: ten updates with 1.9 MB headers at once (each under every limit
+    the server has) made one completion of 19 MB, over the frontend's 4 MiB, and the
+    server terminated the run. Now the run takes one update at a time
+    (MAX_IN_FLIGHT_UPDATES) and the server refuses the others; the run goes on and the
+    operator confirms through the CLI."""
+    lab: Lab = await lab_factory(editors=1, ingest=0)
+    async with running_worker(client, lab):
+        run, _ = await switch_waiting_at_stop_insync(client, lab, "Y")
+        wid = lab.inventory.workflow_id
+        # Each refused by its validator (no such step), as were the ten that ended it.
+        arg = json.dumps({"step": "no-such-step", "operator": "stranger"}).encode()
+        for _ in range(2):
+            said = await asyncio.gather(
+                *(
+                    update_with_header(client, wid, "confirm-step", arg, 1_900_000)
+                    for _ in range(10)
+                )
+            )
+            assert sum(IN_FLIGHT_LIMIT in s for s in said) >= 5, said
+            assert all(IN_FLIGHT_LIMIT in s or s == "failure" for s in said), said
+        await no_run_was_terminated(client, wid, 10 * 2_000_000 + 2_000_000)
+        hands_for(lab, "stop-insync", "Y")
+        rc, out = await cli(client, lab, "confirm", run, "stop-insync")
+        assert rc == 0, out
+        shown = await shown_when(
+            client, lab, run, lambda s: step(s, "stop-insync")["status"] == "done"
+        )
+        assert shown["state"] in ("running", "awaiting-operator"), shown["state"]
         rc, out = await cli(client, lab, "abort", run, "--reason", "test over")
         assert rc == 0, out
 

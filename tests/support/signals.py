@@ -11,13 +11,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from temporalio.api.common.v1 import Header, Payload, Payloads, WorkflowExecution
-from temporalio.api.enums.v1 import EventType
-from temporalio.api.workflowservice.v1 import SignalWorkflowExecutionRequest
+from temporalio.api.enums.v1 import EventType, UpdateWorkflowExecutionLifecycleStage
+from temporalio.api.update.v1 import Input, Meta, Request, WaitPolicy
+from temporalio.api.workflowservice.v1 import (
+    SignalWorkflowExecutionRequest,
+    UpdateWorkflowExecutionRequest,
+)
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError
 
-# What the server answers a signal past a limit (Temporal's own texts).
+# What the server answers a signal or an update past a limit (Temporal's own texts).
 SIGNALS_LIMIT = "exceeded workflow execution limit for signal events"
+IN_FLIGHT_LIMIT = "limit on number of concurrent in-flight updates has been reached"
 BLOB_LIMIT = "Blob data size exceeds limit"
 
 
@@ -67,6 +72,35 @@ async def send_with_header(
         header=Header(fields={"x": Payload(data=b"h" * header_bytes)}),
     )
     return await _one(lambda: client.workflow_service.signal_workflow_execution(req))
+
+
+async def update_with_header(
+    client: Client, workflow_id: str, name: str, arg: bytes, header_bytes: int
+) -> str:
+    """One update whose header holds `header_bytes`, as anyone who reaches the frontend can
+    send it (the server limits neither its header nor its identity); what came of it: the
+    run's answer ("success"/"failure": taken or refused by its validator) or the server's
+    refusal."""
+    req = UpdateWorkflowExecutionRequest(
+        namespace=client.namespace,
+        workflow_execution=WorkflowExecution(workflow_id=workflow_id),
+        wait_policy=WaitPolicy(
+            lifecycle_stage=UpdateWorkflowExecutionLifecycleStage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_COMPLETED
+        ),
+        request=Request(
+            meta=Meta(update_id=str(uuid.uuid4()), identity="someone@frontend"),
+            input=Input(
+                name=name,
+                args=Payloads(payloads=[Payload(metadata={"encoding": b"json/plain"}, data=arg)]),
+                header=Header(fields={"x": Payload(data=b"h" * header_bytes)}),
+            ),
+        ),
+    )
+    try:
+        r = await client.workflow_service.update_workflow_execution(req)
+    except RPCError as e:
+        return e.message
+    return r.outcome.WhichOneof("value") or "no outcome"
 
 
 async def signal_until_accepted(

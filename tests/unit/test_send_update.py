@@ -1,6 +1,7 @@
 """How `amsm confirm` (and the console) put an update to a run that is continuing as new
-as it is asked (client/runs.py `send_update`): the server's "workflow is closing" is asked
-again until the run takes it; any other refusal of the server is one clear line."""
+or busy with another update as it is asked (client/runs.py `send_update`): the server's
+"workflow is closing" and "in-flight updates" are asked again until the run takes it; any
+other refusal of the server is one clear line."""
 
 from __future__ import annotations
 
@@ -55,6 +56,17 @@ async def test_a_run_that_stays_closing_is_a_refusal_after_the_wait(
     with pytest.raises(RPCError):
         await runs.send_update(None, handle, None, None)  # type: ignore[arg-type]
     assert 1 < handle.asked < 100
+
+
+async def test_a_run_busy_with_another_update_is_asked_again() -> None:
+    busy = RPCError(
+        "limit on number of concurrent in-flight updates has been reached (1)",
+        RPCStatusCode.RESOURCE_EXHAUSTED,
+        b"",
+    )
+    handle = Handle([busy, busy, busy])
+    taken = await runs.send_update(None, handle, None, None)  # type: ignore[arg-type]
+    assert taken.accepted and handle.asked == 4
 
 
 async def test_other_refusals_of_the_server_are_not_asked_again() -> None:
