@@ -397,6 +397,11 @@ async def read_fence(client: Client, pair: str, ref: FenceRef | None = None) -> 
     handle = client.get_workflow_handle(wid, run_id=ref.run_id or None)
     try:
         desc = await handle.describe()
+        if desc.status == WorkflowExecutionStatus.CONTINUED_AS_NEW:
+            # The fence goes on in the run it continued as (the server's list of runs,
+            # which found this one, may not show that run yet).
+            handle = await follow_continuation(client, handle)
+            desc = await handle.describe()
     except RPCError as e:
         if e.status == RPCStatusCode.NOT_FOUND:
             return None

@@ -822,7 +822,9 @@ async def test_a_run_waiting_on_a_failed_step_continues_as_new_and_is_retried(
     (after 4 signals here), its continuation waits on for the decision, and the retry
     runs the step again."""
     lab: Lab = await lab_factory(editors=1, ingest=0)
-    lab.retime(replication_timeout=1)
+    # The fault fails the step at once; the retry's wait for dsm-x to become the backup
+    # needs room on a loaded machine (1 s was too little beside another test process).
+    lab.retime(replication_timeout=15)
     set_fault(lab.dir, "dsm-y", "replication-fails")
     async with running_worker(client, lab):
         run = (await cli_json(client, lab, "start", "switch", "--to", "Y"))["run_id"]
