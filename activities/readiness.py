@@ -120,6 +120,7 @@ class ReadinessActivities:
         self.client = client
         self.inv = inventory
         self._gauge: MetricGauge | None = None
+        self._checked: MetricGauge | None = None
 
     def _mine(self, pair: str) -> None:
         if pair != self.inv.pair:
@@ -137,15 +138,23 @@ class ReadinessActivities:
 
     @activity.defn(name="record_readiness")
     async def record_readiness(self, inp: ReadinessRecord) -> None:
-        """Set the worker's gauge `amsm_readiness_problems{pair=...}` to the check's count
-        of problems (0: ready for a switch). Refuses another pair's verdict."""
+        """Set the worker's gauges `amsm_readiness_problems{pair=...}` to the check's count
+        of problems (0: ready for a switch) and `amsm_readiness_checked_timestamp_seconds`
+        to when it checked (a gauge cannot be taken back: after `readiness off` the count
+        stays, and the time says how old it is). Refuses another pair's verdict."""
         self._mine(inp.pair)
-        if self._gauge is None:
+        if self._gauge is None or self._checked is None:
             # Made on first use: the meter is the worker's runtime's (Prometheus with
             # `amsm worker --metrics`).
-            self._gauge = activity.metric_meter().create_gauge(
+            meter = activity.metric_meter()
+            self._gauge = meter.create_gauge(
                 "amsm_readiness_problems",
                 "problems the readiness watch's last site check found, by pair "
                 "(0: ready for a switch)",
             )
+            self._checked = meter.create_gauge(
+                "amsm_readiness_checked_timestamp_seconds",
+                "when the readiness watch's last site check ran, by pair (Unix time)",
+            )
         self._gauge.set(inp.readiness.problems, {"pair": inp.pair})
+        self._checked.set(int(inp.readiness.checked_at.timestamp()), {"pair": inp.pair})

@@ -69,9 +69,12 @@ async def status_until(
         await asyncio.sleep(0.5)
 
 
-def gauge(text: str, pair: str) -> float | None:
+CHECKED_GAUGE = "amsm_readiness_checked_timestamp_seconds"
+
+
+def gauge(text: str, pair: str, name: str = "amsm_readiness_problems") -> float | None:
     for line in text.splitlines():
-        if line.startswith("amsm_readiness_problems{") and f'pair="{pair}"' in line:
+        if line.startswith(f"{name}{{") and f'pair="{pair}"' in line:
             return float(line.rsplit(" ", 1)[1])
     return None
 
@@ -118,6 +121,9 @@ async def test_readiness_watch_in_status_and_metrics(
         hhmm = datetime.fromisoformat(r["checked_at"]).strftime("%H:%M")
         assert f"readiness: ready for a switch to Y (checked {hhmm})" in text, text
         await gauge_until(port, pair, 0)
+        # When it checked, so that an alert can tell a count kept after `off` is old.
+        checked = gauge(await asyncio.to_thread(scrape, port), pair, CHECKED_GAUGE)
+        assert checked == int(datetime.fromisoformat(r["checked_at"]).timestamp()), checked
 
         # A second `on` with another interval makes the schedule anew, checks at once
         # and carries the verdict on (still ready: since stays); a third leaves it alone.
