@@ -29,10 +29,10 @@ from temporalio.service import RPCError
 
 from client.commands.show import show_data
 from client.commands.status import status_view
+from client.fence import read_fence
 from client.readiness import ReadinessView, read_readiness
 from client.runs import (
     fetch_checklist,
-    read_fence,
     read_status,
     read_watched_status,
     resolve_run,

@@ -8,8 +8,9 @@ from typing import Any
 
 from temporalio.client import Client, WorkflowExecutionStatus
 
+from client.fence import find_fence, read_fence
 from client.render import render_fence
-from client.runs import find_fence, read_fence, send_update
+from client.runs import send_update
 from client.session import EXIT_OK, CliError, default_operator, emit
 from inventory.models import Inventory
 from workflows.fence import FenceWorkflow

@@ -7,8 +7,9 @@ from typing import Any
 
 from temporalio.client import Client
 
+from client.fence import read_fence
 from client.render import render_fence
-from client.runs import fetch_checklist, read_fence, resolve_run
+from client.runs import fetch_checklist, resolve_run
 from client.session import EXIT_OK, emit
 from inventory.models import Inventory
 from workflows.view import render_text

@@ -12,9 +12,10 @@ from rich.live import Live
 from rich.text import Text
 from temporalio.client import Client
 
+from client.fence import read_fence
 from client.readiness import read_readiness, readiness_line
 from client.render import render_fence, render_status
-from client.runs import current_status, read_fence
+from client.runs import current_status
 from client.session import EXIT_OK, CliError, emit
 from inventory.models import Inventory
 from inventory.status import PairStatus

@@ -10,8 +10,8 @@ import pytest
 
 from activities.models import FenceState
 from client.commands.start import workflow_input
+from client.fence import FenceView
 from client.render import render_fence
-from client.runs import FenceView
 from client.session import EXIT_USAGE, CliError
 from inventory.load import load_inventory
 from inventory.status import AllSyncStatus, DsmStatus, InSyncStatus, PairStatus
