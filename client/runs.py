@@ -304,24 +304,26 @@ async def send_update(
                     raise CliError(f"{who} refused it: {why}") from None
                 await asyncio.sleep(0.2)
             except RPCError as e:
-                # "workflow execution already completed": a burst of signals made the run
-                # continue as new between finding it and asking it; ask the run it became.
-                # "workflow is closing" (RESOURCE_EXHAUSTED): it is continuing as new right
-                # now; the server refuses updates until the new run exists, so ask again.
-                closing = e.status == RPCStatusCode.RESOURCE_EXHAUSTED and "closing" in str(e)
-                if busy(e) and loop.time() <= deadline:
+                if loop.time() > deadline:
+                    raise
+                if busy(e):
                     # Another update is in flight (the run takes one at a time:
                     # workflows/server.py MAX_IN_FLIGHT_UPDATES); it is answered in
                     # milliseconds.
                     await asyncio.sleep(0.1)
                     continue
-                if not (closing or e.status == RPCStatusCode.NOT_FOUND) or loop.time() > deadline:
+                # "workflow execution already completed": a burst of signals made the run
+                # continue as new between finding it and asking it; ask the run it became.
+                # "workflow is closing" (RESOURCE_EXHAUSTED): it is continuing as new right
+                # now; the server refuses updates until the new run exists, so ask again.
+                closing = e.status == RPCStatusCode.RESOURCE_EXHAUSTED and "closing" in str(e)
+                if not (closing or e.status == RPCStatusCode.NOT_FOUND):
                     raise
                 followed = await follow_continuation(client, handle)
                 if followed.run_id == handle.run_id:
                     if not closing:
                         raise
-                    await asyncio.sleep(0.2)
+                    await asyncio.sleep(0.2)  # not continued yet: the same run again
                 handle = followed
     except TimeoutError:
         raise CliError(

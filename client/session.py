@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+from temporalio.service import RPCError
 
 from inventory.models import Inventory
 from wire.options import BadInventory, inventory
@@ -28,13 +29,11 @@ class CliError(Exception):
         self.code = code
 
 
-def server_refused(e: Exception) -> str:
+def server_refused(e: RPCError) -> str:
     """A refusal of the Temporal server that no command explains itself (busy, the run
     closing just as it was asked), said in one line."""
-    status = getattr(getattr(e, "status", None), "name", "error")
-    message = getattr(e, "message", str(e))
     return (
-        f"the Temporal server refused a request ({status}: {message}); "
+        f"the Temporal server refused a request ({e.status.name}: {e.message}); "
         "`amsm show current` says where the pair stands, then try again"
     )
 
