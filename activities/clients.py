@@ -22,7 +22,7 @@ from activities.support import (
     heartbeating,
     translate_errors,
 )
-from inventory.models import Host
+from inventory.models import Host, Side, SwitchableClient
 
 
 class ClientActivities(FamilyActivities):
@@ -78,9 +78,14 @@ class ClientActivities(FamilyActivities):
         self.ctx.check_pair(inp.pair)
         c = self.ctx.client(inp.host)
         restarted, details = await self._restart(c, " (2/2)", booted=inp.booted)
+        await self._await_mount(c, inp.to, " (2/2)", details)
+        drv = self.ctx.host(c)
         async with heartbeating(*details):
-            seen = await clients_facts.client_verify(self.ctx.host(c), c, self.inv, inp.to)
-        return StepResult(message=f"{restarted.message}; {seen}", booted=restarted.booted)
+            seen = await clients_facts.client_verify(drv, c, self.inv, inp.to)
+            pointer = await clients_facts.check_dsm_pointer(drv, c, self.inv, inp.to)
+        return StepResult(
+            message=f"{restarted.message}; {seen}; {pointer}", booted=restarted.booted
+        )
 
     @activity.defn(name="client_reboot")
     @translate_errors
@@ -92,11 +97,13 @@ class ClientActivities(FamilyActivities):
     @activity.defn(name="client_verify")
     @device_activity
     async def client_verify(self, inp: ClientInput) -> StepResult:
+        """Check that the client sees `to`'s V: volume and uses `to`'s DSM (reads only)."""
         self.ctx.check_pair(inp.pair)
         c = self.ctx.client(inp.host)
-        return StepResult(
-            message=await clients_facts.client_verify(self.ctx.host(c), c, self.inv, inp.to)
-        )
+        drv = self.ctx.host(c)
+        seen = await clients_facts.client_verify(drv, c, self.inv, inp.to)
+        pointer = await clients_facts.check_dsm_pointer(drv, c, self.inv, inp.to)
+        return StepResult(message=f"{seen}; {pointer}")
 
     @activity.defn(name="reboot_host")
     @translate_errors
@@ -108,6 +115,44 @@ class ClientActivities(FamilyActivities):
         except KeyError:
             raise CommandFailed("worker", f"no host {inp.host!r} in the inventory") from None
         return await self._reboot(h, "")
+
+    async def _await_mount(
+        self, c: SwitchableClient, to: Side, what: str, details: tuple[object, ...]
+    ) -> None:
+        """Wait, after a restart, until the client is logged in to `to`'s target and has
+        V:, polling every `timing.poll_interval` and heartbeating `details` (the
+        restart's, so a retry still resumes it), for at most `timing.mount_timeout`.
+
+        The host answering says nothing of either: the iSCSI initiator logs in again
+        and StorNext mounts V: in services that start beside sshd and WinRM, not before
+        them (Microsoft Learn, SetupPersistentIScsiDevices: only a service configured to
+        depend on MSiSCSI waits for the persistent volumes; StorNext reads fsnameservers
+        when its services start). Raises CommandFailed naming what is still missing."""
+        drv = self.ctx.host(c)
+        t = self.inv.timing
+        started = time.monotonic()
+        target = self.inv.sides[to].iscsi_target
+        while True:
+            missing = []
+            try:
+                seen = await clients_facts.mount_state(drv, self.inv, to)
+                if not seen.sessions:
+                    missing.append(f"no iSCSI session to {to}'s target {target}")
+                if not seen.volume:
+                    missing.append("no V: drive")
+            except Unreachable:
+                missing.append("it did not answer")
+            if not missing:
+                return
+            activity.heartbeat(*details)
+            if time.monotonic() - started >= t.mount_timeout:
+                raise CommandFailed(
+                    c.host,
+                    f"{c.host} did not log in to {to} and mount V: within "
+                    f"{t.mount_timeout:g} s of answering after the restart{what}: "
+                    f"{'; '.join(missing)}",
+                )
+            await asyncio.sleep(min(t.poll_interval, t.heartbeat_timeout / 3))
 
     async def _reboot(self, h: Host, what: str) -> StepResult:
         return (await self._restart(h, what))[0]
