@@ -24,6 +24,10 @@ from activities.support import (
 )
 from inventory.models import Host, Side, SwitchableClient
 
+# The last heartbeat detail of a client_prepare_restart that turns UWF off for the switch.
+UWF_OFF = "uwf-off"  # its extra restart (UWF off from that boot) is under way
+UWF_ON = "uwf-on"  # past it: UWF is turned on again with the reconfiguration
+
 
 class ClientActivities(FamilyActivities):
     @activity.defn(name="client_prepare")
@@ -43,27 +47,51 @@ class ClientActivities(FamilyActivities):
         wait until it is back: one activity instead of two, since hundreds of clients
         switch at once. A retry once the restart is under way resumes it and does not
         reconfigure again (what the reconfiguration said and forced is in the heartbeat
-        details)."""
+        details).
+
+        Where the site allows it (devices.uwf_off_for_switch) and UWF protects the
+        client's C:, first turns UWF off from the next boot and restarts the client once
+        more, so that the reconfiguration is written to the volume; then turns UWF on
+        again from restart 1/2 (UWF_Filter.Disable / Enable take effect at a restart)."""
         self.ctx.check_pair(inp.pair)
         c = self.ctx.client(inp.host)
         prior = list(activity.info().heartbeat_details)
+        # UWF turned off for the switch (devices.uwf_off_for_switch): a last detail says
+        # so, UWF_OFF while the extra restart runs, UWF_ON from then on.
+        uwf = bool(prior) and prior[-1] in (UWF_OFF, UWF_ON)
+        if prior and prior[-1] == UWF_OFF:
+            await self._restart(c, " (UWF off)", (UWF_OFF,), prior[:2])
+            prior = []
+        elif not prior and await clients_ops.uwf_off_for_next_boot(self.ctx.host(c), c, self.inv):
+            # Off from the next boot; that boot comes now, before anything is changed
+            # (a retry before this heartbeat turns it off again: the same).
+            uwf = True
+            before = (await windows_facts.boot(self.ctx.host(c))).latest
+            activity.heartbeat(before, False, UWF_OFF)
+            await self._restart(c, " (UWF off)", (UWF_OFF,), [before, False], just_read=True)
+            prior = []
+        mark = (UWF_ON,) if uwf else ()
         just_read = not prior
         if not prior:
             # The boot before anything else, in the activity's first heartbeat (the SDK
             # sends the first at once and throttles the others): a retry then always
             # knows it, so it never restarts the client a second time.
             before = (await windows_facts.boot(self.ctx.host(c))).latest
-            activity.heartbeat(before, False)
-            prior = [before, False]
+            activity.heartbeat(before, False, *mark)
+            prior = [before, False, *mark]
         if len(prior) >= 4:
             msg = str(prior[2])
             done = [ForcedRule.model_validate(f) for f in prior[3]]
         else:
             ov = Overrides.of(inp.overrides)
-            async with heartbeating(*prior[:2]):
+            async with heartbeating(*prior):
                 msg = await clients_ops.client_prepare(self.ctx.host(c), c, self.inv, inp.to, ov)
+                if uwf:
+                    # Written with UWF off: on the volume. On again from restart 1/2.
+                    back = await clients_ops.uwf_on_for_next_boot(self.ctx.host(c), c)
+                    msg = f"UWF off for an extra restart; {msg}; {back}"
             done = forced(ov)
-        carry = (msg, [f.model_dump(mode="json") for f in done])
+        carry = (msg, [f.model_dump(mode="json") for f in done], *mark)
         restarted, _ = await self._restart(c, " (1/2)", carry, prior, just_read)
         return StepResult(
             message=f"{msg}; {restarted.message}", forced=done, booted=restarted.booted

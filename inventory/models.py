@@ -398,6 +398,10 @@ class DeviceSettings(_Strict):
     # the K2 client's path may differ, *uncertain*): used only where a side names its
     # `fsnameservers`.
     snfs_nameservers_file: str = r"C:\Program Files\StorNext\config\fsnameservers"
+    # A client whose UWF protects C: is refused (its restart would discard the switch);
+    # with this, the switch turns UWF off for an extra restart, reconfigures the client,
+    # and turns UWF on again from restart 1/2 (README, "A client switch").
+    uwf_off_for_switch: bool = False
 
     @field_validator(
         "smartbins_service",

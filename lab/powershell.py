@@ -446,6 +446,14 @@ CMDLETS: dict[str, CmdletSpec] = {
             {"Name": Param("texts"), "ErrorAction": Param("choice", ("SilentlyContinue",))},
             properties=("Name",),
         ),
+        # Only on UWF_Filter, piped from Get-CimInstance (its -InputObject), and only the
+        # two methods that take effect at the next boot (Microsoft Learn, UWF_Filter.Enable,
+        # UWF_Filter.Disable); prints a CimMethodResult whose ReturnValue is the HRESULT.
+        _spec(
+            "Invoke-CimMethod",
+            {"MethodName": Param("choice", ("Enable", "Disable"))},
+            properties=("ReturnValue",),
+        ),
         _spec("Get-IscsiSession", {}, properties=SESSION_PROPERTIES),
         _spec("Get-IscsiTarget", {}, properties=("NodeAddress", "IsConnected")),
         _spec(
@@ -508,7 +516,7 @@ PIPELINES: dict[str, tuple[str, ...] | tuple[tuple[str, ...], ...]] = {
     "Get-Item": _SELECT_TO_JSON,
     "Get-IscsiTarget": _SELECT_TO_JSON,
     "Get-FileHash": _SELECT_TO_JSON,
-    "Get-CimInstance": _SELECT_TO_JSON,
+    "Get-CimInstance": (_SELECT_TO_JSON, ("Invoke-CimMethod", *_SELECT_TO_JSON)),
     "Get-IscsiSession": _SELECT_TO_JSON,
     "Get-IscsiTargetPortal": _SELECT_TO_JSON,
     "Get-Command": _SELECT_TO_JSON,
@@ -1614,6 +1622,13 @@ class Interpreter:
         wf = self.host.get("write_filter") or {}
         if wf.get("kind") != "UWF":
             raise CmdletError("Get-CimInstance", "Invalid namespace ")
+        if commands[1].name == "Invoke-CimMethod":
+            if commands[0].args["ClassName"] != "UWF_Filter":
+                raise CmdletError("Invoke-CimMethod", "The lab calls methods of UWF_Filter only.")
+            # Takes effect at the next boot (lab/state.py write_filter_boot): `current`
+            # stays as it is until then.
+            wf["next"] = commands[1].args["MethodName"] == "Enable"
+            return self._select(commands[1:], [{"ReturnValue": 0}])
         if commands[0].args["ClassName"] == "UWF_Filter":
             obj = {
                 "Id": "UWF_Filter",

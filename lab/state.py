@@ -484,6 +484,7 @@ CHANGES = frozenset(
         "Rename-Item", "Remove-Item", "Restart-Computer", "Disconnect-IscsiTarget",
         "Connect-IscsiTarget", "New-IscsiTargetPortal", "Update-IscsiTargetPortal",
         "Register-IscsiSession", "Unregister-IscsiSession", "Set-Content",
+        "Invoke-CimMethod",
     }
 )  # fmt: skip
 JOURNAL_TABLE = (
@@ -629,9 +630,12 @@ class LabState:
         """Record every statement that changed the device (for the crash tests: no
         operation that is not idempotent may ever run twice)."""
         rows = [
-            (txn.now(), name, st.commands[0].name, st.text)
+            (txn.now(), name, changed, st.text)
             for st in parse_script(script)
-            if st.commands is not None and st.commands[0].name in CHANGES
+            if st.commands is not None
+            # A change may come later in a pipeline (Get-CimInstance | Invoke-CimMethod).
+            for changed in [next((c.name for c in st.commands if c.name in CHANGES), None)]
+            if changed is not None
         ]
         if rows:
             txn.conn.execute(JOURNAL_TABLE)

@@ -561,6 +561,17 @@ def uwf_volumes() -> str:
     )
 
 
+def uwf_set(enabled: bool) -> str:
+    """Turn UWF on or off from the next restart (UWF_Filter.Enable / Disable, Microsoft
+    Learn: "enables/disables UWF on the next restart"; this session is not changed).
+    Prints the method's ReturnValue, 0 when done."""
+    method = "Enable" if enabled else "Disable"
+    return (
+        f"Get-CimInstance -Namespace {q(UWF_NAMESPACE)} -ClassName UWF_Filter | "
+        f"Invoke-CimMethod -MethodName {method} | Select-Object ReturnValue | {JSON}"
+    )
+
+
 # -- output parsing -------------------------------------------------------------------
 SERVICE_STATUS = {1: "Stopped", 2: "StartPending", 3: "StopPending", 4: "Running", 7: "Paused"}
 # ServiceStartMode as 5.1's ConvertTo-Json writes it.

@@ -128,9 +128,12 @@ def client_under_write_filter(
     blind = [f for f in installed if f != "UWF"]
     if not hit and not blind:
         return None
+    also = ""
     if hit:
         show, off, on = WRITE_FILTER_HELP["UWF"]
         what = f"UWF protects {', '.join(hit)} on {host} in this session"
+        if not blind:
+            also = " (or set devices.uwf_off_for_switch: true, and the switch does it)"
     else:
         show, off, on = WRITE_FILTER_HELP[blind[0]]
         what = (
@@ -143,6 +146,6 @@ def client_under_write_filter(
         f"{what}: the switch's changes there (iSCSI logins, fsnameservers, Aurora DSM "
         f"pointer) would be discarded at its restart. Check it ({show}), turn it off for the "
         f"next boot ({off}) and restart {host}, switch it, then turn it on again ({on}) and "
-        "restart it",
+        f"restart it{also}",
         f"{what} (the operator says it is off)",
     )

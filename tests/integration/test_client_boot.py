@@ -5,6 +5,7 @@ beside sshd, not before it), and the switch waits for them up to `mount_timeout`
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 
 import pytest
@@ -15,6 +16,7 @@ from activities.clients import ClientActivities
 from activities.context import DeviceContext
 from activities.models import ClientInput
 from lab.faults import set_fault
+from lab.state import LabState
 from tests.support.lab import Lab
 
 
@@ -56,3 +58,66 @@ async def test_a_mount_that_does_not_come_fails_after_the_deadline(lab: Lab) -> 
     assert ed.host in text and "within 2 s" in text, text
     assert "no iSCSI session to Y" in text and "no V: drive" in text, text
     assert time.monotonic() - began < 30
+
+
+async def test_uwf_refuses_unless_the_site_lets_the_switch_turn_it_off(lab: Lab) -> None:
+    """A client whose UWF protects C:: refused before anything changes; with
+    devices.uwf_off_for_switch, switched through one more restart (UWF off), and
+    UWF on again afterwards, with the switch kept across both restarts."""
+    ed = lab.inventory.clients[0]
+    set_fault(lab.dir, ed.host, "uwf")
+    inp = ClientInput(pair=lab.inventory.pair, host=ed.host, to="Y")
+    acts = ClientActivities(DeviceContext(lab.inventory, lab.inventory_path))
+    mark = len(LabState(lab.dir).journal())
+    with pytest.raises(ApplicationError) as e:
+        await ActivityEnvironment().run(acts.client_prepare_restart, inp)
+    assert "client-switch-not-under-write-filter" in str(e.value)
+    assert "devices.uwf_off_for_switch" in str(e.value)
+    assert [c for _, h, c, _ in LabState(lab.dir).journal()[mark:] if h == ed.host] == []
+
+    lab.edit_inventory(devices={"uwf_off_for_switch": True})
+    acts = ClientActivities(DeviceContext(lab.inventory, lab.inventory_path))
+    first = await asyncio.wait_for(ActivityEnvironment().run(acts.client_prepare_restart, inp), 60)
+    assert "UWF off for an extra restart" in first.message, first.message
+    assert "reconfigured for Y" in first.message and "restarted (1/2)" in first.message
+    seen = [c for _, h, c, _ in LabState(lab.dir).journal()[mark:] if h == ed.host]
+    assert seen.count("Restart-Computer") == 2 and seen.count("Invoke-CimMethod") == 2, seen
+    restart2 = inp.model_copy(update={"booted": first.booted})
+    second = await asyncio.wait_for(
+        ActivityEnvironment().run(acts.client_restart_verify, restart2), 60
+    )
+    assert "sees Y's V: volume" in second.message and "uses Y's DSM" in second.message
+    wf = LabState(lab.dir).read()[1][ed.host]["write_filter"]
+    assert (wf["current"], wf["next"]) == (True, True)
+
+
+async def test_a_retry_during_the_uwf_restart_resumes_it(lab: Lab) -> None:
+    """The worker dies once the UWF restart went out: the retry finds the client
+    restarted (UWF off), does not restart it again for UWF, and switches it."""
+    ed = lab.inventory.clients[0]
+    set_fault(lab.dir, ed.host, "uwf")
+    lab.edit_inventory(devices={"uwf_off_for_switch": True})
+    acts = ClientActivities(DeviceContext(lab.inventory, lab.inventory_path))
+    inp = ClientInput(pair=lab.inventory.pair, host=ed.host, to="Y")
+    mark = len(LabState(lab.dir).journal())
+    first = ActivityEnvironment()
+    killed: list[tuple[object, ...]] = []
+    task: asyncio.Task[object] | None = None
+
+    def heartbeat(*details: object) -> None:
+        if not killed and details[-1] == "uwf-off" and details[1] is True:
+            killed.append(details)
+            assert task is not None
+            task.cancel()
+
+    first.on_heartbeat = heartbeat
+    task = asyncio.create_task(first.run(acts.client_prepare_restart, inp))
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 30)
+    await asyncio.sleep(1.5)  # the client boots meanwhile (reboot_seconds 0.5)
+    second = ActivityEnvironment()
+    second.info = dataclasses.replace(second.info, attempt=2, heartbeat_details=list(killed[0]))
+    result = await asyncio.wait_for(second.run(acts.client_prepare_restart, inp), 60)
+    assert "reconfigured for Y" in result.message and "UWF off" in result.message
+    seen = [c for _, h, c, _ in LabState(lab.dir).journal()[mark:] if h == ed.host]
+    assert seen.count("Restart-Computer") == 2 and seen.count("Invoke-CimMethod") == 2, seen

@@ -27,6 +27,7 @@ from activities.drivers.facts import clients as clients_facts
 from activities.drivers.facts import sync_tools as sync_tools_facts
 from activities.drivers.facts import windows as windows_facts
 from activities.drivers.host import ExecResult, HostDriver
+from activities.drivers.operations import clients as clients_ops
 from activities.drivers.operations import windows as windows_ops
 from inventory.load import load_inventory, parse_inventory
 from inventory.models import Host, Inventory
@@ -134,6 +135,7 @@ FACT: dict[str, Callable[[HostDriver, dict[str, Any]], Awaitable[Any]]] = {
     "dsm_pointer": _dsm_pointer,
     "write_filters": _write_filters,
     "mount_state": _mount_state,
+    "set_uwf": lambda drv, a: clients_ops.set_uwf(drv, a["enabled"]),
     "insync_files": lambda drv, a: sync_tools_facts.insync_files_present(drv, _inventory().devices),
 }
 

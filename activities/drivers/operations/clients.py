@@ -4,6 +4,7 @@ its Aurora DSM at a side (interlock: only when it reaches that side's bridge).""
 from __future__ import annotations
 
 from activities.drivers import powershell as ps
+from activities.drivers.errors import CommandFailed
 from activities.drivers.facts import clients as clients_facts
 from activities.drivers.facts.clients import (
     parse_nameservers,
@@ -140,3 +141,38 @@ async def refuse_under_write_filter(
     if no is None:
         return None
     return ov.refuse(drv.name, no.rule, no.refusal, no.forced)
+
+
+async def uwf_off_for_next_boot(drv: HostDriver, client: SwitchableClient, inv: Inventory) -> bool:
+    """Where the site lets a switch turn UWF off (devices.uwf_off_for_switch) and UWF
+    protects a drive the switch writes in this session (and no FBWF/EWF is installed):
+    turn UWF off from the next restart (UWF_Filter.Disable) and return True; the caller
+    restarts the client before it reconfigures it. Otherwise change nothing, False."""
+    if not inv.devices.uwf_off_for_switch:
+        return False
+    found = await clients_facts.write_filters(drv)
+    drives = sorted({"C:", inv.devices.snfs_nameservers_file[:2].upper()})
+    hit = found.uwf_on and any(d in found.uwf_protected for d in drives)
+    if not hit or any(f != "UWF" for f in found.installed):
+        return False
+    await set_uwf(drv, False)
+    return True
+
+
+async def uwf_on_for_next_boot(drv: HostDriver, client: SwitchableClient) -> str:
+    """Turn UWF on again from the next restart (UWF_Filter.Enable), once the switch's
+    changes are written with UWF off: they are on the volume, and the filter protects
+    them from restart 1/2 on."""
+    await set_uwf(drv, True)
+    return f"UWF on again on {client.host} from its next restart"
+
+
+@reads_answers
+async def set_uwf(drv: HostDriver, enabled: bool) -> None:
+    """Turn UWF on or off from the next restart (this session keeps its state). Raises
+    CommandFailed when the method's HRESULT is not 0."""
+    answer = await drv.run_one(ps.uwf_set(enabled))
+    code = ps.prop(ps.parse_json_object(answer), "ReturnValue")
+    if code != 0:
+        method = "Enable" if enabled else "Disable"
+        raise CommandFailed(drv.name, f"UWF_Filter.{method}() returned {code!r}, not 0")
