@@ -22,7 +22,11 @@ from activities.support import (
     heartbeating,
     translate_errors,
 )
-from inventory.models import Host
+from inventory.models import Host, Side, SwitchableClient
+
+# The last heartbeat detail of a client_prepare_restart that turns UWF off for the switch.
+UWF_OFF = "uwf-off"  # its extra restart (UWF off from that boot) is under way
+UWF_ON = "uwf-on"  # past it: UWF is turned on again with the reconfiguration
 
 
 class ClientActivities(FamilyActivities):
@@ -43,27 +47,51 @@ class ClientActivities(FamilyActivities):
         wait until it is back: one activity instead of two, since hundreds of clients
         switch at once. A retry once the restart is under way resumes it and does not
         reconfigure again (what the reconfiguration said and forced is in the heartbeat
-        details)."""
+        details).
+
+        Where the site allows it (devices.uwf_off_for_switch) and UWF protects the
+        client's C:, first turns UWF off from the next boot and restarts the client once
+        more, so that the reconfiguration is written to the volume; then turns UWF on
+        again from restart 1/2 (UWF_Filter.Disable / Enable take effect at a restart)."""
         self.ctx.check_pair(inp.pair)
         c = self.ctx.client(inp.host)
         prior = list(activity.info().heartbeat_details)
+        # UWF turned off for the switch (devices.uwf_off_for_switch): a last detail says
+        # so, UWF_OFF while the extra restart runs, UWF_ON from then on.
+        uwf = bool(prior) and prior[-1] in (UWF_OFF, UWF_ON)
+        if prior and prior[-1] == UWF_OFF:
+            await self._restart(c, " (UWF off)", (UWF_OFF,), prior[:2])
+            prior = []
+        elif not prior and await clients_ops.uwf_off_for_next_boot(self.ctx.host(c), c, self.inv):
+            # Off from the next boot; that boot comes now, before anything is changed
+            # (a retry before this heartbeat turns it off again: the same).
+            uwf = True
+            before = (await windows_facts.boot(self.ctx.host(c))).latest
+            activity.heartbeat(before, False, UWF_OFF)
+            await self._restart(c, " (UWF off)", (UWF_OFF,), [before, False], just_read=True)
+            prior = []
+        mark = (UWF_ON,) if uwf else ()
         just_read = not prior
         if not prior:
             # The boot before anything else, in the activity's first heartbeat (the SDK
             # sends the first at once and throttles the others): a retry then always
             # knows it, so it never restarts the client a second time.
             before = (await windows_facts.boot(self.ctx.host(c))).latest
-            activity.heartbeat(before, False)
-            prior = [before, False]
+            activity.heartbeat(before, False, *mark)
+            prior = [before, False, *mark]
         if len(prior) >= 4:
             msg = str(prior[2])
             done = [ForcedRule.model_validate(f) for f in prior[3]]
         else:
             ov = Overrides.of(inp.overrides)
-            async with heartbeating(*prior[:2]):
+            async with heartbeating(*prior):
                 msg = await clients_ops.client_prepare(self.ctx.host(c), c, self.inv, inp.to, ov)
+                if uwf:
+                    # Written with UWF off: on the volume. On again from restart 1/2.
+                    back = await clients_ops.uwf_on_for_next_boot(self.ctx.host(c), c)
+                    msg = f"UWF off for an extra restart; {msg}; {back}"
             done = forced(ov)
-        carry = (msg, [f.model_dump(mode="json") for f in done])
+        carry = (msg, [f.model_dump(mode="json") for f in done], *mark)
         restarted, _ = await self._restart(c, " (1/2)", carry, prior, just_read)
         return StepResult(
             message=f"{msg}; {restarted.message}", forced=done, booted=restarted.booted
@@ -78,9 +106,14 @@ class ClientActivities(FamilyActivities):
         self.ctx.check_pair(inp.pair)
         c = self.ctx.client(inp.host)
         restarted, details = await self._restart(c, " (2/2)", booted=inp.booted)
+        await self._await_mount(c, inp.to, " (2/2)", details)
+        drv = self.ctx.host(c)
         async with heartbeating(*details):
-            seen = await clients_facts.client_verify(self.ctx.host(c), c, self.inv, inp.to)
-        return StepResult(message=f"{restarted.message}; {seen}", booted=restarted.booted)
+            seen = await clients_facts.client_verify(drv, c, self.inv, inp.to)
+            pointer = await clients_facts.check_dsm_pointer(drv, c, self.inv, inp.to)
+        return StepResult(
+            message=f"{restarted.message}; {seen}; {pointer}", booted=restarted.booted
+        )
 
     @activity.defn(name="client_reboot")
     @translate_errors
@@ -92,11 +125,13 @@ class ClientActivities(FamilyActivities):
     @activity.defn(name="client_verify")
     @device_activity
     async def client_verify(self, inp: ClientInput) -> StepResult:
+        """Check that the client sees `to`'s V: volume and uses `to`'s DSM (reads only)."""
         self.ctx.check_pair(inp.pair)
         c = self.ctx.client(inp.host)
-        return StepResult(
-            message=await clients_facts.client_verify(self.ctx.host(c), c, self.inv, inp.to)
-        )
+        drv = self.ctx.host(c)
+        seen = await clients_facts.client_verify(drv, c, self.inv, inp.to)
+        pointer = await clients_facts.check_dsm_pointer(drv, c, self.inv, inp.to)
+        return StepResult(message=f"{seen}; {pointer}")
 
     @activity.defn(name="reboot_host")
     @translate_errors
@@ -108,6 +143,44 @@ class ClientActivities(FamilyActivities):
         except KeyError:
             raise CommandFailed("worker", f"no host {inp.host!r} in the inventory") from None
         return await self._reboot(h, "")
+
+    async def _await_mount(
+        self, c: SwitchableClient, to: Side, what: str, details: tuple[object, ...]
+    ) -> None:
+        """Wait, after a restart, until the client is logged in to `to`'s target and has
+        V:, polling every `timing.poll_interval` and heartbeating `details` (the
+        restart's, so a retry still resumes it), for at most `timing.mount_timeout`.
+
+        The host answering says nothing of either: the iSCSI initiator logs in again
+        and StorNext mounts V: in services that start beside sshd and WinRM, not before
+        them (Microsoft Learn, SetupPersistentIScsiDevices: only a service configured to
+        depend on MSiSCSI waits for the persistent volumes; StorNext reads fsnameservers
+        when its services start). Raises CommandFailed naming what is still missing."""
+        drv = self.ctx.host(c)
+        t = self.inv.timing
+        started = time.monotonic()
+        target = self.inv.sides[to].iscsi_target
+        while True:
+            missing = []
+            try:
+                seen = await clients_facts.mount_state(drv, self.inv, to)
+                if not seen.sessions:
+                    missing.append(f"no iSCSI session to {to}'s target {target}")
+                if not seen.volume:
+                    missing.append("no V: drive")
+            except Unreachable:
+                missing.append("it did not answer")
+            if not missing:
+                return
+            activity.heartbeat(*details)
+            if time.monotonic() - started >= t.mount_timeout:
+                raise CommandFailed(
+                    c.host,
+                    f"{c.host} did not log in to {to} and mount V: within "
+                    f"{t.mount_timeout:g} s of answering after the restart{what}: "
+                    f"{'; '.join(missing)}",
+                )
+            await asyncio.sleep(min(t.poll_interval, t.heartbeat_timeout / 3))
 
     async def _reboot(self, h: Host, what: str) -> StepResult:
         return (await self._restart(h, what))[0]

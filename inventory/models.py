@@ -25,6 +25,9 @@ HOSTNAME_RE = HOST_NAME
 SAFE_NAME_RE = re.compile(r"^[A-Za-z0-9 _.()-]{1,128}$")
 REGISTRY_PATH_RE = re.compile(r"^HKLM:\\[A-Za-z0-9 _.\\-]+$")
 IQN_RE = re.compile(r"^(iqn|eui|naa)\.[A-Za-z0-9.:_-]{1,200}$")
+# A SQL Server instance name (SQL Server docs, "Instance Configuration": at most 16
+# characters; the first a letter or underscore, then letters, digits, $ or _).
+SQL_INSTANCE_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_$]{0,15}")
 
 
 def other(side: Side) -> Side:
@@ -238,6 +241,12 @@ class SideConfig(_Strict):
         description="text that identifies this side inside Browse config files "
         "(default: the DSM's host name)",
     )
+    aurora_dsm_pointer: str | None = Field(
+        None,
+        description="what a client's Aurora DSM pointer (devices.aurora_registry, "
+        "devices.aurora_dsm_value) names for this side: the DSM's name, FQDN, IP address or "
+        "HOST\\INSTANCE, as the site's clients write it (default: the DSM's host)",
+    )
 
     @field_validator("iscsi_target")
     @classmethod
@@ -265,6 +274,20 @@ class SideConfig(_Strict):
             _check(HOSTNAME_RE, "SNFS name server (IPv4 or DNS name)", n)
         return v
 
+    @field_validator("aurora_dsm_pointer")
+    @classmethod
+    def _pointer(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        host, sep, instance = v.partition("\\")
+        if not HOSTNAME_RE.fullmatch(host) or (sep and not SQL_INSTANCE_RE.fullmatch(instance)):
+            raise ValueError(
+                f"{v!r} is not a valid Aurora DSM pointer: a host name, FQDN or IPv4 address, "
+                "optionally followed by \\INSTANCE (a SQL Server instance name: a letter or _, "
+                "then at most 15 letters, digits, $ or _)"
+            )
+        return v
+
     @model_validator(mode="after")
     def _one_pseudo(self) -> SideConfig:
         pseudo = [s.host for s in self.smartbins if s.pseudo_host]
@@ -275,6 +298,11 @@ class SideConfig(_Strict):
                 + (f": {', '.join(pseudo)}" if pseudo else "")
             )
         return self
+
+    @property
+    def dsm_pointer(self) -> str:
+        """What a client's Aurora DSM pointer names when it uses this side's DSM."""
+        return self.aurora_dsm_pointer or self.dsm.host
 
     @property
     def side_marker(self) -> str:
@@ -370,6 +398,10 @@ class DeviceSettings(_Strict):
     # the K2 client's path may differ, *uncertain*): used only where a side names its
     # `fsnameservers`.
     snfs_nameservers_file: str = r"C:\Program Files\StorNext\config\fsnameservers"
+    # A client whose UWF protects C: is refused (its restart would discard the switch);
+    # with this, the switch turns UWF off for an extra restart, reconfigures the client,
+    # and turns UWF on again from restart 1/2 (README, "A client switch").
+    uwf_off_for_switch: bool = False
 
     @field_validator(
         "smartbins_service",
@@ -442,6 +474,14 @@ class Timing(_Strict):
         le=3600,
         description="how long a started replication must hold (master and backup both "
         "running) before the start counts: a job that fails in its first step ran a moment",
+    )
+    mount_timeout: float = Field(
+        300,
+        ge=0,
+        le=3600,
+        description="after a client's restart, how long to wait for its iSCSI session to "
+        "the new side and its V: once it answers (the initiator logs in and StorNext mounts "
+        "V: in services that start beside sshd/WinRM, not before them)",
     )
     connect_timeout: float = Field(10, ge=0.1, le=600)
     max_attempts: int = Field(5, ge=1, le=100, description="tries for an unreachable device")
@@ -594,6 +634,7 @@ class Inventory(_Strict):
             ("DSM", x.dsm.host, y.dsm.host),
             ("bridge", x.bridge.host, y.bridge.host),
             ("iSCSI target", x.iscsi_target, y.iscsi_target),
+            ("Aurora DSM pointer", x.dsm_pointer, y.dsm_pointer),
         ):
             if a.lower() == b.lower():
                 problems.append(

@@ -16,6 +16,7 @@ RULE_REPLICATION_PEER_BACKUP = "replication-only-to-backup-peer"
 RULE_INSYNC_STOPPED = "insync-direction-only-while-stopped"
 RULE_BROWSE_STOPPED = "browse-switch-only-stopped"
 RULE_CLIENT_BRIDGE = "client-switch-needs-bridge"
+RULE_CLIENT_WRITE_FILTER = "client-switch-not-under-write-filter"
 RULE_PURGE_BACKUP_ONLY = "purge-only-on-backup-volume"
 RULE_CONTROL_ALONGSIDE_RUN = "control-alongside-run"
 RULE_ONE_WORKFLOW_PER_PAIR = "one-workflow-per-pair"
@@ -58,6 +59,13 @@ RULES: tuple[Rule, ...] = (
         RULE_CLIENT_BRIDGE,
         "a client is not taken off its volume unless it answers on the new side's bridge "
         "K2 server's iSCSI port",
+        True,
+        "client driver (activities/drivers/operations/clients.py client_prepare)",
+    ),
+    Rule(
+        RULE_CLIENT_WRITE_FILTER,
+        "a client whose system drive a write filter protects (UWF on C:, or an FBWF/EWF "
+        "whose state amsm cannot read) is not switched: the restart would discard the switch",
         True,
         "client driver (activities/drivers/operations/clients.py client_prepare)",
     ),

@@ -121,7 +121,7 @@ def cmd_fault(args: argparse.Namespace) -> int:
                 "fault",
                 f"say which fault for {args.target}: unreachable, no-reboot, "
                 "slow-reboot S, flapping [S], clock-step S, shell-quota N, powershell V, "
-                "replication-fails, job-missing or clear",
+                "uwf, fbwf, ewf, slow-mount S, replication-fails, job-missing or clear",
             )
         else:
             print(set_fault(args.dir, args.target, args.kind, args.seconds))
@@ -160,6 +160,10 @@ FAULTS = [
     "clock-step",
     "shell-quota",
     "powershell",
+    "uwf",
+    "fbwf",
+    "ewf",
+    "slow-mount",
     "replication-fails",
     "job-missing",
     "clear",
@@ -210,7 +214,8 @@ def parser() -> argparse.ArgumentParser:
         nargs="?",
         help="slow-reboot: how long a restart takes; flapping: how long each boot lasts; "
         "clock-step: how far the host's clock jumps (negative: back); shell-quota: the "
-        "host's MaxShellsPerUser; powershell: its PowerShell version (4.0)",
+        "host's MaxShellsPerUser; powershell: its PowerShell version (4.0); slow-mount: how "
+        "long after each boot a client's iSCSI logins and V: come",
     )
     c.add_argument("--dir", required=True)
     c.set_defaults(run=cmd_fault)

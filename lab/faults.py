@@ -20,6 +20,13 @@ table (`dsm_faults`); `amsm lab serve` picks both up within a fraction of a seco
   host that never got Windows Management Framework 5.1. A setting too; `powershell 5.1`
   puts it back. It then lacks the cmdlets that came later (lab/powershell.py
   CMDLET_SINCE); its other differences are not modelled.
+- `uwf`, `fbwf`, `ewf`: the client runs that write filter on C: from now on (its manager
+  tool in C:\Windows\System32; UWF answers its WMI classes): every restart brings C:
+  (registry, files, the iSCSI initiator's portals and persistent logins) back to what it
+  was when the filter came on or at the last boot (lab/state.py write_filter_boot).
+  `clear` removes the filter.
+- `slow-mount S`: after each boot the client's iSCSI logins and V: come S seconds after
+  it answers (lab/state.py iscsi_boot); `clear` ends it.
 - DSM `replication-fails`: replication from that DSM turns `failed` while it is set.
 - DSM `job-missing`: the DSM's master replication job (SQL Server Agent job
   `AuroraReplication`) is deleted, as from msdb; `clear` creates it again. Its
@@ -41,7 +48,7 @@ from typing import Any
 
 from lab import LabError
 from lab.dsm import AGENT_JOBS, dsm_path, set_agent_jobs
-from lab.state import NEVER, LabState, Txn, dsm_faults
+from lab.state import NEVER, LabState, Txn, dsm_faults, write_filter_off, write_filter_on
 
 HOST_FAULTS = (
     "unreachable",
@@ -51,6 +58,10 @@ HOST_FAULTS = (
     "clock-step",
     "shell-quota",
     "powershell",
+    "uwf",
+    "fbwf",
+    "ewf",
+    "slow-mount",
     "clear",
 )
 SIDE_FAULTS = ("down", "up")
@@ -162,6 +173,8 @@ def _host_fault(txn: Txn, doc: dict[str, Any], kind: str, seconds: float | None)
     fault = doc.get("fault") or {}
     if kind == "clear":
         doc["fault"] = None
+        doc.pop("mount_delay", None)
+        write_filter_off(doc)
         crashes = txn.crashes()
         if crashes.pop(str(name).lower(), None) is not None:
             txn.set_crashes(crashes)
@@ -193,6 +206,16 @@ def _host_fault(txn: Txn, doc: dict[str, Any], kind: str, seconds: float | None)
         version = f"{seconds:.1f}"
         doc["powershell"] = version
         return f"{name}: PowerShell {version}"
+    if kind in ("uwf", "fbwf", "ewf"):
+        if doc.get("kind") != "client":
+            raise LabError(f"{name} is not a client; only clients run a write filter here")
+        write_filter_on(doc, kind.upper())
+        return f"{name}: {kind.upper()} protects C: (changes are discarded at each restart)"
+    if kind == "slow-mount":
+        if seconds is None or seconds <= 0:
+            raise LabError("slow-mount needs SECONDS greater than 0")
+        doc["mount_delay"] = float(seconds)
+        return f"{name}: its iSCSI logins and V: come {seconds:g} s after each boot"
     if kind == "slow-reboot":
         if seconds is None or seconds <= 0:
             raise LabError("slow-reboot needs SECONDS greater than 0")

@@ -449,6 +449,7 @@ def timing(reboot_seconds: float) -> dict[str, float]:
         "reboot_timeout": max(30.0, 20 * reboot_seconds),
         "poll_interval": min(2.0, max(0.1, reboot_seconds / 4)),
         "settle_time": min(5.0, max(0.5, reboot_seconds)),
+        "mount_timeout": max(10.0, 20 * reboot_seconds),
         # One clock for the lab and the worker: below the shortest gap between two boots.
         "boot_tolerance": min(2.0, reboot_seconds / 4),
         "heartbeat_timeout": 10.0,

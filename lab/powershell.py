@@ -108,6 +108,25 @@ ISCSI_MODULE = frozenset(
 # (Microsoft Learn: ConvertTo-Json "was introduced in PowerShell 3.0"; the CimCmdlets
 # module, Get-CimInstance, came with 3.0; Get-FileHash with 4.0). A host whose
 # `powershell` is older has no such command.
+# The Unified Write Filter's WMI provider (Microsoft Learn, "UWF WMI provider reference":
+# namespace root\standardcimv2\embedded; UWF_Filter {Id, CurrentEnabled, NextEnabled},
+# UWF_Volume {CurrentSession, DriveLetter, VolumeName, BindByDriveLetter, CommitPending,
+# Protected}: one instance per volume for the current session and one for the next).
+UWF_NAMESPACE = "root\\standardcimv2\\embedded"
+UWF_CLASSES = ("UWF_Filter", "UWF_Volume")
+# Each write filter's manager tool, in %WINDIR%\System32 where the filter is installed
+# (Microsoft Learn: uwfmgr.exe for UWF; fbwfmgr.exe and ewfmgr.exe for the Windows Embedded
+# File Based and Enhanced Write Filters). The drivers' probe: activities/drivers/powershell.py.
+WRITE_FILTER_TOOLS = {
+    "UWF": "C:\\Windows\\System32\\uwfmgr.exe",
+    "FBWF": "C:\\Windows\\System32\\fbwfmgr.exe",
+    "EWF": "C:\\Windows\\System32\\ewfmgr.exe",
+}
+VOLUME_GUID = "3c7f2e4a-0000-0000-0000-100000000000"
+UWF_PROPERTIES = (
+    "Id", "CurrentEnabled", "NextEnabled", "CurrentSession", "DriveLetter", "VolumeName",
+    "BindByDriveLetter", "CommitPending", "Protected",
+)  # fmt: skip
 CMDLET_SINCE = {"ConvertTo-Json": (3, 0), "Get-CimInstance": (3, 0), "Get-FileHash": (4, 0)}
 
 
@@ -415,13 +434,25 @@ CMDLETS: dict[str, CmdletSpec] = {
         _spec("Restart-Computer", {"Force": Param("switch")}),
         _spec(
             "Get-CimInstance",
-            {"ClassName": Param("choice", ("Win32_OperatingSystem",))},
-            properties=("CSName", "LastBootUpTime", "LocalDateTime"),
+            {
+                "ClassName": Param("choice", ("Win32_OperatingSystem", *UWF_CLASSES)),
+                "Namespace": Param("choice", (UWF_NAMESPACE,)),
+            },
+            properties=("CSName", "LastBootUpTime", "LocalDateTime", *UWF_PROPERTIES),
+            sets=(("ClassName",), ("Namespace", "ClassName")),
         ),
         _spec(
             "Get-Command",
             {"Name": Param("texts"), "ErrorAction": Param("choice", ("SilentlyContinue",))},
             properties=("Name",),
+        ),
+        # Only on UWF_Filter, piped from Get-CimInstance (its -InputObject), and only the
+        # two methods that take effect at the next boot (Microsoft Learn, UWF_Filter.Enable,
+        # UWF_Filter.Disable); prints a CimMethodResult whose ReturnValue is the HRESULT.
+        _spec(
+            "Invoke-CimMethod",
+            {"MethodName": Param("choice", ("Enable", "Disable"))},
+            properties=("ReturnValue",),
         ),
         _spec("Get-IscsiSession", {}, properties=SESSION_PROPERTIES),
         _spec("Get-IscsiTarget", {}, properties=("NodeAddress", "IsConnected")),
@@ -485,7 +516,7 @@ PIPELINES: dict[str, tuple[str, ...] | tuple[tuple[str, ...], ...]] = {
     "Get-Item": _SELECT_TO_JSON,
     "Get-IscsiTarget": _SELECT_TO_JSON,
     "Get-FileHash": _SELECT_TO_JSON,
-    "Get-CimInstance": _SELECT_TO_JSON,
+    "Get-CimInstance": (_SELECT_TO_JSON, ("Invoke-CimMethod", *_SELECT_TO_JSON)),
     "Get-IscsiSession": _SELECT_TO_JSON,
     "Get-IscsiTargetPortal": _SELECT_TO_JSON,
     "Get-Command": _SELECT_TO_JSON,
@@ -1580,6 +1611,49 @@ class Interpreter:
         return ""
 
     def _get_cim_instance(self, commands: tuple[Command, ...]) -> str:
+        if commands[0].args.get("Namespace") is not None:
+            return self._get_uwf(commands)
+        return self._get_os(commands)
+
+    def _get_uwf(self, commands: tuple[Command, ...]) -> str:
+        """UWF's WMI classes, on a host whose `write_filter` is UWF (lab/state.py
+        write_filter_boot). Elsewhere the namespace does not exist: Get-CimInstance
+        fails with WMI's "Invalid namespace" (WBEM_E_INVALID_NAMESPACE, 0x8004100E)."""
+        wf = self.host.get("write_filter") or {}
+        if wf.get("kind") != "UWF":
+            raise CmdletError("Get-CimInstance", "Invalid namespace ")
+        if commands[1].name == "Invoke-CimMethod":
+            if commands[0].args["ClassName"] != "UWF_Filter":
+                raise CmdletError("Invoke-CimMethod", "The lab calls methods of UWF_Filter only.")
+            # Takes effect at the next boot (lab/state.py write_filter_boot): `current`
+            # stays as it is until then.
+            wf["next"] = commands[1].args["MethodName"] == "Enable"
+            return self._select(commands[1:], [{"ReturnValue": 0}])
+        if commands[0].args["ClassName"] == "UWF_Filter":
+            obj = {
+                "Id": "UWF_Filter",
+                "CurrentEnabled": bool(wf.get("current")),
+                "NextEnabled": bool(wf.get("next")),
+            }
+            return self._select(commands, [obj])
+        # One instance per protected volume and session; a volume UWF does not
+        # protect in a session shows Protected false there.
+        vols = []
+        for current, key in ((True, "volumes"), (False, "next_volumes")):
+            for letter in wf.get(key, wf.get("volumes", [])):
+                vols.append(
+                    {
+                        "CurrentSession": current,
+                        "DriveLetter": letter,
+                        "VolumeName": "\\\\?\\Volume{" + VOLUME_GUID + "}\\",
+                        "BindByDriveLetter": True,
+                        "CommitPending": False,
+                        "Protected": True,
+                    }
+                )
+        return self._select(commands, vols)
+
+    def _get_os(self, commands: tuple[Command, ...]) -> str:
         # `boot_time` is when the host booted on the lab's clock; `clock_offset` how far
         # the host's own clock is off (`amsm lab fault HOST clock-step S`). Windows moves
         # the boot time with the clock when the clock is set (ReactOS ntoskrnl

@@ -24,6 +24,7 @@ Tables:
 
 from __future__ import annotations
 
+import copy
 import json
 import sqlite3
 import threading
@@ -35,6 +36,7 @@ from typing import Any
 
 from lab import LabError
 from lab.powershell import (
+    WRITE_FILTER_TOOLS,
     ScriptResult,
     is_up,
     iscsi_doc,
@@ -299,6 +301,7 @@ def boot(txn: Txn, doc: dict[str, Any]) -> None:
     if doc.pop("resume_without_boot", False):
         return  # the network came back; the machine never went down
     doc["boot_time"] = int(txn.now() * 1000)
+    write_filter_boot(doc)
     fault = doc.get("fault") or {}
     if fault.get("kind") == "flapping":
         # A boot loop: this boot does not last; the serve loop restarts it when due.
@@ -310,6 +313,67 @@ def boot(txn: Txn, doc: dict[str, Any]) -> None:
         iscsi_boot(txn, doc)
 
 
+# -- write filters -------------------------------------------------------------------------
+# What a write filter keeps of the system volume C: (the host document's registry and
+# files; the iSCSI initiator's registered portals and persistent logins, which Windows
+# keeps in the registry, HKLM\SYSTEM: *assumed* to be on C: as the rest of the registry).
+def _system_volume(doc: dict[str, Any]) -> dict[str, Any]:
+    iscsi = doc.get("iscsi") or {}
+    return copy.deepcopy(
+        {
+            "registry": doc.get("registry") or {},
+            "files": doc.get("files") or {},
+            "portals": iscsi.get("portals", []),
+            "persistent": iscsi.get("persistent", []),
+        }
+    )
+
+
+def write_filter_on(doc: dict[str, Any], kind: str) -> None:
+    """A write filter (UWF, FBWF or EWF) that protects C: from now on, as on a K2 client
+    shipped with it on (K2-FACTS.md, "Write filter"): its manager tool in System32 and
+    the volume as it is now, which every restart comes back to."""
+    tool = WRITE_FILTER_TOOLS[kind]
+    doc.setdefault("files", {})[tool] = ""
+    doc["write_filter"] = {
+        "kind": kind,
+        "current": True,
+        "next": True,
+        "volumes": ["C:"],
+        "kept": _system_volume(doc),
+    }
+
+
+def write_filter_off(doc: dict[str, Any]) -> None:
+    """The filter removed (as an uninstall would): nothing is discarded any more."""
+    wf = doc.pop("write_filter", None)
+    if wf:
+        (doc.get("files") or {}).pop(WRITE_FILTER_TOOLS[wf["kind"]], None)
+
+
+def write_filter_boot(doc: dict[str, Any]) -> None:
+    """A boot under a write filter. While the filter protects a volume, every write to it
+    goes to an overlay that the next restart discards (Microsoft Learn, "Unified Write
+    Filter (UWF) feature": "all changes are discarded when the device restarts" unless
+    committed or excluded; FBWF and EWF alike, Windows Embedded Standard 7 docs). Turning
+    the filter on or off takes effect at the next boot (UWF_Filter.Enable / Disable:
+    "enables/disables UWF on the next restart"): `next` becomes `current` here. Commits
+    and exclusions are not modelled: what a protected session wrote is all lost."""
+    wf = doc.get("write_filter")
+    if not wf:
+        return
+    if wf.get("current") and "C:" in wf.get("volumes", []):
+        kept = copy.deepcopy(wf["kept"])
+        doc["registry"], doc["files"] = kept["registry"], kept["files"]
+        if doc.get("iscsi") is not None:
+            doc["iscsi"]["portals"] = kept["portals"]
+            doc["iscsi"]["persistent"] = kept["persistent"]
+    wf["current"] = bool(wf.get("next"))
+    # What this boot starts from is what the next protected session comes back to.
+    wf["kept"] = _system_volume(doc)
+
+
+# -- iSCSI and SNFS at boot ------------------------------------------------------------------
 def iscsi_boot(txn: Txn, doc: dict[str, Any]) -> None:
     """The initiator and SNFS at boot.
 
@@ -338,6 +402,34 @@ def iscsi_boot(txn: Txn, doc: dict[str, Any]) -> None:
             discovered.append(txn.iqn(side))
     iscsi["discovered"] = discovered
     iscsi["sessions"] = []
+    doc["mounted_v"] = None
+    doc.pop("mount_at", None)
+    delay = float(doc.get("mount_delay") or 0)
+    if delay > 0:
+        # A slow start (`amsm lab fault HOST slow-mount S`): the host answers before its
+        # logins and V: are there (the initiator service and StorNext start beside
+        # sshd/WinRM, which do not depend on them: Microsoft Learn,
+        # SetupPersistentIScsiDevices, "a service that is dependent on data stored on a
+        # persistent volume ... should be configured to have a dependency on the iSCSI
+        # service"; StorNext reads fsnameservers when its services start, K2-FACTS.md).
+        # The logins are made when the first command after S seconds arrives
+        # (LabState.run_script: mount_due).
+        doc["mount_at"] = txn.now() + delay
+        return
+    iscsi_login(txn, doc)
+
+
+def mount_due(txn: Txn, doc: dict[str, Any]) -> None:
+    """Finish a slow start whose time has come: the logins, then V:."""
+    at = doc.get("mount_at")
+    if at is not None and float(at) <= txn.now():
+        doc.pop("mount_at", None)
+        iscsi_login(txn, doc)
+
+
+def iscsi_login(txn: Txn, doc: dict[str, Any]) -> None:
+    """The initiator's persistent logins at boot, then SNFS's mount of V:."""
+    iscsi = iscsi_doc(doc)
     for login in iscsi["persistent"]:
         iqn, portal = str(login.get("iqn", "")), str(login.get("portal", ""))
         side = txn.target_side(iqn)
@@ -392,6 +484,7 @@ CHANGES = frozenset(
         "Rename-Item", "Remove-Item", "Restart-Computer", "Disconnect-IscsiTarget",
         "Connect-IscsiTarget", "New-IscsiTargetPortal", "Update-IscsiTargetPortal",
         "Register-IscsiSession", "Unregister-IscsiSession", "Set-Content",
+        "Invoke-CimMethod",
     }
 )  # fmt: skip
 JOURNAL_TABLE = (
@@ -523,6 +616,7 @@ class LabState:
             doc = txn.require_host(name)
             if not is_up(doc):
                 raise HostDown(f"{name} is down")
+            mount_due(txn, doc)
             result = run_script(script, doc, txn)
             if result.exit_status == 0:
                 self._journal(txn, name, script)
@@ -536,9 +630,12 @@ class LabState:
         """Record every statement that changed the device (for the crash tests: no
         operation that is not idempotent may ever run twice)."""
         rows = [
-            (txn.now(), name, st.commands[0].name, st.text)
+            (txn.now(), name, changed, st.text)
             for st in parse_script(script)
-            if st.commands is not None and st.commands[0].name in CHANGES
+            if st.commands is not None
+            # A change may come later in a pipeline (Get-CimInstance | Invoke-CimMethod).
+            for changed in [next((c.name for c in st.commands if c.name in CHANGES), None)]
+            if changed is not None
         ]
         if rows:
             txn.conn.execute(JOURNAL_TABLE)

@@ -52,10 +52,11 @@ def reboot_op(timing: Timing) -> dict[str, Any]:
 
 
 def client_op(timing: Timing) -> dict[str, Any]:
-    """A client's restart with a device operation before or after it."""
+    """A client's restart with a device operation before or after it, and the wait for
+    its session and V: after the restart (activities/clients.py _await_mount)."""
     return {
         "start_to_close_timeout": timedelta(
-            seconds=timing.reboot_timeout + 2 * timing.operation_timeout
+            seconds=timing.reboot_timeout + timing.mount_timeout + 2 * timing.operation_timeout
         ),
         "heartbeat_timeout": timedelta(seconds=timing.heartbeat_timeout),
         "retry_policy": retry(timing),
@@ -65,7 +66,7 @@ def client_op(timing: Timing) -> dict[str, Any]:
 def batch_wait(timing: Timing) -> dict[str, Any]:
     """Waiting for a client batch an earlier run started: as long as its clients' two
     activities can take with every retry, heartbeating while it waits."""
-    one = timing.reboot_timeout + 2 * timing.operation_timeout
+    one = timing.reboot_timeout + timing.mount_timeout + 2 * timing.operation_timeout
     return {
         "start_to_close_timeout": timedelta(seconds=2 * timing.max_attempts * one + 600),
         "heartbeat_timeout": timedelta(seconds=timing.heartbeat_timeout),

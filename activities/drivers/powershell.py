@@ -526,6 +526,52 @@ def test_port(host: str, port: int) -> str:
     return f"Test-NetConnection -ComputerName {q(host)} -Port {int(port)} -InformationLevel Quiet"
 
 
+# -- write filters (a client switch's own reads: issue 25, defect 9) -------------------------
+# The manager tool each write filter installs in %WINDIR%\System32 (Microsoft Learn:
+# uwfmgr.exe for the Unified Write Filter, Windows 10 / IoT Enterprise; fbwfmgr.exe and
+# ewfmgr.exe for Windows Embedded's File Based and Enhanced Write Filters): a tool that is
+# there says its filter is installed. *Assumed*: Windows lives in C:\Windows.
+WRITE_FILTER_TOOLS = {
+    "UWF": "C:\\Windows\\System32\\uwfmgr.exe",
+    "FBWF": "C:\\Windows\\System32\\fbwfmgr.exe",
+    "EWF": "C:\\Windows\\System32\\ewfmgr.exe",
+}
+# UWF's WMI provider (Microsoft Learn, "UWF_Filter", "UWF_Volume"): readable by any account.
+UWF_NAMESPACE = "root\\standardcimv2\\embedded"
+
+
+# One Test-Path per filter of WRITE_FILTER_TOOLS, in its order.
+WRITE_FILTER_PROBES = tuple(test_path(p) for p in WRITE_FILTER_TOOLS.values())
+
+
+def uwf_filter() -> str:
+    """UWF_Filter: CurrentEnabled (this session) and NextEnabled (after the next restart)."""
+    return (
+        f"Get-CimInstance -Namespace {q(UWF_NAMESPACE)} -ClassName UWF_Filter | "
+        f"Select-Object CurrentEnabled,NextEnabled | {JSON}"
+    )
+
+
+def uwf_volumes() -> str:
+    """UWF_Volume: one instance per volume and session (CurrentSession true: this one),
+    with its DriveLetter and whether UWF protects it."""
+    return (
+        f"Get-CimInstance -Namespace {q(UWF_NAMESPACE)} -ClassName UWF_Volume | "
+        f"Select-Object CurrentSession,DriveLetter,Protected | {JSON}"
+    )
+
+
+def uwf_set(enabled: bool) -> str:
+    """Turn UWF on or off from the next restart (UWF_Filter.Enable / Disable, Microsoft
+    Learn: "enables/disables UWF on the next restart"; this session is not changed).
+    Prints the method's ReturnValue, 0 when done."""
+    method = "Enable" if enabled else "Disable"
+    return (
+        f"Get-CimInstance -Namespace {q(UWF_NAMESPACE)} -ClassName UWF_Filter | "
+        f"Invoke-CimMethod -MethodName {method} | Select-Object ReturnValue | {JSON}"
+    )
+
+
 # -- output parsing -------------------------------------------------------------------
 SERVICE_STATUS = {1: "Stopped", 2: "StartPending", 3: "StopPending", 4: "Running", 7: "Paused"}
 # ServiceStartMode as 5.1's ConvertTo-Json writes it.

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from inventory.rules import (
     RULE_BROWSE_STOPPED,
     RULE_CLIENT_BRIDGE,
+    RULE_CLIENT_WRITE_FILTER,
     RULE_INSYNC_STOPPED,
     RULE_MAIN_NOT_REPLICATED_ONTO,
     RULE_REPLICATION_FROM_MAIN,
@@ -95,4 +96,56 @@ def client_without_bridge(
         f"{host} cannot reach {to}'s bridge K2 server {bridge} "
         f"at its iSCSI portal {', '.join(portals)} on port {port}",
         f"{host} did not reach {', '.join(portals)} on port {port}",
+    )
+
+
+# What to tell a site, per write filter: how to see it and turn it off for the next boot
+# (Microsoft Learn: `uwfmgr filter disable` / `enable`, effective at the next restart;
+# Windows Embedded Standard 7: `fbwfmgr /displayconfig`, `/disable`, `/enable`;
+# `ewfmgr C:`, `ewfmgr C: -disable`, `-enable`).
+WRITE_FILTER_HELP = {
+    "UWF": ("uwfmgr get-config", "uwfmgr filter disable", "uwfmgr filter enable"),
+    "FBWF": ("fbwfmgr /displayconfig", "fbwfmgr /disable", "fbwfmgr /enable"),
+    "EWF": ("ewfmgr C:", "ewfmgr C: -disable", "ewfmgr C: -enable"),
+}
+
+
+def client_under_write_filter(
+    host: str,
+    installed: list[str],
+    uwf_on: bool | None,
+    uwf_protected: list[str],
+    drives: list[str],
+) -> Refusal | None:
+    """Switching client `host`, whose switch writes to `drives` (C: for the registry and
+    the iSCSI initiator's settings, the fsnameservers file's drive), with the write
+    filters `installed` (UWF: on in this session or not, the drives it protects now).
+
+    A protected drive keeps nothing past the restart the switch makes. UWF's state is
+    read; FBWF's and EWF's is not (no WMI provider), so an installed one refuses too:
+    an operator who checked that it is off overrides."""
+    hit = [d for d in drives if d.upper() in uwf_protected] if uwf_on else []
+    blind = [f for f in installed if f != "UWF"]
+    if not hit and not blind:
+        return None
+    also = ""
+    if hit:
+        show, off, on = WRITE_FILTER_HELP["UWF"]
+        what = f"UWF protects {', '.join(hit)} on {host} in this session"
+        if not blind:
+            also = " (or set devices.uwf_off_for_switch: true, and the switch does it)"
+    else:
+        show, off, on = WRITE_FILTER_HELP[blind[0]]
+        what = (
+            f"{' and '.join(blind)} {'is' if len(blind) == 1 else 'are'} installed on {host} "
+            f"and amsm cannot read whether {'it protects' if len(blind) == 1 else 'they protect'} "
+            f"{', '.join(drives)}"
+        )
+    return Refusal(
+        RULE_CLIENT_WRITE_FILTER,
+        f"{what}: the switch's changes there (iSCSI logins, fsnameservers, Aurora DSM "
+        f"pointer) would be discarded at its restart. Check it ({show}), turn it off for the "
+        f"next boot ({off}) and restart {host}, switch it, then turn it on again ({on}) and "
+        f"restart it{also}",
+        f"{what} (the operator says it is off)",
     )

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from activities.drivers import powershell as ps
 from activities.drivers.errors import CommandFailed
@@ -26,8 +27,9 @@ from activities.drivers.facts import clients as clients_facts
 from activities.drivers.facts import sync_tools as sync_tools_facts
 from activities.drivers.facts import windows as windows_facts
 from activities.drivers.host import ExecResult, HostDriver
+from activities.drivers.operations import clients as clients_ops
 from activities.drivers.operations import windows as windows_ops
-from inventory.load import load_inventory
+from inventory.load import load_inventory, parse_inventory
 from inventory.models import Host, Inventory
 
 FACTS = Path(__file__).resolve().parents[1] / "facts"
@@ -97,6 +99,27 @@ async def _iscsi_discovery(drv: HostDriver, args: dict[str, Any]) -> Any:
     return dataclasses.asdict(await clients_facts.iscsi_discovery(drv))
 
 
+def _with_pointers(pointers: dict[str, str]) -> Inventory:
+    """The test inventory with `sides.S.aurora_dsm_pointer` set as `pointers` says."""
+    data = yaml.safe_load(INVENTORY.read_text())
+    for side, pointer in pointers.items():
+        data["sides"][side]["aurora_dsm_pointer"] = pointer
+    return parse_inventory(yaml.safe_dump(data), str(INVENTORY))
+
+
+async def _dsm_pointer(drv: HostDriver, args: dict[str, Any]) -> Any:
+    inv = _with_pointers(args.get("pointers", {}))
+    return await clients_facts.check_dsm_pointer(drv, inv.clients[0], inv, args["to"])
+
+
+async def _write_filters(drv: HostDriver, args: dict[str, Any]) -> Any:
+    return dataclasses.asdict(await clients_facts.write_filters(drv))
+
+
+async def _mount_state(drv: HostDriver, args: dict[str, Any]) -> Any:
+    return dataclasses.asdict(await clients_facts.mount_state(drv, _inventory(), args["to"]))
+
+
 FACT: dict[str, Callable[[HostDriver, dict[str, Any]], Awaitable[Any]]] = {
     "process_running": lambda drv, a: windows_facts.process_running(drv, a["name"]),
     "services": lambda drv, a: windows_facts.services(drv, a["names"]),
@@ -109,6 +132,10 @@ FACT: dict[str, Callable[[HostDriver, dict[str, Any]], Awaitable[Any]]] = {
     "winrm_config": _winrm_config,
     "registry_values": lambda drv, a: windows_facts.registry_values(drv, a["keys"]),
     "iscsi_discovery": _iscsi_discovery,
+    "dsm_pointer": _dsm_pointer,
+    "write_filters": _write_filters,
+    "mount_state": _mount_state,
+    "set_uwf": lambda drv, a: clients_ops.set_uwf(drv, a["enabled"]),
     "insync_files": lambda drv, a: sync_tools_facts.insync_files_present(drv, _inventory().devices),
 }
 

@@ -27,6 +27,7 @@ OVERRIDABLE_RULES = {
     "insync-direction-only-while-stopped",
     "browse-switch-only-stopped",
     "client-switch-needs-bridge",
+    "client-switch-not-under-write-filter",
 }
 ABSOLUTE_RULES = {
     "replication-only-from-main",

@@ -3,7 +3,7 @@ software uses and the SNFS name servers it lists; `client_verify` checks them ag
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from activities.drivers import powershell as ps
 from activities.drivers.errors import CommandFailed
@@ -26,6 +26,13 @@ def parse_nameservers(text: str) -> list[str]:
 
 def same_servers(listed: list[str], wanted: list[str]) -> bool:
     return [n.lower() for n in listed] == [n.lower() for n in wanted]
+
+
+def same_pointer(value: object, wanted: str) -> bool:
+    """Whether an Aurora DSM pointer's value names `wanted`: host names, FQDNs and SQL
+    Server instance names are compared without regard to case on Windows (DNS, RFC 4343;
+    SQL Server instance names are not case-sensitive), so `DSM-Y\\AURORA` is `dsm-y\\aurora`."""
+    return isinstance(value, str) and value.strip().lower() == wanted.lower()
 
 
 @dataclass(frozen=True)
@@ -63,12 +70,12 @@ async def client_facts(drv: HostDriver, client: SwitchableClient, inv: Inventory
         if s.get("IsConnected") in (True, "True")
     ]
     sides = {inv.side_of_target(t) for t in sessions} - {None}
-    dsm_host = ps.parse_json_object(reg_line).get(dev.aurora_dsm_value)
+    pointer = ps.parse_json_object(reg_line).get(dev.aurora_dsm_value)
     side: Side | None = None
     if len(sides) == 1:
         side = sides.pop()
     elif not sessions:
-        side = next((s for s in SIDES if inv.sides[s].dsm.host == dsm_host), None)
+        side = next((s for s in SIDES if same_pointer(pointer, inv.sides[s].dsm_pointer)), None)
     v_visible = ps.parse_bool(v_line)
     return ClientStatus(
         host=client.host,
@@ -159,4 +166,99 @@ async def iscsi_discovery(drv: HostDriver) -> IscsiDiscovery:
     return IscsiDiscovery(
         portals=[str(ps.prop(o, "TargetPortalAddress")) for o in ps.parse_json_list(portals)],
         targets=[str(ps.prop(o, "NodeAddress")) for o in ps.parse_json_list(targets)],
+    )
+
+
+# -- the Aurora DSM pointer (issue 25, defect 10) ------------------------------------------------
+@reads_answers
+async def check_dsm_pointer(
+    drv: HostDriver, client: SwitchableClient, inv: Inventory, to: Side
+) -> str:
+    """Check, after the restarts, that the client's Aurora DSM pointer (the registry value
+    devices.aurora_dsm_value under devices.aurora_registry) names `to`'s DSM as the site
+    writes it (sides.S.aurora_dsm_pointer), without regard to case. Reads only. Raises
+    CommandFailed naming the value it found (a write filter, a policy or an installer
+    can put the old one back at the restart)."""
+    dev = inv.devices
+    wanted = inv.sides[to].dsm_pointer
+    answer = await drv.run_one(ps.get_registry(dev.aurora_registry, [dev.aurora_dsm_value]))
+    found = ps.prop(ps.parse_json_object(answer), dev.aurora_dsm_value)
+    if not same_pointer(found, wanted):
+        where = f"{dev.aurora_registry}\\{dev.aurora_dsm_value}"
+        raise CommandFailed(
+            drv.name,
+            f"{client.host} does not use {to}'s DSM: its Aurora DSM pointer {where} names "
+            f"{found if found is not None else 'nothing'}, not {to}'s {wanted}",
+        )
+    return f"{client.host} uses {to}'s DSM ({found})"
+
+
+# -- write filters (issue 25, defect 9) -----------------------------------------------------------
+@dataclass(frozen=True)
+class WriteFilters:
+    """What a client's write filters do to its system volume: the filters installed
+    (UWF, FBWF, EWF) and, for UWF, whether it is on in this session and after the next
+    restart, and the drives it protects in this session."""
+
+    installed: list[str]
+    uwf_on: bool | None = None
+    uwf_next: bool | None = None
+    uwf_protected: list[str] = field(default_factory=list)
+
+
+def _flag(obj: dict[str, object], name: str) -> bool:
+    value = ps.prop(obj, name)
+    if not isinstance(value, bool):
+        raise ps.BadOutput(f"{name} is {value!r}, not true or false")
+    return value
+
+
+@reads_answers
+async def write_filters(drv: HostDriver) -> WriteFilters:
+    """Which write filters the client has installed (their manager tool in System32), and
+    for UWF its state from its WMI provider (UWF_Filter, UWF_Volume). Reads only. FBWF's
+    and EWF's state is not read: they have no WMI provider, only their tools' console
+    text (fbwfmgr /displayconfig, ewfmgr C:), so an installed one is reported as installed.
+    A UWF that is installed but whose WMI does not answer raises CommandFailed (its state
+    is unknown)."""
+    answers = await drv.run(*ps.WRITE_FILTER_PROBES)
+    installed = [
+        name for name, a in zip(ps.WRITE_FILTER_TOOLS, answers, strict=True) if ps.parse_bool(a)
+    ]
+    if "UWF" not in installed:
+        return WriteFilters(installed)
+    f_line, v_line = await drv.run(ps.uwf_filter(), ps.uwf_volumes())
+    filt = ps.parse_json_object(f_line)
+    protected = []
+    for vol in ps.parse_json_list(v_line):
+        if _flag(vol, "CurrentSession") and _flag(vol, "Protected"):
+            protected.append(str(ps.prop(vol, "DriveLetter")).upper())
+    return WriteFilters(
+        installed, _flag(filt, "CurrentEnabled"), _flag(filt, "NextEnabled"), protected
+    )
+
+
+# -- after a restart (issue 25, defect 18) ---------------------------------------------------------
+@dataclass(frozen=True)
+class MountState:
+    """What a client shows of `to` now: V: there or not, and its connected iSCSI sessions
+    to `to`'s target(s)."""
+
+    volume: bool
+    sessions: list[str]
+
+
+@reads_answers
+async def mount_state(drv: HostDriver, inv: Inventory, to: Side) -> MountState:
+    """Whether V: is there and which of `to`'s targets the client is logged in to. Reads
+    only; one round trip (polled after each restart until both are there)."""
+    sess_line, v_line = await iscsi_run(drv, ps.iscsi_sessions(), ps.test_path("V:\\"))
+    sessions = [
+        str(ps.prop(o, "TargetNodeAddress"))
+        for o in ps.parse_json_list(sess_line)
+        if ps.prop(o, "IsConnected") in (True, "True")
+    ]
+    return MountState(
+        volume=ps.parse_bool(v_line),
+        sessions=[t for t in sessions if inv.side_of_target(t) == to],
     )

@@ -1,0 +1,217 @@
+"""A client switch on the lab's interpreter (no transport): write filters that discard
+the switch at the restart, the Aurora DSM pointer as a site writes it, and what a
+client shows in the seconds after it answers. Over SSH and through the activities:
+tests/integration/test_client_boot.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from activities.drivers import powershell as ps
+from activities.drivers.errors import CommandFailed, InterlockRefused
+from activities.drivers.facts import clients as clients_facts
+from activities.drivers.interlocks import Overrides
+from activities.drivers.operations import clients as clients_ops
+from inventory.load import load_inventory
+from inventory.models import Inventory
+from lab.faults import set_fault
+from lab.init import iqn
+from lab.state import LabState
+from tests.unit.labdriver import LabDriver
+
+ED = "ED-01"
+
+
+def inventory(lab: LabState, **sides: dict[str, object]) -> Inventory:
+    """The lab's inventory, with settings merged into `sides.S`."""
+    path = Path(lab.dir) / "inventory.yaml"
+    data = yaml.safe_load(path.read_text())
+    for side, settings in sides.items():
+        data["sides"][side].update(settings)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return load_inventory(path)
+
+
+def doc(lab: LabState, host: str = ED) -> dict:  # type: ignore[type-arg]
+    with lab.transaction() as txn:
+        return dict(txn.require_host(host))
+
+
+def reboot(lab: LabState, host: str = ED) -> None:
+    """Restart the host and boot it at once (what the serve loop does when it is due)."""
+    lab.run_script(host, ps.script(ps.restart_computer()))
+    with lab.transaction() as txn:
+        txn.require_host(host)["down_until"] = txn.now()
+    assert lab.boot_due([host]) == [host]
+
+
+def changes(lab: LabState, since: int) -> list[str]:
+    return [c for _, h, c, _ in lab.journal()[since:] if h == ED]
+
+
+# -- the lab's write filters -------------------------------------------------------------------
+@pytest.mark.parametrize("kind", ["uwf", "fbwf", "ewf"])
+async def test_a_write_filter_discards_what_a_session_wrote_on_c(lab: LabState, kind: str) -> None:
+    inv = load_inventory(Path(lab.dir) / "inventory.yaml")
+    dev = inv.devices
+    set_fault(lab.dir, ED, kind)
+    drv = LabDriver(lab, ED)
+    await drv.run(
+        ps.set_registry(dev.aurora_registry, dev.aurora_dsm_value, "dsm-y"),
+        ps.set_content(dev.snfs_nameservers_file, ["10.9.9.9"]),
+    )
+    assert doc(lab)["registry"][dev.aurora_registry][dev.aurora_dsm_value] == "dsm-y"
+    reboot(lab)
+    after = doc(lab)
+    assert after["registry"][dev.aurora_registry][dev.aurora_dsm_value] == "dsm-x"
+    assert "10.9.9.9" not in after["files"][dev.snfs_nameservers_file]
+    # Cleared (the filter removed), what a session writes stays.
+    set_fault(lab.dir, ED, "clear")
+    await drv.run(ps.set_registry(dev.aurora_registry, dev.aurora_dsm_value, "dsm-y"))
+    reboot(lab)
+    assert doc(lab)["registry"][dev.aurora_registry][dev.aurora_dsm_value] == "dsm-y"
+
+
+async def test_uwf_answers_its_wmi_classes_and_a_host_without_it_has_no_namespace(
+    lab: LabState,
+) -> None:
+    drv = LabDriver(lab, ED)
+    with pytest.raises(CommandFailed) as e:
+        await drv.run(ps.uwf_filter())
+    assert "Invalid namespace" in str(e.value)
+    set_fault(lab.dir, ED, "uwf")
+    f, v = await drv.run(ps.uwf_filter(), ps.uwf_volumes())
+    assert ps.parse_json_object(f) == {"CurrentEnabled": True, "NextEnabled": True}
+    vols = ps.parse_json_list(v)
+    assert {(o["CurrentSession"], o["DriveLetter"], o["Protected"]) for o in vols} == {
+        (True, "C:", True),
+        (False, "C:", True),
+    }
+
+
+# -- the driver: refused before anything changes (defect 9) -------------------------------------
+@pytest.mark.parametrize("kind", ["uwf", "fbwf", "ewf"])
+async def test_a_client_under_a_write_filter_is_refused_before_anything_changes(
+    lab: LabState, kind: str
+) -> None:
+    inv = load_inventory(Path(lab.dir) / "inventory.yaml")
+    client = inv.clients[0]
+    set_fault(lab.dir, ED, kind)
+    before = doc(lab)
+    mark = len(lab.journal())
+    with pytest.raises(InterlockRefused) as e:
+        await clients_ops.client_prepare(LabDriver(lab, ED), client, inv, "Y")
+    text = str(e.value)
+    assert e.value.host == ED and e.value.rule == "client-switch-not-under-write-filter"
+    assert kind.upper() in text and "C:" in text, text
+    assert changes(lab, mark) == []
+    assert doc(lab)["iscsi"] == before["iscsi"] and doc(lab)["registry"] == before["registry"]
+
+
+async def test_an_operator_who_checked_fbwf_is_off_overrides(lab: LabState) -> None:
+    inv = load_inventory(Path(lab.dir) / "inventory.yaml")
+    set_fault(lab.dir, ED, "fbwf")
+    with lab.transaction() as txn:  # installed, but off in this session
+        txn.require_host(ED)["write_filter"]["current"] = False
+    ov = Overrides.of(["client-switch-not-under-write-filter"])
+    msg = await clients_ops.client_prepare(LabDriver(lab, ED), inv.clients[0], inv, "Y", ov)
+    assert "reconfigured for Y" in msg
+    assert "rule 'client-switch-not-under-write-filter' overridden: FBWF is installed" in msg
+    assert [f.rule for f in ov.forced] == ["client-switch-not-under-write-filter"]
+
+
+async def test_uwf_off_in_this_session_does_not_refuse(lab: LabState) -> None:
+    """UWF installed, turned off for this session (its Disable() took effect at the last
+    boot): what the switch writes now is kept."""
+    inv = load_inventory(Path(lab.dir) / "inventory.yaml")
+    set_fault(lab.dir, ED, "uwf")
+    with lab.transaction() as txn:
+        txn.require_host(ED)["write_filter"]["next"] = False
+    reboot(lab)
+    msg = await clients_ops.client_prepare(LabDriver(lab, ED), inv.clients[0], inv, "Y")
+    assert "reconfigured for Y" in msg
+    reboot(lab)
+    assert [s["iqn"] for s in doc(lab)["iscsi"]["sessions"]] == [iqn("Y")]
+
+
+async def test_uwf_that_cannot_be_read_refuses_naming_the_host(lab: LabState) -> None:
+    """uwfmgr.exe is there but UWF's WMI namespace does not answer: the state of the
+    filter is unknown, so nothing is changed (fail closed)."""
+    inv = load_inventory(Path(lab.dir) / "inventory.yaml")
+    with lab.transaction() as txn:
+        txn.require_host(ED)["files"][r"C:\Windows\System32\uwfmgr.exe"] = ""
+    mark = len(lab.journal())
+    with pytest.raises(CommandFailed) as e:
+        await clients_ops.client_prepare(LabDriver(lab, ED), inv.clients[0], inv, "Y")
+    assert e.value.host == ED and "Invalid namespace" in str(e.value)
+    assert changes(lab, mark) == []
+
+
+# -- the Aurora DSM pointer (defect 10) ------------------------------------------------------
+async def test_the_pointer_is_written_as_the_site_names_it_and_compared_without_case(
+    lab: LabState,
+) -> None:
+    inv = inventory(lab, Y={"aurora_dsm_pointer": "DSM-Y\\AURORA"})
+    dev = inv.devices
+    client = inv.clients[0]
+    drv = LabDriver(lab, ED)
+    msg = await clients_ops.client_prepare(drv, client, inv, "Y")
+    assert "DSM-Y\\AURORA" in msg, msg
+    assert doc(lab)["registry"][dev.aurora_registry][dev.aurora_dsm_value] == "DSM-Y\\AURORA"
+    # The client's own spelling of the same name counts (Windows names ignore case).
+    await drv.run(ps.set_registry(dev.aurora_registry, dev.aurora_dsm_value, "dsm-y\\aurora"))
+    assert await clients_ops.client_prepare(drv, client, inv, "Y") == (
+        f"{client.host} is already configured for Y"
+    )
+    reboot(lab)
+    assert await clients_facts.check_dsm_pointer(drv, client, inv, "Y") == (
+        f"{client.host} uses Y's DSM (dsm-y\\aurora)"
+    )
+    st = await clients_facts.client_facts(drv, client, inv)
+    assert st.side == "Y"
+
+
+async def test_verify_reads_the_pointer_after_the_restarts(lab: LabState) -> None:
+    inv = inventory(lab, Y={"aurora_dsm_pointer": "dsm-y.example.net"})
+    dev = inv.devices
+    client = inv.clients[0]
+    drv = LabDriver(lab, ED)
+    await clients_ops.client_prepare(drv, client, inv, "Y")
+    reboot(lab)
+    # Something put X's DSM back (a policy, an Aurora installer): V: is Y's, the
+    # pointer is not.
+    await drv.run(ps.set_registry(dev.aurora_registry, dev.aurora_dsm_value, "dsm-x"))
+    assert "sees Y's V: volume" in await clients_facts.client_verify(drv, client, inv, "Y")
+    with pytest.raises(CommandFailed) as e:
+        await clients_facts.check_dsm_pointer(drv, client, inv, "Y")
+    assert e.value.host == ED
+    assert "names dsm-x, not Y's dsm-y.example.net" in str(e.value), str(e.value)
+
+
+def test_pointer_values_the_inventory_accepts_and_refuses(lab: LabState) -> None:
+    for good in ("DSM-Y\\AURORA", "dsm-y.example.net", "10.1.0.5", "dsm-y\\_inst$1"):
+        assert inventory(lab, Y={"aurora_dsm_pointer": good}).sides["Y"].dsm_pointer == good
+    for bad in ("DSM-Y\\", "DSM-Y\\1abc", "DSM-Y\\A\\B", "dsm y", "DSM-Y\\" + "a" * 17, "x'y"):
+        with pytest.raises(Exception) as e:
+            inventory(lab, Y={"aurora_dsm_pointer": bad})
+        assert "not a valid Aurora DSM pointer" in str(e.value), bad
+    with pytest.raises(Exception) as e:
+        inventory(lab, X={"aurora_dsm_pointer": "DSM-Q"}, Y={"aurora_dsm_pointer": "dsm-q"})
+    assert "same Aurora DSM pointer" in str(e.value)
+
+
+# -- after a restart: sessions and V: come late (defect 18) ------------------------------------
+async def test_a_slow_mount_shows_no_session_and_no_v_until_its_time(lab: LabState) -> None:
+    inv = load_inventory(Path(lab.dir) / "inventory.yaml")
+    drv = LabDriver(lab, ED)
+    set_fault(lab.dir, ED, "slow-mount", 0.5)
+    reboot(lab)
+    seen = await clients_facts.mount_state(drv, inv, "X")
+    assert (seen.volume, seen.sessions) == (False, [])
+    with lab.transaction() as txn:
+        txn.require_host(ED)["mount_at"] = txn.now()
+    seen = await clients_facts.mount_state(drv, inv, "X")
+    assert (seen.volume, seen.sessions) == (True, [iqn("X")])
