@@ -97,6 +97,10 @@ async def _iscsi_discovery(drv: HostDriver, args: dict[str, Any]) -> Any:
     return dataclasses.asdict(await clients_facts.iscsi_discovery(drv))
 
 
+async def _iscsi_persistent_logins(drv: HostDriver, args: dict[str, Any]) -> Any:
+    return [dataclasses.asdict(lg) for lg in await clients_facts.persistent_logins(drv)]
+
+
 FACT: dict[str, Callable[[HostDriver, dict[str, Any]], Awaitable[Any]]] = {
     "process_running": lambda drv, a: windows_facts.process_running(drv, a["name"]),
     "services": lambda drv, a: windows_facts.services(drv, a["names"]),
@@ -109,6 +113,7 @@ FACT: dict[str, Callable[[HostDriver, dict[str, Any]], Awaitable[Any]]] = {
     "winrm_config": _winrm_config,
     "registry_values": lambda drv, a: windows_facts.registry_values(drv, a["keys"]),
     "iscsi_discovery": _iscsi_discovery,
+    "iscsi_persistent_logins": _iscsi_persistent_logins,
     "insync_files": lambda drv, a: sync_tools_facts.insync_files_present(drv, _inventory().devices),
 }
 
