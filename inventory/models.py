@@ -727,6 +727,15 @@ class Inventory(_Strict):
                     f"{s.bridge.address} as {side}'s iSCSI portal (right only where that "
                     "address is on the media network)"
                 )
+            several = len(s.portals) > 1
+            unassigned = [c.host for c in self.clients if side not in c.iscsi]
+            if several and unassigned:
+                shown = ", ".join(unassigned[:5]) + (", ..." if len(unassigned) > 5 else "")
+                out.append(
+                    f"sides.{side}: {len(s.portals)} iSCSI portals, and {len(unassigned)} "
+                    f"client(s) without iscsi.{side} ({shown}) log in through the first, "
+                    f'{s.portals[0]}; set each client\'s own TOE (README, "A client switch")'
+                )
             if s.fsnameservers is None:
                 out.append(
                     f"sides.{side}: no fsnameservers; amsm neither sets nor checks which "

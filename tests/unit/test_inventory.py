@@ -181,7 +181,10 @@ def test_iscsi_portals_default_to_the_bridge_and_are_one_sides_only() -> None:
     warned = inv.warnings()
     assert any("sides.X: no iscsi_portals" in w for w in warned)
     assert any("sides.X: no fsnameservers" in w for w in warned)
-    assert not any(w.startswith("sides.Y") for w in warned)
+    # Y's only warning: IN-01 has no portal of its own on Y (of Y's two).
+    assert [w for w in warned if w.startswith("sides.Y")] == [
+        next(w for w in warned if "without iscsi.Y (IN-01)" in w)
+    ]
     data = _data()
     data["sides"]["X"]["iscsi_portals"] = ["192.168.21.31"]
     assert "the same iSCSI portal 192.168.21.31" in _problems(data)
@@ -221,6 +224,10 @@ def test_a_clients_iscsi_paths_default_to_the_sides_first_portal() -> None:
         ("A", inv.sides["X"].bridge.address)
     ]
     assert inv.side_of_target("IQN.1999-06.com.grassvalley:k2-y-B") == "Y"
+    assert any(
+        "sides.Y: 2 iSCSI portals, and 1 client(s) without iscsi.Y (IN-01)" in w
+        for w in inv.warnings()
+    )
     assert y.targets == [y.iscsi_target, "iqn.1999-06.com.grassvalley:k2-y-b"]
 
 
