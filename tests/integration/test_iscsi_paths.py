@@ -133,3 +133,31 @@ async def test_verify_still_fails_on_a_session_to_the_other_side(lab_factory) ->
     with pytest.raises(CommandFailed, match=f"still logged in to {iqn('X')}"):
         # Logged in to X (as made by lab init) and not yet switched: Y's verify fails.
         await clients_facts.client_verify(a.host(client), client, inv, "Y")
+
+
+async def test_a_switch_on_redundant_sans_keeps_each_client_on_its_toe(client, lab_factory) -> None:  # type: ignore[no-untyped-def]
+    """The whole switch through Temporal, on a redundant lab with ED-02's B portal on Y
+    dead and an archive disk on ED-01: every client lands on its own TOEs, keeps its B
+    path where its portal answers, and keeps the disk."""
+    from tests.support.cli import cli_json
+    from tests.support.driving import drive
+    from tests.support.worker import running_worker
+
+    lab = await lab_factory(editors=2, ingest=0, redundant=True)
+    y_a, y_b = redundant_portals("Y", "A"), redundant_portals("Y", "B")
+    ed1, ed2 = (c.host for c in lab.inventory.clients)
+    set_fault(lab.dir, y_b[1], "unreachable")
+    set_fault(lab.dir, ed1, "unrelated-disk")
+    async with running_worker(client, lab):
+        started = await cli_json(client, lab, "start", "switch", "--to", "Y")
+        final = await drive(client, lab, started["run_id"], "Y")
+        assert final["state"] == "completed", final
+        assert all(s["status"] == "done" for s in final["steps"]), final["steps"]
+    assert logins(lab, ed1) == {
+        (iqn("Y"), y_a[0]),
+        (iqn("Y", "B"), y_b[0]),
+        (UNRELATED_TARGET, UNRELATED_PORTAL),
+    }
+    assert sessions(lab, ed1) == {iqn("Y"), iqn("Y", "B"), UNRELATED_TARGET}
+    assert logins(lab, ed2) == {(iqn("Y"), y_a[1])}
+    assert sessions(lab, ed2) == {iqn("Y")}
