@@ -369,8 +369,10 @@ class BrowseComponent(_Strict):
 class ClientIscsi(_Strict):
     """The portal(s) one client logs in through on one side: the TOE that K2 System
     Configuration assigned to it on media network A and, on a redundant K2 SAN, the one
-    on media network B (each iSCSI client subscribes to one TOE; K2-FACTS.md, "TOE
-    assignment" and "Redundant K2 SANs"). Each target defaults to the side's
+    on media network B (K2 Installation and Service Manual, "About iSCSI bandwidth": "the
+    K2Config application assigns a K2 client to a TOE and keeps track of the bandwidth so
+    subscribed to each TOE. A single K2 client can only subscribe to a single TOE";
+    "Failover behaviors" for media networks A and B; K2-FACTS.md). Each target defaults to the side's
     `iscsi_target`; name it where the side has one target per bridge/TOE."""
 
     a: str = Field(description="the portal (TOE address) on media network A")

@@ -113,9 +113,11 @@ def iqn(side: Side, server: str = "A") -> str:
 
 
 # A redundant K2 SAN (`--redundant`): per side, media networks A and B, each served by
-# one K2 server with two TOEs (two portals), each server its own target; K2 System
-# Configuration assigns each client one TOE on A and one on B (K2-FACTS.md, "TOE
-# assignment", "Redundant K2 SANs"). TEST-NET-2 addresses, never routed: network A
+# one K2 server with two TOEs (two portals), each server its own target; K2Config
+# assigns each client one TOE on A and one on B (K2 Installation and Service Manual,
+# "About iSCSI bandwidth" and "Failover behaviors"; K2-FACTS.md). That the B server's
+# TOEs serve a target of their own is this lab's assumption (the manual does not name
+# targets); a site says what its SAN has in sides.S.iscsi_targets. TEST-NET-2 addresses, never routed: network A
 # 198.51.100.x, network B 198.51.101.x; X's TOEs .31/.32, Y's .131/.132.
 TOES = 2
 
