@@ -1752,7 +1752,8 @@ class Interpreter:
                 found = login
                 break
         if found is None:
-            # ISDSC_TARGET_NOT_FOUND: iscsicli prints the status in hex and its text.
+            # No such login: iscsicli prints the failing status's text (the lab takes
+            # ISDSC_TARGET_NOT_FOUND's; its exact wording is assumed) and exits non-zero.
             self.ok = False
             return f"{ISCSICLI_BANNER}\n\nThe target name is not found or is marked as hidden from login. "
         iscsi["persistent"] = [p for p in iscsi["persistent"] if p is not found]
@@ -1802,7 +1803,8 @@ class Interpreter:
             # A portal nobody answers at: "Connection Failed." (0xEFFF0003), K2-FACTS.md.
             raise CmdletError(cmdlet, "Connection Failed.")
         found: list[str] = self._iscsi()["discovered"]
-        # Each portal (a K2 TOE) offers its own target (K2 SAN: one per server/TOE).
+        # SendTargets through a portal lists the targets reachable through it (RFC 7143
+        # Appendix C): here the one its K2 server serves (lab topology `portal_targets`).
         if (bridge is None or offers(bridge, self.host)) and iqn.lower() not in (
             d.lower() for d in found
         ):
