@@ -28,7 +28,8 @@ TRIES = 3
 class DryRunActivities(FamilyActivities):
     @activity.defn(name="dry_run_facts")
     async def dry_run_facts(self, inp: DryRunRead) -> DryRunFacts:
-        """Probe every client's reach of both sides' portals (Test-NetConnection, one
+        """Probe every client's reach of its own portal on each side (path A,
+        Inventory.client_paths; Test-NetConnection, one
         round trip a client), look for each Browse config file and its twin (Test-Path)
         and, for a restore, list the orphans. A client that cannot
         be probed is named with why (fail closed: never taken as reaching)."""
@@ -44,7 +45,10 @@ class DryRunActivities(FamilyActivities):
         )
 
         async def probe(c: SwitchableClient) -> None:
-            wanted = [p for s in SIDES for p in facts.portals[s]]
+            # The client's own path A on each side: what client_prepare's interlock asks.
+            mine: dict[Side, list[str]] = {s: [inv.client_paths(c, s)[0].portal] for s in SIDES}
+            facts.assigned[c.host] = mine
+            wanted = [p for s in SIDES for p in mine[s]]
             for tries in range(1, TRIES + 1):
                 try:
                     seen = await clients_facts.portals_reachable(self.ctx.host(c), wanted, port)
@@ -55,9 +59,7 @@ class DryRunActivities(FamilyActivities):
                         continue
                     facts.unread[c.host] = not_read(e)
                     return
-            by_side: dict[Side, list[str]] = {
-                s: [p for p in facts.portals[s] if seen.get(p)] for s in SIDES
-            }
+            by_side: dict[Side, list[str]] = {s: [p for p in mine[s] if seen.get(p)] for s in SIDES}
             facts.reached[c.host] = by_side
 
         async def twins(comp: BrowseComponent) -> None:

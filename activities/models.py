@@ -291,6 +291,9 @@ class DryRunFacts(BaseModel):
     nas: dict[Side, str]  # each side's CIFS NAS head (AllSync)
     insync_process: str
     reached: dict[str, dict[Side, list[str]]] = {}  # client -> side -> portals reached
+    # client -> side -> the portal it must reach there (its path A: client_prepare's
+    # interlock); absent (older runs): the side's portals.
+    assigned: dict[str, dict[Side, list[str]]] = {}
     unread: dict[str, str] = {}  # client -> why its portals could not be probed
     # Browse component -> what a switch of it would fail on (a config file or its twin
     # missing, or its files not read), in the driver's words.

@@ -226,6 +226,12 @@ class SideConfig(_Strict):
     nas: NasHeads
     bridge: Host = Field(description="bridge K2 server the iSCSI clients connect to")
     iscsi_target: str = Field(description="iSCSI target name (IQN) of this side's V: volume")
+    iscsi_targets: list[str] = Field(
+        default_factory=list,
+        description="further target names (IQNs) of this side, where its K2 SAN has one "
+        "target per bridge/TOE (a redundant SAN's B server, say); with iscsi_target, every "
+        "target a switch away from this side removes the persistent logins of",
+    )
     iscsi_portals: list[str] = Field(
         default_factory=list,
         description="the bridge's iSCSI portal address(es) on this side's media network "
@@ -252,6 +258,15 @@ class SideConfig(_Strict):
     @classmethod
     def _iqn(cls, v: str) -> str:
         return _check(IQN_RE, "iSCSI target name (iqn.…)", v)
+
+    @field_validator("iscsi_targets")
+    @classmethod
+    def _iqns(cls, v: list[str]) -> list[str]:
+        for t in v:
+            _check(IQN_RE, "iSCSI target name (iqn.…)", t)
+        if len({t.lower() for t in v}) != len(v):
+            raise ValueError("an iSCSI target is listed twice")
+        return v
 
     @field_validator("iscsi_portals")
     @classmethod
@@ -298,6 +313,20 @@ class SideConfig(_Strict):
                 + (f": {', '.join(pseudo)}" if pseudo else "")
             )
         return self
+
+    @model_validator(mode="after")
+    def _targets_once(self) -> SideConfig:
+        if self.iscsi_target.lower() in {t.lower() for t in self.iscsi_targets}:
+            raise ValueError("iscsi_targets repeats iscsi_target; list only the further ones")
+        return self
+
+    @property
+    def targets(self) -> list[str]:
+        """Every target name (IQN) of this side: iscsi_target, then iscsi_targets."""
+        return [self.iscsi_target, *self.iscsi_targets]
+
+    def has_target(self, iqn: str) -> bool:
+        return iqn.lower() in {t.lower() for t in self.targets}
 
     @property
     def dsm_pointer(self) -> str:
@@ -365,8 +394,57 @@ class BrowseComponent(_Strict):
         return out
 
 
+class ClientIscsi(_Strict):
+    """The portal(s) one client logs in through on one side: the TOE that K2 System
+    Configuration assigned to it on media network A and, on a redundant K2 SAN, the one
+    on media network B (K2 Installation and Service Manual, "About iSCSI bandwidth": "the
+    K2Config application assigns a K2 client to a TOE and keeps track of the bandwidth so
+    subscribed to each TOE. A single K2 client can only subscribe to a single TOE";
+    "Failover behaviors" for media networks A and B; K2-FACTS.md). Each target defaults to the side's
+    `iscsi_target`; name it where the side has one target per bridge/TOE."""
+
+    a: str = Field(description="the portal (TOE address) on media network A")
+    a_target: str | None = Field(None, description="the target logged in to through `a`")
+    b: str | None = Field(None, description="the portal on media network B (redundant SAN)")
+    b_target: str | None = Field(None, description="the target logged in to through `b`")
+
+    @field_validator("a", "b")
+    @classmethod
+    def _portal(cls, v: str | None) -> str | None:
+        return None if v is None else _check(HOSTNAME_RE, "iSCSI portal address", v)
+
+    @field_validator("a_target", "b_target")
+    @classmethod
+    def _target(cls, v: str | None) -> str | None:
+        return None if v is None else _check(IQN_RE, "iSCSI target name (iqn.…)", v)
+
+    @model_validator(mode="after")
+    def _b_is_whole(self) -> ClientIscsi:
+        if self.b is None and self.b_target is not None:
+            raise ValueError("b_target without b: name the B portal too")
+        if self.b is not None and self.b.lower() == self.a.lower():
+            raise ValueError("a and b are one portal; B is the other media network's")
+        return self
+
+
+class IscsiPath(BaseModel):
+    """One login a client keeps to a side: path 'A' or 'B', through `portal`, to `target`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: Literal["A", "B"]
+    portal: str
+    target: str
+
+
 class SwitchableClient(Host):
     kind: Literal["edit", "ingest", "other"] = "edit"
+    iscsi: dict[Side, ClientIscsi] = Field(
+        default_factory=dict,
+        description="per side, the portal(s) this client logs in through (its TOE on "
+        "media network A, and B on a redundant SAN); a side left out: path A through "
+        "the side's first portal, no B path",
+    )
 
 
 class ControlPoint(Host):
@@ -640,6 +718,32 @@ class Inventory(_Strict):
                 problems.append(
                     f"sides.X and sides.Y name the same {what} {a!r}; each side has its own"
                 )
+        both = {t.lower() for t in x.targets} & {t.lower() for t in y.targets}
+        if both and x.iscsi_target.lower() != y.iscsi_target.lower():
+            problems.append(
+                f"sides.X and sides.Y name the same iSCSI target {', '.join(sorted(both))}; "
+                "each side has its own"
+            )
+        for i, c in enumerate(self.clients):
+            for side, paths in c.iscsi.items():
+                s = self.sides[side]
+                known = {p.lower() for p in s.portals}
+                for what, portal, target in (
+                    ("a", paths.a, paths.a_target),
+                    ("b", paths.b, paths.b_target),
+                ):
+                    if portal is not None and portal.lower() not in known:
+                        problems.append(
+                            f"clients[{i}].iscsi.{side}.{what}: {portal} is not one of "
+                            f"{side}'s portals ({', '.join(s.portals)}); list it under "
+                            f"sides.{side}.iscsi_portals"
+                        )
+                    if target is not None and not s.has_target(target):
+                        problems.append(
+                            f"clients[{i}].iscsi.{side}.{what}_target: {target} is not one "
+                            f"of {side}'s targets ({', '.join(s.targets)}); list it under "
+                            f"sides.{side}.iscsi_targets"
+                        )
         shared = {p.lower() for p in x.portals} & {p.lower() for p in y.portals}
         if shared:
             problems.append(
@@ -665,6 +769,15 @@ class Inventory(_Strict):
                     f"sides.{side}: no iscsi_portals; clients use the bridge's address "
                     f"{s.bridge.address} as {side}'s iSCSI portal (right only where that "
                     "address is on the media network)"
+                )
+            several = len(s.portals) > 1
+            unassigned = [c.host for c in self.clients if side not in c.iscsi]
+            if several and unassigned:
+                shown = ", ".join(unassigned[:5]) + (", ..." if len(unassigned) > 5 else "")
+                out.append(
+                    f"sides.{side}: {len(s.portals)} iSCSI portals, and {len(unassigned)} "
+                    f"client(s) without iscsi.{side} ({shown}) log in through the first, "
+                    f'{s.portals[0]}; set each client\'s own TOE (README, "A client switch")'
                 )
             if s.fsnameservers is None:
                 out.append(
@@ -735,7 +848,21 @@ class Inventory(_Strict):
         return found[0] if len(found) == 1 else None
 
     def side_of_target(self, iqn: str) -> Side | None:
+        """The side that has target `iqn` (iscsi_target or iscsi_targets), or None."""
         for s in SIDES:
-            if self.sides[s].iscsi_target.lower() == iqn.lower():
+            if self.sides[s].has_target(iqn):
                 return s
         return None
+
+    def client_paths(self, client: SwitchableClient, side: Side) -> list[IscsiPath]:
+        """The logins `client` keeps to `side`: path A and, where set, path B, each
+        through the client's own portal (its `iscsi` entry for the side; without one,
+        A through the side's first portal to its iscsi_target)."""
+        s = self.sides[side]
+        mine = client.iscsi.get(side)
+        if mine is None:
+            return [IscsiPath(name="A", portal=s.portals[0], target=s.iscsi_target)]
+        out = [IscsiPath(name="A", portal=mine.a, target=mine.a_target or s.iscsi_target)]
+        if mine.b is not None:
+            out.append(IscsiPath(name="B", portal=mine.b, target=mine.b_target or s.iscsi_target))
+        return out

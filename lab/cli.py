@@ -7,7 +7,7 @@ problems (an existing lab, a missing directory, a bad side) print one line on
 stderr, never a traceback.
 
 Namespace fields:
-- init: dir, editors, ingest, smartbins, reboot_seconds, force
+- init: dir, editors, ingest, smartbins, reboot_seconds, force, redundant
 - serve: dir
 - hands: dir, app ('insync' | 'allsync'), action ('start' | 'stop'), side (AllSync only)
 """
@@ -58,6 +58,7 @@ def cmd_init(args: argparse.Namespace) -> int:
             smartbins=getattr(args, "smartbins", 1),
             reboot_seconds=getattr(args, "reboot_seconds", 5.0),
             force=getattr(args, "force", False),
+            redundant=getattr(args, "redundant", False),
         )
     except LabError as e:
         return _fail("init", str(e))
@@ -121,7 +122,8 @@ def cmd_fault(args: argparse.Namespace) -> int:
                 "fault",
                 f"say which fault for {args.target}: unreachable, no-reboot, "
                 "slow-reboot S, flapping [S], clock-step S, shell-quota N, powershell V, "
-                "uwf, fbwf, ewf, slow-mount S, replication-fails, job-missing or clear",
+                "uwf, fbwf, ewf, slow-mount S, unrelated-disk, replication-fails, job-missing "
+                "or clear",
             )
         else:
             print(set_fault(args.dir, args.target, args.kind, args.seconds))
@@ -164,6 +166,7 @@ FAULTS = [
     "fbwf",
     "ewf",
     "slow-mount",
+    "unrelated-disk",
     "replication-fails",
     "job-missing",
     "clear",
@@ -180,6 +183,12 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--smartbins", type=int, default=1, help="SmartBins servers per side")
     c.add_argument("--reboot-seconds", type=float, default=5.0)
     c.add_argument("--force", action="store_true", help="overwrite an existing lab")
+    c.add_argument(
+        "--redundant",
+        action="store_true",
+        help="redundant K2 SANs: media networks A and B per side, two TOEs on each, "
+        "each client assigned its own TOE per side",
+    )
     c.set_defaults(run=cmd_init)
     c = lab.add_parser(
         "console-accounts",
@@ -193,13 +202,14 @@ def parser() -> argparse.ArgumentParser:
     c = lab.add_parser(
         "fault",
         help="set or clear a fault on a lab host or DSM, or take a whole side down",
-        usage="amsm lab fault HOST|DSM KIND [SECONDS] --dir DIR\n"
+        usage="amsm lab fault HOST|DSM|PORTAL KIND [SECONDS] --dir DIR\n"
         "       amsm lab fault --side X|Y down|up --dir DIR",
     )
     c.add_argument(
         "target",
-        metavar="HOST|DSM",
-        help="the host or DSM; with --side, the side fault: down or up",
+        metavar="HOST|DSM|PORTAL",
+        help="the host, DSM or iSCSI portal address (unreachable, clear); with --side, "
+        "the side fault: down or up",
     )
     c.add_argument("kind", nargs="?", choices=FAULTS)
     c.add_argument(

@@ -27,6 +27,13 @@ table (`dsm_faults`); `amsm lab serve` picks both up within a fraction of a seco
   `clear` removes the filter.
 - `slow-mount S`: after each boot the client's iSCSI logins and V: come S seconds after
   it answers (lab/state.py iscsi_boot); `clear` ends it.
+- `unrelated-disk` (a client): the client also holds an iSCSI disk that is not the
+  pair's, as a site's archive or scratch disk: a registered portal of an iSCSI server
+  outside the pair (`other_iscsi` in the lab's topology), a session to its target and a
+  persistent login. A setting: `clear` leaves it.
+- a portal `unreachable` (`amsm lab fault 198.51.100.32 unreachable`): one iSCSI portal
+  (a TOE of a bridge) stops answering, its bridge and other portals do not; the clients'
+  sessions through it end (their persistent logins stay); `clear` brings it back.
 - DSM `replication-fails`: replication from that DSM turns `failed` while it is set.
 - DSM `job-missing`: the DSM's master replication job (SQL Server Agent job
   `AuroraReplication`) is deleted, as from msdb; `clear` creates it again. Its
@@ -48,7 +55,16 @@ from typing import Any
 
 from lab import LabError
 from lab.dsm import AGENT_JOBS, dsm_path, set_agent_jobs
-from lab.state import NEVER, LabState, Txn, dsm_faults, write_filter_off, write_filter_on
+from lab.powershell import iscsi_doc, new_session, portal_side
+from lab.state import (
+    NEVER,
+    LabState,
+    Txn,
+    dsm_faults,
+    portals_lost,
+    write_filter_off,
+    write_filter_on,
+)
 
 HOST_FAULTS = (
     "unreachable",
@@ -62,8 +78,13 @@ HOST_FAULTS = (
     "fbwf",
     "ewf",
     "slow-mount",
+    "unrelated-disk",
     "clear",
 )
+PORTAL_FAULTS = ("unreachable", "clear")
+# The iSCSI server outside the pair that `unrelated-disk` logs a client in to.
+UNRELATED_PORTAL = "203.0.113.10"
+UNRELATED_TARGET = "iqn.1991-05.com.microsoft:archive-01-scratch-target"
 SIDE_FAULTS = ("down", "up")
 DSM_FAULTS = ("replication-fails", "job-missing", "unreachable", "clear")
 _DB_SUFFIXES = ("", "-wal", "-shm")
@@ -84,10 +105,54 @@ def set_fault(directory: str | Path, target: str, kind: str, seconds: float | No
             )
             return _dsm_fault(txn, dsms[target.lower()], kind, dsm_path(directory, side))
         doc = txn.host(target)
+        if doc is None and portal_side(txn, target) is not None:
+            return _portal_fault(txn, target, kind)
         if doc is None:
             known = ", ".join(sorted(dsms.values()))
-            raise LabError(f"no lab host or DSM named {target!r} (DSMs: {known})")
+            raise LabError(f"no lab host or DSM named {target!r} (DSMs: {known}), nor iSCSI portal")
         return _host_fault(txn, doc, kind, seconds)
+
+
+def _portal_fault(txn: Txn, portal: str, kind: str) -> str:
+    """One portal of a side's bridge stops answering (`unreachable`) or answers again."""
+    if kind not in PORTAL_FAULTS:
+        raise LabError(f"a portal fault is one of {', '.join(PORTAL_FAULTS)}, not {kind!r}")
+    side = portal_side(txn, portal)
+    bridge = txn.bridge(side) if side else None
+    if bridge is None:
+        raise LabError(f"no bridge serves the portal {portal}")
+    dead = [str(p) for p in bridge.get("dead_portals", []) if str(p).lower() != portal.lower()]
+    if kind == "unreachable":
+        bridge["dead_portals"] = [*dead, portal]
+        portals_lost(txn, [portal])
+        return f"portal {portal} ({bridge['name']}): does not answer"
+    bridge["dead_portals"] = dead
+    return f"portal {portal} ({bridge['name']}): answers again"
+
+
+def _unrelated_disk(txn: Txn, doc: dict[str, Any]) -> str:
+    """Log the client in to a target outside the pair, persistently, as a site would
+    for an archive disk (the initiator keeps several targets side by side)."""
+    name = doc["name"]
+    if doc.get("iscsi") is None:
+        raise LabError(f"{name} has no iSCSI initiator in the lab (only clients have)")
+    other = dict(txn.topology.get("other_iscsi") or {})
+    if other.get(UNRELATED_PORTAL) != UNRELATED_TARGET:
+        other[UNRELATED_PORTAL] = UNRELATED_TARGET
+        txn.topology["other_iscsi"] = other
+        txn.conn.execute(
+            "UPDATE meta SET value = ? WHERE key = 'topology'", (json.dumps(txn.topology),)
+        )
+    iscsi = iscsi_doc(doc)
+    if UNRELATED_PORTAL not in iscsi["portals"]:
+        iscsi["portals"].append(UNRELATED_PORTAL)
+    if UNRELATED_TARGET not in iscsi["discovered"]:
+        iscsi["discovered"].append(UNRELATED_TARGET)
+    if not any(p["iqn"] == UNRELATED_TARGET for p in iscsi["persistent"]):
+        iscsi["persistent"].append({"iqn": UNRELATED_TARGET, "portal": UNRELATED_PORTAL})
+    if not any(s["iqn"] == UNRELATED_TARGET for s in iscsi["sessions"]):
+        new_session(doc, UNRELATED_TARGET, UNRELATED_PORTAL, persistent=True)
+    return f"{name}: also logged in to {UNRELATED_TARGET} at {UNRELATED_PORTAL} (persistently)"
 
 
 def side_hosts(txn: Txn, side: str) -> list[str]:
@@ -227,9 +292,13 @@ def _host_fault(txn: Txn, doc: dict[str, Any], kind: str, seconds: float | None)
             raise LabError("flapping needs SECONDS (how long each boot lasts) greater than 0")
         doc["fault"] = {"kind": kind, "seconds": float(up)}
         return f"{name}: from its next restart on, every boot lasts {up:g} s (a boot loop)"
+    if kind == "unrelated-disk":
+        return _unrelated_disk(txn, doc)
     if kind == "unreachable":
         doc["fault"] = {"kind": kind, "was_down": doc.get("down_until") is not None}
         doc["down_until"] = NEVER
+        if doc.get("kind") == "bridge" and doc.get("side"):
+            portals_lost(txn, [str(p) for p in txn.topology["sides"][doc["side"]]["portals"]])
         return f"{name}: unreachable (its port is closed)"
     doc["fault"] = {"kind": kind}
     return f"{name}: the next restart will not come back"

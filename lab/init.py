@@ -105,8 +105,27 @@ VOLUME_FILES = [path for smartbin, clip in VOLUME_CLIPS for path in clip_paths(s
 ]
 
 
-def iqn(side: Side) -> str:
-    return f"iqn.1999-06.com.grassvalley:k2-{side.lower()}"
+def iqn(side: Side, server: str = "A") -> str:
+    """A side's target name; on a redundant lab, server "B" (the B K2 server's TOEs)
+    has its own."""
+    suffix = "" if server == "A" else "-b"
+    return f"iqn.1999-06.com.grassvalley:k2-{side.lower()}{suffix}"
+
+
+# A redundant K2 SAN (`--redundant`): per side, media networks A and B, each served by
+# one K2 server with two TOEs (two portals), each server its own target; K2Config
+# assigns each client one TOE on A and one on B (K2 Installation and Service Manual,
+# "About iSCSI bandwidth" and "Failover behaviors"; K2-FACTS.md). That the B server's
+# TOEs serve a target of their own is this lab's assumption (the manual does not name
+# targets); a site says what its SAN has in sides.S.iscsi_targets. TEST-NET-2 addresses, never routed: network A
+# 198.51.100.x, network B 198.51.101.x; X's TOEs .31/.32, Y's .131/.132.
+TOES = 2
+
+
+def redundant_portals(side: Side, network: str) -> list[str]:
+    base = 31 if side == "X" else 131
+    net = 100 if network == "A" else 101
+    return [f"198.51.{net}.{base + i}" for i in range(TOES)]
 
 
 def browse_config(base: str, side: Side) -> str:
@@ -233,8 +252,10 @@ def init_lab(
     smartbins: int = 1,
     reboot_seconds: float = 5.0,
     force: bool = False,
+    redundant: bool = False,
 ) -> Path:
-    """Create a lab in `directory`; return the path of its inventory.yaml.
+    """Create a lab in `directory`; return the path of its inventory.yaml. `redundant`:
+    each side a redundant K2 SAN (media networks A and B, a TOE per client on each).
 
     Refuses (LabError) an existing inventory.yaml without `force`, a path that is
     a file, a directory name an ODBC string cannot hold, and nonsensical counts.
@@ -254,12 +275,14 @@ def init_lab(
     try:
         d.mkdir(parents=True, exist_ok=True)
         _remove_old(d)
-        return _write_lab(d, editors, ingest, smartbins, reboot_seconds)
+        return _write_lab(d, editors, ingest, smartbins, reboot_seconds, redundant)
     except OSError as e:
         raise LabError(f"cannot write the lab in {d}: {e.strerror or e}") from None
 
 
-def _write_lab(d: Path, editors: int, ingest: int, smartbins: int, reboot_seconds: float) -> Path:
+def _write_lab(
+    d: Path, editors: int, ingest: int, smartbins: int, reboot_seconds: float, redundant: bool
+) -> Path:
     devices = DeviceSettings()
     boot_ms = int(time.time() * 1000)
 
@@ -282,6 +305,13 @@ def _write_lab(d: Path, editors: int, ingest: int, smartbins: int, reboot_second
             # as on a basic K2 SAN): what a client's fsnameservers file lists.
             "fsnameservers": [f"bridge-{s}"],
         }
+        if redundant:
+            a, b = redundant_portals(side, "A"), redundant_portals(side, "B")
+            info["portals"] = [*a, *b]
+            info["portal_targets"] = {
+                **{p: iqn(side, "A") for p in a},
+                **{p: iqn(side, "B") for p in b},
+            }
         side_hosts[side] = info
         names += [*info["smartbins"], info["nas_cifs"], info["nas_ftp"], info["bridge"]]
     names.append(CONTROL_POINT)
@@ -358,14 +388,19 @@ def _write_lab(d: Path, editors: int, ingest: int, smartbins: int, reboot_second
         doc["processes"] = [process]
         doc["autostart"] = [process]
         doc["registry"][devices.aurora_registry] = {devices.aurora_dsm_value: "dsm-x"}
-        x_portal = side_hosts["X"]["portals"][0]
+        logins = [(iqn("X"), p) for p in client_portals(side_hosts["X"], clients, name)]
         doc["iscsi"] = {
-            "portals": [x_portal],
-            "discovered": [iqn("X")],
+            "portals": [p for _, p in logins],
+            "discovered": [t for t, _ in logins],
             "sessions": [],
-            "persistent": [{"iqn": iqn("X"), "portal": x_portal}],
+            "persistent": [{"iqn": t, "portal": p} for t, p in logins],
         }
-        new_session(doc, iqn("X"), x_portal, persistent=True)
+        if redundant:  # B's target is the B server's
+            doc["iscsi"]["discovered"][1] = iqn("X", "B")
+            doc["iscsi"]["persistent"][1]["iqn"] = iqn("X", "B")
+            logins[1] = (iqn("X", "B"), logins[1][1])
+        for t, p in logins:
+            new_session(doc, t, p, persistent=True)
         doc["files"][devices.snfs_nameservers_file] = "".join(
             f"{n}\n" for n in side_hosts["X"]["fsnameservers"]
         )
@@ -420,7 +455,7 @@ def _write_lab(d: Path, editors: int, ingest: int, smartbins: int, reboot_second
     write_console_accounts(d)
 
     # -- inventory (last: its presence marks a complete lab) -------------------------------------
-    text = _inventory_yaml(d, side_hosts, ports, host_entry, clients, reboot_seconds)
+    text = _inventory_yaml(d, side_hosts, ports, host_entry, clients, reboot_seconds, redundant)
     try:
         parse_inventory(text, str(d / INVENTORY))
     except InventoryError as e:
@@ -431,6 +466,16 @@ def _write_lab(d: Path, editors: int, ingest: int, smartbins: int, reboot_second
 
 
 CONSOLE_ACCOUNTS = "secrets/console-accounts.yaml"
+
+
+def client_portals(info: dict[str, Any], clients: list[tuple[str, str]], name: str) -> list[str]:
+    """The portal(s) a lab client logs in through on a side: its TOE on network A and,
+    on a redundant side, on network B (clients take the TOEs in turn); otherwise the
+    side's one portal."""
+    if not info.get("portal_targets"):
+        return [info["portals"][0]]
+    i = [c[0] for c in clients].index(name) % TOES
+    return [info["portals"][i], info["portals"][TOES + i]]
 
 
 def write_console_accounts(d: Path) -> None:
@@ -467,6 +512,7 @@ def _inventory_yaml(
     host_entry: Any,
     clients: list[tuple[str, str]],
     reboot_seconds: float,
+    redundant: bool = False,
 ) -> str:
     sides: dict[str, Any] = {}
     for side in SIDES:
@@ -489,6 +535,19 @@ def _inventory_yaml(
             "iscsi_portals": info["portals"],
             "fsnameservers": info["fsnameservers"],
         }
+        if redundant:
+            sides[side]["iscsi_targets"] = [iqn(side, "B")]
+
+    def client_entry(name: str, kind: str) -> dict[str, Any]:
+        entry = host_entry(name, kind=kind)
+        if redundant:
+            paths = {}
+            for side in SIDES:
+                a, b = client_portals(side_hosts[side], clients, name)
+                paths[side] = {"a": a, "b": b, "b_target": iqn(side, "B")}
+            entry["iscsi"] = paths
+        return entry
+
     data = {
         "pair": PAIR,
         "known_hosts": KNOWN_HOSTS,
@@ -509,7 +568,7 @@ def _inventory_yaml(
             }
             for name, role, host, services, files in BROWSE
         ],
-        "clients": [host_entry(name, kind=kind) for name, kind in clients],
+        "clients": [client_entry(name, kind) for name, kind in clients],
         "timing": timing(reboot_seconds),
     }
     header = (

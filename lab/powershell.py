@@ -104,10 +104,22 @@ ISCSI_MODULE = frozenset(
 )  # fmt: skip
 
 
-# Cmdlets of the subset that came after PowerShell 2.0, by the version that brought them
-# (Microsoft Learn: ConvertTo-Json "was introduced in PowerShell 3.0"; the CimCmdlets
-# module, Get-CimInstance, came with 3.0; Get-FileHash with 4.0). A host whose
-# `powershell` is older has no such command.
+# The Microsoft software initiator as the iSCSI WMI classes name it (an HBA's instance
+# name; the software initiator is the first instance of its iSCSIPrt miniport), and the
+# initiator port "all ports" (ISCSI_ALL_INITIATOR_PORTS, (ULONG)-1; Microsoft Learn,
+# RemoveIScsiPersistentTargetW) that a login made through the default initiator keeps.
+SOFTWARE_INITIATOR = "ROOT\\ISCSIPRT\\0000_0"
+ALL_INITIATOR_PORTS = 4294967295
+# iscsicli.exe, the iSCSI initiator's command line (in System32 since Windows Vista /
+# Server 2008): the one verb the drivers run, RemovePersistentTarget <Initiator Name>
+# <TargetName> <Initiator Port Number> <Target Portal Address> <Target Portal Socket>
+# (its own usage text), which calls RemoveIScsiPersistentTarget and so reaches a
+# persistent login whether or not a session is up (the iSCSI cmdlets reach one only
+# through a session: Unregister-IscsiSession -SessionIdentifier).
+ISCSICLI = "iscsicli"
+ISCSICLI_VERBS = {"removepersistenttarget": ("RemovePersistentTarget", 5)}
+ISCSICLI_BANNER = "Microsoft iSCSI Initiator Version 10.0 Build 17763"
+
 # The Unified Write Filter's WMI provider (Microsoft Learn, "UWF WMI provider reference":
 # namespace root\standardcimv2\embedded; UWF_Filter {Id, CurrentEnabled, NextEnabled},
 # UWF_Volume {CurrentSession, DriveLetter, VolumeName, BindByDriveLetter, CommitPending,
@@ -127,6 +139,32 @@ UWF_PROPERTIES = (
     "Id", "CurrentEnabled", "NextEnabled", "CurrentSession", "DriveLetter", "VolumeName",
     "BindByDriveLetter", "CommitPending", "Protected",
 )  # fmt: skip
+# The CIM classes the lab answers, with the properties Select-Object may pick: the
+# operating system (root/cimv2, the default namespace) and the iSCSI initiator's
+# persistent logins (root/wmi; Microsoft Learn, MSIscsiInitiator_PersistentLoginClass:
+# "a persistent logon that the operating system initiates automatically when the
+# computer boots up"), which it lists whether or not a session is up; UWF's classes (above).
+CIM_CLASSES = {
+    "Win32_OperatingSystem": ("CSName", "LastBootUpTime", "LocalDateTime"),
+    "MSiSCSIInitiator_PersistentLoginClass": (
+        "TargetName",
+        "InitiatorInstance",
+        "InitiatorPortNumber",
+        "TargetPortal",
+    ),
+    "UWF_Filter": ("Id", "CurrentEnabled", "NextEnabled"),
+    "UWF_Volume": UWF_PROPERTIES[3:],
+}
+CIM_NAMESPACES = {
+    "Win32_OperatingSystem": None,
+    "MSiSCSIInitiator_PersistentLoginClass": "root\\wmi",
+    "UWF_Filter": UWF_NAMESPACE,
+    "UWF_Volume": UWF_NAMESPACE,
+}
+# Cmdlets of the subset that came after PowerShell 2.0, by the version that brought them
+# (Microsoft Learn: ConvertTo-Json "was introduced in PowerShell 3.0"; the CimCmdlets
+# module, Get-CimInstance, came with 3.0; Get-FileHash with 4.0). A host whose
+# `powershell` is older has no such command.
 CMDLET_SINCE = {"ConvertTo-Json": (3, 0), "Get-CimInstance": (3, 0), "Get-FileHash": (4, 0)}
 
 
@@ -435,10 +473,10 @@ CMDLETS: dict[str, CmdletSpec] = {
         _spec(
             "Get-CimInstance",
             {
-                "ClassName": Param("choice", ("Win32_OperatingSystem", *UWF_CLASSES)),
-                "Namespace": Param("choice", (UWF_NAMESPACE,)),
+                "Namespace": Param("choice", ("root\\wmi", UWF_NAMESPACE)),
+                "ClassName": Param("choice", tuple(CIM_CLASSES)),
             },
-            properties=("CSName", "LastBootUpTime", "LocalDateTime", *UWF_PROPERTIES),
+            properties=tuple(dict.fromkeys(p for props in CIM_CLASSES.values() for p in props)),
             sets=(("ClassName",), ("Namespace", "ClassName")),
         ),
         _spec(
@@ -545,6 +583,7 @@ PIPELINES: dict[str, tuple[str, ...] | tuple[tuple[str, ...], ...]] = {
             "Unregister-IscsiSession",
             "Set-Content",
             "Test-NetConnection",
+            ISCSICLI,
         )
     },
 }
@@ -645,6 +684,8 @@ def _command(tokens: tuple[Token, ...], text: str) -> Command:
     if not tokens:
         raise Unsupported(text, "an empty pipeline element")
     head = tokens[0]
+    if head.kind == "word" and head.value.lower() == ISCSICLI:
+        return _iscsicli(tokens, text)
     if head.kind != "word" or not _CMDLET_NAME.fullmatch(head.value):
         raise Unsupported(text, f"{head.value!r} is not a cmdlet name")
     spec = CMDLETS.get(head.value.lower())
@@ -689,6 +730,22 @@ def _command(tokens: tuple[Token, ...], text: str) -> Command:
     if missing:
         raise Unsupported(text, f"{spec.name} without {', '.join(missing)}")
     return Command(spec.name, bound)
+
+
+def _iscsicli(tokens: tuple[Token, ...], text: str) -> Command:
+    """`iscsicli VERB arg...`: a native command; PowerShell passes each single-quoted
+    argument and number as it is. Only the verbs of ISCSICLI_VERBS, with all their
+    arguments, as quoted text or numbers."""
+    if len(tokens) < 2 or tokens[1].kind != "word":
+        raise Unsupported(text, "iscsicli is only understood with a verb")
+    verb = ISCSICLI_VERBS.get(tokens[1].value.lower())
+    if verb is None:
+        raise Unsupported(text, f"iscsicli {tokens[1].value} is not understood")
+    name, count = verb
+    args = tokens[2:]
+    if len(args) != count or any(t.kind not in ("string", "int") for t in args):
+        raise Unsupported(text, f"iscsicli {name} takes {count} quoted or numeric arguments")
+    return Command(ISCSICLI, {"verb": name, "args": [t.value for t in args]})
 
 
 def _setting(raw: RawStatement) -> Statement:
@@ -806,6 +863,14 @@ class World(Protocol):
 
     def iqn(self, side: str) -> str:
         """The iSCSI target name of the side's V: volume."""
+        ...
+
+    def portal_target(self, portal: str) -> str | None:
+        """The target an iSCSI portal serves (a side's, or a server's outside the pair)."""
+        ...
+
+    def portal_answers(self, portal: str) -> bool:
+        """Whether anything answers iSCSI at this portal address now."""
         ...
 
     def volume_read(self, side: str, path: str) -> str | None: ...
@@ -1115,6 +1180,7 @@ class Interpreter:
             "Unregister-IscsiSession": self._unregister_iscsi,
             "Set-Content": self._set_content,
             "Test-NetConnection": self._test_net_connection,
+            ISCSICLI: self._iscsicli,
         }
 
     def run(self, statement: Statement) -> str:
@@ -1611,8 +1677,23 @@ class Interpreter:
         return ""
 
     def _get_cim_instance(self, commands: tuple[Command, ...]) -> str:
-        if commands[0].args.get("Namespace") is not None:
+        args = commands[0].args
+        cls: str = args["ClassName"]
+        namespace = args.get("Namespace")
+        if namespace == UWF_NAMESPACE:
             return self._get_uwf(commands)
+        if namespace != CIM_NAMESPACES[cls]:
+            # Get-CimInstance looks in root/cimv2 unless told: a class of another
+            # namespace is not there ("Invalid class"), nor Win32_ classes in root/wmi.
+            raise CmdletError("Get-CimInstance", "Invalid class ")
+        if len(commands) > 1:
+            wrong = [p for p in commands[1].args["Property"] if p not in CIM_CLASSES[cls]]
+            if wrong:
+                raise CmdletError(
+                    "Get-CimInstance", f"the lab's {cls} has no property {', '.join(wrong)}"
+                )
+        if cls == "MSiSCSIInitiator_PersistentLoginClass":
+            return self._select(commands, self._persistent_logins())
         return self._get_os(commands)
 
     def _get_uwf(self, commands: tuple[Command, ...]) -> str:
@@ -1693,6 +1774,70 @@ class Interpreter:
         self.ok = len(found) == len(names)
         return self._select(commands, found)
 
+    def _persistent_logins(self) -> list[dict[str, Any]]:
+        """The persistent logins as MSiSCSIInitiator_PersistentLoginClass instances, with
+        the embedded MSiSCSIInitiator_Portal as Windows PowerShell 5.1's ConvertTo-Json
+        writes a CIM instance at its default depth (2): its CIM properties, then the
+        .NET ones (CimClass, CimInstanceProperties, CimSystemProperties) as their
+        ToString()."""
+        out = []
+        for login in self._iscsi()["persistent"]:
+            portal = str(login.get("portal", ""))
+            out.append(
+                {
+                    "TargetName": login["iqn"],
+                    "InitiatorInstance": SOFTWARE_INITIATOR,
+                    "InitiatorPortNumber": ALL_INITIATOR_PORTS,
+                    "TargetPortal": {
+                        "Address": portal,
+                        "Port": ISCSI_PORT,
+                        "SymbolicName": "",
+                        "PSComputerName": None,
+                        "CimClass": "ROOT/wmi:MSiSCSIInitiator_Portal",
+                        "CimInstanceProperties": f'Address = "{portal}"\nPort = {ISCSI_PORT}',
+                        "CimSystemProperties": (
+                            "Microsoft.Management.Infrastructure.CimSystemProperties"
+                        ),
+                    },
+                }
+            )
+        return out
+
+    def _iscsicli(self, commands: tuple[Command, ...]) -> str:
+        """iscsicli RemovePersistentTarget removes the persistent login whose initiator,
+        target, initiator port and portal (address and socket) are exactly those given,
+        session or not (RemoveIScsiPersistentTargetW, Microsoft Learn); it prints its
+        banner and the outcome, and exits with the status (0 when it worked), which
+        does not stop a script under $ErrorActionPreference = 'Stop' (a native
+        command's exit code is no PowerShell error: about_Preference_Variables). A
+        live session stays until the restart; only the login is gone."""
+        args = [str(a) for a in commands[0].args["args"]]
+        initiator, target, port, address, socket = args
+        iscsi = self._iscsi()
+        found = None
+        for login in iscsi["persistent"]:
+            if (
+                initiator.lower() == SOFTWARE_INITIATOR.lower()
+                and port.strip() in (str(ALL_INITIATOR_PORTS), "*")
+                and str(login["iqn"]).lower() == target.lower()
+                and str(login.get("portal", "")).lower() == address.lower()
+                and socket.strip() == str(ISCSI_PORT)
+            ):
+                found = login
+                break
+        if found is None:
+            # No such login: iscsicli prints the failing status's text (the lab takes
+            # ISDSC_TARGET_NOT_FOUND's; its exact wording is assumed) and exits non-zero.
+            self.ok = False
+            return f"{ISCSICLI_BANNER}\n\nThe target name is not found or is marked as hidden from login. "
+        iscsi["persistent"] = [p for p in iscsi["persistent"] if p is not found]
+        for s in iscsi["sessions"]:
+            if str(s["iqn"]).lower() == target.lower() and not any(
+                str(p["iqn"]).lower() == target.lower() for p in iscsi["persistent"]
+            ):
+                s["persistent"] = False
+        return f"{ISCSICLI_BANNER}\n\nThe operation completed successfully. "
+
     def _get_iscsi_session(self, commands: tuple[Command, ...]) -> str:
         objects = [
             {
@@ -1727,11 +1872,16 @@ class Interpreter:
         answers at fails the cmdlet (RefreshIScsiSendTargetPortal, Microsoft Learn)."""
         side = portal_side(self.world, portal)
         bridge = self.world.bridge(side) if side else None
-        if port != ISCSI_PORT or bridge is None or not is_up(bridge):
+        iqn = self.world.portal_target(portal)
+        if port != ISCSI_PORT or iqn is None or not self.world.portal_answers(portal):
+            # A portal nobody answers at: "Connection Failed." (0xEFFF0003), K2-FACTS.md.
             raise CmdletError(cmdlet, "Connection Failed.")
-        iqn = self.world.iqn(side) if side else None
         found: list[str] = self._iscsi()["discovered"]
-        if iqn and offers(bridge, self.host) and iqn.lower() not in (d.lower() for d in found):
+        # SendTargets through a portal lists the targets reachable through it (RFC 7143
+        # Appendix C): here the one its K2 server serves (lab topology `portal_targets`).
+        if (bridge is None or offers(bridge, self.host)) and iqn.lower() not in (
+            d.lower() for d in found
+        ):
             found.append(iqn)
 
     def _new_iscsi_portal(self, commands: tuple[Command, ...]) -> str:
@@ -1827,14 +1977,15 @@ class Interpreter:
                 "Connect-IscsiTarget",
                 "The target name is not found or is marked as hidden from login.",
             )
-        side = self.world.target_side(iqn)
-        bridge = self.world.bridge(side) if side else None
+        served = self.world.portal_target(portal)
         if (
-            bridge is None
-            or not is_up(bridge)
+            served is None
+            or served.lower() != iqn.lower()
+            or not self.world.portal_answers(portal)
             or args["TargetPortalPortNumber"] != ISCSI_PORT
-            or portal_side(self.world, portal) != side
         ):
+            # The login goes through exactly the portal named (-TargetPortalAddress);
+            # one that does not answer, or serves another target, fails it.
             raise CmdletError("Connect-IscsiTarget", "The target portal could not be reached.")
         if any(s["iqn"].lower() == iqn.lower() for s in iscsi["sessions"]):
             raise CmdletError(
@@ -1869,7 +2020,12 @@ class Interpreter:
         args = commands[0].args
         # A bridge answers iSCSI at its portal addresses on the media network.
         side = portal_side(self.world, args["ComputerName"])
+        if args["Port"] == ISCSI_PORT and self.world.portal_target(args["ComputerName"]):
+            if not self.world.portal_answers(args["ComputerName"]):
+                return "False"
         other = self.world.bridge(side) if side else self.world.host(args["ComputerName"])
+        if side is None and self.world.portal_target(args["ComputerName"]):
+            return "True" if args["Port"] == ISCSI_PORT else "False"
         if other is None or not is_up(other):
             return "False"
         if other.get("probe_blocked"):

@@ -167,9 +167,37 @@ class Txn:
     # -- the pair -----------------------------------------------------------------------------
     def target_side(self, iqn: str) -> str | None:
         for side, info in self.topology["sides"].items():
-            if str(info["iqn"]).lower() == iqn.lower():
+            if iqn.lower() in {str(t).lower() for t in side_targets(info)}:
                 return str(side)
         return None
+
+    def portal_target(self, portal: str) -> str | None:
+        """The target the iSCSI portal at `portal` serves: a side's (its `portal_targets`,
+        else its one `iqn`), or an iSCSI server outside the pair (`other_iscsi`)."""
+        key = portal.lower()
+        for info in self.topology["sides"].values():
+            served = {str(p).lower(): str(t) for p, t in (info.get("portal_targets") or {}).items()}
+            if key in served:
+                return served[key]
+            if key in (str(p).lower() for p in info.get("portals", [])):
+                return str(info["iqn"])
+        other = {
+            str(p).lower(): str(t) for p, t in (self.topology.get("other_iscsi") or {}).items()
+        }
+        return other.get(key)
+
+    def portal_answers(self, portal: str) -> bool:
+        """Whether anything answers iSCSI at `portal`: a side's portal while its bridge is
+        up and that portal was not killed (`amsm lab fault PORTAL unreachable`); a server
+        outside the pair always."""
+        side = portal_side(self, portal)
+        if side is None:
+            return self.portal_target(portal) is not None
+        bridge = self.bridge(side)
+        if bridge is None or not is_up(bridge):
+            return False
+        dead = {str(p).lower() for p in bridge.get("dead_portals", [])}
+        return portal.lower() not in dead
 
     def bridge(self, side: str) -> dict[str, Any] | None:
         info = self.topology["sides"].get(side)
@@ -294,6 +322,15 @@ class Txn:
         return {str(p): str(c) for p, c in rows}
 
 
+def side_targets(info: dict[str, Any]) -> list[str]:
+    """A side's target names in the topology: `iqn`, then those its portals serve."""
+    out = [str(info["iqn"])]
+    for t in (info.get("portal_targets") or {}).values():
+        if str(t).lower() not in {o.lower() for o in out}:
+            out.append(str(t))
+    return out
+
+
 def boot(txn: Txn, doc: dict[str, Any]) -> None:
     """The host comes up: new boot time, autostart processes, iSCSI logins and V:
     (iscsi_boot)."""
@@ -392,14 +429,14 @@ def iscsi_boot(txn: Txn, doc: dict[str, Any]) -> None:
     for portal in iscsi["portals"]:
         side = portal_side(txn, portal)
         bridge = txn.bridge(side) if side else None
+        target = txn.portal_target(portal)
         if (
-            side
-            and bridge is not None
-            and is_up(bridge)
-            and offers(bridge, doc)
-            and txn.iqn(side) not in discovered
+            target is not None
+            and txn.portal_answers(portal)
+            and (bridge is None or offers(bridge, doc))
+            and target.lower() not in (d.lower() for d in discovered)
         ):
-            discovered.append(txn.iqn(side))
+            discovered.append(target)
     iscsi["discovered"] = discovered
     iscsi["sessions"] = []
     doc["mounted_v"] = None
@@ -430,15 +467,36 @@ def mount_due(txn: Txn, doc: dict[str, Any]) -> None:
 def iscsi_login(txn: Txn, doc: dict[str, Any]) -> None:
     """The initiator's persistent logins at boot, then SNFS's mount of V:."""
     iscsi = iscsi_doc(doc)
+    # A persistent login is a record of its own, kept apart from sessions (Microsoft
+    # Learn, ISCSI_Persistent_Login WMI class: the initiator "automatically establish[es]
+    # persistent logon connections as soon as [it is] loaded"): each one whose portal
+    # answers and serves its target becomes a session; one whose portal is silent stays
+    # a login without a session, and is tried again at the next boot.
     for login in iscsi["persistent"]:
         iqn, portal = str(login.get("iqn", "")), str(login.get("portal", ""))
-        side = txn.target_side(iqn)
-        bridge = txn.bridge(side) if side else None
-        if side is None or bridge is None or not is_up(bridge) or portal_side(txn, portal) != side:
+        served = txn.portal_target(portal)
+        if served is None or served.lower() != iqn.lower() or not txn.portal_answers(portal):
             continue
         if iqn.lower() not in (s["iqn"].lower() for s in iscsi["sessions"]):
             new_session(doc, iqn, portal, persistent=True)
     doc["mounted_v"] = snfs_mount(txn, doc)
+
+
+def portals_lost(txn: Txn, portals: list[str]) -> None:
+    """The iSCSI portals `portals` stop answering: every client's sessions through them
+    end (the initiator cannot recover a connection to a portal that is gone; it gives
+    the session up after its link-down time, which the lab does not wait for). Their
+    persistent logins stay: a login is not a session (ISCSI_Persistent_Login WMI class),
+    and the initiator makes it again at the next boot once the portal answers."""
+    lost = {p.lower() for p in portals}
+    for name in txn.host_names():
+        doc = txn.host(name)
+        if doc is None or doc.get("iscsi") is None:
+            continue
+        iscsi = iscsi_doc(doc)
+        kept = [s for s in iscsi["sessions"] if str(s.get("portal", "")).lower() not in lost]
+        if len(kept) != len(iscsi["sessions"]):
+            iscsi["sessions"] = kept
 
 
 def snfs_mount(txn: Txn, doc: dict[str, Any]) -> str | None:
@@ -454,7 +512,8 @@ def snfs_mount(txn: Txn, doc: dict[str, Any]) -> str | None:
     connected = {s["iqn"].lower() for s in iscsi_doc(doc)["sessions"]}
     for side in ("X", "Y"):
         servers = [n.lower() for n in txn.fsnameservers(side)]
-        if servers and listed == servers and txn.iqn(side).lower() in connected:
+        targets = {t.lower() for t in side_targets(txn.topology["sides"][side])}
+        if servers and listed == servers and targets & connected:
             return side
     return None
 
@@ -483,7 +542,7 @@ CHANGES = frozenset(
         "Start-Service", "Stop-Service", "Stop-Process", "Set-ItemProperty", "Copy-Item",
         "Rename-Item", "Remove-Item", "Restart-Computer", "Disconnect-IscsiTarget",
         "Connect-IscsiTarget", "New-IscsiTargetPortal", "Update-IscsiTargetPortal",
-        "Register-IscsiSession", "Unregister-IscsiSession", "Set-Content",
+        "Register-IscsiSession", "Unregister-IscsiSession", "Set-Content", "iscsicli",
         "Invoke-CimMethod",
     }
 )  # fmt: skip

@@ -68,11 +68,20 @@ async def lab_factory(
     """Make a lab (own pair name and task queue), serve it in a subprocess."""
     labs: list[Lab] = []
 
-    async def make(editors: int = 2, ingest: int = 1, reboot_seconds: float = 0.3) -> Lab:
+    async def make(
+        editors: int = 2, ingest: int = 1, reboot_seconds: float = 0.3, redundant: bool = False
+    ) -> Lab:
         from lab.init import init_lab
 
         d = tmp_path / f"lab{len(labs)}"
-        init_lab(d, editors=editors, ingest=ingest, smartbins=2, reboot_seconds=reboot_seconds)
+        init_lab(
+            d,
+            editors=editors,
+            ingest=ingest,
+            smartbins=2,
+            reboot_seconds=reboot_seconds,
+            redundant=redundant,
+        )
         inv_path = d / "inventory.yaml"
         data = yaml.safe_load(inv_path.read_text())
         tag = uuid.uuid4().hex[:8]

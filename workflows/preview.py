@@ -444,9 +444,8 @@ class Walk:
                 unread.append(h)
                 continue
             reached = f.reached.get(h, {}).get(to, [])
-            no = refusals.client_without_bridge(
-                h, to, f.bridges[to], f.portals[to], f.iscsi_port, reached
-            )
+            own = f.assigned.get(h, {}).get(to, f.portals[to])
+            no = refusals.client_without_bridge(h, to, f.bridges[to], own, f.iscsi_port, reached)
             if no is not None:
                 refused.append(no.refusal)
                 names.append(h)

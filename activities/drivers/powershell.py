@@ -513,6 +513,47 @@ def iscsi_unregister(session_id: str) -> str:
     return f"Unregister-IscsiSession -SessionIdentifier {q(session_id)}"
 
 
+# The initiator's persistent logins: WMI class MSiSCSIInitiator_PersistentLoginClass in
+# root\wmi (Microsoft Learn, MSIscsiInitiator_PersistentLoginClass: "a persistent logon
+# that the operating system initiates automatically when the computer boots up"). It
+# lists every login whether or not its session is up; Get-IscsiSession lists sessions
+# only, so a login whose portal is down is invisible to the iSCSI cmdlets.
+WMI_NAMESPACE = "root\\wmi"
+PERSISTENT_LOGIN_PROPERTIES = (
+    "TargetName",
+    "InitiatorInstance",
+    "InitiatorPortNumber",
+    "TargetPortal",
+)
+
+
+def iscsi_persistent_logins() -> str:
+    """Each persistent login: its target, initiator instance and port, and its portal
+    (TargetPortal, an embedded MSiSCSIInitiator_Portal with Address and Port)."""
+    return (
+        f"Get-CimInstance -Namespace {q(WMI_NAMESPACE)} "
+        f"-ClassName MSiSCSIInitiator_PersistentLoginClass | "
+        f"Select-Object {_props(PERSISTENT_LOGIN_PROPERTIES)} | {JSON}"
+    )
+
+
+def iscsi_remove_persistent_login(
+    initiator: str, target: str, initiator_port: int, address: str, socket: int
+) -> str:
+    """Remove one persistent login, whether or not a session is up: `iscsicli
+    RemovePersistentTarget <Initiator Name> <TargetName> <Initiator Port Number> <Target
+    Portal Address> <Target Portal Socket>` (iscsicli's usage text; it calls
+    RemoveIScsiPersistentTarget, Microsoft Learn), each value exactly as the login lists
+    it. Unregister-IscsiSession cannot: it needs the session's identifier, and a session
+    whose portal is down is not listed. iscsicli prints a banner and the outcome, and a
+    native command's exit code does not stop the script: the caller reads the logins
+    again in the same script, and that read decides."""
+    return (
+        f"iscsicli RemovePersistentTarget {q(initiator)} {q(target)} {int(initiator_port)} "
+        f"{q(address)} {int(socket)}"
+    )
+
+
 def iscsi_disconnect(iqn: str) -> str:
     return f"Disconnect-IscsiTarget -NodeAddress {q(iqn)} -Confirm:$false"
 

@@ -49,7 +49,7 @@ async def test_switch_leaves_no_persistent_login_for_the_old_side(lab: Lab) -> N
     drv = a.host(client)
     msg = await clients_ops.client_prepare(drv, client, inv, "Y")
     y_portal = inv.sides["Y"].portals[0]
-    assert f"reconfigured for Y (iSCSI {iqn('Y')} via {y_portal}" in msg
+    assert f"reconfigured for Y (iSCSI A {iqn('Y')} via {y_portal}" in msg
     state = iscsi(lab, client.host)
     assert state["persistent"] == [{"iqn": iqn("Y"), "portal": y_portal}]
     assert y_portal in state["portals"]

@@ -120,6 +120,10 @@ async def _mount_state(drv: HostDriver, args: dict[str, Any]) -> Any:
     return dataclasses.asdict(await clients_facts.mount_state(drv, _inventory(), args["to"]))
 
 
+async def _iscsi_persistent_logins(drv: HostDriver, args: dict[str, Any]) -> Any:
+    return [dataclasses.asdict(lg) for lg in await clients_facts.persistent_logins(drv)]
+
+
 FACT: dict[str, Callable[[HostDriver, dict[str, Any]], Awaitable[Any]]] = {
     "process_running": lambda drv, a: windows_facts.process_running(drv, a["name"]),
     "services": lambda drv, a: windows_facts.services(drv, a["names"]),
@@ -136,6 +140,7 @@ FACT: dict[str, Callable[[HostDriver, dict[str, Any]], Awaitable[Any]]] = {
     "write_filters": _write_filters,
     "mount_state": _mount_state,
     "set_uwf": lambda drv, a: clients_ops.set_uwf(drv, a["enabled"]),
+    "iscsi_persistent_logins": _iscsi_persistent_logins,
     "insync_files": lambda drv, a: sync_tools_facts.insync_files_present(drv, _inventory().devices),
 }
 

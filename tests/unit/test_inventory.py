@@ -125,14 +125,14 @@ def _problems(data: dict) -> str:
 
 def test_a_host_named_twice_in_another_case_is_refused() -> None:
     data = _data()
-    first = dict(data["clients"][0])
+    first = dict(data["clients"][1])
     data["clients"].append({**first, "host": first["host"].lower()})
     assert "appears twice" in _problems(data)
 
 
 def test_two_hosts_at_one_address_are_refused() -> None:
     data = _data()
-    first = dict(data["clients"][0])
+    first = dict(data["clients"][1])
     data["clients"].append({**first, "host": "ED-99"})
     assert "have the same address" in _problems(data)
 
@@ -181,7 +181,10 @@ def test_iscsi_portals_default_to_the_bridge_and_are_one_sides_only() -> None:
     warned = inv.warnings()
     assert any("sides.X: no iscsi_portals" in w for w in warned)
     assert any("sides.X: no fsnameservers" in w for w in warned)
-    assert not any(w.startswith("sides.Y") for w in warned)
+    # Y's only warning: IN-01 has no portal of its own on Y (of Y's two).
+    assert [w for w in warned if w.startswith("sides.Y")] == [
+        next(w for w in warned if "without iscsi.Y (IN-01)" in w)
+    ]
     data = _data()
     data["sides"]["X"]["iscsi_portals"] = ["192.168.21.31"]
     assert "the same iSCSI portal 192.168.21.31" in _problems(data)
@@ -205,3 +208,59 @@ def test_iscsi_portals_and_name_servers_are_checked(field: str, value: list, why
     data = _data()
     data["sides"]["Y"][field] = value
     assert why in _problems(data)
+
+
+def test_a_clients_iscsi_paths_default_to_the_sides_first_portal() -> None:
+    inv = load_inventory(DATA)
+    ed, ingest = inv.clients
+    y = inv.sides["Y"]
+    assert [(p.name, p.portal, p.target) for p in inv.client_paths(ed, "Y")] == [
+        ("A", "192.168.20.31", y.iscsi_target),
+        ("B", "192.168.21.31", "iqn.1999-06.com.grassvalley:k2-y-b"),
+    ]
+    # No `iscsi` for the side (old inventories): path A through the side's first portal.
+    assert [(p.name, p.portal) for p in inv.client_paths(ingest, "Y")] == [("A", "192.168.20.31")]
+    assert [(p.name, p.portal) for p in inv.client_paths(ed, "X")] == [
+        ("A", inv.sides["X"].bridge.address)
+    ]
+    assert inv.side_of_target("IQN.1999-06.com.grassvalley:k2-y-B") == "Y"
+    assert any(
+        "sides.Y: 2 iSCSI portals, and 1 client(s) without iscsi.Y (IN-01)" in w
+        for w in inv.warnings()
+    )
+    assert y.targets == [y.iscsi_target, "iqn.1999-06.com.grassvalley:k2-y-b"]
+
+
+@pytest.mark.parametrize(
+    ("paths", "why"),
+    [
+        (
+            {"Y": {"a": "192.168.99.1"}},
+            "clients[1].iscsi.Y.a: 192.168.99.1 is not one of Y's portals",
+        ),
+        (
+            {"Y": {"a": "192.168.20.31", "a_target": "iqn.2000-01.com.example:other"}},
+            "is not one of Y's targets",
+        ),
+        (
+            {"Y": {"a": "192.168.20.31", "b_target": "iqn.1999-06.com.grassvalley:k2-y-b"}},
+            "b_target without b",
+        ),
+        ({"Y": {"a": "192.168.20.31", "b": "192.168.20.31"}}, "a and b are one portal"),
+        ({"Y": {"a": "192.168.20.31:3260"}}, "not a valid iSCSI portal address"),
+        ({"Z": {"a": "192.168.20.31"}}, "clients[1].iscsi.Z.[key]: allowed: 'X' or 'Y'"),
+    ],
+)
+def test_a_clients_iscsi_paths_are_checked(paths: dict, why: str) -> None:
+    data = _data()
+    data["clients"][1]["iscsi"] = paths
+    assert why in _problems(data)
+
+
+def test_a_sides_further_targets_are_its_own() -> None:
+    data = _data()
+    data["sides"]["X"]["iscsi_targets"] = ["iqn.1999-06.com.grassvalley:k2-y-b"]
+    assert "sides.X and sides.Y name the same iSCSI target" in _problems(data)
+    data = _data()
+    data["sides"]["Y"]["iscsi_targets"] = [data["sides"]["Y"]["iscsi_target"]]
+    assert "iscsi_targets repeats iscsi_target" in _problems(data)

@@ -55,6 +55,57 @@ def parse_sessions(line: str) -> list[IscsiSession]:
     ]
 
 
+@dataclass(frozen=True)
+class PersistentLogin:
+    """One of the initiator's persistent logins (MSiSCSIInitiator_PersistentLoginClass),
+    with every value `iscsicli RemovePersistentTarget` needs to name it exactly."""
+
+    target: str
+    initiator: str
+    initiator_port: int
+    address: str
+    socket: int
+
+
+def _whole_number(value: object, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ps.BadOutput(f"{what} is not a whole number: {value!r}")
+    return value
+
+
+def parse_persistent_logins(text: str) -> list[PersistentLogin]:
+    """The persistent logins as ConvertTo-Json writes MSiSCSIInitiator_PersistentLoginClass
+    instances (TargetPortal an embedded object with Address and Port). BadOutput for an
+    answer that lacks any of them: a login that cannot be named whole cannot be removed."""
+    out = []
+    for o in ps.parse_json_list(text):
+        portal = ps.prop(o, "TargetPortal")
+        if not isinstance(portal, dict):
+            raise ps.BadOutput(f"TargetPortal is not an object: {str(portal)[:80]!r}")
+        target, initiator = ps.prop(o, "TargetName"), ps.prop(o, "InitiatorInstance")
+        address = ps.prop(portal, "Address")
+        if not all(isinstance(v, str) and v for v in (target, initiator, address)):
+            raise ps.BadOutput(f"a persistent login without its target, initiator or portal: {o}")
+        out.append(
+            PersistentLogin(
+                target=target,
+                initiator=initiator,
+                initiator_port=_whole_number(
+                    ps.prop(o, "InitiatorPortNumber"), "InitiatorPortNumber"
+                ),
+                address=address,
+                socket=_whole_number(ps.prop(portal, "Port"), "TargetPortal.Port"),
+            )
+        )
+    return out
+
+
+@reads_answers
+async def persistent_logins(drv: HostDriver) -> list[PersistentLogin]:
+    """The client's persistent logins, with a session or without (its portal down)."""
+    return parse_persistent_logins((await iscsi_run(drv, ps.iscsi_persistent_logins()))[0])
+
+
 @reads_answers
 async def client_facts(drv: HostDriver, client: SwitchableClient, inv: Inventory) -> ClientStatus:
     dev = inv.devices
@@ -88,12 +139,14 @@ async def client_facts(drv: HostDriver, client: SwitchableClient, inv: Inventory
 @reads_answers
 async def client_verify(drv: HostDriver, client: SwitchableClient, inv: Inventory, to: Side) -> str:
     """Check that the client, after its restarts, sees `to`'s V: volume: logged in to
-    `to`'s target (persistently) and to no other, V: present, and, where the inventory
-    names `to`'s `fsnameservers`, its fsnameservers file listing exactly them. K2's V:
-    is an SNFS file system over the target's disks, not a partition of one disk: the
-    SNFS client mounts it only when it sees the file system's disks, so with only
-    `to`'s target logged in and `to`'s name servers listed, a V: that is there is
-    `to`'s. Raises CommandFailed naming what is wrong."""
+    the target of its path A and/or B on `to` (persistently), to none of the other
+    side's targets, V: present, and, where the inventory names `to`'s `fsnameservers`,
+    its fsnameservers file listing exactly them. K2's V: is an SNFS file system over
+    the target's disks, not a partition of one disk: the SNFS client mounts it only when
+    it sees the file system's disks, so with only `to`'s targets logged in and `to`'s
+    name servers listed, a V: that is there is `to`'s. A session to a target that is
+    neither side's (a site's other iSCSI disk) is no problem: it is named in the
+    answer. Raises CommandFailed naming what is wrong."""
     dev = inv.devices
     target = inv.sides[to]
     reads = [ps.iscsi_session_details(), ps.test_path("V:\\")]
@@ -102,13 +155,19 @@ async def client_verify(drv: HostDriver, client: SwitchableClient, inv: Inventor
     answers = await iscsi_run(drv, *reads)
     sessions = [s for s in parse_sessions(answers[0]) if s.connected]
     problems = []
-    mine = [s for s in sessions if s.target.lower() == target.iscsi_target.lower()]
+    paths = inv.client_paths(client, to)
+    wanted = list(dict.fromkeys(p.target for p in paths))
+    mine = [s for s in sessions if s.target.lower() in {t.lower() for t in wanted}]
     if not mine:
-        problems.append(f"no iSCSI session to {to}'s target {target.iscsi_target}")
+        problems.append(f"no iSCSI session to {to}'s target {' or '.join(wanted)}")
     elif not any(s.persistent for s in mine):
-        problems.append(f"its session to {target.iscsi_target} is not persistent")
+        problems.append(f"its session to {mine[0].target} is not persistent")
+    unrelated = []
     for s in sessions:
-        if s.target.lower() != target.iscsi_target.lower():
+        side = inv.side_of_target(s.target)
+        if side is None:
+            unrelated.append(s.target)
+        elif side != to:
             problems.append(f"still logged in to {s.target}")
     if target.fsnameservers is not None:
         listed = parse_nameservers(ps.parse_json_string(answers[2]))
@@ -122,6 +181,11 @@ async def client_verify(drv: HostDriver, client: SwitchableClient, inv: Inventor
     if problems:
         raise CommandFailed(
             drv.name, f"{client.host} does not see {to}'s V: volume: {'; '.join(problems)}"
+        )
+    if unrelated:
+        return (
+            f"{client.host} sees {to}'s V: volume; also logged in to "
+            f"{', '.join(unrelated)} (neither side's target: left alone)"
         )
     return f"{client.host} sees {to}'s V: volume"
 

@@ -1,5 +1,5 @@
-"""Operations on a switchable client: pointing its iSCSI login, its SNFS name servers and
-its Aurora DSM at a side (interlock: only when it reaches that side's bridge)."""
+"""Operations on a switchable client: pointing its iSCSI logins, its SNFS name servers and
+its Aurora DSM at a side (interlock: only when it reaches its own portal on that side)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from activities.drivers.errors import CommandFailed
 from activities.drivers.facts import clients as clients_facts
 from activities.drivers.facts.clients import (
     parse_nameservers,
+    parse_persistent_logins,
     parse_sessions,
     same_pointer,
     same_servers,
@@ -16,7 +17,7 @@ from activities.drivers.host import HostDriver, reads_answers
 from activities.drivers.interlocks import Overrides, with_forced
 from activities.drivers.iscsi import iscsi_run
 from activities.drivers.refusals import client_under_write_filter, client_without_bridge
-from inventory.models import Inventory, Side, SwitchableClient
+from inventory.models import Inventory, Side, SwitchableClient, other
 
 
 @reads_answers
@@ -27,96 +28,163 @@ async def client_prepare(
     to: Side,
     overrides: Overrides | None = None,
 ) -> str:
-    """Stop the Aurora software and make the client log in to `to`'s iSCSI target, mount
+    """Stop the Aurora software and make the client log in to `to`'s iSCSI target(s), mount
     `to`'s V: and use `to`'s DSM from its next boot on (the switch then restarts it).
 
-    iSCSI: registers `to`'s portal(s) if absent (New-IscsiTargetPortal discovers the
-    targets behind them; a registered one is discovered again), logs in to `to`'s target
-    persistently, and removes the persistent login of every other target
-    (Unregister-IscsiSession) so it is not logged in again at boot. The old session is
-    not logged out here: Windows refuses to log out a session whose disks are in use
-    (LogoutIScsiTarget), and SNFS holds them while V: is mounted; the restart ends it.
-    Other portals stay registered: a discovered target without a login mounts nothing.
+    iSCSI, for each of the client's own paths on `to` (`Inventory.client_paths`: A
+    through its assigned TOE, and B on a redundant SAN): registers that portal if absent
+    (New-IscsiTargetPortal discovers the targets behind it; a registered one is
+    discovered again with Update-IscsiTargetPortal), then logs in to the path's target
+    through exactly that portal, persistently (Connect-IscsiTarget -TargetPortalAddress
+    -IsPersistent $true); a live session that is not persistent is registered instead.
+    Only portals that answered the probe are touched: a dead B portal is reported in the
+    answer and its path left for later. Then removes every persistent login of the
+    OTHER side's targets (its iscsi_target and iscsi_targets), with or without a live
+    session (iscsicli RemovePersistentTarget, as the WMI class
+    MSiSCSIInitiator_PersistentLoginClass lists them), and reads the logins again:
+    that read decides. A login or session to a target of neither side is left alone and
+    named. The old session itself is not logged out here: Windows refuses to log out a
+    session whose disks are in use (LogoutIScsiTarget), and SNFS holds them while V: is
+    mounted; the restart ends it. Other portals stay registered: a discovered target
+    without a login mounts nothing.
     SNFS: where the inventory names `to`'s `fsnameservers`, writes them to the client's
     fsnameservers file (what "mount backup K2 storage" is: the SNFS client mounts the
     file system its name servers offer, at boot).
-
     Aurora: writes `to`'s DSM pointer (sides.S.aurora_dsm_pointer, default the DSM's
     host; a name, FQDN, IP or HOST\\INSTANCE) unless the value already names it, compared
     without regard to case.
 
     Refused first, before anything is read or changed for the switch, when a write
-    filter would discard it at the restart (refuse_under_write_filter); then when the
-    client cannot reach a portal of `to` (overridable: the probe may be blocked where
-    iSCSI is not), and when the client has no iSCSI cmdlets (named).
-    No-op when the client is already configured for `to`.
+    filter would discard it at the restart (refuse_under_write_filter). Refused when the
+    client's path-A portal on `to` does not answer and it is not logged in there yet
+    (overridable: the probe may be blocked where iSCSI is not), and when
+    the client has no iSCSI cmdlets (named). Raises CommandFailed when a login of the
+    other side is still there after its removal. No-op when the client is already
+    configured for `to`.
     """
     ov = overrides or Overrides()
     dev = inv.devices
     target = inv.sides[to]
     filtered = await refuse_under_write_filter(drv, client, inv, ov)
-    iqn = target.iscsi_target
-    portals = target.portals
+    old_side = inv.sides[other(to)]
+    paths = inv.client_paths(client, to)
     reads = [
         ps.iscsi_session_details(),
         ps.iscsi_portals(),
+        ps.iscsi_persistent_logins(),
         ps.get_registry(dev.aurora_registry, [dev.aurora_dsm_value]),
-        # One round trip reads the client and probes the portals (hundreds of clients
-        # prepare at once; the probe costs the host little when it is not needed).
-        *[ps.test_port(p, dev.iscsi_port) for p in portals],
+        # One round trip reads the client and probes its own portals (hundreds of
+        # clients prepare at once; the probe costs the host little when not needed).
+        *[ps.test_port(p.portal, dev.iscsi_port) for p in paths],
     ]
     if target.fsnameservers is not None:
         reads.append(ps.get_content(dev.snfs_nameservers_file))
     answers = await iscsi_run(drv, *reads)
-    sessions = parse_sessions(answers[0])
+    sessions = [s for s in parse_sessions(answers[0]) if s.connected]
     registered = {
         str(ps.prop(o, "TargetPortalAddress")).lower() for o in ps.parse_json_list(answers[1])
     }
-    pointer = ps.parse_json_object(answers[2]).get(dev.aurora_dsm_value)
+    logins = parse_persistent_logins(answers[2])
+    pointer = ps.parse_json_object(answers[3]).get(dev.aurora_dsm_value)
     pointer_ok = same_pointer(pointer, target.dsm_pointer)
-    reachable = [
-        p for p, a in zip(portals, answers[3 : 3 + len(portals)], strict=True) if ps.parse_bool(a)
-    ]
+    probes = answers[4 : 4 + len(paths)]
+    answered = {p.name: ps.parse_bool(a) for p, a in zip(paths, probes, strict=True)}
     servers_ok = True
     if target.fsnameservers is not None:
         listed = parse_nameservers(ps.parse_json_string(answers[-1]))
         servers_ok = same_servers(listed, target.fsnameservers)
 
-    mine = [s for s in sessions if s.target.lower() == iqn.lower()]
-    others = [s for s in sessions if s.target.lower() != iqn.lower()]
-    logged_in = any(s.connected for s in mine)
-    persistent = any(s.persistent for s in mine)
-    stale = [s for s in others if s.persistent]
-    # An old session that is no longer persistent is what a prepared client has until
-    # its restart ends it: already configured.
-    if logged_in and persistent and not stale and pointer_ok and servers_ok:
-        return with_forced(f"{client.host} is already configured for {to}", filtered)
-    forced = None
-    no = client_without_bridge(
-        client.host, to, target.bridge.host, portals, dev.iscsi_port, reachable
+    def session_to(iqn: str) -> str | None:
+        return next((s.session_id for s in sessions if s.target.lower() == iqn.lower()), None)
+
+    def login_to(iqn: str) -> bool:
+        return any(lg.target.lower() == iqn.lower() for lg in logins)
+
+    stale = [lg for lg in logins if old_side.has_target(lg.target)]
+    unrelated = sorted(
+        {s.target for s in sessions if inv.side_of_target(s.target) is None}
+        | {lg.target for lg in logins if inv.side_of_target(lg.target) is None}
     )
-    if not logged_in and no is not None:
+    notes = [f"B portal {p.portal} does not answer" for p in paths[1:] if not answered[p.name]]
+    if unrelated:
+        notes.append(f"left alone: {', '.join(unrelated)} (neither side's target)")
+    # A path is set up when its session is live and persistent; a B path whose portal
+    # does not answer cannot be, now.
+    due = [p for p in paths if p.name == "A" or answered[p.name]]
+    ready = all(session_to(p.target) and login_to(p.target) for p in due)
+    if ready and not stale and pointer_ok and servers_ok:
+        return with_forced(
+            "; ".join([f"{client.host} is already configured for {to}", *notes]), filtered
+        )
+    forced = None
+    path_a = paths[0]
+    no = None
+    if session_to(path_a.target) is None:
+        no = client_without_bridge(
+            client.host,
+            to,
+            target.bridge.host,
+            [path_a.portal],
+            dev.iscsi_port,
+            [path_a.portal] if answered["A"] else [],
+        )
+    if no is not None:
         forced = ov.refuse(drv.name, no.rule, no.refusal, no.forced)
     stmts = [ps.stop_process(p) for p in dev.aurora_processes]
-    if not logged_in:
-        for p in portals:
-            if p.lower() in registered:
-                stmts.append(ps.iscsi_refresh_portal(p, dev.iscsi_port))
-            else:
-                stmts.append(ps.iscsi_add_portal(p, dev.iscsi_port))
-        stmts.append(ps.iscsi_connect(iqn, (reachable or portals)[0], dev.iscsi_port))
-    elif not persistent:
-        stmts.append(ps.iscsi_register(next(s for s in mine if s.connected).session_id))
-    stmts += [ps.iscsi_unregister(s.session_id) for s in stale]
+    done: list[str] = []
+    for p in due:
+        live = session_to(p.target)
+        if live is not None:
+            if not login_to(p.target):
+                stmts.append(ps.iscsi_register(live))
+            done.append(f"{p.name} {p.target} (logged in)")
+            continue
+        if p.portal.lower() in registered:
+            stmts.append(ps.iscsi_refresh_portal(p.portal, dev.iscsi_port))
+        else:
+            stmts.append(ps.iscsi_add_portal(p.portal, dev.iscsi_port))
+        stmts.append(ps.iscsi_connect(p.target, p.portal, dev.iscsi_port))
+        done.append(f"{p.name} {p.target} via {p.portal}")
+    removals = [
+        ps.iscsi_remove_persistent_login(
+            lg.initiator, lg.target, lg.initiator_port, lg.address, lg.socket
+        )
+        for lg in stale
+    ]
+    first = len(stmts)
+    stmts += removals
     if target.fsnameservers is not None and not servers_ok:
         stmts.append(ps.set_content(dev.snfs_nameservers_file, target.fsnameservers))
     if not pointer_ok:
         stmts.append(ps.set_registry(dev.aurora_registry, dev.aurora_dsm_value, target.dsm_pointer))
-    await iscsi_run(drv, *stmts)
+    if removals:
+        stmts.append(ps.iscsi_persistent_logins())
+    out = await iscsi_run(drv, *stmts)
+    if removals:
+        left = [lg for lg in parse_persistent_logins(out[-1]) if old_side.has_target(lg.target)]
+        if left:
+            said = " ".join(t.strip() for t in out[first : first + len(removals)] if t)
+            raise CommandFailed(
+                drv.name,
+                f"{client.host}: the persistent login of {other(to)}'s target "
+                f"{', '.join(f'{lg.target} at {lg.address}' for lg in left)} is still there "
+                f"after iscsicli RemovePersistentTarget ({said[:300]}); at its next boot "
+                f"the client would log in to {other(to)} again",
+            )
+        notes.insert(
+            0,
+            f"removed {other(to)}'s persistent login(s) "
+            + ", ".join(f"{lg.target} at {lg.address}" for lg in stale),
+        )
     return with_forced(
         with_forced(
-            f"{client.host} reconfigured for {to} (iSCSI {iqn} via {', '.join(portals)}, "
-            f"DSM {target.dsm_pointer})",
+            "; ".join(
+                [
+                    f"{client.host} reconfigured for {to} (iSCSI {', '.join(done)}, "
+                    f"DSM {target.dsm_pointer})",
+                    *notes,
+                ]
+            ),
             forced,
         ),
         filtered,
