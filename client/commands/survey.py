@@ -1,0 +1,348 @@
+"""`amsm survey DIR`: the read-only site survey. Starts the `pair-survey` workflow (its own
+id, beside any run), shows the hosts read so far while it runs, then writes what the
+workers brought back into DIR: one fact file per fact and host (DIR/facts/<fact>/
+<host>.json, the project's facts format), survey.md and survey.json (the register's
+verdicts), and inventory.json (the inventory without its ODBC strings, for the replay).
+Exit 0 when no assumption is contradicted and every host was surveyed, 1 otherwise.
+
+`amsm survey verify DIR`: replays every fact file of DIR through this amsm's facts (no
+server, no device) and names each one that does not read as it did at the survey.
+
+The CLI holds no device credentials: the workers scanned every answer for the secrets
+they hold before sending it; the files are checked once more here for the shapes of a
+credential (a file that shows one is not written, and the survey says so)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import sys
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import Client, WorkflowHandle
+
+from activities.surveys.models import ANSWER_BOUND, HostQuery, HostSurvey, SurveyResult
+from activities.surveys.replay import fact_file, replay
+from client.runs import cause
+from client.session import EXIT_FAIL, EXIT_OK, EXIT_USAGE, CliError, default_operator, emit
+from inventory.models import Inventory
+from workflows.models import CheckInput
+from workflows.survey import READS_PER_HOST, PairSurveyWorkflow
+
+POLL_SECONDS = 0.5
+# What a credential looks like in a file: an ODBC or connection-string password, a
+# private key. A file that shows one is not written (fail closed).
+CREDENTIAL_SHAPES = (
+    re.compile(r"(?i)\b(pwd|password)\s*="),
+    re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
+)
+NOT_WRITTEN = "(not written by amsm survey: a connection string)"
+
+
+def add(sub: Any) -> None:
+    s = sub.add_parser(
+        "survey",
+        help="read every host, change nothing, and keep what each answered (amsm survey DIR; "
+        "amsm survey verify DIR)",
+        description="Read every host of the pair with every fact the drivers read, plus the "
+        "survey's probes; write the answers as fact files into DIR with survey.md and "
+        "survey.json (each site assumption verified, contradicted or not read). "
+        "`amsm survey verify DIR` replays DIR's answers through this amsm's parsers.",
+    )
+    s.add_argument("words", nargs="+", metavar="[verify] DIR", help="the survey's folder")
+    s.add_argument("--json", action="store_true", help="print one JSON object")
+    s.set_defaults(handler=run, reads=True, local=verify, offline=is_verify, check=check_args)
+
+
+def is_verify(args: argparse.Namespace) -> bool:
+    return len(args.words) == 2
+
+
+def check_args(args: argparse.Namespace) -> None:
+    words = args.words
+    if len(words) > 2 or (len(words) == 2 and words[0] != "verify"):
+        raise CliError(
+            f"amsm survey takes DIR or `verify DIR`, not {' '.join(words)!r}", EXIT_USAGE
+        )
+    folder = Path(words[-1])
+    if is_verify(args):
+        if not (folder / "facts").is_dir() or not (folder / "inventory.json").is_file():
+            raise CliError(
+                f"{folder}: not a survey folder (it needs facts/ and inventory.json, "
+                "as amsm survey DIR writes them)",
+                EXIT_USAGE,
+            )
+    elif folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise CliError(
+            f"{folder}: exists and is not an empty folder; give a new folder for the survey",
+            EXIT_USAGE,
+        )
+
+
+def time_limit(inv: Inventory) -> float:
+    t = inv.timing
+    return (READS_PER_HOST + 1) * t.operation_timeout + t.connect_timeout + 120
+
+
+async def run(client: Client, inv: Inventory, args: argparse.Namespace) -> int:
+    check_args(args)
+    folder = Path(args.words[-1])
+    try:
+        handle = await client.start_workflow(
+            PairSurveyWorkflow.run,
+            CheckInput(pair=inv.pair, initiator=default_operator()),
+            id=f"{inv.workflow_id}-survey-{uuid.uuid4().hex[:12]}",
+            task_queue=inv.queue,
+            execution_timeout=timedelta(seconds=time_limit(inv)),
+        )
+    except Exception as e:
+        raise CliError(f"the survey of pair {inv.pair} could not start: {cause(e)}") from None
+    result = await follow(handle, inv, quiet=args.json)
+    hosts: list[HostSurvey] = []
+    for h in result.hosts:
+        try:
+            got = await handle.query(PairSurveyWorkflow.host_answers, HostQuery(host=h.host))
+        except Exception as e:
+            raise CliError(
+                f"the survey's answers of {h.host} could not be read: {cause(e)}"
+            ) from None
+        hosts.append(
+            got or HostSurvey(host=h.host, role=h.role, side=h.side, error="no answers kept")
+        )
+    summary = write_survey(folder, inv, result, hosts)
+    emit(args, summary, render(summary, folder))
+    return EXIT_OK if summary["ok"] else EXIT_FAIL
+
+
+async def follow(
+    handle: WorkflowHandle[Any, SurveyResult], inv: Inventory, quiet: bool
+) -> SurveyResult:
+    live = not quiet and sys.stderr.isatty()
+    waiting = asyncio.ensure_future(handle.result())
+    shown = ""
+    try:
+        while True:
+            done, _ = await asyncio.wait({waiting}, timeout=POLL_SECONDS)
+            if done:
+                break
+            try:
+                p = await handle.query(PairSurveyWorkflow.progress)
+                line = (
+                    f"surveying pair {inv.pair}: {p.done}/{p.total} hosts read" if p.total else ""
+                )
+            except Exception:
+                line = ""  # not started yet, or just ended: the next poll says
+            if live and line and line != shown:
+                print(f"\r{line}", end="", file=sys.stderr, flush=True)
+                shown = line
+        result = waiting.result()
+    except Exception as e:
+        raise CliError(
+            f"the survey of pair {inv.pair} ({handle.id}) did not finish: {cause(e)}; "
+            "is the pair's worker running?"
+        ) from None
+    finally:
+        if not waiting.done():
+            waiting.cancel()
+    if not quiet:
+        n = len(result.hosts)
+        final = f"surveying pair {inv.pair}: {n}/{n} hosts read"
+        print(f"\r{final}" if live else final, file=sys.stderr)
+    return result
+
+
+# -- writing DIR ----------------------------------------------------------------------------
+def safe_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", text)
+
+
+def site_inventory(inv: Inventory) -> dict[str, Any]:
+    """The inventory as the replay needs it, without the DSMs' ODBC strings."""
+    data = inv.model_dump(mode="json")
+    for side in data["sides"].values():
+        side["dsm"]["odbc"] = NOT_WRITTEN
+    return data
+
+
+def credential_shape(text: str) -> str | None:
+    for shape in CREDENTIAL_SHAPES:
+        if shape.search(text):
+            return f"it shows a credential's shape ({shape.pattern})"
+    return None
+
+
+def write_survey(
+    folder: Path, inv: Inventory, result: SurveyResult, hosts: list[HostSurvey]
+) -> dict[str, Any]:
+    written: list[str] = []
+    not_written: list[dict[str, str]] = []
+    withheld: list[str] = []
+    truncated: list[str] = []
+
+    def put(rel: str, text: str) -> None:
+        why = credential_shape(text)
+        if why is not None:
+            not_written.append({"file": rel, "why": why})
+            return
+        path = folder / rel
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+        except OSError as e:
+            raise CliError(f"{path}: cannot write it ({e.strerror or e})") from None
+        written.append(rel)
+
+    for h in hosts:
+        for r in h.facts:
+            name = safe_name(h.host) + (f"--{safe_name(r.variant)}" if r.variant else "")
+            rel = f"facts/{r.fact}/{name}.json"
+            if r.withheld:
+                withheld.append(rel)
+                not_written.append({"file": rel, "why": r.withheld})
+                continue
+            if r.truncated:
+                truncated.append(rel)
+            put(rel, json.dumps(fact_file(r, h), indent=2, ensure_ascii=False) + "\n")
+    put("inventory.json", json.dumps(site_inventory(inv), indent=2) + "\n")
+    unsurveyed = [h for h in result.hosts if h.error]
+    summary: dict[str, Any] = {
+        "pair": inv.pair,
+        "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "ok": not result.contradicted and not unsurveyed and not not_written,
+        "hosts": [
+            {**s.model_dump(mode="json"), **header(h)}
+            for s, h in zip(result.hosts, hosts, strict=True)
+        ],
+        "assumptions": [a.model_dump(mode="json") for a in result.assumptions],
+        "counts": {
+            v: sum(1 for a in result.assumptions if a.verdict == v)
+            for v in ("verified", "contradicted", "could not be read")
+        },
+        "answer_bound": ANSWER_BOUND,
+        "truncated": truncated,
+        "not_written": not_written,
+        "facts": len([w for w in written if w.startswith("facts/")]),
+    }
+    put("survey.json", json.dumps(summary, indent=2) + "\n")
+    put("survey.md", render_markdown(summary))
+    return summary
+
+
+def header(h: HostSurvey) -> dict[str, Any]:
+    return {k: getattr(h, k) for k in ("transport", "powershell", "os", "sql_version", "time")}
+
+
+def render_markdown(s: dict[str, Any]) -> str:
+    c = s["counts"]
+    lines = [
+        f"# Site survey of pair {s['pair']}, {s['time']}",
+        "",
+        f"{c['verified']} assumptions verified, {c['contradicted']} contradicted, "
+        f"{c['could not be read']} could not be read; {len(s['hosts'])} hosts, "
+        f"{s['facts']} fact files (each answer kept up to {s['answer_bound']} characters).",
+    ]
+    for verdict, title in (
+        ("contradicted", "Contradicted: what to set"),
+        ("could not be read", "Could not be read"),
+        ("verified", "Verified"),
+    ):
+        found = [a for a in s["assumptions"] if a["verdict"] == verdict]
+        if not found:
+            continue
+        lines += ["", f"## {title}", ""]
+        for a in found:
+            lines.append(f"- **{a['host']}** `{a['id']}`: {a['assumption']} ({a['source']})")
+            lines.append(f"  - found: {a['evidence']}")
+            if a.get("setting"):
+                lines.append(f"  - set `{a['setting']}`: `{json.dumps(a['value'])}`")
+            if a.get("fix") and verdict == "contradicted":
+                lines.append(f"  - fix: {a['fix']}")
+    lines += [
+        "",
+        "## Hosts",
+        "",
+        "| host | role | side | transport | PowerShell | OS | SQL Server | facts | raised | note |",
+    ]
+    lines.append("|---|---|---|---|---|---|---|---|---|---|")
+    for h in s["hosts"]:
+        lines.append(
+            f"| {h['host']} | {h['role']} | {h['side'] or ''} | {h['transport'] or ''} | "
+            f"{h['powershell'] or ''} | {h['os'] or ''} | {h['sql_version'] or ''} | "
+            f"{h['facts']} | {h['unread']} | {h['error'] or ''} |"
+        )
+    if s["truncated"]:
+        lines += ["", "## Cut at the bound (not replayed by amsm survey verify)", ""]
+        lines += [f"- {t}" for t in s["truncated"]]
+    if s["not_written"]:
+        lines += ["", "## Not written", ""]
+        lines += [f"- {n['file']}: {n['why']}" for n in s["not_written"]]
+    return "\n".join(lines) + "\n"
+
+
+def render(s: dict[str, Any], folder: Path) -> str:
+    c = s["counts"]
+    lines = [
+        f"pair {s['pair']}: {c['contradicted']} contradicted, {c['could not be read']} not read, "
+        f"{c['verified']} verified; {s['facts']} fact files in {folder}"
+    ]
+    for a in s["assumptions"]:
+        if a["verdict"] == "contradicted":
+            lines.append(f"  {a['host']}  {a['id']}: {a['evidence']}")
+            if a.get("setting"):
+                lines.append(f"      set {a['setting']}: {json.dumps(a['value'])}")
+            elif a.get("fix"):
+                lines.append(f"      fix: {a['fix']}")
+    for h in s["hosts"]:
+        if h["error"]:
+            lines.append(f"  {h['host']}  not surveyed: {h['error']}")
+    for n in s["not_written"]:
+        lines.append(f"  not written: {n['file']}: {n['why']}")
+    lines.append(f"details: {folder / 'survey.md'}")
+    return "\n".join(lines)
+
+
+# -- amsm survey verify ----------------------------------------------------------------------
+async def verify(args: argparse.Namespace) -> int:
+    check_args(args)
+    folder = Path(args.words[-1])
+    inv = survey_inventory(folder)
+    problems: list[dict[str, str]] = []
+    skipped: list[dict[str, str]] = []
+    files = sorted((folder / "facts").glob("*/*.json"))
+    for path in files:
+        rel = str(path.relative_to(folder))
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            problem = await replay(data, inv)
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            problem = f"not a fact file: {type(e).__name__}: {e}"
+        if problem is None:
+            continue
+        (skipped if problem.startswith("not replayed") else problems).append(
+            {"file": rel, "problem": problem}
+        )
+    data = {
+        "files": len(files),
+        "agree": len(files) - len(problems) - len(skipped),
+        "problems": problems,
+        "skipped": skipped,
+    }
+    lines = [f"{folder}: {data['agree']} of {len(files)} fact files read as at the survey"]
+    lines += [f"  {p['file']}: {p['problem']}" for p in problems]
+    lines += [f"  {p['file']}: {p['problem']}" for p in skipped]
+    emit(args, data, "\n".join(lines))
+    return EXIT_OK if not problems else EXIT_FAIL
+
+
+def survey_inventory(folder: Path) -> Inventory:
+    try:
+        return Inventory.model_validate(
+            json.loads((folder / "inventory.json").read_text(encoding="utf-8"))
+        )
+    except (OSError, ValueError) as e:
+        raise CliError(f"{folder / 'inventory.json'}: cannot read it ({e})", EXIT_USAGE) from None

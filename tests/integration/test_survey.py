@@ -1,0 +1,104 @@
+"""`amsm survey` on the lab: every host surveyed, its answers written as fact files that
+this amsm's facts read again (`amsm survey verify`), no secret of the lab in any file,
+the register's verdicts reported; a client whose fsnameservers file is elsewhere is
+reported as contradicting the inventory, with what to set. The survey changes nothing
+(the lab's journal of device changes stays empty)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from temporalio.client import Client
+
+from lab.state import LabState
+from tests.support.cli import cli
+from tests.support.lab import Lab
+from tests.support.worker import running_worker
+
+MOVED = r"C:\SNFS\config\fsnameservers"
+
+
+def lab_secrets(lab: Lab) -> list[str]:
+    """The contents of the lab's secret files (the worker's key, the WinRM and DSM
+    passwords), and each long line of them."""
+    found: list[str] = []
+    for rel in ("keys/id_ed25519", "secrets/winrm-password", "secrets/dsm-password"):
+        text = (lab.dir / rel).read_text()
+        found.append(text.strip())
+        found += [
+            line.strip()
+            for line in text.splitlines()
+            if len(line.strip()) >= 16 and not line.startswith("-----")
+        ]
+    assert all(found)
+    return found
+
+
+def assumption(summary: dict, host: str, id: str) -> dict:
+    hits = [a for a in summary["assumptions"] if a["host"] == host and a["id"] == id]
+    assert len(hits) == 1, (host, id, [a["id"] for a in summary["assumptions"] if a["host"] == host])
+    return hits[0]
+
+
+async def test_survey_of_the_lab(client: Client, lab_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    lab = await lab_factory(editors=1, ingest=1)
+    inv = lab.inventory
+    journal = LabState(lab.dir).journal
+    out = tmp_path / "survey"
+    async with running_worker(client, lab):
+        before = journal()
+        rc, text = await cli(client, lab, "survey", str(out))
+        assert journal() == before, "the survey changed a device"
+        summary = json.loads((out / "survey.json").read_text())
+        # Every host once, and both DSMs; each surveyed.
+        hosts = {h.host for _, h in inv.all_hosts()} | {inv.sides[s].dsm.host for s in "XY"}
+        assert {h["host"] for h in summary["hosts"]} == hosts
+        assert [h for h in summary["hosts"] if h["error"]] == []
+        assert "hosts read" in text and "survey.md" in text
+        # The drivers' facts, per host, in the facts format.
+        for _, h in inv.all_hosts():
+            case = json.loads((out / "facts" / "powershell_version" / f"{h.host}.json").read_text())
+            assert case["command"] and case["exit_code"] == 0 and case["expected"] == [5, 1]
+            assert case["host"] == h.host and case["powershell"] == "5.1" and case["time"]
+        ed = inv.clients[0].host
+        verify_case = json.loads((out / "facts" / "client_verify" / f"{ed}--X.json").read_text())
+        assert verify_case["expected"] == f"{ed} sees X's V: volume"
+        dsm = json.loads((out / "facts" / "dsm_status" / f"{inv.sides['X'].dsm.host}.json").read_text())
+        assert dsm["statements"] and dsm["expected"]["mode"] == "main"
+        # Read by this amsm's parsers again, as at the survey.
+        rc_v, verified = await cli(client, lab, "survey", "verify", str(out), "--json")
+        report = json.loads(verified)
+        assert rc_v == 0 and report["problems"] == [] and report["agree"] == report["files"] > 50
+        # No secret of the lab in any file written.
+        secrets = lab_secrets(lab)
+        for path in out.rglob("*"):
+            if path.is_file():
+                body = path.read_text()
+                assert not [s for s in secrets if s in body], path
+        assert "odbc" not in (out / "inventory.json").read_text().lower().replace('"odbc": "(not', "")
+        # The register's verdicts, with their evidence.
+        assert assumption(summary, ed, "fsnameservers-file")["verdict"] == "verified"
+        assert assumption(summary, ed, "dsm-pointer")["verdict"] == "verified"
+        assert assumption(summary, ed, "write-filter")["verdict"] == "verified"
+        assert assumption(summary, ed, "iscsi-targets")["verdict"] == "verified"
+        tls = assumption(summary, inv.sides["X"].dsm.host, "tls-versions")
+        assert tls["verdict"] == "could not be read" and "TDS" in tls["evidence"]
+        assert (out / "survey.md").read_text().startswith(f"# Site survey of pair {inv.pair}")
+
+        # A client that keeps its fsnameservers file elsewhere (StorNext's older folder).
+        with LabState(lab.dir).transaction() as txn:
+            doc = txn.require_host(ed)
+            path = inv.devices.snfs_nameservers_file
+            doc["files"][MOVED] = doc["files"].pop(path)
+        again = tmp_path / "again"
+        rc, text = await cli(client, lab, "survey", str(again), "--json")
+        summary = json.loads(text)
+        assert rc == 1
+        moved = assumption(summary, ed, "fsnameservers-file")
+        assert moved["verdict"] == "contradicted"
+        assert moved["setting"] == "devices.snfs_nameservers_file" and moved["value"] == MOVED
+        assert "devices.snfs_nameservers_file" in (again / "survey.md").read_text()
+        # A survey folder is never overwritten.
+        rc, text = await cli(client, lab, "survey", str(again))
+        assert rc == 2 and "not an empty folder" in text
