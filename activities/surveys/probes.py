@@ -28,13 +28,19 @@ FSNAMESERVERS_PLACES = (
     r"C:\Program Files (x86)\StorNext\config\fsnameservers",
     r"C:\SNFS\config\fsnameservers",
 )
-# The write filters of Windows and Windows Embedded, and the command that only shows
-# each one's state: uwfmgr.exe get-config (Microsoft Learn, "uwfmgr.exe": "Displays all
-# UWF configuration settings"), fbwfmgr.exe /displayconfig (Microsoft Learn, "FBWFMgr.exe
-# Command-Line Options": "Displays the current configuration"), ewfmgr.exe <volume>
-# (Microsoft Learn, "EWFMgr Commands": without an option it "displays ... the state").
-WRITE_FILTERS = {
-    "uwf": ("uwfmgr.exe", "uwfmgr.exe get-config"),
+# The write filters of Windows and Windows Embedded, each by the tool that manages it
+# (installed with the filter): UWF's state from its WMI class UWF_Filter, which "users
+# with any kind of account can read" (Microsoft Learn, "UWF_Filter": CurrentEnabled,
+# NextEnabled); FBWF's and EWF's from the command that only displays it: fbwfmgr.exe
+# /displayconfig (Microsoft Learn, "FBWFMgr.exe Command-Line Options": "displays the
+# current configuration") and ewfmgr.exe <volume> (Microsoft Learn, "EWFMgr Commands":
+# without an option it displays the volume's configuration, its State among them).
+UWF_TOOL = "uwfmgr.exe"
+UWF_STATE = (
+    "Get-CimInstance -Namespace 'root\\standardcimv2\\embedded' -ClassName UWF_Filter | "
+    f"Select-Object CurrentEnabled,NextEnabled | {ps.JSON}"
+)
+WRITE_FILTER_TOOLS = {
     "fbwf": ("fbwfmgr.exe", "fbwfmgr.exe /displayconfig"),
     "ewf": ("ewfmgr.exe", "ewfmgr.exe C:"),
 }
@@ -127,11 +133,17 @@ async def _present(drv: HostDriver, names: list[str]) -> set[str]:
 
 @reads_answers
 async def write_filters(drv: HostDriver) -> dict[str, str]:
-    """Each filter 'absent' (its tool is not installed), or its display's state. Each
-    tool runs in a script of its own: one that fails stops no other."""
-    present = await _present(drv, [tool for tool, _ in WRITE_FILTERS.values()])
-    out: dict[str, str] = {}
-    for name, (tool, show) in WRITE_FILTERS.items():
+    """Each filter 'absent' (its tool is not installed), 'on' or 'off' (in the current
+    session; UWF also 'on' when enabled for the next one), or 'unknown'. Each tool runs
+    in a script of its own: one that fails stops no other."""
+    tools = [UWF_TOOL, *(tool for tool, _ in WRITE_FILTER_TOOLS.values())]
+    present = await _present(drv, tools)
+    out: dict[str, str] = {"uwf": "absent"}
+    if UWF_TOOL in present:
+        uwf = ps.parse_json_object(await drv.run_one(UWF_STATE))
+        enabled = [ps.prop(uwf, "CurrentEnabled"), ps.prop(uwf, "NextEnabled")]
+        out["uwf"] = "on" if True in enabled else "off" if enabled == [False, False] else "unknown"
+    for name, (tool, show) in WRITE_FILTER_TOOLS.items():
         out[name] = filter_state(await drv.run_one(show)) if tool in present else "absent"
     return out
 

@@ -6,6 +6,8 @@ form (the project's facts format, tests/facts/, plus the host's header)."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 from activities.drivers import powershell as ps
@@ -82,6 +84,14 @@ def read_fact_file(data: dict[str, Any], inv: Inventory) -> tuple[FactRecord, Su
         pair=inv.pair, host=data["host"], role=data["role"], side=data.get("side")
     )
     return record, target, data.get("transport") or "ssh"
+
+
+def read_survey_inventory(folder: Path) -> Inventory:
+    """The inventory a survey wrote beside its facts (DIR/inventory.json). Raises
+    OSError or ValueError (pydantic's ValidationError is one) naming what is wrong."""
+    return Inventory.model_validate(
+        json.loads((folder / "inventory.json").read_text(encoding="utf-8"))
+    )
 
 
 # -- replaying ----------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from typing import Any
 from temporalio.client import Client, WorkflowHandle
 
 from activities.surveys.models import ANSWER_BOUND, HostQuery, HostSurvey, SurveyResult
-from activities.surveys.replay import fact_file, replay
+from activities.surveys.replay import fact_file, read_survey_inventory, replay
 from client.runs import cause
 from client.session import EXIT_FAIL, EXIT_OK, EXIT_USAGE, CliError, default_operator, emit
 from inventory.models import Inventory
@@ -341,8 +341,6 @@ async def verify(args: argparse.Namespace) -> int:
 
 def survey_inventory(folder: Path) -> Inventory:
     try:
-        return Inventory.model_validate(
-            json.loads((folder / "inventory.json").read_text(encoding="utf-8"))
-        )
+        return read_survey_inventory(folder)
     except (OSError, ValueError) as e:
         raise CliError(f"{folder / 'inventory.json'}: cannot read it ({e})", EXIT_USAGE) from None

@@ -7,16 +7,23 @@ reported as contradicting the inventory, with what to set. The survey changes no
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from temporalio.client import Client
 
+from lab.powershell import new_session
 from lab.state import LabState
 from tests.support.cli import cli
 from tests.support.lab import Lab
 from tests.support.worker import running_worker
 
 MOVED = r"C:\SNFS\config\fsnameservers"
+# A disk of another iSCSI target, not the K2 SAN's (a backup volume, say).
+UNRELATED = "iqn.1991-05.com.microsoft:backup-target"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def lab_secrets(lab: Lab) -> list[str]:
@@ -37,7 +44,11 @@ def lab_secrets(lab: Lab) -> list[str]:
 
 def assumption(summary: dict, host: str, id: str) -> dict:
     hits = [a for a in summary["assumptions"] if a["host"] == host and a["id"] == id]
-    assert len(hits) == 1, (host, id, [a["id"] for a in summary["assumptions"] if a["host"] == host])
+    assert len(hits) == 1, (
+        host,
+        id,
+        [a["id"] for a in summary["assumptions"] if a["host"] == host],
+    )
     return hits[0]
 
 
@@ -64,7 +75,9 @@ async def test_survey_of_the_lab(client: Client, lab_factory, tmp_path: Path) ->
         ed = inv.clients[0].host
         verify_case = json.loads((out / "facts" / "client_verify" / f"{ed}--X.json").read_text())
         assert verify_case["expected"] == f"{ed} sees X's V: volume"
-        dsm = json.loads((out / "facts" / "dsm_status" / f"{inv.sides['X'].dsm.host}.json").read_text())
+        dsm = json.loads(
+            (out / "facts" / "dsm_status" / f"{inv.sides['X'].dsm.host}.json").read_text()
+        )
         assert dsm["statements"] and dsm["expected"]["mode"] == "main"
         # Read by this amsm's parsers again, as at the survey.
         rc_v, verified = await cli(client, lab, "survey", "verify", str(out), "--json")
@@ -76,7 +89,9 @@ async def test_survey_of_the_lab(client: Client, lab_factory, tmp_path: Path) ->
             if path.is_file():
                 body = path.read_text()
                 assert not [s for s in secrets if s in body], path
-        assert "odbc" not in (out / "inventory.json").read_text().lower().replace('"odbc": "(not', "")
+        assert "odbc" not in (out / "inventory.json").read_text().lower().replace(
+            '"odbc": "(not', ""
+        )
         # The register's verdicts, with their evidence.
         assert assumption(summary, ed, "fsnameservers-file")["verdict"] == "verified"
         assert assumption(summary, ed, "dsm-pointer")["verdict"] == "verified"
@@ -86,11 +101,33 @@ async def test_survey_of_the_lab(client: Client, lab_factory, tmp_path: Path) ->
         assert tls["verdict"] == "could not be read" and "TDS" in tls["evidence"]
         assert (out / "survey.md").read_text().startswith(f"# Site survey of pair {inv.pair}")
 
-        # A client that keeps its fsnameservers file elsewhere (StorNext's older folder).
+        # The project's fact tests take the survey folder as extra data.
+        env = {**os.environ, "AMSM_SURVEY": str(out)}
+        run = subprocess.run(
+            [sys.executable, "-m", "pytest", "tests/unit/test_facts.py", "-k", "survey_fact",
+             "-p", "no:cacheprovider", "-q"],
+            cwd=ROOT, env=env, capture_output=True, text=True,
+        )  # fmt: skip
+        assert run.returncode == 0 and f"{report['files']} passed" in run.stdout, run.stdout[-2000:]
+        # An answer that this amsm reads otherwise than at the survey is named.
+        changed = out / "facts" / "powershell_version" / f"{ed}.json"
+        case = json.loads(changed.read_text())
+        case["stdout"] = case["stdout"].replace("5", "4", 1)
+        changed.write_text(json.dumps(case))
+        rc_v, verified = await cli(client, lab, "survey", "verify", str(out))
+        assert rc_v == 1 and f"facts/powershell_version/{ed}.json: reads [4, 1]" in verified
+
+        # A client that keeps its fsnameservers file elsewhere (StorNext's older folder)
+        # and holds an unrelated iSCSI disk; another whose file shows a password the
+        # worker holds (a comment line): that answer is withheld, never written.
+        ingest = inv.clients[1].host
+        password = (lab.dir / "secrets" / "winrm-password").read_text().strip()
         with LabState(lab.dir).transaction() as txn:
             doc = txn.require_host(ed)
             path = inv.devices.snfs_nameservers_file
             doc["files"][MOVED] = doc["files"].pop(path)
+            new_session(doc, UNRELATED, "192.0.2.77", persistent=True)
+            txn.require_host(ingest)["files"][path] += f"# {password}\n"
         again = tmp_path / "again"
         rc, text = await cli(client, lab, "survey", str(again), "--json")
         summary = json.loads(text)
@@ -99,6 +136,16 @@ async def test_survey_of_the_lab(client: Client, lab_factory, tmp_path: Path) ->
         assert moved["verdict"] == "contradicted"
         assert moved["setting"] == "devices.snfs_nameservers_file" and moved["value"] == MOVED
         assert "devices.snfs_nameservers_file" in (again / "survey.md").read_text()
+        disk = assumption(summary, ed, "iscsi-targets")
+        assert disk["verdict"] == "contradicted" and disk["value"] == [UNRELATED]
+        assert disk["setting"] == f"clients[{ed}].keep_iscsi_targets"
+        withheld = {n["file"] for n in summary["not_written"]}
+        assert f"facts/fsnameservers/{ingest}.json" in withheld
+        assert not (again / "facts" / "fsnameservers" / f"{ingest}.json").exists()
+        for path in again.rglob("*"):
+            if path.is_file():
+                assert password not in path.read_text(), path
+        assert "withheld" in (again / "survey.md").read_text()
         # A survey folder is never overwritten.
         rc, text = await cli(client, lab, "survey", str(again))
         assert rc == 2 and "not an empty folder" in text

@@ -8,55 +8,55 @@ error it must raise (`expected_error`, a part or parts of the CommandFailed text
 under the fact is a recorded answer, not a transport: the fact's own code and the
 host driver's reading of the answer run as they do against a host.
 (The layout follows pyinfra's tests/facts/.)
+
+A site's real answers are cases too: with AMSM_SURVEY=DIR (a folder `amsm survey DIR`
+wrote), every DIR/facts/<fact>/<host>.json is replayed through the fact that read it,
+against the inventory the survey wrote beside them, and must read as it did at the site
+(README, "Before the first switch: `amsm survey`").
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from activities.drivers import powershell as ps
 from activities.drivers.errors import CommandFailed
 from activities.drivers.facts import clients as clients_facts
 from activities.drivers.facts import sync_tools as sync_tools_facts
 from activities.drivers.facts import windows as windows_facts
-from activities.drivers.host import ExecResult, HostDriver
+from activities.drivers.host import HostDriver
 from activities.drivers.operations import windows as windows_ops
+from activities.surveys.models import Exchange
+from activities.surveys.replay import ReplayedHost, read_survey_inventory, replay
 from inventory.load import load_inventory
-from inventory.models import Host, Inventory
+from inventory.models import Inventory
 
 FACTS = Path(__file__).resolve().parents[1] / "facts"
+SURVEY = os.environ.get("AMSM_SURVEY")
+SURVEY_CASES = sorted(Path(SURVEY).glob("facts/*/*.json")) if SURVEY else []
 INVENTORY = Path(__file__).resolve().parent / "data" / "inventory.yaml"
 CASES = sorted(FACTS.glob("*/*.json"))
 
 
-class Recorded(HostDriver):
+class Recorded(ReplayedHost):
     """A host that gives the recorded answer, once it was asked exactly the case's
     statements; a case whose fact asks again (`then`: further exchanges of the same
-    shape, in order) answers each in turn, and every one must be asked."""
-
-    transport = "ssh"
+    shape, in order) answers each in turn, and every one must be asked. (The replay of
+    `amsm survey verify`: a fact that sends other statements raises Mismatch.)"""
 
     def __init__(self, case: dict[str, Any]) -> None:
-        super().__init__(Host(host="HOST-01", address="192.0.2.1", credentials="admin"), 5)
-        self.exchanges = [case, *case.get("then", [])]
-        self.asked = 0
-
-    async def _execute(self, script_text: str) -> ExecResult:
-        assert self.asked < len(self.exchanges), "the fact asked more than the case holds"
-        case = self.exchanges[self.asked]
-        self.asked += 1
-        assert script_text == ps.script(*case["command"]), "the fact sent other statements"
-        encoding = case.get("stdout_encoding", "utf-8")
-        return ExecResult(
-            case["exit_code"],
-            case["stdout"].encode(encoding),
-            case["stderr"].encode(case.get("stderr_encoding", "utf-8")),
+        fields = set(Exchange.model_fields)
+        exchanges = [case, *case.get("then", [])]
+        super().__init__(
+            "HOST-01",
+            "ssh",
+            [Exchange(**{k: v for k, v in e.items() if k in fields}) for e in exchanges],
         )
 
 
@@ -135,3 +135,13 @@ async def test_fact(path: Path) -> None:
         return
     assert await read(drv, case.get("args", {})) == case["expected"]
     assert drv.asked == len(drv.exchanges), "the fact did not ask every exchange"
+
+
+@pytest.mark.parametrize("path", SURVEY_CASES, ids=lambda p: f"{p.parent.name}/{p.stem}")
+async def test_survey_fact(path: Path) -> None:
+    """A site's answer (AMSM_SURVEY=DIR) reads as it did when the survey read it."""
+    inv = read_survey_inventory(path.parents[2])
+    problem = await replay(json.loads(path.read_text(encoding="utf-8")), inv)
+    if problem is not None and problem.startswith("not replayed"):
+        pytest.skip(problem)
+    assert problem is None
