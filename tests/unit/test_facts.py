@@ -32,7 +32,9 @@ from activities.drivers.facts import sync_tools as sync_tools_facts
 from activities.drivers.facts import windows as windows_facts
 from activities.drivers.host import HostDriver
 from activities.drivers.operations import windows as windows_ops
-from activities.surveys.models import Exchange
+from activities.surveys.facts import FACTS as SURVEY_FACTS
+from activities.surveys.facts import read_host_fact
+from activities.surveys.models import Exchange, SurveyTarget
 from activities.surveys.replay import ReplayedHost, read_survey_inventory, replay
 from inventory.load import load_inventory
 from inventory.models import Inventory
@@ -97,6 +99,17 @@ async def _iscsi_discovery(drv: HostDriver, args: dict[str, Any]) -> Any:
     return dataclasses.asdict(await clients_facts.iscsi_discovery(drv))
 
 
+def _survey_probe(name: str) -> Callable[[HostDriver, dict[str, Any]], Awaitable[Any]]:
+    """A probe of `amsm survey` (activities/surveys/probes.py), read on a client."""
+
+    async def read(drv: HostDriver, args: dict[str, Any]) -> Any:
+        inv = _inventory()
+        target = SurveyTarget(pair=inv.pair, host=inv.clients[0].host, role="client")
+        return await read_host_fact(SURVEY_FACTS[name], drv, inv, target, args)  # type: ignore[arg-type]
+
+    return read
+
+
 FACT: dict[str, Callable[[HostDriver, dict[str, Any]], Awaitable[Any]]] = {
     "process_running": lambda drv, a: windows_facts.process_running(drv, a["name"]),
     "services": lambda drv, a: windows_facts.services(drv, a["names"]),
@@ -110,6 +123,7 @@ FACT: dict[str, Callable[[HostDriver, dict[str, Any]], Awaitable[Any]]] = {
     "registry_values": lambda drv, a: windows_facts.registry_values(drv, a["keys"]),
     "iscsi_discovery": _iscsi_discovery,
     "insync_files": lambda drv, a: sync_tools_facts.insync_files_present(drv, _inventory().devices),
+    **{n: _survey_probe(n) for n in ("write_filters", "fsnameservers", "dsm_pointer")},
 }
 
 
