@@ -238,11 +238,11 @@ def sql_version(profile: DsmProfile, sql: Sql) -> dict[str, Any]:
 
 
 def sql_databases(profile: DsmProfile, sql: Sql) -> list[dict[str, Any]]:
-    # sys.databases: one row per database (Microsoft Learn); the DSM's own (the ODBC
-    # string's Database, DB_NAME()) and msdb, where the Agent jobs live.
+    # sys.databases: one row per database of the server (Microsoft Learn); `current`
+    # marks the DSM's own (the ODBC string's Database, DB_NAME()).
     rows = sql.query(
         "SELECT name, compatibility_level, recovery_model_desc, state_desc "
-        "FROM sys.databases WHERE name IN (DB_NAME(), N'msdb') ORDER BY name"
+        "FROM sys.databases ORDER BY name"
     )
     keys = ("name", "compatibility_level", "recovery_model", "state")
     out = []
@@ -250,8 +250,8 @@ def sql_databases(profile: DsmProfile, sql: Sql) -> list[dict[str, Any]]:
         if len(r) != len(keys):
             raise ProfileError(f"sys.databases row {r!r:.200} is not 4 columns")
         out.append(dict(zip(keys, r, strict=True)))
-    current = sql.query("SELECT DB_NAME()")
-    return [{**d, "current": d["name"] == _row(current, 1, "DB_NAME()")[0]} for d in out]
+    current = _row(sql.query("SELECT DB_NAME()"), 1, "DB_NAME()")[0]
+    return [{**d, "current": d["name"] == current} for d in out]
 
 
 def sql_jobs(profile: DsmProfile, sql: Sql) -> dict[str, Any]:

@@ -30,6 +30,7 @@ SETTINGS = {
     "allsync_service": "devices.allsync_service",
     "insync_service": "devices.insync_service",
     "browse_services": "browse[{component}].services",
+    "dsm_state_database": "sides.{side}.dsm.state_database",
     "master_job": "sides.{side}.dsm.sqlserver.master_job",
     "backup_job": "sides.{side}.dsm.sqlserver.backup_job",
 }
@@ -250,7 +251,10 @@ def check_targets_known(ev: Evidence) -> Outcome:
     sessions = [s for s in ev.value("iscsi_sessions") if s.get("connected")]
     unknown = sorted({s["target"] for s in sessions if ev.inv.side_of_target(s["target"]) is None})
     known = sorted({s["target"] for s in sessions} - set(unknown))
-    text = f"{len(sessions)} session(s): " + (", ".join(known) or "none to a side's target")
+    # Two sessions to one target: its A and B paths (a redundant K2 SAN), or two TOEs.
+    counts = {t: sum(1 for s in sessions if s["target"] == t) for t in known}
+    shown = [f"{t} ({n} sessions)" if n > 1 else t for t, n in counts.items()]
+    text = f"{len(sessions)} session(s): " + (", ".join(shown) or "none to a side's target")
     if not unknown:
         return ok(text)
     return no(
@@ -420,6 +424,31 @@ def check_database(ev: Evidence) -> Outcome:
     return ok(text)
 
 
+def check_state_database(ev: Evidence) -> Outcome:
+    if _profile(ev) != "sqlserver":
+        return unread("a lab DSM (profile lab)")
+    dbs = ev.value("sql_databases")
+    names = [d["name"] for d in dbs]
+    mine = next((d["name"] for d in dbs if d.get("current")), None)
+    dsm = ev.inv.sides[ev.t.side or "X"].dsm
+    key = SETTINGS["dsm_state_database"].split(".")[-1]
+    wanted = getattr(dsm, key, None)
+    if wanted is None:
+        return no(
+            f"amsm keeps its mode row in the DSM's own database {mine}, which a whole-database "
+            f"replication copies; this server has {', '.join(names)}",
+            "give amsm a database on each DSM that replication does not copy",
+            "dsm_state_database",
+        )
+    if wanted not in names or wanted == mine:
+        return no(
+            f"{wanted!r} is not a database of this server apart from {mine}: {', '.join(names)}",
+            "create it, or name one that replication does not copy",
+            "dsm_state_database",
+        )
+    return ok(f"amsm's state in {wanted}, beside {mine}")
+
+
 def check_jobs(ev: Evidence) -> Outcome:
     r = ev.value("dsm_readiness")
     missing = r.get("missing_jobs") or []
@@ -480,7 +509,8 @@ REGISTER: list[Assumption] = [
     Assumption("service-names", "the services the inventory names exist (key or display name)",
                "Microsoft Learn, Get-Service -Name", ("find_services",),
                ("smartbins", "nas-cifs", "control-point", "browse"), check_services,
-               lambda inv, t: t.role != "nas-cifs" or inv.devices.allsync_service is not None),
+               lambda inv, t: (t.role != "nas-cifs" or inv.devices.allsync_service is not None)
+               and (t.role != "control-point" or inv.devices.insync_service is not None)),
     Assumption("fsnameservers-file", "the client's fsnameservers file is where the inventory says",
                "StorNext fsnameservers(4): <install path>\\config\\fsnameservers",
                ("fsnameservers",), ("client",), check_fsnameservers_file),
@@ -515,6 +545,9 @@ REGISTER: list[Assumption] = [
                ("sql_version",), ("dsm",), check_sql_version, _sqlserver),
     Assumption("dsm-database", "the DSM's database is ONLINE at compatibility level 90 or more",
                "Microsoft Learn, FROM clause (APPLY)", ("sql_databases",), ("dsm",), check_database),
+    Assumption("dsm-state-database", "amsm's own state is in a database replication does not copy",
+               "issue 25 #1: replication copies the whole database", ("sql_databases",), ("dsm",),
+               check_state_database),
     Assumption("replication-jobs", "the replication jobs the inventory names are in this server's msdb",
                "README, 'A SQL Server DSM'", ("dsm_readiness", "sql_jobs"), ("dsm",), check_jobs),
     Assumption("msdb-rights", "the worker's login may run and read the jobs in msdb",

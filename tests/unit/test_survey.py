@@ -90,6 +90,10 @@ def test_an_unrelated_iscsi_disk_contradicts_with_what_to_set(inv: Inventory) ->
     assert t.verdict == "contradicted" and other in t.evidence
     assert t.setting == f"clients[{ED}].keep_iscsi_targets" and t.value == [other]
     assert got["iscsi-one-side"].verdict == "verified"
+    # A redundant SAN's B path: a second session to the side's own target.
+    b_path = [*sessions[:1], {"target": X_IQN, "connected": True, "persistent": True}]
+    paths = verdicts(inv, facts(iscsi_sessions=b_path, client_facts=ON_X))["iscsi-targets"]
+    assert paths.verdict == "verified" and f"{X_IQN} (2 sessions)" in paths.evidence
     both = [*sessions[:1], {"target": Y_IQN, "connected": True, "persistent": False}]
     assert verdicts(inv, facts(iscsi_sessions=both))["iscsi-one-side"].verdict == "contradicted"
 
@@ -188,6 +192,9 @@ def test_sql_server_answers(inv: Inventory) -> None:
     assert jobs.setting == "sides.X.dsm.sqlserver.backup_job"
     assert got["msdb-rights"].verdict == "verified"
     assert got["tls-versions"].verdict == "could not be read"
+    state = got["dsm-state-database"]
+    assert state.verdict == "contradicted" and "Aurora" in state.evidence
+    assert state.setting == "sides.X.dsm.state_database"
 
 
 def test_write_filter_displays() -> None:
