@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 from pathlib import Path
 
 from activities.drivers.credentials import CredentialError, CredentialStore
@@ -21,6 +22,8 @@ from inventory.models import Inventory
 # of fewer characters is refused by no host the survey knows). Key files are scanned
 # line by line too (a PEM body's lines are 64 characters).
 MIN_LENGTH = 6
+WORKER_SECRETS = ("TEMPORAL_API_KEY", "AMSM_CODEC_KEY")
+WORKER_KEY_FILES = ("TEMPORAL_TLS_KEY", "AMSM_CODEC_KEY_FILE")
 
 
 def forms(secret: str) -> set[str]:
@@ -45,6 +48,14 @@ def held_secrets(inv: Inventory, store: CredentialStore) -> set[str]:
             found |= forms(secret.password)
         if secret.key_file is not None:
             found |= key_forms(secret.key_file)
+    # The worker's own: its Temporal API key and mTLS key, the payload codec's keys, as
+    # their environment variables give them (wire/: a flag given instead is not seen here).
+    for name in WORKER_SECRETS:
+        if value := os.environ.get(name):
+            found |= forms(value)
+    for name in WORKER_KEY_FILES:
+        if value := os.environ.get(name):
+            found |= key_forms(Path(value))
     return found
 
 
@@ -56,8 +67,10 @@ def key_forms(path: Path) -> set[str]:
     out = forms(text.strip())
     for line in text.splitlines():
         line = line.strip()
-        if len(line) >= 16 and not line.startswith("-----"):
-            out |= forms(line)
+        # A codec key file's line is KEY_ID:BASE64: the key alone too.
+        for part in {line, line.rpartition(":")[2]}:
+            if len(part) >= 16 and not part.startswith("-----"):
+                out |= forms(part)
     return out
 
 

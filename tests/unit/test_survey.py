@@ -12,11 +12,12 @@ from typing import Any
 import pytest
 
 from activities.drivers import powershell as ps
+from activities.drivers.credentials import CredentialStore
 from activities.surveys import probes, register
 from activities.surveys.facts import FACTS
 from activities.surveys.models import Exchange, FactRecord, HostSurvey, SurveyTarget, plain, unplain
 from activities.surveys.replay import fact_file, replay
-from activities.surveys.secrets import forms, withhold
+from activities.surveys.secrets import forms, held_secrets, withhold
 from inventory.load import load_inventory
 from inventory.models import Inventory
 
@@ -296,3 +297,15 @@ async def test_a_recorded_answer_replays_and_a_changed_one_does_not(inv: Invento
     assert "other statements" in (await replay(other, inv) or "")
     cut = {**data, "stdout_truncated": True}
     assert (await replay(cut, inv) or "").startswith("not replayed")
+
+
+def test_the_worker_s_own_secrets_are_scanned_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, inv: Inventory
+) -> None:
+    codec = tmp_path / "codec.keys"
+    codec.write_text("k1:q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQ\n")
+    monkeypatch.setenv("TEMPORAL_API_KEY", "eyJhbGciOiJFUzI1NiJ9.api-key")
+    monkeypatch.setenv("AMSM_CODEC_KEY_FILE", str(codec))
+    held = held_secrets(inv, CredentialStore(inv, INVENTORY))
+    assert "eyJhbGciOiJFUzI1NiJ9.api-key" in held
+    assert "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQ" in held
