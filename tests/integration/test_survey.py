@@ -101,6 +101,29 @@ async def test_survey_of_the_lab(client: Client, lab_factory, tmp_path: Path) ->
         assert tls["verdict"] == "could not be read" and "TDS" in tls["evidence"]
         assert (out / "survey.md").read_text().startswith(f"# Site survey of pair {inv.pair}")
 
+        # The lab reads the lab's answers alike; a site answer the lab does not model
+        # (an OS version where the lab refuses the statement) is named.
+        rc_v, against = await cli(
+            client, lab, "survey", "verify", str(out), "--lab", str(lab.dir), "--json"
+        )
+        assert rc_v == 0 and json.loads(against)["lab"] == [], against
+        site = tmp_path / "site"
+        site_os = site / "facts" / "os_version" / f"{ed}.json"
+        site_os.parent.mkdir(parents=True)
+        (site / "inventory.json").write_text((out / "inventory.json").read_text())
+        case = json.loads((out / "facts" / "os_version" / f"{ed}.json").read_text())
+        case.pop("expected_error")
+        case.update(
+            stdout='{"Caption":"Microsoft Windows 7 Professional","Version":"6.1.7601"}\r\n#amsm 1/1\r\n',
+            stderr="", exit_code=0,
+            expected={"caption": "Microsoft Windows 7 Professional", "version": "6.1.7601"},
+        )  # fmt: skip
+        site_os.write_text(json.dumps(case))
+        rc_v, against = await cli(client, lab, "survey", "verify", str(site), "--lab", str(lab.dir))
+        assert rc_v == 0 and f"facts/os_version/{ed}.json: the lab ({ed}) raises" in against
+        assert (
+            "0 fact files answered otherwise" not in against and "1 of 1 fact files read" in against
+        )
         # The project's fact tests take the survey folder as extra data.
         env = {**os.environ, "AMSM_SURVEY": str(out)}
         run = subprocess.run(
