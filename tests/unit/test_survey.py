@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ from activities.drivers.credentials import CredentialStore
 from activities.surveys import probes, register
 from activities.surveys.facts import FACTS
 from activities.surveys.models import Exchange, FactRecord, HostSurvey, SurveyTarget, plain, unplain
+from activities.surveys.recording import RecordingSql
 from activities.surveys.replay import fact_file, replay
 from activities.surveys.secrets import forms, held_secrets, withhold
 from inventory.load import load_inventory
@@ -309,3 +312,27 @@ def test_the_worker_s_own_secrets_are_scanned_for(
     held = held_secrets(inv, CredentialStore(inv, INVENTORY))
     assert "eyJhbGciOiJFUzI1NiJ9.api-key" in held
     assert "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQ" in held
+
+
+def test_the_survey_loads_no_operation() -> None:
+    """`amsm survey` reads facts only: its activities load no module that changes a
+    device, nor the families that act (as tests/unit/test_rooms.py pins for the check)."""
+    code = (
+        "import sys, activities.survey\n"
+        "print(sorted(m for m in sys.modules if m.startswith('activities.drivers.operations')"
+        " or m in ('activities.dsm', 'activities.browse', 'activities.clients',"
+        " 'activities.smartbins', 'activities.sync_tools', 'activities.media')))"
+    )
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_a_statement_that_changes_a_dsm_is_refused_and_recorded() -> None:
+    log: list[Any] = []
+    sql = RecordingSql(object(), log)
+    with pytest.raises(PermissionError):
+        sql.execute("UPDATE dbo.AmsmDsmMode SET mode = ?", "main")
+    assert log[0].kind == "execute" and log[0].error.startswith("refused")
