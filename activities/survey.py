@@ -6,6 +6,7 @@ keeps this module away from drivers/operations/)."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 from temporalio import activity
 
@@ -13,7 +14,13 @@ from activities.drivers.errors import AuthenticationFailed, Unreachable
 from activities.support import FamilyActivities
 from activities.surveys import register
 from activities.surveys.facts import DSM_FACTS, host_facts, read_dsm_fact, read_host_fact
-from activities.surveys.models import FactRecord, HostSurvey, SurveyTarget
+from activities.surveys.models import (
+    ANSWER_BOUND,
+    HOST_BOUND,
+    FactRecord,
+    HostSurvey,
+    SurveyTarget,
+)
 from activities.surveys.recording import RecordingDsm, RecordingHost
 from activities.surveys.replay import describe_error
 from activities.surveys.secrets import held_secrets, withhold
@@ -21,6 +28,26 @@ from activities.surveys.secrets import held_secrets, withhold
 # A host that does not let the worker in answers no later fact either: the survey says
 # so once instead of waiting for each.
 NO_ENTRY = (Unreachable, AuthenticationFailed)
+# What an answer is cut to when a host's answers together pass HOST_BOUND.
+CUT_TO = 1024
+
+
+def bounded(records: list[FactRecord]) -> list[FactRecord]:
+    """The records, each reading kept up to ANSWER_BOUND characters of JSON, and all of
+    them under HOST_BOUND: the longest answers cut to CUT_TO first (marked cut)."""
+    for r in records:
+        if r.expected is not None and len(json.dumps(r.expected)) > ANSWER_BOUND:
+            r.expected, r.expected_truncated = None, True
+    size = sum(len(r.model_dump_json()) for r in records)
+    answers = sorted(
+        (e for r in records for e in r.exchanges), key=lambda e: len(e.stdout), reverse=True
+    )
+    for e in answers:
+        if size <= HOST_BOUND or len(e.stdout) <= CUT_TO:
+            break
+        size -= len(e.stdout) - CUT_TO
+        e.stdout, e.stdout_truncated = e.stdout[:CUT_TO], True
+    return records
 
 
 class SurveyActivities(FamilyActivities):
@@ -42,7 +69,7 @@ class SurveyActivities(FamilyActivities):
         else:
             records = await self._host(inp, out)
         secrets = held_secrets(self.inv, self.ctx.creds)
-        out.facts = [withhold(r, secrets) for r in records]
+        out.facts = bounded([withhold(r, secrets) for r in records])
         out.assumptions = register.evaluate(out.facts, self.inv, inp)
         return out
 

@@ -106,5 +106,8 @@ class PairSurveyWorkflow:
                 )
                 for r in results
             ],
-            assumptions=[a for r in results for a in r.assumptions],
+            counts={
+                v: sum(1 for r in results for a in r.assumptions if a.verdict == v)
+                for v in ("verified", "contradicted", "could not be read")
+            },
         )

@@ -15,6 +15,7 @@ from typing import Any
 from activities.drivers.dsm_profiles import DsmProfile, Sql
 from activities.drivers.facts import browse as browse_facts
 from activities.drivers.facts import clients as clients_facts
+from activities.drivers.facts import media as media_facts
 from activities.drivers.facts import smartbins as smartbins_facts
 from activities.drivers.facts import sync_tools as sync_tools_facts
 from activities.drivers.facts import windows as windows_facts
@@ -74,6 +75,12 @@ def _per_side(inv: Inventory, t: SurveyTarget) -> list[tuple[str | None, Args]]:
 
 def _portals(inv: Inventory, t: SurveyTarget) -> list[tuple[str | None, Args]]:
     return [(s, {"portals": inv.sides[s].portals, "port": inv.devices.iscsi_port}) for s in SIDES]
+
+
+def _pseudo_host(inv: Inventory, t: SurveyTarget) -> list[tuple[str | None, Args]]:
+    # The media steps list a side's V: on its PseudoSmartBins host (activities/media.py).
+    side = inv.sides[t.side] if t.side else None
+    return [(None, {})] if side and side.pseudo_host.host.lower() == t.host.lower() else []
 
 
 def _component(inv: Inventory, args: Args) -> Any:
@@ -205,6 +212,14 @@ HOST_FACTS: list[HostFact] = [
         "whether V: is there (clients.volume_present)",
         lambda d, i, t, a: clients_facts.volume_present(d),
         roles=("client",),
+    ),
+    HostFact(
+        "media_listing",
+        "the master clips of the side's V: as the restore's orphan search lists them "
+        "(media.media_listing)",
+        lambda d, i, t, a: media_facts.media_listing(d),
+        roles=("smartbins",),
+        calls=_pseudo_host,
     ),
     *probes.HOST_PROBES,
 ]

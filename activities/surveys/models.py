@@ -18,6 +18,9 @@ from inventory.models import Side
 # travel in one activity result, under Temporal's 2 MB payload limit. A longer one is
 # kept cut and marked `*_truncated` (amsm survey verify does not replay it).
 ANSWER_BOUND = 16384
+# A host's answers together are kept under this many characters of JSON (each answer cut
+# further, largest first, when they are not): one activity result, under 2 MB.
+HOST_BOUND = 1_500_000
 
 Verdict = Literal["verified", "contradicted", "could not be read"]
 
@@ -64,14 +67,15 @@ class FactRecord(BaseModel):
     statements: list[Statement] = []
     expected: Any = None
     expected_error: str | None = None
+    # The reading was longer than ANSWER_BOUND (a volume's whole clip list): not kept.
+    expected_truncated: bool = False
     # Not written: the answer held a secret the worker holds (which one is not said).
     withheld: str | None = None
 
     @property
     def truncated(self) -> bool:
-        return any(e.stdout_truncated or e.stderr_truncated for e in self.exchanges) or any(
-            s.truncated for s in self.statements
-        )
+        cut = self.expected_truncated or any(s.truncated for s in self.statements)
+        return cut or any(e.stdout_truncated or e.stderr_truncated for e in self.exchanges)
 
 
 class AssumptionResult(BaseModel):
@@ -121,13 +125,13 @@ class HostSummary(BaseModel):
 
 
 class SurveyResult(BaseModel):
+    """A line per host and the count of each verdict; each host's answers and verdicts
+    are asked for one host at a time (the workflow's `host_answers` query): a whole
+    facility's would pass Temporal's 2 MB limit on one payload."""
+
     pair: str
     hosts: list[HostSummary]
-    assumptions: list[AssumptionResult]
-
-    @property
-    def contradicted(self) -> list[AssumptionResult]:
-        return [a for a in self.assumptions if a.verdict == "contradicted"]
+    counts: dict[str, int] = {}
 
 
 class SurveyProgress(BaseModel):

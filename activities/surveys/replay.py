@@ -61,6 +61,8 @@ def fact_file(record: FactRecord, host: HostSurvey) -> dict[str, Any]:
         out["expected_error"] = record.expected_error
     else:
         out["expected"] = record.expected
+    if record.expected_truncated:
+        out["expected_truncated"] = True
     return out
 
 
@@ -79,6 +81,7 @@ def read_fact_file(data: dict[str, Any], inv: Inventory) -> tuple[FactRecord, Su
         statements=[Statement(**s) for s in data.get("statements", [])],
         expected=data.get("expected"),
         expected_error=data.get("expected_error"),
+        expected_truncated=bool(data.get("expected_truncated", False)),
     )
     target = SurveyTarget(
         pair=inv.pair, host=data["host"], role=data["role"], side=data.get("side")

@@ -221,17 +221,20 @@ def write_survey(
             put(rel, json.dumps(fact_file(r, h), indent=2, ensure_ascii=False) + "\n")
     put("inventory.json", json.dumps(site_inventory(inv), indent=2) + "\n")
     unsurveyed = [h for h in result.hosts if h.error]
+    assumptions = [a for h in hosts for a in h.assumptions]
     summary: dict[str, Any] = {
         "pair": inv.pair,
         "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "ok": not result.contradicted and not unsurveyed and not not_written,
+        "ok": not any(a.verdict == "contradicted" for a in assumptions)
+        and not unsurveyed
+        and not not_written,
         "hosts": [
             {**s.model_dump(mode="json"), **header(h)}
             for s, h in zip(result.hosts, hosts, strict=True)
         ],
-        "assumptions": [a.model_dump(mode="json") for a in result.assumptions],
+        "assumptions": [a.model_dump(mode="json") for a in assumptions],
         "counts": {
-            v: sum(1 for a in result.assumptions if a.verdict == v)
+            v: sum(1 for a in assumptions if a.verdict == v)
             for v in ("verified", "contradicted", "could not be read")
         },
         "answer_bound": ANSWER_BOUND,

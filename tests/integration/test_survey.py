@@ -75,6 +75,9 @@ async def test_survey_of_the_lab(client: Client, lab_factory, tmp_path: Path) ->
         ed = inv.clients[0].host
         verify_case = json.loads((out / "facts" / "client_verify" / f"{ed}--X.json").read_text())
         assert verify_case["expected"] == f"{ed} sees X's V: volume"
+        pseudo = inv.sides["X"].pseudo_host.host
+        listing = json.loads((out / "facts" / "media_listing" / f"{pseudo}.json").read_text())
+        assert "clips" in listing["expected"]
         dsm = json.loads(
             (out / "facts" / "dsm_status" / f"{inv.sides['X'].dsm.host}.json").read_text()
         )

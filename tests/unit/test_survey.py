@@ -15,9 +15,19 @@ import pytest
 
 from activities.drivers import powershell as ps
 from activities.drivers.credentials import CredentialStore
+from activities.survey import bounded
 from activities.surveys import probes, register
 from activities.surveys.facts import FACTS
-from activities.surveys.models import Exchange, FactRecord, HostSurvey, SurveyTarget, plain, unplain
+from activities.surveys.models import (
+    ANSWER_BOUND,
+    HOST_BOUND,
+    Exchange,
+    FactRecord,
+    HostSurvey,
+    SurveyTarget,
+    plain,
+    unplain,
+)
 from activities.surveys.recording import RecordingSql
 from activities.surveys.replay import fact_file, replay
 from activities.surveys.secrets import forms, held_secrets, withhold
@@ -336,3 +346,25 @@ def test_a_statement_that_changes_a_dsm_is_refused_and_recorded() -> None:
     with pytest.raises(PermissionError):
         sql.execute("UPDATE dbo.AmsmDsmMode SET mode = ?", "main")
     assert log[0].kind == "execute" and log[0].error.startswith("refused")
+
+
+def test_a_host_s_answers_are_kept_under_their_bounds() -> None:
+    big = FactRecord(
+        fact="media_listing",
+        host="sb-x1",
+        expected={"clips": {str(i): "c" * 40 for i in range(2000)}},
+    )
+    many = [
+        FactRecord(
+            fact="services",
+            host="sb-x1",
+            variant=str(i),
+            exchanges=[Exchange(command=["x"], stdout="y" * ANSWER_BOUND)],
+        )
+        for i in range(120)
+    ]
+    kept = bounded([big, *many])
+    assert kept[0].expected is None and kept[0].expected_truncated and kept[0].truncated
+    assert sum(len(r.model_dump_json()) for r in kept) <= HOST_BOUND
+    assert all(r.truncated == (len(r.exchanges[0].stdout) < ANSWER_BOUND) for r in kept[1:])
+    assert any(not r.truncated for r in kept[1:])
