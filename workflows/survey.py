@@ -1,8 +1,8 @@
 """pair-survey: the read-only site survey of `amsm survey`. The hosts of the site check
 (its `check_plan`), one activity per host, all in parallel, each on the queue of the
-side it belongs to; each host's answers are kept in the run and given one host at a time
-(the `host_answers` query: a whole site's answers could pass Temporal's 2 MB limit on
-one payload); the result is the register's verdicts and a line per host.
+side it belongs to. Each host's answers and verdicts are its activity's result, which
+the CLI reads from the run's history (a whole site's answers could pass Temporal's 2 MB
+limit on one payload); the run's result is a line per host and the count of each verdict.
 
 It runs under its own id (`amsm-<pair>-survey-<tag>`), never the pair's one-workflow id.
 A host whose activity fails, or that no worker picks up in time, is said so (its
@@ -23,7 +23,6 @@ with workflow.unsafe.imports_passed_through():
     from activities.models import CheckPlan, PairRef
     from activities.survey import SurveyActivities
     from activities.surveys.models import (
-        HostQuery,
         HostSummary,
         HostSurvey,
         SurveyProgress,
@@ -54,15 +53,10 @@ def not_surveyed(target: SurveyTarget, e: ActivityError) -> HostSurvey:
 class PairSurveyWorkflow:
     def __init__(self) -> None:
         self._progress = SurveyProgress()
-        self._hosts: dict[str, HostSurvey] = {}
 
     @workflow.query
     def progress(self) -> SurveyProgress:
         return self._progress
-
-    @workflow.query
-    def host_answers(self, q: HostQuery) -> HostSurvey | None:
-        return self._hosts.get(q.host.lower())
 
     @workflow.run
     async def run(self, inp: CheckInput) -> SurveyResult:
@@ -90,8 +84,6 @@ class PairSurveyWorkflow:
                 self._progress.done += 1
 
         results = await asyncio.gather(*(one(t) for t in targets))
-        for r in results:
-            self._hosts[r.host.lower()] = r
         return SurveyResult(
             pair=inp.pair,
             hosts=[

@@ -126,8 +126,8 @@ class HostSummary(BaseModel):
 
 class SurveyResult(BaseModel):
     """A line per host and the count of each verdict; each host's answers and verdicts
-    are asked for one host at a time (the workflow's `host_answers` query): a whole
-    facility's would pass Temporal's 2 MB limit on one payload."""
+    are its activity's result, read from the run's history (a whole facility's would
+    pass Temporal's 2 MB limit on one payload)."""
 
     pair: str
     hosts: list[HostSummary]
@@ -137,10 +137,6 @@ class SurveyResult(BaseModel):
 class SurveyProgress(BaseModel):
     done: int = 0
     total: int = 0
-
-
-class HostQuery(BaseModel):
-    host: str
 
 
 def plain(value: Any, bound: int | None = None) -> Any:

@@ -26,7 +26,7 @@ from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
 
-from activities.surveys.models import ANSWER_BOUND, HostQuery, HostSurvey, SurveyResult
+from activities.surveys.models import ANSWER_BOUND, HostSurvey, SurveyResult
 from activities.surveys.replay import fact_file, read_survey_inventory, replay
 from client.runs import cause
 from client.session import EXIT_FAIL, EXIT_OK, EXIT_USAGE, CliError, default_operator, emit
@@ -114,17 +114,12 @@ async def run(client: Client, inv: Inventory, args: argparse.Namespace) -> int:
     except Exception as e:
         raise CliError(f"the survey of pair {inv.pair} could not start: {cause(e)}") from None
     result = await follow(handle, inv, quiet=args.json)
-    hosts: list[HostSurvey] = []
-    for h in result.hosts:
-        try:
-            got = await handle.query(PairSurveyWorkflow.host_answers, HostQuery(host=h.host))
-        except Exception as e:
-            raise CliError(
-                f"the survey's answers of {h.host} could not be read: {cause(e)}"
-            ) from None
-        hosts.append(
-            got or HostSurvey(host=h.host, role=h.role, side=h.side, error="no answers kept")
-        )
+    answers = await host_answers(client, handle)
+    hosts = [
+        answers.get(h.host.lower())
+        or HostSurvey(host=h.host, role=h.role, side=h.side, error=h.error or "no answers kept")
+        for h in result.hosts
+    ]
     summary = write_survey(folder, inv, result, hosts)
     emit(args, summary, render(summary, folder))
     return EXIT_OK if summary["ok"] else EXIT_FAIL
@@ -165,6 +160,34 @@ async def follow(
         final = f"surveying pair {inv.pair}: {n}/{n} hosts read"
         print(f"\r{final}" if live else final, file=sys.stderr)
     return result
+
+
+async def host_answers(
+    client: Client, handle: WorkflowHandle[Any, SurveyResult]
+) -> dict[str, HostSurvey]:
+    """Each host's answers, from the run's history: the results of its `survey_host`
+    activities, decoded as the worker encoded them (the payload codec included). Read
+    once, without replaying the run (a query on a closed run would, once per host)."""
+    try:
+        history = await handle.fetch_history()
+    except Exception as e:
+        raise CliError(
+            f"the survey's answers ({handle.id}) could not be read: {cause(e)}"
+        ) from None
+    scheduled: dict[int, str] = {}
+    out: dict[str, HostSurvey] = {}
+    for event in history.events:
+        if event.HasField("activity_task_scheduled_event_attributes"):
+            scheduled[event.event_id] = (
+                event.activity_task_scheduled_event_attributes.activity_type.name
+            )
+        elif event.HasField("activity_task_completed_event_attributes"):
+            done = event.activity_task_completed_event_attributes
+            if scheduled.get(done.scheduled_event_id) != "survey_host":
+                continue
+            [host] = await client.data_converter.decode(list(done.result.payloads), [HostSurvey])
+            out[host.host.lower()] = host
+    return out
 
 
 # -- writing DIR ----------------------------------------------------------------------------
