@@ -204,12 +204,10 @@ async def dsm_pointer(drv: HostDriver, key: str, name: str) -> dict[str, Any]:
 
 @reads_answers
 async def dsm_pointer_kind(drv: HostDriver, key: str, name: str) -> str:
-    # RegistryKey.GetValueKind reads the value's type (Microsoft Learn).
-    return ps.parse_json_string(
-        await drv.run_one(
-            f"(Get-Item -LiteralPath {ps.q(key)}).GetValueKind({ps.q(name)}) | {ps.JSON}"
-        )
-    )
+    # RegistryKey.GetValueKind reads the value's type (Microsoft Learn); its name as text:
+    # Windows PowerShell 5.1's ConvertTo-Json writes an enum as its number.
+    statement = f"(Get-Item -LiteralPath {ps.q(key)}).GetValueKind({ps.q(name)}).ToString()"
+    return ps.parse_json_string(await drv.run_one(f"{statement} | {ps.JSON}"))
 
 
 def _places(inv: Inventory, t: SurveyTarget) -> list[tuple[str | None, dict[str, Any]]]:
