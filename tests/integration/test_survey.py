@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from temporalio.client import Client
 
 from lab.powershell import new_session
@@ -19,6 +20,7 @@ from lab.state import LabState
 from tests.support.cli import cli
 from tests.support.lab import Lab
 from tests.support.worker import running_worker
+from workers.worker import build_workers
 
 MOVED = r"C:\SNFS\config\fsnameservers"
 # A disk of another iSCSI target, not the K2 SAN's (a backup volume, say).
@@ -175,3 +177,41 @@ async def test_survey_of_the_lab(client: Client, lab_factory, tmp_path: Path) ->
         # A survey folder is never overwritten.
         rc, text = await cli(client, lab, "survey", str(again))
         assert rc == 2 and "not an empty folder" in text
+
+
+async def test_survey_for_viewers_and_without_a_site_worker(
+    client: Client,
+    lab_factory,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    lab = await lab_factory(editors=1, ingest=0)
+    lab.edit_inventory(operators=["ann"], viewers=["vic"])
+    lab.retime(operation_timeout=2)
+    monkeypatch.setenv("AMSM_OPERATOR", "mallory")
+    rc, out = await cli(client, lab, "survey", str(tmp_path / "refused"))
+    assert rc == 1 and "mallory is neither an operator nor a viewer" in out
+    assert not (tmp_path / "refused").exists()
+    with pytest.raises(SystemExit) as usage:  # argparse: a usage error exits 2
+        await cli(client, lab, "survey")
+    assert usage.value.code == 2
+    rc, out = await cli(client, lab, "survey", "check", str(tmp_path / "x"))
+    assert rc == 2 and "DIR or `verify DIR`" in out
+    rc, out = await cli(client, lab, "survey", "verify", str(tmp_path))
+    assert rc == 2 and "not a survey folder" in out
+
+    # A viewer may survey. With no worker for Y's site, Y's hosts are said not surveyed,
+    # never left out, and the survey does not pass.
+    monkeypatch.setenv("AMSM_OPERATOR", "vic")
+    main, x = build_workers(client, lab.inventory, lab.inventory_path, sites=("X",))
+    async with main, x:
+        rc, text = await cli(client, lab, "survey", str(tmp_path / "s"), "--json")
+    assert rc == 1, text
+    summary = json.loads(text)
+    hosts = {h["host"]: h for h in summary["hosts"]}
+    not_picked = "no worker of its queue picked the survey up in time"
+    for host in ("dsm-y", "sb-y1", "nas-cifs-y", "nas-ftp-y", "bridge-y"):
+        assert hosts[host]["error"] == not_picked, hosts[host]
+    assert all(h["error"] is None for name, h in hosts.items() if name.endswith("-x"))
+    md = (tmp_path / "s" / "survey.md").read_text()
+    assert "| dsm-y | dsm | Y | " in md and f"| {not_picked} |" in md
