@@ -5,6 +5,7 @@ keeps this module away from drivers/operations/)."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 
@@ -65,7 +66,8 @@ class SurveyActivities(FamilyActivities):
             time=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         )
         if inp.role == "dsm":
-            records = self._dsm(inp, out)
+            # pyodbc blocks: the DSM's reads run in a thread, as the DSM activities' do.
+            records = await asyncio.to_thread(self._dsm, inp, out)
         else:
             records = await self._host(inp, out)
         secrets = held_secrets(self.inv, self.ctx.creds)

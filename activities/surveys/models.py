@@ -143,7 +143,6 @@ def plain(value: Any, bound: int | None = None) -> Any:
     """`value` as JSON: a fact's parse (dataclasses, tuples, sets, pydantic models) or a
     SQL cell. A cell that JSON has no type for is tagged ({"datetime": "..."}), so a
     replay gives the parser what the ODBC driver gave it."""
-
     if isinstance(value, BaseModel):
         return plain(value.model_dump(mode="json"), bound)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
@@ -171,7 +170,6 @@ def plain(value: Any, bound: int | None = None) -> Any:
 
 def unplain(value: Any) -> Any:
     """A recorded SQL cell back as the ODBC driver gave it (see plain)."""
-
     if isinstance(value, dict) and len(value) == 1:
         ((tag, text),) = value.items()
         if tag == "datetime":
