@@ -18,7 +18,7 @@ from temporalio.client import Client
 from lab.powershell import new_session
 from lab.state import LabState
 from tests.support.cli import cli
-from tests.support.lab import Lab
+from tests.support.secrets import assert_no_secrets_in_pair, lab_secrets, record_history
 from tests.support.worker import running_worker
 from workers.worker import build_workers
 
@@ -26,22 +26,6 @@ MOVED = r"C:\SNFS\config\fsnameservers"
 # A disk of another iSCSI target, not the K2 SAN's (a backup volume, say).
 UNRELATED = "iqn.1991-05.com.microsoft:backup-target"
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def lab_secrets(lab: Lab) -> list[str]:
-    """The contents of the lab's secret files (the worker's key, the WinRM and DSM
-    passwords), and each long line of them."""
-    found: list[str] = []
-    for rel in ("keys/id_ed25519", "secrets/winrm-password", "secrets/dsm-password"):
-        text = (lab.dir / rel).read_text()
-        found.append(text.strip())
-        found += [
-            line.strip()
-            for line in text.splitlines()
-            if len(line.strip()) >= 16 and not line.startswith("-----")
-        ]
-    assert all(found)
-    return found
 
 
 def assumption(summary: dict, host: str, id: str) -> dict:
@@ -177,6 +161,8 @@ async def test_survey_of_the_lab(client: Client, lab_factory, tmp_path: Path) ->
         # A survey folder is never overwritten.
         rc, text = await cli(client, lab, "survey", str(again))
         assert rc == 2 and "not an empty folder" in text
+        # Nor is any secret in the runs' histories (the answers are activity results).
+        await assert_no_secrets_in_pair(client, lab)
 
 
 async def test_survey_for_viewers_and_without_a_site_worker(
@@ -208,10 +194,20 @@ async def test_survey_for_viewers_and_without_a_site_worker(
         rc, text = await cli(client, lab, "survey", str(tmp_path / "s"), "--json")
     assert rc == 1, text
     summary = json.loads(text)
+    [run] = [
+        w
+        async for w in client.list_workflows(
+            f"WorkflowId STARTS_WITH '{lab.inventory.workflow_id}-survey-'"
+        )
+    ]
+    record_history(
+        await client.get_workflow_handle(run.id).fetch_history(), "survey-without-site-y.json"
+    )
     hosts = {h["host"]: h for h in summary["hosts"]}
     not_picked = "no worker of its queue picked the survey up in time"
     for host in ("dsm-y", "sb-y1", "nas-cifs-y", "nas-ftp-y", "bridge-y"):
         assert hosts[host]["error"] == not_picked, hosts[host]
     assert all(h["error"] is None for name, h in hosts.items() if name.endswith("-x"))
+    await assert_no_secrets_in_pair(client, lab)
     md = (tmp_path / "s" / "survey.md").read_text()
     assert "| dsm-y | dsm | Y | " in md and f"| {not_picked} |" in md
