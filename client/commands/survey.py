@@ -48,6 +48,7 @@ NOT_WRITTEN = "(not written by amsm survey: a connection string)"
 def add(sub: Any) -> None:
     s = sub.add_parser(
         "survey",
+        usage="amsm survey [--json] DIR\n       amsm survey verify [--lab LABDIR] [--json] DIR",
         help="read every host, change nothing, and keep what each answered (amsm survey DIR; "
         "amsm survey verify DIR)",
         description="Read every host of the pair with every fact the drivers read, plus the "
@@ -55,7 +56,9 @@ def add(sub: Any) -> None:
         "survey.json (each site assumption verified, contradicted or not read). "
         "`amsm survey verify DIR` replays DIR's answers through this amsm's parsers.",
     )
-    s.add_argument("words", nargs="+", metavar="[verify] DIR", help="the survey's folder")
+    s.add_argument(
+        "words", nargs="+", metavar="DIR", help="the survey's folder (after `verify`: to replay)"
+    )
     s.add_argument("--json", action="store_true", help="print one JSON object")
     s.add_argument(
         "--lab",
