@@ -161,6 +161,8 @@ async def replay(data: dict[str, Any], inv: Inventory) -> str | None:
         return f"no fact {record.fact!r} in this amsm"
     if record.truncated:
         return "not replayed: an answer was cut at the survey's bound"
+    if record.expected_error is not None and not (record.exchanges or record.statements):
+        return "not replayed: nothing was answered (the host or DSM was not reached)"
     got: Any = None
     error: str | None = None
     recorded_error = False

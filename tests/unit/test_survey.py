@@ -308,6 +308,9 @@ async def test_a_recorded_answer_replays_and_a_changed_one_does_not(inv: Invento
     assert "reads [4, 0]" in (await replay(changed, inv) or "")
     other = {**data, "command": ["$PSVersionTable.PSVersion.Major"]}
     assert "other statements" in (await replay(other, inv) or "")
+    dsm = FactRecord(fact="dsm_status", host="dsm-x", expected_error="dsm-x: no answer over ODBC")
+    unreached = fact_file(dsm, HostSurvey(host="dsm-x", role="dsm", side="X", transport="odbc"))
+    assert (await replay(unreached, inv) or "").startswith("not replayed: nothing was answered")
     cut = {**data, "stdout_truncated": True}
     assert (await replay(cut, inv) or "").startswith("not replayed")
 
