@@ -32,6 +32,7 @@ from client.commands import (
     show,
     start,
     status,
+    survey,
     watch,
 )
 from client.runs import connect, waiting_note
@@ -48,7 +49,7 @@ from wire.options import add_options, connection
 
 # Every command, in the order `amsm --help` lists them.
 COMMANDS = (
-    status, check, readiness, start, runs, watch, show, confirm, decide, fence, controls,
+    status, check, survey, readiness, start, runs, watch, show, confirm, decide, fence, controls,
     report, history, replay, rules, inventory,
 )  # fmt: skip
 

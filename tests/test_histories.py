@@ -11,7 +11,8 @@ before client-two-activities (four activities per client; the parents did not ch
 continue-after-signals, manual-step-running-after-confirm and continue-while-a-step-failed (no step records in the memo, updates answered at once);
 `tests/histories/` the current code's (each step's changes and the rejected signals
 recorded in the memo, updates answered once taken).
-The dry run's (`dry-run-*.json`, the pair-dry-run workflow) are in `tests/histories/` only.
+The dry run's (`dry-run-*.json`, the pair-dry-run workflow) and the survey's
+(`survey-*.json`, the pair-survey workflow) are in `tests/histories/` only.
 Record new ones with `AMSM_RECORD_HISTORIES=tests/histories pytest tests/integration`.
 """
 

@@ -35,6 +35,7 @@ from activities.pair import PairActivities
 from activities.probe import ProbeActivities
 from activities.readiness import ReadinessActivities
 from activities.smartbins import SmartBinsActivities
+from activities.survey import SurveyActivities
 from activities.sync_tools import SyncToolActivities
 from inventory.load import load_inventory
 from inventory.models import SIDES, Inventory, Side, site_queue
@@ -94,6 +95,7 @@ def build_workers(
         MediaActivities,
         LostSideActivities,
         CheckActivities,
+        SurveyActivities,
         DryRunActivities,
     )
     activities = activity_methods(

@@ -12,6 +12,7 @@ from workflows.restore import RestoreWorkflow
 from workflows.split import SplitWorkflow
 from workflows.split_switch import SplitSwitchWorkflow
 from workflows.status import PairStatusWorkflow
+from workflows.survey import PairSurveyWorkflow
 from workflows.switch import SwitchWorkflow
 from workflows.watch import PairWatchWorkflow
 
@@ -25,6 +26,7 @@ WORKFLOWS: list[type] = [
     ClientBatchWorkflow,
     PairStatusWorkflow,
     PairCheckWorkflow,
+    PairSurveyWorkflow,
     PairDryRunWorkflow,
     ReadinessWorkflow,
     PairWatchWorkflow,

@@ -8,12 +8,18 @@ error it must raise (`expected_error`, a part or parts of the CommandFailed text
 under the fact is a recorded answer, not a transport: the fact's own code and the
 host driver's reading of the answer run as they do against a host.
 (The layout follows pyinfra's tests/facts/.)
+
+A site's real answers are cases too: with AMSM_SURVEY=DIR (a folder `amsm survey DIR`
+wrote), every DIR/facts/<fact>/<host>.json is replayed through the fact that read it,
+against the inventory the survey wrote beside them, and must read as it did at the site
+(README, "Before the first switch: `amsm survey`").
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -21,44 +27,40 @@ from typing import Any
 import pytest
 import yaml
 
-from activities.drivers import powershell as ps
 from activities.drivers.errors import CommandFailed
 from activities.drivers.facts import clients as clients_facts
 from activities.drivers.facts import sync_tools as sync_tools_facts
 from activities.drivers.facts import windows as windows_facts
-from activities.drivers.host import ExecResult, HostDriver
+from activities.drivers.host import HostDriver
 from activities.drivers.operations import clients as clients_ops
 from activities.drivers.operations import windows as windows_ops
+from activities.surveys.facts import FACTS as SURVEY_FACTS
+from activities.surveys.facts import read_host_fact
+from activities.surveys.models import Exchange, SurveyTarget
+from activities.surveys.replay import ReplayedHost, read_survey_inventory, replay
 from inventory.load import load_inventory, parse_inventory
-from inventory.models import Host, Inventory
+from inventory.models import Inventory
 
 FACTS = Path(__file__).resolve().parents[1] / "facts"
+SURVEY = os.environ.get("AMSM_SURVEY")
+SURVEY_CASES = sorted(Path(SURVEY).glob("facts/*/*.json")) if SURVEY else []
 INVENTORY = Path(__file__).resolve().parent / "data" / "inventory.yaml"
 CASES = sorted(FACTS.glob("*/*.json"))
 
 
-class Recorded(HostDriver):
+class Recorded(ReplayedHost):
     """A host that gives the recorded answer, once it was asked exactly the case's
     statements; a case whose fact asks again (`then`: further exchanges of the same
-    shape, in order) answers each in turn, and every one must be asked."""
-
-    transport = "ssh"
+    shape, in order) answers each in turn, and every one must be asked. (The replay of
+    `amsm survey verify`: a fact that sends other statements raises Mismatch.)"""
 
     def __init__(self, case: dict[str, Any]) -> None:
-        super().__init__(Host(host="HOST-01", address="192.0.2.1", credentials="admin"), 5)
-        self.exchanges = [case, *case.get("then", [])]
-        self.asked = 0
-
-    async def _execute(self, script_text: str) -> ExecResult:
-        assert self.asked < len(self.exchanges), "the fact asked more than the case holds"
-        case = self.exchanges[self.asked]
-        self.asked += 1
-        assert script_text == ps.script(*case["command"]), "the fact sent other statements"
-        encoding = case.get("stdout_encoding", "utf-8")
-        return ExecResult(
-            case["exit_code"],
-            case["stdout"].encode(encoding),
-            case["stderr"].encode(case.get("stderr_encoding", "utf-8")),
+        fields = set(Exchange.model_fields)
+        exchanges = [case, *case.get("then", [])]
+        super().__init__(
+            "HOST-01",
+            "ssh",
+            [Exchange(**{k: v for k, v in e.items() if k in fields}) for e in exchanges],
         )
 
 
@@ -124,6 +126,17 @@ async def _iscsi_persistent_logins(drv: HostDriver, args: dict[str, Any]) -> Any
     return [dataclasses.asdict(lg) for lg in await clients_facts.persistent_logins(drv)]
 
 
+def _survey_probe(name: str) -> Callable[[HostDriver, dict[str, Any]], Awaitable[Any]]:
+    """A probe of `amsm survey` (activities/surveys/probes.py), read on a client."""
+
+    async def read(drv: HostDriver, args: dict[str, Any]) -> Any:
+        inv = _inventory()
+        target = SurveyTarget(pair=inv.pair, host=inv.clients[0].host, role="client")
+        return await read_host_fact(SURVEY_FACTS[name], drv, inv, target, args)  # type: ignore[arg-type]
+
+    return read
+
+
 FACT: dict[str, Callable[[HostDriver, dict[str, Any]], Awaitable[Any]]] = {
     "process_running": lambda drv, a: windows_facts.process_running(drv, a["name"]),
     "services": lambda drv, a: windows_facts.services(drv, a["names"]),
@@ -142,6 +155,7 @@ FACT: dict[str, Callable[[HostDriver, dict[str, Any]], Awaitable[Any]]] = {
     "set_uwf": lambda drv, a: clients_ops.set_uwf(drv, a["enabled"]),
     "iscsi_persistent_logins": _iscsi_persistent_logins,
     "insync_files": lambda drv, a: sync_tools_facts.insync_files_present(drv, _inventory().devices),
+    **{n: _survey_probe(n) for n in ("write_filter_state", "fsnameservers", "dsm_pointer_value")},
 }
 
 
@@ -167,3 +181,13 @@ async def test_fact(path: Path) -> None:
         return
     assert await read(drv, case.get("args", {})) == case["expected"]
     assert drv.asked == len(drv.exchanges), "the fact did not ask every exchange"
+
+
+@pytest.mark.parametrize("path", SURVEY_CASES, ids=lambda p: f"{p.parent.name}/{p.stem}")
+async def test_survey_fact(path: Path) -> None:
+    """A site's answer (AMSM_SURVEY=DIR) reads as it did when the survey read it."""
+    inv = read_survey_inventory(path.parents[2])
+    problem = await replay(json.loads(path.read_text(encoding="utf-8")), inv)
+    if problem is not None and problem.startswith("not replayed"):
+        pytest.skip(problem)
+    assert problem is None
