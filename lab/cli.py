@@ -121,7 +121,7 @@ def cmd_fault(args: argparse.Namespace) -> int:
                 "fault",
                 f"say which fault for {args.target}: unreachable, no-reboot, "
                 "slow-reboot S, flapping [S], clock-step S, shell-quota N, powershell V, "
-                "replication-fails, job-missing or clear",
+                "replication-fails, job-missing, restoring or clear",
             )
         else:
             print(set_fault(args.dir, args.target, args.kind, args.seconds))
@@ -162,6 +162,7 @@ FAULTS = [
     "powershell",
     "replication-fails",
     "job-missing",
+    "restoring",
     "clear",
 ]
 

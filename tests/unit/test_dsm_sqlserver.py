@@ -24,6 +24,7 @@ from activities.drivers.dsm import (
 )
 from activities.drivers.dsm_profiles import (
     OPERATOR_ROLE,
+    Assets,
     ProfileError,
     Readiness,
     Replicating,
@@ -37,6 +38,7 @@ from activities.drivers.errors import AuthenticationFailed, CommandFailed, Unrea
 from inventory.models import Dsm, SqlServerDsm
 
 ODBC = "Driver={ODBC Driver 18 for SQL Server};Server=dsm-x;Database=Aurora"
+P = SqlServerProfile(SqlServerDsm(), "Aurora")
 
 
 def parse_tsql(sql: str) -> list[exp.Expression]:
@@ -63,14 +65,16 @@ def test_the_parser_is_strict() -> None:
 @pytest.mark.parametrize(
     ("statement", "kinds", "params"),
     [
-        (SqlServerProfile.MODE, [exp.Select], 0),
-        (SqlServerProfile.SET_MODE, [exp.Update], 1),
-        (SqlServerProfile.JOBS, [exp.Select], 2),
-        (SqlServerProfile.START_JOB, [exp.Set, exp.Declare, exp.Execute, exp.Select], 1),
-        (SqlServerProfile.STOP_JOB, [exp.Set, exp.Declare, exp.Execute, exp.Select], 1),
-        (SqlServerProfile.JOB_NAMES, [exp.Select], 2),
-        (SqlServerProfile.AGENT_ROLE, [exp.ExecuteSql], 0),
-        (SqlServerProfile(SqlServerDsm()).permissions, [exp.Select], 16),
+        (P.MODE, [exp.Select], 0),
+        (P.SET_MODE, [exp.Set, exp.Update], 1),
+        (P.JOBS, [exp.Select], 2),
+        (P.START_JOB, [exp.Set, exp.Declare, exp.Execute, exp.Select], 1),
+        (P.STOP_JOB, [exp.Set, exp.Declare, exp.Execute, exp.Select], 1),
+        (P.DATABASE_STATE, [exp.Select], 1),
+        (P.ASSETS, [exp.Select], 1),
+        (P.JOB_NAMES, [exp.Select], 2),
+        (P.AGENT_ROLE, [exp.ExecuteSql], 0),
+        (P.permissions, [exp.Select], 14),
     ],
 )
 def test_every_statement_parses_as_tsql(
@@ -84,10 +88,77 @@ def test_every_statement_parses_as_tsql(
 
 
 def test_the_profile_sends_only_parsed_statements() -> None:
-    profile = SqlServerProfile(SqlServerDsm(asset_table="Aurora.MasterClips"))
-    assert profile.assets == "SELECT COUNT(*) FROM [Aurora].[MasterClips]"
+    profile = SqlServerProfile(SqlServerDsm(asset_table="Aurora.MasterClips"), "K2Aurora")
+    assert profile.asset_object == "[K2Aurora].[Aurora].[MasterClips]"
     for statement in profile.statements():
         parse_tsql(statement)
+
+
+# Compatibility level 80 (a database upgraded from SQL Server 2000) refuses what needs 90:
+# APPLY, common table expressions, PIVOT/UNPIVOT, window functions (ROW_NUMBER ... OVER)
+# (Microsoft Learn, "ALTER DATABASE compatibility level", differences between 80 and 90).
+LEVEL_90 = (exp.Lateral, exp.With, exp.CTE, exp.Pivot, exp.Window)
+
+
+@pytest.mark.parametrize("statement", P.statements())
+def test_no_statement_needs_more_than_compatibility_level_80(statement: str) -> None:
+    for tree in parse_tsql(statement):
+        found = [type(n).__name__ for n in tree.find_all(*LEVEL_90)]
+        assert not found, f"{found} in {statement}"
+    assert "APPLY" not in statement.upper()
+
+
+def test_nothing_is_read_from_the_replicated_database_but_its_catalog() -> None:
+    # Replication holds the replicated database (a backup RESTORING refuses to open it,
+    # msg 927; COUNT(*) waits on the restore's locks): the profile connects to msdb and
+    # reads of the replicated database only its catalog, by name.
+    profile = SqlServerProfile(SqlServerDsm(state_database="amsm_state"), "Aurora")
+    for statement in profile.statements():
+        for tree in parse_tsql(statement):
+            for t in tree.find_all(exp.Table):
+                if t.catalog.lower() == "aurora":
+                    assert (t.db.lower(), t.name.lower()) == ("sys", "partitions"), statement
+            assert not any(isinstance(f, exp.Count) for f in tree.find_all(exp.Count)), (
+                f"a COUNT reads the table: {statement}"
+            )
+    assert "[amsm_state].[dbo].[AmsmDsmMode]" in profile.MODE
+    assert "[amsm_state].[dbo].[AmsmDsmMode]" in profile.SET_MODE
+    conn = driver()._conn_str()
+    assert "Database={msdb}" in conn and "Aurora" not in conn
+
+
+class Catalog:
+    """msdb's answers to the asset reads (the database's state, the catalog's count)."""
+
+    def __init__(self, profile: SqlServerProfile, state: list[Any], count: list[Any]) -> None:
+        self.profile, self.state, self.count = profile, state, count
+        self.asked: list[tuple[str, tuple[Any, ...]]] = []
+
+    def query(self, statement: str, *params: Any) -> list[Any]:
+        self.asked.append((statement, params))
+        if statement == self.profile.DATABASE_STATE:
+            return self.state
+        assert statement == self.profile.ASSETS
+        return self.count
+
+    def execute(self, statement: str, *params: Any) -> int:
+        raise AssertionError("reading changes nothing")
+
+
+def test_a_database_that_is_not_online_is_a_state_not_an_error() -> None:
+    online = Catalog(P, [("ONLINE",)], [(120,)])
+    assert P.assets(online) == Assets(120, "online")
+    assert online.asked == [
+        (P.DATABASE_STATE, ("Aurora",)),
+        (P.ASSETS, ("[Aurora].[dbo].[Assets]",)),
+    ]
+    restoring = Catalog(P, [("RESTORING",)], [])
+    assert P.assets(restoring) == Assets(None, "restoring")
+    assert [q for q, _ in restoring.asked] == [P.DATABASE_STATE]  # never opened
+    with pytest.raises(ProfileError, match="no database 'Aurora' in sys.databases"):
+        P.assets(Catalog(P, [], []))
+    with pytest.raises(ProfileError, match="no table 'dbo.Assets' in database 'Aurora'"):
+        P.assets(Catalog(P, [("ONLINE",)], [(None,)]))
 
 
 def test_the_jobs_are_the_agents_own_and_named_by_parameter() -> None:
@@ -172,7 +243,7 @@ def test_start_and_stop_read_the_return_code() -> None:
         def execute(self, statement: str, *params: Any) -> int:
             raise AssertionError("no result-less statement here")
 
-    profile = SqlServerProfile(SqlServerDsm())
+    profile = SqlServerProfile(SqlServerDsm(), "Aurora")
     profile.start(Answers([(0,)]), "master", "")
     with pytest.raises(ProfileError, match="returned 1"):
         profile.start(Answers([(1,)]), "master", "")
@@ -198,7 +269,7 @@ def test_missing_jobs_by_name_without_regard_to_case() -> None:
         missing_jobs([("AuroraReplication", 1)], WANTED)
 
 
-RIGHTS = SqlServerProfile(SqlServerDsm()).rights
+RIGHTS = P.rights
 
 
 def test_missing_rights_from_the_role_and_the_permissions() -> None:
@@ -207,11 +278,11 @@ def test_missing_rights_from_the_role_and_the_permissions() -> None:
     # sysadmin is no member of the role, and may start any job.
     assert missing_rights([(1, 0)], every, RIGHTS) == []
     # SQLAgentUserRole only: its own jobs (the role is missing); NULL is not a right.
-    some = [(1, 1, 1, 1, 1, 0, None, 1)]
+    some = [(1, 1, 1, 1, 1, 0, None)]
     assert missing_rights([(0, 0)], some, RIGHTS) == [
         OPERATOR_ROLE,
-        "SELECT on dbo.AmsmDsmMode",
-        "UPDATE on dbo.AmsmDsmMode",
+        "SELECT on amsm.dbo.AmsmDsmMode",
+        "UPDATE on amsm.dbo.AmsmDsmMode",
     ]
     assert missing_rights([(None, None)], every, RIGHTS) == [OPERATOR_ROLE]
 
@@ -229,25 +300,39 @@ def test_rights_that_do_not_read_whole_are_errors() -> None:
 
 
 def test_readiness_asks_msdb_and_binds_every_name() -> None:
-    profile = SqlServerProfile(SqlServerDsm(asset_table="Aurora.MasterClips"))
+    profile = SqlServerProfile(SqlServerDsm(asset_table="Aurora.MasterClips"), "K2")
 
     class Answers:
+        state = "ONLINE"
+
         def query(self, statement: str, *params: Any) -> list[Any]:
             if statement == profile.JOB_NAMES:
                 assert params == WANTED
                 return [("AuroraReplication",)]
             if statement == profile.AGENT_ROLE:
                 return [(0, 1)]
-            assert statement == profile.permissions
-            assert params[-2:] == ("Aurora.MasterClips", "SELECT") and len(params) == 16
-            return [tuple([1] * 7 + [0])]
+            if statement == profile.DATABASE_STATE:
+                return [(self.state,)]
+            mode = "amsm.dbo.AmsmDsmMode"
+            assert params[10:14] == (mode, "SELECT", mode, "UPDATE")
+            if self.state == "ONLINE":
+                assert params[-2:] == ("K2.Aurora.MasterClips", "SELECT") and len(params) == 16
+                return [tuple([1] * 7 + [0])]
+            assert len(params) == 14
+            return [tuple([1] * 7)]
 
         def execute(self, statement: str, *params: Any) -> int:
             raise AssertionError("the check changes nothing")
 
-    assert profile.readiness(Answers()) == Readiness(
+    answers = Answers()
+    assert profile.readiness(answers) == Readiness(
         missing_jobs=["AuroraReplicationBackup"],
-        missing_rights=["SELECT on Aurora.MasterClips"],
+        missing_rights=["SELECT on K2.Aurora.MasterClips"],
+    )
+    # A backup's database that is restoring cannot be asked: its table's right is not.
+    answers.state = "RESTORING"
+    assert profile.readiness(answers) == Readiness(
+        missing_jobs=["AuroraReplicationBackup"], missing_rights=[]
     )
 
 
