@@ -58,19 +58,25 @@ _PYODBC_ERROR = re.compile(
 )
 # pyodbc's header of a message (Cursor.messages): `[SQLSTATE] (native error)`.
 _PYODBC_MESSAGE = re.compile(r"\[(?P<state>[0-9A-Z]{5})\] \((?P<native>-?\d+)\)")
-# A TLS handshake the ODBC driver or OpenSSL refused: Microsoft's ODBC driver on Linux
-# reports OpenSSL's error inside "SSL Provider: [...]" under SQLSTATE 08001, then
-# "Client unable to establish connection" (as it prints them: pyodbc issue #610,
-# MicrosoftDocs/sql-docs issue #9240; Microsoft Learn, "Connection troubleshooting",
-# "ODBC Driver 18 ... major version differences": encryption is on by default and the
-# certificate is validated). OpenSSL's reasons: "certificate verify failed", "unsupported
-# protocol" and "no protocols available" (its MinProtocol, TLS 1.2 on Debian 12),
-# "unsafe legacy renegotiation disabled", "dh key too small", "ca md too weak",
-# "wrong version number" (its crypto/err/openssl.txt, SSL_R_*).
+# A TLS handshake the ODBC driver or OpenSSL refused. Microsoft's ODBC driver on Linux
+# reports OpenSSL's error inside "SSL Provider: [...]" under SQLSTATE 08001, then "Client
+# unable to establish connection" (as it prints them: pyodbc issue #610,
+# MicrosoftDocs/sql-docs issue #9240, microsoft/msphpsql issue #1462). ODBC Driver 18
+# encrypts by default and checks the server's certificate (Microsoft Learn, "ODBC Driver
+# 18 ... major version differences"); OpenSSL 3 refuses TLS 1.0/1.1 at its default
+# security level. OpenSSL's reasons (its crypto/err/openssl.txt, SSL_R_*): "certificate
+# verify failed", "unsupported protocol", "no protocols available", "legacy sigalg
+# disallowed or unsupported" (seen against `openssl s_server -tls1`: tests/unit/
+# test_worker_openssl.py), "unsafe legacy renegotiation disabled", "dh key too small",
+# "ca md too weak", "wrong version number", "handshake failure"; Windows' own text for
+# an untrusted certificate. A server that resets the connection in the handshake is
+# "TCP Provider: Error code 0x2746" (10054), which with OpenSSL 3 and an old server is
+# the security level again (microsoft/msphpsql issues #1021, #1419).
 _TLS_FAILURE = re.compile(
     r"SSL Provider|certificate verify failed|unsupported protocol|no protocols available|"
-    r"unsafe legacy renegotiation|dh key too small|ca md too weak|wrong version number|"
-    r"handshake failure|certificate chain was issued by an authority",
+    r"legacy sigalg disallowed|unsafe legacy renegotiation|dh key too small|"
+    r"ca md too weak|wrong version number|handshake failure|"
+    r"certificate chain was issued by an authority|TCP Provider: Error code 0x2746",
     re.I,
 )
 
@@ -223,10 +229,10 @@ class DsmDriver:
     def _tls(self, err: ServerError) -> TlsRefused:
         return TlsRefused(
             self.name,
-            f"TLS to {self.profile.server} refused ({err.state}): {self._redact(err.text)}. "
-            "ODBC Driver 18 encrypts and checks the server's certificate by default, and "
-            "OpenSSL 3 refuses TLS 1.0/1.1, which SQL Server 2005/2008 speak: see README, "
-            "'A SQL Server DSM', TLS",
+            f"the TLS handshake with {self.profile.server} failed ({err.state}): "
+            f"{self._redact(err.text)}. ODBC Driver 18 encrypts and checks the server's "
+            "certificate by default, and OpenSSL 3 refuses TLS 1.0/1.1, which SQL Server "
+            "2005/2008 speak: see README, 'A SQL Server DSM', TLS",
         )
 
     def _translate(self, e: pyodbc.Error) -> Exception:

@@ -4,6 +4,8 @@ pyodbc's errors and messages, and the inventory's settings."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pyodbc
@@ -34,7 +36,12 @@ from activities.drivers.dsm_profiles import (
     missing_rights,
     replication_of,
 )
-from activities.drivers.errors import AuthenticationFailed, CommandFailed, Unreachable
+from activities.drivers.errors import (
+    AuthenticationFailed,
+    CommandFailed,
+    TlsRefused,
+    Unreachable,
+)
 from inventory.models import Dsm, SqlServerDsm
 
 ODBC = "Driver={ODBC Driver 18 for SQL Server};Server=dsm-x;Database=Aurora"
@@ -457,3 +464,30 @@ def test_sqlserver_settings_default_and_are_refused_when_wrong() -> None:
         data = {"host": "dsm-x", "profile": "sqlserver", "odbc": ODBC} | extra
         with pytest.raises(ValidationError):
             Dsm.model_validate(data)
+
+
+# -- failures to connect, as the ODBC driver prints them (tests/dsm_facts/connect) -----------
+CONNECT = sorted((Path(__file__).resolve().parents[1] / "dsm_facts" / "connect").glob("*.json"))
+KINDS = {
+    "TlsRefused": TlsRefused,
+    "Unreachable": Unreachable,
+    "AuthenticationFailed": AuthenticationFailed,
+}
+
+
+def test_there_are_connect_cases() -> None:
+    assert len(CONNECT) >= 6
+
+
+@pytest.mark.parametrize("path", CONNECT, ids=lambda p: p.stem)
+def test_a_failure_to_connect_is_named_for_what_it_is(path: Path) -> None:
+    case = json.loads(path.read_text())
+    assert case["doc"] and case["text"].startswith(f"[{case['state']}] ")
+    err = driver(password="s3cret-pw").connect_failed(
+        pyodbc.OperationalError(case["state"], case["text"])
+    )
+    assert type(err) is KINDS[case["expected_kind"]], err
+    assert err.host == "dsm-x"
+    for part in case["expected_parts"]:
+        assert part in str(err), str(err)
+    assert "s3cret-pw" not in str(err)
