@@ -159,6 +159,8 @@ def odbc_keywords(odbc: str) -> list[tuple[str, str, str]]:
                 end = close + 1
                 break
             val = "".join(value)
+            while end < n and odbc[end] == " ":
+                end += 1
             if end < n and odbc[end] != ";":
                 raise ValueError(f"the ODBC value of {key!r} goes on after its closing brace")
         else:

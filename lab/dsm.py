@@ -389,12 +389,13 @@ async def run_replicator(
 ) -> None:
     """Replicate every `interval` seconds until cancelled; a failed pass is logged, not fatal."""
     x_path, y_path = dsm_path(directory, "X"), dsm_path(directory, "Y")
-    for path in (x_path, y_path):
-        if path.exists():
-            await asyncio.to_thread(migrate_dsm, path)
     state = LabState(directory)
     while True:
         try:
+            for path in (x_path, y_path):
+                # An older lab's DSM (also one brought back from `unreachable`).
+                if path.exists() and not instance_path(path).exists():
+                    await asyncio.to_thread(migrate_dsm, path)
             if not (instance_path(x_path).exists() and instance_path(y_path).exists()):
                 # A DSM that does not answer (lab fault): nothing replicates meanwhile,
                 # and connecting would create an empty database in its place.

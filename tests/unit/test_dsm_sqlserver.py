@@ -5,6 +5,7 @@ pyodbc's errors and messages, and the inventory's settings."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -491,3 +492,29 @@ def test_a_failure_to_connect_is_named_for_what_it_is(path: Path) -> None:
     for part in case["expected_parts"]:
         assert part in str(err), str(err)
     assert "s3cret-pw" not in str(err)
+
+
+def test_the_replicated_and_the_state_database_are_named_and_kept_apart() -> None:
+    d = Dsm(host="dsm-x", profile="sqlserver", odbc=ODBC)
+    assert (d.replicated_database, d.sqlserver_settings.state_database) == ("Aurora", "amsm")
+    named = Dsm.model_validate(
+        {
+            "host": "dsm-x",
+            "profile": "sqlserver",
+            "odbc": "DSN=dsm-x",
+            "sqlserver": {"database": "K2Aurora", "state_database": "amsm_dsm"},
+        }
+    )
+    assert named.replicated_database == "K2Aurora"
+    bad: list[tuple[dict[str, Any], str]] = [
+        ({"odbc": "DSN=dsm-x"}, "name the database replication copies"),
+        ({"sqlserver": {"state_database": "aurora"}}, "replication would overwrite the mode"),
+        ({"sqlserver": {"state_database": "MSDB"}}, "nor a system database"),
+        ({"sqlserver": {"state_database": "amsm]; DROP"}}, "not a valid database name"),
+        ({"odbc": "Driver={ODBC Driver 18;Server=x"}, "opens a brace it never closes"),
+        ({"odbc": "Server=x;Database=Au rora"}, "not a valid database name"),
+    ]
+    for extra, why in bad:
+        data = {"host": "dsm-x", "profile": "sqlserver", "odbc": ODBC} | extra
+        with pytest.raises(ValidationError, match=re.escape(why)):
+            Dsm.model_validate(data)
