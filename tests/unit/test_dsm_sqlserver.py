@@ -16,6 +16,8 @@ from pydantic import ValidationError
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel, ParseError
 
+from activities.checks.dsm import dsm as check_dsm
+from activities.checks.report import Report
 from activities.drivers.credentials import Secret
 from activities.drivers.dsm import (
     DsmDriver,
@@ -43,6 +45,8 @@ from activities.drivers.errors import (
     TlsRefused,
     Unreachable,
 )
+from activities.models import CheckTarget
+from inventory.load import load_inventory
 from inventory.models import Dsm, SqlServerDsm
 
 ODBC = "Driver={ODBC Driver 18 for SQL Server};Server=dsm-x;Database=Aurora"
@@ -518,3 +522,42 @@ def test_the_replicated_and_the_state_database_are_named_and_kept_apart() -> Non
         data = {"host": "dsm-x", "profile": "sqlserver", "odbc": ODBC} | extra
         with pytest.raises(ValidationError, match=re.escape(why)):
             Dsm.model_validate(data)
+
+
+# -- the site check names a refused handshake as TLS -----------------------------------------
+class _Refusing:
+    """A DSM driver whose every read fails as given (the check's decision is pure)."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def readiness(self) -> Readiness:
+        raise self.error
+
+
+class _Ctx:
+    def __init__(self, error: Exception) -> None:
+        self.inv = load_inventory(Path(__file__).resolve().parent / "data" / "inventory.yaml")
+        self.error = error
+
+    def dsm(self, side: str) -> _Refusing:
+        return _Refusing(self.error)
+
+
+async def test_the_site_check_says_tls_when_the_handshake_is_refused() -> None:
+    case = json.loads((CONNECT[0].parent / "tls10-server-openssl3.json").read_text())
+    tls = driver().connect_failed(pyodbc.OperationalError(case["state"], case["text"]))
+    down = driver().connect_failed(
+        pyodbc.OperationalError("HYT00", "[HYT00] [x]Login timeout expired (0) (SQLDriverConnect)")
+    )
+    found = {}
+    for name, err in (("tls", tls), ("down", down)):
+        ctx = _Ctx(err)
+        report = Report(CheckTarget(pair=ctx.inv.pair, host="dsm-x", role="dsm", side="X"))
+        await check_dsm(ctx, "X", report)  # type: ignore[arg-type]
+        (f,) = report.result.findings
+        assert f.check == "dsm-answers" and f.severity == "problem"
+        found[name] = f
+    assert "TLS refused, not a DSM that is down" in found["tls"].fix
+    assert "unsupported protocol" in found["tls"].found
+    assert "TLS" not in found["down"].fix
