@@ -13,6 +13,9 @@ COPY activities activities
 COPY workflows workflows
 COPY workers workers
 COPY wire wire
+# For SQL Server 2005/2008 DSMs (TLS 1.0 only): set OPENSSL_CONF to this file in the
+# worker's environment (README, "A SQL Server DSM", TLS). Unused otherwise.
+COPY etc/openssl-legacy-tls.cnf /etc/amsm/openssl-legacy-tls.cnf
 RUN pip install --no-cache-dir .
 USER nobody
 CMD ["amsm", "worker"]

@@ -30,7 +30,7 @@ def render_status(st: PairStatus) -> str:
     out.append("DSM replicator")
     for side in SIDES:
         d = st.dsm[side]
-        assets = "-" if d.asset_count is None else str(d.asset_count)
+        assets = d.assets_text
         out.append(
             f"  {side}  {d.host:12} mode {str(d.mode or '-'):7} {d.state_text:28} "
             f"replication {d.replication_text:28} assets {assets}"

@@ -128,6 +128,62 @@ class SmartBinsServer(Host):
 # A regular T-SQL identifier, ASCII only (it is written into the statement, bracketed):
 # `Assets` or `dbo.Assets`.
 SQL_TABLE_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}(\.[A-Za-z_][A-Za-z0-9_]{0,127})?")
+SQL_DATABASE_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+
+
+def odbc_keywords(odbc: str) -> list[tuple[str, str, str]]:
+    """An ODBC connection string as (keyword, value, the attribute's own text), in order.
+
+    [MS-ODBCSTR] 2.1.2: attributes `key=value` separated by `;`; a value in braces may
+    hold `;` and a doubled `}`. A string that does not read so is a ValueError (with a
+    fixed text: the string may hold what its writer did not mean to show).
+    """
+    out: list[tuple[str, str, str]] = []
+    i, n = 0, len(odbc)
+    while i < n:
+        if odbc[i] in "; ":
+            i += 1
+            continue
+        eq = odbc.find("=", i)
+        if eq < 0:
+            raise ValueError("an ODBC attribute without '=' (keyword=value; ...)")
+        key, j = odbc[i:eq].strip(), eq + 1
+        if j < n and odbc[j] == "{":
+            k, value = j + 1, []
+            while True:
+                close = odbc.find("}", k)
+                if close < 0:
+                    raise ValueError(f"the ODBC value of {key!r} opens a brace it never closes")
+                value.append(odbc[k:close])
+                if odbc.startswith("}}", close):
+                    value.append("}")
+                    k = close + 2
+                    continue
+                end = close + 1
+                break
+            val = "".join(value)
+            while end < n and odbc[end] == " ":
+                end += 1
+            if end < n and odbc[end] != ";":
+                raise ValueError(f"the ODBC value of {key!r} goes on after its closing brace")
+        else:
+            end = odbc.find(";", j)
+            end = n if end < 0 else end
+            val = odbc[j:end].strip()
+        out.append((key, val, odbc[i:end]))
+        i = end + 1
+    return out
+
+
+def odbc_database(odbc: str) -> str | None:
+    """The database an ODBC string names (`Database=`; the first, as ODBC takes it)."""
+    for key, value, _ in odbc_keywords(odbc):
+        if key.casefold() == "database":
+            return value
+    return None
+
+
+SYSTEM_DATABASES = ("master", "msdb", "model", "tempdb")
 
 
 class SqlServerDsm(_Strict):
@@ -146,7 +202,26 @@ class SqlServerDsm(_Strict):
         "AuroraReplicationBackup",
         description="Agent job on this DSM that runs while it receives replication",
     )
-    asset_table: str = Field("dbo.Assets", description="table whose rows are the assets")
+    asset_table: str = Field(
+        "dbo.Assets", description="table (in the replicated database) whose rows are the assets"
+    )
+    database: str | None = Field(
+        None,
+        description="the database replication copies (Aurora's); default: the ODBC "
+        "string's Database=",
+    )
+    state_database: str = Field(
+        "amsm",
+        description="amsm's own database on this DSM, which replication does not reach: "
+        "it holds dbo.AmsmDsmMode (README, 'A SQL Server DSM')",
+    )
+
+    @field_validator("database", "state_database")
+    @classmethod
+    def _database(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        return _check(SQL_DATABASE_RE, "database name (an ASCII identifier)", v)
 
     @field_validator("master_job", "backup_job")
     @classmethod
@@ -194,11 +269,32 @@ class Dsm(_Strict):
             raise ValueError(
                 f"`sqlserver:` settings are for profile sqlserver; this DSM is {self.profile}"
             )
+        if self.profile != "sqlserver":
+            return self
+        db = self.replicated_database
+        if db is None:
+            raise ValueError(
+                "name the database replication copies: `sqlserver.database`, or Database= "
+                "in the ODBC string"
+            )
+        _check(SQL_DATABASE_RE, "database name (an ASCII identifier)", db)
+        state = self.sqlserver_settings.state_database
+        if db.casefold() == state.casefold() or state.casefold() in SYSTEM_DATABASES:
+            raise ValueError(
+                f"`sqlserver.state_database` {state!r} must be amsm's own database: not the "
+                f"replicated database {db!r} (replication would overwrite the mode) nor a "
+                "system database"
+            )
         return self
 
     @property
     def sqlserver_settings(self) -> SqlServerDsm:
         return self.sqlserver or SqlServerDsm()
+
+    @property
+    def replicated_database(self) -> str | None:
+        """The database replication copies: the setting, else the ODBC string's."""
+        return self.sqlserver_settings.database or odbc_database(self.odbc)
 
     @field_validator("host")
     @classmethod
@@ -212,6 +308,7 @@ class Dsm(_Strict):
             raise ValueError(
                 "the ODBC string must not hold credentials; name them under `credentials:`"
             )
+        odbc_keywords(v)  # reads whole, or says where it does not
         return v
 
 

@@ -21,6 +21,18 @@ class DsmStatus(BaseModel):
     role: Literal["master", "backup", "none"] | None = None
     asset_count: int | None = None
     error: str | None = None
+    # The replicated database's state (sys.databases' state_desc, lower case: online,
+    # restoring, ...); a database that is not online has no asset count.
+    database_state: str | None = None
+
+    @property
+    def assets_text(self) -> str:
+        """The asset count, or why there is none."""
+        if self.asset_count is not None:
+            return str(self.asset_count)
+        if self.reachable and self.database_state not in (None, "online"):
+            return f"not readable (database {self.database_state})"
+        return "-"
 
     @property
     def state_text(self) -> str:

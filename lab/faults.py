@@ -38,8 +38,11 @@ table (`dsm_faults`); `amsm lab serve` picks both up within a fraction of a seco
 - DSM `job-missing`: the DSM's master replication job (SQL Server Agent job
   `AuroraReplication`) is deleted, as from msdb; `clear` creates it again. Its
   replication cannot be read then, as on SQL Server.
-- DSM `unreachable`: the DSM stops answering (its database file is taken away until
-  `clear`), so every ODBC connection to it fails.
+- DSM `unreachable`: the DSM stops answering (its files are taken away until `clear`),
+  so every ODBC connection to it fails.
+- DSM `restoring`: the DSM restores replication WITH NORECOVERY: while it receives
+  replication as backup, its replicated database is RESTORING and cannot be opened
+  (lab/dsm.py); `clear` recovers it (RESTORE ... WITH RECOVERY).
 - side `down` (`amsm lab fault --side X down`): the whole side is lost at once, as in a
   power cut or a fire: its DSM, SmartBins servers, NAS heads and bridge K2 server stop
   answering. `up` brings them all back as they were (their faults cleared). Clients,
@@ -54,7 +57,7 @@ from pathlib import Path
 from typing import Any
 
 from lab import LabError
-from lab.dsm import AGENT_JOBS, dsm_path, set_agent_jobs
+from lab.dsm import AGENT_JOBS, dsm_path, instance_path, set_agent_jobs
 from lab.powershell import iscsi_doc, new_session, portal_side
 from lab.state import (
     NEVER,
@@ -86,7 +89,7 @@ PORTAL_FAULTS = ("unreachable", "clear")
 UNRELATED_PORTAL = "203.0.113.10"
 UNRELATED_TARGET = "iqn.1991-05.com.microsoft:archive-01-scratch-target"
 SIDE_FAULTS = ("down", "up")
-DSM_FAULTS = ("replication-fails", "job-missing", "unreachable", "clear")
+DSM_FAULTS = ("replication-fails", "job-missing", "unreachable", "restoring", "clear")
 _DB_SUFFIXES = ("", "-wal", "-shm")
 
 
@@ -189,15 +192,17 @@ def _dsm_fault(txn: Txn, dsm: str, kind: str, db: Path) -> str:
     if kind not in DSM_FAULTS:
         raise LabError(f"a DSM fault is one of {', '.join(DSM_FAULTS)}, not {kind!r}")
     faults = dsm_faults(txn)
-    if kind == "job-missing" and not db.exists():
+    if kind == "job-missing" and not instance_path(db).exists():
         raise LabError(f"{dsm} does not answer (unreachable): clear that first")
     if kind == "unreachable":
+        _take_away(instance_path(db))
         _take_away(db)
     elif kind == "clear" and faults.get(dsm) == "unreachable":
+        _bring_back(instance_path(db))
         _bring_back(db)
     if kind == "job-missing":
         set_agent_jobs(db, AGENT_JOBS[1:])
-    elif kind == "clear" and db.exists():
+    elif kind == "clear" and instance_path(db).exists():
         set_agent_jobs(db, AGENT_JOBS)  # whichever fault came last
     if kind == "clear":
         faults.pop(dsm, None)

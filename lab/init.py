@@ -238,7 +238,8 @@ def _host_doc(name: str, kind: str, side: Side | None, port: int, boot_ms: int) 
 
 
 def _remove_old(d: Path) -> None:
-    for name in (DB_NAME, "dsm-x.db", "dsm-y.db"):
+    names = (DB_NAME, "dsm-x.db", "dsm-y.db", "dsm-x.instance.db", "dsm-y.instance.db")
+    for name in (*names, "dsm-x.db.restoring", "dsm-y.db.restoring"):
         for suffix in ("", "-wal", "-shm", "-journal"):
             (d / f"{name}{suffix}").unlink(missing_ok=True)
     shutil.rmtree(d / HOST_KEY_DIR, ignore_errors=True)

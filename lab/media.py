@@ -51,7 +51,11 @@ def ingest(directory: str | Path, side: str, clip: str, smartbin: str = "News") 
             raise LabError(f"{smartbin}\\{clip} already exists on {side}")
         for p in paths:
             txn.volume_write(side, p, f"{clip} recorded on {side}\n")
-    conn = sqlite3.connect(dsm_path(directory, side), timeout=10, isolation_level=None)
+    db = dsm_path(directory, side)
+    if not db.exists():
+        # Restoring (NORECOVERY) or taken away: connecting would create an empty one.
+        raise LabError(f"side {side}'s DSM database cannot be opened (restoring or unreachable)")
+    conn = sqlite3.connect(db, timeout=10, isolation_level=None)
     try:
         conn.execute(
             "INSERT OR IGNORE INTO assets (name, created) VALUES (?, ?)",

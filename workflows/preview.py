@@ -82,6 +82,11 @@ class Sim:
     allsync_on: set[Side] = field(default_factory=set)
 
 
+def _assets(count: int | None) -> str:
+    # None: the DSM's database is not online (a backup restoring) or it did not answer.
+    return "not readable" if count is None else str(count)
+
+
 def _sim(st: PairStatus) -> Sim:
     return Sim(
         dsm={
@@ -245,7 +250,7 @@ class Walk:
         down = self._dsm_down(m) or self._dsm_down(o)
         would = f"would start replication from DSM {d.host} to {peer.host}"
         if self.kind == "restore":
-            counts = ", ".join(f"{x.host} {x.assets}" for x in (d, peer))
+            counts = ", ".join(f"{x.host} {_assets(x.assets)}" for x in (d, peer))
             would += (
                 f" and wait until the asset counts agree within {self.tolerance} (now {counts})"
             )
@@ -260,7 +265,7 @@ class Walk:
     def approve_overwrite(self) -> DryRunStep:
         m = self.main_after
         counts = ", ".join(
-            f"{self.sim.dsm[s].host} {self.sim.dsm[s].assets}" for s in (m, other(m))
+            f"{self.sim.dsm[s].host} {_assets(self.sim.dsm[s].assets)}" for s in (m, other(m))
         )
         return DryRunStep(
             id="",

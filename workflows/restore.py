@@ -156,7 +156,7 @@ class RestoreWorkflow(PairWorkflow):
             )
             gate = self.steps.checklist.step("approve-overwrite")
             gate.message = "asset counts now: " + ", ".join(
-                f"{h} {n}" for h, n in counts.counts.items()
+                f"{h} {'not readable' if n is None else n}" for h, n in counts.counts.items()
             )
             await run("approve-overwrite")
             await run("start-replication", replicate)

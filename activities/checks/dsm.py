@@ -8,6 +8,7 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from activities.checks.report import READ_ERRORS, Report, not_read
+from activities.drivers.errors import TlsRefused
 from inventory.models import Side
 
 if TYPE_CHECKING:  # the context loads the device libraries; the worker builds it
@@ -22,6 +23,19 @@ async def dsm(ctx: DeviceContext, side: Side, report: Report) -> None:
         ready = await asyncio.to_thread(drv.readiness)
         if not ready.missing_jobs:
             await asyncio.to_thread(drv.read)
+    except TlsRefused as e:
+        report.add(
+            "dsm-answers",
+            f"a TLS handshake over ODBC ({d.profile}) that the worker's ODBC driver and "
+            "OpenSSL accept",
+            not_read(e),
+            "TLS refused, not a DSM that is down: SQL Server 2005/2008 speak TLS 1.0 (1.1 "
+            "with updates), which the worker's OpenSSL 3 refuses unless its configuration "
+            "allows it, and ODBC Driver 18 encrypts and checks the server's certificate "
+            "by default; set the worker's OpenSSL configuration and the ODBC string's "
+            "Encrypt/TrustServerCertificate (README, 'A SQL Server DSM', TLS)",
+        )
+        return
     except READ_ERRORS as e:
         names = ""
         if d.profile == "sqlserver":
@@ -31,7 +45,8 @@ async def dsm(ctx: DeviceContext, side: Side, report: Report) -> None:
             f"an answer over ODBC ({d.profile}) with its mode, replication{names} and asset count",
             not_read(e),
             "make the DSM reachable and its login valid; on SQL Server see README, "
-            "'A SQL Server DSM' (the jobs, the mode table, the login's rights)",
+            "'A SQL Server DSM' (the jobs, amsm's own database and its mode table, the "
+            "login's rights)",
         )
         return
     report.ran("dsm-answers")
@@ -54,8 +69,8 @@ async def dsm(ctx: DeviceContext, side: Side, report: Report) -> None:
             "dsm-permissions",
             f"the login {user!r} may start and stop the Agent jobs and read and set the "
             "DSM's mode (SQLAgentOperatorRole in msdb; SELECT on msdb's job tables, EXECUTE "
-            "on sp_start_job and sp_stop_job; SELECT, UPDATE on dbo.AmsmDsmMode; SELECT on "
-            "the asset table)",
+            f"on sp_start_job and sp_stop_job; SELECT, UPDATE on {jobs.state_database}."
+            "dbo.AmsmDsmMode; SELECT on the asset table while its database is online)",
             "lacks " + "; ".join(ready.missing_rights),
             "grant them on this DSM (README, 'A SQL Server DSM', the login): e.g. in msdb "
             "ALTER ROLE SQLAgentOperatorRole ADD MEMBER (sp_addrolemember on 2005/2008)",

@@ -36,6 +36,7 @@ from activities.drivers.errors import (
     AuthenticationFailed,
     CommandFailed,
     InterlockRefused,
+    TlsRefused,
     Unreachable,
 )
 from activities.drivers.interlocks import Overrides
@@ -57,6 +58,27 @@ _PYODBC_ERROR = re.compile(
 )
 # pyodbc's header of a message (Cursor.messages): `[SQLSTATE] (native error)`.
 _PYODBC_MESSAGE = re.compile(r"\[(?P<state>[0-9A-Z]{5})\] \((?P<native>-?\d+)\)")
+# A TLS handshake the ODBC driver or OpenSSL refused. Microsoft's ODBC driver on Linux
+# reports OpenSSL's error inside "SSL Provider: [...]" under SQLSTATE 08001, then "Client
+# unable to establish connection" (as it prints them: pyodbc issue #610,
+# MicrosoftDocs/sql-docs issue #9240, microsoft/msphpsql issue #1462). ODBC Driver 18
+# encrypts by default and checks the server's certificate (Microsoft Learn, "ODBC Driver
+# 18 ... major version differences"); OpenSSL 3 refuses TLS 1.0/1.1 at its default
+# security level. OpenSSL's reasons (its crypto/err/openssl.txt, SSL_R_*): "certificate
+# verify failed", "unsupported protocol", "no protocols available", "legacy sigalg
+# disallowed or unsupported" (seen against `openssl s_server -tls1`: tests/unit/
+# test_worker_openssl.py), "unsafe legacy renegotiation disabled", "dh key too small",
+# "ca md too weak", "wrong version number", "handshake failure"; Windows' own text for
+# an untrusted certificate. A server that resets the connection in the handshake is
+# "TCP Provider: Error code 0x2746" (10054), which with OpenSSL 3 and an old server is
+# the security level again (microsoft/msphpsql issues #1021, #1419).
+_TLS_FAILURE = re.compile(
+    r"SSL Provider|certificate verify failed|unsupported protocol|no protocols available|"
+    r"legacy sigalg disallowed|unsafe legacy renegotiation|dh key too small|"
+    r"ca md too weak|wrong version number|handshake failure|"
+    r"certificate chain was issued by an authority|TCP Provider: Error code 0x2746",
+    re.I,
+)
 
 
 def odbc_value(value: str) -> str:
@@ -168,7 +190,11 @@ class DsmDriver:
     # -- connection ---------------------------------------------------------------------
     def _conn_str(self) -> str:
         before, after = self.profile.connect_options(self._timeout)
-        parts = [p for p in (before, self.dsm.odbc.rstrip(";"), after) if p]
+        try:
+            odbc = self.profile.connection(self.dsm.odbc)
+        except (ProfileError, ValueError) as e:
+            raise Unreachable(self.name, f"the ODBC string: {e}") from None
+        parts = [p for p in (before, odbc.rstrip(";"), after) if p]
         if self._secret is not None and self._secret.password is not None:
             user, password = self._secret.username, self._secret.password
             if not self.profile.braces_honoured and ";" in user + password:
@@ -200,6 +226,15 @@ class DsmDriver:
             return Unreachable(self.name, f"no answer over ODBC: {what}: {text}")
         return CommandFailed(self.name, what, text)
 
+    def _tls(self, err: ServerError) -> TlsRefused:
+        return TlsRefused(
+            self.name,
+            f"the TLS handshake with {self.profile.server} failed ({err.state}): "
+            f"{self._redact(err.text)}. ODBC Driver 18 encrypts and checks the server's "
+            "certificate by default, and OpenSSL 3 refuses TLS 1.0/1.1, which SQL Server "
+            "2005/2008 speak: see README, 'A SQL Server DSM', TLS",
+        )
+
     def _translate(self, e: pyodbc.Error) -> Exception:
         err = ServerError.of(e)
         if err.state.startswith("28"):
@@ -208,17 +243,25 @@ class DsmDriver:
             return AuthenticationFailed(self.name, f"login refused ({err.state}) for user {user!r}")
         return self._server_error(err, unreachable=isinstance(e, pyodbc.InterfaceError))
 
+    def connect_failed(self, e: pyodbc.Error) -> Exception:
+        """What a failure to connect is: a TLS handshake refused (TlsRefused), a login
+        refused (AuthenticationFailed), else a DSM that does not answer (Unreachable)."""
+        server = ServerError.of(e)
+        if server.state.startswith("08") and _TLS_FAILURE.search(server.text):
+            return self._tls(server)
+        err = self._translate(e)
+        # Any failure to connect that is not a refused login is a DSM that does not answer.
+        if isinstance(err, CommandFailed):
+            err = Unreachable(self.name, f"cannot connect over ODBC: {err.output or err}")
+        return err
+
     @contextmanager
     def _session(self) -> Iterator[_Session]:
         bound = whole_seconds(self._timeout)
         try:
             conn = pyodbc.connect(self._conn_str(), autocommit=True, timeout=bound)
         except pyodbc.Error as e:
-            err = self._translate(e)
-            # Any failure to connect that is not a refused login is a DSM that does not answer.
-            if isinstance(err, CommandFailed):
-                err = Unreachable(self.name, f"cannot connect over ODBC: {err.output or err}")
-            raise err from None
+            raise self.connect_failed(e) from None
         try:
             # SQL_ATTR_QUERY_TIMEOUT of every statement on this connection (pyodbc
             # Connection.timeout); an expired one is SQLSTATE HYT00.
@@ -235,12 +278,14 @@ class DsmDriver:
 
     # -- facts ------------------------------------------------------------------------------
     def read(self) -> DsmStatus:
-        """Mode, replication and asset count, from this DSM itself. Raises Unreachable when
-        it does not answer, CommandFailed when an answer cannot be read whole."""
+        """Mode, replication, the replicated database's state and, when it is online, the
+        asset count, from this DSM itself (a database that is restoring is a state: its
+        count is None). Raises Unreachable when it does not answer, CommandFailed when an
+        answer cannot be read whole."""
         with self._session() as sql:
             mode, since = self.profile.read_mode(sql)
             rep = self.profile.read_replication(sql)
-            count = self.profile.asset_count(sql)
+            assets = self.profile.assets(sql)
         return DsmStatus(
             host=self.name,
             side=self.side,
@@ -248,7 +293,8 @@ class DsmDriver:
             mode_since=since,
             replication=rep.state,
             role=rep.role,
-            asset_count=count,
+            asset_count=assets.count,
+            database_state=assets.state,
         )
 
     def readiness(self) -> Readiness:
@@ -270,23 +316,23 @@ class DsmDriver:
 
     # -- operations -------------------------------------------------------------------------
     def set_mode(self, mode: Literal["main", "backup"]) -> str:
-        """Set the DSM to main or backup mode; no-op when it already is.
+        """Set the DSM to main or backup mode (amsm's mode row, in amsm's own database);
+        no-op when it already is.
 
         Making it main is refused (absolutely) while replication still copies the peer's
-        database onto it: rule main-only-when-not-replicated-onto.
+        database onto it: rule main-only-when-not-replicated-onto, checked before the
+        no-op, so a DSM that reads main while it is replicated onto is never "already
+        main". The mode read back decides whether it took (the server's row count does
+        not: a trigger's statements count, NOCOUNT counts none); CommandFailed if not.
         """
         before = self.read()
-        if before.mode == mode:
-            return f"DSM {self.name} is already {mode}"
         no = main_while_replicated_onto(self.name, before.replication, before.role)
         if mode == "main" and no is not None:
             raise InterlockRefused(self.name, no.rule, no.refusal)
+        if before.mode == mode:
+            return f"DSM {self.name} is already {mode}"
         with self._session() as sql:
-            changed = self.profile.set_mode(sql, mode, _now())
-        if changed != 1:
-            raise CommandFailed(
-                self.name, f"set {mode} changed {changed} mode rows, not the DSM's one"
-            )
+            self.profile.set_mode(sql, mode, _now())
         after = self.read()
         if after.mode != mode:
             raise CommandFailed(self.name, f"set {mode} did not take: the DSM reports {after.mode}")

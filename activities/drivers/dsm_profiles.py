@@ -6,9 +6,14 @@ read as a DSM's mode and replication.
 Server Agent jobs per DSM (README, "A SQL Server DSM"): the *master job* runs on the DSM
 that replicates from itself, the *backup job* on the DSM that receives. Each DSM's role is
 read from its own msdb, never from its peer. The Aurora schema is not public: the job
-names, the mode table and the asset table are settings (inventory `dsm.sqlserver`), and
+names, the databases and the asset table are settings (inventory `dsm.sqlserver`), and
 the statements have been parsed (tests/unit/test_dsm_sqlserver.py, sqlglot's T-SQL
 dialect) but **not run against a real SQL Server**.
+
+Neither profile connects to the replicated database: replication overwrites it whole
+(amsm's mode row lives elsewhere), and a backup's may be RESTORING, which SQL Server
+refuses to open (msg 927; as the login's database, msg 4060). A database that is not
+online is a state of the DSM (`Assets.state`), not a DSM that does not answer.
 
 A profile only builds statements and reads rows; the driver (activities/drivers/dsm.py)
 runs them, reads every result set and turns every server error into the error tree.
@@ -20,9 +25,11 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import PurePath
 from typing import Any, Literal, Protocol
+from urllib.parse import quote
 
-from inventory.models import Dsm, SqlServerDsm
+from inventory.models import Dsm, SqlServerDsm, odbc_keywords
 
 Replication = Literal["running", "stopped", "failed"]
 Role = Literal["master", "backup", "none"]
@@ -50,6 +57,32 @@ class Sql(Protocol):
 class Replicating:
     state: Replication
     role: Role
+
+
+@dataclass(frozen=True)
+class Assets:
+    """The replicated database's state (lower case, as sys.databases' state_desc:
+    online, restoring, recovering, offline, ...) and, when online, its asset count."""
+
+    count: int | None
+    state: str
+
+
+def with_database(odbc: str, database: str, braced: bool) -> str:
+    """The ODBC string with its Database= set to `database` (replaced where it is, else
+    added): the connection never opens the database it named."""
+    value = "{" + database.replace("}", "}}") + "}" if braced else database
+    parts, found = [], False
+    for key, _, text in odbc_keywords(odbc):
+        if key.casefold() == "database":
+            if not found:
+                parts.append(f"Database={value}")
+            found = True
+        else:
+            parts.append(text)
+    if not found:
+        parts.append(f"Database={value}")
+    return ";".join(parts)
 
 
 @dataclass(frozen=True)
@@ -116,21 +149,28 @@ class DsmProfile(ABC):
         """(before, after) the inventory's ODBC string: options the profile needs."""
 
     @abstractmethod
+    def connection(self, odbc: str) -> str:
+        """The inventory's ODBC string as the profile connects: never to the replicated
+        database."""
+
+    @abstractmethod
     def read_mode(self, sql: Sql) -> tuple[Mode, str]: ...
 
     @abstractmethod
     def read_replication(self, sql: Sql) -> Replicating: ...
 
     @abstractmethod
-    def asset_count(self, sql: Sql) -> int: ...
+    def assets(self, sql: Sql) -> Assets:
+        """The replicated database's state and, when it is online, the asset count."""
 
     @abstractmethod
     def readiness(self, sql: Sql) -> Readiness:
         """What the DSM lacks for the steps (read only)."""
 
     @abstractmethod
-    def set_mode(self, sql: Sql, mode: Mode, since: str) -> int:
-        """Set the mode; the number of mode rows changed (the driver wants exactly 1)."""
+    def set_mode(self, sql: Sql, mode: Mode, since: str) -> None:
+        """Set the mode. The server's row count is not read: a trigger's own statements
+        count, and none counts under NOCOUNT; the driver reads the mode back."""
 
     @abstractmethod
     def start(self, sql: Sql, role: Literal["master", "backup"], since: str) -> None:
@@ -142,10 +182,13 @@ class DsmProfile(ABC):
 
 
 class LabProfile(DsmProfile):
-    """The lab's DSM: one `dsm` row holds its mode and its replication state and role, and
-    `agent_jobs` the Agent jobs it would replicate with (lab/dsm.py): as on SQL Server, a
-    DSM whose job is missing cannot say how it replicates. SQLite has no logins, so the
-    login's rights are not told."""
+    """The lab's DSM (lab/dsm.py): it connects to the DSM's instance file beside the
+    replicated database the ODBC string names (`dsm-x.db` -> `dsm-x.instance.db`), whose
+    `dsm` row holds its mode and its replication state and role, `agent_jobs` the Agent
+    jobs it would replicate with (as on SQL Server, a DSM whose job is missing cannot
+    say how it replicates), and `databases` the replicated database's file and state;
+    the replicated database is attached read-only only when it is ONLINE. SQLite has
+    no logins, so the login's rights are not told."""
 
     name = "lab"
     server = "SQLite"
@@ -156,8 +199,12 @@ class LabProfile(DsmProfile):
 
     STATUS = "SELECT mode, mode_since, replication, replication_role FROM dsm WHERE id = 1"
     JOBS = "SELECT name FROM agent_jobs"
-    ASSETS = "SELECT COUNT(*) FROM assets"
-    SET_MODE = "UPDATE dsm SET mode = ?, mode_since = ? WHERE id = 1"
+    DATABASE = "SELECT state, file FROM databases WHERE name = ?"
+    ATTACH = "ATTACH DATABASE ? AS replicated"
+    ASSETS = "SELECT COUNT(*) FROM replicated.assets"
+    SET_MODE = "UPDATE amsm_mode SET mode = ?, mode_since = ?"
+    # The name of the replicated database in the lab's catalog (lab/dsm.py).
+    REPLICATED = "Aurora"
     SET_REPLICATION = (
         "UPDATE dsm SET replication = ?, replication_role = ?, replication_since = ? WHERE id = 1"
     )
@@ -179,6 +226,14 @@ class LabProfile(DsmProfile):
         # NoCreat: a missing database file is a DSM that does not answer, not a new one.
         return f"Timeout={math.ceil(timeout * 1000)}", "NoCreat=1"
 
+    def connection(self, odbc: str) -> str:
+        database = next((v for k, v, _ in odbc_keywords(odbc) if k.casefold() == "database"), "")
+        if not database:
+            raise ProfileError("the lab's ODBC string names no Database=")
+        p = PurePath(database)
+        # lab/dsm.py instance_path: the instance file beside the replicated database.
+        return with_database(odbc, str(p.with_name(f"{p.stem}.instance{p.suffix}")), False)
+
     def _row(self, sql: Sql) -> Row:
         return _one_row(sql.query(self.STATUS), "the dsm row", 4)
 
@@ -198,11 +253,19 @@ class LabProfile(DsmProfile):
             raise ProfileError(f"replication {replication!r} as {role!r} is not a state")
         return Replicating(replication, role)
 
-    def asset_count(self, sql: Sql) -> int:
-        return read_count(sql.query(self.ASSETS))
+    def assets(self, sql: Sql) -> Assets:
+        state, file = _one_row(sql.query(self.DATABASE, self.REPLICATED), "the database", 2)
+        if not isinstance(state, str) or not isinstance(file, str):
+            raise ProfileError(f"the database row ({state!r}, {file!r}) is not a state and file")
+        if state != "ONLINE":
+            return Assets(None, state.lower())
+        # Read-only, and never created: a file that is not there is an error (sqlite.org,
+        # "URI Filenames": mode=ro).
+        sql.execute(self.ATTACH, f"file:{quote(file)}?mode=ro")
+        return Assets(read_count(sql.query(self.ASSETS)), "online")
 
-    def set_mode(self, sql: Sql, mode: Mode, since: str) -> int:
-        return sql.execute(self.SET_MODE, mode, since)
+    def set_mode(self, sql: Sql, mode: Mode, since: str) -> None:
+        sql.execute(self.SET_MODE, mode, since)
 
     def start(self, sql: Sql, role: Literal["master", "backup"], since: str) -> None:
         sql.execute(self.SET_REPLICATION, "running", role, since)
@@ -272,31 +335,46 @@ def bracketed(table: str) -> str:
     return ".".join(f"[{part}]" for part in table.split("."))
 
 
+def in_database(database: str, table: str) -> str:
+    """`dbo.Assets` in `Aurora` as `[Aurora].[dbo].[Assets]`; a table without a schema as
+    `[Aurora]..[Assets]` (the login's default schema)."""
+    parts = table.split(".")
+    return f"[{database}]." + (bracketed(table) if len(parts) == 2 else f".[{table}]")
+
+
 class SqlServerProfile(DsmProfile):
-    """An Aurora DSM on SQL Server 2005+ (T-SQL valid on 2005: no THROW, no SYSUTCDATETIME)."""
+    """An Aurora DSM on SQL Server 2005+ (T-SQL valid on 2005: no THROW, no SYSUTCDATETIME).
+
+    It connects to msdb, never to the replicated database (which a backup may hold
+    RESTORING, and whose copy would overwrite anything of amsm's in it): the jobs are
+    msdb's, the mode row is in amsm's own database (`state_database`), the asset count
+    and the replicated database's state are read by name from the catalog. No statement
+    uses what compatibility level 80 (a database upgraded from SQL Server 2000) refuses:
+    APPLY, common table expressions, PIVOT, window functions (Microsoft Learn, "ALTER
+    DATABASE compatibility level": those need 90).
+    """
 
     name = "sqlserver"
     server = "SQL Server"
 
-    MODE = "SELECT Mode, CONVERT(varchar(19), ModeSince, 126) FROM dbo.AmsmDsmMode"
-    # The DSM's own clock says since when: GETUTCDATE() (SQL Server 2005).
-    SET_MODE = "UPDATE dbo.AmsmDsmMode SET Mode = ?, ModeSince = GETUTCDATE()"
     # Running = a row of the Agent's current session with a start and no stop
     # (Microsoft Learn, dbo.sysjobactivity, its example; each Agent start opens a new
     # session, so a run cut short by an Agent restart does not count as running).
-    # Outcome = the last job-outcome row (step_id 0) of dbo.sysjobhistory.
+    # Outcome = the last job-outcome row (step_id 0) of dbo.sysjobhistory. Correlated
+    # subqueries, not APPLY.
     JOBS = (
         "SELECT j.name, "
-        "CASE WHEN a.start_execution_date IS NOT NULL AND a.stop_execution_date IS NULL "
-        "THEN 1 ELSE 0 END, h.run_status, h.instance_id "
-        "FROM msdb.dbo.sysjobs AS j "
-        "OUTER APPLY (SELECT TOP 1 ja.start_execution_date, ja.stop_execution_date "
-        "FROM msdb.dbo.sysjobactivity AS ja WHERE ja.job_id = j.job_id "
+        "CASE WHEN EXISTS (SELECT 1 FROM msdb.dbo.sysjobactivity AS ja "
+        "WHERE ja.job_id = j.job_id "
         "AND ja.session_id = (SELECT MAX(s.session_id) FROM msdb.dbo.sysjobactivity AS s) "
-        "ORDER BY ja.start_execution_date DESC) AS a "
-        "OUTER APPLY (SELECT TOP 1 jh.run_status, jh.instance_id "
-        "FROM msdb.dbo.sysjobhistory AS jh WHERE jh.job_id = j.job_id AND jh.step_id = 0 "
-        "ORDER BY jh.instance_id DESC) AS h "
+        "AND ja.start_execution_date IS NOT NULL AND ja.stop_execution_date IS NULL) "
+        "THEN 1 ELSE 0 END, "
+        "(SELECT jh.run_status FROM msdb.dbo.sysjobhistory AS jh "
+        "WHERE jh.instance_id = (SELECT MAX(h.instance_id) FROM msdb.dbo.sysjobhistory AS h "
+        "WHERE h.job_id = j.job_id AND h.step_id = 0)), "
+        "(SELECT MAX(h.instance_id) FROM msdb.dbo.sysjobhistory AS h "
+        "WHERE h.job_id = j.job_id AND h.step_id = 0) "
+        "FROM msdb.dbo.sysjobs AS j "
         "WHERE j.name IN (?, ?)"
     )
     # sp_start_job / sp_stop_job return 0 (success) or 1 (failure) (Microsoft Learn,
@@ -311,6 +389,10 @@ class SqlServerProfile(DsmProfile):
         "SET NOCOUNT ON; DECLARE @rc int; "
         "EXEC @rc = msdb.dbo.sp_stop_job @job_name = ?; SELECT @rc AS rc"
     )
+    # The replicated database's state: sys.databases.state_desc (ONLINE, RESTORING,
+    # RECOVERING, RECOVERY_PENDING, SUSPECT, EMERGENCY, OFFLINE; SQL Server 2005 and
+    # later). A database in STANDBY reads ONLINE between restores.
+    DATABASE_STATE = "SELECT state_desc FROM sys.databases WHERE name = ?"
 
     # The site check's reads. The jobs by name (msdb.dbo.sysjobs); whether the login may
     # start and stop them: members of SQLAgentOperatorRole in msdb start and stop every
@@ -324,26 +406,50 @@ class SqlServerProfile(DsmProfile):
         "N'SELECT IS_SRVROLEMEMBER(N''sysadmin''), IS_MEMBER(N''SQLAgentOperatorRole'')'"
     )
 
-    def __init__(self, settings: SqlServerDsm) -> None:
+    def __init__(self, settings: SqlServerDsm, database: str) -> None:
         self.settings = settings
-        self.assets = f"SELECT COUNT(*) FROM {bracketed(settings.asset_table)}"
+        self.database = database
+        mode_table = in_database(settings.state_database, "dbo.AmsmDsmMode")
+        self.MODE = f"SELECT Mode, CONVERT(varchar(19), ModeSince, 126) FROM {mode_table}"
+        # The DSM's own clock says since when: GETUTCDATE() (SQL Server 2005). NOCOUNT:
+        # the row count is not read (a site's trigger would change it); the driver reads
+        # the mode back.
+        self.SET_MODE = (
+            f"SET NOCOUNT ON; UPDATE {mode_table} SET Mode = ?, ModeSince = GETUTCDATE()"
+        )
+        # The count without reading the table: the rows of its heap or clustered index
+        # (index_id 0 or 1) in the catalog, which takes no lock on the table, so
+        # replication's locks do not block it (Microsoft Learn, sys.partitions, SQL
+        # Server 2005 and later: `rows`, "the approximate number of rows in this
+        # partition"). The table by name in the replicated database (OBJECT_ID takes a
+        # three-part name); NULL when it is not there or not visible to the login.
+        self.asset_object = in_database(database, settings.asset_table)
+        self.ASSETS = (
+            f"SELECT SUM(p.rows) FROM [{database}].sys.partitions AS p "
+            "WHERE p.object_id = OBJECT_ID(?) AND p.index_id IN (0, 1)"
+        )
         # HAS_PERMS_BY_NAME(securable, 'OBJECT', permission): 1 the login has it, 0 not,
         # NULL when the securable or permission is not valid (not there, or not visible
         # to the login); a schema-level securable may have three parts (Microsoft Learn,
         # HAS_PERMS_BY_NAME, SQL Server 2005 and later).
+        state_mode = f"{settings.state_database}.dbo.AmsmDsmMode"
         self.rights: list[tuple[str, str]] = [
             ("msdb.dbo.sysjobs", "SELECT"),
             ("msdb.dbo.sysjobactivity", "SELECT"),
             ("msdb.dbo.sysjobhistory", "SELECT"),
             ("msdb.dbo.sp_start_job", "EXECUTE"),
             ("msdb.dbo.sp_stop_job", "EXECUTE"),
-            ("dbo.AmsmDsmMode", "SELECT"),
-            ("dbo.AmsmDsmMode", "UPDATE"),
-            (settings.asset_table, "SELECT"),
+            (state_mode, "SELECT"),
+            (state_mode, "UPDATE"),
         ]
-        self.permissions = "SELECT " + ", ".join(
-            "HAS_PERMS_BY_NAME(?, 'OBJECT', ?)" for _ in self.rights
-        )
+        # The asset table's right is asked only while its database is online: in a
+        # RESTORING one nothing can be asked (and HAS_PERMS_BY_NAME would say NULL).
+        self.asset_right = (f"{database}.{settings.asset_table}", "SELECT")
+        self.permissions = self._permissions(len(self.rights))
+
+    @staticmethod
+    def _permissions(n: int) -> str:
+        return "SELECT " + ", ".join("HAS_PERMS_BY_NAME(?, 'OBJECT', ?)" for _ in range(n))
 
     def statements(self) -> list[str]:
         """Every statement this profile sends (the unit tests parse each one)."""
@@ -353,22 +459,27 @@ class SqlServerProfile(DsmProfile):
             self.JOBS,
             self.START_JOB,
             self.STOP_JOB,
-            self.assets,
+            self.DATABASE_STATE,
+            self.ASSETS,
             self.JOB_NAMES,
             self.AGENT_ROLE,
             self.permissions,
+            self._permissions(len(self.rights) + 1),
         ]
 
     def readiness(self, sql: Sql) -> Readiness:
         s = self.settings
         wanted = (s.master_job, s.backup_job)
         jobs = missing_jobs(sql.query(self.JOB_NAMES, *wanted), wanted)
+        rights = list(self.rights)
+        if self._state(sql) == "online":
+            rights.append(self.asset_right)
         return Readiness(
             missing_jobs=jobs,
             missing_rights=missing_rights(
                 sql.query(self.AGENT_ROLE),
-                sql.query(self.permissions, *[v for pair in self.rights for v in pair]),
-                self.rights,
+                sql.query(self._permissions(len(rights)), *[v for pair in rights for v in pair]),
+                rights,
             ),
         )
 
@@ -376,6 +487,12 @@ class SqlServerProfile(DsmProfile):
         # The query timeout is pyodbc's `Connection.timeout` (SQL_ATTR_QUERY_TIMEOUT),
         # which Microsoft's ODBC driver honours; nothing to add to the string.
         return "", ""
+
+    def connection(self, odbc: str) -> str:
+        # The login's database is msdb: a database that cannot be opened fails the login
+        # itself (msg 4060, "Cannot open database ... requested by the login"), and the
+        # replicated one may be RESTORING. msdb is on every instance.
+        return with_database(odbc, "msdb", True)
 
     def _jobs(self, sql: Sql) -> dict[str, JobState]:
         s = self.settings
@@ -389,11 +506,32 @@ class SqlServerProfile(DsmProfile):
         jobs = self._jobs(sql)
         return replication_of(jobs[self.settings.master_job], jobs[self.settings.backup_job])
 
-    def asset_count(self, sql: Sql) -> int:
-        return read_count(sql.query(self.assets))
+    def _state(self, sql: Sql) -> str:
+        rows = sql.query(self.DATABASE_STATE, self.database)
+        if not rows:
+            raise ProfileError(
+                f"no database {self.database!r} in sys.databases (not there, or the login "
+                "may not see it: VIEW ANY DATABASE)"
+            )
+        (state,) = _one_row(rows, "the database state", 1)
+        if not isinstance(state, str) or not state:
+            raise ProfileError(f"the database state is {state!r}, not a state")
+        return state.lower()
 
-    def set_mode(self, sql: Sql, mode: Mode, since: str) -> int:
-        return sql.execute(self.SET_MODE, mode)
+    def assets(self, sql: Sql) -> Assets:
+        state = self._state(sql)
+        if state != "online":
+            return Assets(None, state)
+        (count,) = _one_row(sql.query(self.ASSETS, self.asset_object), "the asset count", 1)
+        if count is None:
+            raise ProfileError(
+                f"no table {self.settings.asset_table!r} in database {self.database!r} "
+                "(not there, or the login may not see it)"
+            )
+        return Assets(read_count([(count,)]), state)
+
+    def set_mode(self, sql: Sql, mode: Mode, since: str) -> None:
+        sql.execute(self.SET_MODE, mode)
 
     def _job(self, role: Literal["master", "backup"]) -> str:
         return self.settings.master_job if role == "master" else self.settings.backup_job
@@ -440,5 +578,6 @@ def missing_rights(
 
 def profile_for(dsm: Dsm) -> DsmProfile:
     if dsm.profile == "sqlserver":
-        return SqlServerProfile(dsm.sqlserver_settings)
+        # The inventory refuses a sqlserver DSM without a replicated database's name.
+        return SqlServerProfile(dsm.sqlserver_settings, dsm.replicated_database or "")
     return LabProfile(dsm.sqlserver_settings)

@@ -55,6 +55,11 @@ class Unreachable(DeviceError):
     kind = "Unreachable"
 
 
+class TlsRefused(Unreachable):
+    """The TLS handshake was refused (protocol, cipher or certificate): a setting of the
+    worker or the server, not a host that is down. Told apart by the site check."""
+
+
 class AuthenticationFailed(DeviceError):
     """Credentials refused, or the host key does not match known_hosts."""
 

@@ -228,12 +228,14 @@ HOST_FACTS: list[HostFact] = [
 def _status(profile: DsmProfile, sql: Sql) -> Any:
     mode, since = profile.read_mode(sql)
     rep = profile.read_replication(sql)
+    assets = profile.assets(sql)
     return {
         "mode": mode,
         "mode_since": since,
         "replication": rep.state,
         "role": rep.role,
-        "asset_count": profile.asset_count(sql),
+        "database_state": assets.state,
+        "asset_count": assets.count,
     }
 
 

@@ -29,7 +29,8 @@ SETTINGS = {
     "allsync_service": "devices.allsync_service",
     "insync_service": "devices.insync_service",
     "browse_services": "browse[{component}].services",
-    "dsm_state_database": "sides.{side}.dsm.state_database",
+    "dsm_state_database": "sides.{side}.dsm.sqlserver.state_database",
+    "dsm_database": "sides.{side}.dsm.sqlserver.database",
     "master_job": "sides.{side}.dsm.sqlserver.master_job",
     "backup_job": "sides.{side}.dsm.sqlserver.backup_job",
 }
@@ -45,9 +46,6 @@ CLOCK_SKEW = 300.0
 # WinRM shells the workers may hold on one host (activities/checks/hosts.py SHELLS_NEEDED:
 # SESSIONS_PER_HOST 8 per worker, 2 workers).
 SHELLS_NEEDED = 16
-# APPLY needs compatibility level 90 (Microsoft Learn, "FROM clause plus JOIN, APPLY,
-# PIVOT": "the database compatibility level must be 90 or higher").
-COMPATIBILITY = 90
 
 
 class Unread(Exception):
@@ -425,45 +423,55 @@ def check_database(ev: Evidence) -> Outcome:
     if _profile(ev) != "sqlserver":
         return unread("a lab DSM (profile lab)")
     dbs = ev.value("sql_databases")
-    mine = next((d for d in dbs if d.get("current")), None)
+    name = ev.inv.sides[ev.t.side or "X"].dsm.replicated_database or ""
+    mine = next((d for d in dbs if str(d["name"]).casefold() == name.casefold()), None)
     if mine is None:
-        return unread("sys.databases did not list the DSM's database")
+        return no(
+            f"the replicated database {name!r} is not on this server "
+            f"({', '.join(str(d['name']) for d in dbs)})",
+            "name the database replication copies",
+            "dsm_database",
+            None,
+        )
+    # The driver's statements run in msdb and read only the replicated database's
+    # catalog (sys.partitions), so its compatibility level (80: upgraded from SQL Server
+    # 2000, where APPLY is refused) is shown, not required.
     text = (
         f"{mine['name']}: compatibility level {mine['compatibility_level']}, recovery "
         f"{mine['recovery_model']}, {mine['state']}"
     )
-    if int(mine["compatibility_level"]) < COMPATIBILITY:
-        return no(
-            text, "the statements need compatibility level 90 (APPLY): tell amsm's maintainers"
-        )
-    if mine["state"] != "ONLINE":
-        return no(text, "the DSM's database is not ONLINE on this server")
-    return ok(text)
+    if mine["state"] == "ONLINE":
+        return ok(text)
+    try:
+        status = ev.value("dsm_status")
+    except Unread:
+        status = {}
+    # A backup that receives by log shipping WITH NORECOVERY is RESTORING (Microsoft
+    # Learn, RESTORE arguments): its count cannot be read, which amsm shows as a state.
+    if mine["state"] == "RESTORING" and status.get("role") == "backup":
+        return ok(f"{text}: a backup receiving replication (its asset count is not readable)")
+    return no(text, "the DSM's database is not ONLINE on this server")
 
 
 def check_state_database(ev: Evidence) -> Outcome:
     if _profile(ev) != "sqlserver":
         return unread("a lab DSM (profile lab)")
     dbs = ev.value("sql_databases")
-    names = [d["name"] for d in dbs]
-    mine = next((d["name"] for d in dbs if d.get("current")), None)
+    names = [str(d["name"]) for d in dbs]
     dsm = ev.inv.sides[ev.t.side or "X"].dsm
-    key = SETTINGS["dsm_state_database"].split(".")[-1]
-    wanted = getattr(dsm, key, None)
-    if wanted is None:
+    wanted = dsm.sqlserver_settings.state_database
+    replicated = dsm.replicated_database
+    # amsm's mode row lives in a database of its own, which replication does not copy
+    # (README, "A SQL Server DSM"); the inventory already refuses the replicated one.
+    if wanted.casefold() not in {n.casefold() for n in names}:
         return no(
-            f"amsm keeps its mode row in the DSM's own database {mine}, which a whole-database "
-            f"replication copies; this server has {', '.join(names)}",
-            "give amsm a database on each DSM that replication does not copy",
+            f"amsm's state database {wanted!r} is not on this server ({', '.join(names)})",
+            "create it on each DSM as the README says (CREATE DATABASE, the mode table and "
+            "its row), or name the one the site made",
             "dsm_state_database",
+            wanted,
         )
-    if wanted not in names or wanted == mine:
-        return no(
-            f"{wanted!r} is not a database of this server apart from {mine}: {', '.join(names)}",
-            "create it, or name one that replication does not copy",
-            "dsm_state_database",
-        )
-    return ok(f"amsm's state in {wanted}, beside {mine}")
+    return ok(f"amsm's state in {wanted}, apart from the replicated {replicated}")
 
 
 def check_jobs(ev: Evidence) -> Outcome:
@@ -560,8 +568,9 @@ REGISTER: list[Assumption] = [
                check_processes),
     Assumption("sql-version", "SQL Server 2005 or later", "README, 'A SQL Server DSM'",
                ("sql_version",), ("dsm",), check_sql_version, _sqlserver),
-    Assumption("dsm-database", "the DSM's database is ONLINE at compatibility level 90 or more",
-               "Microsoft Learn, FROM clause (APPLY)", ("sql_databases",), ("dsm",), check_database),
+    Assumption("dsm-database", "the replicated database is on the DSM and ONLINE (RESTORING only on a backup that receives)",
+               "Microsoft Learn, sys.databases (state_desc); RESTORE (NORECOVERY)",
+               ("sql_databases", "dsm_status"), ("dsm",), check_database),
     Assumption("dsm-state-database", "amsm's own state is in a database replication does not copy",
                "issue 25 #1: replication copies the whole database", ("sql_databases",), ("dsm",),
                check_state_database),

@@ -9,7 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,9 +18,12 @@ import pytest
 import pytest_asyncio
 
 from activities.drivers import powershell as ps
+from activities.drivers.dsm import DsmDriver
 from inventory.load import load_inventory
 from inventory.models import Inventory
+from inventory.status import DsmStatus
 from lab import LabError
+from lab.faults import set_fault
 from lab.init import init_lab, iqn
 from lab.serve import serve_lab
 from lab.state import LabState
@@ -230,21 +233,51 @@ async def test_client_switch_to_y_mounts_y_after_reboot(served: Served) -> None:
 async def test_replicator_copies_and_stops(served: Served) -> None:
     x = sqlite3.connect(served.dir / "dsm-x.db", isolation_level=None)
     y = sqlite3.connect(served.dir / "dsm-y.db", isolation_level=None)
+    x_inst = sqlite3.connect(served.dir / "dsm-x.instance.db", isolation_level=None)
+    y_inst = sqlite3.connect(served.dir / "dsm-y.instance.db", isolation_level=None)
     try:
         x.execute("INSERT INTO assets (name, created) VALUES ('new-clip', '2025-01-01T00:00:00Z')")
 
-        async def until(query: str, expected: object) -> None:
+        async def until(db: sqlite3.Connection, query: str, expected: object) -> None:
             deadline = time.monotonic() + 5
-            while y.execute(query).fetchone() != expected:
+            while db.execute(query).fetchone() != expected:
                 assert time.monotonic() < deadline, f"{query} never gave {expected}"
                 await asyncio.sleep(0.05)
 
-        await until("SELECT name FROM assets WHERE name = 'new-clip'", ("new-clip",))
-        x.execute("UPDATE dsm SET replication = 'stopped', replication_role = 'none'")
-        await until("SELECT replication, replication_role FROM dsm", ("stopped", "none"))
+        await until(y, "SELECT name FROM assets WHERE name = 'new-clip'", ("new-clip",))
+        # The whole database, not a table: what Y had of its own is gone too.
+        y.execute("CREATE TABLE only_on_y (x)")
+        await until(y, "SELECT COUNT(*) FROM sqlite_master WHERE name = 'only_on_y'", (0,))
+        # Each DSM keeps its own mode: it is not in the replicated database.
+        assert y_inst.execute("SELECT mode FROM dsm").fetchone() == ("backup",)
+        x_inst.execute("UPDATE dsm SET replication = 'stopped', replication_role = 'none'")
+        await until(y_inst, "SELECT replication, replication_role FROM dsm", ("stopped", "none"))
     finally:
-        x.close()
-        y.close()
+        for db in (x, y, x_inst, y_inst):
+            db.close()
+
+
+async def test_a_backup_restoring_with_norecovery_is_a_state(served: Served) -> None:
+    inv = load_inventory(served.dir / "inventory.yaml")
+    x = DsmDriver(inv.sides["X"].dsm, "X", None, timeout=5)
+    y = DsmDriver(inv.sides["Y"].dsm, "Y", None, timeout=5)
+
+    async def until(what: str, done: Callable[[DsmStatus], bool]) -> DsmStatus:
+        deadline = time.monotonic() + 5
+        while not done(st := await asyncio.to_thread(y.status)):
+            assert time.monotonic() < deadline, f"never {what}: {st}"
+            await asyncio.sleep(0.05)
+        return st
+
+    await asyncio.to_thread(x.start_replication, y)  # an earlier test may have stopped it
+    assert "dsm-y: restoring set" == set_fault(served.dir, "dsm-y", "restoring")
+    st = await until("restoring", lambda s: s.database_state == "restoring")
+    assert st.reachable and (st.mode, st.replication, st.role) == ("backup", "running", "backup")
+    assert st.asset_count is None
+    assert set_fault(served.dir, "dsm-y", "clear") == "dsm-y: faults cleared"
+    count = (await asyncio.to_thread(x.read)).asset_count
+    st = await until("recovered", lambda s: s.database_state == "online")
+    assert st.asset_count == count
 
 
 async def test_a_pending_boot_finishes_when_serve_starts(tmp_path: Path) -> None:

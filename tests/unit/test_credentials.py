@@ -116,7 +116,7 @@ def test_odbc_credentials_cannot_add_keywords(tmp_path: Path) -> None:
     create_dsm(real, "dsm-x", "main", "stopped", "none", initial_assets(3))
     odbc = f"Driver=SQLite3;Database={real};Timeout=5000"
     # SQL Server's driver follows [MS-ODBCSTR]: braced, `}` doubled, `;` inside is data.
-    sql = Dsm(host="dsm-x", profile="sqlserver", odbc=odbc)
+    sql = Dsm(host="dsm-x", profile="sqlserver", odbc=odbc, sqlserver={"database": "Aurora"})
     evil = "x};JournalMode=DELETE;{"
     conn = DsmDriver(sql, "X", Secret("am}sm", None, evil), timeout=5)._conn_str()
     assert conn.endswith("UID={am}}sm};PWD={x}};JournalMode=DELETE;{}")

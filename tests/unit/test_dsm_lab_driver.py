@@ -8,13 +8,21 @@ import sqlite3
 import time
 from pathlib import Path
 
+import pyodbc
 import pytest
 
 from activities.drivers.dsm import DsmDriver
-from activities.drivers.dsm_profiles import Readiness
-from activities.drivers.errors import CommandFailed
+from activities.drivers.dsm_profiles import LabProfile, Readiness
+from activities.drivers.errors import CommandFailed, InterlockRefused
 from inventory.models import Dsm
-from lab.dsm import AGENT_JOBS, create_dsm, initial_assets, set_agent_jobs
+from lab.dsm import (
+    AGENT_JOBS,
+    create_dsm,
+    initial_assets,
+    migrate_dsm,
+    replicate_once,
+    set_agent_jobs,
+)
 
 
 def lab_dsm(tmp_path: Path, side: str, mode: str, timeout: float = 5) -> DsmDriver:
@@ -62,7 +70,7 @@ def test_a_blocked_query_is_bounded_and_names_the_dsm(tmp_path: Path) -> None:
     # the query timeout, SQL_ATTR_QUERY_TIMEOUT, ends the wait with HYT00). The SQLite3
     # ODBC driver ignores the query timeout; the profile's busy timeout bounds it. (WAL:
     # reads go on beside a writer, so it is the update that waits.)
-    holder = sqlite3.connect(tmp_path / "dsm-x.db", isolation_level=None)
+    holder = sqlite3.connect(tmp_path / "dsm-x.instance.db", isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
     try:
         t0 = time.monotonic()
@@ -74,12 +82,14 @@ def test_a_blocked_query_is_bounded_and_names_the_dsm(tmp_path: Path) -> None:
         holder.close()
     assert e.value.host == "dsm-x"
     assert "SQLite error 5 (SQLSTATE HY000)" in str(e.value) and "locked" in str(e.value)
-    assert x._conn_str().startswith("Timeout=1000;Driver=SQLite3;")
+    assert x._conn_str() == (
+        f"Timeout=1000;Driver=SQLite3;Database={tmp_path}/dsm-x.instance.db;NoCreat=1"
+    )
 
 
 def test_a_mode_row_that_is_not_one_row_is_an_error(tmp_path: Path) -> None:
     x = lab_dsm(tmp_path, "X", "main")
-    db = sqlite3.connect(tmp_path / "dsm-x.db", isolation_level=None)
+    db = sqlite3.connect(tmp_path / "dsm-x.instance.db", isolation_level=None)
     db.execute("DELETE FROM dsm")
     db.close()
     with pytest.raises(CommandFailed) as e:
@@ -110,3 +120,92 @@ def test_a_dsm_without_its_job_says_so_and_cannot_tell_its_replication(tmp_path:
     assert e.value.host == "dsm-x"
     set_agent_jobs(tmp_path / "dsm-x.db", tuple(j.upper() for j in AGENT_JOBS))
     assert x.read().replication == "stopped"  # msdb compares names without regard to case
+
+
+def test_whole_database_replication_leaves_each_dsms_mode_its_own(tmp_path: Path) -> None:
+    # Log shipping, backup/restore and snapshot copy the main's whole database onto the
+    # backup's: amsm's mode must not live in it, or the backup reads main after one pass.
+    x, y = lab_dsm(tmp_path, "X", "main"), lab_dsm(tmp_path, "Y", "backup")
+    x.start_replication(y)
+    replicate_once(tmp_path / "dsm-x.db", tmp_path / "dsm-y.db")
+    a, b = x.read(), y.read()
+    assert (a.mode, b.mode) == ("main", "backup")
+    assert a.asset_count == b.asset_count == 3
+    assert y.set_mode("backup") == "DSM dsm-y is already backup"
+
+
+def test_a_backup_whose_database_is_restoring_answers_with_that_state(tmp_path: Path) -> None:
+    x, y = lab_dsm(tmp_path, "X", "main"), lab_dsm(tmp_path, "Y", "backup")
+    x.start_replication(y)
+    # Y restores WITH NORECOVERY: its database is RESTORING while it receives.
+    x_db, y_db = tmp_path / "dsm-x.db", tmp_path / "dsm-y.db"
+    assert "dsm-y's database is restoring (NORECOVERY)" in replicate_once(
+        x_db, y_db, restoring=frozenset({"dsm-y"})
+    )
+    st = y.status()
+    assert st.reachable and (st.mode, st.replication, st.role) == ("backup", "running", "backup")
+    assert (st.asset_count, st.database_state) == (None, "restoring")
+    assert st.assets_text == "not readable (database restoring)"
+    # The lab refuses to open it, as SQL Server does (msg 927; as the login's database,
+    # 4060): a connection that named it, as the driver's did, fails.
+    with pytest.raises(pyodbc.Error, match="connect failed"):
+        pyodbc.connect(f"Driver=SQLite3;Database={y_db};NoCreat=1")
+    # Copies go on into it; once it no longer receives, it is recovered and reads whole.
+    with sqlite3.connect(x_db, isolation_level=None) as db:
+        db.execute("INSERT INTO assets (name, created) VALUES ('new', '2025-01-01T00:00:00Z')")
+    replicate_once(x_db, y_db, restoring=frozenset({"dsm-y"}))
+    assert y.read().asset_count is None
+    x.stop_replication(y)
+    assert "dsm-y's database recovered (ONLINE)" in replicate_once(x_db, y_db)
+    st = y.read()
+    assert (st.asset_count, st.database_state) == (4, "online")
+
+
+def test_set_mode_believes_the_mode_it_reads_back_not_the_row_count(tmp_path: Path) -> None:
+    y = lab_dsm(tmp_path, "Y", "backup")
+    # The lab's mode row is set through a trigger, as a site ties it to Aurora: the
+    # server's row count of the UPDATE is 0 (sqlite3_changes), though the row changed.
+    conn = pyodbc.connect(y._conn_str(), autocommit=True)
+    try:
+        cur = conn.cursor()
+        cur.execute(LabProfile.SET_MODE, "backup", "2025-01-01T00:00:00Z")
+        assert cur.rowcount == 0
+    finally:
+        conn.close()
+    assert y.read().mode == "backup"
+    assert y.set_mode("main") == "DSM dsm-y set to main"
+    assert y.read().mode == "main"
+
+
+def test_main_is_refused_while_replicated_onto_even_when_it_already_reads_main(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "dsm-y.db"
+    create_dsm(path, "dsm-y", "main", "running", "backup", initial_assets(3))
+    dsm = Dsm(host="dsm-y", profile="lab", odbc=f"Driver=SQLite3;Database={path}")
+    y = DsmDriver(dsm, "Y", None, timeout=5)
+    with pytest.raises(InterlockRefused) as e:
+        y.set_mode("main")
+    assert e.value.rule == "main-only-when-not-replicated-onto"
+    assert y.set_mode("backup") == "DSM dsm-y set to backup"
+
+
+def test_a_lab_made_before_the_split_is_migrated(tmp_path: Path) -> None:
+    # An older `amsm lab init` kept mode, replication, jobs and assets in one file.
+    path = tmp_path / "dsm-x.db"
+    old = sqlite3.connect(path, isolation_level=None)
+    old.executescript(
+        "CREATE TABLE dsm (id INTEGER PRIMARY KEY, host TEXT, mode TEXT, mode_since TEXT, "
+        "replication TEXT, replication_role TEXT, replication_since TEXT);"
+        "INSERT INTO dsm VALUES (1, 'dsm-x', 'main', '2024-01-01T00:00:00Z', 'running', "
+        "'master', '2024-01-01T00:00:00Z');"
+        "CREATE TABLE assets (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, "
+        "created TEXT NOT NULL);"
+        "INSERT INTO assets VALUES (1, 'a', '2024-01-01T00:00:00Z');"
+    )
+    old.close()
+    migrate_dsm(path)
+    migrate_dsm(path)  # once is enough
+    dsm = Dsm(host="dsm-x", profile="lab", odbc=f"Driver=SQLite3;Database={path}")
+    st = DsmDriver(dsm, "X", None, timeout=5).read()
+    assert (st.mode, st.replication, st.role, st.asset_count) == ("main", "running", "master", 1)

@@ -4,6 +4,9 @@ pyodbc's errors and messages, and the inventory's settings."""
 
 from __future__ import annotations
 
+import json
+import re
+from pathlib import Path
 from typing import Any
 
 import pyodbc
@@ -13,6 +16,8 @@ from pydantic import ValidationError
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel, ParseError
 
+from activities.checks.dsm import dsm as check_dsm
+from activities.checks.report import Report
 from activities.drivers.credentials import Secret
 from activities.drivers.dsm import (
     DsmDriver,
@@ -24,6 +29,7 @@ from activities.drivers.dsm import (
 )
 from activities.drivers.dsm_profiles import (
     OPERATOR_ROLE,
+    Assets,
     ProfileError,
     Readiness,
     Replicating,
@@ -33,10 +39,18 @@ from activities.drivers.dsm_profiles import (
     missing_rights,
     replication_of,
 )
-from activities.drivers.errors import AuthenticationFailed, CommandFailed, Unreachable
+from activities.drivers.errors import (
+    AuthenticationFailed,
+    CommandFailed,
+    TlsRefused,
+    Unreachable,
+)
+from activities.models import CheckTarget
+from inventory.load import load_inventory
 from inventory.models import Dsm, SqlServerDsm
 
 ODBC = "Driver={ODBC Driver 18 for SQL Server};Server=dsm-x;Database=Aurora"
+P = SqlServerProfile(SqlServerDsm(), "Aurora")
 
 
 def parse_tsql(sql: str) -> list[exp.Expression]:
@@ -63,14 +77,16 @@ def test_the_parser_is_strict() -> None:
 @pytest.mark.parametrize(
     ("statement", "kinds", "params"),
     [
-        (SqlServerProfile.MODE, [exp.Select], 0),
-        (SqlServerProfile.SET_MODE, [exp.Update], 1),
-        (SqlServerProfile.JOBS, [exp.Select], 2),
-        (SqlServerProfile.START_JOB, [exp.Set, exp.Declare, exp.Execute, exp.Select], 1),
-        (SqlServerProfile.STOP_JOB, [exp.Set, exp.Declare, exp.Execute, exp.Select], 1),
-        (SqlServerProfile.JOB_NAMES, [exp.Select], 2),
-        (SqlServerProfile.AGENT_ROLE, [exp.ExecuteSql], 0),
-        (SqlServerProfile(SqlServerDsm()).permissions, [exp.Select], 16),
+        (P.MODE, [exp.Select], 0),
+        (P.SET_MODE, [exp.Set, exp.Update], 1),
+        (P.JOBS, [exp.Select], 2),
+        (P.START_JOB, [exp.Set, exp.Declare, exp.Execute, exp.Select], 1),
+        (P.STOP_JOB, [exp.Set, exp.Declare, exp.Execute, exp.Select], 1),
+        (P.DATABASE_STATE, [exp.Select], 1),
+        (P.ASSETS, [exp.Select], 1),
+        (P.JOB_NAMES, [exp.Select], 2),
+        (P.AGENT_ROLE, [exp.ExecuteSql], 0),
+        (P.permissions, [exp.Select], 14),
     ],
 )
 def test_every_statement_parses_as_tsql(
@@ -84,10 +100,77 @@ def test_every_statement_parses_as_tsql(
 
 
 def test_the_profile_sends_only_parsed_statements() -> None:
-    profile = SqlServerProfile(SqlServerDsm(asset_table="Aurora.MasterClips"))
-    assert profile.assets == "SELECT COUNT(*) FROM [Aurora].[MasterClips]"
+    profile = SqlServerProfile(SqlServerDsm(asset_table="Aurora.MasterClips"), "K2Aurora")
+    assert profile.asset_object == "[K2Aurora].[Aurora].[MasterClips]"
     for statement in profile.statements():
         parse_tsql(statement)
+
+
+# Compatibility level 80 (a database upgraded from SQL Server 2000) refuses what needs 90:
+# APPLY, common table expressions, PIVOT/UNPIVOT, window functions (ROW_NUMBER ... OVER)
+# (Microsoft Learn, "ALTER DATABASE compatibility level", differences between 80 and 90).
+LEVEL_90 = (exp.Lateral, exp.With, exp.CTE, exp.Pivot, exp.Window)
+
+
+@pytest.mark.parametrize("statement", P.statements())
+def test_no_statement_needs_more_than_compatibility_level_80(statement: str) -> None:
+    for tree in parse_tsql(statement):
+        found = [type(n).__name__ for n in tree.find_all(*LEVEL_90)]
+        assert not found, f"{found} in {statement}"
+    assert "APPLY" not in statement.upper()
+
+
+def test_nothing_is_read_from_the_replicated_database_but_its_catalog() -> None:
+    # Replication holds the replicated database (a backup RESTORING refuses to open it,
+    # msg 927; COUNT(*) waits on the restore's locks): the profile connects to msdb and
+    # reads of the replicated database only its catalog, by name.
+    profile = SqlServerProfile(SqlServerDsm(state_database="amsm_state"), "Aurora")
+    for statement in profile.statements():
+        for tree in parse_tsql(statement):
+            for t in tree.find_all(exp.Table):
+                if t.catalog.lower() == "aurora":
+                    assert (t.db.lower(), t.name.lower()) == ("sys", "partitions"), statement
+            assert not any(isinstance(f, exp.Count) for f in tree.find_all(exp.Count)), (
+                f"a COUNT reads the table: {statement}"
+            )
+    assert "[amsm_state].[dbo].[AmsmDsmMode]" in profile.MODE
+    assert "[amsm_state].[dbo].[AmsmDsmMode]" in profile.SET_MODE
+    conn = driver()._conn_str()
+    assert "Database={msdb}" in conn and "Aurora" not in conn
+
+
+class Catalog:
+    """msdb's answers to the asset reads (the database's state, the catalog's count)."""
+
+    def __init__(self, profile: SqlServerProfile, state: list[Any], count: list[Any]) -> None:
+        self.profile, self.state, self.count = profile, state, count
+        self.asked: list[tuple[str, tuple[Any, ...]]] = []
+
+    def query(self, statement: str, *params: Any) -> list[Any]:
+        self.asked.append((statement, params))
+        if statement == self.profile.DATABASE_STATE:
+            return self.state
+        assert statement == self.profile.ASSETS
+        return self.count
+
+    def execute(self, statement: str, *params: Any) -> int:
+        raise AssertionError("reading changes nothing")
+
+
+def test_a_database_that_is_not_online_is_a_state_not_an_error() -> None:
+    online = Catalog(P, [("ONLINE",)], [(120,)])
+    assert P.assets(online) == Assets(120, "online")
+    assert online.asked == [
+        (P.DATABASE_STATE, ("Aurora",)),
+        (P.ASSETS, ("[Aurora].[dbo].[Assets]",)),
+    ]
+    restoring = Catalog(P, [("RESTORING",)], [])
+    assert P.assets(restoring) == Assets(None, "restoring")
+    assert [q for q, _ in restoring.asked] == [P.DATABASE_STATE]  # never opened
+    with pytest.raises(ProfileError, match="no database 'Aurora' in sys.databases"):
+        P.assets(Catalog(P, [], []))
+    with pytest.raises(ProfileError, match="no table 'dbo.Assets' in database 'Aurora'"):
+        P.assets(Catalog(P, [("ONLINE",)], [(None,)]))
 
 
 def test_the_jobs_are_the_agents_own_and_named_by_parameter() -> None:
@@ -172,7 +255,7 @@ def test_start_and_stop_read_the_return_code() -> None:
         def execute(self, statement: str, *params: Any) -> int:
             raise AssertionError("no result-less statement here")
 
-    profile = SqlServerProfile(SqlServerDsm())
+    profile = SqlServerProfile(SqlServerDsm(), "Aurora")
     profile.start(Answers([(0,)]), "master", "")
     with pytest.raises(ProfileError, match="returned 1"):
         profile.start(Answers([(1,)]), "master", "")
@@ -198,7 +281,7 @@ def test_missing_jobs_by_name_without_regard_to_case() -> None:
         missing_jobs([("AuroraReplication", 1)], WANTED)
 
 
-RIGHTS = SqlServerProfile(SqlServerDsm()).rights
+RIGHTS = P.rights
 
 
 def test_missing_rights_from_the_role_and_the_permissions() -> None:
@@ -207,11 +290,11 @@ def test_missing_rights_from_the_role_and_the_permissions() -> None:
     # sysadmin is no member of the role, and may start any job.
     assert missing_rights([(1, 0)], every, RIGHTS) == []
     # SQLAgentUserRole only: its own jobs (the role is missing); NULL is not a right.
-    some = [(1, 1, 1, 1, 1, 0, None, 1)]
+    some = [(1, 1, 1, 1, 1, 0, None)]
     assert missing_rights([(0, 0)], some, RIGHTS) == [
         OPERATOR_ROLE,
-        "SELECT on dbo.AmsmDsmMode",
-        "UPDATE on dbo.AmsmDsmMode",
+        "SELECT on amsm.dbo.AmsmDsmMode",
+        "UPDATE on amsm.dbo.AmsmDsmMode",
     ]
     assert missing_rights([(None, None)], every, RIGHTS) == [OPERATOR_ROLE]
 
@@ -229,25 +312,39 @@ def test_rights_that_do_not_read_whole_are_errors() -> None:
 
 
 def test_readiness_asks_msdb_and_binds_every_name() -> None:
-    profile = SqlServerProfile(SqlServerDsm(asset_table="Aurora.MasterClips"))
+    profile = SqlServerProfile(SqlServerDsm(asset_table="Aurora.MasterClips"), "K2")
 
     class Answers:
+        state = "ONLINE"
+
         def query(self, statement: str, *params: Any) -> list[Any]:
             if statement == profile.JOB_NAMES:
                 assert params == WANTED
                 return [("AuroraReplication",)]
             if statement == profile.AGENT_ROLE:
                 return [(0, 1)]
-            assert statement == profile.permissions
-            assert params[-2:] == ("Aurora.MasterClips", "SELECT") and len(params) == 16
-            return [tuple([1] * 7 + [0])]
+            if statement == profile.DATABASE_STATE:
+                return [(self.state,)]
+            mode = "amsm.dbo.AmsmDsmMode"
+            assert params[10:14] == (mode, "SELECT", mode, "UPDATE")
+            if self.state == "ONLINE":
+                assert params[-2:] == ("K2.Aurora.MasterClips", "SELECT") and len(params) == 16
+                return [tuple([1] * 7 + [0])]
+            assert len(params) == 14
+            return [tuple([1] * 7)]
 
         def execute(self, statement: str, *params: Any) -> int:
             raise AssertionError("the check changes nothing")
 
-    assert profile.readiness(Answers()) == Readiness(
+    answers = Answers()
+    assert profile.readiness(answers) == Readiness(
         missing_jobs=["AuroraReplicationBackup"],
-        missing_rights=["SELECT on Aurora.MasterClips"],
+        missing_rights=["SELECT on K2.Aurora.MasterClips"],
+    )
+    # A backup's database that is restoring cannot be asked: its table's right is not.
+    answers.state = "RESTORING"
+    assert profile.readiness(answers) == Readiness(
+        missing_jobs=["AuroraReplicationBackup"], missing_rights=[]
     )
 
 
@@ -372,3 +469,95 @@ def test_sqlserver_settings_default_and_are_refused_when_wrong() -> None:
         data = {"host": "dsm-x", "profile": "sqlserver", "odbc": ODBC} | extra
         with pytest.raises(ValidationError):
             Dsm.model_validate(data)
+
+
+# -- failures to connect, as the ODBC driver prints them (tests/dsm_facts/connect) -----------
+CONNECT = sorted((Path(__file__).resolve().parents[1] / "dsm_facts" / "connect").glob("*.json"))
+KINDS = {
+    "TlsRefused": TlsRefused,
+    "Unreachable": Unreachable,
+    "AuthenticationFailed": AuthenticationFailed,
+}
+
+
+def test_there_are_connect_cases() -> None:
+    assert len(CONNECT) >= 6
+
+
+@pytest.mark.parametrize("path", CONNECT, ids=lambda p: p.stem)
+def test_a_failure_to_connect_is_named_for_what_it_is(path: Path) -> None:
+    case = json.loads(path.read_text())
+    assert case["doc"] and case["text"].startswith(f"[{case['state']}] ")
+    err = driver(password="s3cret-pw").connect_failed(
+        pyodbc.OperationalError(case["state"], case["text"])
+    )
+    assert type(err) is KINDS[case["expected_kind"]], err
+    assert err.host == "dsm-x"
+    for part in case["expected_parts"]:
+        assert part in str(err), str(err)
+    assert "s3cret-pw" not in str(err)
+
+
+def test_the_replicated_and_the_state_database_are_named_and_kept_apart() -> None:
+    d = Dsm(host="dsm-x", profile="sqlserver", odbc=ODBC)
+    assert (d.replicated_database, d.sqlserver_settings.state_database) == ("Aurora", "amsm")
+    named = Dsm.model_validate(
+        {
+            "host": "dsm-x",
+            "profile": "sqlserver",
+            "odbc": "DSN=dsm-x",
+            "sqlserver": {"database": "K2Aurora", "state_database": "amsm_dsm"},
+        }
+    )
+    assert named.replicated_database == "K2Aurora"
+    bad: list[tuple[dict[str, Any], str]] = [
+        ({"odbc": "DSN=dsm-x"}, "name the database replication copies"),
+        ({"sqlserver": {"state_database": "aurora"}}, "replication would overwrite the mode"),
+        ({"sqlserver": {"state_database": "MSDB"}}, "nor a system database"),
+        ({"sqlserver": {"state_database": "amsm]; DROP"}}, "not a valid database name"),
+        ({"odbc": "Driver={ODBC Driver 18;Server=x"}, "opens a brace it never closes"),
+        ({"odbc": "Server=x;Database=Au rora"}, "not a valid database name"),
+    ]
+    for extra, why in bad:
+        data = {"host": "dsm-x", "profile": "sqlserver", "odbc": ODBC} | extra
+        with pytest.raises(ValidationError, match=re.escape(why)):
+            Dsm.model_validate(data)
+
+
+# -- the site check names a refused handshake as TLS -----------------------------------------
+class _Refusing:
+    """A DSM driver whose every read fails as given (the check's decision is pure)."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def readiness(self) -> Readiness:
+        raise self.error
+
+
+class _Ctx:
+    def __init__(self, error: Exception) -> None:
+        self.inv = load_inventory(Path(__file__).resolve().parent / "data" / "inventory.yaml")
+        self.error = error
+
+    def dsm(self, side: str) -> _Refusing:
+        return _Refusing(self.error)
+
+
+async def test_the_site_check_says_tls_when_the_handshake_is_refused() -> None:
+    case = json.loads((CONNECT[0].parent / "tls10-server-openssl3.json").read_text())
+    tls = driver().connect_failed(pyodbc.OperationalError(case["state"], case["text"]))
+    down = driver().connect_failed(
+        pyodbc.OperationalError("HYT00", "[HYT00] [x]Login timeout expired (0) (SQLDriverConnect)")
+    )
+    found = {}
+    for name, err in (("tls", tls), ("down", down)):
+        ctx = _Ctx(err)
+        report = Report(CheckTarget(pair=ctx.inv.pair, host="dsm-x", role="dsm", side="X"))
+        await check_dsm(ctx, "X", report)  # type: ignore[arg-type]
+        (f,) = report.result.findings
+        assert f.check == "dsm-answers" and f.severity == "problem"
+        found[name] = f
+    assert "TLS refused, not a DSM that is down" in found["tls"].fix
+    assert "unsupported protocol" in found["tls"].found
+    assert "TLS" not in found["down"].fix

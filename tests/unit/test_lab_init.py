@@ -25,11 +25,17 @@ def lab_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def dsm(d: Path, side: str) -> sqlite3.Connection:
+    """The DSM's replicated database (its assets)."""
     return sqlite3.connect(d / f"dsm-{side.lower()}.db", isolation_level=None)
 
 
+def instance(d: Path, side: str) -> sqlite3.Connection:
+    """The DSM's instance file (mode, replication, jobs, the databases' catalog)."""
+    return sqlite3.connect(d / f"dsm-{side.lower()}.instance.db", isolation_level=None)
+
+
 def dsm_row(d: Path, side: str) -> tuple[str, str, str]:
-    with dsm(d, side) as conn:
+    with instance(d, side) as conn:
         row = conn.execute("SELECT mode, replication, replication_role FROM dsm").fetchone()
     return tuple(row)
 
@@ -177,14 +183,14 @@ def test_replication_overwrites_the_backup(fresh: Path) -> None:
 
 
 def test_stopping_the_master_stops_the_backup(fresh: Path) -> None:
-    with dsm(fresh, "X") as x:
+    with instance(fresh, "X") as x:
         x.execute("UPDATE dsm SET replication = 'stopped', replication_role = 'none'")
     repl(fresh)
     assert dsm_row(fresh, "Y") == ("backup", "stopped", "none")
 
 
 def test_replication_fails_in_split_mode_and_from_a_backup(fresh: Path) -> None:
-    with dsm(fresh, "Y") as y:
+    with instance(fresh, "Y") as y:
         y.execute("UPDATE dsm SET mode = 'main'")
     repl(fresh)
     assert dsm_row(fresh, "X") == ("main", "failed", "master")
@@ -192,20 +198,21 @@ def test_replication_fails_in_split_mode_and_from_a_backup(fresh: Path) -> None:
 
 
 def test_the_master_copies_only_onto_a_backup_that_runs_as_backup_itself(fresh: Path) -> None:
-    with dsm(fresh, "X") as x:
+    with instance(fresh, "X") as x:
         x.execute(
             "UPDATE dsm SET mode = 'backup', replication = 'stopped', replication_role = 'none'"
         )
-    with dsm(fresh, "Y") as y:
+    with instance(fresh, "Y") as y:
         y.execute(
             "UPDATE dsm SET mode = 'main', replication = 'running', replication_role = 'master'"
         )
+    with dsm(fresh, "Y") as y:
         y.execute("DELETE FROM assets WHERE id > 100")
     # Nothing makes X a backup but X itself (a SQL Server DSM's own backup job).
     assert repl(fresh) == []
     assert dsm_row(fresh, "X") == ("backup", "stopped", "none")
     assert len(asset_names(fresh, "X")) == 120
-    with dsm(fresh, "X") as x:
+    with instance(fresh, "X") as x:
         x.execute("UPDATE dsm SET replication = 'running', replication_role = 'backup'")
     repl(fresh)
     assert dsm_row(fresh, "X") == ("backup", "running", "backup")
@@ -242,7 +249,7 @@ def test_cli_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert "no lab host or DSM named 'nobody'" in capsys.readouterr().err
     assert main(["lab", "fault", "dsm-x", "no-reboot", "--dir", d]) == 1
     assert (
-        "a DSM fault is one of replication-fails, job-missing, unreachable, clear"
+        "a DSM fault is one of replication-fails, job-missing, unreachable, restoring, clear"
         in capsys.readouterr().err
     )
     assert main(["lab", "ingest", "--side", "Y", "--clip", "bad/name", "--dir", d]) == 1

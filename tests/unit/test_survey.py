@@ -215,17 +215,16 @@ def test_sql_server_answers(inv: Inventory) -> None:
     ]
     got = verdicts(inv, records, host="dsm-x", role="dsm", side="X")
     assert got["sql-version"].verdict == "verified" and "10.50" in got["sql-version"].evidence
-    assert (
-        got["dsm-database"].verdict == "contradicted" and "level 80" in got["dsm-database"].evidence
-    )
+    # Level 80 is shown, not refused: the statements run in msdb (issue 25 #2).
+    assert got["dsm-database"].verdict == "verified" and "level 80" in got["dsm-database"].evidence
     jobs = got["replication-jobs"]
     assert jobs.verdict == "contradicted" and "K2 Mirror" in jobs.evidence
     assert jobs.setting == "sides.X.dsm.sqlserver.backup_job"
     assert got["msdb-rights"].verdict == "verified"
     assert got["tls-versions"].verdict == "could not be read"
     state = got["dsm-state-database"]
-    assert state.verdict == "contradicted" and "Aurora" in state.evidence
-    assert state.setting == "sides.X.dsm.state_database"
+    assert state.verdict == "contradicted" and "'amsm' is not on this server" in state.evidence
+    assert state.setting == "sides.X.dsm.sqlserver.state_database" and state.value == "amsm"
 
 
 def test_write_filter_displays() -> None:
