@@ -1,4 +1,4 @@
-"""One SSH server per simulated Windows host (asyncssh, 127.0.0.1, its own port).
+r"""One SSH server per simulated Windows host (asyncssh, 127.0.0.1, its own port).
 
 What a host accepts, and nothing more:
 - public-key authentication with the lab's client key (`keys/id_ed25519.pub`),
@@ -6,9 +6,13 @@ What a host accepts, and nothing more:
 - exec requests whose command is exactly what `encoded_command()` writes; a shell,
   a subsystem (sftp), scp or any other command gets
   `amsm-lab: only PowerShell -EncodedCommand is accepted` and exit status 1;
-- a command line longer than cmd.exe takes (OpenSSH for Windows' default shell:
-  8,191 characters, Microsoft Learn "Command prompt (Cmd.exe) command-line string
-  limitation") gets cmd.exe's "The command line is too long." on stderr, exit 1;
+- a command that cmd.exe cannot take gets cmd.exe's "The command line is too long."
+  on stderr, exit 1: Win32-OpenSSH runs an exec request through its default shell as
+  `"...\cmd.exe" /c "<command>"` (PowerShell/openssh-portable,
+  contrib/win32/win32compat/w32-doexec.c, do_exec_windows: `"%s %s \"%s\""`), and
+  cmd.exe takes at most 8,191 characters of command (Microsoft Learn, "Command prompt
+  (Cmd.exe) command-line string limitation"): the quoted `"<command>"` after /c, so
+  8,189 characters of the command itself (`cmd_line_too_long`);
 - output as powershell.exe writes it to pipes (`ScriptResult.wire`: the console's
   OEM code page unless the script set UTF-8, errors and progress as CLIXML);
 - no PTY, no port, agent or X11 forwarding.
@@ -44,6 +48,22 @@ log = logging.getLogger("amsm.lab.ssh")
 
 CMD_MAX_COMMAND_LINE = 8191
 CMD_TOO_LONG = "The command line is too long."
+# Win32-OpenSSH's default shell, as do_exec_windows quotes it.
+DEFAULT_SHELL = '"C:\\Windows\\System32\\cmd.exe"'
+
+
+def cmd_line(command: str) -> str:
+    """The command line Win32-OpenSSH gives CreateProcess for an exec request when the
+    default shell is cmd.exe (w32-doexec.c: shell, shell option, quoted command)."""
+    return f'{DEFAULT_SHELL} /c "{command}"'
+
+
+def cmd_line_too_long(command: str) -> bool:
+    """Whether cmd.exe refuses the command: what it runs is everything after `/c `, the
+    quotes included, and it takes at most CMD_MAX_COMMAND_LINE characters of it."""
+    return len(cmd_line(command).split(" /c ", 1)[1]) > CMD_MAX_COMMAND_LINE
+
+
 FAST_CIPHERS = ["aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "aes128-ctr", "aes256-ctr"]
 
 
@@ -196,10 +216,9 @@ class HostServer:
                 process.exit(1)
 
     async def _exec(self, process: asyncssh.SSHServerProcess[bytes]) -> None:
-        if process.command is not None and len(process.command) > CMD_MAX_COMMAND_LINE:
-            # OpenSSH for Windows runs the command through cmd.exe, which refuses a line
-            # over 8,191 characters (Microsoft Learn, "Command prompt (Cmd.exe)
-            # command-line string limitation").
+        if process.command is not None and cmd_line_too_long(process.command):
+            # OpenSSH for Windows runs the command through cmd.exe /c "...", which
+            # refuses more than 8,191 characters (see cmd_line_too_long).
             process.stderr.write(f"{CMD_TOO_LONG}\r\n".encode("ascii"))
             process.exit(1)
             return

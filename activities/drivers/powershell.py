@@ -131,12 +131,16 @@ _ARGUMENTS = "-NoProfile -NonInteractive -ExecutionPolicy Bypass -EncodedCommand
 _PREFIX = f"powershell.exe {_ARGUMENTS} "
 
 # The longest command line a transport carries. OpenSSH for Windows hands an exec
-# request to its default shell, cmd.exe, which refuses more than 8,191 characters
-# ("The command line is too long.", Microsoft Learn: "Command prompt (Cmd.exe)
-# command-line string limitation"). WinRM starts powershell.exe itself (WINRS_SKIP_CMD_SHELL)
-# with CreateProcess, whose lpCommandLine holds at most 32,767 characters including
-# its terminating null (Microsoft Learn: CreateProcessW).
-MAX_COMMAND_LENGTH = {"ssh": 8191, "winrm": 32766}
+# request to its default shell as `"...\cmd.exe" /c "<command>"` (PowerShell/openssh-
+# portable, contrib/win32/win32compat/w32-doexec.c, do_exec_windows), and cmd.exe
+# refuses more than 8,191 characters of what follows /c, the two quotes included ("The
+# command line is too long.", Microsoft Learn: "Command prompt (Cmd.exe) command-line
+# string limitation"): 8,189 for the command. (The whole line, shell path and all, is
+# far below CreateProcess's 32,767.) WinRM starts powershell.exe itself
+# (WINRS_SKIP_CMD_SHELL) with CreateProcess, whose lpCommandLine holds at most 32,767
+# characters including its terminating null (Microsoft Learn: CreateProcessW).
+CMD_EXE_MAX = 8191
+MAX_COMMAND_LENGTH = {"ssh": CMD_EXE_MAX - 2, "winrm": 32766}
 
 
 def encoded_command(text: str) -> str:

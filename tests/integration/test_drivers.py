@@ -83,7 +83,7 @@ async def test_ssh_refuses_a_command_line_cmd_exe_would_refuse(lab: Lab) -> None
     assert sb.transport == "ssh"
     drv = a.host(sb)
     many = [ps.test_path(f"V:\\VibrantAVIFiles\\News\\clip-{i:04d}.vmf") for i in range(100)]
-    assert not drv.fits(many) and drv.max_command_length == 8191
+    assert not drv.fits(many) and drv.max_command_length == 8189
     with pytest.raises(CommandFailed) as e:
         await drv.run(*many)
     assert e.value.host == sb.host and f"{ps.command_length(many)} characters" in str(e.value)
@@ -99,9 +99,25 @@ async def test_ssh_refuses_a_command_line_cmd_exe_would_refuse(lab: Lab) -> None
         agent_path=None,
         config=[],
     )
+    # At the boundary: cmd.exe counts the quotes around the command (`/c "..."`), so a
+    # command line of 8,190 characters is refused and the driver's 8,189 is the limit.
+    over = next(
+        st
+        for k in range(1, 4000)
+        if ps.command_length(st := [ps.test_path("C:\\" + "x" * k)]) == 8190
+    )
+    under = next(
+        st
+        for k in range(1, 4000)
+        if ps.command_length(st := [ps.test_path("C:\\" + "x" * k)]) == 8186
+    )
+    assert not drv.fits(over) and drv.fits(under)
+    assert await drv.run(*under) == ["False"]
     async with raw:
         r = await raw.run(ps.encoded_command(ps.script(*many)))
+        at = await raw.run(ps.encoded_command(ps.script(*over)))
     assert (r.exit_status, r.stdout, r.stderr) == (1, "", "The command line is too long.\r\n")
+    assert (at.exit_status, at.stderr) == (1, "The command line is too long.\r\n")
 
 
 async def test_ssh_wrong_key_is_authentication_failed_naming_the_host(

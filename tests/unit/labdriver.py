@@ -6,12 +6,13 @@ from activities.drivers import powershell as ps
 from activities.drivers.host import ExecResult, HostDriver
 from inventory.models import Host
 from lab.powershell import OEM_CODEPAGE
+from lab.ssh import cmd_line_too_long
 from lab.state import LabState
 
 
 class LabDriver(HostDriver):
     """Runs each script in the lab's interpreter, as the SSH and WinRM servers do, and
-    refuses a command line over cmd.exe's limit as OpenSSH for Windows' cmd.exe does."""
+    refuses a command that cmd.exe would refuse, as the lab's SSH server does."""
 
     transport = "ssh"
 
@@ -22,7 +23,7 @@ class LabDriver(HostDriver):
 
     async def _execute(self, script_text: str) -> ExecResult:
         line = ps.encoded_command(script_text)
-        if len(line) > ps.max_command_length("ssh"):
+        if cmd_line_too_long(line):
             return ExecResult(1, b"", b"The command line is too long.\r\n")
         self.scripts.append(script_text)
         r = self.lab.run_script(self.name, script_text)
