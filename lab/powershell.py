@@ -589,11 +589,15 @@ def _bind_one(spec: CmdletSpec, pname: str, p: Param, v: Value | None, text: str
         values = [str(item.value) for item in items]
         return values if p.kind == "texts" else values[0]
     if p.kind == "names":
+        # A bare name, or a quoted one (a registry value's name may hold a space, '.',
+        # '(' ...). Select-Object takes wildcards in -Property (Microsoft Learn,
+        # Select-Object); the lab does not expand them, so it refuses them.
         names = [str(item.value) for item in items]
-        if any(item.kind != "word" for item in items) or not all(
-            _PROPERTY_NAME.fullmatch(n) for n in names
-        ):
-            raise Unsupported(text, f"{where} takes bare property names")
+        for item, n in zip(items, names, strict=True):
+            bare = item.kind == "word" and _PROPERTY_NAME.fullmatch(n)
+            quoted = item.kind == "string" and n and not any(c in "*?[]" for c in n)
+            if not (bare or quoted):
+                raise Unsupported(text, f"{where} takes property names without wildcards")
         return names
     if len(items) != 1:
         raise Unsupported(text, f"{where} takes one value")

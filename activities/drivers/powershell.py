@@ -308,8 +308,27 @@ def stop_process(name: str) -> str:
 
 
 # -- registry and files ----------------------------------------------------------
+# Select-Object -Property takes wildcards (Microsoft Learn, Select-Object: "Wildcards
+# are permitted"): a value name holding one would select other values, or none.
+_WILDCARDS = "*?[]"
+
+
+def _value_names(names: Sequence[str]) -> str:
+    """Registry value names for Select-Object: a bare word as it is, any other name
+    (a space, '_', '.', '(', '-', a leading digit: all legal in a value name) as a
+    quoted literal. UnsafeValue for a name with a wildcard character."""
+    if not names:
+        raise UnsafeValue("an empty list")
+    out = []
+    for n in names:
+        if not isinstance(n, str) or not n or any(c in _WILDCARDS for c in n):
+            raise UnsafeValue(f"not a registry value name Select-Object can pick: {n!r}")
+        out.append(n if _BARE.fullmatch(n) else q(n))
+    return ",".join(out)
+
+
 def get_registry(path: str, names: Sequence[str]) -> str:
-    return f"Get-ItemProperty -LiteralPath {q(path)} | Select-Object {_props(names)} | {JSON}"
+    return f"Get-ItemProperty -LiteralPath {q(path)} | Select-Object {_value_names(names)} | {JSON}"
 
 
 def set_registry(path: str, name: str, value: str) -> str:
