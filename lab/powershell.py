@@ -367,7 +367,12 @@ CMDLETS: dict[str, CmdletSpec] = {
         _spec("Start-Service", {"Name": _TEXT}),
         # Always -NoWait: without it Stop-Service waits as long as the service takes,
         # forever for one stuck in StopPending (Microsoft Learn, Stop-Service -NoWait).
-        _spec("Stop-Service", {"Name": _TEXT, "Force": Param("switch"), "NoWait": Param("switch")}),
+        # With or without -Force (see Interpreter._stop_service).
+        _spec(
+            "Stop-Service",
+            {"Name": _TEXT, "Force": Param("switch"), "NoWait": Param("switch")},
+            sets=(("Name", "Force", "NoWait"), ("Name", "NoWait")),
+        ),
         _spec(
             "Get-Process",
             {"Name": _TEXT, "ErrorAction": Param("choice", ("SilentlyContinue",))},
@@ -812,6 +817,18 @@ class World(Protocol):
     def dir_delete(self, side: str, folder: str) -> None: ...
 
 
+# System.ServiceProcess.ServiceController.Stop() waits this long for each running
+# dependent service it stops first (dotnet/runtime ServiceController.cs, and .NET
+# Framework's referencesource: `currentDependent.WaitForStatus(ServiceControllerStatus
+# .Stopped, new TimeSpan(0, 0, 30))`), whatever -NoWait says about the service itself.
+DEPENDENT_WAIT_SECONDS = 30.0
+# What WaitForStatus throws when the time is up (System.ServiceProcess.TimeoutException,
+# SR.Timeout): a .NET exception Stop-Service does not catch, so the statement fails.
+SERVICE_TIMEOUT = "Time out has expired and the operation has not been completed."
+# A service that never finishes stopping (`stuck`) is StopPending until then.
+NEVER_STOPS = 4102444800.0
+
+
 @dataclass
 class ScriptResult:
     """What powershell.exe printed: `stdout` as text ('\n' line ends), `stderr` as the
@@ -825,6 +842,9 @@ class ScriptResult:
     reboot: bool = False
     # stderr is PowerShell's (serialised as CLIXML on the wire), not the transport's.
     clixml: bool = True
+    # Seconds the script spent waiting on the host (Stop-Service waiting on dependents):
+    # the listeners answer this much later (lab/host.py run_script).
+    waited: float = 0.0
     # Progress records written (their activity), in order.
     progress: tuple[str, ...] = ()
     # Where in stdout the script had set UTF-8 output (None: it never did); errors
@@ -1052,6 +1072,7 @@ class Interpreter:
     settings: dict[str, str] = field(default_factory=dict)
     progress: list[str] = field(default_factory=list)
     modules_loaded: bool = False
+    waited: float = 0.0
     _handlers: dict[str, Callable[[tuple[Command, ...]], str]] = field(
         default_factory=dict, repr=False
     )
@@ -1094,6 +1115,7 @@ class Interpreter:
         """One statement's output ('' when it prints nothing); CmdletError on failure.
         Sets `ok` to the statement's `$?`."""
         self.ok = True
+        self._settle_stops()
         if statement.setting is not None:
             name, value = statement.setting
             self.settings[name] = value
@@ -1148,8 +1170,19 @@ class Interpreter:
     # -- services and processes ------------------------------------------------------------
     # Services: a host document's `services` maps each service's key name to its
     # status; `service_info` (optional) gives a key name its DisplayName, the key names
-    # of its DependentServices, its StartType, and `stuck` (a service that never
-    # leaves StopPending once asked to stop).
+    # of its DependentServices, its StartType, `stop_seconds` (how long it takes to stop
+    # once asked: StopPending until then; 0 by default) and `stuck` (a service that
+    # never leaves StopPending once asked to stop). `stopping` ({key: when}) holds the
+    # services on their way to Stopped.
+    def _settle_stops(self) -> None:
+        stopping: dict[str, float] = self.host.get("stopping") or {}
+        for key, until in list(stopping.items()):
+            if float(until) <= self.world.now() + self.waited:
+                del stopping[key]
+                if self.host["services"].get(key) == "StopPending":
+                    self.host["services"][key] = "Stopped"
+                    self._service_process(key, running=False)
+
     def _info(self, key: str) -> dict[str, Any]:
         info: dict[str, Any] = (self.host.get("service_info") or {}).get(key) or {}
         return info
@@ -1220,22 +1253,70 @@ class Interpreter:
         self._service_process(key, running=True)
 
     def _stop_service(self, commands: tuple[Command, ...]) -> str:
-        """-Force stops the services that depend on it too (Microsoft Learn,
-        Stop-Service -Force: "Forces the cmdlet to stop a service even if that service
-        has dependent services"); -NoWait returns without waiting for the stop."""
-        actual = self._service("Stop-Service", commands[0].args["Name"])
-        self._stop(actual)
+        """Stop-Service as PowerShell's StopServiceCommand does it (PowerShell/PowerShell,
+        commands/management/Service.cs, DoStopService): without -Force, a service whose
+        DependentServices are not all Stopped is refused ("ServiceHasDependentServices");
+        otherwise it calls ServiceController.Stop(), which first stops every dependent
+        that is not Stopped and *waits* up to 30 s for each (DEPENDENT_WAIT_SECONDS),
+        throwing when one takes longer; then it sends the service the stop control and,
+        with -NoWait, returns without waiting for the service itself."""
+        args = commands[0].args
+        key = self._service("Stop-Service", args["Name"])
+        if not args.get("Force"):
+            running = [d for d in self._dependents(key) if self.host["services"][d] != "Stopped"]
+            if running:
+                raise CmdletError(
+                    "Stop-Service",
+                    f"Cannot stop service '{self._display(key)} ({key})' because it has "
+                    "dependent services. It can only be stopped if the Force flag is set.",
+                )
+        self._stop(key, key)
         return ""
 
-    def _stop(self, key: str) -> None:
+    def _display(self, key: str) -> str:
+        return str(self._info(key).get("DisplayName", key))
+
+    def _stop(self, key: str, asked: str) -> None:
+        """ServiceController.Stop() on `key` (recursively for its dependents)."""
         for dep in self._dependents(key):
-            if self.host["services"][dep] == "Running":
-                self._stop(dep)
-        if self._info(key).get("stuck"):
-            self.host["services"][key] = "StopPending"
+            if self.host["services"][dep] == "Stopped":
+                continue
+            self._stop(dep, asked)
+            self._wait_stopped(dep)
+        status = self.host["services"][key]
+        if status == "Stopped":
+            return  # ERROR_SERVICE_NOT_ACTIVE: Stop-Service ignores it
+        if status == "StopPending":
+            # ControlService refuses a second stop (ERROR_SERVICE_CANNOT_ACCEPT_CTRL):
+            # ServiceController.Stop throws InvalidOperationException, which
+            # Stop-Service reports as CouldNotStopService.
+            raise CmdletError(
+                "Stop-Service",
+                f"Service '{self._display(asked)} ({asked})' cannot be stopped due to the "
+                f"following error: Cannot stop {key} service on computer '.'.",
+            )
+        info = self._info(key)
+        seconds = NEVER_STOPS if info.get("stuck") else float(info.get("stop_seconds", 0))
+        if seconds <= 0:
+            self.host["services"][key] = "Stopped"
+            self._service_process(key, running=False)
             return
-        self.host["services"][key] = "Stopped"
-        self._service_process(key, running=False)
+        self.host["services"][key] = "StopPending"
+        stopping = self.host.setdefault("stopping", {})
+        stopping[key] = min(NEVER_STOPS, self.world.now() + self.waited + seconds)
+
+    def _wait_stopped(self, key: str) -> None:
+        """ServiceController.WaitForStatus(Stopped, 30 s) on a dependent: the script
+        spends the time on the host; past 30 s it throws."""
+        until = (self.host.get("stopping") or {}).get(key)
+        if until is None:
+            return
+        left = float(until) - (self.world.now() + self.waited)
+        if left > DEPENDENT_WAIT_SECONDS:
+            self.waited += DEPENDENT_WAIT_SECONDS
+            raise CmdletError("Stop-Service", SERVICE_TIMEOUT)
+        self.waited += max(left, 0.0)
+        self._settle_stops()
 
     def _service_process(self, service: str, running: bool) -> None:
         """A service that runs a program (AllSync's scheduler): the process follows it."""
@@ -1836,6 +1917,7 @@ def run_script(src: str, host: dict[str, Any], world: World) -> ScriptResult:
             interpreter.reboot,
             progress=tuple(interpreter.progress),
             utf8_from=utf8_from,
+            waited=interpreter.waited,
         )
 
     for statement in statements:

@@ -281,7 +281,7 @@ def find_services(names: Sequence[str]) -> str:
 
 
 def get_dependent_services(name: str) -> str:
-    """The services that Stop-Service -Force stops along with `name`."""
+    """The services that depend on `name` (stopped before it, see stop_service)."""
     return (
         f"Get-Service -Name {q(name)} -DependentServices | "
         f"Select-Object Name,DisplayName,Status,StartType | {JSON}"
@@ -295,8 +295,11 @@ def start_service(name: str) -> str:
 def stop_service(name: str) -> str:
     """-NoWait: Stop-Service otherwise waits as long as the service takes to stop, forever
     for a stuck one (Microsoft Learn, Stop-Service); the caller polls with a deadline.
-    -Force stops the dependent services too: the caller reads them first."""
-    return f"Stop-Service -Name {q(name)} -Force -NoWait"
+    No -Force: with it, ServiceController.Stop() stops each running dependent first and
+    waits up to 30 s for each, -NoWait or not, and throws when one is slower (.NET's
+    ServiceController.Stop; PowerShell's Service.cs DoStopService). Without it the host
+    refuses while a dependent is not Stopped: the caller stops them first."""
+    return f"Stop-Service -Name {q(name)} -NoWait"
 
 
 def get_process(name: str) -> str:
