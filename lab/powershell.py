@@ -51,7 +51,9 @@ import re
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
+from zoneinfo import ZoneInfo
 
 from lab.winrm_config import service_config
 
@@ -424,6 +426,11 @@ CMDLETS: dict[str, CmdletSpec] = {
             properties=("CSName", "LastBootUpTime", "LocalDateTime"),
         ),
         _spec(
+            "Get-WmiObject",
+            {"Class": Param("choice", ("Win32_OperatingSystem",))},
+            properties=("CSName", "LastBootUpTime", "LocalDateTime"),
+        ),
+        _spec(
             "Get-Command",
             {"Name": Param("texts"), "ErrorAction": Param("choice", ("SilentlyContinue",))},
             properties=("Name",),
@@ -491,6 +498,7 @@ PIPELINES: dict[str, tuple[str, ...] | tuple[tuple[str, ...], ...]] = {
     "Get-IscsiTarget": _SELECT_TO_JSON,
     "Get-FileHash": _SELECT_TO_JSON,
     "Get-CimInstance": _SELECT_TO_JSON,
+    "Get-WmiObject": _SELECT_TO_JSON,
     "Get-IscsiSession": _SELECT_TO_JSON,
     "Get-IscsiTargetPortal": _SELECT_TO_JSON,
     "Get-Command": _SELECT_TO_JSON,
@@ -1060,6 +1068,27 @@ def _list_view(obj: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _utc_offset_minutes(ms: int, zone: str) -> int:
+    at = datetime.fromtimestamp(ms / 1000, tz=UTC).astimezone(ZoneInfo(zone))
+    delta = at.utcoffset()
+    return int(delta.total_seconds() // 60) if delta is not None else 0
+
+
+def _cim_datetime(ms: int, bias: int) -> str:
+    local = datetime.fromtimestamp(ms / 1000, tz=UTC) + timedelta(minutes=bias)
+    sign = "+" if bias >= 0 else "-"
+    return f"{local:%Y%m%d%H%M%S}.{local.microsecond:06d}{sign}{abs(bias):03d}"
+
+
+def _dotnet_utc_ms(ms: int, zone: str) -> int:
+    """The instant `ms` as .NET brings its local wall-clock reading back to UTC: an
+    ambiguous wall time is taken for standard time (the later pass, fold=1)."""
+    tz = ZoneInfo(zone)
+    wall = datetime.fromtimestamp(ms / 1000, tz=UTC).astimezone(tz).replace(tzinfo=None)
+    back = wall.replace(tzinfo=tz, fold=1).astimezone(UTC)
+    return int(round(back.timestamp() * 1000))
+
+
 @dataclass
 class Interpreter:
     """Runs parsed statements against one host's document and its world."""
@@ -1097,6 +1126,7 @@ class Interpreter:
             "Remove-Item": self._remove_item,
             "Restart-Computer": self._restart_computer,
             "Get-CimInstance": self._get_cim_instance,
+            "Get-WmiObject": self._get_wmi_object,
             "Get-Command": self._get_command,
             "Get-IscsiSession": self._get_iscsi_session,
             "Get-IscsiTarget": self._get_iscsi_target,
@@ -1671,13 +1701,45 @@ class Interpreter:
         # KeSetSystemTime: `KeBootTime.QuadPart += DeltaTime.QuadPart`), so both
         # properties of Win32_OperatingSystem carry the offset and their difference,
         # the uptime, does not.
-        offset_ms = int(float(self.host.get("clock_offset", 0)) * 1000)
-        boot_ms = int(self.host.get("boot_time", 0)) + offset_ms
-        now_ms = int(self.world.now() * 1000) + offset_ms
+        #
+        # A host in a zone with daylight saving (`time_zone`, an IANA name; UTC when
+        # absent): the CIM cmdlets give each time as a DateTime of Kind Local, its
+        # wall-clock reading, and 5.1's ConvertTo-Json writes it as UTC through
+        # ToUniversalTime, which takes a wall time of the repeated autumn hour for
+        # standard time (Microsoft Learn, TimeZoneInfo.ConvertTimeToUtc: "If dateTime
+        # is ambiguous, this method assumes that it is the standard time"): a reading
+        # taken in the first, daylight, pass of that hour comes out an hour late.
+        boot_ms, now_ms = self._os_times()
+        zone = self.host.get("time_zone")
+        if zone:
+            boot_ms, now_ms = _dotnet_utc_ms(boot_ms, zone), _dotnet_utc_ms(now_ms, zone)
         obj = {
             "CSName": self.host["name"],
             "LastBootUpTime": f"/Date({boot_ms})/",
             "LocalDateTime": f"/Date({now_ms})/",
+        }
+        return self._select(commands, [obj])
+
+    def _os_times(self) -> tuple[int, int]:
+        """(boot, now) in ms since the epoch, on the host's own clock."""
+        offset_ms = int(float(self.host.get("clock_offset", 0)) * 1000)
+        boot_ms = int(self.host.get("boot_time", 0)) + offset_ms
+        now_ms = int(self.world.now() * 1000) + offset_ms
+        return boot_ms, now_ms
+
+    def _get_wmi_object(self, commands: tuple[Command, ...]) -> str:
+        """Win32_OperatingSystem through WMI: its times are CIM_DATETIME strings,
+        `yyyymmddHHMMSS.mmmmmmsUUU`, local time with its offset from UTC in minutes
+        (Microsoft Learn, "CIM_DATETIME"; Get-WmiObject passes them on as text), so
+        each reads as one instant whatever the zone. The lab writes both with the
+        offset in effect when asked."""
+        boot_ms, now_ms = self._os_times()
+        zone = str(self.host.get("time_zone") or "UTC")
+        bias = _utc_offset_minutes(now_ms, zone)
+        obj = {
+            "CSName": self.host["name"],
+            "LastBootUpTime": _cim_datetime(boot_ms, bias),
+            "LocalDateTime": _cim_datetime(now_ms, bias),
         }
         return self._select(commands, [obj])
 

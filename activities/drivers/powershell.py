@@ -23,7 +23,7 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 # PowerShell treats these as single quotes too; each must be doubled.
@@ -454,6 +454,20 @@ def boot_info() -> str:
     )
 
 
+def os_times() -> str:
+    """The boot time and the host's time now, each with its offset from UTC: WMI gives
+    Win32_OperatingSystem's times as CIM_DATETIME text, `yyyymmddHHMMSS.mmmmmmsUUU`
+    (local time, then the offset in minutes: Microsoft Learn, "CIM_DATETIME"), where
+    Get-CimInstance turns them into local DateTimes that 5.1's ConvertTo-Json brings
+    back to UTC with ToUniversalTime, which takes a time of the repeated autumn hour
+    for standard time (TimeZoneInfo.ConvertTimeToUtc): an hour off. One instance, so
+    their difference is the uptime whatever the clock did (see boot_info)."""
+    return (
+        "Get-WmiObject -Class Win32_OperatingSystem | "
+        f"Select-Object CSName,LastBootUpTime,LocalDateTime | {JSON}"
+    )
+
+
 # -- iSCSI (the iSCSI module: Windows 8 / Windows Server 2012 and later) -----------------
 # The cmdlets a client switch needs; a client without them is refused by name.
 ISCSI_CMDLETS = (
@@ -620,6 +634,23 @@ def parse_service_status(value: Any) -> str:
 
 
 _DOTNET_DATE = re.compile(r"^/Date\((-?\d+)\)/$")
+_CIM_DATETIME = re.compile(r"^(\d{14})\.(\d{6})([+-])(\d{3})$")
+
+
+def parse_cim_datetime(value: Any) -> datetime:
+    """A CIM_DATETIME `yyyymmddHHMMSS.mmmmmmsUUU` (local time, then its offset from UTC
+    in minutes) as the instant it names, in UTC. BadOutput for anything else (an
+    interval, or fields left out as '*')."""
+    m = _CIM_DATETIME.fullmatch(value) if isinstance(value, str) else None
+    if m is None:
+        raise BadOutput(f"not a CIM datetime: {value!r}")
+    try:
+        local = datetime.strptime(m.group(1), "%Y%m%d%H%M%S")
+    except ValueError:
+        raise BadOutput(f"not a CIM datetime: {value!r}") from None
+    minutes = int(m.group(4)) * (1 if m.group(3) == "+" else -1)
+    zone = timezone(timedelta(minutes=minutes))
+    return local.replace(microsecond=int(m.group(2)), tzinfo=zone).astimezone(UTC)
 
 
 def parse_datetime(value: Any) -> datetime:

@@ -3,9 +3,14 @@ uptime across a repeated autumn hour, folder listings, service stops."""
 
 from __future__ import annotations
 
+import json
+import time
+from datetime import UTC, datetime
+
 import pytest
 from pydantic import ValidationError
 
+from activities.drivers import powershell as ps
 from activities.drivers.errors import DeviceError
 from activities.drivers.facts import smartbins as smartbins_facts
 from activities.drivers.facts import windows as windows_facts
@@ -52,3 +57,38 @@ async def test_a_builder_refusal_is_the_hosts_device_error(lab: LabState) -> Non
     with pytest.raises(DeviceError) as e:
         await windows_facts.registry_values(drv, {"HKLM:\\SOFTWARE\\GVG": ["Mo*de"]})
     assert e.value.host == "sb-x1" and "Mo*de" in str(e.value)
+
+
+# 25 October 2026, 00:30 UTC: 01:30 BST, the first (daylight) pass of the hour that
+# Europe/London repeats when it goes back to GMT at 02:00 BST.
+IN_THE_REPEATED_HOUR = datetime(2026, 10, 25, 0, 30, tzinfo=UTC).timestamp()
+
+
+async def test_uptime_is_right_when_the_boot_fell_in_the_repeated_autumn_hour(
+    lab: LabState,
+) -> None:
+    with lab.transaction() as txn:
+        host = txn.require_host("ED-01")
+        host["time_zone"] = "Europe/London"
+        host["boot_time"] = int(IN_THE_REPEATED_HOUR * 1000)
+    drv = LabDriver(lab, "ED-01")
+    before = time.time()
+    up = await windows_facts.uptime(drv)
+    after = time.time()
+    assert before - IN_THE_REPEATED_HOUR - 1 <= up <= after - IN_THE_REPEATED_HOUR + 1
+    clock = await windows_facts.clock(drv)
+    assert abs(clock.skew) < 2
+
+
+def test_the_lab_reads_the_repeated_hour_as_dotnet_does(lab: LabState) -> None:
+    # Get-CimInstance | ConvertTo-Json (5.1): the boot, a wall time of the repeated hour,
+    # comes back as standard time: an hour late. Get-WmiObject: with its offset, exact.
+    with lab.transaction() as txn:
+        host = txn.require_host("ED-01")
+        host["time_zone"] = "Europe/London"
+        host["boot_time"] = int(IN_THE_REPEATED_HOUR * 1000)
+    cim = json.loads(lab.run_script("ED-01", ps.script(ps.boot_info())).stdout.split("\n")[0])
+    assert ps.parse_datetime(cim["LastBootUpTime"]).timestamp() == IN_THE_REPEATED_HOUR + 3600
+    wmi = json.loads(lab.run_script("ED-01", ps.script(ps.os_times())).stdout.split("\n")[0])
+    assert wmi["LastBootUpTime"] == "20261025003000.000000+000"
+    assert ps.parse_cim_datetime(wmi["LastBootUpTime"]).timestamp() == IN_THE_REPEATED_HOUR

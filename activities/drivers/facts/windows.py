@@ -73,10 +73,12 @@ async def process_running(drv: HostDriver, name: str) -> bool:
 @reads_answers
 async def uptime(drv: HostDriver) -> float:
     """Seconds since the host booted: its time now minus its boot time, both read in one
-    instance, so a step of the host's clock (which moves both) does not change it."""
-    info = ps.parse_json_object(await drv.run_one(ps.boot_info()))
-    booted = ps.parse_datetime(ps.prop(info, "LastBootUpTime"))
-    now = ps.parse_datetime(ps.prop(info, "LocalDateTime"))
+    instance, so a step of the host's clock (which moves both) does not change it, and
+    each with its own offset from UTC, so a reading in the hour daylight saving repeats
+    in the autumn is not an hour off (ps.os_times)."""
+    info = ps.parse_json_object(await drv.run_one(ps.os_times()))
+    booted = ps.parse_cim_datetime(ps.prop(info, "LastBootUpTime"))
+    now = ps.parse_cim_datetime(ps.prop(info, "LocalDateTime"))
     seconds = (now - booted).total_seconds()
     if seconds < 0:
         raise ps.BadOutput(f"booted after its own time now ({booted} > {now})")
@@ -114,13 +116,13 @@ class HostClock:
 
 @reads_answers
 async def clock(drv: HostDriver) -> HostClock:
-    """The host's time now (Win32_OperatingSystem.LocalDateTime) against the worker's
-    clock at the middle of the round trip. Reading it is also the plainest proof that
-    the host answers over its transport with its credentials."""
+    """The host's time now (Win32_OperatingSystem.LocalDateTime, with its offset from
+    UTC) against the worker's clock at the middle of the round trip. Reading it is also
+    the plainest proof that the host answers over its transport with its credentials."""
     sent = time.time()
-    info = ps.parse_json_object(await drv.run_one(ps.boot_info()))
+    info = ps.parse_json_object(await drv.run_one(ps.os_times()))
     received = time.time()
-    host_now = ps.parse_datetime(ps.prop(info, "LocalDateTime")).timestamp()
+    host_now = ps.parse_cim_datetime(ps.prop(info, "LocalDateTime")).timestamp()
     return HostClock(skew=host_now - (sent + received) / 2, uncertainty=(received - sent) / 2)
 
 
