@@ -121,7 +121,7 @@ def cmd_fault(args: argparse.Namespace) -> int:
                 "fault",
                 f"say which fault for {args.target}: unreachable, no-reboot, "
                 "slow-reboot S, flapping [S], clock-step S, shell-quota N, powershell V, "
-                "replication-fails, job-missing or clear",
+                "ingesting, replication-fails, job-missing or clear",
             )
         else:
             print(set_fault(args.dir, args.target, args.kind, args.seconds))

@@ -16,6 +16,11 @@ table (`dsm_faults`); `amsm lab serve` picks both up within a fraction of a seco
   by default), as an administrator's `Set-Item WSMan:\localhost\Shell\MaxShellsPerUser N`
   sets it; only on a host the worker reaches over WinRM. A setting, like the clock: `clear`
   leaves it (set 30 again).
+- `ingesting`: clips are being recorded while the host reads V: — every listing of a
+  SmartBin folder (V:\VibrantAVIFiles\<bin>, `Get-ChildItem -Force`) is followed at
+  once by a new master clip in that SmartBin (`ingested-NNNN`, its files as
+  `amsm lab ingest` writes them; no DSM asset), so two enumerations of one folder in
+  one script disagree, as they do on a K2 that records. Until `clear`.
 - `powershell V`: the host runs PowerShell V (e.g. 4.0; $PSVersionTable.PSVersion), as a
   host that never got Windows Management Framework 5.1. A setting too; `powershell 5.1`
   puts it back. It then lacks the cmdlets that came later (lab/powershell.py
@@ -41,6 +46,7 @@ from typing import Any
 
 from lab import LabError
 from lab.dsm import AGENT_JOBS, dsm_path, set_agent_jobs
+from lab.media import clip_paths
 from lab.state import NEVER, LabState, Txn, dsm_faults
 
 HOST_FAULTS = (
@@ -51,6 +57,7 @@ HOST_FAULTS = (
     "clock-step",
     "shell-quota",
     "powershell",
+    "ingesting",
     "clear",
 )
 SIDE_FAULTS = ("down", "up")
@@ -204,6 +211,9 @@ def _host_fault(txn: Txn, doc: dict[str, Any], kind: str, seconds: float | None)
             raise LabError("flapping needs SECONDS (how long each boot lasts) greater than 0")
         doc["fault"] = {"kind": kind, "seconds": float(up)}
         return f"{name}: from its next restart on, every boot lasts {up:g} s (a boot loop)"
+    if kind == "ingesting":
+        doc["fault"] = {"kind": kind, "parts": clip_paths("{bin}", "{clip}"), "count": 0}
+        return f"{name}: a new clip lands in each SmartBin it lists, right after the listing"
     if kind == "unreachable":
         doc["fault"] = {"kind": kind, "was_down": doc.get("down_until") is not None}
         doc["down_until"] = NEVER

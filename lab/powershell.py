@@ -16,6 +16,7 @@ Grammar::
 
     script    = statement { (NEWLINE | ';') statement }
     statement = setting | 'single-quoted' | command { '|' command }
+              | "ConvertTo-Json -InputObject @(" command { '|' command } ") -Compress"
     setting   = "$ErrorActionPreference = 'Stop'"
               | "$ProgressPreference = 'SilentlyContinue'" | "$ProgressPreference = 'Continue'"
               | "[Console]::OutputEncoding = [System.Text.Encoding]::UTF8"
@@ -154,7 +155,18 @@ class CmdletError(Exception):
 
 # -- tokens ----------------------------------------------------------------------------
 TokenKind = Literal[
-    "word", "string", "param", "variable", "int", "comma", "pipe", "assign", "static", "psversion"
+    "word",
+    "string",
+    "param",
+    "variable",
+    "int",
+    "comma",
+    "pipe",
+    "assign",
+    "static",
+    "psversion",
+    "open",
+    "close",
 ]
 
 
@@ -184,7 +196,7 @@ _STATIC = re.compile(r"\[([A-Za-z][A-Za-z.]*)\]::([A-Za-z][A-Za-z0-9]*)")
 _SPACE = " \t\r"
 _SEPARATORS = "\n;"
 # What may follow a word, number, string or variable without a space.
-_DELIMITERS = _SPACE + _SEPARATORS + "|,"
+_DELIMITERS = _SPACE + _SEPARATORS + "|,)"
 
 
 def _statement_text(src: str, start: int, at: int) -> str:
@@ -252,6 +264,14 @@ def tokenize(src: str) -> list[RawStatement]:
             i = m.end()
         elif c == "|":
             tokens.append(Token("pipe", c))
+            i += 1
+        elif c == "@" and src.startswith("@(", i):
+            tokens.append(Token("open", "@("))
+            i += 2
+        elif c == ")":
+            if not delimited(i + 1):
+                raise fail("unexpected character after ')'")
+            tokens.append(Token("close", c))
             i += 1
         elif c == ",":
             tokens.append(Token("comma", c))
@@ -554,6 +574,9 @@ class Statement:
     line: int = 1
     # A part of $PSVersionTable.PSVersion ('Major' or 'Minor'): the number it prints.
     psversion: str | None = None
+    # `ConvertTo-Json -InputObject @(pipeline) -Compress`: the pipeline's objects as
+    # one JSON array, `[]` for none (commands ends with that ConvertTo-Json).
+    array: bool = False
 
 
 def _literal(tok: Token, text: str) -> Lit:
@@ -720,6 +743,49 @@ def _statement(raw: RawStatement) -> Statement:
         return Statement(text, None, line=raw.line, psversion=toks[0].value)
     if any(t.kind == "psversion" for t in toks):
         raise Unsupported(text, "$PSVersionTable.PSVersion.Major/Minor is only printed alone")
+    if any(t.kind in ("open", "close") for t in toks):
+        return _array_statement(raw)
+    return Statement(text, _pipeline(toks, text), line=raw.line)
+
+
+# The pipelines written inside `ConvertTo-Json -InputObject @(...)`, by first cmdlet.
+ARRAY_PIPELINES: dict[str, tuple[str, ...] | tuple[tuple[str, ...], ...]] = {
+    "Get-ChildItem": ("Select-Object",)
+}
+
+
+def _array_statement(raw: RawStatement) -> Statement:
+    """`ConvertTo-Json -InputObject @(<pipeline>) -Compress`: the array subexpression
+    collects the pipeline's objects and -InputObject takes the array as one object, so
+    ConvertTo-Json writes a JSON array whatever the count, `[]` for none
+    (about_Arrays, the array subexpression operator; ConvertTo-Json -InputObject)."""
+    toks, text = raw.tokens, raw.text
+    shape = (
+        len(toks) > 5
+        and toks[0].kind == "word"
+        and toks[0].value.lower() == "convertto-json"
+        and toks[1].kind == "param"
+        and toks[1].value.lower() == "inputobject"
+        and not toks[1].colon
+        and toks[2].kind == "open"
+        and toks[-2].kind == "close"
+        and toks[-1].kind == "param"
+        and toks[-1].value.lower() == "compress"
+        and not toks[-1].colon
+    )
+    inner = toks[3:-2] if shape else ()
+    if not shape or any(t.kind in ("open", "close") for t in inner):
+        raise Unsupported(text, "@( ) only as ConvertTo-Json -InputObject @(<pipeline>) -Compress")
+    commands = _pipeline(inner, text, ARRAY_PIPELINES)
+    tail = Command("ConvertTo-Json", {"Compress": True})
+    return Statement(text, (*commands, tail), line=raw.line, array=True)
+
+
+def _pipeline(
+    toks: tuple[Token, ...],
+    text: str,
+    pipelines: dict[str, tuple[str, ...] | tuple[tuple[str, ...], ...]] = PIPELINES,
+) -> tuple[Command, ...]:
     parts: list[list[Token]] = [[]]
     for t in toks:
         if t.kind == "pipe":
@@ -728,9 +794,9 @@ def _statement(raw: RawStatement) -> Statement:
             parts[-1].append(t)
     commands = tuple(_command(tuple(part), text) for part in parts)
     first = commands[0].name
-    if first not in PIPELINES:
+    if first not in pipelines:
         raise Unsupported(text, f"{first} only appears later in a pipeline")
-    tails = PIPELINES[first]
+    tails = pipelines[first]
     shapes = [tails] if not tails or isinstance(tails[0], str) else list(tails)
     names = tuple(c.name for c in commands)
     if not any(names == (first, *tail) for tail in shapes):
@@ -747,7 +813,7 @@ def _statement(raw: RawStatement) -> Statement:
                 raise Unsupported(
                     text, f"{source.name} has no property {', '.join(unknown)} in the lab"
                 )
-    return Statement(text, commands, line=raw.line)
+    return commands
 
 
 def parse_script(src: str) -> list[Statement]:
@@ -925,9 +991,10 @@ def clixml_stderr(progress: tuple[str, ...], errors: str) -> str:
 _JSON_HTML = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "'": "\\u0027"}
 
 
-def to_json(value: Any) -> str:
-    """ConvertTo-Json -Compress: one line; an empty pipeline prints nothing ('')."""
-    if isinstance(value, list):
+def to_json(value: Any, array: bool = False) -> str:
+    """ConvertTo-Json -Compress: one line; an empty pipeline prints nothing (''). With
+    `array` (-InputObject @(...)): a list as a JSON array whatever its length."""
+    if isinstance(value, list) and not array:
         if not value:
             return ""
         if len(value) == 1:
@@ -1102,6 +1169,8 @@ class Interpreter:
     progress: list[str] = field(default_factory=list)
     modules_loaded: bool = False
     waited: float = 0.0
+    # The statement running is `ConvertTo-Json -InputObject @(...)` (Statement.array).
+    array: bool = False
     _handlers: dict[str, Callable[[tuple[Command, ...]], str]] = field(
         default_factory=dict, repr=False
     )
@@ -1145,6 +1214,7 @@ class Interpreter:
         """One statement's output ('' when it prints nothing); CmdletError on failure.
         Sets `ok` to the statement's `$?`."""
         self.ok = True
+        self.array = statement.array
         self._settle_stops()
         if statement.setting is not None:
             name, value = statement.setting
@@ -1181,7 +1251,7 @@ class Interpreter:
                 key = by_lower.get(n.lower())
                 picked[key or n] = obj[key] if key else None
             out.append(picked)
-        return to_json(out)
+        return to_json(out, self.array)
 
     def _service(self, cmdlet: str, name: str) -> str:
         services = self.host.setdefault("services", {})
@@ -1623,6 +1693,7 @@ class Interpreter:
             raise _not_found("Get-ChildItem", root)
         if "Force" in args:
             found = self._children(side, root)
+            self._ingest_after_listing(side, root)
         else:
             pattern = str(args["Filter"]).lower()
             found = []
@@ -1645,6 +1716,19 @@ class Interpreter:
         if len(commands) == 4:  # | Measure-Object | Select-Object Count | ConvertTo-Json
             return self._select(commands[1:], [{"Count": len(found)}])
         return self._select(commands, found)
+
+    def _ingest_after_listing(self, side: str, folder: str) -> None:
+        """The `ingesting` fault (lab/faults.py): a clip recorded into a SmartBin just
+        after the host enumerated it, before anything else it runs."""
+        fault = self.host.get("fault") or {}
+        parent, name = _split(folder.rstrip("\\"))
+        if fault.get("kind") != "ingesting" or parent.lower() != "v:\\vibrantavifiles":
+            return
+        fault["count"] = int(fault.get("count", 0)) + 1
+        clip = f"ingested-{fault['count']:04d}"
+        for part in fault.get("parts", []):
+            path = str(part).replace("{bin}", name).replace("{clip}", clip)
+            self.world.volume_write(side, path, f"{clip} recorded on {side}\n")
 
     def _unreachable(self, commands: tuple[Command, ...]) -> str:
         raise AssertionError("Measure-Object only appears inside a pipeline")

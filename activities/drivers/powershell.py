@@ -380,22 +380,16 @@ def remove_tree(path: str) -> str:
 ENTRY_PROPERTIES = ("Name", "Attributes", "Length", "LastWriteTimeUtc", "LinkType")
 
 
-def count_children(path: str) -> str:
-    """How many entries `path` holds (hidden ones too): always prints {"Count":N}, so an
-    empty folder is known to be empty, not taken from an empty answer."""
-    return (
-        f"Get-ChildItem -LiteralPath {q(path)} -Force | Measure-Object | "
-        f"Select-Object Count | {JSON}"
-    )
-
-
 def list_children(path: str) -> str:
-    """The entries directly in `path` (no -Recurse: nothing below is entered, so no
-    reparse point is ever followed; the caller lists a sub-folder only after seeing
-    that it is not one)."""
+    """The entries directly in `path`, hidden ones too (no -Recurse: nothing below is
+    entered, so no reparse point is ever followed; the caller lists a sub-folder only
+    after seeing that it is not one). One enumeration, always printed as a JSON array
+    (`[]` for an empty folder: ConvertTo-Json -InputObject @(...) takes the array as
+    one object), so an empty folder is known to be empty, not taken from an empty
+    answer, and nothing recorded between two enumerations can make them disagree."""
     return (
-        f"Get-ChildItem -LiteralPath {q(path)} -Force | "
-        f"Select-Object {_props(ENTRY_PROPERTIES)} | {JSON}"
+        f"ConvertTo-Json -InputObject @(Get-ChildItem -LiteralPath {q(path)} -Force | "
+        f"Select-Object {_props(ENTRY_PROPERTIES)}) -Compress"
     )
 
 
@@ -591,6 +585,15 @@ def parse_json_list(text: str) -> list[dict[str, Any]]:
     if isinstance(data, list) and all(isinstance(d, dict) for d in data):
         return data
     raise BadOutput(f"expected JSON objects, got {text[:80]!r}")
+
+
+def parse_json_array(text: str) -> list[dict[str, Any]]:
+    """ConvertTo-Json -InputObject @(...): a JSON array of objects, `[]` for none.
+    Anything else, an empty answer too, is BadOutput."""
+    data = _json(text) if text.strip() else None
+    if isinstance(data, list) and all(isinstance(d, dict) for d in data):
+        return data
+    raise BadOutput(f"expected a JSON array of objects, got {text[:80]!r}")
 
 
 def parse_json_object(text: str) -> dict[str, Any]:

@@ -23,6 +23,7 @@ import pytest
 from activities.drivers import powershell as ps
 from activities.drivers.errors import CommandFailed
 from activities.drivers.facts import clients as clients_facts
+from activities.drivers.facts import media as media_facts
 from activities.drivers.facts import sync_tools as sync_tools_facts
 from activities.drivers.facts import windows as windows_facts
 from activities.drivers.host import ExecResult, HostDriver
@@ -93,6 +94,14 @@ async def _winrm_config(drv: HostDriver, args: dict[str, Any]) -> Any:
     return dataclasses.asdict(await windows_facts.winrm_config(drv))
 
 
+async def _folder_entries(drv: HostDriver, args: dict[str, Any]) -> Any:
+    listed = await media_facts.folder_entries(drv, args["folders"])
+    return {
+        folder: [{**dataclasses.asdict(e), "is_dir": e.is_dir, "is_link": e.is_link} for e in es]
+        for folder, es in listed.items()
+    }
+
+
 async def _iscsi_discovery(drv: HostDriver, args: dict[str, Any]) -> Any:
     return dataclasses.asdict(await clients_facts.iscsi_discovery(drv))
 
@@ -109,6 +118,7 @@ FACT: dict[str, Callable[[HostDriver, dict[str, Any]], Awaitable[Any]]] = {
     "winrm_config": _winrm_config,
     "registry_values": lambda drv, a: windows_facts.registry_values(drv, a["keys"]),
     "iscsi_discovery": _iscsi_discovery,
+    "folder_entries": _folder_entries,
     "insync_files": lambda drv, a: sync_tools_facts.insync_files_present(drv, _inventory().devices),
 }
 
