@@ -27,7 +27,6 @@ from activities.drivers.facts import media as media_facts
 from activities.drivers.facts import sync_tools as sync_tools_facts
 from activities.drivers.facts import windows as windows_facts
 from activities.drivers.host import ExecResult, HostDriver
-from activities.drivers.operations import windows as windows_ops
 from inventory.load import load_inventory
 from inventory.models import Host, Inventory
 
@@ -82,6 +81,11 @@ async def _insync_facts(drv: HostDriver, args: dict[str, Any]) -> Any:
     return {"running": running, "main": main}
 
 
+async def _dependency_tree(drv: HostDriver, args: dict[str, Any]) -> Any:
+    tree, status = await windows_facts.dependency_tree(drv, args["keys"])
+    return {"tree": tree, "status": status}
+
+
 async def _uptime(drv: HostDriver, args: dict[str, Any]) -> Any:
     return await windows_facts.uptime(drv)
 
@@ -109,7 +113,7 @@ async def _iscsi_discovery(drv: HostDriver, args: dict[str, Any]) -> Any:
 FACT: dict[str, Callable[[HostDriver, dict[str, Any]], Awaitable[Any]]] = {
     "process_running": lambda drv, a: windows_facts.process_running(drv, a["name"]),
     "services": lambda drv, a: windows_facts.services(drv, a["names"]),
-    "restart_dependents": lambda drv, a: windows_ops.restart_dependents(drv, a["names"]),
+    "dependency_tree": _dependency_tree,
     "uptime": _uptime,
     "client_facts": _client_facts,
     "client_verify": _client_verify,

@@ -9,8 +9,9 @@ import time
 import pytest
 
 from activities.drivers import powershell as ps
-from activities.drivers.errors import CommandFailed
+from activities.drivers.errors import CommandFailed, Unreachable
 from activities.drivers.facts import windows as windows_facts
+from activities.drivers.host import ExecResult
 from activities.drivers.operations import browse as browse_ops
 from activities.drivers.operations import smartbins as smartbins_ops
 from inventory.load import load_inventory
@@ -164,3 +165,57 @@ async def test_a_chain_of_dependents_is_stopped_from_the_end(lab: LabState) -> N
     assert set(status(lab, "mdi-k2").values()) == {"Stopped"}
     assert "GVK2MDIMonitor" in msg and "MonitorAgent" in msg, msg
     assert max(drv.waits) == 0, drv.waits
+
+
+def _dependents(lab: LabState, **start_types: str) -> None:
+    """mdi-k2: GVK2MDIMonitor, and a second dependent GVK2MDIAudit, with these types."""
+    with lab.transaction() as txn:
+        host = txn.require_host("mdi-k2")
+        host["services"]["GVK2MDIAudit"] = "Stopped"
+        host["service_info"]["GVK2MDIAudit"] = {"DisplayName": "GV K2 MDI Audit"}
+        host["service_info"]["GVK2MDI"]["DependentServices"] = ["GVK2MDIMonitor", "GVK2MDIAudit"]
+        for key, kind in start_types.items():
+            host["service_info"][key]["StartType"] = kind
+
+
+async def test_the_start_brings_back_exactly_the_dependents_the_stop_found_running(
+    lab: LabState,
+) -> None:
+    # The Monitor runs but starts by hand (Manual); the Audit starts automatically but
+    # an administrator has stopped it. The start brings back the Monitor, not the Audit.
+    _dependents(lab, GVK2MDIMonitor="Manual", GVK2MDIAudit="Automatic")
+    drv = LabDriver(lab, "mdi-k2")
+    await browse_ops.browse_stop(drv, k2_mdi(lab))
+    assert set(status(lab, "mdi-k2").values()) == {"Stopped"}
+    msg = await browse_ops.browse_start(LabDriver(lab, "mdi-k2"), k2_mdi(lab))
+    assert status(lab, "mdi-k2") == {
+        "GVK2MDI": "Running",
+        "GVK2MDIMonitor": "Running",
+        "GVK2MDIAudit": "Stopped",
+    }
+    assert "dependent services started too: GVK2MDIMonitor" in msg, msg
+    # Started once: the record is gone, and a second start changes nothing.
+    assert "already running" in await browse_ops.browse_start(drv, k2_mdi(lab))
+
+
+async def test_a_stop_retried_after_it_stopped_the_dependents_still_brings_them_back(
+    lab: LabState,
+) -> None:
+    _dependents(lab, GVK2MDIMonitor="Manual")
+
+    class CutAfterTheDependents(LabDriver):
+        """The worker dies once the dependents are stopped, before the MDI is."""
+
+        async def _execute(self, script_text: str) -> ExecResult:
+            if "Stop-Service -Name 'GVK2MDI' " in script_text:
+                raise Unreachable(self.name, "the worker went away")
+            return await super()._execute(script_text)
+
+    with pytest.raises(Unreachable):
+        await browse_ops.browse_stop(CutAfterTheDependents(lab, "mdi-k2"), k2_mdi(lab))
+    assert status(lab, "mdi-k2")["GVK2MDIMonitor"] == "Stopped"
+    assert status(lab, "mdi-k2")["GVK2MDI"] == "Running"
+    drv = LabDriver(lab, "mdi-k2")
+    await browse_ops.browse_stop(drv, k2_mdi(lab))  # the retry: the Monitor is stopped now
+    await browse_ops.browse_start(drv, k2_mdi(lab))
+    assert status(lab, "mdi-k2")["GVK2MDIMonitor"] == "Running"

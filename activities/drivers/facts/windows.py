@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass
 
 from activities.drivers import powershell as ps
+from activities.drivers.errors import CommandFailed
 from activities.drivers.host import HostDriver, reads_answers
 
 
@@ -63,6 +64,36 @@ async def find_services(drv: HostDriver, names: list[str]) -> dict[str, ServiceN
 
 def _text(value: object) -> str | None:
     return value if isinstance(value, str) else None
+
+
+@reads_answers
+async def dependency_tree(
+    drv: HostDriver, keys: list[str]
+) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """{key: the keys of the services that depend on it} for `keys` and every service
+    below them, and each one's status, one level per script (Get-Service
+    -DependentServices answers with the dependents that ServiceController.DependentServices
+    lists: EnumDependentServices, which a real host may answer with the indirect ones
+    too; asking each again costs nothing and misses none)."""
+    tree: dict[str, list[str]] = {}
+    status: dict[str, str] = {}
+    todo = list(keys)
+    while todo:
+        answers = await drv.run(*[ps.get_dependent_services(k) for k in todo])
+        found: list[str] = []
+        for k, line in zip(todo, answers, strict=True):
+            tree[k] = []
+            for o in ps.parse_json_list(line):
+                key = str(ps.prop(o, "Name"))
+                status[key] = ps.parse_service_status(ps.prop(o, "Status"))
+                if key not in tree[k]:
+                    tree[k].append(key)
+                if key not in tree and key not in found and key not in todo:
+                    found.append(key)
+        todo = found
+        if len(tree) > 200:
+            raise CommandFailed(drv.name, "more than 200 dependent services: not stopped")
+    return tree, status
 
 
 @reads_answers
