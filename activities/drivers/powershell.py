@@ -384,9 +384,12 @@ def list_children(path: str) -> str:
     """The entries directly in `path`, hidden ones too (no -Recurse: nothing below is
     entered, so no reparse point is ever followed; the caller lists a sub-folder only
     after seeing that it is not one). One enumeration, always printed as a JSON array
-    (`[]` for an empty folder: ConvertTo-Json -InputObject @(...) takes the array as
-    one object), so an empty folder is known to be empty, not taken from an empty
-    answer, and nothing recorded between two enumerations can make them disagree."""
+    (`[]` for an empty folder): given to -InputObject, not piped, the array is one
+    object to ConvertTo-Json, so even one entry stays an array in Windows PowerShell
+    5.1 (PowerShell/PowerShell#11857; `ConvertTo-Json @('x') -Compress` prints `["x"]`
+    in 5.1, Badgerati/Pode#845). So an empty folder is known to be empty, not taken
+    from an empty answer, and nothing recorded between two enumerations can make them
+    disagree."""
     return (
         f"ConvertTo-Json -InputObject @(Get-ChildItem -LiteralPath {q(path)} -Force | "
         f"Select-Object {_props(ENTRY_PROPERTIES)}) -Compress"
