@@ -7,7 +7,13 @@ import json
 
 from activities.drivers import powershell as ps
 from activities.drivers.errors import CommandFailed
-from activities.drivers.facts.browse import backup_name, browse_facts, twin_missing
+from activities.drivers.facts.browse import (
+    backup_name,
+    browse_facts,
+    dependents_record,
+    stopped_dependents,
+    twin_missing,
+)
 from activities.drivers.facts.windows import find_services, services
 from activities.drivers.host import HostDriver, reads_answers
 from activities.drivers.interlocks import Overrides, with_forced
@@ -21,27 +27,6 @@ def _tmp(active: str) -> str:
     return active[: -len(".exe.config")] + ".amsm-swap.exe.config"
 
 
-def dependents_record(comp: BrowseComponent) -> str:
-    """Where a stop keeps the dependent services it found running, for the start: a
-    file next to the component's config files, on the host itself, so a retried stop,
-    a start in another run (a console control) or on another worker finds it."""
-    return path_join(comp.config_dir, f"amsm-{comp.name}.stopped-dependents.json")
-
-
-async def _recorded(drv: HostDriver, path: str) -> list[str] | None:
-    """The dependents a stop recorded (key names), None when there is no record."""
-    if not ps.parse_bool(await drv.run_one(ps.test_path(path))):
-        return None
-    text = ps.parse_json_string(await drv.run_one(ps.get_content(path)))
-    try:
-        names = json.loads(text)
-    except ValueError:
-        names = None
-    if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
-        raise ps.BadOutput(f"{path} is not a list of service names: {text[:80]!r}")
-    return names
-
-
 @reads_answers
 async def browse_stop(drv: HostDriver, comp: BrowseComponent) -> str:
     """Stop every service of the component, and first the services that depend on them
@@ -53,7 +38,7 @@ async def browse_stop(drv: HostDriver, comp: BrowseComponent) -> str:
     if not todo:
         return f"Browse {comp.name} already stopped"
     path = dependents_record(comp)
-    recorded = await _recorded(drv, path)
+    recorded = await stopped_dependents(drv, path)
 
     async def keep(running: list[str]) -> None:
         both = (recorded or []) + [d for d in running if d not in (recorded or [])]
@@ -82,7 +67,7 @@ async def browse_start(drv: HostDriver, comp: BrowseComponent) -> str:
     if todo:
         await start_services(drv, todo)
     path = dependents_record(comp)
-    recorded = await _recorded(drv, path)
+    recorded = await stopped_dependents(drv, path)
     started: list[str] = []
     gone: list[str] = []
     if recorded:
