@@ -32,6 +32,7 @@ def dependents_record(comp: BrowseComponent) -> str:
     return path_join(comp.config_dir, f"amsm-{comp.name}.stopped-dependents.json")
 
 
+@reads_answers
 async def stopped_dependents(drv: HostDriver, path: str) -> list[str] | None:
     """The dependents a stop recorded (key names), None when there is no record."""
     if not ps.parse_bool(await drv.run_one(ps.test_path(path))):
