@@ -102,6 +102,13 @@ class Host(_Strict):
     host: str = Field(description="the host's name, as the operator knows it")
     address: str = Field(description="IP address or DNS name to connect to")
     port: int = Field(22, ge=1, le=65535, description="the SSH port")
+    ssh_max_sessions: int = Field(
+        10,
+        ge=1,
+        le=1000,
+        description="the host's sshd MaxSessions (sshd_config; default 10): a worker "
+        "runs at most one fewer commands on the host at once",
+    )
     transport: Literal["ssh", "winrm"] = "ssh"
     winrm: WinRm | None = Field(None, description="WinRM settings (transport: winrm)")
     credentials: str = Field(description="name of an entry under `credentials:`")

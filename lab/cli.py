@@ -122,8 +122,8 @@ def cmd_fault(args: argparse.Namespace) -> int:
                 "fault",
                 f"say which fault for {args.target}: unreachable, no-reboot, "
                 "slow-reboot S, flapping [S], clock-step S, shell-quota N, powershell V, "
-                "uwf, fbwf, ewf, slow-mount S, unrelated-disk, replication-fails, job-missing, "
-                "restoring or clear",
+                "uwf, fbwf, ewf, slow-mount S, unrelated-disk, ingesting, replication-fails, "
+                "job-missing, restoring or clear",
             )
         else:
             print(set_fault(args.dir, args.target, args.kind, args.seconds))

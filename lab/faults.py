@@ -16,6 +16,11 @@ table (`dsm_faults`); `amsm lab serve` picks both up within a fraction of a seco
   by default), as an administrator's `Set-Item WSMan:\localhost\Shell\MaxShellsPerUser N`
   sets it; only on a host the worker reaches over WinRM. A setting, like the clock: `clear`
   leaves it (set 30 again).
+- `ingesting`: clips are being recorded while the host reads V: — every listing of a
+  SmartBin folder (V:\VibrantAVIFiles\<bin>, `Get-ChildItem -Force`) is followed at
+  once by a new master clip in that SmartBin (`ingested-NNNN`, its files as
+  `amsm lab ingest` writes them; no DSM asset), so two enumerations of one folder in
+  one script disagree, as they do on a K2 that records. Until `clear`.
 - `powershell V`: the host runs PowerShell V (e.g. 4.0; $PSVersionTable.PSVersion), as a
   host that never got Windows Management Framework 5.1. A setting too; `powershell 5.1`
   puts it back. It then lacks the cmdlets that came later (lab/powershell.py
@@ -58,6 +63,7 @@ from typing import Any
 
 from lab import LabError
 from lab.dsm import AGENT_JOBS, dsm_path, instance_path, set_agent_jobs
+from lab.media import clip_paths
 from lab.powershell import iscsi_doc, new_session, portal_side
 from lab.state import (
     NEVER,
@@ -82,6 +88,7 @@ HOST_FAULTS = (
     "ewf",
     "slow-mount",
     "unrelated-disk",
+    "ingesting",
     "clear",
 )
 PORTAL_FAULTS = ("unreachable", "clear")
@@ -299,6 +306,9 @@ def _host_fault(txn: Txn, doc: dict[str, Any], kind: str, seconds: float | None)
         return f"{name}: from its next restart on, every boot lasts {up:g} s (a boot loop)"
     if kind == "unrelated-disk":
         return _unrelated_disk(txn, doc)
+    if kind == "ingesting":
+        doc["fault"] = {"kind": kind, "parts": clip_paths("{bin}", "{clip}"), "count": 0}
+        return f"{name}: a new clip lands in each SmartBin it lists, right after the listing"
     if kind == "unreachable":
         doc["fault"] = {"kind": kind, "was_down": doc.get("down_until") is not None}
         doc["down_until"] = NEVER

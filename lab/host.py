@@ -57,9 +57,14 @@ async def run_script(host: Host, script: str) -> ScriptResult | None:
     its connections go with it. A failure of the lab itself is raised, with the reboot
     it may have begun rolled back."""
     try:
-        return await asyncio.to_thread(
+        result = await asyncio.to_thread(
             host.state.run_script, host.name, script, host.mark_restarting
         )
+        if result.waited > 0:
+            # The time the script spent waiting on the host (a Stop-Service waiting for
+            # dependents): its answer comes that much later.
+            await asyncio.sleep(result.waited)
+        return result
     except HostDown:
         host.doomed_connections()()
         return None

@@ -16,6 +16,7 @@ Grammar::
 
     script    = statement { (NEWLINE | ';') statement }
     statement = setting | 'single-quoted' | command { '|' command }
+              | "ConvertTo-Json -InputObject @(" command { '|' command } ") -Compress"
     setting   = "$ErrorActionPreference = 'Stop'"
               | "$ProgressPreference = 'SilentlyContinue'" | "$ProgressPreference = 'Continue'"
               | "[Console]::OutputEncoding = [System.Text.Encoding]::UTF8"
@@ -51,7 +52,9 @@ import re
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
+from zoneinfo import ZoneInfo
 
 from lab.winrm_config import service_config
 
@@ -209,7 +212,18 @@ class CmdletError(Exception):
 
 # -- tokens ----------------------------------------------------------------------------
 TokenKind = Literal[
-    "word", "string", "param", "variable", "int", "comma", "pipe", "assign", "static", "psversion"
+    "word",
+    "string",
+    "param",
+    "variable",
+    "int",
+    "comma",
+    "pipe",
+    "assign",
+    "static",
+    "psversion",
+    "open",
+    "close",
 ]
 
 
@@ -239,7 +253,7 @@ _STATIC = re.compile(r"\[([A-Za-z][A-Za-z.]*)\]::([A-Za-z][A-Za-z0-9]*)")
 _SPACE = " \t\r"
 _SEPARATORS = "\n;"
 # What may follow a word, number, string or variable without a space.
-_DELIMITERS = _SPACE + _SEPARATORS + "|,"
+_DELIMITERS = _SPACE + _SEPARATORS + "|,)"
 
 
 def _statement_text(src: str, start: int, at: int) -> str:
@@ -307,6 +321,14 @@ def tokenize(src: str) -> list[RawStatement]:
             i = m.end()
         elif c == "|":
             tokens.append(Token("pipe", c))
+            i += 1
+        elif c == "@" and src.startswith("@(", i):
+            tokens.append(Token("open", "@("))
+            i += 2
+        elif c == ")":
+            if not delimited(i + 1):
+                raise fail("unexpected character after ')'")
+            tokens.append(Token("close", c))
             i += 1
         elif c == ",":
             tokens.append(Token("comma", c))
@@ -424,7 +446,12 @@ CMDLETS: dict[str, CmdletSpec] = {
         _spec("Start-Service", {"Name": _TEXT}),
         # Always -NoWait: without it Stop-Service waits as long as the service takes,
         # forever for one stuck in StopPending (Microsoft Learn, Stop-Service -NoWait).
-        _spec("Stop-Service", {"Name": _TEXT, "Force": Param("switch"), "NoWait": Param("switch")}),
+        # With or without -Force (see Interpreter._stop_service).
+        _spec(
+            "Stop-Service",
+            {"Name": _TEXT, "Force": Param("switch"), "NoWait": Param("switch")},
+            sets=(("Name", "Force", "NoWait"), ("Name", "NoWait")),
+        ),
         _spec(
             "Get-Process",
             {"Name": _TEXT, "ErrorAction": Param("choice", ("SilentlyContinue",))},
@@ -478,6 +505,11 @@ CMDLETS: dict[str, CmdletSpec] = {
             },
             properties=tuple(dict.fromkeys(p for props in CIM_CLASSES.values() for p in props)),
             sets=(("ClassName",), ("Namespace", "ClassName")),
+        ),
+        _spec(
+            "Get-WmiObject",
+            {"Class": Param("choice", ("Win32_OperatingSystem",))},
+            properties=("CSName", "LastBootUpTime", "LocalDateTime"),
         ),
         _spec(
             "Get-Command",
@@ -555,6 +587,7 @@ PIPELINES: dict[str, tuple[str, ...] | tuple[tuple[str, ...], ...]] = {
     "Get-IscsiTarget": _SELECT_TO_JSON,
     "Get-FileHash": _SELECT_TO_JSON,
     "Get-CimInstance": (_SELECT_TO_JSON, ("Invoke-CimMethod", *_SELECT_TO_JSON)),
+    "Get-WmiObject": _SELECT_TO_JSON,
     "Get-IscsiSession": _SELECT_TO_JSON,
     "Get-IscsiTargetPortal": _SELECT_TO_JSON,
     "Get-Command": _SELECT_TO_JSON,
@@ -611,6 +644,9 @@ class Statement:
     line: int = 1
     # A part of $PSVersionTable.PSVersion ('Major' or 'Minor'): the number it prints.
     psversion: str | None = None
+    # `ConvertTo-Json -InputObject @(pipeline) -Compress`: the pipeline's objects as
+    # one JSON array, `[]` for none (commands ends with that ConvertTo-Json).
+    array: bool = False
 
 
 def _literal(tok: Token, text: str) -> Lit:
@@ -659,11 +695,15 @@ def _bind_one(spec: CmdletSpec, pname: str, p: Param, v: Value | None, text: str
         values = [str(item.value) for item in items]
         return values if p.kind == "texts" else values[0]
     if p.kind == "names":
+        # A bare name, or a quoted one (a registry value's name may hold a space, '.',
+        # '(' ...). Select-Object takes wildcards in -Property (Microsoft Learn,
+        # Select-Object); the lab does not expand them, so it refuses them.
         names = [str(item.value) for item in items]
-        if any(item.kind != "word" for item in items) or not all(
-            _PROPERTY_NAME.fullmatch(n) for n in names
-        ):
-            raise Unsupported(text, f"{where} takes bare property names")
+        for item, n in zip(items, names, strict=True):
+            bare = item.kind == "word" and _PROPERTY_NAME.fullmatch(n)
+            quoted = item.kind == "string" and n and not any(c in "*?[]" for c in n)
+            if not (bare or quoted):
+                raise Unsupported(text, f"{where} takes property names without wildcards")
         return names
     if len(items) != 1:
         raise Unsupported(text, f"{where} takes one value")
@@ -791,6 +831,49 @@ def _statement(raw: RawStatement) -> Statement:
         return Statement(text, None, line=raw.line, psversion=toks[0].value)
     if any(t.kind == "psversion" for t in toks):
         raise Unsupported(text, "$PSVersionTable.PSVersion.Major/Minor is only printed alone")
+    if any(t.kind in ("open", "close") for t in toks):
+        return _array_statement(raw)
+    return Statement(text, _pipeline(toks, text), line=raw.line)
+
+
+# The pipelines written inside `ConvertTo-Json -InputObject @(...)`, by first cmdlet.
+ARRAY_PIPELINES: dict[str, tuple[str, ...] | tuple[tuple[str, ...], ...]] = {
+    "Get-ChildItem": ("Select-Object",)
+}
+
+
+def _array_statement(raw: RawStatement) -> Statement:
+    """`ConvertTo-Json -InputObject @(<pipeline>) -Compress`: the array subexpression
+    collects the pipeline's objects and -InputObject takes the array as one object, so
+    ConvertTo-Json writes a JSON array whatever the count, `[]` for none
+    (about_Arrays, the array subexpression operator; ConvertTo-Json -InputObject)."""
+    toks, text = raw.tokens, raw.text
+    shape = (
+        len(toks) > 5
+        and toks[0].kind == "word"
+        and toks[0].value.lower() == "convertto-json"
+        and toks[1].kind == "param"
+        and toks[1].value.lower() == "inputobject"
+        and not toks[1].colon
+        and toks[2].kind == "open"
+        and toks[-2].kind == "close"
+        and toks[-1].kind == "param"
+        and toks[-1].value.lower() == "compress"
+        and not toks[-1].colon
+    )
+    inner = toks[3:-2] if shape else ()
+    if not shape or any(t.kind in ("open", "close") for t in inner):
+        raise Unsupported(text, "@( ) only as ConvertTo-Json -InputObject @(<pipeline>) -Compress")
+    commands = _pipeline(inner, text, ARRAY_PIPELINES)
+    tail = Command("ConvertTo-Json", {"Compress": True})
+    return Statement(text, (*commands, tail), line=raw.line, array=True)
+
+
+def _pipeline(
+    toks: tuple[Token, ...],
+    text: str,
+    pipelines: dict[str, tuple[str, ...] | tuple[tuple[str, ...], ...]] = PIPELINES,
+) -> tuple[Command, ...]:
     parts: list[list[Token]] = [[]]
     for t in toks:
         if t.kind == "pipe":
@@ -799,9 +882,9 @@ def _statement(raw: RawStatement) -> Statement:
             parts[-1].append(t)
     commands = tuple(_command(tuple(part), text) for part in parts)
     first = commands[0].name
-    if first not in PIPELINES:
+    if first not in pipelines:
         raise Unsupported(text, f"{first} only appears later in a pipeline")
-    tails = PIPELINES[first]
+    tails = pipelines[first]
     shapes = [tails] if not tails or isinstance(tails[0], str) else list(tails)
     names = tuple(c.name for c in commands)
     if not any(names == (first, *tail) for tail in shapes):
@@ -818,7 +901,7 @@ def _statement(raw: RawStatement) -> Statement:
                 raise Unsupported(
                     text, f"{source.name} has no property {', '.join(unknown)} in the lab"
                 )
-    return Statement(text, commands, line=raw.line)
+    return commands
 
 
 def parse_script(src: str) -> list[Statement]:
@@ -904,6 +987,18 @@ class World(Protocol):
     def dir_delete(self, side: str, folder: str) -> None: ...
 
 
+# System.ServiceProcess.ServiceController.Stop() waits this long for each running
+# dependent service it stops first (dotnet/runtime ServiceController.cs, and .NET
+# Framework's referencesource: `currentDependent.WaitForStatus(ServiceControllerStatus
+# .Stopped, new TimeSpan(0, 0, 30))`), whatever -NoWait says about the service itself.
+DEPENDENT_WAIT_SECONDS = 30.0
+# What WaitForStatus throws when the time is up (System.ServiceProcess.TimeoutException,
+# SR.Timeout): a .NET exception Stop-Service does not catch, so the statement fails.
+SERVICE_TIMEOUT = "Time out has expired and the operation has not been completed."
+# A service that never finishes stopping (`stuck`) is StopPending until then.
+NEVER_STOPS = 4102444800.0
+
+
 @dataclass
 class ScriptResult:
     """What powershell.exe printed: `stdout` as text ('\n' line ends), `stderr` as the
@@ -917,6 +1012,9 @@ class ScriptResult:
     reboot: bool = False
     # stderr is PowerShell's (serialised as CLIXML on the wire), not the transport's.
     clixml: bool = True
+    # Seconds the script spent waiting on the host (Stop-Service waiting on dependents):
+    # the listeners answer this much later (lab/host.py run_script).
+    waited: float = 0.0
     # Progress records written (their activity), in order.
     progress: tuple[str, ...] = ()
     # Where in stdout the script had set UTF-8 output (None: it never did); errors
@@ -989,9 +1087,10 @@ def clixml_stderr(progress: tuple[str, ...], errors: str) -> str:
 _JSON_HTML = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "'": "\\u0027"}
 
 
-def to_json(value: Any) -> str:
-    """ConvertTo-Json -Compress: one line; an empty pipeline prints nothing ('')."""
-    if isinstance(value, list):
+def to_json(value: Any, array: bool = False) -> str:
+    """ConvertTo-Json -Compress: one line; an empty pipeline prints nothing (''). With
+    `array` (-InputObject @(...)): a list as a JSON array whatever its length."""
+    if isinstance(value, list) and not array:
         if not value:
             return ""
         if len(value) == 1:
@@ -1132,6 +1231,27 @@ def _list_view(obj: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _utc_offset_minutes(ms: int, zone: str) -> int:
+    at = datetime.fromtimestamp(ms / 1000, tz=UTC).astimezone(ZoneInfo(zone))
+    delta = at.utcoffset()
+    return int(delta.total_seconds() // 60) if delta is not None else 0
+
+
+def _cim_datetime(ms: int, bias: int) -> str:
+    local = datetime.fromtimestamp(ms / 1000, tz=UTC) + timedelta(minutes=bias)
+    sign = "+" if bias >= 0 else "-"
+    return f"{local:%Y%m%d%H%M%S}.{local.microsecond:06d}{sign}{abs(bias):03d}"
+
+
+def _dotnet_utc_ms(ms: int, zone: str) -> int:
+    """The instant `ms` as .NET brings its local wall-clock reading back to UTC: an
+    ambiguous wall time is taken for standard time (the later pass, fold=1)."""
+    tz = ZoneInfo(zone)
+    wall = datetime.fromtimestamp(ms / 1000, tz=UTC).astimezone(tz).replace(tzinfo=None)
+    back = wall.replace(tzinfo=tz, fold=1).astimezone(UTC)
+    return int(round(back.timestamp() * 1000))
+
+
 @dataclass
 class Interpreter:
     """Runs parsed statements against one host's document and its world."""
@@ -1144,6 +1264,9 @@ class Interpreter:
     settings: dict[str, str] = field(default_factory=dict)
     progress: list[str] = field(default_factory=list)
     modules_loaded: bool = False
+    waited: float = 0.0
+    # The statement running is `ConvertTo-Json -InputObject @(...)` (Statement.array).
+    array: bool = False
     _handlers: dict[str, Callable[[tuple[Command, ...]], str]] = field(
         default_factory=dict, repr=False
     )
@@ -1168,6 +1291,7 @@ class Interpreter:
             "Remove-Item": self._remove_item,
             "Restart-Computer": self._restart_computer,
             "Get-CimInstance": self._get_cim_instance,
+            "Get-WmiObject": self._get_wmi_object,
             "Get-Command": self._get_command,
             "Get-IscsiSession": self._get_iscsi_session,
             "Get-IscsiTarget": self._get_iscsi_target,
@@ -1187,6 +1311,8 @@ class Interpreter:
         """One statement's output ('' when it prints nothing); CmdletError on failure.
         Sets `ok` to the statement's `$?`."""
         self.ok = True
+        self.array = statement.array
+        self._settle_stops()
         if statement.setting is not None:
             name, value = statement.setting
             self.settings[name] = value
@@ -1222,7 +1348,7 @@ class Interpreter:
                 key = by_lower.get(n.lower())
                 picked[key or n] = obj[key] if key else None
             out.append(picked)
-        return to_json(out)
+        return to_json(out, self.array)
 
     def _service(self, cmdlet: str, name: str) -> str:
         services = self.host.setdefault("services", {})
@@ -1241,8 +1367,19 @@ class Interpreter:
     # -- services and processes ------------------------------------------------------------
     # Services: a host document's `services` maps each service's key name to its
     # status; `service_info` (optional) gives a key name its DisplayName, the key names
-    # of its DependentServices, its StartType, and `stuck` (a service that never
-    # leaves StopPending once asked to stop).
+    # of its DependentServices, its StartType, `stop_seconds` (how long it takes to stop
+    # once asked: StopPending until then; 0 by default) and `stuck` (a service that
+    # never leaves StopPending once asked to stop). `stopping` ({key: when}) holds the
+    # services on their way to Stopped.
+    def _settle_stops(self) -> None:
+        stopping: dict[str, float] = self.host.get("stopping") or {}
+        for key, until in list(stopping.items()):
+            if float(until) <= self.world.now() + self.waited:
+                del stopping[key]
+                if self.host["services"].get(key) == "StopPending":
+                    self.host["services"][key] = "Stopped"
+                    self._service_process(key, running=False)
+
     def _info(self, key: str) -> dict[str, Any]:
         info: dict[str, Any] = (self.host.get("service_info") or {}).get(key) or {}
         return info
@@ -1313,22 +1450,70 @@ class Interpreter:
         self._service_process(key, running=True)
 
     def _stop_service(self, commands: tuple[Command, ...]) -> str:
-        """-Force stops the services that depend on it too (Microsoft Learn,
-        Stop-Service -Force: "Forces the cmdlet to stop a service even if that service
-        has dependent services"); -NoWait returns without waiting for the stop."""
-        actual = self._service("Stop-Service", commands[0].args["Name"])
-        self._stop(actual)
+        """Stop-Service as PowerShell's StopServiceCommand does it (PowerShell/PowerShell,
+        commands/management/Service.cs, DoStopService): without -Force, a service whose
+        DependentServices are not all Stopped is refused ("ServiceHasDependentServices");
+        otherwise it calls ServiceController.Stop(), which first stops every dependent
+        that is not Stopped and *waits* up to 30 s for each (DEPENDENT_WAIT_SECONDS),
+        throwing when one takes longer; then it sends the service the stop control and,
+        with -NoWait, returns without waiting for the service itself."""
+        args = commands[0].args
+        key = self._service("Stop-Service", args["Name"])
+        if not args.get("Force"):
+            running = [d for d in self._dependents(key) if self.host["services"][d] != "Stopped"]
+            if running:
+                raise CmdletError(
+                    "Stop-Service",
+                    f"Cannot stop service '{self._display(key)} ({key})' because it has "
+                    "dependent services. It can only be stopped if the Force flag is set.",
+                )
+        self._stop(key, key)
         return ""
 
-    def _stop(self, key: str) -> None:
+    def _display(self, key: str) -> str:
+        return str(self._info(key).get("DisplayName", key))
+
+    def _stop(self, key: str, asked: str) -> None:
+        """ServiceController.Stop() on `key` (recursively for its dependents)."""
         for dep in self._dependents(key):
-            if self.host["services"][dep] == "Running":
-                self._stop(dep)
-        if self._info(key).get("stuck"):
-            self.host["services"][key] = "StopPending"
+            if self.host["services"][dep] == "Stopped":
+                continue
+            self._stop(dep, asked)
+            self._wait_stopped(dep)
+        status = self.host["services"][key]
+        if status == "Stopped":
+            return  # ERROR_SERVICE_NOT_ACTIVE: Stop-Service ignores it
+        if status == "StopPending":
+            # ControlService refuses a second stop (ERROR_SERVICE_CANNOT_ACCEPT_CTRL):
+            # ServiceController.Stop throws InvalidOperationException, which
+            # Stop-Service reports as CouldNotStopService.
+            raise CmdletError(
+                "Stop-Service",
+                f"Service '{self._display(asked)} ({asked})' cannot be stopped due to the "
+                f"following error: Cannot stop {key} service on computer '.'.",
+            )
+        info = self._info(key)
+        seconds = NEVER_STOPS if info.get("stuck") else float(info.get("stop_seconds", 0))
+        if seconds <= 0:
+            self.host["services"][key] = "Stopped"
+            self._service_process(key, running=False)
             return
-        self.host["services"][key] = "Stopped"
-        self._service_process(key, running=False)
+        self.host["services"][key] = "StopPending"
+        stopping = self.host.setdefault("stopping", {})
+        stopping[key] = min(NEVER_STOPS, self.world.now() + self.waited + seconds)
+
+    def _wait_stopped(self, key: str) -> None:
+        """ServiceController.WaitForStatus(Stopped, 30 s) on a dependent: the script
+        spends the time on the host; past 30 s it throws."""
+        until = (self.host.get("stopping") or {}).get(key)
+        if until is None:
+            return
+        left = float(until) - (self.world.now() + self.waited)
+        if left > DEPENDENT_WAIT_SECONDS:
+            self.waited += DEPENDENT_WAIT_SECONDS
+            raise CmdletError("Stop-Service", SERVICE_TIMEOUT)
+        self.waited += max(left, 0.0)
+        self._settle_stops()
 
     def _service_process(self, service: str, running: bool) -> None:
         """A service that runs a program (AllSync's scheduler): the process follows it."""
@@ -1605,6 +1790,7 @@ class Interpreter:
             raise _not_found("Get-ChildItem", root)
         if "Force" in args:
             found = self._children(side, root)
+            self._ingest_after_listing(side, root)
         else:
             pattern = str(args["Filter"]).lower()
             found = []
@@ -1627,6 +1813,19 @@ class Interpreter:
         if len(commands) == 4:  # | Measure-Object | Select-Object Count | ConvertTo-Json
             return self._select(commands[1:], [{"Count": len(found)}])
         return self._select(commands, found)
+
+    def _ingest_after_listing(self, side: str, folder: str) -> None:
+        """The `ingesting` fault (lab/faults.py): a clip recorded into a SmartBin just
+        after the host enumerated it, before anything else it runs."""
+        fault = self.host.get("fault") or {}
+        parent, name = _split(folder.rstrip("\\"))
+        if fault.get("kind") != "ingesting" or parent.lower() != "v:\\vibrantavifiles":
+            return
+        fault["count"] = int(fault.get("count", 0)) + 1
+        clip = f"ingested-{fault['count']:04d}"
+        for part in fault.get("parts", []):
+            path = str(part).replace("{bin}", name).replace("{clip}", clip)
+            self.world.volume_write(side, path, f"{clip} recorded on {side}\n")
 
     def _unreachable(self, commands: tuple[Command, ...]) -> str:
         raise AssertionError("Measure-Object only appears inside a pipeline")
@@ -1741,13 +1940,45 @@ class Interpreter:
         # KeSetSystemTime: `KeBootTime.QuadPart += DeltaTime.QuadPart`), so both
         # properties of Win32_OperatingSystem carry the offset and their difference,
         # the uptime, does not.
-        offset_ms = int(float(self.host.get("clock_offset", 0)) * 1000)
-        boot_ms = int(self.host.get("boot_time", 0)) + offset_ms
-        now_ms = int(self.world.now() * 1000) + offset_ms
+        #
+        # A host in a zone with daylight saving (`time_zone`, an IANA name; UTC when
+        # absent): the CIM cmdlets give each time as a DateTime of Kind Local, its
+        # wall-clock reading, and 5.1's ConvertTo-Json writes it as UTC through
+        # ToUniversalTime, which takes a wall time of the repeated autumn hour for
+        # standard time (Microsoft Learn, TimeZoneInfo.ConvertTimeToUtc: "If dateTime
+        # is ambiguous, this method assumes that it is the standard time"): a reading
+        # taken in the first, daylight, pass of that hour comes out an hour late.
+        boot_ms, now_ms = self._os_times()
+        zone = self.host.get("time_zone")
+        if zone:
+            boot_ms, now_ms = _dotnet_utc_ms(boot_ms, zone), _dotnet_utc_ms(now_ms, zone)
         obj = {
             "CSName": self.host["name"],
             "LastBootUpTime": f"/Date({boot_ms})/",
             "LocalDateTime": f"/Date({now_ms})/",
+        }
+        return self._select(commands, [obj])
+
+    def _os_times(self) -> tuple[int, int]:
+        """(boot, now) in ms since the epoch, on the host's own clock."""
+        offset_ms = int(float(self.host.get("clock_offset", 0)) * 1000)
+        boot_ms = int(self.host.get("boot_time", 0)) + offset_ms
+        now_ms = int(self.world.now() * 1000) + offset_ms
+        return boot_ms, now_ms
+
+    def _get_wmi_object(self, commands: tuple[Command, ...]) -> str:
+        """Win32_OperatingSystem through WMI: its times are CIM_DATETIME strings,
+        `yyyymmddHHMMSS.mmmmmmsUUU`, local time with its offset from UTC in minutes
+        (Microsoft Learn, "CIM_DATETIME"; Get-WmiObject passes them on as text), so
+        each reads as one instant whatever the zone. The lab writes both with the
+        offset in effect when asked."""
+        boot_ms, now_ms = self._os_times()
+        zone = str(self.host.get("time_zone") or "UTC")
+        bias = _utc_offset_minutes(now_ms, zone)
+        obj = {
+            "CSName": self.host["name"],
+            "LastBootUpTime": _cim_datetime(boot_ms, bias),
+            "LocalDateTime": _cim_datetime(now_ms, bias),
         }
         return self._select(commands, [obj])
 
@@ -2062,6 +2293,7 @@ def run_script(src: str, host: dict[str, Any], world: World) -> ScriptResult:
             interpreter.reboot,
             progress=tuple(interpreter.progress),
             utf8_from=utf8_from,
+            waited=interpreter.waited,
         )
 
     for statement in statements:

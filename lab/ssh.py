@@ -1,4 +1,4 @@
-"""One SSH server per simulated Windows host (asyncssh, 127.0.0.1, its own port).
+r"""One SSH server per simulated Windows host (asyncssh, 127.0.0.1, its own port).
 
 What a host accepts, and nothing more:
 - public-key authentication with the lab's client key (`keys/id_ed25519.pub`),
@@ -6,12 +6,22 @@ What a host accepts, and nothing more:
 - exec requests whose command is exactly what `encoded_command()` writes; a shell,
   a subsystem (sftp), scp or any other command gets
   `amsm-lab: only PowerShell -EncodedCommand is accepted` and exit status 1;
-- a command line longer than cmd.exe takes (OpenSSH for Windows' default shell:
-  8,191 characters, Microsoft Learn "Command prompt (Cmd.exe) command-line string
-  limitation") gets cmd.exe's "The command line is too long." on stderr, exit 1;
+- a command that cmd.exe cannot take gets cmd.exe's "The command line is too long."
+  on stderr, exit 1: Win32-OpenSSH runs an exec request through its default shell as
+  `"...\cmd.exe" /c "<command>"` (PowerShell/openssh-portable,
+  contrib/win32/win32compat/w32-doexec.c, do_exec_windows: `"%s %s \"%s\""`), and
+  cmd.exe takes at most 8,191 characters of command (Microsoft Learn, "Command prompt
+  (Cmd.exe) command-line string limitation"): the quoted `"<command>"` after /c, so
+  8,189 characters of the command itself (`cmd_line_too_long`);
 - output as powershell.exe writes it to pipes (`ScriptResult.wire`: the console's
   OEM code page unless the script set UTF-8, errors and progress as CLIXML);
-- no PTY, no port, agent or X11 forwarding.
+- no PTY, no port, agent or X11 forwarding;
+- at most MaxSessions session channels open at once on one connection (sshd_config
+  MaxSessions, default 10; the host document's `ssh_max_sessions`): OpenSSH's
+  session_new (session.c) finds no free session, server_request_session gives no
+  channel, and server_input_channel_open (serverloop.c) answers
+  SSH_MSG_CHANNEL_OPEN_FAILURE with its initial reason SSH2_OPEN_CONNECT_FAILED and
+  "open failed"; the connection, and every channel open on it, stays.
 
 A `Restart-Computer` takes the host down once the command has returned: the
 listener closes (connections are refused) before the exit status is sent, and the
@@ -29,7 +39,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import asyncssh
 
@@ -44,6 +54,24 @@ log = logging.getLogger("amsm.lab.ssh")
 
 CMD_MAX_COMMAND_LINE = 8191
 CMD_TOO_LONG = "The command line is too long."
+# Win32-OpenSSH's default shell, as do_exec_windows quotes it.
+DEFAULT_SHELL = '"C:\\Windows\\System32\\cmd.exe"'
+
+
+def cmd_line(command: str) -> str:
+    """The command line Win32-OpenSSH gives CreateProcess for an exec request when the
+    default shell is cmd.exe (w32-doexec.c: shell, shell option, quoted command)."""
+    return f'{DEFAULT_SHELL} /c "{command}"'
+
+
+def cmd_line_too_long(command: str) -> bool:
+    """Whether cmd.exe refuses the command: what it runs is everything after `/c `, the
+    quotes included, and it takes at most CMD_MAX_COMMAND_LINE characters of it."""
+    return len(cmd_line(command).split(" /c ", 1)[1]) > CMD_MAX_COMMAND_LINE
+
+
+# sshd_config(5) MaxSessions: "The default is 10."
+DEFAULT_MAX_SESSIONS = 10
 FAST_CIPHERS = ["aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "aes128-ctr", "aes256-ctr"]
 
 
@@ -57,6 +85,33 @@ class _HostSSHServer(asyncssh.SSHServer):
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
         self._conn = conn
         self._host.connections.add(conn)
+        # sshd reads MaxSessions when the connection's session process starts.
+        doc = self._host.state.read_host(self._host.name) or {}
+        limit = int(doc.get("ssh_max_sessions", DEFAULT_MAX_SESSIONS))
+        open_sessions: set[asyncssh.SSHServerChannel[bytes]] = set()
+        # asyncssh looks the handler of a channel type up on the connection
+        # (`_process_<type>_open`); with a process factory it never asks the server
+        # object, so the limit wraps the connection's own handler.
+        accept: Any = getattr(conn, "_process_session_open")  # noqa: B009
+
+        def session_open(packet: Any) -> Any:
+            if len(open_sessions) >= limit:
+                raise asyncssh.ChannelOpenError(asyncssh.OPEN_CONNECT_FAILED, "open failed")
+            chan, session = accept(packet)
+            open_sessions.add(chan)
+            # The slot is free once the channel is closed both ways: asyncssh tells the
+            # session (connection_lost) as it cleans the channel up, before it reads
+            # the next packet.
+            lost = session.connection_lost
+
+            def connection_lost(exc: Exception | None) -> None:
+                open_sessions.discard(chan)
+                lost(exc)
+
+            session.connection_lost = connection_lost
+            return chan, session
+
+        setattr(conn, "_process_session_open", session_open)  # noqa: B010
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._conn is not None:
@@ -196,10 +251,9 @@ class HostServer:
                 process.exit(1)
 
     async def _exec(self, process: asyncssh.SSHServerProcess[bytes]) -> None:
-        if process.command is not None and len(process.command) > CMD_MAX_COMMAND_LINE:
-            # OpenSSH for Windows runs the command through cmd.exe, which refuses a line
-            # over 8,191 characters (Microsoft Learn, "Command prompt (Cmd.exe)
-            # command-line string limitation").
+        if process.command is not None and cmd_line_too_long(process.command):
+            # OpenSSH for Windows runs the command through cmd.exe /c "...", which
+            # refuses more than 8,191 characters (see cmd_line_too_long).
             process.stderr.write(f"{CMD_TOO_LONG}\r\n".encode("ascii"))
             process.exit(1)
             return

@@ -152,7 +152,9 @@ def reads_answers(
     fn: Callable[Concatenate[HostDriver, P], Awaitable[R]],
 ) -> Callable[Concatenate[HostDriver, P], Awaitable[R]]:
     """For a fact or operation over a host: an answer its parsers cannot read whole
-    (ps.BadOutput) is that host's CommandFailed, so one bad host stays one bad host."""
+    (ps.BadOutput) is that host's CommandFailed, so one bad host stays one bad host; so
+    is a value a builder refuses to put on a command line (ps.UnsafeValue: a name from
+    the inventory, say), which is never sent."""
 
     @functools.wraps(fn)
     async def wrapper(drv: HostDriver, *args: P.args, **kwargs: P.kwargs) -> R:
@@ -160,5 +162,7 @@ def reads_answers(
             return await fn(drv, *args, **kwargs)
         except ps.BadOutput as e:
             raise CommandFailed(drv.name, f"answer that cannot be read whole: {e}") from None
+        except ps.UnsafeValue as e:
+            raise CommandFailed(drv.name, f"not sent: {e}") from None
 
     return wrapper

@@ -23,7 +23,7 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 # PowerShell treats these as single quotes too; each must be doubled.
@@ -131,12 +131,16 @@ _ARGUMENTS = "-NoProfile -NonInteractive -ExecutionPolicy Bypass -EncodedCommand
 _PREFIX = f"powershell.exe {_ARGUMENTS} "
 
 # The longest command line a transport carries. OpenSSH for Windows hands an exec
-# request to its default shell, cmd.exe, which refuses more than 8,191 characters
-# ("The command line is too long.", Microsoft Learn: "Command prompt (Cmd.exe)
-# command-line string limitation"). WinRM starts powershell.exe itself (WINRS_SKIP_CMD_SHELL)
-# with CreateProcess, whose lpCommandLine holds at most 32,767 characters including
-# its terminating null (Microsoft Learn: CreateProcessW).
-MAX_COMMAND_LENGTH = {"ssh": 8191, "winrm": 32766}
+# request to its default shell as `"...\cmd.exe" /c "<command>"` (PowerShell/openssh-
+# portable, contrib/win32/win32compat/w32-doexec.c, do_exec_windows), and cmd.exe
+# refuses more than 8,191 characters of what follows /c, the two quotes included ("The
+# command line is too long.", Microsoft Learn: "Command prompt (Cmd.exe) command-line
+# string limitation"): 8,189 for the command. (The whole line, shell path and all, is
+# far below CreateProcess's 32,767.) WinRM starts powershell.exe itself
+# (WINRS_SKIP_CMD_SHELL) with CreateProcess, whose lpCommandLine holds at most 32,767
+# characters including its terminating null (Microsoft Learn: CreateProcessW).
+CMD_EXE_MAX = 8191
+MAX_COMMAND_LENGTH = {"ssh": CMD_EXE_MAX - 2, "winrm": 32766}
 
 
 def encoded_command(text: str) -> str:
@@ -277,7 +281,7 @@ def find_services(names: Sequence[str]) -> str:
 
 
 def get_dependent_services(name: str) -> str:
-    """The services that Stop-Service -Force stops along with `name`."""
+    """The services that depend on `name` (stopped before it, see stop_service)."""
     return (
         f"Get-Service -Name {q(name)} -DependentServices | "
         f"Select-Object Name,DisplayName,Status,StartType | {JSON}"
@@ -291,8 +295,11 @@ def start_service(name: str) -> str:
 def stop_service(name: str) -> str:
     """-NoWait: Stop-Service otherwise waits as long as the service takes to stop, forever
     for a stuck one (Microsoft Learn, Stop-Service); the caller polls with a deadline.
-    -Force stops the dependent services too: the caller reads them first."""
-    return f"Stop-Service -Name {q(name)} -Force -NoWait"
+    No -Force: with it, ServiceController.Stop() stops each running dependent first and
+    waits up to 30 s for each, -NoWait or not, and throws when one is slower (.NET's
+    ServiceController.Stop; PowerShell's Service.cs DoStopService). Without it the host
+    refuses while a dependent is not Stopped: the caller stops them first."""
+    return f"Stop-Service -Name {q(name)} -NoWait"
 
 
 def get_process(name: str) -> str:
@@ -304,8 +311,27 @@ def stop_process(name: str) -> str:
 
 
 # -- registry and files ----------------------------------------------------------
+# Select-Object -Property takes wildcards (Microsoft Learn, Select-Object: "Wildcards
+# are permitted"): a value name holding one would select other values, or none.
+_WILDCARDS = "*?[]"
+
+
+def _value_names(names: Sequence[str]) -> str:
+    """Registry value names for Select-Object: a bare word as it is, any other name
+    (a space, '_', '.', '(', '-', a leading digit: all legal in a value name) as a
+    quoted literal. UnsafeValue for a name with a wildcard character."""
+    if not names:
+        raise UnsafeValue("an empty list")
+    out = []
+    for n in names:
+        if not isinstance(n, str) or not n or any(c in _WILDCARDS for c in n):
+            raise UnsafeValue(f"not a registry value name Select-Object can pick: {n!r}")
+        out.append(n if _BARE.fullmatch(n) else q(n))
+    return ",".join(out)
+
+
 def get_registry(path: str, names: Sequence[str]) -> str:
-    return f"Get-ItemProperty -LiteralPath {q(path)} | Select-Object {_props(names)} | {JSON}"
+    return f"Get-ItemProperty -LiteralPath {q(path)} | Select-Object {_value_names(names)} | {JSON}"
 
 
 def set_registry(path: str, name: str, value: str) -> str:
@@ -354,22 +380,19 @@ def remove_tree(path: str) -> str:
 ENTRY_PROPERTIES = ("Name", "Attributes", "Length", "LastWriteTimeUtc", "LinkType")
 
 
-def count_children(path: str) -> str:
-    """How many entries `path` holds (hidden ones too): always prints {"Count":N}, so an
-    empty folder is known to be empty, not taken from an empty answer."""
-    return (
-        f"Get-ChildItem -LiteralPath {q(path)} -Force | Measure-Object | "
-        f"Select-Object Count | {JSON}"
-    )
-
-
 def list_children(path: str) -> str:
-    """The entries directly in `path` (no -Recurse: nothing below is entered, so no
-    reparse point is ever followed; the caller lists a sub-folder only after seeing
-    that it is not one)."""
+    """The entries directly in `path`, hidden ones too (no -Recurse: nothing below is
+    entered, so no reparse point is ever followed; the caller lists a sub-folder only
+    after seeing that it is not one). One enumeration, always printed as a JSON array
+    (`[]` for an empty folder): given to -InputObject, not piped, the array is one
+    object to ConvertTo-Json, so even one entry stays an array in Windows PowerShell
+    5.1 (PowerShell/PowerShell#11857; `ConvertTo-Json @('x') -Compress` prints `["x"]`
+    in 5.1, Badgerati/Pode#845). So an empty folder is known to be empty, not taken
+    from an empty answer, and nothing recorded between two enumerations can make them
+    disagree."""
     return (
-        f"Get-ChildItem -LiteralPath {q(path)} -Force | "
-        f"Select-Object {_props(ENTRY_PROPERTIES)} | {JSON}"
+        f"ConvertTo-Json -InputObject @(Get-ChildItem -LiteralPath {q(path)} -Force | "
+        f"Select-Object {_props(ENTRY_PROPERTIES)}) -Compress"
     )
 
 
@@ -424,6 +447,20 @@ def boot_info() -> str:
     GetUptimeCommand.cs: the boot moment is now minus the uptime)."""
     return (
         "Get-CimInstance -ClassName Win32_OperatingSystem | "
+        f"Select-Object CSName,LastBootUpTime,LocalDateTime | {JSON}"
+    )
+
+
+def os_times() -> str:
+    """The boot time and the host's time now, each with its offset from UTC: WMI gives
+    Win32_OperatingSystem's times as CIM_DATETIME text, `yyyymmddHHMMSS.mmmmmmsUUU`
+    (local time, then the offset in minutes: Microsoft Learn, "CIM_DATETIME"), where
+    Get-CimInstance turns them into local DateTimes that 5.1's ConvertTo-Json brings
+    back to UTC with ToUniversalTime, which takes a time of the repeated autumn hour
+    for standard time (TimeZoneInfo.ConvertTimeToUtc): an hour off. One instance, so
+    their difference is the uptime whatever the clock did (see boot_info)."""
+    return (
+        "Get-WmiObject -Class Win32_OperatingSystem | "
         f"Select-Object CSName,LastBootUpTime,LocalDateTime | {JSON}"
     )
 
@@ -640,6 +677,15 @@ def parse_json_list(text: str) -> list[dict[str, Any]]:
     raise BadOutput(f"expected JSON objects, got {text[:80]!r}")
 
 
+def parse_json_array(text: str) -> list[dict[str, Any]]:
+    """ConvertTo-Json -InputObject @(...): a JSON array of objects, `[]` for none.
+    Anything else, an empty answer too, is BadOutput."""
+    data = _json(text) if text.strip() else None
+    if isinstance(data, list) and all(isinstance(d, dict) for d in data):
+        return data
+    raise BadOutput(f"expected a JSON array of objects, got {text[:80]!r}")
+
+
 def parse_json_object(text: str) -> dict[str, Any]:
     items = parse_json_list(text)
     if len(items) != 1:
@@ -681,6 +727,23 @@ def parse_service_status(value: Any) -> str:
 
 
 _DOTNET_DATE = re.compile(r"^/Date\((-?\d+)\)/$")
+_CIM_DATETIME = re.compile(r"^(\d{14})\.(\d{6})([+-])(\d{3})$")
+
+
+def parse_cim_datetime(value: Any) -> datetime:
+    """A CIM_DATETIME `yyyymmddHHMMSS.mmmmmmsUUU` (local time, then its offset from UTC
+    in minutes) as the instant it names, in UTC. BadOutput for anything else (an
+    interval, or fields left out as '*')."""
+    m = _CIM_DATETIME.fullmatch(value) if isinstance(value, str) else None
+    if m is None:
+        raise BadOutput(f"not a CIM datetime: {value!r}")
+    try:
+        local = datetime.strptime(m.group(1), "%Y%m%d%H%M%S")
+    except ValueError:
+        raise BadOutput(f"not a CIM datetime: {value!r}") from None
+    minutes = int(m.group(4)) * (1 if m.group(3) == "+" else -1)
+    zone = timezone(timedelta(minutes=minutes))
+    return local.replace(microsecond=int(m.group(2)), tzinfo=zone).astimezone(UTC)
 
 
 def parse_datetime(value: Any) -> datetime:

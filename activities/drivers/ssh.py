@@ -38,6 +38,28 @@ def _client_key(path: str, mtime: float) -> asyncssh.SSHKey:
 # otherwise pay a key exchange and a public-key login for every command.
 CONNECTION_IDLE_SECONDS = 30.0
 _Key = tuple[str, int, str, str]
+# A channel the host refused (SSH_MSG_CHANNEL_OPEN_FAILURE: sshd's MaxSessions) is
+# asked for again after this long, doubling up to BUSY_RETRY_MAX, within the command's
+# timeout.
+BUSY_RETRY_SECONDS = 0.05
+BUSY_RETRY_MAX = 1.0
+# Refused channels per host, since the worker started (read by tests and logs).
+_BUSY: dict[str, int] = {}
+
+
+def channels_per_host(host: Host) -> int:
+    """Commands this worker runs on `host` at once: one fewer than its sshd allows on a
+    connection (MaxSessions, the inventory's `ssh_max_sessions`), because sshd frees a
+    finished session's slot only when it collects the closed channel, after it has
+    read the packets that came with the close (OpenSSH serverloop.c: channels are
+    collected after input is processed), so a new channel asked for at once may find
+    the old one still counted."""
+    return max(1, host.ssh_max_sessions - 1)
+
+
+def busy_refusals(host: Host) -> int:
+    """How many channels `host` refused while its connection stayed open."""
+    return _BUSY.get(host.host, 0)
 
 
 class _Connections:
@@ -52,7 +74,22 @@ class _Connections:
         self._by_loop: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, dict[_Key, tuple[asyncssh.SSHClientConnection, float]]
         ] = weakref.WeakKeyDictionary()
+        self._slots: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, dict[_Key, tuple[int, asyncio.Semaphore]]
+        ] = weakref.WeakKeyDictionary()
         self._swept = 0.0
+
+    def slots(self, key: _Key, size: int) -> asyncio.Semaphore:
+        """The host's channel slots in this worker: at most `size` commands run on it at
+        once (channels_per_host), so a connection stays below sshd's MaxSessions."""
+        loop = asyncio.get_running_loop()
+        table = self._slots.get(loop)
+        if table is None:
+            table = self._slots[loop] = {}
+        entry = table.get(key)
+        if entry is None or entry[0] != size:
+            entry = table[key] = (size, asyncio.Semaphore(size))
+        return entry[1]
 
     def _table(self) -> dict[_Key, tuple[asyncssh.SSHClientConnection, float]]:
         loop = asyncio.get_running_loop()
@@ -143,13 +180,16 @@ class SshHostDriver(HostDriver):
         assert key_file is not None
         pool_key: _Key = (h.address, h.port, self._secret.username, str(key_file))
         command = ps.encoded_command(script_text)
+        refused = [0]  # channels the host refused to this command
         try:
-            async with asyncio.timeout(self.timeout):
+            async with (
+                asyncio.timeout(self.timeout),
+                _CONNECTIONS.slots(pool_key, channels_per_host(h)),
+            ):
                 reused = _CONNECTIONS.get(pool_key)
                 if reused is not None:
                     try:
-                        async with asyncio.timeout(self._connect_timeout):
-                            process = await reused.create_process(command, encoding=None)
+                        process = await self._open(reused, command, refused)
                     except _REUSE_FAILED:
                         # The channel never opened, so the command never ran: a new one.
                         _CONNECTIONS.drop(pool_key, reused)
@@ -185,7 +225,7 @@ class SshHostDriver(HostDriver):
                 )
                 pooled = _CONNECTIONS.put(pool_key, conn)
                 try:
-                    process = await conn.create_process(command, encoding=None)
+                    process = await self._open(conn, command, refused)
                 except _CHANNEL_NOT_OPENED as e:
                     # Connected, but the host went away before the command started (a
                     # restart under way): it never ran.
@@ -212,11 +252,39 @@ class SshHostDriver(HostDriver):
                 h.host, f"user {self._secret.username!r} was refused: {e.reason}"
             ) from None
         except TimeoutError:
+            if refused[0]:
+                raise Unreachable(
+                    h.host,
+                    f"the host refused a new SSH channel {refused[0]} time(s) within "
+                    f"{self.timeout:.0f} s (busy: more sessions than its sshd MaxSessions; "
+                    "set the host's ssh_max_sessions to it)",
+                ) from None
             raise Unreachable(h.host, f"no answer within {self.timeout:.0f} s") from None
         except (OSError, asyncssh.ConnectionLost, asyncssh.DisconnectError) as e:
             why = getattr(e, "strerror", None) or getattr(e, "reason", None) or str(e)
             raise Unreachable(h.host, f"cannot connect to {h.address}:{h.port} ({why})") from None
         return self._result(r)
+
+    async def _open(
+        self, conn: asyncssh.SSHClientConnection, command: str, refused: list[int]
+    ) -> asyncssh.SSHClientProcess[Any]:
+        """A channel running `command` on `conn`. A channel the host refuses while the
+        connection stays open (SSH_MSG_CHANNEL_OPEN_FAILURE, asyncssh's ChannelOpenError:
+        OpenSSH refuses a session beyond MaxSessions, session.c session_new) is busy,
+        not gone: asked for again after a pause, on the same connection, so the commands
+        running on it go on; the command's timeout bounds the waiting."""
+        delay = BUSY_RETRY_SECONDS
+        while True:
+            try:
+                async with asyncio.timeout(self._connect_timeout):
+                    return await conn.create_process(command, encoding=None)
+            except asyncssh.ChannelOpenError:
+                if conn.is_closed():
+                    raise
+            refused[0] += 1
+            _BUSY[self.name] = _BUSY.get(self.name, 0) + 1
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, BUSY_RETRY_MAX)
 
     @staticmethod
     async def _finish(process: asyncssh.SSHClientProcess[Any]) -> asyncssh.SSHCompletedProcess:

@@ -6,12 +6,14 @@ import asyncio
 import contextlib
 import socket
 from pathlib import Path
+from typing import Any
 
 import asyncssh
 import pytest
 
 from activities.context import DeviceContext
 from activities.drivers import powershell as ps
+from activities.drivers import ssh
 from activities.drivers.credentials import Secret
 from activities.drivers.errors import (
     RULE_BROWSE_STOPPED,
@@ -34,6 +36,7 @@ from activities.drivers.operations import sync_tools as sync_tools_ops
 from activities.drivers.ssh import SshHostDriver
 from activities.models import PairRef
 from activities.probe import ProbeActivities
+from lab.state import LabState
 from tests.support.lab import Lab
 
 
@@ -83,7 +86,7 @@ async def test_ssh_refuses_a_command_line_cmd_exe_would_refuse(lab: Lab) -> None
     assert sb.transport == "ssh"
     drv = a.host(sb)
     many = [ps.test_path(f"V:\\VibrantAVIFiles\\News\\clip-{i:04d}.vmf") for i in range(100)]
-    assert not drv.fits(many) and drv.max_command_length == 8191
+    assert not drv.fits(many) and drv.max_command_length == 8189
     with pytest.raises(CommandFailed) as e:
         await drv.run(*many)
     assert e.value.host == sb.host and f"{ps.command_length(many)} characters" in str(e.value)
@@ -99,9 +102,25 @@ async def test_ssh_refuses_a_command_line_cmd_exe_would_refuse(lab: Lab) -> None
         agent_path=None,
         config=[],
     )
+    # At the boundary: cmd.exe counts the quotes around the command (`/c "..."`), so a
+    # command line of 8,190 characters is refused and the driver's 8,189 is the limit.
+    over = next(
+        st
+        for k in range(1, 4000)
+        if ps.command_length(st := [ps.test_path("C:\\" + "x" * k)]) == 8190
+    )
+    under = next(
+        st
+        for k in range(1, 4000)
+        if ps.command_length(st := [ps.test_path("C:\\" + "x" * k)]) == 8186
+    )
+    assert not drv.fits(over) and drv.fits(under)
+    assert await drv.run(*under) == ["False"]
     async with raw:
         r = await raw.run(ps.encoded_command(ps.script(*many)))
+        at = await raw.run(ps.encoded_command(ps.script(*over)))
     assert (r.exit_status, r.stdout, r.stderr) == (1, "", "The command line is too long.\r\n")
+    assert (at.exit_status, at.stderr) == (1, "The command line is too long.\r\n")
 
 
 async def test_ssh_wrong_key_is_authentication_failed_naming_the_host(
@@ -284,3 +303,76 @@ async def test_commands_beside_a_restart_are_unreachable_never_garbage(
         await asyncio.gather(*readers)
     assert set(seen) <= {"answered", "unreachable"}, seen
     assert seen.get("answered") and seen.get("unreachable"), seen
+
+
+def _host_doc(lab: Lab, host: str, **fields: object) -> None:
+    state = LabState(lab.dir)
+    try:
+        with state.transaction() as txn:
+            doc = txn.require_host(host)
+            for k, v in fields.items():
+                if k == "stop_seconds":
+                    doc["service_info"]["GVK2MDIMonitor"]["stop_seconds"] = v
+                else:
+                    doc[k] = v
+    finally:
+        state.close()
+
+
+async def test_a_refused_ssh_channel_is_busy_and_the_connection_stays(lab: Lab) -> None:
+    # sshd refuses a channel beyond MaxSessions on one connection (lab/ssh.py): the
+    # command running on that connection must go on, and the refused ones wait their
+    # turn. The inventory does not know the host's limit (it says sshd's default, 10).
+    comp = next(c for c in lab.inventory.browse if c.name == "k2-mdi")
+    host = lab.inventory.host(comp.host.host)
+    _host_doc(lab, host.host, ssh_max_sessions=2, stop_seconds=1.5)
+    drv = acts(lab).host(host)
+    assert await drv.run(ps.test_path("C:\\")) == ["True"]  # the pooled connection
+    # A command that runs 1.5 s on the host: Stop-Service -Force waits for the
+    # dependent it stops first (lab/powershell.py _stop_service).
+    slow = asyncio.ensure_future(drv.run("Stop-Service -Name 'GVK2MDI' -Force -NoWait"))
+    await asyncio.sleep(0.3)
+    quick = await asyncio.gather(*(drv.run(ps.test_path("C:\\")) for _ in range(6)))
+    assert quick == [["True"]] * 6
+    assert await slow == [""]
+    assert ssh.busy_refusals(host) > 0
+
+
+async def test_ssh_channels_per_host_stay_below_the_inventorys_limit(
+    lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The inventory says the host's MaxSessions (3): a worker runs at most 2 commands on
+    # it at once, one slot spare for the session sshd has not collected yet.
+    sb = lab.inventory.sides["X"].smartbins[0]
+    _host_doc(lab, sb.host, ssh_max_sessions=3)
+    sides = lab.inventory.model_dump(mode="json")["sides"]
+    for side in sides.values():
+        for s in side["smartbins"]:
+            if s["host"] == sb.host:
+                s["ssh_max_sessions"] = 3
+    lab.edit_inventory(sides=sides)
+    sb = lab.inventory.sides["X"].smartbins[0]
+    assert sb.ssh_max_sessions == 3 and ssh.channels_per_host(sb) == 2
+    running, most = 0, 0
+    open_channel, finish = SshHostDriver._open, SshHostDriver._finish
+
+    async def counted_open(self: SshHostDriver, *args: Any) -> Any:
+        nonlocal running, most
+        process = await open_channel(self, *args)
+        running += 1
+        most = max(most, running)
+        return process
+
+    async def counted_finish(process: Any) -> Any:
+        nonlocal running
+        try:
+            return await finish(process)
+        finally:
+            running -= 1
+
+    monkeypatch.setattr(SshHostDriver, "_open", counted_open)
+    monkeypatch.setattr(SshHostDriver, "_finish", staticmethod(counted_finish))
+    drv = acts(lab).host(sb)
+    got = await asyncio.gather(*(drv.run(ps.test_path("C:\\")) for _ in range(12)))
+    assert got == [["True"]] * 12
+    assert most == 2

@@ -29,6 +29,7 @@ import yaml
 
 from activities.drivers.errors import CommandFailed
 from activities.drivers.facts import clients as clients_facts
+from activities.drivers.facts import media as media_facts
 from activities.drivers.facts import sync_tools as sync_tools_facts
 from activities.drivers.facts import windows as windows_facts
 from activities.drivers.host import HostDriver
@@ -85,6 +86,11 @@ async def _insync_facts(drv: HostDriver, args: dict[str, Any]) -> Any:
     return {"running": running, "main": main}
 
 
+async def _dependency_tree(drv: HostDriver, args: dict[str, Any]) -> Any:
+    tree, status = await windows_facts.dependency_tree(drv, args["keys"])
+    return {"tree": tree, "status": status}
+
+
 async def _uptime(drv: HostDriver, args: dict[str, Any]) -> Any:
     return await windows_facts.uptime(drv)
 
@@ -95,6 +101,14 @@ async def _powershell_version(drv: HostDriver, args: dict[str, Any]) -> Any:
 
 async def _winrm_config(drv: HostDriver, args: dict[str, Any]) -> Any:
     return dataclasses.asdict(await windows_facts.winrm_config(drv))
+
+
+async def _folder_entries(drv: HostDriver, args: dict[str, Any]) -> Any:
+    listed = await media_facts.folder_entries(drv, args["folders"])
+    return {
+        folder: [{**dataclasses.asdict(e), "is_dir": e.is_dir, "is_link": e.is_link} for e in es]
+        for folder, es in listed.items()
+    }
 
 
 async def _iscsi_discovery(drv: HostDriver, args: dict[str, Any]) -> Any:
@@ -140,7 +154,7 @@ def _survey_probe(name: str) -> Callable[[HostDriver, dict[str, Any]], Awaitable
 FACT: dict[str, Callable[[HostDriver, dict[str, Any]], Awaitable[Any]]] = {
     "process_running": lambda drv, a: windows_facts.process_running(drv, a["name"]),
     "services": lambda drv, a: windows_facts.services(drv, a["names"]),
-    "restart_dependents": lambda drv, a: windows_ops.restart_dependents(drv, a["names"]),
+    "dependency_tree": _dependency_tree,
     "uptime": _uptime,
     "client_facts": _client_facts,
     "client_verify": _client_verify,
@@ -154,6 +168,7 @@ FACT: dict[str, Callable[[HostDriver, dict[str, Any]], Awaitable[Any]]] = {
     "mount_state": _mount_state,
     "set_uwf": lambda drv, a: clients_ops.set_uwf(drv, a["enabled"]),
     "iscsi_persistent_logins": _iscsi_persistent_logins,
+    "folder_entries": _folder_entries,
     "insync_files": lambda drv, a: sync_tools_facts.insync_files_present(drv, _inventory().devices),
     **{n: _survey_probe(n) for n in ("write_filter_state", "fsnameservers", "dsm_pointer_value")},
 }

@@ -3,6 +3,7 @@
 import pytest
 
 from activities.drivers import powershell as ps
+from lab import ssh as ssh_lab
 
 
 @pytest.mark.parametrize(
@@ -64,7 +65,7 @@ def test_command_length_is_the_length_of_the_command_line() -> None:
         [ps.remove_tree(f"V:\\x\\{i}.vmf") for i in range(40)],
     ):
         assert ps.command_length(statements) == len(ps.encoded_command(ps.script(*statements)))
-    assert ps.max_command_length("ssh") == 8191 and ps.max_command_length("winrm") == 32766
+    assert ps.max_command_length("ssh") == 8189 and ps.max_command_length("winrm") == 32766
 
 
 def test_batches_fit_the_transport_and_keep_the_order() -> None:
@@ -78,7 +79,7 @@ def test_batches_fit_the_transport_and_keep_the_order() -> None:
         assert all(ps.fits(b, transport) for b in batches)
         assert len(batches) > 1
     assert len(ps.batches(statements, "ssh")) > len(ps.batches(statements, "winrm"))
-    with pytest.raises(ps.UnsafeValue, match="over ssh's 8191"):
+    with pytest.raises(ps.UnsafeValue, match="over ssh's 8189"):
         ps.batches([ps.test_path("C:\\" + "x" * 4000)], "ssh")
 
 
@@ -116,3 +117,25 @@ def test_parsers() -> None:
         ps.parse_json_list("{not json")
     with pytest.raises(ps.UnsafeValue):
         ps.rename_file("C:\\a", "..\\b")
+
+
+def _line_of(length: int) -> list[str]:
+    """One statement whose command line is exactly `length` characters long."""
+    for k in range(1, 4000):
+        st = [ps.test_path("C:\\" + "x" * k)]
+        if ps.command_length(st) == length:
+            return st
+    raise AssertionError(f"no command line of {length} characters")
+
+
+def test_the_ssh_limit_is_what_cmd_exe_takes_inside_its_quotes() -> None:
+    # Win32-OpenSSH runs `"...cmd.exe" /c "<command>"` and cmd.exe takes 8,191 characters
+    # after /c, the two quotes included (lab/ssh.py cmd_line_too_long): the longest
+    # command line the driver may send is 8,189; 8,190 (what this prefix reaches) is refused.
+    assert ps.max_command_length("ssh") == 8189
+    over = _line_of(8190)
+    assert ssh_lab.cmd_line_too_long(ps.encoded_command(ps.script(*over)))
+    assert not ps.fits(over, "ssh")
+    at = _line_of(8186)  # the longest this prefix reaches under the limit (4 per step)
+    assert not ssh_lab.cmd_line_too_long(ps.encoded_command(ps.script(*at)))
+    assert ps.fits(at, "ssh")

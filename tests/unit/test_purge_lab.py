@@ -11,6 +11,7 @@ from activities.drivers.errors import CommandFailed
 from activities.drivers.facts import media as media_facts
 from activities.drivers.host import ExecResult
 from activities.drivers.operations import media as media_ops
+from lab.faults import set_fault
 from lab.media import ingest, link
 from lab.state import LabState
 from tests.unit.labdriver import LabDriver
@@ -174,24 +175,28 @@ async def test_an_empty_or_partial_listing_is_an_error_naming_the_host(lab: LabS
     assert e.value.host == "sb-y1"
 
 
-async def test_an_empty_answer_where_the_count_says_clips_is_an_error(lab: LabState) -> None:
+async def test_an_empty_answer_is_an_error_not_an_empty_folder(lab: LabState) -> None:
     x, _ = drivers(lab)
     ingest(lab.dir, "Y", "only-y")
 
     class Emptied(LabDriver):
         """A listing lost on the way (a decoding failure, a shifted line): only the
-        count arrives."""
+        markers arrive."""
 
         async def _execute(self, script_text: str) -> ExecResult:
             r = await super()._execute(script_text)
-            # Every listing (the odd statements' output) dropped; counts and markers kept.
             lines = r.stdout.split(b"\r\n")
-            kept = [ln for ln in lines if ln.startswith((b"#amsm", b'{"Count"')) or not ln]
+            kept = [ln for ln in lines if ln.startswith(b"#amsm") or not ln]
             return ExecResult(r.exit_status, b"\r\n".join(kept), b"")
 
     with pytest.raises(CommandFailed) as e:
         await media_facts.find_orphans(x, Emptied(lab, "sb-y1"))
-    assert e.value.host == "sb-y1" and "incomplete" in str(e.value)
+    assert e.value.host == "sb-y1" and "could not be read whole" in str(e.value)
+    # An empty folder answers `[]`: known empty, not taken from an empty answer.
+    with lab.transaction() as txn:
+        txn.dir_add("Y", f"{ROOT}\\Empty")
+    empty = await media_facts.folder_entries(LabDriver(lab, "sb-y1"), [f"{ROOT}\\Empty"])
+    assert empty == {f"{ROOT}\\Empty": []}
 
 
 async def test_a_retry_after_a_partial_purge_deletes_nothing_twice_and_nothing_new(
@@ -240,8 +245,7 @@ def test_the_lab_lists_links_and_refuses_to_empty_a_folder_without_recurse(lab: 
     assert by_name["j"]["Attributes"] == 0x410 and by_name["j"]["LinkType"] == "SymbolicLink"
     assert by_name["trap.vid"]["Attributes"] == 0x20 and by_name["trap.vid"]["LinkType"] is None
     assert by_name["trap.vid"]["LastWriteTimeUtc"].startswith("/Date(")
-    counted = lab.run_script("sb-y1", ps.script(ps.count_children(f"{ROOT}\\News\\trap.vmf")))
-    assert ps.parse_json_object(ps.split_output(counted.stdout, 1)[0]) == {"Count": 5}
+    assert len(by_name) == 5
     r = lab.run_script("sb-y1", ps.script(ps.remove_item(f"{ROOT}\\News\\trap.vmf")))
     assert r.exit_status == 1 and "NonInteractive" in r.stderr
     # Without -Recurse a link to a non-empty folder is refused like a folder with
@@ -267,3 +271,24 @@ async def test_a_main_side_smartbin_that_is_a_link_protects_its_clips(lab: LabSt
         y, "Y", "X", [media_facts.ClipRecord("News\\clip-001.vmf", ())], x
     )
     assert not out.deleted and "was not read" in out.refused["News\\clip-001.vmf"]
+
+
+async def test_a_clip_recorded_while_the_volume_is_listed_does_not_fail_the_listing(
+    lab: LabState,
+) -> None:
+    # The K2 keeps recording while the restore reads V: (the lab's `ingesting` fault: a
+    # new clip lands in each SmartBin right after it is listed). One enumeration per
+    # folder: the listing is what the folder held when it was read, never two
+    # enumerations that disagree.
+    x, y = drivers(lab)
+    ingest(lab.dir, "Y", "orphan on y", "News")
+    set_fault(lab.dir, "sb-y1", "ingesting")
+    found = await media_facts.find_orphans(x, y)
+    orphans = sorted(r.clip for r in found.records)
+    assert "News\\orphan on y.vmf" in orphans and not found.refused
+    assert all(len(r.files) == 4 for r in found.records)
+    listed = await media_facts.media_listing(y)
+    assert "news\\ingested-0001.vmf" in listed.clips  # recorded after the first listing
+    set_fault(lab.dir, "sb-y1", "clear")
+    outcome = await media_ops.purge_orphans(y, "Y", "X", found.records, x)
+    assert "News\\orphan on y.vmf" in outcome.deleted and not outcome.refused

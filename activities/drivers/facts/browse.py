@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from activities.drivers import powershell as ps
@@ -22,6 +23,28 @@ def twin_missing(comp: BrowseComponent, active: str) -> str:
     """What a Browse switch says of a config file without its twin (or a twin without
     its file): it swaps the two, so it needs both."""
     return f"{comp.name}: expected both {active} and {backup_name(active)} in {comp.config_dir}"
+
+
+def dependents_record(comp: BrowseComponent) -> str:
+    """Where a stop keeps the dependent services it found running, for the start: a
+    file next to the component's config files, on the host itself, so a retried stop,
+    a start in another run (a console control) or on another worker finds it."""
+    return path_join(comp.config_dir, f"amsm-{comp.name}.stopped-dependents.json")
+
+
+@reads_answers
+async def stopped_dependents(drv: HostDriver, path: str) -> list[str] | None:
+    """The dependents a stop recorded (key names), None when there is no record."""
+    if not ps.parse_bool(await drv.run_one(ps.test_path(path))):
+        return None
+    text = ps.parse_json_string(await drv.run_one(ps.get_content(path)))
+    try:
+        names = json.loads(text)
+    except ValueError:
+        names = None
+    if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+        raise ps.BadOutput(f"{path} is not a list of service names: {text[:80]!r}")
+    return names
 
 
 @dataclass

@@ -104,28 +104,19 @@ def _entry(drv: HostDriver, folder: str, item: dict[str, object]) -> Entry:
 
 
 async def folder_entries(drv: HostDriver, folders: list[str]) -> dict[str, list[Entry]]:
-    """The entries of each folder, each listing checked against its count: an answer that
-    is empty or cannot be decoded while the folder holds entries is an error naming the
-    host, never "nothing there"."""
-    outs = await drv.run_groups([[ps.count_children(f), ps.list_children(f)] for f in folders])
+    """The entries of each folder, each from one enumeration (a clip recorded meanwhile
+    is in it or not, never half): an answer that is not a whole JSON array (`[]` for an
+    empty folder) is an error naming the host and the folder, never "nothing there"."""
+    outs = await drv.run_groups([[ps.list_children(f)] for f in folders])
     result: dict[str, list[Entry]] = {}
-    for folder, (count_line, list_line) in zip(folders, outs, strict=True):
+    for folder, (line,) in zip(folders, outs, strict=True):
         try:
-            count = ps.parse_json_object(count_line).get("Count")
-            items = ps.parse_json_list(list_line)
-            if not isinstance(count, int):
-                raise ValueError("no count")
+            items = ps.parse_json_array(line)
             entries = [_entry(drv, folder, item) for item in items]
         except (ValueError, TypeError, KeyError) as e:
             raise CommandFailed(
                 drv.name, f"the listing of {folder} could not be read whole ({e})"
             ) from None
-        if len(entries) != count:
-            raise CommandFailed(
-                drv.name,
-                f"the listing of {folder} is incomplete: {count} entries counted, "
-                f"{len(entries)} listed",
-            )
         result[folder] = entries
     return result
 

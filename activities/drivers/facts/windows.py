@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass
 
 from activities.drivers import powershell as ps
+from activities.drivers.errors import CommandFailed
 from activities.drivers.host import HostDriver, reads_answers
 
 
@@ -66,6 +67,36 @@ def _text(value: object) -> str | None:
 
 
 @reads_answers
+async def dependency_tree(
+    drv: HostDriver, keys: list[str]
+) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """{key: the keys of the services that depend on it} for `keys` and every service
+    below them, and each one's status, one level per script (Get-Service
+    -DependentServices answers with the dependents that ServiceController.DependentServices
+    lists: EnumDependentServices, which a real host may answer with the indirect ones
+    too; asking each again costs nothing and misses none)."""
+    tree: dict[str, list[str]] = {}
+    status: dict[str, str] = {}
+    todo = list(keys)
+    while todo:
+        answers = await drv.run(*[ps.get_dependent_services(k) for k in todo])
+        found: list[str] = []
+        for k, line in zip(todo, answers, strict=True):
+            tree[k] = []
+            for o in ps.parse_json_list(line):
+                key = str(ps.prop(o, "Name"))
+                status[key] = ps.parse_service_status(ps.prop(o, "Status"))
+                if key not in tree[k]:
+                    tree[k].append(key)
+                if key not in tree and key not in found and key not in todo:
+                    found.append(key)
+        todo = found
+        if len(tree) > 200:
+            raise CommandFailed(drv.name, "more than 200 dependent services: not stopped")
+    return tree, status
+
+
+@reads_answers
 async def process_running(drv: HostDriver, name: str) -> bool:
     return bool(ps.parse_json_list(await drv.run_one(ps.get_process(name))))
 
@@ -73,10 +104,12 @@ async def process_running(drv: HostDriver, name: str) -> bool:
 @reads_answers
 async def uptime(drv: HostDriver) -> float:
     """Seconds since the host booted: its time now minus its boot time, both read in one
-    instance, so a step of the host's clock (which moves both) does not change it."""
-    info = ps.parse_json_object(await drv.run_one(ps.boot_info()))
-    booted = ps.parse_datetime(ps.prop(info, "LastBootUpTime"))
-    now = ps.parse_datetime(ps.prop(info, "LocalDateTime"))
+    instance, so a step of the host's clock (which moves both) does not change it, and
+    each with its own offset from UTC, so a reading in the hour daylight saving repeats
+    in the autumn is not an hour off (ps.os_times)."""
+    info = ps.parse_json_object(await drv.run_one(ps.os_times()))
+    booted = ps.parse_cim_datetime(ps.prop(info, "LastBootUpTime"))
+    now = ps.parse_cim_datetime(ps.prop(info, "LocalDateTime"))
     seconds = (now - booted).total_seconds()
     if seconds < 0:
         raise ps.BadOutput(f"booted after its own time now ({booted} > {now})")
@@ -114,13 +147,13 @@ class HostClock:
 
 @reads_answers
 async def clock(drv: HostDriver) -> HostClock:
-    """The host's time now (Win32_OperatingSystem.LocalDateTime) against the worker's
-    clock at the middle of the round trip. Reading it is also the plainest proof that
-    the host answers over its transport with its credentials."""
+    """The host's time now (Win32_OperatingSystem.LocalDateTime, with its offset from
+    UTC) against the worker's clock at the middle of the round trip. Reading it is also
+    the plainest proof that the host answers over its transport with its credentials."""
     sent = time.time()
-    info = ps.parse_json_object(await drv.run_one(ps.boot_info()))
+    info = ps.parse_json_object(await drv.run_one(ps.os_times()))
     received = time.time()
-    host_now = ps.parse_datetime(ps.prop(info, "LocalDateTime")).timestamp()
+    host_now = ps.parse_cim_datetime(ps.prop(info, "LocalDateTime")).timestamp()
     return HostClock(skew=host_now - (sent + received) / 2, uncertainty=(received - sent) / 2)
 
 

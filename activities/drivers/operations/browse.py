@@ -3,17 +3,21 @@ config files so it points at the other side (interlock: only while stopped)."""
 
 from __future__ import annotations
 
+import json
+
 from activities.drivers import powershell as ps
 from activities.drivers.errors import CommandFailed
-from activities.drivers.facts.browse import backup_name, browse_facts, twin_missing
-from activities.drivers.facts.windows import services
+from activities.drivers.facts.browse import (
+    backup_name,
+    browse_facts,
+    dependents_record,
+    stopped_dependents,
+    twin_missing,
+)
+from activities.drivers.facts.windows import find_services, services
 from activities.drivers.host import HostDriver, reads_answers
 from activities.drivers.interlocks import Overrides, with_forced
-from activities.drivers.operations.windows import (
-    restart_dependents,
-    start_services,
-    stop_services,
-)
+from activities.drivers.operations.windows import start_services, stop_services
 from activities.drivers.refusals import browse_switch_running
 from inventory.models import BrowseComponent, Inventory, Side
 from inventory.names import path_join
@@ -24,34 +28,67 @@ def _tmp(active: str) -> str:
 
 
 @reads_answers
-async def _browse_services(drv: HostDriver, comp: BrowseComponent, run: bool) -> str:
-    """Start or stop every service of a Browse component; no-op for those already there."""
-    want = "Running" if run else "Stopped"
-    verb = "started" if run else "stopped"
-    svc = await services(drv, comp.services)
-    todo = [n for n in comp.services if svc.get(n) != want]
-    if not todo:
-        return f"Browse {comp.name} already {'running' if run else 'stopped'}"
-    also: list[str] = []
-    if run:
-        await start_services(drv, todo)
-        also = await restart_dependents(drv, comp.services)
-    else:
-        also = await stop_services(drv, todo)
-    svc = await services(drv, comp.services)
-    still = [n for n in comp.services if svc.get(n) != want]
-    if still:
-        raise CommandFailed(drv.name, f"services not {verb}: {', '.join(still)}")
-    extra = f"; dependent services {verb} too: {', '.join(also)}" if also else ""
-    return f"Browse {comp.name} {verb} ({', '.join(todo)}){extra}"
-
-
 async def browse_stop(drv: HostDriver, comp: BrowseComponent) -> str:
-    return await _browse_services(drv, comp, run=False)
+    """Stop every service of the component, and first the services that depend on them
+    (stop_services). The dependents that were running are recorded on the host
+    (dependents_record) before anything is stopped, added to what an interrupted stop
+    recorded, so the start brings back exactly those. No-op when already stopped."""
+    svc = await services(drv, comp.services)
+    todo = [n for n in comp.services if svc.get(n) != "Stopped"]
+    if not todo:
+        return f"Browse {comp.name} already stopped"
+    path = dependents_record(comp)
+    recorded = await stopped_dependents(drv, path)
+
+    async def keep(running: list[str]) -> None:
+        both = (recorded or []) + [d for d in running if d not in (recorded or [])]
+        if both and both != recorded:
+            # JSON with \u escapes: ASCII whatever the names, as Set-Content -Encoding
+            # ASCII writes it.
+            await drv.run(ps.set_content(path, [json.dumps(both)]))
+
+    also = await stop_services(drv, todo, before=keep)
+    svc = await services(drv, comp.services)
+    still = [n for n in comp.services if svc.get(n) != "Stopped"]
+    if still:
+        raise CommandFailed(drv.name, f"services not stopped: {', '.join(still)}")
+    extra = f"; dependent services stopped too: {', '.join(also)}" if also else ""
+    return f"Browse {comp.name} stopped ({', '.join(todo)}){extra}"
 
 
+@reads_answers
 async def browse_start(drv: HostDriver, comp: BrowseComponent) -> str:
-    return await _browse_services(drv, comp, run=True)
+    """Start every service of the component, then exactly the dependent services its
+    stop recorded as running (dependents_record), and remove the record once they all
+    run. A recorded service the host no longer has is named, not started. Without a
+    record no dependent is started (the stop was not amsm's). No-op when all run."""
+    svc = await services(drv, comp.services)
+    todo = [n for n in comp.services if svc.get(n) != "Running"]
+    if todo:
+        await start_services(drv, todo)
+    path = dependents_record(comp)
+    recorded = await stopped_dependents(drv, path)
+    started: list[str] = []
+    gone: list[str] = []
+    if recorded:
+        found = await find_services(drv, recorded)
+        gone = [d for d in recorded if found.get(d) is None]
+        here = [d for d in recorded if found.get(d) is not None]
+        now = await services(drv, here) if here else {}
+        started = [d for d in here if now.get(d) != "Running"]
+        await start_services(drv, started)
+    svc = await services(drv, comp.services + [d for d in recorded or [] if d not in gone])
+    still = [n for n in comp.services + started if svc.get(n) != "Running"]
+    if still:
+        raise CommandFailed(drv.name, f"services not started: {', '.join(still)}")
+    if recorded is not None:
+        await drv.run(ps.remove_item(path))
+    if not todo and not started:
+        return f"Browse {comp.name} already running"
+    extra = f"; dependent services started too: {', '.join(started)}" if started else ""
+    if gone:
+        extra += f"; recorded dependents the host no longer has: {', '.join(gone)}"
+    return f"Browse {comp.name} started ({', '.join(todo) or 'already running'}){extra}"
 
 
 @reads_answers

@@ -4,68 +4,86 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 
 from activities.drivers import powershell as ps
 from activities.drivers.errors import CommandFailed, Unreachable
-from activities.drivers.facts.windows import services
+from activities.drivers.facts.windows import by_name, dependency_tree
 from activities.drivers.host import HostDriver, reads_answers
 
 # How often a stop that was sent with -NoWait is polled.
 SERVICE_POLL_SECONDS = 0.2
 
 
-@reads_answers
-async def stop_services(drv: HostDriver, names: list[str]) -> list[str]:
-    """Stop the services and wait at most the driver's timeout for them to stop.
+# Statuses a dependent counts as running in (PowerShell's DoStopService lists the
+# dependents that are Running or StartPending as stopped with the service): the ones a
+# stop returns, for the caller to start again.
+_STOPPED = ("Stopped", "StopPending")
 
-    Stop-Service -Force also stops the services that depend on them; those that were
-    running are returned (key names, not among `names`) so the caller can start them
-    again. Raises CommandFailed naming the services still not stopped at the deadline.
+
+@reads_answers
+async def stop_services(
+    drv: HostDriver,
+    names: list[str],
+    before: Callable[[list[str]], Awaitable[None]] | None = None,
+) -> list[str]:
+    """Stop the services, and first every service that depends on them, and wait at
+    most the driver's timeout for all of them to stop.
+
+    Never Stop-Service -Force: .NET's ServiceController.Stop(), under it, stops each
+    running dependent and waits up to 30 s for it, and throws when one is slower. Each
+    service is sent Stop-Service -NoWait once the services that depend on it are
+    Stopped, from the end of the chain, and the stops are polled. Returns the
+    dependents that were running (key names, not among `names`) so the caller can
+    start them again; `before` is given them before anything is stopped (to keep
+    them where a retry finds them). Refused by the host (Stop-Service without -Force)
+    if a dependent is started again meanwhile. Raises CommandFailed naming the
+    services still not stopped at the deadline, or a name the host has no service by.
     """
-    asked = {n.lower() for n in names}
-    dependents: list[str] = []
-    for line in await drv.run(*[ps.get_dependent_services(n) for n in names]):
-        for o in ps.parse_json_list(line):
-            key, display = str(o.get("Name", "")), str(o.get("DisplayName", ""))
-            running = ps.parse_service_status(o.get("Status")) == "Running"
-            mine = key.lower() in asked or display.lower() in asked
-            if running and not mine and key not in dependents:
-                dependents.append(key)
-    await drv.run(*[ps.stop_service(n) for n in names])
     loop = asyncio.get_running_loop()
     deadline = loop.time() + drv.timeout
+    found = by_name(names, await drv.run_one(ps.get_services(names)))
+    missing = [n for n in names if n not in found]
+    if missing:
+        raise CommandFailed(drv.name, f"no such service: {', '.join(missing)}")
+    asked = {n: str(ps.prop(found[n], "Name")) for n in names}
+    keys = list(dict.fromkeys(asked.values()))
+    tree, status = await dependency_tree(drv, keys)
+    dependents = [k for k in tree if k not in keys and status.get(k) not in _STOPPED]
+    if before is not None:
+        await before(dependents)
+    every = list(tree)
+    shown = {k: k for k in every} | {key: n for n, key in asked.items()}
+    sent: set[str] = set()
     while True:
-        svc = await services(drv, names)
-        pending = [f"{n} ({svc.get(n, 'Missing')})" for n in names if svc.get(n) != "Stopped"]
+        now = by_name(every, await drv.run_one(ps.get_services(every)))
+        st = {
+            k: ps.parse_service_status(now[k].get("Status")) if k in now else "Missing"
+            for k in every
+        }
+        pending = [k for k in every if st[k] != "Stopped"]
         if not pending:
             return dependents
+        ready = [
+            k
+            for k in pending
+            if k not in sent
+            and st[k] not in ("StopPending", "Missing")
+            and all(st[d] == "Stopped" for d in tree[k])
+        ]
+        if ready:
+            await drv.run(*[ps.stop_service(k) for k in ready])
+            sent.update(ready)
+            continue
         if loop.time() >= deadline:
-            raise CommandFailed(
-                drv.name, f"services not stopped within {drv.timeout:g} s: {', '.join(pending)}"
-            )
+            what = ", ".join(f"{shown[k]} ({st[k]})" for k in pending)
+            raise CommandFailed(drv.name, f"services not stopped within {drv.timeout:g} s: {what}")
         await asyncio.sleep(SERVICE_POLL_SECONDS)
 
 
 async def start_services(drv: HostDriver, names: list[str]) -> None:
     if names:
         await drv.run(*[ps.start_service(n) for n in names])
-
-
-@reads_answers
-async def restart_dependents(drv: HostDriver, names: list[str]) -> list[str]:
-    """Start the stopped services that depend on `names` and start automatically (what
-    a Stop-Service -Force of theirs stopped); returns their key names."""
-    todo: list[str] = []
-    for line in await drv.run(*[ps.get_dependent_services(n) for n in names]):
-        for o in ps.parse_json_list(line):
-            key = str(o.get("Name", ""))
-            stopped = ps.parse_service_status(o.get("Status")) == "Stopped"
-            start = o.get("StartType")
-            auto = (ps.START_TYPE.get(start) if isinstance(start, int) else start) == "Automatic"
-            if stopped and auto and key not in todo:
-                todo.append(key)
-    await start_services(drv, todo)
-    return todo
 
 
 async def restart(drv: HostDriver) -> None:
