@@ -61,8 +61,8 @@ class RecordingHost(HostDriver):
 class RecordingSql:
     """The driver's session on one DSM (profiles' `Sql`), with every statement kept."""
 
-    def __init__(self, sql: Any, log: list[Statement]) -> None:
-        self._sql, self.log = sql, log
+    def __init__(self, sql: Any, log: list[Statement], reads: frozenset[str]) -> None:
+        self._sql, self.log, self._reads = sql, log, reads
 
     def query(self, statement: str, *params: Any) -> list[Any]:
         entry = Statement(statement=statement, params=[plain(p) for p in params])
@@ -81,11 +81,20 @@ class RecordingSql:
 
     def execute(self, statement: str, *params: Any) -> int:
         # The survey runs no statement that changes a DSM: only the drivers' reads and
-        # the probes' SELECTs. One that calls execute is recorded and refused.
+        # the probes' SELECTs. One that calls execute is recorded and refused, but for
+        # the few the profile names as reads (DsmProfile.reads_without_rows: the lab's
+        # read-only ATTACH).
         entry = Statement(statement=statement, params=[plain(p) for p in params], kind="execute")
-        entry.error = "refused: the survey sends no statement that changes a DSM"
         self.log.append(entry)
-        raise PermissionError(entry.error)
+        if statement not in self._reads:
+            entry.error = "refused: the survey sends no statement that changes a DSM"
+            raise PermissionError(entry.error)
+        try:
+            entry.rowcount = int(self._sql.execute(statement, *params))
+        except Exception as e:
+            entry.error = f"{type(e).__name__}: {e}"
+            raise
+        return entry.rowcount
 
 
 class RecordingDsm:
@@ -100,4 +109,4 @@ class RecordingDsm:
     @contextmanager
     def session(self) -> Iterator[RecordingSql]:
         with self.inner._session() as sql:
-            yield RecordingSql(sql, self.log)
+            yield RecordingSql(sql, self.log, self.profile.reads_without_rows)

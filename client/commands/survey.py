@@ -30,7 +30,7 @@ from activities.surveys.models import ANSWER_BOUND, HostSurvey, SurveyResult
 from activities.surveys.replay import fact_file, read_survey_inventory, replay
 from client.runs import cause
 from client.session import EXIT_FAIL, EXIT_OK, EXIT_USAGE, CliError, default_operator, emit
-from inventory.models import Inventory
+from inventory.models import Inventory, odbc_keywords
 from lab.survey import LabModel
 from workflows.models import CheckInput
 from workflows.survey import READS_PER_HOST, PairSurveyWorkflow
@@ -42,7 +42,13 @@ CREDENTIAL_SHAPES = (
     re.compile(r"(?i)\b(pwd|password)\s*="),
     re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
 )
-NOT_WRITTEN = "(not written by amsm survey: a connection string)"
+# The ODBC keywords an inventory.json keeps (which driver, which server and database,
+# the TLS choices: what the replay and a reader need); every other attribute is left
+# out, since a site may have put a password or a token there.
+ODBC_SHOWN = frozenset(
+    {"driver", "dsn", "server", "database", "encrypt", "trustservercertificate",
+     "hostnameincertificate", "nocreat"}
+)  # fmt: skip
 
 
 def add(sub: Any) -> None:
@@ -198,11 +204,17 @@ def safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", text)
 
 
+def shown_odbc(odbc: str) -> str:
+    """The attributes of ODBC_SHOWN of an ODBC string (the inventory has read it whole),
+    each as written; nothing else."""
+    return ";".join(text for key, _, text in odbc_keywords(odbc) if key.casefold() in ODBC_SHOWN)
+
+
 def site_inventory(inv: Inventory) -> dict[str, Any]:
-    """The inventory as the replay needs it, without the DSMs' ODBC strings."""
+    """The inventory as the replay needs it, the DSMs' ODBC strings cut to ODBC_SHOWN."""
     data = inv.model_dump(mode="json")
     for side in data["sides"].values():
-        side["dsm"]["odbc"] = NOT_WRITTEN
+        side["dsm"]["odbc"] = shown_odbc(side["dsm"]["odbc"])
     return data
 
 

@@ -31,6 +31,7 @@ from activities.surveys.models import (
 from activities.surveys.recording import RecordingSql
 from activities.surveys.replay import fact_file, replay
 from activities.surveys.secrets import forms, held_secrets, withhold
+from client.commands.survey import shown_odbc
 from inventory.load import load_inventory
 from inventory.models import Inventory
 
@@ -361,10 +362,20 @@ def test_the_survey_loads_no_operation() -> None:
 
 def test_a_statement_that_changes_a_dsm_is_refused_and_recorded() -> None:
     log: list[Any] = []
-    sql = RecordingSql(object(), log)
+    attach = "ATTACH DATABASE ? AS replicated"
+
+    class Session:
+        def execute(self, statement: str, *params: Any) -> int:
+            assert statement == attach
+            return 0
+
+    sql = RecordingSql(Session(), log, frozenset({attach}))
     with pytest.raises(PermissionError):
         sql.execute("UPDATE dbo.AmsmDsmMode SET mode = ?", "main")
     assert log[0].kind == "execute" and log[0].error.startswith("refused")
+    # A statement the profile names as a read without rows (the lab's read-only ATTACH).
+    assert sql.execute(attach, "file:dsm-x.db?mode=ro") == 0
+    assert log[1].error is None and log[1].rowcount == 0
 
 
 def test_a_host_s_answers_are_kept_under_their_bounds() -> None:
@@ -387,3 +398,15 @@ def test_a_host_s_answers_are_kept_under_their_bounds() -> None:
     assert sum(len(r.model_dump_json()) for r in kept) <= HOST_BOUND
     assert all(r.truncated == (len(r.exchanges[0].stdout) < ANSWER_BOUND) for r in kept[1:])
     assert any(not r.truncated for r in kept[1:])
+
+
+def test_the_site_inventory_keeps_no_odbc_attribute_but_the_shown_ones() -> None:
+    odbc = (
+        "Driver={ODBC Driver 18 for SQL Server};Server=dsm-x;Database=Aurora;"
+        "UID=amsm;PWD={se;cret}}x};Encrypt=yes;Authentication=ActiveDirectoryPassword"
+    )
+    shown = shown_odbc(odbc)
+    assert (
+        shown == "Driver={ODBC Driver 18 for SQL Server};Server=dsm-x;Database=Aurora;Encrypt=yes"
+    )
+    assert "se;cret" not in shown and "UID" not in shown
