@@ -543,7 +543,7 @@ CHANGES = frozenset(
         "Rename-Item", "Remove-Item", "Restart-Computer", "Disconnect-IscsiTarget",
         "Connect-IscsiTarget", "New-IscsiTargetPortal", "Update-IscsiTargetPortal",
         "Register-IscsiSession", "Unregister-IscsiSession", "Set-Content", "iscsicli",
-        "Invoke-CimMethod",
+        "Invoke-CimMethod", "ServiceController.Start",
     }
 )  # fmt: skip
 JOURNAL_TABLE = (
