@@ -685,6 +685,13 @@ class LabState:
                     on_reboot()
             return result
 
+    def note_stdin_left_open(self, name: str) -> None:
+        """A command on `name` ran without its client closing stdin (lab/ssh.py)."""
+        with self.transaction() as txn:
+            doc = txn.host(name)
+            if doc is not None:
+                doc["stdin_left_open"] = int(doc.get("stdin_left_open") or 0) + 1
+
     def _journal(self, txn: Txn, name: str, script: str) -> None:
         """Record every statement that changed the device (for the crash tests: no
         operation that is not idempotent may ever run twice)."""
