@@ -222,6 +222,14 @@ class MethodError(CmdletError):
         return self.message
 
 
+# What a WMI query answers while its provider cannot be loaded (WMI's error text for
+# WBEM_E_PROVIDER_LOAD_FAILURE, 0x80041013: Microsoft Learn, WbemErrorEnum / WMI Error
+# Constants), as early in a boot while Winmgmt and the iSCSI initiator service start.
+# The iSCSI cmdlets are CIM classes (MSFT_iSCSISession, ...) served through WMI.
+PROVIDER_LOAD_FAILURE = "Provider load failure "
+WMI_CMDLETS = frozenset({"Get-CimInstance", "Get-WmiObject"}) | ISCSI_MODULE
+
+
 # -- tokens ----------------------------------------------------------------------------
 TokenKind = Literal[
     "word",
@@ -881,7 +889,7 @@ def _method_statement(raw: RawStatement) -> Statement:
     ):
         raise Unsupported(text, "( ) only as (Get-Service -Name 'X').Start()")
     command = _command(tuple(inner), text)
-    name = command.args.get("Name")
+    name: list[str] = command.args.get("Name") or []
     if command.name != "Get-Service" or set(command.args) != {"Name"} or len(name) != 1:
         raise Unsupported(text, "( ) only as (Get-Service -Name 'X').Start()")
     return Statement(text, (Command(SERVICE_START, {"Name": name[0]}),), line=raw.line)
@@ -1377,6 +1385,9 @@ class Interpreter:
         first = statement.commands[0].name
         if first in ISCSI_MODULE and not has_iscsi_module(self.host):
             raise CmdletError(first, not_recognized(first))
+        if first in WMI_CMDLETS and self.world.now() < float(self.host.get("providers_at") or 0):
+            # Early in a boot (lab/state.py boot, the slow-providers fault).
+            raise CmdletError(first, PROVIDER_LOAD_FAILURE)
         version = powershell_version(self.host)
         for command in statement.commands:
             if version < CMDLET_SINCE.get(command.name, (0, 0)):

@@ -338,6 +338,13 @@ def boot(txn: Txn, doc: dict[str, Any]) -> None:
     if doc.pop("resume_without_boot", False):
         return  # the network came back; the machine never went down
     doc["boot_time"] = int(txn.now() * 1000)
+    providers = float(doc.get("providers_delay") or 0)
+    if providers > 0:
+        # `amsm lab fault HOST slow-providers S`: WMI and the iSCSI initiator service
+        # start as services of their own, beside sshd and WinRM (no dependency between
+        # them), so for a while after a boot the host answers and its WMI queries fail
+        # (lab/powershell.py PROVIDER_LOAD_FAILURE). How long is a site's: assumed.
+        doc["providers_at"] = txn.now() + providers
     write_filter_boot(doc)
     fault = doc.get("fault") or {}
     if fault.get("kind") == "flapping":
