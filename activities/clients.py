@@ -29,6 +29,11 @@ UWF_OFF = "uwf-off"  # its extra restart (UWF off from that boot) is under way
 UWF_ON = "uwf-on"  # past it: UWF is turned on again with the reconfiguration
 
 
+def first_line(message: str) -> str:
+    """The first line of a host's error (PowerShell adds where it happened below)."""
+    return message.strip().splitlines()[0] if message.strip() else message
+
+
 class ClientActivities(FamilyActivities):
     @activity.defn(name="client_prepare")
     @device_activity
@@ -155,7 +160,9 @@ class ClientActivities(FamilyActivities):
         and StorNext mounts V: in services that start beside sshd and WinRM, not before
         them (Microsoft Learn, SetupPersistentIScsiDevices: only a service configured to
         depend on MSiSCSI waits for the persistent volumes; StorNext reads fsnameservers
-        when its services start). Raises CommandFailed naming what is still missing."""
+        when its services start). A CommandFailed from the host (its providers still
+        starting) is waited out too. Raises CommandFailed naming what is still missing,
+        the host's last error among it."""
         drv = self.ctx.host(c)
         t = self.inv.timing
         started = time.monotonic()
@@ -170,6 +177,12 @@ class ClientActivities(FamilyActivities):
                     missing.append("no V: drive")
             except Unreachable:
                 missing.append("it did not answer")
+            except CommandFailed as e:
+                # Early in a boot the host answers before its providers do: the iSCSI
+                # cmdlets (CIM classes served through WMI) fail while Winmgmt and the
+                # initiator service start, services of their own beside sshd and WinRM.
+                # Waited out like a host that does not answer; named at the deadline.
+                missing.append(f"it answered with an error: {first_line(e.message)}")
             if not missing:
                 return
             activity.heartbeat(*details)
@@ -198,7 +211,10 @@ class ClientActivities(FamilyActivities):
 
         A boot is told by the host's uptime, never by its clock (windows_facts.Boot: a clock
         stepped forward would fake a boot, one stepped back would hide it). Back means
-        up with the same boot for `timing.settle_time`: a host in a boot loop (a third
+        up with the same boot for `timing.settle_time`; once the restart is sent, a host
+        that answers with an error (CommandFailed: WMI still starting) is waited out as
+        one that does not answer, its last error named at `timing.reboot_timeout`. A
+        host in a boot loop (a third
         boot seen since the restart) fails at once, naming the host, so the operator
         decides instead of the retries hiding it.
 
@@ -239,51 +255,64 @@ class ClientActivities(FamilyActivities):
         deadline = started + t.reboot_timeout
         boots: list[float] = []  # the boots seen since the restart (their latest moments)
         up_since = 0.0
+        failed: CommandFailed | None = None  # the host's last error since the restart
         while True:
             settling = False
+            seen = None
             try:
                 # A fresh try has just read the boot: the restart goes out at once (one
                 # command less per restart; hundreds of clients restart together).
                 seen = None if fresh else await windows_facts.boot(drv)
                 fresh = False
-                if seen is not None and seen.after(before, tol):
-                    if not boots or seen.after(boots[-1], tol):
-                        boots.append(seen.latest)
-                        up_since = time.monotonic()
-                        if len(boots) >= 3:
-                            raise CommandFailed(
-                                h.host,
-                                f"keeps restarting by itself after the restart{what}: "
-                                f"{len(boots)} boots seen in {time.monotonic() - started:.0f} s, "
-                                f"none stayed up {t.settle_time:g} s (a boot loop?)",
-                            )
-                    if time.monotonic() - up_since >= t.settle_time:
-                        took = up_since - started
-                        return (
-                            StepResult(
-                                message=f"{h.host} restarted{what} in {took:.1f} s",
-                                booted=boots[-1],
-                            ),
-                            (before, sent, *carry),
-                        )
-                    settling = True
-                elif not sent:
+                failed = None
+                if not sent and (seen is None or not seen.after(before, tol)):
                     await windows_ops.restart(drv)
                     sent = True
             except Unreachable:
                 pass  # down while it reboots
+            except CommandFailed as e:
+                if not sent:
+                    raise  # before the restart: the host's answer, not a boot under way
+                # Early in a boot the host answers before WMI does (Winmgmt starts as a
+                # service of its own, beside sshd and WinRM): Win32_OperatingSystem
+                # fails for a while. Waited out like a host that does not answer, and
+                # named if the deadline passes.
+                failed = e
+            if seen is not None and seen.after(before, tol):
+                if not boots or seen.after(boots[-1], tol):
+                    boots.append(seen.latest)
+                    up_since = time.monotonic()
+                    if len(boots) >= 3:
+                        raise CommandFailed(
+                            h.host,
+                            f"keeps restarting by itself after the restart{what}: "
+                            f"{len(boots)} boots seen in {time.monotonic() - started:.0f} s, "
+                            f"none stayed up {t.settle_time:g} s (a boot loop?)",
+                        )
+                if time.monotonic() - up_since >= t.settle_time:
+                    took = up_since - started
+                    return (
+                        StepResult(
+                            message=f"{h.host} restarted{what} in {took:.1f} s",
+                            booted=boots[-1],
+                        ),
+                        (before, sent, *carry),
+                    )
+                settling = True
             if sent != beaten[1] or time.monotonic() - beaten[0] >= beat_every:
                 activity.heartbeat(before, sent, *carry)
                 beaten = (time.monotonic(), sent)
             if time.monotonic() > deadline:
+                last = f"; its last answer: {first_line(failed.message)}" if failed else ""
                 if boots:
                     raise CommandFailed(
                         h.host,
                         f"came back after the restart{what} but did not stay up "
-                        f"{t.settle_time:g} s within {t.reboot_timeout:.0f} s",
+                        f"{t.settle_time:g} s within {t.reboot_timeout:.0f} s{last}",
                     )
                 raise CommandFailed(
-                    h.host, f"did not come back within {t.reboot_timeout:.0f} s of restart{what}"
+                    h.host,
+                    f"did not come back within {t.reboot_timeout:.0f} s of restart{what}{last}",
                 )
             delay = t.poll_interval
             if settling:

@@ -122,7 +122,7 @@ def cmd_fault(args: argparse.Namespace) -> int:
                 "fault",
                 f"say which fault for {args.target}: unreachable, no-reboot, "
                 "slow-reboot S, flapping [S], clock-step S, shell-quota N, powershell V, "
-                "uwf, fbwf, ewf, slow-mount S, unrelated-disk, ingesting, replication-fails, "
+                "uwf, fbwf, ewf, slow-mount S, slow-providers S, unrelated-disk, ingesting, replication-fails, "
                 "job-missing, restoring or clear",
             )
         else:
@@ -166,6 +166,7 @@ FAULTS = [
     "fbwf",
     "ewf",
     "slow-mount",
+    "slow-providers",
     "unrelated-disk",
     "replication-fails",
     "job-missing",
@@ -226,7 +227,8 @@ def parser() -> argparse.ArgumentParser:
         help="slow-reboot: how long a restart takes; flapping: how long each boot lasts; "
         "clock-step: how far the host's clock jumps (negative: back); shell-quota: the "
         "host's MaxShellsPerUser; powershell: its PowerShell version (4.0); slow-mount: how "
-        "long after each boot a client's iSCSI logins and V: come",
+        "long after each boot a client's iSCSI logins and V: come; slow-providers: how long "
+        "after each boot WMI and the iSCSI cmdlets fail",
     )
     c.add_argument("--dir", required=True)
     c.set_defaults(run=cmd_fault)

@@ -32,6 +32,12 @@ table (`dsm_faults`); `amsm lab serve` picks both up within a fraction of a seco
   `clear` removes the filter.
 - `slow-mount S`: after each boot the client's iSCSI logins and V: come S seconds after
   it answers (lab/state.py iscsi_boot); `clear` ends it.
+- `slow-providers S`: for S seconds after each boot the host answers over SSH/WinRM but
+  its WMI queries (Get-CimInstance, Get-WmiObject) and the iSCSI cmdlets (CIM classes
+  served through WMI) fail with WMI's "Provider load failure"
+  (WBEM_E_PROVIDER_LOAD_FAILURE, 0x80041013: Microsoft Learn, WbemErrorEnum), as while
+  the Winmgmt service and the iSCSI initiator service (MSiSCSI), which start beside sshd
+  and WinRM, are still starting (lab/state.py boot); `clear` ends it.
 - `unrelated-disk` (a client): the client also holds an iSCSI disk that is not the
   pair's, as a site's archive or scratch disk: a registered portal of an iSCSI server
   outside the pair (`other_iscsi` in the lab's topology), a session to its target and a
@@ -87,6 +93,7 @@ HOST_FAULTS = (
     "fbwf",
     "ewf",
     "slow-mount",
+    "slow-providers",
     "unrelated-disk",
     "ingesting",
     "clear",
@@ -251,6 +258,8 @@ def _host_fault(txn: Txn, doc: dict[str, Any], kind: str, seconds: float | None)
     if kind == "clear":
         doc["fault"] = None
         doc.pop("mount_delay", None)
+        doc.pop("providers_delay", None)
+        doc.pop("providers_at", None)
         write_filter_off(doc)
         crashes = txn.crashes()
         if crashes.pop(str(name).lower(), None) is not None:
@@ -293,6 +302,11 @@ def _host_fault(txn: Txn, doc: dict[str, Any], kind: str, seconds: float | None)
             raise LabError("slow-mount needs SECONDS greater than 0")
         doc["mount_delay"] = float(seconds)
         return f"{name}: its iSCSI logins and V: come {seconds:g} s after each boot"
+    if kind == "slow-providers":
+        if seconds is None or seconds <= 0:
+            raise LabError("slow-providers needs SECONDS greater than 0")
+        doc["providers_delay"] = float(seconds)
+        return f"{name}: WMI and the iSCSI cmdlets fail for {seconds:g} s after each boot"
     if kind == "slow-reboot":
         if seconds is None or seconds <= 0:
             raise LabError("slow-reboot needs SECONDS greater than 0")

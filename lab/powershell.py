@@ -74,7 +74,7 @@ _ENCODING_TYPES = ("text.encoding", "system.text.encoding")
 OEM_CODEPAGE = "cp850"
 
 # Windows PowerShell 5.1 serialises ServiceControllerStatus as its number.
-SERVICE_STATUS_NUMBER = {"Stopped": 1, "StopPending": 3, "Running": 4}
+SERVICE_STATUS_NUMBER = {"Stopped": 1, "StartPending": 2, "StopPending": 3, "Running": 4}
 # ... and ServiceStartMode (StartType) too.
 START_TYPE_NUMBER = {"Automatic": 2, "Manual": 3, "Disabled": 4}
 
@@ -210,6 +210,26 @@ class CmdletError(Exception):
         )
 
 
+class MethodError(CmdletError):
+    """A .NET method called from a statement threw: PowerShell shows the
+    MethodInvocationException's message alone, without a cmdlet name."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("", message)
+        self.args = (message,)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+# What a WMI query answers while its provider cannot be loaded (WMI's error text for
+# WBEM_E_PROVIDER_LOAD_FAILURE, 0x80041013: Microsoft Learn, WbemErrorEnum / WMI Error
+# Constants), as early in a boot while Winmgmt and the iSCSI initiator service start.
+# The iSCSI cmdlets are CIM classes (MSFT_iSCSISession, ...) served through WMI.
+PROVIDER_LOAD_FAILURE = "Provider load failure "
+WMI_CMDLETS = frozenset({"Get-CimInstance", "Get-WmiObject"}) | ISCSI_MODULE
+
+
 # -- tokens ----------------------------------------------------------------------------
 TokenKind = Literal[
     "word",
@@ -224,6 +244,7 @@ TokenKind = Literal[
     "psversion",
     "open",
     "close",
+    "method",
 ]
 
 
@@ -264,6 +285,14 @@ def _statement_text(src: str, start: int, at: int) -> str:
         if i != -1:
             end = min(end, i)
     return src[start:end].strip()
+
+
+# `(Get-Service -Name 'X').Start()`: ServiceController.Start(), which asks the service
+# control manager to start the service and returns without waiting for it to run (.NET,
+# ServiceController.Start: StartService; Microsoft Learn's example waits itself with
+# WaitForStatus). The lab runs it as the pseudo-cmdlet SERVICE_START.
+START_METHOD_CALL = ").Start()"
+SERVICE_START = "ServiceController.Start"
 
 
 def tokenize(src: str) -> list[RawStatement]:
@@ -325,6 +354,15 @@ def tokenize(src: str) -> list[RawStatement]:
         elif c == "@" and src.startswith("@(", i):
             tokens.append(Token("open", "@("))
             i += 2
+        elif c == "(" and not tokens:
+            # `(Get-Service -Name 'X').Start()`: the one method call the builders write.
+            tokens.append(Token("open", "("))
+            i += 1
+        elif src.startswith(START_METHOD_CALL, i):
+            if not delimited(i + len(START_METHOD_CALL)):
+                raise fail("unexpected character after .Start()")
+            tokens.append(Token("method", "Start"))
+            i += len(START_METHOD_CALL)
         elif c == ")":
             if not delimited(i + 1):
                 raise fail("unexpected character after ')'")
@@ -831,9 +869,30 @@ def _statement(raw: RawStatement) -> Statement:
         return Statement(text, None, line=raw.line, psversion=toks[0].value)
     if any(t.kind == "psversion" for t in toks):
         raise Unsupported(text, "$PSVersionTable.PSVersion.Major/Minor is only printed alone")
+    if toks and toks[0].kind == "open" and toks[0].value == "(":
+        return _method_statement(raw)
+    if any(t.kind == "method" for t in toks):
+        raise Unsupported(text, ".Start() only as (Get-Service -Name 'X').Start()")
     if any(t.kind in ("open", "close") for t in toks):
         return _array_statement(raw)
     return Statement(text, _pipeline(toks, text), line=raw.line)
+
+
+def _method_statement(raw: RawStatement) -> Statement:
+    """`(Get-Service -Name 'X').Start()`, one service by one name: SERVICE_START."""
+    toks, text = raw.tokens, raw.text
+    inner = toks[1:-1]
+    if (
+        len(toks) < 4
+        or toks[-1].kind != "method"
+        or any(t.kind in ("open", "close", "method", "pipe") for t in inner)
+    ):
+        raise Unsupported(text, "( ) only as (Get-Service -Name 'X').Start()")
+    command = _command(tuple(inner), text)
+    name: list[str] = command.args.get("Name") or []
+    if command.name != "Get-Service" or set(command.args) != {"Name"} or len(name) != 1:
+        raise Unsupported(text, "( ) only as (Get-Service -Name 'X').Start()")
+    return Statement(text, (Command(SERVICE_START, {"Name": name[0]}),), line=raw.line)
 
 
 # The pipelines written inside `ConvertTo-Json -InputObject @(...)`, by first cmdlet.
@@ -1275,6 +1334,7 @@ class Interpreter:
         self._handlers = {
             "Get-Service": self._get_service,
             "Start-Service": self._start_service,
+            SERVICE_START: self._service_start,
             "Stop-Service": self._stop_service,
             "Get-Process": self._get_process,
             "Stop-Process": self._stop_process,
@@ -1325,6 +1385,9 @@ class Interpreter:
         first = statement.commands[0].name
         if first in ISCSI_MODULE and not has_iscsi_module(self.host):
             raise CmdletError(first, not_recognized(first))
+        if first in WMI_CMDLETS and self.world.now() < float(self.host.get("providers_at") or 0):
+            # Early in a boot (lab/state.py boot, the slow-providers fault).
+            raise CmdletError(first, PROVIDER_LOAD_FAILURE)
         version = powershell_version(self.host)
         for command in statement.commands:
             if version < CMDLET_SINCE.get(command.name, (0, 0)):
@@ -1369,9 +1432,18 @@ class Interpreter:
     # status; `service_info` (optional) gives a key name its DisplayName, the key names
     # of its DependentServices, its StartType, `stop_seconds` (how long it takes to stop
     # once asked: StopPending until then; 0 by default) and `stuck` (a service that
-    # never leaves StopPending once asked to stop). `stopping` ({key: when}) holds the
-    # services on their way to Stopped.
+    # never leaves StopPending once asked to stop), `start_seconds` (how long it takes
+    # to start: StartPending until then; 0 by default) and `start_stuck` (one that never
+    # leaves StartPending). `stopping` and `starting` ({key: when}) hold the services
+    # on their way to Stopped and Running.
     def _settle_stops(self) -> None:
+        starting: dict[str, float] = self.host.get("starting") or {}
+        for key, until in list(starting.items()):
+            if float(until) <= self.world.now() + self.waited:
+                del starting[key]
+                if self.host["services"].get(key) == "StartPending":
+                    self.host["services"][key] = "Running"
+                    self._service_process(key, running=True)
         stopping: dict[str, float] = self.host.get("stopping") or {}
         for key, until in list(stopping.items()):
             if float(until) <= self.world.now() + self.waited:
@@ -1425,14 +1497,43 @@ class Interpreter:
         return self._select(commands, [self._service_object(k) for k in keys])
 
     def _start_service(self, commands: tuple[Command, ...]) -> str:
+        """Start-Service as PowerShell's StartServiceCommand does it (PowerShell/PowerShell,
+        commands/management/Service.cs, DoStartService): ServiceController.Start(), then
+        DoWaitForStatus(Running, StartPending), which calls WaitForStatus with a 2 s
+        timeout in a loop for as long as the service stays StartPending, warning
+        "Waiting for service ... to start..." each time: no bound. The script spends
+        that time on the host (`start_seconds`; for ever for `start_stuck`)."""
         actual = self._service("Start-Service", commands[0].args["Name"])
         self._start(actual)
+        until = (self.host.get("starting") or {}).get(actual)
+        if until is not None:
+            self.waited += max(float(until) - (self.world.now() + self.waited), 0.0)
+            self._settle_stops()
+        return ""
+
+    def _service_start(self, commands: tuple[Command, ...]) -> str:
+        """`(Get-Service -Name 'X').Start()`: ServiceController.Start(), which returns
+        once the service control manager has the service StartPending, without waiting
+        for it to run (.NET ServiceController.Start: StartService). A service that is
+        not Stopped refuses (StartService's ERROR_SERVICE_ALREADY_RUNNING, and a
+        StopPending one ERROR_SERVICE_CANNOT_ACCEPT_CTRL), as a disabled one does
+        (ERROR_SERVICE_DISABLED): .NET throws InvalidOperationException "Cannot start
+        service X on computer '.'.", which PowerShell reports as a method exception."""
+        key = self._service("Get-Service", commands[0].args["Name"])
+        if self.host["services"][key] != "Stopped" or self._info(key).get("StartType") == (
+            "Disabled"
+        ):
+            raise MethodError(
+                'Exception calling "Start" with "0" argument(s): '
+                f"\"Cannot start service {key} on computer '.'.\""
+            )
+        self._start(key)
         return ""
 
     def _start(self, key: str) -> None:
-        if self.host["services"][key] != "Running" and self._info(key).get("StartType") == (
-            "Disabled"
-        ):
+        if self.host["services"][key] in ("Running", "StartPending"):
+            return
+        if self._info(key).get("StartType") == "Disabled":
             # A disabled service does not start, whoever asks (Microsoft Learn,
             # Start-Service, example "Start a disabled service"; the service controller's
             # ERROR_SERVICE_DISABLED): Set-Service -StartupType first.
@@ -1446,8 +1547,15 @@ class Interpreter:
         for other in list(self.host["services"]):
             if key in self._dependents(other) and self.host["services"][other] != "Running":
                 self._start(other)
-        self.host["services"][key] = "Running"
-        self._service_process(key, running=True)
+        info = self._info(key)
+        seconds = NEVER_STOPS if info.get("start_stuck") else float(info.get("start_seconds", 0))
+        if seconds <= 0:
+            self.host["services"][key] = "Running"
+            self._service_process(key, running=True)
+            return
+        self.host["services"][key] = "StartPending"
+        starting = self.host.setdefault("starting", {})
+        starting[key] = min(NEVER_STOPS, self.world.now() + self.waited + seconds)
 
     def _stop_service(self, commands: tuple[Command, ...]) -> str:
         """Stop-Service as PowerShell's StopServiceCommand does it (PowerShell/PowerShell,

@@ -16,6 +16,13 @@ What a host accepts, and nothing more:
 - output as powershell.exe writes it to pipes (`ScriptResult.wire`: the console's
   OEM code page unless the script set UTF-8, errors and progress as CLIXML);
 - no PTY, no port, agent or X11 forwarding;
+- stdin is watched: a client that never closes it (SSH_MSG_CHANNEL_EOF) is counted in
+  the host document's `stdin_left_open`. powershell.exe given a redirected stdin
+  reads it as the script's input (about_PowerShell_exe, -InputFormat; "-Command -" and
+  "-File -" read their commands from it), and a stdin that never ends is the known
+  hang of powershell.exe over SSH (the workaround is `-InputFormat None` or closing
+  stdin): the lab does not hang, it waits STDIN_GRACE_SECONDS for the EOF and
+  records, so a test can see that the driver closes stdin;
 - at most MaxSessions session channels open at once on one connection (sshd_config
   MaxSessions, default 10; the host document's `ssh_max_sessions`): OpenSSH's
   session_new (session.c) finds no free session, server_request_session gives no
@@ -251,12 +258,21 @@ class HostServer:
                 process.exit(1)
 
     async def _exec(self, process: asyncssh.SSHServerProcess[bytes]) -> None:
+        """Run the command; then see whether the client closed stdin (module docstring)."""
         if process.command is not None and cmd_line_too_long(process.command):
             # OpenSSH for Windows runs the command through cmd.exe /c "...", which
             # refuses more than 8,191 characters (see cmd_line_too_long).
             process.stderr.write(f"{CMD_TOO_LONG}\r\n".encode("ascii"))
             process.exit(1)
             return
+        eof = asyncio.create_task(_stdin_closed(process))
+        done, _ = await asyncio.wait({eof}, timeout=STDIN_GRACE_SECONDS)
+        if not done:
+            eof.cancel()
+            await asyncio.to_thread(self.state.note_stdin_left_open, self.name)
+        await self._run(process)
+
+    async def _run(self, process: asyncssh.SSHServerProcess[bytes]) -> None:
         script = None if process.subsystem is not None else script_of(process.command)
         if script is None:
             process.stderr.write(f"{REFUSED}\r\n".encode("ascii"))
@@ -274,6 +290,17 @@ class HostServer:
             process.exit(result.exit_status)
             return
         await go_down(self, lambda: process.exit(result.exit_status), process.wait_closed())
+
+
+# How long the lab waits for a client's EOF on stdin before it runs the command and
+# counts stdin as left open (a client that closes it does so as the channel opens).
+STDIN_GRACE_SECONDS = 0.2
+
+
+async def _stdin_closed(process: asyncssh.SSHServerProcess[bytes]) -> None:
+    """Returns once the client has closed the channel's stdin (EOF)."""
+    with contextlib.suppress(asyncssh.Error, ConnectionError, BrokenPipeError):
+        await process.stdin.read()
 
 
 def load_host_key(path: Path) -> asyncssh.SSHKey:

@@ -25,6 +25,7 @@ import pyodbc
 
 from activities.drivers.credentials import Secret
 from activities.drivers.dsm_profiles import (
+    DatabaseNotOpen,
     DsmProfile,
     ProfileError,
     Readiness,
@@ -46,6 +47,11 @@ from inventory.status import DsmStatus
 
 # SQLSTATE classes: 08 = connection, 28 = authorization, HYT = timeouts.
 _UNREACHABLE_STATES = ("08", "HYT00", "HYT01", "IM")
+# SQL Server's refusals to open a database, by message number, and the state each names
+# (Microsoft Learn, Database engine events and errors 0-999): 922 "Database '%.*ls' is
+# being recovered. Waiting until recovery is finished.", 927 "... cannot be opened. It
+# is in the middle of a restore.", 942 "... cannot be opened because it is offline."
+_NOT_OPEN = {922: "recovering", 927: "restoring", 942: "offline"}
 # How often a started job is looked at until it reports running.
 _CONFIRM_INTERVAL = 0.2
 
@@ -149,6 +155,17 @@ class _Session:
         self._cur = cursor
 
     def _results(self, statement: str, params: tuple[Any, ...]) -> tuple[list[Any], int]:
+        try:
+            return self._read(statement, params)
+        except pyodbc.Error as e:
+            # A database the statement needs cannot be opened: its state, for the
+            # profile to read as one (DatabaseNotOpen); the driver names it otherwise.
+            state = _NOT_OPEN.get(ServerError.of(e).native or 0)
+            if state is None:
+                raise
+            raise DatabaseNotOpen(state, e) from None
+
+    def _read(self, statement: str, params: tuple[Any, ...]) -> tuple[list[Any], int]:
         cur = self._cur
         cur.execute(statement, *params)
         count = cur.rowcount
@@ -269,6 +286,9 @@ class DsmDriver:
             yield _Session(conn.cursor())
         except pyodbc.Error as e:
             raise self._translate(e) from None
+        except DatabaseNotOpen as d:
+            # Not read as a state where it came: the server's error, with its number.
+            raise self._translate(d.cause) from None  # type: ignore[arg-type]
         except _Message as m:
             raise self._server_error(m.error) from None
         except ProfileError as e:

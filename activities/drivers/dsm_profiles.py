@@ -41,6 +41,20 @@ class ProfileError(Exception):
     """An answer that does not read as the profile expects; the driver names the host."""
 
 
+class DatabaseNotOpen(Exception):
+    """The server refused a statement because a database it needs cannot be opened, in
+    `state` (sys.databases' state_desc, lower case): SQL Server msg 922 "is being
+    recovered", 927 "cannot be opened. It is in the middle of a restore", 942 "cannot be
+    opened because it is offline" (Microsoft Learn, Database engine events and errors
+    0-999). `cause` is the server's error, for the driver to name where the refusal is
+    not a state."""
+
+    def __init__(self, state: str, cause: Exception) -> None:
+        super().__init__(state)
+        self.state = state
+        self.cause = cause
+
+
 class Sql(Protocol):
     """The driver's way of running one statement on one DSM."""
 
@@ -528,7 +542,13 @@ class SqlServerProfile(DsmProfile):
         state = self._state(sql)
         if state != "online":
             return Assets(None, state)
-        (count,) = _one_row(sql.query(self.ASSETS, self.asset_object), "the asset count", 1)
+        try:
+            rows = sql.query(self.ASSETS, self.asset_object)
+        except DatabaseNotOpen as e:
+            # Online when sys.databases was read, not by the count: a backup's restore
+            # (WITH NORECOVERY) began in between. The state the refusal names.
+            return Assets(None, e.state)
+        (count,) = _one_row(rows, "the asset count", 1)
         if count is None:
             raise ProfileError(
                 f"no table {self.settings.asset_table!r} in database {self.database!r} "

@@ -289,7 +289,15 @@ def get_dependent_services(name: str) -> str:
 
 
 def start_service(name: str) -> str:
-    return f"Start-Service -Name {q(name)}"
+    """ServiceController.Start(): asks the service control manager to start the service
+    and returns at once (.NET ServiceController.Start; Microsoft Learn's example waits
+    with WaitForStatus itself); the caller polls with a deadline. Never Start-Service:
+    it waits for as long as the service stays StartPending, without a bound
+    (PowerShell's Service.cs DoStartService -> DoWaitForStatus), so a slow service would
+    end as the transport's timeout, the host called unreachable. Refused by the host
+    (an exception: "Cannot start service X on computer '.'.") unless the service is
+    Stopped, and for a disabled one."""
+    return f"(Get-Service -Name {q(name)}).Start()"
 
 
 def stop_service(name: str) -> str:

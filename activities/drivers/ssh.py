@@ -277,7 +277,13 @@ class SshHostDriver(HostDriver):
         while True:
             try:
                 async with asyncio.timeout(self._connect_timeout):
-                    return await conn.create_process(command, encoding=None)
+                    process = await conn.create_process(command, encoding=None)
+                # The script is on the command line, never on stdin: close stdin at once.
+                # asyncssh sends EOF only with `input` (create_process, communicate),
+                # and powershell.exe with a redirected stdin that stays open may wait
+                # on it (the known hang over SSH; -InputFormat None is the other cure).
+                process.stdin.write_eof()
+                return process
             except asyncssh.ChannelOpenError:
                 if conn.is_closed():
                     raise

@@ -60,6 +60,39 @@ async def test_a_mount_that_does_not_come_fails_after_the_deadline(lab: Lab) -> 
     assert time.monotonic() - began < 30
 
 
+async def test_providers_still_starting_are_waited_out(lab: Lab) -> None:
+    # For 3 s after each boot the client answers but WMI and the iSCSI cmdlets fail
+    # (Winmgmt and MSiSCSI still starting): longer than the settle time (0.5 s), within
+    # the reboot and mount timeouts. The restart and the mount wait wait them out.
+    acts = ClientActivities(DeviceContext(lab.inventory, lab.inventory_path))
+    ed = lab.inventory.clients[0]
+    inp = ClientInput(pair=lab.inventory.pair, host=ed.host, to="Y")
+    set_fault(lab.dir, ed.host, "slow-providers", 3)
+    result = await asyncio.wait_for(ActivityEnvironment().run(acts.client_prepare_restart, inp), 60)
+    assert "restarted (1/2)" in result.message, result.message
+    began = time.monotonic()
+    result = await asyncio.wait_for(ActivityEnvironment().run(acts.client_restart_verify, inp), 60)
+    assert "restarted (2/2)" in result.message and "sees Y's V: volume" in result.message
+    assert time.monotonic() - began >= 3
+
+
+async def test_providers_that_stay_down_fail_after_the_deadline_naming_the_error(
+    lab: Lab,
+) -> None:
+    lab.retime(reboot_timeout=3)
+    acts = ClientActivities(DeviceContext(lab.inventory, lab.inventory_path))
+    ed = lab.inventory.clients[0]
+    inp = ClientInput(pair=lab.inventory.pair, host=ed.host, to="Y")
+    set_fault(lab.dir, ed.host, "slow-providers", 120)
+    began = time.monotonic()
+    with pytest.raises(ApplicationError) as e:
+        await asyncio.wait_for(ActivityEnvironment().run(acts.client_prepare_restart, inp), 60)
+    text = str(e.value)
+    assert ed.host in text and "did not come back within 3 s" in text, text
+    assert "Provider load failure" in text, text
+    assert time.monotonic() - began < 30
+
+
 async def test_uwf_refuses_unless_the_site_lets_the_switch_turn_it_off(lab: Lab) -> None:
     """A client whose UWF protects C:: refused before anything changes; with
     devices.uwf_off_for_switch, switched through one more restart (UWF off), and

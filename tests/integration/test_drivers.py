@@ -376,3 +376,15 @@ async def test_ssh_channels_per_host_stay_below_the_inventorys_limit(
     got = await asyncio.gather(*(drv.run(ps.test_path("C:\\")) for _ in range(12)))
     assert got == [["True"]] * 12
     assert most == 2
+
+
+async def test_ssh_closes_stdin_of_every_command(lab: Lab) -> None:
+    # The script travels on the command line; powershell.exe given a redirected stdin
+    # that never ends may wait on it (the known hang over SSH): the driver sends EOF as
+    # the channel opens, and the lab's SSH server counts every command without it.
+    a = acts(lab)
+    sb = lab.inventory.sides["X"].smartbins[0]
+    for _ in range(3):
+        await smartbins_facts.smartbins_facts(a.host(sb), lab.inventory.devices)
+    with LabState(lab.dir).transaction() as txn:
+        assert txn.require_host(sb.host).get("stdin_left_open", 0) == 0

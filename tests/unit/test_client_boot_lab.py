@@ -13,6 +13,7 @@ import yaml
 from activities.drivers import powershell as ps
 from activities.drivers.errors import CommandFailed, InterlockRefused
 from activities.drivers.facts import clients as clients_facts
+from activities.drivers.facts import windows as windows_facts
 from activities.drivers.interlocks import Overrides
 from activities.drivers.operations import clients as clients_ops
 from inventory.load import load_inventory
@@ -213,5 +214,25 @@ async def test_a_slow_mount_shows_no_session_and_no_v_until_its_time(lab: LabSta
     assert (seen.volume, seen.sessions) == (False, [])
     with lab.transaction() as txn:
         txn.require_host(ED)["mount_at"] = txn.now()
+    seen = await clients_facts.mount_state(drv, inv, "X")
+    assert (seen.volume, seen.sessions) == (True, [iqn("X")])
+
+
+async def test_wmi_and_the_iscsi_cmdlets_fail_early_in_a_boot(lab: LabState) -> None:
+    inv = load_inventory(Path(lab.dir) / "inventory.yaml")
+    drv = LabDriver(lab, ED)
+    set_fault(lab.dir, ED, "slow-providers", 60)
+    await clients_facts.mount_state(drv, inv, "X")  # until the next boot, all is well
+    reboot(lab)
+    for read in (
+        lambda: windows_facts.uptime(drv),
+        lambda: clients_facts.mount_state(drv, inv, "X"),
+    ):
+        with pytest.raises(CommandFailed) as e:
+            await read()
+        assert "Provider load failure" in str(e.value), str(e.value)
+    with lab.transaction() as txn:
+        txn.require_host(ED)["providers_at"] = txn.now()
+    assert await windows_facts.uptime(drv) >= 0
     seen = await clients_facts.mount_state(drv, inv, "X")
     assert (seen.volume, seen.sessions) == (True, [iqn("X")])

@@ -30,6 +30,7 @@ from activities.drivers.dsm import (
 from activities.drivers.dsm_profiles import (
     OPERATOR_ROLE,
     Assets,
+    DatabaseNotOpen,
     ProfileError,
     Readiness,
     Replicating,
@@ -561,3 +562,73 @@ async def test_the_site_check_says_tls_when_the_handshake_is_refused() -> None:
     assert "TLS refused, not a DSM that is down" in found["tls"].fix
     assert "unsupported protocol" in found["tls"].found
     assert "TLS" not in found["down"].fix
+
+
+class Refusing:
+    """A cursor whose first statement answers `rows` and whose second raises `error`
+    as pyodbc raises the server's refusal (pure logic of the driver's reading)."""
+
+    def __init__(self, rows: list[tuple[Any, ...]], error: pyodbc.Error) -> None:
+        self.rows, self.error, self.n = rows, error, 0
+        self.messages: list[tuple[str, str]] | None = None
+        self.rowcount = -1
+
+    def execute(self, statement: str, *params: Any) -> Refusing:
+        self.n += 1
+        if self.n > 1:
+            raise self.error
+        return self
+
+    description = [("state_desc",)]
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        return self.rows
+
+    def nextset(self) -> bool:
+        return False
+
+
+def _refusal(native: int, text: str) -> pyodbc.Error:
+    # SQL Server's message as ODBC Driver 18 passes it on: SQLSTATE 42000 (class 14,
+    # pyodbc's ProgrammingError), the message, its number, the ODBC function.
+    return pyodbc.ProgrammingError(
+        "42000",
+        f"[42000] [Microsoft][ODBC Driver 18 for SQL Server][SQL Server]{text} ({native}) "
+        "(SQLExecDirectW)",
+    )
+
+
+@pytest.mark.parametrize(
+    ("native", "text", "state"),
+    [
+        (927, "Database 'Aurora' cannot be opened. It is in the middle of a restore.", "restoring"),
+        (942, "Database 'Aurora' cannot be opened because it is offline.", "offline"),
+        (922, "Database 'Aurora' is being recovered. Waiting until recovery is finished.",
+         "recovering"),
+    ],
+)  # fmt: skip
+def test_a_database_that_changes_state_between_the_two_reads_is_that_state(
+    native: int, text: str, state: str
+) -> None:
+    # sys.databases said ONLINE; by the count the backup's restore has begun: the count
+    # is refused with the database's state (Microsoft Learn, Database engine events and
+    # errors 0-999), which is that state, not a DSM that does not answer.
+    sql = _Session(Refusing([("ONLINE",)], _refusal(native, text)))
+    assert P.assets(sql) == Assets(None, state)
+
+
+def test_a_refused_database_elsewhere_is_the_servers_error() -> None:
+    # Anywhere but the count (a statement that needs the database), the refusal is
+    # the server's error, named with its number, never an empty answer.
+    e = _refusal(927, "Database 'Aurora' cannot be opened. It is in the middle of a restore.")
+    with pytest.raises(DatabaseNotOpen) as refused:
+        _second(e)
+    assert refused.value.state == "restoring"
+    got = driver()._translate(refused.value.cause)
+    assert isinstance(got, CommandFailed) and "SQL Server error 927" in str(got), str(got)
+
+
+def _second(e: pyodbc.Error) -> None:
+    s = _Session(Refusing([("ONLINE",)], e))
+    s.query("first")
+    s.query("second")

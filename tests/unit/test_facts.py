@@ -166,6 +166,7 @@ FACT: dict[str, Callable[[HostDriver, dict[str, Any]], Awaitable[Any]]] = {
     "write_filters": _write_filters,
     "mount_state": _mount_state,
     "set_uwf": lambda drv, a: clients_ops.set_uwf(drv, a["enabled"]),
+    "start_services": lambda drv, a: windows_ops.start_services(drv, a["names"]),
     "iscsi_persistent_logins": _iscsi_persistent_logins,
     "folder_entries": _folder_entries,
     "insync_files": lambda drv, a: sync_tools_facts.insync_files_present(drv, _inventory().devices),

@@ -93,9 +93,7 @@ async def test_a_disabled_service_does_not_start_and_the_fact_says_so(lab: LabSt
     await browse_ops.browse_stop(drv, k2_mdi(lab))
     with pytest.raises(CommandFailed) as e:
         await browse_ops.browse_start(drv, k2_mdi(lab))
-    assert "cannot be started due to the following error: Cannot start service GVK2MDI" in str(
-        e.value
-    )
+    assert "Cannot start service GVK2MDI on computer" in str(e.value), str(e.value)
     assert status(lab, "mdi-k2")["GVK2MDI"] == "Stopped"
 
 
@@ -219,3 +217,75 @@ async def test_a_stop_retried_after_it_stopped_the_dependents_still_brings_them_
     await browse_ops.browse_stop(drv, k2_mdi(lab))  # the retry: the Monitor is stopped now
     await browse_ops.browse_start(drv, k2_mdi(lab))
     assert status(lab, "mdi-k2")["GVK2MDIMonitor"] == "Running"
+
+
+def _slow_start(lab: LabState, **seconds: float) -> None:
+    with lab.transaction() as txn:
+        info = txn.require_host("mdi-k2")["service_info"]
+        for key, s in seconds.items():
+            info[key]["start_seconds"] = s
+
+
+def test_the_lab_starts_services_as_powershell_and_dotnet_do(lab: LabState) -> None:
+    # Start-Service waits for as long as the service stays StartPending (Service.cs
+    # DoStartService -> DoWaitForStatus, no bound); ServiceController.Start() returns
+    # once the service is StartPending and refuses a service that is not Stopped.
+    with lab.transaction() as txn:
+        txn.require_host("mdi-k2")["services"].update(GVK2MDI="Stopped", GVK2MDIMonitor="Stopped")
+    _slow_start(lab, GVK2MDI=7)
+    r = lab.run_script("mdi-k2", ps.script("Start-Service -Name 'GVK2MDI'"))
+    assert r.exit_status == 0 and r.waited == pytest.approx(7, abs=0.1)
+    assert status(lab, "mdi-k2")["GVK2MDI"] == "Running"
+    r = lab.run_script("mdi-k2", ps.script(ps.start_service("GVK2MDI")))
+    assert r.exit_status == 1 and "Cannot start service GVK2MDI on computer '.'" in r.stderr
+    with lab.transaction() as txn:
+        txn.require_host("mdi-k2")["services"]["GVK2MDIMonitor"] = "Stopped"
+    _slow_start(lab, GVK2MDIMonitor=7)
+    r = lab.run_script("mdi-k2", ps.script("(Get-Service -Name 'GVK2MDIMonitor').Start()"))
+    assert r.exit_status == 0 and r.waited == 0
+    assert status(lab, "mdi-k2")["GVK2MDIMonitor"] == "StartPending"
+
+
+async def test_a_slow_start_is_bounded_and_names_the_service(lab: LabState) -> None:
+    # A service that stays StartPending longer than the driver's timeout: Start-Service
+    # would hold the command on the host until the transport gives up ("no answer", the
+    # host called unreachable); the driver starts without waiting and names it.
+    drv = LabDriver(lab, "mdi-k2", timeout=0.8)
+    await browse_ops.browse_stop(drv, k2_mdi(lab))
+    _slow_start(lab, GVK2MDI=60)
+    began = time.monotonic()
+    with pytest.raises(CommandFailed) as e:
+        await browse_ops.browse_start(drv, k2_mdi(lab))
+    assert time.monotonic() - began < 5
+    assert "not started within 0.8 s: GV K2 MDI (StartPending)" in str(e.value), str(e.value)
+
+
+async def test_a_start_never_waits_on_the_host(lab: LabState) -> None:
+    drv = LabDriver(lab, "mdi-k2", timeout=10)
+    await browse_ops.browse_stop(drv, k2_mdi(lab))
+    _slow_start(lab, GVK2MDI=0.5, GVK2MDIMonitor=0.5)
+    drv = LabDriver(lab, "mdi-k2", timeout=10)
+    msg = await browse_ops.browse_start(drv, k2_mdi(lab))
+    assert status(lab, "mdi-k2") == {"GVK2MDI": "Running", "GVK2MDIMonitor": "Running"}
+    assert "dependent services started too: GVK2MDIMonitor" in msg, msg
+    assert max(drv.waits) == 0, drv.waits
+
+
+async def test_a_recorded_dependent_now_disabled_is_reported_and_the_others_start(
+    lab: LabState,
+) -> None:
+    _dependents(lab, GVK2MDIMonitor="Manual")
+    with lab.transaction() as txn:
+        txn.require_host("mdi-k2")["services"]["GVK2MDIAudit"] = "Running"
+    drv = LabDriver(lab, "mdi-k2")
+    await browse_ops.browse_stop(drv, k2_mdi(lab))
+    with lab.transaction() as txn:
+        txn.require_host("mdi-k2")["service_info"]["GVK2MDIAudit"]["StartType"] = "Disabled"
+    msg = await browse_ops.browse_start(drv, k2_mdi(lab))
+    assert status(lab, "mdi-k2") == {
+        "GVK2MDI": "Running",
+        "GVK2MDIMonitor": "Running",
+        "GVK2MDIAudit": "Stopped",
+    }
+    assert "dependent services started too: GVK2MDIMonitor" in msg, msg
+    assert "disabled since the stop, not started: GVK2MDIAudit" in msg, msg

@@ -60,7 +60,9 @@ async def browse_stop(drv: HostDriver, comp: BrowseComponent) -> str:
 async def browse_start(drv: HostDriver, comp: BrowseComponent) -> str:
     """Start every service of the component, then exactly the dependent services its
     stop recorded as running (dependents_record), and remove the record once they all
-    run. A recorded service the host no longer has is named, not started. Without a
+    run. A recorded service the host no longer has, or that is Disabled now, is named,
+    not started (the others are). Each start is sent without waiting and polled within
+    the driver's timeout (start_services). Without a
     record no dependent is started (the stop was not amsm's). No-op when all run."""
     svc = await services(drv, comp.services)
     todo = [n for n in comp.services if svc.get(n) != "Running"]
@@ -70,10 +72,16 @@ async def browse_start(drv: HostDriver, comp: BrowseComponent) -> str:
     recorded = await stopped_dependents(drv, path)
     started: list[str] = []
     gone: list[str] = []
+    disabled: list[str] = []
     if recorded:
         found = await find_services(drv, recorded)
         gone = [d for d in recorded if found.get(d) is None]
-        here = [d for d in recorded if found.get(d) is not None]
+        # Disabled since the stop (an administrator's choice): the host would refuse
+        # it, and the refusal would leave the other dependents stopped.
+        disabled = [
+            d for d in recorded if (f := found.get(d)) is not None and f.start_type == "Disabled"
+        ]
+        here = [d for d in recorded if d not in gone and d not in disabled]
         now = await services(drv, here) if here else {}
         started = [d for d in here if now.get(d) != "Running"]
         await start_services(drv, started)
@@ -88,6 +96,10 @@ async def browse_start(drv: HostDriver, comp: BrowseComponent) -> str:
     extra = f"; dependent services started too: {', '.join(started)}" if started else ""
     if gone:
         extra += f"; recorded dependents the host no longer has: {', '.join(gone)}"
+    if disabled:
+        extra += (
+            f"; recorded dependents disabled since the stop, not started: {', '.join(disabled)}"
+        )
     return f"Browse {comp.name} started ({', '.join(todo) or 'already running'}){extra}"
 
 

@@ -25,11 +25,10 @@ async def smartbins_set(
     if running:
         dependents = await stop_services(drv, [dev.smartbins_service])
     if run:
-        await drv.run(
-            ps.set_registry(dev.smartbins_registry, dev.smartbins_mode_value, mode),
-            ps.start_service(dev.smartbins_service),
-        )
-        await start_services(drv, dependents)  # what -Force stopped with it
+        await drv.run(ps.set_registry(dev.smartbins_registry, dev.smartbins_mode_value, mode))
+        # Started without waiting on the host and polled within the timeout.
+        await start_services(drv, [dev.smartbins_service])
+        await start_services(drv, dependents)  # what the stop stopped with it
     running, current = await smartbins_facts(drv, dev)
     if running != run or (run and current != mode):
         raise CommandFailed(

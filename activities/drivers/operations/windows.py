@@ -11,7 +11,7 @@ from activities.drivers.errors import CommandFailed, Unreachable
 from activities.drivers.facts.windows import by_name, dependency_tree
 from activities.drivers.host import HostDriver, reads_answers
 
-# How often a stop that was sent with -NoWait is polled.
+# How often a stop sent with -NoWait, or a start sent without waiting, is polled.
 SERVICE_POLL_SECONDS = 0.2
 
 
@@ -81,9 +81,47 @@ async def stop_services(
         await asyncio.sleep(SERVICE_POLL_SECONDS)
 
 
+@reads_answers
 async def start_services(drv: HostDriver, names: list[str]) -> None:
-    if names:
-        await drv.run(*[ps.start_service(n) for n in names])
+    """Start the services and wait at most the driver's timeout for all of them to run.
+
+    Each Stopped one is asked to start without waiting (ps.start_service) and the
+    starts are polled; a StopPending one is asked once it is Stopped; a StartPending
+    or Running one is left to run. Refused by the host (its exception, as
+    CommandFailed) for a disabled service. Raises CommandFailed naming a service that
+    went back to Stopped after it was asked (it failed to start), the services still
+    not running at the deadline with their status, or a name the host has no service
+    by."""
+    if not names:
+        return
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + drv.timeout
+    sent: set[str] = set()
+    while True:
+        now = by_name(names, await drv.run_one(ps.get_services(names)))
+        missing = [n for n in names if n not in now]
+        if missing:
+            raise CommandFailed(drv.name, f"no such service: {', '.join(missing)}")
+        st = {n: ps.parse_service_status(now[n].get("Status")) for n in names}
+        failed = [n for n in names if n in sent and st[n] == "Stopped"]
+        if failed:
+            # StartService returns with the service StartPending: Stopped again means
+            # it stopped while starting.
+            raise CommandFailed(
+                drv.name, f"services stopped again while starting: {', '.join(failed)}"
+            )
+        pending = [n for n in names if st[n] != "Running"]
+        if not pending:
+            return
+        ready = [n for n in pending if n not in sent and st[n] == "Stopped"]
+        if ready:
+            await drv.run(*[ps.start_service(n) for n in ready])
+            sent.update(ready)
+            continue
+        if loop.time() >= deadline:
+            what = ", ".join(f"{n} ({st[n]})" for n in pending)
+            raise CommandFailed(drv.name, f"services not started within {drv.timeout:g} s: {what}")
+        await asyncio.sleep(SERVICE_POLL_SECONDS)
 
 
 async def restart(drv: HostDriver) -> None:
