@@ -35,9 +35,15 @@ FSNAMESERVERS_PLACES = (
 # /displayconfig (Microsoft Learn, "FBWFMgr.exe Command-Line Options": "displays the
 # current configuration") and ewfmgr.exe <volume> (Microsoft Learn, "EWFMgr Commands":
 # without an option it displays the volume's configuration, its State among them).
+# Each native command's output is piped into Out-String (NATIVE): left bare at the end of
+# a pipeline, Windows PowerShell 5.1 lets it write straight to the inherited stdout in the
+# console's code page, past [Console]::OutputEncoding (PowerShell/PowerShell#14945), and
+# on a localized Windows the whole answer is then not UTF-8 (host._decode refuses it);
+# piped, PowerShell reads it as text and writes it as the script's UTF-8 output.
+NATIVE = " | Out-String"
 WRITE_FILTER_TOOLS = {
-    "fbwf": ("fbwfmgr.exe", "fbwfmgr.exe /displayconfig"),
-    "ewf": ("ewfmgr.exe", "ewfmgr.exe C:"),
+    "fbwf": ("fbwfmgr.exe", "fbwfmgr.exe /displayconfig" + NATIVE),
+    "ewf": ("ewfmgr.exe", "ewfmgr.exe C:" + NATIVE),
 }
 ISCSICLI = "iscsicli.exe"
 # .NET Framework 4.5 and later: the Release value of this key (Microsoft Learn, "How to:
@@ -175,7 +181,7 @@ async def iscsi_persistent(drv: HostDriver) -> list[dict[str, str]] | None:
     Learn, "iscsicli"); None when the host has no iscsicli."""
     if ISCSICLI not in await _present(drv, [ISCSICLI]):
         return None
-    return persistent_targets(await drv.run_one(f"{ISCSICLI} ListPersistentTargets"))
+    return persistent_targets(await drv.run_one(f"{ISCSICLI} ListPersistentTargets{NATIVE}"))
 
 
 @reads_answers

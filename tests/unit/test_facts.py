@@ -34,7 +34,6 @@ from activities.drivers.facts import sync_tools as sync_tools_facts
 from activities.drivers.facts import windows as windows_facts
 from activities.drivers.host import HostDriver
 from activities.drivers.operations import clients as clients_ops
-from activities.drivers.operations import windows as windows_ops
 from activities.surveys.facts import FACTS as SURVEY_FACTS
 from activities.surveys.facts import read_host_fact
 from activities.surveys.models import Exchange, SurveyTarget
@@ -170,7 +169,15 @@ FACT: dict[str, Callable[[HostDriver, dict[str, Any]], Awaitable[Any]]] = {
     "iscsi_persistent_logins": _iscsi_persistent_logins,
     "folder_entries": _folder_entries,
     "insync_files": lambda drv, a: sync_tools_facts.insync_files_present(drv, _inventory().devices),
-    **{n: _survey_probe(n) for n in ("write_filter_state", "fsnameservers", "dsm_pointer_value")},
+    **{
+        n: _survey_probe(n)
+        for n in (
+            "write_filter_state",
+            "fsnameservers",
+            "dsm_pointer_value",
+            "iscsi_persistent",
+        )
+    },
 }
 
 
