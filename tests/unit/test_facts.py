@@ -176,6 +176,8 @@ FACT: dict[str, Callable[[HostDriver, dict[str, Any]], Awaitable[Any]]] = {
             "fsnameservers",
             "dsm_pointer_value",
             "iscsi_persistent",
+            "ssh_default_shell",
+            "dsm_pointer_views",
         )
     },
 }
