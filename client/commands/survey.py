@@ -30,7 +30,7 @@ from activities.surveys.models import ANSWER_BOUND, HostSurvey, SurveyResult
 from activities.surveys.replay import fact_file, read_survey_inventory, replay
 from client.runs import cause
 from client.session import EXIT_FAIL, EXIT_OK, EXIT_USAGE, CliError, default_operator, emit
-from inventory.models import Inventory
+from inventory.models import Inventory, odbc_keywords
 from lab.survey import LabModel
 from workflows.models import CheckInput
 from workflows.survey import READS_PER_HOST, PairSurveyWorkflow
@@ -42,7 +42,11 @@ CREDENTIAL_SHAPES = (
     re.compile(r"(?i)\b(pwd|password)\s*="),
     re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
 )
-NOT_WRITTEN = "(not written by amsm survey: a connection string)"
+# Of a DSM's ODBC string, inventory.json keeps only these attributes: the driver (the
+# register's odbc-driver entry judges it) and the database (the sqlserver profile's
+# replicated database when sqlserver.database is not set); never its server, options or
+# anything a site added. (The inventory refuses credentials in the string.)
+ODBC_KEPT = ("driver", "database")
 
 
 def add(sub: Any) -> None:
@@ -199,10 +203,16 @@ def safe_name(text: str) -> str:
 
 
 def site_inventory(inv: Inventory) -> dict[str, Any]:
-    """The inventory as the replay needs it, without the DSMs' ODBC strings."""
+    """The inventory as the replay needs it; of each DSM's ODBC string only its Driver=
+    and Database= (ODBC_KEPT), so that it still reads as an inventory."""
     data = inv.model_dump(mode="json")
     for side in data["sides"].values():
-        side["dsm"]["odbc"] = NOT_WRITTEN
+        kept = [
+            text
+            for key, _, text in odbc_keywords(side["dsm"]["odbc"])
+            if key.casefold() in ODBC_KEPT
+        ]
+        side["dsm"]["odbc"] = ";".join(t.strip() for t in kept)
     return data
 
 

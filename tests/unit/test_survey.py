@@ -492,3 +492,29 @@ def test_the_odbc_driver_against_the_dsm_s_sql_server(inv: Inventory) -> None:
     assert odbc("10.50.6000.34", "FreeTDS").verdict == "could not be read"
     unread = verdicts(inv, [], host="dsm-x", role="dsm", side="X")["odbc-driver"]
     assert unread.verdict == "could not be read"
+
+
+def test_only_the_lab_s_read_only_attach_is_let_through() -> None:
+    class Session:
+        def execute(self, statement: str, *params: Any) -> int:
+            return 0
+
+    log: list[Any] = []
+    sql = RecordingSql(Session(), log)
+    attach = "ATTACH DATABASE ? AS replicated"
+    assert sql.execute(attach, "file:/lab/dsm-x-aurora.db?mode=ro") == 0
+    assert log[0].kind == "execute" and log[0].error is None
+    for uri in ("file:/lab/dsm-x-aurora.db?mode=rw", "file:/lab/x.db?mode=ro&x=1?mode=ro"):
+        with pytest.raises(PermissionError):
+            sql.execute(attach, uri)
+    assert log[-1].error and log[-1].error.startswith("refused")
+
+
+def test_the_survey_s_inventory_keeps_only_driver_and_database(inv: Inventory) -> None:
+    from client.commands.survey import site_inventory
+
+    data = site_inventory(with_driver(inv, "ODBC Driver 17 for SQL Server"))
+    assert data["sides"]["X"]["dsm"]["odbc"] == (
+        "Driver={ODBC Driver 17 for SQL Server};Database=Aurora"
+    )
+    assert parse_inventory(yaml.safe_dump(data), "inventory.json").sides["X"].dsm.host == "dsm-x"
