@@ -9,6 +9,7 @@ session (Microsoft Learn: a SELECT "retrieves rows from the database")."""
 from __future__ import annotations
 
 import ipaddress
+import ntpath
 import re
 from typing import Any
 
@@ -92,6 +93,12 @@ def persistent_targets(text: str) -> list[dict[str, str]]:
         elif key == "address and socket" and out:
             out[-1]["portal"] = value.split()[0] if value else ""
     return out
+
+
+def runs_cmd(shell: Any) -> bool:
+    """Whether sshd with this DefaultShell (None or empty: not set) runs an exec request
+    through cmd.exe /c, the command line the drivers build."""
+    return not shell or ntpath.basename(str(shell).strip().strip('"')).lower() == "cmd.exe"
 
 
 def registry_views(key: str) -> dict[str, str]:

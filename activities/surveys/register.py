@@ -10,12 +10,12 @@ pointer per side, iSCSI targets per side): their names there are the ones to ali
 
 from __future__ import annotations
 
-import ntpath
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from activities.surveys import probes
 from activities.surveys.models import AssumptionResult, FactRecord, SurveyTarget, Verdict
 from inventory.models import SIDES, Inventory, Side, odbc_keywords
 
@@ -518,7 +518,7 @@ def check_ssh_shell(ev: Evidence) -> Outcome:
     if not shell:
         where = "no DefaultShell" if s.get("key") else "no key HKLM:\\SOFTWARE\\OpenSSH"
         return ok(f"{where}: sshd runs the command through cmd.exe /c")
-    if ntpath.basename(str(shell).strip().strip('"')).lower() == "cmd.exe":
+    if probes.runs_cmd(shell):
         return ok(f"DefaultShell {shell}: cmd.exe")
     option = s.get("option") or "-c"
     return no(
