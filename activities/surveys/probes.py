@@ -235,17 +235,21 @@ async def dsm_pointer(drv: HostDriver, key: str, name: str) -> dict[str, Any]:
 async def _registry_keys(
     drv: HostDriver, keys: dict[str, str], names: list[str]
 ) -> dict[str, dict[str, Any] | None]:
-    """Each key's values `names` (null where the key has no such value), or None where
+    """Each key's values `names` (None where the key has no such value), or None where
     the key is not there: Test-Path of each key first (about_Registry_Provider: it tests
-    keys), then Get-ItemProperty of those that are, each in one script."""
+    keys), then Get-ItemProperty of those that are, each in one script. A key that holds
+    no value at all answers nothing: PowerShell's RegistryProvider.GetProperty writes
+    the property object only once a value was added."""
     there = [ps.parse_bool(a) for a in await drv.run(*[ps.test_path(k) for k in keys.values()])]
     present = [view for view, ok in zip(keys, there, strict=True) if ok]
     out: dict[str, dict[str, Any] | None] = {view: None for view in keys}
     if present:
         answers = await drv.run(*[ps.get_registry(keys[v], names) for v in present])
         for view, answer in zip(present, answers, strict=True):
-            obj = ps.parse_json_object(answer)
-            out[view] = {n: ps.prop(obj, n) for n in names}
+            found = ps.parse_json_list(answer)
+            if len(found) > 1:
+                raise ps.BadOutput(f"expected one JSON object, got {len(found)}")
+            out[view] = {n: ps.prop(found[0], n) if found else None for n in names}
     return out
 
 
