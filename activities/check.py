@@ -78,6 +78,7 @@ class CheckActivities(FamilyActivities):
         hosts.powershell(version, report)
         await hosts.clock(host, drv, report)
         await hosts.winrm_service(host, drv, report)
+        await hosts.ssh_shell(host, drv, report)
         await registry(inp.role, self.inv.devices, drv, report)
         await self._role(inp, drv, report)
         return report.result

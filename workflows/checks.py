@@ -59,6 +59,7 @@ CHECK_STEPS: dict[str, tuple[str, ...]] = {
     "certificate": ITS_ROLE,
     "winrm-basic": ITS_ROLE,
     "winrm-quota": ITS_ROLE,
+    "ssh-shell": ITS_ROLE,
     "powershell": ITS_ROLE,
 }
 

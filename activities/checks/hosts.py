@@ -9,6 +9,7 @@ from activities.drivers.errors import HostNotTrusted, LogonRefused
 from activities.drivers.facts import windows as windows_facts
 from activities.drivers.host import SESSIONS_PER_HOST, HostDriver
 from activities.models import ANSWERS, CheckRole
+from activities.surveys import probes
 from inventory.models import Host, Inventory
 
 # Beyond this the clock is worth a warning (seconds, after the round trip's share).
@@ -188,6 +189,40 @@ async def winrm_service(host: Host, drv: HostDriver, report: Report) -> None:
             "(winrm set winrm/config/service ...) or use HTTPS with NTLM",
             warning=report.read_only,
         )
+
+
+async def ssh_shell(host: Host, drv: HostDriver, report: Report) -> None:
+    """On a host the worker reaches over SSH: the shell sshd runs the drivers' command
+    line through. Win32-OpenSSH uses cmd.exe /c, the line the drivers build, unless
+    HKLM\\SOFTWARE\\OpenSSH holds a DefaultShell; then it runs `"<shell>" -c "<command>"`
+    (PowerShell/Win32-OpenSSH wiki, "DefaultShell"; w32-doexec.c)."""
+    if host.transport != "ssh":
+        return
+    try:
+        read = await probes.ssh_default_shell(drv)
+    except READ_ERRORS as e:
+        report.add(
+            "ssh-shell",
+            "sshd's default shell (DefaultShell under HKLM:\\SOFTWARE\\OpenSSH)",
+            not_read(e),
+            "see the host's error",
+            warning=report.read_only,
+        )
+        return
+    report.ran("ssh-shell")
+    shell = read["shell"]
+    if probes.runs_cmd(shell):
+        return
+    report.add(
+        "ssh-shell",
+        "sshd running the drivers' command line through cmd.exe /c (no DefaultShell under "
+        "HKLM:\\SOFTWARE\\OpenSSH)",
+        f'DefaultShell {shell}: sshd runs "{shell}" {read["option"] or "-c"} "<command>"',
+        "on the host: remove DefaultShell (and DefaultShellCommandOption) under "
+        "HKLM:\\SOFTWARE\\OpenSSH and restart sshd; or reach the host over WinRM "
+        "(transport: winrm in the inventory)",
+        warning=report.read_only,
+    )
 
 
 async def services(

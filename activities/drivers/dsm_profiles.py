@@ -157,9 +157,6 @@ class DsmProfile(ABC):
     # Whether the ODBC driver parses braced values as [MS-ODBCSTR] says. When it does
     # not, a `;` in a credential could add a keyword, and such a credential is refused.
     braces_honoured: bool = True
-    # Statements without rows that a read sends and that change nothing on the DSM
-    # (the site survey lets these through and refuses every other `execute`).
-    reads_without_rows: frozenset[str] = frozenset()
 
     @abstractmethod
     def connect_options(self, timeout: float) -> tuple[str, str]:
@@ -218,9 +215,6 @@ class LabProfile(DsmProfile):
     JOBS = "SELECT name FROM agent_jobs"
     DATABASE = "SELECT state, file FROM databases WHERE name = ?"
     ATTACH = "ATTACH DATABASE ? AS replicated"
-    # ATTACH adds a database file to this connection only, here read-only (sqlite.org,
-    # "ATTACH DATABASE"; "URI Filenames": mode=ro): a read.
-    reads_without_rows = frozenset({ATTACH})
     ASSETS = "SELECT COUNT(*) FROM replicated.assets"
     SET_MODE = "UPDATE amsm_mode SET mode = ?, mode_since = ?"
     # The name of the replicated database in the lab's catalog (lab/dsm.py).

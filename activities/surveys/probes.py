@@ -9,6 +9,7 @@ session (Microsoft Learn: a SELECT "retrieves rows from the database")."""
 from __future__ import annotations
 
 import ipaddress
+import ntpath
 import re
 from typing import Any
 
@@ -35,11 +36,29 @@ FSNAMESERVERS_PLACES = (
 # /displayconfig (Microsoft Learn, "FBWFMgr.exe Command-Line Options": "displays the
 # current configuration") and ewfmgr.exe <volume> (Microsoft Learn, "EWFMgr Commands":
 # without an option it displays the volume's configuration, its State among them).
+# Each native command's output is piped into Out-String (NATIVE): left bare at the end of
+# a pipeline, Windows PowerShell 5.1 lets it write straight to the inherited stdout in the
+# console's code page, past [Console]::OutputEncoding (PowerShell/PowerShell#14945), and
+# on a localized Windows the whole answer is then not UTF-8 (host._decode refuses it);
+# piped, PowerShell reads it as text and writes it as the script's UTF-8 output.
+NATIVE = " | Out-String"
 WRITE_FILTER_TOOLS = {
-    "fbwf": ("fbwfmgr.exe", "fbwfmgr.exe /displayconfig"),
-    "ewf": ("ewfmgr.exe", "ewfmgr.exe C:"),
+    "fbwf": ("fbwfmgr.exe", "fbwfmgr.exe /displayconfig" + NATIVE),
+    "ewf": ("ewfmgr.exe", "ewfmgr.exe C:" + NATIVE),
 }
 ISCSICLI = "iscsicli.exe"
+# Win32-OpenSSH's default shell: DefaultShell (the shell's full path) and
+# DefaultShellCommandOption (its switch to run a command, "-c" when absent) under this key
+# (PowerShell/Win32-OpenSSH wiki, "DefaultShell"; Microsoft Learn, "OpenSSH Server
+# configuration for Windows"). Without DefaultShell sshd runs an exec request as cmd.exe /c
+# (contrib/win32/win32compat/w32-doexec.c), the command line the drivers build.
+OPENSSH_KEY = r"HKLM:\SOFTWARE\OpenSSH"
+OPENSSH_VALUES = ("DefaultShell", "DefaultShellCommandOption")
+# WOW64 gives a 32-bit program's HKLM\SOFTWARE the key HKLM\SOFTWARE\WOW6432Node (the
+# 32-bit view), which a 64-bit program such as 64-bit powershell.exe reads by that path
+# (Microsoft Learn, "Registry Redirector"; "Registry Keys Affected by WOW64": HKLM\SOFTWARE
+# is redirected).
+_SOFTWARE = re.compile(r"(?i)^(HKLM:\\SOFTWARE)\\(?:WOW6432Node\\)?(.+)$")
 # .NET Framework 4.5 and later: the Release value of this key (Microsoft Learn, "How to:
 # Determine which .NET Framework versions are installed"); reading a key changes nothing.
 NDP_KEY = r"HKLM:\SOFTWARE\Microsoft\NET Framework Setup\NDP\v4\Full"
@@ -74,6 +93,22 @@ def persistent_targets(text: str) -> list[dict[str, str]]:
         elif key == "address and socket" and out:
             out[-1]["portal"] = value.split()[0] if value else ""
     return out
+
+
+def runs_cmd(shell: Any) -> bool:
+    """Whether sshd with this DefaultShell (None or empty: not set) runs an exec request
+    through cmd.exe /c, the command line the drivers build."""
+    return not shell or ntpath.basename(str(shell).strip().strip('"')).lower() == "cmd.exe"
+
+
+def registry_views(key: str) -> dict[str, str]:
+    """The key in the 64-bit and in the 32-bit registry view, as 64-bit PowerShell names
+    them: HKLM:\\SOFTWARE\\X and HKLM:\\SOFTWARE\\WOW6432Node\\X, whichever of them `key`
+    is. A key outside HKLM\\SOFTWARE has the one view."""
+    m = _SOFTWARE.match(key)
+    if m is None:
+        return {"64-bit": key}
+    return {"64-bit": f"{m[1]}\\{m[2]}", "32-bit": f"{m[1]}\\WOW6432Node\\{m[2]}"}
 
 
 def pointer_form(value: str) -> str:
@@ -175,7 +210,7 @@ async def iscsi_persistent(drv: HostDriver) -> list[dict[str, str]] | None:
     Learn, "iscsicli"); None when the host has no iscsicli."""
     if ISCSICLI not in await _present(drv, [ISCSICLI]):
         return None
-    return persistent_targets(await drv.run_one(f"{ISCSICLI} ListPersistentTargets"))
+    return persistent_targets(await drv.run_one(f"{ISCSICLI} ListPersistentTargets{NATIVE}"))
 
 
 @reads_answers
@@ -197,6 +232,52 @@ async def dsm_pointer(drv: HostDriver, key: str, name: str) -> dict[str, Any]:
     return {"value": value, "form": pointer_form(str(value)) if value is not None else None}
 
 
+async def _registry_keys(
+    drv: HostDriver, keys: dict[str, str], names: list[str]
+) -> dict[str, dict[str, Any] | None]:
+    """Each key's values `names` (None where the key has no such value), or None where
+    the key is not there: Test-Path of each key first (about_Registry_Provider: it tests
+    keys), then Get-ItemProperty of those that are, each in one script. A key that holds
+    no value at all answers nothing: PowerShell's RegistryProvider.GetProperty writes
+    the property object only once a value was added."""
+    there = [ps.parse_bool(a) for a in await drv.run(*[ps.test_path(k) for k in keys.values()])]
+    present = [view for view, ok in zip(keys, there, strict=True) if ok]
+    out: dict[str, dict[str, Any] | None] = {view: None for view in keys}
+    if present:
+        answers = await drv.run(*[ps.get_registry(keys[v], names) for v in present])
+        for view, answer in zip(present, answers, strict=True):
+            found = ps.parse_json_list(answer)
+            if len(found) > 1:
+                raise ps.BadOutput(f"expected one JSON object, got {len(found)}")
+            out[view] = {n: ps.prop(found[0], n) if found else None for n in names}
+    return out
+
+
+@reads_answers
+async def dsm_pointer_views(drv: HostDriver, key: str, name: str) -> dict[str, Any]:
+    """The Aurora DSM pointer in each registry view (registry_views of the inventory's
+    key): the key's path, whether it is there, the value (None: no key or no value)."""
+    keys = registry_views(key)
+    read = await _registry_keys(drv, keys, [name])
+    return {
+        view: {"key": k, "there": read[view] is not None, "value": (read[view] or {}).get(name)}
+        for view, k in keys.items()
+    }
+
+
+@reads_answers
+async def ssh_default_shell(drv: HostDriver) -> dict[str, Any]:
+    """Win32-OpenSSH's DefaultShell and DefaultShellCommandOption (None: not set, and
+    sshd runs cmd.exe), and whether their key is there."""
+    read = (await _registry_keys(drv, {"key": OPENSSH_KEY}, list(OPENSSH_VALUES)))["key"]
+    values = read or {}
+    return {
+        "key": read is not None,
+        "shell": values.get("DefaultShell"),
+        "option": values.get("DefaultShellCommandOption"),
+    }
+
+
 @reads_answers
 async def dsm_pointer_kind(drv: HostDriver, key: str, name: str) -> str:
     # RegistryKey.GetValueKind reads the value's type (Microsoft Learn); its name as text:
@@ -213,6 +294,11 @@ def _places(inv: Inventory, t: SurveyTarget) -> list[tuple[str | None, dict[str,
 
 def _pointer(inv: Inventory, t: SurveyTarget) -> list[tuple[str | None, dict[str, Any]]]:
     return [(None, {"key": inv.devices.aurora_registry, "name": inv.devices.aurora_dsm_value})]
+
+
+def _over_ssh(inv: Inventory, t: SurveyTarget) -> list[tuple[str | None, dict[str, Any]]]:
+    # Only sshd runs a command through a default shell; WinRM starts powershell.exe itself.
+    return [(None, {})] if inv.host(t.host).transport == "ssh" else []
 
 
 # -- DSM probes (sqlserver) ---------------------------------------------------------------
@@ -307,6 +393,19 @@ HOST_PROBES: list[HostFact] = [
         lambda d, i, t, a: dsm_pointer(d, a["key"], a["name"]),
         roles=("client",),
         calls=_pointer,
+    ),
+    HostFact(
+        "dsm_pointer_views",
+        "the Aurora DSM pointer in the 64-bit and the 32-bit (WOW6432Node) registry view",
+        lambda d, i, t, a: dsm_pointer_views(d, a["key"], a["name"]),
+        roles=("client",),
+        calls=_pointer,
+    ),
+    HostFact(
+        "ssh_default_shell",
+        "Win32-OpenSSH's DefaultShell, through which sshd runs the drivers' command line",
+        lambda d, i, t, a: ssh_default_shell(d),
+        calls=_over_ssh,
     ),
     HostFact(
         "dsm_pointer_kind",

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from activities.drivers.dsm_profiles import LabProfile
 from activities.drivers.errors import DeviceError
 from activities.drivers.host import ExecResult, HostDriver
 from activities.surveys.models import ANSWER_BOUND, Exchange, Statement, plain
@@ -61,8 +62,8 @@ class RecordingHost(HostDriver):
 class RecordingSql:
     """The driver's session on one DSM (profiles' `Sql`), with every statement kept."""
 
-    def __init__(self, sql: Any, log: list[Statement], reads: frozenset[str]) -> None:
-        self._sql, self.log, self._reads = sql, log, reads
+    def __init__(self, sql: Any, log: list[Statement]) -> None:
+        self._sql, self.log = sql, log
 
     def query(self, statement: str, *params: Any) -> list[Any]:
         entry = Statement(statement=statement, params=[plain(p) for p in params])
@@ -82,19 +83,30 @@ class RecordingSql:
     def execute(self, statement: str, *params: Any) -> int:
         # The survey runs no statement that changes a DSM: only the drivers' reads and
         # the probes' SELECTs. One that calls execute is recorded and refused, but for
-        # the few the profile names as reads (DsmProfile.reads_without_rows: the lab's
-        # read-only ATTACH).
+        # the lab profile's read of its asset count, which attaches the replicated
+        # database read-only (sqlite.org, "URI Filenames": mode=ro) and changes nothing.
         entry = Statement(statement=statement, params=[plain(p) for p in params], kind="execute")
         self.log.append(entry)
-        if statement not in self._reads:
-            entry.error = "refused: the survey sends no statement that changes a DSM"
-            raise PermissionError(entry.error)
-        try:
-            entry.rowcount = int(self._sql.execute(statement, *params))
-        except Exception as e:
-            entry.error = f"{type(e).__name__}: {e}"
-            raise
-        return entry.rowcount
+        if _read_only_attach(statement, params):
+            try:
+                entry.rowcount = self._sql.execute(statement, *params)
+            except Exception as e:
+                entry.error = f"{type(e).__name__}: {e}"
+                raise
+            return entry.rowcount
+        entry.error = "refused: the survey sends no statement that changes a DSM"
+        raise PermissionError(entry.error)
+
+
+def _read_only_attach(statement: str, params: tuple[Any, ...]) -> bool:
+    uri = params[0] if len(params) == 1 else None
+    return (
+        statement == LabProfile.ATTACH
+        and isinstance(uri, str)
+        and uri.startswith("file:")
+        and uri.endswith("?mode=ro")
+        and uri.count("?") == 1
+    )
 
 
 class RecordingDsm:
@@ -109,4 +121,4 @@ class RecordingDsm:
     @contextmanager
     def session(self) -> Iterator[RecordingSql]:
         with self.inner._session() as sql:
-            yield RecordingSql(sql, self.log, self.profile.reads_without_rows)
+            yield RecordingSql(sql, self.log)

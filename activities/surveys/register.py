@@ -10,12 +10,14 @@ pointer per side, iSCSI targets per side): their names there are the ones to ali
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from activities.surveys import probes
 from activities.surveys.models import AssumptionResult, FactRecord, SurveyTarget, Verdict
-from inventory.models import SIDES, Inventory, Side
+from inventory.models import SIDES, Inventory, Side, odbc_keywords
 
 # Each inventory setting an entry may ask for, in one place ({host}, {side} filled in).
 SETTINGS = {
@@ -25,6 +27,8 @@ SETTINGS = {
     "side_targets": "sides.{side}.iscsi_targets",
     "write_filter": "devices.uwf_off_for_switch",
     "dsm_pointer": "sides.{side}.aurora_dsm_pointer",
+    "aurora_registry": "devices.aurora_registry",
+    "dsm_odbc": "sides.{side}.dsm.odbc",
     "smartbins_service": "devices.smartbins_service",
     "allsync_service": "devices.allsync_service",
     "insync_service": "devices.insync_service",
@@ -375,6 +379,161 @@ def check_pointer(ev: Evidence) -> Outcome:
     )
 
 
+def check_pointer_view(ev: Evidence) -> Outcome:
+    views: dict[str, dict[str, Any]] = ev.value("dsm_pointer_views")
+    configured = ev.inv.devices.aurora_registry
+    name = ev.inv.devices.aurora_dsm_value
+    mine = next((v for v, r in views.items() if r["key"].lower() == configured.lower()), None)
+    held = {v: r for v, r in views.items() if r.get("value") is not None}
+    text = "; ".join(
+        f"the {v} view: "
+        + (
+            repr(r["value"])
+            if r.get("value") is not None
+            else "no value"
+            if r["there"]
+            else "no key"
+        )
+        + f" ({r['key']})"
+        for v, r in views.items()
+    )
+    if not held:
+        return no(
+            f"no value {name} in any registry view: {text}",
+            "set devices.aurora_registry / aurora_dsm_value to where the client keeps its DSM",
+            "aurora_registry",
+        )
+    if mine not in held:
+        (view, r), *_ = held.items()
+        # Only the other view holds it: a 32-bit Aurora's (WOW6432Node), which amsm's
+        # 64-bit powershell.exe reaches only by that path.
+        return no(
+            f"{text}: amsm would read and write the {mine} view, Aurora keeps it in the {view} one",
+            f"set devices.aurora_registry to {r['key']}",
+            "aurora_registry",
+            r["key"],
+        )
+    values = {str(r["value"]).strip().lower() for r in held.values()}
+    if len(values) > 1:
+        return no(
+            f"{text}: the views disagree; a 32-bit Aurora reads the 32-bit (WOW6432Node) "
+            "view, a 64-bit one the 64-bit view",
+            "set devices.aurora_registry to the key of the view Aurora reads (amsm changes "
+            "only that one), and remove the other value",
+            "aurora_registry",
+        )
+    return ok(f"{text}: amsm reads and writes the {mine} view")
+
+
+# The SQL Server releases, by SERVERPROPERTY('ProductVersion') (major, or major.minor):
+# 9 2005, 10.0 2008, 10.50 2008 R2, 11 2012 ... 16 2022, 17 2025 (Microsoft Learn,
+# "Determine the version, edition, and update level of SQL Server").
+SQL_RELEASES = ("2005", "2008", "2008 R2", "2012", "2014", "2016", "2017", "2019", "2022", "2025")
+# Each ODBC Driver NN for SQL Server's releases and the SQL Server releases its row of
+# the table lists, oldest to newest (Microsoft Learn, "System requirements, installation,
+# and driver files" of the ODBC driver, "SQL version compatibility": "tested for
+# compatibility against existing releases of SQL at the time of the driver's release").
+# The ODBC string names the major version only ("ODBC Driver 18 for SQL Server").
+ODBC_SUPPORT: dict[int, list[tuple[str, str, str]]] = {
+    18: [("18.0", "2012", "2022"), ("18.1-18.3", "2014", "2022"), ("18.4-18.6", "2014", "2025")],
+    17: [
+        ("17.0-17.2", "2008", "2017"),
+        ("17.3", "2008", "2019"),
+        ("17.4-17.9", "2012", "2019"),
+        ("17.10", "2012", "2022"),
+    ],
+    13: [("13", "2008", "2016"), ("13.1", "2008", "2017")],
+    11: [("11", "2005", "2014")],
+}
+_ODBC_DRIVER = re.compile(r"(?i)^ODBC Driver (\d+) for SQL Server$")
+
+
+def sql_release(version: str) -> str | None:
+    parts = [int(p) for p in str(version).split(".")[:2]]
+    major, minor = parts[0], parts[1] if len(parts) > 1 else 0
+    if major == 10:
+        return "2008 R2" if minor >= 50 else "2008"
+    by_major = {9: "2005", 11: "2012", 12: "2014", 13: "2016", 14: "2017", 15: "2019"}
+    return by_major.get(major) or {16: "2022", 17: "2025"}.get(major)
+
+
+def _lists(row: tuple[str, str, str], release: str) -> bool:
+    _, first, last = row
+    i = SQL_RELEASES.index(release)
+    return SQL_RELEASES.index(first) <= i <= SQL_RELEASES.index(last)
+
+
+def odbc_driver(odbc: str) -> str | None:
+    """The Driver= of an ODBC string ([MS-ODBCSTR]; the first, as ODBC takes it)."""
+    return next((v for k, v, _ in odbc_keywords(odbc) if k.casefold() == "driver"), None)
+
+
+def check_odbc_driver(ev: Evidence) -> Outcome:
+    if _profile(ev) != "sqlserver":
+        return unread("a lab DSM (profile lab)")
+    v = ev.value("sql_version")
+    release = sql_release(str(v["productversion"]))
+    driver = odbc_driver(ev.inv.sides[ev.t.side or "X"].dsm.odbc) or ""
+    m = _ODBC_DRIVER.match(driver.strip())
+    if m is None or int(m[1]) not in ODBC_SUPPORT:
+        return unread(
+            f"the worker's driver {driver or '(no Driver=)'} is not one of Microsoft's ODBC "
+            "Driver NN for SQL Server, whose support table this checks"
+        )
+    if release is None:
+        return unread(f"SQL Server {v['productversion']} is not in the driver's support table")
+    rows = ODBC_SUPPORT[int(m[1])]
+    listing = [r[0] for r in rows if _lists(r, release)]
+    text = f"{driver} against SQL Server {release} ({v['productversion']})"
+    if len(listing) == len(rows):
+        return ok(f"{text}: listed by every release of the driver")
+    others = [
+        f"ODBC Driver {major} for SQL Server {r[0]}"
+        for major, rs in ODBC_SUPPORT.items()
+        for r in rs
+        if _lists(r, release)
+    ]
+    evidence = (
+        f"{text}: listed only by {', '.join(listing)} (the ODBC string names the major version only)"
+        if listing
+        else f"{text}: no release of the driver lists it"
+    )
+    fix = (
+        "an untested combination: name in Driver= a driver whose release lists SQL Server "
+        f"{release} ({', '.join(others) or 'none'}), or try this one on a test pair first"
+    )
+    if release in ("2005", "2008", "2008 R2"):
+        # SQL Server 2005 has no TLS 1.2 (its updates start at 2008: KB3135244); an old
+        # server's TLS 1.0 needs the worker's OpenSSL to allow it.
+        fix += (
+            "; an older SQL Server may speak only TLS 1.0 (2005 has no TLS 1.2): give the "
+            "worker OPENSSL_CONF=etc/openssl-legacy-tls.cnf (README, 'A SQL Server DSM', TLS)"
+        )
+    return no(evidence, fix, "dsm_odbc")
+
+
+def check_ssh_shell(ev: Evidence) -> Outcome:
+    s = ev.value("ssh_default_shell")
+    shell = s.get("shell")
+    if not shell:
+        where = "no DefaultShell" if s.get("key") else "no key HKLM:\\SOFTWARE\\OpenSSH"
+        return ok(f"{where}: sshd runs the command through cmd.exe /c")
+    if probes.runs_cmd(shell):
+        return ok(f"DefaultShell {shell}: cmd.exe")
+    option = s.get("option") or "-c"
+    return no(
+        f'DefaultShell {shell}: sshd runs "{shell}" {option} "<command>", not the cmd.exe /c '
+        "the drivers' command line is built for",
+        "on the host: remove DefaultShell (and DefaultShellCommandOption) under "
+        "HKLM:\\SOFTWARE\\OpenSSH and restart sshd; or reach this host over WinRM "
+        "(transport: winrm in the inventory)",
+    )
+
+
+def _ssh(inv: Inventory, t: SurveyTarget) -> bool:
+    return t.role != "dsm" and inv.host(t.host).transport == "ssh"
+
+
 def check_pointer_kind(ev: Evidence) -> Outcome:
     kind = ev.value("dsm_pointer_kind")
     if kind == "String":
@@ -560,6 +719,10 @@ REGISTER: list[Assumption] = [
     Assumption("dsm-pointer", "the Aurora DSM pointer holds a DSM host name as the inventory spells it",
                "assumed (activities/drivers: it writes the inventory's host name)",
                ("dsm_pointer_value", "client_facts"), ("client",), check_pointer),
+    Assumption("dsm-pointer-view", "the Aurora DSM pointer is in the registry view amsm reads and writes",
+               "Microsoft Learn, Registry Redirector: a 32-bit program's HKLM\\SOFTWARE is "
+               "HKLM\\SOFTWARE\\WOW6432Node", ("dsm_pointer_views",), ("client",),
+               check_pointer_view),
     Assumption("dsm-pointer-type", "the Aurora DSM pointer is a String (REG_SZ)",
                "assumed (Set-ItemProperty keeps the value's type)", ("dsm_pointer_kind",),
                ("client",), check_pointer_kind),
@@ -568,6 +731,9 @@ REGISTER: list[Assumption] = [
                check_processes),
     Assumption("sql-version", "SQL Server 2005 or later", "README, 'A SQL Server DSM'",
                ("sql_version",), ("dsm",), check_sql_version, _sqlserver),
+    Assumption("odbc-driver", "the worker's ODBC driver lists the DSM's SQL Server as supported",
+               "Microsoft Learn, ODBC driver System requirements: SQL version compatibility",
+               ("sql_version",), ("dsm",), check_odbc_driver, _sqlserver),
     Assumption("dsm-database", "the replicated database is on the DSM and ONLINE (RESTORING only on a backup that receives)",
                "Microsoft Learn, sys.databases (state_desc); RESTORE (NORECOVERY)",
                ("sql_databases", "dsm_status"), ("dsm",), check_database),
@@ -578,6 +744,9 @@ REGISTER: list[Assumption] = [
                "README, 'A SQL Server DSM'", ("dsm_readiness", "sql_jobs"), ("dsm",), check_jobs),
     Assumption("msdb-rights", "the worker's login may run and read the jobs in msdb",
                "Microsoft Learn, sp_start_job permissions", ("dsm_readiness",), ("dsm",), check_rights),
+    Assumption("ssh-default-shell", "sshd runs the drivers' command line through cmd.exe",
+               "Win32-OpenSSH wiki, DefaultShell; w32-doexec.c", ("ssh_default_shell",), None,
+               check_ssh_shell, _ssh),
     Assumption("tls-versions", "the DSM accepts a TLS version the worker's OpenSSL offers",
                "issue 25 #4", (), ("dsm",), check_tls),
 ]  # fmt: skip

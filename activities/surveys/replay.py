@@ -89,12 +89,20 @@ def read_fact_file(data: dict[str, Any], inv: Inventory) -> tuple[FactRecord, Su
     return record, target, data.get("transport") or "ssh"
 
 
+# What surveys wrote in place of a DSM's ODBC string before they kept its Driver= and
+# Database= (client/commands/survey.py site_inventory); not an ODBC string.
+OLD_NOT_WRITTEN = "(not written by amsm survey: a connection string)"
+
+
 def read_survey_inventory(folder: Path) -> Inventory:
     """The inventory a survey wrote beside its facts (DIR/inventory.json). Raises
     OSError or ValueError (pydantic's ValidationError is one) naming what is wrong."""
-    return Inventory.model_validate(
-        json.loads((folder / "inventory.json").read_text(encoding="utf-8"))
-    )
+    data = json.loads((folder / "inventory.json").read_text(encoding="utf-8"))
+    for side in (data.get("sides") or {}).values() if isinstance(data, dict) else ():
+        dsm = side.get("dsm") if isinstance(side, dict) else None
+        if isinstance(dsm, dict) and dsm.get("odbc") == OLD_NOT_WRITTEN:
+            dsm["odbc"] = ""
+    return Inventory.model_validate(data)
 
 
 # -- replaying ----------------------------------------------------------------------------

@@ -42,13 +42,11 @@ CREDENTIAL_SHAPES = (
     re.compile(r"(?i)\b(pwd|password)\s*="),
     re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
 )
-# The ODBC keywords an inventory.json keeps (which driver, which server and database,
-# the TLS choices: what the replay and a reader need); every other attribute is left
-# out, since a site may have put a password or a token there.
-ODBC_SHOWN = frozenset(
-    {"driver", "dsn", "server", "database", "encrypt", "trustservercertificate",
-     "hostnameincertificate", "nocreat"}
-)  # fmt: skip
+# Of a DSM's ODBC string, inventory.json keeps only these attributes: the driver (the
+# register's odbc-driver entry judges it) and the database (the sqlserver profile's
+# replicated database when sqlserver.database is not set); never its server, options or
+# anything a site added. (The inventory refuses credentials in the string.)
+ODBC_KEPT = ("driver", "database")
 
 
 def add(sub: Any) -> None:
@@ -204,17 +202,17 @@ def safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", text)
 
 
-def shown_odbc(odbc: str) -> str:
-    """The attributes of ODBC_SHOWN of an ODBC string (the inventory has read it whole),
-    each as written; nothing else."""
-    return ";".join(text for key, _, text in odbc_keywords(odbc) if key.casefold() in ODBC_SHOWN)
-
-
 def site_inventory(inv: Inventory) -> dict[str, Any]:
-    """The inventory as the replay needs it, the DSMs' ODBC strings cut to ODBC_SHOWN."""
+    """The inventory as the replay needs it; of each DSM's ODBC string only its Driver=
+    and Database= (ODBC_KEPT), so that it still reads as an inventory."""
     data = inv.model_dump(mode="json")
     for side in data["sides"].values():
-        side["dsm"]["odbc"] = shown_odbc(side["dsm"]["odbc"])
+        kept = [
+            text
+            for key, _, text in odbc_keywords(side["dsm"]["odbc"])
+            if key.casefold() in ODBC_KEPT
+        ]
+        side["dsm"]["odbc"] = ";".join(t.strip() for t in kept)
     return data
 
 

@@ -25,6 +25,9 @@ from workers.worker import build_workers
 MOVED = r"C:\SNFS\config\fsnameservers"
 # A disk of another iSCSI target, not the K2 SAN's (a backup volume, say).
 UNRELATED = "iqn.1991-05.com.microsoft:backup-target"
+# Win32-OpenSSH's default shell (PowerShell/Win32-OpenSSH wiki, "DefaultShell").
+OPENSSH = r"HKLM:\SOFTWARE\OpenSSH"
+POWERSHELL = r"C:\Windows\System32\WindowsPowerShell\v1.0\powershell.exe"
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -78,16 +81,20 @@ async def test_survey_of_the_lab(client: Client, lab_factory, tmp_path: Path) ->
             if path.is_file():
                 body = path.read_text()
                 assert not [s for s in secrets if s in body], path
-        # The DSMs' ODBC strings keep only the shown attributes (the lab's: no login).
-        written = json.loads((out / "inventory.json").read_text())
+        # Of the ODBC strings only Driver= and Database=, never the server or options.
+        site_inv = json.loads((out / "inventory.json").read_text())
         for s in "XY":
-            odbc = written["sides"][s]["dsm"]["odbc"]
-            assert odbc.lower().startswith("driver=") and "uid=" not in odbc.lower(), odbc
+            kept = site_inv["sides"][s]["dsm"]["odbc"]
+            assert [a.split("=")[0].lower() for a in kept.split(";")] == ["driver", "database"]
+            assert "server" not in kept.lower()
         # The register's verdicts, with their evidence.
         assert assumption(summary, ed, "fsnameservers-file")["verdict"] == "verified"
         assert assumption(summary, ed, "dsm-pointer")["verdict"] == "verified"
         assert assumption(summary, ed, "write-filter")["verdict"] == "verified"
         assert assumption(summary, ed, "iscsi-targets")["verdict"] == "verified"
+        assert assumption(summary, ed, "dsm-pointer-view")["verdict"] == "verified"
+        ssh_host = next(h.host for _, h in inv.all_hosts() if h.transport == "ssh")
+        assert assumption(summary, ssh_host, "ssh-default-shell")["verdict"] == "verified"
         tls = assumption(summary, inv.sides["X"].dsm.host, "tls-versions")
         assert tls["verdict"] == "could not be read" and "TDS" in tls["evidence"]
         assert (out / "survey.md").read_text().startswith(f"# Site survey of pair {inv.pair}")
@@ -144,6 +151,12 @@ async def test_survey_of_the_lab(client: Client, lab_factory, tmp_path: Path) ->
             # UWF on over C: (lab/state.py write_filter_on, as on a K2 client shipped so).
             write_filter_on(doc, "UWF")
             txn.require_host(ingest)["files"][path] += f"# {password}\n"
+            # A 32-bit Aurora's pointer, in the 32-bit registry view (Microsoft Learn,
+            # "Registry Redirector"); an sshd whose default shell is PowerShell.
+            registry = txn.require_host(ingest)["registry"]
+            key = inv.devices.aurora_registry
+            registry[key.replace("SOFTWARE", "SOFTWARE\\WOW6432Node", 1)] = registry.pop(key)
+            txn.require_host(ssh_host)["registry"][OPENSSH] = {"DefaultShell": POWERSHELL}
         again = tmp_path / "again"
         rc, text = await cli(client, lab, "survey", str(again), "--json")
         summary = json.loads(text)
@@ -158,6 +171,12 @@ async def test_survey_of_the_lab(client: Client, lab_factory, tmp_path: Path) ->
         uwf = assumption(summary, ed, "write-filter")
         assert uwf["verdict"] == "contradicted" and "UWF on" in uwf["evidence"]
         assert uwf["setting"] == "devices.uwf_off_for_switch" and uwf["value"] is True
+        view = assumption(summary, ingest, "dsm-pointer-view")
+        assert view["verdict"] == "contradicted" and "32-bit" in view["evidence"]
+        assert view["setting"] == "devices.aurora_registry"
+        assert view["value"] == r"HKLM:\SOFTWARE\WOW6432Node\GVG\Aurora"
+        shell = assumption(summary, ssh_host, "ssh-default-shell")
+        assert shell["verdict"] == "contradicted" and POWERSHELL in shell["evidence"]
         withheld = {n["file"] for n in summary["not_written"]}
         assert f"facts/fsnameservers/{ingest}.json" in withheld
         assert not (again / "facts" / "fsnameservers" / f"{ingest}.json").exists()

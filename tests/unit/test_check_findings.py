@@ -3,6 +3,7 @@ reads make of an answer (activities/checks/hosts.py): pure logic over the error 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from activities.checks import hosts
@@ -14,10 +15,13 @@ from activities.drivers.errors import (
     Unreachable,
 )
 from activities.models import CheckRole, CheckTarget
+from activities.surveys.models import Exchange
+from activities.surveys.replay import ReplayedHost
 from inventory.load import load_inventory
 from inventory.models import Host, WinRm
 
 INV = load_inventory(Path(__file__).resolve().parent / "data" / "inventory.yaml")
+FACTS = Path(__file__).resolve().parents[1] / "facts"
 SSH = Host(host="sb-x1", address="192.0.2.11", credentials="admin")
 
 
@@ -59,3 +63,33 @@ def test_powershell_older_than_5_1_is_a_problem() -> None:
         hosts.powershell(version, report)
         assert [f.found for f in report.result.findings] == found
         assert report.result.checks == ["powershell"]
+
+
+async def _ssh_shell(case: str, host: Host = SSH, role: CheckRole = "smartbins") -> Report:
+    """hosts.ssh_shell over a recorded answer (tests/facts/ssh_default_shell/<case>)."""
+    data = json.loads((FACTS / "ssh_default_shell" / f"{case}.json").read_text())
+    fields = set(Exchange.model_fields)
+    answers = [
+        Exchange(**{k: v for k, v in e.items() if k in fields})
+        for e in [data, *data.get("then", [])]
+    ]
+    report = Report(CheckTarget(pair=INV.pair, host=host.host, role=role))
+    await hosts.ssh_shell(host, ReplayedHost(host.host, host.transport, answers), report)
+    return report
+
+
+async def test_an_sshd_default_shell_other_than_cmd_is_a_problem() -> None:
+    # Win32-OpenSSH runs `"<DefaultShell>" -c "<command>"` (its wiki, "DefaultShell").
+    report = await _ssh_shell("powershell")
+    [f] = report.result.findings
+    assert (f.check, f.severity) == ("ssh-shell", "problem") and "powershell.exe" in f.found
+    assert "DefaultShell" in f.fix and "winrm" in f.fix
+    assert (await _ssh_shell("no-key")).result.findings == []
+    assert "ssh-shell" in (await _ssh_shell("no-key")).result.checks
+    # On a bridge no step acts: a warning.
+    [w] = (await _ssh_shell("powershell", role="bridge")).result.findings
+    assert w.severity == "warning"
+    # Over WinRM sshd is not asked.
+    nothing = Report(CheckTarget(pair=INV.pair, host="mf-01", role="browse"))
+    await hosts.ssh_shell(winrm("https", "ntlm"), ReplayedHost("mf-01", "winrm", []), nothing)
+    assert nothing.result.findings == [] and "ssh-shell" not in nothing.result.checks

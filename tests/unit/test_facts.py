@@ -171,7 +171,17 @@ FACT: dict[str, Callable[[HostDriver, dict[str, Any]], Awaitable[Any]]] = {
     "iscsi_persistent_logins": _iscsi_persistent_logins,
     "folder_entries": _folder_entries,
     "insync_files": lambda drv, a: sync_tools_facts.insync_files_present(drv, _inventory().devices),
-    **{n: _survey_probe(n) for n in ("write_filter_state", "fsnameservers", "dsm_pointer_value")},
+    **{
+        n: _survey_probe(n)
+        for n in (
+            "write_filter_state",
+            "fsnameservers",
+            "dsm_pointer_value",
+            "iscsi_persistent",
+            "ssh_default_shell",
+            "dsm_pointer_views",
+        )
+    },
 }
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from activities.drivers import powershell as ps
 from activities.drivers.credentials import CredentialStore
@@ -31,8 +32,7 @@ from activities.surveys.models import (
 from activities.surveys.recording import RecordingSql
 from activities.surveys.replay import fact_file, replay
 from activities.surveys.secrets import forms, held_secrets, withhold
-from client.commands.survey import shown_odbc
-from inventory.load import load_inventory
+from inventory.load import load_inventory, parse_inventory
 from inventory.models import Inventory
 
 INVENTORY = Path(__file__).resolve().parent / "data" / "inventory.yaml"
@@ -362,20 +362,10 @@ def test_the_survey_loads_no_operation() -> None:
 
 def test_a_statement_that_changes_a_dsm_is_refused_and_recorded() -> None:
     log: list[Any] = []
-    attach = "ATTACH DATABASE ? AS replicated"
-
-    class Session:
-        def execute(self, statement: str, *params: Any) -> int:
-            assert statement == attach
-            return 0
-
-    sql = RecordingSql(Session(), log, frozenset({attach}))
+    sql = RecordingSql(object(), log)
     with pytest.raises(PermissionError):
         sql.execute("UPDATE dbo.AmsmDsmMode SET mode = ?", "main")
     assert log[0].kind == "execute" and log[0].error.startswith("refused")
-    # A statement the profile names as a read without rows (the lab's read-only ATTACH).
-    assert sql.execute(attach, "file:dsm-x.db?mode=ro") == 0
-    assert log[1].error is None and log[1].rowcount == 0
 
 
 def test_a_host_s_answers_are_kept_under_their_bounds() -> None:
@@ -400,13 +390,131 @@ def test_a_host_s_answers_are_kept_under_their_bounds() -> None:
     assert any(not r.truncated for r in kept[1:])
 
 
-def test_the_site_inventory_keeps_no_odbc_attribute_but_the_shown_ones() -> None:
-    odbc = (
-        "Driver={ODBC Driver 18 for SQL Server};Server=dsm-x;Database=Aurora;"
-        "UID=amsm;PWD={se;cret}}x};Encrypt=yes;Authentication=ActiveDirectoryPassword"
+AURORA = r"HKLM:\SOFTWARE\GVG\Aurora"
+AURORA_32 = r"HKLM:\SOFTWARE\WOW6432Node\GVG\Aurora"
+
+
+def views(v64: Any, v32: Any, there64: bool = True, there32: bool = True) -> dict[str, Any]:
+    return {
+        "64-bit": {"key": AURORA, "there": there64, "value": v64},
+        "32-bit": {"key": AURORA_32, "there": there32, "value": v32},
+    }
+
+
+def test_the_dsm_pointer_only_in_the_32_bit_view_contradicts(inv: Inventory) -> None:
+    # A 32-bit Aurora reads HKLM\SOFTWARE\WOW6432Node (Microsoft Learn, Registry
+    # Redirector); amsm's 64-bit powershell.exe writes the inventory's key as it is.
+    got = verdicts(inv, facts(dsm_pointer_views=views(None, "dsm-x", there64=False)))
+    v = got["dsm-pointer-view"]
+    assert v.verdict == "contradicted" and "32-bit" in v.evidence
+    assert v.setting == "devices.aurora_registry" and v.value == AURORA_32
+    ok = verdicts(inv, facts(dsm_pointer_views=views("dsm-x", None, there32=False)))
+    assert ok["dsm-pointer-view"].verdict == "verified"
+    assert "64-bit" in ok["dsm-pointer-view"].evidence
+    # Two views that disagree: which one Aurora reads is its own bitness, not known here.
+    both = verdicts(inv, facts(dsm_pointer_views=views("dsm-x", "dsm-y")))["dsm-pointer-view"]
+    assert both.verdict == "contradicted" and "dsm-y" in both.evidence and both.value is None
+    same = verdicts(inv, facts(dsm_pointer_views=views("dsm-x", "DSM-X")))["dsm-pointer-view"]
+    assert same.verdict == "verified"
+    none = verdicts(inv, facts(dsm_pointer_views=views(None, None)))["dsm-pointer-view"]
+    assert none.verdict == "contradicted" and none.setting == "devices.aurora_registry"
+
+
+def test_registry_views_of_a_key() -> None:
+    assert probes.registry_views(AURORA) == {"64-bit": AURORA, "32-bit": AURORA_32}
+    assert probes.registry_views(AURORA_32) == {"64-bit": AURORA, "32-bit": AURORA_32}
+    # HKLM\SYSTEM is not redirected: one view.
+    assert probes.registry_views(r"HKLM:\SYSTEM\X") == {"64-bit": r"HKLM:\SYSTEM\X"}
+
+
+def test_an_ssh_default_shell_other_than_cmd_contradicts(inv: Inventory) -> None:
+    # sshd runs `"<DefaultShell>" -c "<command>"` for any shell but cmd.exe
+    # (Win32-OpenSSH wiki, DefaultShell; w32-doexec.c): the drivers' line is cmd.exe's.
+    shell = r"C:\Windows\System32\WindowsPowerShell\v1.0\powershell.exe"
+    got = verdicts(inv, facts(ssh_default_shell={"key": True, "shell": shell, "option": None}))
+    s = got["ssh-default-shell"]
+    assert s.verdict == "contradicted" and shell in s.evidence and "-c" in s.evidence
+    assert "DefaultShell" in (s.fix or "") and "winrm" in (s.fix or "").lower()
+    for reading in (
+        {"key": False, "shell": None, "option": None},
+        {"key": True, "shell": None, "option": None},
+        {"key": True, "shell": r"C:\Windows\System32\cmd.exe", "option": None},
+    ):
+        assert verdicts(inv, facts(ssh_default_shell=reading))["ssh-default-shell"].verdict == (
+            "verified"
+        ), reading
+
+
+def sql(version: str) -> FactRecord:
+    return FactRecord(
+        fact="sql_version",
+        host="dsm-x",
+        expected={
+            "productversion": version,
+            "productlevel": "SP4",
+            "edition": "Standard Edition",
+            "servername": "DSM-X",
+        },
     )
-    shown = shown_odbc(odbc)
-    assert (
-        shown == "Driver={ODBC Driver 18 for SQL Server};Server=dsm-x;Database=Aurora;Encrypt=yes"
+
+
+def with_driver(inv: Inventory, driver: str) -> Inventory:
+    """The test inventory with each DSM's ODBC string naming `driver`."""
+    data = yaml.safe_load(INVENTORY.read_text())
+    for s in ("X", "Y"):
+        odbc = f"Driver={{{driver}}};Server=dsm-{s.lower()};Database=Aurora"
+        data["sides"][s]["dsm"]["odbc"] = odbc
+    return parse_inventory(yaml.safe_dump(data), str(INVENTORY))
+
+
+def test_the_odbc_driver_against_the_dsm_s_sql_server(inv: Inventory) -> None:
+    # Microsoft Learn, ODBC driver "System requirements", SQL version compatibility.
+    def odbc(version: str, driver: str = "ODBC Driver 18 for SQL Server") -> Any:
+        got = verdicts(with_driver(inv, driver), [sql(version)], host="dsm-x", role="dsm", side="X")
+        return got["odbc-driver"]
+
+    assert odbc("15.0.2000.5").verdict == "verified"  # 2019
+    old = odbc("9.00.5000.00")  # SQL Server 2005
+    assert old.verdict == "contradicted" and "SQL Server 2005" in old.evidence
+    assert "ODBC Driver 18 for SQL Server" in old.evidence
+    # Only ODBC Driver 11's row lists SQL Server 2005, which has no TLS 1.2.
+    assert "ODBC Driver 11" in (old.fix or "") and "openssl-legacy-tls.cnf" in (old.fix or "")
+    assert old.setting == "sides.X.dsm.odbc"
+    r2 = odbc("10.50.6000.34")  # 2008 R2: no release of 18 lists it
+    assert r2.verdict == "contradicted" and "SQL Server 2008 R2" in r2.evidence
+    assert "ODBC Driver 17 for SQL Server 17.0-17.2" in (r2.fix or "")
+    # 2012: only 18.0 lists it; the ODBC string names the major version only.
+    some = odbc("11.0.7001.0")
+    assert some.verdict == "contradicted" and "18.0" in some.evidence
+    assert odbc("10.50.6000.34", "ODBC Driver 17 for SQL Server").verdict == "contradicted"
+    assert odbc("11.0.7001.0", "ODBC Driver 17 for SQL Server").verdict == "verified"
+    assert odbc("9.00.5000.00", "ODBC Driver 11 for SQL Server").verdict == "verified"
+    assert odbc("10.50.6000.34", "FreeTDS").verdict == "could not be read"
+    unread = verdicts(inv, [], host="dsm-x", role="dsm", side="X")["odbc-driver"]
+    assert unread.verdict == "could not be read"
+
+
+def test_only_the_lab_s_read_only_attach_is_let_through() -> None:
+    class Session:
+        def execute(self, statement: str, *params: Any) -> int:
+            return 0
+
+    log: list[Any] = []
+    sql = RecordingSql(Session(), log)
+    attach = "ATTACH DATABASE ? AS replicated"
+    assert sql.execute(attach, "file:/lab/dsm-x-aurora.db?mode=ro") == 0
+    assert log[0].kind == "execute" and log[0].error is None
+    for uri in ("file:/lab/dsm-x-aurora.db?mode=rw", "file:/lab/x.db?mode=ro&x=1?mode=ro"):
+        with pytest.raises(PermissionError):
+            sql.execute(attach, uri)
+    assert log[-1].error and log[-1].error.startswith("refused")
+
+
+def test_the_survey_s_inventory_keeps_only_driver_and_database(inv: Inventory) -> None:
+    from client.commands.survey import site_inventory
+
+    data = site_inventory(with_driver(inv, "ODBC Driver 17 for SQL Server"))
+    assert data["sides"]["X"]["dsm"]["odbc"] == (
+        "Driver={ODBC Driver 17 for SQL Server};Database=Aurora"
     )
-    assert "se;cret" not in shown and "UID" not in shown
+    assert parse_inventory(yaml.safe_dump(data), "inventory.json").sides["X"].dsm.host == "dsm-x"
