@@ -121,6 +121,10 @@ ALL_INITIATOR_PORTS = 4294967295
 # through a session: Unregister-IscsiSession -SessionIdentifier).
 ISCSICLI = "iscsicli"
 ISCSICLI_VERBS = {"removepersistenttarget": ("RemovePersistentTarget", 5)}
+# iscsicli's `*` for an argument (Microsoft's iscsicli.c sample, RemovePersistentTarget):
+# a NULL initiator, ISCSI_ALL_INITIATOR_PORTS, a NULL portal ("Both empty and NULL portal
+# have the same effect"); RemoveIScsiPersistentTarget takes a null portal as every portal.
+ISCSICLI_ANY = "*"
 ISCSICLI_BANNER = "Microsoft iSCSI Initiator Version 10.0 Build 17763"
 
 # The Unified Write Filter's WMI provider (Microsoft Learn, "UWF WMI provider reference":
@@ -563,6 +567,7 @@ CMDLETS: dict[str, CmdletSpec] = {
             },
         ),
         _spec("Out-Null", {}),
+        _spec("Out-String", {}),
         _spec(
             "Test-NetConnection",
             {
@@ -616,9 +621,14 @@ PIPELINES: dict[str, tuple[str, ...] | tuple[tuple[str, ...], ...]] = {
             "Unregister-IscsiSession",
             "Set-Content",
             "Test-NetConnection",
-            ISCSICLI,
         )
     },
+    # A native command at the end of a pipeline writes straight to powershell.exe's
+    # stdout in the console's OEM code page, past [Console]::OutputEncoding
+    # (PowerShell/PowerShell#14945): on a localized Windows its text is not the UTF-8
+    # the rest of the answer is. The lab refuses it bare, and takes it piped into
+    # Out-String, which decodes it as PowerShell text first.
+    ISCSICLI: ("Out-String",),
 }
 
 _PROPERTY_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]*$")
@@ -2017,7 +2027,10 @@ class Interpreter:
             out.append(
                 {
                     "TargetName": login["iqn"],
-                    "InitiatorInstance": SOFTWARE_INITIATOR,
+                    # A login made with no initiator instance lists none (LoginIScsiTarget:
+                    # InitiatorInstance is optional); the lab's logins name the
+                    # software initiator unless the host's file says otherwise.
+                    "InitiatorInstance": str(login.get("initiator", SOFTWARE_INITIATOR)),
                     "InitiatorPortNumber": ALL_INITIATOR_PORTS,
                     "TargetPortal": {
                         "Address": portal,
@@ -2046,22 +2059,31 @@ class Interpreter:
         initiator, target, port, address, socket = args
         iscsi = self._iscsi()
         found = None
+        gone = []
         for login in iscsi["persistent"]:
             if (
-                initiator.lower() == SOFTWARE_INITIATOR.lower()
-                and port.strip() in (str(ALL_INITIATOR_PORTS), "*")
+                initiator.lower()
+                in (str(login.get("initiator", SOFTWARE_INITIATOR)).lower(), ISCSICLI_ANY)
+                and port.strip() in (str(ALL_INITIATOR_PORTS), ISCSICLI_ANY)
                 and str(login["iqn"]).lower() == target.lower()
-                and str(login.get("portal", "")).lower() == address.lower()
-                and socket.strip() == str(ISCSI_PORT)
+                and (
+                    address == ISCSICLI_ANY
+                    or (
+                        str(login.get("portal", "")).lower() == address.lower()
+                        and socket.strip() == str(ISCSI_PORT)
+                    )
+                )
             ):
-                found = login
-                break
+                gone.append(login)
+        if address != ISCSICLI_ANY:
+            gone = gone[:1]
+        found = gone[0] if gone else None
         if found is None:
             # No such login: iscsicli prints the failing status's text (the lab takes
             # ISDSC_TARGET_NOT_FOUND's; its exact wording is assumed) and exits non-zero.
             self.ok = False
             return f"{ISCSICLI_BANNER}\n\nThe target name is not found or is marked as hidden from login. "
-        iscsi["persistent"] = [p for p in iscsi["persistent"] if p is not found]
+        iscsi["persistent"] = [p for p in iscsi["persistent"] if not any(p is g for g in gone)]
         for s in iscsi["sessions"]:
             if str(s["iqn"]).lower() == target.lower() and not any(
                 str(p["iqn"]).lower() == target.lower() for p in iscsi["persistent"]

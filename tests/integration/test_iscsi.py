@@ -103,7 +103,7 @@ async def test_a_client_without_the_iscsi_cmdlets_is_refused_by_name(lab: Lab) -
             await call
         assert e.value.host == client.host
         assert f"{client.host} has no Get-IscsiSession" in str(e.value)
-        assert "Windows 8 / Windows Server 2012 or later" in str(e.value)
+        assert "Windows 8.1 / Windows Server 2012 R2 or later" in str(e.value)
     assert iscsi(lab, client.host) == before  # nothing was changed
 
 

@@ -84,7 +84,9 @@ async def client_prepare(
     registered = {
         str(ps.prop(o, "TargetPortalAddress")).lower() for o in ps.parse_json_list(answers[1])
     }
-    logins = parse_persistent_logins(answers[2])
+    # Only the old side's logins, the ones removed here, must read whole; an unrelated
+    # one without a portal or initiator is listed as it is (review M3).
+    logins = parse_persistent_logins(answers[2], strict=old_side.has_target)
     pointer = ps.parse_json_object(answers[3]).get(dev.aurora_dsm_value)
     pointer_ok = same_pointer(pointer, target.dsm_pointer)
     probes = answers[4 : 4 + len(paths)]
@@ -97,21 +99,30 @@ async def client_prepare(
     def session_to(iqn: str) -> str | None:
         return next((s.session_id for s in sessions if s.target.lower() == iqn.lower()), None)
 
-    def login_to(iqn: str) -> bool:
-        return any(lg.target.lower() == iqn.lower() for lg in logins)
+    def login_to(iqn: str, portal: str) -> bool:
+        # A login is a path's when it names the path's target through the path's portal
+        # (or through any portal: a login without one); A's login does not stand for B's.
+        return any(
+            lg.target.lower() == iqn.lower() and lg.address.lower() in ("", portal.lower())
+            for lg in logins
+        )
 
     stale = [lg for lg in logins if old_side.has_target(lg.target)]
     unrelated = sorted(
         {s.target for s in sessions if inv.side_of_target(s.target) is None}
         | {lg.target for lg in logins if inv.side_of_target(lg.target) is None}
     )
-    notes = [f"B portal {p.portal} does not answer" for p in paths[1:] if not answered[p.name]]
+    notes = [
+        f"B path missing: portal {p.portal} does not answer, no login to {p.target} yet"
+        for p in paths[1:]
+        if not answered[p.name] and not (session_to(p.target) and login_to(p.target, p.portal))
+    ]
     if unrelated:
         notes.append(f"left alone: {', '.join(unrelated)} (neither side's target)")
     # A path is set up when its session is live and persistent; a B path whose portal
     # does not answer cannot be, now.
     due = [p for p in paths if p.name == "A" or answered[p.name]]
-    ready = all(session_to(p.target) and login_to(p.target) for p in due)
+    ready = all(session_to(p.target) and login_to(p.target, p.portal) for p in due)
     if ready and not stale and pointer_ok and servers_ok:
         return with_forced(
             "; ".join([f"{client.host} is already configured for {to}", *notes]), filtered
@@ -135,7 +146,7 @@ async def client_prepare(
     for p in due:
         live = session_to(p.target)
         if live is not None:
-            if not login_to(p.target):
+            if not login_to(p.target, p.portal):
                 stmts.append(ps.iscsi_register(live))
             done.append(f"{p.name} {p.target} (logged in)")
             continue
@@ -161,20 +172,24 @@ async def client_prepare(
         stmts.append(ps.iscsi_persistent_logins())
     out = await iscsi_run(drv, *stmts)
     if removals:
-        left = [lg for lg in parse_persistent_logins(out[-1]) if old_side.has_target(lg.target)]
+        left = [
+            lg
+            for lg in parse_persistent_logins(out[-1], strict=old_side.has_target)
+            if old_side.has_target(lg.target)
+        ]
         if left:
             said = " ".join(t.strip() for t in out[first : first + len(removals)] if t)
             raise CommandFailed(
                 drv.name,
                 f"{client.host}: the persistent login of {other(to)}'s target "
-                f"{', '.join(f'{lg.target} at {lg.address}' for lg in left)} is still there "
+                f"{', '.join(f'{lg.target} at {lg.address or chr(42)}' for lg in left)} is still there "
                 f"after iscsicli RemovePersistentTarget ({said[:300]}); at its next boot "
                 f"the client would log in to {other(to)} again",
             )
         notes.insert(
             0,
             f"removed {other(to)}'s persistent login(s) "
-            + ", ".join(f"{lg.target} at {lg.address}" for lg in stale),
+            + ", ".join(f"{lg.target} at {lg.address or 'any portal'}" for lg in stale),
         )
     return with_forced(
         with_forced(
