@@ -64,9 +64,10 @@ async def test_one_dead_portal_stops_only_the_client_assigned_to_it(lab_factory)
     assert f"B portal {y_b[0]} does not answer" in msg
     await restart(a.host(ed1))
     assert (iqn("Y"), y_a[0]) in logins(lab, ed1.host)
-    assert (
-        await clients_facts.client_verify(a.host(ed1), ed1, inv, "Y")
-        == f"{ed1.host} sees Y's V: volume"
+    # Verify accepts A alone, and names the B path it lacks (review H2).
+    assert await clients_facts.client_verify(a.host(ed1), ed1, inv, "Y") == (
+        f"{ed1.host} sees Y's V: volume; B path missing "
+        f"(no session to {iqn('Y', 'B')} via {y_b[0]})"
     )
     # ED-02's own A portal is dead: refused (the overridable interlock), nothing changed.
     before = iscsi(lab, ed2.host)

@@ -113,7 +113,7 @@ async def client_prepare(
         | {lg.target for lg in logins if inv.side_of_target(lg.target) is None}
     )
     notes = [
-        f"B path missing: portal {p.portal} does not answer, no login to {p.target} yet"
+        f"B path missing: B portal {p.portal} does not answer (no login to {p.target} yet)"
         for p in paths[1:]
         if not answered[p.name] and not (session_to(p.target) and login_to(p.target, p.portal))
     ]
