@@ -120,7 +120,15 @@ ALL_INITIATOR_PORTS = 4294967295
 # persistent login whether or not a session is up (the iSCSI cmdlets reach one only
 # through a session: Unregister-IscsiSession -SessionIdentifier).
 ISCSICLI = "iscsicli"
-ISCSICLI_VERBS = {"removepersistenttarget": ("RemovePersistentTarget", 5)}
+ISCSICLI_VERBS = {
+    "removepersistenttarget": ("RemovePersistentTarget", 5),
+    # PersistentLoginTarget <TargetName> <ReportToPNP> <TargetPortalAddress>
+    # <TargetPortalSocket> <InitiatorInstance> <Port number> <Security Flags> <Login Flags>
+    # <Header Digest> <Data Digest> <Max Connections> <DefaultTime2Wait>
+    # <DefaultTime2Retain> <Username> <Password> <AuthType> <Key> <Mapping Count> (its
+    # usage text; Microsoft's iscsicli.c sample: 18 arguments with no mapping).
+    "persistentlogintarget": ("PersistentLoginTarget", 18),
+}
 # iscsicli's `*` for an argument (Microsoft's iscsicli.c sample, RemovePersistentTarget):
 # a NULL initiator, ISCSI_ALL_INITIATOR_PORTS, a NULL portal ("Both empty and NULL portal
 # have the same effect"); RemoveIScsiPersistentTarget takes a null portal as every portal.
@@ -2048,6 +2056,41 @@ class Interpreter:
         return out
 
     def _iscsicli(self, commands: tuple[Command, ...]) -> str:
+        if commands[0].args["verb"] == "PersistentLoginTarget":
+            return self._iscsicli_persistent_login(commands)
+        return self._iscsicli_remove(commands)
+
+    def _iscsicli_persistent_login(self, commands: tuple[Command, ...]) -> str:
+        """iscsicli PersistentLoginTarget calls LoginIScsiTarget with IsPersistent TRUE
+        (Microsoft's iscsicli.c sample: PersistentLoginTarget and LoginTarget differ only
+        in that flag, and only LoginTarget prints a session id), which "either
+        establishes a single login session with a target, or creates a persistent login
+        to a target ... the specified initiator should log in to the target each time
+        the initiator is started, typically at system boot" (Microsoft Learn,
+        LoginIScsiTargetW, Remarks). So the lab records the login and makes no session:
+        the next boot makes it (state.iscsi_login). The target must be one the initiator
+        has discovered (LoginIScsiTargetW: "The target must already exist in the list of
+        discovered targets"); `*` for the portal leaves it to the initiator (a null
+        TargetPortal: any portal to the target). The portal is not contacted now. It
+        prints what the sample prints before the call, then the status's text; a failure
+        exits non-zero, which does not stop the script (a native command)."""
+        args = [str(a) for a in commands[0].args["args"]]
+        target, address, socket = args[0], args[2], args[3]
+        iscsi = self._iscsi()
+        portal = "" if address == ISCSICLI_ANY else address
+        said = (
+            f"{ISCSICLI_BANNER}\n\nLoginTarget to {target} on <no init instance> to "
+            f"{portal or '<no portal>'}/{socket if portal else 0}\n"
+        )
+        if target.lower() not in (d.lower() for d in iscsi["discovered"]) or (
+            portal and socket.strip() != str(ISCSI_PORT)
+        ):
+            self.ok = False
+            return said + "The target name is not found or is marked as hidden from login. "
+        iscsi["persistent"].append({"iqn": target, "portal": portal})
+        return said + "The operation completed successfully. "
+
+    def _iscsicli_remove(self, commands: tuple[Command, ...]) -> str:
         """iscsicli RemovePersistentTarget removes the persistent login whose initiator,
         target, initiator port and portal (address and socket) are exactly those given,
         session or not (RemoveIScsiPersistentTargetW, Microsoft Learn); it prints its

@@ -539,6 +539,30 @@ def iscsi_connect(iqn: str, portal: str, port: int = 3260) -> str:
     )
 
 
+def iscsi_persistent_login(iqn: str, portal: str, port: int = 3260) -> str:
+    """Record a persistent login to a discovered target through exactly `portal`,
+    without logging in now: `iscsicli PersistentLoginTarget <TargetName> <ReportToPNP>
+    <TargetPortalAddress> <TargetPortalSocket> <InitiatorInstance> <Port number>
+    <Security Flags> <Login Flags> <Header Digest> <Data Digest> <Max Connections>
+    <DefaultTime2Wait> <DefaultTime2Retain> <Username> <Password> <AuthType> <Key>
+    <Mapping Count>` (iscsicli's usage text), `T` to report the LUNs to Plug and Play
+    (a full session, not an informational one), `*` for the defaults and no mapping (as
+    Microsoft's KB 870964 writes it). It is LoginIScsiTarget with IsPersistent TRUE
+    (Microsoft's iscsicli.c sample), which "either establishes a single login session
+    with a target, or creates a persistent login to a target" that the initiator makes
+    "each time the initiator is started, typically at system boot" (Microsoft Learn,
+    LoginIScsiTargetW, Remarks). Connect-IscsiTarget -IsPersistent $true would log in
+    now as well (review H1). Read through Out-String, as every iscsicli (see
+    iscsi_remove_persistent_login); its exit code does not stop the script: the caller
+    reads the logins again, and that read decides."""
+    any_ = "'*'"
+    return (
+        f"iscsicli PersistentLoginTarget {q(iqn)} 'T' {q(portal)} {int(port)} "
+        + " ".join([any_] * 13)
+        + " 0 | Out-String"
+    )
+
+
 def iscsi_register(session_id: str) -> str:
     """Make a connected session persistent."""
     return f"Register-IscsiSession -SessionIdentifier {q(session_id)}"

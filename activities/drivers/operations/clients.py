@@ -32,11 +32,15 @@ async def client_prepare(
     `to`'s V: and use `to`'s DSM from its next boot on (the switch then restarts it).
 
     iSCSI, for each of the client's own paths on `to` (`Inventory.client_paths`: A
-    through its assigned TOE, and B on a redundant SAN): registers that portal if absent
-    (New-IscsiTargetPortal discovers the targets behind it; a registered one is
-    discovered again with Update-IscsiTargetPortal), then logs in to the path's target
-    through exactly that portal, persistently (Connect-IscsiTarget -TargetPortalAddress
-    -IsPersistent $true); a live session that is not persistent is registered instead.
+    through its assigned TOE, and B on a redundant SAN) that has no persistent login
+    yet: registers that portal if absent (New-IscsiTargetPortal discovers the targets
+    behind it; a registered one is discovered again with Update-IscsiTargetPortal), then
+    records a persistent login to the path's target through exactly that portal WITHOUT
+    logging in now (iscsicli PersistentLoginTarget, LoginIScsiTarget with IsPersistent):
+    the client's initiator logs in at its next boot, when the old side's session and V:
+    are gone, so the two SANs' disks are never on the client at once (StorNext tells
+    disks by label, and mirrored SANs can carry the same ones). A live session to the
+    path's target that is not persistent is registered instead (Register-IscsiSession).
     Only portals that answered the probe are touched: a dead B portal is reported in the
     answer and its path left for later. Then removes every persistent login of the
     OTHER side's targets (its iscsi_target and iscsi_targets), with or without a live
@@ -119,10 +123,11 @@ async def client_prepare(
     ]
     if unrelated:
         notes.append(f"left alone: {', '.join(unrelated)} (neither side's target)")
-    # A path is set up when its session is live and persistent; a B path whose portal
-    # does not answer cannot be, now.
+    # A path is set up when its persistent login is there: its session comes at the next
+    # boot, once the old side's V: is gone (review H1); a B path whose portal does not
+    # answer cannot be set up now.
     due = [p for p in paths if p.name == "A" or answered[p.name]]
-    ready = all(session_to(p.target) and login_to(p.target, p.portal) for p in due)
+    ready = all(login_to(p.target, p.portal) for p in due)
     if ready and not stale and pointer_ok and servers_ok:
         return with_forced(
             "; ".join([f"{client.host} is already configured for {to}", *notes]), filtered
@@ -130,7 +135,7 @@ async def client_prepare(
     forced = None
     path_a = paths[0]
     no = None
-    if session_to(path_a.target) is None:
+    if session_to(path_a.target) is None and not login_to(path_a.target, path_a.portal):
         no = client_without_bridge(
             client.host,
             to,
@@ -143,18 +148,24 @@ async def client_prepare(
         forced = ov.refuse(drv.name, no.rule, no.refusal, no.forced)
     stmts = [ps.stop_process(p) for p in dev.aurora_processes]
     done: list[str] = []
+    added: list[tuple[str, str]] = []
     for p in due:
+        if login_to(p.target, p.portal):
+            done.append(f"{p.name} {p.target} via {p.portal} (already there)")
+            continue
         live = session_to(p.target)
         if live is not None:
-            if not login_to(p.target, p.portal):
-                stmts.append(ps.iscsi_register(live))
+            stmts.append(ps.iscsi_register(live))
             done.append(f"{p.name} {p.target} (logged in)")
             continue
         if p.portal.lower() in registered:
             stmts.append(ps.iscsi_refresh_portal(p.portal, dev.iscsi_port))
         else:
             stmts.append(ps.iscsi_add_portal(p.portal, dev.iscsi_port))
-        stmts.append(ps.iscsi_connect(p.target, p.portal, dev.iscsi_port))
+        # The login only, no session now: the new side's disks must not appear while
+        # the old side's V: is mounted (review H1); the restart logs in.
+        stmts.append(ps.iscsi_persistent_login(p.target, p.portal, dev.iscsi_port))
+        added.append((p.target, p.portal))
         done.append(f"{p.name} {p.target} via {p.portal}")
     removals = [
         ps.iscsi_remove_persistent_login(
@@ -164,13 +175,34 @@ async def client_prepare(
     ]
     first = len(stmts)
     stmts += removals
+    said_by = [i for i, st in enumerate(stmts) if st.startswith("iscsicli ")]
     if target.fsnameservers is not None and not servers_ok:
         stmts.append(ps.set_content(dev.snfs_nameservers_file, target.fsnameservers))
     if not pointer_ok:
         stmts.append(ps.set_registry(dev.aurora_registry, dev.aurora_dsm_value, target.dsm_pointer))
-    if removals:
+    if removals or added:
         stmts.append(ps.iscsi_persistent_logins())
     out = await iscsi_run(drv, *stmts)
+    if added:
+        # The read-back decides: iscsicli's exit code does not stop the script.
+        now = parse_persistent_logins(out[-1], strict=old_side.has_target)
+        missing = [
+            (t, portal)
+            for t, portal in added
+            if not any(
+                lg.target.lower() == t.lower() and lg.address.lower() in ("", portal.lower())
+                for lg in now
+            )
+        ]
+        if missing:
+            said = " ".join(out[i].strip() for i in said_by if out[i])
+            raise CommandFailed(
+                drv.name,
+                f"{client.host}: no persistent login to "
+                f"{', '.join(f'{t} via {portal}' for t, portal in missing)} after iscsicli "
+                f"PersistentLoginTarget ({said[:300]}); the client would not log in to "
+                f"{to} at its restart",
+            )
     if removals:
         left = [
             lg
@@ -195,8 +227,8 @@ async def client_prepare(
         with_forced(
             "; ".join(
                 [
-                    f"{client.host} reconfigured for {to} (iSCSI {', '.join(done)}, "
-                    f"DSM {target.dsm_pointer})",
+                    f"{client.host} reconfigured for {to} (iSCSI {', '.join(done)}"
+                    f"{' from its next boot' if added else ''}, DSM {target.dsm_pointer})",
                     *notes,
                 ]
             ),
