@@ -504,8 +504,9 @@ class ClientIscsi(_Strict):
     on media network B (K2 Installation and Service Manual, "About iSCSI bandwidth": "the
     K2Config application assigns a K2 client to a TOE and keeps track of the bandwidth so
     subscribed to each TOE. A single K2 client can only subscribe to a single TOE";
-    "Failover behaviors" for media networks A and B; K2-FACTS.md). Each target defaults to the side's
-    `iscsi_target`; name it where the side has one target per bridge/TOE."""
+    "Failover behaviors" for media networks A and B; K2-FACTS.md). A's target defaults to the
+    side's `iscsi_target`; B needs its own `b_target`, not A's (a second login to one
+    target needs MPIO, which client editions of Windows lack)."""
 
     a: str = Field(description="the portal (TOE address) on media network A")
     a_target: str | None = Field(None, description="the target logged in to through `a`")
@@ -832,6 +833,27 @@ class Inventory(_Strict):
             for side, paths in c.iscsi.items():
                 s = self.sides[side]
                 known = {p.lower() for p in s.portals}
+                # A B path logs in to a target of its own: a second login to A's
+                # target through the B portal is a second session to one target,
+                # which the Microsoft initiator allows only with MPIO (Connect-IscsiTarget
+                # -IsMultipathEnabled; Microsoft Learn, "Multipath I/O overview": MPIO
+                # is a feature of Windows Server only), so on a client edition it fails,
+                # and a session matched by target alone would count A's as B's (review H2).
+                if paths.b is not None:
+                    a_target = (paths.a_target or s.iscsi_target).lower()
+                    if paths.b_target is None:
+                        problems.append(
+                            f"clients[{i}].iscsi.{side}.b_target: required with b: {c.host}'s "
+                            f"B path on {side} names its own target (a second login to A's "
+                            "target needs MPIO, which client editions of Windows lack)"
+                        )
+                    elif paths.b_target.lower() == a_target:
+                        problems.append(
+                            f"clients[{i}].iscsi.{side}.b_target: {c.host}'s B path names A's "
+                            f"target {paths.b_target}; name the target the B portal serves "
+                            "(a second login to one target needs MPIO, which client editions "
+                            "of Windows lack)"
+                        )
                 for what, portal, target in (
                     ("a", paths.a, paths.a_target),
                     ("b", paths.b, paths.b_target),
@@ -968,5 +990,7 @@ class Inventory(_Strict):
             return [IscsiPath(name="A", portal=s.portals[0], target=s.iscsi_target)]
         out = [IscsiPath(name="A", portal=mine.a, target=mine.a_target or s.iscsi_target)]
         if mine.b is not None:
+            # The inventory requires b_target with b (Inventory._check); the default
+            # stays for a model built without that check.
             out.append(IscsiPath(name="B", portal=mine.b, target=mine.b_target or s.iscsi_target))
         return out

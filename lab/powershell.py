@@ -120,7 +120,19 @@ ALL_INITIATOR_PORTS = 4294967295
 # persistent login whether or not a session is up (the iSCSI cmdlets reach one only
 # through a session: Unregister-IscsiSession -SessionIdentifier).
 ISCSICLI = "iscsicli"
-ISCSICLI_VERBS = {"removepersistenttarget": ("RemovePersistentTarget", 5)}
+ISCSICLI_VERBS = {
+    "removepersistenttarget": ("RemovePersistentTarget", 5),
+    # PersistentLoginTarget <TargetName> <ReportToPNP> <TargetPortalAddress>
+    # <TargetPortalSocket> <InitiatorInstance> <Port number> <Security Flags> <Login Flags>
+    # <Header Digest> <Data Digest> <Max Connections> <DefaultTime2Wait>
+    # <DefaultTime2Retain> <Username> <Password> <AuthType> <Key> <Mapping Count> (its
+    # usage text; Microsoft's iscsicli.c sample: 18 arguments with no mapping).
+    "persistentlogintarget": ("PersistentLoginTarget", 18),
+}
+# iscsicli's `*` for an argument (Microsoft's iscsicli.c sample, RemovePersistentTarget):
+# a NULL initiator, ISCSI_ALL_INITIATOR_PORTS, a NULL portal ("Both empty and NULL portal
+# have the same effect"); RemoveIScsiPersistentTarget takes a null portal as every portal.
+ISCSICLI_ANY = "*"
 ISCSICLI_BANNER = "Microsoft iSCSI Initiator Version 10.0 Build 17763"
 
 # The Unified Write Filter's WMI provider (Microsoft Learn, "UWF WMI provider reference":
@@ -601,6 +613,7 @@ CMDLETS: dict[str, CmdletSpec] = {
             },
         ),
         _spec("Out-Null", {}),
+        _spec("Out-String", {}),
         _spec(
             "Test-NetConnection",
             {
@@ -654,9 +667,14 @@ PIPELINES: dict[str, tuple[str, ...] | tuple[tuple[str, ...], ...]] = {
             "Unregister-IscsiSession",
             "Set-Content",
             "Test-NetConnection",
-            ISCSICLI,
         )
     },
+    # A native command at the end of a pipeline writes straight to powershell.exe's
+    # stdout in the console's OEM code page, past [Console]::OutputEncoding
+    # (PowerShell/PowerShell#14945): on a localized Windows its text is not the UTF-8
+    # the rest of the answer is. The lab refuses it bare, and takes it piped into
+    # Out-String, which decodes it as PowerShell text first.
+    ISCSICLI: ("Out-String",),
 }
 
 _PROPERTY_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]*$")
@@ -2125,7 +2143,10 @@ class Interpreter:
             out.append(
                 {
                     "TargetName": login["iqn"],
-                    "InitiatorInstance": SOFTWARE_INITIATOR,
+                    # A login made with no initiator instance lists none (LoginIScsiTarget:
+                    # InitiatorInstance is optional); the lab's logins name the
+                    # software initiator unless the host's file says otherwise.
+                    "InitiatorInstance": str(login.get("initiator", SOFTWARE_INITIATOR)),
                     "InitiatorPortNumber": ALL_INITIATOR_PORTS,
                     "TargetPortal": {
                         "Address": portal,
@@ -2143,6 +2164,41 @@ class Interpreter:
         return out
 
     def _iscsicli(self, commands: tuple[Command, ...]) -> str:
+        if commands[0].args["verb"] == "PersistentLoginTarget":
+            return self._iscsicli_persistent_login(commands)
+        return self._iscsicli_remove(commands)
+
+    def _iscsicli_persistent_login(self, commands: tuple[Command, ...]) -> str:
+        """iscsicli PersistentLoginTarget calls LoginIScsiTarget with IsPersistent TRUE
+        (Microsoft's iscsicli.c sample: PersistentLoginTarget and LoginTarget differ only
+        in that flag, and only LoginTarget prints a session id), which "either
+        establishes a single login session with a target, or creates a persistent login
+        to a target ... the specified initiator should log in to the target each time
+        the initiator is started, typically at system boot" (Microsoft Learn,
+        LoginIScsiTargetW, Remarks). So the lab records the login and makes no session:
+        the next boot makes it (state.iscsi_login). The target must be one the initiator
+        has discovered (LoginIScsiTargetW: "The target must already exist in the list of
+        discovered targets"); `*` for the portal leaves it to the initiator (a null
+        TargetPortal: any portal to the target). The portal is not contacted now. It
+        prints what the sample prints before the call, then the status's text; a failure
+        exits non-zero, which does not stop the script (a native command)."""
+        args = [str(a) for a in commands[0].args["args"]]
+        target, address, socket = args[0], args[2], args[3]
+        iscsi = self._iscsi()
+        portal = "" if address == ISCSICLI_ANY else address
+        said = (
+            f"{ISCSICLI_BANNER}\n\nLoginTarget to {target} on <no init instance> to "
+            f"{portal or '<no portal>'}/{socket if portal else 0}\n"
+        )
+        if target.lower() not in (d.lower() for d in iscsi["discovered"]) or (
+            portal and socket.strip() != str(ISCSI_PORT)
+        ):
+            self.ok = False
+            return said + "The target name is not found or is marked as hidden from login. "
+        iscsi["persistent"].append({"iqn": target, "portal": portal})
+        return said + "The operation completed successfully. "
+
+    def _iscsicli_remove(self, commands: tuple[Command, ...]) -> str:
         """iscsicli RemovePersistentTarget removes the persistent login whose initiator,
         target, initiator port and portal (address and socket) are exactly those given,
         session or not (RemoveIScsiPersistentTargetW, Microsoft Learn); it prints its
@@ -2154,22 +2210,31 @@ class Interpreter:
         initiator, target, port, address, socket = args
         iscsi = self._iscsi()
         found = None
+        gone = []
         for login in iscsi["persistent"]:
             if (
-                initiator.lower() == SOFTWARE_INITIATOR.lower()
-                and port.strip() in (str(ALL_INITIATOR_PORTS), "*")
+                initiator.lower()
+                in (str(login.get("initiator", SOFTWARE_INITIATOR)).lower(), ISCSICLI_ANY)
+                and port.strip() in (str(ALL_INITIATOR_PORTS), ISCSICLI_ANY)
                 and str(login["iqn"]).lower() == target.lower()
-                and str(login.get("portal", "")).lower() == address.lower()
-                and socket.strip() == str(ISCSI_PORT)
+                and (
+                    address == ISCSICLI_ANY
+                    or (
+                        str(login.get("portal", "")).lower() == address.lower()
+                        and socket.strip() == str(ISCSI_PORT)
+                    )
+                )
             ):
-                found = login
-                break
+                gone.append(login)
+        if address != ISCSICLI_ANY:
+            gone = gone[:1]
+        found = gone[0] if gone else None
         if found is None:
             # No such login: iscsicli prints the failing status's text (the lab takes
             # ISDSC_TARGET_NOT_FOUND's; its exact wording is assumed) and exits non-zero.
             self.ok = False
             return f"{ISCSICLI_BANNER}\n\nThe target name is not found or is marked as hidden from login. "
-        iscsi["persistent"] = [p for p in iscsi["persistent"] if p is not found]
+        iscsi["persistent"] = [p for p in iscsi["persistent"] if not any(p is g for g in gone)]
         for s in iscsi["sessions"]:
             if str(s["iqn"]).lower() == target.lower() and not any(
                 str(p["iqn"]).lower() == target.lower() for p in iscsi["persistent"]

@@ -22,7 +22,7 @@ async def client(inv: Inventory, drv: HostDriver, report: Report) -> None:
             "client-iscsi",
             ISCSI_NEEDS,
             f"no {', '.join(missing)}",
-            "a switchable client needs Windows 8 / Windows Server 2012 or later",
+            "a switchable client needs Windows 8.1 / Windows Server 2012 R2 or later",
         )
     await portals(inv, drv, report)
     if not missing:

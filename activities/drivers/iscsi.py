@@ -7,13 +7,13 @@ from activities.drivers import powershell as ps
 from activities.drivers.errors import CommandFailed
 from activities.drivers.host import HostDriver
 
-ISCSI_NEEDS = "the iSCSI PowerShell module (Windows 8 / Windows Server 2012 or later)"
+ISCSI_NEEDS = "the iSCSI PowerShell module and Test-NetConnection (Windows 8.1 / Windows Server 2012 R2 or later)"
 
 
 async def iscsi_run(drv: HostDriver, *statements: str) -> list[str]:
     """drv.run for a script that uses the iSCSI cmdlets. When it fails, ask the host
     whether it has them at all: a client older than Windows 8 / Server 2012 has no
-    iSCSI module, and the operator must read that, with the host's name, rather than
+    iSCSI module (and one older than 8.1 / 2012 R2 no Test-NetConnection), and the operator must read that, with the host's name, rather than
     PowerShell's "not recognized as the name of a cmdlet". Costs nothing when it works."""
     try:
         return await drv.run(*statements)

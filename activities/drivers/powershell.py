@@ -547,6 +547,30 @@ def iscsi_connect(iqn: str, portal: str, port: int = 3260) -> str:
     )
 
 
+def iscsi_persistent_login(iqn: str, portal: str, port: int = 3260) -> str:
+    """Record a persistent login to a discovered target through exactly `portal`,
+    without logging in now: `iscsicli PersistentLoginTarget <TargetName> <ReportToPNP>
+    <TargetPortalAddress> <TargetPortalSocket> <InitiatorInstance> <Port number>
+    <Security Flags> <Login Flags> <Header Digest> <Data Digest> <Max Connections>
+    <DefaultTime2Wait> <DefaultTime2Retain> <Username> <Password> <AuthType> <Key>
+    <Mapping Count>` (iscsicli's usage text), `T` to report the LUNs to Plug and Play
+    (a full session, not an informational one), `*` for the defaults and no mapping (as
+    Microsoft's KB 870964 writes it). It is LoginIScsiTarget with IsPersistent TRUE
+    (Microsoft's iscsicli.c sample), which "either establishes a single login session
+    with a target, or creates a persistent login to a target" that the initiator makes
+    "each time the initiator is started, typically at system boot" (Microsoft Learn,
+    LoginIScsiTargetW, Remarks). Connect-IscsiTarget -IsPersistent $true would log in
+    now as well (review H1). Read through Out-String, as every iscsicli (see
+    iscsi_remove_persistent_login); its exit code does not stop the script: the caller
+    reads the logins again, and that read decides."""
+    any_ = "'*'"
+    return (
+        f"iscsicli PersistentLoginTarget {q(iqn)} 'T' {q(portal)} {int(port)} "
+        + " ".join([any_] * 13)
+        + " 0 | Out-String"
+    )
+
+
 def iscsi_register(session_id: str) -> str:
     """Make a connected session persistent."""
     return f"Register-IscsiSession -SessionIdentifier {q(session_id)}"
@@ -583,19 +607,31 @@ def iscsi_persistent_logins() -> str:
 
 
 def iscsi_remove_persistent_login(
-    initiator: str, target: str, initiator_port: int, address: str, socket: int
+    initiator: str, target: str, initiator_port: int | None, address: str, socket: int | None
 ) -> str:
     """Remove one persistent login, whether or not a session is up: `iscsicli
     RemovePersistentTarget <Initiator Name> <TargetName> <Initiator Port Number> <Target
     Portal Address> <Target Portal Socket>` (iscsicli's usage text; it calls
     RemoveIScsiPersistentTarget, Microsoft Learn), each value exactly as the login lists
-    it. Unregister-IscsiSession cannot: it needs the session's identifier, and a session
+    it, and `*` for one the login has not: iscsicli passes a NULL initiator,
+    ISCSI_ALL_INITIATOR_PORTS and a NULL portal for `*` (Microsoft's iscsicli.c sample,
+    RemovePersistentTarget: "Both empty and NULL portal have the same effect"), and
+    RemoveIScsiPersistentTarget takes a null portal as every portal (review M3).
+    Unregister-IscsiSession cannot: it needs the session's identifier, and a session
     whose portal is down is not listed. iscsicli prints a banner and the outcome, and a
     native command's exit code does not stop the script: the caller reads the logins
-    again in the same script, and that read decides."""
+    again in the same script, and that read decides. Its output goes through
+    `| Out-String`: a native command at the end of a pipeline writes straight to
+    powershell.exe's stdout in the console's OEM code page, past
+    [Console]::OutputEncoding (PowerShell/PowerShell#14945), so a localized message
+    would break the script's UTF-8 answer; piped, PowerShell decodes it first (review M2)."""
+
+    any_ = "'*'"
+    port = any_ if initiator_port is None else str(int(initiator_port))
+    sock = any_ if socket is None or not address else str(int(socket))
     return (
-        f"iscsicli RemovePersistentTarget {q(initiator)} {q(target)} {int(initiator_port)} "
-        f"{q(address)} {int(socket)}"
+        f"iscsicli RemovePersistentTarget {q(initiator) if initiator else any_} {q(target)} "
+        f"{port} {q(address) if address else any_} {sock} | Out-String"
     )
 
 

@@ -109,7 +109,7 @@ async def test_a_client_restarted_then_killed_is_not_restarted_again(lab: Lab) -
     assert len(beat) == 4 and "reconfigured for Y" in beat[2], beat
     assert "reconfigured for Y" in first.message and "restarted (1/2)" in first.message
     seen = changes(lab, ed.host, mark)
-    assert seen["Restart-Computer"] == 1 and seen["Connect-IscsiTarget"] == 1, seen
+    assert seen["Restart-Computer"] == 1 and seen["iscsicli"] == 2, seen  # Y's login, X's removal
 
     # The second activity, killed before its restart went out: it goes out once.
     mark = len(LabState(lab.dir).journal())
@@ -129,7 +129,7 @@ async def test_killed_before_the_reconfiguration_ended_starts_it_again(lab: Lab)
     assert beat[1] is False
     assert "restarted (1/2)" in result.message
     seen = changes(lab, ed.host, mark)
-    assert seen["Restart-Computer"] == 1 and seen["Connect-IscsiTarget"] == 1, seen
+    assert seen["Restart-Computer"] == 1 and seen["iscsicli"] == 2, seen  # Y's login, X's removal
 
 
 async def test_a_restart_whose_heartbeat_was_lost_is_not_sent_again(lab: Lab) -> None:

@@ -122,7 +122,10 @@ async def run_trials(client: Client, lab: Lab, seed: int, trials: int) -> None:
 
             changes = changes_since(lab, mark)
             restarts = Counter(h for h, c, _ in changes if c == "Restart-Computer")
-            connects = Counter(h for h, c, _ in changes if c == "Connect-IscsiTarget")
+            # A move records the new side's login once (iscsicli PersistentLoginTarget).
+            connects = Counter(
+                h for h, c, st in changes if c == "iscsicli" and "PersistentLoginTarget" in st
+            )
             for host, side in sides_after.items():
                 moved = int(side != sides_before[host])
                 assert restarts[host] == 2 * moved, (where, host, restarts[host], moved)

@@ -64,9 +64,10 @@ async def test_one_dead_portal_stops_only_the_client_assigned_to_it(lab_factory)
     assert f"B portal {y_b[0]} does not answer" in msg
     await restart(a.host(ed1))
     assert (iqn("Y"), y_a[0]) in logins(lab, ed1.host)
-    assert (
-        await clients_facts.client_verify(a.host(ed1), ed1, inv, "Y")
-        == f"{ed1.host} sees Y's V: volume"
+    # Verify accepts A alone, and names the B path it lacks (review H2).
+    assert await clients_facts.client_verify(a.host(ed1), ed1, inv, "Y") == (
+        f"{ed1.host} sees Y's V: volume; B path missing "
+        f"(no session to {iqn('Y', 'B')} via {y_b[0]})"
     )
     # ED-02's own A portal is dead: refused (the overridable interlock), nothing changed.
     before = iscsi(lab, ed2.host)
@@ -161,3 +162,35 @@ async def test_a_switch_on_redundant_sans_keeps_each_client_on_its_toe(client, l
     assert sessions(lab, ed1) == {iqn("Y"), iqn("Y", "B"), UNRELATED_TARGET}
     assert logins(lab, ed2) == {(iqn("Y"), y_a[1])}
     assert sessions(lab, ed2) == {iqn("Y")}
+
+
+async def test_the_new_sides_disks_appear_only_after_the_restart(lab_factory) -> None:  # type: ignore[no-untyped-def]
+    """Review H1: while the old side's V: is mounted, the new side's LUNs must not come
+    up (StorNext tells disks by label, and mirrored SANs can carry the same labels). The
+    switch records the new side's persistent logins without logging in (iscsicli
+    PersistentLoginTarget: LoginIScsiTarget with IsPersistent; Microsoft Learn: it
+    "either establishes a single login session with a target, or creates a persistent
+    login"); the client's initiator makes them at its next boot."""
+    lab = await lab_factory(editors=1, ingest=0, redundant=True)
+    a = DeviceContext(lab.inventory, lab.inventory_path)
+    inv = lab.inventory
+    client = inv.clients[0]
+    drv = a.host(client)
+    y_a, y_b = redundant_portals("Y", "A"), redundant_portals("Y", "B")
+    before = sessions(lab, client.host)
+    msg = await clients_ops.client_prepare(drv, client, inv, "Y")
+    assert "from its next boot" in msg
+    # No session to Y yet: only what the client had on X.
+    assert sessions(lab, client.host) == before
+    assert not any(t.lower().startswith(iqn("Y").lower()) for t in before)
+    assert logins(lab, client.host) == {(iqn("Y"), y_a[0]), (iqn("Y", "B"), y_b[0])}
+    # Asked again before the restart: the logins make it configured, nothing is added.
+    again = await clients_ops.client_prepare(drv, client, inv, "Y")
+    assert "already configured for Y" in again
+    assert logins(lab, client.host) == {(iqn("Y"), y_a[0]), (iqn("Y", "B"), y_b[0])}
+    await restart(drv)
+    assert sessions(lab, client.host) == {iqn("Y"), iqn("Y", "B")}
+    assert (
+        await clients_facts.client_verify(drv, client, inv, "Y")
+        == f"{client.host} sees Y's V: volume"
+    )

@@ -247,6 +247,22 @@ def test_a_clients_iscsi_paths_default_to_the_sides_first_portal() -> None:
             "b_target without b",
         ),
         ({"Y": {"a": "192.168.20.31", "b": "192.168.20.31"}}, "a and b are one portal"),
+        # A B path names its own target: a second login to A's target needs MPIO
+        # (review H2), which client editions of Windows lack.
+        (
+            {"Y": {"a": "192.168.20.31", "b": "192.168.21.31"}},
+            "clients[1].iscsi.Y.b_target: required with b",
+        ),
+        (
+            {
+                "Y": {
+                    "a": "192.168.20.31",
+                    "b": "192.168.21.31",
+                    "b_target": "iqn.1999-06.com.grassvalley:k2-y",
+                }
+            },
+            "clients[1].iscsi.Y.b_target: IN-01's B path names A's target",
+        ),
         ({"Y": {"a": "192.168.20.31:3260"}}, "not a valid iSCSI portal address"),
         ({"Z": {"a": "192.168.20.31"}}, "clients[1].iscsi.Z.[key]: allowed: 'X' or 'Y'"),
     ],

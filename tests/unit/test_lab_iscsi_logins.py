@@ -148,3 +148,33 @@ def test_an_unrelated_disk_is_a_login_of_its_own(lab: LabState) -> None:
     assert {s["TargetNodeAddress"] for s in sessions} == {iqn("X"), UNRELATED_TARGET}
     with pytest.raises(LabError):
         set_fault(lab.dir, "sb-x1", "unrelated-disk")  # no initiator there
+
+
+def test_iscsicli_is_read_through_out_string_and_takes_star_for_what_a_login_lacks(
+    lab: LabState,
+) -> None:
+    """Review M2 and M3: a bare native command writes in the OEM code page past
+    [Console]::OutputEncoding (PowerShell/PowerShell#14945), so the lab refuses it and
+    takes it piped into Out-String; a login made with no initiator and no portal is
+    listed as it is and removed with `*` for them (iscsicli.c RemovePersistentTarget)."""
+    initiator = ps.q("ROOT\\ISCSIPRT\\0000_0")
+    bare = (
+        f"iscsicli RemovePersistentTarget {initiator} "
+        f"{ps.q(iqn('X'))} 4294967295 {ps.q(X_PORTAL)} 3260"
+    )
+    with pytest.raises(Unsupported):
+        parse_script(ps.script(bare))
+    with lab.transaction() as txn:
+        doc = txn.require_host("ED-01")
+        doc["iscsi"]["persistent"].append({"iqn": UNRELATED_TARGET, "portal": "", "initiator": ""})
+    out = run(lab, "ED-01", ps.iscsi_persistent_logins())
+    listed = parse_persistent_logins(ps.split_output(out.stdout, 1)[0])
+    odd = [lg for lg in listed if lg.target == UNRELATED_TARGET]
+    assert [(lg.initiator, lg.address) for lg in odd] == [("", "")]
+    done = run(
+        lab,
+        "ED-01",
+        ps.iscsi_remove_persistent_login("", UNRELATED_TARGET, None, "", None),
+    )
+    assert done.exit_status == 0 and "The operation completed successfully." in done.stdout
+    assert logins(lab, "ED-01") == [(iqn("X"), X_PORTAL)]

@@ -141,7 +141,7 @@ def sample_call(f: Callable[..., str], v: str) -> str:
             args.append(["Mode", "Other"])  # property names are bare words
         elif "Sequence" in annotation:
             args.append([v, v])
-        elif annotation == "int":
+        elif annotation in ("int", "int | None"):
             args.append(3260)
         elif p.name == "new_name":
             args.append(v.replace("\\", "_"))

@@ -3,6 +3,7 @@ software uses and the SNFS name servers it lists; `client_verify` checks them ag
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from activities.drivers import powershell as ps
@@ -58,13 +59,16 @@ def parse_sessions(line: str) -> list[IscsiSession]:
 @dataclass(frozen=True)
 class PersistentLogin:
     """One of the initiator's persistent logins (MSiSCSIInitiator_PersistentLoginClass),
-    with every value `iscsicli RemovePersistentTarget` needs to name it exactly."""
+    with every value `iscsicli RemovePersistentTarget` needs to name it exactly. An
+    empty `initiator` or `address` is a login made without one (LoginIScsiTarget: both
+    are optional; a null portal lets the initiator use any portal to the target);
+    `initiator_port`/`socket` are None where an unrelated login's are unreadable."""
 
     target: str
     initiator: str
-    initiator_port: int
+    initiator_port: int | None
     address: str
-    socket: int
+    socket: int | None
 
 
 def _whole_number(value: object, what: str) -> int:
@@ -73,28 +77,59 @@ def _whole_number(value: object, what: str) -> int:
     return value
 
 
-def parse_persistent_logins(text: str) -> list[PersistentLogin]:
+def _text(value: object) -> str | None:
+    """A string property; a null one is empty (a login made without it)."""
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else None
+
+
+def parse_persistent_logins(
+    text: str, strict: Callable[[str], bool] = lambda target: True
+) -> list[PersistentLogin]:
     """The persistent logins as ConvertTo-Json writes MSiSCSIInitiator_PersistentLoginClass
-    instances (TargetPortal an embedded object with Address and Port). BadOutput for an
-    answer that lacks any of them: a login that cannot be named whole cannot be removed."""
+    instances (TargetPortal an embedded object with Address and Port, or null). Every
+    login names its target (BadOutput otherwise: it cannot even be told apart). A login
+    whose target `strict` accepts (the ones the caller may remove) must be readable whole:
+    its initiator and portal address text (empty allowed: iscsicli takes `*` for them),
+    its initiator port and socket whole numbers, else BadOutput (a login that cannot be
+    named cannot be removed). Any other login is listed as it reads (review M3: one odd
+    login of an unrelated disk must not block the client)."""
     out = []
     for o in ps.parse_json_list(text):
+        target = ps.prop(o, "TargetName")
+        if not isinstance(target, str) or not target:
+            raise ps.BadOutput(f"a persistent login without its target: {str(o)[:200]}")
+        must = strict(target)
         portal = ps.prop(o, "TargetPortal")
-        if not isinstance(portal, dict):
-            raise ps.BadOutput(f"TargetPortal is not an object: {str(portal)[:80]!r}")
-        target, initiator = ps.prop(o, "TargetName"), ps.prop(o, "InitiatorInstance")
-        address = ps.prop(portal, "Address")
-        if not all(isinstance(v, str) and v for v in (target, initiator, address)):
-            raise ps.BadOutput(f"a persistent login without its target, initiator or portal: {o}")
+        if portal is not None and not isinstance(portal, dict):
+            if must:
+                raise ps.BadOutput(f"TargetPortal is not an object: {str(portal)[:80]!r}")
+            portal = None
+        initiator = _text(ps.prop(o, "InitiatorInstance"))
+        address = _text(None if portal is None else ps.prop(portal, "Address"))
+        if must and (initiator is None or address is None):
+            raise ps.BadOutput(f"a persistent login without a readable initiator or portal: {o}")
+        port: int | None
+        socket: int | None
+        try:
+            port = _whole_number(ps.prop(o, "InitiatorPortNumber"), "InitiatorPortNumber")
+            socket = (
+                None
+                if portal is None
+                else _whole_number(ps.prop(portal, "Port"), "TargetPortal.Port")
+            )
+        except ps.BadOutput:
+            if must:
+                raise
+            port = socket = None
         out.append(
             PersistentLogin(
                 target=target,
-                initiator=initiator,
-                initiator_port=_whole_number(
-                    ps.prop(o, "InitiatorPortNumber"), "InitiatorPortNumber"
-                ),
-                address=address,
-                socket=_whole_number(ps.prop(portal, "Port"), "TargetPortal.Port"),
+                initiator=initiator or "",
+                initiator_port=port,
+                address=address or "",
+                socket=socket,
             )
         )
     return out
@@ -182,12 +217,16 @@ async def client_verify(drv: HostDriver, client: SwitchableClient, inv: Inventor
         raise CommandFailed(
             drv.name, f"{client.host} does not see {to}'s V: volume: {'; '.join(problems)}"
         )
+    said = f"{client.host} sees {to}'s V: volume"
+    # A configured path with no session is named (review H2): the client works through
+    # the other one, without its redundancy.
+    up = {s.target.lower() for s in mine}
+    for p in paths:
+        if p.target.lower() not in up:
+            said += f"; {p.name} path missing (no session to {p.target} via {p.portal})"
     if unrelated:
-        return (
-            f"{client.host} sees {to}'s V: volume; also logged in to "
-            f"{', '.join(unrelated)} (neither side's target: left alone)"
-        )
-    return f"{client.host} sees {to}'s V: volume"
+        said += f"; also logged in to {', '.join(unrelated)} (neither side's target: left alone)"
+    return said
 
 
 @reads_answers

@@ -32,11 +32,15 @@ async def client_prepare(
     `to`'s V: and use `to`'s DSM from its next boot on (the switch then restarts it).
 
     iSCSI, for each of the client's own paths on `to` (`Inventory.client_paths`: A
-    through its assigned TOE, and B on a redundant SAN): registers that portal if absent
-    (New-IscsiTargetPortal discovers the targets behind it; a registered one is
-    discovered again with Update-IscsiTargetPortal), then logs in to the path's target
-    through exactly that portal, persistently (Connect-IscsiTarget -TargetPortalAddress
-    -IsPersistent $true); a live session that is not persistent is registered instead.
+    through its assigned TOE, and B on a redundant SAN) that has no persistent login
+    yet: registers that portal if absent (New-IscsiTargetPortal discovers the targets
+    behind it; a registered one is discovered again with Update-IscsiTargetPortal), then
+    records a persistent login to the path's target through exactly that portal WITHOUT
+    logging in now (iscsicli PersistentLoginTarget, LoginIScsiTarget with IsPersistent):
+    the client's initiator logs in at its next boot, when the old side's session and V:
+    are gone, so the two SANs' disks are never on the client at once (StorNext tells
+    disks by label, and mirrored SANs can carry the same ones). A live session to the
+    path's target that is not persistent is registered instead (Register-IscsiSession).
     Only portals that answered the probe are touched: a dead B portal is reported in the
     answer and its path left for later. Then removes every persistent login of the
     OTHER side's targets (its iscsi_target and iscsi_targets), with or without a live
@@ -84,7 +88,9 @@ async def client_prepare(
     registered = {
         str(ps.prop(o, "TargetPortalAddress")).lower() for o in ps.parse_json_list(answers[1])
     }
-    logins = parse_persistent_logins(answers[2])
+    # Only the old side's logins, the ones removed here, must read whole; an unrelated
+    # one without a portal or initiator is listed as it is (review M3).
+    logins = parse_persistent_logins(answers[2], strict=old_side.has_target)
     pointer = ps.parse_json_object(answers[3]).get(dev.aurora_dsm_value)
     pointer_ok = same_pointer(pointer, target.dsm_pointer)
     probes = answers[4 : 4 + len(paths)]
@@ -97,21 +103,31 @@ async def client_prepare(
     def session_to(iqn: str) -> str | None:
         return next((s.session_id for s in sessions if s.target.lower() == iqn.lower()), None)
 
-    def login_to(iqn: str) -> bool:
-        return any(lg.target.lower() == iqn.lower() for lg in logins)
+    def login_to(iqn: str, portal: str) -> bool:
+        # A login is a path's when it names the path's target through the path's portal
+        # (or through any portal: a login without one); A's login does not stand for B's.
+        return any(
+            lg.target.lower() == iqn.lower() and lg.address.lower() in ("", portal.lower())
+            for lg in logins
+        )
 
     stale = [lg for lg in logins if old_side.has_target(lg.target)]
     unrelated = sorted(
         {s.target for s in sessions if inv.side_of_target(s.target) is None}
         | {lg.target for lg in logins if inv.side_of_target(lg.target) is None}
     )
-    notes = [f"B portal {p.portal} does not answer" for p in paths[1:] if not answered[p.name]]
+    notes = [
+        f"B path missing: B portal {p.portal} does not answer (no login to {p.target} yet)"
+        for p in paths[1:]
+        if not answered[p.name] and not (session_to(p.target) and login_to(p.target, p.portal))
+    ]
     if unrelated:
         notes.append(f"left alone: {', '.join(unrelated)} (neither side's target)")
-    # A path is set up when its session is live and persistent; a B path whose portal
-    # does not answer cannot be, now.
+    # A path is set up when its persistent login is there: its session comes at the next
+    # boot, once the old side's V: is gone (review H1); a B path whose portal does not
+    # answer cannot be set up now.
     due = [p for p in paths if p.name == "A" or answered[p.name]]
-    ready = all(session_to(p.target) and login_to(p.target) for p in due)
+    ready = all(login_to(p.target, p.portal) for p in due)
     if ready and not stale and pointer_ok and servers_ok:
         return with_forced(
             "; ".join([f"{client.host} is already configured for {to}", *notes]), filtered
@@ -119,7 +135,7 @@ async def client_prepare(
     forced = None
     path_a = paths[0]
     no = None
-    if session_to(path_a.target) is None:
+    if session_to(path_a.target) is None and not login_to(path_a.target, path_a.portal):
         no = client_without_bridge(
             client.host,
             to,
@@ -132,18 +148,24 @@ async def client_prepare(
         forced = ov.refuse(drv.name, no.rule, no.refusal, no.forced)
     stmts = [ps.stop_process(p) for p in dev.aurora_processes]
     done: list[str] = []
+    added: list[tuple[str, str]] = []
     for p in due:
+        if login_to(p.target, p.portal):
+            done.append(f"{p.name} {p.target} via {p.portal} (already there)")
+            continue
         live = session_to(p.target)
         if live is not None:
-            if not login_to(p.target):
-                stmts.append(ps.iscsi_register(live))
+            stmts.append(ps.iscsi_register(live))
             done.append(f"{p.name} {p.target} (logged in)")
             continue
         if p.portal.lower() in registered:
             stmts.append(ps.iscsi_refresh_portal(p.portal, dev.iscsi_port))
         else:
             stmts.append(ps.iscsi_add_portal(p.portal, dev.iscsi_port))
-        stmts.append(ps.iscsi_connect(p.target, p.portal, dev.iscsi_port))
+        # The login only, no session now: the new side's disks must not appear while
+        # the old side's V: is mounted (review H1); the restart logs in.
+        stmts.append(ps.iscsi_persistent_login(p.target, p.portal, dev.iscsi_port))
+        added.append((p.target, p.portal))
         done.append(f"{p.name} {p.target} via {p.portal}")
     removals = [
         ps.iscsi_remove_persistent_login(
@@ -153,35 +175,60 @@ async def client_prepare(
     ]
     first = len(stmts)
     stmts += removals
+    said_by = [i for i, st in enumerate(stmts) if st.startswith("iscsicli ")]
     if target.fsnameservers is not None and not servers_ok:
         stmts.append(ps.set_content(dev.snfs_nameservers_file, target.fsnameservers))
     if not pointer_ok:
         stmts.append(ps.set_registry(dev.aurora_registry, dev.aurora_dsm_value, target.dsm_pointer))
-    if removals:
+    if removals or added:
         stmts.append(ps.iscsi_persistent_logins())
     out = await iscsi_run(drv, *stmts)
+    if added:
+        # The read-back decides: iscsicli's exit code does not stop the script.
+        now = parse_persistent_logins(out[-1], strict=old_side.has_target)
+        missing = [
+            (t, portal)
+            for t, portal in added
+            if not any(
+                lg.target.lower() == t.lower() and lg.address.lower() in ("", portal.lower())
+                for lg in now
+            )
+        ]
+        if missing:
+            said = " ".join(out[i].strip() for i in said_by if out[i])
+            raise CommandFailed(
+                drv.name,
+                f"{client.host}: no persistent login to "
+                f"{', '.join(f'{t} via {portal}' for t, portal in missing)} after iscsicli "
+                f"PersistentLoginTarget ({said[:300]}); the client would not log in to "
+                f"{to} at its restart",
+            )
     if removals:
-        left = [lg for lg in parse_persistent_logins(out[-1]) if old_side.has_target(lg.target)]
+        left = [
+            lg
+            for lg in parse_persistent_logins(out[-1], strict=old_side.has_target)
+            if old_side.has_target(lg.target)
+        ]
         if left:
             said = " ".join(t.strip() for t in out[first : first + len(removals)] if t)
             raise CommandFailed(
                 drv.name,
                 f"{client.host}: the persistent login of {other(to)}'s target "
-                f"{', '.join(f'{lg.target} at {lg.address}' for lg in left)} is still there "
+                f"{', '.join(f'{lg.target} at {lg.address or chr(42)}' for lg in left)} is still there "
                 f"after iscsicli RemovePersistentTarget ({said[:300]}); at its next boot "
                 f"the client would log in to {other(to)} again",
             )
         notes.insert(
             0,
             f"removed {other(to)}'s persistent login(s) "
-            + ", ".join(f"{lg.target} at {lg.address}" for lg in stale),
+            + ", ".join(f"{lg.target} at {lg.address or 'any portal'}" for lg in stale),
         )
     return with_forced(
         with_forced(
             "; ".join(
                 [
-                    f"{client.host} reconfigured for {to} (iSCSI {', '.join(done)}, "
-                    f"DSM {target.dsm_pointer})",
+                    f"{client.host} reconfigured for {to} (iSCSI {', '.join(done)}"
+                    f"{' from its next boot' if added else ''}, DSM {target.dsm_pointer})",
                     *notes,
                 ]
             ),
