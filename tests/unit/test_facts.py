@@ -34,6 +34,7 @@ from activities.drivers.facts import sync_tools as sync_tools_facts
 from activities.drivers.facts import windows as windows_facts
 from activities.drivers.host import HostDriver
 from activities.drivers.operations import clients as clients_ops
+from activities.drivers.operations import windows as windows_ops
 from activities.surveys.facts import FACTS as SURVEY_FACTS
 from activities.surveys.facts import read_host_fact
 from activities.surveys.models import Exchange, SurveyTarget
