@@ -219,6 +219,13 @@ def free_ports(count: int) -> list[int]:
     return chosen
 
 
+# Every lab host runs Windows with .NET Framework 4.8, as WMF 5.1 wants 4.5.2 or later:
+# its version is the Release value of this key (Microsoft Learn, "Determine which .NET
+# Framework versions are installed": 528049 is 4.8 on Windows other than 10 1903+).
+DOTNET_KEY = "HKLM:\\SOFTWARE\\Microsoft\\NET Framework Setup\\NDP\\v4\\Full"
+DOTNET_48 = {"Release": 528049, "Version": "4.8.03761"}
+
+
 def _host_doc(name: str, kind: str, side: Side | None, port: int, boot_ms: int) -> dict[str, Any]:
     return {
         "name": name,
@@ -229,7 +236,7 @@ def _host_doc(name: str, kind: str, side: Side | None, port: int, boot_ms: int) 
         "services": {},
         "processes": [],
         "autostart": [],
-        "registry": {},
+        "registry": {DOTNET_KEY: dict(DOTNET_48)},
         "files": {},
         "mounted_v": None,
         "boot_time": boot_ms,

@@ -102,8 +102,15 @@ ISCSI_MODULE = frozenset(
     {
         "Get-IscsiSession", "Get-IscsiTarget", "Get-IscsiTargetPortal", "New-IscsiTargetPortal",
         "Update-IscsiTargetPortal", "Connect-IscsiTarget", "Disconnect-IscsiTarget",
-        "Register-IscsiSession", "Unregister-IscsiSession",
+        "Register-IscsiSession", "Unregister-IscsiSession", "Get-IscsiConnection",
     }
+)  # fmt: skip
+# Get-IscsiConnection: one MSFT_iSCSIConnection per connection of a session, with the
+# portal it goes to (TargetAddress, TargetPortNumber) and the initiator's own address and
+# port (learn.microsoft.com/powershell/module/iscsi/get-iscsiconnection).
+CONNECTION_PROPERTIES = (
+    "ConnectionIdentifier", "InitiatorAddress", "InitiatorPortNumber", "TargetAddress",
+    "TargetPortNumber",
 )  # fmt: skip
 
 
@@ -169,13 +176,28 @@ CIM_CLASSES = {
     ),
     "UWF_Filter": ("Id", "CurrentEnabled", "NextEnabled"),
     "UWF_Volume": UWF_PROPERTIES[3:],
+    "Win32_TimeZone": ("Caption", "Bias", "StandardName", "DaylightName"),
 }
 CIM_NAMESPACES = {
     "Win32_OperatingSystem": None,
     "MSiSCSIInitiator_PersistentLoginClass": "root\\wmi",
     "UWF_Filter": UWF_NAMESPACE,
     "UWF_Volume": UWF_NAMESPACE,
+    "Win32_TimeZone": None,
 }
+# Win32_TimeZone of the zones lab hosts keep (`time_zone`, an IANA name; UTC when
+# absent), with Windows' own names for them (Microsoft Learn, "Default Time Zones";
+# Win32_TimeZone: Bias is the standard offset from UTC in minutes).
+WINDOWS_ZONES = {
+    "UTC": ("(UTC) Coordinated Universal Time", 0, "Coordinated Universal Time",
+            "Coordinated Universal Time"),
+    "Europe/London": ("(UTC+00:00) Dublin, Edinburgh, Lisbon, London", 0, "GMT Standard Time",
+                      "GMT Daylight Time"),
+    "Europe/Berlin": ("(UTC+01:00) Amsterdam, Berlin, Bern, Rome, Stockholm, Vienna", 60,
+                      "W. Europe Standard Time", "W. Europe Daylight Time"),
+    "America/New_York": ("(UTC-05:00) Eastern Time (US & Canada)", -300,
+                         "Eastern Standard Time", "Eastern Daylight Time"),
+}  # fmt: skip
 # Cmdlets of the subset that came after PowerShell 2.0, by the version that brought them
 # (Microsoft Learn: ConvertTo-Json "was introduced in PowerShell 3.0"; the CimCmdlets
 # module, Get-CimInstance, came with 3.0; Get-FileHash with 4.0). A host whose
@@ -576,6 +598,7 @@ CMDLETS: dict[str, CmdletSpec] = {
         ),
         _spec("Get-IscsiSession", {}, properties=SESSION_PROPERTIES),
         _spec("Get-IscsiTarget", {}, properties=("NodeAddress", "IsConnected")),
+        _spec("Get-IscsiConnection", {}, properties=CONNECTION_PROPERTIES),
         _spec(
             "Get-IscsiTargetPortal",
             {},
@@ -640,6 +663,7 @@ PIPELINES: dict[str, tuple[str, ...] | tuple[tuple[str, ...], ...]] = {
     "Get-CimInstance": (_SELECT_TO_JSON, ("Invoke-CimMethod", *_SELECT_TO_JSON)),
     "Get-WmiObject": _SELECT_TO_JSON,
     "Get-IscsiSession": _SELECT_TO_JSON,
+    "Get-IscsiConnection": _SELECT_TO_JSON,
     "Get-IscsiTargetPortal": _SELECT_TO_JSON,
     "Get-Command": _SELECT_TO_JSON,
     # New-IscsiTargetPortal and Connect-IscsiTarget print the object they made (an
@@ -1373,6 +1397,7 @@ class Interpreter:
             "Get-Command": self._get_command,
             "Get-IscsiSession": self._get_iscsi_session,
             "Get-IscsiTarget": self._get_iscsi_target,
+            "Get-IscsiConnection": self._get_iscsi_connection,
             "Get-IscsiTargetPortal": self._get_iscsi_portal,
             "New-IscsiTargetPortal": self._new_iscsi_portal,
             "Update-IscsiTargetPortal": self._update_iscsi_portal,
@@ -2019,6 +2044,14 @@ class Interpreter:
                 )
         if cls == "MSiSCSIInitiator_PersistentLoginClass":
             return self._select(commands, self._persistent_logins())
+        if cls == "Win32_TimeZone":
+            zone = str(self.host.get("time_zone") or "UTC")
+            if zone not in WINDOWS_ZONES:
+                raise CmdletError("Get-CimInstance", f"the lab knows no Windows zone for {zone}")
+            caption, bias, standard, daylight = WINDOWS_ZONES[zone]
+            tz = {"Caption": caption, "Bias": bias, "StandardName": standard,
+                  "DaylightName": daylight}  # fmt: skip
+            return self._select(commands, [tz])
         return self._get_os(commands)
 
     def _get_uwf(self, commands: tuple[Command, ...]) -> str:
@@ -2251,6 +2284,22 @@ class Interpreter:
                 "SessionIdentifier": s["id"],
             }
             for s in self._iscsi()["sessions"]
+        ]
+        return self._select(commands, objects)
+
+    def _get_iscsi_connection(self, commands: tuple[Command, ...]) -> str:
+        """One connection per session (the Microsoft initiator's default: MC/S only
+        when asked), to the portal the session was made through; the initiator's
+        address is the host's own, its port an ephemeral one."""
+        objects = [
+            {
+                "ConnectionIdentifier": f"{s['id'].split('-')[0]}-{i + 1:x}",
+                "InitiatorAddress": str(self.host.get("address") or "0.0.0.0"),
+                "InitiatorPortNumber": 49152 + i,
+                "TargetAddress": str(s.get("portal", "")),
+                "TargetPortNumber": ISCSI_PORT,
+            }
+            for i, s in enumerate(self._iscsi()["sessions"])
         ]
         return self._select(commands, objects)
 

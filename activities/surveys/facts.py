@@ -115,6 +115,13 @@ HOST_FACTS: list[HostFact] = [
         lambda d, i, t, a: windows_facts.winrm_config(d),
     ),
     HostFact(
+        "iscsi_persistent_logins",
+        "the persistent logins, session or not (clients.persistent_logins: root\\wmi "
+        "MSiSCSIInitiator_PersistentLoginClass)",
+        lambda d, i, t, a: clients_facts.persistent_logins(d),
+        roles=("client",),
+    ),
+    HostFact(
         "registry_values",
         "the registry values the role's steps read and write (windows.registry_values)",
         lambda d, i, t, a: windows_facts.registry_values(d, a["keys"]),

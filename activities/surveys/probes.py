@@ -46,7 +46,6 @@ WRITE_FILTER_TOOLS = {
     "fbwf": ("fbwfmgr.exe", "fbwfmgr.exe /displayconfig" + NATIVE),
     "ewf": ("ewfmgr.exe", "ewfmgr.exe C:" + NATIVE),
 }
-ISCSICLI = "iscsicli.exe"
 # Win32-OpenSSH's default shell: DefaultShell (the shell's full path) and
 # DefaultShellCommandOption (its switch to run a command, "-c" when absent) under this key
 # (PowerShell/Win32-OpenSSH wiki, "DefaultShell"; Microsoft Learn, "OpenSSH Server
@@ -79,20 +78,6 @@ def filter_state(text: str) -> str:
         if words & {"off", "disabled"}:
             return "off"
     return "unknown"
-
-
-def persistent_targets(text: str) -> list[dict[str, str]]:
-    """`iscsicli ListPersistentTargets`: each entry's target name and portal (its
-    "Address and Socket" line; Microsoft Learn, "iscsicli")."""
-    out: list[dict[str, str]] = []
-    for line in text.replace("\r\n", "\n").split("\n"):
-        key, _, value = line.partition(":")
-        key, value = key.strip().lower(), value.strip()
-        if key == "target name":
-            out.append({"target": value, "portal": ""})
-        elif key == "address and socket" and out:
-            out[-1]["portal"] = value.split()[0] if value else ""
-    return out
 
 
 def runs_cmd(shell: Any) -> bool:
@@ -156,11 +141,6 @@ async def dotnet_version(drv: HostDriver) -> dict[str, Any]:
     return {"release": ps.prop(obj, "Release"), "version": ps.prop(obj, "Version")}
 
 
-async def _present(drv: HostDriver, names: list[str]) -> set[str]:
-    found = ps.parse_json_list(await drv.run_one(ps.get_commands(names)))
-    return {str(o.get("Name", "")).lower() for o in found}
-
-
 @reads_answers
 async def write_filters(drv: HostDriver) -> dict[str, str]:
     """Each filter 'absent' (its tool is not installed), 'on' or 'off' (in the current
@@ -202,15 +182,6 @@ async def iscsi_connections(drv: HostDriver) -> list[dict[str, Any]]:
         }
         for o in ps.parse_json_list(line)
     ]
-
-
-@reads_answers
-async def iscsi_persistent(drv: HostDriver) -> list[dict[str, str]] | None:
-    """The persistent logins (iscsicli ListPersistentTargets lists them; Microsoft
-    Learn, "iscsicli"); None when the host has no iscsicli."""
-    if ISCSICLI not in await _present(drv, [ISCSICLI]):
-        return None
-    return persistent_targets(await drv.run_one(f"{ISCSICLI} ListPersistentTargets{NATIVE}"))
 
 
 @reads_answers
@@ -372,12 +343,6 @@ HOST_PROBES: list[HostFact] = [
         "iscsi_connections",
         "the portal of each connection",
         lambda d, i, t, a: iscsi_connections(d),
-        roles=("client",),
-    ),
-    HostFact(
-        "iscsi_persistent",
-        "the persistent logins",
-        lambda d, i, t, a: iscsi_persistent(d),
         roles=("client",),
     ),
     HostFact(

@@ -306,9 +306,11 @@ def check_portal(ev: Evidence) -> Outcome:
 
 
 def check_persistent(ev: Evidence) -> Outcome:
-    logins = ev.value("iscsi_persistent")
-    if logins is None:
-        return unread("the host has no iscsicli.exe")
+    # As the client switch reads them (facts/clients.py persistent_logins).
+    logins = [
+        {"target": lg["target"], "portal": lg.get("address") or ""}
+        for lg in ev.value("iscsi_persistent_logins")
+    ]
     side = ev.client_side()
     other = [s for s in SIDES if s != side]
     stale = [p for p in logins if any(ev.inv.side_of_target(p["target"]) == o for o in other)]
@@ -711,7 +713,8 @@ REGISTER: list[Assumption] = [
                "Grass Valley K2 SAN Installation Guide: K2Config assigns each client a TOE",
                ("iscsi_connections", "client_facts"), ("client",), check_portal),
     Assumption("persistent-logins", "no persistent login to the other side's targets",
-               "Microsoft Learn, iscsicli ListPersistentTargets", ("iscsi_persistent", "client_facts"),
+               "Microsoft Learn, MSiSCSIInitiator_PersistentLoginClass",
+               ("iscsi_persistent_logins", "client_facts"),
                ("client",), check_persistent),
     Assumption("write-filter", "no write filter (UWF, FBWF, EWF) protects the client",
                "Microsoft Learn, Unified Write Filter: changes are discarded at restart",

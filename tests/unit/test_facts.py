@@ -177,7 +177,6 @@ FACT: dict[str, Callable[[HostDriver, dict[str, Any]], Awaitable[Any]]] = {
             "write_filter_state",
             "fsnameservers",
             "dsm_pointer_value",
-            "iscsi_persistent",
             "ssh_default_shell",
             "dsm_pointer_views",
         )

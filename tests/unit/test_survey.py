@@ -120,11 +120,17 @@ def test_an_unrelated_iscsi_disk_contradicts_with_what_to_set(inv: Inventory) ->
 
 
 def test_a_persistent_login_to_the_other_side_contradicts(inv: Inventory) -> None:
-    logins = [{"target": X_IQN, "portal": "10.1.0.31"}, {"target": Y_IQN, "portal": "10.2.0.31"}]
-    got = verdicts(inv, facts(iscsi_persistent=logins, client_facts=ON_X))
+    def login(target: str, address: str) -> dict[str, Any]:
+        return {"target": target, "initiator": "ROOT\\ISCSIPRT\\0000_0",
+                "initiator_port": 4294967295, "address": address, "socket": 3260}  # fmt: skip
+
+    logins = [login(X_IQN, "10.1.0.31"), login(Y_IQN, "10.2.0.31")]
+    got = verdicts(inv, facts(iscsi_persistent_logins=logins, client_facts=ON_X))
     assert got["persistent-logins"].verdict == "contradicted"
     assert Y_IQN in got["persistent-logins"].evidence
-    none = verdicts(inv, facts(iscsi_persistent=None, client_facts=ON_X))
+    mine = verdicts(inv, facts(iscsi_persistent_logins=logins[:1], client_facts=ON_X))
+    assert mine["persistent-logins"].verdict == "verified"
+    none = verdicts(inv, facts(client_facts=ON_X))
     assert none["persistent-logins"].verdict == "could not be read"
 
 
@@ -248,20 +254,7 @@ def test_write_filter_displays() -> None:
     assert probes.filter_state("Access is denied.") == "unknown"
 
 
-def test_persistent_targets_and_pointer_forms() -> None:
-    text = (
-        "Microsoft iSCSI Initiator Version 6.1 Build 7601\r\n\r\n"
-        "    Target Name           : iqn.1999-06.com.grassvalley:k2-x\r\n"
-        "    Address and Socket    : 10.1.0.31 3260\r\n"
-        "    Session Type          : Data\r\n\r\n"
-        "    Target Name           : iqn.1991-05.com.microsoft:disk\r\n"
-        "    Address and Socket    : 192.0.2.9 3260\r\n"
-        "The operation completed successfully.\r\n"
-    )
-    assert probes.persistent_targets(text) == [
-        {"target": "iqn.1999-06.com.grassvalley:k2-x", "portal": "10.1.0.31"},
-        {"target": "iqn.1991-05.com.microsoft:disk", "portal": "192.0.2.9"},
-    ]
+def test_pointer_forms() -> None:
     assert [probes.pointer_form(v) for v in ("dsm-x", "dsm-x.a.b", "10.0.0.1", "DSM\\SQL")] == [
         "name",
         "fqdn",
