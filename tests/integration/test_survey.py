@@ -237,3 +237,39 @@ async def test_survey_for_viewers_and_without_a_site_worker(
     await assert_no_secrets_in_pair(client, lab)
     md = (tmp_path / "s" / "survey.md").read_text()
     assert "| dsm-y | dsm | Y | " in md and f"| {not_picked} |" in md
+
+
+async def test_survey_of_a_redundant_lab(client: Client, lab_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A redundant K2 SAN (media networks A and B, a TOE per client on each): every
+    client's connections go through its own portals and to the side's targets, and no
+    login of the other side is kept; a client moved to a TOE that is not its own is
+    named, with the setting that says which is."""
+    lab = await lab_factory(editors=2, ingest=0, redundant=True)
+    inv = lab.inventory
+    out = tmp_path / "survey"
+    async with running_worker(client, lab):
+        rc, _ = await cli(client, lab, "survey", str(out), "--json")
+        summary = json.loads((out / "survey.json").read_text())
+        for c in inv.clients:
+            for id in ("iscsi-portal", "iscsi-targets", "iscsi-one-side", "persistent-logins"):
+                got = assumption(summary, c.host, id)
+                assert got["verdict"] == "verified", (c.host, id, got["evidence"])
+            portal = assumption(summary, c.host, "iscsi-portal")
+            for p in inv.client_paths(c, "X"):
+                assert p.portal in portal["evidence"]
+        # ED-01's path A moved to the TOE the inventory gives ED-02: named, with the setting.
+        first, second = inv.clients[0], inv.clients[1]
+        theirs = inv.client_paths(second, "X")[0].portal
+        with LabState(lab.dir).transaction() as txn:
+            doc = txn.require_host(first.host)
+            mine = inv.client_paths(first, "X")[0]
+            for s in doc["iscsi"]["sessions"]:
+                if s.get("portal") == mine.portal:
+                    s["portal"] = theirs
+        again = tmp_path / "again"
+        rc, _ = await cli(client, lab, "survey", str(again), "--json")
+        moved = assumption(
+            json.loads((again / "survey.json").read_text()), first.host, "iscsi-portal"
+        )
+        assert rc == 1 and moved["verdict"] == "contradicted" and theirs in moved["evidence"]
+        assert moved["setting"] == f"clients[{first.host}].iscsi.X.a"
