@@ -81,6 +81,42 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_survey_compare(args: argparse.Namespace) -> int:
+    """Each fact file of a survey folder (`amsm survey DIR`) read again on the lab's host
+    of the same name, else of the same role, in a transaction rolled back (lab/survey.py):
+    prints the JSON list of those the lab answers otherwise, {file, lab}. The CLI's
+    `amsm survey verify DIR --lab LABDIR` runs this, the lab's own program, rather than
+    importing the lab."""
+    import asyncio
+    import json
+
+    from activities.surveys.replay import read_survey_inventory
+    from lab.survey import LabModel
+
+    folder, d = Path(args.survey), Path(args.dir)
+    if not (d / "lab.db").is_file():
+        return _fail("survey-compare", f"{d}: not a lab (no lab.db; amsm lab init makes one)")
+    try:
+        site = read_survey_inventory(folder)
+    except (OSError, ValueError) as e:
+        return _fail("survey-compare", f"{folder / 'inventory.json'}: cannot read it ({e})")
+    model = LabModel(d)
+
+    async def compare() -> list[dict[str, str]]:
+        out = []
+        for path in sorted((folder / "facts").glob("*/*.json")):
+            try:
+                differs = await model.disagreement(json.loads(path.read_text("utf-8")), site)
+            except (OSError, ValueError, KeyError, TypeError):
+                continue  # not a fact file: `amsm survey verify` names it
+            if differs is not None:
+                out.append({"file": str(path.relative_to(folder)), "lab": differs})
+        return out
+
+    print(json.dumps(asyncio.run(compare())))
+    return 0
+
+
 def cmd_hands(args: argparse.Namespace) -> int:
     """Do a manual step at a lab device: start or stop InSync or AllSync."""
     from lab.hands import set_allsync, set_insync
@@ -245,6 +281,14 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--kind", choices=["Junction", "SymbolicLink"], default="Junction")
     c.add_argument("--dir", required=True)
     c.set_defaults(run=cmd_link)
+    c = lab.add_parser(
+        "survey-compare",
+        help="read a survey folder's facts again on the lab's hosts (rolled back); print "
+        "the JSON list of those the lab answers otherwise",
+    )
+    c.add_argument("survey", metavar="SURVEYDIR", help="a folder `amsm survey DIR` wrote")
+    c.add_argument("--dir", required=True)
+    c.set_defaults(run=cmd_survey_compare)
     for tool in ("insync", "allsync"):
         c = lab.add_parser(tool, help=f"the operator's hands: start or stop {tool} in the lab")
         c.add_argument("action", choices=["start", "stop"])

@@ -114,3 +114,11 @@ def test_the_dry_run_loads_no_operation() -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_no_room_below_the_lab_imports_it() -> None:
+    # The lab simulates the devices; the CLI reaches it only as a program (`amsm lab
+    # survey-compare`), the way it reaches Temporal.
+    for room in ("inventory", "wire", "activities", "workflows", "records", "workers", "client"):
+        for path, text in _imports(ROOT / room).items():
+            assert "from lab" not in text and "import lab" not in text, path
