@@ -8,8 +8,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import re
+import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
@@ -397,3 +398,42 @@ def one_line_errors(command: str) -> Iterator[None]:
     except Exception as e:
         first = str(e).splitlines()[0] if str(e) else ""
         raise CliError(f"amsm {command}: {type(e).__name__}: {first}".rstrip(": ")) from None
+
+
+# How often a command that waits on a run asks it how far it is.
+PROGRESS_POLL_SECONDS = 0.5
+
+
+async def result_with_progress(
+    handle: WorkflowHandle[Any, Any],
+    progress: Callable[[], Awaitable[str | None]],
+    final: Callable[[Any], str],
+    what: str,
+    quiet: bool,
+) -> Any:
+    """The run's result; meanwhile `progress()` on stderr (rewritten in place on a
+    terminal; elsewhere only `final(result)`, once). A run that does not finish is a
+    CliError naming `what` and the run."""
+    live = not quiet and sys.stderr.isatty()
+    waiting = asyncio.ensure_future(handle.result())
+    shown = ""
+    try:
+        while True:
+            done, _ = await asyncio.wait({waiting}, timeout=PROGRESS_POLL_SECONDS)
+            if done:
+                break
+            line = await progress()
+            if live and line and line != shown:
+                print(f"\r{line}", end="", file=sys.stderr, flush=True)
+                shown = line
+        result = waiting.result()
+    except Exception as e:
+        raise CliError(
+            f"{what} ({handle.id}) did not finish: {cause(e)}; is the pair's worker running?"
+        ) from None
+    finally:
+        if not waiting.done():
+            waiting.cancel()
+    if not quiet:
+        print(f"\r{final(result)}" if live else final(result), file=sys.stderr)
+    return result

@@ -47,6 +47,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -160,7 +161,16 @@ def create_dsm(
     now = iso_now()
     path = Path(path).resolve()
     _create_replicated(path, assets)
-    conn = _connect(instance_path(path))
+    _write_instance(
+        instance_path(path), path, (host, mode, now, replication, role, now), AGENT_JOBS
+    )
+
+
+def _write_instance(at: Path, replicated: Path, row: tuple[Any, ...], jobs: Sequence[str]) -> None:
+    """Write an instance file at `at`: the `dsm` row (host, mode, mode_since,
+    replication, replication_role, replication_since), the Agent jobs, and the catalog
+    naming `replicated` ONLINE; refuses (sqlite3.Error) if the file holds tables."""
+    conn = _connect(at)
     try:
         conn.execute("PRAGMA journal_mode = WAL")
         conn.executescript(INSTANCE_SCHEMA + MODE_SCHEMA)
@@ -168,12 +178,12 @@ def create_dsm(
         conn.execute(
             "INSERT INTO dsm (id, host, mode, mode_since, replication, replication_role, "
             "replication_since) VALUES (1, ?, ?, ?, ?, ?, ?)",
-            (host, mode, now, replication, role, now),
+            row,
         )
-        conn.executemany("INSERT INTO agent_jobs (name) VALUES (?)", [(j,) for j in AGENT_JOBS])
+        conn.executemany("INSERT INTO agent_jobs (name) VALUES (?)", [(j,) for j in jobs])
         conn.execute(
             "INSERT INTO databases (name, file, state) VALUES (?, ?, 'ONLINE')",
-            (REPLICATED_DATABASE, str(path)),
+            (REPLICATED_DATABASE, str(replicated)),
         )
         conn.execute("COMMIT")
     finally:
@@ -353,22 +363,10 @@ def migrate_dsm(path: str | Path) -> None:
         old.close()
     tmp = inst.with_name(inst.name + ".new")
     tmp.unlink(missing_ok=True)
+    _write_instance(tmp, path, tuple(row), jobs)
+    # Renamed into place whole: no -wal beside it to carry along.
     conn = _connect(tmp)
     try:
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.executescript(INSTANCE_SCHEMA + MODE_SCHEMA)
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute(
-            "INSERT INTO dsm (id, host, mode, mode_since, replication, replication_role, "
-            "replication_since) VALUES (1, ?, ?, ?, ?, ?, ?)",
-            row,
-        )
-        conn.executemany("INSERT INTO agent_jobs (name) VALUES (?)", [(j,) for j in jobs])
-        conn.execute(
-            "INSERT INTO databases (name, file, state) VALUES (?, ?, 'ONLINE')",
-            (REPLICATED_DATABASE, str(path)),
-        )
-        conn.execute("COMMIT")
         conn.execute("PRAGMA journal_mode = DELETE")
     finally:
         conn.close()

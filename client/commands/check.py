@@ -5,15 +5,13 @@ then the findings grouped by the steps they would stop. Exit 0 when ready, 1 whe
 from __future__ import annotations
 
 import argparse
-import asyncio
-import sys
 import uuid
 from datetime import timedelta
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
 
-from client.runs import cause
+from client.runs import cause, result_with_progress
 from client.session import EXIT_FAIL, EXIT_OK, CliError, default_operator, emit
 from inventory.models import Inventory
 from workflows.check import (
@@ -24,8 +22,6 @@ from workflows.check import (
 )
 from workflows.checks import StepRef
 from workflows.models import CheckInput
-
-POLL_SECONDS = 0.5
 
 
 def add(sub: Any) -> None:
@@ -73,30 +69,13 @@ async def follow(
 ) -> CheckResult:
     """The result; meanwhile `hosts read / all` on stderr (rewritten in place on a
     terminal; elsewhere only the last count, once)."""
-    live = not quiet and sys.stderr.isatty()
-    waiting = asyncio.ensure_future(handle.result())
-    shown = ""
-    try:
-        while True:
-            done, _ = await asyncio.wait({waiting}, timeout=POLL_SECONDS)
-            if done:
-                break
-            line = await progress_line(handle, inv)
-            if live and line and line != shown:
-                print(f"\r{line}", end="", file=sys.stderr, flush=True)
-                shown = line
-        result = waiting.result()
-    except Exception as e:
-        raise CliError(
-            f"the check of pair {inv.pair} ({handle.id}) did not finish: {cause(e)}; "
-            "is the pair's worker running?"
-        ) from None
-    finally:
-        if not waiting.done():
-            waiting.cancel()
-    if not quiet:
-        final = f"checking pair {inv.pair}: {result.hosts}/{result.hosts} hosts read"
-        print(f"\r{final}" if live else final, file=sys.stderr)
+    result: CheckResult = await result_with_progress(
+        handle,
+        lambda: progress_line(handle, inv),
+        lambda r: f"checking pair {inv.pair}: {r.hosts}/{r.hosts} hosts read",
+        f"the check of pair {inv.pair}",
+        quiet,
+    )
     return result
 
 

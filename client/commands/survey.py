@@ -15,7 +15,6 @@ credential (a file that shows one is not written, and the survey says so)."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import re
 import subprocess
@@ -29,13 +28,12 @@ from temporalio.client import Client, WorkflowHandle
 
 from activities.surveys.models import ANSWER_BOUND, HostSurvey, SurveyResult
 from activities.surveys.replay import fact_file, read_survey_inventory, replay
-from client.runs import cause
+from client.runs import cause, result_with_progress
 from client.session import EXIT_FAIL, EXIT_OK, EXIT_USAGE, CliError, default_operator, emit
 from inventory.models import Inventory, odbc_keywords
 from workflows.models import CheckInput
 from workflows.survey import READS_PER_HOST, PairSurveyWorkflow
 
-POLL_SECONDS = 0.5
 # What a credential looks like in a file: an ODBC or connection-string password, a
 # private key. A file that shows one is not written (fail closed).
 CREDENTIAL_SHAPES = (
@@ -135,37 +133,22 @@ async def run(client: Client, inv: Inventory, args: argparse.Namespace) -> int:
 async def follow(
     handle: WorkflowHandle[Any, SurveyResult], inv: Inventory, quiet: bool
 ) -> SurveyResult:
-    live = not quiet and sys.stderr.isatty()
-    waiting = asyncio.ensure_future(handle.result())
-    shown = ""
-    try:
-        while True:
-            done, _ = await asyncio.wait({waiting}, timeout=POLL_SECONDS)
-            if done:
-                break
-            try:
-                p = await handle.query(PairSurveyWorkflow.progress)
-                line = (
-                    f"surveying pair {inv.pair}: {p.done}/{p.total} hosts read" if p.total else ""
-                )
-            except Exception:
-                line = ""  # not started yet, or just ended: the next poll says
-            if live and line and line != shown:
-                print(f"\r{line}", end="", file=sys.stderr, flush=True)
-                shown = line
-        result = waiting.result()
-    except Exception as e:
-        raise CliError(
-            f"the survey of pair {inv.pair} ({handle.id}) did not finish: {cause(e)}; "
-            "is the pair's worker running?"
-        ) from None
-    finally:
-        if not waiting.done():
-            waiting.cancel()
-    if not quiet:
-        n = len(result.hosts)
-        final = f"surveying pair {inv.pair}: {n}/{n} hosts read"
-        print(f"\r{final}" if live else final, file=sys.stderr)
+    """The result; meanwhile `hosts read / all` on stderr, as `amsm check` shows it."""
+
+    async def progress() -> str | None:
+        try:
+            p = await handle.query(PairSurveyWorkflow.progress)
+        except Exception:
+            return None  # not started yet, or just ended: the next poll says
+        return f"surveying pair {inv.pair}: {p.done}/{p.total} hosts read" if p.total else None
+
+    result: SurveyResult = await result_with_progress(
+        handle,
+        progress,
+        lambda r: f"surveying pair {inv.pair}: {len(r.hosts)}/{len(r.hosts)} hosts read",
+        f"the survey of pair {inv.pair}",
+        quiet,
+    )
     return result
 
 
