@@ -131,12 +131,26 @@ def initial_assets(count: int = INITIAL_ASSETS) -> list[tuple[int, str, str]]:
     return [(i, f"asset-{i:04d}", "2024-01-01T00:00:00Z") for i in range(1, count + 1)]
 
 
-def _connect(path: str | Path) -> sqlite3.Connection:
-    return sqlite3.connect(path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
+def existing_uri(path: str | Path) -> str:
+    """`path` as an SQLite URI that opens only a file that is there (sqlite.org, "URI
+    Filenames": `mode=rw` "opens the database for reading and writing" and fails if it
+    does not exist, where a plain name creates an empty one). A DSM's file taken away
+    (lab fault `unreachable`) or moved aside (RESTORING) must stay missing, not be
+    recreated empty by a replication pass that raced the fault."""
+    return Path(path).resolve().as_uri() + "?mode=rw"
+
+
+def _connect(path: str | Path, create: bool = False) -> sqlite3.Connection:
+    """A connection to an existing file, or (`create`) to a file made if missing."""
+    if create:
+        return sqlite3.connect(path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
+    return sqlite3.connect(
+        existing_uri(path), uri=True, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None
+    )
 
 
 def _create_replicated(path: Path, assets: list[tuple[Any, ...]]) -> None:
-    conn = _connect(path)
+    conn = _connect(path, create=True)
     try:
         # WAL: the worker reads through ODBC while the replicator writes.
         conn.execute("PRAGMA journal_mode = WAL")
@@ -170,7 +184,7 @@ def _write_instance(at: Path, replicated: Path, row: tuple[Any, ...], jobs: Sequ
     """Write an instance file at `at`: the `dsm` row (host, mode, mode_since,
     replication, replication_role, replication_since), the Agent jobs, and the catalog
     naming `replicated` ONLINE; refuses (sqlite3.Error) if the file holds tables."""
-    conn = _connect(at)
+    conn = _connect(at, create=True)
     try:
         conn.execute("PRAGMA journal_mode = WAL")
         conn.executescript(INSTANCE_SCHEMA + MODE_SCHEMA)
@@ -288,7 +302,8 @@ def replicate_once(
     conn = _connect(instance_path(x_path))
     changes: list[str] = []
     try:
-        conn.execute("ATTACH DATABASE ? AS y", (str(instance_path(y_path)),))
+        # A URI, as the connection's own: ATTACH must not create a file taken away either.
+        conn.execute("ATTACH DATABASE ? AS y", (existing_uri(instance_path(y_path)),))
         conn.execute("BEGIN IMMEDIATE")
         try:
             dsms = {"main": _row(conn, "main"), "y": _row(conn, "y")}

@@ -68,7 +68,7 @@ from pathlib import Path
 from typing import Any
 
 from lab import LabError
-from lab.dsm import AGENT_JOBS, dsm_path, instance_path, set_agent_jobs
+from lab.dsm import AGENT_JOBS, dsm_path, existing_uri, instance_path, set_agent_jobs
 from lab.media import clip_paths
 from lab.powershell import iscsi_doc, new_session, portal_side
 from lab.state import (
@@ -232,7 +232,7 @@ def _take_away(db: Path) -> None:
     """Move the DSM's files aside (WAL folded in first), so connections fail."""
     if not db.exists():
         return
-    conn = sqlite3.connect(db, timeout=10)
+    conn = sqlite3.connect(existing_uri(db), uri=True, timeout=10)
     try:
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:

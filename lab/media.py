@@ -16,7 +16,7 @@ from typing import Any
 
 from inventory.names import segment_problem
 from lab import LabError
-from lab.dsm import dsm_path, iso_now
+from lab.dsm import dsm_path, existing_uri, iso_now
 from lab.state import LabState, Txn
 
 CLIP_ROOT = "V:\\VibrantAVIFiles"
@@ -55,7 +55,10 @@ def ingest(directory: str | Path, side: str, clip: str, smartbin: str = "News") 
     if not db.exists():
         # Restoring (NORECOVERY) or taken away: connecting would create an empty one.
         raise LabError(f"side {side}'s DSM database cannot be opened (restoring or unreachable)")
-    conn = sqlite3.connect(db, timeout=10, isolation_level=None)
+    try:
+        conn = sqlite3.connect(existing_uri(db), uri=True, timeout=10, isolation_level=None)
+    except sqlite3.OperationalError as e:  # taken away since the check above
+        raise LabError(f"side {side}'s DSM database cannot be opened: {e}") from None
     try:
         conn.execute(
             "INSERT OR IGNORE INTO assets (name, created) VALUES (?, ?)",

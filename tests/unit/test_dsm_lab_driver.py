@@ -209,3 +209,23 @@ def test_a_lab_made_before_the_split_is_migrated(tmp_path: Path) -> None:
     dsm = Dsm(host="dsm-x", profile="lab", odbc=f"Driver=SQLite3;Database={path}")
     st = DsmDriver(dsm, "X", None, timeout=5).read()
     assert (st.mode, st.replication, st.role, st.asset_count) == ("main", "running", "master", 1)
+
+
+def test_a_replication_pass_that_races_a_dsm_taken_away_creates_no_empty_database(
+    tmp_path: Path,
+) -> None:
+    # The replicator checks that both instance files are there, then a fault takes one
+    # away: the pass must fail, not create an empty file in its place, or the driver
+    # then reads "no such table" from an empty database instead of no answer at all.
+    x, y = lab_dsm(tmp_path, "X", "main"), lab_dsm(tmp_path, "Y", "backup")
+    x.start_replication(y)
+    y_instance = tmp_path / "dsm-y.instance.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{y_instance}{suffix}").unlink(missing_ok=True)
+    with pytest.raises(sqlite3.OperationalError, match="unable to open database"):
+        replicate_once(tmp_path / "dsm-x.db", tmp_path / "dsm-y.db")
+    assert not y_instance.exists()
+    (tmp_path / "dsm-x.instance.db").rename(tmp_path / "away.db")
+    with pytest.raises(sqlite3.OperationalError, match="unable to open database"):
+        replicate_once(tmp_path / "dsm-x.db", tmp_path / "dsm-y.db")
+    assert not (tmp_path / "dsm-x.instance.db").exists()
