@@ -22,7 +22,7 @@ from typing import TypeVar
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
-from workflows import outcomes, search
+from workflows import outcomes, rules, search
 from workflows.limits import (
     CONTINUE_AFTER_EVENTS,
     CONTINUE_AFTER_SIGNALS,
@@ -247,26 +247,16 @@ class StepRunner:
 
     # -- signals ------------------------------------------------------------------------------
     def check_signal(self, kind: str, sig: OperatorSignal) -> str | None:
-        """Why a confirm/approve would be rejected now, or None when it fits."""
-        want = {"confirm": "awaiting-confirmation", "approve": "awaiting-approval"}[kind]
+        """Why a confirm/approve would be rejected now, or None when it fits
+        (workflows/rules.py)."""
         try:
-            step = self.checklist.step(sig.step)
+            step: rules.StepView | None = rules.view(self.checklist.step(sig.step))
         except KeyError:
-            return f"no step {sig.step!r} in this workflow"
-        if step.status == want and step.id not in self._signals:
-            return None
-        if step.kind == "auto":
-            return f"{step.id} is automatic; it cannot be {kind}ed"
-        if kind == "confirm" and step.kind == "gate":
-            return f"{step.id} is a gate: use approve"
-        if kind == "approve" and step.kind == "manual":
-            return f"{step.id} is a manual step: use confirm"
-        return f"{step.id} is {step.status}, not {want}"
+            step = None
+        return rules.signal_refusal(kind, sig.step, step, taken=sig.step in self._signals)
 
     def not_operator(self, who: str) -> str | None:
-        if self.operators and who.lower() not in self.operators:
-            return f"{who} is not an operator of this pair"
-        return None
+        return rules.operator_refusal(self.operators, who)
 
     def on_signal(self, kind: str, sig: OperatorSignal) -> str | None:
         """Accept a confirm/approve for the step that awaits it; reject anything else
@@ -280,37 +270,18 @@ class StepRunner:
         return None
 
     def check_decision(self, d: Decision) -> str | None:
-        """Why a decision would be rejected now, or None when it fits."""
-        if d.action in ("skip", "abort") and not (d.reason or "").strip():
-            return f"{d.action} needs a reason"
-        if d.action == "abort":
-            # A second abort changes nothing; refused, so that a flood of them (each update
-            # the run accepts is stored whole, header and all) cannot fill the history.
-            if self.abort is not None:
-                return f"the run is already aborting (by {self.abort.operator})"
-            return None
+        """Why a decision would be rejected now, or None when it fits (workflows/rules.py)."""
         try:
-            step = self.checklist.step(d.step)
+            step: rules.StepView | None = rules.view(self.checklist.step(d.step))
         except KeyError:
-            return f"no step {d.step!r} in this workflow"
-        if step.clients is not None and (d.client or step.failed_clients):
-            if not [c for c in step.failed_clients if d.client in (None, c.host)]:
-                failed = ", ".join(c.host for c in step.failed_clients) or "none"
-                who = f"client {d.client}" if d.client else "client"
-                return f"no failed {who} in {step.id} (failed: {failed})"
-            return None
-        if step.kind == "gate" and d.action == "skip" and step.id not in self.gates:
-            # Only an approval opens a gate; a skip that went on would run what it guards.
-            return (
-                f"{step.id} is a gate: only an approval passes it ({step.title}). Approve it "
-                f"(amsm approve RUN {step.id}) or abort the run"
-            )
-        waiting_manual = step.status in ("awaiting-confirmation", "awaiting-approval")
-        if step.status == "failed" or (d.action == "skip" and waiting_manual):
-            if step.id in self._decisions:
-                return f"{step.id} already has a decision"
-            return None
-        return f"{step.id} is {step.status}; only a failed step can be retried or skipped"
+            step = None
+        return rules.decision_refusal(
+            d,
+            step,
+            aborting_by=self.abort.operator if self.abort is not None else None,
+            gate_skippable=d.step in self.gates,
+            decided=d.step in self._decisions,
+        )
 
     def on_decision(self, d: Decision) -> str | None:
         """retry / skip a failed step or client, skip a waiting manual step, or abort the run.
