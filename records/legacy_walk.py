@@ -472,7 +472,8 @@ class Walk:
     def recorded_rejection(self, sig: SignalRecord) -> str | None:
         """The engine's own reason, where it recorded rejecting this signal (the first
         record after it of the same signal, step and operator)."""
-        step, who = ("?", "?") if sig.malformed is not None else (sig.step, sig.operator)
+        unread = sig.malformed is not None or sig.name not in rules.SIGNALS
+        step, who = ("?", "?") if unread else (sig.step, sig.operator)
         want = (cut(sig.name, MAX_NAME), cut(step, MAX_NAME), cut(who, MAX_NAME))
         for n, (eid, r) in enumerate(self.rejections):
             if eid > sig.event_id and (r.signal, r.step, r.operator) == want:
@@ -483,10 +484,13 @@ class Walk:
     def on_signal(self, sig: SignalRecord) -> None:
         recorded = self.recorded_rejection(sig) if self.rejections else None
         if recorded is not None:
-            if sig.malformed is not None:
+            if sig.malformed is not None or sig.name not in rules.SIGNALS:
                 sig.step, sig.operator = "?", "?"
             self.reject(sig, recorded)  # as the engine said it
-        elif sig.malformed is not None and sig.name in ("confirm", "approve", "decide"):
+        elif sig.name not in rules.SIGNALS:
+            sig.step, sig.operator = "?", "?"
+            self.reject(sig, rules.unknown_signal_refusal(sig.name))
+        elif sig.malformed is not None:
             sig.step, sig.operator = "?", "?"
             self.reject(sig, f"malformed payload: {sig.malformed}")
         elif sig.update_refused is not None:
@@ -495,10 +499,8 @@ class Walk:
             self.reject(sig, refusal)
         elif sig.name in ("confirm", "approve"):
             self.on_confirm(sig)
-        elif sig.name == "decide":
-            self.on_decide(sig)
         else:
-            sig.verdict, sig.rejection = "rejected", f"the workflow has no signal {sig.name!r}"
+            self.on_decide(sig)
         if recorded is None and self.verdicts_recorded and sig.verdict == "rejected":
             # The engine did not reject it: the events alone misjudged it.
             self.out.approximate.append(

@@ -34,7 +34,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.checklist import Aborted, StepRunner, describe_failure
     from workflows.client_switch import ClientBatchWorkflow, ClientSwitchWorkflow
     from workflows.inputs import BadPayload, read
-    from workflows.limits import CODEC_MARGIN, MAX_CONTINUED_BYTES, cut, encoded_size
+    from workflows.limits import CODEC_MARGIN, MAX_CONTINUED_BYTES, encoded_size
     from workflows.models import (
         STILL_STARTING,
         Checklist,
@@ -48,6 +48,7 @@ with workflow.unsafe.imports_passed_through():
         UpdateResult,
     )
     from workflows.routing import on_site
+    from workflows.rules import unknown_signal_refusal
     from workflows.shield import despite_cancel
 
 
@@ -139,9 +140,7 @@ class PairWorkflow:
         # without a handler the SDK would keep them all in memory, and a run that only
         # receives them would not look at its conditions (nor continue as new).
         self.signals_received += 1
-        self._malformed(
-            name, f"unknown signal {cut(name, 60)!r}: this run takes confirm, approve and decide"
-        )
+        self._malformed(name, unknown_signal_refusal(name))
 
     def _raw(self, kind: str, raw: RawValue) -> None:
         self.signals_received += 1

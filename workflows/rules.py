@@ -13,6 +13,10 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from workflows.limits import cut
+
+# The signals (and, with the same names, the updates) a run takes.
+SIGNALS = ("confirm", "approve", "decide")
 # What each kind of signal waits for.
 WANTED = {"confirm": "awaiting-confirmation", "approve": "awaiting-approval"}
 WAITING = ("awaiting-confirmation", "awaiting-approval")
@@ -77,6 +81,11 @@ def view(step: _Step, status: str | None = None) -> StepView:
         switches_clients=step.clients is not None,
         failed=tuple(c.host for c in step.failed_clients),
     )
+
+
+def unknown_signal_refusal(name: str) -> str:
+    """Any other signal is refused like a malformed one (for step "?" by operator "?")."""
+    return f"unknown signal {cut(name, 60)!r}: this run takes confirm, approve and decide"
 
 
 def operator_refusal(operators: Collection[str], who: str) -> str | None:

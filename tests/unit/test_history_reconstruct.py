@@ -252,7 +252,10 @@ def test_an_abort_ends_the_run_aborted() -> None:
     run = run_of(events)
     rec = reconstruct(run)
     assert rec.state == "aborted" and rec.abort is not None and rec.abort.operator == "lead"
-    assert [s.verdict for s in run.signals if s.event_id >= 108] == ["accepted", "ignored"]
+    # A second abort is refused with the engine's sentence (workflows/rules.py): the walk
+    # once called it "ignored", which no engine since the abort's validator says.
+    second = [(s.verdict, s.rejection) for s in run.signals if s.event_id >= 108]
+    assert second == [("accepted", None), ("rejected", "the run is already aborting (by lead)")]
     s = rec.step("switch-clients")
     assert s.status == "skipped" and s.note == "not done: run aborted"
 

@@ -3,6 +3,7 @@ device library; activities stand below workflows; facts never call operations.""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -122,3 +123,58 @@ def test_no_room_below_the_lab_imports_it() -> None:
     for room in ("inventory", "wire", "activities", "workflows", "records", "workers", "client"):
         for path, text in _imports(ROOT / room).items():
             assert "from lab" not in text and "import lab" not in text, path
+
+
+def _rooms() -> list[Path]:
+    """Every room of the house (top-level folders and programs), tests aside."""
+    return [
+        p
+        for p in ROOT.iterdir()
+        if not p.name.startswith(".") and p.name != "tests" and (p.is_dir() or p.suffix == ".py")
+    ]
+
+
+def test_the_frozen_walk_is_read_only_by_the_history_room() -> None:
+    """The walk of histories older than the engine's step records (records/legacy_walk.py)
+    is frozen: records/reconstruct.py alone reads it; every other room reads the
+    reconstruction."""
+    allowed = {ROOT / "records" / "reconstruct.py", ROOT / "records" / "legacy_walk.py"}
+    for room in _rooms():
+        files = {room: room.read_text()} if room.is_file() else _imports(room)
+        for path, text in files.items():
+            if path not in allowed:
+                assert not re.search(r"^\s*(from|import) .*legacy_walk", text, re.M), path
+
+
+def test_the_engine_and_the_walk_judge_signals_by_one_rule_book() -> None:
+    """workflows/rules.py is pure (no I/O, no workflow API), the checklist engine and the
+    walk both call it, and the sentences that refuse a signal are written only there."""
+    rules = (ROOT / "workflows" / "rules.py").read_text()
+    imported = set(re.findall(r"^(?:from|import) ([\w.]+)", rules, re.M))
+    assert imported <= {
+        "__future__",
+        "collections.abc",
+        "dataclasses",
+        "typing",
+        "workflows.limits",
+    }
+    assert "open(" not in rules
+    engine = (ROOT / "workflows" / "checklist.py").read_text()
+    walk = (ROOT / "records" / "legacy_walk.py").read_text()
+    assert "rules.decision_refusal(" in engine and "rules.decision_refusal(" in walk
+    assert "rules.signal_refusal(" in engine and "rules.signal_refusal(" in walk
+    sentences = (
+        "is not an operator of this pair",
+        "only a failed step can be retried or skipped",
+        "already has a decision",
+        "only an approval passes it",
+        "is already aborting",
+        "cannot be {kind}ed",
+        "unknown signal",
+    )
+    for room in ("workflows", "records"):
+        for path, text in _imports(ROOT / room).items():
+            if path.name != "rules.py":
+                code = "\n".join(x for x in text.splitlines() if not x.lstrip().startswith("#"))
+                for s in sentences:
+                    assert s not in code, (path, s)

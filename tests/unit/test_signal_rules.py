@@ -1,0 +1,243 @@
+"""One rule book for signals and decisions (workflows/rules.py): the checklist engine and the
+history walk (records/legacy_walk.py) refuse the same signals with the same sentence.
+
+The property: take a committed history cut at any event, walk it, then send random
+confirms, approves, decisions and unknown signals. Before each one the engine's own
+checks (StepRunner.not_operator, check_signal, check_decision, over a checklist holding
+the steps as the walk sees them then) say whether the run takes it; the walk must judge
+it the same way, word for word.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from records.history import SignalRecord, step_table
+from records.legacy_walk import Walk
+from tests.support.histories import run_of, until
+from workflows import rules
+from workflows.checklist import StepRunner
+from workflows.models import (
+    Checklist,
+    ClientProgress,
+    Decision,
+    OperatorSignal,
+    StepDef,
+    StepState,
+)
+from workflows.steps import RESTORE_GATES
+
+HISTORIES = Path(__file__).parents[1] / "histories"
+
+
+@cache
+def _events(path: Path) -> tuple[list[dict[str, Any]], list[int]]:
+    events = json.loads(path.read_text())["events"]
+    return events, [int(e["eventId"]) for e in events]
+
+
+def _with_steps(path: Path) -> bool:
+    """A run of a big workflow (it has a step table), committed as plain JSON events."""
+    try:
+        events, ids = _events(path)
+        run = run_of(until(events, ids[0]), path.name)
+    except Exception:
+        return False
+    return bool(step_table(run.workflow_type, run.input))
+
+
+OPEN = ("awaiting-confirmation", "awaiting-approval", "failed")
+
+
+@cache
+def _before_signals(path: Path) -> list[int]:
+    """The event before each signal or update of an operator."""
+    events, ids = _events(path)
+    kinds = ("SIGNALED", "UPDATE_ACCEPTED")
+    return [int(e["eventId"]) - 1 for e in events if e["eventType"].endswith(kinds)] or ids
+
+
+CHECKLIST_HISTORIES = [p for p in sorted(HISTORIES.rglob("*.json")) if _with_steps(p)]
+
+
+def _walk_until(path: Path, last: int) -> tuple[Walk, list[StepDef], str]:
+    events, _ = _events(path)
+    run = run_of(until(events, last), path.name)
+    defs = step_table(run.workflow_type, run.input)
+    w = Walk(run, defs)
+    w.walk()
+    # From here on the signals are ours: no verdict of the engine's was recorded for them.
+    w.rejections, w.verdicts_recorded = [], False
+    return w, defs, run.workflow_type
+
+
+def _engine_seeing(w: Walk, workflow_type: str) -> StepRunner:
+    """The engine's StepRunner over a checklist of the steps as the walk has them now
+    (without the workflow around it: only its checks are called)."""
+    r = object.__new__(StepRunner)
+    r.checklist = Checklist.model_construct(
+        steps=[
+            StepState(
+                id=s.id,
+                kind=s.kind,  # type: ignore[arg-type]
+                title=s.title,
+                status=w.effective(j),  # type: ignore[arg-type]
+                clients=None
+                if s.clients is None
+                else [ClientProgress(host=c.host, status=c.status, to=c.to) for c in s.clients],
+            )
+            for j, s in enumerate(w.steps)
+        ]
+    )
+    r.operators = set(w.operators)
+    r.abort = (
+        None
+        if w.abort is None
+        else Decision(action="abort", operator=w.abort.operator, reason=w.abort.reason or "?")
+    )
+    # What each workflow hands its StepRunner (workflows/restore.py: gates=RESTORE_GATES).
+    r.gates = dict(RESTORE_GATES) if workflow_type == "restore" else {}
+    r._signals, r._decisions = {}, {}
+    return r
+
+
+def _engine_says(r: StepRunner, name: str, payload: OperatorSignal | Decision | None) -> str | None:
+    """As PairWorkflow hands a signal on: unknown names to its dynamic handler, the rest to
+    StepRunner.on_signal / on_decision (whose refusal is exactly these checks)."""
+    if payload is None:
+        return rules.unknown_signal_refusal(name)
+    if isinstance(payload, Decision):
+        return r.not_operator(payload.operator) or r.check_decision(payload)
+    return r.not_operator(payload.operator) or r.check_signal(name, payload)
+
+
+def _record(eid: int, name: str, payload: OperatorSignal | Decision | None) -> SignalRecord:
+    """The signal as records/history.py reads it from its event."""
+    at = datetime(2030, 1, 1, tzinfo=UTC)
+    rec = SignalRecord(event_id=eid, at=at, name=name, identity="4242@ops")
+    if isinstance(payload, OperatorSignal):
+        rec.step, rec.operator, rec.note = payload.step, payload.operator, payload.note
+    elif isinstance(payload, Decision):
+        rec.step, rec.operator, rec.action = payload.step, payload.operator, payload.action
+        rec.reason, rec.client = payload.reason, payload.client
+    return rec
+
+
+@st.composite
+def _signal(
+    draw: st.DrawFn, steps: list[str], operators: list[str], hosts: list[str]
+) -> tuple[str, OperatorSignal | Decision | None]:
+    name = draw(st.sampled_from(["confirm", "approve", "decide", "decide", "decide", "nudge"]))
+    step = draw(st.sampled_from([*steps, "no-such-step"]))
+    operator = draw(st.sampled_from([*operators, "mallory"]))
+    if name in ("confirm", "approve"):
+        return name, OperatorSignal(step=step, operator=operator, note="ok")
+    if name == "decide":
+        return name, Decision(
+            step=draw(st.sampled_from([step, step, step, ""])),
+            action=draw(st.sampled_from(["retry", "skip", "skip", "abort"])),
+            operator=operator,
+            reason=draw(st.sampled_from([None, "", "  ", "rollback window closed", "late"])),
+            client=draw(st.sampled_from([None, None, *hosts, "ghost"])),
+        )
+    return name, None
+
+
+def test_there_are_histories_of_every_big_workflow_to_walk() -> None:
+    kinds = {_walk_until(p, _events(p)[1][0])[2] for p in CHECKLIST_HISTORIES}
+    assert {"switch", "split", "split-switch", "restore"} <= kinds
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_the_walk_and_the_engine_refuse_the_same_signals(data: st.DataObject) -> None:
+    path = data.draw(st.sampled_from(CHECKLIST_HISTORIES), label="history")
+    _, ids = _events(path)
+    # Cut anywhere, but most often just before an operator's signal: where a step waits.
+    last = data.draw(
+        st.one_of(st.sampled_from(_before_signals(path)), st.sampled_from(ids)),
+        label="cut after event",
+    )
+    w, defs, kind = _walk_until(path, last)
+    operators = sorted(w.operators) or ["lead"]
+    hosts = sorted({c.host for s in w.steps for c in s.clients or []})
+    n_signals = data.draw(st.integers(min_value=1, max_value=6), label="how many signals")
+    for n in range(1, n_signals + 1):
+        # Most signals name a step that waits or failed now, the rest any step.
+        now = [s.id for j, s in enumerate(w.steps) if w.effective(j) in OPEN] or [defs[0].id]
+        steps = data.draw(st.sampled_from([now, [d.id for d in defs]]), label="steps")
+        name, payload = data.draw(_signal(steps, operators, hosts), label="signal")
+        engine = _engine_says(_engine_seeing(w, kind), name, payload)
+        rec = _record(ids[-1] + n, name, payload)
+        w.on_signal(rec)
+        walk = rec.rejection if rec.verdict == "rejected" else None
+        assert rec.verdict in ("accepted", "rejected")
+        assert walk == engine, (path.name, last, name, payload)
+
+
+# -- the rule book itself -----------------------------------------------------------------------
+GATE = rules.StepView(
+    id="approve-overwrite", kind="gate", title="Overwrite A", status="awaiting-approval"
+)
+FAILED = rules.StepView(id="dsm-y-main", kind="auto", title="Y's DSM to main", status="failed")
+
+
+def test_only_an_approval_passes_a_gate_unless_its_skip_is_allowed() -> None:
+    skip = Decision(step=GATE.id, action="skip", operator="lead", reason="later")
+    assert rules.decision_refusal(skip, GATE) == (
+        "approve-overwrite is a gate: only an approval passes it (Overwrite A). Approve it "
+        "(amsm approve RUN approve-overwrite) or abort the run"
+    )
+    assert rules.decision_refusal(skip, GATE, gate_skippable=True) is None
+    assert rules.signal_refusal("approve", GATE.id, GATE) is None
+    assert (
+        rules.signal_refusal("confirm", GATE.id, GATE) == "approve-overwrite is a gate: use approve"
+    )
+
+
+def test_a_step_takes_one_decision_and_a_run_one_abort() -> None:
+    retry = Decision(step=FAILED.id, action="retry", operator="lead")
+    assert rules.decision_refusal(retry, FAILED) is None
+    assert (
+        rules.decision_refusal(retry, FAILED, decided=True) == "dsm-y-main already has a decision"
+    )
+    abort = Decision(action="abort", operator="other", reason="twice")
+    assert rules.decision_refusal(abort, None, aborting_by="lead") == (
+        "the run is already aborting (by lead)"
+    )
+    assert rules.decision_refusal(Decision(action="skip", operator="x"), FAILED) == (
+        "skip needs a reason"
+    )
+
+
+@pytest.mark.parametrize(
+    ("kind", "step", "taken", "why"),
+    [
+        ("confirm", FAILED, False, "dsm-y-main is automatic; it cannot be confirmed"),
+        ("approve", None, False, "no step 'nope' in this workflow"),
+        ("approve", GATE, True, "approve-overwrite is awaiting-approval, not awaiting-approval"),
+    ],
+)
+def test_confirm_and_approve(kind: str, step: rules.StepView | None, taken: bool, why: str) -> None:
+    assert rules.signal_refusal(kind, "nope" if step is None else step.id, step, taken) == why
+
+
+def test_a_client_step_takes_decisions_for_its_failed_clients() -> None:
+    step = rules.StepView(
+        id="switch-clients", kind="auto", title="", status="running",
+        switches_clients=True, failed=("ED-02",),
+    )  # fmt: skip
+    d = Decision(step=step.id, action="retry", operator="lead", client="ED-01")
+    assert (
+        rules.decision_refusal(d, step)
+        == "no failed client ED-01 in switch-clients (failed: ED-02)"
+    )
+    assert rules.decision_refusal(d.model_copy(update={"client": "ED-02"}), step) is None
