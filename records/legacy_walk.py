@@ -13,6 +13,7 @@ room; tests/unit/test_rooms.py pins it).
 
 from __future__ import annotations
 
+import bisect
 from datetime import datetime
 from typing import Any
 
@@ -74,6 +75,13 @@ class Walk:
         # recorded its steps and every rejection of this run (a continuation's count goes
         # on from the run before), a signal without one was accepted.
         self.rejections = list(run.rejection_records)
+        # The walk acts on a signal the moment it takes it; the engine holds it until its
+        # workflow task has handled every signal that came with it. What it holds, by step:
+        # the task, and the step as the engine saw it then (a second one in that task is
+        # judged against that, as held: workflows/rules.py `taken` and `decided`).
+        self.held_confirms: dict[str, tuple[int, rules.StepView]] = {}
+        self.held_decisions: dict[str, tuple[int, rules.StepView]] = {}
+        self.task_ids = [i for i, _ in run.task_starts]
         resume = run.input.get("resume") if isinstance(run.input, dict) else None
         before = resume.get("rejected_total", 0) if isinstance(resume, dict) else 0
         since = run.rejected_total - before if run.rejection_records else 0
@@ -541,12 +549,35 @@ class Walk:
         j = self.index.get(step_id)
         return None if j is None else rules.view(self.steps[j], self.effective(j))
 
+    def task_of(self, sig: SignalRecord) -> int | None:
+        """The workflow task that handles a signal (the first after it; one not handled
+        yet: the next). None for an update (the history says how each one was taken)."""
+        if sig.channel != "signal":
+            return None
+        return bisect.bisect_right(self.task_ids, sig.event_id)
+
+    def held(
+        self, held: dict[str, tuple[int, rules.StepView]], sig: SignalRecord
+    ) -> rules.StepView | None:
+        """The step as the engine saw it when it took a signal of the same kind for it in
+        the task that handles this one too (it still holds that one then)."""
+        task, seen = held.get(sig.step, (None, None))
+        return seen if task is not None and task == self.task_of(sig) else None
+
     def on_confirm(self, sig: SignalRecord) -> None:
         kind = sig.name
-        refusal = rules.signal_refusal(kind, sig.step, self.view(sig.step))
+        before = self.view(sig.step)
+        held = self.held(self.held_confirms, sig)
+        if held is not None:
+            refusal = rules.signal_refusal(kind, sig.step, held, taken=True)
+        else:
+            refusal = rules.signal_refusal(kind, sig.step, before)
         if refusal is not None:
             return self.reject(sig, refusal)
         sig.verdict = "accepted"
+        task = self.task_of(sig)
+        if task is not None and before is not None:
+            self.held_confirms[sig.step] = (task, before)
         s = self.enter(self.index[sig.step], sig.event_id, sig.at, f"{kind} {sig.step}")
         s.operator, s.note = sig.operator, sig.note
         s.status, s.outcome = "done", "approved" if s.kind == "gate" else "confirmed"
@@ -557,12 +588,15 @@ class Walk:
         return None
 
     def on_decide(self, sig: SignalRecord) -> None:
+        before = self.view(sig.step)
+        held = self.held(self.held_decisions, sig) if sig.action != "abort" else None
         refusal = rules.decision_refusal(
             sig,
-            self.view(sig.step),
+            held or before,
             aborting_by=self.abort.operator if self.abort is not None else None,
             # Only restore's approve-purge may be skipped (workflows/restore.py).
             gate_skippable=sig.step in RESTORE_GATES,
+            decided=held is not None,
         )
         if refusal is not None:
             return self.reject(sig, refusal)
@@ -570,6 +604,9 @@ class Walk:
         if sig.action == "abort":
             self.abort = self.out.abort = sig
             return None
+        task = self.task_of(sig)
+        if task is not None and before is not None and held is None:
+            self.held_decisions[sig.step] = (task, before)
         j = self.index[sig.step]
         s = self.steps[j]
         if s.clients is not None and (sig.client or s.failed_clients):
