@@ -24,7 +24,8 @@ from hypothesis import strategies as st
 
 from records.history import SignalRecord, step_table
 from records.legacy_walk import Walk
-from tests.support.histories import run_of, until
+from records.reconstruct import reconstruct
+from tests.support.histories import events_of, run_of, signal, until
 from workflows import checklist, rules
 from workflows.checklist import StepRunner
 from workflows.models import (
@@ -255,3 +256,38 @@ def test_a_client_step_takes_decisions_for_its_failed_clients() -> None:
         == "no failed client ED-01 in switch-clients (failed: ED-02)"
     )
     assert rules.decision_refusal(d.model_copy(update={"client": "ED-02"}), step) is None
+
+
+# -- where the walk had drifted from the engine -----------------------------------------------
+def _judged(name: str, cut_before: int, *signals: dict[str, Any]) -> list[tuple[str, str | None]]:
+    """Cut a committed history (v1) just before an event, send the signals (all handled by
+    the one workflow task that comes next) and judge them."""
+    events = until(events_of(name), cut_before - 1)
+    for n, value in enumerate(signals):
+        events.append(signal(cut_before + n, "2026-11-25T09:40:00Z", "decide", value))
+    run = run_of(events)
+    reconstruct(run)
+    return [(s.verdict, s.rejection) for s in run.signals if s.event_id >= cut_before]
+
+
+def test_the_walk_refuses_to_skip_a_gate_that_only_an_approval_passes() -> None:
+    skip = {"step": "approve-overwrite", "action": "skip", "operator": "lead", "reason": "later"}
+    assert _judged("switch-x-to-y.json", 122, skip) == [
+        (
+            "rejected",
+            "approve-overwrite is a gate: only an approval passes it (From here on X's "
+            "database and media are overwritten from Y). Approve it (amsm approve RUN "
+            "approve-overwrite) or abort the run",
+        )
+    ]
+    # restore's approve-purge may be skipped: the orphans stay.
+    skip = {"step": "approve-purge", "action": "skip", "operator": "lead", "reason": "keep them"}
+    assert _judged("restore-with-orphans-main-x.json", 23, skip) == [("accepted", None)]
+
+
+def test_the_walk_refuses_a_second_decision_the_engine_still_holds() -> None:
+    skip = {"step": "verify-y", "action": "skip", "operator": "lead", "reason": "checked by phone"}
+    assert _judged("switch-x-to-y.json", 118, skip, {**skip, "operator": "other"}) == [
+        ("accepted", None),
+        ("rejected", "verify-y already has a decision"),
+    ]
