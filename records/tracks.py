@@ -32,6 +32,11 @@ class ClientTrack(ClientProgress):
 
 
 class StepTrack(BaseModel):
+    """A step as its history shows it. Not the engine's `StepState`: its times are the
+    events' own (datetimes, to the millisecond; the checklist keeps ISO text to the
+    second), its clients are tracks, and it lists the events and signals that are its own.
+    Its rules are the engine's all the same (workflows/rules.py reads either)."""
+
     id: str
     kind: str
     title: str
