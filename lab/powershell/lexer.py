@@ -5,6 +5,7 @@ backtick, `&`, a comment...) before any of it runs."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -78,6 +79,41 @@ START_METHOD_CALL = ").Start()"
 SERVICE_START = "ServiceController.Start"
 
 
+def _quoted(src: str, i: int, fail: Callable[[str], Unsupported]) -> tuple[str, int]:
+    """The single-quoted string that opens at src[i]: its text and where it ends."""
+    n = len(src)
+    out: list[str] = []
+    j = i + 1
+    while True:
+        if j >= n:
+            raise fail("unterminated single-quoted string")
+        if src[j] in QUOTES:
+            if j + 1 < n and src[j + 1] in QUOTES:
+                # PowerShell keeps the second quote of a doubled pair.
+                out.append(src[j + 1])
+                j += 2
+                continue
+            j += 1
+            break
+        out.append(src[j])
+        j += 1
+    return "".join(out), j
+
+
+def _param(src: str, i: int, fail: Callable[[str], Unsupported]) -> tuple[Token, int]:
+    """The parameter (`-Name` or `-Name:`) at src[i], and where it ends."""
+    n = len(src)
+    m = _PARAM.match(src, i)
+    assert m is not None
+    colon = m.group(2) == ":"
+    if colon:
+        if m.end() >= n or src[m.end()] in _DELIMITERS:
+            raise fail("-Param: must be followed directly by its value")
+    elif m.end() < n and src[m.end()] not in _DELIMITERS:
+        raise fail(f"unexpected character after -{m.group(1)}")
+    return Token("param", m.group(1), colon=colon), m.end()
+
+
 def tokenize(src: str) -> list[RawStatement]:
     """Split a script into statements of tokens; raise Unsupported on anything else."""
     statements: list[RawStatement] = []
@@ -106,24 +142,10 @@ def tokenize(src: str) -> list[RawStatement]:
             i += 1
             start = i
         elif c in QUOTES:
-            out: list[str] = []
-            j = i + 1
-            while True:
-                if j >= n:
-                    raise fail("unterminated single-quoted string")
-                if src[j] in QUOTES:
-                    if j + 1 < n and src[j + 1] in QUOTES:
-                        # PowerShell keeps the second quote of a doubled pair.
-                        out.append(src[j + 1])
-                        j += 2
-                        continue
-                    j += 1
-                    break
-                out.append(src[j])
-                j += 1
+            text, j = _quoted(src, i, fail)
             if not delimited(j):
                 raise fail("a quoted string must be followed by a space, ',' or '|'")
-            tokens.append(Token("string", "".join(out)))
+            tokens.append(Token("string", text))
             i = j
         elif c == "[":
             m = _STATIC.match(src, i)
@@ -167,16 +189,8 @@ def tokenize(src: str) -> list[RawStatement]:
             tokens.append(Token("variable", m.group(1)))
             i = m.end()
         elif c == "-" and i + 1 < n and src[i + 1].isascii() and src[i + 1].isalpha():
-            m = _PARAM.match(src, i)
-            assert m is not None
-            colon = m.group(2) == ":"
-            if colon:
-                if m.end() >= n or src[m.end()] in _DELIMITERS:
-                    raise fail("-Param: must be followed directly by its value")
-            elif not delimited(m.end()):
-                raise fail(f"unexpected character after -{m.group(1)}")
-            tokens.append(Token("param", m.group(1), colon=colon))
-            i = m.end()
+            token, i = _param(src, i, fail)
+            tokens.append(token)
         elif c.isascii() and c.isdigit():
             m = _INT.match(src, i)
             assert m is not None
