@@ -153,3 +153,18 @@ def test_no_function_is_over_100_lines() -> None:
     paths = [ROOT / "amsm.py"] + [f for room in held for f in sorted(room.rglob("*.py"))]
     assert {p.name for p in held} >= {"lab", "client", "console", "wire"}
     assert _long_functions(paths) == []
+
+
+def test_the_lab_powershell_families_stand_below_the_parser() -> None:
+    """lab/powershell/: the cmdlets of each family read the parsed Command, never the
+    grammar or the interpreter that composes them; no module of the package imports the
+    package itself (its __init__ only gathers the names the rest of the lab imports)."""
+    below = ("syntax", "errors", "output", "lexer", "session", "services", "processes")
+    below += ("registry", "files", "iscsi", "writefilter", "wmi", "machine")
+    modules = _imports(ROOT / "lab" / "powershell")
+    assert {p.stem for p in modules} >= set(below) | {"parser", "interpreter"}
+    for path, text in modules.items():
+        assert "from lab.powershell import" not in text, path
+        if path.stem in below:
+            for above in ("parser", "interpreter"):
+                assert f"lab.powershell.{above}" not in text, (path, above)
