@@ -94,6 +94,29 @@ def test_no_module_imports_one_that_imports_it_back() -> None:
         visit(module, [])
 
 
+def test_workflows_call_activities_and_children_by_reference() -> None:
+    """`workflow.execute_activity_method(DsmActivities.dsm_set_mode, ...)`, never an
+    activity or child workflow named by a string."""
+    by_name = (
+        "execute_activity",
+        "start_activity",
+        "execute_child_workflow",
+        "start_child_workflow",
+    )
+    for path in (ROOT / "workflows").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in by_name
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+            ):
+                raise AssertionError(
+                    f"{path.name}:{node.lineno} calls {node.args[0].value!r} by name"
+                )
+
+
 def test_the_worker_loads_no_client_lab_console_or_records() -> None:
     """The worker image (Dockerfile) holds what `amsm worker` imports and no more."""
     code = (
