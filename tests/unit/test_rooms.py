@@ -4,6 +4,7 @@ device library; activities stand below workflows; facts never call operations.""
 from __future__ import annotations
 
 import ast
+import importlib
 import subprocess
 import sys
 from pathlib import Path
@@ -31,6 +32,157 @@ def test_the_cli_and_the_workflows_load_no_device_library() -> None:
 
 def _imports(folder: Path) -> dict[Path, str]:
     return {p: p.read_text() for p in folder.rglob("*.py")}
+
+
+# The rooms from the bottom up (docs/maintainers/house.md): an import from one room into
+# another goes down this list. A new top-level package takes its place here.
+ROOMS = (
+    "inventory", "wire", "activities", "workflows", "records", "workers", "client", "console",
+    "lab", "bench",
+)  # fmt: skip
+NOT_ROOMS = ("tests", "docs")
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _import_graph(rooms: tuple[str, ...]) -> dict[str, set[str]]:
+    """Each module of the rooms -> the modules of the rooms it imports, anywhere in its
+    text (an import inside a function counts)."""
+    modules = {_module_name(p): p for room in rooms for p in (ROOT / room).rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        named: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                named.update(a.name for a in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                named.add(node.module)
+                named.update(f"{node.module}.{a.name}" for a in node.names)
+        graph[name] = {m for m in named if m in modules and m != name}
+    return graph
+
+
+def test_every_import_between_rooms_points_down() -> None:
+    packages = {p.parent.name for p in ROOT.glob("*/__init__.py")} - set(NOT_ROOMS)
+    assert packages <= set(ROOMS), f"place the new room(s) in ROOMS: {packages - set(ROOMS)}"
+    for module, imported in _import_graph(ROOMS).items():
+        room = module.split(".")[0]
+        for target in imported:
+            below = target.split(".")[0]
+            assert ROOMS.index(below) <= ROOMS.index(room), f"{module} imports {target}"
+
+
+def test_no_module_imports_one_that_imports_it_back() -> None:
+    graph = _import_graph(ROOMS)
+    done: set[str] = set()
+
+    def visit(module: str, path: list[str]) -> None:
+        if module in path:
+            raise AssertionError(
+                "import circle: " + " -> ".join([*path[path.index(module) :], module])
+            )
+        if module in done:
+            return
+        for target in sorted(graph[module]):
+            visit(target, [*path, module])
+        done.add(module)
+
+    for module in sorted(graph):
+        visit(module, [])
+
+
+def test_workflows_call_activities_and_children_by_reference() -> None:
+    """`workflow.execute_activity_method(DsmActivities.dsm_set_mode, ...)`, never an
+    activity or child workflow named by a string."""
+    by_name = (
+        "execute_activity",
+        "start_activity",
+        "execute_child_workflow",
+        "start_child_workflow",
+    )
+    for path in (ROOT / "workflows").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in by_name
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+            ):
+                raise AssertionError(
+                    f"{path.name}:{node.lineno} calls {node.args[0].value!r} by name"
+                )
+
+
+def test_the_worker_loads_no_client_lab_console_or_records() -> None:
+    """The worker image (Dockerfile) holds what `amsm worker` imports and no more."""
+    code = (
+        "import sys, workers.worker\n"
+        "print(sorted(m for m in sys.modules"
+        " if m.split('.')[0] in ('client', 'lab', 'console', 'records')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_every_command_module_is_in_the_cli() -> None:
+    """A new command is a file of client/commands/ and a line in client/cli.py's list; a
+    module of commands/ that is not in the list is part of a command that imports it
+    (dry_run.py: `amsm start ... --dry-run`)."""
+    from client import cli
+
+    listed = {c.__name__.rsplit(".", 1)[1] for c in cli.COMMANDS}
+    files = {p.stem for p in (ROOT / "client" / "commands").glob("*.py")} - {"__init__"}
+    assert listed <= files
+    graph = _import_graph(("client",))
+    for part in files - listed:
+        users = {m for m, imported in graph.items() if f"client.commands.{part}" in imported}
+        assert users & {f"client.commands.{c}" for c in listed}, part
+
+
+def test_the_cli_shared_modules_import_no_command() -> None:
+    for path in (ROOT / "client").glob("*.py"):
+        if path.name != "cli.py":
+            assert "client.commands" not in path.read_text(), path
+
+
+def test_every_program_has_its_own_parser() -> None:
+    """`amsm worker`, `codec-server`, `lab` and `console` parse their own command lines;
+    docs/reference/cli.md is drawn from these parsers."""
+    import amsm
+
+    for module, _, _ in amsm.PROGRAMS.values():
+        program = importlib.import_module(module)
+        assert callable(program.parser) and callable(program.main), module
+
+
+# Test modules that still import from another test module (what they take from it);
+# everything else the tests share is in tests/support/.
+TESTS_IMPORTING_TESTS = {
+    ("tests.integration.test_iscsi_paths", "tests.integration.test_iscsi"),
+    ("tests.unit.test_console_follow", "tests.unit.test_console_gates"),
+}
+
+
+def test_test_modules_import_no_other_test_module() -> None:
+    found = set()
+    for path in (ROOT / "tests").rglob("test_*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            for name in names:
+                if name.rsplit(".", 1)[-1].startswith(("test_", "conftest")):
+                    found.add((_module_name(path), name))
+    assert found == TESTS_IMPORTING_TESTS
 
 
 def test_activities_import_no_workflow() -> None:
