@@ -691,10 +691,13 @@ class KindWorkflow(PairWorkflow):
     class runs `run_kind` with its row and says, in `prepare`, what it refuses and how it
     walks its steps."""
 
+    kind: Kind  # the row this run runs (a copy of a kind may run another kind's class)
+
     async def run_kind(self, kind: Kind, raw: RawValue) -> Checklist:
         """Read the input, open the checklist titled from the row, read the pair (refused
         under a fence that waits on a side this run makes main), then the kind's own
         precondition and walk."""
+        self.kind = kind
         inp: Any = read_input(kind.input, raw, kind.name)
         side: Side = getattr(inp, kind.side)
         a, b = kind.sides(side)

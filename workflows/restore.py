@@ -128,8 +128,8 @@ class RestoreWorkflow(KindWorkflow):
         lm, lo = m.lower(), o.lower()
         pair = inp.pair
         self.require(
-            KIND.what(m, False),
-            KIND.refusal(status, m, fenced_allowed=lambda: workflow.patched(FENCED_PATCH)),
+            self.kind.what(m, False),
+            self.kind.refusal(status, m, fenced_allowed=lambda: workflow.patched(FENCED_PATCH)),
         )
         run, auto = self.steps.run, self.auto
         # What find-orphans found, and what each orphan held when found (the approval

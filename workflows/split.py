@@ -85,7 +85,7 @@ class SplitWorkflow(KindWorkflow):
     ) -> Callable[[], Awaitable[str]]:
         lb = b.lower()
         pair = inp.pair
-        self.require(KIND.what(a, False), KIND.refusal(status, a))
+        self.require(self.kind.what(a, False), self.kind.refusal(status, a))
         run, auto = self.steps.run, self.auto
         known = {c.host.lower(): c for c in status.clients}
 

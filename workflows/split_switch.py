@@ -114,7 +114,7 @@ class SplitSwitchWorkflow(KindWorkflow):
     ) -> Callable[[], Awaitable[str]]:
         la, lb = a.lower(), b.lower()
         pair = inp.pair
-        self.require(KIND.what(b, False), KIND.refusal(status, b, pilots=inp.pilots))
+        self.require(self.kind.what(b, False), self.kind.refusal(status, b, pilots=inp.pilots))
         by_name = {c.host.lower(): c for c in status.clients}
         pilots = [by_name[p.lower()].host for p in inp.pilots]
         run, auto = self.steps.run, self.auto

@@ -167,7 +167,7 @@ class SwitchWorkflow(UnplannedSwitch):
         b = inp.to
         a = other(b)
         pair = inp.pair
-        self.require(KIND.what(b, False), KIND.refusal(status, b))
+        self.require(self.kind.what(b, False), self.kind.refusal(status, b))
         to_move = self.clients_on(status, a)
         unknown = self.unknown_clients(status)
         verified = workflow.patched(VERIFY_PATCH)
