@@ -386,9 +386,6 @@ class PairWorkflow:
         if why is not None:
             self.refuse(what, why)
 
-    def require_mirrored(self, status: PairStatus, main: Side, what: str) -> None:
-        self.require(what, preconditions.not_mirrored(status, main))
-
     # -- InSync / AllSync steps: automatic where the inventory names the service, else
     # manual and verified --------------------------------------------------------------------
     def insync_step(self, running: bool) -> dict[str, Any]:
