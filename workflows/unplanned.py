@@ -85,7 +85,7 @@ class UnplannedSwitch(KindWorkflow):
         b = self.target = inp.to
         a = other(b)
         pair = inp.pair
-        what = f"unplanned switch to {b}"
+        what = self.kind.what(b, True)
         c = self.steps.checklist
         c.title = f"Unplanned switch {a} -> {b} ({pair}): {a} lost"
         c.unplanned_reason = inp.reason
