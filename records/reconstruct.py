@@ -30,6 +30,7 @@ from records.history import (
     summarize,
 )
 from workflows import outcomes
+from workflows.kinds import KINDS
 from workflows.limits import MAX_NAME, cut
 from workflows.models import WAITS_FOR_OPERATOR, Checklist, StepDef, StepStatus
 from workflows.outcomes import Outcome
@@ -494,7 +495,8 @@ class _Walk:
     @property
     def unplanned(self) -> dict[str, Any] | None:
         inp = self.run.input
-        if self.run.workflow_type == "switch" and isinstance(inp, dict) and inp.get("unplanned"):
+        kind = KINDS.get(self.run.workflow_type)
+        if kind is not None and kind.unplanned and isinstance(inp, dict) and inp.get("unplanned"):
             return inp
         return None
 
@@ -791,7 +793,7 @@ class _Walk:
                 self.abort is None
                 and not run.step_records  # else the records say what each step became
                 and nxt < len(self.steps)
-                and run.workflow_type in ("switch", "split", "split-switch", "restore")
+                and run.workflow_type in KINDS
                 and self.started
             ):
                 self.out.approximate.append(

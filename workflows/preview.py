@@ -182,7 +182,7 @@ class Walk:
     @property
     def main_after(self) -> Side:
         """The side that is main at the end (AllSync starts on its NAS head)."""
-        return self.b if self.kind in ("switch", "split-switch") else self.a
+        return self.b if KINDS[self.kind].side == "to" else self.a
 
     def _title(self, step_id: str) -> str:
         side = self.b if KINDS[self.kind].side == "to" else self.a
@@ -249,7 +249,7 @@ class Walk:
         d, peer = self.sim.dsm[m], self.sim.dsm[o]
         down = self._dsm_down(m) or self._dsm_down(o)
         would = f"would start replication from DSM {d.host} to {peer.host}"
-        if self.kind == "restore":
+        if "asset_tolerance" in KINDS[self.kind].input.model_fields:
             counts = ", ".join(f"{x.host} {_assets(x.assets)}" for x in (d, peer))
             would += (
                 f" and wait until the asset counts agree within {self.tolerance} (now {counts})"
@@ -476,8 +476,8 @@ class Walk:
         )
 
     def switch_clients(self) -> DryRunStep:
-        frm = self.a if self.kind != "restore" else self.b
-        to = other(frm)
+        to = self.main_after
+        frm = other(to)
         hosts = [
             c.host for c in self.st.clients if c.side == frm and c.host.lower() not in self.moved
         ]
@@ -559,16 +559,15 @@ def run_refusal(
     k = KINDS[kind]
     side: Side = getattr(inp, k.side)
     unplanned = bool(getattr(inp, "unplanned", False))
-    name = preconditions.what(kind, side, unplanned)
+    name = k.what(side, unplanned)
     who = getattr(inp, "initiator", "unknown")
     ops = set(caps.operators)
     if ops and who.lower() not in ops:
         return f"{kind} refused: {who} is not an operator of pair {status.pair}"
-    fence = preconditions.under_fence(preconditions.makes_main(kind, side), fences_waiting)
+    fence = preconditions.under_fence(k.makes_main(side), fences_waiting)
     if fence:
         return f"{kind} refused: {fence}"
-    why = preconditions.of_run(
-        kind,
+    why = k.refusal(
         status,
         side,
         unplanned,
@@ -622,7 +621,7 @@ def dry_run(
         tolerance=int(getattr(inp, "asset_tolerance", 0)),
     )
     steps: list[DryRunStep] = []
-    no_orphans = kind == "restore" and (facts.orphans is not None and not facts.orphans.clips)
+    no_orphans = k.reads_orphans and (facts.orphans is not None and not facts.orphans.clips)
     for s in checklist.steps:
         passed = None
         if unplanned and s.id in NOT_UNPLANNED:

@@ -320,3 +320,119 @@ def test_the_lab_powershell_families_stand_below_the_parser() -> None:
         if path.stem in below:
             for above in ("parser", "interpreter"):
                 assert f"lab.powershell.{above}" not in text, (path, above)
+
+
+# -- a kind in one file (workflows/kinds.py) ------------------------------------------------
+KIND_ROOMS = ("workflows", "records", "client", "console", "activities", "api", "workers")
+# The pair's modes (inventory/status.py derived) share a word with a kind: a comparison
+# with a name or attribute called `mode` is about the pair, not about a kind.
+MODE_NAMES = ("mode",)
+
+
+def _kind_modules() -> dict[str, Path]:
+    from workflows.kinds import CLASSES
+
+    return {
+        name: ROOT / (cls.__module__.replace(".", "/") + ".py") for name, cls in CLASSES.items()
+    }
+
+
+def kind_name_comparisons(source: str, names: set[str]) -> list[tuple[int, str]]:
+    """(line, name) of every place the source compares a value with a kind's name (==,
+    !=, in, not in, including tuples and sets of names) or looks a kind up by its name
+    written out (`KINDS["switch"]`)."""
+    import ast
+
+    def strings(node: ast.AST) -> list[str]:
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            return [node.value]
+        if isinstance(node, ast.Tuple | ast.List | ast.Set):
+            return [s for e in node.elts for s in strings(e)]
+        return []
+
+    def about_mode(node: ast.AST) -> bool:
+        return (isinstance(node, ast.Name) and node.id in MODE_NAMES) or (
+            isinstance(node, ast.Attribute) and node.attr in MODE_NAMES
+        )
+
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Compare):
+            operands = [node.left, *node.comparators]
+            if any(about_mode(o) for o in operands):
+                continue
+            found += [(node.lineno, s) for o in operands for s in strings(o) if s in names]
+        elif isinstance(node, ast.Subscript):
+            found += [(node.lineno, s) for s in strings(node.slice) if s in names]
+        elif isinstance(node, ast.MatchValue):
+            found += [(node.lineno, s) for s in strings(node.value) if s in names]
+    return found
+
+
+def test_the_kind_name_scan_finds_what_it_looks_for() -> None:
+    names = {"switch", "split"}
+    src = (
+        'if kind == "switch": pass\n'
+        'if wt in ("split", "x"): pass\n'
+        'k = KINDS["split"]\n'
+        'if mode == "split": pass\n'
+        'if st.mode != "split": pass\n'
+    )
+    assert kind_name_comparisons(src, names) == [(1, "switch"), (2, "split"), (3, "split")]
+
+
+def test_no_kind_name_is_compared_outside_its_own_module() -> None:
+    """What a kind is and does is asked of its row (workflows/kind.py), never decided by
+    comparing its name: a ninth kind is its module and a line in workflows/kinds.py."""
+    own = _kind_modules()
+    names = set(own)
+    found = []
+    for room in KIND_ROOMS:
+        for path in sorted((ROOT / room).rglob("*.py")) if (ROOT / room).is_dir() else []:
+            for line, name in kind_name_comparisons(path.read_text(), names):
+                if own[name] != path:
+                    found.append(f"{path.relative_to(ROOT)}:{line}: {name!r}")
+    assert found == [], found
+
+
+def test_no_kind_module_imports_another_kind() -> None:
+    import ast
+
+    own = _kind_modules()
+    modules = {
+        p.relative_to(ROOT).with_suffix("").as_posix().replace("/", ".") for p in own.values()
+    }
+    assert len(modules) == len(own) >= 4
+    for path in own.values():
+        mine = path.relative_to(ROOT).with_suffix("").as_posix().replace("/", ".")
+        imported: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                imported.add(node.module)
+                imported |= {f"{node.module}.{a.name}" for a in node.names}
+        assert imported & (modules - {mine}) == set(), (path, imported & modules)
+
+
+def test_the_list_of_kinds_is_the_worker_registry_and_each_class_runs_its_row() -> None:
+    """Each kind's class is registered under its row's name: the workflow type Temporal
+    knows, the `amsm start` word and the search attribute are one word."""
+    from temporalio.workflow import _Definition
+
+    from workflows.kinds import CLASSES, KINDS
+    from workflows.registry import WORKFLOWS
+
+    for name, cls in CLASSES.items():
+        assert _Definition.must_from_class(cls).name == name == KINDS[name].name
+        assert cls in WORKFLOWS
+
+
+def test_no_template_compares_a_kind_name() -> None:
+    """The console's templates ask the start (console/views.py Start) what its form needs."""
+    import re
+
+    names = "|".join(re.escape(n) for n in _kind_modules())
+    pattern = re.compile(rf"""(==|!=|\bin)\s*\(?\s*['"]({names})['"]""")
+    for path in (ROOT / "console" / "templates").rglob("*.html"):
+        assert not pattern.search(path.read_text()), path
