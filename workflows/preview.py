@@ -1,10 +1,11 @@
 """The dry run's walk (`amsm start KIND ... --dry-run`), pure: a kind's checklist, step by
 step, against the pair as read now, changing nothing. Each step says what it would do on
-which hosts and, when a precondition (workflows/preconditions.py) or an interlock
-(activities/drivers/refusals.py) would refuse it, the rule and why: the same decisions,
-in the same words, as the real run's.
+which hosts and, when a precondition (workflows/preconditions.py) or an interlock would
+refuse it, the rule and why. What an operation would change is not decided here: the
+drivers' own plans (activities/drivers/plans/) are asked, the same functions the
+operations execute, so the dry run's sentence, hosts and refusal are the real run's.
 
-The interlocks are asked of the devices as the run would leave them by then (after
+The plans are asked of the devices as the run would leave them by then (after
 stop-replication replication is stopped, after stop-browse Browse is), which is what the
 run's own steps would find; a host that does not answer now refuses the steps that act
 on it, named with the check of `amsm check` that would find it (workflows/checks.py).
