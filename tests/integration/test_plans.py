@@ -44,7 +44,7 @@ async def dry(client: Client, lab: Lab, *argv: str) -> dict:
 
 
 async def _values(client: Client, payloads: Payloads) -> list[Any]:
-    return await client.data_converter.decode(payloads.payloads, [dict] * len(payloads.payloads))
+    return await client.data_converter.decode(payloads.payloads)
 
 
 async def answers(client: Client, lab: Lab, run_id: str) -> list[tuple[str, dict, dict]]:
@@ -59,7 +59,11 @@ async def answers(client: Client, lab: Lab, run_id: str) -> list[tuple[str, dict
         async for e in handle.fetch_history_events():
             if e.HasField("activity_task_scheduled_event_attributes"):
                 a = e.activity_task_scheduled_event_attributes
-                scheduled[e.event_id] = (a.activity_type.name, (await _values(client, a.input))[0])
+                given = (await _values(client, a.input))[0]
+                scheduled[e.event_id] = (
+                    a.activity_type.name,
+                    given if isinstance(given, dict) else {},
+                )
             elif e.HasField("activity_task_completed_event_attributes"):
                 c = e.activity_task_completed_event_attributes
                 name, inp = scheduled[c.scheduled_event_id]
@@ -140,7 +144,7 @@ def assert_agree(
         for a in answered[1:]:
             assert " already " in a or any(p in a for p in planned), (d["id"], a, planned)
         assert set(d["hosts"]) - DSM_HOSTS <= journaled(lab, r, since), (d["id"], d["hosts"])
-    assert compared >= 4, plan["workflow"]
+    assert compared >= 3, plan["workflow"]  # split has three: the fewest
     told = {h for s in plan["steps"] for h in s["hosts"]}
     changed = {h for _, h, _, _ in LabState(lab.dir).journal()[since:]}
     assert changed == told - DSM_HOSTS, (plan["workflow"], changed, told)
