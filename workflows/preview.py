@@ -357,8 +357,9 @@ class Walk:
         return _from_plan(plan, refused, would)
 
     def browse_move(self, to: Side) -> DryRunStep:
-        if self.st.browse_active_on == to:
-            return DryRunStep(id="", would=f"Browse is already Active on {to}: nothing to do")
+        there = browse_plans.already_active(to, [(b.side, b.running) for b in self.st.browse])
+        if there is not None:
+            return _from_plan(there)
         stop = self.browse_run(False)
         switch = self.browse_switch(to)
         start = self.browse_run(True, on=to)

@@ -130,3 +130,11 @@ def test_browse_switches_only_stopped_components_even_one_already_there() -> Non
     assert browse.start("mf", "browse-srv", {"A": "Running"}, ["A"]).done == (
         "Browse mf already running"
     )
+
+
+def test_browse_is_already_active_only_when_every_component_runs_and_points_there() -> None:
+    p = browse.already_active("Y", [("Y", True), ("Y", True)])
+    assert p is not None and p.would == "Browse already Active on Y: nothing to do"
+    assert browse.already_active("Y", [("Y", True), ("Y", False)]) is None
+    assert browse.already_active("Y", [("Y", True), ("X", True)]) is None
+    assert browse.already_active("Y", []) is None
