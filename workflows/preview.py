@@ -65,13 +65,13 @@ class DryRunStep(BaseModel):
     changes: list[PlannedChange] = []
 
 
-def _from_plan(plan: Plan, refused: Refused | None = None, would: str | None = None) -> DryRunStep:
+def _from_plan(plan: Plan, refused: Refused | None = None) -> DryRunStep:
     """A step of the dry run that a driver's plan says: its sentence, its hosts, its
     refusal (unless one found first, `refused`), its changes."""
     no = plan.refusal
     return DryRunStep(
         id="",
-        would=plan.would if would is None else would,
+        would=plan.would,
         refused=refused or (Refused(rule=no.rule, why=no.refusal) if no else None),
         hosts=plan.hosts,
         changes=[PlannedChange(host=c.host, done=c.done) for c in plan.changes],
@@ -353,8 +353,7 @@ class Walk:
         refused = self._browse_down()
         if refused is None and broken and plan.refusal is None:
             refused = Refused(rule=BROWSE_CONFIG, why="; ".join(broken))
-        would = None if plan.changes else f"Browse already points at {to}: nothing to do"
-        return _from_plan(plan, refused, would)
+        return _from_plan(plan, refused)
 
     def browse_move(self, to: Side) -> DryRunStep:
         there = browse_plans.already_active(to, [(b.side, b.running) for b in self.st.browse])
