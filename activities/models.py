@@ -290,6 +290,9 @@ class DryRunFacts(BaseModel):
     portals: dict[Side, list[str]]
     nas: dict[Side, str]  # each side's CIFS NAS head (AllSync)
     insync_process: str
+    # The services the inventory names for InSync and AllSync (None: started by hand).
+    insync_service: str | None = None
+    allsync_service: str | None = None
     reached: dict[str, dict[Side, list[str]]] = {}  # client -> side -> portals reached
     # client -> side -> the portal it must reach there (its path A: client_prepare's
     # interlock); absent (older runs): the side's portals.

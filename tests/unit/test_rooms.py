@@ -436,3 +436,28 @@ def test_no_template_compares_a_kind_name() -> None:
     pattern = re.compile(rf"""(==|!=|\bin)\s*\(?\s*['"]({names})['"]""")
     for path in (ROOT / "console" / "templates").rglob("*.html"):
         assert not pattern.search(path.read_text()), path
+
+
+def test_plans_are_pure_and_import_no_operation_nor_transport() -> None:
+    """The drivers' plans are imported by the dry run inside the workflows' sandbox: no
+    I/O library, nothing from operations/, no transport (activities/drivers/plans/)."""
+    allowed = ("__future__", "collections.abc", "dataclasses", "typing", "inventory.models")
+    for path, text in _imports(ROOT / "activities" / "drivers" / "plans").items():
+        for line in text.splitlines():
+            if not line.startswith(("from ", "import ")):
+                continue
+            name = line.split()[1]
+            ours = name.startswith(("activities.drivers.plans", "activities.drivers.refusals"))
+            assert ours or name in allowed, (path, line)
+    code = (
+        "import sys, pkgutil, importlib, activities.drivers.plans as p\n"
+        "for m in pkgutil.iter_modules(p.__path__):\n"
+        "    importlib.import_module('activities.drivers.plans.' + m.name)\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in"
+        " ('pyodbc', 'asyncssh', 'winrm', 'requests', 'temporalio')"
+        " or m.startswith(('activities.drivers.operations', 'activities.drivers.facts'))))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "[]", out.stdout
