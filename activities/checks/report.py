@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from activities.drivers.credentials import CredentialError
-from activities.drivers.errors import DeviceError
-from activities.drivers.powershell import BadOutput, UnsafeValue
+from activities.drivers.errors import CredentialError, DeviceError, DriverError
+from activities.drivers.powershell import BadOutput
 from activities.models import CheckRole, CheckTarget, Finding, HostCheck
 
 # Hosts no step acts on: a finding about one is a warning (amsm status reads them).
 READ_ONLY_ROLES: tuple[CheckRole, ...] = ("nas-ftp", "bridge")
 
-READ_ERRORS = (DeviceError, CredentialError, BadOutput, UnsafeValue, OSError)
+READ_ERRORS = (DriverError, BadOutput, OSError)
 
 
 def not_read(e: Exception) -> str:
