@@ -291,6 +291,24 @@ def render_html(r: Report) -> str:
         f"<style>{CSS}</style></head><body>",
         f"<h1>Run report: {h(r.title)}</h1>",
     ]
+    parts += _html_summary(r)
+    parts += _html_overrides(r)
+    parts += _html_steps(r)
+    parts += _html_clients(r)
+    parts += _html_decisions(r)
+    parts += _html_rejected(r)
+    parts += _html_issues(r)
+    parts += _html_timeline(r)
+
+    items = "".join(f"<li>{h(x)}</li>" for x in provenance(r))
+    parts.append(f'<section class="provenance"><h2>How this report was made</h2><ul>{items}</ul>')
+    parts.append("</section></body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def _html_summary(r: Report) -> list[str]:
+    """The summary table: what ran, when, how it ended."""
+    parts: list[str] = []
     rows = []
     for k, v in summary_rows(r):
         if k == "Result":
@@ -302,6 +320,12 @@ def render_html(r: Report) -> str:
     parts.append(
         f'<section class="summary"><table class="summary">{"".join(rows)}</table></section>'
     )
+    return parts
+
+
+def _html_overrides(r: Report) -> list[str]:
+    """The rules forced (a control run always has the section)."""
+    parts: list[str] = []
     if r.workflow_type == "control" or r.overrides:
         parts.append('<section class="overrides"><h2>Overrides</h2>')
         if r.overrides:
@@ -311,7 +335,12 @@ def render_html(r: Report) -> str:
         else:
             parts.append('<p class="none">None: every rule held.</p>')
         parts.append("</section>")
+    return parts
 
+
+def _html_steps(r: Report) -> list[str]:
+    """Every step's row, then the items of the steps that have some."""
+    parts: list[str] = []
     parts.append('<section class="steps"><h2>Steps</h2>')
     if r.steps:
         srows, scls = [], []
@@ -342,7 +371,12 @@ def render_html(r: Report) -> str:
     else:
         parts.append('<p class="none">This run has no checklist steps.</p>')
     parts.append("</section>")
+    return parts
 
+
+def _html_clients(r: Report) -> list[str]:
+    """Every client's switch."""
+    parts: list[str] = []
     parts.append('<section class="clients"><h2>Clients</h2>')
     if r.clients:
         crows, ccls = [], []
@@ -366,7 +400,12 @@ def render_html(r: Report) -> str:
     else:
         parts.append('<p class="none">No client switched in this run.</p>')
     parts.append("</section>")
+    return parts
 
+
+def _html_decisions(r: Report) -> list[str]:
+    """The operators' decisions."""
+    parts: list[str] = []
     parts.append('<section class="decisions"><h2>Decisions</h2>')
     if r.decisions:
         drows = [
@@ -386,7 +425,12 @@ def render_html(r: Report) -> str:
     else:
         parts.append('<p class="none">None.</p>')
     parts.append("</section>")
+    return parts
 
+
+def _html_rejected(r: Report) -> list[str]:
+    """The signals the engine refused."""
+    parts: list[str] = []
     parts.append('<section class="rejected"><h2>Rejected signals</h2>')
     if r.rejected:
         rrows = [
@@ -403,7 +447,12 @@ def render_html(r: Report) -> str:
     else:
         parts.append('<p class="none">None.</p>')
     parts.append("</section>")
+    return parts
 
+
+def _html_issues(r: Report) -> list[str]:
+    """The errors, then the warnings."""
+    parts: list[str] = []
     parts.append('<section class="issues"><h2>Errors and warnings</h2>')
     for title, issues, level in (
         ("Errors", r.errors, "error"),
@@ -415,7 +464,12 @@ def render_html(r: Report) -> str:
         items = "".join(f'<li class="{level}">{h(_issue_plain(r, i))}</li>' for i in issues)
         parts.append(f'<p><strong>{title}:</strong></p><ul class="issues">{items}</ul>')
     parts.append("</section>")
+    return parts
 
+
+def _html_timeline(r: Report) -> list[str]:
+    """Where the devices ended up, and every event."""
+    parts: list[str] = []
     if r.final_state:
         items = "".join(f"<li>{h(x)}</li>" for x in r.final_state)
         parts.append(f"<section><h2>Where the devices ended up</h2><ul>{items}</ul></section>")
@@ -434,11 +488,7 @@ def render_html(r: Report) -> str:
     ecls = [f"lvl-{e.level}" if e.level != "info" else "" for e in r.timeline]
     parts.append(_html_table(["time", "+s", "event", "step", "what"], erows, "events", ecls))
     parts.append("</section>")
-
-    items = "".join(f"<li>{h(x)}</li>" for x in provenance(r))
-    parts.append(f'<section class="provenance"><h2>How this report was made</h2><ul>{items}</ul>')
-    parts.append("</section></body></html>")
-    return "\n".join(parts) + "\n"
+    return parts
 
 
 def _issue_plain(r: Report, i: Issue) -> str:
