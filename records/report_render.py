@@ -341,7 +341,6 @@ def _html_overrides(r: Report) -> list[str]:
 def _html_steps(r: Report) -> list[str]:
     """Every step's row, then the items of the steps that have some."""
     parts: list[str] = []
-    parts.append('<section class="steps"><h2>Steps</h2>')
     if r.steps:
         srows, scls = [], []
         for s in r.steps:
@@ -368,16 +367,12 @@ def _html_steps(r: Report) -> list[str]:
                 parts.append(
                     f'<p>Items of <code>{h(s.id)}</code> ({len(s.items)}):</p><ul class="items">{items}</ul>'
                 )
-    else:
-        parts.append('<p class="none">This run has no checklist steps.</p>')
-    parts.append("</section>")
-    return parts
+    return _html_section("steps", "Steps", parts, "This run has no checklist steps.")
 
 
 def _html_clients(r: Report) -> list[str]:
     """Every client's switch."""
-    parts: list[str] = []
-    parts.append('<section class="clients"><h2>Clients</h2>')
+    body = []
     if r.clients:
         crows, ccls = [], []
         for c in r.clients:
@@ -396,17 +391,22 @@ def _html_clients(r: Report) -> list[str]:
                 ]
             )
             ccls.append({"failed": "lvl-error", "skipped": "lvl-warning"}.get(c.status, ""))
-        parts.append(_html_table(CLIENT_HEAD, crows, "clients", ccls))
-    else:
-        parts.append('<p class="none">No client switched in this run.</p>')
-    parts.append("</section>")
-    return parts
+        body.append(_html_table(CLIENT_HEAD, crows, "clients", ccls))
+    return _html_section("clients", "Clients", body, "No client switched in this run.")
+
+
+def _html_section(cls: str, title: str, body: list[str], none: str) -> list[str]:
+    """A section of the page: its heading, then `body`, or `none` when it is empty."""
+    return [
+        f'<section class="{cls}"><h2>{title}</h2>',
+        *(body or [f'<p class="none">{none}</p>']),
+        "</section>",
+    ]
 
 
 def _html_decisions(r: Report) -> list[str]:
     """The operators' decisions."""
-    parts: list[str] = []
-    parts.append('<section class="decisions"><h2>Decisions</h2>')
+    body = []
     if r.decisions:
         drows = [
             [
@@ -421,17 +421,13 @@ def _html_decisions(r: Report) -> list[str]:
             for d in r.decisions
         ]
         head = ["time", "decision", "step", "client", "by", "reason", "taken"]
-        parts.append(_html_table(head, drows, "decisions"))
-    else:
-        parts.append('<p class="none">None.</p>')
-    parts.append("</section>")
-    return parts
+        body.append(_html_table(head, drows, "decisions"))
+    return _html_section("decisions", "Decisions", body, "None.")
 
 
 def _html_rejected(r: Report) -> list[str]:
     """The signals the engine refused."""
-    parts: list[str] = []
-    parts.append('<section class="rejected"><h2>Rejected signals</h2>')
+    body = []
     if r.rejected:
         rrows = [
             [
@@ -443,11 +439,8 @@ def _html_rejected(r: Report) -> list[str]:
             ]
             for x in r.rejected
         ]
-        parts.append(_html_table(["time", "signal", "step", "by", "reason"], rrows, "rejected"))
-    else:
-        parts.append('<p class="none">None.</p>')
-    parts.append("</section>")
-    return parts
+        body.append(_html_table(["time", "signal", "step", "by", "reason"], rrows, "rejected"))
+    return _html_section("rejected", "Rejected signals", body, "None.")
 
 
 def _html_issues(r: Report) -> list[str]:
