@@ -45,6 +45,16 @@ def _check(pattern: re.Pattern[str], what: str, value: str) -> str:
     return value
 
 
+def _each_once(pattern: re.Pattern[str], what: str, one: str, values: list[str]) -> list[str]:
+    """Each value a valid `what`, and none listed twice (compared without regard to case:
+    `one` names one of them in the refusal)."""
+    for v in values:
+        _check(pattern, what, v)
+    if len({v.lower() for v in values}) != len(values):
+        raise ValueError(f"{one} is listed twice")
+    return values
+
+
 def _folder(v: str) -> str:
     why = windows_folder_problem(v)
     if why:
@@ -366,21 +376,15 @@ class SideConfig(_Strict):
     @field_validator("iscsi_targets")
     @classmethod
     def _iqns(cls, v: list[str]) -> list[str]:
-        for t in v:
-            _check(IQN_RE, "iSCSI target name (iqn.…)", t)
-        if len({t.lower() for t in v}) != len(v):
-            raise ValueError("an iSCSI target is listed twice")
-        return v
+        return _each_once(IQN_RE, "iSCSI target name (iqn.…)", "an iSCSI target", v)
 
     @field_validator("iscsi_portals")
     @classmethod
     def _portals(cls, v: list[str]) -> list[str]:
-        for p in v:
-            # The port is `devices.iscsi_port` for every portal.
-            _check(HOSTNAME_RE, "iSCSI portal address (IPv4 or DNS name)", p)
-        if len({p.lower() for p in v}) != len(v):
-            raise ValueError("an iSCSI portal is listed twice")
-        return v
+        # The port is `devices.iscsi_port` for every portal.
+        return _each_once(
+            HOSTNAME_RE, "iSCSI portal address (IPv4 or DNS name)", "an iSCSI portal", v
+        )
 
     @field_validator("fsnameservers")
     @classmethod
