@@ -204,9 +204,10 @@ class ClientActivities(FamilyActivities):
         carry = (
             resume if resume is not None else RestartBeat.read(activity.info().heartbeat_details)
         )
+        # A beat when the state changes, else four per heartbeat timeout: each costs the
+        # worker's event loop, and the SDK sends at most one per 0.8 x the timeout anyway.
         hb = activity.info().heartbeat_timeout
         beat_every = max(0.2, (hb.total_seconds() if hb else self.inv.timing.heartbeat_timeout) / 4)
-        # The SDK sends at most one heartbeat per 0.8 x the timeout anyway.
         template = carry if carry is not None else RestartBeat(before=0.0)
 
         def beat(state: reboot_ops.RestartState) -> None:
