@@ -3,19 +3,16 @@ verified; and the restart of any host of the pair."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import time
 
 from temporalio import activity
 
-from activities.drivers.errors import CommandFailed, Unreachable
+from activities.drivers.errors import CommandFailed
 from activities.drivers.facts import clients as clients_facts
 from activities.drivers.facts import windows as windows_facts
 from activities.drivers.interlocks import Overrides
 from activities.drivers.operations import clients as clients_ops
 from activities.drivers.operations import reboot as reboot_ops
-from activities.drivers.operations.reboot import first_line
 from activities.models import ClientInput, ClientRebootInput, HostInput, RestartBeat, StepResult
 from activities.support import (
     FamilyActivities,
@@ -24,7 +21,7 @@ from activities.support import (
     heartbeating,
     translate_errors,
 )
-from inventory.models import Host, Side, SwitchableClient
+from inventory.models import Host
 
 
 class ClientActivities(FamilyActivities):
@@ -102,8 +99,10 @@ class ClientActivities(FamilyActivities):
         self.ctx.check_pair(inp.pair)
         c = self.ctx.client(inp.host)
         restarted, beat = await self._restart(c, " (2/2)", booted=inp.booted)
-        await self._await_mount(c, inp.to, " (2/2)", beat)
         drv = self.ctx.host(c)
+        await reboot_ops.await_mount(
+            drv, self.inv, inp.to, " (2/2)", lambda: activity.heartbeat(*beat.details())
+        )
         async with heartbeating(*beat.details()):
             seen = await clients_facts.client_verify(drv, c, self.inv, inp.to)
             pointer = await clients_facts.check_dsm_pointer(drv, c, self.inv, inp.to)
@@ -139,52 +138,6 @@ class ClientActivities(FamilyActivities):
         except KeyError:
             raise CommandFailed("worker", f"no host {inp.host!r} in the inventory") from None
         return await self._reboot(h, "")
-
-    async def _await_mount(
-        self, c: SwitchableClient, to: Side, what: str, beat: RestartBeat
-    ) -> None:
-        """Wait, after a restart, until the client is logged in to `to`'s target and has
-        V:, polling every `timing.poll_interval` and heartbeating `beat` (the
-        restart's, so a retry still resumes it), for at most `timing.mount_timeout`.
-
-        The host answering says nothing of either: the iSCSI initiator logs in again
-        and StorNext mounts V: in services that start beside sshd and WinRM, not before
-        them (Microsoft Learn, SetupPersistentIScsiDevices: only a service configured to
-        depend on MSiSCSI waits for the persistent volumes; StorNext reads fsnameservers
-        when its services start). A CommandFailed from the host (its providers still
-        starting) is waited out too. Raises CommandFailed naming what is still missing,
-        the host's last error among it."""
-        drv = self.ctx.host(c)
-        t = self.inv.timing
-        started = time.monotonic()
-        target = self.inv.sides[to].iscsi_target
-        while True:
-            missing = []
-            try:
-                seen = await clients_facts.mount_state(drv, self.inv, to)
-                if not seen.sessions:
-                    missing.append(f"no iSCSI session to {to}'s target {target}")
-                if not seen.volume:
-                    missing.append("no V: drive")
-            except Unreachable:
-                missing.append("it did not answer")
-            except CommandFailed as e:
-                # Early in a boot the host answers before its providers do: the iSCSI
-                # cmdlets (CIM classes served through WMI) fail while Winmgmt and the
-                # initiator service start, services of their own beside sshd and WinRM.
-                # Waited out like a host that does not answer; named at the deadline.
-                missing.append(f"it answered with an error: {first_line(e.message)}")
-            if not missing:
-                return
-            activity.heartbeat(*beat.details())
-            if time.monotonic() - started >= t.mount_timeout:
-                raise CommandFailed(
-                    c.host,
-                    f"{c.host} did not log in to {to} and mount V: within "
-                    f"{t.mount_timeout:g} s of answering after the restart{what}: "
-                    f"{'; '.join(missing)}",
-                )
-            await asyncio.sleep(min(t.poll_interval, t.heartbeat_timeout / 3))
 
     async def _reboot(self, h: Host, what: str) -> StepResult:
         return (await self._restart(h, what))[0]

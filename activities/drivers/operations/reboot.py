@@ -8,6 +8,8 @@ answer, its last error named at `timing.reboot_timeout`. A host in a boot loop (
 boot seen since the restart) fails at once, naming the host, so the operator decides
 instead of the retries hiding it.
 
+After a client's restart, `await_mount` waits for its iSCSI login and V: volume.
+
 Resumable: where the restart is (the boot before it, whether it was sent) is handed to
 `beat` whenever it changes and regularly in between; the activity keeps it in its
 heartbeat details, and a retry after a worker crash passes it back as `resume`, so it
@@ -22,10 +24,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from activities.drivers.errors import CommandFailed, Unreachable
+from activities.drivers.facts import clients as clients_facts
 from activities.drivers.facts import windows as windows_facts
 from activities.drivers.host import HostDriver
 from activities.drivers.operations import windows as windows_ops
-from inventory.models import Timing
+from inventory.models import Inventory, Side, Timing
 
 
 def first_line(message: str) -> str:
@@ -202,3 +205,50 @@ class _Watch:
             return t.poll_interval
         left = self.up_since + t.settle_time - time.monotonic()
         return max(t.poll_interval, min(left, t.heartbeat_timeout / 3))
+
+
+async def await_mount(
+    drv: HostDriver, inv: Inventory, to: Side, what: str, beat: Callable[[], None]
+) -> None:
+    """Wait, after a client's restart, until it is logged in to `to`'s target and has
+    V:, polling every `timing.poll_interval` and calling `beat` at each look (the caller
+    heartbeats the restart's state, so that a retry still resumes it), for at most
+    `timing.mount_timeout`.
+
+    The host answering says nothing of either: the iSCSI initiator logs in again and
+    StorNext mounts V: in services that start beside sshd and WinRM, not before them
+    (Microsoft Learn, SetupPersistentIScsiDevices: only a service configured to depend on
+    MSiSCSI waits for the persistent volumes; StorNext reads fsnameservers when its
+    services start). A CommandFailed from the host (its providers still starting) is
+    waited out too. Raises CommandFailed naming what is still missing, the host's last
+    error among it."""
+    t = inv.timing
+    started = time.monotonic()
+    target = inv.sides[to].iscsi_target
+    while True:
+        missing = []
+        try:
+            seen = await clients_facts.mount_state(drv, inv, to)
+            if not seen.sessions:
+                missing.append(f"no iSCSI session to {to}'s target {target}")
+            if not seen.volume:
+                missing.append("no V: drive")
+        except Unreachable:
+            missing.append("it did not answer")
+        except CommandFailed as e:
+            # Early in a boot the host answers before its providers do: the iSCSI
+            # cmdlets (CIM classes served through WMI) fail while Winmgmt and the
+            # initiator service start, services of their own beside sshd and WinRM.
+            # Waited out like a host that does not answer; named at the deadline.
+            missing.append(f"it answered with an error: {first_line(e.message)}")
+        if not missing:
+            return
+        beat()
+        if time.monotonic() - started >= t.mount_timeout:
+            raise CommandFailed(
+                drv.name,
+                f"{drv.name} did not log in to {to} and mount V: within "
+                f"{t.mount_timeout:g} s of answering after the restart{what}: "
+                f"{'; '.join(missing)}",
+            )
+        await asyncio.sleep(min(t.poll_interval, t.heartbeat_timeout / 3))
