@@ -10,6 +10,7 @@ from temporalio import activity
 from activities.drivers.facts import browse as browse_facts
 from activities.drivers.interlocks import Overrides
 from activities.drivers.operations import browse as browse_ops
+from activities.drivers.plans import browse as browse_plans
 from activities.models import BrowseInput, BrowseSwitchInput, StepResult
 from activities.support import FamilyActivities, device_activity, forced
 from inventory.models import BrowseComponent, Side
@@ -77,8 +78,9 @@ class BrowseActivities(FamilyActivities):
         facts = await asyncio.gather(
             *(browse_facts.browse_facts(self.ctx.host(c.host), c, self.inv) for c in comps)
         )
-        if all(f.side == inp.to and f.running for f in facts):
-            return StepResult(message=f"Browse already Active on {inp.to}")
+        there = browse_plans.already_active(inp.to, [(f.side, f.running) for f in facts])
+        if there is not None:
+            return StepResult(message=there.done)
         steps = [
             await self._stop(comps),
             await self._switch(comps, inp.to),

@@ -42,6 +42,8 @@ class DryRunActivities(FamilyActivities):
             portals={s: inv.sides[s].portals for s in SIDES},
             nas={s: inv.sides[s].nas.cifs.host for s in SIDES},
             insync_process=inv.devices.insync_process,
+            insync_service=inv.devices.insync_service,
+            allsync_service=inv.devices.allsync_service,
         )
 
         async def probe(c: SwitchableClient) -> None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Sequence
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -71,6 +72,44 @@ class ForcedRule(BaseModel):
     rule: str
     host: str
     refusal: str  # what the interlock said
+
+
+class RestartBeat(BaseModel):
+    """The heartbeat details of an activity that restarts a host: where the restart is
+    (operations/reboot.py RestartState) and what the activity did before it, so that a
+    retry after a worker crash resumes it instead of doing it again. Sent as one JSON
+    object; `read` also takes the positional shape an older worker sent."""
+
+    before: float  # the host's boot before the restart
+    sent: bool = False  # the restart went out
+    # UWF turned off for the switch (devices.uwf_off_for_switch): "off" while its extra
+    # restart runs, "on" from then on (UWF is turned on again with the reconfiguration).
+    uwf: Literal["off", "on"] | None = None
+    prepared: str | None = None  # what the reconfiguration said, once it is done
+    forced: list[ForcedRule] = []  # the interlocks the reconfiguration forced
+
+    def details(self) -> tuple[object, ...]:
+        """For activity.heartbeat(*...)."""
+        return (self.model_dump(mode="json"),)
+
+    @classmethod
+    def read(cls, details: Sequence[Any]) -> RestartBeat | None:
+        """The beat a prior attempt left (activity.info().heartbeat_details), None for
+        none. An attempt of a worker before this model sent (boot, sent, *carry): carry
+        was (message, forced) once reconfigured, then "uwf-off" or "uwf-on" last."""
+        if not details:
+            return None
+        if len(details) == 1 and isinstance(details[0], dict):
+            return cls.model_validate(details[0])
+        rest = list(details[2:])
+        uwf = None
+        if rest and rest[-1] in ("uwf-off", "uwf-on"):
+            uwf = rest.pop()[len("uwf-") :]
+        beat = cls(before=float(details[0]), sent=bool(details[1]), uwf=uwf)
+        if len(rest) >= 2:
+            beat.prepared = str(rest[0])
+            beat.forced = [ForcedRule.model_validate(f) for f in rest[1]]
+        return beat
 
 
 class StepResult(BaseModel):
@@ -290,6 +329,9 @@ class DryRunFacts(BaseModel):
     portals: dict[Side, list[str]]
     nas: dict[Side, str]  # each side's CIFS NAS head (AllSync)
     insync_process: str
+    # The services the inventory names for InSync and AllSync (None: started by hand).
+    insync_service: str | None = None
+    allsync_service: str | None = None
     reached: dict[str, dict[Side, list[str]]] = {}  # client -> side -> portals reached
     # client -> side -> the portal it must reach there (its path A: client_prepare's
     # interlock); absent (older runs): the side's portals.

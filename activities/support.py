@@ -12,10 +12,14 @@ from typing import TYPE_CHECKING, ParamSpec, TypeVar
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.drivers.credentials import CredentialError
-from activities.drivers.errors import CommandFailed, DeviceError, InterlockRefused
+from activities.drivers.errors import (
+    CommandFailed,
+    ConfigurationError,
+    DeviceError,
+    DriverError,
+    InterlockRefused,
+)
 from activities.drivers.interlocks import Overrides
-from activities.drivers.powershell import UnsafeValue
 from activities.models import ForcedRule
 
 if TYPE_CHECKING:
@@ -41,8 +45,8 @@ def to_application_error(e: Exception) -> ApplicationError:
         if isinstance(e, InterlockRefused):
             details["rule"] = e.rule
         return ApplicationError(str(e), details, type=e.kind, non_retryable=not e.retryable)
-    if isinstance(e, CredentialError | UnsafeValue):
-        return ApplicationError(str(e), type="ConfigurationError", non_retryable=True)
+    if isinstance(e, ConfigurationError):
+        return ApplicationError(str(e), type=e.kind, non_retryable=True)
     if isinstance(e, UnicodeError):
         # Its text quotes the offending character and position: it may be a secret's.
         return ApplicationError(
@@ -65,7 +69,7 @@ def translate_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return await fn(*args, **kwargs)
-        except (DeviceError, CredentialError, UnsafeValue, ValueError, KeyError) as e:
+        except (DriverError, ValueError, KeyError) as e:
             err = to_application_error(e)
             activity.logger.warning("%s failed: %s", activity.info().activity_type, err.message)
             raise err from None

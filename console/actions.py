@@ -26,6 +26,7 @@ from console.pairs import checklist_of, namespace
 from inventory.models import Inventory
 from inventory.status import PairStatus
 from workflows.base import PairWorkflow
+from workflows.kind import StartOption
 from workflows.kinds import KINDS
 from workflows.models import Decision, OperatorSignal
 from workflows.preview import DryRunResult
@@ -39,30 +40,39 @@ def _one_line(text: str | None) -> str | None:
     return text or None
 
 
+def _option(o: StartOption, form: dict[str, Any]) -> Any:
+    """A start option's value from the form's field, as the CLI's parser would give it."""
+    raw = form.get(o.field)
+    if o.type == "flag":
+        return bool(raw)
+    if o.type == "hosts":
+        hosts = [p.strip() for p in str(raw or "").replace(",", " ").split() if p]
+        if o.required and not hosts:
+            raise CliError(o.missing or f"{o.field}: name at least one", EXIT_USAGE)
+        return hosts
+    if o.type == "int":
+        try:
+            return int(raw or o.default or 0)
+        except ValueError:
+            raise CliError(f"{o.field}: a whole number, 0 or more", EXIT_USAGE) from None
+    return _one_line(raw)
+
+
 def start_input(inv: Inventory, operator: str, form: dict[str, Any]) -> tuple[BaseModel, str]:
     """The workflow's input from a start form, as `amsm start KIND ...` makes it."""
-    kind = form.get("kind", "")
-    if kind not in KINDS:
-        raise CliError(f"unknown workflow {kind!r}; available: {', '.join(KINDS)}", EXIT_USAGE)
+    kind = KINDS.get(form.get("kind", ""))
+    if kind is None:
+        raise CliError(
+            f"unknown workflow {form.get('kind', '')!r}; available: {', '.join(KINDS)}", EXIT_USAGE
+        )
     side = str(form.get("side", "")).upper()
     if side not in ("X", "Y"):
         raise CliError(f"side {side!r}: X or Y", EXIT_USAGE)
-    pilots = [p.strip() for p in str(form.get("pilots", "")).replace(",", " ").split() if p]
-    if kind == "split-switch" and not pilots:
-        raise CliError("a split-switch needs at least one pilot client", EXIT_USAGE)
-    try:
-        tolerance = int(form.get("tolerance") or 0)
-    except ValueError:
-        raise CliError("tolerance: a whole number, 0 or more", EXIT_USAGE) from None
     args = namespace(
-        kind=kind,
+        kind=kind.name,
         operator=operator,
-        to=side,
-        main=side,
-        unplanned=bool(form.get("unplanned")),
-        reason=_one_line(form.get("reason")),
-        pilot=pilots,
-        tolerance=tolerance,
+        **{kind.side: side},
+        **{o.name: _option(o, form) for o in kind.options},
         dry_run=False,
         json=True,
     )

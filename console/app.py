@@ -244,7 +244,7 @@ class Console:
         )
         if start is None:
             raise Refused(400, f"{kind} to {side} needs no form, or the pair's mode allows none")
-        on = other(side) if kind == "split-switch" else side  # pilots: on the old main
+        on = other(side) if start.hosts else side  # pilots: on the side being left
         candidates = [c for c in (snap.status.clients if snap.status else []) if c.side == on]
         return self.render(
             "start.html",

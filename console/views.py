@@ -13,6 +13,8 @@ from inventory.models import SIDES, Side, other
 from inventory.rules import OVERRIDABLE
 from inventory.status import PairStatus
 from workflows import preconditions
+from workflows.kind import StartOption
+from workflows.kinds import KINDS
 from workflows.models import Checklist
 
 LIVE_STATES = ("running", "awaiting-operator")
@@ -36,12 +38,17 @@ class Start:
     offered: bool = True  # a button; False: listed with why (the mode allows it not)
 
     @property
+    def hosts(self) -> StartOption | None:
+        """The start option that names hosts (a split-switch's pilots): the form offers
+        the clients on the side being left."""
+        return KINDS[self.kind].hosts_option
+
+    @property
     def what(self) -> str:
         """The run as its refusal names it: 'switch to Y', 'split with X main', ..."""
         return self.label.removeprefix("Start ")
 
 
-KINDS_SHOWN = ("switch", "split", "split-switch", "restore")
 FORM_REASON = "(the reason the form asks for)"
 
 
@@ -68,18 +75,13 @@ def precondition(st: PairStatus, kind: str, side: Side, unplanned: bool = False)
     known without its form: a split-switch's pilots may be any client on the side being
     left, an unplanned switch's reason is taken as given."""
     pilots = [c.host for c in st.clients if c.side == other(side)]
-    return preconditions.of_run(kind, st, side, unplanned, FORM_REASON, pilots)
+    return KINDS[kind].refusal(st, side, unplanned, FORM_REASON, pilots)
 
 
 def by_mode(st: PairStatus) -> set[tuple[str, Side]]:
     """The starts the pair's mode allows, (kind, side)."""
     mode, main, _ = st.derived
-    if mode == "mirrored" and main is not None:
-        b = other(main)
-        return {("switch", b), ("split", main), ("split-switch", b)}
-    if mode == "split":
-        return {("restore", s) for s in SIDES}
-    return set()
+    return {(k.name, s) for k in KINDS.values() for s in SIDES if k.offered(mode, main, s)}
 
 
 def unplanned_to(st: PairStatus) -> set[Side]:
@@ -100,20 +102,21 @@ def starts(st: PairStatus | None, busy: bool, fences: Sequence[str] = ()) -> lis
         return []
     mode_allows, lost = by_mode(st), unplanned_to(st)
     out = []
-    for kind in KINDS_SHOWN:
+    for k in KINDS.values():
+        kind = k.name
         for side in SIDES:
-            label = f"Start {preconditions.what(kind, side)}"
+            label = f"Start {k.what(side, False)}"
             # A run may not make main a side a running fence still waits to put in backup.
-            fenced = preconditions.under_fence(preconditions.makes_main(kind, side), fences)
-            if kind == "switch" and side in lost:
+            fenced = preconditions.under_fence(k.makes_main(side), fences)
+            if k.unplanned and side in lost:
                 why = fenced or precondition(st, kind, side, unplanned=True)
                 out.append(Start(label, kind, side, True, True, why))
                 continue
             why = fenced or precondition(st, kind, side)
             offered = (kind, side) in mode_allows or why is None
-            if offered and why and not fenced and kind == "split-switch":  # the pilots refuse
+            if offered and why and not fenced and k.hosts_option:  # the pilots refuse
                 why = f"{why} (no client on {other(side)} is known)"
-            out.append(Start(label, kind, side, kind == "split-switch", False, why, offered))
+            out.append(Start(label, kind, side, k.form, False, why, offered))
     return sorted(out, key=lambda s: not s.offered)
 
 

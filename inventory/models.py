@@ -45,6 +45,16 @@ def _check(pattern: re.Pattern[str], what: str, value: str) -> str:
     return value
 
 
+def _each_once(pattern: re.Pattern[str], what: str, one: str, values: list[str]) -> list[str]:
+    """Each value a valid `what`, and none listed twice (compared without regard to case:
+    `one` names one of them in the refusal)."""
+    for v in values:
+        _check(pattern, what, v)
+    if len({v.lower() for v in values}) != len(values):
+        raise ValueError(f"{one} is listed twice")
+    return values
+
+
 def _folder(v: str) -> str:
     why = windows_folder_problem(v)
     if why:
@@ -366,21 +376,15 @@ class SideConfig(_Strict):
     @field_validator("iscsi_targets")
     @classmethod
     def _iqns(cls, v: list[str]) -> list[str]:
-        for t in v:
-            _check(IQN_RE, "iSCSI target name (iqn.…)", t)
-        if len({t.lower() for t in v}) != len(v):
-            raise ValueError("an iSCSI target is listed twice")
-        return v
+        return _each_once(IQN_RE, "iSCSI target name (iqn.…)", "an iSCSI target", v)
 
     @field_validator("iscsi_portals")
     @classmethod
     def _portals(cls, v: list[str]) -> list[str]:
-        for p in v:
-            # The port is `devices.iscsi_port` for every portal.
-            _check(HOSTNAME_RE, "iSCSI portal address (IPv4 or DNS name)", p)
-        if len({p.lower() for p in v}) != len(v):
-            raise ValueError("an iSCSI portal is listed twice")
-        return v
+        # The port is `devices.iscsi_port` for every portal.
+        return _each_once(
+            HOSTNAME_RE, "iSCSI portal address (IPv4 or DNS name)", "an iSCSI portal", v
+        )
 
     @field_validator("fsnameservers")
     @classmethod
@@ -771,6 +775,27 @@ class Inventory(_Strict):
     def _consistent(self) -> Inventory:
         if set(self.sides) != {"X", "Y"}:
             raise ValueError("`sides` must define both X and Y")
+        problems = [
+            *self._host_problems(),
+            *self._side_problems(),
+            *self._client_path_problems(),
+        ]
+        x, y = self.sides["X"], self.sides["Y"]
+        shared = {p.lower() for p in x.portals} & {p.lower() for p in y.portals}
+        if shared:
+            problems.append(
+                f"sides.X and sides.Y name the same iSCSI portal {', '.join(sorted(shared))}; "
+                "each side's bridge has its own address on its media network"
+            )
+        names = [b.name for b in self.browse]
+        if len(set(names)) != len(names):
+            problems.append("browse: component names must be unique")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def _host_problems(self) -> list[str]:
+        """Each host named once, at an address of its own, with defined credentials."""
         seen: dict[str, tuple[str, Host]] = {}
         at: dict[tuple[str, int], tuple[str, str]] = {}  # address, port -> where, host
         problems: list[str] = []
@@ -808,6 +833,12 @@ class Inventory(_Strict):
                     f"{where}: credentials {host.credentials!r} is not defined under "
                     f"`credentials:` (defined: {', '.join(sorted(self.credentials)) or 'none'})"
                 )
+        return problems
+
+    def _side_problems(self) -> list[str]:
+        """The DSMs' credentials defined; each side with its own DSM, bridge, target and
+        DSM pointer."""
+        problems: list[str] = []
         for side in SIDES:
             dsm = self.sides[side].dsm
             if dsm.credentials is not None and dsm.credentials not in self.credentials:
@@ -829,6 +860,12 @@ class Inventory(_Strict):
                 f"sides.X and sides.Y name the same iSCSI target {', '.join(sorted(both))}; "
                 "each side has its own"
             )
+        return problems
+
+    def _client_path_problems(self) -> list[str]:
+        """Each client's iSCSI paths through its side's portals to its side's targets,
+        a B path to a target of its own."""
+        problems: list[str] = []
         for i, c in enumerate(self.clients):
             for side, paths in c.iscsi.items():
                 s = self.sides[side]
@@ -870,18 +907,7 @@ class Inventory(_Strict):
                             f"of {side}'s targets ({', '.join(s.targets)}); list it under "
                             f"sides.{side}.iscsi_targets"
                         )
-        shared = {p.lower() for p in x.portals} & {p.lower() for p in y.portals}
-        if shared:
-            problems.append(
-                f"sides.X and sides.Y name the same iSCSI portal {', '.join(sorted(shared))}; "
-                "each side's bridge has its own address on its media network"
-            )
-        names = [b.name for b in self.browse]
-        if len(set(names)) != len(names):
-            problems.append("browse: component names must be unique")
-        if problems:
-            raise ValueError("; ".join(problems))
-        return self
+        return problems
 
     def warnings(self) -> list[str]:
         """What is allowed but unwise; `amsm inventory check` prints these."""

@@ -64,10 +64,6 @@ def path_problem(path: str, segments: int | None = None) -> str | None:
     return None
 
 
-def is_windows_name(name: str) -> bool:
-    return segment_problem(name) is None
-
-
 # A host name: letters and digits of any script, '-' and '.' between them (NetBIOS
 # and DNS names; a DNS name outside ASCII is sent as IDNA by the resolver), at most 63,
 # beginning and ending with a letter or digit.

@@ -23,7 +23,7 @@ table (`dsm_faults`); `amsm lab serve` picks both up within a fraction of a seco
   one script disagree, as they do on a K2 that records. Until `clear`.
 - `powershell V`: the host runs PowerShell V (e.g. 4.0; $PSVersionTable.PSVersion), as a
   host that never got Windows Management Framework 5.1. A setting too; `powershell 5.1`
-  puts it back. It then lacks the cmdlets that came later (lab/powershell.py
+  puts it back. It then lacks the cmdlets that came later (lab/powershell/interpreter.py
   CMDLET_SINCE); its other differences are not modelled.
 - `uwf`, `fbwf`, `ewf`: the client runs that write filter on C: from now on (its manager
   tool in C:\Windows\System32; UWF answers its WMI classes): every restart brings C:

@@ -298,28 +298,7 @@ def _write_lab(
     side_hosts: dict[Side, dict[str, Any]] = {}
     names: list[str] = []
     for side in SIDES:
-        s = side.lower()
-        info: dict[str, Any] = {
-            "smartbins": [f"sb-{s}{i}" for i in range(1, smartbins + 1)],
-            "nas_cifs": f"nas-cifs-{s}",
-            "nas_ftp": f"nas-ftp-{s}",
-            "bridge": f"bridge-{s}",
-            "dsm": f"dsm-{s}",
-            "iqn": iqn(side),
-            # The bridge's address on the side's own media network (TEST-NET-2, never
-            # routed): what clients register as the iSCSI portal.
-            "portals": [f"198.51.100.{31 if side == 'X' else 131}"],
-            # The side's SNFS name server (the bridge is also the file system manager,
-            # as on a basic K2 SAN): what a client's fsnameservers file lists.
-            "fsnameservers": [f"bridge-{s}"],
-        }
-        if redundant:
-            a, b = redundant_portals(side, "A"), redundant_portals(side, "B")
-            info["portals"] = [*a, *b]
-            info["portal_targets"] = {
-                **{p: iqn(side, "A") for p in a},
-                **{p: iqn(side, "B") for p in b},
-            }
+        info = _side_info(side, smartbins, redundant)
         side_hosts[side] = info
         names += [*info["smartbins"], info["nas_cifs"], info["nas_ftp"], info["bridge"]]
     names.append(CONTROL_POINT)
@@ -343,6 +322,81 @@ def _write_lab(
         return {**entry, **extra}
 
     # -- device state ------------------------------------------------------------------
+    docs = _side_docs(side_hosts, ports, devices, boot_ms)
+    docs.append(_control_point_doc(ports[CONTROL_POINT], devices, boot_ms))
+    docs += _browse_docs(ports, boot_ms)
+    for name, kind in clients:
+        x = side_hosts["X"]
+        docs.append(_client_doc(name, kind, x, clients, ports[name], devices, boot_ms, redundant))
+    _winrm_services(docs, plan)
+
+    topology = {
+        "pair": PAIR,
+        "control_point": CONTROL_POINT,
+        "sides": side_hosts,
+        "devices": devices.model_dump(),
+    }
+    volume = {path: _media_content(path) for path in VOLUME_FILES}
+    LabState(d).create(topology, reboot_seconds, docs, {side: dict(volume) for side in SIDES})
+
+    # -- DSMs ------------------------------------------------------------------------------
+    assets = initial_assets()
+    create_dsm(dsm_path(d, "X"), "dsm-x", "main", "running", "master", assets)
+    create_dsm(dsm_path(d, "Y"), "dsm-y", "backup", "running", "backup", assets)
+
+    # -- keys ---------------------------------------------------------------------------------
+    _write_ssh_keys(d, names, ports)
+    write_pki(d, names, ADDRESS)
+    write_password(d)
+    write_dsm_password(d)
+    write_console_accounts(d)
+
+    # -- inventory (last: its presence marks a complete lab) -------------------------------------
+    text = _inventory_yaml(d, side_hosts, ports, host_entry, clients, reboot_seconds, redundant)
+    try:
+        parse_inventory(text, str(d / INVENTORY))
+    except InventoryError as e:
+        # A bug in this file, not an operator error: say exactly what is wrong.
+        raise LabError(f"lab init wrote an invalid inventory: {e.explain()}") from None
+    (d / INVENTORY).write_text(text, encoding="utf-8")
+    return d / INVENTORY
+
+
+def _side_info(side: Side, smartbins: int, redundant: bool) -> dict[str, Any]:
+    """A side's hosts by role, its iSCSI target and portals, its SNFS name servers."""
+    s = side.lower()
+    info: dict[str, Any] = {
+        "smartbins": [f"sb-{s}{i}" for i in range(1, smartbins + 1)],
+        "nas_cifs": f"nas-cifs-{s}",
+        "nas_ftp": f"nas-ftp-{s}",
+        "bridge": f"bridge-{s}",
+        "dsm": f"dsm-{s}",
+        "iqn": iqn(side),
+        # The bridge's address on the side's own media network (TEST-NET-2, never
+        # routed): what clients register as the iSCSI portal.
+        "portals": [f"198.51.100.{31 if side == 'X' else 131}"],
+        # The side's SNFS name server (the bridge is also the file system manager,
+        # as on a basic K2 SAN): what a client's fsnameservers file lists.
+        "fsnameservers": [f"bridge-{s}"],
+    }
+    if redundant:
+        a, b = redundant_portals(side, "A"), redundant_portals(side, "B")
+        info["portals"] = [*a, *b]
+        info["portal_targets"] = {
+            **{p: iqn(side, "A") for p in a},
+            **{p: iqn(side, "B") for p in b},
+        }
+    return info
+
+
+def _side_docs(
+    side_hosts: dict[Side, dict[str, Any]],
+    ports: dict[str, int],
+    devices: DeviceSettings,
+    boot_ms: int,
+) -> list[dict[str, Any]]:
+    """Each side's SmartBins servers (X main: normal and running; on Y only the
+    PseudoSmartBins host runs, in pseudo mode), NAS heads (AllSync on X's) and bridge."""
     docs: list[dict[str, Any]] = []
     for side in SIDES:
         info = side_hosts[side]
@@ -362,16 +416,24 @@ def _write_lab(
         ftp["services"]["K2FTP"] = "Running"
         bridge = _host_doc(info["bridge"], "bridge", side, ports[info["bridge"]], boot_ms)
         docs += [cifs, ftp, bridge]
+    return docs
 
-    cp = _host_doc(CONTROL_POINT, "control-point", None, ports[CONTROL_POINT], boot_ms)
+
+def _control_point_doc(port: int, devices: DeviceSettings, boot_ms: int) -> dict[str, Any]:
+    """The Control Point PC: InSync running, direction X -> Y, its three cfg files."""
+    cp = _host_doc(CONTROL_POINT, "control-point", None, port, boot_ms)
     cp["processes"].append(devices.insync_process)
     cp["registry"][devices.insync_registry] = {devices.insync_direction_value: "X"}
     cfg_dir = devices.insync_cfg_dir.rstrip("\\") + "\\"
     cp["files"][cfg_dir + "InsyncXtoY.cfg"] = insync_cfg("X")
     cp["files"][cfg_dir + "InsyncYtoX.cfg"] = insync_cfg("Y")
     cp["files"][cfg_dir + "Insync.cfg"] = insync_cfg("X")
-    docs.append(cp)
+    return cp
 
+
+def _browse_docs(ports: dict[str, int], boot_ms: int) -> list[dict[str, Any]]:
+    """The Browse hosts, running and pointing at X (the backup config file Y's)."""
+    docs: list[dict[str, Any]] = []
     for _, _, host, services, files in BROWSE:
         doc = _host_doc(host, "browse", None, ports[host], boot_ms)
         # The inventory names Browse services as the guides do, by display name; the
@@ -388,32 +450,47 @@ def _write_lab(
             doc["files"][f"{CONFIG_DIR}\\{f}"] = browse_config(base, "X")
             doc["files"][f"{CONFIG_DIR}\\{base}.backup.exe.config"] = browse_config(base, "Y")
         docs.append(doc)
+    return docs
 
-    for name, kind in clients:
-        doc = _host_doc(name, "client", None, ports[name], boot_ms)
-        process = "AuroraEdit" if kind == "edit" else "AuroraIngest"
-        doc["client_kind"] = kind
-        doc["processes"] = [process]
-        doc["autostart"] = [process]
-        doc["registry"][devices.aurora_registry] = {devices.aurora_dsm_value: "dsm-x"}
-        logins = [(iqn("X"), p) for p in client_portals(side_hosts["X"], clients, name)]
-        doc["iscsi"] = {
-            "portals": [p for _, p in logins],
-            "discovered": [t for t, _ in logins],
-            "sessions": [],
-            "persistent": [{"iqn": t, "portal": p} for t, p in logins],
-        }
-        if redundant:  # B's target is the B server's
-            doc["iscsi"]["discovered"][1] = iqn("X", "B")
-            doc["iscsi"]["persistent"][1]["iqn"] = iqn("X", "B")
-            logins[1] = (iqn("X", "B"), logins[1][1])
-        for t, p in logins:
-            new_session(doc, t, p, persistent=True)
-        doc["files"][devices.snfs_nameservers_file] = "".join(
-            f"{n}\n" for n in side_hosts["X"]["fsnameservers"]
-        )
-        doc["mounted_v"] = "X"
-        docs.append(doc)
+
+def _client_doc(
+    name: str,
+    kind: str,
+    x: dict[str, Any],
+    clients: list[tuple[str, str]],
+    port: int,
+    devices: DeviceSettings,
+    boot_ms: int,
+    redundant: bool,
+) -> dict[str, Any]:
+    """A switchable client on X: its Aurora program running, logged in to X's target
+    (persistently) through X's portal(s), V: mounted from X, pointing at dsm-x."""
+    doc = _host_doc(name, "client", None, port, boot_ms)
+    process = "AuroraEdit" if kind == "edit" else "AuroraIngest"
+    doc["client_kind"] = kind
+    doc["processes"] = [process]
+    doc["autostart"] = [process]
+    doc["registry"][devices.aurora_registry] = {devices.aurora_dsm_value: "dsm-x"}
+    logins = [(iqn("X"), p) for p in client_portals(x, clients, name)]
+    doc["iscsi"] = {
+        "portals": [p for _, p in logins],
+        "discovered": [t for t, _ in logins],
+        "sessions": [],
+        "persistent": [{"iqn": t, "portal": p} for t, p in logins],
+    }
+    if redundant:  # B's target is the B server's
+        doc["iscsi"]["discovered"][1] = iqn("X", "B")
+        doc["iscsi"]["persistent"][1]["iqn"] = iqn("X", "B")
+        logins[1] = (iqn("X", "B"), logins[1][1])
+    for t, p in logins:
+        new_session(doc, t, p, persistent=True)
+    doc["files"][devices.snfs_nameservers_file] = "".join(f"{n}\n" for n in x["fsnameservers"])
+    doc["mounted_v"] = "X"
+    return doc
+
+
+def _winrm_services(docs: list[dict[str, Any]], plan: dict[str, Any]) -> None:
+    """The WinRM service settings of the hosts the worker reaches over WinRM."""
     for doc in docs:
         how = plan.get(doc["name"])
         if how is None:
@@ -428,21 +505,9 @@ def _write_lab(
             "allow_unencrypted": how["scheme"] == "http",
         }
 
-    topology = {
-        "pair": PAIR,
-        "control_point": CONTROL_POINT,
-        "sides": side_hosts,
-        "devices": devices.model_dump(),
-    }
-    volume = {path: _media_content(path) for path in VOLUME_FILES}
-    LabState(d).create(topology, reboot_seconds, docs, {side: dict(volume) for side in SIDES})
 
-    # -- DSMs ------------------------------------------------------------------------------
-    assets = initial_assets()
-    create_dsm(dsm_path(d, "X"), "dsm-x", "main", "running", "master", assets)
-    create_dsm(dsm_path(d, "Y"), "dsm-y", "backup", "running", "backup", assets)
-
-    # -- keys ---------------------------------------------------------------------------------
+def _write_ssh_keys(d: Path, names: list[str], ports: dict[str, int]) -> None:
+    """The worker's SSH key, every host's key, and the known_hosts file that lists them."""
     (d / HOST_KEY_DIR).mkdir(parents=True, exist_ok=True)
     client_key = asyncssh.generate_private_key("ssh-ed25519", comment="amsm-lab worker")
     client_key.write_private_key(str(d / CLIENT_KEY))
@@ -457,20 +522,6 @@ def _write_lab(
         public = key.export_public_key("openssh").decode("ascii").split()
         known.append(f"[{ADDRESS}]:{ports[name]} {public[0]} {public[1]}\n")
     (d / KNOWN_HOSTS).write_text("".join(known), encoding="ascii")
-    write_pki(d, names, ADDRESS)
-    write_password(d)
-    write_dsm_password(d)
-    write_console_accounts(d)
-
-    # -- inventory (last: its presence marks a complete lab) -------------------------------------
-    text = _inventory_yaml(d, side_hosts, ports, host_entry, clients, reboot_seconds, redundant)
-    try:
-        parse_inventory(text, str(d / INVENTORY))
-    except InventoryError as e:
-        # A bug in this file, not an operator error: say exactly what is wrong.
-        raise LabError(f"lab init wrote an invalid inventory: {e.explain()}") from None
-    (d / INVENTORY).write_text(text, encoding="utf-8")
-    return d / INVENTORY
 
 
 CONSOLE_ACCOUNTS = "secrets/console-accounts.yaml"

@@ -343,7 +343,7 @@ def boot(txn: Txn, doc: dict[str, Any]) -> None:
         # `amsm lab fault HOST slow-providers S`: WMI and the iSCSI initiator service
         # start as services of their own, beside sshd and WinRM (no dependency between
         # them), so for a while after a boot the host answers and its WMI queries fail
-        # (lab/powershell.py PROVIDER_LOAD_FAILURE). How long is a site's: assumed.
+        # (lab/powershell/wmi.py PROVIDER_LOAD_FAILURE). How long is a site's: assumed.
         doc["providers_at"] = txn.now() + providers
     write_filter_boot(doc)
     fault = doc.get("fault") or {}

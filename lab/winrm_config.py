@@ -1,5 +1,5 @@
 """A lab host's WinRM service settings, kept in its document's `winrm` section: what its
-listener (lab/winrm.py) enforces and what its WSMan: drive (lab/powershell.py) shows."""
+listener (lab/winrm.py) enforces and what its WSMan: drive (lab/powershell/registry.py) shows."""
 
 from __future__ import annotations
 

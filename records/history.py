@@ -496,24 +496,28 @@ def parse_history(history: WorkflowHistory, source: str = "") -> RunHistory:
         ) from None
 
 
-def _parse(history: WorkflowHistory, source: str) -> RunHistory:
-    events = list(history.events)
+def _started(history: WorkflowHistory, source: str, events: list[HistoryEvent]) -> RunHistory:
+    """The run as its first event starts it (its input, memo and parent)."""
     first = events[0]
     st = first.workflow_execution_started_event_attributes
-    memo = {k: decode_payload(v) for k, v in st.memo.fields.items()}
-    run = RunHistory(
+    return RunHistory(
         source=source,
         workflow_id=history.workflow_id,
         run_id=st.original_execution_run_id or st.first_execution_run_id,
         workflow_type=st.workflow_type.name,
         task_queue=st.task_queue.name,
         input=decode_value(st.input),
-        memo=memo,
+        memo={k: decode_payload(v) for k, v in st.memo.fields.items()},
         parent_workflow_id=st.parent_workflow_execution.workflow_id or None,
         started_at=event_time(first),
         last_event_at=event_time(events[-1]),
         event_count=len(events),
     )
+
+
+def _parse(history: WorkflowHistory, source: str) -> RunHistory:
+    events = list(history.events)
+    run = _started(history, source, events)
     acts: dict[int, ActivityCall] = {}
     # A client-batch child stands for several clients: one ChildCall per client.
     children: dict[int, list[ChildCall]] = {}
@@ -565,29 +569,8 @@ def _parse(history: WorkflowHistory, source: str) -> RunHistory:
         ):
             _activity_end(e, kind, at, acts)
         elif kind == "start_child_workflow_execution_initiated_event_attributes":
-            c = e.start_child_workflow_execution_initiated_event_attributes
-            inp = decode_value(c.input)
-            batch = as_model(inp, ClientBatchInput) if isinstance(inp, dict) else None
-            targets: list[tuple[str | None, Side | None]]
-            if batch is not None and "clients" in inp:
-                targets = [(t.host, t.to) for t in batch.clients]
-            else:
-                cs = as_model(inp, ClientSwitchInput)
-                targets = [(cs.host, cs.to) if cs else (None, None)]
-            calls = [
-                ChildCall(
-                    initiated_event=e.event_id,
-                    workflow_id=c.workflow_id,
-                    workflow_type=c.workflow_type.name,
-                    input=inp,
-                    host=host,
-                    to=to,
-                    initiated_at=at,
-                )
-                for host, to in targets
-            ]
-            children[e.event_id] = calls
-            run.children.extend(calls)
+            children[e.event_id] = _child_calls(e, at)
+            run.children.extend(children[e.event_id])
         elif kind is not None and kind.startswith("child_workflow_execution_"):
             _child_event(e, kind, at, children)
         elif kind == "start_child_workflow_execution_failed_event_attributes":
@@ -603,17 +586,7 @@ def _parse(history: WorkflowHistory, source: str) -> RunHistory:
             if rec.update_id:
                 updates[rec.update_id] = rec
         elif kind == "workflow_execution_update_completed_event_attributes":
-            done = e.workflow_execution_update_completed_event_attributes
-            upd = updates.get(done.meta.update_id)
-            if upd is not None and done.outcome.HasField("failure"):
-                upd.update_error = failure_text(done.outcome.failure)
-            elif upd is not None:
-                answer = decode_value(done.outcome.success)
-                if isinstance(answer, dict) and answer.get("accepted") is False:
-                    upd.update_refused = str(answer.get("reason") or "")  # an UpdateResult
-                elif isinstance(answer, str) and answer.startswith("refused: "):
-                    # Recorded before updates answered with an UpdateResult.
-                    upd.update_refused = answer.removeprefix("refused: ")
+            _update_completed(e, updates)
         elif kind == "timer_started_event_attributes":
             t = e.timer_started_event_attributes
             timers[t.timer_id] = TimerRecord(
@@ -637,6 +610,47 @@ def _parse(history: WorkflowHistory, source: str) -> RunHistory:
         elif kind is not None and kind.startswith("workflow_execution_") and _closes(kind):
             _close(run, e, kind, at)
     return run
+
+
+def _child_calls(e: HistoryEvent, at: datetime) -> list[ChildCall]:
+    """A child workflow started: one ChildCall per client it switches (a client-batch
+    child stands for several)."""
+    c = e.start_child_workflow_execution_initiated_event_attributes
+    inp = decode_value(c.input)
+    batch = as_model(inp, ClientBatchInput) if isinstance(inp, dict) else None
+    targets: list[tuple[str | None, Side | None]]
+    if batch is not None and "clients" in inp:
+        targets = [(t.host, t.to) for t in batch.clients]
+    else:
+        cs = as_model(inp, ClientSwitchInput)
+        targets = [(cs.host, cs.to) if cs else (None, None)]
+    return [
+        ChildCall(
+            initiated_event=e.event_id,
+            workflow_id=c.workflow_id,
+            workflow_type=c.workflow_type.name,
+            input=inp,
+            host=host,
+            to=to,
+            initiated_at=at,
+        )
+        for host, to in targets
+    ]
+
+
+def _update_completed(e: HistoryEvent, updates: dict[str, SignalRecord]) -> None:
+    """An update answered: its failure, or the refusal in its answer, on its record."""
+    done = e.workflow_execution_update_completed_event_attributes
+    upd = updates.get(done.meta.update_id)
+    if upd is not None and done.outcome.HasField("failure"):
+        upd.update_error = failure_text(done.outcome.failure)
+    elif upd is not None:
+        answer = decode_value(done.outcome.success)
+        if isinstance(answer, dict) and answer.get("accepted") is False:
+            upd.update_refused = str(answer.get("reason") or "")  # an UpdateResult
+        elif isinstance(answer, str) and answer.startswith("refused: "):
+            # Recorded before updates answered with an UpdateResult.
+            upd.update_refused = answer.removeprefix("refused: ")
 
 
 def _step_records(run: RunHistory, event_id: int, value: Any) -> None:

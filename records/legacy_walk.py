@@ -29,11 +29,11 @@ from records.history import (
 )
 from records.tracks import STATE_OF_STATUS, ClientTrack, Reconstruction, StepTrack, TimelineEntry
 from workflows import outcomes, rules
+from workflows.kinds import KINDS
 from workflows.limits import MAX_NAME, cut
 from workflows.models import StepDef
 from workflows.steps import (
     NOT_UNPLANNED,
-    RESTORE_GATES,
     VERIFY_ACTIVITIES,
     lost_side_steps,
     steps_for_activity,
@@ -82,6 +82,9 @@ class Walk:
         self.held_confirms: dict[str, tuple[int, rules.StepView]] = {}
         self.held_decisions: dict[str, tuple[int, rules.StepView]] = {}
         self.task_ids = [i for i, _ in run.task_starts]
+        # The gates a skip may pass (the kind's row; any other only an approval passes).
+        kind = KINDS.get(run.workflow_type)
+        self.gates = dict(kind.gates) if kind is not None else {}
         resume = run.input.get("resume") if isinstance(run.input, dict) else None
         before = resume.get("rejected_total", 0) if isinstance(resume, dict) else 0
         since = run.rejected_total - before if run.rejection_records else 0
@@ -354,7 +357,8 @@ class Walk:
     @property
     def unplanned(self) -> dict[str, Any] | None:
         inp = self.run.input
-        if self.run.workflow_type == "switch" and isinstance(inp, dict) and inp.get("unplanned"):
+        kind = KINDS.get(self.run.workflow_type)
+        if kind is not None and kind.unplanned and isinstance(inp, dict) and inp.get("unplanned"):
             return inp
         return None
 
@@ -594,8 +598,7 @@ class Walk:
             sig,
             held or before,
             aborting_by=self.abort.operator if self.abort is not None else None,
-            # Only restore's approve-purge may be skipped (workflows/restore.py).
-            gate_skippable=sig.step in RESTORE_GATES,
+            gate_skippable=sig.step in self.gates,
             decided=held is not None,
         )
         if refusal is not None:
@@ -660,7 +663,7 @@ class Walk:
                 self.abort is None
                 and not run.step_records  # else the records say what each step became
                 and nxt < len(self.steps)
-                and run.workflow_type in ("switch", "split", "split-switch", "restore")
+                and run.workflow_type in KINDS
                 and self.started
             ):
                 self.out.approximate.append(

@@ -21,7 +21,6 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from inventory.models import other
 from records.history import RunHistory, SignalRecord, direction
 from records.reconstruct import (
     Reconstruction,
@@ -37,6 +36,7 @@ from records.report_control import (
     override_rows,
 )
 from workflows import outcomes
+from workflows.kinds import KINDS
 from workflows.models import Checklist, StepState
 
 
@@ -273,7 +273,7 @@ def build_report(run: RunHistory, rec: Reconstruction | None = None) -> Report:
             "reconstructed from the events, and activities are mapped to steps by their type "
             "(approximate)",
         )
-    elif c is None and not rec.steps and run.workflow_type in ("switch", "split-switch"):
+    elif c is None and not rec.steps and run.workflow_type in KINDS:
         report.approximate.append("no step table for this run's input")
     if c is not None:
         report.consistency = check_against_checklist(rec, c)
@@ -484,27 +484,12 @@ def serving_time(run: RunHistory, steps: list[StepRow]) -> Serving:
     """From the run's start until the new main's DSM was main and the clients had moved."""
     inp = run.input if isinstance(run.input, dict) else {}
     wt = run.workflow_type
-    need: list[str]
-    if wt in ("switch", "split-switch") and inp.get("to") in ("X", "Y"):
-        b = inp["to"]
-        need = [f"dsm-{b.lower()}-main", "switch-clients"]
-        basis = f"until {b}'s DSM was main (dsm-{b.lower()}-main done) and the clients had moved (switch-clients done)"
-    elif wt == "split" and inp.get("main") in ("X", "Y"):
-        b = other(inp["main"])
-        need = [f"dsm-{b.lower()}-main", "move-editors"]
-        basis = (
-            f"split has no switch-clients step: until {b}'s DSM was main (dsm-{b.lower()}-main "
-            "done) and the named editors had moved (move-editors done)"
-        )
-    elif wt == "restore" and inp.get("main") in ("X", "Y"):
-        m = inp["main"]
-        need = ["switch-clients"]
-        basis = (
-            f"restore keeps {m}'s DSM main throughout (it has no dsm-{m.lower()}-main step): "
-            f"until the clients had moved to {m} (switch-clients done)"
-        )
-    else:
+    kind = KINDS.get(wt)
+    side = inp.get(kind.side) if kind is not None else None
+    served = kind.serving(*kind.sides(side)) if kind is not None and side in ("X", "Y") else None
+    if served is None:
         return Serving(basis=f"not applicable: a {wt} run does not change the main side")
+    need, basis = served
     by_id = {s.id: s for s in steps}
     times: list[datetime] = []
     missing: list[str] = []

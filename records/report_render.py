@@ -291,6 +291,24 @@ def render_html(r: Report) -> str:
         f"<style>{CSS}</style></head><body>",
         f"<h1>Run report: {h(r.title)}</h1>",
     ]
+    parts += _html_summary(r)
+    parts += _html_overrides(r)
+    parts += _html_steps(r)
+    parts += _html_clients(r)
+    parts += _html_decisions(r)
+    parts += _html_rejected(r)
+    parts += _html_issues(r)
+    parts += _html_timeline(r)
+
+    items = "".join(f"<li>{h(x)}</li>" for x in provenance(r))
+    parts.append(f'<section class="provenance"><h2>How this report was made</h2><ul>{items}</ul>')
+    parts.append("</section></body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def _html_summary(r: Report) -> list[str]:
+    """The summary table: what ran, when, how it ended."""
+    parts: list[str] = []
     rows = []
     for k, v in summary_rows(r):
         if k == "Result":
@@ -302,6 +320,12 @@ def render_html(r: Report) -> str:
     parts.append(
         f'<section class="summary"><table class="summary">{"".join(rows)}</table></section>'
     )
+    return parts
+
+
+def _html_overrides(r: Report) -> list[str]:
+    """The rules forced (a control run always has the section)."""
+    parts: list[str] = []
     if r.workflow_type == "control" or r.overrides:
         parts.append('<section class="overrides"><h2>Overrides</h2>')
         if r.overrides:
@@ -311,8 +335,12 @@ def render_html(r: Report) -> str:
         else:
             parts.append('<p class="none">None: every rule held.</p>')
         parts.append("</section>")
+    return parts
 
-    parts.append('<section class="steps"><h2>Steps</h2>')
+
+def _html_steps(r: Report) -> list[str]:
+    """Every step's row, then the items of the steps that have some."""
+    parts: list[str] = []
     if r.steps:
         srows, scls = [], []
         for s in r.steps:
@@ -339,11 +367,12 @@ def render_html(r: Report) -> str:
                 parts.append(
                     f'<p>Items of <code>{h(s.id)}</code> ({len(s.items)}):</p><ul class="items">{items}</ul>'
                 )
-    else:
-        parts.append('<p class="none">This run has no checklist steps.</p>')
-    parts.append("</section>")
+    return _html_section("steps", "Steps", parts, "This run has no checklist steps.")
 
-    parts.append('<section class="clients"><h2>Clients</h2>')
+
+def _html_clients(r: Report) -> list[str]:
+    """Every client's switch."""
+    body = []
     if r.clients:
         crows, ccls = [], []
         for c in r.clients:
@@ -362,12 +391,22 @@ def render_html(r: Report) -> str:
                 ]
             )
             ccls.append({"failed": "lvl-error", "skipped": "lvl-warning"}.get(c.status, ""))
-        parts.append(_html_table(CLIENT_HEAD, crows, "clients", ccls))
-    else:
-        parts.append('<p class="none">No client switched in this run.</p>')
-    parts.append("</section>")
+        body.append(_html_table(CLIENT_HEAD, crows, "clients", ccls))
+    return _html_section("clients", "Clients", body, "No client switched in this run.")
 
-    parts.append('<section class="decisions"><h2>Decisions</h2>')
+
+def _html_section(cls: str, title: str, body: list[str], none: str) -> list[str]:
+    """A section of the page: its heading, then `body`, or `none` when it is empty."""
+    return [
+        f'<section class="{cls}"><h2>{title}</h2>',
+        *(body or [f'<p class="none">{none}</p>']),
+        "</section>",
+    ]
+
+
+def _html_decisions(r: Report) -> list[str]:
+    """The operators' decisions."""
+    body = []
     if r.decisions:
         drows = [
             [
@@ -382,12 +421,13 @@ def render_html(r: Report) -> str:
             for d in r.decisions
         ]
         head = ["time", "decision", "step", "client", "by", "reason", "taken"]
-        parts.append(_html_table(head, drows, "decisions"))
-    else:
-        parts.append('<p class="none">None.</p>')
-    parts.append("</section>")
+        body.append(_html_table(head, drows, "decisions"))
+    return _html_section("decisions", "Decisions", body, "None.")
 
-    parts.append('<section class="rejected"><h2>Rejected signals</h2>')
+
+def _html_rejected(r: Report) -> list[str]:
+    """The signals the engine refused."""
+    body = []
     if r.rejected:
         rrows = [
             [
@@ -399,11 +439,13 @@ def render_html(r: Report) -> str:
             ]
             for x in r.rejected
         ]
-        parts.append(_html_table(["time", "signal", "step", "by", "reason"], rrows, "rejected"))
-    else:
-        parts.append('<p class="none">None.</p>')
-    parts.append("</section>")
+        body.append(_html_table(["time", "signal", "step", "by", "reason"], rrows, "rejected"))
+    return _html_section("rejected", "Rejected signals", body, "None.")
 
+
+def _html_issues(r: Report) -> list[str]:
+    """The errors, then the warnings."""
+    parts: list[str] = []
     parts.append('<section class="issues"><h2>Errors and warnings</h2>')
     for title, issues, level in (
         ("Errors", r.errors, "error"),
@@ -415,7 +457,12 @@ def render_html(r: Report) -> str:
         items = "".join(f'<li class="{level}">{h(_issue_plain(r, i))}</li>' for i in issues)
         parts.append(f'<p><strong>{title}:</strong></p><ul class="issues">{items}</ul>')
     parts.append("</section>")
+    return parts
 
+
+def _html_timeline(r: Report) -> list[str]:
+    """Where the devices ended up, and every event."""
+    parts: list[str] = []
     if r.final_state:
         items = "".join(f"<li>{h(x)}</li>" for x in r.final_state)
         parts.append(f"<section><h2>Where the devices ended up</h2><ul>{items}</ul></section>")
@@ -434,11 +481,7 @@ def render_html(r: Report) -> str:
     ecls = [f"lvl-{e.level}" if e.level != "info" else "" for e in r.timeline]
     parts.append(_html_table(["time", "+s", "event", "step", "what"], erows, "events", ecls))
     parts.append("</section>")
-
-    items = "".join(f"<li>{h(x)}</li>" for x in provenance(r))
-    parts.append(f'<section class="provenance"><h2>How this report was made</h2><ul>{items}</ul>')
-    parts.append("</section></body></html>")
-    return "\n".join(parts) + "\n"
+    return parts
 
 
 def _issue_plain(r: Report, i: Issue) -> str:

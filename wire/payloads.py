@@ -24,7 +24,7 @@ Nothing here does I/O; workflows may import it.
 from __future__ import annotations
 
 import json
-from typing import Any, TypeGuard
+from typing import Any
 
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import EncodingPayloadConverter
@@ -65,10 +65,6 @@ def undecodable_error(text: str) -> ApplicationError:
     return ApplicationError(
         f"payload could not be decrypted: {text}", type=UNDECODABLE_TYPE, non_retryable=True
     )
-
-
-def is_undecodable(e: BaseException) -> TypeGuard[ApplicationError]:
-    return isinstance(e, ApplicationError) and e.type == UNDECODABLE_TYPE
 
 
 class UndecodablePayloadConverter(EncodingPayloadConverter):

@@ -104,6 +104,162 @@ def _host_name(header: str) -> tuple[str, int | None] | None:
         return None
 
 
+class CodecHandler(BaseHTTPRequestHandler):
+    """The codec server's requests, checked in the module's order; make_handler gives
+    it its codec, origins, token, Host names and body limit."""
+
+    codec: PayloadCodec
+    origins: Sequence[str] = ()
+    token_bytes: bytes = b""
+    hosts: frozenset[str] = frozenset()
+    max_body: int = DEFAULT_MAX_BODY
+
+    # A client that stops sending mid-request holds a thread this long at most.
+    timeout = 15
+    error_content_type = "application/json"
+    error_message_format = '{"error": "%(code)d %(message)s"}'
+
+    # -- answers ------------------------------------------------------------------------
+    def _answer(self, code: int, body: dict[str, object] | bytes, **headers: str) -> None:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        self.send_response(code)
+        self._cors()
+        for k, v in headers.items():
+            self.send_header(k.replace("_", "-"), v)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _refuse(self, code: int, why: str, **headers: str) -> None:
+        # The body may still be on the wire: do not keep the connection for another.
+        self.close_connection = True
+        self._answer(code, {"error": why}, Connection="close", **headers)
+
+    def _cors(self) -> None:
+        origin = self.headers.get("Origin")
+        if origin and origin in self.origins:
+            self.send_header("Access-Control-Allow-Origin", origin)
+        self.send_header("Vary", "Origin")
+
+    # -- checks -------------------------------------------------------------------------
+    def _host_ok(self) -> bool:
+        parsed = _host_name(self.headers.get("Host", ""))
+        if parsed is None or parsed[0].lower() not in self.hosts:
+            return False
+        return parsed[1] is None or parsed[1] == getattr(self.server, "server_port", None)
+
+    def _origin_ok(self) -> bool:
+        origin = self.headers.get("Origin")
+        return origin is None or origin in self.origins
+
+    def _route(self) -> tuple[str | None, str | None]:
+        """(route, token from the path) for /decode, /encode, /TOKEN/decode ..."""
+        parts = [p for p in urlsplit(self.path).path.split("/") if p]
+        if len(parts) == 1 and parts[0] in ROUTES:
+            return parts[0], None
+        if len(parts) == 2 and parts[1] in ROUTES:
+            return parts[1], parts[0]
+        return None, None
+
+    def _token_ok(self, path_token: str | None) -> bool:
+        given = path_token
+        auth = self.headers.get("Authorization", "")
+        scheme, _, value = auth.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            given = value.strip()
+        if not given:
+            return False
+        return hmac.compare_digest(given.encode(errors="replace"), self.token_bytes)
+
+    # -- methods ------------------------------------------------------------------------
+    def do_OPTIONS(self) -> None:  # noqa: N802 (http.server's naming)
+        if not self._host_ok():
+            return self._refuse(403, "this Host is not served here")
+        origin = self.headers.get("Origin")
+        method = self.headers.get("Access-Control-Request-Method", "")
+        wanted = [
+            h.strip().lower()
+            for h in self.headers.get("Access-Control-Request-Headers", "").split(",")
+            if h.strip()
+        ]
+        if origin is None or origin not in self.origins:
+            return self._refuse(403, "this origin may not call the codec server")
+        if method != "POST" or self._route()[0] is None:
+            return self._refuse(403, "only POST to /encode or /decode")
+        if any(h not in ALLOWED_HEADERS for h in wanted):
+            return self._refuse(403, "a requested header is not allowed")
+        self.send_response(204)
+        self._cors()
+        self.send_header("Access-Control-Allow-Methods", "POST")
+        self.send_header("Access-Control-Allow-Headers", ", ".join(ALLOWED_HEADERS))
+        self.send_header("Access-Control-Max-Age", "600")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def do_POST(self) -> None:  # noqa: N802
+        route, path_token = self._route()
+        refusal = self._refusal(route, path_token)
+        if refusal is not None:
+            code, why, headers = refusal
+            return self._refuse(code, why, **headers)
+        assert route is not None
+        length = int(self.headers["Content-Length"])
+        try:
+            payloads = json_format.Parse(self.rfile.read(length), Payloads())
+        except (json_format.ParseError, UnicodeDecodeError, ValueError):
+            # Fixed text: the parser's message can quote the body.
+            return self._refuse(400, "the body is not the JSON form of Payloads")
+        if len(payloads.payloads) > MAX_PAYLOADS:
+            return self._refuse(413, f"more than {MAX_PAYLOADS} payloads")
+        fn = self.codec.encode if route == "encode" else self.codec.decode
+        try:
+            result = asyncio.run(fn(list(payloads.payloads)))
+        except Exception:
+            return self._answer(500, {"error": f"the codec could not {route} the payloads"})
+        self._answer(200, json_format.MessageToJson(Payloads(payloads=result)).encode())
+
+    def _refusal(
+        self, route: str | None, path_token: str | None
+    ) -> tuple[int, str, dict[str, str]] | None:
+        """Why a POST is refused before its body is read (code, text, headers), in the
+        module's order, or None."""
+        if not self._host_ok():
+            return 403, "this Host is not served here", {}
+        if not self._origin_ok():
+            return 403, "this origin may not call the codec server", {}
+        if route is None:
+            return 404, "POST /encode or /decode", {}
+        if not self._token_ok(path_token):
+            return 401, "a valid token is required", {"WWW_Authenticate": "Bearer"}
+        ctype = self.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        if ctype != "application/json":
+            return 415, "the body must be application/json", {}
+        if self.headers.get("Transfer-Encoding"):
+            return 411, "send a Content-Length, not a chunked body", {}
+        length_text = self.headers.get("Content-Length")
+        if length_text is None or not length_text.isdigit():
+            return 411, "a Content-Length is required", {}
+        if int(length_text) > self.max_body:
+            return 413, f"the body is larger than {self.max_body} bytes", {}
+        return None
+
+    def _no_method(self) -> None:
+        self._refuse(405, "POST /encode or /decode", Allow="POST, OPTIONS")
+
+    do_GET = do_PUT = do_DELETE = do_PATCH = do_HEAD = _no_method  # noqa: N815
+
+    # -- log ----------------------------------------------------------------------------
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        path = urlsplit(self.path).path if hasattr(self, "path") else "?"
+        shown = "/".join("***" if p and p not in ROUTES else p for p in path.split("/"))
+        self.log_message("%s %s %s", getattr(self, "command", "?"), shown, code)
+
+    def log_message(self, format: str, *args: object) -> None:
+        sys.stderr.write(f"codec-server: {self.address_string()} {format % args}\n")
+
+
 def make_handler(
     codec: PayloadCodec,
     origins: Sequence[str],
@@ -111,144 +267,15 @@ def make_handler(
     allowed_hosts: Sequence[str],
     max_body: int = DEFAULT_MAX_BODY,
 ) -> type[BaseHTTPRequestHandler]:
-    token_bytes = token.encode()
-    hosts = {h.lower() for h in allowed_hosts}
-
-    class Handler(BaseHTTPRequestHandler):
-        # A client that stops sending mid-request holds a thread this long at most.
-        timeout = 15
-        error_content_type = "application/json"
-        error_message_format = '{"error": "%(code)d %(message)s"}'
-
-        # -- answers ------------------------------------------------------------------------
-        def _answer(self, code: int, body: dict[str, object] | bytes, **headers: str) -> None:
-            data = body if isinstance(body, bytes) else json.dumps(body).encode()
-            self.send_response(code)
-            self._cors()
-            for k, v in headers.items():
-                self.send_header(k.replace("_", "-"), v)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.send_header("Cache-Control", "no-store")
-            self.end_headers()
-            self.wfile.write(data)
-
-        def _refuse(self, code: int, why: str, **headers: str) -> None:
-            # The body may still be on the wire: do not keep the connection for another.
-            self.close_connection = True
-            self._answer(code, {"error": why}, Connection="close", **headers)
-
-        def _cors(self) -> None:
-            origin = self.headers.get("Origin")
-            if origin and origin in origins:
-                self.send_header("Access-Control-Allow-Origin", origin)
-            self.send_header("Vary", "Origin")
-
-        # -- checks -------------------------------------------------------------------------
-        def _host_ok(self) -> bool:
-            parsed = _host_name(self.headers.get("Host", ""))
-            if parsed is None or parsed[0].lower() not in hosts:
-                return False
-            return parsed[1] is None or parsed[1] == getattr(self.server, "server_port", None)
-
-        def _origin_ok(self) -> bool:
-            origin = self.headers.get("Origin")
-            return origin is None or origin in origins
-
-        def _route(self) -> tuple[str | None, str | None]:
-            """(route, token from the path) for /decode, /encode, /TOKEN/decode ..."""
-            parts = [p for p in urlsplit(self.path).path.split("/") if p]
-            if len(parts) == 1 and parts[0] in ROUTES:
-                return parts[0], None
-            if len(parts) == 2 and parts[1] in ROUTES:
-                return parts[1], parts[0]
-            return None, None
-
-        def _token_ok(self, path_token: str | None) -> bool:
-            given = path_token
-            auth = self.headers.get("Authorization", "")
-            scheme, _, value = auth.partition(" ")
-            if scheme.lower() == "bearer" and value.strip():
-                given = value.strip()
-            if not given:
-                return False
-            return hmac.compare_digest(given.encode(errors="replace"), token_bytes)
-
-        # -- methods ------------------------------------------------------------------------
-        def do_OPTIONS(self) -> None:  # noqa: N802 (http.server's naming)
-            if not self._host_ok():
-                return self._refuse(403, "this Host is not served here")
-            origin = self.headers.get("Origin")
-            method = self.headers.get("Access-Control-Request-Method", "")
-            wanted = [
-                h.strip().lower()
-                for h in self.headers.get("Access-Control-Request-Headers", "").split(",")
-                if h.strip()
-            ]
-            if origin is None or origin not in origins:
-                return self._refuse(403, "this origin may not call the codec server")
-            if method != "POST" or self._route()[0] is None:
-                return self._refuse(403, "only POST to /encode or /decode")
-            if any(h not in ALLOWED_HEADERS for h in wanted):
-                return self._refuse(403, "a requested header is not allowed")
-            self.send_response(204)
-            self._cors()
-            self.send_header("Access-Control-Allow-Methods", "POST")
-            self.send_header("Access-Control-Allow-Headers", ", ".join(ALLOWED_HEADERS))
-            self.send_header("Access-Control-Max-Age", "600")
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def do_POST(self) -> None:  # noqa: N802
-            if not self._host_ok():
-                return self._refuse(403, "this Host is not served here")
-            if not self._origin_ok():
-                return self._refuse(403, "this origin may not call the codec server")
-            route, path_token = self._route()
-            if route is None:
-                return self._refuse(404, "POST /encode or /decode")
-            if not self._token_ok(path_token):
-                return self._refuse(401, "a valid token is required", WWW_Authenticate="Bearer")
-            ctype = self.headers.get("Content-Type", "").split(";")[0].strip().lower()
-            if ctype != "application/json":
-                return self._refuse(415, "the body must be application/json")
-            if self.headers.get("Transfer-Encoding"):
-                return self._refuse(411, "send a Content-Length, not a chunked body")
-            length_text = self.headers.get("Content-Length")
-            if length_text is None or not length_text.isdigit():
-                return self._refuse(411, "a Content-Length is required")
-            if int(length_text) > max_body:
-                return self._refuse(413, f"the body is larger than {max_body} bytes")
-            body = self.rfile.read(int(length_text))
-            try:
-                payloads = json_format.Parse(body, Payloads())
-            except (json_format.ParseError, UnicodeDecodeError, ValueError):
-                # Fixed text: the parser's message can quote the body.
-                return self._refuse(400, "the body is not the JSON form of Payloads")
-            if len(payloads.payloads) > MAX_PAYLOADS:
-                return self._refuse(413, f"more than {MAX_PAYLOADS} payloads")
-            fn = codec.encode if route == "encode" else codec.decode
-            try:
-                result = asyncio.run(fn(list(payloads.payloads)))
-            except Exception:
-                return self._answer(500, {"error": f"the codec could not {route} the payloads"})
-            self._answer(200, json_format.MessageToJson(Payloads(payloads=result)).encode())
-
-        def _no_method(self) -> None:
-            self._refuse(405, "POST /encode or /decode", Allow="POST, OPTIONS")
-
-        do_GET = do_PUT = do_DELETE = do_PATCH = do_HEAD = _no_method  # noqa: N815
-
-        # -- log ----------------------------------------------------------------------------
-        def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-            path = urlsplit(self.path).path if hasattr(self, "path") else "?"
-            shown = "/".join("***" if p and p not in ROUTES else p for p in path.split("/"))
-            self.log_message("%s %s %s", getattr(self, "command", "?"), shown, code)
-
-        def log_message(self, format: str, *args: object) -> None:
-            sys.stderr.write(f"codec-server: {self.address_string()} {format % args}\n")
-
-    return Handler
+    """A CodecHandler for this server's codec, origins, token, Host names and limit."""
+    settings = {
+        "codec": codec,
+        "origins": tuple(origins),
+        "token_bytes": token.encode(),
+        "hosts": frozenset(h.lower() for h in allowed_hosts),
+        "max_body": max_body,
+    }
+    return type("Handler", (CodecHandler,), settings)
 
 
 def serve(

@@ -50,7 +50,7 @@ from workers import version
 from workers.interceptors import RunContextInterceptor
 from workers.logs import setup_logging
 from workflows import search
-from workflows.registry import WORKFLOWS
+from workflows.registry import workflows
 from workflows.watch import WatchInput, watch_workflow_id
 
 # Reboot waits hold an activity slot each; a large facility reboots hundreds at once.
@@ -116,7 +116,7 @@ def build_workers(
         Worker(
             client,
             task_queue=main_queue,
-            workflows=WORKFLOWS,
+            workflows=workflows(),
             # If this worker dies, its runs' next tasks go to another worker after 2 s
             # instead of the default 10 s.
             sticky_queue_schedule_to_start_timeout=timedelta(seconds=2),

@@ -33,7 +33,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows.activity_options import BOOTSTRAP, A, DeviceOp, batch_wait, device_op
     from workflows.checklist import Aborted, StepRunner, describe_failure
     from workflows.client_switch import ClientBatchWorkflow, ClientSwitchWorkflow
-    from workflows.inputs import BadPayload, read
+    from workflows.inputs import BadPayload, read, read_input
+    from workflows.kind import Kind
     from workflows.limits import CODEC_MARGIN, MAX_CONTINUED_BYTES, encoded_size
     from workflows.models import (
         STILL_STARTING,
@@ -384,9 +385,6 @@ class PairWorkflow:
         if why is not None:
             self.refuse(what, why)
 
-    def require_mirrored(self, status: PairStatus, main: Side, what: str) -> None:
-        self.require(what, preconditions.not_mirrored(status, main))
-
     # -- InSync / AllSync steps: automatic where the inventory names the service, else
     # manual and verified --------------------------------------------------------------------
     def insync_step(self, running: bool) -> dict[str, Any]:
@@ -682,3 +680,41 @@ class PairWorkflow:
     def unknown_clients(self, status: PairStatus) -> str:
         lost = [f"{c.host} ({c.status})" for c in status.clients if c.side is None]
         return f"; not switched (side unknown): {', '.join(lost)}" if lost else ""
+
+
+class KindWorkflow(PairWorkflow):
+    """The template of the workflows an operator starts (workflows/kinds.py): each kind's
+    class runs `run_kind` with its row and says, in `prepare`, what it refuses and how it
+    walks its steps."""
+
+    kind: Kind  # the row this run runs (a copy of a kind may run another kind's class)
+
+    async def run_kind(self, kind: Kind, raw: RawValue) -> Checklist:
+        """Read the input, open the checklist titled from the row, read the pair (refused
+        under a fence that waits on a side this run makes main), then the kind's own
+        precondition and walk."""
+        self.kind = kind
+        inp: Any = read_input(kind.input, raw, kind.name)
+        side: Side = getattr(inp, kind.side)
+        a, b = kind.sides(side)
+        self._start_runner(
+            StepRunner(
+                kind.name,
+                inp.pair,
+                kind.title(a, b, inp),
+                inp.initiator,
+                kind.table(a, b),
+                gates=dict(kind.gates),
+                resume=inp.resume,
+            ),
+            inp,
+        )
+        status = await self.bootstrap(inp.pair, kind.makes_main(side))
+        return await self.walk(self.prepare(inp, status, a, b))
+
+    def prepare(
+        self, inp: Any, status: PairStatus, a: Side, b: Side
+    ) -> Callable[[], Awaitable[str]]:
+        """Refuse the run if its precondition does not hold on `status`; else the body
+        that walks its steps ((a, b): Kind.sides of the input's side)."""
+        raise NotImplementedError

@@ -59,7 +59,7 @@ class PairDryRunWorkflow:
         fences = await workflow.execute_activity_method(
             PairActivities.fences_waiting, ref, **BOOTSTRAP
         )
-        read = DryRunRead(pair=inp.pair, orphans_for=side if inp.kind == "restore" else None)
+        read = DryRunRead(pair=inp.pair, orphans_for=side if kind.reads_orphans else None)
         # One after the other: the clients are read by both, one connection at a time.
         status = await workflow.execute_activity_method(
             ProbeActivities.probe_pair, ref, **BOOTSTRAP

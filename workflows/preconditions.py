@@ -1,6 +1,7 @@
 """The preconditions of the pair's workflows, pure: given the pair as read, why a run would
-be refused, or None. The workflows refuse with them at their start (PairWorkflow.refuse)
-and the dry run (workflows/preview.py) asks the same of the devices as they are now, so a
+be refused, or None. Each kind's row (workflows/kind.py `precondition`) names the ones it
+holds to; the workflows refuse with them at their start (PairWorkflow.refuse), and the dry
+run (workflows/preview.py) and the console ask the same of the devices as they are now, so a
 refusal is decided and worded once."""
 
 from __future__ import annotations
@@ -9,15 +10,6 @@ from collections.abc import Callable, Sequence
 
 from inventory.models import Side, other
 from inventory.status import PairStatus
-
-
-def what(kind: str, side: Side, unplanned: bool = False) -> str:
-    """The run as its refusal names it: 'switch to Y', 'split with X main', ..."""
-    if kind == "switch":
-        return f"{'unplanned ' if unplanned else ''}switch to {side}"
-    if kind == "split-switch":
-        return f"split-switch to {side}"
-    return f"{kind} with {side} main"
 
 
 def not_mirrored(status: PairStatus, main: Side) -> str | None:
@@ -98,32 +90,6 @@ def restore(status: PairStatus, main: Side, fenced_allowed: Callable[[], bool]) 
             f"unplanned switch); found {mode}: {reason}"
         )
     return None
-
-
-def of_run(
-    kind: str,
-    status: PairStatus,
-    side: Side,
-    unplanned: bool = False,
-    reason: str | None = None,
-    pilots: Sequence[str] = (),
-    fenced_allowed: Callable[[], bool] = lambda: True,
-) -> str | None:
-    """The precondition of the run KIND with SIDE (the switch's or split-switch's `to`,
-    the split's or restore's `main`): why it would be refused, or None."""
-    if kind == "switch":
-        return unplanned_switch(status, side, reason) if unplanned else planned_switch(status, side)
-    if kind == "split":
-        return not_mirrored(status, side)
-    if kind == "split-switch":
-        return split_switch(status, side, pilots)
-    return restore(status, side, fenced_allowed)
-
-
-def makes_main(kind: str, side: Side) -> tuple[Side, ...]:
-    """The sides the run KIND with SIDE makes main: both for a split, else SIDE (the
-    switch's or split-switch's `to`, the restore's `main`)."""
-    return ("X", "Y") if kind == "split" else (side,)
 
 
 def under_fence(makes_main: Sequence[Side], waiting: Sequence[str]) -> str | None:

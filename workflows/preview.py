@@ -1,10 +1,11 @@
 """The dry run's walk (`amsm start KIND ... --dry-run`), pure: a kind's checklist, step by
 step, against the pair as read now, changing nothing. Each step says what it would do on
-which hosts and, when a precondition (workflows/preconditions.py) or an interlock
-(activities/drivers/refusals.py) would refuse it, the rule and why: the same decisions,
-in the same words, as the real run's.
+which hosts and, when a precondition (workflows/preconditions.py) or an interlock would
+refuse it, the rule and why. What an operation would change is not decided here: the
+drivers' own plans (activities/drivers/plans/) are asked, the same functions the
+operations execute, so the dry run's sentence, hosts and refusal are the real run's.
 
-The interlocks are asked of the devices as the run would leave them by then (after
+The plans are asked of the devices as the run would leave them by then (after
 stop-replication replication is stopped, after stop-browse Browse is), which is what the
 run's own steps would find; a host that does not answer now refuses the steps that act
 on it, named with the check of `amsm check` that would find it (workflows/checks.py).
@@ -18,9 +19,14 @@ from dataclasses import dataclass, field
 from pydantic import BaseModel
 
 from activities.drivers import refusals
+from activities.drivers.plans import Plan
+from activities.drivers.plans import browse as browse_plans
+from activities.drivers.plans import dsm as dsm_plans
+from activities.drivers.plans import smartbins as smartbins_plans
+from activities.drivers.plans import sync_tools as sync_plans
 from activities.models import Capabilities, DryRunFacts
 from inventory.models import Side, other
-from inventory.status import BrowseStatus, PairStatus
+from inventory.status import PairStatus
 from workflows import outcomes, preconditions
 from workflows.kinds import KINDS
 from workflows.models import Checklist, StepState
@@ -41,12 +47,35 @@ class Refused(BaseModel):
     why: str
 
 
+class PlannedChange(BaseModel):
+    """One change of a driver's plan (activities/drivers/plans/): its host, and the
+    sentence the operation answers once it made it."""
+
+    host: str
+    done: str
+
+
 class DryRunStep(BaseModel):
     id: str
     would: str  # what the step would do, on which hosts, in the operator's words
     refused: Refused | None = None
     hosts: list[str] = []  # the hosts it would change
     items: list[str] = []  # a restore's orphans, all of them (the text shows the first few)
+    # The drivers' plans' changes (what the real run's operations answer, host by host).
+    changes: list[PlannedChange] = []
+
+
+def _from_plan(plan: Plan, refused: Refused | None = None) -> DryRunStep:
+    """A step of the dry run that a driver's plan says: its sentence, its hosts, its
+    refusal (unless one found first, `refused`), its changes."""
+    no = plan.refusal
+    return DryRunStep(
+        id="",
+        would=plan.would,
+        refused=refused or (Refused(rule=no.rule, why=no.refusal) if no else None),
+        hosts=plan.hosts,
+        changes=[PlannedChange(host=c.host, done=c.done) for c in plan.changes],
+    )
 
 
 class DryRunResult(BaseModel):
@@ -182,7 +211,7 @@ class Walk:
     @property
     def main_after(self) -> Side:
         """The side that is main at the end (AllSync starts on its NAS head)."""
-        return self.b if self.kind in ("switch", "split-switch") else self.a
+        return self.b if KINDS[self.kind].side == "to" else self.a
 
     def _title(self, step_id: str) -> str:
         side = self.b if KINDS[self.kind].side == "to" else self.a
@@ -199,25 +228,18 @@ class Walk:
         a, b = self.a, self.b
         d, peer = self.sim.dsm[a], self.sim.dsm[b]
         down = self._dsm_down(a)
-        hosts = [d.host]
         if down is not None:
-            would = f"would stop replication on DSM {d.host}"
-        elif d.replication == "running":
-            would = f"would stop replication on DSM {d.host} (running as {d.role})"
-            if d.role != "backup" and peer.replication == "running" and peer.role == "backup":
-                would += f" and on its backup {peer.host}"
-                hosts.append(peer.host)
+            out = DryRunStep(
+                id="", would=f"would stop replication on DSM {d.host}", refused=down, hosts=[d.host]
+            )
         else:
-            would = f"replication is already stopped on DSM {d.host}: nothing to do"
-            hosts = []
-            if peer.replication == "running" and peer.role == "backup" and d.role != "backup":
-                would = (
-                    f"replication is already stopped on DSM {d.host}; would stop it on its "
-                    f"backup {peer.host}"
+            out = _from_plan(
+                dsm_plans.stop_replication(
+                    d.host, d.replication, d.role, peer.host, peer.replication, peer.role
                 )
-                hosts = [peer.host]
+            )
         if self.unplanned:
-            would += f"; then stop {b}'s own replication on DSM {peer.host} if {a} is lost"
+            out.would += f"; then stop {b}'s own replication on DSM {peer.host} if {a} is lost"
         # What the step leaves: both stopped; with A lost, B's own replication stopped.
         if down is None:
             stopped = [d, peer]
@@ -225,42 +247,38 @@ class Walk:
             stopped = [peer] if self.unplanned else []
         for x in stopped:
             x.replication, x.role = "stopped", "none"
-        return DryRunStep(id="", would=would, refused=down, hosts=hosts)
+        return out
 
     def dsm_mode(self, side: Side, mode: str) -> DryRunStep:
         d = self.sim.dsm[side]
         down = self._dsm_down(side)
         if down is not None:
             return DryRunStep(id="", would=f"would set DSM {d.host} to {mode}", refused=down)
-        if d.mode == mode:
-            return DryRunStep(id="", would=f"DSM {d.host} is already {mode}: nothing to do")
-        refused = None
-        if mode == "main":
-            no = refusals.main_while_replicated_onto(d.host, d.replication, d.role)
-            refused = Refused(rule=no.rule, why=no.refusal) if no else None
+        plan = dsm_plans.set_mode(d.host, mode, d.mode, d.replication, d.role)
         d.mode = mode
-        return DryRunStep(
-            id="", would=f"would set DSM {d.host} to {mode}", refused=refused, hosts=[d.host]
-        )
+        return _from_plan(plan)
 
     def start_replication(self) -> DryRunStep:
         m = self.main_after
         o = other(m)
         d, peer = self.sim.dsm[m], self.sim.dsm[o]
         down = self._dsm_down(m) or self._dsm_down(o)
-        would = f"would start replication from DSM {d.host} to {peer.host}"
-        if self.kind == "restore":
+        wait = ""
+        if "asset_tolerance" in KINDS[self.kind].input.model_fields:
             counts = ", ".join(f"{x.host} {_assets(x.assets)}" for x in (d, peer))
-            would += (
-                f" and wait until the asset counts agree within {self.tolerance} (now {counts})"
-            )
+            wait = f" and wait until the asset counts agree within {self.tolerance} (now {counts})"
         if down is not None:
-            return DryRunStep(id="", would=would, refused=down)
-        if d.replication == "running" and d.role == "master":
-            would = f"replication already runs from DSM {d.host}: nothing to start"
-        no = refusals.replication_from(d.host, d.mode, peer.host, peer.mode)
-        refused = Refused(rule=no.rule, why=no.refusal) if no else None
-        return DryRunStep(id="", would=would, refused=refused, hosts=[d.host, peer.host])
+            return DryRunStep(
+                id="",
+                would=f"would start replication from DSM {d.host} to {peer.host}{wait}",
+                refused=down,
+            )
+        plan = dsm_plans.start_replication(
+            d.host, d.mode, d.replication, d.role, peer.host, peer.mode, peer.replication, peer.role
+        )
+        out = _from_plan(plan)
+        out.would += wait
+        return out
 
     def approve_overwrite(self) -> DryRunStep:
         m = self.main_after
@@ -278,14 +296,18 @@ class Walk:
         servers = [s for s in self.st.smartbins if s.side == side]
         down = [s for s in servers if not s.reachable]
         hosts = [s.host for s in servers]
-        word = "main" if mode == "main" else "backup (pseudo on the PseudoSmartBins host)"
-        would = f"would set {side}'s SmartBins {', '.join(hosts)} to {word}"
         if down:
+            word = "main" if mode == "main" else "backup (pseudo on the PseudoSmartBins host)"
             why = "; ".join(f"SmartBins {s.host} does not answer: {s.error}" for s in down)
             return DryRunStep(
-                id="", would=would, refused=Refused(rule="smartbins-answers", why=why), hosts=hosts
+                id="",
+                would=f"would set {side}'s SmartBins {', '.join(hosts)} to {word}",
+                refused=Refused(rule="smartbins-answers", why=why),
+                hosts=hosts,
             )
-        return DryRunStep(id="", would=would, hosts=hosts)
+        read = [smartbins_plans.Server(s.host, s.running, s.mode, s.pseudo_host) for s in servers]
+        plan = (smartbins_plans.side_main if mode == "main" else smartbins_plans.side_backup)(read)
+        return _from_plan(plan)
 
     # Browse --------------------------------------------------------------------------------
     def _browse_down(self) -> Refused | None:
@@ -296,55 +318,47 @@ class Walk:
         return Refused(rule="browse-answers", why=why)
 
     def browse_run(self, run: bool, on: Side | None = None) -> DryRunStep:
-        comps = self.st.browse
-
-        def needs(b: BrowseStatus) -> bool:
+        plan = Plan()
+        for b in self.st.browse:
             up = self.sim.browse_running[b.name]
-            return not b.reachable or (len(up) < len(b.services) if run else bool(up))
-
-        todo = [b for b in comps if needs(b)]
-        verb = "start" if run else "stop"
-        shown = [f"{b.name} on {b.host}" for b in todo]
-        if not todo:
-            would = f"Browse is already {'running' if run else 'stopped'}: nothing to do"
-        else:
-            would = f"would {verb} Browse {', '.join(shown)}"
+            now: dict[str, str | None] = {
+                x.name: ("Running" if x.name in up else "Stopped") if b.reachable else None
+                for x in b.services
+            }
+            order = [x.name for x in b.services]
+            of = browse_plans.start if run else browse_plans.stop
+            plan = plan.then(of(b.name, b.host, now, order))
+            self.sim.browse_running[b.name] = order if run else []
+        out = _from_plan(plan, self._browse_down())
         if run:
-            would += f"; Browse Active on {on or self.b}"
-        for b in comps:
-            self.sim.browse_running[b.name] = [x.name for x in b.services] if run else []
-        hosts = list(dict.fromkeys(b.host for b in todo))
-        return DryRunStep(id="", would=would, refused=self._browse_down(), hosts=hosts)
+            out.would += f"; Browse Active on {on or self.b}"
+        return out
 
     def browse_switch(self, to: Side | None = None) -> DryRunStep:
         to = to or self.b
         comps = self.st.browse
-        todo = [b for b in comps if self.sim.browse_side[b.name] != to]
-        refused = self._browse_down()
-        for b in todo:
-            no = refusals.browse_switch_running(b.name, self.sim.browse_running[b.name])
-            if refused is None and no is not None:
-                refused = Refused(rule=no.rule, why=no.refusal)
-            self.sim.browse_side[b.name] = to
-        # The swap needs each config file and its twin (the driver fails without them).
-        broken = [w for b in todo for w in self.facts.browse_config.get(b.name, [])]
-        if refused is None and broken:
-            refused = Refused(rule=BROWSE_CONFIG, why="; ".join(broken))
-        if not todo:
-            return DryRunStep(
-                id="", would=f"Browse already points at {to}: nothing to do", refused=refused
+        plan = Plan()
+        broken: list[str] = []
+        for b in comps:
+            now = self.sim.browse_side[b.name]
+            plan = plan.then(
+                browse_plans.switch(
+                    b.name, b.host, self.sim.browse_running[b.name], now, to, b.side
+                )
             )
-        shown = [f"{b.name} on {b.host} (from {b.side or 'no one side'})" for b in todo]
-        return DryRunStep(
-            id="",
-            would=f"would switch Browse {', '.join(shown)} to {to}",
-            refused=refused,
-            hosts=list(dict.fromkeys(b.host for b in todo)),
-        )
+            if now != to:
+                # The swap needs each config file and its twin (the driver fails without them).
+                broken += self.facts.browse_config.get(b.name, [])
+            self.sim.browse_side[b.name] = to
+        refused = self._browse_down()
+        if refused is None and broken and plan.refusal is None:
+            refused = Refused(rule=BROWSE_CONFIG, why="; ".join(broken))
+        return _from_plan(plan, refused)
 
     def browse_move(self, to: Side) -> DryRunStep:
-        if self.st.browse_active_on == to:
-            return DryRunStep(id="", would=f"Browse is already Active on {to}: nothing to do")
+        there = browse_plans.already_active(to, [(b.side, b.running) for b in self.st.browse])
+        if there is not None:
+            return _from_plan(there)
         stop = self.browse_run(False)
         switch = self.browse_switch(to)
         start = self.browse_run(True, on=to)
@@ -369,18 +383,14 @@ class Walk:
         else:
             refused = None
         now = "running" if self.sim.insync_running else "stopped"
-        if self.caps.insync_service:
-            would = (
-                f"InSync is already {now} on {i.host}: nothing to do"
-                if self.sim.insync_running == run
-                else f"would {verb} InSync on {i.host} (its service)"
-            )
-            hosts = [] if self.sim.insync_running == run else [i.host]
-        else:
-            would = self._manual(f"{verb} InSync", i.host) + f" (it is {now} now)"
-            hosts = []
+        service = self.caps.insync_service
+        was = self.sim.insync_running
         self.sim.insync_running = run
-        return DryRunStep(id="", would=would, refused=refused, hosts=hosts)
+        if service:
+            plan = sync_plans.tool_set("InSync", i.host, self.facts.insync_service or "", was, run)
+            return _from_plan(plan, refused)
+        would = self._manual(f"{verb} InSync", i.host) + f" (it is {now} now)"
+        return DryRunStep(id="", would=would, refused=refused)
 
     def insync_main(self, main: Side) -> DryRunStep:
         i = self.st.insync
@@ -392,24 +402,16 @@ class Walk:
                     rule="control-point-answers", why=f"{i.host} does not answer: {i.error}"
                 ),
             )
-        if self.sim.insync_main == main:
-            # The driver does nothing when the registry says so and Insync.cfg is the
-            # template's copy (the file is not read here: it would be then).
-            return DryRunStep(
-                id="",
-                would=f"InSync on {i.host} already copies {main} -> {other(main)} by its "
-                "registry: nothing to do (unless its Insync.cfg is not the template's copy)",
-            )
-        no = refusals.insync_direction_running(
-            self.facts.insync_process, bool(self.sim.insync_running)
+        plan = sync_plans.insync_set_main(
+            i.host,
+            self.facts.insync_process,
+            bool(self.sim.insync_running),
+            self.sim.insync_main,
+            main,
+            None,  # Insync.cfg is not read here: the operation reads it then
         )
         self.sim.insync_main = main
-        return DryRunStep(
-            id="",
-            would=f"would set InSync on {i.host} to copy {main} -> {other(main)}",
-            refused=Refused(rule=no.rule, why=no.refusal) if no else None,
-            hosts=[i.host],
-        )
+        return _from_plan(plan)
 
     def allsync_run(self, side: Side, run: bool, checked: bool = False) -> DryRunStep:
         """`checked`: an unplanned switch reads AllSync on the lost side itself, and
@@ -421,20 +423,15 @@ class Walk:
         on = side in self.sim.allsync_on
         now = "running" if on else "not running"
         if self.caps.allsync_service:
-            would = (
-                f"AllSync is already {now} on {host}: nothing to do"
-                if on == run
-                else f"would {verb} AllSync on {host} (its service)"
-            )
-            hosts = [] if on == run else [host]
-        elif checked:
+            plan = sync_plans.tool_set("AllSync", host, self.facts.allsync_service or "", on, run)
+            (self.sim.allsync_on.add if run else self.sim.allsync_on.discard)(side)
+            return _from_plan(plan, refused)
+        if checked:
             would = f"would check that AllSync is not running on {host} (it is {now} now)"
-            hosts = []
         else:
             would = self._manual(f"{verb} AllSync", host) + f" (it is {now} now)"
-            hosts = []
         (self.sim.allsync_on.add if run else self.sim.allsync_on.discard)(side)
-        return DryRunStep(id="", would=would, refused=refused, hosts=hosts)
+        return DryRunStep(id="", would=would, refused=refused)
 
     # Clients -------------------------------------------------------------------------------
     def _move(self, hosts: list[str], to: Side, what: str) -> DryRunStep:
@@ -476,8 +473,8 @@ class Walk:
         )
 
     def switch_clients(self) -> DryRunStep:
-        frm = self.a if self.kind != "restore" else self.b
-        to = other(frm)
+        to = self.main_after
+        frm = other(to)
         hosts = [
             c.host for c in self.st.clients if c.side == frm and c.host.lower() not in self.moved
         ]
@@ -559,16 +556,15 @@ def run_refusal(
     k = KINDS[kind]
     side: Side = getattr(inp, k.side)
     unplanned = bool(getattr(inp, "unplanned", False))
-    name = preconditions.what(kind, side, unplanned)
+    name = k.what(side, unplanned)
     who = getattr(inp, "initiator", "unknown")
     ops = set(caps.operators)
     if ops and who.lower() not in ops:
         return f"{kind} refused: {who} is not an operator of pair {status.pair}"
-    fence = preconditions.under_fence(preconditions.makes_main(kind, side), fences_waiting)
+    fence = preconditions.under_fence(k.makes_main(side), fences_waiting)
     if fence:
         return f"{kind} refused: {fence}"
-    why = preconditions.of_run(
-        kind,
+    why = k.refusal(
         status,
         side,
         unplanned,
@@ -622,7 +618,7 @@ def dry_run(
         tolerance=int(getattr(inp, "asset_tolerance", 0)),
     )
     steps: list[DryRunStep] = []
-    no_orphans = kind == "restore" and (facts.orphans is not None and not facts.orphans.clips)
+    no_orphans = k.reads_orphans and (facts.orphans is not None and not facts.orphans.clips)
     for s in checklist.steps:
         passed = None
         if unplanned and s.id in NOT_UNPLANNED:

@@ -1,6 +1,10 @@
-"""restore: rejoin a split pair with M as main (manual chapter 7), protecting M's material."""
+"""restore: rejoin a split pair with M as main (manual chapter 7), protecting M's material.
+Its row (workflows/kind.py) and step table are here."""
 
 from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RawValue
@@ -21,15 +25,13 @@ with workflow.unsafe.imports_passed_through():
     )
     from activities.smartbins import SmartBinsActivities
     from activities.sync_tools import SyncToolActivities
-    from inventory.models import other
+    from inventory.models import SIDES, Side
+    from inventory.status import PairStatus
     from workflows import outcomes, preconditions
     from workflows.activity_options import device_op
-    from workflows.base import PairWorkflow
-    from workflows.checklist import StepRunner
-    from workflows.inputs import read_input
-    from workflows.kinds import KINDS
-    from workflows.models import Checklist, RestoreInput, StepState
-    from workflows.steps import RESTORE_GATES, restore_steps
+    from workflows.base import KindWorkflow
+    from workflows.kind import Kind, StartError, StartOption
+    from workflows.models import Checklist, RestoreInput, StepDef, StepState
     from workflows.view import TEXT_ITEMS
 
 
@@ -42,36 +44,92 @@ def listing(items: list[str]) -> str:
     return shown + (f" (+{len(items) - TEXT_ITEMS} more)" if len(items) > TEXT_ITEMS else "")
 
 
+# The gates that may be skipped, and what a skip passes over with them. Skipping
+# approve-purge keeps the orphans (nothing is deleted); approve-overwrite has no such
+# entry anywhere: only an approval passes it.
+RESTORE_GATES: dict[str, tuple[str, ...]] = {"approve-purge": ("purge-orphans",)}
+
+
+def restore_steps(m: Side, o: Side) -> list[StepDef]:
+    """restore (rejoin with M main, O the other side), manual chapter 7."""
+    lm, lo = m.lower(), o.lower()
+    rows = [
+        ("find-orphans", "auto", f"List master clips in {o}'s SmartBins folders that {m} lacks"),
+        ("approve-purge", "gate", f"Approve deleting those orphan clips on {o} only"),
+        ("purge-orphans", "auto", f"Delete the orphans on {o}'s volume (never on {m}'s)"),
+        (f"smartbins-{lo}-backup", "auto", f"{o}'s SmartBins to backup"),
+        ("switch-clients", "auto", f"Switch every client on {o} to {m}"),
+        (f"dsm-{lo}-backup", "auto", f"{o}'s DSM to backup"),
+        ("approve-overwrite", "gate", f"{o}'s database will be overwritten by {m}'s"),
+        ("start-replication", "auto", f"Start replication on {m}'s DSM; wait for the asset counts"),
+        (f"insync-{lm}-main", "auto", f"Set InSync direction {m} -> {o}"),
+        ("start-insync", "manual", "Start InSync"),
+        ("start-allsync", "manual", f"Start AllSync on {m}'s NAS head"),
+        (f"browse-to-{lm}", "auto", f"Browse Active on {m} (stop, switch, start if it is not)"),
+    ]
+    return [StepDef(id=i, kind=k, title=t) for i, k, t in rows]  # type: ignore[arg-type]
+
+
+def _start(pair: str, main: Side, who: str, opts: Mapping[str, Any]) -> tuple[RestoreInput, str]:
+    tolerance = int(opts.get("tolerance") or 0)
+    if tolerance < 0:
+        raise StartError("--tolerance must be 0 or more")
+    return RestoreInput(
+        pair=pair, main=main, initiator=who, asset_tolerance=tolerance
+    ), f"restore with {main} main"
+
+
+def _serving(m: Side, o: Side) -> tuple[list[str], str]:
+    return ["switch-clients"], (
+        f"restore keeps {m}'s DSM main throughout (it has no dsm-{m.lower()}-main step): "
+        f"until the clients had moved to {m} (switch-clients done)"
+    )
+
+
+KIND = Kind(
+    name="restore",
+    input=RestoreInput,
+    side="main",
+    table=restore_steps,
+    help="restore mirroring after a split, --main as main",
+    side_help="the side whose material wins",
+    title=lambda a, b, inp: f"Restore mirroring with {a} main ({inp.pair})",
+    direction=lambda a, b: f"{a} main (rejoin {b})",
+    what=lambda side, unplanned: f"restore with {side} main",
+    precondition=lambda status, main, asked: preconditions.restore(
+        status, main, asked.fenced_allowed
+    ),
+    start=_start,
+    offered=lambda mode, main, side: mode == "split" and side in SIDES,
+    options=(
+        StartOption(
+            "tolerance", "asset counts may differ by this much (default 0)", "int", default=0
+        ),
+    ),
+    serving=_serving,
+    gates=RESTORE_GATES,
+    reads_orphans=True,
+)
+
+
 @workflow.defn(name="restore")
-class RestoreWorkflow(PairWorkflow):
+class RestoreWorkflow(KindWorkflow):
     @workflow.init
     def __init__(self, raw: RawValue) -> None:
         super().__init__()
 
     @workflow.run
     async def run(self, raw: RawValue) -> Checklist:
-        inp = read_input(RestoreInput, raw, "restore")
-        m = inp.main
-        o = other(m)
+        return await self.run_kind(KIND, raw)
+
+    def prepare(
+        self, inp: RestoreInput, status: PairStatus, m: Side, o: Side
+    ) -> Callable[[], Awaitable[str]]:
         lm, lo = m.lower(), o.lower()
         pair = inp.pair
-        title = KINDS["restore"].title(m, o, inp)
-        self._start_runner(
-            StepRunner(
-                "restore",
-                pair,
-                title,
-                inp.initiator,
-                restore_steps(m, o),
-                gates=RESTORE_GATES,
-                resume=inp.resume,
-            ),
-            inp,
-        )
-        status = await self.bootstrap(pair, preconditions.makes_main("restore", m))
         self.require(
-            f"restore with {m} main",
-            preconditions.restore(status, m, lambda: workflow.patched(FENCED_PATCH)),
+            self.kind.what(m, False),
+            self.kind.refusal(status, m, fenced_allowed=lambda: workflow.patched(FENCED_PATCH)),
         )
         run, auto = self.steps.run, self.auto
         # What find-orphans found, and what each orphan held when found (the approval
@@ -172,4 +230,4 @@ class RestoreWorkflow(PairWorkflow):
             )
             return f"restore complete: mirrored, {m} main"
 
-        return await self.walk(body)
+        return body

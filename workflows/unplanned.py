@@ -44,7 +44,7 @@ with workflow.unsafe.imports_passed_through():
     from inventory.status import PairStatus
     from workflows import outcomes, preconditions, search
     from workflows.activity_options import A, DeviceOp, lost_side_try
-    from workflows.base import PairWorkflow
+    from workflows.base import KindWorkflow
     from workflows.checklist import describe_failure
     from workflows.fence import FenceWorkflow
     from workflows.models import FenceInput, FenceRef, StepState, SwitchInput
@@ -74,7 +74,7 @@ class SwitchPlan:
     finish: Callable[[], Awaitable[str]]  # the steps after verify-{b}, and the run's message
 
 
-class UnplannedSwitch(PairWorkflow):
+class UnplannedSwitch(KindWorkflow):
     """The unplanned variant of SwitchWorkflow's run."""
 
     target: Side = "Y"
@@ -85,7 +85,7 @@ class UnplannedSwitch(PairWorkflow):
         b = self.target = inp.to
         a = other(b)
         pair = inp.pair
-        what = f"unplanned switch to {b}"
+        what = self.kind.what(b, True)
         c = self.steps.checklist
         c.title = f"Unplanned switch {a} -> {b} ({pair}): {a} lost"
         c.unplanned_reason = inp.reason

@@ -4,7 +4,7 @@ files with their `.backup` twins."""
 from __future__ import annotations
 
 from activities.checks.hosts import services
-from activities.checks.report import READ_ERRORS, Report, not_read
+from activities.checks.report import Report
 from activities.drivers.facts import browse as browse_facts
 from activities.drivers.host import HostDriver
 from inventory.models import BrowseComponent
@@ -15,17 +15,13 @@ async def browse(components: list[BrowseComponent], drv: HostDriver, report: Rep
         await services(
             "browse-service", drv, comp.services, report, f"browse {comp.name}: services"
         )
-        try:
-            present = await browse_facts.config_files_present(drv, comp)
-        except READ_ERRORS as e:
-            report.add(
-                "browse-config",
-                f"browse {comp.name}: its config files and their .backup twins",
-                not_read(e),
-                "see the host's error",
-            )
+        present = await report.read(
+            "browse-config",
+            f"browse {comp.name}: its config files and their .backup twins",
+            browse_facts.config_files_present(drv, comp),
+        )
+        if present is None:
             continue
-        report.ran("browse-config")
         for path, there in present.items():
             if not there:
                 report.add(

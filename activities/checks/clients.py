@@ -3,7 +3,7 @@ each side's portals and targets, and its V: volume."""
 
 from __future__ import annotations
 
-from activities.checks.report import READ_ERRORS, Report, not_read
+from activities.checks.report import Report
 from activities.drivers.facts import clients as clients_facts
 from activities.drivers.host import HostDriver
 from activities.drivers.iscsi import ISCSI_NEEDS
@@ -11,12 +11,11 @@ from inventory.models import SIDES, Inventory
 
 
 async def client(inv: Inventory, drv: HostDriver, report: Report) -> None:
-    try:
-        missing = await clients_facts.iscsi_cmdlets_missing(drv)
-    except READ_ERRORS as e:
-        report.add("client-iscsi", ISCSI_NEEDS, not_read(e), "see the host's error")
+    missing = await report.read(
+        "client-iscsi", ISCSI_NEEDS, clients_facts.iscsi_cmdlets_missing(drv)
+    )
+    if missing is None:
         return
-    report.ran("client-iscsi")
     if missing:
         report.add(
             "client-iscsi",
@@ -27,12 +26,9 @@ async def client(inv: Inventory, drv: HostDriver, report: Report) -> None:
     await portals(inv, drv, report)
     if not missing:
         await targets(inv, drv, report)
-    try:
-        volume = await clients_facts.volume_present(drv)
-    except READ_ERRORS as e:
-        report.add("client-volume", "V:\\ present", not_read(e), "see the host's error")
+    volume = await report.read("client-volume", "V:\\ present", clients_facts.volume_present(drv))
+    if volume is None:
         return
-    report.ran("client-volume")
     if not volume:
         report.add(
             "client-volume",
@@ -47,12 +43,14 @@ async def portals(inv: Inventory, drv: HostDriver, report: Report) -> None:
     port = inv.devices.iscsi_port
     for side in SIDES:
         addresses = inv.sides[side].portals
-        try:
-            reached = await clients_facts.portals_reachable(drv, addresses, port)
-        except READ_ERRORS as e:
-            report.add("client-portal", f"{side}'s iSCSI portals", not_read(e), "see the error")
+        reached = await report.read(
+            "client-portal",
+            f"{side}'s iSCSI portals",
+            clients_facts.portals_reachable(drv, addresses, port),
+            "see the error",
+        )
+        if reached is None:
             continue
-        report.ran("client-portal")
         if not any(reached.values()):
             report.add(
                 "client-portal",
@@ -68,14 +66,14 @@ async def targets(inv: Inventory, drv: HostDriver, report: Report) -> None:
     registered portals. A side whose portal the client has not registered yet is not
     judged: the switch registers it (New-IscsiTargetPortal), which discovers its targets,
     and discovering here would change the initiator."""
-    try:
-        known = await clients_facts.iscsi_discovery(drv)
-    except READ_ERRORS as e:
-        report.add(
-            "client-target", "the initiator's portals and targets", not_read(e), "see the error"
-        )
+    known = await report.read(
+        "client-target",
+        "the initiator's portals and targets",
+        clients_facts.iscsi_discovery(drv),
+        "see the error",
+    )
+    if known is None:
         return
-    report.ran("client-target")
     registered = {p.lower() for p in known.portals}
     discovered = {t.lower() for t in known.targets}
     for side in SIDES:

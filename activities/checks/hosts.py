@@ -141,18 +141,15 @@ async def winrm_service(host: Host, drv: HostDriver, report: Report) -> None:
     if host.transport != "winrm":
         return
     w = host.winrm_settings
-    try:
-        config = await windows_facts.winrm_config(drv)
-    except READ_ERRORS as e:
-        report.add(
-            "winrm-quota",
-            "the WinRM service's settings on the WSMan: drive",
-            not_read(e),
-            "see the host's error (the WSMan: drive needs the WinRM service running)",
-            warning=report.read_only,
-        )
+    config = await report.read(
+        "winrm-quota",
+        "the WinRM service's settings on the WSMan: drive",
+        windows_facts.winrm_config(drv),
+        "see the host's error (the WSMan: drive needs the WinRM service running)",
+        warning=report.read_only,
+    )
+    if config is None:
         return
-    report.ran("winrm-quota")
     # (setting, its value, its folder on the WSMan: drive, Windows' default)
     quotas = (
         ("MaxShellsPerUser", config.max_shells_per_user, r"WSMan:\localhost\Shell", 30),
@@ -198,18 +195,14 @@ async def ssh_shell(host: Host, drv: HostDriver, report: Report) -> None:
     (PowerShell/Win32-OpenSSH wiki, "DefaultShell"; w32-doexec.c)."""
     if host.transport != "ssh":
         return
-    try:
-        read = await probes.ssh_default_shell(drv)
-    except READ_ERRORS as e:
-        report.add(
-            "ssh-shell",
-            "sshd's default shell (DefaultShell under HKLM:\\SOFTWARE\\OpenSSH)",
-            not_read(e),
-            "see the host's error",
-            warning=report.read_only,
-        )
+    read = await report.read(
+        "ssh-shell",
+        "sshd's default shell (DefaultShell under HKLM:\\SOFTWARE\\OpenSSH)",
+        probes.ssh_default_shell(drv),
+        warning=report.read_only,
+    )
+    if read is None:
         return
-    report.ran("ssh-shell")
     shell = read["shell"]
     if probes.runs_cmd(shell):
         return
@@ -228,12 +221,11 @@ async def ssh_shell(host: Host, drv: HostDriver, report: Report) -> None:
 async def services(
     check: str, drv: HostDriver, names: list[str], report: Report, what: str
 ) -> None:
-    try:
-        found = await windows_facts.find_services(drv, names)
-    except READ_ERRORS as e:
-        report.add(check, f"{what}: {', '.join(names)}", not_read(e), "see the host's error")
+    found = await report.read(
+        check, f"{what}: {', '.join(names)}", windows_facts.find_services(drv, names)
+    )
+    if found is None:
         return
-    report.ran(check)
     for name, svc in found.items():
         if svc is None:
             report.add(

@@ -5,7 +5,7 @@ device's state."""
 
 from __future__ import annotations
 
-from activities.checks.report import READ_ERRORS, Report, not_read
+from activities.checks.report import Report
 from activities.drivers.facts import windows as windows_facts
 from activities.drivers.host import HostDriver
 from activities.models import CheckRole
@@ -47,12 +47,11 @@ async def registry(role: CheckRole, dev: DeviceSettings, drv: HostDriver, report
         return
     key, value, settings = what
     shown = f"{key} {value}"
-    try:
-        missing = await windows_facts.registry_values(drv, {key: [value]})
-    except READ_ERRORS as e:
-        report.add(check, f"the registry values {shown}", not_read(e), "see the host's error")
+    missing = await report.read(
+        check, f"the registry values {shown}", windows_facts.registry_values(drv, {key: [value]})
+    )
+    if missing is None:
         return
-    report.ran(check)
     for path, lacking in missing.items():
         if lacking is None:
             report.add(

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from activities.drivers.credentials import CredentialError
-from activities.drivers.errors import DeviceError
-from activities.drivers.powershell import BadOutput, UnsafeValue
+from collections.abc import Awaitable
+from typing import TypeVar
+
+from activities.drivers.errors import CredentialError, DeviceError, DriverError
+from activities.drivers.powershell import BadOutput
 from activities.models import CheckRole, CheckTarget, Finding, HostCheck
 
 # Hosts no step acts on: a finding about one is a warning (amsm status reads them).
 READ_ONLY_ROLES: tuple[CheckRole, ...] = ("nas-ftp", "bridge")
 
-READ_ERRORS = (DeviceError, CredentialError, BadOutput, UnsafeValue, OSError)
+READ_ERRORS = (DriverError, BadOutput, OSError)
+
+T = TypeVar("T")
 
 
 def not_read(e: Exception) -> str:
@@ -37,6 +41,24 @@ class Report:
     def ran(self, check: str) -> None:
         if check not in self.result.checks:
             self.result.checks.append(check)
+
+    async def read(
+        self,
+        check: str,
+        expected: str,
+        reading: Awaitable[T],
+        fix: str = "see the host's error",
+        warning: bool = False,
+    ) -> T | None:
+        """What a fact read, with `check` counted as run; None when the read failed, the
+        failure added as the check's finding (`expected`, what it found: not_read)."""
+        try:
+            found = await reading
+        except READ_ERRORS as e:
+            self.add(check, expected, not_read(e), fix, warning)
+            return None
+        self.ran(check)
+        return found
 
     def add(self, check: str, expected: str, found: str, fix: str, warning: bool = False) -> None:
         self.ran(check)

@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from activities.drivers.errors import CredentialError
 from inventory.load import resolve_path
 from inventory.models import Inventory
 
@@ -24,11 +25,6 @@ class Secret:
 
     def __repr__(self) -> str:  # never print the password
         return f"Secret(username={self.username!r}, key_file={self.key_file!s})"
-
-
-class CredentialError(Exception):
-    """A reference that cannot be resolved. The text is fixed by this module: never a
-    library's message, which can quote secret material."""
 
 
 def _is_utf8(text: str) -> bool:

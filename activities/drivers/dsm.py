@@ -41,7 +41,7 @@ from activities.drivers.errors import (
     Unreachable,
 )
 from activities.drivers.interlocks import Overrides
-from activities.drivers.refusals import main_while_replicated_onto, replication_from
+from activities.drivers.plans import dsm as plans
 from inventory.models import Dsm, Side
 from inventory.status import DsmStatus
 
@@ -346,17 +346,17 @@ class DsmDriver:
         not: a trigger's statements count, NOCOUNT counts none); CommandFailed if not.
         """
         before = self.read()
-        no = main_while_replicated_onto(self.name, before.replication, before.role)
-        if mode == "main" and no is not None:
-            raise InterlockRefused(self.name, no.rule, no.refusal)
-        if before.mode == mode:
-            return f"DSM {self.name} is already {mode}"
+        plan = plans.set_mode(self.name, mode, before.mode, before.replication, before.role)
+        if plan.refusal is not None:
+            raise InterlockRefused(self.name, plan.refusal.rule, plan.refusal.refusal)
+        if plan.nothing_to_do:
+            return plan.done
         with self._session() as sql:
             self.profile.set_mode(sql, mode, _now())
         after = self.read()
         if after.mode != mode:
             raise CommandFailed(self.name, f"set {mode} did not take: the DSM reports {after.mode}")
-        return f"DSM {self.name} set to {mode}"
+        return plan.done
 
     def _confirm(self, what: str, reached: Callable[[Replicating], bool]) -> None:
         # sp_start_job and sp_stop_job only ask the Agent (Microsoft Learn: "Instructs SQL
@@ -386,14 +386,15 @@ class DsmDriver:
         """Make this DSM receive replication (its own backup job); no-op when it does.
         Called by the master's start_replication, which checked the interlocks."""
         now = self.replicating()
-        if now == Replicating("running", "backup"):
-            return f"{self.name} already runs as replication backup"
+        plan = plans.join_as_backup(self.name, now.state, now.role)
+        if plan.nothing_to_do:
+            return plan.done
         if now.state == "running":
             raise CommandFailed(
                 self.name, f"DSM {self.name} runs replication as {now.role}, not as backup"
             )
         self._start("backup")
-        return f"{self.name} runs as replication backup"
+        return plan.done
 
     def start_replication(self, peer: DsmDriver, overrides: Overrides | None = None) -> str:
         """Start replication FROM this DSM: its master job, then the peer's backup job,
@@ -405,9 +406,13 @@ class DsmDriver:
         """
         ov = overrides or Overrides()
         me, other = self.read(), peer.read()
-        # Both rules are absolute: the first refusal raises, whatever `overrides` names.
-        no = replication_from(self.name, me.mode, peer.name, other.mode)
-        if no is not None:
+        plan = plans.start_replication(
+            self.name, me.mode, me.replication, me.role,
+            peer.name, other.mode, other.replication, other.role,
+        )  # fmt: skip
+        # Both rules are absolute: the refusal raises, whatever `overrides` names.
+        if plan.refusal is not None:
+            no = plan.refusal
             ov.refuse(self.name, no.rule, no.refusal, no.forced)
         running = me.replication == "running"
         if running and me.role != "master":
@@ -416,10 +421,9 @@ class DsmDriver:
             )
         if not running:
             self._start("master")
-        joined = peer.join_as_backup()
-        if running:
-            return f"replication already runs from DSM {self.name}; {joined}"
-        return f"replication started from DSM {self.name} to {peer.name}; {joined}"
+        # The master's part as planned; the peer's as it reads now (its own plan).
+        mine = plan.items[0]
+        return f"{mine if isinstance(mine, str) else mine.done}; {peer.join_as_backup()}"
 
     def _stop(self, role: Literal["master", "backup"]) -> None:
         try:
@@ -438,17 +442,16 @@ class DsmDriver:
         replication too (the manual: stopping on the main stops the backup's processes).
         Without a peer (it is lost), only this DSM's own."""
         me = self.replicating()
-        done: list[str] = []
-        if me.state == "running":
-            self._stop("backup" if me.role == "backup" else "master")
-            done.append(f"replication stopped on DSM {self.name}")
-        elif me.state == "failed":
-            done.append(f"replication is not running on DSM {self.name} (its last run failed)")
-        else:
-            done.append(f"replication is already stopped on DSM {self.name}")
         if peer is not None and me.role != "backup":
             theirs = peer.replicating()
-            if theirs == Replicating("running", "backup"):
+            plan = plans.stop_replication(
+                self.name, me.state, me.role, peer.name, theirs.state, theirs.role
+            )
+        else:
+            plan = plans.stop_replication(self.name, me.state, me.role)
+        for c in plan.changes:
+            if c.host == self.name:
+                self._stop("backup" if me.role == "backup" else "master")
+            elif peer is not None:
                 peer._stop("backup")
-                done.append(f"and on its backup {peer.name}")
-        return " ".join(done)
+        return plan.done

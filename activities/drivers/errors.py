@@ -1,7 +1,10 @@
 """One small error tree for every device, whatever the library underneath.
 
 Library exceptions (asyncssh, OSError, pyodbc) are translated at the driver
-boundary, so activities and workflows only ever see these.
+boundary, so activities and workflows only ever see these. Its root, DriverError, has
+two branches: DeviceError (a host said no, or did not answer) and ConfigurationError
+(what the worker was given cannot be used: a credentials reference, a value no command
+line may carry); a configuration error names no host and is never worth retrying.
 """
 
 from __future__ import annotations
@@ -28,18 +31,47 @@ __all__ = [
     "RULE_REPLICATION_PEER_BACKUP",
     "AuthenticationFailed",
     "CommandFailed",
+    "ConfigurationError",
+    "CredentialError",
     "DeviceError",
+    "DriverError",
     "HostNotTrusted",
     "LogonRefused",
     "InterlockRefused",
     "Unreachable",
+    "UnsafeValue",
 ]
 
 
-class DeviceError(Exception):
-    """A device operation did not succeed. `retryable` says whether trying again can help."""
+class DriverError(Exception):
+    """The root of the tree: whatever a driver raises on purpose. `kind` names the branch
+    in an ApplicationError's type; `retryable` says whether trying again can help."""
 
     retryable = False
+    kind = "DriverError"
+
+
+class ConfigurationError(DriverError):
+    """What the worker was given cannot be used; no host was asked. Never retried: the
+    inventory or the worker's environment must change first."""
+
+    kind = "ConfigurationError"
+
+
+class CredentialError(ConfigurationError):
+    """A credentials reference that cannot be resolved. The text is fixed by
+    activities/drivers/credentials.py: never a library's message, which can quote secret
+    material."""
+
+
+class UnsafeValue(ConfigurationError, ValueError):
+    """A value that must never reach a PowerShell command line (the builders in
+    activities/drivers/powershell.py refuse it). A ValueError too, as it always was."""
+
+
+class DeviceError(DriverError):
+    """A device operation did not succeed. `retryable` says whether trying again can help."""
+
     kind = "DeviceError"
 
     def __init__(self, host: str, message: str) -> None:

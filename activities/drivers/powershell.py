@@ -26,13 +26,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+from activities.drivers.errors import UnsafeValue
+
 # PowerShell treats these as single quotes too; each must be doubled.
 _QUOTES = "'\u2018\u2019\u201a\u201b"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-class UnsafeValue(ValueError):
-    """A value that must never reach a PowerShell command line."""
 
 
 def q(value: str) -> str:

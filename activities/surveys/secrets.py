@@ -14,7 +14,8 @@ import json
 import os
 from pathlib import Path
 
-from activities.drivers.credentials import CredentialError, CredentialStore
+from activities.drivers.credentials import CredentialStore
+from activities.drivers.errors import CredentialError
 from activities.surveys.models import FactRecord
 from inventory.models import Inventory
 

@@ -67,8 +67,9 @@ async def run(client: Client, inv: Inventory, args: argparse.Namespace, inp: Bas
 
 def dry_run_json(r: DryRunResult) -> dict[str, Any]:
     """The object of `amsm show --json`, with `dry_run`, the run's `refused` and, per
-    step, `would`, `refused` (rule and why, or null), `hosts` and (a restore's orphans)
-    `items`."""
+    step, `would`, `refused` (rule and why, or null), `hosts`, `changes` (the drivers'
+    plans: each change's `host` and the sentence its operation answers) and (a restore's
+    orphans) `items`."""
     data = r.checklist.model_dump(mode="json")
     data["dry_run"] = True
     data["refused"] = r.refused
@@ -78,6 +79,7 @@ def dry_run_json(r: DryRunResult) -> dict[str, Any]:
         step["would"] = d.would
         step["refused"] = d.refused.model_dump() if d.refused else None
         step["hosts"] = d.hosts
+        step["changes"] = [c.model_dump() for c in d.changes]
         if d.items:
             step["items"] = d.items
     return data

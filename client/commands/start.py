@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel
@@ -17,39 +16,23 @@ from temporalio.service import RPCError
 from client.commands import dry_run
 from client.runs import cause, index
 from client.session import EXIT_FAIL, EXIT_OK, EXIT_USAGE, CliError, default_operator, emit
-from inventory.models import Inventory, other
+from inventory.models import Inventory
 from workflows.base import PairWorkflow
+from workflows.kind import StartError, StartOption
 from workflows.kinds import KINDS
-from workflows.models import RestoreInput, SplitInput, SplitSwitchInput, SwitchInput
 
 
-def _switch_options(k: argparse.ArgumentParser) -> None:
-    k.add_argument(
-        "--unplanned",
-        action="store_true",
-        help="the main side is lost (down or unreachable): switch without it (needs --reason)",
-    )
-    k.add_argument("--reason", help="why the switch is unplanned (recorded)")
-
-
-def _split_switch_options(k: argparse.ArgumentParser) -> None:
-    k.add_argument(
-        "--pilot", action="append", required=True, metavar="HOST", help="a pilot client (repeat)"
-    )
-
-
-def _restore_options(k: argparse.ArgumentParser) -> None:
-    k.add_argument(
-        "--tolerance", type=int, default=0, help="asset counts may differ by this much (default 0)"
-    )
-
-
-# What `amsm start KIND` takes besides its side (workflows/kinds.py has the rest).
-START_OPTIONS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
-    "switch": _switch_options,
-    "split-switch": _split_switch_options,
-    "restore": _restore_options,
-}
+def _add_option(k: argparse.ArgumentParser, o: StartOption) -> None:
+    """One of the row's start options (workflows/kind.py) as an argument of the parser."""
+    flag = f"--{o.name}"
+    if o.type == "flag":
+        k.add_argument(flag, action="store_true", help=o.help)
+    elif o.type == "hosts":
+        k.add_argument(flag, action="append", required=o.required, metavar="HOST", help=o.help)
+    elif o.type == "int":
+        k.add_argument(flag, type=int, default=o.default, required=o.required, help=o.help)
+    else:
+        k.add_argument(flag, default=o.default, required=o.required, help=o.help)
 
 
 def add(sub: Any) -> None:
@@ -59,7 +42,8 @@ def add(sub: Any) -> None:
     for kind in KINDS.values():
         k = kinds.add_parser(kind.name, help=kind.help)
         k.add_argument(f"--{kind.side}", required=True, help=kind.side_help, **side)  # type: ignore[arg-type]
-        START_OPTIONS.get(kind.name, lambda _: None)(k)
+        for o in kind.options:
+            _add_option(k, o)
     for k in kinds.choices.values():
         k.add_argument("--operator", default=default_operator())
         k.add_argument("--json", action="store_true")
@@ -89,39 +73,18 @@ async def running_run(client: Client, inv: Inventory) -> str:
 
 def workflow_input(inv: Inventory, args: argparse.Namespace) -> tuple[BaseModel, str]:
     """The workflow's input and a one-line description of what it will do."""
-    who = args.operator
-    if args.kind == "switch":
-        reason = (args.reason or "").strip() or None
-        if args.unplanned and reason is None:
-            raise CliError(
-                'an unplanned switch needs a reason: --unplanned --reason "X lost: ..."',
-                EXIT_USAGE,
-            )
-        if reason and not args.unplanned:
-            raise CliError("--reason goes with --unplanned (a planned switch has none)", EXIT_USAGE)
-        how = "unplanned switch" if args.unplanned else "switch"
-        return SwitchInput(
-            pair=inv.pair, to=args.to, initiator=who, unplanned=args.unplanned, reason=reason
-        ), f"{how} {other(args.to)} -> {args.to}"
-    if args.kind == "split":
-        return SplitInput(pair=inv.pair, main=args.main, initiator=who), (
-            f"split, {args.main} stays main"
+    kind = KINDS.get(args.kind)
+    if kind is None:
+        raise CliError(
+            f"unknown workflow {args.kind!r}; available: {', '.join(KINDS)}",
+            EXIT_USAGE,
         )
-    if args.kind == "split-switch":
-        pilots = list(dict.fromkeys(args.pilot))
-        return SplitSwitchInput(pair=inv.pair, to=args.to, pilots=pilots, initiator=who), (
-            f"split-switch {other(args.to)} -> {args.to}, pilots {', '.join(pilots)}"
-        )
-    if args.kind == "restore":
-        if args.tolerance < 0:
-            raise CliError("--tolerance must be 0 or more", EXIT_USAGE)
-        return RestoreInput(
-            pair=inv.pair, main=args.main, initiator=who, asset_tolerance=args.tolerance
-        ), f"restore with {args.main} main"
-    raise CliError(
-        f"unknown workflow {args.kind!r}; available: {', '.join(KINDS)}",
-        EXIT_USAGE,
-    )
+    side = getattr(args, kind.side)
+    opts = {o.name: getattr(args, o.name, o.default) for o in kind.options}
+    try:
+        return kind.start(inv.pair, side, args.operator, opts)
+    except StartError as e:
+        raise CliError(str(e), EXIT_USAGE) from None
 
 
 async def run(client: Client, inv: Inventory, args: argparse.Namespace) -> int:

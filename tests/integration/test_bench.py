@@ -1,4 +1,4 @@
-"""The reduced benchmark (N = 50, short reboots): every figure is there and plausible.
+"""The reduced benchmark (N = 1 and 20, short reboots): every figure is there and plausible.
 
 The real numbers come from `make bench`; this checks that the benchmark runs end to
 end on a clean machine and measures what it says, not how fast this machine is.
@@ -25,11 +25,11 @@ def test_reduced_benchmark_writes_every_figure(tmp_path: Path) -> None:
             "-m",
             "bench",
             "--clients",
-            "1,50",
+            "1,20",
             "--reboot",
             "0.5",
             "--status-devices",
-            "60",
+            "40",
             "--name",
             "ci",
             "--out",
@@ -43,10 +43,10 @@ def test_reduced_benchmark_writes_every_figure(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     result = json.loads((out / "ci.json").read_text())
     assert result["reboot_seconds"] == 0.5 and result["machine"]["cpus"]
-    one, fifty = result["sizes"]
-    assert (one["clients"], fifty["clients"]) == (1, 50)
-    assert fifty["clients_switched"] == 50 and one["clients_switched"] == 1
-    for r in (one, fifty):
+    one, twenty = result["sizes"]
+    assert (one["clients"], twenty["clients"]) == (1, 20)
+    assert twenty["clients_switched"] == 20 and one["clients_switched"] == 1
+    for r in (one, twenty):
         # A switch of clients takes at least two lab reboots; the step at least one client.
         assert r["client_seconds_median"] >= 2 * 0.5
         assert r["step_seconds"] >= r["client_seconds_min"]
@@ -59,14 +59,14 @@ def test_reduced_benchmark_writes_every_figure(tmp_path: Path) -> None:
         assert r["worker_peak_mb"] > 20
         assert set(r["cpu_seconds"]) == {"temporal", "lab", "worker"}
     assert one["marginal_ms"] is None
-    expected = (fifty["step_seconds"] - one["step_seconds"]) / 49 * 1000
-    assert fifty["marginal_ms"] == pytest.approx(expected, abs=0.2)
+    expected = (twenty["step_seconds"] - one["step_seconds"]) / 19 * 1000
+    assert twenty["marginal_ms"] == pytest.approx(expected, abs=0.2)
     status = result["status"]
-    assert status["devices"] == 60 and len(status["runs"]) == 6
+    assert status["devices"] == 40 and len(status["runs"]) == 6
     assert 0 < status["median_seconds"] <= status["max_seconds"]
     goals = {g["goal"]: g for g in result["goals"]}
     assert len(goals) == 6
     assert goals["ratio at N = 100"]["met"] is None  # not measured at these sizes
-    assert goals["parent history at N = 50"]["value"] == fifty["parent_events"]
+    assert goals["parent history at N = 20"]["value"] == twenty["parent_events"]
     table = (out / "ci.md").read_text()
-    assert "| 50 |" in table and "`amsm status` on 60 devices" in table
+    assert "| 20 |" in table and "`amsm status` on 40 devices" in table

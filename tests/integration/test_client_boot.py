@@ -14,7 +14,7 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.clients import ClientActivities
 from activities.context import DeviceContext
-from activities.models import ClientInput
+from activities.models import ClientInput, RestartBeat
 from lab.faults import set_fault
 from lab.state import LabState
 from tests.support.lab import Lab
@@ -41,7 +41,9 @@ async def test_a_slow_mount_is_waited_for(lab: Lab) -> None:
     assert "restarted (2/2)" in result.message and "sees Y's V: volume" in result.message
     assert "uses Y's DSM" in result.message, result.message
     assert time.monotonic() - began >= 4
-    assert beats and all(len(b) == len(beats[0]) for b in beats)  # resumable details kept
+    # Resumable details kept: every beat says where the restart is.
+    read = [RestartBeat.read(b) for b in beats]
+    assert read and all(b is not None and b.before == read[0].before for b in read), beats
 
 
 async def test_a_mount_that_does_not_come_fails_after_the_deadline(lab: Lab) -> None:
@@ -138,7 +140,8 @@ async def test_a_retry_during_the_uwf_restart_resumes_it(lab: Lab) -> None:
     task: asyncio.Task[object] | None = None
 
     def heartbeat(*details: object) -> None:
-        if not killed and details[-1] == "uwf-off" and details[1] is True:
+        beat = RestartBeat.read(details)
+        if not killed and beat is not None and beat.uwf == "off" and beat.sent:
             killed.append(details)
             assert task is not None
             task.cancel()

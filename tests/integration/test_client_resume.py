@@ -22,7 +22,7 @@ from activities.clients import ClientActivities
 from activities.context import DeviceContext
 from activities.drivers.errors import Unreachable
 from activities.drivers.facts import windows as windows_facts
-from activities.models import ClientInput, StepResult
+from activities.models import ClientInput, RestartBeat, StepResult
 from inventory.models import SwitchableClient
 from lab.faults import set_fault
 from lab.state import LabState
@@ -37,6 +37,28 @@ async def lab(lab_factory) -> Lab:  # type: ignore[no-untyped-def]
     return await lab_factory(editors=1, ingest=0, reboot_seconds=0.5)
 
 
+def beat_of(details: tuple[Any, ...]) -> RestartBeat:
+    """What a heartbeat said, typed."""
+    beat = RestartBeat.read(details)
+    assert beat is not None, details
+    return beat
+
+
+def sent(details: tuple[Any, ...]) -> bool:
+    return beat_of(details).sent
+
+
+def old_shape(details: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The same beat as a worker before RestartBeat sent it: (boot, sent, *carry)."""
+    b = beat_of(details)
+    carry: list[Any] = []
+    if b.prepared is not None:
+        carry += [b.prepared, [f.model_dump(mode="json") for f in b.forced]]
+    if b.uwf is not None:
+        carry.append(f"uwf-{b.uwf}")
+    return (b.before, b.sent, *carry)
+
+
 def changes(lab: Lab, host: str, since: int) -> Counter[str]:
     return Counter(c for _, h, c, _ in LabState(lab.dir).journal()[since:] if h == host)
 
@@ -48,11 +70,14 @@ async def die_then_retry(
     lose_last: bool = False,
     before_retry: Callable[[tuple[Any, ...]], Awaitable[None]] | None = None,
     lose_all: bool = False,
+    deployed: bool = False,
 ) -> tuple[StepResult, tuple[Any, ...]]:
     """Run `fn` until a heartbeat matches `dies_when`, kill it there, and run it again
     with that heartbeat's details (the worker died before it sent more); with
     `lose_last`, with them as they were before the restart went out (sent = False);
-    with `lose_all`, with none (not even the first heartbeat reached the server)."""
+    with `lose_all`, with none (not even the first heartbeat reached the server); with
+    `deployed`, in the shape the worker before RestartBeat sent them (the retry runs on
+    a worker deployed meanwhile)."""
     killed: list[tuple[Any, ...]] = []
     first = ActivityEnvironment()
     task: asyncio.Task[StepResult] | None = None
@@ -70,11 +95,11 @@ async def die_then_retry(
         await asyncio.wait_for(task, 30)
     assert killed
     if lose_last:
-        killed[0] = (killed[0][0], False, *killed[0][2:])
+        killed[0] = beat_of(killed[0]).model_copy(update={"sent": False}).details()
     if before_retry is not None:
         await before_retry(killed[0])
     second = ActivityEnvironment()
-    details = [] if lose_all else list(killed[0])
+    details = [] if lose_all else list(old_shape(killed[0]) if deployed else killed[0])
     second.info = dataclasses.replace(second.info, attempt=2, heartbeat_details=details)
     return await second.run(fn, inp), killed[0]
 
@@ -90,7 +115,7 @@ def back_up(
     async def wait(details: tuple[Any, ...]) -> None:
         for _ in range(200):
             with contextlib.suppress(Unreachable):
-                if (await windows_facts.boot(drv)).after(details[0], TOLERANCE):
+                if (await windows_facts.boot(drv)).after(beat_of(details).before, TOLERANCE):
                     return
             await asyncio.sleep(0.05)
         raise AssertionError("the client did not come back")
@@ -105,15 +130,15 @@ async def test_a_client_restarted_then_killed_is_not_restarted_again(lab: Lab) -
     mark = len(LabState(lab.dir).journal())
 
     # Killed right after the restart went out (sent = True), then retried.
-    first, beat = await die_then_retry(acts.client_prepare_restart, inp, lambda d: d[1] is True)
-    assert len(beat) == 4 and "reconfigured for Y" in beat[2], beat
+    first, beat = await die_then_retry(acts.client_prepare_restart, inp, sent)
+    assert "reconfigured for Y" in (beat_of(beat).prepared or ""), beat
     assert "reconfigured for Y" in first.message and "restarted (1/2)" in first.message
     seen = changes(lab, ed.host, mark)
     assert seen["Restart-Computer"] == 1 and seen["iscsicli"] == 2, seen  # Y's login, X's removal
 
     # The second activity, killed before its restart went out: it goes out once.
     mark = len(LabState(lab.dir).journal())
-    second, beat = await die_then_retry(acts.client_restart_verify, inp, lambda d: d[1] is False)
+    second, beat = await die_then_retry(acts.client_restart_verify, inp, lambda d: not sent(d))
     assert "restarted (2/2)" in second.message and "sees Y's V: volume" in second.message
     assert changes(lab, ed.host, mark)["Restart-Computer"] == 1
 
@@ -125,8 +150,10 @@ async def test_killed_before_the_reconfiguration_ended_starts_it_again(lab: Lab)
     mark = len(LabState(lab.dir).journal())
     # The first heartbeat carries the boot time alone: the retry reconfigures (a
     # no-op if the first attempt got that far) and restarts the client once.
-    result, beat = await die_then_retry(acts.client_prepare_restart, inp, lambda d: len(d) == 2)
-    assert beat[1] is False
+    result, beat = await die_then_retry(
+        acts.client_prepare_restart, inp, lambda d: beat_of(d).prepared is None
+    )
+    assert not sent(beat)
     assert "restarted (1/2)" in result.message
     seen = changes(lab, ed.host, mark)
     assert seen["Restart-Computer"] == 1 and seen["iscsicli"] == 2, seen  # Y's login, X's removal
@@ -141,9 +168,7 @@ async def test_a_restart_whose_heartbeat_was_lost_is_not_sent_again(lab: Lab) ->
     # The SDK throttles heartbeats: the worker can die after the restart went out but
     # before the heartbeat that says so reached the server. The retry then has
     # (boot time, not sent) and must find the client restarted, not restart it again.
-    result, _ = await die_then_retry(
-        acts.client_restart_verify, inp, lambda d: d[1] is True, True, back_up(acts, ed)
-    )
+    result, _ = await die_then_retry(acts.client_restart_verify, inp, sent, True, back_up(acts, ed))
     assert "restarted (2/2)" in result.message
     assert changes(lab, ed.host, mark)["Restart-Computer"] == 1
 
@@ -161,14 +186,12 @@ async def test_a_lost_first_heartbeat_does_not_restart_a_third_time(lab: Lab) ->
 
     mark = len(LabState(lab.dir).journal())
     carried = inp.model_copy(update={"booted": first.booted})
-    result, _ = await die_then_retry(
-        acts.client_restart_verify, carried, lambda d: d[1] is True, False, up, True
-    )
+    result, _ = await die_then_retry(acts.client_restart_verify, carried, sent, False, up, True)
     assert "restarted (2/2)" in result.message and "sees Y's V: volume" in result.message
     assert changes(lab, ed.host, mark)["Restart-Computer"] == 1
     # Without what the workflow carries, the same loss restarts it once more.
     mark = len(LabState(lab.dir).journal())
-    await die_then_retry(acts.client_restart_verify, inp, lambda d: d[1] is True, False, up, True)
+    await die_then_retry(acts.client_restart_verify, inp, sent, False, up, True)
     assert changes(lab, ed.host, mark)["Restart-Computer"] == 2
 
 
@@ -183,7 +206,7 @@ async def test_a_clock_stepped_back_does_not_hide_the_restart(lab: Lab) -> None:
     stepped: list[bool] = []
 
     def heartbeat(*details: Any) -> None:
-        if details[1] is True and not stepped:
+        if sent(details) and not stepped:
             stepped.append(True)
             set_fault(lab.dir, ed.host, "clock-step", -3600)
 
@@ -207,8 +230,25 @@ async def test_a_clock_stepped_forward_does_not_fake_a_restart(lab: Lab) -> None
         set_fault(lab.dir, ed.host, "clock-step", 3600)
 
     result, beat = await die_then_retry(
-        acts.client_restart_verify, inp, lambda d: d[1] is False, before_retry=step
+        acts.client_restart_verify, inp, lambda d: not sent(d), before_retry=step
     )
-    assert beat[1] is False
+    assert not sent(beat)
     assert "restarted (2/2)" in result.message
     assert changes(lab, ed.host, mark)["Restart-Computer"] == 1
+
+
+@pytest.mark.parametrize("when", ["prepared", "sent"])
+async def test_a_heartbeat_of_the_worker_before_the_deploy_is_resumed(lab: Lab, when: str) -> None:
+    """A worker deployed while a client restarts: the retry on the new worker gets the
+    positional heartbeat the old one sent (boot, sent, message, forced) and resumes it,
+    neither reconfiguring nor restarting the client again."""
+    acts = ClientActivities(DeviceContext(lab.inventory, lab.inventory_path))
+    ed = lab.inventory.clients[0]
+    inp = ClientInput(pair=lab.inventory.pair, host=ed.host, to="Y")
+    mark = len(LabState(lab.dir).journal())
+    dies = sent if when == "sent" else (lambda d: beat_of(d).prepared is not None)
+    result, beat = await die_then_retry(acts.client_prepare_restart, inp, dies, deployed=True)
+    assert len(old_shape(beat)) == 4
+    assert "reconfigured for Y" in result.message and "restarted (1/2)" in result.message
+    seen = changes(lab, ed.host, mark)
+    assert seen["Restart-Computer"] == 1 and seen["iscsicli"] == 2, seen

@@ -329,7 +329,7 @@ async def test_a_refused_ssh_channel_is_busy_and_the_connection_stays(lab: Lab) 
     drv = acts(lab).host(host)
     assert await drv.run(ps.test_path("C:\\")) == ["True"]  # the pooled connection
     # A command that runs 1.5 s on the host: Stop-Service -Force waits for the
-    # dependent it stops first (lab/powershell.py _stop_service).
+    # dependent it stops first (lab/powershell/services.py _stop_service).
     slow = asyncio.ensure_future(drv.run("Stop-Service -Name 'GVK2MDI' -Force -NoWait"))
     await asyncio.sleep(0.3)
     quick = await asyncio.gather(*(drv.run(ps.test_path("C:\\")) for _ in range(6)))

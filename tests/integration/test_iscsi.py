@@ -1,4 +1,4 @@
-"""A client's iSCSI and V: through the drivers, over SSH to the lab (lab/powershell.py
+"""A client's iSCSI and V: through the drivers, over SSH to the lab (lab/powershell/
 models the initiator and SNFS as Microsoft and StorNext document them)."""
 
 from __future__ import annotations

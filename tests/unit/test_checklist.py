@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from workflows.models import Checklist, ClientProgress, RejectedSignal, StepState
-from workflows.steps import switch_steps
+from workflows.switch import switch_steps
 from workflows.view import render_markdown, render_text
 
 SPEC = Path(__file__).resolve().parents[3] / "shared" / "WORKFLOWS.md"

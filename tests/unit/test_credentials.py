@@ -8,9 +8,16 @@ from pathlib import Path
 import pyodbc
 import pytest
 
-from activities.drivers.credentials import CredentialError, CredentialStore, Secret
+from activities.drivers import powershell as ps
+from activities.drivers.credentials import CredentialStore, Secret
 from activities.drivers.dsm import DsmDriver, odbc_value
-from activities.drivers.errors import AuthenticationFailed
+from activities.drivers.errors import (
+    AuthenticationFailed,
+    ConfigurationError,
+    CredentialError,
+    DeviceError,
+    DriverError,
+)
 from activities.drivers.winrm import WinRmHostDriver
 from activities.support import to_application_error
 from inventory.load import load_inventory
@@ -145,3 +152,17 @@ def test_an_odbc_login_refusal_has_a_fixed_text(tmp_path: Path) -> None:
     assert str(err) == "dsm-x: login refused (28000) for user 'amsm'"
     other = driver._translate(pyodbc.Error("42000", "near PWD={s3cret}}pw}: syntax error"))
     assert "s3cret" not in str(other) and "***" in str(other)
+
+
+def test_credential_and_unsafe_value_errors_are_configuration_errors_of_the_driver_tree() -> None:
+    for err in (
+        CredentialError("credentials 'x' are not defined"),
+        ps.UnsafeValue("an empty list"),
+    ):
+        assert isinstance(err, ConfigurationError) and isinstance(err, DriverError)
+        assert not isinstance(err, DeviceError)  # it names no host
+        app = to_application_error(err)
+        assert (app.type, app.non_retryable, app.message) == ("ConfigurationError", True, str(err))
+    assert isinstance(ps.UnsafeValue("x"), ValueError)  # as it always was
+    with pytest.raises(ps.UnsafeValue):
+        ps.q("a\x00b")

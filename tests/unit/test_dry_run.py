@@ -70,8 +70,14 @@ def test_a_clean_switch_says_what_each_step_would_do_and_nothing_refuses() -> No
     s = by_id(r)
     assert r.refused is None and not r.would_refuse
     assert s["stop-replication"].would == (
-        "would stop replication on DSM dsm-x (running as master) and on its backup dsm-y"
+        "would stop replication on DSM dsm-x (running as master); "
+        "stop replication on its backup dsm-y"
     )
+    # The plan's changes, in the words the operations answer (the real run's).
+    assert [(c.host, c.done) for c in s["stop-replication"].changes] == [
+        ("dsm-x", "replication stopped on DSM dsm-x"),
+        ("dsm-y", "replication stopped on its backup dsm-y"),
+    ]
     assert s["dsm-x-backup"].would == "would set DSM dsm-x to backup"
     # After stop-replication, the interlocks of dsm-y-main and start-replication hold.
     assert s["dsm-y-main"].refused is None and s["start-replication"].refused is None

@@ -40,7 +40,9 @@ def test_starting_replication_starts_the_peer_over_its_own_connection(tmp_path: 
     assert (x.read().replication, x.read().role) == ("running", "master")
     assert (y.read().replication, y.read().role) == ("running", "backup")
     assert "already runs from DSM dsm-x; dsm-y already runs" in x.start_replication(y)
-    assert x.stop_replication(y) == "replication stopped on DSM dsm-x and on its backup dsm-y"
+    assert x.stop_replication(y) == (
+        "replication stopped on DSM dsm-x; replication stopped on its backup dsm-y"
+    )
     assert y.read().replication == "stopped" and x.read().replication == "stopped"
 
 
@@ -57,7 +59,7 @@ def test_a_start_left_half_way_is_finished_by_a_retry(tmp_path: Path) -> None:
     y.join_as_backup()
     x._stop("master")
     assert x.stop_replication(y) == (
-        "replication is already stopped on DSM dsm-x and on its backup dsm-y"
+        "replication is already stopped on DSM dsm-x; replication stopped on its backup dsm-y"
     )
     # Without its peer (lost), a DSM stops only its own.
     y.join_as_backup()

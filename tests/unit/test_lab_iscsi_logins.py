@@ -1,6 +1,6 @@
 """The lab's iSCSI initiator: persistent logins kept apart from sessions (listed by WMI,
 removed by iscsicli whether or not a session is up), a portal that stops answering, a
-target per portal, a redundant lab (lab/powershell.py, lab/state.py, lab/faults.py)."""
+target per portal, a redundant lab (lab/powershell/iscsi.py, lab/state.py, lab/faults.py)."""
 
 from __future__ import annotations
 

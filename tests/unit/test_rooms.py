@@ -3,6 +3,8 @@ device library; activities stand below workflows; facts never call operations.""
 
 from __future__ import annotations
 
+import ast
+import importlib
 import re
 import subprocess
 import sys
@@ -31,6 +33,157 @@ def test_the_cli_and_the_workflows_load_no_device_library() -> None:
 
 def _imports(folder: Path) -> dict[Path, str]:
     return {p: p.read_text() for p in folder.rglob("*.py")}
+
+
+# The rooms from the bottom up (docs/maintainers/house.md): an import from one room into
+# another goes down this list. A new top-level package takes its place here.
+ROOMS = (
+    "inventory", "wire", "activities", "workflows", "records", "workers", "client", "console",
+    "lab", "bench",
+)  # fmt: skip
+NOT_ROOMS = ("tests", "docs")
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _import_graph(rooms: tuple[str, ...]) -> dict[str, set[str]]:
+    """Each module of the rooms -> the modules of the rooms it imports, anywhere in its
+    text (an import inside a function counts)."""
+    modules = {_module_name(p): p for room in rooms for p in (ROOT / room).rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        named: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                named.update(a.name for a in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                named.add(node.module)
+                named.update(f"{node.module}.{a.name}" for a in node.names)
+        graph[name] = {m for m in named if m in modules and m != name}
+    return graph
+
+
+def test_every_import_between_rooms_points_down() -> None:
+    packages = {p.parent.name for p in ROOT.glob("*/__init__.py")} - set(NOT_ROOMS)
+    assert packages <= set(ROOMS), f"place the new room(s) in ROOMS: {packages - set(ROOMS)}"
+    for module, imported in _import_graph(ROOMS).items():
+        room = module.split(".")[0]
+        for target in imported:
+            below = target.split(".")[0]
+            assert ROOMS.index(below) <= ROOMS.index(room), f"{module} imports {target}"
+
+
+def test_no_module_imports_one_that_imports_it_back() -> None:
+    graph = _import_graph(ROOMS)
+    done: set[str] = set()
+
+    def visit(module: str, path: list[str]) -> None:
+        if module in path:
+            raise AssertionError(
+                "import circle: " + " -> ".join([*path[path.index(module) :], module])
+            )
+        if module in done:
+            return
+        for target in sorted(graph[module]):
+            visit(target, [*path, module])
+        done.add(module)
+
+    for module in sorted(graph):
+        visit(module, [])
+
+
+def test_workflows_call_activities_and_children_by_reference() -> None:
+    """`workflow.execute_activity_method(DsmActivities.dsm_set_mode, ...)`, never an
+    activity or child workflow named by a string."""
+    by_name = (
+        "execute_activity",
+        "start_activity",
+        "execute_child_workflow",
+        "start_child_workflow",
+    )
+    for path in (ROOT / "workflows").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in by_name
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+            ):
+                raise AssertionError(
+                    f"{path.name}:{node.lineno} calls {node.args[0].value!r} by name"
+                )
+
+
+def test_the_worker_loads_no_client_lab_console_or_records() -> None:
+    """The worker image (Dockerfile) holds what `amsm worker` imports and no more."""
+    code = (
+        "import sys, workers.worker\n"
+        "print(sorted(m for m in sys.modules"
+        " if m.split('.')[0] in ('client', 'lab', 'console', 'records')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_every_command_module_is_in_the_cli() -> None:
+    """A new command is a file of client/commands/ and a line in client/cli.py's list; a
+    module of commands/ that is not in the list is part of a command that imports it
+    (dry_run.py: `amsm start ... --dry-run`)."""
+    from client import cli
+
+    listed = {c.__name__.rsplit(".", 1)[1] for c in cli.COMMANDS}
+    files = {p.stem for p in (ROOT / "client" / "commands").glob("*.py")} - {"__init__"}
+    assert listed <= files
+    graph = _import_graph(("client",))
+    for part in files - listed:
+        users = {m for m, imported in graph.items() if f"client.commands.{part}" in imported}
+        assert users & {f"client.commands.{c}" for c in listed}, part
+
+
+def test_the_cli_shared_modules_import_no_command() -> None:
+    for path in (ROOT / "client").glob("*.py"):
+        if path.name != "cli.py":
+            assert "client.commands" not in path.read_text(), path
+
+
+def test_every_program_has_its_own_parser() -> None:
+    """`amsm worker`, `codec-server`, `lab` and `console` parse their own command lines;
+    docs/reference/cli.md is drawn from these parsers."""
+    import amsm
+
+    for module, _, _ in amsm.PROGRAMS.values():
+        program = importlib.import_module(module)
+        assert callable(program.parser) and callable(program.main), module
+
+
+# Test modules that still import from another test module (what they take from it);
+# everything else the tests share is in tests/support/.
+TESTS_IMPORTING_TESTS = {
+    ("tests.integration.test_iscsi_paths", "tests.integration.test_iscsi"),
+    ("tests.unit.test_console_follow", "tests.unit.test_console_gates"),
+}
+
+
+def test_test_modules_import_no_other_test_module() -> None:
+    found = set()
+    for path in (ROOT / "tests").rglob("test_*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            for name in names:
+                if name.rsplit(".", 1)[-1].startswith(("test_", "conftest")):
+                    found.add((_module_name(path), name))
+    assert found == TESTS_IMPORTING_TESTS
 
 
 def test_activities_import_no_workflow() -> None:
@@ -123,6 +276,198 @@ def test_no_room_below_the_lab_imports_it() -> None:
     for room in ("inventory", "wire", "activities", "workflows", "records", "workers", "client"):
         for path, text in _imports(ROOT / room).items():
             assert "from lab" not in text and "import lab" not in text, path
+
+
+MAX_FUNCTION_LINES = 100
+# Rooms that still hold a longer function, until the part of issue 26 that shortens them
+# lands (then a room leaves this list, and the test holds it too).
+LONG_FUNCTIONS_FOR_NOW = frozenset({"activities", "workflows", "tests"})
+
+
+def _long_functions(paths: list[Path]) -> list[str]:
+    found = []
+    for path in paths:
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                lines = (node.end_lineno or node.lineno) - node.lineno + 1
+                if lines > MAX_FUNCTION_LINES:
+                    where = path.relative_to(ROOT)
+                    found.append(f"{where}:{node.lineno} {node.name} ({lines} lines)")
+    return found
+
+
+def test_no_function_is_over_100_lines() -> None:
+    """A function reads on one screen or two: the lab's PowerShell and the rest of the
+    house, from its `def` to its last line (docstring included)."""
+    rooms = sorted(p for p in ROOT.iterdir() if (p / "__init__.py").is_file())
+    held = [p for p in rooms if p.name not in LONG_FUNCTIONS_FOR_NOW]
+    paths = [ROOT / "amsm.py"] + [f for room in held for f in sorted(room.rglob("*.py"))]
+    assert {p.name for p in held} >= {
+        "lab",
+        "client",
+        "console",
+        "wire",
+        "inventory",
+        "records",
+        "workers",
+    }
+    assert _long_functions(paths) == []
+
+
+def test_the_lab_powershell_families_stand_below_the_parser() -> None:
+    """lab/powershell/: the cmdlets of each family read the parsed Command, never the
+    grammar or the interpreter that composes them; no module of the package imports the
+    package itself (its __init__ only gathers the names the rest of the lab imports)."""
+    below = ("syntax", "errors", "output", "lexer", "session", "services", "processes")
+    below += ("registry", "files", "iscsi", "writefilter", "wmi", "machine")
+    modules = _imports(ROOT / "lab" / "powershell")
+    assert {p.stem for p in modules} >= set(below) | {"parser", "interpreter"}
+    for path, text in modules.items():
+        assert "from lab.powershell import" not in text, path
+        if path.stem in below:
+            for above in ("parser", "interpreter"):
+                assert f"lab.powershell.{above}" not in text, (path, above)
+
+
+# -- a kind in one file (workflows/kinds.py) ------------------------------------------------
+KIND_ROOMS = ("workflows", "records", "client", "console", "activities", "api", "workers")
+# The pair's modes (inventory/status.py derived) share a word with a kind: a comparison
+# with a name or attribute called `mode` is about the pair, not about a kind.
+MODE_NAMES = ("mode",)
+
+
+def _kind_modules() -> dict[str, Path]:
+    from workflows.kinds import CLASSES
+
+    return {
+        name: ROOT / (cls.__module__.replace(".", "/") + ".py") for name, cls in CLASSES.items()
+    }
+
+
+def kind_name_comparisons(source: str, names: set[str]) -> list[tuple[int, str]]:
+    """(line, name) of every place the source compares a value with a kind's name (==,
+    !=, in, not in, including tuples and sets of names) or looks a kind up by its name
+    written out (`KINDS["switch"]`)."""
+    import ast
+
+    def strings(node: ast.AST) -> list[str]:
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            return [node.value]
+        if isinstance(node, ast.Tuple | ast.List | ast.Set):
+            return [s for e in node.elts for s in strings(e)]
+        return []
+
+    def about_mode(node: ast.AST) -> bool:
+        return (isinstance(node, ast.Name) and node.id in MODE_NAMES) or (
+            isinstance(node, ast.Attribute) and node.attr in MODE_NAMES
+        )
+
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Compare):
+            operands = [node.left, *node.comparators]
+            if any(about_mode(o) for o in operands):
+                continue
+            found += [(node.lineno, s) for o in operands for s in strings(o) if s in names]
+        elif isinstance(node, ast.Subscript):
+            found += [(node.lineno, s) for s in strings(node.slice) if s in names]
+        elif isinstance(node, ast.MatchValue):
+            found += [(node.lineno, s) for s in strings(node.value) if s in names]
+    return found
+
+
+def test_the_kind_name_scan_finds_what_it_looks_for() -> None:
+    names = {"switch", "split"}
+    src = (
+        'if kind == "switch": pass\n'
+        'if wt in ("split", "x"): pass\n'
+        'k = KINDS["split"]\n'
+        'if mode == "split": pass\n'
+        'if st.mode != "split": pass\n'
+    )
+    assert kind_name_comparisons(src, names) == [(1, "switch"), (2, "split"), (3, "split")]
+
+
+def test_no_kind_name_is_compared_outside_its_own_module() -> None:
+    """What a kind is and does is asked of its row (workflows/kind.py), never decided by
+    comparing its name: a ninth kind is its module and a line in workflows/kinds.py."""
+    own = _kind_modules()
+    names = set(own)
+    found = []
+    for room in KIND_ROOMS:
+        for path in sorted((ROOT / room).rglob("*.py")) if (ROOT / room).is_dir() else []:
+            for line, name in kind_name_comparisons(path.read_text(), names):
+                if own[name] != path:
+                    found.append(f"{path.relative_to(ROOT)}:{line}: {name!r}")
+    assert found == [], found
+
+
+def test_no_kind_module_imports_another_kind() -> None:
+    import ast
+
+    own = _kind_modules()
+    modules = {
+        p.relative_to(ROOT).with_suffix("").as_posix().replace("/", ".") for p in own.values()
+    }
+    assert len(modules) == len(own) >= 4
+    for path in own.values():
+        mine = path.relative_to(ROOT).with_suffix("").as_posix().replace("/", ".")
+        imported: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                imported.add(node.module)
+                imported |= {f"{node.module}.{a.name}" for a in node.names}
+        assert imported & (modules - {mine}) == set(), (path, imported & modules)
+
+
+def test_the_list_of_kinds_is_the_worker_registry_and_each_class_runs_its_row() -> None:
+    """Each kind's class is registered under its row's name: the workflow type Temporal
+    knows, the `amsm start` word and the search attribute are one word."""
+    from temporalio.workflow import _Definition
+
+    from workflows.kinds import CLASSES, KINDS
+    from workflows.registry import WORKFLOWS
+
+    for name, cls in CLASSES.items():
+        assert _Definition.must_from_class(cls).name == name == KINDS[name].name
+        assert cls in WORKFLOWS
+
+
+def test_no_template_compares_a_kind_name() -> None:
+    """The console's templates ask the start (console/views.py Start) what its form needs."""
+    import re
+
+    names = "|".join(re.escape(n) for n in _kind_modules())
+    pattern = re.compile(rf"""(==|!=|\bin)\s*\(?\s*['"]({names})['"]""")
+    for path in (ROOT / "console" / "templates").rglob("*.html"):
+        assert not pattern.search(path.read_text()), path
+
+
+def test_plans_are_pure_and_import_no_operation_nor_transport() -> None:
+    """The drivers' plans are imported by the dry run inside the workflows' sandbox: no
+    I/O library, nothing from operations/, no transport (activities/drivers/plans/)."""
+    allowed = ("__future__", "collections.abc", "dataclasses", "typing", "inventory.models")
+    for path, text in _imports(ROOT / "activities" / "drivers" / "plans").items():
+        for line in text.splitlines():
+            if not line.startswith(("from ", "import ")):
+                continue
+            name = line.split()[1]
+            ours = name.startswith(("activities.drivers.plans", "activities.drivers.refusals"))
+            assert ours or name in allowed, (path, line)
+    code = (
+        "import sys, pkgutil, importlib, activities.drivers.plans as p\n"
+        "for m in pkgutil.iter_modules(p.__path__):\n"
+        "    importlib.import_module('activities.drivers.plans.' + m.name)\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in"
+        " ('pyodbc', 'asyncssh', 'winrm', 'requests', 'temporalio')"
+        " or m.startswith(('activities.drivers.operations', 'activities.drivers.facts'))))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "[]", out.stdout
 
 
 def _rooms() -> list[Path]:

@@ -49,7 +49,8 @@ from workflows.models import (
     SwitchInput,
 )
 from workflows.overrides import OverrideRecord
-from workflows.steps import restore_steps, switch_steps
+from workflows.restore import restore_steps
+from workflows.switch import switch_steps
 from workflows.watch import WatchInput, WatchView
 
 ROOT = Path(__file__).parents[2]

@@ -28,6 +28,7 @@ from records.reconstruct import reconstruct
 from tests.support.histories import events_of, run_of, signal, until
 from workflows import checklist, rules
 from workflows.checklist import StepRunner
+from workflows.kinds import KINDS
 from workflows.models import (
     Checklist,
     ClientProgress,
@@ -36,7 +37,6 @@ from workflows.models import (
     StepDef,
     StepState,
 )
-from workflows.steps import RESTORE_GATES
 
 HISTORIES = Path(__file__).parents[1] / "histories"
 
@@ -106,8 +106,8 @@ def _engine_seeing(w: Walk, workflow_type: str) -> StepRunner:
         if w.abort is None
         else Decision(action="abort", operator=w.abort.operator, reason=w.abort.reason or "?")
     )
-    # What each workflow hands its StepRunner (workflows/restore.py: gates=RESTORE_GATES).
-    r.gates = dict(RESTORE_GATES) if workflow_type == "restore" else {}
+    # What each workflow hands its StepRunner: its row's gates (workflows/base.py).
+    r.gates = dict(KINDS[workflow_type].gates)
     r._signals, r._decisions = {}, {}
     # What needs the workflow around it: the record of a rejection or a decision.
     r.reject = lambda *_: None  # type: ignore[method-assign]

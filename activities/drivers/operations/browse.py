@@ -18,7 +18,7 @@ from activities.drivers.facts.windows import find_services, services
 from activities.drivers.host import HostDriver, reads_answers
 from activities.drivers.interlocks import Overrides, with_forced
 from activities.drivers.operations.windows import start_services, stop_services
-from activities.drivers.refusals import browse_switch_running
+from activities.drivers.plans import browse as plans
 from inventory.models import BrowseComponent, Inventory, Side
 from inventory.names import path_join
 
@@ -34,9 +34,10 @@ async def browse_stop(drv: HostDriver, comp: BrowseComponent) -> str:
     (dependents_record) before anything is stopped, added to what an interrupted stop
     recorded, so the start brings back exactly those. No-op when already stopped."""
     svc = await services(drv, comp.services)
+    plan = plans.stop(comp.name, drv.name, svc, comp.services)
+    if plan.nothing_to_do:
+        return plan.done
     todo = [n for n in comp.services if svc.get(n) != "Stopped"]
-    if not todo:
-        return f"Browse {comp.name} already stopped"
     path = dependents_record(comp)
     recorded = await stopped_dependents(drv, path)
 
@@ -53,7 +54,7 @@ async def browse_stop(drv: HostDriver, comp: BrowseComponent) -> str:
     if still:
         raise CommandFailed(drv.name, f"services not stopped: {', '.join(still)}")
     extra = f"; dependent services stopped too: {', '.join(also)}" if also else ""
-    return f"Browse {comp.name} stopped ({', '.join(todo)}){extra}"
+    return f"{plan.done}{extra}"
 
 
 @reads_answers
@@ -65,7 +66,8 @@ async def browse_start(drv: HostDriver, comp: BrowseComponent) -> str:
     the driver's timeout (start_services). Without a
     record no dependent is started (the stop was not amsm's). No-op when all run."""
     svc = await services(drv, comp.services)
-    todo = [n for n in comp.services if svc.get(n) != "Running"]
+    plan = plans.start(comp.name, drv.name, svc, comp.services)
+    todo = plans.start_todo(svc, comp.services)
     if todo:
         await start_services(drv, todo)
     path = dependents_record(comp)
@@ -91,8 +93,8 @@ async def browse_start(drv: HostDriver, comp: BrowseComponent) -> str:
         raise CommandFailed(drv.name, f"services not started: {', '.join(still)}")
     if recorded is not None:
         await drv.run(ps.remove_item(path))
-    if not todo and not started:
-        return f"Browse {comp.name} already running"
+    if plan.nothing_to_do and not started:
+        return plan.done
     extra = f"; dependent services started too: {', '.join(started)}" if started else ""
     if gone:
         extra += f"; recorded dependents the host no longer has: {', '.join(gone)}"
@@ -100,7 +102,9 @@ async def browse_start(drv: HostDriver, comp: BrowseComponent) -> str:
         extra += (
             f"; recorded dependents disabled since the stop, not started: {', '.join(disabled)}"
         )
-    return f"Browse {comp.name} started ({', '.join(todo) or 'already running'}){extra}"
+    if plan.nothing_to_do:
+        return f"Browse {comp.name} started (already running){extra}"
+    return f"{plan.done}{extra}"
 
 
 @reads_answers
@@ -122,7 +126,8 @@ async def browse_switch(
     svc = await services(drv, comp.services)
     running = [n for n in comp.services if svc.get(n) != "Stopped"]
     forced = None
-    no = browse_switch_running(comp.name, running)
+    # Its side is read file by file below: the plan decides the refusal here.
+    no = plans.switch(comp.name, drv.name, running, None, to).refusal
     if no is not None:
         forced = ov.refuse(drv.name, no.rule, no.refusal, no.forced)
     swapped = []
@@ -161,5 +166,6 @@ async def browse_switch(
             f"Browse {comp.name} does not point at {to} after the swap (files: {after.file_sides})",
         )
     if not swapped:
-        return with_forced(f"Browse {comp.name} already points at {to}", forced)
-    return with_forced(f"Browse {comp.name} switched to {to} ({', '.join(swapped)})", forced)
+        return with_forced(plans.switch(comp.name, drv.name, [], to, to).done, forced)
+    done = plans.switch(comp.name, drv.name, [], None, to).done
+    return with_forced(f"{done} ({', '.join(swapped)})", forced)

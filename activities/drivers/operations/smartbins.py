@@ -9,6 +9,7 @@ from activities.drivers.errors import CommandFailed
 from activities.drivers.facts.smartbins import smartbins_facts
 from activities.drivers.host import HostDriver, reads_answers
 from activities.drivers.operations.windows import start_services, stop_services
+from activities.drivers.plans import smartbins as plans
 from inventory.models import DeviceSettings
 
 
@@ -18,9 +19,9 @@ async def smartbins_set(
 ) -> str:
     """Put one SmartBins server in `mode`, running or stopped. No-op when it already is."""
     running, current = await smartbins_facts(drv, dev)
-    if running == run and (current == mode or not run):
-        state = f"running in {mode.lower()} mode" if run else "stopped"
-        return f"SmartBins on {drv.name} already {state}"
+    plan = plans.smartbins_set(drv.name, running, current, mode, run)
+    if plan.nothing_to_do:
+        return plan.done
     dependents: list[str] = []
     if running:
         dependents = await stop_services(drv, [dev.smartbins_service])
@@ -35,4 +36,4 @@ async def smartbins_set(
             drv.name,
             f"SmartBins did not take the new state: running={running}, mode={current}",
         )
-    return f"SmartBins on {drv.name} " + (f"running in {mode.lower()} mode" if run else "stopped")
+    return plan.done

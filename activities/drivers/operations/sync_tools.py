@@ -10,8 +10,8 @@ from activities.drivers.facts.windows import process_running
 from activities.drivers.host import HostDriver, reads_answers
 from activities.drivers.interlocks import Overrides, with_forced
 from activities.drivers.operations.windows import start_services, stop_services
-from activities.drivers.refusals import insync_direction_running
-from inventory.models import DeviceSettings, Side, other
+from activities.drivers.plans import sync_tools as plans
+from inventory.models import DeviceSettings, Side
 
 
 @reads_answers
@@ -20,8 +20,9 @@ async def tool_set(drv: HostDriver, label: str, service: str, process: str, runn
 
     Checked by the process, which is what the tool's own work depends on.
     """
-    if await process_running(drv, process) == running:
-        return f"{label} already {'running' if running else 'stopped'} on {drv.name}"
+    plan = plans.tool_set(label, drv.name, service, await process_running(drv, process), running)
+    if plan.nothing_to_do:
+        return plan.done
     if running:
         await start_services(drv, [service])
     else:
@@ -29,7 +30,7 @@ async def tool_set(drv: HostDriver, label: str, service: str, process: str, runn
     if await process_running(drv, process) != running:
         state = "is not running" if running else "still runs"
         raise CommandFailed(drv.name, f"{label}: service {service} changed but {process} {state}")
-    return f"{label} {'started' if running else 'stopped'} on {drv.name} (service {service})"
+    return plan.done
 
 
 @reads_answers
@@ -45,10 +46,11 @@ async def insync_set_main(
     same_cfg = ps.parse_json_object(h_target).get("Hash") == ps.parse_json_object(h_template).get(
         "Hash"
     )
-    if current == main and same_cfg:
-        return f"InSync on {drv.name} already copies {main} -> {other(main)}"
+    plan = plans.insync_set_main(drv.name, dev.insync_process, running, current, main, same_cfg)
+    if plan.nothing_to_do:
+        return plan.done
     forced = None
-    no = insync_direction_running(dev.insync_process, running)
+    no = plan.refusal
     if no is not None:
         forced = ov.refuse(drv.name, no.rule, no.refusal, no.forced)
     await drv.run(
@@ -59,4 +61,4 @@ async def insync_set_main(
     h_target, h_template = await drv.run(ps.file_hash(target), ps.file_hash(template))
     if current != main or h_target != h_template:
         raise CommandFailed(drv.name, f"InSync direction did not take (registry says {current})")
-    return with_forced(f"InSync on {drv.name} set to copy {main} -> {other(main)}", forced)
+    return with_forced(plan.done, forced)
