@@ -19,6 +19,7 @@ import yaml
 
 from inventory.load import load_inventory
 from inventory.models import Inventory
+from lab.init import free_ports, init_lab
 from workers.embedded import amsm_binary, temporal_binary
 from workflows import server
 
@@ -28,9 +29,10 @@ class BenchError(Exception):
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A free port below the kernel's ephemeral range (lab/init.py free_ports): a port
+    the kernel handed out (bind to 0) can be taken by any outgoing connection before the
+    server that was to listen on it starts."""
+    return free_ports(1)[0]
 
 
 def wait_ports(ports: list[int], proc: subprocess.Popen[bytes], what: str, timeout: float) -> None:
@@ -124,8 +126,6 @@ class LabUnderTest:
     def __init__(
         self, root: Path, name: str, clients: int, reboot_seconds: float, ingest: int = 0
     ) -> None:
-        from lab.init import init_lab
-
         self.dir = root / name
         init_lab(
             self.dir,

@@ -19,7 +19,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from inventory.load import load_inventory
-from lab.init import PORT_RANGE, PORTS_VARIABLE
+from lab.init import PORTS_VARIABLE, port_range
 from tests.support.lab import AMSM, TEMPORAL, Lab, wait_ports
 from workflows import search, server
 
@@ -27,13 +27,15 @@ from workflows import search, server
 def pytest_configure(config: pytest.Config) -> None:
     """Under pytest-xdist (`make test` runs on every core), each test process makes its
     labs from its own slice of the lab's ports (lab/init.py AMSM_LAB_PORTS, inherited by
-    the `amsm lab init` a test runs), so labs made at the same moment never pick the
-    same free port."""
+    the `amsm lab init` a test runs; a slice of the range it names when it is set), so
+    labs made at the same moment never pick the same free port."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
     count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
     if not worker.startswith("gw") or count < 2:
         return
-    low, high = PORT_RANGE
+    # The slice of a range already given (two suites side by side on one machine each
+    # with its own AMSM_LAB_PORTS), else of the whole range.
+    low, high = port_range()
     size = (high - low) // count
     start = low + int(worker[2:]) * size
     os.environ[PORTS_VARIABLE] = f"{start}-{start + size - 1}"

@@ -15,6 +15,7 @@ import yaml
 
 from inventory.load import load_inventory
 from inventory.models import Inventory
+from lab.init import free_ports
 
 BIN = Path(sys.executable).parent
 TEMPORAL = BIN / "temporal"
@@ -53,10 +54,11 @@ class Lab:
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nobody listens on now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A TCP port on 127.0.0.1 that nobody listens on now, below the kernel's ephemeral
+    range and in this test process's slice (lab/init.py free_ports): a port the kernel
+    hands out (bind to 0) may be taken by an outgoing connection before the server that
+    is to listen on it starts."""
+    return free_ports(1)[0]
 
 
 def wait_ports(ports: list[int], proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
