@@ -34,17 +34,15 @@ from starlette.staticfiles import StaticFiles
 from temporalio.converter import PayloadCodec
 from temporalio.service import RPCError
 
-from client.commands.runs import list_runs
-from client.readiness import readiness_line
-from client.runs import fetch_history, one_line_errors
-from client.session import CliError, bad_arguments, server_refused
+from api.readiness import readiness_line
+from api.refusal import RefusalKind, Refused, refusal_of
+from api.report import history_of_run, report_of_run
+from api.runs import list_runs
 from console import actions, gates, views
 from console.accounts import Account, Role
 from console.auth import CSRF_FIELD, Gate, LoginThrottled, csrf_ok, csrf_token
 from console.pairs import Hub, Snapshot, show_json, status_json
 from inventory.models import Inventory, Side, other
-from records.history import parse_history, readable
-from records.report import build_report
 from records.report_render import render_html, render_markdown
 
 HERE = Path(__file__).parent
@@ -53,13 +51,14 @@ CSRF_SLOT = "csrf-slot-" + secrets.token_hex(8)
 KEEPALIVE_SECONDS = 15.0
 
 
-class Refused(Exception):
-    """A request the console refuses: its HTTP status and the sentence saying why."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+# The HTTP status of each kind of refusal (the CLI maps the same kinds to exit codes).
+HTTP_STATUS: dict[RefusalKind, int] = {
+    "usage": 400,
+    "refused": 400,
+    "not-found": 404,
+    "forbidden": 403,
+    "login": 401,
+}
 
 
 class Console:
@@ -78,7 +77,7 @@ class Console:
     def who(self, request: Request) -> Account:
         account = self.gate.user(request)
         if account is None:
-            raise Refused(401, "log in first")
+            raise Refused("log in first", "login")
         return account
 
     def pair_of(self, request: Request, account: Account) -> tuple[Inventory, Role]:
@@ -87,7 +86,7 @@ class Console:
         role = self.gate.role(account, inv) if inv else None
         if inv is None or role is None:
             # Unknown and not-yours look the same: no pair names leak to strangers.
-            raise Refused(404, f"no pair {pair!r} for {account.name}")
+            raise Refused(f"no pair {pair!r} for {account.name}", "not-found")
         return inv, role
 
     def acting(self, request: Request, form: Any) -> tuple[Account, Inventory]:
@@ -96,15 +95,15 @@ class Console:
         account = self.who(request)
         if not csrf_ok(request, form.get(CSRF_FIELD)):
             raise Refused(
-                403,
                 "refused: the form carries no valid CSRF token (reload the page and try again)",
+                "forbidden",
             )
         inv, role = self.pair_of(request, account)
         if role != "operator":
             raise Refused(
-                403,
                 f"refused: {account.name} is a viewer of pair {inv.pair}: viewers see "
                 "everything and act on nothing (the inventory's `operators:` act)",
+                "forbidden",
             )
         return account, inv
 
@@ -170,7 +169,9 @@ class Console:
     async def login(self, request: Request) -> Response:
         form = await request.form()
         if not csrf_ok(request, form.get(CSRF_FIELD)):
-            raise Refused(403, "refused: the login form carries no valid CSRF token (reload it)")
+            raise Refused(
+                "refused: the login form carries no valid CSRF token (reload it)", "forbidden"
+            )
         name, password = str(form.get("username", "")), str(form.get("password", ""))
         try:
             address = self.gate.address(request)  # behind a trusted proxy, the client's
@@ -231,7 +232,7 @@ class Console:
         kind = request.path_params["kind"]
         asked = request.query_params.get("side", "").upper()
         if asked not in ("X", "Y"):
-            raise Refused(400, f"side {asked!r}: X or Y")
+            raise Refused(f"side {asked!r}: X or Y", "usage")
         side: Side = "X" if asked == "X" else "Y"
         snap = await self.snapshot(inv.pair)
         start = next(
@@ -243,7 +244,9 @@ class Console:
             None,
         )
         if start is None:
-            raise Refused(400, f"{kind} to {side} needs no form, or the pair's mode allows none")
+            raise Refused(
+                f"{kind} to {side} needs no form, or the pair's mode allows none", "usage"
+            )
         on = other(side) if start.hosts else side  # pilots: on the side being left
         candidates = [c for c in (snap.status.clients if snap.status else []) if c.side == on]
         return self.render(
@@ -285,12 +288,12 @@ class Console:
         try:
             said = await do(account, inv, form)
             request.session["flash"] = {"kind": "ok", "text": said}
-        except CliError as e:
-            request.session["flash"] = {"kind": "error", "text": str(e)}
-        except ValidationError as e:  # a bound every workflow input keeps, as for the CLI
-            request.session["flash"] = {"kind": "error", "text": bad_arguments(e)}
-        except RPCError as e:  # the server busy, or the run closing as it was asked
-            request.session["flash"] = {"kind": "error", "text": server_refused(e)}
+        except (Refused, ValidationError, RPCError) as e:
+            # A refusal of the API, a bound every workflow input keeps (as for the CLI),
+            # the server busy or the run closing as it was asked: one sentence.
+            refusal = refusal_of(e)
+            assert refusal is not None
+            request.session["flash"] = {"kind": "error", "text": refusal.message}
         await self.hub.refresh(inv.pair, status=False)
         return RedirectResponse(f"/pairs/{quote(inv.pair)}/{where}", 303)
 
@@ -322,7 +325,7 @@ class Console:
             )
 
         if verb not in ("confirm", "approve"):
-            raise Refused(404, f"no such action {verb!r}")
+            raise Refused(f"no such action {verb!r}", "not-found")
         return await self._act(request, "run", do)
 
     async def decide(self, request: Request) -> Response:
@@ -371,7 +374,9 @@ class Console:
     async def api_status(self, request: Request) -> Response:
         account = self.who(request)
         inv, role = self.pair_of(request, account)
-        return JSONResponse(await status_json(self.hub.client, inv, act=role == "operator"))
+        return JSONResponse(
+            await status_json(self.hub.client, inv, account.name, act=role == "operator")
+        )
 
     async def api_current(self, request: Request) -> Response:
         account = self.who(request)
@@ -399,11 +404,7 @@ class Console:
         account = self.who(request)
         inv, _ = self.pair_of(request, account)
         run, fmt = request.path_params["run"], request.path_params["fmt"]
-        with one_line_errors("report"):
-            history = await fetch_history(self.hub.client, inv, run)
-            where = f"run {history.run_id} of workflow {history.workflow_id}"
-            history = await readable(history, self.codec, where)
-            rep = build_report(parse_history(history, f"workflow {history.workflow_id}"))
+        rep = await report_of_run(self.hub.client, inv, run, self.codec)
         if fmt == "html":
             return HTMLResponse(render_html(rep))
         return PlainTextResponse(render_markdown(rep), media_type="text/markdown; charset=utf-8")
@@ -411,8 +412,7 @@ class Console:
     async def history(self, request: Request) -> Response:
         account = self.who(request)
         inv, _ = self.pair_of(request, account)
-        with one_line_errors("history export"):
-            history = await fetch_history(self.hub.client, inv, request.path_params["run"])
+        history = await history_of_run(self.hub.client, inv, request.path_params["run"])
         name = f"{history.workflow_id}-{history.run_id}.json"
         return Response(
             history.to_json(),
@@ -458,11 +458,8 @@ class Console:
 
     # -- refusals --------------------------------------------------------------------------------
     async def refused(self, request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, Refused | CliError)
-        status = exc.status if isinstance(exc, Refused) else 400
-        if isinstance(exc, CliError) and str(exc).startswith("no such run"):
-            status = 404
-        message = exc.message if isinstance(exc, Refused) else str(exc)
+        assert isinstance(exc, Refused)
+        status, message = HTTP_STATUS[exc.kind], exc.message
         if request.url.path.startswith("/api/") or request.url.path.endswith("/events"):
             return JSONResponse({"error": message}, status_code=status)
         if status == 401 and request.method == "GET":
@@ -514,6 +511,6 @@ def build_app(console: Console, session_key: str | None = None, tls: bool = Fals
     return Starlette(
         routes=routes,
         middleware=middleware,
-        exception_handlers={Refused: c.refused, CliError: c.refused},
+        exception_handlers={Refused: c.refused},
         lifespan=lifespan,
     )

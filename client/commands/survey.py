@@ -28,7 +28,8 @@ from temporalio.client import Client, WorkflowHandle
 
 from activities.surveys.models import ANSWER_BOUND, HostSurvey, SurveyResult
 from activities.surveys.replay import fact_file, read_survey_inventory, replay
-from client.runs import cause, result_with_progress
+from api.runs import cause
+from client.runs import result_with_progress
 from client.session import EXIT_FAIL, EXIT_OK, EXIT_USAGE, CliError, default_operator, emit
 from inventory.models import Inventory, odbc_keywords
 from workflows.models import CheckInput

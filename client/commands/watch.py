@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 from temporalio.client import Client
 
-from client.runs import fetch_checklist, resolve_run
+from api.runs import fetch_checklist, resolve_run
 from inventory.models import Inventory
 from workflows.client_switch import ClientBatchWorkflow, ClientSwitchWorkflow
 from workflows.models import Checklist, StepState
