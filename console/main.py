@@ -25,9 +25,10 @@ import uvicorn
 from api.refusal import EXIT_FAIL, EXIT_OK, Refused
 from api.runs import connect
 from console.accounts import AccountsError, hash_password
-from console.app import Console, build_app
+from console.app import build_app
 from console.auth import Gate, ProxyTrust, parse_networks
 from console.pairs import Hub
+from console.site import Site
 from inventory.models import Inventory
 from wire.codec import CodecConfigError, load_codec
 from wire.options import BadInventory, add_options, connection, inventory, inventory_path
@@ -210,7 +211,7 @@ async def serve(args: argparse.Namespace, invs: list[Inventory], paths: list[str
     key = session_key(args, accounts)  # before connecting: a bad key file is a usage error
     client = await connect(connection(args))
     hub = Hub(client, invs)
-    app = build_app(Console(hub, gate, codec), key, tls=bool(args.cert))
+    app = build_app(Site(hub, gate, codec), key, tls=bool(args.cert))
     config = uvicorn.Config(
         app,
         host=host,

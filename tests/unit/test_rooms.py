@@ -523,3 +523,13 @@ def test_the_api_raises_one_refusal_type() -> None:
                 f = node.exc.func
                 name = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")
                 assert name in ("Refused", "with_code"), f"{path.name}:{node.lineno} raises {name}"
+
+
+def test_a_console_page_is_a_module_and_a_route() -> None:
+    """console/app.py is a route table over console/pages/, one module per page; every
+    page module is routed to, and no route goes elsewhere."""
+    from console import app
+
+    routed = {page.__module__ for _, page, _ in app.ROUTES}
+    modules = {f"console.pages.{p.stem}" for p in (ROOT / "console" / "pages").glob("*.py")}
+    assert routed == modules - {"console.pages.__init__"}
