@@ -58,7 +58,9 @@ async def local(args: argparse.Namespace) -> int:
 
 async def run(client: Client, inv: Inventory, args: argparse.Namespace) -> int:
     """The report of a run, its history read from Temporal."""
-    return show(args, await report_of_run(client, inv, args.run, codec_of(args), args.command))
+    report = await report_of_run(client, inv, args.run, codec_of(args), args.command)
+    with one_line_errors(args.command):
+        return show(args, report)
 
 
 def show(args: argparse.Namespace, report: Report) -> int:
