@@ -49,6 +49,7 @@ from playwright.async_api import Browser, BrowserContext, Page
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 from temporalio.client import Client
 
+from api.runs import fetch_checklist, resolve_run
 from bench.__main__ import machine
 from bench.operator import amsm, switch
 from bench.stack import (
@@ -60,7 +61,6 @@ from bench.stack import (
     cpu_seconds,
     infrastructure_devices,
 )
-from client.runs import fetch_checklist, resolve_run
 from records.history import decode_payload
 from tests.support.console import chromium
 from workflows.checklist import STEP_RECORDS

@@ -16,6 +16,8 @@ from pydantic import ValidationError
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from api.refusal import Refused
+from api.runs import connect, waiting_note
 from client.commands import (
     check,
     confirm,
@@ -35,7 +37,6 @@ from client.commands import (
     survey,
     watch,
 )
-from client.runs import connect, waiting_note
 from client.session import (
     EXIT_USAGE,
     CliError,
@@ -77,7 +78,7 @@ def main(argv: list[str] | None = None, programs: Sequence[tuple[str, str]] = ()
         return EXIT_USAGE
     try:
         return dispatch(parser, args)
-    except CliError as e:
+    except Refused as e:  # the API's, and the CLI's own (CliError)
         print(f"amsm: {e}", file=sys.stderr)
         return e.code
     except KeyboardInterrupt:
@@ -109,9 +110,9 @@ def offline(args: argparse.Namespace) -> bool:
 
 async def run_command(client: Client, args: argparse.Namespace, inv: Inventory) -> int:
     """Run a parsed command over `client` (the tests and the benchmark pass their own)."""
-    if offline(args):
-        return int(await args.local(args))
     try:
+        if offline(args):
+            return int(await args.local(args))
         if getattr(args, "reads", False):
             who = default_operator()
             if not inv.may_read(who):
@@ -123,6 +124,8 @@ async def run_command(client: Client, args: argparse.Namespace, inv: Inventory) 
             await notice_waiting_run(client, inv, args)
         handler: Any = args.handler
         return int(await handler(client, inv, args))
+    except Refused as e:  # the API's refusal, with the exit code its kind maps to
+        raise CliError.of(e) from None
     except ValidationError as e:
         # An argument outside the limits every workflow enforces (README "Limits").
         raise CliError(bad_arguments(e), EXIT_USAGE) from None

@@ -4,7 +4,7 @@ drawn beside its Web UI view, in workflows/view.py."""
 
 from __future__ import annotations
 
-from client.fence import FenceView
+from api.fence import FenceView
 from inventory.models import SIDES, Side
 from inventory.status import PairStatus
 

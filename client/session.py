@@ -1,6 +1,6 @@
-"""What every command of `amsm` shares: its errors and exit codes, who acts, the
-inventory (as wire/options.py finds it) and the output. Every module of `client/` may
-import it; it imports none of them."""
+"""What every command of `amsm` shares: its errors and exit codes (the API's refusal,
+api/refusal.py, carries its own), who acts, the inventory (as wire/options.py finds it)
+and the output. Every module of `client/` may import it; it imports none of them."""
 
 from __future__ import annotations
 
@@ -12,30 +12,39 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-from temporalio.service import RPCError
-
+from api.refusal import EXIT_FAIL, EXIT_OK, EXIT_USAGE, Refused, bad_arguments, server_refused
 from inventory.models import Inventory
 from wire.options import BadInventory, inventory
 
-EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+__all__ = [
+    "EXIT_FAIL",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "CliError",
+    "bad_arguments",
+    "default_operator",
+    "emit",
+    "load",
+    "server_refused",
+    "write_output",
+]
 
 
-class CliError(Exception):
-    """An expected failure: printed as one clear message, never a traceback."""
+class CliError(Refused):
+    """An expected failure of the CLI: printed as one clear message, never a traceback;
+    its exit code `code` (an API refusal becomes one, with the code its kind maps to)."""
 
     def __init__(self, message: str, code: int = EXIT_FAIL) -> None:
-        super().__init__(message)
-        self.code = code
+        super().__init__(message, "usage" if code == EXIT_USAGE else "refused")
+        self._code = code
 
+    @property
+    def code(self) -> int:
+        return self._code
 
-def server_refused(e: RPCError) -> str:
-    """A refusal of the Temporal server that no command explains itself (busy, the run
-    closing just as it was asked), said in one line."""
-    return (
-        f"the Temporal server refused a request ({e.status.name}: {e.message}); "
-        "`amsm show current` says where the pair stands, then try again"
-    )
+    @classmethod
+    def of(cls, e: Refused) -> CliError:
+        return e if isinstance(e, CliError) else cls(e.message, e.code)
 
 
 def default_operator() -> str:
@@ -75,19 +84,3 @@ def write_output(path: str | None, text: str) -> str | None:
     except OSError as e:
         raise CliError(f"{p}: cannot write it ({e.strerror or e})", EXIT_FAIL) from None
     return str(p)
-
-
-# The model's field where the command line's flag has another name.
-FLAG_OF = {"initiator": "operator", "clients": "client", "hosts": "host"}
-
-
-def bad_arguments(e: ValidationError) -> str:
-    parts = []
-    for err in e.errors()[:5]:
-        field = str(err["loc"][0]) if err["loc"] else "input"
-        where = "--" + FLAG_OF.get(field, field).replace("_", "-")
-        msg = err["msg"]
-        if err["type"] == "string_pattern_mismatch":
-            msg = "must be one line, without control characters"
-        parts.append(f"{where}: {msg}")
-    return "bad input: " + "; ".join(parts) + " (limits: README, 'Limits')"

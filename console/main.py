@@ -22,12 +22,13 @@ from pathlib import Path
 
 import uvicorn
 
-from client.runs import connect
-from client.session import EXIT_FAIL, EXIT_OK, EXIT_USAGE, CliError
+from api.refusal import EXIT_FAIL, EXIT_OK, Refused
+from api.runs import connect
 from console.accounts import AccountsError, hash_password
-from console.app import Console, build_app
+from console.app import build_app
 from console.auth import Gate, ProxyTrust, parse_networks
 from console.pairs import Hub
+from console.site import Site
 from inventory.models import Inventory
 from wire.codec import CodecConfigError, load_codec
 from wire.options import BadInventory, add_options, connection, inventory, inventory_path
@@ -93,7 +94,7 @@ def split_inventories(argv: list[str]) -> tuple[list[str], list[str]]:
 def listen_address(text: str) -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise CliError(f"--listen {text!r}: HOST:PORT, e.g. {DEFAULT_LISTEN}", EXIT_USAGE)
+        raise Refused(f"--listen {text!r}: HOST:PORT, e.g. {DEFAULT_LISTEN}", "usage")
     return host.strip("[]"), int(port)
 
 
@@ -104,9 +105,9 @@ def load_inventories(args: argparse.Namespace, paths: list[str]) -> list[Invento
         try:
             inv = inventory(args)
         except BadInventory as e:
-            raise CliError(str(e), EXIT_USAGE) from None
+            raise Refused(str(e), "usage") from None
         if any(i.pair == inv.pair for i in invs):
-            raise CliError(f"--inventory {path}: pair {inv.pair} is given twice", EXIT_USAGE)
+            raise Refused(f"--inventory {path}: pair {inv.pair} is given twice", "usage")
         invs.append(inv)
     return invs
 
@@ -120,17 +121,17 @@ def accounts_path(args: argparse.Namespace, first_inventory: str | None) -> str:
 
 def proxy_of(args: argparse.Namespace) -> ProxyTrust | None:
     if args.proxy_user_header and not args.trusted_proxy:
-        raise CliError(
+        raise Refused(
             "--proxy-user-header needs --trusted-proxy (the header is believed only from "
             "the proxy's addresses)",
-            EXIT_USAGE,
+            "usage",
         )
     if not args.trusted_proxy:
         return None
     try:
         return ProxyTrust(args.proxy_user_header or None, parse_networks(args.trusted_proxy))
     except ValueError as e:
-        raise CliError(f"--trusted-proxy: {e}", EXIT_USAGE) from None
+        raise Refused(f"--trusted-proxy: {e}", "usage") from None
 
 
 def session_key(args: argparse.Namespace, accounts: str) -> str:
@@ -141,11 +142,9 @@ def session_key(args: argparse.Namespace, accounts: str) -> str:
     try:
         key = Path(args.session_key_file).read_text(encoding="utf-8").strip()
     except OSError as e:
-        raise CliError(
-            f"--session-key-file: cannot read it ({e.strerror or e})", EXIT_USAGE
-        ) from None
+        raise Refused(f"--session-key-file: cannot read it ({e.strerror or e})", "usage") from None
     if len(key) < SESSION_KEY_MIN:
-        raise CliError("--session-key-file: the key must be 32 characters or more", EXIT_USAGE)
+        raise Refused("--session-key-file: the key must be 32 characters or more", "usage")
     return key
 
 
@@ -168,31 +167,31 @@ def kept_session_key(path: Path) -> str:
     except FileExistsError:
         pass
     except OSError as e:
-        raise CliError(
+        raise Refused(
             f"{where}: cannot create it ({e.strerror or e}); let the console write to "
             f"{path.parent} or pass --session-key-file FILE",
-            EXIT_USAGE,
+            "usage",
         ) from None
     try:
         st = path.stat()
         key = path.read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError) as e:
         reason = e.strerror if isinstance(e, OSError) and e.strerror else "not UTF-8 text"
-        raise CliError(
+        raise Refused(
             f"{where}: cannot read it ({reason}); fix it, or delete it to have a new key "
             "made (everyone logs in again)",
-            EXIT_USAGE,
+            "usage",
         ) from None
     if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise CliError(
+        raise Refused(
             f"{where}: readable by others (mode {stat.S_IMODE(st.st_mode):o}); chmod 600 {path}",
-            EXIT_USAGE,
+            "usage",
         )
     if len(key) < SESSION_KEY_MIN:
-        raise CliError(
+        raise Refused(
             f"{where}: the key is {len(key)} characters, 32 or more are needed; delete the "
             "file to have a new key made (everyone logs in again)",
-            EXIT_USAGE,
+            "usage",
         )
     return key
 
@@ -200,19 +199,19 @@ def kept_session_key(path: Path) -> str:
 async def serve(args: argparse.Namespace, invs: list[Inventory], paths: list[str]) -> int:
     host, port = listen_address(args.listen)
     if bool(args.cert) != bool(args.key):
-        raise CliError("--cert and --key go together (HTTPS)", EXIT_USAGE)
+        raise Refused("--cert and --key go together (HTTPS)", "usage")
     try:
         accounts = accounts_path(args, paths[0] if paths else None)
         gate = Gate(accounts, proxy_of(args))
         codec = load_codec(args.codec_key_file)
     except (AccountsError, OSError) as e:
-        raise CliError(str(e), EXIT_USAGE) from None
+        raise Refused(str(e), "usage") from None
     except CodecConfigError as e:
-        raise CliError(str(e), EXIT_USAGE) from None
+        raise Refused(str(e), "usage") from None
     key = session_key(args, accounts)  # before connecting: a bad key file is a usage error
     client = await connect(connection(args))
     hub = Hub(client, invs)
-    app = build_app(Console(hub, gate, codec), key, tls=bool(args.cert))
+    app = build_app(Site(hub, gate, codec), key, tls=bool(args.cert))
     config = uvicorn.Config(
         app,
         host=host,
@@ -242,7 +241,7 @@ def main(argv: list[str]) -> int:
             return print_hash()
         invs = load_inventories(args, paths)
         return asyncio.run(serve(args, invs, paths))
-    except CliError as e:
+    except Refused as e:
         print(f"amsm console: {e}", file=sys.stderr)
         return e.code
     except KeyboardInterrupt:
@@ -254,10 +253,10 @@ def print_hash() -> int:
     if sys.stdin.isatty():
         first = getpass.getpass("password: ")
         if first != getpass.getpass("again: "):
-            raise CliError("the two passwords differ", EXIT_USAGE)
+            raise Refused("the two passwords differ", "usage")
     else:
         first = sys.stdin.readline().rstrip("\n")
     if len(first) < 12:
-        raise CliError("a console password needs 12 characters or more", EXIT_USAGE)
+        raise Refused("a console password needs 12 characters or more", "usage")
     print(hash_password(first))
     return EXIT_OK

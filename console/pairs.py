@@ -17,7 +17,6 @@ browser leaves.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import logging
@@ -27,18 +26,12 @@ from typing import Any
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError
 
-from client.commands.show import show_data
-from client.commands.status import status_view
-from client.fence import read_fence
-from client.readiness import ReadinessView, read_readiness
-from client.runs import (
-    fetch_checklist,
-    read_status,
-    read_watched_status,
-    resolve_run,
-    watched_when,
-)
-from client.session import CliError
+from api.fence import read_fence
+from api.readiness import ReadinessView, read_readiness
+from api.refusal import Refused
+from api.runs import fetch_checklist, read_status, read_watched_status, resolve_run, watched_when
+from api.show import show
+from api.status import status
 from console.follow import WatchReadings, changes_checklist, pages, step_records
 from inventory.models import Inventory
 from inventory.status import PairStatus
@@ -62,30 +55,21 @@ READINESS_EVERY = 10.0  # its checks run every timing.readiness_interval (1 h by
 READ_TIMEOUT = 5.0
 
 
-async def status_json(client: Client, inv: Inventory, act: bool) -> dict[str, Any]:
-    """`amsm status --json` of the pair (client/commands/status.py's own): read from the
+async def status_json(client: Client, inv: Inventory, operator: str, act: bool) -> dict[str, Any]:
+    """`amsm status --json` of the pair (api/status.py, as the CLI's): read from the
     devices now by whoever may act; a viewer gets what the pair's watch last read, with
     `read` saying when; the waiting fence and the readiness watch's verdict."""
-    if act:
-        st, when = await read_status(client, inv), None
-    else:
-        st, when = await read_watched_status(client, inv)
-    return (await status_view(client, inv, st, when))[0]
-
-
-async def checklist_of(client: Client, inv: Inventory, run: str = "current") -> Checklist:
-    """The checklist of RUN (an id, a prefix or 'current'), as `amsm show` reads it."""
-    return await fetch_checklist(await resolve_run(client, inv, run))
+    return (await status(client, inv, operator, cached=not act)).to_json()
 
 
 async def show_json(client: Client, inv: Inventory, run: str = "current") -> dict[str, Any]:
-    """`amsm show RUN --json`."""
-    return (await show_data(client, inv, run))[0]
+    """`amsm show RUN --json` (api/show.py, as the CLI's)."""
+    return (await show(client, inv, run)).to_json()
 
 
-def no_run(e: CliError) -> bool:
+def no_run(e: Refused) -> bool:
     """The pair has never had a run (no workflow amsm-<pair>)."""
-    return str(e).startswith("no such run")
+    return e.kind == "not-found"
 
 
 @dataclass
@@ -171,7 +155,7 @@ class Hub:
             try:
                 c: Checklist | None = await asyncio.wait_for(self._checklist(live), READ_TIMEOUT)
                 c_error = None
-            except CliError as e:
+            except Refused as e:
                 c, c_error = None, (None if no_run(e) else str(e))
             except TimeoutError:
                 c, c_error = live.full, "the checklist did not answer within 5 s"
@@ -209,7 +193,7 @@ class Hub:
                 return st, f"read from the devices at {st.read_at}", None
             st, when = await asyncio.wait_for(self._watched(live), READ_TIMEOUT)
             return st, when, None
-        except CliError as e:
+        except Refused as e:
             if snap.status is None and not fresh:
                 return await self._status(live, fresh=True)
             return snap.status, snap.status_when, str(e)
@@ -258,7 +242,7 @@ class Hub:
     async def _fences(self, live: PairLive) -> tuple[list[str], str | None]:
         try:
             view = await asyncio.wait_for(read_fence(self.client, live.inv.pair), READ_TIMEOUT)
-        except (CliError, TimeoutError) as e:
+        except (Refused, TimeoutError) as e:
             # Unread, it counts as waiting on both sides (activities/pair.py fences_waiting).
             return ["X", "Y"], str(e) or "the fence did not answer within 5 s"
         if view is None or view.state.status != "waiting":
@@ -494,8 +478,3 @@ def take(c: Checklist, rec: StepRecord) -> None:
     except KeyError:
         return
     c.settle_state()
-
-
-def namespace(**kw: Any) -> argparse.Namespace:
-    """The CLI's helpers take parsed arguments; the console passes its own."""
-    return argparse.Namespace(**kw)

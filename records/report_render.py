@@ -1,5 +1,5 @@
 """The run report drawn: markdown (`amsm report`), one self-contained HTML file
-(`amsm report --html`) and the step timeline for a terminal (`amsm replay --timeline`),
+(`amsm report --html`, from the template records/templates/report.html) and the step timeline for a terminal (`amsm replay --timeline`),
 all from the one `Report` that records/report.py builds; markdown tables through the
 same `md_table` as the Web UI's checklist (workflows/view.py).
 """
@@ -7,7 +7,10 @@ same `md_table` as the Web UI's checklist (workflows/view.py).
 from __future__ import annotations
 
 import html
+from pathlib import Path
 from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from records.reconstruct import TimelineEntry
 from records.report import (
@@ -259,229 +262,47 @@ def h(text: Any) -> str:
     return html.escape("" if text is None else str(text), quote=True)
 
 
-def _status(text: str) -> str:
-    cls = "".join(ch if ch.isalnum() or ch == "-" else "-" for ch in text)
-    return f'<span class="st st-{h(cls)}">{h(text)}</span>'
+def status_class(text: str) -> str:
+    """A status as a CSS class name (`st-awaiting-approval`)."""
+    return "".join(ch if ch.isalnum() or ch == "-" else "-" for ch in text)
 
 
-def _html_table(
-    head: list[str], rows: list[list[str]], cls: str = "", row_cls: list[str] | None = None
-) -> str:
-    thead = "".join(f"<th>{h(x)}</th>" for x in head)
-    body = []
-    for i, r in enumerate(rows):
-        rc = f' class="{h(row_cls[i])}"' if row_cls and row_cls[i] else ""
-        body.append(f"<tr{rc}>" + "".join(r) + "</tr>")
-    klass = f' class="{h(cls)}"' if cls else ""
-    return f"<table{klass}><thead><tr>{thead}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-
-
-def _td(text: Any, cls: str = "") -> str:
-    klass = f' class="{cls}"' if cls else ""
-    return f"<td{klass}>{h(text)}</td>"
+TEMPLATES = Environment(
+    loader=FileSystemLoader(Path(__file__).parent / "templates"),
+    # Every value is escaped by `h` (html.escape, quotes included), as the report always
+    # was; markupsafe's autoescape writes quotes otherwise.
+    autoescape=False,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=True,
+    undefined=StrictUndefined,
+)
+TEMPLATES.filters.update(h=h, status_class=status_class)
 
 
 def render_html(r: Report) -> str:
-    """One self-contained HTML file: inline CSS, no scripts, no external assets."""
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>Run report: {h(r.title)} ({h(r.run_id)})</title>",
-        f"<style>{CSS}</style></head><body>",
-        f"<h1>Run report: {h(r.title)}</h1>",
-    ]
-    parts += _html_summary(r)
-    parts += _html_overrides(r)
-    parts += _html_steps(r)
-    parts += _html_clients(r)
-    parts += _html_decisions(r)
-    parts += _html_rejected(r)
-    parts += _html_issues(r)
-    parts += _html_timeline(r)
+    """One self-contained HTML file: inline CSS, no scripts, no external assets
+    (records/templates/report.html over the cells the markdown draws too)."""
 
-    items = "".join(f"<li>{h(x)}</li>" for x in provenance(r))
-    parts.append(f'<section class="provenance"><h2>How this report was made</h2><ul>{items}</ul>')
-    parts.append("</section></body></html>")
-    return "\n".join(parts) + "\n"
+    def result_rest(v: str) -> str:
+        return v.removeprefix(f"{r.state}: ").removeprefix(r.state)
 
-
-def _html_summary(r: Report) -> list[str]:
-    """The summary table: what ran, when, how it ended."""
-    parts: list[str] = []
-    rows = []
-    for k, v in summary_rows(r):
-        if k == "Result":
-            rest = v.removeprefix(f"{r.state}: ").removeprefix(r.state)
-            cell = _status(r.state) + (" " + h(rest) if rest else "")
-        else:
-            cell = h(v)
-        rows.append(f"<tr><th>{h(k)}</th><td>{cell}</td></tr>")
-    parts.append(
-        f'<section class="summary"><table class="summary">{"".join(rows)}</table></section>'
+    return TEMPLATES.get_template("report.html").render(
+        r=r,
+        css=CSS,
+        summary=summary_rows(r),
+        result_rest=result_rest,
+        override_head=OVERRIDE_HEAD,
+        override_cells=_override_cells,
+        step_head=STEP_HEAD,
+        step_cells=lambda s: _step_cells(r, s),
+        client_head=CLIENT_HEAD,
+        client_cells=lambda c: _client_cells(r, c),
+        event_cells=lambda e: _event_cells(r, e),
+        clock=lambda at: clock(at, r.started_at),
+        issue_plain=lambda i: _issue_plain(r, i),
+        provenance=provenance(r),
     )
-    return parts
-
-
-def _html_overrides(r: Report) -> list[str]:
-    """The rules forced (a control run always has the section)."""
-    parts: list[str] = []
-    if r.workflow_type == "control" or r.overrides:
-        parts.append('<section class="overrides"><h2>Overrides</h2>')
-        if r.overrides:
-            orows = [[_td(x) for x in _override_cells(o)] for o in r.overrides]
-            ocls = ["lvl-warning" if o.used else "" for o in r.overrides]
-            parts.append(_html_table(OVERRIDE_HEAD, orows, "overrides", ocls))
-        else:
-            parts.append('<p class="none">None: every rule held.</p>')
-        parts.append("</section>")
-    return parts
-
-
-def _html_steps(r: Report) -> list[str]:
-    """Every step's row, then the items of the steps that have some."""
-    parts: list[str] = []
-    if r.steps:
-        srows, scls = [], []
-        for s in r.steps:
-            cells = _step_cells(r, s)
-            srows.append(
-                [
-                    _td(cells[0], "num"),
-                    f'<td class="id">{h(s.id)}<div class="small">{h(s.title)}</div></td>',
-                    _td(s.kind),
-                    f"<td>{_status(s.status)}</td>",
-                    _td(cells[4], "time"),
-                    _td(cells[5], "time"),
-                    _td(cells[6], "num"),
-                    _td(cells[7]),
-                    _td(cells[8]),
-                    _td(cells[9]),
-                ]
-            )
-            scls.append("lvl-error" if s.status == "failed" else "")
-        parts.append(_html_table(STEP_HEAD, srows, "steps", scls))
-        for s in r.steps:
-            if s.items:
-                items = "".join(f"<li>{h(i)}</li>" for i in s.items)
-                parts.append(
-                    f'<p>Items of <code>{h(s.id)}</code> ({len(s.items)}):</p><ul class="items">{items}</ul>'
-                )
-    return _html_section("steps", "Steps", parts, "This run has no checklist steps.")
-
-
-def _html_clients(r: Report) -> list[str]:
-    """Every client's switch."""
-    body = []
-    if r.clients:
-        crows, ccls = [], []
-        for c in r.clients:
-            cells = _client_cells(r, c)
-            crows.append(
-                [
-                    _td(c.host, "id"),
-                    _td(c.step, "id"),
-                    _td(c.to or ""),
-                    f"<td>{_status(c.status)}</td>",
-                    _td(c.attempts, "num"),
-                    _td(cells[5], "num"),
-                    _td(cells[6], "time"),
-                    _td(cells[7], "time"),
-                    _td(cells[8]),
-                ]
-            )
-            ccls.append({"failed": "lvl-error", "skipped": "lvl-warning"}.get(c.status, ""))
-        body.append(_html_table(CLIENT_HEAD, crows, "clients", ccls))
-    return _html_section("clients", "Clients", body, "No client switched in this run.")
-
-
-def _html_section(cls: str, title: str, body: list[str], none: str) -> list[str]:
-    """A section of the page: its heading, then `body`, or `none` when it is empty."""
-    return [
-        f'<section class="{cls}"><h2>{title}</h2>',
-        *(body or [f'<p class="none">{none}</p>']),
-        "</section>",
-    ]
-
-
-def _html_decisions(r: Report) -> list[str]:
-    """The operators' decisions."""
-    body = []
-    if r.decisions:
-        drows = [
-            [
-                _td(clock(d.at, r.started_at), "time"),
-                _td(d.action),
-                _td(d.step, "id"),
-                _td(d.client or "", "id"),
-                _td(d.operator),
-                _td(d.reason or ""),
-                _td(d.verdict),
-            ]
-            for d in r.decisions
-        ]
-        head = ["time", "decision", "step", "client", "by", "reason", "taken"]
-        body.append(_html_table(head, drows, "decisions"))
-    return _html_section("decisions", "Decisions", body, "None.")
-
-
-def _html_rejected(r: Report) -> list[str]:
-    """The signals the engine refused."""
-    body = []
-    if r.rejected:
-        rrows = [
-            [
-                _td(clock(x.at, r.started_at), "time"),
-                _td(x.signal),
-                _td(x.step, "id"),
-                _td(x.operator),
-                _td(x.reason),
-            ]
-            for x in r.rejected
-        ]
-        body.append(_html_table(["time", "signal", "step", "by", "reason"], rrows, "rejected"))
-    return _html_section("rejected", "Rejected signals", body, "None.")
-
-
-def _html_issues(r: Report) -> list[str]:
-    """The errors, then the warnings."""
-    parts: list[str] = []
-    parts.append('<section class="issues"><h2>Errors and warnings</h2>')
-    for title, issues, level in (
-        ("Errors", r.errors, "error"),
-        ("Warnings", r.warnings, "warning"),
-    ):
-        if not issues:
-            parts.append(f'<p><strong>{title}:</strong> <span class="none">none.</span></p>')
-            continue
-        items = "".join(f'<li class="{level}">{h(_issue_plain(r, i))}</li>' for i in issues)
-        parts.append(f'<p><strong>{title}:</strong></p><ul class="issues">{items}</ul>')
-    parts.append("</section>")
-    return parts
-
-
-def _html_timeline(r: Report) -> list[str]:
-    """Where the devices ended up, and every event."""
-    parts: list[str] = []
-    if r.final_state:
-        items = "".join(f"<li>{h(x)}</li>" for x in r.final_state)
-        parts.append(f"<section><h2>Where the devices ended up</h2><ul>{items}</ul></section>")
-
-    parts.append('<section class="timeline"><h2>Event timeline</h2>')
-    erows = [
-        [
-            _td(clock(e.at, r.started_at), "time"),
-            _td(f"+{(e.at - r.started_at).total_seconds():.1f}", "num"),
-            _td(e.event_id, "num"),
-            _td(e.step, "id"),
-            _td(e.text),
-        ]
-        for e in r.timeline
-    ]
-    ecls = [f"lvl-{e.level}" if e.level != "info" else "" for e in r.timeline]
-    parts.append(_html_table(["time", "+s", "event", "step", "what"], erows, "events", ecls))
-    parts.append("</section>")
-    return parts
 
 
 def _issue_plain(r: Report, i: Issue) -> str:

@@ -5,23 +5,16 @@ then the findings grouped by the steps they would stop. Exit 0 when ready, 1 whe
 from __future__ import annotations
 
 import argparse
-import uuid
-from datetime import timedelta
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
 
-from client.runs import cause, result_with_progress
-from client.session import EXIT_FAIL, EXIT_OK, CliError, default_operator, emit
+from api.check import start_check
+from client.runs import result_with_progress
+from client.session import EXIT_FAIL, EXIT_OK, default_operator, emit
 from inventory.models import Inventory
-from workflows.check import (
-    READS_PER_HOST,
-    CheckFinding,
-    CheckResult,
-    PairCheckWorkflow,
-)
+from workflows.check import CheckFinding, CheckResult, PairCheckWorkflow
 from workflows.checks import StepRef
-from workflows.models import CheckInput
 
 
 def add(sub: Any) -> None:
@@ -35,28 +28,8 @@ def add(sub: Any) -> None:
     s.set_defaults(handler=run, reads=True)
 
 
-def check_workflow_id(inv: Inventory) -> str:
-    """Its own id: never the pair's one-workflow id, so it runs beside a switch."""
-    return f"{inv.workflow_id}-check-{uuid.uuid4().hex[:12]}"
-
-
-def time_limit(inv: Inventory) -> float:
-    t = inv.timing
-    return (READS_PER_HOST + 1) * t.operation_timeout + t.connect_timeout + 120
-
-
 async def run(client: Client, inv: Inventory, args: argparse.Namespace) -> int:
-    limit = time_limit(inv)
-    try:
-        handle = await client.start_workflow(
-            PairCheckWorkflow.run,
-            CheckInput(pair=inv.pair, initiator=default_operator()),
-            id=check_workflow_id(inv),
-            task_queue=inv.queue,
-            execution_timeout=timedelta(seconds=limit),
-        )
-    except Exception as e:
-        raise CliError(f"the check of pair {inv.pair} could not start: {cause(e)}") from None
+    handle = await start_check(client, inv, default_operator())
     result = await follow(handle, inv, quiet=args.json)
     data = result.model_dump(mode="json")
     data.pop("pair", None)

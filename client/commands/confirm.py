@@ -8,13 +8,10 @@ from typing import Any
 
 from temporalio.client import Client
 
-from client.runs import fetch_checklist, resolve_run, send_update
-from client.session import EXIT_OK, EXIT_USAGE, CliError, default_operator, emit
+from api.act import tick
+from client.session import EXIT_OK, default_operator, emit
 from inventory.models import Inventory
-from workflows.base import PairWorkflow
 from workflows.models import OperatorSignal
-
-UPDATES = {"confirm": PairWorkflow.confirm_step, "approve": PairWorkflow.approve_step}
 
 
 def add(sub: Any) -> None:
@@ -37,37 +34,16 @@ def add(sub: Any) -> None:
 
 async def run(client: Client, inv: Inventory, args: argparse.Namespace) -> int:
     verb = args.command
-    handle = await resolve_run(client, inv, args.run)
-    before = await fetch_checklist(handle)
-    want = "awaiting-approval" if verb == "approve" else "awaiting-confirmation"
-    try:
-        step = before.step(args.step)
-    except KeyError:
-        ids = ", ".join(s.id for s in before.steps)
-        raise CliError(
-            f"run {before.run_id} has no step {args.step!r}; steps: {ids}", EXIT_USAGE
-        ) from None
-    if before.state not in ("running", "awaiting-operator"):
-        raise CliError(f"run {before.run_id} is {before.state}; nothing to {verb}")
-    if step.status != want:
-        hint = ""
-        if step.kind == "gate" and verb == "confirm":
-            hint = f" (it is a gate: amsm approve {before.run_id} {step.id})"
-        elif step.kind == "manual" and verb == "approve":
-            hint = f" (it is a manual step: amsm confirm {before.run_id} {step.id})"
-        elif before.awaiting:
-            hint = f"; the run waits for {before.awaiting[0].id}"
-        raise CliError(f"step {step.id} is {step.status}, not {want}{hint}")
     sig = OperatorSignal(
         step=args.step,
         operator=args.operator,
         note=args.note,
         clients=getattr(args, "client", None),
     )
-    taken = await send_update(client, handle, UPDATES[verb], sig)
+    taken = await tick(client, inv, args.run, verb, sig)
     past = {"confirm": "confirmed", "approve": "approved"}[verb]
     text = f"{past} {args.step} on run {taken.run_id} as {args.operator}"
     if taken.awaiting:
         text += f"\nnow waiting for: {taken.awaiting}"
-    emit(args, {"run_id": taken.run_id, "step": args.step, "status": taken.step_status}, text)
+    emit(args, {"run_id": taken.run_id, "step": args.step, "status": taken.status}, text)
     return EXIT_OK

@@ -9,16 +9,11 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from temporalio.client import Client, WorkflowHandle
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.client import Client
 
-from client.runs import cause, index
-from client.session import EXIT_FAIL, EXIT_OK, EXIT_USAGE, CliError, default_operator, emit
+from api.controls import ControlRequest, control_overrides, run_control
+from client.session import EXIT_OK, default_operator, emit
 from inventory.models import Inventory
-from inventory.rules import BY_NAME, OVERRIDABLE
-from workflows.control import ControlInput, ControlResult
-from workflows.overrides import Override
 
 SIDE_ARG = {"type": str.upper, "choices": ["X", "Y"], "metavar": "SIDE"}
 
@@ -26,7 +21,7 @@ SIDE_ARG = {"type": str.upper, "choices": ["X", "Y"], "metavar": "SIDE"}
 def add(sub: Any) -> None:
     def control(parent: Any, name: str, help: str, control: str, side: str = "") -> Any:
         p = parent.add_parser(name, help=help)
-        p.set_defaults(control=control, side=None, hosts=[], handler=run, check=control_overrides)
+        p.set_defaults(control=control, side=None, hosts=[], handler=run, check=check_overrides)
         if side == "positional":
             p.add_argument("side", **SIDE_ARG)
         elif side == "to":
@@ -97,105 +92,27 @@ def add(sub: Any) -> None:
     p.add_argument("hosts", nargs="+", metavar="HOST")
 
 
-def control_overrides(args: argparse.Namespace) -> list[Override]:
-    """The overrides of a control's command line; usage errors and absolute rules refused."""
-    rules = list(dict.fromkeys(args.overrides or []))
-    reason = (args.reason or "").strip()
-    if not rules:
-        if args.reason is not None:
-            raise CliError(
-                "--reason goes with --override RULE (the reason for forcing the rule)",
-                EXIT_USAGE,
-            )
-        return []
-    unknown = [r for r in rules if r not in BY_NAME]
-    if unknown:
-        raise CliError(
-            f"--override {unknown[0]}: no such rule; rules that can be overridden: "
-            f"{', '.join(OVERRIDABLE)} (see `amsm rules`)",
-            EXIT_USAGE,
-        )
-    if not reason:
-        raise CliError(
-            f"--override {rules[0]} needs --reason TEXT (not blank): it is recorded with your "
-            "name in the run's history and report",
-            EXIT_USAGE,
-        )
-    for r in rules:
-        rule = BY_NAME[r]
-        if not rule.overridable:
-            raise CliError(
-                f"refused: rule '{r}' cannot be overridden; it protects absolutely: "
-                f"{rule.protects}",
-                EXIT_FAIL,
-            )
-    return [Override(rule=r, reason=reason) for r in rules]
+def check_overrides(args: argparse.Namespace) -> None:
+    """The overrides of the command line, refused before anything connects."""
+    control_overrides(args.overrides, args.reason)
 
 
-def check_hosts(inv: Inventory, args: argparse.Namespace) -> list[str]:
-    """The HOSTs of a control, as the inventory spells them; unknown ones are a usage error."""
-    if args.control == "clients-switch":
-        pool = {c.host.lower(): c.host for c in inv.clients}
-        what = "switchable clients"
-    elif args.control.startswith("browse-"):
-        pool = {b.host.host.lower(): b.host.host for b in inv.browse}
-        what = "Browse hosts"
-    else:
-        pool = {h.host.lower(): h.host for _, h in inv.all_hosts()}
-        what = "hosts"
-    unknown = [h for h in args.hosts if h.lower() not in pool]
-    if unknown:
-        raise CliError(
-            f"not among the {what} of pair {inv.pair}: {', '.join(unknown)} "
-            f"(known: {', '.join(sorted(pool.values()))})",
-            EXIT_USAGE,
-        )
-    return list(dict.fromkeys(pool[h.lower()] for h in args.hosts))
-
-
-async def start_control(
-    client: Client, inv: Inventory, args: argparse.Namespace, operator: str, via: str = ""
-) -> WorkflowHandle[Any, ControlResult]:
-    """Start one console control (`args`: control, side, hosts, overrides, reason) as a
-    short workflow for `operator`, its hosts and overrides checked; the web console starts
-    its controls here too (`via`: said in the run's summary)."""
-    overrides = control_overrides(args)
-    inp = ControlInput(
-        pair=inv.pair,
+def request_of(args: argparse.Namespace) -> ControlRequest:
+    return ControlRequest(
         control=args.control,
-        operator=operator,
         side=args.side,
-        hosts=check_hosts(inv, args),
-        overrides=overrides,
+        hosts=args.hosts,
+        overrides=args.overrides,
+        reason=args.reason,
     )
-    try:
-        return await client.start_workflow(
-            "control",
-            inp,
-            id=f"{inv.workflow_id}-control",
-            task_queue=inv.queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-            result_type=ControlResult,
-            search_attributes=index(inv, "control", operator),
-            static_summary=f"{args.control} {args.side or ''} {' '.join(inp.hosts)} by {operator}"
-            + (f" ({via})" if via else "")
-            + "".join(f", overriding {o.rule}" for o in overrides),
-        )
-    except WorkflowAlreadyStartedError:
-        raise CliError(
-            f"refused: another control is running on pair {inv.pair}; one at a time"
-        ) from None
 
 
 async def run(client: Client, inv: Inventory, args: argparse.Namespace) -> int:
     """Run one console control as a short workflow and wait for its sentence."""
-    handle = await start_control(client, inv, args, args.operator)
-    try:
-        result = await handle.result()
-    except Exception as e:
-        raise CliError(cause(e)) from None
+    done = await run_control(client, inv, request_of(args), args.operator)
+    result = done.result
+    assert result is not None
     text = result.message + "".join(f"\n  {d}" for d in result.details)
     text += "".join(f"\n  {o.sentence()}" for o in result.overrides)
-    emit(args, {"run_id": handle.result_run_id, **result.model_dump(mode="json")}, text)
+    emit(args, {"run_id": done.run_id, **result.model_dump(mode="json")}, text)
     return EXIT_OK

@@ -6,61 +6,20 @@ refused, 1 when something would."""
 from __future__ import annotations
 
 import argparse
-import uuid
-from datetime import timedelta
 from typing import Any
 
 from pydantic import BaseModel
 from temporalio.client import Client
 
-from client.runs import cause
-from client.session import EXIT_FAIL, EXIT_OK, CliError, default_operator, emit
+from api.start import dry_run
+from client.session import EXIT_FAIL, EXIT_OK, default_operator, emit
 from inventory.models import Inventory
-from workflows.dry_run import READS, PairDryRunWorkflow
-from workflows.models import DryRunInput
 from workflows.preview import DryRunResult
 from workflows.view import render_text
 
 
-def dry_run_workflow_id(inv: Inventory) -> str:
-    """Its own id: never the pair's one-workflow id, so it runs beside a switch."""
-    return f"{inv.workflow_id}-dry-run-{uuid.uuid4().hex[:12]}"
-
-
-def time_limit(inv: Inventory) -> float:
-    t = inv.timing
-    return (READS + 1) * t.operation_timeout + t.connect_timeout + 180
-
-
-async def execute_dry_run(
-    client: Client, inv: Inventory, kind: str, inp: BaseModel
-) -> DryRunResult:
-    """The pair-dry-run workflow of KIND with the start's input (its own id, beside any
-    run), waited for; the web console's dry runs go here too."""
-    try:
-        return await client.execute_workflow(
-            PairDryRunWorkflow.run,
-            DryRunInput(pair=inv.pair, kind=kind, input=inp.model_dump(mode="json")),
-            id=dry_run_workflow_id(inv),
-            task_queue=inv.queue,
-            execution_timeout=timedelta(seconds=time_limit(inv)),
-        )
-    except Exception as e:
-        raise CliError(
-            f"the dry run of {kind} on pair {inv.pair} did not finish: {cause(e)}; "
-            "is the pair's worker running?"
-        ) from None
-
-
 async def run(client: Client, inv: Inventory, args: argparse.Namespace, inp: BaseModel) -> int:
-    who = default_operator()
-    if not inv.may_read(who):
-        # It reads every device of the pair: for those who may read it (`amsm status`).
-        raise CliError(
-            f"{who} is neither an operator nor a viewer of pair {inv.pair} "
-            "(inventory `operators:` / `viewers:`; set AMSM_OPERATOR to act as another name)"
-        )
-    result = await execute_dry_run(client, inv, args.kind, inp)
+    result = await dry_run(client, inv, args.kind, inp, default_operator())
     emit(args, dry_run_json(result), render_dry_run(result))
     return EXIT_FAIL if result.would_refuse else EXIT_OK
 

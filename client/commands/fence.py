@@ -6,15 +6,12 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client
 
-from client.fence import find_fence, read_fence
+from api.fence import end_fence, read_fence
 from client.render import render_fence
-from client.runs import send_update
-from client.session import EXIT_OK, CliError, default_operator, emit
+from client.session import EXIT_OK, default_operator, emit
 from inventory.models import Inventory
-from workflows.fence import FenceWorkflow
-from workflows.models import FenceEnd
 
 
 def add(sub: Any) -> None:
@@ -41,23 +38,6 @@ async def run(client: Client, inv: Inventory, args: argparse.Namespace) -> int:
 
 
 async def end(client: Client, inv: Inventory, args: argparse.Namespace) -> int:
-    if not (args.reason or "").strip():
-        raise CliError('ending a fence needs a reason: --reason "..."')
-    if inv.operators and args.operator.lower() not in {o.lower() for o in inv.operators}:
-        raise CliError(f"{args.operator} is not an operator of pair {inv.pair}")
-    where = await find_fence(client, inv.pair)
-    if where is None:
-        raise CliError(f"no fence has run on pair {inv.pair}")
-    handle = client.get_workflow_handle(where[0], run_id=where[1])
-    desc = await handle.describe()
-    if desc.status != WorkflowExecutionStatus.RUNNING:
-        view = await read_fence(client, inv.pair)
-        what = view.state.message if view else ""
-        raise CliError(f"the fence on pair {inv.pair} is not running: {what}")
-    request = FenceEnd(operator=args.operator, reason=args.reason)
-    await send_update(client, handle, FenceWorkflow.end, request, who="the fence")
-    await handle.result()
-    view = await read_fence(client, inv.pair)
-    assert view is not None
+    view = await end_fence(client, inv, args.operator, args.reason)
     emit(args, {"fence": view.model_dump(mode="json")}, render_fence(view))
     return EXIT_OK

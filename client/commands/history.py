@@ -9,7 +9,7 @@ from typing import Any
 
 from temporalio.client import Client
 
-from client.runs import fetch_history, one_line_errors
+from api.runs import fetch_history, one_line_errors
 from client.session import EXIT_OK, EXIT_USAGE, CliError, emit, write_output
 from inventory.models import Inventory
 

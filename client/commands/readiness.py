@@ -11,28 +11,14 @@ interval and the last verdict."""
 from __future__ import annotations
 
 import argparse
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
-from temporalio.client import (
-    Client,
-    Schedule,
-    ScheduleActionStartWorkflow,
-    ScheduleAlreadyRunningError,
-    ScheduleIntervalSpec,
-    ScheduleOverlapPolicy,
-    SchedulePolicy,
-    ScheduleSpec,
-    ScheduleState,
-)
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.client import Client
 
-from activities.readiness import Readiness
-from client.commands.check import time_limit
-from client.readiness import ReadinessView, at, every, read_readiness
-from client.session import EXIT_OK, CliError, default_operator, emit
-from inventory.models import Inventory, readiness_schedule_id
-from workflows.readiness import ReadinessInput, ReadinessWorkflow
+from api.readiness import ReadinessView, at, every, readiness
+from client.session import EXIT_OK, default_operator, emit
+from inventory.models import Inventory
 
 VERBS = ("on", "off", "status")
 
@@ -52,106 +38,11 @@ def add(sub: Any) -> None:
 
 
 async def run(client: Client, inv: Inventory, args: argparse.Namespace) -> int:
-    if args.verb != "status" and not inv.may_act(args.operator):
-        raise CliError(
-            f"{args.operator} is not an operator of pair {inv.pair}: only an operator turns "
-            "the readiness watch on or off (inventory `operators:`)"
-        )
-    if args.verb == "on":
-        said = await turn_on(client, inv, args.operator)
-    elif args.verb == "off":
-        said = await turn_off(client, inv)
-    else:
-        said = ""
-    view = await read_readiness(client, inv)
-    if view.error and args.verb == "status":
-        raise CliError(f"the readiness watch of pair {inv.pair}: {view.error}")
+    said, view = await readiness(client, inv, args.verb, args.operator)
     data = {**view.model_dump(mode="json"), "readiness": view.to_json()}
     text = render(inv, view, datetime.now(UTC))
     emit(args, data, f"{said}\n{text}" if said else text)
     return EXIT_OK
-
-
-def run_limit(inv: Inventory) -> timedelta:
-    """One check's time limit: the site check's own (as `amsm check` waits), and the
-    verdict's reading and keeping."""
-    return timedelta(seconds=time_limit(inv) + 120)
-
-
-def schedule_of(inv: Inventory, operator: str, last: Readiness | None = None) -> Schedule:
-    """The watch's schedule; `last`: the verdict of the schedule it replaces."""
-    interval = timedelta(seconds=inv.timing.readiness_interval)
-    return Schedule(
-        action=ScheduleActionStartWorkflow(
-            ReadinessWorkflow.run,
-            ReadinessInput(pair=inv.pair, last=last),
-            id=readiness_schedule_id(inv.pair),
-            task_queue=inv.queue,
-            execution_timeout=run_limit(inv),
-        ),
-        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=interval)]),
-        policy=SchedulePolicy(
-            # One check at a time; a check missed while the server was down runs once on
-            # its return, not as a burst.
-            overlap=ScheduleOverlapPolicy.SKIP,
-            catchup_window=interval,
-        ),
-        state=ScheduleState(note=f"readiness watch of pair {inv.pair}, turned on by {operator}"),
-    )
-
-
-async def turn_on(client: Client, inv: Inventory, operator: str) -> str:
-    """Make the schedule (the first check at once). A watch already on as the inventory
-    says is left alone; one with another interval, queue or time limit, or paused, is
-    made anew with the verdict it had carried in (`since` goes on) and checks at once.
-    Never an update of the schedule: every change of a schedule is a signal to it, which
-    the server's limit on signals in one run counts, and the checks' own ends use them up
-    (README, 'The readiness watch')."""
-    sid = readiness_schedule_id(inv.pair)
-    seconds = inv.timing.readiness_interval
-    view = await read_readiness(client, inv)
-    if view.error and not view.on:
-        raise CliError(f"the readiness watch of pair {inv.pair}: {view.error}")
-    was = ""
-    if view.on:
-        same = (
-            view.interval == seconds
-            and view.task_queue == inv.queue
-            and view.run_limit == run_limit(inv).total_seconds()
-        )
-        if same and not view.paused:
-            return f"readiness watch of pair {inv.pair} was on: a check every {every(seconds)}"
-        await turn_off(client, inv)
-        was = " (made anew: it was " + (
-            "paused)" if same else f"every {every(view.interval or 0)}, on {view.task_queue})"
-        )
-    try:
-        await client.create_schedule(
-            sid, schedule_of(inv, operator, view.last), trigger_immediately=True
-        )
-    except ScheduleAlreadyRunningError:
-        # Someone turned it on at the same moment.
-        return f"readiness watch of pair {inv.pair} was on"
-    except RPCError as e:
-        raise CliError(
-            f"the readiness watch of pair {inv.pair} could not start: {e.message}"
-        ) from None
-    return (
-        f"readiness watch of pair {inv.pair} on: a check every {every(seconds)}, the first now{was}"
-    )
-
-
-async def turn_off(client: Client, inv: Inventory) -> str:
-    sid = readiness_schedule_id(inv.pair)
-    try:
-        await client.get_schedule_handle(sid).delete()
-    except RPCError as e:
-        if e.status == RPCStatusCode.NOT_FOUND:
-            return f"readiness watch of pair {inv.pair} was off"
-        raise CliError(
-            f"the readiness watch of pair {inv.pair} could not be turned off: {e.message}"
-        ) from None
-    return f"readiness watch of pair {inv.pair} off (schedule {sid} deleted)"
 
 
 def render(inv: Inventory, view: ReadinessView, now: datetime) -> str:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from client.commands.report import report_of_file
-from client.runs import codec_of, one_line_errors
+from api.report import report_of_file
+from api.runs import one_line_errors
+from client.runs import codec_of
 from client.session import EXIT_FAIL, EXIT_OK, emit
 from records.replay import expand_paths, replay_paths
 from records.report_render import render_timeline

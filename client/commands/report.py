@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client
-from temporalio.converter import PayloadCodec
 
-from client.runs import codec_of, fetch_history, one_line_errors
+from api.report import report_of_file, report_of_run
+from api.runs import one_line_errors
+from client.runs import codec_of
 from client.session import EXIT_OK, emit, write_output
 from inventory.models import Inventory
-from records.history import load_history_file, parse_history, readable
-from records.report import Report, build_report
+from records.report import Report
 from records.report_render import render_html, render_markdown
 
 
@@ -50,11 +50,6 @@ def is_history_file(run: str) -> bool:
     return run.lower().endswith(".json") or ("/" in run and Path(run).is_file())
 
 
-async def report_of_file(path: str, codec: PayloadCodec | None = None) -> Report:
-    history = await readable(load_history_file(path), codec, path)
-    return build_report(parse_history(history, Path(path).name))
-
-
 async def local(args: argparse.Namespace) -> int:
     """The report of an exported history file."""
     with one_line_errors(args.command):
@@ -63,12 +58,9 @@ async def local(args: argparse.Namespace) -> int:
 
 async def run(client: Client, inv: Inventory, args: argparse.Namespace) -> int:
     """The report of a run, its history read from Temporal."""
+    report = await report_of_run(client, inv, args.run, codec_of(args), args.command)
     with one_line_errors(args.command):
-        codec = codec_of(args)
-        history = await fetch_history(client, inv, args.run)
-        where = f"run {history.run_id} of workflow {history.workflow_id}"
-        history = await readable(history, codec, where)
-        return show(args, build_report(parse_history(history, f"workflow {history.workflow_id}")))
+        return show(args, report)
 
 
 def show(args: argparse.Namespace, report: Report) -> int:

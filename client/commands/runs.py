@@ -4,64 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 from typing import Any
 
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client
 
-from client.runs import STATE_OF
-from client.session import EXIT_OK, EXIT_USAGE, CliError
+from api.runs import list_runs
+from client.session import EXIT_OK
 from inventory.models import Inventory
-from workflows import search
 from workflows.kinds import KINDS, OTHER_KINDS
-
-SAFE_VALUE = re.compile(r"^[A-Za-z0-9_.@ -]{1,64}$")
-
-
-async def list_runs(
-    client: Client,
-    inv: Inventory,
-    kind: str | None = None,
-    state: str | None = None,
-    operator: str | None = None,
-    limit: int = 20,
-) -> list[dict[str, Any]]:
-    """The rows of `amsm runs --json` (the web console lists the same)."""
-    query = [f"{search.PAIR.name} = '{inv.pair}'"]
-    if kind:
-        query.append(f"{search.KIND.name} = '{kind}'")
-    if state:
-        query.append(f"{search.STATE.name} = '{state}'")
-    if operator:
-        if not SAFE_VALUE.fullmatch(operator):
-            raise CliError(
-                f"--operator {operator!r}: letters, digits, _ . @ - and space", EXIT_USAGE
-            )
-        query.append(f"{search.INITIATOR.name} = '{operator}'")
-    rows = []
-    async for w in client.list_workflows(" AND ".join(query), limit=limit):
-        if w.status == WorkflowExecutionStatus.CONTINUED_AS_NEW:
-            continue  # one run in the rows: the newest of a chain that continued as new
-        sa = w.typed_search_attributes
-        row_state = sa.get(search.STATE) or "running"
-        if w.status in STATE_OF and row_state in ("running", "awaiting-operator"):
-            row_state = STATE_OF[w.status]
-        end = w.close_time
-        rows.append(
-            {
-                "run_id": w.run_id,
-                "workflow_id": w.id,
-                "kind": sa.get(search.KIND) or w.workflow_type,
-                "state": row_state,
-                "initiator": sa.get(search.INITIATOR),
-                "start": w.start_time.isoformat(timespec="seconds") if w.start_time else None,
-                "end": end.isoformat(timespec="seconds") if end else None,
-                "duration_s": round((end - w.start_time).total_seconds(), 1)
-                if end and w.start_time
-                else None,
-            }
-        )
-    return rows
 
 
 def add(sub: Any) -> None:

@@ -7,9 +7,8 @@ from typing import Any
 
 from temporalio.client import Client
 
-from client.fence import read_fence
+from api.show import RunView, show
 from client.render import render_fence
-from client.runs import fetch_checklist, resolve_run
 from client.session import EXIT_OK, emit
 from inventory.models import Inventory
 from workflows.view import render_text
@@ -23,17 +22,16 @@ def add(sub: Any) -> None:
 
 
 async def run(client: Client, inv: Inventory, args: argparse.Namespace) -> int:
-    data, text = await show_data(client, inv, args.run)
-    emit(args, data, text)
+    view = await show(client, inv, args.run)
+    emit(args, view.to_json(), render_run(view))
     return EXIT_OK
 
 
-async def show_data(client: Client, inv: Inventory, run: str) -> tuple[dict[str, Any], str]:
-    """RUN's `show --json` object and its text (the web console answers the same)."""
-    c = await fetch_checklist(await resolve_run(client, inv, run))
-    data, text = c.model_dump(mode="json"), render_text(c)
-    if c.fence is not None:
-        view = await read_fence(client, inv.pair, c.fence)
-        data["fence_state"] = view.model_dump(mode="json") if view else None
-        text += "\n\n" + (render_fence(view) if view else f"fence {c.fence.workflow_id}: not found")
-    return data, text
+def render_run(view: RunView) -> str:
+    """A run's checklist as text, and its fence's."""
+    text = render_text(view.checklist)
+    fence = view.checklist.fence
+    if fence is not None:
+        shown = view.fence_state
+        text += "\n\n" + (render_fence(shown) if shown else f"fence {fence.workflow_id}: not found")
+    return text

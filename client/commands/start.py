@@ -4,21 +4,16 @@ workflows/kinds.py) and wait until it has read the devices and said whether it g
 from __future__ import annotations
 
 import argparse
-import asyncio
 from typing import Any
 
 from pydantic import BaseModel
-from temporalio.client import Client, WorkflowExecutionStatus
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError
+from temporalio.client import Client
 
+from api.start import start, start_input
 from client.commands import dry_run
-from client.runs import cause, index
-from client.session import EXIT_FAIL, EXIT_OK, EXIT_USAGE, CliError, default_operator, emit
+from client.session import EXIT_FAIL, EXIT_OK, default_operator, emit
 from inventory.models import Inventory
-from workflows.base import PairWorkflow
-from workflows.kind import StartError, StartOption
+from workflows.kind import StartOption
 from workflows.kinds import KINDS
 
 
@@ -60,89 +55,36 @@ def add(sub: Any) -> None:
         k.set_defaults(handler=run)
 
 
-async def running_run(client: Client, inv: Inventory) -> str:
-    """One line about the run that holds the pair, for a refusal."""
-    try:
-        desc = await client.get_workflow_handle(inv.workflow_id).describe()
-    except RPCError:
-        return f"workflow {inv.workflow_id}"
-    return (
-        f"run {desc.run_id} ({desc.workflow_type}, started {desc.start_time:%Y-%m-%d %H:%M:%S} UTC)"
-    )
-
-
 def workflow_input(inv: Inventory, args: argparse.Namespace) -> tuple[BaseModel, str]:
-    """The workflow's input and a one-line description of what it will do."""
-    kind = KINDS.get(args.kind)
-    if kind is None:
-        raise CliError(
-            f"unknown workflow {args.kind!r}; available: {', '.join(KINDS)}",
-            EXIT_USAGE,
-        )
-    side = getattr(args, kind.side)
-    opts = {o.name: getattr(args, o.name, o.default) for o in kind.options}
-    try:
-        return kind.start(inv.pair, side, args.operator, opts)
-    except StartError as e:
-        raise CliError(str(e), EXIT_USAGE) from None
+    """The workflow's input from the command line, and a one-line description of it."""
+    row = KINDS.get(args.kind)
+    side = getattr(args, row.side) if row else ""
+    options = {o.name: getattr(args, o.name, o.default) for o in row.options} if row else {}
+    return start_input(inv, args.kind, side, args.operator, options)
 
 
 async def run(client: Client, inv: Inventory, args: argparse.Namespace) -> int:
     inp, what = workflow_input(inv, args)
     if args.dry_run:
         return await dry_run.run(client, inv, args, inp)
-    # A run that would make main a side a fence still waits on is refused by the run
-    # itself (workflows/base.py bootstrap), whoever starts it.
-    try:
-        handle = await client.start_workflow(
-            args.kind,
-            inp,
-            id=inv.workflow_id,
-            task_queue=inv.queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-            memo={"kind": args.kind, "what": what, "initiator": args.operator},
-            search_attributes=index(inv, args.kind, args.operator),
-            static_summary=f"{what} on pair {inv.pair}, by {args.operator}",
-        )
-    except WorkflowAlreadyStartedError:
-        raise CliError(
-            f"refused: only one workflow runs on pair {inv.pair} at a time, and "
-            f"{await running_run(client, inv)} is running. See it with `amsm show current`."
-        ) from None
-    run_id = handle.result_run_id or ""
-    if not args.no_wait:
-        refused = await wait_for_precondition(client, inv, run_id)
-        if refused:
-            emit(args, {"run_id": run_id, "refused": refused}, f"amsm: {refused}")
-            return EXIT_FAIL
+    started = await start(
+        client,
+        inv,
+        args.kind,
+        inp,
+        what,
+        args.operator,
+        wait=not args.no_wait,
+        hint=". See it with `amsm show current`.",
+    )
+    if started.refused:
+        data = {"run_id": started.run_id, "refused": started.refused}
+        emit(args, data, f"amsm: {started.refused}")
+        return EXIT_FAIL
     emit(
         args,
-        {"run_id": run_id},
-        f"started {what} on pair {inv.pair}\nrun: {run_id}\nfollow it: amsm show {run_id}",
+        {"run_id": started.run_id},
+        f"started {what} on pair {inv.pair}\nrun: {started.run_id}\n"
+        f"follow it: amsm show {started.run_id}",
     )
     return EXIT_OK
-
-
-async def wait_for_precondition(
-    client: Client, inv: Inventory, run_id: str, timeout: float = 60
-) -> str | None:
-    """Wait until the workflow has read the devices; return the refusal, if any."""
-    handle = client.get_workflow_handle(inv.workflow_id, run_id=run_id)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while loop.time() < deadline:
-        desc = await handle.describe()
-        if desc.status == WorkflowExecutionStatus.FAILED:
-            try:
-                await handle.result()
-            except Exception as e:
-                return cause(e)
-        try:
-            c = await handle.query(PairWorkflow.progress)
-        except Exception:
-            c = None
-        if c is not None and (c.state == "failed" or any(s.status != "pending" for s in c.steps)):
-            return c.message if c.state == "failed" else None
-        await asyncio.sleep(0.3)
-    return None

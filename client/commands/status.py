@@ -12,13 +12,11 @@ from rich.live import Live
 from rich.text import Text
 from temporalio.client import Client
 
-from client.fence import read_fence
-from client.readiness import read_readiness, readiness_line
+from api.readiness import read_readiness, readiness_line
+from api.status import StatusView, pair_status, status
 from client.render import render_fence, render_status
-from client.runs import current_status
-from client.session import EXIT_OK, CliError, emit
+from client.session import EXIT_OK, default_operator, emit
 from inventory.models import Inventory
-from inventory.status import PairStatus
 
 
 def add(sub: Any) -> None:
@@ -37,45 +35,27 @@ def add(sub: Any) -> None:
 async def run(client: Client, inv: Inventory, args: argparse.Namespace) -> int:
     if args.watch:
         return await watch_status(client, inv, args)
-    st, when = await current_status(client, inv, args)
-    data, text = await status_view(client, inv, st, when)
-    emit(args, data, text)
+    view = await status(client, inv, default_operator(), args.cached)
+    emit(args, view.to_json(), render_view(view))
     return EXIT_OK
 
 
-async def status_view(
-    client: Client, inv: Inventory, st: PairStatus, when: str | None
-) -> tuple[dict[str, Any], str]:
-    """`amsm status` of a status read (`when`: the watch's reading, and when): its JSON
-    object and its text, the waiting fence and the readiness verdict with them. The web
-    console answers the same JSON (console/pairs.py)."""
-    data, text = st.to_json(), render_status(st)
-    if when:
-        data["read"] = when
-        text = f"{text}\n\n({when})"
-    # A fence that still waits on a lost side is part of the pair's state (a side that
-    # answers again goes to backup at once).
-    try:
-        view = await read_fence(client, inv.pair)
-    except CliError:
-        view = None
-    waiting = view if view is not None and view.state.status == "waiting" else None
-    data["fence"] = waiting.model_dump(mode="json") if waiting else None
-    if waiting:
-        text += "\n\n" + render_fence(waiting)
-    # The readiness watch and its last verdict (DescribeSchedule and, usually, one result;
-    # 5 s at most): never a failure of status.
-    ready = await read_readiness(client, inv)
-    data["readiness"] = ready.to_json()
-    text += "\n\n" + readiness_line(ready, st, datetime.now(UTC))
-    return data, text
+def render_view(view: StatusView) -> str:
+    """`amsm status` as text: the pair, when it was read, the waiting fence, the
+    readiness line."""
+    text = render_status(view.status)
+    if view.when:
+        text = f"{text}\n\n({view.when})"
+    if view.fence:
+        text += "\n\n" + render_fence(view.fence)
+    return text + "\n\n" + readiness_line(view.readiness, view.status, datetime.now(UTC))
 
 
 async def watch_status(client: Client, inv: Inventory, args: argparse.Namespace) -> int:
     console = Console()
 
     async def shown() -> str:
-        st, when = await current_status(client, inv, args)
+        st, when = await pair_status(client, inv, default_operator(), args.cached)
         ready = await read_readiness(client, inv)
         return (
             render_status(st)

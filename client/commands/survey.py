@@ -19,8 +19,7 @@ import json
 import re
 import subprocess
 import sys
-import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +27,11 @@ from temporalio.client import Client, WorkflowHandle
 
 from activities.surveys.models import ANSWER_BOUND, HostSurvey, SurveyResult
 from activities.surveys.replay import fact_file, read_survey_inventory, replay
-from client.runs import cause, result_with_progress
+from api.survey import host_answers, start_survey
+from client.runs import result_with_progress
 from client.session import EXIT_FAIL, EXIT_OK, EXIT_USAGE, CliError, default_operator, emit
 from inventory.models import Inventory, odbc_keywords
-from workflows.models import CheckInput
-from workflows.survey import READS_PER_HOST, PairSurveyWorkflow
+from workflows.survey import PairSurveyWorkflow
 
 # What a credential looks like in a file: an ODBC or connection-string password, a
 # private key. A file that shows one is not written (fail closed).
@@ -100,24 +99,10 @@ def check_args(args: argparse.Namespace) -> None:
         )
 
 
-def time_limit(inv: Inventory) -> float:
-    t = inv.timing
-    return (READS_PER_HOST + 1) * t.operation_timeout + t.connect_timeout + 120
-
-
 async def run(client: Client, inv: Inventory, args: argparse.Namespace) -> int:
     check_args(args)
     folder = Path(args.words[-1])
-    try:
-        handle = await client.start_workflow(
-            PairSurveyWorkflow.run,
-            CheckInput(pair=inv.pair, initiator=default_operator()),
-            id=f"{inv.workflow_id}-survey-{uuid.uuid4().hex[:12]}",
-            task_queue=inv.queue,
-            execution_timeout=timedelta(seconds=time_limit(inv)),
-        )
-    except Exception as e:
-        raise CliError(f"the survey of pair {inv.pair} could not start: {cause(e)}") from None
+    handle = await start_survey(client, inv, default_operator())
     result = await follow(handle, inv, quiet=args.json)
     answers = await host_answers(client, handle)
     hosts = [
@@ -150,34 +135,6 @@ async def follow(
         quiet,
     )
     return result
-
-
-async def host_answers(
-    client: Client, handle: WorkflowHandle[Any, SurveyResult]
-) -> dict[str, HostSurvey]:
-    """Each host's answers, from the run's history: the results of its `survey_host`
-    activities, decoded as the worker encoded them (the payload codec included). Read
-    once, without replaying the run (a query on a closed run would, once per host)."""
-    try:
-        history = await handle.fetch_history()
-    except Exception as e:
-        raise CliError(
-            f"the survey's answers ({handle.id}) could not be read: {cause(e)}"
-        ) from None
-    scheduled: dict[int, str] = {}
-    out: dict[str, HostSurvey] = {}
-    for event in history.events:
-        if event.HasField("activity_task_scheduled_event_attributes"):
-            scheduled[event.event_id] = (
-                event.activity_task_scheduled_event_attributes.activity_type.name
-            )
-        elif event.HasField("activity_task_completed_event_attributes"):
-            done = event.activity_task_completed_event_attributes
-            if scheduled.get(done.scheduled_event_id) != "survey_host":
-                continue
-            [host] = await client.data_converter.decode(list(done.result.payloads), [HostSurvey])
-            out[host.host.lower()] = host
-    return out
 
 
 # -- writing DIR ----------------------------------------------------------------------------

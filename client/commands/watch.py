@@ -14,9 +14,9 @@ from rich.table import Table
 from rich.text import Text
 from temporalio.client import Client
 
-from client.runs import fetch_checklist, resolve_run
+from api.runs import fetch_checklist, resolve_run
+from api.show import client_stages
 from inventory.models import Inventory
-from workflows.client_switch import ClientBatchWorkflow, ClientSwitchWorkflow
 from workflows.models import Checklist, StepState
 from workflows.view import STATUS_MARK, next_action, waited
 
@@ -45,41 +45,6 @@ def _elapsed(s: StepState, now: str) -> str:
     if not s.started_at:
         return ""
     return waited(s.started_at, s.ended_at or now)
-
-
-async def client_stages(client: Client, c: Checklist) -> dict[str, str]:
-    """Each switching client's stage, asked of its child workflow (at most 50 at once).
-
-    A `client-batch` child answers for all its clients at once (`client_stages`); a
-    `client-switch` child of an older run for its one client (`current_stage`).
-    """
-    limit = asyncio.Semaphore(50)
-    out: dict[str, str] = {}
-    by_child: dict[str, list[str]] = {}
-    for s in c.steps:
-        for x in s.clients or []:
-            if x.status == "switching" and x.workflow_id:
-                by_child.setdefault(x.workflow_id, []).append(x.host)
-
-    async def one(wid: str, hosts: list[str]) -> None:
-        async with limit:
-            handle = client.get_workflow_handle(wid)
-            try:
-                stages = await asyncio.wait_for(handle.query(ClientBatchWorkflow.client_stages), 5)
-                for h in hosts:
-                    out[h] = stages.get(h, "switching")
-                return
-            except Exception:
-                pass
-            try:
-                stage = await asyncio.wait_for(handle.query(ClientSwitchWorkflow.current_stage), 5)
-            except Exception:
-                stage = "switching"
-            for h in hosts:
-                out[h] = stage
-
-    await asyncio.gather(*(one(w, hs) for w, hs in by_child.items()))
-    return out
 
 
 def render_watch(c: Checklist, stages: dict[str, str]) -> Group:

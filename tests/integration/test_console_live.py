@@ -10,7 +10,7 @@ import time
 
 from temporalio.client import Client
 
-from client.runs import read_watched_status
+from api.runs import read_watched_status
 from console.pairs import Hub
 from tests.support.cli import cli_json
 from tests.support.driving import hands_for, switch_waiting_at_stop_insync

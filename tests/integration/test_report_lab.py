@@ -10,7 +10,7 @@ from pathlib import Path
 
 from temporalio.client import Client
 
-from client.runs import fetch_checklist
+from api.runs import fetch_checklist
 from client.session import default_operator
 from lab.faults import set_fault
 from records.history import load_history_file, parse_history, step_table

@@ -161,13 +161,13 @@ async def test_tls_against_a_plain_server_fails_clearly(
     lab_factory,  # type: ignore[no-untyped-def]
 ) -> None:
     lab: Lab = await lab_factory(editors=1, ingest=0)
-    from client.runs import connect as cli_connect
-    from client.session import CliError
+    from api.refusal import Refused
+    from api.runs import connect as cli_connect
 
     args = build_parser().parse_args(
         ["--inventory", str(lab.inventory_path), "--address", lab.address, "--tls", "status"]
     )
     with pytest.raises(
-        CliError, match=f"cannot reach Temporal at {lab.address}.*check the TLS options"
+        Refused, match=f"cannot reach Temporal at {lab.address}.*check the TLS options"
     ):
         await cli_connect(connection(args))

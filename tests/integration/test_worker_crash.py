@@ -8,7 +8,7 @@ import subprocess
 
 from temporalio.client import Client
 
-from client.commands.watch import client_stages
+from api.show import client_stages
 from tests.support.cli import cli, cli_json
 from tests.support.driving import drive
 from tests.support.lab import AMSM, Lab

@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from client.session import EXIT_USAGE, CliError
+from api.refusal import EXIT_USAGE, Refused
 from console.main import (
     kept_session_key,
     listen_address,
@@ -31,7 +31,7 @@ def test_listen_takes_host_and_port() -> None:
     assert listen_address("127.0.0.1:8080") == ("127.0.0.1", 8080)
     assert listen_address("[::1]:8443") == ("::1", 8443)
     for bad in ("8080", "host:", "host:0", "host:70000", ":80", "host:http"):
-        with pytest.raises(CliError, match="HOST:PORT") as e:
+        with pytest.raises(Refused, match="HOST:PORT") as e:
             listen_address(bad)
         assert e.value.code == EXIT_USAGE
 
@@ -54,19 +54,19 @@ def test_a_kept_session_key_readable_by_others_or_short_is_refused(tmp_path) -> 
     path = tmp_path / "console-session-key"
     kept_session_key(path)
     path.chmod(0o644)
-    with pytest.raises(CliError, match=f"{path}: readable by others .*chmod 600 {path}") as e:
+    with pytest.raises(Refused, match=f"{path}: readable by others .*chmod 600 {path}") as e:
         kept_session_key(path)
     assert e.value.code == EXIT_USAGE
     path.write_text("short\n")
     path.chmod(0o600)
-    with pytest.raises(CliError, match=f"{path}: the key is 5 characters, 32 or more") as e:
+    with pytest.raises(Refused, match=f"{path}: the key is 5 characters, 32 or more") as e:
         kept_session_key(path)
     assert e.value.code == EXIT_USAGE
 
 
 def test_a_session_key_that_cannot_be_made_is_a_usage_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "missing-dir" / "console-session-key"
-    with pytest.raises(CliError, match=f"{path}: cannot create it .*--session-key-file") as e:
+    with pytest.raises(Refused, match=f"{path}: cannot create it .*--session-key-file") as e:
         kept_session_key(path)
     assert e.value.code == EXIT_USAGE
 
@@ -90,8 +90,8 @@ def test_a_trusted_proxy_alone_is_believed_for_addresses_and_a_header_needs_one(
     assert alone is not None and alone.header is None
     both = proxy_of(parsed("--trusted-proxy", "10.0.0.5", "--proxy-user-header", "X-User"))
     assert both is not None and both.header == "X-User"
-    with pytest.raises(CliError, match="--proxy-user-header needs --trusted-proxy") as e:
+    with pytest.raises(Refused, match="--proxy-user-header needs --trusted-proxy") as e:
         proxy_of(parsed("--proxy-user-header", "X-User"))
     assert e.value.code == EXIT_USAGE
-    with pytest.raises(CliError, match="--trusted-proxy: '10.0.0.300' is not an address"):
+    with pytest.raises(Refused, match="--trusted-proxy: '10.0.0.300' is not an address"):
         proxy_of(parsed("--trusted-proxy", "10.0.0.300"))

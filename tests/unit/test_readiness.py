@@ -11,7 +11,7 @@ import yaml
 from pydantic import ValidationError
 
 from activities.readiness import ERROR_TEXT, NAMED, Readiness, carry_since
-from client.readiness import ReadinessView, at, every, readiness_line
+from api.readiness import ReadinessView, at, every, readiness_line
 from inventory.load import InventoryError, parse_inventory
 from inventory.models import Timing, readiness_schedule_id
 from inventory.status import AllSyncStatus, DsmStatus, InSyncStatus, PairStatus

@@ -19,8 +19,8 @@ def test_the_cli_and_the_workflows_load_no_device_library() -> None:
     # imports workflows); only the worker builds the activities' context
     # (activities/context.py), which needs the libraries.
     code = (
-        "import sys, pkgutil, importlib, client, workflows\n"
-        "for pkg in (client, workflows):\n"
+        "import sys, pkgutil, importlib, api, client, workflows\n"
+        "for pkg in (api, client, workflows):\n"
         "    for m in pkgutil.iter_modules(pkg.__path__):\n"
         "        importlib.import_module(pkg.__name__ + '.' + m.name)\n"
         f"print(sorted(set(sys.modules) & set({DEVICE_LIBRARIES!r})))"
@@ -38,8 +38,8 @@ def _imports(folder: Path) -> dict[Path, str]:
 # The rooms from the bottom up (docs/maintainers/house.md): an import from one room into
 # another goes down this list. A new top-level package takes its place here.
 ROOMS = (
-    "inventory", "wire", "activities", "workflows", "records", "workers", "client", "console",
-    "lab", "bench",
+    "inventory", "wire", "activities", "workflows", "records", "workers", "api", "client",
+    "console", "lab", "bench",
 )  # fmt: skip
 NOT_ROOMS = ("tests", "docs")
 
@@ -123,7 +123,7 @@ def test_the_worker_loads_no_client_lab_console_or_records() -> None:
     code = (
         "import sys, workers.worker\n"
         "print(sorted(m for m in sys.modules"
-        " if m.split('.')[0] in ('client', 'lab', 'console', 'records')))"
+        " if m.split('.')[0] in ('api', 'client', 'lab', 'console', 'records')))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
@@ -198,7 +198,7 @@ def test_facts_never_call_an_operation() -> None:
 
 def test_wire_imports_only_the_inventory() -> None:
     """Every program reaches Temporal through wire/: it stands below all of them."""
-    above = ("workflows", "activities", "workers", "records", "client", "lab")
+    above = ("workflows", "activities", "workers", "records", "api", "client", "lab")
     for path, text in _imports(ROOT / "wire").items():
         for room in above:
             assert f"from {room}" not in text and f"import {room}" not in text, (path, room)
@@ -222,12 +222,12 @@ def test_the_site_check_loads_no_operation() -> None:
 def test_no_room_below_the_console_imports_it() -> None:
     """The web console (console/) is a client like the CLI: the workflows, activities and
     workers never load it, not even through another module; nor does the CLI."""
-    for room in ("workflows", "activities", "workers", "client", "wire", "records"):
+    for room in ("workflows", "activities", "workers", "api", "client", "wire", "records"):
         for path, text in _imports(ROOT / room).items():
             assert "from console" not in text and "import console" not in text, path
     code = (
-        "import sys, pkgutil, importlib, workflows, activities, workers, client\n"
-        "for pkg in (workflows, activities, workers, client):\n"
+        "import sys, pkgutil, importlib, workflows, activities, workers, api, client\n"
+        "for pkg in (workflows, activities, workers, api, client):\n"
         "    for m in pkgutil.iter_modules(pkg.__path__):\n"
         "        importlib.import_module(pkg.__name__ + '.' + m.name)\n"
         "print(sorted(m for m in sys.modules if m == 'console' or m.startswith('console.')))"
@@ -523,3 +523,100 @@ def test_the_engine_and_the_walk_judge_signals_by_one_rule_book() -> None:
                 code = "\n".join(x for x in text.splitlines() if not x.lstrip().startswith("#"))
                 for s in sentences:
                     assert s not in code, (path, s)
+
+
+# -- the operator API under the CLI and the console -------------------------------------
+def test_the_console_imports_no_cli_module_and_builds_no_argparse_namespace() -> None:
+    """The console is no second CLI: it calls the operator API (api/), never a command of
+    client/ nor its errors (client.session's CliError), and builds no argparse.Namespace
+    to call one (its own program, console/main.py, parses its own options)."""
+    for path in (ROOT / "console").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                names = []
+            for name in names:
+                assert name != "client" and not name.startswith("client."), (path.name, name)
+            if isinstance(node, ast.Call):
+                f = node.func
+                called = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")
+                assert called != "Namespace", f"{path.name}:{node.lineno} builds a Namespace"
+
+
+def _api_calls(folder: Path) -> set[str]:
+    """The functions of api/ the modules of FOLDER name: `from api.start import start`
+    and `from api import start as starting` ... `starting.start`, as api.start.start."""
+    found: set[str] = set()
+    for path in folder.rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        functions: dict[str, str] = {}  # local name -> api.module.function
+        modules: dict[str, str] = {}  # local name -> api.module
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                for a in node.names:
+                    if node.module == "api":
+                        modules[a.asname or a.name] = f"api.{a.name}"
+                    elif node.module.startswith("api."):
+                        functions[a.asname or a.name] = f"{node.module}.{a.name}"
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Name) and node.id in functions:
+                found.add(functions[node.id])
+            elif (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id in modules
+            ):
+                found.add(f"{modules[node.value.id]}.{node.attr}")
+    return found
+
+
+def test_the_cli_and_the_console_call_the_same_api_functions() -> None:
+    """What an operator can do from both (start, its dry run, confirm and approve, retry,
+    skip and abort, a control, the pair's status, a run's checklist, the runs, a
+    report) is one function of api/ that both call; each renders its answer."""
+    both = {
+        "api.start.start",
+        "api.start.start_input",
+        "api.start.dry_run",
+        "api.act.tick",
+        "api.act.decide",
+        "api.controls.run_control",
+        "api.status.status",
+        "api.show.show",
+        "api.runs.list_runs",
+        "api.report.report_of_run",
+        "api.readiness.readiness_line",
+    }
+    cli, console = _api_calls(ROOT / "client"), _api_calls(ROOT / "console")
+    assert both <= cli, sorted(both - cli)
+    assert both <= console, sorted(both - console)
+
+
+def test_the_api_raises_one_refusal_type() -> None:
+    """api/ raises Refused (api/refusal.py) and no other exception of its own making; the
+    CLI maps its kind to an exit code, the console to an HTTP status."""
+    own = {"Refused"}
+    for path in (ROOT / "api").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef):
+                bases = {getattr(b, "id", getattr(b, "attr", "")) for b in node.bases}
+                assert not (bases & {"Exception", "ValueError", "RuntimeError"}) or (
+                    node.name in own
+                ), f"{path.name}: {node.name}"
+            if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call):
+                f = node.exc.func
+                name = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")
+                assert name in ("Refused", "with_code"), f"{path.name}:{node.lineno} raises {name}"
+
+
+def test_a_console_page_is_a_module_and_a_route() -> None:
+    """console/app.py is a route table over console/pages/, one module per page; every
+    page module is routed to, and no route goes elsewhere."""
+    from console import app
+
+    routed = {page.__module__ for _, page, _ in app.ROUTES}
+    modules = {f"console.pages.{p.stem}" for p in (ROOT / "console" / "pages").glob("*.py")}
+    assert routed == modules - {"console.pages.__init__"}

@@ -12,7 +12,7 @@ import pytest
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
-from client import runs
+from api import runs
 from client.cli import run_command
 from client.session import CliError, server_refused
 from workflows.models import UpdateResult

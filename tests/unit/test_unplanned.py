@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from activities.models import FenceState
+from api.fence import FenceView
+from api.refusal import EXIT_USAGE, Refused
 from client.commands.start import workflow_input
-from client.fence import FenceView
 from client.render import render_fence
-from client.session import EXIT_USAGE, CliError
 from inventory.load import load_inventory
 from inventory.status import AllSyncStatus, DsmStatus, InSyncStatus, PairStatus
 from lab import LabError
@@ -69,13 +69,13 @@ def args(**kw: object) -> argparse.Namespace:
 
 
 def test_the_cli_wants_a_reason_with_unplanned_and_none_without() -> None:
-    with pytest.raises(CliError) as e:
+    with pytest.raises(Refused) as e:
         workflow_input(_Inv(), args(unplanned=True))  # type: ignore[arg-type]
     assert e.value.code == EXIT_USAGE and "needs a reason" in str(e.value)
-    with pytest.raises(CliError) as e:
+    with pytest.raises(Refused) as e:
         workflow_input(_Inv(), args(unplanned=True, reason="   "))  # type: ignore[arg-type]
     assert "needs a reason" in str(e.value)
-    with pytest.raises(CliError) as e:
+    with pytest.raises(Refused) as e:
         workflow_input(_Inv(), args(reason="why"))  # type: ignore[arg-type]
     assert "--reason goes with --unplanned" in str(e.value)
     inp, what = workflow_input(_Inv(), args(unplanned=True, reason=" X burns "))  # type: ignore[arg-type]

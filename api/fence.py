@@ -1,6 +1,7 @@
-"""The pair's fence as `amsm` reads it (`amsm fence`, `status`, `show`, the console): which
-fence workflow holds it (wire/fences.py), its state by query or result, following a fence
-that continued as new, and what the server knows of its one pending activity."""
+"""The pair's fence as the operator API reads it (`amsm fence`, `status`, `show`, the
+console): which fence workflow holds it (wire/fences.py), its state by query or result,
+following a fence that continued as new, and what the server knows of its one pending
+activity; and ending it by hand (`amsm fence end`)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.models import FenceState
-from client.runs import follow_continuation
-from client.session import CliError
+from api.refusal import Refused
+from api.runs import follow_continuation, send_update
+from inventory.models import Inventory
 from wire.fences import FenceLookupError, fences_of
 from workflows.fence import FenceWorkflow
-from workflows.models import FenceRef
+from workflows.models import FenceEnd, FenceRef
 
 
 class FenceView(BaseModel):
@@ -34,7 +36,7 @@ async def find_fence(client: Client, pair: str) -> tuple[str, str] | None:
     try:
         found = await fences_of(client, pair)
     except FenceLookupError as e:
-        raise CliError(str(e)) from None
+        raise Refused(str(e)) from None
     if not found:
         return None
     running = [f for f in found if f[0]]
@@ -65,14 +67,14 @@ async def read_fence(client: Client, pair: str, ref: FenceRef | None = None) -> 
     except RPCError as e:
         if e.status == RPCStatusCode.NOT_FOUND:
             return None
-        raise CliError(f"the fence {wid} cannot be read: {e.message}") from None
+        raise Refused(f"the fence {wid} cannot be read: {e.message}") from None
     if desc.status == WorkflowExecutionStatus.COMPLETED:
         state = FenceState.model_validate(await handle.result())
     else:
         try:
             state = await handle.query(FenceWorkflow.state)
         except Exception as e:
-            raise CliError(f"the fence {wid} cannot be read: {e}") from None
+            raise Refused(f"the fence {wid} cannot be read: {e}") from None
     view = FenceView(workflow_id=wid, run_id=desc.run_id, state=state)
     for pa in desc.raw_description.pending_activities:
         view.tries = pa.attempt
@@ -84,3 +86,28 @@ async def read_fence(client: Client, pair: str, ref: FenceRef | None = None) -> 
         state.status = "ended"
         state.message = f"the fence workflow is {desc.status.name.lower() if desc.status else '?'}"
     return view
+
+
+async def end_fence(client: Client, inv: Inventory, operator: str, reason: str) -> FenceView:
+    """End the pair's running fence by hand (its `end` update; the lost side stays as it
+    is) and return where it ended. Refused without a reason, for one who is not an
+    operator of the pair, and when no fence runs."""
+    if not (reason or "").strip():
+        raise Refused('ending a fence needs a reason: --reason "..."')
+    if inv.operators and operator.lower() not in {o.lower() for o in inv.operators}:
+        raise Refused(f"{operator} is not an operator of pair {inv.pair}")
+    where = await find_fence(client, inv.pair)
+    if where is None:
+        raise Refused(f"no fence has run on pair {inv.pair}")
+    handle = client.get_workflow_handle(where[0], run_id=where[1])
+    desc = await handle.describe()
+    if desc.status != WorkflowExecutionStatus.RUNNING:
+        view = await read_fence(client, inv.pair)
+        what = view.state.message if view else ""
+        raise Refused(f"the fence on pair {inv.pair} is not running: {what}")
+    request = FenceEnd(operator=operator, reason=reason)
+    await send_update(client, handle, FenceWorkflow.end, request, who="the fence")
+    await handle.result()
+    ended = await read_fence(client, inv.pair)
+    assert ended is not None
+    return ended

@@ -1,6 +1,6 @@
-"""The readiness watch as the CLI sees it: its schedule (on or off, its interval) and its
-latest verdict, and the one line `amsm status` shows. The schedule is made and changed by
-`amsm readiness` (commands/readiness.py) only."""
+"""The readiness watch: its schedule (on or off, its interval) and its latest verdict,
+the one line `amsm status` and the console show, and turning it on and off (`amsm
+readiness`; the schedule is made and changed here only)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,25 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
-from temporalio.client import Client, ScheduleActionStartWorkflow
-from temporalio.service import RPCError
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
+    ScheduleIntervalSpec,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
+    ScheduleSpec,
+    ScheduleState,
+)
+from temporalio.service import RPCError, RPCStatusCode
 
 from activities.readiness import Readiness, latest_verdict
+from api.check import time_limit
+from api.refusal import Refused
 from inventory.models import Inventory, other, readiness_schedule_id
 from inventory.status import PairStatus
+from workflows.readiness import ReadinessInput, ReadinessWorkflow
 
 # `amsm status` waits this long for the schedule, then says it could not read it.
 READ_SECONDS = 5.0
@@ -136,3 +149,108 @@ def readiness_line(view: ReadinessView, status: PairStatus | None, now: datetime
     elif view.overdue(now):
         line += f"; OVERDUE: no check since, though it runs every {every(view.interval or 0)} (is the pair's worker running?)"
     return line
+
+
+# -- turning it on and off --------------------------------------------------------
+def run_limit(inv: Inventory) -> timedelta:
+    """One check's time limit: the site check's own (as `amsm check` waits), and the
+    verdict's reading and keeping."""
+    return timedelta(seconds=time_limit(inv) + 120)
+
+
+def schedule_of(inv: Inventory, operator: str, last: Readiness | None = None) -> Schedule:
+    """The watch's schedule; `last`: the verdict of the schedule it replaces."""
+    interval = timedelta(seconds=inv.timing.readiness_interval)
+    return Schedule(
+        action=ScheduleActionStartWorkflow(
+            ReadinessWorkflow.run,
+            ReadinessInput(pair=inv.pair, last=last),
+            id=readiness_schedule_id(inv.pair),
+            task_queue=inv.queue,
+            execution_timeout=run_limit(inv),
+        ),
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=interval)]),
+        policy=SchedulePolicy(
+            # One check at a time; a check missed while the server was down runs once on
+            # its return, not as a burst.
+            overlap=ScheduleOverlapPolicy.SKIP,
+            catchup_window=interval,
+        ),
+        state=ScheduleState(note=f"readiness watch of pair {inv.pair}, turned on by {operator}"),
+    )
+
+
+async def turn_on(client: Client, inv: Inventory, operator: str) -> str:
+    """Make the schedule (the first check at once). A watch already on as the inventory
+    says is left alone; one with another interval, queue or time limit, or paused, is
+    made anew with the verdict it had carried in (`since` goes on) and checks at once.
+    Never an update of the schedule: every change of a schedule is a signal to it, which
+    the server's limit on signals in one run counts, and the checks' own ends use them up
+    (README, 'The readiness watch')."""
+    sid = readiness_schedule_id(inv.pair)
+    seconds = inv.timing.readiness_interval
+    view = await read_readiness(client, inv)
+    if view.error and not view.on:
+        raise Refused(f"the readiness watch of pair {inv.pair}: {view.error}")
+    was = ""
+    if view.on:
+        same = (
+            view.interval == seconds
+            and view.task_queue == inv.queue
+            and view.run_limit == run_limit(inv).total_seconds()
+        )
+        if same and not view.paused:
+            return f"readiness watch of pair {inv.pair} was on: a check every {every(seconds)}"
+        await turn_off(client, inv)
+        was = " (made anew: it was " + (
+            "paused)" if same else f"every {every(view.interval or 0)}, on {view.task_queue})"
+        )
+    try:
+        await client.create_schedule(
+            sid, schedule_of(inv, operator, view.last), trigger_immediately=True
+        )
+    except ScheduleAlreadyRunningError:
+        # Someone turned it on at the same moment.
+        return f"readiness watch of pair {inv.pair} was on"
+    except RPCError as e:
+        raise Refused(
+            f"the readiness watch of pair {inv.pair} could not start: {e.message}"
+        ) from None
+    return (
+        f"readiness watch of pair {inv.pair} on: a check every {every(seconds)}, the first now{was}"
+    )
+
+
+async def turn_off(client: Client, inv: Inventory) -> str:
+    sid = readiness_schedule_id(inv.pair)
+    try:
+        await client.get_schedule_handle(sid).delete()
+    except RPCError as e:
+        if e.status == RPCStatusCode.NOT_FOUND:
+            return f"readiness watch of pair {inv.pair} was off"
+        raise Refused(
+            f"the readiness watch of pair {inv.pair} could not be turned off: {e.message}"
+        ) from None
+    return f"readiness watch of pair {inv.pair} off (schedule {sid} deleted)"
+
+
+async def readiness(
+    client: Client, inv: Inventory, verb: str, operator: str
+) -> tuple[str, ReadinessView]:
+    """`on`, `off` or `status` of the pair's readiness watch: what was done (a sentence,
+    empty for `status`) and the watch as it is now. Only an operator turns it on or off."""
+    if verb != "status" and not inv.may_act(operator):
+        raise Refused(
+            f"{operator} is not an operator of pair {inv.pair}: only an operator turns "
+            "the readiness watch on or off (inventory `operators:`)"
+        )
+    if verb == "on":
+        said = await turn_on(client, inv, operator)
+    elif verb == "off":
+        said = await turn_off(client, inv)
+    else:
+        said = ""
+    view = await read_readiness(client, inv)
+    if view.error and verb == "status":
+        raise Refused(f"the readiness watch of pair {inv.pair}: {view.error}")
+    return said, view

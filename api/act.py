@@ -1,0 +1,155 @@
+"""The operator's acts on a run: confirm a manual step, approve a gate (the run's
+`confirm-step` / `approve-step` updates), retry or skip a failed step or one client of
+it, abort the run (`decide-step`). Each is answered once the run has taken it; the run's
+validators refuse what they refuse, and the refusal says the rule and why."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pydantic import BaseModel
+from temporalio.client import Client
+
+from api.refusal import Refused
+from api.runs import fetch_checklist, resolve_run, send_update
+from inventory.models import Inventory
+from workflows.base import PairWorkflow
+from workflows.models import Checklist, Decision, OperatorSignal, StepState
+
+UPDATES = {"confirm": PairWorkflow.confirm_step, "approve": PairWorkflow.approve_step}
+LIVE_STATES = ("running", "awaiting-operator")
+
+
+class Ticked(BaseModel):
+    """A confirmation or an approval the run took: the step's status after it, and the
+    step the run waits for now, if any."""
+
+    run_id: str
+    step: str
+    status: str | None = None
+    awaiting: str | None = None
+
+
+class Decided(BaseModel):
+    """A decision the run took (or, a second abort, had taken already)."""
+
+    run_id: str
+    action: str
+    step: str
+    client: str | None = None
+
+
+def step_of(c: Checklist, step_id: str) -> StepState:
+    """The step of the run's checklist; a usage refusal naming the steps it has."""
+    try:
+        return c.step(step_id)
+    except KeyError:
+        ids = ", ".join(s.id for s in c.steps)
+        raise Refused(f"run {c.run_id} has no step {step_id!r}; steps: {ids}", "usage") from None
+
+
+def waits_for(c: Checklist, step: StepState, verb: str) -> None:
+    """Refused unless the run is open and STEP waits for this verb (a manual step for a
+    confirmation, a gate for an approval), with what to do instead."""
+    want = "awaiting-approval" if verb == "approve" else "awaiting-confirmation"
+    if c.state not in LIVE_STATES:
+        raise Refused(f"run {c.run_id} is {c.state}; nothing to {verb}")
+    if step.status != want:
+        hint = ""
+        if step.kind == "gate" and verb == "confirm":
+            hint = f" (it is a gate: amsm approve {c.run_id} {step.id})"
+        elif step.kind == "manual" and verb == "approve":
+            hint = f" (it is a manual step: amsm confirm {c.run_id} {step.id})"
+        elif c.awaiting:
+            hint = f"; the run waits for {c.awaiting[0].id}"
+        raise Refused(f"step {step.id} is {step.status}, not {want}{hint}")
+
+
+async def tick(
+    client: Client,
+    inv: Inventory,
+    run: str,
+    verb: str,
+    sig: OperatorSignal,
+    check: bool = True,
+    guard: Callable[[Checklist, StepState], None] | None = None,
+) -> Ticked:
+    """Confirm (verb `confirm`) or approve (`approve`) SIG's step of RUN. `check`: refuse
+    here what the run would refuse (a run not open, a step not waiting for this verb),
+    saying what to type instead; `guard`: the caller's own proof before it is sent (the
+    console's typed count at a gate), raising Refused."""
+    if verb not in UPDATES:
+        raise Refused(f"no such action {verb!r}: confirm or approve", "usage")
+    handle = await resolve_run(client, inv, run)
+    before = await fetch_checklist(handle)
+    step = step_of(before, sig.step)
+    if check:
+        waits_for(before, step, verb)
+    if guard is not None:
+        guard(before, step)
+    taken = await send_update(client, handle, UPDATES[verb], sig)
+    return Ticked(
+        run_id=taken.run_id, step=sig.step, status=taken.step_status, awaiting=taken.awaiting
+    )
+
+
+def failed_client(step: StepState, action: str, host: str | None) -> str | None:
+    """Refused unless STEP (or its client HOST) is one this decision may take: a failed
+    step or client, or (a skip) a step waiting for the operator. HOST as the run spells
+    it."""
+    failed = [c.host for c in step.failed_clients]
+    if host and host.lower() not in {h.lower() for h in failed}:
+        raise Refused(
+            f"{host} is not a failed client of {step.id} (failed: {', '.join(failed) or 'none'})"
+        )
+    can_skip_waiting = action == "skip" and step.status in (
+        "awaiting-confirmation",
+        "awaiting-approval",
+    )
+    if step.status != "failed" and not failed and not can_skip_waiting:
+        raise Refused(
+            f"step {step.id} is {step.status}; only a failed step "
+            + ("or one awaiting the operator " if action == "skip" else "")
+            + f"can be {'retried' if action == 'retry' else 'skipped'}"
+        )
+    return next(h for h in failed if h.lower() == host.lower()) if host else None
+
+
+async def decide(
+    client: Client,
+    inv: Inventory,
+    run: str,
+    action: str,
+    step_id: str,
+    operator: str,
+    reason: str | None,
+    client_host: str | None = None,
+    check: bool = True,
+) -> Decided:
+    """Retry or skip a failed step of RUN (or one client of it), or abort RUN (`step_id`
+    empty): the `decide-step` update. `check`: refuse here what the run would refuse (a
+    run not open, a step that is not failed, a client that did not fail); a second abort
+    is then answered as the first (the run refuses it)."""
+    if action not in ("retry", "skip", "abort"):
+        raise Refused(f"unknown decision {action!r}: retry, skip or abort", "usage")
+    handle = await resolve_run(client, inv, run)
+    if action == "abort":
+        step_id = ""
+    before = await fetch_checklist(handle) if check else None
+    if before is not None:
+        if before.state not in LIVE_STATES:
+            raise Refused(f"run {before.run_id} is {before.state}; nothing to {action}")
+        if action != "abort":
+            client_host = failed_client(step_of(before, step_id), action, client_host)
+        if action == "abort" and any(x.action == "abort" for x in before.decisions):
+            # Already aborting: the run refuses a second abort.
+            return Decided(run_id=before.run_id, action=action, step=step_id)
+    d = Decision(
+        step=step_id,
+        action=action,  # type: ignore[arg-type]
+        operator=operator,
+        reason=reason,
+        client=client_host or None,
+    )
+    taken = await send_update(client, handle, PairWorkflow.decide_step, d)
+    return Decided(run_id=taken.run_id, action=action, step=step_id, client=client_host or None)

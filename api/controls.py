@@ -1,0 +1,149 @@
+"""The console's Status and Control buttons (`amsm dsm`, `replication`, `smartbins`,
+`browse`, `clients`, `insync`, `allsync` and `reboot`), each a short durable workflow
+(workflows/control.py) whose sentence is the answer. Break-glass overrides are checked
+here before anything starts (the control workflow checks again, for starts that do not
+come through the API)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from pydantic import BaseModel
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from api.refusal import Refused
+from api.runs import cause, index
+from inventory.models import Inventory
+from inventory.rules import BY_NAME, OVERRIDABLE
+from workflows.control import ControlInput, ControlResult
+from workflows.overrides import Override
+
+
+class ControlRequest(BaseModel):
+    """One control as asked: its name (`dsm-set-main`, ...), its side, its hosts (as the
+    operator spelt them), the rules it forces and why."""
+
+    control: str
+    side: str | None = None
+    hosts: list[str] = []
+    overrides: list[str] = []
+    reason: str | None = None
+
+
+class ControlDone(BaseModel):
+    """A control's run and its result; `result` None when it still runs after the wait."""
+
+    run_id: str | None
+    result: ControlResult | None = None
+
+
+def control_overrides(rules: list[str], reason: str | None) -> list[Override]:
+    """The overrides asked for (`--override RULE --reason TEXT`); usage errors and
+    absolute rules refused."""
+    rules = list(dict.fromkeys(rules or []))
+    why = (reason or "").strip()
+    if not rules:
+        if reason is not None:
+            raise Refused(
+                "--reason goes with --override RULE (the reason for forcing the rule)", "usage"
+            )
+        return []
+    unknown = [r for r in rules if r not in BY_NAME]
+    if unknown:
+        raise Refused(
+            f"--override {unknown[0]}: no such rule; rules that can be overridden: "
+            f"{', '.join(OVERRIDABLE)} (see `amsm rules`)",
+            "usage",
+        )
+    if not why:
+        raise Refused(
+            f"--override {rules[0]} needs --reason TEXT (not blank): it is recorded with your "
+            "name in the run's history and report",
+            "usage",
+        )
+    for r in rules:
+        rule = BY_NAME[r]
+        if not rule.overridable:
+            raise Refused(
+                f"refused: rule '{r}' cannot be overridden; it protects absolutely: {rule.protects}"
+            )
+    return [Override(rule=r, reason=why) for r in rules]
+
+
+def check_hosts(inv: Inventory, control: str, hosts: list[str]) -> list[str]:
+    """The HOSTs of a control, as the inventory spells them; unknown ones are a usage
+    refusal."""
+    if control == "clients-switch":
+        pool = {c.host.lower(): c.host for c in inv.clients}
+        what = "switchable clients"
+    elif control.startswith("browse-"):
+        pool = {b.host.host.lower(): b.host.host for b in inv.browse}
+        what = "Browse hosts"
+    else:
+        pool = {h.host.lower(): h.host for _, h in inv.all_hosts()}
+        what = "hosts"
+    unknown = [h for h in hosts if h.lower() not in pool]
+    if unknown:
+        raise Refused(
+            f"not among the {what} of pair {inv.pair}: {', '.join(unknown)} "
+            f"(known: {', '.join(sorted(pool.values()))})",
+            "usage",
+        )
+    return list(dict.fromkeys(pool[h.lower()] for h in hosts))
+
+
+async def start_control(
+    client: Client, inv: Inventory, req: ControlRequest, operator: str, via: str = ""
+) -> WorkflowHandle[Any, ControlResult]:
+    """Start one control as a short workflow for `operator`, its hosts and overrides
+    checked (`via`: said in the run's summary). One control at a time per pair."""
+    overrides = control_overrides(req.overrides, req.reason)
+    inp = ControlInput(
+        pair=inv.pair,
+        control=req.control,
+        operator=operator,
+        side=req.side,
+        hosts=check_hosts(inv, req.control, req.hosts),
+        overrides=overrides,
+    )
+    try:
+        return await client.start_workflow(
+            "control",
+            inp,
+            id=f"{inv.workflow_id}-control",
+            task_queue=inv.queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            result_type=ControlResult,
+            search_attributes=index(inv, "control", operator),
+            static_summary=f"{req.control} {req.side or ''} {' '.join(inp.hosts)} by {operator}"
+            + (f" ({via})" if via else "")
+            + "".join(f", overriding {o.rule}" for o in overrides),
+        )
+    except WorkflowAlreadyStartedError:
+        raise Refused(
+            f"refused: another control is running on pair {inv.pair}; one at a time"
+        ) from None
+
+
+async def run_control(
+    client: Client,
+    inv: Inventory,
+    req: ControlRequest,
+    operator: str,
+    via: str = "",
+    wait: float | None = None,
+) -> ControlDone:
+    """Run one control and wait for its sentence (`wait`: at most so many seconds, then
+    `result` is None: it still runs). A control that fails is refused with its cause."""
+    handle = await start_control(client, inv, req, operator, via)
+    try:
+        result = await asyncio.wait_for(handle.result(), wait)
+    except TimeoutError:
+        return ControlDone(run_id=handle.result_run_id)
+    except Exception as e:
+        raise Refused(cause(e)) from None
+    return ControlDone(run_id=handle.result_run_id, result=result)

@@ -1,0 +1,161 @@
+"""Starting one of the pair's workflows (the table of kinds, workflows/kinds.py) and its
+dry run: the input from the kind's row, the start (one workflow at a time per pair) and
+the wait until the run has read the devices and said whether it goes."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from pydantic import BaseModel
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
+
+from api.refusal import Refused
+from api.runs import cause, index
+from inventory.models import Inventory
+from workflows.base import PairWorkflow
+from workflows.dry_run import READS, PairDryRunWorkflow
+from workflows.kind import StartError
+from workflows.kinds import KINDS
+from workflows.models import DryRunInput
+from workflows.preview import DryRunResult
+
+
+class Started(BaseModel):
+    """A run that started, and its refusal when it read the devices and did not go."""
+
+    run_id: str
+    what: str
+    refused: str | None = None
+
+
+def start_input(
+    inv: Inventory, kind: str, side: str, operator: str, options: Mapping[str, Any]
+) -> tuple[BaseModel, str]:
+    """The workflow's input from its row (its side and start options) and a one-line
+    description of what it will do; a usage refusal when they make no input."""
+    row = KINDS.get(kind)
+    if row is None:
+        raise Refused(f"unknown workflow {kind!r}; available: {', '.join(KINDS)}", "usage")
+    opts = {o.name: options.get(o.name, o.default) for o in row.options}
+    try:
+        return row.start(inv.pair, side, operator, opts)  # type: ignore[arg-type]
+    except StartError as e:
+        raise Refused(str(e), "usage") from None
+
+
+async def running_run(client: Client, inv: Inventory) -> str:
+    """One line about the run that holds the pair, for a refusal."""
+    try:
+        desc = await client.get_workflow_handle(inv.workflow_id).describe()
+    except RPCError:
+        return f"workflow {inv.workflow_id}"
+    return (
+        f"run {desc.run_id} ({desc.workflow_type}, started {desc.start_time:%Y-%m-%d %H:%M:%S} UTC)"
+    )
+
+
+async def start(
+    client: Client,
+    inv: Inventory,
+    kind: str,
+    inp: BaseModel,
+    what: str,
+    operator: str,
+    wait: bool = True,
+    via: str = "",
+    hint: str = "",
+) -> Started:
+    """Start KIND with its input (start_input's) as `operator`; with `wait`, until it has
+    read the devices (`refused`: the run's refusal). Refused while another run holds the
+    pair (`hint`: what the refusal adds, the command to see it). A run that would make
+    main a side a fence still waits on is refused by the run itself (workflows/base.py),
+    whoever starts it. `via`: said in the run's summary (the console)."""
+    try:
+        handle = await client.start_workflow(
+            kind,
+            inp,
+            id=inv.workflow_id,
+            task_queue=inv.queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            memo={"kind": kind, "what": what, "initiator": operator},
+            search_attributes=index(inv, kind, operator),
+            static_summary=f"{what} on pair {inv.pair}, by {operator}"
+            + (f" ({via})" if via else ""),
+        )
+    except WorkflowAlreadyStartedError:
+        raise Refused(
+            f"refused: only one workflow runs on pair {inv.pair} at a time, and "
+            f"{await running_run(client, inv)} is running{hint}"
+        ) from None
+    run_id = handle.result_run_id or ""
+    refused = await wait_for_precondition(client, inv, run_id) if wait else None
+    return Started(run_id=run_id, what=what, refused=refused)
+
+
+async def wait_for_precondition(
+    client: Client, inv: Inventory, run_id: str, timeout: float = 60
+) -> str | None:
+    """Wait until the workflow has read the devices; return the refusal, if any."""
+    handle = client.get_workflow_handle(inv.workflow_id, run_id=run_id)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        desc = await handle.describe()
+        if desc.status == WorkflowExecutionStatus.FAILED:
+            try:
+                await handle.result()
+            except Exception as e:
+                return cause(e)
+        try:
+            c = await handle.query(PairWorkflow.progress)
+        except Exception:
+            c = None
+        if c is not None and (c.state == "failed" or any(s.status != "pending" for s in c.steps)):
+            return c.message if c.state == "failed" else None
+        await asyncio.sleep(0.3)
+    return None
+
+
+# -- the dry run ----------------------------------------------------------------------------
+def dry_run_workflow_id(inv: Inventory) -> str:
+    """Its own id: never the pair's one-workflow id, so it runs beside a switch."""
+    return f"{inv.workflow_id}-dry-run-{uuid.uuid4().hex[:12]}"
+
+
+def dry_run_time_limit(inv: Inventory) -> float:
+    t = inv.timing
+    return (READS + 1) * t.operation_timeout + t.connect_timeout + 180
+
+
+async def dry_run(
+    client: Client, inv: Inventory, kind: str, inp: BaseModel, operator: str
+) -> DryRunResult:
+    """What the start would do now, changing nothing: the short pair-dry-run workflow of
+    KIND with the start's input (its own id, beside any run, no lock), waited for. It
+    reads every device of the pair: for those who may read it (as `amsm status`)."""
+    if not inv.may_read(operator):
+        raise Refused(
+            f"{operator} is neither an operator nor a viewer of pair {inv.pair} "
+            "(inventory `operators:` / `viewers:`; set AMSM_OPERATOR to act as another name)"
+        )
+    try:
+        return await client.execute_workflow(
+            PairDryRunWorkflow.run,
+            DryRunInput(pair=inv.pair, kind=kind, input=inp.model_dump(mode="json")),
+            id=dry_run_workflow_id(inv),
+            task_queue=inv.queue,
+            execution_timeout=timedelta(seconds=dry_run_time_limit(inv)),
+        )
+    except Exception as e:
+        raise Refused(
+            f"the dry run of {kind} on pair {inv.pair} did not finish: {cause(e)}; "
+            "is the pair's worker running?"
+        ) from None

@@ -1,0 +1,69 @@
+"""The pair's status as the operator asks for it (`amsm status`, the console's pair page
+and its JSON): the devices read now by whoever may act, else what the pair's watch last
+read; with the fence that still waits on a lost side and the readiness watch's verdict."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+from temporalio.client import Client
+
+from api.fence import FenceView, read_fence
+from api.readiness import ReadinessView, read_readiness
+from api.refusal import Refused
+from api.runs import read_status, read_watched_status
+from inventory.models import Inventory
+from inventory.status import PairStatus
+
+
+class StatusView(BaseModel):
+    """The pair's status (`when`: the watch's reading, and when; None when read now), the
+    fence that still waits on a lost side (a side that answers again goes to backup at
+    once), and the readiness watch."""
+
+    status: PairStatus
+    when: str | None = None
+    fence: FenceView | None = None
+    readiness: ReadinessView
+
+    def to_json(self) -> dict[str, Any]:
+        """The object of `amsm status --json` (the web console answers the same)."""
+        data = self.status.to_json()
+        if self.when:
+            data["read"] = self.when
+        data["fence"] = self.fence.model_dump(mode="json") if self.fence else None
+        data["readiness"] = self.readiness.to_json()
+        return data
+
+
+async def pair_status(
+    client: Client, inv: Inventory, operator: str, cached: bool = False
+) -> tuple[PairStatus, str | None]:
+    """Whoever may act reads the devices now (a short workflow); a viewer, who may not
+    start workflows, reads what the pair's watch last read (a query), and is told when;
+    `cached`: the watch's reading, whoever asks."""
+    if cached or not inv.may_act(operator):
+        return await read_watched_status(client, inv)
+    return await read_status(client, inv), None
+
+
+async def status_view(
+    client: Client, inv: Inventory, st: PairStatus, when: str | None
+) -> StatusView:
+    """A status read with the waiting fence and the readiness verdict beside it. Neither
+    fails the status: a fence that cannot be read is left out, the readiness says its
+    error (one DescribeSchedule and, usually, one result; 5 s at most)."""
+    try:
+        view = await read_fence(client, inv.pair)
+    except Refused:
+        view = None
+    waiting = view if view is not None and view.state.status == "waiting" else None
+    ready = await read_readiness(client, inv)
+    return StatusView(status=st, when=when, fence=waiting, readiness=ready)
+
+
+async def status(client: Client, inv: Inventory, operator: str, cached: bool = False) -> StatusView:
+    """`amsm status`: the pair as `operator` may read it, with its fence and readiness."""
+    st, when = await pair_status(client, inv, operator, cached)
+    return await status_view(client, inv, st, when)

@@ -1,0 +1,46 @@
+"""Logging in and out: a new session at every login (no fixation), the form's CSRF
+token checked, a throttle on wrong passwords."""
+
+from __future__ import annotations
+
+import asyncio
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from api.refusal import Refused
+from console.auth import CSRF_FIELD, LoginThrottled, csrf_ok, csrf_token
+from console.site import Site
+
+
+async def form(site: Site, request: Request) -> Response:
+    return site.render("login.html", request)
+
+
+async def login(site: Site, request: Request) -> Response:
+    posted = await request.form()
+    if not csrf_ok(request, posted.get(CSRF_FIELD)):
+        raise Refused(
+            "refused: the login form carries no valid CSRF token (reload it)", "forbidden"
+        )
+    name, password = str(posted.get("username", "")), str(posted.get("password", ""))
+    try:
+        address = site.gate.address(request)  # behind a trusted proxy, the client's
+        account = await asyncio.to_thread(site.gate.login, name, password, address)
+    except LoginThrottled as e:
+        return site.render("login.html", request, 429, error=str(e), name=name)
+    if account is None:
+        return site.render(
+            "login.html", request, 401, error="wrong user name or password", name=name
+        )
+    request.session.clear()  # a new session at every login (no fixation)
+    request.session["user"] = account.name
+    csrf_token(request)
+    return RedirectResponse("/", 303)
+
+
+async def logout(site: Site, request: Request) -> Response:
+    posted = await request.form()
+    if csrf_ok(request, posted.get(CSRF_FIELD)):
+        request.session.clear()
+    return RedirectResponse("/login", 303)

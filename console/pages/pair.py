@@ -1,0 +1,79 @@
+"""The pair's page (the manual's window: strips, Status and Control, the starts), its
+controls and its refresh, and its JSON (`amsm status --json`, the live subscription)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from console import actions
+from console.accounts import Account
+from console.pairs import status_json
+from console.site import Site
+from inventory.models import Inventory
+
+
+async def page(site: Site, request: Request) -> Response:
+    account = site.who(request)
+    inv, role = site.pair_of(request, account)
+    snap = await site.snapshot(inv.pair)
+    return site.render(
+        "pair.html", request, user=account, view="pair", **site.pair_context(inv, role, snap)
+    )
+
+
+async def control(site: Site, request: Request) -> Response:
+    async def do(account: Account, inv: Inventory, form: Any) -> str:
+        name, _, side = str(form.get("control", "")).partition(":")
+        family = name.split("-")[0]
+        hosts = [str(h) for h in form.getlist(f"hosts-{family}")]
+        if name == "clients-switch" or (name == "reboot" and not hosts):
+            one = str(form.get("host") or request.query_params.get("host") or "")
+            hosts = [one] if one else hosts
+        return await actions.control(
+            site.hub.client,
+            inv,
+            account.name,
+            name,
+            side or None,
+            hosts,
+            [str(r) for r in form.getlist("override")],
+            str(form.get("reason", "")),
+        )
+
+    return await site.act(request, "", do)
+
+
+async def refresh(site: Site, request: Request) -> Response:
+    async def do(account: Account, inv: Inventory, form: Any) -> str:
+        snap = await site.hub.refresh(inv.pair, fresh=True)
+        return snap.status_when or "read"
+
+    return await site.act(request, "", do)
+
+
+async def status(site: Site, request: Request) -> Response:
+    account = site.who(request)
+    inv, role = site.pair_of(request, account)
+    return JSONResponse(
+        await status_json(site.hub.client, inv, account.name, act=role == "operator")
+    )
+
+
+async def live(site: Site, request: Request) -> Response:
+    """The pair's live subscription: how many browsers share its one poller."""
+    account = site.who(request)
+    inv, _ = site.pair_of(request, account)
+    pair = site.hub.pairs[inv.pair]
+    return JSONResponse(
+        {
+            "pair": inv.pair,
+            "subscribers": len(pair.subscribers),
+            "pollers": int(pair.following),
+            "reads": pair.reads,
+            "queries": pair.queries,
+            "version": pair.snapshot.version,
+        }
+    )

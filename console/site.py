@@ -1,0 +1,174 @@
+"""What every page of the console shares: who is asking (a login, a role on the pair, the
+CSRF token of a POST), drawing a template, the pair's snapshot and its live part drawn
+once for every browser, an action's answer as the next page's flash, and a refusal of
+the operator API (api.refusal.Refused) as its HTTP status. The pages are modules of
+console/pages/; console/app.py is their route table."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from pydantic import ValidationError
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from temporalio.converter import PayloadCodec
+from temporalio.service import RPCError
+
+from api.readiness import readiness_line
+from api.refusal import RefusalKind, Refused, refusal_of
+from console import gates, views
+from console.accounts import Account, Role
+from console.auth import CSRF_FIELD, Gate, csrf_ok, csrf_token
+from console.pairs import Hub, Snapshot
+from inventory.models import Inventory
+
+HERE = Path(__file__).parent
+# Where each stream puts its session's form token into the live part drawn once for all.
+CSRF_SLOT = "csrf-slot-" + secrets.token_hex(8)
+
+# The HTTP status of each kind of refusal (the CLI maps the same kinds to exit codes).
+HTTP_STATUS: dict[RefusalKind, int] = {
+    "usage": 400,
+    "refused": 400,
+    "not-found": 404,
+    "forbidden": 403,
+    "login": 401,
+}
+
+# What a button does, as the operator behind the POST: its answer in a sentence.
+Action = Callable[[Account, Inventory, Any], Awaitable[str]]
+
+
+class Site:
+    """The console's shared state (the pairs' hub, the login gate, the payload codec, the
+    templates) and what every page does with it."""
+
+    def __init__(self, hub: Hub, gate: Gate, codec: PayloadCodec | None = None) -> None:
+        self.hub, self.gate, self.codec = hub, gate, codec
+        self.env = Environment(
+            loader=FileSystemLoader(HERE / "templates"),
+            autoescape=select_autoescape(["html"]),
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        self.env.globals.update(stage=views.stage, expected=gates.expected, quote=quote)
+        self._drawn: dict[tuple[str, str, str], tuple[int, str]] = {}
+
+    # -- who -------------------------------------------------------------------------------------
+    def who(self, request: Request) -> Account:
+        account = self.gate.user(request)
+        if account is None:
+            raise Refused("log in first", "login")
+        return account
+
+    def pair_of(self, request: Request, account: Account) -> tuple[Inventory, Role]:
+        pair = request.path_params["pair"]
+        inv = self.hub.inventory(pair)
+        role = self.gate.role(account, inv) if inv else None
+        if inv is None or role is None:
+            # Unknown and not-yours look the same: no pair names leak to strangers.
+            raise Refused(f"no pair {pair!r} for {account.name}", "not-found")
+        return inv, role
+
+    def acting(self, request: Request, form: Any) -> tuple[Account, Inventory]:
+        """The operator behind a POST: logged in, with the session's CSRF token, and an
+        operator of the pair."""
+        account = self.who(request)
+        if not csrf_ok(request, form.get(CSRF_FIELD)):
+            raise Refused(
+                "refused: the form carries no valid CSRF token (reload the page and try again)",
+                "forbidden",
+            )
+        inv, role = self.pair_of(request, account)
+        if role != "operator":
+            raise Refused(
+                f"refused: {account.name} is a viewer of pair {inv.pair}: viewers see "
+                "everything and act on nothing (the inventory's `operators:` act)",
+                "forbidden",
+            )
+        return account, inv
+
+    # -- drawing ---------------------------------------------------------------------------------
+    def render(
+        self, template: str, request: Request, status: int = 200, **ctx: Any
+    ) -> HTMLResponse:
+        flash = request.session.pop("flash", None) if "session" in request.scope else None
+        html = self.env.get_template(template).render(
+            request=request, csrf=csrf_token(request), flash=flash, **ctx
+        )
+        return HTMLResponse(html, status_code=status)
+
+    def pair_context(self, inv: Inventory, role: Role, snap: Snapshot) -> dict[str, Any]:
+        c = snap.checklist
+        busy = c is not None and c.state in views.LIVE_STATES
+        st = snap.status
+        mode = st.derived if st else None
+        return {
+            "inv": inv,
+            "pair": inv.pair,
+            "can_act": role == "operator",
+            "role": role,
+            "snap": snap,
+            "st": st,
+            "mode": mode,
+            "strips": views.strips(st),
+            "starts": views.starts(st, busy, snap.fences),
+            "busy": busy,
+            "checklist": c,
+            "pending": views.pending_by_host(c),
+            "overridable": views.overridable(),
+            "readiness": (
+                readiness_line(snap.readiness, st, datetime.now(UTC)) if snap.readiness else None
+            ),
+            "ready": snap.readiness.last.ready if snap.readiness and snap.readiness.last else None,
+        }
+
+    async def snapshot(self, pair: str) -> Snapshot:
+        """The pair as last read; read now when no browser keeps its poller running."""
+        live = self.hub.pairs[pair]
+        if live.snapshot.version == 0 or not live.following:
+            return await self.hub.refresh(pair)
+        return live.snapshot
+
+    def drawn(self, inv: Inventory, role: Role, view: str, snap: Snapshot) -> str:
+        """The live part of a page as of the snapshot's version, drawn once for every
+        browser of that pair, view and role (each stream puts its own form token in)."""
+        key = (inv.pair, view, role)
+        cached = self._drawn.get(key)
+        if cached is not None and cached[0] == snap.version:
+            return cached[1]
+        html = self.env.get_template(f"_{view}.html").render(
+            csrf=CSRF_SLOT, **self.pair_context(inv, role, snap)
+        )
+        self._drawn[key] = (snap.version, html)
+        return html
+
+    async def act(self, request: Request, where: str, do: Action) -> Response:
+        form = await request.form()
+        account, inv = self.acting(request, form)
+        try:
+            said = await do(account, inv, form)
+            request.session["flash"] = {"kind": "ok", "text": said}
+        except (Refused, ValidationError, RPCError) as e:
+            # A refusal of the API, a bound every workflow input keeps (as for the CLI),
+            # the server busy or the run closing as it was asked: one sentence.
+            refusal = refusal_of(e)
+            assert refusal is not None
+            request.session["flash"] = {"kind": "error", "text": refusal.message}
+        await self.hub.refresh(inv.pair, status=False)
+        return RedirectResponse(f"/pairs/{quote(inv.pair)}/{where}", 303)
+
+    async def refused(self, request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, Refused)
+        status, message = HTTP_STATUS[exc.kind], exc.message
+        if request.url.path.startswith("/api/") or request.url.path.endswith("/events"):
+            return JSONResponse({"error": message}, status_code=status)
+        if status == 401 and request.method == "GET":
+            return RedirectResponse("/login", 303)
+        return self.render("refused.html", request, status, message=message)
