@@ -419,6 +419,14 @@ class DsmDriver:
             raise CommandFailed(
                 self.name, f"DSM {self.name} runs replication as {me.role}; stop it first"
             )
+        # Refused before this DSM's master job starts, not after (sp_start_job starts
+        # the job at once, Microsoft Learn): a peer running its own master job would
+        # leave both DSMs replicating as masters.
+        if other.replication == "running" and other.role != "backup":
+            raise CommandFailed(
+                peer.name,
+                f"DSM {peer.name} runs replication as {other.role}, not as backup; stop it first",
+            )
         if not running:
             self._start("master")
         # The master's part as planned; the peer's as it reads now (its own plan).
@@ -440,18 +448,22 @@ class DsmDriver:
     def stop_replication(self, peer: DsmDriver | None = None) -> str:
         """Stop replication on this DSM and, given its peer, the peer's backup
         replication too (the manual: stopping on the main stops the backup's processes).
-        Without a peer (it is lost), only this DSM's own."""
+        Without a peer (it is lost), only this DSM's own.
+
+        This DSM's job is stopped before the peer is read: a peer that does not answer
+        leaves this DSM's replication stopped (and the step failed), and the peer's part
+        is decided from what it reads after the main's job was told to stop."""
         me = self.replicating()
-        if peer is not None and me.role != "backup":
-            theirs = peer.replicating()
-            plan = plans.stop_replication(
-                self.name, me.state, me.role, peer.name, theirs.state, theirs.role
-            )
-        else:
-            plan = plans.stop_replication(self.name, me.state, me.role)
-        for c in plan.changes:
-            if c.host == self.name:
-                self._stop("backup" if me.role == "backup" else "master")
-            elif peer is not None:
-                peer._stop("backup")
+        own = plans.stop_replication(self.name, me.state, me.role)
+        if own.changes:
+            self._stop("backup" if me.role == "backup" else "master")
+        if peer is None or me.role == "backup":
+            return own.done
+        theirs = peer.replicating()
+        plan = plans.stop_replication(
+            self.name, me.state, me.role, peer.name, theirs.state, theirs.role
+        )
+        # The plan's changes after this DSM's own are the peer's.
+        if plan.changes[len(own.changes) :]:
+            peer._stop("backup")
         return plan.done

@@ -472,15 +472,17 @@ def os_times() -> str:
 
 
 # -- iSCSI (the iSCSI module: Windows 8 / Windows Server 2012 and later) -----------------
-# The cmdlets a client switch needs; a client without them is refused by name.
+# The cmdlets a client switch sends (the logins themselves go through iscsicli); a client
+# without them is refused by name. Test-NetConnection (NetTCPIP module) is the portals'
+# reachability test.
 ISCSI_CMDLETS = (
     "Get-IscsiSession",
     "Get-IscsiTargetPortal",
+    "Get-IscsiTarget",
     "New-IscsiTargetPortal",
     "Update-IscsiTargetPortal",
-    "Connect-IscsiTarget",
     "Register-IscsiSession",
-    "Unregister-IscsiSession",
+    "Test-NetConnection",
 )
 SESSION_PROPERTIES = ("TargetNodeAddress", "IsConnected", "IsPersistent", "SessionIdentifier")
 

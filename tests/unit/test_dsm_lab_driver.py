@@ -231,3 +231,32 @@ def test_a_replication_pass_that_races_a_dsm_taken_away_creates_no_empty_databas
     with pytest.raises(sqlite3.OperationalError, match="unable to open database"):
         replicate_once(tmp_path / "dsm-x.db", tmp_path / "dsm-y.db")
     assert not (tmp_path / "dsm-x.instance.db").exists()
+
+
+def test_a_stop_stops_the_main_before_it_reads_a_peer_that_does_not_answer(
+    tmp_path: Path,
+) -> None:
+    # The manual's order: the main's replication first. A backup DSM that no longer
+    # answers must not keep the main replicating onto it.
+    x, y = lab_dsm(tmp_path, "X", "main", timeout=2), lab_dsm(tmp_path, "Y", "backup", timeout=2)
+    x.start_replication(y)
+    away = tmp_path / "away"
+    away.mkdir()
+    for suffix in ("", "-wal", "-shm"):
+        part = tmp_path / f"dsm-y.instance.db{suffix}"
+        if part.exists():
+            part.rename(away / part.name)
+    with pytest.raises(Exception, match="dsm-y"):
+        x.stop_replication(y)
+    assert x.read().replication == "stopped"
+
+
+def test_a_start_is_refused_before_the_master_starts_when_the_peer_runs_as_master(
+    tmp_path: Path,
+) -> None:
+    x, y = lab_dsm(tmp_path, "X", "main"), lab_dsm(tmp_path, "Y", "backup")
+    y._start("master")  # the peer's own master job, left running
+    with pytest.raises(CommandFailed, match="DSM dsm-y runs replication as master, not as backup"):
+        x.start_replication(y)
+    # Refused before any change: this DSM's master job was never started.
+    assert x.read().replication == "stopped"

@@ -137,4 +137,6 @@ def test_browse_is_already_active_only_when_every_component_runs_and_points_ther
     assert p is not None and p.would == "Browse already Active on Y: nothing to do"
     assert browse.already_active("Y", [("Y", True), ("Y", False)]) is None
     assert browse.already_active("Y", [("Y", True), ("X", True)]) is None
-    assert browse.already_active("Y", []) is None
+    # No Browse components: nothing to move, as the move always answered.
+    empty = browse.already_active("Y", [])
+    assert empty is not None and empty.done == "Browse already Active on Y"

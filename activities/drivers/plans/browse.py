@@ -56,7 +56,8 @@ def start(name: str, host: str, services: Mapping[str, str | None], order: list[
 def already_active(to: str, read: list[tuple[str | None, bool | None]]) -> Plan | None:
     """Browse made Active on `to` in one go (stop, switch, start): nothing to do when
     every component, read as (the side it points at, whether it runs), points at `to`
-    and runs; else None, and the stop, switch and start plans say what."""
-    if read and all(side == to and running for side, running in read):
+    and runs (a pair without Browse components included, as the move always answered);
+    else None, and the stop, switch and start plans say what."""
+    if all(side == to and running for side, running in read):
         return nothing(f"Browse already Active on {to}")
     return None
