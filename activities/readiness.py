@@ -38,7 +38,7 @@ NAMED = 10
 RESULT_SECONDS = 5.0
 
 
-# Bounds of a verdict (it also travels in the schedule's input, README "Limits").
+# Bounds of a verdict (it also travels in the schedule's input, docs/reference/limits.md).
 NAMED_TEXT = 600
 ERROR_TEXT = 1000
 Named = Annotated[str, StringConstraints(max_length=NAMED_TEXT)]

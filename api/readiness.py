@@ -186,7 +186,7 @@ async def turn_on(client: Client, inv: Inventory, operator: str) -> str:
     made anew with the verdict it had carried in (`since` goes on) and checks at once.
     Never an update of the schedule: every change of a schedule is a signal to it, which
     the server's limit on signals in one run counts, and the checks' own ends use them up
-    (README, 'The readiness watch')."""
+    (docs/site/survey-check-readiness.md)."""
     sid = readiness_schedule_id(inv.pair)
     seconds = inv.timing.readiness_interval
     view = await read_readiness(client, inv)

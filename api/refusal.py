@@ -59,7 +59,7 @@ def bad_arguments(e: ValidationError) -> str:
         if err["type"] == "string_pattern_mismatch":
             msg = "must be one line, without control characters"
         parts.append(f"{where}: {msg}")
-    return "bad input: " + "; ".join(parts) + " (limits: README, 'Limits')"
+    return "bad input: " + "; ".join(parts) + " (limits: docs/reference/limits.md)"
 
 
 def refusal_of(e: Exception) -> Refused | None:

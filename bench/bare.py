@@ -7,7 +7,7 @@ clients, each client's activities one after the other) on an embedded Temporal d
 server, but each activity only sleeps and heartbeats. Prints the step's wall time
 at N = 1 and N = --clients, the marginal cost per added client, and the CPU seconds
 the server and this process (the worker) used: what the fan-out costs before any
-device work. Not a test: figures for the README's reasoning.
+device work. Not a test: figures for docs/maintainers/benchmark.md's reasoning.
 """
 
 from __future__ import annotations

@@ -127,7 +127,7 @@ async def run_command(client: Client, args: argparse.Namespace, inv: Inventory) 
     except Refused as e:  # the API's refusal, with the exit code its kind maps to
         raise CliError.of(e) from None
     except ValidationError as e:
-        # An argument outside the limits every workflow enforces (README "Limits").
+        # An argument outside the limits every workflow enforces (docs/reference/limits.md).
         raise CliError(bad_arguments(e), EXIT_USAGE) from None
     except RPCError as e:
         # A refusal no command explains itself (the server busy, the run closing as it was

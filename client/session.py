@@ -49,7 +49,7 @@ class CliError(Refused):
 
 def default_operator() -> str:
     """Who is acting: AMSM_OPERATOR, else the login name. Only as strong as the Temporal
-    deployment's own authentication (README, "Who may act")."""
+    deployment's own authentication (docs/site/accounts-and-tls.md)."""
     if os.environ.get("AMSM_OPERATOR"):
         return os.environ["AMSM_OPERATOR"]
     try:

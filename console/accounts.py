@@ -1,6 +1,6 @@
 """The console's accounts file: who may log in, with an Argon2id hash of their password.
 
-The file is YAML, one entry per person (README, "The web console"):
+The file is YAML, one entry per person (docs/operators/console.md):
 
     accounts:
       ann:
@@ -120,7 +120,7 @@ def write_accounts(path: str | Path, accounts: dict[str, tuple[str, Role]]) -> N
     }
     fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write("# amsm console accounts (README, 'The web console'): Argon2id hashes\n")
+        f.write("# amsm console accounts (docs/operators/console.md): Argon2id hashes\n")
         yaml.safe_dump(body, f, sort_keys=False)
     os.chmod(p, 0o600)
 

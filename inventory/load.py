@@ -43,7 +43,7 @@ def explain_validation(err: ValidationError) -> list[str]:
         loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith("function-")))
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
-            msg = "unknown field (check the spelling; see README, 'Inventory')"
+            msg = "unknown field (check the spelling; see docs/site/inventory.md)"
         elif e["type"] == "missing":
             msg = "required field is missing"
         elif e["type"] == "literal_error":

@@ -204,7 +204,7 @@ SYSTEM_DATABASES = ("master", "msdb", "model", "tempdb")
 
 
 class SqlServerDsm(_Strict):
-    """What the `sqlserver` profile expects on one DSM (README, "A SQL Server DSM").
+    """What the `sqlserver` profile expects on one DSM (docs/site/sqlserver.md).
 
     The Aurora schema and its replication are not public: these are the names a site
     gives the SQL Server Agent jobs and the table amsm reads, with this project's
@@ -230,7 +230,7 @@ class SqlServerDsm(_Strict):
     state_database: str = Field(
         "amsm",
         description="amsm's own database on this DSM, which replication does not reach: "
-        "it holds dbo.AmsmDsmMode (README, 'A SQL Server DSM')",
+        "it holds dbo.AmsmDsmMode (docs/site/sqlserver.md)",
     )
 
     @field_validator("database", "state_database")
@@ -563,7 +563,7 @@ class ControlPoint(Host):
 class DeviceSettings(_Strict):
     """Names on the real devices that the public documentation does not pin down.
 
-    Each has a default that the lab uses; a site sets its own (README, "Device settings").
+    Each has a default that the lab uses; a site sets its own (docs/site/inventory.md).
     """
 
     smartbins_service: str = "SmartBins"
@@ -587,7 +587,7 @@ class DeviceSettings(_Strict):
     snfs_nameservers_file: str = r"C:\Program Files\StorNext\config\fsnameservers"
     # A client whose UWF protects C: is refused (its restart would discard the switch);
     # with this, the switch turns UWF off for an extra restart, reconfigures the client,
-    # and turns UWF on again from restart 1/2 (README, "A client switch").
+    # and turns UWF on again from restart 1/2 (docs/site/client-switch.md).
     uwf_off_for_switch: bool = False
 
     @field_validator(
@@ -929,13 +929,13 @@ class Inventory(_Strict):
                 out.append(
                     f"sides.{side}: {len(s.portals)} iSCSI portals, and {len(unassigned)} "
                     f"client(s) without iscsi.{side} ({shown}) log in through the first, "
-                    f'{s.portals[0]}; set each client\'s own TOE (README, "A client switch")'
+                    f"{s.portals[0]}; set each client's own TOE (docs/site/client-switch.md)"
                 )
             if s.fsnameservers is None:
                 out.append(
                     f"sides.{side}: no fsnameservers; amsm neither sets nor checks which "
-                    f"K2 file system a client switched to {side} mounts as V: (README, "
-                    '"A client switch")'
+                    f"K2 file system a client switched to {side} mounts as V: "
+                    "(docs/site/client-switch.md)"
                 )
         seen = set()
         for where, h in self.all_hosts():

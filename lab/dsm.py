@@ -20,8 +20,7 @@ Replication rules (one pass every 0.25 s, `replicate_once`):
   otherwise, while its peer runs replication as *backup*, the peer's replicated
   database becomes an exact copy of the master's (overwrite, never merge);
 - a DSM runs as backup only when told so itself (the worker's `join_as_backup`, over that
-  DSM's own connection), as a SQL Server DSM runs its own backup job (README, "A SQL
-  Server DSM"): nothing in the lab makes the peer of a master a backup behind the
+  DSM's own connection), as a SQL Server DSM runs its own backup job (docs/site/sqlserver.md): nothing in the lab makes the peer of a master a backup behind the
   worker's back, so a driver that forgot to start the peer fails here too;
 - a DSM that runs replication as *backup* whose peer is not (running, master)
   stops (`stopped`, role `none`);
@@ -68,8 +67,7 @@ CREATE TABLE agent_jobs (name TEXT NOT NULL PRIMARY KEY COLLATE NOCASE);
 CREATE TABLE databases (name TEXT NOT NULL PRIMARY KEY COLLATE NOCASE, file TEXT NOT NULL,
   state TEXT NOT NULL CHECK (state IN ('ONLINE','RESTORING')));
 """
-# amsm's mode row, set through a trigger: a site ties it to Aurora with one (README, "A
-# SQL Server DSM"), and a server's row count then is not the row's: a trigger's own
+# amsm's mode row, set through a trigger: a site ties it to Aurora with one (docs/site/sqlserver.md), and a server's row count then is not the row's: a trigger's own
 # statements count unless it sets NOCOUNT, and none counts under the server's `user
 # options` NOCOUNT (Microsoft Learn, SET NOCOUNT; "Server configuration: user options").
 # SQLite's count of an UPDATE of a view through an INSTEAD OF trigger is 0 (sqlite.org,
@@ -87,7 +85,7 @@ CREATE TABLE assets (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, created 
 # The replicated database's name in the lab's catalog (the `sqlserver` profile's
 # default `database`).
 REPLICATED_DATABASE = "Aurora"
-# The SQL Server Agent jobs a DSM replicates with (README, "A SQL Server DSM"), by their
+# The SQL Server Agent jobs a DSM replicates with (docs/site/sqlserver.md), by their
 # default names: the lab keeps only whether each exists, as msdb.dbo.sysjobs lists the
 # jobs (names compared without regard to case, as msdb's default collation does). A
 # DSM without one cannot say how it replicates (`amsm lab fault DSM job-missing`); the

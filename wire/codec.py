@@ -4,7 +4,7 @@ Keys come from a key file (AMSM_CODEC_KEY_FILE) with one `KEY_ID:BASE64_KEY` per
 the first line the current key, later lines older keys kept for decoding (rotation);
 or from AMSM_CODEC_KEY (base64) with AMSM_CODEC_KEY_ID. Worker and CLI use the same
 converter, so histories in Temporal hold only ciphertext; `amsm codec-server` lets the
-Web UI show them (README, "Encrypted payloads").
+Web UI show them (docs/site/accounts-and-tls.md).
 """
 
 from __future__ import annotations

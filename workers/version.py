@@ -3,8 +3,8 @@
 Workers of different code on one task queue would take each other's workflow tasks:
 a workflow started by one version and replayed by another fails as nondeterministic,
 or worse, runs on. The build id is part of every worker's identity, and a worker that
-starts while a poller of another build serves its queue says so (the README, "The
-worker", says how to upgrade: drain, or a queue of its own).
+starts while a poller of another build serves its queue says so (docs/site/production.md,
+"Upgrading workers", says how to upgrade: drain, or a queue of its own).
 """
 
 from __future__ import annotations

@@ -213,7 +213,7 @@ async def run_worker(
                 f"worker: WARNING: task queue {q} is also served by code of another build "
                 f"({', '.join(mixed)}; this is build {version.build_id()}). Workers of two "
                 "codes on one queue take each other's runs; stop the other, or give this "
-                "one its own task_queue (README, 'Upgrading workers')."
+                "one its own task_queue (docs/site/production.md)."
             )
             logging.getLogger("amsm").warning(msg)
             print(msg, file=sys.stderr, flush=True)

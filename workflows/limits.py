@@ -1,5 +1,5 @@
 """Bounds on everything that reaches a workflow from outside: workflow inputs, signals,
-updates and control inputs (the README's "Limits" table states them).
+updates and control inputs (docs/reference/limits.md states them).
 
 Anyone who can reach the Temporal frontend can send any payload, so no field is
 unbounded: a name is short and on one line, a note or reason is a paragraph on one

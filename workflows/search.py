@@ -1,6 +1,6 @@
 """Search attributes of the pair's runs, so `amsm runs` can filter thousands of them on
 Temporal's visibility store. They must be registered on the server (the embedded dev
-server does it; see README, "Production")."""
+server does it; see docs/site/production.md)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 attributes. One home for the values: `dev_server_flags()` is what every dev server amsm
 starts takes (`make run`, the tests, the benchmark), `dynamic_config_yaml()` the file
 docker-compose.yml mounts (`dynamicconfig/amsm.yaml`, checked against this module by
-tests/unit/test_server_limits.py), and README "Limits" states them for a facility's own
+tests/unit/test_server_limits.py), and docs/reference/limits.md states them for a facility's own
 cluster.
 
 No workflow code can refuse a signal: the server stores every signal it accepts before
@@ -37,7 +37,7 @@ in flight (client/runs.py `send_update`); each one is answered in milliseconds.
 An accepted update is stored with its header too. Most move the run on (a step
 confirmed, a decision taken, once; a second abort is refused), but one that its validator
 lets through and the run then refuses (someone who is not an operator, kept for the
-audit) is stored as well: that is not bounded here (README "Not yet"; an authorizer is).
+audit) is stored as well: that is not bounded here (docs/not-yet.md; an authorizer is).
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ GRPC_MAX_REQUEST = 4 * MiB
 
 # Per payload (an activity's result, a workflow's or continuation's input, a signal's
 # input). amsm's largest, measured with the worker's data converter at 1,000 clients
-# (tests/unit/test_server_limits.py, README "Limits"): a switch's continuation with every
+# (tests/unit/test_server_limits.py, docs/reference/limits.md): a switch's continuation with every
 # client failed 1.21 MB, a pair status 0.86 MB, a control's result 0.74 MB. The limit
 # must stay above them with margin: a continuation refused by the server would fail its
 # workflow task for ever. Temporal's default, pinned; the warning at half of it.
@@ -102,8 +102,8 @@ def dev_server_flags() -> list[str]:
 def dynamic_config_yaml() -> str:
     """DYNAMIC_CONFIG as a Temporal dynamic config file (docker-compose.yml mounts it)."""
     lines = [
-        "# Temporal dynamic config for amsm: generated from workflows/server.py (README,",
-        '# "Limits"), which says why each value. On a shared cluster, add',
+        "# Temporal dynamic config for amsm: generated from workflows/server.py",
+        "# (docs/reference/limits.md), which says why each value. On a shared cluster, add",
         "#   constraints: {namespace: <amsm's namespace>}",
         "# to each value instead of the empty constraints (they then apply to amsm's only).",
     ]

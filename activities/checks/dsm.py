@@ -33,7 +33,7 @@ async def dsm(ctx: DeviceContext, side: Side, report: Report) -> None:
             "with updates), which the worker's OpenSSL 3 refuses unless its configuration "
             "allows it, and ODBC Driver 18 encrypts and checks the server's certificate "
             "by default; set the worker's OpenSSL configuration and the ODBC string's "
-            "Encrypt/TrustServerCertificate (README, 'A SQL Server DSM', TLS)",
+            "Encrypt/TrustServerCertificate (docs/site/sqlserver.md, TLS)",
         )
         return
     except READ_ERRORS as e:
@@ -44,8 +44,8 @@ async def dsm(ctx: DeviceContext, side: Side, report: Report) -> None:
             "dsm-answers",
             f"an answer over ODBC ({d.profile}) with its mode, replication{names} and asset count",
             not_read(e),
-            "make the DSM reachable and its login valid; on SQL Server see README, "
-            "'A SQL Server DSM' (the jobs, amsm's own database and its mode table, the "
+            "make the DSM reachable and its login valid; on SQL Server see "
+            "docs/site/sqlserver.md (the jobs, amsm's own database and its mode table, the "
             "login's rights)",
         )
         return
@@ -58,7 +58,7 @@ async def dsm(ctx: DeviceContext, side: Side, report: Report) -> None:
             f"the SQL Server Agent job {job!r} in msdb (dsm.sqlserver.{setting[job.casefold()]})",
             "no such job: the DSM's replication cannot be read, started or stopped",
             "create it on this DSM (both jobs on both DSMs: either side can be main), or name "
-            "the DSM's own job in the inventory (README, 'A SQL Server DSM')",
+            "the DSM's own job in the inventory (docs/site/sqlserver.md)",
         )
     if ready.missing_rights is None:
         return  # the lab's SQLite has no logins: nothing to tell
@@ -72,6 +72,6 @@ async def dsm(ctx: DeviceContext, side: Side, report: Report) -> None:
             f"on sp_start_job and sp_stop_job; SELECT, UPDATE on {jobs.state_database}."
             "dbo.AmsmDsmMode; SELECT on the asset table while its database is online)",
             "lacks " + "; ".join(ready.missing_rights),
-            "grant them on this DSM (README, 'A SQL Server DSM', the login): e.g. in msdb "
+            "grant them on this DSM (docs/site/sqlserver.md, the login): e.g. in msdb "
             "ALTER ROLE SQLAgentOperatorRole ADD MEMBER (sp_addrolemember on 2005/2008)",
         )

@@ -20,7 +20,7 @@ KERBEROS_SKEW = 300.0
 # The PowerShell the drivers are written for: Windows PowerShell 5.1 (the JSON shapes,
 # the CLIXML of its errors, Stop-Service -NoWait, the lab's model).
 POWERSHELL = (5, 1)
-# Workers that may drive one host at once: a pair served by two site workers (README,
+# Workers that may drive one host at once: a pair served by two site workers (docs/site/production.md,
 # "The worker") reaches the shared hosts from both, each with up to SESSIONS_PER_HOST
 # WinRM shells (activities/drivers/winrm.py), each running one command at a time.
 WORKERS_PER_HOST = 2
@@ -81,7 +81,7 @@ def unanswered(inv: Inventory, role: CheckRole, host: Host, report: Report, e: E
         f"an answer over {where(host)} with credentials {host.credentials!r}",
         not_read(e),
         "make the host reachable from the worker and its credentials valid "
-        "(README, 'Transports'); nothing else on it could be checked",
+        "(docs/site/transports.md); nothing else on it could be checked",
         warning=report.read_only,
     )
 

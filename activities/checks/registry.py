@@ -1,4 +1,4 @@
-"""The registry values the steps read and write, per role (README, "Device settings"):
+"""The registry values the steps read and write, per role (docs/site/inventory.md):
 a SmartBins server's mode, the Control Point's InSync direction, a client's DSM pointer.
 A key or value that is missing is a problem: the step that reads it cannot tell the
 device's state."""

@@ -249,7 +249,7 @@ class DsmDriver:
             f"the TLS handshake with {self.profile.server} failed ({err.state}): "
             f"{self._redact(err.text)}. ODBC Driver 18 encrypts and checks the server's "
             "certificate by default, and OpenSSL 3 refuses TLS 1.0/1.1, which SQL Server "
-            "2005/2008 speak: see README, 'A SQL Server DSM', TLS",
+            "2005/2008 speak: see docs/site/sqlserver.md, TLS",
         )
 
     def _translate(self, e: pyodbc.Error) -> Exception:

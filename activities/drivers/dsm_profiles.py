@@ -3,7 +3,7 @@ read as a DSM's mode and replication.
 
 `lab`: the simulator's SQLite databases (lab/dsm.py owns the schema).
 `sqlserver`: T-SQL for an Aurora DSM on SQL Server 2005+, where replication is two SQL
-Server Agent jobs per DSM (README, "A SQL Server DSM"): the *master job* runs on the DSM
+Server Agent jobs per DSM (docs/site/sqlserver.md): the *master job* runs on the DSM
 that replicates from itself, the *backup job* on the DSM that receives. Each DSM's role is
 read from its own msdb, never from its peer. The Aurora schema is not public: the job
 names, the databases and the asset table are settings (inventory `dsm.sqlserver`), and
@@ -124,7 +124,7 @@ def no_jobs(missing: Sequence[str]) -> ProfileError:
     return ProfileError(
         "no SQL Server Agent job "
         + ", ".join(repr(m) for m in missing)
-        + " in msdb (README, 'A SQL Server DSM')"
+        + " in msdb (docs/site/sqlserver.md)"
     )
 
 

@@ -509,7 +509,7 @@ def check_odbc_driver(ev: Evidence) -> Outcome:
         # server's TLS 1.0 needs the worker's OpenSSL to allow it.
         fix += (
             "; an older SQL Server may speak only TLS 1.0 (2005 has no TLS 1.2): give the "
-            "worker OPENSSL_CONF=etc/openssl-legacy-tls.cnf (README, 'A SQL Server DSM', TLS)"
+            "worker OPENSSL_CONF=etc/openssl-legacy-tls.cnf (docs/site/sqlserver.md, TLS)"
         )
     return no(evidence, fix, "dsm_odbc")
 
@@ -623,11 +623,11 @@ def check_state_database(ev: Evidence) -> Outcome:
     wanted = dsm.sqlserver_settings.state_database
     replicated = dsm.replicated_database
     # amsm's mode row lives in a database of its own, which replication does not copy
-    # (README, "A SQL Server DSM"); the inventory already refuses the replicated one.
+    # (docs/site/sqlserver.md); the inventory already refuses the replicated one.
     if wanted.casefold() not in {n.casefold() for n in names}:
         return no(
             f"amsm's state database {wanted!r} is not on this server ({', '.join(names)})",
-            "create it on each DSM as the README says (CREATE DATABASE, the mode table and "
+            "create it on each DSM as docs/site/sqlserver.md says (CREATE DATABASE, the mode table and "
             "its row), or name the one the site made",
             "dsm_state_database",
             wanted,
@@ -662,7 +662,7 @@ def check_rights(ev: Evidence) -> Outcome:
     if not missing:
         return ok("the login may read and run the replication jobs in msdb")
     return no(
-        f"the login lacks {', '.join(missing)}", "grant them in msdb (README, 'A SQL Server DSM')"
+        f"the login lacks {', '.join(missing)}", "grant them in msdb (docs/site/sqlserver.md)"
     )
 
 
@@ -732,7 +732,7 @@ REGISTER: list[Assumption] = [
     Assumption("aurora-processes", "the Aurora process names the inventory lists",
                "assumed (devices.aurora_processes)", ("process_running",), ("client",),
                check_processes),
-    Assumption("sql-version", "SQL Server 2005 or later", "README, 'A SQL Server DSM'",
+    Assumption("sql-version", "SQL Server 2005 or later", "docs/site/sqlserver.md",
                ("sql_version",), ("dsm",), check_sql_version, _sqlserver),
     Assumption("odbc-driver", "the worker's ODBC driver lists the DSM's SQL Server as supported",
                "Microsoft Learn, ODBC driver System requirements: SQL version compatibility",
@@ -744,7 +744,7 @@ REGISTER: list[Assumption] = [
                "issue 25 #1: replication copies the whole database", ("sql_databases",), ("dsm",),
                check_state_database),
     Assumption("replication-jobs", "the replication jobs the inventory names are in this server's msdb",
-               "README, 'A SQL Server DSM'", ("dsm_readiness", "sql_jobs"), ("dsm",), check_jobs),
+               "docs/site/sqlserver.md", ("dsm_readiness", "sql_jobs"), ("dsm",), check_jobs),
     Assumption("msdb-rights", "the worker's login may run and read the jobs in msdb",
                "Microsoft Learn, sp_start_job permissions", ("dsm_readiness",), ("dsm",), check_rights),
     Assumption("ssh-default-shell", "sshd runs the drivers' command line through cmd.exe",

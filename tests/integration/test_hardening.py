@@ -76,7 +76,7 @@ BIG = {"step": "switch-clients", "operator": "m", "note": "y" * 1_800_000}
 
 async def send_large_signals(client: Client, inv: Inventory, count: int) -> Sent:
     """`count` signals of 1.8 MB to the pair's current run, one every 0.3 s: a script
-    that keeps sending. The server takes at most 8 in one run (README, "Limits"); the
+    that keeps sending. The server takes at most 8 in one run (docs/reference/limits.md); the
     run continues as new after 4, and the next run takes the next ones."""
     handle = client.get_workflow_handle(inv.workflow_id)
     sent = Sent()

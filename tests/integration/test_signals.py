@@ -19,7 +19,7 @@ from workflows.models import Decision, OperatorSignal, UpdateResult
 
 async def temporal_signal(lab: Lab, name: str, payload: str) -> None:
     """A signal to the pair's current run (the run continues as new every 4 signals:
-    README "Limits"), as `temporal workflow signal` sends it."""
+    docs/reference/limits.md), as `temporal workflow signal` sends it."""
     cmd = [
         str(TEMPORAL), "workflow", "signal", "--address", lab.address,
         "--workflow-id", lab.inventory.workflow_id, "--name", name, "--input", payload,
@@ -55,7 +55,7 @@ async def test_bad_signals_are_rejected_visibly_and_updates_refuse_at_once(
             "malformed payload: action: Input should be 'retry', 'skip' or 'abort'"
         )
         assert reasons[4] == "skip needs a reason"
-        assert shown["continued"] >= 1  # after its 4th signal (README "Limits")
+        assert shown["continued"] >= 1  # after its 4th signal (docs/reference/limits.md)
         assert shown["state"] == "awaiting-operator"  # the workflow goes on
         assert step(shown, "stop-insync")["status"] == "awaiting-confirmation"
 

@@ -1,5 +1,5 @@
 """Sending signals as anyone who reaches the Temporal frontend would, and reading what the
-server kept of each run (README "Limits": the server refuses a run's signals past its
+server kept of each run (docs/reference/limits.md: the server refuses a run's signals past its
 limits, workflows/server.py)."""
 
 from __future__ import annotations

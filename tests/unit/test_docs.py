@@ -64,3 +64,22 @@ def test_the_rules_reference_names_every_interlock_and_every_check() -> None:
         assert rows.get(rule.name) == ("yes" if rule.overridable else "never"), rule.name
     for check in CHECK_STEPS:
         assert f"`{check}`" in text, check
+
+
+def test_the_program_names_pages_of_the_book_not_sections_of_the_old_readme() -> None:
+    """A message that says where to read on names a page that exists (the README was one
+    long page; its sections moved to docs/)."""
+    rooms = [p for p in ROOT.iterdir() if p.is_dir() and (p / "__init__.py").exists()]
+    files = [f for room in rooms for f in room.rglob("*.py")] + [
+        ROOT / "dynamicconfig" / "amsm.yaml",
+        ROOT / "etc" / "openssl-legacy-tls.cnf",
+    ]
+    stale, missing = [], []
+    for f in files:
+        text = f.read_text()
+        if re.search(r"README,? [\"']", text):
+            stale.append(str(f.relative_to(ROOT)))
+        for page in re.findall(r"docs/[a-z-]+/[a-z-]+\.md", text):
+            if not (ROOT / page).exists():
+                missing.append(f"{f.relative_to(ROOT)}: {page}")
+    assert stale == [] and missing == []

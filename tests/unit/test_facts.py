@@ -12,7 +12,7 @@ host driver's reading of the answer run as they do against a host.
 A site's real answers are cases too: with AMSM_SURVEY=DIR (a folder `amsm survey DIR`
 wrote), every DIR/facts/<fact>/<host>.json is replayed through the fact that read it,
 against the inventory the survey wrote beside them, and must read as it did at the site
-(README, "Before the first switch: `amsm survey`").
+(docs/site/survey-check-readiness.md).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 itself stores: its largest payloads, encoded with the worker's data converter (with and
 without encryption), each at its bound (1,000 clients, 200 orphan clips of 32 files, 20
 rejected signals kept, names and notes at their longest). `pytest -s` prints the table
-README "Limits" quotes."""
+docs/reference/limits.md quotes."""
 
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ ERROR = "e" * 700
 MESSAGE = "m" * 120
 PAIR = "p" * 63  # a host name's longest (inventory/names.py)
 # Orphan clips: 200 at most (MAX_ORPHANS), each of at most 32 files (MAX_CLIP_FILES),
-# with names of this many characters (the bound README states for a site's media).
+# with names of this many characters (the bound docs/reference/limits.md states for a site's media).
 CLIP_NAME = 64
 
 
@@ -165,7 +165,7 @@ def orphans() -> Orphans:
 
 def largest() -> dict[str, BaseModel]:
     # A restore whose clients all failed while 200 orphans wait is 2.1 MB: over the limit
-    # (README "Not yet"); with its clients switched, this.
+    # (docs/not-yet.md); with its clients switched, this.
     restore = checklist("restore", failed=False)
     found = orphans()
     restore.steps[0].items = found.clips

@@ -1,5 +1,5 @@
 """The worker's OpenSSL configuration for SQL Server 2005/2008 (etc/openssl-legacy-tls.cnf,
-README "A SQL Server DSM", TLS), tried with OpenSSL itself: a server that speaks only
+docs/site/sqlserver.md, TLS), tried with OpenSSL itself: a server that speaks only
 TLS 1.0, as SQL Server 2005 does, refuses a client with OpenSSL 3's defaults and accepts
 one with the configuration. (The ODBC driver loads the same libssl and reads the same
 OPENSSL_CONF; the driver itself is not installed here.)"""
