@@ -66,7 +66,7 @@ def waits_for(c: Checklist, step: StepState, verb: str) -> None:
 
 
 async def tick(
-    client: Client,
+    temporal: Client,
     inv: Inventory,
     run: str,
     verb: str,
@@ -80,14 +80,14 @@ async def tick(
     console's typed count at a gate), raising Refused."""
     if verb not in UPDATES:
         raise Refused(f"no such action {verb!r}: confirm or approve", "usage")
-    handle = await resolve_run(client, inv, run)
+    handle = await resolve_run(temporal, inv, run)
     before = await fetch_checklist(handle)
     step = step_of(before, sig.step)
     if check:
         waits_for(before, step, verb)
     if guard is not None:
         guard(before, step)
-    taken = await send_update(client, handle, UPDATES[verb], sig)
+    taken = await send_update(temporal, handle, UPDATES[verb], sig)
     return Ticked(
         run_id=taken.run_id, step=sig.step, status=taken.step_status, awaiting=taken.awaiting
     )
@@ -116,7 +116,7 @@ def failed_client(step: StepState, action: str, host: str | None) -> str | None:
 
 
 async def decide(
-    client: Client,
+    temporal: Client,
     inv: Inventory,
     run: str,
     action: str,
@@ -132,7 +132,7 @@ async def decide(
     is then answered as the first (the run refuses it)."""
     if action not in ("retry", "skip", "abort"):
         raise Refused(f"unknown decision {action!r}: retry, skip or abort", "usage")
-    handle = await resolve_run(client, inv, run)
+    handle = await resolve_run(temporal, inv, run)
     if action == "abort":
         step_id = ""
     before = await fetch_checklist(handle) if check else None
@@ -151,5 +151,5 @@ async def decide(
         reason=reason,
         client=client_host or None,
     )
-    taken = await send_update(client, handle, PairWorkflow.decide_step, d)
+    taken = await send_update(temporal, handle, PairWorkflow.decide_step, d)
     return Decided(run_id=taken.run_id, action=action, step=step_id, client=client_host or None)

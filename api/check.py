@@ -27,11 +27,11 @@ def time_limit(inv: Inventory) -> float:
 
 
 async def start_check(
-    client: Client, inv: Inventory, operator: str
+    temporal: Client, inv: Inventory, operator: str
 ) -> WorkflowHandle[Any, CheckResult]:
     """Start the site check of the pair; its handle (the caller follows its progress)."""
     try:
-        return await client.start_workflow(
+        return await temporal.start_workflow(
             PairCheckWorkflow.run,
             CheckInput(pair=inv.pair, initiator=operator),
             id=check_workflow_id(inv),

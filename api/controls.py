@@ -96,7 +96,7 @@ def check_hosts(inv: Inventory, control: str, hosts: list[str]) -> list[str]:
 
 
 async def start_control(
-    client: Client, inv: Inventory, req: ControlRequest, operator: str, via: str = ""
+    temporal: Client, inv: Inventory, req: ControlRequest, operator: str, via: str = ""
 ) -> WorkflowHandle[Any, ControlResult]:
     """Start one control as a short workflow for `operator`, its hosts and overrides
     checked (`via`: said in the run's summary). One control at a time per pair."""
@@ -110,7 +110,7 @@ async def start_control(
         overrides=overrides,
     )
     try:
-        return await client.start_workflow(
+        return await temporal.start_workflow(
             "control",
             inp,
             id=f"{inv.workflow_id}-control",
@@ -130,7 +130,7 @@ async def start_control(
 
 
 async def run_control(
-    client: Client,
+    temporal: Client,
     inv: Inventory,
     req: ControlRequest,
     operator: str,
@@ -139,7 +139,7 @@ async def run_control(
 ) -> ControlDone:
     """Run one control and wait for its sentence (`wait`: at most so many seconds, then
     `result` is None: it still runs). A control that fails is refused with its cause."""
-    handle = await start_control(client, inv, req, operator, via)
+    handle = await start_control(temporal, inv, req, operator, via)
     try:
         result = await asyncio.wait_for(handle.result(), wait)
     except TimeoutError:

@@ -29,12 +29,12 @@ class FenceView(BaseModel):
     next_try: datetime | None = None
 
 
-async def find_fence(client: Client, pair: str) -> tuple[str, str] | None:
+async def find_fence(temporal: Client, pair: str) -> tuple[str, str] | None:
     """The pair's fence: (workflow id, run id), a running one before an ended one; None when
     no fence has run. What holds the fence's usual id is trusted only if it is a fence: an
     unplanned switch whose fence id was taken starts its fence under another id."""
     try:
-        found = await fences_of(client, pair)
+        found = await fences_of(temporal, pair)
     except FenceLookupError as e:
         raise Refused(str(e)) from None
     if not found:
@@ -44,25 +44,25 @@ async def find_fence(client: Client, pair: str) -> tuple[str, str] | None:
     return fid, run_id
 
 
-async def read_fence(client: Client, pair: str, ref: FenceRef | None = None) -> FenceView | None:
+async def read_fence(temporal: Client, pair: str, ref: FenceRef | None = None) -> FenceView | None:
     """The fence of `ref` (or the pair's latest fence); None when there is none.
 
     The fence's own state comes from its query (or its result, once closed); how often it
     has tried and what the lost side last answered come from the server's view of its one
     pending activity, which the server retries without writing to the history."""
     if ref is None:
-        where = await find_fence(client, pair)
+        where = await find_fence(temporal, pair)
         if where is None:
             return None
         ref = FenceRef(workflow_id=where[0], run_id=where[1], side="X")
     wid = ref.workflow_id
-    handle = client.get_workflow_handle(wid, run_id=ref.run_id or None)
+    handle = temporal.get_workflow_handle(wid, run_id=ref.run_id or None)
     try:
         desc = await handle.describe()
         if desc.status == WorkflowExecutionStatus.CONTINUED_AS_NEW:
             # The fence goes on in the run it continued as (the server's list of runs,
             # which found this one, may not show that run yet).
-            handle = await follow_continuation(client, handle)
+            handle = await follow_continuation(temporal, handle)
             desc = await handle.describe()
     except RPCError as e:
         if e.status == RPCStatusCode.NOT_FOUND:
@@ -88,7 +88,7 @@ async def read_fence(client: Client, pair: str, ref: FenceRef | None = None) -> 
     return view
 
 
-async def end_fence(client: Client, inv: Inventory, operator: str, reason: str) -> FenceView:
+async def end_fence(temporal: Client, inv: Inventory, operator: str, reason: str) -> FenceView:
     """End the pair's running fence by hand (its `end` update; the lost side stays as it
     is) and return where it ended. Refused without a reason, for one who is not an
     operator of the pair, and when no fence runs."""
@@ -96,18 +96,18 @@ async def end_fence(client: Client, inv: Inventory, operator: str, reason: str) 
         raise Refused('ending a fence needs a reason: --reason "..."')
     if inv.operators and operator.lower() not in {o.lower() for o in inv.operators}:
         raise Refused(f"{operator} is not an operator of pair {inv.pair}")
-    where = await find_fence(client, inv.pair)
+    where = await find_fence(temporal, inv.pair)
     if where is None:
         raise Refused(f"no fence has run on pair {inv.pair}")
-    handle = client.get_workflow_handle(where[0], run_id=where[1])
+    handle = temporal.get_workflow_handle(where[0], run_id=where[1])
     desc = await handle.describe()
     if desc.status != WorkflowExecutionStatus.RUNNING:
-        view = await read_fence(client, inv.pair)
+        view = await read_fence(temporal, inv.pair)
         what = view.state.message if view else ""
         raise Refused(f"the fence on pair {inv.pair} is not running: {what}")
     request = FenceEnd(operator=operator, reason=reason)
-    await send_update(client, handle, FenceWorkflow.end, request, who="the fence")
+    await send_update(temporal, handle, FenceWorkflow.end, request, who="the fence")
     await handle.result()
-    ended = await read_fence(client, inv.pair)
+    ended = await read_fence(temporal, inv.pair)
     assert ended is not None
     return ended

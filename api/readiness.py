@@ -71,13 +71,13 @@ class ReadinessView(BaseModel):
         }
 
 
-async def read_readiness(client: Client, inv: Inventory) -> ReadinessView:
+async def read_readiness(temporal: Client, inv: Inventory) -> ReadinessView:
     """The watch's schedule and its latest verdict (activities/readiness.py: one
     DescribeSchedule and, usually, one result), within READ_SECONDS; never raises:
     what went wrong is in `error`."""
     sid = readiness_schedule_id(inv.pair)
     try:
-        desc, last = await asyncio.wait_for(latest_verdict(client, inv.pair), READ_SECONDS)
+        desc, last = await asyncio.wait_for(latest_verdict(temporal, inv.pair), READ_SECONDS)
     except RPCError as e:
         return ReadinessView(schedule_id=sid, error=f"cannot read {sid}: {e.message}")
     except Exception as e:  # a timeout, a codec: say so, never fail `status`
@@ -180,7 +180,7 @@ def schedule_of(inv: Inventory, operator: str, last: Readiness | None = None) ->
     )
 
 
-async def turn_on(client: Client, inv: Inventory, operator: str) -> str:
+async def turn_on(temporal: Client, inv: Inventory, operator: str) -> str:
     """Make the schedule (the first check at once). A watch already on as the inventory
     says is left alone; one with another interval, queue or time limit, or paused, is
     made anew with the verdict it had carried in (`since` goes on) and checks at once.
@@ -189,7 +189,7 @@ async def turn_on(client: Client, inv: Inventory, operator: str) -> str:
     (docs/site/survey-check-readiness.md)."""
     sid = readiness_schedule_id(inv.pair)
     seconds = inv.timing.readiness_interval
-    view = await read_readiness(client, inv)
+    view = await read_readiness(temporal, inv)
     if view.error and not view.on:
         raise Refused(f"the readiness watch of pair {inv.pair}: {view.error}")
     was = ""
@@ -201,12 +201,12 @@ async def turn_on(client: Client, inv: Inventory, operator: str) -> str:
         )
         if same and not view.paused:
             return f"readiness watch of pair {inv.pair} was on: a check every {every(seconds)}"
-        await turn_off(client, inv)
+        await turn_off(temporal, inv)
         was = " (made anew: it was " + (
             "paused)" if same else f"every {every(view.interval or 0)}, on {view.task_queue})"
         )
     try:
-        await client.create_schedule(
+        await temporal.create_schedule(
             sid, schedule_of(inv, operator, view.last), trigger_immediately=True
         )
     except ScheduleAlreadyRunningError:
@@ -221,10 +221,10 @@ async def turn_on(client: Client, inv: Inventory, operator: str) -> str:
     )
 
 
-async def turn_off(client: Client, inv: Inventory) -> str:
+async def turn_off(temporal: Client, inv: Inventory) -> str:
     sid = readiness_schedule_id(inv.pair)
     try:
-        await client.get_schedule_handle(sid).delete()
+        await temporal.get_schedule_handle(sid).delete()
     except RPCError as e:
         if e.status == RPCStatusCode.NOT_FOUND:
             return f"readiness watch of pair {inv.pair} was off"
@@ -235,7 +235,7 @@ async def turn_off(client: Client, inv: Inventory) -> str:
 
 
 async def readiness(
-    client: Client, inv: Inventory, verb: str, operator: str
+    temporal: Client, inv: Inventory, verb: str, operator: str
 ) -> tuple[str, ReadinessView]:
     """`on`, `off` or `status` of the pair's readiness watch: what was done (a sentence,
     empty for `status`) and the watch as it is now. Only an operator turns it on or off."""
@@ -245,12 +245,12 @@ async def readiness(
             "the readiness watch on or off (inventory `operators:`)"
         )
     if verb == "on":
-        said = await turn_on(client, inv, operator)
+        said = await turn_on(temporal, inv, operator)
     elif verb == "off":
-        said = await turn_off(client, inv)
+        said = await turn_off(temporal, inv)
     else:
         said = ""
-    view = await read_readiness(client, inv)
+    view = await read_readiness(temporal, inv)
     if view.error and verb == "status":
         raise Refused(f"the readiness watch of pair {inv.pair}: {view.error}")
     return said, view

@@ -22,19 +22,19 @@ async def report_of_file(path: str, codec: PayloadCodec | None = None) -> Report
 
 
 async def report_of_run(
-    client: Client, inv: Inventory, run: str, codec: PayloadCodec | None, command: str = "report"
+    temporal: Client, inv: Inventory, run: str, codec: PayloadCodec | None, command: str = "report"
 ) -> Report:
     """The report of RUN, its history read from Temporal (`command`: named in a refusal)."""
     with one_line_errors(command):
-        history = await fetch_history(client, inv, run)
+        history = await fetch_history(temporal, inv, run)
         where = f"run {history.run_id} of workflow {history.workflow_id}"
         history = await readable(history, codec, where)
         return build_report(parse_history(history, f"workflow {history.workflow_id}"))
 
 
 async def history_of_run(
-    client: Client, inv: Inventory, run: str, command: str = "history export"
+    temporal: Client, inv: Inventory, run: str, command: str = "history export"
 ) -> WorkflowHistory:
     """RUN's history as the server holds it (payloads as they are written)."""
     with one_line_errors(command):
-        return await fetch_history(client, inv, run)
+        return await fetch_history(temporal, inv, run)

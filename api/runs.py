@@ -58,9 +58,9 @@ async def connect(conn: Connection) -> Client:
         ) from None
 
 
-async def read_status(client: Client, inv: Inventory) -> PairStatus:
+async def read_status(temporal: Client, inv: Inventory) -> PairStatus:
     try:
-        return await client.execute_workflow(
+        return await temporal.execute_workflow(
             PairStatusWorkflow.run,
             StatusInput(pair=inv.pair),
             id=f"{inv.workflow_id}-status-{uuid.uuid4().hex[:12]}",
@@ -71,10 +71,10 @@ async def read_status(client: Client, inv: Inventory) -> PairStatus:
         raise Refused(f"status of pair {inv.pair} could not be read: {cause(e)}") from None
 
 
-async def read_watched_status(client: Client, inv: Inventory) -> tuple[PairStatus, str]:
+async def read_watched_status(temporal: Client, inv: Inventory) -> tuple[PairStatus, str]:
     """The pair's status as its watch last read it (a query: no right to start a workflow
     needed), and a line saying when."""
-    handle = client.get_workflow_handle(watch_workflow_id(inv.workflow_id))
+    handle = temporal.get_workflow_handle(watch_workflow_id(inv.workflow_id))
     try:
         view = await asyncio.wait_for(handle.query(PairWatchWorkflow.status), 20)
     except Exception as e:
@@ -105,15 +105,15 @@ def cause(e: BaseException) -> str:
 
 
 async def resolve_run(
-    client: Client, inv: Inventory, run: str, controls: bool = False
+    temporal: Client, inv: Inventory, run: str, controls: bool = False
 ) -> WorkflowHandle[Any, Any]:
     """RUN as a handle; a run that continued as new leads to the run it continued as."""
-    handle = await _resolve_run(client, inv, run, controls)
-    return await follow_continuation(client, handle)
+    handle = await _resolve_run(temporal, inv, run, controls)
+    return await follow_continuation(temporal, handle)
 
 
 async def follow_continuation(
-    client: Client, handle: WorkflowHandle[Any, Any]
+    temporal: Client, handle: WorkflowHandle[Any, Any]
 ) -> WorkflowHandle[Any, Any]:
     """A run that waited long continued as new (workflows/checklist.py): the checklist
     lives on in the run it continued as. Follows the chain to its last run."""
@@ -127,23 +127,23 @@ async def follow_continuation(
         if desc.status != WorkflowExecutionStatus.CONTINUED_AS_NEW:
             return handle
         req = GetWorkflowExecutionHistoryReverseRequest(
-            namespace=client.namespace,
+            namespace=temporal.namespace,
             execution=WorkflowExecution(workflow_id=handle.id, run_id=handle.run_id),
             maximum_page_size=1,
         )
-        page = await client.workflow_service.get_workflow_execution_history_reverse(req)
+        page = await temporal.workflow_service.get_workflow_execution_history_reverse(req)
         last = page.history.events[0] if page.history.events else None
         if last is None or not last.HasField(
             "workflow_execution_continued_as_new_event_attributes"
         ):
             return handle
         new_run = last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
-        handle = client.get_workflow_handle(handle.id, run_id=new_run)
+        handle = temporal.get_workflow_handle(handle.id, run_id=new_run)
     return handle
 
 
 async def _resolve_run(
-    client: Client, inv: Inventory, run: str, controls: bool = False
+    temporal: Client, inv: Inventory, run: str, controls: bool = False
 ) -> WorkflowHandle[Any, Any]:
     """RUN is a run id, a unique prefix of one, or 'current' (the pair's latest run).
 
@@ -153,12 +153,12 @@ async def _resolve_run(
     wid = inv.workflow_id
     wids = [wid, f"{wid}-control"] if controls else [wid]
     if run in ("current", "latest", "-"):
-        return client.get_workflow_handle(wid)
+        return temporal.get_workflow_handle(wid)
     if UUID_RE.fullmatch(run):
-        if controls and not await _has_run(client, wid, run):
-            if await _has_run(client, wids[1], run):
-                return client.get_workflow_handle(wids[1], run_id=run)
-        return client.get_workflow_handle(wid, run_id=run)
+        if controls and not await _has_run(temporal, wid, run):
+            if await _has_run(temporal, wids[1], run):
+                return temporal.get_workflow_handle(wids[1], run_id=run)
+        return temporal.get_workflow_handle(wid, run_id=run)
     if not re.fullmatch(r"[0-9a-f-]{4,36}", run):
         raise Refused(
             f"RUN {run!r} is not a run id: give the id printed by `amsm start`, "
@@ -167,19 +167,19 @@ async def _resolve_run(
         )
     matches: list[tuple[str, str]] = []
     query = " OR ".join(f"WorkflowId = '{w}'" for w in wids)
-    async for w in client.list_workflows(query):
+    async for w in temporal.list_workflows(query):
         if w.run_id.startswith(run):
             matches.append((w.id, w.run_id))
     if not matches:
         raise Refused(f"no run of pair {inv.pair} starts with {run!r}", "usage")
     if len(matches) > 1:
         raise Refused(f"{run!r} matches {len(matches)} runs; give more characters", "usage")
-    return client.get_workflow_handle(matches[0][0], run_id=matches[0][1])
+    return temporal.get_workflow_handle(matches[0][0], run_id=matches[0][1])
 
 
-async def _has_run(client: Client, wid: str, run_id: str) -> bool:
+async def _has_run(temporal: Client, wid: str, run_id: str) -> bool:
     try:
-        await client.get_workflow_handle(wid, run_id=run_id).describe()
+        await temporal.get_workflow_handle(wid, run_id=run_id).describe()
     except RPCError:
         return False
     return True
@@ -263,7 +263,7 @@ def busy(e: RPCError) -> bool:
 
 
 async def send_update(
-    client: Client,
+    temporal: Client,
     handle: WorkflowHandle[Any, Any],
     update: Any,
     arg: BaseModel,
@@ -306,7 +306,7 @@ async def send_update(
                 closing = e.status == RPCStatusCode.RESOURCE_EXHAUSTED and "closing" in str(e)
                 if not (closing or e.status == RPCStatusCode.NOT_FOUND):
                     raise
-                followed = await follow_continuation(client, handle)
+                followed = await follow_continuation(temporal, handle)
                 if followed.run_id == handle.run_id:
                     if not closing:
                         raise
@@ -322,11 +322,11 @@ async def send_update(
     return result
 
 
-async def waiting_note(client: Client, inv: Inventory) -> tuple[str, str] | None:
+async def waiting_note(temporal: Client, inv: Inventory) -> tuple[str, str] | None:
     """The step a run on the pair waits on for the operator, and a line saying so (as the
     2008 tool said on relaunch which workflow was unfinished); None when none waits or no
     worker answers in time."""
-    handle = client.get_workflow_handle(inv.workflow_id)
+    handle = temporal.get_workflow_handle(inv.workflow_id)
     try:
         desc = await handle.describe()
         if desc.status != WorkflowExecutionStatus.RUNNING:
@@ -345,9 +345,9 @@ async def waiting_note(client: Client, inv: Inventory) -> tuple[str, str] | None
 
 
 # -- histories --------------------------------------------------------------------------------
-async def fetch_history(client: Client, inv: Inventory, run: str) -> WorkflowHistory:
+async def fetch_history(temporal: Client, inv: Inventory, run: str) -> WorkflowHistory:
     """The history of RUN (as `amsm show` takes it, a console control's run included)."""
-    handle = await resolve_run(client, inv, run, controls=True)
+    handle = await resolve_run(temporal, inv, run, controls=True)
     try:
         history = await handle.fetch_history()
     except RPCError as e:
@@ -381,7 +381,7 @@ SAFE_VALUE = re.compile(r"^[A-Za-z0-9_.@ -]{1,64}$")
 
 
 async def list_runs(
-    client: Client,
+    temporal: Client,
     inv: Inventory,
     kind: str | None = None,
     state: str | None = None,
@@ -400,7 +400,7 @@ async def list_runs(
             raise Refused(f"--operator {operator!r}: letters, digits, _ . @ - and space", "usage")
         query.append(f"{search.INITIATOR.name} = '{operator}'")
     rows = []
-    async for w in client.list_workflows(" AND ".join(query), limit=limit):
+    async for w in temporal.list_workflows(" AND ".join(query), limit=limit):
         if w.status == WorkflowExecutionStatus.CONTINUED_AS_NEW:
             continue  # one run in the rows: the newest of a chain that continued as new
         sa = w.typed_search_attributes

@@ -34,20 +34,20 @@ class RunView(BaseModel):
         return data
 
 
-async def checklist_of(client: Client, inv: Inventory, run: str = "current") -> Checklist:
+async def checklist_of(temporal: Client, inv: Inventory, run: str = "current") -> Checklist:
     """The checklist of RUN (an id, a unique prefix or 'current'), following a run that
     continued as new."""
-    return await fetch_checklist(await resolve_run(client, inv, run))
+    return await fetch_checklist(await resolve_run(temporal, inv, run))
 
 
-async def show(client: Client, inv: Inventory, run: str = "current") -> RunView:
+async def show(temporal: Client, inv: Inventory, run: str = "current") -> RunView:
     """RUN's checklist, and the state of the fence it left, if any."""
-    c = await checklist_of(client, inv, run)
-    view = await read_fence(client, inv.pair, c.fence) if c.fence is not None else None
+    c = await checklist_of(temporal, inv, run)
+    view = await read_fence(temporal, inv.pair, c.fence) if c.fence is not None else None
     return RunView(checklist=c, fence_state=view)
 
 
-async def client_stages(client: Client, c: Checklist) -> dict[str, str]:
+async def client_stages(temporal: Client, c: Checklist) -> dict[str, str]:
     """Each switching client's stage, asked of its child workflow (at most 50 at once).
 
     A `client-batch` child answers for all its clients at once (`client_stages`); a
@@ -63,7 +63,7 @@ async def client_stages(client: Client, c: Checklist) -> dict[str, str]:
 
     async def one(wid: str, hosts: list[str]) -> None:
         async with limit:
-            handle = client.get_workflow_handle(wid)
+            handle = temporal.get_workflow_handle(wid)
             try:
                 stages = await asyncio.wait_for(handle.query(ClientBatchWorkflow.client_stages), 5)
                 for h in hosts:

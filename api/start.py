@@ -50,10 +50,10 @@ def start_input(
         raise Refused(str(e), "usage") from None
 
 
-async def running_run(client: Client, inv: Inventory) -> str:
+async def running_run(temporal: Client, inv: Inventory) -> str:
     """One line about the run that holds the pair, for a refusal."""
     try:
-        desc = await client.get_workflow_handle(inv.workflow_id).describe()
+        desc = await temporal.get_workflow_handle(inv.workflow_id).describe()
     except RPCError:
         return f"workflow {inv.workflow_id}"
     return (
@@ -62,7 +62,7 @@ async def running_run(client: Client, inv: Inventory) -> str:
 
 
 async def start(
-    client: Client,
+    temporal: Client,
     inv: Inventory,
     kind: str,
     inp: BaseModel,
@@ -78,7 +78,7 @@ async def start(
     main a side a fence still waits on is refused by the run itself (workflows/base.py),
     whoever starts it. `via`: said in the run's summary (the console)."""
     try:
-        handle = await client.start_workflow(
+        handle = await temporal.start_workflow(
             kind,
             inp,
             id=inv.workflow_id,
@@ -93,18 +93,18 @@ async def start(
     except WorkflowAlreadyStartedError:
         raise Refused(
             f"refused: only one workflow runs on pair {inv.pair} at a time, and "
-            f"{await running_run(client, inv)} is running{hint}"
+            f"{await running_run(temporal, inv)} is running{hint}"
         ) from None
     run_id = handle.result_run_id or ""
-    refused = await wait_for_precondition(client, inv, run_id) if wait else None
+    refused = await wait_for_precondition(temporal, inv, run_id) if wait else None
     return Started(run_id=run_id, what=what, refused=refused)
 
 
 async def wait_for_precondition(
-    client: Client, inv: Inventory, run_id: str, timeout: float = 60
+    temporal: Client, inv: Inventory, run_id: str, timeout: float = 60
 ) -> str | None:
     """Wait until the workflow has read the devices; return the refusal, if any."""
-    handle = client.get_workflow_handle(inv.workflow_id, run_id=run_id)
+    handle = temporal.get_workflow_handle(inv.workflow_id, run_id=run_id)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while loop.time() < deadline:
@@ -136,7 +136,7 @@ def dry_run_time_limit(inv: Inventory) -> float:
 
 
 async def dry_run(
-    client: Client, inv: Inventory, kind: str, inp: BaseModel, operator: str
+    temporal: Client, inv: Inventory, kind: str, inp: BaseModel, operator: str
 ) -> DryRunResult:
     """What the start would do now, changing nothing: the short pair-dry-run workflow of
     KIND with the start's input (its own id, beside any run, no lock), waited for. It
@@ -147,7 +147,7 @@ async def dry_run(
             "(inventory `operators:` / `viewers:`; set AMSM_OPERATOR to act as another name)"
         )
     try:
-        return await client.execute_workflow(
+        return await temporal.execute_workflow(
             PairDryRunWorkflow.run,
             DryRunInput(pair=inv.pair, kind=kind, input=inp.model_dump(mode="json")),
             id=dry_run_workflow_id(inv),

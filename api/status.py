@@ -38,32 +38,34 @@ class StatusView(BaseModel):
 
 
 async def pair_status(
-    client: Client, inv: Inventory, operator: str, cached: bool = False
+    temporal: Client, inv: Inventory, operator: str, cached: bool = False
 ) -> tuple[PairStatus, str | None]:
     """Whoever may act reads the devices now (a short workflow); a viewer, who may not
     start workflows, reads what the pair's watch last read (a query), and is told when;
     `cached`: the watch's reading, whoever asks."""
     if cached or not inv.may_act(operator):
-        return await read_watched_status(client, inv)
-    return await read_status(client, inv), None
+        return await read_watched_status(temporal, inv)
+    return await read_status(temporal, inv), None
 
 
 async def status_view(
-    client: Client, inv: Inventory, st: PairStatus, when: str | None
+    temporal: Client, inv: Inventory, st: PairStatus, when: str | None
 ) -> StatusView:
     """A status read with the waiting fence and the readiness verdict beside it. Neither
     fails the status: a fence that cannot be read is left out, the readiness says its
     error (one DescribeSchedule and, usually, one result; 5 s at most)."""
     try:
-        view = await read_fence(client, inv.pair)
+        view = await read_fence(temporal, inv.pair)
     except Refused:
         view = None
     waiting = view if view is not None and view.state.status == "waiting" else None
-    ready = await read_readiness(client, inv)
+    ready = await read_readiness(temporal, inv)
     return StatusView(status=st, when=when, fence=waiting, readiness=ready)
 
 
-async def status(client: Client, inv: Inventory, operator: str, cached: bool = False) -> StatusView:
+async def status(
+    temporal: Client, inv: Inventory, operator: str, cached: bool = False
+) -> StatusView:
     """`amsm status`: the pair as `operator` may read it, with its fence and readiness."""
-    st, when = await pair_status(client, inv, operator, cached)
-    return await status_view(client, inv, st, when)
+    st, when = await pair_status(temporal, inv, operator, cached)
+    return await status_view(temporal, inv, st, when)

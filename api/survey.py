@@ -23,11 +23,11 @@ def time_limit(inv: Inventory) -> float:
 
 
 async def start_survey(
-    client: Client, inv: Inventory, operator: str
+    temporal: Client, inv: Inventory, operator: str
 ) -> WorkflowHandle[Any, SurveyResult]:
     """Start the survey of the pair; its handle (the caller follows its progress)."""
     try:
-        return await client.start_workflow(
+        return await temporal.start_workflow(
             PairSurveyWorkflow.run,
             CheckInput(pair=inv.pair, initiator=operator),
             id=f"{inv.workflow_id}-survey-{uuid.uuid4().hex[:12]}",
@@ -39,7 +39,7 @@ async def start_survey(
 
 
 async def host_answers(
-    client: Client, handle: WorkflowHandle[Any, SurveyResult]
+    temporal: Client, handle: WorkflowHandle[Any, SurveyResult]
 ) -> dict[str, HostSurvey]:
     """Each host's answers, from the run's history: the results of its `survey_host`
     activities, decoded as the worker encoded them (the payload codec included). Read
@@ -59,6 +59,6 @@ async def host_answers(
             done = event.activity_task_completed_event_attributes
             if scheduled.get(done.scheduled_event_id) != "survey_host":
                 continue
-            [host] = await client.data_converter.decode(list(done.result.payloads), [HostSurvey])
+            [host] = await temporal.data_converter.decode(list(done.result.payloads), [HostSurvey])
             out[host.host.lower()] = host
     return out

@@ -28,6 +28,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from temporalio.client import Client
+
 from bench import figures, report
 from bench.operator import switch
 from bench.stack import (
@@ -103,7 +105,7 @@ def machine() -> dict[str, Any]:
 
 
 async def one_size(
-    client: Any, server: TemporalServer, root: Path, n: int, reboot: float, timeout: float
+    temporal: Client, server: TemporalServer, root: Path, n: int, reboot: float, timeout: float
 ) -> dict[str, Any]:
     lab = LabUnderTest(root, f"bench{n}", n, reboot)
     worker = WorkerProcess(lab, server.address)
@@ -123,11 +125,11 @@ async def one_size(
     cpu: dict[str, float | None] = {}
     try:
         print(f"bench: N={n}: switching {n} client(s) X -> Y ...", file=sys.stderr, flush=True)
-        drive = await asyncio.wait_for(switch(client, lab, "Y", timeout), timeout + 60)
+        drive = await asyncio.wait_for(switch(temporal, lab, "Y", timeout), timeout + 60)
         for k, p in procs.items():
             now, was = (cpu_seconds(p.pid) if p else None), cpu0[k]
             cpu[k] = None if now is None or was is None else round(now - was, 2)
-        handle = client.get_workflow_handle(drive.final["workflow_id"], run_id=drive.run_id)
+        handle = temporal.get_workflow_handle(drive.final["workflow_id"], run_id=drive.run_id)
         run = parse_history(await handle.fetch_history())
         sc = figures.switch_clients(run)
         overheads = figures.step_overheads_ms(run)
@@ -138,7 +140,7 @@ async def one_size(
             for c in s.get("clients") or []
             if c.get("workflow_id")
         ]
-        sizes_ = await child_history_lengths(client, children)
+        sizes_ = await child_history_lengths(temporal, children)
     finally:
         sampling = False
         await asyncio.gather(sampler, return_exceptions=True)
@@ -164,19 +166,19 @@ async def one_size(
     }
 
 
-async def child_history_lengths(client: Any, workflow_ids: list[str]) -> list[int]:
+async def child_history_lengths(temporal: Client, workflow_ids: list[str]) -> list[int]:
     limit = asyncio.Semaphore(20)
 
     async def one(wid: str) -> int:
         async with limit:
-            desc = await client.get_workflow_handle(wid).describe()
+            desc = await temporal.get_workflow_handle(wid).describe()
             return int(desc.raw_description.workflow_execution_info.history_length)
 
     return list(await asyncio.gather(*(one(w) for w in workflow_ids)))
 
 
 async def status_figure(
-    client: Any, server: TemporalServer, root: Path, devices: int, reboot: float
+    temporal: Client, server: TemporalServer, root: Path, devices: int, reboot: float
 ) -> dict[str, Any]:
     """`amsm status` as an operator types it (a new process each time) on a big pair."""
     infra = infrastructure_devices(root, reboot)
@@ -232,11 +234,11 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     server.start()
     started = datetime.now(UTC)
     try:
-        client = await connect(Connection(address=server.address))
+        temporal = await connect(Connection(address=server.address))
         results = []
         for n in args.clients:
-            results.append(await one_size(client, server, root, n, args.reboot, args.timeout))
-        status = await status_figure(client, server, root, args.status_devices, args.reboot)
+            results.append(await one_size(temporal, server, root, n, args.reboot, args.timeout))
+        status = await status_figure(temporal, server, root, args.status_devices, args.reboot)
     finally:
         server.stop()
         if not args.keep:

@@ -88,9 +88,9 @@ async def main_async(args: argparse.Namespace) -> None:
     server.start()
     assert server.proc is not None
     try:
-        client = await Client.connect(server.address)
+        temporal = await Client.connect(server.address)
         async with Worker(
-            client,
+            temporal,
             task_queue="bare",
             workflows=[BareParent, BareBatch],
             activities=[bare_step],
@@ -99,7 +99,7 @@ async def main_async(args: argparse.Namespace) -> None:
             took: dict[int, float] = {}
             for n in sorted({1, args.clients}):
                 w0, s0 = own_cpu(), cpu_seconds(server.proc.pid) or 0.0
-                took[n] = await client.execute_workflow(
+                took[n] = await temporal.execute_workflow(
                     BareParent.run,
                     args=[n, args.activities, args.seconds],
                     id=f"bare-{uuid.uuid4()}",

@@ -247,14 +247,14 @@ async def first_page(
 
 
 async def first_page_switching(
-    client: Client, lab: LabUnderTest, b: Browsers, pair: str, to: str, repeat: int
+    temporal: Client, lab: LabUnderTest, b: Browsers, pair: str, to: str, repeat: int
 ) -> dict[str, Any]:
     """The run page as a first page while a switch to `to` switches its clients (a row
     per client); the switch driven to its end meanwhile."""
     # Nothing is printed while the switch drives: `amsm` in process takes this process's
     # output for each of its commands (bench/operator.py).
     print(f"bench.console: first run page during switch-clients to {to} ...", file=sys.stderr)
-    driving = asyncio.create_task(switch(client, lab, to, 600))
+    driving = asyncio.create_task(switch(temporal, lab, to, 600))
     deadline = time.monotonic() + 300
     while True:
         if driving.done():
@@ -262,27 +262,27 @@ async def first_page_switching(
             raise BenchError("the switch ended before switch-clients was seen running")
         if time.monotonic() > deadline:
             raise BenchError("switch-clients did not start within 300 s")
-        step = await switching_clients(client, lab)
+        step = await switching_clients(temporal, lab)
         if step is not None and step.status == "running" and step.clients:
             break
         await asyncio.sleep(0.2)
     result = await first_page(b, f"/pairs/{pair}/run", repeat, during="switch-clients")
-    step = await switching_clients(client, lab)
+    step = await switching_clients(temporal, lab)
     result["still_switching_after"] = step is not None and step.status == "running"
     await driving
     return result
 
 
-async def switching_clients(client: Client, lab: LabUnderTest) -> StepState | None:
+async def switching_clients(temporal: Client, lab: LabUnderTest) -> StepState | None:
     """The current run's switch-clients step, read as `amsm show` reads it (not through
     `amsm` in process: that redirects this process's output while the switch beside it
     drives the run through it too)."""
-    c = await fetch_checklist(await resolve_run(client, lab.inventory, "current"))
+    c = await fetch_checklist(await resolve_run(temporal, lab.inventory, "current"))
     return next((x for x in c.steps if x.id == "switch-clients"), None)
 
 
 async def switch_cpu(
-    client: Client,
+    temporal: Client,
     lab: LabUnderTest,
     b: Browsers,
     procs: dict[str, Any],
@@ -305,7 +305,7 @@ async def switch_cpu(
             )
             async with b.pages(n, f"/pairs/{pair}/run") if n else _none() as _:
                 before = {k: cpu_seconds(p.pid) for k, p in procs.items()}
-                drive = await switch(client, lab, to, 600)
+                drive = await switch(temporal, lab, to, 600)
                 after = {k: cpu_seconds(p.pid) for k, p in procs.items()}
             for k in procs:
                 now, was = after[k], before[k]
@@ -324,7 +324,7 @@ async def switch_cpu(
 
 
 async def step_changes(
-    client: Client,
+    temporal: Client,
     lab: LabUnderTest,
     b: Browsers,
     pair: str,
@@ -352,12 +352,12 @@ async def step_changes(
 
         print(f"bench.console: switch to {to} with {n} page(s) open ...", file=sys.stderr)
         # The pages may open on the previous run; the new one replaces it once started.
-        drive = await switch(client, lab, to, 600, ticked=ticked, run_id=run_id)
+        drive = await switch(temporal, lab, to, 600, ticked=ticked, run_id=run_id)
         await asyncio.gather(
             *(p.locator("#run[data-state='completed']").wait_for(timeout=30_000) for p in pages)
         )
         seen = [await p.evaluate("() => window.__amsmSeen") for p in pages]
-    written = await records_written(client, lab, drive.run_id)
+    written = await records_written(temporal, lab, drive.run_id)
     recorded = recorded_changes(drive.run_id, drive.final["steps"], seen, opened, written)
     return {
         "pages": n,
@@ -366,13 +366,13 @@ async def step_changes(
     }
 
 
-async def records_written(client: Client, lab: LabUnderTest, run_id: str) -> dict[str, float]:
+async def records_written(temporal: Client, lab: LabUnderTest, run_id: str) -> dict[str, float]:
     """When each change of the run's steps was on the server ('STEP:STATUS': epoch
     seconds, to the millisecond): the run writes every change of a step as a record in
     its memo (workflows/checklist.py STEP_RECORDS), one WorkflowPropertiesModified event
     per workflow task, at that task's completion; the first such event of each."""
     out: dict[str, float] = {}
-    handle = client.get_workflow_handle(lab.inventory.workflow_id, run_id=run_id)
+    handle = temporal.get_workflow_handle(lab.inventory.workflow_id, run_id=run_id)
     async for e in handle.fetch_history_events():
         if not e.HasField("workflow_properties_modified_event_attributes"):
             continue
@@ -410,13 +410,13 @@ def recorded_changes(
     return out
 
 
-async def waiting_switch(client: Client, lab: LabUnderTest, to: str) -> str:
+async def waiting_switch(temporal: Client, lab: LabUnderTest, to: str) -> str:
     """A switch to `to` started and left waiting at its first manual step."""
-    out = await amsm(client, lab, "start", "switch", "--to", to, "--operator", "bench", "--json")
+    out = await amsm(temporal, lab, "start", "switch", "--to", to, "--operator", "bench", "--json")
     run_id = str(json.loads(out)["run_id"])
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        shown = json.loads(await amsm(client, lab, "show", run_id, "--json"))
+        shown = json.loads(await amsm(temporal, lab, "show", run_id, "--json"))
         if any(s["status"] == "awaiting-confirmation" for s in shown["steps"]):
             return run_id
         await asyncio.sleep(0.2)
@@ -563,15 +563,15 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         lab.start()
         worker.start()
         console.start()
-        client = await connect(Connection(address=server.address))
+        temporal = await connect(Connection(address=server.address))
         pair = lab.inventory.pair
         # The first reading of the pair's watch, so the pages show a status from the start.
-        await amsm(client, lab, "status", "--json")
+        await amsm(temporal, lab, "status", "--json")
         async with chromium() as browser:
             b = Browsers(browser, console, lab)
             await b.login()
             result_first = [await first_page(b, f"/pairs/{pair}", args.repeat)]
-            waiting: str | None = await waiting_switch(client, lab, "Y")
+            waiting: str | None = await waiting_switch(temporal, lab, "Y")
             result_first.append(await first_page(b, f"/pairs/{pair}/run", args.repeat))
             assert worker.proc and console.proc and server.proc
             procs = {"worker": worker.proc, "console": console.proc, "temporal": server.proc}
@@ -582,12 +582,12 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             changes = []
             to, next_run = "Y", waiting
             for n in args.pages:
-                changes.append(await step_changes(client, lab, b, pair, n, to, next_run))
+                changes.append(await step_changes(temporal, lab, b, pair, n, to, next_run))
                 to, next_run = ("X" if to == "Y" else "Y"), None
-            result_first.append(await first_page_switching(client, lab, b, pair, to, args.repeat))
+            result_first.append(await first_page_switching(temporal, lab, b, pair, to, args.repeat))
             to = "X" if to == "Y" else "Y"
             whole, to = await switch_cpu(
-                client, lab, b, procs, pair, max(args.pages), args.switch_rounds, to
+                temporal, lab, b, procs, pair, max(args.pages), args.switch_rounds, to
             )
             worker.check()
     finally:

@@ -25,13 +25,13 @@ from client.session import CliError
 from lab.hands import do_manual_step
 
 
-async def amsm(client: Client, lab: LabUnderTest, *argv: str) -> str:
+async def amsm(temporal: Client, lab: LabUnderTest, *argv: str) -> str:
     """One `amsm` command in process; its output, or BenchError with it."""
     args = build_parser().parse_args(["--inventory", str(lab.inventory_path), *argv])
     out = io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
         try:
-            rc = await run_command(client, args, lab.inventory)
+            rc = await run_command(temporal, args, lab.inventory)
         except CliError as e:
             raise BenchError(f"amsm {' '.join(argv)}: {e}") from None
     if rc != 0:
@@ -49,7 +49,7 @@ class Drive:
 
 
 async def switch(
-    client: Client,
+    temporal: Client,
     lab: LabUnderTest,
     to: str,
     timeout: float,
@@ -62,14 +62,14 @@ async def switch(
     started = time.monotonic()
     if run_id is None:
         out = await amsm(
-            client, lab, "start", "switch", "--to", to, "--operator", "bench", "--json"
+            temporal, lab, "start", "switch", "--to", to, "--operator", "bench", "--json"
         )
         run_id = str(json.loads(out)["run_id"])
     drive = Drive(run_id=run_id)
     while True:
         if time.monotonic() - started > timeout:
             raise BenchError(f"run {drive.run_id} did not end within {timeout:.0f} s")
-        shown = json.loads(await amsm(client, lab, "show", drive.run_id, "--json"))
+        shown = json.loads(await amsm(temporal, lab, "show", drive.run_id, "--json"))
         if shown["state"] not in ("running", "awaiting-operator"):
             drive.final, drive.seconds = shown, time.monotonic() - started
             if shown["state"] != "completed":
@@ -89,7 +89,7 @@ async def switch(
                 verb = "approve" if s["status"] == "awaiting-approval" else "confirm"
                 do_manual_step(lab.dir, s["id"], to)
                 drive.sent[s["id"]] = datetime.now(UTC)
-                await amsm(client, lab, verb, drive.run_id, s["id"], "--operator", "bench")
+                await amsm(temporal, lab, verb, drive.run_id, s["id"], "--operator", "bench")
                 if ticked is not None:
                     await ticked(drive.run_id, s["id"], drive.sent[s["id"]])
                 break

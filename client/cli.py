@@ -98,8 +98,8 @@ def dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 
 
 async def connected(args: argparse.Namespace, inv: Inventory) -> int:
-    client = await connect(connection(args))
-    return await run_command(client, args, inv)
+    temporal = await connect(connection(args))
+    return await run_command(temporal, args, inv)
 
 
 def offline(args: argparse.Namespace) -> bool:
@@ -108,8 +108,8 @@ def offline(args: argparse.Namespace) -> bool:
     return local is not None and (given is None or given(args))
 
 
-async def run_command(client: Client, args: argparse.Namespace, inv: Inventory) -> int:
-    """Run a parsed command over `client` (the tests and the benchmark pass their own)."""
+async def run_command(temporal: Client, args: argparse.Namespace, inv: Inventory) -> int:
+    """Run a parsed command over `temporal` (the tests and the benchmark pass their own)."""
     try:
         if offline(args):
             return int(await args.local(args))
@@ -121,9 +121,9 @@ async def run_command(client: Client, args: argparse.Namespace, inv: Inventory) 
                     "(inventory `operators:` / `viewers:`; set AMSM_OPERATOR to act as another name)"
                 )
         if getattr(args, "notice", True) and not getattr(args, "json", False):
-            await notice_waiting_run(client, inv, args)
+            await notice_waiting_run(temporal, inv, args)
         handler: Any = args.handler
-        return int(await handler(client, inv, args))
+        return int(await handler(temporal, inv, args))
     except Refused as e:  # the API's refusal, with the exit code its kind maps to
         raise CliError.of(e) from None
     except ValidationError as e:
@@ -135,9 +135,9 @@ async def run_command(client: Client, args: argparse.Namespace, inv: Inventory) 
         raise CliError(server_refused(e)) from None
 
 
-async def notice_waiting_run(client: Client, inv: Inventory, args: argparse.Namespace) -> None:
+async def notice_waiting_run(temporal: Client, inv: Inventory, args: argparse.Namespace) -> None:
     """One line on stderr when a run on the pair waits for the operator, unless this command
     acts on the very step that waits."""
-    note = await waiting_note(client, inv)
+    note = await waiting_note(temporal, inv)
     if note is not None and getattr(args, "step", None) != note[0]:
         print(note[1], file=sys.stderr)

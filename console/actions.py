@@ -68,27 +68,27 @@ def start_input(inv: Inventory, operator: str, form: dict[str, Any]) -> tuple[Ba
     return starting.start_input(inv, kind.name, side, operator, options)
 
 
-async def start(client: Client, inv: Inventory, operator: str, form: dict[str, Any]) -> str:
+async def start(temporal: Client, inv: Inventory, operator: str, form: dict[str, Any]) -> str:
     """Start a workflow of the pair (as `amsm start KIND ...`); the run id, or a refusal."""
     kind = str(form.get("kind", ""))
     inp, what = start_input(inv, operator, form)
-    started = await starting.start(client, inv, kind, inp, what, operator, via="console")
+    started = await starting.start(temporal, inv, kind, inp, what, operator, via="console")
     if started.refused:
         raise Refused(started.refused)
     return started.run_id
 
 
 async def dry_run(
-    client: Client, inv: Inventory, operator: str, form: dict[str, Any]
+    temporal: Client, inv: Inventory, operator: str, form: dict[str, Any]
 ) -> DryRunResult:
     """What the start would do now, changing nothing (as `amsm start KIND ... --dry-run`:
     the short pair-dry-run workflow, beside any run)."""
     inp, _ = start_input(inv, operator, form)
-    return await starting.dry_run(client, inv, str(form.get("kind")), inp, operator)
+    return await starting.dry_run(temporal, inv, str(form.get("kind")), inp, operator)
 
 
 async def tick(
-    client: Client,
+    temporal: Client,
     inv: Inventory,
     operator: str,
     verb: str,
@@ -110,7 +110,7 @@ async def tick(
                 raise Refused(why)
 
     sig = OperatorSignal(step=step_id, operator=operator, note=_one_line(note), clients=clients)
-    taken = await tick_step(client, inv, "current", verb, sig, check=False, guard=typed_count)
+    taken = await tick_step(temporal, inv, "current", verb, sig, check=False, guard=typed_count)
     past = "approved" if verb == "approve" else "confirmed"
     return f"{past} {step_id} as {operator}" + (
         f"; now waiting for {taken.awaiting}" if taken.awaiting else ""
@@ -118,7 +118,7 @@ async def tick(
 
 
 async def decide(
-    client: Client,
+    temporal: Client,
     inv: Inventory,
     operator: str,
     action: str,
@@ -133,7 +133,7 @@ async def decide(
     if action in ("skip", "abort") and not reason:
         raise Refused(f"{action} needs a reason (it is recorded with your name)", "usage")
     d = await decide_step(
-        client, inv, "current", action, step_id, operator, reason, client_host, check=False
+        temporal, inv, "current", action, step_id, operator, reason, client_host, check=False
     )
     target = f"{step_id} {client_host}" if client_host else step_id
     return {
@@ -144,7 +144,7 @@ async def decide(
 
 
 async def control(
-    client: Client,
+    temporal: Client,
     inv: Inventory,
     operator: str,
     name: str,
@@ -162,7 +162,7 @@ async def control(
         overrides=[o for o in overrides if o],
         reason=_one_line(reason) if overrides else None,
     )
-    done = await run_control(client, inv, req, operator, via="console", wait=CONTROL_WAIT_SECONDS)
+    done = await run_control(temporal, inv, req, operator, via="console", wait=CONTROL_WAIT_SECONDS)
     result = done.result
     if result is None:
         return f"{name} is still running (run {done.run_id}); see Runs"

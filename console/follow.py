@@ -52,14 +52,16 @@ ENDED_BADLY = {
 }
 
 
-async def pages(client: Client, workflow_id: str, run_id: str) -> AsyncIterator[list[HistoryEvent]]:
+async def pages(
+    temporal: Client, workflow_id: str, run_id: str
+) -> AsyncIterator[list[HistoryEvent]]:
     """The run's history page by page: first what it holds, then each page as the server
     writes it (empty pages too, when a long poll ends quiet). Ends after the close event."""
     token = b""
     while True:
-        resp = await client.workflow_service.get_workflow_execution_history(
+        resp = await temporal.workflow_service.get_workflow_execution_history(
             GetWorkflowExecutionHistoryRequest(
-                namespace=client.namespace,
+                namespace=temporal.namespace,
                 execution=WorkflowExecution(workflow_id=workflow_id, run_id=run_id),
                 next_page_token=token,
                 wait_new_event=True,

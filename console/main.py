@@ -209,8 +209,8 @@ async def serve(args: argparse.Namespace, invs: list[Inventory], paths: list[str
     except CodecConfigError as e:
         raise Refused(str(e), "usage") from None
     key = session_key(args, accounts)  # before connecting: a bad key file is a usage error
-    client = await connect(connection(args))
-    hub = Hub(client, invs)
+    temporal = await connect(connection(args))
+    hub = Hub(temporal, invs)
     app = build_app(Site(hub, gate, codec), key, tls=bool(args.cert))
     config = uvicorn.Config(
         app,

@@ -55,16 +55,16 @@ READINESS_EVERY = 10.0  # its checks run every timing.readiness_interval (1 h by
 READ_TIMEOUT = 5.0
 
 
-async def status_json(client: Client, inv: Inventory, operator: str, act: bool) -> dict[str, Any]:
+async def status_json(temporal: Client, inv: Inventory, operator: str, act: bool) -> dict[str, Any]:
     """`amsm status --json` of the pair (api/status.py, as the CLI's): read from the
     devices now by whoever may act; a viewer gets what the pair's watch last read, with
     `read` saying when; the waiting fence and the readiness watch's verdict."""
-    return (await status(client, inv, operator, cached=not act)).to_json()
+    return (await status(temporal, inv, operator, cached=not act)).to_json()
 
 
-async def show_json(client: Client, inv: Inventory, run: str = "current") -> dict[str, Any]:
+async def show_json(temporal: Client, inv: Inventory, run: str = "current") -> dict[str, Any]:
     """`amsm show RUN --json` (api/show.py, as the CLI's)."""
-    return (await show(client, inv, run)).to_json()
+    return (await show(temporal, inv, run)).to_json()
 
 
 def no_run(e: Refused) -> bool:
@@ -127,8 +127,8 @@ class PairLive:
 class Hub:
     """The pairs the console serves, each with its shared subscription."""
 
-    def __init__(self, client: Client, inventories: list[Inventory]) -> None:
-        self.client = client
+    def __init__(self, temporal: Client, inventories: list[Inventory]) -> None:
+        self.temporal = temporal
         self.pairs: dict[str, PairLive] = {inv.pair: PairLive(inv) for inv in inventories}
 
     def inventory(self, pair: str) -> Inventory | None:
@@ -165,7 +165,7 @@ class Hub:
         """The current run's checklist, asked of the worker only when the run's history
         grew (or it is another run): every change of a checklist is written by a workflow
         task, so an unchanged history length is an unchanged checklist."""
-        handle = await resolve_run(self.client, live.inv, "current")
+        handle = await resolve_run(self.temporal, live.inv, "current")
         try:
             desc = await handle.describe()
         except RPCError:
@@ -189,7 +189,7 @@ class Hub:
         live.reads += 1
         try:
             if fresh:
-                st = await read_status(self.client, live.inv)
+                st = await read_status(self.temporal, live.inv)
                 return st, f"read from the devices at {st.read_at}", None
             st, when = await asyncio.wait_for(self._watched(live), READ_TIMEOUT)
             return st, when, None
@@ -204,7 +204,7 @@ class Hub:
         """The pair's status as its watch last read it, asked of the worker only when the
         watch's history grew (it records every reading it makes)."""
         snap = live.snapshot
-        handle = self.client.get_workflow_handle(watch_workflow_id(live.inv.workflow_id))
+        handle = self.temporal.get_workflow_handle(watch_workflow_id(live.inv.workflow_id))
         try:
             desc = await handle.describe()
             seen: tuple[str | None, int, Any] | None = (
@@ -216,7 +216,7 @@ class Hub:
             seen = None  # read_watched_status says what is wrong
         if seen is not None and snap.status is not None and live.seen_watch == seen:
             return snap.status, snap.status_when
-        st, when = await read_watched_status(self.client, live.inv)
+        st, when = await read_watched_status(self.temporal, live.inv)
         live.queries += 1
         live.seen_watch = seen
         return st, when
@@ -229,7 +229,7 @@ class Hub:
         snap = live.snapshot
         ready: ReadinessView | None
         try:
-            ready = await asyncio.wait_for(read_readiness(self.client, live.inv), READ_TIMEOUT)
+            ready = await asyncio.wait_for(read_readiness(self.temporal, live.inv), READ_TIMEOUT)
         except TimeoutError:
             ready = snap.readiness  # the last verdict stays; the next read tries again
         fences, fence_error = await self._fences(live)
@@ -241,7 +241,7 @@ class Hub:
 
     async def _fences(self, live: PairLive) -> tuple[list[str], str | None]:
         try:
-            view = await asyncio.wait_for(read_fence(self.client, live.inv.pair), READ_TIMEOUT)
+            view = await asyncio.wait_for(read_fence(self.temporal, live.inv.pair), READ_TIMEOUT)
         except (Refused, TimeoutError) as e:
             # Unread, it counts as waiting on both sides (activities/pair.py fences_waiting).
             return ["X", "Y"], str(e) or "the fence did not answer within 5 s"
@@ -388,7 +388,7 @@ class Hub:
         """The pair's current run: its history followed while it is open (each completed
         workflow task marks the checklist to be asked again); with none open, a describe
         every IDLE_EVERY seconds (at once when this console acted) finds the next."""
-        handle = self.client.get_workflow_handle(live.inv.workflow_id)
+        handle = self.temporal.get_workflow_handle(live.inv.workflow_id)
         last: tuple[str, Any] | None = None
         while True:
             live.poke.clear()
@@ -405,9 +405,9 @@ class Hub:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(live.poke.wait(), IDLE_EVERY)
                 continue
-            async for events in pages(self.client, live.inv.workflow_id, desc.run_id):
+            async for events in pages(self.temporal, live.inv.workflow_id, desc.run_id):
                 live.reads += 1
-                recs = await step_records(self.client.data_converter, events)
+                recs = await step_records(self.temporal.data_converter, events)
                 if recs:
                     self._apply_records(live, desc.run_id, recs)
                 if changes_checklist(events):
@@ -429,7 +429,7 @@ class Hub:
         exact words, with the error of a failed try), then each reading as the server
         writes it; after a failed reading, the view again for the watch's words."""
         wid = watch_workflow_id(live.inv.workflow_id)
-        handle = self.client.get_workflow_handle(wid)
+        handle = self.temporal.get_workflow_handle(wid)
         while True:
             live.reads += 1
             try:
@@ -445,8 +445,8 @@ class Hub:
             live.seen_watch = None
             self._apply_status(live, *(await self._status(live, fresh=False)))
             known = desc.history_length  # the view holds every reading up to here
-            readings = WatchReadings(self.client.data_converter)
-            async for events in pages(self.client, wid, desc.run_id):
+            readings = WatchReadings(self.temporal.data_converter)
+            async for events in pages(self.temporal, wid, desc.run_id):
                 live.reads += 1
                 for event_id, reading in await readings.feed(events):
                     if event_id <= known:

@@ -14,7 +14,7 @@ class FenceLookupError(Exception):
 
 
 async def fences_of(
-    client: Client, pair: str, running: bool = False
+    temporal: Client, pair: str, running: bool = False
 ) -> list[tuple[bool, str, str]]:
     """The pair's fences as (running, workflow id, run id), the one under the fence's usual
     id first; `running`: only those still running. What holds the usual id counts only if
@@ -22,7 +22,7 @@ async def fences_of(
     another id. Only "not found" means no fence there; any other error is raised."""
     found: list[tuple[bool, str, str]] = []
     try:
-        desc = await client.get_workflow_handle(fence_workflow_id(pair)).describe()
+        desc = await temporal.get_workflow_handle(fence_workflow_id(pair)).describe()
         is_running = desc.status == WorkflowExecutionStatus.RUNNING
         if desc.workflow_type == "fence" and (is_running or not running):
             found.append((is_running, desc.id, desc.run_id))
@@ -35,7 +35,7 @@ async def fences_of(
     if running:
         query += " AND ExecutionStatus = 'Running'"
     try:
-        async for w in client.list_workflows(query, limit=20):
+        async for w in temporal.list_workflows(query, limit=20):
             found.append((w.status == WorkflowExecutionStatus.RUNNING, w.id, w.run_id))
     except RPCError as e:
         raise FenceLookupError(f"the fences of pair {pair} cannot be listed: {e.message}") from None

@@ -75,7 +75,7 @@ def activity_methods(*holders: object) -> list[Callable[..., object]]:
 
 
 def build_workers(
-    client: Client,
+    temporal: Client,
     inventory: Inventory,
     inventory_path: str | Path,
     sites: Sequence[Side] = SIDES,
@@ -100,8 +100,8 @@ def build_workers(
     )
     activities = activity_methods(
         *(family(ctx) for family in families),
-        PairActivities(client, inventory),
-        ReadinessActivities(client, inventory),
+        PairActivities(temporal, inventory),
+        ReadinessActivities(temporal, inventory),
     )
     common: dict[str, Any] = {
         "activities": activities,
@@ -114,7 +114,7 @@ def build_workers(
     main_queue = task_queue or inventory.queue
     workers = [
         Worker(
-            client,
+            temporal,
             task_queue=main_queue,
             workflows=workflows(),
             # If this worker dies, its runs' next tasks go to another worker after 2 s
@@ -127,13 +127,13 @@ def build_workers(
         )
     ]
     for side in sites:
-        workers.append(Worker(client, task_queue=site_queue(main_queue, side), **common))
+        workers.append(Worker(temporal, task_queue=site_queue(main_queue, side), **common))
     return workers
 
 
-async def start_watch(client: Client, inventory: Inventory) -> None:
+async def start_watch(temporal: Client, inventory: Inventory) -> None:
     """The pair's status watch (workflows/watch.py), unless it already runs."""
-    await client.start_workflow(
+    await temporal.start_workflow(
         "pair-watch",
         WatchInput(pair=inventory.pair),
         id=watch_workflow_id(inventory.workflow_id),
@@ -143,11 +143,11 @@ async def start_watch(client: Client, inventory: Inventory) -> None:
     )
 
 
-async def other_builds(client: Client, namespace: str, queue: str) -> list[str]:
+async def other_builds(temporal: Client, namespace: str, queue: str) -> list[str]:
     """Pollers of `queue` seen lately that run another build than this worker."""
     seen: list[str] = []
     for kind in (TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW, TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY):
-        resp = await client.workflow_service.describe_task_queue(
+        resp = await temporal.workflow_service.describe_task_queue(
             DescribeTaskQueueRequest(
                 namespace=namespace, task_queue=TaskQueue(name=queue), task_queue_type=kind
             )
@@ -156,8 +156,8 @@ async def other_builds(client: Client, namespace: str, queue: str) -> list[str]:
     return sorted(set(version.others(seen)))
 
 
-async def missing_search_attributes(client: Client, namespace: str) -> list[str]:
-    resp = await client.operator_service.list_search_attributes(
+async def missing_search_attributes(temporal: Client, namespace: str) -> list[str]:
+    resp = await temporal.operator_service.list_search_attributes(
         ListSearchAttributesRequest(namespace=namespace)
     )
     have = set(resp.custom_attributes) | set(resp.system_attributes)
@@ -172,9 +172,9 @@ async def run_worker(
 ) -> None:
     inventory = load_inventory(inventory_path)
     runtime = metrics_runtime(metrics) if metrics else None
-    client = await connect(conn, runtime=runtime)
+    temporal = await connect(conn, runtime=runtime)
     address, namespace = conn.address, conn.namespace
-    missing = await missing_search_attributes(client, namespace)
+    missing = await missing_search_attributes(temporal, namespace)
     if missing:
         # Without them every workflow task would fail; say so once, at start.
         cmds = "; ".join(
@@ -191,7 +191,7 @@ async def run_worker(
         f"amsm-worker{'-site-' + site if site else ''}-{os.getpid()}@{socket.gethostname()}"
         f"{version.tag()}"
     )
-    workers = build_workers(client, inventory, inventory_path, sites=sites, identity=who)
+    workers = build_workers(temporal, inventory, inventory_path, sites=sites, identity=who)
     queues = [inventory.queue, *(inventory.site_queue(s) for s in sites)]
     logging.getLogger("amsm").info(
         "worker %s for pair %s on task queues %s (Temporal %s)",
@@ -207,7 +207,7 @@ async def run_worker(
         flush=True,
     )
     for q in queues:
-        mixed = await other_builds(client, namespace, q)
+        mixed = await other_builds(temporal, namespace, q)
         if mixed:
             msg = (
                 f"worker: WARNING: task queue {q} is also served by code of another build "
@@ -218,7 +218,7 @@ async def run_worker(
             logging.getLogger("amsm").warning(msg)
             print(msg, file=sys.stderr, flush=True)
     if site is None:
-        await start_watch(client, inventory)
+        await start_watch(temporal, inventory)
     await asyncio.gather(*(w.run() for w in workers))
 
 

@@ -28,8 +28,8 @@ def add(sub: Any) -> None:
     s.set_defaults(handler=run, reads=True)
 
 
-async def run(client: Client, inv: Inventory, args: argparse.Namespace) -> int:
-    handle = await start_check(client, inv, default_operator())
+async def run(temporal: Client, inv: Inventory, args: argparse.Namespace) -> int:
+    handle = await start_check(temporal, inv, default_operator())
     result = await follow(handle, inv, quiet=args.json)
     data = result.model_dump(mode="json")
     data.pop("pair", None)

@@ -32,7 +32,7 @@ def add(sub: Any) -> None:
         s.set_defaults(handler=run)
 
 
-async def run(client: Client, inv: Inventory, args: argparse.Namespace) -> int:
+async def run(temporal: Client, inv: Inventory, args: argparse.Namespace) -> int:
     verb = args.command
     sig = OperatorSignal(
         step=args.step,
@@ -40,7 +40,7 @@ async def run(client: Client, inv: Inventory, args: argparse.Namespace) -> int:
         note=args.note,
         clients=getattr(args, "client", None),
     )
-    taken = await tick(client, inv, args.run, verb, sig)
+    taken = await tick(temporal, inv, args.run, verb, sig)
     past = {"confirm": "confirmed", "approve": "approved"}[verb]
     text = f"{past} {args.step} on run {taken.run_id} as {args.operator}"
     if taken.awaiting:

@@ -107,9 +107,9 @@ def request_of(args: argparse.Namespace) -> ControlRequest:
     )
 
 
-async def run(client: Client, inv: Inventory, args: argparse.Namespace) -> int:
+async def run(temporal: Client, inv: Inventory, args: argparse.Namespace) -> int:
     """Run one console control as a short workflow and wait for its sentence."""
-    done = await run_control(client, inv, request_of(args), args.operator)
+    done = await run_control(temporal, inv, request_of(args), args.operator)
     result = done.result
     assert result is not None
     text = result.message + "".join(f"\n  {d}" for d in result.details)

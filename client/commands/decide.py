@@ -35,12 +35,12 @@ def add(sub: Any) -> None:
     s.set_defaults(handler=run, notice=False)
 
 
-async def run(client: Client, inv: Inventory, args: argparse.Namespace) -> int:
+async def run(temporal: Client, inv: Inventory, args: argparse.Namespace) -> int:
     """retry / skip a failed step or client, or abort the run: the `decide` signal."""
     action = args.command
     step_id = getattr(args, "step", "") or ""
     d = await decide(
-        client,
+        temporal,
         inv,
         args.run,
         action,

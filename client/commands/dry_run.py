@@ -18,8 +18,8 @@ from workflows.preview import DryRunResult
 from workflows.view import render_text
 
 
-async def run(client: Client, inv: Inventory, args: argparse.Namespace, inp: BaseModel) -> int:
-    result = await dry_run(client, inv, args.kind, inp, default_operator())
+async def run(temporal: Client, inv: Inventory, args: argparse.Namespace, inp: BaseModel) -> int:
+    result = await dry_run(temporal, inv, args.kind, inp, default_operator())
     emit(args, dry_run_json(result), render_dry_run(result))
     return EXIT_FAIL if result.would_refuse else EXIT_OK
 

@@ -28,8 +28,8 @@ def add(sub: Any) -> None:
     e.set_defaults(handler=end)
 
 
-async def run(client: Client, inv: Inventory, args: argparse.Namespace) -> int:
-    view = await read_fence(client, inv.pair)
+async def run(temporal: Client, inv: Inventory, args: argparse.Namespace) -> int:
+    view = await read_fence(temporal, inv.pair)
     if view is None:
         emit(args, {"fence": None}, f"no fence has run on pair {inv.pair}")
         return EXIT_OK
@@ -37,7 +37,7 @@ async def run(client: Client, inv: Inventory, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def end(client: Client, inv: Inventory, args: argparse.Namespace) -> int:
-    view = await end_fence(client, inv, args.operator, args.reason)
+async def end(temporal: Client, inv: Inventory, args: argparse.Namespace) -> int:
+    view = await end_fence(temporal, inv, args.operator, args.reason)
     emit(args, {"fence": view.model_dump(mode="json")}, render_fence(view))
     return EXIT_OK

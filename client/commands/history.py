@@ -37,9 +37,9 @@ async def choose(args: argparse.Namespace) -> int:
     raise CliError("amsm history: choose export (amsm history export RUN)", EXIT_USAGE)
 
 
-async def export(client: Client, inv: Inventory, args: argparse.Namespace) -> int:
+async def export(temporal: Client, inv: Inventory, args: argparse.Namespace) -> int:
     with one_line_errors(args.command):
-        history = await fetch_history(client, inv, args.run)
+        history = await fetch_history(temporal, inv, args.run)
         run_id = history.run_id
         text = history.to_json()
         if not text.endswith("\n"):

@@ -37,8 +37,8 @@ def add(sub: Any) -> None:
     s.set_defaults(handler=run, reads=True)
 
 
-async def run(client: Client, inv: Inventory, args: argparse.Namespace) -> int:
-    said, view = await readiness(client, inv, args.verb, args.operator)
+async def run(temporal: Client, inv: Inventory, args: argparse.Namespace) -> int:
+    said, view = await readiness(temporal, inv, args.verb, args.operator)
     data = {**view.model_dump(mode="json"), "readiness": view.to_json()}
     text = render(inv, view, datetime.now(UTC))
     emit(args, data, f"{said}\n{text}" if said else text)

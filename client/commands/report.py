@@ -56,9 +56,9 @@ async def local(args: argparse.Namespace) -> int:
         return show(args, await report_of_file(args.run, codec_of(args)))
 
 
-async def run(client: Client, inv: Inventory, args: argparse.Namespace) -> int:
+async def run(temporal: Client, inv: Inventory, args: argparse.Namespace) -> int:
     """The report of a run, its history read from Temporal."""
-    report = await report_of_run(client, inv, args.run, codec_of(args), args.command)
+    report = await report_of_run(temporal, inv, args.run, codec_of(args), args.command)
     with one_line_errors(args.command):
         return show(args, report)
 

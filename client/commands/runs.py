@@ -26,9 +26,9 @@ def add(sub: Any) -> None:
     s.set_defaults(handler=run, reads=True)
 
 
-async def run(client: Client, inv: Inventory, args: argparse.Namespace) -> int:
+async def run(temporal: Client, inv: Inventory, args: argparse.Namespace) -> int:
     """Runs of the pair from Temporal's visibility (search attributes), newest first."""
-    rows = await list_runs(client, inv, args.kind, args.state, args.operator, args.limit)
+    rows = await list_runs(temporal, inv, args.kind, args.state, args.operator, args.limit)
     if args.json:
         print(json.dumps({"pair": inv.pair, "runs": rows}))
         return EXIT_OK

@@ -21,8 +21,8 @@ def add(sub: Any) -> None:
     s.set_defaults(handler=run, reads=True, notice=False)
 
 
-async def run(client: Client, inv: Inventory, args: argparse.Namespace) -> int:
-    view = await show(client, inv, args.run)
+async def run(temporal: Client, inv: Inventory, args: argparse.Namespace) -> int:
+    view = await show(temporal, inv, args.run)
     emit(args, view.to_json(), render_run(view))
     return EXIT_OK
 

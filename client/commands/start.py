@@ -63,12 +63,12 @@ def workflow_input(inv: Inventory, args: argparse.Namespace) -> tuple[BaseModel,
     return start_input(inv, args.kind, side, args.operator, options)
 
 
-async def run(client: Client, inv: Inventory, args: argparse.Namespace) -> int:
+async def run(temporal: Client, inv: Inventory, args: argparse.Namespace) -> int:
     inp, what = workflow_input(inv, args)
     if args.dry_run:
-        return await dry_run.run(client, inv, args, inp)
+        return await dry_run.run(temporal, inv, args, inp)
     started = await start(
-        client,
+        temporal,
         inv,
         args.kind,
         inp,

@@ -32,10 +32,10 @@ def add(sub: Any) -> None:
     s.set_defaults(handler=run, reads=True)
 
 
-async def run(client: Client, inv: Inventory, args: argparse.Namespace) -> int:
+async def run(temporal: Client, inv: Inventory, args: argparse.Namespace) -> int:
     if args.watch:
-        return await watch_status(client, inv, args)
-    view = await status(client, inv, default_operator(), args.cached)
+        return await watch_status(temporal, inv, args)
+    view = await status(temporal, inv, default_operator(), args.cached)
     emit(args, view.to_json(), render_view(view))
     return EXIT_OK
 
@@ -51,12 +51,12 @@ def render_view(view: StatusView) -> str:
     return text + "\n\n" + readiness_line(view.readiness, view.status, datetime.now(UTC))
 
 
-async def watch_status(client: Client, inv: Inventory, args: argparse.Namespace) -> int:
+async def watch_status(temporal: Client, inv: Inventory, args: argparse.Namespace) -> int:
     console = Console()
 
     async def shown() -> str:
-        st, when = await pair_status(client, inv, default_operator(), args.cached)
-        ready = await read_readiness(client, inv)
+        st, when = await pair_status(temporal, inv, default_operator(), args.cached)
+        ready = await read_readiness(temporal, inv)
         return (
             render_status(st)
             + (f"\n\n({when})" if when else "")

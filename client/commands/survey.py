@@ -99,12 +99,12 @@ def check_args(args: argparse.Namespace) -> None:
         )
 
 
-async def run(client: Client, inv: Inventory, args: argparse.Namespace) -> int:
+async def run(temporal: Client, inv: Inventory, args: argparse.Namespace) -> int:
     check_args(args)
     folder = Path(args.words[-1])
-    handle = await start_survey(client, inv, default_operator())
+    handle = await start_survey(temporal, inv, default_operator())
     result = await follow(handle, inv, quiet=args.json)
-    answers = await host_answers(client, handle)
+    answers = await host_answers(temporal, handle)
     hosts = [
         answers.get(h.host.lower())
         or HostSurvey(host=h.host, role=h.role, side=h.side, error=h.error or "no answers kept")

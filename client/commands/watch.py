@@ -82,14 +82,14 @@ def render_watch(c: Checklist, stages: dict[str, str]) -> Group:
     return Group(*parts)  # type: ignore[arg-type]
 
 
-async def run(client: Client, inv: Inventory, args: argparse.Namespace) -> int:
-    handle = await resolve_run(client, inv, args.run)
+async def run(temporal: Client, inv: Inventory, args: argparse.Namespace) -> int:
+    handle = await resolve_run(temporal, inv, args.run)
     console = Console()
     c = await fetch_checklist(handle)
     with Live(render_watch(c, {}), console=console, refresh_per_second=4) as live:
         while True:
             c = await fetch_checklist(handle)
-            live.update(render_watch(c, await client_stages(client, c)))
+            live.update(render_watch(c, await client_stages(temporal, c)))
             if c.state not in ("running", "awaiting-operator"):
                 break
             if c.state == "awaiting-operator" and not args.follow:

@@ -33,7 +33,7 @@ async def control(site: Site, request: Request) -> Response:
             one = str(form.get("host") or request.query_params.get("host") or "")
             hosts = [one] if one else hosts
         return await actions.control(
-            site.hub.client,
+            site.hub.temporal,
             inv,
             account.name,
             name,
@@ -58,7 +58,7 @@ async def status(site: Site, request: Request) -> Response:
     account = site.who(request)
     inv, role = site.pair_of(request, account)
     return JSONResponse(
-        await status_json(site.hub.client, inv, account.name, act=role == "operator")
+        await status_json(site.hub.temporal, inv, account.name, act=role == "operator")
     )
 
 

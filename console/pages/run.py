@@ -31,7 +31,7 @@ async def tick(site: Site, request: Request) -> Response:
     async def do(account: Account, inv: Inventory, form: Any) -> str:
         snap = site.hub.pairs[inv.pair].snapshot
         return await actions.tick(
-            site.hub.client,
+            site.hub.temporal,
             inv,
             account.name,
             verb,
@@ -51,7 +51,7 @@ async def tick(site: Site, request: Request) -> Response:
 async def decide(site: Site, request: Request) -> Response:
     async def do(account: Account, inv: Inventory, form: Any) -> str:
         return await actions.decide(
-            site.hub.client,
+            site.hub.temporal,
             inv,
             account.name,
             str(form.get("action", "")),
@@ -66,4 +66,4 @@ async def decide(site: Site, request: Request) -> Response:
 async def current(site: Site, request: Request) -> Response:
     account = site.who(request)
     inv, _ = site.pair_of(request, account)
-    return JSONResponse(await show_json(site.hub.client, inv, "current"))
+    return JSONResponse(await show_json(site.hub.temporal, inv, "current"))

@@ -15,7 +15,7 @@ from records.report_render import render_html, render_markdown
 async def page(site: Site, request: Request) -> Response:
     account = site.who(request)
     inv, role = site.pair_of(request, account)
-    rows = await list_runs(site.hub.client, inv, limit=50)
+    rows = await list_runs(site.hub.temporal, inv, limit=50)
     return site.render("runs.html", request, user=account, pair=inv.pair, rows=rows, role=role)
 
 
@@ -23,7 +23,7 @@ async def report(site: Site, request: Request) -> Response:
     account = site.who(request)
     inv, _ = site.pair_of(request, account)
     run, fmt = request.path_params["run"], request.path_params["fmt"]
-    rep = await report_of_run(site.hub.client, inv, run, site.codec)
+    rep = await report_of_run(site.hub.temporal, inv, run, site.codec)
     if fmt == "html":
         return HTMLResponse(render_html(rep))
     return PlainTextResponse(render_markdown(rep), media_type="text/markdown; charset=utf-8")
@@ -32,7 +32,7 @@ async def report(site: Site, request: Request) -> Response:
 async def history(site: Site, request: Request) -> Response:
     account = site.who(request)
     inv, _ = site.pair_of(request, account)
-    found = await history_of_run(site.hub.client, inv, request.path_params["run"])
+    found = await history_of_run(site.hub.temporal, inv, request.path_params["run"])
     name = f"{found.workflow_id}-{found.run_id}.json"
     return Response(
         found.to_json(),

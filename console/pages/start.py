@@ -57,7 +57,7 @@ async def dry_run(site: Site, request: Request) -> Response:
     form = {k: v for k, v in request.query_params.items()}
     form["kind"] = request.path_params["kind"]
     form["pilots"] = " ".join(request.query_params.getlist("pilots"))
-    result = await actions.dry_run(site.hub.client, inv, account.name, form)
+    result = await actions.dry_run(site.hub.temporal, inv, account.name, form)
     refused = {s.id: s.refused for s in result.steps if s.refused}
     return site.render(
         "dry-run.html",
@@ -75,7 +75,7 @@ async def start(site: Site, request: Request) -> Response:
     async def do(account: Account, inv: Inventory, form: Any) -> str:
         data = dict(form)
         data["pilots"] = " ".join(str(p) for p in form.getlist("pilots"))
-        run_id = await actions.start(site.hub.client, inv, account.name, data)
+        run_id = await actions.start(site.hub.temporal, inv, account.name, data)
         return f"started {form.get('kind')} (run {run_id}) as {account.name}"
 
     return await site.act(request, "run", do)

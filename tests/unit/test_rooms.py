@@ -620,3 +620,94 @@ def test_a_console_page_is_a_module_and_a_route() -> None:
     routed = {page.__module__ for _, page, _ in app.ROUTES}
     modules = {f"console.pages.{p.stem}" for p in (ROOT / "console" / "pages").glob("*.py")}
     assert routed == modules - {"console.pages.__init__"}
+
+
+# -- words: "client" is a K2 client; the Temporal client is `temporal` -----------------------
+WORD_ROOMS = ("api", "client", "console", "workers", "wire", "bench", "inventory")
+
+
+def temporal_clients_named_client(source: str) -> list[tuple[int, str]]:
+    """(line, what) of every parameter or variable named `client` that is annotated with
+    temporalio's Client (as imported in SOURCE: `from temporalio.client import Client [as
+    X]`, or `temporalio.client.Client`; `Client | None` and string annotations too), or
+    bound straight from `Client.connect(...)`."""
+    tree = ast.parse(source)
+    local = {
+        a.asname or a.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module == "temporalio.client"
+        for a in node.names
+        if a.name == "Client"
+    }
+
+    def is_temporal(annotation: ast.AST | None) -> bool:
+        if annotation is None:
+            return False
+        for node in ast.walk(annotation):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                try:
+                    if is_temporal(ast.parse(node.value, mode="eval").body):
+                        return True
+                except SyntaxError:
+                    continue
+            if isinstance(node, ast.Name) and node.id in local:
+                return True
+            if isinstance(node, ast.Attribute) and ast.unparse(node) == "temporalio.client.Client":
+                return True
+        return False
+
+    def named_client(target: ast.AST) -> bool:
+        return (isinstance(target, ast.Name) and target.id == "client") or (
+            isinstance(target, ast.Attribute) and target.attr == "client"
+        )
+
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+            a = node.args
+            for arg in [*a.posonlyargs, *a.args, *a.kwonlyargs, a.vararg, a.kwarg]:
+                if arg is not None and arg.arg == "client" and is_temporal(arg.annotation):
+                    name = getattr(node, "name", "lambda")
+                    found.append((arg.lineno, f"parameter `client` of {name}()"))
+        elif isinstance(node, ast.AnnAssign) and named_client(node.target):
+            if is_temporal(node.annotation):
+                found.append((node.lineno, f"`{ast.unparse(node.target)}: Client`"))
+        elif isinstance(node, ast.Assign) and any(named_client(t) for t in node.targets):
+            value = node.value.value if isinstance(node.value, ast.Await) else node.value
+            if isinstance(value, ast.Call) and is_temporal(getattr(value.func, "value", None)):
+                if getattr(value.func, "attr", "") == "connect":
+                    found.append((node.lineno, "`client = Client.connect(...)`"))
+    return sorted(found)
+
+
+def test_the_temporal_client_scan_finds_what_it_looks_for() -> None:
+    src = (
+        "from temporalio.client import Client\n"
+        "import temporalio.client\n"
+        "from inventory.models import SwitchableClient\n"
+        "async def a(client: Client, temporal: Client) -> None: ...\n"
+        "def b(*, client: Client | None = None) -> None: ...\n"
+        "def c(client: SwitchableClient) -> None: ...\n"
+        "def d(client: 'Client') -> None: ...\n"
+        "client: temporalio.client.Client\n"
+        "async def e() -> None:\n"
+        "    client = await Client.connect('x')\n"
+        "    temporal = await Client.connect('x')\n"
+        "class H:\n"
+        "    def __init__(self, temporal: Client) -> None:\n"
+        "        self.client: Client = temporal\n"
+    )
+    assert [line for line, _ in temporal_clients_named_client(src)] == [4, 5, 7, 8, 10, 14]
+
+
+def test_the_temporal_client_is_called_temporal() -> None:
+    """ "client" in the code is a K2 client (an editor or ingest workstation) and `client/`
+    is the CLI's package; a temporalio Client is `temporal`, never `client`. (Recorded
+    names, CLI options and JSON keys that say "client" are contracts and stay.)"""
+    found = []
+    for room in WORD_ROOMS:
+        for path in sorted((ROOT / room).rglob("*.py")):
+            for line, what in temporal_clients_named_client(path.read_text()):
+                found.append(f"{path.relative_to(ROOT)}:{line} {what}")
+    said = "\n".join(found)
+    assert found == [], f"a Temporal client named `client` (call it `temporal`):\n{said}"
