@@ -123,7 +123,7 @@ async def test_check_finds_and_names_what_would_stop_a_switch(client: Client, la
         }
 
         old = by(problems, "ED-02", "client-iscsi")
-        assert "Connect-IscsiTarget" in old["found"]
+        assert "Register-IscsiSession" in old["found"]
 
         # Y's bridge is down: every client that answers cannot reach Y's portal.
         for c in ("ED-02", "IN-01"):
