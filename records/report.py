@@ -432,7 +432,7 @@ def _decisions(run: RunHistory) -> list[DecisionRow]:
             via=sig.via,
         )
         for sig in run.signals
-        if sig.name == "decide" and sig.verdict in ("accepted", "ignored")
+        if sig.name == "decide" and sig.verdict == "accepted"
     ]
 
 

@@ -335,8 +335,23 @@ def test_a_malformed_signal_is_rejected_as_the_engine_does() -> None:
     bad = [s for s in run.signals if s.event_id >= 108]
     assert [(s.verdict, s.step, s.operator, s.rejection) for s in bad] == [
         ("rejected", "?", "?", "malformed payload: step: Field required"),
-        ("rejected", "?", "?", "malformed payload: payload: Input should be a valid dictionary"),
-    ]
+        # The engine's own words for a payload that is not an object (workflows/inputs.py).
+        ("rejected", "?", "?", "malformed payload: not a JSON object: 1 validation error for "
+         "dict[any,any]"),
+    ]  # fmt: skip
+
+
+def test_a_payload_with_many_faults_is_said_as_the_engine_says_it() -> None:
+    """One home for the sentence: the first five faults, then how many more."""
+    events = until(events_of("switch-with-client-decisions.json"), 107)
+    bad = {"step": 1, "operator": 2, "action": "jump", "reason": 3, "client": 4, "clients": 5}
+    events.append(signal(108, "2026-11-25T09:38:10Z", "decide", bad))
+    run = run_of(events)
+    reconstruct(run)
+    [sig] = [s for s in run.signals if s.event_id == 108]
+    assert sig.malformed is not None and sig.malformed.endswith("; and 1 more")
+    assert sig.malformed.count(";") == 5
+    assert sig.rejection == f"malformed payload: {sig.malformed}"
 
 
 REFUSED = "mallory is not an operator of this pair"
