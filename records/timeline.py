@@ -264,7 +264,8 @@ class Timeline:
                 return "(abort)"  # after an abort: reading where the devices ended up
         if not self.started(eid) and a.type in BOOTSTRAP_ACTIVITIES:
             return "(bootstrap)"
-        a.step = self.hand.step_of(eid, activity_steps(a))
+        step = self.hand.step_of(eid, activity_steps(a))
+        a.step = step if step in self.steps else None  # (a record of a step not in the table)
         if a.step is None and self.started(eid) and a.type not in BETWEEN_STEPS:
             self.out.approximate.append(
                 f"activity {a.type} (event {eid}) belongs to no step the engine had in hand"
