@@ -21,7 +21,7 @@ from typing import Any, Literal, TypeVar
 
 from google.protobuf.json_format import ParseError
 from google.protobuf.message import Message
-from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.api.enums.v1 import EventType, StartChildWorkflowExecutionFailedCause
 from temporalio.api.failure.v1 import Failure
@@ -35,6 +35,7 @@ from inventory.models import Side
 from wire.payloads import REASONS
 from wire.payloads import reason as undecodable_reason
 from workflows.checklist import REJECTED_RECORDS, STEP_RECORDS
+from workflows.inputs import BadPayload, read_payload
 from workflows.kinds import KINDS
 from workflows.models import (
     Checklist,
@@ -242,9 +243,9 @@ class SignalRecord(BaseModel):
     reason: str | None = None
     client: str | None = None
     clients: list[str] | None = None
-    # Judged by the reconstruction, as the engine would: accepted, rejected (with the
-    # engine's reason), or ignored (a second abort).
-    verdict: Literal["accepted", "rejected", "ignored", "unknown"] = "unknown"
+    # Accepted or rejected (with the engine's reason): as the engine recorded it, or for
+    # runs older than its records as the walk judges it (records/reconstruct.py).
+    verdict: Literal["accepted", "rejected", "unknown"] = "unknown"
     rejection: str | None = None
 
     @property
@@ -746,7 +747,7 @@ def _signal(e: HistoryEvent, at: datetime) -> SignalRecord:
     rec = SignalRecord(event_id=e.event_id, at=at, name=a.signal_name, identity=a.identity)
     if a.input.payloads:
         rec.payload = decode_payload(a.input.payloads[0])
-        _fill(rec, rec.payload)
+        _fill(rec, a.input.payloads[0])
     else:
         rec.malformed = "no payload"
     return rec
@@ -771,12 +772,14 @@ def _update(
         (i for i in started if i < e.event_id), default=None
     )
     rec.payload = decode_value(req.input.args)
-    _fill(rec, rec.payload)
+    if req.input.args.payloads:
+        _fill(rec, req.input.args.payloads[0])
     return rec
 
 
-def _fill(rec: SignalRecord, payload: Any) -> None:
-    """Who and what, as the workflow reads the payload (a malformed one is rejected)."""
+def _fill(rec: SignalRecord, payload: Payload) -> None:
+    """Who and what, as the workflow reads the payload (a malformed one is rejected, in
+    the engine's words: workflows/inputs.py)."""
     model: type[OperatorSignal] | type[Decision]
     if rec.name in ("confirm", "approve"):
         model = OperatorSignal
@@ -785,13 +788,9 @@ def _fill(rec: SignalRecord, payload: Any) -> None:
     else:
         return
     try:
-        data = TypeAdapter(dict).validate_python(payload)
-        value = model.model_validate(data)
-    except ValidationError as e:
-        rec.malformed = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'payload'}: {err['msg']}"
-            for err in e.errors()
-        )[:300]
+        value = read_payload(model, payload, pydantic_data_converter.payload_converter)
+    except BadPayload as e:
+        rec.malformed = str(e)
         return
     if isinstance(value, OperatorSignal):
         rec.step, rec.operator, rec.note, rec.clients = (

@@ -1,14 +1,13 @@
 """The walk of a run's events, frozen: it judges each step from the events alone, the way
-the checklist engine (workflows/checklist.py) walks its steps, for histories recorded
-before the engine kept its step records (memo `amsm-steps`, patch
-`record-step-outcomes`; tests/histories/v1..v5 hold such runs).
+the checklist engine (workflows/checklist.py) walks its steps, for the runs of big
+workflows recorded before the engine kept its step records (memo `amsm-steps`, patch
+`record-step-outcomes`; tests/histories/v1..v5 hold such runs). A run with those records
+is read from them (records/reconstruct.py), never walked here.
 
-For a run with those records records/reconstruct.py still walks the events here, to map
-each activity, child and signal to its step and place it on the timeline; then every step
-takes what the engine recorded. Signals are judged by the engine's own rule book
-(workflows/rules.py), never by a copy. Mapping activities to steps is approximate for
-old runs, and the `approximate` notes say where. Imported only by records/ (the history
-room; tests/unit/test_rooms.py pins it).
+Signals are judged by the engine's own rule book (workflows/rules.py), never by a copy;
+the timeline's sentences are records/timeline.py's. Mapping activities to steps is
+approximate, and the `approximate` notes say where. Imported only by
+records/reconstruct.py (tests/unit/test_rooms.py pins it).
 """
 
 from __future__ import annotations
@@ -24,35 +23,31 @@ from records.history import (
     RunHistory,
     SignalRecord,
     TimerRecord,
-    direction,
     summarize,
 )
-from records.tracks import STATE_OF_STATUS, ClientTrack, Reconstruction, StepTrack, TimelineEntry
+from records.timeline import (
+    BETWEEN_STEPS,
+    BOOTSTRAP_ACTIVITIES,
+    CLIENT_STEPS,
+    activity_end,
+    activity_steps,
+    activity_text,
+    client_ended,
+    client_started_text,
+    close_entry,
+    entry,
+    events_in_order,
+    fence_started_text,
+    not_verified,
+    signal_entry,
+    start_text,
+    timer_entry,
+)
+from records.tracks import STATE_OF_STATUS, ClientTrack, Reconstruction, StepTrack
 from workflows import outcomes, rules
 from workflows.kinds import KINDS
-from workflows.limits import MAX_NAME, cut
 from workflows.models import StepDef
-from workflows.steps import (
-    NOT_UNPLANNED,
-    VERIFY_ACTIVITIES,
-    lost_side_steps,
-    steps_for_activity,
-)
-
-BOOTSTRAP_ACTIVITIES = ("get_timing", "get_capabilities", "probe_pair", "fences_waiting")
-CLIENT_STEPS = ("switch-clients", "switch-pilots", "move-editors")
-# Activities the engine runs between two steps (restore reads the asset counts for the
-# approve-overwrite gate's message before the gate starts).
-BETWEEN_STEPS = ("dsm_asset_counts",)
-
-
-def _took(seconds: float) -> str:
-    return f"{seconds:.2f} s" if seconds < 1 else f"{seconds:.1f} s"
-
-
-def activity_steps(call: ActivityCall) -> list[str]:
-    """The steps an activity can belong to (the engine's step table, by activity)."""
-    return steps_for_activity(call.type, call.input if isinstance(call.input, dict) else {})
+from workflows.steps import NOT_UNPLANNED, VERIFY_ACTIVITIES, lost_side_steps
 
 
 class Walk:
@@ -71,10 +66,6 @@ class Walk:
         self.operators: set[str] = set()  # who may act (get_capabilities); empty: anyone
         self.labels: dict[int, str] = {}  # activity scheduled event -> its timeline label
         self.lost: set[str] = set()  # unplanned switch: steps skipped, their side lost
-        # The rejections the engine recorded, not yet matched to their signal. When it
-        # recorded its steps and every rejection of this run (a continuation's count goes
-        # on from the run before), a signal without one was accepted.
-        self.rejections = list(run.rejection_records)
         # The walk acts on a signal the moment it takes it; the engine holds it until its
         # workflow task has handled every signal that came with it. What it holds, by step:
         # the task, and the step as the engine saw it then (a second one in that task is
@@ -85,10 +76,6 @@ class Walk:
         # The gates a skip may pass (the kind's row; any other only an approval passes).
         kind = KINDS.get(run.workflow_type)
         self.gates = dict(kind.gates) if kind is not None else {}
-        resume = run.input.get("resume") if isinstance(run.input, dict) else None
-        before = resume.get("rejected_total", 0) if isinstance(resume, dict) else 0
-        since = run.rejected_total - before if run.rejection_records else 0
-        self.verdicts_recorded = bool(run.step_records) and len(run.rejection_records) == since
 
     # -- helpers -------------------------------------------------------------------------
     @property
@@ -96,9 +83,7 @@ class Walk:
         return self.steps[self.p] if 0 <= self.p < len(self.steps) else None
 
     def note(self, at: datetime, eid: int, step: str, text: str, level: str = "info") -> None:
-        self.out.entries.append(
-            TimelineEntry(at=at, event_id=eid, step=step, text=text, level=level)  # type: ignore[arg-type]
-        )
+        self.out.entries.append(entry(at, eid, step, text, level))
 
     def clock(self, event_id: int, fallback: datetime) -> datetime:
         return self.run.task_after(event_id) or fallback
@@ -151,27 +136,8 @@ class Walk:
             s.started_at = start
         return s
 
-    def step_of(self, event_id: int, candidates: list[str]) -> int | None:
-        """The step an activity or child belongs to: where the engine recorded its steps,
-        the one it had in hand when it scheduled the event (the record comes first, in the
-        same workflow task): one that runs or waits, or the last one recorded if the event
-        is of its kind (a lost side's step, skipped, then reads the survivor); else the
-        next step that can run it (by its type)."""
-        if not self.run.step_records:
-            return self.find(candidates)
-        in_hand: dict[str, str] = {}
-        last: str | None = None
-        for r in self.run.step_records:
-            if r.event_id is not None and r.event_id > event_id:
-                break
-            in_hand[r.step] = r.status
-            last = r.step if r.status != "pending" else last
-        busy = [k for k, st in in_hand.items() if st not in ("pending", "done", "skipped")]
-        if busy:
-            return self.index.get(busy[-1])
-        return self.index.get(last) if last in candidates else None
-
     def find(self, candidates: list[str]) -> int | None:
+        """The next step that can run an activity or child (by its type)."""
         lo = max(self.p, 0)
         for j in range(lo, len(self.steps)):
             if self.steps[j].id in candidates:
@@ -193,22 +159,8 @@ class Walk:
     # -- the walk -------------------------------------------------------------------------
     def walk(self) -> Reconstruction:
         run = self.run
-        items: list[tuple[int, int, Any]] = []
-        for a in run.activities:
-            items.append((a.scheduled_event, 0, a))
-            if a.end_event:
-                items.append((a.end_event, 1, a))
-        for c in run.children:
-            items.append((c.initiated_event, 0, c))
-            if c.end_event:
-                items.append((c.end_event, 1, c))
-        for sig in run.signals:
-            items.append((sig.event_id, 0, sig))
-        for t in run.timers:
-            items.append((t.event_id, 0, t))
-        items.sort(key=lambda x: (x[0], x[1]))
-        self.note(run.started_at, 1, "(run)", self._start_text())
-        for eid, phase, obj in items:
+        self.note(run.started_at, 1, "(run)", start_text(run))
+        for _, phase, obj in events_in_order(run):
             if isinstance(obj, ActivityCall):
                 self.on_activity(obj) if phase == 0 else self.on_activity_end(obj)
             elif isinstance(obj, ChildCall):
@@ -217,19 +169,10 @@ class Walk:
                 self.on_signal(obj)
             elif isinstance(obj, TimerRecord):
                 obj.step = self.cur.id if self.cur else None
-                secs = f" ({obj.seconds:g} s)" if obj.seconds else ""
-                self.note(obj.started_at, eid, obj.step or "(run)", f"timer{secs}: {obj.outcome}")
+                self.out.entries.append(timer_entry(obj))
         self.on_close()
         self.out.entries.sort(key=lambda x: (x.event_id, x.at))
         return self.out
-
-    def _start_text(self) -> str:
-        run = self.run
-        inp = run.input if isinstance(run.input, dict) else {}
-        # A control's input names its operator.
-        who = inp.get("initiator") or inp.get("operator") or run.memo.get("initiator") or "unknown"
-        what = direction(run.workflow_type, run.input)
-        return f"{run.workflow_type} started{' (' + what + ')' if what else ''} by {who}"
 
     def on_activity(self, a: ActivityCall) -> None:
         cur = self.cur
@@ -242,7 +185,7 @@ class Walk:
         elif not self.started and a.type in BOOTSTRAP_ACTIVITIES:
             label = "(bootstrap)"
         else:
-            j = self.step_of(a.scheduled_event, activity_steps(a))
+            j = self.find(activity_steps(a))
             if j is not None:
                 s = self.enter(j, a.scheduled_event, a.scheduled_at, a.type)
             elif cur is not None and not self.settled(cur):
@@ -263,37 +206,14 @@ class Walk:
                 s.events.append(a.scheduled_event)
                 self.inflight[a.scheduled_event] = s.id
             label = a.step or "(between steps)"
-        text = f"{a.type} {summarize(a.input)}".rstrip()
         self.labels[a.scheduled_event] = label
-        self.note(a.scheduled_at, a.scheduled_event, label, text)
+        self.note(a.scheduled_at, a.scheduled_event, label, activity_text(a))
 
     def on_activity_end(self, a: ActivityCall) -> None:
         assert a.end_event is not None and a.ended_at is not None
         self.inflight.pop(a.scheduled_event, None)
         label = a.step or self.labels.get(a.scheduled_event, "(run)")
-        took = f" ({_took(a.seconds)})" if a.seconds is not None else ""
-        retried = f", attempt {a.attempt}" if a.attempt > 1 else ""
-        if a.outcome == "completed":
-            self.note(a.ended_at, a.end_event, label, f"{a.type} done{took}: {summarize(a.result)}")
-        elif a.outcome == "canceled":
-            self.note(a.ended_at, a.end_event, label, f"{a.type} canceled{took}", "warning")
-        else:
-            self.note(
-                a.ended_at,
-                a.end_event,
-                label,
-                f"{a.type} {a.outcome}{took}{retried}: {a.error}",
-                "error",
-            )
-        if a.last_failure:
-            self.note(
-                a.started_at or a.ended_at,
-                a.end_event,
-                label,
-                f"{a.type} needed {a.attempt} attempts; attempt {a.attempt - 1} failed: "
-                f"{a.last_failure}",
-                "warning",
-            )
+        self.out.entries += activity_end(a, label)
         when = self.clock(a.end_event, a.ended_at)
         self.progress(when)
         if a.type == "probe_pair" and not self.started:
@@ -323,16 +243,12 @@ class Walk:
             s.note, s.reason = f"{s.note}{also}", f"{s.reason}{also}"
             return
         if a.type in VERIFY_ACTIVITIES and isinstance(a.result, dict):
-            running, host = bool(a.result.get("running")), str(a.result.get("host", "?"))
-            seen = outcomes.tool_seen(
-                VERIFY_ACTIVITIES[a.type], s.id.startswith("start-"), running, host
-            )
+            seen = not_verified(a, s.id)
             if seen is None:
                 s.status, s.message, s.outcome = "done", outcomes.VERIFIED, "verified"
                 self.finish(s, when)
             else:
-                s.status = "awaiting-confirmation"
-                s.message = outcomes.not_verified(seen)
+                s.status, s.message = "awaiting-confirmation", seen
                 self.note(a.ended_at, a.end_event, s.id, f"{s.id}: {s.message}", "warning")
             return
         if s.id in CLIENT_STEPS and a.type == "probe_pair":
@@ -398,17 +314,11 @@ class Walk:
 
     def on_child(self, c: ChildCall) -> None:
         if c.workflow_type == "fence":
-            side = c.input.get("side") if isinstance(c.input, dict) else "?"
-            self.note(
-                c.initiated_at,
-                c.initiated_event,
-                self.cur.id if self.cur else "(run)",
-                f"fence on {side} started ({c.workflow_id}): it fences {side} the moment it "
-                "answers again",
-            )
+            label = self.cur.id if self.cur else "(run)"
+            self.note(c.initiated_at, c.initiated_event, label, fence_started_text(c))
             return
         host = c.host or c.workflow_id
-        j = self.step_of(c.initiated_event, list(CLIENT_STEPS))
+        j = self.find(list(CLIENT_STEPS))
         cur = self.cur
         s: StepTrack | None
         if j is not None:
@@ -429,10 +339,8 @@ class Walk:
             ct.workflow_ids.append(c.workflow_id)
             s.events.append(c.initiated_event)
             self.inflight[c.initiated_event] = s.id
-        to = f" to {c.to}" if c.to else ""
-        self.note(
-            c.initiated_at, c.initiated_event, c.step or "(run)", f"{host}: switch{to} started"
-        )
+        label = c.step or "(run)"
+        self.note(c.initiated_at, c.initiated_event, label, client_started_text(c))
 
     def on_child_end(self, c: ChildCall) -> None:
         assert c.end_event is not None and c.ended_at is not None
@@ -441,16 +349,7 @@ class Walk:
         self.inflight.pop(c.initiated_event, None)
         host = c.host or c.workflow_id
         took = (c.ended_at - c.initiated_at).total_seconds()
-        if c.ok:
-            self.note(c.ended_at, c.end_event, c.step or "(run)", f"{host}: {c.message}")
-        else:
-            self.note(
-                c.ended_at,
-                c.end_event,
-                c.step or "(run)",
-                f"{host}: client switch failed after {_took(took)}: {c.error}",
-                "error",
-            )
+        self.out.entries.append(client_ended(c))
         when = self.clock(c.end_event, c.ended_at)
         self.progress(when)
         if c.step is None:
@@ -481,25 +380,8 @@ class Walk:
         s.status, s.outcome = "done", "done"
         self.finish(s, when)
 
-    def recorded_rejection(self, sig: SignalRecord) -> str | None:
-        """The engine's own reason, where it recorded rejecting this signal (the first
-        record after it of the same signal, step and operator)."""
-        unread = sig.malformed is not None or sig.name not in rules.SIGNALS
-        step, who = ("?", "?") if unread else (sig.step, sig.operator)
-        want = (cut(sig.name, MAX_NAME), cut(step, MAX_NAME), cut(who, MAX_NAME))
-        for n, (eid, r) in enumerate(self.rejections):
-            if eid > sig.event_id and (r.signal, r.step, r.operator) == want:
-                del self.rejections[n]
-                return r.reason
-        return None
-
     def on_signal(self, sig: SignalRecord) -> None:
-        recorded = self.recorded_rejection(sig) if self.rejections else None
-        if recorded is not None:
-            if sig.malformed is not None or sig.name not in rules.SIGNALS:
-                sig.step, sig.operator = "?", "?"
-            self.reject(sig, recorded)  # as the engine said it
-        elif sig.name not in rules.SIGNALS:
+        if sig.name not in rules.SIGNALS:
             sig.step, sig.operator = "?", "?"
             self.reject(sig, rules.unknown_signal_refusal(sig.name))
         elif sig.malformed is not None:
@@ -513,37 +395,12 @@ class Walk:
             self.on_confirm(sig)
         else:
             self.on_decide(sig)
-        if recorded is None and self.verdicts_recorded and sig.verdict == "rejected":
-            # The engine did not reject it: the events alone misjudged it.
-            self.out.approximate.append(
-                f"signal {sig.name} {sig.step} (event {sig.event_id}) was accepted by the "
-                f"workflow, but the events before it suggest: {sig.rejection}"
-            )
-            sig.verdict, sig.rejection = "accepted", None
-        who = f" by {sig.operator}"
-        if sig.name == "decide":
-            target = f"{sig.step} {sig.client}" if sig.client else sig.step
-            text = f"decide {sig.action} {target}{who}".replace("  ", " ")
-            text += f": {sig.reason}" if sig.reason else ""
-        else:
-            text = f"{sig.name} {sig.step}{who}" + (f': "{sig.note}"' if sig.note else "")
-            if sig.clients:
-                text += f" (clients {', '.join(sig.clients)})"
-        if sig.via and sig.via != sig.identity:
-            text += f" (via {sig.via})"
-        level = "info"
-        if sig.verdict == "rejected":
-            text += f" -- REJECTED: {sig.rejection}"
-            level = "warning"
-        if sig.update_error:
-            text += f" -- the update failed: {sig.update_error}"
         if sig.channel == "update" and sig.verdict == "rejected" and not sig.update_refused:
             self.out.approximate.append(
                 f"update {sig.name} {sig.step} (event {sig.event_id}) was accepted by the "
                 f"workflow, but the events before it suggest: {sig.rejection}"
             )
-        label = sig.step if sig.step in self.index else "(run)"
-        self.note(sig.at, sig.event_id, label, text, level)
+        self.out.entries.append(signal_entry(sig, self.index))
 
     def reject(self, sig: SignalRecord, reason: str) -> None:
         sig.verdict, sig.rejection = "rejected", reason
@@ -661,7 +518,6 @@ class Walk:
             nxt = self.p + 1
             if (
                 self.abort is None
-                and not run.step_records  # else the records say what each step became
                 and nxt < len(self.steps)
                 and run.workflow_type in KINDS
                 and self.started
@@ -687,11 +543,6 @@ class Walk:
                 self.out.state = STATE_OF_STATUS[run.status]
             else:
                 self.out.state = "awaiting-operator" if waiting else "running"
-        if run.close_event is not None and run.ended_at is not None:
-            end = run.status + (f": {run.close_message}" if run.close_message else "")
-            if run.status == "completed" and run.checklist is not None:
-                end += f" ({run.checklist.state}: {run.checklist.message or ''})"
-            elif run.status == "completed" and self.abort is not None:
-                end += " (aborted)"
-            level = "info" if run.status in ("completed", "continued-as-new") else "error"
-            self.note(run.ended_at, run.close_event, "(run)", f"run {end}", level)
+        end = close_entry(run, self.abort is not None)
+        if end is not None:
+            self.out.entries.append(end)

@@ -263,8 +263,8 @@ def build_report(run: RunHistory, rec: Reconstruction | None = None) -> Report:
         report.approximate.insert(
             0,
             f"the run {_ended_how(run)}, so there is no checklist result: step outcomes are "
-            "those the engine recorded in the history; activities and timeline entries are "
-            "mapped to steps by their type (approximate)",
+            "those the engine recorded in the history, and each activity and client switch "
+            "is on the step the engine had in hand when it started it",
         )
     elif c is None and rec.steps:
         report.approximate.insert(
@@ -432,7 +432,7 @@ def _decisions(run: RunHistory) -> list[DecisionRow]:
             via=sig.via,
         )
         for sig in run.signals
-        if sig.name == "decide" and sig.verdict in ("accepted", "ignored")
+        if sig.name == "decide" and sig.verdict == "accepted"
     ]
 
 

@@ -12,7 +12,9 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from temporalio import workflow
+from temporalio.api.common.v1 import Payload
 from temporalio.common import RawValue
+from temporalio.converter import PayloadConverter
 from temporalio.exceptions import ApplicationError
 
 from wire import payloads
@@ -41,7 +43,14 @@ def _summary(e: ValidationError) -> str:
 
 def read(model: type[M], raw: RawValue, limit: int = MAX_PAYLOAD_BYTES) -> M:
     """The payload as `model`, or BadPayload saying what is wrong (never the payload)."""
-    payload = raw.payload
+    return read_payload(model, raw.payload, workflow.payload_converter(), limit)
+
+
+def read_payload(
+    model: type[M], payload: Payload, converter: PayloadConverter, limit: int = MAX_PAYLOAD_BYTES
+) -> M:
+    """`read` with the converter given: it needs no workflow around it, so that a history
+    read back (records/history.py) says of a malformed signal what the engine said."""
     why = payloads.reason(payload)  # what the codec left of a payload it could not decrypt
     if why is not None:
         raise BadPayload(f"payload could not be decrypted: {why}", undecodable=True)
@@ -49,7 +58,7 @@ def read(model: type[M], raw: RawValue, limit: int = MAX_PAYLOAD_BYTES) -> M:
     if size > limit:
         raise BadPayload(f"payload of {size} bytes is over the limit of {limit}")
     try:
-        data: Any = workflow.payload_converter().from_payload(payload, dict)
+        data: Any = converter.from_payload(payload, dict)
     except Exception as e:
         first = (str(e).splitlines() or [type(e).__name__])[0]
         raise BadPayload(f"not a JSON object: {cut(first)}") from None

@@ -7,9 +7,11 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 
+from records import reconstruct as reconstruct_module
 from records.history import (
     ActivityCall,
     HistoryError,
@@ -31,6 +33,7 @@ from tests.support.histories import (
     signal,
     until,
 )
+from workflows import rules
 from workflows.models import RejectedSignal, StepRecord
 
 ALL = sorted(HISTORIES.glob("*.json"))
@@ -50,6 +53,27 @@ def test_every_committed_history_reads(path: Path) -> None:
         assert run.checklist is not None
         # The events and the engine's own record agree, to the second.
         assert check_against_checklist(rec, run.checklist) == []
+
+
+EVERY = sorted(HISTORIES.parent.rglob("*.json"))
+
+
+@pytest.mark.parametrize("path", EVERY, ids=[str(p.relative_to(HISTORIES.parent)) for p in EVERY])
+def test_only_a_run_without_the_engines_records_is_walked(path: Path) -> None:
+    """The frozen walk judges the steps of a big workflow's run recorded before the
+    engine's step records (v1..v5); every other run is read from its records."""
+    run = parse_history(load_history_file(path), path.name)
+    walked: list[str] = []
+    real = reconstruct_module.Walk
+
+    def spy(r: RunHistory, defs: list[Any]) -> Any:
+        walked.append(r.source)
+        return real(r, defs)
+
+    with mock.patch.object(reconstruct_module, "Walk", spy):
+        rec = reconstruct(run)
+    assert walked == ([] if run.step_records or not rec.steps else [path.name])
+    assert bool(walked) == (path.parent.name.startswith("v") and bool(rec.steps))
 
 
 @pytest.mark.parametrize("path", CHECKLIST_RUNS, ids=[p.name for p in CHECKLIST_RUNS])
@@ -335,8 +359,23 @@ def test_a_malformed_signal_is_rejected_as_the_engine_does() -> None:
     bad = [s for s in run.signals if s.event_id >= 108]
     assert [(s.verdict, s.step, s.operator, s.rejection) for s in bad] == [
         ("rejected", "?", "?", "malformed payload: step: Field required"),
-        ("rejected", "?", "?", "malformed payload: payload: Input should be a valid dictionary"),
-    ]
+        # The engine's own words for a payload that is not an object (workflows/inputs.py).
+        ("rejected", "?", "?", "malformed payload: not a JSON object: 1 validation error for "
+         "dict[any,any]"),
+    ]  # fmt: skip
+
+
+def test_a_payload_with_many_faults_is_said_as_the_engine_says_it() -> None:
+    """One home for the sentence: the first five faults, then how many more."""
+    events = until(events_of("switch-with-client-decisions.json"), 107)
+    bad = {"step": 1, "operator": 2, "action": "jump", "reason": 3, "client": 4, "clients": 5}
+    events.append(signal(108, "2026-11-25T09:38:10Z", "decide", bad))
+    run = run_of(events)
+    reconstruct(run)
+    [sig] = [s for s in run.signals if s.event_id == 108]
+    assert sig.malformed is not None and sig.malformed.endswith("; and 1 more")
+    assert sig.malformed.count(";") == 5
+    assert sig.rejection == f"malformed payload: {sig.malformed}"
 
 
 REFUSED = "mallory is not an operator of this pair"
@@ -464,4 +503,46 @@ def test_a_continuation_takes_its_verdicts_from_its_own_records() -> None:
     assert [(s.verdict, s.rejection) for s in rec.signals] == [
         ("rejected", "why"),
         ("accepted", None),
+    ]
+
+
+def test_where_the_records_miss_a_refusal_only_what_needs_no_step_is_judged() -> None:
+    """The engine keeps the last few refusals between two records; where the history
+    holds fewer than it counted, a signal without a record is refused only for what needs
+    no step (an unknown name, a payload that does not read), and the report says so."""
+    t = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    at = t.isoformat()
+    run = RunHistory(
+        source="built", workflow_id="amsm-p", run_id="r", workflow_type="switch",
+        input={"pair": "p", "to": "Y", "initiator": "jo"},
+        started_at=t, last_event_at=t, event_count=30, status="running",
+    )  # fmt: skip
+    run.step_records = [
+        StepRecord(step="stop-replication", at=at, status="done", outcome="done", event_id=5),
+        StepRecord(step="dsm-x-backup", at=at, status="failed", error="boom", event_id=8),
+    ]
+    kept = RejectedSignal(at=at, signal="confirm", step="nope", operator="m", reason="why")
+    run.rejection_records, run.rejected_total = [(20, kept)], 3
+    run.signals = [
+        SignalRecord(event_id=10, at=t, name="confirm", step="nope", operator="m"),
+        SignalRecord(event_id=11, at=t, name="nudge", step="", operator="m"),
+        SignalRecord(event_id=12, at=t, name="decide", action="retry", step="dsm-x-backup",
+                     operator="jo"),
+    ]  # fmt: skip
+    rec = reconstruct(run)
+    assert [(s.verdict, s.step, s.rejection) for s in rec.signals] == [
+        ("rejected", "nope", "why"),
+        ("rejected", "?", rules.unknown_signal_refusal("nudge")),
+        ("accepted", "dsm-x-backup", None),
+    ]
+    assert rec.approximate == [
+        "the history records 1 of the 3 signal(s) the run refused: the others are shown "
+        "taken unless their name or payload was refused"
+    ]
+    # The steps are the engine's records: the failed step waits for the operator.
+    assert rec.step("dsm-x-backup").status == "failed" and rec.state == "awaiting-operator"
+    assert [e.step for e in rec.entries if e.event_id in (10, 11, 12)] == [
+        "(run)",
+        "(run)",
+        "dsm-x-backup",
     ]

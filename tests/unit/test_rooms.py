@@ -491,6 +491,44 @@ def test_the_frozen_walk_is_read_only_by_the_history_room() -> None:
                 assert not re.search(r"^\s*(from|import) .*legacy_walk", text, re.M), path
 
 
+def test_the_frozen_walk_runs_only_for_runs_without_the_engines_records() -> None:
+    """records/reconstruct.py names the walk (`Walk`) in one function only,
+    `_walk_without_records`, and `reconstruct` calls that one only under a test that the
+    run has no step records (`not run.step_records`); a run with them is read from them.
+    (tests/unit/test_history_reconstruct.py checks the same on every committed history.)"""
+    tree = ast.parse((ROOT / "records" / "reconstruct.py").read_text())
+    funcs = {f.name: f for f in tree.body if isinstance(f, ast.FunctionDef)}
+
+    def walks(node: ast.AST) -> int:
+        return sum(isinstance(n, ast.Name) and n.id == "Walk" for n in ast.walk(node))
+
+    assert walks(tree) == walks(funcs["_walk_without_records"]) > 0
+    callers = {
+        name
+        for name, f in funcs.items()
+        for n in ast.walk(f)
+        if isinstance(n, ast.Call)
+        and isinstance(n.func, ast.Name)
+        and n.func.id == "_walk_without_records"
+    }
+    assert callers == {"reconstruct"}
+    guards = [
+        n
+        for n in ast.walk(funcs["reconstruct"])
+        if isinstance(n, ast.If)
+        and any(
+            isinstance(c, ast.Call)
+            and isinstance(c.func, ast.Name)
+            and c.func.id == "_walk_without_records"
+            for b in n.body
+            for c in ast.walk(b)
+        )
+    ]
+    assert len(guards) == 1
+    test = ast.unparse(guards[0].test)
+    assert re.search(r"\bnot run\.step_records\b", test), test
+
+
 def test_the_engine_and_the_walk_judge_signals_by_one_rule_book() -> None:
     """workflows/rules.py is pure (no I/O, no workflow API), the checklist engine and the
     walk both call it, and the sentences that refuse a signal are written only there."""

@@ -77,8 +77,6 @@ def _walk_until(path: Path, last: int) -> tuple[Walk, list[StepDef], str]:
     defs = step_table(run.workflow_type, run.input)
     w = Walk(run, defs)
     w.walk()
-    # From here on the signals are ours: no verdict of the engine's was recorded for them.
-    w.rejections, w.verdicts_recorded = [], False
     return w, defs, run.workflow_type
 
 
