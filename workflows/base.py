@@ -11,7 +11,11 @@ from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.common import RawValue
 from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
-from temporalio.workflow import ChildWorkflowCancellationType, ParentClosePolicy
+from temporalio.workflow import (
+    ChildWorkflowCancellationType,
+    ChildWorkflowHandle,
+    ParentClosePolicy,
+)
 
 with workflow.unsafe.imports_passed_through():
     from activities.models import (
@@ -486,119 +490,18 @@ class PairWorkflow:
         ones' decisions, and starts only the clients that had not started."""
         runner = self.steps
         may_continue = workflow.patched(CLIENTS_CONTINUE_PATCH)
-        most = self.timing.max_parallel_clients or len(clients) or 1
-        size = min(self.timing.client_batch_size, most)
-        limits = {side: asyncio.Semaphore(max(1, most // size)) for side in ("X", "Y")}
-        starting = 0  # batches whose child is being started: the run does not continue then
-
-        async def batch(group: list[ClientProgress], wid: str) -> None:
-            nonlocal starting
-            async with limits[group[0].to or "X"]:
-                if runner.abort is not None:
-                    return
-                for cp in group:
-                    cp.status, cp.error = "switching", None
-                    cp.attempts += 1
-                    cp.workflow_id = wid
-                runner.publish()
-                arg = ClientBatchInput(
-                    pair=self.pair,
-                    clients=[ClientTarget(host=cp.host, to=cp.to) for cp in group if cp.to],
-                    timing=self.timing,
-                )
-                starting += 1
-                try:
-                    for tries in range(1, 4):
-                        try:
-                            handle = await workflow.start_child_workflow(
-                                ClientBatchWorkflow.run,
-                                arg,
-                                id=wid,
-                                # A client switch that has started is never cancelled
-                                # half-way, nor ended by the run continuing as new.
-                                parent_close_policy=ParentClosePolicy.ABANDON,
-                                cancellation_type=ChildWorkflowCancellationType.ABANDON,
-                            )
-                            break
-                        except WorkflowAlreadyStartedError:
-                            # Someone holds the id (it cannot have been guessed; it can have
-                            # been read): never trust what runs there, start under a new one.
-                            if tries == 3:
-                                raise
-                            workflow.logger.warning("child id %s is taken; a new one", wid)
-                            wid = f"{wid}-{await new_tag(self.pair)}"
-                            for cp in group:
-                                cp.workflow_id = wid
-                finally:
-                    starting -= 1
-                result = await handle
-            await settle_all(group, result)
-
-        async def follow(group: list[ClientProgress], wid: str) -> None:
-            """A batch an earlier run of this workflow started and that may still run."""
-            async with limits[group[0].to or "X"]:
-                try:
-                    result = await workflow.execute_activity_method(
-                        PairActivities.client_batch_result,
-                        BatchRef(pair=self.pair, workflow_id=wid),
-                        **batch_wait(self.timing),
-                    )
-                except ActivityError as e:
-                    why = f"its switch ({wid}) could not be followed: {describe_failure(e)}"
-                    result = ClientBatchResult(
-                        results=[
-                            ClientSwitchResult(host=cp.host, ok=False, message=why, seconds=0)
-                            for cp in group
-                        ]
-                    )
-            await settle_all(group, result)
-
-        async def settle_all(group: list[ClientProgress], result: ClientBatchResult) -> None:
-            by_host = {r.host.lower(): r for r in result.results}
-            await asyncio.gather(*(settle(cp, by_host.get(cp.host.lower())) for cp in group))
-
-        async def settle(cp: ClientProgress, r: ClientSwitchResult | None) -> None:
-            if r is None:  # cannot happen: every client of a batch has a result
-                r = ClientSwitchResult(host=cp.host, ok=False, message="no result", seconds=0)
-            if await self._retry_wanted(step, cp, r):
-                await batch([cp], f"amsm-{self.pair}-{tag}-{cp.host}-{cp.attempts + 1}")
-
+        batches = _ClientBatches(self, step, clients, tag)
         work: list[Awaitable[None]] = []
         todo = clients
         if may_continue:
-            # A step carried over from the run before: each client from where it was.
-            todo = [
-                c
-                for c in clients
-                if c.status == "pending"
-                or (c.status not in ("done", "skipped") and not c.workflow_id)
-            ]
-            following: dict[str, list[ClientProgress]] = {}
-            for cp in clients:
-                if cp.status == "switching" and cp.workflow_id:
-                    following.setdefault(cp.workflow_id, []).append(cp)
-                elif cp.status == "failed" and cp.workflow_id:
-                    failed = ClientSwitchResult(
-                        host=cp.host, ok=False, message=cp.error or "failed", seconds=0
-                    )
-                    work.append(settle(cp, failed))
-            work += [follow(g, wid) for wid, g in following.items()]
-        # A batch goes to one side (a split's move-editors sends clients both ways).
-        sides = list(dict.fromkeys(cp.to for cp in todo))
-        groups = [
-            part[i : i + size]
-            for side in sides
-            for part in [[cp for cp in todo if cp.to == side]]
-            for i in range(0, len(part), size)
-        ]
-        # (A run that continued as new draws a new tag: its ids are new too.)
-        work += [batch(g, f"amsm-{self.pair}-{tag}-{step.id}-{n}") for n, g in enumerate(groups, 1)]
+            todo, work = batches.carried_over(clients)
+        work += batches.new(todo)
         all_done = asyncio.ensure_future(asyncio.gather(*work))
         if may_continue and runner.continue_as_new is not None:
             await workflow.wait_condition(
                 lambda: (
                     all_done.done()
-                    or (starting == 0 and runner.quiet() and runner.should_continue())
+                    or (batches.starting == 0 and runner.quiet() and runner.should_continue())
                 )
             )
             if not all_done.done():
@@ -680,6 +583,138 @@ class PairWorkflow:
     def unknown_clients(self, status: PairStatus) -> str:
         lost = [f"{c.host} ({c.status})" for c in status.clients if c.side is None]
         return f"; not switched (side unknown): {', '.join(lost)}" if lost else ""
+
+
+class _ClientBatches:
+    """The `client-batch` children of one step's clients (PairWorkflow._move_in_batches):
+    the batches it starts, the ones an earlier run started that it follows, and each
+    client's result, a failed one waiting for its own decision."""
+
+    def __init__(
+        self, wf: PairWorkflow, step: StepState, clients: list[ClientProgress], tag: str
+    ) -> None:
+        self.wf = wf
+        self.runner = wf.steps
+        self.step = step
+        self.tag = tag
+        most = wf.timing.max_parallel_clients or len(clients) or 1
+        self.size = min(wf.timing.client_batch_size, most)
+        self.limits = {side: asyncio.Semaphore(max(1, most // self.size)) for side in ("X", "Y")}
+        self.starting = 0  # batches whose child is being started: the run does not continue then
+
+    def carried_over(
+        self, clients: list[ClientProgress]
+    ) -> tuple[list[ClientProgress], list[Awaitable[None]]]:
+        """A step carried over from the run before: each client from where it was. The
+        clients still to start, and the work of those that had: a failed one waits for
+        its decision again, a batch still switching is followed."""
+        todo = [
+            c
+            for c in clients
+            if c.status == "pending" or (c.status not in ("done", "skipped") and not c.workflow_id)
+        ]
+        work: list[Awaitable[None]] = []
+        following: dict[str, list[ClientProgress]] = {}
+        for cp in clients:
+            if cp.status == "switching" and cp.workflow_id:
+                following.setdefault(cp.workflow_id, []).append(cp)
+            elif cp.status == "failed" and cp.workflow_id:
+                failed = ClientSwitchResult(
+                    host=cp.host, ok=False, message=cp.error or "failed", seconds=0
+                )
+                work.append(self.settle(cp, failed))
+        work += [self.follow(g, wid) for wid, g in following.items()]
+        return todo, work
+
+    def new(self, todo: list[ClientProgress]) -> list[Awaitable[None]]:
+        """The batches of the clients `todo`, `size` clients each."""
+        # A batch goes to one side (a split's move-editors sends clients both ways).
+        sides = list(dict.fromkeys(cp.to for cp in todo))
+        groups = [
+            part[i : i + self.size]
+            for side in sides
+            for part in [[cp for cp in todo if cp.to == side]]
+            for i in range(0, len(part), self.size)
+        ]
+        # (A run that continued as new draws a new tag: its ids are new too.)
+        prefix = f"amsm-{self.wf.pair}-{self.tag}-{self.step.id}"
+        return [self.batch(g, f"{prefix}-{n}") for n, g in enumerate(groups, 1)]
+
+    async def batch(self, group: list[ClientProgress], wid: str) -> None:
+        async with self.limits[group[0].to or "X"]:
+            if self.runner.abort is not None:
+                return
+            for cp in group:
+                cp.status, cp.error = "switching", None
+                cp.attempts += 1
+                cp.workflow_id = wid
+            self.runner.publish()
+            arg = ClientBatchInput(
+                pair=self.wf.pair,
+                clients=[ClientTarget(host=cp.host, to=cp.to) for cp in group if cp.to],
+                timing=self.wf.timing,
+            )
+            self.starting += 1
+            try:
+                handle = await self._start(group, arg, wid)
+            finally:
+                self.starting -= 1
+            result = await handle
+        await self.settle_all(group, result)
+
+    async def _start(
+        self, group: list[ClientProgress], arg: ClientBatchInput, wid: str
+    ) -> ChildWorkflowHandle[ClientBatchWorkflow, ClientBatchResult]:
+        for tries in range(1, 4):
+            try:
+                return await workflow.start_child_workflow(
+                    ClientBatchWorkflow.run,
+                    arg,
+                    id=wid,
+                    # A client switch that has started is never cancelled
+                    # half-way, nor ended by the run continuing as new.
+                    parent_close_policy=ParentClosePolicy.ABANDON,
+                    cancellation_type=ChildWorkflowCancellationType.ABANDON,
+                )
+            except WorkflowAlreadyStartedError:
+                # Someone holds the id (it cannot have been guessed; it can have
+                # been read): never trust what runs there, start under a new one.
+                if tries == 3:
+                    raise
+                workflow.logger.warning("child id %s is taken; a new one", wid)
+                wid = f"{wid}-{await new_tag(self.wf.pair)}"
+                for cp in group:
+                    cp.workflow_id = wid
+        raise AssertionError("the third try returns or raises")
+
+    async def follow(self, group: list[ClientProgress], wid: str) -> None:
+        """A batch an earlier run of this workflow started and that may still run."""
+        async with self.limits[group[0].to or "X"]:
+            try:
+                result = await workflow.execute_activity_method(
+                    PairActivities.client_batch_result,
+                    BatchRef(pair=self.wf.pair, workflow_id=wid),
+                    **batch_wait(self.wf.timing),
+                )
+            except ActivityError as e:
+                why = f"its switch ({wid}) could not be followed: {describe_failure(e)}"
+                result = ClientBatchResult(
+                    results=[
+                        ClientSwitchResult(host=cp.host, ok=False, message=why, seconds=0)
+                        for cp in group
+                    ]
+                )
+        await self.settle_all(group, result)
+
+    async def settle_all(self, group: list[ClientProgress], result: ClientBatchResult) -> None:
+        by_host = {r.host.lower(): r for r in result.results}
+        await asyncio.gather(*(self.settle(cp, by_host.get(cp.host.lower())) for cp in group))
+
+    async def settle(self, cp: ClientProgress, r: ClientSwitchResult | None) -> None:
+        if r is None:  # cannot happen: every client of a batch has a result
+            r = ClientSwitchResult(host=cp.host, ok=False, message="no result", seconds=0)
+        if await self.wf._retry_wanted(self.step, cp, r):
+            await self.batch([cp], f"amsm-{self.wf.pair}-{self.tag}-{cp.host}-{cp.attempts + 1}")
 
 
 class KindWorkflow(PairWorkflow):

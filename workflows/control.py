@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
         DsmModeInput,
         HostInput,
         PairRef,
+        PairRunState,
         RunInput,
         SideInput,
         SideRunInput,
@@ -166,53 +167,7 @@ class ControlWorkflow:
         state = await workflow.execute_activity_method(
             PairActivities.pair_run_state, PairRef(pair=inp.pair), **BOOTSTRAP
         )
-        alongside: str | None = None
-        if state.running:
-            allowed = mends(inp.control)
-            mendable = [s for s in state.failed_steps if s.startswith(allowed)]
-            if mendable and inp.control in ("reboot", "clients-switch"):
-                # It mends a failed client step only for that step's failed clients.
-                strangers = [
-                    h
-                    for h in inp.hosts
-                    if h.lower() not in {c.lower() for c in state.failed_clients}
-                ]
-                if strangers:
-                    mendable = []
-                    state.failed_steps = [
-                        f"{s} (its failed clients: {', '.join(state.failed_clients) or 'none'}; "
-                        f"not {', '.join(strangers)})"
-                        for s in state.failed_steps
-                    ]
-            if not mendable:
-                waits = (
-                    f"it waits on failed step(s) {', '.join(state.failed_steps)}, which "
-                    f"{inp.control} does not mend"
-                    if state.failed_steps
-                    else f"it is at {state.current_step or 'its start'}"
-                )
-                refusal = (
-                    f"the {state.workflow} run {state.run_id} is running on pair {inp.pair} "
-                    f"and {waits}"
-                )
-                if RULE_CONTROL_ALONGSIDE_RUN not in forcing:
-                    raise ApplicationError(
-                        f"{inp.control} refused by rule '{RULE_CONTROL_ALONGSIDE_RUN}': "
-                        f"{refusal}. Controls run alongside a workflow only to mend a failed "
-                        f"step ({inp.control} mends: {', '.join(allowed)}*).",
-                        type="Refused",
-                        non_retryable=True,
-                    )
-                alongside = refusal
-                workflow.logger.warning(
-                    "%s by %s: rule %s overridden: %s",
-                    inp.control,
-                    inp.operator,
-                    RULE_CONTROL_ALONGSIDE_RUN,
-                    refusal,
-                )
-            else:
-                workflow.logger.info("%s by %s mends %s", inp.control, inp.operator, mendable)
+        alongside = self._alongside(inp, state, forcing) if state.running else None
         timing = await workflow.execute_activity_method(
             ProbeActivities.get_timing, PairRef(pair=inp.pair), **BOOTSTRAP
         )
@@ -239,6 +194,52 @@ class ControlWorkflow:
             details=details,
             overrides=recs,
         )
+
+    def _alongside(self, inp: ControlInput, state: PairRunState, forcing: set[str]) -> str | None:
+        """With a run of the pair running: None when the control mends one of its failed
+        steps; the refusal, when rule control-alongside-run is overridden; else refused."""
+        allowed = mends(inp.control)
+        mendable = [s for s in state.failed_steps if s.startswith(allowed)]
+        if mendable and inp.control in ("reboot", "clients-switch"):
+            # It mends a failed client step only for that step's failed clients.
+            strangers = [
+                h for h in inp.hosts if h.lower() not in {c.lower() for c in state.failed_clients}
+            ]
+            if strangers:
+                mendable = []
+                state.failed_steps = [
+                    f"{s} (its failed clients: {', '.join(state.failed_clients) or 'none'}; "
+                    f"not {', '.join(strangers)})"
+                    for s in state.failed_steps
+                ]
+        if mendable:
+            workflow.logger.info("%s by %s mends %s", inp.control, inp.operator, mendable)
+            return None
+        waits = (
+            f"it waits on failed step(s) {', '.join(state.failed_steps)}, which "
+            f"{inp.control} does not mend"
+            if state.failed_steps
+            else f"it is at {state.current_step or 'its start'}"
+        )
+        refusal = (
+            f"the {state.workflow} run {state.run_id} is running on pair {inp.pair} and {waits}"
+        )
+        if RULE_CONTROL_ALONGSIDE_RUN not in forcing:
+            raise ApplicationError(
+                f"{inp.control} refused by rule '{RULE_CONTROL_ALONGSIDE_RUN}': "
+                f"{refusal}. Controls run alongside a workflow only to mend a failed "
+                f"step ({inp.control} mends: {', '.join(allowed)}*).",
+                type="Refused",
+                non_retryable=True,
+            )
+        workflow.logger.warning(
+            "%s by %s: rule %s overridden: %s",
+            inp.control,
+            inp.operator,
+            RULE_CONTROL_ALONGSIDE_RUN,
+            refusal,
+        )
+        return refusal
 
     async def _act(self, inp: ControlInput, timing: Timing) -> StepResult:
         pair, c = inp.pair, inp.control

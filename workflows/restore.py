@@ -125,46 +125,55 @@ class RestoreWorkflow(KindWorkflow):
     def prepare(
         self, inp: RestoreInput, status: PairStatus, m: Side, o: Side
     ) -> Callable[[], Awaitable[str]]:
-        lm, lo = m.lower(), o.lower()
-        pair = inp.pair
         self.require(
             self.kind.what(m, False),
             self.kind.refusal(status, m, fenced_allowed=lambda: workflow.patched(FENCED_PATCH)),
         )
-        run, auto = self.steps.run, self.auto
         # What find-orphans found, and what each orphan held when found (the approval
         # covers exactly that); from the checklist and the input in a continued run.
         found_step = self.steps.checklist.step("find-orphans")
         found_before = found_step.status == "done"
-        orphans: list[str] = list(found_step.items or []) if found_before else []
-        records: list[OrphanClip] = list(inp.found) if found_before else []
-        refused: list[str] = []
-        self.continue_with = lambda: {"found": records}
+        self.orphans: list[str] = list(found_step.items or []) if found_before else []
+        self.records: list[OrphanClip] = list(inp.found) if found_before else []
+        self.refused: list[str] = []
+        self.continue_with = lambda: {"found": self.records}
 
-        async def find(step: StepState) -> str:
-            found = await workflow.execute_activity_method(
-                MediaActivities.find_orphans,
-                OrphanInput(pair=pair, main=m),
-                **device_op(self.timing),
-            )
-            orphans[:] = found.clips
-            records[:] = found.found
-            refused[:] = [f"{r.clip} ({r.reason})" for r in found.refused]
-            step.items = list(found.clips)
-            kept = f"; {len(refused)} refused, never deleted: {listing(refused)}" if refused else ""
-            if not found.clips:
-                return f"no orphan master clips on {o} to delete" + kept
-            return (
-                f"{len(found.clips)} orphan master clip(s) on {o} ({found.host}): "
-                f"{listing(found.clips)}{kept}"
-            )
+        async def body() -> str:
+            return await self._walk(inp, m, o)
 
-        async def purge(step: StepState) -> str:
-            step.items = list(orphans)
-            return await self.act(
-                MediaActivities.purge_orphans,
-                PurgeInput(pair=pair, main=m, clips=orphans, found=records),
-            )
+        return body
+
+    async def _walk(self, inp: RestoreInput, m: Side, o: Side) -> str:
+        lm, lo = m.lower(), o.lower()
+        pair = inp.pair
+        run, auto = self.steps.run, self.auto
+        await self._orphan_steps(pair, m, o)
+        await run(
+            f"smartbins-{lo}-backup",
+            auto(SmartBinsActivities.smartbins_set_backup, SideInput(pair=pair, side=o)),
+        )
+
+        async def clients(step: StepState) -> str:
+            now = await self.probe()
+            return await self.switch_clients(
+                step, self.clients_on(now, o), m
+            ) + self.unknown_clients(now)
+
+        await run("switch-clients", clients)
+        await run(
+            f"dsm-{lo}-backup",
+            auto(DsmActivities.dsm_set_mode, DsmModeInput(pair=pair, side=o, mode="backup")),
+        )
+        counts = await workflow.execute_activity_method(
+            DsmActivities.dsm_asset_counts,
+            PairRef(pair=pair),
+            **device_op(self.timing),
+        )
+        gate = self.steps.checklist.step("approve-overwrite")
+        gate.message = "asset counts now: " + ", ".join(
+            f"{h} {'not readable' if n is None else n}" for h, n in counts.counts.items()
+        )
+        await run("approve-overwrite")
 
         async def replicate(step: StepState) -> str:
             started = await self.act(
@@ -176,58 +185,63 @@ class RestoreWorkflow(KindWorkflow):
             )
             return f"{started}; {synced}"
 
-        async def clients(step: StepState) -> str:
-            now = await self.probe()
-            return await self.switch_clients(
-                step, self.clients_on(now, o), m
-            ) + self.unknown_clients(now)
+        await run("start-replication", replicate)
+        await run(
+            f"insync-{lm}-main",
+            auto(SyncToolActivities.insync_set_main, SideInput(pair=pair, side=m)),
+        )
+        await run("start-insync", **self.insync_step(True))
+        await run("start-allsync", **self.allsync_step(m, True))
+        await run(
+            f"browse-to-{lm}",
+            auto(BrowseActivities.browse_move, BrowseSwitchInput(pair=pair, to=m)),
+        )
+        return f"restore complete: mirrored, {m} main"
 
-        async def body() -> str:
-            await run("find-orphans", find)
-            if orphans:
-                gate = self.steps.checklist.step("approve-purge")
-                gate.items = list(orphans)
-                size = sum(r.size for r in records)
-                gate.message = (
-                    f"{len(orphans)} clip(s) will be deleted on {o} only: {listing(orphans)}"
-                    + (f" ({size:,} bytes; each only if unchanged)" if records else "")
-                    + (f"; {len(refused)} refused, kept: {listing(refused)}" if refused else "")
-                )
-                await run("approve-purge")
-                await run("purge-orphans", purge)
-            else:
-                for step_id, why in outcomes.NO_ORPHANS.items():
-                    self.steps.pass_over(step_id, why)
-            await run(
-                f"smartbins-{lo}-backup",
-                auto(SmartBinsActivities.smartbins_set_backup, SideInput(pair=pair, side=o)),
-            )
-            await run("switch-clients", clients)
-            await run(
-                f"dsm-{lo}-backup",
-                auto(DsmActivities.dsm_set_mode, DsmModeInput(pair=pair, side=o, mode="backup")),
-            )
-            counts = await workflow.execute_activity_method(
-                DsmActivities.dsm_asset_counts,
-                PairRef(pair=pair),
+    async def _orphan_steps(self, pair: str, m: Side, o: Side) -> None:
+        """find-orphans, then approve-purge and purge-orphans when it found any; else
+        both passed over."""
+        run = self.steps.run
+
+        async def find(step: StepState) -> str:
+            found = await workflow.execute_activity_method(
+                MediaActivities.find_orphans,
+                OrphanInput(pair=pair, main=m),
                 **device_op(self.timing),
             )
-            gate = self.steps.checklist.step("approve-overwrite")
-            gate.message = "asset counts now: " + ", ".join(
-                f"{h} {'not readable' if n is None else n}" for h, n in counts.counts.items()
+            self.orphans[:] = found.clips
+            self.records[:] = found.found
+            self.refused[:] = [f"{r.clip} ({r.reason})" for r in found.refused]
+            step.items = list(found.clips)
+            refused = self.refused
+            kept = f"; {len(refused)} refused, never deleted: {listing(refused)}" if refused else ""
+            if not found.clips:
+                return f"no orphan master clips on {o} to delete" + kept
+            return (
+                f"{len(found.clips)} orphan master clip(s) on {o} ({found.host}): "
+                f"{listing(found.clips)}{kept}"
             )
-            await run("approve-overwrite")
-            await run("start-replication", replicate)
-            await run(
-                f"insync-{lm}-main",
-                auto(SyncToolActivities.insync_set_main, SideInput(pair=pair, side=m)),
-            )
-            await run("start-insync", **self.insync_step(True))
-            await run("start-allsync", **self.allsync_step(m, True))
-            await run(
-                f"browse-to-{lm}",
-                auto(BrowseActivities.browse_move, BrowseSwitchInput(pair=pair, to=m)),
-            )
-            return f"restore complete: mirrored, {m} main"
 
-        return body
+        async def purge(step: StepState) -> str:
+            step.items = list(self.orphans)
+            return await self.act(
+                MediaActivities.purge_orphans,
+                PurgeInput(pair=pair, main=m, clips=self.orphans, found=self.records),
+            )
+
+        await run("find-orphans", find)
+        orphans, records, refused = self.orphans, self.records, self.refused
+        if not orphans:
+            for step_id, why in outcomes.NO_ORPHANS.items():
+                self.steps.pass_over(step_id, why)
+            return
+        gate = self.steps.checklist.step("approve-purge")
+        gate.items = list(orphans)
+        size = sum(r.size for r in records)
+        gate.message = (
+            f"{len(orphans)} clip(s) will be deleted on {o} only: {listing(orphans)}"
+            + (f" ({size:,} bytes; each only if unchanged)" if records else "")
+            + (f"; {len(refused)} refused, kept: {listing(refused)}" if refused else "")
+        )
+        await run("approve-purge")
+        await run("purge-orphans", purge)

@@ -60,109 +60,129 @@ async def test_a_dry_run_of_every_kind_changes_nothing_and_a_switch_does_what_it
     journal = LabState(lab.dir).journal
     async with running_worker(client, lab):
         before = await dsms(client, lab)
-        rc, sw = await dry(client, lab, "switch", "--to", "Y")
-        assert rc == 0, sw
-        assert sw["dry_run"] is True and sw["refused"] is None
-        assert [s["id"] for s in sw["steps"]] == [s.id for s in KINDS["switch"].steps("Y")]
-        for s in sw["steps"]:
-            assert s["status"] == "pending" and s["refused"] is None, s
-            assert s["would"], s
-        assert would(sw, "dsm-x-backup")["would"] == "would set DSM dsm-x to backup"
-        assert would(sw, "dsm-x-backup")["hosts"] == ["dsm-x"]
-        clients = would(sw, "switch-clients")
-        assert clients["would"] == "would switch 3 clients: ED-01, ED-02, IN-01 from X to Y"
-        assert "dsm-y 120, dsm-x 120" in would(sw, "approve-overwrite")["would"]
-        await keep(client, lab, sw, "dry-run-switch-x-to-y.json")
-
-        rc, text = await cli(client, lab, "start", "switch", "--to", "Y", "--dry-run")
-        assert rc == 0, text
-        assert text.splitlines()[0].startswith("DRY RUN (nothing changed): Switch X -> Y")
-        assert "would set DSM dsm-x to backup" in text
-        assert text.rstrip().endswith("DRY RUN: nothing was changed. No step would be refused.")
-
-        rc, sp = await dry(client, lab, "split", "--main", "X")
-        assert rc == 0 and sp["refused"] is None, sp
-        assert would(sp, "dsm-y-main")["would"] == "would set DSM dsm-y to main"
-        assert "move-editors" in would(sp, "move-editors")["would"]
-
-        rc, ss = await dry(client, lab, "split-switch", "--to", "Y", "--pilot", "ED-01")
-        assert rc == 0 and ss["refused"] is None, ss
-        assert would(ss, "switch-pilots")["hosts"] == ["ED-01"]
-        assert would(ss, "switch-clients")["hosts"] == ["ED-02", "IN-01"]
-
-        rc, un = await dry(client, lab, "switch", "--to", "Y", "--unplanned", "--reason", "drill")
-        assert rc == 0, un
-        assert un["title"].startswith("DRY RUN (nothing changed): Unplanned switch X -> Y")
-        for s in ("approve-overwrite", "start-replication", "start-insync", "start-allsync"):
-            assert would(un, s)["status"] == "skipped", s
-            assert would(un, s)["would"].startswith("would pass it over: not in an unplanned")
-        assert "tried once" in would(un, "dsm-x-backup")["would"]
-
-        # Refused by the precondition, as `amsm start` would be (the pair is mirrored).
-        rc, rs = await dry(client, lab, "restore", "--main", "X")
-        assert rc == 1
-        assert rs["refused"].startswith("restore with X main refused: the pair must be split")
-        assert {s["refused"]["rule"] for s in rs["steps"]} == {"precondition"}
-        rc, back = await dry(client, lab, "switch", "--to", "X")
-        assert rc == 1 and "X is already main" in back["refused"]
-        rc, out = await cli(client, lab, "start", "switch", "--to", "X", "--dry-run")
-        assert rc == 1 and "The run would be refused: switch to X refused" in out
+        sw = await _a_dry_run_of_every_kind(client, lab)
 
         # Nothing changed anywhere.
         assert journal() == []
         assert await dsms(client, lab) == before
 
-        # The real switch does what the dry run said, on the hosts it named.
-        run = (await cli_json(client, lab, "start", "switch", "--to", "Y"))["run_id"]
-        done = await drive(client, lab, run, "Y")
-        assert done["state"] == "completed", done
-        real = step(done, "switch-clients")
-        assert sorted(c["host"] for c in real["clients"]) == clients["hosts"]
-        assert "dsm-x" in step(done, "dsm-x-backup")["message"]
-        told = {h for s in sw["steps"] for h in s["hosts"]}
-        assert journaled(lab) == told - DSM_HOSTS
-        for s in sw["steps"]:
-            if not s["hosts"]:
-                continue
-            changed = {h for _, h, _, _ in journal()} & set(s["hosts"])
-            assert changed or set(s["hosts"]) <= DSM_HOSTS, s
-
-        # The split does what its dry run said, on the hosts it named.
-        rc, sp2 = await dry(client, lab, "split", "--main", "Y")
-        assert rc == 0, sp2
-        seen = len(journal())
-        run = (await cli_json(client, lab, "start", "split", "--main", "Y"))["run_id"]
-        split = await drive(client, lab, run, "Y", stop_allsync_on="Y")
-        assert split["state"] == "completed", split
-        told = {h for s in sp2["steps"] for h in s["hosts"]}
-        assert journaled(lab, seen) == told - DSM_HOSTS == {"sb-x1", "sb-x2"}
-        assert would(sp2, "dsm-x-main")["would"] == "would set DSM dsm-x to main"
-        assert step(split, "dsm-x-main")["message"] == "DSM dsm-x set to main"
-
-        # While split, X records on its own: the restore with Y main would purge it.
-        for name in ("night-1", "night-2"):
-            ingest(lab.dir, "X", name, "News")
-        seen = len(journal())
-        rc, rs = await dry(client, lab, "restore", "--main", "Y")
-        assert rc == 0 and rs["refused"] is None, rs
-        orphans = ["News\\night-1.vmf", "News\\night-2.vmf"]
-        assert would(rs, "find-orphans")["items"] == orphans
-        assert would(rs, "approve-purge")["would"].startswith(
-            "would wait for your approval: 2 clip(s) would be deleted on X only: News\\night-1"
-        )
-        assert "asset counts now: dsm-y" in would(rs, "approve-overwrite")["would"]
-        assert "asset counts agree within 0" in would(rs, "start-replication")["would"]
-        assert len(journal()) == seen  # the dry run changed nothing, not even listed clips
-        await keep(client, lab, rs, "dry-run-restore-with-orphans-main-y.json")
-
-        run = (await cli_json(client, lab, "start", "restore", "--main", "Y"))["run_id"]
-        restored = await drive(client, lab, run, "Y", timeout=180)
-        assert restored["state"] == "completed", restored
-        assert step(restored, "find-orphans")["items"] == orphans
-        assert step(restored, "purge-orphans")["items"] == orphans
-        told = {h for s in rs["steps"] for h in s["hosts"]}
-        assert journaled(lab, seen) == told - DSM_HOSTS
+        await _the_switch_does_what_it_said(client, lab, sw)
+        await _the_split_does_what_it_said(client, lab)
+        await _the_restore_does_what_it_said(client, lab)
         assert await dsms(client, lab) != before  # (the real runs did change the DSMs)
+
+
+async def _a_dry_run_of_every_kind(client: Client, lab: Lab) -> dict:
+    """Each kind's dry run, what it would do or what would refuse it. The switch's."""
+    rc, sw = await dry(client, lab, "switch", "--to", "Y")
+    assert rc == 0, sw
+    assert sw["dry_run"] is True and sw["refused"] is None
+    assert [s["id"] for s in sw["steps"]] == [s.id for s in KINDS["switch"].steps("Y")]
+    for s in sw["steps"]:
+        assert s["status"] == "pending" and s["refused"] is None, s
+        assert s["would"], s
+    assert would(sw, "dsm-x-backup")["would"] == "would set DSM dsm-x to backup"
+    assert would(sw, "dsm-x-backup")["hosts"] == ["dsm-x"]
+    clients = would(sw, "switch-clients")
+    assert clients["would"] == "would switch 3 clients: ED-01, ED-02, IN-01 from X to Y"
+    assert "dsm-y 120, dsm-x 120" in would(sw, "approve-overwrite")["would"]
+    await keep(client, lab, sw, "dry-run-switch-x-to-y.json")
+
+    rc, text = await cli(client, lab, "start", "switch", "--to", "Y", "--dry-run")
+    assert rc == 0, text
+    assert text.splitlines()[0].startswith("DRY RUN (nothing changed): Switch X -> Y")
+    assert "would set DSM dsm-x to backup" in text
+    assert text.rstrip().endswith("DRY RUN: nothing was changed. No step would be refused.")
+
+    rc, sp = await dry(client, lab, "split", "--main", "X")
+    assert rc == 0 and sp["refused"] is None, sp
+    assert would(sp, "dsm-y-main")["would"] == "would set DSM dsm-y to main"
+    assert "move-editors" in would(sp, "move-editors")["would"]
+
+    rc, ss = await dry(client, lab, "split-switch", "--to", "Y", "--pilot", "ED-01")
+    assert rc == 0 and ss["refused"] is None, ss
+    assert would(ss, "switch-pilots")["hosts"] == ["ED-01"]
+    assert would(ss, "switch-clients")["hosts"] == ["ED-02", "IN-01"]
+
+    rc, un = await dry(client, lab, "switch", "--to", "Y", "--unplanned", "--reason", "drill")
+    assert rc == 0, un
+    assert un["title"].startswith("DRY RUN (nothing changed): Unplanned switch X -> Y")
+    for s in ("approve-overwrite", "start-replication", "start-insync", "start-allsync"):
+        assert would(un, s)["status"] == "skipped", s
+        assert would(un, s)["would"].startswith("would pass it over: not in an unplanned")
+    assert "tried once" in would(un, "dsm-x-backup")["would"]
+
+    # Refused by the precondition, as `amsm start` would be (the pair is mirrored).
+    rc, rs = await dry(client, lab, "restore", "--main", "X")
+    assert rc == 1
+    assert rs["refused"].startswith("restore with X main refused: the pair must be split")
+    assert {s["refused"]["rule"] for s in rs["steps"]} == {"precondition"}
+    rc, back = await dry(client, lab, "switch", "--to", "X")
+    assert rc == 1 and "X is already main" in back["refused"]
+    rc, out = await cli(client, lab, "start", "switch", "--to", "X", "--dry-run")
+    assert rc == 1 and "The run would be refused: switch to X refused" in out
+    return sw
+
+
+async def _the_switch_does_what_it_said(client: Client, lab: Lab, sw: dict) -> None:
+    """The real switch does what the dry run `sw` said, on the hosts it named."""
+    journal = LabState(lab.dir).journal
+    clients = would(sw, "switch-clients")
+    run = (await cli_json(client, lab, "start", "switch", "--to", "Y"))["run_id"]
+    done = await drive(client, lab, run, "Y")
+    assert done["state"] == "completed", done
+    real = step(done, "switch-clients")
+    assert sorted(c["host"] for c in real["clients"]) == clients["hosts"]
+    assert "dsm-x" in step(done, "dsm-x-backup")["message"]
+    told = {h for s in sw["steps"] for h in s["hosts"]}
+    assert journaled(lab) == told - DSM_HOSTS
+    for s in sw["steps"]:
+        if not s["hosts"]:
+            continue
+        changed = {h for _, h, _, _ in journal()} & set(s["hosts"])
+        assert changed or set(s["hosts"]) <= DSM_HOSTS, s
+
+
+async def _the_split_does_what_it_said(client: Client, lab: Lab) -> None:
+    """The split does what its dry run said, on the hosts it named."""
+    journal = LabState(lab.dir).journal
+    rc, sp2 = await dry(client, lab, "split", "--main", "Y")
+    assert rc == 0, sp2
+    seen = len(journal())
+    run = (await cli_json(client, lab, "start", "split", "--main", "Y"))["run_id"]
+    split = await drive(client, lab, run, "Y", stop_allsync_on="Y")
+    assert split["state"] == "completed", split
+    told = {h for s in sp2["steps"] for h in s["hosts"]}
+    assert journaled(lab, seen) == told - DSM_HOSTS == {"sb-x1", "sb-x2"}
+    assert would(sp2, "dsm-x-main")["would"] == "would set DSM dsm-x to main"
+    assert step(split, "dsm-x-main")["message"] == "DSM dsm-x set to main"
+
+
+async def _the_restore_does_what_it_said(client: Client, lab: Lab) -> None:
+    journal = LabState(lab.dir).journal
+    # While split, X records on its own: the restore with Y main would purge it.
+    for name in ("night-1", "night-2"):
+        ingest(lab.dir, "X", name, "News")
+    seen = len(journal())
+    rc, rs = await dry(client, lab, "restore", "--main", "Y")
+    assert rc == 0 and rs["refused"] is None, rs
+    orphans = ["News\\night-1.vmf", "News\\night-2.vmf"]
+    assert would(rs, "find-orphans")["items"] == orphans
+    assert would(rs, "approve-purge")["would"].startswith(
+        "would wait for your approval: 2 clip(s) would be deleted on X only: News\\night-1"
+    )
+    assert "asset counts now: dsm-y" in would(rs, "approve-overwrite")["would"]
+    assert "asset counts agree within 0" in would(rs, "start-replication")["would"]
+    assert len(journal()) == seen  # the dry run changed nothing, not even listed clips
+    await keep(client, lab, rs, "dry-run-restore-with-orphans-main-y.json")
+
+    run = (await cli_json(client, lab, "start", "restore", "--main", "Y"))["run_id"]
+    restored = await drive(client, lab, run, "Y", timeout=180)
+    assert restored["state"] == "completed", restored
+    assert step(restored, "find-orphans")["items"] == orphans
+    assert step(restored, "purge-orphans")["items"] == orphans
+    told = {h for s in rs["steps"] for h in s["hosts"]}
+    assert journaled(lab, seen) == told - DSM_HOSTS
 
 
 async def test_a_dry_run_names_what_would_refuse_and_leaves_a_running_switch_alone(

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from temporalio.client import Client, WorkflowFailureError
+from temporalio.client import Client, ScheduleHandle, WorkflowFailureError
 
 from inventory.models import readiness_schedule_id
 from lab.faults import set_fault
@@ -98,87 +98,12 @@ async def test_readiness_watch_in_status_and_metrics(
     port, log = free_port(), tmp_path / "worker.log"
     worker = start_worker(lab, port, log)
     try:
-        off = await cli_json(client, lab, "readiness", "status")
-        assert off["on"] is False and off["readiness"] is None
-
-        rc, out = await cli(client, lab, "readiness", "on")
-        assert rc == 0, out
-        assert f"readiness watch of pair {pair} on: a check every 1 h, the first now" in out
-
-        # The first check runs at once (not in an hour) and its verdict reaches status.
-        first = await status_until(
-            client, lab, lambda d: (d.get("readiness") or {}).get("checked_at") is not None
-        )
-        r = first["readiness"]
-        shown = await cli_json(client, lab, "readiness", "status")
-        assert r["ready"] is True, (shown["last"]["named"], shown["last"]["error"])
-        assert r["problems"] == 0 and r["interval"] == 3600 and r["error"] is None
-        assert r["since"] == r["checked_at"]
-        for key in ("mode", "main", "dsm", "clients", "browse", "fence"):
-            assert key in first  # every key of status --json stays
-        rc, text = await cli(client, lab, "status")
-        assert rc == 0
-        hhmm = datetime.fromisoformat(r["checked_at"]).strftime("%H:%M")
-        assert f"readiness: ready for a switch to Y (checked {hhmm})" in text, text
-        await gauge_until(port, pair, 0)
-        # When it checked, so that an alert can tell a count kept after `off` is old.
-        checked = gauge(await asyncio.to_thread(scrape, port), pair, CHECKED_GAUGE)
-        assert checked == int(datetime.fromisoformat(r["checked_at"]).timestamp()), checked
-
-        # A second `on` with another interval makes the schedule anew, checks at once
-        # and carries the verdict on (still ready: since stays); a third leaves it alone.
-        lab.retime(readiness_interval=7200)
-        rc, out = await cli(client, lab, "readiness", "on")
-        assert rc == 0, out
-        assert "on: a check every 2 h, the first now (made anew: it was every 1 h" in out, out
-        again = await status_until(
-            client, lab, lambda d: d["readiness"]["checked_at"] not in (None, r["checked_at"])
-        )
-        assert again["readiness"]["interval"] == 7200 and again["readiness"]["ready"] is True
-        assert again["readiness"]["since"] == r["since"]
-        rc, out = await cli(client, lab, "readiness", "on")
-        assert rc == 0, out
-        assert out.startswith(f"readiness watch of pair {pair} was on: a check every 2 h\n"), out
-        assert (await cli_json(client, lab, "status"))["readiness"] == again["readiness"]
+        r = await _on_checks_at_once(client, lab, port)
+        await _on_again_makes_the_schedule_anew(client, lab, r)
         schedule = client.get_schedule_handle(readiness_schedule_id(pair))
 
-        # A fault, then a check: not ready, and since moves to that check.
-        set_fault(lab.dir, "ED-01", "unreachable")
-        set_fault(lab.dir, "dsm-y", "unreachable")
-        await schedule.trigger()
-        bad = await status_until(client, lab, lambda d: d["readiness"]["ready"] is False)
-        b = bad["readiness"]
-        assert b["problems"] >= 2 and b["since"] == b["checked_at"] > r["since"]
-        rc, text = await cli(client, lab, "status")
-        since = datetime.fromisoformat(b["since"]).strftime("%H:%M")
-        assert f"readiness: not ready: {b['problems']} problems, since {since}" in text, text
-        await gauge_until(port, pair, b["problems"])
-        shown = await cli_json(client, lab, "readiness", "status")
-        named = shown["last"]["named"]
-        assert any(n.startswith("ED-01: client-answers: Unreachable: ") for n in named), named
-        assert any(n.startswith("dsm-y: dsm-answers: Unreachable: ") for n in named), named
-
-        # No secret in the schedule, nor in any run of the pair (the checks and their
-        # site checks among them).
-        desc = await schedule.describe()
-        assert not scan.leaked(lab_secrets(lab), list(scan.texts(desc.raw_description)))
-        ticks = [a.action.workflow_id for a in desc.info.recent_actions]
-        assert len(ticks) == 2 and all(t.startswith(f"amsm-{pair}-readiness-") for t in ticks)
-        kinds = await assert_no_secrets_in_pair(client, lab)
-        assert kinds["readiness"] == 3 and kinds["pair-check"] >= 3, kinds  # both schedules
-        record_history(
-            await client.get_workflow_handle(ticks[-1]).fetch_history(), "readiness-not-ready.json"
-        )
-
-        # A check started by anyone but the schedule counts for nothing (not the gauge).
-        with pytest.raises(WorkflowFailureError) as refused:
-            await client.execute_workflow(
-                "readiness",
-                ReadinessInput(pair=pair),
-                id=f"mallory-{pair}",
-                task_queue=lab.inventory.queue,
-            )
-        assert "runs only from its schedule" in str(refused.value.cause)
+        b = await _a_fault_makes_it_not_ready(client, lab, port, schedule, r)
+        await _no_secret_and_no_stranger(client, lab, schedule)
 
         # The verdict lives in the schedule, not in the worker: a new worker goes on
         # from it (still not ready: since stays at the check that turned it).
@@ -191,32 +116,139 @@ async def test_readiness_watch_in_status_and_metrics(
         assert kept["readiness"]["ready"] is False and kept["readiness"]["since"] == b["since"]
         await gauge_until(port, pair, kept["readiness"]["problems"])
 
-        # Paused from the Web UI (or `temporal schedule toggle`): status says so, `on`
-        # resumes it (made anew, at once, since carried on).
-        await schedule.pause(note="maintenance")
-        rc, text = await cli(client, lab, "status")
-        assert "PAUSED: no check runs (amsm readiness on resumes it)" in text, text
-        rc, out = await cli(client, lab, "readiness", "on")
-        assert rc == 0 and "(made anew: it was paused)" in out, out
-        resumed = await status_until(
-            client,
-            lab,
-            lambda d: d["readiness"]["checked_at"] not in (None, kept["readiness"]["checked_at"]),
-        )
-        assert resumed["readiness"]["paused"] is False
-        assert resumed["readiness"]["since"] == b["since"]
-
-        rc, out = await cli(client, lab, "readiness", "off")
-        assert rc == 0 and f"readiness watch of pair {pair} off" in out, out
-        gone = await cli_json(client, lab, "status")
-        assert gone["readiness"] is None
-        rc, text = await cli(client, lab, "status")
-        assert "readiness: off" in text
-        rc, out = await cli(client, lab, "readiness", "off")
-        assert rc == 0 and "was off" in out
+        await _paused_then_off(client, lab, schedule, b, kept)
     finally:
         stop_worker(worker)
         await cli(client, lab, "readiness", "off")
+
+
+async def _on_checks_at_once(client: Client, lab: Lab, port: int) -> dict:
+    """`on` with nothing on: the first check at once, its verdict in status and in the gauge.
+    The readiness it reported."""
+    pair = lab.inventory.pair
+    off = await cli_json(client, lab, "readiness", "status")
+    assert off["on"] is False and off["readiness"] is None
+
+    rc, out = await cli(client, lab, "readiness", "on")
+    assert rc == 0, out
+    assert f"readiness watch of pair {pair} on: a check every 1 h, the first now" in out
+
+    # The first check runs at once (not in an hour) and its verdict reaches status.
+    first = await status_until(
+        client, lab, lambda d: (d.get("readiness") or {}).get("checked_at") is not None
+    )
+    r = first["readiness"]
+    shown = await cli_json(client, lab, "readiness", "status")
+    assert r["ready"] is True, (shown["last"]["named"], shown["last"]["error"])
+    assert r["problems"] == 0 and r["interval"] == 3600 and r["error"] is None
+    assert r["since"] == r["checked_at"]
+    for key in ("mode", "main", "dsm", "clients", "browse", "fence"):
+        assert key in first  # every key of status --json stays
+    rc, text = await cli(client, lab, "status")
+    assert rc == 0
+    hhmm = datetime.fromisoformat(r["checked_at"]).strftime("%H:%M")
+    assert f"readiness: ready for a switch to Y (checked {hhmm})" in text, text
+    await gauge_until(port, pair, 0)
+    # When it checked, so that an alert can tell a count kept after `off` is old.
+    checked = gauge(await asyncio.to_thread(scrape, port), pair, CHECKED_GAUGE)
+    assert checked == int(datetime.fromisoformat(r["checked_at"]).timestamp()), checked
+    return r
+
+
+async def _on_again_makes_the_schedule_anew(client: Client, lab: Lab, r: dict) -> None:
+    pair = lab.inventory.pair
+    # A second `on` with another interval makes the schedule anew, checks at once
+    # and carries the verdict on (still ready: since stays); a third leaves it alone.
+    lab.retime(readiness_interval=7200)
+    rc, out = await cli(client, lab, "readiness", "on")
+    assert rc == 0, out
+    assert "on: a check every 2 h, the first now (made anew: it was every 1 h" in out, out
+    again = await status_until(
+        client, lab, lambda d: d["readiness"]["checked_at"] not in (None, r["checked_at"])
+    )
+    assert again["readiness"]["interval"] == 7200 and again["readiness"]["ready"] is True
+    assert again["readiness"]["since"] == r["since"]
+    rc, out = await cli(client, lab, "readiness", "on")
+    assert rc == 0, out
+    assert out.startswith(f"readiness watch of pair {pair} was on: a check every 2 h\n"), out
+    assert (await cli_json(client, lab, "status"))["readiness"] == again["readiness"]
+
+
+async def _a_fault_makes_it_not_ready(
+    client: Client, lab: Lab, port: int, schedule: ScheduleHandle, r: dict
+) -> dict:
+    """A fault, then a check: not ready, and since moves to that check. The readiness it
+    reported."""
+    pair = lab.inventory.pair
+    set_fault(lab.dir, "ED-01", "unreachable")
+    set_fault(lab.dir, "dsm-y", "unreachable")
+    await schedule.trigger()
+    bad = await status_until(client, lab, lambda d: d["readiness"]["ready"] is False)
+    b = bad["readiness"]
+    assert b["problems"] >= 2 and b["since"] == b["checked_at"] > r["since"]
+    rc, text = await cli(client, lab, "status")
+    since = datetime.fromisoformat(b["since"]).strftime("%H:%M")
+    assert f"readiness: not ready: {b['problems']} problems, since {since}" in text, text
+    await gauge_until(port, pair, b["problems"])
+    shown = await cli_json(client, lab, "readiness", "status")
+    named = shown["last"]["named"]
+    assert any(n.startswith("ED-01: client-answers: Unreachable: ") for n in named), named
+    assert any(n.startswith("dsm-y: dsm-answers: Unreachable: ") for n in named), named
+    return b
+
+
+async def _no_secret_and_no_stranger(client: Client, lab: Lab, schedule: ScheduleHandle) -> None:
+    pair = lab.inventory.pair
+    # No secret in the schedule, nor in any run of the pair (the checks and their
+    # site checks among them).
+    desc = await schedule.describe()
+    assert not scan.leaked(lab_secrets(lab), list(scan.texts(desc.raw_description)))
+    ticks = [a.action.workflow_id for a in desc.info.recent_actions]
+    assert len(ticks) == 2 and all(t.startswith(f"amsm-{pair}-readiness-") for t in ticks)
+    kinds = await assert_no_secrets_in_pair(client, lab)
+    assert kinds["readiness"] == 3 and kinds["pair-check"] >= 3, kinds  # both schedules
+    record_history(
+        await client.get_workflow_handle(ticks[-1]).fetch_history(), "readiness-not-ready.json"
+    )
+
+    # A check started by anyone but the schedule counts for nothing (not the gauge).
+    with pytest.raises(WorkflowFailureError) as refused:
+        await client.execute_workflow(
+            "readiness",
+            ReadinessInput(pair=pair),
+            id=f"mallory-{pair}",
+            task_queue=lab.inventory.queue,
+        )
+    assert "runs only from its schedule" in str(refused.value.cause)
+
+
+async def _paused_then_off(
+    client: Client, lab: Lab, schedule: ScheduleHandle, b: dict, kept: dict
+) -> None:
+    pair = lab.inventory.pair
+    # Paused from the Web UI (or `temporal schedule toggle`): status says so, `on`
+    # resumes it (made anew, at once, since carried on).
+    await schedule.pause(note="maintenance")
+    rc, text = await cli(client, lab, "status")
+    assert "PAUSED: no check runs (amsm readiness on resumes it)" in text, text
+    rc, out = await cli(client, lab, "readiness", "on")
+    assert rc == 0 and "(made anew: it was paused)" in out, out
+    resumed = await status_until(
+        client,
+        lab,
+        lambda d: d["readiness"]["checked_at"] not in (None, kept["readiness"]["checked_at"]),
+    )
+    assert resumed["readiness"]["paused"] is False
+    assert resumed["readiness"]["since"] == b["since"]
+
+    rc, out = await cli(client, lab, "readiness", "off")
+    assert rc == 0 and f"readiness watch of pair {pair} off" in out, out
+    gone = await cli_json(client, lab, "status")
+    assert gone["readiness"] is None
+    rc, text = await cli(client, lab, "status")
+    assert "readiness: off" in text
+    rc, out = await cli(client, lab, "readiness", "off")
+    assert rc == 0 and "was off" in out
 
 
 async def test_readiness_refuses_bad_input_and_strangers(

@@ -7,8 +7,9 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
 
 from api.runs import fetch_checklist
 from client.session import default_operator
@@ -18,9 +19,10 @@ from records.reconstruct import reconstruct
 from tests.support.cli import cli
 from tests.support.driving import drive, step, switch_waiting_at_stop_insync
 from tests.support.history_cli import amsm
+from tests.support.lab import Lab
 from tests.support.waiting import wait_for
 from tests.support.worker import running_worker
-from workflows.models import OperatorSignal
+from workflows.models import Checklist, OperatorSignal
 
 
 def when(text: str) -> datetime:
@@ -94,6 +96,18 @@ async def test_report_export_replay_and_timeline_of_a_lab_switch(
     assert rc == 0, out
     r = json.loads(out)
 
+    _the_summary_and_each_step(r, shown, lab, run)
+    _clients_decisions_and_time_to_serve(r)
+    await _html_export_replay_and_timeline(client, lab, tmp_path, run, r, shown, handle)
+    await _a_refused_run(client, lab, refused)
+    await _a_terminated_run(client, lab, back, before_end)
+
+    rc, out = await amsm("report", "0000", client=client, inv=lab.inventory)
+    assert rc == 2 and out.startswith("amsm: no run of pair")
+
+
+def _the_summary_and_each_step(r: dict, shown: dict, lab: Lab, run: str) -> None:
+    """The switch's report `r`, against its checklist `shown`."""
     # -- the summary, field by field
     assert (r["workflow_type"], r["direction"]) == ("switch", "X -> Y")
     assert r["initiator"] == default_operator()  # `amsm start` records who started it
@@ -134,6 +148,9 @@ async def test_report_export_replay_and_timeline_of_a_lab_switch(
     )
     assert "replication failed" in repl["error"]
 
+
+def _clients_decisions_and_time_to_serve(r: dict) -> None:
+    started = when(r["started_at"])
     # -- each client: outcome and switch time
     clients = {c["host"]: c for c in r["clients"]}
     assert clients["ED-01"]["status"] == "done" and 0 < clients["ED-01"]["seconds"] < 30
@@ -170,6 +187,16 @@ async def test_report_export_replay_and_timeline_of_a_lab_switch(
     assert r["serving"]["seconds"] == serving and serving > 1.5  # ED-02's reboot wait
     assert r["serving"]["hms"] == f"0:00:{round(serving):02d}"
 
+
+async def _html_export_replay_and_timeline(
+    client: Client,
+    lab: Lab,
+    tmp_path: Path,
+    run: str,
+    r: dict,
+    shown: dict,
+    handle: WorkflowHandle[Any, Any],
+) -> None:
     # -- the HTML file, and markdown to stdout
     page = tmp_path / "report.html"
     prefix = run[:23]  # a unique prefix, as `amsm show` takes it
@@ -214,6 +241,8 @@ async def test_report_export_replay_and_timeline_of_a_lab_switch(
             want["error"],
         ), want["id"]
 
+
+async def _a_refused_run(client: Client, lab: Lab, refused: str) -> None:
     # -- a refused run: failed before any step
     rc, out = await amsm("report", refused, "--json", client=client, inv=lab.inventory)
     assert rc == 0, out
@@ -225,6 +254,8 @@ async def test_report_export_replay_and_timeline_of_a_lab_switch(
     assert r["serving"]["basis"].startswith("not reached: dsm-y-main is pending")
     assert r["errors"][-1]["text"].startswith("run failed: switch to Y refused")
 
+
+async def _a_terminated_run(client: Client, lab: Lab, back: str, before_end: Checklist) -> None:
     # -- a terminated run: the steps so far, reconstructed from the events
     rc, out = await amsm("report", "current", "--json", client=client, inv=lab.inventory)
     r = json.loads(out)
@@ -274,6 +305,3 @@ async def test_report_export_replay_and_timeline_of_a_lab_switch(
     history.rejection_records[0][1].reason = "as the engine said"
     judged = [s for s in reconstruct(history).signals if s.verdict == "rejected"]
     assert [s.rejection for s in judged] == ["as the engine said"]
-
-    rc, out = await amsm("report", "0000", client=client, inv=lab.inventory)
-    assert rc == 2 and out.startswith("amsm: no run of pair")

@@ -18,6 +18,7 @@ from temporalio.client import Client
 from lab.powershell import new_session
 from lab.state import LabState, write_filter_on
 from tests.support.cli import cli
+from tests.support.lab import Lab
 from tests.support.secrets import assert_no_secrets_in_pair, lab_secrets, record_history
 from tests.support.worker import running_worker
 from workers.worker import build_workers
@@ -43,152 +44,174 @@ def assumption(summary: dict, host: str, id: str) -> dict:
 
 async def test_survey_of_the_lab(client: Client, lab_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     lab = await lab_factory(editors=1, ingest=1)
-    inv = lab.inventory
-    journal = LabState(lab.dir).journal
     out = tmp_path / "survey"
     async with running_worker(client, lab):
-        before = journal()
-        rc, text = await cli(client, lab, "survey", str(out))
-        assert journal() == before, "the survey changed a device"
-        summary = json.loads((out / "survey.json").read_text())
-        # Every host once, and both DSMs; each surveyed.
-        hosts = {h.host for _, h in inv.all_hosts()} | {inv.sides[s].dsm.host for s in "XY"}
-        assert {h["host"] for h in summary["hosts"]} == hosts
-        assert [h for h in summary["hosts"] if h["error"]] == []
-        assert "hosts read" in text and "survey.md" in text
-        # The drivers' facts, per host, in the facts format.
-        for _, h in inv.all_hosts():
-            case = json.loads((out / "facts" / "powershell_version" / f"{h.host}.json").read_text())
-            assert case["command"] and case["exit_code"] == 0 and case["expected"] == [5, 1]
-            assert case["host"] == h.host and case["powershell"] == "5.1" and case["time"]
-        ed = inv.clients[0].host
-        verify_case = json.loads((out / "facts" / "client_verify" / f"{ed}--X.json").read_text())
-        assert verify_case["expected"] == f"{ed} sees X's V: volume"
-        pseudo = inv.sides["X"].pseudo_host.host
-        listing = json.loads((out / "facts" / "media_listing" / f"{pseudo}.json").read_text())
-        assert "clips" in listing["expected"]
-        dsm = json.loads(
-            (out / "facts" / "dsm_status" / f"{inv.sides['X'].dsm.host}.json").read_text()
-        )
-        assert dsm["statements"] and dsm["expected"]["mode"] == "main"
-        # Read by this amsm's parsers again, as at the survey.
-        rc_v, verified = await cli(client, lab, "survey", "verify", str(out), "--json")
-        report = json.loads(verified)
-        assert rc_v == 0 and report["problems"] == [] and report["agree"] == report["files"] > 50
-        # No secret of the lab in any file written.
-        secrets = lab_secrets(lab)
-        for path in out.rglob("*"):
-            if path.is_file():
-                body = path.read_text()
-                assert not [s for s in secrets if s in body], path
-        # Of the ODBC strings only Driver= and Database=, never the server or options.
-        site_inv = json.loads((out / "inventory.json").read_text())
-        for s in "XY":
-            kept = site_inv["sides"][s]["dsm"]["odbc"]
-            assert [a.split("=")[0].lower() for a in kept.split(";")] == ["driver", "database"]
-            assert "server" not in kept.lower()
-        # The register's verdicts, with their evidence.
-        assert assumption(summary, ed, "fsnameservers-file")["verdict"] == "verified"
-        assert assumption(summary, ed, "dsm-pointer")["verdict"] == "verified"
-        assert assumption(summary, ed, "write-filter")["verdict"] == "verified"
-        assert assumption(summary, ed, "iscsi-targets")["verdict"] == "verified"
-        assert assumption(summary, ed, "dsm-pointer-view")["verdict"] == "verified"
-        ssh_host = next(h.host for _, h in inv.all_hosts() if h.transport == "ssh")
-        assert assumption(summary, ssh_host, "ssh-default-shell")["verdict"] == "verified"
-        tls = assumption(summary, inv.sides["X"].dsm.host, "tls-versions")
-        assert tls["verdict"] == "could not be read" and "TDS" in tls["evidence"]
-        assert (out / "survey.md").read_text().startswith(f"# Site survey of pair {inv.pair}")
+        files = await _a_survey_reads_every_host_and_changes_nothing(client, lab, out)
+        await _the_survey_is_read_again(client, lab, out, tmp_path, files)
+        await _a_survey_names_what_contradicts_the_inventory(client, lab, tmp_path)
 
-        # The lab reads the lab's answers alike; a site answer the lab does not model
-        # (an OS version where the lab refuses the statement) is named.
-        rc_v, against = await cli(
-            client, lab, "survey", "verify", str(out), "--lab", str(lab.dir), "--json"
-        )
-        assert rc_v == 0 and json.loads(against)["lab"] == [], against
-        site = tmp_path / "site"
-        site_os = site / "facts" / "os_version" / f"{ed}.json"
-        site_os.parent.mkdir(parents=True)
-        (site / "inventory.json").write_text((out / "inventory.json").read_text())
-        case = json.loads((out / "facts" / "os_version" / f"{ed}.json").read_text())
-        case.pop("expected_error")
-        case.update(
-            stdout='{"Caption":"Microsoft Windows 7 Professional","Version":"6.1.7601"}\r\n#amsm 1/1\r\n',
-            stderr="", exit_code=0,
-            expected={"caption": "Microsoft Windows 7 Professional", "version": "6.1.7601"},
-        )  # fmt: skip
-        site_os.write_text(json.dumps(case))
-        rc_v, against = await cli(client, lab, "survey", "verify", str(site), "--lab", str(lab.dir))
-        assert rc_v == 0 and f"facts/os_version/{ed}.json: the lab ({ed}) raises" in against
-        assert (
-            "0 fact files answered otherwise" not in against and "1 of 1 fact files read" in against
-        )
-        # The project's fact tests take the survey folder as extra data.
-        env = {**os.environ, "AMSM_SURVEY": str(out)}
-        run = subprocess.run(
-            [sys.executable, "-m", "pytest", "tests/unit/test_facts.py", "-k", "survey_fact",
-             "-p", "no:cacheprovider", "-q"],
-            cwd=ROOT, env=env, capture_output=True, text=True,
-        )  # fmt: skip
-        assert run.returncode == 0 and f"{report['files']} passed" in run.stdout, run.stdout[-2000:]
-        # An answer that this amsm reads otherwise than at the survey is named.
-        changed = out / "facts" / "powershell_version" / f"{ed}.json"
-        case = json.loads(changed.read_text())
-        case["stdout"] = case["stdout"].replace("5", "4", 1)
-        changed.write_text(json.dumps(case))
-        rc_v, verified = await cli(client, lab, "survey", "verify", str(out))
-        assert rc_v == 1 and f"facts/powershell_version/{ed}.json: reads [4, 1]" in verified
 
-        # A client that keeps its fsnameservers file elsewhere (StorNext's older folder)
-        # and holds an unrelated iSCSI disk; another whose file shows a password the
-        # worker holds (a comment line): that answer is withheld, never written.
-        ingest = inv.clients[1].host
-        password = (lab.dir / "secrets" / "winrm-password").read_text().strip()
-        with LabState(lab.dir).transaction() as txn:
-            doc = txn.require_host(ed)
-            path = inv.devices.snfs_nameservers_file
-            doc["files"][MOVED] = doc["files"].pop(path)
-            new_session(doc, UNRELATED, "192.0.2.77", persistent=True)
-            # UWF on over C: (lab/state.py write_filter_on, as on a K2 client shipped so).
-            write_filter_on(doc, "UWF")
-            txn.require_host(ingest)["files"][path] += f"# {password}\n"
-            # A 32-bit Aurora's pointer, in the 32-bit registry view (Microsoft Learn,
-            # "Registry Redirector"); an sshd whose default shell is PowerShell.
-            registry = txn.require_host(ingest)["registry"]
-            key = inv.devices.aurora_registry
-            registry[key.replace("SOFTWARE", "SOFTWARE\\WOW6432Node", 1)] = registry.pop(key)
-            txn.require_host(ssh_host)["registry"][OPENSSH] = {"DefaultShell": POWERSHELL}
-        again = tmp_path / "again"
-        rc, text = await cli(client, lab, "survey", str(again), "--json")
-        summary = json.loads(text)
-        assert rc == 1
-        moved = assumption(summary, ed, "fsnameservers-file")
-        assert moved["verdict"] == "contradicted"
-        assert moved["setting"] == "devices.snfs_nameservers_file" and moved["value"] == MOVED
-        assert "devices.snfs_nameservers_file" in (again / "survey.md").read_text()
-        disk = assumption(summary, ed, "iscsi-targets")
-        assert disk["verdict"] == "contradicted" and disk["value"] == [UNRELATED]
-        assert disk["setting"] == "sides.X.iscsi_targets"
-        uwf = assumption(summary, ed, "write-filter")
-        assert uwf["verdict"] == "contradicted" and "UWF on" in uwf["evidence"]
-        assert uwf["setting"] == "devices.uwf_off_for_switch" and uwf["value"] is True
-        view = assumption(summary, ingest, "dsm-pointer-view")
-        assert view["verdict"] == "contradicted" and "32-bit" in view["evidence"]
-        assert view["setting"] == "devices.aurora_registry"
-        assert view["value"] == r"HKLM:\SOFTWARE\WOW6432Node\GVG\Aurora"
-        shell = assumption(summary, ssh_host, "ssh-default-shell")
-        assert shell["verdict"] == "contradicted" and POWERSHELL in shell["evidence"]
-        withheld = {n["file"] for n in summary["not_written"]}
-        assert f"facts/fsnameservers/{ingest}.json" in withheld
-        assert not (again / "facts" / "fsnameservers" / f"{ingest}.json").exists()
-        for path in again.rglob("*"):
-            if path.is_file():
-                assert password not in path.read_text(), path
-        assert "withheld" in (again / "survey.md").read_text()
-        # A survey folder is never overwritten.
-        rc, text = await cli(client, lab, "survey", str(again))
-        assert rc == 2 and "not an empty folder" in text
-        # Nor is any secret in the runs' histories (the answers are activity results).
-        await assert_no_secrets_in_pair(client, lab)
+async def _a_survey_reads_every_host_and_changes_nothing(
+    client: Client, lab: Lab, out: Path
+) -> int:
+    """The survey's files: every host's facts, no secret, the register's verdicts; read
+    by this amsm's parsers again. The number of fact files."""
+    inv = lab.inventory
+    journal = LabState(lab.dir).journal
+    before = journal()
+    rc, text = await cli(client, lab, "survey", str(out))
+    assert journal() == before, "the survey changed a device"
+    summary = json.loads((out / "survey.json").read_text())
+    # Every host once, and both DSMs; each surveyed.
+    hosts = {h.host for _, h in inv.all_hosts()} | {inv.sides[s].dsm.host for s in "XY"}
+    assert {h["host"] for h in summary["hosts"]} == hosts
+    assert [h for h in summary["hosts"] if h["error"]] == []
+    assert "hosts read" in text and "survey.md" in text
+    # The drivers' facts, per host, in the facts format.
+    for _, h in inv.all_hosts():
+        case = json.loads((out / "facts" / "powershell_version" / f"{h.host}.json").read_text())
+        assert case["command"] and case["exit_code"] == 0 and case["expected"] == [5, 1]
+        assert case["host"] == h.host and case["powershell"] == "5.1" and case["time"]
+    ed = inv.clients[0].host
+    verify_case = json.loads((out / "facts" / "client_verify" / f"{ed}--X.json").read_text())
+    assert verify_case["expected"] == f"{ed} sees X's V: volume"
+    pseudo = inv.sides["X"].pseudo_host.host
+    listing = json.loads((out / "facts" / "media_listing" / f"{pseudo}.json").read_text())
+    assert "clips" in listing["expected"]
+    dsm = json.loads((out / "facts" / "dsm_status" / f"{inv.sides['X'].dsm.host}.json").read_text())
+    assert dsm["statements"] and dsm["expected"]["mode"] == "main"
+    # Read by this amsm's parsers again, as at the survey.
+    rc_v, verified = await cli(client, lab, "survey", "verify", str(out), "--json")
+    report = json.loads(verified)
+    assert rc_v == 0 and report["problems"] == [] and report["agree"] == report["files"] > 50
+    # No secret of the lab in any file written.
+    secrets = lab_secrets(lab)
+    for path in out.rglob("*"):
+        if path.is_file():
+            body = path.read_text()
+            assert not [s for s in secrets if s in body], path
+    # Of the ODBC strings only Driver= and Database=, never the server or options.
+    site_inv = json.loads((out / "inventory.json").read_text())
+    for s in "XY":
+        kept = site_inv["sides"][s]["dsm"]["odbc"]
+        assert [a.split("=")[0].lower() for a in kept.split(";")] == ["driver", "database"]
+        assert "server" not in kept.lower()
+    # The register's verdicts, with their evidence.
+    assert assumption(summary, ed, "fsnameservers-file")["verdict"] == "verified"
+    assert assumption(summary, ed, "dsm-pointer")["verdict"] == "verified"
+    assert assumption(summary, ed, "write-filter")["verdict"] == "verified"
+    assert assumption(summary, ed, "iscsi-targets")["verdict"] == "verified"
+    assert assumption(summary, ed, "dsm-pointer-view")["verdict"] == "verified"
+    ssh_host = next(h.host for _, h in inv.all_hosts() if h.transport == "ssh")
+    assert assumption(summary, ssh_host, "ssh-default-shell")["verdict"] == "verified"
+    tls = assumption(summary, inv.sides["X"].dsm.host, "tls-versions")
+    assert tls["verdict"] == "could not be read" and "TDS" in tls["evidence"]
+    assert (out / "survey.md").read_text().startswith(f"# Site survey of pair {inv.pair}")
+    return int(report["files"])
+
+
+async def _the_survey_is_read_again(
+    client: Client, lab: Lab, out: Path, tmp_path: Path, files: int
+) -> None:
+    """By the lab (a site answer the lab does not model is named), by the project's fact
+    tests, and by this amsm once an answer has changed."""
+    ed = lab.inventory.clients[0].host
+    # The lab reads the lab's answers alike; a site answer the lab does not model
+    # (an OS version where the lab refuses the statement) is named.
+    rc_v, against = await cli(
+        client, lab, "survey", "verify", str(out), "--lab", str(lab.dir), "--json"
+    )
+    assert rc_v == 0 and json.loads(against)["lab"] == [], against
+    site = tmp_path / "site"
+    site_os = site / "facts" / "os_version" / f"{ed}.json"
+    site_os.parent.mkdir(parents=True)
+    (site / "inventory.json").write_text((out / "inventory.json").read_text())
+    case = json.loads((out / "facts" / "os_version" / f"{ed}.json").read_text())
+    case.pop("expected_error")
+    case.update(
+        stdout='{"Caption":"Microsoft Windows 7 Professional","Version":"6.1.7601"}\r\n#amsm 1/1\r\n',
+        stderr="", exit_code=0,
+        expected={"caption": "Microsoft Windows 7 Professional", "version": "6.1.7601"},
+    )  # fmt: skip
+    site_os.write_text(json.dumps(case))
+    rc_v, against = await cli(client, lab, "survey", "verify", str(site), "--lab", str(lab.dir))
+    assert rc_v == 0 and f"facts/os_version/{ed}.json: the lab ({ed}) raises" in against
+    assert "0 fact files answered otherwise" not in against and "1 of 1 fact files read" in against
+    # The project's fact tests take the survey folder as extra data.
+    env = {**os.environ, "AMSM_SURVEY": str(out)}
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "tests/unit/test_facts.py", "-k", "survey_fact",
+         "-p", "no:cacheprovider", "-q"],
+        cwd=ROOT, env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert run.returncode == 0 and f"{files} passed" in run.stdout, run.stdout[-2000:]
+    # An answer that this amsm reads otherwise than at the survey is named.
+    changed = out / "facts" / "powershell_version" / f"{ed}.json"
+    case = json.loads(changed.read_text())
+    case["stdout"] = case["stdout"].replace("5", "4", 1)
+    changed.write_text(json.dumps(case))
+    rc_v, verified = await cli(client, lab, "survey", "verify", str(out))
+    assert rc_v == 1 and f"facts/powershell_version/{ed}.json: reads [4, 1]" in verified
+
+
+async def _a_survey_names_what_contradicts_the_inventory(
+    client: Client, lab: Lab, tmp_path: Path
+) -> None:
+    inv = lab.inventory
+    ed = inv.clients[0].host
+    ssh_host = next(h.host for _, h in inv.all_hosts() if h.transport == "ssh")
+    # A client that keeps its fsnameservers file elsewhere (StorNext's older folder)
+    # and holds an unrelated iSCSI disk; another whose file shows a password the
+    # worker holds (a comment line): that answer is withheld, never written.
+    ingest = inv.clients[1].host
+    password = (lab.dir / "secrets" / "winrm-password").read_text().strip()
+    with LabState(lab.dir).transaction() as txn:
+        doc = txn.require_host(ed)
+        path = inv.devices.snfs_nameservers_file
+        doc["files"][MOVED] = doc["files"].pop(path)
+        new_session(doc, UNRELATED, "192.0.2.77", persistent=True)
+        # UWF on over C: (lab/state.py write_filter_on, as on a K2 client shipped so).
+        write_filter_on(doc, "UWF")
+        txn.require_host(ingest)["files"][path] += f"# {password}\n"
+        # A 32-bit Aurora's pointer, in the 32-bit registry view (Microsoft Learn,
+        # "Registry Redirector"); an sshd whose default shell is PowerShell.
+        registry = txn.require_host(ingest)["registry"]
+        key = inv.devices.aurora_registry
+        registry[key.replace("SOFTWARE", "SOFTWARE\\WOW6432Node", 1)] = registry.pop(key)
+        txn.require_host(ssh_host)["registry"][OPENSSH] = {"DefaultShell": POWERSHELL}
+    again = tmp_path / "again"
+    rc, text = await cli(client, lab, "survey", str(again), "--json")
+    summary = json.loads(text)
+    assert rc == 1
+    moved = assumption(summary, ed, "fsnameservers-file")
+    assert moved["verdict"] == "contradicted"
+    assert moved["setting"] == "devices.snfs_nameservers_file" and moved["value"] == MOVED
+    assert "devices.snfs_nameservers_file" in (again / "survey.md").read_text()
+    disk = assumption(summary, ed, "iscsi-targets")
+    assert disk["verdict"] == "contradicted" and disk["value"] == [UNRELATED]
+    assert disk["setting"] == "sides.X.iscsi_targets"
+    uwf = assumption(summary, ed, "write-filter")
+    assert uwf["verdict"] == "contradicted" and "UWF on" in uwf["evidence"]
+    assert uwf["setting"] == "devices.uwf_off_for_switch" and uwf["value"] is True
+    view = assumption(summary, ingest, "dsm-pointer-view")
+    assert view["verdict"] == "contradicted" and "32-bit" in view["evidence"]
+    assert view["setting"] == "devices.aurora_registry"
+    assert view["value"] == r"HKLM:\SOFTWARE\WOW6432Node\GVG\Aurora"
+    shell = assumption(summary, ssh_host, "ssh-default-shell")
+    assert shell["verdict"] == "contradicted" and POWERSHELL in shell["evidence"]
+    withheld = {n["file"] for n in summary["not_written"]}
+    assert f"facts/fsnameservers/{ingest}.json" in withheld
+    assert not (again / "facts" / "fsnameservers" / f"{ingest}.json").exists()
+    for path in again.rglob("*"):
+        if path.is_file():
+            assert password not in path.read_text(), path
+    assert "withheld" in (again / "survey.md").read_text()
+    # A survey folder is never overwritten.
+    rc, text = await cli(client, lab, "survey", str(again))
+    assert rc == 2 and "not an empty folder" in text
+    # Nor is any secret in the runs' histories (the answers are activity results).
+    # Nor is any secret in the runs' histories (the answers are activity results).
+    await assert_no_secrets_in_pair(client, lab)
 
 
 async def test_survey_for_viewers_and_without_a_site_worker(

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 
 from client.session import EXIT_USAGE
 from inventory.models import fence_workflow_id
@@ -23,6 +24,7 @@ from lab.hands import set_insync
 from lab.media import ingest
 from tests.support.cli import cli, cli_json
 from tests.support.driving import drive, step
+from tests.support.lab import Lab
 from tests.support.secrets import assert_no_secrets_in_pair, record_history, record_run
 from tests.support.waiting import side_down, wait_for
 from tests.support.worker import running_worker
@@ -39,79 +41,10 @@ async def fence_view(client: Client, lab) -> dict:  # type: ignore[no-untyped-de
 
 async def test_the_night_x_is_lost(client: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
     lab = await lab_factory(editors=2, ingest=0)
-    timing = lab.inventory.timing
     async with running_worker(client, lab):
-        # A clip recorded on X just before the fire, InSync stopped: only X has it.
-        set_insync(lab.dir, running=False)
-        ingest(lab.dir, "X", "late-news")
-        out = set_side_fault(lab.dir, "X", "down")
-        assert "side X down" in out and "dsm-x" in out
-        await wait_for(side_down(lab, "X"), "side X down")
-        set_fault(lab.dir, "ED-02", "unreachable")
-
-        rc, out = await cli(client, lab, "start", "switch", "--to", "Y", "--operator", "night")
-        assert rc != 0, out
-        assert "X does not answer (DSM dsm-x" in out and "--unplanned --reason" in out, out
-        rc, out = await cli(client, lab, "start", "switch", "--to", "Y", "--unplanned")
-        assert rc == EXIT_USAGE and "needs a reason" in out, out
-
-        started = await cli_json(
-            client, lab, "start", "switch", "--to", "Y", "--unplanned", "--reason", REASON,
-            "--operator", "night",
-        )  # fmt: skip
-        switch_run = started["run_id"]
-        shown = await drive(client, lab, switch_run, "Y", timeout=150)
-        assert shown["state"] == "completed", shown
-        assert shown["unplanned_reason"] == REASON
-        for sid in LOST_STEPS:
-            s = step(shown, sid)
-            assert s["status"] == "skipped", s
-            assert s["note"].startswith("skipped: side lost: "), s
-        assert "on Y: replication stopped on DSM dsm-y" in step(shown, "stop-replication")["note"]
-        for sid in NOT_UNPLANNED:
-            s = step(shown, sid)
-            assert s["status"] == "skipped" and "restore --main Y" in s["note"], s
-        for sid in ("dsm-y-main", "smartbins-y-main", "switch-browse", "start-browse"):
-            assert step(shown, sid)["status"] == "done", step(shown, sid)
-        clients = {c["host"]: c["status"] for c in step(shown, "switch-clients")["clients"]}
-        assert clients == {"ED-01": "done"}, clients
-        assert "not switched (did not answer): ED-02" in step(shown, "switch-clients")["message"]
-        msg = shown["message"]
-        assert "split-brained on purpose" in msg and "amsm start restore --main Y" in msg, msg
-        assert "amsm clients switch --to Y ED-02" in msg, msg
-
-        # The fence waits for X: the server retries, the history does not grow.
-        assert shown["fence_state"]["state"]["status"] == "waiting", shown["fence_state"]
-        fence = await fence_view(client, lab)
-        handle = client.get_workflow_handle(fence["workflow_id"], run_id=fence["run_id"])
-        events = len((await handle.fetch_history()).events)
-        tries = fence["tries"]
-        await asyncio.sleep(2 * timing.fence_max_interval + 1)
-        fence = await fence_view(client, lab)
-        assert fence["tries"] > tries and "not fenced yet" in (fence["last_error"] or ""), fence
-        assert len((await handle.fetch_history()).events) == events
-        status = await cli_json(client, lab, "status")
-        assert status["dsm"]["Y"]["mode"] == "main" and not status["dsm"]["X"]["reachable"]
-        assert status["fence"]["state"]["status"] == "waiting", status["fence"]
-        rc, out = await cli(client, lab, "status")
-        assert rc == 0 and "Fence on X" in out and "waiting" in out, out
-
-        # X comes back: fenced within the bound (one backoff interval and one try).
-        set_side_fault(lab.dir, "X", "up")
-        began = time.monotonic()
-        bound = timing.fence_max_interval + timing.lost_side_timeout + 5
-        while fence["state"]["status"] == "waiting":
-            assert time.monotonic() - began < bound, f"not fenced within {bound} s: {fence}"
-            await asyncio.sleep(0.3)
-            fence = await fence_view(client, lab)
-        assert fence["state"]["status"] == "fenced", fence
-        status = await cli_json(client, lab, "status")
-        assert status["dsm"]["X"]["mode"] == "backup", status["dsm"]["X"]
-        assert status["dsm"]["X"]["replication"] != "running"
-        assert status["dsm"]["Y"]["mode"] == "main" and status["fence"] is None
-        assert [s["mode"] for s in status["smartbins"] if s["side"] == "X" and s["running"]] == [
-            "Pseudo"
-        ], status["smartbins"]
+        switch_run, shown = await _the_unplanned_switch(client, lab)
+        handle, fence = await _the_fence_waits_for_x(client, lab, shown)
+        await _x_comes_back_and_is_fenced(client, lab, fence)
 
         # The editor left behind comes back and is switched with the console control.
         set_fault(lab.dir, "ED-02", "clear")
@@ -148,6 +81,92 @@ async def test_the_night_x_is_lost(client: Client, lab_factory) -> None:  # type
         # children, the console control, status, the restore.
         kinds = await assert_no_secrets_in_pair(client, lab)
         assert {"switch", "fence", "restore", "control", "client-batch"} <= set(kinds), kinds
+
+
+async def _the_unplanned_switch(client: Client, lab: Lab) -> tuple[str, dict]:
+    """X is lost (its clip recorded with InSync stopped, ED-02 down too): the switch is
+    refused until it is unplanned with a reason, then completes. Its run id and checklist."""
+    # A clip recorded on X just before the fire, InSync stopped: only X has it.
+    set_insync(lab.dir, running=False)
+    ingest(lab.dir, "X", "late-news")
+    out = set_side_fault(lab.dir, "X", "down")
+    assert "side X down" in out and "dsm-x" in out
+    await wait_for(side_down(lab, "X"), "side X down")
+    set_fault(lab.dir, "ED-02", "unreachable")
+
+    rc, out = await cli(client, lab, "start", "switch", "--to", "Y", "--operator", "night")
+    assert rc != 0, out
+    assert "X does not answer (DSM dsm-x" in out and "--unplanned --reason" in out, out
+    rc, out = await cli(client, lab, "start", "switch", "--to", "Y", "--unplanned")
+    assert rc == EXIT_USAGE and "needs a reason" in out, out
+
+    started = await cli_json(
+        client, lab, "start", "switch", "--to", "Y", "--unplanned", "--reason", REASON,
+        "--operator", "night",
+    )  # fmt: skip
+    switch_run = started["run_id"]
+    shown = await drive(client, lab, switch_run, "Y", timeout=150)
+    assert shown["state"] == "completed", shown
+    assert shown["unplanned_reason"] == REASON
+    for sid in LOST_STEPS:
+        s = step(shown, sid)
+        assert s["status"] == "skipped", s
+        assert s["note"].startswith("skipped: side lost: "), s
+    assert "on Y: replication stopped on DSM dsm-y" in step(shown, "stop-replication")["note"]
+    for sid in NOT_UNPLANNED:
+        s = step(shown, sid)
+        assert s["status"] == "skipped" and "restore --main Y" in s["note"], s
+    for sid in ("dsm-y-main", "smartbins-y-main", "switch-browse", "start-browse"):
+        assert step(shown, sid)["status"] == "done", step(shown, sid)
+    clients = {c["host"]: c["status"] for c in step(shown, "switch-clients")["clients"]}
+    assert clients == {"ED-01": "done"}, clients
+    assert "not switched (did not answer): ED-02" in step(shown, "switch-clients")["message"]
+    msg = shown["message"]
+    assert "split-brained on purpose" in msg and "amsm start restore --main Y" in msg, msg
+    assert "amsm clients switch --to Y ED-02" in msg, msg
+    return switch_run, shown
+
+
+async def _the_fence_waits_for_x(
+    client: Client, lab: Lab, shown: dict
+) -> tuple[WorkflowHandle[Any, Any], dict]:
+    timing = lab.inventory.timing
+    # The fence waits for X: the server retries, the history does not grow.
+    assert shown["fence_state"]["state"]["status"] == "waiting", shown["fence_state"]
+    fence = await fence_view(client, lab)
+    handle = client.get_workflow_handle(fence["workflow_id"], run_id=fence["run_id"])
+    events = len((await handle.fetch_history()).events)
+    tries = fence["tries"]
+    await asyncio.sleep(2 * timing.fence_max_interval + 1)
+    fence = await fence_view(client, lab)
+    assert fence["tries"] > tries and "not fenced yet" in (fence["last_error"] or ""), fence
+    assert len((await handle.fetch_history()).events) == events
+    status = await cli_json(client, lab, "status")
+    assert status["dsm"]["Y"]["mode"] == "main" and not status["dsm"]["X"]["reachable"]
+    assert status["fence"]["state"]["status"] == "waiting", status["fence"]
+    rc, out = await cli(client, lab, "status")
+    assert rc == 0 and "Fence on X" in out and "waiting" in out, out
+    return handle, fence
+
+
+async def _x_comes_back_and_is_fenced(client: Client, lab: Lab, fence: dict) -> None:
+    timing = lab.inventory.timing
+    # X comes back: fenced within the bound (one backoff interval and one try).
+    set_side_fault(lab.dir, "X", "up")
+    began = time.monotonic()
+    bound = timing.fence_max_interval + timing.lost_side_timeout + 5
+    while fence["state"]["status"] == "waiting":
+        assert time.monotonic() - began < bound, f"not fenced within {bound} s: {fence}"
+        await asyncio.sleep(0.3)
+        fence = await fence_view(client, lab)
+    assert fence["state"]["status"] == "fenced", fence
+    status = await cli_json(client, lab, "status")
+    assert status["dsm"]["X"]["mode"] == "backup", status["dsm"]["X"]
+    assert status["dsm"]["X"]["replication"] != "running"
+    assert status["dsm"]["Y"]["mode"] == "main" and status["fence"] is None
+    assert [s["mode"] for s in status["smartbins"] if s["side"] == "X" and s["running"]] == [
+        "Pseudo"
+    ], status["smartbins"]
 
 
 async def test_an_operator_ends_a_fence_by_hand(client: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]

@@ -10,6 +10,7 @@ import stat
 import subprocess
 import time
 
+from playwright.async_api import Page
 from temporalio.client import Client
 from temporalio.service import RPCError
 
@@ -17,6 +18,7 @@ from lab.faults import set_fault, set_side_fault
 from lab.media import ingest
 from tests.support.cli import cli, cli_json
 from tests.support.console import (
+    ConsoleServer,
     api,
     chromium,
     confirm_on_page,
@@ -38,7 +40,7 @@ from tests.support.driving import (
     step,
     switch_waiting_at_stop_insync,
 )
-from tests.support.lab import AMSM
+from tests.support.lab import AMSM, Lab
 from tests.support.waiting import host_up, side_down, wait_for
 from tests.support.worker import running_worker
 from workflows.kinds import KINDS
@@ -53,91 +55,8 @@ async def test_an_operator_switches_the_pair_from_the_page(client: Client, lab_f
         page = await logged_in(browser, server, lab, "operator")
         assert await page.locator(f"#pair-{pair}").count() == 1
         await shot(page, "pairs")
-
-        # The strips and groups say what `amsm status --json` says.
-        await page.goto(f"{server.url}/pairs/{pair}")
-        status = await cli_json(client, lab, "status")
-        assert status["mode"] == "mirrored" and status["main"] == "X"
-        assert await page.locator("#strip-X").inner_text() == "X MAIN"
-        assert await page.locator("#strip-X").get_attribute("data-lit") == "true"
-        assert await page.locator("#strip-Y").inner_text() == "Y BACKUP"
-        assert await page.locator("#strip-Y").get_attribute("data-lit") == "false"
-        for side in ("X", "Y"):
-            d = status["dsm"][side]
-            row = page.locator(f"#dsm-{side}")
-            assert await row.get_attribute("data-mode") == d["mode"]
-            assert await row.get_attribute("data-assets") == str(d["asset_count"])
-            assert d["state"] in await row.inner_text()
-        active = status["browse"]["active_on"]
-        assert f"Active on {active}" in await page.locator("#browse h2").inner_text()
-        for c in status["clients"]:
-            row = page.locator(f"#devices-{c['side']} #device-{c['host']}")
-            assert await row.get_attribute("data-status") == c["status"]
-        for s in status["smartbins"]:
-            assert await page.locator(f"#devices-{s['side']} #device-{s['host']}").count() == 1
-        api_status = await api(page, f"/api/pairs/{pair}/status")
-        assert api_status.keys() == status.keys()
-        same = ("mode", "main", "reason", "clients", "smartbins", "insync", "allsync", "fence")
-        assert {k: api_status[k] for k in same} == {k: status[k] for k in same}
-        for side in ("X", "Y"):
-            for k in ("mode", "replication", "role", "asset_count", "state"):
-                assert api_status["dsm"][side][k] == status["dsm"][side][k], (side, k)
-        # The mode allows a switch, a split and a split-switch: one button each.
-        for label in ("Start switch to Y", "Start split with X main", "Start split-switch to Y"):
-            assert await page.get_by_role("button", name=label).count() == 1, label
-        assert await page.get_by_role("button", name="Start restore with X main").count() == 0
-        # The rest is listed with its precondition's sentence, read from the status shown.
-        starts = await page.locator("#starts").inner_text()
-        assert "switch to X: X is already main (mirrored, X main)" in starts, starts
-        assert "restore with X main: the pair must be split" in starts, starts
-        assert "Preconditions read now from the pair's status" in starts, starts
-        assert await page.locator("#starts button[disabled]").count() == 0
-        await shot(page, "pair-mirrored-x")
-
-        # Start, tick every manual step, approve the gate by typing, all from the page.
-        await page.get_by_role("button", name="Start switch to Y").click()
-        await page.wait_for_url(f"{server.url}/pairs/{pair}/run")
-        ids = await page.locator("tr.step").evaluate_all("rows => rows.map(r => r.dataset.step)")
-        assert ids == [d.id for d in KINDS["switch"].steps("Y")]
-        for step_id in ids:
-            assert step_id in await page.locator(f"#step-{step_id}").inner_text()
-        handled: list[str] = []
-        deadline = time.monotonic() + 180
-        while await page.locator("#run-state").inner_text() != "completed":
-            assert time.monotonic() < deadline, await page.locator("#run").inner_text()
-            assert await page.locator("tr.step.failed").count() == 0, await page.content()
-            row = page.locator(WAITING).first
-            step_id = await row.get_attribute("data-step") if await row.count() else None
-            if step_id is None or step_id in handled:
-                await asyncio.sleep(0.1)
-                continue
-            handled.append(step_id)
-            hands_for(lab, step_id, "Y")
-            if await row.get_attribute("data-status") == "awaiting-confirmation":
-                await row.get_by_label("Note").fill(f"did {step_id} from the page")
-                await row.get_by_role("button", name="Confirm").click()
-            else:
-                box = row.get_by_label("Type to approve")
-                placeholder = await gate_placeholder(row)
-                await shot(page, f"run-gate-{step_id}")
-                await box.fill("not the count")
-                await row.get_by_role("button", name="Approve").click()
-                await page.wait_for_load_state()
-                assert "needs its typed confirmation" in await page.locator(".flash").inner_text()
-                row = page.locator(f"#step-{step_id}")
-                box = row.get_by_label("Type to approve")
-                await box.fill(typed_for(placeholder))
-                await row.get_by_role("button", name="Approve").click()
-            await page.wait_for_load_state()
-            flash = page.locator(".flash")
-            assert "error" not in str(await flash.get_attribute("class")), await flash.inner_text()
-            if len(handled) == 1:
-                await shot(page, "run-confirmed-first")
-        assert handled == [
-            "stop-insync", "stop-allsync", "check-projects", "verify-y", "approve-overwrite",
-            "start-insync", "start-allsync",
-        ]  # fmt: skip
-        await shot(page, "run-completed")
+        await _the_pair_page_says_what_status_says(client, lab, server, page)
+        handled = await _a_switch_from_the_page(lab, server, page)
 
         assert_mirrored(await cli_json(client, lab, "status"), "Y", 3)
         shown = await cli_json(client, lab, "show", "current")
@@ -167,6 +86,101 @@ async def test_an_operator_switches_the_pair_from_the_page(client: Client, lab_f
         assert history.ok and "workflowExecutionStarted" in (await history.text())[:2000]
         await page.goto(f"{server.url}/pairs/{pair}/runs/{run_id}/report.html")
         await shot(page, "report")
+
+
+async def _the_pair_page_says_what_status_says(
+    client: Client, lab: Lab, server: ConsoleServer, page: Page
+) -> None:
+    pair = lab.inventory.pair
+    # The strips and groups say what `amsm status --json` says.
+    await page.goto(f"{server.url}/pairs/{pair}")
+    status = await cli_json(client, lab, "status")
+    assert status["mode"] == "mirrored" and status["main"] == "X"
+    assert await page.locator("#strip-X").inner_text() == "X MAIN"
+    assert await page.locator("#strip-X").get_attribute("data-lit") == "true"
+    assert await page.locator("#strip-Y").inner_text() == "Y BACKUP"
+    assert await page.locator("#strip-Y").get_attribute("data-lit") == "false"
+    for side in ("X", "Y"):
+        d = status["dsm"][side]
+        row = page.locator(f"#dsm-{side}")
+        assert await row.get_attribute("data-mode") == d["mode"]
+        assert await row.get_attribute("data-assets") == str(d["asset_count"])
+        assert d["state"] in await row.inner_text()
+    active = status["browse"]["active_on"]
+    assert f"Active on {active}" in await page.locator("#browse h2").inner_text()
+    for c in status["clients"]:
+        row = page.locator(f"#devices-{c['side']} #device-{c['host']}")
+        assert await row.get_attribute("data-status") == c["status"]
+    for s in status["smartbins"]:
+        assert await page.locator(f"#devices-{s['side']} #device-{s['host']}").count() == 1
+    api_status = await api(page, f"/api/pairs/{pair}/status")
+    assert api_status.keys() == status.keys()
+    same = ("mode", "main", "reason", "clients", "smartbins", "insync", "allsync", "fence")
+    assert {k: api_status[k] for k in same} == {k: status[k] for k in same}
+    for side in ("X", "Y"):
+        for k in ("mode", "replication", "role", "asset_count", "state"):
+            assert api_status["dsm"][side][k] == status["dsm"][side][k], (side, k)
+    # The mode allows a switch, a split and a split-switch: one button each.
+    for label in ("Start switch to Y", "Start split with X main", "Start split-switch to Y"):
+        assert await page.get_by_role("button", name=label).count() == 1, label
+    assert await page.get_by_role("button", name="Start restore with X main").count() == 0
+    # The rest is listed with its precondition's sentence, read from the status shown.
+    starts = await page.locator("#starts").inner_text()
+    assert "switch to X: X is already main (mirrored, X main)" in starts, starts
+    assert "restore with X main: the pair must be split" in starts, starts
+    assert "Preconditions read now from the pair's status" in starts, starts
+    assert await page.locator("#starts button[disabled]").count() == 0
+    await shot(page, "pair-mirrored-x")
+
+
+async def _a_switch_from_the_page(lab: Lab, server: ConsoleServer, page: Page) -> list[str]:
+    """The manual steps and the gate it handled from the page, in order."""
+    pair = lab.inventory.pair
+    # Start, tick every manual step, approve the gate by typing, all from the page.
+    await page.get_by_role("button", name="Start switch to Y").click()
+    await page.wait_for_url(f"{server.url}/pairs/{pair}/run")
+    ids = await page.locator("tr.step").evaluate_all("rows => rows.map(r => r.dataset.step)")
+    assert ids == [d.id for d in KINDS["switch"].steps("Y")]
+    for step_id in ids:
+        assert step_id in await page.locator(f"#step-{step_id}").inner_text()
+    handled: list[str] = []
+    deadline = time.monotonic() + 180
+    while await page.locator("#run-state").inner_text() != "completed":
+        assert time.monotonic() < deadline, await page.locator("#run").inner_text()
+        assert await page.locator("tr.step.failed").count() == 0, await page.content()
+        row = page.locator(WAITING).first
+        step_id = await row.get_attribute("data-step") if await row.count() else None
+        if step_id is None or step_id in handled:
+            await asyncio.sleep(0.1)
+            continue
+        handled.append(step_id)
+        hands_for(lab, step_id, "Y")
+        if await row.get_attribute("data-status") == "awaiting-confirmation":
+            await row.get_by_label("Note").fill(f"did {step_id} from the page")
+            await row.get_by_role("button", name="Confirm").click()
+        else:
+            box = row.get_by_label("Type to approve")
+            placeholder = await gate_placeholder(row)
+            await shot(page, f"run-gate-{step_id}")
+            await box.fill("not the count")
+            await row.get_by_role("button", name="Approve").click()
+            await page.wait_for_load_state()
+            assert "needs its typed confirmation" in await page.locator(".flash").inner_text()
+            row = page.locator(f"#step-{step_id}")
+            box = row.get_by_label("Type to approve")
+            await box.fill(typed_for(placeholder))
+            await row.get_by_role("button", name="Approve").click()
+        await page.wait_for_load_state()
+        flash = page.locator(".flash")
+        assert "error" not in str(await flash.get_attribute("class")), await flash.inner_text()
+        if len(handled) == 1:
+            await shot(page, "run-confirmed-first")
+    assert handled == [
+        "stop-insync", "stop-allsync", "check-projects", "verify-y", "approve-overwrite",
+        "start-insync", "start-allsync",
+    ]  # fmt: skip
+    await shot(page, "run-completed")
+    return handled
 
 
 async def test_a_viewer_has_no_button_and_forged_posts_are_refused(

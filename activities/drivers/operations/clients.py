@@ -3,10 +3,14 @@ its Aurora DSM at a side (interlock: only when it reaches its own portal on that
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from activities.drivers import powershell as ps
 from activities.drivers.errors import CommandFailed
 from activities.drivers.facts import clients as clients_facts
 from activities.drivers.facts.clients import (
+    IscsiSession,
+    PersistentLogin,
     parse_nameservers,
     parse_persistent_logins,
     parse_sessions,
@@ -17,7 +21,7 @@ from activities.drivers.host import HostDriver, reads_answers
 from activities.drivers.interlocks import Overrides, with_forced
 from activities.drivers.iscsi import iscsi_run
 from activities.drivers.refusals import client_under_write_filter, client_without_bridge
-from inventory.models import Inventory, Side, SwitchableClient, other
+from inventory.models import Inventory, IscsiPath, Side, SwitchableClient, other
 
 
 @reads_answers
@@ -67,11 +71,89 @@ async def client_prepare(
     configured for `to`.
     """
     ov = overrides or Overrides()
-    dev = inv.devices
     target = inv.sides[to]
     filtered = await refuse_under_write_filter(drv, client, inv, ov)
     old_side = inv.sides[other(to)]
     paths = inv.client_paths(client, to)
+    read = await _read_client(drv, inv, to, paths)
+    notes = _notes(read, inv, paths)
+    stale = [lg for lg in read.logins if old_side.has_target(lg.target)]
+    # A path is set up when its persistent login is there: its session comes at the next
+    # boot, once the old side's V: is gone (review H1); a B path whose portal does not
+    # answer cannot be set up now.
+    due = [p for p in paths if p.name == "A" or read.answered[p.name]]
+    ready = all(read.login_to(p.target, p.portal) for p in due)
+    if ready and not stale and read.pointer_ok and read.servers_ok:
+        return with_forced(
+            "; ".join([f"{client.host} is already configured for {to}", *notes]), filtered
+        )
+    forced = _refuse_without_bridge(drv, client, inv, to, paths[0], read, ov)
+    stmts, done, added = _login_statements(read, due, inv)
+    removals = [_removal(lg) for lg in stale]
+    first = len(stmts)
+    stmts += removals
+    said_by = [i for i, st in enumerate(stmts) if st.startswith("iscsicli ")]
+    stmts += _pointer_statements(read, inv, to)
+    if removals or added:
+        stmts.append(ps.iscsi_persistent_logins())
+    out = await iscsi_run(drv, *stmts)
+    if added:
+        _check_added(drv, client, inv, to, out, said_by, added)
+    if removals:
+        _check_removed(drv, client, inv, to, out[first : first + len(removals)], out[-1])
+        notes.insert(
+            0,
+            f"removed {other(to)}'s persistent login(s) "
+            + ", ".join(f"{lg.target} at {lg.address or 'any portal'}" for lg in stale),
+        )
+    return with_forced(
+        with_forced(
+            "; ".join(
+                [
+                    f"{client.host} reconfigured for {to} (iSCSI {', '.join(done)}"
+                    f"{' from its next boot' if added else ''}, DSM {target.dsm_pointer})",
+                    *notes,
+                ]
+            ),
+            forced,
+        ),
+        filtered,
+    )
+
+
+def _has_login(logins: list[PersistentLogin], iqn: str, portal: str) -> bool:
+    # A login is a path's when it names the path's target through the path's portal
+    # (or through any portal: a login without one); A's login does not stand for B's.
+    return any(
+        lg.target.lower() == iqn.lower() and lg.address.lower() in ("", portal.lower())
+        for lg in logins
+    )
+
+
+@dataclass(frozen=True)
+class _ClientRead:
+    """What client_prepare reads of the client in its one round trip."""
+
+    sessions: list[IscsiSession]  # the connected ones
+    registered: set[str]  # the registered portals' addresses, in lower case
+    logins: list[PersistentLogin]
+    pointer_ok: bool
+    servers_ok: bool
+    answered: dict[str, bool]  # path name -> its portal answered the probe
+
+    def session_to(self, iqn: str) -> str | None:
+        return next((s.session_id for s in self.sessions if s.target.lower() == iqn.lower()), None)
+
+    def login_to(self, iqn: str, portal: str) -> bool:
+        return _has_login(self.logins, iqn, portal)
+
+
+async def _read_client(
+    drv: HostDriver, inv: Inventory, to: Side, paths: list[IscsiPath]
+) -> _ClientRead:
+    dev = inv.devices
+    target = inv.sides[to]
+    old_side = inv.sides[other(to)]
     reads = [
         ps.iscsi_session_details(),
         ps.iscsi_portals(),
@@ -92,73 +174,87 @@ async def client_prepare(
     # one without a portal or initiator is listed as it is (review M3).
     logins = parse_persistent_logins(answers[2], strict=old_side.has_target)
     pointer = ps.parse_json_object(answers[3]).get(dev.aurora_dsm_value)
-    pointer_ok = same_pointer(pointer, target.dsm_pointer)
     probes = answers[4 : 4 + len(paths)]
-    answered = {p.name: ps.parse_bool(a) for p, a in zip(paths, probes, strict=True)}
+    answered: dict[str, bool] = {
+        p.name: ps.parse_bool(a) for p, a in zip(paths, probes, strict=True)
+    }
     servers_ok = True
     if target.fsnameservers is not None:
         listed = parse_nameservers(ps.parse_json_string(answers[-1]))
         servers_ok = same_servers(listed, target.fsnameservers)
+    return _ClientRead(
+        sessions=sessions,
+        registered=registered,
+        logins=logins,
+        pointer_ok=same_pointer(pointer, target.dsm_pointer),
+        servers_ok=servers_ok,
+        answered=answered,
+    )
 
-    def session_to(iqn: str) -> str | None:
-        return next((s.session_id for s in sessions if s.target.lower() == iqn.lower()), None)
 
-    def login_to(iqn: str, portal: str) -> bool:
-        # A login is a path's when it names the path's target through the path's portal
-        # (or through any portal: a login without one); A's login does not stand for B's.
-        return any(
-            lg.target.lower() == iqn.lower() and lg.address.lower() in ("", portal.lower())
-            for lg in logins
-        )
-
-    stale = [lg for lg in logins if old_side.has_target(lg.target)]
+def _notes(read: _ClientRead, inv: Inventory, paths: list[IscsiPath]) -> list[str]:
+    """What the answer adds: B paths whose portal does not answer, and the logins and
+    sessions of neither side's target, left alone."""
     unrelated = sorted(
-        {s.target for s in sessions if inv.side_of_target(s.target) is None}
-        | {lg.target for lg in logins if inv.side_of_target(lg.target) is None}
+        {s.target for s in read.sessions if inv.side_of_target(s.target) is None}
+        | {lg.target for lg in read.logins if inv.side_of_target(lg.target) is None}
     )
     notes = [
         f"B path missing: B portal {p.portal} does not answer (no login to {p.target} yet)"
         for p in paths[1:]
-        if not answered[p.name] and not (session_to(p.target) and login_to(p.target, p.portal))
+        if not read.answered[p.name]
+        and not (read.session_to(p.target) and read.login_to(p.target, p.portal))
     ]
     if unrelated:
         notes.append(f"left alone: {', '.join(unrelated)} (neither side's target)")
-    # A path is set up when its persistent login is there: its session comes at the next
-    # boot, once the old side's V: is gone (review H1); a B path whose portal does not
-    # answer cannot be set up now.
-    due = [p for p in paths if p.name == "A" or answered[p.name]]
-    ready = all(login_to(p.target, p.portal) for p in due)
-    if ready and not stale and pointer_ok and servers_ok:
-        return with_forced(
-            "; ".join([f"{client.host} is already configured for {to}", *notes]), filtered
-        )
-    forced = None
-    path_a = paths[0]
-    no = None
-    if session_to(path_a.target) is None and not login_to(path_a.target, path_a.portal):
-        no = client_without_bridge(
-            client.host,
-            to,
-            target.bridge.host,
-            [path_a.portal],
-            dev.iscsi_port,
-            [path_a.portal] if answered["A"] else [],
-        )
-    if no is not None:
-        forced = ov.refuse(drv.name, no.rule, no.refusal, no.forced)
+    return notes
+
+
+def _refuse_without_bridge(
+    drv: HostDriver,
+    client: SwitchableClient,
+    inv: Inventory,
+    to: Side,
+    path_a: IscsiPath,
+    read: _ClientRead,
+    ov: Overrides,
+) -> str | None:
+    """Refuse a client whose path-A portal on `to` does not answer and that is not
+    logged in there yet; the override's sentence when the rule was overridden."""
+    if read.session_to(path_a.target) is not None or read.login_to(path_a.target, path_a.portal):
+        return None
+    no = client_without_bridge(
+        client.host,
+        to,
+        inv.sides[to].bridge.host,
+        [path_a.portal],
+        inv.devices.iscsi_port,
+        [path_a.portal] if read.answered["A"] else [],
+    )
+    if no is None:
+        return None
+    return ov.refuse(drv.name, no.rule, no.refusal, no.forced)
+
+
+def _login_statements(
+    read: _ClientRead, due: list[IscsiPath], inv: Inventory
+) -> tuple[list[str], list[str], list[tuple[str, str]]]:
+    """The Aurora software stopped, then each due path's login: the statements, what
+    each path says, and the (target, portal) of the logins added."""
+    dev = inv.devices
     stmts = [ps.stop_process(p) for p in dev.aurora_processes]
     done: list[str] = []
     added: list[tuple[str, str]] = []
     for p in due:
-        if login_to(p.target, p.portal):
+        if read.login_to(p.target, p.portal):
             done.append(f"{p.name} {p.target} via {p.portal} (already there)")
             continue
-        live = session_to(p.target)
+        live = read.session_to(p.target)
         if live is not None:
             stmts.append(ps.iscsi_register(live))
             done.append(f"{p.name} {p.target} (logged in)")
             continue
-        if p.portal.lower() in registered:
+        if p.portal.lower() in read.registered:
             stmts.append(ps.iscsi_refresh_portal(p.portal, dev.iscsi_port))
         else:
             stmts.append(ps.iscsi_add_portal(p.portal, dev.iscsi_port))
@@ -167,75 +263,75 @@ async def client_prepare(
         stmts.append(ps.iscsi_persistent_login(p.target, p.portal, dev.iscsi_port))
         added.append((p.target, p.portal))
         done.append(f"{p.name} {p.target} via {p.portal}")
-    removals = [
-        ps.iscsi_remove_persistent_login(
-            lg.initiator, lg.target, lg.initiator_port, lg.address, lg.socket
-        )
-        for lg in stale
-    ]
-    first = len(stmts)
-    stmts += removals
-    said_by = [i for i, st in enumerate(stmts) if st.startswith("iscsicli ")]
-    if target.fsnameservers is not None and not servers_ok:
-        stmts.append(ps.set_content(dev.snfs_nameservers_file, target.fsnameservers))
-    if not pointer_ok:
-        stmts.append(ps.set_registry(dev.aurora_registry, dev.aurora_dsm_value, target.dsm_pointer))
-    if removals or added:
-        stmts.append(ps.iscsi_persistent_logins())
-    out = await iscsi_run(drv, *stmts)
-    if added:
-        # The read-back decides: iscsicli's exit code does not stop the script.
-        now = parse_persistent_logins(out[-1], strict=old_side.has_target)
-        missing = [
-            (t, portal)
-            for t, portal in added
-            if not any(
-                lg.target.lower() == t.lower() and lg.address.lower() in ("", portal.lower())
-                for lg in now
-            )
-        ]
-        if missing:
-            said = " ".join(out[i].strip() for i in said_by if out[i])
-            raise CommandFailed(
-                drv.name,
-                f"{client.host}: no persistent login to "
-                f"{', '.join(f'{t} via {portal}' for t, portal in missing)} after iscsicli "
-                f"PersistentLoginTarget ({said[:300]}); the client would not log in to "
-                f"{to} at its restart",
-            )
-    if removals:
-        left = [
-            lg
-            for lg in parse_persistent_logins(out[-1], strict=old_side.has_target)
-            if old_side.has_target(lg.target)
-        ]
-        if left:
-            said = " ".join(t.strip() for t in out[first : first + len(removals)] if t)
-            raise CommandFailed(
-                drv.name,
-                f"{client.host}: the persistent login of {other(to)}'s target "
-                f"{', '.join(f'{lg.target} at {lg.address or chr(42)}' for lg in left)} is still there "
-                f"after iscsicli RemovePersistentTarget ({said[:300]}); at its next boot "
-                f"the client would log in to {other(to)} again",
-            )
-        notes.insert(
-            0,
-            f"removed {other(to)}'s persistent login(s) "
-            + ", ".join(f"{lg.target} at {lg.address or 'any portal'}" for lg in stale),
-        )
-    return with_forced(
-        with_forced(
-            "; ".join(
-                [
-                    f"{client.host} reconfigured for {to} (iSCSI {', '.join(done)}"
-                    f"{' from its next boot' if added else ''}, DSM {target.dsm_pointer})",
-                    *notes,
-                ]
-            ),
-            forced,
-        ),
-        filtered,
+    return stmts, done, added
+
+
+def _removal(lg: PersistentLogin) -> str:
+    return ps.iscsi_remove_persistent_login(
+        lg.initiator, lg.target, lg.initiator_port, lg.address, lg.socket
     )
+
+
+def _pointer_statements(read: _ClientRead, inv: Inventory, to: Side) -> list[str]:
+    """The SNFS name servers and the Aurora DSM pointer, each where it is not `to`'s."""
+    dev = inv.devices
+    target = inv.sides[to]
+    stmts = []
+    if target.fsnameservers is not None and not read.servers_ok:
+        stmts.append(ps.set_content(dev.snfs_nameservers_file, target.fsnameservers))
+    if not read.pointer_ok:
+        stmts.append(ps.set_registry(dev.aurora_registry, dev.aurora_dsm_value, target.dsm_pointer))
+    return stmts
+
+
+def _check_added(
+    drv: HostDriver,
+    client: SwitchableClient,
+    inv: Inventory,
+    to: Side,
+    out: list[str],
+    said_by: list[int],
+    added: list[tuple[str, str]],
+) -> None:
+    """The read-back decides: iscsicli's exit code does not stop the script."""
+    now = parse_persistent_logins(out[-1], strict=inv.sides[other(to)].has_target)
+    missing = [(t, portal) for t, portal in added if not _has_login(now, t, portal)]
+    if missing:
+        said = " ".join(out[i].strip() for i in said_by if out[i])
+        raise CommandFailed(
+            drv.name,
+            f"{client.host}: no persistent login to "
+            f"{', '.join(f'{t} via {portal}' for t, portal in missing)} after iscsicli "
+            f"PersistentLoginTarget ({said[:300]}); the client would not log in to "
+            f"{to} at its restart",
+        )
+
+
+def _check_removed(
+    drv: HostDriver,
+    client: SwitchableClient,
+    inv: Inventory,
+    to: Side,
+    said: list[str],
+    logins: str,
+) -> None:
+    """The read-back `logins` decides: no persistent login of the other side's targets
+    is left after the removals (which answered `said`)."""
+    old_side = inv.sides[other(to)]
+    left = [
+        lg
+        for lg in parse_persistent_logins(logins, strict=old_side.has_target)
+        if old_side.has_target(lg.target)
+    ]
+    if left:
+        answered = " ".join(t.strip() for t in said if t)
+        raise CommandFailed(
+            drv.name,
+            f"{client.host}: the persistent login of {other(to)}'s target "
+            f"{', '.join(f'{lg.target} at {lg.address or chr(42)}' for lg in left)} is still there "
+            f"after iscsicli RemovePersistentTarget ({answered[:300]}); at its next boot "
+            f"the client would log in to {other(to)} again",
+        )
 
 
 # -- write filters (issue 25, defect 9): read before anything is changed ----------------------
