@@ -223,7 +223,7 @@ class ConsoleProcess:
     def __init__(self, lab: LabUnderTest, address: str) -> None:
         self.lab = lab
         self.address = address
-        self.port = free_port()
+        self.port = 0  # chosen by start()
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -231,6 +231,9 @@ class ConsoleProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
+        # Chosen now, with the lab serving: its ports come from the same range and are
+        # taken only once it listens (a port chosen before could be one of them).
+        self.port = free_port()
         env = {
             **os.environ,
             "AMSM_INVENTORY": str(self.lab.inventory_path),

@@ -61,6 +61,16 @@ def no_serving(a: Side, b: Side) -> tuple[list[str], str] | None:
     return None
 
 
+def serving_when_main_and_clients_moved(a: Side, b: Side) -> tuple[list[str], str]:
+    """ "Time to serve" of a run that moves the clients to `b`: until b's DSM was main
+    and the clients had moved (a switch, a split-switch)."""
+    lb = b.lower()
+    return [f"dsm-{lb}-main", "switch-clients"], (
+        f"until {b}'s DSM was main (dsm-{lb}-main done) and the clients had moved "
+        "(switch-clients done)"
+    )
+
+
 @dataclass(frozen=True)
 class Kind:
     name: str  # the workflow type, the `amsm start` word and the AmsmKind search attribute

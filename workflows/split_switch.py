@@ -19,7 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from inventory.status import PairStatus
     from workflows import preconditions
     from workflows.base import KindWorkflow
-    from workflows.kind import Kind, StartOption
+    from workflows.kind import Kind, StartOption, serving_when_main_and_clients_moved
     from workflows.models import Checklist, SplitSwitchInput, StepDef, StepState
 
 
@@ -60,14 +60,6 @@ def _start(pair: str, to: Side, who: str, opts: Mapping[str, Any]) -> tuple[Spli
     )
 
 
-def _serving(a: Side, b: Side) -> tuple[list[str], str]:
-    lb = b.lower()
-    return [f"dsm-{lb}-main", "switch-clients"], (
-        f"until {b}'s DSM was main (dsm-{lb}-main done) and the clients had moved "
-        "(switch-clients done)"
-    )
-
-
 KIND = Kind(
     name="split-switch",
     input=SplitSwitchInput,
@@ -94,7 +86,7 @@ KIND = Kind(
             legend="Pilot clients (they move first)",
         ),
     ),
-    serving=_serving,
+    serving=serving_when_main_and_clients_moved,
     form=True,
 )
 

@@ -19,7 +19,13 @@ with workflow.unsafe.imports_passed_through():
     from inventory.models import Side, other
     from inventory.status import PairStatus
     from workflows import preconditions
-    from workflows.kind import Asked, Kind, StartError, StartOption
+    from workflows.kind import (
+        Asked,
+        Kind,
+        StartError,
+        StartOption,
+        serving_when_main_and_clients_moved,
+    )
     from workflows.models import Checklist, StepDef, StepState, SwitchInput
     from workflows.unplanned import SwitchPlan, UnplannedSwitch
 
@@ -80,14 +86,6 @@ def _start(pair: str, to: Side, who: str, opts: Mapping[str, Any]) -> tuple[Swit
     ), f"{how} {other(to)} -> {to}"
 
 
-def _serving(a: Side, b: Side) -> tuple[list[str], str]:
-    lb = b.lower()
-    return [f"dsm-{lb}-main", "switch-clients"], (
-        f"until {b}'s DSM was main (dsm-{lb}-main done) and the clients had moved "
-        "(switch-clients done)"
-    )
-
-
 KIND = Kind(
     name="switch",
     input=SwitchInput,
@@ -109,7 +107,7 @@ KIND = Kind(
         ),
         StartOption("reason", "why the switch is unplanned (recorded)", "text"),
     ),
-    serving=_serving,
+    serving=serving_when_main_and_clients_moved,
     unplanned=True,
 )
 
