@@ -16,6 +16,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
+from api.check import read_time_limit
 from api.refusal import Refused
 from api.runs import cause, index
 from inventory.models import Inventory
@@ -131,8 +132,7 @@ def dry_run_workflow_id(inv: Inventory) -> str:
 
 
 def dry_run_time_limit(inv: Inventory) -> float:
-    t = inv.timing
-    return (READS + 1) * t.operation_timeout + t.connect_timeout + 180
+    return read_time_limit(inv, READS, spare=180)
 
 
 async def dry_run(

@@ -3,39 +3,25 @@ any run, and each host's answers read back from its history."""
 
 from __future__ import annotations
 
-import uuid
-from datetime import timedelta
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
 
 from activities.surveys.models import HostSurvey, SurveyResult
+from api.check import start_read
 from api.refusal import Refused
 from api.runs import cause
 from inventory.models import Inventory
-from workflows.models import CheckInput
 from workflows.survey import READS_PER_HOST, PairSurveyWorkflow
-
-
-def time_limit(inv: Inventory) -> float:
-    t = inv.timing
-    return (READS_PER_HOST + 1) * t.operation_timeout + t.connect_timeout + 120
 
 
 async def start_survey(
     temporal: Client, inv: Inventory, operator: str
 ) -> WorkflowHandle[Any, SurveyResult]:
     """Start the survey of the pair; its handle (the caller follows its progress)."""
-    try:
-        return await temporal.start_workflow(
-            PairSurveyWorkflow.run,
-            CheckInput(pair=inv.pair, initiator=operator),
-            id=f"{inv.workflow_id}-survey-{uuid.uuid4().hex[:12]}",
-            task_queue=inv.queue,
-            execution_timeout=timedelta(seconds=time_limit(inv)),
-        )
-    except Exception as e:
-        raise Refused(f"the survey of pair {inv.pair} could not start: {cause(e)}") from None
+    return await start_read(
+        temporal, inv, PairSurveyWorkflow.run, operator, "survey", READS_PER_HOST
+    )
 
 
 async def host_answers(

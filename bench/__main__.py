@@ -41,7 +41,7 @@ from bench.stack import (
     infrastructure_devices,
 )
 from records.history import parse_history
-from workers.embedded import amsm_binary
+from workers.embedded import amsm_binary, frontend_ready
 
 # Infrastructure of a lab pair besides its clients: per side 1 SmartBins, 2 NAS heads,
 # 1 bridge, 1 DSM; the Control Point PC; the Browse hosts.
@@ -232,6 +232,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     root.mkdir(parents=True, exist_ok=True)
     server = TemporalServer(root)
     server.start()
+    await frontend_ready(server.address)
     started = datetime.now(UTC)
     try:
         temporal = await connect(Connection(address=server.address))

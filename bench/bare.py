@@ -28,6 +28,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from bench.stack import TemporalServer, cpu_seconds
+from workers.embedded import frontend_ready
 
 BATCH = 25
 
@@ -86,6 +87,7 @@ async def main_async(args: argparse.Namespace) -> None:
     root = Path(tempfile.mkdtemp(prefix="amsm-bare-"))
     server = TemporalServer(root)
     server.start()
+    await frontend_ready(server.address)
     assert server.proc is not None
     try:
         temporal = await Client.connect(server.address)

@@ -63,6 +63,7 @@ from bench.stack import (
 )
 from records.history import decode_payload
 from tests.support.console import chromium
+from workers.embedded import frontend_ready
 from workflows.checklist import STEP_RECORDS
 from workflows.models import StepState
 
@@ -549,6 +550,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     root.mkdir(parents=True, exist_ok=True)
     server = TemporalServer(root)
     server.start()
+    await frontend_ready(server.address)
     started = datetime.now(UTC)
     lab = worker = console = None
     try:

@@ -7,6 +7,7 @@ restart; the lab lives in var/lab. Ctrl-C stops all three, worker first.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
@@ -15,6 +16,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from temporalio.client import Client
 
 from workflows import server
 
@@ -51,6 +54,21 @@ def wait_port(port: int, proc: subprocess.Popen[bytes], what: str, timeout: floa
                 return
         time.sleep(0.2)
     sys.exit(f"amsm: {what} did not open port {port} within {timeout:.0f} s")
+
+
+async def frontend_ready(address: str, timeout: float = 60) -> None:
+    """Return once a dev server's frontend answers at `address`: its port opens before
+    it is healthy, and a client connecting then is refused ("Frontend is not healthy
+    yet", UNAVAILABLE)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            await Client.connect(address)
+            return
+        except RuntimeError as e:
+            if "not healthy" not in str(e) or time.monotonic() > deadline:
+                raise
+        await asyncio.sleep(0.2)
 
 
 def port_in_use(port: int) -> bool:

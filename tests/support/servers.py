@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 from tests.support.lab import TEMPORAL
+from workers.embedded import frontend_ready
 from workflows import server
 
 
@@ -23,6 +24,7 @@ async def start_server(db: Path, port: int) -> subprocess.Popen[bytes]:
     for _ in range(300):
         with socket.socket() as s:
             if s.connect_ex(("127.0.0.1", port)) == 0:
+                await frontend_ready(f"127.0.0.1:{port}")
                 return proc
         await asyncio.sleep(0.1)
     raise RuntimeError("the dev server did not start")
