@@ -8,7 +8,7 @@ import asyncio
 from typing import Any
 
 from pydantic import BaseModel
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
 
 from api.fence import FenceView, read_fence
 from api.runs import fetch_checklist, resolve_run
@@ -34,15 +34,15 @@ class RunView(BaseModel):
         return data
 
 
-async def checklist_of(temporal: Client, inv: Inventory, run: str = "current") -> Checklist:
-    """The checklist of RUN (an id, a unique prefix or 'current'), following a run that
-    continued as new."""
-    return await fetch_checklist(await resolve_run(temporal, inv, run))
-
-
 async def show(temporal: Client, inv: Inventory, run: str = "current") -> RunView:
     """RUN's checklist, and the state of the fence it left, if any."""
-    c = await checklist_of(temporal, inv, run)
+    return await view_of(temporal, inv, await resolve_run(temporal, inv, run))
+
+
+async def view_of(temporal: Client, inv: Inventory, handle: WorkflowHandle[Any, Any]) -> RunView:
+    """The run of HANDLE as `show` answers it (`amsm watch` asks it again at each read of
+    the run it found once)."""
+    c = await fetch_checklist(handle)
     view = await read_fence(temporal, inv.pair, c.fence) if c.fence is not None else None
     return RunView(checklist=c, fence_state=view)
 

@@ -1,12 +1,16 @@
 """Text views that several commands print: the pair like the manual's console (`status`,
-`status --watch`) and the pair's fence (`fence`, `status`, `show`). A run's checklist is
-drawn beside its Web UI view, in workflows/view.py."""
+`status --watch`), the pair's fence (`fence`, `status`, `show`) and a run (`show`, each
+frame of `watch`: one drawing of the run on the terminal). A run's checklist is drawn
+beside its Web UI view, in workflows/view.py."""
 
 from __future__ import annotations
 
 from api.fence import FenceView
+from api.show import RunView
 from inventory.models import SIDES, Side
 from inventory.status import PairStatus
+from workflows.models import Checklist
+from workflows.view import render_text
 
 LED = {True: "●", False: "○", None: "?"}
 
@@ -92,3 +96,26 @@ def render_fence(v: FenceView) -> str:
         + (f"; ended {st.ended_at}" if st.ended_at else "")
     )
     return "\n".join(lines)
+
+
+def render_run(view: RunView, stages: dict[str, str] | None = None) -> str:
+    """A run's checklist as text, and its fence's: what `amsm show` prints and what
+    `amsm watch` draws again at each read. `stages`: each switching client's stage, asked
+    of its child workflow (`watch` asks; under its step, a line per client switching, its
+    stage "switching" until its child answers)."""
+    under = switching(view.checklist, stages) if stages is not None else None
+    text = render_text(view.checklist, under)
+    fence = view.checklist.fence
+    if fence is not None:
+        shown = view.fence_state
+        text += "\n\n" + (render_fence(shown) if shown else f"fence {fence.workflow_id}: not found")
+    return text
+
+
+def switching(c: Checklist, stages: dict[str, str]) -> dict[str, list[str]]:
+    """Under each client step, a line per client switching now, with its stage."""
+    return {
+        s.id: [f"  {x.host}: {stages.get(x.host, 'switching')}" for x in switching_now]
+        for s in c.steps
+        if (switching_now := [x for x in s.clients or [] if x.status == "switching"])
+    }

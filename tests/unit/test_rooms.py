@@ -152,6 +152,24 @@ def test_the_cli_shared_modules_import_no_command() -> None:
             assert "client.commands" not in path.read_text(), path
 
 
+def test_the_terminal_draws_a_run_with_one_renderer() -> None:
+    """A run on the terminal is drawn once: `amsm show` prints and `amsm watch` draws
+    again client/render.py's `render_run` (over workflows/view.py's `render_text`); the
+    step marks are named only in workflows/view.py, and the CLI draws no table of its own
+    (rich only writes text: its console, its live refresh, its text)."""
+    for command in ("show", "watch"):
+        tree = ast.parse((ROOT / "client" / "commands" / f"{command}.py").read_text())
+        called = {ast.unparse(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
+        assert "render_run" in called, command
+    for room in ("client", "console", "api", "records"):
+        for path in (ROOT / room).rglob("*.py"):
+            text = path.read_text()
+            assert "STATUS_MARK" not in text, path
+            for node in ast.walk(ast.parse(text)):
+                if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("rich"):
+                    assert node.module in ("rich.console", "rich.live", "rich.text"), path
+
+
 def test_every_program_has_its_own_parser() -> None:
     """`amsm worker`, `codec-server`, `lab` and `console` parse their own command lines;
     docs/reference/cli.md is drawn from these parsers."""
