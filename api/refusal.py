@@ -62,6 +62,11 @@ def bad_arguments(e: ValidationError) -> str:
     return "bad input: " + "; ".join(parts) + " (limits: docs/reference/limits.md)"
 
 
+# What `refusal_of` turns into a refusal, for a caller that catches them (the console's
+# buttons, console/site.py): it then needs no Temporal exception of its own.
+REFUSALS: tuple[type[Exception], ...] = (Refused, ValidationError, RPCError)
+
+
 def refusal_of(e: Exception) -> Refused | None:
     """What the API's callers turn into a refusal: an input out of bounds (usage) or a
     refusal of the server no request explains (the server busy, the run closing)."""

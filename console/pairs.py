@@ -3,7 +3,7 @@
 
 One subscription per pair, shared by every open browser. While anyone watches the pair,
 it follows the current run's history and the pair watch's history as the Temporal server
-writes them (console/follow.py: long polls the server answers when an event is written).
+writes them (api/follow.py: long polls the server answers when an event is written).
 A step's change shows from the run's own record of it (its memo, in the history) the
 moment it is written; the worker is asked for the whole checklist (the `progress` query)
 only after a workflow task of the run completed, at most every MIN_QUERY_GAP seconds, and
@@ -12,7 +12,9 @@ history. It reads the readiness watch's schedule and a waiting fence (the server
 answers) every READINESS_EVERY seconds. It
 wakes every subscriber when something changed; browsers then draw from this snapshot, so
 twenty consoles cost Temporal and the worker what one costs. It stops when the last
-browser leaves.
+browser leaves. Every Temporal call it makes is a function of api/ (api/follow.py for the
+live stream's own: a run's mark, the checklist and the watch's status asked only when it
+changed, the histories followed); this module holds none.
 """
 
 from __future__ import annotations
@@ -23,20 +25,26 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from temporalio.client import Client, WorkflowExecutionStatus
-from temporalio.service import RPCError
+from temporalio.client import Client
 
 from api.fence import read_fence
+from api.follow import (
+    RunMark,
+    current_checklist,
+    follow_run,
+    follow_watch,
+    run_mark,
+    watch_mark,
+    watched_status,
+)
 from api.readiness import ReadinessView, read_readiness
 from api.refusal import Refused
-from api.runs import fetch_checklist, read_status, read_watched_status, resolve_run, watched_when
+from api.runs import read_status, watched_when
 from api.show import show
 from api.status import status
-from console.follow import WatchReadings, changes_checklist, pages, step_records
 from inventory.models import Inventory
 from inventory.status import PairStatus
 from workflows.models import Checklist, StepRecord
-from workflows.watch import watch_workflow_id
 
 log = logging.getLogger("amsm.console")
 
@@ -84,7 +92,7 @@ class Snapshot:
     checklist_error: str | None = None
     # A gate started waiting and the devices are being read again for its typed count.
     reading_counts: bool = False
-    # The steps are shown from the run's records (console/follow.py), ahead of the
+    # The steps are shown from the run's records (api/follow.py), ahead of the
     # whole checklist: its clients, items and times are the last read's until it comes.
     partial: bool = False
     readiness: ReadinessView | None = None
@@ -105,8 +113,8 @@ class PairLive:
     reads: int = 0  # Temporal calls made for the pair (the benchmark and tests read them)
     queries: int = 0  # of which queries the worker answered
     records: int = 0  # step records shown ahead of the worker's answer
-    seen: tuple[str | None, int, Any] | None = None  # (run, history length, status) last asked
-    seen_watch: tuple[str | None, int, Any] | None = None  # the same, of the pair's watch
+    seen: RunMark | None = None  # (run, history length, status) last asked
+    seen_watch: RunMark | None = None  # the same, of the pair's watch
     # Checklist reads one at a time, so that a later read never loses to an earlier one.
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     dirty: asyncio.Event = field(default_factory=asyncio.Event)  # the run may have changed
@@ -165,16 +173,12 @@ class Hub:
         """The current run's checklist, asked of the worker only when the run's history
         grew (or it is another run): every change of a checklist is written by a workflow
         task, so an unchanged history length is an unchanged checklist."""
-        handle = await resolve_run(self.temporal, live.inv, "current")
-        try:
-            desc = await handle.describe()
-        except RPCError:
-            desc = None  # fetch_checklist says what is wrong
-        seen = (desc.run_id, desc.history_length, desc.status) if desc else None
         known = live.full  # the worker's last answer (what the page shows may be ahead)
-        if seen is not None and known is not None and live.seen == seen:
+        unless = live.seen if known is not None else None
+        seen, c = await current_checklist(self.temporal, live.inv, unless)
+        if c is None and known is not None:
             return known
-        c = await fetch_checklist(handle)
+        assert c is not None  # asked unless the run is as it was when KNOWN was answered
         live.queries += 1
         live.seen = seen
         return c
@@ -204,22 +208,14 @@ class Hub:
         """The pair's status as its watch last read it, asked of the worker only when the
         watch's history grew (it records every reading it makes)."""
         snap = live.snapshot
-        handle = self.temporal.get_workflow_handle(watch_workflow_id(live.inv.workflow_id))
-        try:
-            desc = await handle.describe()
-            seen: tuple[str | None, int, Any] | None = (
-                desc.run_id,
-                desc.history_length,
-                desc.status,
-            )
-        except RPCError:
-            seen = None  # read_watched_status says what is wrong
-        if seen is not None and snap.status is not None and live.seen_watch == seen:
+        unless = live.seen_watch if snap.status is not None else None
+        seen, read = await watched_status(self.temporal, live.inv, unless)
+        if read is None and snap.status is not None:
             return snap.status, snap.status_when
-        st, when = await read_watched_status(self.temporal, live.inv)
+        assert read is not None  # asked unless the watch is as it was at the status shown
         live.queries += 1
         live.seen_watch = seen
-        return st, when
+        return read
 
     async def _read_readiness(self, live: PairLive) -> None:
         """The readiness watch's schedule and last verdict (the server answers), and the
@@ -388,29 +384,27 @@ class Hub:
         """The pair's current run: its history followed while it is open (each completed
         workflow task marks the checklist to be asked again); with none open, a describe
         every IDLE_EVERY seconds (at once when this console acted) finds the next."""
-        handle = self.temporal.get_workflow_handle(live.inv.workflow_id)
-        last: tuple[str, Any] | None = None
+        last: tuple[str, str] | None = None
         while True:
             live.poke.clear()
             live.reads += 1
             try:
-                desc = await handle.describe()
-            except RPCError:
-                desc = None  # no run yet: the checklist read says so
-            now = (desc.run_id, desc.status) if desc else None
+                mark: RunMark | None = await run_mark(self.temporal, live.inv)
+            except Refused:
+                mark = None  # no run yet: the checklist read says so
+            now = (mark.run_id, mark.status) if mark else None
             if now != last:  # a run found, another one, or one that ended: its checklist
                 live.dirty.set()
                 last = now
-            if desc is None or desc.status != WorkflowExecutionStatus.RUNNING:
+            if mark is None or not mark.open:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(live.poke.wait(), IDLE_EVERY)
                 continue
-            async for events in pages(self.temporal, live.inv.workflow_id, desc.run_id):
+            async for recs, changed in follow_run(self.temporal, live.inv, mark.run_id):
                 live.reads += 1
-                recs = await step_records(self.temporal.data_converter, events)
                 if recs:
-                    self._apply_records(live, desc.run_id, recs)
-                if changes_checklist(events):
+                    self._apply_records(live, mark.run_id, recs)
+                if changed:
                     live.dirty.set()
 
     async def _ask_checklists(self, live: PairLive) -> None:
@@ -428,15 +422,13 @@ class Hub:
         """The pair watch's readings, from its history: its view once by query (the
         exact words, with the error of a failed try), then each reading as the server
         writes it; after a failed reading, the view again for the watch's words."""
-        wid = watch_workflow_id(live.inv.workflow_id)
-        handle = self.temporal.get_workflow_handle(wid)
         while True:
             live.reads += 1
             try:
-                desc = await handle.describe()
-            except RPCError:
-                desc = None
-            if desc is None or desc.status != WorkflowExecutionStatus.RUNNING:
+                mark: RunMark | None = await watch_mark(self.temporal, live.inv)
+            except Refused:
+                mark = None
+            if mark is None or not mark.open:
                 # No watch yet (the worker starts it): the devices once, then look again.
                 if live.snapshot.status is None:
                     self._apply_status(live, *(await self._status(live, fresh=False)))
@@ -444,11 +436,10 @@ class Hub:
                 continue
             live.seen_watch = None
             self._apply_status(live, *(await self._status(live, fresh=False)))
-            known = desc.history_length  # the view holds every reading up to here
-            readings = WatchReadings(self.temporal.data_converter)
-            async for events in pages(self.temporal, wid, desc.run_id):
+            known = mark.history_length  # the view holds every reading up to here
+            async for readings in follow_watch(self.temporal, live.inv, mark.run_id):
                 live.reads += 1
-                for event_id, reading in await readings.feed(events):
+                for event_id, reading in readings:
                     if event_id <= known:
                         continue
                     if reading is None:

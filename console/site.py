@@ -14,14 +14,12 @@ from typing import Any
 from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from temporalio.converter import PayloadCodec
-from temporalio.service import RPCError
 
 from api.readiness import readiness_line
-from api.refusal import RefusalKind, Refused, refusal_of
+from api.refusal import REFUSALS, RefusalKind, Refused, refusal_of
 from console import gates, views
 from console.accounts import Account, Role
 from console.auth import CSRF_FIELD, Gate, csrf_ok, csrf_token
@@ -155,7 +153,7 @@ class Site:
         try:
             said = await do(account, inv, form)
             request.session["flash"] = {"kind": "ok", "text": said}
-        except (Refused, ValidationError, RPCError) as e:
+        except REFUSALS as e:
             # A refusal of the API, a bound every workflow input keeps (as for the CLI),
             # the server busy or the run closing as it was asked: one sentence.
             refusal = refusal_of(e)

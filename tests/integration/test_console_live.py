@@ -1,4 +1,4 @@
-"""The console's one subscription per pair (console/pairs.py, console/follow.py) against
+"""The console's one subscription per pair (console/pairs.py over api/follow.py) against
 the real dev server, worker and lab: the watch's readings come from its history, the
 same as its `status` query answers, without asking the worker; a run's change is seen
 as its history is written; a quiet run costs the worker no query."""

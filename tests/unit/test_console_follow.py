@@ -1,4 +1,4 @@
-"""The console's reading of histories (console/follow.py): the pair watch's readings
+"""The console's reading of histories (api/follow.py): the pair watch's readings
 taken from its events, with the time the watch gives them, and which events may change
 a run's checklist."""
 
@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 
-from console.follow import WatchReadings, changes_checklist, step_records
+from api.follow import WatchReadings, changes_checklist, step_records
 from tests.unit.test_console_gates import status
 from wire.codec import data_converter
 

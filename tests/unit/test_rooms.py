@@ -604,6 +604,64 @@ def test_the_console_imports_no_cli_module_and_builds_no_argparse_namespace() ->
                 assert called != "Namespace", f"{path.name}:{node.lineno} builds a Namespace"
 
 
+# What the console may take of temporalio: the types of what it is handed (the client its
+# program connects, the codec it loads), never a call of its own.
+CONSOLE_TEMPORAL_TYPES = {"temporalio.client.Client", "temporalio.converter.PayloadCodec"}
+TEMPORAL_CALLS = {
+    "get_workflow_handle", "workflow_service", "list_workflows", "count_workflows",
+    "start_workflow", "execute_workflow", "describe", "query", "signal", "execute_update",
+    "start_update", "fetch_history", "fetch_history_events", "data_converter",
+}  # fmt: skip
+
+
+def temporal_reach(source: str) -> list[tuple[int, str]]:
+    """(line, what) of every import from temporalio other than CONSOLE_TEMPORAL_TYPES and
+    every use of an attribute through which a program calls Temporal (a handle, the
+    service, a query...) in SOURCE."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("temporalio"):
+            for a in node.names:
+                if f"{node.module}.{a.name}" not in CONSOLE_TEMPORAL_TYPES:
+                    found.append((node.lineno, f"imports {node.module}.{a.name}"))
+        elif isinstance(node, ast.Import):
+            for a in node.names:
+                if a.name.split(".")[0] == "temporalio":
+                    found.append((node.lineno, f"imports {a.name}"))
+        elif isinstance(node, ast.Attribute) and node.attr in TEMPORAL_CALLS:
+            found.append((node.lineno, f"uses .{node.attr}"))
+    return sorted(found)
+
+
+def test_the_temporal_reach_scan_finds_what_it_looks_for() -> None:
+    src = (
+        "from temporalio.client import Client, WorkflowExecutionStatus\n"
+        "from temporalio.converter import PayloadCodec\n"
+        "from temporalio.service import RPCError\n"
+        "import temporalio.api.enums.v1\n"
+        "async def a(temporal: Client, codec: PayloadCodec) -> None:\n"
+        "    h = temporal.get_workflow_handle('w')\n"
+        "    await h.describe()\n"
+        "    await temporal.workflow_service.get_workflow_execution_history(None)\n"
+        "    await read_status(temporal, inv)\n"
+    )
+    assert [line for line, _ in temporal_reach(src)] == [1, 3, 4, 6, 7, 8]
+
+
+def test_the_console_calls_temporal_only_through_the_api() -> None:
+    """The console holds no Temporal call: its pages, its buttons and its live stream
+    (console/pairs.py: a run's mark, its checklist, the watch's status, the histories
+    followed, all in api/follow.py) call functions of api/, which return models and raise
+    `Refused`; the console takes of temporalio only the types of what it is handed."""
+    found = [
+        f"{path.relative_to(ROOT)}:{line} {what}"
+        for path in sorted((ROOT / "console").rglob("*.py"))
+        for line, what in temporal_reach(path.read_text())
+    ]
+    said = "\n".join(found)
+    assert found == [], f"the console reaches Temporal itself (call api/ instead):\n{said}"
+
+
 def _api_calls(folder: Path) -> set[str]:
     """The functions of api/ the modules of FOLDER name: `from api.start import start`
     and `from api import start as starting` ... `starting.start`, as api.start.start."""
