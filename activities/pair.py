@@ -1,5 +1,5 @@
 """Activities about the pair's runs, not its devices, over the worker's own connection to
-Temporal (the client it is given at construction): is a big workflow running and is it
+Temporal (`temporal`, the Temporal client it is given at construction): is a big workflow running and is it
 waiting on a failed step (the console controls' interlock), is a fence waiting, a random
 tag for a child's id, and the result of a client batch an earlier run started. The fence
 lookup (`fences_of`) serves `amsm fence` too."""
@@ -44,8 +44,8 @@ class RunProgress(BaseModel):
 
 
 class PairActivities:
-    def __init__(self, client: Client, inventory: Inventory) -> None:
-        self.client = client
+    def __init__(self, temporal: Client, inventory: Inventory) -> None:
+        self.temporal = temporal
         self.inv = inventory
 
     @activity.defn(name="new_tag")
@@ -62,7 +62,7 @@ class PairActivities:
         not trusted."""
         if inp.pair != self.inv.pair:
             raise ApplicationError(f"this worker serves pair {self.inv.pair}, not {inp.pair}")
-        handle = self.client.get_workflow_handle(inp.workflow_id)
+        handle = self.temporal.get_workflow_handle(inp.workflow_id)
         desc = await handle.describe()
         if desc.workflow_type != "client-batch" or desc.parent_id != self.inv.workflow_id:
             raise ApplicationError(
@@ -71,7 +71,7 @@ class PairActivities:
                 non_retryable=True,
             )
         # Pinned to the run described: what ran under the id before or after is not it.
-        pinned = self.client.get_workflow_handle(
+        pinned = self.temporal.get_workflow_handle(
             inp.workflow_id, run_id=desc.run_id, result_type=ClientBatchResult
         )
         waiting = asyncio.ensure_future(pinned.result(follow_runs=False))
@@ -93,14 +93,14 @@ class PairActivities:
         making a side main under a fence that fences it the moment it answers would
         undo the run."""
         try:
-            found = await fences_of(self.client, self.inv.pair, running=True)
+            found = await fences_of(self.temporal, self.inv.pair, running=True)
         except FenceLookupError as e:
             raise ApplicationError(str(e)) from None
         ids = dict.fromkeys(wid for _, wid, _ in found)
         sides: set[str] = set()
         for wid in ids:
             try:
-                st = await self.client.get_workflow_handle(wid).query(
+                st = await self.temporal.get_workflow_handle(wid).query(
                     "state", result_type=FenceState
                 )
             except Exception:  # noqa: BLE001
@@ -112,7 +112,7 @@ class PairActivities:
     @activity.defn(name="pair_run_state")
     async def pair_run_state(self, inp: PairRef) -> PairRunState:
         """The pair's big workflow, if one runs, and which of its steps wait on a failure."""
-        handle = self.client.get_workflow_handle(self.inv.workflow_id)
+        handle = self.temporal.get_workflow_handle(self.inv.workflow_id)
         try:
             desc = await handle.describe()
         except RPCError as e:

@@ -74,7 +74,7 @@ def carry_since(last: Readiness | None, ready: bool, now: datetime) -> datetime:
 
 
 async def latest_verdict(
-    client: Client, pair: str, but: str | None = None
+    temporal: Client, pair: str, but: str | None = None
 ) -> tuple[ScheduleDescription | None, Readiness | None]:
     """The pair's readiness schedule (None when the watch is off) and the verdict of its
     newest check that has ended (None before the first), leaving out the run `but` (the
@@ -83,7 +83,7 @@ async def latest_verdict(
     before. Raises what else goes wrong (RPCError other than not found, a timeout, a
     result that does not decode: a codec key missing) for the caller to say."""
     try:
-        desc = await client.get_schedule_handle(readiness_schedule_id(pair)).describe()
+        desc = await temporal.get_schedule_handle(readiness_schedule_id(pair)).describe()
     except RPCError as e:
         if e.status == RPCStatusCode.NOT_FOUND:
             return None, None
@@ -99,7 +99,7 @@ async def latest_verdict(
             continue
         if run.workflow_id in running or run.workflow_id == but:
             continue
-        handle = client.get_workflow_handle(
+        handle = temporal.get_workflow_handle(
             run.workflow_id, run_id=run.first_execution_run_id, result_type=Readiness
         )
         try:
@@ -116,8 +116,8 @@ async def latest_verdict(
 
 
 class ReadinessActivities:
-    def __init__(self, client: Client, inventory: Inventory) -> None:
-        self.client = client
+    def __init__(self, temporal: Client, inventory: Inventory) -> None:
+        self.temporal = temporal
         self.inv = inventory
         self._gauge: MetricGauge | None = None
         self._checked: MetricGauge | None = None
@@ -133,7 +133,7 @@ class ReadinessActivities:
         """The verdict of the watch's check before this one (None for the first check of
         a schedule, or when the watch was turned off meanwhile). Reads Temporal only."""
         self._mine(inp.pair)
-        _, last = await latest_verdict(self.client, inp.pair, but=activity.info().workflow_id)
+        _, last = await latest_verdict(self.temporal, inp.pair, but=activity.info().workflow_id)
         return last
 
     @activity.defn(name="record_readiness")
