@@ -59,7 +59,7 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
 
 
 @pytest.fixture
-def client(temporal_env: WorkflowEnvironment) -> Client:
+def temporal(temporal_env: WorkflowEnvironment) -> Client:
     return temporal_env.client
 
 

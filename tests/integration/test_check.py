@@ -56,19 +56,21 @@ def break_devices(lab: Lab) -> None:
         ed["windows"] = "6.1"
 
 
-async def test_check_finds_and_names_what_would_stop_a_switch(client: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
+async def test_check_finds_and_names_what_would_stop_a_switch(
+    temporal: Client, lab_factory
+) -> None:  # type: ignore[no-untyped-def]
     lab = await lab_factory(editors=2, ingest=1)
     # Every host once (the lab's Browse components are on hosts of their own), and the DSMs.
     hosts = len({h.host for _, h in lab.inventory.all_hosts()}) + 2
     journal = LabState(lab.dir).journal
-    async with running_worker(client, lab):
+    async with running_worker(temporal, lab):
         before = journal()
-        rc, out = await cli(client, lab, "check")
+        rc, out = await cli(temporal, lab, "check")
         assert rc == 0, out
         assert f"pair {lab.inventory.pair}: ready: 0 problems" in out
         assert "hosts read" in out
 
-        clean = await cli_json(client, lab, "check", "--json")
+        clean = await cli_json(temporal, lab, "check", "--json")
         assert clean["ready"] is True and clean["problems"] == []
         assert clean["hosts"] == hosts
         # The lab's inventory names Browse services by display name, as the guides do.
@@ -82,7 +84,7 @@ async def test_check_finds_and_names_what_would_stop_a_switch(client: Client, la
         set_fault(lab.dir, "bridge-y", "unreachable")
         set_fault(lab.dir, "cp-01", "clock-step", 90)
 
-        rc, out = await cli(client, lab, "check", "--json")
+        rc, out = await cli(temporal, lab, "check", "--json")
         assert rc == 1, out
         found = json.loads(out.splitlines()[0])
         assert found["ready"] is False and found["hosts"] == hosts
@@ -137,7 +139,7 @@ async def test_check_finds_and_names_what_would_stop_a_switch(client: Client, la
         assert not [f for f in problems if f["host"] in ("dsm-x", "mdi-news")]
         assert [f["check"] for f in problems if f["host"] == "sb-x1"] == ["smartbins-service"]
 
-        rc, out = await cli(client, lab, "check")
+        rc, out = await cli(temporal, lab, "check")
         assert rc == 1
         assert f"pair {lab.inventory.pair}: not ready: " in out
         assert "would stop switch: stop-browse, switch-browse, start-browse" in out
@@ -148,42 +150,42 @@ async def test_check_finds_and_names_what_would_stop_a_switch(client: Client, la
 
 
 async def test_check_beside_a_run_for_viewers_and_without_a_site_worker(
-    client: Client,
+    temporal: Client,
     lab_factory,  # type: ignore[no-untyped-def]
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     lab = await lab_factory(editors=1, ingest=0)
     lab.edit_inventory(operators=["ann"], viewers=["vic"])
     monkeypatch.setenv("AMSM_OPERATOR", "ann")
-    async with running_worker(client, lab):
-        run, _ = await switch_waiting_at_stop_insync(client, lab, "Y", "--operator", "ann")
+    async with running_worker(temporal, lab):
+        run, _ = await switch_waiting_at_stop_insync(temporal, lab, "Y", "--operator", "ann")
         # A check never takes the pair's one-workflow id: it runs beside the switch.
         monkeypatch.setenv("AMSM_OPERATOR", "vic")  # a viewer may check
-        rc, out = await cli(client, lab, "check", "--json")
+        rc, out = await cli(temporal, lab, "check", "--json")
         assert rc == 0, out
         assert json.loads(out.splitlines()[0])["ready"] is True
         pair = lab.inventory.pair
-        checks = [w.id async for w in client.list_workflows("WorkflowType = 'pair-check'")]
+        checks = [w.id async for w in temporal.list_workflows("WorkflowType = 'pair-check'")]
         mine = [i for i in checks if pair in i]
         assert mine and all(i.startswith(f"{lab.inventory.workflow_id}-check-") for i in mine)
-        shown = await cli_json(client, lab, "show", run)
+        shown = await cli_json(temporal, lab, "show", run)
         assert shown["state"] == "awaiting-operator"
 
         monkeypatch.setenv("AMSM_OPERATOR", "mallory")
-        rc, out = await cli(client, lab, "check")
+        rc, out = await cli(temporal, lab, "check")
         assert rc == 1 and "mallory is neither an operator nor a viewer" in out
         monkeypatch.setenv("AMSM_OPERATOR", "ann")
         with pytest.raises(SystemExit) as usage:  # argparse: a usage error exits 2
-            await cli(client, lab, "check", "--bogus")
+            await cli(temporal, lab, "check", "--bogus")
         assert usage.value.code == 2
 
     # Fail closed: with no worker for Y's site, Y's hosts are problems, never "ok".
     from workers.worker import build_workers
 
     lab.retime(operation_timeout=2)
-    main, x = build_workers(client, lab.inventory, lab.inventory_path, sites=("X",))
+    main, x = build_workers(temporal, lab.inventory, lab.inventory_path, sites=("X",))
     async with main, x:
-        rc, out = await cli(client, lab, "check", "--json")
+        rc, out = await cli(temporal, lab, "check", "--json")
     assert rc == 1, out
     found = json.loads(out.splitlines()[0])
     not_picked = "not read: no worker of its queue picked the check up in time"
@@ -237,13 +239,13 @@ def break_settings(lab: Lab) -> None:
 
 
 async def test_check_finds_registry_quota_basic_powershell_and_targets(
-    client: Client,
+    temporal: Client,
     lab_factory,  # type: ignore[no-untyped-def]
 ) -> None:
     lab = await lab_factory(editors=2, ingest=1)
     journal = LabState(lab.dir).journal
-    async with running_worker(client, lab):
-        clean = await cli_json(client, lab, "check", "--json")
+    async with running_worker(temporal, lab):
+        clean = await cli_json(temporal, lab, "check", "--json")
         assert clean["ready"] is True and clean["problems"] == []
         # The new checks add no warning to a clean lab (only the display names).
         assert {w["check"] for w in clean["warnings"]} == {"browse-service"}, clean["warnings"]
@@ -255,7 +257,7 @@ async def test_check_finds_registry_quota_basic_powershell_and_targets(
         set_fault(lab.dir, "sb-x2", "powershell", 2.0)
         set_fault(lab.dir, "dsm-y", "job-missing")
 
-        rc, out = await cli(client, lab, "check", "--json")
+        rc, out = await cli(temporal, lab, "check", "--json")
         assert rc == 1, out
         found = json.loads(out.splitlines()[0])
         problems, warnings = found["problems"], found["warnings"]
@@ -328,7 +330,7 @@ async def test_check_finds_registry_quota_basic_powershell_and_targets(
 
 
 async def test_check_names_a_host_key_or_certificate_that_does_not_verify(
-    client: Client,
+    temporal: Client,
     lab_factory,  # type: ignore[no-untyped-def]
 ) -> None:
     lab = await lab_factory(editors=1, ingest=0)
@@ -365,8 +367,8 @@ async def test_check_names_a_host_key_or_certificate_that_does_not_verify(
     sb_y2["winrm"]["ca_file"] = "no-such-ca.pem"
     lab.edit_inventory(control_point=cp, sides=sides)
 
-    async with running_worker(client, lab):
-        rc, out = await cli(client, lab, "check", "--json")
+    async with running_worker(temporal, lab):
+        rc, out = await cli(temporal, lab, "check", "--json")
     assert rc == 1, out
     assert LabState(lab.dir).journal() == []
     found = json.loads(out.splitlines()[0])

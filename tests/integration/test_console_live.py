@@ -26,14 +26,14 @@ async def until(what: str, ok, timeout: float = 30.0) -> None:  # type: ignore[n
 
 
 async def test_one_subscription_reads_the_watch_from_its_history_and_the_run_as_it_changes(
-    client: Client, lab_factory
+    temporal: Client, lab_factory
 ) -> None:  # type: ignore[no-untyped-def]
     lab = await lab_factory(editors=1, ingest=0)
     lab.edit_inventory(timing={"status_interval": 1})
-    async with running_worker(client, lab):
-        await start_watch(client, lab.inventory)
-        run, _ = await switch_waiting_at_stop_insync(client, lab, "Y", "--operator", "ann")
-        hub = Hub(client, [lab.inventory])
+    async with running_worker(temporal, lab):
+        await start_watch(temporal, lab.inventory)
+        run, _ = await switch_waiting_at_stop_insync(temporal, lab, "Y", "--operator", "ann")
+        hub = Hub(temporal, [lab.inventory])
         live = hub.pairs[lab.inventory.pair]
         wake = hub.subscribe(lab.inventory.pair)
         try:
@@ -49,7 +49,7 @@ async def test_one_subscription_reads_the_watch_from_its_history_and_the_run_as_
                 "a reading from the history", lambda: live.snapshot.status_when != first, 20
             )
             assert live.queries == queries
-            st, when = await read_watched_status(client, lab.inventory)
+            st, when = await read_watched_status(temporal, lab.inventory)
             if when != live.snapshot.status_when:  # a reading may land between the two
                 await until("the next reading", lambda: live.snapshot.status_when == when, 5)
             assert live.snapshot.status_when == when and live.snapshot.status == st
@@ -63,7 +63,7 @@ async def test_one_subscription_reads_the_watch_from_its_history_and_the_run_as_
             wake.clear()
             before = live.snapshot.version
             hands_for(lab, "stop-insync", "Y")
-            await cli_json(client, lab, "confirm", run, "stop-insync", "--operator", "ann")
+            await cli_json(temporal, lab, "confirm", run, "stop-insync", "--operator", "ann")
             await until(
                 "the confirm on the snapshot",
                 lambda: (

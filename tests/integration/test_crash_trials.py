@@ -81,7 +81,7 @@ def changes_since(lab: Lab, since: int) -> list[tuple[str, str, str]]:
     return [(h, c, s) for _, h, c, s in LabState(lab.dir).journal()[since:]]
 
 
-async def run_trials(client: Client, lab: Lab, seed: int, trials: int) -> None:
+async def run_trials(temporal: Client, lab: Lab, seed: int, trials: int) -> None:
     lab.retime(heartbeat_timeout=1.5, max_attempts=30)
     rng = random.Random(seed)
     workers = Workers(lab)
@@ -91,11 +91,11 @@ async def run_trials(client: Client, lab: Lab, seed: int, trials: int) -> None:
         for trial in range(trials):
             argv, main, allsync_off = CYCLE[trial % len(CYCLE)]
             where = f"trial {trial} ({' '.join(argv)}), AMSM_CRASH_SEED={seed}"
-            before = await cli_json(client, lab, "status")
+            before = await cli_json(temporal, lab, "status")
             sides_before = {c["host"]: c["side"] for c in before["clients"]}
             mark = len(LabState(lab.dir).journal())
             t0 = time.monotonic()
-            run = (await cli_json(client, lab, "start", *argv))["run_id"]
+            run = (await cli_json(temporal, lab, "start", *argv))["run_id"]
             delay = rng.uniform(0.0, 4.0)
 
             async def killer(delay: float = delay) -> None:
@@ -104,14 +104,14 @@ async def run_trials(client: Client, lab: Lab, seed: int, trials: int) -> None:
 
             kill = asyncio.create_task(killer())
             final = await drive(
-                client, lab, run, main,  # type: ignore[arg-type]
+                temporal, lab, run, main,  # type: ignore[arg-type]
                 stop_allsync_on=allsync_off,  # type: ignore[arg-type]
                 extra={"move-editors": []}, timeout=180,
             )  # fmt: skip
             await kill
             print(f"{where}: kill at {delay:.1f} s, done in {time.monotonic() - t0:.1f} s")
             assert final["state"] == "completed", (where, final)
-            status = await cli_json(client, lab, "status")
+            status = await cli_json(temporal, lab, "status")
             expected_mode = "split" if argv[0] == "split" else "mirrored"
             assert status["mode"] == expected_mode, (where, status["reason"])
             if expected_mode == "mirrored":
@@ -141,12 +141,12 @@ async def run_trials(client: Client, lab: Lab, seed: int, trials: int) -> None:
 
 
 async def test_seeded_sigkill_trials_across_every_workflow_kind(
-    client: Client, lab_factory
+    temporal: Client, lab_factory
 ) -> None:  # type: ignore[no-untyped-def]
     # Two pairs side by side (most of a trial is waiting), half of the trials each.
     labs = [await lab_factory(editors=2, ingest=1, reboot_seconds=0.3) for _ in range(2)]
     half = (TRIALS + 1) // 2
     await asyncio.gather(
-        run_trials(client, labs[0], SEED, half),
-        run_trials(client, labs[1], SEED + 1, TRIALS - half),
+        run_trials(temporal, labs[0], SEED, half),
+        run_trials(temporal, labs[1], SEED + 1, TRIALS - half),
     )

@@ -26,21 +26,21 @@ DSM_HOSTS = {"dsm-x", "dsm-y"}  # changed over ODBC: not in the journal of Windo
 K2_TWIN = r"C:\Thomson\MediaFrame\Configuration\K2_MDI_Service.backup.exe.config"
 
 
-async def dry(client: Client, lab: Lab, *argv: str) -> tuple[int, dict]:
-    rc, out = await cli(client, lab, "start", *argv, "--dry-run", "--json")
+async def dry(temporal: Client, lab: Lab, *argv: str) -> tuple[int, dict]:
+    rc, out = await cli(temporal, lab, "start", *argv, "--dry-run", "--json")
     assert rc in (0, 1), out
     return rc, json.loads(out)
 
 
-async def keep(client: Client, lab: Lab, shown: dict, name: str) -> None:
+async def keep(temporal: Client, lab: Lab, shown: dict, name: str) -> None:
     """No secret in the dry run's history; kept for tests/histories/ when recording."""
-    history = await client.get_workflow_handle(shown["workflow_id"]).fetch_history()
+    history = await temporal.get_workflow_handle(shown["workflow_id"]).fetch_history()
     assert_no_secrets(lab, history)
     record_history(history, name)
 
 
-async def dsms(client: Client, lab: Lab) -> dict:
-    st = await cli_json(client, lab, "status")
+async def dsms(temporal: Client, lab: Lab) -> dict:
+    st = await cli_json(temporal, lab, "status")
     return {s: (d["mode"], d["mode_since"], d["replication"]) for s, d in st["dsm"].items()}
 
 
@@ -53,28 +53,28 @@ def journaled(lab: Lab, since: int = 0) -> set[str]:
 
 
 async def test_a_dry_run_of_every_kind_changes_nothing_and_a_switch_does_what_it_said(
-    client: Client,
+    temporal: Client,
     lab_factory,  # type: ignore[no-untyped-def]
 ) -> None:
     lab = await lab_factory(editors=2, ingest=1)
     journal = LabState(lab.dir).journal
-    async with running_worker(client, lab):
-        before = await dsms(client, lab)
-        sw = await _a_dry_run_of_every_kind(client, lab)
+    async with running_worker(temporal, lab):
+        before = await dsms(temporal, lab)
+        sw = await _a_dry_run_of_every_kind(temporal, lab)
 
         # Nothing changed anywhere.
         assert journal() == []
-        assert await dsms(client, lab) == before
+        assert await dsms(temporal, lab) == before
 
-        await _the_switch_does_what_it_said(client, lab, sw)
-        await _the_split_does_what_it_said(client, lab)
-        await _the_restore_does_what_it_said(client, lab)
-        assert await dsms(client, lab) != before  # (the real runs did change the DSMs)
+        await _the_switch_does_what_it_said(temporal, lab, sw)
+        await _the_split_does_what_it_said(temporal, lab)
+        await _the_restore_does_what_it_said(temporal, lab)
+        assert await dsms(temporal, lab) != before  # (the real runs did change the DSMs)
 
 
-async def _a_dry_run_of_every_kind(client: Client, lab: Lab) -> dict:
+async def _a_dry_run_of_every_kind(temporal: Client, lab: Lab) -> dict:
     """Each kind's dry run, what it would do or what would refuse it. The switch's."""
-    rc, sw = await dry(client, lab, "switch", "--to", "Y")
+    rc, sw = await dry(temporal, lab, "switch", "--to", "Y")
     assert rc == 0, sw
     assert sw["dry_run"] is True and sw["refused"] is None
     assert [s["id"] for s in sw["steps"]] == [s.id for s in KINDS["switch"].steps("Y")]
@@ -86,25 +86,25 @@ async def _a_dry_run_of_every_kind(client: Client, lab: Lab) -> dict:
     clients = would(sw, "switch-clients")
     assert clients["would"] == "would switch 3 clients: ED-01, ED-02, IN-01 from X to Y"
     assert "dsm-y 120, dsm-x 120" in would(sw, "approve-overwrite")["would"]
-    await keep(client, lab, sw, "dry-run-switch-x-to-y.json")
+    await keep(temporal, lab, sw, "dry-run-switch-x-to-y.json")
 
-    rc, text = await cli(client, lab, "start", "switch", "--to", "Y", "--dry-run")
+    rc, text = await cli(temporal, lab, "start", "switch", "--to", "Y", "--dry-run")
     assert rc == 0, text
     assert text.splitlines()[0].startswith("DRY RUN (nothing changed): Switch X -> Y")
     assert "would set DSM dsm-x to backup" in text
     assert text.rstrip().endswith("DRY RUN: nothing was changed. No step would be refused.")
 
-    rc, sp = await dry(client, lab, "split", "--main", "X")
+    rc, sp = await dry(temporal, lab, "split", "--main", "X")
     assert rc == 0 and sp["refused"] is None, sp
     assert would(sp, "dsm-y-main")["would"] == "would set DSM dsm-y to main"
     assert "move-editors" in would(sp, "move-editors")["would"]
 
-    rc, ss = await dry(client, lab, "split-switch", "--to", "Y", "--pilot", "ED-01")
+    rc, ss = await dry(temporal, lab, "split-switch", "--to", "Y", "--pilot", "ED-01")
     assert rc == 0 and ss["refused"] is None, ss
     assert would(ss, "switch-pilots")["hosts"] == ["ED-01"]
     assert would(ss, "switch-clients")["hosts"] == ["ED-02", "IN-01"]
 
-    rc, un = await dry(client, lab, "switch", "--to", "Y", "--unplanned", "--reason", "drill")
+    rc, un = await dry(temporal, lab, "switch", "--to", "Y", "--unplanned", "--reason", "drill")
     assert rc == 0, un
     assert un["title"].startswith("DRY RUN (nothing changed): Unplanned switch X -> Y")
     for s in ("approve-overwrite", "start-replication", "start-insync", "start-allsync"):
@@ -113,23 +113,23 @@ async def _a_dry_run_of_every_kind(client: Client, lab: Lab) -> dict:
     assert "tried once" in would(un, "dsm-x-backup")["would"]
 
     # Refused by the precondition, as `amsm start` would be (the pair is mirrored).
-    rc, rs = await dry(client, lab, "restore", "--main", "X")
+    rc, rs = await dry(temporal, lab, "restore", "--main", "X")
     assert rc == 1
     assert rs["refused"].startswith("restore with X main refused: the pair must be split")
     assert {s["refused"]["rule"] for s in rs["steps"]} == {"precondition"}
-    rc, back = await dry(client, lab, "switch", "--to", "X")
+    rc, back = await dry(temporal, lab, "switch", "--to", "X")
     assert rc == 1 and "X is already main" in back["refused"]
-    rc, out = await cli(client, lab, "start", "switch", "--to", "X", "--dry-run")
+    rc, out = await cli(temporal, lab, "start", "switch", "--to", "X", "--dry-run")
     assert rc == 1 and "The run would be refused: switch to X refused" in out
     return sw
 
 
-async def _the_switch_does_what_it_said(client: Client, lab: Lab, sw: dict) -> None:
+async def _the_switch_does_what_it_said(temporal: Client, lab: Lab, sw: dict) -> None:
     """The real switch does what the dry run `sw` said, on the hosts it named."""
     journal = LabState(lab.dir).journal
     clients = would(sw, "switch-clients")
-    run = (await cli_json(client, lab, "start", "switch", "--to", "Y"))["run_id"]
-    done = await drive(client, lab, run, "Y")
+    run = (await cli_json(temporal, lab, "start", "switch", "--to", "Y"))["run_id"]
+    done = await drive(temporal, lab, run, "Y")
     assert done["state"] == "completed", done
     real = step(done, "switch-clients")
     assert sorted(c["host"] for c in real["clients"]) == clients["hosts"]
@@ -143,14 +143,14 @@ async def _the_switch_does_what_it_said(client: Client, lab: Lab, sw: dict) -> N
         assert changed or set(s["hosts"]) <= DSM_HOSTS, s
 
 
-async def _the_split_does_what_it_said(client: Client, lab: Lab) -> None:
+async def _the_split_does_what_it_said(temporal: Client, lab: Lab) -> None:
     """The split does what its dry run said, on the hosts it named."""
     journal = LabState(lab.dir).journal
-    rc, sp2 = await dry(client, lab, "split", "--main", "Y")
+    rc, sp2 = await dry(temporal, lab, "split", "--main", "Y")
     assert rc == 0, sp2
     seen = len(journal())
-    run = (await cli_json(client, lab, "start", "split", "--main", "Y"))["run_id"]
-    split = await drive(client, lab, run, "Y", stop_allsync_on="Y")
+    run = (await cli_json(temporal, lab, "start", "split", "--main", "Y"))["run_id"]
+    split = await drive(temporal, lab, run, "Y", stop_allsync_on="Y")
     assert split["state"] == "completed", split
     told = {h for s in sp2["steps"] for h in s["hosts"]}
     assert journaled(lab, seen) == told - DSM_HOSTS == {"sb-x1", "sb-x2"}
@@ -158,13 +158,13 @@ async def _the_split_does_what_it_said(client: Client, lab: Lab) -> None:
     assert step(split, "dsm-x-main")["message"] == "DSM dsm-x set to main"
 
 
-async def _the_restore_does_what_it_said(client: Client, lab: Lab) -> None:
+async def _the_restore_does_what_it_said(temporal: Client, lab: Lab) -> None:
     journal = LabState(lab.dir).journal
     # While split, X records on its own: the restore with Y main would purge it.
     for name in ("night-1", "night-2"):
         ingest(lab.dir, "X", name, "News")
     seen = len(journal())
-    rc, rs = await dry(client, lab, "restore", "--main", "Y")
+    rc, rs = await dry(temporal, lab, "restore", "--main", "Y")
     assert rc == 0 and rs["refused"] is None, rs
     orphans = ["News\\night-1.vmf", "News\\night-2.vmf"]
     assert would(rs, "find-orphans")["items"] == orphans
@@ -174,10 +174,10 @@ async def _the_restore_does_what_it_said(client: Client, lab: Lab) -> None:
     assert "asset counts now: dsm-y" in would(rs, "approve-overwrite")["would"]
     assert "asset counts agree within 0" in would(rs, "start-replication")["would"]
     assert len(journal()) == seen  # the dry run changed nothing, not even listed clips
-    await keep(client, lab, rs, "dry-run-restore-with-orphans-main-y.json")
+    await keep(temporal, lab, rs, "dry-run-restore-with-orphans-main-y.json")
 
-    run = (await cli_json(client, lab, "start", "restore", "--main", "Y"))["run_id"]
-    restored = await drive(client, lab, run, "Y", timeout=180)
+    run = (await cli_json(temporal, lab, "start", "restore", "--main", "Y"))["run_id"]
+    restored = await drive(temporal, lab, run, "Y", timeout=180)
     assert restored["state"] == "completed", restored
     assert step(restored, "find-orphans")["items"] == orphans
     assert step(restored, "purge-orphans")["items"] == orphans
@@ -186,40 +186,42 @@ async def _the_restore_does_what_it_said(client: Client, lab: Lab) -> None:
 
 
 async def test_a_dry_run_names_what_would_refuse_and_leaves_a_running_switch_alone(
-    client: Client,
+    temporal: Client,
     lab_factory,  # type: ignore[no-untyped-def]
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     lab = await lab_factory(editors=2, ingest=0)
     lab.edit_inventory(operators=["ann", "tester"], viewers=["vic"])  # tester: drive()
     monkeypatch.setenv("AMSM_OPERATOR", "ann")
-    async with running_worker(client, lab):
+    async with running_worker(temporal, lab):
         # Bad input is a usage error, as for `amsm start` (before anything runs).
-        rc, out = await cli(client, lab, "start", "switch", "--to", "Y", "--unplanned", "--dry-run")
+        rc, out = await cli(
+            temporal, lab, "start", "switch", "--to", "Y", "--unplanned", "--dry-run"
+        )
         assert rc == 2 and "an unplanned switch needs a reason" in out
         # A viewer may look (their own run would be refused: they are not an operator).
         monkeypatch.setenv("AMSM_OPERATOR", "vic")
-        rc, seen = await dry(client, lab, "switch", "--to", "Y")
+        rc, seen = await dry(temporal, lab, "switch", "--to", "Y")
         assert (
             rc == 1
             and seen["refused"]
             == f"switch refused: vic is not an operator of pair {lab.inventory.pair}"
         )
         monkeypatch.setenv("AMSM_OPERATOR", "mallory")
-        rc, out = await cli(client, lab, "start", "switch", "--to", "Y", "--dry-run")
+        rc, out = await cli(temporal, lab, "start", "switch", "--to", "Y", "--dry-run")
         assert rc == 1 and "mallory is neither an operator nor a viewer" in out
         monkeypatch.setenv("AMSM_OPERATOR", "ann")
 
         # Y's bridge is down: no client reaches Y's portal; the client driver would refuse.
         set_fault(lab.dir, "bridge-y", "unreachable")
-        rc, sw = await dry(client, lab, "switch", "--to", "Y")
+        rc, sw = await dry(temporal, lab, "switch", "--to", "Y")
         assert rc == 1 and sw["refused"] is None, sw
         refused = would(sw, "switch-clients")["refused"]
         assert refused["rule"] == "client-switch-needs-bridge"
         assert "ED-01 cannot reach Y's bridge K2 server bridge-y" in refused["why"]
         assert "refused for 2: ED-01, ED-02" in would(sw, "switch-clients")["would"]
         assert [s["id"] for s in sw["steps"] if s["refused"]] == ["switch-clients"]
-        rc, text = await cli(client, lab, "start", "switch", "--to", "Y", "--dry-run")
+        rc, text = await cli(temporal, lab, "start", "switch", "--to", "Y", "--dry-run")
         assert rc == 1 and "REFUSED by client-switch-needs-bridge: ED-01 cannot" in text
         assert "1 step(s) would be refused." in text
         set_fault(lab.dir, "bridge-y", "clear")
@@ -228,7 +230,7 @@ async def test_a_dry_run_names_what_would_refuse_and_leaves_a_running_switch_alo
         # A Browse host whose `.backup` twin is gone: the swap would fail on it.
         with LabState(lab.dir).transaction() as txn:
             twin = txn.require_host("mdi-k2")["files"].pop(K2_TWIN)
-        rc, sw = await dry(client, lab, "switch", "--to", "Y")
+        rc, sw = await dry(temporal, lab, "switch", "--to", "Y")
         assert rc == 1, sw
         assert [s["id"] for s in sw["steps"] if s["refused"]] == ["switch-browse"]
         assert would(sw, "switch-browse")["refused"] == {
@@ -241,13 +243,13 @@ async def test_a_dry_run_names_what_would_refuse_and_leaves_a_running_switch_alo
 
         # A DSM that does not answer: a planned switch is refused, with the way out.
         set_fault(lab.dir, "dsm-x", "unreachable")
-        rc, sw = await dry(client, lab, "switch", "--to", "Y")
+        rc, sw = await dry(temporal, lab, "switch", "--to", "Y")
         assert rc == 1 and "--unplanned" in sw["refused"]
         set_fault(lab.dir, "dsm-x", "clear")
 
         # X lost: the unplanned switch's dry run tries the lost side's steps, refuses none.
         set_side_fault(lab.dir, "X", "down")
-        rc, un = await dry(client, lab, "switch", "--to", "Y", "--unplanned", "--reason", "fire")
+        rc, un = await dry(temporal, lab, "switch", "--to", "Y", "--unplanned", "--reason", "fire")
         assert rc == 0 and un["refused"] is None, un
         for s in ("stop-replication", "dsm-x-backup", "smartbins-x-backup", "stop-allsync"):
             assert would(un, s)["refused"] is None, s
@@ -258,12 +260,12 @@ async def test_a_dry_run_names_what_would_refuse_and_leaves_a_running_switch_alo
         assert LabState(lab.dir).journal() == []
 
         # Beside a running switch: its own id, no lock; the run goes on undisturbed.
-        run, shown = await switch_waiting_at_stop_insync(client, lab, "Y", "--operator", "ann")
+        run, shown = await switch_waiting_at_stop_insync(temporal, lab, "Y", "--operator", "ann")
         seen = len(LabState(lab.dir).journal())
-        rc, beside = await dry(client, lab, "switch", "--to", "Y")
+        rc, beside = await dry(temporal, lab, "switch", "--to", "Y")
         assert rc == 1 and "the pair must be mirrored with X main" in beside["refused"]
         assert beside["workflow_id"] != f"amsm-{lab.inventory.pair}"
         assert len(LabState(lab.dir).journal()) == seen
-        now = await cli_json(client, lab, "show", run)
+        now = await cli_json(temporal, lab, "show", run)
         assert step(now, "stop-insync")["status"] == "awaiting-confirmation"
-        assert (await drive(client, lab, run, "Y"))["state"] == "completed"
+        assert (await drive(temporal, lab, run, "Y"))["state"] == "completed"

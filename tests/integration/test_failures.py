@@ -38,12 +38,12 @@ def clips(lab: Lab, side: str) -> set[str]:
 
 
 async def test_restore_purges_real_orphans_on_the_backup_side_only(
-    client: Client, lab_factory
+    temporal: Client, lab_factory
 ) -> None:  # type: ignore[no-untyped-def]
     lab = await lab_factory(editors=1, ingest=0)
-    async with running_worker(client, lab):
-        run = (await cli_json(client, lab, "start", "split", "--main", "X"))["run_id"]
-        assert (await drive(client, lab, run, "X", stop_allsync_on="X"))["state"] == "completed"
+    async with running_worker(temporal, lab):
+        run = (await cli_json(temporal, lab, "start", "split", "--main", "X"))["run_id"]
+        assert (await drive(temporal, lab, run, "X", stop_allsync_on="X"))["state"] == "completed"
 
         # While split, each side records on its own.
         ingest(lab.dir, "X", "x-only", "News")
@@ -61,9 +61,9 @@ async def test_restore_purges_real_orphans_on_the_backup_side_only(
             )
         assert e.value.rule == RULE_PURGE_BACKUP_ONLY
 
-        run = (await cli_json(client, lab, "start", "restore", "--main", "X"))["run_id"]
+        run = (await cli_json(temporal, lab, "start", "restore", "--main", "X"))["run_id"]
         shown = await drive(
-            client,
+            temporal,
             lab,
             run,
             "X",
@@ -77,13 +77,13 @@ async def test_restore_purges_real_orphans_on_the_backup_side_only(
             "12 clip(s) will be deleted on Y only" in gate["message"]
             and "(+2 more)" in gate["message"]
         )
-        rc, text = await cli(client, lab, "show", run)
+        rc, text = await cli(temporal, lab, "show", run)
         assert "Sports\\y-only-09.vmf" in text and "Sports\\y-only-10.vmf" not in text
 
-        final = await drive(client, lab, run, "X")
+        final = await drive(temporal, lab, run, "X")
         assert final["state"] == "completed", final
         assert "12 orphan clip(s) deleted on sb-y1 (Y)" in step(final, "purge-orphans")["message"]
-        await record_run(client, lab, run, "restore-with-orphans-main-x.json")
+        await record_run(temporal, lab, run, "restore-with-orphans-main-x.json")
 
         # X's files are untouched; Y lost its orphans and, once InSync runs X -> Y again,
         # gets what X recorded while split.
@@ -94,22 +94,22 @@ async def test_restore_purges_real_orphans_on_the_backup_side_only(
 
         await wait_for(y_caught_up, "InSync copies X's new clip to Y")
         assert not any(c.startswith("Sports\\y-only") for c in clips(lab, "Y"))
-        status = await cli_json(client, lab, "status")
+        status = await cli_json(temporal, lab, "status")
         assert (status["mode"], status["main"]) == ("mirrored", "X")
         assert status["dsm"]["X"]["asset_count"] == status["dsm"]["Y"]["asset_count"]
 
 
 async def clients_settled(
-    client: Client, lab: Lab, run: str, want: dict[str, str]
+    temporal: Client, lab: Lab, run: str, want: dict[str, str]
 ) -> tuple[dict, dict[str, dict]]:
     """Drive the switch into switch-clients, then wait until each client of `want` has
     its status (one failure does not stop the others); (shown, clients by host)."""
     await drive(
-        client, lab, run, "Y", until=lambda s: step(s, "switch-clients")["status"] != "pending"
+        temporal, lab, run, "Y", until=lambda s: step(s, "switch-clients")["status"] != "pending"
     )
     by_host: dict[str, dict] = {}
     for _ in range(300):
-        shown = await cli_json(client, lab, "show", run)
+        shown = await cli_json(temporal, lab, "show", run)
         by_host = {c["host"]: c for c in step(shown, "switch-clients").get("clients") or []}
         if all(by_host.get(h, {}).get("status") == st for h, st in want.items()):
             return shown, by_host
@@ -117,28 +117,30 @@ async def clients_settled(
     raise AssertionError(f"clients not {want}: {by_host}")
 
 
-async def test_failed_client_is_retried_or_skipped_on_its_own(client: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
+async def test_failed_client_is_retried_or_skipped_on_its_own(
+    temporal: Client, lab_factory
+) -> None:  # type: ignore[no-untyped-def]
     lab = await lab_factory(editors=3, ingest=0, reboot_seconds=0.3)
     lab.retime(reboot_timeout=3, max_attempts=1)
     set_fault(lab.dir, "ED-02", "no-reboot")
     set_fault(lab.dir, "ED-03", "no-reboot")
-    async with running_worker(client, lab):
-        run = (await cli_json(client, lab, "start", "switch", "--to", "Y"))["run_id"]
+    async with running_worker(temporal, lab):
+        run = (await cli_json(temporal, lab, "start", "switch", "--to", "Y"))["run_id"]
         shown, by_host = await clients_settled(
-            client, lab, run, {"ED-01": "done", "ED-02": "failed", "ED-03": "failed"}
+            temporal, lab, run, {"ED-01": "done", "ED-02": "failed", "ED-03": "failed"}
         )
         assert "did not come back" in (by_host["ED-02"]["error"] or ""), by_host["ED-02"]
         assert shown["state"] == "awaiting-operator"
-        rc, text = await cli(client, lab, "show", run)
+        rc, text = await cli(temporal, lab, "show", run)
         assert f"amsm retry {run} switch-clients" in text and "ED-02: failed" in text
 
         rc, out = await cli(
-            client, lab, "skip", run, "switch-clients", "--client", "ED-01", "--reason", "x"
+            temporal, lab, "skip", run, "switch-clients", "--client", "ED-01", "--reason", "x"
         )
         assert rc == 1 and "not a failed client" in out
         # ED-03 stays behind on purpose; ED-02's reboot is fixed and retried.
         rc, out = await cli(
-            client,
+            temporal,
             lab,
             "skip",
             run,
@@ -154,10 +156,10 @@ async def test_failed_client_is_retried_or_skipped_on_its_own(client: Client, la
         set_fault(lab.dir, "ED-02", "clear")
         # As an operator would: retry once the host answers again.
         await wait_for(host_up(lab, "ED-02"), "ED-02 back up")
-        rc, out = await cli(client, lab, "retry", run, "switch-clients")
+        rc, out = await cli(temporal, lab, "retry", run, "switch-clients")
         assert rc == 0, out
 
-        final = await drive(client, lab, run, "Y")
+        final = await drive(temporal, lab, run, "Y")
         assert final["state"] == "completed", final
         by_host = {c["host"]: c for c in step(final, "switch-clients")["clients"]}
         assert by_host["ED-02"]["status"] == "done" and by_host["ED-02"]["attempts"] == 2
@@ -169,18 +171,18 @@ async def test_failed_client_is_retried_or_skipped_on_its_own(client: Client, la
             ("skip", "ED-03"),
             ("retry", None),
         ]
-        await record_run(client, lab, run, "switch-with-client-decisions.json")
+        await record_run(temporal, lab, run, "switch-with-client-decisions.json")
 
 
-async def test_failed_step_waits_then_retry_succeeds(client: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
+async def test_failed_step_waits_then_retry_succeeds(temporal: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
     lab = await lab_factory(editors=1, ingest=0)
     lab.retime(max_attempts=2, replication_timeout=2)
-    async with running_worker(client, lab):
+    async with running_worker(temporal, lab):
         set_fault(lab.dir, "dsm-y", "replication-fails")
         # Drive a switch to its end: replication from Y fails, the run waits for a decision.
-        run = (await cli_json(client, lab, "start", "switch", "--to", "Y"))["run_id"]
+        run = (await cli_json(temporal, lab, "start", "switch", "--to", "Y"))["run_id"]
         shown = await drive(
-            client,
+            temporal,
             lab,
             run,
             "Y",
@@ -190,9 +192,9 @@ async def test_failed_step_waits_then_retry_succeeds(client: Client, lab_factory
         assert "replication failed" in s["error"] and shown["state"] == "awaiting-operator"
         set_fault(lab.dir, "dsm-y", "clear")
         # The failed master must be stopped before it starts again: the activity is idempotent.
-        rc, out = await cli(client, lab, "retry", run, "start-replication")
+        rc, out = await cli(temporal, lab, "retry", run, "start-replication")
         assert rc == 0, out
-        final = await drive(client, lab, run, "Y")
+        final = await drive(temporal, lab, run, "Y")
         assert final["state"] == "completed", final
         assert [d["action"] for d in final["decisions"]] == ["retry"]
 
@@ -224,15 +226,15 @@ async def test_unreachable_fault_closes_the_port_and_clear_reopens_without_a_reb
     assert not (await windows_facts.boot(a.host(ed))).after(boot.latest, 0.05)
 
 
-async def test_nas_head_down_while_a_manual_step_is_verified(client: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
+async def test_nas_head_down_while_a_manual_step_is_verified(temporal: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
     from lab.hands import set_allsync, set_insync
 
     lab = await lab_factory(editors=1, ingest=0)
     lab.retime(max_attempts=2)
-    async with running_worker(client, lab):
-        run = (await cli_json(client, lab, "start", "switch", "--to", "Y"))["run_id"]
+    async with running_worker(temporal, lab):
+        run = (await cli_json(temporal, lab, "start", "switch", "--to", "Y"))["run_id"]
         await drive(
-            client,
+            temporal,
             lab,
             run,
             "Y",
@@ -241,10 +243,10 @@ async def test_nas_head_down_while_a_manual_step_is_verified(client: Client, lab
         set_insync(lab.dir, running=False)
         set_allsync(lab.dir, "X", running=False)
         set_fault(lab.dir, "nas-cifs-x", "unreachable")
-        rc, out = await cli(client, lab, "confirm", run, "stop-allsync")
+        rc, out = await cli(temporal, lab, "confirm", run, "stop-allsync")
         assert rc == 0, out
         for _ in range(200):
-            shown = await cli_json(client, lab, "show", run)
+            shown = await cli_json(temporal, lab, "show", run)
             if step(shown, "stop-allsync")["status"] == "failed":
                 break
             await asyncio.sleep(0.1)
@@ -253,33 +255,33 @@ async def test_nas_head_down_while_a_manual_step_is_verified(client: Client, lab
         assert s["status"] == "failed" and "nas-cifs-x" in s["error"], s
         assert shown["state"] == "awaiting-operator"
         set_fault(lab.dir, "nas-cifs-x", "clear")
-        rc, out = await cli(client, lab, "retry", run, "stop-allsync")
+        rc, out = await cli(temporal, lab, "retry", run, "stop-allsync")
         assert rc == 0, out
         shown = await drive(
-            client, lab, run, "Y", until=lambda s: step(s, "stop-allsync")["status"] == "done"
+            temporal, lab, run, "Y", until=lambda s: step(s, "stop-allsync")["status"] == "done"
         )
         assert step(shown, "stop-allsync")["message"] == "confirmed and verified"
-        rc, out = await cli(client, lab, "abort", run, "--reason", "test over")
+        rc, out = await cli(temporal, lab, "abort", run, "--reason", "test over")
         assert rc == 0, out
 
 
-async def test_dsm_that_stops_answering_mid_switch(client: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
+async def test_dsm_that_stops_answering_mid_switch(temporal: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
     lab = await lab_factory(editors=1, ingest=0)
     lab.retime(max_attempts=2)
-    async with running_worker(client, lab):
-        run = (await cli_json(client, lab, "start", "switch", "--to", "Y"))["run_id"]
+    async with running_worker(temporal, lab):
+        run = (await cli_json(temporal, lab, "start", "switch", "--to", "Y"))["run_id"]
         await drive(
-            client,
+            temporal,
             lab,
             run,
             "Y",
             until=lambda s: step(s, "approve-overwrite")["status"] == "awaiting-approval",
         )
         set_fault(lab.dir, "dsm-y", "unreachable")
-        status = await cli_json(client, lab, "status")
+        status = await cli_json(temporal, lab, "status")
         assert status["dsm"]["Y"]["state"] == "Not Responding" and status["mode"] == "inconsistent"
         shown = await drive(
-            client,
+            temporal,
             lab,
             run,
             "Y",
@@ -289,25 +291,25 @@ async def test_dsm_that_stops_answering_mid_switch(client: Client, lab_factory) 
         s = step(shown, "start-replication")
         assert s["error"].startswith("dsm-y: ") and "ODBC" in s["error"], s
         set_fault(lab.dir, "dsm-y", "clear")
-        rc, out = await cli(client, lab, "retry", run, "start-replication")
+        rc, out = await cli(temporal, lab, "retry", run, "start-replication")
         assert rc == 0, out
-        final = await drive(client, lab, run, "Y")
+        final = await drive(temporal, lab, run, "Y")
         assert final["state"] == "completed", final
-        status = await cli_json(client, lab, "status")
+        status = await cli_json(temporal, lab, "status")
         assert (status["mode"], status["main"]) == ("mirrored", "Y")
 
 
 async def test_client_in_a_boot_loop_fails_with_its_reason_and_a_retry_after_clear_succeeds(
-    client: Client, lab_factory
+    temporal: Client, lab_factory
 ) -> None:  # type: ignore[no-untyped-def]
     lab = await lab_factory(editors=2, ingest=0, reboot_seconds=0.3)
     lab.retime(settle_time=1.5)
     # From its next restart on, every boot of ED-02 lasts 0.4 s: shorter than the settle time.
     assert "boot loop" in set_fault(lab.dir, "ED-02", "flapping", 0.4)
-    async with running_worker(client, lab):
-        run = (await cli_json(client, lab, "start", "switch", "--to", "Y"))["run_id"]
+    async with running_worker(temporal, lab):
+        run = (await cli_json(temporal, lab, "start", "switch", "--to", "Y"))["run_id"]
         shown, by_host = await clients_settled(
-            client, lab, run, {"ED-01": "done", "ED-02": "failed"}
+            temporal, lab, run, {"ED-01": "done", "ED-02": "failed"}
         )
         # Not stuck and not retried blindly: the run waits and its checklist says why.
         error = by_host["ED-02"]["error"] or ""
@@ -316,16 +318,16 @@ async def test_client_in_a_boot_loop_fails_with_its_reason_and_a_retry_after_cle
         assert shown["state"] == "awaiting-operator"
         # Every client has finished and one failed: the step reads failed, not running.
         assert step(shown, "switch-clients")["status"] == "failed", step(shown, "switch-clients")
-        rc, text = await cli(client, lab, "show", run)
+        rc, text = await cli(temporal, lab, "show", run)
         assert "ED-02: failed" in text and "keeps restarting" in text, text
 
         set_fault(lab.dir, "ED-02", "clear")
         await wait_for(host_up(lab, "ED-02"), "ED-02 back up")
-        rc, out = await cli(client, lab, "retry", run, "switch-clients")
+        rc, out = await cli(temporal, lab, "retry", run, "switch-clients")
         assert rc == 0, out
-        final = await drive(client, lab, run, "Y")
+        final = await drive(temporal, lab, run, "Y")
         assert final["state"] == "completed", final
         by_host = {c["host"]: c for c in step(final, "switch-clients")["clients"]}
         assert by_host["ED-02"]["status"] == "done" and by_host["ED-02"]["attempts"] == 2
-        status = await cli_json(client, lab, "status")
+        status = await cli_json(temporal, lab, "status")
         assert (status["mode"], status["main"]) == ("mirrored", "Y")

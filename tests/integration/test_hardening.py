@@ -53,11 +53,11 @@ from workflows.models import (
 )
 
 
-async def shown_when(client: Client, lab: Lab, run: str, ok, timeout: float = 60) -> dict:  # type: ignore[no-untyped-def]
+async def shown_when(temporal: Client, lab: Lab, run: str, ok, timeout: float = 60) -> dict:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     shown: dict = {}
     while time.monotonic() < deadline:
-        shown = await cli_json(client, lab, "show", run)
+        shown = await cli_json(temporal, lab, "show", run)
         if ok(shown):
             return shown
         await asyncio.sleep(0.2)
@@ -74,11 +74,11 @@ def a_client_is(status: str):  # type: ignore[no-untyped-def]
 BIG = {"step": "switch-clients", "operator": "m", "note": "y" * 1_800_000}
 
 
-async def send_large_signals(client: Client, inv: Inventory, count: int) -> Sent:
+async def send_large_signals(temporal: Client, inv: Inventory, count: int) -> Sent:
     """`count` signals of 1.8 MB to the pair's current run, one every 0.3 s: a script
     that keeps sending. The server takes at most 8 in one run (docs/reference/limits.md); the
     run continues as new after 4, and the next run takes the next ones."""
-    handle = client.get_workflow_handle(inv.workflow_id)
+    handle = temporal.get_workflow_handle(inv.workflow_id)
     sent = Sent()
     for _ in range(count):
         sent.add(await send_signals(handle, "confirm", BIG, 1))
@@ -87,19 +87,19 @@ async def send_large_signals(client: Client, inv: Inventory, count: int) -> Sent
     return sent
 
 
-async def no_run_was_terminated(client: Client, workflow_id: str, max_size: int) -> list:  # type: ignore[type-arg]
+async def no_run_was_terminated(temporal: Client, workflow_id: str, max_size: int) -> list:  # type: ignore[type-arg]
     """Every run under `workflow_id` ended by continuing as new, or runs or completed;
     none was terminated by the server, and each history stayed under `max_size`."""
-    runs = await runs_kept(client, workflow_id)
+    runs = await runs_kept(temporal, workflow_id)
     assert all(r.status != WorkflowExecutionStatus.TERMINATED for r in runs), runs
     assert all(r.size < max_size for r in runs), runs
     assert all(r.signals <= server.MAX_SIGNALS for r in runs), runs
     return runs
 
 
-async def start_fence(client: Client, inv: Inventory, started_by: str, reason: str = "test"):  # type: ignore[no-untyped-def]
+async def start_fence(temporal: Client, inv: Inventory, started_by: str, reason: str = "test"):  # type: ignore[no-untyped-def]
     """A fence on X started by hand (as anyone who reaches Temporal can), under its id."""
-    return await client.start_workflow(
+    return await temporal.start_workflow(
         "fence",
         FenceInput(pair=inv.pair, side="X", reason=reason, started_by=started_by),
         id=fence_workflow_id(inv.pair),
@@ -118,49 +118,49 @@ async def refused_with(handle, text: str) -> ApplicationError:  # type: ignore[n
     raise AssertionError(f"the run went on; expected a refusal naming {text!r}")
 
 
-async def test_a_gate_is_passed_only_by_an_approval(client: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
+async def test_a_gate_is_passed_only_by_an_approval(temporal: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
     """`amsm skip RUN approve-overwrite` used to go on and start replication over the other
     side's database. Now the skip is refused (CLI, update and signal alike) and nothing
     is started."""
     lab: Lab = await lab_factory(editors=1, ingest=0)
-    async with running_worker(client, lab):
-        run = (await cli_json(client, lab, "start", "switch", "--to", "Y"))["run_id"]
+    async with running_worker(temporal, lab):
+        run = (await cli_json(temporal, lab, "start", "switch", "--to", "Y"))["run_id"]
         shown = await drive(
-            client,
+            temporal,
             lab,
             run,
             "Y",
             until=lambda s: step(s, "approve-overwrite")["status"] == "awaiting-approval",
         )
-        rc, out = await cli(client, lab, "skip", run, "approve-overwrite", "--reason", "hurry")
+        rc, out = await cli(temporal, lab, "skip", run, "approve-overwrite", "--reason", "hurry")
         assert rc != 0 and "only an approval passes it" in out, out
-        handle = client.get_workflow_handle(lab.inventory.workflow_id, run_id=run)
+        handle = temporal.get_workflow_handle(lab.inventory.workflow_id, run_id=run)
         await handle.signal(
             "decide",
             {"step": "approve-overwrite", "action": "skip", "operator": "x", "reason": "ui"},
         )
-        shown = await shown_when(client, lab, run, lambda s: s["rejected"])
+        shown = await shown_when(temporal, lab, run, lambda s: s["rejected"])
         assert "only an approval passes it" in shown["rejected"][-1]["reason"]
         assert step(shown, "approve-overwrite")["status"] == "awaiting-approval"
         assert step(shown, "start-replication")["status"] == "pending"
-        status = await cli_json(client, lab, "status")
+        status = await cli_json(temporal, lab, "status")
         assert all(d["replication"] != "running" for d in status["dsm"].values()), status
-        rc, out = await cli(client, lab, "abort", run, "--reason", "test over")
+        rc, out = await cli(temporal, lab, "abort", run, "--reason", "test over")
         assert rc == 0, out
 
 
 async def test_a_cancel_request_is_an_abort_that_says_where_the_devices_are(
-    client: Client,
+    temporal: Client,
     lab_factory,  # type: ignore[no-untyped-def]
 ) -> None:
     """ "Request Cancellation" in the Web UI used to cancel the activities in flight and end
     the run without a word. Now the client switches in flight finish and the checklist
     ends with where every device is."""
     lab: Lab = await lab_factory(editors=2, ingest=0, reboot_seconds=1.5)
-    async with running_worker(client, lab):
-        run = (await cli_json(client, lab, "start", "switch", "--to", "Y"))["run_id"]
+    async with running_worker(temporal, lab):
+        run = (await cli_json(temporal, lab, "start", "switch", "--to", "Y"))["run_id"]
         await drive(
-            client,
+            temporal,
             lab,
             run,
             "Y",
@@ -168,9 +168,9 @@ async def test_a_cancel_request_is_an_abort_that_says_where_the_devices_are(
                 c["status"] == "switching" for c in step(s, "switch-clients").get("clients") or []
             ),
         )
-        handle = client.get_workflow_handle(lab.inventory.workflow_id, run_id=run)
+        handle = temporal.get_workflow_handle(lab.inventory.workflow_id, run_id=run)
         await handle.cancel()
-        await shown_when(client, lab, run, lambda s: s["decisions"])
+        await shown_when(temporal, lab, run, lambda s: s["decisions"])
         # Aborting already: a second abort is refused before the server stores it (an
         # accepted update is kept whole, header and all), and `amsm abort` says so calmly.
         with pytest.raises(WorkflowUpdateFailedError) as e:
@@ -178,7 +178,7 @@ async def test_a_cancel_request_is_an_abort_that_says_where_the_devices_are(
                 PairWorkflow.decide_step, Decision(action="abort", reason="again", operator="t")
             )
         assert "the run is already aborting (by temporal (cancel request))" in str(e.value.cause)
-        rc, out = await cli(client, lab, "abort", run, "--reason", "again")
+        rc, out = await cli(temporal, lab, "abort", run, "--reason", "again")
         assert rc == 0 and out.startswith(f"aborting run {run}"), out
         result = await handle.result()  # the run completes; it is not cancelled
         assert result["state"] == "aborted", result
@@ -186,21 +186,21 @@ async def test_a_cancel_request_is_an_abort_that_says_where_the_devices_are(
         assert clients and all(c["status"] == "done" for c in clients), clients
         assert any("clients on Y: ED-01, ED-02" in x for x in result["final_state"]), result
         assert result["decisions"][-1]["operator"] == "temporal (cancel request)"
-        status = await cli_json(client, lab, "status")
+        status = await cli_json(temporal, lab, "status")
         assert {c["host"]: c["side"] for c in status["clients"]} == {"ED-01": "Y", "ED-02": "Y"}
 
 
 async def test_dsm_set_main_is_refused_while_replication_copies_onto_it(
-    client: Client,
+    temporal: Client,
     lab_factory,  # type: ignore[no-untyped-def]
 ) -> None:
     lab: Lab = await lab_factory(editors=1, ingest=0)
-    async with running_worker(client, lab):
-        rc, out = await cli(client, lab, "dsm", "set-main", "Y")
+    async with running_worker(temporal, lab):
+        rc, out = await cli(temporal, lab, "dsm", "set-main", "Y")
         assert rc != 0 and "rule 'main-only-when-not-replicated-onto'" in out, out
         # Absolute: an override changes nothing.
         rc, out = await cli(
-            client,
+            temporal,
             lab,
             "dsm",
             "set-main",
@@ -211,12 +211,12 @@ async def test_dsm_set_main_is_refused_while_replication_copies_onto_it(
             "x",
         )
         assert rc != 0 and "cannot be overridden" in out, out
-        status = await cli_json(client, lab, "status")
+        status = await cli_json(temporal, lab, "status")
         assert status["mode"] == "mirrored" and status["dsm"]["Y"]["mode"] == "backup"
 
 
 async def test_a_storm_of_signals_leaves_the_run_going_and_confirmable(
-    client: Client,
+    temporal: Client,
     lab_factory,  # type: ignore[no-untyped-def]
 ) -> None:
     """4,000 small signals once wedged the workflow task; oversized ones were decoded and
@@ -225,10 +225,10 @@ async def test_a_storm_of_signals_leaves_the_run_going_and_confirmable(
     unread, continues as new after 4 (so the count starts again), and the operator's
     confirmation still goes through."""
     lab: Lab = await lab_factory(editors=1, ingest=0)
-    async with running_worker(client, lab):
-        run, _ = await switch_waiting_at_stop_insync(client, lab, "Y")
+    async with running_worker(temporal, lab):
+        run, _ = await switch_waiting_at_stop_insync(temporal, lab, "Y")
         # Signals go to the pair's current run, as the Web UI sends them.
-        handle = client.get_workflow_handle(lab.inventory.workflow_id)
+        handle = temporal.get_workflow_handle(lab.inventory.workflow_id)
         junk = {"step": "stop-insync", "operator": "x" * 5000}
         n = 2000
         sent = await send_signals(handle, "confirm", junk, n, at_once=200)
@@ -241,7 +241,7 @@ async def test_a_storm_of_signals_leaves_the_run_going_and_confirmable(
         await signal_until_accepted(handle, "confirm", forged)
         total = sent.accepted + 4
         shown = await shown_when(
-            client,
+            temporal,
             lab,
             run,
             lambda s: s.get("rejected_total", 0) == total and s.get("continued", 0) >= 1,
@@ -258,21 +258,21 @@ async def test_a_storm_of_signals_leaves_the_run_going_and_confirmable(
         assert shown["first_run_id"] == run, shown["first_run_id"]
         assert shown["run_id"] != run
         assert shown["continued"] >= total // server.MAX_SIGNALS, (shown["continued"], total)
-        runs = await no_run_was_terminated(client, lab.inventory.workflow_id, 1_000_000)
+        runs = await no_run_was_terminated(temporal, lab.inventory.workflow_id, 1_000_000)
         assert all(r.events < 500 for r in runs), runs
         # The last signals can make it continue once more: while the next run reads who
         # may act, its validator says "still starting", and the CLI asks again.
-        rc, out = await cli(client, lab, "confirm", run, "stop-insync")
+        rc, out = await cli(temporal, lab, "confirm", run, "stop-insync")
         assert rc == 0, out
-        shown = await drive(client, lab, shown["run_id"], "Y")
+        shown = await drive(temporal, lab, shown["run_id"], "Y")
         assert shown["state"] == "completed", shown
         assert shown["rejected_total"] == total
-        runs = (await cli_json(client, lab, "runs", "--kind", "switch"))["runs"]
+        runs = (await cli_json(temporal, lab, "runs", "--kind", "switch"))["runs"]
         assert [r["state"] for r in runs] == ["completed"], runs  # one row for the chain
 
 
 async def test_a_burst_of_large_signals_is_refused_by_the_server_and_the_run_goes_on(
-    client: Client,
+    temporal: Client,
     lab_factory,  # type: ignore[no-untyped-def]
 ) -> None:
     """30 signals of 1.8 MB as fast as the frontend takes them (54 MB, more than the
@@ -281,28 +281,28 @@ async def test_a_burst_of_large_signals_is_refused_by_the_server_and_the_run_goe
     a signal over the blob limit is refused whole, and the run goes on: the operator
     confirms through the CLI and the run completes."""
     lab: Lab = await lab_factory(editors=1, ingest=0)
-    async with running_worker(client, lab):
-        run, _ = await switch_waiting_at_stop_insync(client, lab, "Y")
-        handle = client.get_workflow_handle(lab.inventory.workflow_id)
+    async with running_worker(temporal, lab):
+        run, _ = await switch_waiting_at_stop_insync(temporal, lab, "Y")
+        handle = temporal.get_workflow_handle(lab.inventory.workflow_id)
         burst = {"step": "stop-insync", "operator": "m", "note": "y" * 1_800_000}
         sent = await send_signals(handle, "confirm", burst, 30, at_once=30)
         huge = {"step": "stop-insync", "operator": "m", "note": "y" * server.BLOB_SIZE_ERROR}
         sent.add(await send_signals(handle, "confirm", huge, 1))
         await no_run_was_terminated(
-            client, lab.inventory.workflow_id, server.MAX_SIGNALS * 1_900_000 + 2_000_000
+            temporal, lab.inventory.workflow_id, server.MAX_SIGNALS * 1_900_000 + 2_000_000
         )
         assert sent.refused[SIGNALS_LIMIT] > 0 and [m for m in sent.refused if BLOB_LIMIT in m]
         assert sent.accepted + sum(sent.refused.values()) == 31, sent
-        rc, out = await cli(client, lab, "confirm", run, "stop-insync")
+        rc, out = await cli(temporal, lab, "confirm", run, "stop-insync")
         assert rc == 0, out
-        shown = await drive(client, lab, run, "Y")
+        shown = await drive(temporal, lab, run, "Y")
         assert shown["state"] == "completed", shown["message"]
         assert shown["rejected_total"] == sent.accepted
-        await no_run_was_terminated(client, lab.inventory.workflow_id, 20_000_000)
+        await no_run_was_terminated(temporal, lab.inventory.workflow_id, 20_000_000)
 
 
 async def test_signals_with_headers_up_to_the_frontends_limit_leave_the_run_going(
-    client: Client,
+    temporal: Client,
     lab_factory,  # type: ignore[no-untyped-def]
 ) -> None:
     """The server measures a signal's input against its blob limit, but stores its header
@@ -310,34 +310,34 @@ async def test_signals_with_headers_up_to_the_frontends_limit_leave_the_run_goin
     4 MiB message limit) are 105 MB. The server takes 8 in one run (28 MB), which is why
     the signal count, not the blob size, is what keeps the history under 50 MiB."""
     lab: Lab = await lab_factory(editors=1, ingest=0)
-    async with running_worker(client, lab):
-        run, _ = await switch_waiting_at_stop_insync(client, lab, "Y")
+    async with running_worker(temporal, lab):
+        run, _ = await switch_waiting_at_stop_insync(temporal, lab, "Y")
         wid = lab.inventory.workflow_id
         arg = json.dumps({"step": "no-such-step", "operator": "h"}).encode()
         sent = Sent()
         for r in await asyncio.gather(
-            *(send_with_header(client, wid, "confirm", arg, 3_500_000) for _ in range(30))
+            *(send_with_header(temporal, wid, "confirm", arg, 3_500_000) for _ in range(30))
         ):
             sent.add(r)
         assert sent.accepted >= 1 and sent.refused[SIGNALS_LIMIT] > 0, sent
         assert sent.accepted + sum(sent.refused.values()) == 30, sent
         shown = await shown_when(
-            client, lab, run, lambda s: s.get("rejected_total", 0) == sent.accepted
+            temporal, lab, run, lambda s: s.get("rejected_total", 0) == sent.accepted
         )
         assert step(shown, "stop-insync")["status"] == "awaiting-confirmation"
-        await no_run_was_terminated(client, wid, server.MAX_SIGNALS * 3_600_000 + 2_000_000)
+        await no_run_was_terminated(temporal, wid, server.MAX_SIGNALS * 3_600_000 + 2_000_000)
         hands_for(lab, "stop-insync", "Y")
-        rc, out = await cli(client, lab, "confirm", run, "stop-insync")
+        rc, out = await cli(temporal, lab, "confirm", run, "stop-insync")
         assert rc == 0, out
         shown = await shown_when(
-            client, lab, run, lambda s: step(s, "stop-insync")["status"] == "done"
+            temporal, lab, run, lambda s: step(s, "stop-insync")["status"] == "done"
         )
-        rc, out = await cli(client, lab, "abort", run, "--reason", "test over")
+        rc, out = await cli(temporal, lab, "abort", run, "--reason", "test over")
         assert rc == 0, out
 
 
 async def test_updates_with_large_headers_at_once_leave_the_run_going(
-    client: Client,
+    temporal: Client,
     lab_factory,  # type: ignore[no-untyped-def]
 ) -> None:
     """The worker answers each update with its request, header included, in its workflow
@@ -347,44 +347,44 @@ async def test_updates_with_large_headers_at_once_leave_the_run_going(
     (MAX_IN_FLIGHT_UPDATES) and the server refuses the others; the run goes on and the
     operator confirms through the CLI."""
     lab: Lab = await lab_factory(editors=1, ingest=0)
-    async with running_worker(client, lab):
-        run, _ = await switch_waiting_at_stop_insync(client, lab, "Y")
+    async with running_worker(temporal, lab):
+        run, _ = await switch_waiting_at_stop_insync(temporal, lab, "Y")
         wid = lab.inventory.workflow_id
         # Each refused by its validator (no such step), as were the ten that ended it.
         arg = json.dumps({"step": "no-such-step", "operator": "stranger"}).encode()
         for _ in range(2):
             said = await asyncio.gather(
                 *(
-                    update_with_header(client, wid, "confirm-step", arg, 1_900_000)
+                    update_with_header(temporal, wid, "confirm-step", arg, 1_900_000)
                     for _ in range(10)
                 )
             )
             assert sum(IN_FLIGHT_LIMIT in s for s in said) >= 5, said
             assert all(IN_FLIGHT_LIMIT in s or s == "failure" for s in said), said
-        await no_run_was_terminated(client, wid, 10 * 2_000_000 + 2_000_000)
+        await no_run_was_terminated(temporal, wid, 10 * 2_000_000 + 2_000_000)
         hands_for(lab, "stop-insync", "Y")
-        rc, out = await cli(client, lab, "confirm", run, "stop-insync")
+        rc, out = await cli(temporal, lab, "confirm", run, "stop-insync")
         assert rc == 0, out
         shown = await shown_when(
-            client, lab, run, lambda s: step(s, "stop-insync")["status"] == "done"
+            temporal, lab, run, lambda s: step(s, "stop-insync")["status"] == "done"
         )
         assert shown["state"] in ("running", "awaiting-operator"), shown["state"]
-        rc, out = await cli(client, lab, "abort", run, "--reason", "test over")
+        rc, out = await cli(temporal, lab, "abort", run, "--reason", "test over")
         assert rc == 0, out
 
 
-async def test_the_fence_continues_as_new_whatever_arrives(client: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
+async def test_the_fence_continues_as_new_whatever_arrives(temporal: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
     """1,000 signals nobody handles: the server takes 8 in one run of the fence, which
     continues as new after 4 (its count starts again), its history short."""
     lab: Lab = await lab_factory(editors=1, ingest=0)
     inv = lab.inventory
-    async with running_worker(client, lab):
+    async with running_worker(temporal, lab):
         set_side_fault(lab.dir, "X", "down")
         # Down before the fence's first try: X up and main would end it at once.
         await wait_for(side_down(lab, "X"), "side X down")
-        fence = await start_fence(client, inv, "night")
+        fence = await start_fence(temporal, inv, "night")
         first = fence.result_run_id
-        handle = client.get_workflow_handle(fence_workflow_id(inv.pair))
+        handle = temporal.get_workflow_handle(fence_workflow_id(inv.pair))
         sent = await send_signals(handle, "nonsense", "x" * 100, 1000, at_once=100)
         assert sent.accepted >= server.MAX_SIGNALS and set(sent.refused) == {SIGNALS_LIMIT}, sent
         deadline = time.monotonic() + 180
@@ -394,53 +394,53 @@ async def test_the_fence_continues_as_new_whatever_arrives(client: Client, lab_f
                 break
             await asyncio.sleep(0.3)
         assert desc.run_id != first, "the fence did not continue as new"
-        await no_run_was_terminated(client, fence_workflow_id(inv.pair), 1_000_000)
-        view = (await cli_json(client, lab, "fence"))["fence"]
+        await no_run_was_terminated(temporal, fence_workflow_id(inv.pair), 1_000_000)
+        view = (await cli_json(temporal, lab, "fence"))["fence"]
         assert view["state"]["status"] == "waiting" and view["state"]["reason"] == "test"
         # X comes back as the main side of a pair nobody switched (this fence was started
         # by hand): fencing it would leave the pair with no main, so the fence refuses.
         set_side_fault(lab.dir, "X", "up")
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            view = (await cli_json(client, lab, "fence"))["fence"]
+            view = (await cli_json(temporal, lab, "fence"))["fence"]
             if view["state"]["status"] != "waiting":
                 break
             await asyncio.sleep(0.5)
         assert view["state"]["status"] == "ended", view
         assert "would leave the pair with no main" in view["state"]["message"], view
-        status = await cli_json(client, lab, "status")
+        status = await cli_json(temporal, lab, "status")
         assert status["mode"] == "mirrored" and status["dsm"]["X"]["mode"] == "main"
 
 
-async def test_bad_inputs_are_refused_with_a_sentence(client: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
+async def test_bad_inputs_are_refused_with_a_sentence(temporal: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
     """A start from the Web UI with an unknown field, a name with a newline or a payload
     too big fails the run at once, saying why (it used to fail its workflow task for
     ever, holding the pair's id); the CLI says the same before anything starts."""
     lab: Lab = await lab_factory(editors=1, ingest=0)
     inv = lab.inventory
-    async with running_worker(client, lab):
+    async with running_worker(temporal, lab):
         for bad, why in (
             ({"pair": inv.pair, "to": "Y", "overides": []}, "Extra inputs are not permitted"),
             ({"pair": inv.pair, "to": "Y", "initiator": "a\nb"}, "initiator"),
             ({"pair": inv.pair, "to": "Y", "reason": "r" * (MAX_PAYLOAD_BYTES + 1)}, "limit"),
             ({"pair": inv.pair, "to": "Q"}, "to:"),
         ):
-            handle = await client.start_workflow(
+            handle = await temporal.start_workflow(
                 "switch", bad, id=inv.workflow_id, task_queue=inv.queue
             )
             cause = await refused_with(handle, "switch refused: bad input")
             assert cause.type == "BadInput" and why in cause.message, cause
-        rc, out = await cli(client, lab, "start", "switch", "--to", "Y", "--operator", "a" * 300)
+        rc, out = await cli(temporal, lab, "start", "switch", "--to", "Y", "--operator", "a" * 300)
         assert rc == 2 and "bad input: --operator" in out and "Traceback" not in out, out
 
 
-async def test_only_the_pairs_id_runs_its_workflows(client: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
+async def test_only_the_pairs_id_runs_its_workflows(temporal: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
     """A switch started under another id used to run its steps beside the pair's run,
     and a client batch started by hand moved clients behind the pair's back."""
     lab: Lab = await lab_factory(editors=1, ingest=0)
     inv = lab.inventory
-    async with running_worker(client, lab):
-        handle = await client.start_workflow(
+    async with running_worker(temporal, lab):
+        handle = await temporal.start_workflow(
             "switch",
             SwitchInput(pair=inv.pair, to="Y", initiator="mallory"),
             id=f"{inv.workflow_id}-sneaky",
@@ -448,7 +448,7 @@ async def test_only_the_pairs_id_runs_its_workflows(client: Client, lab_factory)
         )
         await refused_with(handle, "one-workflow-per-pair")
         timing = Timing()
-        handle = await client.start_workflow(
+        handle = await temporal.start_workflow(
             "client-batch",
             ClientBatchInput(
                 pair=inv.pair, clients=[ClientTarget(host="ED-01", to="Y")], timing=timing
@@ -457,37 +457,37 @@ async def test_only_the_pairs_id_runs_its_workflows(client: Client, lab_factory)
             task_queue=inv.queue,
         )
         await refused_with(handle, "runs only as a child of the pair's run")
-        status = await cli_json(client, lab, "status")
+        status = await cli_json(temporal, lab, "status")
         assert status["mode"] == "mirrored"
         assert [c["side"] for c in status["clients"]] == ["X"]
 
 
-async def test_a_taken_child_id_is_not_trusted(client: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
+async def test_a_taken_child_id_is_not_trusted(temporal: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
     """Somebody starts a workflow under the id the run's first client batch would take
     (it used to be readable from the run id); the batch goes under a new id, and every
     client is switched."""
     lab: Lab = await lab_factory(editors=1, ingest=0, reboot_seconds=0.3)
     inv = lab.inventory
-    async with running_worker(client, lab):
-        run = (await cli_json(client, lab, "start", "switch", "--to", "Y"))["run_id"]
+    async with running_worker(temporal, lab):
+        run = (await cli_json(temporal, lab, "start", "switch", "--to", "Y"))["run_id"]
         old_style = f"amsm-{inv.pair}-{run.replace('-', '')[-12:]}-switch-clients-1"
         # Held by a workflow that no worker runs (a task queue nobody polls).
-        await client.start_workflow(
+        await temporal.start_workflow(
             "client-batch",
             {"pair": inv.pair, "clients": [], "timing": {}},
             id=old_style,
             task_queue="nobody-polls-this",
         )
-        shown = await drive(client, lab, run, "Y")
+        shown = await drive(temporal, lab, run, "Y")
         assert shown["state"] == "completed", shown
         clients = step(shown, "switch-clients")["clients"]
         assert [c["status"] for c in clients] == ["done"]
         assert clients[0]["workflow_id"] != old_style
-        await client.get_workflow_handle(old_style).terminate("test over")
+        await temporal.get_workflow_handle(old_style).terminate("test over")
 
 
 async def test_signals_before_the_run_knows_its_operators_are_checked(
-    client: Client,
+    temporal: Client,
     lab_factory,  # type: ignore[no-untyped-def]
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -497,8 +497,8 @@ async def test_signals_before_the_run_knows_its_operators_are_checked(
     lab.edit_inventory(operators=["ann"])
     monkeypatch.setenv("AMSM_OPERATOR", "ann")
     inv = lab.inventory
-    async with running_worker(client, lab):
-        handle = await client.start_workflow(
+    async with running_worker(temporal, lab):
+        handle = await temporal.start_workflow(
             "switch",
             SwitchInput(pair=inv.pair, to="Y", initiator="ann"),
             id=inv.workflow_id,
@@ -506,32 +506,32 @@ async def test_signals_before_the_run_knows_its_operators_are_checked(
             start_signal="decide",
             start_signal_args=[{"action": "abort", "operator": "mallory", "reason": "ha"}],
         )
-        shown = await shown_when(client, lab, handle.result_run_id or "", lambda s: s["rejected"])
+        shown = await shown_when(temporal, lab, handle.result_run_id or "", lambda s: s["rejected"])
         assert shown["rejected"][0]["operator"] == "mallory"
         assert "not an operator" in shown["rejected"][0]["reason"]
         assert shown["state"] in ("running", "awaiting-operator")
         rc, out = await cli(
-            client, lab, "abort", shown["run_id"], "--reason", "x", "--operator", "ann"
+            temporal, lab, "abort", shown["run_id"], "--reason", "x", "--operator", "ann"
         )
         assert rc == 0, out
 
 
-async def test_a_start_without_the_cli_keeps_the_fence_check(client: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
+async def test_a_start_without_the_cli_keeps_the_fence_check(temporal: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
     """The CLI refused to make main a side a fence still waits on; a start from the Web UI
     went around it. The run itself refuses now."""
 
     lab: Lab = await lab_factory(editors=1, ingest=0)
     inv = lab.inventory
-    async with running_worker(client, lab):
+    async with running_worker(temporal, lab):
         set_side_fault(lab.dir, "X", "down")
         await wait_for(side_down(lab, "X"), "side X down")
-        fence = await start_fence(client, inv, "night")
+        fence = await start_fence(temporal, inv, "night")
         await asyncio.sleep(1)
         for kind, arg in (
             ("switch", SwitchInput(pair=inv.pair, to="X")),
             ("split", SplitInput(pair=inv.pair, main="Y")),
         ):
-            handle = await client.start_workflow(
+            handle = await temporal.start_workflow(
                 kind, arg, id=inv.workflow_id, task_queue=inv.queue
             )
             await refused_with(handle, "the fence on X still waits")
@@ -539,7 +539,7 @@ async def test_a_start_without_the_cli_keeps_the_fence_check(client: Client, lab
 
 
 async def test_a_viewer_reads_the_pair_without_starting_a_workflow(
-    client: Client,
+    temporal: Client,
     lab_factory,  # type: ignore[no-untyped-def]
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -549,14 +549,14 @@ async def test_a_viewer_reads_the_pair_without_starting_a_workflow(
     lab.edit_inventory(operators=["ann"], viewers=["vic"])
     inv = lab.inventory
     monkeypatch.setenv("AMSM_OPERATOR", "vic")
-    async with running_worker(client, lab):
-        rc, out = await cli(client, lab, "status")
+    async with running_worker(temporal, lab):
+        rc, out = await cli(temporal, lab, "status")
         assert rc == 1 and "could not be read from its watch" in out, out
-        await start_watch(client, inv)
-        await start_watch(client, inv)  # a second worker's start finds it running
+        await start_watch(temporal, inv)
+        await start_watch(temporal, inv)  # a second worker's start finds it running
         deadline = time.monotonic() + 30
         while True:
-            rc, out = await cli(client, lab, "status", "--json")
+            rc, out = await cli(temporal, lab, "status", "--json")
             if rc == 0 or time.monotonic() > deadline:
                 break
             await asyncio.sleep(0.3)
@@ -564,14 +564,16 @@ async def test_a_viewer_reads_the_pair_without_starting_a_workflow(
         data = json.loads(out)
         assert data["mode"] == "mirrored" and "as the pair's watch read it at" in data["read"]
         query = f"WorkflowType = 'pair-status' AND WorkflowId STARTS_WITH '{inv.workflow_id}'"
-        assert [w async for w in client.list_workflows(query)] == []
+        assert [w async for w in temporal.list_workflows(query)] == []
         monkeypatch.setenv("AMSM_OPERATOR", "ann")
-        assert (await cli_json(client, lab, "status"))["mode"] == "mirrored"  # read now
-        assert len([w async for w in client.list_workflows(query)]) == 1
-        await client.get_workflow_handle(f"{inv.workflow_id}-watch").terminate("test over")
+        assert (await cli_json(temporal, lab, "status"))["mode"] == "mirrored"  # read now
+        assert len([w async for w in temporal.list_workflows(query)]) == 1
+        await temporal.get_workflow_handle(f"{inv.workflow_id}-watch").terminate("test over")
 
 
-async def test_a_worker_of_another_build_on_the_queue_is_named(client: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
+async def test_a_worker_of_another_build_on_the_queue_is_named(
+    temporal: Client, lab_factory
+) -> None:  # type: ignore[no-untyped-def]
     """Workers of two codes on one queue would take each other's runs unnoticed."""
     lab: Lab = await lab_factory(editors=1, ingest=0)
     inv = lab.inventory
@@ -580,40 +582,40 @@ async def test_a_worker_of_another_build_on_the_queue_is_named(client: Client, l
         "old-amsm@h",
         "b@build-000000000000",
     ]
-    old = build_workers(client, inv, lab.inventory_path, identity="w-old@h@build-000000000000")
+    old = build_workers(temporal, inv, lab.inventory_path, identity="w-old@h@build-000000000000")
     async with old[0], old[1], old[2]:
         deadline = time.monotonic() + 30
         mixed: list[str] = []
         while not mixed and time.monotonic() < deadline:
-            mixed = await other_builds(client, "default", inv.queue)
+            mixed = await other_builds(temporal, "default", inv.queue)
             await asyncio.sleep(0.5)
         assert mixed == ["w-old@h@build-000000000000"], mixed
 
 
-async def test_the_same_client_named_twice_is_switched_once(client: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
+async def test_the_same_client_named_twice_is_switched_once(temporal: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
     """`confirm move-editors --client ED-01 --client ed-01` rebooted ED-01 four times."""
     lab: Lab = await lab_factory(editors=1, ingest=0)
-    async with running_worker(client, lab):
-        run = (await cli_json(client, lab, "start", "split", "--main", "X"))["run_id"]
+    async with running_worker(temporal, lab):
+        run = (await cli_json(temporal, lab, "start", "split", "--main", "X"))["run_id"]
         extra = {"move-editors": ["--client", "ED-01", "--client", "ed-01"]}
-        shown = await drive(client, lab, run, "Y", extra=extra)
+        shown = await drive(temporal, lab, run, "Y", extra=extra)
         assert shown["state"] == "completed", shown
         assert [c["host"] for c in step(shown, "move-editors")["clients"]] == ["ED-01"]
         restarts = [h for _, h, cmd, _ in LabState(lab.dir).journal() if cmd == "Restart-Computer"]
         assert restarts == ["ED-01", "ED-01"], restarts  # a client switch restarts twice
 
 
-async def test_the_fence_checks_who_starts_and_who_ends_it(client: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
+async def test_the_fence_checks_who_starts_and_who_ends_it(temporal: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
 
     lab: Lab = await lab_factory(editors=1, ingest=0)
     lab.edit_inventory(operators=["ann"])
     inv = lab.inventory
-    async with running_worker(client, lab):
+    async with running_worker(temporal, lab):
         set_side_fault(lab.dir, "X", "down")
         await wait_for(side_down(lab, "X"), "side X down")
-        handle = await start_fence(client, inv, "mallory", "by hand")
+        handle = await start_fence(temporal, inv, "mallory", "by hand")
         await refused_with(handle, "mallory is not an operator")
-        handle = await start_fence(client, inv, "ann", "by hand")
+        handle = await start_fence(temporal, inv, "ann", "by hand")
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -647,8 +649,8 @@ async def test_a_server_that_cannot_answer_is_not_taken_for_no_run(  # type: ign
     port = free_port()
     server = await start_server(tmp_path / "t.db", port)
     try:
-        client = await Client.connect(f"127.0.0.1:{port}")
-        acts = PairActivities(client, lab.inventory)
+        temporal = await Client.connect(f"127.0.0.1:{port}")
+        acts = PairActivities(temporal, lab.inventory)
         ref = PairRef(pair=lab.inventory.pair)
         assert not (await ActivityEnvironment().run(acts.pair_run_state, ref)).running
     finally:
@@ -660,30 +662,30 @@ async def test_a_server_that_cannot_answer_is_not_taken_for_no_run(  # type: ign
     assert f"cannot tell whether a workflow runs on pair {lab.inventory.pair}" in str(e.value)
 
 
-async def test_a_taken_fence_id_does_not_skip_the_fence(client: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
+async def test_a_taken_fence_id_does_not_skip_the_fence(temporal: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
     """Item 8: a workflow that is not a fence holds the fence's usual id when X is lost.
     The unplanned switch does not take it for its fence: it starts the fence under
     another id, `amsm fence` finds that one, and X is fenced once it is back."""
     lab: Lab = await lab_factory(editors=1, ingest=0)
     inv = lab.inventory
     taken = fence_workflow_id(inv.pair)
-    await client.start_workflow(
+    await temporal.start_workflow(
         "client-batch",
         {"pair": inv.pair, "clients": [], "timing": {}},
         id=taken,
         task_queue="nobody-polls-this",
     )
     try:
-        async with running_worker(client, lab):
+        async with running_worker(temporal, lab):
             set_side_fault(lab.dir, "X", "down")
             await wait_for(side_down(lab, "X"), "side X down")
             started = await cli_json(
-                client, lab, "start", "switch", "--to", "Y", "--unplanned",
+                temporal, lab, "start", "switch", "--to", "Y", "--unplanned",
                 "--reason", "X lost: test of a taken fence id",
             )  # fmt: skip
-            shown = await drive(client, lab, started["run_id"], "Y", timeout=150)
+            shown = await drive(temporal, lab, started["run_id"], "Y", timeout=150)
             assert shown["state"] == "completed", shown
-            fence = (await cli_json(client, lab, "fence"))["fence"]
+            fence = (await cli_json(temporal, lab, "fence"))["fence"]
             assert fence["workflow_id"] != taken and fence["workflow_id"].startswith(taken)
             assert fence["state"]["status"] == "waiting", fence
             set_side_fault(lab.dir, "X", "up")
@@ -691,16 +693,16 @@ async def test_a_taken_fence_id_does_not_skip_the_fence(client: Client, lab_fact
             while fence["state"]["status"] == "waiting":
                 assert time.monotonic() < deadline, fence
                 await asyncio.sleep(0.3)
-                fence = (await cli_json(client, lab, "fence"))["fence"]
+                fence = (await cli_json(temporal, lab, "fence"))["fence"]
             assert fence["state"]["status"] == "fenced", fence
-            status = await cli_json(client, lab, "status")
+            status = await cli_json(temporal, lab, "status")
             assert status["dsm"]["X"]["mode"] == "backup", status["dsm"]["X"]
     finally:
-        await client.get_workflow_handle(taken).terminate("test over")
+        await temporal.get_workflow_handle(taken).terminate("test over")
 
 
 async def test_large_signals_while_clients_switch_leave_the_run_going(  # type: ignore[no-untyped-def]
-    client: Client, lab_factory
+    temporal: Client, lab_factory
 ) -> None:
     """Item 6: 30 signals of 1.8 MB once got the run terminated by the server (its 50 MB
     history limit) in the middle of an automatic step. Arriving while the clients
@@ -708,20 +710,20 @@ async def test_large_signals_while_clients_switch_leave_the_run_going(  # type: 
     client batches go on, the next run follows them, and every client is switched
     exactly once."""
     lab: Lab = await lab_factory(editors=2, ingest=0, reboot_seconds=3)
-    async with running_worker(client, lab):
-        run, _ = await switch_waiting_at_stop_insync(client, lab, "Y")
+    async with running_worker(temporal, lab):
+        run, _ = await switch_waiting_at_stop_insync(temporal, lab, "Y")
         mark = len(LabState(lab.dir).journal())
-        await drive(client, lab, run, "Y", until=a_client_is("switching"))
+        await drive(temporal, lab, run, "Y", until=a_client_is("switching"))
         # 54 MB in all, more than the server keeps for one run.
-        sent = await send_large_signals(client, lab.inventory, 30)
+        sent = await send_large_signals(temporal, lab.inventory, 30)
         shown = await shown_when(
-            client,
+            temporal,
             lab,
             run,
             lambda s: s.get("continued", 0) >= 1 and step(s, "switch-clients")["status"] == "done",
             180,
         )
-        shown = await drive(client, lab, shown["run_id"], "Y")
+        shown = await drive(temporal, lab, shown["run_id"], "Y")
         assert shown["state"] == "completed", shown["message"]
         assert shown["first_run_id"] == run and shown["run_id"] != run
         clients = step(shown, "switch-clients")["clients"]
@@ -731,13 +733,13 @@ async def test_large_signals_while_clients_switch_leave_the_run_going(  # type: 
         )
         assert restarts == {"ED-01": 2, "ED-02": 2}, restarts
         assert shown["rejected_total"] == sent.accepted
-        await no_run_was_terminated(client, lab.inventory.workflow_id, 20_000_000)
-        status = await cli_json(client, lab, "status")
+        await no_run_was_terminated(temporal, lab.inventory.workflow_id, 20_000_000)
+        status = await cli_json(temporal, lab, "status")
         assert (status["mode"], status["main"]) == ("mirrored", "Y"), status
 
 
 async def test_a_run_continued_while_clients_switch_keeps_each_clients_decision(  # type: ignore[no-untyped-def]
-    client: Client, lab_factory
+    temporal: Client, lab_factory
 ) -> None:
     """The run continues as new while one client still switches and another has failed
     and waits for its decision: the next run follows the first to its end, and the
@@ -748,12 +750,12 @@ async def test_a_run_continued_while_clients_switch_keeps_each_clients_decision(
     lab.retime(reboot_timeout=8, max_attempts=1)
     set_fault(lab.dir, "ED-01", "slow-reboot", 5)
     set_fault(lab.dir, "ED-02", "no-reboot")
-    async with running_worker(client, lab):
-        run, _ = await switch_waiting_at_stop_insync(client, lab, "Y")
-        await drive(client, lab, run, "Y", until=a_client_is("failed"))
-        await send_large_signals(client, lab.inventory, 12)
+    async with running_worker(temporal, lab):
+        run, _ = await switch_waiting_at_stop_insync(temporal, lab, "Y")
+        await drive(temporal, lab, run, "Y", until=a_client_is("failed"))
+        await send_large_signals(temporal, lab.inventory, 12)
         shown = await shown_when(
-            client,
+            temporal,
             lab,
             run,
             lambda s: (
@@ -766,9 +768,9 @@ async def test_a_run_continued_while_clients_switch_keeps_each_clients_decision(
         assert shown["run_id"] != run
         set_fault(lab.dir, "ED-02", "clear")
         await wait_for(host_up(lab, "ED-02"), "ED-02 back up")
-        rc, out = await cli(client, lab, "retry", run, "switch-clients", "--client", "ED-02")
+        rc, out = await cli(temporal, lab, "retry", run, "switch-clients", "--client", "ED-02")
         assert rc == 0, out
-        final = await drive(client, lab, shown["run_id"], "Y")
+        final = await drive(temporal, lab, shown["run_id"], "Y")
         assert final["state"] == "completed", final["message"]
         clients = step(final, "switch-clients")["clients"]
         assert [(c["host"], c["status"], c["attempts"]) for c in clients] == [
@@ -778,7 +780,7 @@ async def test_a_run_continued_while_clients_switch_keeps_each_clients_decision(
 
 
 async def test_a_continuation_too_big_to_send_leaves_the_run_going(
-    client: Client,
+    temporal: Client,
     lab_factory,  # type: ignore[no-untyped-def]
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -792,13 +794,13 @@ async def test_a_continuation_too_big_to_send_leaves_the_run_going(
     monkeypatch.setattr(base, "MAX_CONTINUED_BYTES", 4000)
     monkeypatch.setattr(checklist, "MAX_CONTINUED_BYTES", 4000)
     lab: Lab = await lab_factory(editors=1, ingest=0)
-    async with running_worker(client, lab):
-        run, _ = await switch_waiting_at_stop_insync(client, lab, "Y")
-        handle = client.get_workflow_handle(lab.inventory.workflow_id, run_id=run)
+    async with running_worker(temporal, lab):
+        run, _ = await switch_waiting_at_stop_insync(temporal, lab, "Y")
+        handle = temporal.get_workflow_handle(lab.inventory.workflow_id, run_id=run)
         for n in range(5):  # past CONTINUE_AFTER_SIGNALS (4), under the server's 8
             await handle.signal("confirm", {"step": "nope", "operator": f"x{n}"})
         shown = await shown_when(
-            client,
+            temporal,
             lab,
             run,
             lambda s: "cannot continue as new" in (s.get("message") or ""),
@@ -807,14 +809,14 @@ async def test_a_continuation_too_big_to_send_leaves_the_run_going(
         assert shown["continued"] == 0 and shown["run_id"] == run, shown
         assert shown["rejected_total"] == 5
         hands_for(lab, "stop-insync", "Y")
-        rc, out = await cli(client, lab, "confirm", run, "stop-insync")
+        rc, out = await cli(temporal, lab, "confirm", run, "stop-insync")
         assert rc == 0, out
-        rc, out = await cli(client, lab, "abort", run, "--reason", "test over")
+        rc, out = await cli(temporal, lab, "abort", run, "--reason", "test over")
         assert rc == 0, out
 
 
 async def test_a_run_waiting_on_a_failed_step_continues_as_new_and_is_retried(
-    client: Client,
+    temporal: Client,
     lab_factory,  # type: ignore[no-untyped-def]
 ) -> None:
     """A failed step can wait days for its decision. It used to be the one wait that never
@@ -826,19 +828,19 @@ async def test_a_run_waiting_on_a_failed_step_continues_as_new_and_is_retried(
     # needs room on a loaded machine (1 s was too little beside another test process).
     lab.retime(replication_timeout=15)
     set_fault(lab.dir, "dsm-y", "replication-fails")
-    async with running_worker(client, lab):
-        run = (await cli_json(client, lab, "start", "switch", "--to", "Y"))["run_id"]
-        shown = await drive(client, lab, run, "Y")
+    async with running_worker(temporal, lab):
+        run = (await cli_json(temporal, lab, "start", "switch", "--to", "Y"))["run_id"]
+        shown = await drive(temporal, lab, run, "Y")
         assert step(shown, "start-replication")["status"] == "failed", shown
-        handle = client.get_workflow_handle(lab.inventory.workflow_id)
+        handle = temporal.get_workflow_handle(lab.inventory.workflow_id)
         for n in range(5):
             await handle.signal("confirm", {"step": "nope", "operator": f"x{n}"})
-        shown = await shown_when(client, lab, run, lambda s: s["continued"] >= 1)
+        shown = await shown_when(temporal, lab, run, lambda s: s["continued"] >= 1)
         assert step(shown, "start-replication")["status"] == "failed", shown
         assert shown["state"] == "awaiting-operator"
         set_fault(lab.dir, "dsm-y", "clear")
-        rc, out = await cli(client, lab, "retry", run, "start-replication")
+        rc, out = await cli(temporal, lab, "retry", run, "start-replication")
         assert rc == 0, out
-        shown = await drive(client, lab, run, "Y")
+        shown = await drive(temporal, lab, run, "Y")
         assert shown["state"] == "completed", shown["message"]
         assert step(shown, "start-replication")["outcome"] == "done"

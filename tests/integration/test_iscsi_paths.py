@@ -136,7 +136,9 @@ async def test_verify_still_fails_on_a_session_to_the_other_side(lab_factory) ->
         await clients_facts.client_verify(a.host(client), client, inv, "Y")
 
 
-async def test_a_switch_on_redundant_sans_keeps_each_client_on_its_toe(client, lab_factory) -> None:  # type: ignore[no-untyped-def]
+async def test_a_switch_on_redundant_sans_keeps_each_client_on_its_toe(
+    temporal, lab_factory
+) -> None:  # type: ignore[no-untyped-def]
     """The whole switch through Temporal, on a redundant lab with ED-02's B portal on Y
     dead and an archive disk on ED-01: every client lands on its own TOEs, keeps its B
     path where its portal answers, and keeps the disk."""
@@ -149,9 +151,9 @@ async def test_a_switch_on_redundant_sans_keeps_each_client_on_its_toe(client, l
     ed1, ed2 = (c.host for c in lab.inventory.clients)
     set_fault(lab.dir, y_b[1], "unreachable")
     set_fault(lab.dir, ed1, "unrelated-disk")
-    async with running_worker(client, lab):
-        started = await cli_json(client, lab, "start", "switch", "--to", "Y")
-        final = await drive(client, lab, started["run_id"], "Y")
+    async with running_worker(temporal, lab):
+        started = await cli_json(temporal, lab, "start", "switch", "--to", "Y")
+        final = await drive(temporal, lab, started["run_id"], "Y")
         assert final["state"] == "completed", final
         assert all(s["status"] == "done" for s in final["steps"]), final["steps"]
     assert logins(lab, ed1) == {

@@ -13,20 +13,20 @@ from tests.support.worker import running_worker
 from workflows.kinds import added
 
 
-async def test_a_ninth_kind_runs_from_its_module_and_a_line(client: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
+async def test_a_ninth_kind_runs_from_its_module_and_a_line(temporal: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
     lab = await lab_factory(editors=2, ingest=1)
     with added(KIND, SplitCopyWorkflow):
-        async with running_worker(client, lab):
-            rc, out = await cli(client, lab, "start", "split-copy", "--main", "Y")
+        async with running_worker(temporal, lab):
+            rc, out = await cli(temporal, lab, "start", "split-copy", "--main", "Y")
             assert rc == 1 and "X is main, not Y" in out
 
-            dry = await cli_json(client, lab, "start", "split-copy", "--main", "X", "--dry-run")
+            dry = await cli_json(temporal, lab, "start", "split-copy", "--main", "X", "--dry-run")
             assert dry["dry_run"] and dry["workflow"] == "split-copy" and dry["refused"] is None
             assert [s["id"] for s in dry["steps"]] == [s.id for s in KIND.steps("X")]
 
-            run = (await cli_json(client, lab, "start", "split-copy", "--main", "X"))["run_id"]
+            run = (await cli_json(temporal, lab, "start", "split-copy", "--main", "X"))["run_id"]
             final = await drive(
-                client, lab, run, "X", stop_allsync_on="X",
+                temporal, lab, run, "X", stop_allsync_on="X",
                 extra={"move-editors": ["--client", "ED-02"]},
             )  # fmt: skip
             assert final["state"] == "completed", final
@@ -36,9 +36,9 @@ async def test_a_ninth_kind_runs_from_its_module_and_a_line(client: Client, lab_
             )
             assert [s["id"] for s in final["steps"]] == [s.id for s in KIND.steps("X")]
             assert [c["host"] for c in step(final, "move-editors")["clients"]] == ["ED-02"]
-            status = await cli_json(client, lab, "status")
+            status = await cli_json(temporal, lab, "status")
             assert status["mode"] == "split"
 
-            rc, report = await cli(client, lab, "report", run)
+            rc, report = await cli(temporal, lab, "report", run)
             assert rc == 0, report
             assert "split-copy" in report and "X stays main, Y independent" in report

@@ -22,7 +22,7 @@ def scrape(port: int) -> str:
 
 
 async def test_json_logs_name_run_step_and_host_and_metrics_count_activities(
-    client: Client, lab_factory, tmp_path
+    temporal: Client, lab_factory, tmp_path
 ) -> None:  # type: ignore[no-untyped-def]
     lab = await lab_factory(editors=1, ingest=0, reboot_seconds=0.3)
     lab.retime(reboot_timeout=2, max_attempts=1)
@@ -38,14 +38,14 @@ async def test_json_logs_name_run_step_and_host_and_metrics_count_activities(
             start_new_session=True,
         )
     try:
-        run = (await cli_json(client, lab, "start", "switch", "--to", "Y"))["run_id"]
+        run = (await cli_json(temporal, lab, "start", "switch", "--to", "Y"))["run_id"]
 
         def client_failed(s: dict) -> bool:
             return any(
                 c["status"] == "failed" for c in step(s, "switch-clients").get("clients") or []
             )
 
-        await drive(client, lab, run, "Y", until=client_failed, timeout=90)
+        await drive(temporal, lab, run, "Y", until=client_failed, timeout=90)
         for _ in range(50):
             text = scrape(port)
             if 'outcome="failed"' in text:
@@ -62,7 +62,7 @@ async def test_json_logs_name_run_step_and_host_and_metrics_count_activities(
         ]
         assert any('outcome="failed"' in line for line in counted), counted
         assert any(line.startswith("amsm_activity_seconds") for line in text.splitlines())
-        rc, out_text = await cli(client, lab, "abort", run, "--reason", "test over")
+        rc, out_text = await cli(temporal, lab, "abort", run, "--reason", "test over")
         assert rc == 0, out_text
     finally:
         worker.send_signal(signal.SIGINT)

@@ -35,31 +35,31 @@ DSM_HOSTS = {"dsm-x", "dsm-y"}
 CLIENT_STEPS = ("switch-clients", "switch-pilots")
 
 
-async def dry(client: Client, lab: Lab, *argv: str) -> dict:
-    rc, out = await cli(client, lab, "start", *argv, "--dry-run", "--json")
+async def dry(temporal: Client, lab: Lab, *argv: str) -> dict:
+    rc, out = await cli(temporal, lab, "start", *argv, "--dry-run", "--json")
     assert rc == 0, out
     shown = json.loads(out)
     assert shown["refused"] is None, shown
     return shown
 
 
-async def _values(client: Client, payloads: Payloads) -> list[Any]:
-    return await client.data_converter.decode(payloads.payloads)
+async def _values(temporal: Client, payloads: Payloads) -> list[Any]:
+    return await temporal.data_converter.decode(payloads.payloads)
 
 
-async def answers(client: Client, lab: Lab, run_id: str) -> list[tuple[str, dict, dict]]:
+async def answers(temporal: Client, lab: Lab, run_id: str) -> list[tuple[str, dict, dict]]:
     """(activity, input, result) of every activity the run completed, in order, over its
     continuations."""
     out: list[tuple[str, dict, dict]] = []
     run: str | None = run_id
     while run:
-        handle = client.get_workflow_handle(lab.inventory.workflow_id, run_id=run)
+        handle = temporal.get_workflow_handle(lab.inventory.workflow_id, run_id=run)
         scheduled: dict[int, tuple[str, dict]] = {}
         run = None
         async for e in handle.fetch_history_events():
             if e.HasField("activity_task_scheduled_event_attributes"):
                 a = e.activity_task_scheduled_event_attributes
-                given = (await _values(client, a.input))[0]
+                given = (await _values(temporal, a.input))[0]
                 scheduled[e.event_id] = (
                     a.activity_type.name,
                     given if isinstance(given, dict) else {},
@@ -67,7 +67,7 @@ async def answers(client: Client, lab: Lab, run_id: str) -> list[tuple[str, dict
             elif e.HasField("activity_task_completed_event_attributes"):
                 c = e.activity_task_completed_event_attributes
                 name, inp = scheduled[c.scheduled_event_id]
-                result = await _values(client, c.result) if c.result.payloads else [{}]
+                result = await _values(temporal, c.result) if c.result.payloads else [{}]
                 out.append((name, inp, result[0] if isinstance(result[0], dict) else {}))
             elif e.HasField("workflow_execution_continued_as_new_event_attributes"):
                 run = e.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
@@ -151,11 +151,11 @@ def assert_agree(
 
 
 async def test_a_dry_run_and_the_real_run_of_each_kind_agree_on_every_step(
-    client: Client,
+    temporal: Client,
     lab_factory,  # type: ignore[no-untyped-def]
 ) -> None:
     lab = await lab_factory(editors=2, ingest=1)
-    async with running_worker(client, lab):
+    async with running_worker(temporal, lab):
         runs = [
             (("switch", "--to", "Y"), "Y", None),
             (("split", "--main", "Y"), "Y", "Y"),
@@ -163,10 +163,10 @@ async def test_a_dry_run_and_the_real_run_of_each_kind_agree_on_every_step(
             (("split-switch", "--to", "X", "--pilot", "ED-01"), "X", None),
         ]
         for argv, to, allsync_on in runs:
-            plan = await dry(client, lab, *argv)
+            plan = await dry(temporal, lab, *argv)
             assert any(s["changes"] for s in plan["steps"]), plan
             since = len(LabState(lab.dir).journal())
-            run = (await cli_json(client, lab, "start", *argv))["run_id"]
-            real = await drive(client, lab, run, to, timeout=240, stop_allsync_on=allsync_on)
+            run = (await cli_json(temporal, lab, "start", *argv))["run_id"]
+            real = await drive(temporal, lab, run, to, timeout=240, stop_allsync_on=allsync_on)
             assert real["state"] == "completed", real
-            assert_agree(lab, plan, real, await answers(client, lab, run), since)
+            assert_agree(lab, plan, real, await answers(temporal, lab, run), since)

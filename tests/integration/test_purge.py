@@ -22,11 +22,11 @@ def volume(lab: Lab, side: str) -> dict[str, str]:
         return txn.volume_files(side)
 
 
-async def test_restore_purges_exactly_what_was_approved(client: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
+async def test_restore_purges_exactly_what_was_approved(temporal: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
     lab = await lab_factory(editors=1, ingest=0)
-    async with running_worker(client, lab):
-        run = (await cli_json(client, lab, "start", "split", "--main", "X"))["run_id"]
-        assert (await drive(client, lab, run, "X", stop_allsync_on="X"))["state"] == "completed"
+    async with running_worker(temporal, lab):
+        run = (await cli_json(temporal, lab, "start", "split", "--main", "X"))["run_id"]
+        assert (await drive(temporal, lab, run, "X", stop_allsync_on="X"))["state"] == "completed"
 
         # While split, X records on its own: 64 clips with long names in its languages.
         orphans = [
@@ -52,9 +52,9 @@ async def test_restore_purges_exactly_what_was_approved(client: Client, lab_fact
         assert len(precious) == 5  # four clip files and the essence
 
         # Restore with Y main: X (reached over SSH, through cmd.exe) loses its orphans.
-        run = (await cli_json(client, lab, "start", "restore", "--main", "Y"))["run_id"]
+        run = (await cli_json(temporal, lab, "start", "restore", "--main", "Y"))["run_id"]
         shown = await drive(
-            client,
+            temporal,
             lab,
             run,
             "Y",
@@ -82,7 +82,7 @@ async def test_restore_purges_exactly_what_was_approved(client: Client, lab_fact
 
         # Checked as soon as the purge is done: later InSync copies Y's clips onto X.
         shown = await drive(
-            client, lab, run, "Y", until=lambda s: step(s, "purge-orphans")["status"] == "done"
+            temporal, lab, run, "Y", until=lambda s: step(s, "purge-orphans")["status"] == "done"
         )
         purge = step(shown, "purge-orphans")
         assert purge["items"] == sorted(orphans)
@@ -98,7 +98,7 @@ async def test_restore_purges_exactly_what_was_approved(client: Client, lab_fact
         assert any(p.startswith(f"{ROOT}\\News\\piège.vmf\\") for p in x)
         assert f"{ROOT}\\News\\point final.vmf.\\point final.vid" in x
 
-        final = await drive(client, lab, run, "Y", timeout=240)
+        final = await drive(temporal, lab, run, "Y", timeout=240)
         assert final["state"] == "completed", final
 
         # Deleted file by file and folder by folder, never with -Recurse, in batches.
@@ -109,5 +109,5 @@ async def test_restore_purges_exactly_what_was_approved(client: Client, lab_fact
         assert removes and not any("-Recurse" in st for st in removes)
         assert len(removes) == 63 * 5
 
-        rc, text = await cli(client, lab, "show", run)
+        rc, text = await cli(temporal, lab, "show", run)
         assert rc == 0 and "63 orphan clip(s) deleted" in text

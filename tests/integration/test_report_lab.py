@@ -40,33 +40,33 @@ def same_as_show(steps: list[dict], shown: dict) -> None:
 
 
 async def test_report_export_replay_and_timeline_of_a_lab_switch(
-    client: Client, lab_factory, tmp_path: Path
+    temporal: Client, lab_factory, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
     lab = await lab_factory(editors=2, ingest=0, reboot_seconds=0.3)
     lab.retime(reboot_timeout=1.5, max_attempts=1, replication_timeout=1)
     set_fault(lab.dir, "ED-02", "no-reboot")
     set_fault(lab.dir, "dsm-y", "replication-fails")
-    async with running_worker(client, lab):
-        run, _ = await switch_waiting_at_stop_insync(client, lab, "Y")
-        handle = client.get_workflow_handle(lab.inventory.workflow_id, run_id=run)
+    async with running_worker(temporal, lab):
+        run, _ = await switch_waiting_at_stop_insync(temporal, lab, "Y")
+        handle = temporal.get_workflow_handle(lab.inventory.workflow_id, run_id=run)
         # A signal that does not fit, as the Web UI could send it: rejected and recorded.
         await handle.signal("approve", OperatorSignal(step="stop-insync", operator="mallory"))
-        shown = await drive(client, lab, run, "Y")
+        shown = await drive(temporal, lab, run, "Y")
         failed = [c for c in step(shown, "switch-clients")["clients"] if c["status"] == "failed"]
         assert [c["host"] for c in failed] == ["ED-02"], shown
         rc, out = await cli(
-            client, lab, "skip", run, "switch-clients", "--client", "ED-02",
+            temporal, lab, "skip", run, "switch-clients", "--client", "ED-02",
             "--reason", "PSU dead, swap tomorrow", "--operator", "jo",
         )  # fmt: skip
         assert rc == 0, out
-        shown = await drive(client, lab, run, "Y")
+        shown = await drive(temporal, lab, run, "Y")
         assert step(shown, "start-replication")["status"] == "failed", shown
         rc, out = await cli(
-            client, lab, "skip", run, "start-replication",
+            temporal, lab, "skip", run, "start-replication",
             "--reason", "replication started by hand from the console", "--operator", "lead",
         )  # fmt: skip
         assert rc == 0, out
-        shown = await drive(client, lab, run, "Y")
+        shown = await drive(temporal, lab, run, "Y")
         assert shown["state"] == "completed", shown
         assert [r["reason"] for r in shown["rejected"]] == [
             "stop-insync is a manual step: use confirm"
@@ -75,13 +75,13 @@ async def test_report_export_replay_and_timeline_of_a_lab_switch(
         # Two runs that do not complete: one refused (Y is main now), one terminated while
         # it waits for the operator. First mend what the skipped step left undone.
         set_fault(lab.dir, "dsm-y", "clear")
-        rc, out = await cli(client, lab, "replication", "start", "Y")
+        rc, out = await cli(temporal, lab, "replication", "start", "Y")
         assert rc == 0, out
-        rc, out = await cli(client, lab, "start", "switch", "--to", "Y", "--json")
+        rc, out = await cli(temporal, lab, "start", "switch", "--to", "Y", "--json")
         assert rc == 1
         refused = json.loads(out)["run_id"]
-        back, _ = await switch_waiting_at_stop_insync(client, lab, "X")
-        back_handle = client.get_workflow_handle(lab.inventory.workflow_id, run_id=back)
+        back, _ = await switch_waiting_at_stop_insync(temporal, lab, "X")
+        back_handle = temporal.get_workflow_handle(lab.inventory.workflow_id, run_id=back)
         await back_handle.signal("confirm", OperatorSignal(step="stop-allsync", operator="tester"))
 
         async def rejected() -> bool:
@@ -92,17 +92,17 @@ async def test_report_export_replay_and_timeline_of_a_lab_switch(
         await back_handle.terminate(reason="maintenance window closed")
 
     # No worker from here on: everything below reads the history alone.
-    rc, out = await amsm("report", run, "--json", client=client, inv=lab.inventory)
+    rc, out = await amsm("report", run, "--json", temporal=temporal, inv=lab.inventory)
     assert rc == 0, out
     r = json.loads(out)
 
     _the_summary_and_each_step(r, shown, lab, run)
     _clients_decisions_and_time_to_serve(r)
-    await _html_export_replay_and_timeline(client, lab, tmp_path, run, r, shown, handle)
-    await _a_refused_run(client, lab, refused)
-    await _a_terminated_run(client, lab, back, before_end)
+    await _html_export_replay_and_timeline(temporal, lab, tmp_path, run, r, shown, handle)
+    await _a_refused_run(temporal, lab, refused)
+    await _a_terminated_run(temporal, lab, back, before_end)
 
-    rc, out = await amsm("report", "0000", client=client, inv=lab.inventory)
+    rc, out = await amsm("report", "0000", temporal=temporal, inv=lab.inventory)
     assert rc == 2 and out.startswith("amsm: no run of pair")
 
 
@@ -189,7 +189,7 @@ def _clients_decisions_and_time_to_serve(r: dict) -> None:
 
 
 async def _html_export_replay_and_timeline(
-    client: Client,
+    temporal: Client,
     lab: Lab,
     tmp_path: Path,
     run: str,
@@ -200,16 +200,16 @@ async def _html_export_replay_and_timeline(
     # -- the HTML file, and markdown to stdout
     page = tmp_path / "report.html"
     prefix = run[:23]  # a unique prefix, as `amsm show` takes it
-    rc, out = await amsm("report", prefix, "-o", str(page), client=client, inv=lab.inventory)
+    rc, out = await amsm("report", prefix, "-o", str(page), temporal=temporal, inv=lab.inventory)
     assert rc == 0 and out.startswith(f"wrote {page}: html report of switch run {run}")
     html = page.read_text()
     assert "PSU dead, swap tomorrow" in html and "@media print" in html
-    rc, md = await amsm("report", run, client=client, inv=lab.inventory)
+    rc, md = await amsm("report", run, temporal=temporal, inv=lab.inventory)
     assert rc == 0 and "| 16 | start-replication | auto | skipped |" in md
 
     # -- export, then replay the exported history against today's code
     exported = tmp_path / "run.json"
-    rc, out = await amsm("history", "export", run, "-o", str(exported), client=client, inv=lab.inventory)  # fmt: skip
+    rc, out = await amsm("history", "export", run, "-o", str(exported), temporal=temporal, inv=lab.inventory)  # fmt: skip
     assert rc == 0 and out.startswith(f"exported run {run} (switch, ")
     history = await handle.fetch_history()
     assert json.loads(exported.read_text()) == json.loads(history.to_json())
@@ -242,9 +242,9 @@ async def _html_export_replay_and_timeline(
         ), want["id"]
 
 
-async def _a_refused_run(client: Client, lab: Lab, refused: str) -> None:
+async def _a_refused_run(temporal: Client, lab: Lab, refused: str) -> None:
     # -- a refused run: failed before any step
-    rc, out = await amsm("report", refused, "--json", client=client, inv=lab.inventory)
+    rc, out = await amsm("report", refused, "--json", temporal=temporal, inv=lab.inventory)
     assert rc == 0, out
     r = json.loads(out)
     assert (r["status"], r["state"]) == ("failed", "failed")
@@ -255,9 +255,9 @@ async def _a_refused_run(client: Client, lab: Lab, refused: str) -> None:
     assert r["errors"][-1]["text"].startswith("run failed: switch to Y refused")
 
 
-async def _a_terminated_run(client: Client, lab: Lab, back: str, before_end: Checklist) -> None:
+async def _a_terminated_run(temporal: Client, lab: Lab, back: str, before_end: Checklist) -> None:
     # -- a terminated run: the steps so far, reconstructed from the events
-    rc, out = await amsm("report", "current", "--json", client=client, inv=lab.inventory)
+    rc, out = await amsm("report", "current", "--json", temporal=temporal, inv=lab.inventory)
     r = json.loads(out)
     assert r["run_id"] == back
     assert (r["status"], r["state"]) == ("terminated", "aborted")
@@ -286,7 +286,7 @@ async def _a_terminated_run(client: Client, lab: Lab, back: str, before_end: Che
         ):
             assert (mine and mine[:19]) == (theirs and theirs[:19]), want.id
     history = parse_history(
-        await client.get_workflow_handle(lab.inventory.workflow_id, run_id=back).fetch_history()
+        await temporal.get_workflow_handle(lab.inventory.workflow_id, run_id=back).fetch_history()
     )
     recorded = [(x.step, x.status, x.outcome) for x in history.step_records]
     assert ("stop-replication", "done", "done") in recorded

@@ -26,24 +26,24 @@ async def test_run_resumes_after_the_server_restarts(lab_factory, tmp_path: Path
         [str(AMSM), "worker"], env=lab.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
-        client: Client = await connect(lab.address)
-        run = (await cli_json(client, lab, "start", "switch", "--to", "Y"))["run_id"]
+        temporal: Client = await connect(lab.address)
+        run = (await cli_json(temporal, lab, "start", "switch", "--to", "Y"))["run_id"]
 
         def at(step_id: str, status: str):  # type: ignore[no-untyped-def]
             return lambda s: next(x for x in s["steps"] if x["id"] == step_id)["status"] == status
 
-        await drive(client, lab, run, "Y", until=at("check-projects", "awaiting-confirmation"))
+        await drive(temporal, lab, run, "Y", until=at("check-projects", "awaiting-confirmation"))
 
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
         server = await start_server(db, port)
-        client = await connect(lab.address)
-        shown = await cli_json(client, lab, "show", run)
+        temporal = await connect(lab.address)
+        shown = await cli_json(temporal, lab, "show", run)
         assert shown["state"] == "awaiting-operator"
         assert next(x for x in shown["steps"] if x["id"] == "switch-clients")["status"] == "done"
-        final = await drive(client, lab, run, "Y", timeout=120)
+        final = await drive(temporal, lab, run, "Y", timeout=120)
         assert final["state"] == "completed", final
-        status = await cli_json(client, lab, "status")
+        status = await cli_json(temporal, lab, "status")
         assert (status["mode"], status["main"]) == ("mirrored", "Y")
     finally:
         worker.terminate()

@@ -29,11 +29,11 @@ async def temporal_signal(lab: Lab, name: str, payload: str) -> None:
 
 
 async def test_bad_signals_are_rejected_visibly_and_updates_refuse_at_once(
-    client: Client, lab_factory
+    temporal: Client, lab_factory
 ) -> None:  # type: ignore[no-untyped-def]
     lab = await lab_factory(editors=1, ingest=0)
-    async with running_worker(client, lab):
-        run, _ = await switch_waiting_at_stop_insync(client, lab, "Y")
+    async with running_worker(temporal, lab):
+        run, _ = await switch_waiting_at_stop_insync(temporal, lab, "Y")
 
         await temporal_signal(lab, "confirm", json.dumps({"stp": "stop-insync"}))
         await temporal_signal(lab, "confirm", json.dumps({"step": "nope", "operator": "ui"}))
@@ -43,7 +43,7 @@ async def test_bad_signals_are_rejected_visibly_and_updates_refuse_at_once(
         )
         await temporal_signal(lab, "decide", json.dumps({"step": "stop-insync", "action": "skip"}))
         for _ in range(50):
-            shown = await cli_json(client, lab, "show", run)
+            shown = await cli_json(temporal, lab, "show", run)
             if len(shown["rejected"]) == 5:
                 break
             await asyncio.sleep(0.1)
@@ -60,7 +60,7 @@ async def test_bad_signals_are_rejected_visibly_and_updates_refuse_at_once(
         assert step(shown, "stop-insync")["status"] == "awaiting-confirmation"
 
         # (to the current run: this one has continued as new after 4 signals)
-        handle = client.get_workflow_handle(lab.inventory.workflow_id)
+        handle = temporal.get_workflow_handle(lab.inventory.workflow_id)
         with pytest.raises(WorkflowUpdateFailedError) as e:
             await handle.execute_update("confirm-step", OperatorSignal(step="check-projects"))
         assert "check-projects is pending, not awaiting-confirmation" in str(e.value.cause)
@@ -68,35 +68,35 @@ async def test_bad_signals_are_rejected_visibly_and_updates_refuse_at_once(
             await handle.execute_update("decide-step", Decision(step="", action="abort"))
         assert "abort needs a reason" in str(e.value.cause)
         # A refused update leaves nothing behind; an accepted one takes effect.
-        assert len((await cli_json(client, lab, "show", run))["rejected"]) == 5
+        assert len((await cli_json(temporal, lab, "show", run))["rejected"]) == 5
         await handle.execute_update(
             "decide-step", Decision(action="abort", reason="drill", operator="t")
         )
         for _ in range(100):
-            if (await cli_json(client, lab, "show", run))["state"] == "aborted":
+            if (await cli_json(temporal, lab, "show", run))["state"] == "aborted":
                 break
             await asyncio.sleep(0.1)
-        assert (await cli_json(client, lab, "show", run))["state"] == "aborted"
+        assert (await cli_json(temporal, lab, "show", run))["state"] == "aborted"
 
 
-async def test_an_update_answers_once_the_run_has_taken_it(client: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
+async def test_an_update_answers_once_the_run_has_taken_it(temporal: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
     """`amsm confirm` prints the step as the run left it on taking the confirmation (here:
     checking InSync at the device), from the update's own answer."""
     lab = await lab_factory(editors=1, ingest=0)
-    async with running_worker(client, lab):
-        run, _ = await switch_waiting_at_stop_insync(client, lab, "Y")
+    async with running_worker(temporal, lab):
+        run, _ = await switch_waiting_at_stop_insync(temporal, lab, "Y")
         # InSync still runs: the run takes the confirmation, checks, and waits again.
-        answer = await cli_json(client, lab, "confirm", run, "stop-insync", "--operator", "t")
+        answer = await cli_json(temporal, lab, "confirm", run, "stop-insync", "--operator", "t")
         assert answer == {"run_id": run, "step": "stop-insync", "status": "running"}
         for _ in range(100):
-            shown = await cli_json(client, lab, "show", run)
+            shown = await cli_json(temporal, lab, "show", run)
             if step(shown, "stop-insync")["status"] == "awaiting-confirmation":
                 break
             await asyncio.sleep(0.1)
         assert step(shown, "stop-insync")["message"].startswith("confirmed but not verified")
 
         hands_for(lab, "stop-insync", "Y")
-        handle = client.get_workflow_handle(lab.inventory.workflow_id, run_id=run)
+        handle = temporal.get_workflow_handle(lab.inventory.workflow_id, run_id=run)
         sig = OperatorSignal(step="stop-insync", operator="t")
         result = await handle.execute_update(PairWorkflow.confirm_step, sig)
         assert isinstance(result, UpdateResult)

@@ -25,14 +25,14 @@ def site_worker(lab: Lab, site: str) -> subprocess.Popen[bytes]:
     )
 
 
-async def test_each_side_s_activities_run_on_its_site_worker(client: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
+async def test_each_side_s_activities_run_on_its_site_worker(temporal: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
     lab = await lab_factory(editors=1, ingest=0)
     workers = [site_worker(lab, "X"), site_worker(lab, "Y")]
     try:
-        run = (await cli_json(client, lab, "start", "switch", "--to", "Y"))["run_id"]
-        final = await drive(client, lab, run, "Y", timeout=120)
+        run = (await cli_json(temporal, lab, "start", "switch", "--to", "Y"))["run_id"]
+        final = await drive(temporal, lab, run, "Y", timeout=120)
         assert final["state"] == "completed", final
-        history = await client.get_workflow_handle(
+        history = await temporal.get_workflow_handle(
             lab.inventory.workflow_id, run_id=run
         ).fetch_history()
     finally:

@@ -42,24 +42,24 @@ def assumption(summary: dict, host: str, id: str) -> dict:
     return hits[0]
 
 
-async def test_survey_of_the_lab(client: Client, lab_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+async def test_survey_of_the_lab(temporal: Client, lab_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     lab = await lab_factory(editors=1, ingest=1)
     out = tmp_path / "survey"
-    async with running_worker(client, lab):
-        files = await _a_survey_reads_every_host_and_changes_nothing(client, lab, out)
-        await _the_survey_is_read_again(client, lab, out, tmp_path, files)
-        await _a_survey_names_what_contradicts_the_inventory(client, lab, tmp_path)
+    async with running_worker(temporal, lab):
+        files = await _a_survey_reads_every_host_and_changes_nothing(temporal, lab, out)
+        await _the_survey_is_read_again(temporal, lab, out, tmp_path, files)
+        await _a_survey_names_what_contradicts_the_inventory(temporal, lab, tmp_path)
 
 
 async def _a_survey_reads_every_host_and_changes_nothing(
-    client: Client, lab: Lab, out: Path
+    temporal: Client, lab: Lab, out: Path
 ) -> int:
     """The survey's files: every host's facts, no secret, the register's verdicts; read
     by this amsm's parsers again. The number of fact files."""
     inv = lab.inventory
     journal = LabState(lab.dir).journal
     before = journal()
-    rc, text = await cli(client, lab, "survey", str(out))
+    rc, text = await cli(temporal, lab, "survey", str(out))
     assert journal() == before, "the survey changed a device"
     summary = json.loads((out / "survey.json").read_text())
     # Every host once, and both DSMs; each surveyed.
@@ -81,7 +81,7 @@ async def _a_survey_reads_every_host_and_changes_nothing(
     dsm = json.loads((out / "facts" / "dsm_status" / f"{inv.sides['X'].dsm.host}.json").read_text())
     assert dsm["statements"] and dsm["expected"]["mode"] == "main"
     # Read by this amsm's parsers again, as at the survey.
-    rc_v, verified = await cli(client, lab, "survey", "verify", str(out), "--json")
+    rc_v, verified = await cli(temporal, lab, "survey", "verify", str(out), "--json")
     report = json.loads(verified)
     assert rc_v == 0 and report["problems"] == [] and report["agree"] == report["files"] > 50
     # No secret of the lab in any file written.
@@ -111,7 +111,7 @@ async def _a_survey_reads_every_host_and_changes_nothing(
 
 
 async def _the_survey_is_read_again(
-    client: Client, lab: Lab, out: Path, tmp_path: Path, files: int
+    temporal: Client, lab: Lab, out: Path, tmp_path: Path, files: int
 ) -> None:
     """By the lab (a site answer the lab does not model is named), by the project's fact
     tests, and by this amsm once an answer has changed."""
@@ -119,7 +119,7 @@ async def _the_survey_is_read_again(
     # The lab reads the lab's answers alike; a site answer the lab does not model
     # (an OS version where the lab refuses the statement) is named.
     rc_v, against = await cli(
-        client, lab, "survey", "verify", str(out), "--lab", str(lab.dir), "--json"
+        temporal, lab, "survey", "verify", str(out), "--lab", str(lab.dir), "--json"
     )
     assert rc_v == 0 and json.loads(against)["lab"] == [], against
     site = tmp_path / "site"
@@ -134,7 +134,7 @@ async def _the_survey_is_read_again(
         expected={"caption": "Microsoft Windows 7 Professional", "version": "6.1.7601"},
     )  # fmt: skip
     site_os.write_text(json.dumps(case))
-    rc_v, against = await cli(client, lab, "survey", "verify", str(site), "--lab", str(lab.dir))
+    rc_v, against = await cli(temporal, lab, "survey", "verify", str(site), "--lab", str(lab.dir))
     assert rc_v == 0 and f"facts/os_version/{ed}.json: the lab ({ed}) raises" in against
     assert "0 fact files answered otherwise" not in against and "1 of 1 fact files read" in against
     # The project's fact tests take the survey folder as extra data.
@@ -150,12 +150,12 @@ async def _the_survey_is_read_again(
     case = json.loads(changed.read_text())
     case["stdout"] = case["stdout"].replace("5", "4", 1)
     changed.write_text(json.dumps(case))
-    rc_v, verified = await cli(client, lab, "survey", "verify", str(out))
+    rc_v, verified = await cli(temporal, lab, "survey", "verify", str(out))
     assert rc_v == 1 and f"facts/powershell_version/{ed}.json: reads [4, 1]" in verified
 
 
 async def _a_survey_names_what_contradicts_the_inventory(
-    client: Client, lab: Lab, tmp_path: Path
+    temporal: Client, lab: Lab, tmp_path: Path
 ) -> None:
     inv = lab.inventory
     ed = inv.clients[0].host
@@ -180,7 +180,7 @@ async def _a_survey_names_what_contradicts_the_inventory(
         registry[key.replace("SOFTWARE", "SOFTWARE\\WOW6432Node", 1)] = registry.pop(key)
         txn.require_host(ssh_host)["registry"][OPENSSH] = {"DefaultShell": POWERSHELL}
     again = tmp_path / "again"
-    rc, text = await cli(client, lab, "survey", str(again), "--json")
+    rc, text = await cli(temporal, lab, "survey", str(again), "--json")
     summary = json.loads(text)
     assert rc == 1
     moved = assumption(summary, ed, "fsnameservers-file")
@@ -207,15 +207,15 @@ async def _a_survey_names_what_contradicts_the_inventory(
             assert password not in path.read_text(), path
     assert "withheld" in (again / "survey.md").read_text()
     # A survey folder is never overwritten.
-    rc, text = await cli(client, lab, "survey", str(again))
+    rc, text = await cli(temporal, lab, "survey", str(again))
     assert rc == 2 and "not an empty folder" in text
     # Nor is any secret in the runs' histories (the answers are activity results).
     # Nor is any secret in the runs' histories (the answers are activity results).
-    await assert_no_secrets_in_pair(client, lab)
+    await assert_no_secrets_in_pair(temporal, lab)
 
 
 async def test_survey_for_viewers_and_without_a_site_worker(
-    client: Client,
+    temporal: Client,
     lab_factory,  # type: ignore[no-untyped-def]
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -224,45 +224,45 @@ async def test_survey_for_viewers_and_without_a_site_worker(
     lab.edit_inventory(operators=["ann"], viewers=["vic"])
     lab.retime(operation_timeout=2)
     monkeypatch.setenv("AMSM_OPERATOR", "mallory")
-    rc, out = await cli(client, lab, "survey", str(tmp_path / "refused"))
+    rc, out = await cli(temporal, lab, "survey", str(tmp_path / "refused"))
     assert rc == 1 and "mallory is neither an operator nor a viewer" in out
     assert not (tmp_path / "refused").exists()
     with pytest.raises(SystemExit) as usage:  # argparse: a usage error exits 2
-        await cli(client, lab, "survey")
+        await cli(temporal, lab, "survey")
     assert usage.value.code == 2
-    rc, out = await cli(client, lab, "survey", "check", str(tmp_path / "x"))
+    rc, out = await cli(temporal, lab, "survey", "check", str(tmp_path / "x"))
     assert rc == 2 and "DIR or `verify DIR`" in out
-    rc, out = await cli(client, lab, "survey", "verify", str(tmp_path))
+    rc, out = await cli(temporal, lab, "survey", "verify", str(tmp_path))
     assert rc == 2 and "not a survey folder" in out
 
     # A viewer may survey. With no worker for Y's site, Y's hosts are said not surveyed,
     # never left out, and the survey does not pass.
     monkeypatch.setenv("AMSM_OPERATOR", "vic")
-    main, x = build_workers(client, lab.inventory, lab.inventory_path, sites=("X",))
+    main, x = build_workers(temporal, lab.inventory, lab.inventory_path, sites=("X",))
     async with main, x:
-        rc, text = await cli(client, lab, "survey", str(tmp_path / "s"), "--json")
+        rc, text = await cli(temporal, lab, "survey", str(tmp_path / "s"), "--json")
     assert rc == 1, text
     summary = json.loads(text)
     [run] = [
         w
-        async for w in client.list_workflows(
+        async for w in temporal.list_workflows(
             f"WorkflowId STARTS_WITH '{lab.inventory.workflow_id}-survey-'"
         )
     ]
     record_history(
-        await client.get_workflow_handle(run.id).fetch_history(), "survey-without-site-y.json"
+        await temporal.get_workflow_handle(run.id).fetch_history(), "survey-without-site-y.json"
     )
     hosts = {h["host"]: h for h in summary["hosts"]}
     not_picked = "no worker of its queue picked the survey up in time"
     for host in ("dsm-y", "sb-y1", "nas-cifs-y", "nas-ftp-y", "bridge-y"):
         assert hosts[host]["error"] == not_picked, hosts[host]
     assert all(h["error"] is None for name, h in hosts.items() if name.endswith("-x"))
-    await assert_no_secrets_in_pair(client, lab)
+    await assert_no_secrets_in_pair(temporal, lab)
     md = (tmp_path / "s" / "survey.md").read_text()
     assert "| dsm-y | dsm | Y | " in md and f"| {not_picked} |" in md
 
 
-async def test_survey_of_a_redundant_lab(client: Client, lab_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+async def test_survey_of_a_redundant_lab(temporal: Client, lab_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """A redundant K2 SAN (media networks A and B, a TOE per client on each): every
     client's connections go through its own portals and to the side's targets, and no
     login of the other side is kept; a client moved to a TOE that is not its own is
@@ -270,8 +270,8 @@ async def test_survey_of_a_redundant_lab(client: Client, lab_factory, tmp_path: 
     lab = await lab_factory(editors=2, ingest=0, redundant=True)
     inv = lab.inventory
     out = tmp_path / "survey"
-    async with running_worker(client, lab):
-        rc, _ = await cli(client, lab, "survey", str(out), "--json")
+    async with running_worker(temporal, lab):
+        rc, _ = await cli(temporal, lab, "survey", str(out), "--json")
         summary = json.loads((out / "survey.json").read_text())
         for c in inv.clients:
             for id in ("iscsi-portal", "iscsi-targets", "iscsi-one-side", "persistent-logins"):
@@ -290,7 +290,7 @@ async def test_survey_of_a_redundant_lab(client: Client, lab_factory, tmp_path: 
                 if s.get("portal") == mine.portal:
                     s["portal"] = theirs
         again = tmp_path / "again"
-        rc, _ = await cli(client, lab, "survey", str(again), "--json")
+        rc, _ = await cli(temporal, lab, "survey", str(again), "--json")
         moved = assumption(
             json.loads((again / "survey.json").read_text()), first.host, "iscsi-portal"
         )

@@ -26,24 +26,24 @@ EXPECTED_X_TO_Y = [
 ]  # fmt: skip
 
 
-async def test_switch_to_y_and_back(client: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
+async def test_switch_to_y_and_back(temporal: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
     lab = await lab_factory(editors=2, ingest=1)
-    async with running_worker(client, lab):
-        assert_mirrored(await cli_json(client, lab, "status"), "X", 3)
+    async with running_worker(temporal, lab):
+        assert_mirrored(await cli_json(temporal, lab, "status"), "X", 3)
 
-        started = await cli_json(client, lab, "start", "switch", "--to", "Y")
+        started = await cli_json(temporal, lab, "start", "switch", "--to", "Y")
         run_id = started["run_id"]
-        shown = await cli_json(client, lab, "show", run_id)
+        shown = await cli_json(temporal, lab, "show", run_id)
         assert shown["workflow"] == "switch" and shown["run_id"] == run_id
         assert [s["id"] for s in shown["steps"]] == EXPECTED_X_TO_Y
         assert {s["kind"] for s in shown["steps"]} == {"auto", "manual", "gate"}
 
         # A second start while this one runs is refused with the running one's id.
-        rc, out = await cli(client, lab, "start", "switch", "--to", "Y")
+        rc, out = await cli(temporal, lab, "start", "switch", "--to", "Y")
         assert rc == 1 and run_id in out and "only one workflow" in out
 
         # A confirmation for a step that is not waiting is refused at once, with the reason.
-        rc, out = await cli(client, lab, "confirm", run_id, "check-projects")
+        rc, out = await cli(temporal, lab, "confirm", run_id, "check-projects")
         assert rc == 1 and "check-projects is pending" in out
 
         # The same confirmation works through `temporal workflow signal` (what the Web UI sends).
@@ -58,13 +58,13 @@ async def test_switch_to_y_and_back(client: Client, lab_factory) -> None:  # typ
             assert r.returncode == 0, r.stderr
 
         shown = await drive(
-            client, lab, run_id, "Y",
+            temporal, lab, run_id, "Y",
             until=lambda s: s["steps"][4]["status"] == "awaiting-confirmation",
         )  # fmt: skip
         from tests.support.driving import hands_for
 
         # The Web UI's view: the checklist as the workflow's current details.
-        meta = await client.get_workflow_handle(lab.inventory.workflow_id, run_id=run_id).query(
+        meta = await temporal.get_workflow_handle(lab.inventory.workflow_id, run_id=run_id).query(
             "__temporal_workflow_metadata", result_type=WorkflowMetadata
         )
         assert "**Waiting for the operator:** `stop-insync`" in meta.current_details
@@ -73,7 +73,7 @@ async def test_switch_to_y_and_back(client: Client, lab_factory) -> None:  # typ
         hands_for(lab, "stop-insync", "Y")
         await temporal_cli_signal("confirm", "stop-insync")
 
-        final = await drive(client, lab, run_id, "Y")
+        final = await drive(temporal, lab, run_id, "Y")
         assert final["state"] == "completed", final
         assert all(s["status"] == "done" for s in final["steps"]), final["steps"]
         insync = next(s for s in final["steps"] if s["id"] == "stop-insync")
@@ -84,16 +84,16 @@ async def test_switch_to_y_and_back(client: Client, lab_factory) -> None:  # typ
         assert sorted(c["host"] for c in clients) == ["ED-01", "ED-02", "IN-01"]
         assert all(c["status"] == "done" for c in clients)
 
-        assert_mirrored(await cli_json(client, lab, "status"), "Y", 3)
+        assert_mirrored(await cli_json(temporal, lab, "status"), "Y", 3)
 
         # Text views an operator reads.
-        rc, text = await cli(client, lab, "show", run_id[:8])
+        rc, text = await cli(temporal, lab, "show", run_id[:8])
         assert rc == 0 and "state: completed" in text and "switch-clients" in text
-        rc, text = await cli(client, lab, "status")
+        rc, text = await cli(temporal, lab, "status")
         assert rc == 0 and "MIRRORED, Y main" in text and "Active on Y" in text
 
         # The history of this run replays against the current workflow code.
-        history = await client.get_workflow_handle(
+        history = await temporal.get_workflow_handle(
             lab.inventory.workflow_id, run_id=run_id
         ).fetch_history()
         await Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter).replay_workflow(
@@ -105,7 +105,7 @@ async def test_switch_to_y_and_back(client: Client, lab_factory) -> None:  # typ
             c for s in final["steps"] for c in s.get("clients") or [] if c["host"] == "ED-01"
         )
         assert ed01["workflow_id"].startswith(f"{lab.inventory.workflow_id}-")
-        child = await client.get_workflow_handle(ed01["workflow_id"]).fetch_history()
+        child = await temporal.get_workflow_handle(ed01["workflow_id"]).fetch_history()
         await Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter).replay_workflow(
             child
         )
@@ -113,12 +113,12 @@ async def test_switch_to_y_and_back(client: Client, lab_factory) -> None:  # typ
         record_history(child, "client-batch-switch-clients-1.json")
 
         # A switch to the side that is already main is refused, with what was found.
-        rc, out = await cli(client, lab, "start", "switch", "--to", "Y")
+        rc, out = await cli(temporal, lab, "start", "switch", "--to", "Y")
         assert rc == 1 and "Y is already main" in out
 
         # And back.
-        run_back = (await cli_json(client, lab, "start", "switch", "--to", "X"))["run_id"]
-        final = await drive(client, lab, run_back, "X")
+        run_back = (await cli_json(temporal, lab, "start", "switch", "--to", "X"))["run_id"]
+        final = await drive(temporal, lab, run_back, "X")
         assert final["state"] == "completed", final
         assert [s["id"] for s in final["steps"]][1] == "dsm-y-backup"
-        assert_mirrored(await cli_json(client, lab, "status"), "X", 3)
+        assert_mirrored(await cli_json(temporal, lab, "status"), "X", 3)

@@ -35,55 +35,55 @@ LOST_STEPS = ("stop-replication", "dsm-x-backup", "stop-allsync", "smartbins-x-b
 REASON = "X lost: power cut in hall X"
 
 
-async def fence_view(client: Client, lab) -> dict:  # type: ignore[no-untyped-def]
-    return (await cli_json(client, lab, "fence"))["fence"]
+async def fence_view(temporal: Client, lab) -> dict:  # type: ignore[no-untyped-def]
+    return (await cli_json(temporal, lab, "fence"))["fence"]
 
 
-async def test_the_night_x_is_lost(client: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
+async def test_the_night_x_is_lost(temporal: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
     lab = await lab_factory(editors=2, ingest=0)
-    async with running_worker(client, lab):
-        switch_run, shown = await _the_unplanned_switch(client, lab)
-        handle, fence = await _the_fence_waits_for_x(client, lab, shown)
-        await _x_comes_back_and_is_fenced(client, lab, fence)
+    async with running_worker(temporal, lab):
+        switch_run, shown = await _the_unplanned_switch(temporal, lab)
+        handle, fence = await _the_fence_waits_for_x(temporal, lab, shown)
+        await _x_comes_back_and_is_fenced(temporal, lab, fence)
 
         # The editor left behind comes back and is switched with the console control.
         set_fault(lab.dir, "ED-02", "clear")
-        r = await cli_json(client, lab, "clients", "switch", "--to", "Y", "ED-02")
+        r = await cli_json(temporal, lab, "clients", "switch", "--to", "Y", "ED-02")
         assert "1 client(s) switched to Y" in r["message"], r
 
         # Restore with Y main: it shows what X alone has before X is overwritten.
-        started = await cli_json(client, lab, "start", "restore", "--main", "Y")
-        shown = await drive(client, lab, started["run_id"], "Y", timeout=150)
+        started = await cli_json(temporal, lab, "start", "restore", "--main", "Y")
+        shown = await drive(temporal, lab, started["run_id"], "Y", timeout=150)
         assert shown["state"] == "completed", shown
         found = step(shown, "find-orphans")
         assert any("late-news" in c for c in found["items"] or []), found
-        status = await cli_json(client, lab, "status")
+        status = await cli_json(temporal, lab, "status")
         assert (status["mode"], status["main"]) == ("mirrored", "Y"), status
 
         # The fence is listed with the pair's runs.
-        listed = await cli_json(client, lab, "runs", "--kind", "fence")
+        listed = await cli_json(temporal, lab, "runs", "--kind", "fence")
         assert [(r["kind"], r["state"], r["initiator"]) for r in listed["runs"]] == [
             ("fence", "completed", "night")
         ], listed
 
         # Ending a fence that is over is refused with what it did.
-        rc, out = await cli(client, lab, "fence", "end", "--reason", "done")
+        rc, out = await cli(temporal, lab, "fence", "end", "--reason", "done")
         assert rc != 0 and "not running" in out and "X fenced" in out, out
 
         # The run report says it was unplanned, why, and which steps the lost side skipped.
-        rc, out = await cli(client, lab, "report", switch_run)
+        rc, out = await cli(temporal, lab, "report", switch_run)
         assert rc == 0, out
         assert f"yes: {REASON}" in out and "side lost" in out and "amsm-" in out, out
-        await record_run(client, lab, switch_run, "unplanned-switch.json")
-        await record_run(client, lab, started["run_id"], "restore-after-unplanned.json")
+        await record_run(temporal, lab, switch_run, "unplanned-switch.json")
+        await record_run(temporal, lab, started["run_id"], "restore-after-unplanned.json")
         record_history(await handle.fetch_history(), "fence.json")
         # Every history of the night, every payload decoded: the fence, the clients'
         # children, the console control, status, the restore.
-        kinds = await assert_no_secrets_in_pair(client, lab)
+        kinds = await assert_no_secrets_in_pair(temporal, lab)
         assert {"switch", "fence", "restore", "control", "client-batch"} <= set(kinds), kinds
 
 
-async def _the_unplanned_switch(client: Client, lab: Lab) -> tuple[str, dict]:
+async def _the_unplanned_switch(temporal: Client, lab: Lab) -> tuple[str, dict]:
     """X is lost (its clip recorded with InSync stopped, ED-02 down too): the switch is
     refused until it is unplanned with a reason, then completes. Its run id and checklist."""
     # A clip recorded on X just before the fire, InSync stopped: only X has it.
@@ -94,18 +94,18 @@ async def _the_unplanned_switch(client: Client, lab: Lab) -> tuple[str, dict]:
     await wait_for(side_down(lab, "X"), "side X down")
     set_fault(lab.dir, "ED-02", "unreachable")
 
-    rc, out = await cli(client, lab, "start", "switch", "--to", "Y", "--operator", "night")
+    rc, out = await cli(temporal, lab, "start", "switch", "--to", "Y", "--operator", "night")
     assert rc != 0, out
     assert "X does not answer (DSM dsm-x" in out and "--unplanned --reason" in out, out
-    rc, out = await cli(client, lab, "start", "switch", "--to", "Y", "--unplanned")
+    rc, out = await cli(temporal, lab, "start", "switch", "--to", "Y", "--unplanned")
     assert rc == EXIT_USAGE and "needs a reason" in out, out
 
     started = await cli_json(
-        client, lab, "start", "switch", "--to", "Y", "--unplanned", "--reason", REASON,
+        temporal, lab, "start", "switch", "--to", "Y", "--unplanned", "--reason", REASON,
         "--operator", "night",
     )  # fmt: skip
     switch_run = started["run_id"]
-    shown = await drive(client, lab, switch_run, "Y", timeout=150)
+    shown = await drive(temporal, lab, switch_run, "Y", timeout=150)
     assert shown["state"] == "completed", shown
     assert shown["unplanned_reason"] == REASON
     for sid in LOST_STEPS:
@@ -128,28 +128,28 @@ async def _the_unplanned_switch(client: Client, lab: Lab) -> tuple[str, dict]:
 
 
 async def _the_fence_waits_for_x(
-    client: Client, lab: Lab, shown: dict
+    temporal: Client, lab: Lab, shown: dict
 ) -> tuple[WorkflowHandle[Any, Any], dict]:
     timing = lab.inventory.timing
     # The fence waits for X: the server retries, the history does not grow.
     assert shown["fence_state"]["state"]["status"] == "waiting", shown["fence_state"]
-    fence = await fence_view(client, lab)
-    handle = client.get_workflow_handle(fence["workflow_id"], run_id=fence["run_id"])
+    fence = await fence_view(temporal, lab)
+    handle = temporal.get_workflow_handle(fence["workflow_id"], run_id=fence["run_id"])
     events = len((await handle.fetch_history()).events)
     tries = fence["tries"]
     await asyncio.sleep(2 * timing.fence_max_interval + 1)
-    fence = await fence_view(client, lab)
+    fence = await fence_view(temporal, lab)
     assert fence["tries"] > tries and "not fenced yet" in (fence["last_error"] or ""), fence
     assert len((await handle.fetch_history()).events) == events
-    status = await cli_json(client, lab, "status")
+    status = await cli_json(temporal, lab, "status")
     assert status["dsm"]["Y"]["mode"] == "main" and not status["dsm"]["X"]["reachable"]
     assert status["fence"]["state"]["status"] == "waiting", status["fence"]
-    rc, out = await cli(client, lab, "status")
+    rc, out = await cli(temporal, lab, "status")
     assert rc == 0 and "Fence on X" in out and "waiting" in out, out
     return handle, fence
 
 
-async def _x_comes_back_and_is_fenced(client: Client, lab: Lab, fence: dict) -> None:
+async def _x_comes_back_and_is_fenced(temporal: Client, lab: Lab, fence: dict) -> None:
     timing = lab.inventory.timing
     # X comes back: fenced within the bound (one backoff interval and one try).
     set_side_fault(lab.dir, "X", "up")
@@ -158,9 +158,9 @@ async def _x_comes_back_and_is_fenced(client: Client, lab: Lab, fence: dict) -> 
     while fence["state"]["status"] == "waiting":
         assert time.monotonic() - began < bound, f"not fenced within {bound} s: {fence}"
         await asyncio.sleep(0.3)
-        fence = await fence_view(client, lab)
+        fence = await fence_view(temporal, lab)
     assert fence["state"]["status"] == "fenced", fence
-    status = await cli_json(client, lab, "status")
+    status = await cli_json(temporal, lab, "status")
     assert status["dsm"]["X"]["mode"] == "backup", status["dsm"]["X"]
     assert status["dsm"]["X"]["replication"] != "running"
     assert status["dsm"]["Y"]["mode"] == "main" and status["fence"] is None
@@ -169,43 +169,50 @@ async def _x_comes_back_and_is_fenced(client: Client, lab: Lab, fence: dict) -> 
     ], status["smartbins"]
 
 
-async def test_an_operator_ends_a_fence_by_hand(client: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
+async def test_an_operator_ends_a_fence_by_hand(temporal: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
     lab = await lab_factory(editors=1, ingest=0)
-    async with running_worker(client, lab):
-        rc, out = await cli(client, lab, "fence")
+    async with running_worker(temporal, lab):
+        rc, out = await cli(temporal, lab, "fence")
         assert rc == 0 and "no fence has run" in out, out
         set_side_fault(lab.dir, "X", "down")
         await wait_for(side_down(lab, "X"), "side X down")
-        handle = await client.start_workflow(
+        handle = await temporal.start_workflow(
             "fence",
             FenceInput(pair=lab.inventory.pair, side="X", reason="test", started_by="night"),
             id=fence_workflow_id(lab.inventory.pair),
             task_queue=lab.inventory.queue,
         )
-        fence = await fence_view(client, lab)
+        fence = await fence_view(temporal, lab)
         while fence["tries"] < 2:
             await asyncio.sleep(0.3)
-            fence = await fence_view(client, lab)
+            fence = await fence_view(temporal, lab)
         # While it waits, no run may make X main (the fence would undo it).
         for argv in (("switch", "--to", "X"), ("split", "--main", "Y")):
-            rc, out = await cli(client, lab, "start", *argv)
+            rc, out = await cli(temporal, lab, "start", *argv)
             assert rc != 0 and "the fence on X" in out and "amsm fence end" in out, out
-        rc, out = await cli(client, lab, "fence", "end", "--reason", " ")
+        rc, out = await cli(temporal, lab, "fence", "end", "--reason", " ")
         assert rc != 0 and "needs a reason" in out, out
         r = await cli_json(
-            client, lab, "fence", "end", "--reason", "X is rebuilt from scratch", "--operator", "jo"
+            temporal,
+            lab,
+            "fence",
+            "end",
+            "--reason",
+            "X is rebuilt from scratch",
+            "--operator",
+            "jo",
         )
         st = r["fence"]["state"]
         assert st["status"] == "ended" and st["ended_by"] == "jo", st
         assert "X is rebuilt from scratch" in st["message"] and "X not fenced" in st["message"]
         assert (await handle.describe()).status == WorkflowExecutionStatus.COMPLETED
         set_side_fault(lab.dir, "X", "up")
-        status = await cli_json(client, lab, "status")
+        status = await cli_json(temporal, lab, "status")
         assert status["dsm"]["X"]["mode"] == "main", "an ended fence must not touch X"
 
 
 async def test_a_lost_site_without_its_worker_does_not_hold_the_switch(  # type: ignore[no-untyped-def]
-    client: Client, lab_factory
+    temporal: Client, lab_factory
 ) -> None:
     """Site X lost with its site worker: X's steps wait for no worker longer than the
     lost-side time limit; they are skipped, and Y's steps run on Y's worker."""
@@ -215,19 +222,19 @@ async def test_a_lost_site_without_its_worker_does_not_hold_the_switch(  # type:
     lab.retime(lost_side_timeout=1)
     set_side_fault(lab.dir, "X", "down")
     await wait_for(side_down(lab, "X"), "side X down")
-    main, site_y = build_workers(client, lab.inventory, lab.inventory_path, sites=("Y",))
+    main, site_y = build_workers(temporal, lab.inventory, lab.inventory_path, sites=("Y",))
     async with main, site_y:
         started = await cli_json(
-            client, lab, "start", "switch", "--to", "Y", "--unplanned", "--reason", REASON
+            temporal, lab, "start", "switch", "--to", "Y", "--unplanned", "--reason", REASON
         )
-        shown = await drive(client, lab, started["run_id"], "Y", timeout=90)
+        shown = await drive(temporal, lab, started["run_id"], "Y", timeout=90)
         assert shown["state"] == "completed", shown
         for sid in LOST_STEPS:
             s = step(shown, sid)
             assert s["status"] == "skipped", s
             assert "side lost: no answer within 1 s" in s["note"], s
         assert step(shown, "dsm-y-main")["status"] == "done"
-        fence = await fence_view(client, lab)
+        fence = await fence_view(temporal, lab)
         assert fence["state"]["status"] == "waiting" and fence["tries"] <= 1, fence
-        r = await cli_json(client, lab, "fence", "end", "--reason", "site X is rebuilt")
+        r = await cli_json(temporal, lab, "fence", "end", "--reason", "site X is rebuilt")
         assert r["fence"]["state"]["status"] == "ended", r

@@ -48,18 +48,18 @@ from workflows.kinds import KINDS
 WAITING = "tr.step.awaiting-confirmation, tr.step.awaiting-approval"
 
 
-async def test_an_operator_switches_the_pair_from_the_page(client: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
+async def test_an_operator_switches_the_pair_from_the_page(temporal: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
     lab = await lab_factory(editors=2, ingest=1)
     pair = lab.inventory.pair
-    async with console_lab(client, lab) as (server, browser):
+    async with console_lab(temporal, lab) as (server, browser):
         page = await logged_in(browser, server, lab, "operator")
         assert await page.locator(f"#pair-{pair}").count() == 1
         await shot(page, "pairs")
-        await _the_pair_page_says_what_status_says(client, lab, server, page)
+        await _the_pair_page_says_what_status_says(temporal, lab, server, page)
         handled = await _a_switch_from_the_page(lab, server, page)
 
-        assert_mirrored(await cli_json(client, lab, "status"), "Y", 3)
-        shown = await cli_json(client, lab, "show", "current")
+        assert_mirrored(await cli_json(temporal, lab, "status"), "Y", 3)
+        shown = await cli_json(temporal, lab, "show", "current")
         for s in shown["steps"]:
             if s["id"] in handled:
                 assert s["operator"] == "operator", s  # the logged-in user, never a typed name
@@ -89,12 +89,12 @@ async def test_an_operator_switches_the_pair_from_the_page(client: Client, lab_f
 
 
 async def _the_pair_page_says_what_status_says(
-    client: Client, lab: Lab, server: ConsoleServer, page: Page
+    temporal: Client, lab: Lab, server: ConsoleServer, page: Page
 ) -> None:
     pair = lab.inventory.pair
     # The strips and groups say what `amsm status --json` says.
     await page.goto(f"{server.url}/pairs/{pair}")
-    status = await cli_json(client, lab, "status")
+    status = await cli_json(temporal, lab, "status")
     assert status["mode"] == "mirrored" and status["main"] == "X"
     assert await page.locator("#strip-X").inner_text() == "X MAIN"
     assert await page.locator("#strip-X").get_attribute("data-lit") == "true"
@@ -184,12 +184,12 @@ async def _a_switch_from_the_page(lab: Lab, server: ConsoleServer, page: Page) -
 
 
 async def test_a_viewer_has_no_button_and_forged_posts_are_refused(
-    client: Client,
+    temporal: Client,
     lab_factory,  # type: ignore[no-untyped-def]
 ) -> None:
     lab = await lab_factory(editors=1, ingest=0)
     pair = lab.inventory.pair
-    async with console_lab(client, lab) as (server, browser):
+    async with console_lab(temporal, lab) as (server, browser):
         anonymous = await (await browser.new_context()).new_page()
         r = await anonymous.request.get(f"{server.url}/api/pairs/{pair}/status")
         assert r.status == 401
@@ -242,20 +242,20 @@ async def test_a_viewer_has_no_button_and_forged_posts_are_refused(
 
         # Nothing of it reached Temporal: the pair never had a run.
         try:
-            await client.get_workflow_handle(lab.inventory.workflow_id).describe()
+            await temporal.get_workflow_handle(lab.inventory.workflow_id).describe()
             raise AssertionError("a refused post started a run")
         except RPCError:
             pass
 
 
 async def test_two_browsers_see_the_same_step_change_within_a_second(
-    client: Client,
+    temporal: Client,
     lab_factory,  # type: ignore[no-untyped-def]
 ) -> None:
     lab = await lab_factory(editors=1, ingest=0)
     pair = lab.inventory.pair
-    async with console_lab(client, lab) as (server, browser):
-        run_id, _ = await switch_waiting_at_stop_insync(client, lab)
+    async with console_lab(temporal, lab) as (server, browser):
+        run_id, _ = await switch_waiting_at_stop_insync(temporal, lab)
         pages = [
             await logged_in(browser, server, lab, "operator"),
             await logged_in(browser, server, lab, "viewer"),
@@ -280,7 +280,9 @@ async def test_two_browsers_see_the_same_step_change_within_a_second(
         assert r.ok and "bad input: --note: must be one line" in await r.text()
         assert "Traceback" not in await r.text()
         hands_for(lab, "stop-insync", "Y")
-        rc, out = await cli(client, lab, "confirm", run_id, "stop-insync", "--note", "from the CLI")
+        rc, out = await cli(
+            temporal, lab, "confirm", run_id, "stop-insync", "--note", "from the CLI"
+        )
         assert rc == 0, out
         taken = time.monotonic()
         for p in pages:
@@ -293,7 +295,7 @@ async def test_two_browsers_see_the_same_step_change_within_a_second(
 
 
 async def test_clients_that_do_not_come_back_are_retried_and_skipped_from_their_rows(
-    client: Client,
+    temporal: Client,
     lab_factory,  # type: ignore[no-untyped-def]
 ) -> None:
     lab = await lab_factory(editors=3, ingest=0, reboot_seconds=0.3)
@@ -301,8 +303,8 @@ async def test_clients_that_do_not_come_back_are_retried_and_skipped_from_their_
     set_fault(lab.dir, "ED-02", "no-reboot")
     set_fault(lab.dir, "ED-03", "no-reboot")
     pair = lab.inventory.pair
-    async with console_lab(client, lab) as (server, browser):
-        run = (await cli_json(client, lab, "start", "switch", "--to", "Y"))["run_id"]
+    async with console_lab(temporal, lab) as (server, browser):
+        run = (await cli_json(temporal, lab, "start", "switch", "--to", "Y"))["run_id"]
         page = await logged_in(browser, server, lab, "operator")
         await page.goto(f"{server.url}/pairs/{pair}/run")
 
@@ -310,7 +312,7 @@ async def test_clients_that_do_not_come_back_are_retried_and_skipped_from_their_
             clients = {c["host"]: c["status"] for c in step(s, "switch-clients")["clients"] or []}
             return clients.get("ED-02") == clients.get("ED-03") == "failed"
 
-        await drive(client, lab, run, "Y", until=both_failed)
+        await drive(temporal, lab, run, "Y", until=both_failed)
         await page.locator("#client-switch-clients-ED-02[data-status='failed']").wait_for()
         row = page.locator("#client-switch-clients-ED-03[data-status='failed']")
         await row.wait_for()
@@ -336,7 +338,7 @@ async def test_clients_that_do_not_come_back_are_retried_and_skipped_from_their_
             timeout=30_000
         )
         await page.locator("#step-check-projects[data-status='awaiting-confirmation']").wait_for()
-        shown = await cli_json(client, lab, "show", run)
+        shown = await cli_json(temporal, lab, "show", run)
         assert [(d["action"], d["client"], d["operator"]) for d in shown["decisions"]] == [
             ("skip", "ED-03", "operator"),
             ("retry", "ED-02", "operator"),
@@ -345,12 +347,12 @@ async def test_clients_that_do_not_come_back_are_retried_and_skipped_from_their_
 
 
 async def test_the_console_controls_refuse_with_the_rule_and_break_glass_with_a_reason(
-    client: Client,
+    temporal: Client,
     lab_factory,  # type: ignore[no-untyped-def]
 ) -> None:
     lab = await lab_factory(editors=1, ingest=0)
     pair = lab.inventory.pair
-    async with console_lab(client, lab) as (server, browser):
+    async with console_lab(temporal, lab) as (server, browser):
         page = await logged_in(browser, server, lab, "operator")
         await page.goto(f"{server.url}/pairs/{pair}")
         flash = page.locator(".flash")
@@ -378,9 +380,9 @@ async def test_the_console_controls_refuse_with_the_rule_and_break_glass_with_a_
         said = await flash.inner_text()
         assert "error" not in str(await flash.get_attribute("class")), said
         assert "insync-direction-only-while-stopped" in said and "drill" in said, said
-        status = await cli_json(client, lab, "status")
+        status = await cli_json(temporal, lab, "status")
         assert status["insync"]["main"] == "Y"
-        runs = (await cli_json(client, lab, "runs", "--kind", "control"))["runs"]
+        runs = (await cli_json(temporal, lab, "runs", "--kind", "control"))["runs"]
         assert [r["initiator"] for r in runs] == ["operator"] * len(runs) and len(runs) == 3
 
         # A control that simply acts, and its reading on the page. (AllSync is started by
@@ -389,7 +391,7 @@ async def test_the_console_controls_refuse_with_the_rule_and_break_glass_with_a_
         await page.locator("#dsm-X").get_by_role("button", name="Stop").click()
         await page.wait_for_load_state()
         assert "error" not in str(await flash.get_attribute("class")), await flash.inner_text()
-        assert (await cli_json(client, lab, "status"))["dsm"]["X"]["replication"] == "stopped"
+        assert (await cli_json(temporal, lab, "status"))["dsm"]["X"]["replication"] == "stopped"
         await page.get_by_role("button", name="Read the devices now").click()
         await page.locator("#dsm-X", has_text="stopped").wait_for()
         await page.locator("#mode", has_text="INCONSISTENT").wait_for()
@@ -398,12 +400,12 @@ async def test_the_console_controls_refuse_with_the_rule_and_break_glass_with_a_
 
 
 async def test_a_start_that_needs_more_opens_a_form_and_a_run_is_aborted_from_the_page(
-    client: Client,
+    temporal: Client,
     lab_factory,  # type: ignore[no-untyped-def]
 ) -> None:
     lab = await lab_factory(editors=2, ingest=0)
     pair = lab.inventory.pair
-    async with console_lab(client, lab) as (server, browser):
+    async with console_lab(temporal, lab) as (server, browser):
         page = await logged_in(browser, server, lab, "operator")
         await page.goto(f"{server.url}/pairs/{pair}")
         await page.get_by_role("button", name="Start split-switch to Y").click()
@@ -425,7 +427,7 @@ async def test_a_start_that_needs_more_opens_a_form_and_a_run_is_aborted_from_th
         await page.wait_for_load_state()
         assert "aborting run" in await page.locator(".flash").inner_text()
         await page.locator("#run[data-state='aborted']").wait_for(timeout=30_000)
-        shown = await cli_json(client, lab, "show", "current")
+        shown = await cli_json(temporal, lab, "show", "current")
         assert shown["state"] == "aborted"
         assert [(d["action"], d["operator"], d["reason"]) for d in shown["decisions"]] == [
             ("abort", "operator", "drill: abort from the console")
@@ -434,12 +436,12 @@ async def test_a_start_that_needs_more_opens_a_form_and_a_run_is_aborted_from_th
 
 
 async def test_with_the_main_side_lost_the_switch_asks_for_its_unplanned_reason(
-    client: Client,
+    temporal: Client,
     lab_factory,  # type: ignore[no-untyped-def]
 ) -> None:
     lab = await lab_factory(editors=1, ingest=0)
     pair = lab.inventory.pair
-    async with console_lab(client, lab) as (server, browser):
+    async with console_lab(temporal, lab) as (server, browser):
         set_side_fault(lab.dir, "X", "down")
         await wait_for(side_down(lab, "X"), "side X down")
         page = await logged_in(browser, server, lab, "operator")
@@ -455,7 +457,7 @@ async def test_with_the_main_side_lost_the_switch_asks_for_its_unplanned_reason(
         await page.get_by_role("button", name="Start switch to Y").click()
         await page.wait_for_url(f"{server.url}/pairs/{pair}/run")
         assert "unplanned: drill: hall X dark" in await page.locator("#run").inner_text()
-        shown = await cli_json(client, lab, "show", "current")
+        shown = await cli_json(temporal, lab, "show", "current")
         assert shown["unplanned_reason"] == "drill: hall X dark"
         assert shown["initiator"] == "operator"
         # The step on lost X was skipped and the fence started: the pair view says so.
@@ -466,12 +468,12 @@ async def test_with_the_main_side_lost_the_switch_asks_for_its_unplanned_reason(
 
 
 async def test_the_purge_gate_is_approved_by_typing_the_number_of_clips(
-    client: Client,
+    temporal: Client,
     lab_factory,  # type: ignore[no-untyped-def]
 ) -> None:
     lab = await lab_factory(editors=2, ingest=0)
     pair = lab.inventory.pair
-    async with console_lab(client, lab) as (server, browser):
+    async with console_lab(temporal, lab) as (server, browser):
         # The split from the page: ED-02 is named at move-editors and moves to Y.
         page = await logged_in(browser, server, lab, "operator")
         await page.goto(f"{server.url}/pairs/{pair}")
@@ -480,7 +482,7 @@ async def test_the_purge_gate_is_approved_by_typing_the_number_of_clips(
         done = await confirm_on_page(page, lab, "X", stop_allsync_on="X", move=("ED-02",))
         assert done == ["stop-insync", "stop-allsync", "move-editors"]
         assert await page.locator("#run-state").inner_text() == "completed"
-        status = await cli_json(client, lab, "status")
+        status = await cli_json(temporal, lab, "status")
         assert status["mode"] == "split"
         assert {c["host"]: c["side"] for c in status["clients"]} == {"ED-01": "X", "ED-02": "Y"}
         await shot(page, "run-split-completed")
@@ -494,9 +496,9 @@ async def test_the_purge_gate_is_approved_by_typing_the_number_of_clips(
         assert await page.locator("#strip-X").get_attribute("data-lit") == "true"  # both green
         await page.get_by_role("button", name="Start restore with X main").click()
         await page.wait_for_url(f"{server.url}/pairs/{pair}/run")
-        restore = (await cli_json(client, lab, "show", "current"))["run_id"]
+        restore = (await cli_json(temporal, lab, "show", "current"))["run_id"]
         await drive(
-            client,
+            temporal,
             lab,
             restore,
             "X",
@@ -513,14 +515,14 @@ async def test_the_purge_gate_is_approved_by_typing_the_number_of_clips(
         await row.get_by_role("button", name="Approve").click()
         await page.wait_for_load_state()
         assert "approved approve-purge as operator" in await page.locator(".flash").inner_text()
-        final = await drive(client, lab, restore, "X", timeout=120)
+        final = await drive(temporal, lab, restore, "X", timeout=120)
         assert final["state"] == "completed", final
         assert step(final, "approve-purge")["operator"] == "operator"
         assert step(final, "purge-orphans")["status"] == "done"
 
 
 async def test_over_tls_the_cookie_is_secure_and_a_trusted_proxys_user_header_logs_in(
-    client: Client,
+    temporal: Client,
     lab_factory,  # type: ignore[no-untyped-def]
 ) -> None:
     lab = await lab_factory(editors=1, ingest=0)
@@ -529,7 +531,7 @@ async def test_over_tls_the_cookie_is_secure_and_a_trusted_proxys_user_header_lo
     proxy = ("--proxy-user-header", "X-Remote-User", "--trusted-proxy", "127.0.0.1")
     tls = ("--cert", str(cert), "--key", str(cert.with_suffix(".key")))
     async with (
-        running_worker(client, lab),
+        running_worker(temporal, lab),
         console_server(lab, *tls, *proxy) as server,
         chromium() as browser,
     ):
@@ -556,7 +558,7 @@ async def test_over_tls_the_cookie_is_secure_and_a_trusted_proxys_user_header_lo
 
 
 async def test_one_console_serves_several_pairs_and_lists_each_ones_state(
-    client: Client,
+    temporal: Client,
     lab_factory,  # type: ignore[no-untyped-def]
 ) -> None:
     first, second = await lab_factory(editors=1, ingest=0), await lab_factory(editors=1, ingest=0)
@@ -568,8 +570,8 @@ async def test_one_console_serves_several_pairs_and_lists_each_ones_state(
         str(second.inventory_path),
     )
     async with (
-        running_worker(client, first),
-        running_worker(client, second),
+        running_worker(temporal, first),
+        running_worker(temporal, second),
         console_server(first, *inventories) as server,
         chromium() as browser,
     ):
@@ -586,23 +588,23 @@ async def test_one_console_serves_several_pairs_and_lists_each_ones_state(
         assert await page.get_by_role("button", name="Start switch to Y").count() == 1
         # The readiness watch's verdict, as `amsm status` ends with it.
         await page.locator("#readiness", has_text="readiness: off").wait_for()
-        rc, out = await cli(client, first, "readiness", "on")
+        rc, out = await cli(temporal, first, "readiness", "on")
         assert rc == 0, out
         try:
             line = page.locator("#readiness", has_text="readiness: ready for a switch to Y")
             await line.wait_for(timeout=90_000)
             await shot(page, "pair-readiness")
         finally:
-            await cli(client, first, "readiness", "off")
+            await cli(temporal, first, "readiness", "off")
 
 
 async def test_a_dry_run_from_the_page_says_what_each_step_would_do(
-    client: Client,
+    temporal: Client,
     lab_factory,  # type: ignore[no-untyped-def]
 ) -> None:
     lab = await lab_factory(editors=1, ingest=0)
     pair = lab.inventory.pair
-    async with console_lab(client, lab) as (server, browser):
+    async with console_lab(temporal, lab) as (server, browser):
         viewer = await logged_in(browser, server, lab, "viewer")  # a read: viewers may
         await viewer.goto(f"{server.url}/pairs/{pair}")
         await viewer.get_by_role("link", name="Dry run: switch to Y").click()
@@ -622,17 +624,17 @@ async def test_a_dry_run_from_the_page_says_what_each_step_would_do(
         assert "pilots ED-01" in await operator.locator("h1").inner_text()
         # Nothing started: the pair never had a run.
         try:
-            await client.get_workflow_handle(lab.inventory.workflow_id).describe()
+            await temporal.get_workflow_handle(lab.inventory.workflow_id).describe()
             raise AssertionError("a dry run started a run")
         except RPCError:
             pass
 
 
-async def test_a_session_outlives_a_restart_of_the_console(client: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
+async def test_a_session_outlives_a_restart_of_the_console(temporal: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
     lab = await lab_factory(editors=1, ingest=0)
     key_file = lab.dir / "secrets" / "console-session-key"  # beside the accounts file
     assert not key_file.exists()
-    async with running_worker(client, lab):
+    async with running_worker(temporal, lab):
         async with console_server(lab) as server:
             status, cookie, _ = await asyncio.to_thread(
                 form_login, server.url, "operator", password(lab, "operator")
@@ -662,12 +664,12 @@ async def test_a_session_outlives_a_restart_of_the_console(client: Client, lab_f
 
 
 async def test_a_stranger_guessing_from_one_address_does_not_lock_the_operator_out(
-    client: Client,
+    temporal: Client,
     lab_factory,  # type: ignore[no-untyped-def]
 ) -> None:
     lab = await lab_factory(editors=1, ingest=0)
     secret = password(lab, "operator")
-    async with running_worker(client, lab), console_server(lab) as server:
+    async with running_worker(temporal, lab), console_server(lab) as server:
         for _ in range(5):  # the stranger, at 127.0.0.2
             status, _, body = await asyncio.to_thread(
                 form_login, server.url, "operator", "not the password", "127.0.0.2"

@@ -14,7 +14,7 @@ from temporalio.client import Client
 from tests.support.lab import Lab
 
 
-async def cli(client: Client, lab: Lab, *argv: str) -> tuple[int, str]:
+async def cli(temporal: Client, lab: Lab, *argv: str) -> tuple[int, str]:
     """Run an `amsm` command through the CLI's own code path, in process."""
     from client.cli import build_parser, run_command
     from client.session import CliError
@@ -25,7 +25,7 @@ async def cli(client: Client, lab: Lab, *argv: str) -> tuple[int, str]:
     tokens = (_OUT.set(out), _ERR.set(err))
     try:
         try:
-            rc = await run_command(client, args, lab.inventory)
+            rc = await run_command(temporal, args, lab.inventory)
         except CliError as e:
             print(f"amsm: {e}")
             rc = e.code
@@ -64,7 +64,7 @@ def _install_proxies() -> None:
         sys.stderr = _TaskStream(sys.stderr, _ERR)
 
 
-async def cli_json(client: Client, lab: Lab, *argv: str) -> dict:
-    rc, out = await cli(client, lab, *argv, "--json")
+async def cli_json(temporal: Client, lab: Lab, *argv: str) -> dict:
+    rc, out = await cli(temporal, lab, *argv, "--json")
     assert rc == 0, out
     return json.loads(out)

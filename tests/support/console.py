@@ -133,11 +133,11 @@ async def api(page: Page, path: str) -> Any:
 
 
 @contextlib.asynccontextmanager
-async def console_lab(client: Client, lab: Lab) -> AsyncIterator[tuple[ConsoleServer, Browser]]:
+async def console_lab(temporal: Client, lab: Lab) -> AsyncIterator[tuple[ConsoleServer, Browser]]:
     """The lab's worker and status watch (as `amsm worker` runs them), its console, and a
     browser."""
-    async with running_worker(client, lab):
-        await start_watch(client, lab.inventory)
+    async with running_worker(temporal, lab):
+        await start_watch(temporal, lab.inventory)
         async with console_server(lab) as server, chromium() as browser:
             yield server, browser
 

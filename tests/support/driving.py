@@ -33,7 +33,7 @@ def waiting_step(shown: dict) -> dict | None:
 
 
 async def drive(
-    client: Client,
+    temporal: Client,
     lab: Lab,
     run_id: str,
     to: Side,
@@ -50,7 +50,7 @@ async def drive(
     deadline = time.monotonic() + timeout
     shown: dict = {}
     while time.monotonic() < deadline:
-        shown = await cli_json(client, lab, "show", run_id)
+        shown = await cli_json(temporal, lab, "show", run_id)
         if until is not None and until(shown):
             return shown
         if shown["state"] not in ("running", "awaiting-operator"):
@@ -72,7 +72,7 @@ async def drive(
                     f"did {step['id']}",
                 ]
                 args += (extra or {}).get(step["id"], [])
-                rc, out = await cli(client, lab, *args)
+                rc, out = await cli(temporal, lab, *args)
                 assert rc == 0, out
         elif step is not None:
             return shown  # failed: the caller decides
@@ -82,13 +82,13 @@ async def drive(
 
 
 async def switch_waiting_at_stop_insync(
-    client: Client, lab: Lab, to: Side = "Y", *start: str
+    temporal: Client, lab: Lab, to: Side = "Y", *start: str
 ) -> tuple[str, dict]:
     """Start a switch to `to` (`start`: more `amsm start switch` arguments) and drive it
     to its first manual step, `stop-insync`, awaiting confirmation: (run id, checklist)."""
-    run = (await cli_json(client, lab, "start", "switch", "--to", to, *start))["run_id"]
+    run = (await cli_json(temporal, lab, "start", "switch", "--to", to, *start))["run_id"]
     shown = await drive(
-        client,
+        temporal,
         lab,
         run,
         to,

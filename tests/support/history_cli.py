@@ -16,14 +16,14 @@ def parser() -> argparse.ArgumentParser:
     return build_parser()
 
 
-async def amsm(*argv: str, client: Any = None, inv: Any = None) -> tuple[int, str]:
-    """Run a history command as `amsm` would (one-line errors). `client` and `inv` may be
+async def amsm(*argv: str, temporal: Any = None, inv: Any = None) -> tuple[int, str]:
+    """Run a history command as `amsm` would (one-line errors). `temporal` and `inv` may be
     None for the commands that need no server."""
     args = parser().parse_args(list(argv))
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         try:
-            rc = await run_command(client, args, inv)
+            rc = await run_command(temporal, args, inv)
         except CliError as e:
             print(f"amsm: {e}")
             rc = e.code

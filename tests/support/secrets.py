@@ -39,15 +39,15 @@ def assert_no_secrets(lab: Lab, history: WorkflowHistory, decrypt: Decrypt | Non
 
 
 async def assert_no_secrets_in_pair(
-    client: Client, lab: Lab, decrypt: Decrypt | None = None
+    temporal: Client, lab: Lab, decrypt: Decrypt | None = None
 ) -> dict[str, int]:
     """assert_no_secrets for every workflow on the lab's task queue (runs, children,
     the fence, controls, status), and their descriptions (memo, search attributes, the
     heartbeat details of pending activities). Returns how many of each kind it read."""
     kinds: dict[str, int] = {}
     secrets = lab_secrets(lab)
-    async for wf in client.list_workflows(f"TaskQueue = '{lab.inventory.task_queue}'"):
-        handle = client.get_workflow_handle(wf.id, run_id=wf.run_id)
+    async for wf in temporal.list_workflows(f"TaskQueue = '{lab.inventory.task_queue}'"):
+        handle = temporal.get_workflow_handle(wf.id, run_id=wf.run_id)
         assert_no_secrets(lab, await handle.fetch_history(), decrypt)
         desc = await handle.describe()
         bad = scan.leaked(secrets, scan.texts(desc.raw_description, decrypt))
@@ -87,10 +87,10 @@ def assert_no_secrets_in_logs(lab: Lab, lines: list[str]) -> None:
     assert not bad, f"secrets in the worker's log: {bad}"
 
 
-async def record_run(client: Client, lab: Lab, run_id: str, name: str) -> None:
+async def record_run(temporal: Client, lab: Lab, run_id: str, name: str) -> None:
     """Check a finished run's history for secrets; with AMSM_RECORD_HISTORIES=DIR keep it
     for tests/histories/."""
-    handle = client.get_workflow_handle(lab.inventory.workflow_id, run_id=run_id)
+    handle = temporal.get_workflow_handle(lab.inventory.workflow_id, run_id=run_id)
     history = await handle.fetch_history()
     assert_no_secrets(lab, history)
     record_history(history, name)

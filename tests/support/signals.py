@@ -58,12 +58,12 @@ async def send_signals(
 
 
 async def send_with_header(
-    client: Client, workflow_id: str, name: str, arg: bytes, header_bytes: int
+    temporal: Client, workflow_id: str, name: str, arg: bytes, header_bytes: int
 ) -> Sent:
     """One signal whose header holds `header_bytes`: the server checks the blob size limit
     against a signal's input only, and stores its header with it."""
     req = SignalWorkflowExecutionRequest(
-        namespace=client.namespace,
+        namespace=temporal.namespace,
         workflow_execution=WorkflowExecution(workflow_id=workflow_id),
         signal_name=name,
         identity="someone@frontend",
@@ -71,18 +71,18 @@ async def send_with_header(
         input=Payloads(payloads=[Payload(metadata={"encoding": b"json/plain"}, data=arg)]),
         header=Header(fields={"x": Payload(data=b"h" * header_bytes)}),
     )
-    return await _one(lambda: client.workflow_service.signal_workflow_execution(req))
+    return await _one(lambda: temporal.workflow_service.signal_workflow_execution(req))
 
 
 async def update_with_header(
-    client: Client, workflow_id: str, name: str, arg: bytes, header_bytes: int
+    temporal: Client, workflow_id: str, name: str, arg: bytes, header_bytes: int
 ) -> str:
     """One update whose header holds `header_bytes`, as anyone who reaches the frontend can
     send it (the server limits neither its header nor its identity); what came of it: the
     run's answer ("success"/"failure": taken or refused by its validator) or the server's
     refusal."""
     req = UpdateWorkflowExecutionRequest(
-        namespace=client.namespace,
+        namespace=temporal.namespace,
         workflow_execution=WorkflowExecution(workflow_id=workflow_id),
         wait_policy=WaitPolicy(
             lifecycle_stage=UpdateWorkflowExecutionLifecycleStage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_COMPLETED
@@ -97,7 +97,7 @@ async def update_with_header(
         ),
     )
     try:
-        r = await client.workflow_service.update_workflow_execution(req)
+        r = await temporal.workflow_service.update_workflow_execution(req)
     except RPCError as e:
         return e.message
     return r.outcome.WhichOneof("value") or "no outcome"
@@ -128,11 +128,11 @@ class RunKept:
     signals: int  # signals the server stored in it
 
 
-async def runs_kept(client: Client, workflow_id: str) -> list[RunKept]:
+async def runs_kept(temporal: Client, workflow_id: str) -> list[RunKept]:
     """Every run under `workflow_id`, newest first, with what the server keeps of it."""
     out = []
-    async for w in client.list_workflows(f"WorkflowId = '{workflow_id}'"):
-        handle = client.get_workflow_handle(workflow_id, run_id=w.run_id)
+    async for w in temporal.list_workflows(f"WorkflowId = '{workflow_id}'"):
+        handle = temporal.get_workflow_handle(workflow_id, run_id=w.run_id)
         info = (await handle.describe()).raw_description.workflow_execution_info
         signals = 0
         async for e in handle.fetch_history_events():

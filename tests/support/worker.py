@@ -11,10 +11,10 @@ from tests.support.lab import Lab
 
 
 @contextlib.asynccontextmanager
-async def running_worker(client: Client, lab: Lab) -> AsyncIterator[None]:
+async def running_worker(temporal: Client, lab: Lab) -> AsyncIterator[None]:
     from workers.worker import build_workers
 
     # The pair's queue and both site queues, as `amsm worker` without --site.
-    main, x, y = build_workers(client, lab.inventory, lab.inventory_path)
+    main, x, y = build_workers(temporal, lab.inventory, lab.inventory_path)
     async with main, x, y:
         yield

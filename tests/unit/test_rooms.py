@@ -739,8 +739,8 @@ def test_a_console_page_is_a_module_and_a_route() -> None:
 
 
 # -- words: "client" is a K2 client; the Temporal client is `temporal` -----------------------
-# Every room (the activities' own connection to Temporal too) and amsm.py.
-WORD_ROOMS = (*ROOMS, "amsm.py")
+# Every room (the activities' own connection to Temporal too), amsm.py and the tests.
+WORD_ROOMS = (*ROOMS, "amsm.py", "tests")
 
 
 def temporal_clients_named_client(source: str) -> list[tuple[int, str]]:
@@ -828,3 +828,47 @@ def test_the_temporal_client_is_called_temporal() -> None:
                 found.append(f"{path.relative_to(ROOT)}:{line} {what}")
     said = "\n".join(found)
     assert found == [], f"a Temporal client named `client` (call it `temporal`):\n{said}"
+
+
+def fixtures_named_client(source: str) -> list[tuple[int, str]]:
+    """(line, what) of a pytest fixture named `client` in SOURCE, and of a test or fixture
+    asking for one (an unannotated parameter `client`: the fixture of that name)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        fixture = any("fixture" in ast.unparse(d) for d in node.decorator_list)
+        if fixture and node.name == "client":
+            found.append((node.lineno, "fixture `client`"))
+        if fixture or node.name.startswith("test"):
+            a = node.args
+            for arg in [*a.posonlyargs, *a.args, *a.kwonlyargs]:
+                if arg.arg == "client" and arg.annotation is None:
+                    found.append((arg.lineno, f"{node.name}() asks for a fixture `client`"))
+    return sorted(found)
+
+
+def test_the_fixture_scan_finds_what_it_looks_for() -> None:
+    src = (
+        "import pytest\n"
+        "@pytest.fixture\n"
+        "def client(temporal_env): ...\n"
+        "async def test_a(client, lab_factory): ...\n"
+        "async def test_b(temporal, lab_factory): ...\n"
+        "def helper(client): ...\n"
+        "@pytest_asyncio.fixture\n"
+        "async def lab(client): ...\n"
+    )
+    assert [line for line, _ in fixtures_named_client(src)] == [3, 4, 8]
+
+
+def test_the_tests_temporal_client_is_the_fixture_temporal() -> None:
+    """The tests' Temporal client is the fixture `temporal` (tests/conftest.py); no test
+    nor fixture asks for one called `client` (a K2 client in the tests is `client`)."""
+    found = [
+        f"{path.relative_to(ROOT)}:{line} {what}"
+        for path in sorted((ROOT / "tests").rglob("*.py"))
+        for line, what in fixtures_named_client(path.read_text())
+    ]
+    said = "\n".join(found)
+    assert found == [], f"the Temporal client's fixture is `temporal`:\n{said}"

@@ -78,7 +78,7 @@ async def test_other_refusals_of_the_server_are_not_asked_again() -> None:
 
 
 async def test_a_refusal_no_command_explains_is_one_line_not_a_traceback() -> None:
-    async def handler(client: Any, inv: Any, args: Any) -> int:
+    async def handler(temporal: Any, inv: Any, args: Any) -> int:
         raise closing()
 
     args = SimpleNamespace(handler=handler, notice=False, reads=False)
