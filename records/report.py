@@ -557,6 +557,16 @@ def minutes(seconds: float) -> str:
     return " ".join(p for p in parts if p) or "0 s"
 
 
+def served_briefly(seconds: float | None, objective: float | None, met: bool | None) -> str:
+    """A run's time to serve in a list (`amsm runs`, the console's runs page): '6.7 s, met',
+    '23 min 40 s, missed by 3 min 40 s', 'not reached, missed', or '-'."""
+    if seconds is None:
+        return "not reached, missed" if met is False else "-"
+    if met is None or objective is None:
+        return minutes(seconds)
+    return f"{minutes(seconds)}, " + ("met" if met else f"missed by {minutes(seconds - objective)}")
+
+
 def against(serving: Serving, objective: float, elapsed: float) -> Objective:
     """The time to serve against its objective: met, missed by how much, or not reached
     (missed once the run has gone on longer than the objective without serving)."""

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from inventory.load import InventoryError, parse_inventory
-from records.report import build_report, minutes
+from records.report import build_report, minutes, served_briefly
 from records.report_render import render_html, render_markdown, render_timeline
 from tests.support.histories import committed, events_of, run_of, until
 
@@ -101,3 +101,20 @@ def test_a_run_not_serving_yet_misses_only_once_it_outlasts_the_objective() -> N
 def test_a_run_that_does_not_change_the_main_side_has_no_objective_line() -> None:
     child = build_report(committed("client-switch-ed-01.json"), objective=1200)
     assert child.serving.objective is None and "Objective" not in render_markdown(child)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "objective", "met", "said"),
+    [
+        (6.7, None, None, "6.7 s"),
+        (6.7, 1200, True, "6.7 s, met"),
+        (1420, 1200, False, "23 min 40 s, missed by 3 min 40 s"),
+        (None, 1200, False, "not reached, missed"),
+        (None, 1200, None, "-"),
+        (None, None, None, "-"),
+    ],
+)
+def test_a_runs_time_to_serve_in_a_list(
+    seconds: float | None, objective: float | None, met: bool | None, said: str
+) -> None:
+    assert served_briefly(seconds, objective, met) == said
