@@ -100,9 +100,7 @@ class _Inbound(ActivityInboundInterceptor):
             CURRENT_HOST.reset(tokens[1])
 
 
-def time_to_serve(
-    workflow_type: str, inp: Any, c: Checklist, started: datetime
-) -> float | None:
+def time_to_serve(workflow_type: str, inp: Any, c: Checklist, started: datetime) -> float | None:
     """Seconds from the run's start until the steps its kind counts were all done; None
     for a kind that counts none, or a run that did not get there. `started`: the run's
     start (a run that continued as new: its first checklist's, to the second)."""
