@@ -37,6 +37,9 @@ from workflows.models import Checklist
 from workflows.steps import steps_for_activity
 
 TIME_TO_SERVE = "amsm_time_to_serve_seconds"
+# Seconds: a switch serves in minutes (objectives.time_to_serve is typically 10 to 30 min),
+# past the SDK's default buckets, which are made for milliseconds.
+TIME_TO_SERVE_BUCKETS = [30.0, 60, 120, 300, 600, 900, 1200, 1500, 1800, 2700, 3600, 7200]
 
 CLIENT_STAGES = {
     "client_prepare": "client-switch: reconfigure",

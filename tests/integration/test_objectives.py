@@ -95,6 +95,11 @@ async def test_time_to_serve_against_its_objective_in_runs_report_and_metrics(
         # The worker measures the steps' ends on the checklist's clock, to the second.
         assert total is not None and abs(total - secs) <= 1.0, (total, secs)
         assert f"# TYPE {name} histogram" in page, page[:2000]
+        # In buckets fit for minutes (the worker's own; the SDK's are for milliseconds).
+        buckets = [x for x in page.splitlines() if x.startswith(f"{name}_bucket")]
+        assert any('le="1200"' in x for x in buckets) and any('le="30"' in x for x in buckets), (
+            buckets
+        )
     finally:
         worker.send_signal(signal.SIGINT)
         try:
