@@ -33,6 +33,7 @@ async def test_the_header_counts_the_steps_that_wait_for_the_person(
     client: Client, lab_factory
 ) -> None:  # type: ignore[no-untyped-def]
     lab = await lab_factory(editors=1, ingest=0)
+    lab.edit_inventory(objectives={"time_to_serve": "20m"})
     pair = lab.inventory.pair
     async with console_lab(client, lab) as (server, browser):
         page = await logged_in(browser, server, lab, "operator")
@@ -59,3 +60,10 @@ async def test_the_header_counts_the_steps_that_wait_for_the_person(
         rc, out = await cli(client, lab, "abort", run, "--reason", "test over")
         assert rc == 0, out
         await header_says(page, f"{server.url}/pairs/{pair}", None)
+
+        # The runs page names the objective; the aborted run never served, and had not
+        # outlasted the objective: no time, neither met nor missed.
+        await page.goto(f"{server.url}/pairs/{pair}/runs")
+        said = await page.locator("p.objective").inner_text()
+        assert said == "Objective: time to serve at most 20 min.", said
+        assert await page.locator(f"#run-{run} td.served").inner_text() == "-"
