@@ -29,7 +29,10 @@ async def report_of_run(
         history = await fetch_history(temporal, inv, run)
         where = f"run {history.run_id} of workflow {history.workflow_id}"
         history = await readable(history, codec, where)
-        return build_report(parse_history(history, f"workflow {history.workflow_id}"))
+        return build_report(
+            parse_history(history, f"workflow {history.workflow_id}"),
+            objective=inv.objectives.time_to_serve_seconds,
+        )
 
 
 async def history_of_run(

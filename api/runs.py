@@ -24,16 +24,19 @@ from temporalio.client import (
     WorkflowUpdateFailedError,
 )
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.converter import PayloadCodec
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.refusal import Refused
 from inventory.models import Inventory
 from inventory.status import PairStatus
-from records.history import HistoryError
+from records.history import HistoryError, parse_history, readable
+from records.report import build_report
 from wire.connection import Connection, ConnectionConfigError
 from wire.connection import connect as connect_to
 from workflows import search
 from workflows.base import PairWorkflow
+from workflows.kinds import KINDS
 from workflows.models import STILL_STARTING, Checklist, StatusInput, UpdateResult
 from workflows.status import PairStatusWorkflow
 from workflows.view import next_action
@@ -423,3 +426,52 @@ async def list_runs(
             }
         )
     return rows
+
+
+# Histories read at once for the runs' times to serve (one per listed run of a kind that
+# counts one): a list of 50 runs is 50 small reads, four at a time.
+SERVED_READS = 4
+
+
+def counts_serving(kind: str) -> bool:
+    """Whether a run of `kind` has a time to serve (its row's `serving`, workflows/kind.py)."""
+    k = KINDS.get(kind)
+    return k is not None and k.serving(*k.sides("Y")) is not None
+
+
+async def with_time_to_serve(
+    temporal: Client, inv: Inventory, rows: list[dict[str, Any]], codec: PayloadCodec | None
+) -> list[dict[str, Any]]:
+    """`list_runs`' rows with each run's time to serve as its report measures it
+    (records/report.py) and the inventory's objective: `time_to_serve_s` (None: not a kind
+    that counts one, not reached, or its history could not be read), `objective_s`,
+    `objective_met` (True, False, or None: no objective, or not decided yet) and
+    `objective_text` (the report's line)."""
+    objective = inv.objectives.time_to_serve_seconds
+    gate = asyncio.Semaphore(SERVED_READS)
+
+    async def one(row: dict[str, Any]) -> dict[str, Any]:
+        out = {
+            **row,
+            "time_to_serve_s": None,
+            "objective_s": objective,
+            "objective_met": None,
+            "objective_text": None,
+        }
+        if not counts_serving(row["kind"]):
+            return out
+        handle = temporal.get_workflow_handle(row["workflow_id"], run_id=row["run_id"])
+        where = f"run {row['run_id']} of workflow {row['workflow_id']}"
+        try:
+            async with gate:
+                history = await readable(await handle.fetch_history(), codec, where)
+            serving = build_report(parse_history(history, where), objective=objective).serving
+        except (HistoryError, RPCError):
+            return out  # unreadable here (an encrypted history without the key): no time
+        out["time_to_serve_s"] = None if serving.seconds is None else round(serving.seconds, 1)
+        if serving.objective is not None:
+            out["objective_met"] = serving.objective.met
+            out["objective_text"] = serving.objective.text
+        return out
+
+    return list(await asyncio.gather(*(one(r) for r in rows)))

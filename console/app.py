@@ -51,6 +51,7 @@ ROUTES: tuple[tuple[str, Page, tuple[str, ...]], ...] = (
 def _endpoint(site: Site, page: Page) -> Callable[[Request], Awaitable[Response]]:
     # A plain function: Starlette treats any other callable as an ASGI app.
     async def endpoint(request: Request) -> Response:
+        await site.waiting_of(request)  # the header's count of steps waiting on the person
         return await page(site, request)
 
     endpoint.__name__ = f"{page.__module__}.{page.__name__}"

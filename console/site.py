@@ -20,6 +20,7 @@ from temporalio.converter import PayloadCodec
 
 from api.readiness import readiness_line
 from api.refusal import REFUSALS, RefusalKind, Refused, refusal_of
+from api.waiting import WaitingReads, waiting_for
 from console import gates, views
 from console.accounts import Account, Role
 from console.auth import CSRF_FIELD, Gate, csrf_ok, csrf_token
@@ -57,6 +58,7 @@ class Site:
         )
         self.env.globals.update(stage=views.stage, expected=gates.expected, quote=quote)
         self._drawn: dict[tuple[str, str, str], tuple[int, str]] = {}
+        self.waiting = WaitingReads()
 
     # -- who -------------------------------------------------------------------------------------
     def who(self, request: Request) -> Account:
@@ -92,13 +94,38 @@ class Site:
             )
         return account, inv
 
+    async def waiting_of(self, request: Request) -> None:
+        """The steps that wait on the logged-in person across the pairs they operate, for
+        the header of the page about to be drawn (api/waiting.py, read at most every few
+        seconds); not for the streams, the JSON and the reports, which draw no header."""
+        path = request.url.path
+        if request.method != "GET" or path.startswith(("/api/", "/static/")):
+            return
+        if path.endswith(("/events", ".json", ".md", ".html")):
+            return
+        account = self.gate.user(request)
+        if account is None:
+            return
+        mine = [
+            live.inv
+            for live in self.hub.pairs.values()
+            if self.gate.role(account, live.inv) == "operator"
+        ]
+        request.state.waiting = await waiting_for(
+            self.hub.temporal, mine, account.name, self.waiting
+        )
+
     # -- drawing ---------------------------------------------------------------------------------
     def render(
         self, template: str, request: Request, status: int = 200, **ctx: Any
     ) -> HTMLResponse:
         flash = request.session.pop("flash", None) if "session" in request.scope else None
         html = self.env.get_template(template).render(
-            request=request, csrf=csrf_token(request), flash=flash, **ctx
+            request=request,
+            csrf=csrf_token(request),
+            flash=flash,
+            waiting=getattr(request.state, "waiting", None),
+            **ctx,
         )
         return HTMLResponse(html, status_code=status)
 

@@ -713,6 +713,49 @@ class Timing(_Strict):
     )
 
 
+# A duration as an operator writes one: 20m, 1h30m, 90s (hours, minutes, seconds, in order).
+DURATION_RE = re.compile(r"^(?:(\d{1,3})h)?(?:(\d{1,4})m)?(?:(\d{1,6})s)?$")
+
+
+def duration_seconds(where: str, value: object) -> float:
+    """`value` (20m, 1h30m, 90s) in seconds, or a ValueError naming `where` and the forms."""
+    m = DURATION_RE.match(value.strip()) if isinstance(value, str) else None
+    if m is None or not any(m.groups()):
+        raise ValueError(
+            f"{where}: {value!r} is not a duration; write it with its unit: 20m, 1h30m or 90s"
+        )
+    h, mins, s = (int(g or 0) for g in m.groups())
+    return float(h * 3600 + mins * 60 + s)
+
+
+class Objectives(_Strict):
+    """What a run is held against (the run report, `amsm runs`, the console's runs page)."""
+
+    time_to_serve: str | None = Field(
+        None,
+        description="from a switch's start until the new main side serves (its DSM main and "
+        "the clients moved): at most this long (20m, 1h30m, 90s)",
+    )
+
+    @field_validator("time_to_serve", mode="before")
+    @classmethod
+    def _duration(cls, v: object) -> str | None:
+        if v is None:
+            return None
+        secs = duration_seconds("objectives.time_to_serve", v)
+        if not 1 <= secs <= 86400:
+            raise ValueError(
+                f"objectives.time_to_serve: {v!r} is outside 1s to 24h, the bounds allowed"
+            )
+        return str(v).strip()
+
+    @property
+    def time_to_serve_seconds(self) -> float | None:
+        if self.time_to_serve is None:
+            return None
+        return duration_seconds("objectives.time_to_serve", self.time_to_serve)
+
+
 def pair_workflow_id(pair: str) -> str:
     """The one id under which every big workflow of pair `pair` runs; its controls run
     under this id + "-control"."""
@@ -752,6 +795,7 @@ class Inventory(_Strict):
         description="who may start, confirm, approve, decide and use the controls",
     )
     viewers: list[str] = Field(default_factory=list, description="who may read only")
+    objectives: Objectives = Field(default_factory=Objectives)
 
     @field_validator("operators", "viewers")
     @classmethod

@@ -19,7 +19,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_serializer
 
 from records.history import RunHistory, SignalRecord, direction
 from records.reconstruct import (
@@ -118,6 +118,14 @@ class Issue(BaseModel):
     text: str
 
 
+class Objective(BaseModel):
+    """The time to serve held against the inventory's `objectives.time_to_serve`."""
+
+    seconds: float
+    met: bool | None = None  # None: not reached (yet) and not yet over the objective
+    text: str  # "time to serve 12 min 40 s, objective 20 min: met"
+
+
 class Serving(BaseModel):
     """From the run's start until the new main side was serving."""
 
@@ -125,6 +133,16 @@ class Serving(BaseModel):
     hms: str | None = None
     basis: str
     reached_at: datetime | None = None
+    objective: Objective | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_objective(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # A report without an objective is the one it always was, byte for byte
+        # (tests/histories/reports.sha256 pins `amsm report --json` too).
+        data: dict[str, Any] = handler(self)
+        if self.objective is None:
+            data.pop("objective", None)
+        return data
 
 
 class Report(BaseModel):
@@ -214,7 +232,10 @@ def clock(ts: datetime | None, ref: datetime | None = None) -> str:
 
 
 # -- building the report ---------------------------------------------------------------------
-def build_report(run: RunHistory, rec: Reconstruction | None = None) -> Report:
+def build_report(
+    run: RunHistory, rec: Reconstruction | None = None, objective: float | None = None
+) -> Report:
+    """`objective`: the inventory's `objectives.time_to_serve` in seconds, or None."""
     rec = rec or reconstruct(run)
     c = run.checklist
     inp = run.input if isinstance(run.input, dict) else {}
@@ -257,7 +278,7 @@ def build_report(run: RunHistory, rec: Reconstruction | None = None) -> Report:
     report.clients += _child_only_clients(run)
     report.decisions = _decisions(run)
     report.rejected = _rejected(run, c)
-    report.serving = serving_time(run, report.steps)
+    report.serving = serving_time(run, report.steps, objective)
     report.approximate = list(rec.approximate)
     if c is None and rec.steps and run.step_records:
         report.approximate.insert(
@@ -480,8 +501,9 @@ def _parse_ts(text: str | None) -> datetime | None:
         return None
 
 
-def serving_time(run: RunHistory, steps: list[StepRow]) -> Serving:
-    """From the run's start until the new main's DSM was main and the clients had moved."""
+def serving_time(run: RunHistory, steps: list[StepRow], objective: float | None = None) -> Serving:
+    """From the run's start until the new main's DSM was main and the clients had moved;
+    held against `objective` (seconds) when the inventory sets one."""
     inp = run.input if isinstance(run.input, dict) else {}
     wt = run.workflow_type
     kind = KINDS.get(wt)
@@ -503,7 +525,10 @@ def serving_time(run: RunHistory, steps: list[StepRow]) -> Serving:
         else:
             times.append(s.ended_at)
     if missing:
-        return Serving(basis=f"not reached: {'; '.join(missing)}; measured {basis}")
+        serving = Serving(basis=f"not reached: {'; '.join(missing)}; measured {basis}")
+        if objective is not None:
+            serving.objective = against(serving, objective, run.seconds)
+        return serving
     reached = max(times)
     secs = (reached - run.started_at).total_seconds()
     parts = [
@@ -514,7 +539,48 @@ def serving_time(run: RunHistory, steps: list[StepRow]) -> Serving:
     text = f"from the run's start {basis}: {', '.join(parts)}"
     if left:
         text += f"; not on the new side: {', '.join(left)}"
-    return Serving(seconds=secs, hms=hms(secs), basis=text, reached_at=reached)
+    serving = Serving(seconds=secs, hms=hms(secs), basis=text, reached_at=reached)
+    if objective is not None:
+        serving.objective = against(serving, objective, run.seconds)
+    return serving
+
+
+def minutes(seconds: float) -> str:
+    """12 min 40 s, 20 min, 1 h 5 min, 7.6 s: a duration as the objective's line says it
+    (to the second from a minute on, to a tenth below)."""
+    if seconds < 59.95:
+        return f"{seconds:.1f} s".replace(".0 s", " s")
+    total = int(round(seconds))
+    h, rem = divmod(total, 3600)
+    m, s = divmod(rem, 60)
+    parts = [f"{h} h" if h else "", f"{m} min" if m else "", f"{s} s" if s else ""]
+    return " ".join(p for p in parts if p) or "0 s"
+
+
+def served_briefly(seconds: float | None, objective: float | None, met: bool | None) -> str:
+    """A run's time to serve in a list (`amsm runs`, the console's runs page): '6.7 s, met',
+    '23 min 40 s, missed by 3 min 40 s', 'not reached, missed', or '-'."""
+    if seconds is None:
+        return "not reached, missed" if met is False else "-"
+    if met is None or objective is None:
+        return minutes(seconds)
+    return f"{minutes(seconds)}, " + ("met" if met else f"missed by {minutes(seconds - objective)}")
+
+
+def against(serving: Serving, objective: float, elapsed: float) -> Objective:
+    """The time to serve against its objective: met, missed by how much, or not reached
+    (missed once the run has gone on longer than the objective without serving)."""
+    goal = f"objective {minutes(objective)}"
+    if serving.seconds is None:
+        if elapsed > objective:
+            text = f"time to serve not reached after {minutes(elapsed)}, {goal}: missed"
+            return Objective(seconds=objective, met=False, text=text)
+        return Objective(seconds=objective, text=f"time to serve not reached, {goal}")
+    took = f"time to serve {minutes(serving.seconds)}, {goal}"
+    if serving.seconds <= objective:
+        return Objective(seconds=objective, met=True, text=f"{took}: met")
+    late = minutes(serving.seconds - objective)
+    return Objective(seconds=objective, met=False, text=f"{took}: missed by {late}")
 
 
 def _issues(

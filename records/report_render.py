@@ -47,6 +47,7 @@ def summary_rows(r: Report) -> list[tuple[str, str]]:
         ("Duration", f"{duration(r.seconds)} ({hms(r.seconds)})"),
         ("Result", r.result),
         ("New main side serving after", serving),
+        *([("Objective", r.serving.objective.text)] if r.serving.objective else []),
         ("Errors / warnings", f"{len(r.errors)} / {len(r.warnings)}"),
     ]
     if r.final_state:
@@ -333,6 +334,8 @@ def render_timeline(r: Report) -> str:
     ]
     if r.serving.seconds is not None:
         out.append(f"new main side serving after {r.serving.seconds:.1f} s ({r.serving.hms})")
+    if r.serving.objective:
+        out.append(r.serving.objective.text)
     for a in r.approximate:
         out.append(f"note: approximate: {a}")
     for m in r.consistency:

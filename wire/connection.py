@@ -78,9 +78,14 @@ async def connect(
     )
 
 
-def metrics_runtime(bind: str) -> Runtime:
-    """A runtime whose metrics (the SDK's and amsm's) are served for Prometheus."""
+def metrics_runtime(bind: str, buckets: dict[str, list[float]] | None = None) -> Runtime:
+    """A runtime whose metrics (the SDK's and amsm's) are served for Prometheus;
+    `buckets`: a histogram's own bucket bounds, by name, where the SDK's do not fit."""
     host, _, port = bind.rpartition(":")
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ConnectionConfigError(f"--metrics takes HOST:PORT, like 127.0.0.1:9464, not {bind!r}")
-    return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=bind)))
+    return Runtime(
+        telemetry=TelemetryConfig(
+            metrics=PrometheusConfig(bind_address=bind, histogram_bucket_overrides=buckets)
+        )
+    )

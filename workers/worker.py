@@ -47,7 +47,7 @@ from wire.connection import (  # noqa: F401 - Connection and connect, re-exporte
 )
 from wire.options import BadInventory, add_options, connection, inventory, inventory_path
 from workers import version
-from workers.interceptors import RunContextInterceptor
+from workers.interceptors import TIME_TO_SERVE, TIME_TO_SERVE_BUCKETS, RunContextInterceptor
 from workers.logs import setup_logging
 from workflows import search
 from workflows.registry import workflows
@@ -171,7 +171,7 @@ async def run_worker(
     site: Side | None = None,
 ) -> None:
     inventory = load_inventory(inventory_path)
-    runtime = metrics_runtime(metrics) if metrics else None
+    runtime = metrics_runtime(metrics, {TIME_TO_SERVE: TIME_TO_SERVE_BUCKETS}) if metrics else None
     temporal = await connect(conn, runtime=runtime)
     address, namespace = conn.address, conn.namespace
     missing = await missing_search_attributes(temporal, namespace)

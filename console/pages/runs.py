@@ -7,8 +7,9 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 
 from api.report import history_of_run, report_of_run
-from api.runs import list_runs
+from api.runs import list_runs, with_time_to_serve
 from console.site import Site
+from records.report import minutes, served_briefly
 from records.report_render import render_html, render_markdown
 
 
@@ -16,7 +17,18 @@ async def page(site: Site, request: Request) -> Response:
     account = site.who(request)
     inv, role = site.pair_of(request, account)
     rows = await list_runs(site.hub.temporal, inv, limit=50)
-    return site.render("runs.html", request, user=account, pair=inv.pair, rows=rows, role=role)
+    rows = await with_time_to_serve(site.hub.temporal, inv, rows, site.codec)
+    objective = inv.objectives.time_to_serve_seconds
+    return site.render(
+        "runs.html",
+        request,
+        user=account,
+        pair=inv.pair,
+        rows=rows,
+        role=role,
+        objective=minutes(objective) if objective is not None else None,
+        served=served_briefly,
+    )
 
 
 async def report(site: Site, request: Request) -> Response:

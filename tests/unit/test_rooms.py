@@ -703,6 +703,7 @@ def test_the_cli_and_the_console_call_the_same_api_functions() -> None:
         "api.status.status",
         "api.show.show",
         "api.runs.list_runs",
+        "api.runs.with_time_to_serve",
         "api.report.report_of_run",
         "api.readiness.readiness_line",
     }
