@@ -35,11 +35,8 @@ async def client_prepare(
     """Stop the Aurora software and make the client log in to `to`'s iSCSI target(s), mount
     `to`'s V: and use `to`'s DSM from its next boot on (the switch then restarts it).
 
-    Aurora: its processes (devices.aurora_processes) are read with the client; those
-    that run are stopped in a round trip of their own before anything is changed, and
-    the client is read again after up to `stop_wait` seconds: a process still running
-    (its termination pending, or one that refuses) fails the prepare, naming the host
-    and the process, with nothing reconfigured (stop_aurora).
+    Aurora: the processes that run are stopped first, and seen gone, in a round trip
+    of their own: one still running fails the prepare, unchanged (stop_aurora).
 
     iSCSI, for each of the client's own paths on `to` (`Inventory.client_paths`: A
     through its assigned TOE, and B on a redundant SAN) that has no persistent login
