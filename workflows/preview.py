@@ -21,6 +21,7 @@ from pydantic import BaseModel
 from activities.drivers import refusals
 from activities.drivers.plans import Plan
 from activities.drivers.plans import browse as browse_plans
+from activities.drivers.plans import clients as client_plans
 from activities.drivers.plans import dsm as dsm_plans
 from activities.drivers.plans import smartbins as smartbins_plans
 from activities.drivers.plans import sync_tools as sync_plans
@@ -466,9 +467,7 @@ class Walk:
             would = outcomes.NO_CLIENTS
         else:
             would = f"would switch {len(hosts)} {what}: {listing(hosts)} from {frm} to {to}"
-        lost = [f"{c.host} ({c.status})" for c in self.st.clients if c.side is None]
-        if lost:
-            would += f"; not switched (side unknown): {', '.join(lost)}"
+        would += client_plans.side_unknown(self._clients())
         if names:
             would += f"; refused for {len(names)}: {listing(names)} (cannot reach {to}'s portal)"
         if unread:
@@ -484,10 +483,11 @@ class Walk:
     def switch_clients(self) -> DryRunStep:
         to = self.main_after
         frm = other(to)
-        hosts = [
-            c.host for c in self.st.clients if c.side == frm and c.host.lower() not in self.moved
-        ]
+        hosts = client_plans.to_switch(self._clients(), frm, self.moved)
         return self._move(hosts, to, "client" if len(hosts) == 1 else "clients")
+
+    def _clients(self) -> list[client_plans.Client]:
+        return [(c.host, c.side, c.status) for c in self.st.clients]
 
     def switch_pilots(self) -> DryRunStep:
         by_name = {c.host.lower(): c.host for c in self.st.clients}

@@ -5,6 +5,7 @@ would refuse it, and the run's own refusal in the words `amsm start` uses."""
 from __future__ import annotations
 
 from activities.drivers import refusals
+from activities.drivers.plans import clients
 from activities.models import Capabilities, DryRunFacts, Orphans
 from client.commands.dry_run import dry_run_json, render_dry_run
 from inventory.status import (
@@ -238,3 +239,17 @@ def test_stop_replication_leaves_in_the_walk_what_the_run_leaves_running() -> No
     walk = Walk("switch", "X", "Y", mirrored(), facts(), Capabilities())
     assert walk.step("stop-replication").hosts == ["dsm-x", "dsm-y"]
     assert walk.sim.dsm["Y"].replication == "stopped"
+
+
+def test_the_dry_run_and_the_workflow_choose_the_clients_alike() -> None:
+    """The dry run's switch-clients and the workflows' (PairWorkflow.clients_on and
+    unknown_clients) ask the same plan: the same hosts, the same sentence."""
+    st = mirrored()
+    st.clients[1].side = "Y"  # already on Y: not switched again
+    st.clients[2].side, st.clients[2].status = None, "offline"
+    s = {x.id: x for x in dry_run("switch", SwitchInput(pair="p", to="Y"), st, facts(),
+                                  Capabilities(), []).steps}  # fmt: skip
+    read = [(c.host, c.side, c.status) for c in st.clients]
+    assert s["switch-clients"].hosts == clients.to_switch(read, "X") == ["ED-01"]
+    assert s["switch-clients"].would.endswith(clients.side_unknown(read))
+    assert "ED-03 (offline)" in s["switch-clients"].would

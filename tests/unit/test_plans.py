@@ -9,6 +9,7 @@ from activities.drivers.plans import (
     Plan,
     browse,
     change,
+    clients,
     dsm,
     nothing,
     smartbins,
@@ -170,3 +171,13 @@ def test_browse_is_already_active_only_when_every_component_runs_and_points_ther
     # No Browse components: nothing to move, as the move always answered.
     empty = browse.already_active("Y", [])
     assert empty is not None and empty.done == "Browse already Active on Y"
+
+
+def test_a_client_step_switches_the_clients_on_the_side_but_those_moved_before() -> None:
+    read = [("ED-01", "X", "online"), ("ED-02", "Y", "online"), ("ed-03", "X", "online"),
+            ("ED-04", None, "offline")]  # fmt: skip
+    assert clients.to_switch(read, "X") == ["ED-01", "ed-03"]
+    assert clients.to_switch(read, "X", moved=["ED-03"]) == ["ED-01"]  # a pilot, any case
+    assert clients.to_switch(read, "Y") == ["ED-02"]
+    assert clients.side_unknown(read) == "; not switched (side unknown): ED-04 (offline)"
+    assert clients.side_unknown(read[:3]) == ""
