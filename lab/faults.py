@@ -50,6 +50,9 @@ table (`dsm_faults`); `amsm lab serve` picks both up within a fraction of a seco
   that "cannot exit until all pending I/O has been completed or canceled" (Microsoft
   Learn, TerminateProcess): an Aurora application blocked in I/O on V:. Wait-Process
   then times out (lab/powershell/processes.py). Until `clear`.
+- `kill-denied`: the host refuses to end its processes: Stop-Process fails with access
+  denied (CouldNotStopProcess, PowerShell's Process.cs), as for a protected process.
+  Until `clear`.
 - DSM `replication-fails`: replication from that DSM turns `failed` while it is set.
 - DSM `job-missing`: the DSM's master replication job (SQL Server Agent job
   `AuroraReplication`) is deleted, as from msdb; `clear` creates it again. Its
@@ -102,6 +105,7 @@ HOST_FAULTS = (
     "unrelated-disk",
     "ingesting",
     "unkillable",
+    "kill-denied",
     "clear",
 )
 PORTAL_FAULTS = ("unreachable", "clear")
@@ -329,6 +333,9 @@ def _host_fault(txn: Txn, doc: dict[str, Any], kind: str, seconds: float | None)
     if kind == "unkillable":
         doc["fault"] = {"kind": kind}
         return f"{name}: its processes do not exit when stopped (their termination hangs)"
+    if kind == "kill-denied":
+        doc["fault"] = {"kind": kind}
+        return f"{name}: Stop-Process is refused, access denied"
     if kind == "ingesting":
         doc["fault"] = {"kind": kind, "parts": clip_paths("{bin}", "{clip}"), "count": 0}
         return f"{name}: a new clip lands in each SmartBin it lists, right after the listing"

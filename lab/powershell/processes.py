@@ -11,6 +11,10 @@ Wait-Process, TerminateProcess):
   that has exited is skipped; one that cannot be killed (access denied) is a
   non-terminating error CouldNotStopProcess, "Cannot stop process "X (Id)" because of
   the following error: ...", terminating under $ErrorActionPreference = 'Stop'.
+- The host fault `kill-denied`: Kill() fails with access denied (a protected process, or
+  one of another session the account may not end) and Stop-Process writes
+  CouldNotStopProcess (ProcessResources: 'Cannot stop process "{0} ({1})" because of the
+  following error: {2}'), which ends the script under 'Stop'.
 - A killed process "cannot exit until all pending I/O has been completed or canceled"
   (TerminateProcess): the host fault `unkillable` keeps every killed process running,
   as an Aurora application blocked in I/O on V:.
@@ -59,15 +63,23 @@ class ProcessCmdlets(Session):
             return self._wait_processes(objects, commands[1].args)
         return self._select(commands, objects)
 
-    def _unkillable(self) -> bool:
+    def _fault(self) -> str | None:
         fault = self.host.get("fault") or {}
-        return fault.get("kind") == "unkillable"
+        kind: str | None = fault.get("kind")
+        return kind
 
     def _stop_processes(self, objects: list[dict[str, Any]]) -> str:
         """Kill each piped process; under `unkillable` each stays (its termination
         pending), with no error: TerminateProcess succeeded. `$?` stays Get-Process's
         (false when none ran: its error, silenced, was written all the same)."""
-        if self._unkillable():
+        if self._fault() == "kill-denied" and objects:
+            first = objects[0]
+            raise CmdletError(
+                "Stop-Process",
+                f'Cannot stop process "{first["Name"]} ({first["Id"]})" because of the '
+                "following error: Access is denied",
+            )
+        if self._fault() == "unkillable":
             return ""
         gone = {str(o["Name"]).lower() for o in objects}
         self.host["processes"] = [p for p in self._process_names() if p.lower() not in gone]

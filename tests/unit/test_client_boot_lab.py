@@ -273,6 +273,24 @@ async def test_aurora_that_does_not_stop_fails_the_prepare_naming_host_and_proce
     assert doc(lab)["processes"] == []
 
 
+async def test_aurora_the_host_will_not_end_fails_the_prepare_in_the_hosts_words(
+    lab: LabState,
+) -> None:
+    inv = quick(load_inventory(Path(lab.dir) / "inventory.yaml"))
+    dev = inv.devices
+    set_fault(lab.dir, ED, "kill-denied")  # Stop-Process: access denied
+    drv = LabDriver(lab, ED)
+    with pytest.raises(CommandFailed) as e:
+        await clients_ops.client_prepare(drv, inv.clients[0], inv, "Y")
+    said = str(e.value)
+    assert e.value.host == ED, said
+    assert said.startswith(f"{ED}: Aurora could not be stopped (AuroraEdit ("), said
+    assert "nothing was reconfigured" in said and "Access is denied" in said, said
+    # The stop was the last script sent: nothing of the switch went out.
+    assert "Stop-Process" in drv.scripts[-1] and "iscsicli" not in drv.scripts[-1]
+    assert doc(lab)["registry"][dev.aurora_registry][dev.aurora_dsm_value] == "dsm-x"
+
+
 async def test_aurora_not_running_is_not_stopped(lab: LabState) -> None:
     inv = quick(load_inventory(Path(lab.dir) / "inventory.yaml"))
     with lab.transaction() as txn:

@@ -334,6 +334,18 @@ def test_a_process_whose_termination_hangs_outlasts_wait_process(lab: LabState) 
     assert doc(lab, "ED-01")["processes"] == []
 
 
+def test_a_process_the_host_will_not_end_fails_stop_process(lab: LabState) -> None:
+    """Kill() refused (access denied): CouldNotStopProcess, terminating under 'Stop'; the
+    process runs on. With none running, nothing is piped and nothing fails."""
+    set_fault(lab.dir, "ED-01", "kill-denied")
+    result = run(lab, "ED-01", ps.stop_process("AuroraEdit"), ps.get_process("AuroraEdit"))
+    assert result.exit_status == 1 and result.stdout == ""
+    assert 'Cannot stop process "AuroraEdit (' in result.stderr
+    assert "because of the following error: Access is denied" in result.stderr
+    assert doc(lab, "ED-01")["processes"] == ["AuroraEdit"]
+    assert run(lab, "ED-01", ps.stop_process("AuroraIngest")).stderr == ""
+
+
 def test_wait_process_takes_the_timeouts_powershell_validates(lab: LabState) -> None:
     result = run(
         lab,
