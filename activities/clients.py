@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import dataclasses
 
+from pydantic import ValidationError
 from temporalio import activity
 
-from activities.drivers.errors import CommandFailed
+from activities.drivers.errors import CommandFailed, OwnRecordUnreadable
 from activities.drivers.facts import clients as clients_facts
 from activities.drivers.facts import windows as windows_facts
 from activities.drivers.interlocks import Overrides
 from activities.drivers.operations import clients as clients_ops
 from activities.drivers.operations import reboot as reboot_ops
+from activities.drivers.operations.reboot import first_line
 from activities.models import ClientInput, ClientRebootInput, HostInput, RestartBeat, StepResult
 from activities.support import (
     FamilyActivities,
@@ -22,6 +24,46 @@ from activities.support import (
     translate_errors,
 )
 from inventory.models import Host
+
+
+def prior_beat(host: str) -> RestartBeat | None:
+    """Where the restart of `host` was, as the prior attempt's heartbeat said (None: no
+    prior attempt, or none that heartbeat). A beat that cannot be read (a worker of
+    another build wrote it, or it is corrupted) is amsm's own record, not the host's
+    answer: OwnRecordUnreadable, before anything is sent to the host. Not read afresh
+    instead: the restart may have gone out, and only a human can tell whether to
+    restart the host again (a retry of the step starts without the record)."""
+    details = activity.info().heartbeat_details
+    try:
+        return RestartBeat.read(details)
+    except (ValueError, TypeError, IndexError) as e:  # pydantic's ValidationError included
+        what = _why(e)
+        activity.logger.error(
+            "%s: the heartbeat details of attempt %d cannot be read (%s): %s",
+            host,
+            activity.info().attempt - 1,
+            what,
+            repr(list(details))[:500],
+        )
+        raise OwnRecordUnreadable(
+            host,
+            f"the restart under way cannot be resumed: the record its last attempt left "
+            f"(the activity's heartbeat details) cannot be read ({what}). That is amsm's "
+            f"own record, not an answer of {host}, and nothing was sent to {host}: see "
+            f"whether {host} is up and where it restarted, then retry the step (it reads "
+            "the host afresh); see docs/operators/when-something-goes-wrong.md",
+        ) from None
+
+
+def _why(e: Exception) -> str:
+    """Why a beat cannot be read, in one line: pydantic's field and complaint."""
+    if isinstance(e, ValidationError):
+        said = "; ".join(
+            f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors()[:3]
+        )
+    else:
+        said = f"{type(e).__name__}: {first_line(str(e))}"
+    return said[:300]
 
 
 class ClientActivities(FamilyActivities):
@@ -50,7 +92,7 @@ class ClientActivities(FamilyActivities):
         again from restart 1/2 (UWF_Filter.Disable / Enable take effect at a restart)."""
         self.ctx.check_pair(inp.pair)
         c = self.ctx.client(inp.host)
-        prior = RestartBeat.read(activity.info().heartbeat_details)
+        prior = prior_beat(c.host)
         uwf = prior is not None and prior.uwf is not None
         if prior is not None and prior.uwf == "off":
             await self._restart(c, " (UWF off)", prior)
@@ -154,9 +196,7 @@ class ClientActivities(FamilyActivities):
         heartbeating where the restart is beside what `resume` carries. `resume`: the
         beat to start from instead of the prior attempt's heartbeat; `just_read` and
         `booted` as in reboot.restart_and_wait. Returns the result and the last beat."""
-        carry = (
-            resume if resume is not None else RestartBeat.read(activity.info().heartbeat_details)
-        )
+        carry = resume if resume is not None else prior_beat(h.host)
         # A beat when the state changes, else four per heartbeat timeout: each costs the
         # worker's event loop, and the SDK sends at most one per 0.8 x the timeout anyway.
         hb = activity.info().heartbeat_timeout

@@ -18,6 +18,7 @@ from activities.drivers.errors import (
     DeviceError,
     DriverError,
     InterlockRefused,
+    OwnRecordUnreadable,
 )
 from activities.drivers.interlocks import Overrides
 from activities.models import ForcedRule
@@ -47,6 +48,11 @@ def to_application_error(e: Exception) -> ApplicationError:
         return ApplicationError(str(e), details, type=e.kind, non_retryable=not e.retryable)
     if isinstance(e, ConfigurationError):
         return ApplicationError(str(e), type=e.kind, non_retryable=True)
+    if isinstance(e, OwnRecordUnreadable):
+        # Not the device's error: no device kind, and the same record would be read again.
+        return ApplicationError(
+            str(e), {"host": e.host, "kind": e.kind}, type=e.kind, non_retryable=True
+        )
     if isinstance(e, UnicodeError):
         # Its text quotes the offending character and position: it may be a secret's.
         return ApplicationError(

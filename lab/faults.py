@@ -45,6 +45,14 @@ table (`dsm_faults`); `amsm lab serve` picks both up within a fraction of a seco
 - a portal `unreachable` (`amsm lab fault 198.51.100.32 unreachable`): one iSCSI portal
   (a TOE of a bridge) stops answering, its bridge and other portals do not; the clients'
   sessions through it end (their persistent logins stay); `clear` brings it back.
+- `unkillable`: the host's processes do not exit when killed: Stop-Process succeeds
+  (TerminateProcess starts the termination and returns) but the process stays, as one
+  that "cannot exit until all pending I/O has been completed or canceled" (Microsoft
+  Learn, TerminateProcess): an Aurora application blocked in I/O on V:. Wait-Process
+  then times out (lab/powershell/processes.py). Until `clear`.
+- `kill-denied`: the host refuses to end its processes: Stop-Process fails with access
+  denied (CouldNotStopProcess, PowerShell's Process.cs), as for a protected process.
+  Until `clear`.
 - DSM `replication-fails`: replication from that DSM turns `failed` while it is set.
 - DSM `job-missing`: the DSM's master replication job (SQL Server Agent job
   `AuroraReplication`) is deleted, as from msdb; `clear` creates it again. Its
@@ -96,6 +104,8 @@ HOST_FAULTS = (
     "slow-providers",
     "unrelated-disk",
     "ingesting",
+    "unkillable",
+    "kill-denied",
     "clear",
 )
 PORTAL_FAULTS = ("unreachable", "clear")
@@ -320,6 +330,12 @@ def _host_fault(txn: Txn, doc: dict[str, Any], kind: str, seconds: float | None)
         return f"{name}: from its next restart on, every boot lasts {up:g} s (a boot loop)"
     if kind == "unrelated-disk":
         return _unrelated_disk(txn, doc)
+    if kind == "unkillable":
+        doc["fault"] = {"kind": kind}
+        return f"{name}: its processes do not exit when stopped (their termination hangs)"
+    if kind == "kill-denied":
+        doc["fault"] = {"kind": kind}
+        return f"{name}: Stop-Process is refused, access denied"
     if kind == "ingesting":
         doc["fault"] = {"kind": kind, "parts": clip_paths("{bin}", "{clip}"), "count": 0}
         return f"{name}: a new clip lands in each SmartBin it lists, right after the listing"

@@ -18,6 +18,7 @@ from temporalio.workflow import (
 )
 
 with workflow.unsafe.imports_passed_through():
+    from activities.drivers.plans import clients as client_plans
     from activities.models import (
         BatchRef,
         Capabilities,
@@ -577,12 +578,15 @@ class PairWorkflow:
     def clients_on(
         self, status: PairStatus, side: Side, exclude: list[str] | None = None
     ) -> list[str]:
-        skip = {h.lower() for h in exclude or []}
-        return [c.host for c in status.clients if c.side == side and c.host.lower() not in skip]
+        return client_plans.to_switch(_clients(status), side, exclude or [])
 
     def unknown_clients(self, status: PairStatus) -> str:
-        lost = [f"{c.host} ({c.status})" for c in status.clients if c.side is None]
-        return f"; not switched (side unknown): {', '.join(lost)}" if lost else ""
+        return client_plans.side_unknown(_clients(status))
+
+
+def _clients(status: PairStatus) -> list[client_plans.Client]:
+    """The pair's clients as the client plans take them."""
+    return [(c.host, c.side, c.status) for c in status.clients]
 
 
 class _ClientBatches:

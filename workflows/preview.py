@@ -21,6 +21,7 @@ from pydantic import BaseModel
 from activities.drivers import refusals
 from activities.drivers.plans import Plan
 from activities.drivers.plans import browse as browse_plans
+from activities.drivers.plans import clients as client_plans
 from activities.drivers.plans import dsm as dsm_plans
 from activities.drivers.plans import smartbins as smartbins_plans
 from activities.drivers.plans import sync_tools as sync_plans
@@ -65,14 +66,22 @@ class DryRunStep(BaseModel):
     changes: list[PlannedChange] = []
 
 
+def _refused(plan: Plan) -> Refused | None:
+    """What refuses a plan, as the driver checks it: its interlock, then what blocks it."""
+    if plan.refusal is not None:
+        return Refused(rule=plan.refusal.rule, why=plan.refusal.refusal)
+    if plan.blocked is not None:
+        return Refused(rule=plan.blocked.name, why=plan.blocked.why)
+    return None
+
+
 def _from_plan(plan: Plan, refused: Refused | None = None) -> DryRunStep:
     """A step of the dry run that a driver's plan says: its sentence, its hosts, its
     refusal (unless one found first, `refused`), its changes."""
-    no = plan.refusal
     return DryRunStep(
         id="",
         would=plan.would,
-        refused=refused or (Refused(rule=no.rule, why=no.refusal) if no else None),
+        refused=refused or _refused(plan),
         hosts=plan.hosts,
         changes=[PlannedChange(host=c.host, done=c.done) for c in plan.changes],
     )
@@ -228,23 +237,24 @@ class Walk:
         a, b = self.a, self.b
         d, peer = self.sim.dsm[a], self.sim.dsm[b]
         down = self._dsm_down(a)
+        stopped: list[Dsm] = []
         if down is not None:
             out = DryRunStep(
                 id="", would=f"would stop replication on DSM {d.host}", refused=down, hosts=[d.host]
             )
         else:
-            out = _from_plan(
-                dsm_plans.stop_replication(
-                    d.host, d.replication, d.role, peer.host, peer.replication, peer.role
-                )
+            plan = dsm_plans.stop_replication(
+                d.host, d.replication, d.role, peer.host, peer.replication, peer.role
             )
+            out = _from_plan(plan)
+            # What the step leaves: A's replication stopped, and B's where the plan stops
+            # it (its backup job; a job of B's running otherwise stays, as in the run).
+            stopped = [d] + ([peer] if peer.host in plan.hosts else [])
         if self.unplanned:
             out.would += f"; then stop {b}'s own replication on DSM {peer.host} if {a} is lost"
-        # What the step leaves: both stopped; with A lost, B's own replication stopped.
-        if down is None:
-            stopped = [d, peer]
-        else:
-            stopped = [peer] if self.unplanned else []
+            # With A lost, B's own replication stopped (whatever its role).
+            if peer not in stopped:
+                stopped.append(peer)
         for x in stopped:
             x.replication, x.role = "stopped", "none"
         return out
@@ -457,9 +467,7 @@ class Walk:
             would = outcomes.NO_CLIENTS
         else:
             would = f"would switch {len(hosts)} {what}: {listing(hosts)} from {frm} to {to}"
-        lost = [f"{c.host} ({c.status})" for c in self.st.clients if c.side is None]
-        if lost:
-            would += f"; not switched (side unknown): {', '.join(lost)}"
+        would += client_plans.side_unknown(self._clients())
         if names:
             would += f"; refused for {len(names)}: {listing(names)} (cannot reach {to}'s portal)"
         if unread:
@@ -475,10 +483,11 @@ class Walk:
     def switch_clients(self) -> DryRunStep:
         to = self.main_after
         frm = other(to)
-        hosts = [
-            c.host for c in self.st.clients if c.side == frm and c.host.lower() not in self.moved
-        ]
+        hosts = client_plans.to_switch(self._clients(), frm, self.moved)
         return self._move(hosts, to, "client" if len(hosts) == 1 else "clients")
+
+    def _clients(self) -> list[client_plans.Client]:
+        return [(c.host, c.side, c.status) for c in self.st.clients]
 
     def switch_pilots(self) -> DryRunStep:
         by_name = {c.host.lower(): c.host for c in self.st.clients}

@@ -389,10 +389,8 @@ class DsmDriver:
         plan = plans.join_as_backup(self.name, now.state, now.role)
         if plan.nothing_to_do:
             return plan.done
-        if now.state == "running":
-            raise CommandFailed(
-                self.name, f"DSM {self.name} runs replication as {now.role}, not as backup"
-            )
+        if plan.blocked is not None:
+            raise CommandFailed(plan.blocked.host, plan.blocked.why)
         self._start("backup")
         return plan.done
 
@@ -414,20 +412,12 @@ class DsmDriver:
         if plan.refusal is not None:
             no = plan.refusal
             ov.refuse(self.name, no.rule, no.refusal, no.forced)
-        running = me.replication == "running"
-        if running and me.role != "master":
-            raise CommandFailed(
-                self.name, f"DSM {self.name} runs replication as {me.role}; stop it first"
-            )
-        # Refused before this DSM's master job starts, not after (sp_start_job starts
-        # the job at once, Microsoft Learn): a peer running its own master job would
-        # leave both DSMs replicating as masters.
-        if other.replication == "running" and other.role != "backup":
-            raise CommandFailed(
-                peer.name,
-                f"DSM {peer.name} runs replication as {other.role}, not as backup; stop it first",
-            )
-        if not running:
+        # Blocked before this DSM's master job starts, not after (sp_start_job starts the
+        # job at once, Microsoft Learn): a peer running its own master job would leave
+        # both DSMs replicating as masters. The plan's sentence, as the dry run says it.
+        if plan.blocked is not None:
+            raise CommandFailed(plan.blocked.host, plan.blocked.why)
+        if me.replication != "running":
             self._start("master")
         # The master's part as planned; the peer's as it reads now (its own plan).
         mine = plan.items[0]

@@ -2,9 +2,11 @@
 
 Library exceptions (asyncssh, OSError, pyodbc) are translated at the driver
 boundary, so activities and workflows only ever see these. Its root, DriverError, has
-two branches: DeviceError (a host said no, or did not answer) and ConfigurationError
+three branches: DeviceError (a host said no, or did not answer), ConfigurationError
 (what the worker was given cannot be used: a credentials reference, a value no command
-line may carry); a configuration error names no host and is never worth retrying.
+line may carry; it names no host and is never worth retrying) and OwnRecordUnreadable
+(amsm's own record of an operation under way cannot be read: it names the host the
+operation is for, but the host was not asked and did not fail).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ __all__ = [
     "HostNotTrusted",
     "LogonRefused",
     "InterlockRefused",
+    "OwnRecordUnreadable",
     "Unreachable",
     "UnsafeValue",
 ]
@@ -67,6 +70,22 @@ class CredentialError(ConfigurationError):
 class UnsafeValue(ConfigurationError, ValueError):
     """A value that must never reach a PowerShell command line (the builders in
     activities/drivers/powershell.py refuse it). A ValueError too, as it always was."""
+
+
+class OwnRecordUnreadable(DriverError):
+    """What a prior attempt of an activity left for its retry (its heartbeat details)
+    cannot be read: written by another build of the worker, or corrupted. amsm's own
+    data, not a device's answer: it names the host the operation is for, and the host
+    was not asked. Never retried by Temporal (the retry would read the same record);
+    the operator's retry of the step starts a new activity, which reads the host
+    afresh."""
+
+    kind = "OwnRecordUnreadable"
+
+    def __init__(self, host: str, message: str) -> None:
+        self.host = host
+        self.message = message
+        super().__init__(f"{host}: {message}")
 
 
 class DeviceError(DriverError):

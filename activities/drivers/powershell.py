@@ -313,7 +313,29 @@ def get_process(name: str) -> str:
 
 
 def stop_process(name: str) -> str:
-    return f"Stop-Process -Name {q(name)} -Force -ErrorAction SilentlyContinue"
+    """Kill every process named `name` that runs, and only those: piped from Get-Process
+    (none running: nothing to stop, no error). -Force: no confirmation for a process of
+    another user. No -ErrorAction: a process that cannot be killed (access denied) is
+    Stop-Process's non-terminating CouldNotStopProcess, which ends the script under
+    'Stop' instead of passing in silence (PowerShell's Process.cs, StopProcessCommand).
+    Stop-Process does not wait for the process to exit (Process.Kill, TerminateProcess:
+    "asynchronous; it initiates termination and returns immediately", Microsoft Learn):
+    wait_process follows."""
+    return f"Get-Process -Name {q(name)} -ErrorAction SilentlyContinue | Stop-Process -Force"
+
+
+def wait_process(name: str, seconds: int) -> str:
+    """Wait up to `seconds` for every process named `name` to exit (a killed process
+    cannot exit while its I/O is pending: Microsoft Learn, TerminateProcess). One still
+    running then is Wait-Process's non-terminating ProcessNotTerminated, silenced here:
+    get_process read after it decides, and names what still runs. -Timeout is 0..32767
+    (WaitProcessCommand's ValidateRange)."""
+    if not 0 <= seconds <= 32767:
+        raise UnsafeValue(f"Wait-Process -Timeout takes 0 to 32767 seconds, not {seconds}")
+    return (
+        f"Get-Process -Name {q(name)} -ErrorAction SilentlyContinue | "
+        f"Wait-Process -Timeout {seconds} -ErrorAction SilentlyContinue"
+    )
 
 
 # -- registry and files ----------------------------------------------------------

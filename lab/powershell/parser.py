@@ -139,13 +139,15 @@ CMDLETS: dict[str, CmdletSpec] = {
             {"Name": _TEXT, "ErrorAction": Param("choice", ("SilentlyContinue",))},
             properties=("Name", "Id"),
         ),
+        # Only piped from Get-Process (its -InputObject: the processes read, none when
+        # none runs), with -Force (no confirmation for another user's process) and no
+        # -ErrorAction: a process that cannot be stopped is then the script's error.
+        _spec("Stop-Process", {"Force": Param("switch")}),
+        # Only piped from Get-Process too, with -Timeout (without it Wait-Process waits
+        # for as long as the process runs) and SilentlyContinue (the caller reads again).
         _spec(
-            "Stop-Process",
-            {
-                "Name": _TEXT,
-                "Force": Param("switch"),
-                "ErrorAction": Param("choice", ("SilentlyContinue",)),
-            },
+            "Wait-Process",
+            {"Timeout": Param("int"), "ErrorAction": Param("choice", ("SilentlyContinue",))},
         ),
         _spec("Get-ItemProperty", {"LiteralPath": _TEXT}, properties=None),
         # Only on the WSMan: drive (the service's settings: WSManConfigLeafElement).
@@ -265,7 +267,7 @@ _SELECT_TO_JSON = ("Select-Object", "ConvertTo-Json")
 # The pipelines the builders write, by their first cmdlet (one shape, or several).
 PIPELINES: dict[str, tuple[str, ...] | tuple[tuple[str, ...], ...]] = {
     "Get-Service": _SELECT_TO_JSON,
-    "Get-Process": _SELECT_TO_JSON,
+    "Get-Process": (_SELECT_TO_JSON, ("Stop-Process",), ("Wait-Process",)),
     "Get-ItemProperty": _SELECT_TO_JSON,
     "Get-Item": _SELECT_TO_JSON,
     "Get-IscsiTarget": _SELECT_TO_JSON,
@@ -288,7 +290,6 @@ PIPELINES: dict[str, tuple[str, ...] | tuple[tuple[str, ...], ...]] = {
         for name in (
             "Start-Service",
             "Stop-Service",
-            "Stop-Process",
             "Set-ItemProperty",
             "Copy-Item",
             "Rename-Item",

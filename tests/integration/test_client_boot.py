@@ -157,3 +157,23 @@ async def test_a_retry_during_the_uwf_restart_resumes_it(lab: Lab) -> None:
     assert "reconfigured for Y" in result.message and "UWF off" in result.message
     seen = [c for _, h, c, _ in LabState(lab.dir).journal()[mark:] if h == ed.host]
     assert seen.count("Restart-Computer") == 2 and seen.count("Invoke-CimMethod") == 2, seen
+
+
+async def test_a_prepare_whose_aurora_does_not_stop_fails_naming_the_host(lab: Lab) -> None:
+    """Aurora killed but not exiting (a termination that waits on I/O: the lab's
+    `unkillable`): the prepare fails, naming the host and the process, before anything of
+    the switch is sent, and the client is not restarted."""
+    lab.retime(operation_timeout=8)  # Wait-Process waits 2 s
+    acts = ClientActivities(DeviceContext(lab.inventory, lab.inventory_path))
+    ed = lab.inventory.clients[0]
+    inp = ClientInput(pair=lab.inventory.pair, host=ed.host, to="Y")
+    set_fault(lab.dir, ed.host, "unkillable")
+    mark = len(LabState(lab.dir).journal())
+    with pytest.raises(ApplicationError) as e:
+        await asyncio.wait_for(ActivityEnvironment().run(acts.client_prepare_restart, inp), 60)
+    err = e.value
+    assert err.type == "CommandFailed" and err.non_retryable, err
+    assert err.message.startswith(f"{ed.host}: Aurora did not stop: AuroraEdit ("), err.message
+    assert err.details[0]["host"] == ed.host
+    sent = [c for _, h, c, _ in LabState(lab.dir).journal()[mark:] if h == ed.host]
+    assert sent == ["Stop-Process"], sent  # no login, no pointer, no restart

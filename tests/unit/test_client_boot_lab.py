@@ -236,3 +236,68 @@ async def test_wmi_and_the_iscsi_cmdlets_fail_early_in_a_boot(lab: LabState) -> 
     assert await windows_facts.uptime(drv) >= 0
     seen = await clients_facts.mount_state(drv, inv, "X")
     assert (seen.volume, seen.sessions) == (True, [iqn("X")])
+
+
+# -- Aurora stopped, and seen stopped, before anything changes -------------------------------
+def quick(inv: Inventory) -> Inventory:
+    """The inventory with an operation timeout of 8 s: Wait-Process waits 2 s."""
+    timing = inv.timing.model_copy(update={"operation_timeout": 8})
+    return inv.model_copy(update={"timing": timing})
+
+
+async def test_aurora_that_does_not_stop_fails_the_prepare_naming_host_and_process(
+    lab: LabState,
+) -> None:
+    inv = quick(load_inventory(Path(lab.dir) / "inventory.yaml"))
+    dev = inv.devices
+    assert clients_ops.stop_wait(inv) == 2
+    set_fault(lab.dir, ED, "unkillable")  # killed, its termination hangs (pending I/O)
+    mark = len(lab.journal())
+    with pytest.raises(CommandFailed) as e:
+        await clients_ops.client_prepare(LabDriver(lab, ED), inv.clients[0], inv, "Y")
+    said = str(e.value)
+    assert e.value.host == ED and said.startswith(f"{ED}: Aurora did not stop: AuroraEdit ("), said
+    assert (
+        "still running 2 s after Stop-Process -Force" in said and "nothing was reconfigured" in said
+    )
+    # Only the stop went out; nothing of the switch.
+    assert changes(lab, mark) == ["Stop-Process"]
+    assert doc(lab)["registry"][dev.aurora_registry][dev.aurora_dsm_value] == "dsm-x"
+    assert doc(lab)["processes"] == ["AuroraEdit"]
+    # Once it can stop, the retry stops it (only what runs) and reconfigures.
+    set_fault(lab.dir, ED, "clear")
+    mark = len(lab.journal())
+    msg = await clients_ops.client_prepare(LabDriver(lab, ED), inv.clients[0], inv, "Y")
+    assert "reconfigured for Y" in msg and "Aurora stopped (AuroraEdit (" in msg, msg
+    assert changes(lab, mark)[0] == "Stop-Process" and changes(lab, mark).count("Stop-Process") == 1
+    assert doc(lab)["processes"] == []
+
+
+async def test_aurora_the_host_will_not_end_fails_the_prepare_in_the_hosts_words(
+    lab: LabState,
+) -> None:
+    inv = quick(load_inventory(Path(lab.dir) / "inventory.yaml"))
+    dev = inv.devices
+    set_fault(lab.dir, ED, "kill-denied")  # Stop-Process: access denied
+    drv = LabDriver(lab, ED)
+    with pytest.raises(CommandFailed) as e:
+        await clients_ops.client_prepare(drv, inv.clients[0], inv, "Y")
+    said = str(e.value)
+    assert e.value.host == ED, said
+    assert said.startswith(f"{ED}: Aurora could not be stopped (AuroraEdit ("), said
+    assert "nothing was reconfigured" in said and "Access is denied" in said, said
+    # The stop was the last script sent: nothing of the switch went out.
+    assert "Stop-Process" in drv.scripts[-1] and "iscsicli" not in drv.scripts[-1]
+    assert doc(lab)["registry"][dev.aurora_registry][dev.aurora_dsm_value] == "dsm-x"
+
+
+async def test_aurora_not_running_is_not_stopped(lab: LabState) -> None:
+    inv = quick(load_inventory(Path(lab.dir) / "inventory.yaml"))
+    with lab.transaction() as txn:
+        txn.require_host(ED)["processes"] = []
+    mark = len(lab.journal())
+    drv = LabDriver(lab, ED)
+    msg = await clients_ops.client_prepare(drv, inv.clients[0], inv, "Y")
+    assert "reconfigured for Y" in msg and "Aurora stopped" not in msg, msg
+    assert "Stop-Process" not in changes(lab, mark)
+    assert not any("Wait-Process" in s for s in drv.scripts)

@@ -5,6 +5,7 @@ would refuse it, and the run's own refusal in the words `amsm start` uses."""
 from __future__ import annotations
 
 from activities.drivers import refusals
+from activities.drivers.plans import clients
 from activities.models import Capabilities, DryRunFacts, Orphans
 from client.commands.dry_run import dry_run_json, render_dry_run
 from inventory.status import (
@@ -18,7 +19,7 @@ from inventory.status import (
     SmartBinsStatus,
 )
 from workflows.models import RestoreInput, SplitSwitchInput, SwitchInput
-from workflows.preview import dry_run
+from workflows.preview import Walk, dry_run
 
 
 def mirrored(x_main: bool = True, clients: int = 3) -> PairStatus:
@@ -218,3 +219,37 @@ def test_a_browse_config_file_without_its_twin_refuses_the_browse_switch() -> No
     s = by_id(r)["switch-browse"]
     assert s.refused is not None and s.refused.rule == "browse-config"
     assert s.refused.why == "mediaframe: expected both a.exe.config and ..."
+
+
+def test_stop_replication_leaves_in_the_walk_what_the_run_leaves_running() -> None:
+    """The real stop stops the peer's job only when it runs as backup (the plan); a job of
+    the peer's running as master stays, and the walk's later steps find it as the run
+    would: the start finds it already running."""
+    st = mirrored()
+    st.dsm["Y"].role = "master"  # Y's own master job, left running by hand
+    walk = Walk("switch", "X", "Y", st, facts(), Capabilities())
+    stop = walk.step("stop-replication")
+    assert stop.hosts == ["dsm-x"] and "dsm-y" not in stop.would, stop.would
+    assert (walk.sim.dsm["Y"].replication, walk.sim.dsm["Y"].role) == ("running", "master")
+    walk.step("dsm-x-backup")
+    walk.step("dsm-y-main")
+    start = walk.step("start-replication")
+    assert start.would.startswith("replication already runs from DSM dsm-y"), start.would
+    # The peer stopped by the plan (its backup job) is stopped in the walk too.
+    walk = Walk("switch", "X", "Y", mirrored(), facts(), Capabilities())
+    assert walk.step("stop-replication").hosts == ["dsm-x", "dsm-y"]
+    assert walk.sim.dsm["Y"].replication == "stopped"
+
+
+def test_the_dry_run_and_the_workflow_choose_the_clients_alike() -> None:
+    """The dry run's switch-clients and the workflows' (PairWorkflow.clients_on and
+    unknown_clients) ask the same plan: the same hosts, the same sentence."""
+    st = mirrored()
+    st.clients[1].side = "Y"  # already on Y: not switched again
+    st.clients[2].side, st.clients[2].status = None, "offline"
+    s = {x.id: x for x in dry_run("switch", SwitchInput(pair="p", to="Y"), st, facts(),
+                                  Capabilities(), []).steps}  # fmt: skip
+    read = [(c.host, c.side, c.status) for c in st.clients]
+    assert s["switch-clients"].hosts == clients.to_switch(read, "X") == ["ED-01"]
+    assert s["switch-clients"].would.endswith(clients.side_unknown(read))
+    assert "ED-03 (offline)" in s["switch-clients"].would

@@ -14,7 +14,9 @@ import pytest
 from activities.drivers.dsm import DsmDriver
 from activities.drivers.dsm_profiles import LabProfile, Readiness
 from activities.drivers.errors import CommandFailed, InterlockRefused
+from activities.models import Capabilities, DryRunFacts
 from inventory.models import Dsm
+from inventory.status import AllSyncStatus, DsmStatus, InSyncStatus, PairStatus
 from lab.dsm import (
     AGENT_JOBS,
     create_dsm,
@@ -23,6 +25,7 @@ from lab.dsm import (
     replicate_once,
     set_agent_jobs,
 )
+from workflows.preview import Walk
 
 
 def lab_dsm(tmp_path: Path, side: str, mode: str, timeout: float = 5) -> DsmDriver:
@@ -256,7 +259,39 @@ def test_a_start_is_refused_before_the_master_starts_when_the_peer_runs_as_maste
 ) -> None:
     x, y = lab_dsm(tmp_path, "X", "main"), lab_dsm(tmp_path, "Y", "backup")
     y._start("master")  # the peer's own master job, left running
-    with pytest.raises(CommandFailed, match="DSM dsm-y runs replication as master, not as backup"):
+    # The dry run, on the DSMs as they read now, refuses the step with the plan's sentence.
+    step = Walk("switch", "Y", "X", pair_read(x, y), NO_FACTS, Capabilities()).step(
+        "start-replication"
+    )
+    assert step.refused is not None and step.refused.rule == "replication-running"
+    assert step.refused.why == (
+        "DSM dsm-y runs replication as master, not as backup; stop it first (amsm replication stop)"
+    )
+    assert step.would.startswith("would start replication from DSM dsm-x to dsm-y")
+    # The real run refuses with the same sentence, naming the peer.
+    with pytest.raises(CommandFailed) as e:
         x.start_replication(y)
+    assert e.value.host == "dsm-y" and str(e.value) == f"dsm-y: {step.refused.why}"
     # Refused before any change: this DSM's master job was never started.
     assert x.read().replication == "stopped"
+
+
+def pair_read(x: DsmDriver, y: DsmDriver) -> PairStatus:
+    """The pair as the dry run reads it: each DSM as it reports itself."""
+    dsm = {}
+    for side, d in (("X", x), ("Y", y)):
+        r = d.read()
+        dsm[side] = DsmStatus(  # type: ignore[misc]
+            host=d.name, side=side, mode=r.mode, replication=r.replication, role=r.role,
+            asset_count=r.asset_count,
+        )  # fmt: skip
+    return PairStatus(
+        pair="p", read_at="2026-12-07T03:00:00+00:00", dsm=dsm, smartbins=[], browse=[],  # type: ignore[arg-type]
+        clients=[], insync=InSyncStatus(host="cp-01"), allsync=AllSyncStatus(),
+    )  # fmt: skip
+
+
+NO_FACTS = DryRunFacts(
+    iscsi_port=3260, bridges={"X": "bridge-x", "Y": "bridge-y"}, portals={"X": [], "Y": []},
+    nas={"X": "nas-x", "Y": "nas-y"}, insync_process="InSync.exe",
+)  # fmt: skip

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from activities.drivers import powershell as ps
+from lab.faults import set_fault
 from lab.init import init_lab, iqn
 from lab.powershell import UNSUPPORTED, ScriptResult, Unsupported, parse_script, tokenize
 from lab.state import HostDown, LabState
@@ -81,6 +82,7 @@ def every_builder(v: str) -> list[str]:
         ps.get_commands([v, v]),
         ps.set_content(f"C:\\{v}", [v, v]),
         ps.test_port(v, 3260),
+        ps.wait_process(v, 5),
     ]
 
 
@@ -300,6 +302,67 @@ def test_processes(lab: LabState) -> None:
     assert result.exit_status == 1 and result.stdout == "" and result.stderr == ""
     gone = run(lab, "nas-cifs-x", ps.get_process("AllSync"))
     assert gone.stdout == "" and gone.exit_status == 1
+    # Nothing to wait for: no wait, `$?` false (Get-Process's silenced error).
+    waited = run(lab, "nas-cifs-x", ps.wait_process("AllSync", 7))
+    assert waited.exit_status == 1 and waited.waited == 0 and waited.stderr == ""
+
+
+def test_a_process_whose_termination_hangs_outlasts_wait_process(lab: LabState) -> None:
+    """TerminateProcess only starts the termination (Microsoft Learn): under the
+    `unkillable` fault Stop-Process succeeds and the process stays; Wait-Process waits its
+    whole -Timeout, then (ProcessNotTerminated, silenced) leaves `$?` false."""
+    set_fault(lab.dir, "ED-01", "unkillable")
+    result = run(
+        lab,
+        "ED-01",
+        ps.stop_process("AuroraEdit"),
+        ps.wait_process("AuroraEdit", 7),
+        ps.get_process("AuroraEdit"),
+    )
+    assert result.exit_status == 0 and result.stderr == "", result.stderr
+    assert json.loads(result.stdout.splitlines()[0])["Name"] == "AuroraEdit"
+    assert result.waited == 7
+    set_fault(lab.dir, "ED-01", "clear")
+    result = run(
+        lab,
+        "ED-01",
+        ps.stop_process("AuroraEdit"),
+        ps.wait_process("AuroraEdit", 7),
+        ps.get_process("AuroraEdit"),
+    )
+    assert result.stdout == "" and result.waited == 0 and result.stderr == ""
+    assert doc(lab, "ED-01")["processes"] == []
+
+
+def test_a_process_the_host_will_not_end_fails_stop_process(lab: LabState) -> None:
+    """Kill() refused (access denied): CouldNotStopProcess, terminating under 'Stop'; the
+    process runs on. With none running, nothing is piped and nothing fails."""
+    set_fault(lab.dir, "ED-01", "kill-denied")
+    result = run(lab, "ED-01", ps.stop_process("AuroraEdit"), ps.get_process("AuroraEdit"))
+    assert result.exit_status == 1 and result.stdout == ""
+    assert 'Cannot stop process "AuroraEdit (' in result.stderr
+    assert "because of the following error: Access is denied" in result.stderr
+    assert doc(lab, "ED-01")["processes"] == ["AuroraEdit"]
+    assert run(lab, "ED-01", ps.stop_process("AuroraIngest")).stderr == ""
+
+
+def test_wait_process_takes_the_timeouts_powershell_validates(lab: LabState) -> None:
+    result = run(
+        lab,
+        "ED-01",
+        "Get-Process -Name 'AuroraEdit' -ErrorAction SilentlyContinue | "
+        "Wait-Process -Timeout 32768 -ErrorAction SilentlyContinue",
+    )
+    assert result.exit_status == 1
+    assert "greater than the maximum allowed range of 32767" in result.stderr
+    with pytest.raises(ps.UnsafeValue):
+        ps.wait_process("AuroraEdit", 32768)
+    # Stop-Process only as Get-Process pipes into it: by name it would pass a process
+    # that refuses in silence with -ErrorAction SilentlyContinue.
+    alone = run(
+        lab, "ED-01", "Stop-Process -Name 'AuroraEdit' -Force -ErrorAction SilentlyContinue"
+    )
+    assert alone.exit_status != 0 and "unsupported PowerShell" in alone.stderr
 
 
 # -- registry and files -------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from activities.drivers.plans import (
     Plan,
     browse,
     change,
+    clients,
     dsm,
     nothing,
     smartbins,
@@ -79,6 +80,36 @@ def test_replication_starts_only_from_a_main_dsm_onto_a_backup_one() -> None:
     )
 
 
+def test_a_start_is_blocked_while_a_job_runs_in_the_other_role_after_the_interlocks() -> None:
+    peer = dsm.start_replication(
+        "dsm-y", "main", "stopped", "none", "dsm-x", "backup", "running", "master"
+    )
+    assert peer.refusal is None and peer.blocked is not None
+    assert (peer.blocked.host, peer.blocked.name) == ("dsm-x", "replication-running")
+    assert peer.blocked.why == (
+        "DSM dsm-x runs replication as master, not as backup; stop it first (amsm replication stop)"
+    )
+    # The join alone says the same (one sentence, whoever asks).
+    assert dsm.join_as_backup("dsm-x", "running", "master").blocked == peer.blocked
+    mine = dsm.start_replication(
+        "dsm-y", "main", "running", "backup", "dsm-x", "backup", "stopped", "none"
+    )
+    assert mine.blocked is not None and mine.blocked.host == "dsm-y"
+    assert mine.blocked.why.startswith("DSM dsm-y runs replication as backup, not as master")
+    # An interlock first: the split pair is refused by its rule, the block comes after.
+    split = dsm.start_replication(
+        "dsm-y", "main", "stopped", "none", "dsm-x", "main", "running", "master"
+    )
+    assert split.refusal is not None and split.blocked is not None
+    # A failed job does not block: it is started again.
+    assert (
+        dsm.start_replication(
+            "dsm-y", "main", "failed", "master", "dsm-x", "backup", "failed", "master"
+        ).blocked
+        is None
+    )
+
+
 def test_smartbins_of_a_side_go_backup_the_others_stopped_before_the_pseudo_host() -> None:
     servers = [
         smartbins.Server("sb-x1", True, "Normal", pseudo_host=True),
@@ -140,3 +171,13 @@ def test_browse_is_already_active_only_when_every_component_runs_and_points_ther
     # No Browse components: nothing to move, as the move always answered.
     empty = browse.already_active("Y", [])
     assert empty is not None and empty.done == "Browse already Active on Y"
+
+
+def test_a_client_step_switches_the_clients_on_the_side_but_those_moved_before() -> None:
+    read = [("ED-01", "X", "online"), ("ED-02", "Y", "online"), ("ed-03", "X", "online"),
+            ("ED-04", None, "offline")]  # fmt: skip
+    assert clients.to_switch(read, "X") == ["ED-01", "ed-03"]
+    assert clients.to_switch(read, "X", moved=["ED-03"]) == ["ED-01"]  # a pilot, any case
+    assert clients.to_switch(read, "Y") == ["ED-02"]
+    assert clients.side_unknown(read) == "; not switched (side unknown): ED-04 (offline)"
+    assert clients.side_unknown(read[:3]) == ""

@@ -35,6 +35,9 @@ async def client_prepare(
     """Stop the Aurora software and make the client log in to `to`'s iSCSI target(s), mount
     `to`'s V: and use `to`'s DSM from its next boot on (the switch then restarts it).
 
+    Aurora: the processes that run are stopped first, and seen gone, in a round trip
+    of their own: one still running fails the prepare, unchanged (stop_aurora).
+
     iSCSI, for each of the client's own paths on `to` (`Inventory.client_paths`: A
     through its assigned TOE, and B on a redundant SAN) that has no persistent login
     yet: registers that portal if absent (New-IscsiTargetPortal discovers the targets
@@ -88,6 +91,8 @@ async def client_prepare(
             "; ".join([f"{client.host} is already configured for {to}", *notes]), filtered
         )
     forced = _refuse_without_bridge(drv, client, inv, to, paths[0], read, ov)
+    if read.aurora:
+        notes.append(await stop_aurora(drv, inv, read.aurora))
     stmts, done, added = _login_statements(read, due, inv)
     removals = [_removal(lg) for lg in stale]
     first = len(stmts)
@@ -140,6 +145,7 @@ class _ClientRead:
     pointer_ok: bool
     servers_ok: bool
     answered: dict[str, bool]  # path name -> its portal answered the probe
+    aurora: list[tuple[str, str]]  # the Aurora processes that run: (name, Id)
 
     def session_to(self, iqn: str) -> str | None:
         return next((s.session_id for s in self.sessions if s.target.lower() == iqn.lower()), None)
@@ -162,6 +168,7 @@ async def _read_client(
         # One round trip reads the client and probes its own portals (hundreds of
         # clients prepare at once; the probe costs the host little when not needed).
         *[ps.test_port(p.portal, dev.iscsi_port) for p in paths],
+        *[ps.get_process(name) for name in dev.aurora_processes],
     ]
     if target.fsnameservers is not None:
         reads.append(ps.get_content(dev.snfs_nameservers_file))
@@ -178,6 +185,8 @@ async def _read_client(
     answered: dict[str, bool] = {
         p.name: ps.parse_bool(a) for p, a in zip(paths, probes, strict=True)
     }
+    first = 4 + len(paths)
+    aurora = _running(answers[first : first + len(dev.aurora_processes)])
     servers_ok = True
     if target.fsnameservers is not None:
         listed = parse_nameservers(ps.parse_json_string(answers[-1]))
@@ -189,7 +198,61 @@ async def _read_client(
         pointer_ok=same_pointer(pointer, target.dsm_pointer),
         servers_ok=servers_ok,
         answered=answered,
+        aurora=aurora,
     )
+
+
+def _running(answers: list[str]) -> list[tuple[str, str]]:
+    """The processes Get-Process answered (ps.get_process, one answer per name): their
+    (name, Id)."""
+    return [
+        (str(ps.prop(o, "Name")), str(ps.prop(o, "Id")))
+        for a in answers
+        for o in ps.parse_json_list(a)
+    ]
+
+
+def _named(procs: list[tuple[str, str]]) -> str:
+    return ", ".join(f"{name} ({pid})" for name, pid in procs)
+
+
+def stop_wait(inv: Inventory) -> int:
+    """Seconds Wait-Process waits for the stopped Aurora processes to exit: 10, or a
+    quarter of the operation's timeout when that is shorter (the transport waits for
+    the script no longer than `timing.operation_timeout`)."""
+    return max(1, min(10, int(inv.timing.operation_timeout / 4)))
+
+
+async def stop_aurora(drv: HostDriver, inv: Inventory, running: list[tuple[str, str]]) -> str:
+    """Stop the Aurora processes that run (`running`, as read: only those names), wait
+    for them to exit (ps.stop_process, ps.wait_process) and read them again: that read
+    decides. Raises CommandFailed naming the process when one cannot be stopped (the
+    host's own error) or still runs after the wait; nothing else is sent then."""
+    names = list(dict.fromkeys(name for name, _ in running))
+    wait = stop_wait(inv)
+    stmts = [
+        *[ps.stop_process(n) for n in names],
+        *[ps.wait_process(n, wait) for n in names],
+        *[ps.get_process(n) for n in names],
+    ]
+    try:
+        out = await drv.run(*stmts)
+    except CommandFailed as e:
+        raise CommandFailed(
+            drv.name,
+            f"Aurora could not be stopped ({_named(running)}); nothing was reconfigured",
+            e.message,
+        ) from None
+    left = _running(out[2 * len(names) :])
+    if left:
+        raise CommandFailed(
+            drv.name,
+            f"Aurora did not stop: {_named(left)} still running {wait} s after "
+            "Stop-Process -Force (its termination waits on I/O, or it refuses); nothing "
+            "was reconfigured: end it on the client (or restart the client by hand), "
+            "then retry",
+        )
+    return f"Aurora stopped ({_named(running)})"
 
 
 def _notes(read: _ClientRead, inv: Inventory, paths: list[IscsiPath]) -> list[str]:
@@ -239,10 +302,10 @@ def _refuse_without_bridge(
 def _login_statements(
     read: _ClientRead, due: list[IscsiPath], inv: Inventory
 ) -> tuple[list[str], list[str], list[tuple[str, str]]]:
-    """The Aurora software stopped, then each due path's login: the statements, what
-    each path says, and the (target, portal) of the logins added."""
+    """Each due path's login: the statements, what each path says, and the (target,
+    portal) of the logins added."""
     dev = inv.devices
-    stmts = [ps.stop_process(p) for p in dev.aurora_processes]
+    stmts: list[str] = []
     done: list[str] = []
     added: list[tuple[str, str]] = []
     for p in due:

@@ -4,7 +4,8 @@ the words of the dry run and of the real run), what is already as wanted, and th
 interlock that refuses it, if any.
 
 The drivers' operations (activities/drivers/operations/, activities/drivers/dsm.py) read
-the facts, ask the plan, refuse by its refusal, make its changes and answer its `done`;
+the facts, ask the plan, refuse by its refusal (or stop at what blocks it), make its
+changes and answer its `done`;
 the dry run (workflows/preview.py) asks the same plans of the devices as a run would
 leave them and prints their `would`. So "already X: nothing to do" and every interlock's
 decision have one home.
@@ -34,14 +35,28 @@ class Change:
 
 
 @dataclass(frozen=True)
+class Blocked:
+    """What a device reads that stops an operation before it changes anything, and that
+    no override passes (not an interlock of inventory/rules.py: the device must be put
+    right first): the host, the sentence (the driver's error, the dry run's refusal) and
+    the name the dry run gives it (`REFUSED by <name>: <why>`)."""
+
+    host: str
+    why: str
+    name: str
+
+
+@dataclass(frozen=True)
 class Plan:
     """What an operation would do, in order: its changes and, as plain sentences, what
     is already as wanted ("DSM dsm-x is already backup"); `refusal`: the interlock that
     refuses it (the driver refuses by it, unless overridden where the rule allows; the
-    dry run names it)."""
+    dry run names it); `blocked`: what a device reads that stops it after the
+    interlocks, before any change (the driver raises it; the dry run names it)."""
 
     items: tuple[Change | str, ...] = ()
     refusal: Refusal | None = None
+    blocked: Blocked | None = None
 
     @property
     def changes(self) -> list[Change]:
@@ -81,8 +96,12 @@ class Plan:
         return "; ".join(x.done if isinstance(x, Change) else x for x in self.items)
 
     def then(self, other: Plan) -> Plan:
-        """This plan and `other` in one (the first refusal)."""
-        return Plan(self.items + other.items, self.refusal or other.refusal)
+        """This plan and `other` in one (the first refusal, the first block)."""
+        return Plan(
+            self.items + other.items,
+            self.refusal or other.refusal,
+            self.blocked or other.blocked,
+        )
 
 
 def nothing(already: str) -> Plan:

@@ -3,7 +3,7 @@ replication stopped or started, from the mode and replication each DSM reported 
 
 from __future__ import annotations
 
-from activities.drivers.plans import Plan, change, nothing
+from activities.drivers.plans import Blocked, Plan, change, nothing
 from activities.drivers.refusals import main_while_replicated_onto, replication_from
 
 
@@ -52,12 +52,31 @@ def stop_replication(
     return plan
 
 
+# The name a dry run gives a replication job that blocks a start (`REFUSED by ...`).
+REPLICATION_RUNNING = "replication-running"
+
+
+def runs_as(dsm: str, role: str | None, wanted: str) -> Blocked:
+    """DSM `dsm` runs replication as `role`, where a start needs it `wanted` or stopped:
+    its job must be stopped first (amsm never stops a job it did not plan to)."""
+    return Blocked(
+        dsm,
+        f"DSM {dsm} runs replication as {role}, not as {wanted}; stop it first "
+        "(amsm replication stop)",
+        REPLICATION_RUNNING,
+    )
+
+
 def join_as_backup(dsm: str, state: str | None, role: str | None) -> Plan:
     """DSM `dsm` made to receive replication (its own backup job). Called after the
-    master's plan, which holds the interlocks."""
+    master's plan, which holds the interlocks. Blocked while `dsm` runs replication in
+    another role (a master job of its own would leave both DSMs replicating as masters)."""
     if (state, role) == ("running", "backup"):
         return nothing(f"{dsm} already runs as replication backup")
-    return change(dsm, f"run {dsm} as replication backup", f"{dsm} runs as replication backup")
+    plan = change(dsm, f"run {dsm} as replication backup", f"{dsm} runs as replication backup")
+    if state == "running":
+        return Plan(plan.items, blocked=runs_as(dsm, role, "backup"))
+    return plan
 
 
 def start_replication(
@@ -71,7 +90,10 @@ def start_replication(
     peer_role: str | None,
 ) -> Plan:
     """Replication started FROM DSM `dsm` onto `peer`: its master job, then the peer's
-    backup job. Refused unless `dsm` is main and `peer` backup (both rules absolute)."""
+    backup job. Refused unless `dsm` is main and `peer` backup (both rules absolute);
+    then blocked, before the master job starts, while `dsm` runs replication as anything
+    but master, or `peer` as anything but backup (sp_start_job starts a job at once,
+    Microsoft Learn: a check after it would come too late)."""
     refusal = replication_from(dsm, mode, peer, peer_mode)
     if state == "running" and role == "master":
         mine = nothing(f"replication already runs from DSM {dsm}")
@@ -81,5 +103,7 @@ def start_replication(
             f"start replication from DSM {dsm} to {peer}",
             f"replication started from DSM {dsm} to {peer}",
         )
+        if state == "running":
+            mine = Plan(mine.items, blocked=runs_as(dsm, role, "master"))
     both = mine.then(join_as_backup(peer, peer_state, peer_role))
-    return Plan(both.items, refusal)
+    return Plan(both.items, refusal, both.blocked)
