@@ -28,6 +28,7 @@ PROBE_LIMIT = 64
 class DeviceContext:
     def __init__(self, inventory: Inventory, inventory_path: str | Path) -> None:
         self.inv = inventory
+        self.inventory_path = Path(inventory_path)
         self.creds = CredentialStore(inventory, inventory_path)
         self._probe_limit = asyncio.Semaphore(PROBE_LIMIT)
 
