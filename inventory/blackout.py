@@ -17,7 +17,7 @@ window across a change of offset still lasts 40 minutes.
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, time, timedelta, tzinfo
+from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -168,8 +168,17 @@ def expand_rule(
 def _window(name: str, start: datetime, length: timedelta, tz: tzinfo) -> Window:
     # From UTC back to local: the offset shown is the real one at each end (a start in
     # the spring gap shows 02:30 +01:00, the instant RFC 5545 means by 01:30).
+    # Fixed offsets, as a run reads them back from its history: Python never compares an
+    # ambiguous zoneinfo time equal to another zone's (PEP 495).
     utc = start.astimezone(ZoneInfo("UTC"))
-    return Window(name=name, start=utc.astimezone(tz), end=(utc + length).astimezone(tz))
+    return Window(name=name, start=_fixed(utc, tz), end=_fixed(utc + length, tz))
+
+
+def _fixed(t: datetime, tz: tzinfo) -> datetime:
+    local = t.astimezone(tz)
+    offset = local.utcoffset()
+    assert offset is not None
+    return local.replace(tzinfo=timezone(offset), fold=0)
 
 
 def expand_ics(
