@@ -1,0 +1,130 @@
+"""Rule no-switch-in-blackout on the dev server and the lab: a client restart due inside
+an on-air window waits for its end (the checklist says so), a start inside a window is
+refused naming it and its end in local time, and a break-glass override starts it and is
+recorded. One lab for all of it (the suite's time budget); each part reads the windows
+through a worker started on the inventory as it then is."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from temporalio.client import Client
+
+from tests.support.cli import cli, cli_json
+from tests.support.driving import drive, hands_for, step
+from tests.support.lab import Lab
+from tests.support.worker import running_worker
+from workflows import blackout
+
+ZONE = "Europe/London"
+RULE = "no-switch-in-blackout"
+
+
+def news_at(lab: Lab, start: datetime, seconds: int) -> tuple[datetime, datetime]:
+    """A daily window "News at Six" at `start`'s local time of day, `seconds` long, in
+    the lab's inventory; its start and end (to the second, local)."""
+    local = start.astimezone(ZoneInfo(ZONE)).replace(microsecond=0)
+    lab.edit_inventory(
+        timezone=ZONE,
+        blackout=[
+            {
+                "name": "News at Six",
+                "rrule": f"FREQ=DAILY;BYHOUR={local.hour};BYMINUTE={local.minute};"
+                f"BYSECOND={local.second}",
+                "duration": f"{seconds}s",
+            }
+        ],
+    )
+    return local, local + timedelta(seconds=seconds)
+
+
+async def test_blackout_windows_on_the_lab(client: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
+    lab = await lab_factory(editors=1, ingest=0)
+    await _a_client_restart_waits_for_the_window_to_end(client, lab)
+    await _a_start_on_air_is_refused_and_an_override_is_recorded(client, lab)
+
+
+async def _a_client_restart_waits_for_the_window_to_end(client: Client, lab: Lab) -> None:
+    # The window begins once the run waits at stop-allsync, the last person's step
+    # before the clients; the start itself is off air.
+    begins, ends = news_at(lab, datetime.now(UTC) + timedelta(seconds=25), 20)
+    async with running_worker(client, lab):
+        run = (await cli_json(client, lab, "start", "switch", "--to", "Y"))["run_id"]
+        await drive(
+            client,
+            lab,
+            run,
+            "Y",
+            until=lambda s: step(s, "stop-allsync")["status"] == "awaiting-confirmation",
+        )
+        assert datetime.now(UTC) < begins, "the run reached stop-allsync after the window began"
+        await asyncio.sleep((begins - datetime.now(UTC)).total_seconds() + 0.5)
+        hands_for(lab, "stop-allsync", "Y")
+        rc, out = await cli(client, lab, "confirm", run, "stop-allsync", "--operator", "tester")
+        assert rc == 0, out
+        held = f"clients held for News at Six until {blackout.local(ends)}"
+        shown = await drive(
+            client,
+            lab,
+            run,
+            "Y",
+            until=lambda s: step(s, "switch-clients")["note"] == held,
+            timeout=20,
+        )
+        assert step(shown, "switch-clients")["status"] == "running", shown
+        assert datetime.now(UTC) < ends
+        rc, text = await cli(client, lab, "show", run)
+        assert held in text, text
+        final = await drive(client, lab, run, "Y", timeout=120)
+    assert final["state"] == "completed", final
+    [cp] = step(final, "switch-clients")["clients"]
+    assert cp["status"] == "done", cp
+    # The batch that restarted the client started once the window had ended.
+    batch = await client.get_workflow_handle(cp["workflow_id"]).describe()
+    assert batch.start_time >= ends, (batch.start_time, ends)
+    assert step(final, "switch-clients")["note"] != held
+
+
+async def _a_start_on_air_is_refused_and_an_override_is_recorded(client: Client, lab: Lab) -> None:
+    begins, ends = news_at(lab, datetime.now(UTC) - timedelta(seconds=5), 600)
+    async with running_worker(client, lab):
+        rc, out = await cli(client, lab, "start", "switch", "--to", "X")
+        assert rc == 1, out
+        assert (
+            f"rule '{RULE}': on air: News at Six until {blackout.local(ends)}; no switch "
+            "starts in a blackout window (docs/operators/blackout.md)"
+        ) in out, out
+
+        # An override needs its reason, refused before anything starts.
+        rc, out = await cli(client, lab, "start", "switch", "--to", "X", "--override", RULE)
+        assert rc == 2, out
+        assert "needs --override-reason TEXT" in out, out
+
+        started = await cli_json(
+            client,
+            lab,
+            "start",
+            "switch",
+            "--to",
+            "X",
+            "--operator",
+            "ann",
+            "--override",
+            RULE,
+            "--override-reason",
+            "Y's DSM is failing; the newsroom agreed",
+        )
+        run = started["run_id"]
+        shown = await cli_json(client, lab, "show", run)
+        [rec] = shown["overrides"]
+        assert (rec["rule"], rec["operator"], rec["used"]) == (RULE, "ann", True), rec
+        assert rec["reason"] == "Y's DSM is failing; the newsroom agreed"
+        assert rec["outcome"] == (
+            f"used: started on air during News at Six (until {blackout.local(ends)})"
+        )
+        rc, text = await cli(client, lab, "show", run)
+        assert f"override of {RULE} by ann" in text, text
+        rc, out = await cli(client, lab, "abort", run, "--reason", "test over", "--operator", "ann")
+        assert rc == 0, out
