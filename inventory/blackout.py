@@ -123,7 +123,7 @@ def zone(name: str) -> ZoneInfo:
 
 
 def parse_duration(text: str | int | float) -> timedelta:
-    """"40m", "1h30m", "90s" or a number of seconds; more than zero, at most a day."""
+    """ "40m", "1h30m", "90s" or a number of seconds; more than zero, at most a day."""
     if isinstance(text, int | float) and not isinstance(text, bool):
         seconds = float(text)
     else:

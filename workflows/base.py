@@ -33,8 +33,8 @@ with workflow.unsafe.imports_passed_through():
     from activities.sync_tools import SyncToolActivities
     from inventory.blackout import Window
     from inventory.models import Side, Timing, pair_workflow_id
-    from inventory.status import PairStatus
     from inventory.rules import RULE_NO_SWITCH_IN_BLACKOUT
+    from inventory.status import PairStatus
     from workflows import blackout, outcomes, preconditions
     from workflows.activity_options import BOOTSTRAP, A, DeviceOp, batch_wait, device_op
     from workflows.checklist import Aborted, StepRunner, describe_failure
@@ -42,7 +42,6 @@ with workflow.unsafe.imports_passed_through():
     from workflows.inputs import BadPayload, read, read_input
     from workflows.kind import Kind
     from workflows.limits import CODEC_MARGIN, MAX_CONTINUED_BYTES, encoded_size
-    from workflows.overrides import OverrideRecord, override_problem
     from workflows.models import (
         STILL_STARTING,
         Checklist,
@@ -55,6 +54,7 @@ with workflow.unsafe.imports_passed_through():
         StepState,
         UpdateResult,
     )
+    from workflows.overrides import OverrideRecord, override_problem
     from workflows.routing import on_site
     from workflows.rules import unknown_signal_refusal
     from workflows.shield import despite_cancel

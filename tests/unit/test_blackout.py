@@ -4,7 +4,6 @@ pure questions a run asks of them (workflows/blackout.py) and the inventory's er
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
