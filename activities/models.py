@@ -294,6 +294,8 @@ class CheckPlan(BaseModel):
     # pick its task up before the host counts as not read.
     operation_timeout: float
     connect_timeout: float
+    # The on-air blackout windows over the next days: the check says when the next begins.
+    blackout: list[Window] = []
 
 
 class Finding(BaseModel):

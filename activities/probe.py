@@ -7,7 +7,6 @@ import asyncio
 from datetime import UTC, datetime
 
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
 from activities.drivers.errors import DeviceError
 from activities.drivers.facts import browse as browse_facts
@@ -17,7 +16,6 @@ from activities.drivers.facts import sync_tools as sync_tools_facts
 from activities.drivers.facts import windows as windows_facts
 from activities.models import Capabilities, PairRef
 from activities.support import FamilyActivities, translate_errors
-from inventory.blackout import HORIZON, BlackoutError, Window, expand
 from inventory.models import SIDES, BrowseComponent, Side, Timing
 from inventory.status import (
     AllSyncStatus,
@@ -45,25 +43,8 @@ class ProbeActivities(FamilyActivities):
             insync_service=d.insync_service is not None,
             allsync_service=d.allsync_service is not None,
             operators=[o.lower() for o in self.inv.operators],
-            blackout=self.blackout_windows(),
+            blackout=self.ctx.blackout_windows(),
         )
-
-    def blackout_windows(self) -> list[Window]:
-        """The inventory's blackout windows from now over the horizon; a rule or .ics file
-        that cannot be read fails the run with what is wrong (not retried)."""
-        if not self.inv.blackout:
-            return []
-        now = datetime.now(UTC)
-        try:
-            return expand(
-                self.inv.blackout,
-                self.inv.timezone,
-                self.ctx.inventory_path.resolve().parent,
-                now,
-                now + HORIZON,
-            )
-        except BlackoutError as e:
-            raise ApplicationError(str(e), type="ConfigurationError", non_retryable=True) from None
 
     @activity.defn(name="probe_pair")
     @translate_errors

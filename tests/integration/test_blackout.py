@@ -89,7 +89,15 @@ async def _a_client_restart_waits_for_the_window_to_end(client: Client, lab: Lab
 
 async def _a_start_on_air_is_refused_and_an_override_is_recorded(client: Client, lab: Lab) -> None:
     begins, ends = news_at(lab, datetime.now(UTC) - timedelta(seconds=5), 600)
+    on_air = f"on air now: News at Six until {blackout.local_day(ends)}"
     async with running_worker(client, lab):
+        # The check and the dry run say so (text and --json).
+        rc, out = await cli(client, lab, "check")
+        assert on_air in out, out
+        assert (await cli_json(client, lab, "check"))["next_blackout"] == on_air
+        dry = await cli_json(client, lab, "start", "switch", "--to", "X", "--dry-run")
+        assert dry["next_blackout"] == on_air, dry
+        assert dry["refused"].startswith(f"rule '{RULE}': on air: News at Six"), dry
         rc, out = await cli(client, lab, "start", "switch", "--to", "X")
         assert rc == 1, out
         assert (
