@@ -7,6 +7,7 @@ through a worker started on the inventory as it then is."""
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -94,8 +95,11 @@ async def _a_start_on_air_is_refused_and_an_override_is_recorded(client: Client,
         # The check and the dry run say so (text and --json).
         rc, out = await cli(client, lab, "check")
         assert on_air in out, out
-        assert (await cli_json(client, lab, "check"))["next_blackout"] == on_air
-        dry = await cli_json(client, lab, "start", "switch", "--to", "X", "--dry-run")
+        rc, out = await cli(client, lab, "check", "--json")
+        assert json.loads(out)["next_blackout"] == on_air, out
+        rc, out = await cli(client, lab, "start", "switch", "--to", "X", "--dry-run", "--json")
+        assert rc == 1, out  # it would be refused
+        dry = json.loads(out)
         assert dry["next_blackout"] == on_air, dry
         assert dry["refused"].startswith(f"rule '{RULE}': on air: News at Six"), dry
         rc, out = await cli(client, lab, "start", "switch", "--to", "X")
