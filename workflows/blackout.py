@@ -51,12 +51,13 @@ def local_day(t: datetime) -> str:
     return f"{t:%Y-%m-%d} {local(t)}"
 
 
-def refusal(w: Window) -> str:
-    """A start refused inside window `w`."""
+def refusal(w: Window, reason: str = "--override-reason") -> str:
+    """A start (or a control that restarts clients: `reason`, its flag) refused inside
+    window `w`."""
     return (
         f"rule '{RULE_NO_SWITCH_IN_BLACKOUT}': on air: {w.name} until {local(w.end)}; "
-        f"no switch starts in a blackout window ({DOCS}); start after it, or override: "
-        f"--override {RULE_NO_SWITCH_IN_BLACKOUT} --override-reason TEXT"
+        f"no switch starts and no client restarts in a blackout window ({DOCS}); "
+        f"wait for its end, or override: --override {RULE_NO_SWITCH_IN_BLACKOUT} {reason} TEXT"
     )
 
 

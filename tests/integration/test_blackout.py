@@ -106,13 +106,33 @@ async def _a_start_on_air_is_refused_and_an_override_is_recorded(client: Client,
         assert rc == 1, out
         assert (
             f"rule '{RULE}': on air: News at Six until {blackout.local(ends)}; no switch "
-            "starts in a blackout window (docs/operators/blackout.md)"
+            "starts and no client restarts in a blackout window (docs/operators/blackout.md)"
         ) in out, out
 
         # An override needs its reason, refused before anything starts.
         rc, out = await cli(client, lab, "start", "switch", "--to", "X", "--override", RULE)
         assert rc == 2, out
         assert "needs --override-reason TEXT" in out, out
+
+        # A control that restarts a client is refused on air too; overridden, recorded.
+        rc, out = await cli(client, lab, "reboot", "ED-01")
+        assert rc == 1, out
+        assert f"reboot refused: rule '{RULE}': on air: News at Six" in out, out
+        assert f"--override {RULE} --reason TEXT" in out, out
+        r = await cli_json(
+            client,
+            lab,
+            "reboot",
+            "ED-01",
+            "--operator",
+            "ann",
+            "--override",
+            RULE,
+            "--reason",
+            "hung",
+        )
+        [rec] = r["overrides"]
+        assert (rec["rule"], rec["used"], rec["reason"]) == (RULE, True, "hung"), rec
 
         started = await cli_json(
             client,

@@ -232,7 +232,7 @@ def test_window_at_next_window_and_the_sentences() -> None:
     assert blackout.held(got[0], got[0].end) == "held for Night news until 18:40 +01:00"
     assert blackout.refusal(got[0]).startswith(
         "rule 'no-switch-in-blackout': on air: Night news until 18:40 +01:00; "
-        "no switch starts in a blackout window (docs/operators/blackout.md)"
+        "no switch starts and no client restarts in a blackout window (docs/operators/blackout.md)"
     )
     assert (
         blackout.next_sentence(got, before)
