@@ -16,6 +16,7 @@ from temporalio.client import Client
 from tests.support.cli import cli, cli_json
 from tests.support.driving import drive, hands_for, step
 from tests.support.lab import Lab
+from tests.support.secrets import record_history, record_run
 from tests.support.worker import running_worker
 from workflows import blackout
 
@@ -86,6 +87,11 @@ async def _a_client_restart_waits_for_the_window_to_end(client: Client, lab: Lab
     batch = await client.get_workflow_handle(cp["workflow_id"]).describe()
     assert batch.start_time >= ends, (batch.start_time, ends)
     assert step(final, "switch-clients")["note"] != held
+    await record_run(client, lab, run, "switch-held-for-blackout.json")
+    record_history(
+        await client.get_workflow_handle(cp["workflow_id"]).fetch_history(),
+        "client-batch-held-for-blackout.json",
+    )
 
 
 async def _a_start_on_air_is_refused_and_an_override_is_recorded(client: Client, lab: Lab) -> None:
@@ -160,3 +166,10 @@ async def _a_start_on_air_is_refused_and_an_override_is_recorded(client: Client,
         assert f"override of {RULE} by ann" in text, text
         rc, out = await cli(client, lab, "abort", run, "--reason", "test over", "--operator", "ann")
         assert rc == 0, out
+        for _ in range(100):
+            if (await cli_json(client, lab, "show", run))["state"] == "aborted":
+                break
+            await asyncio.sleep(0.2)
+        else:
+            raise AssertionError(f"run {run} was not aborted")
+        await record_run(client, lab, run, "switch-blackout-override.json")
