@@ -26,6 +26,7 @@ from workflows.dry_run import READS, PairDryRunWorkflow
 from workflows.kind import StartError
 from workflows.kinds import KINDS
 from workflows.models import DryRunInput
+from workflows.overrides import start_override_problem
 from workflows.preview import DryRunResult
 
 
@@ -62,13 +63,18 @@ def start_input(
         return inp, what
     if "overrides" not in type(inp).model_fields:
         raise Refused(f"{kind} takes no --override", "usage")
-    if overrides and not (override_reason or "").strip():
+    if not overrides:
+        raise Refused("--override-reason goes with --override RULE", "usage")
+    if not (override_reason or "").strip():
         raise Refused(
             f"--override {overrides[0]} needs --override-reason TEXT (not blank): it is "
             "recorded with your name in the run's checklist",
             "usage",
         )
     forced = control_overrides(overrides or [], override_reason)
+    problem = start_override_problem(forced)
+    if problem:
+        raise Refused(problem, "usage")
     return inp.model_copy(update={"overrides": forced}), what
 
 

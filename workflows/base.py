@@ -54,7 +54,7 @@ with workflow.unsafe.imports_passed_through():
         StepState,
         UpdateResult,
     )
-    from workflows.overrides import OverrideRecord, override_problem
+    from workflows.overrides import OverrideRecord, start_override_problem
     from workflows.routing import on_site
     from workflows.rules import unknown_signal_refusal
     from workflows.shield import despite_cancel
@@ -780,7 +780,7 @@ class KindWorkflow(PairWorkflow):
         if not (self.caps.blackout or overrides) or not workflow.patched(blackout.PATCH):
             return
         what = self.steps.checklist.workflow
-        self.require(what, override_problem(overrides))
+        self.require(what, start_override_problem(overrides))
         forcing = [o for o in overrides if o.rule == RULE_NO_SWITCH_IN_BLACKOUT]
         on_air = blackout.window_at(self.caps.blackout, workflow.now())
         self.holds = [] if forcing else self.caps.blackout

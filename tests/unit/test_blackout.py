@@ -9,6 +9,8 @@ import pytest
 import yaml
 
 from activities.models import Capabilities
+from api.refusal import Refused
+from api.start import start_input
 from inventory.blackout import Blackout, BlackoutError, expand
 from inventory.load import InventoryError, parse_inventory
 from workflows import blackout
@@ -265,3 +267,23 @@ def test_windows_travel_in_a_runs_capabilities_unchanged() -> None:
     back = Capabilities.model_validate_json(Capabilities(blackout=got).model_dump_json())
     assert back.blackout == got
     assert blackout.window_at(back.blackout, datetime(2026, 10, 25, 0, 40, tzinfo=UTC))
+
+
+def test_a_start_takes_only_the_rules_it_checks_each_with_a_reason() -> None:
+    inv = parse_inventory(DATA.read_text())
+
+    def refusal(rules: list[str], reason: str | None) -> str:
+        with pytest.raises(Refused) as e:
+            start_input(inv, "switch", "Y", "ann", {}, rules, reason)
+        assert e.value.kind == "usage"
+        return str(e.value)
+
+    assert "needs --override-reason TEXT" in refusal(["no-switch-in-blackout"], None)
+    assert "needs --override-reason TEXT" in refusal(["no-switch-in-blackout"], "  ")
+    assert refusal([], "why") == "--override-reason goes with --override RULE"
+    assert "a start overrides only no-switch-in-blackout" in refusal(
+        ["browse-switch-only-stopped"], "why"
+    )
+    assert "no such rule" in refusal(["nope"], "why")
+    inp, _ = start_input(inv, "switch", "Y", "ann", {}, ["no-switch-in-blackout"], "on air")
+    assert [(o.rule, o.reason) for o in inp.overrides] == [("no-switch-in-blackout", "on air")]  # type: ignore[attr-defined]
