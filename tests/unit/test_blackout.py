@@ -9,11 +9,16 @@ import pytest
 import yaml
 
 from activities.models import Capabilities
+from api.readiness import ReadinessView
 from api.refusal import Refused
 from api.start import start_input
+from client.commands.check import render_check
+from client.commands.readiness import render
 from inventory.blackout import Blackout, BlackoutError, expand
 from inventory.load import InventoryError, parse_inventory
 from workflows import blackout
+from workflows.check import CheckResult
+from workflows.readiness import verdict
 
 DATA = Path(__file__).parent / "data" / "inventory.yaml"
 LONDON = "Europe/London"
@@ -287,3 +292,23 @@ def test_a_start_takes_only_the_rules_it_checks_each_with_a_reason() -> None:
     assert "no such rule" in refusal(["nope"], "why")
     inp, _ = start_input(inv, "switch", "Y", "ann", {}, ["no-switch-in-blackout"], "on air")
     assert [(o.rule, o.reason) for o in inp.overrides] == [("no-switch-in-blackout", "on air")]  # type: ignore[attr-defined]
+
+
+def test_the_check_and_the_readiness_watch_say_when_the_next_window_begins() -> None:
+    now = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
+    got = windows("FREQ=DAILY;BYHOUR=18;BYMINUTE=0", "40m", LONDON, now)
+    said = blackout.next_sentence(got, now)
+    assert said == "next blackout: Night news at 2026-07-01 18:00 +01:00 until 18:40 +01:00"
+    result = CheckResult(
+        pair="p", ready=True, problems=[], warnings=[], hosts=3, next_blackout=said
+    )
+    assert render_check(result).splitlines()[1] == said
+    found = verdict(result, None, None, now)
+    assert found.next_blackout == said
+    inv = parse_inventory(DATA.read_text())
+    view = ReadinessView(schedule_id="s", on=True, interval=3600, last=found)
+    assert f"  at that check: {said}" in render(inv, view, now).splitlines()
+    # Without windows nothing is said.
+    quiet = CheckResult(pair="p", ready=True, problems=[], warnings=[], hosts=3)
+    assert verdict(quiet, None, None, now).next_blackout is None
+    assert "blackout" not in render_check(quiet)
