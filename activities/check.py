@@ -56,6 +56,7 @@ class CheckActivities(FamilyActivities):
             targets=targets,
             operation_timeout=t.operation_timeout,
             connect_timeout=t.connect_timeout,
+            blackout=self.ctx.blackout_windows(),
         )
 
     @activity.defn(name="check_host")

@@ -8,8 +8,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
+
+from temporalio.exceptions import ApplicationError
 
 from activities.drivers.credentials import CredentialStore
 from activities.drivers.dsm import DsmDriver
@@ -17,6 +20,7 @@ from activities.drivers.errors import CommandFailed
 from activities.drivers.host import HostDriver
 from activities.drivers.ssh import SshHostDriver
 from activities.drivers.winrm import WinRmHostDriver
+from inventory.blackout import HORIZON, BlackoutError, Window, expand
 from inventory.models import BrowseComponent, Host, Inventory, Side, SwitchableClient
 
 T = TypeVar("T")
@@ -28,8 +32,22 @@ PROBE_LIMIT = 64
 class DeviceContext:
     def __init__(self, inventory: Inventory, inventory_path: str | Path) -> None:
         self.inv = inventory
+        self.inventory_path = Path(inventory_path)
         self.creds = CredentialStore(inventory, inventory_path)
         self._probe_limit = asyncio.Semaphore(PROBE_LIMIT)
+
+    def blackout_windows(self) -> list[Window]:
+        """The inventory's blackout windows from now over the horizon (.ics files read
+        now); a rule or file that cannot be read fails the activity with what is wrong,
+        not retried (docs/operators/blackout.md)."""
+        if not self.inv.blackout:
+            return []
+        now = datetime.now(UTC)
+        base = self.inventory_path.resolve().parent
+        try:
+            return expand(self.inv.blackout, self.inv.timezone, base, now, now + HORIZON)
+        except BlackoutError as e:
+            raise ApplicationError(str(e), type="ConfigurationError", non_retryable=True) from None
 
     def host(self, host: Host) -> HostDriver:
         """A driver for `host`, over its transport, with its credentials."""

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from inventory.blackout import Window
 from inventory.models import Side
 
 
@@ -213,6 +214,9 @@ class Capabilities(BaseModel):
     allsync_service: bool = False
     # Who may act (empty: anyone). Older histories have no such field: anyone.
     operators: list[str] = []
+    # The on-air blackout windows over the next days (inventory/blackout.py HORIZON),
+    # expanded on the worker: a run asks workflows/blackout.py of them, never a rule.
+    blackout: list[Window] = []
 
 
 # -- what the pair's activities (activities/pair.py) read of its workflows ----------------
@@ -290,6 +294,8 @@ class CheckPlan(BaseModel):
     # pick its task up before the host counts as not read.
     operation_timeout: float
     connect_timeout: float
+    # The on-air blackout windows over the next days: the check says when the next begins.
+    blackout: list[Window] = []
 
 
 class Finding(BaseModel):

@@ -43,6 +43,7 @@ class ProbeActivities(FamilyActivities):
             insync_service=d.insync_service is not None,
             allsync_service=d.allsync_service is not None,
             operators=[o.lower() for o in self.inv.operators],
+            blackout=self.ctx.blackout_windows(),
         )
 
     @activity.defn(name="probe_pair")

@@ -58,6 +58,8 @@ class Readiness(BaseModel):
     error: Annotated[str, StringConstraints(max_length=ERROR_TEXT)] | None = None
     checked_at: datetime
     since: datetime
+    # When the next on-air blackout window begins, as the check said (None without).
+    next_blackout: Named | None = None
 
 
 class ReadinessRecord(BaseModel):

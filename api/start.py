@@ -17,6 +17,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from api.check import read_time_limit
+from api.controls import control_overrides
 from api.refusal import Refused
 from api.runs import cause, index
 from inventory.models import Inventory
@@ -25,6 +26,7 @@ from workflows.dry_run import READS, PairDryRunWorkflow
 from workflows.kind import StartError
 from workflows.kinds import KINDS
 from workflows.models import DryRunInput
+from workflows.overrides import start_override_problem
 from workflows.preview import DryRunResult
 
 
@@ -37,18 +39,43 @@ class Started(BaseModel):
 
 
 def start_input(
-    inv: Inventory, kind: str, side: str, operator: str, options: Mapping[str, Any]
+    inv: Inventory,
+    kind: str,
+    side: str,
+    operator: str,
+    options: Mapping[str, Any],
+    overrides: list[str] | None = None,
+    override_reason: str | None = None,
 ) -> tuple[BaseModel, str]:
     """The workflow's input from its row (its side and start options) and a one-line
-    description of what it will do; a usage refusal when they make no input."""
+    description of what it will do; a usage refusal when they make no input.
+    `overrides`: break-glass rules the start forces (no-switch-in-blackout), with
+    `override_reason`; the run checks and records them (workflows/base.py)."""
     row = KINDS.get(kind)
     if row is None:
         raise Refused(f"unknown workflow {kind!r}; available: {', '.join(KINDS)}", "usage")
     opts = {o.name: options.get(o.name, o.default) for o in row.options}
     try:
-        return row.start(inv.pair, side, operator, opts)  # type: ignore[arg-type]
+        inp, what = row.start(inv.pair, side, operator, opts)  # type: ignore[arg-type]
     except StartError as e:
         raise Refused(str(e), "usage") from None
+    if not overrides and override_reason is None:
+        return inp, what
+    if "overrides" not in type(inp).model_fields:
+        raise Refused(f"{kind} takes no --override", "usage")
+    if not overrides:
+        raise Refused("--override-reason goes with --override RULE", "usage")
+    if not (override_reason or "").strip():
+        raise Refused(
+            f"--override {overrides[0]} needs --override-reason TEXT (not blank): it is "
+            "recorded with your name in the run's checklist",
+            "usage",
+        )
+    forced = control_overrides(overrides or [], override_reason)
+    problem = start_override_problem(forced)
+    if problem:
+        raise Refused(problem, "usage")
+    return inp.model_copy(update={"overrides": forced}), what
 
 
 async def running_run(temporal: Client, inv: Inventory) -> str:

@@ -13,6 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from inventory.blackout import Blackout, zone
 from inventory.names import HOST_NAME, segment_problem, windows_folder_problem
 
 Side = Literal["X", "Y"]
@@ -796,6 +797,21 @@ class Inventory(_Strict):
     )
     viewers: list[str] = Field(default_factory=list, description="who may read only")
     objectives: Objectives = Field(default_factory=Objectives)
+    timezone: str = Field(
+        "UTC", description="the IANA time zone of the site's local times (blackout windows)"
+    )
+    blackout: list[Blackout] = Field(
+        default_factory=list,
+        max_length=50,
+        description="on-air windows: no switch starts, no client restarts "
+        "(docs/operators/blackout.md)",
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        zone(v)
+        return v
 
     @field_validator("operators", "viewers")
     @classmethod

@@ -21,6 +21,7 @@ RULE_PURGE_BACKUP_ONLY = "purge-only-on-backup-volume"
 RULE_CONTROL_ALONGSIDE_RUN = "control-alongside-run"
 RULE_ONE_WORKFLOW_PER_PAIR = "one-workflow-per-pair"
 RULE_MAIN_NOT_REPLICATED_ONTO = "main-only-when-not-replicated-onto"
+RULE_NO_SWITCH_IN_BLACKOUT = "no-switch-in-blackout"
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,14 @@ RULES: tuple[Rule, ...] = (
         "unless it mends that run's failed step",
         True,
         "control workflow (workflows/control.py), before anything is done",
+    ),
+    Rule(
+        RULE_NO_SWITCH_IN_BLACKOUT,
+        "no switch, split or restore starts, and no client is restarted, during an on-air "
+        "blackout window of the inventory (a client's restart waits for the window's end)",
+        True,
+        "the run as it starts and each client batch before a restart (workflows/base.py, "
+        "workflows/client_switch.py, over workflows/blackout.py)",
     ),
     Rule(
         RULE_INSYNC_STOPPED,

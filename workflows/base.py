@@ -32,9 +32,11 @@ with workflow.unsafe.imports_passed_through():
     from activities.pair import PairActivities
     from activities.probe import ProbeActivities
     from activities.sync_tools import SyncToolActivities
+    from inventory.blackout import Window
     from inventory.models import Side, Timing, pair_workflow_id
+    from inventory.rules import RULE_NO_SWITCH_IN_BLACKOUT
     from inventory.status import PairStatus
-    from workflows import outcomes, preconditions
+    from workflows import blackout, outcomes, preconditions
     from workflows.activity_options import BOOTSTRAP, A, DeviceOp, batch_wait, device_op
     from workflows.checklist import Aborted, StepRunner, describe_failure
     from workflows.client_switch import ClientBatchWorkflow, ClientSwitchWorkflow
@@ -53,6 +55,7 @@ with workflow.unsafe.imports_passed_through():
         StepState,
         UpdateResult,
     )
+    from workflows.overrides import OverrideRecord, start_override_problem
     from workflows.routing import on_site
     from workflows.rules import unknown_signal_refusal
     from workflows.shield import despite_cancel
@@ -112,6 +115,9 @@ class PairWorkflow:
     timing: Timing
     pair: str
     caps: Capabilities = Capabilities()
+    # The blackout windows a client's restart waits out: none once the run overrode
+    # no-switch-in-blackout (workflows/blackout.py).
+    holds: list[Window] = []
     resuming = False  # this run continues an earlier one (continue-as-new)
     # What a run carries on, besides its checklist, when it continues as new.
     continue_with: Callable[[], dict[str, Any]] | None = None
@@ -575,6 +581,21 @@ class PairWorkflow:
             return False
         return True
 
+    async def hold_for_blackout(self, step: StepState) -> None:
+        """Rule no-switch-in-blackout: clients are not restarted on air. A batch due in a
+        window waits for its end, and the step's note says so ("held for News at Six
+        until 18:40 +01:00"). Only a run whose inventory has windows comes here."""
+        now = workflow.now()
+        on_air = blackout.window_at(self.holds, now) if self.holds else None
+        if on_air is None or not workflow.patched(blackout.PATCH):
+            return
+        until = blackout.clear_at(self.holds, now)
+        before, step.note = step.note, "clients " + blackout.held(on_air, until)
+        self.steps.publish()
+        await workflow.sleep(until - now)
+        step.note = before
+        self.steps.publish()
+
     def clients_on(
         self, status: PairStatus, side: Side, exclude: list[str] | None = None
     ) -> list[str]:
@@ -646,6 +667,7 @@ class _ClientBatches:
 
     async def batch(self, group: list[ClientProgress], wid: str) -> None:
         async with self.limits[group[0].to or "X"]:
+            await self.wf.hold_for_blackout(self.step)
             if self.runner.abort is not None:
                 return
             for cp in group:
@@ -657,6 +679,7 @@ class _ClientBatches:
                 pair=self.wf.pair,
                 clients=[ClientTarget(host=cp.host, to=cp.to) for cp in group if cp.to],
                 timing=self.wf.timing,
+                blackout=self.wf.holds,
             )
             self.starting += 1
             try:
@@ -749,7 +772,41 @@ class KindWorkflow(PairWorkflow):
             inp,
         )
         status = await self.bootstrap(inp.pair, kind.makes_main(side))
+        self.blackout_check(inp)
         return await self.walk(self.prepare(inp, status, a, b))
+
+    def blackout_check(self, inp: Any) -> None:
+        """Rule no-switch-in-blackout at the start: refused inside a window unless the
+        operator overrode it (then recorded, and no client waits). Reached only when the
+        inventory has windows or the start names overrides; a continuation is not
+        checked again (refuse)."""
+        overrides = getattr(inp, "overrides", [])
+        if not (self.caps.blackout or overrides) or not workflow.patched(blackout.PATCH):
+            return
+        what = self.steps.checklist.workflow
+        self.require(what, start_override_problem(overrides))
+        forcing = [o for o in overrides if o.rule == RULE_NO_SWITCH_IN_BLACKOUT]
+        on_air = blackout.window_at(self.caps.blackout, workflow.now())
+        self.holds = [] if forcing else self.caps.blackout
+        if self.resuming or not forcing:
+            if on_air is not None:
+                self.refuse(what, blackout.refusal(on_air))
+            return
+        o = forcing[0]
+        used = on_air is not None
+        self.steps.checklist.overrides.append(
+            OverrideRecord(
+                rule=o.rule,
+                operator=self.steps.checklist.initiator,
+                reason=o.reason,
+                used=used,
+                overrode=[blackout.refusal(on_air)] if on_air else [],
+                outcome=f"used: {blackout.forced(on_air)}"
+                if on_air
+                else "not needed: no blackout window was on air at the start",
+            )
+        )
+        self.steps.publish()
 
     def prepare(
         self, inp: Any, status: PairStatus, a: Side, b: Side

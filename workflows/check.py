@@ -20,6 +20,7 @@ from temporalio.exceptions import ActivityError, TimeoutError, TimeoutType
 with workflow.unsafe.imports_passed_through():
     from activities.check import READ_ONLY_ROLES, CheckActivities
     from activities.models import ANSWERS, CheckPlan, CheckTarget, Finding, HostCheck, PairRef
+    from workflows import blackout
     from workflows.activity_options import BOOTSTRAP
     from workflows.checks import StepRef, steps_stopped
     from workflows.models import CheckInput, CheckProgress
@@ -46,6 +47,9 @@ class CheckResult(BaseModel):
     problems: list[CheckFinding]
     warnings: list[CheckFinding]
     hosts: int
+    # When the next on-air blackout window begins (or the one on air ends); None
+    # without windows (docs/operators/blackout.md).
+    next_blackout: str | None = None
 
 
 def not_read(target: CheckTarget, e: ActivityError) -> HostCheck:
@@ -131,4 +135,5 @@ class PairCheckWorkflow:
             problems=problems,
             warnings=warnings,
             hosts=len(results),
+            next_blackout=blackout.next_sentence(plan.blackout, workflow.now()),
         )

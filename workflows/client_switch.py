@@ -19,7 +19,7 @@ workflows run them, and neither is ever cancelled half-way:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
@@ -33,7 +33,9 @@ with workflow.unsafe.imports_passed_through():
         ClientSwitchResult,
         ForcedRule,
     )
+    from inventory.blackout import Window
     from inventory.models import Side, Timing, pair_workflow_id
+    from workflows import blackout
     from workflows.activity_options import client_op, device_op, reboot_op
     from workflows.checklist import describe_failure
     from workflows.models import ClientBatchInput, ClientSwitchInput
@@ -74,6 +76,7 @@ async def switch_one(
     timing: Timing,
     stage: Callable[[str], None],
     overrides: list[str] | None = None,
+    windows: Sequence[Window] = (),
 ) -> ClientSwitchResult:
     """One client's switch; `stage` hears each stage as it starts. `overrides`: rules the
     operator overrode (a console control's break-glass), passed to the reconfiguration."""
@@ -84,12 +87,14 @@ async def switch_one(
     try:
         if workflow.patched(TWO_ACTIVITIES_PATCH):
             current = "reconfiguring, rebooting 1/2"
+            await hold(windows, stage)
             stage(current)
             prepared = await workflow.execute_activity_method(
                 ClientActivities.client_prepare_restart, client, **client_op(timing)
             )
             forced = prepared.forced
             current = "rebooting 2/2, verifying"
+            await hold(windows, stage)
             stage(current)
             # The boot after restart 1/2 goes with 2/2: a boot later than it is restart
             # 2/2 done, also when its first heartbeat was lost with a worker.
@@ -132,6 +137,18 @@ async def switch_one(
         seconds=took,
         forced=forced,
     )
+
+
+async def hold(windows: Sequence[Window], stage: Callable[[str], None]) -> None:
+    """Rule no-switch-in-blackout: a restart due inside an on-air window waits for its end
+    (the batch's stage says so). Only a batch given windows comes here."""
+    now = workflow.now()
+    on_air = blackout.window_at(windows, now) if windows else None
+    if on_air is None or not workflow.patched(blackout.PATCH):
+        return
+    until = blackout.clear_at(windows, now)
+    stage(blackout.held(on_air, until))
+    await workflow.sleep(until - now)
 
 
 @workflow.defn(name="client-switch")
@@ -191,7 +208,14 @@ class ClientBatchWorkflow:
         results = await despite_cancel(
             asyncio.gather(
                 *(
-                    switch_one(inp.pair, c.host, c.to, inp.timing, self._reporter(c.host))
+                    switch_one(
+                        inp.pair,
+                        c.host,
+                        c.to,
+                        inp.timing,
+                        self._reporter(c.host),
+                        windows=inp.blackout,
+                    )
                     for c in inp.clients
                 )
             ),

@@ -31,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
         BrowseInput,
         BrowseSwitchInput,
         DsmModeInput,
+        ForcedRule,
         HostInput,
         PairRef,
         PairRunState,
@@ -43,8 +44,10 @@ with workflow.unsafe.imports_passed_through():
     from activities.probe import ProbeActivities
     from activities.smartbins import SmartBinsActivities
     from activities.sync_tools import SyncToolActivities
+    from inventory.blackout import Window
     from inventory.models import Side, Timing, pair_workflow_id
-    from inventory.rules import RULE_CONTROL_ALONGSIDE_RUN
+    from inventory.rules import RULE_CONTROL_ALONGSIDE_RUN, RULE_NO_SWITCH_IN_BLACKOUT
+    from workflows import blackout
     from workflows.activity_options import BOOTSTRAP, A, DeviceOp, device_op, reboot_op
     from workflows.base import OWN_ID_PATCH, RANDOM_IDS_PATCH, new_tag
     from workflows.checklist import describe_failure
@@ -121,6 +124,26 @@ def needs_side(inp: ControlInput) -> Side:
     return inp.side
 
 
+# The controls that restart clients: refused on air (rule no-switch-in-blackout).
+RESTARTS = ("reboot", "clients-switch")
+
+
+def blackout_forced(
+    inp: ControlInput, windows: list[Window], forcing: set[str]
+) -> list[ForcedRule]:
+    """Rule no-switch-in-blackout for a control that restarts clients: refused while a
+    window is on air, unless overridden (then what the override forced). Reached only
+    when the inventory has windows."""
+    now = workflow.now()
+    on_air = blackout.window_at(windows, now) if windows and inp.control in RESTARTS else None
+    if on_air is None or not workflow.patched(blackout.PATCH):
+        return []
+    why = blackout.refusal(on_air, "--reason")
+    if RULE_NO_SWITCH_IN_BLACKOUT not in forcing:
+        raise ApplicationError(f"{inp.control} refused: {why}", type="Refused", non_retryable=True)
+    return [ForcedRule(rule=RULE_NO_SWITCH_IN_BLACKOUT, host=inp.pair, refusal=why)]
+
+
 @workflow.defn(name="control")
 class ControlWorkflow:
     @workflow.run
@@ -159,6 +182,7 @@ class ControlWorkflow:
                 f"{inp.control} refused: {problem}", type="Refused", non_retryable=True
             )
         forcing = {o.rule for o in inp.overrides}
+        on_air = blackout_forced(inp, caps.blackout, forcing)
         if inp.overrides:
             workflow.set_current_details(
                 f"**{inp.control}** by {inp.operator}, overriding "
@@ -179,7 +203,7 @@ class ControlWorkflow:
                 type="ControlFailed",
                 non_retryable=True,
             ) from None
-        recs = records(inp.overrides, inp.operator, r.forced, alongside)
+        recs = records(inp.overrides, inp.operator, r.forced + on_air, alongside)
         workflow.set_current_details(
             f"**{inp.control}** by {inp.operator}: {r.message}"
             + "".join(f"\n- {x.sentence()}" for x in recs)

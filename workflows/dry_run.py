@@ -8,7 +8,8 @@ id: it takes no lock, and may run beside a real run. Nothing it calls changes a 
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -21,6 +22,9 @@ with workflow.unsafe.imports_passed_through():
     from activities.models import DryRunRead, PairRef
     from activities.pair import PairActivities
     from activities.probe import ProbeActivities
+    from inventory.blackout import Window
+    from inventory.rules import RULE_NO_SWITCH_IN_BLACKOUT
+    from workflows import blackout
     from workflows.activity_options import BOOTSTRAP
     from workflows.kinds import KINDS
     from workflows.models import DryRunInput
@@ -74,4 +78,16 @@ class PairDryRunWorkflow:
             retry_policy=RetryPolicy(maximum_attempts=1),
         )
         info = workflow.info()
-        return dry_run(inp.kind, args, status, facts, caps, fences, info.run_id, info.workflow_id)
+        result = dry_run(inp.kind, args, status, facts, caps, fences, info.run_id, info.workflow_id)
+        return on_air(result, args, caps.blackout, workflow.now())
+
+
+def on_air(result: DryRunResult, args: Any, windows: list[Window], now: datetime) -> DryRunResult:
+    """The dry run says when the next blackout window begins, and that the run would be
+    refused on air (as workflows/base.py blackout_check), unless the start overrides it."""
+    result.next_blackout = blackout.next_sentence(windows, now)
+    window = blackout.window_at(windows, now)
+    forced = any(o.rule == RULE_NO_SWITCH_IN_BLACKOUT for o in getattr(args, "overrides", []))
+    if window is not None and result.refused is None and not forced:
+        result.refused = blackout.refusal(window)
+    return result

@@ -7,9 +7,11 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, Field
 
 from activities.models import FenceState, OrphanClip
+from inventory.blackout import Window
 from inventory.models import Side, Timing
 from workflows.limits import (
     MAX_CLIENTS,
+    MAX_OVERRIDES,
     MAX_PILOTS,
     Bounded,
     Name,
@@ -17,6 +19,7 @@ from workflows.limits import (
     unique_hosts,
 )
 from workflows.outcomes import Outcome
+from workflows.overrides import Override, OverrideRecord
 
 # A list of host names from outside: bounded, and each host once (ED-01 is ed-01).
 Hosts = Annotated[list[Name], Field(max_length=MAX_CLIENTS), AfterValidator(unique_hosts)]
@@ -100,6 +103,9 @@ class SwitchInput(Bounded):
     pair: Name
     to: Side
     initiator: Name = "unknown"
+    # Break-glass overrides of the rules a start checks (no-switch-in-blackout), each
+    # with its reason; recorded in the checklist.
+    overrides: Annotated[list[Override], Field(max_length=MAX_OVERRIDES)] = []
     unplanned: bool = False
     reason: Text | None = None
     # Only a run's own continuation (continue-as-new) carries its checklist on.
@@ -112,6 +118,9 @@ class SplitInput(Bounded):
     pair: Name
     main: Side
     initiator: Name = "unknown"
+    # Break-glass overrides of the rules a start checks (no-switch-in-blackout), each
+    # with its reason; recorded in the checklist.
+    overrides: Annotated[list[Override], Field(max_length=MAX_OVERRIDES)] = []
     # Only a run's own continuation (continue-as-new) carries its checklist on.
     resume: Checklist | None = None
 
@@ -123,6 +132,9 @@ class SplitSwitchInput(Bounded):
     to: Side
     pilots: Annotated[list[Name], Field(max_length=MAX_PILOTS), AfterValidator(unique_hosts)]
     initiator: Name = "unknown"
+    # Break-glass overrides of the rules a start checks (no-switch-in-blackout), each
+    # with its reason; recorded in the checklist.
+    overrides: Annotated[list[Override], Field(max_length=MAX_OVERRIDES)] = []
     # How often the current details are refreshed while verify-pilots waits (seconds):
     # at least a minute (a shorter one grows the history for nothing), at most a day.
     reminder_interval: float = Field(3600, ge=60, le=86400)
@@ -136,6 +148,9 @@ class RestoreInput(Bounded):
     pair: Name
     main: Side
     initiator: Name = "unknown"
+    # Break-glass overrides of the rules a start checks (no-switch-in-blackout), each
+    # with its reason; recorded in the checklist.
+    overrides: Annotated[list[Override], Field(max_length=MAX_OVERRIDES)] = []
     asset_tolerance: int = Field(0, ge=0, le=1_000_000)
     # Only in a continued run: what find-orphans found (the approval covers exactly that).
     found: list[OrphanClip] = []
@@ -285,6 +300,8 @@ class Checklist(BaseModel):
     # id, and how many times it continued.
     first_run_id: str | None = None
     continued: int = 0
+    # Break-glass overrides of the start's rules (no-switch-in-blackout): who, why, what.
+    overrides: list[OverrideRecord] = Field(default_factory=list)
 
     def step(self, step_id: str) -> StepState:
         for s in self.steps:
@@ -324,6 +341,8 @@ class ClientBatchInput(Bounded):
     pair: Name
     clients: Annotated[list[ClientTarget], Field(max_length=MAX_CLIENTS)]
     timing: Timing
+    # The on-air windows a restart waits out (none when the run overrode the rule).
+    blackout: Annotated[list[Window], Field(max_length=1000)] = []
 
 
 class CheckInput(Bounded):

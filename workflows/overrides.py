@@ -13,7 +13,11 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from activities.models import ForcedRule
-from inventory.rules import RULE_CONTROL_ALONGSIDE_RUN, override_refusal
+from inventory.rules import (
+    RULE_CONTROL_ALONGSIDE_RUN,
+    RULE_NO_SWITCH_IN_BLACKOUT,
+    override_refusal,
+)
 from workflows.limits import Bounded, Name, Text
 
 
@@ -46,6 +50,23 @@ def override_problem(overrides: list[Override]) -> str | None:
         if not o.reason.strip():
             return f"the override of {o.rule} needs a reason (--reason TEXT)"
     return None
+
+
+# The rules a start (amsm start --override) may force: those the run itself checks as
+# it starts. The drivers' rules are forced on a console control, where they act.
+START_OVERRIDABLE = (RULE_NO_SWITCH_IN_BLACKOUT,)
+
+
+def start_override_problem(overrides: list[Override]) -> str | None:
+    """Why a start cannot take these overrides (as override_problem, and only the rules a
+    start checks)."""
+    for o in overrides:
+        if o.rule not in START_OVERRIDABLE and override_refusal(o.rule) is None:
+            return (
+                f"a start overrides only {', '.join(START_OVERRIDABLE)}; rule {o.rule!r} is "
+                "overridden on the console control that acts (see `amsm rules`)"
+            )
+    return override_problem(overrides)
 
 
 def records(

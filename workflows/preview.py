@@ -91,6 +91,8 @@ class DryRunResult(BaseModel):
     checklist: Checklist  # what `amsm show` would show now, every step pending
     steps: list[DryRunStep]
     refused: str | None = None  # the run's own refusal, as `amsm start` would print it
+    # When the next on-air blackout window begins (docs/operators/blackout.md).
+    next_blackout: str | None = None
 
     @property
     def would_refuse(self) -> bool:

@@ -72,6 +72,9 @@ def verdict(
         error=cut(error, ERROR_TEXT) if error is not None else None,
         checked_at=now,
         since=carry_since(last, ready, now),
+        next_blackout=cut(result.next_blackout, FOUND_TEXT)
+        if result is not None and result.next_blackout
+        else None,
     )
 
 

@@ -108,6 +108,8 @@ def render_markdown(c: Checklist, now: str | None = None) -> str:
         )
     if c.message:
         lines += ["", md(c.message)]
+    if c.overrides:
+        lines += ["", "**Overrides:**"] + [f"- {md(o.sentence())}" for o in c.overrides]
     waiting = c.awaiting
     if waiting:
         s = waiting[0]
@@ -171,6 +173,7 @@ def render_text(
         out.append(f"unplanned: {c.unplanned_reason}")
     if c.message:
         out.append(c.message)
+    out += [o.sentence() for o in c.overrides]
     out.append("")
     width = max(len(s.id) for s in c.steps) if c.steps else 10
     for n, s in enumerate(c.steps, 1):

@@ -91,6 +91,8 @@ def render_check(r: CheckResult) -> str:
         f"{count(len(r.warnings), 'warning')} ({count(r.hosts, 'host')} read)"
     )
     lines = [head]
+    if r.next_blackout:
+        lines.append(r.next_blackout)
     if r.problems:
         lines += ["", "Problems"]
         groups: dict[str, list[CheckFinding]] = {}

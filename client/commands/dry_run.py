@@ -32,6 +32,7 @@ def dry_run_json(r: DryRunResult) -> dict[str, Any]:
     data = r.checklist.model_dump(mode="json")
     data["dry_run"] = True
     data["refused"] = r.refused
+    data["next_blackout"] = r.next_blackout
     by_id = {s.id: s for s in r.steps}
     for step in data["steps"]:
         d = by_id[step["id"]]
@@ -54,6 +55,8 @@ def render_dry_run(r: DryRunResult) -> str:
             lines.append(f"REFUSED by {s.refused.rule}: {s.refused.why}")
         under[s.id] = lines
     text = render_text(r.checklist, under, state="dry run, nothing changed")
+    if r.next_blackout:
+        text += f"\n\n{r.next_blackout}"
     if r.refused:
         tail = f"DRY RUN: nothing was changed. The run would be refused: {r.refused}"
     else:

@@ -70,6 +70,8 @@ def render(inv: Inventory, view: ReadinessView, now: datetime) -> str:
         )
         if r.error:
             lines.append(f"  the check did not run: {r.error}")
+        if r.next_blackout:
+            lines.append(f"  at that check: {r.next_blackout}")
         for n in r.named:
             lines.append(f"    {n}")
         if r.problems > len(r.named) and not r.error:

@@ -43,6 +43,18 @@ def add(sub: Any) -> None:
         k.add_argument("--operator", default=default_operator())
         k.add_argument("--json", action="store_true")
         k.add_argument(
+            "--override",
+            dest="overrides",
+            action="append",
+            default=[],
+            metavar="RULE",
+            help="break-glass: force this rule at the start (no-switch-in-blackout: start "
+            "on air; needs --override-reason; recorded in the run's checklist)",
+        )
+        k.add_argument(
+            "--override-reason", metavar="TEXT", help="why the rule is forced (required with it)"
+        )
+        k.add_argument(
             "--no-wait", action="store_true", help="do not wait for the precondition check"
         )
         k.add_argument(
@@ -60,7 +72,15 @@ def workflow_input(inv: Inventory, args: argparse.Namespace) -> tuple[BaseModel,
     row = KINDS.get(args.kind)
     side = getattr(args, row.side) if row else ""
     options = {o.name: getattr(args, o.name, o.default) for o in row.options} if row else {}
-    return start_input(inv, args.kind, side, args.operator, options)
+    return start_input(
+        inv,
+        args.kind,
+        side,
+        args.operator,
+        options,
+        getattr(args, "overrides", []),
+        getattr(args, "override_reason", None),
+    )
 
 
 async def run(temporal: Client, inv: Inventory, args: argparse.Namespace) -> int:

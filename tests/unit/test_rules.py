@@ -28,6 +28,7 @@ OVERRIDABLE_RULES = {
     "browse-switch-only-stopped",
     "client-switch-needs-bridge",
     "client-switch-not-under-write-filter",
+    "no-switch-in-blackout",
 }
 ABSOLUTE_RULES = {
     "replication-only-from-main",
