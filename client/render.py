@@ -1,12 +1,16 @@
 """Text views that several commands print: the pair like the manual's console (`status`,
 `status --watch`) and the pair's fence (`fence`, `status`, `show`). A run's checklist is
-drawn beside its Web UI view, in workflows/view.py."""
+drawn beside its Web UI view, in workflows/view.py. The pair's scheduled runs
+(`schedule list`, `status`)."""
 
 from __future__ import annotations
+
+from zoneinfo import ZoneInfo
 
 from api.fence import FenceView
 from inventory.models import SIDES, Side
 from inventory.status import PairStatus
+from workflows.schedule import ScheduleState
 
 LED = {True: "●", False: "○", None: "?"}
 
@@ -92,3 +96,26 @@ def render_fence(v: FenceView) -> str:
         + (f"; ended {st.ended_at}" if st.ended_at else "")
     )
     return "\n".join(lines)
+
+
+def render_scheduled(found: list[ScheduleState], zone: ZoneInfo) -> str:
+    """The scheduled runs that wait, soonest first, their times in the facility's zone;
+    "" when none."""
+    if not found:
+        return ""
+    out = ["Scheduled runs"]
+    for s in found:
+        at, end = s.at.astimezone(zone), s.window_end.astimezone(zone)
+        out.append(
+            f"  {s.schedule_id}  {s.what} at {at:%Y-%m-%d %H:%M %Z} (window until "
+            f"{end:%H:%M}), by {s.initiator}, filed {s.filed.astimezone(zone):%Y-%m-%d %H:%M}"
+        )
+        if s.reason:
+            out.append(f"      reason: {s.reason}")
+        for found_then in (s.dry_run, s.check):
+            if found_then:
+                out.append(f"      {found_then}")
+        if s.why:
+            out.append(f"      not started yet: {s.why}")
+    out.append("  cancel one: amsm schedule cancel ID --reason TEXT")
+    return "\n".join(out)

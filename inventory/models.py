@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -736,6 +737,55 @@ def site_queue(queue: str, side: Side) -> str:
     return f"{queue}-site-{side.lower()}"
 
 
+DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration_seconds(v: object) -> float:
+    """A duration as the inventory and the command line write it: seconds (`90`), or a
+    number and a unit (`90s`, `60m`, `2h`, `1d`); a ValueError saying what is allowed."""
+    if isinstance(v, bool):
+        raise ValueError(f"{v!r} is not a duration")
+    if isinstance(v, int | float):
+        return float(v)
+    m = DURATION_RE.fullmatch(str(v))
+    if not m:
+        raise ValueError(
+            f"{v!r} is not a duration: write seconds (90) or a number and a unit (90s, 60m, 2h, 1d)"
+        )
+    return float(m.group(1)) * DURATION_UNITS[m.group(2)]
+
+
+class Schedule(_Strict):
+    """Scheduled runs (`amsm schedule`, docs/operators/schedules.md). Seconds, or a number
+    and a unit (60m)."""
+
+    lead: float = Field(
+        3600,
+        ge=0,
+        le=7 * 86400,
+        description="the dry run and the site check run this long before a scheduled run",
+    )
+    window: float = Field(
+        1800,
+        ge=60,
+        le=86400,
+        description="a scheduled run that cannot start within this long after its time is "
+        "dropped, never run late (`amsm schedule --window` sets one run's)",
+    )
+    horizon: float = Field(
+        30 * 86400,
+        ge=60,
+        le=366 * 86400,
+        description="how far ahead a run may be scheduled",
+    )
+
+    @field_validator("lead", "window", "horizon", mode="before")
+    @classmethod
+    def _duration(cls, v: object) -> float:
+        return duration_seconds(v)
+
+
 class Inventory(_Strict):
     pair: str = Field(description="the pair's name; part of every workflow id")
     task_queue: str | None = None
@@ -752,6 +802,27 @@ class Inventory(_Strict):
         description="who may start, confirm, approve, decide and use the controls",
     )
     viewers: list[str] = Field(default_factory=list, description="who may read only")
+    timezone: str = Field(
+        "UTC",
+        description="the facility's IANA time zone (Europe/London): a scheduled run's local "
+        "time is read in it",
+    )
+    schedule: Schedule = Field(default_factory=Schedule)
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"{v!r} is not an IANA time zone name (Europe/London, America/New_York, UTC)"
+            ) from None
+        return v
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
 
     @field_validator("operators", "viewers")
     @classmethod
