@@ -13,7 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -223,10 +223,18 @@ async def cancel(
         )
     except RPCError as e:
         if e.status == RPCStatusCode.NOT_FOUND:
-            raise Refused(
-                f"no scheduled run {schedule_id} on pair {inv.pair} (`amsm schedule list`)",
-                "not-found",
-            ) from None
+            raise Refused(await _not_waiting(handle, inv, schedule_id), "not-found") from None
         raise Refused(f"the cancel was refused: {cause(e)}") from None
     except Exception as e:
         raise Refused(f"the cancel was refused: {cause(e)}") from None
+
+
+async def _not_waiting(handle: WorkflowHandle[Any, Any], inv: Inventory, schedule_id: str) -> str:
+    """Why a scheduled run cannot be cancelled: it ended (how), or there is none."""
+    try:
+        st = await handle.query(ScheduleWorkflow.read_state)
+    except RPCError:
+        return f"no scheduled run {schedule_id} on pair {inv.pair} (`amsm schedule list`)"
+    return f"scheduled run {schedule_id} is {st.status} already" + (
+        f" ({st.why})" if st.why else ""
+    )

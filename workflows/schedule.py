@@ -19,7 +19,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 from temporalio import workflow
 from temporalio.common import RawValue, SearchAttributePair, TypedSearchAttributes
-from temporalio.exceptions import ApplicationError, ChildWorkflowError, WorkflowAlreadyStartedError
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    ChildWorkflowError,
+    WorkflowAlreadyStartedError,
+)
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
@@ -196,10 +201,18 @@ class ScheduleWorkflow:
 
     async def until(self, when: datetime) -> bool:
         """Wait (a durable timer) until `when`; False once cancelled."""
-        left = (when - workflow.now()).total_seconds()
-        if left > 0:
-            await workflow.wait_condition(lambda: self.state.status != "waiting", timeout=left)
+        await self.wait(when)
         return self.state.status == "waiting"
+
+    async def wait(self, until: datetime) -> None:
+        """A durable timer until `until`, cut short by a cancel."""
+        left = (until - workflow.now()).total_seconds()
+        if left <= 0:
+            return
+        try:
+            await workflow.wait_condition(lambda: self.state.status != "waiting", timeout=left)
+        except TimeoutError:
+            pass  # the time came
 
     async def lead(self, inp: ScheduleInput) -> None:
         """The dry run and the site check, run as they run by hand; what they found is
@@ -244,12 +257,7 @@ class ScheduleWorkflow:
                     return
             st.why = why
             self.show()
-            left = (end - workflow.now()).total_seconds()
-            if left > 0:
-                await workflow.wait_condition(
-                    lambda: st.status != "waiting",
-                    timeout=min(left, RETRY_EVERY.total_seconds()),
-                )
+            await self.wait(min(end, workflow.now() + RETRY_EVERY))
 
     def drop(self, why: str) -> None:
         st = self.state
@@ -258,7 +266,14 @@ class ScheduleWorkflow:
 
     async def why_not_now(self, inp: ScheduleInput) -> str | None:
         """Why the run may not start now, or None: another run on the pair, the blackout
-        windows, the run's own refusal on the pair as read now."""
+        windows, the run's own refusal on the pair as read now. A read that fails is a
+        reason not to start (fail closed), tried again while the window lasts."""
+        try:
+            return await self.refusal_now(inp)
+        except ActivityError as e:
+            return f"the pair could not be read: {describe_failure(e)}"
+
+    async def refusal_now(self, inp: ScheduleInput) -> str | None:
         ref = PairRef(pair=inp.pair)
         running = await workflow.execute_activity_method(
             PairActivities.pair_run_state, ref, **BOOTSTRAP
