@@ -196,9 +196,9 @@ async def test_a_real_scheduled_switch_on_the_dev_server(client: Client, lab_fac
         assert rc == 0, out
         listed = json.loads(out)["scheduled"]
         assert [s["schedule_id"] for s in listed] == [sid]
-        assert listed[0]["initiator"] == "operator" or listed[0]["initiator"]
+        assert listed[0]["reason"] == "the lab's night" and listed[0]["what"] == "switch X -> Y"
         rc, out = await cli(client, lab, "status")
-        assert rc == 0 and sid in out and "switch to Y" in out, out
+        assert rc == 0 and f"{sid}  switch X -> Y at " in out, out
         wid = f"{inv.workflow_id}-schedule-{sid}"
         result = await ended(client, wid)
         assert result.status == "started", result
