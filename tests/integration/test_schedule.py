@@ -30,7 +30,7 @@ from tests.support.worker import running_worker
 from workers import worker
 from workflows import search
 from workflows.models import SwitchInput
-from workflows.schedule import ScheduleState, ScheduleWorkflow
+from workflows.schedule import ScheduleState, ScheduleWorkflow, schedule_workflow_id
 
 OPERATOR = "ann"
 
@@ -199,7 +199,8 @@ async def test_a_real_scheduled_switch_on_the_dev_server(client: Client, lab_fac
         assert listed[0]["reason"] == "the lab's night" and listed[0]["what"] == "switch X -> Y"
         rc, out = await cli(client, lab, "status")
         assert rc == 0 and f"{sid}  switch X -> Y at " in out, out
-        wid = f"{inv.workflow_id}-schedule-{sid}"
+        wid = schedule_workflow_id(inv.pair, sid)
+        assert wid == f"{inv.workflow_id}-schedule-{sid}"
         result = await ended(client, wid)
         assert result.status == "started", result
         assert result.dry_run and result.check, result
