@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import pytest_asyncio
+from playwright.async_api import expect
 from temporalio import activity
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
@@ -24,6 +25,7 @@ from activities.pair import PairActivities
 from api.schedule import cancel, file
 from api.start import start, start_input
 from tests.support.cli import cli
+from tests.support.console import console_lab, logged_in
 from tests.support.lab import BIN, Lab
 from tests.support.waiting import wait_for
 from tests.support.worker import running_worker
@@ -212,3 +214,32 @@ async def test_a_real_scheduled_switch_on_the_dev_server(client: Client, lab_fac
         rc, out = await cli(client, lab, "schedule", "list")
         assert rc == 0 and "no scheduled runs" in out, out
         await run.terminate("the test saw it start")
+
+
+async def test_the_pair_page_shows_a_scheduled_run_and_an_operator_cancels_it(
+    client: Client, lab_factory
+) -> None:  # type: ignore[no-untyped-def]
+    lab: Lab = await lab_factory()
+    inv = lab.inventory
+    async with console_lab(client, lab) as (server, browser):
+        at = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+        filed = await file(client, inv, "switch", "Y", "ann", {}, at, reason="the lab's night")
+        viewer = await logged_in(browser, server, lab, "viewer")
+        await viewer.goto(f"{server.url}/pairs/{inv.pair}")
+        row = viewer.locator(f"#scheduled-{filed.schedule_id}")
+        await expect(row).to_contain_text("switch X -> Y")
+        await expect(row).to_contain_text("asked by ann")
+        await expect(row).to_contain_text("the lab's night")
+        assert await row.get_by_role("button", name="Cancel").count() == 0  # viewers see only
+        page = await logged_in(browser, server, lab, "operator")
+        await page.goto(f"{server.url}/pairs/{inv.pair}")
+        row = page.locator(f"#scheduled-{filed.schedule_id}")
+        await row.get_by_label(f"why cancel {filed.schedule_id}").fill("a newsroom night")
+        await row.get_by_role("button", name="Cancel").click()
+        await expect(page.locator("p.flash").first).to_contain_text(
+            f"cancelled scheduled run {filed.schedule_id}"
+        )
+        st = await ended(client, filed.workflow_id)
+        assert (st.status, st.cancelled_by, st.why) == ("cancelled", "operator", "a newsroom night")
+        await page.goto(f"{server.url}/pairs/{inv.pair}")
+        assert await page.locator(f"#scheduled-{filed.schedule_id}").count() == 0
