@@ -27,6 +27,7 @@ from api.start import start, start_input
 from tests.support.cli import cli
 from tests.support.console import console_lab, logged_in
 from tests.support.lab import BIN, Lab
+from tests.support.secrets import assert_no_secrets, record_history
 from tests.support.waiting import wait_for
 from tests.support.worker import running_worker
 from workers import worker
@@ -203,6 +204,9 @@ async def test_a_real_scheduled_switch_on_the_dev_server(client: Client, lab_fac
         assert rc == 0 and f"{sid}  switch X -> Y at " in out, out
         wid = schedule_workflow_id(inv.pair, sid)
         assert wid == f"{inv.workflow_id}-schedule-{sid}"
+        assert (await state(client, wid)).dry_run is None  # before its lead time
+    # The worker restarts while it waits: a new one takes the schedule on.
+    async with running_worker(client, lab):
         result = await ended(client, wid)
         assert result.status == "started", result
         assert result.dry_run and result.check, result
@@ -214,6 +218,9 @@ async def test_a_real_scheduled_switch_on_the_dev_server(client: Client, lab_fac
         rc, out = await cli(client, lab, "schedule", "list")
         assert rc == 0 and "no scheduled runs" in out, out
         await run.terminate("the test saw it start")
+        history = await client.get_workflow_handle(wid).fetch_history()
+        assert_no_secrets(lab, history)
+        record_history(history, "schedule-started.json")
 
 
 async def test_the_pair_page_shows_a_scheduled_run_and_an_operator_cancels_it(
