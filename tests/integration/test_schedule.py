@@ -188,6 +188,16 @@ async def test_a_real_scheduled_switch_on_the_dev_server(client: Client, lab_fac
     lab.edit_inventory(schedule={"lead": "5s", "window": "2m"}, timezone="Europe/London")
     inv = lab.inventory
     async with running_worker(client, lab):
+        # Refused before anything is filed, exit 2: a local time the clocks skip, the past.
+        rc, out = await cli(
+            client, lab, "schedule", "switch", "--to", "Y", "--at", "2027-03-28 01:30"
+        )
+        assert rc == 2 and "does not exist in Europe/London" in out, out
+        assert "2027-03-28T01:30+00:00" in out and "2027-03-28T01:30+01:00" in out, out
+        rc, out = await cli(
+            client, lab, "schedule", "switch", "--to", "Y", "--at", "2020-01-01T00:00Z"
+        )
+        assert rc == 2 and "is in the past" in out, out
         at = (datetime.now(UTC) + timedelta(seconds=12)).astimezone(inv.zone)
         rc, out = await cli(
             client, lab, "schedule", "switch", "--to", "Y",
