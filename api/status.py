@@ -13,8 +13,10 @@ from api.fence import FenceView, read_fence
 from api.readiness import ReadinessView, read_readiness
 from api.refusal import Refused
 from api.runs import read_status, read_watched_status
+from api.schedule import scheduled
 from inventory.models import Inventory
 from inventory.status import PairStatus
+from workflows.schedule import ScheduleState
 
 
 class StatusView(BaseModel):
@@ -26,6 +28,8 @@ class StatusView(BaseModel):
     when: str | None = None
     fence: FenceView | None = None
     readiness: ReadinessView
+    # The scheduled runs that still wait (workflows/schedule.py), soonest first.
+    scheduled: list[ScheduleState] = []
 
     def to_json(self) -> dict[str, Any]:
         """The object of `amsm status --json` (the web console answers the same)."""
@@ -34,6 +38,7 @@ class StatusView(BaseModel):
             data["read"] = self.when
         data["fence"] = self.fence.model_dump(mode="json") if self.fence else None
         data["readiness"] = self.readiness.to_json()
+        data["scheduled"] = [s.model_dump(mode="json") for s in self.scheduled]
         return data
 
 
@@ -51,16 +56,21 @@ async def pair_status(
 async def status_view(
     temporal: Client, inv: Inventory, st: PairStatus, when: str | None
 ) -> StatusView:
-    """A status read with the waiting fence and the readiness verdict beside it. Neither
-    fails the status: a fence that cannot be read is left out, the readiness says its
-    error (one DescribeSchedule and, usually, one result; 5 s at most)."""
+    """A status read with the waiting fence, the readiness verdict and the scheduled runs
+    beside it. None fails the status: a fence or scheduled runs that cannot be read are
+    left out, the readiness says its error (one DescribeSchedule and, usually, one
+    result; 5 s at most)."""
     try:
         view = await read_fence(temporal, inv.pair)
     except Refused:
         view = None
     waiting = view if view is not None and view.state.status == "waiting" else None
     ready = await read_readiness(temporal, inv)
-    return StatusView(status=st, when=when, fence=waiting, readiness=ready)
+    try:
+        filed = await scheduled(temporal, inv)
+    except Refused:
+        filed = []
+    return StatusView(status=st, when=when, fence=waiting, readiness=ready, scheduled=filed)
 
 
 async def status(

@@ -31,6 +31,7 @@ from client.commands import (
     report,
     rules,
     runs,
+    schedule,
     show,
     start,
     status,
@@ -50,7 +51,7 @@ from wire.options import add_options, connection
 
 # Every command, in the order `amsm --help` lists them.
 COMMANDS = (
-    status, check, survey, readiness, start, runs, watch, show, confirm, decide, fence, controls,
+    status, check, survey, readiness, start, schedule, runs, watch, show, confirm, decide, fence, controls,
     report, history, replay, rules, inventory,
 )  # fmt: skip
 

@@ -1,15 +1,19 @@
 """Text views that several commands print: the pair like the manual's console (`status`,
-`status --watch`), the pair's fence (`fence`, `status`, `show`) and a run (`show`, each
-frame of `watch`: one drawing of the run on the terminal). A run's checklist is drawn
-beside its Web UI view, in workflows/view.py."""
+`status --watch`), the pair's fence (`fence`, `status`, `show`), a run (`show`, each
+frame of `watch`: one drawing of the run on the terminal) and the pair's scheduled runs
+(`schedule list`, `status`). A run's checklist is drawn beside its Web UI view, in
+workflows/view.py."""
 
 from __future__ import annotations
+
+from zoneinfo import ZoneInfo
 
 from api.fence import FenceView
 from api.show import RunView
 from inventory.models import SIDES, Side
 from inventory.status import PairStatus
 from workflows.models import Checklist
+from workflows.schedule import ScheduleState
 from workflows.view import render_text
 
 LED = {True: "●", False: "○", None: "?"}
@@ -119,3 +123,26 @@ def switching(c: Checklist, stages: dict[str, str]) -> dict[str, list[str]]:
         for s in c.steps
         if (switching_now := [x for x in s.clients or [] if x.status == "switching"])
     }
+
+
+def render_scheduled(found: list[ScheduleState], zone: ZoneInfo) -> str:
+    """The scheduled runs that wait, soonest first, their times in the facility's zone;
+    "" when none."""
+    if not found:
+        return ""
+    out = ["Scheduled runs"]
+    for s in found:
+        at, end = s.at.astimezone(zone), s.window_end.astimezone(zone)
+        out.append(
+            f"  {s.schedule_id}  {s.what} at {at:%Y-%m-%d %H:%M %Z} (window until "
+            f"{end:%H:%M}), by {s.initiator}, filed {s.filed.astimezone(zone):%Y-%m-%d %H:%M}"
+        )
+        if s.reason:
+            out.append(f"      reason: {s.reason}")
+        for found_then in (s.dry_run, s.check):
+            if found_then:
+                out.append(f"      {found_then}")
+        if s.why:
+            out.append(f"      not started yet: {s.why}")
+    out.append("  cancel one: amsm schedule cancel ID --reason TEXT")
+    return "\n".join(out)

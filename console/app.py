@@ -41,6 +41,7 @@ ROUTES: tuple[tuple[str, Page, tuple[str, ...]], ...] = (
     ("/pairs/{pair}/run/{verb}", run.tick, ("POST",)),
     ("/pairs/{pair}/control", pair.control, ("POST",)),
     ("/pairs/{pair}/refresh", pair.refresh, ("POST",)),
+    ("/pairs/{pair}/schedule/cancel", pair.cancel_scheduled, ("POST",)),
     ("/pairs/{pair}/events", events.events, ("GET",)),
     ("/api/pairs/{pair}/status", pair.status, ("GET",)),
     ("/api/pairs/{pair}/runs/current", run.current, ("GET",)),

@@ -16,7 +16,6 @@ window across a change of offset still lasts 40 minutes.
 
 from __future__ import annotations
 
-import re
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -25,12 +24,11 @@ from dateutil.rrule import rrule, rrulestr
 from icalendar import Calendar
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from inventory.durations import DURATION_FORMS, duration_seconds
+
 # How far ahead the worker expands the windows for a run (a run re-reads them when it
 # continues as new; a run that waits longer than this sees no window past it).
 HORIZON = timedelta(days=8)
-# What a window's duration may be: "40m", "1h", "1h30m", "90s", or seconds.
-DURATION_RE = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
-DURATION_ALLOWED = "a duration such as 40m, 1h30m, 90s (hours h, minutes m, seconds s)"
 RRULE_ALLOWED = (
     "an RFC 5545 recurrence rule such as FREQ=DAILY;BYHOUR=18;BYMINUTE=0 "
     "or FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR;BYHOUR=12;BYMINUTE=30"
@@ -79,7 +77,7 @@ class Blackout(BaseModel):
         try:
             if self.rrule is not None:
                 if self.duration is None:
-                    raise BlackoutError(f"rrule needs a duration ({DURATION_ALLOWED})")
+                    raise BlackoutError(f"rrule needs a duration ({DURATION_FORMS})")
                 check_rule(self.rrule)
                 parse_duration(self.duration)
             elif self.duration is not None:
@@ -122,16 +120,13 @@ def zone(name: str) -> ZoneInfo:
         ) from None
 
 
-def parse_duration(text: str | int | float) -> timedelta:
-    """ "40m", "1h30m", "90s" or a number of seconds; more than zero, at most a day."""
-    if isinstance(text, int | float) and not isinstance(text, bool):
-        seconds = float(text)
-    else:
-        m = DURATION_RE.match(str(text).strip())
-        if m is None or not any(m.groups()):
-            raise BlackoutError(f"duration {text!r} is not {DURATION_ALLOWED}")
-        h, mi, s = (int(g or 0) for g in m.groups())
-        seconds = h * 3600 + mi * 60 + s
+def parse_duration(text: object) -> timedelta:
+    """A window's length (inventory/durations.py: 40m, 1h30m, 90s): more than zero, at most
+    a day."""
+    try:
+        seconds = duration_seconds(text, "duration")
+    except ValueError as e:
+        raise BlackoutError(str(e)) from None
     if not 0 < seconds <= 86400:
         raise BlackoutError(f"duration {text!r}: a window lasts more than 0 s and at most 24h")
     return timedelta(seconds=seconds)

@@ -10,10 +10,19 @@ from __future__ import annotations
 
 import re
 from typing import Literal
+from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
 from inventory.blackout import Blackout, zone
+from inventory.durations import duration_seconds
 from inventory.names import HOST_NAME, segment_problem, windows_folder_problem
 
 Side = Literal["X", "Y"]
@@ -714,21 +723,6 @@ class Timing(_Strict):
     )
 
 
-# A duration as an operator writes one: 20m, 1h30m, 90s (hours, minutes, seconds, in order).
-DURATION_RE = re.compile(r"^(?:(\d{1,3})h)?(?:(\d{1,4})m)?(?:(\d{1,6})s)?$")
-
-
-def duration_seconds(where: str, value: object) -> float:
-    """`value` (20m, 1h30m, 90s) in seconds, or a ValueError naming `where` and the forms."""
-    m = DURATION_RE.match(value.strip()) if isinstance(value, str) else None
-    if m is None or not any(m.groups()):
-        raise ValueError(
-            f"{where}: {value!r} is not a duration; write it with its unit: 20m, 1h30m or 90s"
-        )
-    h, mins, s = (int(g or 0) for g in m.groups())
-    return float(h * 3600 + mins * 60 + s)
-
-
 class Objectives(_Strict):
     """What a run is held against (the run report, `amsm runs`, the console's runs page)."""
 
@@ -743,7 +737,7 @@ class Objectives(_Strict):
     def _duration(cls, v: object) -> str | None:
         if v is None:
             return None
-        secs = duration_seconds("objectives.time_to_serve", v)
+        secs = duration_seconds(v, "objectives.time_to_serve")
         if not 1 <= secs <= 86400:
             raise ValueError(
                 f"objectives.time_to_serve: {v!r} is outside 1s to 24h, the bounds allowed"
@@ -754,7 +748,7 @@ class Objectives(_Strict):
     def time_to_serve_seconds(self) -> float | None:
         if self.time_to_serve is None:
             return None
-        return duration_seconds("objectives.time_to_serve", self.time_to_serve)
+        return duration_seconds(self.time_to_serve, "objectives.time_to_serve")
 
 
 def pair_workflow_id(pair: str) -> str:
@@ -780,6 +774,40 @@ def site_queue(queue: str, side: Side) -> str:
     return f"{queue}-site-{side.lower()}"
 
 
+class Schedule(_Strict):
+    """Scheduled runs (`amsm schedule`, docs/operators/schedules.md). Durations with their
+    unit (inventory/durations.py: 60m), held as seconds."""
+
+    lead: float = Field(
+        3600,
+        ge=0,
+        le=7 * 86400,
+        description="the dry run and the site check run this long before a scheduled run",
+    )
+    window: float = Field(
+        1800,
+        ge=60,
+        le=86400,
+        description="a scheduled run that cannot start within this long after its time is "
+        "dropped, never run late (`amsm schedule --window` sets one run's)",
+    )
+    horizon: float = Field(
+        30 * 86400,
+        ge=60,
+        le=366 * 86400,
+        description="how far ahead a run may be scheduled",
+    )
+
+    @field_validator("lead", "window", "horizon", mode="before")
+    @classmethod
+    def _duration(cls, v: object) -> float:
+        return duration_seconds(v, "schedule")
+
+    @field_serializer("lead", "window", "horizon")
+    def _written(self, v: float) -> str:
+        return f"{int(v)}s"  # written back as it is read (a survey's inventory.json)
+
+
 class Inventory(_Strict):
     pair: str = Field(description="the pair's name; part of every workflow id")
     task_queue: str | None = None
@@ -798,7 +826,9 @@ class Inventory(_Strict):
     viewers: list[str] = Field(default_factory=list, description="who may read only")
     objectives: Objectives = Field(default_factory=Objectives)
     timezone: str = Field(
-        "UTC", description="the IANA time zone of the site's local times (blackout windows)"
+        "UTC",
+        description="the facility's IANA time zone (Europe/London): the local times of "
+        "scheduled runs and blackout windows are read in it",
     )
     blackout: list[Blackout] = Field(
         default_factory=list,
@@ -806,12 +836,17 @@ class Inventory(_Strict):
         description="on-air windows: no switch starts, no client restarts "
         "(docs/operators/blackout.md)",
     )
+    schedule: Schedule = Field(default_factory=Schedule)
 
     @field_validator("timezone")
     @classmethod
-    def _zone(cls, v: str) -> str:
+    def _timezone(cls, v: str) -> str:
         zone(v)
         return v
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return zone(self.timezone)
 
     @field_validator("operators", "viewers")
     @classmethod

@@ -96,6 +96,18 @@ class UpdateResult(BaseModel):
     awaiting: str | None = None  # the step the run waits on for the operator now
 
 
+class ScheduledBy(Bounded):
+    """A run the schedule started (workflows/schedule.py): who scheduled it, when they
+    filed it and under which schedule; None on a run started by hand."""
+
+    by: Name
+    filed: str  # ISO 8601, UTC
+    schedule_id: Name
+
+    def sentence(self) -> str:
+        return f"scheduled by {self.by} at {self.filed}, started by the schedule"
+
+
 class SwitchInput(Bounded):
     """switch: `to` becomes main. `unplanned`: the other side is lost (down or unreachable);
     `reason` says why, and is required then."""
@@ -109,6 +121,8 @@ class SwitchInput(Bounded):
     unplanned: bool = False
     reason: Text | None = None
     # Only a run's own continuation (continue-as-new) carries its checklist on.
+    # Only a run the schedule started: who scheduled it (old histories have none).
+    scheduled: ScheduledBy | None = None
     resume: Checklist | None = None
 
 
@@ -122,6 +136,8 @@ class SplitInput(Bounded):
     # with its reason; recorded in the checklist.
     overrides: Annotated[list[Override], Field(max_length=MAX_OVERRIDES)] = []
     # Only a run's own continuation (continue-as-new) carries its checklist on.
+    # Only a run the schedule started: who scheduled it (old histories have none).
+    scheduled: ScheduledBy | None = None
     resume: Checklist | None = None
 
 
@@ -139,6 +155,8 @@ class SplitSwitchInput(Bounded):
     # at least a minute (a shorter one grows the history for nothing), at most a day.
     reminder_interval: float = Field(3600, ge=60, le=86400)
     # Only a run's own continuation (continue-as-new) carries its checklist on.
+    # Only a run the schedule started: who scheduled it (old histories have none).
+    scheduled: ScheduledBy | None = None
     resume: Checklist | None = None
 
 
@@ -155,6 +173,8 @@ class RestoreInput(Bounded):
     # Only in a continued run: what find-orphans found (the approval covers exactly that).
     found: list[OrphanClip] = []
     # Only a run's own continuation (continue-as-new) carries its checklist on.
+    # Only a run the schedule started: who scheduled it (old histories have none).
+    scheduled: ScheduledBy | None = None
     resume: Checklist | None = None
 
 

@@ -9,6 +9,7 @@ from workflows.dry_run import PairDryRunWorkflow
 from workflows.fence import FenceWorkflow
 from workflows.kinds import CLASSES
 from workflows.readiness import ReadinessWorkflow
+from workflows.schedule import ScheduleWorkflow
 from workflows.status import PairStatusWorkflow
 from workflows.survey import PairSurveyWorkflow
 from workflows.watch import PairWatchWorkflow
@@ -25,6 +26,7 @@ OTHERS: list[type] = [
     PairWatchWorkflow,
     ControlWorkflow,
     FenceWorkflow,
+    ScheduleWorkflow,
 ]
 
 

@@ -13,7 +13,7 @@ from api.start import start, start_input
 from client.commands import dry_run
 from client.session import EXIT_FAIL, EXIT_OK, default_operator, emit
 from inventory.models import Inventory
-from workflows.kind import StartOption
+from workflows.kind import Kind, StartOption
 from workflows.kinds import KINDS
 
 
@@ -30,15 +30,23 @@ def _add_option(k: argparse.ArgumentParser, o: StartOption) -> None:
         k.add_argument(flag, default=o.default, required=o.required, help=o.help)
 
 
+def add_kind(kinds: Any, kind: Kind, leave_out: tuple[str, ...] = ()) -> argparse.ArgumentParser:
+    """KIND's parser under `kinds` with its side and its row's start options (`amsm
+    start KIND` and `amsm schedule KIND` take the same, but those `leave_out` names)."""
+    k: argparse.ArgumentParser = kinds.add_parser(kind.name, help=kind.help)
+    side: Any = {"type": str.upper, "choices": ["X", "Y"]}
+    k.add_argument(f"--{kind.side}", required=True, help=kind.side_help, **side)
+    for o in kind.options:
+        if o.name not in leave_out:
+            _add_option(k, o)
+    return k
+
+
 def add(sub: Any) -> None:
     s = sub.add_parser("start", help="start a workflow on the pair")
     kinds = s.add_subparsers(dest="kind", metavar="WORKFLOW")
-    side = {"type": str.upper, "choices": ["X", "Y"]}
     for kind in KINDS.values():
-        k = kinds.add_parser(kind.name, help=kind.help)
-        k.add_argument(f"--{kind.side}", required=True, help=kind.side_help, **side)  # type: ignore[arg-type]
-        for o in kind.options:
-            _add_option(k, o)
+        add_kind(kinds, kind)
     for k in kinds.choices.values():
         k.add_argument("--operator", default=default_operator())
         k.add_argument("--json", action="store_true")

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from rich.console import Console
 from rich.live import Live
@@ -14,7 +15,7 @@ from temporalio.client import Client
 
 from api.readiness import read_readiness, readiness_line
 from api.status import StatusView, pair_status, status
-from client.render import render_fence, render_status
+from client.render import render_fence, render_scheduled, render_status
 from client.session import EXIT_OK, default_operator, emit
 from inventory.models import Inventory
 
@@ -36,19 +37,21 @@ async def run(temporal: Client, inv: Inventory, args: argparse.Namespace) -> int
     if args.watch:
         return await watch_status(temporal, inv, args)
     view = await status(temporal, inv, default_operator(), args.cached)
-    emit(args, view.to_json(), render_view(view))
+    emit(args, view.to_json(), render_view(view, inv.zone))
     return EXIT_OK
 
 
-def render_view(view: StatusView) -> str:
+def render_view(view: StatusView, zone: ZoneInfo) -> str:
     """`amsm status` as text: the pair, when it was read, the waiting fence, the
-    readiness line."""
+    readiness line, the scheduled runs (their times in the facility's `zone`)."""
     text = render_status(view.status)
     if view.when:
         text = f"{text}\n\n({view.when})"
     if view.fence:
         text += "\n\n" + render_fence(view.fence)
-    return text + "\n\n" + readiness_line(view.readiness, view.status, datetime.now(UTC))
+    text += "\n\n" + readiness_line(view.readiness, view.status, datetime.now(UTC))
+    filed = render_scheduled(view.scheduled, zone)
+    return text + ("\n\n" + filed if filed else "")
 
 
 async def watch_status(temporal: Client, inv: Inventory, args: argparse.Namespace) -> int:

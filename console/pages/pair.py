@@ -8,6 +8,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from api.refusal import Refused
+from api.schedule import cancel, scheduled
 from console import actions
 from console.accounts import Account
 from console.pairs import status_json
@@ -19,9 +21,35 @@ async def page(site: Site, request: Request) -> Response:
     account = site.who(request)
     inv, role = site.pair_of(request, account)
     snap = await site.snapshot(inv.pair)
+    try:
+        waiting = await scheduled(site.hub.temporal, inv)
+    except Refused:
+        waiting = []  # the page shows the pair whether or not its scheduled runs read
     return site.render(
-        "pair.html", request, user=account, view="pair", **site.pair_context(inv, role, snap)
+        "pair.html",
+        request,
+        user=account,
+        view="pair",
+        scheduled=waiting,
+        zone=inv.zone,
+        **site.pair_context(inv, role, snap),
     )
+
+
+async def cancel_scheduled(site: Site, request: Request) -> Response:
+    """A scheduled run's Cancel button (operators; a reason is asked)."""
+
+    async def do(account: Account, inv: Inventory, form: Any) -> str:
+        st = await cancel(
+            site.hub.temporal,
+            inv,
+            str(form.get("schedule", "")),
+            account.name,
+            str(form.get("reason", "")),
+        )
+        return f"cancelled scheduled run {st.schedule_id} ({st.what}): {st.why}"
+
+    return await site.act(request, "", do)
 
 
 async def control(site: Site, request: Request) -> Response:

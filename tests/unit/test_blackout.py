@@ -201,7 +201,7 @@ def test_the_inventory_takes_windows_and_a_time_zone() -> None:
         ),
         (
             {"name": "News", "rrule": "FREQ=DAILY", "duration": "forty"},
-            "window 'News': duration 'forty' is not a duration such as 40m, 1h30m, 90s",
+            "window 'News': duration: 'forty' is not a duration; write it with its unit: 20m",
         ),
         ({"name": "News", "rrule": "FREQ=DAILY"}, "window 'News': rrule needs a duration"),
         ({"name": "News"}, "window 'News': give either rrule (with duration) or ics"),

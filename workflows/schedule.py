@@ -1,0 +1,384 @@
+"""pair-schedule: a run filed for later (`amsm schedule KIND ... --at TIME`,
+docs/operators/schedules.md).
+
+It runs under its own id (`amsm-<pair>-schedule-<id>`), never the pair's one-workflow id:
+while it waits it holds no lock, and controls, checks and other runs go on. At its lead
+time before the run it runs the dry run and the site check (their own workflows, as
+children) and tells the `runs` audience what they found. At the time it checks the run's
+own refusal (who may act, a fence, the kind's precondition), the blackout windows and that
+no other run goes on the pair, and starts the run as the person who scheduled it; what
+stops it is tried again until the window ends, and then the run is dropped, never run
+late. Every wait is a durable timer: a worker restart, or the server's, changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+from temporalio import workflow
+from temporalio.common import RawValue, SearchAttributePair, TypedSearchAttributes
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    ChildWorkflowError,
+    WorkflowAlreadyStartedError,
+)
+from temporalio.workflow import ParentClosePolicy
+
+with workflow.unsafe.imports_passed_through():
+    from pydantic import ValidationError
+
+    from activities.models import PairRef
+    from activities.pair import PairActivities
+    from activities.probe import ProbeActivities
+    from inventory.blackout import Window
+    from inventory.models import pair_workflow_id
+    from inventory.rules import RULE_NO_SWITCH_IN_BLACKOUT
+    from workflows import blackout, search
+    from workflows.activity_options import BOOTSTRAP
+    from workflows.check import CheckResult, PairCheckWorkflow
+    from workflows.checklist import describe_failure
+    from workflows.dry_run import PairDryRunWorkflow
+    from workflows.kinds import CLASSES, KINDS
+    from workflows.limits import Bounded, Name, Text
+    from workflows.models import CheckInput, DryRunInput, ScheduledBy
+    from workflows.preview import DryRunResult, run_refusal
+
+# How often a run that could not start at its time is tried again inside its window.
+RETRY_EVERY = timedelta(seconds=60)
+
+ScheduleStatus = Literal["waiting", "started", "dropped", "cancelled"]
+
+
+def schedule_workflow_id(pair: str, schedule_id: str) -> str:
+    """A scheduled run's own id under the pair's (never the pair's one-workflow id)."""
+    return f"{pair_workflow_id(pair)}-schedule-{schedule_id}"
+
+
+class ScheduleInput(Bounded):
+    """What `amsm schedule` files: the run's kind and input (its kind's model, as `amsm
+    start` would send it), when, and who asked. Times are UTC."""
+
+    pair: Name
+    schedule_id: Name
+    kind: Name
+    input: dict[str, Any]
+    what: Text  # the run in words ("switch to Y")
+    initiator: Name
+    filed: datetime
+    at: datetime
+    window: float = Field(ge=60, le=86400)  # seconds after `at` in which it may start
+    lead: float = Field(ge=0, le=7 * 86400)  # seconds before `at`: the dry run and check
+    reason: Text | None = None
+
+
+class CancelRequest(Bounded):
+    operator: Name
+    reason: Text
+
+
+class Told(BaseModel):
+    """A message to the `runs` audience (kept in the schedule's state)."""
+
+    at: datetime
+    text: str
+
+
+class ScheduleState(BaseModel):
+    """What `amsm schedule list`, `amsm status` and the console show of a scheduled run
+    (its query `state`; its result once it ends)."""
+
+    schedule_id: str
+    pair: str
+    kind: str
+    what: str
+    initiator: str
+    filed: datetime
+    at: datetime
+    window_end: datetime
+    reason: str | None = None
+    status: ScheduleStatus = "waiting"
+    lead_at: datetime | None = None  # when the dry run and the check ran
+    dry_run: str | None = None  # what the dry run found, in a sentence
+    check: str | None = None  # what the site check found, in a sentence
+    run_id: str | None = None  # the run it started
+    started_at: datetime | None = None
+    why: str | None = None  # why it was dropped, or why it waits past its time
+    cancelled_by: str | None = None
+    told: list[Told] = []
+
+
+def dry_run_sentence(r: DryRunResult) -> str:
+    if r.refused:
+        return f"the dry run would be refused: {r.refused}"
+    refused = [s for s in r.steps if s.refused]
+    if refused:
+        return f"the dry run found {len(refused)} step(s) that would refuse: " + "; ".join(
+            f"{s.id}: {s.refused}" for s in refused
+        )
+    return f"the dry run found nothing that would refuse ({len(r.steps)} steps)"
+
+
+def check_sentence(r: CheckResult) -> str:
+    if r.ready:
+        return (
+            f"the site check found the pair ready ({r.hosts} hosts, {len(r.warnings)} warning(s))"
+        )
+    return f"the site check found {len(r.problems)} problem(s): " + "; ".join(
+        f"{p.host} {p.check}: {p.found}" for p in r.problems
+    )
+
+
+@workflow.defn(name="pair-schedule")
+class ScheduleWorkflow:
+    def __init__(self) -> None:
+        self._state: ScheduleState | None = None
+
+    @property
+    def state(self) -> ScheduleState:
+        assert self._state is not None
+        return self._state
+
+    @workflow.query(name="state")
+    def read_state(self) -> ScheduleState:
+        return self.state
+
+    @workflow.update(name="cancel")
+    def cancel(self, req: CancelRequest) -> ScheduleState:
+        """End the scheduled run before it starts, with who and why (the API checked they
+        are an operator)."""
+        st = self.state
+        st.status, st.cancelled_by, st.why = "cancelled", req.operator, req.reason
+        self.tell_runs(f"{self.title()}: cancelled by {req.operator}: {req.reason}")
+        return st
+
+    @cancel.validator
+    def _cancel_fits(self, req: CancelRequest) -> None:
+        if self._state is None:
+            raise ApplicationError("still starting; try again in a moment")
+        if self.state.status != "waiting":
+            raise ApplicationError(
+                f"scheduled run {self.state.schedule_id} is {self.state.status} already"
+            )
+        if not req.reason.strip():
+            raise ApplicationError("a cancel needs a reason (--reason TEXT)")
+
+    def tell_runs(self, text: str) -> None:
+        """Tell the `runs` audience (for now: kept in the schedule's state)."""
+        workflow.logger.info(text)
+        self.state.told.append(Told(at=workflow.now(), text=text))
+
+    def title(self) -> str:
+        st = self.state
+        return f"{st.what} on pair {st.pair} scheduled for {st.at:%Y-%m-%d %H:%M} UTC by {st.initiator}"
+
+    @workflow.run
+    async def run(self, inp: ScheduleInput) -> ScheduleState:
+        kind = KINDS.get(inp.kind)
+        if kind is None:
+            raise ApplicationError(
+                f"unknown workflow {inp.kind!r}; available: {', '.join(KINDS)}",
+                non_retryable=True,
+            )
+        end = inp.at + timedelta(seconds=inp.window)
+        self._state = ScheduleState(
+            schedule_id=inp.schedule_id,
+            pair=inp.pair,
+            kind=inp.kind,
+            what=inp.what,
+            initiator=inp.initiator,
+            filed=inp.filed,
+            at=inp.at,
+            window_end=end,
+            reason=inp.reason,
+        )
+        self.show()
+        if await self.until(inp.at - timedelta(seconds=inp.lead)):
+            await self.lead(inp)
+        if await self.until(inp.at):
+            await self.start_in_window(inp, end)
+        return await self.finish()
+
+    async def until(self, when: datetime) -> bool:
+        """Wait (a durable timer) until `when`; False once cancelled."""
+        await self.wait(when)
+        return self.state.status == "waiting"
+
+    async def wait(self, until: datetime) -> None:
+        """A durable timer until `until`, cut short by a cancel."""
+        left = (until - workflow.now()).total_seconds()
+        if left <= 0:
+            return
+        try:
+            await workflow.wait_condition(lambda: self.state.status != "waiting", timeout=left)
+        except TimeoutError:
+            pass  # the time came
+
+    async def lead(self, inp: ScheduleInput) -> None:
+        """The dry run and the site check, run as they run by hand; what they found is
+        kept and told. A failed one is said, never a reason to stop here: the start
+        checks again."""
+        st = self.state
+        base = f"{pair_workflow_id(inp.pair)}-{{}}-schedule-{inp.schedule_id}"
+        st.lead_at = workflow.now()
+        try:
+            dry = await workflow.execute_child_workflow(
+                PairDryRunWorkflow.run,
+                DryRunInput(pair=inp.pair, kind=inp.kind, input=inp.input),
+                id=base.format("dry-run"),
+            )
+            st.dry_run = dry_run_sentence(dry)
+        except ChildWorkflowError as e:
+            st.dry_run = f"the dry run did not finish: {describe_failure(e)}"
+        try:
+            check = await workflow.execute_child_workflow(
+                PairCheckWorkflow.run,
+                CheckInput(pair=inp.pair, initiator=inp.initiator),
+                id=base.format("check"),
+            )
+            st.check = check_sentence(check)
+        except ChildWorkflowError as e:
+            st.check = f"the site check did not finish: {describe_failure(e)}"
+        self.tell_runs(f"{self.title()} starts soon: {st.dry_run}; {st.check}")
+        self.show()
+
+    async def start_in_window(self, inp: ScheduleInput, end: datetime) -> None:
+        """Start the run at its time, or as soon as it may inside the window; dropped,
+        never started late, when the window ends first."""
+        st = self.state
+        while st.status == "waiting":
+            if workflow.now() >= end:  # no worker ran the schedule in its window
+                self.drop(st.why or "no worker of the pair ran it before its window ended")
+                return
+            why = await self.why_not_now(inp)
+            if why is None:
+                why = await self.start_run(inp)
+                if why is None:
+                    return
+            st.why = why
+            self.show()
+            await self.wait(min(end, workflow.now() + RETRY_EVERY))
+
+    def drop(self, why: str) -> None:
+        st = self.state
+        st.status, st.why = "dropped", why
+        self.tell_runs(f"{self.title()}: dropped, not started within its window: {why}")
+
+    async def why_not_now(self, inp: ScheduleInput) -> str | None:
+        """Why the run may not start now, or None: another run on the pair, the blackout
+        windows, the run's own refusal on the pair as read now. A read that fails is a
+        reason not to start (fail closed), tried again while the window lasts."""
+        try:
+            return await self.refusal_now(inp)
+        except ActivityError as e:
+            return f"the pair could not be read: {describe_failure(e)}"
+
+    async def refusal_now(self, inp: ScheduleInput) -> str | None:
+        ref = PairRef(pair=inp.pair)
+        running = await workflow.execute_activity_method(
+            PairActivities.pair_run_state, ref, **BOOTSTRAP
+        )
+        if running.running:
+            return f"another run goes on pair {inp.pair} ({running.workflow}, run {running.run_id})"
+        args = self.run_input(inp)
+        status = await workflow.execute_activity_method(
+            ProbeActivities.probe_pair, ref, **BOOTSTRAP
+        )
+        caps = await workflow.execute_activity_method(
+            ProbeActivities.get_capabilities, ref, **BOOTSTRAP
+        )
+        on_air = self.blackout_refusal(inp, caps.blackout)
+        if on_air:
+            return on_air
+        fences = await workflow.execute_activity_method(
+            PairActivities.fences_waiting, ref, **BOOTSTRAP
+        )
+        return run_refusal(inp.kind, args, status, caps, fences)
+
+    def blackout_refusal(self, inp: ScheduleInput, windows: Sequence[Window]) -> str | None:
+        """Rule no-switch-in-blackout, as the run itself would refuse it (the same sentence):
+        on air, the scheduled run is not started and tries again until its window ends. A
+        run filed with that rule overridden starts, and the run records the override."""
+        overrides = inp.input.get("overrides") or []
+        if any(
+            o.get("rule") == RULE_NO_SWITCH_IN_BLACKOUT for o in overrides if isinstance(o, dict)
+        ):
+            return None
+        on_air = blackout.window_at(windows, workflow.now())
+        return blackout.refusal(on_air) if on_air is not None else None
+
+    def run_input(self, inp: ScheduleInput) -> BaseModel:
+        """The run's input as filed, saying who scheduled it."""
+        scheduled = ScheduledBy(
+            by=inp.initiator,
+            filed=inp.filed.isoformat(timespec="seconds"),
+            schedule_id=inp.schedule_id,
+        )
+        model = KINDS[inp.kind].input
+        data = dict(inp.input)
+        # A kind whose input cannot say it (one written before, or in a test) runs without.
+        if "scheduled" in model.model_fields:
+            data["scheduled"] = scheduled.model_dump(mode="json")
+        try:
+            return model.model_validate(data)
+        except ValidationError as e:
+            raise ApplicationError(
+                f"bad input for {inp.kind}: {e.error_count()} error(s)", non_retryable=True
+            ) from None
+
+    async def start_run(self, inp: ScheduleInput) -> str | None:
+        """Start the run under the pair's one-workflow id as the person who scheduled it;
+        None once started, else why not (the id is taken: another run started first)."""
+        st = self.state
+        args = self.run_input(inp)
+        scheduled = getattr(args, "scheduled", None)
+        said = scheduled.sentence() if scheduled else f"scheduled by {inp.initiator}"
+        runs: Any = CLASSES[inp.kind]  # the kind's class (workflows/kinds.py)
+        try:
+            handle = await workflow.start_child_workflow(
+                runs.run,
+                RawValue(workflow.payload_converter().to_payloads([args])[0]),
+                id=pair_workflow_id(inp.pair),
+                # The run outlives the schedule, which ends once it has started it.
+                parent_close_policy=ParentClosePolicy.ABANDON,
+                memo={
+                    "kind": inp.kind,
+                    "what": inp.what,
+                    "initiator": inp.initiator,
+                    "scheduled": said,
+                },
+                search_attributes=TypedSearchAttributes(
+                    [
+                        SearchAttributePair(search.PAIR, inp.pair),
+                        SearchAttributePair(search.KIND, inp.kind),
+                        SearchAttributePair(search.INITIATOR, inp.initiator),
+                        SearchAttributePair(search.STATE, "running"),
+                    ]
+                ),
+                static_summary=f"{inp.what} on pair {inp.pair}, by {inp.initiator} ({said})",
+            )
+        except WorkflowAlreadyStartedError:
+            return f"another run goes on pair {inp.pair} (it started first)"
+        st.status, st.run_id, st.started_at, st.why = (
+            "started",
+            handle.first_execution_run_id,
+            workflow.now(),
+            None,
+        )
+        self.tell_runs(f"{self.title()}: started, run {st.run_id} ({said})")
+        return None
+
+    async def finish(self) -> ScheduleState:
+        self.show()
+        workflow.upsert_search_attributes([search.STATE.value_set(self.state.status)])
+        return self.state
+
+    def show(self) -> None:
+        st = self.state
+        line = f"**{self.title()}**: {st.status}"
+        if st.why:
+            line += f" ({st.why})"
+        workflow.set_current_details(line)
