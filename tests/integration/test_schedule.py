@@ -18,6 +18,7 @@ from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.models import PairRef
@@ -31,7 +32,7 @@ from tests.support.secrets import assert_no_secrets, record_history
 from tests.support.waiting import wait_for
 from tests.support.worker import running_worker
 from workers import worker
-from workflows import search
+from workflows import blackout, search
 from workflows.models import SwitchInput
 from workflows.schedule import ScheduleState, ScheduleWorkflow, schedule_workflow_id
 
@@ -159,6 +160,41 @@ async def test_dropped_when_another_run_holds_the_pair_all_its_window(
         desc = await client.get_workflow_handle(inv.workflow_id).describe()
         assert desc.run_id == other.run_id
         await client.get_workflow_handle(inv.workflow_id).terminate("test done")
+
+
+async def test_dropped_when_its_whole_window_is_on_air(
+    skipping: WorkflowEnvironment, lab_factory
+) -> None:  # type: ignore[no-untyped-def]
+    # Rule no-switch-in-blackout at the schedule's time: the run's own sentence, tried again
+    # every minute, then dropped at the end of its window, never started on air or late.
+    lab: Lab = await lab_factory()
+    env, temporal = skipping, skipping.client
+    now = await env.get_current_time()
+    on_air = (now + timedelta(minutes=19)).astimezone(UTC).replace(microsecond=0)
+    lab.edit_inventory(
+        schedule={"lead": "5m", "window": "10m"},
+        blackout=[
+            {
+                "name": "News at Six",
+                "rrule": f"FREQ=DAILY;BYHOUR={on_air.hour};BYMINUTE={on_air.minute};"
+                f"BYSECOND={on_air.second}",
+                "duration": "40m",
+            }
+        ],
+    )
+    async with running_worker(temporal, lab):
+        wid = await file_switch(env, lab, timedelta(minutes=20))
+        await env.sleep(timedelta(minutes=20, seconds=1))
+        st = await until_state(temporal, wid, lambda s: s.why, "the first try at its time")
+        ends = blackout.local(on_air + timedelta(minutes=40))
+        refused = f"rule 'no-switch-in-blackout': on air: News at Six until {ends}"
+        assert st.why and st.why.startswith(refused), st
+        await env.sleep(timedelta(minutes=10, seconds=1))
+        result = await until_state(temporal, wid, lambda s: s.status != "waiting", "dropped")
+        assert result.status == "dropped" and result.run_id is None, result
+        assert result.why and result.why.startswith(refused), result
+        with pytest.raises(RPCError):  # no run was ever started on the pair
+            await temporal.get_workflow_handle(lab.inventory.workflow_id).describe()
 
 
 async def test_cancel_ends_it_with_who_and_why(skipping: WorkflowEnvironment, lab_factory) -> None:  # type: ignore[no-untyped-def]
