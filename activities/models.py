@@ -206,6 +206,14 @@ class SideRunInput(BaseModel):
     running: bool
 
 
+class NotifyPlan(BaseModel):
+    """When a run tells people (inventory `notify`): never where the config file is."""
+
+    console_url: str | None = None
+    remind_every: float = 900
+    escalate_after: float = 2700
+
+
 class Capabilities(BaseModel):
     """Which manual steps the inventory lets the service do itself."""
 
@@ -213,6 +221,25 @@ class Capabilities(BaseModel):
     allsync_service: bool = False
     # Who may act (empty: anyone). Older histories have no such field: anyone.
     operators: list[str] = []
+    # Whom the run tells, and when (the inventory's `notify`, without its config file);
+    # None: nobody is told (and older histories have no such field).
+    notify: NotifyPlan | None = None
+
+
+class Notice(BaseModel):
+    """One message to an Apprise tag (workflows/notify.py writes it): no secret in it."""
+
+    pair: str
+    audience: str
+    subject: str
+    body: str
+
+
+class NoticeResult(BaseModel):
+    """Delivered, or why not (the error text, never a URL from the config)."""
+
+    delivered: bool
+    error: str | None = None
 
 
 # -- what the pair's activities (activities/pair.py) read of its workflows ----------------

@@ -9,7 +9,7 @@ shown in the Web UI without leaking anything.
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -713,6 +713,66 @@ class Timing(_Strict):
     )
 
 
+# -- telling people (docs/operators/notifications.md) --------------------------------------
+DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd]?)")
+_UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+AUDIENCES = ("waiting", "escalation", "runs", "readiness")
+
+
+def duration(v: object, where: str) -> float:
+    """Seconds from `90s`, `15m`, `1h`, `2d` or a plain number of seconds."""
+    if isinstance(v, bool):
+        v = str(v)
+    if isinstance(v, int | float):
+        return float(v)
+    m = DURATION_RE.fullmatch(v.strip()) if isinstance(v, str) else None
+    if m is None:
+        raise ValueError(
+            f"{where}: {v!r} is not a duration; write a number and a unit: 90s, 15m, 1h, 2d"
+        )
+    return float(m.group(1)) * _UNIT[m.group(2)]
+
+
+class Notify(_Strict):
+    """Who is told what, through Apprise (docs/operators/notifications.md). `config` is an
+    Apprise YAML file (relative to the inventory) kept like the other secrets: on the
+    worker only, not in Git, mode 0600; its URLs hold tokens and passwords."""
+
+    config: str = Field(description="Apprise YAML config (tags: waiting, escalation, runs, readiness)")
+    console_url: str | None = Field(None, description="the web console's address, for links")
+    remind_every: float = Field(900, description="a waiting step is told again this often")
+    escalate_after: float = Field(2700, description="then the escalation tag is told, once")
+
+    @field_validator("remind_every", "escalate_after", mode="before")
+    @classmethod
+    def _duration(cls, v: object, info: Any) -> float:
+        seconds = duration(v, f"notify.{info.field_name}")
+        if not 60 <= seconds <= 7 * 86400:
+            raise ValueError(
+                f"notify.{info.field_name}: {v!r} is out of range; allowed: 1m to 7d"
+            )
+        return seconds
+
+    @field_validator("console_url")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", v):
+            raise ValueError(
+                f"notify.console_url: {v!r} is not a web address; write https://host[:port][/path]"
+            )
+        return v.rstrip("/") if v else v
+
+    @field_validator("config")
+    @classmethod
+    def _config(cls, v: str) -> str:
+        if not v.strip() or not v.endswith((".yaml", ".yml")):
+            raise ValueError(
+                f"notify.config: {v!r} is not an Apprise YAML file; name a .yaml file "
+                "(e.g. secrets/notify.yaml)"
+            )
+        return v
+
+
 def pair_workflow_id(pair: str) -> str:
     """The one id under which every big workflow of pair `pair` runs; its controls run
     under this id + "-control"."""
@@ -752,6 +812,7 @@ class Inventory(_Strict):
         description="who may start, confirm, approve, decide and use the controls",
     )
     viewers: list[str] = Field(default_factory=list, description="who may read only")
+    notify: Notify | None = Field(None, description="who is told when a run waits (Apprise)")
 
     @field_validator("operators", "viewers")
     @classmethod

@@ -31,6 +31,7 @@ from activities.dry_run import DryRunActivities
 from activities.dsm import DsmActivities
 from activities.lost_side import LostSideActivities
 from activities.media import MediaActivities
+from activities.notify import NotifyActivities
 from activities.pair import PairActivities
 from activities.probe import ProbeActivities
 from activities.readiness import ReadinessActivities
@@ -97,6 +98,7 @@ def build_workers(
         CheckActivities,
         SurveyActivities,
         DryRunActivities,
+        NotifyActivities,
     )
     activities = activity_methods(
         *(family(ctx) for family in families),
