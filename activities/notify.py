@@ -48,15 +48,16 @@ def send(path: Path, tag: str, subject: str, body: str) -> NoticeResult:
         return NoticeResult(delivered=False, error=f"notify config {path}: not an Apprise config")
     ap = apprise.Apprise()
     ap.add(config)
-    with apprise.LogCapture(level=logging.WARNING) as log:
+    if not list(ap.find(tag=tag)):
+        return NoticeResult(
+            delivered=False, error=f"not delivered: no service in {path} has the tag {tag!r}"
+        )
+    with apprise.LogCapture(level=logging.WARNING, fmt="%(message)s") as log:
         sent = ap.notify(body=body, title=subject, tag=tag)
     if sent:
         return NoticeResult(delivered=True)
-    if sent is None:
-        why = f"no service in {path} has the tag {tag!r}"
-    else:
-        lines = [ln.strip() for ln in log.getvalue().splitlines() if ln.strip()]  # type: ignore[union-attr]
-        why = URL_RE.sub("<url>", "; ".join(lines[-3:])) or "the service refused the message"
+    lines = [ln.strip() for ln in log.getvalue().splitlines() if ln.strip()]
+    why = URL_RE.sub("<url>", "; ".join(lines[-3:])) or "the service refused the message"
     return NoticeResult(delivered=False, error=f"not delivered to {tag!r}: {why}"[:500])
 
 
