@@ -21,7 +21,6 @@ from activities.support import FamilyActivities
 SEND_SECONDS = 20.0
 # Apprise's log may quote a service's URL (a token, a password in it): never passed on.
 URL_RE = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+", re.IGNORECASE)
-TEST_SUBJECT = "amsm: a test message"
 
 
 def config_problem(path: Path) -> str | None:
@@ -67,12 +66,6 @@ class NotifyActivities(FamilyActivities):
         """Send `notice` to its audience's tag; a failure is the result's error text."""
         self.ctx.check_pair(notice.pair)
         return await self._send(notice.audience, notice.subject, notice.body)
-
-    @activity.defn(name="notify_test")
-    async def notify_test(self, notice: Notice) -> NoticeResult:
-        """`amsm notify test`: a test message to a tag, through the worker's config."""
-        self.ctx.check_pair(notice.pair)
-        return await self._send(notice.audience, TEST_SUBJECT, notice.body)
 
     async def _send(self, tag: str, subject: str, body: str) -> NoticeResult:
         n = self.inv.notify

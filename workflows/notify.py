@@ -21,6 +21,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
@@ -261,3 +262,36 @@ class Notices:
         self.changed()
         if not r.delivered:
             workflow.logger.warning("%s not told: %s", audience, r.error)
+
+
+# -- `amsm notify test` -----------------------------------------------------------------------
+class NotifyTestInput(BaseModel):
+    pair: str
+    tag: str  # an audience, or Apprise's `all` (every service of the config)
+    initiator: str
+
+
+def test_message(inp: NotifyTestInput) -> tuple[str, str]:
+    subject = f"amsm {inp.pair}: a test message to {inp.tag!r}"
+    body = (
+        f"A test of the notifications of pair {inp.pair}, sent by {inp.initiator} with "
+        f"`amsm notify test --tag {inp.tag}`. Nothing waits for you."
+    )
+    return subject, body
+
+
+@workflow.defn(name="notify-test")
+class NotifyTestWorkflow:
+    """One test message through the worker's Apprise config (the CLI never reads it: its
+    URLs hold tokens and passwords, and it stays on the worker)."""
+
+    @workflow.run
+    async def run(self, inp: NotifyTestInput) -> NoticeResult:
+        subject, body = test_message(inp)
+        notice = Notice(pair=inp.pair, audience=inp.tag, subject=subject, body=body)
+        try:
+            return await workflow.execute_activity_method(
+                NotifyActivities.notify, notice, **DELIVERY
+            )
+        except ActivityError as e:
+            return NoticeResult(delivered=False, error=f"not delivered: {describe_failure(e)}")

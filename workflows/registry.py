@@ -8,6 +8,7 @@ from workflows.control import ControlWorkflow
 from workflows.dry_run import PairDryRunWorkflow
 from workflows.fence import FenceWorkflow
 from workflows.kinds import CLASSES
+from workflows.notify import NotifyTestWorkflow
 from workflows.readiness import ReadinessWorkflow
 from workflows.status import PairStatusWorkflow
 from workflows.survey import PairSurveyWorkflow
@@ -25,6 +26,7 @@ OTHERS: list[type] = [
     PairWatchWorkflow,
     ControlWorkflow,
     FenceWorkflow,
+    NotifyTestWorkflow,
 ]
 
 

@@ -67,6 +67,16 @@ class MailSink:
     def subjects(self) -> list[str]:
         return [str(m["Subject"]) for m in self.mails]
 
+    def text(self, about: str) -> str:
+        """The text of the first mail whose subject names `about` (its plain-text part)."""
+        mail = next(m for m in self.mails if about in str(m["Subject"]))
+        for part in mail.walk():
+            if part.get_content_type() in ("text/plain", "text/html"):
+                payload = part.get_payload(decode=True)
+                if isinstance(payload, bytes):
+                    return payload.decode(part.get_content_charset() or "utf-8")
+        raise AssertionError(f"no text in the mail about {about}")
+
     def url(self, to: str) -> str:
         return f"mailto://amsm@127.0.0.1:{self.port}?to={to}&from=amsm@example.org&mode=insecure"
 

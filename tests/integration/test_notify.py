@@ -1,0 +1,87 @@
+"""Telling people on a lab (docs/operators/notifications.md): a real switch tells a local
+SMTP server (aiosmtpd) and a local HTTP sink (Apprise `json://`) when it starts, each step
+that waits for a person, and when it completes; `amsm show` lists every delivery;
+`amsm notify test` sends through the worker's config; a dead service leaves the run going."""
+
+from __future__ import annotations
+
+import asyncio
+
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from lab.init import free_ports
+from tests.support.cli import cli, cli_json
+from tests.support.driving import drive
+from tests.support.notify import http_sink, smtp_sink, write_config
+from tests.support.secrets import assert_no_secrets
+from tests.support.worker import running_worker
+from workflows.registry import WORKFLOWS
+
+async def test_a_switch_tells_mail_and_a_webhook(client: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
+    lab = await lab_factory(editors=1, ingest=0)
+    with http_sink() as hook, smtp_sink() as mail:
+        config = write_config(
+            lab.dir / "secrets" / "notify.yaml",
+            {hook.url("runs"): "runs", mail.url("night@example.org"): "waiting, escalation"},
+        )
+        lab.edit_inventory(
+            notify={"config": "secrets/notify.yaml", "console_url": "https://amsm.example"}
+        )
+        async with running_worker(client, lab):
+            rc, out = await cli(client, lab, "notify", "test", "--tag", "runs")
+            assert rc == 0 and "delivered" in out, out
+            assert hook.titles("runs")[-1] == f"amsm {lab.inventory.pair}: a test message to 'runs'"
+            rc, out = await cli(client, lab, "notify", "test", "--tag", "readiness", "--json")
+            assert rc == 1 and "no service" in out and "'readiness'" in out, out
+
+            run_id = (await cli_json(client, lab, "start", "switch", "--to", "Y"))["run_id"]
+            final = await drive(client, lab, run_id, "Y")
+            assert final["state"] == "completed", final
+            told = final["deliveries"]
+            waited = [d["step"] for d in told if d["kind"] == "waiting"]
+            people = [s["id"] for s in final["steps"] if s["kind"] != "auto"]
+            assert "approve-overwrite" in people and sorted(waited) == sorted(people), told
+            assert all(d["delivered"] for d in told), told
+            runs = [d["subject"] for d in told if d["audience"] == "runs"]
+            assert any(s.endswith("started") for s in runs) and runs[-1].endswith("completed")
+
+            # The mail: one per waiting step, with what to type and where to look.
+            await asyncio.sleep(0.5)
+            subjects = mail.subjects()
+            assert any("stop-insync" in s for s in subjects), subjects
+            text = mail.text("approve-overwrite")
+            assert f"amsm approve {run_id} approve-overwrite" in text, text
+            assert f"https://amsm.example/pairs/{lab.inventory.pair}/run" in text
+            assert "overwritten" in text  # the gate's own words
+            assert hook.titles("runs")[-1].endswith("completed")
+
+            rc, shown = await cli(client, lab, "show", run_id)
+            assert rc == 0 and "Told:" in shown and "waiting (waiting stop-insync): delivered" in shown
+
+            history = await client.get_workflow_handle(
+                lab.inventory.workflow_id, run_id=run_id
+            ).fetch_history()
+            await Replayer(
+                workflows=WORKFLOWS, data_converter=pydantic_data_converter
+            ).replay_workflow(history)
+            assert_no_secrets(lab, history)
+            assert "night@example.org" not in history.to_json()  # the config stays on the worker
+        assert config.exists()
+
+
+async def test_a_dead_service_leaves_the_switch_going(client: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
+    lab = await lab_factory(editors=1, ingest=0)
+    dead = f"json://127.0.0.1:{free_ports(1)[0]}/gone"
+    write_config(lab.dir / "secrets" / "notify.yaml", {dead: "waiting, runs"})
+    lab.edit_inventory(notify={"config": "secrets/notify.yaml"})
+    async with running_worker(client, lab):
+        rc, out = await cli(client, lab, "notify", "test")
+        assert rc == 1 and "NOT delivered" in out, out
+        run_id = (await cli_json(client, lab, "start", "switch", "--to", "Y"))["run_id"]
+        final = await drive(client, lab, run_id, "Y")
+        assert final["state"] == "completed", final
+        assert final["deliveries"] and not any(d["delivered"] for d in final["deliveries"])
+        rc, shown = await cli(client, lab, "show", run_id)
+        assert "NOT delivered" in shown
