@@ -738,7 +738,9 @@ class Notify(_Strict):
     Apprise YAML file (relative to the inventory) kept like the other secrets: on the
     worker only, not in Git, mode 0600; its URLs hold tokens and passwords."""
 
-    config: str = Field(description="Apprise YAML config (tags: waiting, escalation, runs, readiness)")
+    config: str = Field(
+        description="Apprise YAML config (tags: waiting, escalation, runs, readiness)"
+    )
     console_url: str | None = Field(None, description="the web console's address, for links")
     remind_every: float = Field(900, description="a waiting step is told again this often")
     escalate_after: float = Field(2700, description="then the escalation tag is told, once")
@@ -748,9 +750,7 @@ class Notify(_Strict):
     def _duration(cls, v: object, info: Any) -> float:
         seconds = duration(v, f"notify.{info.field_name}")
         if not 60 <= seconds <= 7 * 86400:
-            raise ValueError(
-                f"notify.{info.field_name}: {v!r} is out of range; allowed: 1m to 7d"
-            )
+            raise ValueError(f"notify.{info.field_name}: {v!r} is out of range; allowed: 1m to 7d")
         return seconds
 
     @field_validator("console_url")

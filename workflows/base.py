@@ -40,7 +40,6 @@ with workflow.unsafe.imports_passed_through():
     from workflows.inputs import BadPayload, read, read_input
     from workflows.kind import Kind
     from workflows.limits import CODEC_MARGIN, MAX_CONTINUED_BYTES, encoded_size
-    from workflows.notify import Notices
     from workflows.models import (
         STILL_STARTING,
         Checklist,
@@ -53,6 +52,7 @@ with workflow.unsafe.imports_passed_through():
         StepState,
         UpdateResult,
     )
+    from workflows.notify import Notices
     from workflows.routing import on_site
     from workflows.rules import unknown_signal_refusal
     from workflows.shield import despite_cancel

@@ -127,9 +127,7 @@ class Notices:
     """A run's messages: `seen` after each change of its checklist, `tell` for the rest,
     `flush` before the run ends or continues as new (nothing sent is left behind)."""
 
-    def __init__(
-        self, plan: NotifyPlan, checklist: Checklist, changed: Callable[[], None]
-    ) -> None:
+    def __init__(self, plan: NotifyPlan, checklist: Checklist, changed: Callable[[], None]) -> None:
         self.plan = plan
         self.checklist = checklist
         self.changed = changed  # a delivery recorded: the checklist is drawn again
@@ -158,7 +156,10 @@ class Notices:
         for sid in [k for k in self._waiting if k not in waiting]:
             del self._waiting[sid]  # acted on: its watch ends at once
         for sid, s in waiting.items():
-            if sid not in self._waiting or (s.waiting_since or self._waiting[sid]) != self._waiting[sid]:
+            if (
+                sid not in self._waiting
+                or (s.waiting_since or self._waiting[sid]) != self._waiting[sid]
+            ):
                 self._waiting[sid] = self._since(s)
                 asyncio.ensure_future(self._watch(s, self._waiting[sid]))
         if c.state in ENDED and self._told_state != c.state:

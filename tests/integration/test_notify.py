@@ -19,6 +19,7 @@ from tests.support.secrets import assert_no_secrets
 from tests.support.worker import running_worker
 from workflows.registry import WORKFLOWS
 
+
 async def test_a_switch_tells_mail_and_a_webhook(client: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
     lab = await lab_factory(editors=1, ingest=0)
     with http_sink() as hook, smtp_sink() as mail:
@@ -58,7 +59,9 @@ async def test_a_switch_tells_mail_and_a_webhook(client: Client, lab_factory) ->
             assert hook.titles("runs")[-1].endswith("completed")
 
             rc, shown = await cli(client, lab, "show", run_id)
-            assert rc == 0 and "Told:" in shown and "waiting (waiting stop-insync): delivered" in shown
+            assert (
+                rc == 0 and "Told:" in shown and "waiting (waiting stop-insync): delivered" in shown
+            )
 
             history = await client.get_workflow_handle(
                 lab.inventory.workflow_id, run_id=run_id

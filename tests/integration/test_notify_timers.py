@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import pytest
 import pytest_asyncio
 import yaml
 from temporalio.api.enums.v1 import IndexedValueType
@@ -44,7 +43,9 @@ async def skipping() -> AsyncIterator[WorkflowEnvironment]:
         # The engine keeps the run's state in a search attribute (workflows/search.py).
         await env.client.operator_service.add_search_attributes(
             AddSearchAttributesRequest(
-                search_attributes={k.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for k in ALL},
+                search_attributes={
+                    k.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for k in ALL
+                },
                 namespace=env.client.namespace,
             )
         )
@@ -99,7 +100,11 @@ async def test_a_waiting_step_is_told_reminded_escalated_and_stops_when_acted_on
             c = await told(handle)
             # Told at once, reminded at 15, 30 and 45 minutes, escalated once at 45.
             assert sorted(kinds(c, "stop-insync")) == [
-                "escalation", "reminder", "reminder", "reminder", "waiting"
+                "escalation",
+                "reminder",
+                "reminder",
+                "reminder",
+                "waiting",
             ], c.deliveries
             since = datetime.fromisoformat(c.step("stop-insync").waiting_since or "")
             assert sorted(
@@ -139,7 +144,8 @@ async def test_a_waiting_step_is_told_reminded_escalated_and_stops_when_acted_on
             assert "The error: Browse did not answer" in failed
             assert f"amsm retry {c.run_id} start-browse" in failed
             await handle.execute_update(
-                NotifyWalk.decide_step, Decision(step="start-browse", action="retry", operator="ann")
+                NotifyWalk.decide_step,
+                Decision(step="start-browse", action="retry", operator="ann"),
             )
             c = await handle.result()
             assert c.state == "completed"
