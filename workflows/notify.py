@@ -27,7 +27,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.models import Notice, NoticeResult, NotifyPlan
+    from activities.models import FenceState, Notice, NoticeResult, NotifyPlan
     from activities.notify import NotifyActivities
     from workflows.checklist import describe_failure
     from workflows.models import Checklist, Delivery, DeliveryKind, StepState
@@ -86,8 +86,9 @@ def waiting_message(
     plan: NotifyPlan, c: Checklist, s: StepState, since: str, kind: DeliveryKind
 ) -> tuple[str, str]:
     """The subject and body told about a step that waits for a person."""
-    lead = {"waiting": "", "reminder": "still ", "escalation": "ESCALATION: still "}[kind]
-    subject = f"amsm {c.pair}: {c.workflow} step {s.id} {lead}{waits_for(s)}"
+    lead = "" if kind == "waiting" else "still "
+    alarm = "ESCALATION: " if kind == "escalation" else ""
+    subject = f"{alarm}amsm {c.pair}: {c.workflow} step {s.id} {lead}{waits_for(s)}"
     lines = [
         f"Pair {c.pair}, run {c.run_id} ({c.title}), started by {c.initiator}.",
         f"Step {s.id}: {s.title}",
@@ -110,6 +111,8 @@ def run_message(plan: NotifyPlan, c: Checklist, event: str) -> tuple[str, str]:
     """The subject and body told to `runs` when a run starts or ends."""
     subject = f"amsm {c.pair}: {c.title} {event}"
     lines = [f"Pair {c.pair}, run {c.run_id} ({c.workflow}), started by {c.initiator}: {event}."]
+    if c.unplanned_reason:
+        lines.append(f"Unplanned: {c.unplanned_reason}")
     if c.message and event != "started":
         lines.append(c.message)
     link = run_link(plan, c.pair)
@@ -238,11 +241,8 @@ class Notices:
         since: str | None,
     ) -> None:
         at = workflow.now().isoformat(timespec="seconds")
-        notice = Notice(pair=self.checklist.pair, audience=audience, subject=subject, body=body)
         try:
-            r = await workflow.execute_activity_method(NotifyActivities.notify, notice, **DELIVERY)
-        except ActivityError as e:  # no worker took it in time, say: a line, not a failure
-            r = NoticeResult(delivered=False, error=f"not delivered: {describe_failure(e)}")
+            r = await send(self.checklist.pair, audience, subject, body)
         finally:
             self._sending -= 1
         c = self.checklist
@@ -261,8 +261,69 @@ class Notices:
         c.deliveries_total += 1
         del c.deliveries[:-DELIVERIES_KEPT]
         self.changed()
-        if not r.delivered:
-            workflow.logger.warning("%s not told: %s", audience, r.error)
+
+
+async def send(pair: str, audience: str, subject: str, body: str) -> NoticeResult:
+    """One message through the worker (activities/notify.py): delivered, or why not; never
+    an error (a workflow with no checklist, the fence or the readiness watch, calls it
+    itself and its log keeps the result)."""
+    notice = Notice(pair=pair, audience=audience, subject=subject, body=body)
+    try:
+        r = await workflow.execute_activity_method(NotifyActivities.notify, notice, **DELIVERY)
+    except ActivityError as e:  # no worker took it in time, say: a line, not a failure
+        r = NoticeResult(delivered=False, error=f"not delivered: {describe_failure(e)}")
+    if r.delivered:
+        workflow.logger.info("%s told: %s", audience, subject)
+    else:
+        workflow.logger.warning("%s not told (%s): %s", audience, subject, r.error)
+    return r
+
+
+def pair_link(plan: NotifyPlan, pair: str) -> str | None:
+    """The console's page of the pair (console/app.py: /pairs/{pair})."""
+    return f"{plan.console_url}/pairs/{pair}" if plan.console_url else None
+
+
+def readiness_message(
+    plan: NotifyPlan, pair: str, ready: bool, problems: int, named: list[str], since: str
+) -> tuple[str, str]:
+    """The readiness watch turned not ready, or ready again (told to `readiness`)."""
+    if ready:
+        subject = f"amsm {pair}: ready again"
+        lines = [f"Pair {pair} is ready again since {since}: the site check finds no problem."]
+    else:
+        subject = f"amsm {pair}: NOT ready ({problems} problem(s))"
+        lines = [
+            f"Pair {pair} is not ready since {since}: the site check finds {problems} problem(s)."
+        ]
+        lines += [f"- {n}" for n in named]
+        lines.append("To see them all: amsm check")
+    link = pair_link(plan, pair)
+    if link:
+        lines.append(f"In the console: {link}")
+    return subject, "\n".join(lines)
+
+
+def fence_message(plan: NotifyPlan, st: FenceState) -> tuple[str, str]:
+    """A fence that waits for its lost side, or that has ended (told to `runs`)."""
+    if st.status == "waiting":
+        subject = f"amsm {st.pair}: a fence waits for {st.side}"
+        lines = [
+            f"Pair {st.pair}: the fence on {st.side}, started by {st.started_by} at "
+            f"{st.started_at} for: {st.reason}.",
+            st.message or "",
+            'To end it by hand: amsm fence end --reason "..."',
+        ]
+    else:
+        subject = f"amsm {st.pair}: the fence on {st.side} {st.status}"
+        lines = [
+            f"Pair {st.pair}: the fence on {st.side} {st.status} at {st.ended_at}.",
+            st.message or "",
+        ]
+    link = pair_link(plan, st.pair)
+    if link:
+        lines.append(f"In the console: {link}")
+    return subject, "\n".join(x for x in lines if x)
 
 
 # -- `amsm notify test` -----------------------------------------------------------------------

@@ -64,7 +64,9 @@ def inventory_with(tmp: Path, urls: dict[str, str]) -> Path:
     return path
 
 
-async def walk(env: WorkflowEnvironment, inv_path: Path) -> tuple[Worker, WorkflowHandle]:
+async def walk(
+    env: WorkflowEnvironment, inv_path: Path, continue_after: int = 10_000
+) -> tuple[Worker, WorkflowHandle]:
     inv = load_inventory(inv_path)
     queue = f"notify-{uuid.uuid4().hex[:8]}"
     worker = Worker(
@@ -74,7 +76,10 @@ async def walk(env: WorkflowEnvironment, inv_path: Path) -> tuple[Worker, Workfl
         activities=activity_methods(NotifyActivities(DeviceContext(inv, inv_path))),
     )
     handle = await env.client.start_workflow(
-        NotifyWalk.run, WalkInput(pair=inv.pair, plan=PLAN), id=f"walk-{queue}", task_queue=queue
+        NotifyWalk.run,
+        WalkInput(pair=inv.pair, plan=PLAN, continue_after=continue_after),
+        id=f"walk-{queue}",
+        task_queue=queue,
     )
     return worker, handle
 
@@ -179,6 +184,30 @@ async def test_a_dead_sink_leaves_the_run_going_and_the_checklist_says_so(
         c = await handle.result()
         assert c.state == "completed", c.message
         assert c.deliveries and not c.deliveries[-1].delivered
+
+
+async def test_a_run_that_continues_as_new_goes_on_with_its_reminders(
+    skipping: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    with http_sink() as sink:
+        urls = {sink.url("ops"): "waiting, runs, escalation"}
+        worker, handle = await walk(skipping, inventory_with(tmp_path, urls), continue_after=40)
+        async with worker:
+            await skipping.sleep(timedelta(minutes=50))
+            c = await told(skipping.client.get_workflow_handle(handle.id))
+            assert c.continued >= 1, c
+            # Across the runs: told once, reminded on time, escalated once; nothing twice.
+            since = datetime.fromisoformat(c.step("stop-insync").waiting_since or "")
+            assert sorted(
+                ((datetime.fromisoformat(d.at) - since).total_seconds() // 60, d.kind)
+                for d in c.deliveries
+                if d.step == "stop-insync"
+            ) == [
+                (0, "waiting"), (15, "reminder"), (30, "reminder"), (45, "escalation"),
+                (45, "reminder"),
+            ], c.deliveries  # fmt: skip
+            assert len(sink.titles("ops")) == len(c.deliveries) == 6  # and the start
+            assert [d.kind for d in c.deliveries].count("run") == 1
 
 
 def _body(sink: HttpSink, path: str, step: str) -> str:

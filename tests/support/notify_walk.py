@@ -25,6 +25,9 @@ class WalkInput(BaseModel):
     pair: str
     plan: NotifyPlan
     initiator: str = "tester"
+    # A short history continues as new while a step waits (timing.continue_after_events).
+    continue_after: int = 10_000
+    resume: Checklist | None = None
 
 
 @workflow.defn(name="notify-walk")
@@ -36,7 +39,11 @@ class NotifyWalk(PairWorkflow):
     @workflow.run
     async def run(self, inp: WalkInput) -> Checklist:
         self.pair = inp.pair
-        self._start_runner(StepRunner("switch", inp.pair, "Switch to Y", inp.initiator, STEPS))
+        runner = StepRunner(
+            "switch", inp.pair, "Switch to Y", inp.initiator, STEPS, resume=inp.resume
+        )
+        self._start_runner(runner, inp)
+        runner.continue_after_events = inp.continue_after
         self.caps = Capabilities(notify=inp.plan)
         self._open_signals()
         self.tell_people()
