@@ -9,7 +9,7 @@ shown in the Web UI without leaking anything.
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -719,7 +719,7 @@ _UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 AUDIENCES = ("waiting", "escalation", "runs", "readiness")
 
 
-def duration(v: object, where: str) -> float:
+def duration(v: object) -> float:
     """Seconds from `90s`, `15m`, `1h`, `2d` or a plain number of seconds."""
     if isinstance(v, bool):
         v = str(v)
@@ -727,9 +727,7 @@ def duration(v: object, where: str) -> float:
         return float(v)
     m = DURATION_RE.fullmatch(v.strip()) if isinstance(v, str) else None
     if m is None:
-        raise ValueError(
-            f"{where}: {v!r} is not a duration; write a number and a unit: 90s, 15m, 1h, 2d"
-        )
+        raise ValueError(f"{v!r} is not a duration; write a number and a unit: 90s, 15m, 1h, 2d")
     return float(m.group(1)) * _UNIT[m.group(2)]
 
 
@@ -747,19 +745,17 @@ class Notify(_Strict):
 
     @field_validator("remind_every", "escalate_after", mode="before")
     @classmethod
-    def _duration(cls, v: object, info: Any) -> float:
-        seconds = duration(v, f"notify.{info.field_name}")
+    def _duration(cls, v: object) -> float:
+        seconds = duration(v)
         if not 60 <= seconds <= 7 * 86400:
-            raise ValueError(f"notify.{info.field_name}: {v!r} is out of range; allowed: 1m to 7d")
+            raise ValueError(f"{v!r} is out of range; allowed: 1m to 7d")
         return seconds
 
     @field_validator("console_url")
     @classmethod
     def _url(cls, v: str | None) -> str | None:
         if v is not None and not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", v):
-            raise ValueError(
-                f"notify.console_url: {v!r} is not a web address; write https://host[:port][/path]"
-            )
+            raise ValueError(f"{v!r} is not a web address; write https://host[:port][/path]")
         return v.rstrip("/") if v else v
 
     @field_validator("config")
@@ -767,8 +763,7 @@ class Notify(_Strict):
     def _config(cls, v: str) -> str:
         if not v.strip() or not v.endswith((".yaml", ".yml")):
             raise ValueError(
-                f"notify.config: {v!r} is not an Apprise YAML file; name a .yaml file "
-                "(e.g. secrets/notify.yaml)"
+                f"{v!r} is not an Apprise YAML file; name a .yaml file (e.g. secrets/notify.yaml)"
             )
         return v
 
