@@ -11,12 +11,16 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from inventory.models import fence_workflow_id, readiness_schedule_id
+from lab.faults import set_fault, set_side_fault
 from lab.init import free_ports
 from tests.support.cli import cli, cli_json
 from tests.support.driving import drive
-from tests.support.notify import http_sink, smtp_sink, write_config
+from tests.support.notify import HttpSink, http_sink, smtp_sink, write_config
 from tests.support.secrets import assert_no_secrets, record_history
+from tests.support.waiting import side_down, wait_for
 from tests.support.worker import running_worker
+from workflows.models import FenceInput
 from workflows.registry import WORKFLOWS
 
 
@@ -89,3 +93,60 @@ async def test_a_dead_service_leaves_the_switch_going(client: Client, lab_factor
         assert final["deliveries"] and not any(d["delivered"] for d in final["deliveries"])
         rc, shown = await cli(client, lab, "show", run_id)
         assert "NOT delivered" in shown
+
+
+async def _titled(sink: HttpSink, path: str, ending: str) -> None:
+    async def seen() -> bool:
+        return any(t.endswith(ending) for t in sink.titles(path))
+
+    await wait_for(seen, f"a message ending {ending!r} at /{path}: {sink.titles()}")
+
+
+async def test_the_fence_and_the_readiness_watch_tell_their_audiences(  # type: ignore[no-untyped-def]
+    client: Client, lab_factory
+) -> None:
+    lab = await lab_factory(editors=1, ingest=0)
+    pair = lab.inventory.pair
+    with http_sink() as hook:
+        write_config(
+            lab.dir / "secrets" / "notify.yaml",
+            {hook.url("runs"): "runs", hook.url("ready"): "readiness"},
+        )
+        lab.edit_inventory(notify={"config": "secrets/notify.yaml"})
+        async with running_worker(client, lab):
+            # The readiness watch: ready at first (nothing said), then not ready, then
+            # ready again: each change told once.
+            rc, out = await cli(client, lab, "readiness", "on")
+            assert rc == 0, out
+            schedule = client.get_schedule_handle(readiness_schedule_id(pair))
+            try:
+                set_fault(lab.dir, "ED-01", "unreachable")
+                await schedule.trigger()
+                await _titled(hook, "ready", "problem(s))")
+                body = str(hook.posts[-1][1]["message"])
+                assert "ED-01" in body and "amsm check" in body, body
+                set_fault(lab.dir, "ED-01", "clear")
+                await schedule.trigger()
+                await _titled(hook, "ready", "ready again")
+                assert len(hook.titles("ready")) == 2, hook.titles("ready")
+            finally:
+                await cli(client, lab, "readiness", "off")
+
+            # The fence: told when it waits, and when it ended.
+            set_side_fault(lab.dir, "X", "down")
+            await wait_for(side_down(lab, "X"), "side X down")
+            await client.start_workflow(
+                "fence",
+                FenceInput(pair=pair, side="X", reason="X burnt", started_by="night"),
+                id=fence_workflow_id(pair),
+                task_queue=lab.inventory.queue,
+            )
+            await _titled(hook, "runs", "a fence waits for X")
+            waits = str(hook.posts[-1][1]["message"])
+            assert "X burnt" in waits and 'amsm fence end --reason "..."' in waits, waits
+            rc, out = await cli(
+                client, lab, "fence", "end", "--reason", "rebuilt", "--operator", "jo"
+            )
+            assert rc == 0, out
+            await _titled(hook, "runs", "the fence on X ended")
+            set_side_fault(lab.dir, "X", "up")
