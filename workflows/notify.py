@@ -17,7 +17,7 @@ reminder is due when it was.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -136,6 +136,9 @@ class Notices:
         self.changed = changed  # a delivery recorded: the checklist is drawn again
         self._waiting: dict[str, str] = {}  # step id -> since when it waits
         self._sending = 0
+        # The watches and deliveries under way, held until they end (the event loop holds
+        # only weak references to its tasks).
+        self._tasks: set[asyncio.Future[None]] = set()
         self._told_state = checklist.state if checklist.continued else "running"
 
     @staticmethod
@@ -164,7 +167,7 @@ class Notices:
                 or (s.waiting_since or self._waiting[sid]) != self._waiting[sid]
             ):
                 self._waiting[sid] = self._since(s)
-                asyncio.ensure_future(self._watch(s, self._waiting[sid]))
+                self._keep(self._watch(s, self._waiting[sid]))
         if c.state in ENDED and self._told_state != c.state:
             self._told_state = c.state
             self.tell("runs", *run_message(self.plan, c, c.state))
@@ -180,13 +183,18 @@ class Notices:
     ) -> None:
         """Send one message (in the background: the run goes on) and record it."""
         self._sending += 1
-        asyncio.ensure_future(self._deliver(audience, subject, body, kind, step, since))
+        self._keep(self._deliver(audience, subject, body, kind, step, since))
 
     async def flush(self) -> None:
         """Wait until every message sent has its result (each has a short time limit)."""
         await workflow.wait_condition(lambda: self._sending == 0)
 
     # -- inside -------------------------------------------------------------------------------
+    def _keep(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     def _since(self, s: StepState) -> str:
         """Since when the step waits: its own mark, or (a client that failed in a step still
         running; a run that continued) what was told about this wait before."""
