@@ -106,3 +106,30 @@ def test_readiness_names_the_problems_and_the_check() -> None:
     assert subject == "amsm studio-a: NOT ready (2 problem(s))"
     assert "- dsm-x: answers: no" in body and "amsm check" in body
     assert readiness_message(PLAN, "studio-a", True, 0, [], "t1")[0] == "amsm studio-a: ready again"
+
+
+def test_the_consoles_run_page_lists_the_deliveries() -> None:
+    """console/templates/_run.html, drawn as the run page draws it (console/site.py)."""
+    from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+    import console.site as site
+    from workflows.models import Delivery
+
+    env = Environment(
+        loader=FileSystemLoader(site.HERE / "templates"),
+        autoescape=select_autoescape(["html"]),
+    )
+    env.globals.update(stage=site.views.stage, expected=site.gates.expected, quote=site.quote)
+    c = checklist(StepState(id="stop-insync", kind="manual", title="Stop InSync", status="done"))
+    c.state = "completed"
+    c.deliveries = [
+        Delivery(at="t1", audience="waiting", kind="waiting", subject="s", step="stop-insync", delivered=True),
+        Delivery(at="t2", audience="runs", kind="run", subject="s", delivered=False, error="no <answer>"),
+    ]  # fmt: skip
+    c.deliveries_total = 7
+    html = env.get_template("_run.html").render(
+        checklist=c, pair="studio-a", snap=None, can_act=False, csrf="", st=None
+    )
+    assert "<h2>Told (the last 2 of 7)</h2>" in html, html
+    assert "t1 waiting (waiting stop-insync): delivered" in html
+    assert "t2 runs (run): NOT delivered: no &lt;answer&gt;" in html
