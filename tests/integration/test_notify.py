@@ -6,6 +6,7 @@ that waits for a person, and when it completes; `amsm show` lists every delivery
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -16,6 +17,7 @@ from lab.faults import set_fault, set_side_fault
 from lab.init import free_ports
 from tests.support.cli import cli, cli_json
 from tests.support.driving import drive
+from tests.support.lab import Lab
 from tests.support.notify import HttpSink, http_sink, smtp_sink, write_config
 from tests.support.secrets import assert_no_secrets, record_history
 from tests.support.waiting import side_down, wait_for
@@ -95,6 +97,26 @@ async def test_a_dead_service_leaves_the_switch_going(client: Client, lab_factor
         assert "NOT delivered" in shown
 
 
+async def _verdict_after(client: Client, lab: Lab, before: str | None) -> dict[str, Any]:
+    """The readiness `amsm status` shows once a check later than `before` has ended."""
+    found: dict[str, Any] = {}
+
+    async def newer() -> bool:
+        found.update((await cli_json(client, lab, "status")).get("readiness") or {})
+        return found.get("checked_at") not in (None, before)
+
+    await wait_for(newer, f"a readiness check after {before}", timeout=60)
+    return found
+
+
+async def _answers(client: Client, lab: Lab, host: str) -> None:
+    async def up() -> bool:
+        clients = (await cli_json(client, lab, "status"))["clients"]
+        return any(c["host"] == host and c["side"] for c in clients)
+
+    await wait_for(up, f"{host} answers again", timeout=60)
+
+
 async def _titled(sink: HttpSink, path: str, ending: str) -> None:
     async def seen() -> bool:
         return any(t.endswith(ending) for t in sink.titles(path))
@@ -120,13 +142,20 @@ async def test_the_fence_and_the_readiness_watch_tell_their_audiences(  # type: 
             assert rc == 0, out
             schedule = client.get_schedule_handle(readiness_schedule_id(pair))
             try:
+                first = await _verdict_after(client, lab, None)  # `on` checks at once
+                assert first["ready"] is True, first
                 set_fault(lab.dir, "ED-01", "unreachable")
                 await schedule.trigger()
+                bad = await _verdict_after(client, lab, first["checked_at"])
+                assert bad["ready"] is False, bad
                 await _titled(hook, "ready", "problem(s))")
                 body = str(hook.posts[-1][1]["message"])
                 assert "ED-01" in body and "amsm check" in body, body
                 set_fault(lab.dir, "ED-01", "clear")
+                await _answers(client, lab, "ED-01")  # booted again before the next check
                 await schedule.trigger()
+                good = await _verdict_after(client, lab, bad["checked_at"])
+                assert good["ready"] is True, good
                 await _titled(hook, "ready", "ready again")
                 assert len(hook.titles("ready")) == 2, hook.titles("ready")
             finally:
