@@ -11,7 +11,6 @@ import re
 import stat
 from pathlib import Path
 
-import apprise
 from temporalio import activity
 
 from activities.models import Notice, NoticeResult
@@ -39,6 +38,11 @@ def config_problem(path: Path) -> str | None:
 
 def send(path: Path, tag: str, subject: str, body: str) -> NoticeResult:
     """Deliver through every service of the config tagged `tag` (blocking: Apprise)."""
+    # Loaded here, by the worker when it sends: the CLI, the console and the workflows
+    # import this module only for the activity's reference, and Apprise's hundred
+    # services cost the CLI a third of a second at every start.
+    import apprise
+
     problem = config_problem(path)
     if problem:
         return NoticeResult(delivered=False, error=problem)

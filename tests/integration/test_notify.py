@@ -5,7 +5,6 @@ that waits for a person, and when it completes; `amsm show` lists every delivery
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from temporalio.client import Client
@@ -54,8 +53,8 @@ async def test_a_switch_tells_mail_and_a_webhook(client: Client, lab_factory) ->
             runs = [d["subject"] for d in told if d["audience"] == "runs"]
             assert any(s.endswith("started") for s in runs) and runs[-1].endswith("completed")
 
-            # The mail: one per waiting step, with what to type and where to look.
-            await asyncio.sleep(0.5)
+            # The mail (accepted before the activity returned): one per waiting step, with
+            # what to type and where to look.
             subjects = mail.subjects()
             assert any("stop-insync" in s for s in subjects), subjects
             text = mail.text("approve-overwrite")

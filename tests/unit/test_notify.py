@@ -133,3 +133,15 @@ def test_the_consoles_run_page_lists_the_deliveries() -> None:
     assert "<h2>Told (the last 2 of 7)</h2>" in html, html
     assert "t1 waiting (waiting stop-insync): delivered" in html
     assert "t2 runs (run): NOT delivered: no &lt;answer&gt;" in html
+
+
+def test_the_cli_the_console_and_the_workflows_do_not_load_apprise() -> None:
+    """Only the worker sends (activities/notify.py loads Apprise when it does)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, client.cli, console.app, workflows.registry, api.notify;"
+        "sys.exit('apprise' in sys.modules)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], cwd=DATA.parents[3]).returncode == 0
