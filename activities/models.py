@@ -207,6 +207,14 @@ class SideRunInput(BaseModel):
     running: bool
 
 
+class NotifyPlan(BaseModel):
+    """When a run tells people (inventory `notify`): never where the config file is."""
+
+    console_url: str | None = None
+    remind_every: float = 900
+    escalate_after: float = 2700
+
+
 class Capabilities(BaseModel):
     """Which manual steps the inventory lets the service do itself."""
 
@@ -217,6 +225,25 @@ class Capabilities(BaseModel):
     # The on-air blackout windows over the next days (inventory/blackout.py HORIZON),
     # expanded on the worker: a run asks workflows/blackout.py of them, never a rule.
     blackout: list[Window] = []
+    # Whom the run tells, and when (the inventory's `notify`, without its config file);
+    # None: nobody is told (and older histories have no such field).
+    notify: NotifyPlan | None = None
+
+
+class Notice(BaseModel):
+    """One message to an Apprise tag (workflows/notify.py writes it): no secret in it."""
+
+    pair: str
+    audience: str
+    subject: str
+    body: str
+
+
+class NoticeResult(BaseModel):
+    """Delivered, or why not (the error text, never a URL from the config)."""
+
+    delivered: bool
+    error: str | None = None
 
 
 # -- what the pair's activities (activities/pair.py) read of its workflows ----------------

@@ -14,9 +14,9 @@ from activities.drivers.facts import clients as clients_facts
 from activities.drivers.facts import smartbins as smartbins_facts
 from activities.drivers.facts import sync_tools as sync_tools_facts
 from activities.drivers.facts import windows as windows_facts
-from activities.models import Capabilities, PairRef
+from activities.models import Capabilities, NotifyPlan, PairRef
 from activities.support import FamilyActivities, translate_errors
-from inventory.models import SIDES, BrowseComponent, Side, Timing
+from inventory.models import SIDES, BrowseComponent, Inventory, Side, Timing
 from inventory.status import (
     AllSyncStatus,
     BrowseStatus,
@@ -25,6 +25,16 @@ from inventory.status import (
     PairStatus,
     SmartBinsStatus,
 )
+
+
+def notify_plan(inv: Inventory) -> NotifyPlan | None:
+    """When runs tell people; the config file stays here (activities/notify.py)."""
+    n = inv.notify
+    if n is None:
+        return None
+    return NotifyPlan(
+        console_url=n.console_url, remind_every=n.remind_every, escalate_after=n.escalate_after
+    )
 
 
 class ProbeActivities(FamilyActivities):
@@ -44,6 +54,7 @@ class ProbeActivities(FamilyActivities):
             allsync_service=d.allsync_service is not None,
             operators=[o.lower() for o in self.inv.operators],
             blackout=self.ctx.blackout_windows(),
+            notify=notify_plan(self.inv),
         )
 
     @activity.defn(name="probe_pair")

@@ -26,6 +26,7 @@ from client.commands import (
     fence,
     history,
     inventory,
+    notify,
     readiness,
     replay,
     report,
@@ -52,7 +53,7 @@ from wire.options import add_options, connection
 # Every command, in the order `amsm --help` lists them.
 COMMANDS = (
     status, check, survey, readiness, start, schedule, runs, watch, show, confirm, decide, fence, controls,
-    report, history, replay, rules, inventory,
+    report, history, replay, rules, inventory, notify,
 )  # fmt: skip
 
 

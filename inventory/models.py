@@ -751,6 +751,51 @@ class Objectives(_Strict):
         return duration_seconds(self.time_to_serve, "objectives.time_to_serve")
 
 
+# -- telling people (docs/operators/notifications.md) --------------------------------------
+AUDIENCES = ("waiting", "escalation", "runs", "readiness")
+
+
+class Notify(_Strict):
+    """Who is told what, through Apprise (docs/operators/notifications.md). `config` is an
+    Apprise YAML file (relative to the inventory) kept like the other secrets: on the
+    worker only, not in Git, mode 0600; its URLs hold tokens and passwords."""
+
+    config: str = Field(
+        description="Apprise YAML config (tags: waiting, escalation, runs, readiness)"
+    )
+    console_url: str | None = Field(None, description="the web console's address, for links")
+    remind_every: float = Field(900, description="a waiting step is told again this often")
+    escalate_after: float = Field(2700, description="then the escalation tag is told, once")
+
+    @field_serializer("remind_every", "escalate_after")
+    def _written(self, v: float) -> str:
+        return f"{int(v)}s"  # written back as it is read (a survey's inventory.json)
+
+    @field_validator("remind_every", "escalate_after", mode="before")
+    @classmethod
+    def _duration(cls, v: object) -> float:
+        seconds = duration_seconds(v)
+        if not 60 <= seconds <= 7 * 86400:
+            raise ValueError(f"{v!r} is out of range; allowed: 1m to 7d")
+        return seconds
+
+    @field_validator("console_url")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", v):
+            raise ValueError(f"{v!r} is not a web address; write https://host[:port][/path]")
+        return v.rstrip("/") if v else v
+
+    @field_validator("config")
+    @classmethod
+    def _config(cls, v: str) -> str:
+        if not v.strip() or not v.endswith((".yaml", ".yml")):
+            raise ValueError(
+                f"{v!r} is not an Apprise YAML file; name a .yaml file (e.g. secrets/notify.yaml)"
+            )
+        return v
+
+
 def pair_workflow_id(pair: str) -> str:
     """The one id under which every big workflow of pair `pair` runs; its controls run
     under this id + "-control"."""
@@ -801,7 +846,7 @@ class Schedule(_Strict):
     @field_validator("lead", "window", "horizon", mode="before")
     @classmethod
     def _duration(cls, v: object) -> float:
-        return duration_seconds(v, "schedule")
+        return duration_seconds(v)
 
     @field_serializer("lead", "window", "horizon")
     def _written(self, v: float) -> str:
@@ -847,6 +892,8 @@ class Inventory(_Strict):
     @property
     def zone(self) -> ZoneInfo:
         return zone(self.timezone)
+
+    notify: Notify | None = Field(None, description="who is told when a run waits (Apprise)")
 
     @field_validator("operators", "viewers")
     @classmethod

@@ -31,13 +31,14 @@ from activities.dry_run import DryRunActivities
 from activities.dsm import DsmActivities
 from activities.lost_side import LostSideActivities
 from activities.media import MediaActivities
+from activities.notify import NotifyActivities, config_problem
 from activities.pair import PairActivities
 from activities.probe import ProbeActivities
 from activities.readiness import ReadinessActivities
 from activities.smartbins import SmartBinsActivities
 from activities.survey import SurveyActivities
 from activities.sync_tools import SyncToolActivities
-from inventory.load import load_inventory
+from inventory.load import load_inventory, resolve_path
 from inventory.models import SIDES, Inventory, Side, site_queue
 from wire.connection import (  # noqa: F401 - Connection and connect, re-exported
     Connection,
@@ -97,6 +98,7 @@ def build_workers(
         CheckActivities,
         SurveyActivities,
         DryRunActivities,
+        NotifyActivities,
     )
     activities = activity_methods(
         *(family(ctx) for family in families),
@@ -171,6 +173,11 @@ async def run_worker(
     site: Side | None = None,
 ) -> None:
     inventory = load_inventory(inventory_path)
+    if inventory.notify is not None:
+        # As the console's accounts file: secrets readable by others are refused at start.
+        problem = config_problem(resolve_path(inventory_path, inventory.notify.config))
+        if problem:
+            raise SystemExit(f"worker: {problem} (docs/operators/notifications.md)")
     runtime = metrics_runtime(metrics, {TIME_TO_SERVE: TIME_TO_SERVE_BUCKETS}) if metrics else None
     temporal = await connect(conn, runtime=runtime)
     address, namespace = conn.address, conn.namespace

@@ -55,6 +55,7 @@ with workflow.unsafe.imports_passed_through():
         StepState,
         UpdateResult,
     )
+    from workflows.notify import Notices
     from workflows.overrides import OverrideRecord, start_override_problem
     from workflows.routing import on_site
     from workflows.rules import unknown_signal_refusal
@@ -121,6 +122,7 @@ class PairWorkflow:
     resuming = False  # this run continues an earlier one (continue-as-new)
     # What a run carries on, besides its checklist, when it continues as new.
     continue_with: Callable[[], dict[str, Any]] | None = None
+    notices: Notices | None = None  # who is told what (the inventory's `notify`)
 
     def __init__(self) -> None:
         self._tag: str | None = None
@@ -245,6 +247,7 @@ class PairWorkflow:
 
             async def again() -> None:
                 await handlers_finished()
+                await self.told()
                 more = self.continue_with() if self.continue_with else {}
                 new = inp.model_copy(update={"resume": runner.checklist, **more})
                 size = encoded_size(new, workflow.payload_converter())
@@ -275,6 +278,9 @@ class PairWorkflow:
         """Run the steps; on abort, let in-flight work finish and report where devices are.
         A cancellation request is an abort (workflows/shield.py)."""
 
+        if self.notices is not None:
+            self.notices.started()
+
         async def steps() -> Checklist:
             try:
                 message = await body()
@@ -284,9 +290,26 @@ class PairWorkflow:
             self.steps.complete(message)
             return self.steps.checklist
 
-        checklist = await despite_cancel(steps(), self.steps.cancel_requested)
-        await handlers_finished()
+        try:
+            checklist = await despite_cancel(steps(), self.steps.cancel_requested)
+            await handlers_finished()
+        finally:
+            await self.told()  # a run that fails is told too
         return checklist
+
+    def tell_people(self) -> None:
+        """From now on the run tells people when a step waits and when it ends
+        (workflows/notify.py), where the inventory has `notify`."""
+        runner = self.steps
+        self.notices = Notices.attach(self.caps.notify, runner.checklist, runner.touch)
+        if self.notices is not None:
+            runner.on_publish = self.notices.seen
+            self.notices.seen()
+
+    async def told(self) -> None:
+        """Every message sent has its result (before the run ends or continues as new)."""
+        if self.notices is not None:
+            await self.notices.flush()
 
     async def where_devices_are(self) -> list[str]:
         try:
@@ -353,6 +376,7 @@ class PairWorkflow:
                     self.refuse(
                         self.runner.checklist.workflow, f"{who} is not an operator of pair {pair}"
                     )
+                self.tell_people()
         self._open_signals()
         if makes_main and not self.resuming and workflow.patched(FENCE_CHECK_PATCH):
             waiting = await workflow.execute_activity_method(
@@ -771,9 +795,14 @@ class KindWorkflow(PairWorkflow):
             ),
             inp,
         )
-        status = await self.bootstrap(inp.pair, kind.makes_main(side))
-        self.blackout_check(inp)
-        return await self.walk(self.prepare(inp, status, a, b))
+        try:
+            status = await self.bootstrap(inp.pair, kind.makes_main(side))
+            self.blackout_check(inp)
+            body = self.prepare(inp, status, a, b)
+        except ApplicationError:
+            await self.told()  # a refused run: who is told hears it
+            raise
+        return await self.walk(body)
 
     def blackout_check(self, inp: Any) -> None:
         """Rule no-switch-in-blackout at the start: refused inside a window unless the

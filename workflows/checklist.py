@@ -163,6 +163,8 @@ class StepRunner:
         self._continue_when_failed = workflow.patched(FAILED_CONTINUE_PATCH)
         self._recorded = {s.id: _recorded_as(s) for s in self.checklist.steps}
         self._rejected_recorded = self.checklist.rejected_total
+        # Shown each change (workflows/notify.py Notices.seen) when the run tells people.
+        self.on_publish: Callable[[], None] | None = None
         self.publish()
 
     # -- helpers --------------------------------------------------------------------------
@@ -182,6 +184,12 @@ class StepRunner:
             self._indexed_state = c.state
         if c.state not in ("running", "awaiting-operator"):
             self.render()
+        if self.on_publish is not None:
+            self.on_publish()
+
+    def touch(self) -> None:
+        """Something besides a step changed (a delivery): draw the checklist again."""
+        self._dirty = True
 
     def _record_changes(self) -> None:
         """One memo upsert with what changed since the last one (nothing: no event): the

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RawValue
@@ -22,13 +23,15 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.lost_side import LostSideActivities
-    from activities.models import FenceState, PairRef, SideInput
+    from activities.models import FenceState, NotifyPlan, PairRef, SideInput
     from activities.probe import ProbeActivities
     from workflows.activity_options import BOOTSTRAP, fence_tries
     from workflows.checklist import describe_failure
     from workflows.inputs import BadPayload, read, read_input
     from workflows.limits import CONTINUE_AFTER_SIGNALS, cut, history_is_long
     from workflows.models import STILL_STARTING, FenceEnd, FenceInput, UpdateResult
+    from workflows.notify import PATCH as NOTIFY_PATCH
+    from workflows.notify import fence_message, send
     from workflows.routing import on_site
     from workflows.shield import despite_cancel
 
@@ -60,6 +63,7 @@ class FenceWorkflow:
         self._end: FenceEnd | None = None
         self._operators: set[str] | None = None  # None: not read yet
         self._ignored = 0  # signals, which the fence does not take
+        self._plan: NotifyPlan | None = None  # whom it tells (workflows/notify.py)
 
     @workflow.run
     async def run(self, raw: RawValue) -> FenceState:
@@ -90,6 +94,7 @@ class FenceWorkflow:
                 ProbeActivities.get_capabilities, PairRef(pair=inp.pair), **BOOTSTRAP
             )
             self._operators = set(caps.operators)
+            self._plan = caps.notify if caps.notify and workflow.patched(NOTIFY_PATCH) else None
             if self._not_operator(inp.started_by):
                 st.status, st.ended_at = "ended", self._now()
                 st.message = f"refused: {inp.started_by} is not an operator of pair {inp.pair}"
@@ -108,6 +113,7 @@ class FenceWorkflow:
             **fence_tries(timing),
             **on_site(where),
         )
+        told = self._tell() if inp.resume is None else None  # once, not when it continued
         may_continue = workflow.patched(CONTINUE_PATCH)
         counts_signals = may_continue and workflow.patched(SIGNALS_PATCH)
 
@@ -148,7 +154,19 @@ class FenceWorkflow:
         st.ended_at = self._now()
         self._publish()
         workflow.logger.info("fence %s: %s", inp.side, st.message)
+        if told is not None:
+            await told
+        ended = self._tell()
+        if ended is not None:
+            await ended
         return st
+
+    def _tell(self) -> asyncio.Future[Any] | None:
+        """Tell `runs` where the fence stands (it waits, or it ended), in the background."""
+        if self._plan is None:
+            return None
+        subject, body = fence_message(self._plan, self._state)
+        return asyncio.ensure_future(send(self._state.pair, "runs", subject, body))
 
     @workflow.query(name="state")
     def state(self) -> FenceState:

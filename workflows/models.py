@@ -294,6 +294,25 @@ class RejectedSignal(BaseModel):
     reason: str
 
 
+# What a delivery was: the first word to a waiting step's audience, a reminder, the
+# escalation, or a run's event (workflows/notify.py).
+DeliveryKind = Literal["waiting", "reminder", "escalation", "run", "readiness"]
+
+
+class Delivery(BaseModel):
+    """One message told to an Apprise tag (docs/operators/notifications.md): when, to
+    whom, about what, and whether it was delivered (else the error, never a secret)."""
+
+    at: str
+    audience: str
+    kind: DeliveryKind
+    subject: str
+    step: str | None = None
+    since: str | None = None  # the step's wait this message is about
+    delivered: bool
+    error: str | None = None
+
+
 class Checklist(BaseModel):
     workflow: str
     pair: str
@@ -322,6 +341,10 @@ class Checklist(BaseModel):
     continued: int = 0
     # Break-glass overrides of the start's rules (no-switch-in-blackout): who, why, what.
     overrides: list[OverrideRecord] = Field(default_factory=list)
+    # The messages told (the last DELIVERIES_KEPT of them, workflows/notify.py), and how
+    # many in all; older histories have none.
+    deliveries: list[Delivery] = Field(default_factory=list)
+    deliveries_total: int = 0
 
     def step(self, step_id: str) -> StepState:
         for s in self.steps:

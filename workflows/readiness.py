@@ -15,6 +15,7 @@ from temporalio.exceptions import ApplicationError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
     from activities.models import PairRef
+    from activities.probe import ProbeActivities
     from activities.readiness import (
         ERROR_TEXT,
         NAMED,
@@ -28,6 +29,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows.checklist import describe_failure
     from workflows.limits import Bounded, Name, cut
     from workflows.models import CheckInput
+    from workflows.notify import PATCH as NOTIFY_PATCH
+    from workflows.notify import readiness_message, send
 
 OWN_ID_PATCH = "readiness-own-id"
 # What a named problem keeps of what the check found.
@@ -118,8 +121,26 @@ class ReadinessWorkflow:
             ReadinessRecord(pair=inp.pair, readiness=found),
             **RECORD,
         )
+        if (last.ready if last else True) != found.ready and workflow.patched(NOTIFY_PATCH):
+            await self.tell(inp.pair, found)
         state = "ready" if found.ready else f"not ready: {found.problems} problem(s)"
         workflow.set_current_details(
             f"**{inp.pair}**: {state}, since {found.since.isoformat(timespec='seconds')}"
         )
         return found
+
+    async def tell(self, pair: str, found: Readiness) -> None:
+        """The watch turned not ready, or ready again: tell `readiness`, where the
+        inventory has `notify` (the first check tells only when it is not ready)."""
+        caps = await workflow.execute_activity_method(
+            ProbeActivities.get_capabilities, PairRef(pair=pair), **RECORD
+        )
+        if caps.notify is not None:
+            since = found.since.isoformat(timespec="seconds")
+            await send(
+                pair,
+                "readiness",
+                *readiness_message(
+                    caps.notify, pair, found.ready, found.problems, list(found.named), since
+                ),
+            )

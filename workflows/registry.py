@@ -8,6 +8,7 @@ from workflows.control import ControlWorkflow
 from workflows.dry_run import PairDryRunWorkflow
 from workflows.fence import FenceWorkflow
 from workflows.kinds import CLASSES
+from workflows.notify import NotifyTestWorkflow
 from workflows.readiness import ReadinessWorkflow
 from workflows.schedule import ScheduleWorkflow
 from workflows.status import PairStatusWorkflow
@@ -27,6 +28,7 @@ OTHERS: list[type] = [
     ControlWorkflow,
     FenceWorkflow,
     ScheduleWorkflow,
+    NotifyTestWorkflow,
 ]
 
 

@@ -13,6 +13,7 @@ late. Every wait is a durable timer: a worker restart, or the server's, changes 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -31,7 +32,7 @@ from temporalio.workflow import ParentClosePolicy
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
-    from activities.models import PairRef
+    from activities.models import NotifyPlan, PairRef
     from activities.pair import PairActivities
     from activities.probe import ProbeActivities
     from inventory.blackout import Window
@@ -45,6 +46,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows.kinds import CLASSES, KINDS
     from workflows.limits import Bounded, Name, Text
     from workflows.models import CheckInput, DryRunInput, ScheduledBy
+    from workflows.notify import PATCH as NOTIFY_PATCH
+    from workflows.notify import send
     from workflows.preview import DryRunResult, run_refusal
 
 # How often a run that could not start at its time is tried again inside its window.
@@ -81,10 +84,13 @@ class CancelRequest(Bounded):
 
 
 class Told(BaseModel):
-    """A message to the `runs` audience (kept in the schedule's state)."""
+    """A message to the `runs` audience, kept in the schedule's state, and whether it was
+    delivered (None: nobody is told, the inventory has no `notify`; or not yet known)."""
 
     at: datetime
     text: str
+    delivered: bool | None = None
+    error: str | None = None
 
 
 class ScheduleState(BaseModel):
@@ -136,6 +142,8 @@ def check_sentence(r: CheckResult) -> str:
 class ScheduleWorkflow:
     def __init__(self) -> None:
         self._state: ScheduleState | None = None
+        self._plan: NotifyPlan | None = None  # whom it tells (workflows/notify.py)
+        self._telling: list[asyncio.Future[None]] = []
 
     @property
     def state(self) -> ScheduleState:
@@ -167,9 +175,18 @@ class ScheduleWorkflow:
             raise ApplicationError("a cancel needs a reason (--reason TEXT)")
 
     def tell_runs(self, text: str) -> None:
-        """Tell the `runs` audience (for now: kept in the schedule's state)."""
+        """Tell the `runs` audience (workflows/notify.py send, in the background: a
+        delivery that fails never holds the schedule) and keep it in the state."""
         workflow.logger.info(text)
-        self.state.told.append(Told(at=workflow.now(), text=text))
+        told = Told(at=workflow.now(), text=text)
+        self.state.told.append(told)
+        if self._plan is not None:
+            self._telling.append(asyncio.ensure_future(self._deliver(told)))
+
+    async def _deliver(self, told: Told) -> None:
+        st = self.state
+        r = await send(st.pair, "runs", f"[amsm] pair {st.pair}: scheduled run", told.text)
+        told.delivered, told.error = r.delivered, r.error
 
     def title(self) -> str:
         st = self.state
@@ -196,6 +213,11 @@ class ScheduleWorkflow:
             reason=inp.reason,
         )
         self.show()
+        if workflow.patched(NOTIFY_PATCH):
+            caps = await workflow.execute_activity_method(
+                ProbeActivities.get_capabilities, PairRef(pair=inp.pair), **BOOTSTRAP
+            )
+            self._plan = caps.notify
         if await self.until(inp.at - timedelta(seconds=inp.lead)):
             await self.lead(inp)
         if await self.until(inp.at):
@@ -372,6 +394,7 @@ class ScheduleWorkflow:
         return None
 
     async def finish(self) -> ScheduleState:
+        await asyncio.gather(*self._telling)  # each delivery has its own short limit
         self.show()
         workflow.upsert_search_attributes([search.STATE.value_set(self.state.status)])
         return self.state

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from workflows.models import Checklist, StepState
+from workflows.models import Checklist, Delivery, StepState
 
 STATUS_MARK = {
     "pending": "[ ]",
@@ -153,9 +153,24 @@ def render_markdown(c: Checklist, now: str | None = None) -> str:
             f"- {r.at} {r.signal} {code(r.step)} by {md(r.operator)}: {md(r.reason)}"
             for r in c.rejected
         ]
+    if c.deliveries:
+        lines += ["", f"**{told_heading(c)}**"] + [f"- {md(told(d))}" for d in c.deliveries]
     if c.final_state:
         lines += ["", "**Where the devices ended up:**"] + [f"- {md(x)}" for x in c.final_state]
     return "\n".join(lines)
+
+
+def told_heading(c: Checklist) -> str:
+    shown = len(c.deliveries)
+    more = f" (the last {shown} of {c.deliveries_total})" if c.deliveries_total > shown else ""
+    return f"Told{more}:"
+
+
+def told(d: Delivery) -> str:
+    """One delivery (docs/operators/notifications.md): when, to whom, and what came of it."""
+    about = f" {d.step}" if d.step else ""
+    result = "delivered" if d.delivered else f"NOT delivered: {d.error or 'no reason given'}"
+    return f"{d.at} {d.audience} ({d.kind}{about}): {result}"
 
 
 def render_text(
@@ -213,6 +228,8 @@ def render_text(
     if c.rejected:
         out += ["", "Rejected signals:"]
         out += [f"  {r.at} {r.signal} {r.step} by {r.operator}: {r.reason}" for r in c.rejected]
+    if c.deliveries:
+        out += ["", told_heading(c)] + [f"  {told(d)}" for d in c.deliveries]
     if c.final_state:
         out += ["", "Where the devices ended up:"] + [f"  {x}" for x in c.final_state]
     return "\n".join(out)

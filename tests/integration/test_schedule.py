@@ -28,6 +28,7 @@ from api.start import start, start_input
 from tests.support.cli import cli
 from tests.support.console import console_lab, logged_in
 from tests.support.lab import BIN, Lab
+from tests.support.notify import HttpSink, http_sink, write_config
 from tests.support.secrets import assert_no_secrets, record_history
 from tests.support.waiting import wait_for
 from tests.support.worker import running_worker
@@ -221,7 +222,17 @@ async def test_cancel_ends_it_with_who_and_why(skipping: WorkflowEnvironment, la
 
 async def test_a_real_scheduled_switch_on_the_dev_server(temporal: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
     lab: Lab = await lab_factory()
-    lab.edit_inventory(schedule={"lead": "5s", "window": "2m"}, timezone="Europe/London")
+    with http_sink() as hook:
+        write_config(lab.dir / "secrets" / "notify.yaml", {hook.url("runs"): "runs"})
+        lab.edit_inventory(
+            schedule={"lead": "5s", "window": "2m"},
+            timezone="Europe/London",
+            notify={"config": "secrets/notify.yaml"},
+        )
+        await _a_real_scheduled_switch(temporal, lab, hook)
+
+
+async def _a_real_scheduled_switch(temporal: Client, lab: Lab, hook: HttpSink) -> None:
     inv = lab.inventory
     async with running_worker(temporal, lab):
         # Refused before anything is filed, exit 2: a local time the clocks skip, the past.
@@ -263,6 +274,11 @@ async def test_a_real_scheduled_switch_on_the_dev_server(temporal: Client, lab_f
         assert desc.typed_search_attributes.get(search.KIND) == "switch"
         rc, out = await cli(temporal, lab, "schedule", "list")
         assert rc == 0 and "no scheduled runs" in out, out
+        # The runs audience was told at the lead time and at the start, each delivered.
+        assert [t.delivered for t in result.told] == [True, True], result.told
+        bodies = [str(b.get("message")) for p, b in hook.posts if p == "/runs"]
+        assert any("starts soon" in b for b in bodies), bodies
+        assert any(f"started, run {result.run_id}" in b for b in bodies), bodies
         await run.terminate("the test saw it start")
         history = await temporal.get_workflow_handle(wid).fetch_history()
         assert_no_secrets(lab, history)
