@@ -1,11 +1,11 @@
 """`python -m bench.storm`: an operator drives a switch while a storm of signals goes on.
 
-    python -m bench.storm [--rate 20,200] [--seconds-before 3] [--name NAME] [--out DIR]
+    python -m bench.storm [--rate 20,200] [--name NAME] [--out DIR]
 
 For each RATE (signals a second): a fresh lab of one editor, a fresh worker, a switch
-X -> Y started, and, from the moment it first waits for the operator, RATE junk
-`confirm` signals a second sent to the pair's workflow id (as anyone who reaches the
-frontend can), until the run ends. The benchmark's operator drives the switch to its
+X -> Y started, and, from the moment its run exists, RATE junk `confirm` signals and
+RATE/5 junk `confirm-step` updates a second sent to the pair's workflow id (as anyone
+who reaches the frontend can), until the run ends. The benchmark's operator drives the switch to its
 end through the CLI's code path (bench/operator.py); each confirm or approve is timed
 from its `amsm` command to its answer. Writes bench/results/NAME.json and NAME.md: for
 each rate, the acts' times (max, median), the signals the server took and refused, and
@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
 from bench.operator import switch
@@ -40,6 +40,9 @@ from workflows.limits import STORM_ACT_BOUND_SECONDS as ACT_BOUND_SECONDS
 # Junk, not a confirmation anyone may give: an operator name over the 253 characters a
 # name may have (workflows/limits.py), so the run rejects each one it is handed.
 JUNK = {"step": "stop-insync", "operator": "x" * 300}
+# An update the run's validator refuses (no such step): no history event, but it takes
+# the server's one update in flight for a moment (workflows/server.py).
+JUNK_UPDATE = {"step": "no-such-step", "operator": "storm"}
 
 
 @dataclass
@@ -54,24 +57,37 @@ class Storm:
 
 
 async def storm(
-    handle: WorkflowHandle[Any, Any], per_second: int, stop: asyncio.Event, name: str = "confirm"
+    handle: WorkflowHandle[Any, Any], per_second: int, stop: asyncio.Event, updates: int = 0
 ) -> Storm:
-    """`per_second` signals `name` a second to the handle's workflow (its current run), in
-    ten bursts a second, until `stop` is set: a script that keeps sending."""
+    """`per_second` junk `confirm` signals and `updates` junk `confirm-step` updates a
+    second to the handle's workflow (its current run), in ten bursts a second, until
+    `stop` is set: a script that keeps sending. `accepted` counts the signals the server
+    took; `refused` what it and the run refused (updates under "update: ...")."""
     sent = Storm()
-    burst = max(1, per_second // 10)
     loop = asyncio.get_running_loop()
 
     async def one() -> None:
         try:
-            await handle.signal(name, JUNK)
+            await handle.signal("confirm", JUNK)
             sent.accepted += 1
         except RPCError as e:
             sent.refused[e.message[:120]] += 1
 
+    async def update() -> None:
+        try:
+            await handle.execute_update("confirm-step", JUNK_UPDATE)
+            sent.refused["update: taken (it should not be)"] += 1
+        except WorkflowUpdateFailedError:
+            sent.refused["update: refused by the validator"] += 1
+        except RPCError as e:
+            sent.refused[f"update: {e.message[:100]}"] += 1
+
     while not stop.is_set():
         tick = loop.time()
-        await asyncio.gather(*(one() for _ in range(burst)))
+        await asyncio.gather(
+            *(one() for _ in range(max(1, per_second // 10))),
+            *(update() for _ in range(updates // 10)),
+        )
         try:
             await asyncio.wait_for(stop.wait(), timeout=max(0.0, 0.1 - (loop.time() - tick)))
         except TimeoutError:
@@ -105,7 +121,7 @@ async def one_rate(temporal: Client, server: TemporalServer, root: Path, rate: i
                     break
                 except RPCError:
                     await asyncio.sleep(0.2)
-            task = asyncio.create_task(storm(handle, rate, stop))
+            task = asyncio.create_task(storm(handle, rate, stop, updates=rate // 5))
 
         starter = asyncio.create_task(first_wait())
         began = time.monotonic()
@@ -177,11 +193,11 @@ async def run(args: argparse.Namespace) -> int:
         temporal = await Client.connect(server.address)
         rows = [await one_rate(temporal, server, root, r) for r in rates]
     except BenchError as e:
-        print(f"bench.storm: {e}", file=sys.stderr)
+        print(f"bench.storm: {e} (the servers' logs are kept in {root})", file=sys.stderr)
         return 1
     finally:
         server.stop()
-        shutil.rmtree(root, ignore_errors=True)
+    shutil.rmtree(root, ignore_errors=True)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{args.name}.json").write_text(json.dumps(rows, indent=2) + "\n")
     text = markdown(args.name, rows)
