@@ -1,11 +1,11 @@
 """`python -m bench.storm`: an operator drives a switch while a storm of signals goes on.
 
-    python -m bench.storm [--rate 20,200] [--name NAME] [--out DIR]
+    python -m bench.storm [--rate 20,200] [--updates 0] [--name NAME] [--out DIR]
 
 For each RATE (signals a second): a fresh lab of one editor, a fresh worker, a switch
-X -> Y started, and, from the moment its run exists, RATE junk `confirm` signals and
-RATE/5 junk `confirm-step` updates a second sent to the pair's workflow id (as anyone
-who reaches the frontend can), until the run ends. The benchmark's operator drives the switch to its
+X -> Y started, and, from the moment its run exists, RATE junk `confirm` signals (and
+--updates junk `confirm-step` updates) a second sent to the pair's workflow id (as
+anyone who reaches the frontend can), until the run ends. The benchmark's operator drives the switch to its
 end through the CLI's code path (bench/operator.py); each confirm or approve is timed
 from its `amsm` command to its answer. Writes bench/results/NAME.json and NAME.md: for
 each rate, the acts' times (max, median), the signals the server took and refused, and
@@ -47,13 +47,25 @@ JUNK_UPDATE = {"step": "no-such-step", "operator": "storm"}
 
 @dataclass
 class Storm:
-    """What a storm sent: accepted by the server, refused (the server's reason: count)."""
+    """What a storm sent: the signals the server took, what it and the run refused (the
+    reason: count; updates under "update: ..."), what was sent in all, and for how long."""
 
     accepted: int = 0
     refused: Counter[str] = field(default_factory=Counter)
+    signals: int = 0
+    updates: int = 0
+    seconds: float = 0.0
 
     def as_json(self) -> dict[str, Any]:
-        return {"accepted": self.accepted, "refused": dict(self.refused)}
+        rate = round(self.signals / self.seconds, 1) if self.seconds else None
+        return {
+            "accepted": self.accepted,
+            "refused": dict(self.refused),
+            "signals_sent": self.signals,
+            "updates_sent": self.updates,
+            "seconds": round(self.seconds, 1),
+            "signals_per_second": rate,
+        }
 
 
 async def storm(
@@ -61,10 +73,12 @@ async def storm(
 ) -> Storm:
     """`per_second` junk `confirm` signals and `updates` junk `confirm-step` updates a
     second to the handle's workflow (its current run), in ten bursts a second, until
-    `stop` is set: a script that keeps sending. `accepted` counts the signals the server
-    took; `refused` what it and the run refused (updates under "update: ...")."""
+    `stop` is set: a script that keeps sending, without waiting for the answers (an
+    update is answered once the run's validator has seen it). What was sent and answered
+    (Storm.signals / seconds is the rate reached)."""
     sent = Storm()
     loop = asyncio.get_running_loop()
+    pending: set[asyncio.Task[None]] = set()
 
     async def one() -> None:
         try:
@@ -82,20 +96,29 @@ async def storm(
         except RPCError as e:
             sent.refused[f"update: {e.message[:100]}"] += 1
 
+    began = loop.time()
     while not stop.is_set():
         tick = loop.time()
-        await asyncio.gather(
-            *(one() for _ in range(max(1, per_second // 10))),
-            *(update() for _ in range(updates // 10)),
-        )
+        burst = [one() for _ in range(max(1, per_second // 10))]
+        burst += [update() for _ in range(updates // 10)]
+        sent.signals += max(1, per_second // 10)
+        sent.updates += updates // 10
+        for coro in burst:
+            task = asyncio.create_task(coro)
+            pending.add(task)
+            task.add_done_callback(pending.discard)
         try:
             await asyncio.wait_for(stop.wait(), timeout=max(0.0, 0.1 - (loop.time() - tick)))
         except TimeoutError:
             pass
+    sent.seconds = loop.time() - began
+    await asyncio.gather(*pending)
     return sent
 
 
-async def one_rate(temporal: Client, server: TemporalServer, root: Path, rate: int) -> dict:
+async def one_rate(
+    temporal: Client, server: TemporalServer, root: Path, rate: int, updates: int = 0
+) -> dict:
     """A switch driven to its end under a storm of `rate` signals a second."""
     lab = LabUnderTest(root, f"storm{rate}", 1, 0.5)
     worker = WorkerProcess(lab, server.address)
@@ -121,7 +144,7 @@ async def one_rate(temporal: Client, server: TemporalServer, root: Path, rate: i
                     break
                 except RPCError:
                     await asyncio.sleep(0.2)
-            task = asyncio.create_task(storm(handle, rate, stop, updates=rate // 5))
+            task = asyncio.create_task(storm(handle, rate, stop, updates=updates))
 
         starter = asyncio.create_task(first_wait())
         began = time.monotonic()
@@ -139,6 +162,7 @@ async def one_rate(temporal: Client, server: TemporalServer, root: Path, rate: i
     times = sorted(acts.values())
     return {
         "rate": rate,
+        "updates": updates,
         "acts": acts,
         "act_max_s": round(times[-1], 3) if times else None,
         "act_median_s": round(statistics.median(times), 3) if times else None,
@@ -153,16 +177,18 @@ def markdown(name: str, rows: list[dict]) -> str:
     lines = [
         f"# Storm benchmark {name}",
         "",
-        f"An operator's act (confirm, approve) during a storm of junk signals; the bound is "
+        f"An operator's act (confirm, approve) during a storm of junk signals "
+        f"(and {rows[0]['updates']} junk updates a second); the bound is "
         f"{ACT_BOUND_SECONDS:g} s (docs/reference/limits.md).",
         "",
-        "| signals/s | acts | act max s | act median s | switch s | runs in the chain | "
-        "signals taken | refused |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| signals/s asked | reached | acts | act max s | act median s | switch s | "
+        "runs in the chain | signals taken | refused (signals and updates) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['rate']} | {len(r['acts'])} | {r['act_max_s']} | {r['act_median_s']} | "
+            f"| {r['rate']} | {r['signals']['signals_per_second']} | {len(r['acts'])} | "
+            f"{r['act_max_s']} | {r['act_median_s']} | "
             f"{r['switch_s']} | {r['runs']} | {r['signals']['accepted']} | "
             f"{sum(r['signals']['refused'].values())} |"
         )
@@ -172,6 +198,9 @@ def markdown(name: str, rows: list[dict]) -> str:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench.storm", description=__doc__.split("\n")[0])
     p.add_argument("--rate", default="20,200", help="signals a second, comma-separated")
+    p.add_argument(
+        "--updates", default=0, type=int, help="junk updates a second too (a multiple of 10)"
+    )
     p.add_argument("--name", default=datetime.now(UTC).strftime("%Y-%m-%d-storm"))
     p.add_argument("--out", default="bench/results", type=Path)
     return p
@@ -190,8 +219,10 @@ async def run(args: argparse.Namespace) -> int:
     server.start()
     try:
         await frontend_ready(server.address)
-        temporal = await Client.connect(server.address)
-        rows = [await one_rate(temporal, server, root, r) for r in rates]
+        from workers.worker import Connection, connect
+
+        temporal = await connect(Connection(address=server.address))
+        rows = [await one_rate(temporal, server, root, r, args.updates) for r in rates]
     except BenchError as e:
         print(f"bench.storm: {e} (the servers' logs are kept in {root})", file=sys.stderr)
         return 1
