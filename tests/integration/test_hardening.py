@@ -331,9 +331,10 @@ async def test_the_operator_acts_within_the_bound_during_a_storm_of_signals(
         print(f"storm: acts during the storm took {max(took.values()):.2f} s at most: {took}")
         assert took and max(took.values()) <= STORM_ACT_BOUND_SECONDS, took
         # The pace holds: the first run, one more per CONTINUE_SIGNALS_EVERY seconds of
-        # the storm, and one for a restart under way when it ended.
+        # the storm at most, and one for a restart under way when it ended (a switch
+        # quicker than the pace is one run).
         runs = await no_run_was_terminated(client, lab.inventory.workflow_id, 1_000_000)
-        assert 2 <= len(runs) <= 2 + stormed / CONTINUE_SIGNALS_EVERY, (len(runs), stormed)
+        assert len(runs) <= 2 + stormed / CONTINUE_SIGNALS_EVERY, (len(runs), stormed)
 
 
 async def test_a_burst_of_large_signals_is_refused_by_the_server_and_the_run_goes_on(
