@@ -259,8 +259,9 @@ UPDATE_WAIT_SECONDS = 30.0
 # update, or closing as it continues as new. A run continues for its signal count at
 # most every CONTINUE_SIGNALS_EVERY seconds (workflows/checklist.py, the pace), so an
 # act meets one restart of the run at most: the run closing, then its continuation
-# reading who may act (a second or two). The bound an act is held to during a storm
-# (docs/reference/limits.md) is this wait, not a longer retry.
+# reading who may act (a second or two). This wait is the stated bound of an act during
+# a storm (docs/reference/limits.md), which the storm tests and `python -m bench.storm`
+# measure end to end; it is not a longer retry to hide a slow run.
 STARTING_WAIT_SECONDS = STORM_ACT_BOUND_SECONDS
 
 
