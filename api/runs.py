@@ -37,6 +37,7 @@ from wire.connection import connect as connect_to
 from workflows import search
 from workflows.base import PairWorkflow
 from workflows.kinds import KINDS
+from workflows.limits import STORM_ACT_BOUND_SECONDS
 from workflows.models import STILL_STARTING, Checklist, StatusInput, UpdateResult
 from workflows.status import PairStatusWorkflow
 from workflows.view import next_action
@@ -257,7 +258,14 @@ def index(inv: Inventory, kind: str, initiator: str) -> TypedSearchAttributes:
 
 # -- updates ----------------------------------------------------------------------------------
 UPDATE_WAIT_SECONDS = 30.0
-STARTING_WAIT_SECONDS = 10.0  # a run reads who may act within a second or two
+# How long an update is asked again while the run is still starting, busy with another
+# update, or closing as it continues as new. A run continues for its signal count at
+# most every CONTINUE_SIGNALS_EVERY seconds (workflows/checklist.py, the pace), so an
+# act meets one restart of the run at most: the run closing, then its continuation
+# reading who may act (a second or two). This wait is the stated bound of an act during
+# a storm (docs/reference/limits.md), which the storm tests and `python -m bench.storm`
+# measure end to end; it is not a longer retry to hide a slow run.
+STARTING_WAIT_SECONDS = STORM_ACT_BOUND_SECONDS
 
 
 def busy(e: RPCError) -> bool:
@@ -305,7 +313,9 @@ async def send_update(
                 # "workflow execution already completed": a burst of signals made the run
                 # continue as new between finding it and asking it; ask the run it became.
                 # "workflow is closing" (RESOURCE_EXHAUSTED): it is continuing as new right
-                # now; the server refuses updates until the new run exists, so ask again.
+                # now; the server refuses updates until the new run exists, so ask again
+                # (once the new run exists the pair's id leads to it: resolve_run's handle
+                # of `current` has no run id, and a run id is followed to its last run).
                 closing = e.status == RPCStatusCode.RESOURCE_EXHAUSTED and "closing" in str(e)
                 if not (closing or e.status == RPCStatusCode.NOT_FOUND):
                     raise

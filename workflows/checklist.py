@@ -26,6 +26,7 @@ from workflows import outcomes, rules, search
 from workflows.limits import (
     CONTINUE_AFTER_EVENTS,
     CONTINUE_AFTER_SIGNALS,
+    CONTINUE_SIGNALS_EVERY,
     MAX_CONTINUED_BYTES,
     MAX_NAME,
     REJECTED_KEPT,
@@ -59,6 +60,10 @@ RECORD_PATCH = "record-step-outcomes"
 # signals (the server refuses a run's signals past history.maximumSignalsPerExecution,
 # workflows/server.py) replay without it.
 SIGNALS_PATCH = "continue-after-signals"
+# Runs started before a run continued for its signal count no sooner than
+# CONTINUE_SIGNALS_EVERY seconds after it started (a storm kept the run closing and
+# starting, and the operator's updates were refused) replay without the wait.
+PACED_PATCH = "continue-after-signals-paced"
 # The memo field each record goes to: the history keeps every upsert as an event
 # (WorkflowPropertiesModified), so a run that never finishes still says what each step
 # became, as data (records/history.py reads them back).
@@ -157,6 +162,8 @@ class StepRunner:
         # How many signals this run (this execution) has received: set by the workflow.
         self.signals_received: Callable[[], int] = lambda: 0
         self._counts_signals = workflow.patched(SIGNALS_PATCH)
+        self._paced = self._counts_signals and workflow.patched(PACED_PATCH)
+        self._started = workflow.now()  # this run's (this execution's) start
         # What the history last recorded of each step (a continued run: its checklist).
         self._records = workflow.patched(RECORD_PATCH)
         self._running_after_confirm = workflow.patched(RUNNING_PATCH)
@@ -374,10 +381,23 @@ class StepRunner:
         continues as new from here (a storm of signals cannot fill it)."""
         again = may_continue and self.continue_as_new is not None and self._may_continue
         while True:
-            cond = lambda: (  # noqa: E731
-                ready() or self.abort is not None or (again and self.should_continue())
+            # A run too young to continue for its signal count waits for the pace with a
+            # timer (a storm that has ended leaves no signal to wake it); until it has
+            # one, reaching the count wakes it to start that timer. Runs before the
+            # pace (PACED_PATCH) have no pace: their condition is as it was.
+            pace = self._pace_left() if again else 0.0
+            cond = lambda unpaced=(again and pace <= 0): (  # noqa: E731
+                ready()
+                or self.abort is not None
+                or (again and self.should_continue())
+                or (unpaced and self._pace_left() > 0)
             )
-            if remind > 0:
+            if pace > 0 and (remind <= 0 or pace < remind):
+                try:
+                    await workflow.wait_condition(cond, timeout=timedelta(seconds=max(pace, 1)))
+                except TimeoutError:
+                    continue
+            elif remind > 0:
                 try:
                     await workflow.wait_condition(cond, timeout=timedelta(seconds=remind))
                 except TimeoutError:
@@ -387,6 +407,8 @@ class StepRunner:
                 await workflow.wait_condition(cond)
             if not ready() and self.abort is not None:
                 raise Aborted()
+            if not ready() and again and pace <= 0 < self._pace_left():
+                continue  # the count is reached: wait again, with the pace's timer
             if ready() or not (again and self.should_continue()):
                 return
             self.render()
@@ -430,8 +452,18 @@ class StepRunner:
         if self.continue_as_new is None or not self._may_continue:
             return False
         return history_is_long(self.continue_after_events) or (
-            self._counts_signals and self.signals_received() >= CONTINUE_AFTER_SIGNALS
+            self._counts_signals
+            and self.signals_received() >= CONTINUE_AFTER_SIGNALS
+            and not self._pace_left()
         )
+
+    def _pace_left(self) -> float:
+        """Seconds before this run may continue for its signal count (0: it may, or the
+        count is not reached, or the run is older than the pace)."""
+        if not self._paced or self.signals_received() < CONTINUE_AFTER_SIGNALS:
+            return 0.0
+        lived = (workflow.now() - self._started).total_seconds()
+        return max(0.0, CONTINUE_SIGNALS_EVERY - lived)
 
     def quiet(self) -> bool:
         """Nothing accepted and not yet acted on (a decision, a confirmation, an abort):

@@ -42,6 +42,19 @@ CONTINUE_AFTER_BYTES = 10 * 1024 * 1024
 # ... and once it has received this many signals: half of what the server accepts in
 # one run, so the count starts again before the server refuses the operator's.
 CONTINUE_AFTER_SIGNALS = server.MAX_SIGNALS // 2
+# ... but, for its signal count, no sooner than this after the run started (patch
+# `continue-after-signals-paced`): a storm of signals from elsewhere fills a run's 8 in a
+# moment, and a run that continued at once each time was closing or starting most of the
+# time, refusing the operator's updates. Paced, a storm costs one restart of the run
+# (about a second or two) every CONTINUE_SIGNALS_EVERY seconds, and the run is open to
+# the operator in between; the signals the server refuses meanwhile cost the run nothing
+# (docs/reference/limits.md, "Storms while the operator acts").
+CONTINUE_SIGNALS_EVERY = 10.0
+# What an operator's act (confirm, approve, decide, abort) waits for at most during such
+# a storm: one restart of the run (its continuation read the pair again and reached the
+# step) with room for a loaded machine. Measured by `python -m bench.storm`
+# (bench/results/) and asserted by tests/integration/test_hardening.py.
+STORM_ACT_BOUND_SECONDS = 10.0
 # Rejected signals kept whole in the checklist (the total is counted), and the length
 # each kept text is cut to.
 REJECTED_KEPT = 20

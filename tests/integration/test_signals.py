@@ -14,6 +14,7 @@ from tests.support.driving import hands_for, step, switch_waiting_at_stop_insync
 from tests.support.lab import TEMPORAL, Lab
 from tests.support.worker import running_worker
 from workflows.base import PairWorkflow
+from workflows.limits import CONTINUE_SIGNALS_EVERY
 from workflows.models import Decision, OperatorSignal, UpdateResult
 
 
@@ -55,7 +56,14 @@ async def test_bad_signals_are_rejected_visibly_and_updates_refuse_at_once(
             "malformed payload: action: Input should be 'retry', 'skip' or 'abort'"
         )
         assert reasons[4] == "skip needs a reason"
-        assert shown["continued"] >= 1  # after its 4th signal (docs/reference/limits.md)
+        # It continues as new after its 4th signal, once it is CONTINUE_SIGNALS_EVERY
+        # seconds old (docs/reference/limits.md): wait for that, and a restart.
+        for _ in range(int(CONTINUE_SIGNALS_EVERY + 10) * 5):
+            if shown["continued"] >= 1:
+                break
+            await asyncio.sleep(0.2)
+            shown = await cli_json(temporal, lab, "show", run)
+        assert shown["continued"] >= 1, shown["continued"]
         assert shown["state"] == "awaiting-operator"  # the workflow goes on
         assert step(shown, "stop-insync")["status"] == "awaiting-confirmation"
 
