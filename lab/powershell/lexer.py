@@ -29,6 +29,8 @@ TokenKind = Literal[
     "open",
     "close",
     "method",
+    "brace",
+    "errmsg",
 ]
 
 
@@ -53,12 +55,15 @@ _VARIABLE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 # The one automatic variable read: a part of $PSVersionTable.PSVersion, printed alone.
 _PSVERSION = re.compile(r"\$PSVersionTable\.PSVersion\.(Major|Minor)", re.I)
 _INT = re.compile(r"[0-9]+")
+# The one read of the error a catch block handles: its message, printed alone
+# (about_Try_Catch_Finally: "$_" in a catch block is the ErrorRecord of the error caught).
+ERROR_MESSAGE = "$_.Exception.Message"
 # A static member of a type: [Console]::OutputEncoding
 _STATIC = re.compile(r"\[([A-Za-z][A-Za-z.]*)\]::([A-Za-z][A-Za-z0-9]*)")
 _SPACE = " \t\r"
 _SEPARATORS = "\n;"
 # What may follow a word, number, string or variable without a space.
-_DELIMITERS = _SPACE + _SEPARATORS + "|,)"
+_DELIMITERS = _SPACE + _SEPARATORS + "|,)}"
 
 
 def _statement_text(src: str, start: int, at: int) -> str:
@@ -179,6 +184,18 @@ def tokenize(src: str) -> list[RawStatement]:
         elif c == "=":
             tokens.append(Token("assign", c))
             i += 1
+        elif c in "{}":
+            # `try { ... } catch { ... }` only (parser.py _try_statement); a block is
+            # one line of the script, its braces spaced.
+            if not delimited(i + 1):
+                raise fail(f"unexpected character after {c!r}")
+            tokens.append(Token("brace", c))
+            i += 1
+        elif src.startswith(ERROR_MESSAGE, i):
+            if not delimited(i + len(ERROR_MESSAGE)):
+                raise fail(f"unexpected character after {ERROR_MESSAGE}")
+            tokens.append(Token("errmsg", ERROR_MESSAGE))
+            i += len(ERROR_MESSAGE)
         elif c == "$" and (v := _PSVERSION.match(src, i)) is not None and delimited(v.end()):
             tokens.append(Token("psversion", v.group(1).capitalize()))
             i = v.end()
