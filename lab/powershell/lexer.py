@@ -119,6 +119,19 @@ def _param(src: str, i: int, fail: Callable[[str], Unsupported]) -> tuple[Token,
     return Token("param", m.group(1), colon=colon), m.end()
 
 
+_PUNCTUATION: dict[str, TokenKind] = {"|": "pipe", ",": "comma", "=": "assign"}
+
+
+def _block_token(src: str, i: int) -> Token | None:
+    """A brace of `try { ... } catch { ... }` (parser.py _try_statement; a block is one
+    line of the script, its braces spaced), or the catch block's $_.Exception.Message."""
+    if src[i] in "{}":
+        return Token("brace", src[i])
+    if src.startswith(ERROR_MESSAGE, i):
+        return Token("errmsg", ERROR_MESSAGE)
+    return None
+
+
 def tokenize(src: str) -> list[RawStatement]:
     """Split a script into statements of tokens; raise Unsupported on anything else."""
     statements: list[RawStatement] = []
@@ -158,8 +171,8 @@ def tokenize(src: str) -> list[RawStatement]:
                 raise fail("only [Console]::OutputEncoding and [System.Text.Encoding]::UTF8")
             tokens.append(Token("static", f"{m.group(1)}::{m.group(2)}"))
             i = m.end()
-        elif c == "|":
-            tokens.append(Token("pipe", c))
+        elif c in _PUNCTUATION:
+            tokens.append(Token(_PUNCTUATION[c], c))
             i += 1
         elif c == "@" and src.startswith("@(", i):
             tokens.append(Token("open", "@("))
@@ -178,24 +191,11 @@ def tokenize(src: str) -> list[RawStatement]:
                 raise fail("unexpected character after ')'")
             tokens.append(Token("close", c))
             i += 1
-        elif c == ",":
-            tokens.append(Token("comma", c))
-            i += 1
-        elif c == "=":
-            tokens.append(Token("assign", c))
-            i += 1
-        elif c in "{}":
-            # `try { ... } catch { ... }` only (parser.py _try_statement); a block is
-            # one line of the script, its braces spaced.
-            if not delimited(i + 1):
-                raise fail(f"unexpected character after {c!r}")
-            tokens.append(Token("brace", c))
-            i += 1
-        elif src.startswith(ERROR_MESSAGE, i):
-            if not delimited(i + len(ERROR_MESSAGE)):
-                raise fail(f"unexpected character after {ERROR_MESSAGE}")
-            tokens.append(Token("errmsg", ERROR_MESSAGE))
-            i += len(ERROR_MESSAGE)
+        elif (block := _block_token(src, i)) is not None:
+            if not delimited(i + len(block.value)):
+                raise fail(f"unexpected character after {block.value!r}")
+            tokens.append(block)
+            i += len(block.value)
         elif c == "$" and (v := _PSVERSION.match(src, i)) is not None and delimited(v.end()):
             tokens.append(Token("psversion", v.group(1).capitalize()))
             i = v.end()

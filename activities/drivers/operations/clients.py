@@ -91,11 +91,7 @@ async def client_prepare(
             "; ".join([f"{client.host} is already configured for {to}", *notes]), filtered
         )
     forced = _refuse_without_bridge(drv, client, inv, to, paths[0], read, ov)
-    if read.aurora:
-        notes.append(await stop_aurora(drv, inv, read.aurora))
-    elif inv.devices.aurora_processes:
-        # Say so: the answer shows the check ran.
-        notes.append(f"Aurora not running ({', '.join(inv.devices.aurora_processes)})")
+    notes += await _aurora(drv, inv, read.aurora)
     stmts, done, added = _login_statements(read, due, inv)
     removals = [_removal(lg) for lg in stale]
     first = len(stmts)
@@ -217,6 +213,15 @@ def _running(answers: list[str]) -> list[tuple[str, str]]:
 
 def _named(procs: list[tuple[str, str]]) -> str:
     return ", ".join(f"{name} ({pid})" for name, pid in procs)
+
+
+async def _aurora(drv: HostDriver, inv: Inventory, running: list[tuple[str, str]]) -> list[str]:
+    """The Aurora processes that run stopped (stop_aurora), or the note that none ran:
+    the answer shows the check ran."""
+    if running:
+        return [await stop_aurora(drv, inv, running)]
+    names = inv.devices.aurora_processes
+    return [f"Aurora not running ({', '.join(names)})"] if names else []
 
 
 def stop_wait(inv: Inventory) -> int:
