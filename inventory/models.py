@@ -620,7 +620,17 @@ class DeviceSettings(_Strict):
     @field_validator("aurora_processes")
     @classmethod
     def _procs(cls, v: list[str]) -> list[str]:
-        return [_check(SAFE_NAME_RE, "process name", p) for p in v]
+        for p in v:
+            _check(SAFE_NAME_RE, "process name", p)
+            # Get-Process -Name matches ProcessName, which has no '.exe' (Microsoft Learn,
+            # Get-Process -Name; Process.ProcessName): such a name would never be found,
+            # and Aurora never stopped.
+            if p.lower().endswith(".exe"):
+                raise ValueError(
+                    f"{p!r} is not a valid process name: write it without '.exe' "
+                    f"({p[:-4]!r}), as Get-Process names it"
+                )
+        return v
 
     @field_validator("smartbins_registry", "insync_registry", "aurora_registry")
     @classmethod

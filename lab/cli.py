@@ -158,7 +158,7 @@ def cmd_fault(args: argparse.Namespace) -> int:
                 "fault",
                 f"say which fault for {args.target}: unreachable, no-reboot, "
                 "slow-reboot S, flapping [S], clock-step S, shell-quota N, powershell V, "
-                "uwf, fbwf, ewf, slow-mount S, slow-providers S, unrelated-disk, ingesting, unkillable, kill-denied, "
+                "uwf, fbwf, ewf, slow-mount S, slow-providers S, unrelated-disk, ingesting, unkillable, kill-denied, exiting, respawns, "
                 "replication-fails, "
                 "job-missing, restoring or clear",
             )

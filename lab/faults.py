@@ -53,6 +53,14 @@ table (`dsm_faults`); `amsm lab serve` picks both up within a fraction of a seco
 - `kill-denied`: the host refuses to end its processes: Stop-Process fails with access
   denied (CouldNotStopProcess, PowerShell's Process.cs), as for a protected process.
   Until `clear`.
+- `exiting`: the host's processes are already ending when stopped (their termination
+  waits on I/O): Stop-Process fails with access denied, as TerminateProcess does for a
+  process that is terminating (Microsoft Learn, TerminateProcess, remarks), and they
+  exit while Wait-Process takes them, which then throws (lab/powershell/processes.py).
+  Until `clear`.
+- `respawns`: a launcher (or a service's recovery actions) starts each killed process
+  again at once: Stop-Process succeeds and a new instance, with a new Id, runs. Until
+  `clear`.
 - DSM `replication-fails`: replication from that DSM turns `failed` while it is set.
 - DSM `job-missing`: the DSM's master replication job (SQL Server Agent job
   `AuroraReplication`) is deleted, as from msdb; `clear` creates it again. Its
@@ -106,6 +114,8 @@ HOST_FAULTS = (
     "ingesting",
     "unkillable",
     "kill-denied",
+    "exiting",
+    "respawns",
     "clear",
 )
 PORTAL_FAULTS = ("unreachable", "clear")
@@ -336,6 +346,12 @@ def _host_fault(txn: Txn, doc: dict[str, Any], kind: str, seconds: float | None)
     if kind == "kill-denied":
         doc["fault"] = {"kind": kind}
         return f"{name}: Stop-Process is refused, access denied"
+    if kind == "exiting":
+        doc["fault"] = {"kind": kind}
+        return f"{name}: its processes are already ending when stopped (access denied, then gone)"
+    if kind == "respawns":
+        doc["fault"] = {"kind": kind}
+        return f"{name}: its processes start again (new Id) as soon as they are stopped"
     if kind == "ingesting":
         doc["fault"] = {"kind": kind, "parts": clip_paths("{bin}", "{clip}"), "count": 0}
         return f"{name}: a new clip lands in each SmartBin it lists, right after the listing"

@@ -18,7 +18,15 @@ A = TypeVar("A")
 DeviceOp: TypeAlias = MethodAsyncSingleParam[Any, A, StepResult]
 
 # Retrying cannot help these: the device refused, or said no.
-NON_RETRYABLE = ["AuthenticationFailed", "InterlockRefused", "CommandFailed", "ConfigurationError"]
+NON_RETRYABLE = [
+    "AuthenticationFailed",
+    "InterlockRefused",
+    "CommandFailed",
+    "ConfigurationError",
+    # Raised non-retryable already (activities/support.py); named here too so the policy
+    # says so whatever raises it: the retry would read the same record.
+    "OwnRecordUnreadable",
+]
 
 
 def retry(timing: Timing) -> RetryPolicy:

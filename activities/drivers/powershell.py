@@ -308,33 +308,54 @@ def stop_service(name: str) -> str:
     return f"Stop-Service -Name {q(name)} -NoWait"
 
 
-def get_process(name: str) -> str:
-    return f"Get-Process -Name {q(name)} -ErrorAction SilentlyContinue | Select-Object Name,Id | {JSON}"
+def get_process(*names: str) -> str:
+    """The processes of these names that run, as (Name, Id) objects: one name or several
+    in one statement (-Name takes a list; a name without a process is a silenced
+    NoProcessFoundForGivenName). A name is the ProcessName, without '.exe'."""
+    return (
+        f"Get-Process -Name {qlist(names)} -ErrorAction SilentlyContinue | "
+        f"Select-Object Name,Id | {JSON}"
+    )
 
 
 def stop_process(name: str) -> str:
     """Kill every process named `name` that runs, and only those: piped from Get-Process
     (none running: nothing to stop, no error). -Force: no confirmation for a process of
-    another user. No -ErrorAction: a process that cannot be killed (access denied) is
-    Stop-Process's non-terminating CouldNotStopProcess, which ends the script under
-    'Stop' instead of passing in silence (PowerShell's Process.cs, StopProcessCommand).
-    Stop-Process does not wait for the process to exit (Process.Kill, TerminateProcess:
-    "asynchronous; it initiates termination and returns immediately", Microsoft Learn):
-    wait_process follows."""
-    return f"Get-Process -Name {q(name)} -ErrorAction SilentlyContinue | Stop-Process -Force"
+    another user. Stop-Process does not wait for the process to exit (Process.Kill,
+    TerminateProcess: "asynchronous; it initiates termination and returns immediately",
+    Microsoft Learn): wait_process follows.
+    A process that cannot be killed is Stop-Process's CouldNotStopProcess, terminating
+    under 'Stop' (PowerShell's Process.cs, StopProcessCommand): caught, and its message
+    printed as the statement's output (about_Try_Catch_Finally), so the script goes on
+    to the wait and the read that decide. "Access is denied" is also what
+    TerminateProcess answers for a process that is already terminating (Microsoft Learn,
+    TerminateProcess, remarks): gone after the wait, it stopped all the same. One name
+    per statement: the error ends its pipeline, not the other names'."""
+    return (
+        f"try {{ Get-Process -Name {q(name)} -ErrorAction SilentlyContinue | "
+        "Stop-Process -Force } catch { $_.Exception.Message }"
+    )
 
 
-def wait_process(name: str, seconds: int) -> str:
-    """Wait up to `seconds` for every process named `name` to exit (a killed process
-    cannot exit while its I/O is pending: Microsoft Learn, TerminateProcess). One still
-    running then is Wait-Process's non-terminating ProcessNotTerminated, silenced here:
-    get_process read after it decides, and names what still runs. -Timeout is 0..32767
-    (WaitProcessCommand's ValidateRange)."""
+def wait_process(names: Sequence[str], seconds: int) -> str:
+    """Wait up to `seconds` for every process of these names to exit, all in one
+    statement: one bound for all (WaitProcessCommand waits once for the piped processes),
+    below the transport's operation timeout (a killed process cannot exit while its I/O
+    is pending: Microsoft Learn, TerminateProcess). One still running then is
+    Wait-Process's non-terminating ProcessNotTerminated, silenced here: get_process read
+    after it decides, and names what still runs. A process that exits between Get-Process
+    and Wait-Process makes Wait-Process throw InvalidOperationException (it sets
+    EnableRaisingEvents and catches only Win32Exception: PowerShell's Process.cs,
+    WaitProcessCommand), a terminating error -ErrorAction does not silence: caught and
+    dropped, the read after it decides. -Timeout is 0..32767 (WaitProcessCommand's
+    ValidateRange)."""
+    if isinstance(names, str):
+        raise UnsafeValue(f"Wait-Process takes a list of names, not the text {names!r}")
     if not 0 <= seconds <= 32767:
         raise UnsafeValue(f"Wait-Process -Timeout takes 0 to 32767 seconds, not {seconds}")
     return (
-        f"Get-Process -Name {q(name)} -ErrorAction SilentlyContinue | "
-        f"Wait-Process -Timeout {seconds} -ErrorAction SilentlyContinue"
+        f"try {{ Get-Process -Name {qlist(names)} -ErrorAction SilentlyContinue | "
+        f"Wait-Process -Timeout {seconds} -ErrorAction SilentlyContinue }} catch {{ }}"
     )
 
 

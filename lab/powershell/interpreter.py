@@ -171,7 +171,13 @@ def run_script(src: str, host: dict[str, Any], world: World) -> ScriptResult:
         try:
             text = interpreter.run(statement)
         except CmdletError as e:
-            return result(e.display(statement), 1)
+            if statement.catch is None:
+                return result(e.display(statement), 1)
+            # Caught (about_Try_Catch_Finally): the catch block runs instead, printing
+            # the error's message or nothing, and the script goes on; `$?` is the
+            # block's, which has not failed.
+            text = e.message if statement.catch == "message" else ""
+            interpreter.ok = True
         if text:
             lines.append(text)
         if utf8_from is None and interpreter.settings.get("OutputEncoding") == "UTF8":

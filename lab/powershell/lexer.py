@@ -29,6 +29,8 @@ TokenKind = Literal[
     "open",
     "close",
     "method",
+    "brace",
+    "errmsg",
 ]
 
 
@@ -53,12 +55,15 @@ _VARIABLE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 # The one automatic variable read: a part of $PSVersionTable.PSVersion, printed alone.
 _PSVERSION = re.compile(r"\$PSVersionTable\.PSVersion\.(Major|Minor)", re.I)
 _INT = re.compile(r"[0-9]+")
+# The one read of the error a catch block handles: its message, printed alone
+# (about_Try_Catch_Finally: "$_" in a catch block is the ErrorRecord of the error caught).
+ERROR_MESSAGE = "$_.Exception.Message"
 # A static member of a type: [Console]::OutputEncoding
 _STATIC = re.compile(r"\[([A-Za-z][A-Za-z.]*)\]::([A-Za-z][A-Za-z0-9]*)")
 _SPACE = " \t\r"
 _SEPARATORS = "\n;"
 # What may follow a word, number, string or variable without a space.
-_DELIMITERS = _SPACE + _SEPARATORS + "|,)"
+_DELIMITERS = _SPACE + _SEPARATORS + "|,)}"
 
 
 def _statement_text(src: str, start: int, at: int) -> str:
@@ -114,6 +119,19 @@ def _param(src: str, i: int, fail: Callable[[str], Unsupported]) -> tuple[Token,
     return Token("param", m.group(1), colon=colon), m.end()
 
 
+_PUNCTUATION: dict[str, TokenKind] = {"|": "pipe", ",": "comma", "=": "assign"}
+
+
+def _block_token(src: str, i: int) -> Token | None:
+    """A brace of `try { ... } catch { ... }` (parser.py _try_statement; a block is one
+    line of the script, its braces spaced), or the catch block's $_.Exception.Message."""
+    if src[i] in "{}":
+        return Token("brace", src[i])
+    if src.startswith(ERROR_MESSAGE, i):
+        return Token("errmsg", ERROR_MESSAGE)
+    return None
+
+
 def tokenize(src: str) -> list[RawStatement]:
     """Split a script into statements of tokens; raise Unsupported on anything else."""
     statements: list[RawStatement] = []
@@ -153,8 +171,8 @@ def tokenize(src: str) -> list[RawStatement]:
                 raise fail("only [Console]::OutputEncoding and [System.Text.Encoding]::UTF8")
             tokens.append(Token("static", f"{m.group(1)}::{m.group(2)}"))
             i = m.end()
-        elif c == "|":
-            tokens.append(Token("pipe", c))
+        elif c in _PUNCTUATION:
+            tokens.append(Token(_PUNCTUATION[c], c))
             i += 1
         elif c == "@" and src.startswith("@(", i):
             tokens.append(Token("open", "@("))
@@ -173,12 +191,11 @@ def tokenize(src: str) -> list[RawStatement]:
                 raise fail("unexpected character after ')'")
             tokens.append(Token("close", c))
             i += 1
-        elif c == ",":
-            tokens.append(Token("comma", c))
-            i += 1
-        elif c == "=":
-            tokens.append(Token("assign", c))
-            i += 1
+        elif (block := _block_token(src, i)) is not None:
+            if not delimited(i + len(block.value)):
+                raise fail(f"unexpected character after {block.value!r}")
+            tokens.append(block)
+            i += len(block.value)
         elif c == "$" and (v := _PSVERSION.match(src, i)) is not None and delimited(v.end()):
             tokens.append(Token("psversion", v.group(1).capitalize()))
             i = v.end()

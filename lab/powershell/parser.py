@@ -14,8 +14,10 @@ doubled to escape) is text, whatever it contains.
 Grammar::
 
     script    = statement { (NEWLINE | ';') statement }
-    statement = setting | 'single-quoted' | command { '|' command }
-              | "ConvertTo-Json -InputObject @(" command { '|' command } ") -Compress"
+    statement = setting | 'single-quoted' | pipeline
+              | "ConvertTo-Json -InputObject @(" pipeline ") -Compress"
+              | "try {" pipeline "} catch {" [ "$_.Exception.Message" ] "}"
+    pipeline  = command { '|' command }
     setting   = "$ErrorActionPreference = 'Stop'"
               | "$ProgressPreference = 'SilentlyContinue'" | "$ProgressPreference = 'Continue'"
               | "[Console]::OutputEncoding = [System.Text.Encoding]::UTF8"
@@ -136,7 +138,7 @@ CMDLETS: dict[str, CmdletSpec] = {
         ),
         _spec(
             "Get-Process",
-            {"Name": _TEXT, "ErrorAction": Param("choice", ("SilentlyContinue",))},
+            {"Name": Param("texts"), "ErrorAction": Param("choice", ("SilentlyContinue",))},
             properties=("Name", "Id"),
         ),
         # Only piped from Get-Process (its -InputObject: the processes read, none when
@@ -144,7 +146,9 @@ CMDLETS: dict[str, CmdletSpec] = {
         # -ErrorAction: a process that cannot be stopped is then the script's error.
         _spec("Stop-Process", {"Force": Param("switch")}),
         # Only piped from Get-Process too, with -Timeout (without it Wait-Process waits
-        # for as long as the process runs) and SilentlyContinue (the caller reads again).
+        # for as long as the process runs) and SilentlyContinue (the caller reads again;
+        # its terminating error, a process that exited meanwhile, is the caller's to
+        # catch: processes.py).
         _spec(
             "Wait-Process",
             {"Timeout": Param("int"), "ErrorAction": Param("choice", ("SilentlyContinue",))},
@@ -488,6 +492,10 @@ def _setting(raw: RawStatement) -> Statement:
 
 def _statement(raw: RawStatement) -> Statement:
     toks, text = raw.tokens, raw.text
+    if toks[0].kind == "word" and toks[0].value.lower() == "try":
+        return _try_statement(raw)
+    if any(t.kind in ("brace", "errmsg") for t in toks):
+        raise Unsupported(text, "{ } only as try { <pipeline> } catch { [$_.Exception.Message] }")
     if any(t.kind == "assign" for t in toks) or (toks and toks[0].kind == "static"):
         return _setting(raw)
     if any(t.kind in ("variable", "static") and t.value.lower() in SETTINGS for t in toks):
@@ -522,6 +530,34 @@ def _method_statement(raw: RawStatement) -> Statement:
     if command.name != "Get-Service" or set(command.args) != {"Name"} or len(name) != 1:
         raise Unsupported(text, "( ) only as (Get-Service -Name 'X').Start()")
     return Statement(text, (Command(SERVICE_START, {"Name": name[0]}),), line=raw.line)
+
+
+def _try_statement(raw: RawStatement) -> Statement:
+    """`try { <pipeline> } catch { }` or `... catch { $_.Exception.Message }`, on one
+    line: the pipeline's terminating error (under 'Stop', every error it does not
+    silence with -ErrorAction) runs the catch block instead of ending the script
+    (about_Try_Catch_Finally; about_Preference_Variables, $ErrorActionPreference)."""
+    toks, text = raw.tokens, raw.text
+    words = [t.value.lower() if t.kind in ("word", "brace") else "" for t in toks]
+    try:
+        close = words.index("}")
+    except ValueError:
+        close = -1
+    body = toks[2:close]
+    handler = toks[close + 3 : -1]
+    shape = (
+        close > 2
+        and words[1] == "{"
+        and words[close + 1 : close + 3] == ["catch", "{"]
+        and words[-1] == "}"
+        and len(toks) - close - 4 in (0, 1)
+        and all(t.kind == "errmsg" for t in handler)
+        and not any(t.kind in ("brace", "errmsg", "open", "close", "method") for t in body)
+    )
+    if not shape:
+        raise Unsupported(text, "try only as try { <pipeline> } catch { [$_.Exception.Message] }")
+    catch: Literal["silent", "message"] = "message" if handler else "silent"
+    return Statement(text, _pipeline(body, text), line=raw.line, catch=catch)
 
 
 # The pipelines written inside `ConvertTo-Json -InputObject @(...)`, by first cmdlet.

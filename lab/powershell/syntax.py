@@ -4,7 +4,7 @@ string to print; the interpreter and the cmdlets only read them (they are frozen
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 
 @dataclass(frozen=True)
@@ -29,3 +29,7 @@ class Statement:
     # `ConvertTo-Json -InputObject @(pipeline) -Compress`: the pipeline's objects as
     # one JSON array, `[]` for none (commands ends with that ConvertTo-Json).
     array: bool = False
+    # `try { <pipeline> } catch { }`: a terminating error of the pipeline goes to the
+    # catch block, which prints nothing ("silent") or the error's message ("message":
+    # `catch { $_.Exception.Message }`), and the script goes on (about_Try_Catch_Finally).
+    catch: Literal["silent", "message"] | None = None

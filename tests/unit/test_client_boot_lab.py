@@ -278,16 +278,51 @@ async def test_aurora_the_host_will_not_end_fails_the_prepare_in_the_hosts_words
 ) -> None:
     inv = quick(load_inventory(Path(lab.dir) / "inventory.yaml"))
     dev = inv.devices
-    set_fault(lab.dir, ED, "kill-denied")  # Stop-Process: access denied
+    set_fault(lab.dir, ED, "kill-denied")  # Stop-Process: access denied; it runs on
     drv = LabDriver(lab, ED)
     with pytest.raises(CommandFailed) as e:
         await clients_ops.client_prepare(drv, inv.clients[0], inv, "Y")
     said = str(e.value)
     assert e.value.host == ED, said
-    assert said.startswith(f"{ED}: Aurora could not be stopped (AuroraEdit ("), said
-    assert "nothing was reconfigured" in said and "Access is denied" in said, said
+    assert said.startswith(f"{ED}: Aurora did not stop: AuroraEdit ("), said
+    assert "still running 2 s after Stop-Process -Force (the host: Cannot stop process" in said
+    assert "Access is denied)" in said and "nothing was reconfigured" in said, said
     # The stop was the last script sent: nothing of the switch went out.
     assert "Stop-Process" in drv.scripts[-1] and "iscsicli" not in drv.scripts[-1]
+    assert doc(lab)["registry"][dev.aurora_registry][dev.aurora_dsm_value] == "dsm-x"
+
+
+async def test_aurora_already_ending_is_refused_access_but_stopped(lab: LabState) -> None:
+    """An Aurora process already terminating when Stop-Process comes: TerminateProcess
+    answers access denied (Microsoft Learn, TerminateProcess), and the process exits while
+    Wait-Process takes it, which throws (terminating, not silenced by -ErrorAction). Both
+    are caught on the host; the read after them finds it gone: the prepare goes on."""
+    inv = quick(load_inventory(Path(lab.dir) / "inventory.yaml"))
+    dev = inv.devices
+    set_fault(lab.dir, ED, "exiting")
+    drv = LabDriver(lab, ED)
+    msg = await clients_ops.client_prepare(drv, inv.clients[0], inv, "Y")
+    assert "reconfigured for Y" in msg, msg
+    assert "Aurora stopped (AuroraEdit (" in msg and "Access is denied" in msg, msg
+    assert doc(lab)["processes"] == []
+    assert doc(lab)["registry"][dev.aurora_registry][dev.aurora_dsm_value] == "dsm-y"
+    # One Wait-Process statement for every name stopped, then every configured name read.
+    stop = next(s for s in drv.scripts if "Stop-Process" in s)
+    assert stop.count("Wait-Process") == 1 and "catch { }" in stop, stop
+    assert "Get-Process -Name 'AuroraIngest' -ErrorAction SilentlyContinue | Select" in stop
+
+
+async def test_aurora_started_again_fails_the_prepare_naming_the_new_id(lab: LabState) -> None:
+    """Stopped, and started again by a launcher (or a service's recovery): the read after
+    the stop lists a new Id; the prepare fails and says so, nothing reconfigured."""
+    inv = quick(load_inventory(Path(lab.dir) / "inventory.yaml"))
+    dev = inv.devices
+    set_fault(lab.dir, ED, "respawns")
+    with pytest.raises(CommandFailed) as e:
+        await clients_ops.client_prepare(LabDriver(lab, ED), inv.clients[0], inv, "Y")
+    said = str(e.value)
+    assert said.startswith(f"{ED}: Aurora did not stop: AuroraEdit started again (new Id "), said
+    assert "still running" not in said and "nothing was reconfigured" in said, said
     assert doc(lab)["registry"][dev.aurora_registry][dev.aurora_dsm_value] == "dsm-x"
 
 
@@ -299,5 +334,6 @@ async def test_aurora_not_running_is_not_stopped(lab: LabState) -> None:
     drv = LabDriver(lab, ED)
     msg = await clients_ops.client_prepare(drv, inv.clients[0], inv, "Y")
     assert "reconfigured for Y" in msg and "Aurora stopped" not in msg, msg
+    assert "Aurora not running (AuroraEdit, AuroraIngest)" in msg, msg
     assert "Stop-Process" not in changes(lab, mark)
     assert not any("Wait-Process" in s for s in drv.scripts)

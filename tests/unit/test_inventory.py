@@ -280,3 +280,17 @@ def test_a_sides_further_targets_are_its_own() -> None:
     data = _data()
     data["sides"]["Y"]["iscsi_targets"] = [data["sides"]["Y"]["iscsi_target"]]
     assert "iscsi_targets repeats iscsi_target" in _problems(data)
+
+
+def test_an_aurora_process_named_with_exe_is_refused() -> None:
+    """Get-Process -Name matches ProcessName, which has no '.exe': such a name would never
+    be found, so Aurora would never be stopped. Refused when the inventory loads."""
+    d = good()
+    d.setdefault("devices", {})["aurora_processes"] = ["AuroraEdit", "AuroraIngest.EXE"]
+    found = problems(d)
+    (p,) = [p for p in found if p.startswith("devices.aurora_processes")]
+    assert "'AuroraIngest.EXE' is not a valid process name" in p, p
+    assert "without '.exe'" in p and "'AuroraIngest'" in p, p
+    d["devices"]["aurora_processes"] = ["AuroraEdit", "Aurora.Ingest"]
+    inv = parse_inventory(yaml.safe_dump(d), "inv.yaml")
+    assert inv.devices.aurora_processes == ["AuroraEdit", "Aurora.Ingest"]

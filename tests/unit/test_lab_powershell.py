@@ -82,7 +82,7 @@ def every_builder(v: str) -> list[str]:
         ps.get_commands([v, v]),
         ps.set_content(f"C:\\{v}", [v, v]),
         ps.test_port(v, 3260),
-        ps.wait_process(v, 5),
+        ps.wait_process([v, v], 5),
     ]
 
 
@@ -212,6 +212,16 @@ def test_semicolon_separates_statements() -> None:
         "Select-Object Name",
         "ConvertTo-Json -Compress",
         "Get-IscsiSession -Name 'x' | Select-Object TargetNodeAddress | ConvertTo-Json -Compress",
+        # try/catch only as `try { <pipeline> } catch { [$_.Exception.Message] }`.
+        "try { Start-Service -Name 'a' }",
+        "try { Start-Service -Name 'a' } catch { Stop-Service -Name 'a' -NoWait }",
+        "try { Start-Service -Name 'a' } catch { $_ }",
+        "try { Start-Service -Name 'a' } catch { $_.Exception.Message } finally { }",
+        "try { } catch { }",
+        "try { Start-Service -Name 'a' } catch [System.Exception] { }",
+        "try {Start-Service -Name 'a'} catch { }",
+        "$_.Exception.Message",
+        "Start-Service -Name 'a' { }",
     ],
 )
 def test_anything_outside_the_subset_is_refused(lab: LabState, statement: str) -> None:
@@ -303,20 +313,32 @@ def test_processes(lab: LabState) -> None:
     gone = run(lab, "nas-cifs-x", ps.get_process("AllSync"))
     assert gone.stdout == "" and gone.exit_status == 1
     # Nothing to wait for: no wait, `$?` false (Get-Process's silenced error).
-    waited = run(lab, "nas-cifs-x", ps.wait_process("AllSync", 7))
+    waited = run(lab, "nas-cifs-x", ps.wait_process(["AllSync"], 7))
     assert waited.exit_status == 1 and waited.waited == 0 and waited.stderr == ""
+
+
+def test_get_process_takes_several_names_sorted_by_name(lab: LabState) -> None:
+    with lab.transaction() as txn:
+        txn.require_host("ED-01")["processes"] = ["AuroraIngest", "AuroraEdit"]
+    both = run(lab, "ED-01", ps.get_process("AuroraIngest", "AuroraEdit", "Nope"))
+    assert [o["Name"] for o in json.loads(both.stdout)] == ["AuroraEdit", "AuroraIngest"]
+    assert both.exit_status == 1  # 'Nope': its own error, silenced
 
 
 def test_a_process_whose_termination_hangs_outlasts_wait_process(lab: LabState) -> None:
     """TerminateProcess only starts the termination (Microsoft Learn): under the
     `unkillable` fault Stop-Process succeeds and the process stays; Wait-Process waits its
-    whole -Timeout, then (ProcessNotTerminated, silenced) leaves `$?` false."""
+    whole -Timeout, one bound for every process piped, then (ProcessNotTerminated,
+    silenced) leaves `$?` false."""
+    with lab.transaction() as txn:
+        txn.require_host("ED-01")["processes"] = ["AuroraEdit", "AuroraIngest"]
     set_fault(lab.dir, "ED-01", "unkillable")
     result = run(
         lab,
         "ED-01",
         ps.stop_process("AuroraEdit"),
-        ps.wait_process("AuroraEdit", 7),
+        ps.stop_process("AuroraIngest"),
+        ps.wait_process(["AuroraEdit", "AuroraIngest"], 7),
         ps.get_process("AuroraEdit"),
     )
     assert result.exit_status == 0 and result.stderr == "", result.stderr
@@ -327,23 +349,77 @@ def test_a_process_whose_termination_hangs_outlasts_wait_process(lab: LabState) 
         lab,
         "ED-01",
         ps.stop_process("AuroraEdit"),
-        ps.wait_process("AuroraEdit", 7),
+        ps.wait_process(["AuroraEdit"], 7),
         ps.get_process("AuroraEdit"),
     )
     assert result.stdout == "" and result.waited == 0 and result.stderr == ""
-    assert doc(lab, "ED-01")["processes"] == []
+    assert doc(lab, "ED-01")["processes"] == ["AuroraIngest"]
 
 
 def test_a_process_the_host_will_not_end_fails_stop_process(lab: LabState) -> None:
     """Kill() refused (access denied): CouldNotStopProcess, terminating under 'Stop'; the
-    process runs on. With none running, nothing is piped and nothing fails."""
+    process runs on. Uncaught it ends the script; stop_process catches it and prints its
+    message, and the script goes on. With none running, nothing is piped and nothing
+    fails."""
     set_fault(lab.dir, "ED-01", "kill-denied")
-    result = run(lab, "ED-01", ps.stop_process("AuroraEdit"), ps.get_process("AuroraEdit"))
+    bare_stop = "Get-Process -Name 'AuroraEdit' -ErrorAction SilentlyContinue | Stop-Process -Force"
+    result = run(lab, "ED-01", bare_stop, ps.get_process("AuroraEdit"))
     assert result.exit_status == 1 and result.stdout == ""
     assert 'Cannot stop process "AuroraEdit (' in result.stderr
     assert "because of the following error: Access is denied" in result.stderr
+    caught = run(lab, "ED-01", ps.stop_process("AuroraEdit"), ps.get_process("AuroraEdit"))
+    said, listed = caught.stdout.splitlines()
+    assert caught.exit_status == 0 and caught.stderr == "", caught.stderr
+    assert said.startswith('Cannot stop process "AuroraEdit (') and said.endswith(
+        "because of the following error: Access is denied"
+    )
+    assert json.loads(listed)["Name"] == "AuroraEdit"
     assert doc(lab, "ED-01")["processes"] == ["AuroraEdit"]
-    assert run(lab, "ED-01", ps.stop_process("AuroraIngest")).stderr == ""
+    assert run(lab, "ED-01", ps.stop_process("AuroraIngest")).stdout == ""
+
+
+def test_a_process_already_ending_is_refused_then_gone(lab: LabState) -> None:
+    """The `exiting` fault: TerminateProcess answers access denied for a process that is
+    terminating (Microsoft Learn, TerminateProcess), and it exits between Get-Process and
+    Wait-Process, whose EnableRaisingEvents then throws InvalidOperationException: a
+    terminating error that -ErrorAction SilentlyContinue does not silence. Uncaught it
+    ends the script; wait_process catches it, and the read after it finds nothing."""
+    set_fault(lab.dir, "ED-01", "exiting")
+    pid = json.loads(run(lab, "ED-01", ps.get_process("AuroraEdit")).stdout)["Id"]
+    bare_wait = (
+        "Get-Process -Name 'AuroraEdit' -ErrorAction SilentlyContinue | "
+        "Wait-Process -Timeout 5 -ErrorAction SilentlyContinue"
+    )
+    uncaught = run(lab, "ED-01", bare_wait, ps.get_process("AuroraEdit"))
+    assert uncaught.exit_status == 1 and uncaught.stdout == ""
+    assert f"Cannot process request because the process ({pid}) has exited." in uncaught.stderr
+    with lab.transaction() as txn:
+        txn.require_host("ED-01")["processes"] = ["AuroraEdit"]
+    result = run(
+        lab,
+        "ED-01",
+        ps.stop_process("AuroraEdit"),
+        ps.wait_process(["AuroraEdit"], 5),
+        ps.get_process("AuroraEdit"),
+    )
+    assert result.stderr == "" and result.waited == 0, result.stderr
+    (said,) = result.stdout.splitlines()
+    assert said.endswith("because of the following error: Access is denied"), said
+    assert doc(lab, "ED-01")["processes"] == []
+
+
+def test_a_process_a_launcher_restarts_gets_a_new_id(lab: LabState) -> None:
+    set_fault(lab.dir, "ED-01", "respawns")
+    before = json.loads(run(lab, "ED-01", ps.get_process("AuroraEdit")).stdout)["Id"]
+    result = run(
+        lab,
+        "ED-01",
+        ps.stop_process("AuroraEdit"),
+        ps.wait_process(["AuroraEdit"], 5),
+        ps.get_process("AuroraEdit"),
+    )
+    after = json.loads(result.stdout)
+    assert result.stderr == "" and after["Name"] == "AuroraEdit" and after["Id"] != before
 
 
 def test_wait_process_takes_the_timeouts_powershell_validates(lab: LabState) -> None:
@@ -356,7 +432,9 @@ def test_wait_process_takes_the_timeouts_powershell_validates(lab: LabState) -> 
     assert result.exit_status == 1
     assert "greater than the maximum allowed range of 32767" in result.stderr
     with pytest.raises(ps.UnsafeValue):
-        ps.wait_process("AuroraEdit", 32768)
+        ps.wait_process(["AuroraEdit"], 32768)
+    with pytest.raises(ps.UnsafeValue):
+        ps.wait_process("AuroraEdit", 5)  # a text, not a list of names
     # Stop-Process only as Get-Process pipes into it: by name it would pass a process
     # that refuses in silence with -ErrorAction SilentlyContinue.
     alone = run(

@@ -91,8 +91,7 @@ async def client_prepare(
             "; ".join([f"{client.host} is already configured for {to}", *notes]), filtered
         )
     forced = _refuse_without_bridge(drv, client, inv, to, paths[0], read, ov)
-    if read.aurora:
-        notes.append(await stop_aurora(drv, inv, read.aurora))
+    notes += await _aurora(drv, inv, read.aurora)
     stmts, done, added = _login_statements(read, due, inv)
     removals = [_removal(lg) for lg in stale]
     first = len(stmts)
@@ -216,6 +215,15 @@ def _named(procs: list[tuple[str, str]]) -> str:
     return ", ".join(f"{name} ({pid})" for name, pid in procs)
 
 
+async def _aurora(drv: HostDriver, inv: Inventory, running: list[tuple[str, str]]) -> list[str]:
+    """The Aurora processes that run stopped (stop_aurora), or the note that none ran:
+    the answer shows the check ran."""
+    if running:
+        return [await stop_aurora(drv, inv, running)]
+    names = inv.devices.aurora_processes
+    return [f"Aurora not running ({', '.join(names)})"] if names else []
+
+
 def stop_wait(inv: Inventory) -> int:
     """Seconds Wait-Process waits for the stopped Aurora processes to exit: 10, or a
     quarter of the operation's timeout when that is shorter (the transport waits for
@@ -225,15 +233,19 @@ def stop_wait(inv: Inventory) -> int:
 
 async def stop_aurora(drv: HostDriver, inv: Inventory, running: list[tuple[str, str]]) -> str:
     """Stop the Aurora processes that run (`running`, as read: only those names), wait
-    for them to exit (ps.stop_process, ps.wait_process) and read them again: that read
-    decides. Raises CommandFailed naming the process when one cannot be stopped (the
-    host's own error) or still runs after the wait; nothing else is sent then."""
+    for them to exit, all in one bound (ps.stop_process, ps.wait_process), and read every
+    configured Aurora process again: that read decides. A refusal of Stop-Process is
+    caught on the host and its words kept: a process that is gone after the wait stopped
+    (one already terminating is refused "Access is denied", then exits). Raises
+    CommandFailed naming what still runs (with the host's words), or what was started
+    again (a new Id: a launcher or a service's recovery); nothing else is sent then."""
     names = list(dict.fromkeys(name for name, _ in running))
     wait = stop_wait(inv)
+    every = inv.devices.aurora_processes
     stmts = [
         *[ps.stop_process(n) for n in names],
-        *[ps.wait_process(n, wait) for n in names],
-        *[ps.get_process(n) for n in names],
+        ps.wait_process(names, wait),
+        *[ps.get_process(n) for n in every],
     ]
     try:
         out = await drv.run(*stmts)
@@ -243,16 +255,44 @@ async def stop_aurora(drv: HostDriver, inv: Inventory, running: list[tuple[str, 
             f"Aurora could not be stopped ({_named(running)}); nothing was reconfigured",
             e.message,
         ) from None
-    left = _running(out[2 * len(names) :])
+    said = {n.lower(): out[i].strip() for i, n in enumerate(names) if out[i].strip()}
+    left = _running(out[len(names) + 1 :])
     if left:
         raise CommandFailed(
             drv.name,
-            f"Aurora did not stop: {_named(left)} still running {wait} s after "
-            "Stop-Process -Force (its termination waits on I/O, or it refuses); nothing "
-            "was reconfigured: end it on the client (or restart the client by hand), "
-            "then retry",
+            f"Aurora did not stop: {'; '.join(_left(left, running, said, wait))}; nothing "
+            "was reconfigured: end it on the client (or what starts it again, or restart "
+            "the client by hand), then retry",
         )
-    return f"Aurora stopped ({_named(running)})"
+    # Refused yet gone: it was already ending (TerminateProcess, remarks); it stopped.
+    words = "; ".join(said[n.lower()] for n in names if n.lower() in said)
+    return f"Aurora stopped ({_named(running)}" + (
+        f"; gone after the wait though Stop-Process answered: {words})" if words else ")"
+    )
+
+
+def _left(
+    left: list[tuple[str, str]],
+    running: list[tuple[str, str]],
+    said: dict[str, str],
+    wait: int,
+) -> list[str]:
+    """What the read after the stop found, compared with the read before it: the same
+    Id still runs, or a new one was started."""
+    before = {(n.lower(), pid) for n, pid in running}
+    ran = {n.lower() for n, _ in running}
+    out = []
+    for name, pid in left:
+        if (name.lower(), pid) not in before:
+            again = "started again" if name.lower() in ran else "started"
+            out.append(f"{name} {again} (new Id {pid}: a launcher or a service restarts it)")
+            continue
+        words = said.get(name.lower())
+        out.append(
+            f"{name} ({pid}) still running {wait} s after Stop-Process -Force "
+            + (f"(the host: {words})" if words else "(its termination waits on I/O)")
+        )
+    return out
 
 
 def _notes(read: _ClientRead, inv: Inventory, paths: list[IscsiPath]) -> list[str]:
