@@ -45,6 +45,9 @@ async def test_a_switch_tells_mail_and_a_webhook(temporal: Client, lab_factory) 
             run_id = (await cli_json(temporal, lab, "start", "switch", "--to", "Y"))["run_id"]
             final = await drive(temporal, lab, run_id, "Y")
             assert final["state"] == "completed", final
+            # "completed" is told once the checklist says so: the run's result holds it.
+            await temporal.get_workflow_handle(lab.inventory.workflow_id).result()
+            final = await cli_json(temporal, lab, "show", run_id)
             told = final["deliveries"]
             waited = [d["step"] for d in told if d["kind"] == "waiting"]
             people = [s["id"] for s in final["steps"] if s["kind"] != "auto"]
