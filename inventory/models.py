@@ -622,6 +622,13 @@ class DeviceSettings(_Strict):
     def _procs(cls, v: list[str]) -> list[str]:
         for p in v:
             _check(SAFE_NAME_RE, "process name", p)
+            # A space before or after: Get-Process -Name compares the whole name
+            # (Process.ProcessName, a wildcard pattern without '*'), so it never matches.
+            if p != p.strip():
+                raise ValueError(
+                    f"{p!r} is not a valid process name: a space before or after it would "
+                    f"never match a running process; write {p.strip()!r}"
+                )
             # Get-Process -Name matches ProcessName, which has no '.exe' (Microsoft Learn,
             # Get-Process -Name; Process.ProcessName): such a name would never be found,
             # and Aurora never stopped.

@@ -51,12 +51,12 @@ table (`dsm_faults`); `amsm lab serve` picks both up within a fraction of a seco
   Learn, TerminateProcess): an Aurora application blocked in I/O on V:. Wait-Process
   then times out (lab/powershell/processes.py). Until `clear`.
 - `kill-denied`: the host refuses to end its processes: Stop-Process fails with access
-  denied (CouldNotStopProcess, PowerShell's Process.cs), as for a protected process.
-  Until `clear`.
+  denied (CouldNotStopProcess, PowerShell's Process.cs), as for a protected process;
+  with `ids` in the host's fault (a test sets it), only those processes. Until `clear`.
 - `exiting`: the host's processes are already ending when stopped (their termination
   waits on I/O): Stop-Process fails with access denied, as TerminateProcess does for a
   process that is terminating (Microsoft Learn, TerminateProcess, remarks), and they
-  exit while Wait-Process takes them, which then throws (lab/powershell/processes.py).
+  exit while Wait-Process waits for them (lab/powershell/processes.py).
   Until `clear`.
 - `respawns`: a launcher (or a service's recovery actions) starts each killed process
   again at once: Stop-Process succeeds and a new instance, with a new Id, runs. Until

@@ -318,44 +318,55 @@ def get_process(*names: str) -> str:
     )
 
 
-def stop_process(name: str) -> str:
-    """Kill every process named `name` that runs, and only those: piped from Get-Process
-    (none running: nothing to stop, no error). -Force: no confirmation for a process of
-    another user. Stop-Process does not wait for the process to exit (Process.Kill,
-    TerminateProcess: "asynchronous; it initiates termination and returns immediately",
-    Microsoft Learn): wait_process follows.
-    A process that cannot be killed is Stop-Process's CouldNotStopProcess, terminating
-    under 'Stop' (PowerShell's Process.cs, StopProcessCommand): caught, and its message
-    printed as the statement's output (about_Try_Catch_Finally), so the script goes on
-    to the wait and the read that decide. "Access is denied" is also what
-    TerminateProcess answers for a process that is already terminating (Microsoft Learn,
-    TerminateProcess, remarks): gone after the wait, it stopped all the same. One name
-    per statement: the error ends its pipeline, not the other names'."""
-    return (
-        f"try {{ Get-Process -Name {q(name)} -ErrorAction SilentlyContinue | "
-        "Stop-Process -Force } catch { $_.Exception.Message }"
-    )
+def _pid(pid: int) -> str:
+    """A process Id as Stop-Process and Wait-Process take it (-Id <Int32[]>): a whole
+    number above 0, written as digits, never text from the host."""
+    if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
+        raise UnsafeValue(f"a process Id is a whole number above 0, not {pid!r}")
+    return str(pid)
 
 
-def wait_process(names: Sequence[str], seconds: int) -> str:
-    """Wait up to `seconds` for every process of these names to exit, all in one
-    statement: one bound for all (WaitProcessCommand waits once for the piped processes),
+def stop_process(pid: int) -> str:
+    """Kill the one process with this Id (read before by get_process). One process per
+    statement: Stop-Process's CouldNotStopProcess, terminating under 'Stop', ends its
+    statement, so piped from Get-Process -Name it would leave every later process of
+    that name running; by Id, a refusal is this process's alone (PowerShell's
+    Process.cs, StopProcessCommand; Microsoft Learn, Stop-Process: -Id <Int32[]>).
+    -Force: no confirmation for a process of another user. Stop-Process does not wait
+    for the process to exit (Process.Kill, TerminateProcess: "asynchronous; it initiates
+    termination and returns immediately", Microsoft Learn): wait_process follows.
+    The catch prints the error's message as the statement's output
+    (about_Try_Catch_Finally), so the script goes on to the wait and the read that
+    decide. What reaches it: a real refusal (CouldNotStopProcess, "Access is denied": a
+    protected process, another session's), or a process mid-termination (Kill() fails
+    on it; a process that has exited with its handles still open is skipped by
+    Stop-Process itself, TryHasExited), or one gone since the read (NoProcessFoundForGivenId,
+    "Cannot find a process with the process identifier N."): no -ErrorAction
+    SilentlyContinue, which would hide a denial too; the read after the wait decides."""
+    return f"try {{ Stop-Process -Id {_pid(pid)} -Force }} catch {{ $_.Exception.Message }}"
+
+
+def wait_process(pids: Sequence[int], seconds: int) -> str:
+    """Wait up to `seconds` for every process of these Ids to exit, all in one
+    statement: one bound for all (WaitProcessCommand waits once for all its processes),
     below the transport's operation timeout (a killed process cannot exit while its I/O
-    is pending: Microsoft Learn, TerminateProcess). One still running then is
-    Wait-Process's non-terminating ProcessNotTerminated, silenced here: get_process read
-    after it decides, and names what still runs. A process that exits between Get-Process
-    and Wait-Process makes Wait-Process throw InvalidOperationException (it sets
-    EnableRaisingEvents and catches only Win32Exception: PowerShell's Process.cs,
-    WaitProcessCommand), a terminating error -ErrorAction does not silence: caught and
-    dropped, the read after it decides. -Timeout is 0..32767 (WaitProcessCommand's
-    ValidateRange)."""
-    if isinstance(names, str):
-        raise UnsafeValue(f"Wait-Process takes a list of names, not the text {names!r}")
+    is pending: Microsoft Learn, TerminateProcess). By Id, not piped from Get-Process:
+    the cmdlet resolves each Id itself (GetProcessById; one already gone is its
+    non-terminating NoProcessFoundForGivenId, silenced), where piped processes that
+    exited between the two cmdlets make it throw InvalidOperationException before
+    waiting for any (it sets EnableRaisingEvents and catches only Win32Exception:
+    PowerShell's Process.cs, WaitProcessCommand). A process still running after the
+    timeout is the non-terminating ProcessNotTerminated, silenced: get_process read after
+    it decides. The catch is for what is left of that window, inside the cmdlet.
+    -Timeout is 0..32767 (WaitProcessCommand's ValidateRange)."""
+    if isinstance(pids, (str, int)) or not pids:
+        raise UnsafeValue(f"Wait-Process takes a list of process Ids, not {pids!r}")
     if not 0 <= seconds <= 32767:
         raise UnsafeValue(f"Wait-Process -Timeout takes 0 to 32767 seconds, not {seconds}")
+    ids = ",".join(_pid(pid) for pid in pids)
     return (
-        f"try {{ Get-Process -Name {qlist(names)} -ErrorAction SilentlyContinue | "
-        f"Wait-Process -Timeout {seconds} -ErrorAction SilentlyContinue }} catch {{ }}"
+        f"try {{ Wait-Process -Id {ids} -Timeout {seconds} "
+        "-ErrorAction SilentlyContinue } catch { }"
     )
 
 

@@ -62,6 +62,8 @@ class Interpreter(
             SERVICE_START: self._service_start,
             "Stop-Service": self._stop_service,
             "Get-Process": self._get_process,
+            "Stop-Process": self._stop_process,
+            "Wait-Process": self._wait_process,
             "Get-ItemProperty": self._get_item_property,
             "Get-Item": self._get_item,
             "Set-ItemProperty": self._set_item_property,

@@ -73,7 +73,7 @@ class Lit:
 
 Value = Lit | tuple[Lit, ...]
 
-ParamKind = Literal["text", "texts", "choice", "names", "int", "bool", "switch"]
+ParamKind = Literal["text", "texts", "choice", "names", "int", "ints", "bool", "switch"]
 
 
 @dataclass(frozen=True)
@@ -141,17 +141,21 @@ CMDLETS: dict[str, CmdletSpec] = {
             {"Name": Param("texts"), "ErrorAction": Param("choice", ("SilentlyContinue",))},
             properties=("Name", "Id"),
         ),
-        # Only piped from Get-Process (its -InputObject: the processes read, none when
-        # none runs), with -Force (no confirmation for another user's process) and no
-        # -ErrorAction: a process that cannot be stopped is then the script's error.
-        _spec("Stop-Process", {"Force": Param("switch")}),
-        # Only piped from Get-Process too, with -Timeout (without it Wait-Process waits
-        # for as long as the process runs) and SilentlyContinue (the caller reads again;
-        # its terminating error, a process that exited meanwhile, is the caller's to
-        # catch: processes.py).
+        # One process by its Id (-Id <Int32[]>; the builders write one), with -Force (no
+        # confirmation for another user's process) and no -ErrorAction: a process that
+        # cannot be stopped, or is gone, is then the statement's error, caught
+        # (processes.py; PowerShell's Process.cs, StopProcessCommand).
+        _spec("Stop-Process", {"Id": Param("ints"), "Force": Param("switch")}),
+        # By Id too, with -Timeout (without it Wait-Process waits for as long as the
+        # process runs) and SilentlyContinue (an Id gone, one still running after the
+        # timeout: the caller reads again).
         _spec(
             "Wait-Process",
-            {"Timeout": Param("int"), "ErrorAction": Param("choice", ("SilentlyContinue",))},
+            {
+                "Id": Param("ints"),
+                "Timeout": Param("int"),
+                "ErrorAction": Param("choice", ("SilentlyContinue",)),
+            },
         ),
         _spec("Get-ItemProperty", {"LiteralPath": _TEXT}, properties=None),
         # Only on the WSMan: drive (the service's settings: WSManConfigLeafElement).
@@ -271,7 +275,7 @@ _SELECT_TO_JSON = ("Select-Object", "ConvertTo-Json")
 # The pipelines the builders write, by their first cmdlet (one shape, or several).
 PIPELINES: dict[str, tuple[str, ...] | tuple[tuple[str, ...], ...]] = {
     "Get-Service": _SELECT_TO_JSON,
-    "Get-Process": (_SELECT_TO_JSON, ("Stop-Process",), ("Wait-Process",)),
+    "Get-Process": _SELECT_TO_JSON,
     "Get-ItemProperty": _SELECT_TO_JSON,
     "Get-Item": _SELECT_TO_JSON,
     "Get-IscsiTarget": _SELECT_TO_JSON,
@@ -294,6 +298,8 @@ PIPELINES: dict[str, tuple[str, ...] | tuple[tuple[str, ...], ...]] = {
         for name in (
             "Start-Service",
             "Stop-Service",
+            "Stop-Process",
+            "Wait-Process",
             "Set-ItemProperty",
             "Copy-Item",
             "Rename-Item",
@@ -365,6 +371,10 @@ def _bind_one(spec: CmdletSpec, pname: str, p: Param, v: Value | None, text: str
             raise Unsupported(text, f"{where} takes single-quoted text")
         values = [str(item.value) for item in items]
         return values if p.kind == "texts" else values[0]
+    if p.kind == "ints":
+        if any(item.kind != "int" for item in items):
+            raise Unsupported(text, f"{where} takes whole numbers")
+        return [int(item.value) for item in items]
     if p.kind == "names":
         # A bare name, or a quoted one (a registry value's name may hold a space, '.',
         # '(' ...). Select-Object takes wildcards in -Property (Microsoft Learn,

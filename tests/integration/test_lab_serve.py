@@ -193,11 +193,12 @@ async def test_client_switch_to_y_mounts_y_after_reboot(served: Served) -> None:
     aurora = r"HKLM:\SOFTWARE\GVG\Aurora"
     y = served.inventory.sides["Y"]
     (old,) = ps.parse_json_list((await served.run("ED-02", ps.iscsi_session_details())).stdout)
+    aurora_edit = json.loads((await served.run("ED-02", ps.get_process("AuroraEdit"))).stdout)
     # What client_prepare sends: the old session stays until the restart (its disks are
     # in use by SNFS), only its persistent login goes.
     step = await served.run(
         "ED-02",
-        ps.stop_process("AuroraEdit"),
+        ps.stop_process(aurora_edit["Id"]),
         ps.iscsi_add_portal(y.portals[0], 3260),
         ps.iscsi_connect(iqn("Y"), y.portals[0]),
         ps.iscsi_unregister(old["SessionIdentifier"]),

@@ -5,6 +5,7 @@ tests/integration/test_client_boot.py."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -257,9 +258,8 @@ async def test_aurora_that_does_not_stop_fails_the_prepare_naming_host_and_proce
         await clients_ops.client_prepare(LabDriver(lab, ED), inv.clients[0], inv, "Y")
     said = str(e.value)
     assert e.value.host == ED and said.startswith(f"{ED}: Aurora did not stop: AuroraEdit ("), said
-    assert (
-        "still running 2 s after Stop-Process -Force" in said and "nothing was reconfigured" in said
-    )
+    assert "still running after Stop-Process -Force and up to 2 s of Wait-Process" in said, said
+    assert "nothing was reconfigured" in said, said
     # Only the stop went out; nothing of the switch.
     assert changes(lab, mark) == ["Stop-Process"]
     assert doc(lab)["registry"][dev.aurora_registry][dev.aurora_dsm_value] == "dsm-x"
@@ -285,7 +285,10 @@ async def test_aurora_the_host_will_not_end_fails_the_prepare_in_the_hosts_words
     said = str(e.value)
     assert e.value.host == ED, said
     assert said.startswith(f"{ED}: Aurora did not stop: AuroraEdit ("), said
-    assert "still running 2 s after Stop-Process -Force (the host: Cannot stop process" in said
+    assert (
+        "still running after Stop-Process -Force and up to 2 s of Wait-Process (the host: "
+        "Cannot stop process" in said
+    ), said
     assert "Access is denied)" in said and "nothing was reconfigured" in said, said
     # The stop was the last script sent: nothing of the switch went out.
     assert "Stop-Process" in drv.scripts[-1] and "iscsicli" not in drv.scripts[-1]
@@ -306,10 +309,64 @@ async def test_aurora_already_ending_is_refused_access_but_stopped(lab: LabState
     assert "Aurora stopped (AuroraEdit (" in msg and "Access is denied" in msg, msg
     assert doc(lab)["processes"] == []
     assert doc(lab)["registry"][dev.aurora_registry][dev.aurora_dsm_value] == "dsm-y"
-    # One Wait-Process statement for every name stopped, then every configured name read.
+    # One Stop-Process per Id read, one Wait-Process for all of them, then every
+    # configured name read.
     stop = next(s for s in drv.scripts if "Stop-Process" in s)
     assert stop.count("Wait-Process") == 1 and "catch { }" in stop, stop
     assert "Get-Process -Name 'AuroraIngest' -ErrorAction SilentlyContinue | Select" in stop
+    assert "| Stop-Process" not in stop and "| Wait-Process" not in stop, stop
+
+
+async def test_a_refused_aurora_process_does_not_spare_the_next_of_its_name(
+    lab: LabState,
+) -> None:
+    """Two AuroraEdit processes; the host refuses to end the first only (kill-denied on
+    its Id): the second is still stopped, and the prepare fails naming only the first,
+    with the host's words for that Id."""
+    inv = quick(load_inventory(Path(lab.dir) / "inventory.yaml"))
+    drv = LabDriver(lab, ED)
+    with lab.transaction() as txn:
+        txn.require_host(ED)["processes"] = ["AuroraEdit", "AuroraEdit"]
+    listed = json.loads((await drv.run(ps.get_process("AuroraEdit")))[0])
+    first, second = (o["Id"] for o in listed)
+    with lab.transaction() as txn:
+        txn.require_host(ED)["fault"] = {"kind": "kill-denied", "ids": [first]}
+    with pytest.raises(CommandFailed) as e:
+        await clients_ops.client_prepare(drv, inv.clients[0], inv, "Y")
+    said = str(e.value)
+    assert said.startswith(f"{ED}: Aurora did not stop: AuroraEdit ({first}) still running"), said
+    assert f'(the host: Cannot stop process "AuroraEdit ({first})"' in said, said
+    assert str(second) not in said, said
+    assert doc(lab)["processes"] == ["AuroraEdit"]
+    stop = drv.scripts[-1]
+    again = json.loads((await drv.run(ps.get_process("AuroraEdit")))[0])
+    assert again["Id"] == first
+    assert f"try {{ Stop-Process -Id {first} -Force }} catch {{ $_.Exception.Message }}" in stop
+    assert f"try {{ Stop-Process -Id {second} -Force }} catch {{ $_.Exception.Message }}" in stop
+    assert f"Wait-Process -Id {first},{second} -Timeout 2 -ErrorAction SilentlyContinue" in stop
+
+
+async def test_aurora_running_on_a_configured_client_is_stopped_on_a_retry(
+    lab: LabState,
+) -> None:
+    """A retry after the prepare, with Aurora started again meanwhile: the client is
+    already configured, and Aurora is stopped all the same before the restart."""
+    inv = quick(load_inventory(Path(lab.dir) / "inventory.yaml"))
+    drv = LabDriver(lab, ED)
+    client = inv.clients[0]
+    assert "reconfigured for Y" in await clients_ops.client_prepare(drv, client, inv, "Y")
+    with lab.transaction() as txn:
+        txn.require_host(ED)["processes"] = ["AuroraIngest"]
+    mark = len(lab.journal())
+    msg = await clients_ops.client_prepare(drv, client, inv, "Y")
+    assert msg.startswith(f"{client.host} is already configured for Y; Aurora stopped "), msg
+    assert "AuroraIngest (" in msg, msg
+    assert changes(lab, mark) == ["Stop-Process"]
+    assert doc(lab)["processes"] == []
+    # Nothing running: the answer is as before, nothing sent to stop.
+    assert await clients_ops.client_prepare(drv, client, inv, "Y") == (
+        f"{client.host} is already configured for Y"
+    )
 
 
 async def test_aurora_started_again_fails_the_prepare_naming_the_new_id(lab: LabState) -> None:

@@ -294,3 +294,19 @@ def test_an_aurora_process_named_with_exe_is_refused() -> None:
     d["devices"]["aurora_processes"] = ["AuroraEdit", "Aurora.Ingest"]
     inv = parse_inventory(yaml.safe_dump(d), "inv.yaml")
     assert inv.devices.aurora_processes == ["AuroraEdit", "Aurora.Ingest"]
+
+
+def test_an_aurora_process_named_with_a_space_around_it_is_refused() -> None:
+    """Get-Process -Name compares the whole ProcessName: ' AuroraEdit' or 'AuroraEdit '
+    would never match, so Aurora would never be stopped. Refused, naming the name to
+    write; a space inside a name stays allowed."""
+    d = good()
+    for bad in (" AuroraEdit", "AuroraEdit "):
+        d.setdefault("devices", {})["aurora_processes"] = [bad, "AuroraIngest"]
+        found = problems(d)
+        (p,) = [p for p in found if p.startswith("devices.aurora_processes")]
+        assert f"{bad!r} is not a valid process name" in p, p
+        assert "write 'AuroraEdit'" in p, p
+    d["devices"]["aurora_processes"] = ["Aurora Edit", "AuroraIngest"]
+    inv = parse_inventory(yaml.safe_dump(d), "inv.yaml")
+    assert inv.devices.aurora_processes == ["Aurora Edit", "AuroraIngest"]

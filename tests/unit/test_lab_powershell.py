@@ -60,7 +60,7 @@ def every_builder(v: str) -> list[str]:
         ps.start_service(v),
         ps.stop_service(v),
         ps.get_process(v),
-        ps.stop_process(v),
+        ps.stop_process(4242),
         ps.get_registry(f"HKLM:\\SOFTWARE\\{v}", ["Mode", "Other"]),
         ps.set_registry(f"HKLM:\\SOFTWARE\\{v}", v, v),
         ps.copy_file(f"C:\\{v}", f"C:\\{v}.bak"),
@@ -82,7 +82,7 @@ def every_builder(v: str) -> list[str]:
         ps.get_commands([v, v]),
         ps.set_content(f"C:\\{v}", [v, v]),
         ps.test_port(v, 3260),
-        ps.wait_process([v, v], 5),
+        ps.wait_process([4242, 4343], 5),
     ]
 
 
@@ -141,6 +141,8 @@ def sample_call(f: Callable[..., str], v: str) -> str:
         annotation = str(p.annotation)
         if f is ps.get_registry and p.name == "names":
             args.append(["Mode", "Other"])  # property names are bare words
+        elif "Sequence[int]" in annotation:
+            args.append([4242, 4343])  # process Ids
         elif "Sequence" in annotation:
             args.append([v, v])
         elif annotation in ("int", "int | None"):
@@ -308,13 +310,22 @@ def test_processes(lab: LabState) -> None:
     assert (
         missing.exit_status == 1 and missing.stderr == "" and len(missing.stdout.splitlines()) == 1
     )
-    result = run(lab, "nas-cifs-x", ps.stop_process("AllSync"), ps.stop_process("AllSync"))
-    assert result.exit_status == 1 and result.stdout == "" and result.stderr == ""
+    pid = json.loads(line)["Id"]
+    # By Id: the second finds it gone, NoProcessFoundForGivenId, terminating under 'Stop'
+    # and caught: its message is the statement's output.
+    result = run(lab, "nas-cifs-x", ps.stop_process(pid), ps.stop_process(pid))
+    assert result.exit_status == 0 and result.stderr == "", result.stderr
+    assert result.stdout == f"Cannot find a process with the process identifier {pid}.\n"
     gone = run(lab, "nas-cifs-x", ps.get_process("AllSync"))
     assert gone.stdout == "" and gone.exit_status == 1
-    # Nothing to wait for: no wait, `$?` false (Get-Process's silenced error).
-    waited = run(lab, "nas-cifs-x", ps.wait_process(["AllSync"], 7))
+    # Nothing to wait for: no wait, `$?` false (NoProcessFoundForGivenId, silenced).
+    waited = run(lab, "nas-cifs-x", ps.wait_process([pid], 7))
     assert waited.exit_status == 1 and waited.waited == 0 and waited.stderr == ""
+
+
+def ids(lab: LabState, host: str, *names: str) -> list[int]:
+    listed = json.loads(run(lab, host, ps.get_process(*names)).stdout or "[]")
+    return [o["Id"] for o in (listed if isinstance(listed, list) else [listed])]
 
 
 def test_get_process_takes_several_names_sorted_by_name(lab: LabState) -> None:
@@ -325,31 +336,60 @@ def test_get_process_takes_several_names_sorted_by_name(lab: LabState) -> None:
     assert both.exit_status == 1  # 'Nope': its own error, silenced
 
 
+def test_processes_of_one_name_each_have_their_id(lab: LabState) -> None:
+    """Two processes of one name: two Ids; stopping one leaves the other, with its Id."""
+    with lab.transaction() as txn:
+        txn.require_host("ED-01")["processes"] = ["AuroraEdit", "AuroraEdit"]
+    first, second = ids(lab, "ED-01", "AuroraEdit")
+    assert first != second
+    assert run(lab, "ED-01", ps.stop_process(second)).stdout == ""
+    assert ids(lab, "ED-01", "AuroraEdit") == [first]
+    assert doc(lab, "ED-01")["processes"] == ["AuroraEdit"]
+
+
+def test_a_refused_process_does_not_spare_the_next_of_its_name(lab: LabState) -> None:
+    """Stop-Process per Id: the first process of a name refused (kill-denied on its Id
+    only), the second is still stopped, each answer on its own statement."""
+    with lab.transaction() as txn:
+        txn.require_host("ED-01")["processes"] = ["AuroraEdit", "AuroraEdit"]
+    first, second = ids(lab, "ED-01", "AuroraEdit")
+    with lab.transaction() as txn:
+        txn.require_host("ED-01")["fault"] = {"kind": "kill-denied", "ids": [first]}
+    result = run(lab, "ED-01", ps.stop_process(first), ps.stop_process(second))
+    assert result.exit_status == 0 and result.stderr == "", result.stderr
+    assert result.stdout == (
+        f'Cannot stop process "AuroraEdit ({first})" because of the following error: '
+        "Access is denied\n"
+    )
+    assert ids(lab, "ED-01", "AuroraEdit") == [first]
+
+
 def test_a_process_whose_termination_hangs_outlasts_wait_process(lab: LabState) -> None:
     """TerminateProcess only starts the termination (Microsoft Learn): under the
     `unkillable` fault Stop-Process succeeds and the process stays; Wait-Process waits its
-    whole -Timeout, one bound for every process piped, then (ProcessNotTerminated,
-    silenced) leaves `$?` false."""
+    whole -Timeout, one bound for every Id, then (ProcessNotTerminated, silenced) leaves
+    `$?` false."""
     with lab.transaction() as txn:
         txn.require_host("ED-01")["processes"] = ["AuroraEdit", "AuroraIngest"]
+    edit, ingest = ids(lab, "ED-01", "AuroraEdit", "AuroraIngest")
     set_fault(lab.dir, "ED-01", "unkillable")
     result = run(
         lab,
         "ED-01",
-        ps.stop_process("AuroraEdit"),
-        ps.stop_process("AuroraIngest"),
-        ps.wait_process(["AuroraEdit", "AuroraIngest"], 7),
+        ps.stop_process(edit),
+        ps.stop_process(ingest),
+        ps.wait_process([edit, ingest], 7),
         ps.get_process("AuroraEdit"),
     )
     assert result.exit_status == 0 and result.stderr == "", result.stderr
-    assert json.loads(result.stdout.splitlines()[0])["Name"] == "AuroraEdit"
+    assert json.loads(result.stdout.splitlines()[0])["Id"] == edit
     assert result.waited == 7
     set_fault(lab.dir, "ED-01", "clear")
     result = run(
         lab,
         "ED-01",
-        ps.stop_process("AuroraEdit"),
-        ps.wait_process(["AuroraEdit"], 7),
+        ps.stop_process(edit),
+        ps.wait_process([edit], 7),
         ps.get_process("AuroraEdit"),
     )
     assert result.stdout == "" and result.waited == 0 and result.stderr == ""
@@ -359,47 +399,35 @@ def test_a_process_whose_termination_hangs_outlasts_wait_process(lab: LabState) 
 def test_a_process_the_host_will_not_end_fails_stop_process(lab: LabState) -> None:
     """Kill() refused (access denied): CouldNotStopProcess, terminating under 'Stop'; the
     process runs on. Uncaught it ends the script; stop_process catches it and prints its
-    message, and the script goes on. With none running, nothing is piped and nothing
-    fails."""
+    message, and the script goes on."""
+    (pid,) = ids(lab, "ED-01", "AuroraEdit")
     set_fault(lab.dir, "ED-01", "kill-denied")
-    bare_stop = "Get-Process -Name 'AuroraEdit' -ErrorAction SilentlyContinue | Stop-Process -Force"
-    result = run(lab, "ED-01", bare_stop, ps.get_process("AuroraEdit"))
+    result = run(lab, "ED-01", f"Stop-Process -Id {pid} -Force", ps.get_process("AuroraEdit"))
     assert result.exit_status == 1 and result.stdout == ""
-    assert 'Cannot stop process "AuroraEdit (' in result.stderr
-    assert "because of the following error: Access is denied" in result.stderr
-    caught = run(lab, "ED-01", ps.stop_process("AuroraEdit"), ps.get_process("AuroraEdit"))
+    assert f'Cannot stop process "AuroraEdit ({pid})" because of the following error: ' in (
+        result.stderr
+    )
+    caught = run(lab, "ED-01", ps.stop_process(pid), ps.get_process("AuroraEdit"))
     said, listed = caught.stdout.splitlines()
     assert caught.exit_status == 0 and caught.stderr == "", caught.stderr
-    assert said.startswith('Cannot stop process "AuroraEdit (') and said.endswith(
-        "because of the following error: Access is denied"
+    assert said == (
+        f'Cannot stop process "AuroraEdit ({pid})" because of the following error: Access is denied'
     )
-    assert json.loads(listed)["Name"] == "AuroraEdit"
+    assert json.loads(listed)["Id"] == pid
     assert doc(lab, "ED-01")["processes"] == ["AuroraEdit"]
-    assert run(lab, "ED-01", ps.stop_process("AuroraIngest")).stdout == ""
 
 
 def test_a_process_already_ending_is_refused_then_gone(lab: LabState) -> None:
     """The `exiting` fault: TerminateProcess answers access denied for a process that is
-    terminating (Microsoft Learn, TerminateProcess), and it exits between Get-Process and
-    Wait-Process, whose EnableRaisingEvents then throws InvalidOperationException: a
-    terminating error that -ErrorAction SilentlyContinue does not silence. Uncaught it
-    ends the script; wait_process catches it, and the read after it finds nothing."""
+    terminating (Microsoft Learn, TerminateProcess), and it exits while Wait-Process -Id
+    waits for it: the read after it finds nothing."""
+    (pid,) = ids(lab, "ED-01", "AuroraEdit")
     set_fault(lab.dir, "ED-01", "exiting")
-    pid = json.loads(run(lab, "ED-01", ps.get_process("AuroraEdit")).stdout)["Id"]
-    bare_wait = (
-        "Get-Process -Name 'AuroraEdit' -ErrorAction SilentlyContinue | "
-        "Wait-Process -Timeout 5 -ErrorAction SilentlyContinue"
-    )
-    uncaught = run(lab, "ED-01", bare_wait, ps.get_process("AuroraEdit"))
-    assert uncaught.exit_status == 1 and uncaught.stdout == ""
-    assert f"Cannot process request because the process ({pid}) has exited." in uncaught.stderr
-    with lab.transaction() as txn:
-        txn.require_host("ED-01")["processes"] = ["AuroraEdit"]
     result = run(
         lab,
         "ED-01",
-        ps.stop_process("AuroraEdit"),
-        ps.wait_process(["AuroraEdit"], 5),
+        ps.stop_process(pid),
+        ps.wait_process([pid], 5),
         ps.get_process("AuroraEdit"),
     )
     assert result.stderr == "" and result.waited == 0, result.stderr
@@ -410,12 +438,12 @@ def test_a_process_already_ending_is_refused_then_gone(lab: LabState) -> None:
 
 def test_a_process_a_launcher_restarts_gets_a_new_id(lab: LabState) -> None:
     set_fault(lab.dir, "ED-01", "respawns")
-    before = json.loads(run(lab, "ED-01", ps.get_process("AuroraEdit")).stdout)["Id"]
+    (before,) = ids(lab, "ED-01", "AuroraEdit")
     result = run(
         lab,
         "ED-01",
-        ps.stop_process("AuroraEdit"),
-        ps.wait_process(["AuroraEdit"], 5),
+        ps.stop_process(before),
+        ps.wait_process([before], 5),
         ps.get_process("AuroraEdit"),
     )
     after = json.loads(result.stdout)
@@ -423,24 +451,32 @@ def test_a_process_a_launcher_restarts_gets_a_new_id(lab: LabState) -> None:
 
 
 def test_wait_process_takes_the_timeouts_powershell_validates(lab: LabState) -> None:
+    (pid,) = ids(lab, "ED-01", "AuroraEdit")
     result = run(
-        lab,
-        "ED-01",
-        "Get-Process -Name 'AuroraEdit' -ErrorAction SilentlyContinue | "
-        "Wait-Process -Timeout 32768 -ErrorAction SilentlyContinue",
+        lab, "ED-01", f"Wait-Process -Id {pid} -Timeout 32768 -ErrorAction SilentlyContinue"
     )
     assert result.exit_status == 1
     assert "greater than the maximum allowed range of 32767" in result.stderr
     with pytest.raises(ps.UnsafeValue):
-        ps.wait_process(["AuroraEdit"], 32768)
-    with pytest.raises(ps.UnsafeValue):
-        ps.wait_process("AuroraEdit", 5)  # a text, not a list of names
-    # Stop-Process only as Get-Process pipes into it: by name it would pass a process
-    # that refuses in silence with -ErrorAction SilentlyContinue.
-    alone = run(
-        lab, "ED-01", "Stop-Process -Name 'AuroraEdit' -Force -ErrorAction SilentlyContinue"
-    )
-    assert alone.exit_status != 0 and "unsupported PowerShell" in alone.stderr
+        ps.wait_process([pid], 32768)
+    for bad in ("AuroraEdit", pid, [], ["4242"], [0], [True]):
+        with pytest.raises(ps.UnsafeValue):
+            ps.wait_process(bad, 5)  # type: ignore[arg-type]
+    for bad_id in (0, -1, "4242", True):
+        with pytest.raises(ps.UnsafeValue):
+            ps.stop_process(bad_id)  # type: ignore[arg-type]
+    # Stop-Process and Wait-Process only by Id: piped from Get-Process a refusal ends the
+    # pipeline (Stop-Process), a process gone in between throws (Wait-Process); by name
+    # with -ErrorAction SilentlyContinue a refusal would pass in silence.
+    for text in (
+        "Stop-Process -Name 'AuroraEdit' -Force -ErrorAction SilentlyContinue",
+        "Get-Process -Name 'AuroraEdit' -ErrorAction SilentlyContinue | Stop-Process -Force",
+        "Get-Process -Name 'AuroraEdit' -ErrorAction SilentlyContinue | "
+        "Wait-Process -Timeout 5 -ErrorAction SilentlyContinue",
+        "Stop-Process -Id 'AuroraEdit' -Force",
+    ):
+        alone = run(lab, "ED-01", text)
+        assert alone.exit_status != 0 and "unsupported PowerShell" in alone.stderr, text
 
 
 # -- registry and files -------------------------------------------------------------------------

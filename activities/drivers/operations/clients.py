@@ -71,7 +71,8 @@ async def client_prepare(
     (overridable: the probe may be blocked where iSCSI is not), and when
     the client has no iSCSI cmdlets (named). Raises CommandFailed when a login of the
     other side is still there after its removal. No-op when the client is already
-    configured for `to`.
+    configured for `to`, but for the Aurora processes that run: they are stopped then
+    too (a retry after Aurora was started again), and the answer says so.
     """
     ov = overrides or Overrides()
     target = inv.sides[to]
@@ -87,8 +88,9 @@ async def client_prepare(
     due = [p for p in paths if p.name == "A" or read.answered[p.name]]
     ready = all(read.login_to(p.target, p.portal) for p in due)
     if ready and not stale and read.pointer_ok and read.servers_ok:
+        said = f"{client.host} is already configured for {to}"
         return with_forced(
-            "; ".join([f"{client.host} is already configured for {to}", *notes]), filtered
+            "; ".join([said, *await _still_running(drv, inv, read), *notes]), filtered
         )
     forced = _refuse_without_bridge(drv, client, inv, to, paths[0], read, ov)
     notes += await _aurora(drv, inv, read.aurora)
@@ -123,6 +125,13 @@ async def client_prepare(
         ),
         filtered,
     )
+
+
+async def _still_running(drv: HostDriver, inv: Inventory, read: _ClientRead) -> list[str]:
+    """On a client already configured (a retry, or one set by hand), the Aurora processes
+    that run again are stopped all the same: the restart that follows expects them
+    stopped (docs/site/client-switch.md); none running adds nothing."""
+    return [await stop_aurora(drv, inv, read.aurora)] if read.aurora else []
 
 
 def _has_login(logins: list[PersistentLogin], iqn: str, portal: str) -> bool:
@@ -231,20 +240,35 @@ def stop_wait(inv: Inventory) -> int:
     return max(1, min(10, int(inv.timing.operation_timeout / 4)))
 
 
+def _ids(drv: HostDriver, running: list[tuple[str, str]]) -> list[int]:
+    """The Ids Get-Process gave, as numbers (Process.Id: an Int32); anything else fails
+    closed, named."""
+    bad = [f"{name} ({pid})" for name, pid in running if not pid.isdigit() or int(pid) <= 0]
+    if bad:
+        raise CommandFailed(
+            drv.name,
+            f"Aurora could not be stopped: Get-Process gave no usable Id for {', '.join(bad)}; "
+            "nothing was reconfigured",
+        )
+    return [int(pid) for _, pid in running]
+
+
 async def stop_aurora(drv: HostDriver, inv: Inventory, running: list[tuple[str, str]]) -> str:
-    """Stop the Aurora processes that run (`running`, as read: only those names), wait
-    for them to exit, all in one bound (ps.stop_process, ps.wait_process), and read every
-    configured Aurora process again: that read decides. A refusal of Stop-Process is
-    caught on the host and its words kept: a process that is gone after the wait stopped
-    (one already terminating is refused "Access is denied", then exits). Raises
-    CommandFailed naming what still runs (with the host's words), or what was started
-    again (a new Id: a launcher or a service's recovery); nothing else is sent then."""
-    names = list(dict.fromkeys(name for name, _ in running))
+    """Stop the Aurora processes that run (`running`, as read: only those, by Id: a
+    refusal of one does not spare the others of its name), wait for them to exit, all in
+    one bound (ps.stop_process, ps.wait_process), and read every configured Aurora
+    process again: that read decides. A refusal of Stop-Process is caught on the host and
+    its words kept, per Id: a process that is gone after the wait stopped (one already
+    terminating is refused, one gone since the read is not found, then both are gone).
+    Raises CommandFailed naming what still runs (with the host's words), or what was
+    started again (a new Id: a launcher or a service's recovery); nothing else is sent
+    then."""
+    ids = _ids(drv, running)
     wait = stop_wait(inv)
     every = inv.devices.aurora_processes
     stmts = [
-        *[ps.stop_process(n) for n in names],
-        ps.wait_process(names, wait),
+        *[ps.stop_process(pid) for pid in ids],
+        ps.wait_process(ids, wait),
         *[ps.get_process(n) for n in every],
     ]
     try:
@@ -255,8 +279,8 @@ async def stop_aurora(drv: HostDriver, inv: Inventory, running: list[tuple[str, 
             f"Aurora could not be stopped ({_named(running)}); nothing was reconfigured",
             e.message,
         ) from None
-    said = {n.lower(): out[i].strip() for i, n in enumerate(names) if out[i].strip()}
-    left = _running(out[len(names) + 1 :])
+    said = {pid: out[i].strip() for i, (_, pid) in enumerate(running) if out[i].strip()}
+    left = _running(out[len(running) + 1 :])
     if left:
         raise CommandFailed(
             drv.name,
@@ -264,8 +288,8 @@ async def stop_aurora(drv: HostDriver, inv: Inventory, running: list[tuple[str, 
             "was reconfigured: end it on the client (or what starts it again, or restart "
             "the client by hand), then retry",
         )
-    # Refused yet gone: it was already ending (TerminateProcess, remarks); it stopped.
-    words = "; ".join(said[n.lower()] for n in names if n.lower() in said)
+    # Refused yet gone: it was already ending (or had exited since the read); it stopped.
+    words = "; ".join(f"{n} ({pid}): {said[pid]}" for n, pid in running if pid in said)
     return f"Aurora stopped ({_named(running)}" + (
         f"; gone after the wait though Stop-Process answered: {words})" if words else ")"
     )
@@ -287,9 +311,10 @@ def _left(
             again = "started again" if name.lower() in ran else "started"
             out.append(f"{name} {again} (new Id {pid}: a launcher or a service restarts it)")
             continue
-        words = said.get(name.lower())
+        words = said.get(pid)
         out.append(
-            f"{name} ({pid}) still running {wait} s after Stop-Process -Force "
+            f"{name} ({pid}) still running after Stop-Process -Force and up to {wait} s "
+            "of Wait-Process "
             + (f"(the host: {words})" if words else "(its termination waits on I/O)")
         )
     return out
