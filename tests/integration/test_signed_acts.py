@@ -5,6 +5,8 @@ refused, recorded, and the run still waits."""
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,16 +15,31 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
 
 from api.act import tick
 from api.refusal import Refused
 from api.runs import fetch_checklist, resolve_run
 from inventory import intent
+from tests.support import secret_scan as scan
 from tests.support.cli import cli, cli_json
 from tests.support.driving import drive, hands_for, step, switch_waiting_at_stop_insync
 from tests.support.lab import Lab
+from tests.support.secrets import assert_no_secrets, record_history
 from tests.support.worker import running_worker
 from workflows.models import OperatorSignal
+from workflows.registry import WORKFLOWS
+
+
+async def _ended(temporal: Client, lab: Lab, run: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        shown = await cli_json(temporal, lab, "show", run)
+        if shown["state"] not in ("running", "awaiting-operator"):
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"run {run} did not end: {shown['state']}")
 
 
 def _key_file(tmp_path: Path, name: str) -> tuple[Ed25519PrivateKey, str, str]:
@@ -97,6 +114,22 @@ async def test_a_signed_confirm_is_proven_and_a_replayed_nonce_refused(
         assert rc == 0, out
         shown = await cli_json(temporal, lab, "show", run)
         assert [d["proof"] for d in shown["decisions"]] == ["proven by ann's key"]
+        await _ended(temporal, lab, run)
+        history = await temporal.get_workflow_handle(
+            lab.inventory.workflow_id, run_id=run
+        ).fetch_history()
+        # Verified in the sandbox, and again the same on replay (Ed25519 is deterministic).
+        await Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter).replay_workflow(
+            history
+        )
+        texts = "\n".join(t for e in history.events for t in scan.texts(e))
+        assert ann_line in texts  # the public key travels with each signed act ...
+        private = ann.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+        pem = ann.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()).decode()
+        assert base64.b64encode(private).decode() not in texts  # ... never the private one
+        assert pem.splitlines()[1] not in texts
+        assert_no_secrets(lab, history)
+        record_history(history, "switch-signed-acts.json")
 
 
 async def test_require_signed_refuses_an_unsigned_confirm_and_the_run_waits(
