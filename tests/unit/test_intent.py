@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import stat
 import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from unittest import mock
 
 import pytest
 import yaml
@@ -17,7 +19,9 @@ from amsm import main
 from client.commands.keys import acting
 from inventory import intent
 from inventory.load import InventoryError, parse_inventory
-from workflows import rules
+from workflows import checklist, rules
+from workflows.checklist import StepRunner
+from workflows.models import Checklist, OperatorSignal, StepState
 
 DATA = Path(__file__).parent / "data" / "inventory.yaml"
 NOW = datetime(2030, 1, 1, 2, 13, tzinfo=UTC)
@@ -310,3 +314,86 @@ def test_the_cli_acts_as_the_keys_operator(tmp_path: Path, monkeypatch: pytest.M
     os.chmod(path, 0o644)
     with pytest.raises(CliError, match="can be read by others"):
         acting(Namespace(key=path, operator=None), inv)
+
+
+# -- the engine's hooks (workflows/checklist.py), without a server -------------------------------
+def _runner(require_signed: bool) -> StepRunner:
+    """A StepRunner holding a switch's checklist at stop-insync, as the property test
+    (tests/unit/test_signal_rules.py) builds one: only its checks are called."""
+    r = object.__new__(StepRunner)
+    r.checklist = Checklist(
+        workflow="switch",
+        pair="demo",
+        title="t",
+        run_id="run-1",
+        workflow_id="amsm-demo",
+        initiator="ann",
+        steps=[
+            StepState(id="stop-insync", kind="manual", title="t", status="awaiting-confirmation"),
+            StepState(id="approve-overwrite", kind="gate", title="t", status="awaiting-approval"),
+        ],
+    )
+    r.checklist.steps[1].items = ["clip-1", "clip-2"]
+    r.operators, r.gates, r._signals, r._decisions = {"ann", "bob"}, {}, {}, {}
+    r.abort = None
+    r.operator_keys, r.console_key, r.require_signed = KEYS, CONSOLE_LINE, require_signed
+    r.rejected: list[str] = []  # type: ignore[misc]
+    r.reject = lambda *a: r.rejected.append(a[3])  # type: ignore[method-assign,attr-defined]
+    return r
+
+
+def _say(r: StepRunner, kind: str, sig: OperatorSignal) -> str | None:
+    with (
+        mock.patch.object(checklist.workflow, "logger", logging.getLogger(__name__)),
+        mock.patch.object(checklist.workflow, "patched", lambda _: True),
+        mock.patch.object(checklist.workflow, "now", lambda: NOW),
+    ):
+        return r.on_signal(kind, sig)
+
+
+def _signed(step: str, action: str = "confirm", **change: object) -> intent.SignedIntent:
+    return intent.sign(_intent(step=step, action=action, **change), ANN)
+
+
+def test_the_engine_proves_refuses_and_remembers_the_nonce() -> None:
+    r = _runner(require_signed=True)
+    unsigned = OperatorSignal(step="stop-insync", operator="ann")
+    assert "this pair takes only signed acts" in str(_say(r, "confirm", unsigned))
+    sig = unsigned.model_copy(update={"intent": _signed("stop-insync")})
+    assert _say(r, "confirm", sig) is None
+    assert r.checklist.step("stop-insync").proof == "proven by ann's key"
+    assert list(r.checklist.nonces) == ["0123456789abcdef0123"]
+    # The same nonce on the gate, properly bound and signed: a replay.
+    shown = intent.shown(["clip-1", "clip-2"])
+    again = OperatorSignal(
+        step="approve-overwrite",
+        operator="ann",
+        intent=_signed("approve-overwrite", "approve", shown=shown),
+    )
+    assert str(_say(r, "approve", again)).startswith("intent refused (replayed)")
+    # A fresh nonce, but the gate's list as it was before it changed: misbound.
+    stale = OperatorSignal(
+        step="approve-overwrite",
+        operator="ann",
+        intent=_signed(
+            "approve-overwrite", "approve", nonce="f" * 20, shown=intent.shown(["clip-1"])
+        ),
+    )
+    assert str(_say(r, "approve", stale)).startswith(
+        "intent refused (misbound): it was signed for shown"
+    )
+    good = stale.model_copy(
+        update={"intent": _signed("approve-overwrite", "approve", nonce="f" * 20, shown=shown)}
+    )
+    assert _say(r, "approve", good) is None
+    assert len(r.rejected) == 3  # type: ignore[attr-defined]
+
+
+def test_without_require_signed_an_unsigned_act_is_unproven_where_the_pair_has_keys() -> None:
+    r = _runner(require_signed=False)
+    assert _say(r, "confirm", OperatorSignal(step="stop-insync", operator="bob")) is None
+    assert r.checklist.step("stop-insync").proof == "unproven"
+    r = _runner(require_signed=False)
+    r.operator_keys, r.console_key = {}, None
+    assert _say(r, "confirm", OperatorSignal(step="stop-insync", operator="bob")) is None
+    assert r.checklist.step("stop-insync").proof is None  # no keys: nothing to say
