@@ -69,13 +69,15 @@ async def new(args: argparse.Namespace) -> int:
     path = Path(args.out) if args.out else default_path(name)
     if path.exists():
         raise CliError(f"{path} exists already; a key is never overwritten (--out FILE)")
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if in_git_work_tree(path.parent):
+    # Asked of the nearest folder that exists, so that a refusal leaves nothing behind.
+    here = next(p for p in path.absolute().parents if p.exists())
+    if in_git_work_tree(here):
         raise CliError(
             f"{path.parent} is inside a Git work tree: a private key never goes in Git; "
             f"write it elsewhere (--out FILE, {HINT})",
             EXIT_USAGE,
         )
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
     # O_EXCL: never over a file made meanwhile; 0600 from the first byte.

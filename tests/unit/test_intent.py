@@ -210,6 +210,8 @@ def test_keys_new_json_and_refusals(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert main(["keys", "new", "--operator", "ann", "--out", str(repo / "ann.key")]) == 2
     assert "inside a Git work tree" in capsys.readouterr().err
     assert not (repo / "ann.key").exists()
+    assert main(["keys", "new", "--operator", "ann", "--out", str(repo / "a" / "ann.key")]) == 2
+    assert not (repo / "a").exists()  # nothing left behind
 
 
 # -- the inventory ----------------------------------------------------------------------------
