@@ -228,6 +228,11 @@ class Capabilities(BaseModel):
     # Whom the run tells, and when (the inventory's `notify`, without its config file);
     # None: nobody is told (and older histories have no such field).
     notify: NotifyPlan | None = None
+    # Signed acts (docs/operators/signed-acts.md): the operators' public keys by name in
+    # lower case, the console's, and whether an unsigned act is refused. Public keys only.
+    operator_keys: dict[str, str] = {}
+    console_key: str | None = None
+    require_signed: bool = False
 
 
 class Notice(BaseModel):

@@ -55,6 +55,9 @@ class ProbeActivities(FamilyActivities):
             operators=[o.lower() for o in self.inv.operators],
             blackout=self.ctx.blackout_windows(),
             notify=notify_plan(self.inv),
+            operator_keys=dict(self.inv.operator_keys),
+            console_key=self.inv.console_key,
+            require_signed=self.inv.identity.require_signed,
         )
 
     @activity.defn(name="probe_pair")

@@ -5,13 +5,18 @@ validators refuse what they refuse, and the refusal says the rule and why."""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
+from datetime import UTC, datetime
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel
 from temporalio.client import Client
 
 from api.refusal import Refused
 from api.runs import fetch_checklist, resolve_run, send_update
+from inventory import intent
+from inventory.intent import SignedIntent
 from inventory.models import Inventory
 from workflows.base import PairWorkflow
 from workflows.models import Checklist, Decision, OperatorSignal, StepState
@@ -73,11 +78,13 @@ async def tick(
     sig: OperatorSignal,
     check: bool = True,
     guard: Callable[[Checklist, StepState], None] | None = None,
+    key: Ed25519PrivateKey | None = None,
 ) -> Ticked:
     """Confirm (verb `confirm`) or approve (`approve`) SIG's step of RUN. `check`: refuse
     here what the run would refuse (a run not open, a step not waiting for this verb),
     saying what to type instead; `guard`: the caller's own proof before it is sent (the
-    console's typed count at a gate), raising Refused."""
+    console's typed count at a gate), raising Refused; `key`: the operator's, to sign the
+    act with (docs/operators/signed-acts.md)."""
     if verb not in UPDATES:
         raise Refused(f"no such action {verb!r}: confirm or approve", "usage")
     handle = await resolve_run(temporal, inv, run)
@@ -87,9 +94,41 @@ async def tick(
         waits_for(before, step, verb)
     if guard is not None:
         guard(before, step)
+    if key is not None:
+        shown = intent.shown_for(verb, step.items, sig.clients)
+        sig = sig.model_copy(
+            update={"intent": signed(key, before, verb, sig.step, sig.operator, shown)}
+        )
     taken = await send_update(temporal, handle, UPDATES[verb], sig)
     return Ticked(
         run_id=taken.run_id, step=sig.step, status=taken.step_status, awaiting=taken.awaiting
+    )
+
+
+def signed(
+    key: Ed25519PrivateKey,
+    c: Checklist,
+    action: str,
+    step: str,
+    operator: str,
+    shown: str | None = None,
+    client: str | None = None,
+) -> SignedIntent:
+    """The act signed with `key`: bound to the run as its checklist says (its pair, its
+    first run id, which a continuation keeps), now, with a nonce of its own."""
+    return intent.sign(
+        intent.Intent(
+            pair=c.pair,
+            run=c.first_run_id or c.run_id,
+            step=step,
+            action=action,  # type: ignore[arg-type]
+            client=client,
+            shown=shown,
+            operator=operator,
+            at=datetime.now(UTC).isoformat(timespec="seconds"),
+            nonce=secrets.token_hex(16),
+        ),
+        key,
     )
 
 
@@ -125,6 +164,7 @@ async def decide(
     reason: str | None,
     client_host: str | None = None,
     check: bool = True,
+    key: Ed25519PrivateKey | None = None,
 ) -> Decided:
     """Retry or skip a failed step of RUN (or one client of it), or abort RUN (`step_id`
     empty): the `decide-step` update. `check`: refuse here what the run would refuse (a
@@ -135,8 +175,8 @@ async def decide(
     handle = await resolve_run(temporal, inv, run)
     if action == "abort":
         step_id = ""
-    before = await fetch_checklist(handle) if check else None
-    if before is not None:
+    before = await fetch_checklist(handle) if check or key is not None else None
+    if before is not None and check:
         if before.state not in LIVE_STATES:
             raise Refused(f"run {before.run_id} is {before.state}; nothing to {action}")
         if action != "abort":
@@ -151,5 +191,7 @@ async def decide(
         reason=reason,
         client=client_host or None,
     )
+    if key is not None and before is not None:
+        d.intent = signed(key, before, action, step_id, operator, client=d.client)
     taken = await send_update(temporal, handle, PairWorkflow.decide_step, d)
     return Decided(run_id=taken.run_id, action=action, step=step_id, client=client_host or None)

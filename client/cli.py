@@ -26,6 +26,7 @@ from client.commands import (
     fence,
     history,
     inventory,
+    keys,
     notify,
     readiness,
     replay,
@@ -53,7 +54,7 @@ from wire.options import add_options, connection
 # Every command, in the order `amsm --help` lists them.
 COMMANDS = (
     status, check, survey, readiness, start, schedule, runs, watch, show, confirm, decide, fence, controls,
-    report, history, replay, rules, inventory, notify,
+    report, history, replay, rules, inventory, notify, keys,
 )  # fmt: skip
 
 

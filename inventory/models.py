@@ -16,6 +16,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    ValidationError,
     field_serializer,
     field_validator,
     model_validator,
@@ -23,6 +24,7 @@ from pydantic import (
 
 from inventory.blackout import Blackout, zone
 from inventory.durations import duration_seconds
+from inventory.intent import public_key
 from inventory.names import HOST_NAME, segment_problem, windows_folder_problem
 
 Side = Literal["X", "Y"]
@@ -870,6 +872,60 @@ class Schedule(_Strict):
         return f"{int(v)}s"  # written back as it is read (a survey's inventory.json)
 
 
+class Identity(_Strict):
+    """Signed acts (docs/operators/signed-acts.md)."""
+
+    require_signed: bool = Field(
+        False,
+        description="refuse every act not signed with an operator's key (or the console's); "
+        "without it an unsigned act is taken and marked unproven",
+    )
+
+
+class _OperatorEntry(_Strict):
+    name: str
+    key: str
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return _check(SAFE_NAME_RE, "user name", v)
+
+    @field_validator("key")
+    @classmethod
+    def _key(cls, v: str) -> str:
+        public_key(v)
+        return v
+
+
+def operator_entries(entries: list[object]) -> tuple[list[object], dict[str, str]]:
+    """The names of `operators:` and the keys of those listed as `{name, key}`; each
+    name and each key once."""
+    names: list[object] = []
+    keys: dict[str, str] = {}
+    for i, e in enumerate(entries):
+        if not isinstance(e, dict):
+            names.append(e)
+            continue
+        try:
+            entry = _OperatorEntry.model_validate(e)
+        except ValidationError as err:
+            what = "; ".join(
+                f"{'.'.join(map(str, x['loc'])) or 'entry'}: {x['msg']}" for x in err.errors()
+            )
+            raise ValueError(
+                f"operators[{i}]: {what} (an operator is a name, or {{name, key}} with the "
+                "`ed25519:...` line `amsm keys new` printed)"
+            ) from None
+        if entry.key in keys.values():
+            raise ValueError(f"operators[{i}]: {entry.name}'s key is another operator's key too")
+        if entry.name.lower() in keys:
+            raise ValueError(f"operators[{i}]: {entry.name} is listed twice with a key")
+        names.append(entry.name)
+        keys[entry.name.lower()] = entry.key
+    return names, keys
+
+
 class Inventory(_Strict):
     pair: str = Field(description="the pair's name; part of every workflow id")
     task_queue: str | None = None
@@ -883,8 +939,17 @@ class Inventory(_Strict):
     timing: Timing = Field(default_factory=Timing)
     operators: list[str] = Field(
         default_factory=list,
-        description="who may start, confirm, approve, decide and use the controls",
+        description="who may start, confirm, approve, decide and use the controls: a name, "
+        "or {name, key} with the public key `amsm keys new` printed "
+        "(docs/operators/signed-acts.md)",
     )
+    # Each operator's public key (`ed25519:<base64>`), by name in lower case: read from
+    # the `{name, key}` entries of `operators`, and written back there (one home).
+    operator_keys: dict[str, str] = Field(default_factory=dict, exclude=True)
+    console_key: str | None = Field(
+        None, description="the console's public key: it signs for the person logged in"
+    )
+    identity: Identity = Field(default_factory=lambda: Identity())
     viewers: list[str] = Field(default_factory=list, description="who may read only")
     objectives: Objectives = Field(default_factory=Objectives)
     timezone: str = Field(
@@ -916,6 +981,53 @@ class Inventory(_Strict):
     @classmethod
     def _names(cls, v: list[str]) -> list[str]:
         return [_check(SAFE_NAME_RE, "user name", n) for n in v]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _operator_keys(cls, data: object) -> object:
+        """`operators:` entries are names or `{name, key}`: the names stay the list, the
+        keys go to `operator_keys` (which the inventory never names itself)."""
+        if not isinstance(data, dict):
+            return data
+        if "operator_keys" in data:
+            raise ValueError("operator_keys: write each key beside its name in `operators:`")
+        entries = data.get("operators")
+        if not isinstance(entries, list):
+            return data
+        names, keys = operator_entries(entries)
+        return {**data, "operators": names, "operator_keys": keys}
+
+    @field_validator("console_key")
+    @classmethod
+    def _console_key(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                public_key(v)
+            except ValueError as e:
+                raise ValueError(f"console_key: {e}") from None
+        return v
+
+    @model_validator(mode="after")
+    def _signers(self) -> Inventory:
+        if self.identity.require_signed and not (self.operator_keys or self.console_key):
+            raise ValueError(
+                "identity.require_signed: no operator has a key and there is no console_key, "
+                "so nobody could act; list {name, key} under operators "
+                "(docs/operators/signed-acts.md)"
+            )
+        if self.console_key is not None and self.console_key in self.operator_keys.values():
+            raise ValueError("console_key: it is an operator's key too; the console has its own")
+        return self
+
+    @field_serializer("operators")
+    def _written_operators(self, v: list[str]) -> list[object]:
+        # Written back as read: a name, or {name, key} (a survey's inventory.json).
+        return [
+            {"name": n, "key": self.operator_keys[n.lower()]}
+            if n.lower() in self.operator_keys
+            else n
+            for n in v
+        ]
 
     def may_act(self, who: str) -> bool:
         return not self.operators or who.lower() in {o.lower() for o in self.operators}

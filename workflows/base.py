@@ -369,6 +369,9 @@ class PairWorkflow:
             )
             if self.runner is not None:
                 self.runner.operators = set(self.caps.operators)
+                self.runner.operator_keys = dict(self.caps.operator_keys)
+                self.runner.console_key = self.caps.console_key
+                self.runner.require_signed = self.caps.require_signed
                 # Who started the run must be an operator; the refusal stays in the history.
                 who = self.runner.checklist.initiator
                 if self.runner.not_operator(who):

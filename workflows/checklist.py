@@ -15,13 +15,16 @@ which the Web UI shows.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
+from types import MappingProxyType
 from typing import TypeVar
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
+from inventory import intent
+from inventory.intent import SignedIntent
 from workflows import outcomes, rules, search
 from workflows.limits import (
     CONTINUE_AFTER_EVENTS,
@@ -77,6 +80,9 @@ RUNNING_PATCH = "manual-step-running-after-confirm"
 # Runs started before a failed automatic step could continue as new while it waits for
 # its decision replay without it.
 FAILED_CONTINUE_PATCH = "continue-while-a-step-failed"
+# Signed acts (docs/operators/signed-acts.md): an act's intent verified, a replayed, bad,
+# expired or misbound one refused, and an unsigned one refused under require_signed.
+INTENT_PATCH = "signed-intents"
 RECORD_TEXT = 2000  # a record's texts are cut to this: the checklist has them whole
 
 
@@ -113,6 +119,12 @@ def describe_failure(e: BaseException) -> str:
 
 class StepRunner:
     """Holds a run's checklist and walks it."""
+
+    # Signed acts: the public keys the worker hands the run (get_capabilities), by
+    # operator in lower case, the console's, and whether an unsigned act is refused.
+    operator_keys: Mapping[str, str] = MappingProxyType({})
+    console_key: str | None = None
+    require_signed = False
 
     def __init__(
         self,
@@ -273,13 +285,69 @@ class StepRunner:
     def not_operator(self, who: str) -> str | None:
         return rules.operator_refusal(self.operators, who)
 
+    def prove(
+        self,
+        action: str,
+        step_id: str,
+        operator: str,
+        signed: SignedIntent | None,
+        client: str | None = None,
+        clients: list[str] | None = None,
+    ) -> tuple[str | None, str | None]:
+        """Who an act is proven to be (docs/operators/signed-acts.md): (its proof, None), or
+        (None, why it is refused). Reached only with a signed intent or under
+        `identity.require_signed`; otherwise the act is as before (unproven where the
+        pair has keys)."""
+        if signed is None and not self.require_signed:
+            return (intent.UNPROVEN if self.operator_keys or self.console_key else None), None
+        if not workflow.patched(INTENT_PATCH):
+            return None, None
+        c = self.checklist
+        try:
+            items = c.step(step_id).items
+        except KeyError:
+            items = None
+        bound = intent.Binding(
+            pair=c.pair,
+            run=c.first_run_id or c.run_id,
+            step=step_id,
+            action=action,
+            operator=operator,
+            client=client,
+            shown=intent.shown_for(action, items, clients),
+        )
+        now = workflow.now()
+        verdict = (
+            None
+            if signed is None
+            else intent.verify(signed, self.operator_keys, now, c.nonces, bound, self.console_key)
+        )
+        refusal = rules.identity_refusal(
+            verdict is not None,
+            None if verdict is None else verdict.refusal_sentence,
+            self.require_signed,
+        )
+        if refusal is not None or verdict is None or signed is None:
+            return None, refusal
+        # The nonce is kept while its intent could still be taken, then dropped.
+        c.nonces = {n: at for n, at in c.nonces.items() if intent.fresh(at, now)}
+        c.nonces[signed.intent.nonce] = signed.intent.at
+        return verdict.proof, None
+
     def on_signal(self, kind: str, sig: OperatorSignal) -> str | None:
         """Accept a confirm/approve for the step that awaits it; reject anything else
         visibly. Returns the reason of a rejection."""
         reason = self.not_operator(sig.operator) or self.check_signal(kind, sig)
+        proof = None
+        if reason is None:
+            proof, reason = self.prove(
+                kind, sig.step, sig.operator, sig.intent, clients=sig.clients
+            )
         if reason is not None:
             self.reject(kind, sig.step, sig.operator, reason)
             return reason
+        if proof is not None:
+            self.checklist.step(sig.step).proof = proof
         self._signals[sig.step] = sig
         workflow.logger.info("%s %s by %s", kind, sig.step, sig.operator, extra={"step": sig.step})
         return None
@@ -302,6 +370,9 @@ class StepRunner:
         """retry / skip a failed step or client, skip a waiting manual step, or abort the run.
         Returns the reason of a rejection."""
         reason = self.not_operator(d.operator) or self.check_decision(d)
+        proof = None
+        if reason is None:
+            proof, reason = self.prove(d.action, d.step, d.operator, d.intent, client=d.client)
         if reason is not None:
             self.reject("decide", d.step, d.operator, reason)
             return reason
@@ -309,6 +380,7 @@ class StepRunner:
             if self.abort is None:
                 self.abort = d
                 self._record(d)
+                self._prove_last(proof)
             return None
         step = self.checklist.step(d.step)
         if step.clients is not None and (d.client or step.failed_clients):
@@ -317,8 +389,16 @@ class StepRunner:
                     self._decisions[f"{step.id}/{c.host}"] = d
         else:
             self._decisions[step.id] = d
+        if proof is not None and d.action == "skip":
+            step.proof = proof
         self._record(d)
+        self._prove_last(proof)
         return None
+
+    def _prove_last(self, proof: str | None) -> None:
+        """The decision just recorded: proven by whose key, or unproven."""
+        if proof is not None:
+            self.checklist.decisions[-1].proof = proof
 
     def taken(self, payload: OperatorSignal | Decision) -> bool:
         """An accepted confirm, approve or decision has been acted on: the walk took it

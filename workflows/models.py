@@ -8,6 +8,7 @@ from pydantic import AfterValidator, BaseModel, Field
 
 from activities.models import FenceState, OrphanClip
 from inventory.blackout import Window
+from inventory.intent import SignedIntent
 from inventory.models import Side, Timing
 from workflows.limits import (
     MAX_CLIENTS,
@@ -49,6 +50,9 @@ class OperatorSignal(Bounded):
     operator: Name = "unknown"
     note: Text | None = None
     clients: Hosts | None = None
+    # The act signed with the operator's key (docs/operators/signed-acts.md); older
+    # payloads have none.
+    intent: SignedIntent | None = None
 
 
 DecisionAction = Literal["retry", "skip", "abort"]
@@ -66,6 +70,7 @@ class Decision(Bounded):
     operator: Name = "unknown"
     reason: Text | None = None
     client: Name | None = None
+    intent: SignedIntent | None = None  # as OperatorSignal's
 
 
 class DecisionRecord(BaseModel):
@@ -75,6 +80,7 @@ class DecisionRecord(BaseModel):
     operator: str
     reason: str | None = None
     client: str | None = None
+    proof: str | None = None  # proven by whose key, or unproven (signed acts)
 
 
 # How an update's validator refuses while the run has not yet read who may act (a run
@@ -218,6 +224,9 @@ class StepState(BaseModel):
     # when the step is done or skipped. `reason`: a skip's, or why the side was lost.
     outcome: Outcome | None = None
     reason: str | None = None
+    # Who the act that passed it is proven to be (signed acts): "proven by ann's key",
+    # "ann, through the console ...", or "unproven"; None where the pair has no keys.
+    proof: str | None = None
 
     @property
     def pending_clients(self) -> int:
@@ -330,6 +339,9 @@ class Checklist(BaseModel):
     rejected: list[RejectedSignal] = Field(default_factory=list)
     rejected_total: int = 0
     decisions: list[DecisionRecord] = Field(default_factory=list)
+    # The nonces of the signed intents taken, with when they were signed: a replayed one
+    # is refused; those older than inventory/intent.py WINDOW are dropped.
+    nonces: dict[str, str] = Field(default_factory=dict)
     # Where every device ended up, when a run was aborted.
     final_state: list[str] | None = None
     # An unplanned switch: why, and the fencing workflow it started for the lost side.

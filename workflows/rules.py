@@ -95,6 +95,20 @@ def operator_refusal(operators: Collection[str], who: str) -> str | None:
     return None
 
 
+def identity_refusal(signed: bool, refused: str | None, require_signed: bool) -> str | None:
+    """Why an act is refused for who it is (signed acts, docs/operators/signed-acts.md),
+    or None when it is taken. `signed`: it carries a signed intent; `refused`: the
+    sentence its verification refused it with (inventory/intent.py), None when proven."""
+    if signed:
+        return refused
+    if require_signed:
+        return (
+            "unsigned: this pair takes only signed acts (identity.require_signed); sign "
+            "with --key FILE or AMSM_KEY (docs/operators/signed-acts.md)"
+        )
+    return None
+
+
 def signal_refusal(
     kind: str, step_id: str, step: StepView | None, taken: bool = False
 ) -> str | None:

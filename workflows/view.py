@@ -94,6 +94,12 @@ def next_action(c: Checklist) -> str | None:
     return None
 
 
+def proven(proof: str | None) -> str:
+    """Who an act is proven to be (signed acts, docs/operators/signed-acts.md), after the
+    name: " (proven by ann's key)", " (unproven)"; nothing where the pair has no keys."""
+    return f" ({proof})" if proof else ""
+
+
 def render_markdown(c: Checklist, now: str | None = None) -> str:
     """The checklist as markdown for the Web UI's current details."""
     lines = [f"## {c.title}", "", f"**State:** {c.state}  ", f"**Initiator:** {c.initiator}"]
@@ -135,7 +141,7 @@ def render_markdown(c: Checklist, now: str | None = None) -> str:
             status += f", {failed} failed)" if failed else ")"
         note = s.note or s.error or s.message or ""
         rows.append([STATUS_MARK[s.status], i, code(s.id), s.kind, status])
-        rows[-1] += [s.operator or "", note]
+        rows[-1] += [(s.operator or "") + (proven(s.proof) if s.operator else ""), note]
     lines += ["", *md_table(["", "#", "step", "kind", "status", "by", "note"], rows)]
     for s in c.steps:
         for x in s.failed_clients:
@@ -144,7 +150,7 @@ def render_markdown(c: Checklist, now: str | None = None) -> str:
         lines += ["", "**Decisions:**"]
         lines += [
             f"- {d.at} {d.action} {code(d.step)}{' ' + md(d.client) if d.client else ''} by "
-            f"{md(d.operator)}: {md(d.reason)}"
+            f"{md(d.operator)}{md(proven(d.proof))}: {md(d.reason)}"
             for d in c.decisions
         ]
     if c.rejected:
@@ -192,7 +198,7 @@ def render_text(
     out.append("")
     width = max(len(s.id) for s in c.steps) if c.steps else 10
     for n, s in enumerate(c.steps, 1):
-        by = f"  by {s.operator}" if s.operator else ""
+        by = f"  by {s.operator}{proven(s.proof)}" if s.operator else ""
         note = f"  note: {s.note}" if s.note else ""
         out.append(f"{STATUS_MARK[s.status]} {n:2} {s.id:{width}}  {s.kind:6} {s.status}{by}{note}")
         out += [f"{'':8}{x}" for x in (under or {}).get(s.id, [])]
@@ -222,6 +228,7 @@ def render_text(
         out += ["", "Decisions:"]
         out += [
             f"  {d.at} {d.action} {d.step}{' ' + d.client if d.client else ''} by {d.operator}"
+            + proven(d.proof)
             + (f": {d.reason}" if d.reason else "")
             for d in c.decisions
         ]

@@ -9,7 +9,8 @@ from typing import Any
 from temporalio.client import Client
 
 from api.act import tick
-from client.session import EXIT_OK, default_operator, emit
+from client.commands.keys import acting, add_key_option
+from client.session import EXIT_OK, emit
 from inventory.models import Inventory
 from workflows.models import OperatorSignal
 
@@ -20,7 +21,10 @@ def add(sub: Any) -> None:
         s.add_argument("run", metavar="RUN")
         s.add_argument("step", metavar="STEP")
         s.add_argument("--note", default=None)
-        s.add_argument("--operator", default=default_operator())
+        s.add_argument(
+            "--operator", default=None, help="who acts (default: AMSM_OPERATOR, the login)"
+        )
+        add_key_option(s)
         s.add_argument("--json", action="store_true")
         if verb == "confirm":
             s.add_argument(
@@ -34,15 +38,18 @@ def add(sub: Any) -> None:
 
 async def run(temporal: Client, inv: Inventory, args: argparse.Namespace) -> int:
     verb = args.command
+    operator, key = acting(args, inv)
     sig = OperatorSignal(
         step=args.step,
-        operator=args.operator,
+        operator=operator,
         note=args.note,
         clients=getattr(args, "client", None),
     )
-    taken = await tick(temporal, inv, args.run, verb, sig)
+    taken = await tick(temporal, inv, args.run, verb, sig, key=key)
     past = {"confirm": "confirmed", "approve": "approved"}[verb]
-    text = f"{past} {args.step} on run {taken.run_id} as {args.operator}"
+    text = f"{past} {args.step} on run {taken.run_id} as {operator}"
+    if key is not None:
+        text += " (signed with their key)"
     if taken.awaiting:
         text += f"\nnow waiting for: {taken.awaiting}"
     emit(args, {"run_id": taken.run_id, "step": args.step, "status": taken.status}, text)

@@ -10,7 +10,8 @@ from typing import Any
 from temporalio.client import Client
 
 from api.act import decide
-from client.session import EXIT_OK, default_operator, emit
+from client.commands.keys import acting, add_key_option
+from client.session import EXIT_OK, emit
 from inventory.models import Inventory
 
 
@@ -24,13 +25,17 @@ def add(sub: Any) -> None:
         s.add_argument("step", metavar="STEP")
         s.add_argument("--client", metavar="HOST", help="only this client of the step")
         s.add_argument("--reason", required=(verb == "skip"), default=None)
-        s.add_argument("--operator", default=default_operator())
+        s.add_argument(
+            "--operator", default=None, help="who acts (default: AMSM_OPERATOR, the login)"
+        )
+        add_key_option(s)
         s.add_argument("--json", action="store_true")
         s.set_defaults(handler=run)
     s = sub.add_parser("abort", help="stop the run at the next safe point, with a reason")
     s.add_argument("run", metavar="RUN")
     s.add_argument("--reason", required=True)
-    s.add_argument("--operator", default=default_operator())
+    s.add_argument("--operator", default=None, help="who acts (default: AMSM_OPERATOR, the login)")
+    add_key_option(s)
     s.add_argument("--json", action="store_true")
     s.set_defaults(handler=run, notice=False)
 
@@ -39,15 +44,17 @@ async def run(temporal: Client, inv: Inventory, args: argparse.Namespace) -> int
     """retry / skip a failed step or client, or abort the run: the `decide` signal."""
     action = args.command
     step_id = getattr(args, "step", "") or ""
+    operator, key = acting(args, inv)
     d = await decide(
         temporal,
         inv,
         args.run,
         action,
         step_id,
-        args.operator,
+        operator,
         args.reason,
         getattr(args, "client", None),
+        key=key,
     )
     target = f"{step_id} {d.client}" if d.client else step_id
     text = {

@@ -574,6 +574,7 @@ def test_the_engine_and_the_walk_judge_signals_by_one_rule_book() -> None:
         "is already aborting",
         "cannot be {kind}ed",
         "unknown signal",
+        "this pair takes only signed acts",
     )
     for room in ("workflows", "records"):
         for path, text in _imports(ROOT / room).items():
