@@ -1,0 +1,159 @@
+"""Network faults as networks make them: a link that drops packets silently (a dead
+switch port), not a host that refuses. The lab is served in a network namespace of its
+own, the drivers run in the worker's, and the link between them goes through a bridge
+(tests/support/netns.py). Every transport's connect and read timeouts must hold: the
+call fails naming the host within its timeout and a stated margin, and leaves no socket
+open. Skipped where network namespaces cannot be made (not root, no iproute2)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+import yaml
+
+from activities.drivers import powershell as ps
+from inventory.load import load_inventory
+from lab.init import init_lab
+from tests.support.lab import AMSM
+from tests.support.netns import (
+    LAB_ADDRESS,
+    DriverProcess,
+    Net,
+    names_to_hosts,
+    network,
+    stop,
+)
+
+# The inventory's timing for these tests: short, so that a hang is seen quickly.
+CONNECT_TIMEOUT = 2.0
+OPERATION_TIMEOUT = 5.0
+# What the driver may take beyond its timeout: the event loop's wake-up, the
+# exception's way out, the request and answer between processes. Not a retry.
+MARGIN = 1.0
+# How long after a failed WinRM call its thread may still hold the connection: pywinrm
+# is synchronous, so the thread waits out requests' read timeout (the operation
+# timeout plus max(5, connect timeout), activities/drivers/winrm.py _protocol) before
+# it closes the session; the caller has its answer at the operation timeout.
+WINRM_THREAD_SECONDS = OPERATION_TIMEOUT + max(5, CONNECT_TIMEOUT)
+STATEMENT = ps.test_path("C:\\")
+
+
+@dataclass
+class NetLab:
+    net: Net
+    dir: Path
+    driver: DriverProcess
+    ssh_host: str
+    winrm_host: str
+
+    async def call(self, host: str, **extra: Any) -> dict[str, Any]:
+        return await self.driver.ask({"host": host, "statements": [STATEMENT], **extra})
+
+    async def sockets_after(self, seconds: float) -> int:
+        answer = await self.driver.ask({"sleep": seconds})
+        return int(answer["sockets"])
+
+
+@pytest_asyncio.fixture
+async def netlab(tmp_path: Path) -> AsyncIterator[NetLab]:
+    with network() as net:
+        d = tmp_path / "lab"
+        inv_path = init_lab(d, editors=2, ingest=0, smartbins=1, reboot_seconds=0.3)
+        names = names_to_hosts(inv_path)
+        data = yaml.safe_load(inv_path.read_text())
+        data.setdefault("timing", {}).update(
+            connect_timeout=CONNECT_TIMEOUT, operation_timeout=OPERATION_TIMEOUT
+        )
+        inv_path.write_text(yaml.safe_dump(data, sort_keys=False))
+        inv = load_inventory(inv_path)
+        net.hosts_file(names)
+        lab = net.spawn(
+            net.lab_ns,
+            [str(AMSM), "lab", "serve", "--dir", str(d)],
+            {**os.environ, "AMSM_LAB_BIND_ADDRESS": LAB_ADDRESS},
+        )
+        driver = DriverProcess(net, inv_path)
+        try:
+            ports = [h.port for _, h in inv.all_hosts()]
+            ports += [h.winrm_settings.endpoint_port for _, h in inv.all_hosts() if h.winrm]
+            ready = await driver.ask({"wait_ports": ports})
+            assert ready["ok"], ready
+            ssh_host = inv.sides["X"].smartbins[0]
+            winrm_host = inv.sides["Y"].smartbins[0]
+            assert ssh_host.transport == "ssh" and winrm_host.transport == "winrm"
+            yield NetLab(net, d, driver, ssh_host.host, winrm_host.host)
+        finally:
+            driver.close()
+            stop(lab)
+
+
+def assert_failed_in_time(answer: dict[str, Any], host: str, bound: float) -> None:
+    assert not answer["ok"], answer
+    assert answer["type"] == "Unreachable" and answer["host"] == host, answer
+    assert host in answer["error"], answer
+    assert answer["seconds"] <= bound + MARGIN, answer
+
+
+async def test_the_lab_answers_over_the_bridge(netlab: NetLab) -> None:
+    for host in (netlab.ssh_host, netlab.winrm_host):
+        answer = await netlab.call(host)
+        assert answer["ok"] and answer["out"] == ["True"], answer
+
+
+@pytest.mark.parametrize("transport", ["ssh", "winrm"])
+async def test_connect_to_a_blackholed_host_fails_within_its_timeout(
+    netlab: NetLab, transport: str
+) -> None:
+    host = netlab.ssh_host if transport == "ssh" else netlab.winrm_host
+    before = await netlab.sockets_after(0)
+    netlab.net.drop("lab")
+    answer = await netlab.call(host)
+    # A new connection: the connect timeout bounds it (SSH's connect and login
+    # timeouts; requests' connect timeout), well inside the operation timeout.
+    assert_failed_in_time(answer, host, OPERATION_TIMEOUT)
+    assert answer["seconds"] >= CONNECT_TIMEOUT - 0.2, answer  # it did wait: a drop, not a refusal
+    assert await netlab.sockets_after(WINRM_THREAD_SECONDS if transport == "winrm" else 0.5) <= (
+        before
+    )
+
+
+@pytest.mark.parametrize("transport", ["ssh", "winrm"])
+async def test_a_link_that_drops_under_an_open_connection_fails_within_the_timeout(
+    netlab: NetLab, transport: str
+) -> None:
+    host = netlab.ssh_host if transport == "ssh" else netlab.winrm_host
+    # A first command leaves its connection open for the next (both drivers pool).
+    assert (await netlab.call(host))["ok"]
+    before = await netlab.sockets_after(0)
+    netlab.net.drop("lab")
+    answer = await netlab.call(host)
+    # The request goes out on the open connection and no answer ever comes: the
+    # operation timeout bounds the whole call (SSH: the channel open waits at most the
+    # connect timeout, then a new connection; WinRM: the caller's deadline).
+    assert_failed_in_time(answer, host, OPERATION_TIMEOUT)
+    after = await netlab.sockets_after(WINRM_THREAD_SECONDS if transport == "winrm" else 0.5)
+    # The pooled connection to the dead host is closed, not kept.
+    assert after < before, (before, after)
+
+
+@pytest.mark.parametrize("transport", ["ssh", "winrm"])
+async def test_a_link_that_comes_back_mid_operation_lets_the_call_finish(
+    netlab: NetLab, transport: str
+) -> None:
+    host = netlab.ssh_host if transport == "ssh" else netlab.winrm_host
+    netlab.net.drop("lab")
+    call = asyncio.create_task(netlab.call(host))
+    await asyncio.sleep(0.5)
+    netlab.net.restore("lab")
+    answer = await call
+    # TCP sends its SYN again after 1 s (the kernel's initial retransmission
+    # timeout), by then the link is back: the call completes, within its timeout.
+    assert answer["ok"] and answer["out"] == ["True"], answer
+    assert 0.5 <= answer["seconds"] <= OPERATION_TIMEOUT + MARGIN, answer
