@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ import yaml
 
 from activities.drivers import powershell as ps
 from inventory.load import load_inventory
+from lab.init import CREDENTIALS as SSH_CREDENTIALS
 from lab.init import init_lab
 from tests.support.lab import AMSM
 from tests.support.netns import (
@@ -37,21 +38,38 @@ OPERATION_TIMEOUT = 5.0
 # What the driver may take beyond its timeout: the event loop's wake-up, the
 # exception's way out, the request and answer between processes. Not a retry.
 MARGIN = 1.0
-# How long after a failed WinRM call its thread may still hold the connection: pywinrm
+# How long after a failed WinRM call its thread may still hold a connection: pywinrm
 # is synchronous, so the thread waits out requests' read timeout (the operation
-# timeout plus max(5, connect timeout), activities/drivers/winrm.py _protocol) before
-# it closes the session; the caller has its answer at the operation timeout.
-WINRM_THREAD_SECONDS = OPERATION_TIMEOUT + max(5, CONNECT_TIMEOUT)
+# timeout plus max(5, connect timeout), activities/drivers/winrm.py _protocol), then
+# tries to Delete the shell on a new connection (the connect timeout) before it closes
+# the session; the caller has had its answer at the operation timeout.
+WINRM_THREAD_SECONDS = OPERATION_TIMEOUT + max(5, CONNECT_TIMEOUT) + CONNECT_TIMEOUT
 STATEMENT = ps.test_path("C:\\")
 
 
 @dataclass
-class NetLab:
+class Served:
+    """The lab served in its namespace, for the module's tests."""
+
     net: Net
-    dir: Path
-    driver: DriverProcess
+    inventory: Path
+    ports: list[int]
     ssh_host: str
     winrm_host: str
+    winrm_port: int
+
+
+@dataclass
+class NetLab:
+    """The served lab and a driver process of the test's own (its connections, pools and
+    sockets are the test's alone)."""
+
+    served: Served
+    driver: DriverProcess
+
+    @property
+    def net(self) -> Net:
+        return self.served.net
 
     async def call(self, host: str, **extra: Any) -> dict[str, Any]:
         return await self.driver.ask({"host": host, "statements": [STATEMENT], **extra})
@@ -61,10 +79,10 @@ class NetLab:
         return int(answer["sockets"])
 
 
-@pytest_asyncio.fixture
-async def netlab(tmp_path: Path) -> AsyncIterator[NetLab]:
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     with network() as net:
-        d = tmp_path / "lab"
+        d = tmp_path_factory.mktemp("netlab")
         inv_path = init_lab(d, editors=2, ingest=0, smartbins=1, reboot_seconds=0.3)
         names = names_to_hosts(inv_path)
         data = yaml.safe_load(inv_path.read_text())
@@ -79,19 +97,37 @@ async def netlab(tmp_path: Path) -> AsyncIterator[NetLab]:
             [str(AMSM), "lab", "serve", "--dir", str(d)],
             {**os.environ, "AMSM_LAB_BIND_ADDRESS": LAB_ADDRESS},
         )
-        driver = DriverProcess(net, inv_path)
         try:
-            ports = [h.port for _, h in inv.all_hosts()]
-            ports += [h.winrm_settings.endpoint_port for _, h in inv.all_hosts() if h.winrm]
-            ready = await driver.ask({"wait_ports": ports})
-            assert ready["ok"], ready
+            hosts = [h for _, h in inv.all_hosts()]
+            ports = [h.port for h in hosts] + [
+                h.winrm_settings.endpoint_port for h in hosts if h.transport == "winrm"
+            ]
             ssh_host = inv.sides["X"].smartbins[0]
             winrm_host = inv.sides["Y"].smartbins[0]
             assert ssh_host.transport == "ssh" and winrm_host.transport == "winrm"
-            yield NetLab(net, d, driver, ssh_host.host, winrm_host.host)
+            yield Served(
+                net,
+                inv_path,
+                ports,
+                ssh_host.host,
+                winrm_host.host,
+                winrm_host.winrm_settings.endpoint_port,
+            )
         finally:
-            driver.close()
             stop(lab)
+
+
+@pytest_asyncio.fixture
+async def netlab(served: Served) -> AsyncIterator[NetLab]:
+    driver = DriverProcess(served.net, served.inventory)
+    try:
+        ready = await driver.ask({"wait_ports": served.ports})
+        assert ready["ok"], ready
+        yield NetLab(served, driver)
+    finally:
+        driver.close()
+        served.net.restore("lab")
+        served.net.restore_ports("lab")
 
 
 def assert_failed_in_time(answer: dict[str, Any], host: str, bound: float) -> None:
@@ -102,7 +138,7 @@ def assert_failed_in_time(answer: dict[str, Any], host: str, bound: float) -> No
 
 
 async def test_the_lab_answers_over_the_bridge(netlab: NetLab) -> None:
-    for host in (netlab.ssh_host, netlab.winrm_host):
+    for host in (netlab.served.ssh_host, netlab.served.winrm_host):
         answer = await netlab.call(host)
         assert answer["ok"] and answer["out"] == ["True"], answer
 
@@ -111,7 +147,7 @@ async def test_the_lab_answers_over_the_bridge(netlab: NetLab) -> None:
 async def test_connect_to_a_blackholed_host_fails_within_its_timeout(
     netlab: NetLab, transport: str
 ) -> None:
-    host = netlab.ssh_host if transport == "ssh" else netlab.winrm_host
+    host = netlab.served.ssh_host if transport == "ssh" else netlab.served.winrm_host
     before = await netlab.sockets_after(0)
     netlab.net.drop("lab")
     answer = await netlab.call(host)
@@ -119,6 +155,10 @@ async def test_connect_to_a_blackholed_host_fails_within_its_timeout(
     # timeouts; requests' connect timeout), well inside the operation timeout.
     assert_failed_in_time(answer, host, OPERATION_TIMEOUT)
     assert answer["seconds"] >= CONNECT_TIMEOUT - 0.2, answer  # it did wait: a drop, not a refusal
+    # and says which timeout it was, not the operation's
+    assert f"no answer within {CONNECT_TIMEOUT:g} s" in answer["error"] or (
+        "timed out" in answer["error"]
+    ), answer
     assert await netlab.sockets_after(WINRM_THREAD_SECONDS if transport == "winrm" else 0.5) <= (
         before
     )
@@ -128,7 +168,7 @@ async def test_connect_to_a_blackholed_host_fails_within_its_timeout(
 async def test_a_link_that_drops_under_an_open_connection_fails_within_the_timeout(
     netlab: NetLab, transport: str
 ) -> None:
-    host = netlab.ssh_host if transport == "ssh" else netlab.winrm_host
+    host = netlab.served.ssh_host if transport == "ssh" else netlab.served.winrm_host
     # A first command leaves its connection open for the next (both drivers pool).
     assert (await netlab.call(host))["ok"]
     before = await netlab.sockets_after(0)
@@ -147,7 +187,7 @@ async def test_a_link_that_drops_under_an_open_connection_fails_within_the_timeo
 async def test_a_link_that_comes_back_mid_operation_lets_the_call_finish(
     netlab: NetLab, transport: str
 ) -> None:
-    host = netlab.ssh_host if transport == "ssh" else netlab.winrm_host
+    host = netlab.served.ssh_host if transport == "ssh" else netlab.served.winrm_host
     netlab.net.drop("lab")
     call = asyncio.create_task(netlab.call(host))
     await asyncio.sleep(0.5)
@@ -157,3 +197,22 @@ async def test_a_link_that_comes_back_mid_operation_lets_the_call_finish(
     # timeout), by then the link is back: the call completes, within its timeout.
     assert answer["ok"] and answer["out"] == ["True"], answer
     assert 0.5 <= answer["seconds"] <= OPERATION_TIMEOUT + MARGIN, answer
+
+
+async def test_a_host_whose_winrm_port_drops_while_ssh_answers(netlab: NetLab) -> None:
+    host = netlab.served.winrm_host
+    assert (await netlab.call(host))["ok"]
+    netlab.net.drop_port("lab", netlab.served.winrm_port)
+    answer = await netlab.call(host)
+    # Its open WinRM connection takes a request and never answers: the operation
+    # timeout bounds it.
+    assert_failed_in_time(answer, host, OPERATION_TIMEOUT)
+    # A new one hangs in connect: the connect timeout bounds it.
+    again = await netlab.call(host)
+    assert_failed_in_time(again, host, CONNECT_TIMEOUT)
+    # The same host over SSH answers meanwhile: it is the port that is gone, not the host.
+    over_ssh = await netlab.call(host, transport="ssh", credentials=SSH_CREDENTIALS)
+    assert over_ssh["ok"] and over_ssh["out"] == ["True"], over_ssh
+    netlab.net.restore_ports("lab")
+    back = await netlab.call(host)
+    assert back["ok"] and back["out"] == ["True"], back

@@ -129,7 +129,9 @@ class Net:
             (self.lab_ns, self.worker_ns, WORKER_ADDRESS),
         ):
             mac = _mac(peer_ns, "eth0")
-            _ip("-n", ns, "neigh", "replace", peer, "lladdr", mac, "dev", "eth0", "nud", "permanent")
+            _ip(
+                "-n", ns, "neigh", "replace", peer, "lladdr", mac, "dev", "eth0", "nud", "permanent"
+            )
 
     def remove(self) -> None:
         """Everything make() made; whatever is already gone is skipped."""
@@ -147,6 +149,36 @@ class Net:
 
     def restore(self, side: str) -> None:
         _ip("link", "set", self.port(side), "up")
+
+    def drop_port(self, side: str, port: int) -> None:
+        """Packets to TCP `port` in the side's namespace vanish (a firewall that drops,
+        not rejects), every other port answers. No iptables/nftables here, and no drop
+        action (act_gact) in every kernel: an htb root on the side's bridge port sends
+        what u32 matches to a class whose qdisc is `blackhole`, which drops all it is
+        given. Skips the test when the kernel lacks one of them."""
+        dev = self.port(side)
+        steps = [
+            ["qdisc", "replace", "dev", dev, "root", "handle", "1:", "htb", "default", "10"],
+            ["class", "replace", "dev", dev, "parent", "1:", "classid", "1:10", "htb"]
+            + ["rate", "10gbit", "quantum", "60000"],
+            ["class", "replace", "dev", dev, "parent", "1:", "classid", "1:20", "htb"]
+            + ["rate", "10gbit", "quantum", "60000"],
+            ["qdisc", "replace", "dev", dev, "parent", "1:20", "handle", "20:", "blackhole"],
+            ["filter", "add", "dev", dev, "parent", "1:", "protocol", "ip", "prio", "1", "u32"]
+            + ["match", "ip", "dport", str(port), "0xffff", "classid", "1:20"],
+        ]
+        for step in steps:
+            done = subprocess.run(["tc", *step], capture_output=True, text=True, timeout=20)
+            if done.returncode != 0:
+                self.restore_ports(side)
+                pytest.skip(f"cannot drop one port: `tc {' '.join(step)}`: {done.stderr.strip()}")
+
+    def restore_ports(self, side: str) -> None:
+        subprocess.run(
+            ["tc", "qdisc", "del", "dev", self.port(side), "root"],
+            capture_output=True,
+            timeout=20,
+        )
 
     def hosts_file(self, names: list[str]) -> None:
         """In the worker's namespace every name resolves to the lab's address."""
@@ -300,12 +332,12 @@ async def _answer(ctx: Any, request: dict[str, Any]) -> dict[str, Any]:
                 break
         return {"ok": True, "sockets": open_sockets()}
     host = next(h for _, h in ctx.inv.all_hosts() if h.host == request["host"])
-    if "transport" in request:
-        host = host.model_copy(update={"transport": request["transport"]})
-    driver = ctx.host(host)
+    if "transport" in request:  # the same host over another transport, its credentials
+        update = {"transport": request["transport"], "credentials": request["credentials"]}
+        host = host.model_copy(update=update)
     started = time.monotonic()
     try:
-        out = await driver.run(*request["statements"])
+        out = await ctx.host(host).run(*request["statements"])
     except DriverError as e:
         return {
             "ok": False,
@@ -315,7 +347,12 @@ async def _answer(ctx: Any, request: dict[str, Any]) -> dict[str, Any]:
             "seconds": time.monotonic() - started,
             "sockets": open_sockets(),
         }
-    return {"ok": True, "out": out, "seconds": time.monotonic() - started, "sockets": open_sockets()}
+    return {
+        "ok": True,
+        "out": out,
+        "seconds": time.monotonic() - started,
+        "sockets": open_sockets(),
+    }
 
 
 async def _serve(inventory: str) -> None:
