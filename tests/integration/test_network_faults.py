@@ -28,6 +28,7 @@ from tests.support.netns import (
     DriverProcess,
     Net,
     names_to_hosts,
+    netem_missing,
     network,
     stop,
 )
@@ -216,3 +217,32 @@ async def test_a_host_whose_winrm_port_drops_while_ssh_answers(netlab: NetLab) -
     netlab.net.restore_ports("lab")
     back = await netlab.call(host)
     assert back["ok"] and back["out"] == ["True"], back
+
+
+@pytest.mark.parametrize("transport", ["ssh", "winrm"])
+async def test_a_call_across_a_slow_lossy_link_completes(netlab: NetLab, transport: str) -> None:
+    # Sites joined by a WAN: 100 ms each way (a 200 ms round trip) and 1 % loss each way
+    # (about 2 % of round trips), as in issue 29. Needs netem (sch_netem).
+    why = netem_missing()
+    if why is not None:
+        pytest.skip(f"latency and loss need tc's netem qdisc: {why}")
+    host = netlab.served.ssh_host if transport == "ssh" else netlab.served.winrm_host
+    for side in ("lab", "worker"):
+        netlab.net.shape(side, "netem", "delay", "100ms", "loss", "1%")
+    # The inventory's default timeouts (a WAN's, not this module's short ones).
+    timing = {"connect_timeout": 10, "operation_timeout": 120}
+    answer = await netlab.driver.ask({"host": host, "statements": [STATEMENT], "timing": timing})
+    assert answer["ok"] and answer["out"] == ["True"], answer
+    assert answer["seconds"] >= 0.2, answer  # at least a round trip: the link was slow
+
+
+@pytest.mark.parametrize("transport", ["ssh", "winrm"])
+async def test_a_call_across_a_rate_limited_link_completes(netlab: NetLab, transport: str) -> None:
+    host = netlab.served.ssh_host if transport == "ssh" else netlab.served.winrm_host
+    for side in ("lab", "worker"):
+        # 256 kbit/s each way (tbf: token bucket; Linux tc-tbf(8)).
+        netlab.net.shape(side, "tbf", "rate", "256kbit", "burst", "4kb", "latency", "500ms")
+    answer = await netlab.call(host)
+    assert answer["ok"] and answer["out"] == ["True"], answer
+    # Through the shaper, both ways.
+    assert netlab.net.sent_bytes("lab") > 0 and netlab.net.sent_bytes("worker") > 0

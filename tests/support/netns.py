@@ -173,6 +173,26 @@ class Net:
                 self.restore_ports(side)
                 pytest.skip(f"cannot drop one port: `tc {' '.join(step)}`: {done.stderr.strip()}")
 
+    def shape(self, side: str, *qdisc: str) -> None:
+        """What the side's bridge port sends towards it goes through `qdisc` (netem's
+        delay and loss, tbf's rate): one direction per port, so shaping both sides'
+        ports shapes the link both ways. Skips the test when the kernel lacks it."""
+        step = ["qdisc", "replace", "dev", self.port(side), "root", *qdisc]
+        done = subprocess.run(["tc", *step], capture_output=True, text=True, timeout=20)
+        if done.returncode != 0:
+            pytest.skip(f"`tc {' '.join(step)}` failed: {done.stderr.strip()}")
+
+    def sent_bytes(self, side: str) -> int:
+        """Bytes the root qdisc of the side's bridge port has sent."""
+        out = subprocess.run(
+            ["tc", "-s", "-j", "qdisc", "show", "dev", self.port(side), "root"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=20,
+        ).stdout
+        return int(json.loads(out)[0]["bytes"])
+
     def restore_ports(self, side: str) -> None:
         subprocess.run(
             ["tc", "qdisc", "del", "dev", self.port(side), "root"],
@@ -335,6 +355,9 @@ async def _answer(ctx: Any, request: dict[str, Any]) -> dict[str, Any]:
     if "transport" in request:  # the same host over another transport, its credentials
         update = {"transport": request["transport"], "credentials": request["credentials"]}
         host = host.model_copy(update=update)
+    timing = ctx.inv.timing
+    if "timing" in request:  # this request's timeouts only
+        ctx.inv = ctx.inv.model_copy(update={"timing": timing.model_copy(update=request["timing"])})
     started = time.monotonic()
     try:
         out = await ctx.host(host).run(*request["statements"])
@@ -347,6 +370,8 @@ async def _answer(ctx: Any, request: dict[str, Any]) -> dict[str, Any]:
             "seconds": time.monotonic() - started,
             "sockets": open_sockets(),
         }
+    finally:
+        ctx.inv = ctx.inv.model_copy(update={"timing": timing})
     return {
         "ok": True,
         "out": out,
