@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -246,3 +247,18 @@ async def test_a_call_across_a_rate_limited_link_completes(netlab: NetLab, trans
     assert answer["ok"] and answer["out"] == ["True"], answer
     # Through the shaper, both ways.
     assert netlab.net.sent_bytes("lab") > 0 and netlab.net.sent_bytes("worker") > 0
+
+
+def test_the_network_is_removed_even_when_the_test_fails() -> None:
+    made: list[Net] = []
+    with pytest.raises(RuntimeError, match="the test failed"), network() as net:
+        made.append(net)
+        net.drop("lab")
+        raise RuntimeError("the test failed")
+    net = made[0]
+    left = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True)
+    assert net.worker_ns not in left.stdout and net.lab_ns not in left.stdout
+    for link in (net.bridge, net.port("lab"), net.port("worker")):
+        shown = subprocess.run(["ip", "link", "show", link], capture_output=True, text=True)
+        assert shown.returncode != 0, f"{link} left behind"
+    assert not (Path("/etc/netns") / net.worker_ns).exists()
