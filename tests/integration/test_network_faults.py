@@ -19,7 +19,9 @@ import pytest
 import pytest_asyncio
 import yaml
 
+from activities.context import DeviceContext
 from activities.drivers import powershell as ps
+from activities.drivers.errors import Unreachable
 from inventory.load import load_inventory
 from lab.init import CREDENTIALS as SSH_CREDENTIALS
 from lab.init import init_lab
@@ -262,3 +264,50 @@ def test_the_network_is_removed_even_when_the_test_fails() -> None:
         shown = subprocess.run(["ip", "link", "show", link], capture_output=True, text=True)
         assert shown.returncode != 0, f"{link} left behind"
     assert not (Path("/etc/netns") / net.worker_ns).exists()
+
+
+@pytest.mark.parametrize("transport", ["ssh", "winrm"])
+async def test_a_host_that_accepts_and_never_speaks_fails_within_its_timeout(
+    tmp_path: Path, transport: str
+) -> None:
+    # Not a dropped link but a hung service: TCP is accepted, then nothing (no SSH
+    # banner, no TLS handshake). No namespace needed: a local listener that never reads.
+    inv_path = init_lab(tmp_path / "lab", editors=2, ingest=0, smartbins=1)
+    data = yaml.safe_load(inv_path.read_text())
+    data.setdefault("timing", {}).update(
+        connect_timeout=CONNECT_TIMEOUT, operation_timeout=OPERATION_TIMEOUT
+    )
+    inv_path.write_text(yaml.safe_dump(data, sort_keys=False))
+    inv = load_inventory(inv_path)
+    held: list[asyncio.StreamWriter] = []
+
+    async def accept(_r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        held.append(w)
+
+    server = await asyncio.start_server(accept, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    host = inv.sides["X"].smartbins[0] if transport == "ssh" else inv.sides["Y"].smartbins[0]
+    if transport == "ssh":
+        host = host.model_copy(update={"port": port})
+    else:
+        winrm = host.winrm_settings.model_copy(update={"port": port})
+        host = host.model_copy(update={"winrm": winrm})
+    driver = DeviceContext(inv, inv_path).host(host)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    try:
+        with pytest.raises(Unreachable) as e:
+            await driver.run(STATEMENT)
+    finally:
+        for w in held:
+            w.close()
+        server.close()
+    took = loop.time() - started
+    assert e.value.host == host.host and host.host in str(e.value)
+    # SSH: the connect timeout covers the banner, key exchange and login. WinRM:
+    # requests' connect timeout is TCP's only; the TLS handshake waits under the read
+    # timeout, and the caller's deadline (the operation timeout) ends it first.
+    bound = CONNECT_TIMEOUT if transport == "ssh" else OPERATION_TIMEOUT
+    assert took <= bound + MARGIN, (took, str(e.value))
+    if transport == "ssh":
+        assert f"no answer within {CONNECT_TIMEOUT:g} s" in str(e.value)
