@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
@@ -21,7 +22,10 @@ from lab.state import HostDown, LabState
 log = logging.getLogger("amsm.lab.host")
 
 REFUSED = "amsm-lab: only PowerShell -EncodedCommand is accepted"
-BIND_ADDRESS = "127.0.0.1"
+# Where every host listens: 127.0.0.1, unless the lab is served inside a network
+# namespace of its own (tests/support/netns.py), where it listens at that namespace's
+# address so that a driver in another namespace reaches it over a veth and a bridge.
+BIND_ADDRESS = os.environ.get("AMSM_LAB_BIND_ADDRESS", "127.0.0.1")
 # How long a rebooting host waits for its last reply to reach the client.
 REPLY_GRACE_SECONDS = 2.0
 

@@ -209,20 +209,7 @@ class SshHostDriver(HostDriver):
                     key = _client_key(str(key_file), key_file.stat().st_mtime)
                 except (OSError, asyncssh.Error, ValueError) as e:
                     raise AuthenticationFailed(h.host, f"cannot read the key: {e}") from None
-                conn = await asyncssh.connect(
-                    h.address,
-                    h.port,
-                    username=self._secret.username,
-                    client_keys=[key],
-                    known_hosts=kh,
-                    connect_timeout=self._connect_timeout,
-                    login_timeout=self._connect_timeout,
-                    agent_path=None,
-                    password=None,
-                    kbdint_auth=False,
-                    keepalive_interval=10,
-                    keepalive_count_max=3,
-                )
+                conn = await self._connect(key, kh)
                 pooled = _CONNECTIONS.put(pool_key, conn)
                 try:
                     process = await self._open(conn, command, refused)
@@ -264,6 +251,37 @@ class SshHostDriver(HostDriver):
             why = getattr(e, "strerror", None) or getattr(e, "reason", None) or str(e)
             raise Unreachable(h.host, f"cannot connect to {h.address}:{h.port} ({why})") from None
         return self._result(r)
+
+    async def _connect(
+        self, key: asyncssh.SSHKey, kh: asyncssh.SSHKnownHosts
+    ) -> asyncssh.SSHClientConnection:
+        """A new connection, bounded by the connect timeout (TCP, key exchange, login).
+        Its expiry is said as such: a silently dropped link (no refusal) fails here,
+        after the connect timeout, not after the command's."""
+        h = self.host
+        try:
+            return await asyncssh.connect(
+                h.address,
+                h.port,
+                username=self._secret.username,
+                client_keys=[key],
+                known_hosts=kh,
+                connect_timeout=self._connect_timeout,
+                login_timeout=self._connect_timeout,
+                agent_path=None,
+                password=None,
+                kbdint_auth=False,
+                keepalive_interval=10,
+                keepalive_count_max=3,
+            )
+        except TimeoutError:
+            # asyncssh's own connect timeout (asyncio.wait_for); the command's timeout
+            # cancels instead, and is reported by the caller.
+            raise Unreachable(
+                h.host,
+                f"cannot connect to {h.address}:{h.port} (no answer within "
+                f"{self._connect_timeout:g} s)",
+            ) from None
 
     async def _open(
         self, conn: asyncssh.SSHClientConnection, command: str, refused: list[int]
