@@ -107,9 +107,7 @@ class PairActivities:
         for f in found.fences:
             try:
                 handle = self.temporal.get_workflow_handle(f.workflow_id, run_id=f.run_id)
-                st = await handle.query(
-                    "state", result_type=FenceState
-                )
+                st = await handle.query("state", result_type=FenceState)
             except Exception:  # noqa: BLE001
                 return ["X", "Y"]
             if st.status == "waiting":

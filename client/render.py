@@ -13,10 +13,10 @@ from api.fence import FenceView
 from api.show import RunView
 from inventory.models import SIDES, Side
 from inventory.status import PairStatus
+from wire.fences import Squatter
 from workflows.models import Checklist
 from workflows.schedule import ScheduleState
 from workflows.view import render_text
-from wire.fences import Squatter
 
 LED = {True: "●", False: "○", None: "?"}
 

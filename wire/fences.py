@@ -82,9 +82,7 @@ def _is_fence(w: WorkflowExecution, queue: str) -> bool:
     return w.workflow_type == "fence" and w.task_queue == queue
 
 
-async def fences_of(
-    temporal: Client, pair: str, queue: str, running: bool = False
-) -> FenceLookup:
+async def fences_of(temporal: Client, pair: str, queue: str, running: bool = False) -> FenceLookup:
     """The pair's fences (`queue`: the pair's task queue), the one under the fence's usual
     id first; `running`: only those still running. A fence counts only on the pair's
     queue; a running workflow that holds the usual id or is listed as the pair's fence
