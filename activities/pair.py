@@ -17,7 +17,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.models import BatchRef, ClientBatchResult, FenceState, PairRef, PairRunState
 from inventory.models import Inventory
-from wire.fences import FenceLookupError, fences_of
+from wire.fences import FenceLookupError, fences_of, squatter_of
 
 
 class ClientSeen(BaseModel):
@@ -130,6 +130,15 @@ class PairActivities:
                 type="Unreachable",
             ) from None
         if desc.status != WorkflowExecutionStatus.RUNNING:
+            return PairRunState(running=False)
+        if desc.task_queue != self.inv.queue:
+            # Not a run of the pair: the pair's worker does not run it, so it changes no
+            # device (wire/fences.py: a squatter). It holds the id; it is not a run going on.
+            sq = squatter_of(desc, self.inv.queue, f"the run of pair {self.inv.pair}", None)
+            activity.logger.warning(
+                "%s (run %s) ignored, %s; remove it: %s",
+                sq.workflow_id, sq.run_id, sq.why, sq.remedy,
+            )  # fmt: skip
             return PairRunState(running=False)
         state = PairRunState(running=True, run_id=desc.run_id, workflow=desc.workflow_type)
         try:

@@ -56,14 +56,16 @@ class FenceLookup:
     squatters: list[Squatter] = field(default_factory=list)
 
 
-def squatter_of(w: WorkflowExecution, queue: str, what: str) -> Squatter:
-    """`w` as a squatter: why it is not believed (`what`: what it pretends to be) and the
-    command that removes it."""
+def squatter_of(
+    w: WorkflowExecution, queue: str, what: str, workflow_type: str | None = "fence"
+) -> Squatter:
+    """`w` as a squatter: why it is not believed (`what`: what it pretends to be; a
+    `workflow_type` it must have, if any) and the command that removes it."""
     reasons = []
     if w.task_queue != queue:
         reasons.append(f"its task queue is {w.task_queue!r}, not the pair's {queue!r}")
-    if w.workflow_type != "fence":
-        reasons.append(f"it is a {w.workflow_type!r} workflow, not a fence")
+    if workflow_type and w.workflow_type != workflow_type:
+        reasons.append(f"it is a {w.workflow_type!r} workflow, not a {workflow_type}")
     return Squatter(
         workflow_id=w.id,
         run_id=w.run_id or "",

@@ -97,3 +97,32 @@ def _words(argv: str) -> list[str]:
     import shlex
 
     return shlex.split(argv)
+
+
+async def test_squatters_under_the_run_and_control_ids(  # type: ignore[no-untyped-def]
+    temporal: Client, lab_factory
+) -> None:
+    """A workflow under the pair's run id on another queue is no run going on: a control
+    is not refused alongside it. One under the control's id says what it is and how to
+    remove it; removed, the control runs."""
+    lab = await lab_factory(editors=1, ingest=0)
+    inv = lab.inventory
+    await temporal_cli(
+        lab, "start", "--type", "switch", "--workflow-id", inv.workflow_id,
+        "--task-queue", "nobody-polls", "--input", "{}",
+    )  # fmt: skip
+    control = f"{inv.workflow_id}-control"
+    await temporal_cli(
+        lab, "start", "--type", "control", "--workflow-id", control,
+        "--task-queue", "nobody-polls", "--input", "{}",
+    )  # fmt: skip
+    async with running_worker(temporal, lab):
+        rc, out = await cli(temporal, lab, "browse", "stop")
+        assert rc != 0 and "another control is running" in out, out
+        assert f"but {control} is a squatter" in out and "'nobody-polls'" in out, out
+        remedy = out.split("remove it: ", 1)[1].strip()
+        assert remedy.startswith(f"temporal workflow terminate --workflow-id {control} "), out
+        await temporal_cli(lab, *_words(remedy.split(" ", 2)[2]))
+        rc, out = await cli(temporal, lab, "browse", "stop")
+        assert rc == 0, out
+        assert "is running on pair" not in out, out
