@@ -103,7 +103,7 @@ async def test_squatters_under_the_run_and_control_ids(  # type: ignore[no-untyp
     temporal: Client, lab_factory
 ) -> None:
     """A workflow under the pair's run id on another queue is no run going on: a control
-    is not refused alongside it. One under the control's id says what it is and how to
+    is not refused alongside it, and `amsm start` says what holds the id. One under the control's id says what it is and how to
     remove it; removed, the control runs."""
     lab = await lab_factory(editors=1, ingest=0)
     inv = lab.inventory
@@ -117,6 +117,11 @@ async def test_squatters_under_the_run_and_control_ids(  # type: ignore[no-untyp
         "--task-queue", "nobody-polls", "--input", "{}",
     )  # fmt: skip
     async with running_worker(temporal, lab):
+        # `amsm start` cannot take the run's id while it is held, and says what holds it.
+        rc, out = await cli(temporal, lab, "start", "switch", "--to", "Y")
+        assert rc != 0 and "only one workflow runs on pair" in out, out
+        assert "a squatter (not started by amsm as the run of pair" in out, out
+        assert f"remove it with temporal workflow terminate --workflow-id {inv.workflow_id} " in out
         rc, out = await cli(temporal, lab, "browse", "stop")
         assert rc != 0 and "another control is running" in out, out
         assert f"but {control} is a squatter" in out and "'nobody-polls'" in out, out
