@@ -43,9 +43,6 @@ class Fence:
     running: bool
     workflow_id: str
     run_id: str
-    # The pair's run that started it (the unplanned switch), or None: started by hand on
-    # the pair's queue (the worker runs it all the same).
-    parent_id: str | None = None
 
 
 @dataclass
@@ -122,6 +119,6 @@ def _sort(
     is_running = w.status == WorkflowExecutionStatus.RUNNING
     if _is_fence(w, queue):
         if is_running or not running:
-            found.fences.append(Fence(is_running, w.id, w.run_id or "", w.parent_id))
+            found.fences.append(Fence(is_running, w.id, w.run_id or ""))
     elif is_running and (usual or w.workflow_type == "fence"):
         found.squatters.append(squatter_of(w, queue, what))
