@@ -116,7 +116,17 @@ async def test_squatters_under_the_run_and_control_ids(  # type: ignore[no-untyp
         lab, "start", "--type", "control", "--workflow-id", control,
         "--task-queue", "nobody-polls", "--input", "{}",
     )  # fmt: skip
+    # Tagged as a scheduled run of the pair, which no worker of the pair runs.
+    tags = [f"{k}={json.dumps(v)}" for k, v in (("AmsmPair", inv.pair), ("AmsmKind", "schedule"))]
+    await temporal_cli(
+        lab, "start", "--type", "pair-schedule", "--workflow-id",
+        f"{inv.workflow_id}-schedule-0badf00d", "--task-queue", "nobody-polls", "--input", "{}",
+        "--search-attribute", tags[0], "--search-attribute", tags[1],
+    )  # fmt: skip
     async with running_worker(temporal, lab):
+        # It does not hold the pair's scheduled runs: the list is read without it.
+        rc, out = await cli(temporal, lab, "schedule", "list")
+        assert rc == 0 and "no scheduled runs" in out, out
         # `amsm start` cannot take the run's id while it is held, and says what holds it.
         rc, out = await cli(temporal, lab, "start", "switch", "--to", "Y")
         assert rc != 0 and "only one workflow runs on pair" in out, out
