@@ -17,7 +17,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.models import BatchRef, ClientBatchResult, FenceState, PairRef, PairRunState
 from inventory.models import Inventory
-from wire.fences import FenceLookupError, fences_of
+from wire.fences import FenceLookupError, fences_of, squatter_of
 
 
 class ClientSeen(BaseModel):
@@ -91,18 +91,23 @@ class PairActivities:
         """The sides that a running fence of the pair still waits to put in backup (the
         fence's own state). A fence that cannot be read counts as waiting on both sides:
         making a side main under a fence that fences it the moment it answers would
-        undo the run."""
+        undo the run. Only a fence on the pair's task queue counts (wire/fences.py): a
+        squatter under the fence's id blocks nothing; the worker's log names it and how
+        to remove it."""
         try:
-            found = await fences_of(self.temporal, self.inv.pair, running=True)
+            found = await fences_of(self.temporal, self.inv.pair, self.inv.queue, running=True)
         except FenceLookupError as e:
             raise ApplicationError(str(e)) from None
-        ids = dict.fromkeys(wid for _, wid, _ in found)
+        for sq in found.squatters:
+            activity.logger.warning(
+                "%s (run %s) ignored, %s; remove it: %s",
+                sq.workflow_id, sq.run_id, sq.why, sq.remedy,
+            )  # fmt: skip
         sides: set[str] = set()
-        for wid in ids:
+        for f in found.fences:
             try:
-                st = await self.temporal.get_workflow_handle(wid).query(
-                    "state", result_type=FenceState
-                )
+                handle = self.temporal.get_workflow_handle(f.workflow_id, run_id=f.run_id)
+                st = await handle.query("state", result_type=FenceState)
             except Exception:  # noqa: BLE001
                 return ["X", "Y"]
             if st.status == "waiting":
@@ -125,6 +130,15 @@ class PairActivities:
                 type="Unreachable",
             ) from None
         if desc.status != WorkflowExecutionStatus.RUNNING:
+            return PairRunState(running=False)
+        if desc.task_queue != self.inv.queue:
+            # Not a run of the pair: the pair's worker does not run it, so it changes no
+            # device (wire/fences.py: a squatter). It holds the id; it is not a run going on.
+            sq = squatter_of(desc, self.inv.queue, f"the run of pair {self.inv.pair}", None)
+            activity.logger.warning(
+                "%s (run %s) ignored, %s; remove it: %s",
+                sq.workflow_id, sq.run_id, sq.why, sq.remedy,
+            )  # fmt: skip
             return PairRunState(running=False)
         state = PairRunState(running=True, run_id=desc.run_id, workflow=desc.workflow_type)
         try:

@@ -13,11 +13,13 @@ from pydantic import BaseModel
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
 
 from api.refusal import Refused
 from api.runs import cause, index
 from inventory.models import Inventory
 from inventory.rules import BY_NAME, OVERRIDABLE
+from wire.fences import squatter_of
 from workflows.control import ControlInput, ControlResult
 from workflows.overrides import Override
 
@@ -126,7 +128,22 @@ async def start_control(
     except WorkflowAlreadyStartedError:
         raise Refused(
             f"refused: another control is running on pair {inv.pair}; one at a time"
+            + await control_squatter(temporal, inv)
         ) from None
+
+
+async def control_squatter(temporal: Client, inv: Inventory) -> str:
+    """What the refusal adds when what holds the control's id is not on the pair's task
+    queue: a squatter (wire/fences.py), which no worker of the pair runs and which will
+    never end by itself, named with the command that removes it."""
+    try:
+        desc = await temporal.get_workflow_handle(f"{inv.workflow_id}-control").describe()
+    except RPCError:
+        return ""
+    if desc.task_queue == inv.queue:
+        return ""
+    sq = squatter_of(desc, inv.queue, f"a control of pair {inv.pair}", "control")
+    return f"; but {sq.workflow_id} is a squatter, {sq.why}; remove it: {sq.remedy}"
 
 
 async def run_control(

@@ -15,7 +15,7 @@ from activities.models import FenceState
 from api.refusal import Refused
 from api.runs import follow_continuation, send_update
 from inventory.models import Inventory
-from wire.fences import FenceLookupError, fences_of
+from wire.fences import FenceLookup, FenceLookupError, Squatter, fences_of
 from workflows.fence import FenceWorkflow
 from workflows.models import FenceEnd, FenceRef
 
@@ -27,31 +27,59 @@ class FenceView(BaseModel):
     tries: int = 0
     last_error: str | None = None
     next_try: datetime | None = None
+    # The run that started it (the pair's unplanned switch); None: started by hand on the
+    # pair's task queue, which the pair's worker runs all the same.
+    parent_id: str | None = None
 
 
-async def find_fence(temporal: Client, pair: str) -> tuple[str, str] | None:
-    """The pair's fence: (workflow id, run id), a running one before an ended one; None when
-    no fence has run. What holds the fence's usual id is trusted only if it is a fence: an
-    unplanned switch whose fence id was taken starts its fence under another id."""
+async def look_for_fences(temporal: Client, inv: Inventory) -> FenceLookup:
+    """The pair's fences and the squatters (wire/fences.py), or the refusal that says why
+    they cannot be read."""
     try:
-        found = await fences_of(temporal, pair)
+        return await fences_of(temporal, inv.pair, inv.queue)
     except FenceLookupError as e:
         raise Refused(str(e)) from None
-    if not found:
+
+
+def latest(found: FenceLookup) -> tuple[str, str] | None:
+    """The pair's fence: (workflow id, run id), a running one before an ended one; None when
+    no fence has run. A squatter is never it."""
+    if not found.fences:
         return None
-    running = [f for f in found if f[0]]
-    _, fid, run_id = (running or found)[0]
-    return fid, run_id
+    running = [f for f in found.fences if f.running]
+    f = (running or found.fences)[0]
+    return f.workflow_id, f.run_id
 
 
-async def read_fence(temporal: Client, pair: str, ref: FenceRef | None = None) -> FenceView | None:
+async def find_fence(temporal: Client, inv: Inventory) -> tuple[str, str] | None:
+    """The pair's fence (`latest`), a running one before an ended one."""
+    return latest(await look_for_fences(temporal, inv))
+
+
+async def fence_and_squatters(
+    temporal: Client, inv: Inventory
+) -> tuple[FenceView | None, list[Squatter]]:
+    """The pair's latest fence as `read_fence` reads it, and the squatters: running
+    workflows that hold the fence's id or say they are the pair's fence, not believed
+    (what `amsm fence` and `amsm status` name, with the command that removes them)."""
+    found = await look_for_fences(temporal, inv)
+    where = latest(found)
+    if where is None:
+        return None, found.squatters
+    ref = FenceRef(workflow_id=where[0], run_id=where[1], side="X")
+    return await read_fence(temporal, inv, ref), found.squatters
+
+
+async def read_fence(
+    temporal: Client, inv: Inventory, ref: FenceRef | None = None
+) -> FenceView | None:
     """The fence of `ref` (or the pair's latest fence); None when there is none.
 
     The fence's own state comes from its query (or its result, once closed); how often it
     has tried and what the lost side last answered come from the server's view of its one
     pending activity, which the server retries without writing to the history."""
     if ref is None:
-        where = await find_fence(temporal, pair)
+        where = await find_fence(temporal, inv)
         if where is None:
             return None
         ref = FenceRef(workflow_id=where[0], run_id=where[1], side="X")
@@ -75,7 +103,7 @@ async def read_fence(temporal: Client, pair: str, ref: FenceRef | None = None) -
             state = await handle.query(FenceWorkflow.state)
         except Exception as e:
             raise Refused(f"the fence {wid} cannot be read: {e}") from None
-    view = FenceView(workflow_id=wid, run_id=desc.run_id, state=state)
+    view = FenceView(workflow_id=wid, run_id=desc.run_id, state=state, parent_id=desc.parent_id)
     for pa in desc.raw_description.pending_activities:
         view.tries = pa.attempt
         if pa.HasField("last_failure"):
@@ -96,18 +124,28 @@ async def end_fence(temporal: Client, inv: Inventory, operator: str, reason: str
         raise Refused('ending a fence needs a reason: --reason "..."')
     if inv.operators and operator.lower() not in {o.lower() for o in inv.operators}:
         raise Refused(f"{operator} is not an operator of pair {inv.pair}")
-    where = await find_fence(temporal, inv.pair)
+    found = await look_for_fences(temporal, inv)
+    where = latest(found)
     if where is None:
-        raise Refused(f"no fence has run on pair {inv.pair}")
+        raise Refused(f"no fence has run on pair {inv.pair}" + squatters_said(found.squatters))
     handle = temporal.get_workflow_handle(where[0], run_id=where[1])
     desc = await handle.describe()
     if desc.status != WorkflowExecutionStatus.RUNNING:
-        view = await read_fence(temporal, inv.pair)
+        view = await read_fence(temporal, inv)
         what = view.state.message if view else ""
         raise Refused(f"the fence on pair {inv.pair} is not running: {what}")
     request = FenceEnd(operator=operator, reason=reason)
     await send_update(temporal, handle, FenceWorkflow.end, request, who="the fence")
     await handle.result()
-    ended = await read_fence(temporal, inv.pair)
+    ended = await read_fence(temporal, inv)
     assert ended is not None
     return ended
+
+
+def squatters_said(squatters: list[Squatter]) -> str:
+    """What a refusal says of the squatters: that they are not the pair's fence, and the
+    command that removes each."""
+    return "".join(
+        f"; {s.workflow_id} is not its fence ({s.why}): remove it with {s.remedy}"
+        for s in squatters
+    )

@@ -196,6 +196,10 @@ async def scheduled(temporal: Client, inv: Inventory) -> list[ScheduleState]:
         async for w in temporal.list_workflows(query):
             if w.status != WorkflowExecutionStatus.RUNNING:
                 continue
+            if w.task_queue != inv.queue or w.workflow_type != "pair-schedule":
+                # Tagged as the pair's by hand, on a queue no worker of the pair serves: a
+                # squatter (wire/fences.py), which would hold the whole list on its query.
+                continue
             handle = temporal.get_workflow_handle(w.id, run_id=w.run_id)
             found.append(await handle.query(ScheduleWorkflow.read_state))
     except RPCError as e:

@@ -43,7 +43,7 @@ async def view_of(temporal: Client, inv: Inventory, handle: WorkflowHandle[Any, 
     """The run of HANDLE as `show` answers it (`amsm watch` asks it again at each read of
     the run it found once)."""
     c = await fetch_checklist(handle)
-    view = await read_fence(temporal, inv.pair, c.fence) if c.fence is not None else None
+    view = await read_fence(temporal, inv, c.fence) if c.fence is not None else None
     return RunView(checklist=c, fence_state=view)
 
 

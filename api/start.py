@@ -21,6 +21,7 @@ from api.controls import control_overrides
 from api.refusal import Refused
 from api.runs import cause, index
 from inventory.models import Inventory
+from wire.fences import squatter_of
 from workflows.base import PairWorkflow
 from workflows.dry_run import READS, PairDryRunWorkflow
 from workflows.kind import StartError
@@ -79,14 +80,21 @@ def start_input(
 
 
 async def running_run(temporal: Client, inv: Inventory) -> str:
-    """One line about the run that holds the pair, for a refusal."""
+    """One line about the run that holds the pair, for a refusal (and what to do when it
+    is a squatter: not on the pair's task queue, no worker of the pair runs it and it never
+    ends by itself; wire/fences.py)."""
     try:
         desc = await temporal.get_workflow_handle(inv.workflow_id).describe()
     except RPCError:
-        return f"workflow {inv.workflow_id}"
-    return (
+        return f"workflow {inv.workflow_id} is running"
+    line = (
         f"run {desc.run_id} ({desc.workflow_type}, started {desc.start_time:%Y-%m-%d %H:%M:%S} UTC)"
+        " is running"
     )
+    if desc.task_queue != inv.queue:
+        sq = squatter_of(desc, inv.queue, f"the run of pair {inv.pair}", None)
+        line += f", a squatter ({sq.why}): remove it with {sq.remedy}"
+    return line
 
 
 async def start(
@@ -121,7 +129,7 @@ async def start(
     except WorkflowAlreadyStartedError:
         raise Refused(
             f"refused: only one workflow runs on pair {inv.pair} at a time, and "
-            f"{await running_run(temporal, inv)} is running{hint}"
+            f"{await running_run(temporal, inv)}{hint}"
         ) from None
     run_id = handle.result_run_id or ""
     refused = await wait_for_precondition(temporal, inv, run_id) if wait else None

@@ -9,13 +9,14 @@ from typing import Any
 from pydantic import BaseModel
 from temporalio.client import Client
 
-from api.fence import FenceView, read_fence
+from api.fence import FenceView, fence_and_squatters
 from api.readiness import ReadinessView, read_readiness
 from api.refusal import Refused
 from api.runs import read_status, read_watched_status
 from api.schedule import scheduled
 from inventory.models import Inventory
 from inventory.status import PairStatus
+from wire.fences import Squatter
 from workflows.schedule import ScheduleState
 
 
@@ -30,6 +31,9 @@ class StatusView(BaseModel):
     readiness: ReadinessView
     # The scheduled runs that still wait (workflows/schedule.py), soonest first.
     scheduled: list[ScheduleState] = []
+    # Running workflows that hold the fence's id or say they are the pair's fence, not
+    # started by amsm (wire/fences.py): named with the command that removes them.
+    squatters: list[Squatter] = []
 
     def to_json(self) -> dict[str, Any]:
         """The object of `amsm status --json` (the web console answers the same)."""
@@ -39,6 +43,7 @@ class StatusView(BaseModel):
         data["fence"] = self.fence.model_dump(mode="json") if self.fence else None
         data["readiness"] = self.readiness.to_json()
         data["scheduled"] = [s.model_dump(mode="json") for s in self.scheduled]
+        data["squatters"] = [s.model_dump(mode="json") for s in self.squatters]
         return data
 
 
@@ -61,16 +66,23 @@ async def status_view(
     left out, the readiness says its error (one DescribeSchedule and, usually, one
     result; 5 s at most)."""
     try:
-        view = await read_fence(temporal, inv.pair)
+        view, squatters = await fence_and_squatters(temporal, inv)
     except Refused:
-        view = None
+        view, squatters = None, []
     waiting = view if view is not None and view.state.status == "waiting" else None
     ready = await read_readiness(temporal, inv)
     try:
         filed = await scheduled(temporal, inv)
     except Refused:
         filed = []
-    return StatusView(status=st, when=when, fence=waiting, readiness=ready, scheduled=filed)
+    return StatusView(
+        status=st,
+        when=when,
+        fence=waiting,
+        readiness=ready,
+        scheduled=filed,
+        squatters=squatters,
+    )
 
 
 async def status(

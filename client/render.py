@@ -6,12 +6,14 @@ workflows/view.py."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from zoneinfo import ZoneInfo
 
 from api.fence import FenceView
 from api.show import RunView
 from inventory.models import SIDES, Side
 from inventory.status import PairStatus
+from wire.fences import Squatter
 from workflows.models import Checklist
 from workflows.schedule import ScheduleState
 from workflows.view import render_text
@@ -99,6 +101,24 @@ def render_fence(v: FenceView) -> str:
         f"  started {st.started_at} by {st.started_by} for: {st.reason}"
         + (f"; ended {st.ended_at}" if st.ended_at else "")
     )
+    if v.parent_id is None:
+        lines.append(
+            "  started by hand, not by an unplanned switch of the pair (it runs on the "
+            "pair's task queue, so the pair's worker runs it and it fences all the same)"
+        )
+    return "\n".join(lines)
+
+
+def render_squatters(squatters: Sequence[Squatter]) -> str:
+    """The workflows that hold the fence's id or say they are the pair's fence and that amsm
+    did not start: not believed, and the command that removes each
+    (docs/operators/unplanned.md)."""
+    lines = []
+    for s in squatters:
+        lines += [
+            f"Squatter {s.workflow_id} (run {s.run_id}): ignored, {s.why}",
+            f"  it blocks nothing; remove it: {s.remedy}",
+        ]
     return "\n".join(lines)
 
 

@@ -237,7 +237,7 @@ class Hub:
 
     async def _fences(self, live: PairLive) -> tuple[list[str], str | None]:
         try:
-            view = await asyncio.wait_for(read_fence(self.temporal, live.inv.pair), READ_TIMEOUT)
+            view = await asyncio.wait_for(read_fence(self.temporal, live.inv), READ_TIMEOUT)
         except (Refused, TimeoutError) as e:
             # Unread, it counts as waiting on both sides (activities/pair.py fences_waiting).
             return ["X", "Y"], str(e) or "the fence did not answer within 5 s"

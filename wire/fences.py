@@ -1,9 +1,21 @@
 """Where a pair's fences are, read from Temporal: for `amsm fence` (and `status`, `show`)
-and for the worker's `fences_waiting` activity."""
+and for the worker's `fences_waiting` activity.
+
+Anyone who reaches the Temporal frontend can start a workflow of type `fence` under the
+fence's usual id (`temporal workflow start --type fence --workflow-id amsm-PAIR-fence
+--task-queue nobody-polls`), or tag one with the pair's search attributes. Such a workflow
+is not believed: a workflow counts as the pair's fence only if it runs on the pair's own
+task queue (the pair's worker runs it: it fences its side when that side answers, and
+`amsm fence end` ends it). Anything else running under the fence's id, or listed as a
+fence of the pair, is a squatter: named, with what to do, and never taken as a fence.
+What the task queue proves and what it does not: docs/operators/unplanned.md."""
 
 from __future__ import annotations
 
-from temporalio.client import Client, WorkflowExecutionStatus
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel
+from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from inventory.models import fence_workflow_id
@@ -13,19 +25,72 @@ class FenceLookupError(Exception):
     """The pair's fences could not be read or listed (the sentence says which)."""
 
 
-async def fences_of(
-    temporal: Client, pair: str, running: bool = False
-) -> list[tuple[bool, str, str]]:
-    """The pair's fences as (running, workflow id, run id), the one under the fence's usual
-    id first; `running`: only those still running. What holds the usual id counts only if
-    it is a fence: an unplanned switch whose fence id was taken starts its fence under
-    another id. Only "not found" means no fence there; any other error is raised."""
-    found: list[tuple[bool, str, str]] = []
+class Squatter(BaseModel):
+    """A running workflow that holds one of amsm's fixed ids, or says it is a fence of the
+    pair, that amsm cannot show it started: reported, never believed."""
+
+    workflow_id: str
+    run_id: str
+    workflow_type: str
+    task_queue: str
+    parent_id: str | None = None
+    why: str
+    remedy: str
+
+
+@dataclass
+class Fence:
+    running: bool
+    workflow_id: str
+    run_id: str
+
+
+@dataclass
+class FenceLookup:
+    """The pair's fences, the one under the fence's usual id first, and the squatters."""
+
+    fences: list[Fence] = field(default_factory=list)
+    squatters: list[Squatter] = field(default_factory=list)
+
+
+def squatter_of(
+    w: WorkflowExecution, queue: str, what: str, workflow_type: str | None = "fence"
+) -> Squatter:
+    """`w` as a squatter: why it is not believed (`what`: what it pretends to be; a
+    `workflow_type` it must have, if any) and the command that removes it."""
+    reasons = []
+    if w.task_queue != queue:
+        reasons.append(f"its task queue is {w.task_queue!r}, not the pair's {queue!r}")
+    if workflow_type and w.workflow_type != workflow_type:
+        reasons.append(f"it is a {w.workflow_type!r} workflow, not a {workflow_type}")
+    return Squatter(
+        workflow_id=w.id,
+        run_id=w.run_id or "",
+        workflow_type=w.workflow_type,
+        task_queue=w.task_queue,
+        parent_id=w.parent_id,
+        why=f"not started by amsm as {what}: " + "; ".join(reasons),
+        remedy=(
+            f"temporal workflow terminate --workflow-id {w.id} --run-id {w.run_id} "
+            f'--reason "not started by amsm"'
+        ),
+    )
+
+
+def _is_fence(w: WorkflowExecution, queue: str) -> bool:
+    return w.workflow_type == "fence" and w.task_queue == queue
+
+
+async def fences_of(temporal: Client, pair: str, queue: str, running: bool = False) -> FenceLookup:
+    """The pair's fences (`queue`: the pair's task queue), the one under the fence's usual
+    id first; `running`: only those still running. A fence counts only on the pair's
+    queue; a running workflow that holds the usual id or is listed as the pair's fence
+    otherwise is a squatter (an unplanned switch whose fence id was taken starts its fence
+    under another id). Only "not found" means no fence there; any other error is raised."""
+    found = FenceLookup()
     try:
         desc = await temporal.get_workflow_handle(fence_workflow_id(pair)).describe()
-        is_running = desc.status == WorkflowExecutionStatus.RUNNING
-        if desc.workflow_type == "fence" and (is_running or not running):
-            found.append((is_running, desc.id, desc.run_id))
+        _sort(found, desc, queue, running, f"the fence of pair {pair}", usual=True)
     except RPCError as e:
         if e.status != RPCStatusCode.NOT_FOUND:
             raise FenceLookupError(
@@ -36,7 +101,24 @@ async def fences_of(
         query += " AND ExecutionStatus = 'Running'"
     try:
         async for w in temporal.list_workflows(query, limit=20):
-            found.append((w.status == WorkflowExecutionStatus.RUNNING, w.id, w.run_id))
+            _sort(found, w, queue, running, f"a fence of pair {pair}", usual=False)
     except RPCError as e:
         raise FenceLookupError(f"the fences of pair {pair} cannot be listed: {e.message}") from None
     return found
+
+
+def _sort(
+    found: FenceLookup, w: WorkflowExecution, queue: str, running: bool, what: str, usual: bool
+) -> None:
+    """Put `w` with the fences, with the squatters (running only: a closed one holds
+    nothing), or nowhere (`usual`: it holds the fence's usual id)."""
+    seen = {(f.workflow_id, f.run_id) for f in found.fences}
+    seen |= {(s.workflow_id, s.run_id) for s in found.squatters}
+    if (w.id, w.run_id or "") in seen:
+        return
+    is_running = w.status == WorkflowExecutionStatus.RUNNING
+    if _is_fence(w, queue):
+        if is_running or not running:
+            found.fences.append(Fence(is_running, w.id, w.run_id or ""))
+    elif is_running and (usual or w.workflow_type == "fence"):
+        found.squatters.append(squatter_of(w, queue, what))

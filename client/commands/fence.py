@@ -8,8 +8,8 @@ from typing import Any
 
 from temporalio.client import Client
 
-from api.fence import end_fence, read_fence
-from client.render import render_fence
+from api.fence import end_fence, fence_and_squatters
+from client.render import render_fence, render_squatters
 from client.session import EXIT_OK, default_operator, emit
 from inventory.models import Inventory
 
@@ -29,11 +29,15 @@ def add(sub: Any) -> None:
 
 
 async def run(temporal: Client, inv: Inventory, args: argparse.Namespace) -> int:
-    view = await read_fence(temporal, inv.pair)
-    if view is None:
-        emit(args, {"fence": None}, f"no fence has run on pair {inv.pair}")
-        return EXIT_OK
-    emit(args, {"fence": view.model_dump(mode="json")}, render_fence(view))
+    view, squatters = await fence_and_squatters(temporal, inv)
+    text = render_fence(view) if view else f"no fence has run on pair {inv.pair}"
+    if squatters:
+        text += "\n\n" + render_squatters(squatters)
+    data = {
+        "fence": view.model_dump(mode="json") if view else None,
+        "squatters": [s.model_dump(mode="json") for s in squatters],
+    }
+    emit(args, data, text)
     return EXIT_OK
 
 

@@ -15,7 +15,7 @@ from temporalio.client import Client
 
 from api.readiness import read_readiness, readiness_line
 from api.status import StatusView, pair_status, status
-from client.render import render_fence, render_scheduled, render_status
+from client.render import render_fence, render_scheduled, render_squatters, render_status
 from client.session import EXIT_OK, default_operator, emit
 from inventory.models import Inventory
 
@@ -42,13 +42,16 @@ async def run(temporal: Client, inv: Inventory, args: argparse.Namespace) -> int
 
 
 def render_view(view: StatusView, zone: ZoneInfo) -> str:
-    """`amsm status` as text: the pair, when it was read, the waiting fence, the
+    """`amsm status` as text: the pair, when it was read, the waiting fence (and the
+    squatters that pretend to be one), the
     readiness line, the scheduled runs (their times in the facility's `zone`)."""
     text = render_status(view.status)
     if view.when:
         text = f"{text}\n\n({view.when})"
     if view.fence:
         text += "\n\n" + render_fence(view.fence)
+    if view.squatters:
+        text += "\n\n" + render_squatters(view.squatters)
     text += "\n\n" + readiness_line(view.readiness, view.status, datetime.now(UTC))
     filed = render_scheduled(view.scheduled, zone)
     return text + ("\n\n" + filed if filed else "")
