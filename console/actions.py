@@ -65,7 +65,9 @@ def start_input(inv: Inventory, operator: str, form: dict[str, Any]) -> tuple[Ba
     if side not in ("X", "Y"):
         raise Refused(f"side {side!r}: X or Y", "usage")
     options = {o.name: _option(o, form) for o in kind.options}
-    return starting.start_input(inv, kind.name, side, operator, options)
+    overrides = [str(o) for o in form.get("overrides") or [] if o]
+    reason = _one_line(str(form.get("override_reason") or "")) if overrides else None
+    return starting.start_input(inv, kind.name, side, operator, options, overrides or None, reason)
 
 
 async def start(temporal: Client, inv: Inventory, operator: str, form: dict[str, Any]) -> str:

@@ -148,6 +148,9 @@ class Site:
             "checklist": c,
             "pending": views.pending_by_host(c),
             "overridable": views.overridable(),
+            # On a site with on-air windows every start goes through its form, which
+            # offers the break-glass override of rule no-switch-in-blackout.
+            "start_overrides": views.start_overridable(inv),
             "readiness": (
                 readiness_line(snap.readiness, st, datetime.now(UTC)) if snap.readiness else None
             ),

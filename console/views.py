@@ -9,13 +9,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from inventory.models import SIDES, Side, other
+from inventory.models import SIDES, Inventory, Side, other
 from inventory.rules import OVERRIDABLE
 from inventory.status import PairStatus
 from workflows import preconditions
 from workflows.kind import StartOption
 from workflows.kinds import KINDS
 from workflows.models import Checklist
+from workflows.overrides import START_OVERRIDABLE
 
 LIVE_STATES = ("running", "awaiting-operator")
 
@@ -146,3 +147,9 @@ def stage(cp: Any) -> str:
 
 def overridable() -> list[str]:
     return list(OVERRIDABLE)
+
+
+def start_overridable(inv: Inventory) -> list[str]:
+    """The rules a start may force, offered on the start form where they can refuse it:
+    no-switch-in-blackout where the inventory has on-air windows (docs/operators/blackout.md)."""
+    return list(START_OVERRIDABLE) if inv.blackout else []

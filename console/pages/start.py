@@ -29,7 +29,10 @@ async def form(site: Site, request: Request) -> Response:
         (
             s
             for s in views.starts(snap.status, False, snap.fences)
-            if s.kind == kind and s.side == side and s.form and s.offered
+            if s.kind == kind
+            and s.side == side
+            and s.offered
+            and (s.form or views.start_overridable(inv))
         ),
         None,
     )
@@ -46,6 +49,7 @@ async def form(site: Site, request: Request) -> Response:
         can_act=role == "operator",
         start=start,
         candidates=candidates,
+        start_overrides=views.start_overridable(inv),
         when=snap.status_when or (snap.status.read_at if snap.status else ""),
     )
 
@@ -75,6 +79,7 @@ async def start(site: Site, request: Request) -> Response:
     async def do(account: Account, inv: Inventory, form: Any) -> str:
         data = dict(form)
         data["pilots"] = " ".join(str(p) for p in form.getlist("pilots"))
+        data["overrides"] = [str(o) for o in form.getlist("override") if o]
         run_id = await actions.start(site.hub.temporal, inv, account.name, data)
         return f"started {form.get('kind')} (run {run_id}) as {account.name}"
 

@@ -11,9 +11,11 @@ import json
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from playwright.async_api import expect
 from temporalio.client import Client
 
 from tests.support.cli import cli, cli_json
+from tests.support.console import console_lab, logged_in
 from tests.support.driving import drive, hands_for, step
 from tests.support.lab import Lab
 from tests.support.secrets import record_history, record_run
@@ -177,3 +179,33 @@ async def _a_start_on_air_is_refused_and_an_override_is_recorded(
         else:
             raise AssertionError(f"run {run} was not aborted")
         await record_run(temporal, lab, run, "switch-blackout-override.json")
+
+
+async def test_the_console_starts_on_air_with_a_break_glass_override(  # type: ignore[no-untyped-def]
+    temporal: Client, lab_factory
+) -> None:
+    # On a site with on-air windows every start goes through its form, which offers the
+    # override (an unplanned switch during a newscast must be possible from the console).
+    lab: Lab = await lab_factory(editors=1, ingest=0)
+    _, ends = news_at(lab, datetime.now(UTC) - timedelta(seconds=5), 600)
+    async with console_lab(temporal, lab) as (server, browser):
+        page = await logged_in(browser, server, lab, "operator")
+        await page.goto(f"{server.url}/pairs/{lab.inventory.pair}")
+        await page.get_by_role("button", name="Start switch to Y").click()  # to its form
+        await page.get_by_text("Break-glass override (rule, reason)").click()
+        await page.get_by_label(RULE).check()
+        await page.get_by_label("Override reason").fill("the news studio is on fire")
+        await page.get_by_role("button", name="Start switch to Y").click()
+        await expect(page.locator("p.flash").first).to_contain_text("started switch")
+        shown = await cli_json(temporal, lab, "show")
+        assert shown["state"] in ("running", "awaiting-operator"), shown
+        (o,) = shown["overrides"]
+        assert (o["rule"], o["operator"], o["reason"], o["used"]) == (
+            RULE,
+            "operator",
+            "the news studio is on fire",
+            True,
+        ), o
+        assert blackout.local(ends) in " ".join(o["overrode"]), o
+        rc, out = await cli(temporal, lab, "abort", shown["run_id"], "--reason", "test over")
+        assert rc == 0, out
