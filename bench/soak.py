@@ -236,12 +236,13 @@ def _count(items: Any) -> dict[str, int]:
 
 def reference_index(directions: list[str], warmup: int) -> int:
     """The switch growth is measured from: the first at or after the `warmup`-th (1-based)
-    that goes the same way as the last (the two directions touch different hosts)."""
-    last = directions[-1]
-    for i in range(min(warmup, len(directions)) - 1, len(directions)):
-        if directions[i] == last:
-            return i
-    return len(directions) - 1
+    that goes the same way as the last (the two directions touch different hosts), before
+    the last; in a soak shorter than that, the latest such switch before the last."""
+    last = len(directions) - 1
+    same = [i for i in range(last) if directions[i] == directions[last]]
+    if not same:
+        return last
+    return next((i for i in same if i >= warmup - 1), same[-1])
 
 
 def judge(samples: list[dict[str, Any]], bounds: Bounds, warmup: int) -> list[dict[str, Any]]:

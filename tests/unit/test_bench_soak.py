@@ -47,7 +47,9 @@ def test_the_reference_switch_goes_the_same_way_as_the_last() -> None:
     ways = ["Y", "X"] * 5  # 10 switches, the last to X
     assert soak.reference_index(ways, 5) == 5  # the 6th switch, to X
     assert soak.reference_index(ways[:9], 5) == 4  # 9 switches, the last to Y: the 5th
-    assert soak.reference_index(ways[:3], 5) == 2  # shorter than the warm-up: the last
+    assert soak.reference_index(ways[:3], 5) == 0  # shorter than the warm-up: the 1st
+    assert soak.reference_index(ways[:4], 5) == 1  # the 2nd, the latest to X before the 4th
+    assert soak.reference_index(ways[:1], 5) == 0  # one switch: itself
 
 
 def _sample(n: int, rss: float, fds: int, events: int = 246, **kw: Any) -> dict[str, Any]:
