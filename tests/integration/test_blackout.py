@@ -197,7 +197,7 @@ async def test_the_console_starts_on_air_with_a_break_glass_override(  # type: i
         await page.get_by_label("Override reason").fill("the news studio is on fire")
         await page.get_by_role("button", name="Start switch to Y").click()
         await expect(page.locator("p.flash").first).to_contain_text("started switch")
-        shown = await cli_json(temporal, lab, "show")
+        shown = await cli_json(temporal, lab, "show", "current")
         assert shown["state"] in ("running", "awaiting-operator"), shown
         (o,) = shown["overrides"]
         assert (o["rule"], o["operator"], o["reason"], o["used"]) == (
