@@ -504,11 +504,9 @@ def _parse_ts(text: str | None) -> datetime | None:
 def serving_time(run: RunHistory, steps: list[StepRow], objective: float | None = None) -> Serving:
     """From the run's start until the new main's DSM was main and the clients had moved;
     held against `objective` (seconds) when the inventory sets one."""
-    inp = run.input if isinstance(run.input, dict) else {}
     wt = run.workflow_type
     kind = KINDS.get(wt)
-    side = inp.get(kind.side) if kind is not None else None
-    served = kind.serving(*kind.sides(side)) if kind is not None and side in ("X", "Y") else None
+    served = kind.served_by(run.input) if kind is not None else None
     if served is None:
         return Serving(basis=f"not applicable: a {wt} run does not change the main side")
     need, basis = served

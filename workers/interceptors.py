@@ -108,10 +108,7 @@ def time_to_serve(workflow_type: str, inp: Any, c: Checklist, started: datetime)
     for a kind that counts none, or a run that did not get there. `started`: the run's
     start (a run that continued as new: its first checklist's, to the second)."""
     kind = KINDS.get(workflow_type)
-    side = inp.get(kind.side) if kind is not None and isinstance(inp, dict) else None
-    if kind is None or side not in ("X", "Y"):
-        return None
-    served = kind.serving(*kind.sides(side))
+    served = kind.served_by(inp) if kind is not None else None
     if served is None:
         return None
     ended = {s.id: s.ended_at for s in c.steps if s.status == "done"}

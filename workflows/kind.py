@@ -119,6 +119,15 @@ class Kind:
     def steps(self, side: Side) -> list[StepDef]:
         return self.table(*self.sides(side))
 
+    def served_by(self, inp: object) -> tuple[list[str], str] | None:
+        """The steps a run with input `inp` (as its history holds it) must finish to serve
+        on its new main side, and the basis in words; None when it changes no main side
+        or its input names no side (the report and the worker's meter both ask this)."""
+        side = inp.get(self.side) if isinstance(inp, dict) else None
+        if side not in ("X", "Y"):
+            return None
+        return self.serving(*self.sides(side))
+
     def makes_main(self, side: Side) -> tuple[Side, ...]:
         return self.makes_main_sides if self.makes_main_sides is not None else (side,)
 
