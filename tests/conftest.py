@@ -21,6 +21,7 @@ from temporalio.testing import WorkflowEnvironment
 from inventory.load import load_inventory
 from lab.init import PORTS_VARIABLE, port_range
 from tests.support.lab import AMSM, TEMPORAL, Lab, wait_ports
+from tests.support.order import rank
 from workflows import search, server
 
 
@@ -39,6 +40,12 @@ def pytest_configure(config: pytest.Config) -> None:
     size = (high - low) // count
     start = low + int(worker[2:]) * size
     os.environ[PORTS_VARIABLE] = f"{start}-{start + size - 1}"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The longest files first (tests/support/order.py); a file's tests keep their order
+    (a stable sort), and the files of a group theirs."""
+    items.sort(key=lambda item: rank(item.nodeid.split("::", 1)[0]))
 
 
 @pytest_asyncio.fixture(scope="session")
