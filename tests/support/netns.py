@@ -42,6 +42,10 @@ import yaml
 
 WORKER_ADDRESS = "10.77.0.1"
 LAB_ADDRESS = "10.77.0.2"
+# The root namespace's address on the bridge, where a net is made `with_root`: the
+# Temporal server a worker in the worker's namespace reaches (a data centre's server,
+# on a link of its own that the lab's faults do not touch).
+ROOT_ADDRESS = "10.77.0.254"
 PREFIX = 24
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -94,6 +98,9 @@ class Net:
     """Two namespaces (worker, lab) on one bridge; names unique to this test."""
 
     tag: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
+    # The root namespace takes ROOT_ADDRESS on the bridge (one such net at a time on a
+    # machine: two would route one subnet twice).
+    with_root: bool = False
 
     @property
     def worker_ns(self) -> str:
@@ -124,6 +131,8 @@ class Net:
             _ip("-n", ns, "link", "set", "lo", "up")
             _ip("-n", ns, "addr", "add", f"{address}/{PREFIX}", "dev", "eth0")
             _ip("-n", ns, "link", "set", "eth0", "up")
+        if self.with_root:
+            _ip("addr", "add", f"{ROOT_ADDRESS}/{PREFIX}", "dev", self.bridge)
         for ns, peer_ns, peer in (
             (self.worker_ns, self.lab_ns, LAB_ADDRESS),
             (self.lab_ns, self.worker_ns, WORKER_ADDRESS),
@@ -150,9 +159,9 @@ class Net:
     def restore(self, side: str) -> None:
         _ip("link", "set", self.port(side), "up")
 
-    def drop_port(self, side: str, port: int) -> None:
-        """Packets to TCP `port` in the side's namespace vanish (a firewall that drops,
-        not rejects), every other port answers. No iptables/nftables here, and no drop
+    def drop_port(self, side: str, *ports: int) -> None:
+        """Packets to the TCP `ports` in the side's namespace vanish (a firewall that
+        drops, not rejects), every other port answers. No iptables/nftables here, and no drop
         action (act_gact) in every kernel: an htb root on the side's bridge port sends
         what u32 matches to a class whose qdisc is `blackhole`, which drops all it is
         given. Skips the test when the kernel lacks one of them."""
@@ -164,8 +173,10 @@ class Net:
             ["class", "replace", "dev", dev, "parent", "1:", "classid", "1:20", "htb"]
             + ["rate", "10gbit", "quantum", "60000"],
             ["qdisc", "replace", "dev", dev, "parent", "1:20", "handle", "20:", "blackhole"],
+        ] + [
             ["filter", "add", "dev", dev, "parent", "1:", "protocol", "ip", "prio", "1", "u32"]
-            + ["match", "ip", "dport", str(port), "0xffff", "classid", "1:20"],
+            + ["match", "ip", "dport", str(port), "0xffff", "classid", "1:20"]
+            for port in ports
         ]
         for step in steps:
             done = subprocess.run(["tc", *step], capture_output=True, text=True, timeout=20)
@@ -220,12 +231,12 @@ class Net:
 
 
 @contextlib.contextmanager
-def network() -> Iterator[Net]:
+def network(with_root: bool = False) -> Iterator[Net]:
     """A Net for the test, removed afterwards whatever happened; skips when it cannot."""
     why = netns_missing()
     if why is not None:
         pytest.skip(why)
-    net = Net()
+    net = Net(with_root=with_root)
     try:
         net.make()
         yield net
