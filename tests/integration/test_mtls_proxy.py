@@ -1,0 +1,162 @@
+"""The CLI and the worker reach Temporal over mutual TLS (docs/site/production.md,
+Lock-down): Debian's HAProxy in front of the dev server, on loopback, terminating TLS
+with the certificates `amsm auth init` made and requiring a client certificate the
+site's CA signed. The dev server has no authorizer, so this proves the transport only:
+a program with its certificate reaches the pair, one without is refused at the
+handshake."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client
+
+from client import cli as amsm_cli
+from tests.support.lab import AMSM, Lab, free_port, wait_ports
+
+HAPROXY = shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin")
+pytestmark = pytest.mark.skipif(
+    HAPROXY is None, reason="HAProxy is missing: make setup installs it (the Makefile's haproxy)"
+)
+
+
+def haproxy_config(auth: Path, pem: Path, listen: int, upstream: str) -> str:
+    """TCP mode, TLS ended at the bind line (HAProxy 2.6 Configuration Manual, 5.1 "Bind
+    options"): `crt` the frontend's certificate and key, `ca-file` the site's CA,
+    `verify required` (no client certificate, or one of another CA: the handshake
+    fails), `alpn h2` (gRPC's HTTP/2: the SDK's client insists on it). Timeouts past a
+    worker's long poll (about a minute)."""
+    return "\n".join(
+        [
+            "defaults",
+            "  mode tcp",
+            "  timeout connect 5s",
+            "  timeout client 10m",
+            "  timeout server 10m",
+            "frontend temporal",
+            f"  bind 127.0.0.1:{listen} ssl crt {pem} ca-file {auth / 'ca.pem'}"
+            " verify required alpn h2",
+            "  default_backend dev",
+            "backend dev",
+            f"  server dev {upstream}",
+            "",
+        ]
+    )
+
+
+@pytest.fixture
+def auth(tmp_path: Path) -> Path:
+    out = tmp_path / "auth"
+    assert amsm_cli.main(["auth", "init", "--site", "lab", "--out", str(out)]) == 0
+    return out
+
+
+@pytest.fixture
+def proxy(auth: Path, tmp_path: Path, temporal: Client) -> Iterator[str]:
+    """HAProxy on 127.0.0.1, in front of the dev server; its address."""
+    port = free_port()
+    pem = tmp_path / "frontend.pem"  # HAProxy's `crt`: the certificate, then its key
+    pem.write_bytes((auth / "temporal.pem").read_bytes() + (auth / "temporal-key.pem").read_bytes())
+    pem.chmod(0o600)
+    conf = tmp_path / "haproxy.cfg"
+    upstream = temporal.service_client.config.target_host
+    conf.write_text(haproxy_config(auth, pem, port, upstream))
+    log = open(tmp_path / "haproxy.log", "wb")  # noqa: SIM115 - closed below
+    assert HAPROXY is not None
+    proc = subprocess.Popen([HAPROXY, "-db", "-f", str(conf)], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_ports([port], proc, timeout=15)
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        log.close()
+
+
+def env(lab: Lab, address: str, auth: Path, who: str | None) -> dict[str, str]:
+    """The environment of a program reaching Temporal through the proxy as `who` (a
+    certificate `amsm auth init` made), or with the CA alone (`who` None)."""
+    e = {k: v for k, v in lab.env.items() if not k.startswith("TEMPORAL_TLS")}
+    e |= {"TEMPORAL_ADDRESS": address, "TEMPORAL_TLS_CA": str(auth / "ca.pem")}
+    e |= {"TEMPORAL_TLS_SERVER_NAME": "localhost"}
+    if who is not None:
+        e |= {"TEMPORAL_TLS_CERT": str(auth / f"{who}.pem")}
+        e |= {"TEMPORAL_TLS_KEY": str(auth / f"{who}-key.pem")}
+    return e
+
+
+def amsm(environ: dict[str, str], *argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(AMSM), *argv], env=environ, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+async def test_the_cli_and_the_worker_go_through_the_proxy_with_their_certificates(
+    temporal: Client, lab_factory, auth: Path, proxy: str, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    lab = await lab_factory(editors=1, ingest=0)
+    with open(tmp_path / "worker.log", "wb") as out:
+        worker = subprocess.Popen(
+            [str(AMSM), "worker"],
+            env=env(lab, proxy, auth, "worker"),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        operator = env(lab, proxy, auth, "console")
+        status = amsm(operator, "status", "--json")
+        assert status.returncode == 0, status.stderr
+        assert lab.inventory.pair in status.stdout, status.stdout
+        started = amsm(operator, "start", "switch", "--to", "Y", "--json")
+        assert started.returncode == 0, started.stderr
+        run = json.loads(started.stdout)["run_id"]
+        handle = temporal.get_workflow_handle(lab.inventory.workflow_id, run_id=run)
+        # Only the worker behind the proxy serves the pair's queue: a completed workflow
+        # task is its work.
+        deadline = time.monotonic() + 60
+        done = False
+        while not done and time.monotonic() < deadline:
+            events = [e async for e in handle.fetch_history_events()]
+            done = any(e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED for e in events)
+            await asyncio.sleep(0.3)
+        assert done, (tmp_path / "worker.log").read_text()[-3000:]
+        aborted = amsm(operator, "abort", run, "--reason", "test over")
+        assert aborted.returncode == 0, aborted.stderr
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+
+
+async def test_without_a_client_certificate_the_proxy_refuses(
+    lab_factory, auth: Path, proxy: str, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    lab = await lab_factory(editors=1, ingest=0)
+    stranger = env(lab, proxy, auth, None)
+    denied = amsm(stranger, "status", "--json")
+    assert denied.returncode != 0, denied.stdout
+    assert "Traceback" not in denied.stderr, denied.stderr
+    assert denied.stderr.startswith("amsm: cannot reach Temporal"), denied.stderr
+    assert "check the TLS options" in denied.stderr, denied.stderr
+    started = amsm(stranger, "start", "switch", "--to", "Y", "--json")
+    assert started.returncode != 0 and "Traceback" not in started.stderr, started.stderr
+    # a certificate of another CA is no better
+    other = tmp_path / "other"
+    made = amsm(stranger, "auth", "init", "--site", "elsewhere", "--out", str(other))
+    assert made.returncode == 0, made.stderr
+    forged = env(lab, proxy, auth, None) | {
+        "TEMPORAL_TLS_CERT": str(other / "worker.pem"),
+        "TEMPORAL_TLS_KEY": str(other / "worker-key.pem"),
+    }
+    assert amsm(forged, "status", "--json").returncode != 0
