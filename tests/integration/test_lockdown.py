@@ -1,9 +1,10 @@
-"""The CLI and the worker reach Temporal over mutual TLS (docs/site/production.md,
+"""The lock-down as far as this machine can run it. The CLI and the worker reach Temporal over mutual TLS (docs/site/production.md,
 Lock-down): Debian's HAProxy in front of the dev server, on loopback, terminating TLS
 with the certificates `amsm auth init` made and requiring a client certificate the
 site's CA signed. The dev server has no authorizer, so this proves the transport only:
 a program with its certificate reaches the pair, one without is refused at the
-handshake."""
+handshake. And `amsm check`'s probe of the frontend where the inventory says production:
+the dev server takes an unauthenticated write (a problem), the proxy does not."""
 
 from __future__ import annotations
 
@@ -18,9 +19,12 @@ from pathlib import Path
 import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
+from temporalio.service import TLSConfig
 
 from client import cli as amsm_cli
+from tests.support.cli import cli
 from tests.support.lab import AMSM, Lab, free_port, wait_ports
+from tests.support.worker import running_worker
 
 HAPROXY = shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin")
 pytestmark = pytest.mark.skipif(
@@ -160,3 +164,63 @@ async def test_without_a_client_certificate_the_proxy_refuses(
         "TEMPORAL_TLS_KEY": str(other / "worker-key.pem"),
     }
     assert amsm(forged, "status", "--json").returncode != 0
+
+
+# -- amsm check: the frontend's lock-down where the inventory says production -----------
+def frontend_findings(out: str) -> tuple[dict, list[dict]]:
+    found = json.loads(out.splitlines()[0])
+    hits = [f for f in found["problems"] + found["warnings"] if f["check"] == "temporal-frontend"]
+    return found, hits
+
+
+async def test_check_reports_a_frontend_that_takes_an_unauthenticated_write(
+    temporal: Client, lab_factory
+) -> None:  # type: ignore[no-untyped-def]
+    """The dev server has no authorizer: a signal sent without credentials is looked up
+    (NOT_FOUND), not refused. In production that is a problem; elsewhere not probed."""
+    lab = await lab_factory(editors=1, ingest=0)
+    async with running_worker(temporal, lab):
+        rc, out = await cli(temporal, lab, "check", "--json")
+        assert rc == 0, out
+        assert frontend_findings(out)[1] == []
+        lab.edit_inventory(site={"production": True})
+        rc, out = await cli(temporal, lab, "check", "--json")
+        assert rc == 1, out
+        found, (hit,) = frontend_findings(out)
+        assert found["ready"] is False and hit in found["problems"]
+        assert hit["host"] == f"temporal {temporal.service_client.config.target_host}"
+        assert "accepted an unauthenticated write" in hit["found"]
+        assert "docs/site/production.md#lock-down" in hit["fix"] and hit["steps"] == []
+        rc, text = await cli(temporal, lab, "check")
+        assert rc == 1 and "temporal-frontend" in text and "unauthenticated write" in text
+    # the probe wrote nothing: no workflow under its id
+    probes = [
+        w
+        async for w in temporal.list_workflows(
+            f"WorkflowId STARTS_WITH 'amsm-{lab.inventory.pair}-probe-'"
+        )
+    ]
+    assert probes == []
+
+
+async def test_check_finds_nothing_to_report_behind_mutual_tls(
+    temporal: Client, lab_factory, auth: Path, proxy: str
+) -> None:  # type: ignore[no-untyped-def]
+    """Through the proxy, the probe's connection without a client certificate is refused
+    at the handshake: the frontend takes no unauthenticated write, nothing to report."""
+    lab = await lab_factory(editors=1, ingest=0)
+    lab.edit_inventory(site={"production": True})
+    tls = TLSConfig(
+        server_root_ca_cert=(auth / "ca.pem").read_bytes(),
+        client_cert=(auth / "console.pem").read_bytes(),
+        client_private_key=(auth / "console-key.pem").read_bytes(),
+        domain="localhost",
+    )
+    operator = await Client.connect(
+        proxy, namespace=temporal.namespace, tls=tls, data_converter=temporal.data_converter
+    )
+    async with running_worker(temporal, lab):
+        rc, out = await cli(operator, lab, "check", "--json")
+        assert rc == 0, out
+        found, hits = frontend_findings(out)
+        assert hits == [] and found["ready"] is True
