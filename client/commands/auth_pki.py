@@ -97,7 +97,11 @@ def issue(
 ) -> Issued:
     """A leaf signed by the CA: a server's (with `server_names` as its SANs) or a client's."""
     key = ec.generate_private_key(ec.SECP256R1())
-    usage = ExtendedKeyUsageOID.SERVER_AUTH if server_names else ExtendedKeyUsageOID.CLIENT_AUTH
+    # The server's certificate is also what its services present to one another
+    # (`global.tls.internode`: each side is the other's client), so it may do both.
+    usage = [ExtendedKeyUsageOID.CLIENT_AUTH]
+    if server_names:
+        usage.insert(0, ExtendedKeyUsageOID.SERVER_AUTH)
     b = (
         x509.CertificateBuilder()
         .subject_name(_name(site, cn))
@@ -107,7 +111,7 @@ def issue(
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage(usage), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
         )
