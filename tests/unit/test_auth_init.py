@@ -23,6 +23,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from client import cli
 from client.commands import auth_config
 from client.session import EXIT_USAGE
+from wire.connection import ConnectionConfigError, api_key
 
 
 def init(out: Path, *more: str) -> int:
@@ -147,3 +148,20 @@ def test_never_inside_a_git_work_tree(tmp_path: Path, capsys: pytest.CaptureFixt
     assert init(tmp_path / "auth") == EXIT_USAGE
     assert "inside a Git work tree" in capsys.readouterr().err
     assert not (tmp_path / "auth").exists()
+
+
+def test_programs_read_their_token_from_a_file(
+    made: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """TEMPORAL_API_KEY_FILE (docker-compose.yml gives each program its token so): the
+    file's token, TEMPORAL_API_KEY first when both are set, an empty file refused."""
+    monkeypatch.delenv("TEMPORAL_API_KEY", raising=False)
+    monkeypatch.setenv("TEMPORAL_API_KEY_FILE", str(made / "worker.jwt"))
+    assert api_key() == (made / "worker.jwt").read_text().strip()
+    monkeypatch.setenv("TEMPORAL_API_KEY", "from-the-environment")
+    assert api_key() == "from-the-environment"
+    monkeypatch.delenv("TEMPORAL_API_KEY")
+    (tmp_path / "empty.jwt").write_text("\n")
+    monkeypatch.setenv("TEMPORAL_API_KEY_FILE", str(tmp_path / "empty.jwt"))
+    with pytest.raises(ConnectionConfigError, match="empty.jwt is empty"):
+        api_key()
