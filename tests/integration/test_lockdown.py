@@ -9,6 +9,7 @@ the dev server takes an unauthenticated write (a problem), the proxy does not.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import shutil
 import subprocess
@@ -32,7 +33,9 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def haproxy_config(auth: Path, pem: Path, listen: int, upstream: str) -> str:
+def haproxy_config(
+    auth: Path, pem: Path, listen: int, upstream: str, verify: str = "required"
+) -> str:
     """TCP mode, TLS ended at the bind line (HAProxy 2.6 Configuration Manual, 5.1 "Bind
     options"): `crt` the frontend's certificate and key, `ca-file` the site's CA,
     `verify required` (no client certificate, or one of another CA: the handshake
@@ -47,7 +50,7 @@ def haproxy_config(auth: Path, pem: Path, listen: int, upstream: str) -> str:
             "  timeout server 10m",
             "frontend temporal",
             f"  bind 127.0.0.1:{listen} ssl crt {pem} ca-file {auth / 'ca.pem'}"
-            " verify required alpn h2",
+            f" verify {verify} alpn h2",
             "  default_backend dev",
             "backend dev",
             f"  server dev {upstream}",
@@ -63,17 +66,18 @@ def auth(tmp_path: Path) -> Path:
     return out
 
 
-@pytest.fixture
-def proxy(auth: Path, tmp_path: Path, temporal: Client) -> Iterator[str]:
-    """HAProxy on 127.0.0.1, in front of the dev server; its address."""
+@contextlib.contextmanager
+def haproxy(auth: Path, tmp_path: Path, temporal: Client, verify: str) -> Iterator[str]:
+    """HAProxy on 127.0.0.1, in front of the dev server; its address. `verify`: whether
+    it asks a client certificate (`required`; `none`, TLS that is not mutual)."""
     port = free_port()
     pem = tmp_path / "frontend.pem"  # HAProxy's `crt`: the certificate, then its key
     pem.write_bytes((auth / "temporal.pem").read_bytes() + (auth / "temporal-key.pem").read_bytes())
     pem.chmod(0o600)
-    conf = tmp_path / "haproxy.cfg"
+    conf = tmp_path / f"haproxy-{verify}.cfg"
     upstream = temporal.service_client.config.target_host
-    conf.write_text(haproxy_config(auth, pem, port, upstream))
-    log = open(tmp_path / "haproxy.log", "wb")  # noqa: SIM115 - closed below
+    conf.write_text(haproxy_config(auth, pem, port, upstream, verify))
+    log = open(tmp_path / f"haproxy-{verify}.log", "wb")  # noqa: SIM115 - closed below
     assert HAPROXY is not None
     proc = subprocess.Popen([HAPROXY, "-db", "-f", str(conf)], stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -83,6 +87,12 @@ def proxy(auth: Path, tmp_path: Path, temporal: Client) -> Iterator[str]:
         proc.terminate()
         proc.wait(timeout=10)
         log.close()
+
+
+@pytest.fixture
+def proxy(auth: Path, tmp_path: Path, temporal: Client) -> Iterator[str]:
+    with haproxy(auth, tmp_path, temporal, "required") as address:
+        yield address
 
 
 def env(lab: Lab, address: str, auth: Path, who: str | None) -> dict[str, str]:
@@ -203,13 +213,9 @@ async def test_check_reports_a_frontend_that_takes_an_unauthenticated_write(
     assert probes == []
 
 
-async def test_check_finds_nothing_to_report_behind_mutual_tls(
-    temporal: Client, lab_factory, auth: Path, proxy: str
-) -> None:  # type: ignore[no-untyped-def]
-    """Through the proxy, the probe's connection without a client certificate is refused
-    at the handshake: the frontend takes no unauthenticated write, nothing to report."""
-    lab = await lab_factory(editors=1, ingest=0)
-    lab.edit_inventory(site={"production": True})
+async def check_through(temporal: Client, lab: Lab, auth: Path, address: str) -> tuple[int, str]:
+    """`amsm check --json` as an operator connected through `address` with the
+    console's certificate."""
     tls = TLSConfig(
         server_root_ca_cert=(auth / "ca.pem").read_bytes(),
         client_cert=(auth / "console.pem").read_bytes(),
@@ -217,10 +223,36 @@ async def test_check_finds_nothing_to_report_behind_mutual_tls(
         domain="localhost",
     )
     operator = await Client.connect(
-        proxy, namespace=temporal.namespace, tls=tls, data_converter=temporal.data_converter
+        address, namespace=temporal.namespace, tls=tls, data_converter=temporal.data_converter
     )
+    return await cli(operator, lab, "check", "--json")
+
+
+async def test_check_finds_nothing_to_report_behind_mutual_tls(
+    temporal: Client, lab_factory, auth: Path, proxy: str
+) -> None:  # type: ignore[no-untyped-def]
+    """Through the proxy, the probe's connection without a client certificate is refused
+    at the handshake: the frontend takes no unauthenticated write, nothing to report."""
+    lab = await lab_factory(editors=1, ingest=0)
+    lab.edit_inventory(site={"production": True})
     async with running_worker(temporal, lab):
-        rc, out = await cli(operator, lab, "check", "--json")
+        rc, out = await check_through(temporal, lab, auth, proxy)
         assert rc == 0, out
         found, hits = frontend_findings(out)
         assert hits == [] and found["ready"] is True
+
+
+async def test_check_reports_tls_that_asks_no_client_certificate(
+    temporal: Client, lab_factory, auth: Path, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """TLS that is not mutual (the proxy asks no client certificate) keeps nobody out:
+    the probe, trusting the same CA, gets through and its signal is looked up."""
+    lab = await lab_factory(editors=1, ingest=0)
+    lab.edit_inventory(site={"production": True})
+    with haproxy(auth, tmp_path, temporal, "none") as address:
+        async with running_worker(temporal, lab):
+            rc, out = await check_through(temporal, lab, auth, address)
+    assert rc == 1, out
+    found, (hit,) = frontend_findings(out)
+    assert hit in found["problems"] and hit["host"] == f"temporal {address}"
+    assert "accepted an unauthenticated write" in hit["found"]
