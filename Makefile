@@ -7,9 +7,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-unit lint typecheck pytest setup odbc chromium clean bench
+.PHONY: run test test-unit lint typecheck pytest setup odbc chromium haproxy clean bench
 
-setup: $(STAMP) odbc chromium
+setup: $(STAMP) odbc chromium haproxy
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "amsm: $(PYTHON) is required (Python 3.11)"; exit 1; }
@@ -36,6 +36,16 @@ chromium:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	else \
 	  echo "amsm: Chromium is missing (the web console's browser tests); run: sudo apt-get install chromium"; exit 1; \
+	fi
+
+# The mutual-TLS test puts Debian's HAProxy in front of the dev server (docs/site/production.md).
+haproxy:
+	@if command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "amsm: installing haproxy (the mutual-TLS proxy test)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null; \
+	else \
+	  echo "amsm: HAProxy is missing (the mutual-TLS proxy test); run: sudo apt-get install haproxy"; exit 1; \
 	fi
 
 run: setup

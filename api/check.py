@@ -3,17 +3,21 @@ short `pair-check` workflow, its own id beside any run."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, TypeVar
 
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.workflowservice.v1 import SignalWorkflowExecutionRequest
 from temporalio.client import Client, WorkflowHandle
+from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 
 from api.refusal import Refused
 from api.runs import cause
 from inventory.models import Inventory
-from workflows.check import READS_PER_HOST, CheckResult, PairCheckWorkflow
+from workflows.check import READS_PER_HOST, CheckFinding, CheckResult, PairCheckWorkflow
 from workflows.models import CheckInput
 
 R = TypeVar("R")
@@ -59,3 +63,92 @@ async def start_check(
 ) -> WorkflowHandle[Any, CheckResult]:
     """Start the site check of the pair; its handle (the caller follows its progress)."""
     return await start_read(temporal, inv, PairCheckWorkflow.run, operator, "check", READS_PER_HOST)
+
+
+# -- the frontend's lock-down, where the inventory says production ---------------------
+LOCKDOWN = "docs/site/production.md#lock-down"
+# What a stranger's program gets to try before the check says it could not tell.
+PROBE_SECONDS = 10.0
+
+
+def stranger_tls(temporal: Client) -> TLSConfig | bool:
+    """The TLS a program without credentials would use: the same server CA and name as
+    the operator's connection (so it trusts the same server), no client certificate."""
+    tls = temporal.service_client.config.tls
+    if isinstance(tls, TLSConfig):
+        return TLSConfig(server_root_ca_cert=tls.server_root_ca_cert, domain=tls.domain)
+    return bool(tls)
+
+
+async def probe_write(temporal: Client, pair: str) -> RPCStatusCode | str | None:
+    """Try, without a client certificate or token, one write that changes nothing: a
+    signal to a workflow id that cannot exist (`amsm-<pair>-probe-<random>`). Signalling
+    is a write (the default authorizer asks a Writer of the namespace for
+    SignalWorkflowExecution: temporalio/temporal common/api/metadata.go), and its
+    authorization runs before the workflow is looked up, so a locked-down frontend
+    refuses it (PERMISSION_DENIED / UNAUTHENTICATED) and an open one answers NOT_FOUND
+    having recorded nothing: no workflow, no history, no visibility row. None: the
+    connection itself was refused (mutual TLS); otherwise the status, or the error."""
+    config = temporal.service_client.config
+    try:
+        stranger = await asyncio.wait_for(
+            Client.connect(
+                config.target_host, namespace=temporal.namespace, tls=stranger_tls(temporal)
+            ),
+            PROBE_SECONDS,
+        )
+    except Exception:
+        return None  # refused at the handshake: no client certificate, no connection
+    request = SignalWorkflowExecutionRequest(
+        namespace=temporal.namespace,
+        workflow_execution=WorkflowExecution(workflow_id=f"amsm-{pair}-probe-{uuid.uuid4().hex}"),
+        signal_name="amsm-lockdown-probe",
+        identity="amsm check: a program without credentials",
+    )
+    try:
+        await stranger.workflow_service.signal_workflow_execution(
+            request, timeout=timedelta(seconds=PROBE_SECONDS)
+        )
+    except RPCError as e:
+        return e.status
+    except Exception as e:  # noqa: BLE001 - what the check could not tell is a finding
+        return str(e) or type(e).__name__
+    return RPCStatusCode.OK  # a workflow of that id existed: the write went through
+
+
+def frontend_finding(address: str, answer: RPCStatusCode | str) -> CheckFinding:
+    expected = (
+        "a write from a program without a client certificate or token refused "
+        "(mutual TLS, the default authorizer)"
+    )
+    if answer in (RPCStatusCode.NOT_FOUND, RPCStatusCode.OK):
+        found = (
+            "it accepted an unauthenticated write: a signal sent without credentials was "
+            "looked up, not refused (anyone who reaches it can start, signal and end runs)"
+        )
+    else:
+        name = answer.name if isinstance(answer, RPCStatusCode) else answer
+        found = f"could not tell: the probe's signal was answered {name}"
+    return CheckFinding(
+        host=f"temporal {address}",
+        check="temporal-frontend",
+        expected=expected,
+        found=found,
+        fix=f"lock the frontend down with amsm auth init's configuration ({LOCKDOWN})",
+        steps=[],
+    )
+
+
+async def with_frontend(temporal: Client, inv: Inventory, result: CheckResult) -> CheckResult:
+    """The check's result, with the frontend's lock-down where the inventory says the
+    site is in production (`site: {production: true}`): one that takes an
+    unauthenticated write is a problem; one whose answer says neither, a warning."""
+    if not inv.site.production:
+        return result
+    answer = await probe_write(temporal, inv.pair)
+    if answer is None or answer in (RPCStatusCode.PERMISSION_DENIED, RPCStatusCode.UNAUTHENTICATED):
+        return result
+    finding = frontend_finding(temporal.service_client.config.target_host, answer)
+    if answer in (RPCStatusCode.NOT_FOUND, RPCStatusCode.OK):
+        return result.model_copy(update={"problems": [*result.problems, finding], "ready": False})
+    return result.model_copy(update={"warnings": [*result.warnings, finding]})

@@ -19,6 +19,7 @@ from temporalio.service import RPCError
 from api.refusal import Refused
 from api.runs import connect, waiting_note
 from client.commands import (
+    auth,
     check,
     confirm,
     controls,
@@ -54,7 +55,7 @@ from wire.options import add_options, connection
 # Every command, in the order `amsm --help` lists them.
 COMMANDS = (
     status, check, survey, readiness, start, schedule, runs, watch, show, confirm, decide, fence, controls,
-    report, history, replay, rules, inventory, notify, keys,
+    report, history, replay, rules, inventory, notify, keys, auth,
 )  # fmt: skip
 
 

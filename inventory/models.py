@@ -926,6 +926,15 @@ def operator_entries(entries: list[object]) -> tuple[list[object], dict[str, str
     return names, keys
 
 
+class Site(_Strict):
+    production: bool = Field(
+        False,
+        description="the pair runs in production: `amsm check` then reports a Temporal "
+        "frontend that accepts a write from a program without credentials as a problem "
+        "(docs/site/production.md#lock-down)",
+    )
+
+
 class Inventory(_Strict):
     pair: str = Field(description="the pair's name; part of every workflow id")
     task_queue: str | None = None
@@ -950,6 +959,7 @@ class Inventory(_Strict):
         None, description="the console's public key: it signs for the person logged in"
     )
     identity: Identity = Field(default_factory=lambda: Identity())
+    site: Site = Field(default_factory=lambda: Site())
     viewers: list[str] = Field(default_factory=list, description="who may read only")
     objectives: Objectives = Field(default_factory=Objectives)
     timezone: str = Field(

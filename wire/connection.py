@@ -20,8 +20,9 @@ from wire.codec import CodecConfigError, data_converter, load_codec
 class Connection:
     """How to reach Temporal: address, namespace, TLS / mutual TLS, API key, payload codec.
 
-    The API key is read from the environment (TEMPORAL_API_KEY), never from a flag, so it
-    stays out of shell histories and process lists.
+    The API key is read from the environment (TEMPORAL_API_KEY), or from the file
+    TEMPORAL_API_KEY_FILE names (the JWT `amsm auth init` wrote; docs/site/production.md),
+    never from a flag, so it stays out of shell histories and process lists.
     """
 
     address: str = "localhost:7233"
@@ -72,10 +73,27 @@ async def connect(
         conn.address,
         namespace=conn.namespace,
         tls=conn.tls_config(),
-        api_key=os.environ.get("TEMPORAL_API_KEY") or None,
+        api_key=api_key(),
         data_converter=data_converter(codec),
         runtime=runtime,
     )
+
+
+def api_key() -> str | None:
+    """TEMPORAL_API_KEY, else the content of the file TEMPORAL_API_KEY_FILE names."""
+    key = os.environ.get("TEMPORAL_API_KEY")
+    path = os.environ.get("TEMPORAL_API_KEY_FILE")
+    if key or not path:
+        return key or None
+    try:
+        text = Path(path).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConnectionConfigError(
+            f"TEMPORAL_API_KEY_FILE {path}: {getattr(e, 'strerror', None) or 'not text'}"
+        ) from None
+    if not text:
+        raise ConnectionConfigError(f"TEMPORAL_API_KEY_FILE {path} is empty")
+    return text
 
 
 def metrics_runtime(bind: str, buckets: dict[str, list[float]] | None = None) -> Runtime:

@@ -28,7 +28,9 @@ def add_options(p: argparse.ArgumentParser) -> None:
         help="Temporal frontend (env TEMPORAL_ADDRESS; default %(default)s)",
     )
     p.add_argument("--namespace", default=env("TEMPORAL_NAMESPACE", "default"))
-    t = p.add_argument_group("connection security (the API key is read from TEMPORAL_API_KEY)")
+    t = p.add_argument_group(
+        "connection security (the API key is read from TEMPORAL_API_KEY or the file TEMPORAL_API_KEY_FILE names)"
+    )
     t.add_argument("--tls", action="store_true", default=bool(env("TEMPORAL_TLS")), help="use TLS")
     t.add_argument("--tls-ca", default=env("TEMPORAL_TLS_CA"), metavar="FILE", help="server CA")
     t.add_argument(

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from temporalio.api.common.v1 import Payloads
 
 from activities.models import ClipFile, OrphanClip, Orphans
+from client.commands.auth_config import server_config
 from inventory.status import (
     AllSyncStatus,
     BrowseStatus,
@@ -271,7 +272,10 @@ def test_every_server_amsm_starts_takes_the_limits() -> None:
         server.DYNAMIC_CONFIG
     )
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["temporal"]
-    assert "DYNAMIC_CONFIG_FILE_PATH=config/dynamicconfig/amsm.yaml" in compose["environment"]
+    # The server reads the configuration `amsm auth init` rendered (docs/site/production.md,
+    # Lock-down), which names the dynamic config the compose file mounts.
+    rendered = server_config()["dynamicConfigClient"]["filepath"]
+    assert rendered == "/etc/temporal/config/dynamicconfig/amsm.yaml"
     assert "./dynamicconfig:/etc/temporal/config/dynamicconfig:ro" in compose["volumes"]
 
 

@@ -1,0 +1,172 @@
+"""The Temporal server's and Web UI's configuration that `amsm auth init` renders
+(docs/site/production.md, "Lock-down"). Pure: dictionaries and text, written by `auth.py`.
+
+Every key is the Temporal server's own, checked against its source (temporalio/temporal,
+common/config/config.go and common/config/config_template_embedded.yaml, the template
+`temporalio/server` renders from the environment when no file is given):
+
+- `global.tls.frontend.server.requireClientAuth` and `clientCaFiles`: the public frontend
+  takes only a client certificate the site's CA signed;
+- `global.tls.internode`: the server's own services (history, matching and the internal
+  frontend) talk mutual TLS among themselves;
+- `global.authorization.authorizer: default` and `claimMapper: default`: the default
+  authorizer (common/authorization/default_authorizer.go) over the JWT claim mapper
+  (default_jwt_claim_mapper.go), which reads the `permissions` claim
+  (`permissionsClaimName`) of each request's bearer token;
+- `global.authorization.jwtKeyProvider.keySourceURIs`: where the JWKS is read; the server
+  opens `file://` URIs from v1.32 (default_token_key_provider.go, temporalio/temporal#9590),
+  earlier ones only http(s), which the compose file's `jwks` service serves on the
+  compose network (no internet at a facility either way);
+- `services.internal-frontend`: the frontend the server's own worker service uses (its
+  schedules: the readiness watch, scheduled runs), which authorizes by the internode
+  certificate, not a JWT, so the server's schedules keep starting runs under the
+  authorizer; with it, no `publicClient` (the template leaves it out the same way).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+# Where the compose file mounts the folder `amsm auth init` wrote, in each container.
+MOUNT = "/etc/amsm/auth"
+# The name the frontend's certificate answers to on the compose network.
+FRONTEND_NAME = "temporal"
+JWKS_URI = "http://jwks:8000/jwks.json"
+
+# What each program or person may do in the pair's namespace (the default authorizer's
+# roles: `read` = Reader, `write` = Writer, `admin` = Admin). The set-up job alone is an
+# admin: it registers amsm's search attributes, an operator API.
+ROLES = {"worker": "write", "console": "write", "engineer": "read"}
+SYSTEM_NAMESPACE = "temporal-system"  # common/primitives: the system-wide scope of a claim
+
+
+def permissions(role: str, namespace: str) -> list[str]:
+    if role == "admin":
+        return [f"{SYSTEM_NAMESPACE}:admin"]
+    return [f"{namespace}:{ROLES[role]}"]
+
+
+def _sql(database: str, conns: int) -> dict[str, Any]:
+    return {
+        "sql": {
+            "pluginName": "postgres12",
+            "databaseName": database,
+            "connectAddr": "postgresql:5432",
+            "connectProtocol": "tcp",
+            "user": "temporal",
+            # Read by the server's template from the container's environment: the
+            # password never sits in a file amsm wrote.
+            "password": '{{ env "POSTGRES_PWD" }}',
+            "maxConns": conns,
+            "maxIdleConns": conns,
+            "maxConnLifetime": "1h",
+        }
+    }
+
+
+def _rpc(grpc: int, membership: int, http: int | None = None) -> dict[str, Any]:
+    rpc: dict[str, Any] = {"grpcPort": grpc, "membershipPort": membership, "bindOnIP": "0.0.0.0"}
+    if http is not None:
+        rpc["httpPort"] = http
+    return {"rpc": rpc}
+
+
+def _tls() -> dict[str, Any]:
+    ca = [f"{MOUNT}/ca.pem"]
+    server = {
+        "certFile": f"{MOUNT}/temporal.pem",
+        "keyFile": f"{MOUNT}/temporal-key.pem",
+        "requireClientAuth": True,
+        "clientCaFiles": ca,
+    }
+    client = {"serverName": FRONTEND_NAME, "rootCaFiles": ca}
+    return {
+        "internode": {"server": server, "client": client},
+        "frontend": {"server": server, "client": client},
+    }
+
+
+def server_config(jwks_uri: str = JWKS_URI) -> dict[str, Any]:
+    """The whole server configuration (TEMPORAL_SERVER_CONFIG_FILE_PATH), on the compose
+    file's PostgreSQL, with the lock-down."""
+    return {
+        "log": {"stdout": True, "level": "info"},
+        "persistence": {
+            "numHistoryShards": 4,
+            "defaultStore": "default",
+            "visibilityStore": "visibility",
+            "datastores": {
+                "default": _sql("temporal", 20),
+                "visibility": _sql("temporal_visibility", 10),
+            },
+        },
+        "global": {
+            "membership": {
+                "maxJoinDuration": "30s",
+                "broadcastAddress": '{{ default "" (env "TEMPORAL_BROADCAST_ADDRESS") }}',
+            },
+            "tls": _tls(),
+            "authorization": {
+                "jwtKeyProvider": {"keySourceURIs": [jwks_uri], "refreshInterval": "1m"},
+                "permissionsClaimName": "permissions",
+                "authorizer": "default",
+                "claimMapper": "default",
+            },
+        },
+        "services": {
+            "frontend": _rpc(7233, 6933, 7243),
+            "internal-frontend": _rpc(7236, 6936, 7246),
+            "matching": _rpc(7235, 6935),
+            "history": _rpc(7234, 6934),
+            "worker": _rpc(7239, 6939),
+        },
+        "clusterMetadata": {
+            "enableGlobalNamespace": False,
+            "failoverVersionIncrement": 10,
+            "masterClusterName": "active",
+            "currentClusterName": "active",
+            "clusterInformation": {
+                "active": {
+                    "enabled": True,
+                    "initialFailoverVersion": 1,
+                    "rpcName": "frontend",
+                    "rpcAddress": f"{FRONTEND_NAME}:7233",
+                }
+            },
+        },
+        "dcRedirectionPolicy": {"policy": "noop"},
+        "dynamicConfigClient": {
+            "filepath": "/etc/temporal/config/dynamicconfig/amsm.yaml",
+            "pollInterval": "60s",
+        },
+    }
+
+
+def server_yaml(jwks_uri: str = JWKS_URI) -> str:
+    # The first line turns on the server's templating (common/config/loader.go,
+    # "enable-template"), for the password and broadcast address from the environment.
+    head = (
+        "# enable-template\n"
+        "# Rendered by `amsm auth init` (docs/site/production.md, Lock-down). Keys as in\n"
+        "# temporalio/temporal common/config/config_template_embedded.yaml.\n"
+    )
+    return head + yaml.safe_dump(server_config(jwks_uri), sort_keys=False)
+
+
+def ui_env(namespace: str) -> str:
+    """The Web UI's environment (temporalio/ui-server docker/config_template.yaml; Temporal
+    docs, "Web UI environmental variables"): read-only, mutual TLS to the frontend."""
+    lines = [
+        "# Rendered by `amsm auth init`: the Temporal Web UI, read-only (docs/site/production.md)",
+        # Every button that writes (terminate, cancel, signal, reset, batch, start) off.
+        "TEMPORAL_DISABLE_WRITE_ACTIONS=true",
+        f"TEMPORAL_DEFAULT_NAMESPACE={namespace}",
+        f"TEMPORAL_TLS_CA={MOUNT}/ca.pem",
+        f"TEMPORAL_TLS_CERT={MOUNT}/ui.pem",
+        f"TEMPORAL_TLS_KEY={MOUNT}/ui-key.pem",
+        f"TEMPORAL_TLS_SERVER_NAME={FRONTEND_NAME}",
+        "TEMPORAL_TLS_ENABLE_HOST_VERIFICATION=true",
+    ]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,167 @@
+"""`amsm auth init` (docs/site/production.md, Lock-down): the files it writes, read back
+with `cryptography` and PyYAML: the server config holds the lock-down, the certificates
+chain to the CA, each key is its certificate's, the JWKS holds the signing key's public
+half and every token verifies against it with the role its holder should have."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from client import cli
+from client.commands import auth_config
+from client.session import EXIT_USAGE
+from wire.connection import ConnectionConfigError, api_key
+
+
+def init(out: Path, *more: str) -> int:
+    return cli.main(["auth", "init", "--site", "lab", "--out", str(out), *more])
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("auth") / "site"
+    assert init(out, "--engineer", "ann", "--server-name", "temporal.example.net") == 0
+    return out
+
+
+def b64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def test_the_server_config_locks_the_frontend_down(made: Path) -> None:
+    text = (made / "temporal-server.yaml").read_text()
+    assert text.startswith("# enable-template\n")  # the server's own templating, for env
+    config: dict[str, Any] = yaml.safe_load(text)
+    tls = config["global"]["tls"]
+    for group in ("frontend", "internode"):
+        server = tls[group]["server"]
+        assert server["requireClientAuth"] is True
+        assert server["clientCaFiles"] == [f"{auth_config.MOUNT}/ca.pem"]
+    authz = config["global"]["authorization"]
+    assert authz["authorizer"] == "default" and authz["claimMapper"] == "default"
+    assert authz["permissionsClaimName"] == "permissions"
+    assert authz["jwtKeyProvider"]["keySourceURIs"] == [auth_config.JWKS_URI]
+    assert "internal-frontend" in config["services"] and "publicClient" not in config
+    # every file the config names is one auth init wrote
+    named = [tls["frontend"]["server"]["certFile"], tls["frontend"]["server"]["keyFile"]]
+    for path in named:
+        assert (made / path.removeprefix(auth_config.MOUNT + "/")).exists(), path
+    # the database password is read from the environment, never written
+    assert "POSTGRES_PWD" in config["persistence"]["datastores"]["default"]["sql"]["password"]
+
+
+def test_the_web_ui_is_read_only(made: Path) -> None:
+    env = dict(
+        line.split("=", 1)
+        for line in (made / "temporal-ui.env").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    assert env["TEMPORAL_DISABLE_WRITE_ACTIONS"] == "true"
+    assert env["TEMPORAL_TLS_CERT"] == f"{auth_config.MOUNT}/ui.pem"
+
+
+def test_the_certificates_chain_to_the_ca_and_each_key_is_its_own(made: Path) -> None:
+    ca = x509.load_pem_x509_certificate((made / "ca.pem").read_bytes())
+    assert ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    for name in ("temporal", "worker", "console", "ui", "admin", "engineer-ann"):
+        cert = x509.load_pem_x509_certificate((made / f"{name}.pem").read_bytes())
+        cert.verify_directly_issued_by(ca)
+        key = load_pem_private_key((made / f"{name}-key.pem").read_bytes(), password=None)
+        assert key.public_key() == cert.public_key(), name
+        usage = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+        # the server's certificate is also its services' client certificate (internode)
+        want = [ExtendedKeyUsageOID.CLIENT_AUTH]
+        if name == "temporal":
+            want.insert(0, ExtendedKeyUsageOID.SERVER_AUTH)
+        assert list(usage) == want, name
+    server = x509.load_pem_x509_certificate((made / "temporal.pem").read_bytes())
+    san = server.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert {"temporal", "localhost", "temporal.example.net"} <= set(
+        san.get_values_for_type(x509.DNSName)
+    )
+
+
+def test_the_jwks_holds_the_signing_key_and_every_token_verifies(made: Path) -> None:
+    signing = load_pem_private_key((made / "signing" / "jwt-key.pem").read_bytes(), password=None)
+    assert isinstance(signing, rsa.RSAPrivateKey)
+    (jwk,) = json.loads((made / "jwks.json").read_text())["keys"]
+    public = rsa.RSAPublicNumbers(
+        int.from_bytes(b64(jwk["e"]), "big"), int.from_bytes(b64(jwk["n"]), "big")
+    ).public_key()
+    assert public == signing.public_key()
+    want = {
+        "worker": ["default:write"],
+        "console": ["default:write"],
+        "engineer-ann": ["default:read"],
+        "admin": ["temporal-system:admin"],
+    }
+    for name, permissions in want.items():
+        head, body, sig = (made / f"{name}.jwt").read_text().split(".")
+        header, claims = json.loads(b64(head)), json.loads(b64(body))
+        assert header == {"alg": "RS256", "typ": "JWT", "kid": jwk["kid"]}
+        public.verify(b64(sig), f"{head}.{body}".encode(), padding.PKCS1v15(), hashes.SHA256())
+        assert claims["sub"] == name and claims["permissions"] == permissions
+        assert claims["exp"] > claims["iat"]
+    assert not (made / "ui.jwt").exists()
+
+
+def test_keys_and_tokens_are_the_owners_alone(made: Path) -> None:
+    for path in made.rglob("*"):
+        if path.is_file():
+            mode = stat.S_IMODE(path.stat().st_mode)
+            secret = path.name.endswith(("-key.pem", ".jwt"))
+            assert mode == (0o600 if secret else 0o644), (path.name, oct(mode))
+    assert stat.S_IMODE((made / "signing").stat().st_mode) == 0o700
+
+
+def test_nothing_is_overwritten(made: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    before = {p: p.read_bytes() for p in made.rglob("*") if p.is_file()}
+    assert init(made) == 1
+    assert "never overwrites" in capsys.readouterr().err
+    assert before == {p: p.read_bytes() for p in made.rglob("*") if p.is_file()}
+
+
+def test_bad_input_is_a_usage_error_naming_what_is_allowed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert init(tmp_path / "a", "--engineer", "ann smith") == EXIT_USAGE
+    assert "--engineer 'ann smith'" in capsys.readouterr().err
+    assert init(tmp_path / "b", "--days", "0") == EXIT_USAGE
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_never_inside_a_git_work_tree(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    os.system(f"git init -q {tmp_path}")
+    assert init(tmp_path / "auth") == EXIT_USAGE
+    assert "inside a Git work tree" in capsys.readouterr().err
+    assert not (tmp_path / "auth").exists()
+
+
+def test_programs_read_their_token_from_a_file(
+    made: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """TEMPORAL_API_KEY_FILE (docker-compose.yml gives each program its token so): the
+    file's token, TEMPORAL_API_KEY first when both are set, an empty file refused."""
+    monkeypatch.delenv("TEMPORAL_API_KEY", raising=False)
+    monkeypatch.setenv("TEMPORAL_API_KEY_FILE", str(made / "worker.jwt"))
+    assert api_key() == (made / "worker.jwt").read_text().strip()
+    monkeypatch.setenv("TEMPORAL_API_KEY", "from-the-environment")
+    assert api_key() == "from-the-environment"
+    monkeypatch.delenv("TEMPORAL_API_KEY")
+    (tmp_path / "empty.jwt").write_text("\n")
+    monkeypatch.setenv("TEMPORAL_API_KEY_FILE", str(tmp_path / "empty.jwt"))
+    with pytest.raises(ConnectionConfigError, match="empty.jwt is empty"):
+        api_key()
