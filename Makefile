@@ -7,11 +7,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-unit lint typecheck pytest setup odbc chromium clean bench
+.PHONY: run test test-unit lint typecheck pytest setup odbc chromium ldap clean bench
 
 setup: $(STAMP) odbc chromium
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml | ldap
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "amsm: $(PYTHON) is required (Python 3.11)"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
@@ -26,6 +26,17 @@ odbc:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq unixodbc libsqliteodbc >/dev/null; \
 	else \
 	  echo "amsm: the SQLite3 ODBC driver is missing; run: sudo apt-get install unixodbc libsqliteodbc"; exit 1; \
+	fi
+
+# Directory login (console/directory.py): python-ldap builds against libldap and
+# libsasl2's headers; the tests start Debian's slapd on loopback (tests/support/slapd.py).
+ldap:
+	@if [ -f /usr/include/ldap.h ] && [ -f /usr/include/sasl/sasl.h ] && [ -x /usr/sbin/slapd ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "amsm: installing libldap-dev, libsasl2-dev and slapd (the console's directory login)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libldap-dev libsasl2-dev slapd >/dev/null; \
+	else \
+	  echo "amsm: LDAP headers or slapd missing (the console's directory login); run: sudo apt-get install libldap-dev libsasl2-dev slapd"; exit 1; \
 	fi
 
 # The web console's browser tests drive Debian's Chromium (never `playwright install`).
