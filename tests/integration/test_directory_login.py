@@ -246,3 +246,24 @@ def refresh(url: str, pair: str, cookie: str) -> tuple[int, Any, str]:
     m = re.search(r'name="csrf" value="([^"]+)"', page)
     assert m, page
     return http(f"{url}/pairs/{pair}/refresh", cookie, {"csrf": m.group(1)})
+
+
+def test_the_console_refuses_to_start_on_a_directory_it_cannot_use(
+    slapd: Slapd, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from console.main import main
+    from lab.init import init_lab
+
+    inv = init_lab(tmp_path / "lab", editors=1, ingest=0)
+    data = yaml.safe_load(inv.read_text())
+    data["console"] = {"ldap": settings(slapd, tmp_path, ca_file="secrets/no-such-ca.pem")}
+    inv.write_text(yaml.safe_dump(data))
+    assert main(["--inventory", str(inv)]) == 2
+    err = capsys.readouterr().err
+    assert "console.ldap.ca_file" in err and "no-such-ca.pem: cannot read it" in err
+    # The path is the inventory's, and the search account's password file must be 0600.
+    data["console"]["ldap"]["ca_file"] = str(slapd.ca_file)
+    (tmp_path / "directory-search-password").chmod(0o640)
+    inv.write_text(yaml.safe_dump(data))
+    assert main(["--inventory", str(inv)]) == 2
+    assert "readable by others (mode 640)" in capsys.readouterr().err
