@@ -7,46 +7,42 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-unit lint typecheck pytest setup odbc chromium haproxy clean bench
+.PHONY: run test test-unit lint typecheck pytest setup system odbc chromium haproxy ldap clean bench
 
-setup: $(STAMP) odbc chromium haproxy
+setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml | system
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "amsm: $(PYTHON) is required (Python 3.11)"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-# The DSM driver needs unixODBC and Debian's SQLite3 ODBC driver (the lab's DSMs).
-odbc:
-	@if odbcinst -q -d 2>/dev/null | grep -q '^\[SQLite3\]'; then :; \
+# Debian's packages the project needs, installed in one apt-get when run as root (else
+# named for the user to install):
+# - unixodbc, libsqliteodbc: the DSM driver, against the lab's DSMs (SQLite3 ODBC);
+# - chromium: the web console's browser tests (never `playwright install`);
+# - haproxy: the mutual-TLS test puts it in front of the dev server (docs/site/production.md);
+# - libldap-dev, libsasl2-dev: python-ldap builds against them (console/directory.py);
+# - slapd: the directory login tests start it on loopback (tests/support/slapd.py).
+system:
+	@missing=""; \
+	odbcinst -q -d 2>/dev/null | grep -q '^\[SQLite3\]' || missing="$$missing unixodbc libsqliteodbc"; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing="$$missing haproxy"; \
+	[ -f /usr/include/ldap.h ] || missing="$$missing libldap-dev"; \
+	[ -f /usr/include/sasl/sasl.h ] || missing="$$missing libsasl2-dev"; \
+	[ -x /usr/sbin/slapd ] || missing="$$missing slapd"; \
+	if [ -z "$$missing" ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  echo "amsm: installing unixodbc and libsqliteodbc"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq unixodbc libsqliteodbc >/dev/null; \
+	  echo "amsm: installing$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	else \
-	  echo "amsm: the SQLite3 ODBC driver is missing; run: sudo apt-get install unixodbc libsqliteodbc"; exit 1; \
+	  echo "amsm: system packages missing; run: sudo apt-get install$$missing"; exit 1; \
 	fi
 
-# The web console's browser tests drive Debian's Chromium (never `playwright install`).
-chromium:
-	@if [ -x /usr/bin/chromium ]; then :; \
-	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  echo "amsm: installing chromium (the web console's browser tests)"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-	else \
-	  echo "amsm: Chromium is missing (the web console's browser tests); run: sudo apt-get install chromium"; exit 1; \
-	fi
-
-# The mutual-TLS test puts Debian's HAProxy in front of the dev server (docs/site/production.md).
-haproxy:
-	@if command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ]; then :; \
-	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  echo "amsm: installing haproxy (the mutual-TLS proxy test)"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null; \
-	else \
-	  echo "amsm: HAProxy is missing (the mutual-TLS proxy test); run: sudo apt-get install haproxy"; exit 1; \
-	fi
+# The former names of parts of `system`.
+odbc chromium haproxy ldap: system
 
 run: setup
 	$(BIN)/python -m workers.embedded

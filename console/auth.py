@@ -21,7 +21,9 @@ from typing import Any
 
 from starlette.requests import Request
 
+from api.refusal import Refused
 from console.accounts import Account, Accounts, AccountsError, Role, load_accounts, role_on
+from console.directory import Directory, DirectorySessions
 from inventory.models import Inventory
 
 CSRF_FIELD = "csrf"
@@ -178,9 +180,20 @@ class Throttle:
 class Gate:
     """Decides who a request comes from, and what they may do on each pair."""
 
-    def __init__(self, accounts_path: str | None, proxy: ProxyTrust | None = None) -> None:
+    def __init__(
+        self,
+        accounts_path: str | None,
+        proxy: ProxyTrust | None = None,
+        directory: Directory | None = None,
+    ) -> None:
         self.accounts_path = accounts_path
         self.proxy = proxy
+        self.directory = directory
+        # Who logged in through the directory, by name: their DN, role and when their
+        # groups were last read (monotonic). Kept in memory only: a restart of the
+        # console logs them in again; a removal from the groups ends every session of
+        # theirs (DirectorySessions).
+        self.held = DirectorySessions(directory)
         self._accounts: Accounts | None = None
         self._mtime = -1.0
         self.throttle = Throttle()
@@ -214,6 +227,11 @@ class Gate:
             account = self.accounts().verify(name, password)
         except (AccountsError, OSError):
             account = None
+        if account is None and self.directory is not None:
+            # A local account stays the break-glass: the directory is asked only after
+            # it (DirectoryRefused, DirectoryDown: the person in no mapped group, or the
+            # directory unreachable: not counted as a guess).
+            account = self.held.login(name, password)
         if account is None:
             self.throttle.failed(name, address)
         else:
@@ -242,7 +260,25 @@ class Gate:
             found = self.accounts().find(str(name))
         except (AccountsError, OSError):
             return None
-        return found
+        return found or self.held.account(str(name), acting=request.method == "POST")
+
+    async def recheck(self, request: Request) -> None:
+        """Before a session acts: a directory login's groups read again when `recheck`
+        has passed (DirectorySessions.recheck); a Refused ends the session."""
+        name = request.session.get("user")
+        if not name or self.proxy is not None and self.proxy.user(request):
+            return
+        try:
+            if self.accounts().find(str(name)):
+                return
+        except (AccountsError, OSError):
+            return
+        try:
+            await self.held.recheck(str(name))
+        except Refused as e:
+            if e.kind == "login":
+                request.session.clear()
+            raise
 
     @staticmethod
     def role(account: Account, inv: Inventory) -> Role | None:

@@ -27,6 +27,7 @@ from api.runs import connect
 from console.accounts import AccountsError, hash_password
 from console.app import build_app
 from console.auth import Gate, ProxyTrust, parse_networks
+from console.directory import DirectoryError, directory_of
 from console.pairs import Hub
 from console.site import Site
 from inventory.models import Inventory
@@ -202,9 +203,10 @@ async def serve(args: argparse.Namespace, invs: list[Inventory], paths: list[str
         raise Refused("--cert and --key go together (HTTPS)", "usage")
     try:
         accounts = accounts_path(args, paths[0] if paths else None)
-        gate = Gate(accounts, proxy_of(args))
+        directory = directory_of(invs, paths or [inventory_path(args)])
+        gate = Gate(accounts, proxy_of(args), directory)
         codec = load_codec(args.codec_key_file)
-    except (AccountsError, OSError) as e:
+    except (AccountsError, OSError, DirectoryError) as e:
         raise Refused(str(e), "usage") from None
     except CodecConfigError as e:
         raise Refused(str(e), "usage") from None

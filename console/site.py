@@ -178,6 +178,7 @@ class Site:
         return html
 
     async def act(self, request: Request, where: str, do: Action) -> Response:
+        await self.gate.recheck(request)  # a directory login's groups, read again when due
         form = await request.form()
         account, inv = self.acting(request, form)
         try:

@@ -882,6 +882,132 @@ class Identity(_Strict):
     )
 
 
+# -- the console's directory login (docs/site/directory-login.md) ------------------------
+# A DN's attribute type and value (RFC 4514: `uid=ann`); enough to tell a DN from a name.
+_DN_RE = re.compile(r"^[A-Za-z][A-Za-z0-9-]*=[^,]+(,[A-Za-z][A-Za-z0-9-]*=[^,]+)*$")
+_DOMAIN_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*$")
+_LDAP_URL_RE = re.compile(r"^(ldaps?)://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:\d{1,5})?/?$")
+
+
+class LdapSearchAccount(_Strict):
+    """The account the console searches the directory with when it checks a person's
+    groups again (the person's own password is not kept): its DN, and a file holding its
+    password (relative to the inventory file; never the password itself)."""
+
+    bind_dn: str
+    password_file: str
+
+    @field_validator("bind_dn")
+    @classmethod
+    def _dn(cls, v: str) -> str:
+        return _check(_DN_RE, "DN (cn=amsm-console,ou=services,dc=example,dc=org)", v)
+
+
+class ConsoleLdap(_Strict):
+    """Directory login for the console: LDAP over TLS (ldaps://, or ldap:// with
+    StartTLS; plain LDAP is refused: it carries passwords in the clear)."""
+
+    url: str = Field(description="ldaps://HOST[:PORT], or ldap://HOST[:PORT] with start_tls")
+    start_tls: bool = Field(False, description="ldap:// upgraded with StartTLS (RFC 4513 3)")
+    ca_file: str = Field(description="the CA certificates (PEM) that sign the server's")
+    user_template: str | None = Field(
+        None, description="the DN a person binds as, {user} their login: uid={user},ou=..."
+    )
+    upn_suffix: str | None = Field(
+        None, description="or Active Directory's user@SUFFIX (userPrincipalName) bind"
+    )
+    base_dn: str = Field(description="where groups (and, with upn_suffix, people) are searched")
+    server: Literal["openldap", "active-directory"] = Field(
+        description="how nested groups are read: active-directory's in-chain rule, or "
+        "openldap's groupOfNames searched member by member"
+    )
+    groups: dict[str, Literal["operator", "viewer"]] = Field(
+        min_length=1, description="a group's cn (or DN) and the role it gives"
+    )
+    recheck: float = Field(
+        300,
+        ge=1,
+        le=86400,
+        description="a session's groups are read again when it acts this long after the "
+        "last read (5m)",
+    )
+    search: LdapSearchAccount | None = Field(
+        None,
+        description="the account that reads groups again; without it a person logs in "
+        "again to act after `recheck`",
+    )
+
+    @field_validator("recheck", mode="before")
+    @classmethod
+    def _duration(cls, v: object) -> float:
+        return duration_seconds(v)
+
+    @field_serializer("recheck")
+    def _written(self, v: float) -> str:
+        return f"{int(v)}s"
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        return _check(_LDAP_URL_RE, "LDAP URL (ldaps://dc1.example.org or ldap://HOST:389)", v)
+
+    @field_validator("base_dn")
+    @classmethod
+    def _base(cls, v: str) -> str:
+        return _check(_DN_RE, "DN (dc=example,dc=org)", v)
+
+    @field_validator("upn_suffix")
+    @classmethod
+    def _suffix(cls, v: str | None) -> str | None:
+        return None if v is None else _check(_DOMAIN_RE, "domain (example.org)", v)
+
+    @field_validator("user_template")
+    @classmethod
+    def _template(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        if v.count("{user}") != 1 or not _DN_RE.fullmatch(v.replace("{user}", "x")):
+            raise ValueError(
+                f"{v!r} is not a DN with {{user}} once in it (uid={{user}},ou=people,dc=example,dc=org)"
+            )
+        return v
+
+    @field_validator("groups")
+    @classmethod
+    def _groups(cls, v: dict[str, str]) -> dict[str, str]:
+        for name in v:
+            if not name.strip() or len(name) > 256 or any(c in name for c in "\0\n\r"):
+                raise ValueError(f"{name!r} is not a group's cn or DN")
+        if len({n.lower() for n in v}) != len(v):
+            raise ValueError("a group is listed twice")
+        return v
+
+    @model_validator(mode="after")
+    def _whole(self) -> ConsoleLdap:
+        secure = self.url.startswith("ldaps://")
+        if not secure and not self.start_tls:
+            raise ValueError(
+                f"url {self.url}: plain LDAP sends passwords in the clear; use ldaps://HOST "
+                "or set start_tls: true (docs/site/directory-login.md)"
+            )
+        if secure and self.start_tls:
+            raise ValueError("start_tls: ldaps:// is TLS already; StartTLS is for ldap:// only")
+        if (self.user_template is None) == (self.upn_suffix is None):
+            raise ValueError(
+                "give one of user_template (OpenLDAP: uid={user},ou=people,...) and "
+                "upn_suffix (Active Directory: example.org)"
+            )
+        return self
+
+
+class ConsoleSettings(_Strict):
+    """The web console's own settings (docs/operators/console.md)."""
+
+    ldap: ConsoleLdap | None = Field(
+        None, description="directory login (docs/site/directory-login.md)"
+    )
+
+
 class _OperatorEntry(_Strict):
     name: str
     key: str
@@ -974,6 +1100,9 @@ class Inventory(_Strict):
         "(docs/operators/blackout.md)",
     )
     schedule: Schedule = Field(default_factory=Schedule)
+    console: ConsoleSettings | None = Field(
+        None, description="the web console's directory login (docs/site/directory-login.md)"
+    )
 
     @field_validator("timezone")
     @classmethod

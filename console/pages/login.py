@@ -10,6 +10,7 @@ from starlette.responses import RedirectResponse, Response
 
 from api.refusal import Refused
 from console.auth import CSRF_FIELD, LoginThrottled, csrf_ok, csrf_token
+from console.directory import DirectoryDown, DirectoryRefused
 from console.site import Site
 
 
@@ -29,6 +30,9 @@ async def login(site: Site, request: Request) -> Response:
         account = await asyncio.to_thread(site.gate.login, name, password, address)
     except LoginThrottled as e:
         return site.render("login.html", request, 429, error=str(e), name=name)
+    except DirectoryRefused as e:  # in no mapped group, or the directory unreachable
+        status = 503 if isinstance(e, DirectoryDown) else 403
+        return site.render("login.html", request, status, error=str(e), name=name)
     if account is None:
         return site.render(
             "login.html", request, 401, error="wrong user name or password", name=name
