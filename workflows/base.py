@@ -372,6 +372,7 @@ class PairWorkflow:
                 self.runner.operator_keys = dict(self.caps.operator_keys)
                 self.runner.console_key = self.caps.console_key
                 self.runner.require_signed = self.caps.require_signed
+                self.runner.approval_rules = dict(self.caps.approvals)
                 # Who started the run must be an operator; the refusal stays in the history.
                 who = self.runner.checklist.initiator
                 if self.runner.not_operator(who):

@@ -1,0 +1,238 @@
+"""Two people for what cannot be undone (docs/operators/two-person.md): the inventory's
+`approvals`, the engine's record of each approval, its refusals and lapses, and the
+words on the screen. The property over random approvals is in test_signal_rules.py."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+from unittest import mock
+
+import pytest
+import yaml
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from inventory import intent
+from inventory.load import InventoryError, parse_inventory
+from inventory.models import APPROVAL_KEYS, Approval
+from workflows import checklist, notify
+from workflows.checklist import StepRunner
+from workflows.kinds import KINDS
+from workflows.models import Checklist, OperatorSignal, StepState
+from workflows.view import approvals_line, render_markdown, render_text
+
+DATA = Path(__file__).parent / "data" / "inventory.yaml"
+NOW = datetime(2030, 1, 1, 2, 13, tzinfo=UTC)
+PEOPLE = {name: Ed25519PrivateKey.generate() for name in ("ann", "bob", "cat")}
+KEYS = {n: intent.public_line(k.public_key()) for n, k in PEOPLE.items()}
+SIGNED = [{"name": n, "key": k} for n, k in KEYS.items()]
+
+
+# -- the inventory ----------------------------------------------------------------------------
+def _inv(**change: object) -> dict:
+    data = yaml.safe_load(DATA.read_text())
+    data.update(change)
+    return data
+
+
+def _problems(data: dict) -> str:
+    with pytest.raises(InventoryError) as e:
+        parse_inventory(yaml.safe_dump(data), "inv.yaml")
+    return "\n".join(e.value.problems)
+
+
+def test_approvals_load_under_require_signed() -> None:
+    data = _inv(
+        operators=SIGNED,
+        identity={"require_signed": True},
+        approvals={
+            "approve-overwrite": {"required": 2, "not_initiator": True},
+            "approve-purge": {"required": 2},
+            "break-glass": {"required": 2},
+        },
+    )
+    inv = parse_inventory(yaml.safe_dump(data), "inv.yaml")
+    assert inv.approvals["approve-overwrite"] == Approval(required=2, not_initiator=True)
+    assert inv.approvals["break-glass"].required == 2
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        (
+            {"approvals": {"approve-everything": {"required": 2}}},
+            "approvals: no gate 'approve-everything'; allowed: approve-overwrite, "
+            "approve-purge, break-glass (docs/operators/two-person.md)",
+        ),
+        (
+            {"operators": SIGNED, "approvals": {"approve-overwrite": {"required": 2}}},
+            "approvals: an approval counts only when it is proven by a key, so two-person "
+            "approvals need identity: {require_signed: true} (docs/operators/two-person.md)",
+        ),
+        (
+            {
+                "operators": SIGNED[:2],
+                "identity": {"require_signed": True},
+                "approvals": {"approve-overwrite": {"required": 2, "not_initiator": True}},
+            },
+            "approvals.approve-overwrite: 2 approvals required, but only 1 operator(s) could "
+            "give them (the initiator is not one; docs/operators/two-person.md)",
+        ),
+        (
+            {
+                "operators": SIGNED,
+                "identity": {"require_signed": True},
+                "approvals": {"approve-purge": {"required": 0}},
+            },
+            "approvals.approve-purge.required",
+        ),
+    ],
+)
+def test_bad_approvals_are_refused_with_what_is_allowed(change: dict, why: str) -> None:
+    assert why in _problems(_inv(**change))
+
+
+def test_every_gate_of_every_kind_may_be_named() -> None:
+    gates = {
+        d.id for kind in KINDS.values() for side in ("X", "Y") for d in kind.steps(side)
+        if d.kind == "gate"
+    }  # fmt: skip
+    assert gates and gates <= set(APPROVAL_KEYS)
+
+
+# -- the engine (workflows/checklist.py), without a server ------------------------------------
+def _runner(rule: Approval, initiator: str = "ann") -> StepRunner:
+    """A StepRunner at a restore's approve-overwrite (only its hooks are called)."""
+    r = object.__new__(StepRunner)
+    r.checklist = Checklist(
+        workflow="restore",
+        pair="demo",
+        title="t",
+        run_id="run-1",
+        workflow_id="amsm-demo",
+        initiator=initiator,
+        steps=[
+            StepState(id="approve-overwrite", kind="gate", title="t", status="awaiting-approval")
+        ],
+    )
+    gate = r.checklist.steps[0]
+    gate.items, gate.required = ["dsm-x 120", "dsm-y 118"], rule.required
+    r.operators, r.gates, r._signals, r._decisions = set(KEYS) | {"dan"}, {}, {}, {}
+    r.abort = None
+    r.operator_keys, r.console_key, r.require_signed = KEYS, None, True
+    r.approval_rules = {"approve-overwrite": rule}
+    r.rereads, r._judging = {}, set()
+    r.rejected: list[str] = []  # type: ignore[misc]
+    r.reject = lambda *a: r.rejected.append(a[3])  # type: ignore[method-assign,attr-defined]
+    r.publish = lambda: None  # type: ignore[method-assign]
+    return r
+
+
+def _patched():  # type: ignore[no-untyped-def]
+    return (
+        mock.patch.object(checklist.workflow, "logger", logging.getLogger(__name__)),
+        mock.patch.object(checklist.workflow, "patched", lambda _: True),
+        mock.patch.object(checklist.workflow, "now", lambda: NOW),
+    )
+
+
+def approve(r: StepRunner, who: str, signer: str | None = None, nonce: str = "") -> str | None:
+    """`who` approves the gate as it shows now, signed with `signer`'s key (theirs)."""
+    step = r.checklist.step("approve-overwrite")
+    signed = None
+    if (signer or who) in PEOPLE:
+        signed = intent.sign(
+            intent.Intent(
+                pair="demo",
+                run="run-1",
+                step=step.id,
+                action="approve",
+                shown=intent.shown(step.items),
+                operator=who,
+                at=NOW.isoformat(),
+                nonce=(nonce or f"{who}-{len(r.checklist.nonces)}").ljust(16, "0"),
+            ),
+            PEOPLE[signer or who],
+        )
+    p = _patched()
+    with p[0], p[1], p[2]:
+        return r.on_signal("approve", OperatorSignal(step=step.id, operator=who, intent=signed))
+
+
+def judge(r: StepRunner) -> bool | None:
+    step = r.checklist.step("approve-overwrite")
+    r._signals.pop(step.id)
+    p = _patched()
+    with p[0], p[1], p[2]:
+        opens = asyncio.run(r._judge(step, r.approval_rules[step.id]))
+    if opens is False:
+        step.status = "awaiting-approval"  # as _run_manual's loop waits again
+    return opens
+
+
+def test_the_initiator_the_same_person_twice_a_viewer_and_the_unsigned_are_refused() -> None:
+    r = _runner(Approval(required=2, not_initiator=True))
+    assert approve(r, "ann") == (
+        "ann started this run: approve-overwrite needs 2 approvals from other operators "
+        "(approvals.approve-overwrite.not_initiator; docs/operators/two-person.md)"
+    )
+    assert approve(r, "bob") is None
+    assert judge(r) is False  # one of two
+    assert approve(r, "bob", nonce="bob-again") == (
+        "bob has approved approve-overwrite already: it needs 2 different people "
+        "(docs/operators/two-person.md)"
+    )
+    assert approve(r, "vic", signer="cat") == "vic is not an operator of this pair"
+    assert "this pair takes only signed acts" in str(approve(r, "dan"))
+    assert approve(r, "cat", signer="bob") is not None  # bob's key cannot approve as cat
+    gate = r.checklist.step("approve-overwrite")
+    assert [a.operator for a in gate.counted] == ["bob"]
+    assert approvals_line(gate) == "1 of 2 approvals: bob at 02:13"
+    assert r.taken(OperatorSignal(step=gate.id)) is True
+    assert approve(r, "cat") is None
+    assert r.taken(OperatorSignal(step=gate.id)) is False  # judged first
+    assert judge(r) is True
+    assert gate.operator == "bob and cat"
+    assert gate.proof == "proven by bob's key; proven by cat's key"
+
+
+def test_an_approval_lapses_when_the_gate_reads_other_counts() -> None:
+    r = _runner(Approval(required=2))
+    counts = iter([["dsm-x 120", "dsm-y 118"], ["dsm-x 121", "dsm-y 118"]])
+
+    async def read_again(step: StepState) -> str:
+        step.items = next(counts)
+        return "asset counts now: " + ", ".join(step.items)
+
+    r.rereads["approve-overwrite"] = read_again
+    assert approve(r, "ann") is None
+    assert judge(r) is False  # the same counts: ann's approval stands
+    assert approve(r, "bob") is None
+    assert judge(r) is False  # the counts changed: both lapse, the gate stays shut
+    gate = r.checklist.step("approve-overwrite")
+    assert gate.counted == []
+    why = "the gate read the devices again and they changed (now: asset counts now: dsm-x 121"
+    assert all(str(a.lapsed).startswith(why) for a in gate.approvals or [])
+    assert approvals_line(gate) == "0 of 2 approvals"
+    c = r.checklist
+    md, text = render_markdown(c, "2030-01-01T02:14:00+00:00"), render_text(c)
+    assert "ann's approval at 02:13 lapsed: the gate read the devices again" in md
+    assert "bob's approval at 02:13 lapsed: the gate read the devices again" in text
+    # Each may approve again, bound to the counts shown now.
+    r.rereads.clear()
+    assert approve(r, "ann", nonce="ann-again") is None
+    assert judge(r) is False
+    assert approve(r, "bob", nonce="bob-again") is None
+    assert judge(r) is True
+
+
+def test_the_others_are_told_one_more_approval_is_needed() -> None:
+    r = _runner(Approval(required=2))
+    approve(r, "bob")
+    plan = mock.Mock(console_url="https://console:8080")
+    subject, body = notify.approval_message(plan, r.checklist, r.checklist.steps[0])
+    assert subject == "amsm demo: restore step approve-overwrite: one more approval is needed"
+    assert "1 of 2 approvals: bob at 2030-01-01T02:13:00+00:00; one more approval is " in body
+    assert "amsm approve run-1 approve-overwrite" in body
