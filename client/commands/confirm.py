@@ -50,7 +50,12 @@ async def run(temporal: Client, inv: Inventory, args: argparse.Namespace) -> int
     text = f"{past} {args.step} on run {taken.run_id} as {operator}"
     if key is not None:
         text += " (signed with their key)"
+    data: dict[str, Any] = {"run_id": taken.run_id, "step": args.step, "status": taken.status}
+    if taken.approvals is not None:
+        # A gate that needs several people (docs/operators/two-person.md).
+        text += f"\n{taken.approvals}" + "".join(f"\n{x}" for x in taken.lapsed)
+        data |= {"approvals": taken.approvals, "lapsed": taken.lapsed}
     if taken.awaiting:
         text += f"\nnow waiting for: {taken.awaiting}"
-    emit(args, {"run_id": taken.run_id, "step": args.step, "status": taken.status}, text)
+    emit(args, data, text)
     return EXIT_OK
