@@ -38,6 +38,7 @@ class Ticked(BaseModel):
     # approvals: ann at 02:13" once the run took this one, and each approval that lapsed.
     approvals: str | None = None
     lapsed: list[str] = []
+    counted: bool = True  # false: this approval lapsed at once (the devices had changed)
 
 
 class Decided(BaseModel):
@@ -111,6 +112,7 @@ async def tick(
     if verb == "approve" and step.required is not None:
         gate = step_of(await fetch_checklist(handle), sig.step)
         ticked.approvals, ticked.lapsed = approvals_line(gate), lapsed_lines(gate)
+        ticked.counted = any(a.operator.lower() == sig.operator.lower() for a in gate.counted)
     return ticked
 
 

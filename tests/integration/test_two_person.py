@@ -1,0 +1,127 @@
+"""Two people for what cannot be undone (docs/operators/two-person.md) on the dev server
+with the lab, from the CLI: a restore's approve-overwrite under `approvals:
+{approve-overwrite: {required: 2, not_initiator: true}}` refuses the initiator, a viewer
+and the same person twice; an approval lapses when the gate reads other asset counts;
+two distinct operators with keys open it."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from inventory import intent
+from tests.support.cli import cli, cli_json
+from tests.support.driving import drive, step
+from tests.support.lab import Lab
+from tests.support.worker import running_worker
+from workflows.registry import WORKFLOWS
+
+GATE = "approve-overwrite"
+
+
+def _key_file(tmp_path: Path, name: str) -> tuple[str, str]:
+    key = Ed25519PrivateKey.generate()
+    path = tmp_path / f"{name}.key"
+    path.write_bytes(key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
+    path.chmod(0o600)
+    return str(path), intent.public_line(key.public_key())
+
+
+async def test_two_distinct_proven_operators_open_the_overwrite_gate(
+    temporal: Client, lab_factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("AMSM_OPERATOR", "ann")  # who reads (show) and starts
+    monkeypatch.delenv("AMSM_KEY", raising=False)
+    lab: Lab = await lab_factory(editors=1, ingest=0)
+    files, lines = {}, {}
+    for name in ("ann", "bob", "cat"):
+        files[name], lines[name] = _key_file(tmp_path, name)
+    lab.edit_inventory(
+        operators=[{"name": n, "key": lines[n]} for n in ("ann", "bob", "cat")],
+        viewers=["vic"],
+        identity={"require_signed": True},
+        approvals={GATE: {"required": 2, "not_initiator": True}},
+    )
+    async with running_worker(temporal, lab):
+
+        def signing(run: str):  # type: ignore[no-untyped-def]
+            # drive() has done the lab's hands for the step; ann signs (the initiator).
+            async def signal(verb: str, step_id: str) -> None:
+                rc, out = await cli(temporal, lab, verb, run, step_id, "--key", files["ann"])
+                assert rc == 0, out
+
+            return signal
+
+        run = (await cli_json(temporal, lab, "start", "split", "--main", "X"))["run_id"]
+        final = await drive(temporal, lab, run, "X", signal=signing(run), stop_allsync_on="X")
+        assert final["state"] == "completed", final
+
+        run = (await cli_json(temporal, lab, "start", "restore", "--main", "X"))["run_id"]
+        shown = await drive(
+            temporal,
+            lab,
+            run,
+            "X",
+            signal=signing(run),
+            until=lambda s: step(s, GATE)["status"] == "awaiting-approval",
+        )
+        assert step(shown, GATE)["required"] == 2
+
+        async def approve(who: str) -> tuple[int, str]:
+            return await cli(temporal, lab, "approve", run, GATE, "--key", files[who])
+
+        rc, out = await approve("ann")  # the initiator
+        assert rc == 1 and f"ann started this run: {GATE} needs 2 approvals from other" in out
+        rc, out = await cli(temporal, lab, "approve", run, GATE, "--operator", "vic")
+        assert rc == 1 and "vic is not an operator of this pair" in out, out
+        rc, out = await approve("bob")
+        assert rc == 0 and "\n1 of 2 approvals: bob at " in out, out
+        rc, out = await approve("bob")  # the same person twice
+        assert rc == 1 and f"bob has approved {GATE} already" in out, out
+        shown = await cli_json(temporal, lab, "show", run)
+        assert step(shown, GATE)["status"] == "awaiting-approval"
+        assert [r["operator"] for r in shown["rejected"]] == ["ann", "vic", "bob"]
+        rc, text = await cli(temporal, lab, "show", run)
+        assert "1 of 2 approvals: bob at " in text, text
+
+        # The DSM to be overwritten (Y) gains an asset: cat's approval meets other counts
+        # when the gate reads them again, and bob's and cat's both lapse.
+        y = sqlite3.connect(lab.dir / "dsm-y.db", isolation_level=None)
+        try:
+            y.execute("INSERT INTO assets (name, created) VALUES ('late', '2025-01-01T00:00:00Z')")
+        finally:
+            y.close()
+        rc, out = await approve("cat")
+        assert rc == 1 and "\n0 of 2 approvals" in out, out
+        assert "bob's approval at " in out and "lapsed: the gate read the devices again" in out
+        shown = await cli_json(temporal, lab, "show", run)
+        gate = step(shown, GATE)
+        assert gate["status"] == "awaiting-approval"
+        assert [(a["operator"], a["lapsed"] is not None) for a in gate["approvals"]] == [
+            ("bob", True),
+            ("cat", True),
+        ]
+
+        # Both approve again what the gate shows now: it opens, and the run goes on.
+        rc, out = await approve("bob")
+        assert rc == 0 and "1 of 2 approvals: bob at " in out, out
+        rc, out = await approve("cat")
+        assert rc == 0 and "2 of 2 approvals: bob at " in out and ", cat at " in out, out
+        final = await drive(temporal, lab, run, "X", signal=signing(run))
+        assert final["state"] == "completed", final
+        gate = step(final, GATE)
+        assert gate["operator"] == "bob and cat"
+        assert gate["proof"] == "proven by bob's key; proven by cat's key"
+        history = await temporal.get_workflow_handle(
+            lab.inventory.workflow_id, run_id=run
+        ).fetch_history()
+        await Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter).replay_workflow(
+            history
+        )
