@@ -4,29 +4,21 @@ words on the screen. The property over random approvals is in test_signal_rules.
 
 from __future__ import annotations
 
-import asyncio
-import logging
-from datetime import UTC, datetime
 from pathlib import Path
 from unittest import mock
 
 import pytest
 import yaml
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from inventory import intent
 from inventory.load import InventoryError, parse_inventory
 from inventory.models import APPROVAL_KEYS, Approval
-from workflows import checklist, notify
-from workflows.checklist import StepRunner
+from tests.support.approvals import KEYS, approve, gate_runner, judge
+from workflows import notify
 from workflows.kinds import KINDS
-from workflows.models import Checklist, OperatorSignal, StepState
+from workflows.models import OperatorSignal, StepState
 from workflows.view import approvals_line, render_markdown, render_text
 
 DATA = Path(__file__).parent / "data" / "inventory.yaml"
-NOW = datetime(2030, 1, 1, 2, 13, tzinfo=UTC)
-PEOPLE = {name: Ed25519PrivateKey.generate() for name in ("ann", "bob", "cat")}
-KEYS = {n: intent.public_line(k.public_key()) for n, k in PEOPLE.items()}
 SIGNED = [{"name": n, "key": k} for n, k in KEYS.items()]
 
 
@@ -103,77 +95,8 @@ def test_every_gate_of_every_kind_may_be_named() -> None:
 
 
 # -- the engine (workflows/checklist.py), without a server ------------------------------------
-def _runner(rule: Approval, initiator: str = "ann") -> StepRunner:
-    """A StepRunner at a restore's approve-overwrite (only its hooks are called)."""
-    r = object.__new__(StepRunner)
-    r.checklist = Checklist(
-        workflow="restore",
-        pair="demo",
-        title="t",
-        run_id="run-1",
-        workflow_id="amsm-demo",
-        initiator=initiator,
-        steps=[
-            StepState(id="approve-overwrite", kind="gate", title="t", status="awaiting-approval")
-        ],
-    )
-    gate = r.checklist.steps[0]
-    gate.items, gate.required = ["dsm-x 120", "dsm-y 118"], rule.required
-    r.operators, r.gates, r._signals, r._decisions = set(KEYS) | {"dan"}, {}, {}, {}
-    r.abort = None
-    r.operator_keys, r.console_key, r.require_signed = KEYS, None, True
-    r.approval_rules = {"approve-overwrite": rule}
-    r.rereads, r._judging = {}, set()
-    r.rejected: list[str] = []  # type: ignore[misc]
-    r.reject = lambda *a: r.rejected.append(a[3])  # type: ignore[method-assign,attr-defined]
-    r.publish = lambda: None  # type: ignore[method-assign]
-    return r
-
-
-def _patched():  # type: ignore[no-untyped-def]
-    return (
-        mock.patch.object(checklist.workflow, "logger", logging.getLogger(__name__)),
-        mock.patch.object(checklist.workflow, "patched", lambda _: True),
-        mock.patch.object(checklist.workflow, "now", lambda: NOW),
-    )
-
-
-def approve(r: StepRunner, who: str, signer: str | None = None, nonce: str = "") -> str | None:
-    """`who` approves the gate as it shows now, signed with `signer`'s key (theirs)."""
-    step = r.checklist.step("approve-overwrite")
-    signed = None
-    if (signer or who) in PEOPLE:
-        signed = intent.sign(
-            intent.Intent(
-                pair="demo",
-                run="run-1",
-                step=step.id,
-                action="approve",
-                shown=intent.shown(step.items),
-                operator=who,
-                at=NOW.isoformat(),
-                nonce=(nonce or f"{who}-{len(r.checklist.nonces)}").ljust(16, "0"),
-            ),
-            PEOPLE[signer or who],
-        )
-    p = _patched()
-    with p[0], p[1], p[2]:
-        return r.on_signal("approve", OperatorSignal(step=step.id, operator=who, intent=signed))
-
-
-def judge(r: StepRunner) -> bool | None:
-    step = r.checklist.step("approve-overwrite")
-    r._signals.pop(step.id)
-    p = _patched()
-    with p[0], p[1], p[2]:
-        opens = asyncio.run(r._judge(step, r.approval_rules[step.id]))
-    if opens is False:
-        step.status = "awaiting-approval"  # as _run_manual's loop waits again
-    return opens
-
-
 def test_the_initiator_the_same_person_twice_a_viewer_and_the_unsigned_are_refused() -> None:
-    r = _runner(Approval(required=2, not_initiator=True))
+    r = gate_runner(Approval(required=2, not_initiator=True))
     assert approve(r, "ann") == (
         "ann started this run: approve-overwrite needs 2 approvals from other operators "
         "(approvals.approve-overwrite.not_initiator; docs/operators/two-person.md)"
@@ -199,7 +122,7 @@ def test_the_initiator_the_same_person_twice_a_viewer_and_the_unsigned_are_refus
 
 
 def test_an_approval_lapses_when_the_gate_reads_other_counts() -> None:
-    r = _runner(Approval(required=2))
+    r = gate_runner(Approval(required=2))
     counts = iter([["dsm-x 120", "dsm-y 118"], ["dsm-x 121", "dsm-y 118"]])
 
     async def read_again(step: StepState) -> str:
@@ -229,7 +152,7 @@ def test_an_approval_lapses_when_the_gate_reads_other_counts() -> None:
 
 
 def test_the_others_are_told_one_more_approval_is_needed() -> None:
-    r = _runner(Approval(required=2))
+    r = gate_runner(Approval(required=2))
     approve(r, "bob")
     plan = mock.Mock(console_url="https://console:8080")
     subject, body = notify.approval_message(plan, r.checklist, r.checklist.steps[0])
