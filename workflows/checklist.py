@@ -431,6 +431,20 @@ class StepRunner:
         step.note = notes or None
         return True
 
+    def add_gate_first(self, step_id: str, title: str, items: list[str]) -> StepState:
+        """A gate the step table does not have, before every step (a break-glass
+        override's approvals, workflows/overrides.py); kept as it is when the run
+        continued as new with it."""
+        c = self.checklist
+        for s in c.steps:
+            if s.id == step_id:
+                return s
+        step = StepState(id=step_id, kind="gate", title=title, items=items)
+        c.steps.insert(0, step)
+        self._recorded[step_id] = _recorded_as(step)
+        self.publish()
+        return step
+
     def check_decision(self, d: Decision) -> str | None:
         """Why a decision would be rejected now, or None when it fits (workflows/rules.py)."""
         try:

@@ -6,8 +6,12 @@ two distinct operators with keys open it."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -24,6 +28,7 @@ from tests.support.worker import running_worker
 from workflows.registry import WORKFLOWS
 
 GATE = "approve-overwrite"
+RULE = "no-switch-in-blackout"
 
 
 def _key_file(tmp_path: Path, name: str) -> tuple[str, str]:
@@ -125,3 +130,74 @@ async def test_two_distinct_proven_operators_open_the_overwrite_gate(
         await Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter).replay_workflow(
             history
         )
+
+
+async def test_a_break_glass_override_waits_for_two_operators(
+    temporal: Client, lab_factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """A switch started on air with the override of no-switch-in-blackout, under
+    `approvals: {break-glass: {required: 2}}`: the run waits at the gate break-glass,
+    before its first step, for two operators; a control's override is refused."""
+    monkeypatch.setenv("AMSM_OPERATOR", "ann")
+    monkeypatch.delenv("AMSM_KEY", raising=False)
+    lab: Lab = await lab_factory(editors=1, ingest=0)
+    files, lines = {}, {}
+    for name in ("ann", "bob"):
+        files[name], lines[name] = _key_file(tmp_path, name)
+    local = (datetime.now(UTC) - timedelta(seconds=5)).astimezone(ZoneInfo("Europe/London"))
+    lab.edit_inventory(
+        operators=[{"name": n, "key": lines[n]} for n in ("ann", "bob")],
+        identity={"require_signed": True},
+        approvals={"break-glass": {"required": 2}},
+        timezone="Europe/London",
+        blackout=[
+            {
+                "name": "News at Six",
+                "rrule": f"FREQ=DAILY;BYHOUR={local.hour};BYMINUTE={local.minute};"
+                f"BYSECOND={local.second}",
+                "duration": "600s",
+            }
+        ],
+    )
+    async with running_worker(temporal, lab):
+        rc, out = await cli(
+            temporal, lab, "reboot", "ED-01", "--override", RULE, "--reason", "hung"
+        )
+        assert rc == 1 and "a control cannot wait for their approvals yet" in out, out
+        started = await cli_json(
+            temporal, lab, "start", "switch", "--to", "Y", "--override", RULE,
+            "--override-reason", "X's DSM is failing; the newsroom agreed",
+        )  # fmt: skip
+        run = started["run_id"]
+        shown = await _waiting(temporal, lab, run, "break-glass")
+        gate = shown["steps"][0]
+        assert (gate["id"], gate["kind"], gate["required"]) == ("break-glass", "gate", 2)
+        assert gate["items"] == [f"{RULE}: X's DSM is failing; the newsroom agreed (by ann)"]
+        assert step(shown, "stop-replication")["status"] == "pending"  # nothing acted
+        rc, out = await cli(temporal, lab, "approve", run, "break-glass", "--key", files["ann"])
+        assert rc == 0 and "1 of 2 approvals: ann at " in out, out
+        rc, out = await cli(temporal, lab, "approve", run, "break-glass", "--key", files["ann"])
+        assert rc == 1 and "ann has approved break-glass already" in out, out
+        shown = await cli_json(temporal, lab, "show", run)
+        assert step(shown, "stop-replication")["status"] == "pending"
+        rc, out = await cli(temporal, lab, "approve", run, "break-glass", "--key", files["bob"])
+        assert rc == 0 and "2 of 2 approvals: ann at " in out, out
+        shown = await _waiting(temporal, lab, run, "stop-insync", "awaiting-confirmation")
+        assert step(shown, "break-glass")["operator"] == "ann and bob"
+        assert step(shown, "stop-replication")["status"] == "done"
+        rc, out = await cli(
+            temporal, lab, "abort", run, "--reason", "test over", "--key", files["ann"]
+        )
+        assert rc == 0, out
+
+
+async def _waiting(
+    temporal: Client, lab: Lab, run: str, step_id: str, status: str = "awaiting-approval"
+) -> dict:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        shown = await cli_json(temporal, lab, "show", run)
+        if any(s["id"] == step_id and s["status"] == status for s in shown["steps"]):
+            return shown
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"{step_id} never {status}: {shown}")
