@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -24,6 +25,8 @@ from inventory import intent
 from tests.support.cli import cli, cli_json
 from tests.support.driving import drive, step
 from tests.support.lab import Lab
+from tests.support.notify import http_sink, write_config
+from tests.support.waiting import wait_for
 from tests.support.worker import running_worker
 from workflows.registry import WORKFLOWS
 
@@ -135,9 +138,21 @@ async def test_two_distinct_proven_operators_open_the_overwrite_gate(
 async def test_a_break_glass_override_waits_for_two_operators(
     temporal: Client, lab_factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:  # type: ignore[no-untyped-def]
+    with ExitStack() as stack:
+        await _break_glass(temporal, lab_factory, tmp_path, monkeypatch, stack)
+
+
+async def _break_glass(
+    temporal: Client,
+    lab_factory,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    stack: ExitStack,
+) -> None:  # type: ignore[no-untyped-def]
     """A switch started on air with the override of no-switch-in-blackout, under
     `approvals: {break-glass: {required: 2}}`: the run waits at the gate break-glass,
-    before its first step, for two operators; a control's override is refused."""
+    before its first step, for two operators, and once one has approved the `waiting`
+    audience is told one more is needed; a control's override is refused."""
     monkeypatch.setenv("AMSM_OPERATOR", "ann")
     monkeypatch.delenv("AMSM_KEY", raising=False)
     lab: Lab = await lab_factory(editors=1, ingest=0)
@@ -145,7 +160,10 @@ async def test_a_break_glass_override_waits_for_two_operators(
     for name in ("ann", "bob"):
         files[name], lines[name] = _key_file(tmp_path, name)
     local = (datetime.now(UTC) - timedelta(seconds=5)).astimezone(ZoneInfo("Europe/London"))
+    hook = stack.enter_context(http_sink())
+    write_config(lab.dir / "secrets" / "notify.yaml", {hook.url("waiting"): "waiting"})
     lab.edit_inventory(
+        notify={"config": "secrets/notify.yaml"},
         operators=[{"name": n, "key": lines[n]} for n in ("ann", "bob")],
         identity={"require_signed": True},
         approvals={"break-glass": {"required": 2}},
@@ -176,6 +194,12 @@ async def test_a_break_glass_override_waits_for_two_operators(
         assert step(shown, "stop-replication")["status"] == "pending"  # nothing acted
         rc, out = await cli(temporal, lab, "approve", run, "break-glass", "--key", files["ann"])
         assert rc == 0 and "1 of 2 approvals: ann at " in out, out
+        told = f"amsm {lab.inventory.pair}: switch step break-glass: one more approval is needed"
+
+        async def one_more() -> bool:
+            return told in hook.titles("waiting")
+
+        await wait_for(one_more, "the waiting audience told one more approval is needed")
         rc, out = await cli(temporal, lab, "approve", run, "break-glass", "--key", files["ann"])
         assert rc == 1 and "ann has approved break-glass already" in out, out
         shown = await cli_json(temporal, lab, "show", run)

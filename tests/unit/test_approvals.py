@@ -10,6 +10,7 @@ from unittest import mock
 import pytest
 import yaml
 
+from console.gates import approvals
 from inventory.load import InventoryError, parse_inventory
 from inventory.models import APPROVAL_KEYS, Approval
 from tests.support.approvals import KEYS, approve, gate_runner, judge
@@ -159,3 +160,12 @@ def test_the_others_are_told_one_more_approval_is_needed() -> None:
     assert subject == "amsm demo: restore step approve-overwrite: one more approval is needed"
     assert "1 of 2 approvals: bob at 2030-01-01T02:13:00+00:00; one more approval is " in body
     assert "amsm approve run-1 approve-overwrite" in body
+
+
+def test_the_consoles_gate_box_says_who_approved() -> None:
+    r = gate_runner(Approval(required=2))
+    gate = r.checklist.step("approve-overwrite")
+    assert approvals(gate) == ["0 of 2 approvals"]
+    approve(r, "ann")
+    assert approvals(gate) == ["1 of 2 approvals: ann at 02:13"]
+    assert approvals(StepState(id="stop-insync", kind="manual", title="t")) == []
