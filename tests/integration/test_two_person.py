@@ -26,6 +26,7 @@ from tests.support.cli import cli, cli_json
 from tests.support.driving import drive, step
 from tests.support.lab import Lab
 from tests.support.notify import http_sink, write_config
+from tests.support.secrets import assert_no_secrets, record_history
 from tests.support.waiting import wait_for
 from tests.support.worker import running_worker
 from workflows.registry import WORKFLOWS
@@ -133,6 +134,8 @@ async def test_two_distinct_proven_operators_open_the_overwrite_gate(
         await Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter).replay_workflow(
             history
         )
+        assert_no_secrets(lab, history)
+        record_history(history, "restore-two-person.json")
 
 
 async def test_a_break_glass_override_waits_for_two_operators(
