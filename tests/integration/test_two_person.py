@@ -22,6 +22,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from inventory import intent
+from lab.media import ingest
 from tests.support.cli import cli, cli_json
 from tests.support.driving import drive, step
 from tests.support.lab import Lab
@@ -228,3 +229,79 @@ async def _waiting(
             return shown
         await asyncio.sleep(0.2)
     raise AssertionError(f"{step_id} never {status}: {shown}")
+
+
+async def test_the_purge_gate_finds_the_orphans_again_after_each_approval(
+    temporal: Client, lab_factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """approve-purge under `approvals: {approve-purge: {required: 2}}`: each approval is
+    bound to the orphan list; a clip recorded on X between two approvals makes the gate
+    find three orphans instead of two, both approvals lapse, and the purge deletes exactly
+    the list the two people approved at last."""
+    monkeypatch.setenv("AMSM_OPERATOR", "ann")
+    monkeypatch.delenv("AMSM_KEY", raising=False)
+    lab: Lab = await lab_factory(editors=1, ingest=0)
+    files, lines = {}, {}
+    for name in ("ann", "bob", "cat"):
+        files[name], lines[name] = _key_file(tmp_path, name)
+    lab.edit_inventory(
+        operators=[{"name": n, "key": lines[n]} for n in ("ann", "bob", "cat")],
+        identity={"require_signed": True},
+        approvals={"approve-purge": {"required": 2}},
+    )
+    async with running_worker(temporal, lab):
+
+        def signing(run: str):  # type: ignore[no-untyped-def]
+            async def signal(verb: str, step_id: str) -> None:
+                rc, out = await cli(temporal, lab, verb, run, step_id, "--key", files["ann"])
+                assert rc == 0, out
+
+            return signal
+
+        run = (await cli_json(temporal, lab, "start", "split", "--main", "X"))["run_id"]
+        final = await drive(temporal, lab, run, "X", signal=signing(run), stop_allsync_on="X")
+        assert final["state"] == "completed", final
+        for clip in ("late-one", "late-two"):  # recorded on X while split
+            ingest(lab.dir, "X", clip, "News")
+
+        run = (await cli_json(temporal, lab, "start", "restore", "--main", "Y"))["run_id"]
+        shown = await drive(
+            temporal,
+            lab,
+            run,
+            "Y",
+            signal=signing(run),
+            until=lambda s: step(s, "approve-purge")["status"] == "awaiting-approval",
+        )
+        assert len(step(shown, "approve-purge")["items"]) == 2
+
+        async def approve(who: str) -> tuple[int, str]:
+            return await cli(temporal, lab, "approve", run, "approve-purge", "--key", files[who])
+
+        rc, out = await approve("bob")
+        assert rc == 0 and "\n1 of 2 approvals: bob at " in out, out
+        ingest(lab.dir, "X", "late-three", "News")
+        rc, out = await approve("cat")
+        assert rc == 1 and "\n0 of 2 approvals" in out and "3 clip(s) will be deleted" in out, out
+        shown = await cli_json(temporal, lab, "show", run)
+        gate = step(shown, "approve-purge")
+        assert len(gate["items"]) == 3 and gate["status"] == "awaiting-approval"
+        rc, out = await approve("cat")
+        assert rc == 0 and "1 of 2 approvals: cat at " in out, out
+        rc, out = await approve("bob")
+        assert rc == 0 and "2 of 2 approvals: cat at " in out, out
+        shown = await drive(
+            temporal,
+            lab,
+            run,
+            "Y",
+            signal=signing(run),
+            until=lambda s: step(s, "purge-orphans")["status"] == "done",
+        )
+        purge = step(shown, "purge-orphans")
+        assert purge["items"] == gate["items"], purge
+        assert purge["message"].startswith("3 orphan clip(s) deleted"), purge["message"]
+        rc, out = await cli(
+            temporal, lab, "abort", run, "--reason", "test over", "--key", files["ann"]
+        )
+        assert rc == 0, out
