@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+from playwright.async_api import expect
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
@@ -24,6 +25,7 @@ from temporalio.worker import Replayer
 from inventory import intent
 from lab.media import ingest
 from tests.support.cli import cli, cli_json
+from tests.support.console import console_lab, logged_in
 from tests.support.driving import drive, step
 from tests.support.lab import Lab
 from tests.support.notify import http_sink, write_config
@@ -301,6 +303,58 @@ async def test_the_purge_gate_finds_the_orphans_again_after_each_approval(
         purge = step(shown, "purge-orphans")
         assert purge["items"] == gate["items"], purge
         assert purge["message"].startswith("3 orphan clip(s) deleted"), purge["message"]
+        rc, out = await cli(
+            temporal, lab, "abort", run, "--reason", "test over", "--key", files["ann"]
+        )
+        assert rc == 0, out
+
+
+async def test_the_consoles_gate_box_says_one_of_two_approvals(
+    temporal: Client, lab_factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """In the real browser, an operator's and a viewer's run page show "1 of 2
+    approvals: bob at HH:MM" in the gate's row once bob approved from the CLI."""
+    monkeypatch.setenv("AMSM_OPERATOR", "ann")
+    monkeypatch.delenv("AMSM_KEY", raising=False)
+    lab: Lab = await lab_factory(editors=1, ingest=0)
+    files, lines = {}, {}
+    for name in ("ann", "bob"):
+        files[name], lines[name] = _key_file(tmp_path, name)
+    lab.edit_inventory(
+        operators=[{"name": n, "key": lines[n]} for n in ("ann", "bob")] + ["operator"],
+        viewers=["viewer"],
+        identity={"require_signed": True},
+        approvals={"approve-purge": {"required": 2}},
+    )
+    async with console_lab(temporal, lab) as (server, browser):
+
+        async def signal(verb: str, step_id: str) -> None:
+            rc, out = await cli(temporal, lab, verb, run, step_id, "--key", files["ann"])
+            assert rc == 0, out
+
+        run = (await cli_json(temporal, lab, "start", "split", "--main", "X"))["run_id"]
+        final = await drive(temporal, lab, run, "X", signal=signal, stop_allsync_on="X")
+        assert final["state"] == "completed", final
+        ingest(lab.dir, "X", "late-one", "News")
+        run = (await cli_json(temporal, lab, "start", "restore", "--main", "Y"))["run_id"]
+        await drive(
+            temporal,
+            lab,
+            run,
+            "Y",
+            signal=signal,
+            until=lambda s: step(s, "approve-purge")["status"] == "awaiting-approval",
+        )
+        rc, out = await cli(temporal, lab, "approve", run, "approve-purge", "--key", files["bob"])
+        assert rc == 0 and "1 of 2 approvals: bob at " in out, out
+        at = out.split("1 of 2 approvals: bob at ")[1][:5]
+        for account in ("operator", "viewer"):
+            page = await logged_in(browser, server, lab, account)
+            await page.goto(f"{server.url}/pairs/{lab.inventory.pair}/run")
+            row = page.locator("#step-approve-purge[data-status='awaiting-approval']")
+            await expect(row.locator(".gate-approvals")).to_have_text(
+                f"1 of 2 approvals: bob at {at}", timeout=30_000
+            )
         rc, out = await cli(
             temporal, lab, "abort", run, "--reason", "test over", "--key", files["ann"]
         )
