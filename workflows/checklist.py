@@ -132,8 +132,10 @@ class StepRunner:
     operator_keys: Mapping[str, str] = MappingProxyType({})
     console_key: str | None = None
     require_signed = False
-    # The inventory's `approvals` (docs/operators/two-person.md), by gate id.
+    # The inventory's `approvals` (docs/operators/two-person.md), by gate id; the gates
+    # judging an approval just taken (replaced, never changed in place).
     approval_rules: Mapping[str, Approval] = MappingProxyType({})
+    _judging: frozenset[str] = frozenset()
 
     def __init__(
         self,
@@ -175,9 +177,8 @@ class StepRunner:
         self._render_task = asyncio.get_running_loop().create_task(self._renderer())
         self.gates = dict(gates or {})
         # Set by the workflow: how a gate that needs several people reads its devices
-        # again after each approval (its items and message afresh); the gates judging one.
+        # again after each approval (its items and message afresh).
         self.rereads: dict[str, Callable[[StepState], Awaitable[str]]] = {}
-        self._judging: set[str] = set()
         # Set by the workflow: continue as new with the checklist (raises, once the update
         # handlers in flight have answered; returns when the continuation would be too big
         # to send, see cannot_continue). Runs started before the patch never continue.
@@ -293,6 +294,10 @@ class StepRunner:
             step: rules.StepView | None = rules.view(self.checklist.step(sig.step))
         except KeyError:
             step = None
+        if kind == "approve" and sig.step in self._judging:
+            # A gate that needs several people, taking another approval (only under the
+            # two-person patch is anything judged): say so, not "running".
+            return rules.judging_refusal(sig.step)
         return rules.signal_refusal(kind, sig.step, step, taken=sig.step in self._signals)
 
     def not_operator(self, who: str) -> str | None:
@@ -399,7 +404,7 @@ class StepRunner:
             shown=intent.shown(step.items),
         )
         step.approvals = [*(step.approvals or []), record]
-        self._judging.add(step.id)
+        self._judging = self._judging | {step.id}
         return None
 
     async def _judge(self, step: StepState, rule: Approval) -> bool | None:
@@ -421,7 +426,7 @@ class StepRunner:
                 if a.lapsed is None:
                     a.lapsed = rules.lapse_reason(a.shown, now, step.message or "")
         finally:
-            self._judging.discard(step.id)
+            self._judging = self._judging - {step.id}
         counted = step.counted
         if len(counted) < rule.required:
             return False

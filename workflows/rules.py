@@ -208,6 +208,14 @@ def approval_refusal(
     return None
 
 
+def judging_refusal(gate: str) -> str:
+    """An approval that comes while the gate judges another (it reads the devices again)."""
+    return (
+        f"{gate} is taking another approval now (it reads the devices again); approve "
+        f"again in a moment ({TWO_PERSON_DOCS})"
+    )
+
+
 def lapse_reason(shown_then: str | None, shown_now: str | None, now_text: str) -> str | None:
     """Why an approval given when the gate showed `shown_then` no longer counts now that
     it shows `shown_now` (digests, inventory/intent.py shown), or None when it still does.

@@ -117,6 +117,10 @@ def test_the_initiator_the_same_person_twice_a_viewer_and_the_unsigned_are_refus
     assert r.taken(OperatorSignal(step=gate.id)) is True
     assert approve(r, "cat") is None
     assert r.taken(OperatorSignal(step=gate.id)) is False  # judged first
+    assert r.check_signal("approve", OperatorSignal(step=gate.id, operator="dan")) == (
+        "approve-overwrite is taking another approval now (it reads the devices again); "
+        "approve again in a moment (docs/operators/two-person.md)"
+    )
     assert judge(r) is True
     assert gate.operator == "bob and cat"
     assert gate.proof == "proven by bob's key; proven by cat's key"
