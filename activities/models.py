@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from inventory.blackout import Window
-from inventory.models import Side
+from inventory.models import Approval, Side
 
 
 class PairRef(BaseModel):
@@ -233,6 +233,9 @@ class Capabilities(BaseModel):
     operator_keys: dict[str, str] = {}
     console_key: str | None = None
     require_signed: bool = False
+    # Two people for what cannot be undone (docs/operators/two-person.md): the
+    # inventory's `approvals`, by gate id (and break-glass). Older histories: none.
+    approvals: dict[str, Approval] = {}
 
 
 class Notice(BaseModel):

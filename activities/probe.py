@@ -58,6 +58,7 @@ class ProbeActivities(FamilyActivities):
             operator_keys=dict(self.inv.operator_keys),
             console_key=self.inv.console_key,
             require_signed=self.inv.identity.require_signed,
+            approvals=dict(self.inv.approvals),
         )
 
     @activity.defn(name="probe_pair")

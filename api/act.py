@@ -20,6 +20,7 @@ from inventory.intent import SignedIntent
 from inventory.models import Inventory
 from workflows.base import PairWorkflow
 from workflows.models import Checklist, Decision, OperatorSignal, StepState
+from workflows.view import approvals_line, lapsed_lines
 
 UPDATES = {"confirm": PairWorkflow.confirm_step, "approve": PairWorkflow.approve_step}
 LIVE_STATES = ("running", "awaiting-operator")
@@ -33,6 +34,11 @@ class Ticked(BaseModel):
     step: str
     status: str | None = None
     awaiting: str | None = None
+    # A gate that needs several people (docs/operators/two-person.md): "1 of 2
+    # approvals: ann at 02:13" once the run took this one, and each approval that lapsed.
+    approvals: str | None = None
+    lapsed: list[str] = []
+    counted: bool = True  # false: this approval lapsed at once (the devices had changed)
 
 
 class Decided(BaseModel):
@@ -100,9 +106,14 @@ async def tick(
             update={"intent": signed(key, before, verb, sig.step, sig.operator, shown)}
         )
     taken = await send_update(temporal, handle, UPDATES[verb], sig)
-    return Ticked(
+    ticked = Ticked(
         run_id=taken.run_id, step=sig.step, status=taken.step_status, awaiting=taken.awaiting
     )
+    if verb == "approve" and step.required is not None:
+        gate = step_of(await fetch_checklist(handle), sig.step)
+        ticked.approvals, ticked.lapsed = approvals_line(gate), lapsed_lines(gate)
+        ticked.counted = any(a.operator.lower() == sig.operator.lower() for a in gate.counted)
+    return ticked
 
 
 def signed(

@@ -56,7 +56,9 @@ class Site:
             trim_blocks=True,
             lstrip_blocks=True,
         )
-        self.env.globals.update(stage=views.stage, expected=gates.expected, quote=quote)
+        self.env.globals.update(
+            stage=views.stage, expected=gates.expected, approvals=gates.approvals, quote=quote
+        )
         self._drawn: dict[tuple[str, str, str], tuple[int, str]] = {}
         self.waiting = WaitingReads()
 

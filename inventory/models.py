@@ -1008,6 +1008,24 @@ class ConsoleSettings(_Strict):
     )
 
 
+# What `approvals:` may name (docs/operators/two-person.md): the gates of the step tables
+# (shared/WORKFLOWS.md; tests/unit/test_approvals.py checks every gate of every kind is
+# here) and the break-glass override of a control.
+APPROVAL_KEYS = ("approve-overwrite", "approve-purge", "break-glass")
+TWO_PERSON_DOCS = "docs/operators/two-person.md"
+
+
+class Approval(_Strict):
+    """How many distinct proven people a gate (or a break-glass override) needs."""
+
+    required: int = Field(
+        2, ge=1, le=5, description="how many different operators must approve, each signed"
+    )
+    not_initiator: bool = Field(
+        False, description="the operator who started the run cannot be one of them"
+    )
+
+
 class _OperatorEntry(_Strict):
     name: str
     key: str
@@ -1104,6 +1122,24 @@ class Inventory(_Strict):
         None, description="the web console's directory login (docs/site/directory-login.md)"
     )
 
+    approvals: dict[str, Approval] = Field(
+        default_factory=dict,
+        description="two people for what cannot be undone: per gate (approve-overwrite, "
+        "approve-purge) and break-glass, {required, not_initiator} "
+        "(docs/operators/two-person.md)",
+    )
+
+    @field_validator("approvals")
+    @classmethod
+    def _approval_keys(cls, v: dict[str, Approval]) -> dict[str, Approval]:
+        unknown = sorted(k for k in v if k not in APPROVAL_KEYS)
+        if unknown:
+            raise ValueError(
+                f"approvals: no gate {', '.join(map(repr, unknown))}; allowed: "
+                f"{', '.join(APPROVAL_KEYS)} ({TWO_PERSON_DOCS})"
+            )
+        return v
+
     @field_validator("timezone")
     @classmethod
     def _timezone(cls, v: str) -> str:
@@ -1156,6 +1192,21 @@ class Inventory(_Strict):
             )
         if self.console_key is not None and self.console_key in self.operator_keys.values():
             raise ValueError("console_key: it is an operator's key too; the console has its own")
+        if self.approvals and not self.identity.require_signed:
+            raise ValueError(
+                "approvals: an approval counts only when it is proven by a key, so two-person "
+                "approvals need identity: {require_signed: true} "
+                f"({TWO_PERSON_DOCS})"
+            )
+        for gate, rule in self.approvals.items():
+            others = len(self.operators) - (1 if rule.not_initiator else 0)
+            if self.operators and rule.required > others:
+                raise ValueError(
+                    f"approvals.{gate}: {rule.required} approvals required, but only "
+                    f"{others} operator(s) could give them "
+                    f"({'the initiator is not one; ' if rule.not_initiator else ''}"
+                    f"{TWO_PERSON_DOCS})"
+                )
         return self
 
     @field_serializer("operators")

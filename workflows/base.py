@@ -38,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
     from inventory.status import PairStatus
     from workflows import blackout, outcomes, preconditions
     from workflows.activity_options import BOOTSTRAP, A, DeviceOp, batch_wait, device_op
+    from workflows.break_glass import break_glass_first
     from workflows.checklist import Aborted, StepRunner, describe_failure
     from workflows.client_switch import ClientBatchWorkflow, ClientSwitchWorkflow
     from workflows.inputs import BadPayload, read, read_input
@@ -372,6 +373,7 @@ class PairWorkflow:
                 self.runner.operator_keys = dict(self.caps.operator_keys)
                 self.runner.console_key = self.caps.console_key
                 self.runner.require_signed = self.caps.require_signed
+                self.runner.approval_rules = dict(self.caps.approvals)
                 # Who started the run must be an operator; the refusal stays in the history.
                 who = self.runner.checklist.initiator
                 if self.runner.not_operator(who):
@@ -805,7 +807,7 @@ class KindWorkflow(PairWorkflow):
         except ApplicationError:
             await self.told()  # a refused run: who is told hears it
             raise
-        return await self.walk(body)
+        return await self.walk(break_glass_first(self.steps, body))
 
     def blackout_check(self, inp: Any) -> None:
         """Rule no-switch-in-blackout at the start: refused inside a window unless the

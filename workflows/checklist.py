@@ -25,6 +25,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflow
 
 from inventory import intent
 from inventory.intent import SignedIntent
+from inventory.models import Approval
 from workflows import outcomes, rules, search
 from workflows.limits import (
     CONTINUE_AFTER_EVENTS,
@@ -37,6 +38,7 @@ from workflows.limits import (
     history_is_long,
 )
 from workflows.models import (
+    ApprovalRecord,
     Checklist,
     Decision,
     DecisionRecord,
@@ -83,6 +85,11 @@ FAILED_CONTINUE_PATCH = "continue-while-a-step-failed"
 # Signed acts (docs/operators/signed-acts.md): an act's intent verified, a replayed, bad,
 # expired or misbound one refused, and an unsigned one refused under require_signed.
 INTENT_PATCH = "signed-intents"
+# Two people for what cannot be undone (docs/operators/two-person.md): a gate the
+# inventory's `approvals` names opens only on that many distinct proven people, each
+# approval bound to what the gate showed. Reached only where the run's inventory has
+# `approvals` for the gate.
+TWO_PERSON_PATCH = "two-person"
 RECORD_TEXT = 2000  # a record's texts are cut to this: the checklist has them whole
 
 
@@ -125,6 +132,10 @@ class StepRunner:
     operator_keys: Mapping[str, str] = MappingProxyType({})
     console_key: str | None = None
     require_signed = False
+    # The inventory's `approvals` (docs/operators/two-person.md), by gate id; the gates
+    # judging an approval just taken (replaced, never changed in place).
+    approval_rules: Mapping[str, Approval] = MappingProxyType({})
+    _judging: frozenset[str] = frozenset()
 
     def __init__(
         self,
@@ -165,6 +176,9 @@ class StepRunner:
         self._dirty = True
         self._render_task = asyncio.get_running_loop().create_task(self._renderer())
         self.gates = dict(gates or {})
+        # Set by the workflow: how a gate that needs several people reads its devices
+        # again after each approval (its items and message afresh).
+        self.rereads: dict[str, Callable[[StepState], Awaitable[str]]] = {}
         # Set by the workflow: continue as new with the checklist (raises, once the update
         # handlers in flight have answered; returns when the continuation would be too big
         # to send, see cannot_continue). Runs started before the patch never continue.
@@ -280,6 +294,10 @@ class StepRunner:
             step: rules.StepView | None = rules.view(self.checklist.step(sig.step))
         except KeyError:
             step = None
+        if kind == "approve" and sig.step in self._judging:
+            # A gate that needs several people, taking another approval (only under the
+            # two-person patch is anything judged): say so, not "running".
+            return rules.judging_refusal(sig.step)
         return rules.signal_refusal(kind, sig.step, step, taken=sig.step in self._signals)
 
     def not_operator(self, who: str) -> str | None:
@@ -343,14 +361,94 @@ class StepRunner:
             proof, reason = self.prove(
                 kind, sig.step, sig.operator, sig.intent, clients=sig.clients
             )
+        rule = self.approval_rule(sig.step) if kind == "approve" and reason is None else None
+        if rule is not None:
+            reason = self._approval(sig, proof, rule)
         if reason is not None:
             self.reject(kind, sig.step, sig.operator, reason)
             return reason
-        if proof is not None:
+        if proof is not None and rule is None:
             self.checklist.step(sig.step).proof = proof
         self._signals[sig.step] = sig
         workflow.logger.info("%s %s by %s", kind, sig.step, sig.operator, extra={"step": sig.step})
         return None
+
+    def approval_rule(self, step_id: str) -> Approval | None:
+        """The inventory's rule for a gate that needs several people, or None (and old
+        runs, which never reach the patch)."""
+        rule = self.approval_rules.get(step_id)
+        if rule is None or not workflow.patched(TWO_PERSON_PATCH):
+            return None
+        return rule
+
+    def _approval(self, sig: OperatorSignal, proof: str | None, rule: Approval) -> str | None:
+        """Record one approval of a gate that needs several people, or why it is refused
+        (workflows/rules.py approval_refusal); the walk judges it (`_judge`)."""
+        step = self.checklist.step(sig.step)
+        reason = rules.approval_refusal(
+            step.id,
+            sig.operator,
+            proof not in (None, intent.UNPROVEN),
+            [a.operator for a in step.counted],
+            self.checklist.initiator,
+            rule.required,
+            rule.not_initiator,
+        )
+        if reason is not None:
+            return reason
+        record = ApprovalRecord(
+            at=self.now(),
+            operator=sig.operator,
+            proof=proof,
+            note=sig.note,
+            shown=intent.shown(step.items),
+        )
+        step.approvals = [*(step.approvals or []), record]
+        self._judging = self._judging | {step.id}
+        return None
+
+    async def _judge(self, step: StepState, rule: Approval) -> bool | None:
+        """A gate that needs several people took one more approval: read its devices again
+        (where the run says how), let lapse every approval given to what it showed before,
+        and open (True) when enough distinct people still count; False: it waits on;
+        None: skipped while a reading failed."""
+        try:
+            reread = self.rereads.get(step.id)
+            if reread is not None:
+                step.status = "running"
+                self.publish()
+                read = await self._attempt(step, reread)
+                if read is SKIPPED:
+                    return None
+                step.message = str(read)
+            now = intent.shown(step.items)
+            for a in step.approvals or []:
+                if a.lapsed is None:
+                    a.lapsed = rules.lapse_reason(a.shown, now, step.message or "")
+        finally:
+            self._judging = self._judging - {step.id}
+        counted = step.counted
+        if len(counted) < rule.required:
+            return False
+        step.operator = cut(" and ".join(a.operator for a in counted), MAX_NAME)
+        step.proof = "; ".join(a.proof for a in counted if a.proof) or None
+        notes = "; ".join(f"{a.operator}: {a.note}" for a in counted if a.note)
+        step.note = notes or None
+        return True
+
+    def add_gate_first(self, step_id: str, title: str, items: list[str]) -> StepState:
+        """A gate the step table does not have, before every step (a break-glass
+        override's approvals, workflows/overrides.py); kept as it is when the run
+        continued as new with it."""
+        c = self.checklist
+        for s in c.steps:
+            if s.id == step_id:
+                return s
+        step = StepState(id=step_id, kind="gate", title=title, items=items)
+        c.steps.insert(0, step)
+        self._recorded[step_id] = _recorded_as(step)
+        self.publish()
+        return step
 
     def check_decision(self, d: Decision) -> str | None:
         """Why a decision would be rejected now, or None when it fits (workflows/rules.py)."""
@@ -407,7 +505,7 @@ class StepRunner:
         if self.abort is not None or self.checklist.state not in ("running", "awaiting-operator"):
             return True
         if isinstance(payload, OperatorSignal):
-            return payload.step not in self._signals
+            return payload.step not in self._signals and payload.step not in self._judging
         if payload.action == "abort":
             return True
         prefix = f"{payload.step}/"
@@ -639,6 +737,9 @@ class StepRunner:
         verify: Callable[[StepState], Awaitable[str | None]] | None,
         remind: float,
     ) -> None:
+        rule = self.approval_rule(step.id) if step.kind == "gate" else None
+        if rule is not None:
+            step.required = rule.required
         while True:
             step.status = "awaiting-approval" if step.kind == "gate" else "awaiting-confirmation"
             step.waiting_since = step.waiting_since or self.now()
@@ -648,13 +749,22 @@ class StepRunner:
                 remind,
                 may_continue=True,
             )
-            step.waiting_since = None
             if step.id in self._decisions:
+                step.waiting_since = None
                 self.skip(step, self._decisions.pop(step.id))
                 return
             sig = self._signals.pop(step.id)
+            if rule is not None:
+                opens = await self._judge(step, rule)
+                if opens is None:
+                    step.waiting_since = None
+                    return
+                if not opens:
+                    continue  # the same wait goes on: one more approval is needed
+            step.waiting_since = None
             self.last_signal[step.id] = sig
-            step.operator, step.note = sig.operator, sig.note
+            if rule is None:
+                step.operator, step.note = sig.operator, sig.note
             if verify is not None:
                 step.status, step.message = "running", outcomes.CHECKING
                 self.publish()

@@ -50,7 +50,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows import blackout
     from workflows.activity_options import BOOTSTRAP, A, DeviceOp, device_op, reboot_op
     from workflows.base import OWN_ID_PATCH, RANDOM_IDS_PATCH, new_tag
-    from workflows.checklist import describe_failure
+    from workflows.checklist import TWO_PERSON_PATCH, describe_failure
     from workflows.client_switch import ClientSwitchWorkflow
     from workflows.inputs import read_input
     from workflows.limits import MAX_OVERRIDES, Bounded, Name
@@ -177,6 +177,15 @@ class ControlWorkflow:
                 non_retryable=True,
             )
         problem = override_problem(inp.overrides)
+        if inp.overrides and "break-glass" in caps.approvals and workflow.patched(TWO_PERSON_PATCH):
+            # Two people (docs/operators/two-person.md): a control acts at once and has no
+            # gate to wait at for the others, so its overrides are refused (fail closed).
+            problem = (
+                f"this pair's break-glass overrides need {caps.approvals['break-glass'].required} "
+                "operators (approvals.break-glass), and a control cannot wait for their "
+                "approvals yet (only a run's start can): act without the override "
+                "(docs/operators/two-person.md)"
+            )
         if problem:
             raise ApplicationError(
                 f"{inp.control} refused: {problem}", type="Refused", non_retryable=True

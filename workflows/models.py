@@ -83,6 +83,20 @@ class DecisionRecord(BaseModel):
     proof: str | None = None  # proven by whose key, or unproven (signed acts)
 
 
+class ApprovalRecord(BaseModel):
+    """One approval of a gate that needs several people (docs/operators/two-person.md):
+    who, when, their note, whose key proved it, and what the gate showed when they
+    approved (a digest of its list: the counts or the orphans, inventory/intent.py shown).
+    `lapsed`: why it no longer counts (the gate read the devices again and they changed)."""
+
+    at: str
+    operator: str
+    proof: str | None = None
+    note: str | None = None
+    shown: str | None = None
+    lapsed: str | None = None
+
+
 # How an update's validator refuses while the run has not yet read who may act (a run
 # just started, or just continued as new): the CLI tries again for a few seconds.
 STILL_STARTING = "still starting; try again in a moment"
@@ -227,6 +241,15 @@ class StepState(BaseModel):
     # Who the act that passed it is proven to be (signed acts): "proven by ann's key",
     # "ann, through the console ...", or "unproven"; None where the pair has no keys.
     proof: str | None = None
+    # A gate that needs several people (docs/operators/two-person.md): how many, and
+    # each approval given (a lapsed one stays, saying why); None elsewhere.
+    required: int | None = None
+    approvals: list[ApprovalRecord] | None = None
+
+    @property
+    def counted(self) -> list[ApprovalRecord]:
+        """The approvals that still count (not lapsed)."""
+        return [a for a in self.approvals or [] if a.lapsed is None]
 
     @property
     def pending_clients(self) -> int:
@@ -305,7 +328,8 @@ class RejectedSignal(BaseModel):
 
 # What a delivery was: the first word to a waiting step's audience, a reminder, the
 # escalation, or a run's event (workflows/notify.py).
-DeliveryKind = Literal["waiting", "reminder", "escalation", "run", "readiness"]
+# "approval": one approval of several is in; the others are told one more is needed.
+DeliveryKind = Literal["waiting", "reminder", "escalation", "run", "readiness", "approval"]
 
 
 class Delivery(BaseModel):

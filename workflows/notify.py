@@ -107,6 +107,27 @@ def waiting_message(
     return subject, "\n".join(lines)
 
 
+def approval_message(plan: NotifyPlan, c: Checklist, s: StepState) -> tuple[str, str]:
+    """Told to `waiting` when a gate that needs several people has some of its approvals
+    (docs/operators/two-person.md): who approved, and that one more is needed."""
+    counted = s.counted
+    need = (s.required or 0) - len(counted)
+    more = "one more approval is needed" if need == 1 else f"{need} more approvals are needed"
+    subject = f"amsm {c.pair}: {c.workflow} step {s.id}: {more}"
+    lines = [
+        f"Pair {c.pair}, run {c.run_id} ({c.title}), started by {c.initiator}.",
+        f"Step {s.id}: {s.title}",
+        f"{len(counted)} of {s.required} approvals: "
+        + ", ".join(f"{a.operator} at {a.at}" for a in counted)
+        + f"; {more}, from another operator with their own key.",
+        "To approve it: " + "  or  ".join(commands(c, s)),
+    ]
+    link = run_link(plan, c.pair)
+    if link:
+        lines.append(f"In the console: {link}")
+    return subject, "\n".join(lines)
+
+
 def run_message(plan: NotifyPlan, c: Checklist, event: str) -> tuple[str, str]:
     """The subject and body told to `runs` when a run starts or ends."""
     subject = f"amsm {c.pair}: {c.title} {event}"
@@ -140,6 +161,10 @@ class Notices:
         # only weak references to its tasks).
         self._tasks: set[asyncio.Future[None]] = set()
         self._told_state = checklist.state if checklist.continued else "running"
+        # The approvals told about (step, time of the last that counts), this run or before.
+        self._approvals_told = {
+            (d.step, d.since) for d in checklist.deliveries if d.kind == "approval"
+        }
 
     @staticmethod
     def attach(
@@ -168,6 +193,15 @@ class Notices:
             ):
                 self._waiting[sid] = self._since(s)
                 self._keep(self._watch(s, self._waiting[sid]))
+        for s in c.steps:
+            counted = s.counted
+            if s.required is None or not counted or len(counted) >= s.required:
+                continue
+            if s.status != "awaiting-approval" or (s.id, counted[-1].at) in self._approvals_told:
+                continue
+            self._approvals_told.add((s.id, counted[-1].at))
+            subject, body = approval_message(self.plan, c, s)
+            self.tell("waiting", subject, body, "approval", s.id, counted[-1].at)
         if c.state in ENDED and self._told_state != c.state:
             self._told_state = c.state
             self.tell("runs", *run_message(self.plan, c, c.state))

@@ -164,15 +164,12 @@ class RestoreWorkflow(KindWorkflow):
             f"dsm-{lo}-backup",
             auto(DsmActivities.dsm_set_mode, DsmModeInput(pair=pair, side=o, mode="backup")),
         )
-        counts = await workflow.execute_activity_method(
-            DsmActivities.dsm_asset_counts,
-            PairRef(pair=pair),
-            **device_op(self.timing),
-        )
         gate = self.steps.checklist.step("approve-overwrite")
-        gate.message = "asset counts now: " + ", ".join(
-            f"{h} {'not readable' if n is None else n}" for h, n in counts.counts.items()
-        )
+        gate.message = await self._read_counts(gate)
+        if self.steps.approval_rule("approve-overwrite") is not None:
+            # Two people (docs/operators/two-person.md): each approval is bound to the
+            # counts it saw, which the gate reads again after each one.
+            self.steps.rereads["approve-overwrite"] = self._read_counts
         await run("approve-overwrite")
 
         async def replicate(step: StepState) -> str:
@@ -197,6 +194,30 @@ class RestoreWorkflow(KindWorkflow):
             auto(BrowseActivities.browse_move, BrowseSwitchInput(pair=pair, to=m)),
         )
         return f"restore complete: mirrored, {m} main"
+
+    def _purge_shown(self, gate: StepState, o: Side) -> str:
+        """What the purge gate shows: the orphans (its items) and what deleting them is."""
+        orphans, records, refused = self.orphans, self.records, self.refused
+        gate.items = list(orphans)
+        size = sum(r.size for r in records)
+        return (
+            f"{len(orphans)} clip(s) will be deleted on {o} only: {listing(orphans)}"
+            + (f" ({size:,} bytes; each only if unchanged)" if records else "")
+            + (f"; {len(refused)} refused, kept: {listing(refused)}" if refused else "")
+        )
+
+    async def _read_counts(self, gate: StepState) -> str:
+        """The asset counts the overwrite gate shows; under two-person approvals also as
+        its items, which each approval is bound to."""
+        counts = await workflow.execute_activity_method(
+            DsmActivities.dsm_asset_counts,
+            PairRef(pair=self.pair),
+            **device_op(self.timing),
+        )
+        shown = [f"{h} {'not readable' if n is None else n}" for h, n in counts.counts.items()]
+        if self.steps.approval_rule(gate.id) is not None:
+            gate.items = shown
+        return "asset counts now: " + ", ".join(shown)
 
     async def _orphan_steps(self, pair: str, m: Side, o: Side) -> None:
         """find-orphans, then approve-purge and purge-orphans when it found any; else
@@ -230,18 +251,26 @@ class RestoreWorkflow(KindWorkflow):
             )
 
         await run("find-orphans", find)
-        orphans, records, refused = self.orphans, self.records, self.refused
-        if not orphans:
+        if not self.orphans:
             for step_id, why in outcomes.NO_ORPHANS.items():
                 self.steps.pass_over(step_id, why)
             return
         gate = self.steps.checklist.step("approve-purge")
-        gate.items = list(orphans)
-        size = sum(r.size for r in records)
-        gate.message = (
-            f"{len(orphans)} clip(s) will be deleted on {o} only: {listing(orphans)}"
-            + (f" ({size:,} bytes; each only if unchanged)" if records else "")
-            + (f"; {len(refused)} refused, kept: {listing(refused)}" if refused else "")
-        )
+        gate.message = self._purge_shown(gate, o)
+        if self.steps.approval_rule("approve-purge") is not None:
+            # Two people (docs/operators/two-person.md): the orphans are found again
+            # after each approval; one given to another list lapses.
+            async def again(step: StepState) -> str:
+                found = await workflow.execute_activity_method(
+                    MediaActivities.find_orphans,
+                    OrphanInput(pair=pair, main=m),
+                    **device_op(self.timing),
+                )
+                self.orphans[:] = found.clips
+                self.records[:] = found.found
+                self.refused[:] = [f"{r.clip} ({r.reason})" for r in found.refused]
+                return self._purge_shown(step, o)
+
+            self.steps.rereads["approve-purge"] = again
         await run("approve-purge")
         await run("purge-orphans", purge)

@@ -172,3 +172,54 @@ def decision_refusal(
             return f"{step.id} already has a decision"
         return None
     return f"{step.id} is {step.status}; only a failed step can be retried or skipped"
+
+
+# -- two people for what cannot be undone (docs/operators/two-person.md) ---------------------
+TWO_PERSON_DOCS = "docs/operators/two-person.md"
+
+
+def approval_refusal(
+    gate: str,
+    who: str,
+    proven: bool,
+    approved_by: Collection[str],
+    initiator: str,
+    required: int,
+    not_initiator: bool,
+) -> str | None:
+    """Why an approval of a gate that needs `required` distinct proven people is refused,
+    or None when it counts. `proven`: a key proved who it is; `approved_by`: who has
+    approved already (their approvals still count); `initiator`: who started the run."""
+    if not proven:
+        return (
+            f"{who}'s approval of {gate} is unproven: it needs {required} approvals, each "
+            f"signed with an operator's key ({TWO_PERSON_DOCS})"
+        )
+    if not_initiator and who.lower() == initiator.lower():
+        return (
+            f"{who} started this run: {gate} needs {required} approvals from other operators "
+            f"(approvals.{gate}.not_initiator; {TWO_PERSON_DOCS})"
+        )
+    if who.lower() in {a.lower() for a in approved_by}:
+        return (
+            f"{who} has approved {gate} already: it needs {required} different people "
+            f"({TWO_PERSON_DOCS})"
+        )
+    return None
+
+
+def judging_refusal(gate: str) -> str:
+    """An approval that comes while the gate judges another (it reads the devices again)."""
+    return (
+        f"{gate} is taking another approval now (it reads the devices again); approve "
+        f"again in a moment ({TWO_PERSON_DOCS})"
+    )
+
+
+def lapse_reason(shown_then: str | None, shown_now: str | None, now_text: str) -> str | None:
+    """Why an approval given when the gate showed `shown_then` no longer counts now that
+    it shows `shown_now` (digests, inventory/intent.py shown), or None when it still does.
+    `now_text`: what the gate shows now, in words."""
+    if shown_then == shown_now:
+        return None
+    return f"the gate read the devices again and they changed (now: {cut(now_text, 300)})"

@@ -100,6 +100,25 @@ def proven(proof: str | None) -> str:
     return f" ({proof})" if proof else ""
 
 
+def approvals_line(s: StepState) -> str | None:
+    """A gate that needs several people (docs/operators/two-person.md): "1 of 2 approvals:
+    ann at 02:13" (the approvals that still count); None for any other step."""
+    if s.required is None:
+        return None
+    counted = s.counted
+    who = ", ".join(f"{a.operator} at {a.at[11:16]}" for a in counted)
+    return f"{len(counted)} of {s.required} approvals" + (f": {who}" if who else "")
+
+
+def lapsed_lines(s: StepState) -> list[str]:
+    """Each approval of the gate that no longer counts, and why."""
+    return [
+        f"{s.id}: {a.operator}'s approval at {a.at[11:16]} lapsed: {a.lapsed}"
+        for a in s.approvals or []
+        if a.lapsed is not None
+    ]
+
+
 def render_markdown(c: Checklist, now: str | None = None) -> str:
     """The checklist as markdown for the Web UI's current details."""
     lines = [f"## {c.title}", "", f"**State:** {c.state}  ", f"**Initiator:** {c.initiator}"]
@@ -140,12 +159,17 @@ def render_markdown(c: Checklist, now: str | None = None) -> str:
             status += f" ({done}/{len(s.clients)} done, {pending} pending"
             status += f", {failed} failed)" if failed else ")"
         note = s.note or s.error or s.message or ""
+        if (approvals := approvals_line(s)) is not None:
+            note = f"{approvals}; {note}" if note else approvals
         rows.append([STATUS_MARK[s.status], i, code(s.id), s.kind, status])
         rows[-1] += [(s.operator or "") + (proven(s.proof) if s.operator else ""), note]
     lines += ["", *md_table(["", "#", "step", "kind", "status", "by", "note"], rows)]
     for s in c.steps:
         for x in s.failed_clients:
             lines.append(f"\n- `{s.id}` client **{md(x.host)}** failed: {md(x.error)}")
+    lapsed = [x for s in c.steps for x in lapsed_lines(s)]
+    if lapsed:
+        lines += ["", "**Lapsed approvals:**"] + [f"- {md(x)}" for x in lapsed]
     if c.decisions:
         lines += ["", "**Decisions:**"]
         lines += [
@@ -202,6 +226,9 @@ def render_text(
         note = f"  note: {s.note}" if s.note else ""
         out.append(f"{STATUS_MARK[s.status]} {n:2} {s.id:{width}}  {s.kind:6} {s.status}{by}{note}")
         out += [f"{'':8}{x}" for x in (under or {}).get(s.id, [])]
+        if (approvals := approvals_line(s)) is not None:
+            out.append(f"{'':8}{approvals}")
+            out += [f"{'':8}{x}" for x in lapsed_lines(s)]
         if s.error and s.status == "failed":
             out.append(f"{'':8}error: {s.error}")
         elif s.message and s.status != "pending":

@@ -10,7 +10,7 @@ from temporalio.client import Client
 
 from api.act import tick
 from client.commands.keys import acting, add_key_option
-from client.session import EXIT_OK, emit
+from client.session import EXIT_FAIL, EXIT_OK, emit
 from inventory.models import Inventory
 from workflows.models import OperatorSignal
 
@@ -50,7 +50,13 @@ async def run(temporal: Client, inv: Inventory, args: argparse.Namespace) -> int
     text = f"{past} {args.step} on run {taken.run_id} as {operator}"
     if key is not None:
         text += " (signed with their key)"
+    data: dict[str, Any] = {"run_id": taken.run_id, "step": args.step, "status": taken.status}
+    if taken.approvals is not None:
+        # A gate that needs several people (docs/operators/two-person.md).
+        text += f"\n{taken.approvals}" + "".join(f"\n{x}" for x in taken.lapsed)
+        data |= {"approvals": taken.approvals, "lapsed": taken.lapsed, "counted": taken.counted}
     if taken.awaiting:
         text += f"\nnow waiting for: {taken.awaiting}"
-    emit(args, {"run_id": taken.run_id, "step": args.step, "status": taken.status}, text)
-    return EXIT_OK
+    emit(args, data, text)
+    # Taken, but lapsed at once (the gate read other counts): it does not count.
+    return EXIT_OK if taken.counted else EXIT_FAIL

@@ -22,9 +22,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from inventory.models import Approval
 from records.history import SignalRecord, step_table
 from records.legacy_walk import Walk
 from records.reconstruct import reconstruct
+from tests.support import approvals
 from tests.support.histories import events_of, run_of, signal, until
 from workflows import checklist, rules
 from workflows.checklist import StepRunner
@@ -289,3 +291,63 @@ def test_the_walk_refuses_a_second_decision_the_engine_still_holds() -> None:
         ("accepted", None),
         ("rejected", "verify-y already has a decision"),
     ]
+
+
+# -- two people for what cannot be undone (docs/operators/two-person.md) ----------------------
+@settings(max_examples=150, deadline=None)
+@given(
+    required=st.integers(min_value=1, max_value=3),
+    not_initiator=st.booleans(),
+    acts=st.lists(
+        st.tuples(
+            st.sampled_from(["ann", "bob", "cat", "dan", "vic"]),  # dan: no key; vic: viewer
+            st.sampled_from([None, None, None, "ann", "bob", "cat"]),  # whose key signs
+            st.booleans(),  # the devices changed before the gate reads them again
+        ),
+        max_size=10,
+    ),
+)
+def test_a_gate_opens_only_on_enough_distinct_proven_people(
+    required: int, not_initiator: bool, acts: list[tuple[str, str | None, bool]]
+) -> None:
+    """Against a model of the rule: an approval counts when it comes from an operator,
+    proven by their own key, not the initiator under not_initiator, not one who counts
+    already; a change of what the gate shows lapses every approval; the gate opens the
+    moment `required` distinct people count, and never before."""
+    r = approvals.gate_runner(Approval(required=required, not_initiator=not_initiator))
+    counts = {"dsm-y": 118}
+
+    async def read_again(step: StepState) -> str:
+        step.items = ["dsm-x 120", f"dsm-y {counts['dsm-y']}"]
+        return ", ".join(step.items)
+
+    r.rereads[approvals.GATE] = read_again
+    counted: set[str] = set()
+    for n, (who, signer, changed) in enumerate(acts):
+        key = signer or who
+        proven = who in approvals.OPERATORS and key in approvals.KEYS and key == who
+        takes = (
+            who in approvals.OPERATORS
+            and key in approvals.KEYS
+            and key == who
+            and not (not_initiator and who == "ann")
+            and who not in counted
+        )
+        said = approvals.approve(r, who, signer=signer, nonce=f"n{n}")
+        assert (said is None) == takes, (who, signer, said)
+        if said is not None:
+            if who not in approvals.OPERATORS:
+                assert said == f"{who} is not an operator of this pair"
+            elif not proven:
+                assert said.startswith(("unsigned: ", "intent refused (unknown-key)"))
+            continue
+        counted.add(who)
+        if changed:
+            counts["dsm-y"] += 1
+            counted.clear()
+        opens = approvals.judge(r)
+        assert {a.operator for a in r.checklist.step(approvals.GATE).counted} == counted
+        assert opens == (len(counted) >= required)
+        if opens:
+            return
+    assert r.checklist.step(approvals.GATE).status == "awaiting-approval"
