@@ -69,13 +69,18 @@ class Storm:
 
 
 async def storm(
-    handle: WorkflowHandle[Any, Any], per_second: int, stop: asyncio.Event, updates: int = 0
+    handle: WorkflowHandle[Any, Any],
+    per_second: int,
+    stop: asyncio.Event,
+    updates: int = 0,
+    update: tuple[str, Any] = ("confirm-step", JUNK_UPDATE),
 ) -> Storm:
-    """`per_second` junk `confirm` signals and `updates` junk `confirm-step` updates a
-    second to the handle's workflow (its current run), in ten bursts a second, until
-    `stop` is set: a script that keeps sending, without waiting for the answers (an
-    update is answered once the run's validator has seen it). What was sent and answered
-    (Storm.signals / seconds is the rate reached)."""
+    """`per_second` junk `confirm` signals (none at 0) and `updates` junk updates (`update`:
+    its name and argument; a `confirm-step` of no such step unless told) a second to the
+    handle's workflow (its current run), in ten bursts a second, until `stop` is set: a
+    script that keeps sending, without waiting for the answers (an update is answered once
+    the run's validator has seen it). What was sent and answered (Storm.signals / seconds
+    is the rate reached)."""
     sent = Storm()
     loop = asyncio.get_running_loop()
     pending: set[asyncio.Task[None]] = set()
@@ -87,9 +92,9 @@ async def storm(
         except RPCError as e:
             sent.refused[e.message[:120]] += 1
 
-    async def update() -> None:
+    async def junk_update() -> None:
         try:
-            await handle.execute_update("confirm-step", JUNK_UPDATE)
+            await handle.execute_update(update[0], update[1])
             sent.refused["update: taken (it should not be)"] += 1
         except WorkflowUpdateFailedError:
             sent.refused["update: refused by the validator"] += 1
@@ -99,9 +104,10 @@ async def storm(
     began = loop.time()
     while not stop.is_set():
         tick = loop.time()
-        burst = [one() for _ in range(max(1, per_second // 10))]
-        burst += [update() for _ in range(updates // 10)]
-        sent.signals += max(1, per_second // 10)
+        signals = -(-per_second // 10)  # at least one a burst, unless none
+        burst = [one() for _ in range(signals)]
+        burst += [junk_update() for _ in range(updates // 10)]
+        sent.signals += signals
         sent.updates += updates // 10
         for coro in burst:
             task = asyncio.create_task(coro)
