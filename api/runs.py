@@ -305,9 +305,10 @@ async def send_update(
                 if loop.time() > deadline:
                     raise
                 if busy(e):
-                    # Another update is in flight (the run takes one at a time:
-                    # workflows/server.py MAX_IN_FLIGHT_UPDATES); it is answered in
-                    # milliseconds.
+                    # The run has its most updates in flight, or their requests are
+                    # as big as it takes together (workflows/server.py
+                    # MAX_IN_FLIGHT_UPDATES, MAX_IN_FLIGHT_UPDATE_PAYLOADS); each is
+                    # answered in milliseconds.
                     await asyncio.sleep(0.1)
                     continue
                 # "workflow execution already completed": a burst of signals made the run

@@ -16,6 +16,7 @@ from bench.storm import storm
 from inventory.models import fence_workflow_id
 from lab.faults import set_side_fault
 from tests.support.cli import cli, cli_json
+from tests.support.driving import hands_for, step, switch_waiting_at_stop_insync
 from tests.support.lab import Lab
 from tests.support.signals import SIGNALS_LIMIT, runs_kept
 from tests.support.waiting import side_down, wait_for
@@ -23,6 +24,60 @@ from tests.support.worker import running_worker
 from workflows import server
 from workflows.limits import CONTINUE_SIGNALS_EVERY, STORM_ACT_BOUND_SECONDS
 from workflows.models import FenceInput
+
+# Junk updates, as anyone who reaches the frontend can send them: a step the run does not
+# have, an update name nobody handles, a payload that is not a decision. Each is refused
+# by the worker (the validator, or the SDK for the unknown name) and leaves no trace in
+# the history.
+JUNK_UPDATES = (
+    ("confirm-step", {"step": "no-such-step", "operator": "storm"}),
+    ("no-such-update", {"x": 1}),
+    ("decide-step", {"garbage": "y" * 200}),
+)
+
+
+async def test_the_operator_confirms_within_the_bound_during_a_storm_of_updates(
+    temporal: Client,
+    lab_factory,  # type: ignore[no-untyped-def]
+) -> None:
+    """Junk updates (JUNK_UPDATES, 10 a second of each) to the pair's workflow id while
+    the operator confirms the step the run waits on: `amsm confirm` (its query of the
+    checklist, then its update) is answered within STORM_ACT_BOUND_SECONDS, and no junk
+    update was taken. Before (one update in flight at a time, workflows/server.py), every
+    update the server refused for that limit cleared the run's cached state and aborted
+    the one in flight: the same confirm was refused after 21.5 s, its checklist not
+    read."""
+    lab: Lab = await lab_factory(editors=1, ingest=0)
+    async with running_worker(temporal, lab):
+        run, _ = await switch_waiting_at_stop_insync(temporal, lab, "Y")
+        handle = temporal.get_workflow_handle(lab.inventory.workflow_id)
+        stop = asyncio.Event()
+        storms = [
+            asyncio.create_task(storm(handle, 0, stop, updates=10, update=junk))
+            for junk in JUNK_UPDATES
+        ]
+        try:
+            await asyncio.sleep(3)  # the storm under way
+            hands_for(lab, "stop-insync", "Y")
+            began = time.monotonic()
+            rc, out = await cli(temporal, lab, "confirm", run, "stop-insync")
+            took = time.monotonic() - began
+            await asyncio.sleep(2)  # the storm goes on after the act
+        finally:
+            stop.set()
+            sent = [await s for s in storms]
+        print(f"storm of updates: confirm took {took:.2f} s; {[s.as_json() for s in sent]}")
+        assert rc == 0, (round(took, 2), out)
+        assert took <= STORM_ACT_BOUND_SECONDS, took
+        for s in sent:
+            assert s.updates and set(s.refused) == {"update: refused by the validator"}, s
+        deadline = time.monotonic() + 60
+        while (shown := await cli_json(temporal, lab, "show", run)) and time.monotonic() < deadline:
+            if step(shown, "stop-insync")["status"] == "done":
+                break
+            await asyncio.sleep(0.5)
+        assert step(shown, "stop-insync")["status"] == "done", shown
+        assert shown["rejected_total"] == 0, shown["rejected"]
 
 
 async def test_the_fence_is_paced_and_ended_within_the_bound_during_a_storm(
