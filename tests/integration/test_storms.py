@@ -46,7 +46,8 @@ async def test_the_operator_confirms_within_the_bound_during_a_storm_of_updates(
     update was taken. Before (one update in flight at a time, workflows/server.py), every
     update the server refused for that limit cleared the run's cached state and aborted
     the one in flight: the same confirm was refused after 21.5 s, its checklist not
-    read."""
+    read. (With the worker in a process of its own, `python -m bench.storm --rate 0
+    --updates 10` still locks the operator out: docs/reference/limits.md.)"""
     lab: Lab = await lab_factory(editors=1, ingest=0)
     async with running_worker(temporal, lab):
         run, _ = await switch_waiting_at_stop_insync(temporal, lab, "Y")
