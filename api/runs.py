@@ -269,7 +269,13 @@ STARTING_WAIT_SECONDS = STORM_ACT_BOUND_SECONDS
 
 
 def busy(e: RPCError) -> bool:
-    """The server refused an update because the run has one in flight already."""
+    """The server refused an update because the run has its most in flight already, or
+    aborted it before the run saw it: on any error under the run's lock (a signal or an
+    update refused for a limit) the server clears its state of the run, and the updates
+    it had not handed the run yet with it ("workflow update was aborted", retryable;
+    docs/reference/limits.md, "Storms while the operator acts")."""
+    if e.status == RPCStatusCode.UNAVAILABLE:
+        return "workflow update was aborted" in str(e) and "closing" not in str(e)
     return e.status == RPCStatusCode.RESOURCE_EXHAUSTED and "in-flight updates" in str(e)
 
 
@@ -305,9 +311,10 @@ async def send_update(
                 if loop.time() > deadline:
                     raise
                 if busy(e):
-                    # Another update is in flight (the run takes one at a time:
-                    # workflows/server.py MAX_IN_FLIGHT_UPDATES); it is answered in
-                    # milliseconds.
+                    # The run has its most updates in flight, or their requests are
+                    # as big as it takes together (workflows/server.py
+                    # MAX_IN_FLIGHT_UPDATES, MAX_IN_FLIGHT_UPDATE_PAYLOADS); each is
+                    # answered in milliseconds.
                     await asyncio.sleep(0.1)
                     continue
                 # "workflow execution already completed": a burst of signals made the run

@@ -14,7 +14,8 @@ what it waits for or what it did.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -28,7 +29,12 @@ with workflow.unsafe.imports_passed_through():
     from workflows.activity_options import BOOTSTRAP, fence_tries
     from workflows.checklist import describe_failure
     from workflows.inputs import BadPayload, read, read_input
-    from workflows.limits import CONTINUE_AFTER_SIGNALS, cut, history_is_long
+    from workflows.limits import (
+        CONTINUE_AFTER_SIGNALS,
+        CONTINUE_SIGNALS_EVERY,
+        cut,
+        history_is_long,
+    )
     from workflows.models import STILL_STARTING, FenceEnd, FenceInput, UpdateResult
     from workflows.notify import PATCH as NOTIFY_PATCH
     from workflows.notify import fence_message, send
@@ -43,6 +49,30 @@ CONTINUE_PATCH = "fence-continue-as-new"
 # Fences started before a fence continued as new after CONTINUE_AFTER_SIGNALS signals
 # replay without it.
 SIGNALS_PATCH = "fence-continue-after-signals"
+# Fences started before a fence continued for its signal count no sooner than
+# CONTINUE_SIGNALS_EVERY seconds after it started (as the pair's runs do, patch
+# `continue-after-signals-paced`: a storm kept it closing and starting, and the
+# operator's `amsm fence end` met a fence still starting) replay without the wait.
+PACED_PATCH = "fence-continue-after-signals-paced"
+
+
+async def wait_paced(done: Callable[[], bool], left: Callable[[], float]) -> None:
+    """Wait for `done`; while `left()` says the run is too young to continue for its
+    signal count, wait for the rest of the pace with a timer (a storm that has ended
+    leaves no signal to wake it), and until the count is reached, reaching it wakes the
+    run to start that timer. With no pace (`left` always 0) this is one wait, as before
+    the patch."""
+    while True:
+        pace = left()
+        if pace > 0:
+            try:
+                await workflow.wait_condition(done, timeout=timedelta(seconds=max(pace, 1)))
+                return
+            except TimeoutError:
+                continue
+        await workflow.wait_condition(lambda: done() or left() > 0)
+        if done():
+            return
 
 
 @workflow.defn(name="fence")
@@ -64,6 +94,7 @@ class FenceWorkflow:
         self._operators: set[str] | None = None  # None: not read yet
         self._ignored = 0  # signals, which the fence does not take
         self._plan: NotifyPlan | None = None  # whom it tells (workflows/notify.py)
+        self._started = workflow.now()  # this run's (this execution's) start: the pace's
 
     @workflow.run
     async def run(self, raw: RawValue) -> FenceState:
@@ -116,6 +147,7 @@ class FenceWorkflow:
         told = self._tell() if inp.resume is None else None  # once, not when it continued
         may_continue = workflow.patched(CONTINUE_PATCH)
         counts_signals = may_continue and workflow.patched(SIGNALS_PATCH)
+        paced = counts_signals and workflow.patched(PACED_PATCH)
 
         def should_continue() -> bool:
             # The fence may wait for weeks: whatever arrives (signals nobody handles,
@@ -123,12 +155,13 @@ class FenceWorkflow:
             # server's count of its signals starts again long before its limit.
             return may_continue and (
                 history_is_long(timing.continue_after_events)
-                or (counts_signals and self._ignored >= CONTINUE_AFTER_SIGNALS)
+                or (counts_signals and self._ignored >= CONTINUE_AFTER_SIGNALS and not left())
             )
 
-        await workflow.wait_condition(
-            lambda: attempt.done() or self._end is not None or should_continue()
-        )
+        def left() -> float:
+            return self._pace_left() if paced else 0.0
+
+        await wait_paced(lambda: attempt.done() or self._end is not None or should_continue(), left)
         if not attempt.done() and self._end is None:
             attempt.cancel()
             try:
@@ -160,6 +193,14 @@ class FenceWorkflow:
         if ended is not None:
             await ended
         return st
+
+    def _pace_left(self) -> float:
+        """Seconds before this run may continue for its signal count (0: it may, or the
+        count is not reached)."""
+        if self._ignored < CONTINUE_AFTER_SIGNALS:
+            return 0.0
+        lived = (workflow.now() - self._started).total_seconds()
+        return max(0.0, CONTINUE_SIGNALS_EVERY - lived)
 
     def _tell(self) -> asyncio.Future[Any] | None:
         """Tell `runs` where the fence stands (it waits, or it ended), in the background."""

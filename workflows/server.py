@@ -24,16 +24,29 @@ confirm, approve and decide are updates, which the signal count does not include
 Updates have limits of their own: `history.maxTotalUpdates` (2,000 a run, the server's
 default; it counts the updates in flight and those the workflow accepted: a refused one is
 neither counted nor stored, and the server suggests continuing as new at 90 %, which every
-waiting run does) and `history.maxInFlightUpdates`, MAX_IN_FLIGHT_UPDATES (1; Temporal's
-default is 10). The worker answers every update it is handed in its workflow task's
-completion, and that answer carries the request back, header and identity included
-(the server limits neither, up to the frontend's 4 MiB). Ten updates of 1.9 MB headers
-at once, each refused by its validator, made one completion of 19 MB, over the frontend's
-message limit, and the server terminated the run (tests/integration/test_hardening.py).
-One at a time, a completion carries at most one request of at most 4 MiB: the worker
-fails the task when that is too much for it, the server drops that update after a few
-seconds, and the run goes on. The CLI and the console ask again while another update is
-in flight (client/runs.py `send_update`); each one is answered in milliseconds.
+waiting run does), `history.maxInFlightUpdates`, MAX_IN_FLIGHT_UPDATES (10, Temporal's
+default) and `history.maxInFlightUpdatePayloads`, MAX_IN_FLIGHT_UPDATE_PAYLOADS (3 MiB;
+Temporal's default is 20 MiB). The worker answers every update it is handed in its
+workflow task's completion, and that answer carries the request back, header and identity
+included (the server limits neither, up to the frontend's 4 MiB). Ten updates of 1.9 MB
+headers at once, each refused by its validator, made one completion of 19 MB, over the
+frontend's message limit, and the server terminated the run
+(tests/integration/test_hardening.py). The requests in flight together are now at most
+3 MiB (the server counts each request whole, header included), so one completion stays
+under the frontend's 4 MiB whatever arrives; a request of more is refused on its own.
+
+Why not one update at a time (MAX_IN_FLIGHT_UPDATES was 1 before issue 29): every update
+the server refuses for a limit is an error inside the run's lock, and the server then
+clears the run's cached state, update registry included (Temporal's workflow cache,
+`makeReleaseFunc`: "if err != nil ... Clear()"; Temporal's architecture note on workflow update,
+"Update Registry Lifecycle"). That aborts the update in flight ("workflow update was
+aborted") and loses its speculative workflow task, the worker's answer to it is refused
+("Task not found"), and the worker evicts the run and replays its whole history for the
+next one. With one in flight, every second update sent at once was such a refusal: 20
+junk updates a second kept the pair's run in that loop, the validator answering one a
+second, and the operator's confirm and query waited behind it for more than 20 s
+(docs/reference/limits.md, "Storms while the operator acts"). With ten, a storm of small
+updates is taken and refused by the validator, nothing is cleared.
 An accepted update is stored with its header too. Most move the run on (a step
 confirmed, a decision taken, once; a second abort is refused), but one that its validator
 lets through and the run then refuses (someone who is not an operator, kept for the
@@ -72,9 +85,11 @@ HISTORY_SIZE_WARN = 10 * MiB
 # What a run's history can hold at most before a burst of signals (see above).
 OWN_HISTORY_BOUND = 12 * MiB
 
-# Updates one run takes at a time (see above); the server refuses the others with
-# "limit on number of concurrent in-flight updates has been reached".
-MAX_IN_FLIGHT_UPDATES = 1
+# Updates one run takes at a time, and their requests' size together (see above); the
+# server refuses the others with "limit on number of concurrent in-flight updates has
+# been reached" or "limit on total payload size of in-flight updates has been reached".
+MAX_IN_FLIGHT_UPDATES = 10
+MAX_IN_FLIGHT_UPDATE_PAYLOADS = 3 * MiB
 
 DYNAMIC_CONFIG: dict[str, int] = {
     "limit.blobSize.error": BLOB_SIZE_ERROR,
@@ -83,6 +98,7 @@ DYNAMIC_CONFIG: dict[str, int] = {
     "limit.historySize.error": HISTORY_SIZE_ERROR,
     "limit.historySize.warn": HISTORY_SIZE_WARN,
     "history.maxInFlightUpdates": MAX_IN_FLIGHT_UPDATES,
+    "history.maxInFlightUpdatePayloads": MAX_IN_FLIGHT_UPDATE_PAYLOADS,
 }
 
 

@@ -23,6 +23,7 @@ from temporalio.service import RPCError
 # What the server answers a signal or an update past a limit (Temporal's own texts).
 SIGNALS_LIMIT = "exceeded workflow execution limit for signal events"
 IN_FLIGHT_LIMIT = "limit on number of concurrent in-flight updates has been reached"
+PAYLOADS_LIMIT = "limit on total payload size of in-flight updates has been reached"
 BLOB_LIMIT = "Blob data size exceeds limit"
 
 

@@ -69,6 +69,16 @@ async def test_a_run_busy_with_another_update_is_asked_again() -> None:
     assert taken.accepted and handle.asked == 4
 
 
+async def test_an_update_the_server_aborted_is_asked_again() -> None:
+    # The server clears its state of a run on any error under the run's lock (a signal
+    # refused for the run's limit, say), and aborts the updates it had not handed the
+    # run yet: retryable (docs/reference/limits.md, "Storms while the operator acts").
+    aborted = RPCError("workflow update was aborted", RPCStatusCode.UNAVAILABLE, b"")
+    handle = Handle([aborted, aborted])
+    taken = await runs.send_update(None, handle, None, None)  # type: ignore[arg-type]
+    assert taken.accepted and handle.asked == 3
+
+
 async def test_other_refusals_of_the_server_are_not_asked_again() -> None:
     busy = RPCError("namespace rate limit exceeded", RPCStatusCode.RESOURCE_EXHAUSTED, b"")
     handle = Handle([busy])
