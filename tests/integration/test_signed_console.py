@@ -1,0 +1,106 @@
+"""The console signs for the person logged in (docs/operators/signed-acts.md#the-console):
+`amsm console --console-key-file FILE` with the key the inventory names as console_key;
+under identity.require_signed a confirm and an abort posted by the operator's login are
+taken and recorded "operator, through the console"; a console started with another key
+is refused before it serves."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+from temporalio.client import Client
+
+from inventory import intent
+from tests.support.cli import cli, cli_json
+from tests.support.console import console_server, form_login, http, password
+from tests.support.driving import drive, hands_for, step, switch_waiting_at_stop_insync
+from tests.support.lab import AMSM, Lab
+from tests.support.worker import running_worker
+
+
+def key_file(tmp_path: Path, name: str) -> tuple[str, str]:
+    """A private key written as `amsm keys new` writes it (PEM, 0600): its file and its
+    public line."""
+    key = Ed25519PrivateKey.generate()
+    path = tmp_path / f"{name}.key"
+    path.write_bytes(key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
+    path.chmod(0o600)
+    return str(path), intent.public_line(key.public_key())
+
+
+def post(url: str, cookie: str, path: str, form: dict[str, str]) -> tuple[int, str]:
+    """A form posted as the logged-in operator, with the session's CSRF token."""
+    status, _, page = http(url + "/", cookie)
+    m = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert status == 200 and m, (status, page[:300])
+    status, _, body = http(url + path, cookie, {**form, "csrf": m.group(1)})
+    return status, body
+
+
+async def test_the_console_signs_for_the_operator_logged_in(
+    temporal: Client, lab_factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("AMSM_OPERATOR", "tester")
+    monkeypatch.delenv("AMSM_KEY", raising=False)
+    lab: Lab = await lab_factory(editors=1, ingest=0)
+    pair = lab.inventory.pair
+    console_file, console_line = key_file(tmp_path, "console")
+    other_file, _ = key_file(tmp_path, "other")
+    lab.edit_inventory(
+        operators=["operator", "tester"],
+        console_key=console_line,
+        identity={"require_signed": True},
+    )
+    # Another key than the inventory's console_key: refused before it serves.
+    done = subprocess.run(
+        [str(AMSM), "console", "--listen", "127.0.0.1:1", "--console-key-file", other_file],
+        env=lab.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done
+    assert f"is not pair {pair}'s console_key ({console_line})" in done.stderr, done.stderr
+    async with (
+        running_worker(temporal, lab),
+        console_server(lab, "--console-key-file", console_file) as server,
+    ):
+        run, _ = await switch_waiting_at_stop_insync(temporal, lab, "Y")
+        hands_for(lab, "stop-insync", "Y")
+        status, cookie, _ = await asyncio.to_thread(
+            form_login, server.url, "operator", password(lab, "operator")
+        )
+        assert status == 303, status
+        status, body = await asyncio.to_thread(
+            post, server.url, cookie, f"/pairs/{pair}/run/confirm", {"step": "stop-insync"}
+        )
+        assert status in (200, 303), (status, body)
+        shown = await drive(
+            temporal,
+            lab,
+            run,
+            "Y",
+            until=lambda s: step(s, "stop-allsync")["status"] == "awaiting-confirmation",
+        )
+        through = "operator, through the console (proven by the console's key)"
+        assert step(shown, "stop-insync")["operator"] == "operator"
+        assert step(shown, "stop-insync")["proof"] == through
+        assert shown["rejected"] == []
+        rc, text = await cli(temporal, lab, "show", run)
+        assert f"by operator ({through})" in text, text
+        status, body = await asyncio.to_thread(
+            post,
+            server.url,
+            cookie,
+            f"/pairs/{pair}/run/decide",
+            {"action": "abort", "reason": "over"},
+        )
+        assert status in (200, 303), (status, body)
+        shown = await cli_json(temporal, lab, "show", run)
+        assert [d["proof"] for d in shown["decisions"]] == [through], shown["decisions"]
