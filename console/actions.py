@@ -81,11 +81,20 @@ def start_input(inv: Inventory, operator: str, form: dict[str, Any]) -> tuple[Ba
     return starting.start_input(inv, kind.name, side, operator, options, overrides or None, reason)
 
 
-async def start(temporal: Client, inv: Inventory, operator: str, form: dict[str, Any]) -> str:
-    """Start a workflow of the pair (as `amsm start KIND ...`); the run id, or a refusal."""
+async def start(
+    temporal: Client,
+    inv: Inventory,
+    operator: str,
+    form: dict[str, Any],
+    key: Ed25519PrivateKey | None = None,
+) -> str:
+    """Start a workflow of the pair (as `amsm start KIND ...`); the run id, or a refusal.
+    `key`: the console's, to sign the start for `operator` where the pair names it."""
     kind = str(form.get("kind", ""))
     inp, what = start_input(inv, operator, form)
-    started = await starting.start(temporal, inv, kind, inp, what, operator, via="console")
+    started = await starting.start(
+        temporal, inv, kind, inp, what, operator, via="console", key=signer(inv, key), console=True
+    )
     if started.refused:
         raise Refused(started.refused)
     return started.run_id

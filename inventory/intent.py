@@ -33,7 +33,9 @@ WINDOW = timedelta(minutes=10)
 SKEW = timedelta(minutes=1)
 DOCS = "docs/operators/signed-acts.md"
 
-Action = Literal["confirm", "approve", "retry", "skip", "abort"]
+# An act on a run's step, or a start (its step: the kind; bound to the pair's workflow id
+# and to its input, `shown_input`).
+Action = Literal["confirm", "approve", "retry", "skip", "abort", "start"]
 Refusal = Literal["missing", "bad-signature", "unknown-key", "replayed", "expired", "misbound"]
 
 
@@ -62,6 +64,14 @@ def shown(items: list[str] | None) -> str | None:
     if items is None:
         return None
     text = json.dumps(items, separators=(",", ":"), ensure_ascii=True)
+    return "sha256:" + hashlib.sha256(text.encode("ascii")).hexdigest()
+
+
+def shown_input(fields: Mapping[str, object]) -> str:
+    """What a start says it starts: a digest of its input (JSON, without its intent), so
+    an intent signed for one start does not start another (another side, other options,
+    other overrides)."""
+    text = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return "sha256:" + hashlib.sha256(text.encode("ascii")).hexdigest()
 
 

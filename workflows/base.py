@@ -32,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.pair import PairActivities
     from activities.probe import ProbeActivities
     from activities.sync_tools import SyncToolActivities
+    from inventory import intent
     from inventory.blackout import Window
     from inventory.models import Side, Timing, pair_workflow_id
     from inventory.rules import RULE_NO_SWITCH_IN_BLACKOUT
@@ -58,7 +59,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.notify import Notices
     from workflows.overrides import OverrideRecord, start_override_problem
     from workflows.routing import on_site
-    from workflows.rules import unknown_signal_refusal
+    from workflows.rules import identity_refusal, unknown_signal_refusal
     from workflows.shield import despite_cancel
 
 
@@ -83,6 +84,11 @@ FENCE_CHECK_PATCH = "fence-check-in-run"
 # UpdateResult) answered at once: their answer comes before what the walk then did (a
 # search attribute upserted, an activity scheduled), and they replay so.
 UPDATE_TAKEN_PATCH = "update-answers-once-taken"
+# Runs started before a start could be signed replay without its check: reached only
+# with a signed start or under identity.require_signed (docs/operators/signed-acts.md).
+START_PATCH = "signed-starts"
+# The memo field the proven start goes to ({operator, proof}): the report reads it.
+STARTED_BY = "amsm-started-by"
 # Signals kept while a run starts (before it knows who may act); more are rejected.
 EARLY_KEPT = 50
 
@@ -123,6 +129,7 @@ class PairWorkflow:
     # What a run carries on, besides its checklist, when it continues as new.
     continue_with: Callable[[], dict[str, Any]] | None = None
     notices: Notices | None = None  # who is told what (the inventory's `notify`)
+    start_input: BaseModel | None = None  # what the run was started with (_start_runner)
 
     def __init__(self) -> None:
         self._tag: str | None = None
@@ -241,6 +248,7 @@ class PairWorkflow:
         """`inp`: the run's input; a run waiting long continues as new with it and its
         checklist (`resume`), and a run that is such a continuation goes on where it was."""
         self.runner = runner
+        self.start_input = inp
         runner.signals_received = lambda: self.signals_received
         if inp is not None:
             self.resuming = getattr(inp, "resume", None) is not None
@@ -379,6 +387,7 @@ class PairWorkflow:
                     self.refuse(
                         self.runner.checklist.workflow, f"{who} is not an operator of pair {pair}"
                     )
+                self.prove_start()
                 self.tell_people()
         self._open_signals()
         if makes_main and not self.resuming and workflow.patched(FENCE_CHECK_PATCH):
@@ -389,6 +398,50 @@ class PairWorkflow:
             if fenced_off:
                 self.refuse(self.steps.checklist.workflow, fenced_off)
         return await self.probe()
+
+    def prove_start(self) -> None:
+        """Who started the run: proven by whose key (the checklist's `initiator_proof`,
+        and the memo's STARTED_BY), or the run refused before it reads a device (a
+        missing intent under identity.require_signed, a bad, expired or misbound one).
+        Without a key anywhere in the pair, nothing; a continuation is not checked again."""
+        runner, inp = self.steps, self.start_input
+        if inp is None or self.resuming or "intent" not in type(inp).model_fields:
+            return
+        c, signed = runner.checklist, getattr(inp, "intent", None)
+        if signed is None and not runner.require_signed:
+            if runner.operator_keys or runner.console_key:
+                c.initiator_proof = intent.UNPROVEN
+            return
+        if not workflow.patched(START_PATCH):
+            return
+        bound = intent.Binding(
+            pair=c.pair,
+            run=workflow.info().workflow_id,
+            step=c.workflow,
+            action="start",
+            operator=c.initiator,
+            shown=intent.shown_input(inp.model_dump(mode="json", exclude={"intent", "resume"})),
+        )
+        verdict = (
+            None
+            if signed is None
+            else intent.verify(
+                signed, runner.operator_keys, workflow.now(), c.nonces, bound, runner.console_key
+            )
+        )
+        why = identity_refusal(
+            verdict is not None,
+            None if verdict is None else verdict.refusal_sentence,
+            runner.require_signed,
+        )
+        if why is not None or verdict is None or signed is None:
+            self._open_signals()
+            self.refuse(c.workflow, str(why))
+            return
+        c.initiator_proof = verdict.proof
+        c.nonces[signed.intent.nonce] = signed.intent.at
+        workflow.upsert_memo({STARTED_BY: {"operator": c.initiator, "proof": verdict.proof}})
+        runner.publish()
 
     async def probe(self) -> PairStatus:
         return await workflow.execute_activity_method(

@@ -129,6 +129,8 @@ class SwitchInput(Bounded):
     # Only a run's own continuation (continue-as-new) carries its checklist on.
     # Only a run the schedule started: who scheduled it (old histories have none).
     scheduled: ScheduledBy | None = None
+    # The start signed by whoever started it (docs/operators/signed-acts.md).
+    intent: SignedIntent | None = None
     resume: Checklist | None = None
 
 
@@ -144,6 +146,8 @@ class SplitInput(Bounded):
     # Only a run's own continuation (continue-as-new) carries its checklist on.
     # Only a run the schedule started: who scheduled it (old histories have none).
     scheduled: ScheduledBy | None = None
+    # The start signed by whoever started it (docs/operators/signed-acts.md).
+    intent: SignedIntent | None = None
     resume: Checklist | None = None
 
 
@@ -163,6 +167,8 @@ class SplitSwitchInput(Bounded):
     # Only a run's own continuation (continue-as-new) carries its checklist on.
     # Only a run the schedule started: who scheduled it (old histories have none).
     scheduled: ScheduledBy | None = None
+    # The start signed by whoever started it (docs/operators/signed-acts.md).
+    intent: SignedIntent | None = None
     resume: Checklist | None = None
 
 
@@ -181,6 +187,8 @@ class RestoreInput(Bounded):
     # Only a run's own continuation (continue-as-new) carries its checklist on.
     # Only a run the schedule started: who scheduled it (old histories have none).
     scheduled: ScheduledBy | None = None
+    # The start signed by whoever started it (docs/operators/signed-acts.md).
+    intent: SignedIntent | None = None
     resume: Checklist | None = None
 
 
@@ -329,6 +337,9 @@ class Checklist(BaseModel):
     run_id: str = ""
     workflow_id: str = ""
     initiator: str = "unknown"
+    # Who started it, proven by whose key, or "unproven" (signed acts); None where the
+    # pair has no keys, or the run was started before starts were signed.
+    initiator_proof: str | None = None
     state: RunState = "running"
     started_at: str | None = None
     ended_at: str | None = None

@@ -144,7 +144,8 @@ async def test_require_signed_refuses_an_unsigned_confirm_and_the_run_waits(
         operators=[{"name": "ann", "key": ann_line}, "tester"], identity={"require_signed": True}
     )
     async with running_worker(temporal, lab):
-        run, _ = await switch_waiting_at_stop_insync(temporal, lab, "Y", "--operator", "ann")
+        # Under require_signed the start is signed too (docs/operators/signed-acts.md).
+        run, _ = await switch_waiting_at_stop_insync(temporal, lab, "Y", "--key", ann_file)
         hands_for(lab, "stop-insync", "Y")
         rc, out = await cli(temporal, lab, "confirm", run, "stop-insync", "--operator", "ann")
         assert rc == 1 and "unsigned: this pair takes only signed acts" in out, out

@@ -1,7 +1,7 @@
 """The console signs for the person logged in (docs/operators/signed-acts.md#the-console):
 `amsm console --console-key-file FILE` with the key the inventory names as console_key;
-under identity.require_signed a confirm and an abort posted by the operator's login are
-taken and recorded "operator, through the console"; a console started with another key
+under identity.require_signed a start, a confirm and an abort posted by the operator's
+login are taken and recorded "operator, through the console"; a console started with another key
 is refused before it serves."""
 
 from __future__ import annotations
@@ -12,26 +12,14 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from temporalio.client import Client
 
-from inventory import intent
 from tests.support.cli import cli, cli_json
 from tests.support.console import console_server, form_login, http, password
-from tests.support.driving import drive, hands_for, step, switch_waiting_at_stop_insync
+from tests.support.driving import drive, hands_for, step
 from tests.support.lab import AMSM, Lab
+from tests.support.signing import key_file
 from tests.support.worker import running_worker
-
-
-def key_file(tmp_path: Path, name: str) -> tuple[str, str]:
-    """A private key written as `amsm keys new` writes it (PEM, 0600): its file and its
-    public line."""
-    key = Ed25519PrivateKey.generate()
-    path = tmp_path / f"{name}.key"
-    path.write_bytes(key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
-    path.chmod(0o600)
-    return str(path), intent.public_line(key.public_key())
 
 
 def post(url: str, cookie: str, path: str, form: dict[str, str]) -> tuple[int, str]:
@@ -71,12 +59,29 @@ async def test_the_console_signs_for_the_operator_logged_in(
         running_worker(temporal, lab),
         console_server(lab, "--console-key-file", console_file) as server,
     ):
-        run, _ = await switch_waiting_at_stop_insync(temporal, lab, "Y")
-        hands_for(lab, "stop-insync", "Y")
+        # An unsigned start (the CLI without a key) is refused under require_signed.
+        rc, out = await cli(temporal, lab, "start", "switch", "--to", "Y")
+        assert rc == 1 and "unsigned: this pair takes only signed acts" in out, out
         status, cookie, _ = await asyncio.to_thread(
             form_login, server.url, "operator", password(lab, "operator")
         )
         assert status == 303, status
+        status, body = await asyncio.to_thread(
+            post, server.url, cookie, f"/pairs/{pair}/start", {"kind": "switch", "side": "Y"}
+        )
+        assert status in (200, 303), (status, body)
+        through = "operator, through the console (proven by the console's key)"
+        shown = await cli_json(temporal, lab, "show", "current")
+        run = shown["run_id"]
+        assert (shown["initiator"], shown["initiator_proof"]) == ("operator", through), shown
+        shown = await drive(
+            temporal,
+            lab,
+            run,
+            "Y",
+            until=lambda s: step(s, "stop-insync")["status"] == "awaiting-confirmation",
+        )
+        hands_for(lab, "stop-insync", "Y")
         status, body = await asyncio.to_thread(
             post, server.url, cookie, f"/pairs/{pair}/run/confirm", {"step": "stop-insync"}
         )
@@ -88,7 +93,6 @@ async def test_the_console_signs_for_the_operator_logged_in(
             "Y",
             until=lambda s: step(s, "stop-allsync")["status"] == "awaiting-confirmation",
         )
-        through = "operator, through the console (proven by the console's key)"
         assert step(shown, "stop-insync")["operator"] == "operator"
         assert step(shown, "stop-insync")["proof"] == through
         assert shown["rejected"] == []
