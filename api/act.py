@@ -22,6 +22,7 @@ from inventory.intent import SignedIntent
 from inventory.models import Inventory
 from workflows.base import PairWorkflow
 from workflows.models import Checklist, Decision, OperatorSignal, StepState
+from workflows.signing import input_digest
 
 UPDATES = {"confirm": PairWorkflow.confirm_step, "approve": PairWorkflow.approve_step}
 LIVE_STATES = ("running", "awaiting-operator")
@@ -225,3 +226,32 @@ def read_key(path: str, option: str) -> Ed25519PrivateKey:
     if not isinstance(key, Ed25519PrivateKey):
         raise Refused(f"{option} {p}: not an Ed25519 key (`amsm keys new` makes one)", "usage")
     return key
+
+
+def signed_input(
+    key: Ed25519PrivateKey,
+    pair: str,
+    workflow_id: str,
+    what: str,
+    action: str,
+    inp: BaseModel,
+    operator: str,
+    console: bool = False,
+) -> SignedIntent:
+    """An act that rides on a workflow's input (a start, a control) signed with `key`:
+    bound to the pair, the workflow id, `what` (the kind, the control), the action and the
+    whole input as a digest (workflows/signing.py), now, with a nonce of its own."""
+    return intent.sign(
+        intent.Intent(
+            pair=pair,
+            run=workflow_id,
+            step=what,
+            action=action,  # type: ignore[arg-type]
+            shown=input_digest(inp),
+            operator=operator,
+            at=datetime.now(UTC).isoformat(timespec="seconds"),
+            nonce=secrets.token_hex(16),
+            console=console,
+        ),
+        key,
+    )

@@ -5,10 +5,9 @@ the wait until the run has read the devices and said whether it goes."""
 from __future__ import annotations
 
 import asyncio
-import secrets
 import uuid
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -18,6 +17,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
+from api.act import signed_input
 from api.check import read_time_limit
 from api.controls import control_overrides
 from api.refusal import Refused
@@ -156,22 +156,8 @@ def signed_start(
     console: bool = False,
 ) -> intent.SignedIntent:
     """The start signed with `key`: bound to the pair's workflow id, the kind and the
-    whole input (its side, options and overrides), now, with a nonce of its own."""
-    fields = inp.model_dump(mode="json", exclude={"intent", "resume"})
-    return intent.sign(
-        intent.Intent(
-            pair=inv.pair,
-            run=inv.workflow_id,
-            step=kind,
-            action="start",
-            shown=intent.shown_input(fields),
-            operator=operator,
-            at=datetime.now(UTC).isoformat(timespec="seconds"),
-            nonce=secrets.token_hex(16),
-            console=console,
-        ),
-        key,
-    )
+    whole input (its side, options and overrides)."""
+    return signed_input(key, inv.pair, inv.workflow_id, kind, "start", inp, operator, console)
 
 
 async def wait_for_precondition(

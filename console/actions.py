@@ -192,9 +192,11 @@ async def control(
     hosts: list[str],
     overrides: list[str],
     reason: str | None,
+    key: Ed25519PrivateKey | None = None,
 ) -> str:
     """Run one console control (as `amsm dsm set-main X` and the others), with the same
-    checks of its hosts and break-glass overrides; its sentence, or a refusal."""
+    checks of its hosts and break-glass overrides; its sentence, or a refusal. `key`: the
+    console's, to sign it for `operator` where the pair names it."""
     req = ControlRequest(
         control=name,
         side=(side or None),
@@ -202,7 +204,16 @@ async def control(
         overrides=[o for o in overrides if o],
         reason=_one_line(reason) if overrides else None,
     )
-    done = await run_control(temporal, inv, req, operator, via="console", wait=CONTROL_WAIT_SECONDS)
+    done = await run_control(
+        temporal,
+        inv,
+        req,
+        operator,
+        via="console",
+        wait=CONTROL_WAIT_SECONDS,
+        key=signer(inv, key),
+        console=True,
+    )
     result = done.result
     if result is None:
         return f"{name} is still running (run {done.run_id}); see Runs"

@@ -33,9 +33,10 @@ WINDOW = timedelta(minutes=10)
 SKEW = timedelta(minutes=1)
 DOCS = "docs/operators/signed-acts.md"
 
-# An act on a run's step, or a start (its step: the kind; bound to the pair's workflow id
-# and to its input, `shown_input`).
-Action = Literal["confirm", "approve", "retry", "skip", "abort", "start"]
+# An act on a run's step, or one that rides on a workflow's input: a start (its step: the
+# kind), a control (its step: the control); bound to the workflow id and to the input
+# (`shown_input`).
+Action = Literal["confirm", "approve", "retry", "skip", "abort", "start", "control"]
 Refusal = Literal["missing", "bad-signature", "unknown-key", "replayed", "expired", "misbound"]
 
 

@@ -37,7 +37,7 @@ with workflow.unsafe.imports_passed_through():
     from inventory.models import Side, Timing, pair_workflow_id
     from inventory.rules import RULE_NO_SWITCH_IN_BLACKOUT
     from inventory.status import PairStatus
-    from workflows import blackout, outcomes, preconditions
+    from workflows import blackout, outcomes, preconditions, signing
     from workflows.activity_options import BOOTSTRAP, A, DeviceOp, batch_wait, device_op
     from workflows.checklist import Aborted, StepRunner, describe_failure
     from workflows.client_switch import ClientBatchWorkflow, ClientSwitchWorkflow
@@ -59,7 +59,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.notify import Notices
     from workflows.overrides import OverrideRecord, start_override_problem
     from workflows.routing import on_site
-    from workflows.rules import identity_refusal, unknown_signal_refusal
+    from workflows.rules import unknown_signal_refusal
     from workflows.shield import despite_cancel
 
 
@@ -408,11 +408,8 @@ class PairWorkflow:
         if inp is None or self.resuming or "intent" not in type(inp).model_fields:
             return
         c, signed = runner.checklist, getattr(inp, "intent", None)
-        if signed is None and not runner.require_signed:
-            if runner.operator_keys or runner.console_key:
-                c.initiator_proof = intent.UNPROVEN
-            return
-        if not workflow.patched(START_PATCH):
+        keys = signing.keys_of(runner.operator_keys, runner.console_key, runner.require_signed)
+        if (signed is not None or keys.require_signed) and not workflow.patched(START_PATCH):
             return
         bound = intent.Binding(
             pair=c.pair,
@@ -420,28 +417,17 @@ class PairWorkflow:
             step=c.workflow,
             action="start",
             operator=c.initiator,
-            shown=intent.shown_input(inp.model_dump(mode="json", exclude={"intent", "resume"})),
         )
-        verdict = (
-            None
-            if signed is None
-            else intent.verify(
-                signed, runner.operator_keys, workflow.now(), c.nonces, bound, runner.console_key
-            )
-        )
-        why = identity_refusal(
-            verdict is not None,
-            None if verdict is None else verdict.refusal_sentence,
-            runner.require_signed,
-        )
-        if why is not None or verdict is None or signed is None:
+        proof, why = signing.prove_input(inp, signed, bound, keys, workflow.now(), c.nonces)
+        if why is not None:
             self._open_signals()
-            self.refuse(c.workflow, str(why))
+            self.refuse(c.workflow, why)
             return
-        c.initiator_proof = verdict.proof
-        c.nonces[signed.intent.nonce] = signed.intent.at
-        workflow.upsert_memo({STARTED_BY: {"operator": c.initiator, "proof": verdict.proof}})
-        runner.publish()
+        c.initiator_proof = proof
+        if signed is not None and proof is not None:
+            c.nonces[signed.intent.nonce] = signed.intent.at
+            workflow.upsert_memo({STARTED_BY: {"operator": c.initiator, "proof": proof}})
+            runner.publish()
 
     async def probe(self) -> PairStatus:
         return await workflow.execute_activity_method(

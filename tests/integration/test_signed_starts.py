@@ -1,7 +1,8 @@
-"""Signed starts (docs/operators/signed-acts.md#starts): under identity.require_signed an
-unsigned start is refused before the run reads a device, and so is one whose intent was
-signed for another input; a start signed with ann's key is recorded as proven by it (the
-checklist, `amsm show`, the memo the report reads), and replays."""
+"""Signed starts and controls (docs/operators/signed-acts.md#starts-and-controls): under
+identity.require_signed an unsigned start is refused before the run reads a device, and so
+is one whose intent was signed for another input; a start signed with ann's key is
+recorded as proven by it (the checklist, `amsm show`, the memo the report reads), and
+replays; a control likewise."""
 
 from __future__ import annotations
 
@@ -96,6 +97,15 @@ async def test_require_signed_refuses_an_unsigned_start_before_any_device_is_rea
             history
         )
         record_history(history, "switch-signed-start.json")
+
+        # A control, like a start: unsigned refused, signed proven.
+        rc, out = await cli(temporal, lab, "dsm", "set-main", "X", "--operator", "ann")
+        assert rc == 1, out
+        assert "dsm-set-main refused: unsigned: this pair takes only signed acts" in out, out
+        rc, out = await cli(temporal, lab, "dsm", "set-main", "X", "--key", ann_file)
+        assert rc == 0 and "by ann (proven by ann's key)" in out, out
+        done = await cli_json(temporal, lab, "dsm", "set-main", "X", "--key", ann_file)
+        assert (done["operator"], done["proof"]) == ("ann", "proven by ann's key"), done
 
 
 async def test_an_unsigned_start_where_the_pair_has_keys_is_marked_unproven(
