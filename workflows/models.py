@@ -301,6 +301,8 @@ class FenceEnd(Bounded):
 
     operator: Name = "unknown"
     reason: Text
+    # The end signed by the operator (signed acts, docs/operators/signed-acts.md).
+    intent: SignedIntent | None = None
 
 
 class RejectedSignal(BaseModel):

@@ -7,6 +7,7 @@ replays; a control likewise."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from pathlib import Path
 
@@ -17,12 +18,16 @@ from temporalio.worker import Replayer
 
 from api import start as starting
 from api.act import read_key
+from inventory.models import fence_workflow_id
+from lab.faults import set_side_fault
 from tests.support.cli import cli, cli_json
 from tests.support.lab import Lab
 from tests.support.secrets import record_history
 from tests.support.signing import key_file
+from tests.support.waiting import side_down, wait_for
 from tests.support.worker import running_worker
 from workflows.base import STARTED_BY
+from workflows.models import FenceInput
 from workflows.registry import WORKFLOWS
 
 # What a run may do before it knows who started it: read the worker's inventory.
@@ -124,3 +129,52 @@ async def test_an_unsigned_start_where_the_pair_has_keys_is_marked_unproven(
         rc, out = await cli(temporal, lab, "abort", shown["run_id"], "--reason", "test over")
         assert rc == 0, out
         await ended(temporal, lab, shown["run_id"])
+
+
+async def test_a_fence_ends_only_by_a_signed_hand_under_require_signed(
+    temporal: Client, lab_factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("AMSM_OPERATOR", "tester")
+    monkeypatch.delenv("AMSM_KEY", raising=False)
+    lab: Lab = await lab_factory(editors=1, ingest=0)
+    ann_file, ann_line = key_file(tmp_path, "ann")
+    lab.edit_inventory(
+        operators=[{"name": "ann", "key": ann_line}, "tester"], identity={"require_signed": True}
+    )
+    async with running_worker(temporal, lab):
+        set_side_fault(lab.dir, "X", "down")
+        await wait_for(side_down(lab, "X"), "side X down")
+        handle = await temporal.start_workflow(
+            "fence",
+            FenceInput(pair=lab.inventory.pair, side="X", reason="test", started_by="ann"),
+            id=fence_workflow_id(lab.inventory.pair),
+            task_queue=lab.inventory.queue,
+        )
+        rc, out = await cli(temporal, lab, "fence", "end", "--reason", "back", "--operator", "ann")
+        assert rc == 1 and "unsigned: this pair takes only signed acts" in out, out
+        # As anyone who reaches Temporal would: the update, claiming ann's name, unsigned.
+        answer = await handle.execute_update("end", {"operator": "ann", "reason": "mine"})
+        assert answer["accepted"] is False and answer["reason"].startswith("unsigned:"), answer
+        fence = (await cli_json(temporal, lab, "fence"))["fence"]
+        assert fence["state"]["status"] == "waiting", fence
+        rc, out = await cli(temporal, lab, "fence", "end", "--reason", "back", "--key", ann_file)
+        assert rc == 0 and "ended by ann (proven by ann's key)" in out, out
+        history = await handle.fetch_history()
+        # The refusals are on record: each update's answer in the history.
+        answers = [
+            json.loads(
+                e.workflow_execution_update_completed_event_attributes.outcome.success.payloads[
+                    0
+                ].data
+            )
+            for e in history.events
+            if e.HasField("workflow_execution_update_completed_event_attributes")
+        ]
+        assert [(a["accepted"], (a["reason"] or "")[:9]) for a in answers] == [
+            (False, "unsigned:"),
+            (False, "unsigned:"),
+            (True, ""),
+        ], answers
+        await Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter).replay_workflow(
+            history
+        )
