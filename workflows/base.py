@@ -87,8 +87,6 @@ UPDATE_TAKEN_PATCH = "update-answers-once-taken"
 # Runs started before a start could be signed replay without its check: reached only
 # with a signed start or under identity.require_signed (docs/operators/signed-acts.md).
 START_PATCH = "signed-starts"
-# The memo field the proven start goes to ({operator, proof}): the report reads it.
-STARTED_BY = "amsm-started-by"
 # Signals kept while a run starts (before it knows who may act); more are rejected.
 EARLY_KEPT = 50
 
@@ -426,7 +424,8 @@ class PairWorkflow:
         c.initiator_proof = proof
         if signed is not None and proof is not None:
             c.nonces[signed.intent.nonce] = signed.intent.at
-            workflow.upsert_memo({STARTED_BY: {"operator": c.initiator, "proof": proof}})
+            memo = {signing.STARTED_BY: {"operator": c.initiator, "proof": proof}}
+            workflow.upsert_memo(memo)
             runner.publish()
 
     async def probe(self) -> PairStatus:

@@ -14,6 +14,8 @@ from inventory import intent
 from inventory.intent import SignedIntent
 from workflows.rules import identity_refusal
 
+# The memo field a run's proven start goes to ({operator, proof}): the report reads it.
+STARTED_BY = "amsm-started-by"
 # What a signed input leaves out of its digest: the intent itself, and a continuation's
 # checklist.
 UNSIGNED_FIELDS = {"intent", "resume"}

@@ -26,9 +26,9 @@ from tests.support.secrets import record_history
 from tests.support.signing import key_file
 from tests.support.waiting import side_down, wait_for
 from tests.support.worker import running_worker
-from workflows.base import STARTED_BY
 from workflows.models import FenceInput
 from workflows.registry import WORKFLOWS
+from workflows.signing import STARTED_BY
 
 # What a run may do before it knows who started it: read the worker's inventory.
 BEFORE_THE_PROOF = {"get_timing", "get_capabilities"}
@@ -102,6 +102,17 @@ async def test_require_signed_refuses_an_unsigned_start_before_any_device_is_rea
             history
         )
         record_history(history, "switch-signed-start.json")
+        # Where people read it: the report (markdown, JSON) and `amsm runs --json`.
+        rc, md = await cli(temporal, lab, "report", run)
+        assert rc == 0 and "| Initiator | ann (proven by ann's key) |" in md, md
+        assert "| abort |  |  | ann (proven by ann's key) | test over |" in md, md
+        report = await cli_json(temporal, lab, "report", run)
+        assert report["initiator_proof"] == "proven by ann's key", report
+        assert [d["proof"] for d in report["decisions"]] == ["proven by ann's key"]
+        listed = await cli_json(temporal, lab, "runs")
+        assert [(r["run_id"], r["initiator_proof"]) for r in listed["runs"][:1]] == [
+            (run, "proven by ann's key")
+        ], listed
 
         # A control, like a start: unsigned refused, signed proven.
         rc, out = await cli(temporal, lab, "dsm", "set-main", "X", "--operator", "ann")
@@ -129,6 +140,8 @@ async def test_an_unsigned_start_where_the_pair_has_keys_is_marked_unproven(
         rc, out = await cli(temporal, lab, "abort", shown["run_id"], "--reason", "test over")
         assert rc == 0, out
         await ended(temporal, lab, shown["run_id"])
+        rc, md = await cli(temporal, lab, "report", shown["run_id"])
+        assert rc == 0 and "| Initiator | tester (unproven) |" in md, md
 
 
 async def test_a_fence_ends_only_by_a_signed_hand_under_require_signed(
