@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowFailureError
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
@@ -122,6 +122,20 @@ async def test_require_signed_refuses_an_unsigned_start_before_any_device_is_rea
         assert rc == 0 and "by ann (proven by ann's key)" in out, out
         done = await cli_json(temporal, lab, "dsm", "set-main", "X", "--key", ann_file)
         assert (done["operator"], done["proof"]) == ("ann", "proven by ann's key"), done
+        # Started by hand, as anyone who reaches Temporal could, claiming ann: refused.
+        with pytest.raises(WorkflowFailureError) as failed:
+            await temporal.execute_workflow(
+                "control",
+                {
+                    "pair": lab.inventory.pair,
+                    "control": "dsm-set-main",
+                    "operator": "ann",
+                    "side": "X",
+                },
+                id=f"{lab.inventory.workflow_id}-control",
+                task_queue=lab.inventory.queue,
+            )
+        assert "dsm-set-main refused: unsigned: this pair takes only" in str(failed.value.cause)
 
 
 async def test_an_unsigned_start_where_the_pair_has_keys_is_marked_unproven(
