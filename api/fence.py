@@ -16,7 +16,7 @@ from activities.models import FenceState
 from api.act import signed_input
 from api.refusal import Refused
 from api.runs import follow_continuation, send_update
-from inventory.models import Inventory
+from inventory.models import Inventory, fence_workflow_id
 from wire.fences import FenceLookup, FenceLookupError, Squatter, fences_of
 from workflows.fence import FenceWorkflow
 from workflows.models import FenceEnd, FenceRef
@@ -147,7 +147,14 @@ async def end_fence(
     request = FenceEnd(operator=operator, reason=reason)
     if key is not None:
         signed = signed_input(
-            key, inv.pair, where[0], "fence", "end-fence", request, operator, console
+            key,
+            inv.pair,
+            fence_workflow_id(inv.pair),
+            "fence",
+            "end-fence",
+            request,
+            operator,
+            console,
         )
         request = request.model_copy(update={"intent": signed})
     await send_update(temporal, handle, FenceWorkflow.end, request, who="the fence")

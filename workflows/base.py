@@ -411,7 +411,9 @@ class PairWorkflow:
             return
         bound = intent.Binding(
             pair=c.pair,
-            run=workflow.info().workflow_id,
+            # The pair's id, not workflow.info()'s: a replay of an exported history runs
+            # under another id (a run under another id is refused, OWN_ID_PATCH).
+            run=pair_workflow_id(c.pair),
             step=c.workflow,
             action="start",
             operator=c.initiator,

@@ -138,7 +138,7 @@ def prove_control(inp: ControlInput, caps: Capabilities) -> str | None:
         return None
     bound = intent.Binding(
         pair=inp.pair,
-        run=workflow.info().workflow_id,
+        run=f"{pair_workflow_id(inp.pair)}-control",  # not info()'s: a replay's may differ
         step=inp.control,
         action="control",
         operator=inp.operator,

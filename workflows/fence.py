@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.models import FenceState, NotifyPlan, PairRef, SideInput
     from activities.probe import ProbeActivities
     from inventory import intent
+    from inventory.models import fence_workflow_id
     from workflows import signing
     from workflows.activity_options import BOOTSTRAP, fence_tries
     from workflows.checklist import describe_failure
@@ -201,11 +202,11 @@ class FenceWorkflow:
         return UpdateResult(run_id=workflow.info().run_id)
 
     def _binding(self, e: FenceEnd) -> intent.Binding:
-        """What a signed end must say: this pair, this fence's workflow id, its end, and
-        the operator it names."""
+        """What a signed end must say: this pair, its fence's id, its end, and the
+        operator it names."""
         return intent.Binding(
             pair=self._state.pair,
-            run=workflow.info().workflow_id,
+            run=fence_workflow_id(self._state.pair),  # not info()'s: a replay's may differ
             step="fence",
             action="end-fence",
             operator=e.operator,
