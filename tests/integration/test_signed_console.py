@@ -7,6 +7,7 @@ is refused before it serves."""
 from __future__ import annotations
 
 import asyncio
+import html
 import re
 import subprocess
 from pathlib import Path
@@ -96,6 +97,12 @@ async def test_the_console_signs_for_the_operator_logged_in(
         assert step(shown, "stop-insync")["operator"] == "operator"
         assert step(shown, "stop-insync")["proof"] == through
         assert shown["rejected"] == []
+        # The console's own run page says it too.
+        status, _, page = await asyncio.to_thread(http, f"{server.url}/pairs/{pair}/run", cookie)
+        assert status == 200, status
+        said = html.unescape(re.sub(r"<[^>]+>", "", page))
+        assert f"started by operator ({through})" in said, said
+        assert f"by operator ({through})" in said
         rc, text = await cli(temporal, lab, "show", run)
         assert f"by operator ({through})" in text, text
         status, body = await asyncio.to_thread(
