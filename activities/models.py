@@ -291,6 +291,9 @@ class FenceState(BaseModel):
     message: str | None = None
     details: list[str] = Field(default_factory=list)
     ended_by: str | None = None
+    # Who ended it by hand: proven by whose key, or "unproven" (signed acts); None where
+    # the pair has no keys.
+    ended_proof: str | None = None
 
 
 # -- the site check (activities/check.py, workflows/check.py) ---------------------------------

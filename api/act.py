@@ -8,8 +8,10 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from pydantic import BaseModel
 from temporalio.client import Client
 
@@ -20,6 +22,7 @@ from inventory.intent import SignedIntent
 from inventory.models import Inventory
 from workflows.base import PairWorkflow
 from workflows.models import Checklist, Decision, OperatorSignal, StepState
+from workflows.signing import input_digest
 from workflows.view import approvals_line, lapsed_lines
 
 UPDATES = {"confirm": PairWorkflow.confirm_step, "approve": PairWorkflow.approve_step}
@@ -85,12 +88,14 @@ async def tick(
     check: bool = True,
     guard: Callable[[Checklist, StepState], None] | None = None,
     key: Ed25519PrivateKey | None = None,
+    console: bool = False,
 ) -> Ticked:
     """Confirm (verb `confirm`) or approve (`approve`) SIG's step of RUN. `check`: refuse
     here what the run would refuse (a run not open, a step not waiting for this verb),
     saying what to type instead; `guard`: the caller's own proof before it is sent (the
     console's typed count at a gate), raising Refused; `key`: the operator's, to sign the
-    act with (docs/operators/signed-acts.md)."""
+    act with (docs/operators/signed-acts.md), or the console's (`console`: it signs for
+    the operator logged in)."""
     if verb not in UPDATES:
         raise Refused(f"no such action {verb!r}: confirm or approve", "usage")
     handle = await resolve_run(temporal, inv, run)
@@ -103,7 +108,9 @@ async def tick(
     if key is not None:
         shown = intent.shown_for(verb, step.items, sig.clients)
         sig = sig.model_copy(
-            update={"intent": signed(key, before, verb, sig.step, sig.operator, shown)}
+            update={
+                "intent": signed(key, before, verb, sig.step, sig.operator, shown, console=console)
+            }
         )
     taken = await send_update(temporal, handle, UPDATES[verb], sig)
     ticked = Ticked(
@@ -124,9 +131,11 @@ def signed(
     operator: str,
     shown: str | None = None,
     client: str | None = None,
+    console: bool = False,
 ) -> SignedIntent:
     """The act signed with `key`: bound to the run as its checklist says (its pair, its
-    first run id, which a continuation keeps), now, with a nonce of its own."""
+    first run id, which a continuation keeps), now, with a nonce of its own. `console`:
+    `key` is the console's, signing for `operator`, who logged in to it."""
     return intent.sign(
         intent.Intent(
             pair=c.pair,
@@ -138,6 +147,7 @@ def signed(
             operator=operator,
             at=datetime.now(UTC).isoformat(timespec="seconds"),
             nonce=secrets.token_hex(16),
+            console=console,
         ),
         key,
     )
@@ -176,6 +186,7 @@ async def decide(
     client_host: str | None = None,
     check: bool = True,
     key: Ed25519PrivateKey | None = None,
+    console: bool = False,
 ) -> Decided:
     """Retry or skip a failed step of RUN (or one client of it), or abort RUN (`step_id`
     empty): the `decide-step` update. `check`: refuse here what the run would refuse (a
@@ -203,6 +214,55 @@ async def decide(
         client=client_host or None,
     )
     if key is not None and before is not None:
-        d.intent = signed(key, before, action, step_id, operator, client=d.client)
+        d.intent = signed(key, before, action, step_id, operator, client=d.client, console=console)
     taken = await send_update(temporal, handle, PairWorkflow.decide_step, d)
     return Decided(run_id=taken.run_id, action=action, step=step_id, client=client_host or None)
+
+
+def read_key(path: str, option: str) -> Ed25519PrivateKey:
+    """The Ed25519 private key in the PEM file `path` (as `amsm keys new` writes it), for
+    `option`; a usage refusal saying what is wrong: unreadable, readable by others, not
+    such a key (docs/operators/signed-acts.md)."""
+    p = Path(path)
+    try:
+        if p.stat().st_mode & 0o077:
+            raise Refused(f"{option} {p}: readable by others; chmod 600 it first", "usage")
+        key = load_pem_private_key(p.read_bytes(), password=None)
+    except OSError as e:
+        raise Refused(f"{option} {p}: cannot read it ({e.strerror or e})", "usage") from None
+    except (ValueError, TypeError):
+        raise Refused(
+            f"{option} {p}: not a private key as `amsm keys new` writes it", "usage"
+        ) from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise Refused(f"{option} {p}: not an Ed25519 key (`amsm keys new` makes one)", "usage")
+    return key
+
+
+def signed_input(
+    key: Ed25519PrivateKey,
+    pair: str,
+    workflow_id: str,
+    what: str,
+    action: str,
+    inp: BaseModel,
+    operator: str,
+    console: bool = False,
+) -> SignedIntent:
+    """An act that rides on a workflow's input (a start, a control) signed with `key`:
+    bound to the pair, the workflow id, `what` (the kind, the control), the action and the
+    whole input as a digest (workflows/signing.py), now, with a nonce of its own."""
+    return intent.sign(
+        intent.Intent(
+            pair=pair,
+            run=workflow_id,
+            step=what,
+            action=action,  # type: ignore[arg-type]
+            shown=input_digest(inp),
+            operator=operator,
+            at=datetime.now(UTC).isoformat(timespec="seconds"),
+            nonce=secrets.token_hex(16),
+            console=console,
+        ),
+        key,
+    )

@@ -9,12 +9,14 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
+from api.act import signed_input
 from api.refusal import Refused
 from api.runs import cause, index
 from inventory.models import Inventory
@@ -98,10 +100,18 @@ def check_hosts(inv: Inventory, control: str, hosts: list[str]) -> list[str]:
 
 
 async def start_control(
-    temporal: Client, inv: Inventory, req: ControlRequest, operator: str, via: str = ""
+    temporal: Client,
+    inv: Inventory,
+    req: ControlRequest,
+    operator: str,
+    via: str = "",
+    key: Ed25519PrivateKey | None = None,
+    console: bool = False,
 ) -> WorkflowHandle[Any, ControlResult]:
     """Start one control as a short workflow for `operator`, its hosts and overrides
-    checked (`via`: said in the run's summary). One control at a time per pair."""
+    checked (`via`: said in the run's summary). One control at a time per pair. `key`:
+    the operator's, or the console's (`console`), to sign it with
+    (docs/operators/signed-acts.md)."""
     overrides = control_overrides(req.overrides, req.reason)
     inp = ControlInput(
         pair=inv.pair,
@@ -111,6 +121,12 @@ async def start_control(
         hosts=check_hosts(inv, req.control, req.hosts),
         overrides=overrides,
     )
+    if key is not None:
+        control_id = f"{inv.workflow_id}-control"
+        signed = signed_input(
+            key, inv.pair, control_id, req.control, "control", inp, operator, console
+        )
+        inp = inp.model_copy(update={"intent": signed})
     try:
         return await temporal.start_workflow(
             "control",
@@ -153,10 +169,12 @@ async def run_control(
     operator: str,
     via: str = "",
     wait: float | None = None,
+    key: Ed25519PrivateKey | None = None,
+    console: bool = False,
 ) -> ControlDone:
     """Run one control and wait for its sentence (`wait`: at most so many seconds, then
     `result` is None: it still runs). A control that fails is refused with its cause."""
-    handle = await start_control(temporal, inv, req, operator, via)
+    handle = await start_control(temporal, inv, req, operator, via, key, console)
     try:
         result = await asyncio.wait_for(handle.result(), wait)
     except TimeoutError:

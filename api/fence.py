@@ -7,14 +7,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.models import FenceState
+from api.act import signed_input
 from api.refusal import Refused
 from api.runs import follow_continuation, send_update
-from inventory.models import Inventory
+from inventory.models import Inventory, fence_workflow_id
 from wire.fences import FenceLookup, FenceLookupError, Squatter, fences_of
 from workflows.fence import FenceWorkflow
 from workflows.models import FenceEnd, FenceRef
@@ -116,10 +118,18 @@ async def read_fence(
     return view
 
 
-async def end_fence(temporal: Client, inv: Inventory, operator: str, reason: str) -> FenceView:
+async def end_fence(
+    temporal: Client,
+    inv: Inventory,
+    operator: str,
+    reason: str,
+    key: Ed25519PrivateKey | None = None,
+    console: bool = False,
+) -> FenceView:
     """End the pair's running fence by hand (its `end` update; the lost side stays as it
     is) and return where it ended. Refused without a reason, for one who is not an
-    operator of the pair, and when no fence runs."""
+    operator of the pair, and when no fence runs. `key`: the operator's, or the
+    console's (`console`), to sign the end with (docs/operators/signed-acts.md)."""
     if not (reason or "").strip():
         raise Refused('ending a fence needs a reason: --reason "..."')
     if inv.operators and operator.lower() not in {o.lower() for o in inv.operators}:
@@ -135,6 +145,18 @@ async def end_fence(temporal: Client, inv: Inventory, operator: str, reason: str
         what = view.state.message if view else ""
         raise Refused(f"the fence on pair {inv.pair} is not running: {what}")
     request = FenceEnd(operator=operator, reason=reason)
+    if key is not None:
+        signed = signed_input(
+            key,
+            inv.pair,
+            fence_workflow_id(inv.pair),
+            "fence",
+            "end-fence",
+            request,
+            operator,
+            console,
+        )
+        request = request.model_copy(update={"intent": signed})
     await send_update(temporal, handle, FenceWorkflow.end, request, who="the fence")
     await handle.result()
     ended = await read_fence(temporal, inv)

@@ -23,6 +23,7 @@ from temporalio.client import (
     WorkflowHistory,
     WorkflowUpdateFailedError,
 )
+from temporalio.client import WorkflowExecution as ListedRun
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.converter import PayloadCodec
 from temporalio.service import RPCError, RPCStatusCode
@@ -39,6 +40,7 @@ from workflows.base import PairWorkflow
 from workflows.kinds import KINDS
 from workflows.limits import STORM_ACT_BOUND_SECONDS
 from workflows.models import STILL_STARTING, Checklist, StatusInput, UpdateResult
+from workflows.signing import STARTED_BY
 from workflows.status import PairStatusWorkflow
 from workflows.view import next_action
 from workflows.watch import PairWatchWorkflow, watch_workflow_id
@@ -435,6 +437,7 @@ async def list_runs(
                 "kind": sa.get(search.KIND) or w.workflow_type,
                 "state": row_state,
                 "initiator": sa.get(search.INITIATOR),
+                "initiator_proof": await started_proof(w),
                 "start": w.start_time.isoformat(timespec="seconds") if w.start_time else None,
                 "end": end.isoformat(timespec="seconds") if end else None,
                 "duration_s": round((end - w.start_time).total_seconds(), 1)
@@ -443,6 +446,16 @@ async def list_runs(
             }
         )
     return rows
+
+
+async def started_proof(w: ListedRun) -> str | None:
+    """Who started a listed run is proven by whose key (the memo a signed start upserts,
+    workflows/signing.py STARTED_BY), or "unproven"/None (nothing recorded)."""
+    try:
+        started = (await w.memo()).get(STARTED_BY)
+    except Exception:  # a memo this client cannot decode says nothing of the proof
+        return None
+    return str(started["proof"]) if isinstance(started, dict) and started.get("proof") else None
 
 
 # Histories read at once for the runs' times to serve (one per listed run of a kind that

@@ -10,16 +10,19 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
+from api.act import signed_input
 from api.check import read_time_limit
 from api.controls import control_overrides
 from api.refusal import Refused
 from api.runs import cause, index
+from inventory import intent
 from inventory.models import Inventory
 from wire.fences import squatter_of
 from workflows.base import PairWorkflow
@@ -107,12 +110,20 @@ async def start(
     wait: bool = True,
     via: str = "",
     hint: str = "",
+    key: Ed25519PrivateKey | None = None,
+    console: bool = False,
 ) -> Started:
     """Start KIND with its input (start_input's) as `operator`; with `wait`, until it has
     read the devices (`refused`: the run's refusal). Refused while another run holds the
     pair (`hint`: what the refusal adds, the command to see it). A run that would make
     main a side a fence still waits on is refused by the run itself (workflows/base.py),
-    whoever starts it. `via`: said in the run's summary (the console)."""
+    whoever starts it. `via`: said in the run's summary (the console). `key`: the
+    operator's, or the console's (`console`), to sign the start with
+    (docs/operators/signed-acts.md)."""
+    if key is not None and "intent" in type(inp).model_fields:
+        inp = inp.model_copy(
+            update={"intent": signed_start(key, inv, kind, inp, operator, console)}
+        )
     try:
         handle = await temporal.start_workflow(
             kind,
@@ -134,6 +145,19 @@ async def start(
     run_id = handle.result_run_id or ""
     refused = await wait_for_precondition(temporal, inv, run_id) if wait else None
     return Started(run_id=run_id, what=what, refused=refused)
+
+
+def signed_start(
+    key: Ed25519PrivateKey,
+    inv: Inventory,
+    kind: str,
+    inp: BaseModel,
+    operator: str,
+    console: bool = False,
+) -> intent.SignedIntent:
+    """The start signed with `key`: bound to the pair's workflow id, the kind and the
+    whole input (its side, options and overrides)."""
+    return signed_input(key, inv.pair, inv.workflow_id, kind, "start", inp, operator, console)
 
 
 async def wait_for_precondition(

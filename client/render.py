@@ -101,6 +101,8 @@ def render_fence(v: FenceView) -> str:
         f"  started {st.started_at} by {st.started_by} for: {st.reason}"
         + (f"; ended {st.ended_at}" if st.ended_at else "")
     )
+    if st.ended_proof:
+        lines.append(f"  ended by {st.ended_by} ({st.ended_proof})")
     if v.parent_id is None:
         lines.append(
             "  started by hand, not by an unplanned switch of the pair (it runs on the "

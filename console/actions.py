@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel
 from temporalio.client import Client
 
@@ -20,6 +21,7 @@ from api.act import tick as tick_step
 from api.controls import ControlRequest, run_control
 from api.refusal import Refused
 from console.gates import typed_ok
+from inventory import intent
 from inventory.models import Inventory
 from inventory.status import PairStatus
 from workflows.kind import StartOption
@@ -29,6 +31,15 @@ from workflows.preview import DryRunResult
 
 # How long a button waits for a control's sentence before saying it still runs.
 CONTROL_WAIT_SECONDS = 15.0
+
+
+def signer(inv: Inventory, key: Ed25519PrivateKey | None) -> Ed25519PrivateKey | None:
+    """The console's key (`amsm console --console-key-file`) where the pair's inventory
+    names it as `console_key`: the console signs each act there for the person logged in
+    (docs/operators/signed-acts.md#the-console). Elsewhere its acts go unsigned."""
+    if key is None or inv.console_key is None:
+        return None
+    return key if intent.public_line(key.public_key()) == inv.console_key else None
 
 
 def _one_line(text: str | None) -> str | None:
@@ -70,11 +81,20 @@ def start_input(inv: Inventory, operator: str, form: dict[str, Any]) -> tuple[Ba
     return starting.start_input(inv, kind.name, side, operator, options, overrides or None, reason)
 
 
-async def start(temporal: Client, inv: Inventory, operator: str, form: dict[str, Any]) -> str:
-    """Start a workflow of the pair (as `amsm start KIND ...`); the run id, or a refusal."""
+async def start(
+    temporal: Client,
+    inv: Inventory,
+    operator: str,
+    form: dict[str, Any],
+    key: Ed25519PrivateKey | None = None,
+) -> str:
+    """Start a workflow of the pair (as `amsm start KIND ...`); the run id, or a refusal.
+    `key`: the console's, to sign the start for `operator` where the pair names it."""
     kind = str(form.get("kind", ""))
     inp, what = start_input(inv, operator, form)
-    started = await starting.start(temporal, inv, kind, inp, what, operator, via="console")
+    started = await starting.start(
+        temporal, inv, kind, inp, what, operator, via="console", key=signer(inv, key), console=True
+    )
     if started.refused:
         raise Refused(started.refused)
     return started.run_id
@@ -100,10 +120,12 @@ async def tick(
     status: PairStatus | None = None,
     clients: list[str] | None = None,
     reading: bool = False,
+    key: Ed25519PrivateKey | None = None,
 ) -> str:
     """Confirm a manual step or approve a gate (the run's confirm-step / approve-step
     update). A gate is approved only when `typed` is what its row asked for (`reading`:
-    the console is reading the counts for it again, so nothing is asked yet)."""
+    the console is reading the counts for it again, so nothing is asked yet); `key`: the
+    console's, to sign it for `operator` where the pair names it."""
 
     def typed_count(before: Checklist, step: StepState) -> None:
         if verb == "approve":
@@ -112,9 +134,13 @@ async def tick(
                 raise Refused(why)
 
     sig = OperatorSignal(step=step_id, operator=operator, note=_one_line(note), clients=clients)
-    taken = await tick_step(temporal, inv, "current", verb, sig, check=False, guard=typed_count)
+    k = signer(inv, key)
+    taken = await tick_step(
+        temporal, inv, "current", verb, sig, check=False, guard=typed_count, key=k, console=True
+    )
     past = "approved" if verb == "approve" else "confirmed"
-    return f"{past} {step_id} as {operator}" + (
+    signed = " (signed with the console's key)" if k is not None else ""
+    return f"{past} {step_id} as {operator}{signed}" + (
         f"; now waiting for {taken.awaiting}" if taken.awaiting else ""
     )
 
@@ -127,15 +153,27 @@ async def decide(
     step_id: str,
     reason: str | None,
     client_host: str | None = None,
+    key: Ed25519PrivateKey | None = None,
 ) -> str:
-    """Retry or skip a failed step (or one client of it), or abort the run (decide-step)."""
+    """Retry or skip a failed step (or one client of it), or abort the run (decide-step);
+    `key`: the console's, to sign it for `operator` where the pair names it."""
     if action not in ("retry", "skip", "abort"):
         raise Refused(f"unknown decision {action!r}: retry, skip or abort", "usage")
     reason = _one_line(reason)
     if action in ("skip", "abort") and not reason:
         raise Refused(f"{action} needs a reason (it is recorded with your name)", "usage")
     d = await decide_step(
-        temporal, inv, "current", action, step_id, operator, reason, client_host, check=False
+        temporal,
+        inv,
+        "current",
+        action,
+        step_id,
+        operator,
+        reason,
+        client_host,
+        check=False,
+        key=signer(inv, key),
+        console=True,
     )
     target = f"{step_id} {client_host}" if client_host else step_id
     return {
@@ -154,9 +192,11 @@ async def control(
     hosts: list[str],
     overrides: list[str],
     reason: str | None,
+    key: Ed25519PrivateKey | None = None,
 ) -> str:
     """Run one console control (as `amsm dsm set-main X` and the others), with the same
-    checks of its hosts and break-glass overrides; its sentence, or a refusal."""
+    checks of its hosts and break-glass overrides; its sentence, or a refusal. `key`: the
+    console's, to sign it for `operator` where the pair names it."""
     req = ControlRequest(
         control=name,
         side=(side or None),
@@ -164,7 +204,16 @@ async def control(
         overrides=[o for o in overrides if o],
         reason=_one_line(reason) if overrides else None,
     )
-    done = await run_control(temporal, inv, req, operator, via="console", wait=CONTROL_WAIT_SECONDS)
+    done = await run_control(
+        temporal,
+        inv,
+        req,
+        operator,
+        via="console",
+        wait=CONTROL_WAIT_SECONDS,
+        key=signer(inv, key),
+        console=True,
+    )
     result = done.result
     if result is None:
         return f"{name} is still running (run {done.run_id}); see Runs"

@@ -4,6 +4,7 @@ the CLI never imports it).
     amsm console [--listen HOST:PORT] [--inventory FILE ...] [--address HOST:PORT]
                  [--accounts FILE] [--cert FILE --key FILE] [--session-key-file FILE]
                  [--trusted-proxy ADDR[,NET...] [--proxy-user-header NAME]]
+                 [--console-key-file FILE]
     amsm console hash-password      # an Argon2id hash for the accounts file
 
 Exit status: 0 stopped, 1 could not serve (Temporal unreachable, a port in use),
@@ -21,7 +22,9 @@ import sys
 from pathlib import Path
 
 import uvicorn
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from api.act import read_key
 from api.refusal import EXIT_FAIL, EXIT_OK, Refused
 from api.runs import connect
 from console.accounts import AccountsError, hash_password
@@ -30,6 +33,7 @@ from console.auth import Gate, ProxyTrust, parse_networks
 from console.directory import DirectoryError, directory_of
 from console.pairs import Hub
 from console.site import Site
+from inventory import intent
 from inventory.models import Inventory
 from wire.codec import CodecConfigError, load_codec
 from wire.options import BadInventory, add_options, connection, inventory, inventory_path
@@ -79,6 +83,14 @@ def parser() -> argparse.ArgumentParser:
         help="the key that signs session cookies, 32 characters or more (default: "
         "console-session-key beside the accounts file, made at the first start, mode 0600; "
         "a restart keeps everyone logged in)",
+    )
+    p.add_argument(
+        "--console-key-file",
+        default=os.environ.get("AMSM_CONSOLE_KEY_FILE"),
+        metavar="FILE",
+        help="the console's own Ed25519 private key (`amsm keys new --operator console --out "
+        "FILE`; env AMSM_CONSOLE_KEY_FILE): it signs each act for the person logged in, on "
+        "the pairs whose inventory names its public key as console_key",
     )
     p.add_argument("command", nargs="?", choices=["hash-password"], help=argparse.SUPPRESS)
     return p
@@ -197,6 +209,38 @@ def kept_session_key(path: Path) -> str:
     return key
 
 
+def console_key(args: argparse.Namespace, invs: list[Inventory]) -> Ed25519PrivateKey | None:
+    """The console's signing key (--console-key-file), refused when a pair's inventory
+    names another console_key; a line for each pair where the console's acts go unsigned
+    (docs/operators/signed-acts.md#the-console)."""
+    key = read_key(args.console_key_file, "--console-key-file") if args.console_key_file else None
+    line = intent.public_line(key.public_key()) if key is not None else None
+    for inv in invs:
+        if key is not None and inv.console_key not in (None, line):
+            raise Refused(
+                f"--console-key-file {args.console_key_file}: its public key {line} is not "
+                f"pair {inv.pair}'s console_key ({inv.console_key}); give the key the "
+                "inventory names, or list this one (docs/operators/signed-acts.md)",
+                "usage",
+            )
+        if key is not None and inv.console_key is None:
+            print(
+                f"amsm console: pair {inv.pair} names no console_key: acts there go unsigned; "
+                f'add console_key: "{line}" to its inventory',
+                file=sys.stderr,
+            )
+        elif key is None and inv.console_key is not None:
+            refused = (
+                " and refused (identity.require_signed)" if inv.identity.require_signed else ""
+            )
+            print(
+                f"amsm console: pair {inv.pair} names a console_key but no "
+                f"--console-key-file was given: acts there go unsigned{refused}",
+                file=sys.stderr,
+            )
+    return key
+
+
 async def serve(args: argparse.Namespace, invs: list[Inventory], paths: list[str]) -> int:
     host, port = listen_address(args.listen)
     if bool(args.cert) != bool(args.key):
@@ -211,9 +255,10 @@ async def serve(args: argparse.Namespace, invs: list[Inventory], paths: list[str
     except CodecConfigError as e:
         raise Refused(str(e), "usage") from None
     key = session_key(args, accounts)  # before connecting: a bad key file is a usage error
+    signing = console_key(args, invs)
     temporal = await connect(connection(args))
     hub = Hub(temporal, invs)
-    app = build_app(Site(hub, gate, codec), key, tls=bool(args.cert))
+    app = build_app(Site(hub, gate, codec, signing), key, tls=bool(args.cert))
     config = uvicorn.Config(
         app,
         host=host,

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -46,10 +47,19 @@ Action = Callable[[Account, Inventory, Any], Awaitable[str]]
 
 class Site:
     """The console's shared state (the pairs' hub, the login gate, the payload codec, the
-    templates) and what every page does with it."""
+    console's signing key, the templates) and what every page does with it."""
 
-    def __init__(self, hub: Hub, gate: Gate, codec: PayloadCodec | None = None) -> None:
+    def __init__(
+        self,
+        hub: Hub,
+        gate: Gate,
+        codec: PayloadCodec | None = None,
+        console_key: Ed25519PrivateKey | None = None,
+    ) -> None:
         self.hub, self.gate, self.codec = hub, gate, codec
+        # The console's own key: it signs the acts of the person logged in
+        # (docs/operators/signed-acts.md#the-console).
+        self.console_key = console_key
         self.env = Environment(
             loader=FileSystemLoader(HERE / "templates"),
             autoescape=select_autoescape(["html"]),

@@ -33,7 +33,10 @@ WINDOW = timedelta(minutes=10)
 SKEW = timedelta(minutes=1)
 DOCS = "docs/operators/signed-acts.md"
 
-Action = Literal["confirm", "approve", "retry", "skip", "abort"]
+# An act on a run's step, or one that rides on a workflow's input: a start (its step: the
+# kind), a control (its step: the control), a fence's end (its step: "fence"); bound to the workflow id and to the input
+# (`shown_input`).
+Action = Literal["confirm", "approve", "retry", "skip", "abort", "start", "control", "end-fence"]
 Refusal = Literal["missing", "bad-signature", "unknown-key", "replayed", "expired", "misbound"]
 
 
@@ -62,6 +65,14 @@ def shown(items: list[str] | None) -> str | None:
     if items is None:
         return None
     text = json.dumps(items, separators=(",", ":"), ensure_ascii=True)
+    return "sha256:" + hashlib.sha256(text.encode("ascii")).hexdigest()
+
+
+def shown_input(fields: Mapping[str, object]) -> str:
+    """What a start says it starts: a digest of its input (JSON, without its intent), so
+    an intent signed for one start does not start another (another side, other options,
+    other overrides)."""
+    text = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return "sha256:" + hashlib.sha256(text.encode("ascii")).hexdigest()
 
 

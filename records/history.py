@@ -47,6 +47,7 @@ from workflows.models import (
     StepDef,
     StepRecord,
 )
+from workflows.signing import STARTED_BY
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -545,6 +546,8 @@ def _parse(history: WorkflowHistory, source: str) -> RunHistory:
                 _step_records(run, e.event_id, decode_payload(fields[STEP_RECORDS]))
             if REJECTED_RECORDS in fields:
                 _rejected_records(run, e.event_id, decode_payload(fields[REJECTED_RECORDS]))
+            if STARTED_BY in fields:  # who started it, proven (signed acts)
+                run.memo[STARTED_BY] = decode_payload(fields[STARTED_BY])
         elif kind == "activity_task_scheduled_event_attributes":
             a = e.activity_task_scheduled_event_attributes
             acts[e.event_id] = ActivityCall(

@@ -38,6 +38,30 @@ from records.report_control import (
 from workflows import outcomes
 from workflows.kinds import KINDS
 from workflows.models import Checklist, StepState
+from workflows.signing import STARTED_BY
+
+
+class ProvenRow(BaseModel):
+    """A row that may say who is proven to have acted (signed acts,
+    docs/operators/signed-acts.md): `proof` is left out of the JSON where the run recorded
+    none, so a report of a run without signed acts is the one it always was, byte for byte
+    (tests/histories/reports.sha256)."""
+
+    @model_serializer(mode="wrap")
+    def _without_proof(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        for name in PROOF_FIELDS:
+            if name in data and data[name] is None:
+                del data[name]
+        return data
+
+
+PROOF_FIELDS = ("proof", "initiator_proof")
+
+
+def proven(proof: str | None) -> str:
+    """After a name: " (proven by ann's key)", " (unproven)"; nothing without a proof."""
+    return f" ({proof})" if proof else ""
 
 
 class ClientRow(BaseModel):
@@ -55,7 +79,7 @@ class ClientRow(BaseModel):
     earlier_errors: list[str] = Field(default_factory=list)
 
 
-class StepRow(BaseModel):
+class StepRow(ProvenRow):
     n: int
     id: str
     kind: str
@@ -68,6 +92,7 @@ class StepRow(BaseModel):
     # failed, waiting, not done (aborted), or "" for the service's own steps.
     how: str = ""
     operator: str | None = None
+    proof: str | None = None  # the operator's: proven by whose key, or unproven
     note: str | None = None
     reason: str | None = None  # a skip's reason
     message: str | None = None
@@ -84,13 +109,13 @@ class StepRow(BaseModel):
     @property
     def by(self) -> str:
         if self.how in ("confirmed", "approved", "skipped") and self.operator:
-            return f"{self.how} by {self.operator}"
+            return f"{self.how} by {self.operator}{proven(self.proof)}"
         if self.how == "automatic":
             return "amsm (automatic)"
         return self.how
 
 
-class DecisionRow(BaseModel):
+class DecisionRow(ProvenRow):
     at: datetime
     event_id: int
     action: str
@@ -100,6 +125,11 @@ class DecisionRow(BaseModel):
     reason: str | None = None
     verdict: str
     via: str = ""
+    proof: str | None = None  # proven by whose key, or unproven (signed acts)
+
+    @property
+    def who(self) -> str:
+        return self.operator + proven(self.proof)
 
 
 class RejectedRow(BaseModel):
@@ -145,7 +175,7 @@ class Serving(BaseModel):
         return data
 
 
-class Report(BaseModel):
+class Report(ProvenRow):
     source: str
     workflow_type: str
     workflow_id: str
@@ -154,6 +184,8 @@ class Report(BaseModel):
     title: str
     direction: str = ""
     initiator: str = "unknown"
+    # Who started it (a control: who ran it), proven by whose key, or unproven.
+    initiator_proof: str | None = None
     status: str  # how the run ended in Temporal: completed, failed, terminated, running...
     state: str  # the checklist's state: completed, aborted, failed, awaiting-operator...
     result: str = ""
@@ -181,6 +213,10 @@ class Report(BaseModel):
     updates: int = 0
     # Break-glass overrides (console controls): rule, operator, reason, used or not.
     overrides: list[OverrideRow] = Field(default_factory=list)
+
+    @property
+    def started_by(self) -> str:
+        return self.initiator + proven(self.initiator_proof)
 
     def step(self, step_id: str) -> StepRow:
         for s in self.steps:
@@ -246,6 +282,7 @@ def build_report(
         initiator = str(inp["operator"])
     if initiator == "unknown" and run.memo.get("initiator"):
         initiator = str(run.memo["initiator"])
+    initiator_proof = _initiator_proof(run, c)
     report = Report(
         source=run.source,
         workflow_type=run.workflow_type,
@@ -255,6 +292,7 @@ def build_report(
         title=(c.title if c else None) or _title(run),
         direction=direction(run.workflow_type, run.input),
         initiator=initiator,
+        initiator_proof=initiator_proof,
         status=run.status,
         state=c.state if c else rec.state,
         result=control_result(run) or _result(run, rec),
@@ -276,7 +314,7 @@ def build_report(
     report.steps = _steps(run, rec, c)
     report.clients = [cl for s in report.steps for cl in s.clients or []]
     report.clients += _child_only_clients(run)
-    report.decisions = _decisions(run)
+    report.decisions = _decisions(run, c)
     report.rejected = _rejected(run, c)
     report.serving = serving_time(run, report.steps, objective)
     report.approximate = list(rec.approximate)
@@ -358,6 +396,7 @@ def _steps(run: RunHistory, rec: Reconstruction, c: Checklist | None) -> list[St
             seconds=t.seconds if t else None,
             how=how,
             operator=s.operator,
+            proof=getattr(s, "proof", None),
             note=s.note,
             reason=reason,
             message=s.message,
@@ -439,8 +478,25 @@ def _child_only_clients(run: RunHistory) -> list[ClientRow]:
     return rows
 
 
-def _decisions(run: RunHistory) -> list[DecisionRow]:
-    return [
+def _initiator_proof(run: RunHistory, c: Checklist | None) -> str | None:
+    """Who started the run (a control: who ran it) is proven by whose key, or unproven:
+    the checklist's, else what the run recorded in its memo, else a control's result."""
+    if c is not None and c.initiator_proof:
+        return c.initiator_proof
+    started = run.memo.get(STARTED_BY)
+    if isinstance(started, dict) and started.get("proof"):
+        return str(started["proof"])
+    result = run.result if isinstance(run.result, dict) else {}
+    if is_control(run) and result.get("proof"):
+        return str(result["proof"])
+    return None
+
+
+def _decisions(run: RunHistory, c: Checklist | None = None) -> list[DecisionRow]:
+    """The decisions the run took; each with its proof where the checklist recorded one
+    (matched in order by action, step, client and operator)."""
+    proofs = [(d.action, d.step, d.client, d.operator, d.proof) for d in (c.decisions if c else [])]
+    rows = [
         DecisionRow(
             at=sig.at,
             event_id=sig.event_id,
@@ -455,6 +511,13 @@ def _decisions(run: RunHistory) -> list[DecisionRow]:
         for sig in run.signals
         if sig.name == "decide" and sig.verdict == "accepted"
     ]
+    for row in rows:
+        key = (row.action, row.step, row.client, row.operator)
+        match = next((p for p in proofs if p[:4] == key), None)
+        if match is not None:
+            proofs.remove(match)
+            row.proof = match[4]
+    return rows
 
 
 def _rejected(run: RunHistory, c: Checklist | None) -> list[RejectedRow]:

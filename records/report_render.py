@@ -39,7 +39,7 @@ def summary_rows(r: Report) -> list[tuple[str, str]]:
         ("Workflow", f"{r.workflow_type}" + (f", {r.direction}" if r.direction else "")),
         ("Pair", f"{r.pair} (workflow id {r.workflow_id})" if r.pair else r.workflow_id),
         ("Run", r.run_id),
-        ("Initiator", r.initiator),
+        ("Initiator", r.started_by),
         *([("Unplanned", f"yes: {r.unplanned_reason}")] if r.unplanned_reason else []),
         *([("Fence on the lost side", r.fence)] if r.fence else []),
         ("Started", stamp(r.started_at)),
@@ -139,7 +139,7 @@ def render_markdown(r: Report) -> str:
         out += md_table(
             ["time", "decision", "step", "client", "by", "reason", "taken"],
             [
-                [clock(d.at, r.started_at), d.action, d.step, d.client or "", d.operator]
+                [clock(d.at, r.started_at), d.action, d.step, d.client or "", d.who]
                 + [d.reason or "", d.verdict]
                 for d in r.decisions
             ],
@@ -324,7 +324,7 @@ def render_timeline(r: Report) -> str:
     """`amsm replay --timeline`: what ran when, what failed with what error, who decided what."""
     out = [
         f"{r.title}   run {r.run_id}",
-        f"{r.workflow_type} by {r.initiator}; started {stamp(r.started_at)}; "
+        f"{r.workflow_type} by {r.started_by}; started {stamp(r.started_at)}; "
         + (
             f"ended {stamp(r.ended_at)} after {duration(r.seconds)}"
             if r.ended_at
@@ -369,7 +369,7 @@ def render_timeline(r: Report) -> str:
         for d in r.decisions:
             target = f"{d.step} {d.client}" if d.client else d.step
             out.append(
-                f"  {clock(d.at, r.started_at)}  {d.action} {target} by {d.operator}"
+                f"  {clock(d.at, r.started_at)}  {d.action} {target} by {d.who}"
                 + (f": {d.reason}" if d.reason else "")
                 + ("" if d.verdict == "accepted" else f" ({d.verdict})")
             )

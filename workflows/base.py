@@ -32,11 +32,12 @@ with workflow.unsafe.imports_passed_through():
     from activities.pair import PairActivities
     from activities.probe import ProbeActivities
     from activities.sync_tools import SyncToolActivities
+    from inventory import intent
     from inventory.blackout import Window
     from inventory.models import Side, Timing, pair_workflow_id
     from inventory.rules import RULE_NO_SWITCH_IN_BLACKOUT
     from inventory.status import PairStatus
-    from workflows import blackout, outcomes, preconditions
+    from workflows import blackout, outcomes, preconditions, signing
     from workflows.activity_options import BOOTSTRAP, A, DeviceOp, batch_wait, device_op
     from workflows.break_glass import break_glass_first
     from workflows.checklist import Aborted, StepRunner, describe_failure
@@ -84,6 +85,9 @@ FENCE_CHECK_PATCH = "fence-check-in-run"
 # UpdateResult) answered at once: their answer comes before what the walk then did (a
 # search attribute upserted, an activity scheduled), and they replay so.
 UPDATE_TAKEN_PATCH = "update-answers-once-taken"
+# Runs started before a start could be signed replay without its check: reached only
+# with a signed start or under identity.require_signed (docs/operators/signed-acts.md).
+START_PATCH = "signed-starts"
 # Signals kept while a run starts (before it knows who may act); more are rejected.
 EARLY_KEPT = 50
 
@@ -124,6 +128,7 @@ class PairWorkflow:
     # What a run carries on, besides its checklist, when it continues as new.
     continue_with: Callable[[], dict[str, Any]] | None = None
     notices: Notices | None = None  # who is told what (the inventory's `notify`)
+    start_input: BaseModel | None = None  # what the run was started with (_start_runner)
 
     def __init__(self) -> None:
         self._tag: str | None = None
@@ -242,6 +247,7 @@ class PairWorkflow:
         """`inp`: the run's input; a run waiting long continues as new with it and its
         checklist (`resume`), and a run that is such a continuation goes on where it was."""
         self.runner = runner
+        self.start_input = inp
         runner.signals_received = lambda: self.signals_received
         if inp is not None:
             self.resuming = getattr(inp, "resume", None) is not None
@@ -381,6 +387,7 @@ class PairWorkflow:
                     self.refuse(
                         self.runner.checklist.workflow, f"{who} is not an operator of pair {pair}"
                     )
+                self.prove_start()
                 self.tell_people()
         self._open_signals()
         if makes_main and not self.resuming and workflow.patched(FENCE_CHECK_PATCH):
@@ -391,6 +398,39 @@ class PairWorkflow:
             if fenced_off:
                 self.refuse(self.steps.checklist.workflow, fenced_off)
         return await self.probe()
+
+    def prove_start(self) -> None:
+        """Who started the run: proven by whose key (the checklist's `initiator_proof`,
+        and the memo's STARTED_BY), or the run refused before it reads a device (a
+        missing intent under identity.require_signed, a bad, expired or misbound one).
+        Without a key anywhere in the pair, nothing; a continuation is not checked again."""
+        runner, inp = self.steps, self.start_input
+        if inp is None or self.resuming or "intent" not in type(inp).model_fields:
+            return
+        c, signed = runner.checklist, getattr(inp, "intent", None)
+        keys = signing.keys_of(runner.operator_keys, runner.console_key, runner.require_signed)
+        if (signed is not None or keys.require_signed) and not workflow.patched(START_PATCH):
+            return
+        bound = intent.Binding(
+            pair=c.pair,
+            # The pair's id, not workflow.info()'s: a replay of an exported history runs
+            # under another id (a run under another id is refused, OWN_ID_PATCH).
+            run=pair_workflow_id(c.pair),
+            step=c.workflow,
+            action="start",
+            operator=c.initiator,
+        )
+        proof, why = signing.prove_input(inp, signed, bound, keys, workflow.now(), c.nonces)
+        if why is not None:
+            self._open_signals()
+            self.refuse(c.workflow, why)
+            return
+        c.initiator_proof = proof
+        if signed is not None and proof is not None:
+            c.nonces[signed.intent.nonce] = signed.intent.at
+            memo = {signing.STARTED_BY: {"operator": c.initiator, "proof": proof}}
+            workflow.upsert_memo(memo)
+            runner.publish()
 
     async def probe(self) -> PairStatus:
         return await workflow.execute_activity_method(

@@ -30,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.models import (
         BrowseInput,
         BrowseSwitchInput,
+        Capabilities,
         DsmModeInput,
         ForcedRule,
         HostInput,
@@ -44,10 +45,12 @@ with workflow.unsafe.imports_passed_through():
     from activities.probe import ProbeActivities
     from activities.smartbins import SmartBinsActivities
     from activities.sync_tools import SyncToolActivities
+    from inventory import intent
     from inventory.blackout import Window
+    from inventory.intent import SignedIntent
     from inventory.models import Side, Timing, pair_workflow_id
     from inventory.rules import RULE_CONTROL_ALONGSIDE_RUN, RULE_NO_SWITCH_IN_BLACKOUT
-    from workflows import blackout
+    from workflows import blackout, signing
     from workflows.activity_options import BOOTSTRAP, A, DeviceOp, device_op, reboot_op
     from workflows.base import OWN_ID_PATCH, RANDOM_IDS_PATCH, new_tag
     from workflows.checklist import TWO_PERSON_PATCH, describe_failure
@@ -108,6 +111,8 @@ class ControlInput(Bounded):
     hosts: Hosts = []
     # break-glass; the operator is the control's
     overrides: Annotated[list[Override], Field(max_length=MAX_OVERRIDES)] = []
+    # The control signed by its operator, or by the console for them (signed acts).
+    intent: SignedIntent | None = None
 
 
 class ControlResult(BaseModel):
@@ -116,6 +121,32 @@ class ControlResult(BaseModel):
     message: str
     details: list[str] = []
     overrides: list[OverrideRecord] = []
+    # Proven by whose key, or "unproven" (signed acts); None where the pair has no keys.
+    proof: str | None = None
+
+
+# Controls started before they could be signed replay without the check: reached only
+# with a signed control or under identity.require_signed (docs/operators/signed-acts.md).
+CONTROL_PATCH = "signed-controls"
+
+
+def prove_control(inp: ControlInput, caps: Capabilities) -> str | None:
+    """Who the control's operator is proven to be (its proof), or refused: a missing
+    intent under identity.require_signed, a bad, expired or misbound one."""
+    keys = signing.keys_of(caps.operator_keys, caps.console_key, caps.require_signed)
+    if (inp.intent is not None or keys.require_signed) and not workflow.patched(CONTROL_PATCH):
+        return None
+    bound = intent.Binding(
+        pair=inp.pair,
+        run=f"{pair_workflow_id(inp.pair)}-control",  # not info()'s: a replay's may differ
+        step=inp.control,
+        action="control",
+        operator=inp.operator,
+    )
+    proof, why = signing.prove_input(inp, inp.intent, bound, keys, workflow.now())
+    if why is not None:
+        raise ApplicationError(f"{inp.control} refused: {why}", type="Refused", non_retryable=True)
+    return proof
 
 
 def needs_side(inp: ControlInput) -> Side:
@@ -176,6 +207,7 @@ class ControlWorkflow:
                 type="Refused",
                 non_retryable=True,
             )
+        proof = prove_control(inp, caps)
         problem = override_problem(inp.overrides)
         if inp.overrides and "break-glass" in caps.approvals and workflow.patched(TWO_PERSON_PATCH):
             # Two people (docs/operators/two-person.md): a control acts at once and has no
@@ -226,6 +258,7 @@ class ControlWorkflow:
             message=r.message,
             details=details,
             overrides=recs,
+            proof=proof,
         )
 
     def _alongside(self, inp: ControlInput, state: PairRunState, forcing: set[str]) -> str | None:

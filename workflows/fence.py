@@ -26,6 +26,9 @@ with workflow.unsafe.imports_passed_through():
     from activities.lost_side import LostSideActivities
     from activities.models import FenceState, NotifyPlan, PairRef, SideInput
     from activities.probe import ProbeActivities
+    from inventory import intent
+    from inventory.models import fence_workflow_id
+    from workflows import signing
     from workflows.activity_options import BOOTSTRAP, fence_tries
     from workflows.checklist import describe_failure
     from workflows.inputs import BadPayload, read, read_input
@@ -94,7 +97,8 @@ class FenceWorkflow:
         self._operators: set[str] | None = None  # None: not read yet
         self._ignored = 0  # signals, which the fence does not take
         self._plan: NotifyPlan | None = None  # whom it tells (workflows/notify.py)
-        self._started = workflow.now()  # this run's (this execution's) start: the pace's
+        self._started = workflow.now()  # this execution's start, from which the pace counts
+        self._keys = signing.Keys()  # the inventory's keys (signed acts), once read
 
     @workflow.run
     async def run(self, raw: RawValue) -> FenceState:
@@ -125,6 +129,7 @@ class FenceWorkflow:
                 ProbeActivities.get_capabilities, PairRef(pair=inp.pair), **BOOTSTRAP
             )
             self._operators = set(caps.operators)
+            self._keys = signing.keys_of(caps.operator_keys, caps.console_key, caps.require_signed)
             self._plan = caps.notify if caps.notify and workflow.patched(NOTIFY_PATCH) else None
             if self._not_operator(inp.started_by):
                 st.status, st.ended_at = "ended", self._now()
@@ -228,8 +233,25 @@ class FenceWorkflow:
     def end(self, e: FenceEnd) -> UpdateResult:
         """End the fence by hand: the run stops trying the lost side (`amsm fence end`
         waits for the fence's result to show where it ended)."""
+        # Signed acts: reached only with a signed end or under require_signed (no fence
+        # recorded before had either); a refusal is the update's recorded answer.
+        proof, why = signing.prove_input(e, e.intent, self._binding(e), self._keys, workflow.now())
+        if why is not None:
+            return UpdateResult(accepted=False, reason=why, run_id=workflow.info().run_id)
         self._end = e
+        self._state.ended_proof = proof
         return UpdateResult(run_id=workflow.info().run_id)
+
+    def _binding(self, e: FenceEnd) -> intent.Binding:
+        """What a signed end must say: this pair, its fence's id, its end, and the
+        operator it names."""
+        return intent.Binding(
+            pair=self._state.pair,
+            run=fence_workflow_id(self._state.pair),  # not info()'s: a replay's may differ
+            step="fence",
+            action="end-fence",
+            operator=e.operator,
+        )
 
     def _not_operator(self, who: str) -> bool:
         return bool(self._operators) and who.lower() not in (self._operators or set())

@@ -143,6 +143,8 @@ class SwitchInput(Bounded):
     # Only a run's own continuation (continue-as-new) carries its checklist on.
     # Only a run the schedule started: who scheduled it (old histories have none).
     scheduled: ScheduledBy | None = None
+    # The start signed by whoever started it (docs/operators/signed-acts.md).
+    intent: SignedIntent | None = None
     resume: Checklist | None = None
 
 
@@ -158,6 +160,8 @@ class SplitInput(Bounded):
     # Only a run's own continuation (continue-as-new) carries its checklist on.
     # Only a run the schedule started: who scheduled it (old histories have none).
     scheduled: ScheduledBy | None = None
+    # The start signed by whoever started it (docs/operators/signed-acts.md).
+    intent: SignedIntent | None = None
     resume: Checklist | None = None
 
 
@@ -177,6 +181,8 @@ class SplitSwitchInput(Bounded):
     # Only a run's own continuation (continue-as-new) carries its checklist on.
     # Only a run the schedule started: who scheduled it (old histories have none).
     scheduled: ScheduledBy | None = None
+    # The start signed by whoever started it (docs/operators/signed-acts.md).
+    intent: SignedIntent | None = None
     resume: Checklist | None = None
 
 
@@ -195,6 +201,8 @@ class RestoreInput(Bounded):
     # Only a run's own continuation (continue-as-new) carries its checklist on.
     # Only a run the schedule started: who scheduled it (old histories have none).
     scheduled: ScheduledBy | None = None
+    # The start signed by whoever started it (docs/operators/signed-acts.md).
+    intent: SignedIntent | None = None
     resume: Checklist | None = None
 
 
@@ -316,6 +324,8 @@ class FenceEnd(Bounded):
 
     operator: Name = "unknown"
     reason: Text
+    # The end signed by the operator (signed acts, docs/operators/signed-acts.md).
+    intent: SignedIntent | None = None
 
 
 class RejectedSignal(BaseModel):
@@ -353,6 +363,9 @@ class Checklist(BaseModel):
     run_id: str = ""
     workflow_id: str = ""
     initiator: str = "unknown"
+    # Who started it, proven by whose key, or "unproven" (signed acts); None where the
+    # pair has no keys, or the run was started before starts were signed.
+    initiator_proof: str | None = None
     state: RunState = "running"
     started_at: str | None = None
     ended_at: str | None = None

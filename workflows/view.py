@@ -121,7 +121,12 @@ def lapsed_lines(s: StepState) -> list[str]:
 
 def render_markdown(c: Checklist, now: str | None = None) -> str:
     """The checklist as markdown for the Web UI's current details."""
-    lines = [f"## {c.title}", "", f"**State:** {c.state}  ", f"**Initiator:** {c.initiator}"]
+    lines = [
+        f"## {c.title}",
+        "",
+        f"**State:** {c.state}  ",
+        f"**Initiator:** {c.initiator}{proven(c.initiator_proof)}",
+    ]
     if c.unplanned_reason:
         lines[-1] += "  "
         lines.append(f"**Unplanned:** {md(c.unplanned_reason)}")
@@ -209,7 +214,10 @@ def render_text(
     """The checklist on the terminal (`amsm show`); `under`: more lines under a step
     (a dry run's would / refused); `state`: said instead of the run's state (a dry run's
     checklist is of no run)."""
-    out = [f"{c.title}   run {c.run_id}", f"state: {state or c.state}   initiator: {c.initiator}"]
+    out = [
+        f"{c.title}   run {c.run_id}",
+        f"state: {state or c.state}   initiator: {c.initiator}{proven(c.initiator_proof)}",
+    ]
     if c.started_at:
         out[-1] += f"   started {c.started_at}"
     if c.ended_at:

@@ -12,7 +12,8 @@ from typing import Any
 from temporalio.client import Client
 
 from api.controls import ControlRequest, control_overrides, run_control
-from client.session import EXIT_OK, default_operator, emit
+from client.commands.keys import acting, add_key_option
+from client.session import EXIT_OK, emit
 from inventory.models import Inventory
 
 SIDE_ARG = {"type": str.upper, "choices": ["X", "Y"], "metavar": "SIDE"}
@@ -26,7 +27,10 @@ def add(sub: Any) -> None:
             p.add_argument("side", **SIDE_ARG)
         elif side == "to":
             p.add_argument("--to", dest="side", required=True, **SIDE_ARG)
-        p.add_argument("--operator", default=default_operator())
+        p.add_argument(
+            "--operator", default=None, help="who acts (default: AMSM_OPERATOR, the login)"
+        )
+        add_key_option(p)
         p.add_argument("--json", action="store_true")
         p.add_argument(
             "--override",
@@ -109,10 +113,14 @@ def request_of(args: argparse.Namespace) -> ControlRequest:
 
 async def run(temporal: Client, inv: Inventory, args: argparse.Namespace) -> int:
     """Run one console control as a short workflow and wait for its sentence."""
-    done = await run_control(temporal, inv, request_of(args), args.operator)
+    # With a key (--key, AMSM_KEY) the control is signed and run as the key's operator.
+    operator, key = acting(args, inv)
+    done = await run_control(temporal, inv, request_of(args), operator, key=key)
     result = done.result
     assert result is not None
     text = result.message + "".join(f"\n  {d}" for d in result.details)
     text += "".join(f"\n  {o.sentence()}" for o in result.overrides)
+    if result.proof:
+        text += f"\n  by {result.operator} ({result.proof})"
     emit(args, {"run_id": done.run_id, **result.model_dump(mode="json")}, text)
     return EXIT_OK

@@ -9,8 +9,9 @@ from typing import Any
 from temporalio.client import Client
 
 from api.fence import end_fence, fence_and_squatters
+from client.commands.keys import acting, add_key_option
 from client.render import render_fence, render_squatters
-from client.session import EXIT_OK, default_operator, emit
+from client.session import EXIT_OK, emit
 from inventory.models import Inventory
 
 
@@ -23,7 +24,10 @@ def add(sub: Any) -> None:
     f = s.add_subparsers(dest="fence_action", metavar="ACTION")
     e = f.add_parser("end", help="end the fence by hand (the lost side stays as it is)")
     e.add_argument("--reason", required=True)
-    e.add_argument("--operator", default=default_operator())
+    e.add_argument(
+        "--operator", default=None, help="who ends it (default: AMSM_OPERATOR, the login)"
+    )
+    add_key_option(e)
     e.add_argument("--json", action="store_true")
     e.set_defaults(handler=end)
 
@@ -42,6 +46,8 @@ async def run(temporal: Client, inv: Inventory, args: argparse.Namespace) -> int
 
 
 async def end(temporal: Client, inv: Inventory, args: argparse.Namespace) -> int:
-    view = await end_fence(temporal, inv, args.operator, args.reason)
+    # With a key (--key, AMSM_KEY) the end is signed and made as the key's operator.
+    operator, key = acting(args, inv)
+    view = await end_fence(temporal, inv, operator, args.reason, key=key)
     emit(args, {"fence": view.model_dump(mode="json")}, render_fence(view))
     return EXIT_OK

@@ -11,7 +11,8 @@ from temporalio.client import Client
 
 from api.start import start, start_input
 from client.commands import dry_run
-from client.session import EXIT_FAIL, EXIT_OK, default_operator, emit
+from client.commands.keys import acting, add_key_option
+from client.session import EXIT_FAIL, EXIT_OK, emit
 from inventory.models import Inventory
 from workflows.kind import Kind, StartOption
 from workflows.kinds import KINDS
@@ -48,7 +49,10 @@ def add(sub: Any) -> None:
     for kind in KINDS.values():
         add_kind(kinds, kind)
     for k in kinds.choices.values():
-        k.add_argument("--operator", default=default_operator())
+        k.add_argument(
+            "--operator", default=None, help="who starts it (default: AMSM_OPERATOR, the login)"
+        )
+        add_key_option(k)
         k.add_argument("--json", action="store_true")
         k.add_argument(
             "--override",
@@ -92,6 +96,8 @@ def workflow_input(inv: Inventory, args: argparse.Namespace) -> tuple[BaseModel,
 
 
 async def run(temporal: Client, inv: Inventory, args: argparse.Namespace) -> int:
+    # With a key (--key, AMSM_KEY) the start is signed and made as the key's operator.
+    args.operator, key = acting(args, inv)
     inp, what = workflow_input(inv, args)
     if args.dry_run:
         return await dry_run.run(temporal, inv, args, inp)
@@ -104,6 +110,7 @@ async def run(temporal: Client, inv: Inventory, args: argparse.Namespace) -> int
         args.operator,
         wait=not args.no_wait,
         hint=". See it with `amsm show current`.",
+        key=key,
     )
     if started.refused:
         data = {"run_id": started.run_id, "refused": started.refused}

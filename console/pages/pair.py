@@ -69,6 +69,7 @@ async def control(site: Site, request: Request) -> Response:
             hosts,
             [str(r) for r in form.getlist("override")],
             str(form.get("reason", "")),
+            key=site.console_key,
         )
 
     return await site.act(request, "", do)

@@ -41,6 +41,7 @@ async def tick(site: Site, request: Request) -> Response:
             status=snap.status,
             clients=[str(c) for c in form.getlist("clients")] or None,
             reading=snap.reading_counts,
+            key=site.console_key,
         )
 
     if verb not in ("confirm", "approve"):
@@ -58,6 +59,7 @@ async def decide(site: Site, request: Request) -> Response:
             str(form.get("step", "")),
             str(form.get("reason", "")),
             str(form.get("client", "")) or None,
+            key=site.console_key,
         )
 
     return await site.act(request, "run", do)

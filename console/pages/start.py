@@ -80,7 +80,7 @@ async def start(site: Site, request: Request) -> Response:
         data = dict(form)
         data["pilots"] = " ".join(str(p) for p in form.getlist("pilots"))
         data["overrides"] = [str(o) for o in form.getlist("override") if o]
-        run_id = await actions.start(site.hub.temporal, inv, account.name, data)
+        run_id = await actions.start(site.hub.temporal, inv, account.name, data, site.console_key)
         return f"started {form.get('kind')} (run {run_id}) as {account.name}"
 
     return await site.act(request, "run", do)

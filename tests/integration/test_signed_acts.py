@@ -144,7 +144,8 @@ async def test_require_signed_refuses_an_unsigned_confirm_and_the_run_waits(
         operators=[{"name": "ann", "key": ann_line}, "tester"], identity={"require_signed": True}
     )
     async with running_worker(temporal, lab):
-        run, _ = await switch_waiting_at_stop_insync(temporal, lab, "Y", "--operator", "ann")
+        # Under require_signed the start is signed too (docs/operators/signed-acts.md).
+        run, _ = await switch_waiting_at_stop_insync(temporal, lab, "Y", "--key", ann_file)
         hands_for(lab, "stop-insync", "Y")
         rc, out = await cli(temporal, lab, "confirm", run, "stop-insync", "--operator", "ann")
         assert rc == 1 and "unsigned: this pair takes only signed acts" in out, out
@@ -153,13 +154,22 @@ async def test_require_signed_refuses_an_unsigned_confirm_and_the_run_waits(
         # A raw signal from anyone who reaches Temporal, claiming ann's name.
         handle = temporal.get_workflow_handle(lab.inventory.workflow_id, run_id=run)
         await handle.signal("confirm", {"step": "stop-insync", "operator": "ann"})
+        # And the same as updates (confirm, abort), answered refused, recorded the same.
+        for update, arg in (
+            ("confirm-step", {"step": "stop-insync", "operator": "ann"}),
+            ("decide-step", {"step": "", "action": "abort", "operator": "ann", "reason": "x"}),
+        ):
+            answer = await handle.execute_update(update, arg)
+            assert answer["accepted"] is False, answer
+            assert answer["reason"].startswith("unsigned: this pair takes only signed"), answer
         deadline = time.monotonic() + 10
         shown = await cli_json(temporal, lab, "show", run)
-        while time.monotonic() < deadline and len(shown["rejected"]) < 2:
+        while time.monotonic() < deadline and len(shown["rejected"]) < 4:
             shown = await cli_json(temporal, lab, "show", run)
         assert [(r["operator"], r["reason"][:44]) for r in shown["rejected"]] == [
             ("ann", "unsigned: this pair takes only signed acts (")
-        ] * 2
+        ] * 4
+        assert shown["decisions"] == []
         assert step(shown, "stop-insync")["status"] == "awaiting-confirmation"
         assert shown["state"] == "awaiting-operator"
         rc, out = await cli(temporal, lab, "confirm", run, "stop-insync", "--key", ann_file)

@@ -1,0 +1,207 @@
+"""Signed starts and controls (docs/operators/signed-acts.md#starts-and-controls): under
+identity.require_signed an unsigned start is refused before the run reads a device, and so
+is one whose intent was signed for another input; a start signed with ann's key is
+recorded as proven by it (the checklist, `amsm show`, the memo the report reads), and
+replays; a control likewise."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+
+import pytest
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from api import start as starting
+from api.act import read_key
+from inventory.models import fence_workflow_id
+from lab.faults import set_side_fault
+from tests.support.cli import cli, cli_json
+from tests.support.lab import Lab
+from tests.support.secrets import record_history
+from tests.support.signing import key_file
+from tests.support.waiting import side_down, wait_for
+from tests.support.worker import running_worker
+from workflows.models import FenceInput
+from workflows.registry import WORKFLOWS
+from workflows.signing import STARTED_BY
+
+# What a run may do before it knows who started it: read the worker's inventory.
+BEFORE_THE_PROOF = {"get_timing", "get_capabilities"}
+
+
+async def activities_of(temporal: Client, lab: Lab, run: str) -> set[str]:
+    handle = temporal.get_workflow_handle(lab.inventory.workflow_id, run_id=run)
+    history = await handle.fetch_history()
+    return {
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in history.events
+        if e.HasField("activity_task_scheduled_event_attributes")
+    }
+
+
+async def ended(temporal: Client, lab: Lab, run: str) -> dict:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        shown = await cli_json(temporal, lab, "show", run)
+        if shown["state"] not in ("running", "awaiting-operator"):
+            return shown
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"run {run} did not end")
+
+
+async def test_require_signed_refuses_an_unsigned_start_before_any_device_is_read(
+    temporal: Client, lab_factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("AMSM_OPERATOR", "tester")
+    monkeypatch.delenv("AMSM_KEY", raising=False)
+    lab: Lab = await lab_factory(editors=1, ingest=0)
+    ann_file, ann_line = key_file(tmp_path, "ann")
+    lab.edit_inventory(
+        operators=[{"name": "ann", "key": ann_line}, "tester"], identity={"require_signed": True}
+    )
+    async with running_worker(temporal, lab):
+        rc, out = await cli(temporal, lab, "start", "switch", "--to", "Y", "--operator", "ann")
+        assert rc == 1, out
+        assert "switch refused: unsigned: this pair takes only signed acts" in out, out
+        shown = await cli_json(temporal, lab, "show", "current")
+        run = shown["run_id"]
+        assert shown["state"] == "failed" and shown["initiator_proof"] is None
+        assert await activities_of(temporal, lab, run) <= BEFORE_THE_PROOF
+
+        # Signed by ann for a switch to Y, sent with the input of a switch to X: misbound.
+        to_y, what = starting.start_input(lab.inventory, "switch", "Y", "ann", {})
+        to_x, _ = starting.start_input(lab.inventory, "switch", "X", "ann", {})
+        ann = read_key(ann_file, "--key")
+        forged = to_x.model_copy(
+            update={"intent": starting.signed_start(ann, lab.inventory, "switch", to_y, "ann")}
+        )
+        started = await starting.start(temporal, lab.inventory, "switch", forged, what, "ann")
+        assert started.refused and "intent refused (misbound)" in started.refused, started
+        assert await activities_of(temporal, lab, started.run_id) <= BEFORE_THE_PROOF
+
+        rc, out = await cli(temporal, lab, "start", "switch", "--to", "Y", "--key", ann_file)
+        assert rc == 0, out
+        shown = await cli_json(temporal, lab, "show", "current")
+        run = shown["run_id"]
+        assert (shown["initiator"], shown["initiator_proof"]) == ("ann", "proven by ann's key")
+        rc, text = await cli(temporal, lab, "show", run)
+        assert "initiator: ann (proven by ann's key)" in text, text
+        handle = temporal.get_workflow_handle(lab.inventory.workflow_id, run_id=run)
+        memo = await (await handle.describe()).memo_value(STARTED_BY)
+        assert memo == {"operator": "ann", "proof": "proven by ann's key"}, memo
+        rc, out = await cli(temporal, lab, "abort", run, "--reason", "test over", "--key", ann_file)
+        assert rc == 0, out
+        await ended(temporal, lab, run)
+        history = await handle.fetch_history()
+        await Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter).replay_workflow(
+            history
+        )
+        record_history(history, "switch-signed-start.json")
+        # Where people read it: the report (markdown, JSON) and `amsm runs --json`.
+        rc, md = await cli(temporal, lab, "report", run)
+        assert rc == 0 and "| Initiator | ann (proven by ann's key) |" in md, md
+        assert "| abort |  |  | ann (proven by ann's key) | test over |" in md, md
+        report = await cli_json(temporal, lab, "report", run)
+        assert report["initiator_proof"] == "proven by ann's key", report
+        assert [d["proof"] for d in report["decisions"]] == ["proven by ann's key"]
+        listed = await cli_json(temporal, lab, "runs")
+        assert [(r["run_id"], r["initiator_proof"]) for r in listed["runs"][:1]] == [
+            (run, "proven by ann's key")
+        ], listed
+
+        # A control, like a start: unsigned refused, signed proven.
+        rc, out = await cli(temporal, lab, "dsm", "set-main", "X", "--operator", "ann")
+        assert rc == 1, out
+        assert "dsm-set-main refused: unsigned: this pair takes only signed acts" in out, out
+        rc, out = await cli(temporal, lab, "dsm", "set-main", "X", "--key", ann_file)
+        assert rc == 0 and "by ann (proven by ann's key)" in out, out
+        done = await cli_json(temporal, lab, "dsm", "set-main", "X", "--key", ann_file)
+        assert (done["operator"], done["proof"]) == ("ann", "proven by ann's key"), done
+        # Started by hand, as anyone who reaches Temporal could, claiming ann: refused.
+        with pytest.raises(WorkflowFailureError) as failed:
+            await temporal.execute_workflow(
+                "control",
+                {
+                    "pair": lab.inventory.pair,
+                    "control": "dsm-set-main",
+                    "operator": "ann",
+                    "side": "X",
+                },
+                id=f"{lab.inventory.workflow_id}-control",
+                task_queue=lab.inventory.queue,
+            )
+        assert "dsm-set-main refused: unsigned: this pair takes only" in str(failed.value.cause)
+
+
+async def test_an_unsigned_start_where_the_pair_has_keys_is_marked_unproven(
+    temporal: Client, lab_factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("AMSM_OPERATOR", "tester")
+    monkeypatch.delenv("AMSM_KEY", raising=False)
+    lab: Lab = await lab_factory(editors=1, ingest=0)
+    _, ann_line = key_file(tmp_path, "ann")
+    lab.edit_inventory(operators=[{"name": "ann", "key": ann_line}, "tester"])
+    async with running_worker(temporal, lab):
+        rc, out = await cli(temporal, lab, "start", "switch", "--to", "Y")
+        assert rc == 0, out
+        shown = await cli_json(temporal, lab, "show", "current")
+        assert (shown["initiator"], shown["initiator_proof"]) == ("tester", "unproven")
+        rc, out = await cli(temporal, lab, "abort", shown["run_id"], "--reason", "test over")
+        assert rc == 0, out
+        await ended(temporal, lab, shown["run_id"])
+        rc, md = await cli(temporal, lab, "report", shown["run_id"])
+        assert rc == 0 and "| Initiator | tester (unproven) |" in md, md
+
+
+async def test_a_fence_ends_only_by_a_signed_hand_under_require_signed(
+    temporal: Client, lab_factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("AMSM_OPERATOR", "tester")
+    monkeypatch.delenv("AMSM_KEY", raising=False)
+    lab: Lab = await lab_factory(editors=1, ingest=0)
+    ann_file, ann_line = key_file(tmp_path, "ann")
+    lab.edit_inventory(
+        operators=[{"name": "ann", "key": ann_line}, "tester"], identity={"require_signed": True}
+    )
+    async with running_worker(temporal, lab):
+        set_side_fault(lab.dir, "X", "down")
+        await wait_for(side_down(lab, "X"), "side X down")
+        handle = await temporal.start_workflow(
+            "fence",
+            FenceInput(pair=lab.inventory.pair, side="X", reason="test", started_by="ann"),
+            id=fence_workflow_id(lab.inventory.pair),
+            task_queue=lab.inventory.queue,
+        )
+        rc, out = await cli(temporal, lab, "fence", "end", "--reason", "back", "--operator", "ann")
+        assert rc == 1 and "unsigned: this pair takes only signed acts" in out, out
+        # As anyone who reaches Temporal would: the update, claiming ann's name, unsigned.
+        answer = await handle.execute_update("end", {"operator": "ann", "reason": "mine"})
+        assert answer["accepted"] is False and answer["reason"].startswith("unsigned:"), answer
+        fence = (await cli_json(temporal, lab, "fence"))["fence"]
+        assert fence["state"]["status"] == "waiting", fence
+        rc, out = await cli(temporal, lab, "fence", "end", "--reason", "back", "--key", ann_file)
+        assert rc == 0 and "ended by ann (proven by ann's key)" in out, out
+        history = await handle.fetch_history()
+        # The refusals are on record: each update's answer in the history.
+        answers = [
+            json.loads(
+                e.workflow_execution_update_completed_event_attributes.outcome.success.payloads[
+                    0
+                ].data
+            )
+            for e in history.events
+            if e.HasField("workflow_execution_update_completed_event_attributes")
+        ]
+        assert [(a["accepted"], (a["reason"] or "")[:9]) for a in answers] == [
+            (False, "unsigned:"),
+            (False, "unsigned:"),
+            (True, ""),
+        ], answers
+        await Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter).replay_workflow(
+            history
+        )
