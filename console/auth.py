@@ -4,8 +4,10 @@ token every form carries.
 
 The session lives in a signed cookie (Starlette's SessionMiddleware: itsdangerous,
 HttpOnly, SameSite=strict, Secure when the console serves TLS); it holds the user's
-name and the form token, nothing else. Each request looks the account up again, so an
-account removed from the file is out at its next click.
+name, where it logged in ("via": the accounts file, "local", or the directory,
+"directory") and the form token, nothing else. Each request looks the account up again
+where it logged in, and only there (a directory person named like a local account never
+becomes that account), so an account removed from the file is out at its next click.
 """
 
 from __future__ import annotations
@@ -238,6 +240,13 @@ class Gate:
             self.throttle.succeeded(name, address)
         return account
 
+    @staticmethod
+    def session_for(account: Account) -> dict[str, str]:
+        """What a login's session holds of it: the name and where it logged in. A local
+        account always carries its Argon2 hash (load_accounts requires one), a directory
+        login never does (DirectorySessions.login)."""
+        return {"user": account.name, "via": "local" if account.hash else "directory"}
+
     def address(self, request: Request) -> str:
         """The client address failed logins are counted under (ProxyTrust.client_address)."""
         return self.proxy.client_address(request) if self.proxy else peer_of(request)
@@ -253,14 +262,17 @@ class Gate:
                 except (AccountsError, OSError):
                     known = None
                 return known or Account(name=name, hash="")
-        name = request.session.get("user")
+        name, via = request.session.get("user"), request.session.get("via")
         if not name:
             return None
+        if via == "directory":
+            return self.held.account(str(name), acting=request.method == "POST")
+        if via != "local":
+            return None  # a session that does not say where it logged in: none
         try:
-            found = self.accounts().find(str(name))
+            return self.accounts().find(str(name))
         except (AccountsError, OSError):
             return None
-        return found or self.held.account(str(name), acting=request.method == "POST")
 
     async def recheck(self, request: Request) -> None:
         """Before a session acts: a directory login's groups read again when `recheck`
@@ -268,11 +280,8 @@ class Gate:
         name = request.session.get("user")
         if not name or self.proxy is not None and self.proxy.user(request):
             return
-        try:
-            if self.accounts().find(str(name)):
-                return
-        except (AccountsError, OSError):
-            return
+        if request.session.get("via") != "directory":
+            return  # a local account (Gate.user refuses a session of neither)
         try:
             await self.held.recheck(str(name))
         except Refused as e:

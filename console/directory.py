@@ -75,6 +75,11 @@ class Directory:
             else None
         )
         self.recheck = settings.recheck
+        if self.password_file is not None:
+            try:
+                self._search_password()  # an empty one is said at start
+            except DirectoryDown as e:
+                raise DirectoryError(str(e)) from None
 
     # -- what the console asks ---------------------------------------------------------------
     def login(self, name: str, password: str) -> DirectoryUser | None:
@@ -215,13 +220,23 @@ class Directory:
         return list(found.items())
 
     def _search_password(self) -> str:
+        """The search account's password: the file's text without its one trailing newline
+        (spaces are the password's own). Empty (or only spaces) is refused: a bind with an
+        empty password is an unauthenticated bind, which a server answers with success
+        (RFC 4513 5.1.2), and the re-check would read groups as no one."""
         assert self.password_file is not None
+        where = f"console.ldap.search.password_file {self.password_file}"
         try:
-            return self.password_file.read_text(encoding="utf-8").strip()
+            text = self.password_file.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as e:
+            raise DirectoryDown(f"{where}: cannot read it ({e})") from None
+        password = text.removesuffix("\n").removesuffix("\r")
+        if not password.strip():
             raise DirectoryDown(
-                f"console.ldap.search.password_file {self.password_file}: cannot read it ({e})"
-            ) from None
+                f"{where}: empty; it holds the search account's password (an empty one "
+                f"would be an unauthenticated bind, RFC 4513 5.1.2) ({DOCS})"
+            )
+        return password
 
 
 @dataclass

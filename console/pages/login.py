@@ -38,7 +38,7 @@ async def login(site: Site, request: Request) -> Response:
             "login.html", request, 401, error="wrong user name or password", name=name
         )
     request.session.clear()  # a new session at every login (no fixation)
-    request.session["user"] = account.name
+    request.session.update(site.gate.session_for(account))  # the name and where it logged in
     csrf_token(request)
     return RedirectResponse("/", 303)
 

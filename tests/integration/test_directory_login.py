@@ -142,6 +142,29 @@ def test_files_open_to_others_are_refused_at_start(slapd: Slapd, tmp_path: Path)
         directory(slapd, tmp_path, ca_file=str(tmp_path / "missing.pem"), search=None)
 
 
+def test_an_empty_search_password_is_refused_and_spaces_are_the_passwords_own(
+    slapd: Slapd, tmp_path: Path
+) -> None:
+    d = directory(slapd, tmp_path)
+    assert d.password_file is not None
+    for empty in ("", "\n", "  \n"):
+        d.password_file.write_text(empty)
+        with pytest.raises(DirectoryError, match="password_file .*: empty; .*RFC 4513 5.1.2"):
+            Directory(d.settings, tmp_path / "inventory.yaml")
+    # Emptied while the console runs: the re-check is refused, never an anonymous read.
+    d.password_file.write_text(SEARCH_PASSWORD + "\n")
+    running = Directory(d.settings, tmp_path / "inventory.yaml")
+    d.password_file.write_text("\n")
+    with pytest.raises(DirectoryDown, match="empty"):
+        running.role_now(person_dn("ann"))
+    # Only the trailing newline goes: a password with spaces around it is sent as it is.
+    d.password_file.write_text(f" {SEARCH_PASSWORD}\n")
+    with pytest.raises(DirectoryDown, match="refused the search account"):
+        running.role_now(person_dn("ann"))
+    d.password_file.write_text(f"{SEARCH_PASSWORD}\r\n")
+    assert running.role_now(person_dn("ann")) == "operator"
+
+
 def test_one_console_logs_in_against_one_directory(slapd: Slapd, tmp_path: Path) -> None:
     data = yaml.safe_load((Path(__file__).parents[1] / "unit/data/inventory.yaml").read_text())
     a = parse_inventory(yaml.safe_dump({**data, "console": {"ldap": settings(slapd, tmp_path)}}))
@@ -173,7 +196,7 @@ async def test_a_person_removed_from_the_group_loses_the_right_to_act(
     gate = Gate(str(accounts), directory=directory(slapd, tmp_path))
     ann = gate.login("ann", PASSWORD, "192.0.2.1")
     assert ann is not None and ann.role == "operator"
-    session = {"user": ann.name}
+    session = gate.session_for(ann)
     await gate.recheck(request(session))  # within the interval: nothing read
     assert gate.user(request(session)) == ann
     # Night-Shift taken out of AMSM-Operators: ann is no longer an operator through it.
@@ -189,11 +212,41 @@ async def test_a_person_removed_from_the_group_loses_the_right_to_act(
     assert e.value.kind == "login" and "ann is no longer in a directory group" in e.value.message
     assert session == {}  # the session is ended
     # Every other session of ann's ends with it; the break-glass account still logs in.
-    assert gate.user(request({"user": "ann"}, "GET")) is None
+    assert gate.user(request({"user": "ann", "via": "directory"}, "GET")) is None
     assert gate.login("break-glass", "correct horse battery", "192.0.2.1") is not None
     # Back in the group: a new login, and a viewer moved up is read again too.
     slapd.modify_members("AMSM-Operators", add=group_dn("Night-Shift"))
     assert gate.login("ann", PASSWORD, "192.0.2.1") == ann
+
+
+async def test_a_directory_person_named_like_a_local_account_never_becomes_it(
+    slapd: Slapd, tmp_path: Path
+) -> None:
+    # vic of the directory is a viewer; "vic" of the accounts file, the break-glass
+    # operator, has a password of its own.
+    accounts = tmp_path / "console-accounts.yaml"
+    write_accounts(accounts, {"vic": ("correct horse battery", "operator")})
+    gate = Gate(str(accounts), directory=directory(slapd, tmp_path))
+    vic = gate.login("vic", PASSWORD, "192.0.2.1")  # the directory's password
+    assert vic is not None and vic.role == "viewer"
+    session = gate.session_for(vic)
+    assert session == {"user": "vic", "via": "directory"}
+    assert gate.user(request(session, "GET")) == vic
+    assert gate.user(request(session)) == vic  # a POST: still the viewer, not the account
+    # The groups are read again when it acts: the local account does not skip the check.
+    slapd.modify_members("AMSM-Viewers", add=person_dn("nob"))  # a groupOfNames is never empty
+    slapd.modify_members("AMSM-Viewers", remove=person_dn("vic"))
+    await asyncio.sleep(1.1)
+    with pytest.raises(Refused) as e:
+        await gate.recheck(request(session))
+    assert e.value.kind == "login" and session == {}
+    # The local account, logged in with its own password, is the operator.
+    local = gate.login("vic", "correct horse battery", "192.0.2.1")
+    assert local is not None and local.role == "operator"
+    assert gate.session_for(local) == {"user": "vic", "via": "local"}
+    assert gate.user(request(gate.session_for(local))) == local
+    # A session that does not say where it logged in is no one's.
+    assert gate.user(request({"user": "vic"}, "GET")) is None
 
 
 async def test_without_a_search_account_a_person_logs_in_again_to_act(
@@ -204,7 +257,7 @@ async def test_without_a_search_account_a_person_logs_in_again_to_act(
     gate = Gate(str(accounts), directory=directory(slapd, tmp_path, search=None))
     vic = gate.login("vic", PASSWORD, "192.0.2.1")
     assert vic is not None and vic.role == "viewer"
-    session = {"user": "vic"}
+    session = gate.session_for(vic)
     await asyncio.sleep(1.1)
     with pytest.raises(Refused) as e:
         await gate.recheck(request(session))
