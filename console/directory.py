@@ -37,6 +37,7 @@ from inventory.models import SAFE_NAME_RE, ConsoleLdap, Inventory
 TIMEOUT = 5.0  # seconds to connect, and for each operation, before the directory is "down"
 NESTING_DEPTH = 8  # levels of groups in groups read on OpenLDAP
 IN_CHAIN = "1.2.840.113556.1.4.1941"  # LDAP_MATCHING_RULE_IN_CHAIN (Microsoft Learn)
+BIT_AND = "1.2.840.113556.1.4.803"  # LDAP_MATCHING_RULE_BIT_AND (Microsoft Learn)
 DOCS = "docs/site/directory-login.md"
 
 
@@ -115,8 +116,9 @@ class Directory:
 
     def role_now(self, dn: str) -> Role | None:
         """The role `dn`'s groups give now, read with the search account; None: none
-        (removed from the groups, or gone). DirectoryDown when the directory cannot be
-        asked or the search account cannot bind."""
+        (removed from the groups, the entry gone or, on Active Directory, disabled).
+        DirectoryDown when the directory cannot be asked or the search account cannot
+        bind."""
         import ldap
 
         search = self.settings.search
@@ -124,7 +126,7 @@ class Directory:
         conn = self._connect()
         try:
             conn.simple_bind_s(search.bind_dn, self._search_password())
-            return self._role(conn, dn)
+            return self._role(conn, dn) if self._present(conn, dn) else None
         except ldap.INVALID_CREDENTIALS:
             raise DirectoryDown(
                 f"the directory refused the search account {search.bind_dn}: check "
@@ -173,19 +175,35 @@ class Directory:
         return f"{name}@{s.upn_suffix}"
 
     def _dn_of(self, conn: Any, name: str) -> str | None:
-        """The person's DN: the template's, or the entry whose userPrincipalName is the
-        one bound with (Active Directory)."""
+        """The person's DN: the template's, or (Active Directory) the one person whose
+        userPrincipalName is the one bound with or, bound by the implicit UPN
+        (sAMAccountName@domain, MS-ADTS 5.1.1.1.1), whose sAMAccountName is the name;
+        None unless exactly one entry answers."""
         import ldap
         from ldap.filter import escape_filter_chars
 
         if self.settings.user_template is not None:
             return self._bind_name(name)
-        upn = escape_filter_chars(self._bind_name(name))
-        found = conn.search_s(
-            self.settings.base_dn, ldap.SCOPE_SUBTREE, f"(userPrincipalName={upn})", ["1.1"]
-        )
+        upn, sam = (escape_filter_chars(v) for v in (self._bind_name(name), name))
+        flt = f"(&(objectCategory=person)(|(userPrincipalName={upn})(sAMAccountName={sam})))"
+        found = conn.search_s(self.settings.base_dn, ldap.SCOPE_SUBTREE, flt, ["1.1"])
         dns = [dn for dn, _ in found if dn]
         return dns[0] if len(dns) == 1 else None
+
+    def _present(self, conn: Any, dn: str) -> bool:
+        """Whether the person's entry is still there and, on Active Directory, not
+        disabled (userAccountControl's ACCOUNTDISABLE bit, 0x2, tested with the matching
+        rule LDAP_MATCHING_RULE_BIT_AND 1.2.840.113556.1.4.803: Microsoft Learn,
+        "Search Filter Syntax" and "userAccountControl")."""
+        import ldap
+
+        flt = "(objectClass=*)"
+        if self.settings.server == "active-directory":
+            flt = f"(&(objectCategory=person)(!(userAccountControl:{BIT_AND}:=2)))"
+        try:
+            return bool(conn.search_s(dn, ldap.SCOPE_BASE, flt, ["1.1"]))
+        except ldap.NO_SUCH_OBJECT:
+            return False
 
     def _role(self, conn: Any, dn: str) -> Role | None:
         """The highest role the groups `dn` is in (directly or through others) give."""

@@ -24,6 +24,7 @@ from console.directory import (
     DirectoryDown,
     DirectoryError,
     DirectoryRefused,
+    _close,
     directory_of,
 )
 from inventory.load import parse_inventory
@@ -34,6 +35,7 @@ from tests.support.slapd import (
     SEARCH_DN,
     SEARCH_PASSWORD,
     SUFFIX,
+    UPN_SUFFIX,
     Slapd,
     group_dn,
     person_dn,
@@ -130,6 +132,55 @@ def test_a_certificate_of_another_ca_and_a_silent_directory_are_down(
         assert f"the directory at {stranger.ldaps_url} could not be asked" in str(e.value)
     with pytest.raises(DirectoryDown, match="local accounts still log in"):
         wrong.login("ann", PASSWORD)  # nothing listens there now
+
+
+def searching(d: Directory) -> Any:
+    """A connection of `d`'s, bound as its search account."""
+    conn = d._connect()
+    conn.simple_bind_s(SEARCH_DN, SEARCH_PASSWORD)
+    return conn
+
+
+def test_active_directory_people_are_found_by_upn_or_by_the_implicit_upn(
+    slapd: Slapd, tmp_path: Path
+) -> None:
+    # slapd cannot bind by a UPN (Active Directory can): the search for the person's DN
+    # after the bind is run here, as the search account.
+    ad = directory(
+        slapd, tmp_path, user_template=None, upn_suffix=UPN_SUFFIX, server="active-directory"
+    )
+    conn = searching(ad)
+    # ann has an explicit userPrincipalName; olga only a sAMAccountName, with which
+    # Active Directory binds olga@amsm.test too (MS-ADTS 5.1.1.1.1, the implicit UPN).
+    assert ad._dn_of(conn, "ann") == person_dn("ann")
+    assert ad._dn_of(conn, "olga") == person_dn("olga")
+    assert ad._dn_of(conn, "zed") is None
+    # Two people answering the one name (vic's UPN, nob's sAMAccountName): neither.
+    slapd.modify(person_dn("vic"), "userPrincipalName", [f"nob@{UPN_SUFFIX}"])
+    assert ad._dn_of(conn, "nob") is None
+    # Only people: a group named like the person is not them.
+    slapd.modify(person_dn("nob"), "objectCategory", ["group"])
+    assert ad._dn_of(conn, "nob") == person_dn("vic")
+    _close(conn)
+
+
+def test_a_person_gone_or_disabled_loses_the_role_at_the_recheck(
+    slapd: Slapd, tmp_path: Path
+) -> None:
+    d = directory(slapd, tmp_path)
+    assert d.role_now(person_dn("olga")) == "operator"
+    slapd.modify(person_dn("olga"), "", [], "delete-entry")  # still a member of the group
+    assert d.role_now(person_dn("olga")) is None
+    # Active Directory: a disabled account (userAccountControl 514: ACCOUNTDISABLE, 0x2).
+    ad = directory(
+        slapd, tmp_path, user_template=None, upn_suffix=UPN_SUFFIX, server="active-directory"
+    )
+    conn = searching(ad)
+    assert ad._present(conn, person_dn("ann"))
+    slapd.modify(person_dn("ann"), "userAccountControl", ["514"])
+    assert not ad._present(conn, person_dn("ann"))
+    assert not ad._present(conn, person_dn("olga"))  # gone
+    _close(conn)
 
 
 def test_files_open_to_others_are_refused_at_start(slapd: Slapd, tmp_path: Path) -> None:

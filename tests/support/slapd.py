@@ -12,6 +12,13 @@ StartTLS). Its directory (slapadd, before it starts):
       ou=services: cn=amsm-console (the search account; password: SEARCH_PASSWORD)
 
 Anonymous binds are refused (`disallow bind_anon`), so nothing here works without a bind.
+
+Each person also carries Active Directory's attributes of a user (sAMAccountName,
+objectCategory: person, userAccountControl 512: a normal account; ann also an explicit
+userPrincipalName), from a small schema of the test's own with Microsoft's attribute
+OIDs (MS-ADA3), so the searches the console makes of an Active Directory run here too.
+slapd knows LDAP_MATCHING_RULE_BIT_AND (1.2.840.113556.1.4.803, its integerBitAndMatch),
+not LDAP_MATCHING_RULE_IN_CHAIN: Active Directory's nested groups are not read here.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ SLAPD = Path("/usr/sbin/slapd")
 SLAPADD = Path("/usr/sbin/slapadd")
 SCHEMA = Path("/etc/ldap/schema")
 SUFFIX = "dc=amsm,dc=test"
+UPN_SUFFIX = "amsm.test"
 ADMIN_DN = f"cn=admin,{SUFFIX}"
 ADMIN_PASSWORD = "admin-password-of-the-test"
 PASSWORD = "directory-password-1"
@@ -67,6 +75,11 @@ class Slapd:
 
     def modify_members(self, group: str, add: str = "", remove: str = "") -> None:
         """Add or remove one member DN of `group`, as the directory's administrator."""
+        self.modify(group_dn(group), "member", [add or remove], "add" if add else "delete")
+
+    def modify(self, dn: str, attr: str, values: list[str], op: str = "replace") -> None:
+        """Replace ("replace"), add ("add") or delete ("delete") values of `attr` of `dn`,
+        or the whole entry (op "delete-entry"), as the directory's administrator."""
         import ldap
 
         conn = ldap.initialize(self.ldaps_url)
@@ -74,8 +87,11 @@ class Slapd:
         conn.set_option(ldap.OPT_X_TLS_NEWCTX, 0)
         conn.simple_bind_s(ADMIN_DN, ADMIN_PASSWORD)
         try:
-            op = ldap.MOD_ADD if add else ldap.MOD_DELETE
-            conn.modify_s(group_dn(group), [(op, "member", [(add or remove).encode()])])
+            if op == "delete-entry":
+                conn.delete_s(dn)
+                return
+            kind = {"replace": ldap.MOD_REPLACE, "add": ldap.MOD_ADD, "delete": ldap.MOD_DELETE}
+            conn.modify_s(dn, [(kind[op], attr, [v.encode() for v in values])])
         finally:
             conn.unbind_s()
 
@@ -136,13 +152,33 @@ def _certificates(d: Path) -> Path:
     return d / "ca.pem"
 
 
+# Active Directory's user attributes, with their OIDs (MS-ADA3: userPrincipalName,
+# sAMAccountName, objectCategory, userAccountControl); objectCategory is a string here
+# (Active Directory stores a DN and reads `objectCategory=person` as the class's DN).
+# The object class is ours, in OpenLDAP's experimental arc 1.3.6.1.4.1.4203.666.
+AD_SCHEMA = """\
+attributetype ( 1.2.840.113556.1.4.656 NAME 'userPrincipalName'
+  EQUALITY caseIgnoreMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 SINGLE-VALUE )
+attributetype ( 1.2.840.113556.1.4.221 NAME 'sAMAccountName'
+  EQUALITY caseIgnoreMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 SINGLE-VALUE )
+attributetype ( 1.2.840.113556.1.4.782 NAME 'objectCategory'
+  EQUALITY caseIgnoreMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 SINGLE-VALUE )
+attributetype ( 1.2.840.113556.1.4.8 NAME 'userAccountControl'
+  EQUALITY integerMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.27 SINGLE-VALUE )
+objectclass ( 1.3.6.1.4.1.4203.666.11.900.1 NAME 'amsmTestAdUser' AUXILIARY
+  MAY ( userPrincipalName $ sAMAccountName $ objectCategory $ userAccountControl ) )
+"""
+
+
 def _config(d: Path) -> Path:
     conf = d / "slapd.conf"
     (d / "db").mkdir()
+    (d / "ad.schema").write_text(AD_SCHEMA)
     conf.write_text(
         "\n".join(
             [
                 *(f"include {SCHEMA / s}.schema" for s in ("core", "cosine", "inetorgperson")),
+                f"include {d / 'ad.schema'}",
                 f"pidfile {d / 'slapd.pid'}",
                 f"argsfile {d / 'slapd.args'}",
                 "modulepath /usr/lib/ldap",
@@ -174,8 +210,10 @@ def _entries() -> str:
         *(f"dn: ou={ou},{SUFFIX}\nobjectClass: organizationalUnit\nou: {ou}" for ou in
           ("people", "groups", "services")),
         *(
-            f"dn: {person_dn(uid)}\nobjectClass: inetOrgPerson\nuid: {uid}\ncn: {uid}\n"
-            f"sn: {uid}\nuserPassword: {PASSWORD}"
+            f"dn: {person_dn(uid)}\nobjectClass: inetOrgPerson\nobjectClass: amsmTestAdUser\n"
+            f"uid: {uid}\ncn: {uid}\nsn: {uid}\nuserPassword: {PASSWORD}\n"
+            f"sAMAccountName: {uid}\nobjectCategory: person\nuserAccountControl: 512"
+            + (f"\nuserPrincipalName: {uid}@{UPN_SUFFIX}" if uid == "ann" else "")
             for uid in PEOPLE
         ),
         f"dn: {SEARCH_DN}\nobjectClass: organizationalRole\nobjectClass: simpleSecurityObject\n"
