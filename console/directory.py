@@ -206,36 +206,45 @@ class Directory:
             return False
 
     def _role(self, conn: Any, dn: str) -> Role | None:
-        """The highest role the groups `dn` is in (directly or through others) give."""
-        wanted = {g.lower(): role for g, role in self.settings.groups.items()}
-        roles = {
-            wanted.get(group_dn.lower()) or wanted.get(cn.lower())
-            for group_dn, cn in self._groups(conn, dn)
-        }
+        """The highest role the mapped groups `dn` is in (directly or through others)
+        give. Groups are named by their whole DN (a cn alone would be any group of that
+        name), compared as DNs (dn_key)."""
+        wanted = {dn_key(g): role for g, role in self.settings.groups.items()}
+        roles = {wanted.get(dn_key(g)) for g in self._groups(conn, dn)}
         if "operator" in roles:
             return "operator"
         return "viewer" if "viewer" in roles else None
 
-    def _groups(self, conn: Any, dn: str) -> list[tuple[str, str]]:
-        """(DN, cn) of every group `dn` is a member of, nested ones included."""
+    def _groups(self, conn: Any, dn: str) -> list[str]:
+        """The DNs of the groups `dn` is a member of, nested ones included: on Active
+        Directory, of the mapped ones (`groups:`) only, each asked on its own entry (a base search,
+        so nothing else under base_dn is read); on OpenLDAP, every group, level by
+        level."""
         import ldap
         from ldap.filter import escape_filter_chars
 
-        base, sub = self.settings.base_dn, ldap.SCOPE_SUBTREE
         if self.settings.server == "active-directory":
-            flt = f"(&(objectClass=group)(member:{IN_CHAIN}:={escape_filter_chars(dn)}))"
-            return _named(conn.search_s(base, sub, flt, ["cn"]))
+            flt = f"(member:{IN_CHAIN}:={escape_filter_chars(dn)})"
+            out = []
+            for group in self.settings.groups:
+                try:
+                    if conn.search_s(group, ldap.SCOPE_BASE, flt, ["1.1"]):
+                        out.append(group)
+                except ldap.NO_SUCH_OBJECT:
+                    pass  # a mapped group that is not there: no one is in it
+            return out
+        base, sub = self.settings.base_dn, ldap.SCOPE_SUBTREE
         found: dict[str, str] = {}
         level = [dn]
         for _ in range(NESTING_DEPTH):
             members = "".join(f"(member={escape_filter_chars(m)})" for m in level)
             flt = f"(&(objectClass=groupOfNames)(|{members}))"
-            new = _named(conn.search_s(base, sub, flt, ["cn"]))
-            level = [g for g, _ in new if g.lower() not in found]
-            found.update((g.lower(), cn) for g, cn in new)
+            new = [g for g, _ in conn.search_s(base, sub, flt, ["1.1"]) if g]
+            level = [g for g in new if dn_key(g) not in found]
+            found.update((dn_key(g), g) for g in new)
             if not level:
                 break
-        return list(found.items())
+        return list(found.values())
 
     def _search_password(self) -> str:
         """The search account's password: the file's text without its one trailing newline
@@ -336,14 +345,18 @@ def _close(conn: Any) -> None:
         pass  # a connection the server dropped is closed already
 
 
-def _named(entries: list[tuple[str | None, dict[str, list[bytes]]]]) -> list[tuple[str, str]]:
-    """(DN, cn) of each entry; referrals (no DN) left out."""
-    out = []
-    for dn, attrs in entries:
-        if dn:
-            cn = (attrs.get("cn") or [b""])[0].decode("utf-8", "replace")
-            out.append((dn, cn))
-    return out
+def dn_key(dn: str) -> str:
+    """`dn` as compared (N2): parsed and written again by python-ldap (ldap.dn.str2dn,
+    dn2str: escapes and spaces in one form; RFC 4514), in lower case (the attribute types,
+    and cn, dc, ou, uid, compare without regard to case); a DN it cannot parse, as is,
+    in lower case."""
+    import ldap
+    import ldap.dn
+
+    try:
+        return str(ldap.dn.dn2str(ldap.dn.str2dn(dn))).lower()
+    except ldap.DECODING_ERROR:
+        return dn.lower()
 
 
 def _readable(path: Path, what: str, secret: bool = True) -> Path:

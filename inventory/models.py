@@ -883,8 +883,11 @@ class Identity(_Strict):
 
 
 # -- the console's directory login (docs/site/directory-login.md) ------------------------
-# A DN's attribute type and value (RFC 4514: `uid=ann`); enough to tell a DN from a name.
-_DN_RE = re.compile(r"^[A-Za-z][A-Za-z0-9-]*=[^,]+(,[A-Za-z][A-Za-z0-9-]*=[^,]+)*$")
+# A DN (RFC 4514): type=value, comma-separated; enough to tell a DN from a name. A value
+# may hold escaped characters ("cn=Smith\\, J,ou=people"), never a bare comma or
+# backslash, nor a newline.
+_RDN = r"[A-Za-z][A-Za-z0-9-]*=(?:[^,\\\0\n\r]|\\[^\0\n\r])+"
+_DN_RE = re.compile(rf"^{_RDN}(, *{_RDN})*$")  # RFC 1779 let a space follow a comma
 _DOMAIN_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*$")
 _LDAP_URL_RE = re.compile(r"^(ldaps?)://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:\d{1,5})?/?$")
 
@@ -922,7 +925,7 @@ class ConsoleLdap(_Strict):
         "openldap's groupOfNames searched member by member"
     )
     groups: dict[str, Literal["operator", "viewer"]] = Field(
-        min_length=1, description="a group's cn (or DN) and the role it gives"
+        min_length=1, description="a group's whole DN and the role it gives"
     )
     recheck: float = Field(
         300,
@@ -976,8 +979,14 @@ class ConsoleLdap(_Strict):
     @classmethod
     def _groups(cls, v: dict[str, str]) -> dict[str, str]:
         for name in v:
-            if not name.strip() or len(name) > 256 or any(c in name for c in "\0\n\r"):
-                raise ValueError(f"{name!r} is not a group's cn or DN")
+            if len(name) > 1024 or not _DN_RE.fullmatch(name):
+                # A cn alone would match a group of that name anywhere under base_dn:
+                # whoever may create a group anywhere there would give themselves a role.
+                raise ValueError(
+                    f"{name!r} is not a group's whole DN (cn=AMSM-Operators,ou=groups,"
+                    "dc=example,dc=org): a cn alone would match a group of that name "
+                    "anywhere under base_dn (docs/site/directory-login.md)"
+                )
         if len({n.lower() for n in v}) != len(v):
             raise ValueError("a group is listed twice")
         return v

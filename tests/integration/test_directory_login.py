@@ -46,7 +46,11 @@ from tests.support.worker import running_worker
 
 pytestmark = pytest.mark.skipif(unavailable() is not None, reason=unavailable() or "")
 
-GROUPS = {"AMSM-Operators": "operator", f"cn=AMSM-Viewers,ou=groups,{SUFFIX}": "viewer"}
+# Whole DNs; written in two forms a DN can take (spaces after the commas, other case).
+GROUPS = {
+    group_dn("AMSM-Operators"): "operator",
+    f"CN=AMSM-Viewers, OU=groups, {SUFFIX.upper()}": "viewer",
+}
 
 
 @pytest.fixture
@@ -106,6 +110,29 @@ def test_a_wrong_password_an_unknown_name_and_an_empty_password_are_refused(
     # Not a name the histories could hold, nor one that could change the DN.
     assert d.login("ann,ou=groups", PASSWORD) is None
     assert d.login("*", PASSWORD) is None
+
+
+def test_a_group_of_a_mapped_name_elsewhere_gives_no_role(slapd: Slapd, tmp_path: Path) -> None:
+    # Whoever may create a group in some other OU names it AMSM-Operators, with nob in
+    # it: the inventory names the group by its whole DN, and this is not it.
+    slapd.add(
+        f"cn=AMSM-Operators,ou=people,{SUFFIX}",
+        {"objectClass": ["groupOfNames"], "cn": ["AMSM-Operators"], "member": [person_dn("nob")]},
+    )
+    d = directory(slapd, tmp_path)
+    with pytest.raises(DirectoryRefused, match="nob is in no directory group"):
+        d.login("nob", PASSWORD)
+    assert d.role_now(person_dn("nob")) is None
+    # A group whose name holds an escaped comma (RFC 4514), mapped by its DN.
+    night = "cn=Night\\, Late,ou=groups," + SUFFIX
+    slapd.add(
+        night,
+        {"objectClass": ["groupOfNames"], "cn": ["Night, Late"], "member": [person_dn("nob")]},
+    )
+    d = directory(slapd, tmp_path, groups={night.replace(",ou=", ", OU="): "viewer"})
+    assert d.role_now(person_dn("nob")) == "viewer"
+    found = d.login("nob", PASSWORD)
+    assert found is not None and found.role == "viewer"
 
 
 def test_a_person_in_no_mapped_group_is_refused_with_the_groups_named(

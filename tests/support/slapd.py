@@ -32,6 +32,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -77,9 +78,9 @@ class Slapd:
         """Add or remove one member DN of `group`, as the directory's administrator."""
         self.modify(group_dn(group), "member", [add or remove], "add" if add else "delete")
 
-    def modify(self, dn: str, attr: str, values: list[str], op: str = "replace") -> None:
-        """Replace ("replace"), add ("add") or delete ("delete") values of `attr` of `dn`,
-        or the whole entry (op "delete-entry"), as the directory's administrator."""
+    @contextlib.contextmanager
+    def _admin(self) -> Iterator[Any]:
+        """A connection bound as the directory's administrator."""
         import ldap
 
         conn = ldap.initialize(self.ldaps_url)
@@ -87,13 +88,29 @@ class Slapd:
         conn.set_option(ldap.OPT_X_TLS_NEWCTX, 0)
         conn.simple_bind_s(ADMIN_DN, ADMIN_PASSWORD)
         try:
+            yield conn
+        finally:
+            conn.unbind_s()
+
+    def modify(self, dn: str, attr: str, values: list[str], op: str = "replace") -> None:
+        """Replace ("replace"), add ("add") or delete ("delete") values of `attr` of `dn`,
+        or the whole entry (op "delete-entry"), as the directory's administrator."""
+        import ldap
+
+        with self._admin() as conn:
             if op == "delete-entry":
                 conn.delete_s(dn)
                 return
             kind = {"replace": ldap.MOD_REPLACE, "add": ldap.MOD_ADD, "delete": ldap.MOD_DELETE}
             conn.modify_s(dn, [(kind[op], attr, [v.encode() for v in values])])
-        finally:
-            conn.unbind_s()
+
+    def add(self, dn: str, attrs: dict[str, list[str]]) -> None:
+        """Add the entry `dn`, as the directory's administrator."""
+        import ldap.modlist
+
+        with self._admin() as conn:
+            values = {k: [v.encode() for v in vs] for k, vs in attrs.items()}
+            conn.add_s(dn, ldap.modlist.addModlist(values))
 
 
 def unavailable() -> str | None:

@@ -20,7 +20,10 @@ LDAP = {
     "user_template": "uid={user},ou=people,dc=example,dc=org",
     "base_dn": "dc=example,dc=org",
     "server": "openldap",
-    "groups": {"AMSM-Operators": "operator", "AMSM-Viewers": "viewer"},
+    "groups": {
+        "cn=AMSM-Operators,ou=groups,dc=example,dc=org": "operator",
+        "cn=AMSM-Viewers,ou=groups,dc=example,dc=org": "viewer",
+    },
     "recheck": "5m",
 }
 
@@ -48,7 +51,10 @@ def test_a_directory_over_tls_loads_and_is_written_back_as_read() -> None:
     inv = parse_inventory(yaml.safe_dump(with_ldap()), "inv.yaml")
     assert inv.console is not None and inv.console.ldap is not None
     ldap = inv.console.ldap
-    assert ldap.recheck == 300 and ldap.groups["AMSM-Viewers"] == "viewer"
+    assert (
+        ldap.recheck == 300
+        and ldap.groups["cn=AMSM-Viewers,ou=groups,dc=example,dc=org"] == "viewer"
+    )
     assert ldap.search is None and not ldap.start_tls
     again = parse_inventory(yaml.safe_dump(inv.model_dump(mode="json")), "inv.yaml")
     assert again.console == inv.console
@@ -88,11 +94,32 @@ def test_bad_values_say_what_is_allowed() -> None:
     assert one(base_dn="example.org").startswith("console.ldap.base_dn:")
     assert "'openldap'" in one(server="novell")
     assert one(groups={}).startswith("console.ldap.groups:")
-    assert "'operator'" in one(groups={"AMSM-Operators": "admin"})
-    assert "listed twice" in one(groups={"Ops": "operator", "OPS": "viewer"})
+    assert "'operator'" in one(groups={"cn=AMSM-Operators,dc=example,dc=org": "admin"})
+    twice = {"cn=Ops,dc=example,dc=org": "operator", "CN=OPS,DC=example,DC=org": "viewer"}
+    assert "listed twice" in one(groups=twice)
     said = one(recheck=300)
     assert said.startswith("console.ldap.recheck:") and "with its unit" in said
     assert one(recheck="2d").startswith("console.ldap.recheck:")
+
+
+def test_groups_are_named_by_their_whole_dn() -> None:
+    # A cn alone would match a group of that name anywhere under base_dn (R2).
+    said = one(groups={"AMSM-Operators": "operator"})
+    assert said.startswith("console.ldap.groups:") and "not a group's whole DN" in said
+    assert "anywhere under base_dn" in said and "docs/site/directory-login.md" in said
+    for bad in ("cn=Ops,,dc=example", "cn=Ops\\", "cn=Ops,dc=example\n", "=Ops,dc=example"):
+        assert "not a group's whole DN" in one(groups={bad: "operator"}), bad
+    # Escaped commas (RFC 4514) and a space after a comma are DNs.
+    ok = {"cn=Ops\\, night,ou=groups,dc=example,dc=org": "operator", "cn=V, dc=example": "viewer"}
+    inv = parse_inventory(yaml.safe_dump(with_ldap(groups=ok)), "inv.yaml")
+    assert inv.console is not None and inv.console.ldap is not None
+    assert inv.console.ldap.groups == ok
+    assert (
+        parse_inventory(
+            yaml.safe_dump(with_ldap(base_dn="ou=a\\,b,dc=example,dc=org")), "inv.yaml"
+        ).console
+        is not None
+    )
 
 
 def test_a_search_account_names_a_file_never_a_password() -> None:
