@@ -23,6 +23,7 @@ Nested groups:
 from __future__ import annotations
 
 import asyncio
+import os
 import stat
 import time
 from dataclasses import dataclass
@@ -33,6 +34,13 @@ from api.refusal import Refused
 from console.accounts import Account, Role
 from inventory.load import resolve_path
 from inventory.models import SAFE_NAME_RE, ConsoleLdap, Inventory
+
+# libldap reads ldap.conf, ~/.ldaprc, ./ldaprc and LDAP* variables at its first call
+# (ldap.conf(5)): a TLS_CACERTDIR there could add trust anchors beside ca_file, a URI or
+# TLS_REQCERT change what a connection is. LDAPNOINIT makes it read none of them
+# (ldap.conf(5), ENVIRONMENT; python-ldap's own tests set it); every option the console
+# needs it sets itself (Directory._connect). Set before python-ldap is first imported.
+os.environ["LDAPNOINIT"] = "1"
 
 TIMEOUT = 5.0  # seconds to connect, and for each operation, before the directory is "down"
 NESTING_DEPTH = 8  # levels of groups in groups read on OpenLDAP

@@ -7,7 +7,11 @@ group loses the right to act once the re-check interval has passed."""
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -208,6 +212,48 @@ def test_a_person_gone_or_disabled_loses_the_role_at_the_recheck(
     assert not ad._present(conn, person_dn("ann"))
     assert not ad._present(conn, person_dn("olga"))  # gone
     _close(conn)
+
+
+CHILD = """
+import json, sys
+from console.directory import Directory, DirectoryDown
+from inventory.models import ConsoleLdap
+d = Directory(ConsoleLdap(**json.loads(sys.argv[1])), sys.argv[2])
+import ldap
+print(json.dumps([ldap.get_option(o) for o in (ldap.OPT_X_TLS_CACERTDIR, ldap.OPT_URI)]))
+try:
+    print(d.login("ann", sys.argv[3]))
+except DirectoryDown as e:
+    print("down:", e)
+"""
+
+
+def test_ldap_conf_and_ldaprc_add_no_trust_anchor(slapd: Slapd, tmp_path: Path) -> None:
+    # libldap reads ldap.conf, ~/.ldaprc, ./ldaprc and LDAP* variables (ldap.conf(5)); a
+    # TLS_CACERTDIR there could trust more CAs than ca_file. The console sets LDAPNOINIT
+    # (python-ldap's own tests do too): none of them is read. A process of its own, as
+    # libldap reads them once, at its first call.
+    other = tmp_path / "other"
+    other.mkdir()
+    anchors = tmp_path / "anchors"
+    anchors.mkdir()
+    with running_slapd(other) as stranger:
+        (anchors / "stranger.pem").write_bytes(stranger.ca_file.read_bytes())
+        (tmp_path / ".ldaprc").write_text(f"TLS_CACERTDIR {anchors}\n")  # ~/.ldaprc
+        (tmp_path / "ldaprc").write_text("URI ldap://from-ldaprc.invalid\n")  # ./ldaprc
+        env = {**os.environ, "LDAPTLS_CACERTDIR": str(anchors), "HOME": str(tmp_path)}
+        env.pop("LDAPNOINIT", None)
+        ours = settings(slapd, tmp_path, url=stranger.ldaps_url, search=None)
+        ran = subprocess.run(
+            [sys.executable, "-c", CHILD, json.dumps(ours), str(tmp_path / "i.yaml"), PASSWORD],
+            cwd=tmp_path, env={**env, "PYTHONPATH": str(Path(__file__).parents[2])},
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    read, said = ran.stdout.split("\n", 1)
+    cacertdir, uri = json.loads(read)  # nothing of theirs was read: libldap's defaults
+    assert cacertdir is None and "from-ldaprc" not in uri, ran.stdout
+    assert said.startswith(f"down: the directory at {stranger.ldaps_url}"), ran.stdout
 
 
 def test_files_open_to_others_are_refused_at_start(slapd: Slapd, tmp_path: Path) -> None:
