@@ -18,6 +18,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from api.refusal import Refused
+from console.guard import Guard
 from console.pages import events, login, overview, pair, run, runs, start
 from console.site import HERE, Site
 
@@ -67,16 +68,35 @@ def routes(site: Site) -> list[BaseRoute]:
     return table
 
 
-def build_app(site: Site, session_key: str | None = None, tls: bool = False) -> Starlette:
+def cookie_name(port: int | None, tls: bool) -> str:
+    """The session cookie's name: this console's port in it (browsers send a host's
+    cookies to all its ports, RFC 6265 8.5: two consoles on one host keep a cookie each),
+    and `__Host-` over TLS (Secure, Path=/, no Domain: no other host name can set it)."""
+    name = "amsm_console" if port is None else f"amsm_console_{port}"
+    return f"__Host-{name}" if tls else name
+
+
+def build_app(
+    site: Site,
+    session_key: str | None = None,
+    tls: bool = False,
+    port: int | None = None,
+    allowed_hosts: frozenset[str] = frozenset(),
+) -> Starlette:
     middleware = [
+        # First: the Host, the body's bounds and the headers of every answer.
+        Middleware(Guard, allowed_hosts=allowed_hosts),
         Middleware(
             SessionMiddleware,
             secret_key=session_key or secrets.token_urlsafe(32),
-            session_cookie="amsm_console",
-            max_age=12 * 3600,  # a shift
+            session_cookie=cookie_name(port, tls),
+            # The cookie's own life; the session ends 12 h after its login whatever the
+            # cookie says (console/sessions.py).
+            max_age=12 * 3600,
+            path="/",
             same_site="strict",
             https_only=tls,
-        )
+        ),
     ]
 
     @contextlib.asynccontextmanager

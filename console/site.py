@@ -24,6 +24,7 @@ from api.waiting import WaitingReads, waiting_for
 from console import gates, views
 from console.accounts import Account, Role
 from console.auth import CSRF_FIELD, Gate, csrf_ok, csrf_token
+from console.guard import MAX_BODY
 from console.pairs import Hub, Snapshot
 from inventory.models import Inventory
 
@@ -42,6 +43,16 @@ HTTP_STATUS: dict[RefusalKind, int] = {
 
 # What a button does, as the operator behind the POST: its answer in a sentence.
 Action = Callable[[Account, Inventory, Any], Awaitable[str]]
+
+
+# Bounds of a form: no file, a few fields, none longer than the body's bound (the Guard
+# refuses a longer body, and multipart ones, before any page; console/guard.py).
+MAX_FIELDS = 200
+
+
+async def read_form(request: Request) -> Any:
+    """The posted form, bounded (Starlette's Request.form limits)."""
+    return await request.form(max_files=0, max_fields=MAX_FIELDS, max_part_size=MAX_BODY)
 
 
 class Site:
@@ -178,7 +189,7 @@ class Site:
         return html
 
     async def act(self, request: Request, where: str, do: Action) -> Response:
-        form = await request.form()
+        form = await read_form(request)
         account, inv = self.acting(request, form)
         try:
             said = await do(account, inv, form)

@@ -42,8 +42,11 @@ def password(lab: Lab, account: str) -> str:
 
 
 @contextlib.asynccontextmanager
-async def console_server(lab: Lab, *extra: str) -> AsyncIterator[ConsoleServer]:
-    port = free_port()
+async def console_server(
+    lab: Lab, *extra: str, port: int | None = None
+) -> AsyncIterator[ConsoleServer]:
+    """`amsm console` on `port` (a free one when None: a restart passes the same)."""
+    port = port or free_port()
     log = lab.dir / f"console-{port}.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
@@ -191,9 +194,10 @@ def http(
 
 
 def session_cookie(headers: Any, cookie: str = "") -> str:
-    """The console's cookie as the response set it (or the one sent, when it set none)."""
+    """The console's cookie as the response set it (or the one sent, when it set none):
+    `amsm_console_PORT`, `__Host-` prefixed over TLS (console/app.py cookie_name)."""
     for value in headers.get_all("Set-Cookie") or []:
-        if value.startswith("amsm_console="):
+        if re.match(r"(__Host-)?amsm_console_\d+=", value):
             return value.split(";", 1)[0]
     return cookie
 
