@@ -323,9 +323,11 @@ class Gate:
             found = self.accounts().find(str(name))
         except (AccountsError, OSError):
             return None
-        if found is None or not self.sessions.holds(
-            request.session.get(SESSION_ID), found.name, found.hash
-        ):
+        sid = request.session.get(SESSION_ID)
+        if found is None:
+            self.sessions.end(sid)  # the account was removed: added again, it logs in again
+            return None
+        if not self.sessions.holds(sid, found.name, found.hash):
             return None  # logged out, expired, or the password changed since the login
         return found
 

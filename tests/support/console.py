@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import os
 import re
+import resource
 import signal
 import subprocess
 import time
@@ -43,18 +44,29 @@ def password(lab: Lab, account: str) -> str:
 
 @contextlib.asynccontextmanager
 async def console_server(
-    lab: Lab, *extra: str, port: int | None = None
+    lab: Lab,
+    *extra: str,
+    port: int | None = None,
+    env: dict[str, str] | None = None,
+    nofile: int | None = None,
 ) -> AsyncIterator[ConsoleServer]:
-    """`amsm console` on `port` (a free one when None: a restart passes the same)."""
+    """`amsm console` on `port` (a free one when None: a restart passes the same), with
+    `env` added to the lab's environment and at most `nofile` open files when given."""
+
+    def limit_files() -> None:
+        if nofile is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+
     port = port or free_port()
     log = lab.dir / f"console-{port}.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [str(AMSM), "console", "--listen", f"127.0.0.1:{port}", *extra],
-            env=lab.env,
+            env={**lab.env, **(env or {})},
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=limit_files if nofile is not None else None,
         )
     try:
         deadline = time.monotonic() + 30

@@ -1,0 +1,347 @@
+"""The console holds like a server on a facility network (issue 28), tried as an
+attacker would, over real HTTP against `amsm console` served by uvicorn on loopback:
+sessions the server ends, bounded bodies, header and body deadlines, the login
+throttle, security headers and the Host check."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import socket
+import threading
+import time
+import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import yaml
+from temporalio.client import Client
+
+from console.accounts import hash_password
+from console.holding import HEADER_SECONDS
+from tests.support.console import (
+    console_server,
+    form_login,
+    http,
+    password,
+)
+from tests.support.lab import Lab
+from tests.support.worker import running_worker
+
+
+def _port(url: str) -> int:
+    return int(url.rsplit(":", 1)[1])
+
+
+def _csrf(url: str, cookie: str) -> str:
+    status, _, body = http(url + "/", cookie)
+    assert status == 200, (status, body)
+    m = re.search(r'name="csrf" value="([^"]+)"', body)
+    assert m, body
+    return m.group(1)
+
+
+def _logged_in(url: str, cookie: str) -> bool:
+    status, headers, _ = http(url + "/", cookie)
+    assert status in (200, 303), status
+    return status == 200
+
+
+def _set_password(lab: Lab, account: str, secret: str) -> None:
+    path = lab.dir / "secrets" / "console-accounts.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["accounts"][account]["hash"] = hash_password(secret)
+    path.write_text(yaml.safe_dump(data))
+
+
+def _remove_account(lab: Lab, account: str) -> None:
+    path = lab.dir / "secrets" / "console-accounts.yaml"
+    data = yaml.safe_load(path.read_text())
+    del data["accounts"][account]
+    path.write_text(yaml.safe_dump(data))
+
+
+async def test_sessions_end_at_logout_a_new_password_a_removed_account_and_12_hours(
+    temporal: Client,
+    lab_factory,  # type: ignore[no-untyped-def]
+) -> None:
+    lab = await lab_factory(editors=1, ingest=0)
+    secret = password(lab, "operator")
+    async with running_worker(temporal, lab):
+        async with console_server(lab) as server:
+            url = server.url
+            # Logout: the old cookie, kept by someone, opens nothing any more.
+            status, cookie, _ = await asyncio.to_thread(form_login, url, "operator", secret)
+            assert status == 303 and await asyncio.to_thread(_logged_in, url, cookie)
+            token = await asyncio.to_thread(_csrf, url, cookie)
+            status, headers, _ = await asyncio.to_thread(
+                http, url + "/logout", cookie, {"csrf": token}
+            )
+            assert status == 303
+            assert not await asyncio.to_thread(_logged_in, url, cookie)
+
+            # A new password ends every session opened with the old one, at once.
+            status, cookie, _ = await asyncio.to_thread(form_login, url, "operator", secret)
+            assert await asyncio.to_thread(_logged_in, url, cookie)
+            _set_password(lab, "operator", "a brand new password")
+            assert not await asyncio.to_thread(_logged_in, url, cookie)
+            _set_password(lab, "operator", secret)  # the old one back: still ended
+            assert not await asyncio.to_thread(_logged_in, url, cookie)
+
+            # A removed account is out at its next click.
+            status, viewer, _ = await asyncio.to_thread(
+                form_login, url, "viewer", password(lab, "viewer")
+            )
+            assert await asyncio.to_thread(_logged_in, url, viewer)
+            _remove_account(lab, "viewer")
+            assert not await asyncio.to_thread(_logged_in, url, viewer)
+
+            status, cookie, _ = await asyncio.to_thread(form_login, url, "operator", secret)
+            assert status == 303 and await asyncio.to_thread(_logged_in, url, cookie)
+            name = f"amsm_console_{_port(url)}="
+            assert cookie.startswith(name), cookie
+
+        # Another console on this host (same accounts, same session key file): the cookie
+        # a browser sends it, under its name, opens nothing there.
+        async with console_server(lab) as other:
+            replayed = cookie.replace(name, f"amsm_console_{_port(other.url)}=")
+            assert not await asyncio.to_thread(_logged_in, other.url, replayed)
+
+        # 12 hours after the login, however busy: the console restarted after the shift.
+        sessions = lab.dir / "secrets" / f"console-sessions-{_port(url)}.json"
+        records = json.loads(sessions.read_text())
+        assert len(records) == 1
+        for r in records.values():
+            r["since"] -= 12 * 3600 - 30
+        sessions.write_text(json.dumps(records))
+        async with console_server(lab, port=_port(url)) as server:
+            assert await asyncio.to_thread(_logged_in, server.url, cookie)  # 30 s left
+        for r in records.values():
+            r["since"] -= 31
+        sessions.write_text(json.dumps(records))
+        async with console_server(lab, port=_port(url)) as server:
+            assert not await asyncio.to_thread(_logged_in, server.url, cookie)
+
+
+def _rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no VmRSS for {pid}")
+
+
+def _raw(port: int, head: bytes, body_chunks: int = 0, chunk: bytes = b"") -> bytes:
+    """Send `head`, then up to `body_chunks` of `chunk` while the console reads; what it
+    answered (b"" when it closed without an answer)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        s.sendall(head)
+        try:
+            for _ in range(body_chunks):
+                s.sendall(chunk)
+        except OSError:
+            pass  # the console answered and closed: stop sending
+        answer = b""
+        try:
+            while True:
+                data = s.recv(65536)
+                if not data:
+                    break
+                answer += data
+        except OSError:
+            pass
+        return answer
+
+
+def _status(answer: bytes) -> int:
+    m = re.match(rb"HTTP/1\.1 (\d{3})", answer)
+    assert m, answer[:200]
+    return int(m.group(1))
+
+
+async def test_a_400_mb_anonymous_post_is_refused_before_it_is_read(
+    temporal: Client,
+    lab_factory,  # type: ignore[no-untyped-def]
+) -> None:
+    lab = await lab_factory(editors=1, ingest=0)
+    tmp = lab.dir / "console-tmp"
+    tmp.mkdir()
+    async with console_server(lab, env={"TMPDIR": str(tmp)}) as server:
+        port, pid = _port(server.url), server.proc.pid
+        before = _rss_kb(pid)
+        mb = b"x" * (1024 * 1024)
+        urlencoded = (
+            b"POST /login HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/x-www-form-urlencoded\r\n"
+        )
+        # A stated length over the bound: 413 at the headers.
+        answer = await asyncio.to_thread(
+            _raw, port, urlencoded + b"Content-Length: %d\r\n\r\n" % (400 * 2**20), 400, mb
+        )
+        assert _status(answer) == 413 and b"request body over 65536 bytes" in answer
+        # Chunked, no length said: counted as it comes and cut at the bound.
+        chunk = b"%x\r\n%s\r\n" % (len(mb), mb)
+        answer = await asyncio.to_thread(
+            _raw, port, urlencoded + b"Transfer-Encoding: chunked\r\n\r\n", 400, chunk
+        )
+        assert _status(answer) == 413
+        # A file part: no page takes one, refused before a byte of it is read or spooled.
+        part = b'--b\r\nContent-Disposition: form-data; name="f"; filename="a"\r\n\r\n'
+        answer = await asyncio.to_thread(
+            _raw,
+            port,
+            b"POST /login HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: multipart/form-data; boundary=b\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n" + b"%x\r\n%s\r\n" % (len(part), part),
+            300,
+            chunk,
+        )
+        assert _status(answer) == 415 and b"no page of the console takes a file" in answer
+        grown = _rss_kb(pid) - before
+        assert grown < 32 * 1024, f"the console grew by {grown} kB"
+        assert list(tmp.iterdir()) == []
+        # A small multipart form is refused as well; a plain login form still works.
+        status, _, body = await asyncio.to_thread(http, server.url + "/login")
+        assert status == 200
+
+
+async def test_250_half_sent_requests_do_not_wedge_a_console_with_256_open_files(
+    temporal: Client,
+    lab_factory,  # type: ignore[no-untyped-def]
+) -> None:
+    lab = await lab_factory(editors=1, ingest=0)
+    async with console_server(lab, nofile=256) as server:
+        port = _port(server.url)
+        held: list[socket.socket] = []
+        try:
+            for i in range(250):
+                s = socket.create_connection(("127.0.0.1", port), timeout=5)
+                if i % 2:  # headers never finished
+                    s.sendall(b"GET /login HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+                else:  # headers whole, the body never
+                    s.sendall(
+                        b"POST /login HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                        b"Content-Type: application/x-www-form-urlencoded\r\n"
+                        b"Content-Length: 1000\r\n\r\nusername=a"
+                    )
+                held.append(s)
+            started = time.monotonic()
+            served = None
+            while time.monotonic() - started < HEADER_SECONDS + 20:
+                try:
+                    status, _, body = await asyncio.to_thread(http, server.url + "/login")
+                    if status == 200 and "Log in" in body:
+                        served = time.monotonic() - started
+                        break
+                except OSError:
+                    pass
+                await asyncio.sleep(0.5)
+            assert served is not None, "the console stayed wedged"
+            # The slow ones were let go: each connection closed by the console.
+            closed = 0
+            for s in held:
+                s.settimeout(HEADER_SECONDS + 5)
+                try:
+                    while s.recv(4096):
+                        pass
+                    closed += 1
+                except OSError:
+                    closed += 1  # reset by the console
+            assert closed == 250
+        finally:
+            for s in held:
+                s.close()
+        assert server.proc.poll() is None
+
+
+def _guess(url: str, name: str, source: str = "") -> int:
+    status, _, body = form_login(url, name, "not the password", source)
+    assert status in (401, 429), (status, body)
+    return status
+
+
+async def test_the_login_throttle_holds_against_parallel_guesses_and_many_addresses(
+    temporal: Client,
+    lab_factory,  # type: ignore[no-untyped-def]
+) -> None:
+    lab = await lab_factory(editors=1, ingest=0)
+    async with running_worker(temporal, lab), console_server(lab) as server:
+        # 30 guesses at once from one address: 5 are checked, 25 refused.
+        with ThreadPoolExecutor(30) as pool:
+            barrier = threading.Barrier(30)
+
+            def together(_: int) -> int:
+                barrier.wait()
+                return _guess(server.url, "operator")
+
+            statuses = await asyncio.to_thread(lambda: list(pool.map(together, range(30))))
+        assert sorted(statuses).count(401) == 5, statuses
+        # 12 addresses of one network, 5 guesses each at one name: 10 checked in all.
+        checked = 0
+        for i in range(12):
+            for _ in range(5):
+                status = await asyncio.to_thread(_guess, server.url, "viewer", f"127.0.1.{i + 2}")
+                checked += status == 401
+        assert checked == 10, checked
+        status, _, body = await asyncio.to_thread(
+            form_login, server.url, "viewer", password(lab, "viewer"), "127.0.1.40"
+        )
+        assert status == 429
+        assert "too many failed logins for this user name from your network" in body
+        # The operator elsewhere still logs in.
+        status, _, _ = await asyncio.to_thread(
+            form_login, server.url, "viewer", password(lab, "viewer"), "127.0.2.1"
+        )
+        assert status == 303
+
+
+HEADERS = {
+    "content-security-policy": "default-src 'self'",
+    "x-frame-options": "DENY",
+    "referrer-policy": "no-referrer",
+    "x-content-type-options": "nosniff",
+}
+
+
+def _get(url: str, path: str, headers: dict[str, str]) -> tuple[int, dict[str, str], str]:
+    u = urllib.parse.urlsplit(url)
+    with socket.create_connection((u.hostname or "", u.port or 80), timeout=30) as s:
+        lines = [f"GET {path} HTTP/1.1", *(f"{k}: {v}" for k, v in headers.items())]
+        s.sendall(("\r\n".join([*lines, "Connection: close", "", ""])).encode())
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    first, *rest = head.decode("latin-1").split("\r\n")
+    got = {k.lower(): v.strip() for k, _, v in (h.partition(":") for h in rest)}
+    return int(first.split()[1]), got, body.decode(errors="replace")
+
+
+async def test_every_answer_carries_the_security_headers_and_other_hosts_are_refused(
+    temporal: Client,
+    lab_factory,  # type: ignore[no-untyped-def]
+) -> None:
+    lab = await lab_factory(editors=1, ingest=0)
+    proxy = ("--proxy-user-header", "X-Remote-User", "--trusted-proxy", "127.0.0.1")
+    allowed = ("--allowed-host", "amsm.facility.example")
+    async with running_worker(temporal, lab), console_server(lab, *proxy, *allowed) as server:
+        pair = lab.inventory.pair
+        port = _port(server.url)
+        as_operator = {"X-Remote-User": "operator"}
+        for host in (f"127.0.0.1:{port}", f"localhost:{port}", "amsm.facility.example"):
+            for path in ("/login", "/", f"/pairs/{pair}", "/static/console.css", "/nowhere"):
+                status, headers, _ = await asyncio.to_thread(
+                    _get, server.url, path, {"Host": host, **as_operator}
+                )
+                assert status in (200, 303, 404), (host, path, status)
+                for name, value in HEADERS.items():
+                    assert value in headers.get(name, ""), (host, path, name, headers)
+                assert "frame-ancestors 'none'" in headers["content-security-policy"]
+        # A rebound name reaching the console through the proxy acts as nobody.
+        status, headers, body = await asyncio.to_thread(
+            _get, server.url, f"/pairs/{pair}", {"Host": f"rebound.example:{port}", **as_operator}
+        )
+        assert status == 400 and "host 'rebound.example' is not this console's" in body
+        assert headers["x-frame-options"] == "DENY"
+        status, _, _ = await asyncio.to_thread(_get, server.url, "/", as_operator)  # no Host
+        assert status == 400
