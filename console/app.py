@@ -17,7 +17,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from api.refusal import Refused
+from api.refusal import REFUSALS, Refused, refusal_of
 from console.guard import Guard
 from console.pages import events, login, overview, pair, run, runs, start
 from console.site import HERE, Site
@@ -54,7 +54,14 @@ def _endpoint(site: Site, page: Page) -> Callable[[Request], Awaitable[Response]
     # A plain function: Starlette treats any other callable as an ASGI app.
     async def endpoint(request: Request) -> Response:
         await site.waiting_of(request)  # the header's count of steps waiting on the person
-        return await page(site, request)
+        try:
+            return await page(site, request)
+        except REFUSALS as e:
+            # An input out of every workflow's bounds (a page's parameter), or the server
+            # refusing: a refusal with its status and sentence, never a 500.
+            refusal = refusal_of(e)
+            assert refusal is not None
+            raise refusal from None
 
     endpoint.__name__ = f"{page.__module__}.{page.__name__}"
     return endpoint

@@ -7,6 +7,8 @@ console/pages/; console/app.py is their route table."""
 from __future__ import annotations
 
 import secrets
+import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -55,6 +57,41 @@ async def read_form(request: Request) -> Any:
     return await request.form(max_files=0, max_fields=MAX_FIELDS, max_part_size=MAX_BODY)
 
 
+class DryRuns:
+    """Dry runs from the console, each a short workflow that reads every device of the
+    pair: at most one at a time per pair, and at most `per_person` per `window` seconds
+    for each person (a page reloaded in a loop reads the devices a few times, not
+    without end). The refusal's sentence, or None to go on."""
+
+    def __init__(
+        self, per_person: int = 10, window: float = 300.0, clock: Any = time.monotonic
+    ) -> None:
+        self.per_person, self.window, self.clock = per_person, window, clock
+        self._running: set[str] = set()
+        self._by_person: dict[str, deque[float]] = {}
+
+    def begin(self, pair: str, person: str) -> str | None:
+        now = self.clock()
+        if pair in self._running:
+            return (
+                f"a dry run of pair {pair} is reading its devices now; try again when it "
+                "ends (one at a time per pair)"
+            )
+        times = self._by_person.setdefault(person.lower(), deque(maxlen=self.per_person))
+        if len(times) == self.per_person and now - times[0] < self.window:
+            wait = self.window - (now - times[0])
+            return (
+                f"{person} ran {self.per_person} dry runs in {self.window / 60:.0f} minutes; "
+                f"try again in {wait:.0f} s"
+            )
+        times.append(now)
+        self._running.add(pair)
+        return None
+
+    def end(self, pair: str) -> None:
+        self._running.discard(pair)
+
+
 class Site:
     """The console's shared state (the pairs' hub, the login gate, the payload codec, the
     templates) and what every page does with it."""
@@ -70,6 +107,7 @@ class Site:
         self.env.globals.update(stage=views.stage, expected=gates.expected, quote=quote)
         self._drawn: dict[tuple[str, str, str], tuple[int, str]] = {}
         self.waiting = WaitingReads()
+        self.dry_runs = DryRuns()
 
     # -- who -------------------------------------------------------------------------------------
     def who(self, request: Request) -> Account:

@@ -345,3 +345,69 @@ async def test_every_answer_carries_the_security_headers_and_other_hosts_are_ref
         assert headers["x-frame-options"] == "DENY"
         status, _, _ = await asyncio.to_thread(_get, server.url, "/", as_operator)  # no Host
         assert status == 400
+
+
+async def test_pages_answer_bad_parameters_with_400_and_dry_runs_are_bounded(
+    temporal: Client,
+    lab_factory,  # type: ignore[no-untyped-def]
+) -> None:
+    lab = await lab_factory(editors=1, ingest=0)
+    pair = lab.inventory.pair
+    async with running_worker(temporal, lab), console_server(lab) as server:
+        url = server.url
+        status, viewer, _ = await asyncio.to_thread(
+            form_login, url, "viewer", password(lab, "viewer")
+        )
+        assert status == 303
+        status, operator, _ = await asyncio.to_thread(
+            form_login, url, "operator", password(lab, "operator")
+        )
+        assert status == 303
+        dry = f"{url}/pairs/{pair}/dry-run"
+        # One dry run at a time per pair: two at once, one is refused with why.
+        barrier = threading.Barrier(2)
+
+        def together(_: int) -> tuple[int, str]:
+            barrier.wait()
+            status, _, body = http(f"{dry}/switch?side=Y", viewer)
+            return status, body
+
+        with ThreadPoolExecutor(2) as pool:
+            both = await asyncio.to_thread(lambda: list(pool.map(together, range(2))))
+        assert sorted(s for s, _ in both) == [200, 429], [s for s, _ in both]
+        assert any("reading its devices now" in b for s, b in both if s == 429)
+        # A few per person: the viewer has had one, and has nine more in 5 minutes.
+        refused = None
+        for _ in range(10):
+            status, _, body = await asyncio.to_thread(http, f"{dry}/switch?side=Y", viewer)
+            if status == 429:
+                refused = body
+                break
+            assert status == 200, (status, body[:300])
+        assert refused is not None and "dry runs in 5 minutes; try again in" in refused
+        # Out of range, out of shape: a clear 400 (or 404), never a 500.
+        status, _, body = await asyncio.to_thread(
+            http, f"{dry}/restore?side=Y&tolerance={10**30}", viewer
+        )
+        assert status == 400 and "less than or equal to 1000000" in body, (status, body)
+        assert "docs/reference/limits.md" in body
+        odd = ["-1", "9" * 40, "%00", "x" * 5000, "%E2%80%AE", "..%2F..", "Y%0D%0AX"]
+        for value in odd:
+            for path in (
+                f"/pairs/{pair}/dry-run/restore?side=Y&tolerance={value}",
+                f"/pairs/{pair}/dry-run/split-switch?side=Y&pilots={value}",
+                f"/pairs/{pair}/dry-run/switch?side=Y&unplanned=1&reason={value}",
+                f"/pairs/{pair}/dry-run/{value}?side=Y",
+                f"/pairs/{pair}/dry-run/switch?side={value}",
+                f"/pairs/{pair}/start/{value}?side={value}",
+                f"/pairs/{value}",
+                f"/pairs/{pair}/runs/{value}/report.{value}",
+                f"/pairs/{pair}/runs/{value}/history.json",
+                f"/pairs/{pair}/runs?kind={value}&state={value}&operator={value}",
+                f"/pairs/{pair}/events?view={value}",
+                f"/api/pairs/{pair}/runs/current?run={value}",
+            ):
+                if "/events" in path:
+                    continue  # a stream: it answers 200 and stays open
+                status, _, body = await asyncio.to_thread(http, url + path, operator)
+                assert status in (200, 400, 404, 429), (path, status, body[:300])

@@ -198,7 +198,8 @@ def http(
         body = urllib.parse.urlencode(form)
         headers["Content-Type"] = "application/x-www-form-urlencoded"
     try:
-        conn.request("POST" if form is not None else "GET", u.path or "/", body, headers)
+        target = (u.path or "/") + (f"?{u.query}" if u.query else "")
+        conn.request("POST" if form is not None else "GET", target, body, headers)
         r = conn.getresponse()
         return r.status, r.headers, r.read().decode()
     finally:
