@@ -15,19 +15,26 @@ import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import uvicorn
 import yaml
 from temporalio.client import Client
 
 from console.accounts import hash_password
-from console.holding import HEADER_SECONDS
+from console.app import build_app
+from console.auth import Gate
+from console.holding import HEADER_SECONDS, hold_options
+from console.pairs import Hub
+from console.site import Site
 from tests.support.console import (
     console_server,
     form_login,
     http,
     password,
 )
-from tests.support.lab import Lab
+from tests.support.driving import switch_waiting_at_stop_insync
+from tests.support.lab import Lab, free_port
 from tests.support.worker import running_worker
+from workers.worker import start_watch
 
 
 def _port(url: str) -> int:
@@ -411,3 +418,70 @@ async def test_pages_answer_bad_parameters_with_400_and_dry_runs_are_bounded(
                     continue  # a stream: it answers 200 and stays open
                 status, _, body = await asyncio.to_thread(http, url + path, operator)
                 assert status in (200, 400, 404, 429), (path, status, body[:300])
+
+
+async def _one_update(port: int, pair: str, cookie: str, stay: float = 0.5) -> None:
+    """Open the pair's live stream, read its first update, stay `stay` seconds, leave."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(
+            f"GET /pairs/{pair}/events HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: {cookie}\r\n"
+            "Accept: text/event-stream\r\n\r\n".encode()
+        )
+        await writer.drain()
+        seen = b""
+        while b"event: update" not in seen:
+            chunk = await asyncio.wait_for(reader.read(65536), 30)
+            assert chunk, seen[:300]
+            seen += chunk
+        assert seen.startswith(b"HTTP/1.1 200"), seen[:300]
+        await asyncio.sleep(stay)  # a page open a moment: its subscription reads the pair
+    finally:
+        writer.close()
+
+
+async def test_reconnecting_the_live_stream_100_times_asks_the_worker_almost_nothing(
+    temporal: Client,
+    lab_factory,  # type: ignore[no-untyped-def]
+) -> None:
+    lab = await lab_factory(editors=1, ingest=0)
+    pair = lab.inventory.pair
+    async with running_worker(temporal, lab):
+        await start_watch(temporal, lab.inventory)
+        await switch_waiting_at_stop_insync(temporal, lab, "Y", "--operator", "ann")
+        # The console served by uvicorn in this process, so its hub's counts can be read.
+        hub = Hub(temporal, [lab.inventory])
+        live = hub.pairs[pair]
+        gate = Gate(str(lab.dir / "secrets" / "console-accounts.yaml"))
+        port = free_port()
+        app = build_app(Site(hub, gate), port=port)
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", **hold_options()
+        )
+        server = uvicorn.Server(config)
+        serving = asyncio.create_task(server.serve())
+        try:
+            while not server.started:
+                assert not serving.done(), serving
+                await asyncio.sleep(0.05)
+            url = f"http://127.0.0.1:{port}"
+            status, cookie, _ = await asyncio.to_thread(
+                form_login, url, "viewer", password(lab, "viewer")
+            )
+            assert status == 303
+            await _one_update(port, pair, cookie)  # the first browser: the pair read
+            deadline = time.monotonic() + 30
+            while live.following:  # it left: the subscription stops
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.02)
+            queries = live.queries
+            for _ in range(99):
+                await _one_update(port, pair, cookie)
+                while live.following:
+                    assert time.monotonic() < deadline + 120
+                    await asyncio.sleep(0.02)
+            # A page drawn again from the snapshot: what changed meanwhile only is asked.
+            assert live.queries - queries <= 3, (queries, live.queries)
+        finally:
+            server.should_exit = True
+            await serving
