@@ -4,6 +4,7 @@ the CLI never imports it).
     amsm console [--listen HOST:PORT] [--inventory FILE ...] [--address HOST:PORT]
                  [--accounts FILE] [--cert FILE --key FILE] [--session-key-file FILE]
                  [--trusted-proxy ADDR[,NET...] [--proxy-user-header NAME]]
+                 [--allowed-host NAME ...]
     amsm console hash-password      # an Argon2id hash for the accounts file
 
 Exit status: 0 stopped, 1 could not serve (Temporal unreachable, a port in use),
