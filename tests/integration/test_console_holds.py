@@ -13,11 +13,13 @@ import threading
 import time
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import uvicorn
 import yaml
 from temporalio.client import Client
+from temporalio.service import RPCError
 
 from console.accounts import hash_password
 from console.app import build_app
@@ -26,9 +28,12 @@ from console.holding import HEADER_SECONDS, hold_options
 from console.pairs import Hub
 from console.site import Site
 from tests.support.console import (
+    console_lab,
     console_server,
+    csrf_of,
     form_login,
     http,
+    logged_in,
     password,
 )
 from tests.support.driving import switch_waiting_at_stop_insync
@@ -485,3 +490,62 @@ async def test_reconnecting_the_live_stream_100_times_asks_the_worker_almost_not
         finally:
             server.should_exit = True
             await serving
+
+
+class _Framer(BaseHTTPRequestHandler):
+    """Another local service's page, framing the console."""
+
+    console = ""
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        body = f'<iframe id="f" src="{self.console}/" width="800" height="600"></iframe>'.encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+async def test_no_other_page_frames_the_console_and_twelve_overrides_are_refused(
+    temporal: Client,
+    lab_factory,  # type: ignore[no-untyped-def]
+) -> None:
+    lab = await lab_factory(editors=1, ingest=0)
+    pair = lab.inventory.pair
+    async with console_lab(temporal, lab) as (server, browser):
+        page = await logged_in(browser, server, lab, "operator")
+        # Another service of the same host (same site: cookies ignore ports) frames it.
+        port = free_port()
+        _Framer.console = server.url
+        framer = ThreadingHTTPServer(("127.0.0.1", port), _Framer)
+        threading.Thread(target=framer.serve_forever, daemon=True).start()
+        try:
+            await page.goto(f"http://127.0.0.1:{port}/")
+            await page.wait_for_timeout(2000)
+            frame = page.frame_locator("#f")
+            assert await frame.locator("header .who").count() == 0
+            assert await frame.locator("form").count() == 0
+        finally:
+            framer.shutdown()
+            framer.server_close()
+
+        # Twelve copies of one break-glass override: twelve, over the limit of 8.
+        await page.goto(f"{server.url}/pairs/{pair}")
+        token = await csrf_of(page)
+        form = [("csrf", token), ("kind", "switch"), ("side", "Y")]
+        form += [("override", "no-switch-in-blackout")] * 12 + [("override_reason", "why")]
+        answer = await page.request.post(
+            f"{server.url}/pairs/{pair}/start",
+            data=urllib.parse.urlencode(form),
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        assert answer.ok
+        assert "12 overrides sent; at most 8" in await answer.text()
+        try:
+            await temporal.get_workflow_handle(lab.inventory.workflow_id).describe()
+            raise AssertionError("the start went through")
+        except RPCError:
+            pass
