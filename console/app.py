@@ -8,17 +8,19 @@ from __future__ import annotations
 import contextlib
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp
 
 from api.refusal import REFUSALS, Refused, refusal_of
-from console.guard import Guard
+from console.guard import BodyRefused, Guard
 from console.pages import events, login, overview, pair, run, runs, start
 from console.site import HERE, Site
 
@@ -91,8 +93,6 @@ def build_app(
     allowed_hosts: frozenset[str] = frozenset(),
 ) -> Starlette:
     middleware = [
-        # First: the Host, the body's bounds and the headers of every answer.
-        Middleware(Guard, allowed_hosts=allowed_hosts),
         Middleware(
             SessionMiddleware,
             secret_key=session_key or secrets.token_urlsafe(32),
@@ -111,9 +111,29 @@ def build_app(
         yield
         await site.hub.close()
 
-    return Starlette(
+    return Console(
         routes=routes(site),
         middleware=middleware,
-        exception_handlers={Refused: site.refused},
+        exception_handlers={Refused: site.refused, BodyRefused: body_refused},
         lifespan=lifespan,
+        allowed_hosts=allowed_hosts,
     )
+
+
+class Console(Starlette):
+    """The console's application: Starlette's, inside the Guard (console/guard.py), so
+    the Host is checked and the body bounded before anything, and every answer carries
+    the security headers, Starlette's own 500 page too."""
+
+    def __init__(self, *args: Any, allowed_hosts: frozenset[str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.allowed_hosts = allowed_hosts
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return Guard(super().build_middleware_stack(), allowed_hosts=self.allowed_hosts)
+
+
+async def body_refused(request: Request, exc: Exception) -> Response:
+    """A body over its bound, or too slow (console/guard.py), found as a page read it."""
+    assert isinstance(exc, BodyRefused)
+    return PlainTextResponse(exc.message + "\n", exc.status, headers={"Connection": "close"})
