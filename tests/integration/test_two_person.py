@@ -71,11 +71,15 @@ async def test_two_distinct_proven_operators_open_the_overwrite_gate(
 
             return signal
 
-        run = (await cli_json(temporal, lab, "start", "split", "--main", "X"))["run_id"]
+        run = (
+            await cli_json(temporal, lab, "start", "split", "--main", "X", "--key", files["ann"])
+        )["run_id"]
         final = await drive(temporal, lab, run, "X", signal=signing(run), stop_allsync_on="X")
         assert final["state"] == "completed", final
 
-        run = (await cli_json(temporal, lab, "start", "restore", "--main", "X"))["run_id"]
+        run = (
+            await cli_json(temporal, lab, "start", "restore", "--main", "X", "--key", files["ann"])
+        )["run_id"]
         shown = await drive(
             temporal,
             lab,
@@ -185,12 +189,13 @@ async def _break_glass(
     )
     async with running_worker(temporal, lab):
         rc, out = await cli(
-            temporal, lab, "reboot", "ED-01", "--override", RULE, "--reason", "hung"
-        )
+            temporal, lab, "reboot", "ED-01", "--override", RULE, "--reason", "hung",
+            "--key", files["ann"],
+        )  # fmt: skip
         assert rc == 1 and "a control cannot wait for their approvals yet" in out, out
         started = await cli_json(
             temporal, lab, "start", "switch", "--to", "Y", "--override", RULE,
-            "--override-reason", "X's DSM is failing; the newsroom agreed",
+            "--override-reason", "X's DSM is failing; the newsroom agreed", "--key", files["ann"],
         )  # fmt: skip
         run = started["run_id"]
         shown = await _waiting(temporal, lab, run, "break-glass")
@@ -260,13 +265,17 @@ async def test_the_purge_gate_finds_the_orphans_again_after_each_approval(
 
             return signal
 
-        run = (await cli_json(temporal, lab, "start", "split", "--main", "X"))["run_id"]
+        run = (
+            await cli_json(temporal, lab, "start", "split", "--main", "X", "--key", files["ann"])
+        )["run_id"]
         final = await drive(temporal, lab, run, "X", signal=signing(run), stop_allsync_on="X")
         assert final["state"] == "completed", final
         for clip in ("late-one", "late-two"):  # recorded on X while split
             ingest(lab.dir, "X", clip, "News")
 
-        run = (await cli_json(temporal, lab, "start", "restore", "--main", "Y"))["run_id"]
+        run = (
+            await cli_json(temporal, lab, "start", "restore", "--main", "Y", "--key", files["ann"])
+        )["run_id"]
         shown = await drive(
             temporal,
             lab,
@@ -332,11 +341,15 @@ async def test_the_consoles_gate_box_says_one_of_two_approvals(
             rc, out = await cli(temporal, lab, verb, run, step_id, "--key", files["ann"])
             assert rc == 0, out
 
-        run = (await cli_json(temporal, lab, "start", "split", "--main", "X"))["run_id"]
+        run = (
+            await cli_json(temporal, lab, "start", "split", "--main", "X", "--key", files["ann"])
+        )["run_id"]
         final = await drive(temporal, lab, run, "X", signal=signal, stop_allsync_on="X")
         assert final["state"] == "completed", final
         ingest(lab.dir, "X", "late-one", "News")
-        run = (await cli_json(temporal, lab, "start", "restore", "--main", "Y"))["run_id"]
+        run = (
+            await cli_json(temporal, lab, "start", "restore", "--main", "Y", "--key", files["ann"])
+        )["run_id"]
         await drive(
             temporal,
             lab,
