@@ -23,6 +23,7 @@ from inventory.models import Inventory
 from inventory.rules import BY_NAME, OVERRIDABLE
 from wire.fences import squatter_of
 from workflows.control import ControlInput, ControlResult
+from workflows.limits import MAX_OVERRIDES
 from workflows.overrides import Override
 
 
@@ -46,8 +47,15 @@ class ControlDone(BaseModel):
 
 def control_overrides(rules: list[str], reason: str | None) -> list[Override]:
     """The overrides asked for (`--override RULE --reason TEXT`); usage errors and
-    absolute rules refused."""
-    rules = list(dict.fromkeys(rules or []))
+    absolute rules refused. What was sent is counted before repeats are folded: twelve
+    copies of one rule are twelve overrides, over the limit, not one."""
+    sent = rules or []
+    if len(sent) > MAX_OVERRIDES:
+        raise Refused(
+            f"{len(sent)} overrides sent; at most {MAX_OVERRIDES} (one per rule, see `amsm rules`)",
+            "usage",
+        )
+    rules = list(dict.fromkeys(sent))
     why = (reason or "").strip()
     if not rules:
         if reason is not None:

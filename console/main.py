@@ -4,7 +4,7 @@ the CLI never imports it).
     amsm console [--listen HOST:PORT] [--inventory FILE ...] [--address HOST:PORT]
                  [--accounts FILE] [--cert FILE --key FILE] [--session-key-file FILE]
                  [--trusted-proxy ADDR[,NET...] [--proxy-user-header NAME]]
-                 [--console-key-file FILE]
+                 [--console-key-file FILE] [--allowed-host NAME ...]
     amsm console hash-password      # an Argon2id hash for the accounts file
 
 Exit status: 0 stopped, 1 could not serve (Temporal unreachable, a port in use),
@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import getpass
 import os
+import re
 import secrets
 import stat
 import sys
@@ -31,7 +32,9 @@ from console.accounts import AccountsError, hash_password
 from console.app import build_app
 from console.auth import Gate, ProxyTrust, parse_networks
 from console.directory import DirectoryError, directory_of
+from console.holding import hold_options
 from console.pairs import Hub
+from console.sessions import Sessions
 from console.site import Site
 from inventory import intent
 from inventory.models import Inventory
@@ -39,6 +42,7 @@ from wire.codec import CodecConfigError, load_codec
 from wire.options import BadInventory, add_options, connection, inventory, inventory_path
 
 DEFAULT_LISTEN = "127.0.0.1:8080"
+HOST_NAME_RE = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
 ACCOUNTS_NEXT_TO_INVENTORY = Path("secrets") / "console-accounts.yaml"
 SESSION_KEY_BESIDE_ACCOUNTS = "console-session-key"
 SESSION_KEY_MIN = 32
@@ -91,6 +95,15 @@ def parser() -> argparse.ArgumentParser:
         help="the console's own Ed25519 private key (`amsm keys new --operator console --out "
         "FILE`; env AMSM_CONSOLE_KEY_FILE): it signs each act for the person logged in, on "
         "the pairs whose inventory names its public key as console_key",
+    )
+    p.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a host name the console answers to (repeatable; its addresses and localhost "
+        "always): a request naming another host is refused, so a rebound DNS name cannot "
+        "drive it (docs/operators/console.md)",
     )
     p.add_argument("command", nargs="?", choices=["hash-password"], help=argparse.SUPPRESS)
     return p
@@ -258,7 +271,15 @@ async def serve(args: argparse.Namespace, invs: list[Inventory], paths: list[str
     signing = console_key(args, invs)
     temporal = await connect(connection(args))
     hub = Hub(temporal, invs)
-    app = build_app(Site(hub, gate, codec, signing), key, tls=bool(args.cert))
+    # This console's sessions, its own file (another console on the host has another).
+    gate.sessions = Sessions(Path(accounts).parent / f"console-sessions-{port}.json")
+    app = build_app(
+        Site(hub, gate, codec, signing),
+        key,
+        tls=bool(args.cert),
+        port=port,
+        allowed_hosts=allowed_hosts(args.allowed_host),
+    )
     config = uvicorn.Config(
         app,
         host=host,
@@ -268,6 +289,7 @@ async def serve(args: argparse.Namespace, invs: list[Inventory], paths: list[str
         ssl_keyfile=args.key,
         timeout_graceful_shutdown=2,
         proxy_headers=False,  # the peer address is the proxy's: --trusted-proxy checks it
+        **hold_options(),
     )
     server = uvicorn.Server(config)
     scheme = "https" if args.cert else "http"
@@ -278,6 +300,20 @@ async def serve(args: argparse.Namespace, invs: list[Inventory], paths: list[str
     )
     await server.serve()
     return EXIT_OK if server.started else EXIT_FAIL
+
+
+def allowed_hosts(names: list[str]) -> frozenset[str]:
+    out = set()
+    for name in names:
+        for part in (p.strip().lower().rstrip(".") for p in name.split(",")):
+            if not part or not HOST_NAME_RE.fullmatch(part):
+                raise Refused(
+                    f"--allowed-host {name!r}: a host name (letters, digits, - and .), "
+                    "e.g. amsm.facility.example",
+                    "usage",
+                )
+            out.add(part)
+    return frozenset(out)
 
 
 def main(argv: list[str]) -> int:

@@ -115,6 +115,8 @@ class PairLive:
     records: int = 0  # step records shown ahead of the worker's answer
     seen: RunMark | None = None  # (run, history length, status) last asked
     seen_watch: RunMark | None = None  # the same, of the pair's watch
+    # The watch's run and the event of its history the status shown is of.
+    watch_shown: tuple[str, int] | None = None
     # Checklist reads one at a time, so that a later read never loses to an earlier one.
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     dirty: asyncio.Event = field(default_factory=asyncio.Event)  # the run may have changed
@@ -421,7 +423,10 @@ class Hub:
     async def _follow_watch(self, live: PairLive) -> None:
         """The pair watch's readings, from its history: its view once by query (the
         exact words, with the error of a failed try), then each reading as the server
-        writes it; after a failed reading, the view again for the watch's words."""
+        writes it; after a failed reading, the view again for the watch's words. A
+        subscription started again on the same watch run (a browser that left and came
+        back, a page reloaded) asks nothing: it reads the readings after the last one
+        shown from the history."""
         while True:
             live.reads += 1
             try:
@@ -434,9 +439,14 @@ class Hub:
                     self._apply_status(live, *(await self._status(live, fresh=False)))
                 await asyncio.sleep(RETRY_EVERY)
                 continue
-            live.seen_watch = None
-            self._apply_status(live, *(await self._status(live, fresh=False)))
-            known = mark.history_length  # the view holds every reading up to here
+            shown = live.watch_shown
+            if live.snapshot.status is not None and shown and shown[0] == mark.run_id:
+                known = shown[1]  # the snapshot holds every reading up to here
+            else:
+                live.seen_watch = None
+                self._apply_status(live, *(await self._status(live, fresh=False)))
+                known = mark.history_length  # the view holds every reading up to here
+                live.watch_shown = (mark.run_id, known)
             async for readings in follow_watch(self.temporal, live.inv, mark.run_id):
                 live.reads += 1
                 for event_id, reading in readings:
@@ -448,6 +458,8 @@ class Hub:
                     else:
                         st, read_at = reading
                         self._apply_status(live, st, watched_when(read_at), None)
+                    known = event_id
+                    live.watch_shown = (mark.run_id, known)
 
     async def _readiness(self, live: PairLive) -> None:
         while True:

@@ -7,6 +7,8 @@ console/pages/; console/app.py is their route table."""
 from __future__ import annotations
 
 import secrets
+import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +27,7 @@ from api.waiting import WaitingReads, waiting_for
 from console import gates, views
 from console.accounts import Account, Role
 from console.auth import CSRF_FIELD, Gate, csrf_ok, csrf_token
+from console.guard import MAX_BODY
 from console.pairs import Hub, Snapshot
 from inventory.models import Inventory
 
@@ -43,6 +46,51 @@ HTTP_STATUS: dict[RefusalKind, int] = {
 
 # What a button does, as the operator behind the POST: its answer in a sentence.
 Action = Callable[[Account, Inventory, Any], Awaitable[str]]
+
+
+# Bounds of a form: no file, a few fields, none longer than the body's bound (the Guard
+# refuses a longer body, and multipart ones, before any page; console/guard.py).
+MAX_FIELDS = 200
+
+
+async def read_form(request: Request) -> Any:
+    """The posted form, bounded (Starlette's Request.form limits)."""
+    return await request.form(max_files=0, max_fields=MAX_FIELDS, max_part_size=MAX_BODY)
+
+
+class DryRuns:
+    """Dry runs from the console, each a short workflow that reads every device of the
+    pair: at most one at a time per pair, and at most `per_person` per `window` seconds
+    for each person (a page reloaded in a loop reads the devices a few times, not
+    without end). The refusal's sentence, or None to go on."""
+
+    def __init__(
+        self, per_person: int = 10, window: float = 300.0, clock: Any = time.monotonic
+    ) -> None:
+        self.per_person, self.window, self.clock = per_person, window, clock
+        self._running: set[str] = set()
+        self._by_person: dict[str, deque[float]] = {}
+
+    def begin(self, pair: str, person: str) -> str | None:
+        now = self.clock()
+        if pair in self._running:
+            return (
+                f"a dry run of pair {pair} is reading its devices now; try again when it "
+                "ends (one at a time per pair)"
+            )
+        times = self._by_person.setdefault(person.lower(), deque(maxlen=self.per_person))
+        if len(times) == self.per_person and now - times[0] < self.window:
+            wait = self.window - (now - times[0])
+            return (
+                f"{person} ran {self.per_person} dry runs in {self.window / 60:.0f} minutes; "
+                f"try again in {wait:.0f} s"
+            )
+        times.append(now)
+        self._running.add(pair)
+        return None
+
+    def end(self, pair: str) -> None:
+        self._running.discard(pair)
 
 
 class Site:
@@ -71,6 +119,7 @@ class Site:
         )
         self._drawn: dict[tuple[str, str, str], tuple[int, str]] = {}
         self.waiting = WaitingReads()
+        self.dry_runs = DryRuns()
 
     # -- who -------------------------------------------------------------------------------------
     def who(self, request: Request) -> Account:
@@ -191,7 +240,7 @@ class Site:
 
     async def act(self, request: Request, where: str, do: Action) -> Response:
         await self.gate.recheck(request)  # a directory login's groups, read again when due
-        form = await request.form()
+        form = await read_form(request)
         account, inv = self.acting(request, form)
         try:
             said = await do(account, inv, form)

@@ -11,7 +11,7 @@ from starlette.responses import RedirectResponse, Response
 from api.refusal import Refused
 from console.auth import CSRF_FIELD, LoginThrottled, csrf_ok, csrf_token
 from console.directory import DirectoryDown, DirectoryRefused
-from console.site import Site
+from console.site import Site, read_form
 
 
 async def form(site: Site, request: Request) -> Response:
@@ -19,7 +19,7 @@ async def form(site: Site, request: Request) -> Response:
 
 
 async def login(site: Site, request: Request) -> Response:
-    posted = await request.form()
+    posted = await read_form(request)
     if not csrf_ok(request, posted.get(CSRF_FIELD)):
         raise Refused(
             "refused: the login form carries no valid CSRF token (reload it)", "forbidden"
@@ -37,14 +37,13 @@ async def login(site: Site, request: Request) -> Response:
         return site.render(
             "login.html", request, 401, error="wrong user name or password", name=name
         )
-    request.session.clear()  # a new session at every login (no fixation)
-    request.session.update(site.gate.session_for(account))  # the name and where it logged in
+    site.gate.open_session(request, account)  # a new session at every login (no fixation)
     csrf_token(request)
     return RedirectResponse("/", 303)
 
 
 async def logout(site: Site, request: Request) -> Response:
-    posted = await request.form()
+    posted = await read_form(request)
     if csrf_ok(request, posted.get(CSRF_FIELD)):
-        request.session.clear()
+        site.gate.end_session(request)  # the server's record too: the cookie opens nothing
     return RedirectResponse("/login", 303)

@@ -55,13 +55,22 @@ async def form(site: Site, request: Request) -> Response:
 
 
 async def dry_run(site: Site, request: Request) -> Response:
-    """A start's dry run (a read: operators and viewers alike, as the CLI lets them)."""
+    """A start's dry run (a read: operators and viewers alike, as the CLI lets them; a
+    link a person can keep, so a GET), bounded as it reads the devices: one at a time
+    per pair, and a few per person (site.DryRuns)."""
     account = site.who(request)
     inv, role = site.pair_of(request, account)
     form = {k: v for k, v in request.query_params.items()}
     form["kind"] = request.path_params["kind"]
     form["pilots"] = " ".join(request.query_params.getlist("pilots"))
-    result = await actions.dry_run(site.hub.temporal, inv, account.name, form)
+    actions.start_input(inv, account.name, form)  # a bad input is refused before the bound
+    busy = site.dry_runs.begin(inv.pair, account.name)
+    if busy is not None:
+        return site.render("refused.html", request, 429, message=busy)
+    try:
+        result = await actions.dry_run(site.hub.temporal, inv, account.name, form)
+    finally:
+        site.dry_runs.end(inv.pair)
     refused = {s.id: s.refused for s in result.steps if s.refused}
     return site.render(
         "dry-run.html",

@@ -320,7 +320,11 @@ async def test_a_person_removed_from_the_group_loses_the_right_to_act(
     gate = Gate(str(accounts), directory=directory(slapd, tmp_path))
     ann = gate.login("ann", PASSWORD, "192.0.2.1")
     assert ann is not None and ann.role == "operator"
-    session = gate.session_for(ann)
+    session: dict[str, Any] = {}
+    other: dict[str, Any] = {}  # ann's session in another browser
+    gate.open_session(request(session), ann)
+    gate.open_session(request(other), ann)
+    assert session["via"] == "directory"
     await gate.recheck(request(session))  # within the interval: nothing read
     assert gate.user(request(session)) == ann
     # Night-Shift taken out of AMSM-Operators: ann is no longer an operator through it.
@@ -336,41 +340,11 @@ async def test_a_person_removed_from_the_group_loses_the_right_to_act(
     assert e.value.kind == "login" and "ann is no longer in a directory group" in e.value.message
     assert session == {}  # the session is ended
     # Every other session of ann's ends with it; the break-glass account still logs in.
-    assert gate.user(request({"user": "ann", "via": "directory"}, "GET")) is None
+    assert gate.user(request(other, "GET")) is None
     assert gate.login("break-glass", "correct horse battery", "192.0.2.1") is not None
     # Back in the group: a new login, and a viewer moved up is read again too.
     slapd.modify_members("AMSM-Operators", add=group_dn("Night-Shift"))
     assert gate.login("ann", PASSWORD, "192.0.2.1") == ann
-
-
-async def test_a_directory_person_named_like_a_local_account_never_becomes_it(
-    slapd: Slapd, tmp_path: Path
-) -> None:
-    # vic of the directory is a viewer; "vic" of the accounts file, the break-glass
-    # operator, has a password of its own.
-    accounts = tmp_path / "console-accounts.yaml"
-    write_accounts(accounts, {"vic": ("correct horse battery", "operator")})
-    gate = Gate(str(accounts), directory=directory(slapd, tmp_path))
-    vic = gate.login("vic", PASSWORD, "192.0.2.1")  # the directory's password
-    assert vic is not None and vic.role == "viewer"
-    session = gate.session_for(vic)
-    assert session == {"user": "vic", "via": "directory"}
-    assert gate.user(request(session, "GET")) == vic
-    assert gate.user(request(session)) == vic  # a POST: still the viewer, not the account
-    # The groups are read again when it acts: the local account does not skip the check.
-    slapd.modify_members("AMSM-Viewers", add=person_dn("nob"))  # a groupOfNames is never empty
-    slapd.modify_members("AMSM-Viewers", remove=person_dn("vic"))
-    await asyncio.sleep(1.1)
-    with pytest.raises(Refused) as e:
-        await gate.recheck(request(session))
-    assert e.value.kind == "login" and session == {}
-    # The local account, logged in with its own password, is the operator.
-    local = gate.login("vic", "correct horse battery", "192.0.2.1")
-    assert local is not None and local.role == "operator"
-    assert gate.session_for(local) == {"user": "vic", "via": "local"}
-    assert gate.user(request(gate.session_for(local))) == local
-    # A session that does not say where it logged in is no one's.
-    assert gate.user(request({"user": "vic"}, "GET")) is None
 
 
 async def test_without_a_search_account_a_person_logs_in_again_to_act(
@@ -381,7 +355,8 @@ async def test_without_a_search_account_a_person_logs_in_again_to_act(
     gate = Gate(str(accounts), directory=directory(slapd, tmp_path, search=None))
     vic = gate.login("vic", PASSWORD, "192.0.2.1")
     assert vic is not None and vic.role == "viewer"
-    session = gate.session_for(vic)
+    session: dict[str, Any] = {}
+    gate.open_session(request(session), vic)
     await asyncio.sleep(1.1)
     with pytest.raises(Refused) as e:
         await gate.recheck(request(session))
@@ -444,3 +419,36 @@ def test_the_console_refuses_to_start_on_a_directory_it_cannot_use(
     inv.write_text(yaml.safe_dump(data))
     assert main(["--inventory", str(inv)]) == 2
     assert "readable by others (mode 640)" in capsys.readouterr().err
+
+
+async def test_a_directory_login_is_never_the_local_account_of_the_same_name(
+    slapd: Slapd, tmp_path: Path
+) -> None:
+    # A break-glass account named as a directory person: the person's directory login
+    # (their directory password) is the directory's viewer, not the local operator.
+    accounts = tmp_path / "console-accounts.yaml"
+    write_accounts(accounts, {"vic": ("correct horse battery", "operator")})
+    gate = Gate(str(accounts), directory=directory(slapd, tmp_path))
+    vic = gate.login("vic", PASSWORD, "192.0.2.1")
+    assert vic is not None and vic.role == "viewer" and vic.hash == ""
+    session: dict[str, Any] = {}
+    gate.open_session(request(session), vic)
+    seen = gate.user(request(session, "GET"))
+    assert seen is not None and seen.role == "viewer", seen
+    # The local account's own login is the local account.
+    local = gate.login("vic", "correct horse battery", "192.0.2.1")
+    assert local is not None and local.role == "operator" and local.hash
+    mine: dict[str, Any] = {}
+    gate.open_session(request(mine), local)
+    assert mine["via"] == "local" and gate.user(request(mine, "GET")) == local
+    # A session that does not say where it logged in is no one's.
+    assert gate.user(request({"user": "vic"}, "GET")) is None
+    # The directory's vic acts only after the re-check: the local account of the same
+    # name does not skip it.
+    slapd.modify_members("AMSM-Viewers", add=person_dn("nob"))  # a groupOfNames is never empty
+    slapd.modify_members("AMSM-Viewers", remove=person_dn("vic"))
+    await asyncio.sleep(1.1)
+    with pytest.raises(Refused) as e:
+        await gate.recheck(request(session))
+    assert e.value.kind == "login" and session == {}
+    assert gate.user(request(mine, "GET")) == local  # the local account's session stays

@@ -22,16 +22,19 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from console.accounts import write_accounts
 from inventory import intent
+from lab.init import CONSOLE_ACCOUNTS
 from lab.media import ingest
 from tests.support.cli import cli, cli_json
-from tests.support.console import console_lab, logged_in
+from tests.support.console import chromium, console_server, logged_in, password, typed_for
 from tests.support.driving import drive, step
 from tests.support.lab import Lab
 from tests.support.notify import http_sink, write_config
 from tests.support.secrets import assert_no_secrets, record_history
 from tests.support.waiting import wait_for
 from tests.support.worker import running_worker
+from workers.worker import start_watch
 from workflows.registry import WORKFLOWS
 
 GATE = "approve-overwrite"
@@ -71,11 +74,15 @@ async def test_two_distinct_proven_operators_open_the_overwrite_gate(
 
             return signal
 
-        run = (await cli_json(temporal, lab, "start", "split", "--main", "X"))["run_id"]
+        run = (
+            await cli_json(temporal, lab, "start", "split", "--main", "X", "--key", files["ann"])
+        )["run_id"]
         final = await drive(temporal, lab, run, "X", signal=signing(run), stop_allsync_on="X")
         assert final["state"] == "completed", final
 
-        run = (await cli_json(temporal, lab, "start", "restore", "--main", "X"))["run_id"]
+        run = (
+            await cli_json(temporal, lab, "start", "restore", "--main", "X", "--key", files["ann"])
+        )["run_id"]
         shown = await drive(
             temporal,
             lab,
@@ -185,12 +192,13 @@ async def _break_glass(
     )
     async with running_worker(temporal, lab):
         rc, out = await cli(
-            temporal, lab, "reboot", "ED-01", "--override", RULE, "--reason", "hung"
-        )
+            temporal, lab, "reboot", "ED-01", "--override", RULE, "--reason", "hung",
+            "--key", files["ann"],
+        )  # fmt: skip
         assert rc == 1 and "a control cannot wait for their approvals yet" in out, out
         started = await cli_json(
             temporal, lab, "start", "switch", "--to", "Y", "--override", RULE,
-            "--override-reason", "X's DSM is failing; the newsroom agreed",
+            "--override-reason", "X's DSM is failing; the newsroom agreed", "--key", files["ann"],
         )  # fmt: skip
         run = started["run_id"]
         shown = await _waiting(temporal, lab, run, "break-glass")
@@ -260,13 +268,17 @@ async def test_the_purge_gate_finds_the_orphans_again_after_each_approval(
 
             return signal
 
-        run = (await cli_json(temporal, lab, "start", "split", "--main", "X"))["run_id"]
+        run = (
+            await cli_json(temporal, lab, "start", "split", "--main", "X", "--key", files["ann"])
+        )["run_id"]
         final = await drive(temporal, lab, run, "X", signal=signing(run), stop_allsync_on="X")
         assert final["state"] == "completed", final
         for clip in ("late-one", "late-two"):  # recorded on X while split
             ingest(lab.dir, "X", clip, "News")
 
-        run = (await cli_json(temporal, lab, "start", "restore", "--main", "Y"))["run_id"]
+        run = (
+            await cli_json(temporal, lab, "start", "restore", "--main", "Y", "--key", files["ann"])
+        )["run_id"]
         shown = await drive(
             temporal,
             lab,
@@ -309,34 +321,51 @@ async def test_the_purge_gate_finds_the_orphans_again_after_each_approval(
         assert rc == 0, out
 
 
-async def test_the_consoles_gate_box_says_one_of_two_approvals(
+async def test_two_operators_approve_the_purge_from_their_own_console_logins(
     temporal: Client, lab_factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:  # type: ignore[no-untyped-def]
-    """In the real browser, an operator's and a viewer's run page show "1 of 2
-    approvals: bob at HH:MM" in the gate's row once bob approved from the CLI."""
+    """In the real browser, bob approves approve-purge from his own login: the operator's
+    and the viewer's run pages show "1 of 2 approvals: bob at HH:MM"; cat approves from
+    hers and the gate opens, each approval proven by the console's key for its person."""
     monkeypatch.setenv("AMSM_OPERATOR", "ann")
     monkeypatch.delenv("AMSM_KEY", raising=False)
     lab: Lab = await lab_factory(editors=1, ingest=0)
     files, lines = {}, {}
-    for name in ("ann", "bob"):
+    for name in ("ann", "console"):
         files[name], lines[name] = _key_file(tmp_path, name)
+    # bob and cat: console accounts of their own (the lab makes operator and viewer).
+    accounts = {n: (password(lab, n), n) for n in ("operator", "viewer")}
+    for name in ("bob", "cat"):
+        (lab.dir / "secrets" / f"console-{name}").write_text(f"{name}-pass-{name}-long\n")
+        accounts[name] = (password(lab, name), "operator")
+    write_accounts(lab.dir / CONSOLE_ACCOUNTS, accounts)
     lab.edit_inventory(
-        operators=[{"name": n, "key": lines[n]} for n in ("ann", "bob")] + ["operator"],
+        operators=[{"name": "ann", "key": lines["ann"]}, "bob", "cat", "operator"],
         viewers=["viewer"],
+        console_key=lines["console"],
         identity={"require_signed": True},
         approvals={"approve-purge": {"required": 2}},
     )
-    async with console_lab(temporal, lab) as (server, browser):
+    async with (
+        running_worker(temporal, lab),
+        console_server(lab, "--console-key-file", files["console"]) as server,
+        chromium() as browser,
+    ):
+        await start_watch(temporal, lab.inventory)
 
         async def signal(verb: str, step_id: str) -> None:
             rc, out = await cli(temporal, lab, verb, run, step_id, "--key", files["ann"])
             assert rc == 0, out
 
-        run = (await cli_json(temporal, lab, "start", "split", "--main", "X"))["run_id"]
+        run = (
+            await cli_json(temporal, lab, "start", "split", "--main", "X", "--key", files["ann"])
+        )["run_id"]
         final = await drive(temporal, lab, run, "X", signal=signal, stop_allsync_on="X")
         assert final["state"] == "completed", final
         ingest(lab.dir, "X", "late-one", "News")
-        run = (await cli_json(temporal, lab, "start", "restore", "--main", "Y"))["run_id"]
+        run = (
+            await cli_json(temporal, lab, "start", "restore", "--main", "Y", "--key", files["ann"])
+        )["run_id"]
         await drive(
             temporal,
             lab,
@@ -345,17 +374,35 @@ async def test_the_consoles_gate_box_says_one_of_two_approvals(
             signal=signal,
             until=lambda s: step(s, "approve-purge")["status"] == "awaiting-approval",
         )
-        rc, out = await cli(temporal, lab, "approve", run, "approve-purge", "--key", files["bob"])
-        assert rc == 0 and "1 of 2 approvals: bob at " in out, out
-        at = out.split("1 of 2 approvals: bob at ")[1][:5]
+        gate_row = "#step-approve-purge[data-status='awaiting-approval']"
+
+        async def approve_as(account: str) -> None:
+            page = await logged_in(browser, server, lab, account)
+            await page.goto(f"{server.url}/pairs/{lab.inventory.pair}/run")
+            row = page.locator(gate_row)
+            box = row.get_by_label("Type to approve")
+            await box.fill(typed_for(str(await box.get_attribute("placeholder"))))
+            await row.get_by_role("button", name="Approve").click()
+            await page.wait_for_load_state()
+
+        await approve_as("bob")
+        shown = await cli_json(temporal, lab, "show", run)
+        counted = step(shown, "approve-purge")
+        assert counted["status"] == "awaiting-approval", counted
+        at = [a for a in counted["approvals"] if a["operator"] == "bob"]
+        assert len(at) == 1, counted
         for account in ("operator", "viewer"):
             page = await logged_in(browser, server, lab, account)
             await page.goto(f"{server.url}/pairs/{lab.inventory.pair}/run")
-            row = page.locator("#step-approve-purge[data-status='awaiting-approval']")
-            await expect(row.locator(".gate-approvals")).to_have_text(
-                f"1 of 2 approvals: bob at {at}", timeout=30_000
+            await expect(page.locator(gate_row).locator(".gate-approvals")).to_contain_text(
+                "1 of 2 approvals: bob at ", timeout=30_000
             )
-        rc, out = await cli(
-            temporal, lab, "abort", run, "--reason", "test over", "--key", files["ann"]
-        )
-        assert rc == 0, out
+        await approve_as("cat")
+        final = await drive(temporal, lab, run, "Y", signal=signal, timeout=150)
+        assert final["state"] == "completed", final
+        opened = step(final, "approve-purge")
+        assert opened["status"] == "done", opened
+        assert opened["operator"] == "bob and cat", opened
+        for who in ("bob", "cat"):
+            assert f"{who}, through the console (proven by the console's key)" in opened["proof"]
+        assert [a["operator"] for a in opened["approvals"]] == ["bob", "cat"], opened

@@ -543,8 +543,12 @@ async def test_over_tls_the_cookie_is_secure_and_a_trusted_proxys_user_header_lo
         await page.get_by_label("Password").fill(password(lab, "operator"))
         await page.get_by_role("button", name="Log in").click()
         await page.wait_for_url(f"{server.url}/")
-        cookie = next(c for c in await context.cookies() if c["name"] == "amsm_console")
+        port = server.url.rsplit(":", 1)[1]
+        cookie = next(
+            c for c in await context.cookies() if c["name"] == f"__Host-amsm_console_{port}"
+        )
         assert (cookie["secure"], cookie["httpOnly"], cookie["sameSite"]) == (True, True, "Strict")
+        assert cookie["path"] == "/"
 
         # The proxy (here: 127.0.0.1) says who it is; the accounts file's cap still holds.
         proxied = await browser.new_context(
@@ -644,7 +648,9 @@ async def test_a_session_outlives_a_restart_of_the_console(temporal: Client, lab
             assert status == 200 and f"pair-{lab.inventory.pair}" in body, (status, body)
         assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
         key = key_file.read_text()
-        async with console_server(lab) as server:  # a new process, no --session-key-file
+        port = int(server.url.rsplit(":", 1)[1])
+        # A new process on the same port, no --session-key-file.
+        async with console_server(lab, port=port) as server:
             status, headers, body = await asyncio.to_thread(http, server.url + "/", cookie)
             assert status == 200, (status, headers.get("Location"), body)
             assert f"pair-{lab.inventory.pair}" in body and "operator" in body

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import os
 import re
+import resource
 import signal
 import subprocess
 import time
@@ -42,16 +43,30 @@ def password(lab: Lab, account: str) -> str:
 
 
 @contextlib.asynccontextmanager
-async def console_server(lab: Lab, *extra: str) -> AsyncIterator[ConsoleServer]:
-    port = free_port()
+async def console_server(
+    lab: Lab,
+    *extra: str,
+    port: int | None = None,
+    env: dict[str, str] | None = None,
+    nofile: int | None = None,
+) -> AsyncIterator[ConsoleServer]:
+    """`amsm console` on `port` (a free one when None: a restart passes the same), with
+    `env` added to the lab's environment and at most `nofile` open files when given."""
+
+    def limit_files() -> None:
+        if nofile is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+
+    port = port or free_port()
     log = lab.dir / f"console-{port}.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [str(AMSM), "console", "--listen", f"127.0.0.1:{port}", *extra],
-            env=lab.env,
+            env={**lab.env, **(env or {})},
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=limit_files if nofile is not None else None,
         )
     try:
         deadline = time.monotonic() + 30
@@ -183,7 +198,8 @@ def http(
         body = urllib.parse.urlencode(form)
         headers["Content-Type"] = "application/x-www-form-urlencoded"
     try:
-        conn.request("POST" if form is not None else "GET", u.path or "/", body, headers)
+        target = (u.path or "/") + (f"?{u.query}" if u.query else "")
+        conn.request("POST" if form is not None else "GET", target, body, headers)
         r = conn.getresponse()
         return r.status, r.headers, r.read().decode()
     finally:
@@ -191,9 +207,10 @@ def http(
 
 
 def session_cookie(headers: Any, cookie: str = "") -> str:
-    """The console's cookie as the response set it (or the one sent, when it set none)."""
+    """The console's cookie as the response set it (or the one sent, when it set none):
+    `amsm_console_PORT`, `__Host-` prefixed over TLS (console/app.py cookie_name)."""
     for value in headers.get_all("Set-Cookie") or []:
-        if value.startswith("amsm_console="):
+        if re.match(r"(__Host-)?amsm_console_\d+=", value):
             return value.split(";", 1)[0]
     return cookie
 

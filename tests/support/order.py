@@ -16,11 +16,12 @@ replays, many short tests, come last and fill the processes' ends evenly.
 from __future__ import annotations
 
 HEAVIEST = (
-    "tests/integration/test_hardening.py",
     "tests/integration/test_web_console.py",
+    "tests/integration/test_floods.py",  # split from test_hardening.py (400 s together)
     "tests/integration/test_crash_trials.py",
     "tests/integration/test_bench_console.py",
     "tests/integration/test_bench.py",
+    "tests/integration/test_hardening.py",
     "tests/integration/test_failures.py",
     "tests/integration/test_network_faults.py",
     "tests/integration/test_drivers.py",
