@@ -84,6 +84,15 @@ class Directory:
             else None
         )
         self.recheck = settings.recheck
+        if settings.server == "openldap":
+            outside = [g for g in settings.groups if not _under(g, settings.base_dn)]
+            if outside:
+                # OpenLDAP's groups are searched under base_dn only: one outside it would
+                # never give a role, silently.
+                raise DirectoryError(
+                    f"console.ldap.groups: {', '.join(outside)} not under base_dn "
+                    f"{settings.base_dn}: groups are searched there only ({DOCS})"
+                )
         if self.password_file is not None:
             try:
                 self._search_password()  # an empty one is said at start
@@ -365,6 +374,19 @@ def dn_key(dn: str) -> str:
         return str(ldap.dn.dn2str(ldap.dn.str2dn(dn))).lower()
     except ldap.DECODING_ERROR:
         return dn.lower()
+
+
+def _under(dn: str, base: str) -> bool:
+    """Whether `dn` is `base` or an entry below it (compared as DNs: dn_key)."""
+    import ldap
+    import ldap.dn
+
+    try:
+        rdns, tail = ldap.dn.str2dn(dn), ldap.dn.str2dn(base)
+    except ldap.DECODING_ERROR:
+        return False
+    n = len(tail)
+    return n <= len(rdns) and dn_key(ldap.dn.dn2str(rdns[len(rdns) - n :])) == dn_key(base)
 
 
 def _readable(path: Path, what: str, secret: bool = True) -> Path:

@@ -262,6 +262,11 @@ def test_files_open_to_others_are_refused_at_start(slapd: Slapd, tmp_path: Path)
     d.password_file.chmod(0o644)
     with pytest.raises(DirectoryError, match="password_file .* readable by others .* chmod 600"):
         Directory(d.settings, tmp_path / "inventory.yaml")
+    with pytest.raises(DirectoryError, match="cn=Ops,dc=elsewhere not under base_dn"):
+        directory(slapd, tmp_path, groups={**GROUPS, "cn=Ops,dc=elsewhere": "operator"})
+    # Active Directory asks each mapped group on its own entry, wherever it is.
+    ad = {"server": "active-directory", "user_template": None, "upn_suffix": UPN_SUFFIX}
+    directory(slapd, tmp_path, groups={"cn=Ops,dc=elsewhere": "operator"}, **ad)
     with pytest.raises(DirectoryError, match="ca_file .*cannot read it"):
         directory(slapd, tmp_path, ca_file=str(tmp_path / "missing.pem"), search=None)
 
