@@ -28,6 +28,7 @@ NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 HOST_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
 # What signs (the CA's key, the JWT key): kept apart, never mounted into a container.
 SIGNING = "signing"
+INTERNODE = "internode"
 PROGRAMS = ("worker", "console", "ui", "admin")
 
 
@@ -128,6 +129,25 @@ def contents(args: argparse.Namespace, server_names: list[str]) -> dict[str, byt
         files[f"{name}.pem"], files[f"{name}-key.pem"] = got.cert, got.key
 
     leaf("temporal", server_names)
+    # The server's services among themselves (history, matching, the internal frontend):
+    # a CA of their own. The internal frontend makes every caller whose certificate it
+    # takes a system admin (temporalio/temporal, authorization.NewInternalClaimMapper),
+    # and history and matching have no authorizer, so a client certificate of the
+    # site's CA must never pass there (temporalio/samples-server tls/tls-full: one root
+    # for internode, another for the frontend's clients).
+    node_ca, node_key = auth_pki.new_ca(args.site, now, args.days, f"amsm {args.site} internode CA")
+    files[f"{INTERNODE}-ca.pem"] = node_ca.public_bytes(Encoding.PEM)
+    files[f"{SIGNING}/{INTERNODE}-ca-key.pem"] = auth_pki.pem_key(node_key)
+    node = auth_pki.issue(
+        node_ca,
+        node_key,
+        args.site,
+        INTERNODE,
+        server_names=[auth_config.INTERNODE_NAME],
+        now=now,
+        days=args.days,
+    )
+    files[f"{INTERNODE}.pem"], files[f"{INTERNODE}-key.pem"] = node.cert, node.key
     jwt_key = rsa.generate_private_key(public_exponent=65537, key_size=3072)
     files[f"{SIGNING}/jwt-key.pem"] = auth_pki.pem_key(jwt_key)
     files["jwks.json"] = json.dumps(auth_pki.jwks(jwt_key.public_key()), indent=2).encode()

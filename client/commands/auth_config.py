@@ -8,7 +8,10 @@ common/config/config.go and common/config/config_template_embedded.yaml, the tem
 - `global.tls.frontend.server.requireClientAuth` and `clientCaFiles`: the public frontend
   takes only a client certificate the site's CA signed;
 - `global.tls.internode`: the server's own services (history, matching and the internal
-  frontend) talk mutual TLS among themselves;
+  frontend) talk mutual TLS among themselves, with a certificate of a CA of their own
+  (`internode-ca.pem`): the site's CA is never trusted there, since the internal
+  frontend makes any caller it takes a system admin and history and matching check no
+  role at all;
 - `global.authorization.authorizer: default` and `claimMapper: default`: the default
   authorizer (common/authorization/default_authorizer.go) over the JWT claim mapper
   (default_jwt_claim_mapper.go), which reads the `permissions` claim
@@ -18,9 +21,10 @@ common/config/config.go and common/config/config_template_embedded.yaml, the tem
   earlier ones only http(s), which the compose file's `jwks` service serves on the
   compose network (no internet at a facility either way);
 - `services.internal-frontend`: the frontend the server's own worker service uses (its
-  schedules: the readiness watch, scheduled runs), which authorizes by the internode
-  certificate, not a JWT, so the server's schedules keep starting runs under the
-  authorizer; with it, no `publicClient` (the template leaves it out the same way).
+  schedules: the readiness watch, scheduled runs); any caller whose internode
+  certificate it takes is a system admin (authorization.NewInternalClaimMapper), no JWT,
+  so the server's schedules keep starting runs under the authorizer; with it, no
+  `publicClient` (the template leaves it out the same way).
 """
 
 from __future__ import annotations
@@ -33,6 +37,9 @@ import yaml
 MOUNT = "/etc/amsm/auth"
 # The name the frontend's certificate answers to on the compose network.
 FRONTEND_NAME = "temporal"
+# The name the internode certificate answers to (services dial each other by address;
+# the client side checks this name, `global.tls.internode.client.serverName`).
+INTERNODE_NAME = "internode"
 JWKS_URI = "http://jwks:8000/jwks.json"
 
 # What each program or person may do in the pair's namespace (the default authorizer's
@@ -73,18 +80,23 @@ def _rpc(grpc: int, membership: int, http: int | None = None) -> dict[str, Any]:
     return {"rpc": rpc}
 
 
-def _tls() -> dict[str, Any]:
-    ca = [f"{MOUNT}/ca.pem"]
+def _group(name: str, ca: str, server_name: str) -> dict[str, Any]:
+    """One TLS group (common/config GroupTLS): the certificate `name`, clients of `ca` only."""
+    cas = [f"{MOUNT}/{ca}"]
     server = {
-        "certFile": f"{MOUNT}/temporal.pem",
-        "keyFile": f"{MOUNT}/temporal-key.pem",
+        "certFile": f"{MOUNT}/{name}.pem",
+        "keyFile": f"{MOUNT}/{name}-key.pem",
         "requireClientAuth": True,
-        "clientCaFiles": ca,
+        "clientCaFiles": cas,
     }
-    client = {"serverName": FRONTEND_NAME, "rootCaFiles": ca}
+    return {"server": server, "client": {"serverName": server_name, "rootCaFiles": cas}}
+
+
+def _tls() -> dict[str, Any]:
     return {
-        "internode": {"server": server, "client": client},
-        "frontend": {"server": server, "client": client},
+        # Internode: its own CA, never the site's (see the head of this file).
+        "internode": _group("internode", "internode-ca.pem", INTERNODE_NAME),
+        "frontend": _group("temporal", "ca.pem", FRONTEND_NAME),
     }
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
@@ -46,17 +47,18 @@ def test_the_server_config_locks_the_frontend_down(made: Path) -> None:
     assert text.startswith("# enable-template\n")  # the server's own templating, for env
     config: dict[str, Any] = yaml.safe_load(text)
     tls = config["global"]["tls"]
-    for group in ("frontend", "internode"):
+    for group, ca in (("frontend", "ca.pem"), ("internode", "internode-ca.pem")):
         server = tls[group]["server"]
         assert server["requireClientAuth"] is True
-        assert server["clientCaFiles"] == [f"{auth_config.MOUNT}/ca.pem"]
+        assert server["clientCaFiles"] == [f"{auth_config.MOUNT}/{ca}"], group
+        assert tls[group]["client"]["rootCaFiles"] == [f"{auth_config.MOUNT}/{ca}"], group
     authz = config["global"]["authorization"]
     assert authz["authorizer"] == "default" and authz["claimMapper"] == "default"
     assert authz["permissionsClaimName"] == "permissions"
     assert authz["jwtKeyProvider"]["keySourceURIs"] == [auth_config.JWKS_URI]
     assert "internal-frontend" in config["services"] and "publicClient" not in config
     # every file the config names is one auth init wrote
-    named = [tls["frontend"]["server"]["certFile"], tls["frontend"]["server"]["keyFile"]]
+    named = [tls[g]["server"][f] for g in tls for f in ("certFile", "keyFile")]
     for path in named:
         assert (made / path.removeprefix(auth_config.MOUNT + "/")).exists(), path
     # the database password is read from the environment, never written
@@ -92,6 +94,27 @@ def test_the_certificates_chain_to_the_ca_and_each_key_is_its_own(made: Path) ->
     assert {"temporal", "localhost", "temporal.example.net"} <= set(
         san.get_values_for_type(x509.DNSName)
     )
+
+
+def test_no_client_certificate_passes_between_the_servers_services(made: Path) -> None:
+    """The internal frontend makes every caller it takes a system admin, history and
+    matching check no role: only the internode CA's one certificate passes there, and
+    no certificate of the site's CA (a program's, an engineer's, the Web UI's) does."""
+    site = x509.load_pem_x509_certificate((made / "ca.pem").read_bytes())
+    node_ca = x509.load_pem_x509_certificate((made / "internode-ca.pem").read_bytes())
+    assert node_ca.subject != site.subject and node_ca.public_key() != site.public_key()
+    node = x509.load_pem_x509_certificate((made / "internode.pem").read_bytes())
+    node.verify_directly_issued_by(node_ca)
+    key = load_pem_private_key((made / "internode-key.pem").read_bytes(), password=None)
+    assert key.public_key() == node.public_key()
+    san = node.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.DNSName) == [auth_config.INTERNODE_NAME]
+    for name in ("temporal", "worker", "console", "ui", "admin", "engineer-ann"):
+        cert = x509.load_pem_x509_certificate((made / f"{name}.pem").read_bytes())
+        with pytest.raises((ValueError, InvalidSignature)):
+            cert.verify_directly_issued_by(node_ca)
+    with pytest.raises((ValueError, InvalidSignature)):
+        node.verify_directly_issued_by(site)
 
 
 def test_the_jwks_holds_the_signing_key_and_every_token_verifies(made: Path) -> None:
