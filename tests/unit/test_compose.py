@@ -52,6 +52,15 @@ def test_temporal_runs_on_the_server_image_not_auto_setup() -> None:
     assert "namespace create" in " ".join(setup["command"])
 
 
+def test_temporal_is_one_whose_authorizer_covers_every_endpoint() -> None:
+    """1.31.0 left the replication stream out of the authorizer (fixed in 1.31.2 by
+    temporalio/temporal#9917); the server and admin-tools move together."""
+    for name in ("temporal", "temporal-schema", "temporal-setup"):
+        repo, _, tag = services()[name]["image"].rpartition(":")
+        assert repo in ("temporalio/server", "temporalio/admin-tools"), name
+        assert tuple(int(p) for p in tag.split(".")) >= (1, 31, 2), f"{name}: {tag}"
+
+
 def test_no_two_services_publish_one_host_port() -> None:
     seen: dict[str, str] = {}
     for name, s in services().items():
