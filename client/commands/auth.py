@@ -51,6 +51,13 @@ def add(sub: Any) -> None:
         "$XDG_CONFIG_HOME/amsm/auth-SITE); never inside a Git work tree",
     )
     n.add_argument(
+        "--signing-out",
+        metavar="DIR",
+        default=None,
+        help="a folder for what signs (the CAs' keys, the JWT signing key), never inside "
+        "--out: no container mounts it (default: OUT-signing, beside --out)",
+    )
+    n.add_argument(
         "--namespace",
         default="default",
         metavar="NS",
@@ -83,8 +90,40 @@ def default_out(site: str) -> Path:
     return Path(base) / "amsm" / f"auth-{site}"
 
 
-def checked(args: argparse.Namespace) -> tuple[Path, list[str]]:
-    """The folder and the server names, or a usage error saying what is allowed."""
+def fresh(path: Path, flag: str) -> None:
+    """`path` holds no files and is outside any Git work tree, or an error saying so."""
+    if path.is_dir() and any(path.iterdir()):
+        raise CliError(
+            f"{path} holds files already; amsm auth init never overwrites: "
+            f"pass a new {flag} DIR ({HINT})"
+        )
+    here = next(p for p in path.absolute().parents if p.exists()) if not path.exists() else path
+    if in_git_work_tree(here):
+        raise CliError(
+            f"{path} is inside a Git work tree: private keys never go in Git; "
+            f"write them elsewhere ({flag} DIR, {HINT})",
+            EXIT_USAGE,
+        )
+
+
+def signing_folder(args: argparse.Namespace, out: Path) -> Path:
+    """Where what signs goes: --signing-out, or OUT-signing beside --out; never inside
+    --out (whose files the containers mount) nor holding it."""
+    signing = Path(args.signing_out) if args.signing_out else out.with_name(f"{out.name}-signing")
+    a, b = out.resolve(), signing.resolve()
+    if a == b or a in b.parents or b in a.parents:
+        raise CliError(
+            f"--signing-out {signing} overlaps --out {out}: what signs (the CAs' keys, the "
+            f"JWT signing key) stays out of the folder the containers mount; pass a folder "
+            f"beside it ({HINT})",
+            EXIT_USAGE,
+        )
+    return signing
+
+
+def checked(args: argparse.Namespace) -> tuple[Path, Path, list[str]]:
+    """The folder, the signing folder and the server names, or a usage error saying
+    what is allowed."""
     for what, names in (("--site", [args.site]), ("--engineer", args.engineer)):
         for n in names:
             if not NAME_RE.fullmatch(n):
@@ -97,20 +136,11 @@ def checked(args: argparse.Namespace) -> tuple[Path, list[str]]:
     if not 1 <= args.days <= 3650:
         raise CliError(f"--days {args.days}: between 1 and 3650", EXIT_USAGE)
     out = Path(args.out) if args.out else default_out(args.site)
-    if out.is_dir() and any(out.iterdir()):
-        raise CliError(
-            f"{out} holds files already; amsm auth init never overwrites: "
-            f"pass a new --out DIR ({HINT})"
-        )
-    here = next(p for p in out.absolute().parents if p.exists()) if not out.exists() else out
-    if in_git_work_tree(here):
-        raise CliError(
-            f"{out} is inside a Git work tree: private keys never go in Git; "
-            f"write them elsewhere (--out DIR, {HINT})",
-            EXIT_USAGE,
-        )
+    signing = signing_folder(args, out)
+    fresh(out, "--out")
+    fresh(signing, "--signing-out")
     names = [auth_config.FRONTEND_NAME, "localhost", "127.0.0.1", *args.server_name]
-    return out, list(dict.fromkeys(names))
+    return out, signing, list(dict.fromkeys(names))
 
 
 def contents(args: argparse.Namespace, server_names: list[str]) -> dict[str, bytes]:
@@ -167,36 +197,55 @@ def secret(path: str) -> bool:
     return path.endswith(("-key.pem", ".jwt"))
 
 
-def write(out: Path, files: dict[str, bytes]) -> None:
-    taken = [p for p in files if (out / p).exists()]
+def place(out: Path, signing: Path, rel: str) -> Path:
+    """Where a file goes: what signs in the signing folder, the rest in --out."""
+    if rel.startswith(f"{SIGNING}/"):
+        return signing / rel.removeprefix(f"{SIGNING}/")
+    return out / rel
+
+
+def write(out: Path, signing: Path, files: dict[str, bytes]) -> None:
+    taken = [str(place(out, signing, p)) for p in files if place(out, signing, p).exists()]
     if taken:
         raise CliError(
-            f"{out} holds {', '.join(sorted(taken))} already; amsm auth init never "
-            f"overwrites: pass a new --out DIR ({HINT})"
+            f"{', '.join(sorted(taken))} exist already; amsm auth init never "
+            f"overwrites: pass a new --out DIR and --signing-out DIR ({HINT})"
         )
-    (out / SIGNING).mkdir(parents=True, exist_ok=True, mode=0o700)
+    out.mkdir(parents=True, exist_ok=True)
+    signing.mkdir(parents=True, exist_ok=True, mode=0o700)
     for rel, data in files.items():
         # O_EXCL: never over a file made meanwhile; keys and tokens 0600 from the first byte.
         fd = os.open(
-            out / rel, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if secret(rel) else 0o644
+            place(out, signing, rel),
+            os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+            0o600 if secret(rel) else 0o644,
         )
         with os.fdopen(fd, "wb") as f:
             f.write(data)
 
 
 async def init(args: argparse.Namespace) -> int:
-    out, names = checked(args)
+    out, signing, names = checked(args)
     files = contents(args, names)
-    write(out, files)
+    write(out, signing, files)
+    mounted = sorted(p for p in files if not p.startswith(f"{SIGNING}/"))
+    signs = sorted(p.removeprefix(f"{SIGNING}/") for p in files if p.startswith(f"{SIGNING}/"))
     emit(
         args,
-        {"out": str(out), "namespace": args.namespace, "files": sorted(files)},
-        "\n".join(f"  {out / p}" for p in sorted(files)),
+        {
+            "out": str(out),
+            "namespace": args.namespace,
+            "files": mounted,
+            "signing_out": str(signing),
+            "signing_files": signs,
+        },
+        "\n".join([f"  {out / p}" for p in mounted] + [f"  {signing / p}" for p in signs]),
     )
     if not args.json:
         print(
-            f"written to {out}: move {out / SIGNING} off this machine once the site runs; "
-            f"docker-compose.yml mounts the rest (AMSM_AUTH={out}; {HINT})",
+            f"written to {out}, and what signs to {signing}: move {signing} off this "
+            f"machine once the site runs; docker-compose.yml mounts each container's own "
+            f"files from {out} (AMSM_AUTH={out}; {HINT})",
             file=sys.stderr,
         )
     return EXIT_OK

@@ -33,8 +33,10 @@ from typing import Any
 
 import yaml
 
-# Where the compose file mounts the folder `amsm auth init` wrote, in each container.
-MOUNT = "/etc/amsm/auth"
+# Where the compose file mounts, in each container, that container's own files of the
+# folder `amsm auth init` wrote (file by file; not under /etc/amsm, the read-only
+# inventory mount, where a mount point could not be made).
+MOUNT = "/etc/amsm-auth"
 # The name the frontend's certificate answers to on the compose network.
 FRONTEND_NAME = "temporal"
 # The name the internode certificate answers to (services dial each other by address;

@@ -38,6 +38,11 @@ def made(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+def signs(out: Path) -> Path:
+    """Where auth init puts what signs without --signing-out: beside --out."""
+    return out.with_name(f"{out.name}-signing")
+
+
 def b64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
@@ -118,7 +123,7 @@ def test_no_client_certificate_passes_between_the_servers_services(made: Path) -
 
 
 def test_the_jwks_holds_the_signing_key_and_every_token_verifies(made: Path) -> None:
-    signing = load_pem_private_key((made / "signing" / "jwt-key.pem").read_bytes(), password=None)
+    signing = load_pem_private_key((signs(made) / "jwt-key.pem").read_bytes(), password=None)
     assert isinstance(signing, rsa.RSAPrivateKey)
     (jwk,) = json.loads((made / "jwks.json").read_text())["keys"]
     public = rsa.RSAPublicNumbers(
@@ -142,12 +147,38 @@ def test_the_jwks_holds_the_signing_key_and_every_token_verifies(made: Path) -> 
 
 
 def test_keys_and_tokens_are_the_owners_alone(made: Path) -> None:
-    for path in made.rglob("*"):
+    for path in [*made.rglob("*"), *signs(made).rglob("*")]:
         if path.is_file():
             mode = stat.S_IMODE(path.stat().st_mode)
             secret = path.name.endswith(("-key.pem", ".jwt"))
             assert mode == (0o600 if secret else 0o644), (path.name, oct(mode))
-    assert stat.S_IMODE((made / "signing").stat().st_mode) == 0o700
+    assert stat.S_IMODE(signs(made).stat().st_mode) == 0o700
+
+
+def test_what_signs_is_written_beside_the_folder_the_containers_mount(made: Path) -> None:
+    """The CAs' keys and the JWT signing key never sit in --out (docker-compose.yml
+    mounts files of it): in OUT-signing beside it, or --signing-out."""
+    assert sorted(p.name for p in signs(made).iterdir()) == [
+        "ca-key.pem",
+        "internode-ca-key.pem",
+        "jwt-key.pem",
+    ]
+    assert not (made / "signing").exists()
+    assert not [p for p in made.rglob("*") if p.name.endswith(("ca-key.pem", "jwt-key.pem"))]
+
+
+def test_the_signing_folder_is_never_inside_the_mounted_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for signing in (tmp_path / "a" / "signing", tmp_path / "a"):
+        assert init(tmp_path / "a", "--signing-out", str(signing)) == EXIT_USAGE
+        assert "overlaps --out" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists()
+    assert init(tmp_path / "b", "--signing-out", str(tmp_path / "keys"), "--json") == 0
+    said = json.loads(capsys.readouterr().out)
+    assert said["signing_out"] == str(tmp_path / "keys") and "jwt-key.pem" in said["signing_files"]
+    assert all(not f.startswith("signing") for f in said["files"])
+    assert (tmp_path / "keys" / "ca-key.pem").exists()
 
 
 def test_nothing_is_overwritten(made: Path, capsys: pytest.CaptureFixture[str]) -> None:
