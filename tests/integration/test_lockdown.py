@@ -3,8 +3,10 @@ Lock-down): Debian's HAProxy in front of the dev server, on loopback, terminatin
 with the certificates `amsm auth init` made and requiring a client certificate the
 site's CA signed. The dev server has no authorizer, so this proves the transport only:
 a program with its certificate reaches the pair, one without is refused at the
-handshake. And `amsm check`'s probe of the frontend where the inventory says production:
-the dev server takes an unauthenticated write (a problem), the proxy does not."""
+handshake. And `amsm check`'s probes of the frontend where the inventory says production:
+the dev server takes an unauthenticated write (a problem); the proxy refuses the stranger
+but, with no authorizer behind it, takes the operator's certificate without a token (a
+problem too: mutual TLS alone is not the lock-down)."""
 
 from __future__ import annotations
 
@@ -228,18 +230,22 @@ async def check_through(temporal: Client, lab: Lab, auth: Path, address: str) ->
     return await cli(operator, lab, "check", "--json")
 
 
-async def test_check_finds_nothing_to_report_behind_mutual_tls(
+async def test_check_reports_mutual_tls_without_an_authorizer(
     temporal: Client, lab_factory, auth: Path, proxy: str
 ) -> None:  # type: ignore[no-untyped-def]
-    """Through the proxy, the probe's connection without a client certificate is refused
-    at the handshake: the frontend takes no unauthenticated write, nothing to report."""
+    """Through the proxy, the stranger's probe is refused at the handshake, but the
+    dev server behind has no authorizer: the probe with the operator's own client
+    certificate and no token gets its signal looked up. Mutual TLS alone lets every
+    certificate's holder (an engineer's, the Web UI's) write: a problem, not "holding"."""
     lab = await lab_factory(editors=1, ingest=0)
     lab.edit_inventory(site={"production": True})
     async with running_worker(temporal, lab):
         rc, out = await check_through(temporal, lab, auth, proxy)
-        assert rc == 0, out
-        found, hits = frontend_findings(out)
-        assert hits == [] and found["ready"] is True
+    assert rc == 1, out
+    found, (hit,) = frontend_findings(out)
+    assert hit in found["problems"] and found["ready"] is False
+    assert hit["host"] == f"temporal {proxy}"
+    assert "accepted a write from a client certificate without a token" in hit["found"]
 
 
 async def test_check_reports_tls_that_asks_no_client_certificate(
