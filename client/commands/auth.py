@@ -15,6 +15,7 @@ import re
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -79,6 +80,14 @@ def add(sub: Any) -> None:
         help="an engineer who may only read: a certificate and a reader token (repeat)",
     )
     n.add_argument(
+        "--ui-jwks-uri",
+        metavar="URL",
+        default=None,
+        help="the JWKS of the identity provider the Web UI's users log in with: the server "
+        'takes its tokens too (they must carry permissions ["NS:read"]); without it the '
+        "Web UI shows nothing under the lock-down",
+    )
+    n.add_argument(
         "--days", type=int, default=825, help="how long certificates and tokens last (days)"
     )
     n.add_argument("--json", action="store_true")
@@ -133,6 +142,15 @@ def checked(args: argparse.Namespace) -> tuple[Path, Path, list[str]]:
             raise CliError(f"--server-name {n!r} is not a host name or address", EXIT_USAGE)
     if not NAME_RE.fullmatch(args.namespace):
         raise CliError(f"--namespace {args.namespace!r} is not a namespace name", EXIT_USAGE)
+    if args.ui_jwks_uri is not None:
+        url = urlsplit(args.ui_jwks_uri)
+        if url.scheme not in ("https", "http") or not url.hostname or " " in args.ui_jwks_uri:
+            raise CliError(
+                f"--ui-jwks-uri {args.ui_jwks_uri!r}: an http(s) URL of the identity "
+                f"provider's JWKS, e.g. https://idp.example/realms/facility/protocol/"
+                f"openid-connect/certs ({HINT})",
+                EXIT_USAGE,
+            )
     if not 1 <= args.days <= 3650:
         raise CliError(f"--days {args.days}: between 1 and 3650", EXIT_USAGE)
     out = Path(args.out) if args.out else default_out(args.site)
@@ -188,8 +206,8 @@ def contents(args: argparse.Namespace, server_names: list[str]) -> dict[str, byt
             grant = auth_config.permissions(role if name != "admin" else "admin", args.namespace)
             tok = auth_pki.token(jwt_key, name, grant, now, args.days)
             files[f"{name}.jwt"] = tok.encode()
-    files["temporal-server.yaml"] = auth_config.server_yaml().encode()
-    files["temporal-ui.env"] = auth_config.ui_env(args.namespace).encode()
+    files["temporal-server.yaml"] = auth_config.server_yaml(args.ui_jwks_uri).encode()
+    files["temporal-ui.env"] = auth_config.ui_env(args.namespace, args.ui_jwks_uri).encode()
     return files
 
 

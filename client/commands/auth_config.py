@@ -102,9 +102,11 @@ def _tls() -> dict[str, Any]:
     }
 
 
-def server_config(jwks_uri: str = JWKS_URI) -> dict[str, Any]:
+def server_config(ui_jwks_uri: str | None = None) -> dict[str, Any]:
     """The whole server configuration (TEMPORAL_SERVER_CONFIG_FILE_PATH), on the compose
-    file's PostgreSQL, with the lock-down."""
+    file's PostgreSQL, with the lock-down. `ui_jwks_uri`: the JWKS of the identity
+    provider the Web UI's users log in with, whose tokens the server then takes too."""
+    sources = [JWKS_URI, *([ui_jwks_uri] if ui_jwks_uri else [])]
     return {
         "log": {"stdout": True, "level": "info"},
         "persistence": {
@@ -123,7 +125,7 @@ def server_config(jwks_uri: str = JWKS_URI) -> dict[str, Any]:
             },
             "tls": _tls(),
             "authorization": {
-                "jwtKeyProvider": {"keySourceURIs": [jwks_uri], "refreshInterval": "1m"},
+                "jwtKeyProvider": {"keySourceURIs": sources, "refreshInterval": "1m"},
                 "permissionsClaimName": "permissions",
                 "authorizer": "default",
                 "claimMapper": "default",
@@ -158,7 +160,7 @@ def server_config(jwks_uri: str = JWKS_URI) -> dict[str, Any]:
     }
 
 
-def server_yaml(jwks_uri: str = JWKS_URI) -> str:
+def server_yaml(ui_jwks_uri: str | None = None) -> str:
     # The first line turns on the server's templating (common/config/loader.go,
     # "enable-template"), for the password and broadcast address from the environment.
     head = (
@@ -166,12 +168,16 @@ def server_yaml(jwks_uri: str = JWKS_URI) -> str:
         "# Rendered by `amsm auth init` (docs/site/production.md, Lock-down). Keys as in\n"
         "# temporalio/temporal common/config/config_template_embedded.yaml.\n"
     )
-    return head + yaml.safe_dump(server_config(jwks_uri), sort_keys=False)
+    return head + yaml.safe_dump(server_config(ui_jwks_uri), sort_keys=False)
 
 
-def ui_env(namespace: str) -> str:
+def ui_env(namespace: str, ui_jwks_uri: str | None = None) -> str:
     """The Web UI's environment (temporalio/ui-server docker/config_template.yaml; Temporal
-    docs, "Web UI environmental variables"): read-only, mutual TLS to the frontend."""
+    docs, "Web UI environmental variables"): read-only, mutual TLS to the frontend. Its
+    certificate alone maps to no claims under the authorizer, so its pages stay empty
+    until its users log in with an identity provider whose JWKS the server reads
+    (`ui_jwks_uri`) and whose tokens carry `permissions: ["<namespace>:read"]`: the
+    provider's settings are left for the operator (their client secret is theirs)."""
     lines = [
         "# Rendered by `amsm auth init`: the Temporal Web UI, read-only (docs/site/production.md)",
         # Every button that writes (terminate, cancel, signal, reset, batch, start) off.
@@ -182,5 +188,14 @@ def ui_env(namespace: str) -> str:
         f"TEMPORAL_TLS_KEY={MOUNT}/ui-key.pem",
         f"TEMPORAL_TLS_SERVER_NAME={FRONTEND_NAME}",
         "TEMPORAL_TLS_ENABLE_HOST_VERIFICATION=true",
+        "# Under the lock-down the UI shows nothing without its users' tokens: its",
+        "# certificate alone is denied. Log its users in with the identity provider whose",
+        f"# JWKS the server reads ({ui_jwks_uri or 'none yet: amsm auth init --ui-jwks-uri'}),",
+        f'# whose tokens carry permissions: ["{namespace}:read"], and set:',
+        "# TEMPORAL_AUTH_ENABLED=true",
+        "# TEMPORAL_AUTH_PROVIDER_URL=https://idp.example/realms/facility",
+        "# TEMPORAL_AUTH_CLIENT_ID=temporal-ui",
+        "# TEMPORAL_AUTH_CALLBACK_URL=http://localhost:8080/auth/sso/callback",
+        "# (TEMPORAL_AUTH_CLIENT_SECRET in the container's environment, not in this file)",
     ]
     return "\n".join(lines) + "\n"

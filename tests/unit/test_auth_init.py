@@ -219,3 +219,22 @@ def test_programs_read_their_token_from_a_file(
     monkeypatch.setenv("TEMPORAL_API_KEY_FILE", str(tmp_path / "empty.jwt"))
     with pytest.raises(ConnectionConfigError, match="empty.jwt is empty"):
         api_key()
+
+
+def test_the_web_ui_reads_only_with_its_users_tokens(
+    made: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The UI's certificate alone maps to no claims (denied): its users' tokens, from an
+    identity provider whose JWKS --ui-jwks-uri adds to the server's keySourceURIs."""
+    assert "none yet: amsm auth init --ui-jwks-uri" in (made / "temporal-ui.env").read_text()
+    idp = "https://idp.example/realms/facility/protocol/openid-connect/certs"
+    assert init(tmp_path / "a", "--namespace", "studio", "--ui-jwks-uri", idp) == 0
+    config = yaml.safe_load((tmp_path / "a" / "temporal-server.yaml").read_text())
+    sources = config["global"]["authorization"]["jwtKeyProvider"]["keySourceURIs"]
+    assert sources == [auth_config.JWKS_URI, idp]
+    env = (tmp_path / "a" / "temporal-ui.env").read_text()
+    assert idp in env and 'permissions: ["studio:read"]' in env
+    for bad in ("ftp://idp.example/certs", "idp.example/certs", "https://"):
+        assert init(tmp_path / "b", "--ui-jwks-uri", bad) == EXIT_USAGE
+        assert f"--ui-jwks-uri {bad!r}: an http(s) URL" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()
