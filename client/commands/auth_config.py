@@ -133,7 +133,9 @@ def server_config(ui_jwks_uri: str | None = None) -> dict[str, Any]:
         },
         "services": {
             "frontend": _rpc(7233, 6933, 7243),
-            "internal-frontend": _rpc(7236, 6936, 7246),
+            # No HTTP port: the internal frontend's HTTP API with the authorizer and a
+            # callbacks allowlist is what CVE-2026-87858 needs; nothing here calls it.
+            "internal-frontend": _rpc(7236, 6936),
             "matching": _rpc(7235, 6935),
             "history": _rpc(7234, 6934),
             "worker": _rpc(7239, 6939),

@@ -62,6 +62,8 @@ def test_the_server_config_locks_the_frontend_down(made: Path) -> None:
     assert authz["permissionsClaimName"] == "permissions"
     assert authz["jwtKeyProvider"]["keySourceURIs"] == [auth_config.JWKS_URI]
     assert "internal-frontend" in config["services"] and "publicClient" not in config
+    # the internal frontend serves no HTTP API (CVE-2026-87858's conditions need one)
+    assert config["services"]["internal-frontend"]["rpc"].get("httpPort", 0) == 0
     # every file the config names is one auth init wrote
     named = [tls[g]["server"][f] for g in tls for f in ("certFile", "keyFile")]
     for path in named:
