@@ -203,7 +203,7 @@ def contents(args: argparse.Namespace, server_names: list[str]) -> dict[str, byt
     for name, role in people:
         leaf(name, None)
         if name != "ui":  # the Web UI forwards its users' own tokens (docs: Lock-down)
-            grant = auth_config.permissions(role if name != "admin" else "admin", args.namespace)
+            grant = auth_config.permissions(role, args.namespace)
             tok = auth_pki.token(jwt_key, name, grant, now, args.days)
             files[f"{name}.jwt"] = tok.encode()
     files["temporal-server.yaml"] = auth_config.server_yaml(args.ui_jwks_uri).encode()

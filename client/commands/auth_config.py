@@ -46,14 +46,13 @@ JWKS_URI = "http://jwks:8000/jwks.json"
 
 # What each program or person may do in the pair's namespace (the default authorizer's
 # roles: `read` = Reader, `write` = Writer, `admin` = Admin). The set-up job alone is an
-# admin: it registers amsm's search attributes, an operator API.
-ROLES = {"worker": "write", "console": "write", "engineer": "read"}
-SYSTEM_NAMESPACE = "temporal-system"  # common/primitives: the system-wide scope of a claim
+# admin, of the namespace only: RegisterNamespace and AddSearchAttributes are
+# namespace-scoped Admin APIs (temporalio/temporal common/api/metadata.go), so it needs
+# no `temporal-system:admin`, which would make it an admin of the whole cluster.
+ROLES = {"worker": "write", "console": "write", "engineer": "read", "admin": "admin"}
 
 
 def permissions(role: str, namespace: str) -> list[str]:
-    if role == "admin":
-        return [f"{SYSTEM_NAMESPACE}:admin"]
     return [f"{namespace}:{ROLES[role]}"]
 
 

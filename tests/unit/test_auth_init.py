@@ -136,7 +136,8 @@ def test_the_jwks_holds_the_signing_key_and_every_token_verifies(made: Path) -> 
         "worker": ["default:write"],
         "console": ["default:write"],
         "engineer-ann": ["default:read"],
-        "admin": ["temporal-system:admin"],
+        # the namespace's admin (RegisterNamespace, AddSearchAttributes), not the system's
+        "admin": ["default:admin"],
     }
     for name, permissions in want.items():
         head, body, sig = (made / f"{name}.jwt").read_text().split(".")

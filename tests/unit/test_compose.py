@@ -185,3 +185,11 @@ def test_each_service_mounts_only_the_files_it_reads() -> None:
     for name, service in s.items():
         assert auth_mounts(service) == want.get(name, set()), name
     assert "signing" not in COMPOSE.read_text().split("services:", 1)[1]
+
+
+def test_the_set_up_jobs_token_is_never_on_a_command_line() -> None:
+    """`--api-key $(cat ...)` shows the token to anyone running `ps`: the temporal CLI
+    reads it from TEMPORAL_API_KEY instead."""
+    command = " ".join(services()["temporal-setup"]["command"])
+    assert "--api-key" not in command
+    assert 'export TEMPORAL_API_KEY="$$(cat $$a/admin.jwt)";' in command
