@@ -109,6 +109,8 @@ def server_config(ui_jwks_uri: str | None = None) -> dict[str, Any]:
     return {
         "log": {"stdout": True, "level": "info"},
         "persistence": {
+            # Fixed at the first start, for good: a server never changes it on an
+            # existing database (docs/site/production.md). 4 is plenty for one pair.
             "numHistoryShards": 4,
             "defaultStore": "default",
             "visibilityStore": "visibility",

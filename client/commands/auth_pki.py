@@ -113,6 +113,21 @@ def issue(
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        # An EC key signs the handshake and nothing else (RFC 5280 4.2.1.3; RFC 8446 4.4.3)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
         .add_extension(x509.ExtendedKeyUsage(usage), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
@@ -166,7 +181,9 @@ def token(
     claims = {
         "sub": subject,
         "permissions": permissions,
-        "iat": int(now.timestamp()),
+        # Back-dated as the certificates are: a server whose clock runs a little behind
+        # this machine's would take a token issued "in the future" for a bad one.
+        "iat": int((now - dt.timedelta(minutes=5)).timestamp()),
         "exp": int((now + dt.timedelta(days=days)).timestamp()),
     }
     signing_input = ".".join(

@@ -9,6 +9,7 @@ import base64
 import json
 import os
 import stat
+import time
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +97,9 @@ def test_the_certificates_chain_to_the_ca_and_each_key_is_its_own(made: Path) ->
         if name == "temporal":
             want.insert(0, ExtendedKeyUsageOID.SERVER_AUTH)
         assert list(usage) == want, name
+        key_usage = cert.extensions.get_extension_for_class(x509.KeyUsage)
+        assert key_usage.critical and key_usage.value.digital_signature, name
+        assert not key_usage.value.key_cert_sign and not key_usage.value.key_encipherment
     server = x509.load_pem_x509_certificate((made / "temporal.pem").read_bytes())
     san = server.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert {"temporal", "localhost", "temporal.example.net"} <= set(
@@ -146,6 +150,8 @@ def test_the_jwks_holds_the_signing_key_and_every_token_verifies(made: Path) -> 
         public.verify(b64(sig), f"{head}.{body}".encode(), padding.PKCS1v15(), hashes.SHA256())
         assert claims["sub"] == name and claims["permissions"] == permissions
         assert claims["exp"] > claims["iat"]
+        # back-dated (a server's clock a little behind), as the certificates are
+        assert 4 * 60 <= time.time() - claims["iat"] <= 10 * 60, claims["iat"]
     assert not (made / "ui.jwt").exists()
 
 
