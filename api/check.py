@@ -82,7 +82,13 @@ TAKEN = (RPCStatusCode.NOT_FOUND, RPCStatusCode.OK)
 # 1.3, where the server checks the client's certificate after the client thinks the
 # handshake done, the connection closed on the first call. A DNS failure, a refused TCP
 # connection or a timeout is none of these: the check could not tell.
-CLOSED_SIGNS = ("received fatal alert", "BrokenPipe", "ConnectionReset", "UnexpectedEof")
+CLOSED_SIGNS = (
+    "received fatal alert",
+    "BrokenPipe",
+    "ConnectionReset",
+    "UnexpectedEof",
+    "connection closed",
+)
 
 
 def refused_at_handshake(error: BaseException) -> bool:

@@ -21,9 +21,11 @@ from pathlib import Path
 
 import pytest
 from temporalio.api.enums.v1 import EventType
+from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.client import Client
 from temporalio.service import TLSConfig
 
+from api.check import refused_at_handshake
 from client import cli as amsm_cli
 from tests.support.cli import cli
 from tests.support.lab import AMSM, Lab, free_port, wait_ports
@@ -36,7 +38,12 @@ pytestmark = pytest.mark.skipif(
 
 
 def haproxy_config(
-    auth: Path, pem: Path, listen: int, upstream: str, verify: str = "required"
+    auth: Path,
+    pem: Path,
+    listen: int,
+    upstream: str,
+    verify: str = "required",
+    ca: str = "ca.pem",
 ) -> str:
     """TCP mode, TLS ended at the bind line (HAProxy 2.6 Configuration Manual, 5.1 "Bind
     options"): `crt` the frontend's certificate and key, `ca-file` the site's CA,
@@ -51,8 +58,7 @@ def haproxy_config(
             "  timeout client 10m",
             "  timeout server 10m",
             "frontend temporal",
-            f"  bind 127.0.0.1:{listen} ssl crt {pem} ca-file {auth / 'ca.pem'}"
-            f" verify {verify} alpn h2",
+            f"  bind 127.0.0.1:{listen} ssl crt {pem} ca-file {auth / ca} verify {verify} alpn h2",
             "  default_backend dev",
             "backend dev",
             f"  server dev {upstream}",
@@ -69,17 +75,22 @@ def auth(tmp_path: Path) -> Path:
 
 
 @contextlib.contextmanager
-def haproxy(auth: Path, tmp_path: Path, temporal: Client, verify: str) -> Iterator[str]:
+def haproxy(
+    auth: Path, tmp_path: Path, temporal: Client, verify: str, internode: bool = False
+) -> Iterator[str]:
     """HAProxy on 127.0.0.1, in front of the dev server; its address. `verify`: whether
-    it asks a client certificate (`required`; `none`, TLS that is not mutual)."""
+    it asks a client certificate (`required`; `none`, TLS that is not mutual).
+    `internode`: TLS as the server's own services take it (`global.tls.internode`: the
+    internode certificate, clients of the internode CA only), not as the frontend."""
     port = free_port()
-    pem = tmp_path / "frontend.pem"  # HAProxy's `crt`: the certificate, then its key
-    pem.write_bytes((auth / "temporal.pem").read_bytes() + (auth / "temporal-key.pem").read_bytes())
+    name, ca = ("internode", "internode-ca.pem") if internode else ("temporal", "ca.pem")
+    pem = tmp_path / f"{name}.pem"  # HAProxy's `crt`: the certificate, then its key
+    pem.write_bytes((auth / f"{name}.pem").read_bytes() + (auth / f"{name}-key.pem").read_bytes())
     pem.chmod(0o600)
-    conf = tmp_path / f"haproxy-{verify}.cfg"
+    conf = tmp_path / f"haproxy-{name}-{verify}.cfg"
     upstream = temporal.service_client.config.target_host
-    conf.write_text(haproxy_config(auth, pem, port, upstream, verify))
-    log = open(tmp_path / f"haproxy-{verify}.log", "wb")  # noqa: SIM115 - closed below
+    conf.write_text(haproxy_config(auth, pem, port, upstream, verify, ca))
+    log = open(tmp_path / f"haproxy-{name}-{verify}.log", "wb")  # noqa: SIM115 - closed below
     assert HAPROXY is not None
     proc = subprocess.Popen([HAPROXY, "-db", "-f", str(conf)], stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -176,6 +187,41 @@ async def test_without_a_client_certificate_the_proxy_refuses(
         "TEMPORAL_TLS_KEY": str(other / "worker-key.pem"),
     }
     assert amsm(forged, "status", "--json").returncode != 0
+
+
+async def test_no_client_certificate_of_the_site_passes_where_the_services_meet(
+    temporal: Client, auth: Path, tmp_path: Path
+) -> None:
+    """Internode TLS as `amsm auth init` renders it (the internal frontend, history,
+    matching: where a certificate taken is a system admin): the internode certificate
+    passes, and no certificate of the site's CA does, a program's, the Web UI's or an
+    engineer's (T1 of the review: one CA signed both, so any of them passed)."""
+
+    def tls(who: str, server_ca: str, domain: str) -> TLSConfig:
+        return TLSConfig(
+            server_root_ca_cert=(auth / server_ca).read_bytes(),
+            client_cert=(auth / f"{who}.pem").read_bytes(),
+            client_private_key=(auth / f"{who}-key.pem").read_bytes(),
+            domain=domain,
+        )
+
+    with haproxy(auth, tmp_path, temporal, "required", internode=True) as address:
+        node = await Client.connect(
+            address,
+            namespace=temporal.namespace,
+            tls=tls("internode", "internode-ca.pem", "internode"),
+        )
+        assert (
+            await node.workflow_service.get_system_info(GetSystemInfoRequest())
+        ).server_version is not None
+        for who in ("console", "worker", "ui", "admin"):
+            with pytest.raises(RuntimeError) as refused:
+                await Client.connect(
+                    address,
+                    namespace=temporal.namespace,
+                    tls=tls(who, "internode-ca.pem", "internode"),
+                )
+            assert refused_at_handshake(refused.value), (who, str(refused.value))
 
 
 # -- amsm check: the frontend's lock-down where the inventory says production -----------

@@ -22,6 +22,8 @@ HANDSHAKE_REFUSED = [
     AFTER + 'message: "transport error", source: Some(tonic::transport::Error(Transport, '
     'hyper::Error(Io, Custom { kind: BrokenPipe, error: "stream closed because of a broken '
     'pipe" }))) }',
+    AFTER + 'message: "operation was canceled", source: Some(tonic::transport::Error('
+    'Transport, hyper::Error(Canceled, "connection closed"))) }',
 ]
 NOT_A_HANDSHAKE = [
     HEAD + "Server connection error: tonic::transport::Error(Transport, ConnectError("
