@@ -27,7 +27,8 @@ from client.session import EXIT_OK, EXIT_USAGE, CliError, emit
 HINT = "docs/site/production.md#lock-down"
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 HOST_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
-# What signs (the CA's key, the JWT key): kept apart, never mounted into a container.
+# What signs (the CAs' keys, the JWT key): written to the signing folder (--signing-out),
+# never into --out, whose files the containers mount.
 SIGNING = "signing"
 INTERNODE = "internode"
 PROGRAMS = ("worker", "console", "ui", "admin")
@@ -118,7 +119,10 @@ def fresh(path: Path, flag: str) -> None:
 def signing_folder(args: argparse.Namespace, out: Path) -> Path:
     """Where what signs goes: --signing-out, or OUT-signing beside --out; never inside
     --out (whose files the containers mount) nor holding it."""
-    signing = Path(args.signing_out) if args.signing_out else out.with_name(f"{out.name}-signing")
+    base = out.absolute()
+    if args.signing_out is None and not base.name:
+        raise CliError(f"--out {out}: pass --signing-out DIR too ({HINT})", EXIT_USAGE)
+    signing = Path(args.signing_out) if args.signing_out else base.with_name(f"{base.name}-signing")
     a, b = out.resolve(), signing.resolve()
     if a == b or a in b.parents or b in a.parents:
         raise CliError(

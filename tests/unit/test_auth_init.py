@@ -177,7 +177,7 @@ def test_what_signs_is_written_beside_the_folder_the_containers_mount(made: Path
 
 
 def test_the_signing_folder_is_never_inside_the_mounted_one(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for signing in (tmp_path / "a" / "signing", tmp_path / "a"):
         assert init(tmp_path / "a", "--signing-out", str(signing)) == EXIT_USAGE
@@ -188,6 +188,11 @@ def test_the_signing_folder_is_never_inside_the_mounted_one(
     assert said["signing_out"] == str(tmp_path / "keys") and "jwt-key.pem" in said["signing_files"]
     assert all(not f.startswith("signing") for f in said["files"])
     assert (tmp_path / "keys" / "ca-key.pem").exists()
+    # `--out .`: beside the current folder, by its name
+    (tmp_path / "c").mkdir()
+    monkeypatch.chdir(tmp_path / "c")
+    assert cli.main(["auth", "init", "--site", "lab", "--out", "."]) == 0
+    assert (tmp_path / "c-signing" / "jwt-key.pem").exists()
 
 
 def test_nothing_is_overwritten(made: Path, capsys: pytest.CaptureFixture[str]) -> None:
