@@ -71,42 +71,86 @@ LOCKDOWN = "docs/site/production.md#lock-down"
 PROBE_SECONDS = 10.0
 
 
-def stranger_tls(temporal: Client) -> TLSConfig | bool:
-    """The TLS a program without credentials would use: the same server CA and name as
-    the operator's connection (so it trusts the same server), no client certificate."""
+# An answer to a probe: the status of its signal, words for what it could not tell, or
+# REFUSED: the server ended the TLS handshake (no client certificate it takes).
+Answer = RPCStatusCode | str
+REFUSED = "refused at the TLS handshake"
+HOLDING = (REFUSED, RPCStatusCode.PERMISSION_DENIED, RPCStatusCode.UNAUTHENTICATED)
+TAKEN = (RPCStatusCode.NOT_FOUND, RPCStatusCode.OK)
+# How the SDK's connection (Rust: tonic over rustls) says the server ended the handshake:
+# a TLS alert (CertificateRequired, UnknownCA, BadCertificate: RFC 8446 6.2), or, in TLS
+# 1.3, where the server checks the client's certificate after the client thinks the
+# handshake done, the connection closed on the first call. A DNS failure, a refused TCP
+# connection or a timeout is none of these: the check could not tell.
+CLOSED_SIGNS = (
+    "received fatal alert",
+    "BrokenPipe",
+    "ConnectionReset",
+    "UnexpectedEof",
+    "connection closed",
+)
+
+
+def refused_at_handshake(error: BaseException) -> bool:
+    """Whether a failed connect is the server refusing the TLS handshake (and not a
+    timeout, a name that does not resolve, a refused TCP connection, ...)."""
+    text = str(error)
+    if "received fatal alert" in text:
+        return True
+    return "after connection" in text and any(sign in text for sign in CLOSED_SIGNS)
+
+
+def probe_tls(temporal: Client, certified: bool) -> TLSConfig | bool:
+    """The TLS of a probe: the same server CA and name as the operator's connection (so
+    it trusts the same server); the operator's client certificate too if `certified`
+    (a certificate without a token), else none (a stranger)."""
     tls = temporal.service_client.config.tls
     if isinstance(tls, TLSConfig):
-        return TLSConfig(server_root_ca_cert=tls.server_root_ca_cert, domain=tls.domain)
+        own = (tls.client_cert, tls.client_private_key) if certified else (None, None)
+        return TLSConfig(
+            server_root_ca_cert=tls.server_root_ca_cert,
+            domain=tls.domain,
+            client_cert=own[0],
+            client_private_key=own[1],
+        )
     return bool(tls)
 
 
-async def probe_write(temporal: Client, pair: str) -> RPCStatusCode | str | None:
-    """Try, without a client certificate or token, one write that changes nothing: a
-    signal to a workflow id that cannot exist (`amsm-<pair>-probe-<random>`). Signalling
-    is a write (the default authorizer asks a Writer of the namespace for
-    SignalWorkflowExecution: temporalio/temporal common/api/metadata.go), and its
-    authorization runs before the workflow is looked up, so a locked-down frontend
-    refuses it (PERMISSION_DENIED / UNAUTHENTICATED) and an open one answers NOT_FOUND
-    having recorded nothing: no workflow, no history, no visibility row. None: the
-    connection itself was refused (mutual TLS); otherwise the status, or the error."""
+def has_client_cert(temporal: Client) -> bool:
+    tls = temporal.service_client.config.tls
+    return isinstance(tls, TLSConfig) and tls.client_cert is not None
+
+
+async def probe_write(temporal: Client, pair: str, certified: bool = False) -> Answer:
+    """Try, without a token (and without a client certificate unless `certified`), one
+    write that changes nothing: a signal to a workflow id that cannot exist
+    (`amsm-<pair>-probe-<random>`). Signalling is a write (the default authorizer asks a
+    Writer of the namespace for SignalWorkflowExecution: temporalio/temporal
+    common/api/metadata.go), and its authorization runs before the workflow is looked
+    up, so a locked-down frontend refuses it (PERMISSION_DENIED / UNAUTHENTICATED) and
+    an open one answers NOT_FOUND having recorded nothing: no workflow, no history, no
+    visibility row. REFUSED: the server ended the handshake (mutual TLS); otherwise the
+    status, or words for what went wrong."""
     config = temporal.service_client.config
+    tls = probe_tls(temporal, certified)
     try:
-        stranger = await asyncio.wait_for(
-            Client.connect(
-                config.target_host, namespace=temporal.namespace, tls=stranger_tls(temporal)
-            ),
+        prober = await asyncio.wait_for(
+            Client.connect(config.target_host, namespace=temporal.namespace, tls=tls),
             PROBE_SECONDS,
         )
-    except Exception:
-        return None  # refused at the handshake: no client certificate, no connection
+    except TimeoutError:
+        return f"no connection within {PROBE_SECONDS:g} s"
+    except Exception as e:  # noqa: BLE001 - what the check could not tell is a finding
+        return REFUSED if refused_at_handshake(e) else (str(e) or type(e).__name__)
+    who = "a client certificate without a token" if certified else "a program without credentials"
     request = SignalWorkflowExecutionRequest(
         namespace=temporal.namespace,
         workflow_execution=WorkflowExecution(workflow_id=f"amsm-{pair}-probe-{uuid.uuid4().hex}"),
         signal_name="amsm-lockdown-probe",
-        identity="amsm check: a program without credentials",
+        identity=f"amsm check: {who}",
     )
     try:
-        await stranger.workflow_service.signal_workflow_execution(
+        await prober.workflow_service.signal_workflow_execution(
             request, timeout=timedelta(seconds=PROBE_SECONDS)
         )
     except RPCError as e:
@@ -116,16 +160,30 @@ async def probe_write(temporal: Client, pair: str) -> RPCStatusCode | str | None
     return RPCStatusCode.OK  # a workflow of that id existed: the write went through
 
 
-def frontend_finding(address: str, answer: RPCStatusCode | str) -> CheckFinding:
-    expected = (
-        "a write from a program without a client certificate or token refused "
-        "(mutual TLS, the default authorizer)"
-    )
-    if answer in (RPCStatusCode.NOT_FOUND, RPCStatusCode.OK):
-        found = (
+def frontend_finding(address: str, answer: Answer, certified: bool = False) -> CheckFinding:
+    """The finding of a probe that did not find the lock-down holding. `certified`: the
+    probe presented the operator's own client certificate, without a token."""
+    if certified:
+        expected = (
+            "a write with a client certificate of the site's CA but no token refused "
+            "(the default authorizer)"
+        )
+        taken = (
+            "it accepted a write from a client certificate without a token: mutual TLS "
+            "without the authorizer lets every certificate's holder (an engineer's, the "
+            "Web UI's) start, signal and end runs"
+        )
+    else:
+        expected = (
+            "a write from a program without a client certificate or token refused "
+            "(mutual TLS, the default authorizer)"
+        )
+        taken = (
             "it accepted an unauthenticated write: a signal sent without credentials was "
             "looked up, not refused (anyone who reaches it can start, signal and end runs)"
         )
+    if answer in TAKEN:
+        found = taken
     else:
         name = answer.name if isinstance(answer, RPCStatusCode) else answer
         found = f"could not tell: the probe's signal was answered {name}"
@@ -139,16 +197,38 @@ def frontend_finding(address: str, answer: RPCStatusCode | str) -> CheckFinding:
     )
 
 
+def verdict(stranger: Answer, certified: Answer | None) -> tuple[Answer, bool] | None:
+    """What the check reports of the two probes' answers (`certified` None: not tried,
+    the operator has no client certificate): None, the lock-down holding; else the
+    answer to report and whether it was the certified probe's."""
+    if stranger not in HOLDING:
+        return stranger, False
+    if certified is None or certified in (
+        RPCStatusCode.PERMISSION_DENIED,
+        RPCStatusCode.UNAUTHENTICATED,
+    ):
+        return None
+    return certified, True
+
+
 async def with_frontend(temporal: Client, inv: Inventory, result: CheckResult) -> CheckResult:
     """The check's result, with the frontend's lock-down where the inventory says the
-    site is in production (`site: {production: true}`): one that takes an
-    unauthenticated write is a problem; one whose answer says neither, a warning."""
+    site is in production (`site: {production: true}`): two probes, a stranger (no
+    certificate, no token) and, when the operator connects with a client certificate,
+    that certificate without a token (mutual TLS alone refuses the first at the
+    handshake and takes the second). A write either takes is a problem; an answer that
+    says neither, a warning."""
     if not inv.site.production:
         return result
-    answer = await probe_write(temporal, inv.pair)
-    if answer is None or answer in (RPCStatusCode.PERMISSION_DENIED, RPCStatusCode.UNAUTHENTICATED):
+    stranger = await probe_write(temporal, inv.pair)
+    certified = None
+    if stranger in HOLDING and has_client_cert(temporal):
+        certified = await probe_write(temporal, inv.pair, certified=True)
+    said = verdict(stranger, certified)
+    if said is None:
         return result
-    finding = frontend_finding(temporal.service_client.config.target_host, answer)
-    if answer in (RPCStatusCode.NOT_FOUND, RPCStatusCode.OK):
+    answer, by_cert = said
+    finding = frontend_finding(temporal.service_client.config.target_host, answer, by_cert)
+    if answer in TAKEN:
         return result.model_copy(update={"problems": [*result.problems, finding], "ready": False})
     return result.model_copy(update={"warnings": [*result.warnings, finding]})

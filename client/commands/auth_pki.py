@@ -52,10 +52,12 @@ def _san(names: list[str]) -> x509.SubjectAlternativeName:
 
 
 def new_ca(
-    site: str, now: dt.datetime, days: int
+    site: str, now: dt.datetime, days: int, cn: str | None = None
 ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """A CA: the site's (clients and the frontend) or, named `cn`, the server's internode
+    one, a root of its own so that no client certificate is ever an internode one."""
     key = ec.generate_private_key(ec.SECP256R1())
-    name = _name(site, f"amsm {site} CA")
+    name = _name(site, cn or f"amsm {site} CA")
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)
@@ -97,8 +99,8 @@ def issue(
 ) -> Issued:
     """A leaf signed by the CA: a server's (with `server_names` as its SANs) or a client's."""
     key = ec.generate_private_key(ec.SECP256R1())
-    # The server's certificate is also what its services present to one another
-    # (`global.tls.internode`: each side is the other's client), so it may do both.
+    # A server's certificate is also its client one (the internode one: each service is
+    # the other's client; the frontend's: the server dials its own frontend with it).
     usage = [ExtendedKeyUsageOID.CLIENT_AUTH]
     if server_names:
         usage.insert(0, ExtendedKeyUsageOID.SERVER_AUTH)
@@ -111,6 +113,21 @@ def issue(
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        # An EC key signs the handshake and nothing else (RFC 5280 4.2.1.3; RFC 8446 4.4.3)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
         .add_extension(x509.ExtendedKeyUsage(usage), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
@@ -164,7 +181,9 @@ def token(
     claims = {
         "sub": subject,
         "permissions": permissions,
-        "iat": int(now.timestamp()),
+        # Back-dated as the certificates are: a server whose clock runs a little behind
+        # this machine's would take a token issued "in the future" for a bad one.
+        "iat": int((now - dt.timedelta(minutes=5)).timestamp()),
         "exp": int((now + dt.timedelta(days=days)).timestamp()),
     }
     signing_input = ".".join(

@@ -3,8 +3,10 @@ Lock-down): Debian's HAProxy in front of the dev server, on loopback, terminatin
 with the certificates `amsm auth init` made and requiring a client certificate the
 site's CA signed. The dev server has no authorizer, so this proves the transport only:
 a program with its certificate reaches the pair, one without is refused at the
-handshake. And `amsm check`'s probe of the frontend where the inventory says production:
-the dev server takes an unauthenticated write (a problem), the proxy does not."""
+handshake. And `amsm check`'s probes of the frontend where the inventory says production:
+the dev server takes an unauthenticated write (a problem); the proxy refuses the stranger
+but, with no authorizer behind it, takes the operator's certificate without a token (a
+problem too: mutual TLS alone is not the lock-down)."""
 
 from __future__ import annotations
 
@@ -19,9 +21,11 @@ from pathlib import Path
 
 import pytest
 from temporalio.api.enums.v1 import EventType
+from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.client import Client
 from temporalio.service import TLSConfig
 
+from api.check import refused_at_handshake
 from client import cli as amsm_cli
 from tests.support.cli import cli
 from tests.support.lab import AMSM, Lab, free_port, wait_ports
@@ -34,7 +38,12 @@ pytestmark = pytest.mark.skipif(
 
 
 def haproxy_config(
-    auth: Path, pem: Path, listen: int, upstream: str, verify: str = "required"
+    auth: Path,
+    pem: Path,
+    listen: int,
+    upstream: str,
+    verify: str = "required",
+    ca: str = "ca.pem",
 ) -> str:
     """TCP mode, TLS ended at the bind line (HAProxy 2.6 Configuration Manual, 5.1 "Bind
     options"): `crt` the frontend's certificate and key, `ca-file` the site's CA,
@@ -49,8 +58,7 @@ def haproxy_config(
             "  timeout client 10m",
             "  timeout server 10m",
             "frontend temporal",
-            f"  bind 127.0.0.1:{listen} ssl crt {pem} ca-file {auth / 'ca.pem'}"
-            f" verify {verify} alpn h2",
+            f"  bind 127.0.0.1:{listen} ssl crt {pem} ca-file {auth / ca} verify {verify} alpn h2",
             "  default_backend dev",
             "backend dev",
             f"  server dev {upstream}",
@@ -67,17 +75,22 @@ def auth(tmp_path: Path) -> Path:
 
 
 @contextlib.contextmanager
-def haproxy(auth: Path, tmp_path: Path, temporal: Client, verify: str) -> Iterator[str]:
+def haproxy(
+    auth: Path, tmp_path: Path, temporal: Client, verify: str, internode: bool = False
+) -> Iterator[str]:
     """HAProxy on 127.0.0.1, in front of the dev server; its address. `verify`: whether
-    it asks a client certificate (`required`; `none`, TLS that is not mutual)."""
+    it asks a client certificate (`required`; `none`, TLS that is not mutual).
+    `internode`: TLS as the server's own services take it (`global.tls.internode`: the
+    internode certificate, clients of the internode CA only), not as the frontend."""
     port = free_port()
-    pem = tmp_path / "frontend.pem"  # HAProxy's `crt`: the certificate, then its key
-    pem.write_bytes((auth / "temporal.pem").read_bytes() + (auth / "temporal-key.pem").read_bytes())
+    name, ca = ("internode", "internode-ca.pem") if internode else ("temporal", "ca.pem")
+    pem = tmp_path / f"{name}.pem"  # HAProxy's `crt`: the certificate, then its key
+    pem.write_bytes((auth / f"{name}.pem").read_bytes() + (auth / f"{name}-key.pem").read_bytes())
     pem.chmod(0o600)
-    conf = tmp_path / f"haproxy-{verify}.cfg"
+    conf = tmp_path / f"haproxy-{name}-{verify}.cfg"
     upstream = temporal.service_client.config.target_host
-    conf.write_text(haproxy_config(auth, pem, port, upstream, verify))
-    log = open(tmp_path / f"haproxy-{verify}.log", "wb")  # noqa: SIM115 - closed below
+    conf.write_text(haproxy_config(auth, pem, port, upstream, verify, ca))
+    log = open(tmp_path / f"haproxy-{name}-{verify}.log", "wb")  # noqa: SIM115 - closed below
     assert HAPROXY is not None
     proc = subprocess.Popen([HAPROXY, "-db", "-f", str(conf)], stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -176,6 +189,41 @@ async def test_without_a_client_certificate_the_proxy_refuses(
     assert amsm(forged, "status", "--json").returncode != 0
 
 
+async def test_no_client_certificate_of_the_site_passes_where_the_services_meet(
+    temporal: Client, auth: Path, tmp_path: Path
+) -> None:
+    """Internode TLS as `amsm auth init` renders it (the internal frontend, history,
+    matching: where a certificate taken is a system admin): the internode certificate
+    passes, and no certificate of the site's CA does, a program's, the Web UI's or an
+    engineer's (T1 of the review: one CA signed both, so any of them passed)."""
+
+    def tls(who: str, server_ca: str, domain: str) -> TLSConfig:
+        return TLSConfig(
+            server_root_ca_cert=(auth / server_ca).read_bytes(),
+            client_cert=(auth / f"{who}.pem").read_bytes(),
+            client_private_key=(auth / f"{who}-key.pem").read_bytes(),
+            domain=domain,
+        )
+
+    with haproxy(auth, tmp_path, temporal, "required", internode=True) as address:
+        node = await Client.connect(
+            address,
+            namespace=temporal.namespace,
+            tls=tls("internode", "internode-ca.pem", "internode"),
+        )
+        assert (
+            await node.workflow_service.get_system_info(GetSystemInfoRequest())
+        ).server_version is not None
+        for who in ("console", "worker", "ui", "admin"):
+            with pytest.raises(RuntimeError) as refused:
+                await Client.connect(
+                    address,
+                    namespace=temporal.namespace,
+                    tls=tls(who, "internode-ca.pem", "internode"),
+                )
+            assert refused_at_handshake(refused.value), (who, str(refused.value))
+
+
 # -- amsm check: the frontend's lock-down where the inventory says production -----------
 def frontend_findings(out: str) -> tuple[dict, list[dict]]:
     found = json.loads(out.splitlines()[0])
@@ -228,18 +276,22 @@ async def check_through(temporal: Client, lab: Lab, auth: Path, address: str) ->
     return await cli(operator, lab, "check", "--json")
 
 
-async def test_check_finds_nothing_to_report_behind_mutual_tls(
+async def test_check_reports_mutual_tls_without_an_authorizer(
     temporal: Client, lab_factory, auth: Path, proxy: str
 ) -> None:  # type: ignore[no-untyped-def]
-    """Through the proxy, the probe's connection without a client certificate is refused
-    at the handshake: the frontend takes no unauthenticated write, nothing to report."""
+    """Through the proxy, the stranger's probe is refused at the handshake, but the
+    dev server behind has no authorizer: the probe with the operator's own client
+    certificate and no token gets its signal looked up. Mutual TLS alone lets every
+    certificate's holder (an engineer's, the Web UI's) write: a problem, not "holding"."""
     lab = await lab_factory(editors=1, ingest=0)
     lab.edit_inventory(site={"production": True})
     async with running_worker(temporal, lab):
         rc, out = await check_through(temporal, lab, auth, proxy)
-        assert rc == 0, out
-        found, hits = frontend_findings(out)
-        assert hits == [] and found["ready"] is True
+    assert rc == 1, out
+    found, (hit,) = frontend_findings(out)
+    assert hit in found["problems"] and found["ready"] is False
+    assert hit["host"] == f"temporal {proxy}"
+    assert "accepted a write from a client certificate without a token" in hit["found"]
 
 
 async def test_check_reports_tls_that_asks_no_client_certificate(

@@ -9,12 +9,14 @@ import base64
 import json
 import os
 import stat
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
@@ -37,6 +39,11 @@ def made(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+def signs(out: Path) -> Path:
+    """Where auth init puts what signs without --signing-out: beside --out."""
+    return out.with_name(f"{out.name}-signing")
+
+
 def b64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
@@ -46,17 +53,20 @@ def test_the_server_config_locks_the_frontend_down(made: Path) -> None:
     assert text.startswith("# enable-template\n")  # the server's own templating, for env
     config: dict[str, Any] = yaml.safe_load(text)
     tls = config["global"]["tls"]
-    for group in ("frontend", "internode"):
+    for group, ca in (("frontend", "ca.pem"), ("internode", "internode-ca.pem")):
         server = tls[group]["server"]
         assert server["requireClientAuth"] is True
-        assert server["clientCaFiles"] == [f"{auth_config.MOUNT}/ca.pem"]
+        assert server["clientCaFiles"] == [f"{auth_config.MOUNT}/{ca}"], group
+        assert tls[group]["client"]["rootCaFiles"] == [f"{auth_config.MOUNT}/{ca}"], group
     authz = config["global"]["authorization"]
     assert authz["authorizer"] == "default" and authz["claimMapper"] == "default"
     assert authz["permissionsClaimName"] == "permissions"
     assert authz["jwtKeyProvider"]["keySourceURIs"] == [auth_config.JWKS_URI]
     assert "internal-frontend" in config["services"] and "publicClient" not in config
+    # the internal frontend serves no HTTP API (CVE-2026-87858's conditions need one)
+    assert config["services"]["internal-frontend"]["rpc"].get("httpPort", 0) == 0
     # every file the config names is one auth init wrote
-    named = [tls["frontend"]["server"]["certFile"], tls["frontend"]["server"]["keyFile"]]
+    named = [tls[g]["server"][f] for g in tls for f in ("certFile", "keyFile")]
     for path in named:
         assert (made / path.removeprefix(auth_config.MOUNT + "/")).exists(), path
     # the database password is read from the environment, never written
@@ -87,6 +97,9 @@ def test_the_certificates_chain_to_the_ca_and_each_key_is_its_own(made: Path) ->
         if name == "temporal":
             want.insert(0, ExtendedKeyUsageOID.SERVER_AUTH)
         assert list(usage) == want, name
+        key_usage = cert.extensions.get_extension_for_class(x509.KeyUsage)
+        assert key_usage.critical and key_usage.value.digital_signature, name
+        assert not key_usage.value.key_cert_sign and not key_usage.value.key_encipherment
     server = x509.load_pem_x509_certificate((made / "temporal.pem").read_bytes())
     san = server.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert {"temporal", "localhost", "temporal.example.net"} <= set(
@@ -94,8 +107,29 @@ def test_the_certificates_chain_to_the_ca_and_each_key_is_its_own(made: Path) ->
     )
 
 
+def test_no_client_certificate_passes_between_the_servers_services(made: Path) -> None:
+    """The internal frontend makes every caller it takes a system admin, history and
+    matching check no role: only the internode CA's one certificate passes there, and
+    no certificate of the site's CA (a program's, an engineer's, the Web UI's) does."""
+    site = x509.load_pem_x509_certificate((made / "ca.pem").read_bytes())
+    node_ca = x509.load_pem_x509_certificate((made / "internode-ca.pem").read_bytes())
+    assert node_ca.subject != site.subject and node_ca.public_key() != site.public_key()
+    node = x509.load_pem_x509_certificate((made / "internode.pem").read_bytes())
+    node.verify_directly_issued_by(node_ca)
+    key = load_pem_private_key((made / "internode-key.pem").read_bytes(), password=None)
+    assert key.public_key() == node.public_key()
+    san = node.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.DNSName) == [auth_config.INTERNODE_NAME]
+    for name in ("temporal", "worker", "console", "ui", "admin", "engineer-ann"):
+        cert = x509.load_pem_x509_certificate((made / f"{name}.pem").read_bytes())
+        with pytest.raises((ValueError, InvalidSignature)):
+            cert.verify_directly_issued_by(node_ca)
+    with pytest.raises((ValueError, InvalidSignature)):
+        node.verify_directly_issued_by(site)
+
+
 def test_the_jwks_holds_the_signing_key_and_every_token_verifies(made: Path) -> None:
-    signing = load_pem_private_key((made / "signing" / "jwt-key.pem").read_bytes(), password=None)
+    signing = load_pem_private_key((signs(made) / "jwt-key.pem").read_bytes(), password=None)
     assert isinstance(signing, rsa.RSAPrivateKey)
     (jwk,) = json.loads((made / "jwks.json").read_text())["keys"]
     public = rsa.RSAPublicNumbers(
@@ -106,7 +140,8 @@ def test_the_jwks_holds_the_signing_key_and_every_token_verifies(made: Path) -> 
         "worker": ["default:write"],
         "console": ["default:write"],
         "engineer-ann": ["default:read"],
-        "admin": ["temporal-system:admin"],
+        # the namespace's admin (RegisterNamespace, AddSearchAttributes), not the system's
+        "admin": ["default:admin"],
     }
     for name, permissions in want.items():
         head, body, sig = (made / f"{name}.jwt").read_text().split(".")
@@ -115,16 +150,49 @@ def test_the_jwks_holds_the_signing_key_and_every_token_verifies(made: Path) -> 
         public.verify(b64(sig), f"{head}.{body}".encode(), padding.PKCS1v15(), hashes.SHA256())
         assert claims["sub"] == name and claims["permissions"] == permissions
         assert claims["exp"] > claims["iat"]
+        # back-dated (a server's clock a little behind), as the certificates are
+        assert 4 * 60 <= time.time() - claims["iat"] <= 10 * 60, claims["iat"]
     assert not (made / "ui.jwt").exists()
 
 
 def test_keys_and_tokens_are_the_owners_alone(made: Path) -> None:
-    for path in made.rglob("*"):
+    for path in [*made.rglob("*"), *signs(made).rglob("*")]:
         if path.is_file():
             mode = stat.S_IMODE(path.stat().st_mode)
             secret = path.name.endswith(("-key.pem", ".jwt"))
             assert mode == (0o600 if secret else 0o644), (path.name, oct(mode))
-    assert stat.S_IMODE((made / "signing").stat().st_mode) == 0o700
+    assert stat.S_IMODE(signs(made).stat().st_mode) == 0o700
+
+
+def test_what_signs_is_written_beside_the_folder_the_containers_mount(made: Path) -> None:
+    """The CAs' keys and the JWT signing key never sit in --out (docker-compose.yml
+    mounts files of it): in OUT-signing beside it, or --signing-out."""
+    assert sorted(p.name for p in signs(made).iterdir()) == [
+        "ca-key.pem",
+        "internode-ca-key.pem",
+        "jwt-key.pem",
+    ]
+    assert not (made / "signing").exists()
+    assert not [p for p in made.rglob("*") if p.name.endswith(("ca-key.pem", "jwt-key.pem"))]
+
+
+def test_the_signing_folder_is_never_inside_the_mounted_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for signing in (tmp_path / "a" / "signing", tmp_path / "a"):
+        assert init(tmp_path / "a", "--signing-out", str(signing)) == EXIT_USAGE
+        assert "overlaps --out" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists()
+    assert init(tmp_path / "b", "--signing-out", str(tmp_path / "keys"), "--json") == 0
+    said = json.loads(capsys.readouterr().out)
+    assert said["signing_out"] == str(tmp_path / "keys") and "jwt-key.pem" in said["signing_files"]
+    assert all(not f.startswith("signing") for f in said["files"])
+    assert (tmp_path / "keys" / "ca-key.pem").exists()
+    # `--out .`: beside the current folder, by its name
+    (tmp_path / "c").mkdir()
+    monkeypatch.chdir(tmp_path / "c")
+    assert cli.main(["auth", "init", "--site", "lab", "--out", "."]) == 0
+    assert (tmp_path / "c-signing" / "jwt-key.pem").exists()
 
 
 def test_nothing_is_overwritten(made: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -165,3 +233,22 @@ def test_programs_read_their_token_from_a_file(
     monkeypatch.setenv("TEMPORAL_API_KEY_FILE", str(tmp_path / "empty.jwt"))
     with pytest.raises(ConnectionConfigError, match="empty.jwt is empty"):
         api_key()
+
+
+def test_the_web_ui_reads_only_with_its_users_tokens(
+    made: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The UI's certificate alone maps to no claims (denied): its users' tokens, from an
+    identity provider whose JWKS --ui-jwks-uri adds to the server's keySourceURIs."""
+    assert "none yet: amsm auth init --ui-jwks-uri" in (made / "temporal-ui.env").read_text()
+    idp = "https://idp.example/realms/facility/protocol/openid-connect/certs"
+    assert init(tmp_path / "a", "--namespace", "studio", "--ui-jwks-uri", idp) == 0
+    config = yaml.safe_load((tmp_path / "a" / "temporal-server.yaml").read_text())
+    sources = config["global"]["authorization"]["jwtKeyProvider"]["keySourceURIs"]
+    assert sources == [auth_config.JWKS_URI, idp]
+    env = (tmp_path / "a" / "temporal-ui.env").read_text()
+    assert idp in env and 'permissions: ["studio:read"]' in env
+    for bad in ("ftp://idp.example/certs", "idp.example/certs", "https://"):
+        assert init(tmp_path / "b", "--ui-jwks-uri", bad) == EXIT_USAGE
+        assert f"--ui-jwks-uri {bad!r}: an http(s) URL" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()

@@ -52,6 +52,15 @@ def test_temporal_runs_on_the_server_image_not_auto_setup() -> None:
     assert "namespace create" in " ".join(setup["command"])
 
 
+def test_temporal_is_one_whose_authorizer_covers_every_endpoint() -> None:
+    """1.31.0 left the replication stream out of the authorizer (fixed in 1.31.2 by
+    temporalio/temporal#9917); the server and admin-tools move together."""
+    for name in ("temporal", "temporal-schema", "temporal-setup"):
+        repo, _, tag = services()[name]["image"].rpartition(":")
+        assert repo in ("temporalio/server", "temporalio/admin-tools"), name
+        assert tuple(int(p) for p in tag.split(".")) >= (1, 31, 2), f"{name}: {tag}"
+
+
 def test_no_two_services_publish_one_host_port() -> None:
     seen: dict[str, str] = {}
     for name, s in services().items():
@@ -133,3 +142,54 @@ def test_the_server_reads_the_rendered_config() -> None:
     jwks = services()["jwks"]
     assert auth_config.JWKS_URI.startswith("http://jwks:8000/")
     assert any(v.endswith(":/srv/jwks.json:ro") for v in jwks["volumes"])
+
+
+def auth_mounts(service: dict[str, Any]) -> set[str]:
+    """The files of $AMSM_AUTH a service mounts (each at MOUNT/<the same name>)."""
+    got = set()
+    for volume in service.get("volumes", []):
+        if volume.startswith("${AMSM_AUTH"):
+            rest = volume.removeprefix("${AMSM_AUTH:?set AMSM_AUTH}")
+            source, target = rest.split(":")[:2]
+            name = source.removeprefix("/")
+            assert name and "/" not in name, f"{volume}: the whole folder, or a subfolder"
+            if target != "/srv/jwks.json":
+                assert target == f"{auth_config.MOUNT}/{name}", volume
+            got.add(name)
+    return got
+
+
+def named(text: str) -> set[str]:
+    """The files under MOUNT a text names."""
+    return set(re.findall(re.escape(auth_config.MOUNT) + r"/([A-Za-z0-9._-]+)", text))
+
+
+def test_each_service_mounts_only_the_files_it_reads() -> None:
+    """No container gets the folder `amsm auth init` wrote: the UI never sees the
+    server's key or the admin token, a worker never the console's (T3 of the review)."""
+    s = services()
+    server_reads = named(yaml.safe_dump(auth_config.server_config())) | {"temporal-server.yaml"}
+    want = {
+        "temporal": server_reads,
+        "temporal-ui": named(auth_config.ui_env("default")),
+        "temporal-setup": named(COMPOSE.read_text()) & {"admin.jwt", "admin.pem", "admin-key.pem"}
+        | {"ca.pem"},
+        "amsm-worker-x": named(yaml.safe_dump(environment(s["amsm-worker-x"]))),
+        "amsm-worker-y": named(yaml.safe_dump(environment(s["amsm-worker-y"]))),
+        "amsm-console": named(yaml.safe_dump(environment(s["amsm-console"]))),
+        "jwks": {"jwks.json"},
+    }
+    assert want["temporal-ui"] == {"ca.pem", "ui.pem", "ui-key.pem"}
+    assert want["temporal-setup"] == {"ca.pem", "admin.pem", "admin-key.pem", "admin.jwt"}
+    assert {"internode.pem", "internode-key.pem", "temporal-key.pem"} <= want["temporal"]
+    for name, service in s.items():
+        assert auth_mounts(service) == want.get(name, set()), name
+    assert "signing" not in COMPOSE.read_text().split("services:", 1)[1]
+
+
+def test_the_set_up_jobs_token_is_never_on_a_command_line() -> None:
+    """`--api-key $(cat ...)` shows the token to anyone running `ps`: the temporal CLI
+    reads it from TEMPORAL_API_KEY instead."""
+    command = " ".join(services()["temporal-setup"]["command"])
+    assert "--api-key" not in command
+    assert 'export TEMPORAL_API_KEY="$$(cat $$a/admin.jwt)";' in command
