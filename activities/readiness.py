@@ -23,6 +23,7 @@ from temporalio.client import (
     Client,
     ScheduleActionExecutionStartWorkflow,
     ScheduleDescription,
+    WorkflowExecutionStatus,
     WorkflowFailureError,
 )
 from temporalio.common import MetricGauge
@@ -80,7 +81,8 @@ async def latest_verdict(
 ) -> tuple[ScheduleDescription | None, Readiness | None]:
     """The pair's readiness schedule (None when the watch is off) and the verdict of its
     newest check that has ended (None before the first), leaving out the run `but` (the
-    check that asks). One DescribeSchedule and, usually, one result; a check that did
+    check that asks, by its run id). One DescribeSchedule and, usually, one or two DescribeWorkflow and
+    one result; a check that did
     not end with a verdict (failed, timed out, terminated) is passed over for the one
     before. Raises what else goes wrong (RPCError other than not found, a timeout, a
     result that does not decode: a codec key missing) for the caller to say."""
@@ -90,21 +92,26 @@ async def latest_verdict(
         if e.status == RPCStatusCode.NOT_FOUND:
             return None, None
         raise
-    running = {
-        a.workflow_id
-        for a in desc.info.running_actions
-        if isinstance(a, ScheduleActionExecutionStartWorkflow)
-    }
     for done in reversed(desc.info.recent_actions):
         run = done.action
         if not isinstance(run, ScheduleActionExecutionStartWorkflow):
             continue
-        if run.workflow_id in running or run.workflow_id == but:
+        if run.first_execution_run_id == but:
+            # The check that asks, by its run: the schedule names its checks by the second
+            # they start (`amsm-<pair>-readiness-<time>`), so two checks triggered within
+            # one second share a workflow id.
             continue
         handle = temporal.get_workflow_handle(
             run.workflow_id, run_id=run.first_execution_run_id, result_type=Readiness
         )
         try:
+            # Whether the check still runs is asked of the check itself, not of the
+            # schedule's list of running actions: the schedule learns of a check's end
+            # a moment later, and a check that has ended must not be passed over for an
+            # older verdict (`since`, and the change the watch tells, go from it).
+            ran = await asyncio.wait_for(handle.describe(), RESULT_SECONDS)
+            if ran.status == WorkflowExecutionStatus.RUNNING:
+                continue
             verdict = await asyncio.wait_for(handle.result(), RESULT_SECONDS)
         except RPCError as e:
             if e.status == RPCStatusCode.NOT_FOUND:
@@ -135,7 +142,7 @@ class ReadinessActivities:
         """The verdict of the watch's check before this one (None for the first check of
         a schedule, or when the watch was turned off meanwhile). Reads Temporal only."""
         self._mine(inp.pair)
-        _, last = await latest_verdict(self.temporal, inp.pair, but=activity.info().workflow_id)
+        _, last = await latest_verdict(self.temporal, inp.pair, but=activity.info().workflow_run_id)
         return last
 
     @activity.defn(name="record_readiness")

@@ -28,6 +28,9 @@ class StatusView(BaseModel):
     status: PairStatus
     when: str | None = None
     fence: FenceView | None = None
+    # Why the fence could not be read (None when it was): not the same as no fence, and
+    # no start may make a side main until it is read (as the console's pair page says).
+    fence_error: str | None = None
     readiness: ReadinessView
     # The scheduled runs that still wait (workflows/schedule.py), soonest first.
     scheduled: list[ScheduleState] = []
@@ -41,6 +44,7 @@ class StatusView(BaseModel):
         if self.when:
             data["read"] = self.when
         data["fence"] = self.fence.model_dump(mode="json") if self.fence else None
+        data["fence_error"] = self.fence_error
         data["readiness"] = self.readiness.to_json()
         data["scheduled"] = [s.model_dump(mode="json") for s in self.scheduled]
         data["squatters"] = [s.model_dump(mode="json") for s in self.squatters]
@@ -62,13 +66,14 @@ async def status_view(
     temporal: Client, inv: Inventory, st: PairStatus, when: str | None
 ) -> StatusView:
     """A status read with the waiting fence, the readiness verdict and the scheduled runs
-    beside it. None fails the status: a fence or scheduled runs that cannot be read are
-    left out, the readiness says its error (one DescribeSchedule and, usually, one
-    result; 5 s at most)."""
+    beside it. None fails the status: a fence that cannot be read is said in
+    `fence_error`, scheduled runs that cannot be read are left out, the readiness says
+    its error (one DescribeSchedule and, usually, one result; 5 s at most)."""
+    fence_error: str | None = None
     try:
         view, squatters = await fence_and_squatters(temporal, inv)
-    except Refused:
-        view, squatters = None, []
+    except Refused as e:
+        view, squatters, fence_error = None, [], str(e)
     waiting = view if view is not None and view.state.status == "waiting" else None
     ready = await read_readiness(temporal, inv)
     try:
@@ -79,6 +84,7 @@ async def status_view(
         status=st,
         when=when,
         fence=waiting,
+        fence_error=fence_error,
         readiness=ready,
         scheduled=filed,
         squatters=squatters,

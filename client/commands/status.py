@@ -50,6 +50,11 @@ def render_view(view: StatusView, zone: ZoneInfo) -> str:
         text = f"{text}\n\n({view.when})"
     if view.fence:
         text += "\n\n" + render_fence(view.fence)
+    elif view.fence_error:
+        text += (
+            f"\n\nfence: cannot be read ({view.fence_error}); "
+            "no start may make a side main until it is (amsm fence)"
+        )
     if view.squatters:
         text += "\n\n" + render_squatters(view.squatters)
     text += "\n\n" + readiness_line(view.readiness, view.status, datetime.now(UTC))

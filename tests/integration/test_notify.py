@@ -5,9 +5,10 @@ that waits for a person, and when it completes; `amsm show` lists every delivery
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from temporalio.client import Client
+from temporalio.client import Client, ScheduleActionExecutionStartWorkflow
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
@@ -100,12 +101,17 @@ async def test_a_dead_service_leaves_the_switch_going(temporal: Client, lab_fact
 
 
 async def _verdict_after(temporal: Client, lab: Lab, before: str | None) -> dict[str, Any]:
-    """The readiness `amsm status` shows once a check later than `before` has ended."""
+    """The readiness `amsm status` shows once a check later than `before` has ended (a
+    later one: an earlier verdict shown again is not the check the test waits for)."""
     found: dict[str, Any] = {}
 
     async def newer() -> bool:
+        found.clear()
         found.update((await cli_json(temporal, lab, "status")).get("readiness") or {})
-        return found.get("checked_at") not in (None, before)
+        at = found.get("checked_at")
+        if at is None:
+            return False
+        return before is None or datetime.fromisoformat(at) > datetime.fromisoformat(before)
 
     await wait_for(newer, f"a readiness check after {before}", timeout=60)
     return found
@@ -124,6 +130,42 @@ async def _titled(sink: HttpSink, path: str, ending: str) -> None:
         return any(t.endswith(ending) for t in sink.titles(path))
 
     await wait_for(seen, f"a message ending {ending!r} at /{path}: {sink.titles()}")
+
+
+async def _checks(temporal: Client, pair: str) -> list[str]:
+    """What each check of the pair's readiness watch read as the verdict before and what
+    its telling returned (from the histories): said when a message did not come."""
+    desc = await temporal.get_schedule_handle(readiness_schedule_id(pair)).describe()
+    said: list[str] = []
+    for done in desc.info.recent_actions:
+        run = done.action
+        if not isinstance(run, ScheduleActionExecutionStartWorkflow):
+            continue
+        handle = temporal.get_workflow_handle(run.workflow_id, run_id=run.first_execution_run_id)
+        history = await handle.fetch_history()
+        scheduled: dict[int, str] = {}
+        results = []
+        for e in history.events:
+            if e.HasField("activity_task_scheduled_event_attributes"):
+                scheduled[e.event_id] = (
+                    e.activity_task_scheduled_event_attributes.activity_type.name
+                )
+            elif e.HasField("activity_task_completed_event_attributes"):
+                a = e.activity_task_completed_event_attributes
+                name = scheduled.get(a.scheduled_event_id, "?")
+                if name in ("last_readiness", "notify"):
+                    data = b"".join(p.data for p in a.result.payloads)[:300]
+                    results.append(f"{name} -> {data.decode(errors='replace')}")
+        said.append(f"{run.workflow_id}: {'; '.join(results) or 'no verdict read'}")
+    return said
+
+
+async def _told(temporal: Client, sink: HttpSink, pair: str, ending: str) -> None:
+    """The readiness watch told `ending`; if not, what each check read and told."""
+    try:
+        await _titled(sink, "ready", ending)
+    except AssertionError as e:
+        raise AssertionError(f"{e}; the checks: {await _checks(temporal, pair)}") from None
 
 
 async def test_the_fence_and_the_readiness_watch_tell_their_audiences(  # type: ignore[no-untyped-def]
@@ -150,7 +192,7 @@ async def test_the_fence_and_the_readiness_watch_tell_their_audiences(  # type: 
                 await schedule.trigger()
                 bad = await _verdict_after(temporal, lab, first["checked_at"])
                 assert bad["ready"] is False, bad
-                await _titled(hook, "ready", "problem(s))")
+                await _told(temporal, hook, pair, "problem(s))")
                 body = str(hook.posts[-1][1]["message"])
                 assert "ED-01" in body and "amsm check" in body, body
                 set_fault(lab.dir, "ED-01", "clear")
@@ -158,7 +200,7 @@ async def test_the_fence_and_the_readiness_watch_tell_their_audiences(  # type: 
                 await schedule.trigger()
                 good = await _verdict_after(temporal, lab, bad["checked_at"])
                 assert good["ready"] is True, good
-                await _titled(hook, "ready", "ready again")
+                await _told(temporal, hook, pair, "ready again")
                 assert len(hook.titles("ready")) == 2, hook.titles("ready")
             finally:
                 await cli(temporal, lab, "readiness", "off")
