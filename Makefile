@@ -54,10 +54,12 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-# Two test processes, each with its own Temporal dev server; a file's tests stay in one.
-# The longest files first, in the collection's order (tests/support/order.py).
+# Three test processes, each with its own Temporal dev server; a file's tests stay in one.
+# Three on two CPUs: the suite waits (reboots, timeouts, the browser) as much as it
+# computes, and two processes kept the CPUs 69% busy (16:58 on 2026-12-07), three 83%
+# (13:03). The longest files first, in the collection's order (tests/support/order.py).
 pytest: setup
-	$(BIN)/pytest -q -p no:cacheprovider -n 2 --dist loadfile --no-loadscope-reorder
+	$(BIN)/pytest -q -p no:cacheprovider -n 3 --dist loadfile --no-loadscope-reorder
 
 test: setup lint typecheck pytest
 
