@@ -15,6 +15,15 @@ class PairRef(BaseModel):
     pair: str
 
 
+class RunsSince(BaseModel):
+    """A signed start's check (workflows/base.py prove_start): which run of the pair's
+    workflow id, other than `own`, started after the run `after` (intent.NO_RUN: any)."""
+
+    pair: str
+    after: str = Field(max_length=128)
+    own: str = Field(max_length=128)
+
+
 class SideInput(BaseModel):
     pair: str
     side: Side

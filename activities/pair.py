@@ -1,7 +1,8 @@
 """Activities about the pair's runs, not its devices, over the worker's own connection to
 Temporal (`temporal`, the Temporal client it is given at construction): is a big workflow running and is it
 waiting on a failed step (the console controls' interlock), is a fence waiting, a random
-tag for a child's id, and the result of a client batch an earlier run started. The fence
+tag for a child's id, the result of a client batch an earlier run started, and which run
+came after the one a signed start follows. The fence
 lookup (`fences_of`) serves `amsm fence` too."""
 
 from __future__ import annotations
@@ -15,7 +16,15 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.models import BatchRef, ClientBatchResult, FenceState, PairRef, PairRunState
+from activities.models import (
+    BatchRef,
+    ClientBatchResult,
+    FenceState,
+    PairRef,
+    PairRunState,
+    RunsSince,
+)
+from inventory.intent import NO_RUN
 from inventory.models import Inventory
 from wire.fences import FenceLookupError, fences_of, squatter_of
 
@@ -53,6 +62,33 @@ class PairActivities:
         """16 random hex digits for a child workflow id, so that no one can take the id
         before the workflow starts the child."""
         return secrets.token_hex(8)
+
+    @activity.defn(name="runs_since")
+    async def runs_since(self, inp: RunsSince) -> str | None:
+        """Why a signed start that follows the run `inp.after` does not start the run
+        after it, or None: the run it follows is not a run of the pair, or another run of
+        the pair's workflow id (not `inp.own`, the run that asks) started after it. The
+        run it follows is described (consistent); the runs after it come from the
+        server's list of workflows, which may miss a run started less than a moment ago
+        (docs/operators/signed-acts.md)."""
+        if inp.pair != self.inv.pair:
+            raise ApplicationError(
+                f"this worker serves pair {self.inv.pair}, not {inp.pair}", non_retryable=True
+            )
+        wid = self.inv.workflow_id
+        query = f"WorkflowId = '{wid}'"
+        if inp.after != NO_RUN:
+            try:
+                desc = await self.temporal.get_workflow_handle(wid, run_id=inp.after).describe()
+            except RPCError as e:
+                if e.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
+                    return f"the run it follows, {inp.after}, is not a run of pair {inp.pair}"
+                raise
+            query += f" AND StartTime >= '{desc.start_time.isoformat()}'"
+        async for w in self.temporal.list_workflows(query, page_size=10):
+            if w.run_id not in (inp.own, inp.after):
+                return f"run {w.run_id} has started on pair {inp.pair} since"
+        return None
 
     @activity.defn(name="client_batch_result")
     async def client_batch_result(self, inp: BatchRef) -> ClientBatchResult:

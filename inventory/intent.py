@@ -86,6 +86,25 @@ def shown_for(action: str, items: list[str] | None, clients: list[str] | None) -
     return None
 
 
+# A start is bound to the run it follows under the pair's workflow id: its intent's `run`
+# is "<workflow id> after <run id>" ("none" before the pair's first run), so a signed
+# start starts one run, and sent again after that run it is refused as replayed.
+AFTER = " after "
+NO_RUN = "none"
+
+
+def start_binding(workflow_id: str, after: str | None) -> str:
+    """The `run` a start's intent is bound to: the workflow id and the run it follows."""
+    return f"{workflow_id}{AFTER}{after or NO_RUN}"
+
+
+def followed_run(run: str) -> str | None:
+    """The run a start's intent says it follows (NO_RUN: none), or None where it does not
+    say (signed by an amsm from before starts were bound to the run they follow)."""
+    _, sep, after = run.partition(AFTER)
+    return after if sep and after else None
+
+
 class Intent(BaseModel):
     """What one person means to do to one run: bound to the pair, the run (its first run
     id, which a continuation keeps), the step, the action, the client and what the gate

@@ -29,7 +29,13 @@ from workflows import outcomes
 from workflows.models import StepRecord
 from workflows.steps import VERIFY_ACTIVITIES, steps_for_activity
 
-BOOTSTRAP_ACTIVITIES = ("get_timing", "get_capabilities", "probe_pair", "fences_waiting")
+BOOTSTRAP_ACTIVITIES = (
+    "get_timing",
+    "get_capabilities",
+    "runs_since",
+    "probe_pair",
+    "fences_waiting",
+)
 CLIENT_STEPS = ("switch-clients", "switch-pilots", "move-editors")
 SETTLED = ("pending", "done", "skipped")
 # Activities the engine runs between two steps (restore reads the asset counts for the

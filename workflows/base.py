@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
         ClientSwitchResult,
         PairRef,
         RunInput,
+        RunsSince,
         SideInput,
         SideRunInput,
     )
@@ -88,6 +89,9 @@ UPDATE_TAKEN_PATCH = "update-answers-once-taken"
 # Runs started before a start could be signed replay without its check: reached only
 # with a signed start or under identity.require_signed (docs/operators/signed-acts.md).
 START_PATCH = "signed-starts"
+# A signed start is bound to the run it follows, so it starts one run: sent again once
+# that run has started, it is refused as replayed (inventory/intent.py start_binding).
+START_AFTER_PATCH = "signed-starts-follow-a-run"
 # Signals kept while a run starts (before it knows who may act); more are rejected.
 EARLY_KEPT = 50
 
@@ -387,7 +391,7 @@ class PairWorkflow:
                     self.refuse(
                         self.runner.checklist.workflow, f"{who} is not an operator of pair {pair}"
                     )
-                self.prove_start()
+                await self.prove_start()
                 self.tell_people()
         self._open_signals()
         if makes_main and not self.resuming and workflow.patched(FENCE_CHECK_PATCH):
@@ -399,10 +403,11 @@ class PairWorkflow:
                 self.refuse(self.steps.checklist.workflow, fenced_off)
         return await self.probe()
 
-    def prove_start(self) -> None:
+    async def prove_start(self) -> None:
         """Who started the run: proven by whose key (the checklist's `initiator_proof`,
         and the memo's STARTED_BY), or the run refused before it reads a device (a
-        missing intent under identity.require_signed, a bad, expired or misbound one).
+        missing intent under identity.require_signed, a bad, expired or misbound one, or
+        one that already started the run after the one it follows).
         Without a key anywhere in the pair, nothing; a continuation is not checked again."""
         runner, inp = self.steps, self.start_input
         if inp is None or self.resuming or "intent" not in type(inp).model_fields:
@@ -411,16 +416,40 @@ class PairWorkflow:
         keys = signing.keys_of(runner.operator_keys, runner.console_key, runner.require_signed)
         if (signed is not None or keys.require_signed) and not workflow.patched(START_PATCH):
             return
+        # The pair's id, not workflow.info()'s: a replay of an exported history runs
+        # under another id (a run under another id is refused, OWN_ID_PATCH).
+        run = pair_workflow_id(c.pair)
+        follows: str | None = None
+        if signed is not None and workflow.patched(START_AFTER_PATCH):
+            follows = intent.followed_run(signed.intent.run)
+            if follows is None:
+                self._open_signals()
+                self.refuse(
+                    c.workflow,
+                    "intent refused (misbound): it does not name the run it follows (signed "
+                    f"by an amsm from before starts were bound to it): sign it again "
+                    f"({intent.DOCS})",
+                )
+                return
+            run = intent.start_binding(run, follows)
         bound = intent.Binding(
-            pair=c.pair,
-            # The pair's id, not workflow.info()'s: a replay of an exported history runs
-            # under another id (a run under another id is refused, OWN_ID_PATCH).
-            run=pair_workflow_id(c.pair),
-            step=c.workflow,
-            action="start",
-            operator=c.initiator,
+            pair=c.pair, run=run, step=c.workflow, action="start", operator=c.initiator
         )
         proof, why = signing.prove_input(inp, signed, bound, keys, workflow.now(), c.nonces)
+        if why is None and follows is not None:
+            # Proven: now whether it already started a run (the one after the run it
+            # follows). The server is asked once; the answer stays in the history.
+            since = await workflow.execute_activity_method(
+                PairActivities.runs_since,
+                RunsSince(pair=c.pair, after=follows, own=workflow.info().run_id),
+                **BOOTSTRAP,
+            )
+            if since is not None:
+                why = (
+                    f"intent refused (replayed): it was signed to start the run after "
+                    f"{follows}, and {since}: a signed start starts one run; sign it "
+                    f"again ({intent.DOCS})"
+                )
         if why is not None:
             self._open_signals()
             self.refuse(c.workflow, why)

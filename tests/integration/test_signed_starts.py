@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from api import start as starting
-from api.act import read_key
+from api.act import read_key, signed_input
 from inventory.models import fence_workflow_id
 from lab.faults import set_side_fault
 from tests.support.cli import cli, cli_json
@@ -30,8 +31,9 @@ from workflows.models import FenceInput
 from workflows.registry import WORKFLOWS
 from workflows.signing import STARTED_BY
 
-# What a run may do before it knows who started it: read the worker's inventory.
-BEFORE_THE_PROOF = {"get_timing", "get_capabilities"}
+# What a run may do before it knows who started it: read the worker's inventory
+# (and, for a signed start, ask the server which run came after the one it follows).
+BEFORE_THE_PROOF = {"get_timing", "get_capabilities", "runs_since"}
 
 
 async def activities_of(temporal: Client, lab: Lab, run: str) -> set[str]:
@@ -52,6 +54,16 @@ async def ended(temporal: Client, lab: Lab, run: str) -> dict:
             return shown
         await asyncio.sleep(0.2)
     raise AssertionError(f"run {run} did not end")
+
+
+async def waits_at(temporal: Client, lab: Lab, run: str, step_id: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        shown = await cli_json(temporal, lab, "show", run)
+        if any(s["id"] == step_id and s["status"].startswith("awaiting") for s in shown["steps"]):
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"run {run} did not wait at {step_id}")
 
 
 async def test_require_signed_refuses_an_unsigned_start_before_any_device_is_read(
@@ -78,7 +90,16 @@ async def test_require_signed_refuses_an_unsigned_start_before_any_device_is_rea
         to_x, _ = starting.start_input(lab.inventory, "switch", "X", "ann", {})
         ann = read_key(ann_file, "--key")
         forged = to_x.model_copy(
-            update={"intent": starting.signed_start(ann, lab.inventory, "switch", to_y, "ann")}
+            update={
+                "intent": starting.signed_start(
+                    ann,
+                    lab.inventory,
+                    "switch",
+                    to_y,
+                    "ann",
+                    await starting.followed_run(temporal, lab.inventory),
+                )
+            }
         )
         started = await starting.start(temporal, lab.inventory, "switch", forged, what, "ann")
         assert started.refused and "intent refused (misbound)" in started.refused, started
@@ -136,6 +157,84 @@ async def test_require_signed_refuses_an_unsigned_start_before_any_device_is_rea
                 task_queue=lab.inventory.queue,
             )
         assert "dsm-set-main refused: unsigned: this pair takes only" in str(failed.value.cause)
+
+
+async def test_a_signed_start_starts_one_run_and_sent_again_is_refused_as_replayed(
+    temporal: Client, lab_factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("AMSM_OPERATOR", "tester")
+    monkeypatch.delenv("AMSM_KEY", raising=False)
+    lab: Lab = await lab_factory(editors=1, ingest=0)
+    ann_file, ann_line = key_file(tmp_path, "ann")
+    lab.edit_inventory(
+        operators=[{"name": "ann", "key": ann_line}, "tester"], identity={"require_signed": True}
+    )
+    inv, ann = lab.inventory, read_key(ann_file, "--key")
+    async with running_worker(temporal, lab):
+        # The pair's first run: signed as following none.
+        to_y, what = starting.start_input(inv, "switch", "Y", "ann", {})
+        first = await starting.followed_run(temporal, inv)
+        assert first == "none", first
+        signed = to_y.model_copy(
+            update={"intent": starting.signed_start(ann, inv, "switch", to_y, "ann", first)}
+        )
+        started = await starting.start(temporal, inv, "switch", signed, what, "ann")
+        assert started.refused is None, started
+        # Aborted where it first waits for a person: X's DSM is in backup by then.
+        await waits_at(temporal, lab, started.run_id, "stop-insync")
+        rc, out = await cli(
+            temporal, lab, "abort", started.run_id, "--reason", "over", "--key", ann_file
+        )
+        assert rc == 0, out
+        await ended(temporal, lab, started.run_id)
+        history = await temporal.get_workflow_handle(
+            inv.workflow_id, run_id=started.run_id
+        ).fetch_history()
+        await Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter).replay_workflow(
+            history
+        )
+        record_history(history, "switch-signed-start-follows.json")
+
+        # The same signed start again, within its ten minutes: through amsm's own start,
+        # and as anyone who reaches Temporal would. Refused before any device is read.
+        again = await starting.start(temporal, inv, "switch", signed, what, "ann")
+        assert again.refused and "intent refused (replayed)" in again.refused, again
+        assert f"run {started.run_id} has started on pair {inv.pair} since" in again.refused
+        assert await activities_of(temporal, lab, again.run_id) <= BEFORE_THE_PROOF
+        with pytest.raises(WorkflowFailureError) as failed:
+            await temporal.execute_workflow(
+                "switch", signed, id=inv.workflow_id, task_queue=inv.queue
+            )
+        assert "intent refused (replayed)" in str(failed.value.cause), failed.value.cause
+
+        # Signed after a run that is not the pair's: refused; an intent that names no
+        # run it follows (an older amsm's) likewise, each saying why.
+        other = to_y.model_copy(
+            update={
+                "intent": starting.signed_start(ann, inv, "switch", to_y, "ann", str(uuid.uuid4()))
+            }
+        )
+        refused = await starting.start(temporal, inv, "switch", other, what, "ann")
+        assert refused.refused and f"is not a run of pair {inv.pair}" in refused.refused, refused
+        old = to_y.model_copy(
+            update={
+                "intent": signed_input(
+                    ann, inv.pair, inv.workflow_id, "switch", "start", to_y, "ann"
+                )
+            }
+        )
+        refused = await starting.start(temporal, inv, "switch", old, what, "ann")
+        assert refused.refused and "does not name the run it follows" in refused.refused
+
+        # Signed now, after the last of those runs: proven. (The aborted switch left
+        # both DSMs in backup, so the run is then refused for the pair's state, after
+        # the proof.)
+        rc, out = await cli(temporal, lab, "start", "switch", "--to", "Y", "--key", ann_file)
+        assert "intent refused" not in out, out
+        shown = await cli_json(temporal, lab, "show", "current")
+        assert shown["run_id"] not in (started.run_id, again.run_id, refused.run_id), shown
+        assert shown["initiator_proof"] == "proven by ann's key", shown
+        assert rc == 1 and "no side is main" in out, out
 
 
 async def test_an_unsigned_start_where_the_pair_has_keys_is_marked_unproven(

@@ -399,3 +399,14 @@ def test_without_require_signed_an_unsigned_act_is_unproven_where_the_pair_has_k
     r.operator_keys, r.console_key = {}, None
     assert _say(r, "confirm", OperatorSignal(step="stop-insync", operator="bob")) is None
     assert r.checklist.step("stop-insync").proof is None  # no keys: nothing to say
+
+
+def test_a_start_is_bound_to_the_run_it_follows() -> None:
+    run = intent.start_binding("amsm-lab", "5b0e")
+    assert run == "amsm-lab after 5b0e"
+    assert intent.followed_run(run) == "5b0e"
+    assert intent.start_binding("amsm-lab", None) == "amsm-lab after none"
+    assert intent.followed_run(intent.start_binding("amsm-lab", "")) == intent.NO_RUN
+    # An intent from before the binding names no run it follows.
+    assert intent.followed_run("amsm-lab") is None
+    assert intent.followed_run("amsm-lab after ") is None
