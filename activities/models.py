@@ -16,12 +16,14 @@ class PairRef(BaseModel):
 
 
 class RunsSince(BaseModel):
-    """A signed start's check (workflows/base.py prove_start): which run of the pair's
-    workflow id, other than `own`, started after the run `after` (intent.NO_RUN: any)."""
+    """A signed start's or control's check (workflows/base.py started_since): which run
+    under `workflow_id` (the pair's, or its control id; "": the pair's), other than
+    `own`, started after the run `after` (intent.NO_RUN: any)."""
 
     pair: str
     after: str = Field(max_length=128)
     own: str = Field(max_length=128)
+    workflow_id: str = Field("", max_length=200)
 
 
 class SideInput(BaseModel):

@@ -25,7 +25,7 @@ from activities.models import (
     RunsSince,
 )
 from inventory.intent import NO_RUN
-from inventory.models import Inventory
+from inventory.models import Inventory, control_workflow_id
 from wire.fences import FenceLookupError, fences_of, squatter_of
 
 
@@ -65,9 +65,9 @@ class PairActivities:
 
     @activity.defn(name="runs_since")
     async def runs_since(self, inp: RunsSince) -> str | None:
-        """Why a signed start that follows the run `inp.after` does not start the run
-        after it, or None: the run it follows is not a run of the pair, or another run of
-        the pair's workflow id (not `inp.own`, the run that asks) started after it. The
+        """Why a signed start (or control) that follows the run `inp.after` does not
+        start the run after it, or None: the run it follows is not a run under its id,
+        or another run there (not `inp.own`, the run that asks) started after it. The
         run it follows is described (consistent); the runs after it come from the
         server's list of workflows, which may miss a run started less than a moment ago
         (docs/operators/signed-acts.md)."""
@@ -75,19 +75,24 @@ class PairActivities:
             raise ApplicationError(
                 f"this worker serves pair {self.inv.pair}, not {inp.pair}", non_retryable=True
             )
-        wid = self.inv.workflow_id
+        wid = inp.workflow_id or self.inv.workflow_id
+        if wid not in (self.inv.workflow_id, control_workflow_id(self.inv.pair)):
+            raise ApplicationError(
+                f"{wid} is neither pair {self.inv.pair}'s workflow id nor its control id",
+                non_retryable=True,
+            )
         query = f"WorkflowId = '{wid}'"
         if inp.after != NO_RUN:
             try:
                 desc = await self.temporal.get_workflow_handle(wid, run_id=inp.after).describe()
             except RPCError as e:
                 if e.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
-                    return f"the run it follows, {inp.after}, is not a run of pair {inp.pair}"
+                    return f"the run it follows, {inp.after}, is not a run of {wid}"
                 raise
             query += f" AND StartTime >= '{desc.start_time.isoformat()}'"
         async for w in self.temporal.list_workflows(query, page_size=10):
             if w.run_id not in (inp.own, inp.after):
-                return f"run {w.run_id} has started on pair {inp.pair} since"
+                return f"run {w.run_id} has started under {wid} since"
         return None
 
     @activity.defn(name="client_batch_result")

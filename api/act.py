@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from pydantic import BaseModel
 from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 
 from api.refusal import Refused
 from api.runs import fetch_checklist, resolve_run, send_update
@@ -266,3 +267,19 @@ def signed_input(
         ),
         key,
     )
+
+
+async def followed_run(temporal: Client, pair: str, workflow_id: str) -> str:
+    """The run a signed start or control now follows under `workflow_id` (the pair's, or
+    its control id): the latest run there (the last of a chain that continued as new),
+    or intent.NO_RUN before the first. Its intent is bound to it (intent.start_binding),
+    so it starts one run."""
+    try:
+        desc = await temporal.get_workflow_handle(workflow_id).describe()
+    except RPCError as e:
+        if e.status == RPCStatusCode.NOT_FOUND:
+            return intent.NO_RUN
+        raise Refused(
+            f"the runs of pair {pair} under {workflow_id} cannot be read to sign: {e.message}"
+        ) from None
+    return desc.run_id

@@ -16,10 +16,11 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
-from api.act import signed_input
+from api.act import followed_run, signed_input
 from api.refusal import Refused
 from api.runs import cause, index
-from inventory.models import Inventory
+from inventory import intent
+from inventory.models import Inventory, control_workflow_id
 from inventory.rules import BY_NAME, OVERRIDABLE
 from wire.fences import squatter_of
 from workflows.control import ControlInput, ControlResult
@@ -130,16 +131,25 @@ async def start_control(
         overrides=overrides,
     )
     if key is not None:
-        control_id = f"{inv.workflow_id}-control"
+        # Bound to the control run it follows, so it runs one control (as a start).
+        control_id = control_workflow_id(inv.pair)
+        after = await followed_run(temporal, inv.pair, control_id)
         signed = signed_input(
-            key, inv.pair, control_id, req.control, "control", inp, operator, console
+            key,
+            inv.pair,
+            intent.start_binding(control_id, after),
+            req.control,
+            "control",
+            inp,
+            operator,
+            console,
         )
         inp = inp.model_copy(update={"intent": signed})
     try:
         return await temporal.start_workflow(
             "control",
             inp,
-            id=f"{inv.workflow_id}-control",
+            id=control_workflow_id(inv.pair),
             task_queue=inv.queue,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
@@ -161,7 +171,7 @@ async def control_squatter(temporal: Client, inv: Inventory) -> str:
     queue: a squatter (wire/fences.py), which no worker of the pair runs and which will
     never end by itself, named with the command that removes it."""
     try:
-        desc = await temporal.get_workflow_handle(f"{inv.workflow_id}-control").describe()
+        desc = await temporal.get_workflow_handle(control_workflow_id(inv.pair)).describe()
     except RPCError:
         return ""
     if desc.task_queue == inv.queue:

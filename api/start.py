@@ -15,9 +15,9 @@ from pydantic import BaseModel
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError
 
-from api.act import signed_input
+from api.act import followed_run, signed_input
 from api.check import read_time_limit
 from api.controls import control_overrides
 from api.refusal import Refused
@@ -121,7 +121,7 @@ async def start(
     operator's, or the console's (`console`), to sign the start with
     (docs/operators/signed-acts.md)."""
     if key is not None and "intent" in type(inp).model_fields:
-        after = await followed_run(temporal, inv)
+        after = await followed_run(temporal, inv.pair, inv.workflow_id)
         inp = inp.model_copy(
             update={"intent": signed_start(key, inv, kind, inp, operator, after, console)}
         )
@@ -148,20 +148,6 @@ async def start(
     return Started(run_id=run_id, what=what, refused=refused)
 
 
-async def followed_run(temporal: Client, inv: Inventory) -> str:
-    """The run a start now follows: the latest run under the pair's workflow id (the last
-    of a chain that continued as new), or intent.NO_RUN before the pair's first."""
-    try:
-        desc = await temporal.get_workflow_handle(inv.workflow_id).describe()
-    except RPCError as e:
-        if e.status == RPCStatusCode.NOT_FOUND:
-            return intent.NO_RUN
-        raise Refused(
-            f"the runs of pair {inv.pair} cannot be read to sign the start: {e.message}"
-        ) from None
-    return desc.run_id
-
-
 def signed_start(
     key: Ed25519PrivateKey,
     inv: Inventory,
@@ -172,7 +158,7 @@ def signed_start(
     console: bool = False,
 ) -> intent.SignedIntent:
     """The start signed with `key`: bound to the pair's workflow id and the run it
-    follows (`after`: followed_run), the kind and the whole input (its side, options
+    follows (`after`: api/act.py followed_run), the kind and the whole input (its side, options
     and overrides): it starts one run."""
     run = intent.start_binding(inv.workflow_id, after)
     return signed_input(key, inv.pair, run, kind, "start", inp, operator, console)

@@ -821,6 +821,11 @@ def pair_workflow_id(pair: str) -> str:
     return f"amsm-{pair}"
 
 
+def control_workflow_id(pair: str) -> str:
+    """The id under which pair `pair`'s controls run (workflows/control.py), one at a time."""
+    return f"{pair_workflow_id(pair)}-control"
+
+
 def fence_workflow_id(pair: str) -> str:
     """The usual id of pair `pair`'s fence (workflows/fence.py): one fence per pair."""
     return f"amsm-{pair}-fence"

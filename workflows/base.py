@@ -96,6 +96,31 @@ START_AFTER_PATCH = "signed-starts-follow-a-run"
 EARLY_KEPT = 50
 
 
+# A signed start or control whose intent names no run it follows.
+NAMES_NO_RUN = (
+    "intent refused (misbound): it does not name the run it follows (signed by an amsm "
+    f"from before starts and controls were bound to it): sign it again ({intent.DOCS})"
+)
+
+
+async def started_since(pair: str, workflow_id: str, follows: str) -> str | None:
+    """A proven start or control that follows the run `follows` under `workflow_id`:
+    why it is refused as replayed (a run started there since: it was used already), or
+    None. The server is asked once (PairActivities.runs_since); the answer stays in the
+    history."""
+    since = await workflow.execute_activity_method(
+        PairActivities.runs_since,
+        RunsSince(pair=pair, after=follows, own=workflow.info().run_id, workflow_id=workflow_id),
+        **BOOTSTRAP,
+    )
+    if since is None:
+        return None
+    return (
+        f"intent refused (replayed): it was signed to start the run after {follows}, and "
+        f"{since}: a signed act that starts a run starts one; sign it again ({intent.DOCS})"
+    )
+
+
 def run_tag(run_id: str) -> str:
     return run_id.replace("-", "")[-12:]
 
@@ -424,12 +449,7 @@ class PairWorkflow:
             follows = intent.followed_run(signed.intent.run)
             if follows is None:
                 self._open_signals()
-                self.refuse(
-                    c.workflow,
-                    "intent refused (misbound): it does not name the run it follows (signed "
-                    f"by an amsm from before starts were bound to it): sign it again "
-                    f"({intent.DOCS})",
-                )
+                self.refuse(c.workflow, NAMES_NO_RUN)
                 return
             run = intent.start_binding(run, follows)
         bound = intent.Binding(
@@ -437,19 +457,7 @@ class PairWorkflow:
         )
         proof, why = signing.prove_input(inp, signed, bound, keys, workflow.now(), c.nonces)
         if why is None and follows is not None:
-            # Proven: now whether it already started a run (the one after the run it
-            # follows). The server is asked once; the answer stays in the history.
-            since = await workflow.execute_activity_method(
-                PairActivities.runs_since,
-                RunsSince(pair=c.pair, after=follows, own=workflow.info().run_id),
-                **BOOTSTRAP,
-            )
-            if since is not None:
-                why = (
-                    f"intent refused (replayed): it was signed to start the run after "
-                    f"{follows}, and {since}: a signed start starts one run; sign it "
-                    f"again ({intent.DOCS})"
-                )
+            why = await started_since(c.pair, pair_workflow_id(c.pair), follows)
         if why is not None:
             self._open_signals()
             self.refuse(c.workflow, why)

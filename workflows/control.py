@@ -48,11 +48,17 @@ with workflow.unsafe.imports_passed_through():
     from inventory import intent
     from inventory.blackout import Window
     from inventory.intent import SignedIntent
-    from inventory.models import Side, Timing, pair_workflow_id
+    from inventory.models import Side, Timing, control_workflow_id, pair_workflow_id
     from inventory.rules import RULE_CONTROL_ALONGSIDE_RUN, RULE_NO_SWITCH_IN_BLACKOUT
     from workflows import blackout, signing
     from workflows.activity_options import BOOTSTRAP, A, DeviceOp, device_op, reboot_op
-    from workflows.base import OWN_ID_PATCH, RANDOM_IDS_PATCH, new_tag
+    from workflows.base import (
+        NAMES_NO_RUN,
+        OWN_ID_PATCH,
+        RANDOM_IDS_PATCH,
+        new_tag,
+        started_since,
+    )
     from workflows.checklist import TWO_PERSON_PATCH, describe_failure
     from workflows.client_switch import ClientSwitchWorkflow
     from workflows.inputs import read_input
@@ -130,20 +136,33 @@ class ControlResult(BaseModel):
 CONTROL_PATCH = "signed-controls"
 
 
-def prove_control(inp: ControlInput, caps: Capabilities) -> str | None:
+# A signed control is bound to the control run it follows, so it runs one control: sent
+# again once that control has run, it is refused as replayed (as a start, workflows/base.py).
+CONTROL_AFTER_PATCH = "signed-controls-follow-a-run"
+
+
+async def prove_control(inp: ControlInput, caps: Capabilities) -> str | None:
     """Who the control's operator is proven to be (its proof), or refused: a missing
-    intent under identity.require_signed, a bad, expired or misbound one."""
+    intent under identity.require_signed, a bad, expired or misbound one, or one that
+    already ran the control after the one it follows."""
     keys = signing.keys_of(caps.operator_keys, caps.console_key, caps.require_signed)
     if (inp.intent is not None or keys.require_signed) and not workflow.patched(CONTROL_PATCH):
         return None
-    bound = intent.Binding(
-        pair=inp.pair,
-        run=f"{pair_workflow_id(inp.pair)}-control",  # not info()'s: a replay's may differ
-        step=inp.control,
-        action="control",
-        operator=inp.operator,
-    )
-    proof, why = signing.prove_input(inp, inp.intent, bound, keys, workflow.now())
+    cid = control_workflow_id(inp.pair)  # not info()'s: a replay's may differ
+    run, follows, why, proof = cid, None, None, None
+    if inp.intent is not None and workflow.patched(CONTROL_AFTER_PATCH):
+        follows = intent.followed_run(inp.intent.intent.run)
+        if follows is None:
+            why = NAMES_NO_RUN
+        else:
+            run = intent.start_binding(cid, follows)
+    if why is None:
+        bound = intent.Binding(
+            pair=inp.pair, run=run, step=inp.control, action="control", operator=inp.operator
+        )
+        proof, why = signing.prove_input(inp, inp.intent, bound, keys, workflow.now())
+        if why is None and follows is not None:
+            why = await started_since(inp.pair, cid, follows)
     if why is not None:
         raise ApplicationError(f"{inp.control} refused: {why}", type="Refused", non_retryable=True)
     return proof
@@ -207,7 +226,7 @@ class ControlWorkflow:
                 type="Refused",
                 non_retryable=True,
             )
-        proof = prove_control(inp, caps)
+        proof = await prove_control(inp, caps)
         problem = override_problem(inp.overrides)
         if inp.overrides and "break-glass" in caps.approvals and workflow.patched(TWO_PERSON_PATCH):
             # Two people (docs/operators/two-person.md): a control acts at once and has no

@@ -18,8 +18,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from api import start as starting
-from api.act import read_key, signed_input
-from inventory.models import fence_workflow_id
+from api.act import followed_run, read_key, signed_input
+from inventory.models import control_workflow_id, fence_workflow_id
 from lab.faults import set_side_fault
 from tests.support.cli import cli, cli_json
 from tests.support.lab import Lab
@@ -97,7 +97,7 @@ async def test_require_signed_refuses_an_unsigned_start_before_any_device_is_rea
                     "switch",
                     to_y,
                     "ann",
-                    await starting.followed_run(temporal, lab.inventory),
+                    await followed_run(temporal, lab.inventory.pair, lab.inventory.workflow_id),
                 )
             }
         )
@@ -143,6 +143,25 @@ async def test_require_signed_refuses_an_unsigned_start_before_any_device_is_rea
         assert rc == 0 and "by ann (proven by ann's key)" in out, out
         done = await cli_json(temporal, lab, "dsm", "set-main", "X", "--key", ann_file)
         assert (done["operator"], done["proof"]) == ("ann", "proven by ann's key"), done
+        # That control's signed input, taken from its history and sent again as anyone
+        # who reads histories could: refused, it ran its one control already.
+        control = temporal.get_workflow_handle(control_workflow_id(lab.inventory.pair))
+        history = await control.fetch_history()
+        await Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter).replay_workflow(
+            history
+        )
+        record_history(history, "control-signed-follows.json")
+        first = history.events[0]
+        taken = json.loads(first.workflow_execution_started_event_attributes.input.payloads[0].data)
+        assert taken["intent"]["intent"]["operator"] == "ann", taken
+        with pytest.raises(WorkflowFailureError) as failed:
+            await temporal.execute_workflow(
+                "control",
+                taken,
+                id=control_workflow_id(lab.inventory.pair),
+                task_queue=lab.inventory.queue,
+            )
+        assert "intent refused (replayed)" in str(failed.value.cause), failed.value.cause
         # Started by hand, as anyone who reaches Temporal could, claiming ann: refused.
         with pytest.raises(WorkflowFailureError) as failed:
             await temporal.execute_workflow(
@@ -173,7 +192,7 @@ async def test_a_signed_start_starts_one_run_and_sent_again_is_refused_as_replay
     async with running_worker(temporal, lab):
         # The pair's first run: signed as following none.
         to_y, what = starting.start_input(inv, "switch", "Y", "ann", {})
-        first = await starting.followed_run(temporal, inv)
+        first = await followed_run(temporal, inv.pair, inv.workflow_id)
         assert first == "none", first
         signed = to_y.model_copy(
             update={"intent": starting.signed_start(ann, inv, "switch", to_y, "ann", first)}
@@ -199,7 +218,7 @@ async def test_a_signed_start_starts_one_run_and_sent_again_is_refused_as_replay
         # and as anyone who reaches Temporal would. Refused before any device is read.
         again = await starting.start(temporal, inv, "switch", signed, what, "ann")
         assert again.refused and "intent refused (replayed)" in again.refused, again
-        assert f"run {started.run_id} has started on pair {inv.pair} since" in again.refused
+        assert f"run {started.run_id} has started under {inv.workflow_id} since" in again.refused
         assert await activities_of(temporal, lab, again.run_id) <= BEFORE_THE_PROOF
         with pytest.raises(WorkflowFailureError) as failed:
             await temporal.execute_workflow(
@@ -215,7 +234,7 @@ async def test_a_signed_start_starts_one_run_and_sent_again_is_refused_as_replay
             }
         )
         refused = await starting.start(temporal, inv, "switch", other, what, "ann")
-        assert refused.refused and f"is not a run of pair {inv.pair}" in refused.refused, refused
+        assert refused.refused and f"is not a run of {inv.workflow_id}" in refused.refused, refused
         old = to_y.model_copy(
             update={
                 "intent": signed_input(
