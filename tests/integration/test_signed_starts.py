@@ -66,6 +66,50 @@ async def waits_at(temporal: Client, lab: Lab, run: str, step_id: str) -> None:
     raise AssertionError(f"run {run} did not wait at {step_id}")
 
 
+async def a_control_is_signed(temporal: Client, lab: Lab, ann_file: Path) -> None:
+    """A control, like a start: unsigned refused, signed proven, sent again refused."""
+    rc, out = await cli(temporal, lab, "dsm", "set-main", "X", "--operator", "ann")
+    assert rc == 1, out
+    assert "dsm-set-main refused: unsigned: this pair takes only signed acts" in out, out
+    rc, out = await cli(temporal, lab, "dsm", "set-main", "X", "--key", ann_file)
+    assert rc == 0 and "by ann (proven by ann's key)" in out, out
+    done = await cli_json(temporal, lab, "dsm", "set-main", "X", "--key", ann_file)
+    assert (done["operator"], done["proof"]) == ("ann", "proven by ann's key"), done
+    # That control's signed input, taken from its history and sent again as anyone
+    # who reads histories could: refused, it ran its one control already.
+    control = temporal.get_workflow_handle(control_workflow_id(lab.inventory.pair))
+    history = await control.fetch_history()
+    await Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter).replay_workflow(
+        history
+    )
+    record_history(history, "control-signed-follows.json")
+    first = history.events[0]
+    taken = json.loads(first.workflow_execution_started_event_attributes.input.payloads[0].data)
+    assert taken["intent"]["intent"]["operator"] == "ann", taken
+    with pytest.raises(WorkflowFailureError) as failed:
+        await temporal.execute_workflow(
+            "control",
+            taken,
+            id=control_workflow_id(lab.inventory.pair),
+            task_queue=lab.inventory.queue,
+        )
+    assert "intent refused (replayed)" in str(failed.value.cause), failed.value.cause
+    # Started by hand, as anyone who reaches Temporal could, claiming ann: refused.
+    with pytest.raises(WorkflowFailureError) as failed:
+        await temporal.execute_workflow(
+            "control",
+            {
+                "pair": lab.inventory.pair,
+                "control": "dsm-set-main",
+                "operator": "ann",
+                "side": "X",
+            },
+            id=f"{lab.inventory.workflow_id}-control",
+            task_queue=lab.inventory.queue,
+        )
+    assert "dsm-set-main refused: unsigned: this pair takes only" in str(failed.value.cause)
+
+
 async def test_require_signed_refuses_an_unsigned_start_before_any_device_is_read(
     temporal: Client, lab_factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:  # type: ignore[no-untyped-def]
@@ -135,47 +179,7 @@ async def test_require_signed_refuses_an_unsigned_start_before_any_device_is_rea
             (run, "proven by ann's key")
         ], listed
 
-        # A control, like a start: unsigned refused, signed proven.
-        rc, out = await cli(temporal, lab, "dsm", "set-main", "X", "--operator", "ann")
-        assert rc == 1, out
-        assert "dsm-set-main refused: unsigned: this pair takes only signed acts" in out, out
-        rc, out = await cli(temporal, lab, "dsm", "set-main", "X", "--key", ann_file)
-        assert rc == 0 and "by ann (proven by ann's key)" in out, out
-        done = await cli_json(temporal, lab, "dsm", "set-main", "X", "--key", ann_file)
-        assert (done["operator"], done["proof"]) == ("ann", "proven by ann's key"), done
-        # That control's signed input, taken from its history and sent again as anyone
-        # who reads histories could: refused, it ran its one control already.
-        control = temporal.get_workflow_handle(control_workflow_id(lab.inventory.pair))
-        history = await control.fetch_history()
-        await Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter).replay_workflow(
-            history
-        )
-        record_history(history, "control-signed-follows.json")
-        first = history.events[0]
-        taken = json.loads(first.workflow_execution_started_event_attributes.input.payloads[0].data)
-        assert taken["intent"]["intent"]["operator"] == "ann", taken
-        with pytest.raises(WorkflowFailureError) as failed:
-            await temporal.execute_workflow(
-                "control",
-                taken,
-                id=control_workflow_id(lab.inventory.pair),
-                task_queue=lab.inventory.queue,
-            )
-        assert "intent refused (replayed)" in str(failed.value.cause), failed.value.cause
-        # Started by hand, as anyone who reaches Temporal could, claiming ann: refused.
-        with pytest.raises(WorkflowFailureError) as failed:
-            await temporal.execute_workflow(
-                "control",
-                {
-                    "pair": lab.inventory.pair,
-                    "control": "dsm-set-main",
-                    "operator": "ann",
-                    "side": "X",
-                },
-                id=f"{lab.inventory.workflow_id}-control",
-                task_queue=lab.inventory.queue,
-            )
-        assert "dsm-set-main refused: unsigned: this pair takes only" in str(failed.value.cause)
+        await a_control_is_signed(temporal, lab, ann_file)
 
 
 async def test_a_signed_start_starts_one_run_and_sent_again_is_refused_as_replayed(
