@@ -72,9 +72,13 @@ def read_payload(
 
 def read_input(model: type[M], raw: RawValue, what: str) -> M:
     """A workflow's input; a bad one fails the run at once, saying why. Only a run's own
-    continuation (continue-as-new, which nobody outside can start) may carry `resume`,
-    the state it goes on from, and it may be bigger."""
-    continued = workflow.info().continued_run_id is not None
+    continuation (continue-as-new) may carry `resume`, the state it goes on from, and it
+    may be bigger. The server also names a run before for a cron run and a retry of a
+    whole workflow, which anyone who starts a workflow can ask for (a cron schedule, a
+    retry policy with a short run timeout) with the `resume` they like: neither is a
+    continuation. amsm starts its runs with neither."""
+    info = workflow.info()
+    continued = info.continued_run_id is not None and not info.cron_schedule and info.attempt == 1
     try:
         inp = read(model, raw, MAX_CONTINUED_BYTES if continued else MAX_PAYLOAD_BYTES)
         if getattr(inp, "resume", None) is not None and not continued:

@@ -8,9 +8,18 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
+from datetime import timedelta
 
-from temporalio.client import Client
+import pytest
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+)
+from temporalio.common import RetryPolicy
 
+from api import start as starting
 from inventory.models import fence_workflow_id
 from lab.faults import set_side_fault
 from tests.support.cli import cli, cli_json
@@ -141,3 +150,53 @@ async def test_squatters_under_the_run_and_control_ids(  # type: ignore[no-untyp
         rc, out = await cli(temporal, lab, "browse", "stop")
         assert rc == 0, out
         assert "is running on pair" not in out, out
+
+
+async def test_a_continuation_forged_through_a_retry_of_the_whole_workflow_is_refused(  # type: ignore[no-untyped-def]
+    temporal: Client, lab_factory
+) -> None:
+    """Only a run's own continue-as-new may carry `resume` (the checklist it goes on
+    from, with who started it and their proof). The server names a run before for a
+    retry of a whole workflow too, which anyone who starts a workflow can ask for: a
+    retry policy and a run timeout shorter than the first try. That retry's `resume` is
+    refused like any start's, before it reads the inventory or a device."""
+    lab = await lab_factory(editors=1, ingest=0)
+    inv = lab.inventory
+    to_y, _ = starting.start_input(inv, "switch", "Y", "ann", {})
+    async with running_worker(temporal, lab):
+        # A real checklist to forge from: a run's own, as its history shows it.
+        run_id = (await cli_json(temporal, lab, "start", "switch", "--to", "Y"))["run_id"]
+        handle = temporal.get_workflow_handle(inv.workflow_id, run_id=run_id)
+        checklist = await handle.query("progress")
+        rc, out = await cli(temporal, lab, "abort", run_id, "--reason", "over")
+        assert rc == 0, out
+        await wait_for(lambda: ended(handle), "the run ended")
+    forged = to_y.model_dump(mode="json") | {
+        "resume": checklist | {"initiator": "ann", "initiator_proof": "proven by ann's key"}
+    }
+    # No worker yet: the first try times out unread, and the server retries the workflow.
+    first = await temporal.start_workflow(
+        "switch",
+        forged,
+        id=inv.workflow_id,
+        task_queue=inv.queue,
+        run_timeout=timedelta(seconds=1),
+        retry_policy=RetryPolicy(maximum_attempts=2, initial_interval=timedelta(seconds=1)),
+    )
+    await wait_for(lambda: retried(temporal, inv.workflow_id, first.result_run_id), "a retry")
+    async with running_worker(temporal, lab):
+        with pytest.raises(WorkflowFailureError) as failed:
+            await temporal.get_workflow_handle(inv.workflow_id).result()
+    cause = str(failed.value.cause)
+    assert "bad input: resume: only a run's own continuation" in cause, cause
+    retry = temporal.get_workflow_handle(inv.workflow_id)
+    history = await retry.fetch_history()
+    assert not [e for e in history.events if e.HasField("activity_task_scheduled_event_attributes")]
+
+
+async def ended(handle: WorkflowHandle) -> bool:
+    return (await handle.describe()).status != WorkflowExecutionStatus.RUNNING
+
+
+async def retried(temporal: Client, wid: str, first: str | None) -> bool:
+    return (await temporal.get_workflow_handle(wid).describe()).run_id != first
