@@ -43,7 +43,12 @@ async def test_report_export_replay_and_timeline_of_a_lab_switch(
     temporal: Client, lab_factory, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
     lab = await lab_factory(editors=2, ingest=0, reboot_seconds=0.3)
-    lab.retime(reboot_timeout=1.5, max_attempts=1, replication_timeout=1)
+    # replication_timeout 4 s, not 1: a start counts once it has held for
+    # timing.replication_settle (1 s), so a 1 s timeout left only the time of one read for
+    # the mending `replication start` below, which a loaded machine did not give it
+    # (a fresh clone's `make test`, 2026-12-07). The failing start fails at once on its
+    # `failed` state, not at the timeout.
+    lab.retime(reboot_timeout=1.5, max_attempts=1, replication_timeout=4)
     set_fault(lab.dir, "ED-02", "no-reboot")
     set_fault(lab.dir, "dsm-y", "replication-fails")
     async with running_worker(temporal, lab):
