@@ -7,8 +7,10 @@ import json
 import subprocess
 
 import pytest
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import Client
 
+from api.refusal import Refused
+from api.runs import send_update
 from tests.support.cli import cli_json
 from tests.support.driving import hands_for, step, switch_waiting_at_stop_insync
 from tests.support.lab import TEMPORAL, Lab
@@ -67,18 +69,28 @@ async def test_bad_signals_are_rejected_visibly_and_updates_refuse_at_once(
         assert shown["state"] == "awaiting-operator"  # the workflow goes on
         assert step(shown, "stop-insync")["status"] == "awaiting-confirmation"
 
-        # (to the current run: this one has continued as new after 4 signals)
+        # (to the current run: this one has continued as new after 4 signals). Sent as the
+        # CLI sends them (api/runs.py send_update): the continuation answers "still
+        # starting" until it has read who may act, and the client asks again for that
+        # moment only; a validator's refusal comes back at once, as a Refused.
         handle = temporal.get_workflow_handle(lab.inventory.workflow_id)
-        with pytest.raises(WorkflowUpdateFailedError) as e:
-            await handle.execute_update("confirm-step", OperatorSignal(step="check-projects"))
-        assert "check-projects is pending, not awaiting-confirmation" in str(e.value.cause)
-        with pytest.raises(WorkflowUpdateFailedError) as e:
-            await handle.execute_update("decide-step", Decision(step="", action="abort"))
-        assert "abort needs a reason" in str(e.value.cause)
+        with pytest.raises(Refused) as r:
+            await send_update(
+                temporal, handle, PairWorkflow.confirm_step, OperatorSignal(step="check-projects")
+            )
+        assert "check-projects is pending, not awaiting-confirmation" in str(r.value)
+        with pytest.raises(Refused) as r:
+            await send_update(
+                temporal, handle, PairWorkflow.decide_step, Decision(step="", action="abort")
+            )
+        assert "abort needs a reason" in str(r.value)
         # A refused update leaves nothing behind; an accepted one takes effect.
         assert len((await cli_json(temporal, lab, "show", run))["rejected"]) == 5
-        await handle.execute_update(
-            "decide-step", Decision(action="abort", reason="drill", operator="t")
+        await send_update(
+            temporal,
+            handle,
+            PairWorkflow.decide_step,
+            Decision(action="abort", reason="drill", operator="t"),
         )
         for _ in range(100):
             if (await cli_json(temporal, lab, "show", run))["state"] == "aborted":
