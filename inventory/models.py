@@ -741,6 +741,18 @@ class Timing(_Strict):
         "at least every minute, at most a week apart",
     )
 
+    @model_validator(mode="after")
+    def _replication_can_settle(self) -> Timing:
+        # A start counts once it has held for replication_settle (activities/dsm.py);
+        # a timeout no longer than that could never see a start count.
+        if self.replication_timeout <= self.replication_settle:
+            raise ValueError(
+                f"replication_timeout ({self.replication_timeout:g} s) must be longer than "
+                f"replication_settle ({self.replication_settle:g} s): a replication start "
+                "counts only once it has held for replication_settle"
+            )
+        return self
+
 
 class Objectives(_Strict):
     """What a run is held against (the run report, `amsm runs`, the console's runs page)."""

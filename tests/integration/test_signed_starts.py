@@ -104,7 +104,7 @@ async def a_control_is_signed(temporal: Client, lab: Lab, ann_file: Path) -> Non
                 "operator": "ann",
                 "side": "X",
             },
-            id=f"{lab.inventory.workflow_id}-control",
+            id=control_workflow_id(lab.inventory.pair),
             task_queue=lab.inventory.queue,
         )
     assert "dsm-set-main refused: unsigned: this pair takes only" in str(failed.value.cause)

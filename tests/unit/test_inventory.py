@@ -52,6 +52,18 @@ def test_bad_values_say_what_is_allowed() -> None:
     assert any(p.startswith("sides.X.dsm.profile:") and "'sqlserver'" in p for p in found)
 
 
+def test_a_replication_timeout_the_start_could_never_settle_in_is_refused() -> None:
+    d = good()
+    d["timing"] = {"replication_timeout": 2, "replication_settle": 2}
+    assert any(
+        p.startswith("timing:")
+        and "replication_timeout (2 s) must be longer than replication_settle (2 s)" in p
+        for p in problems(d)
+    ), problems(d)
+    d["timing"] = {"replication_timeout": 3, "replication_settle": 2}
+    parse_inventory(yaml.safe_dump(d), "inv.yaml")
+
+
 def test_exactly_one_pseudo_host_per_side() -> None:
     d = good()
     d["sides"]["X"]["smartbins"][1]["pseudo_host"] = True
