@@ -58,8 +58,9 @@ typecheck: $(STAMP)
 # Three on two CPUs: the suite waits (reboots, timeouts, the browser) as much as it
 # computes, and two processes kept the CPUs 69% busy (16:58 on 2026-12-07), three 83%
 # (13:03). The longest files first, in the collection's order (tests/support/order.py).
+# The 30 slowest tests are listed at the end, so a slow run says where its time went.
 pytest: setup
-	$(BIN)/pytest -q -p no:cacheprovider -n 3 --dist loadfile --no-loadscope-reorder
+	$(BIN)/pytest -q -p no:cacheprovider -n 3 --dist loadfile --no-loadscope-reorder --durations=30
 
 test: setup lint typecheck pytest
 
