@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from temporalio.exceptions import ApplicationError
 
@@ -117,10 +117,15 @@ class DeviceContext:
             )
         return [known[n] for n in names]
 
-    async def limited(self, coro: Awaitable[T]) -> T:
-        """`coro`, within the limit on parallel reads."""
-        async with self._probe_limit:
-            return await coro
+    async def limited(self, coro: Coroutine[Any, Any, T]) -> T:
+        """`coro`, within the limit on parallel reads. A read cancelled while it waits
+        for its turn (its activity cancelled, the worker stopping) never began: it is
+        closed, not left to be reported as a coroutine never awaited."""
+        try:
+            async with self._probe_limit:
+                return await coro
+        finally:
+            coro.close()  # a no-op on one that ran
 
     async def wait(self, what: str, check: Callable[[], Awaitable[bool]], host: str) -> None:
         """Poll `check` until it holds; CommandFailed (naming `host`) after the
