@@ -264,8 +264,11 @@ async def test_two_browsers_see_the_same_step_change_without_a_reload(
         for p in pages:
             await p.goto(f"{server.url}/pairs/{pair}/run")
             await p.locator(row).wait_for()
-            # Both are subscribed once the stream has drawn the page at least once.
-            await p.wait_for_function("document.querySelector('[data-live]').dataset.version")
+            # Both are subscribed once the stream has drawn the page at least once. (A
+            # locator: wait_for_function given an expression, not a function, evals it
+            # again at each poll, which the console's CSP refuses: it failed so under
+            # load, when the first look did not find the page drawn yet.)
+            await p.locator("[data-live][data-version]").wait_for(state="attached")
         await pages[1].locator("#step-stop-insync .would").wait_for()  # the viewer's row
         assert await pages[1].locator("main button").count() == 0
         assert await pages[0].locator("#step-stop-insync").get_by_role("button").count() == 1
