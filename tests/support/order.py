@@ -1,6 +1,6 @@
 """The order the suite's files are handed to pytest-xdist's test processes.
 
-`make test` runs three processes, each taking a whole file at a time (`--dist loadfile`).
+`make test` runs four processes, each taking a whole file at a time (`--dist loadfile`).
 xdist by default hands out the files with the most tests first, so the few files with one
 long test (the crash trials, the two benchmarks: three minutes each under load) came last
 and one process ran them alone while the other had finished: the suite's tail. Longest
