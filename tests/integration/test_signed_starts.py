@@ -24,7 +24,7 @@ from lab.faults import set_side_fault
 from tests.support.cli import cli, cli_json
 from tests.support.lab import Lab
 from tests.support.secrets import record_history
-from tests.support.signing import key_file
+from tests.support.signing import key_file, signed_only
 from tests.support.waiting import side_down, wait_for
 from tests.support.worker import running_worker
 from workflows.models import FenceInput
@@ -66,7 +66,7 @@ async def waits_at(temporal: Client, lab: Lab, run: str, step_id: str) -> None:
     raise AssertionError(f"run {run} did not wait at {step_id}")
 
 
-async def a_control_is_signed(temporal: Client, lab: Lab, ann_file: Path) -> None:
+async def a_control_is_signed(temporal: Client, lab: Lab, ann_file: str) -> None:
     """A control, like a start: unsigned refused, signed proven, sent again refused."""
     rc, out = await cli(temporal, lab, "dsm", "set-main", "X", "--operator", "ann")
     assert rc == 1, out
@@ -116,10 +116,7 @@ async def test_require_signed_refuses_an_unsigned_start_before_any_device_is_rea
     monkeypatch.setenv("AMSM_OPERATOR", "tester")
     monkeypatch.delenv("AMSM_KEY", raising=False)
     lab: Lab = await lab_factory(editors=1, ingest=0)
-    ann_file, ann_line = key_file(tmp_path, "ann")
-    lab.edit_inventory(
-        operators=[{"name": "ann", "key": ann_line}, "tester"], identity={"require_signed": True}
-    )
+    ann_file = signed_only(lab, tmp_path)
     async with running_worker(temporal, lab):
         rc, out = await cli(temporal, lab, "start", "switch", "--to", "Y", "--operator", "ann")
         assert rc == 1, out
@@ -188,10 +185,7 @@ async def test_a_signed_start_starts_one_run_and_sent_again_is_refused_as_replay
     monkeypatch.setenv("AMSM_OPERATOR", "tester")
     monkeypatch.delenv("AMSM_KEY", raising=False)
     lab: Lab = await lab_factory(editors=1, ingest=0)
-    ann_file, ann_line = key_file(tmp_path, "ann")
-    lab.edit_inventory(
-        operators=[{"name": "ann", "key": ann_line}, "tester"], identity={"require_signed": True}
-    )
+    ann_file = signed_only(lab, tmp_path)
     inv, ann = lab.inventory, read_key(ann_file, "--key")
     async with running_worker(temporal, lab):
         # The pair's first run: signed as following none.
@@ -286,10 +280,7 @@ async def test_a_fence_ends_only_by_a_signed_hand_under_require_signed(
     monkeypatch.setenv("AMSM_OPERATOR", "tester")
     monkeypatch.delenv("AMSM_KEY", raising=False)
     lab: Lab = await lab_factory(editors=1, ingest=0)
-    ann_file, ann_line = key_file(tmp_path, "ann")
-    lab.edit_inventory(
-        operators=[{"name": "ann", "key": ann_line}, "tester"], identity={"require_signed": True}
-    )
+    ann_file = signed_only(lab, tmp_path)
     async with running_worker(temporal, lab):
         set_side_fault(lab.dir, "X", "down")
         await wait_for(side_down(lab, "X"), "side X down")

@@ -9,6 +9,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
 from inventory import intent
+from tests.support.lab import Lab
 
 
 def key_file(folder: Path, name: str) -> tuple[str, str]:
@@ -18,3 +19,14 @@ def key_file(folder: Path, name: str) -> tuple[str, str]:
     path.write_bytes(key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
     path.chmod(0o600)
     return str(path), intent.public_line(key.public_key())
+
+
+def signed_only(lab: Lab, folder: Path, name: str = "ann") -> str:
+    """Make `lab`'s pair take only signed acts (identity.require_signed), its operators
+    `name`, with a new key, and `tester` (the tests' default operator, with none); the
+    file of `name`'s private key."""
+    path, line = key_file(folder, name)
+    lab.edit_inventory(
+        operators=[{"name": name, "key": line}, "tester"], identity={"require_signed": True}
+    )
+    return path
