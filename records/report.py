@@ -37,7 +37,7 @@ from records.report_control import (
 )
 from workflows import outcomes
 from workflows.kinds import KINDS
-from workflows.models import Checklist, StepState
+from workflows.models import ApprovalRecord, Checklist, StepState
 from workflows.signing import STARTED_BY
 
 
@@ -56,7 +56,9 @@ class ProvenRow(BaseModel):
         return data
 
 
-PROOF_FIELDS = ("proof", "initiator_proof")
+# Left out of the JSON where the run recorded none (a step's approvals: only the gates
+# that needed several people have them).
+PROOF_FIELDS = ("proof", "initiator_proof", "approvals")
 
 
 def proven(proof: str | None) -> str:
@@ -77,6 +79,37 @@ class ClientRow(BaseModel):
     message: str | None = None
     error: str | None = None
     earlier_errors: list[str] = Field(default_factory=list)
+
+
+class ApprovalRow(ProvenRow):
+    """One approval of a gate that needs several people (docs/operators/two-person.md):
+    who, when, whose key proved it, their note, and why it lapsed (it no longer
+    counts: the gate read the devices again and they had changed)."""
+
+    at: datetime
+    operator: str
+    proof: str | None = None
+    note: str | None = None
+    lapsed: str | None = None
+
+    @classmethod
+    def of(cls, a: ApprovalRecord) -> ApprovalRow:
+        return cls(
+            at=datetime.fromisoformat(a.at),
+            operator=a.operator,
+            proof=a.proof,
+            note=a.note,
+            lapsed=a.lapsed,
+        )
+
+    def line(self, ref: datetime | None) -> str:
+        """`05:49:51 bob (proven by bob's key): "note"; lapsed: why` (the run records an
+        approval's time to the second)."""
+        day = ref is not None and self.at.date() != ref.date()
+        text = self.at.strftime("%Y-%m-%d %H:%M:%S" if day else "%H:%M:%S")
+        text += f" {self.operator}{proven(self.proof)}"
+        text += f': "{self.note}"' if self.note else ""
+        return text + (f"; lapsed: {self.lapsed}" if self.lapsed else "")
 
 
 class StepRow(ProvenRow):
@@ -100,6 +133,12 @@ class StepRow(ProvenRow):
     retried_by: list[str] = Field(default_factory=list)
     items: list[str] | None = None
     clients: list[ClientRow] | None = None
+    approvals: list[ApprovalRow] | None = None
+
+    @property
+    def counted(self) -> int:
+        """Its approvals that still count (not lapsed)."""
+        return sum(1 for a in self.approvals or [] if a.lapsed is None)
 
     @property
     def note_or_reason(self) -> str | None:
@@ -404,6 +443,9 @@ def _steps(run: RunHistory, rec: Reconstruction, c: Checklist | None) -> list[St
             retried_by=retries.get(s.id, []),
             items=getattr(s, "items", None),
         )
+        recorded = getattr(s, "approvals", None)
+        if recorded:
+            row.approvals = [ApprovalRow.of(a) for a in recorded]
         if s.status == "pending":
             row.started_at = row.ended_at = row.seconds = None
         row.clients = _client_rows(s, t)

@@ -111,6 +111,12 @@ def _event_cells(r: Report, e: TimelineEntry) -> list[Any]:
     ]
 
 
+def approvals_counted(s: StepRow) -> str:
+    """`2 counted` or `1 counted, 1 lapsed`."""
+    lapsed = len(s.approvals or []) - s.counted
+    return f"{s.counted} counted" + (f", {lapsed} lapsed" if lapsed else "")
+
+
 def render_markdown(r: Report) -> str:
     out = [f"# Run report: {md(r.title)}", ""]
     out += md_table(["", ""], [[k, v] for k, v in summary_rows(r)])
@@ -127,6 +133,9 @@ def render_markdown(r: Report) -> str:
             if s.items:
                 out += ["", f"Items of `{s.id}` ({len(s.items)}):", ""]
                 out += [f"- {md(i)}" for i in s.items]
+            if s.approvals:
+                out += ["", f"Approvals of `{s.id}` ({approvals_counted(s)}):", ""]
+                out += [f"- {md(a.line(r.started_at))}" for a in s.approvals]
     else:
         out.append("_This run has no checklist steps._")
     out += ["", "## Clients", ""]
@@ -303,6 +312,8 @@ def render_html(r: Report) -> str:
         clock=lambda at: clock(at, r.started_at),
         issue_plain=lambda i: _issue_plain(r, i),
         provenance=provenance(r),
+        approvals_counted=approvals_counted,
+        approval_line=lambda a: a.line(r.started_at),
     )
 
 
@@ -358,6 +369,8 @@ def render_timeline(r: Report) -> str:
                 out.append(f"{'':6}{s.message}")
             for r_ in s.retried_by:
                 out.append(f"{'':6}retried by {r_}")
+            for ap in s.approvals or []:
+                out.append(f"{'':6}approval: {ap.line(r.started_at)}")
             for c in s.clients or []:
                 what = c.message if c.status == "done" else (c.error or c.message or "")
                 if c.status == "skipped":

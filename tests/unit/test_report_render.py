@@ -145,6 +145,29 @@ def test_restore_passes_over_the_purge_when_there_are_no_orphans() -> None:
     assert "Items of `purge-orphans` (12):" in md and "- Sports\\y-only-11.vmf" in md
 
 
+def test_each_approval_of_a_two_person_gate_with_its_time_proof_and_lapse() -> None:
+    """restore-two-person: bob and cat approved, the counts changed when the gate read
+    the devices again, their approvals lapsed, and they approved again."""
+    r = build_report(committed("../restore-two-person.json"))
+    gate = r.step("approve-overwrite")
+    assert gate.approvals is not None
+    assert [(a.operator, a.lapsed is None) for a in gate.approvals] == [
+        ("bob", False),
+        ("cat", False),
+        ("bob", True),
+        ("cat", True),
+    ]
+    assert all(a.proof == f"proven by {a.operator}'s key" for a in gate.approvals)
+    md = render_markdown(r)
+    assert "Approvals of `approve-overwrite` (2 counted, 2 lapsed):" in md
+    first = gate.approvals[0]
+    assert f"- {first.at:%H:%M:%S} bob (proven by bob's key); lapsed: the gate read" in md
+    assert "Approvals of <code>approve-overwrite</code> (2 counted, 2 lapsed)" in render_html(r)
+    # Only a gate that took approvals has them, in the JSON too.
+    assert "approvals" not in r.step("approve-purge").model_dump(mode="json")
+    assert report_of("switch-x-to-y.json").model_dump_json().count("approvals") == 0
+
+
 def test_a_run_that_did_not_complete_says_the_timeline_is_reconstructed() -> None:
     r = build_report(run_of(until(events_of("switch-with-client-decisions.json"), 107)))
     assert (r.status, r.state, r.ended_at) == ("running", "awaiting-operator", None)
