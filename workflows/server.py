@@ -24,16 +24,19 @@ confirm, approve and decide are updates, which the signal count does not include
 Updates have limits of their own: `history.maxTotalUpdates` (2,000 a run, the server's
 default; it counts the updates in flight and those the workflow accepted: a refused one is
 neither counted nor stored, and the server suggests continuing as new at 90 %, which every
-waiting run does), `history.maxInFlightUpdates`, MAX_IN_FLIGHT_UPDATES (10, Temporal's
-default) and `history.maxInFlightUpdatePayloads`, MAX_IN_FLIGHT_UPDATE_PAYLOADS (3 MiB;
-Temporal's default is 20 MiB). The worker answers every update it is handed in its
+waiting run does), `history.maxInFlightUpdates`, MAX_IN_FLIGHT_UPDATES (1,000; Temporal's
+default is 10) and `history.maxInFlightUpdatePayloads`, MAX_IN_FLIGHT_UPDATE_PAYLOADS
+(2 MiB; Temporal's default is 20 MiB). The worker answers every update it is handed in its
 workflow task's completion, and that answer carries the request back, header and identity
 included (the server limits neither, up to the frontend's 4 MiB). Ten updates of 1.9 MB
 headers at once, each refused by its validator, made one completion of 19 MB, over the
 frontend's message limit, and the server terminated the run
 (tests/integration/test_hardening.py). The requests in flight together are now at most
-3 MiB (the server counts each request whole, header included), so one completion stays
-under the frontend's 4 MiB whatever arrives; a request of more is refused on its own.
+2 MiB (the server counts each request whole, header included), and the answer adds a
+refusal for each of at most 1,000 (its message and the validator's stack: 0.9 and
+1.0 KB measured, with a step name, at most 253 characters, said back), some 1.3 MB at
+most: one completion stays under the frontend's 4 MiB whatever arrives; a request of
+more than 2 MiB is refused on its own.
 
 Why not one update at a time (MAX_IN_FLIGHT_UPDATES was 1 before issue 29): every update
 the server refuses for a limit is an error inside the run's lock, and the server then
@@ -45,8 +48,13 @@ aborted") and loses its speculative workflow task, the worker's answer to it is 
 next one. With one in flight, every second update sent at once was such a refusal: 20
 junk updates a second kept the pair's run in that loop, the validator answering one a
 second, and the operator's confirm and query waited behind it for more than 20 s
-(docs/reference/limits.md, "Storms while the operator acts"). With ten, a storm of small
-updates is taken and refused by the validator, nothing is cleared.
+(docs/reference/limits.md, "Storms while the operator acts"). With ten, a storm of 30 small
+updates a second was taken and refused by the validator, nothing cleared, while the
+worker ran in the sender's process; with the worker in a process of its own, 90 a second
+(`python -m bench.storm --rate 0 --updates 30`) still met the limit now and then, and one
+refusal was enough to start the loop: the operator was locked out. With 1,000, 300 a
+second are taken and refused, and the operator acts within 0.14 s
+(bench/results/2026-12-07-storm-updates-1000-*.md; docs/reference/limits.md).
 An accepted update is stored with its header too. Most move the run on (a step
 confirmed, a decision taken, once; a second abort is refused), but one that its validator
 lets through and the run then refuses (someone who is not an operator, kept for the
@@ -88,8 +96,8 @@ OWN_HISTORY_BOUND = 12 * MiB
 # Updates one run takes at a time, and their requests' size together (see above); the
 # server refuses the others with "limit on number of concurrent in-flight updates has
 # been reached" or "limit on total payload size of in-flight updates has been reached".
-MAX_IN_FLIGHT_UPDATES = 10
-MAX_IN_FLIGHT_UPDATE_PAYLOADS = 3 * MiB
+MAX_IN_FLIGHT_UPDATES = 1000
+MAX_IN_FLIGHT_UPDATE_PAYLOADS = 2 * MiB
 
 DYNAMIC_CONFIG: dict[str, int] = {
     "limit.blobSize.error": BLOB_SIZE_ERROR,

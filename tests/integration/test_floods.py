@@ -298,7 +298,7 @@ async def test_updates_with_large_headers_at_once_leave_the_run_going(
     task's completion: ten updates with 1.9 MB headers at once (each under every limit
     the server has) made one completion of 19 MB, over the frontend's 4 MiB, and the
     server terminated the run. Now the requests in flight together are at most
-    MAX_IN_FLIGHT_UPDATE_PAYLOADS (3 MiB: one of these at a time) and the server refuses
+    MAX_IN_FLIGHT_UPDATE_PAYLOADS (2 MiB: one of these at a time) and the server refuses
     the others; the run goes on and the operator confirms through the CLI."""
     lab: Lab = await lab_factory(editors=1, ingest=0)
     async with running_worker(temporal, lab):
