@@ -43,22 +43,22 @@ from workflows.signing import STARTED_BY
 
 class ProvenRow(BaseModel):
     """A row that may say who is proven to have acted (signed acts,
-    docs/operators/signed-acts.md): `proof` is left out of the JSON where the run recorded
-    none, so a report of a run without signed acts is the one it always was, byte for byte
+    docs/operators/signed-acts.md) and, for a gate, who approved it (two people): each of
+    UNRECORDED_LEFT_OUT is left out of the JSON where the run recorded none, so a report
+    of a run without signed acts or approvals is the one it always was, byte for byte
     (tests/histories/reports.sha256)."""
 
     @model_serializer(mode="wrap")
-    def _without_proof(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+    def _without_unrecorded(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         data: dict[str, Any] = handler(self)
-        for name in PROOF_FIELDS:
+        for name in UNRECORDED_LEFT_OUT:
             if name in data and data[name] is None:
                 del data[name]
         return data
 
 
-# Left out of the JSON where the run recorded none (a step's approvals: only the gates
-# that needed several people have them).
-PROOF_FIELDS = ("proof", "initiator_proof", "approvals")
+# Proofs, and a step's approvals (only a gate that needed several people has them).
+UNRECORDED_LEFT_OUT = ("proof", "initiator_proof", "approvals")
 
 
 def proven(proof: str | None) -> str:
