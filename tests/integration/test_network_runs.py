@@ -8,6 +8,10 @@ refuses: connections hang until their timeouts.
   for the operator's decision, and neither the activity's own retries nor the link
   coming back restart it again (the lab's own log counts its boots); the operator's
   retry finishes its switch.
+- A planned switch across a WAN's link, 100 ms each way (a 200 ms round trip) and 1 %
+  of frames lost each way (about 2 % of round trips), completes: the lab's link is a
+  wire of our own that delays and drops frames (tests/support/wan.py), since these
+  kernels have no netem.
 - An unplanned switch with side X blackholed (its SmartBins, NAS heads and bridge answer
   nothing): each try at the lost side ends within the lost-side timeout and a stated
   margin, Y serves, and when X comes back the fence puts X's DSM and SmartBins in backup.
@@ -29,6 +33,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+import pytest
 import pytest_asyncio
 import yaml
 from temporalio.client import Client
@@ -88,8 +93,10 @@ class NetRun:
 
 
 @pytest_asyncio.fixture
-async def netrun(tmp_path: Path) -> AsyncIterator[NetRun]:
-    with network(with_root=True) as net:
+async def netrun(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[NetRun]:
+    """The net, the server, the lab and a worker; `timing` as the module's, or as a test
+    gives it (parametrized indirectly)."""
+    with network(with_root=True, wire=True) as net:
         env = await WorkflowEnvironment.start_local(
             # Every address: the worker reaches it on the bridge (ROOT_ADDRESS); the SDK
             # itself waits for it on 127.0.0.1, and the dev server dials its own services
@@ -115,6 +122,7 @@ async def netrun(tmp_path: Path) -> AsyncIterator[NetRun]:
             heartbeat_timeout=5,
             max_attempts=2,
         )
+        data["timing"].update(getattr(request, "param", {}))
         inv_path.write_text(yaml.safe_dump(data, sort_keys=False))
         net.hosts_file(names)
         log = tmp_path / "lab.log"
@@ -203,6 +211,31 @@ async def test_a_client_whose_link_drops_mid_restart_fails_and_waits_for_the_ope
     assert final["state"] == "completed", final
     assert step(final, "switch-clients")["status"] == "done"
     assert netrun.boots("ED-01") == 3 and netrun.boots("ED-02") == 2, netrun.log.read_text()
+
+
+# A WAN's timeouts, not the module's short ones: the inventory's default connect timeout
+# (a connection whose SYN is lost twice is answered after 3 s: Linux's first
+# retransmission timeout is 1 s, doubling; the module's 2 s would call that a dead
+# link), and room for a restart's polls and heartbeats across it.
+WAN = {"connect_timeout": 10, "reboot_timeout": 120, "heartbeat_timeout": 30}
+
+
+@pytest.mark.parametrize("netrun", [WAN], indirect=True, ids=["wan"])
+async def test_a_planned_switch_across_a_slow_lossy_link_completes(netrun: NetRun) -> None:
+    temporal, lab = netrun.temporal, netrun.lab
+    before = netrun.net.impair(100, 0.01)
+    run_id = (await cli_json(temporal, lab, "start", "switch", "--to", "Y"))["run_id"]
+    final = await drive(temporal, lab, run_id, "Y", timeout=300)
+    after = netrun.net.wire_counts()
+    assert final["state"] == "completed", [(s["id"], s["status"]) for s in final["steps"]]
+    assert all(s["status"] in ("done", "skipped") for s in final["steps"]), final["steps"]
+    # The link was the WAN's all along: frames were lost (and resent by TCP), and every
+    # one carried waited its 100 ms.
+    assert after["dropped"] > before["dropped"], (before, after)
+    assert after["carried"] - before["carried"] > 100, (before, after)
+    status = await cli_json(temporal, lab, "status")
+    assert status["dsm"]["Y"]["mode"] == "main", status["dsm"]
+    assert status["dsm"]["X"]["mode"] == "backup", status["dsm"]
 
 
 def _seconds(s: dict) -> float:

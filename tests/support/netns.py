@@ -16,8 +16,10 @@ the lab's address (`/etc/netns/<ns>/hosts`, which `ip netns exec` mounts over
 /etc/hosts) and counts its own open sockets.
 
 Needs root and iproute2 (`ip netns`); a test that cannot have them is skipped with the
-reason. Latency and loss need the `netem` qdisc (`tc qdisc ... netem`), which not every
-kernel has: `netem_missing()` says why not, for a test to skip on.
+reason. Latency and loss would need the `netem` qdisc (`tc qdisc ... netem`), which these
+kernels lack: a net made with `wire=True` joins the lab to the bridge through a wire of
+our own instead (tests/support/wan.py, two TAP devices and a process that delays and
+drops frames), whose `impair` sets both.
 """
 
 from __future__ import annotations
@@ -68,26 +70,6 @@ def netns_missing() -> str | None:
     return None
 
 
-def netem_missing(device: str = "lo") -> str | None:
-    """Why `tc qdisc ... netem` (latency, loss) cannot be used here, or None: tried on
-    `device` in a throwaway namespace."""
-    ns = f"amsmnetem{uuid.uuid4().hex[:6]}"
-    if _ip("netns", "add", ns, check=False).returncode != 0:
-        return "cannot make a namespace to try netem in"
-    try:
-        tried = subprocess.run(
-            ["ip", "netns", "exec", ns, "tc", "qdisc", "add", "dev", device, "root", "netem"],
-            capture_output=True,
-            text=True,
-            timeout=20,
-        )
-        if tried.returncode != 0:
-            return f"the kernel has no netem qdisc (sch_netem): {tried.stderr.strip()}"
-        return None
-    finally:
-        _ip("netns", "del", ns, check=False)
-
-
 def _mac(ns: str, dev: str) -> str:
     out = _ip("-n", ns, "-j", "link", "show", dev).stdout
     return str(json.loads(out)[0]["address"])
@@ -101,6 +83,12 @@ class Net:
     # The root namespace takes ROOT_ADDRESS on the bridge (one such net at a time on a
     # machine: two would route one subnet twice).
     with_root: bool = False
+    # The lab's link is a wire (tests/support/wan.py: two TAP devices and a process
+    # between them) instead of a veth pair, so that `impair` can give it a WAN's delay
+    # and loss where the kernel has no netem. Its bridge port is the wire's root end,
+    # so drop, shape and drop_port work on it as on a veth.
+    wire: bool = False
+    _wire: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
     def worker_ns(self) -> str:
@@ -126,7 +114,13 @@ class Net:
             (self.lab_ns, "lab", LAB_ADDRESS),
         ):
             _ip("netns", "add", ns)
-            _ip("link", "add", self.port(side), "type", "veth", "peer", "name", "eth0", "netns", ns)
+            if side == "lab" and self.wire:
+                self._make_wire(ns)
+            else:
+                _ip(
+                    "link", "add", self.port(side), "type", "veth",
+                    "peer", "name", "eth0", "netns", ns,
+                )  # fmt: skip
             _ip("link", "set", self.port(side), "master", self.bridge, "up")
             _ip("-n", ns, "link", "set", "lo", "up")
             _ip("-n", ns, "addr", "add", f"{address}/{PREFIX}", "dev", "eth0")
@@ -142,8 +136,52 @@ class Net:
                 "-n", ns, "neigh", "replace", peer, "lladdr", mac, "dev", "eth0", "nud", "permanent"
             )
 
+    def _make_wire(self, ns: str) -> None:
+        """The wire's two TAP devices: one the lab's bridge port, the other moved into
+        `ns` as its eth0 (a TAP device keeps its process when moved)."""
+        inner = f"amt{self.tag}i"
+        self._wire = subprocess.Popen(
+            [sys.executable, "-m", "tests.support.wan", self.port("lab"), inner],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            start_new_session=True,
+        )
+        assert self._wire.stdout is not None
+        ready = self._wire.stdout.readline()
+        if ready.strip() != b"ready":
+            raise RuntimeError(f"the wire did not start: {ready!r} ({self._wire.poll()})")
+        _ip("link", "set", inner, "netns", ns)
+        _ip("-n", ns, "link", "set", inner, "name", "eth0")
+
+    def impair(self, delay_ms: float, loss: float) -> dict[str, int]:
+        """The wire's delay and loss, each way (100 ms and 0.01: a 200 ms round trip,
+        about 2 % of round trips losing a packet); the frames it has carried and dropped
+        so far. Needs a net made with `wire`."""
+        return self._ask_wire({"delay_ms": delay_ms, "loss": loss})
+
+    def wire_counts(self) -> dict[str, int]:
+        """The frames the wire has carried and dropped so far."""
+        return self._ask_wire({})
+
+    def _ask_wire(self, request: dict[str, float]) -> dict[str, int]:
+        if not self.wire:
+            pytest.skip("delay and loss need the wire's TAP devices, and there is no /dev/net/tun")
+        assert self._wire is not None and self._wire.stdin and self._wire.stdout, "no wire"
+        self._wire.stdin.write(json.dumps(request).encode() + b"\n")
+        self._wire.stdin.flush()
+        answer = self._wire.stdout.readline()
+        try:
+            counts: dict[str, int] = json.loads(answer)
+        except ValueError:
+            raise RuntimeError(f"the wire refused: {answer!r} ({self._wire.poll()})") from None
+        return counts
+
     def remove(self) -> None:
         """Everything make() made; whatever is already gone is skipped."""
+        if self._wire is not None:
+            stop(self._wire)  # its TAP devices go with it
+            self._wire = None
         for ns in (self.worker_ns, self.lab_ns):
             _ip("netns", "del", ns, check=False)  # takes its veth ends, so their peers
             shutil.rmtree(Path("/etc/netns") / ns, ignore_errors=True)
@@ -231,12 +269,14 @@ class Net:
 
 
 @contextlib.contextmanager
-def network(with_root: bool = False) -> Iterator[Net]:
+def network(with_root: bool = False, wire: bool = False) -> Iterator[Net]:
     """A Net for the test, removed afterwards whatever happened; skips when it cannot."""
     why = netns_missing()
     if why is not None:
         pytest.skip(why)
-    net = Net(with_root=with_root)
+    # Without TAP devices the lab's link is a veth as for any other net, and only a
+    # test that asks for delay or loss (`impair`) is skipped.
+    net = Net(with_root=with_root, wire=wire and os.path.exists("/dev/net/tun"))
     try:
         net.make()
         yield net
