@@ -10,7 +10,10 @@ before client-two-activities (four activities per client; the parents did not ch
 `v5/` those recorded before record-step-outcomes, update-answers-once-taken,
 continue-after-signals, manual-step-running-after-confirm and continue-while-a-step-failed (no step records in the memo, updates answered at once);
 `tests/histories/` the current code's (each step's changes and the rejected signals
-recorded in the memo, updates answered once taken).
+recorded in the memo, updates answered once taken); of them, `switch-signed-start.json`,
+`switch-signed-start-follows.json` and `control-signed-follows.json` were recorded before
+signed-nonces-taken (a signed start or control takes its nonce by a child workflow), and
+`*-signed-*-nonce.json` after.
 The dry run's (`dry-run-*.json`, the pair-dry-run workflow) and the survey's
 (`survey-*.json`, the pair-survey workflow) are in `tests/histories/` only.
 Record new ones with `AMSM_RECORD_HISTORIES=tests/histories pytest tests/integration`.

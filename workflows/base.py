@@ -58,6 +58,7 @@ with workflow.unsafe.imports_passed_through():
         StepState,
         UpdateResult,
     )
+    from workflows.nonce import take_nonce
     from workflows.notify import Notices
     from workflows.overrides import OverrideRecord, start_override_problem
     from workflows.routing import on_site
@@ -458,6 +459,8 @@ class PairWorkflow:
         proof, why = signing.prove_input(inp, signed, bound, keys, workflow.now(), c.nonces)
         if why is None and follows is not None:
             why = await started_since(c.pair, pair_workflow_id(c.pair), follows)
+        if why is None and signed is not None:
+            why = await take_nonce(c.pair, signed.intent.nonce)
         if why is not None:
             self._open_signals()
             self.refuse(c.workflow, why)

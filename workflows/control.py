@@ -64,6 +64,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.inputs import read_input
     from workflows.limits import MAX_OVERRIDES, Bounded, Name
     from workflows.models import ClientSwitchInput, Hosts
+    from workflows.nonce import take_nonce
     from workflows.overrides import Override, OverrideRecord, override_problem, records
     from workflows.routing import on_site
     from workflows.shield import despite_cancel
@@ -163,6 +164,8 @@ async def prove_control(inp: ControlInput, caps: Capabilities) -> str | None:
         proof, why = signing.prove_input(inp, inp.intent, bound, keys, workflow.now())
         if why is None and follows is not None:
             why = await started_since(inp.pair, cid, follows)
+        if why is None and inp.intent is not None:
+            why = await take_nonce(inp.pair, inp.intent.intent.nonce)
     if why is not None:
         raise ApplicationError(f"{inp.control} refused: {why}", type="Refused", non_retryable=True)
     return proof

@@ -8,6 +8,7 @@ from workflows.control import ControlWorkflow
 from workflows.dry_run import PairDryRunWorkflow
 from workflows.fence import FenceWorkflow
 from workflows.kinds import CLASSES
+from workflows.nonce import NonceWorkflow
 from workflows.notify import NotifyTestWorkflow
 from workflows.readiness import ReadinessWorkflow
 from workflows.schedule import ScheduleWorkflow
@@ -29,6 +30,7 @@ OTHERS: list[type] = [
     FenceWorkflow,
     ScheduleWorkflow,
     NotifyTestWorkflow,
+    NonceWorkflow,
 ]
 
 

@@ -13,12 +13,14 @@ import uuid
 from pathlib import Path
 
 import pytest
-from temporalio.client import Client, WorkflowFailureError
+from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from api import start as starting
 from api.act import followed_run, read_key, signed_input
+from inventory import intent
 from inventory.models import control_workflow_id, fence_workflow_id
 from lab.faults import set_side_fault
 from tests.support.cli import cli, cli_json
@@ -27,7 +29,9 @@ from tests.support.secrets import record_history
 from tests.support.signing import key_file, signed_only
 from tests.support.waiting import side_down, wait_for
 from tests.support.worker import running_worker
+from workflows.control import ControlInput
 from workflows.models import FenceInput
+from workflows.nonce import NonceInput, nonce_workflow_id
 from workflows.registry import WORKFLOWS
 from workflows.signing import STARTED_BY
 
@@ -82,7 +86,7 @@ async def a_control_is_signed(temporal: Client, lab: Lab, ann_file: str) -> None
     await Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter).replay_workflow(
         history
     )
-    record_history(history, "control-signed-follows.json")
+    record_history(history, "control-signed-nonce.json")
     first = history.events[0]
     taken = json.loads(first.workflow_execution_started_event_attributes.input.payloads[0].data)
     assert taken["intent"]["intent"]["operator"] == "ann", taken
@@ -210,7 +214,7 @@ async def test_a_signed_start_starts_one_run_and_sent_again_is_refused_as_replay
         await Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter).replay_workflow(
             history
         )
-        record_history(history, "switch-signed-start-follows.json")
+        record_history(history, "switch-signed-start-nonce.json")
 
         # The same signed start again, within its ten minutes: through amsm's own start,
         # and as anyone who reaches Temporal would. Refused before any device is read.
@@ -318,3 +322,57 @@ async def test_a_fence_ends_only_by_a_signed_hand_under_require_signed(
         await Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter).replay_workflow(
             history
         )
+
+
+async def test_a_signed_act_whose_nonce_is_held_already_is_refused_whatever_the_list_shows(
+    temporal: Client, lab_factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("AMSM_OPERATOR", "tester")
+    monkeypatch.delenv("AMSM_KEY", raising=False)
+    lab: Lab = await lab_factory(editors=1, ingest=0)
+    ann_file = signed_only(lab, tmp_path)
+    inv = lab.inventory
+    cid = control_workflow_id(inv.pair)
+    # A nonce is held as long as the namespace keeps closed workflows: longer than an
+    # intent is good for (ten minutes, and a minute of clock ahead).
+    described = await temporal.workflow_service.describe_namespace(
+        DescribeNamespaceRequest(namespace=temporal.namespace)
+    )
+    assert described.config.workflow_execution_retention_ttl.ToSeconds() > 11 * 60, described
+    async with running_worker(temporal, lab):
+        # Each signed act takes its nonce: a workflow of its own holds it, ended.
+        done = await cli_json(temporal, lab, "dsm", "set-main", "X", "--key", ann_file)
+        assert done["proof"] == "proven by ann's key", done
+        first = (await temporal.get_workflow_handle(cid).fetch_history()).events[0]
+        taken = json.loads(first.workflow_execution_started_event_attributes.input.payloads[0].data)
+        holder_id = nonce_workflow_id(inv.pair, taken["intent"]["intent"]["nonce"])
+        holder = await temporal.get_workflow_handle(holder_id).describe()
+        assert holder.workflow_type == "signed-nonce", holder
+        assert holder.status == WorkflowExecutionStatus.COMPLETED, holder.status
+
+        # A control signed now, following that run; its nonce held already, as a run
+        # that used it would have left it, moments ago, before the server's list of
+        # workflows shows that run (the list lags; the ids it is checked against do not).
+        inp = ControlInput(pair=inv.pair, control="dsm-set-main", operator="ann", side="X")
+        after = await followed_run(temporal, inv.pair, cid)
+        key = read_key(ann_file, "--key")
+        bound = intent.start_binding(cid, after)
+        signed = inp.model_copy(
+            update={
+                "intent": signed_input(key, inv.pair, bound, inp.control, "control", inp, "ann")
+            }
+        )
+        assert signed.intent is not None
+        await temporal.execute_workflow(
+            "signed-nonce",
+            NonceInput(pair=inv.pair, taken_by=cid, run_id="moments-ago"),
+            id=nonce_workflow_id(inv.pair, signed.intent.intent.nonce),
+            task_queue=inv.queue,
+        )
+        with pytest.raises(WorkflowFailureError) as failed:
+            await temporal.execute_workflow("control", signed, id=cid, task_queue=inv.queue)
+        cause = str(failed.value.cause)
+        assert "intent refused (replayed): its nonce was taken already" in cause, cause
+        # Signed afresh (a new nonce), the same control runs.
+        again = await cli_json(temporal, lab, "dsm", "set-main", "X", "--key", ann_file)
+        assert again["proof"] == "proven by ann's key", again

@@ -1,0 +1,83 @@
+"""A signed start's or control's nonce, taken exactly once (docs/operators/signed-acts.md).
+
+A start or control is bound to the run it follows, and the runs after that one are read
+from the server's list of workflows, which lags: a signed start sent again within that
+lag would not be seen as replayed. So once its signature is proven, the run also takes
+the intent's nonce by starting a child workflow under an id made from it,
+`amsm-PAIR-nonce-<digest>`, that nobody may start again (WorkflowIdReusePolicy
+REJECT_DUPLICATE: "do not permit re-use of the Workflow Id for this Workflow", Temporal's
+API, temporal/api/enums/v1/workflow.proto). The server's own record of workflow ids is
+consistent, unlike its list: a second start of the same intent finds the id taken,
+however soon it comes, and is refused as replayed.
+
+A closed workflow's id is kept for the namespace's retention (three days in the
+namespace docker-compose.yml creates): far longer than an intent is good for (ten minutes
+after its signing, a minute of clock ahead). Only an intent whose signature was proven
+takes an id, so nobody without a key can fill the namespace with them. The child does
+nothing and ends at once; it is started, never awaited, and left alone when the run ends.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from pydantic import BaseModel
+from temporalio import workflow
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.workflow import ChildWorkflowCancellationType, ParentClosePolicy
+
+with workflow.unsafe.imports_passed_through():
+    from inventory import intent
+    from inventory.models import pair_workflow_id
+
+# A signed start or control takes its nonce by starting NonceWorkflow (histories from
+# before it take none).
+NONCE_PATCH = "signed-nonces-taken"
+
+
+class NonceInput(BaseModel):
+    pair: str
+    # The workflow id and run id of the run that took it (for whoever reads it later).
+    taken_by: str
+    run_id: str
+
+
+def nonce_workflow_id(pair: str, nonce: str) -> str:
+    """The id that holds `nonce` for pair `pair`: a digest, so whatever a signer put in
+    its nonce, the id stays short and plain."""
+    digest = hashlib.sha256(nonce.encode()).hexdigest()[:32]
+    return f"{pair_workflow_id(pair)}-nonce-{digest}"
+
+
+@workflow.defn(name="signed-nonce")
+class NonceWorkflow:
+    """Holds a nonce's id; does nothing."""
+
+    @workflow.run
+    async def run(self, inp: NonceInput) -> None:
+        return None
+
+
+async def take_nonce(pair: str, nonce: str) -> str | None:
+    """Takes `nonce` for the run: None, or why the intent is refused as replayed (its
+    nonce was taken already). Nothing in a history from before NONCE_PATCH."""
+    if not workflow.patched(NONCE_PATCH):
+        return None
+    wid = nonce_workflow_id(pair, nonce)
+    info = workflow.info()
+    try:
+        await workflow.start_child_workflow(
+            NonceWorkflow.run,
+            NonceInput(pair=pair, taken_by=info.workflow_id, run_id=info.run_id),
+            id=wid,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            parent_close_policy=ParentClosePolicy.ABANDON,
+            cancellation_type=ChildWorkflowCancellationType.ABANDON,
+        )
+    except WorkflowAlreadyStartedError:
+        return (
+            f"intent refused (replayed): its nonce was taken already (workflow {wid}): a "
+            f"signed act that starts a run starts one; sign it again ({intent.DOCS})"
+        )
+    return None
