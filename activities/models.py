@@ -26,6 +26,33 @@ class RunsSince(BaseModel):
     workflow_id: str = Field("", max_length=200)
 
 
+class NonceInput(BaseModel):
+    """A nonce's holder's input (workflows/nonce.py): the workflow id and run id of the
+    run that took it, for whoever reads it later (activities/pair.py nonce_holder)."""
+
+    pair: str
+    taken_by: str
+    run_id: str
+
+
+class NonceRef(BaseModel):
+    """A nonce's holder to read (workflows/nonce.py), by the id it is held under."""
+
+    pair: str
+    workflow_id: str = Field(max_length=200)
+
+
+class NonceHolder(BaseModel):
+    """Who took a nonce: the run that started its holder (its input), or found False
+    where no workflow holds it. `queue`: the task queue the holder ran on."""
+
+    found: bool
+    workflow_type: str = ""
+    queue: str = ""
+    taken_by: str = ""
+    run_id: str = ""
+
+
 class SideInput(BaseModel):
     pair: str
     side: Side

@@ -20,6 +20,9 @@ from activities.models import (
     BatchRef,
     ClientBatchResult,
     FenceState,
+    NonceHolder,
+    NonceInput,
+    NonceRef,
     PairRef,
     PairRunState,
     RunsSince,
@@ -94,6 +97,41 @@ class PairActivities:
             if w.run_id not in (inp.own, inp.after):
                 return f"run {w.run_id} has started under {wid} since"
         return None
+
+    @activity.defn(name="nonce_holder")
+    async def nonce_holder(self, inp: NonceRef) -> NonceHolder:
+        """Which run took a nonce (workflows/nonce.py): its holder's input, read from its
+        history (consistent, not the server's list)."""
+        if inp.pair != self.inv.pair:
+            raise ApplicationError(
+                f"this worker serves pair {self.inv.pair}, not {inp.pair}", non_retryable=True
+            )
+        prefix = f"{self.inv.workflow_id}-nonce-"
+        if not inp.workflow_id.startswith(prefix):
+            raise ApplicationError(
+                f"{inp.workflow_id} is not a nonce of pair {inp.pair}", non_retryable=True
+            )
+        handle = self.temporal.get_workflow_handle(inp.workflow_id)
+        try:
+            desc = await handle.describe()
+        except RPCError as e:
+            if e.status == RPCStatusCode.NOT_FOUND:
+                return NonceHolder(found=False)
+            raise
+        history = await handle.fetch_history()
+        started = history.events[0].workflow_execution_started_event_attributes
+        payloads = list(started.input.payloads)
+        try:
+            [holder] = await self.temporal.data_converter.decode(payloads, [NonceInput])
+        except Exception:  # not a nonce's input: held by something amsm did not start
+            return NonceHolder(found=True, workflow_type=desc.workflow_type, queue=desc.task_queue)
+        return NonceHolder(
+            found=True,
+            workflow_type=desc.workflow_type,
+            queue=desc.task_queue,
+            taken_by=holder.taken_by,
+            run_id=holder.run_id,
+        )
 
     @activity.defn(name="client_batch_result")
     async def client_batch_result(self, inp: BatchRef) -> ClientBatchResult:

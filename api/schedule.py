@@ -5,24 +5,35 @@ unless the offset is given), listing the pair's, cancelling one. Each is its own
 
 from __future__ import annotations
 
+import asyncio
 import re
+import secrets
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+)
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.refusal import Refused
 from api.runs import cause
 from api.start import start_input
+from inventory import intent
 from inventory.durations import duration_seconds
+from inventory.intent import SignedIntent
 from inventory.models import Inventory
-from workflows import search
+from workflows import search, signing
+from workflows.kinds import KINDS
 from workflows.schedule import (
     CancelRequest,
     ScheduleInput,
@@ -127,9 +138,12 @@ async def file(
     window: str | None = None,
     reason: str | None = None,
     now: datetime | None = None,
+    key: Ed25519PrivateKey | None = None,
 ) -> Filed:
     """File a scheduled run of KIND (its input from the row, as `amsm start` builds it)
-    as `operator`, an operator of the pair."""
+    as `operator`, an operator of the pair; signed with `key` where given
+    (docs/operators/signed-acts.md). The schedule checks who filed it first: a filing
+    it refuses is refused here, saying why."""
     if not inv.may_act(operator):
         raise Refused(f"{operator} is not an operator of pair {inv.pair} (inventory `operators:`)")
     inp, what = start_input(inv, kind, side, operator, options)
@@ -151,6 +165,8 @@ async def file(
         reason=reason,
     )
     wid = schedule_workflow_id(inv.pair, sid)
+    if key is not None:
+        arg = arg.model_copy(update={"intent": signed_filing(key, arg)})
     try:
         handle = await temporal.start_workflow(
             ScheduleWorkflow.run,
@@ -171,18 +187,64 @@ async def file(
         )
     except Exception as e:
         raise Refused(f"the scheduled run could not be filed: {cause(e)}") from None
-    state = ScheduleState(
-        schedule_id=sid,
-        pair=inv.pair,
-        kind=kind,
-        what=what,
-        initiator=operator,
-        filed=filed,
-        at=when,
-        window_end=when + timedelta(seconds=arg.window),
-        reason=reason,
-    )
+    state = await checked(handle)
+    if state is None:  # no worker answered yet: it checks when one does
+        state = ScheduleState(
+            schedule_id=sid,
+            pair=inv.pair,
+            kind=kind,
+            what=what,
+            initiator=operator,
+            filed=filed,
+            at=when,
+            window_end=when + timedelta(seconds=arg.window),
+            reason=reason,
+        )
+    elif not state.checked:
+        raise Refused(f"the scheduled run was refused: {state.why}")
     return Filed(schedule_id=sid, workflow_id=handle.id, state=state)
+
+
+def signed_filing(key: Ed25519PrivateKey, arg: ScheduleInput) -> SignedIntent:
+    """The filing signed with `key`: bound to the schedule's id, the kind, and what it
+    files (the run's input as the schedule will start it, the time, the window)."""
+    run_input = KINDS[arg.kind].input.model_validate(arg.input)
+    return intent.sign(
+        intent.Intent(
+            pair=arg.pair,
+            run=schedule_workflow_id(arg.pair, arg.schedule_id),
+            step=arg.kind,
+            action="schedule",
+            shown=signing.schedule_digest(run_input, signing.iso(arg.at), arg.window),
+            operator=arg.initiator,
+            at=datetime.now(UTC).isoformat(timespec="seconds"),
+            nonce=secrets.token_hex(16),
+        ),
+        key,
+    )
+
+
+# How long filing waits for the schedule to check who filed it (a worker's first task).
+CHECK_WAIT = 15.0
+
+
+async def checked(handle: WorkflowHandle[Any, Any]) -> ScheduleState | None:
+    """The schedule's state once it has checked who filed it (or refused them), or None
+    where no worker has answered within CHECK_WAIT."""
+    deadline = asyncio.get_running_loop().time() + CHECK_WAIT
+    while True:
+        try:
+            st: ScheduleState = await handle.query(
+                ScheduleWorkflow.read_state, rpc_timeout=timedelta(seconds=CHECK_WAIT)
+            )
+        except (RPCError, WorkflowQueryFailedError):
+            st = None  # type: ignore[assignment]
+            await _not_failed(handle)
+        if st is not None and (st.checked or st.status != "waiting"):
+            return st
+        if asyncio.get_running_loop().time() > deadline:
+            return None
+        await asyncio.sleep(0.2)
 
 
 async def scheduled(temporal: Client, inv: Inventory) -> list[ScheduleState]:
@@ -232,6 +294,19 @@ async def cancel(
         raise Refused(f"the cancel was refused: {cause(e)}") from None
     except Exception as e:
         raise Refused(f"the cancel was refused: {cause(e)}") from None
+
+
+async def _not_failed(handle: WorkflowHandle[Any, Any]) -> None:
+    """Refused, saying why, where the schedule's workflow has failed (bad input)."""
+    try:
+        desc = await handle.describe()
+    except RPCError:
+        return
+    if desc.status in (WorkflowExecutionStatus.FAILED, WorkflowExecutionStatus.TERMINATED):
+        try:
+            await handle.result()
+        except Exception as e:
+            raise Refused(f"the scheduled run was refused: {cause(e)}") from None
 
 
 async def _not_waiting(handle: WorkflowHandle[Any, Any], inv: Inventory, schedule_id: str) -> str:

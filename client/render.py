@@ -157,7 +157,9 @@ def render_scheduled(found: list[ScheduleState], zone: ZoneInfo) -> str:
         at, end = s.at.astimezone(zone), s.window_end.astimezone(zone)
         out.append(
             f"  {s.schedule_id}  {s.what} at {at:%Y-%m-%d %H:%M %Z} (window until "
-            f"{end:%H:%M}), by {s.initiator}, filed {s.filed.astimezone(zone):%Y-%m-%d %H:%M}"
+            f"{end:%H:%M}), by {s.initiator}"
+            + (f" ({s.proof})" if s.proof else "")
+            + f", filed {s.filed.astimezone(zone):%Y-%m-%d %H:%M}"
         )
         if s.reason:
             out.append(f"      reason: {s.reason}")

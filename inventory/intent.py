@@ -36,7 +36,9 @@ DOCS = "docs/operators/signed-acts.md"
 # An act on a run's step, or one that rides on a workflow's input: a start (its step: the
 # kind), a control (its step: the control), a fence's end (its step: "fence"); bound to the workflow id and to the input
 # (`shown_input`).
-Action = Literal["confirm", "approve", "retry", "skip", "abort", "start", "control", "end-fence"]
+Action = Literal[
+    "confirm", "approve", "retry", "skip", "abort", "start", "control", "end-fence", "schedule"
+]
 Refusal = Literal["missing", "bad-signature", "unknown-key", "replayed", "expired", "misbound"]
 
 

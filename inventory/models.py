@@ -843,6 +843,12 @@ def fence_workflow_id(pair: str) -> str:
     return f"amsm-{pair}-fence"
 
 
+def schedule_workflow_id(pair: str, schedule_id: str) -> str:
+    """A scheduled run's own id under the pair's (workflows/schedule.py), never the pair's
+    one-workflow id."""
+    return f"{pair_workflow_id(pair)}-schedule-{schedule_id}"
+
+
 def readiness_schedule_id(pair: str) -> str:
     """The id of pair `pair`'s readiness watch, a Temporal Schedule (amsm readiness on);
     each check it starts runs under this id and the time it was due."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
@@ -24,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
         Capabilities,
         ClientBatchResult,
         ClientSwitchResult,
+        NonceRef,
         PairRef,
         RunInput,
         RunsSince,
@@ -35,7 +37,8 @@ with workflow.unsafe.imports_passed_through():
     from activities.sync_tools import SyncToolActivities
     from inventory import intent
     from inventory.blackout import Window
-    from inventory.models import Side, Timing, pair_workflow_id
+    from inventory.intent import SignedIntent
+    from inventory.models import Side, Timing, pair_workflow_id, schedule_workflow_id
     from inventory.rules import RULE_NO_SWITCH_IN_BLACKOUT
     from inventory.status import PairStatus
     from workflows import blackout, outcomes, preconditions, signing
@@ -55,10 +58,11 @@ with workflow.unsafe.imports_passed_through():
         ClientTarget,
         Decision,
         OperatorSignal,
+        ScheduledBy,
         StepState,
         UpdateResult,
     )
-    from workflows.nonce import take_nonce
+    from workflows.nonce import NONCE_TYPE, nonce_workflow_id, take_nonce
     from workflows.notify import Notices
     from workflows.overrides import OverrideRecord, start_override_problem
     from workflows.routing import on_site
@@ -120,6 +124,85 @@ async def started_since(pair: str, workflow_id: str, follows: str) -> str | None
         f"intent refused (replayed): it was signed to start the run after {follows}, and "
         f"{since}: a signed act that starts a run starts one; sign it again ({intent.DOCS})"
     )
+
+
+async def prove_own_start(
+    c: Checklist, inp: BaseModel, signed: SignedIntent | None, keys: signing.Keys
+) -> tuple[str | None, str | None]:
+    """A start sent by a person: (its proof, None) or (None, why it is refused)."""
+    # The pair's id, not workflow.info()'s: a replay of an exported history runs
+    # under another id (a run under another id is refused, OWN_ID_PATCH).
+    run = pair_workflow_id(c.pair)
+    follows: str | None = None
+    if signed is not None and workflow.patched(START_AFTER_PATCH):
+        follows = intent.followed_run(signed.intent.run)
+        if follows is None:
+            return None, NAMES_NO_RUN
+        run = intent.start_binding(run, follows)
+    bound = intent.Binding(
+        pair=c.pair, run=run, step=c.workflow, action="start", operator=c.initiator
+    )
+    proof, why = signing.prove_input(inp, signed, bound, keys, workflow.now(), c.nonces)
+    if why is None and follows is not None:
+        why = await started_since(c.pair, pair_workflow_id(c.pair), follows)
+    if why is None and signed is not None:
+        why = await take_nonce(c.pair, signed.intent.nonce)
+    return (proof, None) if why is None else (None, why)
+
+
+async def prove_scheduled(
+    c: Checklist, inp: BaseModel, by: ScheduledBy, keys: signing.Keys
+) -> tuple[str | None, str | None]:
+    """A run a schedule started, carrying the intent its operator signed when filing it
+    (docs/operators/signed-acts.md, scheduled runs): (its proof, None) or (None, why it
+    is refused). It must have been started by that schedule (its parent, as the server
+    records it), be what was filed (the run's input, time and window), and the intent's
+    nonce must have been taken by that very run of the schedule: a schedule started by
+    hand under the same id, with the intent copied, did not take it. Its time is not
+    checked again: the schedule checked it when it was filed."""
+    wid = schedule_workflow_id(c.pair, by.schedule_id)
+    parent = workflow.info().parent
+    if parent is None or parent.workflow_id != wid:
+        return None, (
+            f"intent refused (misbound): it was signed for the run that schedule "
+            f"{by.schedule_id} starts ({wid}), and no such schedule started this run: "
+            f"sign a start of your own ({intent.DOCS})"
+        )
+    if by.at is None or by.window is None or by.intent is None:
+        return None, f"intent refused (misbound): its schedule names no time ({intent.DOCS})"
+    signed = by.intent
+    bound = intent.Binding(
+        pair=c.pair, run=wid, step=c.workflow, action="schedule", operator=c.initiator
+    )
+    at = _signed_at(signed.intent.at) or workflow.now()
+    shown = signing.schedule_digest(inp, by.at, by.window)
+    proof, why = signing.prove_input(inp, signed, bound, keys, at, c.nonces, shown=shown)
+    if why is not None:
+        return None, why
+    holder = await workflow.execute_activity_method(
+        PairActivities.nonce_holder,
+        NonceRef(pair=c.pair, workflow_id=nonce_workflow_id(c.pair, signed.intent.nonce)),
+        **BOOTSTRAP,
+    )
+    if (holder.workflow_type, holder.taken_by, holder.run_id) != (
+        NONCE_TYPE,
+        wid,
+        parent.run_id,
+    ):
+        return None, (
+            f"intent refused (replayed): its nonce was not taken by the run of schedule "
+            f"{by.schedule_id} that started this one ({parent.run_id}): a filing starts "
+            f"one run; file it again ({intent.DOCS})"
+        )
+    return proof, None
+
+
+def _signed_at(text: str) -> datetime | None:
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return at if at.tzinfo is not None else None
 
 
 def run_tag(run_id: str) -> str:
@@ -442,25 +525,12 @@ class PairWorkflow:
         keys = signing.keys_of(runner.operator_keys, runner.console_key, runner.require_signed)
         if (signed is not None or keys.require_signed) and not workflow.patched(START_PATCH):
             return
-        # The pair's id, not workflow.info()'s: a replay of an exported history runs
-        # under another id (a run under another id is refused, OWN_ID_PATCH).
-        run = pair_workflow_id(c.pair)
-        follows: str | None = None
-        if signed is not None and workflow.patched(START_AFTER_PATCH):
-            follows = intent.followed_run(signed.intent.run)
-            if follows is None:
-                self._open_signals()
-                self.refuse(c.workflow, NAMES_NO_RUN)
-                return
-            run = intent.start_binding(run, follows)
-        bound = intent.Binding(
-            pair=c.pair, run=run, step=c.workflow, action="start", operator=c.initiator
-        )
-        proof, why = signing.prove_input(inp, signed, bound, keys, workflow.now(), c.nonces)
-        if why is None and follows is not None:
-            why = await started_since(c.pair, pair_workflow_id(c.pair), follows)
-        if why is None and signed is not None:
-            why = await take_nonce(c.pair, signed.intent.nonce)
+        by: ScheduledBy | None = getattr(inp, "scheduled", None)
+        if signed is None and by is not None and by.intent is not None:
+            signed = by.intent  # filed by a person, started by their schedule
+            proof, why = await prove_scheduled(c, inp, by, keys)
+        else:
+            proof, why = await prove_own_start(c, inp, signed, keys)
         if why is not None:
             self._open_signals()
             self.refuse(c.workflow, why)

@@ -123,6 +123,13 @@ class ScheduledBy(Bounded):
     by: Name
     filed: str  # ISO 8601, UTC
     schedule_id: Name
+    # When it was filed for and how long it might start after (ISO 8601, seconds), and
+    # the intent its operator signed when filing it (docs/operators/signed-acts.md,
+    # scheduled runs): the run checks it against its own input. None in runs from
+    # before signed schedules, and for an unsigned filing.
+    at: str | None = None
+    window: float | None = None
+    intent: SignedIntent | None = None
 
     def sentence(self) -> str:
         return f"scheduled by {self.by} at {self.filed}, started by the schedule"

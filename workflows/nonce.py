@@ -21,26 +21,19 @@ from __future__ import annotations
 
 import hashlib
 
-from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.workflow import ChildWorkflowCancellationType, ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
+    from activities.models import NonceInput
     from inventory import intent
     from inventory.models import pair_workflow_id
 
 # A signed start or control takes its nonce by starting NonceWorkflow (histories from
 # before it take none).
 NONCE_PATCH = "signed-nonces-taken"
-
-
-class NonceInput(BaseModel):
-    pair: str
-    # The workflow id and run id of the run that took it (for whoever reads it later).
-    taken_by: str
-    run_id: str
 
 
 def nonce_workflow_id(pair: str, nonce: str) -> str:
@@ -50,7 +43,11 @@ def nonce_workflow_id(pair: str, nonce: str) -> str:
     return f"{pair_workflow_id(pair)}-nonce-{digest}"
 
 
-@workflow.defn(name="signed-nonce")
+# The holder's workflow type (what the Web UI lists).
+NONCE_TYPE = "signed-nonce"
+
+
+@workflow.defn(name=NONCE_TYPE)
 class NonceWorkflow:
     """Holds a nonce's id; does nothing."""
 

@@ -32,13 +32,15 @@ from temporalio.workflow import ParentClosePolicy
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
-    from activities.models import NotifyPlan, PairRef
+    from activities.models import Capabilities, NotifyPlan, PairRef
     from activities.pair import PairActivities
     from activities.probe import ProbeActivities
+    from inventory import intent
     from inventory.blackout import Window
-    from inventory.models import pair_workflow_id
+    from inventory.intent import SignedIntent
+    from inventory.models import pair_workflow_id, schedule_workflow_id
     from inventory.rules import RULE_NO_SWITCH_IN_BLACKOUT
-    from workflows import blackout, search
+    from workflows import blackout, search, signing
     from workflows.activity_options import BOOTSTRAP
     from workflows.check import CheckResult, PairCheckWorkflow
     from workflows.checklist import describe_failure
@@ -46,19 +48,20 @@ with workflow.unsafe.imports_passed_through():
     from workflows.kinds import CLASSES, KINDS
     from workflows.limits import Bounded, Name, Text
     from workflows.models import CheckInput, DryRunInput, ScheduledBy
+    from workflows.nonce import take_nonce
     from workflows.notify import PATCH as NOTIFY_PATCH
     from workflows.notify import send
     from workflows.preview import DryRunResult, run_refusal
+
+# A schedule checks who filed it (their signed intent, or none) when it starts, and
+# takes the intent's nonce; the run it starts carries the intent (histories from before
+# signed schedules do neither).
+SIGNED_PATCH = "signed-schedules"
 
 # How often a run that could not start at its time is tried again inside its window.
 RETRY_EVERY = timedelta(seconds=60)
 
 ScheduleStatus = Literal["waiting", "started", "dropped", "cancelled"]
-
-
-def schedule_workflow_id(pair: str, schedule_id: str) -> str:
-    """A scheduled run's own id under the pair's (never the pair's one-workflow id)."""
-    return f"{pair_workflow_id(pair)}-schedule-{schedule_id}"
 
 
 class ScheduleInput(Bounded):
@@ -76,6 +79,9 @@ class ScheduleInput(Bounded):
     window: float = Field(ge=60, le=86400)  # seconds after `at` in which it may start
     lead: float = Field(ge=0, le=7 * 86400)  # seconds before `at`: the dry run and check
     reason: Text | None = None
+    # The intent its operator signed when filing it (action "schedule", bound to the
+    # schedule's id and to signing.schedule_digest); None for an unsigned filing.
+    intent: SignedIntent | None = None
 
 
 class CancelRequest(Bounded):
@@ -115,6 +121,10 @@ class ScheduleState(BaseModel):
     why: str | None = None  # why it was dropped, or why it waits past its time
     cancelled_by: str | None = None
     told: list[Told] = []
+    # Who filed it, proven by whose key ("unproven", or None where the pair has no keys),
+    # and whether the schedule has checked it yet (it does first, before it waits).
+    proof: str | None = None
+    checked: bool = False
 
 
 def dry_run_sentence(r: DryRunResult) -> str:
@@ -213,16 +223,46 @@ class ScheduleWorkflow:
             reason=inp.reason,
         )
         self.show()
+        caps: Capabilities | None = None
         if workflow.patched(NOTIFY_PATCH):
-            caps = await workflow.execute_activity_method(
+            read = await workflow.execute_activity_method(
                 ProbeActivities.get_capabilities, PairRef(pair=inp.pair), **BOOTSTRAP
             )
-            self._plan = caps.notify
+            self._plan, caps = read.notify, read
+        if caps is not None and workflow.patched(SIGNED_PATCH):
+            why = await self.prove(inp, caps)
+            if why is not None:
+                self.state.status, self.state.why = "dropped", why
+                self.tell_runs(f"{self.title()}: refused: {why}")
+                return await self.finish()
+        self.state.checked = True
         if await self.until(inp.at - timedelta(seconds=inp.lead)):
             await self.lead(inp)
         if await self.until(inp.at):
             await self.start_in_window(inp, end)
         return await self.finish()
+
+    async def prove(self, inp: ScheduleInput, caps: Capabilities) -> str | None:
+        """Who filed it: their proof kept in the state, or why the filing is refused (a
+        missing intent under identity.require_signed; a bad, unknown, expired or
+        misbound one; one whose nonce was taken already)."""
+        keys = signing.keys_of(caps.operator_keys, caps.console_key, caps.require_signed)
+        bound = intent.Binding(
+            pair=inp.pair,
+            run=schedule_workflow_id(inp.pair, inp.schedule_id),
+            step=inp.kind,
+            action="schedule",
+            operator=inp.initiator,
+        )
+        shown = None
+        if inp.intent is not None:  # what it files: the run's input as checked at its time
+            shown = signing.schedule_digest(self.run_input(inp), signing.iso(inp.at), inp.window)
+        proof, why = signing.prove_input(inp, inp.intent, bound, keys, workflow.now(), shown=shown)
+        if why is None and inp.intent is not None:
+            why = await take_nonce(inp.pair, inp.intent.intent.nonce)
+        if why is None:
+            self.state.proof = proof
+        return why
 
     async def until(self, when: datetime) -> bool:
         """Wait (a durable timer) until `when`; False once cancelled."""
@@ -339,6 +379,10 @@ class ScheduleWorkflow:
             filed=inp.filed.isoformat(timespec="seconds"),
             schedule_id=inp.schedule_id,
         )
+        if inp.intent is not None and workflow.patched(SIGNED_PATCH):
+            scheduled = scheduled.model_copy(
+                update={"at": signing.iso(inp.at), "window": inp.window, "intent": inp.intent}
+            )
         model = KINDS[inp.kind].input
         data = dict(inp.input)
         # A kind whose input cannot say it (one written before, or in a test) runs without.

@@ -6,7 +6,7 @@ input as a digest. Pure: the workflow hands the time, the keys and the nonces ta
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 
 from pydantic import BaseModel
 
@@ -38,6 +38,19 @@ class Keys(BaseModel):
         return bool(self.operator_keys or self.console_key)
 
 
+def iso(t: datetime) -> str:
+    """A scheduled time as signed and as the run reads it: UTC, to the second."""
+    return t.astimezone(UTC).isoformat(timespec="seconds")
+
+
+def schedule_digest(run_input: BaseModel, at: str, window: float) -> str:
+    """What a scheduled run's intent says it files: the run's input as `amsm start`
+    would send it (without who scheduled it), when, and the window it may start in.
+    The schedule computes it from what it was filed with, the run from its own input."""
+    fields = run_input.model_dump(mode="json", exclude=UNSIGNED_FIELDS | {"scheduled"})
+    return intent.shown_input({"run": fields, "at": at, "window": float(window)})
+
+
 def prove_input(
     inp: BaseModel,
     signed: SignedIntent | None,
@@ -45,13 +58,15 @@ def prove_input(
     keys: Keys,
     now: datetime,
     nonces: Collection[str] = (),
+    shown: str | None = None,
 ) -> tuple[str | None, str | None]:
     """(its proof, None) or (None, why it is refused). `bound`: what the run expects, its
-    `shown` left empty (the input's digest goes there). Without an intent and without
-    require_signed: "unproven" where the pair has keys, else None, and never refused."""
+    `shown` left empty (the input's digest goes there, or `shown`). Without an intent and
+    without require_signed: "unproven" where the pair has keys, else None, and never
+    refused."""
     if signed is None and not keys.require_signed:
         return (intent.UNPROVEN if keys.any else None), None
-    bound = bound.model_copy(update={"shown": input_digest(inp)})
+    bound = bound.model_copy(update={"shown": shown or input_digest(inp)})
     verdict = (
         None
         if signed is None

@@ -10,6 +10,7 @@ from typing import Any
 from temporalio.client import Client
 
 from api.schedule import cancel, file, scheduled
+from client.commands.keys import acting, add_key_option
 from client.commands.start import add_kind
 from client.render import render_scheduled
 from client.session import EXIT_OK, default_operator, emit
@@ -43,7 +44,10 @@ def add(sub: Any) -> None:
             "`schedule.window`); past it the run is dropped, never run late",
         )
         k.add_argument("--reason", help="why (shown with the scheduled run)")
-        k.add_argument("--operator", default=default_operator())
+        k.add_argument(
+            "--operator", default=None, help="who files it (default: AMSM_OPERATOR, the login)"
+        )
+        add_key_option(k)
         k.add_argument("--json", action="store_true")
         k.set_defaults(handler=run_file, kind=kind.name)
     ls = what.add_parser("list", help="the pair's scheduled runs that still wait")
@@ -58,6 +62,8 @@ def add(sub: Any) -> None:
 
 
 async def run_file(temporal: Client, inv: Inventory, args: argparse.Namespace) -> int:
+    # With a key (--key, AMSM_KEY) the filing is signed and made as the key's operator.
+    args.operator, key = acting(args, inv)
     row = KINDS[args.kind]
     options = {
         o.name: getattr(args, o.name, o.default) for o in row.options if o.name not in NOT_SCHEDULED
@@ -72,6 +78,7 @@ async def run_file(temporal: Client, inv: Inventory, args: argparse.Namespace) -
         args.at,
         args.window,
         args.reason,
+        key=key,
     )
     st = filed.state
     local = st.at.astimezone(inv.zone)
@@ -82,7 +89,8 @@ async def run_file(temporal: Client, inv: Inventory, args: argparse.Namespace) -
         f"scheduled {st.what} on pair {inv.pair} at {local:%Y-%m-%d %H:%M %Z} "
         f"({st.at:%H:%M} UTC), window until {st.window_end.astimezone(inv.zone):%H:%M %Z}\n"
         f"id: {filed.schedule_id}\n"
-        f"the dry run and the site check run at {lead.astimezone(inv.zone):%Y-%m-%d %H:%M %Z}\n"
+        + (f"filed by {st.initiator} ({st.proof})\n" if st.proof else "")
+        + f"the dry run and the site check run at {lead.astimezone(inv.zone):%Y-%m-%d %H:%M %Z}\n"
         f"see it: amsm schedule list; cancel it: amsm schedule cancel {filed.schedule_id} "
         "--reason TEXT",
     )
