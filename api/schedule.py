@@ -25,6 +25,7 @@ from temporalio.client import (
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError, RPCStatusCode
 
+from api.act import signed_input
 from api.refusal import Refused
 from api.runs import cause
 from api.start import start_input
@@ -270,9 +271,16 @@ async def scheduled(temporal: Client, inv: Inventory) -> list[ScheduleState]:
 
 
 async def cancel(
-    temporal: Client, inv: Inventory, schedule_id: str, operator: str, reason: str
+    temporal: Client,
+    inv: Inventory,
+    schedule_id: str,
+    operator: str,
+    reason: str,
+    key: Ed25519PrivateKey | None = None,
+    console: bool = False,
 ) -> ScheduleState:
-    """Cancel a scheduled run that still waits, as `operator` (an operator), with a reason."""
+    """Cancel a scheduled run that still waits, as `operator` (an operator), with a reason;
+    signed with `key` where given (the operator's, or the console's: `console`)."""
     if not SCHEDULE_ID_RE.fullmatch(schedule_id):
         raise Refused(
             f"{schedule_id!r} is not a scheduled run's id (8 hex digits, as "
@@ -283,11 +291,14 @@ async def cancel(
         raise Refused("a cancel needs a reason (--reason TEXT)", "usage")
     if not inv.may_act(operator):
         raise Refused(f"{operator} is not an operator of pair {inv.pair} (inventory `operators:`)")
-    handle = temporal.get_workflow_handle(schedule_workflow_id(inv.pair, schedule_id))
+    wid = schedule_workflow_id(inv.pair, schedule_id)
+    handle = temporal.get_workflow_handle(wid)
+    request = CancelRequest(operator=operator, reason=reason)
+    if key is not None:
+        signed = signed_input(key, inv.pair, wid, "schedule", "cancel", request, operator, console)
+        request = request.model_copy(update={"intent": signed})
     try:
-        return await handle.execute_update(
-            ScheduleWorkflow.cancel, CancelRequest(operator=operator, reason=reason)
-        )
+        return await handle.execute_update(ScheduleWorkflow.cancel, request)
     except RPCError as e:
         if e.status == RPCStatusCode.NOT_FOUND:
             raise Refused(await _not_waiting(handle, inv, schedule_id), "not-found") from None

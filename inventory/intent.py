@@ -37,7 +37,16 @@ DOCS = "docs/operators/signed-acts.md"
 # kind), a control (its step: the control), a fence's end (its step: "fence"); bound to the workflow id and to the input
 # (`shown_input`).
 Action = Literal[
-    "confirm", "approve", "retry", "skip", "abort", "start", "control", "end-fence", "schedule"
+    "confirm",
+    "approve",
+    "retry",
+    "skip",
+    "abort",
+    "start",
+    "control",
+    "end-fence",
+    "schedule",
+    "cancel",
 ]
 Refusal = Literal["missing", "bad-signature", "unknown-key", "replayed", "expired", "misbound"]
 

@@ -87,6 +87,8 @@ class ScheduleInput(Bounded):
 class CancelRequest(Bounded):
     operator: Name
     reason: Text
+    # The cancel signed by its operator, or by the console for them (signed acts).
+    intent: SignedIntent | None = None
 
 
 class Told(BaseModel):
@@ -120,6 +122,7 @@ class ScheduleState(BaseModel):
     started_at: datetime | None = None
     why: str | None = None  # why it was dropped, or why it waits past its time
     cancelled_by: str | None = None
+    cancelled_proof: str | None = None  # who cancelled it, proven by whose key
     told: list[Told] = []
     # Who filed it, proven by whose key ("unproven", or None where the pair has no keys),
     # and whether the schedule has checked it yet (it does first, before it waits).
@@ -154,6 +157,9 @@ class ScheduleWorkflow:
         self._state: ScheduleState | None = None
         self._plan: NotifyPlan | None = None  # whom it tells (workflows/notify.py)
         self._telling: list[asyncio.Future[None]] = []
+        # Whose keys prove a cancel (read at the start; None in schedules from before
+        # signed schedules, whose cancels are taken as they were).
+        self._keys: signing.Keys | None = None
 
     @property
     def state(self) -> ScheduleState:
@@ -167,15 +173,31 @@ class ScheduleWorkflow:
     @workflow.update(name="cancel")
     def cancel(self, req: CancelRequest) -> ScheduleState:
         """End the scheduled run before it starts, with who and why (the API checked they
-        are an operator)."""
+        are an operator). Where the pair lists keys, proven by whose (a missing intent
+        under require_signed, or a bad, unknown, expired or misbound one, is refused:
+        the refusal is the update's recorded answer, and the schedule still waits)."""
         st = self.state
+        proof = None
+        if self._keys is not None:
+            bound = intent.Binding(
+                pair=st.pair,
+                run=schedule_workflow_id(st.pair, st.schedule_id),
+                step="schedule",
+                action="cancel",
+                operator=req.operator,
+            )
+            proof, why = signing.prove_input(req, req.intent, bound, self._keys, workflow.now())
+            if why is not None:
+                raise ApplicationError(f"cancel refused: {why}", type="Refused")
         st.status, st.cancelled_by, st.why = "cancelled", req.operator, req.reason
+        st.cancelled_proof = proof
         self.tell_runs(f"{self.title()}: cancelled by {req.operator}: {req.reason}")
         return st
 
     @cancel.validator
     def _cancel_fits(self, req: CancelRequest) -> None:
-        if self._state is None:
+        if self._state is None or (self.state.status == "waiting" and not self.state.checked):
+            # Not before it has read whose keys prove a cancel.
             raise ApplicationError("still starting; try again in a moment")
         if self.state.status != "waiting":
             raise ApplicationError(
@@ -247,6 +269,7 @@ class ScheduleWorkflow:
         missing intent under identity.require_signed; a bad, unknown, expired or
         misbound one; one whose nonce was taken already)."""
         keys = signing.keys_of(caps.operator_keys, caps.console_key, caps.require_signed)
+        self._keys = keys
         bound = intent.Binding(
             pair=inp.pair,
             run=schedule_workflow_id(inp.pair, inp.schedule_id),

@@ -13,7 +13,7 @@ from api.schedule import cancel, file, scheduled
 from client.commands.keys import acting, add_key_option
 from client.commands.start import add_kind
 from client.render import render_scheduled
-from client.session import EXIT_OK, default_operator, emit
+from client.session import EXIT_OK, emit
 from inventory.models import Inventory
 from workflows.kinds import KINDS
 
@@ -56,7 +56,10 @@ def add(sub: Any) -> None:
     c = what.add_parser("cancel", help="cancel a scheduled run before it starts")
     c.add_argument("id", metavar="ID", help="the scheduled run's id (`amsm schedule list`)")
     c.add_argument("--reason", required=True, help="why (kept with the scheduled run)")
-    c.add_argument("--operator", default=default_operator())
+    c.add_argument(
+        "--operator", default=None, help="who cancels it (default: AMSM_OPERATOR, the login)"
+    )
+    add_key_option(c)
     c.add_argument("--json", action="store_true")
     c.set_defaults(handler=run_cancel)
 
@@ -108,11 +111,14 @@ async def run_list(temporal: Client, inv: Inventory, args: argparse.Namespace) -
 
 
 async def run_cancel(temporal: Client, inv: Inventory, args: argparse.Namespace) -> int:
-    st = await cancel(temporal, inv, args.id, args.operator, args.reason)
+    args.operator, key = acting(args, inv)
+    st = await cancel(temporal, inv, args.id, args.operator, args.reason, key=key)
     emit(
         args,
         st.model_dump(mode="json"),
         f"cancelled scheduled run {st.schedule_id} ({st.what} at "
-        f"{st.at.astimezone(inv.zone):%Y-%m-%d %H:%M %Z}) by {st.cancelled_by}: {st.why}",
+        f"{st.at.astimezone(inv.zone):%Y-%m-%d %H:%M %Z}) by {st.cancelled_by}"
+        + (f" ({st.cancelled_proof})" if st.cancelled_proof else "")
+        + f": {st.why}",
     )
     return EXIT_OK

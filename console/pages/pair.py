@@ -46,6 +46,8 @@ async def cancel_scheduled(site: Site, request: Request) -> Response:
             str(form.get("schedule", "")),
             account.name,
             str(form.get("reason", "")),
+            key=actions.signer(inv, site.console_key),
+            console=True,
         )
         return f"cancelled scheduled run {st.schedule_id} ({st.what}): {st.why}"
 

@@ -155,3 +155,25 @@ async def test_a_signed_filing_starts_its_run_proven_and_nothing_else_does(
             )
         cause = await _refused_run(temporal, lab, forged)
         assert "intent refused (replayed): its nonce was not taken by the run of schedule" in cause
+
+        # A cancel is an act too: unsigned, refused (the schedule still waits); signed
+        # with ann's key, done and proven.
+        rc, out = await cli(
+            temporal, lab, "schedule", "switch", "--to", "Y", "--at", _at(3600, lab),
+            "--key", ann_file, "--json",
+        )  # fmt: skip
+        assert rc == 0, out
+        later = json.loads(out)["schedule_id"]
+        rc, out = await cli(
+            temporal, lab, "schedule", "cancel", later, "--reason", "not tonight",
+            "--operator", "ann",
+        )  # fmt: skip
+        assert rc == 1 and "cancel refused: unsigned: this pair takes only signed acts" in out
+        listed = await cli_json(temporal, lab, "schedule", "list")
+        assert [s["schedule_id"] for s in listed["scheduled"]] == [later], listed
+        assert listed["scheduled"][0]["proof"] == "proven by ann's key", listed
+        rc, out = await cli(
+            temporal, lab, "schedule", "cancel", later, "--reason", "not tonight",
+            "--key", ann_file,
+        )  # fmt: skip
+        assert rc == 0 and "by ann (proven by ann's key): not tonight" in out, out
