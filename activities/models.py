@@ -35,22 +35,13 @@ class NonceInput(BaseModel):
     run_id: str
 
 
-class NonceRef(BaseModel):
-    """A nonce's holder to read (workflows/nonce.py), by the id it is held under."""
+class ScheduleLineage(BaseModel):
+    """A scheduled run's lineage to check (workflows/base.py prove_scheduled): the run of
+    the pair's schedule that started it (its parent, as the server records it)."""
 
     pair: str
     workflow_id: str = Field(max_length=200)
-
-
-class NonceHolder(BaseModel):
-    """Who took a nonce: the run that started its holder (its input), or found False
-    where no workflow holds it. `queue`: the task queue the holder ran on."""
-
-    found: bool
-    workflow_type: str = ""
-    queue: str = ""
-    taken_by: str = ""
-    run_id: str = ""
+    run_id: str = Field(max_length=128)
 
 
 class SideInput(BaseModel):

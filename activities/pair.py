@@ -20,15 +20,13 @@ from activities.models import (
     BatchRef,
     ClientBatchResult,
     FenceState,
-    NonceHolder,
-    NonceInput,
-    NonceRef,
     PairRef,
     PairRunState,
     RunsSince,
+    ScheduleLineage,
 )
 from inventory.intent import NO_RUN
-from inventory.models import Inventory, control_workflow_id
+from inventory.models import SCHEDULE_TYPE, Inventory, control_workflow_id
 from wire.fences import FenceLookupError, fences_of, squatter_of
 
 
@@ -98,40 +96,47 @@ class PairActivities:
                 return f"run {w.run_id} has started under {wid} since"
         return None
 
-    @activity.defn(name="nonce_holder")
-    async def nonce_holder(self, inp: NonceRef) -> NonceHolder:
-        """Which run took a nonce (workflows/nonce.py): its holder's input, read from its
-        history (consistent, not the server's list)."""
+    @activity.defn(name="schedule_lineage")
+    async def schedule_lineage(self, inp: ScheduleLineage) -> str | None:
+        """Why a scheduled run (the workflow asking) cannot be the one run its signed
+        filing starts, or None: it is a reset of another run (its start event was written
+        for another run id), or the run that started it (`inp`) is not amsm's own
+        schedule on the pair's queue as first started (someone else's code, or a reset).
+        Read from the server's records of each run (consistent, not its list); asked here
+        and not in the workflow, so that a replay of the history gives the same answer."""
         if inp.pair != self.inv.pair:
             raise ApplicationError(
                 f"this worker serves pair {self.inv.pair}, not {inp.pair}", non_retryable=True
             )
-        prefix = f"{self.inv.workflow_id}-nonce-"
-        if not inp.workflow_id.startswith(prefix):
+        if not inp.workflow_id.startswith(f"{self.inv.workflow_id}-schedule-"):
             raise ApplicationError(
-                f"{inp.workflow_id} is not a nonce of pair {inp.pair}", non_retryable=True
+                f"{inp.workflow_id} is not a schedule of pair {inp.pair}", non_retryable=True
             )
-        handle = self.temporal.get_workflow_handle(inp.workflow_id)
-        try:
-            desc = await handle.describe()
-        except RPCError as e:
-            if e.status == RPCStatusCode.NOT_FOUND:
-                return NonceHolder(found=False)
-            raise
+        me = activity.info()
+        own = await self._first_run_id(me.workflow_id or "", me.workflow_run_id or "")
+        if own != me.workflow_run_id:
+            return f"this run is a reset of run {own}"
+        parent = self.temporal.get_workflow_handle(inp.workflow_id, run_id=inp.run_id)
+        desc = await parent.describe()
+        first = await self._first_run_id(inp.workflow_id, inp.run_id)
+        if (desc.workflow_type, desc.task_queue, first) != (
+            SCHEDULE_TYPE,
+            self.inv.queue,
+            inp.run_id,
+        ):
+            return (
+                f"the run of {inp.workflow_id} that started this one ({inp.run_id}) is not "
+                f"amsm's own {SCHEDULE_TYPE} on the pair's queue as first started (a "
+                f"{desc.workflow_type} on {desc.task_queue}, started as run {first})"
+            )
+        return None
+
+    async def _first_run_id(self, workflow_id: str, run_id: str) -> str:
+        """The run id a run's start event was written for (another than its own: a reset)."""
+        handle = self.temporal.get_workflow_handle(workflow_id, run_id=run_id)
         history = await handle.fetch_history()
         started = history.events[0].workflow_execution_started_event_attributes
-        payloads = list(started.input.payloads)
-        try:
-            [holder] = await self.temporal.data_converter.decode(payloads, [NonceInput])
-        except Exception:  # not a nonce's input: held by something amsm did not start
-            return NonceHolder(found=True, workflow_type=desc.workflow_type, queue=desc.task_queue)
-        return NonceHolder(
-            found=True,
-            workflow_type=desc.workflow_type,
-            queue=desc.task_queue,
-            taken_by=holder.taken_by,
-            run_id=holder.run_id,
-        )
+        return started.original_execution_run_id
 
     @activity.defn(name="client_batch_result")
     async def client_batch_result(self, inp: BatchRef) -> ClientBatchResult:

@@ -10,12 +10,16 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from temporalio.api.common.v1 import WorkflowExecution
-from temporalio.api.workflowservice.v1 import SignalWorkflowExecutionRequest
+from temporalio.api.workflowservice.v1 import (
+    DescribeNamespaceRequest,
+    SignalWorkflowExecutionRequest,
+)
 from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 
 from api.refusal import Refused
 from api.runs import cause
+from inventory import intent
 from inventory.models import Inventory
 from workflows.check import READS_PER_HOST, CheckFinding, CheckResult, PairCheckWorkflow
 from workflows.models import CheckInput
@@ -209,6 +213,63 @@ def verdict(stranger: Answer, certified: Answer | None) -> tuple[Answer, bool] |
     ):
         return None
     return certified, True
+
+
+# -- the namespace's retention, where the pair signs its acts ---------------------------
+# A signed start's, control's or filing's nonce is held by a workflow id (workflows/
+# nonce.py) for as long as the namespace keeps closed workflows: it must outlive the
+# intent (good for ten minutes after its signing, a minute of clock ahead). Temporal
+# refuses a retention under a day unless its config allows less (the dev server:
+# "A valid retention period is not set on request" for five minutes): this guards such
+# a server.
+NONCE_MUST_OUTLIVE = intent.WINDOW + intent.SKEW
+
+
+def retention_finding(namespace: str, kept: timedelta | None, error: str = "") -> CheckFinding:
+    expected = (
+        f"closed workflows kept longer than a signed act is good for "
+        f"({int(NONCE_MUST_OUTLIVE.total_seconds() // 60)} minutes), so that its nonce is"
+    )
+    found = (
+        f"could not tell: the namespace {namespace} could not be read: {error}"
+        if kept is None
+        else f"namespace {namespace} keeps closed workflows {kept}: a signed act could be "
+        "used again once its nonce is forgotten"
+    )
+    return CheckFinding(
+        host=f"temporal namespace {namespace}",
+        check="temporal-retention",
+        expected=expected,
+        found=found,
+        fix=f"temporal operator namespace update -n {namespace} --retention 72h "
+        "(docs/operators/signed-acts.md)",
+        steps=[],
+    )
+
+
+async def with_retention(temporal: Client, inv: Inventory, result: CheckResult) -> CheckResult:
+    """The check's result, with the namespace's retention where the pair lists keys: a
+    retention shorter than a signed act's life is a problem; one that cannot be read, a
+    warning."""
+    if not (inv.operator_keys or inv.console_key):
+        return result
+    try:
+        described = await temporal.workflow_service.describe_namespace(
+            DescribeNamespaceRequest(namespace=temporal.namespace)
+        )
+    except RPCError as e:
+        unread = retention_finding(temporal.namespace, None, cause(e))
+        return result.model_copy(update={"warnings": [*result.warnings, unread]})
+    kept = described.config.workflow_execution_retention_ttl.ToTimedelta()
+    problem = retention_problem(temporal.namespace, kept)
+    if problem is None:
+        return result
+    return result.model_copy(update={"problems": [*result.problems, problem], "ready": False})
+
+
+def retention_problem(namespace: str, kept: timedelta) -> CheckFinding | None:
+    """The problem with keeping closed workflows `kept` (None: long enough)."""
+    return None if kept > NONCE_MUST_OUTLIVE else retention_finding(namespace, kept)
 
 
 async def with_frontend(temporal: Client, inv: Inventory, result: CheckResult) -> CheckResult:

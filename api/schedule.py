@@ -32,7 +32,7 @@ from api.start import start_input
 from inventory import intent
 from inventory.durations import duration_seconds
 from inventory.intent import SignedIntent
-from inventory.models import Inventory
+from inventory.models import SCHEDULE_TYPE, Inventory
 from workflows import search, signing
 from workflows.kinds import KINDS
 from workflows.schedule import (
@@ -259,7 +259,7 @@ async def scheduled(temporal: Client, inv: Inventory) -> list[ScheduleState]:
         async for w in temporal.list_workflows(query):
             if w.status != WorkflowExecutionStatus.RUNNING:
                 continue
-            if w.task_queue != inv.queue or w.workflow_type != "pair-schedule":
+            if w.task_queue != inv.queue or w.workflow_type != SCHEDULE_TYPE:
                 # Tagged as the pair's by hand, on a queue no worker of the pair serves: a
                 # squatter (wire/fences.py), which would hold the whole list on its query.
                 continue

@@ -843,6 +843,10 @@ def fence_workflow_id(pair: str) -> str:
     return f"amsm-{pair}-fence"
 
 
+# The workflow type of a scheduled run's own workflow (workflows/schedule.py).
+SCHEDULE_TYPE = "pair-schedule"
+
+
 def schedule_workflow_id(pair: str, schedule_id: str) -> str:
     """A scheduled run's own id under the pair's (workflows/schedule.py), never the pair's
     one-workflow id."""

@@ -25,10 +25,10 @@ with workflow.unsafe.imports_passed_through():
         Capabilities,
         ClientBatchResult,
         ClientSwitchResult,
-        NonceRef,
         PairRef,
         RunInput,
         RunsSince,
+        ScheduleLineage,
         SideInput,
         SideRunInput,
     )
@@ -62,7 +62,7 @@ with workflow.unsafe.imports_passed_through():
         StepState,
         UpdateResult,
     )
-    from workflows.nonce import NONCE_TYPE, nonce_workflow_id, take_nonce
+    from workflows.nonce import take_nonce
     from workflows.notify import Notices
     from workflows.overrides import OverrideRecord, start_override_problem
     from workflows.routing import on_site
@@ -155,11 +155,12 @@ async def prove_scheduled(
 ) -> tuple[str | None, str | None]:
     """A run a schedule started, carrying the intent its operator signed when filing it
     (docs/operators/signed-acts.md, scheduled runs): (its proof, None) or (None, why it
-    is refused). It must have been started by that schedule (its parent, as the server
-    records it), be what was filed (the run's input, time and window), and the intent's
-    nonce must have been taken by that very run of the schedule: a schedule started by
-    hand under the same id, with the intent copied, did not take it. Its time is not
-    checked again: the schedule checked it when it was filed."""
+    is refused). It must be what was filed (the run's input, time and window), not a
+    reset of a run, and started by that schedule (its parent, as the server records it,
+    which no client can set) in a run of amsm's own `pair-schedule` on this run's queue
+    that was not reset either: such a run checked the intent and took its nonce before
+    it waited, and starts one run. Its time is not checked again: the schedule checked
+    it when it was filed."""
     wid = schedule_workflow_id(c.pair, by.schedule_id)
     parent = workflow.info().parent
     if parent is None or parent.workflow_id != wid:
@@ -179,20 +180,15 @@ async def prove_scheduled(
     proof, why = signing.prove_input(inp, signed, bound, keys, at, c.nonces, shown=shown)
     if why is not None:
         return None, why
-    holder = await workflow.execute_activity_method(
-        PairActivities.nonce_holder,
-        NonceRef(pair=c.pair, workflow_id=nonce_workflow_id(c.pair, signed.intent.nonce)),
+    why = await workflow.execute_activity_method(
+        PairActivities.schedule_lineage,
+        ScheduleLineage(pair=c.pair, workflow_id=wid, run_id=parent.run_id),
         **BOOTSTRAP,
     )
-    if (holder.workflow_type, holder.taken_by, holder.run_id) != (
-        NONCE_TYPE,
-        wid,
-        parent.run_id,
-    ):
+    if why is not None:
         return None, (
-            f"intent refused (replayed): its nonce was not taken by the run of schedule "
-            f"{by.schedule_id} that started this one ({parent.run_id}): a filing starts "
-            f"one run; file it again ({intent.DOCS})"
+            f"intent refused (replayed): {why}: a filing starts one run; file it again "
+            f"({intent.DOCS})"
         )
     return proof, None
 

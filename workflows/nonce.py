@@ -4,17 +4,20 @@ A start or control is bound to the run it follows, and the runs after that one a
 from the server's list of workflows, which lags: a signed start sent again within that
 lag would not be seen as replayed. So once its signature is proven, the run also takes
 the intent's nonce by starting a child workflow under an id made from it,
-`amsm-PAIR-nonce-<digest>`, that nobody may start again (WorkflowIdReusePolicy
+`amsm-PAIR-nonce-<digest>`, asking that the id not be reused (WorkflowIdReusePolicy
 REJECT_DUPLICATE: "do not permit re-use of the Workflow Id for this Workflow", Temporal's
-API, temporal/api/enums/v1/workflow.proto). The server's own record of workflow ids is
-consistent, unlike its list: a second start of the same intent finds the id taken,
-however soon it comes, and is refused as replayed.
+API, temporal/api/enums/v1/workflow.proto). The server checks that against its own
+record of workflow ids, which is consistent, unlike its list: while any run under the id
+is kept, a second take of the same nonce is refused and the intent with it, however soon
+it comes. (The policy binds the start that asks for it: anyone may start another run
+under the id, which only makes a later take refuse, never pass.)
 
-A closed workflow's id is kept for the namespace's retention (three days in the
-namespace docker-compose.yml creates): far longer than an intent is good for (ten minutes
-after its signing, a minute of clock ahead). Only an intent whose signature was proven
-takes an id, so nobody without a key can fill the namespace with them. The child does
-nothing and ends at once; it is started, never awaited, and left alone when the run ends.
+A closed workflow is kept for the namespace's retention (three days in the namespace
+docker-compose.yml creates; Temporal refuses less than a day unless configured to):
+far longer than an intent is good for (ten minutes after its signing, a minute of clock
+ahead). Only an intent whose signature was proven takes an id, so nobody without a key
+can fill the namespace with them. The child does nothing and ends at once; it is
+started, never awaited, and left alone when the run ends.
 """
 
 from __future__ import annotations

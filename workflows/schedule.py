@@ -38,7 +38,7 @@ with workflow.unsafe.imports_passed_through():
     from inventory import intent
     from inventory.blackout import Window
     from inventory.intent import SignedIntent
-    from inventory.models import pair_workflow_id, schedule_workflow_id
+    from inventory.models import SCHEDULE_TYPE, pair_workflow_id, schedule_workflow_id
     from inventory.rules import RULE_NO_SWITCH_IN_BLACKOUT
     from workflows import blackout, search, signing
     from workflows.activity_options import BOOTSTRAP
@@ -151,7 +151,7 @@ def check_sentence(r: CheckResult) -> str:
     )
 
 
-@workflow.defn(name="pair-schedule")
+@workflow.defn(name=SCHEDULE_TYPE)
 class ScheduleWorkflow:
     def __init__(self) -> None:
         self._state: ScheduleState | None = None

@@ -39,7 +39,10 @@ class Keys(BaseModel):
 
 
 def iso(t: datetime) -> str:
-    """A scheduled time as signed and as the run reads it: UTC, to the second."""
+    """A scheduled time as signed and as the run reads it: UTC, to the second (a time
+    without an offset is taken as UTC, never as the host's zone)."""
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=UTC)
     return t.astimezone(UTC).isoformat(timespec="seconds")
 
 

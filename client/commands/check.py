@@ -9,7 +9,7 @@ from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
 
-from api.check import start_check, with_frontend
+from api.check import start_check, with_frontend, with_retention
 from client.runs import result_with_progress
 from client.session import EXIT_FAIL, EXIT_OK, default_operator, emit
 from inventory.models import Inventory
@@ -31,6 +31,7 @@ def add(sub: Any) -> None:
 async def run(temporal: Client, inv: Inventory, args: argparse.Namespace) -> int:
     handle = await start_check(temporal, inv, default_operator())
     result = await with_frontend(temporal, inv, await follow(handle, inv, quiet=args.json))
+    result = await with_retention(temporal, inv, result)
     data = result.model_dump(mode="json")
     data.pop("pair", None)
     emit(args, data, render_check(result))

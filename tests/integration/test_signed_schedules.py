@@ -3,7 +3,8 @@ under identity.require_signed: an unsigned filing is refused when filed, saying 
 filing signed with ann's key starts its run at its time, proven by her key; the run's
 input started by hand is refused (no schedule started it), the filing sent again is
 refused (its nonce was taken), and a schedule of someone else's code under the same id,
-firing the same run with the intent copied, is refused (its nonce was not taken by it)."""
+firing the same run with the intent copied, is refused (not amsm's own schedule), and so
+is the scheduled run reset to its start; cancels are signed too."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from typing import Any
 
 import pytest
 from temporalio import workflow
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.common import RawValue
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -61,21 +64,32 @@ async def _started_input(temporal: Client, workflow_id: str, run_id: str = "") -
 
 
 async def _refused_run(temporal: Client, lab: Lab, run_id: str) -> str:
+    """Why the run was refused; its history replays to the same refusal (the checks a
+    replay could answer otherwise, its own run id, are an activity's recorded answer)."""
     handle = temporal.get_workflow_handle(lab.inventory.workflow_id, run_id=run_id)
     with pytest.raises(WorkflowFailureError) as failed:
         await handle.result()
+    await Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter).replay_workflow(
+        await handle.fetch_history()
+    )
     return str(failed.value.cause)
 
 
-async def test_a_signed_filing_starts_its_run_proven_and_nothing_else_does(
-    temporal: Client, lab_factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:  # type: ignore[no-untyped-def]
+async def _signed_lab(
+    lab_factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Lab, str]:  # type: ignore[no-untyped-def]
+    """A lab under identity.require_signed, ann with a key; the lab and her key's file."""
     monkeypatch.setenv("AMSM_OPERATOR", "tester")
     monkeypatch.delenv("AMSM_KEY", raising=False)
     lab: Lab = await lab_factory(editors=1, ingest=0)
     lab.edit_inventory(schedule={"lead": "1s", "window": "2m"})
-    ann_file = signed_only(lab, tmp_path)
-    inv = lab.inventory
+    return lab, signed_only(lab, tmp_path)
+
+
+async def test_a_filing_and_its_cancel_are_refused_unsigned_and_proven_signed(
+    temporal: Client, lab_factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    lab, ann_file = await _signed_lab(lab_factory, tmp_path, monkeypatch)
     async with running_worker(temporal, lab):
         # Unsigned: refused when filed, saying why (exit 1); nothing waits.
         rc, out = await cli(
@@ -86,78 +100,8 @@ async def test_a_signed_filing_starts_its_run_proven_and_nothing_else_does(
         assert "the scheduled run was refused: unsigned: this pair takes only signed acts" in out
         rc, out = await cli(temporal, lab, "schedule", "list")
         assert rc == 0 and "no scheduled runs" in out, out
-
-        # Signed with ann's key: filed as ann, proven; at its time the run starts, its
-        # initiator proven by her key (the intent rides in the run's own input).
-        rc, out = await cli(
-            temporal, lab, "schedule", "switch", "--to", "Y", "--at", _at(6, lab),
-            "--key", ann_file,
-        )  # fmt: skip
-        assert rc == 0 and "filed by ann (proven by ann's key)" in out, out
-        sid = out.split("id: ", 1)[1].split()[0]
-        wid = schedule_workflow_id(inv.pair, sid)
-        done: ScheduleState = await temporal.get_workflow_handle_for(
-            ScheduleWorkflow.run, wid
-        ).result()
-        assert done.status == "started" and done.proof == "proven by ann's key", done
-        shown: dict[str, Any] = {}
-
-        async def proven() -> bool:  # once the run has read who may act
-            shown.update(await cli_json(temporal, lab, "show", done.run_id or ""))
-            return shown["initiator_proof"] is not None or shown["state"] != "running"
-
-        await wait_for(proven, "the scheduled run's proof")
-        assert (shown["initiator"], shown["initiator_proof"]) == ("ann", "proven by ann's key")
-        rc, out = await cli(
-            temporal, lab, "abort", done.run_id or "", "--reason", "seen", "--key", ann_file
-        )
-        assert rc == 0, out
-        run = temporal.get_workflow_handle(inv.workflow_id, run_id=done.run_id)
-        await run.result()
-        for history, name in (
-            (await temporal.get_workflow_handle(wid).fetch_history(), "schedule-signed.json"),
-            (await run.fetch_history(), "switch-scheduled-signed.json"),
-        ):
-            await Replayer(
-                workflows=WORKFLOWS, data_converter=pydantic_data_converter
-            ).replay_workflow(history)
-            assert_no_secrets(lab, history)
-            record_history(history, name)
-
-        run_input = await _started_input(temporal, inv.workflow_id, done.run_id or "")
-        assert run_input["scheduled"]["intent"]["intent"]["action"] == "schedule", run_input
-        # The run's input, started by hand as anyone who reaches Temporal could: no
-        # schedule started it.
-        handle = await temporal.start_workflow(
-            "switch", run_input, id=inv.workflow_id, task_queue=inv.queue
-        )
-        cause = await _refused_run(temporal, lab, handle.result_run_id or "")
-        assert "intent refused (misbound)" in cause and "no such schedule started" in cause
-
-        # The filing itself sent again under its id: refused, its nonce was taken.
-        filing = await _started_input(temporal, wid)
-        again = await temporal.execute_workflow(
-            ScheduleWorkflow.run, filing, id=wid, task_queue=inv.queue, result_type=ScheduleState
-        )
-        assert again.status == "dropped" and not again.checked, again
-        assert again.why and "intent refused (replayed): its nonce was taken" in again.why
-
-        # Someone else's schedule under the same id, on a queue of its own, firing the
-        # same run with the intent copied: the run finds its nonce taken by another run.
-        queue = f"forged-{uuid.uuid4().hex[:8]}"
-        async with Worker(temporal, task_queue=queue, workflows=[ForgedSchedule], debug_mode=True):
-            forged = await temporal.execute_workflow(
-                "pair-schedule",
-                [inv.queue, "switch", run_input, inv.workflow_id],
-                id=wid,
-                task_queue=queue,
-                result_type=str,
-            )
-        cause = await _refused_run(temporal, lab, forged)
-        assert "intent refused (replayed): its nonce was not taken by the run of schedule" in cause
-
-        # A cancel is an act too: unsigned, refused (the schedule still waits); signed
-        # with ann's key, done and proven.
+        # Signed: filed as ann, proven. A cancel is an act too: unsigned, refused (the
+        # schedule still waits); signed with ann's key, done and proven.
         rc, out = await cli(
             temporal, lab, "schedule", "switch", "--to", "Y", "--at", _at(3600, lab),
             "--key", ann_file, "--json",
@@ -177,3 +121,105 @@ async def test_a_signed_filing_starts_its_run_proven_and_nothing_else_does(
             "--key", ann_file,
         )  # fmt: skip
         assert rc == 0 and "by ann (proven by ann's key): not tonight" in out, out
+
+
+async def _a_signed_scheduled_run(temporal: Client, lab: Lab, ann_file: str) -> ScheduleState:
+    """Filed with ann's key a few seconds ahead, started at its time, its initiator
+    proven by her key (the intent rides in the run's own input), then aborted by her
+    where it first waits; the schedule's end. Both histories replay and are kept."""
+    rc, out = await cli(
+        temporal, lab, "schedule", "switch", "--to", "Y", "--at", _at(6, lab),
+        "--key", ann_file,
+    )  # fmt: skip
+    assert rc == 0 and "filed by ann (proven by ann's key)" in out, out
+    wid = schedule_workflow_id(lab.inventory.pair, out.split("id: ", 1)[1].split()[0])
+    done = await temporal.get_workflow_handle_for(ScheduleWorkflow.run, wid).result()
+    assert done.status == "started" and done.proof == "proven by ann's key", done
+    shown: dict[str, Any] = {}
+
+    async def waits() -> bool:  # at its first manual step, X's DSM in backup by then
+        shown.update(await cli_json(temporal, lab, "show", done.run_id or ""))
+        return any(s["status"].startswith("awaiting") for s in shown["steps"])
+
+    await wait_for(waits, "the scheduled run waiting at its first manual step")
+    assert (shown["initiator"], shown["initiator_proof"]) == ("ann", "proven by ann's key")
+    rc, out = await cli(
+        temporal, lab, "abort", done.run_id or "", "--reason", "seen", "--key", ann_file
+    )
+    assert rc == 0, out
+    run = temporal.get_workflow_handle(lab.inventory.workflow_id, run_id=done.run_id)
+    await run.result()
+    for history, name in (
+        (await temporal.get_workflow_handle(wid).fetch_history(), "schedule-signed.json"),
+        (await run.fetch_history(), "switch-scheduled-signed.json"),
+    ):
+        await Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter).replay_workflow(
+            history
+        )
+        assert_no_secrets(lab, history)
+        record_history(history, name)
+    return done
+
+
+async def _reset_to_its_start(temporal: Client, workflow_id: str, run_id: str) -> str:
+    """A reset of the run to its first workflow task, as anyone who reaches Temporal
+    could (a reset starts a new run from a point in the old one's history); the new run."""
+    history = await temporal.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+    first_task = next(
+        e.event_id for e in history.events if e.HasField("workflow_task_completed_event_attributes")
+    )
+    reset = await temporal.workflow_service.reset_workflow_execution(
+        ResetWorkflowExecutionRequest(
+            namespace=temporal.namespace,
+            workflow_execution=WorkflowExecution(workflow_id=workflow_id, run_id=run_id),
+            reason="replay the scheduled run",
+            workflow_task_finish_event_id=first_task,
+            request_id=str(uuid.uuid4()),
+        )
+    )
+    return reset.run_id
+
+
+async def test_a_signed_filing_starts_its_run_proven_and_nothing_else_does(
+    temporal: Client, lab_factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    lab, ann_file = await _signed_lab(lab_factory, tmp_path, monkeypatch)
+    inv = lab.inventory
+    async with running_worker(temporal, lab):
+        done = await _a_signed_scheduled_run(temporal, lab, ann_file)
+        wid = schedule_workflow_id(inv.pair, done.schedule_id)
+        run_input = await _started_input(temporal, inv.workflow_id, done.run_id or "")
+        assert run_input["scheduled"]["intent"]["intent"]["action"] == "schedule", run_input
+
+        # The run's input, started by hand as anyone who reaches Temporal could: no
+        # schedule started it.
+        handle = await temporal.start_workflow(
+            "switch", run_input, id=inv.workflow_id, task_queue=inv.queue
+        )
+        cause = await _refused_run(temporal, lab, handle.result_run_id or "")
+        assert "intent refused (misbound)" in cause and "no such schedule started" in cause
+        # The scheduled run reset to its start: refused.
+        reset = await _reset_to_its_start(temporal, inv.workflow_id, done.run_id or "")
+        cause = await _refused_run(temporal, lab, reset)
+        assert "intent refused (replayed): this run is a reset of run" in cause, cause
+        # The filing itself sent again under its id: refused, its nonce was taken.
+        filing = await _started_input(temporal, wid)
+        again = await temporal.execute_workflow(
+            ScheduleWorkflow.run, filing, id=wid, task_queue=inv.queue, result_type=ScheduleState
+        )
+        assert again.status == "dropped" and not again.checked, again
+        assert again.why and "intent refused (replayed): its nonce was taken" in again.why
+        # Someone else's schedule under the same id, on a queue of its own, firing the
+        # same run with the intent copied: not amsm's own schedule, refused.
+        queue = f"forged-{uuid.uuid4().hex[:8]}"
+        async with Worker(temporal, task_queue=queue, workflows=[ForgedSchedule], debug_mode=True):
+            forged = await temporal.execute_workflow(
+                "pair-schedule",
+                [inv.queue, "switch", run_input, inv.workflow_id],
+                id=wid,
+                task_queue=queue,
+                result_type=str,
+            )
+        cause = await _refused_run(temporal, lab, forged)
+        assert f"intent refused (replayed): the run of {wid} that started this one" in cause
+        assert "is not amsm's own pair-schedule on the pair's queue" in cause, cause

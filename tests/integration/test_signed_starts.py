@@ -20,6 +20,7 @@ from temporalio.worker import Replayer
 
 from api import start as starting
 from api.act import followed_run, read_key, signed_input
+from api.check import with_retention
 from inventory import intent
 from inventory.models import control_workflow_id, fence_workflow_id
 from lab.faults import set_side_fault
@@ -29,6 +30,7 @@ from tests.support.secrets import record_history
 from tests.support.signing import key_file, signed_only
 from tests.support.waiting import side_down, wait_for
 from tests.support.worker import running_worker
+from workflows.check import CheckResult
 from workflows.control import ControlInput
 from workflows.models import FenceInput
 from workflows.nonce import NonceInput, nonce_workflow_id
@@ -339,6 +341,12 @@ async def test_a_signed_act_whose_nonce_is_held_already_is_refused_whatever_the_
         DescribeNamespaceRequest(namespace=temporal.namespace)
     )
     assert described.config.workflow_execution_retention_ttl.ToSeconds() > 11 * 60, described
+    # `amsm check` reads the same for a pair with keys, and finds nothing to say.
+    assert inv.operator_keys, "a pair with keys"
+    read = await with_retention(
+        temporal, inv, CheckResult(pair=inv.pair, ready=True, problems=[], warnings=[], hosts=0)
+    )
+    assert read.ready and not read.problems and not read.warnings, read
     async with running_worker(temporal, lab):
         # Each signed act takes its nonce: a workflow of its own holds it, ended.
         done = await cli_json(temporal, lab, "dsm", "set-main", "X", "--key", ann_file)

@@ -4,6 +4,7 @@ reads make of an answer (activities/checks/hosts.py): pure logic over the error 
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 
 from activities.checks import hosts
@@ -17,6 +18,7 @@ from activities.drivers.errors import (
 from activities.models import CheckRole, CheckTarget
 from activities.surveys.models import Exchange
 from activities.surveys.replay import ReplayedHost
+from api.check import retention_problem
 from inventory.load import load_inventory
 from inventory.models import Host, WinRm
 
@@ -93,3 +95,12 @@ async def test_an_sshd_default_shell_other_than_cmd_is_a_problem() -> None:
     nothing = Report(CheckTarget(pair=INV.pair, host="mf-01", role="browse"))
     await hosts.ssh_shell(winrm("https", "ntlm"), ReplayedHost("mf-01", "winrm", []), nothing)
     assert nothing.result.findings == [] and "ssh-shell" not in nothing.result.checks
+
+
+def test_a_retention_shorter_than_a_signed_act_lives_is_a_problem() -> None:
+    assert retention_problem("default", timedelta(days=1)) is None
+    assert retention_problem("default", timedelta(minutes=11, seconds=1)) is None
+    short = retention_problem("default", timedelta(minutes=11))
+    assert short is not None and short.check == "temporal-retention", short
+    assert "keeps closed workflows 0:11:00" in short.found, short.found
+    assert "--retention 72h" in short.fix, short.fix
