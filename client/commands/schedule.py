@@ -93,6 +93,11 @@ async def run_file(temporal: Client, inv: Inventory, args: argparse.Namespace) -
         f"({st.at:%H:%M} UTC), window until {st.window_end.astimezone(inv.zone):%H:%M %Z}\n"
         f"id: {filed.schedule_id}\n"
         + (f"filed by {st.initiator} ({st.proof})\n" if st.proof else "")
+        + (
+            ""
+            if st.checked
+            else "no worker has taken it yet: who filed it is checked when one does\n"
+        )
         + f"the dry run and the site check run at {lead.astimezone(inv.zone):%Y-%m-%d %H:%M %Z}\n"
         f"see it: amsm schedule list; cancel it: amsm schedule cancel {filed.schedule_id} "
         "--reason TEXT",

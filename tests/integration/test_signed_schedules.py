@@ -23,6 +23,7 @@ from temporalio.common import RawValue
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer, Worker
 
+from api import schedule as schedule_api
 from tests.support.cli import cli, cli_json
 from tests.support.lab import Lab
 from tests.support.secrets import assert_no_secrets, record_history
@@ -223,3 +224,33 @@ async def test_a_signed_filing_starts_its_run_proven_and_nothing_else_does(
         cause = await _refused_run(temporal, lab, forged)
         assert f"intent refused (replayed): the run of {wid} that started this one" in cause
         assert "is not amsm's own pair-schedule on the pair's queue" in cause, cause
+
+
+async def test_a_filing_no_worker_has_taken_says_so_and_is_checked_when_one_does(
+    temporal: Client, lab_factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    lab, ann_file = await _signed_lab(lab_factory, tmp_path, monkeypatch)
+    monkeypatch.setattr(schedule_api, "CHECK_WAIT", 1.0)  # not the CLI's 15 s
+    rc, out = await cli(
+        temporal, lab, "schedule", "switch", "--to", "Y", "--at", _at(3600, lab),
+        "--key", ann_file,
+    )  # fmt: skip
+    assert rc == 0 and "no worker has taken it yet" in out, out
+    assert "filed by" not in out, out
+    sid = out.split("id: ", 1)[1].split()[0]
+    async with running_worker(temporal, lab):
+        wid = schedule_workflow_id(lab.inventory.pair, sid)
+
+        async def checked() -> bool:
+            st = await temporal.get_workflow_handle(wid).query(ScheduleWorkflow.read_state)
+            return st.checked
+
+        await wait_for(checked, "the schedule checked by the worker")
+        listed = await cli_json(temporal, lab, "schedule", "list")
+        assert [(s["schedule_id"], s["proof"]) for s in listed["scheduled"]] == [
+            (sid, "proven by ann's key")
+        ], listed
+        rc, out = await cli(
+            temporal, lab, "schedule", "cancel", sid, "--reason", "test over", "--key", ann_file
+        )
+        assert rc == 0, out
