@@ -28,7 +28,7 @@ class RunsSince(BaseModel):
 
 class NonceInput(BaseModel):
     """A nonce's holder's input (workflows/nonce.py): the workflow id and run id of the
-    run that took it, for whoever reads it later (activities/pair.py nonce_holder)."""
+    run that took it, for whoever reads it later (the Web UI shows a workflow's input)."""
 
     pair: str
     taken_by: str
