@@ -235,14 +235,13 @@ async def checked(handle: WorkflowHandle[Any, Any]) -> ScheduleState | None:
     deadline = asyncio.get_running_loop().time() + CHECK_WAIT
     while True:
         try:
-            st: ScheduleState = await handle.query(
+            st = await handle.query(
                 ScheduleWorkflow.read_state, rpc_timeout=timedelta(seconds=CHECK_WAIT)
             )
+            if st.checked or st.status != "waiting":
+                return st
         except (RPCError, WorkflowQueryFailedError):
-            st = None  # type: ignore[assignment]
             await _not_failed(handle)
-        if st is not None and (st.checked or st.status != "waiting"):
-            return st
         if asyncio.get_running_loop().time() > deadline:
             return None
         await asyncio.sleep(0.2)

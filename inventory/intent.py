@@ -222,7 +222,8 @@ def _misbound(i: Intent, b: Binding) -> str | None:
     return None
 
 
-def _when(at: str) -> datetime | None:
+def signed_time(at: str) -> datetime | None:
+    """An intent's time (ISO 8601 with its offset), or None where it is not one."""
     try:
         t = datetime.fromisoformat(at)
     except ValueError:
@@ -232,7 +233,7 @@ def _when(at: str) -> datetime | None:
 
 def fresh(at: str, now: datetime) -> bool:
     """An intent signed at `at` could still be taken at `now` (its nonce must be kept)."""
-    t = _when(at)
+    t = signed_time(at)
     return t is not None and t >= now - WINDOW - SKEW
 
 
@@ -263,7 +264,7 @@ def verify(
         return _refused("bad-signature", "its signature does not match what it says")
     if (why := _misbound(i, bound_to)) is not None:
         return _refused("misbound", why)
-    at = _when(i.at)
+    at = signed_time(i.at)
     if at is None:
         return _refused("expired", f"its time {i.at[:40]!r} is not an ISO time with an offset")
     if at < now - WINDOW or at > now + SKEW:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
@@ -175,7 +174,7 @@ async def prove_scheduled(
     bound = intent.Binding(
         pair=c.pair, run=wid, step=c.workflow, action="schedule", operator=c.initiator
     )
-    at = _signed_at(signed.intent.at) or workflow.now()
+    at = intent.signed_time(signed.intent.at) or workflow.now()
     shown = signing.schedule_digest(inp, by.at, by.window)
     proof, why = signing.prove_input(inp, signed, bound, keys, at, c.nonces, shown=shown)
     if why is not None:
@@ -191,14 +190,6 @@ async def prove_scheduled(
             f"({intent.DOCS})"
         )
     return proof, None
-
-
-def _signed_at(text: str) -> datetime | None:
-    try:
-        at = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return at if at.tzinfo is not None else None
 
 
 def run_tag(run_id: str) -> str:

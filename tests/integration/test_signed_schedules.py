@@ -27,7 +27,7 @@ from api import schedule as schedule_api
 from tests.support.cli import cli, cli_json
 from tests.support.lab import Lab
 from tests.support.secrets import assert_no_secrets, record_history
-from tests.support.signing import signed_only
+from tests.support.signing import signed_lab
 from tests.support.waiting import wait_for
 from tests.support.worker import running_worker
 from workflows.registry import WORKFLOWS
@@ -80,11 +80,9 @@ async def _signed_lab(
     lab_factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> tuple[Lab, str]:  # type: ignore[no-untyped-def]
     """A lab under identity.require_signed, ann with a key; the lab and her key's file."""
-    monkeypatch.setenv("AMSM_OPERATOR", "tester")
-    monkeypatch.delenv("AMSM_KEY", raising=False)
-    lab: Lab = await lab_factory(editors=1, ingest=0)
+    lab, ann_file = await signed_lab(lab_factory, tmp_path, monkeypatch)
     lab.edit_inventory(schedule={"lead": "1s", "window": "2m"})
-    return lab, signed_only(lab, tmp_path)
+    return lab, ann_file
 
 
 async def test_a_filing_and_its_cancel_are_refused_unsigned_and_proven_signed(

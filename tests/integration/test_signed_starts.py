@@ -27,7 +27,7 @@ from lab.faults import set_side_fault
 from tests.support.cli import cli, cli_json
 from tests.support.lab import Lab
 from tests.support.secrets import record_history
-from tests.support.signing import key_file, signed_only
+from tests.support.signing import key_file, signed_lab
 from tests.support.waiting import side_down, wait_for
 from tests.support.worker import running_worker
 from workflows.check import CheckResult
@@ -119,10 +119,7 @@ async def a_control_is_signed(temporal: Client, lab: Lab, ann_file: str) -> None
 async def test_require_signed_refuses_an_unsigned_start_before_any_device_is_read(
     temporal: Client, lab_factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setenv("AMSM_OPERATOR", "tester")
-    monkeypatch.delenv("AMSM_KEY", raising=False)
-    lab: Lab = await lab_factory(editors=1, ingest=0)
-    ann_file = signed_only(lab, tmp_path)
+    lab, ann_file = await signed_lab(lab_factory, tmp_path, monkeypatch)
     async with running_worker(temporal, lab):
         rc, out = await cli(temporal, lab, "start", "switch", "--to", "Y", "--operator", "ann")
         assert rc == 1, out
@@ -188,10 +185,7 @@ async def test_require_signed_refuses_an_unsigned_start_before_any_device_is_rea
 async def test_a_signed_start_starts_one_run_and_sent_again_is_refused_as_replayed(
     temporal: Client, lab_factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setenv("AMSM_OPERATOR", "tester")
-    monkeypatch.delenv("AMSM_KEY", raising=False)
-    lab: Lab = await lab_factory(editors=1, ingest=0)
-    ann_file = signed_only(lab, tmp_path)
+    lab, ann_file = await signed_lab(lab_factory, tmp_path, monkeypatch)
     inv, ann = lab.inventory, read_key(ann_file, "--key")
     async with running_worker(temporal, lab):
         # The pair's first run: signed as following none.
@@ -283,10 +277,7 @@ async def test_an_unsigned_start_where_the_pair_has_keys_is_marked_unproven(
 async def test_a_fence_ends_only_by_a_signed_hand_under_require_signed(
     temporal: Client, lab_factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setenv("AMSM_OPERATOR", "tester")
-    monkeypatch.delenv("AMSM_KEY", raising=False)
-    lab: Lab = await lab_factory(editors=1, ingest=0)
-    ann_file = signed_only(lab, tmp_path)
+    lab, ann_file = await signed_lab(lab_factory, tmp_path, monkeypatch)
     async with running_worker(temporal, lab):
         set_side_fault(lab.dir, "X", "down")
         await wait_for(side_down(lab, "X"), "side X down")
@@ -329,10 +320,7 @@ async def test_a_fence_ends_only_by_a_signed_hand_under_require_signed(
 async def test_a_signed_act_whose_nonce_is_held_already_is_refused_whatever_the_list_shows(
     temporal: Client, lab_factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setenv("AMSM_OPERATOR", "tester")
-    monkeypatch.delenv("AMSM_KEY", raising=False)
-    lab: Lab = await lab_factory(editors=1, ingest=0)
-    ann_file = signed_only(lab, tmp_path)
+    lab, ann_file = await signed_lab(lab_factory, tmp_path, monkeypatch)
     inv = lab.inventory
     cid = control_workflow_id(inv.pair)
     # A nonce is held as long as the namespace keeps closed workflows: longer than an

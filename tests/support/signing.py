@@ -4,7 +4,9 @@ keys new` writes it."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
@@ -30,3 +32,14 @@ def signed_only(lab: Lab, folder: Path, name: str = "ann") -> str:
         operators=[{"name": name, "key": line}, "tester"], identity={"require_signed": True}
     )
     return path
+
+
+async def signed_lab(
+    lab_factory: Any, folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Lab, str]:
+    """A lab of one editor whose pair takes only signed acts (`signed_only`), the CLI
+    acting as `tester` with no key of its own; the lab and ann's private key's file."""
+    monkeypatch.setenv("AMSM_OPERATOR", "tester")
+    monkeypatch.delenv("AMSM_KEY", raising=False)
+    lab: Lab = await lab_factory(editors=1, ingest=0)
+    return lab, signed_only(lab, folder)
