@@ -17,6 +17,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from api.act import followed_run, signed_input
+from api.control_approvals import Waiting, approvals_note, wait_for_approvals
 from api.refusal import Refused
 from api.runs import cause, index
 from inventory import intent
@@ -40,10 +41,12 @@ class ControlRequest(BaseModel):
 
 
 class ControlDone(BaseModel):
-    """A control's run and its result; `result` None when it still runs after the wait."""
+    """A control's run and its result; `result` None when it still runs after the wait,
+    or waits for its override's approvals (`waiting`)."""
 
     run_id: str | None
     result: ControlResult | None = None
+    waiting: Waiting | None = None
 
 
 def control_overrides(rules: list[str], reason: str | None) -> list[Override]:
@@ -163,6 +166,7 @@ async def start_control(
         raise Refused(
             f"refused: another control is running on pair {inv.pair}; one at a time"
             + await control_squatter(temporal, inv)
+            + await approvals_note(temporal, inv)
         ) from None
 
 
@@ -193,10 +197,25 @@ async def run_control(
     """Run one control and wait for its sentence (`wait`: at most so many seconds, then
     `result` is None: it still runs). A control that fails is refused with its cause."""
     handle = await start_control(temporal, inv, req, operator, via, key, console)
+    outcome = asyncio.ensure_future(handle.result())
+    # Its failure is read below, or not at all once it waits: never "never retrieved".
+    outcome.add_done_callback(lambda f: f.cancelled() or f.exception())
+    loop = asyncio.get_running_loop()
+    deadline = None if wait is None else loop.time() + wait
     try:
-        result = await asyncio.wait_for(handle.result(), wait)
+        if req.overrides:
+            # Whatever this inventory says: the worker's decides whether it waits.
+            waiting = await wait_for_approvals(
+                temporal, inv, handle.result_run_id, outcome, deadline
+            )
+            if waiting is not None:
+                return ControlDone(run_id=handle.result_run_id, waiting=waiting)
+        left = None if deadline is None else max(0.0, deadline - loop.time())
+        result = await asyncio.wait_for(asyncio.shield(outcome), left)
     except TimeoutError:
         return ControlDone(run_id=handle.result_run_id)
     except Exception as e:
         raise Refused(cause(e)) from None
+    finally:
+        outcome.cancel()
     return ControlDone(run_id=handle.result_run_id, result=result)

@@ -29,7 +29,7 @@ from temporalio.converter import PayloadCodec
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.refusal import Refused
-from inventory.models import Inventory
+from inventory.models import Inventory, control_approval_workflow_id, control_workflow_id
 from inventory.status import PairStatus
 from records.history import HistoryError, parse_history, readable
 from records.report import build_report
@@ -154,16 +154,21 @@ async def _resolve_run(
     """RUN is a run id, a unique prefix of one, or 'current' (the pair's latest run).
 
     `controls`: a console control's run (workflow id amsm-<pair>-control) counts too,
-    for the commands that read any run's history (report, history export).
+    for the commands that read any run's history (report, history export). A control's
+    approvals run always counts.
     """
     wid = inv.workflow_id
-    wids = [wid, f"{wid}-control"] if controls else [wid]
+    # A control's break-glass approvals (workflows/control_approval.py) are a run to
+    # show, approve and abort like the pair's own.
+    wids = [wid, *([control_workflow_id(inv.pair)] if controls else [])]
+    wids.append(control_approval_workflow_id(inv.pair))
     if run in ("current", "latest", "-"):
         return temporal.get_workflow_handle(wid)
     if UUID_RE.fullmatch(run):
-        if controls and not await _has_run(temporal, wid, run):
-            if await _has_run(temporal, wids[1], run):
-                return temporal.get_workflow_handle(wids[1], run_id=run)
+        if not await _has_run(temporal, wid, run):
+            for other in wids[1:]:
+                if await _has_run(temporal, other, run):
+                    return temporal.get_workflow_handle(other, run_id=run)
         return temporal.get_workflow_handle(wid, run_id=run)
     if not re.fullmatch(r"[0-9a-f-]{4,36}", run):
         raise Refused(

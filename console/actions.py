@@ -18,12 +18,14 @@ from temporalio.client import Client
 from api import start as starting
 from api.act import decide as decide_step
 from api.act import tick as tick_step
+from api.control_approvals import waiting_approvals
 from api.controls import ControlRequest, run_control
 from api.refusal import Refused
 from console.gates import typed_ok
 from inventory import intent
 from inventory.models import Inventory
 from inventory.status import PairStatus
+from workflows.break_glass import BREAK_GLASS
 from workflows.kind import StartOption
 from workflows.kinds import KINDS
 from workflows.models import Checklist, OperatorSignal, StepState
@@ -214,8 +216,53 @@ async def control(
         key=signer(inv, key),
         console=True,
     )
+    if done.waiting is not None:
+        run = done.waiting.run_id
+        return (
+            f"{name} waits for {done.waiting.required} operators to approve its break-glass "
+            f"override: nothing has acted yet; each approves with `amsm approve {run} "
+            f"{done.waiting.step}` (give it up: `amsm abort {run} --reason TEXT`)"
+        )
     result = done.result
     if result is None:
         return f"{name} is still running (run {done.run_id}); see Runs"
     text = result.message + "".join(f"; {d}" for d in result.details)
-    return text + "".join(f"; {o.sentence()}" for o in result.overrides)
+    text += "".join(f"; {o.sentence()}" for o in result.overrides)
+    return text + (f"; override {result.approved}" if result.approved else "")
+
+
+async def control_approval(
+    temporal: Client,
+    inv: Inventory,
+    operator: str,
+    action: str,
+    run: str,
+    text: str | None,
+    key: Ed25519PrivateKey | None = None,
+) -> str:
+    """Approve (`approve`, `text` an optional note) or give up (`abort`, `text` the
+    reason) the break-glass override a control waits on (docs/operators/two-person.md, "A
+    control's override"), as `amsm approve RUN break-glass` and `amsm abort RUN` do.
+    Only the approvals run that waits now: the form names it, so a page left open acts
+    on nothing else."""
+    waiting = await waiting_approvals(temporal, inv)
+    if waiting is None or waiting.run_id != run:
+        raise Refused(
+            "no control waits for that break-glass approval now: it was approved, given up "
+            "or ended (see Runs)"
+        )
+    k = signer(inv, key)
+    if action == "abort":
+        why = _one_line(text)
+        if why is None:
+            raise Refused("giving up a control's override needs a reason", "usage")
+        await decide_step(temporal, inv, run, "abort", "", operator, why, key=k, console=True)
+        return f"gave up {waiting.title}: the control does nothing"
+    if action != "approve":
+        raise Refused(f"no such action {action!r}: approve or abort", "usage")
+    sig = OperatorSignal(step=BREAK_GLASS, operator=operator, note=_one_line(text))
+    taken = await tick_step(temporal, inv, run, "approve", sig, key=k, console=True)
+    signed = " (signed with the console's key)" if k is not None else ""
+    return f"approved {waiting.title} as {operator}{signed}" + (
+        f": {taken.approvals}" if taken.approvals else ""
+    )

@@ -45,6 +45,7 @@ ROUTES: tuple[tuple[str, Page, tuple[str, ...]], ...] = (
     ("/pairs/{pair}/control", pair.control, ("POST",)),
     ("/pairs/{pair}/refresh", pair.refresh, ("POST",)),
     ("/pairs/{pair}/schedule/cancel", pair.cancel_scheduled, ("POST",)),
+    ("/pairs/{pair}/control-approval", pair.control_approval, ("POST",)),
     ("/pairs/{pair}/events", events.events, ("GET",)),
     ("/api/pairs/{pair}/status", pair.status, ("GET",)),
     ("/api/pairs/{pair}/runs/current", run.current, ("GET",)),

@@ -1517,3 +1517,9 @@ class Inventory(_Strict):
             # stays for a model built without that check.
             out.append(IscsiPath(name="B", portal=mine.b, target=mine.b_target or s.iscsi_target))
         return out
+
+
+def control_approval_workflow_id(pair: str) -> str:
+    """The id under which a control of pair `pair` waits for its break-glass override's
+    approvals (workflows/control_approval.py), a child of the control, one at a time."""
+    return f"{control_workflow_id(pair)}-approval"

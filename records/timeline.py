@@ -112,6 +112,29 @@ def fence_started_text(c: ChildCall) -> str:
     )
 
 
+# The children that switch clients; any other (a signed act's nonce, a control's
+# break-glass approvals, a schedule's run) is said as what it is, never as a client.
+CLIENT_CHILDREN = ("client-switch", "client-batch")
+
+
+def other_started_text(c: ChildCall) -> str:
+    return f"{c.workflow_type} {c.workflow_id} started"
+
+
+def other_ended(c: ChildCall) -> TimelineEntry:
+    """How a child that switches no client ended: its outcome, and a checklist's state
+    and message where it returned one (a control's approvals run)."""
+    assert c.end_event is not None and c.ended_at is not None
+    spent = took((c.ended_at - c.initiated_at).total_seconds())
+    text = f"{c.workflow_type} {c.workflow_id} {c.outcome} after {spent}"
+    r = c.result if isinstance(c.result, dict) else {}
+    if r.get("state"):
+        text += f": {r['state']}" + (f": {r['message']}" if r.get("message") else "")
+    if c.outcome != "completed":
+        return entry(c.ended_at, c.end_event, c.step or "(run)", f"{text}: {c.error}", "error")
+    return entry(c.ended_at, c.end_event, c.step or "(run)", text)
+
+
 def client_started_text(c: ChildCall) -> str:
     to = f" to {c.to}" if c.to else ""
     return f"{c.host or c.workflow_id}: switch{to} started"
@@ -308,6 +331,9 @@ class Timeline:
                 c.initiated_at, c.initiated_event, self.last or "(run)", fence_started_text(c)
             )
             return
+        if c.workflow_type not in CLIENT_CHILDREN:
+            self.note(c.initiated_at, c.initiated_event, "(run)", other_started_text(c))
+            return
         host = c.host or c.workflow_id
         if self.steps:
             c.step = self.hand.step_of(c.initiated_event, list(CLIENT_STEPS)) or self.last
@@ -330,6 +356,9 @@ class Timeline:
         assert c.end_event is not None and c.ended_at is not None
         if c.workflow_type == "fence":
             return  # the fence outlives the switch; its end is not in this history
+        if c.workflow_type not in CLIENT_CHILDREN:
+            self.out.entries.append(other_ended(c))
+            return
         self.out.entries.append(client_ended(c))
         s = self.steps.get(c.step) if c.step else None
         if s is None:

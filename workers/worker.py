@@ -50,6 +50,7 @@ from wire.options import BadInventory, add_options, connection, inventory, inven
 from workers import version
 from workers.interceptors import TIME_TO_SERVE, TIME_TO_SERVE_BUCKETS, RunContextInterceptor
 from workers.logs import setup_logging
+from workers.resets import NoResetInterceptor
 from workflows import search
 from workflows.registry import workflows
 from workflows.watch import WatchInput, watch_workflow_id
@@ -107,7 +108,8 @@ def build_workers(
     )
     common: dict[str, Any] = {
         "activities": activities,
-        "interceptors": [RunContextInterceptor()],
+        # A reset control run acts on nothing (workers/resets.py).
+        "interceptors": [RunContextInterceptor(), NoResetInterceptor(temporal)],
         "max_concurrent_activities": MAX_CONCURRENT_ACTIVITIES,
         "activity_task_poller_behavior": PollerBehaviorAutoscaling(maximum=ACTIVITY_POLLERS),
     }

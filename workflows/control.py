@@ -61,8 +61,9 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.checklist import TWO_PERSON_PATCH, describe_failure
     from workflows.client_switch import ClientSwitchWorkflow
+    from workflows.control_approval import ControlApprovalInput, approved
     from workflows.inputs import read_input
-    from workflows.limits import MAX_OVERRIDES, Bounded, Name
+    from workflows.limits import MAX_OVERRIDES, MAX_TEXT, Bounded, Name, cut
     from workflows.models import ClientSwitchInput, Hosts
     from workflows.nonce import take_nonce
     from workflows.overrides import Override, OverrideRecord, override_problem, records
@@ -130,11 +131,19 @@ class ControlResult(BaseModel):
     overrides: list[OverrideRecord] = []
     # Proven by whose key, or "unproven" (signed acts); None where the pair has no keys.
     proof: str | None = None
+    # Who approved its break-glass override, where the inventory asks for several people
+    # (approvals.break-glass): "approved by ann and bob (proven by ...)".
+    approved: str | None = None
 
 
 # Controls started before they could be signed replay without the check: reached only
 # with a signed control or under identity.require_signed (docs/operators/signed-acts.md).
 CONTROL_PATCH = "signed-controls"
+
+
+# Controls started before a control's override could wait for its approvals (a child
+# run, workflows/control_approval.py) replay with the refusal.
+APPROVALS_PATCH = "control-break-glass-approvals"
 
 
 # A signed control is bound to the control run it follows, so it runs one control: sent
@@ -171,6 +180,24 @@ async def prove_control(inp: ControlInput, caps: Capabilities) -> str | None:
     return proof
 
 
+def what_it_does(inp: ControlInput) -> str:
+    """The control as its summary says it: "reboot ED-01", "dsm-set-main X"."""
+    return cut(" ".join(w for w in [inp.control, inp.side, *inp.hosts] if w), MAX_TEXT)
+
+
+def approval_input(inp: ControlInput, proof: str | None) -> ControlApprovalInput:
+    return ControlApprovalInput(
+        pair=inp.pair,
+        control=inp.control,
+        operator=inp.operator,
+        what=what_it_does(inp),
+        side=inp.side,
+        hosts=inp.hosts,
+        overrides=inp.overrides,
+        proof=proof,
+    )
+
+
 def needs_side(inp: ControlInput) -> Side:
     if inp.side is None:
         raise ApplicationError(f"{inp.control} needs a side", type="BadInput", non_retryable=True)
@@ -199,13 +226,17 @@ def blackout_forced(
 
 @workflow.defn(name="control")
 class ControlWorkflow:
+    _cancelled = False  # a cancellation was requested (it gives up a waiting override)
+
     @workflow.run
     async def run(self, raw: RawValue) -> ControlResult:
         inp = read_input(ControlInput, raw, "control")
         return await despite_cancel(self._run(inp), lambda: self._cancel_requested(inp))
 
     def _cancel_requested(self, inp: ControlInput) -> None:
-        # A control is short, and what it started on a device is not cut half-way.
+        # A control is short, and what it started on a device is not cut half-way; one
+        # that waits for its override's approvals gives the override up.
+        self._cancelled = True
         workflow.logger.warning(
             "%s: cancellation requested; the control finishes what it started", inp.control
         )
@@ -231,9 +262,11 @@ class ControlWorkflow:
             )
         proof = await prove_control(inp, caps)
         problem = override_problem(inp.overrides)
-        if inp.overrides and "break-glass" in caps.approvals and workflow.patched(TWO_PERSON_PATCH):
-            # Two people (docs/operators/two-person.md): a control acts at once and has no
-            # gate to wait at for the others, so its overrides are refused (fail closed).
+        # Two people (docs/operators/two-person.md): the control waits for its override's
+        # approvals before it checks its rules and acts; before the patch, refused.
+        needs = bool(inp.overrides) and "break-glass" in caps.approvals
+        needs = needs and workflow.patched(TWO_PERSON_PATCH)
+        if needs and not workflow.patched(APPROVALS_PATCH):
             problem = (
                 f"this pair's break-glass overrides need {caps.approvals['break-glass'].required} "
                 "operators (approvals.break-glass), and a control cannot wait for their "
@@ -244,6 +277,9 @@ class ControlWorkflow:
             raise ApplicationError(
                 f"{inp.control} refused: {problem}", type="Refused", non_retryable=True
             )
+        approvals = None
+        if needs:
+            approvals = await approved(approval_input(inp, proof), lambda: self._cancelled)
         forcing = {o.rule for o in inp.overrides}
         on_air = blackout_forced(inp, caps.blackout, forcing)
         if inp.overrides:
@@ -281,6 +317,7 @@ class ControlWorkflow:
             details=details,
             overrides=recs,
             proof=proof,
+            approved=approvals,
         )
 
     def _alongside(self, inp: ControlInput, state: PairRunState, forcing: set[str]) -> str | None:

@@ -29,7 +29,7 @@ KINDS: dict[str, Kind] = {k.name: k for k, _ in ROWS}
 CLASSES: dict[str, type] = {k.name: cls for k, cls in ROWS}
 
 # What else runs on a pair under its own kind (`amsm runs --kind`).
-OTHER_KINDS = ("control", "fence")
+OTHER_KINDS = ("control", "control-approval", "fence")
 
 
 @contextmanager

@@ -5,6 +5,7 @@ from __future__ import annotations
 from workflows.check import PairCheckWorkflow
 from workflows.client_switch import ClientBatchWorkflow, ClientSwitchWorkflow
 from workflows.control import ControlWorkflow
+from workflows.control_approval import ControlApprovalWorkflow
 from workflows.dry_run import PairDryRunWorkflow
 from workflows.fence import FenceWorkflow
 from workflows.kinds import CLASSES
@@ -27,6 +28,7 @@ OTHERS: list[type] = [
     ReadinessWorkflow,
     PairWatchWorkflow,
     ControlWorkflow,
+    ControlApprovalWorkflow,
     FenceWorkflow,
     ScheduleWorkflow,
     NotifyTestWorkflow,

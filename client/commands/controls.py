@@ -11,10 +11,14 @@ from typing import Any
 
 from temporalio.client import Client
 
+from api.control_approvals import Waiting
 from api.controls import ControlRequest, control_overrides, run_control
 from client.commands.keys import acting, add_key_option
 from client.session import EXIT_OK, emit
 from inventory.models import Inventory
+from workflows.control_approval import APPROVAL_WAIT
+
+APPROVAL_MINUTES = int(APPROVAL_WAIT.total_seconds() // 60)
 
 SIDE_ARG = {"type": str.upper, "choices": ["X", "Y"], "metavar": "SIDE"}
 
@@ -116,11 +120,43 @@ async def run(temporal: Client, inv: Inventory, args: argparse.Namespace) -> int
     # With a key (--key, AMSM_KEY) the control is signed and run as the key's operator.
     operator, key = acting(args, inv)
     done = await run_control(temporal, inv, request_of(args), operator, key=key)
+    if done.waiting is not None:
+        return waiting(args, operator, done.run_id, done.waiting)
     result = done.result
     assert result is not None
     text = result.message + "".join(f"\n  {d}" for d in result.details)
     text += "".join(f"\n  {o.sentence()}" for o in result.overrides)
     if result.proof:
         text += f"\n  by {result.operator} ({result.proof})"
+    if result.approved:
+        text += f"\n  override {result.approved}"
     emit(args, {"run_id": done.run_id, **result.model_dump(mode="json")}, text)
+    return EXIT_OK
+
+
+def waiting(args: argparse.Namespace, operator: str, run_id: str | None, w: Waiting) -> int:
+    """A control whose break-glass override waits for its approvals: nothing has acted
+    yet; what the others type (docs/operators/two-person.md, "A control's override")."""
+    rules = ", ".join(dict.fromkeys(args.overrides))
+    message = (
+        f"{args.control} waits for {w.required} operators to approve its break-glass "
+        f"override of {rules} (approvals.break-glass): nothing has acted yet"
+    )
+    details = [
+        f"approve: amsm approve {w.run_id} {w.step}",
+        f"give it up: amsm abort {w.run_id} --reason TEXT",
+        f"not approved within {APPROVAL_MINUTES} minutes, it is given up and does nothing",
+    ]
+    data = {
+        "run_id": run_id,
+        "control": args.control,
+        "operator": operator,
+        "message": message,
+        "details": details,
+        "overrides": [],
+        "proof": None,
+        "approved": None,
+        "waiting": w.model_dump(mode="json"),
+    }
+    emit(args, data, message + "".join(f"\n  {d}" for d in details))
     return EXIT_OK

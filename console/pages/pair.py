@@ -8,6 +8,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from api.control_approvals import waiting_approvals
 from api.refusal import Refused
 from api.schedule import cancel, scheduled
 from console import actions
@@ -15,6 +16,8 @@ from console.accounts import Account
 from console.pairs import status_json
 from console.site import Site
 from inventory.models import Inventory
+from workflows.break_glass import BREAK_GLASS
+from workflows.view import approvals_line
 
 
 async def page(site: Site, request: Request) -> Response:
@@ -25,15 +28,40 @@ async def page(site: Site, request: Request) -> Response:
         waiting = await scheduled(site.hub.temporal, inv)
     except Refused:
         waiting = []  # the page shows the pair whether or not its scheduled runs read
+    try:
+        approvals = await waiting_approvals(site.hub.temporal, inv)
+    except Refused:
+        approvals = None  # as the scheduled runs
+    gate = approvals.step(BREAK_GLASS) if approvals is not None else None
     return site.render(
         "pair.html",
         request,
         user=account,
         view="pair",
         scheduled=waiting,
+        approvals=approvals,
+        approvals_gate=gate,
+        approvals_line=approvals_line(gate) if gate is not None else None,
         zone=inv.zone,
         **site.pair_context(inv, role, snap),
     )
+
+
+async def control_approval(site: Site, request: Request) -> Response:
+    """The Approve and Give up buttons of a control's break-glass override (operators)."""
+
+    async def do(account: Account, inv: Inventory, form: Any) -> str:
+        return await actions.control_approval(
+            site.hub.temporal,
+            inv,
+            account.name,
+            str(form.get("action", "")),
+            str(form.get("run", "")),
+            str(form.get("text", "")),
+            key=site.console_key,
+        )
+
+    return await site.act(request, "", do)
 
 
 async def cancel_scheduled(site: Site, request: Request) -> Response:
