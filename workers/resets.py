@@ -1,14 +1,17 @@
-"""A control acts once: no activity runs for a reset of a control run.
+"""A control, and under `identity.require_signed` every run of the pair, acts once: no
+activity that acts runs for a reset of such a run.
 
 Anyone who reaches Temporal can reset a workflow run (`temporal workflow reset`, the Web
 UI): the new run replays the old one's history up to a point and goes on from there. A
-reset `control` run would act again on what its first run was given once: a signed
-control's intent, a break-glass override's approvals (docs/operators/two-person.md). A
-check in the workflow cannot refuse it, since a reset to a point after the check replays
-the check's answer; so the worker refuses here, before each activity of a `control` run
-whose start event was written for another run (its `original_execution_run_id`, which
-the server sets when it resets a run and no client can choose). The first event is read
-once per run and the verdict kept (RUNS_KEPT runs).
+reset run would act again on what its first run was given once: a signed start or
+control, a gate's or a break-glass override's approvals (docs/operators/two-person.md).
+A check in the workflow cannot refuse it, since a reset to a point after the check
+replays the check's answer; so the worker refuses here, before each activity of such a
+run whose start event was written for another run (its `original_execution_run_id`,
+which the server sets when it resets a run and no client can choose; a run's own
+continuation keeps its own). The activities that only read (READS) still run, so that a
+reset run reaches its own checks and is refused by them, saying why. The first event
+is read once per run and the verdict kept (RUNS_KEPT runs).
 """
 
 from __future__ import annotations
@@ -23,9 +26,33 @@ from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, Interceptor
 
-# The workflow types whose runs act once (a reset of one acts on nothing).
+from inventory.models import Inventory
+from workflows.kinds import KINDS
+
+# The workflow types whose runs act once (a reset of one acts on nothing): always, and
+# where the pair takes only signed acts (every act of its runs is someone's, proven).
 ACT_ONCE = ("control",)
+SIGNED_ACT_ONCE = (*KINDS, "client-batch", "client-switch")
+# What a run reads before it acts, changing nothing (the workflows' BOOTSTRAP activities).
+READS = frozenset(
+    {
+        "get_timing",
+        "get_capabilities",
+        "probe_pair",
+        "pair_run_state",
+        "runs_since",
+        "schedule_lineage",
+        "fences_waiting",
+        "new_tag",
+        "check_plan",
+    }
+)
 RUNS_KEPT = 256
+
+
+def acting_once(inv: Inventory) -> frozenset[str]:
+    """The workflow types whose reset runs the worker of `inv`'s pair refuses."""
+    return frozenset(ACT_ONCE + (SIGNED_ACT_ONCE if inv.identity.require_signed else ()))
 
 
 async def first_run_id(temporal: Client, workflow_id: str, run_id: str) -> str:
@@ -48,14 +75,20 @@ class _NoResetInbound(ActivityInboundInterceptor):
 
     async def execute_activity(self, input: ExecuteActivityInput) -> Any:
         info = activity.info()
-        if info.workflow_type in ACT_ONCE and info.workflow_id and info.workflow_run_id:
+        if (
+            info.workflow_type in self.outer.types
+            and info.activity_type not in READS
+            and info.workflow_id
+            and info.workflow_run_id
+        ):
             await self.outer.check(info.workflow_id, info.workflow_run_id)
         return await super().execute_activity(input)
 
 
 class NoResetInterceptor(Interceptor):
-    def __init__(self, temporal: Client) -> None:
+    def __init__(self, temporal: Client, types: frozenset[str]) -> None:
         self.temporal = temporal
+        self.types = types  # acting_once
         self.verdicts: OrderedDict[str, str] = OrderedDict()  # run id -> its first run id
 
     def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
@@ -71,8 +104,8 @@ class NoResetInterceptor(Interceptor):
                 self.verdicts.popitem(last=False)
         if first != run_id:
             raise ApplicationError(
-                f"refused: this {workflow_id} run ({run_id}) is a reset of run {first}: a "
-                "control acts once; run the control again",
+                f"refused: this {workflow_id} run ({run_id}) is a reset of run {first}: it "
+                "acts once (workers/resets.py); start it again",
                 type="Refused",
                 non_retryable=True,
             )

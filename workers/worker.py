@@ -50,7 +50,7 @@ from wire.options import BadInventory, add_options, connection, inventory, inven
 from workers import version
 from workers.interceptors import TIME_TO_SERVE, TIME_TO_SERVE_BUCKETS, RunContextInterceptor
 from workers.logs import setup_logging
-from workers.resets import NoResetInterceptor
+from workers.resets import NoResetInterceptor, acting_once
 from workflows import search
 from workflows.registry import workflows
 from workflows.watch import WatchInput, watch_workflow_id
@@ -108,8 +108,11 @@ def build_workers(
     )
     common: dict[str, Any] = {
         "activities": activities,
-        # A reset control run acts on nothing (workers/resets.py).
-        "interceptors": [RunContextInterceptor(), NoResetInterceptor(temporal)],
+        # A reset control run (any run, under require_signed) acts on nothing.
+        "interceptors": [
+            RunContextInterceptor(),
+            NoResetInterceptor(temporal, acting_once(inventory)),
+        ],
         "max_concurrent_activities": MAX_CONCURRENT_ACTIVITIES,
         "activity_task_poller_behavior": PollerBehaviorAutoscaling(maximum=ACTIVITY_POLLERS),
     }

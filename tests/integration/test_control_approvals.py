@@ -280,7 +280,7 @@ async def test_a_reset_control_acts_on_nothing_and_a_continued_approvals_run_sti
     """The approvals run continues as new after a storm of signals and still opens on two
     approvals (it keeps its parent); the control acts once. Reset to just after its
     approvals, as anyone who reaches Temporal could, the control acts on nothing: the
-    worker refuses every activity of a reset control run (workers/resets.py)."""
+    worker refuses every act of a reset control run (workers/resets.py)."""
     monkeypatch.setenv("AMSM_OPERATOR", "ann")
     monkeypatch.delenv("AMSM_KEY", raising=False)
     lab, files = await _on_air_lab(lab_factory, tmp_path)
@@ -327,6 +327,7 @@ async def test_a_reset_control_acts_on_nothing_and_a_continued_approvals_run_sti
         again = temporal.get_workflow_handle(control.id, run_id=reset.run_id)
         with pytest.raises(WorkflowFailureError) as e:
             await again.result()
-        why = str(e.value.cause.cause)  # the activity the worker refused, and why
-        assert f"is a reset of run {done['run_id']}: a control acts once" in why, why
+        why = str(e.value.cause)  # the reboot the worker refused, and why
+        assert "reboot failed: refused: this amsm-" in why, why
+        assert f"is a reset of run {done['run_id']}: it acts once" in why, why
         assert _restarts(lab) == ["ED-01"]

@@ -179,6 +179,35 @@ async def _reset_to_its_start(temporal: Client, workflow_id: str, run_id: str) -
     return reset.run_id
 
 
+async def _fired_by_a_reset(temporal: Client, wid: str, filed_run: str) -> str:
+    """The schedule's run `filed_run` reset to the workflow task after it took its
+    nonce (so it takes none again) and left to fire; the run it starts."""
+    events = (await temporal.get_workflow_handle(wid, run_id=filed_run).fetch_history()).events
+    taken = next(
+        e.event_id
+        for e in events
+        if e.HasField("child_workflow_execution_completed_event_attributes")
+    )
+    task = next(
+        e.event_id
+        for e in events
+        if e.event_id > taken and e.HasField("workflow_task_completed_event_attributes")
+    )
+    reset = await temporal.workflow_service.reset_workflow_execution(
+        ResetWorkflowExecutionRequest(
+            namespace=temporal.namespace,
+            workflow_execution=WorkflowExecution(workflow_id=wid, run_id=filed_run),
+            reason="fire the filing again",
+            workflow_task_finish_event_id=task,
+            request_id=str(uuid.uuid4()),
+        )
+    )
+    handle = temporal.get_workflow_handle(wid, run_id=reset.run_id, result_type=ScheduleState)
+    again = await handle.result()
+    assert again.status == "started" and again.run_id, (again.status, again.why)
+    return again.run_id
+
+
 async def test_a_signed_filing_starts_its_run_proven_and_nothing_else_does(
     temporal: Client, lab_factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:  # type: ignore[no-untyped-def]
@@ -187,6 +216,7 @@ async def test_a_signed_filing_starts_its_run_proven_and_nothing_else_does(
     async with running_worker(temporal, lab):
         done = await _a_signed_scheduled_run(temporal, lab, ann_file)
         wid = schedule_workflow_id(inv.pair, done.schedule_id)
+        filed_run = (await temporal.get_workflow_handle(wid).describe()).run_id
         run_input = await _started_input(temporal, inv.workflow_id, done.run_id or "")
         assert run_input["scheduled"]["intent"]["intent"]["action"] == "schedule", run_input
 
@@ -222,6 +252,15 @@ async def test_a_signed_filing_starts_its_run_proven_and_nothing_else_does(
         cause = await _refused_run(temporal, lab, forged)
         assert f"intent refused (replayed): the run of {wid} that started this one" in cause
         assert "is not amsm's own pair-schedule on the pair's queue" in cause, cause
+        # amsm's own schedule reset to just after it took its nonce: it fires again, and
+        # the run it starts is refused (the schedule run that started it is a reset). The
+        # pair mirrored again first, or the schedule would drop the run it foresees refused.
+        for control in (["dsm", "set-main", "X"], ["replication", "start", "X"]):
+            rc, out = await cli(temporal, lab, *control, "--key", ann_file)
+            assert rc == 0, out
+        fired = await _fired_by_a_reset(temporal, wid, filed_run)
+        cause = await _refused_run(temporal, lab, fired)
+        assert f"a pair-schedule on {inv.queue}, started as run {filed_run}" in cause, cause
 
 
 async def test_a_filing_no_worker_has_taken_says_so_and_is_checked_when_one_does(

@@ -6,12 +6,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import yaml
+from temporalio.activity import _Definition
+
+from activities.check import CheckActivities
+from activities.pair import PairActivities
+from activities.probe import ProbeActivities
 from inventory import intent
+from inventory.load import parse_inventory
 from records.history import load_history_file, parse_history
 from records.report import build_report
 from records.report_render import render_markdown
+from tests.support.approvals import KEYS
+from workers.resets import READS, acting_once
 from workflows.control import ControlInput, approval_input, what_it_does
 from workflows.control_approval import gate_items
+from workflows.kinds import KINDS
 from workflows.overrides import Override
 
 HISTORIES = Path(__file__).parents[1] / "histories"
@@ -64,3 +74,26 @@ def test_a_report_names_children_that_switch_no_client_as_what_they_are() -> Non
         assert "client switch failed" not in text, name
         assert "**Errors:** none." in text, name
         assert f"| (run) | {child} amsm-" in text and " completed after " in text, name
+
+
+def test_a_reset_acts_on_nothing_for_controls_and_under_require_signed_for_every_run() -> None:
+    data = yaml.safe_load((Path(__file__).parent / "data" / "inventory.yaml").read_text())
+    plain = parse_inventory(yaml.safe_dump(data), "inv.yaml")
+    assert acting_once(plain) == {"control"}
+    data.update(operators=[{"name": n, "key": k} for n, k in KEYS.items()])
+    data.update(identity={"require_signed": True})
+    signed = parse_inventory(yaml.safe_dump(data), "inv.yaml")
+    assert acting_once(signed) == {"control", "client-batch", "client-switch", *KINDS}
+    # What only reads is never refused: a reset run reaches its own checks.
+    assert {"get_timing", "get_capabilities", "schedule_lineage"} <= READS
+    assert not {"reboot_host", "dsm_set_mode", "client_prepare"} & READS
+
+
+def test_every_read_is_an_activity_the_worker_has() -> None:
+    names = {
+        d.name
+        for cls in (ProbeActivities, PairActivities, CheckActivities)
+        for m in vars(cls).values()
+        if callable(m) and (d := _Definition.from_callable(m)) is not None and d.name
+    }
+    assert READS <= names, READS - names
