@@ -15,10 +15,10 @@ from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 from temporalio.client import Client
 
-from tests.integration.test_signed_starts import waits_at
 from tests.support.cli import cli, cli_json
 from tests.support.driving import step
 from tests.support.signing import signed_lab
+from tests.support.waiting import waits_at
 from tests.support.worker import running_worker
 from workers.resets import READS
 

@@ -28,7 +28,7 @@ from tests.support.cli import cli, cli_json
 from tests.support.lab import Lab
 from tests.support.secrets import record_history
 from tests.support.signing import key_file, signed_lab
-from tests.support.waiting import side_down, wait_for
+from tests.support.waiting import side_down, wait_for, waits_at
 from tests.support.worker import running_worker
 from workflows.check import CheckResult
 from workflows.control import ControlInput
@@ -60,16 +60,6 @@ async def ended(temporal: Client, lab: Lab, run: str) -> dict:
             return shown
         await asyncio.sleep(0.2)
     raise AssertionError(f"run {run} did not end")
-
-
-async def waits_at(temporal: Client, lab: Lab, run: str, step_id: str) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        shown = await cli_json(temporal, lab, "show", run)
-        if any(s["id"] == step_id and s["status"].startswith("awaiting") for s in shown["steps"]):
-            return
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"run {run} did not wait at {step_id}")
 
 
 async def a_control_is_signed(temporal: Client, lab: Lab, ann_file: str) -> None:

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 
+from temporalio.client import Client
+
+from tests.support.cli import cli_json
 from tests.support.lab import Lab
 
 
@@ -45,3 +49,14 @@ def side_down(lab: Lab, side: str):  # type: ignore[no-untyped-def]
         return True
 
     return check
+
+
+async def waits_at(temporal: Client, lab: Lab, run: str, step_id: str) -> None:
+    """Until RUN waits for a person at STEP_ID (60 s at most)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        shown = await cli_json(temporal, lab, "show", run)
+        if any(s["id"] == step_id and s["status"].startswith("awaiting") for s in shown["steps"]):
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"run {run} did not wait at {step_id}")
