@@ -16,14 +16,17 @@ class PairRef(BaseModel):
 
 
 class RunsSince(BaseModel):
-    """A signed start's or control's check (workflows/base.py started_since): which run
-    under `workflow_id` (the pair's, or its control id; "": the pair's), other than
-    `own`, started after the run `after` (intent.NO_RUN: any)."""
+    """A signed start's or control's check (workflows/base.py started_since): that the
+    run `after` it follows is a run under `workflow_id` (the pair's, or its control id;
+    "": the pair's; intent.NO_RUN: none), and, with `listed`, which run there other than
+    `own` started after it (from the server's list of workflows; runs since the nonce
+    patch take their intent's nonce instead, and ask only the first)."""
 
     pair: str
     after: str = Field(max_length=128)
     own: str = Field(max_length=128)
     workflow_id: str = Field("", max_length=200)
+    listed: bool = True
 
 
 class NonceInput(BaseModel):

@@ -68,10 +68,10 @@ class PairActivities:
     async def runs_since(self, inp: RunsSince) -> str | None:
         """Why a signed start (or control) that follows the run `inp.after` does not
         start the run after it, or None: the run it follows is not a run under its id,
-        or another run there (not `inp.own`, the run that asks) started after it. The
-        run it follows is described (consistent); the runs after it come from the
-        server's list of workflows, which may miss a run started less than a moment ago
-        (docs/operators/signed-acts.md)."""
+        or (`inp.listed`) another run there (not `inp.own`, the run that asks) started
+        after it. The run it follows is described (consistent); the runs after it come
+        from the server's list of workflows, which may miss a run started less than a
+        moment ago (docs/operators/signed-acts.md)."""
         if inp.pair != self.inv.pair:
             raise ApplicationError(
                 f"this worker serves pair {self.inv.pair}, not {inp.pair}", non_retryable=True
@@ -91,6 +91,8 @@ class PairActivities:
                     return f"the run it follows, {inp.after}, is not a run of {wid}"
                 raise
             query += f" AND StartTime >= '{desc.start_time.isoformat()}'"
+        if not inp.listed:
+            return None
         async for w in self.temporal.list_workflows(query, page_size=10):
             if w.run_id not in (inp.own, inp.after):
                 return f"run {w.run_id} has started under {wid} since"

@@ -13,7 +13,10 @@ continue-after-signals, manual-step-running-after-confirm and continue-while-a-s
 recorded in the memo, updates answered once taken); of them, `switch-signed-start.json`,
 `switch-signed-start-follows.json` and `control-signed-follows.json` were recorded before
 signed-nonces-taken (a signed start or control takes its nonce by a child workflow), and
-`*-signed-*-nonce.json` after.
+`*-signed-*-nonce.json` after; `switch-signed-start-nonce-alone.json`, the control
+approval ones (`control-approval.json`, `control-break-glass-approved.json`) after
+signed-acts-nonce-alone (the server's list of runs since the one it follows is no longer
+asked).
 The dry run's (`dry-run-*.json`, the pair-dry-run workflow) and the survey's
 (`survey-*.json`, the pair-survey workflow) are in `tests/histories/` only.
 Record new ones with `AMSM_RECORD_HISTORIES=tests/histories pytest tests/integration`.

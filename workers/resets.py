@@ -1,5 +1,5 @@
 """A control, and under `identity.require_signed` every run of the pair, acts once: no
-activity that acts runs for a reset of such a run.
+activity that acts runs for a reset of such a run, nor for a child of one.
 
 Anyone who reaches Temporal can reset a workflow run (`temporal workflow reset`, the Web
 UI): the new run replays the old one's history up to a point and goes on from there. A
@@ -9,9 +9,16 @@ A check in the workflow cannot refuse it, since a reset to a point after the che
 replays the check's answer; so the worker refuses here, before each activity of such a
 run whose start event was written for another run (its `original_execution_run_id`,
 which the server sets when it resets a run and no client can choose; a run's own
-continuation keeps its own). The activities that only read (READS) still run, so that a
-reset run reaches its own checks and is refused by them, saying why. The first event
-is read once per run and the verdict kept (RUNS_KEPT runs).
+continuation keeps its own), or whose parent (or the parent's parent) is such a run: a
+reset run's children (a control's client switches, a run's client batches, an
+unplanned switch's fence) are fresh runs, and would act for it.
+
+The activities that only read (READS) still run, so that a reset run reaches its own
+checks and is refused by them, saying why (and tells people, `notify`). Each run's
+first event is read once and the verdict kept (RUNS_KEPT runs). An ancestor whose
+history the server no longer keeps (a fence that outlived its run's retention) cannot be
+read, and is taken as no reset. Every worker of the pair, its site workers included,
+must run this check with the same inventory (`identity`).
 """
 
 from __future__ import annotations
@@ -24,16 +31,20 @@ from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.workflowservice.v1 import GetWorkflowExecutionHistoryRequest
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, Interceptor
 
 from inventory.models import Inventory
 from workflows.kinds import KINDS
 
-# The workflow types whose runs act once (a reset of one acts on nothing): always, and
-# where the pair takes only signed acts (every act of its runs is someone's, proven).
-ACT_ONCE = ("control",)
-SIGNED_ACT_ONCE = (*KINDS, "client-batch", "client-switch")
-# What a run reads before it acts, changing nothing (the workflows' BOOTSTRAP activities).
+# The workflow types whose runs act once (a reset of one, or a child of a reset one, acts
+# on nothing): always (a control and the client switches it starts), and where the pair
+# takes only signed acts (every act of its runs is someone's, proven).
+ACT_ONCE = ("control", "client-switch")
+SIGNED_ACT_ONCE = (*KINDS, "client-batch", "fence")
+# What a run does that acts on no device: reads before it acts (the workflows' BOOTSTRAP
+# activities), waiting for a client batch an earlier run of its chain started, telling
+# people.
 READS = frozenset(
     {
         "get_timing",
@@ -45,9 +56,14 @@ READS = frozenset(
         "fences_waiting",
         "new_tag",
         "check_plan",
+        "client_batch_result",
+        "notify",
     }
 )
 RUNS_KEPT = 256
+# How far up a run's parents are read (a client switch of a control: 1; a batch of a
+# run, a fence of an unplanned switch: 1).
+ANCESTORS = 3
 
 
 def acting_once(inv: Inventory) -> frozenset[str]:
@@ -55,17 +71,27 @@ def acting_once(inv: Inventory) -> frozenset[str]:
     return frozenset(ACT_ONCE + (SIGNED_ACT_ONCE if inv.identity.require_signed else ()))
 
 
-async def first_run_id(temporal: Client, workflow_id: str, run_id: str) -> str:
-    """The run id the run's start event was written for: another than its own for a
-    reset (the first event alone is read)."""
+async def first_event(
+    temporal: Client, workflow_id: str, run_id: str
+) -> tuple[str, WorkflowExecution | None] | None:
+    """The run id a run's start event was written for (another than its own: a reset) and
+    its parent run, if any; None where the server keeps no history of the run."""
     req = GetWorkflowExecutionHistoryRequest(
         namespace=temporal.namespace,
         execution=WorkflowExecution(workflow_id=workflow_id, run_id=run_id),
         maximum_page_size=1,
     )
-    page = await temporal.workflow_service.get_workflow_execution_history(req)
-    first = page.history.events[0]
-    return first.workflow_execution_started_event_attributes.original_execution_run_id
+    try:
+        page = await temporal.workflow_service.get_workflow_execution_history(req)
+    except RPCError as e:
+        if e.status == RPCStatusCode.NOT_FOUND:
+            return None
+        raise
+    started = page.history.events[0].workflow_execution_started_event_attributes
+    parent = (
+        started.parent_workflow_execution if started.HasField("parent_workflow_execution") else None
+    )
+    return started.original_execution_run_id, parent
 
 
 class _NoResetInbound(ActivityInboundInterceptor):
@@ -89,23 +115,37 @@ class NoResetInterceptor(Interceptor):
     def __init__(self, temporal: Client, types: frozenset[str]) -> None:
         self.temporal = temporal
         self.types = types  # acting_once
-        self.verdicts: OrderedDict[str, str] = OrderedDict()  # run id -> its first run id
+        # run id -> why it may not act ("": it may)
+        self.verdicts: OrderedDict[str, str] = OrderedDict()
 
     def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
         return _NoResetInbound(next, self)
 
     async def check(self, workflow_id: str, run_id: str) -> None:
-        """Refused (not retried) when the run is a reset of another run."""
-        first = self.verdicts.get(run_id)
-        if first is None:
-            first = await first_run_id(self.temporal, workflow_id, run_id)
-            self.verdicts[run_id] = first
-            while len(self.verdicts) > RUNS_KEPT:
-                self.verdicts.popitem(last=False)
-        if first != run_id:
+        """Refused (not retried) when the run, or a run above it, is a reset."""
+        why = await self.reset_in_chain(workflow_id, run_id, ANCESTORS)
+        if why:
             raise ApplicationError(
-                f"refused: this {workflow_id} run ({run_id}) is a reset of run {first}: it "
-                "acts once (workers/resets.py); start it again",
+                f"refused: {why}: it acts once (workers/resets.py); start it again",
                 type="Refused",
                 non_retryable=True,
             )
+
+    async def reset_in_chain(self, workflow_id: str, run_id: str, above: int) -> str:
+        """Why the run may not act (it, or one of its `above` parents, is a reset), or ""."""
+        known = self.verdicts.get(run_id)
+        if known is not None:
+            return known
+        first = await first_event(self.temporal, workflow_id, run_id)
+        why = ""
+        if first is not None:
+            original, parent = first
+            if original != run_id:
+                why = f"the {workflow_id} run ({run_id}) is a reset of run {original}"
+            elif parent is not None and parent.run_id and above > 0:
+                up = await self.reset_in_chain(parent.workflow_id, parent.run_id, above - 1)
+                why = f"{up} (it started the {workflow_id} run {run_id})" if up else ""
+        self.verdicts[run_id] = why
+        while len(self.verdicts) > RUNS_KEPT:
+            self.verdicts.popitem(last=False)
+        return why

@@ -107,14 +107,28 @@ NAMES_NO_RUN = (
 )
 
 
+# Runs started before a signed start or control was judged by its nonce alone (it takes
+# it, workflows/nonce.py) also refused it when the server's list showed any run under its
+# id since the run it follows; they replay with that question.
+NONCE_ALONE_PATCH = "signed-acts-nonce-alone"
+
+
 async def started_since(pair: str, workflow_id: str, follows: str) -> str | None:
     """A proven start or control that follows the run `follows` under `workflow_id`:
-    why it is refused as replayed (a run started there since: it was used already), or
-    None. The server is asked once (PairActivities.runs_since); the answer stays in the
-    history."""
+    why it is refused (the run it follows is no run of that id; before the patch, also
+    a run started there since: it was used already), or None. The server is asked once
+    (PairActivities.runs_since); the answer stays in the history. A second use of the
+    intent is refused by its nonce, which the server checks exactly."""
+    listed = not workflow.patched(NONCE_ALONE_PATCH)
     since = await workflow.execute_activity_method(
         PairActivities.runs_since,
-        RunsSince(pair=pair, after=follows, own=workflow.info().run_id, workflow_id=workflow_id),
+        RunsSince(
+            pair=pair,
+            after=follows,
+            own=workflow.info().run_id,
+            workflow_id=workflow_id,
+            listed=listed,
+        ),
         **BOOTSTRAP,
     )
     if since is None:

@@ -213,8 +213,10 @@ async def approved(inp: ControlApprovalInput, cancelled: Callable[[], bool]) -> 
         f"override: `amsm approve {run} {BREAK_GLASS}`"
     )
     await workflow.wait_condition(lambda: handle.done() or cancelled())
-    if not handle.done():
-        await workflow.get_external_workflow_handle(wid, run_id=run).cancel()
+    given_up = cancelled()
+    if given_up and not handle.done():
+        # By the id alone: the run that holds it now (a continuation, after a storm).
+        await workflow.get_external_workflow_handle(wid).cancel()
     try:
         c = await handle
     except ChildWorkflowError as e:
@@ -226,6 +228,12 @@ async def approved(inp: ControlApprovalInput, cancelled: Callable[[], bool]) -> 
         raise ApplicationError(
             f"{refused} {why}; it did nothing", type="Refused", non_retryable=True
         ) from None
+    if given_up:
+        raise ApplicationError(
+            f"{refused} (the control was cancelled while it waited); it did nothing",
+            type="Refused",
+            non_retryable=True,
+        )
     if c.state != "completed":
         raise ApplicationError(
             f"{refused} (its approvals run {run} was {c.state}); it did nothing",

@@ -54,6 +54,9 @@ with workflow.unsafe.imports_passed_through():
 
 # Runs started before a taken fence id was replaced by a new one replay trusting it.
 FENCE_ID_PATCH = "fence-own-id"
+# An act on the lost side that the worker refused (a reset run) fails its step instead
+# of being taken for the side lost (which would start a fence); marked only then.
+REFUSED_NOT_LOST_PATCH = "refused-not-side-lost"
 
 
 Action = Callable[[StepState], Awaitable[str]]
@@ -122,6 +125,7 @@ class UnplannedSwitch(KindWorkflow):
                     **on_site(where),
                 )
             except ActivityError as e:
+                self.refused_not_lost(e)
                 return await self.side_lost(step, self.why_lost(e))
             if st.running:
                 raise ApplicationError(
@@ -177,10 +181,23 @@ class UnplannedSwitch(KindWorkflow):
                     activity, arg, **lost_side_try(self.timing), **on_site(arg),
                 )  # fmt: skip
             except ActivityError as e:
+                self.refused_not_lost(e)
                 return await self.side_lost(step, self.why_lost(e))
             return r.message
 
         return action
+
+    def refused_not_lost(self, e: ActivityError) -> None:
+        """An act the worker refused (a reset run, workers/resets.py) says nothing of the
+        lost side: the step fails with the refusal, and no fence starts. Asked only of a
+        refusal, which histories from before it never had."""
+        cause = e.cause
+        if (
+            isinstance(cause, ApplicationError)
+            and cause.type == "Refused"
+            and workflow.patched(REFUSED_NOT_LOST_PATCH)
+        ):
+            raise e
 
     def why_lost(self, e: ActivityError) -> str:
         if isinstance(e.cause, ActivityTimeout):

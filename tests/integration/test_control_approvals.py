@@ -75,6 +75,20 @@ def _restarts(lab: Lab) -> list[str]:
     return [h for _, h, cmd, _ in LabState(lab.dir).journal() if cmd == "Restart-Computer"]
 
 
+async def _stormed_until_continued(temporal: Client, lab: Lab, run: str) -> None:
+    """Junk signals to the approvals run RUN, as anyone who reaches Temporal could send,
+    until it has continued as new (CONTINUE_SIGNALS_EVERY seconds old at least)."""
+    approvals = temporal.get_workflow_handle(control_approval_workflow_id(lab.inventory.pair))
+    for n in range(6):
+        await approvals.signal("approve", {"step": "nope", "operator": f"storm{n}"})
+    deadline = asyncio.get_running_loop().time() + CONTINUE_SIGNALS_EVERY + 20
+    shown = await cli_json(temporal, lab, "show", run)
+    while shown["continued"] < 1 and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.3)
+        shown = await cli_json(temporal, lab, "show", run)
+    assert shown["continued"] >= 1 and shown["state"] == "awaiting-operator", shown
+
+
 async def _reboot(temporal: Client, lab: Lab, key: str) -> dict[str, Any]:
     return await cli_json(
         temporal, lab, "reboot", "ED-01", "--override", RULE, "--reason", "hung",
@@ -165,14 +179,17 @@ async def test_a_controls_override_given_up_or_started_by_hand_does_nothing(
         assert _restarts(lab) == []
 
         # A cancel of the control while it waits gives its override up (the approvals run
-        # takes it as an abort); nobody's approval after that makes it act.
+        # takes it as an abort), even once a storm of signals made the approvals run
+        # continue as new; nobody's approval after that makes it act.
         done = await _reboot(temporal, lab, files["ann"])
         run = done["waiting"]["run_id"]
+        await _stormed_until_continued(temporal, lab, run)
         control = temporal.get_workflow_handle(control_workflow_id(pair), run_id=done["run_id"])
         await control.cancel()
         with pytest.raises(WorkflowFailureError) as e:
             await control.result()
-        assert f"its approvals run {run} was aborted); it did nothing" in str(e.value.cause)
+        why = str(e.value.cause)
+        assert "(the control was cancelled while it waited); it did nothing" in why, why
         rc, out = await cli(temporal, lab, "approve", run, "break-glass", "--key", files["bob"])
         assert rc == 1 and "aborted" in out, out
         assert _restarts(lab) == []
@@ -288,15 +305,7 @@ async def test_a_reset_control_acts_on_nothing_and_a_continued_approvals_run_sti
     async with running_worker(temporal, lab):
         done = await _reboot(temporal, lab, files["ann"])
         run = done["waiting"]["run_id"]
-        approvals = temporal.get_workflow_handle(control_approval_workflow_id(pair))
-        for n in range(6):
-            await approvals.signal("approve", {"step": "nope", "operator": f"storm{n}"})
-        deadline = asyncio.get_running_loop().time() + CONTINUE_SIGNALS_EVERY + 20
-        shown = await cli_json(temporal, lab, "show", run)
-        while shown["continued"] < 1 and asyncio.get_running_loop().time() < deadline:
-            await asyncio.sleep(0.3)
-            shown = await cli_json(temporal, lab, "show", run)
-        assert shown["continued"] >= 1 and shown["state"] == "awaiting-operator", shown
+        await _stormed_until_continued(temporal, lab, run)
         for who in ("bob", "cat"):
             rc, out = await cli(temporal, lab, "approve", run, "break-glass", "--key", files[who])
             assert rc == 0, out
@@ -328,6 +337,56 @@ async def test_a_reset_control_acts_on_nothing_and_a_continued_approvals_run_sti
         with pytest.raises(WorkflowFailureError) as e:
             await again.result()
         why = str(e.value.cause)  # the reboot the worker refused, and why
-        assert "reboot failed: refused: this amsm-" in why, why
+        assert "reboot failed: refused: the amsm-" in why, why
         assert f"is a reset of run {done['run_id']}: it acts once" in why, why
         assert _restarts(lab) == ["ED-01"]
+
+
+async def test_the_client_switches_a_reset_control_starts_act_on_nothing(
+    temporal: Client, lab_factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """A clients-switch control approved and done, then reset to just after its
+    approvals: the reset run starts a client switch of its own (a fresh run, not a
+    reset), whose acts the worker refuses because the control that started it is a reset.
+    ED-01 is restarted only by the first run's switch (twice)."""
+    monkeypatch.setenv("AMSM_OPERATOR", "ann")
+    monkeypatch.delenv("AMSM_KEY", raising=False)
+    lab, files = await _on_air_lab(lab_factory, tmp_path)
+    pair = lab.inventory.pair
+    async with running_worker(temporal, lab):
+        done = await cli_json(
+            temporal, lab, "clients", "switch", "--to", "Y", "ED-01", "--override", RULE,
+            "--reason", "hung", "--key", files["ann"],
+        )  # fmt: skip
+        run = done["waiting"]["run_id"]
+        for who in ("bob", "cat"):
+            rc, out = await cli(temporal, lab, "approve", run, "break-glass", "--key", files[who])
+            assert rc == 0, out
+        control = temporal.get_workflow_handle(control_workflow_id(pair), run_id=done["run_id"])
+        await control.result()
+        assert _restarts(lab) == ["ED-01", "ED-01"]
+        events = (await control.fetch_history()).events
+        approved = next(
+            e.event_id for e in events
+            if e.HasField("child_workflow_execution_completed_event_attributes")
+        )  # fmt: skip
+        task = next(
+            e.event_id for e in events
+            if e.event_id > approved and e.HasField("workflow_task_completed_event_attributes")
+        )  # fmt: skip
+        reset = await temporal.workflow_service.reset_workflow_execution(
+            ResetWorkflowExecutionRequest(
+                namespace=temporal.namespace,
+                workflow_execution=WorkflowExecution(workflow_id=control.id, run_id=control.run_id),
+                reason="switch the clients again on the approvals given once",
+                workflow_task_finish_event_id=task,
+                request_id=str(uuid.uuid4()),
+            )
+        )
+        again = temporal.get_workflow_handle(control.id, run_id=reset.run_id)
+        try:
+            said = str(await again.result())
+        except WorkflowFailureError as e:
+            said = str(e.cause)
+        assert f"is a reset of run {done['run_id']} (it started the " in said, said
+        assert _restarts(lab) == ["ED-01", "ED-01"]

@@ -185,6 +185,10 @@ async def test_a_signed_start_starts_one_run_and_sent_again_is_refused_as_replay
         signed = to_y.model_copy(
             update={"intent": starting.signed_start(ann, inv, "switch", to_y, "ann", first)}
         )
+        # Signed now too, and sent after the first run has started (below).
+        later = to_y.model_copy(
+            update={"intent": starting.signed_start(ann, inv, "switch", to_y, "ann", first)}
+        )
         started = await starting.start(temporal, inv, "switch", signed, what, "ann")
         assert started.refused is None, started
         # Aborted where it first waits for a person: X's DSM is in backup by then.
@@ -206,7 +210,7 @@ async def test_a_signed_start_starts_one_run_and_sent_again_is_refused_as_replay
         # and as anyone who reaches Temporal would. Refused before any device is read.
         again = await starting.start(temporal, inv, "switch", signed, what, "ann")
         assert again.refused and "intent refused (replayed)" in again.refused, again
-        assert f"run {started.run_id} has started under {inv.workflow_id} since" in again.refused
+        assert "its nonce was taken already" in again.refused, again
         assert await activities_of(temporal, lab, again.run_id) <= BEFORE_THE_PROOF
         with pytest.raises(WorkflowFailureError) as failed:
             await temporal.execute_workflow(
@@ -232,6 +236,13 @@ async def test_a_signed_start_starts_one_run_and_sent_again_is_refused_as_replay
         )
         refused = await starting.start(temporal, inv, "switch", old, what, "ann")
         assert refused.refused and "does not name the run it follows" in refused.refused
+
+        # Another intent, signed before that first run started: a run has started under
+        # the pair's id since, which is no use of this intent: proven (then refused for
+        # the pair's state, after the proof).
+        late = await starting.start(temporal, inv, "switch", later, what, "ann")
+        assert late.refused and "intent refused" not in late.refused, late
+        assert "no side is main" in late.refused, late
 
         # Signed now, after the last of those runs: proven. (The aborted switch left
         # both DSMs in backup, so the run is then refused for the pair's state, after

@@ -10,6 +10,7 @@ import yaml
 from temporalio.activity import _Definition
 
 from activities.check import CheckActivities
+from activities.notify import NotifyActivities
 from activities.pair import PairActivities
 from activities.probe import ProbeActivities
 from inventory import intent
@@ -79,11 +80,11 @@ def test_a_report_names_children_that_switch_no_client_as_what_they_are() -> Non
 def test_a_reset_acts_on_nothing_for_controls_and_under_require_signed_for_every_run() -> None:
     data = yaml.safe_load((Path(__file__).parent / "data" / "inventory.yaml").read_text())
     plain = parse_inventory(yaml.safe_dump(data), "inv.yaml")
-    assert acting_once(plain) == {"control"}
+    assert acting_once(plain) == {"control", "client-switch"}
     data.update(operators=[{"name": n, "key": k} for n, k in KEYS.items()])
     data.update(identity={"require_signed": True})
     signed = parse_inventory(yaml.safe_dump(data), "inv.yaml")
-    assert acting_once(signed) == {"control", "client-batch", "client-switch", *KINDS}
+    assert acting_once(signed) == {"control", "client-switch", "client-batch", "fence", *KINDS}
     # What only reads is never refused: a reset run reaches its own checks.
     assert {"get_timing", "get_capabilities", "schedule_lineage"} <= READS
     assert not {"reboot_host", "dsm_set_mode", "client_prepare"} & READS
@@ -92,7 +93,7 @@ def test_a_reset_acts_on_nothing_for_controls_and_under_require_signed_for_every
 def test_every_read_is_an_activity_the_worker_has() -> None:
     names = {
         d.name
-        for cls in (ProbeActivities, PairActivities, CheckActivities)
+        for cls in (ProbeActivities, PairActivities, CheckActivities, NotifyActivities)
         for m in vars(cls).values()
         if callable(m) and (d := _Definition.from_callable(m)) is not None and d.name
     }
