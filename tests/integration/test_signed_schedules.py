@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.async_api import expect
 from temporalio import workflow
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
@@ -24,10 +25,13 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer, Worker
 
 from api import schedule as schedule_api
+from api.act import read_key
+from inventory import intent
 from tests.support.cli import cli, cli_json
+from tests.support.console import chromium, console_server, logged_in
 from tests.support.lab import Lab
 from tests.support.secrets import assert_no_secrets, record_history
-from tests.support.signing import signed_lab
+from tests.support.signing import key_file, signed_lab
 from tests.support.waiting import wait_for
 from tests.support.worker import running_worker
 from workflows.registry import WORKFLOWS
@@ -291,3 +295,49 @@ async def test_a_filing_no_worker_has_taken_says_so_and_is_checked_when_one_does
             temporal, lab, "schedule", "cancel", sid, "--reason", "test over", "--key", ann_file
         )
         assert rc == 0, out
+
+
+async def test_the_pair_page_shows_a_filing_proven_and_its_cancel_is_signed_for_the_login(
+    temporal: Client, lab_factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """In the real browser: a filing signed with ann's key reads "asked by ann (proven by
+    ann's key)" on the pair page of a viewer; an operator's Cancel is signed by the
+    console for its login, and the schedule keeps that proof."""
+    lab, ann_file = await _signed_lab(lab_factory, tmp_path, monkeypatch)
+    console_file, console_line = key_file(tmp_path, "console")
+    ann_line = intent.public_line(read_key(ann_file, "--key").public_key())
+    lab.edit_inventory(
+        operators=[{"name": "ann", "key": ann_line}, "tester", "operator"],
+        viewers=["viewer"],
+        console_key=console_line,
+    )
+    async with (
+        running_worker(temporal, lab),
+        console_server(lab, "--console-key-file", console_file) as server,
+        chromium() as browser,
+    ):
+        filed = await cli_json(
+            temporal, lab, "schedule", "switch", "--to", "Y", "--at", _at(3600, lab),
+            "--key", ann_file,
+        )  # fmt: skip
+        sid = filed["schedule_id"]
+        viewer = await logged_in(browser, server, lab, "viewer")
+        await viewer.goto(f"{server.url}/pairs/{lab.inventory.pair}")
+        await expect(viewer.locator(f"#scheduled-{sid}")).to_contain_text(
+            "asked by ann (proven by ann's key)"
+        )
+        page = await logged_in(browser, server, lab, "operator")
+        await page.goto(f"{server.url}/pairs/{lab.inventory.pair}")
+        row = page.locator(f"#scheduled-{sid}")
+        await row.get_by_label(f"why cancel {sid}").fill("not tonight")
+        await row.get_by_role("button", name="Cancel").click()
+        await expect(page.locator("p.flash").first).to_contain_text(
+            f"cancelled scheduled run {sid}"
+        )
+        wid = schedule_workflow_id(lab.inventory.pair, sid)
+        st = await temporal.get_workflow_handle(wid, result_type=ScheduleState).result()
+        assert (st.status, st.cancelled_by, st.cancelled_proof) == (
+            "cancelled",
+            "operator",
+            "operator, through the console (proven by the console's key)",
+        ), st
