@@ -20,7 +20,7 @@ from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 from temporalio.client import Client, WorkflowFailureError
 
-from console.accounts import write_accounts
+from console.accounts import Role, write_accounts
 from inventory.models import control_approval_workflow_id, control_workflow_id
 from lab.init import CONSOLE_ACCOUNTS
 from lab.state import LabState
@@ -230,7 +230,10 @@ async def test_two_operators_approve_a_controls_override_from_their_console_logi
         lab_factory, tmp_path, operators=["operator", "bob", "cat"], viewers=["viewer"],
         console_key=True,
     )  # fmt: skip
-    accounts = {n: (password(lab, n), n) for n in ("operator", "viewer")}
+    accounts: dict[str, tuple[str, Role]] = {
+        "operator": (password(lab, "operator"), "operator"),
+        "viewer": (password(lab, "viewer"), "viewer"),
+    }
     for name in ("bob", "cat"):
         (lab.dir / "secrets" / f"console-{name}").write_text(f"{name}-pass-{name}-long\n")
         accounts[name] = (password(lab, name), "operator")
@@ -377,7 +380,7 @@ async def test_the_client_switches_a_reset_control_starts_act_on_nothing(
         reset = await temporal.workflow_service.reset_workflow_execution(
             ResetWorkflowExecutionRequest(
                 namespace=temporal.namespace,
-                workflow_execution=WorkflowExecution(workflow_id=control.id, run_id=control.run_id),
+                workflow_execution=WorkflowExecution(workflow_id=control.id, run_id=done["run_id"]),
                 reason="switch the clients again on the approvals given once",
                 workflow_task_finish_event_id=task,
                 request_id=str(uuid.uuid4()),
