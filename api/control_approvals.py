@@ -20,8 +20,12 @@ from workflows.break_glass import BREAK_GLASS
 from workflows.control_approval import WORKFLOW
 from workflows.models import Checklist
 
-# How often a control's start looks for its approvals run, until it waits at its gate.
+# How often a control's start looks for its approvals run, until it waits at its gate:
+# often while the control is young (it starts the run within a few seconds of its own
+# start), then seldom (a control that needed none reboots for minutes).
 APPROVALS_POLL = 0.2
+APPROVALS_POLL_LATER = 5.0
+APPROVALS_YOUNG = 30.0
 
 
 class Waiting(BaseModel):
@@ -69,6 +73,7 @@ async def wait_for_approvals(
     passed its own checks): what to approve. None when the control ends first (it needed
     no approvals, or was refused) or at `deadline` (the loop's clock)."""
     loop = asyncio.get_running_loop()
+    young = loop.time() + APPROVALS_YOUNG
     while not outcome.done() and (deadline is None or loop.time() < deadline):
         left = None if deadline is None else max(0.01, deadline - loop.time())
         try:
@@ -80,7 +85,8 @@ async def wait_for_approvals(
         gate = next((s for s in c.steps if s.id == BREAK_GLASS), None) if c else None
         if c is not None and gate is not None and gate.status == "awaiting-approval":
             return Waiting(run_id=c.run_id, required=gate.required or 1)
-        await asyncio.wait({outcome}, timeout=APPROVALS_POLL)
+        poll = APPROVALS_POLL if loop.time() < young else APPROVALS_POLL_LATER
+        await asyncio.wait({outcome}, timeout=poll)
     return None
 
 
