@@ -217,9 +217,18 @@ async def approved(inp: ControlApprovalInput, cancelled: Callable[[], bool]) -> 
     if given_up and not handle.done():
         # By the id alone: the run that holds it now (a continuation, after a storm).
         await workflow.get_external_workflow_handle(wid).cancel()
+    given_up_refusal = ApplicationError(
+        f"{refused} (the control was cancelled while it waited); it did nothing",
+        type="Refused",
+        non_retryable=True,
+    )
     try:
         c = await handle
     except ChildWorkflowError as e:
+        if given_up:
+            # Whether the run took the cancel as an abort or, cancelled as it started,
+            # ended cancelled: the control was given up.
+            raise given_up_refusal from None
         why = (
             f"within {int(APPROVAL_WAIT.total_seconds() // 60)} minutes"
             if isinstance(e.cause, Timeout)
@@ -229,11 +238,7 @@ async def approved(inp: ControlApprovalInput, cancelled: Callable[[], bool]) -> 
             f"{refused} {why}; it did nothing", type="Refused", non_retryable=True
         ) from None
     if given_up:
-        raise ApplicationError(
-            f"{refused} (the control was cancelled while it waited); it did nothing",
-            type="Refused",
-            non_retryable=True,
-        )
+        raise given_up_refusal
     if c.state != "completed":
         raise ApplicationError(
             f"{refused} (its approvals run {run} was {c.state}); it did nothing",

@@ -9,11 +9,11 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from playwright.async_api import expect
 from temporalio.client import Client
 
+from tests.support.blackout import news_at
 from tests.support.cli import cli, cli_json
 from tests.support.console import console_lab, logged_in
 from tests.support.driving import drive, hands_for, step
@@ -22,26 +22,7 @@ from tests.support.secrets import record_history, record_run
 from tests.support.worker import running_worker
 from workflows import blackout
 
-ZONE = "Europe/London"
 RULE = "no-switch-in-blackout"
-
-
-def news_at(lab: Lab, start: datetime, seconds: int) -> tuple[datetime, datetime]:
-    """A daily window "News at Six" at `start`'s local time of day, `seconds` long, in
-    the lab's inventory; its start and end (to the second, local)."""
-    local = start.astimezone(ZoneInfo(ZONE)).replace(microsecond=0)
-    lab.edit_inventory(
-        timezone=ZONE,
-        blackout=[
-            {
-                "name": "News at Six",
-                "rrule": f"FREQ=DAILY;BYHOUR={local.hour};BYMINUTE={local.minute};"
-                f"BYSECOND={local.second}",
-                "duration": f"{seconds}s",
-            }
-        ],
-    )
-    return local, local + timedelta(seconds=seconds)
 
 
 async def test_blackout_windows_on_the_lab(temporal: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]

@@ -8,31 +8,28 @@ is refused; two operators approve it from their own console logins, in a real br
 from __future__ import annotations
 
 import asyncio
-import uuid
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.async_api import expect
-from temporalio.api.common.v1 import WorkflowExecution
-from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 from temporalio.client import Client, WorkflowFailureError
 
 from console.accounts import Role, write_accounts
 from inventory.models import control_approval_workflow_id, control_workflow_id
 from lab.init import CONSOLE_ACCOUNTS
 from lab.state import LabState
+from tests.support.blackout import on_air_now
 from tests.support.cli import cli, cli_json
 from tests.support.console import chromium, console_server, logged_in, password
 from tests.support.lab import Lab
+from tests.support.resets import child_completed, reset_after
 from tests.support.secrets import assert_no_secrets, record_history
 from tests.support.signing import key_file
 from tests.support.waiting import wait_for
 from tests.support.worker import running_worker
 from workflows.control import ControlResult
-from workflows.control_approval import ControlApprovalInput
+from workflows.control_approval import WORKFLOW, ControlApprovalInput
 from workflows.limits import CONTINUE_SIGNALS_EVERY
 from workflows.overrides import Override
 
@@ -50,7 +47,7 @@ async def _on_air_lab(
     files, lines = {}, {}
     for name in ("ann", "bob", "cat", "console"):
         files[name], lines[name] = key_file(tmp_path, name)
-    local = (datetime.now(UTC) - timedelta(seconds=5)).astimezone(ZoneInfo("Europe/London"))
+    on_air_now(lab)
     inventory.setdefault("operators", [{"name": n, "key": lines[n]} for n in ("ann", "bob", "cat")])
     if inventory.pop("console_key", False):
         inventory["console_key"] = lines["console"]
@@ -58,15 +55,6 @@ async def _on_air_lab(
         **inventory,
         identity={"require_signed": True},
         approvals={"break-glass": {"required": 2, "not_initiator": True}},
-        timezone="Europe/London",
-        blackout=[
-            {
-                "name": "News at Six",
-                "rrule": f"FREQ=DAILY;BYHOUR={local.hour};BYMINUTE={local.minute};"
-                f"BYSECOND={local.second}",
-                "duration": "600s",
-            }
-        ],
     )
     return lab, files
 
@@ -318,25 +306,11 @@ async def test_a_reset_control_acts_on_nothing_and_a_continued_approvals_run_sti
         assert (await control.result()).approved is not None
         assert _restarts(lab) == ["ED-01"]
 
-        history = await control.fetch_history()
-        after = next(
-            e.event_id for e in history.events
-            if e.HasField("child_workflow_execution_completed_event_attributes")
-        )  # fmt: skip
-        task = next(
-            e.event_id for e in history.events
-            if e.event_id > after and e.HasField("workflow_task_completed_event_attributes")
-        )  # fmt: skip
-        reset = await temporal.workflow_service.reset_workflow_execution(
-            ResetWorkflowExecutionRequest(
-                namespace=temporal.namespace,
-                workflow_execution=WorkflowExecution(workflow_id=control.id, run_id=done["run_id"]),
-                reason="act again on the approvals given once",
-                workflow_task_finish_event_id=task,
-                request_id=str(uuid.uuid4()),
-            )
+        approved = await child_completed(temporal, control.id, done["run_id"], WORKFLOW)
+        reset = await reset_after(
+            temporal, control.id, done["run_id"], approved, "act again on the approvals given once"
         )
-        again = temporal.get_workflow_handle(control.id, run_id=reset.run_id)
+        again = temporal.get_workflow_handle(control.id, run_id=reset)
         with pytest.raises(WorkflowFailureError) as e:
             await again.result()
         why = str(e.value.cause)  # the reboot the worker refused, and why
@@ -368,25 +342,12 @@ async def test_the_client_switches_a_reset_control_starts_act_on_nothing(
         control = temporal.get_workflow_handle(control_workflow_id(pair), run_id=done["run_id"])
         await control.result()
         assert _restarts(lab) == ["ED-01", "ED-01"]
-        events = (await control.fetch_history()).events
-        approved = next(
-            e.event_id for e in events
-            if e.HasField("child_workflow_execution_completed_event_attributes")
+        approved = await child_completed(temporal, control.id, done["run_id"], WORKFLOW)
+        reset = await reset_after(
+            temporal, control.id, done["run_id"], approved,
+            "switch the clients again on the approvals given once",
         )  # fmt: skip
-        task = next(
-            e.event_id for e in events
-            if e.event_id > approved and e.HasField("workflow_task_completed_event_attributes")
-        )  # fmt: skip
-        reset = await temporal.workflow_service.reset_workflow_execution(
-            ResetWorkflowExecutionRequest(
-                namespace=temporal.namespace,
-                workflow_execution=WorkflowExecution(workflow_id=control.id, run_id=done["run_id"]),
-                reason="switch the clients again on the approvals given once",
-                workflow_task_finish_event_id=task,
-                request_id=str(uuid.uuid4()),
-            )
-        )
-        again = temporal.get_workflow_handle(control.id, run_id=reset.run_id)
+        again = temporal.get_workflow_handle(control.id, run_id=reset)
         try:
             said = str(await again.result())
         except WorkflowFailureError as e:

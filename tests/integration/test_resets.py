@@ -8,17 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from pathlib import Path
 
 import pytest
-from temporalio.api.common.v1 import WorkflowExecution
-from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 from temporalio.client import Client
 
 from lab.faults import set_side_fault
 from tests.support.cli import cli, cli_json
 from tests.support.driving import step
+from tests.support.resets import activity_ended, reset_after
 from tests.support.signing import signed_lab
 from tests.support.waiting import side_down, wait_for, waits_at
 from tests.support.worker import running_worker
@@ -35,37 +33,16 @@ async def test_a_reset_run_of_a_signed_pair_stops_at_its_next_act(
             "run_id"
         ]
         await waits_at(temporal, lab, run, "stop-insync")
-        handle = temporal.get_workflow_handle(inv.workflow_id, run_id=run)
-        events = (await handle.fetch_history()).events
-        acts = {
-            e.event_id
-            for e in events
-            if e.HasField("activity_task_scheduled_event_attributes")
-            and e.activity_task_scheduled_event_attributes.activity_type.name not in READS
-        }
-        first_act = next(
-            e.event_id
-            for e in events
-            if e.HasField("activity_task_completed_event_attributes")
-            and e.activity_task_completed_event_attributes.scheduled_event_id in acts
+        # Just after its first act (stop-replication's), which is not done again.
+        first_act = await activity_ended(
+            temporal, inv.workflow_id, run, lambda name: name not in READS
         )
-        task = next(
-            e.event_id
-            for e in events
-            if e.event_id > first_act and e.HasField("workflow_task_completed_event_attributes")
-        )
-        reset = await temporal.workflow_service.reset_workflow_execution(
-            ResetWorkflowExecutionRequest(
-                namespace=temporal.namespace,
-                workflow_execution=WorkflowExecution(workflow_id=inv.workflow_id, run_id=run),
-                reason="act again on ann's start",
-                workflow_task_finish_event_id=task,
-                request_id=str(uuid.uuid4()),
-            )
+        reset = await reset_after(
+            temporal, inv.workflow_id, run, first_act, "act again on ann's start"
         )
         deadline = time.monotonic() + 60
         while True:
-            shown = await cli_json(temporal, lab, "show", reset.run_id)
+            shown = await cli_json(temporal, lab, "show", reset)
             failed = [s for s in shown["steps"] if s["status"] == "failed"]
             if failed or time.monotonic() > deadline:
                 break
@@ -74,9 +51,7 @@ async def test_a_reset_run_of_a_signed_pair_stops_at_its_next_act(
         [stopped] = failed
         assert stopped["id"] == "dsm-x-backup", stopped
         assert f"is a reset of run {run}: it acts once" in stopped["error"], stopped
-        rc, out = await cli(
-            temporal, lab, "abort", reset.run_id, "--reason", "a reset", "--key", ann_file
-        )
+        rc, out = await cli(temporal, lab, "abort", reset, "--reason", "a reset", "--key", ann_file)
         assert rc == 0, out
 
 
@@ -108,42 +83,13 @@ async def test_a_reset_unplanned_switch_does_not_take_a_refused_act_for_its_lost
             )  # fmt: skip
         )["run_id"]
         await waits_at(temporal, lab, run, "stop-insync")
-        handle = temporal.get_workflow_handle(inv.workflow_id, run_id=run)
-        events = (await handle.fetch_history()).events
-        stop = next(
-            e.event_id
-            for e in events
-            if e.HasField("activity_task_scheduled_event_attributes")
-            and e.activity_task_scheduled_event_attributes.activity_type.name
-            == "dsm_stop_own_replication"
+        ended = await activity_ended(
+            temporal, inv.workflow_id, run, lambda name: name == "dsm_stop_own_replication"
         )
-        ended = next(
-            e.event_id
-            for e in events
-            if e.event_id > stop
-            and any(
-                e.HasField(f"activity_task_{k}_event_attributes")
-                and getattr(e, f"activity_task_{k}_event_attributes").scheduled_event_id == stop
-                for k in ("completed", "failed", "timed_out")
-            )
-        )
-        task = next(
-            e.event_id
-            for e in events
-            if e.event_id > ended and e.HasField("workflow_task_completed_event_attributes")
-        )
-        reset = await temporal.workflow_service.reset_workflow_execution(
-            ResetWorkflowExecutionRequest(
-                namespace=temporal.namespace,
-                workflow_execution=WorkflowExecution(workflow_id=inv.workflow_id, run_id=run),
-                reason="act on X again",
-                workflow_task_finish_event_id=task,
-                request_id=str(uuid.uuid4()),
-            )
-        )
+        reset = await reset_after(temporal, inv.workflow_id, run, ended, "act on X again")
         deadline = time.monotonic() + 90
         while True:
-            shown = await cli_json(temporal, lab, "show", reset.run_id)
+            shown = await cli_json(temporal, lab, "show", reset)
             backup = step(shown, "dsm-x-backup")
             if backup["status"] not in ("pending", "running") or time.monotonic() > deadline:
                 break
@@ -151,7 +97,5 @@ async def test_a_reset_unplanned_switch_does_not_take_a_refused_act_for_its_lost
         assert step(shown, "stop-replication")["status"] == "skipped", shown  # before it
         assert backup["status"] == "failed", backup
         assert f"is a reset of run {run}" in backup["error"], backup
-        rc, out = await cli(
-            temporal, lab, "abort", reset.run_id, "--reason", "a reset", "--key", ann_file
-        )
+        rc, out = await cli(temporal, lab, "abort", reset, "--reason", "a reset", "--key", ann_file)
         assert rc == 0, out

@@ -17,8 +17,6 @@ from typing import Any
 import pytest
 from playwright.async_api import expect
 from temporalio import workflow
-from temporalio.api.common.v1 import WorkflowExecution
-from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.common import RawValue
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -30,6 +28,7 @@ from inventory import intent
 from tests.support.cli import cli, cli_json
 from tests.support.console import chromium, console_server, logged_in
 from tests.support.lab import Lab
+from tests.support.resets import child_completed, reset_after
 from tests.support.secrets import assert_no_secrets, record_history
 from tests.support.signing import key_file, signed_lab
 from tests.support.waiting import wait_for
@@ -164,49 +163,12 @@ async def _a_signed_scheduled_run(temporal: Client, lab: Lab, ann_file: str) -> 
     return done
 
 
-async def _reset_to_its_start(temporal: Client, workflow_id: str, run_id: str) -> str:
-    """A reset of the run to its first workflow task, as anyone who reaches Temporal
-    could (a reset starts a new run from a point in the old one's history); the new run."""
-    history = await temporal.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
-    first_task = next(
-        e.event_id for e in history.events if e.HasField("workflow_task_completed_event_attributes")
-    )
-    reset = await temporal.workflow_service.reset_workflow_execution(
-        ResetWorkflowExecutionRequest(
-            namespace=temporal.namespace,
-            workflow_execution=WorkflowExecution(workflow_id=workflow_id, run_id=run_id),
-            reason="replay the scheduled run",
-            workflow_task_finish_event_id=first_task,
-            request_id=str(uuid.uuid4()),
-        )
-    )
-    return reset.run_id
-
-
 async def _fired_by_a_reset(temporal: Client, wid: str, filed_run: str) -> str:
     """The schedule's run `filed_run` reset to the workflow task after it took its
     nonce (so it takes none again) and left to fire; the run it starts."""
-    events = (await temporal.get_workflow_handle(wid, run_id=filed_run).fetch_history()).events
-    taken = next(
-        e.event_id
-        for e in events
-        if e.HasField("child_workflow_execution_completed_event_attributes")
-    )
-    task = next(
-        e.event_id
-        for e in events
-        if e.event_id > taken and e.HasField("workflow_task_completed_event_attributes")
-    )
-    reset = await temporal.workflow_service.reset_workflow_execution(
-        ResetWorkflowExecutionRequest(
-            namespace=temporal.namespace,
-            workflow_execution=WorkflowExecution(workflow_id=wid, run_id=filed_run),
-            reason="fire the filing again",
-            workflow_task_finish_event_id=task,
-            request_id=str(uuid.uuid4()),
-        )
-    )
-    handle = temporal.get_workflow_handle(wid, run_id=reset.run_id, result_type=ScheduleState)
+    taken = await child_completed(temporal, wid, filed_run, "signed-nonce")
+    reset = await reset_after(temporal, wid, filed_run, taken, "fire the filing again")
+    handle = temporal.get_workflow_handle(wid, run_id=reset, result_type=ScheduleState)
     again = await handle.result()
     assert again.status == "started" and again.run_id, (again.status, again.why)
     return again.run_id
@@ -232,7 +194,9 @@ async def test_a_signed_filing_starts_its_run_proven_and_nothing_else_does(
         cause = await _refused_run(temporal, lab, handle.result_run_id or "")
         assert "intent refused (misbound)" in cause and "no such schedule started" in cause
         # The scheduled run reset to its start: refused.
-        reset = await _reset_to_its_start(temporal, inv.workflow_id, done.run_id or "")
+        reset = await reset_after(
+            temporal, inv.workflow_id, done.run_id or "", 0, "replay the scheduled run"
+        )
         cause = await _refused_run(temporal, lab, reset)
         assert "intent refused (replayed): this run is a reset of run" in cause, cause
         # The filing itself sent again under its id: refused, its nonce was taken.

@@ -10,9 +10,7 @@ import asyncio
 import sqlite3
 import time
 from contextlib import ExitStack
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -26,6 +24,7 @@ from console.accounts import write_accounts
 from inventory import intent
 from lab.init import CONSOLE_ACCOUNTS
 from lab.media import ingest
+from tests.support.blackout import on_air_now
 from tests.support.cli import cli, cli_json
 from tests.support.console import chromium, console_server, logged_in, password, typed_for
 from tests.support.driving import drive, step
@@ -172,7 +171,7 @@ async def _break_glass(
     files, lines = {}, {}
     for name in ("ann", "bob"):
         files[name], lines[name] = _key_file(tmp_path, name)
-    local = (datetime.now(UTC) - timedelta(seconds=5)).astimezone(ZoneInfo("Europe/London"))
+    on_air_now(lab)
     hook = stack.enter_context(http_sink())
     write_config(lab.dir / "secrets" / "notify.yaml", {hook.url("waiting"): "waiting"})
     lab.edit_inventory(
@@ -180,15 +179,6 @@ async def _break_glass(
         operators=[{"name": n, "key": lines[n]} for n in ("ann", "bob")],
         identity={"require_signed": True},
         approvals={"break-glass": {"required": 2}},
-        timezone="Europe/London",
-        blackout=[
-            {
-                "name": "News at Six",
-                "rrule": f"FREQ=DAILY;BYHOUR={local.hour};BYMINUTE={local.minute};"
-                f"BYSECOND={local.second}",
-                "duration": "600s",
-            }
-        ],
     )
     async with running_worker(temporal, lab):
         started = await cli_json(
