@@ -10,9 +10,10 @@ import asyncio
 from typing import Any
 
 from pydantic import BaseModel
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowExecutionDescription, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
+from api.follow import RunMark
 from api.refusal import Refused
 from api.runs import cause, fetch_checklist
 from inventory.models import Inventory, control_approval_workflow_id, control_workflow_id
@@ -37,11 +38,12 @@ class Waiting(BaseModel):
     required: int
 
 
-async def waiting_approvals(
+async def _waiting_run(
     temporal: Client, inv: Inventory, control_run: str | None = None
-) -> Checklist | None:
-    """The checklist of the approvals run a control of the pair waits on, or None: none
-    waits (`control_run`: none that this control run started)."""
+) -> WorkflowExecutionDescription | None:
+    """The approvals run a control of the pair waits on, as the server describes it, or
+    None: none runs, or the run under the id is not amsm's (not of the type, on the
+    pair's queue, started by the pair's control; `control_run`: by that control run)."""
     handle = temporal.get_workflow_handle(control_approval_workflow_id(inv.pair))
     try:
         desc = await handle.describe()
@@ -59,7 +61,35 @@ async def waiting_approvals(
         or (control_run is not None and desc.parent_run_id != control_run)
     ):
         return None
-    return await fetch_checklist(temporal.get_workflow_handle(handle.id, run_id=desc.run_id))
+    return desc
+
+
+async def waiting_approvals(
+    temporal: Client, inv: Inventory, control_run: str | None = None
+) -> Checklist | None:
+    """The checklist of the approvals run a control of the pair waits on, or None: none
+    waits (`control_run`: none that this control run started)."""
+    desc = await _waiting_run(temporal, inv, control_run)
+    if desc is None:
+        return None
+    return await fetch_checklist(temporal.get_workflow_handle(desc.id, run_id=desc.run_id))
+
+
+async def approvals_if_changed(
+    temporal: Client, inv: Inventory, seen: RunMark | None
+) -> tuple[RunMark | None, Checklist | None]:
+    """For the console's live part: (the waiting approvals run's mark, its checklist),
+    the checklist asked of the worker only when the run is not SEEN as it was (every
+    change of a checklist is written in its history); (None, None) when none waits, and
+    (SEEN, None) when it is unchanged."""
+    desc = await _waiting_run(temporal, inv)
+    if desc is None:
+        return None, None
+    mark = RunMark(desc.run_id, desc.history_length, "running")
+    if mark == seen:
+        return mark, None
+    c = await fetch_checklist(temporal.get_workflow_handle(desc.id, run_id=desc.run_id))
+    return mark, c
 
 
 async def wait_for_approvals(

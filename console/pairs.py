@@ -9,7 +9,8 @@ moment it is written; the worker is asked for the whole checklist (the `progress
 only after a workflow task of the run completed, at most every MIN_QUERY_GAP seconds, and
 never for the watch's readings: each is the result of the watch's activity, read from its
 history. It reads the readiness watch's schedule and a waiting fence (the server
-answers) every READINESS_EVERY seconds. It
+answers) every READINESS_EVERY seconds, and looks for a control's approvals run every
+APPROVALS_EVERY seconds. It
 wakes every subscriber when something changed; browsers then draw from this snapshot, so
 twenty consoles cost Temporal and the worker what one costs. It stops when the last
 browser leaves. Every Temporal call it makes is a function of api/ (api/follow.py for the
@@ -27,6 +28,7 @@ from typing import Any
 
 from temporalio.client import Client
 
+from api.control_approvals import approvals_if_changed
 from api.fence import read_fence
 from api.follow import (
     RunMark,
@@ -58,6 +60,9 @@ MIN_QUERY_GAP = 0.5
 IDLE_EVERY = 0.5
 # A watch not started yet (the worker starts it) or a server not answering: look again.
 RETRY_EVERY = 2.0
+# How often to look for a control's approvals run, which other operators approve from
+# their own pages (a describe; the checklist only when it changed).
+APPROVALS_EVERY = 2.0
 READINESS_EVERY = 10.0  # its checks run every timing.readiness_interval (1 h by default)
 # A read that takes longer than this is abandoned and tried again.
 READ_TIMEOUT = 5.0
@@ -100,6 +105,11 @@ class Snapshot:
     # read, as the workflows count it), and why it could not be read.
     fences: list[str] = field(default_factory=list)
     fence_error: str | None = None
+    # The approvals run a console control's break-glass override waits on, if one does
+    # (api/control_approvals.py), and why it could not be read.
+    approvals: Checklist | None = None
+    approvals_error: str | None = None
+    _seen_approvals: str = ""
     # the checklist's, the status's and the readiness's and fence's JSON, to tell a change
     _seen: tuple[str, str, str] = ("", "", "")
 
@@ -115,6 +125,9 @@ class PairLive:
     records: int = 0  # step records shown ahead of the worker's answer
     seen: RunMark | None = None  # (run, history length, status) last asked
     seen_watch: RunMark | None = None  # the same, of the pair's watch
+    seen_approvals: RunMark | None = None  # the same, of a control's approvals run
+    approvals_poke: asyncio.Event = field(default_factory=asyncio.Event)  # look now
+    approvals_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # reads one at a time
     # The watch's run and the event of its history the status shown is of.
     watch_shown: tuple[str, int] | None = None
     # Checklist reads one at a time, so that a later read never loses to an earlier one.
@@ -152,7 +165,8 @@ class Hub:
         from the devices now (a short workflow) instead of the watch's last reading."""
         live = self.pairs[pair]
         live.poke.set()
-        await self._read_checklist(live)
+        live.approvals_poke.set()
+        await asyncio.gather(self._read_checklist(live), self._read_approvals(live))
         if status or fresh:
             self._apply_status(live, *(await self._status(live, fresh)))
         if status:
@@ -236,6 +250,33 @@ class Hub:
             snap.readiness, snap.fences, snap.fence_error = ready, fences, fence_error
             snap._seen = (snap._seen[0], snap._seen[1], seen)
             self._wake(live)
+
+    async def _read_approvals(self, live: PairLive) -> None:
+        """The approvals run a control waits on (its checklist asked of the worker only
+        when its history grew); one read at a time, so a later one never loses."""
+        async with live.approvals_lock:
+            live.reads += 1
+            snap = live.snapshot
+            c, error = snap.approvals, None
+            try:
+                mark, answer = await asyncio.wait_for(
+                    approvals_if_changed(self.temporal, live.inv, live.seen_approvals),
+                    READ_TIMEOUT,
+                )
+                if answer is not None:
+                    live.queries += 1
+                    c = answer
+                elif mark is None:
+                    c = None
+                live.seen_approvals = mark
+            except Refused as e:
+                error = str(e)
+            except TimeoutError:
+                error = "the control's approvals did not answer within 5 s"
+            seen = (c.model_dump_json() if c else "") + (error or "")
+            if seen != snap._seen_approvals:
+                snap.approvals, snap.approvals_error, snap._seen_approvals = c, error, seen
+                self._wake(live)
 
     async def _fences(self, live: PairLive) -> tuple[list[str], str | None]:
         try:
@@ -355,7 +396,13 @@ class Hub:
         if not live.following:
             for t in live.tasks:
                 t.cancel()
-            jobs = (self._follow_run, self._ask_checklists, self._follow_watch, self._readiness)
+            jobs = (
+                self._follow_run,
+                self._ask_checklists,
+                self._follow_watch,
+                self._readiness,
+                self._follow_approvals,
+            )
             live.tasks = [
                 asyncio.create_task(self._forever(live, job), name=f"console-{pair}")
                 for job in jobs
@@ -465,6 +512,15 @@ class Hub:
         while True:
             await self._read_readiness(live)
             await asyncio.sleep(READINESS_EVERY)
+
+    async def _follow_approvals(self, live: PairLive) -> None:
+        """A control's approvals run: described every APPROVALS_EVERY seconds (at once
+        when this console acted), its checklist asked only when it changed."""
+        while True:
+            live.approvals_poke.clear()
+            await self._read_approvals(live)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(live.approvals_poke.wait(), APPROVALS_EVERY)
 
     async def close(self) -> None:
         for live in self.pairs.values():

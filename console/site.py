@@ -30,6 +30,8 @@ from console.auth import CSRF_FIELD, Gate, csrf_ok, csrf_token
 from console.guard import MAX_BODY
 from console.pairs import Hub, Snapshot
 from inventory.models import Inventory
+from workflows.break_glass import BREAK_GLASS
+from workflows.view import approvals_line
 
 HERE = Path(__file__).parent
 # Where each stream puts its session's form token into the live part drawn once for all.
@@ -192,6 +194,7 @@ class Site:
 
     def pair_context(self, inv: Inventory, role: Role, snap: Snapshot) -> dict[str, Any]:
         c = snap.checklist
+        gate = snap.approvals.step(BREAK_GLASS) if snap.approvals is not None else None
         busy = c is not None and c.state in views.LIVE_STATES
         st = snap.status
         mode = st.derived if st else None
@@ -208,6 +211,11 @@ class Site:
             "busy": busy,
             "checklist": c,
             "pending": views.pending_by_host(c),
+            # A control's break-glass override waiting for other operators' approvals.
+            "control_approvals": snap.approvals,
+            "control_gate": gate,
+            "control_approvals_line": approvals_line(gate) if gate is not None else None,
+            "control_approvals_error": snap.approvals_error,
             "overridable": views.overridable(),
             # On a site with on-air windows every start goes through its form, which
             # offers the break-glass override of rule no-switch-in-blackout.

@@ -8,7 +8,6 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from api.control_approvals import waiting_approvals
 from api.refusal import Refused
 from api.schedule import cancel, scheduled
 from console import actions
@@ -16,8 +15,6 @@ from console.accounts import Account
 from console.pairs import status_json
 from console.site import Site
 from inventory.models import Inventory
-from workflows.break_glass import BREAK_GLASS
-from workflows.view import approvals_line
 
 
 async def page(site: Site, request: Request) -> Response:
@@ -28,20 +25,12 @@ async def page(site: Site, request: Request) -> Response:
         waiting = await scheduled(site.hub.temporal, inv)
     except Refused:
         waiting = []  # the page shows the pair whether or not its scheduled runs read
-    try:
-        approvals = await waiting_approvals(site.hub.temporal, inv)
-    except Refused:
-        approvals = None  # as the scheduled runs
-    gate = approvals.step(BREAK_GLASS) if approvals is not None else None
     return site.render(
         "pair.html",
         request,
         user=account,
         view="pair",
         scheduled=waiting,
-        approvals=approvals,
-        approvals_gate=gate,
-        approvals_line=approvals_line(gate) if gate is not None else None,
         zone=inv.zone,
         **site.pair_context(inv, role, snap),
     )

@@ -211,7 +211,8 @@ async def test_two_operators_approve_a_controls_override_from_their_console_logi
     """The console's Force Reboot with the override answers that it waits; the pair's
     page shows the approvals run to every login, "1 of 2 approvals: bob at HH:MM" once bob
     approved from his, and no buttons to a viewer; cat approves from hers and the control
-    acts, each approval proven by the console's key for its person."""
+    acts, each approval proven by the console's key for its person. A viewer's page open
+    all along shows the box come, count and go in its live part, never reloaded."""
     monkeypatch.setenv("AMSM_OPERATOR", "viewer")  # who reads (runs)
     monkeypatch.delenv("AMSM_KEY", raising=False)
     lab, files = await _on_air_lab(
@@ -232,6 +233,12 @@ async def test_two_operators_approve_a_controls_override_from_their_console_logi
         console_server(lab, "--console-key-file", files["console"]) as server,
         chromium() as browser,
     ):
+        viewer = await logged_in(browser, server, lab, "viewer")
+        await viewer.goto(f"{server.url}/pairs/{pair}")
+        await expect(viewer.locator("#device-ED-01")).to_be_visible()
+        await viewer.evaluate("window.notReloaded = true")
+        seen = viewer.locator("#control-approvals")
+        assert await seen.count() == 0
         page = await logged_in(browser, server, lab, "operator")
         await page.goto(f"{server.url}/pairs/{pair}")
         await page.get_by_text("Break-glass override (rule, reason)").click()
@@ -255,14 +262,15 @@ async def test_two_operators_approve_a_controls_override_from_their_console_logi
                 f"as {account} (signed with the console's key)"
             )
 
+        await expect(seen).to_contain_text("Break-glass: reboot ED-01")  # live, to the viewer
+        await expect(seen.locator(".gate-approvals")).to_contain_text("0 of 2 approvals")
         await approve_as("bob")
-        viewer = await logged_in(browser, server, lab, "viewer")
-        await viewer.goto(f"{server.url}/pairs/{pair}")
-        box = viewer.locator("#control-approvals")
-        await expect(box.locator(".gate-approvals")).to_contain_text("1 of 2 approvals: bob at ")
-        assert await box.get_by_role("button").count() == 0
+        await expect(seen.locator(".gate-approvals")).to_contain_text("1 of 2 approvals: bob at ")
+        assert await seen.get_by_role("button").count() == 0
         assert _restarts(lab) == []
         await approve_as("cat")
+        await expect(seen).to_have_count(0)  # the approvals run ended: the box goes
+        assert await viewer.evaluate("window.notReloaded") is True
 
         async def rebooted() -> bool:
             return _restarts(lab) == ["ED-01"]
