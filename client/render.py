@@ -103,11 +103,6 @@ def render_fence(v: FenceView) -> str:
     )
     if st.ended_proof:
         lines.append(f"  ended by {st.ended_by} ({st.ended_proof})")
-    if v.parent_id is None:
-        lines.append(
-            "  started by hand, not by an unplanned switch of the pair (it runs on the "
-            "pair's task queue, so the pair's worker runs it and it fences all the same)"
-        )
     return "\n".join(lines)
 
 

@@ -3,12 +3,15 @@ and for the worker's `fences_waiting` activity.
 
 Anyone who reaches the Temporal frontend can start a workflow of type `fence` under the
 fence's usual id (`temporal workflow start --type fence --workflow-id amsm-PAIR-fence
---task-queue nobody-polls`), or tag one with the pair's search attributes. Such a workflow
-is not believed: a workflow counts as the pair's fence only if it runs on the pair's own
-task queue (the pair's worker runs it: it fences its side when that side answers, and
-`amsm fence end` ends it). Anything else running under the fence's id, or listed as a
-fence of the pair, is a squatter: named, with what to do, and never taken as a fence.
-What the task queue proves and what it does not: docs/operators/unplanned.md."""
+--task-queue nobody-polls`, or `--task-queue amsm-PAIR`), or tag one with the pair's
+search attributes. Such a workflow is not believed: a workflow counts as the pair's fence
+only if it runs on the pair's own task queue (the pair's worker runs it: it fences its
+side when that side answers, and `amsm fence end` ends it) and the pair's run started it
+(its parent is amsm-PAIR, which the server records and no client can choose; the fence
+itself refuses to run otherwise, workflows/fence.py). Anything else running under the
+fence's id, or listed as a fence of the pair, is a squatter: named, with what to do, and
+never taken as a fence. What this proves and what it does not:
+docs/operators/unplanned.md."""
 
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ from pydantic import BaseModel
 from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
-from inventory.models import fence_workflow_id
+from inventory.models import fence_workflow_id, pair_workflow_id
 
 
 class FenceLookupError(Exception):
@@ -54,15 +57,23 @@ class FenceLookup:
 
 
 def squatter_of(
-    w: WorkflowExecution, queue: str, what: str, workflow_type: str | None = "fence"
+    w: WorkflowExecution,
+    queue: str,
+    what: str,
+    workflow_type: str | None = "fence",
+    parent: str | None = None,
 ) -> Squatter:
     """`w` as a squatter: why it is not believed (`what`: what it pretends to be; a
-    `workflow_type` it must have, if any) and the command that removes it."""
+    `workflow_type` it must have, if any; a `parent` that must have started it, if any)
+    and the command that removes it."""
     reasons = []
     if w.task_queue != queue:
         reasons.append(f"its task queue is {w.task_queue!r}, not the pair's {queue!r}")
     if workflow_type and w.workflow_type != workflow_type:
         reasons.append(f"it is a {w.workflow_type!r} workflow, not a {workflow_type}")
+    if parent and w.parent_id != parent:
+        by = f"by {w.parent_id}" if w.parent_id else "on its own"
+        reasons.append(f"it was started {by}, not by the pair's run {parent}")
     return Squatter(
         workflow_id=w.id,
         run_id=w.run_id or "",
@@ -77,20 +88,27 @@ def squatter_of(
     )
 
 
-def _is_fence(w: WorkflowExecution, queue: str) -> bool:
-    return w.workflow_type == "fence" and w.task_queue == queue
+def _is_fence(w: WorkflowExecution, pair: str, queue: str) -> bool:
+    """A fence the pair's run started, on the pair's queue (its continuations keep the
+    parent the server recorded for the first run)."""
+    return (
+        w.workflow_type == "fence"
+        and w.task_queue == queue
+        and w.parent_id == pair_workflow_id(pair)
+    )
 
 
 async def fences_of(temporal: Client, pair: str, queue: str, running: bool = False) -> FenceLookup:
     """The pair's fences (`queue`: the pair's task queue), the one under the fence's usual
     id first; `running`: only those still running. A fence counts only on the pair's
-    queue; a running workflow that holds the usual id or is listed as the pair's fence
-    otherwise is a squatter (an unplanned switch whose fence id was taken starts its fence
-    under another id). Only "not found" means no fence there; any other error is raised."""
+    queue, started by the pair's run; a running workflow that holds the usual id or is
+    listed as the pair's fence otherwise is a squatter (an unplanned switch whose fence id
+    was taken starts its fence under another id). Only "not found" means no fence there;
+    any other error is raised."""
     found = FenceLookup()
     try:
         desc = await temporal.get_workflow_handle(fence_workflow_id(pair)).describe()
-        _sort(found, desc, queue, running, f"the fence of pair {pair}", usual=True)
+        _sort(found, desc, pair, queue, running, f"the fence of pair {pair}", usual=True)
     except RPCError as e:
         if e.status != RPCStatusCode.NOT_FOUND:
             raise FenceLookupError(
@@ -101,14 +119,20 @@ async def fences_of(temporal: Client, pair: str, queue: str, running: bool = Fal
         query += " AND ExecutionStatus = 'Running'"
     try:
         async for w in temporal.list_workflows(query, limit=20):
-            _sort(found, w, queue, running, f"a fence of pair {pair}", usual=False)
+            _sort(found, w, pair, queue, running, f"a fence of pair {pair}", usual=False)
     except RPCError as e:
         raise FenceLookupError(f"the fences of pair {pair} cannot be listed: {e.message}") from None
     return found
 
 
 def _sort(
-    found: FenceLookup, w: WorkflowExecution, queue: str, running: bool, what: str, usual: bool
+    found: FenceLookup,
+    w: WorkflowExecution,
+    pair: str,
+    queue: str,
+    running: bool,
+    what: str,
+    usual: bool,
 ) -> None:
     """Put `w` with the fences, with the squatters (running only: a closed one holds
     nothing), or nowhere (`usual`: it holds the fence's usual id)."""
@@ -117,8 +141,8 @@ def _sort(
     if (w.id, w.run_id or "") in seen:
         return
     is_running = w.status == WorkflowExecutionStatus.RUNNING
-    if _is_fence(w, queue):
+    if _is_fence(w, pair, queue):
         if is_running or not running:
             found.fences.append(Fence(is_running, w.id, w.run_id or ""))
     elif is_running and (usual or w.workflow_type == "fence"):
-        found.squatters.append(squatter_of(w, queue, what))
+        found.squatters.append(squatter_of(w, queue, what, parent=pair_workflow_id(pair)))

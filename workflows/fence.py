@@ -27,7 +27,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.models import FenceState, NotifyPlan, PairRef, SideInput
     from activities.probe import ProbeActivities
     from inventory import intent
-    from inventory.models import fence_workflow_id
+    from inventory.models import fence_workflow_id, pair_workflow_id
     from workflows import signing
     from workflows.activity_options import BOOTSTRAP, fence_tries
     from workflows.checklist import describe_failure
@@ -57,6 +57,9 @@ SIGNALS_PATCH = "fence-continue-after-signals"
 # `continue-after-signals-paced`: a storm kept it closing and starting, and the
 # operator's `amsm fence end` met a fence still starting) replay without the wait.
 PACED_PATCH = "fence-continue-after-signals-paced"
+# Fences started before a fence refused to run unless the pair's run started it replay
+# without the check (it is asked only of a fence with another parent, or none).
+PARENT_PATCH = "fence-needs-the-pairs-run"
 
 
 async def wait_paced(done: Callable[[], bool], left: Callable[[], float]) -> None:
@@ -105,6 +108,26 @@ class FenceWorkflow:
         inp = read_input(FenceInput, raw, "fence")
         return await despite_cancel(self._run(inp), self._cancel_requested)
 
+    def _started_by_the_run(self, inp: FenceInput) -> None:
+        """Only the pair's run starts its fence (an unplanned switch, when a step finds the
+        side lost): a fence started by anyone else who reaches Temporal, on the pair's own
+        queue, would block every run that makes its side main (wire/fences.py). The parent
+        is the server's record, which no client can choose; continuations keep it."""
+        parent = workflow.info().parent
+        run_id = pair_workflow_id(inp.pair)
+        if (parent is None or parent.workflow_id != run_id) and workflow.patched(PARENT_PATCH):
+            by = f"by {parent.workflow_id}" if parent else "on its own"
+            st = self._state
+            st.status, st.ended_at = "ended", self._now()
+            st.message = f"refused: started {by}, not by the pair's run {run_id}"
+            self._publish()
+            raise ApplicationError(
+                f"fence refused: a fence runs only as a child of the pair's run ({run_id}), "
+                f"started by an unplanned switch; started {by}",
+                type="Refused",
+                non_retryable=True,
+            )
+
     def _cancel_requested(self) -> None:
         # A cancel carries no operator and no reason; ending a fence needs both.
         workflow.logger.warning(
@@ -114,6 +137,7 @@ class FenceWorkflow:
 
     async def _run(self, inp: FenceInput) -> FenceState:
         st = self._state
+        self._started_by_the_run(inp)
         if inp.resume is None:
             st.started_at = self._now()
             st.message = (

@@ -23,6 +23,7 @@ from lab.faults import set_fault, set_side_fault
 from lab.state import LabState
 from tests.support.cli import cli, cli_json
 from tests.support.driving import drive, hands_for, step, switch_waiting_at_stop_insync
+from tests.support.fences import fence_on_x
 from tests.support.lab import Lab
 from tests.support.signals import (
     BLOB_LIMIT,
@@ -35,7 +36,7 @@ from tests.support.signals import (
     signal_until_accepted,
     update_with_header,
 )
-from tests.support.waiting import host_up, side_down, wait_for
+from tests.support.waiting import host_up, wait_for
 from tests.support.worker import running_worker
 from workflows import server
 from workflows.limits import (
@@ -43,9 +44,6 @@ from workflows.limits import (
     MAX_PAYLOAD_BYTES,
     REJECTED_KEPT,
     STORM_ACT_BOUND_SECONDS,
-)
-from workflows.models import (
-    FenceInput,
 )
 
 
@@ -95,16 +93,6 @@ async def no_run_was_terminated(temporal: Client, workflow_id: str, max_size: in
     assert all(r.size < max_size for r in runs), runs
     assert all(r.signals <= server.MAX_SIGNALS for r in runs), runs
     return runs
-
-
-async def start_fence(temporal: Client, inv: Inventory, started_by: str, reason: str = "test"):  # type: ignore[no-untyped-def]
-    """A fence on X started by hand (as anyone who reaches Temporal can), under its id."""
-    return await temporal.start_workflow(
-        "fence",
-        FenceInput(pair=inv.pair, side="X", reason=reason, started_by=started_by),
-        id=fence_workflow_id(inv.pair),
-        task_queue=inv.queue,
-    )
 
 
 async def test_a_storm_of_signals_leaves_the_run_going_and_confirmable(
@@ -335,11 +323,8 @@ async def test_the_fence_continues_as_new_whatever_arrives(temporal: Client, lab
     lab: Lab = await lab_factory(editors=1, ingest=0)
     inv = lab.inventory
     async with running_worker(temporal, lab):
-        set_side_fault(lab.dir, "X", "down")
-        # Down before the fence's first try: X up and main would end it at once.
-        await wait_for(side_down(lab, "X"), "side X down")
-        fence = await start_fence(temporal, inv, "night")
-        first = fence.result_run_id
+        fence = await fence_on_x(temporal, lab, reason="test")
+        first = fence.run_id
         handle = temporal.get_workflow_handle(fence_workflow_id(inv.pair))
         sent = await send_signals(handle, "nonsense", "x" * 100, 1000, at_once=100)
         assert sent.accepted >= server.MAX_SIGNALS and set(sent.refused) == {SIGNALS_LIMIT}, sent
@@ -353,8 +338,7 @@ async def test_the_fence_continues_as_new_whatever_arrives(temporal: Client, lab
         await no_run_was_terminated(temporal, fence_workflow_id(inv.pair), 1_000_000)
         view = (await cli_json(temporal, lab, "fence"))["fence"]
         assert view["state"]["status"] == "waiting" and view["state"]["reason"] == "test"
-        # X comes back as the main side of a pair nobody switched (this fence was started
-        # by hand): fencing it would leave the pair with no main, so the fence refuses.
+        # X comes back: the continued fence fences it (Y is main since the switch).
         set_side_fault(lab.dir, "X", "up")
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -362,10 +346,9 @@ async def test_the_fence_continues_as_new_whatever_arrives(temporal: Client, lab
             if view["state"]["status"] != "waiting":
                 break
             await asyncio.sleep(0.5)
-        assert view["state"]["status"] == "ended", view
-        assert "would leave the pair with no main" in view["state"]["message"], view
+        assert view["state"]["status"] == "fenced", view
         status = await cli_json(temporal, lab, "status")
-        assert status["mode"] == "mirrored" and status["dsm"]["X"]["mode"] == "main"
+        assert (status["dsm"]["X"]["mode"], status["dsm"]["Y"]["mode"]) == ("backup", "main")
 
 
 async def test_large_signals_while_clients_switch_leave_the_run_going(  # type: ignore[no-untyped-def]

@@ -21,6 +21,7 @@ from lab.faults import set_side_fault
 from lab.state import LabState
 from tests.support.cli import cli, cli_json
 from tests.support.driving import drive, step
+from tests.support.fences import fence_on_x
 from tests.support.lab import Lab
 from tests.support.waiting import side_down, wait_for
 from tests.support.worker import running_worker
@@ -56,7 +57,8 @@ BIG = {"step": "switch-clients", "operator": "m", "note": "y" * 1_800_000}
 
 
 async def start_fence(temporal: Client, inv: Inventory, started_by: str, reason: str = "test"):  # type: ignore[no-untyped-def]
-    """A fence on X started by hand (as anyone who reaches Temporal can), under its id."""
+    """A fence on X started by hand (as anyone who reaches Temporal can), under its id, on
+    the pair's own queue: refused by the worker, a squatter until then."""
     return await temporal.start_workflow(
         "fence",
         FenceInput(pair=inv.pair, side="X", reason=reason, started_by=started_by),
@@ -284,10 +286,7 @@ async def test_a_start_without_the_cli_keeps_the_fence_check(temporal: Client, l
     lab: Lab = await lab_factory(editors=1, ingest=0)
     inv = lab.inventory
     async with running_worker(temporal, lab):
-        set_side_fault(lab.dir, "X", "down")
-        await wait_for(side_down(lab, "X"), "side X down")
-        fence = await start_fence(temporal, inv, "night")
-        await asyncio.sleep(1)
+        fence = await fence_on_x(temporal, lab)
         for kind, arg in (
             ("switch", SwitchInput(pair=inv.pair, to="X")),
             ("split", SplitInput(pair=inv.pair, main="Y")),
@@ -366,17 +365,34 @@ async def test_the_same_client_named_twice_is_switched_once(temporal: Client, la
         assert restarts == ["ED-01", "ED-01"], restarts  # a client switch restarts twice
 
 
-async def test_the_fence_checks_who_starts_and_who_ends_it(temporal: Client, lab_factory) -> None:  # type: ignore[no-untyped-def]
+async def test_only_the_pairs_run_starts_a_fence_and_only_operators_end_it(  # type: ignore[no-untyped-def]
+    temporal: Client, lab_factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fence started by hand, as anyone who reaches Temporal can, on the pair's own
+    queue under the fence's id and in an operator's name: while no worker has run it, it
+    is a squatter that blocks nothing (before, the worker's lookup could not query it and
+    counted it as waiting on both sides); the worker refuses it at once. The fence an
+    unplanned switch starts refuses an end by someone who is not an operator."""
+    from temporalio.testing import ActivityEnvironment
 
+    from activities.models import PairRef
+    from activities.pair import PairActivities
+
+    monkeypatch.setenv("AMSM_OPERATOR", "ann")
     lab: Lab = await lab_factory(editors=1, ingest=0)
     lab.edit_inventory(operators=["ann"])
     inv = lab.inventory
+    forged = await start_fence(temporal, inv, "ann", "by hand")
+    shown = await cli_json(temporal, lab, "fence")
+    assert shown["fence"] is None, shown
+    [sq] = shown["squatters"]
+    assert sq["workflow_id"] == fence_workflow_id(inv.pair), sq
+    assert f"started on its own, not by the pair's run {inv.workflow_id}" in sq["why"], sq
+    acts = PairActivities(temporal, inv)
+    assert await ActivityEnvironment().run(acts.fences_waiting, PairRef(pair=inv.pair)) == []
     async with running_worker(temporal, lab):
-        set_side_fault(lab.dir, "X", "down")
-        await wait_for(side_down(lab, "X"), "side X down")
-        handle = await start_fence(temporal, inv, "mallory", "by hand")
-        await refused_with(handle, "mallory is not an operator")
-        handle = await start_fence(temporal, inv, "ann", "by hand")
+        await refused_with(forged, "a fence runs only as a child of the pair's run")
+        handle = await fence_on_x(temporal, lab, operator="ann")
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -390,6 +406,28 @@ async def test_the_fence_checks_who_starts_and_who_ends_it(temporal: Client, lab
                 break
         await handle.execute_update("end", FenceEnd(operator="ann", reason="X rebuilt"))
         assert (await handle.result())["status"] == "ended"
+
+
+async def test_a_fence_never_leaves_the_pair_with_no_main(lab_factory) -> None:  # type: ignore[no-untyped-def]
+    """The fence's act, on a healthy pair whose main is X (no unplanned switch made Y
+    main): putting X in backup would leave no main, so it refuses for good and changes
+    nothing."""
+    from temporalio.testing import ActivityEnvironment
+
+    from activities.context import DeviceContext
+    from activities.lost_side import LostSideActivities
+    from activities.models import SideInput
+
+    lab: Lab = await lab_factory(editors=1, ingest=0)
+    ctx = DeviceContext(lab.inventory, lab.inventory_path)
+    acts = LostSideActivities(ctx)
+    with pytest.raises(ApplicationError) as e:
+        await ActivityEnvironment().run(
+            acts.fence_side, SideInput(pair=lab.inventory.pair, side="X")
+        )
+    assert e.value.non_retryable and "would leave the pair with no main" in str(e.value)
+    modes = [(await asyncio.to_thread(ctx.dsm(side).read)).mode for side in ("X", "Y")]
+    assert modes == ["main", "backup"], modes
 
 
 async def test_a_server_that_cannot_answer_is_not_taken_for_no_run(  # type: ignore[no-untyped-def]

@@ -12,17 +12,17 @@ from temporalio.client import Client, ScheduleActionExecutionStartWorkflow
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from inventory.models import fence_workflow_id, readiness_schedule_id
+from inventory.models import readiness_schedule_id
 from lab.faults import set_fault, set_side_fault
 from lab.init import free_ports
 from tests.support.cli import cli, cli_json
 from tests.support.driving import drive
+from tests.support.fences import fence_on_x
 from tests.support.lab import Lab
 from tests.support.notify import HttpSink, http_sink, smtp_sink, write_config
 from tests.support.secrets import assert_no_secrets, record_history
-from tests.support.waiting import side_down, wait_for
+from tests.support.waiting import wait_for
 from tests.support.worker import running_worker
-from workflows.models import FenceInput
 from workflows.registry import WORKFLOWS
 
 
@@ -206,16 +206,13 @@ async def test_the_fence_and_the_readiness_watch_tell_their_audiences(  # type: 
                 await cli(temporal, lab, "readiness", "off")
 
             # The fence: told when it waits, and when it ended.
-            set_side_fault(lab.dir, "X", "down")
-            await wait_for(side_down(lab, "X"), "side X down")
-            await temporal.start_workflow(
-                "fence",
-                FenceInput(pair=pair, side="X", reason="X burnt", started_by="night"),
-                id=fence_workflow_id(pair),
-                task_queue=lab.inventory.queue,
-            )
+            await fence_on_x(temporal, lab, reason="X burnt")
             await _titled(hook, "runs", "a fence waits for X")
-            waits = str(hook.posts[-1][1]["message"])
+            [waits] = [
+                str(b["message"])
+                for p, b in hook.posts
+                if p == "/runs" and str(b.get("title")).endswith("a fence waits for X")
+            ]
             assert "X burnt" in waits and 'amsm fence end --reason "..."' in waits, waits
             rc, out = await cli(
                 temporal, lab, "fence", "end", "--reason", "rebuilt", "--operator", "jo"

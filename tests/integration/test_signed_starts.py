@@ -22,17 +22,16 @@ from api import start as starting
 from api.act import followed_run, read_key, signed_input
 from api.check import with_retention
 from inventory import intent
-from inventory.models import control_workflow_id, fence_workflow_id
-from lab.faults import set_side_fault
+from inventory.models import control_workflow_id
 from tests.support.cli import cli, cli_json
+from tests.support.fences import fence_on_x
 from tests.support.lab import Lab
 from tests.support.secrets import record_history
 from tests.support.signing import key_file, signed_lab
-from tests.support.waiting import side_down, wait_for, waits_at
+from tests.support.waiting import waits_at
 from tests.support.worker import running_worker
 from workflows.check import CheckResult
 from workflows.control import ControlInput
-from workflows.models import FenceInput
 from workflows.nonce import NonceInput, nonce_workflow_id
 from workflows.registry import WORKFLOWS
 from workflows.signing import STARTED_BY
@@ -280,14 +279,7 @@ async def test_a_fence_ends_only_by_a_signed_hand_under_require_signed(
 ) -> None:  # type: ignore[no-untyped-def]
     lab, ann_file = await signed_lab(lab_factory, tmp_path, monkeypatch)
     async with running_worker(temporal, lab):
-        set_side_fault(lab.dir, "X", "down")
-        await wait_for(side_down(lab, "X"), "side X down")
-        handle = await temporal.start_workflow(
-            "fence",
-            FenceInput(pair=lab.inventory.pair, side="X", reason="test", started_by="ann"),
-            id=fence_workflow_id(lab.inventory.pair),
-            task_queue=lab.inventory.queue,
-        )
+        handle = await fence_on_x(temporal, lab, key=ann_file)
         rc, out = await cli(temporal, lab, "fence", "end", "--reason", "back", "--operator", "ann")
         assert rc == 1 and "unsigned: this pair takes only signed acts" in out, out
         # As anyone who reaches Temporal would: the update, claiming ann's name, unsigned.

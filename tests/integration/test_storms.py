@@ -14,16 +14,14 @@ from temporalio.client import Client
 
 from bench.storm import storm
 from inventory.models import fence_workflow_id
-from lab.faults import set_side_fault
 from tests.support.cli import cli, cli_json
 from tests.support.driving import hands_for, step, switch_waiting_at_stop_insync
+from tests.support.fences import fence_on_x
 from tests.support.lab import Lab
 from tests.support.signals import SIGNALS_LIMIT, runs_kept
-from tests.support.waiting import side_down, wait_for
 from tests.support.worker import running_worker
 from workflows import server
 from workflows.limits import CONTINUE_SIGNALS_EVERY, STORM_ACT_BOUND_SECONDS
-from workflows.models import FenceInput
 
 # Junk updates, as anyone who reaches the frontend can send them: a step the run does not
 # have, an update name nobody handles, a payload that is not a decision. Each is refused
@@ -95,14 +93,7 @@ async def test_the_fence_is_paced_and_ended_within_the_bound_during_a_storm(
     lab: Lab = await lab_factory(editors=1, ingest=0)
     inv = lab.inventory
     async with running_worker(temporal, lab):
-        set_side_fault(lab.dir, "X", "down")
-        await wait_for(side_down(lab, "X"), "side X down")
-        await temporal.start_workflow(
-            "fence",
-            FenceInput(pair=inv.pair, side="X", reason="test", started_by="night"),
-            id=fence_workflow_id(inv.pair),
-            task_queue=inv.queue,
-        )
+        await fence_on_x(temporal, lab)
         handle = temporal.get_workflow_handle(fence_workflow_id(inv.pair))
         stop = asyncio.Event()
         junk_end = ("end", {"operator": "storm", "reason": " "})

@@ -18,17 +18,16 @@ from typing import Any
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 
 from client.session import EXIT_USAGE
-from inventory.models import fence_workflow_id
 from lab.faults import set_fault, set_side_fault
 from lab.hands import set_insync
 from lab.media import ingest
 from tests.support.cli import cli, cli_json
 from tests.support.driving import drive, step
+from tests.support.fences import fence_on_x
 from tests.support.lab import Lab
 from tests.support.secrets import assert_no_secrets_in_pair, record_history, record_run
 from tests.support.waiting import side_down, wait_for
 from tests.support.worker import running_worker
-from workflows.models import FenceInput
 from workflows.unplanned import NOT_UNPLANNED
 
 LOST_STEPS = ("stop-replication", "dsm-x-backup", "stop-allsync", "smartbins-x-backup")
@@ -174,14 +173,7 @@ async def test_an_operator_ends_a_fence_by_hand(temporal: Client, lab_factory) -
     async with running_worker(temporal, lab):
         rc, out = await cli(temporal, lab, "fence")
         assert rc == 0 and "no fence has run" in out, out
-        set_side_fault(lab.dir, "X", "down")
-        await wait_for(side_down(lab, "X"), "side X down")
-        handle = await temporal.start_workflow(
-            "fence",
-            FenceInput(pair=lab.inventory.pair, side="X", reason="test", started_by="night"),
-            id=fence_workflow_id(lab.inventory.pair),
-            task_queue=lab.inventory.queue,
-        )
+        handle = await fence_on_x(temporal, lab)
         fence = await fence_view(temporal, lab)
         while fence["tries"] < 2:
             await asyncio.sleep(0.3)

@@ -16,13 +16,21 @@ from wire.fences import FenceLookup, _sort, squatter_of
 QUEUE = "amsm-lab"
 
 
+PAIR = "lab"
+RUN = "amsm-lab"  # the pair's run, the only parent of its fences
+
+
 def execution(
-    wid: str, kind: str = "fence", queue: str = QUEUE, running: bool = True
+    wid: str,
+    kind: str = "fence",
+    queue: str = QUEUE,
+    running: bool = True,
+    parent: str | None = RUN,
 ) -> WorkflowExecution:
     status = WorkflowExecutionStatus.RUNNING if running else WorkflowExecutionStatus.COMPLETED
     return WorkflowExecution(
         close_time=None, execution_time=None, history_length=1, id=wid, namespace="default",
-        parent_id=None, parent_run_id=None, root_id=None, root_run_id=None,
+        parent_id=parent, parent_run_id=None, root_id=None, root_run_id=None,
         raw_info=WorkflowExecutionInfo(), run_id=f"run-{wid}", search_attributes={},
         start_time=datetime.now(UTC), status=status, task_queue=queue,
         typed_search_attributes=TypedSearchAttributes.empty, workflow_type=kind,
@@ -32,19 +40,37 @@ def execution(
 
 def test_only_a_fence_on_the_pairs_queue_counts() -> None:
     found = FenceLookup()
-    _sort(found, execution("amsm-lab-fence", queue="nobody-polls"), QUEUE, True, "w", usual=True)
-    _sort(found, execution("amsm-lab-fence-ab-1"), QUEUE, True, "w", usual=False)
-    _sort(found, execution("amsm-lab-fence-ab-1"), QUEUE, True, "w", usual=False)  # listed twice
+    _sort(
+        found, execution("amsm-lab-fence", queue="nobody-polls"), PAIR, QUEUE, True, "w", usual=True
+    )
+    _sort(found, execution("amsm-lab-fence-ab-1"), PAIR, QUEUE, True, "w", usual=False)
+    _sort(
+        found, execution("amsm-lab-fence-ab-1"), PAIR, QUEUE, True, "w", usual=False
+    )  # listed twice
     # A closed stranger holds nothing; a non-fence listed elsewhere is not the pair's.
-    _sort(found, execution("old", queue="x", running=False), QUEUE, False, "w", usual=False)
-    _sort(found, execution("other", kind="switch", queue="x"), QUEUE, False, "w", usual=False)
+    _sort(found, execution("old", queue="x", running=False), PAIR, QUEUE, False, "w", usual=False)
+    _sort(found, execution("other", kind="switch", queue="x"), PAIR, QUEUE, False, "w", usual=False)
     assert [f.workflow_id for f in found.fences] == ["amsm-lab-fence-ab-1"]
     assert [s.workflow_id for s in found.squatters] == ["amsm-lab-fence"]
 
 
+def test_a_fence_the_pairs_run_did_not_start_is_a_squatter() -> None:
+    """On the pair's own queue, started by hand (no parent) or by another workflow."""
+    found = FenceLookup()
+    _sort(found, execution("amsm-lab-fence", parent=None), PAIR, QUEUE, True, "w", usual=True)
+    _sort(found, execution("amsm-lab-fence-t", parent="mine"), PAIR, QUEUE, True, "w", usual=False)
+    assert found.fences == []
+    assert [s.why for s in found.squatters] == [
+        "not started by amsm as w: it was started on its own, not by the pair's run amsm-lab",
+        "not started by amsm as w: it was started by mine, not by the pair's run amsm-lab",
+    ]
+
+
 def test_a_non_fence_under_the_usual_id_is_a_squatter() -> None:
     found = FenceLookup()
-    _sort(found, execution("amsm-lab-fence", kind="client-batch"), QUEUE, True, "w", usual=True)
+    _sort(
+        found, execution("amsm-lab-fence", kind="client-batch"), PAIR, QUEUE, True, "w", usual=True
+    )
     assert found.fences == []
     assert "it is a 'client-batch' workflow, not a fence" in found.squatters[0].why
 
