@@ -8,9 +8,10 @@ search attributes. Such a workflow is not believed: a workflow counts as the pai
 only if it runs on the pair's own task queue (the pair's worker runs it: it fences its
 side when that side answers, and `amsm fence end` ends it) and the pair's run started it
 (its parent is amsm-PAIR, which the server records and no client can choose; the fence
-itself refuses to run otherwise, workflows/fence.py). Anything else running under the
-fence's id, or listed as a fence of the pair, is a squatter: named, with what to do, and
-never taken as a fence. What this proves and what it does not:
+itself refuses to run otherwise, workflows/fence.py), and it is not a reset of another
+run (a fence acts once; its first event says, wire/history.py). Anything else running
+under the fence's id, or listed as a fence of the pair, is a squatter: named, with what
+to do, and never taken as a fence. What this proves and what it does not:
 docs/operators/unplanned.md."""
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from inventory.models import fence_workflow_id, pair_workflow_id
+from wire.history import first_event
 
 
 class FenceLookupError(Exception):
@@ -46,6 +48,7 @@ class Fence:
     running: bool
     workflow_id: str
     run_id: str
+    execution: WorkflowExecution | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -122,7 +125,29 @@ async def fences_of(temporal: Client, pair: str, queue: str, running: bool = Fal
             _sort(found, w, pair, queue, running, f"a fence of pair {pair}", usual=False)
     except RPCError as e:
         raise FenceLookupError(f"the fences of pair {pair} cannot be listed: {e.message}") from None
+    await _not_resets(temporal, found, pair)
     return found
+
+
+async def _not_resets(temporal: Client, found: FenceLookup, pair: str) -> None:
+    """A running fence that is a reset of another run (`temporal workflow reset` of a
+    fence kept from an earlier night) is a squatter: it keeps its parent, but a fence acts
+    once (workers/resets.py refuses its act, and it gives up at its first try)."""
+    for f in list(found.fences):
+        w = f.execution
+        if not f.running or w is None:
+            continue
+        try:
+            first = await first_event(temporal, f.workflow_id, f.run_id)
+        except RPCError as e:
+            raise FenceLookupError(
+                f"the fence {f.workflow_id} of pair {pair} cannot be read: {e.message}"
+            ) from None
+        if first is None or first[0] == f.run_id:
+            continue
+        found.fences.remove(f)
+        why = f"not started by amsm as a fence of pair {pair}: it is a reset of run {first[0]}"
+        found.squatters.append(squatter_of(w, w.task_queue, "").model_copy(update={"why": why}))
 
 
 def _sort(
@@ -143,6 +168,6 @@ def _sort(
     is_running = w.status == WorkflowExecutionStatus.RUNNING
     if _is_fence(w, pair, queue):
         if is_running or not running:
-            found.fences.append(Fence(is_running, w.id, w.run_id or ""))
+            found.fences.append(Fence(is_running, w.id, w.run_id or "", w))
     elif is_running and (usual or w.workflow_type == "fence"):
         found.squatters.append(squatter_of(w, queue, what, parent=pair_workflow_id(pair)))

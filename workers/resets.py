@@ -27,21 +27,20 @@ from collections import OrderedDict
 from typing import Any
 
 from temporalio import activity
-from temporalio.api.common.v1 import WorkflowExecution
-from temporalio.api.workflowservice.v1 import GetWorkflowExecutionHistoryRequest
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, Interceptor
 
 from inventory.models import Inventory
+from wire.history import first_event
 from workflows.kinds import KINDS
 
 # The workflow types whose runs act once (a reset of one, or a child of a reset one, acts
-# on nothing): always (a control and the client switches it starts), and where the pair
+# on nothing): always (a control and the client switches it starts; a fence, which only
+# an unplanned switch starts: a reset one gives up at its first try), and where the pair
 # takes only signed acts (every act of its runs is someone's, proven).
-ACT_ONCE = ("control", "client-switch")
-SIGNED_ACT_ONCE = (*KINDS, "client-batch", "fence")
+ACT_ONCE = ("control", "client-switch", "fence")
+SIGNED_ACT_ONCE = (*KINDS, "client-batch")
 # What a run does that acts on no device: reads before it acts (the workflows' BOOTSTRAP
 # activities), waiting for a client batch an earlier run of its chain started, telling
 # people.
@@ -56,6 +55,7 @@ READS = frozenset(
         "fences_waiting",
         "new_tag",
         "check_plan",
+        "dsm_asset_counts",
         "client_batch_result",
         "notify",
     }
@@ -69,29 +69,6 @@ ANCESTORS = 3
 def acting_once(inv: Inventory) -> frozenset[str]:
     """The workflow types whose reset runs the worker of `inv`'s pair refuses."""
     return frozenset(ACT_ONCE + (SIGNED_ACT_ONCE if inv.identity.require_signed else ()))
-
-
-async def first_event(
-    temporal: Client, workflow_id: str, run_id: str
-) -> tuple[str, WorkflowExecution | None] | None:
-    """The run id a run's start event was written for (another than its own: a reset) and
-    its parent run, if any; None where the server keeps no history of the run."""
-    req = GetWorkflowExecutionHistoryRequest(
-        namespace=temporal.namespace,
-        execution=WorkflowExecution(workflow_id=workflow_id, run_id=run_id),
-        maximum_page_size=1,
-    )
-    try:
-        page = await temporal.workflow_service.get_workflow_execution_history(req)
-    except RPCError as e:
-        if e.status == RPCStatusCode.NOT_FOUND:
-            return None
-        raise
-    started = page.history.events[0].workflow_execution_started_event_attributes
-    parent = (
-        started.parent_workflow_execution if started.HasField("parent_workflow_execution") else None
-    )
-    return started.original_execution_run_id, parent
 
 
 class _NoResetInbound(ActivityInboundInterceptor):

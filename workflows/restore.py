@@ -18,7 +18,6 @@ with workflow.unsafe.imports_passed_through():
         DsmModeInput,
         OrphanClip,
         OrphanInput,
-        PairRef,
         PurgeInput,
         SideInput,
         SyncInput,
@@ -27,7 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.sync_tools import SyncToolActivities
     from inventory.models import SIDES, Side
     from inventory.status import PairStatus
-    from workflows import outcomes, preconditions
+    from workflows import outcomes, overwrite, preconditions
     from workflows.activity_options import device_op
     from workflows.base import KindWorkflow
     from workflows.kind import Kind, StartError, StartOption
@@ -137,6 +136,7 @@ class RestoreWorkflow(KindWorkflow):
         self.records: list[OrphanClip] = list(inp.found) if found_before else []
         self.refused: list[str] = []
         self.continue_with = lambda: {"found": self.records}
+        self.overwritten = status.dsm[o].host  # the DSM approve-overwrite gives up
 
         async def body() -> str:
             return await self._walk(inp, m, o)
@@ -164,12 +164,12 @@ class RestoreWorkflow(KindWorkflow):
             f"dsm-{lo}-backup",
             auto(DsmActivities.dsm_set_mode, DsmModeInput(pair=pair, side=o, mode="backup")),
         )
-        gate = self.steps.checklist.step("approve-overwrite")
-        gate.message = await self._read_counts(gate)
-        if self.steps.approval_rule("approve-overwrite") is not None:
-            # Two people (docs/operators/two-person.md): each approval is bound to the
-            # counts it saw, which the gate reads again after each one.
-            self.steps.rereads["approve-overwrite"] = self._read_counts
+        # Two people (docs/operators/two-person.md): each approval is bound to the counts
+        # it saw, which the gate reads again after each one.
+        # New runs bind the gate to the count of the DSM it overwrites, on every pair.
+        await overwrite.show_counts(
+            self, self.overwritten if workflow.patched(overwrite.PATCH) else None
+        )
         await run("approve-overwrite")
 
         async def replicate(step: StepState) -> str:
@@ -205,19 +205,6 @@ class RestoreWorkflow(KindWorkflow):
             + (f" ({size:,} bytes; each only if unchanged)" if records else "")
             + (f"; {len(refused)} refused, kept: {listing(refused)}" if refused else "")
         )
-
-    async def _read_counts(self, gate: StepState) -> str:
-        """The asset counts the overwrite gate shows; under two-person approvals also as
-        its items, which each approval is bound to."""
-        counts = await workflow.execute_activity_method(
-            DsmActivities.dsm_asset_counts,
-            PairRef(pair=self.pair),
-            **device_op(self.timing),
-        )
-        shown = [f"{h} {'not readable' if n is None else n}" for h, n in counts.counts.items()]
-        if self.steps.approval_rule(gate.id) is not None:
-            gate.items = shown
-        return "asset counts now: " + ", ".join(shown)
 
     async def _orphan_steps(self, pair: str, m: Side, o: Side) -> None:
         """find-orphans, then approve-purge and purge-orphans when it found any; else

@@ -17,7 +17,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.sync_tools import SyncToolActivities
     from inventory.models import Side, other
     from inventory.status import PairStatus
-    from workflows import preconditions
+    from workflows import overwrite, preconditions
     from workflows.base import KindWorkflow
     from workflows.kind import Kind, StartOption, serving_when_main_and_clients_moved
     from workflows.models import Checklist, SplitSwitchInput, StepDef, StepState
@@ -152,6 +152,7 @@ class SplitSwitchWorkflow(KindWorkflow):
                 auto(SmartBinsActivities.smartbins_set_backup, SideInput(pair=pair, side=a)),
             )
             await run("switch-clients", switch_rest)
+            await overwrite.before_the_gate(self, status.dsm[a].host)
             await run("approve-overwrite")
             await run(
                 "start-replication",

@@ -18,7 +18,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.sync_tools import SyncToolActivities
     from inventory.models import Side, other
     from inventory.status import PairStatus
-    from workflows import preconditions
+    from workflows import overwrite, preconditions
     from workflows.kind import (
         Asked,
         Kind,
@@ -175,6 +175,7 @@ class SwitchWorkflow(UnplannedSwitch):
             return await self.switch_clients(step, to_move, b) + unknown
 
         async def finish() -> str:
+            await overwrite.before_the_gate(self, status.dsm[a].host)
             await run("approve-overwrite")
             await run(
                 "start-replication",

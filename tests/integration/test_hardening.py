@@ -23,6 +23,7 @@ from tests.support.cli import cli, cli_json
 from tests.support.driving import drive, step
 from tests.support.fences import fence_on_x
 from tests.support.lab import Lab
+from tests.support.secrets import record_history
 from tests.support.waiting import side_down, wait_for
 from tests.support.worker import running_worker
 from workers import version
@@ -392,6 +393,7 @@ async def test_only_the_pairs_run_starts_a_fence_and_only_operators_end_it(  # t
     assert await ActivityEnvironment().run(acts.fences_waiting, PairRef(pair=inv.pair)) == []
     async with running_worker(temporal, lab):
         await refused_with(forged, "a fence runs only as a child of the pair's run")
+        record_history(await forged.fetch_history(), "fence-refused-by-hand.json")
         handle = await fence_on_x(temporal, lab, operator="ann")
         deadline = time.monotonic() + 30
         while True:

@@ -99,3 +99,37 @@ async def test_a_reset_unplanned_switch_does_not_take_a_refused_act_for_its_lost
         assert f"is a reset of run {run}" in backup["error"], backup
         rc, out = await cli(temporal, lab, "abort", reset, "--reason", "a reset", "--key", ann_file)
         assert rc == 0, out
+
+
+async def test_a_reset_fence_blocks_nothing_and_gives_up(
+    temporal: Client, lab_factory, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """A fence of an earlier night, ended, reset by anyone who reaches Temporal: it keeps
+    its parent (the pair's run), but it is a reset, so `amsm fence` names it a squatter and
+    no run takes it for a waiting fence; once a worker runs it, its first act is refused
+    (a fence acts once) and it gives up."""
+    from temporalio.testing import ActivityEnvironment
+
+    from activities.models import PairRef
+    from activities.pair import PairActivities
+    from tests.support.fences import fence_on_x
+
+    monkeypatch.setenv("AMSM_OPERATOR", "night")
+    lab = await lab_factory(editors=1, ingest=0)
+    async with running_worker(temporal, lab):
+        fence = await fence_on_x(temporal, lab)
+        r = await cli_json(temporal, lab, "fence", "end", "--reason", "X rebuilt")
+        assert r["fence"]["state"]["status"] == "ended", r
+    assert fence.run_id is not None
+    reset = await reset_after(temporal, fence.id, fence.run_id, 0, "a fence again")
+    shown = await cli_json(temporal, lab, "fence")
+    [sq] = [s for s in shown["squatters"] if s["run_id"] == reset]
+    assert sq["why"].endswith(f"it is a reset of run {fence.run_id}"), sq
+    acts = PairActivities(temporal, lab.inventory)
+    ref = PairRef(pair=lab.inventory.pair)
+    assert await ActivityEnvironment().run(acts.fences_waiting, ref) == []
+    async with running_worker(temporal, lab):
+        done = await asyncio.wait_for(
+            temporal.get_workflow_handle(fence.id, run_id=reset).result(), 60
+        )
+    assert done["status"] == "ended" and "it acts once" in done["message"], done

@@ -40,6 +40,15 @@ GATE = "approve-overwrite"
 RULE = "no-switch-in-blackout"
 
 
+def _new_asset(lab: Lab, side: str, name: str) -> None:
+    """A new asset in the lab DSM of `side` ("x" or "y"): its count grows by one."""
+    db = sqlite3.connect(lab.dir / f"dsm-{side}.db", isolation_level=None)
+    try:
+        db.execute("INSERT INTO assets (name, created) VALUES (?, '2025-01-01T00:00:00Z')", (name,))
+    finally:
+        db.close()
+
+
 def _key_file(tmp_path: Path, name: str) -> tuple[str, str]:
     key = Ed25519PrivateKey.generate()
     path = tmp_path / f"{name}.key"
@@ -144,7 +153,77 @@ async def test_two_distinct_proven_operators_open_the_overwrite_gate(
             history
         )
         assert_no_secrets(lab, history)
-        record_history(history, "restore-two-person.json")
+        record_history(history, "restore-two-person-overwritten.json")
+
+
+async def test_a_switchs_overwrite_gate_shows_the_counts_its_approvals_are_bound_to(
+    temporal: Client, lab_factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """A switch's approve-overwrite reads both DSMs' asset counts as it starts waiting
+    (patch overwrite-gate-shows-counts): the count of X, which it overwrites, is its item,
+    each signed approval is bound to it, and an approval made on another count lapses when
+    the gate reads it again; new material on Y, the main, lapses nothing."""
+    monkeypatch.setenv("AMSM_OPERATOR", "ann")
+    monkeypatch.delenv("AMSM_KEY", raising=False)
+    lab: Lab = await lab_factory(editors=1, ingest=0)
+    files, lines = {}, {}
+    for name in ("ann", "bob", "cat"):
+        files[name], lines[name] = _key_file(tmp_path, name)
+    lab.edit_inventory(
+        operators=[{"name": n, "key": lines[n]} for n in ("ann", "bob", "cat")],
+        identity={"require_signed": True},
+        approvals={GATE: {"required": 2, "not_initiator": True}},
+    )
+    async with running_worker(temporal, lab):
+        run = (
+            await cli_json(temporal, lab, "start", "switch", "--to", "Y", "--key", files["ann"])
+        )["run_id"]
+
+        async def signal(verb: str, step_id: str) -> None:
+            rc, out = await cli(temporal, lab, verb, run, step_id, "--key", files["ann"])
+            assert rc == 0, out
+
+        shown = await drive(
+            temporal, lab, run, "Y", signal=signal,
+            until=lambda s: step(s, GATE)["status"] == "awaiting-approval",
+        )  # fmt: skip
+        gate = step(shown, GATE)
+        x_host = lab.inventory.sides["X"].dsm.host
+        assert [i.rsplit(" ", 1)[0] for i in gate["items"]] == [x_host], gate  # X's only
+        assert gate["message"].startswith("asset counts now: "), gate
+        assert lab.inventory.sides["Y"].dsm.host in gate["message"], gate
+
+        async def approve(who: str) -> tuple[int, str]:
+            return await cli(temporal, lab, "approve", run, GATE, "--key", files[who])
+
+        rc, out = await approve("bob")
+        assert rc == 0 and "\n1 of 2 approvals: bob at " in out, out
+        # X's DSM, which the switch overwrites from Y, gains an asset: bob's approval
+        # was of other counts and lapses when cat's makes the gate read them again.
+        _new_asset(lab, "x", "late")
+        rc, out = await approve("cat")
+        assert rc == 1 and "\n0 of 2 approvals" in out, out
+        assert "bob's approval at " in out and "lapsed: the gate read the devices again" in out
+        rc, out = await approve("bob")
+        assert rc == 0 and "1 of 2 approvals: bob at " in out, out
+        # Y, the main now, takes new material: what the approvals give up (X's) is the
+        # same, and bob's approval still counts with cat's.
+        _new_asset(lab, "y", "ingest-on-y")
+        rc, out = await approve("cat")
+        assert rc == 0 and "2 of 2 approvals: bob at " in out, out
+        gate = step(await cli_json(temporal, lab, "show", run), GATE)
+        assert [(a["operator"], a["lapsed"] is not None) for a in gate["approvals"]] == [
+            ("bob", True), ("cat", True), ("bob", False), ("cat", False),
+        ]  # fmt: skip
+        final = await drive(temporal, lab, run, "Y", signal=signal)
+        assert final["state"] == "completed", final
+        history = await temporal.get_workflow_handle(
+            lab.inventory.workflow_id, run_id=run
+        ).fetch_history()
+        await Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter).replay_workflow(
+            history
+        )
+        record_history(history, "switch-overwrite-counts.json")
 
 
 async def test_a_break_glass_override_waits_for_two_operators(

@@ -10,6 +10,7 @@ import yaml
 from temporalio.activity import _Definition
 
 from activities.check import CheckActivities
+from activities.dsm import DsmActivities
 from activities.notify import NotifyActivities
 from activities.pair import PairActivities
 from activities.probe import ProbeActivities
@@ -80,7 +81,7 @@ def test_a_report_names_children_that_switch_no_client_as_what_they_are() -> Non
 def test_a_reset_acts_on_nothing_for_controls_and_under_require_signed_for_every_run() -> None:
     data = yaml.safe_load((Path(__file__).parent / "data" / "inventory.yaml").read_text())
     plain = parse_inventory(yaml.safe_dump(data), "inv.yaml")
-    assert acting_once(plain) == {"control", "client-switch"}
+    assert acting_once(plain) == {"control", "client-switch", "fence"}
     data.update(operators=[{"name": n, "key": k} for n, k in KEYS.items()])
     data.update(identity={"require_signed": True})
     signed = parse_inventory(yaml.safe_dump(data), "inv.yaml")
@@ -93,7 +94,13 @@ def test_a_reset_acts_on_nothing_for_controls_and_under_require_signed_for_every
 def test_every_read_is_an_activity_the_worker_has() -> None:
     names = {
         d.name
-        for cls in (ProbeActivities, PairActivities, CheckActivities, NotifyActivities)
+        for cls in (
+            ProbeActivities,
+            PairActivities,
+            CheckActivities,
+            NotifyActivities,
+            DsmActivities,
+        )  # fmt: skip
         for m in vars(cls).values()
         if callable(m) and (d := _Definition.from_callable(m)) is not None and d.name
     }
