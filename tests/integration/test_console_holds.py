@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import select
 import socket
 import threading
 import time
@@ -24,7 +25,7 @@ from temporalio.service import RPCError
 from console.accounts import hash_password
 from console.app import build_app
 from console.auth import Gate
-from console.holding import HEADER_SECONDS, hold_options
+from console.holding import hold_options
 from console.pairs import Hub
 from console.site import Site
 from tests.support.console import (
@@ -35,6 +36,7 @@ from tests.support.console import (
     http,
     logged_in,
     password,
+    session_cookie,
 )
 from tests.support.driving import switch_waiting_at_stop_insync
 from tests.support.lab import Lab, free_port
@@ -212,9 +214,64 @@ async def test_a_400_mb_anonymous_post_is_refused_before_it_is_read(
         grown = _rss_kb(pid) - before
         assert grown < 32 * 1024, f"the console grew by {grown} kB"
         assert list(tmp.iterdir()) == []
-        # A small multipart form is refused as well; a plain login form still works.
-        status, _, body = await asyncio.to_thread(http, server.url + "/login")
-        assert status == 200
+        # A small multipart form, its length said and no file in it, is refused as well
+        # (415 at its headers, console/guard.py); a plain login form still works.
+        form = (
+            b'--b\r\nContent-Disposition: form-data; name="username"\r\n\r\noperator\r\n--b--\r\n'
+        )
+        answer = await asyncio.to_thread(
+            _raw,
+            port,
+            b"POST /login HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: multipart/form-data; boundary=b\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(form), form),
+        )
+        assert _status(answer) == 415 and b"no page of the console takes a file" in answer
+        status, _, body = await asyncio.to_thread(
+            form_login, server.url, "operator", password(lab, "operator")
+        )
+        assert status == 303, (status, body)
+
+
+def _until_closed(s: socket.socket, due: float) -> tuple[bytes, str]:
+    """What the console answered on `s`, and how the connection stood at the monotonic
+    time `due`: "closed" (the console closed it: EOF), "reset" (it aborted it) or
+    "open" (nothing ended it: the client gave up waiting, a timeout is no close)."""
+    answer = b""
+    try:
+        while True:
+            s.settimeout(max(0.05, due - time.monotonic()))
+            data = s.recv(65536)
+            if not data:
+                return answer, "closed"
+            answer += data
+    except TimeoutError:
+        return answer, "open"
+    except ConnectionError:
+        return answer, "reset"
+
+
+# Half-sent requests: the headers never finished, and the headers whole and the body
+# never (10 of its 1000 bytes).
+NO_END_OF_HEADERS = b"GET /login HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "
+NO_END_OF_BODY = (
+    b"POST /login HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    b"Content-Type: application/x-www-form-urlencoded\r\n"
+    b"Content-Length: 1000\r\n\r\nusername=a"
+)
+# The deadlines docs/operators/console.md "How the console holds" states: a request's
+# headers within 10 s, its whole body within 10 s of them. The tests hold the console to
+# those, not to what console/holding.py and console/guard.py happen to say.
+HEADER_DEADLINE = BODY_DEADLINE = 10.0
+# What the console may take beyond a deadline to act on it, under this load.
+LATE = 5.0
+
+
+def _half_sent(port: int, sent: bytes) -> tuple[socket.socket, float]:
+    """A connection that sent `sent` and no more, and when it did."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(sent)
+    return s, time.monotonic()
 
 
 async def test_250_half_sent_requests_do_not_wedge_a_console_with_256_open_files(
@@ -224,22 +281,23 @@ async def test_250_half_sent_requests_do_not_wedge_a_console_with_256_open_files
     lab = await lab_factory(editors=1, ingest=0)
     async with console_server(lab, nofile=256) as server:
         port = _port(server.url)
-        held: list[socket.socket] = []
+        # 256 open files hold 192 connections (console/holding.py connection_limit). The
+        # 125 half-sent bodies come first, so that every one of them is held and only
+        # the body deadline lets it go; then 125 half-sent headers, some 66 held (the
+        # console full) until the header deadline, the rest refused at once.
+        bodies: list[tuple[socket.socket, float]] = []
+        heads: list[tuple[socket.socket, float]] = []
         try:
-            for i in range(250):
-                s = socket.create_connection(("127.0.0.1", port), timeout=5)
-                if i % 2:  # headers never finished
-                    s.sendall(b"GET /login HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
-                else:  # headers whole, the body never
-                    s.sendall(
-                        b"POST /login HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                        b"Content-Type: application/x-www-form-urlencoded\r\n"
-                        b"Content-Length: 1000\r\n\r\nusername=a"
-                    )
-                held.append(s)
+            for _ in range(125):
+                bodies.append(_half_sent(port, NO_END_OF_BODY))
+            # The console reads the bodies' headers (their deadline running) before it is
+            # full: a request whose headers it reads when full is answered 503 at once.
+            await asyncio.sleep(1)
+            for _ in range(125):
+                heads.append(_half_sent(port, NO_END_OF_HEADERS))
             started = time.monotonic()
             served = None
-            while time.monotonic() - started < HEADER_SECONDS + 20:
+            while time.monotonic() - started < HEADER_DEADLINE + 20:
                 try:
                     status, _, body = await asyncio.to_thread(http, server.url + "/login")
                     if status == 200 and "Log in" in body:
@@ -249,21 +307,135 @@ async def test_250_half_sent_requests_do_not_wedge_a_console_with_256_open_files
                     pass
                 await asyncio.sleep(0.5)
             assert served is not None, "the console stayed wedged"
-            # The slow ones were let go: each connection closed by the console.
-            closed = 0
-            for s in held:
-                s.settimeout(HEADER_SECONDS + 5)
-                try:
-                    while s.recv(4096):
-                        pass
-                    closed += 1
-                except OSError:
-                    closed += 1  # reset by the console
-            assert closed == 250
+            # Each body the console answered with 408 and closed, within its deadline.
+            for i, (s, at) in enumerate(bodies):
+                answer, end = await asyncio.to_thread(_until_closed, s, at + BODY_DEADLINE + LATE)
+                assert end != "open", f"half-sent body {i}: still open after {BODY_DEADLINE} s"
+                assert _status(answer) == 408, (i, answer[:300])
+                assert b"request body not complete within 10 s" in answer, answer[:300]
+            # Each unfinished head the console closed (held ones at their deadline).
+            for i, (s, at) in enumerate(heads):
+                answer, end = await asyncio.to_thread(_until_closed, s, at + HEADER_DEADLINE + LATE)
+                assert end != "open", f"half-sent head {i}: still open after {HEADER_DEADLINE} s"
+                assert answer == b"" or _status(answer) == 408, (i, answer[:300])
         finally:
-            for s in held:
+            for s, _ in bodies + heads:
                 s.close()
         assert server.proc.poll() is None
+
+
+def _body_stalls(port: int, head: bytes, trickle: bytes = b"") -> tuple[bytes, str, float]:
+    """Send `head` (a request's headers whole and the start of its body), then `trickle`
+    a byte every half second until a second before the body deadline: what the console
+    answered, how the connection ended (_until_closed) and when its answer (or its
+    close) came, in seconds after the headers."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        sent = time.monotonic()  # before the console has the headers: its deadline after
+        s.sendall(head)
+        due = sent + BODY_DEADLINE + LATE
+        while trickle and time.monotonic() - sent < BODY_DEADLINE - 1:
+            if select.select([s], [], [], 0.5)[0]:
+                break  # answered or closed already: the assertions say it is too soon
+            s.sendall(trickle[:1])
+            trickle = trickle[1:]
+        s.settimeout(max(0.05, due - time.monotonic()))
+        try:
+            first = s.recv(65536)
+        except TimeoutError:
+            return b"", "open", time.monotonic() - sent
+        except ConnectionError:
+            return b"", "reset", time.monotonic() - sent
+        answered = time.monotonic() - sent
+        if not first:
+            return b"", "closed", answered
+        answer, end = _until_closed(s, due)
+        return first + answer, end, answered
+
+
+async def test_a_body_that_stops_or_trickles_is_answered_408_at_its_deadline(
+    temporal: Client,
+    lab_factory,  # type: ignore[no-untyped-def]
+) -> None:
+    lab = await lab_factory(editors=1, ingest=0)
+    async with console_server(lab) as server:
+        port = _port(server.url)
+        chunked = (
+            b"POST /login HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/x-www-form-urlencoded\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\na\r\nusername=a\r\n"
+        )
+        # A body stopping part-way, its length said or chunked, and one trickling a
+        # byte every half second: the deadline is the whole body's, not between bytes.
+        stopped, stopped_chunked, trickled = await asyncio.gather(
+            asyncio.to_thread(_body_stalls, port, NO_END_OF_BODY),
+            asyncio.to_thread(_body_stalls, port, chunked),
+            asyncio.to_thread(_body_stalls, port, NO_END_OF_BODY, b"x" * 990),
+        )
+        for name, (answer, end, answered) in (
+            ("stopped", stopped),
+            ("stopped chunked", stopped_chunked),
+            ("trickled", trickled),
+        ):
+            assert end != "open", f"{name}: no answer {BODY_DEADLINE + LATE} s after the headers"
+            assert _status(answer) == 408, (name, answer[:300])
+            assert b"request body not complete within 10 s" in answer, (name, answer[:300])
+            assert b"connection: close" in answer.lower(), (name, answer[:300])
+            # At the stated deadline: not sooner (a slow client gets its 10 s), nor much
+            # later (the console busy answers a moment late).
+            assert BODY_DEADLINE - 0.25 <= answered <= BODY_DEADLINE + LATE, (name, answered)
+        # The console goes on serving, and wrote no traceback for any of it.
+        status, _, _ = await asyncio.to_thread(http, server.url + "/login")
+        assert status == 200
+        assert "Traceback" not in server.log.read_text()
+
+
+# The bound docs/operators/console.md "How the console holds" states: forms are read
+# with at most 200 fields (console/site.py read_form).
+MOST_FIELDS = 200
+
+
+def _login_form(url: str, name: str, secret: str, more: int) -> tuple[int, str, str]:
+    """The login form as a browser sends it (its CSRF token, its cookie) with `more`
+    fields after its three: the POST's status, the session cookie and the page."""
+    status, headers, body = http(url + "/login")
+    assert status == 200, (status, body)
+    m = re.search(r'name="csrf" value="([^"]+)"', body)
+    assert m, body
+    cookie = session_cookie(headers)
+    form = {"csrf": m.group(1), "username": name, "password": secret}
+    form.update({f"field{i}": "x" for i in range(more)})
+    status, headers, body = http(url + "/login", cookie, form)
+    return status, session_cookie(headers, cookie), body
+
+
+async def test_a_form_of_over_200_fields_is_refused_with_400_and_200_go_on(
+    temporal: Client,
+    lab_factory,  # type: ignore[no-untyped-def]
+) -> None:
+    lab = await lab_factory(editors=1, ingest=0)
+    secret = password(lab, "operator")
+    async with console_server(lab) as server:
+        url = server.url
+        # 201 fields (the form's three and 198 more), and 4000: refused before any check
+        # (the right password and CSRF token notwithstanding), the body under its bound.
+        for more in (MOST_FIELDS - 2, 4000):
+            status, cookie, body = await asyncio.to_thread(
+                _login_form, url, "operator", secret, more
+            )
+            assert status == 400, (more, status, body[:300])
+            assert f"Too many fields. Maximum number of fields is {MOST_FIELDS}." in body, body
+            assert not await asyncio.to_thread(_logged_in, url, cookie)
+        # 200 fields: the form goes on to the login's checks.
+        status, _, body = await asyncio.to_thread(
+            _login_form, url, "operator", "not the password", MOST_FIELDS - 3
+        )
+        assert status == 401 and "wrong user name or password" in body, (status, body[:300])
+        status, _, body = await asyncio.to_thread(
+            _login_form, url, "operator", secret, MOST_FIELDS - 3
+        )
+        assert status == 303, (status, body[:300])  # logged in (no worker here to show "/")
+        log = server.log.read_text()
+        assert "Traceback" not in log, log
 
 
 def _guess(url: str, name: str, source: str = "") -> int:

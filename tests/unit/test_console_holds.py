@@ -1,18 +1,21 @@
 """The console holds (issue 28): the login throttle counts an attempt before checking
 it and counts networks as well as addresses; the server's records of sessions end them
-at logout, at a password change and 12 hours after the login; the Host check."""
+at logout, at a password change and 12 hours after the login; the Host check; the body's
+deadline is the whole body's."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from console.accounts import Account, Accounts
 from console.auth import Gate, LoginThrottled, Throttle, network_of
-from console.guard import host_allowed, host_name
+from console.guard import Guard, host_allowed, host_name
 from console.sessions import Sessions
 
 
@@ -150,3 +153,32 @@ def test_a_host_name_is_read_without_its_port() -> None:
     assert host_name("[::1]:8080") == "::1"
     assert host_name("Example.Org:80") == "example.org"
     assert host_name("example.org") == "example.org"
+
+
+async def test_a_body_trickling_a_byte_at_a_time_is_answered_408_at_the_deadline() -> None:
+    """The deadline is the whole body's, not between its bytes: a byte every 0.1 s, and
+    the Guard answers 408 at its deadline (1 s here) before the page has it whole."""
+    read: list[bytes] = []
+
+    async def page(scope: Any, receive: Any, send: Any) -> None:
+        while True:
+            message = await receive()
+            read.append(message["body"])
+            assert message["more_body"], "the page read the body whole"
+
+    async def trickle() -> dict[str, Any]:
+        await asyncio.sleep(0.1)
+        return {"type": "http.request", "body": b"x", "more_body": True}
+
+    sent: list[Any] = []
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "headers": [(b"host", b"127.0.0.1"), (b"content-length", b"1000")]}
+    started = time.monotonic()
+    await asyncio.wait_for(Guard(page, body_seconds=1.0)(scope, trickle, send), 5)
+    assert 1.0 <= time.monotonic() - started < 3.0
+    assert sent[0]["type"] == "http.response.start" and sent[0]["status"] == 408
+    assert sent[1]["body"] == b"request body not complete within 1 s\n"
+    assert len(read) >= 3, read  # bytes kept coming; the deadline held
