@@ -14,16 +14,16 @@ from pydantic import BaseModel
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError
 
 from api.act import followed_run, signed_input
 from api.control_approvals import Waiting, approvals_note, wait_for_approvals
 from api.refusal import Refused
 from api.runs import cause, index
+from api.squatters import end_squatter, squatter_under
 from inventory import intent
 from inventory.models import Inventory, control_workflow_id
 from inventory.rules import BY_NAME, OVERRIDABLE
-from wire.fences import squatter_of
+from wire.fences import Squatter
 from workflows.control import ControlInput, ControlResult
 from workflows.limits import MAX_OVERRIDES
 from workflows.overrides import Override
@@ -47,6 +47,8 @@ class ControlDone(BaseModel):
     run_id: str | None
     result: ControlResult | None = None
     waiting: Waiting | None = None
+    # The squatter under the control's id it ended first (--end-squatter), if any.
+    ended_squatter: Squatter | None = None
 
 
 def control_overrides(rules: list[str], reason: str | None) -> list[Override]:
@@ -171,17 +173,18 @@ async def start_control(
 
 
 async def control_squatter(temporal: Client, inv: Inventory) -> str:
-    """What the refusal adds when what holds the control's id is not on the pair's task
-    queue: a squatter (wire/fences.py), which no worker of the pair runs and which will
-    never end by itself, named with the command that removes it."""
-    try:
-        desc = await temporal.get_workflow_handle(control_workflow_id(inv.pair)).describe()
-    except RPCError:
+    """What the refusal adds when what holds the control's id is a squatter (not on the
+    pair's task queue, or not a control: api/squatters.py), which no worker of the pair
+    runs and which will never end by itself, named with the command that removes it."""
+    sq, _ = await squatter_under(
+        temporal, inv, control_workflow_id(inv.pair), f"a control of pair {inv.pair}", ("control",)
+    )
+    if sq is None:
         return ""
-    if desc.task_queue == inv.queue:
-        return ""
-    sq = squatter_of(desc, inv.queue, f"a control of pair {inv.pair}", "control")
-    return f"; but {sq.workflow_id} is a squatter, {sq.why}; remove it: {sq.remedy}"
+    return (
+        f"; but {sq.workflow_id} is a squatter, {sq.why}; remove it: {sq.remedy} (or give "
+        "the control --end-squatter, which ends it first)"
+    )
 
 
 async def run_control(
@@ -193,9 +196,33 @@ async def run_control(
     wait: float | None = None,
     key: Ed25519PrivateKey | None = None,
     console: bool = False,
+    squatter: bool = False,
 ) -> ControlDone:
     """Run one control and wait for its sentence (`wait`: at most so many seconds, then
-    `result` is None: it still runs). A control that fails is refused with its cause."""
+    `result` is None: it still runs). A control that fails is refused with its cause.
+    `squatter`: first end a squatter under the control's id, if one runs there
+    (api/squatters.py; refused when a control of the pair runs there)."""
+    ended = None
+    if squatter:
+        ended = await end_squatter(
+            temporal, inv, operator, control_workflow_id(inv.pair),
+            f"a control of pair {inv.pair}", ("control",), f"amsm {req.control}",
+        )  # fmt: skip
+    done = await _run_control(temporal, inv, req, operator, via, wait, key, console)
+    done.ended_squatter = ended
+    return done
+
+
+async def _run_control(
+    temporal: Client,
+    inv: Inventory,
+    req: ControlRequest,
+    operator: str,
+    via: str,
+    wait: float | None,
+    key: Ed25519PrivateKey | None,
+    console: bool,
+) -> ControlDone:
     handle = await start_control(temporal, inv, req, operator, via, key, console)
     outcome = asyncio.ensure_future(handle.result())
     # Its failure is read below, or not at all once it waits: never "never retrieved".

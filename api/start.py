@@ -22,9 +22,10 @@ from api.check import read_time_limit
 from api.controls import control_overrides
 from api.refusal import Refused
 from api.runs import cause, index
+from api.squatters import end_squatter, squatter_under
 from inventory import intent
 from inventory.models import Inventory
-from wire.fences import squatter_of
+from wire.fences import Squatter
 from workflows.base import PairWorkflow
 from workflows.dry_run import READS, PairDryRunWorkflow
 from workflows.kind import StartError
@@ -40,6 +41,8 @@ class Started(BaseModel):
     run_id: str
     what: str
     refused: str | None = None
+    # The squatter under the pair's run id it ended first (--end-squatter), if any.
+    ended_squatter: Squatter | None = None
 
 
 def start_input(
@@ -82,10 +85,17 @@ def start_input(
     return inp.model_copy(update={"overrides": forced}), what
 
 
+async def run_squatter(temporal: Client, inv: Inventory) -> Squatter | None:
+    """What runs under the pair's run id when amsm did not start it (api/squatters.py)."""
+    sq, _ = await squatter_under(
+        temporal, inv, inv.workflow_id, f"the run of pair {inv.pair}", tuple(KINDS)
+    )
+    return sq
+
+
 async def running_run(temporal: Client, inv: Inventory) -> str:
     """One line about the run that holds the pair, for a refusal (and what to do when it
-    is a squatter: not on the pair's task queue, no worker of the pair runs it and it never
-    ends by itself; wire/fences.py)."""
+    is a squatter: no worker of the pair runs it and it never ends by itself)."""
     try:
         desc = await temporal.get_workflow_handle(inv.workflow_id).describe()
     except RPCError:
@@ -94,9 +104,12 @@ async def running_run(temporal: Client, inv: Inventory) -> str:
         f"run {desc.run_id} ({desc.workflow_type}, started {desc.start_time:%Y-%m-%d %H:%M:%S} UTC)"
         " is running"
     )
-    if desc.task_queue != inv.queue:
-        sq = squatter_of(desc, inv.queue, f"the run of pair {inv.pair}", None)
-        line += f", a squatter ({sq.why}): remove it with {sq.remedy}"
+    sq = await run_squatter(temporal, inv)
+    if sq is not None and sq.run_id == desc.run_id:
+        line += (
+            f", a squatter ({sq.why}): remove it with {sq.remedy}, or start again with "
+            "--end-squatter, which ends it first"
+        )
     return line
 
 
@@ -112,6 +125,7 @@ async def start(
     hint: str = "",
     key: Ed25519PrivateKey | None = None,
     console: bool = False,
+    squatter: bool = False,
 ) -> Started:
     """Start KIND with its input (start_input's) as `operator`; with `wait`, until it has
     read the devices (`refused`: the run's refusal). Refused while another run holds the
@@ -119,12 +133,19 @@ async def start(
     main a side a fence still waits on is refused by the run itself (workflows/base.py),
     whoever starts it. `via`: said in the run's summary (the console). `key`: the
     operator's, or the console's (`console`), to sign the start with
-    (docs/operators/signed-acts.md)."""
+    (docs/operators/signed-acts.md). `squatter`: first end a squatter that holds the
+    pair's run id, if one does (end_squatter; refused when what holds it is amsm's)."""
     if key is not None and "intent" in type(inp).model_fields:
         after = await followed_run(temporal, inv.pair, inv.workflow_id)
         inp = inp.model_copy(
             update={"intent": signed_start(key, inv, kind, inp, operator, after, console)}
         )
+    ended = None
+    if squatter:
+        ended = await end_squatter(
+            temporal, inv, operator, inv.workflow_id, f"the run of pair {inv.pair}",
+            tuple(KINDS), "amsm start",
+        )  # fmt: skip
     try:
         handle = await temporal.start_workflow(
             kind,
@@ -145,7 +166,7 @@ async def start(
         ) from None
     run_id = handle.result_run_id or ""
     refused = await wait_for_precondition(temporal, inv, run_id) if wait else None
-    return Started(run_id=run_id, what=what, refused=refused)
+    return Started(run_id=run_id, what=what, refused=refused, ended_squatter=ended)
 
 
 def signed_start(

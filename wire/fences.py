@@ -63,16 +63,19 @@ def squatter_of(
     w: WorkflowExecution,
     queue: str,
     what: str,
-    workflow_type: str | None = "fence",
+    workflow_type: str | tuple[str, ...] | None = "fence",
     parent: str | None = None,
 ) -> Squatter:
     """`w` as a squatter: why it is not believed (`what`: what it pretends to be; a
-    `workflow_type` it must have, if any; a `parent` that must have started it, if any)
+    `workflow_type` it must have, or one of several, if any; a `parent` that must have
+    started it, if any)
     and the command that removes it."""
     reasons = []
     if w.task_queue != queue:
         reasons.append(f"its task queue is {w.task_queue!r}, not the pair's {queue!r}")
-    if workflow_type and w.workflow_type != workflow_type:
+    if isinstance(workflow_type, tuple) and w.workflow_type not in workflow_type:
+        reasons.append(f"it is a {w.workflow_type!r} workflow, none of the pair's runs")
+    elif isinstance(workflow_type, str) and w.workflow_type != workflow_type:
         reasons.append(f"it is a {w.workflow_type!r} workflow, not a {workflow_type}")
     if parent and w.parent_id != parent:
         by = f"by {w.parent_id}" if w.parent_id else "on its own"

@@ -45,6 +45,13 @@ def add(sub: Any) -> None:
             help="break-glass: force this rule (repeat; `amsm rules` lists those allowed)",
         )
         p.add_argument("--reason", metavar="TEXT", help="why the rules are forced (required)")
+        p.add_argument(
+            "--end-squatter",
+            action="store_true",
+            help="first end a workflow that holds the control's id and that amsm did not "
+            "start (another task queue, or not a control): a squatter; refused when a "
+            "control of the pair runs there",
+        )
         return p
 
     g = sub.add_parser("dsm", help="DSM: set main / set backup").add_subparsers(dest="action")
@@ -119,7 +126,12 @@ async def run(temporal: Client, inv: Inventory, args: argparse.Namespace) -> int
     """Run one console control as a short workflow and wait for its sentence."""
     # With a key (--key, AMSM_KEY) the control is signed and run as the key's operator.
     operator, key = acting(args, inv)
-    done = await run_control(temporal, inv, request_of(args), operator, key=key)
+    done = await run_control(
+        temporal, inv, request_of(args), operator, key=key, squatter=args.end_squatter
+    )
+    ended = done.ended_squatter
+    if ended is not None and not args.json:
+        print(f"ended the squatter {ended.workflow_id} (run {ended.run_id}): {ended.why}")
     if done.waiting is not None:
         return waiting(args, operator, done.run_id, done.waiting)
     result = done.result
@@ -130,7 +142,8 @@ async def run(temporal: Client, inv: Inventory, args: argparse.Namespace) -> int
         text += f"\n  by {result.operator} ({result.proof})"
     if result.approved:
         text += f"\n  override {result.approved}"
-    emit(args, {"run_id": done.run_id, **result.model_dump(mode="json")}, text)
+    squatter = {"ended_squatter": ended.model_dump()} if ended else {}
+    emit(args, {"run_id": done.run_id, **result.model_dump(mode="json"), **squatter}, text)
     return EXIT_OK
 
 

@@ -70,6 +70,13 @@ def add(sub: Any) -> None:
             "--no-wait", action="store_true", help="do not wait for the precondition check"
         )
         k.add_argument(
+            "--end-squatter",
+            action="store_true",
+            help="first end a workflow that holds the pair's run id and that amsm did not "
+            "start (another task queue, or none of the pair's workflows): a squatter; "
+            "refused when what holds the id is the pair's own run",
+        )
+        k.add_argument(
             "--dry-run",
             action="store_true",
             help="change nothing: walk the checklist against the devices as they are now and "
@@ -111,15 +118,23 @@ async def run(temporal: Client, inv: Inventory, args: argparse.Namespace) -> int
         wait=not args.no_wait,
         hint=". See it with `amsm show current`.",
         key=key,
+        squatter=args.end_squatter,
     )
+    ended = started.ended_squatter
+    said = (
+        f"ended the squatter {ended.workflow_id} (run {ended.run_id}): {ended.why}\n"
+        if ended
+        else ""
+    )
+    squatter = {"ended_squatter": ended.model_dump()} if ended else {}
     if started.refused:
-        data = {"run_id": started.run_id, "refused": started.refused}
-        emit(args, data, f"amsm: {started.refused}")
+        data = {"run_id": started.run_id, "refused": started.refused, **squatter}
+        emit(args, data, f"{said}amsm: {started.refused}")
         return EXIT_FAIL
     emit(
         args,
-        {"run_id": started.run_id},
-        f"started {what} on pair {inv.pair}\nrun: {started.run_id}\n"
+        {"run_id": started.run_id, **squatter},
+        f"{said}started {what} on pair {inv.pair}\nrun: {started.run_id}\n"
         f"follow it: amsm show {started.run_id}",
     )
     return EXIT_OK

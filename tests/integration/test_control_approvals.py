@@ -110,6 +110,11 @@ async def test_a_controls_override_waits_for_two_other_operators_before_it_acts(
         rc, out = await cli(temporal, lab, "dsm", "set-main", "X", "--key", files["bob"])
         assert rc == 1 and "another control is running" in out, out
         assert f"waits for the approvals of its break-glass override: amsm approve {run}" in out
+        # --end-squatter never ends the pair's own control.
+        rc, out = await cli(
+            temporal, lab, "dsm", "set-main", "X", "--key", files["bob"], "--end-squatter"
+        )
+        assert rc == 1 and "ends only a workflow amsm did not start" in out, out
 
         rc, out = await cli(temporal, lab, "approve", run, "break-glass", "--key", files["ann"])
         assert rc == 1 and "ann started this run" in out, out

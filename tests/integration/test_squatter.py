@@ -112,8 +112,9 @@ async def test_squatters_under_the_run_and_control_ids(  # type: ignore[no-untyp
     temporal: Client, lab_factory
 ) -> None:
     """A workflow under the pair's run id on another queue is no run going on: a control
-    is not refused alongside it, and `amsm start` says what holds the id. One under the control's id says what it is and how to
-    remove it; removed, the control runs."""
+    is not refused alongside it, and `amsm start` says what holds the id, and with
+    `--end-squatter` ends it and starts. One under the control's id says what it is and
+    how to remove it; a control given `--end-squatter` ends it and runs."""
     lab = await lab_factory(editors=1, ingest=0)
     inv = lab.inventory
     await temporal_cli(
@@ -141,15 +142,36 @@ async def test_squatters_under_the_run_and_control_ids(  # type: ignore[no-untyp
         assert rc != 0 and "only one workflow runs on pair" in out, out
         assert "a squatter (not started by amsm as the run of pair" in out, out
         assert f"remove it with temporal workflow terminate --workflow-id {inv.workflow_id} " in out
+        assert "or start again with --end-squatter, which ends it first" in out, out
         rc, out = await cli(temporal, lab, "browse", "stop")
         assert rc != 0 and "another control is running" in out, out
         assert f"but {control} is a squatter" in out and "'nobody-polls'" in out, out
         remedy = out.split("remove it: ", 1)[1].strip()
         assert remedy.startswith(f"temporal workflow terminate --workflow-id {control} "), out
-        await temporal_cli(lab, *_words(remedy.split(" ", 2)[2]))
-        rc, out = await cli(temporal, lab, "browse", "stop")
+        assert "(or give the control --end-squatter, which ends it first)" in out, out
+        sq_run = (await temporal.get_workflow_handle(control).describe()).run_id
+        r = await cli_json(temporal, lab, "browse", "stop", "--end-squatter")
+        assert (r["ended_squatter"]["workflow_id"], r["ended_squatter"]["run_id"]) == (
+            control, sq_run,
+        ), r  # fmt: skip
+        rc, out = await cli(temporal, lab, "browse", "stop", "--end-squatter")
+        assert rc == 0 and "ended the squatter" not in out, out  # nothing runs there now
+
+        # `--end-squatter` ends the squatter under the run's id, then starts: the night's
+        # unplanned switch is not held up by the temporal CLI. It never ends amsm's own.
+        squatter = (await temporal.get_workflow_handle(inv.workflow_id).describe()).run_id
+        r = await cli_json(temporal, lab, "start", "switch", "--to", "Y", "--end-squatter")
+        ended = r["ended_squatter"]
+        assert (ended["workflow_id"], ended["run_id"]) == (inv.workflow_id, squatter), r
+        assert "'nobody-polls', not the pair's" in ended["why"], ended
+        gone = await temporal.get_workflow_handle(inv.workflow_id, run_id=squatter).describe()
+        assert gone.status == WorkflowExecutionStatus.TERMINATED, gone.status
+        rc, out = await cli(temporal, lab, "start", "switch", "--to", "Y", "--end-squatter")
+        assert rc != 0 and "ends only a workflow amsm did not start" in out, out
+        mine = await temporal.get_workflow_handle(inv.workflow_id).describe()
+        assert (mine.run_id, mine.status) == (r["run_id"], WorkflowExecutionStatus.RUNNING)
+        rc, out = await cli(temporal, lab, "abort", r["run_id"], "--reason", "test over")
         assert rc == 0, out
-        assert "is running on pair" not in out, out
 
 
 async def test_a_continuation_forged_through_a_retry_of_the_whole_workflow_is_refused(  # type: ignore[no-untyped-def]

@@ -88,3 +88,13 @@ def test_a_squatter_says_why_and_what_removes_it() -> None:
     text = render_squatters([sq])
     assert text.startswith("Squatter amsm-lab-fence (run run-amsm-lab-fence): ignored, not")
     assert "it blocks nothing; remove it: temporal workflow terminate" in text
+
+
+def test_a_run_of_none_of_the_pairs_kinds_is_a_squatter_of_the_run_id() -> None:
+    """api/start.py run_squatter: on the pair's own queue, of a type no kind has."""
+    w = execution("amsm-lab", kind="nonsense", parent=None)
+    sq = squatter_of(w, QUEUE, "the run of pair lab", ("switch", "split"))
+    assert sq.why == (
+        "not started by amsm as the run of pair lab: it is a 'nonsense' workflow, none of "
+        "the pair's runs"
+    )
