@@ -19,7 +19,7 @@ from api.act import followed_run, signed_input
 from api.control_approvals import Waiting, approvals_note, wait_for_approvals
 from api.refusal import Refused
 from api.runs import cause, index
-from api.squatters import end_squatter, squatter_under
+from api.squatters import end_squatter, ended_said, said_squatter
 from inventory import intent
 from inventory.models import Inventory, control_workflow_id
 from inventory.rules import BY_NAME, OVERRIDABLE
@@ -38,6 +38,9 @@ class ControlRequest(BaseModel):
     hosts: list[str] = []
     overrides: list[str] = []
     reason: str | None = None
+
+
+CONTROL_TYPES = ("control",)  # what amsm runs under the control's id
 
 
 class ControlDone(BaseModel):
@@ -121,11 +124,14 @@ async def start_control(
     via: str = "",
     key: Ed25519PrivateKey | None = None,
     console: bool = False,
-) -> WorkflowHandle[Any, ControlResult]:
+    squatter: str | None = None,
+) -> tuple[WorkflowHandle[Any, ControlResult], Squatter | None]:
     """Start one control as a short workflow for `operator`, its hosts and overrides
     checked (`via`: said in the run's summary). One control at a time per pair. `key`:
     the operator's, or the console's (`console`), to sign it with
-    (docs/operators/signed-acts.md)."""
+    (docs/operators/signed-acts.md). `squatter`: the run of a squatter under the
+    control's id to end first, once the control's input is checked (api/squatters.py);
+    the squatter it ended, if any."""
     overrides = control_overrides(req.overrides, req.reason)
     inp = ControlInput(
         pair=inv.pair,
@@ -150,8 +156,14 @@ async def start_control(
             console,
         )
         inp = inp.model_copy(update={"intent": signed})
+    ended = None
+    if squatter is not None:
+        ended = await end_squatter(
+            temporal, inv, operator, key is not None, squatter, control_workflow_id(inv.pair),
+            f"a control of pair {inv.pair}", CONTROL_TYPES,
+        )  # fmt: skip
     try:
-        return await temporal.start_workflow(
+        handle = await temporal.start_workflow(
             "control",
             inp,
             id=control_workflow_id(inv.pair),
@@ -165,26 +177,25 @@ async def start_control(
             + "".join(f", overriding {o.rule}" for o in overrides),
         )
     except WorkflowAlreadyStartedError:
+        first = ended_said(ended)
         raise Refused(
-            f"refused: another control is running on pair {inv.pair}; one at a time"
+            (f"{first}; then " if first else "")
+            + f"refused: another control is running on pair {inv.pair}; one at a time"
             + await control_squatter(temporal, inv)
             + await approvals_note(temporal, inv)
         ) from None
+    return handle, ended
 
 
 async def control_squatter(temporal: Client, inv: Inventory) -> str:
     """What the refusal adds when what holds the control's id is a squatter (not on the
     pair's task queue, or not a control: api/squatters.py), which no worker of the pair
-    runs and which will never end by itself, named with the command that removes it."""
-    sq, _ = await squatter_under(
-        temporal, inv, control_workflow_id(inv.pair), f"a control of pair {inv.pair}", ("control",)
-    )
-    if sq is None:
-        return ""
-    return (
-        f"; but {sq.workflow_id} is a squatter, {sq.why}; remove it: {sq.remedy} (or give "
-        "the control --end-squatter, which ends it first)"
-    )
+    runs and which will never end by itself, named with how to end it."""
+    said = await said_squatter(
+        temporal, inv, control_workflow_id(inv.pair), f"a control of pair {inv.pair}",
+        CONTROL_TYPES,
+    )  # fmt: skip
+    return f"; but {control_workflow_id(inv.pair)} is {said}" if said else ""
 
 
 async def run_control(
@@ -196,53 +207,32 @@ async def run_control(
     wait: float | None = None,
     key: Ed25519PrivateKey | None = None,
     console: bool = False,
-    squatter: bool = False,
+    squatter: str | None = None,
 ) -> ControlDone:
     """Run one control and wait for its sentence (`wait`: at most so many seconds, then
     `result` is None: it still runs). A control that fails is refused with its cause.
-    `squatter`: first end a squatter under the control's id, if one runs there
-    (api/squatters.py; refused when a control of the pair runs there)."""
-    ended = None
-    if squatter:
-        ended = await end_squatter(
-            temporal, inv, operator, control_workflow_id(inv.pair),
-            f"a control of pair {inv.pair}", ("control",), f"amsm {req.control}",
-        )  # fmt: skip
-    done = await _run_control(temporal, inv, req, operator, via, wait, key, console)
-    done.ended_squatter = ended
-    return done
-
-
-async def _run_control(
-    temporal: Client,
-    inv: Inventory,
-    req: ControlRequest,
-    operator: str,
-    via: str,
-    wait: float | None,
-    key: Ed25519PrivateKey | None,
-    console: bool,
-) -> ControlDone:
-    handle = await start_control(temporal, inv, req, operator, via, key, console)
+    `squatter`: the run of a squatter under the control's id to end first
+    (api/squatters.py)."""
+    handle, ended = await start_control(temporal, inv, req, operator, via, key, console, squatter)
+    first = ended_said(ended)
     outcome = asyncio.ensure_future(handle.result())
     # Its failure is read below, or not at all once it waits: never "never retrieved".
     outcome.add_done_callback(lambda f: f.cancelled() or f.exception())
     loop = asyncio.get_running_loop()
     deadline = None if wait is None else loop.time() + wait
+    run_id = handle.result_run_id
     try:
         if req.overrides:
             # Whatever this inventory says: the worker's decides whether it waits.
-            waiting = await wait_for_approvals(
-                temporal, inv, handle.result_run_id, outcome, deadline
-            )
+            waiting = await wait_for_approvals(temporal, inv, run_id, outcome, deadline)
             if waiting is not None:
-                return ControlDone(run_id=handle.result_run_id, waiting=waiting)
+                return ControlDone(run_id=run_id, waiting=waiting, ended_squatter=ended)
         left = None if deadline is None else max(0.0, deadline - loop.time())
         result = await asyncio.wait_for(asyncio.shield(outcome), left)
     except TimeoutError:
-        return ControlDone(run_id=handle.result_run_id)
+        return ControlDone(run_id=run_id, ended_squatter=ended)
     except Exception as e:
-        raise Refused(cause(e)) from None
+        raise Refused((f"{first}; then " if first else "") + cause(e)) from None
     finally:
         outcome.cancel()
-    return ControlDone(run_id=handle.result_run_id, result=result)
+    return ControlDone(run_id=run_id, result=result, ended_squatter=ended)

@@ -22,7 +22,7 @@ from api.check import read_time_limit
 from api.controls import control_overrides
 from api.refusal import Refused
 from api.runs import cause, index
-from api.squatters import end_squatter, squatter_under
+from api.squatters import end_squatter, ended_said, said_squatter
 from inventory import intent
 from inventory.models import Inventory
 from wire.fences import Squatter
@@ -85,12 +85,7 @@ def start_input(
     return inp.model_copy(update={"overrides": forced}), what
 
 
-async def run_squatter(temporal: Client, inv: Inventory) -> Squatter | None:
-    """What runs under the pair's run id when amsm did not start it (api/squatters.py)."""
-    sq, _ = await squatter_under(
-        temporal, inv, inv.workflow_id, f"the run of pair {inv.pair}", tuple(KINDS)
-    )
-    return sq
+RUN_TYPES = tuple(KINDS)  # what amsm runs under the pair's run id
 
 
 async def running_run(temporal: Client, inv: Inventory) -> str:
@@ -104,13 +99,10 @@ async def running_run(temporal: Client, inv: Inventory) -> str:
         f"run {desc.run_id} ({desc.workflow_type}, started {desc.start_time:%Y-%m-%d %H:%M:%S} UTC)"
         " is running"
     )
-    sq = await run_squatter(temporal, inv)
-    if sq is not None and sq.run_id == desc.run_id:
-        line += (
-            f", a squatter ({sq.why}): remove it with {sq.remedy}, or start again with "
-            "--end-squatter, which ends it first"
-        )
-    return line
+    said = await said_squatter(
+        temporal, inv, inv.workflow_id, f"the run of pair {inv.pair}", RUN_TYPES
+    )
+    return line + (f", {said}" if said else "")
 
 
 async def start(
@@ -125,7 +117,7 @@ async def start(
     hint: str = "",
     key: Ed25519PrivateKey | None = None,
     console: bool = False,
-    squatter: bool = False,
+    squatter: str | None = None,
 ) -> Started:
     """Start KIND with its input (start_input's) as `operator`; with `wait`, until it has
     read the devices (`refused`: the run's refusal). Refused while another run holds the
@@ -133,18 +125,19 @@ async def start(
     main a side a fence still waits on is refused by the run itself (workflows/base.py),
     whoever starts it. `via`: said in the run's summary (the console). `key`: the
     operator's, or the console's (`console`), to sign the start with
-    (docs/operators/signed-acts.md). `squatter`: first end a squatter that holds the
-    pair's run id, if one does (end_squatter; refused when what holds it is amsm's)."""
+    (docs/operators/signed-acts.md). `squatter`: the run of a squatter under the pair's
+    run id to end first (api/squatters.py; refused when what runs there is amsm's or
+    another run)."""
     if key is not None and "intent" in type(inp).model_fields:
         after = await followed_run(temporal, inv.pair, inv.workflow_id)
         inp = inp.model_copy(
             update={"intent": signed_start(key, inv, kind, inp, operator, after, console)}
         )
     ended = None
-    if squatter:
+    if squatter is not None:
         ended = await end_squatter(
-            temporal, inv, operator, inv.workflow_id, f"the run of pair {inv.pair}",
-            tuple(KINDS), "amsm start",
+            temporal, inv, operator, key is not None, squatter, inv.workflow_id,
+            f"the run of pair {inv.pair}", RUN_TYPES,
         )  # fmt: skip
     try:
         handle = await temporal.start_workflow(
@@ -160,8 +153,10 @@ async def start(
             + (f" ({via})" if via else ""),
         )
     except WorkflowAlreadyStartedError:
+        first = ended_said(ended)
         raise Refused(
-            f"refused: only one workflow runs on pair {inv.pair} at a time, and "
+            (f"{first}; then " if first else "")
+            + f"refused: only one workflow runs on pair {inv.pair} at a time, and "
             f"{await running_run(temporal, inv)}{hint}"
         ) from None
     run_id = handle.result_run_id or ""

@@ -13,6 +13,7 @@ from temporalio.client import Client
 
 from api.control_approvals import Waiting
 from api.controls import ControlRequest, control_overrides, run_control
+from api.squatters import ended_said
 from client.commands.keys import acting, add_key_option
 from client.session import EXIT_OK, emit
 from inventory.models import Inventory
@@ -47,10 +48,10 @@ def add(sub: Any) -> None:
         p.add_argument("--reason", metavar="TEXT", help="why the rules are forced (required)")
         p.add_argument(
             "--end-squatter",
-            action="store_true",
-            help="first end a workflow that holds the control's id and that amsm did not "
-            "start (another task queue, or not a control): a squatter; refused when a "
-            "control of the pair runs there",
+            metavar="RUN",
+            help="first end run RUN, a workflow that holds the control's id and that amsm "
+            "did not start (another task queue, or not a control), as the refusal names "
+            "it: a squatter; refused for anything else",
         )
         return p
 
@@ -131,9 +132,10 @@ async def run(temporal: Client, inv: Inventory, args: argparse.Namespace) -> int
     )
     ended = done.ended_squatter
     if ended is not None and not args.json:
-        print(f"ended the squatter {ended.workflow_id} (run {ended.run_id}): {ended.why}")
+        print(ended_said(ended))
+    squatter = {"ended_squatter": ended.model_dump()} if ended else {}
     if done.waiting is not None:
-        return waiting(args, operator, done.run_id, done.waiting)
+        return waiting(args, operator, done.run_id, done.waiting, squatter)
     result = done.result
     assert result is not None
     text = result.message + "".join(f"\n  {d}" for d in result.details)
@@ -142,14 +144,20 @@ async def run(temporal: Client, inv: Inventory, args: argparse.Namespace) -> int
         text += f"\n  by {result.operator} ({result.proof})"
     if result.approved:
         text += f"\n  override {result.approved}"
-    squatter = {"ended_squatter": ended.model_dump()} if ended else {}
     emit(args, {"run_id": done.run_id, **result.model_dump(mode="json"), **squatter}, text)
     return EXIT_OK
 
 
-def waiting(args: argparse.Namespace, operator: str, run_id: str | None, w: Waiting) -> int:
+def waiting(
+    args: argparse.Namespace,
+    operator: str,
+    run_id: str | None,
+    w: Waiting,
+    squatter: dict[str, Any] | None = None,
+) -> int:
     """A control whose break-glass override waits for its approvals: nothing has acted
-    yet; what the others type (docs/operators/two-person.md, "A control's override")."""
+    yet; what the others type (docs/operators/two-person.md, "A control's override").
+    `squatter`: the squatter it ended first, for `--json`."""
     rules = ", ".join(dict.fromkeys(args.overrides))
     message = (
         f"{args.control} waits for {w.required} operators to approve its break-glass "
@@ -170,6 +178,7 @@ def waiting(args: argparse.Namespace, operator: str, run_id: str | None, w: Wait
         "proof": None,
         "approved": None,
         "waiting": w.model_dump(mode="json"),
+        **(squatter or {}),
     }
     emit(args, data, message + "".join(f"\n  {d}" for d in details))
     return EXIT_OK

@@ -9,10 +9,11 @@ from typing import Any
 from pydantic import BaseModel
 from temporalio.client import Client
 
+from api.squatters import ended_said
 from api.start import start, start_input
 from client.commands import dry_run
 from client.commands.keys import acting, add_key_option
-from client.session import EXIT_FAIL, EXIT_OK, emit
+from client.session import EXIT_FAIL, EXIT_OK, EXIT_USAGE, CliError, emit
 from inventory.models import Inventory
 from workflows.kind import Kind, StartOption
 from workflows.kinds import KINDS
@@ -71,10 +72,10 @@ def add(sub: Any) -> None:
         )
         k.add_argument(
             "--end-squatter",
-            action="store_true",
-            help="first end a workflow that holds the pair's run id and that amsm did not "
-            "start (another task queue, or none of the pair's workflows): a squatter; "
-            "refused when what holds the id is the pair's own run",
+            metavar="RUN",
+            help="first end run RUN, a workflow that holds the pair's run id and that amsm "
+            "did not start (another task queue, or none of the pair's workflows), as the "
+            "refusal names it: a squatter; refused for anything else",
         )
         k.add_argument(
             "--dry-run",
@@ -107,6 +108,8 @@ async def run(temporal: Client, inv: Inventory, args: argparse.Namespace) -> int
     args.operator, key = acting(args, inv)
     inp, what = workflow_input(inv, args)
     if args.dry_run:
+        if args.end_squatter:
+            raise CliError("--end-squatter goes with a start, not with --dry-run", EXIT_USAGE)
         return await dry_run.run(temporal, inv, args, inp)
     started = await start(
         temporal,
@@ -121,11 +124,7 @@ async def run(temporal: Client, inv: Inventory, args: argparse.Namespace) -> int
         squatter=args.end_squatter,
     )
     ended = started.ended_squatter
-    said = (
-        f"ended the squatter {ended.workflow_id} (run {ended.run_id}): {ended.why}\n"
-        if ended
-        else ""
-    )
+    said = f"{ended_said(ended)}\n" if ended else ""
     squatter = {"ended_squatter": ended.model_dump()} if ended else {}
     if started.refused:
         data = {"run_id": started.run_id, "refused": started.refused, **squatter}

@@ -111,9 +111,11 @@ async def test_a_controls_override_waits_for_two_other_operators_before_it_acts(
         assert rc == 1 and "another control is running" in out, out
         assert f"waits for the approvals of its break-glass override: amsm approve {run}" in out
         # --end-squatter never ends the pair's own control.
+        control = await temporal.get_workflow_handle(control_workflow_id(pair)).describe()
         rc, out = await cli(
-            temporal, lab, "dsm", "set-main", "X", "--key", files["bob"], "--end-squatter"
-        )
+            temporal, lab, "dsm", "set-main", "X", "--key", files["bob"],
+            "--end-squatter", control.run_id,
+        )  # fmt: skip
         assert rc == 1 and "ends only a workflow amsm did not start" in out, out
 
         rc, out = await cli(temporal, lab, "approve", run, "break-glass", "--key", files["ann"])

@@ -142,31 +142,42 @@ async def test_squatters_under_the_run_and_control_ids(  # type: ignore[no-untyp
         assert rc != 0 and "only one workflow runs on pair" in out, out
         assert "a squatter (not started by amsm as the run of pair" in out, out
         assert f"remove it with temporal workflow terminate --workflow-id {inv.workflow_id} " in out
-        assert "or start again with --end-squatter, which ends it first" in out, out
+        squatter = (await temporal.get_workflow_handle(inv.workflow_id).describe()).run_id
+        assert f"or give --end-squatter {squatter}, which ends it first" in out, out
         rc, out = await cli(temporal, lab, "browse", "stop")
         assert rc != 0 and "another control is running" in out, out
         assert f"but {control} is a squatter" in out and "'nobody-polls'" in out, out
-        remedy = out.split("remove it: ", 1)[1].strip()
+        remedy = out.split("remove it with ", 1)[1].split(", or give", 1)[0]
         assert remedy.startswith(f"temporal workflow terminate --workflow-id {control} "), out
-        assert "(or give the control --end-squatter, which ends it first)" in out, out
         sq_run = (await temporal.get_workflow_handle(control).describe()).run_id
-        r = await cli_json(temporal, lab, "browse", "stop", "--end-squatter")
+        assert f"or give --end-squatter {sq_run}, which ends it first" in out, out
+        # A mistyped host is refused before anything is ended.
+        rc, out = await cli(temporal, lab, "reboot", "NO-SUCH", "--end-squatter", sq_run)
+        assert rc != 0 and "ended the squatter" not in out, out
+        assert (await temporal.get_workflow_handle(control).describe()).run_id == sq_run
+        r = await cli_json(temporal, lab, "browse", "stop", "--end-squatter", sq_run)
         assert (r["ended_squatter"]["workflow_id"], r["ended_squatter"]["run_id"]) == (
             control, sq_run,
         ), r  # fmt: skip
-        rc, out = await cli(temporal, lab, "browse", "stop", "--end-squatter")
+        rc, out = await cli(temporal, lab, "browse", "stop", "--end-squatter", sq_run)
         assert rc == 0 and "ended the squatter" not in out, out  # nothing runs there now
 
         # `--end-squatter` ends the squatter under the run's id, then starts: the night's
         # unplanned switch is not held up by the temporal CLI. It never ends amsm's own.
-        squatter = (await temporal.get_workflow_handle(inv.workflow_id).describe()).run_id
-        r = await cli_json(temporal, lab, "start", "switch", "--to", "Y", "--end-squatter")
+        # Only an operator, and only the run named.
+        lab.edit_inventory(operators=["root", "tester"])
+        argv = ("start", "switch", "--to", "Y", "--end-squatter")
+        rc, out = await cli(temporal, lab, *argv, squatter, "--operator", "mallory")
+        assert rc != 0 and "mallory is not an operator of pair" in out, out
+        rc, out = await cli(temporal, lab, *argv, "0badf00d")
+        assert rc != 0 and f"the squatter under {inv.workflow_id} is run {squatter}" in out, out
+        r = await cli_json(temporal, lab, *argv, squatter)
         ended = r["ended_squatter"]
         assert (ended["workflow_id"], ended["run_id"]) == (inv.workflow_id, squatter), r
         assert "'nobody-polls', not the pair's" in ended["why"], ended
         gone = await temporal.get_workflow_handle(inv.workflow_id, run_id=squatter).describe()
         assert gone.status == WorkflowExecutionStatus.TERMINATED, gone.status
-        rc, out = await cli(temporal, lab, "start", "switch", "--to", "Y", "--end-squatter")
+        rc, out = await cli(temporal, lab, *argv, r["run_id"])
         assert rc != 0 and "ends only a workflow amsm did not start" in out, out
         mine = await temporal.get_workflow_handle(inv.workflow_id).describe()
         assert (mine.run_id, mine.status) == (r["run_id"], WorkflowExecutionStatus.RUNNING)
