@@ -68,8 +68,7 @@ def squatter_of(
 ) -> Squatter:
     """`w` as a squatter: why it is not believed (`what`: what it pretends to be; a
     `workflow_type` it must have, or one of several, if any; a `parent` that must have
-    started it, if any)
-    and the command that removes it."""
+    started it, if any) and the command that removes it."""
     reasons = []
     if w.task_queue != queue:
         reasons.append(f"its task queue is {w.task_queue!r}, not the pair's {queue!r}")
