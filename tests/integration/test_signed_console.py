@@ -115,3 +115,34 @@ async def test_the_console_signs_for_the_operator_logged_in(
         assert status in (200, 303), (status, body)
         shown = await cli_json(temporal, lab, "show", run)
         assert [d["proof"] for d in shown["decisions"]] == [through], shown["decisions"]
+
+
+async def test_the_console_marks_an_unsigned_act_unproven(
+    temporal: Client, lab_factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """A pair with keys that still takes unsigned acts (no require_signed): a start from
+    the CLI without a key is taken, and the console's run page says it is unproven, as
+    `amsm show` does."""
+    monkeypatch.setenv("AMSM_OPERATOR", "tester")
+    monkeypatch.delenv("AMSM_KEY", raising=False)
+    lab: Lab = await lab_factory(editors=1, ingest=0)
+    pair = lab.inventory.pair
+    console_file, console_line = key_file(tmp_path, "console")
+    lab.edit_inventory(operators=["operator", "tester"], console_key=console_line)
+    async with (
+        running_worker(temporal, lab),
+        console_server(lab, "--console-key-file", console_file) as server,
+    ):
+        run = (await cli_json(temporal, lab, "start", "switch", "--to", "Y"))["run_id"]
+        shown = await cli_json(temporal, lab, "show", run)
+        assert (shown["initiator"], shown["initiator_proof"]) == ("tester", "unproven"), shown
+        status, cookie, _ = await asyncio.to_thread(
+            form_login, server.url, "operator", password(lab, "operator")
+        )
+        assert status == 303, status
+        status, _, page = await asyncio.to_thread(http, f"{server.url}/pairs/{pair}/run", cookie)
+        assert status == 200, status
+        said = html.unescape(re.sub(r"<[^>]+>", "", page))
+        assert "started by tester (unproven)" in said, said
+        rc, out = await cli(temporal, lab, "abort", run, "--reason", "test over")
+        assert rc == 0, out
