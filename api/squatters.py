@@ -8,7 +8,7 @@ never amsm's own, and never for someone who may not act on the pair."""
 
 from __future__ import annotations
 
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.refusal import Refused
@@ -31,9 +31,24 @@ async def squatter_under(
         raise Refused(f"what runs under {workflow_id} cannot be read: {cause(e)}") from None
     if desc.status != WorkflowExecutionStatus.RUNNING:
         return None, False
-    if desc.task_queue == inv.queue and desc.workflow_type in types:
-        return None, True
-    return squatter_of(desc, inv.queue, what, types), True
+    return squatter_in(desc, inv, what, types), True
+
+
+def squatter_in(
+    w: WorkflowExecution, inv: Inventory, what: str, types: tuple[str, ...]
+) -> Squatter | None:
+    """`w`, running under one of amsm's ids, as a squatter, or None: it is amsm's."""
+    if w.task_queue == inv.queue and w.workflow_type in types:
+        return None
+    return squatter_of(w, inv.queue, what, types)
+
+
+def said(sq: Squatter) -> str:
+    """A squatter in a refusal: why, and how to end it."""
+    return (
+        f"a squatter ({sq.why}): remove it with {sq.remedy}, or give --end-squatter "
+        f"{sq.run_id}, which ends it first"
+    )
 
 
 async def said_squatter(
@@ -45,12 +60,7 @@ async def said_squatter(
         sq, _ = await squatter_under(temporal, inv, workflow_id, what, types)
     except Refused:
         return ""
-    if sq is None:
-        return ""
-    return (
-        f"a squatter ({sq.why}): remove it with {sq.remedy}, or give --end-squatter "
-        f"{sq.run_id}, which ends it first"
-    )
+    return "" if sq is None else said(sq)
 
 
 def ended_said(sq: Squatter | None) -> str:

@@ -22,7 +22,7 @@ from api.check import read_time_limit
 from api.controls import control_overrides
 from api.refusal import Refused
 from api.runs import cause, index
-from api.squatters import end_squatter, ended_said, said_squatter
+from api.squatters import end_squatter, ended_said, said, squatter_in
 from inventory import intent
 from inventory.models import Inventory
 from wire.fences import Squatter
@@ -99,10 +99,10 @@ async def running_run(temporal: Client, inv: Inventory) -> str:
         f"run {desc.run_id} ({desc.workflow_type}, started {desc.start_time:%Y-%m-%d %H:%M:%S} UTC)"
         " is running"
     )
-    said = await said_squatter(
-        temporal, inv, inv.workflow_id, f"the run of pair {inv.pair}", RUN_TYPES
-    )
-    return line + (f", {said}" if said else "")
+    sq = squatter_in(desc, inv, f"the run of pair {inv.pair}", RUN_TYPES)
+    if desc.status != WorkflowExecutionStatus.RUNNING or sq is None:
+        return line
+    return f"{line}, {said(sq)}"
 
 
 async def start(

@@ -26,7 +26,7 @@ from activities.pair import PairActivities
 from api.schedule import cancel, file
 from api.start import start, start_input
 from tests.support.cli import cli
-from tests.support.console import console_lab, logged_in
+from tests.support.console import cancel_scheduled, console_lab, logged_in
 from tests.support.lab import BIN, Lab
 from tests.support.notify import HttpSink, http_sink, write_config
 from tests.support.secrets import assert_no_secrets, record_history
@@ -300,14 +300,7 @@ async def test_the_pair_page_shows_a_scheduled_run_and_an_operator_cancels_it(
         await expect(row).to_contain_text("asked by ann")
         await expect(row).to_contain_text("the lab's night")
         assert await row.get_by_role("button", name="Cancel").count() == 0  # viewers see only
-        page = await logged_in(browser, server, lab, "operator")
-        await page.goto(f"{server.url}/pairs/{inv.pair}")
-        row = page.locator(f"#scheduled-{filed.schedule_id}")
-        await row.get_by_label(f"why cancel {filed.schedule_id}").fill("a newsroom night")
-        await row.get_by_role("button", name="Cancel").click()
-        await expect(page.locator("p.flash").first).to_contain_text(
-            f"cancelled scheduled run {filed.schedule_id}"
-        )
+        page = await cancel_scheduled(browser, server, lab, filed.schedule_id, "a newsroom night")
         st = await ended(temporal, filed.workflow_id)
         assert (st.status, st.cancelled_by, st.why) == ("cancelled", "operator", "a newsroom night")
         await page.goto(f"{server.url}/pairs/{inv.pair}")

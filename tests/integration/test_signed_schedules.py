@@ -26,7 +26,7 @@ from api import schedule as schedule_api
 from api.act import read_key
 from inventory import intent
 from tests.support.cli import cli, cli_json
-from tests.support.console import chromium, console_server, logged_in
+from tests.support.console import cancel_scheduled, chromium, console_server, logged_in
 from tests.support.lab import Lab
 from tests.support.resets import child_completed, reset_after
 from tests.support.secrets import assert_no_secrets, record_history
@@ -290,14 +290,7 @@ async def test_the_pair_page_shows_a_filing_proven_and_its_cancel_is_signed_for_
         await expect(viewer.locator(f"#scheduled-{sid}")).to_contain_text(
             "asked by ann (proven by ann's key)"
         )
-        page = await logged_in(browser, server, lab, "operator")
-        await page.goto(f"{server.url}/pairs/{lab.inventory.pair}")
-        row = page.locator(f"#scheduled-{sid}")
-        await row.get_by_label(f"why cancel {sid}").fill("not tonight")
-        await row.get_by_role("button", name="Cancel").click()
-        await expect(page.locator("p.flash").first).to_contain_text(
-            f"cancelled scheduled run {sid}"
-        )
+        await cancel_scheduled(browser, server, lab, sid, "not tonight")
         wid = schedule_workflow_id(lab.inventory.pair, sid)
         st = await temporal.get_workflow_handle(wid, result_type=ScheduleState).result()
         assert (st.status, st.cancelled_by, st.cancelled_proof) == (

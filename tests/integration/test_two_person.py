@@ -11,6 +11,7 @@ import sqlite3
 import time
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -57,21 +58,43 @@ def _key_file(tmp_path: Path, name: str) -> tuple[str, str]:
     return str(path), intent.public_line(key.public_key())
 
 
+def _keys(tmp_path: Path, *names: str) -> tuple[dict[str, str], dict[str, str]]:
+    """A key for each of `names`: their private key files and public key lines."""
+    files, lines = {}, {}
+    for name in names:
+        files[name], lines[name] = _key_file(tmp_path, name)
+    return files, lines
+
+
+async def _signed_lab(
+    lab_factory: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    approvals: dict[str, dict[str, Any]],
+    **inventory: Any,
+) -> tuple[Lab, dict[str, str]]:
+    """A lab of one editor that takes only signed acts, its operators ann, bob and cat
+    with keys (ann reads and starts), under `approvals`; the lab and their key files."""
+    monkeypatch.setenv("AMSM_OPERATOR", "ann")
+    monkeypatch.delenv("AMSM_KEY", raising=False)
+    lab: Lab = await lab_factory(editors=1, ingest=0)
+    files, lines = _keys(tmp_path, "ann", "bob", "cat")
+    lab.edit_inventory(
+        operators=[{"name": n, "key": lines[n]} for n in ("ann", "bob", "cat")],
+        identity={"require_signed": True},
+        approvals=approvals,
+        **inventory,
+    )
+    return lab, files
+
+
 async def test_two_distinct_proven_operators_open_the_overwrite_gate(
     temporal: Client, lab_factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setenv("AMSM_OPERATOR", "ann")  # who reads (show) and starts
-    monkeypatch.delenv("AMSM_KEY", raising=False)
-    lab: Lab = await lab_factory(editors=1, ingest=0)
-    files, lines = {}, {}
-    for name in ("ann", "bob", "cat"):
-        files[name], lines[name] = _key_file(tmp_path, name)
-    lab.edit_inventory(
-        operators=[{"name": n, "key": lines[n]} for n in ("ann", "bob", "cat")],
+    lab, files = await _signed_lab(
+        lab_factory, tmp_path, monkeypatch, {GATE: {"required": 2, "not_initiator": True}},
         viewers=["vic"],
-        identity={"require_signed": True},
-        approvals={GATE: {"required": 2, "not_initiator": True}},
-    )
+    )  # fmt: skip
     async with running_worker(temporal, lab):
 
         def signing(run: str):  # type: ignore[no-untyped-def]
@@ -163,16 +186,8 @@ async def test_a_switchs_overwrite_gate_shows_the_counts_its_approvals_are_bound
     (patch overwrite-gate-shows-counts): the count of X, which it overwrites, is its item,
     each signed approval is bound to it, and an approval made on another count lapses when
     the gate reads it again; new material on Y, the main, lapses nothing."""
-    monkeypatch.setenv("AMSM_OPERATOR", "ann")
-    monkeypatch.delenv("AMSM_KEY", raising=False)
-    lab: Lab = await lab_factory(editors=1, ingest=0)
-    files, lines = {}, {}
-    for name in ("ann", "bob", "cat"):
-        files[name], lines[name] = _key_file(tmp_path, name)
-    lab.edit_inventory(
-        operators=[{"name": n, "key": lines[n]} for n in ("ann", "bob", "cat")],
-        identity={"require_signed": True},
-        approvals={GATE: {"required": 2, "not_initiator": True}},
+    lab, files = await _signed_lab(
+        lab_factory, tmp_path, monkeypatch, {GATE: {"required": 2, "not_initiator": True}}
     )
     async with running_worker(temporal, lab):
         run = (
@@ -247,9 +262,7 @@ async def _break_glass(
     monkeypatch.setenv("AMSM_OPERATOR", "ann")
     monkeypatch.delenv("AMSM_KEY", raising=False)
     lab: Lab = await lab_factory(editors=1, ingest=0)
-    files, lines = {}, {}
-    for name in ("ann", "bob"):
-        files[name], lines[name] = _key_file(tmp_path, name)
+    files, lines = _keys(tmp_path, "ann", "bob")
     on_air_now(lab)
     hook = stack.enter_context(http_sink())
     write_config(lab.dir / "secrets" / "notify.yaml", {hook.url("waiting"): "waiting"})
@@ -312,16 +325,8 @@ async def test_the_purge_gate_finds_the_orphans_again_after_each_approval(
     bound to the orphan list; a clip recorded on X between two approvals makes the gate
     find three orphans instead of two, both approvals lapse, and the purge deletes exactly
     the list the two people approved at last."""
-    monkeypatch.setenv("AMSM_OPERATOR", "ann")
-    monkeypatch.delenv("AMSM_KEY", raising=False)
-    lab: Lab = await lab_factory(editors=1, ingest=0)
-    files, lines = {}, {}
-    for name in ("ann", "bob", "cat"):
-        files[name], lines[name] = _key_file(tmp_path, name)
-    lab.edit_inventory(
-        operators=[{"name": n, "key": lines[n]} for n in ("ann", "bob", "cat")],
-        identity={"require_signed": True},
-        approvals={"approve-purge": {"required": 2}},
+    lab, files = await _signed_lab(
+        lab_factory, tmp_path, monkeypatch, {"approve-purge": {"required": 2}}
     )
     async with running_worker(temporal, lab):
 
@@ -394,9 +399,7 @@ async def test_two_operators_approve_the_purge_from_their_own_console_logins(
     monkeypatch.setenv("AMSM_OPERATOR", "ann")
     monkeypatch.delenv("AMSM_KEY", raising=False)
     lab: Lab = await lab_factory(editors=1, ingest=0)
-    files, lines = {}, {}
-    for name in ("ann", "console"):
-        files[name], lines[name] = _key_file(tmp_path, name)
+    files, lines = _keys(tmp_path, "ann", "console")
     # bob and cat: console accounts of their own (the lab makes operator and viewer).
     accounts = {n: (password(lab, n), n) for n in ("operator", "viewer")}
     for name in ("bob", "cat"):

@@ -116,6 +116,22 @@ async def logged_in(browser: Browser, server: ConsoleServer, lab: Lab, account: 
     return page
 
 
+async def cancel_scheduled(
+    browser: Browser, server: ConsoleServer, lab: Lab, schedule_id: str, why: str
+) -> Page:
+    """The pair page's Cancel of scheduled run `schedule_id`, by the lab's operator, for
+    `why`; it answers that it cancelled it. The operator's page."""
+    page = await logged_in(browser, server, lab, "operator")
+    await page.goto(f"{server.url}/pairs/{lab.inventory.pair}")
+    row = page.locator(f"#scheduled-{schedule_id}")
+    await row.get_by_label(f"why cancel {schedule_id}").fill(why)
+    await row.get_by_role("button", name="Cancel").click()
+    await expect(page.locator("p.flash").first).to_contain_text(
+        f"cancelled scheduled run {schedule_id}"
+    )
+    return page
+
+
 async def shot(page: Page, name: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     await page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
