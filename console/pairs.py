@@ -23,8 +23,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio.client import Client
 
@@ -49,6 +50,7 @@ from inventory.status import PairStatus
 from workflows.models import Checklist, StepRecord
 
 log = logging.getLogger("amsm.console")
+T = TypeVar("T")
 
 # Seconds. The run's checklist is asked at most this often while its tasks complete (a
 # switch of 184 clients completes several a second, each answer is every client's stage):
@@ -78,6 +80,16 @@ async def status_json(temporal: Client, inv: Inventory, operator: str, act: bool
 async def show_json(temporal: Client, inv: Inventory, run: str = "current") -> dict[str, Any]:
     """`amsm show RUN --json` (api/show.py, as the CLI's)."""
     return (await show(temporal, inv, run)).to_json()
+
+
+async def within(aw: Awaitable[T], seconds: float) -> T:
+    """`aw`, or TimeoutError after `seconds`. Not asyncio.wait_for: on Python 3.11 it
+    swallows a cancel that comes as its awaitable finishes (cpython bpo-42130), so a
+    subscription's task cancelled when the last browser left could go on reading
+    Temporal unseen (the likeliest cause of the console benchmark once counting some
+    150 reads a minute with no page open and no subscription)."""
+    async with asyncio.timeout(seconds):
+        return await aw
 
 
 def no_run(e: Refused) -> bool:
@@ -177,7 +189,7 @@ class Hub:
         async with live.lock:
             live.reads += 1
             try:
-                c: Checklist | None = await asyncio.wait_for(self._checklist(live), READ_TIMEOUT)
+                c: Checklist | None = await within(self._checklist(live), READ_TIMEOUT)
                 c_error = None
             except Refused as e:
                 c, c_error = None, (None if no_run(e) else str(e))
@@ -211,7 +223,7 @@ class Hub:
             if fresh:
                 st = await read_status(self.temporal, live.inv)
                 return st, f"read from the devices at {st.read_at}", None
-            st, when = await asyncio.wait_for(self._watched(live), READ_TIMEOUT)
+            st, when = await within(self._watched(live), READ_TIMEOUT)
             return st, when, None
         except Refused as e:
             if snap.status is None and not fresh:
@@ -241,7 +253,7 @@ class Hub:
         snap = live.snapshot
         ready: ReadinessView | None
         try:
-            ready = await asyncio.wait_for(read_readiness(self.temporal, live.inv), READ_TIMEOUT)
+            ready = await within(read_readiness(self.temporal, live.inv), READ_TIMEOUT)
         except TimeoutError:
             ready = snap.readiness  # the last verdict stays; the next read tries again
         fences, fence_error = await self._fences(live)
@@ -259,7 +271,7 @@ class Hub:
             snap = live.snapshot
             c, error = snap.approvals, None
             try:
-                mark, answer = await asyncio.wait_for(
+                mark, answer = await within(
                     approvals_if_changed(self.temporal, live.inv, live.seen_approvals),
                     READ_TIMEOUT,
                 )
@@ -280,7 +292,7 @@ class Hub:
 
     async def _fences(self, live: PairLive) -> tuple[list[str], str | None]:
         try:
-            view = await asyncio.wait_for(read_fence(self.temporal, live.inv), READ_TIMEOUT)
+            view = await within(read_fence(self.temporal, live.inv), READ_TIMEOUT)
         except (Refused, TimeoutError) as e:
             # Unread, it counts as waiting on both sides (activities/pair.py fences_waiting).
             return ["X", "Y"], str(e) or "the fence did not answer within 5 s"
@@ -447,7 +459,7 @@ class Hub:
                 last = now
             if mark is None or not mark.open:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(live.poke.wait(), IDLE_EVERY)
+                    await within(live.poke.wait(), IDLE_EVERY)
                 continue
             async for recs, changed in follow_run(self.temporal, live.inv, mark.run_id):
                 live.reads += 1
@@ -520,7 +532,7 @@ class Hub:
             live.approvals_poke.clear()
             await self._read_approvals(live)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(live.approvals_poke.wait(), APPROVALS_EVERY)
+                await within(live.approvals_poke.wait(), APPROVALS_EVERY)
 
     async def close(self) -> None:
         for live in self.pairs.values():

@@ -10,7 +10,7 @@ import stat
 import subprocess
 import time
 
-from playwright.async_api import Page
+from playwright.async_api import Page, expect
 from temporalio.client import Client
 from temporalio.service import RPCError
 
@@ -509,7 +509,9 @@ async def test_the_purge_gate_is_approved_by_typing_the_number_of_clips(
         )
         row = page.locator("#step-approve-purge[data-status='awaiting-approval']")
         await row.wait_for()
-        assert "3 item(s)" in await row.inner_text()
+        # The row's status can show from the run's record before its whole checklist
+        # (its items, what to type) comes: wait for that, then read it.
+        await expect(row).to_contain_text("3 item(s)")
         box = row.get_by_label("Type to approve")
         placeholder = str(await box.get_attribute("placeholder"))
         assert placeholder == "type 3: the number of clips to delete"
